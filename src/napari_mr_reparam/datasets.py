@@ -1,0 +1,224 @@
+"""Training and test data: the paper's protocol as a fixed dataset, and a streaming sampler.
+
+The protocol (Narang et al., BIOENG'22): 200 random (TE, TR) pairs, TR uniform in
+1.2-10 s, TE in 20 ms-1 s with short TEs more likely (here: log-uniform), 24 axial
+slices per pair at 256x256, and the Default-to-Param input image (TE 50 ms, TR 4.5 s)
+for every slice. Two splits over the (pair, slice) samples:
+
+``paper``
+    a random 1500 train / 3300 test split, as the paper did;
+``slices``
+    whole slices held out (a third of the slices for training, the rest for testing),
+    so test anatomy is never seen in training: the stricter test.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import DEFAULT_TE_MS, DEFAULT_TR_MS
+from .phantoms import Phantom
+from .simulate import Acquisition, choose_slices, resize_slices, simulate_images, slice_masks
+
+TE_RANGE_MS = (20.0, 1000.0)
+TR_RANGE_MS = (1200.0, 10000.0)
+SPLITS = ("paper", "slices")
+PAPER_TRAIN_SAMPLES = 1500
+DATASET_FILE = "dataset.npz"
+MANIFEST_FILE = "manifest.json"
+_ARRAYS = ("images", "default", "masks", "te_ms", "tr_ms", "slice_index",
+           "train_paper", "train_slices", "p2p_input_pair")
+
+
+def sample_te_tr(rng: np.random.Generator, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """Draw ``count`` (TE, TR) pairs in ms: TR uniform, TE log-uniform (short TE likelier).
+
+    Times are rounded to 0.1 ms so that the manifest states them exactly.
+    """
+    tr = rng.uniform(*TR_RANGE_MS, size=count)
+    te = np.exp(rng.uniform(np.log(TE_RANGE_MS[0]), np.log(TE_RANGE_MS[1]), size=count))
+    return np.round(te, 1), np.round(tr, 1)
+
+
+@dataclass
+class ProtocolDataset:
+    """Images of one phantom at many (TE, TR) pairs; arrays indexed [pair, slice].
+
+    Attributes
+    ----------
+    images : uint8 (pairs, slices, h, w)
+        Target images on the phantom's grid, each normalized to its own maximum and
+        quantized to 8 bits: the simulator's "exported" images. :meth:`images_at`
+        resizes them to ``size`` as the network sees them.
+    default : uint8 (slices, h, w)
+        The same slices at the Default-to-Param input (TE 50 ms, TR 4500 ms).
+    masks : bool (slices, h, w)
+        Brain masks for the masked metrics.
+    te_ms, tr_ms : float (pairs,)
+    slice_index : int (slices,)
+        Axial slice numbers in the phantom.
+    train_paper, train_slices : bool (pairs, slices)
+        True where a sample belongs to the training part of that split.
+    p2p_input_pair : int (pairs, slices)
+        For Param-to-Param, the pair whose image of the same slice is the input.
+    """
+
+    images: np.ndarray
+    default: np.ndarray
+    masks: np.ndarray
+    te_ms: np.ndarray
+    tr_ms: np.ndarray
+    slice_index: np.ndarray
+    train_paper: np.ndarray
+    train_slices: np.ndarray
+    p2p_input_pair: np.ndarray
+    phantom: str = ""
+    seed: int = 0
+    size: int = 256
+
+    def images_at(self, pairs, slices) -> np.ndarray:
+        """Target images [pairs, slices] resized to ``size``, float32 in [0, 1]."""
+        return _to_network(self.images[pairs, slices], self.size)
+
+    def default_at(self, slices) -> np.ndarray:
+        """Default-to-Param input images of ``slices``, resized, float32 in [0, 1]."""
+        return _to_network(self.default[slices], self.size)
+
+    def masks_at(self, slices) -> np.ndarray:
+        """Brain masks of ``slices`` at ``size``."""
+        m = np.asarray(self.masks[slices], np.float32)
+        flat = m.reshape(-1, *m.shape[-2:])
+        return (resize_slices(flat, self.size) > 0.5).reshape(*m.shape[:-2], self.size, self.size)
+
+    @property
+    def n_pairs(self) -> int:
+        return self.images.shape[0]
+
+    @property
+    def n_slices(self) -> int:
+        return self.images.shape[1]
+
+    def samples(self, split: str, part: str) -> tuple[np.ndarray, np.ndarray]:
+        """(pair, slice) indices of the ``train`` or ``test`` part of a split."""
+        if split not in SPLITS:
+            raise ValueError(f"unknown split {split!r}; known: {', '.join(SPLITS)}")
+        if part not in ("train", "test"):
+            raise ValueError(f"part must be 'train' or 'test', got {part!r}")
+        train = getattr(self, f"train_{split}")
+        return np.nonzero(train if part == "train" else ~train)
+
+    def save(self, out_dir: str | Path) -> Path:
+        """Write ``dataset.npz`` and ``manifest.json``: byte-identical for equal content."""
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        _write_npz(out / DATASET_FILE, {k: getattr(self, k) for k in _ARRAYS})
+        (out / MANIFEST_FILE).write_text(json.dumps(self.manifest(), indent=1) + "\n")
+        return out
+
+    @classmethod
+    def load(cls, path: str | Path) -> "ProtocolDataset":
+        """Read a dataset written by :meth:`save` (the folder or its ``dataset.npz``)."""
+        path = Path(path)
+        folder = path if path.is_dir() else path.parent
+        npz = folder / DATASET_FILE
+        if not npz.is_file():
+            raise FileNotFoundError(f"no {DATASET_FILE} in {folder}")
+        with np.load(npz, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in _ARRAYS}
+        meta = json.loads((folder / MANIFEST_FILE).read_text())
+        return cls(**arrays, phantom=meta["phantom"], seed=meta["seed"], size=meta["size"])
+
+    def manifest(self) -> dict:
+        """Every sample's pair, slice, TE/TR (ms), splits and P2P input pair."""
+        samples = []
+        for p in range(self.n_pairs):
+            for s in range(self.n_slices):
+                q = int(self.p2p_input_pair[p, s])
+                samples.append({
+                    "pair": p, "slice": s, "phantom_slice": int(self.slice_index[s]),
+                    "te_ms": float(self.te_ms[p]), "tr_ms": float(self.tr_ms[p]),
+                    "split_paper": "train" if self.train_paper[p, s] else "test",
+                    "split_slices": "train" if self.train_slices[p, s] else "test",
+                    "p2p_input_pair": q,
+                    "p2p_input_te_ms": float(self.te_ms[q]), "p2p_input_tr_ms": float(self.tr_ms[q]),
+                })
+        return {
+            "phantom": self.phantom, "seed": self.seed, "sequence": "spin_echo",
+            "default_te_ms": DEFAULT_TE_MS, "default_tr_ms": DEFAULT_TR_MS,
+            "size": self.size, "stored_shape": list(self.images.shape[2:]),
+            "pairs": self.n_pairs, "slices": self.n_slices,
+            "intensity": "uint8, each image normalized to its own maximum; resized "
+                         "bilinearly to size x size when read",
+            "samples": samples,
+        }
+
+
+def build_protocol_dataset(
+    phantom: Phantom, seed: int = 0, pairs: int = 200, slices: int = 24, size: int = 256,
+    progress=None,
+) -> ProtocolDataset:
+    """Simulate the paper's protocol on ``phantom`` (deterministic for a seed).
+
+    ``progress``, if given, is called with the number of pairs just finished.
+    """
+    rng = np.random.default_rng(seed)
+    te, tr = sample_te_tr(rng, pairs)
+    idx = choose_slices(phantom, slices)
+    images = np.empty((pairs, len(idx), *phantom.shape[1:]), np.uint8)
+    for p in range(pairs):
+        images[p] = simulate_images(phantom, Acquisition(float(te[p]), float(tr[p])), idx, None)
+        if progress is not None:
+            progress(1)
+    default = simulate_images(phantom, Acquisition(DEFAULT_TE_MS, DEFAULT_TR_MS), idx, None)
+    train_paper, train_slices = _splits(rng, pairs, len(idx))
+    return ProtocolDataset(
+        images=images, default=default, masks=slice_masks(phantom, idx, None),
+        te_ms=te.astype(np.float32), tr_ms=tr.astype(np.float32), slice_index=idx,
+        train_paper=train_paper, train_slices=train_slices,
+        p2p_input_pair=_other_pairs(rng, pairs, len(idx)),
+        phantom=phantom.name, seed=seed, size=size,
+    )
+
+
+def _splits(rng, pairs: int, slices: int) -> tuple[np.ndarray, np.ndarray]:
+    total = pairs * slices
+    n_train = round(total * PAPER_TRAIN_SAMPLES / 4800)
+    paper = np.zeros(total, bool)
+    paper[rng.permutation(total)[:n_train]] = True
+    train_slices = np.zeros(slices, bool)
+    train_slices[rng.permutation(slices)[: max(1, slices // 3)]] = True
+    return paper.reshape(pairs, slices), np.broadcast_to(train_slices, (pairs, slices)).copy()
+
+
+def _other_pairs(rng, pairs: int, slices: int) -> np.ndarray:
+    if pairs < 2:
+        return np.zeros((pairs, slices), np.int64)
+    offset = rng.integers(1, pairs, size=(pairs, slices))
+    return (np.arange(pairs)[:, None] + offset) % pairs
+
+
+def _to_network(images_u8: np.ndarray, size: int) -> np.ndarray:
+    images = np.asarray(images_u8, np.float32) / 255.0
+    flat = images.reshape(-1, *images.shape[-2:])
+    out = np.clip(resize_slices(flat, size), 0.0, 1.0)
+    return out.reshape(*images.shape[:-2], size, size)
+
+
+def _write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """An ``.npz`` with fixed zip timestamps, so equal arrays give equal bytes."""
+    tmp = path.with_name(path.name + ".part")
+    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as zf:
+        for name, array in arrays.items():
+            buffer = io.BytesIO()
+            np.lib.format.write_array(buffer, np.ascontiguousarray(array), allow_pickle=False)
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            zf.writestr(info, buffer.getvalue())
+    tmp.replace(path)

@@ -1,0 +1,1 @@
+"""Training, data generation and evaluation behind ``napari-mr-reparam-train``."""
