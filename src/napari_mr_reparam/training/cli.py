@@ -37,6 +37,92 @@ def cmd_simulate(args) -> int:
     return 0
 
 
+def _train(args, stage: str, **fixed) -> int:
+    from .config import load_config
+    from .loop import train
+
+    cfg = load_config(
+        args.config, stage=stage, steps=args.steps, out=args.out, device=args.device,
+        seed=args.seed, width=args.width, data=args.data, threads=args.threads,
+        phantoms=args.phantom, autoencoder=getattr(args, "autoencoder", None),
+        task=getattr(args, "task", None), batch_size=args.batch_size, name=args.name, **fixed,
+    )
+    checkpoint = train(cfg, resume=args.resume)
+    if int(__import__("os").environ.get("RANK", 0)) == 0:
+        print(f"checkpoint: {checkpoint}")
+    return 0
+
+
+def cmd_autoencoder(args) -> int:
+    return _train(args, "autoencoder")
+
+
+def cmd_paramnet(args) -> int:
+    return _train(args, "paramnet")
+
+
+def cmd_physics(args) -> int:
+    return _train(args, "physics")
+
+
+def cmd_evaluate(args) -> int:
+    import json
+
+    from ..inference import Reparameterizer
+    from ..metrics import format_report
+    from .evaluate import evaluate
+
+    engine = Reparameterizer(args.model, weights=args.weights, device=args.device,
+                             batch_size=args.batch_size)
+    task = args.task or engine.task
+    report = evaluate(engine, task, args.phantom, split=args.split, dataset_seed=args.seed,
+                      limit=args.limit)
+    title = (f"{engine.info.name} ({task}) on {args.phantom}, split {args.split}, "
+             f"{report['count']} test images")
+    print(format_report({f"{engine.info.name} ({task})": report, "identity": report["identity"]}, title))
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(report, fh, indent=2)
+        print(f"wrote {args.json}")
+    return 0
+
+
+def cmd_export(args) -> int:
+    import json
+    from pathlib import Path
+
+    from ..weights import BUNDLED_DIR, load_weights, save_weights
+
+    state, card = load_weights(args.checkpoint)
+    card = dict(card, name=args.name)
+    for metrics_file in args.metrics or []:
+        report = json.loads(Path(metrics_file).read_text())
+        key = f"{report.get('phantom', 'unknown')}|{report.get('split')}|{report.get('task')}"
+        card.setdefault("metrics", {})[key] = {
+            k: v for k, v in report.items() if k.endswith(("_mean", "_std")) or k == "identity"}
+    out = Path(args.out) if args.out else BUNDLED_DIR / f"{args.name}.safetensors"
+    if out.exists() and not args.overwrite:
+        raise FileExistsError(f"{out} exists; pass --overwrite to replace it")
+    save_weights(state, card, out)
+    print(f"wrote {out} and {out.with_suffix('.json').name}")
+    return 0
+
+
+def _add_train_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", help="TOML recipe (see the training/ folder)")
+    p.add_argument("--out", help="run folder for checkpoints")
+    p.add_argument("--name", help="weight-set name recorded in the card")
+    p.add_argument("--steps", type=int, help="optimizer steps")
+    p.add_argument("--batch-size", type=_positive_int)
+    p.add_argument("--width", type=float, help="channel-width multiplier (1.0 = the paper)")
+    p.add_argument("--phantom", action="append", help="training phantom spec (repeatable)")
+    p.add_argument("--data", choices=("paper", "stream"), help="fixed protocol datasets or a stream")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--device", help="auto, cpu, cuda or mps")
+    p.add_argument("--threads", type=int, help="torch CPU threads per process")
+    p.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoint")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="napari-mr-reparam-train",
@@ -53,6 +139,42 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--slices", type=_positive_int, default=24, help="axial slices per pair (default 24)")
     sim.add_argument("--size", type=_positive_int, default=256, help="image size in pixels (default 256)")
     sim.set_defaults(func=cmd_simulate)
+
+    ae = sub.add_parser("autoencoder", help="phase 1: pretrain the autoencoder, then fine-tune on MR")
+    _add_train_options(ae)
+    ae.set_defaults(func=cmd_autoencoder)
+
+    pn = sub.add_parser("paramnet", help="phase 2: train the Param-Net on the frozen encoder")
+    _add_train_options(pn)
+    pn.add_argument("--task", choices=("d2p", "p2p"))
+    pn.add_argument("--autoencoder", help="autoencoder checkpoint or weights whose encoder is used")
+    pn.set_defaults(func=cmd_paramnet)
+
+    ph = sub.add_parser("physics", help="train the physics-informed (quantitative-map) model")
+    _add_train_options(ph)
+    ph.add_argument("--task", choices=("d2p", "p2p"))
+    ph.set_defaults(func=cmd_physics)
+
+    ev = sub.add_parser("evaluate", help="score a model on the paper protocol, identity beside it")
+    ev.add_argument("--model", default="d2p", help="bundled model name (default d2p)")
+    ev.add_argument("--weights", help="a weights file (.safetensors or .pt) instead of a bundled model")
+    ev.add_argument("--task", choices=("d2p", "p2p"), help="default: the model's own task")
+    ev.add_argument("--phantom", default="mni152", help="mni152 or mrilab:PATH")
+    ev.add_argument("--split", choices=("paper", "slices"), default="paper")
+    ev.add_argument("--seed", type=int, default=0, help="dataset seed (the split depends on it)")
+    ev.add_argument("--limit", type=int, help="score only the first N test images")
+    ev.add_argument("--device", default="auto")
+    ev.add_argument("--batch-size", type=_positive_int, default=16)
+    ev.add_argument("--json", help="also write the report as JSON")
+    ev.set_defaults(func=cmd_evaluate)
+
+    ex = sub.add_parser("export", help="turn a checkpoint into a safetensors weight set with its card")
+    ex.add_argument("checkpoint")
+    ex.add_argument("--name", required=True, help="weight-set name (d2p, p2p, physics)")
+    ex.add_argument("--metrics", action="append", help="evaluate --json reports to record in the card")
+    ex.add_argument("--out", help="output .safetensors (default: the package's bundled weights)")
+    ex.add_argument("--overwrite", action="store_true")
+    ex.set_defaults(func=cmd_export)
     return parser
 
 

@@ -1,0 +1,40 @@
+"""Choosing the torch device: ``auto`` means CUDA, then Apple MPS, then CPU."""
+
+from __future__ import annotations
+
+DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
+
+
+def choose_device(name: str = "auto"):
+    """Return a ``torch.device`` for ``name``; a device that is absent raises ``ValueError``."""
+    import torch
+
+    name = (name or "auto").lower()
+    if name not in DEVICE_CHOICES and not name.startswith("cuda:"):
+        raise ValueError(f"unknown device {name!r}; choose from {', '.join(DEVICE_CHOICES)}")
+    cuda, mps = torch.cuda.is_available(), _mps_available()
+    if name == "auto":
+        return torch.device("cuda" if cuda else "mps" if mps else "cpu")
+    if name.startswith("cuda") and not cuda:
+        raise ValueError("CUDA was asked for but no CUDA GPU is available; use --device cpu")
+    if name == "mps" and not mps:
+        raise ValueError("Apple MPS was asked for but is not available; use --device cpu")
+    return torch.device(name)
+
+
+def describe_device(device) -> str:
+    """A short human-readable name: ``CPU (2 threads)`` or ``CUDA: NVIDIA H100``."""
+    import torch
+
+    if device.type == "cuda":
+        return f"CUDA: {torch.cuda.get_device_name(device)}"
+    if device.type == "mps":
+        return "Apple MPS"
+    return f"CPU ({torch.get_num_threads()} threads)"
+
+
+def _mps_available() -> bool:
+    import torch
+
+    backend = getattr(torch.backends, "mps", None)
+    return bool(backend is not None and backend.is_available())

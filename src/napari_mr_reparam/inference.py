@@ -1,0 +1,172 @@
+"""The inference engine: load a model once, run it over slices in batches.
+
+:class:`Reparameterizer` is the one entry point used by the command line, the napari
+plugin and the evaluation alike. It chooses the device, normalizes each slice as the
+model was trained (its own maximum -> [0, 1] -> [-1, 1] at 256x256), runs batches
+under ``torch.inference_mode``, and undoes the normalization so predictions come back
+in the input's intensity units and size. Times are in milliseconds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from . import DEFAULT_TE_MS, DEFAULT_TR_MS
+from .simulate import resize_slices
+
+#: The acquisition range the bundled models were trained on (ms), per parameter.
+TRAINED_RANGE_MS = {"te": (20.0, 1000.0), "tr": (1200.0, 10000.0)}
+NETWORK_SIZE = 256
+
+
+class Cancelled(Exception):
+    """Raised inside a prediction when its ``cancelled`` callback answers True."""
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str
+    arch: str
+    task: str
+    width: float
+    card: dict
+
+
+def known_models() -> list[str]:
+    from .weights import bundled_names
+
+    return [n for n in bundled_names() if not n.startswith("_")]
+
+
+def out_of_range_warnings(te_ms: float, tr_ms: float) -> list[str]:
+    """Human-readable warnings for a target outside the trained range."""
+    out = []
+    for key, value in (("te", te_ms), ("tr", tr_ms)):
+        lo, hi = TRAINED_RANGE_MS[key]
+        if not lo <= value <= hi:
+            out.append(f"{key.upper()} {value:g} ms is outside the trained range "
+                       f"{lo:g}-{hi:g} ms; the prediction is an extrapolation")
+    return out
+
+
+def build_model(card: dict):
+    """The torch module a weight card describes."""
+    from .models import ReparamNet
+
+    arch = card.get("arch")
+    if arch == "paper":
+        return ReparamNet(task=card["task"], width=float(card["width"]))
+    if arch == "physics":
+        from .models.physics_net import PhysicsNet
+
+        return PhysicsNet.from_card(card)
+    raise ValueError(f"weights describe an unknown architecture {arch!r}")
+
+
+class Reparameterizer:
+    """A loaded model that predicts images at new acquisition parameters.
+
+    Parameters
+    ----------
+    model : str
+        A bundled model name (``d2p``, ``p2p``) or a weights file path.
+    weights : str, optional
+        A weights file (.safetensors or .pt checkpoint) that overrides ``model``.
+    device : str
+        ``auto`` (CUDA, then MPS, then CPU), ``cpu``, ``cuda`` or ``mps``.
+    batch_size : int
+        Slices per forward pass.
+    """
+
+    def __init__(self, model: str = "d2p", weights: str | None = None, device: str = "auto",
+                 batch_size: int = 8):
+        import torch
+
+        from .devices import choose_device
+        from .weights import WeightsError, load_weights
+
+        source = weights or model
+        try:
+            state, card = load_weights(source)
+        except WeightsError as exc:
+            if weights is None and "no weights" in str(exc):
+                raise ValueError(f"unknown model {model!r}; known: {', '.join(known_models())}") from None
+            raise
+        if "arch" not in card:
+            raise WeightsError(f"{source}: no card says which model these weights belong to; "
+                               "keep the .json card beside the .safetensors file")
+        self.info = ModelInfo(name=str(card.get("name", source)), arch=card["arch"],
+                              task=card.get("task", "d2p"), width=float(card.get("width", 1.0)), card=card)
+        self.device = choose_device(device)
+        self.batch_size = max(1, int(batch_size))
+        net = build_model(card)
+        missing, unexpected = net.load_state_dict(state, strict=False)
+        if missing or unexpected:
+            raise WeightsError(f"{source}: weights do not fit the {card['arch']} model "
+                               f"({len(missing)} missing, {len(unexpected)} unexpected tensors)")
+        self.net = net.eval().to(self.device)
+        self._torch = torch
+
+    @property
+    def task(self) -> str:
+        return self.info.task
+
+    def predict_images(self, images01: np.ndarray, te_ms, tr_ms, input_te_ms=None, input_tr_ms=None,
+                       progress: Callable[[int], None] | None = None,
+                       cancelled: Callable[[], bool] | None = None) -> np.ndarray:
+        """Predict normalized images.
+
+        ``images01`` is (n, H, W) in [0, 1] (any H, W: resized to 256 and back);
+        target and input times are scalars or arrays of length n, in ms. Default-to-Param
+        ignores the input times. Returns (n, H, W) float32 in [0, 1].
+        """
+        images01 = np.asarray(images01, np.float32)
+        n = images01.shape[0]
+        te, tr = np.broadcast_to(np.float32(te_ms), n), np.broadcast_to(np.float32(tr_ms), n)
+        te_in = np.broadcast_to(np.float32(DEFAULT_TE_MS if input_te_ms is None else input_te_ms), n)
+        tr_in = np.broadcast_to(np.float32(DEFAULT_TR_MS if input_tr_ms is None else input_tr_ms), n)
+        out = np.empty_like(images01)
+        for start in range(0, n, self.batch_size):
+            if cancelled is not None and cancelled():
+                raise Cancelled()
+            sl = slice(start, min(n, start + self.batch_size))
+            out[sl] = self._run_batch(images01[sl], te[sl], tr[sl], te_in[sl], tr_in[sl])
+            if progress is not None:
+                progress(sl.stop - sl.start)
+        return out
+
+    def _run_batch(self, images, te, tr, te_in, tr_in) -> np.ndarray:
+        torch = self._torch
+        size = images.shape[-2:]
+        x = resize_slices(images, NETWORK_SIZE) if size != (NETWORK_SIZE, NETWORK_SIZE) else images
+        dev = self.device
+        with torch.inference_mode():
+            t = torch.from_numpy(np.ascontiguousarray(x))[:, None].to(dev) * 2 - 1
+            args = [torch.from_numpy(np.ascontiguousarray(a)).to(dev) for a in (te, tr, te_in, tr_in)]
+            y = ((self.net(t, *args) + 1) / 2).clamp_(0, 1)[:, 0].float().cpu().numpy()
+        return resize_slices(y, size) if y.shape[-2:] != size else y
+
+    def predict_volume(self, volume: np.ndarray, te_ms: float, tr_ms: float,
+                       input_te_ms: float | None = None, input_tr_ms: float | None = None,
+                       progress=None, cancelled=None) -> np.ndarray:
+        """Predict a (z, y, x) volume (or one 2-D image) in the input's intensity units.
+
+        Each slice is scaled by its own maximum as in training, predicted, and scaled
+        back. NaN voxels are treated as 0 and stay NaN in the output.
+        """
+        data = np.asarray(volume, np.float32)
+        flat = data[None] if data.ndim == 2 else data
+        if flat.ndim != 3:
+            raise ValueError(f"expected a 2-D image or a 3-D volume, got shape {data.shape}")
+        nan = np.isnan(flat)
+        clean = np.where(nan, 0.0, flat)
+        scale = np.maximum(clean.max(axis=(1, 2), keepdims=True), 0.0)
+        images = np.divide(clean, scale, out=np.zeros_like(clean), where=scale > 0).clip(0, 1)
+        pred = self.predict_images(images, te_ms, tr_ms, input_te_ms, input_tr_ms,
+                                   progress=progress, cancelled=cancelled) * scale
+        pred[nan] = np.nan
+        return pred.reshape(data.shape)
+

@@ -1,0 +1,91 @@
+"""Training configuration: one small dataclass, read from a TOML recipe.
+
+A recipe file holds the fields of :class:`TrainConfig` at its top level; command-line
+options override them. The recipes for the bundled weights live in the repository's
+top-level ``training/`` folder, one file per weight set.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+STAGES = ("autoencoder", "paramnet", "physics")
+TASKS = ("d2p", "p2p")
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run.
+
+    Paths in a recipe are relative to the folder the command is run from.
+    """
+
+    stage: str = "paramnet"            # autoencoder | paramnet | physics
+    name: str = "run"                  # weight-set name written to the card
+    task: str = "d2p"                  # d2p | p2p
+    arch: str = "paper"                # model family
+    width: float = 0.125               # channel-width multiplier (1.0 = the paper)
+    # data
+    data: str = "paper"                # paper (fixed protocol datasets) | stream
+    phantoms: list[str] = field(default_factory=lambda: ["mni152"])
+    split: str = "paper"               # which split's train part to use (paper | slices)
+    dataset_seed: int = 0
+    pairs: int = 200
+    slices: int = 24
+    size: int = 256
+    # optimization (the paper: Adam 1e-3, betas 0.5/0.999, batch 8, Xavier init, MSE)
+    steps: int = 1000
+    batch_size: int = 8
+    lr: float = 1e-3
+    beta1: float = 0.5
+    beta2: float = 0.999
+    lr_final_fraction: float = 1.0     # cosine decay to lr * this at the last step (1 = constant)
+    seed: int = 0
+    # autoencoder stage: natural-image pretraining, then MR fine-tuning
+    natural_steps: int = 0
+    # paramnet stage: the autoencoder checkpoint whose encoder is frozen
+    autoencoder: str = ""
+    # machinery
+    device: str = "auto"
+    amp: bool = True                   # bf16 autocast on CUDA (ignored on CPU)
+    threads: int = 0                   # torch CPU threads per process (0 = torch default)
+    out: str = "runs/run"
+    checkpoint_every: int = 100
+    log_every: int = 10
+
+    def __post_init__(self):
+        if self.stage not in STAGES:
+            raise ValueError(f"unknown stage {self.stage!r}; known: {', '.join(STAGES)}")
+        if self.task not in TASKS:
+            raise ValueError(f"unknown task {self.task!r}; known: {', '.join(TASKS)}")
+        if self.width <= 0 or self.steps < 0 or self.batch_size <= 0:
+            raise ValueError("width and batch_size must be positive and steps non-negative")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def load_config(path: str | Path | None = None, **overrides) -> TrainConfig:
+    """Read a TOML recipe (optional) and apply ``overrides`` whose value is not None."""
+    values: dict = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"recipe not found: {path}")
+        try:
+            values = tomllib.loads(path.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise ValueError(f"{path}: not valid TOML ({exc})") from None
+    known = {f.name for f in fields(TrainConfig)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"{path}: unknown recipe keys: {', '.join(unknown)}")
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return TrainConfig(**values)

@@ -1,0 +1,84 @@
+"""Batches for training: from fixed protocol datasets, natural images, or a stream.
+
+Every source returns dicts of float32 numpy arrays: ``input`` and ``target`` images
+(B, 1, S, S) in [0, 1] and ``input_te``, ``input_tr``, ``target_te``, ``target_tr`` (B,)
+in milliseconds. The training loop maps images to the network's [-1, 1].
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import DEFAULT_TE_MS, DEFAULT_TR_MS
+from ..datasets import ProtocolDataset, build_protocol_dataset
+from ..phantoms import load_phantom
+from .config import TrainConfig
+
+
+def protocol_datasets(cfg: TrainConfig) -> list[ProtocolDataset]:
+    """The paper-protocol dataset of every phantom in ``cfg.phantoms``, as configured."""
+    return [
+        build_protocol_dataset(load_phantom(spec), seed=cfg.dataset_seed, pairs=cfg.pairs,
+                               slices=cfg.slices, size=cfg.size)
+        for spec in cfg.phantoms
+    ]
+
+
+class ProtocolBatches:
+    """Random batches from the train part of ``cfg.split`` of each protocol dataset.
+
+    Default-to-Param inputs are the default-acquisition image of the target's slice;
+    Param-to-Param inputs are the same slice at another pair, drawn afresh each time.
+    """
+
+    def __init__(self, cfg: TrainConfig, datasets: list[ProtocolDataset] | None = None):
+        self.cfg = cfg
+        self.datasets = datasets if datasets is not None else protocol_datasets(cfg)
+        self.index = [(d, *idx) for d in self.datasets for idx in zip(*d.samples(cfg.split, "train"))]
+        if not self.index:
+            raise ValueError("the training split holds no samples")
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def next(self, rng: np.random.Generator, batch_size: int) -> dict[str, np.ndarray]:
+        picks = [self.index[i] for i in rng.integers(0, len(self.index), batch_size)]
+        rows = [self._example(rng, d, p, s) for d, p, s in picks]
+        return {k: np.stack([r[k] for r in rows]) for k in rows[0]}
+
+    def _example(self, rng, d: ProtocolDataset, p: int, s: int) -> dict:
+        if self.cfg.task == "d2p":
+            image, te_in, tr_in = d.default_at(s), DEFAULT_TE_MS, DEFAULT_TR_MS
+        else:
+            q = int((p + rng.integers(1, d.n_pairs)) % d.n_pairs)
+            image, te_in, tr_in = d.images_at(q, s), d.te_ms[q], d.tr_ms[q]
+        return _example(image, d.images_at(p, s), te_in, tr_in, d.te_ms[p], d.tr_ms[p])
+
+
+class ReconstructionBatches:
+    """Autoencoder batches: natural images first (``natural_steps``), then MR slices."""
+
+    def __init__(self, cfg: TrainConfig):
+        from .natural import NaturalImages
+
+        self.cfg = cfg
+        self.natural = NaturalImages(cfg.size) if cfg.natural_steps > 0 else None
+        self.mr = ProtocolBatches(cfg)
+        self.step = 0
+
+    def next(self, rng: np.random.Generator, batch_size: int) -> dict[str, np.ndarray]:
+        natural = self.natural is not None and self.step < self.cfg.natural_steps
+        self.step += 1
+        if natural:
+            images = self.natural.batch(rng, batch_size)
+            return {"input": images, "target": images}
+        batch = self.mr.next(rng, batch_size)
+        return {"input": batch["target"], "target": batch["target"]}
+
+
+def _example(image, target, te_in, tr_in, te, tr) -> dict:
+    return {
+        "input": np.asarray(image, np.float32)[None], "target": np.asarray(target, np.float32)[None],
+        "input_te": np.float32(te_in), "input_tr": np.float32(tr_in),
+        "target_te": np.float32(te), "target_tr": np.float32(tr),
+    }

@@ -1,0 +1,137 @@
+"""The training loop: flat and readable, single-process or data-parallel under torchrun.
+
+Checkpoints are plain dicts (``model``, ``optimizer``, ``step``, ``config``, ``card``)
+written with ``torch.save`` and read back with ``torch.load(weights_only=True)``. Under
+``torchrun`` every process draws its own batches (seed + rank), gradients are averaged
+by DistributedDataParallel (gloo on CPU, NCCL on GPU), and rank 0 writes the files.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from contextlib import nullcontext
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..devices import choose_device, describe_device
+from .config import TrainConfig
+from .tasks import build_stage
+
+CHECKPOINT = "checkpoint.pt"
+
+
+def _distributed() -> tuple[int, int, int]:
+    """(rank, world size, local rank), all 0/1/0 outside torchrun."""
+    return (int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)),
+            int(os.environ.get("LOCAL_RANK", 0)))
+
+
+def _setup(cfg: TrainConfig):
+    rank, world, local = _distributed()
+    device = choose_device(cfg.device)
+    if device.type == "cuda" and world > 1:
+        device = torch.device("cuda", local)
+        torch.cuda.set_device(device)
+    if world > 1 and not torch.distributed.is_initialized():
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        torch.distributed.init_process_group(backend=backend)
+    if cfg.threads > 0:
+        torch.set_num_threads(cfg.threads)
+    return rank, world, device
+
+
+def _lr_at(cfg: TrainConfig, step: int) -> float:
+    if cfg.lr_final_fraction >= 1.0 or cfg.steps == 0:
+        return cfg.lr
+    progress = min(1.0, step / cfg.steps)
+    floor = cfg.lr * cfg.lr_final_fraction
+    return floor + 0.5 * (cfg.lr - floor) * (1 + math.cos(math.pi * progress))
+
+
+def _to_device(batch: dict, device) -> dict:
+    return {k: torch.from_numpy(np.ascontiguousarray(v)).to(device) for k, v in batch.items()}
+
+
+def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False) -> Path:
+    """Run (or resume) a training run; returns the path of the final checkpoint."""
+    rank, world, device = _setup(cfg)
+    torch.manual_seed(cfg.seed)  # identical initial weights on every rank
+    stage = build_stage(cfg)
+    model = stage.model.to(device)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.Adam(params, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
+    out = Path(cfg.out)
+    start = 0
+    if resume and (out / CHECKPOINT).is_file():
+        start = _restore(out / CHECKPOINT, model, optimizer, device)
+    module = model
+    if world > 1:
+        module = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None)
+    rng = np.random.default_rng([cfg.seed, rank, start])
+    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if cfg.amp and device.type == "cuda"
+                else nullcontext())
+    show = rank == 0 and not quiet
+    if show:
+        print(f"training {cfg.name}: stage {cfg.stage}, {sum(p.numel() for p in params):,} trainable "
+              f"parameters, {world} process(es) on {describe_device(device)}, steps {start}->{cfg.steps}")
+    bar = _progress(cfg, start, show)
+    getattr(stage, "train_mode", model.train)()
+    losses: list[float] = []
+    started = time.time()
+    for step in range(start, cfg.steps):
+        for group in optimizer.param_groups:
+            group["lr"] = _lr_at(cfg, step)
+        batch = _to_device(stage.batches.next(rng, cfg.batch_size), device)
+        with autocast:
+            loss = stage.loss(module, batch)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        losses.append(float(loss.detach()))
+        if bar is not None:
+            bar.update(1)
+            if (step + 1) % cfg.log_every == 0:
+                bar.set_postfix(loss=f"{np.mean(losses[-cfg.log_every:]):.5f}")
+        if rank == 0 and ((step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps):
+            _save(out / CHECKPOINT, model, optimizer, step + 1, cfg, stage, losses, started)
+    if bar is not None:
+        bar.close()
+    if rank == 0 and start >= cfg.steps:
+        _save(out / CHECKPOINT, model, optimizer, cfg.steps, cfg, stage, losses, started)
+    if world > 1:
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
+    return out / CHECKPOINT
+
+
+def _progress(cfg: TrainConfig, start: int, show: bool):
+    if not show:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=cfg.steps, initial=start, desc=cfg.name, unit="step", dynamic_ncols=True)
+
+
+def _save(path: Path, model, optimizer, step: int, cfg: TrainConfig, stage, losses, started) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    card = dict(stage.card(), name=cfg.name, steps=step, config=cfg.to_dict(),
+                final_loss=float(np.mean(losses[-50:])) if losses else None,
+                train_seconds_this_session=round(time.time() - started, 1))
+    blob = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
+            "config": cfg.to_dict(), "card": card}
+    tmp = path.with_name(path.name + ".part")
+    torch.save(blob, tmp)
+    os.replace(tmp, path)
+
+
+def _restore(path: Path, model, optimizer, device) -> int:
+    blob = torch.load(path, map_location=device, weights_only=True)
+    model.load_state_dict(blob["model"])
+    optimizer.load_state_dict(blob["optimizer"])
+    print(f"resumed from {path} at step {blob['step']}")
+    return int(blob["step"])

@@ -1,0 +1,82 @@
+"""What each training stage builds and optimizes.
+
+A stage object holds the model, which of its parameters train, where its batches come
+from, its loss, and what its weight card records. :mod:`.loop` drives any of them.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from ..models import Autoencoder, ReparamNet, xavier_init_
+from .config import TrainConfig
+from .data import ProtocolBatches, ReconstructionBatches
+
+
+def to_network(images):
+    """[0, 1] images to the networks' [-1, 1] (the paper's x / 255 * 2 - 1)."""
+    return images * 2.0 - 1.0
+
+
+class AutoencoderStage:
+    """Phase 1 of the paper: an autoencoder on natural images, fine-tuned on MR slices."""
+
+    def __init__(self, cfg: TrainConfig):
+        self.cfg = cfg
+        self.model = Autoencoder(width=cfg.width)
+        xavier_init_(self.model)
+        self.batches = ReconstructionBatches(cfg)
+
+    def loss(self, module, batch: dict) -> torch.Tensor:
+        return F.mse_loss(module(to_network(batch["input"])), to_network(batch["target"]))
+
+    def card(self) -> dict:
+        return {"arch": "autoencoder", "width": self.cfg.width}
+
+
+class ParamNetStage:
+    """Phase 2: the Param-Net on the frozen encoder (Default- or Param-to-Param)."""
+
+    def __init__(self, cfg: TrainConfig):
+        self.cfg = cfg
+        self.model = ReparamNet(task=cfg.task, width=cfg.width)
+        xavier_init_(self.model)
+        if cfg.autoencoder:
+            self._load_encoder(cfg.autoencoder)
+        self.model.encoder.requires_grad_(False)
+        self.batches = ProtocolBatches(cfg)
+
+    def _load_encoder(self, path: str) -> None:
+        from ..weights import load_weights
+
+        state, _ = load_weights(path)
+        encoder_state = {k[len("encoder."):]: v for k, v in state.items() if k.startswith("encoder.")}
+        if not encoder_state:
+            raise ValueError(f"{path}: holds no encoder weights")
+        self.model.encoder.load_state_dict(encoder_state)
+
+    def train_mode(self) -> None:
+        """Param-Net trains; the frozen encoder keeps its BatchNorm statistics."""
+        self.model.train()
+        self.model.encoder.eval()
+
+    def loss(self, module, batch: dict) -> torch.Tensor:
+        pred = module(to_network(batch["input"]), batch["target_te"], batch["target_tr"],
+                      batch["input_te"], batch["input_tr"])
+        return F.mse_loss(pred, to_network(batch["target"]))
+
+    def card(self) -> dict:
+        return {"arch": "paper", "task": self.cfg.task, "width": self.cfg.width}
+
+
+def build_stage(cfg: TrainConfig):
+    if cfg.stage == "autoencoder":
+        return AutoencoderStage(cfg)
+    if cfg.stage == "paramnet":
+        return ParamNetStage(cfg)
+    if cfg.stage == "physics":
+        from .physics_stage import PhysicsStage
+
+        return PhysicsStage(cfg)
+    raise ValueError(f"unknown stage {cfg.stage!r}")

@@ -1,0 +1,123 @@
+"""Model weights: safetensors files with a JSON card, verified by hash on load.
+
+A weight set is two files side by side: ``NAME.safetensors`` (tensors only; no code can
+run while loading it) and ``NAME.json`` (the card: architecture, width, task, training
+recipe and data, measured metrics and the file's sha256). The bundled sets live in
+this folder; :func:`load_weights` refuses a bundled file whose hash does not match its
+card. A user's file may also be a training checkpoint (``.pt``), read with
+``torch.load(weights_only=True)`` so a pickle carrying code is refused, not run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+BUNDLED_DIR = Path(__file__).resolve().parent
+
+
+class WeightsError(ValueError):
+    """Weights that cannot be trusted or used: missing, corrupt, tampered, wrong format."""
+
+
+def sha256_of(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def bundled_names() -> list[str]:
+    """Names of the weight sets shipped with the package (those with a card and a file)."""
+    return sorted(p.stem for p in BUNDLED_DIR.glob("*.json")
+                  if p.with_suffix(".safetensors").is_file())
+
+
+def card_path(weights_path: str | Path) -> Path:
+    return Path(weights_path).with_suffix(".json")
+
+
+def save_weights(state_dict: dict, card: dict, path: str | Path) -> Path:
+    """Write ``path`` (.safetensors) and its card (.json) with the file's sha256."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.detach().cpu().contiguous() for k, v in state_dict.items()}
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".part")
+    os.close(fd)
+    try:
+        save_file(tensors, tmp, metadata={"format": "pt"})
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    card = dict(card, file=path.name, sha256=sha256_of(path))
+    card_path(path).write_text(json.dumps(card, indent=2, sort_keys=True) + "\n")
+    return path
+
+
+def load_weights(name_or_path: str | Path) -> tuple[dict, dict]:
+    """Load a weight set: a bundled name (``d2p``), a ``.safetensors`` or a ``.pt`` file.
+
+    Returns ``(state_dict, card)``. Bundled sets and any safetensors file with a card
+    are checked against the card's sha256. Raises :class:`WeightsError` on any problem.
+    """
+    path = _resolve(name_or_path)
+    if path.suffix == ".safetensors":
+        return _load_safetensors(path)
+    if path.suffix in (".pt", ".pth", ".ckpt"):
+        return _load_checkpoint(path)
+    raise WeightsError(f"{path}: weights must be .safetensors or a .pt checkpoint")
+
+
+def _resolve(name_or_path) -> Path:
+    text = str(name_or_path)
+    bundled = BUNDLED_DIR / f"{text}.safetensors"
+    if "/" not in text and "\\" not in text and bundled.is_file():
+        return bundled
+    path = Path(text).expanduser()
+    if not path.is_file():
+        known = ", ".join(bundled_names()) or "none"
+        raise WeightsError(f"no weights {text!r}: not a file, nor a bundled set ({known})")
+    return path
+
+
+def _load_safetensors(path: Path) -> tuple[dict, dict]:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    card = {}
+    if card_path(path).is_file():
+        card = json.loads(card_path(path).read_text())
+        if card.get("sha256") and sha256_of(path) != card["sha256"]:
+            raise WeightsError(f"{path.name}: sha256 does not match its card; refusing to load")
+    elif path.parent == BUNDLED_DIR:
+        raise WeightsError(f"{path.name}: bundled weights without a card; refusing to load")
+    try:
+        return load_file(path), card
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise WeightsError(f"{path.name}: not a readable safetensors file ({exc})") from None
+
+
+def _load_checkpoint(path: Path) -> tuple[dict, dict]:
+    import pickle
+
+    import torch
+
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unsafe content"
+        raise WeightsError(f"{path.name}: refused, the file holds more than tensors ({first})") from None
+    except (RuntimeError, OSError, EOFError) as exc:
+        raise WeightsError(f"{path.name}: not a readable checkpoint ({exc})") from None
+    if isinstance(blob, dict) and "model" in blob and isinstance(blob["model"], dict):
+        return blob["model"], dict(blob.get("card", {}))
+    if isinstance(blob, dict) and all(hasattr(v, "shape") for v in blob.values()):
+        return blob, {}
+    raise WeightsError(f"{path.name}: no model state found in the checkpoint")

@@ -1,0 +1,28 @@
+"""Shared test helpers: where the shared MRiLab phantom lives, and small phantoms."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+MRILAB_NPZ = ROOT.parent / "shared" / "phantoms" / "mrilab_brain" / "mrilab_brain_standard.npz"
+
+
+def mrilab_path() -> Path:
+    if not MRILAB_NPZ.is_file():
+        pytest.skip(f"MRiLab phantom not found at {MRILAB_NPZ}: these tests need ../shared/")
+    return MRILAB_NPZ
+
+
+def tiny_phantom(n=6, h=24, w=20):
+    """A small two-tissue ellipse phantom: 'CSF' core inside 'white matter'."""
+    from napari_mr_reparam.phantoms import Phantom
+
+    z, y, x = np.mgrid[:n, :h, :w]
+    r = ((y - h / 2) / (h / 2.5)) ** 2 + ((x - w / 2) / (w / 2.5)) ** 2
+    inside, core = r < 1, r < 0.3
+    pd = np.where(core, 1.0, np.where(inside, 0.77, 0)).astype(np.float32)
+    t1 = np.where(core, 2569, np.where(inside, 500, 0)).astype(np.float32)
+    t2 = np.where(core, 329, np.where(inside, 70, 0)).astype(np.float32)
+    return Phantom(pd, t1, t2, t2 * 0.8, name="tiny", brain_mask=inside)

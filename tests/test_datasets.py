@@ -1,0 +1,67 @@
+import hashlib
+
+import numpy as np
+import pytest
+from helpers import mrilab_path, tiny_phantom
+
+from napari_mr_reparam.datasets import (
+    TE_RANGE_MS, TR_RANGE_MS, ProtocolDataset, build_protocol_dataset, sample_te_tr,
+)
+
+
+def _digest(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_parameter_distribution():
+    te, tr = sample_te_tr(np.random.default_rng(0), 20000)
+    assert TE_RANGE_MS[0] <= te.min() and te.max() <= TE_RANGE_MS[1]
+    assert TR_RANGE_MS[0] <= tr.min() and tr.max() <= TR_RANGE_MS[1]
+    # TR uniform: mean in the middle; TE skewed to short values
+    assert np.mean(tr) == pytest.approx(sum(TR_RANGE_MS) / 2, rel=0.02)
+    assert np.median(te) < 200 and np.mean(te < 500) > 0.75  # log-uniform: 82 % below 500 ms
+    assert (te < tr).all()
+
+
+def test_splits_and_p2p_inputs():
+    ds = build_protocol_dataset(tiny_phantom(n=60), seed=3, pairs=200, slices=24, size=32)
+    assert ds.train_paper.sum() == 1500 and (~ds.train_paper).sum() == 3300
+    slice_train = ds.train_slices[0]
+    assert (ds.train_slices == slice_train).all(), "slices split holds out whole slices"
+    assert 0 < slice_train.sum() < 24
+    assert (ds.p2p_input_pair != np.arange(200)[:, None]).all()
+    p, s = ds.samples("slices", "test")
+    assert not slice_train[s].any()
+    with pytest.raises(ValueError):
+        ds.samples("random", "test")
+
+
+def test_same_seed_same_bytes_anywhere(tmp_path):
+    ph = tiny_phantom(n=12)
+    a = build_protocol_dataset(ph, seed=7, pairs=6, slices=4, size=32).save(tmp_path / "a")
+    b = build_protocol_dataset(ph, seed=7, pairs=6, slices=4, size=32).save(tmp_path / "deeper" / "b")
+    c = build_protocol_dataset(ph, seed=8, pairs=6, slices=4, size=32).save(tmp_path / "c")
+    for name in ("dataset.npz", "manifest.json"):
+        assert _digest(a / name) == _digest(b / name)
+    assert _digest(a / "dataset.npz") != _digest(c / "dataset.npz")
+    assert str(tmp_path) not in (a / "manifest.json").read_text()
+
+
+def test_round_trip_and_network_images(tmp_path):
+    ds = build_protocol_dataset(tiny_phantom(n=12), seed=1, pairs=5, slices=3, size=48)
+    back = ProtocolDataset.load(ds.save(tmp_path))
+    assert np.array_equal(back.images, ds.images) and back.size == 48
+    x = back.images_at(np.array([0, 1]), np.array([0, 2]))
+    assert x.shape == (2, 48, 48) and x.dtype == np.float32 and 0 <= x.min() and x.max() <= 1
+    assert back.masks_at(np.array([1])).shape == (1, 48, 48)
+    manifest = ds.manifest()
+    assert len(manifest["samples"]) == 15 and manifest["samples"][0]["te_ms"] == float(ds.te_ms[0])
+
+
+def test_mrilab_protocol_is_quick_and_compact(tmp_path):
+    from napari_mr_reparam.phantoms import load_phantom
+
+    ds = build_protocol_dataset(load_phantom(f"mrilab:{mrilab_path()}"), seed=0)
+    folder = ds.save(tmp_path)
+    assert ds.images.shape[:2] == (200, 24)
+    assert (folder / "dataset.npz").stat().st_size < 60e6
