@@ -222,3 +222,71 @@ def _write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
             info.external_attr = 0o644 << 16
             zf.writestr(info, buffer.getvalue())
     tmp.replace(path)
+
+
+class StreamingSampler:
+    """Fresh training examples drawn on the fly: (subject, slice, TE, TR) at random.
+
+    Subjects are random deformations of the base phantoms with jittered tissue values
+    (:func:`~napari_mr_reparam.phantoms.random_subject.random_subject`); a small pool is
+    kept and one member replaced every ``refresh_every`` examples, because making a
+    subject costs about a second. Each example gets its subject's bias field and its
+    own noise level; input and target share the bias field (same coil) but not the
+    noise. Images are simulated like the protocol's (own maximum, 8 bits, resized).
+
+    Parameters
+    ----------
+    phantoms : list of Phantom
+        Base anatomies.
+    task : {"d2p", "p2p"}
+        Default-to-Param inputs are at TE 50 ms / TR 4500 ms; Param-to-Param inputs at
+        another random pair.
+    randomize : bool
+        False draws from the base phantoms as they are (no deformation, jitter, bias or
+        noise), which is the fixed-phantom setting of the paper.
+    """
+
+    def __init__(self, phantoms: list[Phantom], task: str = "d2p", size: int = 256, seed: int = 0,
+                 randomize: bool = True, pool: int = 4, refresh_every: int = 64,
+                 noise_max: float = 0.02, bias_strength: float = 0.2, tables=None):
+        self.bases, self.task, self.size = list(phantoms), task, size
+        self.randomize, self.refresh_every = randomize, refresh_every
+        self.noise_max, self.bias_strength, self.tables = noise_max, bias_strength, tables
+        self.rng = np.random.default_rng(seed)
+        self.pool = [self._subject() for _ in range(pool if randomize else 0)] or [
+            (b, None) for b in self.bases]
+        self.drawn = 0
+
+    def _subject(self):
+        from .phantoms.random_subject import random_bias_field, random_subject
+
+        base = self.bases[self.rng.integers(len(self.bases))]
+        subject = random_subject(base, self.rng, tables=self.tables)
+        return subject, random_bias_field(subject.shape, self.rng, self.bias_strength)
+
+    def example(self) -> dict:
+        """One example: ``input``/``target`` (1, S, S) float32 in [0, 1] and times in ms."""
+        if self.randomize and self.drawn and self.drawn % self.refresh_every == 0:
+            self.pool[self.rng.integers(len(self.pool))] = self._subject()
+        self.drawn += 1
+        subject, bias = self.pool[self.rng.integers(len(self.pool))]
+        first, last = np.flatnonzero(subject.mask().any(axis=(1, 2)))[[0, -1]]
+        index = [int(self.rng.integers(first + 0.2 * (last - first), first + 0.85 * (last - first) + 1))]
+        (te, tr), (te_in, tr_in) = [np.ravel(v) for v in sample_te_tr(self.rng, 1)], (DEFAULT_TE_MS, DEFAULT_TR_MS)
+        if self.task == "p2p":
+            te_in, tr_in = (float(v[0]) for v in sample_te_tr(self.rng, 1))
+        images = [self._image(subject, bias, Acquisition(float(a), float(b)), index)
+                  for a, b in ((te_in, tr_in), (te[0], tr[0]))]
+        return {"input": images[0], "target": images[1],
+                "input_te": np.float32(te_in), "input_tr": np.float32(tr_in),
+                "target_te": np.float32(te[0]), "target_tr": np.float32(tr[0])}
+
+    def _image(self, subject, bias, acq, index) -> np.ndarray:
+        noise = float(self.rng.uniform(0, self.noise_max)) if self.randomize else 0.0
+        image = simulate_images(subject, acq, index, self.size, noise_sigma=noise, bias_field=bias,
+                                rng=self.rng)
+        return image.astype(np.float32) / 255.0
+
+    def batch(self, count: int) -> dict[str, np.ndarray]:
+        rows = [self.example() for _ in range(count)]
+        return {k: np.stack([r[k] for r in rows]) for k in rows[0]}

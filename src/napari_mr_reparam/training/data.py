@@ -55,6 +55,32 @@ class ProtocolBatches:
         return _example(image, d.images_at(p, s), te_in, tr_in, d.te_ms[p], d.tr_ms[p])
 
 
+class StreamBatches:
+    """Batches from a :class:`~napari_mr_reparam.datasets.StreamingSampler` over ``cfg.phantoms``.
+
+    Each process seeds its own stream (``cfg.seed`` and the rank), so data-parallel
+    workers see different subjects.
+    """
+
+    def __init__(self, cfg: TrainConfig, rank: int = 0):
+        from ..datasets import StreamingSampler
+
+        self.sampler = StreamingSampler([load_phantom(s) for s in cfg.phantoms], task=cfg.task,
+                                        size=cfg.size, seed=cfg.seed * 1000 + rank)
+
+    def next(self, rng: np.random.Generator, batch_size: int) -> dict[str, np.ndarray]:
+        return self.sampler.batch(batch_size)
+
+
+def training_batches(cfg: TrainConfig, rank: int = 0):
+    """The batch source ``cfg.data`` names: ``paper`` (fixed datasets) or ``stream``."""
+    if cfg.data == "stream":
+        return StreamBatches(cfg, rank)
+    if cfg.data == "paper":
+        return ProtocolBatches(cfg)
+    raise ValueError(f"unknown data source {cfg.data!r}; use 'paper' or 'stream'")
+
+
 class ReconstructionBatches:
     """Autoencoder batches: natural images first (``natural_steps``), then MR slices."""
 
@@ -63,7 +89,7 @@ class ReconstructionBatches:
 
         self.cfg = cfg
         self.natural = NaturalImages(cfg.size) if cfg.natural_steps > 0 else None
-        self.mr = ProtocolBatches(cfg)
+        self.mr = training_batches(cfg)
         self.step = 0
 
     def next(self, rng: np.random.Generator, batch_size: int) -> dict[str, np.ndarray]:

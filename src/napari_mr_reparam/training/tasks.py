@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from ..models import Autoencoder, ReparamNet, xavier_init_
 from .config import TrainConfig
-from .data import ProtocolBatches, ReconstructionBatches
+from .data import ReconstructionBatches, training_batches
 
 
 def to_network(images):
@@ -45,7 +45,7 @@ class ParamNetStage:
         if cfg.autoencoder:
             self._load_encoder(cfg.autoencoder)
         self.model.encoder.requires_grad_(False)
-        self.batches = ProtocolBatches(cfg)
+        self.batches = training_batches(cfg, int(__import__('os').environ.get('RANK', 0)))
 
     def _load_encoder(self, path: str) -> None:
         from ..weights import load_weights

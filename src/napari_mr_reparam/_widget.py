@@ -1,0 +1,305 @@
+"""The napari widget: pick a volume and a model, drag TE/TR, see the prediction.
+
+A magicgui :class:`~magicgui.widgets.Container` whose controls scripts and tests reach
+by name: ``image``, ``model``, ``input_te``, ``input_tr``, ``te``, ``tr``,
+``ground_truth``, ``device``, ``live``, ``run``, ``cancel``, ``progress``, ``status``
+and ``metrics``. Model work runs in napari ``thread_worker`` threads; torch is imported
+only when the first prediction starts, so the widget opens quickly.
+
+Dragging ``te``/``tr`` predicts the slice on screen (debounced; while a prediction runs
+only the newest request is kept, so stale ones are dropped) and, once the sliders rest,
+the whole volume. ``run`` predicts the whole volume at once; ``cancel`` stops it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+from magicgui.widgets import (
+    CheckBox, ComboBox, Container, FloatSlider, FloatSpinBox, Label, ProgressBar, PushButton,
+    create_widget,
+)
+from qtpy.QtCore import QTimer
+
+from . import DEFAULT_TE_MS, DEFAULT_TR_MS
+from .widget_logic import EngineCache, Request, RequestQueue, compare_volumes, layer_names
+
+if TYPE_CHECKING:
+    import napari
+
+MODEL_CHOICES = [("Default-to-Param", "d2p"), ("Param-to-Param", "p2p")]
+PREVIEW_DELAY_MS = 40     # debounce for the on-screen slice while dragging
+VOLUME_DELAY_MS = 600     # sliders at rest this long -> whole volume
+
+
+class ReparamWidget(Container):
+    """Re-parameterize the selected image layer at the TE/TR set by the sliders."""
+
+    def __init__(self, viewer: "napari.viewer.Viewer"):
+        super().__init__(labels=True)
+        self._viewer = viewer
+        self._engines = EngineCache()
+        self._queue = RequestQueue()
+        self._worker = None
+        self._make_controls()
+        self._preview_timer = self._timer(PREVIEW_DELAY_MS, self._start_preview)
+        self._volume_timer = self._timer(VOLUME_DELAY_MS, self._start_volume)
+        self._connect()
+        self._on_model_changed()
+        self._on_image_changed()
+
+    # ------------------------------------------------------------------ controls
+    def _make_controls(self) -> None:
+        import napari
+
+        self.image = create_widget(annotation=napari.layers.Image, label="Input")
+        self.model = ComboBox(choices=MODEL_CHOICES, value="d2p", label="Model")
+        self.input_te = FloatSpinBox(value=DEFAULT_TE_MS, min=1, max=5000, step=1, label="Input TE (ms)")
+        self.input_tr = FloatSpinBox(value=DEFAULT_TR_MS, min=10, max=20000, step=10, label="Input TR (ms)")
+        self.te = FloatSlider(value=100.0, min=5.0, max=1500.0, step=1.0, label="TE (ms)")
+        self.tr = FloatSlider(value=3000.0, min=200.0, max=15000.0, step=10.0, label="TR (ms)")
+        self.range_warning = Label(value="", label="")
+        self.ground_truth = create_widget(annotation=napari.layers.Image, label="Ground truth",
+                                          options={"nullable": True})
+        self.device = ComboBox(choices=["auto", "cpu", "cuda"], value="auto", label="Device")
+        self.live = CheckBox(value=True, text="Live preview while dragging")
+        self.run = PushButton(text="Run all slices")
+        self.cancel = PushButton(text="Cancel", enabled=False)
+        self.progress = ProgressBar(value=0, min=0, max=1, label="Progress")
+        self.status = Label(value="", label="Status")
+        self.metrics = Label(value="", label="Metrics")
+        self.extend([self.image, self.model, self.input_te, self.input_tr, self.te, self.tr,
+                     self.range_warning, self.ground_truth, self.device, self.live, self.run,
+                     self.cancel, self.progress, self.status, self.metrics])
+
+    def _timer(self, delay_ms: int, slot) -> QTimer:
+        timer = QTimer()
+        timer.setSingleShot(True)
+        timer.setInterval(delay_ms)
+        timer.timeout.connect(slot)
+        return timer
+
+    def _connect(self) -> None:
+        self.model.changed.connect(self._on_model_changed)
+        self.image.changed.connect(self._on_image_changed)
+        for control in (self.te, self.tr):
+            control.changed.connect(self._on_slider_changed)
+        for control in (self.input_te, self.input_tr, self.model, self.device):
+            control.changed.connect(self._on_settings_changed)
+        self.ground_truth.changed.connect(self._update_comparison)
+        self.run.clicked.connect(self._start_volume)
+        self.cancel.clicked.connect(self.cancel_work)
+        self._viewer.dims.events.current_step.connect(self._update_metrics_label)
+
+    # ------------------------------------------------------------------ events
+    def _on_model_changed(self, *_):
+        p2p = self.model.value == "p2p"
+        self.input_te.visible = self.input_tr.visible = p2p
+
+    def _on_image_changed(self, *_):
+        layer = self.image.value
+        meta = getattr(layer, "metadata", {}) or {}
+        if meta.get("te_ms") and meta.get("tr_ms"):
+            self.input_te.value, self.input_tr.value = float(meta["te_ms"]), float(meta["tr_ms"])
+
+    def _on_slider_changed(self, *_):
+        from .inference import out_of_range_warnings
+
+        warnings = out_of_range_warnings(self.te.value, self.tr.value)
+        self.range_warning.value = "⚠ " + "; ".join(warnings) if warnings else ""
+        if self.te.value >= self.tr.value:
+            self.status.value = "TE must be shorter than TR"
+            return
+        if self.live.value and self.image.value is not None:
+            self._preview_timer.start()
+            self._volume_timer.start()
+
+    def _on_settings_changed(self, *_):
+        if self.live.value and self.image.value is not None and self._has_prediction():
+            self._volume_timer.start()
+
+    # ------------------------------------------------------------------ requests
+    def current_request(self, whole: bool) -> Request | None:
+        layer = self.image.value
+        if layer is None:
+            self.status.value = "Choose an input image layer"
+            return None
+        data = np.asarray(layer.data)
+        index = None
+        if not whole and data.ndim == 3:
+            point = layer.world_to_data(self._viewer.dims.point)
+            index = int(np.clip(round(point[0]), 0, data.shape[0] - 1))
+        p2p = self.model.value == "p2p"
+        return Request(layer=layer, model=self.model.value, device=self.device.value,
+                       te=float(self.te.value), tr=float(self.tr.value),
+                       input_te=float(self.input_te.value) if p2p else None,
+                       input_tr=float(self.input_tr.value) if p2p else None, slice_index=index)
+
+    def _start_preview(self):
+        self._submit(self.current_request(whole=False))
+
+    def _start_volume(self, *_):
+        self._preview_timer.stop()
+        self._volume_timer.stop()
+        self._submit(self.current_request(whole=True))
+
+    def _submit(self, request: Request | None) -> None:
+        if request is None:
+            return
+        if request.te >= request.tr:
+            self.status.value = "TE must be shorter than TR"
+            return
+        if self._worker is not None:
+            self._queue.put(request)  # the newest request replaces any waiting one
+            return
+        self._launch(request)
+
+    def _launch(self, request: Request) -> None:
+        from napari.qt.threading import thread_worker
+
+        engines = self._engines
+        data = np.asarray(request.layer.data)
+
+        @thread_worker
+        def work():
+            engine = engines.get(request.model, request.device)
+            yield ("engine", engine)
+            volume = data if request.slice_index is None else data[request.slice_index][None]
+            total = volume.shape[0] if volume.ndim == 3 else 1
+            done = []
+
+            def tick(n):
+                done.append(n)
+
+            out = []
+            chunk = engine.batch_size
+            stack = volume if volume.ndim == 3 else volume[None]
+            for start in range(0, stack.shape[0], chunk):
+                part = engine.predict_volume(stack[start:start + chunk], request.te, request.tr,
+                                             request.input_te, request.input_tr, progress=tick)
+                out.append(part)
+                yield ("progress", (sum(done), total))
+            return np.concatenate(out).reshape(volume.shape)
+
+        worker = work()
+        worker.yielded.connect(self._on_yield)
+        worker.returned.connect(lambda pred: self._on_result(request, pred))
+        worker.errored.connect(self._on_error)
+        worker.finished.connect(self._on_finished)
+        self._worker = worker
+        self.cancel.enabled = True
+        what = "whole volume" if request.slice_index is None else f"slice {request.slice_index}"
+        self.status.value = f"Predicting {what} at TE {request.te:g} / TR {request.tr:g} ms..."
+        worker.start()
+
+    def _on_yield(self, item):
+        kind, value = item
+        if kind == "engine":
+            self.device_label = value.device.type
+            self.device.tooltip = f"in use: {value.device.type}"
+        elif kind == "progress":
+            done, total = value
+            self.progress.max = max(total, 1)
+            self.progress.value = done
+
+    def _on_result(self, request: Request, pred: np.ndarray) -> None:
+        if request.layer not in self._viewer.layers:
+            return  # the input was closed meanwhile
+        self._write_prediction(request, pred)
+        self._update_comparison()
+        where = "volume" if request.slice_index is None else f"slice {request.slice_index}"
+        self.status.value = f"Done ({where}) on {self._engines.last_device}"
+
+    def _on_error(self, exc: Exception) -> None:
+        from napari.utils.notifications import show_error
+
+        self.status.value = f"Error: {exc}"
+        show_error(f"MR re-parameterization failed: {exc}")
+
+    def _on_finished(self) -> None:
+        self._worker = None
+        self.cancel.enabled = False
+        pending = self._queue.take()
+        if pending is not None:
+            self._launch(pending)
+
+    def cancel_work(self, *_) -> None:
+        """Stop the running prediction and drop any waiting one."""
+        self._preview_timer.stop()
+        self._volume_timer.stop()
+        self._queue.take()
+        if self._worker is not None:
+            self._worker.quit()
+            self.status.value = "Cancelled"
+
+    # ------------------------------------------------------------------ outputs
+    def _output_layer(self, source, role: str, template: np.ndarray):
+        for layer in self._viewer.layers:
+            meta = layer.metadata or {}
+            if meta.get("mr_reparam_role") == role and meta.get("mr_reparam_source") is source.data:
+                return layer
+        layer = self._viewer.add_image(
+            np.zeros_like(template, dtype=np.float32), name=role, scale=source.scale,
+            translate=source.translate, colormap="gray" if role == "prediction" else "magma",
+            metadata={**{k: v for k, v in (source.metadata or {}).items() if k not in ("te_ms", "tr_ms")},
+                      "mr_reparam_role": role, "mr_reparam_source": source.data},
+        )
+        return layer
+
+    def _has_prediction(self) -> bool:
+        layer = self.image.value
+        return layer is not None and any(
+            (l.metadata or {}).get("mr_reparam_source") is layer.data for l in self._viewer.layers)
+
+    def _write_prediction(self, request: Request, pred: np.ndarray) -> None:
+        source = request.layer
+        data = np.asarray(source.data, np.float32)
+        layer = self._output_layer(source, "prediction", data)
+        if request.slice_index is None:
+            layer.data = pred.astype(np.float32)
+        else:
+            layer.data[request.slice_index] = pred[0]
+            layer.refresh()
+        names = layer_names(request.model, request.te, request.tr)
+        layer.name = names["prediction"]
+        layer.metadata.update(te_ms=request.te, tr_ms=request.tr, model=request.model,
+                              mr_reparam_names=names)
+        if request.slice_index is None:
+            layer.contrast_limits = (float(np.nanmin(pred)), float(np.nanmax(pred)) or 1.0)
+
+    def _update_comparison(self, *_) -> None:
+        source, truth = self.image.value, self.ground_truth.value
+        if source is None:
+            return
+        pred_layer = next((l for l in self._viewer.layers
+                           if (l.metadata or {}).get("mr_reparam_role") == "prediction"
+                           and l.metadata.get("mr_reparam_source") is source.data), None)
+        if pred_layer is None or truth is None:
+            self.metrics.value = ""
+            return
+        pred, gt = np.asarray(pred_layer.data), np.asarray(truth.data)
+        if pred.shape != gt.shape:
+            self.metrics.value = f"ground truth shape {gt.shape} differs from the input {pred.shape}"
+            return
+        diff, per_slice = compare_volumes(pred, gt)
+        diff_layer = self._output_layer(source, "difference", pred)
+        diff_layer.data = diff
+        diff_layer.name = pred_layer.metadata.get("mr_reparam_names", {}).get("difference", "difference")
+        diff_layer.contrast_limits = (0.0, max(float(np.nanmax(diff)), 1.0))
+        self._per_slice = per_slice
+        self._update_metrics_label()
+
+    def _update_metrics_label(self, *_) -> None:
+        per_slice = getattr(self, "_per_slice", None)
+        layer = self.image.value
+        if not per_slice or layer is None:
+            return
+        data = np.asarray(layer.data)
+        k = 0
+        if data.ndim == 3:
+            k = int(np.clip(round(layer.world_to_data(self._viewer.dims.point)[0]), 0, data.shape[0] - 1))
+        s = per_slice["slices"][k]
+        v = per_slice["volume"]
+        self.metrics.value = (f"slice {k}: PSNR {s['psnr']:.2f} dB, MAE {s['mae']:.2f}, SSIM {s['ssim']:.3f}\n"
+                              f"volume: PSNR {v['psnr']:.2f} dB, MAE {v['mae']:.2f}, SSIM {v['ssim']:.3f}")
