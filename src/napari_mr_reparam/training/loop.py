@@ -104,9 +104,27 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False) -> Path:
     if rank == 0 and start >= cfg.steps:
         _save(out / CHECKPOINT, model, optimizer, cfg.steps, cfg, stage, losses, started)
     if world > 1:
+        _write_rank_digest(out, rank, model)
         torch.distributed.barrier()
         torch.distributed.destroy_process_group()
     return out / CHECKPOINT
+
+
+def weights_digest(model) -> str:
+    """sha256 over a model's parameters (not BatchNorm statistics, which stay per-process)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for key, tensor in model.named_parameters():
+        digest.update(key.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _write_rank_digest(out: Path, rank: int, model) -> None:
+    """Each process records its final weights' digest: ranks in step must agree."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"rank{rank}.sha256").write_text(weights_digest(model) + "\n")
 
 
 def _progress(cfg: TrainConfig, start: int, show: bool):

@@ -1,0 +1,109 @@
+"""End-to-end training on a tiny setting: autoencoder, Param-Net, evaluate, export, resume, DDP."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from helpers import mrilab_path
+
+from napari_mr_reparam.training.cli import main as train_main
+from napari_mr_reparam.training.config import TrainConfig, load_config
+from napari_mr_reparam.training.loop import train
+
+TINY = dict(width=0.0625, pairs=8, slices=4, batch_size=2, checkpoint_every=2, log_every=1,
+            threads=1)
+
+
+@pytest.fixture(scope="module")
+def phantom_spec():
+    return f"mrilab:{mrilab_path()}"
+
+
+def _cfg(tmp_path, phantom_spec, **kw):
+    return TrainConfig(**{**TINY, "phantoms": [phantom_spec], "out": str(tmp_path / kw.pop("run", "run")),
+                          **kw})
+
+
+def test_recipe_loading(tmp_path):
+    recipe = tmp_path / "r.toml"
+    recipe.write_text('stage = "paramnet"\ntask = "p2p"\nsteps = 5\n')
+    cfg = load_config(recipe, steps=7, out=None)
+    assert (cfg.task, cfg.steps) == ("p2p", 7)
+    recipe.write_text('stepz = 5\n')
+    with pytest.raises(ValueError, match="unknown recipe keys"):
+        load_config(recipe)
+    with pytest.raises(ValueError, match="unknown stage"):
+        TrainConfig(stage="gan")
+
+
+def test_bundled_recipes_parse():
+    from pathlib import Path
+
+    folder = Path(__file__).resolve().parents[1] / "training"
+    names = {p.stem for p in folder.glob("*.toml")}
+    assert {"autoencoder", "d2p", "p2p"} <= names
+    for path in folder.glob("*.toml"):
+        load_config(path)
+
+
+def test_autoencoder_then_paramnet_then_evaluate(tmp_path, phantom_spec, capsys):
+    ae = train(_cfg(tmp_path, phantom_spec, stage="autoencoder", natural_steps=1, steps=2, run="ae"),
+               quiet=True)
+    assert ae.is_file()
+    cfg = _cfg(tmp_path, phantom_spec, stage="paramnet", task="d2p", steps=3, autoencoder=str(ae),
+               run="d2p")
+    ckpt = train(cfg, quiet=True)
+    blob = torch.load(ckpt, weights_only=True)
+    assert blob["step"] == 3 and blob["card"]["task"] == "d2p"
+    # the encoder stayed frozen: equal to the autoencoder's
+    ae_state = torch.load(ae, weights_only=True)["model"]
+    for key, value in blob["model"].items():
+        if key.startswith("encoder."):
+            assert torch.equal(value, ae_state[key]), key
+    # resume continues from the checkpoint
+    cfg.steps = 4
+    train(cfg, resume=True, quiet=True)
+    assert torch.load(ckpt, weights_only=True)["step"] == 4
+    # evaluate prints the table with identity, and writes the JSON keys
+    report_file = tmp_path / "eval.json"
+    code = train_main(["evaluate", "--weights", str(ckpt), "--phantom", phantom_spec, "--split", "slices",
+                       "--limit", "6", "--json", str(report_file), "--device", "cpu"])
+    assert code == 0
+    report = json.loads(report_file.read_text())
+    for key in ("psnr_mean", "psnr_std", "mae_mean", "mae_std", "ssim_mean"):
+        assert np.isfinite(report[key]) and np.isfinite(report["identity"][key])
+    assert "identity" in capsys.readouterr().out
+    # export to safetensors with a card carrying the metrics and the hash
+    out = tmp_path / "tiny.safetensors"
+    assert train_main(["export", str(ckpt), "--name", "tiny", "--out", str(out),
+                       "--metrics", str(report_file)]) == 0
+    card = json.loads(out.with_suffix(".json").read_text())
+    assert card["sha256"] and card["task"] == "d2p" and card["metrics"]
+
+
+def test_bad_arguments_are_one_line_errors(tmp_path, capsys):
+    assert train_main(["simulate", "--phantom", "nowhere", "--out", str(tmp_path)]) == 2
+    assert train_main(["simulate", "--phantom", "mrilab:/no/such.npz", "--out", str(tmp_path)]) == 2
+    assert train_main(["paramnet", "--config", str(tmp_path / "missing.toml")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("error:") == 3 and "Traceback" not in err
+
+
+def test_two_process_data_parallel_ranks_agree(tmp_path, phantom_spec):
+    recipe = tmp_path / "ddp.toml"
+    out = tmp_path / "ddp"
+    recipe.write_text(
+        f'stage = "paramnet"\ntask = "p2p"\nwidth = 0.0625\npairs = 8\nslices = 4\nbatch_size = 2\n'
+        f'steps = 3\nthreads = 1\ndevice = "cpu"\nphantoms = ["{phantom_spec}"]\nout = "{out}"\n')
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "napari_mr_reparam.training.cli", "paramnet", "--config", str(recipe)]
+    result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    digests = [(out / f"rank{r}.sha256").read_text() for r in (0, 1)]
+    assert digests[0] == digests[1]
+    assert torch.load(out / "checkpoint.pt", weights_only=True)["step"] == 3
