@@ -1,0 +1,139 @@
+"""The physics-informed model: quantitative maps from one image, any contrast from the maps.
+
+A small U-Net, conditioned on the input's TE/TR by FiLM (per-channel scale and shift
+from a little MLP), maps an input slice to bounded proton-density, T1 and T2 maps.
+Any target image is then rendered through the MR signal equation
+(:mod:`napari_mr_reparam.physics`): the network runs once per volume, and every new
+TE/TR (or TI, flip angle, sequence) is a cheap, differentiable formula. Rendered images
+are normalized to their own maximum, as the training images are.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .. import DEFAULT_TE_MS, DEFAULT_TR_MS
+from .. import physics
+
+#: Bounds of the predicted maps (ms for T1/T2; PD relative).
+T1_RANGE_MS = (50.0, 6000.0)
+T2_RANGE_MS = (2.0, 3000.0)
+
+
+def condition_vector(te_ms, tr_ms) -> torch.Tensor:
+    """The FiLM input: log TE and log TR relative to the default acquisition, (B, 2)."""
+    te = torch.as_tensor(te_ms, dtype=torch.float32).reshape(-1)
+    tr = torch.as_tensor(tr_ms, dtype=torch.float32).reshape(-1)
+    return torch.stack([torch.log(te / DEFAULT_TE_MS), torch.log(tr / DEFAULT_TR_MS)], dim=1)
+
+
+class FiLMBlock(nn.Module):
+    """Two 3x3 convolutions with group norm; FiLM modulation before the second activation."""
+
+    def __init__(self, cin: int, cout: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, padding=1)
+        self.norm1 = nn.GroupNorm(max(1, cout // 8), cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, padding=1)
+        self.norm2 = nn.GroupNorm(max(1, cout // 8), cout)
+
+    def forward(self, x, gamma, beta):
+        x = F.silu(self.norm1(self.conv1(x)))
+        x = self.norm2(self.conv2(x))
+        return F.silu(x * (1 + gamma[..., None, None]) + beta[..., None, None])
+
+
+class PhysicsNet(nn.Module):
+    """U-Net from (image, input TE/TR) to PD, T1 and T2 maps, plus a signal-equation renderer.
+
+    Parameters
+    ----------
+    base : int
+        Channels at full resolution; doubled at every level.
+    depth : int
+        Number of resolution levels.
+    task : {"d2p", "p2p"}
+        Default-to-Param always conditions on TE 50 ms / TR 4500 ms.
+    """
+
+    def __init__(self, base: int = 16, depth: int = 4, task: str = "p2p"):
+        super().__init__()
+        self.task, self.base, self.depth = task, base, depth
+        chans = [base * 2**i for i in range(depth)]
+        self.down = nn.ModuleList(FiLMBlock(c_in, c) for c_in, c in zip([1] + chans[:-1], chans))
+        self.up = nn.ModuleList(FiLMBlock(chans[i + 1] + chans[i], chans[i]) for i in reversed(range(depth - 1)))
+        self.head = nn.Conv2d(chans[0], 3, 1)
+        self._film_sizes = [c for c in chans] + [chans[i] for i in reversed(range(depth - 1))]
+        self.film = nn.Sequential(nn.Linear(2, 64), nn.SiLU(), nn.Linear(64, 2 * sum(self._film_sizes)))
+        nn.init.zeros_(self.film[-1].weight)
+        nn.init.zeros_(self.film[-1].bias)
+
+    @classmethod
+    def from_card(cls, card: dict) -> "PhysicsNet":
+        return cls(base=int(card.get("base", 16)), depth=int(card.get("depth", 4)),
+                   task=card.get("task", "p2p"))
+
+    def _films(self, cond):
+        out = self.film(cond)
+        pieces, start = [], 0
+        for size in self._film_sizes:
+            pieces.append((out[:, start:start + size], out[:, start + size:start + 2 * size]))
+            start += 2 * size
+        return pieces
+
+    def maps(self, image01, input_te_ms=None, input_tr_ms=None) -> dict[str, torch.Tensor]:
+        """PD (0-1), T1 and T2 (ms) maps, each (B, 1, H, W), from images in [0, 1]."""
+        b = image01.shape[0]
+        if self.task == "d2p" or input_te_ms is None or input_tr_ms is None:
+            input_te_ms, input_tr_ms = [DEFAULT_TE_MS] * b, [DEFAULT_TR_MS] * b
+        cond = condition_vector(input_te_ms, input_tr_ms).to(image01.device).expand(b, 2)
+        films = self._films(cond)
+        x, skips = image01, []
+        for i, block in enumerate(self.down):
+            if i:
+                x = F.avg_pool2d(x, 2)
+            x = block(x, *films[i])
+            skips.append(x)
+        for j, block in enumerate(self.up):
+            skip = skips[-2 - j]
+            x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+            x = block(torch.cat([x, skip], 1), *films[self.depth + j])
+        raw = self.head(x).float()
+        return {"pd": torch.sigmoid(raw[:, :1]),
+                "t1": _log_bounded(raw[:, 1:2], T1_RANGE_MS),
+                "t2": _log_bounded(raw[:, 2:3], T2_RANGE_MS)}
+
+    @staticmethod
+    def render(maps: dict, te_ms, tr_ms, sequence: str = "spin_echo", ti_ms=None, flip_deg=None,
+               normalize: bool = True) -> torch.Tensor:
+        """Images (B, 1, H, W) at the given acquisitions (scalars or (B,) tensors).
+
+        ``normalize`` scales each image to its own maximum, as the training images are.
+        Gradient echo uses the T2 map in place of T2*.
+        """
+        def per_image(v):
+            if v is None:
+                return None
+            t = torch.as_tensor(v, dtype=maps["t1"].dtype, device=maps["t1"].device)
+            return t.reshape(-1, 1, 1, 1) if t.ndim else t
+
+        signal = physics.render(sequence, maps["pd"], maps["t1"], maps["t2"], per_image(te_ms),
+                                per_image(tr_ms), ti=per_image(ti_ms), flip_deg=per_image(flip_deg))
+        if not normalize:
+            return signal
+        peak = signal.amax(dim=(-2, -1), keepdim=True).clamp_min(1e-8)
+        return signal / peak
+
+    def forward(self, image, te_ms, tr_ms, input_te_ms=None, input_tr_ms=None):
+        """The paper models' interface: images in [-1, 1] in and out."""
+        maps = self.maps((image + 1) / 2, input_te_ms, input_tr_ms)
+        return self.render(maps, te_ms, tr_ms) * 2 - 1
+
+
+def _log_bounded(raw, bounds):
+    lo, hi = math.log(bounds[0]), math.log(bounds[1])
+    return torch.exp(lo + (hi - lo) * torch.sigmoid(raw))

@@ -1,0 +1,81 @@
+import pytest
+import torch
+
+from napari_mr_reparam.models import (
+    Autoencoder, Encoder, ParamNet, ReparamNet, parameter_vector, xavier_init_,
+)
+from napari_mr_reparam.models.paramnet import param_tensor
+
+
+def count(module):
+    return sum(p.numel() for p in module.parameters())
+
+
+def _hand_counted(width=1.0):
+    """Parameters of encoder + Param-Net from the layout, by hand."""
+    enc = [64, 64, 128, 256, 512, 512, 512, 512]
+    encoder = 9 * 1 * enc[0] + sum(9 * a * b + 2 * b for a, b in zip(enc[:-1], enc[1:]))
+    blocks = [(512, 512), (512, 512), (512, 512), (512, 256), (256, 128), (128, 64), (64, 64), (64, 32)]
+    paramnet = 0
+    for cin, cout in blocks:
+        paramnet += 9 * cin * cin + cin                       # transposed conv
+        paramnet += 2 * (9 * 2 * cin * cin + cin + 2 * cin)   # merge and inject convs + affine IN
+        paramnet += 9 * cin * cout + cout + 2 * cout          # out conv + IN
+    paramnet += 9 * 32 * 16 + 16 + 32 + 9 * 16 + 1            # head
+    return encoder, paramnet
+
+
+def test_full_width_layout_and_counts():
+    encoder, paramnet = _hand_counted()
+    net = ReparamNet("d2p", width=1.0)
+    assert count(net.encoder) == encoder
+    assert count(net.paramnet) == paramnet
+    assert 60e6 < count(net) < 78e6  # the paper's ~69 M
+    assert Encoder(1.0).channels == [64, 64, 128, 256, 512, 512, 512, 512]
+
+
+def test_encoder_feature_sizes_and_autoencoder_range():
+    enc = Encoder(0.0625).eval()
+    with torch.no_grad():
+        feats = enc(torch.zeros(1, 1, 256, 256))
+    assert [f.shape[-1] for f in feats] == [256, 128, 64, 32, 16, 8, 4, 2]
+    ae = Autoencoder(0.0625).eval()
+    with torch.no_grad():
+        y = ae(torch.rand(2, 1, 256, 256) * 2 - 1)
+    assert y.shape == (2, 1, 256, 256) and y.abs().max() <= 1
+
+
+def test_eighth_width_is_about_a_million_parameters():
+    assert 0.9e6 < count(ReparamNet("d2p", width=0.125)) < 1.3e6
+
+
+@pytest.mark.parametrize("task", ["d2p", "p2p"])
+def test_efficient_injection_equals_naive(task):
+    torch.manual_seed(0)
+    fast = xavier_init_(ReparamNet(task, width=0.125)).double().eval()
+    slow = ReparamNet(task, width=0.125, injection="naive").double().eval()
+    slow.load_state_dict(fast.state_dict())
+    x = torch.rand(2, 1, 256, 256, dtype=torch.float64) * 2 - 1
+    args = (torch.tensor([30.0, 400.0]), torch.tensor([2000.0, 9000.0]),
+            torch.tensor([40.0, 60.0]), torch.tensor([3000.0, 5000.0]))
+    with torch.no_grad():
+        diff = (fast(x, *args) - slow(x, *args)).abs().max().item()
+    assert diff <= 1e-5
+
+
+def test_parameter_layout_matches_the_authors():
+    v = parameter_vector("p2p", 100.0, 3000.0, 50.0, 4500.0)
+    assert v[0].tolist() == pytest.approx([0.05, 4.5, 0.1, 3.0])  # seconds: input TE, input TR, target TE, TR
+    t = param_tensor(parameter_vector("d2p", 100.0, 3000.0), 6, 1, 1)
+    assert t[0, :, 0, 0].tolist() == pytest.approx([0.1, 3.0, 0.1, 3.0, 0.1, 3.0])
+
+
+def test_d2p_ignores_input_times_and_p2p_needs_them():
+    net = ReparamNet("d2p", width=0.0625).eval()
+    x = torch.rand(1, 1, 256, 256)
+    with torch.no_grad():
+        assert torch.equal(net(x, 80.0, 3000.0), net(x, 80.0, 3000.0, 10.0, 500.0))
+    with pytest.raises(ValueError, match="input image's TE and TR"):
+        ReparamNet("p2p", width=0.0625)(x, 80.0, 3000.0)
+    with pytest.raises(ValueError):
+        ParamNet(0.0625, injection="magic")
