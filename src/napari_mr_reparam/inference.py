@@ -145,7 +145,7 @@ class Reparameterizer:
         dev = self.device
         with torch.inference_mode():
             t = torch.from_numpy(np.ascontiguousarray(x))[:, None].to(dev) * 2 - 1
-            args = [torch.from_numpy(np.ascontiguousarray(a)).to(dev) for a in (te, tr, te_in, tr_in)]
+            args = [torch.from_numpy(np.array(a, np.float32)).to(dev) for a in (te, tr, te_in, tr_in)]
             y = ((self.net(t, *args) + 1) / 2).clamp_(0, 1)[:, 0].float().cpu().numpy()
         return resize_slices(y, size) if y.shape[-2:] != size else y
 
