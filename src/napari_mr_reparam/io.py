@@ -97,6 +97,13 @@ def read_sidecar(path: str | Path) -> dict[str, float]:
 _STACK_FROM_RAS = np.array([[2, -1], [1, -1], [0, 1]])
 
 
+def ras_to_stack(array: np.ndarray) -> np.ndarray:
+    """A canonical (RAS+) voxel array rearranged as the package's axial stack (z, y, x)."""
+    from nibabel import orientations as orn
+
+    return np.ascontiguousarray(orn.apply_orientation(array, _STACK_FROM_RAS))
+
+
 def load_volume(path: str | Path) -> Volume:
     """Read a NIfTI volume or a 2-D image as an axial stack; see the module docstring.
 
@@ -144,13 +151,13 @@ def _load_nifti(path: Path) -> Volume:
     if data.ndim == 2:
         data = data[:, :, None]
     to_ras = orn.io_orientation(img.affine)
-    stack = orn.apply_orientation(orn.apply_orientation(data, to_ras), _STACK_FROM_RAS)
+    stack = ras_to_stack(orn.apply_orientation(data, to_ras))
     zooms = np.ones(3)
     zooms[: min(3, len(img.header.get_zooms()))] = img.header.get_zooms()[:3]
     spacing = np.ones(3)
     for axis, (ras_axis, _) in enumerate(to_ras):
         spacing[int(_STACK_FROM_RAS[int(ras_axis), 0])] = zooms[axis]
-    return Volume(data=np.ascontiguousarray(stack), spacing=tuple(float(v) for v in spacing),
+    return Volume(data=stack, spacing=tuple(float(v) for v in spacing),
                   affine=np.asarray(img.affine), header=img.header.copy(), ornt=to_ras,
                   original_shape=shape, kind="nifti")
 
