@@ -42,6 +42,8 @@ class ReparamWidget(Container):
         self._engines = EngineCache()
         self._queue = RequestQueue()
         self._worker = None
+        self._worker_request = None
+        self._per_slice = None
         self._make_controls()
         self._preview_timer = self._timer(PREVIEW_DELAY_MS, self._start_preview)
         self._volume_timer = self._timer(VOLUME_DELAY_MS, self._start_volume)
@@ -91,6 +93,15 @@ class ReparamWidget(Container):
         self.run.clicked.connect(self._start_volume)
         self.cancel.clicked.connect(self.cancel_work)
         self._viewer.dims.events.current_step.connect(self._update_metrics_label)
+        self._viewer.layers.events.removed.connect(self._on_layer_removed)
+        self.native.destroyed.connect(_teardown(self._viewer, self._update_metrics_label,
+                                                self._on_layer_removed, self.cancel_work))
+
+    def _on_layer_removed(self, event) -> None:
+        """Closing the input layer mid-run cancels the work for it."""
+        current = self._worker_request
+        if current is not None and event.value is current.layer:
+            self.cancel_work()
 
     # ------------------------------------------------------------------ events
     def _on_model_changed(self, *_):
@@ -161,7 +172,7 @@ class ReparamWidget(Container):
         engines = self._engines
         data = np.asarray(request.layer.data)
 
-        @thread_worker
+        @thread_worker(ignore_errors=True)
         def work():
             engine = engines.get(request.model, request.device)
             yield ("engine", engine)
@@ -183,6 +194,7 @@ class ReparamWidget(Container):
             return np.concatenate(out).reshape(volume.shape)
 
         worker = work()
+        self._worker_request = request
         worker.yielded.connect(self._on_yield)
         worker.returned.connect(lambda pred: self._on_result(request, pred))
         worker.errored.connect(self._on_error)
@@ -219,6 +231,7 @@ class ReparamWidget(Container):
 
     def _on_finished(self) -> None:
         self._worker = None
+        self._worker_request = None
         self.cancel.enabled = False
         pending = self._queue.take()
         if pending is not None:
@@ -291,7 +304,7 @@ class ReparamWidget(Container):
         self._update_metrics_label()
 
     def _update_metrics_label(self, *_) -> None:
-        per_slice = getattr(self, "_per_slice", None)
+        per_slice = self._per_slice
         layer = self.image.value
         if not per_slice or layer is None:
             return
@@ -303,3 +316,22 @@ class ReparamWidget(Container):
         v = per_slice["volume"]
         self.metrics.value = (f"slice {k}: PSNR {s['psnr']:.2f} dB, MAE {s['mae']:.2f}, SSIM {s['ssim']:.3f}\n"
                               f"volume: PSNR {v['psnr']:.2f} dB, MAE {v['mae']:.2f}, SSIM {v['ssim']:.3f}")
+
+
+def _teardown(viewer, *callbacks):
+    """A slot for the widget's ``destroyed`` signal: stop work, leave the viewer's events."""
+    on_step, on_removed, cancel = callbacks
+
+    def disconnect(*_):
+        for emitter, callback in ((viewer.dims.events.current_step, on_step),
+                                  (viewer.layers.events.removed, on_removed)):
+            try:
+                emitter.disconnect(callback)
+            except (TypeError, ValueError, RuntimeError):
+                pass
+        try:
+            cancel()
+        except RuntimeError:
+            pass  # Qt objects already gone
+
+    return disconnect

@@ -1,0 +1,27 @@
+import pytest
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_napari_settings(tmp_path_factory):
+    """napari reads and writes its settings here, not in the user's profile."""
+    import os
+
+    os.environ["NAPARI_CONFIG"] = str(tmp_path_factory.mktemp("napari") / "settings.yaml")
+    yield
+
+
+@pytest.fixture
+def tiny_weights(tmp_path, monkeypatch):
+    """Random tiny d2p and p2p weight sets, installed as the bundled ones for one test."""
+    import torch
+
+    from napari_mr_reparam import weights
+    from napari_mr_reparam.models import ReparamNet, xavier_init_
+
+    for task in ("d2p", "p2p"):
+        torch.manual_seed(0)
+        net = xavier_init_(ReparamNet(task, width=0.0625))
+        card = {"arch": "paper", "task": task, "width": 0.0625, "name": task}
+        weights.save_weights(net.state_dict(), card, tmp_path / f"{task}.safetensors")
+    monkeypatch.setattr(weights, "BUNDLED_DIR", tmp_path)
+    return tmp_path
