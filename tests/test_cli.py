@@ -1,0 +1,95 @@
+import json
+
+import nibabel as nib
+import numpy as np
+import pytest
+from PIL import Image
+from test_io import _oblique_nifti
+
+from napari_mr_reparam.cli import main
+
+
+@pytest.fixture
+def scan(tmp_path):
+    data, affine = _oblique_nifti(tmp_path / "scan.nii.gz", shape=(40, 36, 3))
+    return tmp_path / "scan.nii.gz", data, affine
+
+
+def test_predict_nifti_keeps_geometry(scan, tiny_weights, tmp_path, capsys):
+    path, data, affine = scan
+    out = tmp_path / "pred.nii.gz"
+    assert main(["predict", str(path), "-o", str(out), "--te", "100", "--tr", "3000", "-q"]) == 0
+    img = nib.load(str(out))
+    assert img.shape == data.shape and np.allclose(img.affine, affine)
+    pred = np.asarray(img.dataobj)
+    assert pred.dtype == np.float32 and np.isfinite(pred).all() and pred.max() <= data.max() * 1.0001
+    assert json.loads((tmp_path / "pred.json").read_text())["EchoTime"] == 0.1
+    assert "TE 100 ms / TR 3000 ms" in capsys.readouterr().out
+
+
+def test_predict_png_and_npy(tmp_path, tiny_weights):
+    image = (np.random.default_rng(0).random((50, 70)) * 255).astype(np.uint8)
+    Image.fromarray(image).save(tmp_path / "slice.png")
+    for suffix in (".png", ".npy", ".tif"):
+        out = tmp_path / f"out{suffix}"
+        assert main(["predict", str(tmp_path / "slice.png"), "-o", str(out), "--te", "30", "--tr", "800",
+                     "-q"]) == 0
+        assert out.is_file()
+    assert np.load(tmp_path / "out.npy").shape == (1, 50, 70)
+
+
+def test_p2p_reads_the_sidecar_or_says_it_assumes_the_default(scan, tiny_weights, tmp_path, capsys):
+    path, _, _ = scan
+    args = ["predict", str(path), "--te", "100", "--tr", "3000", "--model", "p2p", "-q"]
+    assert main(args + ["-o", str(tmp_path / "a.nii.gz")]) == 0
+    assert "taking the input to be at TE 50 ms / TR 4500 ms" in capsys.readouterr().err
+    (tmp_path / "scan.json").write_text(json.dumps({"EchoTime": 0.02, "RepetitionTime": 0.6}))
+    assert main(args + ["-o", str(tmp_path / "b.nii.gz")]) == 0
+    assert "taking the input" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--te", "3000", "--tr", "100"], "shorter than TR"),
+    (["--te", "-5", "--tr", "100"], "positive"),
+    (["--te", "abc", "--tr", "100"], "not a number"),
+    (["--te", "50", "--tr", "4000", "--model", "gan"], "unknown model 'gan'; known: d2p, p2p"),
+])
+def test_bad_parameters_are_one_line_errors(scan, tiny_weights, tmp_path, capsys, extra, message):
+    path, _, _ = scan
+    with pytest.raises(SystemExit) if "not a number" in message or "positive" in message else _nothing():
+        code = main(["predict", str(path), "-o", str(tmp_path / "x.nii.gz"), *extra])
+        assert code == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not (tmp_path / "x.nii.gz").exists()
+
+
+def test_out_of_range_target_warns_but_runs(scan, tiny_weights, tmp_path, capsys):
+    path, _, _ = scan
+    assert main(["predict", str(path), "-o", str(tmp_path / "x.nii.gz"), "--te", "5", "--tr", "100", "-q"]) == 0
+    assert "outside the trained range" in capsys.readouterr().err
+
+
+def test_existing_output_is_kept_without_overwrite(scan, tiny_weights, tmp_path, capsys):
+    path, _, _ = scan
+    out = tmp_path / "keep.nii.gz"
+    out.write_bytes(b"precious")
+    assert main(["predict", str(path), "-o", str(out), "--te", "80", "--tr", "3000"]) == 2
+    assert out.read_bytes() == b"precious" and "--overwrite" in capsys.readouterr().err
+    assert main(["predict", str(path), "-o", str(out), "--te", "80", "--tr", "3000", "--overwrite", "-q"]) == 0
+    assert nib.load(str(out)).shape == (40, 36, 3)
+
+
+def test_bad_input_file(tmp_path, tiny_weights, capsys):
+    (tmp_path / "bad.nii").write_text("garbage")
+    assert main(["predict", str(tmp_path / "bad.nii"), "-o", str(tmp_path / "o.nii"), "--te", "80",
+                 "--tr", "3000"]) == 2
+    assert "bad.nii" in capsys.readouterr().err and not (tmp_path / "o.nii").exists()
+
+
+class _nothing:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
