@@ -70,10 +70,13 @@ def cmd_evaluate(args) -> int:
 
     from ..inference import Reparameterizer
     from ..metrics import format_report
-    from .evaluate import evaluate
+    from .evaluate import IdentityModel, evaluate
 
-    engine = Reparameterizer(args.model, weights=args.weights, device=args.device,
-                             batch_size=args.batch_size)
+    if args.model == "identity" and not args.weights:
+        engine = IdentityModel(args.task or "d2p")
+    else:
+        engine = Reparameterizer(args.model, weights=args.weights, device=args.device,
+                                 batch_size=args.batch_size)
     task = args.task or engine.task
     report = evaluate(engine, task, args.phantom, split=args.split, dataset_seed=args.seed,
                       limit=args.limit)
@@ -156,7 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     ph.set_defaults(func=cmd_physics)
 
     ev = sub.add_parser("evaluate", help="score a model on the paper protocol, identity beside it")
-    ev.add_argument("--model", default="d2p", help="bundled model name (default d2p)")
+    ev.add_argument("--model", default="d2p", help="bundled model name, or identity (default d2p)")
     ev.add_argument("--weights", help="a weights file (.safetensors or .pt) instead of a bundled model")
     ev.add_argument("--task", choices=("d2p", "p2p"), help="default: the model's own task")
     ev.add_argument("--phantom", default="mni152", help="mni152 or mrilab:PATH")

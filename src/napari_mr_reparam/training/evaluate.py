@@ -17,6 +17,21 @@ from ..phantoms import load_phantom
 CHUNK = 240
 
 
+class IdentityModel:
+    """The baseline that returns its input unchanged, with the engine's interface."""
+
+    def __init__(self, task: str = "d2p"):
+        from ..inference import ModelInfo
+
+        self.task = task
+        self.info = ModelInfo(name="identity", arch="identity", task=task, width=0.0, card={})
+
+    def predict_images(self, images01, *args, progress=None, **kwargs):
+        if progress is not None:
+            progress(len(images01))
+        return np.asarray(images01, np.float32)
+
+
 def test_inputs(ds: ProtocolDataset, task: str, pairs, slices):
     """Input images and their TE/TR (ms) for the test samples ``(pairs, slices)``."""
     if task == "d2p":
