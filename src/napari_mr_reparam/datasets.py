@@ -264,22 +264,28 @@ class StreamingSampler:
         subject = random_subject(base, self.rng, tables=self.tables)
         return subject, random_bias_field(subject.shape, self.rng, self.bias_strength)
 
-    def example(self) -> dict:
-        """One example: ``input``/``target`` (1, S, S) float32 in [0, 1] and times in ms."""
+    def example(self, targets: int = 1) -> dict:
+        """One example: ``input`` (1, S, S) and ``target`` (targets, S, S) float32 in
+        [0, 1], with ``input_te``/``input_tr`` and ``target_te``/``target_tr`` in ms
+        (scalars for one target, arrays of ``targets`` otherwise)."""
         if self.randomize and self.drawn and self.drawn % self.refresh_every == 0:
             self.pool[self.rng.integers(len(self.pool))] = self._subject()
         self.drawn += 1
         subject, bias = self.pool[self.rng.integers(len(self.pool))]
         first, last = np.flatnonzero(subject.mask().any(axis=(1, 2)))[[0, -1]]
         index = [int(self.rng.integers(first + 0.2 * (last - first), first + 0.85 * (last - first) + 1))]
-        (te, tr), (te_in, tr_in) = [np.ravel(v) for v in sample_te_tr(self.rng, 1)], (DEFAULT_TE_MS, DEFAULT_TR_MS)
+        te, tr = sample_te_tr(self.rng, targets)
+        te_in, tr_in = DEFAULT_TE_MS, DEFAULT_TR_MS
         if self.task == "p2p":
             te_in, tr_in = (float(v[0]) for v in sample_te_tr(self.rng, 1))
-        images = [self._image(subject, bias, Acquisition(float(a), float(b)), index)
-                  for a, b in ((te_in, tr_in), (te[0], tr[0]))]
-        return {"input": images[0], "target": images[1],
+        image = self._image(subject, bias, Acquisition(te_in, tr_in), index)
+        target = np.concatenate([self._image(subject, bias, Acquisition(float(a), float(b)), index)
+                                 for a, b in zip(te, tr)])
+        one = targets == 1
+        return {"input": image, "target": target,
                 "input_te": np.float32(te_in), "input_tr": np.float32(tr_in),
-                "target_te": np.float32(te[0]), "target_tr": np.float32(tr[0])}
+                "target_te": np.float32(te[0]) if one else te.astype(np.float32),
+                "target_tr": np.float32(tr[0]) if one else tr.astype(np.float32)}
 
     def _image(self, subject, bias, acq, index) -> np.ndarray:
         noise = float(self.rng.uniform(0, self.noise_max)) if self.randomize else 0.0
@@ -287,6 +293,6 @@ class StreamingSampler:
                                 rng=self.rng)
         return image.astype(np.float32) / 255.0
 
-    def batch(self, count: int) -> dict[str, np.ndarray]:
-        rows = [self.example() for _ in range(count)]
+    def batch(self, count: int, targets: int = 1) -> dict[str, np.ndarray]:
+        rows = [self.example(targets) for _ in range(count)]
         return {k: np.stack([r[k] for r in rows]) for k in rows[0]}
