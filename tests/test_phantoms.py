@@ -1,10 +1,14 @@
 import numpy as np
 import pytest
-from helpers import mrilab_path
+from helpers import mrilab_path, tiny_phantom
 
 from napari_mr_reparam import physics
-from napari_mr_reparam.phantoms import load_phantom, random_bias_field, random_subject
-from napari_mr_reparam.phantoms.mni152 import mni152_fractions
+from napari_mr_reparam.phantoms import (Phantom, load_phantom, random_bias_field,
+                                        random_noise_level, random_subject)
+from napari_mr_reparam.phantoms.mni152 import maps_from_fractions, mni152_fractions
+from napari_mr_reparam.tissues import TISSUES, get_table
+
+MAPS = ("pd", "t1", "t2", "t2star")
 
 
 @pytest.fixture(scope="module")
@@ -12,18 +16,44 @@ def mni():
     return load_phantom("mni152")
 
 
-def test_mni152_maps_ranges_and_fractions(mni):
-    assert mni.pd.ndim == 3 and mni.pd.dtype == np.float32
-    assert 0 <= mni.pd.min() and mni.pd.max() <= 1
-    assert 0 <= mni.t1.min() and mni.t1.max() <= 5000
-    assert 0 <= mni.t2.min() and mni.t2.max() <= 2500
+def _in_range(ph):
+    assert 0 <= ph.pd.min() and ph.pd.max() <= 1
+    assert 0 <= ph.t1.min() and ph.t1.max() <= 5000
+    assert 0 <= ph.t2.min() and ph.t2.max() <= 2500
+    assert 0 <= ph.t2star.min() and (ph.t2star <= ph.t2 + 1e-3).all()
+
+
+def test_mni152_maps_and_ranges(mni):
+    assert mni.pd.ndim == 3 and mni.voxel_size_mm == (2.0, 2.0, 2.0)
+    assert all(getattr(mni, k).dtype == np.float32 for k in MAPS)
+    assert 80 <= mni.shape[0] <= 120 and 90 <= mni.shape[1] <= 140 and 80 <= mni.shape[2] <= 130
+    assert mni.name == "mni152[brainweb_1.5t]"
+    _in_range(mni)
+
+
+def test_mni152_tissue_fractions(mni):
     brain = mni.mask()
+    # GM + WM of the ICBM152 2009 template alone hold ~1.7 l (it is larger than an
+    # average brain), so the brain mask (with the CSF inside the hull) is ~1.8 l.
     litres = brain.sum() * np.prod(mni.voxel_size_mm) / 1e6
-    assert 1.0 < litres < 2.1
+    assert 1.2 < litres < 2.0
     fr = mni152_fractions()
-    for tissue, lo, hi in (("grey_matter", 0.25, 0.6), ("white_matter", 0.2, 0.6), ("csf", 0.05, 0.4)):
+    assert set(fr) == set(TISSUES)
+    for tissue, lo, hi in (("grey_matter", 0.25, 0.6), ("white_matter", 0.25, 0.6), ("csf", 0.05, 0.4)):
         share = fr[tissue][brain].sum() / brain.sum()
         assert lo < share < hi, (tissue, share)
+    total = sum(fr.values())
+    assert total.max() <= 1 + 1e-5 and total[0].max() > 0.5  # cut inferiorly, not padded
+    for tissue in ("skull", "marrow", "muscle", "fat", "skin"):
+        assert fr[tissue].sum() > 1000, tissue
+
+
+def test_mni152_head_fits_the_grid(mni):
+    tissue = mni.pd > 0
+    assert not tissue[-1].any(), "the top of the head is inside the grid"
+    for axis in (1, 2):
+        edges = np.take(tissue, [0, -1], axis=axis)
+        assert not edges.any(), f"the head touches the grid edge on axis {axis}"
 
 
 def test_mni152_has_a_skull_ring(mni):
@@ -35,6 +65,7 @@ def test_mni152_has_a_skull_ring(mni):
     skull = int(np.argmax(outside < 0.5))
     assert skull > 0 and outside[skull] < 0.5, "a low-PD (skull) layer follows the brain"
     assert outside[skull:].max() > 0.8, "and bright scalp lies outside it"
+    assert outside[-1] == 0, "then air"
 
 
 def test_mni152_contrast_follows_physics(mni):
@@ -46,10 +77,24 @@ def test_mni152_contrast_follows_physics(mni):
     assert t1w[csf].mean() < t1w[wm].mean()
 
 
-def test_tissue_table_switch():
+def test_tissue_table_switch(mni):
     ph = load_phantom("mni152", table="mrilab")
+    assert ph.name == "mni152[mrilab]" and ph.shape == mni.shape
     wm = mni152_fractions()["white_matter"] > 0.99
-    assert np.median(ph.t1[wm]) == pytest.approx(600, abs=25)  # partial volume with GM
+    assert np.median(ph.t1[wm]) == pytest.approx(600, abs=25)  # up to 1 % GM/CSF mixed in
+    with pytest.raises(ValueError, match="unknown tissue table"):
+        load_phantom("mni152", table="7t")
+
+
+def test_maps_from_fractions_mixes_and_normalizes():
+    table = get_table("brainweb_1.5t")
+    gm = np.array([0.0, 0.5, 0.25], np.float32)
+    wm = np.array([0.0, 0.5, 0.25], np.float32)
+    maps = maps_from_fractions({"grey_matter": gm, "white_matter": wm}, table)
+    assert maps["t1"][0] == 0 and maps["pd"][0] == 0
+    mean_t1 = (table["grey_matter"].t1 + table["white_matter"].t1) / 2
+    assert maps["t1"][1] == pytest.approx(mean_t1) and maps["t1"][2] == pytest.approx(mean_t1)
+    assert maps["pd"][2] == pytest.approx(maps["pd"][1] / 2)  # half the voxel is air
 
 
 def test_mrilab_phantom():
@@ -78,15 +123,33 @@ def test_random_subject_is_seeded_and_sane(mni):
     a = random_subject(mni, 5, tables=["3t", "brainweb_1.5t"])
     b = random_subject(mni, 5, tables=["3t", "brainweb_1.5t"])
     c = random_subject(mni, 6)
-    assert np.array_equal(a.t1, b.t1) and np.array_equal(a.pd, b.pd)
+    assert all(np.array_equal(getattr(a, k), getattr(b, k)) for k in MAPS)
+    assert np.array_equal(a.mask(), b.mask())
     assert not np.array_equal(a.t1, c.t1)
-    assert a.shape == mni.shape and a.t1.dtype == np.float32
-    assert 0 <= a.pd.min() and a.pd.max() <= 1 and (a.t2star <= a.t2 + 1e-3).all()
+    assert a.shape == mni.shape and all(getattr(a, k).dtype == np.float32 for k in MAPS)
+    assert a.name.startswith("mni152[") and a.name.endswith("+random(5)")
+    assert c.name == "mni152[brainweb_1.5t]+random(6)"
+    _in_range(a)
     assert 0.8 < a.mask().sum() / mni.mask().sum() < 1.2
 
 
-def test_bias_field():
+def test_random_subject_on_a_phantom_without_classes():
+    base = tiny_phantom(n=8, h=32, w=28)
+    plain = Phantom(base.pd, base.t1, base.t2, base.t2star, name="plain")  # no brain mask
+    rng = np.random.default_rng(3)
+    a = random_subject(plain, rng, deform_mm=2.0, tables=["3t"])  # tables ignored here
+    assert a.shape == plain.shape and a.name == "plain+random"
+    assert (a.t1 > 0).sum() == pytest.approx((plain.t1 > 0).sum(), rel=0.25)
+    assert not np.array_equal(a.t1, random_subject(plain, rng).t1)  # the generator moved on
+    _in_range(a)
+
+
+def test_random_bias_field_and_noise_level():
     field = random_bias_field((20, 30, 30), np.random.default_rng(0), 0.2)
-    assert field.shape == (20, 30, 30)
+    assert field.shape == (20, 30, 30) and field.dtype == np.float32
     assert 0.8 - 1e-6 <= field.min() and field.max() <= 1.2 + 1e-6
-    assert field.mean() == pytest.approx(1.0, abs=0.1)
+    assert field.mean() == pytest.approx(1.0, abs=1e-3)
+    assert field.max() - field.min() > 0.1
+    assert np.array_equal(field, random_bias_field((20, 30, 30), 0, 0.2))
+    levels = [random_noise_level(np.random.default_rng(s), 0.01, 0.02) for s in range(20)]
+    assert all(0.01 <= v <= 0.02 for v in levels) and len(set(levels)) > 1

@@ -2,12 +2,19 @@
 
 Grey- and white-matter probability maps of the MNI ICBM152 2009c symmetric template
 ship inside the nilearn wheel, so this phantom works offline on a fresh install. The
-maps are reoriented to RAS, averaged to 2 mm voxels and arranged as the package's axial
-stack. CSF is what the smoothed brain hull holds beyond grey and white matter (the
-ventricles and sulci, since the template is skull-stripped), and a head is built around
-the hull from distance shells: a CSF layer, the inner skull table, marrow (diploe), the
-outer table, muscle (thicker at the temples), subcutaneous fat and skin. Tissue
-fractions are kept, so the maps can be made with any tissue table.
+maps are reoriented to RAS, block-averaged to 2 mm voxels and arranged as the package's
+axial stack ``(z inferior->superior, y anterior->posterior, x across)``.
+
+CSF is what a smoothed, closed brain hull holds beyond grey and white matter (sulci
+and ventricles: the template is skull-stripped). A head is built around the hull from
+distance shells: a CSF layer, the inner skull table, marrow (diploe), the outer table,
+muscle (thicker at the temples), subcutaneous fat and skin. Deep concavities of the
+brain surface (the skull base between temporal lobes and cerebellum) are filled with
+bone, so the outer layers wrap the whole head rather than each lobe. The grid is cut
+inferiorly where the template ends (through the brainstem), like a scan's field of view.
+
+Tissue fractions are kept (:func:`mni152_fractions`), so the maps can be made with any
+tissue table (:func:`maps_from_fractions`).
 """
 
 from __future__ import annotations
@@ -21,106 +28,223 @@ from scipy import ndimage
 from ..tissues import TISSUES, TissueTable, get_table
 from .base import Phantom
 
+#: Voxel size of the phantom (mm, isotropic).
 VOXEL_MM = 2.0
-PAD_VOXELS = 12
-#: Shells around the brain hull: (tissue, thickness in mm), from the inside out.
-HEAD_SHELLS = (("csf", 2.0), ("skull", 2.5), ("marrow", 3.0), ("skull", 2.5),
-               ("muscle", 3.0), ("fat", 4.0), ("skin", 2.0))
-TEMPORAL_MUSCLE_MM = 5.0
+#: CSF layer between the brain hull and the inner skull table (mm).
+CSF_SHELL_MM = 2.5
+#: Layers outside the intracranial space, inside out: (tissue, thickness in mm).
+HEAD_SHELLS = (("skull", 2.0), ("marrow", 2.5), ("skull", 2.0), ("muscle", 3.0),
+               ("fat", 3.5), ("skin", 2.0))
+#: Extra muscle thickness at the temples (temporalis), lateral and low on the head (mm).
+TEMPORAL_MUSCLE_MM = 6.0
+#: Concavities of the intracranial space narrower than about this radius become bone (mm).
+SKULL_CLOSING_MM = 10.0
+#: Empty voxels kept around the skin, except inferiorly where the grid is cut.
+MARGIN_VOXELS = 3
+#: Smoothing (voxels) that gives the shells partial-volume edges.
+EDGE_SIGMA = 0.6
+
+_MAPS = ("pd", "t1", "t2", "t2star")
 
 
 def _template_path(kind: str) -> Path:
+    """Path of nilearn's ICBM152 2009 ``gm``, ``wm`` or ``t1`` template file."""
     import nilearn
 
     name = f"mni_icbm152_{kind}_tal_nlin_sym_09a_converted.nii.gz"
     path = Path(nilearn.__file__).parent / "datasets" / "data" / name
     if not path.is_file():
-        raise FileNotFoundError(f"the MNI152 template {name} is missing from nilearn's package")
+        raise FileNotFoundError(f"the MNI152 template {name} is missing from nilearn at {path}")
     return path
 
 
+def _block_mean(volume: np.ndarray, k: int) -> np.ndarray:
+    """Average non-overlapping ``k``-voxel cubes (trailing partial blocks dropped)."""
+    if k <= 1:
+        return volume
+    n = [s // k for s in volume.shape]
+    v = volume[: n[0] * k, : n[1] * k, : n[2] * k]
+    return v.reshape(n[0], k, n[1], k, n[2], k).mean(axis=(1, 3, 5))
+
+
 def _load_fraction(kind: str) -> np.ndarray:
+    """A template probability map (0-1) at :data:`VOXEL_MM`, as an axial stack."""
     import nibabel as nib
 
     from ..io import ras_to_stack
 
     img = nib.as_closest_canonical(nib.load(str(_template_path(kind))))
-    data = np.asarray(img.dataobj, np.float32) / 255.0
-    data = _block_mean(np.clip(data, 0, 1), int(round(VOXEL_MM / img.header.get_zooms()[0])))
-    return ras_to_stack(data)
+    data = np.clip(np.asarray(img.dataobj, np.float32) / 255.0, 0.0, 1.0)
+    factor = int(round(VOXEL_MM / float(img.header.get_zooms()[0])))
+    return ras_to_stack(_block_mean(data, factor)).astype(np.float32)
 
 
-def _block_mean(volume: np.ndarray, k: int) -> np.ndarray:
-    shape = [s - s % k for s in volume.shape]
-    v = volume[: shape[0], : shape[1], : shape[2]]
-    return v.reshape(shape[0] // k, k, shape[1] // k, k, shape[2] // k, k).mean(axis=(1, 3, 5))
+def _pad_amount() -> int:
+    """Voxels to pad on each side so the thickest head fits before cropping."""
+    outer_mm = CSF_SHELL_MM + sum(t for _, t in HEAD_SHELLS) + TEMPORAL_MUSCLE_MM
+    return int(np.ceil(outer_mm / VOXEL_MM)) + MARGIN_VOXELS + 1
 
 
 def _brain_hull(brain: np.ndarray) -> np.ndarray:
-    """A smooth closed envelope of the brain (the inner surface of the CSF shell)."""
-    mask = brain > 0.5
-    mask = ndimage.binary_closing(mask, iterations=4, border_value=0)
+    """A smooth, closed envelope of the brain: the surface CSF and the ventricles fill it."""
+    mask = ndimage.binary_closing(brain > 0.5, iterations=4, border_value=0)
     mask = ndimage.binary_fill_holes(mask)
-    return ndimage.gaussian_filter(mask.astype(np.float32), 1.5) > 0.35
+    return ndimage.gaussian_filter(mask.astype(np.float32), 1.5) > 0.5
 
 
-def _shell_labels(hull: np.ndarray) -> dict[str, np.ndarray]:
-    """Boolean masks of the procedural head tissues around ``hull``."""
-    outside_mm = ndimage.distance_transform_edt(~hull) * VOXEL_MM
-    # temples: the muscle shell thickens on the sides of the lower half of the head
-    z, _, x = np.indices(hull.shape, dtype=np.float32)
-    zc = np.flatnonzero(hull.any(axis=(1, 2)))
-    lateral = np.abs(x - hull.shape[2] / 2) / (hull.shape[2] / 2)
-    lower = np.clip((zc.mean() + 0.25 * np.ptp(zc) - z) / (0.5 * np.ptp(zc) + 1), 0, 1)
-    temporal = TEMPORAL_MUSCLE_MM * np.clip(lateral * 1.6 - 0.4, 0, 1) * lower
-    shells: dict[str, np.ndarray] = {}
+def _edt_mm(mask: np.ndarray) -> np.ndarray:
+    """Distance (mm) from each voxel outside ``mask`` to the mask (0 inside)."""
+    return ndimage.distance_transform_edt(~mask).astype(np.float32) * VOXEL_MM
+
+
+def _close_mm(mask: np.ndarray, radius_mm: float) -> np.ndarray:
+    """Morphological closing with a ball of ``radius_mm``, via distance transforms."""
+    dilated = _edt_mm(mask) <= radius_mm
+    closed = _edt_mm(~dilated) > radius_mm
+    return ndimage.gaussian_filter(closed.astype(np.float32), 1.0) > 0.5
+
+
+def _temporal_thickness(hull: np.ndarray) -> np.ndarray:
+    """Extra muscle (mm): full at the sides of the lower head, none front, back and top."""
+    z, y, x = np.indices(hull.shape, dtype=np.float32)
+    cz, cy, cx = ndimage.center_of_mass(hull)
+    zs = np.flatnonzero(hull.any(axis=(1, 2)))
+    height = float(zs[-1] - zs[0] + 1)
+    dy, dx = y - cy, x - cx
+    lateral = (dx**2 / (dx**2 + dy**2 + 1e-6)) ** 2  # cos^4 of the angle from left-right
+    low = np.clip((cz + 0.2 * height - z) / (0.3 * height), 0.0, 1.0)
+    return (TEMPORAL_MUSCLE_MM * lateral * low).astype(np.float32)
+
+
+def _shell_masks(hull: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Boolean masks of the extra-cerebral tissues, and the whole head's mask."""
+    intracranial = _edt_mm(hull) <= CSF_SHELL_MM
+    cranium = _close_mm(intracranial, SKULL_CLOSING_MM) | intracranial
+    masks = {"csf": intracranial & ~hull, "skull": cranium & ~intracranial}
+    depth = _edt_mm(cranium)
+    temporal = _temporal_thickness(hull)
     inner = np.zeros(hull.shape, np.float32)
     for tissue, thickness in HEAD_SHELLS:
-        outer = inner + thickness + (temporal if tissue == "muscle" else 0)
-        layer = (outside_mm > inner) & (outside_mm <= outer)
-        shells[tissue] = shells.get(tissue, np.zeros(hull.shape, bool)) | layer
+        outer = inner + thickness + (temporal if tissue == "muscle" else 0.0)
+        layer = (depth > inner) & (depth <= outer)
+        masks[tissue] = masks[tissue] | layer if tissue in masks else layer
         inner = outer
-    return shells
+    return masks, depth <= inner
+
+
+def _soft(mask: np.ndarray) -> np.ndarray:
+    """A boolean mask with partial-volume edges (float32, 0-1)."""
+    return ndimage.gaussian_filter(mask.astype(np.float32), EDGE_SIGMA)
+
+
+def _head_fractions(gm: np.ndarray, wm: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Tissue fractions of the whole head (summing to the head's occupancy), and the hull."""
+    hull = _brain_hull(gm + wm)
+    csf = np.clip(hull.astype(np.float32) - gm - wm, 0.0, 1.0)
+    brain_total = gm + wm + csf
+    scale = 1.0 / np.maximum(brain_total, 1.0)  # probability maps may sum past 1
+    fractions = {name: np.zeros(gm.shape, np.float32) for name in TISSUES}
+    fractions.update(grey_matter=gm * scale, white_matter=wm * scale, csf=csf * scale)
+    masks, head = _shell_masks(hull)
+    soft = {tissue: _soft(mask) for tissue, mask in masks.items()}
+    shell_total = sum(soft.values())
+    remaining = np.clip(_soft(head | hull) - brain_total * scale, 0.0, 1.0)
+    share = np.divide(remaining, shell_total, out=np.zeros_like(remaining), where=shell_total > 1e-6)
+    for tissue, value in soft.items():
+        fractions[tissue] = fractions[tissue] + value * share
+    return fractions, hull
+
+
+def _crop_box(occupied: np.ndarray) -> tuple[slice, ...]:
+    """Bounding box of ``occupied`` plus the margin; inferiorly from the first slice."""
+    box = []
+    for axis in range(3):
+        other = tuple(a for a in range(3) if a != axis)
+        idx = np.flatnonzero(occupied.any(axis=other))
+        start = 0 if axis == 0 else max(0, idx[0] - MARGIN_VOXELS)
+        box.append(slice(start, min(occupied.shape[axis], idx[-1] + MARGIN_VOXELS + 1)))
+    return tuple(box)
 
 
 @lru_cache(maxsize=1)
+def _build() -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """The fraction volumes and brain mask, computed once per process (read-only)."""
+    p = _pad_amount()
+    pad = [(0, p), (p, p), (p, p)]  # no inferior padding: the template is cut there
+    gm, wm = (np.pad(_load_fraction(kind), pad) for kind in ("gm", "wm"))
+    fractions, hull = _head_fractions(gm, wm)
+    brain = hull & ((fractions["grey_matter"] + fractions["white_matter"] + fractions["csf"]) > 0.5)
+    box = _crop_box(sum(fractions.values()) > 1e-3)
+    fractions = {k: np.ascontiguousarray(v[box], dtype=np.float32) for k, v in fractions.items()}
+    brain = np.ascontiguousarray(brain[box])
+    for array in (*fractions.values(), brain):
+        array.flags.writeable = False
+    return fractions, brain
+
+
 def mni152_fractions() -> dict[str, np.ndarray]:
-    """Per-tissue fractions (float32, summing to 1 inside the head, 0 outside), cached."""
-    gm, wm = _load_fraction("gm"), _load_fraction("wm")
-    pad = [(PAD_VOXELS, PAD_VOXELS)] * 3
-    gm, wm = np.pad(gm, pad), np.pad(wm, pad)
-    hull = _brain_hull(gm + wm)
-    csf_inside = np.clip(hull.astype(np.float32) - gm - wm, 0, 1)
-    fractions = {name: np.zeros(gm.shape, np.float32) for name in TISSUES}
-    fractions["grey_matter"], fractions["white_matter"], fractions["csf"] = gm, wm, csf_inside
-    for tissue, mask in _shell_labels(hull).items():
-        soft = ndimage.gaussian_filter(mask.astype(np.float32), 0.5)
-        fractions[tissue] += soft * (1 - np.clip(gm + wm + csf_inside, 0, 1))
-    total = sum(fractions.values())
-    over = total > 1
-    for name in TISSUES:
-        fractions[name] = np.where(over, fractions[name] / np.maximum(total, 1e-6), fractions[name])
-        fractions[name] = fractions[name].astype(np.float32)
-    fractions["_brain"] = ((gm + wm + csf_inside) > 0.5) & hull
-    return fractions
+    """Per-tissue fraction volumes of the MNI152 head (cached, read-only).
+
+    Returns
+    -------
+    dict of str to ndarray
+        One ``(nz, ny, nx)`` float32 volume per name in :data:`~napari_mr_reparam.tissues.TISSUES`;
+        they sum to 1 inside the head (less at its soft outer edge) and 0 in air.
+    """
+    return dict(_build()[0])
+
+
+def mni152_brain_mask() -> np.ndarray:
+    """Brain voxels (grey and white matter, CSF inside the brain hull); cached, read-only."""
+    return _build()[1]
 
 
 def maps_from_fractions(fractions: dict[str, np.ndarray], table: TissueTable) -> dict[str, np.ndarray]:
-    """PD, T1, T2 and T2* (ms) as fraction-weighted mixtures of the table's tissues."""
-    total = sum(fractions[name] for name in TISSUES)
+    """PD, T1, T2 and T2* maps as fraction-weighted mixtures of a table's tissues.
+
+    Parameters
+    ----------
+    fractions : dict of str to ndarray
+        Tissue name (from :data:`~napari_mr_reparam.tissues.TISSUES`) to fraction volume;
+        missing tissues count as absent.
+    table : TissueTable
+        Tissue properties (times in ms).
+
+    Returns
+    -------
+    dict of str to ndarray
+        ``pd``, ``t1``, ``t2``, ``t2star`` (float32). Each is the mixture normalized by the
+        total fraction, zero where there is no tissue; PD is also scaled by the total
+        (capped at 1), so voxels only partly inside the head are fainter.
+    """
+    present = [name for name in TISSUES if name in fractions]
+    if not present:
+        raise ValueError("no tissue fractions given")
+    total = sum(np.asarray(fractions[name], np.float32) for name in present)
     weight = np.divide(1.0, total, out=np.zeros_like(total), where=total > 1e-3)
     maps = {}
-    for key in ("pd", "t1", "t2", "t2star"):
-        mix = sum(fractions[name] * getattr(table[name], key) for name in TISSUES)
+    for key in _MAPS:
+        mix = sum(fractions[name] * np.float32(getattr(table[name], key)) for name in present)
         maps[key] = (mix * weight).astype(np.float32)
-    maps["pd"] = maps["pd"] * np.clip(total, 0, 1)  # partial voxels at the skin edge fade out
+    maps["pd"] = (maps["pd"] * np.clip(total, 0.0, 1.0)).astype(np.float32)
     return maps
 
 
 def mni152_phantom(table: str = "brainweb_1.5t") -> Phantom:
-    """The MNI152 head with tissue values from ``table`` (brainweb_1.5t, mrilab or 3t)."""
+    """The MNI152 head phantom with tissue values from a table.
+
+    Parameters
+    ----------
+    table : str
+        Tissue table name: ``brainweb_1.5t`` (default), ``mrilab`` or ``3t``.
+
+    Returns
+    -------
+    Phantom
+        2 mm isotropic maps (times in ms) with the brain mask, named ``mni152[TABLE]``.
+    """
     tissue_table = get_table(table)
-    fractions = mni152_fractions()
+    fractions, brain = _build()
     maps = maps_from_fractions(fractions, tissue_table)
     return Phantom(**maps, voxel_size_mm=(VOXEL_MM,) * 3, name=f"mni152[{tissue_table.name}]",
-                   brain_mask=fractions["_brain"])
+                   brain_mask=brain)

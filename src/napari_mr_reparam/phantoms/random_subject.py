@@ -2,10 +2,16 @@
 
 A subject is the base anatomy under a smooth random deformation (plus a small global
 scale and in-plane rotation) with jittered tissue values: T1, T2, T2* and PD are
-multiplied by smooth log-normal fields (a global factor and a gentle spatial part).
-For the MNI152 head, a random tissue table can be drawn first. Acquisition effects
-(bias field, noise level) are not properties of the subject: :func:`random_bias_field`
-and :func:`random_noise_level` draw them for the simulator.
+multiplied by log-normal factors, a global one per map and a smooth spatial one. For
+the plain MNI152 head a tissue table can be drawn first and the maps rebuilt from its
+tissue fractions. Voxel-map phantoms without tissue classes (MRiLab's) work the same,
+minus the table draw.
+
+Acquisition effects are not properties of the subject, so they are not in the maps:
+:func:`random_bias_field` draws a receive-coil bias field and :func:`random_noise_level`
+a noise level, for the simulator to apply per acquisition.
+
+The same seed (or generators in the same state) gives byte-identical output.
 """
 
 from __future__ import annotations
@@ -15,79 +21,191 @@ from scipy import ndimage
 
 from .base import Phantom
 
-_COARSE = 8  # displacement and jitter fields are drawn on a grid this many times coarser
+#: Smoothing of the random displacement field (mm).
+DEFORM_SIGMA_MM = 9.0
+#: Smoothing of the spatial part of the tissue-value jitter (mm).
+JITTER_SIGMA_MM = 25.0
+#: Largest global scale change and in-plane rotation.
+MAX_SCALE = 0.05
+MAX_ROTATION_DEG = 5.0
+#: Upper limits the jittered times are clipped to (ms).
+T1_MAX_MS = 5000.0
+T2_MAX_MS = 2500.0
+
+_TIMES = ("t1", "t2", "t2star")
 
 
-def _rng(seed_or_rng) -> np.random.Generator:
-    return seed_or_rng if isinstance(seed_or_rng, np.random.Generator) else np.random.default_rng(seed_or_rng)
+def _as_rng(rng: np.random.Generator | int | None) -> np.random.Generator:
+    """A generator from a seed, or the generator itself."""
+    return rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
 
 
-def _smooth_field(shape, rng, coarse=_COARSE) -> np.ndarray:
-    """A smooth random field with unit peak magnitude, drawn coarse and zoomed up."""
-    small = [max(2, s // coarse) for s in shape]
-    noise = ndimage.gaussian_filter(rng.standard_normal(small).astype(np.float32), 1.0)
-    noise /= max(float(np.abs(noise).max()), 1e-6)
-    return ndimage.zoom(noise, [s / c for s, c in zip(shape, small)], order=1)[
-        tuple(slice(0, s) for s in shape)]
+def _upsample(small: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Linear interpolation of a coarse grid onto ``shape`` (corners aligned)."""
+    out = ndimage.zoom(small, [s / c for s, c in zip(shape, small.shape)], order=1)
+    if out.shape != tuple(shape):  # rounding guard: pad or crop to the exact shape
+        out = np.pad(out, [(0, max(0, s - o)) for s, o in zip(shape, out.shape)], mode="edge")
+        out = out[tuple(slice(0, s) for s in shape)]
+    return out
 
 
-def _coordinates(shape, rng, deform_vox: float, scale: float, angle: float) -> np.ndarray:
-    z, y, x = np.indices(shape, dtype=np.float32)
-    cz, cy, cx = [(s - 1) / 2 for s in shape]
-    cos, sin = np.cos(angle), np.sin(angle)
-    yy, xx = (y - cy) / scale, (x - cx) / scale
-    coords = np.stack([(z - cz) / scale + cz, cos * yy - sin * xx + cy, sin * yy + cos * xx + cx])
+def smooth_noise(shape, voxel_mm, rng: np.random.Generator, sigma_mm: float) -> np.ndarray:
+    """Gaussian noise smoothed with ``sigma_mm``, scaled to zero mean and unit sd.
+
+    Drawn on a grid about ``sigma_mm / 2`` coarser than ``shape`` and interpolated up,
+    which costs little and changes nothing at this smoothness.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        Output grid.
+    voxel_mm : tuple of float
+        Voxel size along each axis (mm).
+    rng : numpy.random.Generator
+    sigma_mm : float
+        Gaussian smoothing width.
+
+    Returns
+    -------
+    ndarray, float32
+    """
+    step = [max(1, int(sigma_mm / (2 * v))) for v in voxel_mm]
+    small = [int(np.ceil(s / k)) + 1 for s, k in zip(shape, step)]
+    noise = rng.standard_normal(small, dtype=np.float32)
+    sigma = [sigma_mm / (k * v) for k, v in zip(step, voxel_mm)]
+    noise = ndimage.gaussian_filter(noise, sigma, mode="reflect")
+    field = _upsample(noise, shape)
+    field -= field.mean()
+    return (field / max(float(field.std()), 1e-6)).astype(np.float32)
+
+
+def _sample_coordinates(shape, voxel_mm, rng: np.random.Generator, deform_mm: float) -> np.ndarray:
+    """Where each output voxel samples the base: scale, rotation, then a smooth warp."""
+    scale = 1.0 + float(rng.uniform(-MAX_SCALE, MAX_SCALE))
+    angle = np.radians(float(rng.uniform(-MAX_ROTATION_DEG, MAX_ROTATION_DEG)))
+    warp = np.stack([smooth_noise(shape, voxel_mm, rng, DEFORM_SIGMA_MM) for _ in range(3)])
+    peak = float(np.sqrt((warp**2).sum(axis=0)).max())
+    warp *= np.float32(deform_mm / max(peak, 1e-6))
+    centre = [(s - 1) / 2 for s in shape]
+    z, y, x = (np.arange(s, dtype=np.float32) - c for s, c in zip(shape, centre))
+    cos, sin = np.float32(np.cos(angle)), np.float32(np.sin(angle))
+    coords = np.empty((3, *shape), np.float32)
+    coords[0] = (z / scale)[:, None, None]
+    coords[1] = (cos * y[:, None] - sin * x[None, :]) / scale
+    coords[2] = (sin * y[:, None] + cos * x[None, :]) / scale
     for axis in range(3):
-        coords[axis] += deform_vox * _smooth_field(shape, rng)
+        coords[axis] += np.float32(centre[axis]) + warp[axis] / np.float32(voxel_mm[axis])
     return coords
 
 
-def random_subject(base: Phantom, rng, *, deform_mm: float = 4.0, value_jitter: float = 0.10,
-                   tables=None) -> Phantom:
+def _base_maps(base: Phantom, rng: np.random.Generator, tables) -> tuple[dict, str]:
+    """The base maps, rebuilt from a randomly drawn tissue table for the plain MNI152 head."""
+    maps = {k: getattr(base, k) for k in ("pd", *_TIMES)}
+    plain_mni = base.name.startswith("mni152") and "+" not in base.name
+    if not tables or not plain_mni:
+        return maps, base.name
+    from ..tissues import get_table
+    from .mni152 import maps_from_fractions, mni152_fractions
+
+    fractions = mni152_fractions()
+    if next(iter(fractions.values())).shape != base.shape:
+        return maps, base.name
+    table = get_table(str(tables[int(rng.integers(len(tables)))]))
+    return maps_from_fractions(fractions, table), f"mni152[{table.name}]"
+
+
+def _jitter(maps: dict, shape, voxel_mm, rng: np.random.Generator, sd: float) -> dict:
+    """Multiply each map by a global and a smooth spatial log-normal factor; clip."""
+    out = {}
+    for key in (*_TIMES, "pd"):
+        key_sd = sd / 2 if key == "pd" else sd
+        log_factor = np.float32(rng.normal(0.0, key_sd))
+        log_factor = log_factor + np.float32(key_sd / 2) * smooth_noise(shape, voxel_mm, rng, JITTER_SIGMA_MM)
+        out[key] = (maps[key] * np.exp(log_factor)).astype(np.float32)
+    out["pd"] = np.clip(out["pd"], 0.0, 1.0)
+    out["t1"] = np.clip(out["t1"], 0.0, T1_MAX_MS)
+    out["t2"] = np.clip(out["t2"], 0.0, T2_MAX_MS)
+    out["t2star"] = np.clip(out["t2star"], 0.0, out["t2"])
+    return out
+
+
+def random_subject(base: Phantom, rng: np.random.Generator | int, *, deform_mm: float = 4.0,
+                   value_jitter: float = 0.10, tables=None) -> Phantom:
     """A randomly deformed copy of ``base`` with jittered tissue values.
 
     Parameters
     ----------
     base : Phantom
-    rng : int or numpy.random.Generator
-        Seed; the same seed gives byte-identical output.
+        Any phantom (MNI152, MRiLab, ...), on any grid.
+    rng : numpy.random.Generator or int
+        Generator or seed; the same seed gives byte-identical output.
     deform_mm : float
-        Largest smooth displacement.
+        Largest displacement of the smooth random warp (mm), on top of a global scale
+        within +-5 % and an in-plane (axial) rotation within +-5 degrees.
     value_jitter : float
-        Standard deviation of the global log-normal factor on T1/T2/T2* (PD gets half);
-        the spatial part has half of it again.
-    tables : list of str, optional
-        For the MNI152 head, tissue tables to draw from before the jitter.
+        Standard deviation of the global log-normal factor on T1, T2 and T2* (PD: half);
+        each map's smooth spatial factor has half its global sd.
+    tables : sequence of str, optional
+        Tissue tables to draw one from, for the plain MNI152 head (ignored otherwise):
+        its maps are rebuilt with that table before the jitter.
+
+    Returns
+    -------
+    Phantom
+        Same shape, voxel size and dtype; the brain mask is warped along (nearest
+        neighbour). Named ``BASE+random(SEED)`` when ``rng`` is a seed.
     """
-    seed = rng if isinstance(rng, (int, np.integer)) else None
-    rng = _rng(rng)
-    maps = {k: getattr(base, k) for k in ("pd", "t1", "t2", "t2star")}
-    if tables and base.name.startswith("mni152"):
-        from .mni152 import maps_from_fractions, mni152_fractions
-        from ..tissues import get_table
-
-        maps = maps_from_fractions(mni152_fractions(), get_table(str(rng.choice(list(tables)))))
-    coords = _coordinates(base.shape, rng, deform_mm / base.voxel_size_mm[1],
-                          scale=float(rng.uniform(0.95, 1.05)), angle=float(np.radians(rng.uniform(-5, 5))))
-    warped = {k: ndimage.map_coordinates(v, coords, order=1, mode="constant").astype(np.float32)
+    seed = int(rng) if isinstance(rng, (int, np.integer)) else None
+    rng = _as_rng(rng)
+    maps, name = _base_maps(base, rng, tables)
+    voxel = tuple(float(v) for v in base.voxel_size_mm)
+    coords = _sample_coordinates(base.shape, voxel, rng, deform_mm)
+    warped = {k: ndimage.map_coordinates(np.asarray(v, np.float32), coords, order=1, mode="constant")
               for k, v in maps.items()}
-    mask = base.mask()
-    mask = ndimage.map_coordinates(mask.astype(np.float32), coords, order=0, mode="constant") > 0.5
-    for key, sd in (("t1", value_jitter), ("t2", value_jitter), ("t2star", value_jitter), ("pd", value_jitter / 2)):
-        factor = np.exp(rng.normal(0, sd) + (sd / 2) * _smooth_field(base.shape, rng)).astype(np.float32)
-        warped[key] = warped[key] * factor
-    warped["pd"] = np.clip(warped["pd"], 0, 1)
-    warped["t2star"] = np.minimum(warped["t2star"], warped["t2"])
-    name = f"{base.name}+random({seed})" if seed is not None else f"{base.name}+random"
-    return Phantom(**warped, voxel_size_mm=base.voxel_size_mm, name=name, brain_mask=mask)
+    mask = ndimage.map_coordinates(base.mask().astype(np.uint8), coords, order=0, mode="constant") > 0
+    warped = _jitter(warped, base.shape, voxel, rng, value_jitter)
+    suffix = f"+random({seed})" if seed is not None else "+random"
+    return Phantom(**warped, voxel_size_mm=base.voxel_size_mm, name=name + suffix, brain_mask=mask)
 
 
-def random_bias_field(shape, rng, strength: float = 0.2) -> np.ndarray:
-    """A smooth multiplicative receive-coil field, mean about 1, within 1 +- ``strength``."""
-    field = _smooth_field(shape, _rng(rng), coarse=max(shape) // 3 or 1)
-    return (1.0 + strength * field).astype(np.float32)
+def random_bias_field(shape, rng: np.random.Generator | int, strength: float = 0.2) -> np.ndarray:
+    """A smooth multiplicative receive-coil (bias) field for one simulated subject.
+
+    A random second-order polynomial over the grid (coordinates scaled to -1..1), with
+    mean exactly 1 and peak deviation drawn uniformly between ``strength / 2`` and
+    ``strength``. Multiply the simulated images by it; it is not part of the maps.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        Grid of the field, ``(nz, ny, nx)`` (or any dimensionality).
+    rng : numpy.random.Generator or int
+    strength : float
+        Largest deviation from 1: every value lies in ``[1 - strength, 1 + strength]``.
+
+    Returns
+    -------
+    ndarray, float32
+    """
+    rng = _as_rng(rng)
+    axes = [np.linspace(-1.0, 1.0, n) if n > 1 else np.zeros(1) for n in shape]
+    grids = [a.reshape([-1 if i == j else 1 for j in range(len(shape))]) for i, a in enumerate(axes)]
+    terms = [*grids] + [grids[i] * grids[j] for i in range(len(grids)) for j in range(i, len(grids))]
+    field = np.zeros(tuple(shape), np.float64)
+    for term, coefficient in zip(terms, rng.standard_normal(len(terms))):
+        field = field + coefficient * term
+    field -= field.mean()
+    peak = float(np.abs(field).max())
+    amplitude = strength * float(rng.uniform(0.5, 1.0))
+    if peak > 0:
+        field *= amplitude / peak
+    return (1.0 + field).astype(np.float32)
 
 
-def random_noise_level(rng, low: float = 0.0, high: float = 0.03) -> float:
-    """A noise standard deviation relative to the image maximum, uniform in [low, high]."""
-    return float(_rng(rng).uniform(low, high))
+def random_noise_level(rng: np.random.Generator | int, low: float = 0.0, high: float = 0.03) -> float:
+    """A noise standard deviation for one simulated acquisition, uniform in [low, high].
+
+    The level is relative to the image maximum, as ``simulate_images``' ``noise_sigma``
+    takes it (Rician noise added after the bias field).
+    """
+    return float(_as_rng(rng).uniform(low, high))
