@@ -22,6 +22,32 @@ TRAINED_RANGE_MS = {"te": (20.0, 1000.0), "tr": (1200.0, 10000.0)}
 NETWORK_SIZE = 256
 
 
+@dataclass
+class QuantitativeMaps:
+    """PD (relative), T1 and T2 (ms) maps of a volume from the physics model.
+
+    The maps are stored at the model's working resolution, (z, h, w); ``scale`` holds
+    each input slice's maximum (to return renders in the input's units), ``shape`` the
+    input's in-plane size and ``nan`` where the input had no value.
+    """
+
+    pd: np.ndarray
+    t1: np.ndarray
+    t2: np.ndarray
+    scale: np.ndarray
+    shape: tuple
+    nan: np.ndarray
+
+    def at_input_size(self) -> dict[str, np.ndarray]:
+        """The maps resized to the input's in-plane size (for display), NaN where it had none."""
+        out = {}
+        for key in ("pd", "t1", "t2"):
+            m = resize_slices(getattr(self, key), self.shape)
+            m[self.nan] = np.nan
+            out[key] = m
+        return out
+
+
 class Cancelled(Exception):
     """Raised inside a prediction when its ``cancelled`` callback answers True."""
 
@@ -114,6 +140,11 @@ class Reparameterizer:
     def task(self) -> str:
         return self.info.task
 
+    @property
+    def renders(self) -> bool:
+        """True for the physics model: maps once, then any acquisition by formula."""
+        return self.info.arch == "physics"
+
     def predict_images(self, images01: np.ndarray, te_ms, tr_ms, input_te_ms=None, input_tr_ms=None,
                        progress: Callable[[int], None] | None = None,
                        cancelled: Callable[[], bool] | None = None) -> np.ndarray:
@@ -149,6 +180,48 @@ class Reparameterizer:
             y = ((self.net(t, *args) + 1) / 2).clamp_(0, 1)[:, 0].float().cpu().numpy()
         return resize_slices(y, size) if y.shape[-2:] != size else y
 
+    def compute_maps(self, volume: np.ndarray, input_te_ms: float | None = None,
+                     input_tr_ms: float | None = None, progress=None, cancelled=None) -> QuantitativeMaps:
+        """Run the physics model once over a (z, y, x) volume (or 2-D image)."""
+        if not self.renders:
+            raise ValueError(f"{self.info.name} is not a physics model; it predicts images, not maps")
+        torch = self._torch
+        images, scale, nan, shape = _normalized_slices(volume)
+        te_in = DEFAULT_TE_MS if input_te_ms is None else input_te_ms
+        tr_in = DEFAULT_TR_MS if input_tr_ms is None else input_tr_ms
+        parts = []
+        for start in range(0, images.shape[0], self.batch_size):
+            if cancelled is not None and cancelled():
+                raise Cancelled()
+            chunk = images[start:start + self.batch_size]
+            x = resize_slices(chunk, NETWORK_SIZE) if chunk.shape[-2:] != (NETWORK_SIZE,) * 2 else chunk
+            with torch.inference_mode():
+                t = torch.from_numpy(np.ascontiguousarray(x))[:, None].to(self.device)
+                n = t.shape[0]
+                maps = self.net.maps(t, torch.full((n,), float(te_in)), torch.full((n,), float(tr_in)))
+            parts.append({k: v[:, 0].float().cpu().numpy() for k, v in maps.items()})
+            if progress is not None:
+                progress(len(chunk))
+        joined = {k: np.concatenate([p[k] for p in parts]) for k in ("pd", "t1", "t2")}
+        return QuantitativeMaps(**joined, scale=scale[:, 0, 0], shape=shape, nan=nan)
+
+    def render(self, maps: QuantitativeMaps, te_ms: float, tr_ms: float, sequence: str = "spin_echo",
+               ti_ms: float | None = None, flip_deg: float | None = None) -> np.ndarray:
+        """An image volume at any acquisition from :meth:`compute_maps`' maps (input units).
+
+        Each slice is normalized to its own maximum, as the model was trained, and scaled
+        back by the input slice's maximum.
+        """
+        from . import physics
+        from .simulate import normalize_to_max
+
+        signal = physics.render(sequence, maps.pd, maps.t1, maps.t2, te_ms, tr_ms, ti=ti_ms,
+                                flip_deg=flip_deg, t2star=maps.t2)
+        images = resize_slices(normalize_to_max(np.asarray(signal, np.float32)), maps.shape)
+        out = np.clip(images, 0, None) * maps.scale[:, None, None]
+        out[maps.nan] = np.nan
+        return out
+
     def predict_volume(self, volume: np.ndarray, te_ms: float, tr_ms: float,
                        input_te_ms: float | None = None, input_tr_ms: float | None = None,
                        progress=None, cancelled=None) -> np.ndarray:
@@ -158,15 +231,25 @@ class Reparameterizer:
         back. NaN voxels are treated as 0 and stay NaN in the output.
         """
         data = np.asarray(volume, np.float32)
-        flat = data[None] if data.ndim == 2 else data
-        if flat.ndim != 3:
-            raise ValueError(f"expected a 2-D image or a 3-D volume, got shape {data.shape}")
-        nan = np.isnan(flat)
-        clean = np.where(nan, 0.0, flat)
-        scale = np.maximum(clean.max(axis=(1, 2), keepdims=True), 0.0)
-        images = np.divide(clean, scale, out=np.zeros_like(clean), where=scale > 0).clip(0, 1)
+        if self.renders:
+            maps = self.compute_maps(data, input_te_ms, input_tr_ms, progress, cancelled)
+            return self.render(maps, te_ms, tr_ms).reshape(data.shape)
+        images, scale, nan, _ = _normalized_slices(data)
         pred = self.predict_images(images, te_ms, tr_ms, input_te_ms, input_tr_ms,
                                    progress=progress, cancelled=cancelled) * scale
         pred[nan] = np.nan
         return pred.reshape(data.shape)
+
+
+def _normalized_slices(volume: np.ndarray):
+    """Slices scaled to their own maximum: (images in [0, 1], scale (z,1,1), NaN mask, (h, w))."""
+    data = np.asarray(volume, np.float32)
+    flat = data[None] if data.ndim == 2 else data
+    if flat.ndim != 3:
+        raise ValueError(f"expected a 2-D image or a 3-D volume, got shape {data.shape}")
+    nan = np.isnan(flat)
+    clean = np.where(nan, 0.0, flat)
+    scale = np.maximum(clean.max(axis=(1, 2), keepdims=True), 0.0)
+    images = np.divide(clean, scale, out=np.zeros_like(clean), where=scale > 0).clip(0, 1)
+    return images, scale, nan, flat.shape[-2:]
 
