@@ -12,7 +12,7 @@ def _isolated_napari_settings(tmp_path_factory):
 
 @pytest.fixture
 def tiny_weights(tmp_path, monkeypatch):
-    """Random tiny d2p and p2p weight sets, installed as the bundled ones for one test."""
+    """Random tiny d2p, p2p and physics weight sets, installed as the bundled ones for one test."""
     import torch
 
     from napari_mr_reparam import weights
@@ -23,5 +23,10 @@ def tiny_weights(tmp_path, monkeypatch):
         net = xavier_init_(ReparamNet(task, width=0.0625))
         card = {"arch": "paper", "task": task, "width": 0.0625, "name": task}
         weights.save_weights(net.state_dict(), card, tmp_path / f"{task}.safetensors")
+    from napari_mr_reparam.models.physics_net import PhysicsNet
+
+    net = PhysicsNet(base=4, depth=3, task="p2p")
+    card = {"arch": "physics", "task": "p2p", "width": 0.03, "base": 4, "depth": 3, "name": "physics"}
+    weights.save_weights(net.state_dict(), card, tmp_path / "physics.safetensors")
     monkeypatch.setattr(weights, "BUNDLED_DIR", tmp_path)
     return tmp_path

@@ -113,6 +113,54 @@ def test_errors_become_notifications_not_crashes(demo, qtbot, monkeypatch):
     assert len(viewer.layers) == 4  # nothing added, nothing lost
 
 
+def test_physics_maps_once_then_instant_renders(demo, qtbot):
+    viewer, widget = demo
+    widget.model.value = "physics"
+    assert not widget.sequence.native.isHidden() and widget.ti.native.isHidden()
+    widget.run.clicked.emit()
+    _until(qtbot, lambda: _idle(widget) and _outputs(viewer, "prediction"))
+    assert widget.status.value.startswith("Rendered from the maps")
+    for te in (30.0, 60.0, 90.0):  # every move re-renders the whole volume, no worker needed
+        widget.te.value = te
+        widget._preview_timer.timeout.emit()
+        assert widget._worker is None
+        pred = _outputs(viewer, "prediction")[0]
+        assert pred.metadata["te_ms"] == te and all(pred.data[k].any() for k in range(6))
+    widget.sequence.value = "inversion_recovery"
+    assert not widget.ti.native.isHidden()
+    widget.ti.value = 1800.0
+    widget._preview_timer.timeout.emit()
+    assert "IR" in _outputs(viewer, "prediction")[0].name and "TI1800" in _outputs(viewer, "prediction")[0].name
+    widget.add_maps.clicked.emit()
+    maps = [l for l in viewer.layers if str((l.metadata or {}).get("mr_reparam_role", "")).startswith("map_")]
+    assert len(maps) == 3 and any("T1 map (ms)" in l.name for l in maps)
+    t1 = next(l for l in maps if "T1" in l.name).data
+    assert np.nanmin(t1) >= 50 and np.nanmax(t1) <= 6000
+
+
+def test_two_volumes_do_not_share_maps(demo, qtbot):
+    viewer, widget = demo
+    widget.model.value = "physics"
+    widget.run.clicked.emit()
+    _until(qtbot, lambda: _idle(widget) and _outputs(viewer, "prediction"))
+    other = viewer.layers["head TE20 TR600"]
+    widget.image.value = other
+    request = widget.current_request(whole=True)
+    assert widget._maps.get(request) is None  # a new volume needs its own maps
+    widget.run.clicked.emit()
+    _until(qtbot, lambda: _idle(widget) and len(_outputs(viewer, "prediction")) == 2)
+    viewer.layers.remove(other)
+    assert widget._maps.get(request) is None
+
+
+def test_closing_the_input_mid_run_cancels(demo, qtbot):
+    viewer, widget = demo
+    widget.run.clicked.emit()
+    viewer.layers.remove(viewer.layers[0])
+    _until(qtbot, lambda: _idle(widget))
+    assert not _outputs(viewer, "prediction")
+
+
 def test_request_queue_keeps_only_the_newest():
     q = RequestQueue()
     for te in range(1000):

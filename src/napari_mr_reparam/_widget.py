@@ -23,12 +23,25 @@ from magicgui.widgets import (
 from qtpy.QtCore import QTimer
 
 from . import DEFAULT_TE_MS, DEFAULT_TR_MS
-from .widget_logic import EngineCache, Request, RequestQueue, compare_volumes, layer_names
+from .widget_logic import (
+    EngineCache, MapsCache, Request, RequestQueue, compare_volumes, join_maps, layer_names,
+)
 
 if TYPE_CHECKING:
     import napari
 
-MODEL_CHOICES = [("Default-to-Param", "d2p"), ("Param-to-Param", "p2p")]
+MODEL_LABELS = {"d2p": "Default-to-Param", "p2p": "Param-to-Param", "physics": "Physics (quantitative maps)"}
+SEQUENCE_CHOICES = [("Spin echo", "spin_echo"), ("Inversion recovery", "inversion_recovery"),
+                    ("Gradient echo", "gradient_echo")]
+
+
+def model_choices() -> list[tuple[str, str]]:
+    """The bundled models, the paper's first; extra weight sets appear under their name."""
+    from .inference import known_models
+
+    names = known_models() or ["d2p", "p2p"]
+    order = [n for n in MODEL_LABELS if n in names] + [n for n in names if n not in MODEL_LABELS]
+    return [(MODEL_LABELS.get(n, n), n) for n in order]
 PREVIEW_DELAY_MS = 40     # debounce for the on-screen slice while dragging
 VOLUME_DELAY_MS = 600     # sliders at rest this long -> whole volume
 
@@ -40,6 +53,7 @@ class ReparamWidget(Container):
         super().__init__(labels=True)
         self._viewer = viewer
         self._engines = EngineCache()
+        self._maps = MapsCache()
         self._queue = RequestQueue()
         self._worker = None
         self._worker_request = None
@@ -56,11 +70,15 @@ class ReparamWidget(Container):
         import napari
 
         self.image = create_widget(annotation=napari.layers.Image, label="Input")
-        self.model = ComboBox(choices=MODEL_CHOICES, value="d2p", label="Model")
+        self.model = ComboBox(choices=model_choices(), value="d2p", label="Model")
         self.input_te = FloatSpinBox(value=DEFAULT_TE_MS, min=1, max=5000, step=1, label="Input TE (ms)")
         self.input_tr = FloatSpinBox(value=DEFAULT_TR_MS, min=10, max=20000, step=10, label="Input TR (ms)")
         self.te = FloatSlider(value=100.0, min=5.0, max=1500.0, step=1.0, label="TE (ms)")
         self.tr = FloatSlider(value=3000.0, min=200.0, max=15000.0, step=10.0, label="TR (ms)")
+        self.sequence = ComboBox(choices=SEQUENCE_CHOICES, value="spin_echo", label="Sequence")
+        self.ti = FloatSlider(value=2500.0, min=10.0, max=5000.0, step=10.0, label="TI (ms)")
+        self.flip = FloatSlider(value=30.0, min=1.0, max=90.0, step=1.0, label="Flip angle (°)")
+        self.add_maps = PushButton(text="Add PD, T1, T2 maps as layers")
         self.range_warning = Label(value="", label="")
         self.ground_truth = create_widget(annotation=napari.layers.Image, label="Ground truth",
                                           options={"nullable": True})
@@ -71,9 +89,9 @@ class ReparamWidget(Container):
         self.progress = ProgressBar(value=0, min=0, max=1, label="Progress")
         self.status = Label(value="", label="Status")
         self.metrics = Label(value="", label="Metrics")
-        self.extend([self.image, self.model, self.input_te, self.input_tr, self.te, self.tr,
-                     self.range_warning, self.ground_truth, self.device, self.live, self.run,
-                     self.cancel, self.progress, self.status, self.metrics])
+        self.extend([self.image, self.model, self.input_te, self.input_tr, self.sequence, self.te,
+                     self.tr, self.ti, self.flip, self.range_warning, self.ground_truth, self.device, self.live, self.run,
+                     self.cancel, self.add_maps, self.progress, self.status, self.metrics])
 
     def _timer(self, delay_ms: int, slot) -> QTimer:
         timer = QTimer()
@@ -85,8 +103,10 @@ class ReparamWidget(Container):
     def _connect(self) -> None:
         self.model.changed.connect(self._on_model_changed)
         self.image.changed.connect(self._on_image_changed)
-        for control in (self.te, self.tr):
+        for control in (self.te, self.tr, self.ti, self.flip, self.sequence):
             control.changed.connect(self._on_slider_changed)
+        self.sequence.changed.connect(self._on_model_changed)
+        self.add_maps.clicked.connect(self.add_map_layers)
         for control in (self.input_te, self.input_tr, self.model, self.device):
             control.changed.connect(self._on_settings_changed)
         self.ground_truth.changed.connect(self._update_comparison)
@@ -102,11 +122,15 @@ class ReparamWidget(Container):
         current = self._worker_request
         if current is not None and event.value is current.layer:
             self.cancel_work()
+        self._maps.forget(event.value)
 
     # ------------------------------------------------------------------ events
     def _on_model_changed(self, *_):
-        p2p = self.model.value == "p2p"
-        self.input_te.visible = self.input_tr.visible = p2p
+        physics = self.model.value == "physics"
+        self.input_te.visible = self.input_tr.visible = self.model.value in ("p2p", "physics")
+        self.sequence.visible = self.add_maps.visible = physics
+        self.ti.visible = physics and self.sequence.value == "inversion_recovery"
+        self.flip.visible = physics and self.sequence.value == "gradient_echo"
 
     def _on_image_changed(self, *_):
         layer = self.image.value
@@ -141,11 +165,16 @@ class ReparamWidget(Container):
         if not whole and data.ndim == 3:
             point = layer.world_to_data(self._viewer.dims.point)
             index = int(np.clip(round(point[0]), 0, data.shape[0] - 1))
-        p2p = self.model.value == "p2p"
+        given_input = self.model.value in ("p2p", "physics")
+        physics = self.model.value == "physics"
+        sequence = self.sequence.value if physics else "spin_echo"
         return Request(layer=layer, model=self.model.value, device=self.device.value,
                        te=float(self.te.value), tr=float(self.tr.value),
-                       input_te=float(self.input_te.value) if p2p else None,
-                       input_tr=float(self.input_tr.value) if p2p else None, slice_index=index)
+                       input_te=float(self.input_te.value) if given_input else None,
+                       input_tr=float(self.input_tr.value) if given_input else None,
+                       slice_index=None if physics else index, sequence=sequence,
+                       ti=float(self.ti.value) if sequence == "inversion_recovery" else None,
+                       flip_deg=float(self.flip.value) if sequence == "gradient_echo" else None)
 
     def _start_preview(self):
         self._submit(self.current_request(whole=False))
@@ -160,6 +189,10 @@ class ReparamWidget(Container):
             return
         if request.te >= request.tr:
             self.status.value = "TE must be shorter than TR"
+            return
+        maps = self._maps.get(request)
+        if maps is not None:  # physics: the maps exist, rendering is instant
+            self._show_render(request, maps)
             return
         if self._worker is not None:
             self._queue.put(request)  # the newest request replaces any waiting one
@@ -176,6 +209,19 @@ class ReparamWidget(Container):
         def work():
             engine = engines.get(request.model, request.device)
             yield ("engine", engine)
+            if engine.renders:
+                done = [0]
+
+                def count(n):
+                    done[0] += n
+
+                stack = data if data.ndim == 3 else data[None]
+                parts = []
+                for start in range(0, stack.shape[0], engine.batch_size):
+                    parts.append(engine.compute_maps(stack[start:start + engine.batch_size],
+                                                     request.input_te, request.input_tr, progress=count))
+                    yield ("progress", (done[0], stack.shape[0]))
+                return ("maps", (engine, join_maps(parts)))
             volume = data if request.slice_index is None else data[request.slice_index][None]
             total = volume.shape[0] if volume.ndim == 3 else 1
             done = []
@@ -191,7 +237,7 @@ class ReparamWidget(Container):
                                              request.input_te, request.input_tr, progress=tick)
                 out.append(part)
                 yield ("progress", (sum(done), total))
-            return np.concatenate(out).reshape(volume.shape)
+            return ("prediction", np.concatenate(out).reshape(volume.shape))
 
         worker = work()
         self._worker_request = request
@@ -215,10 +261,16 @@ class ReparamWidget(Container):
             self.progress.max = max(total, 1)
             self.progress.value = done
 
-    def _on_result(self, request: Request, pred: np.ndarray) -> None:
+    def _on_result(self, request: Request, result) -> None:
         if request.layer not in self._viewer.layers:
             return  # the input was closed meanwhile
-        self._write_prediction(request, pred)
+        kind, value = result
+        if kind == "maps":
+            engine, maps = value
+            self._maps.put(request, engine, maps)
+            self._show_render(request, (engine, maps))
+            return
+        self._write_prediction(request, value)
         self._update_comparison()
         where = "volume" if request.slice_index is None else f"slice {request.slice_index}"
         self.status.value = f"Done ({where}) on {self._engines.last_device}"
@@ -236,6 +288,40 @@ class ReparamWidget(Container):
         pending = self._queue.take()
         if pending is not None:
             self._launch(pending)
+
+    def _show_render(self, request: Request, engine_and_maps) -> None:
+        """Physics model: render the whole volume from the cached maps (milliseconds)."""
+        engine, maps = engine_and_maps
+        volume = engine.render(maps, request.te, request.tr, request.sequence, request.ti, request.flip_deg)
+        shape = np.shape(request.layer.data)
+        self._write_prediction(request, volume.reshape(shape))
+        self._update_comparison()
+        self.status.value = f"Rendered from the maps ({self._engines.last_device})"
+
+    def add_map_layers(self, *_) -> None:
+        """Add the physics model's PD, T1 and T2 (ms) maps of the input as layers."""
+        request = self.current_request(whole=True)
+        if request is None or request.model != "physics":
+            self.status.value = "Choose the physics model to get quantitative maps"
+            return
+        cached = self._maps.get(request)
+        if cached is None:
+            self.status.value = "Computing the maps first; press again when done"
+            self._submit(request)
+            return
+        _, maps = cached
+        layer = request.layer
+        shape = np.shape(layer.data)
+        names = {"pd": "PD map (relative)", "t1": "T1 map (ms)", "t2": "T2 map (ms)"}
+        for key, data in maps.at_input_size().items():
+            name = f"{layer.name} {names[key]}"
+            data = data.reshape(shape)
+            if name in self._viewer.layers:
+                self._viewer.layers[name].data = data
+            else:
+                self._viewer.add_image(data, name=name, scale=layer.scale, translate=layer.translate,
+                                       colormap="viridis" if key != "pd" else "gray", visible=False,
+                                       metadata={"mr_reparam_role": f"map_{key}", "unit": "ms" if key != "pd" else ""})
 
     def cancel_work(self, *_) -> None:
         """Stop the running prediction and drop any waiting one."""
@@ -274,7 +360,8 @@ class ReparamWidget(Container):
         else:
             layer.data[request.slice_index] = pred[0]
             layer.refresh()
-        names = layer_names(request.model, request.te, request.tr)
+        names = layer_names(request.model, request.te, request.tr, request.sequence, request.ti,
+                            request.flip_deg)
         layer.name = names["prediction"]
         layer.metadata.update(te_ms=request.te, tr_ms=request.tr, model=request.model,
                               mr_reparam_names=names)

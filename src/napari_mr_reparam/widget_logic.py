@@ -23,6 +23,9 @@ class Request:
     input_te: float | None = None
     input_tr: float | None = None
     slice_index: int | None = None
+    sequence: str = "spin_echo"
+    ti: float | None = None
+    flip_deg: float | None = None
 
 
 class RequestQueue:
@@ -63,9 +66,56 @@ class EngineCache:
             return engine
 
 
-def layer_names(model: str, te: float, tr: float) -> dict[str, str]:
+class MapsCache:
+    """The physics model's maps per input layer, model, device and input TE/TR.
+
+    Entries hold the layer's data array, so a layer whose data is replaced, or another
+    layer, never gets another volume's maps.
+    """
+
+    def __init__(self):
+        self._entries: dict[tuple, tuple] = {}
+
+    @staticmethod
+    def _key(request: Request) -> tuple:
+        return (id(request.layer), request.model, request.device, request.input_te, request.input_tr)
+
+    def get(self, request: Request):
+        if request.model != "physics":
+            return None
+        entry = self._entries.get(self._key(request))
+        if entry is None or entry[0] is not request.layer.data:
+            return None
+        return entry[1]
+
+    def put(self, request: Request, engine, maps) -> None:
+        self._entries[self._key(request)] = (request.layer.data, (engine, maps))
+
+    def forget(self, layer) -> None:
+        self._entries = {k: v for k, v in self._entries.items() if k[0] != id(layer)}
+
+
+def join_maps(parts: list):
+    """One :class:`~napari_mr_reparam.inference.QuantitativeMaps` from slice chunks."""
+    from .inference import QuantitativeMaps
+
+    if len(parts) == 1:
+        return parts[0]
+    fields = {k: np.concatenate([getattr(p, k) for p in parts]) for k in ("pd", "t1", "t2", "scale", "nan")}
+    return QuantitativeMaps(**fields, shape=parts[0].shape)
+
+
+SEQUENCE_TAGS = {"spin_echo": "", "inversion_recovery": "IR ", "gradient_echo": "GRE "}
+
+
+def layer_names(model: str, te: float, tr: float, sequence: str = "spin_echo", ti: float | None = None,
+                flip_deg: float | None = None) -> dict[str, str]:
     """Names of the output layers for a model and target (ms)."""
-    tag = f"{model} TE{te:g} TR{tr:g}"
+    tag = f"{model} {SEQUENCE_TAGS.get(sequence, '')}TE{te:g} TR{tr:g}"
+    if ti is not None:
+        tag += f" TI{ti:g}"
+    if flip_deg is not None:
+        tag += f" FA{flip_deg:g}"
     return {"prediction": f"prediction {tag}", "difference": f"|difference| {tag}"}
 
 
