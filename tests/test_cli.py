@@ -24,7 +24,7 @@ def test_predict_nifti_keeps_geometry(scan, tiny_weights, tmp_path, capsys):
     pred = np.asarray(img.dataobj)
     assert pred.dtype == np.float32 and np.isfinite(pred).all() and pred.max() <= data.max() * 1.0001
     assert json.loads((tmp_path / "pred.json").read_text())["EchoTime"] == 0.1
-    assert "TE 100 ms / TR 3000 ms" in capsys.readouterr().out
+    assert "TE 100/TR 3000 ms" in capsys.readouterr().out
 
 
 def test_predict_png_and_npy(tmp_path, tiny_weights):
@@ -85,5 +85,34 @@ def test_existing_output_is_kept_without_overwrite(scan, tiny_weights, tmp_path,
 def test_bad_input_file(tmp_path, tiny_weights, capsys):
     (tmp_path / "bad.nii").write_text("garbage")
     assert main(["predict", str(tmp_path / "bad.nii"), "-o", str(tmp_path / "o.nii"), "--te", "80",
-                 "--tr", "3000"]) == 2
+                 "--tr", "3000"]) == 1
     assert "bad.nii" in capsys.readouterr().err and not (tmp_path / "o.nii").exists()
+
+
+def test_folder_of_inputs_several_targets_physics_maps_once(tmp_path, tiny_weights, monkeypatch, capsys):
+    from napari_mr_reparam.inference import Reparameterizer
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name in ("a", "b"):
+        _oblique_nifti(folder / f"{name}.nii.gz", shape=(30, 28, 2))
+    (folder / "broken.nii").write_text("nope")
+    calls = []
+    original = Reparameterizer.compute_maps
+    monkeypatch.setattr(Reparameterizer, "compute_maps",
+                        lambda self, *a, **k: calls.append(1) or original(self, *a, **k))
+    code = main(["predict", str(folder), "-o", str(tmp_path / "out"), "--model", "physics",
+                 "--te", "30", "90", "--tr", "800", "4000", "--input-te", "50", "--input-tr", "4500", "-q"])
+    assert code == 1  # one input was broken; the others were written
+    written = sorted(p.name for p in (tmp_path / "out").iterdir() if p.suffix != ".json")
+    assert written == ["a_TE30_TR800.nii.gz", "a_TE90_TR4000.nii.gz", "b_TE30_TR800.nii.gz",
+                       "b_TE90_TR4000.nii.gz"]
+    assert len(calls) == 2  # maps once per input, not per target
+    captured = capsys.readouterr()
+    assert "2 of 3 files done" in captured.out and "failed" in captured.err
+
+
+def test_mismatched_targets(scan, tiny_weights, tmp_path, capsys):
+    path, _, _ = scan
+    assert main(["predict", str(path), "-o", str(tmp_path), "--te", "30", "60", "--tr", "800"]) == 2
+    assert "as many --tr as --te" in capsys.readouterr().err

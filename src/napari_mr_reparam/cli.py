@@ -52,39 +52,112 @@ def input_acquisition(volume, te_ms, tr_ms) -> tuple[float, float, str]:
     return (te_ms or DEFAULT_TE_MS), (tr_ms or DEFAULT_TR_MS), "default"
 
 
-def cmd_predict(args) -> int:
+def _targets(args) -> list[tuple[float, float]]:
+    from .simulate import validate_times
+
+    if len(args.te) != len(args.tr):
+        raise ValueError(f"give as many --tr as --te values ({len(args.te)} TE, {len(args.tr)} TR)")
+    pairs = list(zip(args.te, args.tr))
+    for te, tr in pairs:
+        validate_times(te, tr)
+    return pairs
+
+
+def _inputs(paths: list[str]) -> list:
     from pathlib import Path
 
+    from .io import IMAGE_SUFFIXES, NIFTI_SUFFIXES, suffix_of
+
+    found = []
+    for text in paths:
+        path = Path(text)
+        if path.is_dir():
+            found += sorted(p for p in path.iterdir()
+                            if p.is_file() and suffix_of(p) in NIFTI_SUFFIXES + IMAGE_SUFFIXES)
+        else:
+            found.append(path)
+    if not found:
+        raise ValueError("no input files found")
+    return found
+
+
+def _output_paths(inputs, targets, output: str, suffix: str | None) -> dict:
+    """Where each (input, target) goes: ``output`` itself for one of each, else a folder."""
+    from pathlib import Path
+
+    from .io import suffix_of
+
+    out = Path(output)
+    if len(inputs) == 1 and len(targets) == 1 and suffix_of(out):
+        return {(inputs[0], targets[0]): out}
+    if suffix_of(out):
+        raise ValueError("several inputs or targets need an output folder for -o, not a file")
+    paths = {}
+    for path in inputs:
+        ext = suffix or suffix_of(path)
+        stem = path.name[: -len(suffix_of(path))]
+        for te, tr in targets:
+            paths[(path, (te, tr))] = out / f"{stem}_TE{te:g}_TR{tr:g}{ext}"
+    return paths
+
+
+def cmd_predict(args) -> int:
     from tqdm import tqdm
 
     from .inference import Reparameterizer, out_of_range_warnings
+
+    targets = _targets(args)
+    inputs = _inputs(args.input)
+    outputs = _output_paths(inputs, targets, args.output, args.suffix)
+    if not args.overwrite:
+        taken = [str(p) for p in outputs.values() if p.exists()]
+        if taken:
+            raise FileExistsError(f"{taken[0]} exists; pass --overwrite to replace it")
+    for te, tr in targets:
+        for warning in out_of_range_warnings(te, tr):
+            print(f"warning: {warning}", file=sys.stderr)
+    engine = Reparameterizer(args.model, weights=args.weights, device=args.device,
+                             batch_size=args.batch_size)
+    failures = 0
+    with tqdm(total=len(inputs) * len(targets), unit="image", disable=args.quiet) as bar:
+        for path in inputs:
+            try:
+                written = _predict_file(engine, path, targets, outputs, args)
+                summary = ", ".join(f"TE {te:g}/TR {tr:g} ms -> {out}" for (te, tr), out in written)
+                tqdm.write(f"ok {path}: {engine.info.name} on {engine.device.type}: {summary}")
+            except (ValueError, OSError) as exc:
+                failures += 1
+                tqdm.write(f"failed {path}: {exc}", file=sys.stderr)
+            bar.update(len(targets))
+    if len(inputs) > 1:
+        print(f"{len(inputs) - failures} of {len(inputs)} files done")
+    return 0 if failures == 0 else 1
+
+
+def _predict_file(engine, path, targets, outputs, args) -> list:
+    """All targets of one input; the physics model computes its maps once."""
     from .io import load_volume, save_volume
     from .simulate import validate_times
 
-    validate_times(args.te, args.tr)
-    out = Path(args.output)
-    if out.exists() and not args.overwrite:
-        raise FileExistsError(f"{out} exists; pass --overwrite to replace it")
-    volume = load_volume(args.input)
-    engine = Reparameterizer(args.model, weights=args.weights, device=args.device,
-                             batch_size=args.batch_size)
-    te_in, tr_in = None, None
+    volume = load_volume(path)
+    te_in = tr_in = None
     if engine.task == "p2p":
         te_in, tr_in, source = input_acquisition(volume, args.input_te, args.input_tr)
         validate_times(te_in, tr_in)
         if source == "default":
-            print(f"notice: no input TE/TR given and no BIDS sidecar found; taking the input "
-                  f"to be at TE {te_in:g} ms / TR {tr_in:g} ms", file=sys.stderr)
-    for warning in out_of_range_warnings(args.te, args.tr):
-        print(f"warning: {warning}", file=sys.stderr)
-    with tqdm(total=volume.data.shape[0], desc=Path(args.input).name, unit="slice",
-              disable=args.quiet) as bar:
-        pred = engine.predict_volume(volume.data, args.te, args.tr, te_in, tr_in, progress=bar.update)
-    written = save_volume(out, pred, like=volume, te_ms=args.te, tr_ms=args.tr,
+            print(f"notice: {path.name}: no input TE/TR given and no BIDS sidecar found; taking the "
+                  f"input to be at TE {te_in:g} ms / TR {tr_in:g} ms", file=sys.stderr)
+    maps = engine.compute_maps(volume.data, te_in, tr_in) if engine.renders else None
+    written = []
+    for te, tr in targets:
+        if maps is not None:
+            pred = engine.render(maps, te, tr).reshape(volume.data.shape)
+        else:
+            pred = engine.predict_volume(volume.data, te, tr, te_in, tr_in)
+        out = save_volume(outputs[(path, (te, tr))], pred, like=volume, te_ms=te, tr_ms=tr,
                           model=engine.info.name, overwrite=args.overwrite)
-    print(f"{args.input} -> {written}: {engine.info.name} at TE {args.te:g} ms / TR {args.tr:g} ms "
-          f"on {engine.device.type}")
-    return 0
+        written.append(((te, tr), out))
+    return written
 
 
 def cmd_demo(args) -> int:
@@ -100,11 +173,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
 
-    pr = sub.add_parser("predict", help="predict a volume or image at a new TE/TR")
-    pr.add_argument("input", help="NIfTI (.nii, .nii.gz) or 2-D image (.png, .jpg, .tif)")
-    pr.add_argument("-o", "--output", required=True, help=".nii/.nii.gz, .npy, .tif or .png")
-    pr.add_argument("--te", type=_positive_ms, required=True, help="target echo time, ms")
-    pr.add_argument("--tr", type=_positive_ms, required=True, help="target repetition time, ms")
+    pr = sub.add_parser("predict", help="predict volumes or images at new TE/TR settings")
+    pr.add_argument("input", nargs="+", help="NIfTI (.nii, .nii.gz) or 2-D images (.png, .jpg, .tif), "
+                    "or folders of them")
+    pr.add_argument("-o", "--output", required=True,
+                    help="output file (.nii/.nii.gz, .npy, .tif, .png) for one input and one target; "
+                         "else a folder, where files are named INPUT_TE<ms>_TR<ms>")
+    pr.add_argument("--te", type=_positive_ms, nargs="+", required=True, help="target echo time(s), ms")
+    pr.add_argument("--tr", type=_positive_ms, nargs="+", required=True,
+                    help="target repetition time(s), ms, paired with --te in order")
+    pr.add_argument("--suffix", help="output type in folder mode (default: the input's), e.g. .nii.gz")
     pr.add_argument("--input-te", type=_positive_ms, help="input echo time, ms (Param-to-Param)")
     pr.add_argument("--input-tr", type=_positive_ms, help="input repetition time, ms (Param-to-Param)")
     pr.add_argument("--model", default="d2p", help="bundled model: d2p or p2p (default d2p)")
