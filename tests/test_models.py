@@ -79,3 +79,26 @@ def test_d2p_ignores_input_times_and_p2p_needs_them():
         ReparamNet("p2p", width=0.0625)(x, 80.0, 3000.0)
     with pytest.raises(ValueError):
         ParamNet(0.0625, injection="magic")
+
+
+def test_physics_net_maps_are_bounded_and_render_follows_the_equation():
+    from napari_mr_reparam import physics
+    from napari_mr_reparam.models.physics_net import T1_RANGE_MS, T2_RANGE_MS, PhysicsNet
+
+    torch.manual_seed(0)
+    net = PhysicsNet(base=4, depth=3, task="p2p").eval()
+    x = torch.rand(2, 1, 256, 256)
+    with torch.no_grad():
+        maps = net.maps(x, torch.tensor([50.0, 20.0]), torch.tensor([4500.0, 600.0]))
+        assert maps["t1"].shape == (2, 1, 128, 128)  # the 128-px working size
+        assert 0 <= maps["pd"].min() and maps["pd"].max() <= 1
+        assert T1_RANGE_MS[0] <= maps["t1"].min() and maps["t1"].max() <= T1_RANGE_MS[1]
+        assert T2_RANGE_MS[0] <= maps["t2"].min() and maps["t2"].max() <= T2_RANGE_MS[1]
+        raw = net.render(maps, 80.0, 3000.0, normalize=False)
+        expected = physics.spin_echo(maps["pd"], maps["t1"], maps["t2"], 80.0, 3000.0)
+        assert torch.allclose(raw, expected)
+        several = net.render(maps, torch.tensor([[30.0, 90.0, 200.0]] * 2), torch.tensor([[800.0, 3000.0, 9000.0]] * 2))
+        assert several.shape == (2, 3, 128, 128) and torch.allclose(several.amax(dim=(-2, -1)), torch.ones(2, 3))
+        out = net(x * 2 - 1, torch.tensor([80.0, 80.0]), torch.tensor([3000.0, 3000.0]),
+                  torch.tensor([50.0, 20.0]), torch.tensor([4500.0, 600.0]))
+        assert out.shape == (2, 1, 256, 256) and out.min() >= -1 and out.max() <= 1
