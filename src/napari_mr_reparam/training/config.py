@@ -30,7 +30,6 @@ class TrainConfig:
     stage: str = "paramnet"            # autoencoder | paramnet | physics
     name: str = "run"                  # weight-set name written to the card
     task: str = "d2p"                  # d2p | p2p
-    arch: str = "paper"                # model family
     width: float = 0.125               # channel-width multiplier (1.0 = the paper)
     # data
     data: str = "paper"                # paper (fixed protocol datasets) | stream
