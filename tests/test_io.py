@@ -5,13 +5,15 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from napari_mr_reparam.io import load_volume, read_sidecar, save_volume, sidecar_path, to_original
+from napari_mr_reparam import io
+from napari_mr_reparam.io import load_volume, probe, read_sidecar, save_volume, sidecar_path, to_original
 
 
 def _oblique_nifti(path, shape=(20, 30, 12), zooms=(0.9, 1.2, 3.0), dtype=np.float32):
+    """An oblique (rotated about all axes), anisotropic, LPS-ish volume; returns (data, affine)."""
     rot = Rotation.from_euler("xyz", [20, -35, 10], degrees=True).as_matrix()
     affine = np.eye(4)
-    affine[:3, :3] = rot @ np.diag(zooms) @ np.diag([-1, 1, -1])  # an LPI-ish, oblique grid
+    affine[:3, :3] = rot @ np.diag([-1, -1, 1]) @ np.diag(zooms)  # i -> L, j -> P, k -> S
     affine[:3, 3] = [10, -20, 5]
     data = (np.random.default_rng(0).random(shape) * 1000).astype(dtype)
     nib.save(nib.Nifti1Image(data, affine), str(path))
@@ -21,100 +23,201 @@ def _oblique_nifti(path, shape=(20, 30, 12), zooms=(0.9, 1.2, 3.0), dtype=np.flo
 def test_oblique_anisotropic_round_trip(tmp_path):
     data, affine = _oblique_nifti(tmp_path / "scan.nii.gz")
     volume = load_volume(tmp_path / "scan.nii.gz")
-    assert volume.data.dtype == np.float32 and volume.data.shape[0] == 12  # slices along S
-    assert sorted(np.round(volume.spacing, 3)) == [0.9, 1.2, 3.0] and volume.spacing[0] == pytest.approx(3.0)
+    assert volume.kind == "nifti" and volume.data.dtype == np.float32
+    assert volume.data.shape == (12, 30, 20)  # slices along S; rows A->P, columns R->L
+    assert volume.spacing == pytest.approx((3.0, 1.2, 0.9))
     assert np.array_equal(to_original(volume, volume.data), data)
+    assert volume.stack_shape == volume.data.shape
+
     out = save_volume(tmp_path / "pred.nii.gz", volume.data * 2, like=volume, te_ms=80, tr_ms=3000,
-                      model="d2p")
+                      model="d2p", extra={"Note": "test"})
     written = nib.load(str(out))
     assert np.allclose(written.affine, affine)
-    assert np.allclose(np.asarray(written.dataobj), data * 2)
+    assert written.get_data_dtype() == np.float32
+    assert np.array_equal(np.asarray(written.dataobj), data * 2)
     sidecar = json.loads(sidecar_path(out).read_text())
-    assert sidecar["EchoTime"] == pytest.approx(0.08) and sidecar["GeneratedBy"][0]["Model"] == "d2p"
+    assert sidecar["EchoTime"] == pytest.approx(0.08) and sidecar["RepetitionTime"] == pytest.approx(3.0)
+    assert sidecar["GeneratedBy"][0]["Name"] == "napari-mr-reparam"
+    assert sidecar["GeneratedBy"][0]["Model"] == "d2p" and sidecar["Note"] == "test"
+
     again = load_volume(out)
     assert (again.te_ms, again.tr_ms) == (pytest.approx(80), pytest.approx(3000))
-    assert np.allclose(again.data, volume.data * 2)
+    assert np.array_equal(again.data, volume.data * 2)
+    assert np.allclose(again.affine, affine) and again.spacing == pytest.approx(volume.spacing)
 
 
 def test_axial_stack_orientation(tmp_path):
-    data = np.zeros((4, 5, 6), np.float32)  # RAS: x right, y anterior, z superior
-    data[3, 4, 5] = 1  # most right, anterior, superior voxel
-    nib.save(nib.Nifti1Image(data, np.eye(4)), str(tmp_path / "ras.nii"))
-    stack = load_volume(tmp_path / "ras.nii").data
-    assert stack.shape == (6, 5, 4)
-    z, y, x = np.argwhere(stack == 1)[0]
-    assert (z, y, x) == (5, 0, 0)  # top slice, anterior row first, patient right on the left
+    data = np.zeros((4, 5, 6), np.float32)  # RAS+: i right, j anterior, k superior
+    data[3, 4, 5] = 1  # the most right, anterior, superior voxel
+    nib.save(nib.Nifti1Image(data, np.diag([0.5, 0.6, 0.7, 1])), str(tmp_path / "ras.nii"))
+    volume = load_volume(tmp_path / "ras.nii")
+    assert volume.data.shape == (6, 5, 4) and volume.spacing == pytest.approx((0.7, 0.6, 0.5))
+    # top slice, anterior row first, patient right in the first column (radiological view)
+    assert tuple(np.argwhere(volume.data == 1)[0]) == (5, 0, 0)
+
+
+def test_stack_without_like_reads_back_the_same(tmp_path):
+    stack = np.random.default_rng(1).random((3, 5, 7)).astype(np.float32)
+    out = save_volume(tmp_path / "plain.nii", stack)
+    assert np.array_equal(load_volume(out).data, stack)
+    like = io.Volume(data=stack, spacing=(2.0, 0.5, 0.25), kind="image")
+    back = load_volume(save_volume(tmp_path / "spaced.nii.gz", stack, like=like))
+    assert np.array_equal(back.data, stack) and back.spacing == pytest.approx((2.0, 0.5, 0.25))
+
+
+def test_singleton_4d_and_2d_nifti(tmp_path):
+    data = np.arange(24, dtype=np.float32).reshape(2, 3, 4, 1)
+    nib.save(nib.Nifti1Image(data, np.eye(4)), str(tmp_path / "four.nii"))
+    volume = load_volume(tmp_path / "four.nii")
+    assert volume.data.shape == (4, 3, 2)
+    out = save_volume(tmp_path / "four_out.nii", volume.data, like=volume)
+    assert np.array_equal(np.asarray(nib.load(str(out)).dataobj), data[..., 0])
+    nib.save(nib.Nifti1Image(data[:, :, 0, 0], np.eye(4)), str(tmp_path / "flat.nii"))
+    assert load_volume(tmp_path / "flat.nii").data.shape == (1, 3, 2)
 
 
 def test_sidecar_times_in_ms(tmp_path):
     _oblique_nifti(tmp_path / "a.nii.gz")
-    (tmp_path / "a.json").write_text(json.dumps({"EchoTime": 0.05, "RepetitionTime": 4.5, "FlipAngle": 90}))
-    assert read_sidecar(tmp_path / "a.nii.gz") == {"te_ms": 50.0, "tr_ms": 4500.0, "flip_deg": 90.0}
+    assert sidecar_path(tmp_path / "a.nii.gz") == tmp_path / "a.json"
+    assert sidecar_path(tmp_path / "b.nii") == tmp_path / "b.json"
+    (tmp_path / "a.json").write_text(json.dumps(
+        {"EchoTime": 0.05, "RepetitionTime": 4.5, "InversionTime": 0.9, "FlipAngle": 90}))
+    assert read_sidecar(tmp_path / "a.nii.gz") == {"te_ms": 50.0, "tr_ms": 4500.0, "ti_ms": 900.0,
+                                                   "flip_deg": 90.0}
+    volume = load_volume(tmp_path / "a.nii.gz")
+    assert (volume.te_ms, volume.tr_ms, volume.ti_ms) == (50.0, 4500.0, 900.0)
     (tmp_path / "a.json").write_text("{not json")
     assert read_sidecar(tmp_path / "a.nii.gz") == {}
+    assert read_sidecar(tmp_path / "none.nii") == {}
 
 
 def test_2d_images(tmp_path):
+    import tifffile
     from PIL import Image
 
     gray = (np.arange(48 * 64) % 255).astype(np.uint8).reshape(48, 64)
     Image.fromarray(gray).save(tmp_path / "g.png")
     Image.fromarray(np.stack([gray] * 3, -1)).save(tmp_path / "rgb.png")
+    Image.fromarray(gray).save(tmp_path / "g.jpg", quality=100)
+    tifffile.imwrite(str(tmp_path / "s.tif"), gray.astype(np.float64))
+    tifffile.imwrite(str(tmp_path / "rgb.tif"), np.stack([gray] * 3, -1), photometric="rgb")
+    for name in ("g.png", "rgb.png", "g.jpg", "s.tif", "rgb.tif"):
+        v = load_volume(tmp_path / name)
+        assert v.kind == "image" and v.data.shape == (1, 48, 64) and v.data.dtype == np.float32, name
+        assert np.allclose(v.data[0], gray, atol=3.0), name
+        assert probe(tmp_path / name) == (48, 64)
+
+
+def test_rgb_becomes_luminance(tmp_path):
+    from PIL import Image
+
+    rgb = np.zeros((4, 6, 3), np.uint8)
+    rgb[:, :3, 0] = 255  # red half, green half
+    rgb[:, 3:, 1] = 255
+    Image.fromarray(rgb).save(tmp_path / "rg.png")
+    data = load_volume(tmp_path / "rg.png").data[0]
+    assert np.allclose(data[:, :3], 0.2125 * 255, atol=0.01)
+    assert np.allclose(data[:, 3:], 0.7154 * 255, atol=0.01)
+
+
+def test_tiff_stack_and_image_outputs(tmp_path):
     import tifffile
 
-    tifffile.imwrite(str(tmp_path / "s.tif"), gray.astype(np.float64))
-    for name in ("g.png", "rgb.png", "s.tif"):
-        v = load_volume(tmp_path / name)
-        assert v.data.shape == (1, 48, 64) and v.data.dtype == np.float32
-        assert np.allclose(v.data[0], gray, atol=1.0)
-    out = save_volume(tmp_path / "o.png", v.data)
-    assert load_volume(out).data.shape == (1, 48, 64)
+    stack = np.random.default_rng(2).random((5, 8, 9)).astype(np.float32)
+    tifffile.imwrite(str(tmp_path / "stack.tif"), stack)
+    assert np.array_equal(load_volume(tmp_path / "stack.tif").data, stack)
+    for name in ("o.tif", "o.npy"):
+        out = save_volume(tmp_path / name, stack)
+        assert np.array_equal(load_volume(out).data if name.endswith("tif") else np.load(out), stack)
+    assert not (tmp_path / "o.json").exists()  # sidecars only beside NIfTI
+    png = load_volume(save_volume(tmp_path / "o.png", stack[2] * 3))
+    assert png.data.shape == (1, 8, 9) and png.data.max() == 255
     with pytest.raises(ValueError, match="one slice"):
-        save_volume(tmp_path / "o2.png", np.zeros((3, 4, 4)))
+        save_volume(tmp_path / "o2.png", stack)
+    with pytest.raises(ValueError, match="unsupported output"):
+        save_volume(tmp_path / "x.mha", stack)
 
 
-def test_integer_and_float64_data_become_float32(tmp_path):
-    for dtype in (np.int16, np.float64):
-        _oblique_nifti(tmp_path / f"{np.dtype(dtype).name}.nii", dtype=dtype)
-        assert load_volume(tmp_path / f"{np.dtype(dtype).name}.nii").data.dtype == np.float32
+@pytest.mark.parametrize("dtype", [np.int16, np.float64, np.uint8])
+def test_integer_and_float64_data_become_float32(tmp_path, dtype):
+    data, _ = _oblique_nifti(tmp_path / "v.nii", dtype=dtype)
+    volume = load_volume(tmp_path / "v.nii")
+    assert volume.data.dtype == np.float32
+    assert np.array_equal(to_original(volume, volume.data), data.astype(np.float32))
+
+
+def test_nan_stays_nan(tmp_path):
+    data = np.ones((3, 4, 5), np.float32)
+    data[1, 2, 3] = np.nan
+    nib.save(nib.Nifti1Image(data, np.eye(4)), str(tmp_path / "nan.nii"))
+    assert np.isnan(load_volume(tmp_path / "nan.nii").data).sum() == 1
 
 
 def test_never_overwrites_and_writes_atomically(tmp_path):
     target = tmp_path / "out.npy"
     save_volume(target, np.ones((2, 3, 3)))
-    with pytest.raises(FileExistsError, match="exists"):
+    with pytest.raises(FileExistsError, match="out.npy exists"):
         save_volume(target, np.zeros((2, 3, 3)))
     assert np.load(target).sum() == 18
     save_volume(target, np.zeros((2, 3, 3)), overwrite=True)
     assert np.load(target).sum() == 0
-    with pytest.raises(ValueError, match="unsupported output"):
-        save_volume(tmp_path / "x.mha", np.zeros((1, 2, 2)))
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.npy"]  # no temp files left
+    (tmp_path / "taken.json").write_text("{}")  # an existing sidecar is not replaced either
+    with pytest.raises(FileExistsError, match="taken.json"):
+        save_volume(tmp_path / "taken.nii.gz", np.ones((2, 3, 3)))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.npy", "taken.json"]  # no temp files
 
 
-@pytest.mark.parametrize("make, message", [
-    (lambda p: None, "no such file"),
-    (lambda p: p.write_bytes(b""), "empty"),
-    (lambda p: p.write_text("hello, not a volume"), "not a readable NIfTI"),
+def test_failed_write_leaves_nothing(tmp_path, monkeypatch):
+    def broken(path, data, like):
+        path.write_bytes(b"half a file")
+        raise OSError("disk full")
+
+    monkeypatch.setitem(io._WRITERS, ".nii.gz", broken)
+    with pytest.raises(OSError, match="disk full"):
+        save_volume(tmp_path / "out.nii.gz", np.ones((2, 3, 3)))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_shape_mismatch_with_like_is_refused(tmp_path):
+    _oblique_nifti(tmp_path / "scan.nii")
+    volume = load_volume(tmp_path / "scan.nii")
+    with pytest.raises(ValueError, match="do not fit"):
+        save_volume(tmp_path / "out.nii", volume.data[:3], like=volume)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["scan.nii"]
+
+
+@pytest.mark.parametrize("name, make, error, message", [
+    ("missing.nii", lambda p: None, FileNotFoundError, "no such file"),
+    ("empty.nii", lambda p: p.write_bytes(b""), ValueError, "empty"),
+    ("empty.png", lambda p: p.write_bytes(b""), ValueError, "empty"),
+    ("text.nii", lambda p: p.write_text("hello, not a volume"), ValueError, "not a readable NIfTI"),
+    ("text.png", lambda p: p.write_text("hello, not an image"), ValueError, "not a readable image"),
+    ("text.tif", lambda p: p.write_text("hello, not an image"), ValueError, "not a readable TIFF"),
+    ("notes.txt", lambda p: p.write_text("hi"), ValueError, "unsupported file type"),
 ])
-def test_bad_files(tmp_path, make, message):
-    path = tmp_path / "bad.nii"
+def test_bad_files(tmp_path, name, make, error, message):
+    path = tmp_path / name
     make(path)
-    with pytest.raises((ValueError, FileNotFoundError), match=message):
+    with pytest.raises(error, match=message) as info:
         load_volume(path)
+    assert name in str(info.value) and "\n" not in str(info.value)
 
 
-def test_truncated_and_wrong_dimensionality(tmp_path):
-    _oblique_nifti(tmp_path / "t.nii")
-    blob = (tmp_path / "t.nii").read_bytes()
-    (tmp_path / "cut.nii").write_bytes(blob[: len(blob) // 2])
-    with pytest.raises(ValueError, match="cut.nii"):
-        load_volume(tmp_path / "cut.nii")
-    nib.save(nib.Nifti1Image(np.zeros(10, np.float32), np.eye(4)), str(tmp_path / "one.nii"))
-    nib.save(nib.Nifti1Image(np.zeros((3, 3, 3, 2, 2), np.float32), np.eye(4)), str(tmp_path / "five.nii"))
-    for name in ("one.nii", "five.nii"):
-        with pytest.raises(ValueError, match="expected a 2-D image or 3-D volume"):
-            load_volume(tmp_path / name)
+@pytest.mark.parametrize("name", ["cut.nii", "cut.nii.gz"])
+def test_truncated_files(tmp_path, name):
+    _oblique_nifti(tmp_path / f"whole{name[3:]}")
+    blob = (tmp_path / f"whole{name[3:]}").read_bytes()
+    (tmp_path / name).write_bytes(blob[: len(blob) // 2])
+    with pytest.raises(ValueError, match=name.replace(".", r"\.")) as info:
+        load_volume(tmp_path / name)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("shape", [(10,), (3, 3, 3, 2, 2), (3, 3, 3, 2)])
+def test_wrong_dimensionality(tmp_path, shape):
+    nib.save(nib.Nifti1Image(np.zeros(shape, np.float32), np.eye(4)), str(tmp_path / "odd.nii"))
+    with pytest.raises(ValueError, match=r"odd.nii: expected a 2-D image or 3-D volume, got shape"):
+        load_volume(tmp_path / "odd.nii")
 
 
 def test_absurd_header_is_refused_before_allocating(tmp_path):
@@ -125,5 +228,7 @@ def test_absurd_header_is_refused_before_allocating(tmp_path):
     with open(path, "wb") as fh:
         header.write_to(fh)
         fh.write(b"\0" * 64)
-    with pytest.raises(ValueError, match="too large"):
+    with pytest.raises(ValueError, match="huge.nii: the header claims .* too large"):
+        probe(path)
+    with pytest.raises(ValueError, match="huge.nii: the header claims .* too large"):
         load_volume(path)

@@ -2,12 +2,35 @@
 
 from __future__ import annotations
 
-from .io import save_volume
+import numpy as np
+
+from .io import Volume, save_volume
 
 
 def write_single_image(path: str, data, meta: dict) -> list[str]:
-    """Save one image layer; napari has already asked the user about replacing files."""
+    """Save one image layer as NIfTI with a BIDS sidecar; return the paths written.
+
+    When the layer came from this plugin's reader (``metadata['volume']``) and still has
+    its shape, the file gets the input's voxel order, affine and header back; otherwise
+    an RAS+ grid with the layer's scale. TE/TR (ms) and ``model`` come from the layer
+    metadata. napari asked the user before replacing a file, so this overwrites.
+    """
     metadata = meta.get("metadata") or {}
-    written = save_volume(path, data, like=metadata.get("volume"), te_ms=metadata.get("te_ms"),
+    data = np.asarray(data)
+    like = metadata.get("volume")
+    if not isinstance(like, Volume) or tuple(like.stack_shape) != _as_stack(data).shape:
+        like = Volume(data=np.empty((0,)), spacing=_spacing(meta.get("scale"), data.ndim), kind="image")
+    written = save_volume(path, data, like=like, te_ms=metadata.get("te_ms"),
                           tr_ms=metadata.get("tr_ms"), model=metadata.get("model"), overwrite=True)
     return [str(written)]
+
+
+def _as_stack(data: np.ndarray) -> np.ndarray:
+    return data[None] if data.ndim == 2 else data
+
+
+def _spacing(scale, ndim: int) -> tuple:
+    """The layer scale as (z, y, x) mm; 1 where missing."""
+    values = [float(s) for s in (scale if scale is not None else ())][-3:]
+    values = [1.0] * (3 - len(values)) + values
+    return tuple(values) if ndim >= 3 else (1.0, *values[-2:])

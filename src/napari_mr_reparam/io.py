@@ -1,11 +1,23 @@
 """Reading and writing volumes: NIfTI (nibabel) and 2-D images, with BIDS sidecars.
 
-Volumes are handed to the rest of the package as axial stacks ``data[z, y, x]``:
-NIfTI data are first reoriented to the closest canonical orientation (RAS+), then
-arranged so that ``z`` runs inferior -> superior, ``y`` (image rows) anterior -> posterior
-(anterior at the top of the image) and ``x`` (columns) right -> left, the radiological
-view. :func:`to_original` undoes this, so outputs are written in the input's own voxel
-order with its affine and header. 2-D images become one-slice stacks.
+Volumes are handed to the rest of the package as **axial stacks** ``data[z, y, x]``,
+float32. NIfTI data are first reoriented to the closest canonical orientation (RAS+:
+voxel axes pointing to patient Right, Anterior, Superior, as chosen by
+``nibabel.orientations.io_orientation``), then arranged as
+
+==========  ======================  ===============================================
+stack axis  RAS+ axis               runs from ... to ...
+==========  ======================  ===============================================
+``z`` (0)   S, as is                inferior -> superior (``data[k]`` is axial)
+``y`` (1)   A, flipped              anterior -> posterior (row 0 = front of head)
+``x`` (2)   R, flipped              patient right -> patient left
+==========  ======================  ===============================================
+
+so an axial slice shows anterior at the top and the patient's right on the viewer's
+left (the radiological view), as the phantoms and the paper's images are laid out.
+:func:`to_original` undoes this exactly, so outputs are written in the input's own voxel
+order with its own affine and header. 2-D images become one-slice stacks ``(1, h, w)``;
+a multi-page TIFF is a stack as stored. Images are not reoriented.
 
 Times in sidecars are BIDS seconds on disk and milliseconds in :class:`Volume`.
 """
@@ -14,10 +26,10 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -25,25 +37,41 @@ from .units import ms_to_s, s_to_ms
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
+OUTPUT_SUFFIXES = (".nii", ".nii.gz", ".npy", ".tif", ".tiff", ".png")
+#: Files whose header claims more voxels than this are refused before anything is read.
 MAX_VOXELS = 2**31
+#: Rec. 709 luminance weights for RGB -> gray.
+_LUMA = np.array([0.2125, 0.7154, 0.0721], np.float32)
+
+# nibabel orientation transform from RAS+ voxel axes to the stack; row i is
+# [stack axis, flip] of RAS axis i: R -> x flipped, A -> y flipped, S -> z as is.
+_STACK_FROM_RAS = np.array([[2, -1], [1, -1], [0, 1]])
 
 
 @dataclass
 class Volume:
-    """An axial stack (z, y, x), float32, with what is needed to write it back.
+    """An axial stack ``(z, y, x)``, float32, with what is needed to write it back.
 
     Attributes
     ----------
     data : ndarray (z, y, x) float32
-    spacing : tuple
-        Voxel size (z, y, x) in mm (1 for 2-D images).
+        The stack; NaN stays NaN.
+    spacing : tuple of float
+        Voxel size along (z, y, x) in mm (1 for 2-D images).
     affine : ndarray (4, 4) or None
-        The original file's affine (NIfTI only).
+        The original file's affine (NIfTI only), for the original voxel order.
     header : nibabel header or None
-    ornt : ndarray or None
-        nibabel orientation transform from the file's voxel axes to the stack's.
+        The original NIfTI header.
+    ornt : ndarray (3, 2) or None
+        ``nibabel.orientations`` transform from the file's voxel axes to RAS+ (NIfTI only).
+    original_shape : tuple
+        Shape of the data in the file (after dropping trailing singleton dimensions).
     te_ms, tr_ms, ti_ms, flip_deg : float or None
-        Acquisition parameters from a BIDS sidecar.
+        Acquisition parameters from the BIDS sidecar ``<stem>.json``, if any.
+    source : str
+        The file read.
+    kind : str
+        ``'nifti'`` or ``'image'``.
     """
 
     data: np.ndarray
@@ -60,41 +88,209 @@ class Volume:
     kind: str = "nifti"
     extra: dict = field(default_factory=dict)
 
+    @property
+    def orientation(self) -> np.ndarray | None:
+        """Alias of :attr:`ornt`: file voxel axes -> RAS+."""
+        return self.ornt
+
+    @property
+    def stack_shape(self) -> tuple:
+        """Shape of the stack this volume's file gives (``data`` may be a stub)."""
+        if self.kind != "nifti" or self.ornt is None:
+            return tuple(self.original_shape) or self.data.shape
+        shape3 = tuple(self.original_shape) + (1,) * (3 - len(self.original_shape))
+        return _file_to_stack(np.broadcast_to(np.float32(0), shape3), self.ornt).shape
+
+
+# ----------------------------------------------------------------------------- paths
+
 
 def suffix_of(path: str | Path) -> str:
+    """Lower-case extension, ``.nii.gz`` counted as one; ``''`` when there is none."""
     name = str(path).lower()
     return ".nii.gz" if name.endswith(".nii.gz") else Path(name).suffix
 
 
 def sidecar_path(path: str | Path) -> Path:
-    """``scan.nii.gz`` -> ``scan.json``."""
+    """The BIDS sidecar beside ``path``: ``scan.nii.gz`` -> ``scan.json``."""
     path = Path(path)
-    stem = path.name[: -len(suffix_of(path))] if suffix_of(path) else path.stem
+    suffix = suffix_of(path)
+    stem = path.name[: -len(suffix)] if suffix else path.name
     return path.with_name(stem + ".json")
 
 
 def read_sidecar(path: str | Path) -> dict[str, float]:
-    """Acquisition times (ms) and flip angle from the BIDS sidecar beside ``path``, if any."""
-    side = sidecar_path(path)
-    if not side.is_file():
-        return {}
+    """Acquisition parameters from the BIDS sidecar beside ``path`` (data file or sidecar).
+
+    Returns a dict with those of ``te_ms``, ``tr_ms``, ``ti_ms`` (milliseconds) and
+    ``flip_deg`` (degrees) that the sidecar states; empty when there is no readable one.
+    """
+    side = Path(path) if suffix_of(path) == ".json" else sidecar_path(path)
     try:
-        meta = json.loads(side.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError, OSError):
+        meta = json.loads(side.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(meta, dict):
         return {}
     out = {}
     for key, ours in (("EchoTime", "te_ms"), ("RepetitionTime", "tr_ms"), ("InversionTime", "ti_ms")):
         value = meta.get(key)
-        if isinstance(value, (int, float)) and value > 0:
+        if _is_number(value) and value > 0:
             out[ours] = float(s_to_ms(value))
-    if isinstance(meta.get("FlipAngle"), (int, float)):
+    if _is_number(meta.get("FlipAngle")):
         out["flip_deg"] = float(meta["FlipAngle"])
     return out
 
 
-# nibabel orientation transform (row i: [new axis, flip] of RAS voxel axis i) from RAS to
-# the stack: R -> x flipped (right to left), A -> y flipped (anterior first), S -> z.
-_STACK_FROM_RAS = np.array([[2, -1], [1, -1], [0, 1]])
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value)
+
+
+# ----------------------------------------------------------------------------- reading
+
+
+def probe(path: str | Path) -> tuple:
+    """Check cheaply (header only) that ``path`` is a volume or image this module reads.
+
+    Returns the data shape the file claims. Raises ``FileNotFoundError`` or
+    ``ValueError`` (one line naming the file), as :func:`load_volume` would.
+    """
+    path = _existing_file(path)
+    if suffix_of(path) in NIFTI_SUFFIXES:
+        return _open_nifti(path)[1]
+    if suffix_of(path) in (".tif", ".tiff"):
+        import tifffile
+
+        with _readable(path, "TIFF"), tifffile.TiffFile(str(path)) as tif:
+            return _tiff_layout(path, tif.series[0])[1]
+    from PIL import Image
+
+    with _readable(path, "image"), Image.open(path) as im:
+        return _check_size(path, (im.size[1], im.size[0]))
+
+
+def load_volume(path: str | Path) -> Volume:
+    """Read a NIfTI volume or a 2-D image as an axial stack (see the module docstring).
+
+    Parameters
+    ----------
+    path : str or Path
+        ``.nii``, ``.nii.gz``, ``.png``, ``.jpg``, ``.jpeg``, ``.tif`` or ``.tiff``. A
+        BIDS sidecar ``<stem>.json`` beside it provides TE/TR/TI (ms) and flip angle.
+
+    Raises
+    ------
+    FileNotFoundError
+        No such file.
+    ValueError
+        Unsupported, empty, corrupt, truncated, too large, or not 2-D/3-D data; the
+        message is one line and names the file.
+    """
+    path = _existing_file(path)
+    if suffix_of(path) in NIFTI_SUFFIXES:
+        volume = _load_nifti(path)
+    else:
+        volume = _load_image(path)
+    for key, value in read_sidecar(path).items():
+        setattr(volume, key, value)
+    volume.source = str(path)
+    return volume
+
+
+def _existing_file(path: str | Path) -> Path:
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no such file: {path}")
+    if not path.is_file():
+        raise ValueError(f"{path.name}: is a folder, not a file")
+    if suffix_of(path) not in NIFTI_SUFFIXES + IMAGE_SUFFIXES:
+        raise ValueError(f"{path.name}: unsupported file type; use NIfTI (.nii, .nii.gz) or "
+                         f"an image ({', '.join(IMAGE_SUFFIXES)})")
+    if path.stat().st_size == 0:
+        raise ValueError(f"{path.name}: the file is empty")
+    return path
+
+
+class _readable:
+    """Context manager turning any exception of a reading library into a one-line ValueError."""
+
+    def __init__(self, path: Path, what: str):
+        self.path, self.what = path, what
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, exc, tb):
+        if exc is None or isinstance(exc, ValueError) and str(exc).startswith(self.path.name):
+            return False  # no error, or already one of ours
+        if isinstance(exc, MemoryError):
+            raise ValueError(f"{self.path.name}: too large to load into memory") from None
+        if isinstance(exc, Exception):
+            raise ValueError(f"{self.path.name}: not a readable {self.what} file "
+                             f"({_first_line(exc)})") from None
+        return False
+
+
+def _check_size(path: Path, shape: tuple) -> tuple:
+    """Drop trailing singleton dimensions past the third; refuse empty, huge or >3-D data."""
+    shape = tuple(int(s) for s in shape)
+    kept = shape
+    while len(kept) > 3 and kept[-1] == 1:
+        kept = kept[:-1]
+    if len(kept) not in (2, 3):
+        raise ValueError(f"{path.name}: expected a 2-D image or 3-D volume, got shape {shape}")
+    if min(kept) < 1:
+        raise ValueError(f"{path.name}: holds no voxels (shape {shape})")
+    if np.prod(kept, dtype=np.float64) > MAX_VOXELS:
+        raise ValueError(f"{path.name}: the header claims shape {shape}, too large to load")
+    return kept
+
+
+def _open_nifti(path: Path):
+    """The lazily loaded nibabel image and its checked shape (no voxel data read)."""
+    import nibabel as nib
+
+    with _readable(path, "NIfTI"):
+        img = nib.load(str(path))
+        if not isinstance(img, nib.Nifti1Image):  # Nifti2Image is a subclass
+            raise ValueError(f"{path.name}: not a NIfTI file ({type(img).__name__})")
+        shape = tuple(img.shape)
+    return img, _check_size(path, shape)
+
+
+def _load_nifti(path: Path) -> Volume:
+    img, shape = _open_nifti(path)
+    with _readable(path, "NIfTI"):
+        data = np.asarray(img.dataobj, dtype=np.float32).reshape(shape)
+    if data.ndim == 2:
+        data = data[:, :, None]
+    to_ras = _ras_orientation(img.affine)
+    zooms = [float(z) for z in img.header.get_zooms()[:3]] + [1.0] * 3
+    spacing = [1.0] * 3
+    for axis, (ras_axis, _) in enumerate(to_ras):
+        value = zooms[axis]
+        spacing[int(_STACK_FROM_RAS[int(ras_axis), 0])] = value if np.isfinite(value) and value > 0 else 1.0
+    return Volume(data=np.ascontiguousarray(_file_to_stack(data, to_ras)), spacing=tuple(spacing),
+                  affine=np.asarray(img.affine, np.float64), header=img.header.copy(), ornt=to_ras,
+                  original_shape=shape, kind="nifti")
+
+
+def _ras_orientation(affine: np.ndarray) -> np.ndarray:
+    """``io_orientation`` of the affine, with degenerate (zero) axes given the free RAS axes."""
+    from nibabel import orientations as orn
+
+    ornt = orn.io_orientation(np.nan_to_num(np.asarray(affine, np.float64)))
+    missing = np.isnan(ornt[:, 0])
+    if missing.any():
+        free = [a for a in range(3) if a not in ornt[~missing, 0]]
+        ornt[missing] = [[a, 1] for a in free]
+    return ornt
+
+
+def _file_to_stack(data: np.ndarray, to_ras: np.ndarray) -> np.ndarray:
+    from nibabel import orientations as orn
+
+    return orn.apply_orientation(orn.apply_orientation(data, to_ras), _STACK_FROM_RAS)
 
 
 def ras_to_stack(array: np.ndarray) -> np.ndarray:
@@ -104,186 +300,211 @@ def ras_to_stack(array: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(orn.apply_orientation(array, _STACK_FROM_RAS))
 
 
-def load_volume(path: str | Path) -> Volume:
-    """Read a NIfTI volume or a 2-D image as an axial stack; see the module docstring.
-
-    Raises ``FileNotFoundError`` for a missing file and ``ValueError`` (one line, naming
-    the file) for anything unreadable or of the wrong dimensionality.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no such file: {path}")
-    if path.stat().st_size == 0:
-        raise ValueError(f"{path.name}: the file is empty")
-    suffix = suffix_of(path)
-    if suffix in NIFTI_SUFFIXES:
-        volume = _load_nifti(path)
-    elif suffix in IMAGE_SUFFIXES:
-        volume = _load_image(path)
-    else:
-        raise ValueError(f"{path.name}: unsupported file type; use NIfTI (.nii, .nii.gz) or "
-                         f"an image ({', '.join(IMAGE_SUFFIXES)})")
-    for key, value in read_sidecar(path).items():
-        setattr(volume, key, value)
-    volume.source = str(path)
-    return volume
-
-
-def _load_nifti(path: Path) -> Volume:
-    import nibabel as nib
+def _stack_to_ras(data_zyx: np.ndarray) -> np.ndarray:
     from nibabel import orientations as orn
 
-    try:
-        img = nib.load(str(path))
-        shape = tuple(int(s) for s in img.shape)
-    except Exception as exc:  # nibabel raises many kinds for corrupt files
-        raise ValueError(f"{path.name}: not a readable NIfTI file ({_first_line(exc)})") from None
-    if len(shape) == 4 and shape[3] == 1:
-        shape = shape[:3]
-    if len(shape) not in (2, 3):
-        raise ValueError(f"{path.name}: expected a 2-D image or 3-D volume, got shape {tuple(img.shape)}")
-    if int(np.prod(shape, dtype=np.float64)) > MAX_VOXELS:
-        raise ValueError(f"{path.name}: the header claims {shape}, too large to load")
-    try:
-        data = np.asarray(img.dataobj, dtype=np.float32).reshape(shape)
-    except Exception as exc:
-        raise ValueError(f"{path.name}: the file is truncated or corrupt ({_first_line(exc)})") from None
-    if data.ndim == 2:
-        data = data[:, :, None]
-    to_ras = orn.io_orientation(img.affine)
-    stack = ras_to_stack(orn.apply_orientation(data, to_ras))
-    zooms = np.ones(3)
-    zooms[: min(3, len(img.header.get_zooms()))] = img.header.get_zooms()[:3]
-    spacing = np.ones(3)
-    for axis, (ras_axis, _) in enumerate(to_ras):
-        spacing[int(_STACK_FROM_RAS[int(ras_axis), 0])] = zooms[axis]
-    return Volume(data=stack, spacing=tuple(float(v) for v in spacing),
-                  affine=np.asarray(img.affine), header=img.header.copy(), ornt=to_ras,
-                  original_shape=shape, kind="nifti")
-
-
-def _load_image(path: Path) -> Volume:
-    try:
-        if suffix_of(path) in (".tif", ".tiff"):
-            import tifffile
-
-            data = np.asarray(tifffile.imread(str(path)))
-            rgb = data.ndim == 3 and data.shape[-1] in (3, 4) and data.shape[0] > 4
-        else:
-            from PIL import Image
-
-            with Image.open(path) as im:
-                im.load()
-                data = np.asarray(im.convert("RGB") if im.mode in ("P", "CMYK", "YCbCr") else im)
-            rgb = data.ndim == 3
-    except Exception as exc:
-        raise ValueError(f"{path.name}: not a readable image ({_first_line(exc)})") from None
-    if rgb:
-        data = data[..., :3].astype(np.float32) @ np.array([0.2125, 0.7154, 0.0721], np.float32)
-    data = np.asarray(data, np.float32)
-    if data.ndim == 2:
-        data = data[None]
-    if data.ndim != 3:
-        raise ValueError(f"{path.name}: expected a 2-D image or a stack, got shape {data.shape}")
-    return Volume(data=data, kind="image", original_shape=data.shape)
-
-
-def to_original(volume: Volume, data_zyx: np.ndarray) -> np.ndarray:
-    """Arrange a stack like ``volume.data`` back into the original file's voxel order."""
-    from nibabel import orientations as orn
-
-    data_zyx = np.asarray(data_zyx)
-    if volume.kind != "nifti" or volume.ornt is None:
-        return data_zyx
-    ras = orn.apply_orientation(data_zyx, _inverse(_STACK_FROM_RAS))
-    return orn.apply_orientation(ras, _inverse(volume.ornt)).reshape(volume.original_shape)
+    return orn.apply_orientation(data_zyx, _inverse(_STACK_FROM_RAS))
 
 
 def _inverse(ornt: np.ndarray) -> np.ndarray:
-    """The orientation transform that undoes ``ornt`` (as used by apply_orientation)."""
-    ornt = np.asarray(ornt)
-    inv = np.zeros_like(ornt)
-    for i, (axis, flip) in enumerate(ornt):
-        inv[int(axis)] = [i, flip]
+    """The orientation transform undoing ``ornt`` (for ``apply_orientation``)."""
+    inv = np.zeros_like(np.asarray(ornt))
+    for axis, (target, flip) in enumerate(np.asarray(ornt)):
+        inv[int(target)] = [axis, flip]
     return inv
+
+
+def _load_image(path: Path) -> Volume:
+    if suffix_of(path) in (".tif", ".tiff"):
+        data = _read_tiff(path)
+    else:
+        data = _read_pil(path)
+    data = np.asarray(data, np.float32)
+    if data.ndim == 2:
+        data = data[None]
+    return Volume(data=np.ascontiguousarray(data), kind="image", original_shape=data.shape)
+
+
+def _read_tiff(path: Path) -> np.ndarray:
+    import tifffile
+
+    with _readable(path, "TIFF"), tifffile.TiffFile(str(path)) as tif:
+        series = tif.series[0]
+        samples, shape = _tiff_layout(path, series)
+        data = series.asarray()
+    if samples is not None:
+        data = np.moveaxis(data, samples, -1)[..., :3].astype(np.float32) @ _LUMA
+    return data.reshape(shape)
+
+
+def _tiff_layout(path: Path, series) -> tuple[int | None, tuple]:
+    """The RGB(A) samples axis of a TIFF series (None for gray) and the checked gray shape."""
+    shape = tuple(int(s) for s in series.shape)
+    samples = series.axes.find("S")
+    if samples >= 0 and shape[samples] in (3, 4):
+        return samples, _check_size(path, _without_ones(shape[:samples] + shape[samples + 1:]))
+    return None, _check_size(path, _without_ones(shape))
+
+
+def _without_ones(shape: tuple) -> tuple:
+    """Drop singleton axes but keep at least two (a one-row image stays 2-D)."""
+    kept = tuple(s for s in shape if s != 1)
+    return kept if len(kept) >= 2 else shape[-2:]
+
+
+def _read_pil(path: Path) -> np.ndarray:
+    from PIL import Image
+
+    with _readable(path, "image"), Image.open(path) as im:
+        _check_size(path, (im.size[1], im.size[0]))
+        im.load()
+        if im.mode in ("1", "L", "I", "F") or im.mode.startswith("I;16"):
+            return np.asarray(im, dtype=np.float32)
+        rgb = np.asarray(im.convert("RGB"), dtype=np.float32)
+    return rgb @ _LUMA
+
+
+# ----------------------------------------------------------------------------- writing
+
+
+def to_original(volume: Volume, data_zyx: np.ndarray) -> np.ndarray:
+    """Arrange a stack shaped like ``volume``'s back into the original file's voxel order.
+
+    For images (and volumes without orientation) the stack is returned as is.
+    """
+    data = np.asarray(data_zyx)
+    if volume.kind != "nifti" or volume.ornt is None:
+        return data
+    _check_fits(volume, data, Path(volume.source or "input"))
+    from nibabel import orientations as orn
+
+    return orn.apply_orientation(_stack_to_ras(data), _inverse(volume.ornt)).reshape(volume.original_shape)
+
+
+def _check_fits(like: Volume, data: np.ndarray, path: Path) -> None:
+    if tuple(data.shape) != tuple(like.stack_shape):
+        raise ValueError(f"{path.name}: data of shape {data.shape} do not fit the input volume "
+                         f"(shape {tuple(like.stack_shape)})")
 
 
 def save_volume(path: str | Path, data_zyx: np.ndarray, like: Volume | None = None, *,
                 te_ms: float | None = None, tr_ms: float | None = None, model: str | None = None,
                 extra: dict | None = None, overwrite: bool = False) -> Path:
-    """Write a stack by extension (.nii/.nii.gz, .npy, .tif/.tiff, .png), atomically.
+    """Write a stack, by extension, atomically; return the path written.
 
-    NIfTI outputs are float32 in the input's own orientation with its affine and header,
-    with a BIDS JSON sidecar (TE/TR in seconds, the generating model). An existing file
-    is never replaced unless ``overwrite``.
+    Parameters
+    ----------
+    path : str or Path
+        ``.nii``/``.nii.gz`` (float32; with ``like`` from a NIfTI file: in its voxel
+        order, with its affine and header; otherwise an RAS+ grid with ``like``'s
+        spacing or 1 mm, which :func:`load_volume` reads back as the same stack),
+        ``.npy`` (float32 zyx), ``.tif``/``.tiff`` (float32 stack) or ``.png`` (one
+        slice, scaled to 8 bits by its maximum).
+    data_zyx : array (z, y, x) or (y, x)
+    like : Volume, optional
+        The volume the data derive from (same stack shape).
+    te_ms, tr_ms, model, extra
+        For the BIDS sidecar written beside NIfTI outputs (times stored in seconds).
+    overwrite : bool
+        Replace existing files (the data file and its sidecar); otherwise
+        ``FileExistsError``.
     """
     path = Path(path)
     suffix = suffix_of(path)
-    writers = {".nii": _write_nifti, ".nii.gz": _write_nifti, ".npy": _write_npy,
-               ".tif": _write_tif, ".tiff": _write_tif, ".png": _write_png}
-    if suffix not in writers:
-        raise ValueError(f"{path.name}: unsupported output type; use {', '.join(writers)}")
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} exists; pass overwrite (--overwrite) to replace it")
-    data = np.asarray(data_zyx, np.float32)
-    _atomic(path, lambda tmp: writers[suffix](tmp, data, like))
+    if suffix not in OUTPUT_SUFFIXES:
+        raise ValueError(f"{path.name}: unsupported output type; use {', '.join(OUTPUT_SUFFIXES)}")
+    data = np.asarray(data_zyx, dtype=np.float32)
+    if data.ndim == 2:
+        data = data[None]
+    if data.ndim != 3:
+        raise ValueError(f"{path.name}: expected a (z, y, x) stack or a 2-D image, got shape {data.shape}")
+    jobs = [(path, lambda tmp: _WRITERS[suffix](tmp, data, like))]
     if suffix in NIFTI_SUFFIXES:
-        _write_sidecar(path, te_ms, tr_ms, model, extra)
+        meta = _sidecar(te_ms, tr_ms, model, extra)
+        jobs.append((sidecar_path(path), lambda tmp: tmp.write_text(json.dumps(meta, indent=2) + "\n")))
+    if not overwrite:
+        for target, _ in jobs:
+            if target.exists():
+                raise FileExistsError(f"{target} exists; pass overwrite (--overwrite) to replace it")
+    _write_atomically(jobs)
     return path
 
 
-def _atomic(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix_of(path))
-    os.close(fd)
+def _write_atomically(jobs: list[tuple[Path, Callable[[Path], None]]]) -> None:
+    """Write every file to a temporary beside it, then move all into place; no partial files."""
+    temps = []
     try:
-        write(Path(tmp))
-        os.replace(tmp, path)
+        for target, write in jobs:
+            temps.append(_new_temp(target))
+            write(Path(temps[-1]))
+        for (target, _), tmp in zip(jobs, temps):
+            os.replace(tmp, target)
     finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        for tmp in temps:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+
+
+def _new_temp(target: Path) -> str:
+    """Create an empty hidden file beside ``target`` (same extension, umask-respecting mode)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    for _ in range(100):
+        tmp = target.with_name(f".{target.name}.{secrets.token_hex(4)}{suffix_of(target)}")
+        try:
+            os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+        except FileExistsError:
+            continue
+        return str(tmp)
+    raise FileExistsError(f"{target.name}: could not create a temporary file beside it")
 
 
 def _write_nifti(path: Path, data: np.ndarray, like: Volume | None) -> None:
     import nibabel as nib
 
-    if like is not None and like.kind == "nifti":
-        original = to_original(like, data).astype(np.float32)
-        header = like.header.copy()
-        header.set_data_dtype(np.float32)
-        img = nib.Nifti1Image(original, like.affine, header)
-        img.header.set_slope_inter(1, 0)
+    if like is not None and like.kind == "nifti" and like.ornt is not None and like.affine is not None:
+        _check_fits(like, data, path)
+        header = like.header.copy() if isinstance(like.header, nib.Nifti1Header) else None
+        klass = nib.Nifti2Image if isinstance(header, nib.Nifti2Header) else nib.Nifti1Image
+        img = klass(np.ascontiguousarray(to_original(like, data), np.float32), like.affine, header)
+        img.header.set_data_dtype(np.float32)
+        img.header.set_slope_inter(1.0, 0.0)
+        img.header["cal_min"] = img.header["cal_max"] = 0
     else:
-        spacing = like.spacing if like is not None else (1.0, 1.0, 1.0)
-        stack_affine = np.diag([*spacing[::-1], 1.0])
-        img = nib.Nifti1Image(np.transpose(data, (2, 1, 0)), stack_affine)
+        dz, dy, dx = like.spacing if like is not None else (1.0, 1.0, 1.0)
+        img = nib.Nifti1Image(np.ascontiguousarray(_stack_to_ras(data)), np.diag([dx, dy, dz, 1.0]))
+        img.header.set_xyzt_units("mm")
     nib.save(img, str(path))
 
 
-def _write_npy(path: Path, data, like) -> None:
+def _write_npy(path: Path, data: np.ndarray, like) -> None:
     with open(path, "wb") as fh:
         np.save(fh, data)
 
 
-def _write_tif(path: Path, data, like) -> None:
+def _write_tif(path: Path, data: np.ndarray, like) -> None:
     import tifffile
 
     tifffile.imwrite(str(path), data[0] if data.shape[0] == 1 else data)
 
 
-def _write_png(path: Path, data, like) -> None:
+def _write_png(path: Path, data: np.ndarray, like) -> None:
     from PIL import Image
 
-    if data.ndim == 3 and data.shape[0] != 1:
-        raise ValueError(f"{path.name}: PNG holds one slice, the result has {data.shape[0]}; "
+    if data.shape[0] != 1:
+        raise ValueError(f"{path.name}: a PNG holds one slice, the data have {data.shape[0]}; "
                          "use .nii.gz, .tif or .npy")
-    image = np.nan_to_num(data.reshape(data.shape[-2:]))
+    image = np.nan_to_num(data[0], nan=0.0, posinf=0.0, neginf=0.0)
     peak = float(image.max())
-    scaled = np.clip(image / peak * 255 if peak > 0 else image, 0, 255)
+    scaled = np.clip(image * (255.0 / peak) if peak > 0 else image, 0, 255)
     Image.fromarray(np.rint(scaled).astype(np.uint8)).save(path, format="PNG")
 
 
-def _write_sidecar(path: Path, te_ms, tr_ms, model, extra) -> None:
+_WRITERS = {".nii": _write_nifti, ".nii.gz": _write_nifti, ".npy": _write_npy,
+            ".tif": _write_tif, ".tiff": _write_tif, ".png": _write_png}
+
+
+def _sidecar(te_ms, tr_ms, model, extra) -> dict:
+    """BIDS sidecar content: times in seconds, and what generated the image."""
     from . import __version__
 
     meta: dict = {}
@@ -291,13 +512,11 @@ def _write_sidecar(path: Path, te_ms, tr_ms, model, extra) -> None:
         meta["EchoTime"] = float(ms_to_s(te_ms))
     if tr_ms is not None:
         meta["RepetitionTime"] = float(ms_to_s(tr_ms))
-    meta["GeneratedBy"] = [{"Name": "napari-mr-reparam", "Version": __version__,
-                            **({"Model": model} if model else {})}]
+    meta["GeneratedBy"] = [{"Name": "napari-mr-reparam", "Version": __version__, "Model": model}]
     meta.update(extra or {})
-    side = sidecar_path(path)
-    _atomic(side, lambda tmp: tmp.write_text(json.dumps(meta, indent=2) + "\n"))
+    return meta
 
 
-def _first_line(exc: Exception) -> str:
+def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
