@@ -1,10 +1,14 @@
-"""Regenerate the quality table of training/RESULTS.md from the bundled weights.
+"""Regenerate a quality table of training/RESULTS.md.
 
-    python benchmarks/make_results.py [--phantom mrilab:PATH] [--models identity d2p p2p]
+    python benchmarks/make_results.py [--phantom SPEC] [--models identity d2p p2p physics]
+                                      [--weights LABEL=FILE ...] [--splits paper slices]
+                                      [--marker quality-table]
 
-Evaluates every model on both splits of the MRiLab phantom's paper protocol (the test
-part: 3300 images on the ``paper`` split, 3200 on ``slices``) with the identity baseline
-and writes the table between the markers in training/RESULTS.md.
+Evaluates every model on the test part of each split of a phantom's paper protocol
+(3300 images on the ``paper`` split, 3200 on ``slices``) with the identity baseline and
+writes the table between ``<!-- MARKER:begin -->`` and ``<!-- MARKER:end -->`` in
+training/RESULTS.md. A physics model, which serves both tasks, gets a row per task.
+``--weights LABEL=FILE`` adds a model from a weights file (a training checkpoint, say).
 """
 
 from __future__ import annotations
@@ -15,22 +19,40 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_PHANTOM = "mrilab:" + str(ROOT.parent / "shared/phantoms/mrilab_brain/mrilab_brain_standard.npz")
-BEGIN, END = "<!-- quality-table:begin -->", "<!-- quality-table:end -->"
+HEADER = ("| split | model | task | PSNR (dB) | PSNR sd | MAE | MAE sd | SSIM | PSNR brain (dB) | images |\n"
+          "|---|---|---|---|---|---|---|---|---|---|")
 
 
-def evaluate_rows(models, phantom: str, device: str) -> list[str]:
+def _engines(models, weights, device):
+    """(label, engine or task-for-identity, weights) for every model asked for."""
     from napari_mr_reparam.inference import Reparameterizer
+
+    out = []
+    for name in models:
+        if name == "identity":
+            out += [("identity (default input)", "d2p"), ("identity (P2P input)", "p2p")]
+        else:
+            out.append((name, Reparameterizer(name, device=device, batch_size=16)))
+    for item in weights:
+        label, _, path = item.partition("=")
+        out.append((label, Reparameterizer(path, weights=path, device=device, batch_size=16)))
+    return out
+
+
+def evaluate_rows(models, weights, phantom: str, splits, device: str) -> list[str]:
     from napari_mr_reparam.training.evaluate import IdentityModel, evaluate
 
     rows = []
-    for split in ("paper", "slices"):
-        for name in models:
-            tasks = ("d2p", "p2p") if name == "identity" else (None,)
-            for task in tasks:
-                engine = IdentityModel(task) if name == "identity" else Reparameterizer(name, device=device, batch_size=16)
-                task = task or engine.task
-                r = evaluate(engine, task, phantom, split=split)
-                label = f"identity ({'default input' if task == 'd2p' else 'P2P input'})" if name == "identity" else name
+    engines = _engines(models, weights, device)
+    for split in splits:
+        for label, engine in engines:
+            if isinstance(engine, str):
+                jobs = [(IdentityModel(engine), engine)]
+            else:
+                tasks = ("d2p", "p2p") if engine.renders and engine.task == "p2p" else (engine.task,)
+                jobs = [(engine, task) for task in tasks]
+            for model, task in jobs:
+                r = evaluate(model, task, phantom, split=split)
                 rows.append(f"| {split} | {label} | {task} | {r['psnr_mean']:.2f} | {r['psnr_std']:.2f} | "
                             f"{r['mae_mean']:.2f} | {r['mae_std']:.2f} | {r['ssim_mean']:.3f} | "
                             f"{r['psnr_brain_mean']:.2f} | {r['count']} |")
@@ -38,23 +60,31 @@ def evaluate_rows(models, phantom: str, device: str) -> list[str]:
     return rows
 
 
+def write_table(results: Path, marker: str, table: str) -> None:
+    """Replace the text between the marker comments (appending them when absent)."""
+    begin, end = f"<!-- {marker}:begin -->", f"<!-- {marker}:end -->"
+    text = results.read_text()
+    block = f"{begin}\n{table}\n{end}"
+    if begin in text:
+        text = re.sub(re.escape(begin) + ".*?" + re.escape(end), lambda _: block, text, flags=re.S)
+    else:
+        text = text.rstrip("\n") + "\n\n" + block + "\n"
+    results.write_text(text)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--phantom", default=DEFAULT_PHANTOM)
-    parser.add_argument("--models", nargs="+", default=["identity", "d2p", "p2p"])
+    parser.add_argument("--models", nargs="*", default=["identity", "d2p", "p2p", "physics"])
+    parser.add_argument("--weights", nargs="*", default=[], metavar="LABEL=FILE")
+    parser.add_argument("--splits", nargs="+", default=["paper", "slices"], choices=("paper", "slices"))
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--marker", default="quality-table")
     parser.add_argument("--results", default=str(ROOT / "training" / "RESULTS.md"))
     args = parser.parse_args(argv)
-    rows = evaluate_rows(args.models, args.phantom, args.device)
-    table = "\n".join([
-        "| split | model | task | PSNR (dB) | PSNR sd | MAE | MAE sd | SSIM | PSNR brain (dB) | images |",
-        "|---|---|---|---|---|---|---|---|---|---|", *rows])
-    path = Path(args.results)
-    text = path.read_text()
-    block = f"{BEGIN}\n{table}\n{END}"
-    text = re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), lambda _: block, text, flags=re.S)
-    path.write_text(text)
-    print(f"updated {path}")
+    rows = evaluate_rows(args.models, args.weights, args.phantom, args.splits, args.device)
+    write_table(Path(args.results), args.marker, "\n".join([HEADER, *rows]))
+    print(f"updated {args.results} ({args.marker})")
     return 0
 
 

@@ -49,6 +49,9 @@ class TrainConfig:
     seed: int = 0
     # autoencoder stage: natural-image pretraining, then MR fine-tuning
     natural_steps: int = 0
+    # physics stage: U-Net levels and the in-plane size the maps are inferred at
+    depth: int = 4
+    work_size: int = 128
     # paramnet stage: the autoencoder checkpoint whose encoder is frozen
     autoencoder: str = ""
     # machinery

@@ -68,7 +68,8 @@ class PhysicsStage:
         import os
 
         self.cfg = cfg
-        self.model = PhysicsNet(base=max(4, round(128 * cfg.width)), task=cfg.task)
+        self.model = PhysicsNet(base=max(4, round(128 * cfg.width)), depth=cfg.depth, task=cfg.task,
+                                work_size=cfg.work_size)
         rank = int(os.environ.get("RANK", 0))
         self.batches = StreamTargets(cfg, rank) if cfg.data == "stream" else ProtocolTargets(cfg)
 
