@@ -173,3 +173,24 @@ def test_compare_volumes_and_names():
     diff, metrics = compare_volumes(truth * 2, truth)  # same up to scale
     assert diff.max() < 1e-9 and metrics["volume"]["psnr"] == 100.0
     assert layer_names("d2p", 80, 3000)["prediction"] == "prediction d2p TE80 TR3000"
+
+
+def test_a_thousand_slider_changes_leave_no_backlog(demo, qtbot, monkeypatch):
+    from napari_mr_reparam.inference import Reparameterizer
+
+    calls = []
+    real = Reparameterizer.predict_images
+
+    def counting(self, *args, **kwargs):
+        calls.append(len(args[0]))
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Reparameterizer, "predict_images", counting)
+    viewer, widget = demo
+    values = np.round(np.linspace(20, 400, 1000), 1)
+    for te in values:
+        widget.te.value = float(te)
+    _until(qtbot, lambda: _idle(widget) and _outputs(viewer, "prediction")
+                    and _outputs(viewer, "prediction")[0].metadata.get("te_ms") == float(values[-1]))
+    assert len(calls) < 50, f"{len(calls)} predictions for 1000 slider changes: a backlog"
+    assert _outputs(viewer, "prediction")[0].name == f"prediction d2p TE{values[-1]:g} TR3000"

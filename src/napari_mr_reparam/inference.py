@@ -9,6 +9,7 @@ in the input's intensity units and size. Times are in milliseconds.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Callable
 
@@ -160,14 +161,47 @@ class Reparameterizer:
         te_in = np.broadcast_to(np.float32(DEFAULT_TE_MS if input_te_ms is None else input_te_ms), n)
         tr_in = np.broadcast_to(np.float32(DEFAULT_TR_MS if input_tr_ms is None else input_tr_ms), n)
         out = np.empty_like(images01)
-        for start in range(0, n, self.batch_size):
+        start = 0
+        while start < n:
             if cancelled is not None and cancelled():
                 raise Cancelled()
             sl = slice(start, min(n, start + self.batch_size))
-            out[sl] = self._run_batch(images01[sl], te[sl], tr[sl], te_in[sl], tr_in[sl])
+            result = self._guarded(self._run_batch, images01[sl], te[sl], tr[sl], te_in[sl], tr_in[sl])
+            if result is None:
+                continue  # out of memory: retried next time round with a smaller batch or on the CPU
+            out[sl] = result
+            start = sl.stop
             if progress is not None:
                 progress(sl.stop - sl.start)
         return out
+
+    def _guarded(self, fn, *args):
+        """``fn(*args)``, or None after an out-of-memory error on an accelerator.
+
+        The first answer to running out of GPU memory is to halve the batch size; at one
+        slice per batch the model moves to the CPU. Each step is announced with a
+        ``RuntimeWarning``. On the CPU the error propagates.
+        """
+        try:
+            return fn(*args)
+        except self._torch.cuda.OutOfMemoryError:  # the same class as torch.OutOfMemoryError
+            if self.device.type == "cpu":
+                raise
+        self._release_cache()
+        if self.batch_size > 1:
+            self.batch_size = max(1, self.batch_size // 2)
+            warnings.warn(f"out of {self.device.type.upper()} memory; retrying with batches of "
+                          f"{self.batch_size} slices", RuntimeWarning, stacklevel=3)
+        else:
+            warnings.warn(f"out of {self.device.type.upper()} memory even one slice at a time; "
+                          "falling back to the CPU", RuntimeWarning, stacklevel=3)
+            self.device = self._torch.device("cpu")
+            self.net = self.net.to(self.device)
+        return None
+
+    def _release_cache(self) -> None:
+        if self.device.type == "cuda":
+            self._torch.cuda.empty_cache()
 
     def _run_batch(self, images, te, tr, te_in, tr_in) -> np.ndarray:
         torch = self._torch
@@ -185,25 +219,32 @@ class Reparameterizer:
         """Run the physics model once over a (z, y, x) volume (or 2-D image)."""
         if not self.renders:
             raise ValueError(f"{self.info.name} is not a physics model; it predicts images, not maps")
-        torch = self._torch
         images, scale, nan, shape = _normalized_slices(volume)
         te_in = DEFAULT_TE_MS if input_te_ms is None else input_te_ms
         tr_in = DEFAULT_TR_MS if input_tr_ms is None else input_tr_ms
-        parts = []
-        for start in range(0, images.shape[0], self.batch_size):
+        parts, start = [], 0
+        while start < images.shape[0]:
             if cancelled is not None and cancelled():
                 raise Cancelled()
             chunk = images[start:start + self.batch_size]
-            x = resize_slices(chunk, NETWORK_SIZE) if chunk.shape[-2:] != (NETWORK_SIZE,) * 2 else chunk
-            with torch.inference_mode():
-                t = torch.from_numpy(np.ascontiguousarray(x))[:, None].to(self.device)
-                n = t.shape[0]
-                maps = self.net.maps(t, torch.full((n,), float(te_in)), torch.full((n,), float(tr_in)))
-            parts.append({k: v[:, 0].float().cpu().numpy() for k, v in maps.items()})
+            maps = self._guarded(self._maps_batch, chunk, float(te_in), float(tr_in))
+            if maps is None:
+                continue  # out of memory: retried with a smaller batch or on the CPU
+            parts.append(maps)
+            start += len(chunk)
             if progress is not None:
                 progress(len(chunk))
         joined = {k: np.concatenate([p[k] for p in parts]) for k in ("pd", "t1", "t2")}
         return QuantitativeMaps(**joined, scale=scale[:, 0, 0], shape=shape, nan=nan)
+
+    def _maps_batch(self, chunk: np.ndarray, te_in: float, tr_in: float) -> dict[str, np.ndarray]:
+        torch = self._torch
+        x = resize_slices(chunk, NETWORK_SIZE) if chunk.shape[-2:] != (NETWORK_SIZE,) * 2 else chunk
+        with torch.inference_mode():
+            t = torch.from_numpy(np.ascontiguousarray(x))[:, None].to(self.device)
+            n = t.shape[0]
+            maps = self.net.maps(t, torch.full((n,), te_in), torch.full((n,), tr_in))
+        return {k: v[:, 0].float().cpu().numpy() for k, v in maps.items()}
 
     def render(self, maps: QuantitativeMaps, te_ms: float, tr_ms: float, sequence: str = "spin_echo",
                ti_ms: float | None = None, flip_deg: float | None = None) -> np.ndarray:

@@ -1,0 +1,71 @@
+"""The inference engine: normalization round trip, maps once, out-of-memory fallback."""
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from napari_mr_reparam.inference import Reparameterizer
+
+
+@pytest.fixture
+def volume():
+    rng = np.random.default_rng(0)
+    data = rng.uniform(0, 800, (5, 40, 30)).astype(np.float32)
+    data[1, :3, :3] = np.nan
+    return data
+
+
+def test_prediction_keeps_shape_units_and_nan(tiny_weights, volume):
+    engine = Reparameterizer("d2p", device="cpu", batch_size=2)
+    pred = engine.predict_volume(volume, 100, 3000)
+    assert pred.shape == volume.shape and pred.dtype == np.float32
+    assert np.isnan(pred[1, :3, :3]).all() and np.isfinite(pred[0]).all()
+    # each slice comes back in the input's units: never above the slice's own maximum
+    assert (np.nanmax(pred, axis=(1, 2)) <= np.nanmax(volume, axis=(1, 2)) + 1e-3).all()
+
+
+def test_physics_maps_render_like_a_direct_prediction(tiny_weights, volume):
+    engine = Reparameterizer("physics", device="cpu", batch_size=2)
+    maps = engine.compute_maps(volume, 50, 4500)
+    assert maps.pd.shape[0] == volume.shape[0]
+    rendered = engine.render(maps, 80, 2500)
+    direct = engine.predict_volume(volume, 80, 2500, 50, 4500)
+    np.testing.assert_allclose(rendered, direct, rtol=1e-5, atol=1e-3, equal_nan=True)
+
+
+def test_out_of_gpu_memory_halves_batches_then_falls_back_to_cpu(tiny_weights, volume, monkeypatch):
+    expected = Reparameterizer("d2p", device="cpu", batch_size=8).predict_volume(volume, 100, 3000)
+    engine = Reparameterizer("d2p", device="cpu", batch_size=8)
+    engine.device = torch.device("cuda")  # pretend to sit on a GPU that is always full
+    real_run = Reparameterizer._run_batch
+    tried = []
+
+    def full_gpu(self, images, *args):
+        tried.append((self.device.type, len(images)))
+        if self.device.type == "cuda":
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return real_run(self, images, *args)
+
+    monkeypatch.setattr(Reparameterizer, "_run_batch", full_gpu)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        pred = engine.predict_volume(volume, 100, 3000)
+    messages = [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
+    assert [n for d, n in tried if d == "cuda"] == [5, 4, 2, 1]
+    assert sum("retrying with batches" in m for m in messages) == 3
+    assert any("falling back to the CPU" in m for m in messages)
+    assert engine.device.type == "cpu" and engine.batch_size == 1
+    np.testing.assert_allclose(pred, expected, rtol=1e-4, atol=1e-2, equal_nan=True)
+
+
+def test_out_of_memory_on_the_cpu_is_not_hidden(tiny_weights, volume, monkeypatch):
+    engine = Reparameterizer("d2p", device="cpu", batch_size=8)
+
+    def no_memory(self, *args):
+        raise torch.OutOfMemoryError("out of memory (simulated)")
+
+    monkeypatch.setattr(Reparameterizer, "_run_batch", no_memory)
+    with pytest.raises(torch.OutOfMemoryError):
+        engine.predict_volume(volume, 100, 3000)
