@@ -107,3 +107,19 @@ def test_two_process_data_parallel_ranks_agree(tmp_path, phantom_spec):
     digests = [(out / f"rank{r}.sha256").read_text() for r in (0, 1)]
     assert digests[0] == digests[1]
     assert torch.load(out / "checkpoint.pt", weights_only=True)["step"] == 3
+
+
+@pytest.mark.parametrize("variant,arch", [("maps", "physics"), ("direct", "direct")])
+def test_physics_stage_variants_train_and_predict(tmp_path, phantom_spec, variant, arch):
+    from napari_mr_reparam.inference import Reparameterizer
+
+    cfg = _cfg(tmp_path, phantom_spec, stage="physics", task="p2p", variant=variant, depth=3,
+               work_size=64, steps=2, run=variant)
+    ckpt = train(cfg, quiet=True)
+    card = torch.load(ckpt, weights_only=True)["card"]
+    assert (card["arch"], card["depth"], card["work_size"]) == (arch, 3, 64)
+    engine = Reparameterizer(str(ckpt), weights=str(ckpt), device="cpu")
+    assert engine.renders == (arch == "physics")
+    images = np.random.default_rng(0).uniform(0, 1, (3, 50, 40)).astype(np.float32)
+    out = engine.predict_images(images, [30.0, 80.0, 200.0], 3000.0, 50.0, 4500.0)
+    assert out.shape == images.shape and np.isfinite(out).all() and out.min() >= 0 and out.max() <= 1

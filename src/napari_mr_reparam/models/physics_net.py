@@ -47,7 +47,55 @@ class FiLMBlock(nn.Module):
         return F.silu(x * (1 + gamma[..., None, None]) + beta[..., None, None])
 
 
-class PhysicsNet(nn.Module):
+class FiLMUNet(nn.Module):
+    """A U-Net whose every block is FiLM-modulated by a small MLP of a condition vector.
+
+    ``base`` channels at full resolution, doubled at each of ``depth`` levels; average
+    pooling down, bilinear up, skip connections by concatenation. The FiLM MLP's last
+    layer starts at zero, so training starts from the unconditioned U-Net.
+    """
+
+    def __init__(self, cin: int, cout: int, n_cond: int, base: int = 16, depth: int = 4):
+        super().__init__()
+        self.depth = depth
+        chans = [base * 2**i for i in range(depth)]
+        self.down = nn.ModuleList(FiLMBlock(c_in, c) for c_in, c in zip([cin] + chans[:-1], chans))
+        self.up = nn.ModuleList(FiLMBlock(chans[i + 1] + chans[i], chans[i]) for i in reversed(range(depth - 1)))
+        self.head = nn.Conv2d(chans[0], cout, 1)
+        self._film_sizes = [c for c in chans] + [chans[i] for i in reversed(range(depth - 1))]
+        self.film = nn.Sequential(nn.Linear(n_cond, 64), nn.SiLU(), nn.Linear(64, 2 * sum(self._film_sizes)))
+        nn.init.zeros_(self.film[-1].weight)
+        nn.init.zeros_(self.film[-1].bias)
+
+    def _films(self, cond):
+        """Per-block (gamma, beta) from the condition vector."""
+        out = self.film(cond)
+        pieces, start = [], 0
+        for size in self._film_sizes:
+            pieces.append((out[:, start:start + size], out[:, start + size:start + 2 * size]))
+            start += 2 * size
+        return pieces
+
+    def forward(self, x, cond):
+        return self.run(x, cond)
+
+    def run(self, x, cond):
+        """The U-Net on ``x`` (B, cin, H, W) under conditions ``cond`` (B, n_cond)."""
+        films = self._films(cond)
+        skips = []
+        for i, block in enumerate(self.down):
+            if i:
+                x = F.avg_pool2d(x, 2)
+            x = block(x, *films[i])
+            skips.append(x)
+        for j, block in enumerate(self.up):
+            skip = skips[-2 - j]
+            x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+            x = block(torch.cat([x, skip], 1), *films[self.depth + j])
+        return self.head(x)
+
+
+class PhysicsNet(FiLMUNet):
     """U-Net from (image, input TE/TR) to PD, T1 and T2 maps, plus a signal-equation renderer.
 
     Parameters
@@ -61,35 +109,19 @@ class PhysicsNet(nn.Module):
     """
 
     def __init__(self, base: int = 16, depth: int = 4, task: str = "p2p", work_size: int = 128):
-        super().__init__()
-        self.task, self.base, self.depth, self.work_size = task, base, depth, work_size
-        chans = [base * 2**i for i in range(depth)]
-        self.down = nn.ModuleList(FiLMBlock(c_in, c) for c_in, c in zip([1] + chans[:-1], chans))
-        self.up = nn.ModuleList(FiLMBlock(chans[i + 1] + chans[i], chans[i]) for i in reversed(range(depth - 1)))
-        self.head = nn.Conv2d(chans[0], 3, 1)
-        self._film_sizes = [c for c in chans] + [chans[i] for i in reversed(range(depth - 1))]
-        self.film = nn.Sequential(nn.Linear(2, 64), nn.SiLU(), nn.Linear(64, 2 * sum(self._film_sizes)))
-        nn.init.zeros_(self.film[-1].weight)
-        nn.init.zeros_(self.film[-1].bias)
+        super().__init__(1, 3, 2, base, depth)
+        self.task, self.base, self.work_size = task, base, work_size
 
     @classmethod
     def from_card(cls, card: dict) -> "PhysicsNet":
         return cls(base=int(card.get("base", 16)), depth=int(card.get("depth", 4)),
                    task=card.get("task", "p2p"), work_size=int(card.get("work_size", 128)))
 
-    def _films(self, cond):
-        out = self.film(cond)
-        pieces, start = [], 0
-        for size in self._film_sizes:
-            pieces.append((out[:, start:start + size], out[:, start + size:start + 2 * size]))
-            start += 2 * size
-        return pieces
-
     def maps(self, image01, input_te_ms=None, input_tr_ms=None) -> dict[str, torch.Tensor]:
         """PD (0-1), T1 and T2 (ms) maps, each (B, 1, h, w), from images in [0, 1].
 
-        Images larger than ``work_size`` are area-averaged down to it first: MR slices
-        rarely hold more detail, and the maps are 4x cheaper at 128 than at 256.
+        Images larger than ``work_size`` are area-averaged down to it first (the maps are
+        then at ``work_size``; renders are resized back by :meth:`forward`).
         """
         b = image01.shape[0]
         if max(image01.shape[-2:]) > self.work_size:
@@ -97,18 +129,7 @@ class PhysicsNet(nn.Module):
         if self.task == "d2p" or input_te_ms is None or input_tr_ms is None:
             input_te_ms, input_tr_ms = [DEFAULT_TE_MS] * b, [DEFAULT_TR_MS] * b
         cond = condition_vector(input_te_ms, input_tr_ms).to(image01.device).expand(b, 2)
-        films = self._films(cond)
-        x, skips = image01, []
-        for i, block in enumerate(self.down):
-            if i:
-                x = F.avg_pool2d(x, 2)
-            x = block(x, *films[i])
-            skips.append(x)
-        for j, block in enumerate(self.up):
-            skip = skips[-2 - j]
-            x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
-            x = block(torch.cat([x, skip], 1), *films[self.depth + j])
-        raw = self.head(x).float()
+        raw = self.run(image01, cond).float()
         return {"pd": torch.sigmoid(raw[:, :1]),
                 "t1": _log_bounded(raw[:, 1:2], T1_RANGE_MS),
                 "t2": _log_bounded(raw[:, 2:3], T2_RANGE_MS)}
@@ -153,3 +174,38 @@ def resize_like(images, like):
 def _log_bounded(raw, bounds):
     lo, hi = math.log(bounds[0]), math.log(bounds[1])
     return torch.exp(lo + (hi - lo) * torch.sigmoid(raw))
+
+
+class DirectNet(FiLMUNet):
+    """The comparison baseline: a conditional U-Net from an image straight to the target.
+
+    The same FiLM U-Net as :class:`PhysicsNet`, conditioned on log input TE/TR *and* log
+    target TE/TR, with one output channel (tanh) instead of three maps. It must run once
+    per target acquisition; it has no maps and no signal equation.
+    """
+
+    def __init__(self, base: int = 16, depth: int = 4, task: str = "p2p", work_size: int = 128):
+        super().__init__(1, 1, 4, base, depth)
+        self.task, self.base, self.work_size = task, base, work_size
+
+    @classmethod
+    def from_card(cls, card: dict) -> "DirectNet":
+        return cls(base=int(card.get("base", 16)), depth=int(card.get("depth", 4)),
+                   task=card.get("task", "p2p"), work_size=int(card.get("work_size", 128)))
+
+    def forward(self, image, te_ms, tr_ms, input_te_ms=None, input_tr_ms=None):
+        """Images in [-1, 1] in and out; targets as (B,) or (B, K) times, like PhysicsNet."""
+        b = image.shape[0]
+        te = torch.as_tensor(te_ms, dtype=torch.float32, device=image.device).reshape(b, -1)
+        tr = torch.as_tensor(tr_ms, dtype=torch.float32, device=image.device).reshape(b, -1)
+        k = te.shape[1]
+        if self.task == "d2p" or input_te_ms is None or input_tr_ms is None:
+            input_te_ms, input_tr_ms = [DEFAULT_TE_MS] * b, [DEFAULT_TR_MS] * b
+        cond_in = condition_vector(input_te_ms, input_tr_ms).to(image.device).expand(b, 2)
+        cond = torch.cat([cond_in.repeat_interleave(k, 0),
+                          condition_vector(te.reshape(-1), tr.reshape(-1)).to(image.device)], 1)
+        x = image
+        if max(x.shape[-2:]) > self.work_size:
+            x = F.interpolate(x, size=(self.work_size, self.work_size), mode="area")
+        out = torch.tanh(self.run(x.repeat_interleave(k, 0), cond).float()).reshape(b, k, *x.shape[-2:])
+        return resize_like(out, image)

@@ -18,6 +18,7 @@ else:  # pragma: no cover
 
 STAGES = ("autoencoder", "paramnet", "physics")
 TASKS = ("d2p", "p2p")
+VARIANTS = ("maps", "direct")
 
 
 @dataclass
@@ -49,7 +50,10 @@ class TrainConfig:
     seed: int = 0
     # autoencoder stage: natural-image pretraining, then MR fine-tuning
     natural_steps: int = 0
-    # physics stage: U-Net levels and the in-plane size the maps are inferred at
+    # physics stage: which network (maps: quantitative maps + signal equation; direct: the
+    # same FiLM U-Net predicting the target image, for comparison), its U-Net levels and
+    # the in-plane size it works at
+    variant: str = "maps"
     depth: int = 4
     work_size: int = 128
     # paramnet stage: the autoencoder checkpoint whose encoder is frozen
@@ -65,6 +69,8 @@ class TrainConfig:
     def __post_init__(self):
         if self.stage not in STAGES:
             raise ValueError(f"unknown stage {self.stage!r}; known: {', '.join(STAGES)}")
+        if self.variant not in VARIANTS:
+            raise ValueError(f"unknown variant {self.variant!r}; known: {', '.join(VARIANTS)}")
         if self.task not in TASKS:
             raise ValueError(f"unknown task {self.task!r}; known: {', '.join(TASKS)}")
         if self.width <= 0 or self.steps < 0 or self.batch_size <= 0:

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import DEFAULT_TE_MS, DEFAULT_TR_MS
-from ..models.physics_net import PhysicsNet
+from ..models.physics_net import DirectNet, PhysicsNet
 from .config import TrainConfig
 from .data import load_phantom, protocol_datasets
 
@@ -62,14 +62,16 @@ class StreamTargets:
 
 
 class PhysicsStage:
-    """The quantitative-map network trained through the signal equation."""
+    """The quantitative-map network trained through the signal equation (``variant``
+    ``maps``), or, for comparison, the same U-Net predicting images directly (``direct``)."""
 
     def __init__(self, cfg: TrainConfig):
         import os
 
         self.cfg = cfg
-        self.model = PhysicsNet(base=max(4, round(128 * cfg.width)), depth=cfg.depth, task=cfg.task,
-                                work_size=cfg.work_size)
+        net = DirectNet if cfg.variant == "direct" else PhysicsNet
+        self.model = net(base=max(4, round(128 * cfg.width)), depth=cfg.depth, task=cfg.task,
+                         work_size=cfg.work_size)
         rank = int(os.environ.get("RANK", 0))
         self.batches = StreamTargets(cfg, rank) if cfg.data == "stream" else ProtocolTargets(cfg)
 
@@ -79,5 +81,5 @@ class PhysicsStage:
         return F.mse_loss(pred, batch["target"] * 2 - 1)
 
     def card(self) -> dict:
-        return {"arch": "physics", "task": self.cfg.task, "width": self.cfg.width,
+        return {"arch": "direct" if self.cfg.variant == "direct" else "physics", "task": self.cfg.task, "width": self.cfg.width,
                 "base": self.model.base, "depth": self.model.depth, "work_size": self.model.work_size}
