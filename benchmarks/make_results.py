@@ -8,7 +8,9 @@ Evaluates every model on the test part of each split of a phantom's paper protoc
 (3300 images on the ``paper`` split, 3200 on ``slices``) with the identity baseline and
 writes the table between ``<!-- MARKER:begin -->`` and ``<!-- MARKER:end -->`` in
 training/RESULTS.md. A physics model, which serves both tasks, gets a row per task.
-``--weights LABEL=FILE`` adds a model from a weights file (a training checkpoint, say).
+``--weights LABEL=FILE`` adds a model from a weights file (a training checkpoint, say);
+``--json-dir DIR`` also writes every report as ``DIR/LABEL_TASK_SPLIT.json``, the files
+``napari-mr-reparam-train export --metrics`` records in a weight card.
 """
 
 from __future__ import annotations
@@ -39,7 +41,9 @@ def _engines(models, weights, device):
     return out
 
 
-def evaluate_rows(models, weights, phantom: str, splits, device: str) -> list[str]:
+def evaluate_rows(models, weights, phantom: str, splits, device: str, json_dir=None) -> list[str]:
+    import json
+
     from napari_mr_reparam.training.evaluate import IdentityModel, evaluate
 
     rows = []
@@ -53,6 +57,11 @@ def evaluate_rows(models, weights, phantom: str, splits, device: str) -> list[st
                 jobs = [(engine, task) for task in tasks]
             for model, task in jobs:
                 r = evaluate(model, task, phantom, split=split)
+                if json_dir is not None:
+                    name = label.split(" ")[0]
+                    path = Path(json_dir) / f"{name}_{task}_{split}.json"
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    path.write_text(json.dumps(r, indent=2) + "\n")
                 rows.append(f"| {split} | {label} | {task} | {r['psnr_mean']:.2f} | {r['psnr_std']:.2f} | "
                             f"{r['mae_mean']:.2f} | {r['mae_std']:.2f} | {r['ssim_mean']:.3f} | "
                             f"{r['psnr_brain_mean']:.2f} | {r['count']} |")
@@ -81,8 +90,9 @@ def main(argv=None) -> int:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--marker", default="quality-table")
     parser.add_argument("--results", default=str(ROOT / "training" / "RESULTS.md"))
+    parser.add_argument("--json-dir", help="also write each report as JSON here (for export --metrics)")
     args = parser.parse_args(argv)
-    rows = evaluate_rows(args.models, args.weights, args.phantom, args.splits, args.device)
+    rows = evaluate_rows(args.models, args.weights, args.phantom, args.splits, args.device, args.json_dir)
     write_table(Path(args.results), args.marker, "\n".join([HEADER, *rows]))
     print(f"updated {args.results} ({args.marker})")
     return 0

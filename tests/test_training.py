@@ -109,7 +109,7 @@ def test_two_process_data_parallel_ranks_agree(tmp_path, phantom_spec):
     assert torch.load(out / "checkpoint.pt", weights_only=True)["step"] == 3
 
 
-@pytest.mark.parametrize("variant,arch", [("maps", "physics"), ("direct", "direct")])
+@pytest.mark.parametrize("variant,arch", [("maps", "physics"), ("direct", "direct"), ("hybrid", "hybrid")])
 def test_physics_stage_variants_train_and_predict(tmp_path, phantom_spec, variant, arch):
     from napari_mr_reparam.inference import Reparameterizer
 

@@ -86,10 +86,10 @@ def build_model(card: dict):
     arch = card.get("arch")
     if arch == "paper":
         return ReparamNet(task=card["task"], width=float(card["width"]))
-    if arch in ("physics", "direct"):
-        from .models.physics_net import DirectNet, PhysicsNet
+    if arch in ("physics", "direct", "hybrid"):
+        from .models.physics_net import DirectNet, HybridNet, PhysicsNet
 
-        return (PhysicsNet if arch == "physics" else DirectNet).from_card(card)
+        return {"physics": PhysicsNet, "direct": DirectNet, "hybrid": HybridNet}[arch].from_card(card)
     raise ValueError(f"weights describe an unknown architecture {arch!r}")
 
 

@@ -209,3 +209,44 @@ class DirectNet(FiLMUNet):
             x = F.interpolate(x, size=(self.work_size, self.work_size), mode="area")
         out = torch.tanh(self.run(x.repeat_interleave(k, 0), cond).float()).reshape(b, k, *x.shape[-2:])
         return resize_like(out, image)
+
+
+class HybridNet(nn.Module):
+    """The second comparison: the physics render plus a learned, bounded correction.
+
+    :class:`PhysicsNet` gives maps and a rendered target; a small FiLM U-Net, conditioned
+    on input and target TE/TR, sees the render and the input and adds a correction of at
+    most ``max_correction`` (in the [-1, 1] image range). The maps are still computed once
+    per input, but the correction runs once per target.
+    """
+
+    def __init__(self, base: int = 16, depth: int = 4, task: str = "p2p", work_size: int = 128,
+                 max_correction: float = 0.25):
+        super().__init__()
+        self.task, self.base, self.depth, self.work_size = task, base, depth, work_size
+        self.max_correction = max_correction
+        self.physics = PhysicsNet(base, depth, task, work_size)
+        self.correction = FiLMUNet(2, 1, 4, max(4, base // 2), max(2, depth - 2))
+        nn.init.zeros_(self.correction.head.weight)
+        nn.init.zeros_(self.correction.head.bias)
+
+    @classmethod
+    def from_card(cls, card: dict) -> "HybridNet":
+        return cls(base=int(card.get("base", 16)), depth=int(card.get("depth", 4)),
+                   task=card.get("task", "p2p"), work_size=int(card.get("work_size", 128)))
+
+    def forward(self, image, te_ms, tr_ms, input_te_ms=None, input_tr_ms=None):
+        """Images in [-1, 1] in and out; targets as (B,) or (B, K) times, like PhysicsNet."""
+        b = image.shape[0]
+        te = torch.as_tensor(te_ms, dtype=torch.float32, device=image.device).reshape(b, -1)
+        tr = torch.as_tensor(tr_ms, dtype=torch.float32, device=image.device).reshape(b, -1)
+        k = te.shape[1]
+        rendered = self.physics(image, te, tr, input_te_ms, input_tr_ms)  # (B, K, H, W)
+        if self.task == "d2p" or input_te_ms is None or input_tr_ms is None:
+            input_te_ms, input_tr_ms = [DEFAULT_TE_MS] * b, [DEFAULT_TR_MS] * b
+        cond_in = condition_vector(input_te_ms, input_tr_ms).to(image.device).expand(b, 2)
+        cond = torch.cat([cond_in.repeat_interleave(k, 0),
+                          condition_vector(te.reshape(-1), tr.reshape(-1)).to(image.device)], 1)
+        pair = torch.stack([rendered, image.expand(b, k, *image.shape[-2:])], 2).reshape(b * k, 2, *image.shape[-2:])
+        delta = torch.tanh(self.correction(pair, cond).float()) * self.max_correction
+        return (rendered + delta.reshape(b, k, *image.shape[-2:])).clamp(-1, 1)

@@ -18,7 +18,7 @@ else:  # pragma: no cover
 
 STAGES = ("autoencoder", "paramnet", "physics")
 TASKS = ("d2p", "p2p")
-VARIANTS = ("maps", "direct")
+VARIANTS = ("maps", "direct", "hybrid")
 
 
 @dataclass
@@ -50,9 +50,9 @@ class TrainConfig:
     seed: int = 0
     # autoencoder stage: natural-image pretraining, then MR fine-tuning
     natural_steps: int = 0
-    # physics stage: which network (maps: quantitative maps + signal equation; direct: the
-    # same FiLM U-Net predicting the target image, for comparison), its U-Net levels and
-    # the in-plane size it works at
+    # physics stage: which network (maps: quantitative maps + signal equation; for
+    # comparison, direct: the same FiLM U-Net predicting the target image, and hybrid: the
+    # maps' render plus a learned correction), its U-Net levels and working size
     variant: str = "maps"
     depth: int = 4
     work_size: int = 128

@@ -14,11 +14,13 @@ import torch
 import torch.nn.functional as F
 
 from .. import DEFAULT_TE_MS, DEFAULT_TR_MS
-from ..models.physics_net import DirectNet, PhysicsNet
+from ..models.physics_net import DirectNet, HybridNet, PhysicsNet
 from .config import TrainConfig
 from .data import load_phantom, protocol_datasets
 
 TARGETS_PER_INPUT = 4
+#: The weight-card architecture of each variant.
+ARCHS = {"maps": "physics", "direct": "direct", "hybrid": "hybrid"}
 
 
 class ProtocolTargets:
@@ -63,13 +65,14 @@ class StreamTargets:
 
 class PhysicsStage:
     """The quantitative-map network trained through the signal equation (``variant``
-    ``maps``), or, for comparison, the same U-Net predicting images directly (``direct``)."""
+    ``maps``), or, for comparison, the same U-Net predicting images directly (``direct``)
+    or the maps' render plus a learned correction (``hybrid``)."""
 
     def __init__(self, cfg: TrainConfig):
         import os
 
         self.cfg = cfg
-        net = DirectNet if cfg.variant == "direct" else PhysicsNet
+        net = {"maps": PhysicsNet, "direct": DirectNet, "hybrid": HybridNet}[cfg.variant]
         self.model = net(base=max(4, round(128 * cfg.width)), depth=cfg.depth, task=cfg.task,
                          work_size=cfg.work_size)
         rank = int(os.environ.get("RANK", 0))
@@ -81,5 +84,5 @@ class PhysicsStage:
         return F.mse_loss(pred, batch["target"] * 2 - 1)
 
     def card(self) -> dict:
-        return {"arch": "direct" if self.cfg.variant == "direct" else "physics", "task": self.cfg.task, "width": self.cfg.width,
+        return {"arch": ARCHS[self.cfg.variant], "task": self.cfg.task, "width": self.cfg.width,
                 "base": self.model.base, "depth": self.model.depth, "work_size": self.model.work_size}
