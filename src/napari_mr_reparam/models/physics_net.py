@@ -47,6 +47,15 @@ class FiLMBlock(nn.Module):
         return F.silu(x * (1 + gamma[..., None, None]) + beta[..., None, None])
 
 
+class FromCard:
+    """``from_card``: the network a weight card describes (base, depth, task, work size)."""
+
+    @classmethod
+    def from_card(cls, card: dict):
+        return cls(base=int(card.get("base", 16)), depth=int(card.get("depth", 4)),
+                   task=card.get("task", "p2p"), work_size=int(card.get("work_size", 128)))
+
+
 class FiLMUNet(nn.Module):
     """A U-Net whose every block is FiLM-modulated by a small MLP of a condition vector.
 
@@ -95,7 +104,7 @@ class FiLMUNet(nn.Module):
         return self.head(x)
 
 
-class PhysicsNet(FiLMUNet):
+class PhysicsNet(FromCard, FiLMUNet):
     """U-Net from (image, input TE/TR) to PD, T1 and T2 maps, plus a signal-equation renderer.
 
     Parameters
@@ -111,11 +120,6 @@ class PhysicsNet(FiLMUNet):
     def __init__(self, base: int = 16, depth: int = 4, task: str = "p2p", work_size: int = 128):
         super().__init__(1, 3, 2, base, depth)
         self.task, self.base, self.work_size = task, base, work_size
-
-    @classmethod
-    def from_card(cls, card: dict) -> "PhysicsNet":
-        return cls(base=int(card.get("base", 16)), depth=int(card.get("depth", 4)),
-                   task=card.get("task", "p2p"), work_size=int(card.get("work_size", 128)))
 
     def maps(self, image01, input_te_ms=None, input_tr_ms=None) -> dict[str, torch.Tensor]:
         """PD (0-1), T1 and T2 (ms) maps, each (B, 1, h, w), from images in [0, 1].
@@ -176,7 +180,22 @@ def _log_bounded(raw, bounds):
     return torch.exp(lo + (hi - lo) * torch.sigmoid(raw))
 
 
-class DirectNet(FiLMUNet):
+def pair_conditions(image, te_ms, tr_ms, input_te_ms, input_tr_ms, task: str):
+    """``(K, cond)``: targets per image and the (B*K, 4) condition vectors
+    [log input TE, log input TR, log target TE, log target TR] (relative to the default
+    acquisition) for target times given as (B,) or (B, K)."""
+    b = image.shape[0]
+    te = torch.as_tensor(te_ms, dtype=torch.float32, device=image.device).reshape(b, -1)
+    tr = torch.as_tensor(tr_ms, dtype=torch.float32, device=image.device).reshape(b, -1)
+    k = te.shape[1]
+    if task == "d2p" or input_te_ms is None or input_tr_ms is None:
+        input_te_ms, input_tr_ms = [DEFAULT_TE_MS] * b, [DEFAULT_TR_MS] * b
+    cond_in = condition_vector(input_te_ms, input_tr_ms).to(image.device).expand(b, 2)
+    target = condition_vector(te.reshape(-1), tr.reshape(-1)).to(image.device)
+    return k, torch.cat([cond_in.repeat_interleave(k, 0), target], 1)
+
+
+class DirectNet(FromCard, FiLMUNet):
     """The comparison baseline: a conditional U-Net from an image straight to the target.
 
     The same FiLM U-Net as :class:`PhysicsNet`, conditioned on log input TE/TR *and* log
@@ -188,22 +207,10 @@ class DirectNet(FiLMUNet):
         super().__init__(1, 1, 4, base, depth)
         self.task, self.base, self.work_size = task, base, work_size
 
-    @classmethod
-    def from_card(cls, card: dict) -> "DirectNet":
-        return cls(base=int(card.get("base", 16)), depth=int(card.get("depth", 4)),
-                   task=card.get("task", "p2p"), work_size=int(card.get("work_size", 128)))
-
     def forward(self, image, te_ms, tr_ms, input_te_ms=None, input_tr_ms=None):
         """Images in [-1, 1] in and out; targets as (B,) or (B, K) times, like PhysicsNet."""
         b = image.shape[0]
-        te = torch.as_tensor(te_ms, dtype=torch.float32, device=image.device).reshape(b, -1)
-        tr = torch.as_tensor(tr_ms, dtype=torch.float32, device=image.device).reshape(b, -1)
-        k = te.shape[1]
-        if self.task == "d2p" or input_te_ms is None or input_tr_ms is None:
-            input_te_ms, input_tr_ms = [DEFAULT_TE_MS] * b, [DEFAULT_TR_MS] * b
-        cond_in = condition_vector(input_te_ms, input_tr_ms).to(image.device).expand(b, 2)
-        cond = torch.cat([cond_in.repeat_interleave(k, 0),
-                          condition_vector(te.reshape(-1), tr.reshape(-1)).to(image.device)], 1)
+        k, cond = pair_conditions(image, te_ms, tr_ms, input_te_ms, input_tr_ms, self.task)
         x = image
         if max(x.shape[-2:]) > self.work_size:
             x = F.interpolate(x, size=(self.work_size, self.work_size), mode="area")
@@ -211,7 +218,7 @@ class DirectNet(FiLMUNet):
         return resize_like(out, image)
 
 
-class HybridNet(nn.Module):
+class HybridNet(FromCard, nn.Module):
     """The second comparison: the physics render plus a learned, bounded correction.
 
     :class:`PhysicsNet` gives maps and a rendered target; a small FiLM U-Net, conditioned
@@ -230,23 +237,13 @@ class HybridNet(nn.Module):
         nn.init.zeros_(self.correction.head.weight)
         nn.init.zeros_(self.correction.head.bias)
 
-    @classmethod
-    def from_card(cls, card: dict) -> "HybridNet":
-        return cls(base=int(card.get("base", 16)), depth=int(card.get("depth", 4)),
-                   task=card.get("task", "p2p"), work_size=int(card.get("work_size", 128)))
-
     def forward(self, image, te_ms, tr_ms, input_te_ms=None, input_tr_ms=None):
         """Images in [-1, 1] in and out; targets as (B,) or (B, K) times, like PhysicsNet."""
         b = image.shape[0]
-        te = torch.as_tensor(te_ms, dtype=torch.float32, device=image.device).reshape(b, -1)
-        tr = torch.as_tensor(tr_ms, dtype=torch.float32, device=image.device).reshape(b, -1)
-        k = te.shape[1]
+        k, cond = pair_conditions(image, te_ms, tr_ms, input_te_ms, input_tr_ms, self.task)
+        te = torch.as_tensor(te_ms, dtype=torch.float32, device=image.device).reshape(b, k)
+        tr = torch.as_tensor(tr_ms, dtype=torch.float32, device=image.device).reshape(b, k)
         rendered = self.physics(image, te, tr, input_te_ms, input_tr_ms)  # (B, K, H, W)
-        if self.task == "d2p" or input_te_ms is None or input_tr_ms is None:
-            input_te_ms, input_tr_ms = [DEFAULT_TE_MS] * b, [DEFAULT_TR_MS] * b
-        cond_in = condition_vector(input_te_ms, input_tr_ms).to(image.device).expand(b, 2)
-        cond = torch.cat([cond_in.repeat_interleave(k, 0),
-                          condition_vector(te.reshape(-1), tr.reshape(-1)).to(image.device)], 1)
         pair = torch.stack([rendered, image.expand(b, k, *image.shape[-2:])], 2).reshape(b * k, 2, *image.shape[-2:])
         delta = torch.tanh(self.correction(pair, cond).float()) * self.max_correction
         return (rendered + delta.reshape(b, k, *image.shape[-2:])).clamp(-1, 1)
