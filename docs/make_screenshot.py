@@ -14,9 +14,6 @@ from pathlib import Path
 
 
 def main(argv=None) -> int:
-    import warnings
-
-    warnings.filterwarnings("ignore", message="napari support for the PyQt5")
     import napari
     import numpy as np
     from qtpy.QtWidgets import QApplication
