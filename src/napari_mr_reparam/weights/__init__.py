@@ -52,6 +52,7 @@ def save_weights(state_dict: dict, card: dict, path: str | Path) -> Path:
     os.close(fd)
     try:
         save_file(tensors, tmp, metadata={"format": "pt"})
+        os.chmod(tmp, 0o644)  # mkstemp makes owner-only files; weights are for everyone to read
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
