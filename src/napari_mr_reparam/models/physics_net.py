@@ -223,8 +223,8 @@ class HybridNet(FromCard, nn.Module):
 
     :class:`PhysicsNet` gives maps and a rendered target; a small FiLM U-Net, conditioned
     on input and target TE/TR, sees the render and the input and adds a correction of at
-    most ``max_correction`` (in the [-1, 1] image range). The maps are still computed once
-    per input, but the correction runs once per target.
+    most ``max_correction`` (in the [-1, 1] image range), at the maps' working size. The
+    maps are still computed once per input, but the correction runs once per target.
     """
 
     def __init__(self, base: int = 16, depth: int = 4, task: str = "p2p", work_size: int = 128,
@@ -243,7 +243,11 @@ class HybridNet(FromCard, nn.Module):
         k, cond = pair_conditions(image, te_ms, tr_ms, input_te_ms, input_tr_ms, self.task)
         te = torch.as_tensor(te_ms, dtype=torch.float32, device=image.device).reshape(b, k)
         tr = torch.as_tensor(tr_ms, dtype=torch.float32, device=image.device).reshape(b, k)
-        rendered = self.physics(image, te, tr, input_te_ms, input_tr_ms)  # (B, K, H, W)
-        pair = torch.stack([rendered, image.expand(b, k, *image.shape[-2:])], 2).reshape(b * k, 2, *image.shape[-2:])
+        small = image
+        if max(image.shape[-2:]) > self.work_size:  # correct at the maps' size, then resize
+            small = F.interpolate(image, size=(self.work_size, self.work_size), mode="area")
+        rendered = self.physics(small, te, tr, input_te_ms, input_tr_ms)  # (B, K, h, w)
+        hw = small.shape[-2:]
+        pair = torch.stack([rendered, small.expand(b, k, *hw)], 2).reshape(b * k, 2, *hw)
         delta = torch.tanh(self.correction(pair, cond).float()) * self.max_correction
-        return (rendered + delta.reshape(b, k, *image.shape[-2:])).clamp(-1, 1)
+        return resize_like((rendered + delta.reshape(b, k, *hw)).clamp(-1, 1), image)
