@@ -100,7 +100,9 @@ def cmd_export(args) -> int:
     card = dict(card, name=args.name)
     for metrics_file in args.metrics or []:
         report = json.loads(Path(metrics_file).read_text())
-        key = f"{report.get('phantom', 'unknown')}|{report.get('split')}|{report.get('task')}"
+        kind, _, where = str(report.get("phantom", "unknown")).partition(":")
+        phantom = f"{kind}:{Path(where).name}" if where else kind  # no machine-specific paths
+        key = f"{phantom}|{report.get('split')}|{report.get('task')}"
         card.setdefault("metrics", {})[key] = {
             k: v for k, v in report.items() if k.endswith(("_mean", "_std")) or k == "identity"}
     out = Path(args.out) if args.out else BUNDLED_DIR / f"{args.name}.safetensors"
