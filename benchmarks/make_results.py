@@ -37,6 +37,8 @@ def _engines(models, weights, device):
             out.append((name, Reparameterizer(name, device=device, batch_size=16)))
     for item in weights:
         label, _, path = item.partition("=")
+        if not label or not path:
+            raise SystemExit(f"error: --weights takes LABEL=FILE, got {item!r}")
         out.append((label, Reparameterizer(path, weights=path, device=device, batch_size=16)))
     return out
 

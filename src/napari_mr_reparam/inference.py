@@ -86,10 +86,10 @@ def build_model(card: dict):
     arch = card.get("arch")
     if arch == "paper":
         return ReparamNet(task=card["task"], width=float(card["width"]))
-    if arch in ("physics", "direct", "hybrid"):
-        from .models.physics_net import DirectNet, HybridNet, PhysicsNet
+    from .models.physics_net import NETWORKS
 
-        return {"physics": PhysicsNet, "direct": DirectNet, "hybrid": HybridNet}[arch].from_card(card)
+    if arch in NETWORKS:
+        return NETWORKS[arch].from_card(card)
     raise ValueError(f"weights describe an unknown architecture {arch!r}")
 
 

@@ -251,3 +251,9 @@ class HybridNet(FromCard, nn.Module):
         pair = torch.stack([rendered, small.expand(b, k, *hw)], 2).reshape(b * k, 2, *hw)
         delta = torch.tanh(self.correction(pair, cond).float()) * self.max_correction
         return resize_like((rendered + delta.reshape(b, k, *hw)).clamp(-1, 1), image)
+
+
+#: The physics-family networks by the ``arch`` their weight cards record.
+NETWORKS = {"physics": PhysicsNet, "direct": DirectNet, "hybrid": HybridNet}
+#: The card ``arch`` of each training ``variant`` of the physics stage.
+VARIANT_ARCH = {"maps": "physics", "direct": "direct", "hybrid": "hybrid"}

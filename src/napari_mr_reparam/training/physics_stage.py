@@ -14,13 +14,11 @@ import torch
 import torch.nn.functional as F
 
 from .. import DEFAULT_TE_MS, DEFAULT_TR_MS
-from ..models.physics_net import DirectNet, HybridNet, PhysicsNet
+from ..models.physics_net import NETWORKS, VARIANT_ARCH
 from .config import TrainConfig
 from .data import load_phantom, protocol_datasets
 
 TARGETS_PER_INPUT = 4
-#: The weight-card architecture of each variant.
-ARCHS = {"maps": "physics", "direct": "direct", "hybrid": "hybrid"}
 
 
 class ProtocolTargets:
@@ -72,7 +70,7 @@ class PhysicsStage:
         import os
 
         self.cfg = cfg
-        net = {"maps": PhysicsNet, "direct": DirectNet, "hybrid": HybridNet}[cfg.variant]
+        net = NETWORKS[VARIANT_ARCH[cfg.variant]]
         self.model = net(base=max(4, round(128 * cfg.width)), depth=cfg.depth, task=cfg.task,
                          work_size=cfg.work_size)
         rank = int(os.environ.get("RANK", 0))
@@ -84,5 +82,5 @@ class PhysicsStage:
         return F.mse_loss(pred, batch["target"] * 2 - 1)
 
     def card(self) -> dict:
-        return {"arch": ARCHS[self.cfg.variant], "task": self.cfg.task, "width": self.cfg.width,
+        return {"arch": VARIANT_ARCH[self.cfg.variant], "task": self.cfg.task, "width": self.cfg.width,
                 "base": self.model.base, "depth": self.model.depth, "work_size": self.model.work_size}
