@@ -65,3 +65,19 @@ def test_mrilab_protocol_is_quick_and_compact(tmp_path):
     folder = ds.save(tmp_path)
     assert ds.images.shape[:2] == (200, 24)
     assert (folder / "dataset.npz").stat().st_size < 60e6
+
+
+def test_native_grid_images_and_padded_batches():
+    from napari_mr_reparam.datasets import StreamingSampler, stack_padded
+
+    ds = build_protocol_dataset(tiny_phantom(n=12), seed=1, pairs=3, slices=2, size=48)
+    native = ds.images_at(np.array([0]), np.array([1]), native=True)
+    assert native.shape == (1, *ds.images.shape[2:])
+    assert np.allclose(native, ds.images[0, 1] / 255.0)
+    assert ds.default_at(np.array([0, 1]), native=True).shape == (2, *ds.default.shape[1:])
+    stacked = stack_padded([np.ones((1, 4, 6)), np.ones((1, 6, 5))])
+    assert stacked.shape == (2, 1, 6, 6) and stacked[0, 0, 0].sum() == 0 and stacked[0, 0, 1].sum() == 6
+    sampler = StreamingSampler([tiny_phantom(n=12)], size=None, seed=0, randomize=False)
+    batch = sampler.batch(2, targets=3)
+    assert batch["input"].shape[-2:] == tiny_phantom(n=12).shape[1:]
+    assert batch["target"].shape[:2] == (2, 3)

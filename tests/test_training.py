@@ -123,3 +123,55 @@ def test_physics_stage_variants_train_and_predict(tmp_path, phantom_spec, varian
     images = np.random.default_rng(0).uniform(0, 1, (3, 50, 40)).astype(np.float32)
     out = engine.predict_images(images, [30.0, 80.0, 200.0], 3000.0, 50.0, 4500.0)
     assert out.shape == images.shape and np.isfinite(out).all() and out.min() >= 0 and out.max() <= 1
+
+
+def test_physics_on_the_phantoms_own_grid_trains_predicts_and_evaluates(tmp_path, phantom_spec):
+    from napari_mr_reparam.inference import Reparameterizer
+    from napari_mr_reparam.training.evaluate import evaluate
+    from napari_mr_reparam.training.physics_stage import PhysicsStage
+
+    cfg = _cfg(tmp_path, phantom_spec, stage="physics", task="p2p", depth=3, work_size=64,
+               native_input=True, steps=2, run="native")
+    batch = PhysicsStage(cfg).batches.next(np.random.default_rng(0), 2)
+    assert batch["input"].shape[-2:] == (108, 90)  # MRiLab's own in-plane grid, not 256x256
+    ckpt = train(cfg, quiet=True)
+    assert torch.load(ckpt, weights_only=True)["card"]["native_input"] is True
+    engine = Reparameterizer(str(ckpt), weights=str(ckpt), device="cpu")
+    assert engine.native_input
+    maps = engine.compute_maps(np.random.default_rng(0).uniform(0, 1, (2, 50, 40)))
+    assert maps.pd.shape == (2, 50, 40)  # fits in work_size: worked on its own grid
+    maps = engine.compute_maps(np.random.default_rng(0).uniform(0, 1, (1, 160, 80)))
+    assert maps.pd.shape == (1, 64, 32)  # larger: area-averaged to fit, aspect kept
+    report = evaluate(engine, "p2p", phantom_spec, limit=4)
+    assert report["count"] == 4 and np.isfinite(report["psnr_mean"])
+
+
+def test_map_supervision_uses_the_phantoms_maps(tmp_path, phantom_spec):
+    from napari_mr_reparam.training.physics_stage import PhysicsStage, map_loss
+
+    with pytest.raises(ValueError, match="native_input"):
+        _cfg(tmp_path, phantom_spec, stage="physics", map_weight=0.1)
+    cfg = _cfg(tmp_path, phantom_spec, stage="physics", task="d2p", depth=3, work_size=128,
+               native_input=True, map_weight=0.1, targets_per_input=2, steps=2, run="maps")
+    stage = PhysicsStage(cfg)
+    batch = stage.batches.next(np.random.default_rng(0), 2)
+    assert batch["maps"].shape == (2, 3, 108, 90) and batch["target"].shape == (2, 2, 108, 90)
+    truth = torch.from_numpy(batch["maps"])
+    exact = {"pd": truth[:, :1] * 0.5, "t1": truth[:, 1:2].clamp(50, 6000), "t2": truth[:, 2:3].clamp(2, 3000)}
+    assert float(map_loss(exact, truth)) < 1e-10  # PD is compared up to a factor
+    wrong = dict(exact, t1=exact["t1"] * 2)
+    assert float(map_loss(wrong, truth)) > 0.1
+    tensors = {k: torch.from_numpy(v) for k, v in batch.items()}
+    assert torch.isfinite(stage.loss(stage.model, tensors))
+    assert train(cfg, quiet=True).is_file()
+
+
+def test_stream_examples_carry_the_maps_behind_them():
+    from helpers import tiny_phantom
+
+    from napari_mr_reparam.datasets import StreamingSampler
+
+    sampler = StreamingSampler([tiny_phantom(n=12)], size=None, seed=0, randomize=False, with_maps=True)
+    ex = sampler.example(targets=2)
+    assert ex["maps"].shape == (3, *ex["input"].shape[-2:])
+    assert ex["maps"][1].max() == 2569  # the core's T1 (ms)

@@ -82,13 +82,14 @@ class ProtocolDataset:
     seed: int = 0
     size: int = 256
 
-    def images_at(self, pairs, slices) -> np.ndarray:
-        """Target images [pairs, slices] resized to ``size``, float32 in [0, 1]."""
-        return _to_network(self.images[pairs, slices], self.size)
+    def images_at(self, pairs, slices, native: bool = False) -> np.ndarray:
+        """Target images [pairs, slices] resized to ``size`` (or, ``native``, on the
+        phantom's own grid as exported), float32 in [0, 1]."""
+        return _to_network(self.images[pairs, slices], None if native else self.size)
 
-    def default_at(self, slices) -> np.ndarray:
-        """Default-to-Param input images of ``slices``, resized, float32 in [0, 1]."""
-        return _to_network(self.default[slices], self.size)
+    def default_at(self, slices, native: bool = False) -> np.ndarray:
+        """Default-to-Param input images of ``slices``, like :meth:`images_at`."""
+        return _to_network(self.default[slices], None if native else self.size)
 
     def masks_at(self, slices) -> np.ndarray:
         """Brain masks of ``slices`` at ``size``."""
@@ -203,8 +204,10 @@ def _other_pairs(rng, pairs: int, slices: int) -> np.ndarray:
     return (np.arange(pairs)[:, None] + offset) % pairs
 
 
-def _to_network(images_u8: np.ndarray, size: int) -> np.ndarray:
+def _to_network(images_u8: np.ndarray, size: int | None) -> np.ndarray:
     images = np.asarray(images_u8, np.float32) / 255.0
+    if size is None:
+        return images
     flat = images.reshape(-1, *images.shape[-2:])
     out = np.clip(resize_slices(flat, size), 0.0, 1.0)
     return out.reshape(*images.shape[:-2], size, size)
@@ -241,15 +244,21 @@ class StreamingSampler:
     task : {"d2p", "p2p"}
         Default-to-Param inputs are at TE 50 ms / TR 4500 ms; Param-to-Param inputs at
         another random pair.
+    size : int or None
+        Images are resized to ``size`` square, or kept on the subject's own grid (None).
     randomize : bool
         False draws from the base phantoms as they are (no deformation, jitter, bias or
         noise), which is the fixed-phantom setting of the paper.
+    with_maps : bool
+        Examples also carry ``maps`` (3, S, S): the slice's PD (times the bias field),
+        T1 and T2 (ms), the truth behind its images.
     """
 
-    def __init__(self, phantoms: list[Phantom], task: str = "d2p", size: int = 256, seed: int = 0,
+    def __init__(self, phantoms: list[Phantom], task: str = "d2p", size: int | None = 256, seed: int = 0,
                  randomize: bool = True, pool: int = 4, refresh_every: int = 64,
-                 noise_max: float = 0.02, bias_strength: float = 0.2, tables=None):
-        self.bases, self.task, self.size = list(phantoms), task, size
+                 noise_max: float = 0.02, bias_strength: float = 0.2, tables=None,
+                 with_maps: bool = False):
+        self.bases, self.task, self.size, self.with_maps = list(phantoms), task, size, with_maps
         self.randomize, self.refresh_every = randomize, refresh_every
         self.noise_max, self.bias_strength, self.tables = noise_max, bias_strength, tables
         self.rng = np.random.default_rng(seed)
@@ -282,10 +291,19 @@ class StreamingSampler:
         target = np.concatenate([self._image(subject, bias, Acquisition(float(a), float(b)), index)
                                  for a, b in zip(te, tr)])
         one = targets == 1
-        return {"input": image, "target": target,
-                "input_te": np.float32(te_in), "input_tr": np.float32(tr_in),
-                "target_te": np.float32(te[0]) if one else te.astype(np.float32),
-                "target_tr": np.float32(tr[0]) if one else tr.astype(np.float32)}
+        out = {"input": image, "target": target,
+               "input_te": np.float32(te_in), "input_tr": np.float32(tr_in),
+               "target_te": np.float32(te[0]) if one else te.astype(np.float32),
+               "target_tr": np.float32(tr[0]) if one else tr.astype(np.float32)}
+        if self.with_maps:
+            out["maps"] = self._maps(subject, bias, index)
+        return out
+
+    def _maps(self, subject, bias, index) -> np.ndarray:
+        """The slice's (PD x bias field, T1, T2) maps, (3, S, S): what its images show."""
+        pd = subject.pd[index] * (1.0 if bias is None else bias[index])
+        maps = np.concatenate([pd, subject.t1[index], subject.t2[index]]).astype(np.float32)
+        return maps if self.size is None else resize_slices(maps, self.size)
 
     def _image(self, subject, bias, acq, index) -> np.ndarray:
         noise = float(self.rng.uniform(0, self.noise_max)) if self.randomize else 0.0
@@ -294,5 +312,22 @@ class StreamingSampler:
         return image.astype(np.float32) / 255.0
 
     def batch(self, count: int, targets: int = 1) -> dict[str, np.ndarray]:
+        """``count`` examples stacked; with ``size`` None (each subject's own grid), images
+        of different grids are zero-padded, centred, to the largest (background is 0)."""
         rows = [self.example(targets) for _ in range(count)]
-        return {k: np.stack([r[k] for r in rows]) for k in rows[0]}
+        return {k: stack_padded([r[k] for r in rows]) for k in rows[0]}
+
+
+def stack_padded(arrays: list[np.ndarray]) -> np.ndarray:
+    """``np.stack``, zero-padding the last two axes (centred) to the largest shape."""
+    shapes = {a.shape for a in arrays}
+    if len(shapes) == 1:
+        return np.stack(arrays)
+    h = max(a.shape[-2] for a in arrays)
+    w = max(a.shape[-1] for a in arrays)
+    padded = []
+    for a in arrays:
+        dh, dw = h - a.shape[-2], w - a.shape[-1]
+        pad = [(0, 0)] * (a.ndim - 2) + [(dh // 2, dh - dh // 2), (dw // 2, dw - dw // 2)]
+        padded.append(np.pad(a, pad))
+    return np.stack(padded)

@@ -142,6 +142,17 @@ class Reparameterizer:
         return self.info.task
 
     @property
+    def native_input(self) -> bool:
+        """True when the model reads slices on their own grid (not resized to 256x256)."""
+        return bool(getattr(self.net, "native_input", False))
+
+    def _network_view(self, images: np.ndarray) -> np.ndarray:
+        """Slices as the model reads them: resized to 256x256, or as they are (native)."""
+        if self.native_input or images.shape[-2:] == (NETWORK_SIZE, NETWORK_SIZE):
+            return images
+        return resize_slices(images, NETWORK_SIZE)
+
+    @property
     def renders(self) -> bool:
         """True for the physics model: maps once, then any acquisition by formula."""
         return self.info.arch == "physics"
@@ -151,7 +162,8 @@ class Reparameterizer:
                        cancelled: Callable[[], bool] | None = None) -> np.ndarray:
         """Predict normalized images.
 
-        ``images01`` is (n, H, W) in [0, 1] (any H, W: resized to 256 and back);
+        ``images01`` is (n, H, W) in [0, 1] (any H, W: resized to 256 and back, except
+        for models that read images on their own grid);
         target and input times are scalars or arrays of length n, in ms. Default-to-Param
         ignores the input times. Returns (n, H, W) float32 in [0, 1].
         """
@@ -206,7 +218,7 @@ class Reparameterizer:
     def _run_batch(self, images, te, tr, te_in, tr_in) -> np.ndarray:
         torch = self._torch
         size = images.shape[-2:]
-        x = resize_slices(images, NETWORK_SIZE) if size != (NETWORK_SIZE, NETWORK_SIZE) else images
+        x = self._network_view(images)
         dev = self.device
         with torch.inference_mode():
             t = torch.from_numpy(np.ascontiguousarray(x))[:, None].to(dev) * 2 - 1
@@ -239,7 +251,7 @@ class Reparameterizer:
 
     def _maps_batch(self, chunk: np.ndarray, te_in: float, tr_in: float) -> dict[str, np.ndarray]:
         torch = self._torch
-        x = resize_slices(chunk, NETWORK_SIZE) if chunk.shape[-2:] != (NETWORK_SIZE,) * 2 else chunk
+        x = self._network_view(chunk)
         with torch.inference_mode():
             t = torch.from_numpy(np.ascontiguousarray(x))[:, None].to(self.device)
             n = t.shape[0]

@@ -48,12 +48,19 @@ class FiLMBlock(nn.Module):
 
 
 class FromCard:
-    """``from_card``: the network a weight card describes (base, depth, task, work size)."""
+    """``from_card``: the network a weight card describes (base, depth, task, work size,
+    and whether it reads images at their own grid: ``native_input``)."""
+
+    #: False: the network reads the 256x256 view every model reads; True: it reads each
+    #: image at the grid it was acquired (or exported) at, and renders there.
+    native_input = False
 
     @classmethod
     def from_card(cls, card: dict):
-        return cls(base=int(card.get("base", 16)), depth=int(card.get("depth", 4)),
-                   task=card.get("task", "p2p"), work_size=int(card.get("work_size", 128)))
+        net = cls(base=int(card.get("base", 16)), depth=int(card.get("depth", 4)),
+                  task=card.get("task", "p2p"), work_size=int(card.get("work_size", 128)))
+        net.native_input = bool(card.get("native_input", False))
+        return net
 
 
 class FiLMUNet(nn.Module):
@@ -128,8 +135,7 @@ class PhysicsNet(FromCard, FiLMUNet):
         then at ``work_size``; renders are resized back by :meth:`forward`).
         """
         b = image01.shape[0]
-        if max(image01.shape[-2:]) > self.work_size:
-            image01 = F.interpolate(image01, size=(self.work_size, self.work_size), mode="area")
+        image01 = to_work_grid(image01, self.work_size, self.native_input)
         if self.task == "d2p" or input_te_ms is None or input_tr_ms is None:
             input_te_ms, input_tr_ms = [DEFAULT_TE_MS] * b, [DEFAULT_TR_MS] * b
         cond = condition_vector(input_te_ms, input_tr_ms).to(image01.device).expand(b, 2)
@@ -162,10 +168,32 @@ class PhysicsNet(FromCard, FiLMUNet):
         peak = signal.amax(dim=(-2, -1), keepdim=True).clamp_min(1e-8)
         return signal / peak
 
-    def forward(self, image, te_ms, tr_ms, input_te_ms=None, input_tr_ms=None):
-        """The paper models' interface: images in [-1, 1] in and out, at the input's size."""
+    def forward(self, image, te_ms, tr_ms, input_te_ms=None, input_tr_ms=None, return_maps=False):
+        """The paper models' interface: images in [-1, 1] in and out, at the input's size
+        (and, with ``return_maps``, the maps as well, for a training loss on them)."""
         maps = self.maps((image + 1) / 2, input_te_ms, input_tr_ms)
-        return resize_like(self.render(maps, te_ms, tr_ms), image) * 2 - 1
+        out = resize_like(self.render(maps, te_ms, tr_ms), image) * 2 - 1
+        return (out, maps) if return_maps else out
+
+
+def work_grid(shape, work_size: int, keep_aspect: bool = False) -> tuple[int, int]:
+    """The grid a ``shape`` (h, w) image is worked at: itself when its larger side fits in
+    ``work_size``, else ``work_size`` square, or (``keep_aspect``) scaled to fit."""
+    h, w = int(shape[0]), int(shape[1])
+    if max(h, w) <= work_size:
+        return h, w
+    if not keep_aspect:
+        return work_size, work_size
+    f = work_size / max(h, w)
+    return max(1, round(h * f)), max(1, round(w * f))
+
+
+def to_work_grid(images, work_size: int, keep_aspect: bool = False):
+    """Area-average (B, C, H, W) images down to :func:`work_grid` (unchanged when they fit)."""
+    grid = work_grid(images.shape[-2:], work_size, keep_aspect)
+    if tuple(images.shape[-2:]) == grid:
+        return images
+    return F.interpolate(images, size=grid, mode="area")
 
 
 def resize_like(images, like):
@@ -211,9 +239,7 @@ class DirectNet(FromCard, FiLMUNet):
         """Images in [-1, 1] in and out; targets as (B,) or (B, K) times, like PhysicsNet."""
         b = image.shape[0]
         k, cond = pair_conditions(image, te_ms, tr_ms, input_te_ms, input_tr_ms, self.task)
-        x = image
-        if max(x.shape[-2:]) > self.work_size:
-            x = F.interpolate(x, size=(self.work_size, self.work_size), mode="area")
+        x = to_work_grid(image, self.work_size, self.native_input)
         out = torch.tanh(self.run(x.repeat_interleave(k, 0), cond).float()).reshape(b, k, *x.shape[-2:])
         return resize_like(out, image)
 
@@ -237,15 +263,21 @@ class HybridNet(FromCard, nn.Module):
         nn.init.zeros_(self.correction.head.weight)
         nn.init.zeros_(self.correction.head.bias)
 
+    @property
+    def native_input(self) -> bool:
+        return self.physics.native_input
+
+    @native_input.setter
+    def native_input(self, value: bool) -> None:
+        self.physics.native_input = bool(value)
+
     def forward(self, image, te_ms, tr_ms, input_te_ms=None, input_tr_ms=None):
         """Images in [-1, 1] in and out; targets as (B,) or (B, K) times, like PhysicsNet."""
         b = image.shape[0]
         k, cond = pair_conditions(image, te_ms, tr_ms, input_te_ms, input_tr_ms, self.task)
         te = torch.as_tensor(te_ms, dtype=torch.float32, device=image.device).reshape(b, k)
         tr = torch.as_tensor(tr_ms, dtype=torch.float32, device=image.device).reshape(b, k)
-        small = image
-        if max(image.shape[-2:]) > self.work_size:  # correct at the maps' size, then resize
-            small = F.interpolate(image, size=(self.work_size, self.work_size), mode="area")
+        small = to_work_grid(image, self.work_size, self.native_input)  # correct at the maps' size
         rendered = self.physics(small, te, tr, input_te_ms, input_tr_ms)  # (B, K, h, w)
         hw = small.shape[-2:]
         pair = torch.stack([rendered, small.expand(b, k, *hw)], 2).reshape(b * k, 2, *hw)

@@ -52,10 +52,16 @@ class TrainConfig:
     natural_steps: int = 0
     # physics stage: which network (maps: quantitative maps + signal equation; for
     # comparison, direct: the same FiLM U-Net predicting the target image, and hybrid: the
-    # maps' render plus a learned correction), its U-Net levels and working size
+    # maps' render plus a learned correction), its U-Net levels and working size, and
+    # whether it reads images on the phantom's own grid rather than resized to `size`;
+    # map_weight > 0 adds direct supervision of the maps by the phantom's own (the
+    # simulator knows them), on the phantom's grid, so it needs native_input
     variant: str = "maps"
     depth: int = 4
     work_size: int = 128
+    native_input: bool = False         # read (and render) images on their own grid, not at `size`
+    map_weight: float = 0.0            # maps variant: weight of a loss on the maps themselves
+    targets_per_input: int = 4         # rendered targets scored per input image and step
     # paramnet stage: the autoencoder checkpoint whose encoder is frozen
     autoencoder: str = ""
     # machinery
@@ -73,6 +79,9 @@ class TrainConfig:
             raise ValueError(f"unknown variant {self.variant!r}; known: {', '.join(VARIANTS)}")
         if self.task not in TASKS:
             raise ValueError(f"unknown task {self.task!r}; known: {', '.join(TASKS)}")
+        if self.map_weight > 0 and not (self.stage == "physics" and self.variant == "maps"
+                                        and self.native_input):
+            raise ValueError("map_weight needs stage physics, variant maps and native_input")
         if self.width <= 0 or self.steps < 0 or self.batch_size <= 0:
             raise ValueError("width and batch_size must be positive and steps non-negative")
 

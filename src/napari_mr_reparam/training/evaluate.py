@@ -1,8 +1,12 @@
 """Evaluation on the paper's protocol: a model beside the identity baseline.
 
 The test part of a split of a phantom's protocol dataset is predicted in chunks and
-scored per image (:mod:`napari_mr_reparam.metrics`); the report follows the paper's
-Table 1 (mean and standard deviation of PSNR and MAE) plus SSIM and brain-masked PSNR.
+scored per image at the network size, 256x256, for every model
+(:mod:`napari_mr_reparam.metrics`); the report follows the paper's Table 1 (mean and
+standard deviation of PSNR and MAE) plus SSIM and brain-masked PSNR. The identity
+baseline and the paper's models read the 256x256 images; a model that reads images on
+their own grid (``native_input``) reads them as exported, and its predictions are
+resized to 256x256 as the targets were.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from .. import DEFAULT_TE_MS, DEFAULT_TR_MS
 from ..datasets import ProtocolDataset, build_protocol_dataset
 from ..metrics import CONVENTION, batch_metrics, summarize, to_255
 from ..phantoms import load_phantom
+from ..simulate import resize_slices
 
 CHUNK = 240
 
@@ -32,13 +37,15 @@ class IdentityModel:
         return np.asarray(images01, np.float32)
 
 
-def test_inputs(ds: ProtocolDataset, task: str, pairs, slices):
-    """Input images and their TE/TR (ms) for the test samples ``(pairs, slices)``."""
+def test_inputs(ds: ProtocolDataset, task: str, pairs, slices, native: bool = False):
+    """Input images and their TE/TR (ms) for the test samples ``(pairs, slices)``, at the
+    network size or (``native``) on the phantom's grid as exported."""
     if task == "d2p":
         n = len(pairs)
-        return ds.default_at(slices), np.full(n, DEFAULT_TE_MS, np.float32), np.full(n, DEFAULT_TR_MS, np.float32)
+        return (ds.default_at(slices, native), np.full(n, DEFAULT_TE_MS, np.float32),
+                np.full(n, DEFAULT_TR_MS, np.float32))
     q = ds.p2p_input_pair[pairs, slices]
-    return ds.images_at(q, slices), ds.te_ms[q], ds.tr_ms[q]
+    return ds.images_at(q, slices, native), ds.te_ms[q], ds.tr_ms[q]
 
 
 def evaluate(engine, task: str, phantom: str, split: str = "paper", dataset_seed: int = 0,
@@ -59,7 +66,7 @@ def evaluate(engine, task: str, phantom: str, split: str = "paper", dataset_seed
         p, s = pairs[start:start + CHUNK], slices[start:start + CHUNK]
         inputs, te_in, tr_in = test_inputs(ds, task, p, s)
         targets = to_255(ds.images_at(p, s))
-        preds = engine.predict_images(inputs, ds.te_ms[p], ds.tr_ms[p], te_in, tr_in, progress=progress)
+        preds = _predict(engine, ds, task, p, s, progress)
         masks = ds.masks_at(s)
         model_rows.append(batch_metrics(to_255(preds), targets, masks))
         identity_rows.append(batch_metrics(to_255(inputs), targets, masks))
@@ -68,6 +75,16 @@ def evaluate(engine, task: str, phantom: str, split: str = "paper", dataset_seed
     report.update(task=task, phantom=phantom, split=split, dataset_seed=dataset_seed,
                   model=engine.info.name, convention=CONVENTION)
     return report
+
+
+def _predict(engine, ds: ProtocolDataset, task: str, pairs, slices, progress) -> np.ndarray:
+    """Predictions at the network size. A model that reads images on their own grid gets
+    the exported images and its predictions are resized like the targets were."""
+    native = bool(getattr(engine, "native_input", False))
+    inputs, te_in, tr_in = test_inputs(ds, task, pairs, slices, native)
+    preds = engine.predict_images(inputs, ds.te_ms[pairs], ds.tr_ms[pairs], te_in, tr_in,
+                                  progress=progress)
+    return np.clip(resize_slices(preds, ds.size), 0.0, 1.0) if native else preds
 
 
 def _concat(rows: list[dict]) -> dict:

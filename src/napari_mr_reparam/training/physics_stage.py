@@ -1,7 +1,9 @@
 """Training the physics-informed model: maps once per input, K rendered targets each.
 
 Because the maps are computed once per input, each input is scored against several
-target acquisitions per step (``TARGETS_PER_INPUT``) at little extra cost. Targets come
+target acquisitions per step (``targets_per_input``) at little extra cost. Optionally
+(``map_weight``) the maps themselves are compared with the phantom's, which the
+simulator knows. Targets come
 from the same sources as the paper models' (the fixed protocol datasets, where the
 targets are that slice's other training images, or the randomized stream), so the
 comparison between the models is like for like.
@@ -14,12 +16,10 @@ import torch
 import torch.nn.functional as F
 
 from .. import DEFAULT_TE_MS, DEFAULT_TR_MS
+from ..datasets import stack_padded
 from ..models.physics_net import NETWORKS, VARIANT_ARCH
 from .config import TrainConfig
 from .data import load_phantom, protocol_datasets
-
-TARGETS_PER_INPUT = 4
-
 
 class ProtocolTargets:
     """Inputs with K targets of the same slice from the train part of each dataset."""
@@ -27,6 +27,11 @@ class ProtocolTargets:
     def __init__(self, cfg: TrainConfig):
         self.cfg = cfg
         self.datasets = protocol_datasets(cfg)
+        self.truth = {}  # dataset index -> the phantom's maps of its slices, (slices, 3, h, w)
+        if cfg.map_weight > 0:
+            for i, spec in enumerate(cfg.phantoms):
+                ph, idx = load_phantom(spec), self.datasets[i].slice_index
+                self.truth[id(self.datasets[i])] = np.stack([ph.pd[idx], ph.t1[idx], ph.t2[idx]], 1)
         self.by_slice = [(d, s, np.flatnonzero(d.samples(cfg.split, "train")[1] == s))
                          for d in self.datasets for s in range(d.n_slices)]
         self.by_slice = [(d, s, d.samples(cfg.split, "train")[0][idx]) for d, s, idx in self.by_slice if idx.size]
@@ -35,16 +40,20 @@ class ProtocolTargets:
         rows = []
         for i in rng.integers(0, len(self.by_slice), batch_size):
             d, s, pairs = self.by_slice[i]
-            chosen = rng.choice(pairs, TARGETS_PER_INPUT)
+            chosen = rng.choice(pairs, self.cfg.targets_per_input)
+            native = self.cfg.native_input
             if self.cfg.task == "d2p":
-                image, te_in, tr_in = d.default_at(s), DEFAULT_TE_MS, DEFAULT_TR_MS
+                image, te_in, tr_in = d.default_at(s, native), DEFAULT_TE_MS, DEFAULT_TR_MS
             else:
                 q = int(rng.integers(d.n_pairs))
-                image, te_in, tr_in = d.images_at(q, s), d.te_ms[q], d.tr_ms[q]
-            rows.append({"input": image[None], "target": d.images_at(chosen, np.full(len(chosen), s)),
+                image, te_in, tr_in = d.images_at(q, s, native), d.te_ms[q], d.tr_ms[q]
+            rows.append({"input": image[None],
+                         "target": d.images_at(chosen, np.full(len(chosen), s), native),
                          "input_te": np.float32(te_in), "input_tr": np.float32(tr_in),
                          "target_te": d.te_ms[chosen], "target_tr": d.tr_ms[chosen]})
-        return {k: np.stack([r[k] for r in rows]).astype(np.float32) for k in rows[0]}
+            if self.truth:
+                rows[-1]["maps"] = self.truth[id(d)][s]
+        return {k: stack_padded([r[k] for r in rows]).astype(np.float32) for k in rows[0]}
 
 
 class StreamTargets:
@@ -53,12 +62,15 @@ class StreamTargets:
     def __init__(self, cfg: TrainConfig, rank: int = 0):
         from ..datasets import StreamingSampler
 
+        self.cfg = cfg
         self.sampler = StreamingSampler([load_phantom(s) for s in cfg.phantoms], task=cfg.task,
-                                        size=cfg.size, seed=cfg.seed * 1000 + rank,
-                                        tables=["brainweb_1.5t", "mrilab", "3t"])
+                                        size=None if cfg.native_input else cfg.size,
+                                        seed=cfg.seed * 1000 + rank,
+                                        tables=["brainweb_1.5t", "mrilab", "3t"],
+                                        with_maps=cfg.map_weight > 0)
 
     def next(self, rng, batch_size: int) -> dict:
-        return self.sampler.batch(batch_size, targets=TARGETS_PER_INPUT)
+        return self.sampler.batch(batch_size, targets=self.cfg.targets_per_input)
 
 
 class PhysicsStage:
@@ -73,14 +85,43 @@ class PhysicsStage:
         net = NETWORKS[VARIANT_ARCH[cfg.variant]]
         self.model = net(base=max(4, round(128 * cfg.width)), depth=cfg.depth, task=cfg.task,
                          work_size=cfg.work_size)
+        self.model.native_input = cfg.native_input
         rank = int(os.environ.get("RANK", 0))
         self.batches = StreamTargets(cfg, rank) if cfg.data == "stream" else ProtocolTargets(cfg)
 
     def loss(self, module, batch: dict) -> torch.Tensor:
-        pred = module(batch["input"] * 2 - 1, batch["target_te"], batch["target_tr"],
-                      batch["input_te"], batch["input_tr"])
-        return F.mse_loss(pred, batch["target"] * 2 - 1)
+        args = (batch["input"] * 2 - 1, batch["target_te"], batch["target_tr"],
+                batch["input_te"], batch["input_tr"])
+        if "maps" not in batch:
+            return F.mse_loss(module(*args), batch["target"] * 2 - 1)
+        pred, maps = module(*args, return_maps=True)
+        return (F.mse_loss(pred, batch["target"] * 2 - 1)
+                + self.cfg.map_weight * map_loss(maps, batch["maps"]))
 
     def card(self) -> dict:
         return {"arch": VARIANT_ARCH[self.cfg.variant], "task": self.cfg.task, "width": self.cfg.width,
-                "base": self.model.base, "depth": self.model.depth, "work_size": self.model.work_size}
+                "base": self.model.base, "depth": self.model.depth, "work_size": self.model.work_size,
+                "native_input": self.cfg.native_input}
+
+
+def map_loss(maps: dict, truth: torch.Tensor) -> torch.Tensor:
+    """Mean squared error of PD and of log T1, log T2 (truth clamped to the maps' bounds)
+    against the phantom's maps ``truth`` (B, 3, h, w: PD, T1 ms, T2 ms), where PD > 0.
+
+    PD is compared after scaling each map to its own maximum: images fix PD only up to a
+    factor (they are normalized to their maximum), and subjects differ in PD scale."""
+    from ..models.physics_net import T1_RANGE_MS, T2_RANGE_MS
+
+    if truth.shape[-2:] != maps["pd"].shape[-2:]:  # maps worked at a coarser grid
+        truth = F.interpolate(truth, size=maps["pd"].shape[-2:], mode="area")
+    tissue = (truth[:, :1] > 0).float()
+    count = tissue.sum().clamp_min(1.0)
+    err = (_to_own_max(maps["pd"]) - _to_own_max(truth[:, :1])) ** 2
+    for key, ch, bounds in (("t1", 1, T1_RANGE_MS), ("t2", 2, T2_RANGE_MS)):
+        true = truth[:, ch:ch + 1].clamp(*bounds)
+        err = err + (torch.log(maps[key]) - torch.log(true)) ** 2
+    return (err * tissue).sum() / count
+
+
+def _to_own_max(pd: torch.Tensor) -> torch.Tensor:
+    return pd / pd.amax(dim=(-2, -1), keepdim=True).clamp_min(1e-6)
