@@ -7,7 +7,9 @@ The phantom's slices are simulated at the input acquisition as the protocol does
 each image normalized to its maximum, padded square, 256 px), the model infers PD, T1 and
 T2 from them, and the maps are compared voxel by voxel with the phantom's own maps inside
 the brain mask (grey and white matter and CSF), on the model's working grid (truth taken
-by nearest neighbour, so no partial-volume mixtures are scored). T1 and T2 errors are
+by nearest neighbour, so no partial-volume mixtures are scored). A model that reads images
+on their own grid gets the phantom's slices as simulated, unpadded and unresized, and its
+maps are compared with the phantom's voxel for voxel, partial-volume voxels included. T1 and T2 errors are
 relative, |pred - true| / true. PD is only known up to a global scale (every image is
 normalized to its own maximum), so the predicted PD is first scaled by the median of
 true / predicted over the brain. Prints a Markdown table: median and 90th percentile of
@@ -40,8 +42,16 @@ def truth_and_prediction(model: str, phantom_spec: str, slices: int, te_in: floa
 
     phantom = load_phantom(phantom_spec)
     index = choose_slices(phantom, slices)
-    images = simulate_images(phantom, Acquisition(te_in, tr_in), index, 256, pad_square=True) / 255.0
     engine = Reparameterizer(model, device="cpu")
+    acq = Acquisition(te_in, tr_in)
+    if engine.native_input and max(phantom.shape[1:]) <= engine.net.work_size:
+        # the model reads the images on the phantom's own grid: maps there, truth exact
+        images = simulate_images(phantom, acq, index, None) / 255.0
+        maps = engine.compute_maps(images.astype(np.float32), te_in, tr_in)
+        truth = {k: getattr(phantom, k)[index] for k in ("pd", "t1", "t2")}
+        mask = phantom.mask()[index] & (truth["t1"] > 0)
+        return truth, {"pd": maps.pd, "t1": maps.t1, "t2": maps.t2}, mask
+    images = simulate_images(phantom, acq, index, 256, pad_square=True) / 255.0
     maps = engine.compute_maps(images.astype(np.float32), te_in, tr_in)
     size = maps.pd.shape[-1]
     truth = {k: _nearest(pad_to_square(getattr(phantom, k)[index]), size) for k in ("pd", "t1", "t2")}

@@ -55,6 +55,10 @@ class ProtocolBatches:
         return _example(image, d.images_at(p, s), te_in, tr_in, d.te_ms[p], d.tr_ms[p])
 
 
+#: Tissue tables the randomized MNI152 subjects of a training stream draw from.
+STREAM_TABLES = ("brainweb_1.5t", "mrilab", "3t")
+
+
 class StreamBatches:
     """Batches from a :class:`~napari_mr_reparam.datasets.StreamingSampler` over ``cfg.phantoms``.
 
@@ -66,7 +70,8 @@ class StreamBatches:
         from ..datasets import StreamingSampler
 
         self.sampler = StreamingSampler([load_phantom(s) for s in cfg.phantoms], task=cfg.task,
-                                        size=cfg.size, seed=cfg.seed * 1000 + rank)
+                                        size=cfg.size, seed=cfg.seed * 1000 + rank,
+                                        tables=STREAM_TABLES)
 
     def next(self, rng: np.random.Generator, batch_size: int) -> dict[str, np.ndarray]:
         return self.sampler.batch(batch_size)
