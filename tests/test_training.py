@@ -175,3 +175,14 @@ def test_stream_examples_carry_the_maps_behind_them():
     ex = sampler.example(targets=2)
     assert ex["maps"].shape == (3, *ex["input"].shape[-2:])
     assert ex["maps"][1].max() == 2569  # the core's T1 (ms)
+
+
+def test_set_overrides_any_recipe_value(tmp_path, capsys):
+    from napari_mr_reparam.training.cli import _settings
+
+    assert _settings(["map_weight=0.1", "native_input=true", "variant=direct", 'name="x"']) == {
+        "map_weight": 0.1, "native_input": True, "variant": "direct", "name": "x"}
+    with pytest.raises(ValueError, match="unknown settings: mapweight"):
+        load_config(None, **_settings(["mapweight=1"]))
+    assert train_main(["physics", "--set", "nonsense", "--out", str(tmp_path)]) == 2
+    assert "KEY=VALUE" in capsys.readouterr().err

@@ -45,12 +45,29 @@ def _train(args, stage: str, **fixed) -> int:
         args.config, stage=stage, steps=args.steps, out=args.out, device=args.device,
         seed=args.seed, width=args.width, data=args.data, threads=args.threads,
         phantoms=args.phantom, autoencoder=getattr(args, "autoencoder", None),
-        task=getattr(args, "task", None), batch_size=args.batch_size, name=args.name, **fixed,
+        task=getattr(args, "task", None), batch_size=args.batch_size, name=args.name,
+        **_settings(args.set), **fixed,
     )
     checkpoint = train(cfg, resume=args.resume)
     if int(__import__("os").environ.get("RANK", 0)) == 0:
         print(f"checkpoint: {checkpoint}")
     return 0
+
+
+def _settings(items) -> dict:
+    """``--set KEY=VALUE`` pairs as recipe values (VALUE in TOML: 0.1, true, "text")."""
+    from .config import tomllib
+
+    out = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--set wants KEY=VALUE, got {item!r}")
+        try:
+            out[key.strip()] = tomllib.loads(f"v = {value}")["v"]
+        except tomllib.TOMLDecodeError:
+            out[key.strip()] = value  # a bare word: take it as text
+    return out
 
 
 def cmd_autoencoder(args) -> int:
@@ -126,6 +143,8 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", help="auto, cpu, cuda or mps")
     p.add_argument("--threads", type=int, help="torch CPU threads per process")
     p.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoint")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="any other recipe value, e.g. --set map_weight=0.1 (repeatable)")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -104,5 +104,9 @@ def load_config(path: str | Path | None = None, **overrides) -> TrainConfig:
     unknown = sorted(set(values) - known)
     if unknown:
         raise ValueError(f"{path}: unknown recipe keys: {', '.join(unknown)}")
-    values.update({k: v for k, v in overrides.items() if v is not None})
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise ValueError(f"unknown settings: {', '.join(unknown)}")
+    values.update(overrides)
     return TrainConfig(**values)
