@@ -41,13 +41,17 @@ def _train(args, stage: str, **fixed) -> int:
     from .config import load_config
     from .loop import train
 
-    cfg = load_config(
-        args.config, stage=stage, steps=args.steps, out=args.out, device=args.device,
+    options = dict(
+        stage=stage, steps=args.steps, out=args.out, device=args.device,
         seed=args.seed, width=args.width, data=args.data, threads=args.threads,
         phantoms=args.phantom, autoencoder=getattr(args, "autoencoder", None),
-        task=getattr(args, "task", None), batch_size=args.batch_size, name=args.name,
-        **_settings(args.set), **fixed,
+        task=getattr(args, "task", None), batch_size=args.batch_size, name=args.name, **fixed,
     )
+    for key, value in _settings(args.set).items():
+        if options.get(key) is not None:
+            raise ValueError(f"--set {key} repeats an option given otherwise; give it once")
+        options[key] = value
+    cfg = load_config(args.config, **options)
     checkpoint = train(cfg, resume=args.resume)
     if int(__import__("os").environ.get("RANK", 0)) == 0:
         print(f"checkpoint: {checkpoint}")
