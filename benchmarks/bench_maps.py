@@ -1,6 +1,6 @@
 """Accuracy of the physics model's quantitative maps against the simulator's truth.
 
-    python benchmarks/bench_maps.py [--model physics] [--phantom mrilab:PATH] [--slices 24]
+    python benchmarks/bench_maps.py [--model physics] [--phantom mrilab:PATH] [--slices 24] [--held-out]
                                     [--input-te 50 --input-tr 4500]
 
 The phantom's slices are simulated at the input acquisition as the protocol does (8-bit,
@@ -34,7 +34,8 @@ def _nearest(maps: np.ndarray, size: int) -> np.ndarray:
     return maps[:, index][:, :, index]
 
 
-def truth_and_prediction(model: str, phantom_spec: str, slices: int, te_in: float, tr_in: float):
+def truth_and_prediction(model: str, phantom_spec: str, slices: int, te_in: float, tr_in: float,
+                         held_out: bool = False):
     """The phantom's maps and the model's, on the model's grid, with the brain mask."""
     from napari_mr_reparam.inference import Reparameterizer
     from napari_mr_reparam.phantoms import load_phantom
@@ -42,6 +43,11 @@ def truth_and_prediction(model: str, phantom_spec: str, slices: int, te_in: floa
 
     phantom = load_phantom(phantom_spec)
     index = choose_slices(phantom, slices)
+    if held_out:  # only the test slices of the protocol's slices split
+        from napari_mr_reparam.datasets import build_protocol_dataset
+
+        ds = build_protocol_dataset(phantom, seed=0, slices=slices)
+        index = ds.slice_index[~ds.train_slices[0]]
     engine = Reparameterizer(model, device="cpu")
     acq = Acquisition(te_in, tr_in)
     if engine.native_input and max(phantom.shape[1:]) <= engine.net.work_size:
@@ -84,13 +90,17 @@ def main(argv=None) -> int:
     parser.add_argument("--model", default="physics")
     parser.add_argument("--phantom", default=DEFAULT_PHANTOM)
     parser.add_argument("--slices", type=int, default=24)
+    parser.add_argument("--held-out", action="store_true",
+                        help="score only the test slices of the protocol's slices split")
     parser.add_argument("--input-te", type=float, default=50.0)
     parser.add_argument("--input-tr", type=float, default=4500.0)
     args = parser.parse_args(argv)
-    truth, pred, mask = truth_and_prediction(args.model, args.phantom, args.slices, args.input_te, args.input_tr)
+    truth, pred, mask = truth_and_prediction(args.model, args.phantom, args.slices, args.input_te,
+                                             args.input_tr, args.held_out)
     errors = relative_errors(truth, pred, mask)
     print(f"{args.model} maps from TE {args.input_te:g} / TR {args.input_tr:g} ms images of "
-          f"{args.phantom.split('/')[-1]}, {args.slices} slices, {int(mask.sum())} brain voxels\n")
+          f"{args.phantom.split('/')[-1]}, {len(mask)} slices{' (held out)' if args.held_out else ''}, "
+          f"{int(mask.sum())} brain voxels\n")
     print("| voxels | n | PD median | PD p90 | T1 median | T1 p90 | T2 median | T2 p90 |")
     print("|---|---|---|---|---|---|---|---|")
     for label, group in tissue_groups(truth, mask).items():
