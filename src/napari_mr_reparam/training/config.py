@@ -37,6 +37,8 @@ class TrainConfig:
     phantoms: list[str] = field(default_factory=lambda: ["mni152"])
     split: str = "paper"               # which split's train part to use (paper | slices)
     dataset_seed: int = 0
+    # stream data: the tissue tables randomized MNI152 subjects draw from
+    tables: list[str] = field(default_factory=lambda: ["brainweb_1.5t", "mrilab", "3t"])
     pairs: int = 200
     slices: int = 24
     size: int = 256

@@ -55,10 +55,6 @@ class ProtocolBatches:
         return _example(image, d.images_at(p, s), te_in, tr_in, d.te_ms[p], d.tr_ms[p])
 
 
-#: Tissue tables the randomized MNI152 subjects of a training stream draw from.
-STREAM_TABLES = ("brainweb_1.5t", "mrilab", "3t")
-
-
 class StreamBatches:
     """Batches from a :class:`~napari_mr_reparam.datasets.StreamingSampler` over ``cfg.phantoms``.
 
@@ -71,7 +67,7 @@ class StreamBatches:
 
         self.sampler = StreamingSampler([load_phantom(s) for s in cfg.phantoms], task=cfg.task,
                                         size=cfg.size, seed=cfg.seed * 1000 + rank,
-                                        tables=STREAM_TABLES)
+                                        tables=cfg.tables)
 
     def next(self, rng: np.random.Generator, batch_size: int) -> dict[str, np.ndarray]:
         return self.sampler.batch(batch_size)

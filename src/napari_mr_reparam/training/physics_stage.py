@@ -19,7 +19,7 @@ from .. import DEFAULT_TE_MS, DEFAULT_TR_MS
 from ..datasets import stack_padded
 from ..models.physics_net import NETWORKS, VARIANT_ARCH
 from .config import TrainConfig
-from .data import STREAM_TABLES, load_phantom, protocol_datasets
+from .data import load_phantom, protocol_datasets
 
 class ProtocolTargets:
     """Inputs with K targets of the same slice from the train part of each dataset."""
@@ -66,7 +66,7 @@ class StreamTargets:
         self.sampler = StreamingSampler([load_phantom(s) for s in cfg.phantoms], task=cfg.task,
                                         size=None if cfg.native_input else cfg.size,
                                         seed=cfg.seed * 1000 + rank,
-                                        tables=STREAM_TABLES,
+                                        tables=cfg.tables,
                                         with_maps=cfg.map_weight > 0)
 
     def next(self, rng, batch_size: int) -> dict:
