@@ -75,7 +75,7 @@ def evaluate_rows(models, weights, phantom: str, splits, device: str, json_dir=N
 def write_table(results: Path, marker: str, table: str) -> None:
     """Replace the text between the marker comments (appending them when absent)."""
     begin, end = f"<!-- {marker}:begin -->", f"<!-- {marker}:end -->"
-    text = results.read_text()
+    text = results.read_text() if results.exists() else ""
     block = f"{begin}\n{table}\n{end}"
     if begin in text:
         text = re.sub(re.escape(begin) + ".*?" + re.escape(end), lambda _: block, text, flags=re.S)
