@@ -24,7 +24,8 @@ import numpy as np
 
 from . import DEFAULT_TE_MS, DEFAULT_TR_MS
 from .phantoms import Phantom
-from .simulate import Acquisition, choose_slices, resize_slices, simulate_images, slice_masks
+from .simulate import (Acquisition, choose_slices, pad_to_shape, resize_slices, simulate_images,
+                       slice_masks)
 
 TE_RANGE_MS = (20.0, 1000.0)
 TR_RANGE_MS = (1200.0, 10000.0)
@@ -323,11 +324,5 @@ def stack_padded(arrays: list[np.ndarray]) -> np.ndarray:
     shapes = {a.shape for a in arrays}
     if len(shapes) == 1:
         return np.stack(arrays)
-    h = max(a.shape[-2] for a in arrays)
-    w = max(a.shape[-1] for a in arrays)
-    padded = []
-    for a in arrays:
-        dh, dw = h - a.shape[-2], w - a.shape[-1]
-        pad = [(0, 0)] * (a.ndim - 2) + [(dh // 2, dh - dh // 2), (dw // 2, dw - dw // 2)]
-        padded.append(np.pad(a, pad))
-    return np.stack(padded)
+    shape = (max(a.shape[-2] for a in arrays), max(a.shape[-1] for a in arrays))
+    return np.stack([pad_to_shape(a, shape) for a in arrays])

@@ -71,10 +71,14 @@ def quantize_8bit(images01: np.ndarray) -> np.ndarray:
 
 def pad_to_square(images: np.ndarray) -> np.ndarray:
     """Zero-pad the last two axes to a square, centred."""
-    h, w = images.shape[-2:]
-    side = max(h, w)
-    pad = [(0, 0)] * (images.ndim - 2)
-    pad += [((side - h) // 2, side - h - (side - h) // 2), ((side - w) // 2, side - w - (side - w) // 2)]
+    side = max(images.shape[-2:])
+    return pad_to_shape(images, (side, side))
+
+
+def pad_to_shape(images: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Zero-pad the last two axes, centred, to ``shape`` (h, w), at least their own size."""
+    dh, dw = shape[0] - images.shape[-2], shape[1] - images.shape[-1]
+    pad = [(0, 0)] * (images.ndim - 2) + [(dh // 2, dh - dh // 2), (dw // 2, dw - dw // 2)]
     return np.pad(images, pad)
 
 

@@ -64,12 +64,12 @@ def evaluate(engine, task: str, phantom: str, split: str = "paper", dataset_seed
     model_rows, identity_rows = [], []
     for start in range(0, len(pairs), CHUNK):
         p, s = pairs[start:start + CHUNK], slices[start:start + CHUNK]
-        inputs, te_in, tr_in = test_inputs(ds, task, p, s)
+        inputs = test_inputs(ds, task, p, s)
         targets = to_255(ds.images_at(p, s))
-        preds = _predict(engine, ds, task, p, s, progress)
+        preds = _predict(engine, ds, task, p, s, inputs, progress)
         masks = ds.masks_at(s)
         model_rows.append(batch_metrics(to_255(preds), targets, masks))
-        identity_rows.append(batch_metrics(to_255(inputs), targets, masks))
+        identity_rows.append(batch_metrics(to_255(inputs[0]), targets, masks))
     report = summarize(_concat(model_rows))
     report["identity"] = summarize(_concat(identity_rows))
     report.update(task=task, phantom=phantom, split=split, dataset_seed=dataset_seed,
@@ -77,12 +77,14 @@ def evaluate(engine, task: str, phantom: str, split: str = "paper", dataset_seed
     return report
 
 
-def _predict(engine, ds: ProtocolDataset, task: str, pairs, slices, progress) -> np.ndarray:
-    """Predictions at the network size. A model that reads images on their own grid gets
-    the exported images and its predictions are resized like the targets were."""
+def _predict(engine, ds: ProtocolDataset, task: str, pairs, slices, inputs, progress) -> np.ndarray:
+    """Predictions at the network size from the network-size test ``inputs`` (images and
+    input times, from :func:`test_inputs`). A model that
+    reads images on their own grid gets the exported images instead, and its predictions
+    are resized like the targets were."""
     native = bool(getattr(engine, "native_input", False))
-    inputs, te_in, tr_in = test_inputs(ds, task, pairs, slices, native)
-    preds = engine.predict_images(inputs, ds.te_ms[pairs], ds.tr_ms[pairs], te_in, tr_in,
+    images, te_in, tr_in = test_inputs(ds, task, pairs, slices, native) if native else inputs
+    preds = engine.predict_images(images, ds.te_ms[pairs], ds.tr_ms[pairs], te_in, tr_in,
                                   progress=progress)
     return np.clip(resize_slices(preds, ds.size), 0.0, 1.0) if native else preds
 
