@@ -5,7 +5,7 @@ from helpers import mrilab_path, tiny_phantom
 from napari_mr_reparam import physics
 from napari_mr_reparam.phantoms import (Phantom, load_phantom, random_bias_field,
                                         random_noise_level, random_subject)
-from napari_mr_reparam.phantoms.mni152 import maps_from_fractions, mni152_fractions
+from napari_mr_reparam.phantoms.mni152 import maps_from_fractions, mni152_fractions, sharpen_fractions
 from napari_mr_reparam.tissues import TISSUES, get_table
 
 MAPS = ("pd", "t1", "t2", "t2star")
@@ -95,6 +95,32 @@ def test_maps_from_fractions_mixes_and_normalizes():
     mean_t1 = (table["grey_matter"].t1 + table["white_matter"].t1) / 2
     assert maps["t1"][1] == pytest.approx(mean_t1) and maps["t1"][2] == pytest.approx(mean_t1)
     assert maps["pd"][2] == pytest.approx(maps["pd"][1] / 2)  # half the voxel is air
+
+
+def test_sharpen_fractions_moves_voxels_toward_their_main_tissue():
+    fractions = {"grey_matter": np.array([0.6, 0.5, 0.0, 0.3], np.float32),
+                 "white_matter": np.array([0.3, 0.5, 0.0, 0.1], np.float32),
+                 "csf": np.array([0.1, 0.0, 0.0, 0.0], np.float32)}
+    sharp = sharpen_fractions(fractions, 4.0)
+    total = sum(fractions.values())
+    assert np.allclose(sum(sharp.values()), total, atol=1e-6)  # totals kept, air stays air
+    assert sharp["grey_matter"][0] > 0.9 and sharp["csf"][0] < 0.01
+    assert sharp["grey_matter"][1] == pytest.approx(0.5)  # a tie stays a tie
+    assert sharp["grey_matter"][3] == pytest.approx(0.4 * 81 / 82, rel=1e-5)  # part-air voxel
+    same = sharpen_fractions(fractions, 1.0)
+    assert all(np.array_equal(same[k], fractions[k]) for k in fractions)
+    with pytest.raises(ValueError, match=">= 1"):
+        sharpen_fractions(fractions, 0.5)
+
+
+def test_random_subject_sharpening_makes_pure_tissue(mni):
+    soft = random_subject(mni, 2, deform_mm=0.0, value_jitter=0.0)
+    sharp = random_subject(mni, 2, deform_mm=0.0, value_jitter=0.0, sharpening=1e6)
+    gm = get_table("brainweb_1.5t")["grey_matter"].t1
+    pure = [int(np.isclose(p.t1, gm, rtol=1e-3).sum()) for p in (soft, sharp)]
+    assert pure[1] > 10 * max(pure[0], 1)
+    assert sharp.name == "mni152[brainweb_1.5t]+random(2)"  # the phantom's own table
+    assert (sharp.pd > 0).sum() == pytest.approx((soft.pd > 0).sum(), rel=0.1)  # same head
 
 
 def test_mrilab_phantom():

@@ -38,6 +38,8 @@ def test_recipe_loading(tmp_path):
         load_config(recipe)
     with pytest.raises(ValueError, match="unknown stage"):
         TrainConfig(stage="gan")
+    with pytest.raises(ValueError, match="fraction_sharpening"):
+        TrainConfig(fraction_sharpening=0.5)
 
 
 def test_bundled_recipes_parse():

@@ -4,7 +4,7 @@ A subject is the base anatomy under a smooth random deformation (plus a small gl
 scale and in-plane rotation) with jittered tissue values: T1, T2, T2* and PD are
 multiplied by log-normal factors, a global one per map and a smooth spatial one. For
 the plain MNI152 head a tissue table can be drawn first and the maps rebuilt from its
-tissue fractions. Voxel-map phantoms without tissue classes (MRiLab's) work the same,
+tissue fractions, optionally sharpened toward crisp tissue. Voxel-map phantoms without tissue classes (MRiLab's) work the same,
 minus the table draw.
 
 Acquisition effects are not properties of the subject, so they are not in the maps:
@@ -98,19 +98,24 @@ def _sample_coordinates(shape, voxel_mm, rng: np.random.Generator, deform_mm: fl
     return coords
 
 
-def _base_maps(base: Phantom, rng: np.random.Generator, tables) -> tuple[dict, str]:
-    """The base maps, rebuilt from a randomly drawn tissue table for the plain MNI152 head."""
+def _base_maps(base: Phantom, rng: np.random.Generator, tables, sharpening: float) -> tuple[dict, str]:
+    """The base maps; for the plain MNI152 head rebuilt from a randomly drawn tissue table
+    and, with ``sharpening`` above 1, from tissue fractions sharpened by a random exponent
+    drawn log-uniformly between 1 and ``sharpening``."""
     maps = {k: getattr(base, k) for k in ("pd", *_TIMES)}
     plain_mni = base.name.startswith("mni152") and "+" not in base.name
-    if not tables or not plain_mni:
+    if not (tables or sharpening > 1.0) or not plain_mni:
         return maps, base.name
     from ..tissues import get_table
-    from .mni152 import maps_from_fractions, mni152_fractions
+    from .mni152 import maps_from_fractions, mni152_fractions, sharpen_fractions
 
     fractions = mni152_fractions()
     if next(iter(fractions.values())).shape != base.shape:
         return maps, base.name
-    table = get_table(str(tables[int(rng.integers(len(tables)))]))
+    own = base.name.partition("[")[2].rstrip("]") or "brainweb_1.5t"
+    table = get_table(str(tables[int(rng.integers(len(tables)))]) if tables else own)
+    if sharpening > 1.0:
+        fractions = sharpen_fractions(fractions, float(np.exp(rng.uniform(0.0, np.log(sharpening)))))
     return maps_from_fractions(fractions, table), f"mni152[{table.name}]"
 
 
@@ -130,7 +135,7 @@ def _jitter(maps: dict, shape, voxel_mm, rng: np.random.Generator, sd: float) ->
 
 
 def random_subject(base: Phantom, rng: np.random.Generator | int, *, deform_mm: float = 4.0,
-                   value_jitter: float = 0.10, tables=None) -> Phantom:
+                   value_jitter: float = 0.10, tables=None, sharpening: float = 1.0) -> Phantom:
     """A randomly deformed copy of ``base`` with jittered tissue values.
 
     Parameters
@@ -148,6 +153,11 @@ def random_subject(base: Phantom, rng: np.random.Generator | int, *, deform_mm: 
     tables : sequence of str, optional
         Tissue tables to draw one from, for the plain MNI152 head (ignored otherwise):
         its maps are rebuilt with that table before the jitter.
+    sharpening : float
+        For the plain MNI152 head: largest exponent its tissue fractions are sharpened by
+        (:func:`~napari_mr_reparam.phantoms.mni152.sharpen_fractions`; drawn
+        log-uniformly from 1), so subjects range from the template's soft mixtures to
+        nearly crisp tissue. 1 (the default) leaves them as they are.
 
     Returns
     -------
@@ -157,7 +167,7 @@ def random_subject(base: Phantom, rng: np.random.Generator | int, *, deform_mm: 
     """
     seed = int(rng) if isinstance(rng, (int, np.integer)) else None
     rng = _as_rng(rng)
-    maps, name = _base_maps(base, rng, tables)
+    maps, name = _base_maps(base, rng, tables, sharpening)
     voxel = tuple(float(v) for v in base.voxel_size_mm)
     coords = _sample_coordinates(base.shape, voxel, rng, deform_mm)
     warped = {k: ndimage.map_coordinates(np.asarray(v, np.float32), coords, order=1, mode="constant")

@@ -39,6 +39,9 @@ class TrainConfig:
     dataset_seed: int = 0
     # stream data: the tissue tables randomized MNI152 subjects draw from
     tables: list[str] = field(default_factory=lambda: ["brainweb_1.5t", "mrilab", "3t"])
+    # ... and the largest exponent their tissue fractions are sharpened by (1 = the
+    # template's soft mixtures; higher draws range up to nearly crisp tissue)
+    fraction_sharpening: float = 1.0
     pairs: int = 200
     slices: int = 24
     size: int = 256
@@ -86,6 +89,8 @@ class TrainConfig:
             raise ValueError("map_weight needs stage physics, variant maps and native_input")
         if self.width <= 0 or self.steps < 0 or self.batch_size <= 0:
             raise ValueError("width and batch_size must be positive and steps non-negative")
+        if self.fraction_sharpening < 1.0:
+            raise ValueError(f"fraction_sharpening must be >= 1, got {self.fraction_sharpening}")
 
     def to_dict(self) -> dict:
         return asdict(self)

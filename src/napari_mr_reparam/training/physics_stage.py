@@ -66,7 +66,7 @@ class StreamTargets:
         self.sampler = StreamingSampler([load_phantom(s) for s in cfg.phantoms], task=cfg.task,
                                         size=None if cfg.native_input else cfg.size,
                                         seed=cfg.seed * 1000 + rank,
-                                        tables=cfg.tables,
+                                        tables=cfg.tables, sharpening=cfg.fraction_sharpening,
                                         with_maps=cfg.map_weight > 0)
 
     def next(self, rng, batch_size: int) -> dict:
