@@ -107,6 +107,8 @@ def test_sharpen_fractions_moves_voxels_toward_their_main_tissue():
     assert sharp["grey_matter"][0] > 0.9 and sharp["csf"][0] < 0.01
     assert sharp["grey_matter"][1] == pytest.approx(0.5)  # a tie stays a tie
     assert sharp["grey_matter"][3] == pytest.approx(0.4 * 81 / 82, rel=1e-5)  # part-air voxel
+    tilted = sharpen_fractions(fractions, 4.0, {"white_matter": np.full(4, 2.0)})
+    assert tilted["white_matter"][1] > 0.9  # the weight breaks the tie toward white matter
     same = sharpen_fractions(fractions, 1.0)
     assert all(np.array_equal(same[k], fractions[k]) for k in fractions)
     with pytest.raises(ValueError, match=">= 1"):
@@ -121,6 +123,9 @@ def test_random_subject_sharpening_makes_pure_tissue(mni):
     assert pure[1] > 10 * max(pure[0], 1)
     assert sharp.name == "mni152[brainweb_1.5t]+random(2)"  # the phantom's own table
     assert (sharp.pd > 0).sum() == pytest.approx((soft.pd > 0).sum(), rel=0.1)  # same head
+    a, b = (random_subject(mni, 2, deform_mm=0.0, sharpening=4.0, texture=1.0) for _ in range(2))
+    assert np.array_equal(a.t2, b.t2)  # seeded
+    assert not np.array_equal(a.t2, random_subject(mni, 2, deform_mm=0.0, sharpening=4.0).t2)
 
 
 def test_mrilab_phantom():

@@ -25,6 +25,8 @@ from .base import Phantom
 DEFORM_SIGMA_MM = 9.0
 #: Smoothing of the spatial part of the tissue-value jitter (mm).
 JITTER_SIGMA_MM = 25.0
+#: Smoothing of the random field that moves brain tissue borders before sharpening (mm).
+TEXTURE_SIGMA_MM = 3.0
 #: Largest global scale change and in-plane rotation.
 MAX_SCALE = 0.05
 MAX_ROTATION_DEG = 5.0
@@ -98,10 +100,12 @@ def _sample_coordinates(shape, voxel_mm, rng: np.random.Generator, deform_mm: fl
     return coords
 
 
-def _base_maps(base: Phantom, rng: np.random.Generator, tables, sharpening: float) -> tuple[dict, str]:
+def _base_maps(base: Phantom, rng: np.random.Generator, tables, sharpening: float,
+               texture: float) -> tuple[dict, str]:
     """The base maps; for the plain MNI152 head rebuilt from a randomly drawn tissue table
     and, with ``sharpening`` above 1, from tissue fractions sharpened by a random exponent
-    drawn log-uniformly between 1 and ``sharpening``."""
+    drawn log-uniformly between 1 and ``sharpening``, after grey matter, white matter and
+    CSF are weighted by fine random log-normal fields of sd up to ``texture``."""
     maps = {k: getattr(base, k) for k in ("pd", *_TIMES)}
     plain_mni = base.name.startswith("mni152") and "+" not in base.name
     if not (tables or sharpening > 1.0) or not plain_mni:
@@ -115,7 +119,14 @@ def _base_maps(base: Phantom, rng: np.random.Generator, tables, sharpening: floa
     own = base.name.partition("[")[2].rstrip("]") or "brainweb_1.5t"
     table = get_table(str(tables[int(rng.integers(len(tables)))]) if tables else own)
     if sharpening > 1.0:
-        fractions = sharpen_fractions(fractions, float(np.exp(rng.uniform(0.0, np.log(sharpening)))))
+        exponent = float(np.exp(rng.uniform(0.0, np.log(sharpening))))
+        weights = None
+        if texture > 0:
+            shape, voxel = base.shape, tuple(float(v) for v in base.voxel_size_mm)
+            sd = float(rng.uniform(0.0, texture))
+            weights = {k: np.exp(sd * smooth_noise(shape, voxel, rng, TEXTURE_SIGMA_MM))
+                       for k in ("grey_matter", "white_matter", "csf")}
+        fractions = sharpen_fractions(fractions, exponent, weights)
     return maps_from_fractions(fractions, table), f"mni152[{table.name}]"
 
 
@@ -135,7 +146,8 @@ def _jitter(maps: dict, shape, voxel_mm, rng: np.random.Generator, sd: float) ->
 
 
 def random_subject(base: Phantom, rng: np.random.Generator | int, *, deform_mm: float = 4.0,
-                   value_jitter: float = 0.10, tables=None, sharpening: float = 1.0) -> Phantom:
+                   value_jitter: float = 0.10, tables=None, sharpening: float = 1.0,
+                   texture: float = 0.0) -> Phantom:
     """A randomly deformed copy of ``base`` with jittered tissue values.
 
     Parameters
@@ -158,6 +170,10 @@ def random_subject(base: Phantom, rng: np.random.Generator | int, *, deform_mm: 
         (:func:`~napari_mr_reparam.phantoms.mni152.sharpen_fractions`; drawn
         log-uniformly from 1), so subjects range from the template's soft mixtures to
         nearly crisp tissue. 1 (the default) leaves them as they are.
+    texture : float
+        With sharpening: largest sd of the fine log-normal fields that weight grey matter,
+        white matter and CSF before sharpening, so borders (sulci, ventricle edges) move
+        and fold differently in every subject. 0 (the default) adds none.
 
     Returns
     -------
@@ -167,7 +183,7 @@ def random_subject(base: Phantom, rng: np.random.Generator | int, *, deform_mm: 
     """
     seed = int(rng) if isinstance(rng, (int, np.integer)) else None
     rng = _as_rng(rng)
-    maps, name = _base_maps(base, rng, tables, sharpening)
+    maps, name = _base_maps(base, rng, tables, sharpening, texture)
     voxel = tuple(float(v) for v in base.voxel_size_mm)
     coords = _sample_coordinates(base.shape, voxel, rng, deform_mm)
     warped = {k: ndimage.map_coordinates(np.asarray(v, np.float32), coords, order=1, mode="constant")

@@ -42,6 +42,7 @@ class TrainConfig:
     # ... and the largest exponent their tissue fractions are sharpened by (1 = the
     # template's soft mixtures; higher draws range up to nearly crisp tissue)
     fraction_sharpening: float = 1.0
+    fraction_texture: float = 0.0      # largest sd of the fields that move borders first
     pairs: int = 200
     slices: int = 24
     size: int = 256
@@ -89,8 +90,9 @@ class TrainConfig:
             raise ValueError("map_weight needs stage physics, variant maps and native_input")
         if self.width <= 0 or self.steps < 0 or self.batch_size <= 0:
             raise ValueError("width and batch_size must be positive and steps non-negative")
-        if self.fraction_sharpening < 1.0:
-            raise ValueError(f"fraction_sharpening must be >= 1, got {self.fraction_sharpening}")
+        if self.fraction_sharpening < 1.0 or self.fraction_texture < 0.0:
+            raise ValueError("fraction_sharpening must be >= 1 and fraction_texture >= 0, got "
+                             f"{self.fraction_sharpening} and {self.fraction_texture}")
 
     def to_dict(self) -> dict:
         return asdict(self)

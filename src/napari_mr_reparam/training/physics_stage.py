@@ -67,6 +67,7 @@ class StreamTargets:
                                         size=None if cfg.native_input else cfg.size,
                                         seed=cfg.seed * 1000 + rank,
                                         tables=cfg.tables, sharpening=cfg.fraction_sharpening,
+                                        texture=cfg.fraction_texture,
                                         with_maps=cfg.map_weight > 0)
 
     def next(self, rng, batch_size: int) -> dict:
