@@ -40,6 +40,8 @@ def test_recipe_loading(tmp_path):
         TrainConfig(stage="gan")
     with pytest.raises(ValueError, match="fraction_sharpening"):
         TrainConfig(fraction_sharpening=0.5)
+    with pytest.raises(ValueError, match="only acts with fraction_sharpening"):
+        TrainConfig(fraction_texture=1.0)
 
 
 def test_bundled_recipes_parse():

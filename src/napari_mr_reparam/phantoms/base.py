@@ -96,9 +96,9 @@ def load_phantom(spec: str = "mni152", table: str | None = None) -> Phantom:
     name, _, arg = spec.partition(":")
     name = name.strip().lower()
     if name == "mni152":
-        from .mni152 import mni152_phantom
+        from .mni152 import DEFAULT_TABLE, mni152_phantom
 
-        return mni152_phantom(table=table or "brainweb_1.5t")
+        return mni152_phantom(table=table or DEFAULT_TABLE)
     if name == "mrilab":
         if not arg:
             raise ValueError("the mrilab phantom needs a file: mrilab:PATH")

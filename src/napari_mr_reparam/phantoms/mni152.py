@@ -28,6 +28,8 @@ from scipy import ndimage
 from ..tissues import TISSUES, TissueTable, get_table
 from .base import Phantom
 
+#: Tissue table the phantom uses unless another is asked for.
+DEFAULT_TABLE = "brainweb_1.5t"
 #: Voxel size of the phantom (mm, isotropic).
 VOXEL_MM = 2.0
 #: CSF layer between the brain hull and the inner skull table (mm).
@@ -267,7 +269,7 @@ def maps_from_fractions(fractions: dict[str, np.ndarray], table: TissueTable) ->
     return maps
 
 
-def mni152_phantom(table: str = "brainweb_1.5t") -> Phantom:
+def mni152_phantom(table: str = DEFAULT_TABLE) -> Phantom:
     """The MNI152 head phantom with tissue values from a table.
 
     Parameters

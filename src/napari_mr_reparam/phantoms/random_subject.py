@@ -4,8 +4,8 @@ A subject is the base anatomy under a smooth random deformation (plus a small gl
 scale and in-plane rotation) with jittered tissue values: T1, T2, T2* and PD are
 multiplied by log-normal factors, a global one per map and a smooth spatial one. For
 the plain MNI152 head a tissue table can be drawn first and the maps rebuilt from its
-tissue fractions, optionally sharpened toward crisp tissue. Voxel-map phantoms without tissue classes (MRiLab's) work the same,
-minus the table draw.
+tissue fractions, optionally sharpened toward crisp tissue. Voxel-map phantoms without
+tissue classes (MRiLab's) work the same, minus the table draw.
 
 Acquisition effects are not properties of the subject, so they are not in the maps:
 :func:`random_bias_field` draws a receive-coil bias field and :func:`random_noise_level`
@@ -111,12 +111,12 @@ def _base_maps(base: Phantom, rng: np.random.Generator, tables, sharpening: floa
     if not (tables or sharpening > 1.0) or not plain_mni:
         return maps, base.name
     from ..tissues import get_table
-    from .mni152 import maps_from_fractions, mni152_fractions, sharpen_fractions
+    from .mni152 import DEFAULT_TABLE, maps_from_fractions, mni152_fractions, sharpen_fractions
 
     fractions = mni152_fractions()
     if next(iter(fractions.values())).shape != base.shape:
         return maps, base.name
-    own = base.name.partition("[")[2].rstrip("]") or "brainweb_1.5t"
+    own = base.name.partition("[")[2].rstrip("]") or DEFAULT_TABLE  # "mni152[TABLE]"
     table = get_table(str(tables[int(rng.integers(len(tables)))]) if tables else own)
     if sharpening > 1.0:
         exponent = float(np.exp(rng.uniform(0.0, np.log(sharpening))))

@@ -93,6 +93,8 @@ class TrainConfig:
         if self.fraction_sharpening < 1.0 or self.fraction_texture < 0.0:
             raise ValueError("fraction_sharpening must be >= 1 and fraction_texture >= 0, got "
                              f"{self.fraction_sharpening} and {self.fraction_texture}")
+        if self.fraction_texture > 0 and self.fraction_sharpening == 1.0:
+            raise ValueError("fraction_texture only acts with fraction_sharpening > 1")
 
     def to_dict(self) -> dict:
         return asdict(self)

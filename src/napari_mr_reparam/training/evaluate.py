@@ -79,9 +79,8 @@ def evaluate(engine, task: str, phantom: str, split: str = "paper", dataset_seed
 
 def _predict(engine, ds: ProtocolDataset, task: str, pairs, slices, inputs, progress) -> np.ndarray:
     """Predictions at the network size from the network-size test ``inputs`` (images and
-    input times, from :func:`test_inputs`). A model that
-    reads images on their own grid gets the exported images instead, and its predictions
-    are resized like the targets were."""
+    input times, from :func:`test_inputs`). A model that reads images on their own grid
+    gets the exported images instead, and its predictions are resized like the targets."""
     native = bool(getattr(engine, "native_input", False))
     images, te_in, tr_in = test_inputs(ds, task, pairs, slices, native) if native else inputs
     preds = engine.predict_images(images, ds.te_ms[pairs], ds.tr_ms[pairs], te_in, tr_in,
