@@ -8,7 +8,8 @@ Evaluates every model on the test part of each split of a phantom's paper protoc
 (3300 images on the ``paper`` split, the default; 3200 on ``slices``, which is held out
 only for models trained on its train part) with the identity baseline and
 writes the table between ``<!-- MARKER:begin -->`` and ``<!-- MARKER:end -->`` in
-training/RESULTS.md. A physics model, which serves both tasks, gets a row per task.
+training/RESULTS.md. A physics model, which serves both tasks, gets a row per task, and
+its label names its data-consistency weight (``--consistency``, default the engine's).
 ``--weights LABEL=FILE`` adds a model from a weights file (a training checkpoint, say);
 ``--json-dir DIR`` also writes every report as ``DIR/LABEL_TASK_SPLIT.json``, the files
 ``napari-mr-reparam-train export --metrics`` records in a weight card.
@@ -26,31 +27,37 @@ HEADER = ("| split | model | task | PSNR (dB) | PSNR sd | MAE | MAE sd | SSIM | 
           "|---|---|---|---|---|---|---|---|---|---|")
 
 
-def _engines(models, weights, device):
-    """(label, engine or task-for-identity, weights) for every model asked for."""
+def _engines(models, weights, device, consistency=None):
+    """(label, engine or task-for-identity) for every model asked for; a physics model's
+    label names its data-consistency weight."""
     from napari_mr_reparam.inference import Reparameterizer
 
-    out = []
-    for name in models:
-        if name == "identity":
-            out += [("identity (default input)", "d2p"), ("identity (P2P input)", "p2p")]
-        else:
-            out.append((name, Reparameterizer(name, device=device, batch_size=16)))
+    sources = [(name, name, None) for name in models if name != "identity"]
     for item in weights:
         label, _, path = item.partition("=")
         if not label or not path:
             raise SystemExit(f"error: --weights takes LABEL=FILE, got {item!r}")
-        out.append((label, Reparameterizer(path, weights=path, device=device, batch_size=16)))
+        sources.append((label, path, path))
+    out = []
+    if "identity" in models:
+        out += [("identity (default input)", "d2p"), ("identity (P2P input)", "p2p")]
+    for label, name, path in sources:
+        engine = Reparameterizer(name, weights=path, device=device, batch_size=16)
+        if engine.consistency is not None:
+            engine.consistency = consistency
+            label = f"{label} (consistency {engine.consistency:g})"
+        out.append((label, engine))
     return out
 
 
-def evaluate_rows(models, weights, phantom: str, splits, device: str, json_dir=None) -> list[str]:
+def evaluate_rows(models, weights, phantom: str, splits, device: str, json_dir=None,
+                  consistency=None) -> list[str]:
     import json
 
     from napari_mr_reparam.training.evaluate import IdentityModel, evaluate
 
     rows = []
-    engines = _engines(models, weights, device)
+    engines = _engines(models, weights, device, consistency)
     for split in splits:
         for label, engine in engines:
             if isinstance(engine, str):
@@ -96,8 +103,11 @@ def main(argv=None) -> int:
     parser.add_argument("--marker", default="quality-table")
     parser.add_argument("--results", default=str(ROOT / "training" / "RESULTS.md"))
     parser.add_argument("--json-dir", help="also write each report as JSON here (for export --metrics)")
+    parser.add_argument("--consistency", type=float, metavar="W",
+                        help="physics models' data-consistency weight (default: the engine's, 0.5)")
     args = parser.parse_args(argv)
-    rows = evaluate_rows(args.models, args.weights, args.phantom, args.splits, args.device, args.json_dir)
+    rows = evaluate_rows(args.models, args.weights, args.phantom, args.splits, args.device,
+                         args.json_dir, args.consistency)
     write_table(Path(args.results), args.marker, "\n".join([HEADER, *rows]))
     print(f"updated {args.results} ({args.marker})")
     return 0

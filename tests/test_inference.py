@@ -69,3 +69,19 @@ def test_out_of_memory_on_the_cpu_is_not_hidden(tiny_weights, volume, monkeypatc
     monkeypatch.setattr(Reparameterizer, "_run_batch", no_memory)
     with pytest.raises(torch.OutOfMemoryError):
         engine.predict_volume(volume, 100, 3000)
+
+
+def test_physics_engine_applies_data_consistency_and_checks_its_weight(tiny_weights, volume):
+    from napari_mr_reparam.models.physics_net import DEFAULT_CONSISTENCY
+
+    engine = Reparameterizer("physics", device="cpu")
+    assert engine.consistency == DEFAULT_CONSISTENCY and engine.net.consistency == DEFAULT_CONSISTENCY
+    off = Reparameterizer("physics", device="cpu", consistency=0)
+    with_dc, without = engine.compute_maps(volume), off.compute_maps(volume)
+    np.testing.assert_array_equal(with_dc.t1, without.t1)
+    assert not np.allclose(with_dc.pd, without.pd)
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        Reparameterizer("physics", device="cpu", consistency=1.5)
+    with pytest.raises(ValueError, match="physics model only"):
+        Reparameterizer("d2p", device="cpu", consistency=0.5)
+    assert Reparameterizer("d2p", device="cpu").consistency is None

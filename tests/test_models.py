@@ -102,3 +102,25 @@ def test_physics_net_maps_are_bounded_and_render_follows_the_equation():
         out = net(x * 2 - 1, torch.tensor([80.0, 80.0]), torch.tensor([3000.0, 3000.0]),
                   torch.tensor([50.0, 20.0]), torch.tensor([4500.0, 600.0]))
         assert out.shape == (2, 1, 256, 256) and out.min() >= -1 and out.max() <= 1
+
+
+def test_data_consistency_pulls_the_input_render_toward_the_input():
+    from napari_mr_reparam.models.physics_net import PhysicsNet
+
+    torch.manual_seed(0)
+    net = PhysicsNet(base=4, depth=3, task="p2p").eval()
+    x = torch.rand(2, 1, 64, 64) * torch.linspace(0.2, 1.0, 64)  # bright and dark regions
+    te, tr = torch.tensor([50.0, 20.0]), torch.tensor([4500.0, 600.0])
+    with torch.no_grad():
+        plain = net.maps(x, te, tr)
+        assert net.consistency == 0  # training sees the network's own maps
+        # an input that is the maps' own render needs no correction
+        ratio = net.input_ratio(plain, net.render(plain, te, tr), te, tr)
+        assert torch.allclose(ratio, torch.ones_like(ratio), atol=1e-5)
+        errors = []
+        for weight in (0.0, 0.5, 1.0):
+            net.consistency = weight
+            maps = net.maps(x, te, tr)
+            assert torch.equal(maps["t1"], plain["t1"]) and torch.equal(maps["t2"], plain["t2"])
+            errors.append((net.render(maps, te, tr) - x).abs().mean().item())
+    assert errors[0] > errors[1] > errors[2]

@@ -117,7 +117,7 @@ def cmd_predict(args) -> int:
         for warning in out_of_range_warnings(te, tr):
             print(f"warning: {warning}", file=sys.stderr)
     engine = Reparameterizer(args.model, weights=args.weights, device=args.device,
-                             batch_size=args.batch_size)
+                             batch_size=args.batch_size, consistency=args.consistency)
     failures = 0
     with tqdm(total=len(inputs) * len(targets), unit="image", disable=args.quiet) as bar:
         for path in inputs:
@@ -185,10 +185,13 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--suffix", help="output type in folder mode (default: the input's), e.g. .nii.gz")
     pr.add_argument("--input-te", type=_positive_ms, help="input echo time, ms (Param-to-Param)")
     pr.add_argument("--input-tr", type=_positive_ms, help="input repetition time, ms (Param-to-Param)")
-    pr.add_argument("--model", default="d2p", help="bundled model: d2p or p2p (default d2p)")
+    pr.add_argument("--model", default="d2p", help="bundled model: d2p, p2p or physics (default d2p)")
     pr.add_argument("--weights", help="a weights file (.safetensors with its card, or .pt)")
     pr.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     pr.add_argument("--batch-size", type=int, default=8, help="slices per batch (default 8)")
+    pr.add_argument("--consistency", type=float, metavar="W",
+                    help="physics model: weight (0-1) pulling the PD map toward reproducing "
+                         "the input exactly at its own TE/TR (default 0.5)")
     pr.add_argument("--overwrite", action="store_true", help="replace an existing output")
     pr.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     pr.set_defaults(func=cmd_predict)

@@ -106,10 +106,14 @@ class Reparameterizer:
         ``auto`` (CUDA, then MPS, then CPU), ``cpu``, ``cuda`` or ``mps``.
     batch_size : int
         Slices per forward pass.
+    consistency : float, optional
+        Physics model only: the data-consistency weight in [0, 1] (see
+        :class:`~napari_mr_reparam.models.physics_net.PhysicsNet`); default
+        :data:`~napari_mr_reparam.models.physics_net.DEFAULT_CONSISTENCY`.
     """
 
     def __init__(self, model: str = "d2p", weights: str | None = None, device: str = "auto",
-                 batch_size: int = 8):
+                 batch_size: int = 8, consistency: float | None = None):
         import torch
 
         from .devices import choose_device
@@ -136,6 +140,26 @@ class Reparameterizer:
                                f"({len(missing)} missing, {len(unexpected)} unexpected tensors)")
         self.net = net.eval().to(self.device)
         self._torch = torch
+        self.consistency = consistency
+
+    @property
+    def consistency(self) -> float | None:
+        """The physics network's data-consistency weight (None for other models)."""
+        return self._consistency
+
+    @consistency.setter
+    def consistency(self, weight: float | None) -> None:
+        from .models.physics_net import DEFAULT_CONSISTENCY, PhysicsNet
+
+        if not isinstance(self.net, PhysicsNet):
+            if weight:
+                raise ValueError(f"{self.info.name}: data consistency applies to the physics model only")
+            self._consistency = None
+            return
+        weight = DEFAULT_CONSISTENCY if weight is None else float(weight)
+        if not 0.0 <= weight <= 1.0:
+            raise ValueError(f"data consistency must be between 0 and 1, got {weight}")
+        self.net.consistency = self._consistency = weight
 
     @property
     def task(self) -> str:

@@ -22,6 +22,13 @@ from .. import physics
 #: Bounds of the predicted maps (ms for T1/T2; PD relative).
 T1_RANGE_MS = (50.0, 6000.0)
 T2_RANGE_MS = (2.0, 3000.0)
+#: The data-consistency weight the inference engine uses unless told otherwise (see
+#: :meth:`PhysicsNet.maps`); training runs without it.
+DEFAULT_CONSISTENCY = 0.5
+#: Added to image and render before their ratio is taken, so dark voxels (where 8-bit
+#: quantization and noise dominate) are barely corrected; and the ratio's bounds.
+CONSISTENCY_EPS = 0.05
+CONSISTENCY_RATIO = (0.25, 4.0)
 
 
 def condition_vector(te_ms, tr_ms) -> torch.Tensor:
@@ -122,7 +129,17 @@ class PhysicsNet(FromCard, FiLMUNet):
         Number of resolution levels.
     task : {"d2p", "p2p"}
         Default-to-Param always conditions on TE 50 ms / TR 4500 ms.
+
+    Attributes
+    ----------
+    consistency : float
+        Data-consistency weight in [0, 1] applied by :meth:`maps`: 0 keeps the network's
+        PD map; 1 rescales PD voxel by voxel so the render at the input acquisition
+        reproduces the input image; between, the geometric mean weighted by it. 0 while
+        training; the inference engine sets :data:`DEFAULT_CONSISTENCY`.
     """
+
+    consistency = 0.0
 
     def __init__(self, base: int = 16, depth: int = 4, task: str = "p2p", work_size: int = 128):
         super().__init__(1, 3, 2, base, depth)
@@ -140,9 +157,26 @@ class PhysicsNet(FromCard, FiLMUNet):
             input_te_ms, input_tr_ms = [DEFAULT_TE_MS] * b, [DEFAULT_TR_MS] * b
         cond = condition_vector(input_te_ms, input_tr_ms).to(image01.device).expand(b, 2)
         raw = self.run(image01, cond).float()
-        return {"pd": torch.sigmoid(raw[:, :1]),
+        maps = {"pd": torch.sigmoid(raw[:, :1]),
                 "t1": _log_bounded(raw[:, 1:2], T1_RANGE_MS),
                 "t2": _log_bounded(raw[:, 2:3], T2_RANGE_MS)}
+        if self.consistency > 0:
+            maps["pd"] = maps["pd"] * self.input_ratio(maps, image01, input_te_ms, input_tr_ms) ** self.consistency
+        return maps
+
+    def input_ratio(self, maps: dict, image01, input_te_ms, input_tr_ms) -> torch.Tensor:
+        """Input image over the maps' render at the input acquisition, per voxel (both
+        normalized to their maximum; :data:`CONSISTENCY_EPS` added to each; bounded).
+
+        Where the network's T1/T2 are right, multiplying PD by this makes the render at the
+        input acquisition equal the input; where they are wrong, it moves the error away
+        from the acquisition the input was made with.
+        """
+        te = torch.as_tensor(input_te_ms, dtype=torch.float32, device=image01.device).reshape(-1)
+        tr = torch.as_tensor(input_tr_ms, dtype=torch.float32, device=image01.device).reshape(-1)
+        rendered = self.render(maps, te, tr)
+        ratio = (image01.float() + CONSISTENCY_EPS) / (rendered + CONSISTENCY_EPS)
+        return ratio.clamp(*CONSISTENCY_RATIO)
 
     @staticmethod
     def render(maps: dict, te_ms, tr_ms, sequence: str = "spin_echo", ti_ms=None, flip_deg=None,

@@ -97,7 +97,7 @@ def cmd_evaluate(args) -> int:
         engine = IdentityModel(args.task or "d2p")
     else:
         engine = Reparameterizer(args.model, weights=args.weights, device=args.device,
-                                 batch_size=args.batch_size)
+                                 batch_size=args.batch_size, consistency=args.consistency)
     task = args.task or engine.task
     report = evaluate(engine, task, args.phantom, split=args.split, dataset_seed=args.seed,
                       limit=args.limit)
@@ -193,6 +193,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--limit", type=int, help="score only the first N test images")
     ev.add_argument("--device", default="auto")
     ev.add_argument("--batch-size", type=_positive_int, default=16)
+    ev.add_argument("--consistency", type=float, metavar="W",
+                    help="physics model: data-consistency weight, 0-1 (default 0.5)")
     ev.add_argument("--json", help="also write the report as JSON")
     ev.set_defaults(func=cmd_evaluate)
 

@@ -74,6 +74,8 @@ def evaluate(engine, task: str, phantom: str, split: str = "paper", dataset_seed
     report["identity"] = summarize(_concat(identity_rows))
     report.update(task=task, phantom=phantom, split=split, dataset_seed=dataset_seed,
                   model=engine.info.name, convention=CONVENTION)
+    if getattr(engine, "consistency", None) is not None:
+        report["consistency"] = engine.consistency
     return report
 
 
