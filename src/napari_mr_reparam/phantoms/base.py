@@ -29,6 +29,9 @@ class Phantom:
         Where the phantom came from (spec string or generator description).
     brain_mask : ndarray of bool, optional
         Brain tissue (grey/white matter and the CSF inside the skull).
+    tissue_table : str, optional
+        For a phantom built from tissue fractions (the MNI152 head), the tissue table its
+        maps come from: its maps can be rebuilt with another table. None for voxel maps.
     """
 
     pd: np.ndarray
@@ -38,6 +41,7 @@ class Phantom:
     voxel_size_mm: tuple[float, float, float] = (1.0, 1.0, 1.0)
     name: str = "phantom"
     brain_mask: np.ndarray | None = field(default=None, repr=False)
+    tissue_table: str | None = None
 
     def __post_init__(self):
         shapes = {a.shape for a in (self.pd, self.t1, self.t2, self.t2star)}

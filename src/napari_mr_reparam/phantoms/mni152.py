@@ -286,4 +286,4 @@ def mni152_phantom(table: str = DEFAULT_TABLE) -> Phantom:
     fractions, brain = _build()
     maps = maps_from_fractions(fractions, tissue_table)
     return Phantom(**maps, voxel_size_mm=(VOXEL_MM,) * 3, name=f"mni152[{tissue_table.name}]",
-                   brain_mask=brain)
+                   brain_mask=brain, tissue_table=tissue_table.name)

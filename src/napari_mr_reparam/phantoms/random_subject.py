@@ -102,22 +102,21 @@ def _sample_coordinates(shape, voxel_mm, rng: np.random.Generator, deform_mm: fl
 
 def _base_maps(base: Phantom, rng: np.random.Generator, tables, sharpening: float,
                texture: float) -> tuple[dict, str]:
-    """The base maps; for the plain MNI152 head rebuilt from a randomly drawn tissue table
+    """The base maps; for a phantom built from the MNI152 head's tissue fractions
+    (``base.tissue_table``) rebuilt from a randomly drawn tissue table
     and, with ``sharpening`` above 1, from tissue fractions sharpened by a random exponent
     drawn log-uniformly between 1 and ``sharpening``, after grey matter, white matter and
     CSF are weighted by fine random log-normal fields of sd up to ``texture``."""
     maps = {k: getattr(base, k) for k in ("pd", *_TIMES)}
-    plain_mni = base.name.startswith("mni152") and "+" not in base.name
-    if not (tables or sharpening > 1.0) or not plain_mni:
+    if base.tissue_table is None or not (tables or sharpening > 1.0):
         return maps, base.name
     from ..tissues import get_table
-    from .mni152 import DEFAULT_TABLE, maps_from_fractions, mni152_fractions, sharpen_fractions
+    from .mni152 import maps_from_fractions, mni152_fractions, sharpen_fractions
 
     fractions = mni152_fractions()
     if next(iter(fractions.values())).shape != base.shape:
         return maps, base.name
-    own = base.name.partition("[")[2].rstrip("]") or DEFAULT_TABLE  # "mni152[TABLE]"
-    table = get_table(str(tables[int(rng.integers(len(tables)))]) if tables else own)
+    table = get_table(str(tables[int(rng.integers(len(tables)))]) if tables else base.tissue_table)
     if sharpening > 1.0:
         exponent = float(np.exp(rng.uniform(0.0, np.log(sharpening))))
         weights = None
