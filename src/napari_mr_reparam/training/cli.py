@@ -38,9 +38,11 @@ def cmd_simulate(args) -> int:
 
 
 def _train(args, stage: str, **fixed) -> int:
+    from ..devices import keep_freed_memory
     from .config import load_config
     from .loop import train
 
+    keep_freed_memory()
     options = dict(
         stage=stage, steps=args.steps, out=args.out, device=args.device,
         seed=args.seed, width=args.width, data=args.data, threads=args.threads,
