@@ -106,6 +106,9 @@ def main(argv=None) -> int:
     parser.add_argument("--consistency", type=float, metavar="W",
                         help="physics models' data-consistency weight (default: the engine's, 0.5)")
     args = parser.parse_args(argv)
+    from napari_mr_reparam.devices import keep_freed_memory
+
+    keep_freed_memory()
     rows = evaluate_rows(args.models, args.weights, args.phantom, args.splits, args.device,
                          args.json_dir, args.consistency)
     write_table(Path(args.results), args.marker, "\n".join([HEADER, *rows]))

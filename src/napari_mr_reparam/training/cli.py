@@ -38,11 +38,9 @@ def cmd_simulate(args) -> int:
 
 
 def _train(args, stage: str, **fixed) -> int:
-    from ..devices import keep_freed_memory
     from .config import load_config
     from .loop import train
 
-    keep_freed_memory()
     options = dict(
         stage=stage, steps=args.steps, out=args.out, device=args.device,
         seed=args.seed, width=args.width, data=args.data, threads=args.threads,
@@ -211,6 +209,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    from ..devices import keep_freed_memory
+
+    keep_freed_memory()  # every command here allocates and frees large arrays step after step
     return run_cli(build_parser(), argv)
 
 
