@@ -104,7 +104,7 @@ def main(argv=None) -> int:
     parser.add_argument("--results", default=str(ROOT / "training" / "RESULTS.md"))
     parser.add_argument("--json-dir", help="also write each report as JSON here (for export --metrics)")
     parser.add_argument("--consistency", type=float, metavar="W",
-                        help="physics models' data-consistency weight (default: the engine's, 0.5)")
+                        help="physics models' data-consistency weight (default: the engine's, 0.75)")
     args = parser.parse_args(argv)
     from napari_mr_reparam.devices import keep_freed_memory
 

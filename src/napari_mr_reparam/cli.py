@@ -190,8 +190,8 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     pr.add_argument("--batch-size", type=int, default=8, help="slices per batch (default 8)")
     pr.add_argument("--consistency", type=float, metavar="W",
-                    help="physics model: weight (0-1) pulling the PD map toward reproducing "
-                         "the input exactly at its own TE/TR (default 0.5)")
+                    help="physics model: weight (0-1) with which the maps are pulled toward "
+                         "reproducing the input at its own TE/TR (default 0.75)")
     pr.add_argument("--overwrite", action="store_true", help="replace an existing output")
     pr.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     pr.set_defaults(func=cmd_predict)

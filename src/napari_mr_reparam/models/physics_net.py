@@ -24,11 +24,14 @@ T1_RANGE_MS = (50.0, 6000.0)
 T2_RANGE_MS = (2.0, 3000.0)
 #: The data-consistency weight the inference engine uses unless told otherwise (see
 #: :meth:`PhysicsNet.maps`); training runs without it.
-DEFAULT_CONSISTENCY = 0.5
-#: Added to image and render before their ratio is taken, so dark voxels (where 8-bit
-#: quantization and noise dominate) are barely corrected; and the ratio's bounds.
-CONSISTENCY_EPS = 0.05
-CONSISTENCY_RATIO = (0.25, 4.0)
+DEFAULT_CONSISTENCY = 0.75
+#: The data-consistency update's assumptions: the network's typical error in log PD, log T1
+#: and log T2 (their prior spread), and the error of an input voxel (8-bit quantization
+#: and noise, images normalized to their maximum).
+CONSISTENCY_PRIOR_SD = {"pd": 0.03, "t1": 0.08, "t2": 0.08}
+CONSISTENCY_NOISE_SD = 0.004
+#: Bound on the log mismatch between input and render that one update takes in.
+CONSISTENCY_MAX_LOG_RATIO = math.log(4.0)
 
 
 def condition_vector(te_ms, tr_ms) -> torch.Tensor:
@@ -134,9 +137,9 @@ class PhysicsNet(FromCard, FiLMUNet):
     ----------
     consistency : float
         Data-consistency weight in [0, 1] applied by :meth:`maps`: 0 keeps the network's
-        PD map; 1 rescales PD voxel by voxel so the render at the input acquisition
-        reproduces the input image; between, the geometric mean weighted by it. 0 while
-        training; the inference engine sets :data:`DEFAULT_CONSISTENCY`.
+        maps; 1 applies :meth:`consistent_maps`' full update toward reproducing the input
+        at its own acquisition; between, a part of it. 0 while training; the inference
+        engine sets :data:`DEFAULT_CONSISTENCY`.
     """
 
     consistency = 0.0
@@ -161,22 +164,41 @@ class PhysicsNet(FromCard, FiLMUNet):
                 "t1": _log_bounded(raw[:, 1:2], T1_RANGE_MS),
                 "t2": _log_bounded(raw[:, 2:3], T2_RANGE_MS)}
         if self.consistency > 0:
-            maps["pd"] = maps["pd"] * self.input_ratio(maps, image01, input_te_ms, input_tr_ms) ** self.consistency
+            maps = self.consistent_maps(maps, image01, input_te_ms, input_tr_ms)
         return maps
 
-    def input_ratio(self, maps: dict, image01, input_te_ms, input_tr_ms) -> torch.Tensor:
-        """Input image over the maps' render at the input acquisition, per voxel (both
-        normalized to their maximum; :data:`CONSISTENCY_EPS` added to each; bounded).
+    def consistent_maps(self, maps: dict, image01, input_te_ms, input_tr_ms) -> dict:
+        """The maps moved toward reproducing the input at its own acquisition.
 
-        Where the network's T1/T2 are right, multiplying PD by this makes the render at the
-        input acquisition equal the input; where they are wrong, it moves the error away
-        from the acquisition the input was made with.
+        One Bayesian (Kalman) update per voxel: the log mismatch between the input and the
+        maps' spin-echo render at the input TE/TR, linearized in log PD, log T1 and log T2,
+        is shared among the three by their sensitivities (1, -(TR/T1) E1/(1-E1), TE/T2 with
+        E1 = exp(-TR/T1)) and prior spreads (:data:`CONSISTENCY_PRIOR_SD`), against the
+        input voxel's own error (:data:`CONSISTENCY_NOISE_SD` over its signal), and scaled
+        by :attr:`consistency`. So a long-TE input corrects mostly T2, and a dark voxel,
+        which says little, is barely corrected. A global factor between input and render
+        is fitted out first: both are normalized to their maximum.
         """
-        te = torch.as_tensor(input_te_ms, dtype=torch.float32, device=image01.device).reshape(-1)
-        tr = torch.as_tensor(input_tr_ms, dtype=torch.float32, device=image01.device).reshape(-1)
-        rendered = self.render(maps, te, tr)
-        ratio = (image01.float() + CONSISTENCY_EPS) / (rendered + CONSISTENCY_EPS)
-        return ratio.clamp(*CONSISTENCY_RATIO)
+        te = torch.as_tensor(input_te_ms, dtype=torch.float32, device=image01.device).reshape(-1, 1, 1, 1)
+        tr = torch.as_tensor(input_tr_ms, dtype=torch.float32, device=image01.device).reshape(-1, 1, 1, 1)
+        image = image01.float()
+        rendered = self.render(maps, te.reshape(-1), tr.reshape(-1))
+        fit = (image * rendered).sum(dim=(-2, -1), keepdim=True) / (rendered**2).sum(
+            dim=(-2, -1), keepdim=True).clamp_min(1e-12)
+        rendered = rendered * fit
+        signal = torch.maximum(image, rendered).clamp_min(1e-4)
+        mismatch = torch.log((image + 1e-4) / (rendered + 1e-4)).clamp(
+            -CONSISTENCY_MAX_LOG_RATIO, CONSISTENCY_MAX_LOG_RATIO)
+        e1 = torch.exp(-tr / maps["t1"])
+        slopes = {"pd": torch.ones_like(e1), "t1": -(tr / maps["t1"]) * e1 / (1 - e1).clamp_min(1e-6),
+                  "t2": te / maps["t2"]}
+        variances = {k: CONSISTENCY_PRIOR_SD[k] ** 2 for k in slopes}
+        total = sum(variances[k] * slopes[k] ** 2 for k in slopes) + (CONSISTENCY_NOISE_SD / signal) ** 2
+        step = self.consistency * mismatch / total
+        out = {k: maps[k] * torch.exp(variances[k] * slopes[k] * step) for k in slopes}
+        out["t1"] = out["t1"].clamp(*T1_RANGE_MS)
+        out["t2"] = out["t2"].clamp(*T2_RANGE_MS)
+        return out
 
     @staticmethod
     def render(maps: dict, te_ms, tr_ms, sequence: str = "spin_echo", ti_ms=None, flip_deg=None,
