@@ -1,7 +1,7 @@
 """Accuracy of the physics model's quantitative maps against the simulator's truth.
 
     python benchmarks/bench_maps.py [--model physics] [--phantom mrilab:PATH] [--slices 24] [--held-out]
-                                    [--input-te 50 --input-tr 4500]
+                                    [--input-te 50 --input-tr 4500] [--consistency W]
 
 The phantom's slices are simulated at the input acquisition as the protocol does (8-bit,
 each image normalized to its maximum, padded square, 256 px), the model infers PD, T1 and
@@ -35,7 +35,7 @@ def _nearest(maps: np.ndarray, size: int) -> np.ndarray:
 
 
 def truth_and_prediction(model: str, phantom_spec: str, slices: int, te_in: float, tr_in: float,
-                         held_out: bool = False):
+                         held_out: bool = False, consistency: float | None = None):
     """The phantom's maps and the model's, on the model's grid, with the brain mask."""
     from napari_mr_reparam.inference import Reparameterizer
     from napari_mr_reparam.phantoms import load_phantom
@@ -48,7 +48,7 @@ def truth_and_prediction(model: str, phantom_spec: str, slices: int, te_in: floa
 
         ds = build_protocol_dataset(phantom, seed=0, slices=slices)
         index = ds.slice_index[~ds.train_slices[0]]
-    engine = Reparameterizer(model, device="cpu")
+    engine = Reparameterizer(model, device="cpu", consistency=consistency)
     acq = Acquisition(te_in, tr_in)
     if engine.native_input and max(phantom.shape[1:]) <= engine.net.work_size:
         # the model reads the images on the phantom's own grid: maps there, truth exact
@@ -94,13 +94,15 @@ def main(argv=None) -> int:
                         help="score only the test slices of the protocol's slices split")
     parser.add_argument("--input-te", type=float, default=50.0)
     parser.add_argument("--input-tr", type=float, default=4500.0)
+    parser.add_argument("--consistency", type=float, help="data-consistency weight (default the engine's)")
     args = parser.parse_args(argv)
     truth, pred, mask = truth_and_prediction(args.model, args.phantom, args.slices, args.input_te,
-                                             args.input_tr, args.held_out)
+                                             args.input_tr, args.held_out, args.consistency)
     errors = relative_errors(truth, pred, mask)
     print(f"{args.model} maps from TE {args.input_te:g} / TR {args.input_tr:g} ms images of "
           f"{args.phantom.split('/')[-1]}, {len(mask)} slices{' (held out)' if args.held_out else ''}, "
-          f"{int(mask.sum())} brain voxels\n")
+          f"{int(mask.sum())} brain voxels, data consistency "
+          f"{'default' if args.consistency is None else f'{args.consistency:g}'}\n")
     print("| voxels | n | PD median | PD p90 | T1 median | T1 p90 | T2 median | T2 p90 |")
     print("|---|---|---|---|---|---|---|---|")
     for label, group in tissue_groups(truth, mask).items():
