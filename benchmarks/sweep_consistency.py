@@ -22,8 +22,7 @@ def sweep(model: str, weights: list[float], phantoms: list[str], limit: int, dev
     from napari_mr_reparam.inference import Reparameterizer
     from napari_mr_reparam.training.evaluate import evaluate
 
-    engine = Reparameterizer(model, weights=model if Path(model).exists() else None, device=device,
-                             batch_size=16)
+    engine = Reparameterizer(model, device=device, batch_size=16)  # a name or a weights file
     names = [p.split(":")[0] for p in phantoms]
     header = ("| consistency | " + " | ".join(f"{n} {t} (dB)" for n in names for t in ("d2p", "p2p"))
               + " |\n|---|" + "---|" * (2 * len(names)))

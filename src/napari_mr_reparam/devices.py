@@ -1,4 +1,5 @@
-"""Choosing the torch device: ``auto`` means CUDA, then Apple MPS, then CPU."""
+"""Choosing the torch device (``auto`` means CUDA, then Apple MPS, then CPU), and the
+CPU allocator setting the command-line tools use (:func:`keep_freed_memory`)."""
 
 from __future__ import annotations
 

@@ -182,7 +182,7 @@ class PhysicsNet(FromCard, FiLMUNet):
         te = torch.as_tensor(input_te_ms, dtype=torch.float32, device=image01.device).reshape(-1, 1, 1, 1)
         tr = torch.as_tensor(input_tr_ms, dtype=torch.float32, device=image01.device).reshape(-1, 1, 1, 1)
         image = image01.float()
-        rendered = self.render(maps, te.reshape(-1), tr.reshape(-1))
+        rendered = self.render(maps, te, tr, normalize=False)  # the fit below sets the scale
         fit = (image * rendered).sum(dim=(-2, -1), keepdim=True) / (rendered**2).sum(
             dim=(-2, -1), keepdim=True).clamp_min(1e-12)
         rendered = rendered * fit
