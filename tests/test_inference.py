@@ -72,7 +72,7 @@ def test_out_of_memory_on_the_cpu_is_not_hidden(tiny_weights, volume, monkeypatc
 
 
 def test_physics_engine_applies_data_consistency_and_checks_its_weight(tiny_weights, volume):
-    from napari_mr_reparam.models.physics_net import DEFAULT_CONSISTENCY
+    from napari_mr_reparam import DEFAULT_CONSISTENCY
 
     engine = Reparameterizer("physics", device="cpu")
     assert engine.consistency == DEFAULT_CONSISTENCY and engine.net.consistency == DEFAULT_CONSISTENCY

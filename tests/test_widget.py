@@ -153,6 +153,27 @@ def test_two_volumes_do_not_share_maps(demo, qtbot):
     assert widget._maps.get(request) is None
 
 
+def test_consistency_weight_recomputes_the_maps(demo, qtbot):
+    viewer, widget = demo
+    assert widget.consistency.native.isHidden()  # the paper's models have no maps to correct
+    widget.model.value = "physics"
+    assert not widget.consistency.native.isHidden()
+    widget.consistency.value = 0.0
+    widget.run.clicked.emit()
+    _until(qtbot, lambda: _idle(widget) and _outputs(viewer, "prediction"))
+    plain = _outputs(viewer, "prediction")[0].data.copy()
+    plain_request = widget.current_request(whole=True)
+    widget.consistency.value = 1.0
+    request = widget.current_request(whole=True)
+    assert request.consistency == 1.0 and widget._maps.get(request) is None
+    widget.run.clicked.emit()
+    _until(qtbot, lambda: _idle(widget) and widget._maps.get(request) is not None)
+    engine, _ = widget._maps.get(request)
+    assert engine.consistency == 1.0
+    assert not np.allclose(_outputs(viewer, "prediction")[0].data, plain)
+    assert widget._maps.get(plain_request) is not None  # going back costs no new maps
+
+
 def test_closing_the_input_mid_run_cancels(demo, qtbot):
     viewer, widget = demo
     widget.run.clicked.emit()

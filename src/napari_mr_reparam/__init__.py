@@ -10,3 +10,6 @@ __version__ = "0.1.0"
 #: The acquisition of the Default-to-Param input image, in milliseconds.
 DEFAULT_TE_MS = 50.0
 DEFAULT_TR_MS = 4500.0
+#: The physics model's data-consistency weight unless told otherwise (see
+#: :meth:`napari_mr_reparam.models.physics_net.PhysicsNet.consistent_maps`).
+DEFAULT_CONSISTENCY = 0.75

@@ -3,15 +3,15 @@
 A magicgui :class:`~magicgui.widgets.Container` whose controls scripts and tests reach
 by name: ``image``, ``model``, ``input_te``, ``input_tr``, ``te``, ``tr``,
 ``ground_truth``, ``device``, ``live``, ``run``, ``cancel``, ``progress``, ``status``
-and ``metrics``; for the physics model also ``sequence``, ``ti``, ``flip`` and
-``add_maps``. Model work runs in napari ``thread_worker`` threads; torch is imported
+and ``metrics``; for the physics model also ``sequence``, ``ti``, ``flip``,
+``consistency`` and ``add_maps``. Model work runs in napari ``thread_worker`` threads; torch is imported
 only when the first prediction starts, so the widget opens quickly.
 
 Dragging ``te``/``tr`` predicts the slice on screen (debounced; while a prediction runs
 only the newest request is kept, so stale ones are dropped) and, once the sliders rest,
 the whole volume. ``run`` predicts the whole volume at once; ``cancel`` stops it.
 The physics model computes PD/T1/T2 maps once per input (cached per layer, model and
-input TE/TR) and then re-renders the whole volume on every change, in milliseconds.
+input TE/TR and data-consistency weight) and then re-renders the whole volume on every change, in milliseconds.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from magicgui.widgets import (
 )
 from qtpy.QtCore import QTimer
 
-from . import DEFAULT_TE_MS, DEFAULT_TR_MS
+from . import DEFAULT_CONSISTENCY, DEFAULT_TE_MS, DEFAULT_TR_MS
 from .widget_logic import (
     EngineCache, MapsCache, Request, RequestQueue, compare_volumes, join_maps, layer_names,
 )
@@ -81,6 +81,10 @@ class ReparamWidget(Container):
         self.sequence = ComboBox(choices=SEQUENCE_CHOICES, value="spin_echo", label="Sequence")
         self.ti = FloatSlider(value=2500.0, min=10.0, max=5000.0, step=10.0, label="TI (ms)")
         self.flip = FloatSlider(value=30.0, min=1.0, max=90.0, step=1.0, label="Flip angle (°)")
+        self.consistency = FloatSlider(value=DEFAULT_CONSISTENCY, min=0.0, max=1.0, step=0.05,
+                                       label="Data consistency",
+                                       tooltip="How far the maps are moved to reproduce the input "
+                                               "image at its own TE/TR (0: the network's maps)")
         self.add_maps = PushButton(text="Add PD, T1, T2 maps as layers")
         self.range_warning = Label(value="", label="")
         self.ground_truth = create_widget(annotation=napari.layers.Image, label="Ground truth",
@@ -93,7 +97,7 @@ class ReparamWidget(Container):
         self.status = Label(value="", label="Status")
         self.metrics = Label(value="", label="Metrics")
         self.extend([self.image, self.model, self.input_te, self.input_tr, self.sequence, self.te,
-                     self.tr, self.ti, self.flip, self.range_warning, self.ground_truth, self.device, self.live, self.run,
+                     self.tr, self.ti, self.flip, self.consistency, self.range_warning, self.ground_truth, self.device, self.live, self.run,
                      self.cancel, self.add_maps, self.progress, self.status, self.metrics])
 
     def _timer(self, delay_ms: int, slot) -> QTimer:
@@ -110,7 +114,7 @@ class ReparamWidget(Container):
             control.changed.connect(self._on_slider_changed)
         self.sequence.changed.connect(self._on_model_changed)
         self.add_maps.clicked.connect(self.add_map_layers)
-        for control in (self.input_te, self.input_tr, self.model, self.device):
+        for control in (self.input_te, self.input_tr, self.model, self.device, self.consistency):
             control.changed.connect(self._on_settings_changed)
         self.ground_truth.changed.connect(self._update_comparison)
         self.run.clicked.connect(self._start_volume)
@@ -131,7 +135,7 @@ class ReparamWidget(Container):
     def _on_model_changed(self, *_):
         physics = self.model.value == "physics"
         self.input_te.visible = self.input_tr.visible = self.model.value in ("p2p", "physics")
-        self.sequence.visible = self.add_maps.visible = physics
+        self.sequence.visible = self.add_maps.visible = self.consistency.visible = physics
         self.ti.visible = physics and self.sequence.value == "inversion_recovery"
         self.flip.visible = physics and self.sequence.value == "gradient_echo"
 
@@ -177,7 +181,8 @@ class ReparamWidget(Container):
                        input_tr=float(self.input_tr.value) if given_input else None,
                        slice_index=None if physics else index, sequence=sequence,
                        ti=float(self.ti.value) if sequence == "inversion_recovery" else None,
-                       flip_deg=float(self.flip.value) if sequence == "gradient_echo" else None)
+                       flip_deg=float(self.flip.value) if sequence == "gradient_echo" else None,
+                       consistency=float(self.consistency.value) if physics else None)
 
     def _start_preview(self):
         self._submit(self.current_request(whole=False))
@@ -213,6 +218,7 @@ class ReparamWidget(Container):
             engine = engines.get(request.model, request.device)
             yield ("engine", engine)
             if engine.renders:
+                engine.consistency = request.consistency
                 done = [0]
 
                 def count(n):

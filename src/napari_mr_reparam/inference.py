@@ -109,7 +109,7 @@ class Reparameterizer:
     consistency : float, optional
         Physics model only: the data-consistency weight in [0, 1] (see
         :class:`~napari_mr_reparam.models.physics_net.PhysicsNet`); default
-        :data:`~napari_mr_reparam.models.physics_net.DEFAULT_CONSISTENCY`.
+        :data:`napari_mr_reparam.DEFAULT_CONSISTENCY`.
     """
 
     def __init__(self, model: str = "d2p", weights: str | None = None, device: str = "auto",
@@ -149,7 +149,8 @@ class Reparameterizer:
 
     @consistency.setter
     def consistency(self, weight: float | None) -> None:
-        from .models.physics_net import DEFAULT_CONSISTENCY, PhysicsNet
+        from . import DEFAULT_CONSISTENCY
+        from .models.physics_net import PhysicsNet
 
         if not isinstance(self.net, PhysicsNet):
             if weight:

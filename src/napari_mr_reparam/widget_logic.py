@@ -26,6 +26,7 @@ class Request:
     sequence: str = "spin_echo"
     ti: float | None = None
     flip_deg: float | None = None
+    consistency: float | None = None
 
 
 class RequestQueue:
@@ -67,7 +68,8 @@ class EngineCache:
 
 
 class MapsCache:
-    """The physics model's maps per input layer, model, device and input TE/TR.
+    """The physics model's maps per input layer, model, device, input TE/TR and
+    data-consistency weight.
 
     Entries hold the layer's data array, so a layer whose data is replaced, or another
     layer, never gets another volume's maps.
@@ -78,7 +80,8 @@ class MapsCache:
 
     @staticmethod
     def _key(request: Request) -> tuple:
-        return (id(request.layer), request.model, request.device, request.input_te, request.input_tr)
+        return (id(request.layer), request.model, request.device, request.input_te, request.input_tr,
+                request.consistency)
 
     def get(self, request: Request):
         if request.model != "physics":

@@ -16,15 +16,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .. import DEFAULT_TE_MS, DEFAULT_TR_MS
-from .. import physics
+from .. import DEFAULT_TE_MS, DEFAULT_TR_MS, physics
 
 #: Bounds of the predicted maps (ms for T1/T2; PD relative).
 T1_RANGE_MS = (50.0, 6000.0)
 T2_RANGE_MS = (2.0, 3000.0)
-#: The data-consistency weight the inference engine uses unless told otherwise (see
-#: :meth:`PhysicsNet.maps`); training runs without it.
-DEFAULT_CONSISTENCY = 0.75
 #: The data-consistency update's assumptions: the network's typical error in log PD, log T1
 #: and log T2 (their prior spread), and the error of an input voxel (8-bit quantization
 #: and noise, images normalized to their maximum).
@@ -139,7 +135,7 @@ class PhysicsNet(FromCard, FiLMUNet):
         Data-consistency weight in [0, 1] applied by :meth:`maps`: 0 keeps the network's
         maps; 1 applies :meth:`consistent_maps`' full update toward reproducing the input
         at its own acquisition; between, a part of it. 0 while training; the inference
-        engine sets :data:`DEFAULT_CONSISTENCY`.
+        engine sets :data:`napari_mr_reparam.DEFAULT_CONSISTENCY`.
     """
 
     consistency = 0.0
