@@ -78,11 +78,15 @@ def relative_errors(truth: dict, pred: dict, mask: np.ndarray) -> dict[str, np.n
     return out
 
 
+def tissue_regions(t2: np.ndarray, mask: np.ndarray) -> dict[str, np.ndarray]:
+    """Brain voxels (``mask``) grouped by true T2 (ms): white matter, grey matter, CSF."""
+    return {"all brain": mask, "T2 < 90 ms (WM)": mask & (t2 < 90),
+            "T2 90-500 ms (GM)": mask & (t2 >= 90) & (t2 < 500), "T2 >= 500 ms (CSF)": mask & (t2 >= 500)}
+
+
 def tissue_groups(truth: dict, mask: np.ndarray) -> dict[str, np.ndarray]:
-    """Brain voxels grouped by true T2 (ms): white matter, grey matter, CSF."""
-    t2 = truth["t2"][mask]
-    return {"all brain": np.ones_like(t2, bool), "T2 < 90 ms (WM)": t2 < 90,
-            "T2 90-500 ms (GM)": (t2 >= 90) & (t2 < 500), "T2 >= 500 ms (CSF)": t2 >= 500}
+    """:func:`tissue_regions` as selections of the brain voxels ``truth[...][mask]``."""
+    return {k: v[mask] for k, v in tissue_regions(truth["t2"], mask).items()}
 
 
 def main(argv=None) -> int:

@@ -91,6 +91,21 @@ def write_table(results: Path, marker: str, table: str) -> None:
     results.write_text(text)
 
 
+def add_output_arguments(parser: argparse.ArgumentParser, marker: str) -> None:
+    """``--marker`` (``''``: print only) and ``--results`` (the file the table goes in)."""
+    parser.add_argument("--marker", default=marker, help="table marker in the results file ('' prints only)")
+    parser.add_argument("--results", default=str(ROOT / "training" / "RESULTS.md"))
+
+
+def publish(args: argparse.Namespace, table: str) -> None:
+    """Write ``table`` between ``args.marker``'s comments in ``args.results``, or print it."""
+    if not args.marker:
+        print(table)
+        return
+    write_table(Path(args.results), args.marker, table)
+    print(f"updated {args.results} ({args.marker})")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--phantom", default=DEFAULT_PHANTOM)
@@ -100,8 +115,7 @@ def main(argv=None) -> int:
                         help="the bundled weights are trained on the paper split, so only it is "
                              "held out for them; slices is for models trained on its train part")
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--marker", default="quality-table")
-    parser.add_argument("--results", default=str(ROOT / "training" / "RESULTS.md"))
+    add_output_arguments(parser, "quality-table")
     parser.add_argument("--json-dir", help="also write each report as JSON here (for export --metrics)")
     parser.add_argument("--consistency", type=float, metavar="W",
                         help="physics models' data-consistency weight (default: the engine's, 0.75)")
@@ -111,8 +125,7 @@ def main(argv=None) -> int:
     keep_freed_memory()
     rows = evaluate_rows(args.models, args.weights, args.phantom, args.splits, args.device,
                          args.json_dir, args.consistency)
-    write_table(Path(args.results), args.marker, "\n".join([HEADER, *rows]))
-    print(f"updated {args.results} ({args.marker})")
+    publish(args, "\n".join([HEADER, *rows]))
     return 0
 
 

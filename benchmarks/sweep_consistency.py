@@ -13,9 +13,7 @@ training/RESULTS.md (``--marker ''`` prints it only).
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
-
-from make_results import DEFAULT_PHANTOM, ROOT, write_table
+from make_results import DEFAULT_PHANTOM, add_output_arguments, publish
 
 
 def sweep(model: str, weights: list[float], phantoms: list[str], limit: int, device: str) -> str:
@@ -43,16 +41,13 @@ def main(argv=None) -> int:
     parser.add_argument("--phantoms", nargs="+", default=[DEFAULT_PHANTOM, "mni152"])
     parser.add_argument("--limit", type=int, default=600)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--marker", default="consistency-table")
-    parser.add_argument("--results", default=str(ROOT / "training" / "RESULTS.md"))
+    add_output_arguments(parser, "consistency-table")
     args = parser.parse_args(argv)
     from napari_mr_reparam.devices import keep_freed_memory
 
     keep_freed_memory()
     table = sweep(args.model, args.weights_list, args.phantoms, args.limit, args.device)
-    if args.marker:
-        write_table(Path(args.results), args.marker, table)
-        print(f"updated {args.results} ({args.marker})")
+    publish(args, table)
     return 0
 
 
