@@ -128,6 +128,17 @@ def test_random_subject_sharpening_makes_pure_tissue(mni):
     assert not np.array_equal(a.t2, random_subject(mni, 2, deform_mm=0.0, sharpening=4.0).t2)
 
 
+def test_random_subject_stays_crisp_under_the_warp(mni):
+    # sharpening acts after the deformation: resampling crisp maps would blend every border
+    sharp = random_subject(mni, 2, deform_mm=4.0, value_jitter=0.0, sharpening=1e6)
+    table = get_table("brainweb_1.5t")
+    brain = sharp.mask() & (sharp.t1 > 0)
+    pure = np.zeros_like(brain)
+    for tissue in ("csf", "grey_matter", "white_matter"):
+        pure |= np.isclose(sharp.t1, table[tissue].t1, rtol=1e-3)
+    assert pure[brain].mean() > 0.9
+
+
 def test_mrilab_phantom():
     ph = load_phantom(f"mrilab:{mrilab_path()}")
     assert ph.shape == (90, 108, 90)

@@ -100,33 +100,43 @@ def _sample_coordinates(shape, voxel_mm, rng: np.random.Generator, deform_mm: fl
     return coords
 
 
-def _base_maps(base: Phantom, rng: np.random.Generator, tables, sharpening: float,
-               texture: float) -> tuple[dict, str]:
-    """The base maps; for a phantom built from the MNI152 head's tissue fractions
-    (``base.tissue_table``) rebuilt from a randomly drawn tissue table
-    and, with ``sharpening`` above 1, from tissue fractions sharpened by a random exponent
-    drawn log-uniformly between 1 and ``sharpening``, after grey matter, white matter and
-    CSF are weighted by fine random log-normal fields of sd up to ``texture``."""
-    maps = {k: getattr(base, k) for k in ("pd", *_TIMES)}
+def _tissue_draw(base: Phantom, rng: np.random.Generator, tables, sharpening: float, texture: float):
+    """For a phantom built from the MNI152 head's tissue fractions (``base.tissue_table``):
+    the fractions, a randomly drawn tissue table, a sharpening exponent drawn
+    log-uniformly between 1 and ``sharpening`` and a texture sd drawn up to ``texture``.
+    None for other phantoms, or when neither tables nor sharpening are asked for."""
     if base.tissue_table is None or not (tables or sharpening > 1.0):
-        return maps, base.name
+        return None
     from ..tissues import get_table
-    from .mni152 import maps_from_fractions, mni152_fractions, sharpen_fractions
+    from .mni152 import mni152_fractions
 
     fractions = mni152_fractions()
     if next(iter(fractions.values())).shape != base.shape:
-        return maps, base.name
+        return None
     table = get_table(str(tables[int(rng.integers(len(tables)))]) if tables else base.tissue_table)
-    if sharpening > 1.0:
-        exponent = float(np.exp(rng.uniform(0.0, np.log(sharpening))))
-        weights = None
-        if texture > 0:
-            shape, voxel = base.shape, tuple(float(v) for v in base.voxel_size_mm)
-            sd = float(rng.uniform(0.0, texture))
-            weights = {k: np.exp(sd * smooth_noise(shape, voxel, rng, TEXTURE_SIGMA_MM))
-                       for k in ("grey_matter", "white_matter", "csf")}
+    exponent = float(np.exp(rng.uniform(0.0, np.log(sharpening)))) if sharpening > 1.0 else 1.0
+    sd = float(rng.uniform(0.0, texture)) if sharpening > 1.0 and texture > 0 else 0.0
+    return fractions, table, exponent, sd
+
+
+def _tissue_maps(fractions: dict, table, exponent: float, sd: float, voxel_mm,
+                 rng: np.random.Generator) -> dict:
+    """Maps from (already warped) tissue fractions, sharpened by ``exponent`` after grey
+    matter, white matter and CSF are weighted by fine random log-normal fields of sd
+    ``sd``. Sharpening after the warp keeps the subject's tissue as crisp as drawn:
+    interpolating crisp maps would turn every border voxel into a mixture."""
+    from .mni152 import maps_from_fractions, sharpen_fractions
+
+    shape = next(iter(fractions.values())).shape
+    weights = {k: np.exp(sd * smooth_noise(shape, voxel_mm, rng, TEXTURE_SIGMA_MM))
+               for k in ("grey_matter", "white_matter", "csf")} if sd > 0 else None
+    if exponent > 1.0 or weights:
         fractions = sharpen_fractions(fractions, exponent, weights)
-    return maps_from_fractions(fractions, table), f"mni152[{table.name}]"
+    return maps_from_fractions(fractions, table)
+
+
+def _warp(volume, coords: np.ndarray, order: int = 1) -> np.ndarray:
+    return ndimage.map_coordinates(np.asarray(volume, np.float32), coords, order=order, mode="constant")
 
 
 def _jitter(maps: dict, shape, voxel_mm, rng: np.random.Generator, sd: float) -> dict:
@@ -182,12 +192,17 @@ def random_subject(base: Phantom, rng: np.random.Generator | int, *, deform_mm: 
     """
     seed = int(rng) if isinstance(rng, (int, np.integer)) else None
     rng = _as_rng(rng)
-    maps, name = _base_maps(base, rng, tables, sharpening, texture)
+    draw = _tissue_draw(base, rng, tables, sharpening, texture)
     voxel = tuple(float(v) for v in base.voxel_size_mm)
     coords = _sample_coordinates(base.shape, voxel, rng, deform_mm)
-    warped = {k: ndimage.map_coordinates(np.asarray(v, np.float32), coords, order=1, mode="constant")
-              for k, v in maps.items()}
-    mask = ndimage.map_coordinates(base.mask().astype(np.uint8), coords, order=0, mode="constant") > 0
+    if draw is None:
+        warped, name = {k: _warp(getattr(base, k), coords) for k in ("pd", *_TIMES)}, base.name
+    else:
+        fractions, table, exponent, sd = draw
+        warped = _tissue_maps({k: _warp(v, coords) for k, v in fractions.items()}, table, exponent,
+                              sd, voxel, rng)
+        name = f"mni152[{table.name}]"
+    mask = _warp(base.mask().astype(np.uint8), coords, order=0) > 0
     warped = _jitter(warped, base.shape, voxel, rng, value_jitter)
     suffix = f"+random({seed})" if seed is not None else "+random"
     return Phantom(**warped, voxel_size_mm=base.voxel_size_mm, name=name + suffix, brain_mask=mask)
