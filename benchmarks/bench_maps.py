@@ -13,7 +13,8 @@ maps are compared with the phantom's voxel for voxel, partial-volume voxels incl
 relative, |pred - true| / true. PD is only known up to a global scale (every image is
 normalized to its own maximum), so the predicted PD is first scaled by the median of
 true / predicted over the brain. Prints a Markdown table: median and 90th percentile of
-the relative error, overall and per tissue (voxels grouped by their true T2).
+the relative error, overall and per tissue (voxels grouped by their true T2; CSF also
+split into voxels with CSF all round and the rest).
 """
 
 from __future__ import annotations
@@ -85,8 +86,17 @@ def tissue_regions(t2: np.ndarray, mask: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def tissue_groups(truth: dict, mask: np.ndarray) -> dict[str, np.ndarray]:
-    """:func:`tissue_regions` as selections of the brain voxels ``truth[...][mask]``."""
-    return {k: v[mask] for k, v in tissue_regions(truth["t2"], mask).items()}
+    """:func:`tissue_regions` as selections of the brain voxels ``truth[...][mask]``, with
+    CSF also split into voxels whose eight in-plane neighbours are all CSF (ventricles, wide
+    sulci) and the rest (borders and one-voxel sulci)."""
+    from scipy import ndimage
+
+    regions = tissue_regions(truth["t2"], mask)
+    csf = regions["T2 >= 500 ms (CSF)"]
+    inside = np.stack([ndimage.binary_erosion(c, np.ones((3, 3), bool)) for c in csf])
+    regions["CSF with CSF all round"] = inside
+    regions["CSF at a border or in a thin sulcus"] = csf & ~inside
+    return {k: v[mask] for k, v in regions.items()}
 
 
 def main(argv=None) -> int:
