@@ -3,8 +3,9 @@
 A subject is the base anatomy under a smooth random deformation (plus a small global
 scale and in-plane rotation) with jittered tissue values: T1, T2, T2* and PD are
 multiplied by log-normal factors, a global one per map and a smooth spatial one. For
-the plain MNI152 head a tissue table can be drawn first and the maps rebuilt from its
-tissue fractions, optionally sharpened toward crisp tissue. Voxel-map phantoms without
+the plain MNI152 head a tissue table can be drawn and the maps rebuilt from its tissue
+fractions, deformed first and then optionally sharpened toward crisp tissue (so the
+deformation's resampling does not blend crisp borders again). Voxel-map phantoms without
 tissue classes (MRiLab's) work the same, minus the table draw.
 
 Acquisition effects are not properties of the subject, so they are not in the maps:
@@ -173,11 +174,11 @@ def random_subject(base: Phantom, rng: np.random.Generator | int, *, deform_mm: 
         each map's smooth spatial factor has half its global sd.
     tables : sequence of str, optional
         Tissue tables to draw one from, for the plain MNI152 head (ignored otherwise):
-        its maps are rebuilt with that table before the jitter.
+        its maps are rebuilt with that table from the deformed tissue fractions.
     sharpening : float
         For the plain MNI152 head: largest exponent its tissue fractions are sharpened by
         (:func:`~napari_mr_reparam.phantoms.mni152.sharpen_fractions`; drawn
-        log-uniformly from 1), so subjects range from the template's soft mixtures to
+        log-uniformly from 1) after the deformation, so subjects range from the template's soft mixtures to
         nearly crisp tissue. 1 (the default) leaves them as they are.
     texture : float
         With sharpening: largest sd of the fine log-normal fields that weight grey matter,
