@@ -2,6 +2,7 @@
 
     python benchmarks/bench_maps.py [--model physics] [--phantom mrilab:PATH] [--slices 24] [--held-out]
                                     [--input-te 50 --input-tr 4500] [--consistency W]
+                                    [--subject SEED [--tables T ...] [--sharpening 16] [--texture 1]]
 
 The phantom's slices are simulated at the input acquisition as the protocol does (8-bit,
 each image normalized to its maximum, padded square, 256 px), the model infers PD, T1 and
@@ -14,7 +15,9 @@ relative, |pred - true| / true. PD is only known up to a global scale (every ima
 normalized to its own maximum), so the predicted PD is first scaled by the median of
 true / predicted over the brain. Prints a Markdown table: median and 90th percentile of
 the relative error, overall and per tissue (voxels grouped by their true T2; CSF also
-split into voxels with CSF all round and the rest).
+split into voxels with CSF all round and the rest). ``--subject SEED`` scores a random
+subject of the phantom instead (deformed, tissue table drawn from ``--tables``, sharpened),
+as the training stream draws them: the model's maps where it has no excuse of a new head.
 """
 
 from __future__ import annotations
@@ -36,13 +39,19 @@ def _nearest(maps: np.ndarray, size: int) -> np.ndarray:
 
 
 def truth_and_prediction(model: str, phantom_spec: str, slices: int, te_in: float, tr_in: float,
-                         held_out: bool = False, consistency: float | None = None):
-    """The phantom's maps and the model's, on the model's grid, with the brain mask."""
+                         held_out: bool = False, consistency: float | None = None,
+                         subject: dict | None = None):
+    """The phantom's maps and the model's, on the model's grid, with the brain mask;
+    ``subject`` (``random_subject`` keywords with ``seed``) scores a random subject of it."""
     from napari_mr_reparam.inference import Reparameterizer
     from napari_mr_reparam.phantoms import load_phantom
     from napari_mr_reparam.simulate import Acquisition, choose_slices, pad_to_square, simulate_images
 
     phantom = load_phantom(phantom_spec)
+    if subject is not None:
+        from napari_mr_reparam.phantoms.random_subject import random_subject
+
+        phantom = random_subject(phantom, **subject)
     index = choose_slices(phantom, slices)
     if held_out:  # only the test slices of the protocol's slices split
         from napari_mr_reparam.datasets import build_protocol_dataset
@@ -109,9 +118,18 @@ def main(argv=None) -> int:
     parser.add_argument("--input-te", type=float, default=50.0)
     parser.add_argument("--input-tr", type=float, default=4500.0)
     parser.add_argument("--consistency", type=float, help="data-consistency weight (default the engine's)")
+    parser.add_argument("--subject", type=int, metavar="SEED",
+                        help="score a random subject of the phantom, as the training stream draws them")
+    parser.add_argument("--tables", nargs="+", help="with --subject: tissue tables to draw from")
+    parser.add_argument("--sharpening", type=float, default=16.0, help="with --subject (default 16)")
+    parser.add_argument("--texture", type=float, default=1.0, help="with --subject (default 1)")
     args = parser.parse_args(argv)
+    subject = None
+    if args.subject is not None:
+        subject = {"rng": args.subject, "tables": args.tables, "sharpening": args.sharpening,
+                   "texture": args.texture}
     truth, pred, mask = truth_and_prediction(args.model, args.phantom, args.slices, args.input_te,
-                                             args.input_tr, args.held_out, args.consistency)
+                                             args.input_tr, args.held_out, args.consistency, subject)
     errors = relative_errors(truth, pred, mask)
     print(f"{args.model} maps from TE {args.input_te:g} / TR {args.input_tr:g} ms images of "
           f"{args.phantom.split('/')[-1]}, {len(mask)} slices{' (held out)' if args.held_out else ''}, "
