@@ -128,8 +128,11 @@ def main(argv=None) -> int:
     if args.subject is not None:
         subject = {"rng": args.subject, "tables": args.tables, "sharpening": args.sharpening,
                    "texture": args.texture}
-    truth, pred, mask = truth_and_prediction(args.model, args.phantom, args.slices, args.input_te,
-                                             args.input_tr, args.held_out, args.consistency, subject)
+    try:
+        truth, pred, mask = truth_and_prediction(args.model, args.phantom, args.slices, args.input_te,
+                                                 args.input_tr, args.held_out, args.consistency, subject)
+    except (ValueError, FileNotFoundError) as exc:  # unknown model, table or phantom file
+        parser.error(str(exc))
     errors = relative_errors(truth, pred, mask)
     print(f"{args.model} maps from TE {args.input_te:g} / TR {args.input_tr:g} ms images of "
           f"{args.phantom.split('/')[-1]}, {len(mask)} slices{' (held out)' if args.held_out else ''}, "

@@ -111,7 +111,10 @@ def main(argv=None) -> int:
     parser.add_argument("--consistency", type=float, help="data-consistency weight (default the engine's)")
     add_output_arguments(parser, "")
     args = parser.parse_args(argv)
-    table = budget(args.model, args.phantom, args.limit, args.consistency)
+    try:
+        table = budget(args.model, args.phantom, args.limit, args.consistency)
+    except (ValueError, FileNotFoundError) as exc:  # unknown model or phantom file
+        parser.error(str(exc))
     publish(args, table)
     return 0
 

@@ -118,7 +118,7 @@ def main(argv=None) -> int:
     add_output_arguments(parser, "quality-table")
     parser.add_argument("--json-dir", help="also write each report as JSON here (for export --metrics)")
     parser.add_argument("--consistency", type=float, metavar="W",
-                        help="physics models' data-consistency weight (default: the engine's, 0.75)")
+                        help="physics models' data-consistency weight (default: the engine's)")
     args = parser.parse_args(argv)
     from napari_mr_reparam.devices import keep_freed_memory
 

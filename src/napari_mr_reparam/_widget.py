@@ -4,14 +4,15 @@ A magicgui :class:`~magicgui.widgets.Container` whose controls scripts and tests
 by name: ``image``, ``model``, ``input_te``, ``input_tr``, ``te``, ``tr``,
 ``ground_truth``, ``device``, ``live``, ``run``, ``cancel``, ``progress``, ``status``
 and ``metrics``; for the physics model also ``sequence``, ``ti``, ``flip``,
-``consistency`` and ``add_maps``. Model work runs in napari ``thread_worker`` threads; torch is imported
-only when the first prediction starts, so the widget opens quickly.
+``consistency`` and ``add_maps``. Model work runs in napari ``thread_worker`` threads;
+torch is imported only when the first prediction starts, so the widget opens quickly.
 
 Dragging ``te``/``tr`` predicts the slice on screen (debounced; while a prediction runs
 only the newest request is kept, so stale ones are dropped) and, once the sliders rest,
 the whole volume. ``run`` predicts the whole volume at once; ``cancel`` stops it.
-The physics model computes PD/T1/T2 maps once per input (cached per layer, model and
-input TE/TR and data-consistency weight) and then re-renders the whole volume on every change, in milliseconds.
+The physics model computes PD/T1/T2 maps once per input (cached per layer, model, input
+TE/TR and data-consistency weight) and then re-renders the whole volume on every change,
+in milliseconds.
 """
 
 from __future__ import annotations

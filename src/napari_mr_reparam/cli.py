@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from . import DEFAULT_CONSISTENCY
+
 
 def run_cli(parser: argparse.ArgumentParser, argv=None) -> int:
     """Parse ``argv``, run the chosen sub-command, and turn expected failures into one line.
@@ -191,7 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--batch-size", type=int, default=8, help="slices per batch (default 8)")
     pr.add_argument("--consistency", type=float, metavar="W",
                     help="physics model: weight (0-1) with which the maps are pulled toward "
-                         "reproducing the input at its own TE/TR (default 0.75)")
+                         f"reproducing the input at its own TE/TR (default {DEFAULT_CONSISTENCY:g})")
     pr.add_argument("--overwrite", action="store_true", help="replace an existing output")
     pr.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     pr.set_defaults(func=cmd_predict)

@@ -178,8 +178,8 @@ def random_subject(base: Phantom, rng: np.random.Generator | int, *, deform_mm: 
     sharpening : float
         For the plain MNI152 head: largest exponent its tissue fractions are sharpened by
         (:func:`~napari_mr_reparam.phantoms.mni152.sharpen_fractions`; drawn
-        log-uniformly from 1) after the deformation, so subjects range from the template's soft mixtures to
-        nearly crisp tissue. 1 (the default) leaves them as they are.
+        log-uniformly from 1) after the deformation, so subjects range from the template's
+        soft mixtures to nearly crisp tissue. 1 (the default) leaves them as they are.
     texture : float
         With sharpening: largest sd of the fine log-normal fields that weight grey matter,
         white matter and CSF before sharpening, so borders (sulci, ventricle edges) move

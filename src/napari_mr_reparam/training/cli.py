@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from .. import DEFAULT_CONSISTENCY
 from ..cli import run_cli
 
 
@@ -194,7 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--device", default="auto")
     ev.add_argument("--batch-size", type=_positive_int, default=16)
     ev.add_argument("--consistency", type=float, metavar="W",
-                    help="physics model: data-consistency weight, 0-1 (default 0.75)")
+                    help=f"physics model: data-consistency weight, 0-1 (default {DEFAULT_CONSISTENCY:g})")
     ev.add_argument("--json", help="also write the report as JSON")
     ev.set_defaults(func=cmd_evaluate)
 
