@@ -139,6 +139,26 @@ def test_random_subject_stays_crisp_under_the_warp(mni):
     assert pure[brain].mean() > 0.9
 
 
+def test_random_subject_csf_expansion_widens_csf_and_sharpening_min_keeps_it_crisp(mni):
+    csf_t1 = get_table("brainweb_1.5t")["csf"].t1
+
+    def csf_share(subject):
+        brain = subject.mask() & (subject.t1 > 0)
+        return np.isclose(subject.t1[brain], csf_t1, rtol=1e-3).mean()
+
+    plain = random_subject(mni, 3, deform_mm=0.0, value_jitter=0.0, sharpening=16.0, sharpening_min=16.0)
+    wide = random_subject(mni, 3, deform_mm=0.0, value_jitter=0.0, sharpening=16.0, sharpening_min=16.0,
+                          csf_expansion=1e3)  # the draw is log-uniform: at least a few-fold
+    assert csf_share(wide) > 1.3 * csf_share(plain)
+    # same head: only border voxels CSF shares with the skull or scalp may change hands
+    assert (wide.pd > 0.05).sum() == pytest.approx((plain.pd > 0.05).sum(), rel=0.1)
+    # the smallest exponent bounds how soft a draw can be: equal bounds fix it
+    fixed = random_subject(mni, 5, deform_mm=0.0, value_jitter=0.0, sharpening=16.0, sharpening_min=16.0)
+    assert csf_share(fixed) > 0.6 * csf_share(plain)  # crisp for any seed, unlike a draw near 1
+    assert np.array_equal(random_subject(mni, 4, sharpening=4.0).t2,
+                          random_subject(mni, 4, sharpening=4.0, sharpening_min=1.0, csf_expansion=1.0).t2)
+
+
 def test_mrilab_phantom():
     ph = load_phantom(f"mrilab:{mrilab_path()}")
     assert ph.shape == (90, 108, 90)

@@ -42,6 +42,12 @@ def test_recipe_loading(tmp_path):
         TrainConfig(fraction_sharpening=0.5)
     with pytest.raises(ValueError, match="only acts with fraction_sharpening"):
         TrainConfig(fraction_texture=1.0)
+    with pytest.raises(ValueError, match="fraction_sharpening_min"):
+        TrainConfig(fraction_sharpening=4.0, fraction_sharpening_min=8.0)
+    with pytest.raises(ValueError, match="csf_expansion"):
+        TrainConfig(csf_expansion=0.5)
+    options = TrainConfig(fraction_sharpening=4.0, csf_expansion=2.0).stream_options()
+    assert (options["sharpening"], options["sharpening_min"], options["csf_expansion"]) == (4.0, 1.0, 2.0)
 
 
 def test_bundled_recipes_parse():

@@ -101,12 +101,19 @@ def _sample_coordinates(shape, voxel_mm, rng: np.random.Generator, deform_mm: fl
     return coords
 
 
-def _tissue_draw(base: Phantom, rng: np.random.Generator, tables, sharpening: float, texture: float):
+def _log_uniform(rng: np.random.Generator, low: float, high: float) -> float:
+    """A draw log-uniform between ``low`` and ``high`` (``low`` when they are equal)."""
+    return float(np.exp(rng.uniform(np.log(low), np.log(high)))) if high > low else float(low)
+
+
+def _tissue_draw(base: Phantom, rng: np.random.Generator, tables, sharpening: float, texture: float,
+                 sharpening_min: float = 1.0, csf_expansion: float = 1.0):
     """For a phantom built from the MNI152 head's tissue fractions (``base.tissue_table``):
     the fractions, a randomly drawn tissue table, a sharpening exponent drawn
-    log-uniformly between 1 and ``sharpening`` and a texture sd drawn up to ``texture``.
-    None for other phantoms, or when neither tables nor sharpening are asked for."""
-    if base.tissue_table is None or not (tables or sharpening > 1.0):
+    log-uniformly between ``sharpening_min`` and ``sharpening``, a texture sd drawn up to
+    ``texture`` and a CSF weight drawn log-uniformly between 1 and ``csf_expansion``.
+    None for other phantoms, or when no table, sharpening or CSF expansion is asked for."""
+    if base.tissue_table is None or not (tables or sharpening > 1.0 or csf_expansion > 1.0):
         return None
     from ..tissues import get_table
     from .mni152 import mni152_fractions
@@ -115,22 +122,26 @@ def _tissue_draw(base: Phantom, rng: np.random.Generator, tables, sharpening: fl
     if next(iter(fractions.values())).shape != base.shape:
         return None
     table = get_table(str(tables[int(rng.integers(len(tables)))]) if tables else base.tissue_table)
-    exponent = float(np.exp(rng.uniform(0.0, np.log(sharpening)))) if sharpening > 1.0 else 1.0
+    exponent = _log_uniform(rng, min(sharpening_min, sharpening), sharpening)
     sd = float(rng.uniform(0.0, texture)) if sharpening > 1.0 and texture > 0 else 0.0
-    return fractions, table, exponent, sd
+    csf = _log_uniform(rng, 1.0, csf_expansion)
+    return fractions, table, exponent, sd, csf
 
 
 def _tissue_maps(fractions: dict, table, exponent: float, sd: float, voxel_mm,
-                 rng: np.random.Generator) -> dict:
+                 rng: np.random.Generator, csf: float = 1.0) -> dict:
     """Maps from (already warped) tissue fractions, sharpened by ``exponent`` after grey
     matter, white matter and CSF are weighted by fine random log-normal fields of sd
-    ``sd``. Sharpening after the warp keeps the subject's tissue as crisp as drawn:
+    ``sd`` (and CSF by ``csf`` besides, which widens sulci and ventricles as atrophy
+    does). Sharpening after the warp keeps the subject's tissue as crisp as drawn:
     interpolating crisp maps would turn every border voxel into a mixture."""
     from .mni152 import maps_from_fractions, sharpen_fractions
 
     shape = next(iter(fractions.values())).shape
     weights = {k: np.exp(sd * smooth_noise(shape, voxel_mm, rng, TEXTURE_SIGMA_MM))
-               for k in ("grey_matter", "white_matter", "csf")} if sd > 0 else None
+               for k in ("grey_matter", "white_matter", "csf")} if sd > 0 else {}
+    if csf > 1.0:
+        weights["csf"] = weights.get("csf", 1.0) * np.float32(csf)
     if exponent > 1.0 or weights:
         fractions = sharpen_fractions(fractions, exponent, weights)
     return maps_from_fractions(fractions, table)
@@ -157,7 +168,8 @@ def _jitter(maps: dict, shape, voxel_mm, rng: np.random.Generator, sd: float) ->
 
 def random_subject(base: Phantom, rng: np.random.Generator | int, *, deform_mm: float = 4.0,
                    value_jitter: float = 0.10, tables=None, sharpening: float = 1.0,
-                   texture: float = 0.0) -> Phantom:
+                   texture: float = 0.0, sharpening_min: float = 1.0,
+                   csf_expansion: float = 1.0) -> Phantom:
     """A randomly deformed copy of ``base`` with jittered tissue values.
 
     Parameters
@@ -184,6 +196,12 @@ def random_subject(base: Phantom, rng: np.random.Generator | int, *, deform_mm: 
         With sharpening: largest sd of the fine log-normal fields that weight grey matter,
         white matter and CSF before sharpening, so borders (sulci, ventricle edges) move
         and fold differently in every subject. 0 (the default) adds none.
+    sharpening_min : float
+        Smallest sharpening exponent drawn (1, the default: down to the soft template).
+    csf_expansion : float
+        For the plain MNI152 head: largest factor (drawn log-uniformly from 1) that CSF
+        is weighted by against the other tissues, so sulci and ventricles widen, from a
+        young brain's to an atrophied one's. 1 (the default) leaves CSF as it is.
 
     Returns
     -------
@@ -193,15 +211,15 @@ def random_subject(base: Phantom, rng: np.random.Generator | int, *, deform_mm: 
     """
     seed = int(rng) if isinstance(rng, (int, np.integer)) else None
     rng = _as_rng(rng)
-    draw = _tissue_draw(base, rng, tables, sharpening, texture)
+    draw = _tissue_draw(base, rng, tables, sharpening, texture, sharpening_min, csf_expansion)
     voxel = tuple(float(v) for v in base.voxel_size_mm)
     coords = _sample_coordinates(base.shape, voxel, rng, deform_mm)
     if draw is None:
         warped, name = {k: _warp(getattr(base, k), coords) for k in ("pd", *_TIMES)}, base.name
     else:
-        fractions, table, exponent, sd = draw
+        fractions, table, exponent, sd, csf = draw
         warped = _tissue_maps({k: _warp(v, coords) for k, v in fractions.items()}, table, exponent,
-                              sd, voxel, rng)
+                              sd, voxel, rng, csf)
         name = f"mni152[{table.name}]"
     mask = _warp(base.mask().astype(np.uint8), coords, order=0) > 0
     warped = _jitter(warped, base.shape, voxel, rng, value_jitter)

@@ -43,6 +43,8 @@ class TrainConfig:
     # template's soft mixtures; higher draws range up to nearly crisp tissue)
     fraction_sharpening: float = 1.0
     fraction_texture: float = 0.0      # largest sd of the fields that move borders first
+    fraction_sharpening_min: float = 1.0  # smallest exponent drawn
+    csf_expansion: float = 1.0         # largest factor CSF is widened by (atrophy; 1 = none)
     pairs: int = 200
     slices: int = 24
     size: int = 256
@@ -95,6 +97,17 @@ class TrainConfig:
                              f"{self.fraction_sharpening} and {self.fraction_texture}")
         if self.fraction_texture > 0 and self.fraction_sharpening == 1.0:
             raise ValueError("fraction_texture only acts with fraction_sharpening > 1")
+        if not 1.0 <= self.fraction_sharpening_min <= self.fraction_sharpening or self.csf_expansion < 1.0:
+            raise ValueError("fraction_sharpening_min must lie in [1, fraction_sharpening] and "
+                             f"csf_expansion be >= 1, got {self.fraction_sharpening_min} and "
+                             f"{self.csf_expansion}")
+
+    def stream_options(self) -> dict:
+        """The randomized subjects' keywords for
+        :class:`~napari_mr_reparam.datasets.StreamingSampler` (tables and anatomy)."""
+        return {"tables": self.tables, "sharpening": self.fraction_sharpening,
+                "texture": self.fraction_texture, "sharpening_min": self.fraction_sharpening_min,
+                "csf_expansion": self.csf_expansion}
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -66,9 +66,7 @@ class StreamTargets:
         self.sampler = StreamingSampler([load_phantom(s) for s in cfg.phantoms], task=cfg.task,
                                         size=None if cfg.native_input else cfg.size,
                                         seed=cfg.seed * 1000 + rank,
-                                        tables=cfg.tables, sharpening=cfg.fraction_sharpening,
-                                        texture=cfg.fraction_texture,
-                                        with_maps=cfg.map_weight > 0)
+                                        with_maps=cfg.map_weight > 0, **cfg.stream_options())
 
     def next(self, rng, batch_size: int) -> dict:
         return self.sampler.batch(batch_size, targets=self.cfg.targets_per_input)
