@@ -2,7 +2,8 @@
 
     python benchmarks/bench_maps.py [--model physics] [--phantom mrilab:PATH] [--slices 24] [--held-out]
                                     [--input-te 50 --input-tr 4500] [--consistency W]
-                                    [--subject SEED [--tables T ...] [--sharpening 16] [--texture 1]]
+                                    [--subject SEED [--tables T ...] [--sharpening 16] [--texture 1]
+                                                   [--sharpening-min 1] [--csf-expansion 1]]
 
 The phantom's slices are simulated at the input acquisition as the protocol does (8-bit,
 each image normalized to its maximum, padded square, 256 px), the model infers PD, T1 and
@@ -123,11 +124,14 @@ def main(argv=None) -> int:
     parser.add_argument("--tables", nargs="+", help="with --subject: tissue tables to draw from")
     parser.add_argument("--sharpening", type=float, default=16.0, help="with --subject (default 16)")
     parser.add_argument("--texture", type=float, default=1.0, help="with --subject (default 1)")
+    parser.add_argument("--sharpening-min", type=float, default=1.0, help="with --subject (default 1)")
+    parser.add_argument("--csf-expansion", type=float, default=1.0, help="with --subject (default 1)")
     args = parser.parse_args(argv)
     subject = None
     if args.subject is not None:
         subject = {"rng": args.subject, "tables": args.tables, "sharpening": args.sharpening,
-                   "texture": args.texture}
+                   "texture": args.texture, "sharpening_min": args.sharpening_min,
+                   "csf_expansion": args.csf_expansion}
     try:
         truth, pred, mask = truth_and_prediction(args.model, args.phantom, args.slices, args.input_te,
                                                  args.input_tr, args.held_out, args.consistency, subject)
