@@ -15,7 +15,10 @@ brain (images are normalized to their maximum, so only PD's ratios matter).
 Where the phantom's voxels carry a tissue table's exact values (the MRiLab phantom holds
 MRiLab's table), a second part asks what the prior on tissue values alone costs: the
 truth with its pure CSF, grey and white matter voxels given another table's values (mixed
-voxels keep theirs), i.e. a model that got the anatomy right but believed another table.
+voxels keep theirs), i.e. a model that got the anatomy right but believed another table;
+and the same with the geometric mean of the training tables (BrainWeb 1.5 T, MRiLab, 3 T),
+for all three maps and for T1 or T2 alone: a model that got the anatomy right but could not
+tell which table the input came from.
 Writes the table between ``<!-- MARKER:begin/end -->`` in training/RESULTS.md
 (``--marker ''`` prints only).
 """
@@ -23,6 +26,8 @@ Writes the table between ``<!-- MARKER:begin/end -->`` in training/RESULTS.md
 from __future__ import annotations
 
 import argparse
+from types import SimpleNamespace
+
 import numpy as np
 from bench_maps import tissue_regions
 from make_results import DEFAULT_PHANTOM, add_output_arguments, publish
@@ -51,13 +56,21 @@ def replaced(pred: dict, truth: dict, region: np.ndarray) -> dict:
     return {k: np.where(region, truth[k], pred[k]) for k in _KEYS}
 
 
-def with_table(truth: dict, classes: dict[str, np.ndarray], table) -> dict:
-    """The truth with each pure-tissue class given ``table``'s values for that tissue."""
+def with_table(truth: dict, classes: dict[str, np.ndarray], table, keys=_KEYS) -> dict:
+    """The truth with each pure-tissue class given ``table``'s values for that tissue
+    (for the maps in ``keys``; the others stay true)."""
     out = {k: v.copy() for k, v in truth.items()}
     for name, voxels in classes.items():
-        for k in _KEYS:
+        for k in keys:
             out[k][voxels] = getattr(table[name], k)
     return out
+
+
+def geometric_mean_table(tables) -> dict[str, SimpleNamespace]:
+    """Per brain tissue, the geometric mean of the tables' PD, T1 and T2."""
+    return {name: SimpleNamespace(**{k: float(np.exp(np.mean([np.log(getattr(t[name], k)) for t in tables])))
+                                     for k in _KEYS})
+            for name in ("csf", "grey_matter", "white_matter")}
 
 
 def pure_classes(truth: dict, brain: np.ndarray, table) -> dict[str, np.ndarray]:
@@ -96,6 +109,10 @@ def budget(model: str, phantom_spec: str, limit: int, consistency: float | None)
             for other_name, other in TABLES.items():
                 if other_name != name:
                     rows.append((f"truth, pure brain tissue with {other_name}'s values", with_table(truth, classes, other)))
+            mean = geometric_mean_table(TABLES.values())
+            rows.append(("truth, pure brain tissue with the tables' geometric mean", with_table(truth, classes, mean)))
+            rows += [(f"truth, pure brain tissue with the tables' geometric-mean {k.upper()} only",
+                      with_table(truth, classes, mean, keys=(k,))) for k in ("t1", "t2")]
     lines = ["| maps | PSNR (dB) | PSNR brain (dB) |", "|---|---|---|"]
     for label, m in rows:
         lines.append(f"| {label} | " + " | ".join(f"{v:.2f}" for v in render_scores(m, ds, pairs, slices)) + " |")
