@@ -28,13 +28,13 @@ Writes the table between ``<!-- MARKER:begin/end -->`` in training/RESULTS.md
 from __future__ import annotations
 
 import argparse
-from types import SimpleNamespace
 
 import numpy as np
 from bench_maps import tissue_regions
 from make_results import DEFAULT_PHANTOM, add_output_arguments, publish
 
 _KEYS = ("pd", "t1", "t2")
+_BRAIN_TISSUES = ("white_matter", "grey_matter", "csf")
 
 
 def render_scores(maps: dict, ds, pairs, slices) -> tuple[float, float]:
@@ -68,11 +68,15 @@ def with_table(truth: dict, classes: dict[str, np.ndarray], table, keys=_KEYS) -
     return out
 
 
-def geometric_mean_table(tables) -> dict[str, SimpleNamespace]:
-    """Per brain tissue, the geometric mean of the tables' PD, T1 and T2."""
-    return {name: SimpleNamespace(**{k: float(np.exp(np.mean([np.log(getattr(t[name], k)) for t in tables])))
-                                     for k in _KEYS})
-            for name in ("csf", "grey_matter", "white_matter")}
+def geometric_mean_table(tables) -> dict:
+    """Per brain tissue, a :class:`~napari_mr_reparam.tissues.Tissue` holding the geometric
+    mean of the tables' values."""
+    from napari_mr_reparam.tissues import Tissue
+
+    def mean(name, key):
+        return float(np.exp(np.mean([np.log(getattr(t[name], key)) for t in tables])))
+
+    return {name: Tissue(**{k: mean(name, k) for k in ("t1", "t2", "t2star", "pd")}) for name in _BRAIN_TISSUES}
 
 
 def recalibrated(truth: dict, brain: np.ndarray, table, target: dict, keys=_KEYS) -> dict:
@@ -80,10 +84,9 @@ def recalibrated(truth: dict, brain: np.ndarray, table, target: dict, keys=_KEYS
     per map, log values shifted by the pure tissues' log shifts, interpolated between them
     (so pure voxels land on ``target`` exactly and mixed ones in between)."""
     out = {k: v.copy() for k, v in truth.items()}
-    names = ("white_matter", "grey_matter", "csf")
     for k in keys:
-        x = np.log([getattr(table[n], k) for n in names])
-        shift = np.log([getattr(target[n], k) for n in names]) - x
+        x = np.log([getattr(table[n], k) for n in _BRAIN_TISSUES])
+        shift = np.log([getattr(target[n], k) for n in _BRAIN_TISSUES]) - x
         order = np.argsort(x)
         v = np.log(np.maximum(out[k][brain], 1e-6))
         out[k][brain] = np.exp(v + np.interp(v, x[order], shift[order]))
@@ -94,7 +97,7 @@ def pure_classes(truth: dict, brain: np.ndarray, table) -> dict[str, np.ndarray]
     """Brain voxels holding exactly ``table``'s CSF, grey or white matter values."""
     return {name: brain & np.isclose(truth["t1"], table[name].t1) & np.isclose(truth["t2"], table[name].t2)
             & np.isclose(truth["pd"], table[name].pd, atol=1e-3)
-            for name in ("csf", "grey_matter", "white_matter")}
+            for name in _BRAIN_TISSUES}
 
 
 def budget(model: str, phantom_spec: str, limit: int, consistency: float | None) -> str:
@@ -120,13 +123,13 @@ def budget(model: str, phantom_spec: str, limit: int, consistency: float | None)
     regions.update({"truth outside the brain": ~brain, "truth in the whole brain": brain})
     rows += [(label, replaced(pred, truth, region)) for label, region in regions.items()]
     rows.append(("the truth everywhere", truth))
+    mean = geometric_mean_table(list(TABLES.values()))
     for name, table in TABLES.items():
         classes = pure_classes(truth, brain, table)
         if sum(int(v.sum()) for v in classes.values()) > 0.3 * brain.sum():
             for other_name, other in TABLES.items():
                 if other_name != name:
                     rows.append((f"truth, pure brain tissue with {other_name}'s values", with_table(truth, classes, other)))
-            mean = geometric_mean_table(TABLES.values())
             rows.append(("truth, pure brain tissue with the tables' geometric mean", with_table(truth, classes, mean)))
             rows.append(("truth, whole brain moved to the tables' geometric mean",
                          recalibrated(truth, brain, table, mean)))
