@@ -6,6 +6,7 @@ from napari_mr_reparam import physics
 from napari_mr_reparam.phantoms import (Phantom, load_phantom, random_bias_field,
                                         random_noise_level, random_subject)
 from napari_mr_reparam.phantoms.mni152 import maps_from_fractions, mni152_fractions, sharpen_fractions
+from napari_mr_reparam.phantoms.random_subject import add_sulci
 from napari_mr_reparam.tissues import TISSUES, get_table
 
 MAPS = ("pd", "t1", "t2", "t2star")
@@ -157,6 +158,44 @@ def test_random_subject_csf_expansion_widens_csf_and_sharpening_min_keeps_it_cri
     assert csf_share(fixed) > 0.6 * csf_share(plain)  # crisp for any seed, unlike a draw near 1
     assert np.array_equal(random_subject(mni, 4, sharpening=4.0).t2,
                           random_subject(mni, 4, sharpening=4.0, sharpening_min=1.0, csf_expansion=1.0).t2)
+
+
+def test_add_sulci_moves_grey_matter_into_thin_partial_volume_csf():
+    rng = np.random.default_rng(0)
+    shape = (12, 40, 40)
+    gm = rng.uniform(0.0, 1.0, shape).astype(np.float32)
+    fractions = {"grey_matter": gm, "white_matter": 1 - gm, "csf": np.zeros(shape, np.float32)}
+    assert add_sulci(fractions, (2.0,) * 3, np.random.default_rng(1), 0.0) is fractions
+    thin, wide = (add_sulci(fractions, (2.0,) * 3, np.random.default_rng(1), w) for w in (1.0, 4.0))
+    for out in (thin, wide):
+        total = sum(out.values())
+        assert np.allclose(total, 1.0, atol=1e-5)  # per voxel the total is kept
+        assert np.array_equal(out["white_matter"], fractions["white_matter"])  # only grey matter gives
+        assert (out["csf"] >= 0).all() and (out["grey_matter"] >= -1e-6).all()
+    share = thin["csf"] / np.maximum(gm, 1e-6)  # the share of its grey matter a voxel gave
+    assert share.max() <= 0.5 + 1e-5  # a 1 mm sheet covers at most half a 2 mm voxel
+    cut = share > 0.01
+    assert 0.05 < cut.mean() < 0.6  # thin sheets: some voxels, not most
+    assert wide["csf"].sum() > 2 * thin["csf"].sum()
+    assert (wide["csf"] / np.maximum(gm, 1e-6)).max() == pytest.approx(1.0, abs=1e-5)
+
+
+def test_random_subject_sulci_add_mixed_csf_to_a_crisp_head(mni):
+    table = get_table("brainweb_1.5t")
+
+    def csf_mixed_share(subject):
+        brain = subject.mask() & (subject.t1 > 0)
+        t1 = subject.t1[brain]
+        between = (t1 > table["grey_matter"].t1 * 1.02) & (t1 < table["csf"].t1 * 0.98)
+        return between.mean()
+
+    crisp = dict(deform_mm=0.0, value_jitter=0.0, sharpening=16.0, sharpening_min=16.0)
+    plain = random_subject(mni, 3, **crisp)
+    cut = random_subject(mni, 3, **crisp, sulcus_width=2.0)
+    assert csf_mixed_share(cut) > 3 * csf_mixed_share(plain)  # 18 % of the brain against 3 %
+    assert (cut.pd > 0.05).sum() == pytest.approx((plain.pd > 0.05).sum(), rel=0.01)  # same head
+    assert np.array_equal(random_subject(mni, 4, sharpening=4.0).t2,
+                          random_subject(mni, 4, sharpening=4.0, sulcus_width=0.0).t2)
 
 
 def test_mrilab_phantom():

@@ -28,6 +28,9 @@ DEFORM_SIGMA_MM = 9.0
 JITTER_SIGMA_MM = 25.0
 #: Smoothing of the random field that moves brain tissue borders before sharpening (mm).
 TEXTURE_SIGMA_MM = 3.0
+#: Smoothing of the random field whose zero level set places synthetic sulci (mm): its
+#: zero crossings lie about 4.4 sigma (some 13 mm) apart.
+SULCUS_SIGMA_MM = 3.0
 #: Largest global scale change and in-plane rotation.
 MAX_SCALE = 0.05
 MAX_ROTATION_DEG = 5.0
@@ -107,13 +110,15 @@ def _log_uniform(rng: np.random.Generator, low: float, high: float) -> float:
 
 
 def _tissue_draw(base: Phantom, rng: np.random.Generator, tables, sharpening: float, texture: float,
-                 sharpening_min: float = 1.0, csf_expansion: float = 1.0):
+                 sharpening_min: float = 1.0, csf_expansion: float = 1.0, sulcus_width: float = 0.0):
     """For a phantom built from the MNI152 head's tissue fractions (``base.tissue_table``):
     the fractions, a randomly drawn tissue table, a sharpening exponent drawn
     log-uniformly between ``sharpening_min`` and ``sharpening``, a texture sd drawn up to
     ``texture`` and a CSF weight drawn log-uniformly between 1 and ``csf_expansion``.
-    None for other phantoms, or when no table, sharpening or CSF expansion is asked for."""
-    if base.tissue_table is None or not (tables or sharpening > 1.0 or csf_expansion > 1.0):
+    None for other phantoms, or when no table, sharpening, CSF expansion or sulci are
+    asked for."""
+    if base.tissue_table is None or not (tables or sharpening > 1.0 or csf_expansion > 1.0
+                                         or sulcus_width > 0):
         return None
     from ..tissues import get_table
     from .mni152 import mni152_fractions
@@ -128,13 +133,42 @@ def _tissue_draw(base: Phantom, rng: np.random.Generator, tables, sharpening: fl
     return fractions, table, exponent, sd, csf
 
 
+def add_sulci(fractions: dict, voxel_mm, rng: np.random.Generator, width_mm: float) -> dict:
+    """Thin sheets of CSF cut into grey matter, with their partial volume.
+
+    The sheets are the zero level set of a smooth random field (:data:`SULCUS_SIGMA_MM`),
+    ``width_mm`` thick; each voxel gives CSF the share of its grey matter that a sheet
+    covers (its distance to the level set, |field| / |gradient|, against the sheet's and
+    the voxel's widths). So a brain whose template has smeared its sulci away gets thin,
+    mostly partial-volume CSF lines through the cortex, as a single segmented brain has.
+    Per voxel the fractions keep their total.
+    """
+    if width_mm <= 0:
+        return fractions
+    shape = next(iter(fractions.values())).shape
+    field = smooth_noise(shape, voxel_mm, rng, SULCUS_SIGMA_MM)
+    slope = np.sqrt(sum(g**2 for g in np.gradient(field, *voxel_mm)))
+    distance = np.abs(field) / np.maximum(slope, 1e-6)  # mm to the sheet's middle
+    voxel = float(np.mean(voxel_mm))
+    half = width_mm / 2
+    covered = np.clip(np.minimum(distance + voxel / 2, half) - np.maximum(distance - voxel / 2, -half),
+                      0.0, voxel) / voxel
+    out = dict(fractions)
+    taken = (covered * out["grey_matter"]).astype(np.float32)
+    out["grey_matter"] = out["grey_matter"] - taken
+    out["csf"] = out["csf"] + taken
+    return out
+
+
 def _tissue_maps(fractions: dict, table, exponent: float, sd: float, voxel_mm,
-                 rng: np.random.Generator, csf: float = 1.0) -> dict:
+                 rng: np.random.Generator, csf: float = 1.0, sulcus_width: float = 0.0) -> dict:
     """Maps from (already warped) tissue fractions, sharpened by ``exponent`` after grey
     matter, white matter and CSF are weighted by fine random log-normal fields of sd
     ``sd`` (and CSF by ``csf`` besides, which widens sulci and ventricles as atrophy
-    does). Sharpening after the warp keeps the subject's tissue as crisp as drawn:
-    interpolating crisp maps would turn every border voxel into a mixture."""
+    does), then cut by sulci of a width drawn uniformly up to ``sulcus_width`` mm
+    (:func:`add_sulci`; drawn last, so the head is the same with and without). Sharpening
+    after the warp keeps the subject's tissue as crisp as drawn: interpolating crisp maps
+    would turn every border voxel into a mixture."""
     from .mni152 import maps_from_fractions, sharpen_fractions
 
     shape = next(iter(fractions.values())).shape
@@ -144,6 +178,8 @@ def _tissue_maps(fractions: dict, table, exponent: float, sd: float, voxel_mm,
         weights["csf"] = weights.get("csf", 1.0) * np.float32(csf)
     if exponent > 1.0 or weights:
         fractions = sharpen_fractions(fractions, exponent, weights)
+    if sulcus_width > 0:
+        fractions = add_sulci(fractions, voxel_mm, rng, float(rng.uniform(0.0, sulcus_width)))
     return maps_from_fractions(fractions, table)
 
 
@@ -169,7 +205,7 @@ def _jitter(maps: dict, shape, voxel_mm, rng: np.random.Generator, sd: float) ->
 def random_subject(base: Phantom, rng: np.random.Generator | int, *, deform_mm: float = 4.0,
                    value_jitter: float = 0.10, tables=None, sharpening: float = 1.0,
                    texture: float = 0.0, sharpening_min: float = 1.0,
-                   csf_expansion: float = 1.0) -> Phantom:
+                   csf_expansion: float = 1.0, sulcus_width: float = 0.0) -> Phantom:
     """A randomly deformed copy of ``base`` with jittered tissue values.
 
     Parameters
@@ -202,6 +238,10 @@ def random_subject(base: Phantom, rng: np.random.Generator | int, *, deform_mm: 
         For the plain MNI152 head: largest factor (drawn log-uniformly from 1) that CSF
         is weighted by against the other tissues, so sulci and ventricles widen, from a
         young brain's to an atrophied one's. 1 (the default) leaves CSF as it is.
+    sulcus_width : float
+        For the plain MNI152 head: largest width (mm, drawn uniformly from 0) of the thin
+        CSF sheets cut into its grey matter (:func:`add_sulci`), whose sulci the template
+        has averaged away. 0 (the default) cuts none.
 
     Returns
     -------
@@ -211,7 +251,8 @@ def random_subject(base: Phantom, rng: np.random.Generator | int, *, deform_mm: 
     """
     seed = int(rng) if isinstance(rng, (int, np.integer)) else None
     rng = _as_rng(rng)
-    draw = _tissue_draw(base, rng, tables, sharpening, texture, sharpening_min, csf_expansion)
+    draw = _tissue_draw(base, rng, tables, sharpening, texture, sharpening_min, csf_expansion,
+                        sulcus_width)
     voxel = tuple(float(v) for v in base.voxel_size_mm)
     coords = _sample_coordinates(base.shape, voxel, rng, deform_mm)
     if draw is None:
@@ -219,7 +260,7 @@ def random_subject(base: Phantom, rng: np.random.Generator | int, *, deform_mm: 
     else:
         fractions, table, exponent, sd, csf = draw
         warped = _tissue_maps({k: _warp(v, coords) for k, v in fractions.items()}, table, exponent,
-                              sd, voxel, rng, csf)
+                              sd, voxel, rng, csf, sulcus_width)
         name = f"mni152[{table.name}]"
     mask = _warp(base.mask().astype(np.uint8), coords, order=0) > 0
     warped = _jitter(warped, base.shape, voxel, rng, value_jitter)

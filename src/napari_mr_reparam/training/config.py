@@ -45,6 +45,7 @@ class TrainConfig:
     fraction_texture: float = 0.0      # largest sd of the fields that move borders first
     fraction_sharpening_min: float = 1.0  # smallest exponent drawn
     csf_expansion: float = 1.0         # largest factor CSF is widened by (atrophy; 1 = none)
+    sulcus_width: float = 0.0          # largest width (mm) of thin CSF sulci cut into grey matter
     pairs: int = 200
     slices: int = 24
     size: int = 256
@@ -101,13 +102,15 @@ class TrainConfig:
             raise ValueError("fraction_sharpening_min must lie in [1, fraction_sharpening] and "
                              f"csf_expansion be >= 1, got {self.fraction_sharpening_min} and "
                              f"{self.csf_expansion}")
+        if self.sulcus_width < 0:
+            raise ValueError(f"sulcus_width must be >= 0 mm, got {self.sulcus_width}")
 
     def stream_options(self) -> dict:
         """The randomized subjects' keywords for
         :class:`~napari_mr_reparam.datasets.StreamingSampler` (tables and anatomy)."""
         return {"tables": self.tables, "sharpening": self.fraction_sharpening,
                 "texture": self.fraction_texture, "sharpening_min": self.fraction_sharpening_min,
-                "csf_expansion": self.csf_expansion}
+                "csf_expansion": self.csf_expansion, "sulcus_width": self.sulcus_width}
 
     def to_dict(self) -> dict:
         return asdict(self)
