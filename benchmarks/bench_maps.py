@@ -3,7 +3,9 @@
     python benchmarks/bench_maps.py [--model physics] [--phantom mrilab:PATH] [--slices 24] [--held-out]
                                     [--input-te 50 --input-tr 4500] [--consistency W]
                                     [--subject SEED [--tables T ...] [--sharpening 16] [--texture 1]
-                                                   [--sharpening-min 1] [--csf-expansion 1]]
+                                                   [--sharpening-min 1] [--csf-expansion 1]
+                                                   [--sulcus-width 0]]
+                                    [--mixtures TABLE]
 
 The phantom's slices are simulated at the input acquisition as the protocol does (8-bit,
 each image normalized to its maximum, padded square, 256 px), the model infers PD, T1 and
@@ -19,6 +21,10 @@ the relative error, overall and per tissue (voxels grouped by their true T2; CSF
 split into voxels with CSF all round and the rest). ``--subject SEED`` scores a random
 subject of the phantom instead (deformed, tissue table drawn from ``--tables``, sharpened),
 as the training stream draws them: the model's maps where it has no excuse of a new head.
+``--mixtures TABLE`` prints, in place of the table, the signed errors on partial-volume
+voxels of grey matter and CSF (no white matter), by their CSF fraction, solved from the
+true maps with that tissue table's values (exact where the phantom mixes PD, T1 and T2
+linearly, as MRiLab's phantom and the MNI152 heads do).
 """
 
 from __future__ import annotations
@@ -109,6 +115,31 @@ def tissue_groups(truth: dict, mask: np.ndarray) -> dict[str, np.ndarray]:
     return {k: v[mask] for k, v in regions.items()}
 
 
+def brain_fractions(truth: dict, mask: np.ndarray, table) -> np.ndarray:
+    """White matter, grey matter and CSF fractions (3, n) of the brain voxels, solved from
+    their true PD, T1 and T2 as linear mixtures of ``table``'s values."""
+    names = ("white_matter", "grey_matter", "csf")
+    values = np.array([[table[n].pd, table[n].t1 / 1000, table[n].t2 / 1000] for n in names]).T
+    voxels = np.stack([truth["pd"][mask], truth["t1"][mask] / 1000, truth["t2"][mask] / 1000])
+    return np.linalg.solve(values, voxels)
+
+
+def mixture_table(truth: dict, pred: dict, mask: np.ndarray, table) -> str:
+    """Median signed log error (pred / true; PD after its median ratio) of grey-matter and
+    CSF voxels binned by CSF fraction: where a model mistakes mixtures for pure tissue."""
+    wm, _, csf = brain_fractions(truth, mask, table)
+    logs = {k: np.log(np.maximum(pred[k][mask], 1e-6) / np.maximum(truth[k][mask], 1e-6)) for k in ("pd", "t1", "t2")}
+    logs["pd"] -= np.median(logs["pd"])
+    lines = ["| CSF fraction | n | PD log error | T1 log error | T2 log error |", "|---|---|---|---|---|"]
+    edges = [0.0, 0.02, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9, 0.98, 1.01]
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        chosen = (wm < 0.02) & (csf >= lo) & (csf < hi)
+        if chosen.sum() >= 20:
+            cells = " | ".join(f"{np.median(logs[k][chosen]):+.2f}" for k in ("pd", "t1", "t2"))
+            lines.append(f"| {lo:.2f}-{min(hi, 1.0):.2f} | {int(chosen.sum())} | {cells} |")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="physics")
@@ -126,17 +157,27 @@ def main(argv=None) -> int:
     parser.add_argument("--texture", type=float, default=1.0, help="with --subject (default 1)")
     parser.add_argument("--sharpening-min", type=float, default=1.0, help="with --subject (default 1)")
     parser.add_argument("--csf-expansion", type=float, default=1.0, help="with --subject (default 1)")
+    parser.add_argument("--sulcus-width", type=float, default=0.0, help="with --subject (mm, default 0)")
+    parser.add_argument("--mixtures", metavar="TABLE",
+                        help="print the errors on grey-matter/CSF mixtures by CSF fraction, "
+                             "fractions solved with this tissue table (e.g. mrilab)")
     args = parser.parse_args(argv)
     subject = None
     if args.subject is not None:
         subject = {"rng": args.subject, "tables": args.tables, "sharpening": args.sharpening,
                    "texture": args.texture, "sharpening_min": args.sharpening_min,
-                   "csf_expansion": args.csf_expansion}
+                   "csf_expansion": args.csf_expansion, "sulcus_width": args.sulcus_width}
     try:
+        from napari_mr_reparam.tissues import get_table
+
+        mixtures = get_table(args.mixtures) if args.mixtures else None
         truth, pred, mask = truth_and_prediction(args.model, args.phantom, args.slices, args.input_te,
                                                  args.input_tr, args.held_out, args.consistency, subject)
     except (ValueError, FileNotFoundError) as exc:  # unknown model, table or phantom file
         parser.error(str(exc))
+    if mixtures is not None:
+        print(mixture_table(truth, pred, mask, mixtures))
+        return 0
     errors = relative_errors(truth, pred, mask)
     print(f"{args.model} maps from TE {args.input_te:g} / TR {args.input_tr:g} ms images of "
           f"{args.phantom.split('/')[-1]}, {len(mask)} slices{' (held out)' if args.held_out else ''}, "

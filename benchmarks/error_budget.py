@@ -14,8 +14,8 @@ brain (images are normalized to their maximum, so only PD's ratios matter).
 
 Where the phantom's voxels carry a tissue table's exact values (the MRiLab phantom holds
 MRiLab's table), its brain voxels split into pure tissue (exactly the table's CSF, grey or
-white matter) and mixed voxels (partial volume), each replaced by the truth in turn; and a
-second part asks what the prior on tissue values alone costs: the
+white matter) and mixed voxels (partial volume; then the mixed voxels holding CSF, and
+every voxel holding CSF), each replaced by the truth in turn; and a second part asks what the prior on tissue values alone costs: the
 truth with its pure CSF, grey and white matter voxels given another table's values (mixed
 voxels keep theirs), i.e. a model that got the anatomy right but believed another table;
 and the same with the geometric mean of the training tables (BrainWeb 1.5 T, MRiLab, 3 T):
@@ -32,7 +32,7 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
-from bench_maps import tissue_regions
+from bench_maps import brain_fractions, tissue_regions
 from make_results import DEFAULT_PHANTOM, add_output_arguments, publish
 
 _KEYS = ("pd", "t1", "t2")
@@ -131,9 +131,13 @@ def budget(model: str, phantom_spec: str, limit: int, consistency: float | None)
         pure = np.logical_or.reduce(list(classes.values()))
         if pure.sum() > 0.3 * brain.sum():
             share = 100 * (1 - pure.sum() / brain.sum())
+            holds_csf = np.zeros_like(brain)
+            holds_csf[brain] = brain_fractions(truth, brain, table)[2] > 0.02
             rows += [("truth in pure brain tissue", replaced(pred, truth, pure)),
                      (f"truth in mixed brain voxels ({share:.0f} % of the brain)",
-                      replaced(pred, truth, brain & ~pure))]
+                      replaced(pred, truth, brain & ~pure)),
+                     ("truth in mixed voxels holding CSF", replaced(pred, truth, holds_csf & ~pure)),
+                     ("truth in voxels holding CSF, pure or mixed", replaced(pred, truth, holds_csf))]
             for other_name, other in TABLES.items():
                 if other_name != name:
                     rows.append((f"truth, pure brain tissue with {other_name}'s values", with_table(truth, classes, other)))

@@ -40,3 +40,20 @@ def test_recalibrated_moves_pure_voxels_onto_the_target_and_mixed_ones_between()
     assert truth["t1"][0] == source["white_matter"].t1  # the input is left as it was
     only_t1 = error_budget.recalibrated(truth, brain, source, target, keys=("t1",))
     assert np.array_equal(only_t1["t2"], truth["t2"]) and only_t1["t1"][1] == pytest.approx(target["grey_matter"].t1)
+
+
+def test_brain_fractions_and_the_mixture_table_read_linear_mixtures():
+    import bench_maps
+
+    table = TABLES["mrilab"]
+    csf = np.linspace(0.0, 1.0, 101)  # grey matter to CSF, as the phantom mixes them
+    truth = {k: (1 - csf) * getattr(table["grey_matter"], k) + csf * getattr(table["csf"], k)
+             for k in ("pd", "t1", "t2")}
+    mask = np.ones(csf.shape, bool)
+    fractions = bench_maps.brain_fractions(truth, mask, table)
+    assert fractions[0] == pytest.approx(0.0, abs=1e-9)
+    assert fractions[1] == pytest.approx(1 - csf) and fractions[2] == pytest.approx(csf)
+    exact = bench_maps.mixture_table(truth, truth, mask, table)
+    assert "| 0.30-0.50 | 20 | +0.00 | +0.00 | +0.00 |" in exact
+    long_t2 = bench_maps.mixture_table(truth, {**truth, "t2": 2 * truth["t2"]}, mask, table)
+    assert f"| +0.00 | +{np.log(2):.2f} |" in long_t2
