@@ -46,8 +46,11 @@ def test_recipe_loading(tmp_path):
         TrainConfig(fraction_sharpening=4.0, fraction_sharpening_min=8.0)
     with pytest.raises(ValueError, match="csf_expansion"):
         TrainConfig(csf_expansion=0.5)
-    options = TrainConfig(fraction_sharpening=4.0, csf_expansion=2.0).stream_options()
+    with pytest.raises(ValueError, match="sulcus_width"):
+        TrainConfig(sulcus_width=-1.0)
+    options = TrainConfig(fraction_sharpening=4.0, csf_expansion=2.0, sulcus_width=1.5).stream_options()
     assert (options["sharpening"], options["sharpening_min"], options["csf_expansion"]) == (4.0, 1.0, 2.0)
+    assert options["sulcus_width"] == 1.5
 
 
 def test_bundled_recipes_parse():
