@@ -115,11 +115,14 @@ def tissue_groups(truth: dict, mask: np.ndarray) -> dict[str, np.ndarray]:
     return {k: v[mask] for k, v in regions.items()}
 
 
+#: The brain's tissues, in the order :func:`brain_fractions` returns them.
+BRAIN_TISSUES = ("white_matter", "grey_matter", "csf")
+
+
 def brain_fractions(truth: dict, mask: np.ndarray, table) -> np.ndarray:
     """White matter, grey matter and CSF fractions (3, n) of the brain voxels, solved from
     their true PD, T1 and T2 as linear mixtures of ``table``'s values."""
-    names = ("white_matter", "grey_matter", "csf")
-    values = np.array([[table[n].pd, table[n].t1 / 1000, table[n].t2 / 1000] for n in names]).T
+    values = np.array([[table[n].pd, table[n].t1 / 1000, table[n].t2 / 1000] for n in BRAIN_TISSUES]).T
     voxels = np.stack([truth["pd"][mask], truth["t1"][mask] / 1000, truth["t2"][mask] / 1000])
     return np.linalg.solve(values, voxels)
 
@@ -128,7 +131,8 @@ def mixture_table(truth: dict, pred: dict, mask: np.ndarray, table) -> str:
     """Median signed log error (pred / true; PD after its median ratio) of grey-matter and
     CSF voxels binned by CSF fraction: where a model mistakes mixtures for pure tissue."""
     wm, _, csf = brain_fractions(truth, mask, table)
-    logs = {k: np.log(np.maximum(pred[k][mask], 1e-6) / np.maximum(truth[k][mask], 1e-6)) for k in ("pd", "t1", "t2")}
+    logs = {k: np.log(np.maximum(pred[k][mask], 1e-6) / np.maximum(truth[k][mask], 1e-6))
+            for k in ("pd", "t1", "t2")}
     logs["pd"] -= np.median(logs["pd"])
     lines = ["| CSF fraction | n | PD log error | T1 log error | T2 log error |", "|---|---|---|---|---|"]
     edges = [0.0, 0.02, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9, 0.98, 1.01]

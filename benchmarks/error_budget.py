@@ -15,10 +15,10 @@ brain (images are normalized to their maximum, so only PD's ratios matter).
 Where the phantom's voxels carry a tissue table's exact values (the MRiLab phantom holds
 MRiLab's table), its brain voxels split into pure tissue (exactly the table's CSF, grey or
 white matter) and mixed voxels (partial volume; then the mixed voxels holding CSF, and
-every voxel holding CSF), each replaced by the truth in turn; and a second part asks what the prior on tissue values alone costs: the
-truth with its pure CSF, grey and white matter voxels given another table's values (mixed
-voxels keep theirs), i.e. a model that got the anatomy right but believed another table;
-and the same with the geometric mean of the training tables (BrainWeb 1.5 T, MRiLab, 3 T):
+every voxel holding CSF), each replaced by the truth in turn; and a second part asks what
+the prior on tissue values alone costs: the truth with its pure CSF, grey and white matter
+voxels given another table's values (mixed voxels keep theirs), i.e. a model that got the
+anatomy right but believed another table; and the same with the geometric mean of the training tables (BrainWeb 1.5 T, MRiLab, 3 T):
 a model that got the anatomy right but could not tell which table the input came from. As
 mixed voxels are many, the last rows move every brain voxel, mixed ones included: each map's
 log value is shifted by the shift of the pure tissues around it (interpolated in log value),
@@ -32,11 +32,11 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
+from bench_maps import BRAIN_TISSUES as _BRAIN_TISSUES
 from bench_maps import brain_fractions, tissue_regions
 from make_results import DEFAULT_PHANTOM, add_output_arguments, publish
 
 _KEYS = ("pd", "t1", "t2")
-_BRAIN_TISSUES = ("white_matter", "grey_matter", "csf")
 
 
 def render_scores(maps: dict, ds, pairs, slices) -> tuple[float, float]:
@@ -78,7 +78,8 @@ def geometric_mean_table(tables) -> dict:
     def mean(name, key):
         return float(np.exp(np.mean([np.log(getattr(t[name], key)) for t in tables])))
 
-    return {name: Tissue(**{k: mean(name, k) for k in ("t1", "t2", "t2star", "pd")}) for name in _BRAIN_TISSUES}
+    return {name: Tissue(**{k: mean(name, k) for k in ("t1", "t2", "t2star", "pd")})
+            for name in _BRAIN_TISSUES}
 
 
 def recalibrated(truth: dict, brain: np.ndarray, table, target: dict, keys=_KEYS) -> dict:

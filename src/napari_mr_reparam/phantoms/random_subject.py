@@ -249,6 +249,8 @@ def random_subject(base: Phantom, rng: np.random.Generator | int, *, deform_mm: 
         Same shape, voxel size and dtype; the brain mask is warped along (nearest
         neighbour). Named ``BASE+random(SEED)`` when ``rng`` is a seed.
     """
+    if sulcus_width < 0:
+        raise ValueError(f"sulcus_width must be >= 0 mm, got {sulcus_width}")
     seed = int(rng) if isinstance(rng, (int, np.integer)) else None
     rng = _as_rng(rng)
     draw = _tissue_draw(base, rng, tables, sharpening, texture, sharpening_min, csf_expansion,
