@@ -19,10 +19,11 @@ every voxel holding CSF), each replaced by the truth in turn; and a second part 
 the prior on tissue values alone costs: the truth with its pure CSF, grey and white matter
 voxels given another table's values (mixed voxels keep theirs), i.e. a model that got the
 anatomy right but believed another table; and the same with the geometric mean of the
-training tables (BrainWeb 1.5 T, MRiLab, 3 T): a model that got the anatomy right but could not tell which table the input came from. As
-mixed voxels are many, the last rows move every brain voxel, mixed ones included: each map's
-log value is shifted by the shift of the pure tissues around it (interpolated in log value),
-for all three maps and for T1 or T2 alone.
+training tables (BrainWeb 1.5 T, MRiLab, 3 T): a model that got the anatomy right but
+could not tell which table the input came from. As mixed voxels are many, the last rows
+move every brain voxel, mixed ones included: each map's log value is shifted by the shift
+of the pure tissues around it (interpolated in log value), for all three maps and for T1
+or T2 alone.
 Writes the table between ``<!-- MARKER:begin/end -->`` in training/RESULTS.md
 (``--marker ''`` prints only).
 """
