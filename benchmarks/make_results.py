@@ -2,7 +2,7 @@
 
     python benchmarks/make_results.py [--phantom SPEC] [--models identity d2p p2p physics]
                                       [--weights LABEL=FILE ...] [--splits paper [slices]]
-                                      [--marker quality-table]
+                                      [--marker quality-table] [--by-te]
 
 Evaluates every model on the test part of each split of a phantom's paper protocol
 (3300 images on the ``paper`` split, the default; 3200 on ``slices``, which is held out
@@ -12,7 +12,8 @@ training/RESULTS.md. A physics model, which serves both tasks, gets a row per ta
 its label names its data-consistency weight (``--consistency``, default the engine's).
 ``--weights LABEL=FILE`` adds a model from a weights file (a training checkpoint, say);
 ``--json-dir DIR`` also writes every report as ``DIR/LABEL_TASK_SPLIT.json``, the files
-``napari-mr-reparam-train export --metrics`` records in a weight card.
+``napari-mr-reparam-train export --metrics`` records in a weight card. ``--by-te``
+tabulates each model's PSNR per target echo-time band instead (``--marker te-table``).
 """
 
 from __future__ import annotations
@@ -51,7 +52,9 @@ def _engines(models, weights, device, consistency=None):
 
 
 def evaluate_rows(models, weights, phantom: str, splits, device: str, json_dir=None,
-                  consistency=None) -> list[str]:
+                  consistency=None, by_te: bool = False) -> list[str]:
+    """One table row per model, task and split: the quality table's, or (``by_te``) the
+    model's PSNR in each target TE band."""
     import json
 
     from napari_mr_reparam.training.evaluate import IdentityModel, evaluate
@@ -72,11 +75,31 @@ def evaluate_rows(models, weights, phantom: str, splits, device: str, json_dir=N
                     path = Path(json_dir) / f"{name}_{task}_{split}.json"
                     path.parent.mkdir(parents=True, exist_ok=True)
                     path.write_text(json.dumps(r, indent=2) + "\n")
-                rows.append(f"| {split} | {label} | {task} | {r['psnr_mean']:.2f} | {r['psnr_std']:.2f} | "
-                            f"{r['mae_mean']:.2f} | {r['mae_std']:.2f} | {r['ssim_mean']:.3f} | "
-                            f"{r['psnr_brain_mean']:.2f} | {r['count']} |")
+                rows.append(_te_row(split, label, task, r) if by_te else _quality_row(split, label, task, r))
                 print(rows[-1], flush=True)
     return rows
+
+
+def _quality_row(split, label, task, r) -> str:
+    return (f"| {split} | {label} | {task} | {r['psnr_mean']:.2f} | {r['psnr_std']:.2f} | "
+            f"{r['mae_mean']:.2f} | {r['mae_std']:.2f} | {r['ssim_mean']:.3f} | "
+            f"{r['psnr_brain_mean']:.2f} | {r['count']} |")
+
+
+def te_header() -> str:
+    from napari_mr_reparam.training.evaluate import TARGET_TE_BANDS_MS as edges
+
+    bands = [f"TE {lo:g}-{hi:g}" for lo, hi in zip(edges[:-1], edges[1:])]
+    return "\n".join(["| split | model | task | " + " | ".join(bands) + " | all |",
+                      "|---|---|---|" + "---|" * (len(bands) + 1)])
+
+
+def _te_row(split, label, task, r) -> str:
+    from napari_mr_reparam.training.evaluate import TARGET_TE_BANDS_MS as edges
+
+    means = {tuple(b["range"]): b["mean"] for b in r["psnr_by_target_te"]}
+    cells = [f"{means[(lo, hi)]:.2f}" if (lo, hi) in means else "-" for lo, hi in zip(edges[:-1], edges[1:])]
+    return f"| {split} | {label} | {task} | " + " | ".join(cells) + f" | {r['psnr_mean']:.2f} |"
 
 
 def write_table(results: Path, marker: str, table: str) -> None:
@@ -119,13 +142,15 @@ def main(argv=None) -> int:
     parser.add_argument("--json-dir", help="also write each report as JSON here (for export --metrics)")
     parser.add_argument("--consistency", type=float, metavar="W",
                         help="physics models' data-consistency weight (default: the engine's)")
+    parser.add_argument("--by-te", action="store_true",
+                        help="tabulate PSNR per target TE band instead (use with --marker te-table)")
     args = parser.parse_args(argv)
     from napari_mr_reparam.devices import keep_freed_memory
 
     keep_freed_memory()
     rows = evaluate_rows(args.models, args.weights, args.phantom, args.splits, args.device,
-                         args.json_dir, args.consistency)
-    publish(args, "\n".join([HEADER, *rows]))
+                         args.json_dir, args.consistency, args.by_te)
+    publish(args, "\n".join([te_header() if args.by_te else HEADER, *rows]))
     return 0
 
 

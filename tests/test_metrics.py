@@ -60,3 +60,15 @@ def test_shape_mismatch_and_empty_mask():
         metrics.psnr(np.zeros((4, 4)), np.zeros((4, 5)))
     with pytest.raises(ValueError, match="no voxels"):
         metrics.mae(np.zeros((4, 4)), np.zeros((4, 4)), np.zeros((4, 4), bool))
+
+
+def test_band_means_split_values_by_band_and_leave_empty_bands_out():
+    values = np.array([1.0, 3.0, 10.0, 20.0, 7.0])
+    te = np.array([20.0, 49.9, 50.0, 1000.0, 60.0])
+    bands = metrics.band_means(values, te, (20, 50, 100, 500, 1000))
+    assert bands == [{"range": [20.0, 50.0], "count": 2, "mean": 2.0},
+                     {"range": [50.0, 100.0], "count": 2, "mean": 8.5},
+                     {"range": [500.0, 1000.0], "count": 1, "mean": 20.0}]  # last band closed
+    assert sum(b["count"] for b in bands) == values.size
+    with pytest.raises(ValueError, match="length"):
+        metrics.band_means(values, te[:3], (0, 1))

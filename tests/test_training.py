@@ -89,7 +89,7 @@ def test_autoencoder_then_paramnet_then_evaluate(tmp_path, phantom_spec, capsys)
     report = json.loads(report_file.read_text())
     for key in ("psnr_mean", "psnr_std", "mae_mean", "mae_std", "ssim_mean"):
         assert np.isfinite(report[key]) and np.isfinite(report["identity"][key])
-    assert "identity" in capsys.readouterr().out
+    assert "identity" in capsys.readouterr().out and report["psnr_by_target_te"]
     # export to safetensors with a card carrying the metrics and the hash
     out = tmp_path / "tiny.safetensors"
     assert train_main(["export", str(ckpt), "--name", "tiny", "--out", str(out),
@@ -157,6 +157,9 @@ def test_physics_on_the_phantoms_own_grid_trains_predicts_and_evaluates(tmp_path
     assert maps.pd.shape == (1, 64, 32)  # larger: area-averaged to fit, aspect kept
     report = evaluate(engine, "p2p", phantom_spec, limit=4)
     assert report["count"] == 4 and np.isfinite(report["psnr_mean"])
+    bands = report["psnr_by_target_te"]  # the four images, each in its target TE's band
+    assert sum(b["count"] for b in bands) == 4
+    assert all(b["range"][0] >= 20 and np.isfinite(b["mean"]) for b in bands)
 
 
 def test_map_supervision_uses_the_phantoms_maps(tmp_path, phantom_spec):

@@ -115,6 +115,23 @@ def summarize(per_image: dict[str, np.ndarray]) -> dict[str, float]:
     return out
 
 
+def band_means(values, by, edges) -> list[dict]:
+    """Mean of ``values`` within each band ``[edges[i], edges[i + 1])`` of ``by`` (the last
+    band includes its upper edge): ``{"range": [lo, hi], "count": n, "mean": m}`` for every
+    band holding at least one value (empty bands are left out)."""
+    values, by = np.asarray(values, np.float64).ravel(), np.asarray(by, np.float64).ravel()
+    if values.shape != by.shape:
+        raise ValueError(f"values and band keys differ in length: {values.size} vs {by.size}")
+    out = []
+    for i, (lo, hi) in enumerate(zip(edges[:-1], edges[1:])):
+        last = i == len(edges) - 2
+        inside = (by >= lo) & ((by <= hi) if last else (by < hi))
+        if inside.any():
+            out.append({"range": [float(lo), float(hi)], "count": int(inside.sum()),
+                        "mean": float(values[inside].mean())})
+    return out
+
+
 def evaluation_report(preds, targets, inputs, masks=None) -> dict:
     """Model metrics with the identity baseline (prediction = input) beside them.
 

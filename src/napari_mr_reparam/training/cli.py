@@ -105,6 +105,9 @@ def cmd_evaluate(args) -> int:
     title = (f"{engine.info.name} ({task}) on {args.phantom}, split {args.split}, "
              f"{report['count']} test images")
     print(format_report({f"{engine.info.name} ({task})": report, "identity": report["identity"]}, title))
+    print("PSNR by target TE: " + ", ".join(
+        f"{b['range'][0]:g}-{b['range'][1]:g} ms {b['mean']:.2f} dB (n={b['count']})"
+        for b in report["psnr_by_target_te"]))
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(report, fh, indent=2)

@@ -6,7 +6,9 @@ scored per image at the network size, 256x256, for every model
 standard deviation of PSNR and MAE) plus SSIM and brain-masked PSNR. The identity
 baseline and the paper's models read the 256x256 images; a model that reads images on
 their own grid (``native_input``) reads them as exported, and its predictions are
-resized to 256x256 as the targets were.
+resized to 256x256 as the targets were. The report also breaks the model's PSNR down by
+the target's echo time (:data:`TARGET_TE_BANDS_MS`): the protocol draws TE from 20 ms to
+1 s, and at long TE an image is almost CSF alone, so each band asks something else.
 """
 
 from __future__ import annotations
@@ -15,11 +17,13 @@ import numpy as np
 
 from .. import DEFAULT_TE_MS, DEFAULT_TR_MS
 from ..datasets import ProtocolDataset, build_protocol_dataset
-from ..metrics import CONVENTION, batch_metrics, summarize, to_255
+from ..metrics import CONVENTION, band_means, batch_metrics, summarize, to_255
 from ..phantoms import load_phantom
 from ..simulate import resize_slices
 
 CHUNK = 240
+#: Target echo-time bands (ms) of the report's ``psnr_by_target_te``.
+TARGET_TE_BANDS_MS = (20.0, 50.0, 100.0, 200.0, 500.0, 1000.0)
 
 
 class IdentityModel:
@@ -52,8 +56,10 @@ def evaluate(engine, task: str, phantom: str, split: str = "paper", dataset_seed
              limit: int | None = None, progress=None) -> dict:
     """Score ``engine`` (a :class:`~napari_mr_reparam.inference.Reparameterizer`).
 
-    Returns the model's summary with ``identity`` (prediction = input) beside it, plus
-    the setting (task, phantom, split, count). ``limit`` keeps the first N test samples.
+    Returns the model's summary with ``identity`` (prediction = input) beside it, the
+    model's mean PSNR per target TE band (``psnr_by_target_te``: a list of
+    ``{"range": [lo, hi] ms, "count", "mean"}``), and the setting (task, phantom, split,
+    count). ``limit`` keeps the first N test samples.
     """
     if task == "p2p" and engine.task == "d2p":
         raise ValueError("a Default-to-Param model cannot be evaluated on Param-to-Param inputs")
@@ -70,7 +76,9 @@ def evaluate(engine, task: str, phantom: str, split: str = "paper", dataset_seed
         masks = ds.masks_at(s)
         model_rows.append(batch_metrics(to_255(preds), targets, masks))
         identity_rows.append(batch_metrics(to_255(inputs[0]), targets, masks))
-    report = summarize(_concat(model_rows))
+    per_image = _concat(model_rows)
+    report = summarize(per_image)
+    report["psnr_by_target_te"] = band_means(per_image["psnr"], ds.te_ms[pairs], TARGET_TE_BANDS_MS)
     report["identity"] = summarize(_concat(identity_rows))
     report.update(task=task, phantom=phantom, split=split, dataset_seed=dataset_seed,
                   model=engine.info.name, convention=CONVENTION)
