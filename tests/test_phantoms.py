@@ -1,11 +1,13 @@
 import numpy as np
 import pytest
+from scipy import ndimage
 from helpers import mrilab_path, tiny_phantom
 
 from napari_mr_reparam import physics
 from napari_mr_reparam.phantoms import (Phantom, load_phantom, random_bias_field,
                                         random_noise_level, random_subject)
-from napari_mr_reparam.phantoms.mni152 import maps_from_fractions, mni152_fractions, sharpen_fractions
+from napari_mr_reparam.phantoms.mni152 import (BRAIN_TISSUES, _block_mean, maps_from_fractions,
+                                               mni152_fine_brain, mni152_fractions, sharpen_fractions)
 from napari_mr_reparam.phantoms.random_subject import add_sulci
 from napari_mr_reparam.tissues import TISSUES, get_table
 
@@ -158,6 +160,38 @@ def test_random_subject_csf_expansion_widens_csf_and_sharpening_min_keeps_it_cri
     assert csf_share(fixed) > 0.6 * csf_share(plain)  # crisp for any seed, unlike a draw near 1
     assert np.array_equal(random_subject(mni, 4, sharpening=4.0).t2,
                           random_subject(mni, 4, sharpening=4.0, sharpening_min=1.0, csf_expansion=1.0).t2)
+
+
+def test_the_fine_brain_nests_in_the_phantoms_grid():
+    fine, coarse = mni152_fine_brain(), mni152_fractions()
+    for tissue in ("grey_matter", "white_matter"):  # the template at 1 mm, averaged: the phantom's
+        assert fine[tissue].shape == tuple(2 * n for n in coarse[tissue].shape)
+        assert np.allclose(_block_mean(fine[tissue], 2), coarse[tissue], atol=1e-5)
+    total = sum(fine[t] for t in BRAIN_TISSUES)
+    assert total.max() <= 1 + 1e-5 and not fine["csf"].flags.writeable
+
+
+def test_random_subject_fine_brain_turns_thin_sulci_into_partial_volume(mni):
+    table = get_table("brainweb_1.5t")
+    crisp = dict(deform_mm=2.0, value_jitter=0.0, sharpening=16.0, sharpening_min=16.0, texture=0.5)
+
+    def csf_shares(subject):
+        brain = subject.mask() & (subject.t1 > 0)
+        t1 = subject.t1[brain]
+        mixed = (t1 > table["grey_matter"].t1 * 1.02) & (t1 < table["csf"].t1 * 0.98)
+        return mixed.mean(), np.isclose(t1, table["csf"].t1, rtol=1e-3).mean()
+
+    plain = random_subject(mni, 3, **crisp)
+    fine = random_subject(mni, 3, **crisp, fine_brain=True)
+    (plain_mixed, plain_pure), (fine_mixed, fine_pure) = csf_shares(plain), csf_shares(fine)
+    assert fine_mixed > 1.5 * plain_mixed  # sulci narrower than a voxel become mixtures
+    assert fine_pure < plain_pure
+    # the same head: its extent and its scalp are the coarse grid's
+    assert (fine.pd > 0.05).sum() == pytest.approx((plain.pd > 0.05).sum(), rel=0.01)
+    beyond = ~ndimage.binary_dilation(plain.mask() | fine.mask(), iterations=2)  # (a trace of
+    assert np.allclose(fine.t2[beyond], plain.t2[beyond], atol=10.0)  # brain tissue may remain)
+    assert np.array_equal(fine.t2, random_subject(mni, 3, **crisp, fine_brain=True).t2)  # seeded
+    _in_range(fine)
 
 
 def test_add_sulci_moves_grey_matter_into_thin_partial_volume_csf():

@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 import torch
-from helpers import mrilab_path
+from helpers import mrilab_path, tiny_phantom
 
 from napari_mr_reparam.training.cli import main as train_main
 from napari_mr_reparam.training.config import TrainConfig, load_config
@@ -51,6 +51,50 @@ def test_recipe_loading(tmp_path):
     options = TrainConfig(fraction_sharpening=4.0, csf_expansion=2.0, sulcus_width=1.5).stream_options()
     assert (options["sharpening"], options["sharpening_min"], options["csf_expansion"]) == (4.0, 1.0, 2.0)
     assert options["sulcus_width"] == 1.5
+    for bad, match in (({"noise_max": -0.1}, "noise_max"), ({"bias_strength": 1.0}, "bias_strength"),
+                       ({"image_loss": "l1"}, "unknown image_loss"), ({"subject_every": 0}, "subject_every")):
+        with pytest.raises(ValueError, match=match):
+            TrainConfig(**bad)
+    options = TrainConfig(noise_max=0.0, bias_strength=0.0, fine_brain=True, subject_every=96).stream_options()
+    assert (options["noise_max"], options["bias_strength"]) == (0.0, 0.0)
+    assert (options["fine_brain"], options["refresh_every"]) == (True, 96)
+
+
+def test_log_mse_loss_weighs_images_by_their_relative_error():
+    from napari_mr_reparam.training.physics_stage import LOG_MSE_FLOOR, image_loss
+
+    target = torch.zeros(2, 1, 8, 8)
+    pred = target.clone()
+    pred[0] += 0.5  # one image far off, the other a little
+    pred[1] += 0.01
+    pred.requires_grad_(True)
+    assert image_loss(pred, target, "mse").item() == pytest.approx((0.25 + 1e-4) / 2)
+    loss = image_loss(pred, target, "log_mse")
+    per_image = torch.tensor([0.25, 1e-4])
+    expected = per_image.mean() * torch.log(per_image + LOG_MSE_FLOOR).mean()
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+    loss.backward()
+    # MSE's gradient is 50 times larger on the far image; here the near one pulls as hard
+    # per unit of its own error, so its gradient per pixel is the larger
+    g_far, g_near = pred.grad[0].abs().mean().item(), pred.grad[1].abs().mean().item()
+    assert g_near > g_far
+
+
+def test_stream_without_acquisition_effects_gives_clean_images():
+    from napari_mr_reparam.datasets import StreamingSampler
+    from napari_mr_reparam.simulate import Acquisition, simulate_images
+
+    phantom = tiny_phantom()
+    sampler = StreamingSampler([phantom], size=None, seed=0, pool=1, noise_max=0.0, bias_strength=0.0)
+    subject, bias = sampler.pool[0]
+    assert np.allclose(bias, 1.0)
+    example = sampler.example()
+    index = None
+    for k in range(subject.shape[0]):  # the example's slice, found by its input image
+        image = simulate_images(subject, Acquisition(50.0, 4500.0), [k], None)[0] / 255.0
+        if np.array_equal(image.astype(np.float32), example["input"][0]):
+            index = k
+    assert index is not None  # no noise: the input is the subject's plain render
 
 
 def test_bundled_recipes_parse():

@@ -69,16 +69,22 @@ def _block_mean(volume: np.ndarray, k: int) -> np.ndarray:
     return v.reshape(n[0], k, n[1], k, n[2], k).mean(axis=(1, 3, 5))
 
 
-def _load_fraction(kind: str) -> np.ndarray:
-    """A template probability map (0-1) at :data:`VOXEL_MM`, as an axial stack."""
+def _load_fraction(kind: str, voxel_mm: float = VOXEL_MM) -> np.ndarray:
+    """A template probability map (0-1) at ``voxel_mm``, as an axial stack.
+
+    The template is block-averaged by ``voxel_mm`` over its own voxel size, and cut to
+    whole blocks of :data:`VOXEL_MM` so every grid finer than the phantom's nests in it.
+    """
     import nibabel as nib
 
     from ..io import ras_to_stack
 
     img = nib.as_closest_canonical(nib.load(str(_template_path(kind))))
     data = np.clip(np.asarray(img.dataobj, np.float32) / 255.0, 0.0, 1.0)
-    factor = int(round(VOXEL_MM / float(img.header.get_zooms()[0])))
-    return ras_to_stack(_block_mean(data, factor)).astype(np.float32)
+    native = float(img.header.get_zooms()[0])
+    whole = int(round(VOXEL_MM / native))
+    data = data[tuple(slice(0, (n // whole) * whole) for n in data.shape)]
+    return ras_to_stack(_block_mean(data, int(round(voxel_mm / native)))).astype(np.float32)
 
 
 def _pad_amount() -> int:
@@ -169,8 +175,9 @@ def _crop_box(occupied: np.ndarray) -> tuple[slice, ...]:
 
 
 @lru_cache(maxsize=1)
-def _build() -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """The fraction volumes and brain mask, computed once per process (read-only)."""
+def _build() -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, tuple[slice, ...]]:
+    """The fraction volumes, brain mask, brain hull and crop box (of the padded grid),
+    computed once per process (arrays read-only)."""
     p = _pad_amount()
     pad = [(0, p), (p, p), (p, p)]  # no inferior padding: the template is cut there
     gm, wm = (np.pad(_load_fraction(kind), pad) for kind in ("gm", "wm"))
@@ -178,10 +185,47 @@ def _build() -> tuple[dict[str, np.ndarray], np.ndarray]:
     brain = hull & ((fractions["grey_matter"] + fractions["white_matter"] + fractions["csf"]) > 0.5)
     box = _crop_box(sum(fractions.values()) > 1e-3)
     fractions = {k: np.ascontiguousarray(v[box], dtype=np.float32) for k, v in fractions.items()}
-    brain = np.ascontiguousarray(brain[box])
-    for array in (*fractions.values(), brain):
+    brain, hull = np.ascontiguousarray(brain[box]), np.ascontiguousarray(hull[box])
+    for array in (*fractions.values(), brain, hull):
         array.flags.writeable = False
-    return fractions, brain
+    return fractions, brain, hull, box
+
+
+#: Fine grid of :func:`mni152_fine_brain` (mm): the template's own 1 mm voxels.
+FINE_VOXEL_MM = 1.0
+#: Brain tissues that the fine grid holds.
+BRAIN_TISSUES = ("grey_matter", "white_matter", "csf")
+
+
+@lru_cache(maxsize=1)
+def mni152_fine_brain() -> dict[str, np.ndarray]:
+    """Grey matter, white matter and CSF fractions of the MNI152 head at the template's
+    1 mm (cached, read-only), on the grid nested in the phantom's: fine voxel ``(i, j,
+    k)`` lies in phantom voxel ``(i // 2, j // 2, k // 2)``.
+
+    The template's sulci are narrower than the phantom's 2 mm voxels, so a subject
+    whose tissue is sharpened here and averaged back to 2 mm gets the partial volume a
+    segmented 1 mm brain gets when it is resampled (as MRiLab's phantom was from
+    BrainWeb's): thin sulci become lines of mixed voxels rather than vanishing or
+    filling whole voxels. CSF is the fine template's share of the phantom's brain hull.
+    Per fine voxel the three sum to at most 1.
+    """
+    k = int(round(VOXEL_MM / FINE_VOXEL_MM))
+    _, _, hull, box = _build()
+    p = _pad_amount() * k  # as _build pads and crops, in fine voxels
+    gm, wm = (np.pad(_load_fraction(kind, FINE_VOXEL_MM), [(0, p), (p, p), (p, p)])
+              for kind in ("gm", "wm"))
+    box = tuple(slice(b.start * k, b.stop * k) for b in box)
+    gm, wm = gm[box], wm[box]
+    for axis in range(3):
+        hull = np.repeat(hull, k, axis=axis)
+    csf = np.clip(hull.astype(np.float32) - gm - wm, 0.0, 1.0)
+    scale = 1.0 / np.maximum(gm + wm + csf, 1.0)
+    out = {"grey_matter": gm * scale, "white_matter": wm * scale, "csf": csf * scale}
+    out = {name: np.ascontiguousarray(v, dtype=np.float32) for name, v in out.items()}
+    for array in out.values():
+        array.flags.writeable = False
+    return out
 
 
 def mni152_fractions() -> dict[str, np.ndarray]:
@@ -283,7 +327,7 @@ def mni152_phantom(table: str = DEFAULT_TABLE) -> Phantom:
         2 mm isotropic maps (times in ms) with the brain mask, named ``mni152[TABLE]``.
     """
     tissue_table = get_table(table)
-    fractions, brain = _build()
+    fractions, brain = _build()[:2]
     maps = maps_from_fractions(fractions, tissue_table)
     return Phantom(**maps, voxel_size_mm=(VOXEL_MM,) * 3, name=f"mni152[{tissue_table.name}]",
                    brain_mask=brain, tissue_table=tissue_table.name)

@@ -161,14 +161,17 @@ def add_sulci(fractions: dict, voxel_mm, rng: np.random.Generator, width_mm: flo
 
 
 def _tissue_maps(fractions: dict, table, exponent: float, sd: float, voxel_mm,
-                 rng: np.random.Generator, csf: float = 1.0, sulcus_width: float = 0.0) -> dict:
+                 rng: np.random.Generator, csf: float = 1.0, sulcus_width: float = 0.0,
+                 coords: np.ndarray | None = None) -> dict:
     """Maps from (already warped) tissue fractions, sharpened by ``exponent`` after grey
     matter, white matter and CSF are weighted by fine random log-normal fields of sd
     ``sd`` (and CSF by ``csf`` besides, which widens sulci and ventricles as atrophy
     does), then cut by sulci of a width drawn uniformly up to ``sulcus_width`` mm
     (:func:`add_sulci`; drawn last, so the head is the same with and without). Sharpening
     after the warp keeps the subject's tissue as crisp as drawn: interpolating crisp maps
-    would turn every border voxel into a mixture."""
+    would turn every border voxel into a mixture. With ``coords`` (the warp's sampling
+    coordinates), the brain's tissue is sharpened on the template's 1 mm grid instead and
+    averaged back (:func:`_fine_brain`)."""
     from .mni152 import maps_from_fractions, sharpen_fractions
 
     shape = next(iter(fractions.values())).shape
@@ -178,9 +181,61 @@ def _tissue_maps(fractions: dict, table, exponent: float, sd: float, voxel_mm,
         weights["csf"] = weights.get("csf", 1.0) * np.float32(csf)
     if exponent > 1.0 or weights:
         fractions = sharpen_fractions(fractions, exponent, weights)
+        if coords is not None:
+            fractions = _fine_brain(fractions, coords, exponent, weights)
     if sulcus_width > 0:
         fractions = add_sulci(fractions, voxel_mm, rng, float(rng.uniform(0.0, sulcus_width)))
     return maps_from_fractions(fractions, table)
+
+
+def _fine_box(fractions: dict, margin: int = 1) -> tuple[slice, ...]:
+    """The bounding box of a subject's brain tissue on its grid, plus ``margin``."""
+    from .mni152 import BRAIN_TISSUES
+
+    brain = sum(fractions[k] for k in BRAIN_TISSUES) > 1e-3
+    box = []
+    for axis in range(brain.ndim):
+        idx = np.flatnonzero(brain.any(axis=tuple(a for a in range(brain.ndim) if a != axis)))
+        box.append(slice(max(0, idx[0] - margin), min(brain.shape[axis], idx[-1] + margin + 1)))
+    return tuple(box)
+
+
+def _to_fine(volume: np.ndarray, k: int) -> np.ndarray:
+    """Linear interpolation of a volume onto the grid ``k`` times finer nested in it."""
+    return ndimage.zoom(np.asarray(volume, np.float32), k, order=1, grid_mode=True, mode="nearest")
+
+
+def _fine_brain(fractions: dict, coords: np.ndarray, exponent: float, weights: dict) -> dict:
+    """Grey matter, white matter and CSF re-partitioned from the template's 1 mm grid.
+
+    The template's 1 mm fractions (:func:`~napari_mr_reparam.phantoms.mni152.mni152_fine_brain`)
+    are warped by the same sampling ``coords`` (brought to the fine grid), weighted by
+    the same fields and sharpened by the same exponent there, then averaged back to the
+    subject's grid; inside the brain hull they share out each voxel's brain tissue
+    (its grey matter, white matter and CSF together, as sharpened on the coarse grid).
+    So thin sulci, which the coarse grid's sharpening either drops or widens to whole
+    voxels, become lines of partial-volume voxels, as in a 1 mm segmentation resampled.
+    """
+    from .mni152 import BRAIN_TISSUES, FINE_VOXEL_MM, VOXEL_MM, _block_mean, mni152_fine_brain, sharpen_fractions
+
+    k = int(round(VOXEL_MM / FINE_VOXEL_MM))
+    box = _fine_box(fractions)
+    fine_coords = np.stack([_to_fine(c[box], k) * k + (k - 1) / 2 for c in coords])
+    template = mni152_fine_brain()
+    warped = {t: _warp(template[t], fine_coords) for t in BRAIN_TISSUES}
+    fine_weights = {t: _to_fine(w[box], k) if np.ndim(w) else w for t, w in weights.items()}
+    sharp = sharpen_fractions(warped, exponent, fine_weights)
+    coarse = {t: _block_mean(sharp[t], k) for t in BRAIN_TISSUES}
+    share_total = sum(coarse.values())
+    inside = share_total > 0.5
+    brain_total = sum(fractions[t][box] for t in BRAIN_TISSUES)
+    out = dict(fractions)
+    for t in BRAIN_TISSUES:
+        part = np.array(fractions[t], np.float32)
+        share = np.divide(coarse[t], share_total, out=np.zeros_like(share_total), where=inside)
+        part[box] = np.where(inside, brain_total * share, part[box])
+        out[t] = part
+    return out
 
 
 def _warp(volume, coords: np.ndarray, order: int = 1) -> np.ndarray:
@@ -205,7 +260,8 @@ def _jitter(maps: dict, shape, voxel_mm, rng: np.random.Generator, sd: float) ->
 def random_subject(base: Phantom, rng: np.random.Generator | int, *, deform_mm: float = 4.0,
                    value_jitter: float = 0.10, tables=None, sharpening: float = 1.0,
                    texture: float = 0.0, sharpening_min: float = 1.0,
-                   csf_expansion: float = 1.0, sulcus_width: float = 0.0) -> Phantom:
+                   csf_expansion: float = 1.0, sulcus_width: float = 0.0,
+                   fine_brain: bool = False) -> Phantom:
     """A randomly deformed copy of ``base`` with jittered tissue values.
 
     Parameters
@@ -242,6 +298,11 @@ def random_subject(base: Phantom, rng: np.random.Generator | int, *, deform_mm: 
         For the plain MNI152 head: largest width (mm, drawn uniformly from 0) of the thin
         CSF sheets cut into its grey matter (:func:`add_sulci`), whose sulci the template
         has averaged away. 0 (the default) cuts none.
+    fine_brain : bool
+        For the plain MNI152 head with sharpening: sharpen grey matter, white matter and
+        CSF on the template's 1 mm grid and average them back (:func:`_fine_brain`), so
+        thin sulci become partial-volume lines, as in a 1 mm segmentation resampled to
+        the phantom's 2 mm. False (the default) sharpens on the phantom's grid alone.
 
     Returns
     -------
@@ -262,7 +323,7 @@ def random_subject(base: Phantom, rng: np.random.Generator | int, *, deform_mm: 
     else:
         fractions, table, exponent, sd, csf = draw
         warped = _tissue_maps({k: _warp(v, coords) for k, v in fractions.items()}, table, exponent,
-                              sd, voxel, rng, csf, sulcus_width)
+                              sd, voxel, rng, csf, sulcus_width, coords if fine_brain else None)
         name = f"mni152[{table.name}]"
     mask = _warp(base.mask().astype(np.uint8), coords, order=0) > 0
     warped = _jitter(warped, base.shape, voxel, rng, value_jitter)

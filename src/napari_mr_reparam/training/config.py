@@ -19,6 +19,7 @@ else:  # pragma: no cover
 STAGES = ("autoencoder", "paramnet", "physics")
 TASKS = ("d2p", "p2p")
 VARIANTS = ("maps", "direct", "hybrid")
+IMAGE_LOSSES = ("mse", "log_mse")
 
 
 @dataclass
@@ -46,6 +47,14 @@ class TrainConfig:
     fraction_sharpening_min: float = 1.0  # smallest exponent drawn
     csf_expansion: float = 1.0         # largest factor CSF is widened by (atrophy; 1 = none)
     sulcus_width: float = 0.0          # largest width (mm) of thin CSF sulci cut into grey matter
+    # ... and the acquisition effects drawn per example: the largest Rician noise sd
+    # (relative to the image maximum) and the largest bias-field deviation from 1
+    noise_max: float = 0.02
+    bias_strength: float = 0.2
+    # ... whether their brain tissue is sharpened on the template's 1 mm grid (thin sulci
+    # become partial-volume lines), and how many examples pass between new subjects
+    fine_brain: bool = False
+    subject_every: int = 64
     pairs: int = 200
     slices: int = 24
     size: int = 256
@@ -71,6 +80,9 @@ class TrainConfig:
     native_input: bool = False         # read (and render) images on their own grid, not at `size`
     map_weight: float = 0.0            # maps variant: weight of a loss on the maps themselves
     targets_per_input: int = 4         # rendered targets scored per input image and step
+    # the image term of the loss: mse (over all pixels of the batch) or log_mse (the mean
+    # over images of log(MSE + 1e-5): minus the mean PSNR up to a constant, as scored)
+    image_loss: str = "mse"
     # paramnet stage: the autoencoder checkpoint whose encoder is frozen
     autoencoder: str = ""
     # machinery
@@ -104,13 +116,23 @@ class TrainConfig:
                              f"{self.csf_expansion}")
         if self.sulcus_width < 0:
             raise ValueError(f"sulcus_width must be >= 0 mm, got {self.sulcus_width}")
+        if self.noise_max < 0 or self.bias_strength < 0 or self.bias_strength >= 1:
+            raise ValueError("noise_max must be >= 0 and bias_strength in [0, 1), got "
+                             f"{self.noise_max} and {self.bias_strength}")
+        if self.subject_every <= 0:
+            raise ValueError(f"subject_every must be a positive number of examples, got {self.subject_every}")
+        if self.image_loss not in IMAGE_LOSSES:
+            raise ValueError(f"unknown image_loss {self.image_loss!r}; known: {', '.join(IMAGE_LOSSES)}")
 
     def stream_options(self) -> dict:
         """The randomized subjects' keywords for
-        :class:`~napari_mr_reparam.datasets.StreamingSampler` (tables and anatomy)."""
+        :class:`~napari_mr_reparam.datasets.StreamingSampler` (tables, anatomy and
+        acquisition effects)."""
         return {"tables": self.tables, "sharpening": self.fraction_sharpening,
                 "texture": self.fraction_texture, "sharpening_min": self.fraction_sharpening_min,
-                "csf_expansion": self.csf_expansion, "sulcus_width": self.sulcus_width}
+                "csf_expansion": self.csf_expansion, "sulcus_width": self.sulcus_width,
+                "noise_max": self.noise_max, "bias_strength": self.bias_strength,
+                "fine_brain": self.fine_brain, "refresh_every": self.subject_every}
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -92,15 +92,33 @@ class PhysicsStage:
         args = (batch["input"] * 2 - 1, batch["target_te"], batch["target_tr"],
                 batch["input_te"], batch["input_tr"])
         if "maps" not in batch:
-            return F.mse_loss(module(*args), batch["target"] * 2 - 1)
+            return image_loss(module(*args), batch["target"] * 2 - 1, self.cfg.image_loss)
         pred, maps = module(*args, return_maps=True)
-        return (F.mse_loss(pred, batch["target"] * 2 - 1)
+        return (image_loss(pred, batch["target"] * 2 - 1, self.cfg.image_loss)
                 + self.cfg.map_weight * map_loss(maps, batch["maps"]))
 
     def card(self) -> dict:
         return {"arch": VARIANT_ARCH[self.cfg.variant], "task": self.cfg.task, "width": self.cfg.width,
                 "base": self.model.base, "depth": self.model.depth, "work_size": self.model.work_size,
                 "native_input": self.cfg.native_input}
+
+
+#: Floor of an image's MSE (on the [-1, 1] scale) in the ``log_mse`` loss: about 62 dB
+#: PSNR on the 0-255 scale, beyond which an image's error no longer pulls.
+LOG_MSE_FLOOR = 1e-5
+
+
+def image_loss(pred: torch.Tensor, target: torch.Tensor, kind: str = "mse") -> torch.Tensor:
+    """The image term: ``mse`` over every pixel, or ``log_mse``, the mean over images of
+    log(MSE + :data:`LOG_MSE_FLOOR`), which is minus the mean PSNR up to a scale and a
+    constant: each image counts by its relative error, as the per-image PSNR scores it,
+    rather than the worst images taking most of the gradient. It is scaled by the batch's
+    MSE (held constant), so its gradient has the MSE's size and other loss terms (the map
+    loss) keep their weight."""
+    if kind == "mse":
+        return F.mse_loss(pred, target)
+    per_image = ((pred - target) ** 2).flatten(2).mean(-1)  # (B, K)
+    return per_image.mean().detach() * torch.log(per_image + LOG_MSE_FLOOR).mean()
 
 
 def map_loss(maps: dict, truth: torch.Tensor) -> torch.Tensor:
