@@ -54,7 +54,9 @@ def test_inputs(ds: ProtocolDataset, task: str, pairs, slices, native: bool = Fa
 
 def evaluate(engine, task: str, phantom: str, split: str = "paper", dataset_seed: int = 0,
              limit: int | None = None, progress=None) -> dict:
-    """Score ``engine`` (a :class:`~napari_mr_reparam.inference.Reparameterizer`).
+    """Score ``engine`` (a :class:`~napari_mr_reparam.inference.Reparameterizer`) on the
+    protocol of ``phantom`` (a spec for :func:`~napari_mr_reparam.phantoms.load_phantom`,
+    or a :class:`~napari_mr_reparam.phantoms.Phantom`).
 
     Returns the model's summary with ``identity`` (prediction = input) beside it, the
     model's mean PSNR per target TE band (``psnr_by_target_te``: a list of
@@ -63,7 +65,9 @@ def evaluate(engine, task: str, phantom: str, split: str = "paper", dataset_seed
     """
     if task == "p2p" and engine.task == "d2p":
         raise ValueError("a Default-to-Param model cannot be evaluated on Param-to-Param inputs")
-    ds = build_protocol_dataset(load_phantom(phantom), seed=dataset_seed)
+    spec = phantom if isinstance(phantom, str) else phantom.name
+    ds = build_protocol_dataset(load_phantom(phantom) if isinstance(phantom, str) else phantom,
+                                seed=dataset_seed)
     pairs, slices = ds.samples(split, "test")
     if limit:
         pairs, slices = pairs[:limit], slices[:limit]
@@ -80,7 +84,7 @@ def evaluate(engine, task: str, phantom: str, split: str = "paper", dataset_seed
     report = summarize(per_image)
     report["psnr_by_target_te"] = band_means(per_image["psnr"], ds.te_ms[pairs], TARGET_TE_BANDS_MS)
     report["identity"] = summarize(_concat(identity_rows))
-    report.update(task=task, phantom=phantom, split=split, dataset_seed=dataset_seed,
+    report.update(task=task, phantom=spec, split=split, dataset_seed=dataset_seed,
                   model=engine.info.name, convention=CONVENTION)
     if getattr(engine, "consistency", None) is not None:
         report["consistency"] = engine.consistency
