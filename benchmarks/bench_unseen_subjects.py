@@ -28,7 +28,7 @@ def unseen_subjects(config: dict, count: int, seed: int):
     cfg = TrainConfig(**config)
     options = cfg.stream_options()
     anatomy = {k: options[k] for k in ("tables", "sharpening", "texture", "sharpening_min",
-                                       "csf_expansion", "sulcus_width", "fine_brain")}
+                                       "csf_expansion", "sulcus_width", "fine_brain", "tilt_deg")}
     bases = [load_phantom(spec) for spec in cfg.phantoms]
     for i in range(count):
         yield random_subject(bases[(seed + i) % len(bases)], seed + i, **anatomy)

@@ -194,6 +194,24 @@ def test_random_subject_fine_brain_turns_thin_sulci_into_partial_volume(mni):
     _in_range(fine)
 
 
+def test_random_subject_tilt_rotates_the_head_out_of_plane(mni):
+    still = dict(deform_mm=0.0, value_jitter=0.0, sharpening=4.0)
+    plain = random_subject(mni, 3, **still)
+    assert np.array_equal(plain.t2, random_subject(mni, 3, **still, tilt_deg=0.0).t2)  # no draw
+    tilted = random_subject(mni, 3, **still, tilt_deg=15.0)
+    assert tilted.mask().sum() == pytest.approx(plain.mask().sum(), rel=0.03)  # a rotation
+    # the brain's front-back centre moves with height when the head nods, not otherwise
+    def slope(subject):
+        m = subject.mask()
+        zs = [z for z in range(m.shape[0]) if m[z].sum() > 500]
+        return np.polyfit(zs, [ndimage.center_of_mass(m[z])[0] for z in zs], 1)[0]
+    tilts = [abs(slope(random_subject(mni, s, **still, tilt_deg=15.0)) - slope(random_subject(mni, s, **still)))
+             for s in range(3, 6)]
+    assert max(tilts) > 0.03
+    with pytest.raises(ValueError, match="tilt_deg"):
+        random_subject(mni, 3, tilt_deg=-1.0)
+
+
 def test_add_sulci_moves_grey_matter_into_thin_partial_volume_csf():
     rng = np.random.default_rng(0)
     shape = (12, 40, 40)

@@ -52,7 +52,8 @@ def test_recipe_loading(tmp_path):
     assert (options["sharpening"], options["sharpening_min"], options["csf_expansion"]) == (4.0, 1.0, 2.0)
     assert options["sulcus_width"] == 1.5
     for bad, match in (({"noise_max": -0.1}, "noise_max"), ({"bias_strength": 1.0}, "bias_strength"),
-                       ({"image_loss": "l1"}, "unknown image_loss"), ({"subject_every": 0}, "subject_every")):
+                       ({"image_loss": "l1"}, "unknown image_loss"), ({"subject_every": 0}, "subject_every"),
+                       ({"tilt_deg": -1.0}, "tilt_deg")):
         with pytest.raises(ValueError, match=match):
             TrainConfig(**bad)
     options = TrainConfig(noise_max=0.0, bias_strength=0.0, fine_brain=True, subject_every=96).stream_options()

@@ -266,6 +266,8 @@ class StreamingSampler:
     fine_brain : bool
         Sharpen their brain tissue on the template's 1 mm grid and average it back, so
         thin sulci become partial-volume lines (about 2.5 times the cost of a subject).
+    tilt_deg : float
+        Largest out-of-plane tilt (pitch and roll) of a subject; 0 (the default) none.
     noise_max, bias_strength : float
         Largest Rician noise sd (relative to the image maximum; drawn uniformly per
         image) and largest bias-field deviation from 1 (drawn per subject).
@@ -278,13 +280,13 @@ class StreamingSampler:
                  noise_max: float = 0.02, bias_strength: float = 0.2, tables=None,
                  with_maps: bool = False, sharpening: float = 1.0, texture: float = 0.0,
                  sharpening_min: float = 1.0, csf_expansion: float = 1.0, sulcus_width: float = 0.0,
-                 fine_brain: bool = False):
+                 fine_brain: bool = False, tilt_deg: float = 0.0):
         self.bases, self.task, self.size, self.with_maps = list(phantoms), task, size, with_maps
         self.randomize, self.refresh_every = randomize, refresh_every
         self.noise_max, self.bias_strength, self.tables = noise_max, bias_strength, tables
         self.anatomy = {"sharpening": sharpening, "texture": texture, "sharpening_min": sharpening_min,
                         "csf_expansion": csf_expansion, "sulcus_width": sulcus_width,
-                        "fine_brain": fine_brain}
+                        "fine_brain": fine_brain, "tilt_deg": tilt_deg}
         self.rng = np.random.default_rng(seed)
         self.pool = [self._subject() for _ in range(pool if randomize else 0)] or [
             (b, None) for b in self.bases]

@@ -139,6 +139,10 @@ class PhysicsNet(FromCard, FiLMUNet):
     """
 
     consistency = 0.0
+    #: Average the network's raw maps over the image and its left-right mirror (mirrored
+    #: back), at twice the cost: a head is nearly symmetric, so the two readings are two
+    #: looks at the same anatomy. Off while training.
+    flip_average = False
 
     def __init__(self, base: int = 16, depth: int = 4, task: str = "p2p", work_size: int = 128):
         super().__init__(1, 3, 2, base, depth)
@@ -156,6 +160,8 @@ class PhysicsNet(FromCard, FiLMUNet):
             input_te_ms, input_tr_ms = [DEFAULT_TE_MS] * b, [DEFAULT_TR_MS] * b
         cond = condition_vector(input_te_ms, input_tr_ms).to(image01.device).expand(b, 2)
         raw = self.run(image01, cond).float()
+        if self.flip_average and not self.training:
+            raw = 0.5 * (raw + self.run(image01.flip(-1), cond).float().flip(-1))
         maps = {"pd": torch.sigmoid(raw[:, :1]),
                 "t1": _log_bounded(raw[:, 1:2], T1_RANGE_MS),
                 "t2": _log_bounded(raw[:, 2:3], T2_RANGE_MS)}

@@ -85,8 +85,21 @@ def smooth_noise(shape, voxel_mm, rng: np.random.Generator, sigma_mm: float) -> 
     return (field / max(float(field.std()), 1e-6)).astype(np.float32)
 
 
-def _sample_coordinates(shape, voxel_mm, rng: np.random.Generator, deform_mm: float) -> np.ndarray:
-    """Where each output voxel samples the base: scale, rotation, then a smooth warp."""
+def _tilt(rng: np.random.Generator, tilt_deg: float) -> np.ndarray:
+    """A random 3x3 rotation of (z, y, x) about the left-right axis (pitch, nodding) and
+    the front-back axis (roll), each angle uniform within ``tilt_deg``: the head's
+    position in the scanner, which tilts the axial slices through the anatomy."""
+    pitch, roll = np.radians(rng.uniform(-tilt_deg, tilt_deg, size=2))
+    cp, sp, cr, sr = np.cos(pitch), np.sin(pitch), np.cos(roll), np.sin(roll)
+    about_x = np.array([[cp, -sp, 0.0], [sp, cp, 0.0], [0.0, 0.0, 1.0]])  # mixes z and y
+    about_y = np.array([[cr, 0.0, -sr], [0.0, 1.0, 0.0], [sr, 0.0, cr]])  # mixes z and x
+    return (about_x @ about_y).astype(np.float32)
+
+
+def _sample_coordinates(shape, voxel_mm, rng: np.random.Generator, deform_mm: float,
+                        tilt_deg: float = 0.0) -> np.ndarray:
+    """Where each output voxel samples the base: scale, rotation (in-plane, and out of
+    plane by up to ``tilt_deg``), then a smooth warp."""
     scale = 1.0 + float(rng.uniform(-MAX_SCALE, MAX_SCALE))
     angle = np.radians(float(rng.uniform(-MAX_ROTATION_DEG, MAX_ROTATION_DEG)))
     warp = np.stack([smooth_noise(shape, voxel_mm, rng, DEFORM_SIGMA_MM) for _ in range(3)])
@@ -99,6 +112,10 @@ def _sample_coordinates(shape, voxel_mm, rng: np.random.Generator, deform_mm: fl
     coords[0] = (z / scale)[:, None, None]
     coords[1] = (cos * y[:, None] - sin * x[None, :]) / scale
     coords[2] = (sin * y[:, None] + cos * x[None, :]) / scale
+    if tilt_deg > 0:  # in millimetres, so anisotropic grids tilt true to shape
+        mm = np.float32(voxel_mm).reshape(3, 1, 1, 1)
+        tilted = np.tensordot(_tilt(rng, tilt_deg), coords * mm, axes=1)
+        coords = (tilted / mm).astype(np.float32)
     for axis in range(3):
         coords[axis] += np.float32(centre[axis]) + warp[axis] / np.float32(voxel_mm[axis])
     return coords
@@ -261,7 +278,7 @@ def random_subject(base: Phantom, rng: np.random.Generator | int, *, deform_mm: 
                    value_jitter: float = 0.10, tables=None, sharpening: float = 1.0,
                    texture: float = 0.0, sharpening_min: float = 1.0,
                    csf_expansion: float = 1.0, sulcus_width: float = 0.0,
-                   fine_brain: bool = False) -> Phantom:
+                   fine_brain: bool = False, tilt_deg: float = 0.0) -> Phantom:
     """A randomly deformed copy of ``base`` with jittered tissue values.
 
     Parameters
@@ -303,6 +320,11 @@ def random_subject(base: Phantom, rng: np.random.Generator | int, *, deform_mm: 
         CSF on the template's 1 mm grid and average them back (:func:`_fine_brain`), so
         thin sulci become partial-volume lines, as in a 1 mm segmentation resampled to
         the phantom's 2 mm. False (the default) sharpens on the phantom's grid alone.
+    tilt_deg : float
+        Largest out-of-plane rotation (pitch and roll, each drawn uniformly within it), as a
+        head lies differently in every scanner: axial slices then cut the anatomy at new
+        angles. 0 (the default) tilts none and draws nothing, so seeds give the heads
+        they gave before.
 
     Returns
     -------
@@ -312,12 +334,14 @@ def random_subject(base: Phantom, rng: np.random.Generator | int, *, deform_mm: 
     """
     if sulcus_width < 0:
         raise ValueError(f"sulcus_width must be >= 0 mm, got {sulcus_width}")
+    if tilt_deg < 0:
+        raise ValueError(f"tilt_deg must be >= 0 degrees, got {tilt_deg}")
     seed = int(rng) if isinstance(rng, (int, np.integer)) else None
     rng = _as_rng(rng)
     draw = _tissue_draw(base, rng, tables, sharpening, texture, sharpening_min, csf_expansion,
                         sulcus_width)
     voxel = tuple(float(v) for v in base.voxel_size_mm)
-    coords = _sample_coordinates(base.shape, voxel, rng, deform_mm)
+    coords = _sample_coordinates(base.shape, voxel, rng, deform_mm, tilt_deg)
     if draw is None:
         warped, name = {k: _warp(getattr(base, k), coords) for k in ("pd", *_TIMES)}, base.name
     else:

@@ -55,6 +55,7 @@ class TrainConfig:
     # become partial-volume lines), and how many examples pass between new subjects
     fine_brain: bool = False
     subject_every: int = 64
+    tilt_deg: float = 0.0              # largest out-of-plane tilt of a head (pitch, roll)
     pairs: int = 200
     slices: int = 24
     size: int = 256
@@ -119,6 +120,8 @@ class TrainConfig:
         if self.noise_max < 0 or self.bias_strength < 0 or self.bias_strength >= 1:
             raise ValueError("noise_max must be >= 0 and bias_strength in [0, 1), got "
                              f"{self.noise_max} and {self.bias_strength}")
+        if self.tilt_deg < 0:
+            raise ValueError(f"tilt_deg must be >= 0 degrees, got {self.tilt_deg}")
         if self.subject_every <= 0:
             raise ValueError(f"subject_every must be a positive number of examples, got {self.subject_every}")
         if self.image_loss not in IMAGE_LOSSES:
@@ -132,7 +135,8 @@ class TrainConfig:
                 "texture": self.fraction_texture, "sharpening_min": self.fraction_sharpening_min,
                 "csf_expansion": self.csf_expansion, "sulcus_width": self.sulcus_width,
                 "noise_max": self.noise_max, "bias_strength": self.bias_strength,
-                "fine_brain": self.fine_brain, "refresh_every": self.subject_every}
+                "fine_brain": self.fine_brain, "tilt_deg": self.tilt_deg,
+                "refresh_every": self.subject_every}
 
     def to_dict(self) -> dict:
         return asdict(self)
