@@ -35,6 +35,16 @@ def test_physics_maps_render_like_a_direct_prediction(tiny_weights, volume):
     np.testing.assert_allclose(rendered, direct, rtol=1e-5, atol=1e-3, equal_nan=True)
 
 
+def test_flip_averaged_maps_are_the_mirror_of_the_mirrored_volumes(tiny_weights, volume):
+    engine = Reparameterizer("physics", device="cpu", flip_average=True)
+    assert engine.net.flip_average
+    maps = engine.compute_maps(volume, 50, 4500)
+    mirrored = engine.compute_maps(volume[..., ::-1].copy(), 50, 4500)
+    np.testing.assert_allclose(mirrored.t2[..., ::-1], maps.t2, rtol=1e-4, equal_nan=True)
+    with pytest.raises(ValueError, match="physics model only"):
+        Reparameterizer("d2p", device="cpu", flip_average=True)
+
+
 def test_out_of_gpu_memory_halves_batches_then_falls_back_to_cpu(tiny_weights, volume, monkeypatch):
     expected = Reparameterizer("d2p", device="cpu", batch_size=8).predict_volume(volume, 100, 3000)
     engine = Reparameterizer("d2p", device="cpu", batch_size=8)

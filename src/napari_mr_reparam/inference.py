@@ -110,10 +110,14 @@ class Reparameterizer:
         Physics model only: the data-consistency weight in [0, 1] (see
         :class:`~napari_mr_reparam.models.physics_net.PhysicsNet`); default
         :data:`napari_mr_reparam.DEFAULT_CONSISTENCY`.
+    flip_average : bool
+        Physics model only: average its raw maps over each slice and its left-right
+        mirror (twice the map cost; see
+        :attr:`~napari_mr_reparam.models.physics_net.PhysicsNet.flip_average`).
     """
 
     def __init__(self, model: str = "d2p", weights: str | None = None, device: str = "auto",
-                 batch_size: int = 8, consistency: float | None = None):
+                 batch_size: int = 8, consistency: float | None = None, flip_average: bool = False):
         import torch
 
         from .devices import choose_device
@@ -141,6 +145,10 @@ class Reparameterizer:
         self.net = net.eval().to(self.device)
         self._torch = torch
         self.consistency = consistency
+        if flip_average:
+            if self.consistency is None:
+                raise ValueError(f"{self.info.name}: flip averaging applies to the physics model only")
+            self.net.flip_average = True
 
     @property
     def consistency(self) -> float | None:

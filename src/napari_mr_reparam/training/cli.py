@@ -98,7 +98,8 @@ def cmd_evaluate(args) -> int:
         engine = IdentityModel(args.task or "d2p")
     else:
         engine = Reparameterizer(args.model, weights=args.weights, device=args.device,
-                                 batch_size=args.batch_size, consistency=args.consistency)
+                                 batch_size=args.batch_size, consistency=args.consistency,
+                                 flip_average=args.flip_average)
     task = args.task or engine.task
     report = evaluate(engine, task, args.phantom, split=args.split, dataset_seed=args.seed,
                       limit=args.limit)
@@ -199,6 +200,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--batch-size", type=_positive_int, default=16)
     ev.add_argument("--consistency", type=float, metavar="W",
                     help=f"physics model: data-consistency weight, 0-1 (default {DEFAULT_CONSISTENCY:g})")
+    ev.add_argument("--flip-average", action="store_true",
+                    help="physics model: average its maps over each slice and its mirror image")
     ev.add_argument("--json", help="also write the report as JSON")
     ev.set_defaults(func=cmd_evaluate)
 
