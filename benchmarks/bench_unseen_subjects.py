@@ -46,7 +46,10 @@ def main(argv=None) -> int:
     parser.add_argument("--tasks", nargs="+", default=None, choices=("d2p", "p2p"))
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args(argv)
-    engine = Reparameterizer(args.model, weights=args.model, device=args.device, batch_size=16)
+    try:
+        engine = Reparameterizer(args.model, weights=args.model, device=args.device, batch_size=16)
+    except (OSError, ValueError) as exc:  # WeightsError is a ValueError
+        parser.error(str(exc))
     config = engine.info.card.get("config")
     if not config or config.get("data") != "stream":
         parser.error(f"{args.model} was not trained on the stream: no subjects to draw like its own")

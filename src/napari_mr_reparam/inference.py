@@ -146,7 +146,7 @@ class Reparameterizer:
         self._torch = torch
         self.consistency = consistency
         if flip_average:
-            if self.consistency is None:
+            if not self.renders:
                 raise ValueError(f"{self.info.name}: flip averaging applies to the physics model only")
             self.net.flip_average = True
 
