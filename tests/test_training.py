@@ -53,12 +53,13 @@ def test_recipe_loading(tmp_path):
     assert options["sulcus_width"] == 1.5
     for bad, match in (({"noise_max": -0.1}, "noise_max"), ({"bias_strength": 1.0}, "bias_strength"),
                        ({"image_loss": "l1"}, "unknown image_loss"), ({"subject_every": 0}, "subject_every"),
-                       ({"tilt_deg": -1.0}, "tilt_deg")):
+                       ({"tilt_deg": -1.0}, "tilt_deg"), ({"input_gain": -0.1}, "input_gain")):
         with pytest.raises(ValueError, match=match):
             TrainConfig(**bad)
     options = TrainConfig(noise_max=0.0, bias_strength=0.0, fine_brain=True, subject_every=96).stream_options()
     assert (options["noise_max"], options["bias_strength"]) == (0.0, 0.0)
     assert (options["fine_brain"], options["refresh_every"]) == (True, 96)
+    assert TrainConfig(input_gain=0.1).stream_options()["input_gain"] == 0.1
 
 
 def test_log_mse_loss_weighs_images_by_their_relative_error():
@@ -247,3 +248,27 @@ def test_set_overrides_any_recipe_value(tmp_path, capsys):
         load_config(None, **_settings(["mapweight=1"]))
     assert train_main(["physics", "--set", "nonsense", "--out", str(tmp_path)]) == 2
     assert "KEY=VALUE" in capsys.readouterr().err
+
+
+def test_input_gain_scales_inputs_only_and_stays_in_range():
+    from napari_mr_reparam.datasets import StreamingSampler, random_gain
+
+    rng = np.random.default_rng(0)
+    image = np.linspace(0, 1, 101, dtype=np.float32)
+    gains = []
+    for _ in range(200):
+        out = random_gain(image, rng, 0.2)
+        assert out.dtype == np.float32 and out.min() >= 0 and out.max() <= 1
+        gains.append(out[10] / image[10])
+        if gains[-1] > 1:
+            assert out[-1] == 1.0  # clipped at the top
+    assert 1 / 1.2 - 1e-6 <= min(gains) < 0.9 and 1.1 < max(gains) <= 1.2 + 1e-6
+    plain = StreamingSampler([tiny_phantom()], size=None, seed=0, pool=1, noise_max=0.0,
+                             bias_strength=0.0, input_gain=0.0)
+    still = plain.example()
+    assert still["input"].max() == pytest.approx(1.0)  # no gain drawn: its own maximum
+    sampler = StreamingSampler([tiny_phantom()], size=None, seed=0, pool=1, noise_max=0.0,
+                               bias_strength=0.0, input_gain=0.5)
+    maxima = [sampler.example()["input"].max() for _ in range(20)]
+    targets = [sampler.example()["target"].max() for _ in range(5)]
+    assert min(maxima) < 0.99 and targets == pytest.approx([1.0] * 5)  # targets untouched

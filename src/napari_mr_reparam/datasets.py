@@ -268,6 +268,11 @@ class StreamingSampler:
         thin sulci become partial-volume lines (about 2.5 times the cost of a subject).
     tilt_deg : float
         Largest out-of-plane tilt (pitch and roll) of a subject; 0 (the default) none.
+    input_gain : float
+        Largest deviation of a random gain on each input image: a factor drawn
+        log-uniformly in ``[1 / (1 + input_gain), 1 + input_gain]``, the result clipped
+        at 1, so tissues do not sit at fixed fractions of the input's maximum. Targets
+        keep their own maximum. 0 (the default) draws nothing.
     noise_max, bias_strength : float
         Largest Rician noise sd (relative to the image maximum; drawn uniformly per
         image) and largest bias-field deviation from 1 (drawn per subject).
@@ -280,8 +285,9 @@ class StreamingSampler:
                  noise_max: float = 0.02, bias_strength: float = 0.2, tables=None,
                  with_maps: bool = False, sharpening: float = 1.0, texture: float = 0.0,
                  sharpening_min: float = 1.0, csf_expansion: float = 1.0, sulcus_width: float = 0.0,
-                 fine_brain: bool = False, tilt_deg: float = 0.0):
+                 fine_brain: bool = False, tilt_deg: float = 0.0, input_gain: float = 0.0):
         self.bases, self.task, self.size, self.with_maps = list(phantoms), task, size, with_maps
+        self.input_gain = input_gain
         self.randomize, self.refresh_every = randomize, refresh_every
         self.noise_max, self.bias_strength, self.tables = noise_max, bias_strength, tables
         self.anatomy = {"sharpening": sharpening, "texture": texture, "sharpening_min": sharpening_min,
@@ -314,6 +320,8 @@ class StreamingSampler:
         if self.task == "p2p":
             te_in, tr_in = (float(v[0]) for v in sample_te_tr(self.rng, 1))
         image = self._image(subject, bias, Acquisition(te_in, tr_in), index)
+        if self.randomize and self.input_gain > 0:
+            image = random_gain(image, self.rng, self.input_gain)
         target = np.concatenate([self._image(subject, bias, Acquisition(float(a), float(b)), index)
                                  for a, b in zip(te, tr)])
         one = targets == 1
@@ -342,6 +350,13 @@ class StreamingSampler:
         of different grids are zero-padded, centred, to the largest (background is 0)."""
         rows = [self.example(targets) for _ in range(count)]
         return {k: stack_padded([r[k] for r in rows]) for k in rows[0]}
+
+
+def random_gain(image: np.ndarray, rng: np.random.Generator, deviation: float) -> np.ndarray:
+    """``image`` (values in [0, 1]) times a gain drawn log-uniformly in
+    ``[1 / (1 + deviation), 1 + deviation]``, clipped at 1."""
+    bound = np.log1p(deviation)
+    return np.minimum(image * np.float32(np.exp(rng.uniform(-bound, bound))), 1.0)
 
 
 def stack_padded(arrays: list[np.ndarray]) -> np.ndarray:

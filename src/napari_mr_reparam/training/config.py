@@ -56,6 +56,10 @@ class TrainConfig:
     fine_brain: bool = False
     subject_every: int = 64
     tilt_deg: float = 0.0              # largest out-of-plane tilt of a head (pitch, roll)
+    # ... and the largest deviation of a random gain on the input image (drawn
+    # log-uniformly in [1 / (1 + g), 1 + g] per example, clipped at 1; 0 = none), so the
+    # network cannot lean on where its input's maximum happens to put each tissue
+    input_gain: float = 0.0
     pairs: int = 200
     slices: int = 24
     size: int = 256
@@ -122,6 +126,8 @@ class TrainConfig:
                              f"{self.noise_max} and {self.bias_strength}")
         if self.tilt_deg < 0:
             raise ValueError(f"tilt_deg must be >= 0 degrees, got {self.tilt_deg}")
+        if self.input_gain < 0:
+            raise ValueError(f"input_gain must be >= 0, got {self.input_gain}")
         if self.subject_every <= 0:
             raise ValueError(f"subject_every must be a positive number of examples, got {self.subject_every}")
         if self.image_loss not in IMAGE_LOSSES:
@@ -136,7 +142,7 @@ class TrainConfig:
                 "csf_expansion": self.csf_expansion, "sulcus_width": self.sulcus_width,
                 "noise_max": self.noise_max, "bias_strength": self.bias_strength,
                 "fine_brain": self.fine_brain, "tilt_deg": self.tilt_deg,
-                "refresh_every": self.subject_every}
+                "input_gain": self.input_gain, "refresh_every": self.subject_every}
 
     def to_dict(self) -> dict:
         return asdict(self)
