@@ -2,6 +2,7 @@
 
     python benchmarks/bench_unseen_subjects.py --model RUN/checkpoint.pt [--subjects 2]
                                                [--seed 100000] [--limit 600] [--tasks d2p p2p]
+                                               [--gain 1.0]
 
 Draws ``--subjects`` random heads exactly as the model's training stream drew its
 subjects (the recipe in the checkpoint's card: base phantoms, tissue tables, anatomy
@@ -9,7 +10,8 @@ options), from seeds the stream never used, and scores the model on each head's 
 protocol (noise-free, no bias field, like the MRiLab test), first ``--limit`` test
 images. Set beside its cross-phantom figure, it tells domain shift (the MRiLab
 phantom's anatomy is unlike the training heads) from what one input leaves open
-whatever the head (the training heads are as hard).
+whatever the head (the training heads are as hard). ``--gain`` multiplies every input
+by a gain (clipped at 1) as ``bench_input_gain.py`` does on a phantom.
 """
 
 from __future__ import annotations
@@ -44,8 +46,11 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=100000, help="first subject seed (the stream's are below)")
     parser.add_argument("--limit", type=int, default=600)
     parser.add_argument("--tasks", nargs="+", default=None, choices=("d2p", "p2p"))
+    parser.add_argument("--gain", type=float, default=1.0, help="input gain (1: none)")
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args(argv)
+    if args.gain <= 0:
+        parser.error("--gain must be positive")
     try:
         engine = Reparameterizer(args.model, weights=args.model, device=args.device, batch_size=16)
     except (OSError, ValueError) as exc:  # WeightsError is a ValueError
@@ -53,6 +58,10 @@ def main(argv=None) -> int:
     config = engine.info.card.get("config")
     if not config or config.get("data") != "stream":
         parser.error(f"{args.model} was not trained on the stream: no subjects to draw like its own")
+    if args.gain != 1.0:
+        from bench_input_gain import GainedInputs
+
+        engine = GainedInputs(engine, args.gain)
     tasks = args.tasks or (["d2p", "p2p"] if engine.task == "p2p" else ["d2p"])
     print("| head | task | PSNR (dB) | MAE | SSIM | images |\n|---|---|---|---|---|---|")
     scores = {t: [] for t in tasks}
