@@ -1,0 +1,31 @@
+"""The input-gain diagnostic (benchmarks/bench_input_gain.py): the wrapped engine reads
+gained, clipped inputs and everything else unchanged."""
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import bench_input_gain  # noqa: E402
+
+
+class _Recorder:
+    task, info, consistency = "d2p", object(), 0.5
+
+    def predict_images(self, images, *args, **kwargs):
+        self.seen = (images, args, kwargs)
+        return images
+
+
+def test_gained_inputs_scale_clip_and_pass_the_rest_through():
+    engine = _Recorder()
+    wrapped = bench_input_gain.GainedInputs(engine, 1.25)
+    assert (wrapped.task, wrapped.info, wrapped.consistency) == ("d2p", engine.info, 0.5)
+    assert wrapped.native_input is False
+    images = np.array([[[0.0, 0.4, 0.9]]], np.float32)
+    wrapped.predict_images(images, [20.0], [500.0], progress=None)
+    seen, args, kwargs = engine.seen
+    assert np.allclose(seen, [[[0.0, 0.5, 1.0]]])  # 0.9 * 1.25 clipped at 1
+    assert args == ([20.0], [500.0]) and kwargs == {"progress": None}
+    assert np.allclose(images, [[[0.0, 0.4, 0.9]]])  # the caller's array is untouched
