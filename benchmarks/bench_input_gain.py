@@ -35,7 +35,7 @@ class GainedInputs:
 def main(argv=None) -> int:
     from napari_mr_reparam.inference import Reparameterizer
     from napari_mr_reparam.phantoms import load_phantom
-    from napari_mr_reparam.training.evaluate import evaluate
+    from napari_mr_reparam.training.evaluate import TARGET_TE_BANDS_MS, evaluate
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True, help="a model name or a checkpoint / weights file")
@@ -48,14 +48,13 @@ def main(argv=None) -> int:
     if any(g <= 0 for g in args.gains):
         parser.error("gains must be positive")
     try:
-        weights = args.model if args.model.endswith((".pt", ".safetensors")) else None
-        engine = Reparameterizer(args.model, weights=weights, device=args.device, batch_size=16)
+        engine = Reparameterizer(args.model, device=args.device, batch_size=16)  # a name or a file
         phantom = load_phantom(args.phantom)
     except (OSError, ValueError) as exc:  # WeightsError is a ValueError
         parser.error(str(exc))
-    print("| gain | PSNR (dB) | " + " | ".join(f"TE {lo:g}-{hi:g}" for lo, hi in zip(
-        (20, 50, 100, 200, 500), (50, 100, 200, 500, 1000))) + " |")
-    print("|---|---|" + "---|" * 5)
+    bands = list(zip(TARGET_TE_BANDS_MS[:-1], TARGET_TE_BANDS_MS[1:]))
+    print("| gain | PSNR (dB) | " + " | ".join(f"TE {lo:g}-{hi:g}" for lo, hi in bands) + " |")
+    print("|---|---|" + "---|" * len(bands))
     for gain in args.gains:
         r = evaluate(GainedInputs(engine, gain), args.task, phantom, limit=args.limit)
         bands = " | ".join(f"{b['mean']:.2f}" for b in r["psnr_by_target_te"])

@@ -57,8 +57,8 @@ class TrainConfig:
     subject_every: int = 64
     tilt_deg: float = 0.0              # largest out-of-plane tilt of a head (pitch, roll)
     # ... and the largest deviation of a random gain on the input image (drawn
-    # log-uniformly in [1 / (1 + g), 1 + g] per example, clipped at 1; 0 = none), so the
-    # network cannot lean on where its input's maximum happens to put each tissue
+    # log-uniformly in [1 / (1 + g), 1 + g] per example, clipped at 1; 0 = none), so
+    # tissues do not sit at fixed fractions of the input's maximum (RESULTS.md: no gain)
     input_gain: float = 0.0
     pairs: int = 200
     slices: int = 24
