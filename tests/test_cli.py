@@ -53,6 +53,8 @@ def test_p2p_reads_the_sidecar_or_says_it_assumes_the_default(scan, tiny_weights
     (["--te", "-5", "--tr", "100"], "positive"),
     (["--te", "abc", "--tr", "100"], "not a number"),
     (["--te", "50", "--tr", "4000", "--model", "gan"], "unknown model 'gan'; known: d2p, p2p"),
+    (["--te", "50", "--tr", "4000", "--model", "runs/gone.pt"], "no weights file 'runs/gone.pt': no such file"),
+    (["--te", "50", "--tr", "4000", "--flip-average"], "flip averaging applies to the physics model only"),
 ])
 def test_bad_parameters_are_one_line_errors(scan, tiny_weights, tmp_path, capsys, extra, message):
     path, _, _ = scan
@@ -110,6 +112,19 @@ def test_folder_of_inputs_several_targets_physics_maps_once(tmp_path, tiny_weigh
     assert len(calls) == 2  # maps once per input, not per target
     captured = capsys.readouterr()
     assert "2 of 3 files done" in captured.out and "failed" in captured.err
+
+
+def test_flip_average_gives_the_mirror_of_the_mirrored_scan(scan, tiny_weights, tmp_path):
+    path, _, _ = scan
+    image = nib.load(str(path))
+    mirrored = tmp_path / "mirrored.nii.gz"
+    nib.save(nib.Nifti1Image(np.asarray(image.dataobj)[::-1].copy(), image.affine), str(mirrored))
+    outputs = []
+    for source, name in ((path, "plain.nii.gz"), (mirrored, "mirror.nii.gz")):
+        assert main(["predict", str(source), "-o", str(tmp_path / name), "--te", "80", "--tr", "3000",
+                     "--model", "physics", "--flip-average", "-q"]) == 0
+        outputs.append(np.asarray(nib.load(str(tmp_path / name)).dataobj, dtype=np.float32))
+    np.testing.assert_allclose(outputs[1][::-1], outputs[0], atol=1.5)  # 8-bit rounding
 
 
 def test_mismatched_targets(scan, tiny_weights, tmp_path, capsys):

@@ -43,6 +43,8 @@ def test_flip_averaged_maps_are_the_mirror_of_the_mirrored_volumes(tiny_weights,
     np.testing.assert_allclose(mirrored.t2[..., ::-1], maps.t2, rtol=1e-4, equal_nan=True)
     with pytest.raises(ValueError, match="physics model only"):
         Reparameterizer("d2p", device="cpu", flip_average=True)
+    engine.flip_average = False  # a loaded engine switches without reloading
+    assert not engine.net.flip_average and not Reparameterizer("d2p", device="cpu").flip_average
 
 
 def test_out_of_gpu_memory_halves_batches_then_falls_back_to_cpu(tiny_weights, volume, monkeypatch):

@@ -212,6 +212,27 @@ def test_random_subject_tilt_rotates_the_head_out_of_plane(mni):
         random_subject(mni, 3, tilt_deg=-1.0)
 
 
+def test_random_subject_geometry_scales_and_stretches_the_head(mni):
+    still = dict(deform_mm=0.0, value_jitter=0.0, max_rotation_deg=0.0)
+    plain = random_subject(mni, 3, **still)
+    assert np.array_equal(plain.t2, random_subject(mni, 3, **still, anisotropy=0.0).t2)  # no draw
+    assert np.array_equal(random_subject(mni, 3).t2,  # the defaults are the old constants
+                          random_subject(mni, 3, max_scale=0.05, max_rotation_deg=5.0).t2)
+    unscaled = random_subject(mni, 3, **dict(still, max_scale=0.0))
+    assert np.array_equal(unscaled.mask(), mni.mask())  # no scale, rotation or warp: the base
+
+    def extent(subject):  # the brain's length along each axis, in voxels
+        return np.array([np.ptp(np.flatnonzero(subject.mask().any(axis=tuple(a for a in range(3) if a != k))))
+                         for k in range(3)], float)
+    ratios = [extent(random_subject(mni, s, **dict(still, max_scale=0.0), anisotropy=0.15)) / extent(mni)
+              for s in range(3)]
+    spread = [r.max() - r.min() for r in ratios]  # axes stretched unequally
+    assert max(spread) > 0.05 and all(np.all(np.abs(r - 1) < 0.2) for r in ratios)
+    for bad in ({"max_scale": 1.0}, {"anisotropy": -0.1}, {"max_rotation_deg": -1.0}, {"deform_mm": -1.0}):
+        with pytest.raises(ValueError, match="max_scale and anisotropy"):
+            random_subject(mni, 3, **bad)
+
+
 def test_add_sulci_moves_grey_matter_into_thin_partial_volume_csf():
     rng = np.random.default_rng(0)
     shape = (12, 40, 40)

@@ -53,13 +53,17 @@ def test_recipe_loading(tmp_path):
     assert options["sulcus_width"] == 1.5
     for bad, match in (({"noise_max": -0.1}, "noise_max"), ({"bias_strength": 1.0}, "bias_strength"),
                        ({"image_loss": "l1"}, "unknown image_loss"), ({"subject_every": 0}, "subject_every"),
-                       ({"tilt_deg": -1.0}, "tilt_deg"), ({"input_gain": -0.1}, "input_gain")):
+                       ({"tilt_deg": -1.0}, "tilt_deg"), ({"input_gain": -0.1}, "input_gain"),
+                       ({"max_scale": 1.0}, "max_scale"), ({"anisotropy": -0.1}, "anisotropy"),
+                       ({"deform_mm": -1.0}, "deform_mm")):
         with pytest.raises(ValueError, match=match):
             TrainConfig(**bad)
     options = TrainConfig(noise_max=0.0, bias_strength=0.0, fine_brain=True, subject_every=96).stream_options()
     assert (options["noise_max"], options["bias_strength"]) == (0.0, 0.0)
     assert (options["fine_brain"], options["refresh_every"]) == (True, 96)
     assert TrainConfig(input_gain=0.1).stream_options()["input_gain"] == 0.1
+    geometry = TrainConfig(deform_mm=8.0, max_scale=0.1, max_rotation_deg=10.0, anisotropy=0.05).stream_options()
+    assert [geometry[k] for k in ("deform_mm", "max_scale", "max_rotation_deg", "anisotropy")] == [8.0, 0.1, 10.0, 0.05]
 
 
 def test_log_mse_loss_weighs_images_by_their_relative_error():

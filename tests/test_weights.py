@@ -71,6 +71,15 @@ def test_checkpoints_and_unknown_names(tmp_path, tiny_weights):
         Reparameterizer("nope")
 
 
+@pytest.mark.parametrize("written", ["missing.pt", "runs/missing", "w.safetensors"])
+def test_a_missing_weights_file_is_named_as_a_file(written, tmp_path, tiny_weights):
+    with pytest.raises(WeightsError, match=r"no weights file '.*': no such file"):
+        Reparameterizer(str(tmp_path / written) if "/" in written else written)
+    (tmp_path / "folder.pt").mkdir()
+    with pytest.raises(WeightsError, match="it is a folder"):
+        Reparameterizer(str(tmp_path / "folder.pt"))
+
+
 def test_card_required_for_user_safetensors(tmp_path, tiny_weights):
     state, _ = load_weights("d2p")
     save_weights(state, {"note": "no arch"}, tmp_path / "x.safetensors")

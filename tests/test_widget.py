@@ -174,6 +174,26 @@ def test_consistency_weight_recomputes_the_maps(demo, qtbot):
     assert widget._maps.get(plain_request) is not None  # going back costs no new maps
 
 
+def test_flip_averaging_is_a_physics_option_with_its_own_maps(demo, qtbot):
+    viewer, widget = demo
+    assert widget.flip_average.native.isHidden()
+    widget.model.value = "physics"
+    assert not widget.flip_average.native.isHidden()
+    widget.run.clicked.emit()
+    _until(qtbot, lambda: _idle(widget) and _outputs(viewer, "prediction"))
+    plain_request = widget.current_request(whole=True)
+    widget.flip_average.value = True
+    request = widget.current_request(whole=True)
+    assert request.flip_average and widget._maps.get(request) is None
+    widget.run.clicked.emit()
+    _until(qtbot, lambda: _idle(widget) and widget._maps.get(request) is not None)
+    engine, _ = widget._maps.get(request)
+    assert engine.flip_average
+    assert widget._maps.get(plain_request) is not None  # the plain maps are kept
+    widget.model.value = "d2p"
+    assert not widget.current_request(whole=True).flip_average  # the paper's models ignore it
+
+
 def test_closing_the_input_mid_run_cancels(demo, qtbot):
     viewer, widget = demo
     widget.run.clicked.emit()

@@ -4,14 +4,14 @@ A magicgui :class:`~magicgui.widgets.Container` whose controls scripts and tests
 by name: ``image``, ``model``, ``input_te``, ``input_tr``, ``te``, ``tr``,
 ``ground_truth``, ``device``, ``live``, ``run``, ``cancel``, ``progress``, ``status``
 and ``metrics``; for the physics model also ``sequence``, ``ti``, ``flip``,
-``consistency`` and ``add_maps``. Model work runs in napari ``thread_worker`` threads;
+``consistency``, ``flip_average`` and ``add_maps``. Model work runs in napari ``thread_worker`` threads;
 torch is imported only when the first prediction starts, so the widget opens quickly.
 
 Dragging ``te``/``tr`` predicts the slice on screen (debounced; while a prediction runs
 only the newest request is kept, so stale ones are dropped) and, once the sliders rest,
 the whole volume. ``run`` predicts the whole volume at once; ``cancel`` stops it.
 The physics model computes PD/T1/T2 maps once per input (cached per layer, model, input
-TE/TR and data-consistency weight) and then re-renders the whole volume on every change,
+TE/TR, data-consistency weight and flip averaging) and then re-renders the whole volume on every change,
 in milliseconds.
 """
 
@@ -86,6 +86,10 @@ class ReparamWidget(Container):
                                        label="Data consistency",
                                        tooltip="How far the maps are moved to reproduce the input "
                                                "image at its own TE/TR (0: the network's maps)")
+        self.flip_average = CheckBox(value=False, text="Average maps with the mirror image",
+                                     tooltip="Infer the maps from each slice and its left-right "
+                                             "mirror and average them: twice the map time, "
+                                             "reads unfamiliar anatomy a little better")
         self.add_maps = PushButton(text="Add PD, T1, T2 maps as layers")
         self.range_warning = Label(value="", label="")
         self.ground_truth = create_widget(annotation=napari.layers.Image, label="Ground truth",
@@ -98,7 +102,7 @@ class ReparamWidget(Container):
         self.status = Label(value="", label="Status")
         self.metrics = Label(value="", label="Metrics")
         self.extend([self.image, self.model, self.input_te, self.input_tr, self.sequence, self.te,
-                     self.tr, self.ti, self.flip, self.consistency, self.range_warning, self.ground_truth, self.device, self.live, self.run,
+                     self.tr, self.ti, self.flip, self.consistency, self.flip_average, self.range_warning, self.ground_truth, self.device, self.live, self.run,
                      self.cancel, self.add_maps, self.progress, self.status, self.metrics])
 
     def _timer(self, delay_ms: int, slot) -> QTimer:
@@ -115,7 +119,8 @@ class ReparamWidget(Container):
             control.changed.connect(self._on_slider_changed)
         self.sequence.changed.connect(self._on_model_changed)
         self.add_maps.clicked.connect(self.add_map_layers)
-        for control in (self.input_te, self.input_tr, self.model, self.device, self.consistency):
+        for control in (self.input_te, self.input_tr, self.model, self.device, self.consistency,
+                        self.flip_average):
             control.changed.connect(self._on_settings_changed)
         self.ground_truth.changed.connect(self._update_comparison)
         self.run.clicked.connect(self._start_volume)
@@ -137,6 +142,7 @@ class ReparamWidget(Container):
         physics = self.model.value == "physics"
         self.input_te.visible = self.input_tr.visible = self.model.value in ("p2p", "physics")
         self.sequence.visible = self.add_maps.visible = self.consistency.visible = physics
+        self.flip_average.visible = physics
         self.ti.visible = physics and self.sequence.value == "inversion_recovery"
         self.flip.visible = physics and self.sequence.value == "gradient_echo"
 
@@ -183,7 +189,8 @@ class ReparamWidget(Container):
                        slice_index=None if physics else index, sequence=sequence,
                        ti=float(self.ti.value) if sequence == "inversion_recovery" else None,
                        flip_deg=float(self.flip.value) if sequence == "gradient_echo" else None,
-                       consistency=float(self.consistency.value) if physics else None)
+                       consistency=float(self.consistency.value) if physics else None,
+                       flip_average=bool(self.flip_average.value) and physics)
 
     def _start_preview(self):
         self._submit(self.current_request(whole=False))
@@ -220,6 +227,7 @@ class ReparamWidget(Container):
             yield ("engine", engine)
             if engine.renders:
                 engine.consistency = request.consistency
+                engine.flip_average = request.flip_average
                 done = [0]
 
                 def count(n):

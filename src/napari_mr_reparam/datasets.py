@@ -268,6 +268,10 @@ class StreamingSampler:
         thin sulci become partial-volume lines (about 2.5 times the cost of a subject).
     tilt_deg : float
         Largest out-of-plane tilt (pitch and roll) of a subject; 0 (the default) none.
+    deform_mm, max_scale, max_rotation_deg, anisotropy : float
+        A subject's geometry: the largest displacement of its smooth warp (mm), global
+        scale change, in-plane rotation (degrees) and further per-axis scale change (see
+        :func:`~napari_mr_reparam.phantoms.random_subject.random_subject`; 4, 0.05, 5, 0).
     input_gain : float
         Largest deviation of a random gain on each input image: a factor drawn
         log-uniformly in ``[1 / (1 + input_gain), 1 + input_gain]``, the result clipped
@@ -285,14 +289,18 @@ class StreamingSampler:
                  noise_max: float = 0.02, bias_strength: float = 0.2, tables=None,
                  with_maps: bool = False, sharpening: float = 1.0, texture: float = 0.0,
                  sharpening_min: float = 1.0, csf_expansion: float = 1.0, sulcus_width: float = 0.0,
-                 fine_brain: bool = False, tilt_deg: float = 0.0, input_gain: float = 0.0):
+                 fine_brain: bool = False, tilt_deg: float = 0.0, input_gain: float = 0.0,
+                 deform_mm: float = 4.0, max_scale: float = 0.05, max_rotation_deg: float = 5.0,
+                 anisotropy: float = 0.0):
         self.bases, self.task, self.size, self.with_maps = list(phantoms), task, size, with_maps
         self.input_gain = input_gain
         self.randomize, self.refresh_every = randomize, refresh_every
         self.noise_max, self.bias_strength, self.tables = noise_max, bias_strength, tables
         self.anatomy = {"sharpening": sharpening, "texture": texture, "sharpening_min": sharpening_min,
                         "csf_expansion": csf_expansion, "sulcus_width": sulcus_width,
-                        "fine_brain": fine_brain, "tilt_deg": tilt_deg}
+                        "fine_brain": fine_brain, "tilt_deg": tilt_deg, "deform_mm": deform_mm,
+                        "max_scale": max_scale, "max_rotation_deg": max_rotation_deg,
+                        "anisotropy": anisotropy}
         self.rng = np.random.default_rng(seed)
         self.pool = [self._subject() for _ in range(pool if randomize else 0)] or [
             (b, None) for b in self.bases]

@@ -121,13 +121,13 @@ class Reparameterizer:
         import torch
 
         from .devices import choose_device
-        from .weights import WeightsError, load_weights
+        from .weights import WeightsError, load_weights, names_a_file
 
         source = weights or model
         try:
             state, card = load_weights(source)
         except WeightsError as exc:
-            if weights is None and "no weights" in str(exc):
+            if weights is None and not names_a_file(model) and "no weights" in str(exc):
                 raise ValueError(f"unknown model {model!r}; known: {', '.join(known_models())}") from None
             raise
         if "arch" not in card:
@@ -145,10 +145,21 @@ class Reparameterizer:
         self.net = net.eval().to(self.device)
         self._torch = torch
         self.consistency = consistency
-        if flip_average:
-            if not self.renders:
+        self.flip_average = flip_average
+
+    @property
+    def flip_average(self) -> bool:
+        """Whether the physics network averages its maps over each slice and its mirror
+        (False for other models)."""
+        return bool(getattr(self.net, "flip_average", False))
+
+    @flip_average.setter
+    def flip_average(self, on: bool) -> None:
+        if not self.renders:
+            if on:
                 raise ValueError(f"{self.info.name}: flip averaging applies to the physics model only")
-            self.net.flip_average = True
+            return
+        self.net.flip_average = bool(on)
 
     @property
     def consistency(self) -> float | None:

@@ -27,6 +27,7 @@ class Request:
     ti: float | None = None
     flip_deg: float | None = None
     consistency: float | None = None
+    flip_average: bool = False
 
 
 class RequestQueue:
@@ -68,8 +69,8 @@ class EngineCache:
 
 
 class MapsCache:
-    """The physics model's maps per input layer, model, device, input TE/TR and
-    data-consistency weight.
+    """The physics model's maps per input layer, model, device, input TE/TR,
+    data-consistency weight and flip averaging.
 
     Entries hold the layer's data array, so a layer whose data is replaced, or another
     layer, never gets another volume's maps.
@@ -81,7 +82,7 @@ class MapsCache:
     @staticmethod
     def _key(request: Request) -> tuple:
         return (id(request.layer), request.model, request.device, request.input_te, request.input_tr,
-                request.consistency)
+                request.consistency, request.flip_average)
 
     def get(self, request: Request):
         if request.model != "physics":

@@ -97,21 +97,27 @@ def _tilt(rng: np.random.Generator, tilt_deg: float) -> np.ndarray:
 
 
 def _sample_coordinates(shape, voxel_mm, rng: np.random.Generator, deform_mm: float,
-                        tilt_deg: float = 0.0) -> np.ndarray:
-    """Where each output voxel samples the base: scale, rotation (in-plane, and out of
-    plane by up to ``tilt_deg``), then a smooth warp."""
-    scale = 1.0 + float(rng.uniform(-MAX_SCALE, MAX_SCALE))
-    angle = np.radians(float(rng.uniform(-MAX_ROTATION_DEG, MAX_ROTATION_DEG)))
+                        tilt_deg: float = 0.0, max_scale: float = MAX_SCALE,
+                        max_rotation_deg: float = MAX_ROTATION_DEG,
+                        anisotropy: float = 0.0) -> np.ndarray:
+    """Where each output voxel samples the base: scale (global within ``max_scale``, then
+    per axis within ``anisotropy``), rotation (in-plane within ``max_rotation_deg``, and
+    out of plane by up to ``tilt_deg``), then a smooth warp."""
+    scale = 1.0 + float(rng.uniform(-max_scale, max_scale))
+    angle = np.radians(float(rng.uniform(-max_rotation_deg, max_rotation_deg)))
     warp = np.stack([smooth_noise(shape, voxel_mm, rng, DEFORM_SIGMA_MM) for _ in range(3)])
     peak = float(np.sqrt((warp**2).sum(axis=0)).max())
     warp *= np.float32(deform_mm / max(peak, 1e-6))
     centre = [(s - 1) / 2 for s in shape]
     z, y, x = (np.arange(s, dtype=np.float32) - c for s, c in zip(shape, centre))
     cos, sin = np.float32(np.cos(angle)), np.float32(np.sin(angle))
+    scales = np.full(3, scale, np.float32)
+    if anisotropy > 0:  # drawn only when asked, so seeds give the heads they gave before
+        scales *= np.float32(1.0) + rng.uniform(-anisotropy, anisotropy, size=3).astype(np.float32)
     coords = np.empty((3, *shape), np.float32)
-    coords[0] = (z / scale)[:, None, None]
-    coords[1] = (cos * y[:, None] - sin * x[None, :]) / scale
-    coords[2] = (sin * y[:, None] + cos * x[None, :]) / scale
+    coords[0] = (z / scales[0])[:, None, None]
+    coords[1] = (cos * y[:, None] - sin * x[None, :]) / scales[1]
+    coords[2] = (sin * y[:, None] + cos * x[None, :]) / scales[2]
     if tilt_deg > 0:  # in millimetres, so anisotropic grids tilt true to shape
         mm = np.float32(voxel_mm).reshape(3, 1, 1, 1)
         tilted = np.tensordot(_tilt(rng, tilt_deg), coords * mm, axes=1)
@@ -278,7 +284,9 @@ def random_subject(base: Phantom, rng: np.random.Generator | int, *, deform_mm: 
                    value_jitter: float = 0.10, tables=None, sharpening: float = 1.0,
                    texture: float = 0.0, sharpening_min: float = 1.0,
                    csf_expansion: float = 1.0, sulcus_width: float = 0.0,
-                   fine_brain: bool = False, tilt_deg: float = 0.0) -> Phantom:
+                   fine_brain: bool = False, tilt_deg: float = 0.0,
+                   max_scale: float = MAX_SCALE, max_rotation_deg: float = MAX_ROTATION_DEG,
+                   anisotropy: float = 0.0) -> Phantom:
     """A randomly deformed copy of ``base`` with jittered tissue values.
 
     Parameters
@@ -289,7 +297,7 @@ def random_subject(base: Phantom, rng: np.random.Generator | int, *, deform_mm: 
         Generator or seed; the same seed gives byte-identical output.
     deform_mm : float
         Largest displacement of the smooth random warp (mm), on top of a global scale
-        within +-5 % and an in-plane (axial) rotation within +-5 degrees.
+        and an in-plane (axial) rotation.
     value_jitter : float
         Standard deviation of the global log-normal factor on T1, T2 and T2* (PD: half);
         each map's smooth spatial factor has half its global sd.
@@ -325,6 +333,13 @@ def random_subject(base: Phantom, rng: np.random.Generator | int, *, deform_mm: 
         head lies differently in every scanner: axial slices then cut the anatomy at new
         angles. 0 (the default) tilts none and draws nothing, so seeds give the heads
         they gave before.
+    max_scale, max_rotation_deg : float
+        Largest global scale change (a fraction: 0.05 is +-5 %, the default) and in-plane
+        (axial) rotation (degrees; 5 by default) of the head.
+    anisotropy : float
+        Largest further scale change along each axis on its own (a fraction), so heads
+        differ in shape (longer, wider, flatter) as well as size. 0 (the default) draws
+        nothing.
 
     Returns
     -------
@@ -336,12 +351,17 @@ def random_subject(base: Phantom, rng: np.random.Generator | int, *, deform_mm: 
         raise ValueError(f"sulcus_width must be >= 0 mm, got {sulcus_width}")
     if tilt_deg < 0:
         raise ValueError(f"tilt_deg must be >= 0 degrees, got {tilt_deg}")
+    if not (0 <= max_scale < 1 and 0 <= anisotropy < 1 and max_rotation_deg >= 0 and deform_mm >= 0):
+        raise ValueError("max_scale and anisotropy must lie in [0, 1) and max_rotation_deg and "
+                         f"deform_mm be >= 0, got {max_scale}, {anisotropy}, {max_rotation_deg} "
+                         f"and {deform_mm}")
     seed = int(rng) if isinstance(rng, (int, np.integer)) else None
     rng = _as_rng(rng)
     draw = _tissue_draw(base, rng, tables, sharpening, texture, sharpening_min, csf_expansion,
                         sulcus_width)
     voxel = tuple(float(v) for v in base.voxel_size_mm)
-    coords = _sample_coordinates(base.shape, voxel, rng, deform_mm, tilt_deg)
+    coords = _sample_coordinates(base.shape, voxel, rng, deform_mm, tilt_deg, max_scale,
+                                 max_rotation_deg, anisotropy)
     if draw is None:
         warped, name = {k: _warp(getattr(base, k), coords) for k in ("pd", *_TIMES)}, base.name
     else:

@@ -56,6 +56,12 @@ class TrainConfig:
     fine_brain: bool = False
     subject_every: int = 64
     tilt_deg: float = 0.0              # largest out-of-plane tilt of a head (pitch, roll)
+    # ... a head's geometry: the largest displacement of its smooth warp (mm), global scale
+    # change, in-plane rotation (degrees) and further scale change along each axis alone
+    deform_mm: float = 4.0
+    max_scale: float = 0.05
+    max_rotation_deg: float = 5.0
+    anisotropy: float = 0.0
     # ... and the largest deviation of a random gain on the input image (drawn
     # log-uniformly in [1 / (1 + g), 1 + g] per example, clipped at 1; 0 = none), so
     # tissues do not sit at fixed fractions of the input's maximum (RESULTS.md: no gain)
@@ -128,6 +134,11 @@ class TrainConfig:
             raise ValueError(f"tilt_deg must be >= 0 degrees, got {self.tilt_deg}")
         if self.input_gain < 0:
             raise ValueError(f"input_gain must be >= 0, got {self.input_gain}")
+        if not (0 <= self.max_scale < 1 and 0 <= self.anisotropy < 1
+                and self.max_rotation_deg >= 0 and self.deform_mm >= 0):
+            raise ValueError("max_scale and anisotropy must lie in [0, 1) and max_rotation_deg "
+                             f"and deform_mm be >= 0, got {self.max_scale}, {self.anisotropy}, "
+                             f"{self.max_rotation_deg} and {self.deform_mm}")
         if self.subject_every <= 0:
             raise ValueError(f"subject_every must be a positive number of examples, got {self.subject_every}")
         if self.image_loss not in IMAGE_LOSSES:
@@ -142,7 +153,9 @@ class TrainConfig:
                 "csf_expansion": self.csf_expansion, "sulcus_width": self.sulcus_width,
                 "noise_max": self.noise_max, "bias_strength": self.bias_strength,
                 "fine_brain": self.fine_brain, "tilt_deg": self.tilt_deg,
-                "input_gain": self.input_gain, "refresh_every": self.subject_every}
+                "input_gain": self.input_gain, "refresh_every": self.subject_every,
+                "deform_mm": self.deform_mm, "max_scale": self.max_scale,
+                "max_rotation_deg": self.max_rotation_deg, "anisotropy": self.anisotropy}
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -17,6 +17,9 @@ import tempfile
 from pathlib import Path
 
 BUNDLED_DIR = Path(__file__).resolve().parent
+#: Suffixes of training checkpoints, and of every weights file.
+CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt")
+WEIGHTS_SUFFIXES = (".safetensors", *CHECKPOINT_SUFFIXES)
 
 
 class WeightsError(ValueError):
@@ -71,21 +74,31 @@ def load_weights(name_or_path: str | Path) -> tuple[dict, dict]:
     path = _resolve(name_or_path)
     if path.suffix == ".safetensors":
         return _load_safetensors(path)
-    if path.suffix in (".pt", ".pth", ".ckpt"):
+    if path.suffix in CHECKPOINT_SUFFIXES:
         return _load_checkpoint(path)
     raise WeightsError(f"{path}: weights must be .safetensors or a .pt checkpoint")
+
+
+def names_a_file(name_or_path: str | Path) -> bool:
+    """Whether ``name_or_path`` is written as a file (a folder in it, or a weights
+    suffix) rather than as a bundled set's name."""
+    text = str(name_or_path)
+    return "/" in text or "\\" in text or Path(text).suffix in WEIGHTS_SUFFIXES
 
 
 def _resolve(name_or_path) -> Path:
     text = str(name_or_path)
     bundled = BUNDLED_DIR / f"{text}.safetensors"
-    if "/" not in text and "\\" not in text and bundled.is_file():
+    if not names_a_file(text) and bundled.is_file():
         return bundled
     path = Path(text).expanduser()
-    if not path.is_file():
-        known = ", ".join(bundled_names()) or "none"
-        raise WeightsError(f"no weights {text!r}: not a file, nor a bundled set ({known})")
-    return path
+    if path.is_file():
+        return path
+    if names_a_file(text):
+        raise WeightsError(f"no weights file {text!r}" + (
+            ": it is a folder" if path.is_dir() else ": no such file"))
+    known = ", ".join(bundled_names()) or "none"
+    raise WeightsError(f"no weights {text!r}: not a file, nor a bundled set ({known})")
 
 
 def _load_safetensors(path: Path) -> tuple[dict, dict]:
