@@ -24,13 +24,13 @@ import numpy as np
 def unseen_subjects(config: dict, count: int, seed: int):
     """``count`` heads drawn like the training stream's, from seeds ``seed``, ``seed + 1``...
     (base phantoms in turn)."""
+    from napari_mr_reparam.datasets import ANATOMY_OPTIONS
     from napari_mr_reparam.phantoms import load_phantom, random_subject
     from napari_mr_reparam.training.config import TrainConfig
 
     cfg = TrainConfig(**config)
     options = cfg.stream_options()
-    anatomy = {k: options[k] for k in ("tables", "sharpening", "texture", "sharpening_min",
-                                       "csf_expansion", "sulcus_width", "fine_brain", "tilt_deg")}
+    anatomy = {k: options[k] for k in ("tables", *ANATOMY_OPTIONS)}
     bases = [load_phantom(spec) for spec in cfg.phantoms]
     for i in range(count):
         yield random_subject(bases[(seed + i) % len(bases)], seed + i, **anatomy)

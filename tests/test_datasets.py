@@ -81,3 +81,16 @@ def test_native_grid_images_and_padded_batches():
     batch = sampler.batch(2, targets=3)
     assert batch["input"].shape[-2:] == tiny_phantom(n=12).shape[1:]
     assert batch["target"].shape[:2] == (2, 3)
+
+
+def test_sampler_passes_every_anatomy_option_to_the_subjects():
+    import inspect
+
+    from napari_mr_reparam.datasets import ANATOMY_OPTIONS, StreamingSampler
+    from napari_mr_reparam.phantoms import random_subject
+
+    accepted = inspect.signature(random_subject).parameters
+    assert all(name in accepted for name in ANATOMY_OPTIONS)
+    sampler = StreamingSampler([tiny_phantom()], randomize=False, deform_mm=7.0, anisotropy=0.1)
+    assert set(sampler.anatomy) == set(ANATOMY_OPTIONS)
+    assert (sampler.anatomy["deform_mm"], sampler.anatomy["anisotropy"]) == (7.0, 0.1)

@@ -228,6 +228,12 @@ def _write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
     tmp.replace(path)
 
 
+#: The keywords of :func:`~napari_mr_reparam.phantoms.random_subject.random_subject` (besides
+#: ``tables``) that :class:`StreamingSampler` passes on: a subject's anatomy and geometry.
+ANATOMY_OPTIONS = ("sharpening", "texture", "sharpening_min", "csf_expansion", "sulcus_width",
+                   "fine_brain", "tilt_deg", "deform_mm", "max_scale", "max_rotation_deg", "anisotropy")
+
+
 class StreamingSampler:
     """Fresh training examples drawn on the fly: (subject, slice, TE, TR) at random.
 
@@ -296,11 +302,8 @@ class StreamingSampler:
         self.input_gain = input_gain
         self.randomize, self.refresh_every = randomize, refresh_every
         self.noise_max, self.bias_strength, self.tables = noise_max, bias_strength, tables
-        self.anatomy = {"sharpening": sharpening, "texture": texture, "sharpening_min": sharpening_min,
-                        "csf_expansion": csf_expansion, "sulcus_width": sulcus_width,
-                        "fine_brain": fine_brain, "tilt_deg": tilt_deg, "deform_mm": deform_mm,
-                        "max_scale": max_scale, "max_rotation_deg": max_rotation_deg,
-                        "anisotropy": anisotropy}
+        values = locals()
+        self.anatomy = {k: values[k] for k in ANATOMY_OPTIONS}
         self.rng = np.random.default_rng(seed)
         self.pool = [self._subject() for _ in range(pool if randomize else 0)] or [
             (b, None) for b in self.bases]
