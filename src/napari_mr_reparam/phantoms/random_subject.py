@@ -127,6 +127,15 @@ def _sample_coordinates(shape, voxel_mm, rng: np.random.Generator, deform_mm: fl
     return coords
 
 
+def check_geometry(deform_mm: float, max_scale: float, max_rotation_deg: float,
+                   anisotropy: float) -> None:
+    """Raise ValueError unless a head's geometry limits are usable (see :func:`random_subject`)."""
+    if not (0 <= max_scale < 1 and 0 <= anisotropy < 1 and max_rotation_deg >= 0 and deform_mm >= 0):
+        raise ValueError("max_scale and anisotropy must lie in [0, 1) and max_rotation_deg and "
+                         f"deform_mm be >= 0, got {max_scale}, {anisotropy}, {max_rotation_deg} "
+                         f"and {deform_mm}")
+
+
 def _log_uniform(rng: np.random.Generator, low: float, high: float) -> float:
     """A draw log-uniform between ``low`` and ``high`` (``low`` when they are equal)."""
     return float(np.exp(rng.uniform(np.log(low), np.log(high)))) if high > low else float(low)
@@ -351,10 +360,7 @@ def random_subject(base: Phantom, rng: np.random.Generator | int, *, deform_mm: 
         raise ValueError(f"sulcus_width must be >= 0 mm, got {sulcus_width}")
     if tilt_deg < 0:
         raise ValueError(f"tilt_deg must be >= 0 degrees, got {tilt_deg}")
-    if not (0 <= max_scale < 1 and 0 <= anisotropy < 1 and max_rotation_deg >= 0 and deform_mm >= 0):
-        raise ValueError("max_scale and anisotropy must lie in [0, 1) and max_rotation_deg and "
-                         f"deform_mm be >= 0, got {max_scale}, {anisotropy}, {max_rotation_deg} "
-                         f"and {deform_mm}")
+    check_geometry(deform_mm, max_scale, max_rotation_deg, anisotropy)
     seed = int(rng) if isinstance(rng, (int, np.integer)) else None
     rng = _as_rng(rng)
     draw = _tissue_draw(base, rng, tables, sharpening, texture, sharpening_min, csf_expansion,

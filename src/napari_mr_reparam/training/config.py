@@ -134,11 +134,9 @@ class TrainConfig:
             raise ValueError(f"tilt_deg must be >= 0 degrees, got {self.tilt_deg}")
         if self.input_gain < 0:
             raise ValueError(f"input_gain must be >= 0, got {self.input_gain}")
-        if not (0 <= self.max_scale < 1 and 0 <= self.anisotropy < 1
-                and self.max_rotation_deg >= 0 and self.deform_mm >= 0):
-            raise ValueError("max_scale and anisotropy must lie in [0, 1) and max_rotation_deg "
-                             f"and deform_mm be >= 0, got {self.max_scale}, {self.anisotropy}, "
-                             f"{self.max_rotation_deg} and {self.deform_mm}")
+        from ..phantoms.random_subject import check_geometry
+
+        check_geometry(self.deform_mm, self.max_scale, self.max_rotation_deg, self.anisotropy)
         if self.subject_every <= 0:
             raise ValueError(f"subject_every must be a positive number of examples, got {self.subject_every}")
         if self.image_loss not in IMAGE_LOSSES:
