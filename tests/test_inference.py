@@ -97,3 +97,31 @@ def test_physics_engine_applies_data_consistency_and_checks_its_weight(tiny_weig
     with pytest.raises(ValueError, match="physics model only"):
         Reparameterizer("d2p", device="cpu", consistency=0.5)
     assert Reparameterizer("d2p", device="cpu").consistency is None
+
+
+def test_the_peak_the_input_calibrates_reaches_every_render(tiny_weights, volume, monkeypatch):
+    from napari_mr_reparam import peaks
+
+    monkeypatch.setattr(peaks, "calibrated_count", lambda rendered, image: np.full(len(image), 4))
+    engine = Reparameterizer("physics", device="cpu", batch_size=2)
+    maps = engine.compute_maps(volume, 50, 4500)
+    assert engine.calibrate_peak and maps.peak_count.tolist() == [4] * len(volume)
+    rendered = engine.render(maps, 80, 2500)
+    np.testing.assert_allclose(rendered, engine.predict_volume(volume, 80, 2500, 50, 4500),
+                               rtol=1e-5, atol=1e-3, equal_nan=True)
+    engine.calibrate_peak = False
+    plain = engine.compute_maps(volume, 50, 4500)
+    assert np.all(plain.peak_count == 1)
+    by_max = engine.render(plain, 80, 2500)
+    assert (np.nanmax(rendered, axis=(1, 2)) > np.nanmax(by_max, axis=(1, 2))).all()  # a lower peak
+    assert (np.nanmax(rendered, axis=(1, 2)) <= np.nanmax(volume, axis=(1, 2)) * (1 + 1e-4)).all()
+    assert not Reparameterizer("d2p", device="cpu").calibrate_peak
+
+
+def test_training_renders_keep_the_maximum():
+    from napari_mr_reparam.models.physics_net import PhysicsNet
+
+    net = PhysicsNet(base=4, depth=3, task="d2p").train()
+    maps = net.maps(torch.rand(2, 1, 64, 64))
+    assert "peak_count" not in maps
+    assert torch.allclose(net.render(maps, 80.0, 3000.0).amax(dim=(-2, -1)), torch.ones(2, 1))

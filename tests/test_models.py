@@ -82,7 +82,7 @@ def test_d2p_ignores_input_times_and_p2p_needs_them():
 
 
 def test_physics_net_maps_are_bounded_and_render_follows_the_equation():
-    from napari_mr_reparam import physics
+    from napari_mr_reparam import peaks, physics
     from napari_mr_reparam.models.physics_net import T1_RANGE_MS, T2_RANGE_MS, PhysicsNet
 
     torch.manual_seed(0)
@@ -97,8 +97,15 @@ def test_physics_net_maps_are_bounded_and_render_follows_the_equation():
         raw = net.render(maps, 80.0, 3000.0, normalize=False)
         expected = physics.spin_echo(maps["pd"], maps["t1"], maps["t2"], 80.0, 3000.0)
         assert torch.allclose(raw, expected)
-        several = net.render(maps, torch.tensor([[30.0, 90.0, 200.0]] * 2), torch.tensor([[800.0, 3000.0, 9000.0]] * 2))
+        te, tr = torch.tensor([[30.0, 90.0, 200.0]] * 2), torch.tensor([[800.0, 3000.0, 9000.0]] * 2)
+        several = net.render({k: maps[k] for k in ("pd", "t1", "t2")}, te, tr)
         assert several.shape == (2, 3, 128, 128) and torch.allclose(several.amax(dim=(-2, -1)), torch.ones(2, 3))
+        count = maps["peak_count"]  # calibrated on the input: the maps carry it to every render
+        assert count.shape == (2,) and int(count.min()) >= 1
+        calibrated = net.render(maps, te, tr)
+        raw = net.render(maps, te, tr, normalize=False)
+        expected = peaks.normalize(raw, count.reshape(2, 1)).clamp_max(1.0)
+        assert torch.allclose(calibrated, expected)
         out = net(x * 2 - 1, torch.tensor([80.0, 80.0]), torch.tensor([3000.0, 3000.0]),
                   torch.tensor([50.0, 20.0]), torch.tensor([4500.0, 600.0]))
         assert out.shape == (2, 1, 256, 256) and out.min() >= -1 and out.max() <= 1

@@ -29,7 +29,9 @@ class QuantitativeMaps:
 
     The maps are stored at the model's working resolution, (z, h, w); ``scale`` holds
     each input slice's maximum (to return renders in the input's units), ``shape`` the
-    input's in-plane size and ``nan`` where the input had no value.
+    input's in-plane size, ``nan`` where the input had no value and ``peak_count`` how
+    many of each slice's brightest voxels a render is normalized by (1, the maximum,
+    unless the input calibrated more: :mod:`napari_mr_reparam.peaks`).
     """
 
     pd: np.ndarray
@@ -38,6 +40,7 @@ class QuantitativeMaps:
     scale: np.ndarray
     shape: tuple
     nan: np.ndarray
+    peak_count: np.ndarray | int = 1
 
     def at_input_size(self) -> dict[str, np.ndarray]:
         """The maps resized to the input's in-plane size (for display), NaN where it had none."""
@@ -114,10 +117,14 @@ class Reparameterizer:
         Physics model only: average its raw maps over each slice and its left-right
         mirror (twice the map cost; see
         :attr:`~napari_mr_reparam.models.physics_net.PhysicsNet.flip_average`).
+    calibrate_peak : bool
+        Physics model only: normalize renders by the peak the input calibrates
+        (:mod:`napari_mr_reparam.peaks`) rather than by their maximum.
     """
 
     def __init__(self, model: str = "d2p", weights: str | None = None, device: str = "auto",
-                 batch_size: int = 8, consistency: float | None = None, flip_average: bool = False):
+                 batch_size: int = 8, consistency: float | None = None, flip_average: bool = False,
+                 calibrate_peak: bool = True):
         import torch
 
         from .devices import choose_device
@@ -146,6 +153,18 @@ class Reparameterizer:
         self._torch = torch
         self.consistency = consistency
         self.flip_average = flip_average
+        self.calibrate_peak = calibrate_peak
+
+    @property
+    def calibrate_peak(self) -> bool:
+        """Whether the physics network's renders are normalized by the peak the input
+        calibrates (False for other models, which do not render)."""
+        return bool(getattr(self.net, "calibrate_peak", False))
+
+    @calibrate_peak.setter
+    def calibrate_peak(self, on: bool) -> None:
+        if self.renders:
+            self.net.calibrate_peak = bool(on)
 
     @property
     def flip_average(self) -> bool:
@@ -290,7 +309,7 @@ class Reparameterizer:
             start += len(chunk)
             if progress is not None:
                 progress(len(chunk))
-        joined = {k: np.concatenate([p[k] for p in parts]) for k in ("pd", "t1", "t2")}
+        joined = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
         return QuantitativeMaps(**joined, scale=scale[:, 0, 0], shape=shape, nan=nan)
 
     def _maps_batch(self, chunk: np.ndarray, te_in: float, tr_in: float) -> dict[str, np.ndarray]:
@@ -300,22 +319,26 @@ class Reparameterizer:
             t = torch.from_numpy(np.ascontiguousarray(x))[:, None].to(self.device)
             n = t.shape[0]
             maps = self.net.maps(t, torch.full((n,), te_in), torch.full((n,), tr_in))
-        return {k: v[:, 0].float().cpu().numpy() for k, v in maps.items()}
+        out = {k: maps[k][:, 0].float().cpu().numpy() for k in ("pd", "t1", "t2")}
+        if "peak_count" in maps:
+            out["peak_count"] = maps["peak_count"].cpu().numpy()
+        return out
 
     def render(self, maps: QuantitativeMaps, te_ms: float, tr_ms: float, sequence: str = "spin_echo",
                ti_ms: float | None = None, flip_deg: float | None = None) -> np.ndarray:
         """An image volume at any acquisition from :meth:`compute_maps`' maps (input units).
 
-        Each slice is normalized to its own maximum, as the model was trained, and scaled
-        back by the input slice's maximum.
+        Each slice is normalized to its peak (its maximum, or the mean of as many of its
+        brightest voxels as the input calibrated), as the network's own renders are, and
+        scaled back by the input slice's maximum.
         """
-        from . import physics
-        from .simulate import normalize_to_max
+        from . import peaks, physics
 
         signal = physics.render(sequence, maps.pd, maps.t1, maps.t2, te_ms, tr_ms, ti=ti_ms,
                                 flip_deg=flip_deg, t2star=maps.t2)
-        images = resize_slices(normalize_to_max(np.asarray(signal, np.float32)), maps.shape)
-        out = np.clip(images, 0, None) * maps.scale[:, None, None]
+        normalized = peaks.normalize(np.asarray(signal, np.float32), maps.peak_count)
+        images = np.clip(resize_slices(normalized, maps.shape), 0, 1)
+        out = images * maps.scale[:, None, None]
         out[maps.nan] = np.nan
         return out
 

@@ -106,7 +106,8 @@ def join_maps(parts: list):
     if len(parts) == 1:
         return parts[0]
     fields = {k: np.concatenate([getattr(p, k) for p in parts]) for k in ("pd", "t1", "t2", "scale", "nan")}
-    return QuantitativeMaps(**fields, shape=parts[0].shape)
+    counts = [np.broadcast_to(p.peak_count, p.scale.shape) for p in parts]
+    return QuantitativeMaps(**fields, shape=parts[0].shape, peak_count=np.concatenate(counts))
 
 
 SEQUENCE_TAGS = {"spin_echo": "", "inversion_recovery": "IR ", "gradient_echo": "GRE "}

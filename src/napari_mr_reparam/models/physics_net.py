@@ -5,7 +5,8 @@ from a little MLP), maps an input slice to bounded proton-density, T1 and T2 map
 Any target image is then rendered through the MR signal equation
 (:mod:`napari_mr_reparam.physics`): the network runs once per volume, and every new
 TE/TR (or TI, flip angle, sequence) is a cheap, differentiable formula. Rendered images
-are normalized to their own maximum, as the training images are.
+are normalized to their own maximum while training, as the training images are; at
+inference to the peak the input calibrates (:mod:`napari_mr_reparam.peaks`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .. import DEFAULT_TE_MS, DEFAULT_TR_MS, physics
+from .. import DEFAULT_TE_MS, DEFAULT_TR_MS, peaks, physics
 
 #: Bounds of the predicted maps (ms for T1/T2; PD relative).
 T1_RANGE_MS = (50.0, 6000.0)
@@ -143,6 +144,9 @@ class PhysicsNet(FromCard, FiLMUNet):
     #: back), at twice the cost: a head is nearly symmetric, so the two readings are two
     #: looks at the same anatomy. Off while training.
     flip_average = False
+    #: Normalize renders by the peak the input calibrates (:func:`peaks.calibrated_count`,
+    #: kept in the maps as ``peak_count``) rather than by their maximum. Off while training.
+    calibrate_peak = True
 
     def __init__(self, base: int = 16, depth: int = 4, task: str = "p2p", work_size: int = 128):
         super().__init__(1, 3, 2, base, depth)
@@ -167,6 +171,10 @@ class PhysicsNet(FromCard, FiLMUNet):
                 "t2": _log_bounded(raw[:, 2:3], T2_RANGE_MS)}
         if self.consistency > 0:
             maps = self.consistent_maps(maps, image01, input_te_ms, input_tr_ms)
+        if self.calibrate_peak and not self.training:
+            rendered = self.render(maps, input_te_ms, input_tr_ms, normalize=False)
+            counts = peaks.calibrated_count(rendered[:, 0], image01[:, 0].float())
+            maps["peak_count"] = torch.as_tensor(counts, device=image01.device)
         return maps
 
     def consistent_maps(self, maps: dict, image01, input_te_ms, input_tr_ms) -> dict:
@@ -205,7 +213,9 @@ class PhysicsNet(FromCard, FiLMUNet):
     @staticmethod
     def render(maps: dict, te_ms, tr_ms, sequence: str = "spin_echo", ti_ms=None, flip_deg=None,
                normalize: bool = True) -> torch.Tensor:
-        """Images at the given acquisitions, normalized to their own maximum by default.
+        """Images at the given acquisitions, normalized by default to their maximum, or
+        to the peak of ``maps["peak_count"]`` voxels (:func:`peaks.peak`, clipped at 1)
+        when the maps carry one.
 
         Times are scalars, (B,) tensors (one target per image: output (B, 1, H, W)) or
         (B, K) tensors (K targets per image: output (B, K, H, W)). Gradient echo uses
@@ -223,8 +233,11 @@ class PhysicsNet(FromCard, FiLMUNet):
                                 per_image(tr_ms), ti=per_image(ti_ms), flip_deg=per_image(flip_deg))
         if not normalize:
             return signal
-        peak = signal.amax(dim=(-2, -1), keepdim=True).clamp_min(1e-8)
-        return signal / peak
+        count = maps.get("peak_count")
+        if count is None:
+            return signal / signal.amax(dim=(-2, -1), keepdim=True).clamp_min(1e-8)
+        # a peak below the maximum leaves its brightest voxels above 1: clipped, as targets are
+        return peaks.normalize(signal, count.reshape(-1, *[1] * (signal.ndim - 3))).clamp_max(1.0)
 
     def forward(self, image, te_ms, tr_ms, input_te_ms=None, input_tr_ms=None, return_maps=False):
         """The paper models' interface: images in [-1, 1] in and out, at the input's size
@@ -317,6 +330,7 @@ class HybridNet(FromCard, nn.Module):
         self.task, self.base, self.depth, self.work_size = task, base, depth, work_size
         self.max_correction = max_correction
         self.physics = PhysicsNet(base, depth, task, work_size)
+        self.physics.calibrate_peak = False  # the correction learned the maximum's scale
         self.correction = FiLMUNet(2, 1, 4, max(4, base // 2), max(2, depth - 2))
         nn.init.zeros_(self.correction.head.weight)
         nn.init.zeros_(self.correction.head.bias)

@@ -99,7 +99,7 @@ def cmd_evaluate(args) -> int:
     else:
         engine = Reparameterizer(args.model, weights=args.weights, device=args.device,
                                  batch_size=args.batch_size, consistency=args.consistency,
-                                 flip_average=args.flip_average)
+                                 flip_average=args.flip_average, calibrate_peak=not args.max_peak)
     task = args.task or engine.task
     report = evaluate(engine, task, args.phantom, split=args.split, dataset_seed=args.seed,
                       limit=args.limit)
@@ -202,6 +202,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help=f"physics model: data-consistency weight, 0-1 (default {DEFAULT_CONSISTENCY:g})")
     ev.add_argument("--flip-average", action="store_true",
                     help="physics model: average its maps over each slice and its mirror image")
+    ev.add_argument("--max-peak", action="store_true",
+                    help="physics model: normalize renders by their maximum, not by the peak "
+                         "the input calibrates")
     ev.add_argument("--json", help="also write the report as JSON")
     ev.set_defaults(func=cmd_evaluate)
 

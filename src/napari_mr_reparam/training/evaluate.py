@@ -88,6 +88,7 @@ def evaluate(engine, task: str, phantom: str, split: str = "paper", dataset_seed
                   model=engine.info.name, convention=CONVENTION)
     if getattr(engine, "consistency", None) is not None:
         report["consistency"] = engine.consistency
+        report["calibrate_peak"] = bool(getattr(engine, "calibrate_peak", False))
     return report
 
 
