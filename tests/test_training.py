@@ -210,6 +210,11 @@ def test_physics_on_the_phantoms_own_grid_trains_predicts_and_evaluates(tmp_path
     bands = report["psnr_by_target_te"]  # the four images, each in its target TE's band
     assert sum(b["count"] for b in bands) == 4
     assert all(b["range"][0] >= 20 and np.isfinite(b["mean"]) for b in bands)
+    assert report["calibrate_peak"] is True
+    report_file = tmp_path / "max_peak.json"
+    assert train_main(["evaluate", "--weights", str(ckpt), "--phantom", phantom_spec, "--limit", "4",
+                       "--max-peak", "--json", str(report_file), "--device", "cpu"]) == 0
+    assert json.loads(report_file.read_text())["calibrate_peak"] is False
 
 
 def test_map_supervision_uses_the_phantoms_maps(tmp_path, phantom_spec):
