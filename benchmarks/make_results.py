@@ -9,7 +9,9 @@ Evaluates every model on the test part of each split of a phantom's paper protoc
 only for models trained on its train part) with the identity baseline and
 writes the table between ``<!-- MARKER:begin -->`` and ``<!-- MARKER:end -->`` in
 training/RESULTS.md. A physics model, which serves both tasks, gets a row per task, and
-its label names its data-consistency weight (``--consistency``, default the engine's).
+its label names its data-consistency weight (``--consistency``, default the engine's) and,
+with ``--max-peak``, that its renders are normalized by their maximum rather than by the
+peak the input calibrates (the engine's default).
 ``--weights LABEL=FILE`` adds a model from a weights file (a training checkpoint, say);
 ``--json-dir DIR`` also writes every report as ``DIR/LABEL_TASK_SPLIT.json``, the files
 ``napari-mr-reparam-train export --metrics`` records in a weight card. ``--by-te``
@@ -28,7 +30,7 @@ HEADER = ("| split | model | task | PSNR (dB) | PSNR sd | MAE | MAE sd | SSIM | 
           "|---|---|---|---|---|---|---|---|---|---|")
 
 
-def _engines(models, weights, device, consistency=None):
+def _engines(models, weights, device, consistency=None, max_peak: bool = False):
     """(label, engine or task-for-identity) for every model asked for; a physics model's
     label names its data-consistency weight."""
     from napari_mr_reparam.inference import Reparameterizer
@@ -46,13 +48,14 @@ def _engines(models, weights, device, consistency=None):
         engine = Reparameterizer(name, weights=path, device=device, batch_size=16)
         if engine.consistency is not None:
             engine.consistency = consistency
-            label = f"{label} (consistency {engine.consistency:g})"
+            engine.calibrate_peak = not max_peak
+            label = f"{label} (consistency {engine.consistency:g}{', maximum peak' if max_peak else ''})"
         out.append((label, engine))
     return out
 
 
 def evaluate_rows(models, weights, phantom: str, splits, device: str, json_dir=None,
-                  consistency=None, by_te: bool = False) -> list[str]:
+                  consistency=None, by_te: bool = False, max_peak: bool = False) -> list[str]:
     """One table row per model, task and split: the quality table's, or (``by_te``) the
     model's PSNR in each target TE band."""
     import json
@@ -60,7 +63,7 @@ def evaluate_rows(models, weights, phantom: str, splits, device: str, json_dir=N
     from napari_mr_reparam.training.evaluate import IdentityModel, evaluate
 
     rows = []
-    engines = _engines(models, weights, device, consistency)
+    engines = _engines(models, weights, device, consistency, max_peak)
     for split in splits:
         for label, engine in engines:
             if isinstance(engine, str):
@@ -142,6 +145,8 @@ def main(argv=None) -> int:
     parser.add_argument("--json-dir", help="also write each report as JSON here (for export --metrics)")
     parser.add_argument("--consistency", type=float, metavar="W",
                         help="physics models' data-consistency weight (default: the engine's)")
+    parser.add_argument("--max-peak", action="store_true",
+                        help="physics models: normalize renders by their maximum, not the calibrated peak")
     parser.add_argument("--by-te", action="store_true",
                         help="tabulate PSNR per target TE band instead (use with --marker te-table)")
     args = parser.parse_args(argv)
@@ -149,7 +154,7 @@ def main(argv=None) -> int:
 
     keep_freed_memory()
     rows = evaluate_rows(args.models, args.weights, args.phantom, args.splits, args.device,
-                         args.json_dir, args.consistency, args.by_te)
+                         args.json_dir, args.consistency, args.by_te, args.max_peak)
     publish(args, "\n".join([te_header() if args.by_te else HEADER, *rows]))
     return 0
 

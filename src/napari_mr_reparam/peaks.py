@@ -40,6 +40,8 @@ def _brightest_sums(images, most: int):
     """Running sums of each image's ``most`` brightest voxels, brightest first: (..., most)."""
     flat = images.reshape(*images.shape[:-2], -1)
     most = min(most, flat.shape[-1])
+    if most == 1:  # the maximum alone
+        return flat.amax(-1, keepdim=True) if _is_torch(flat) else flat.max(-1, keepdims=True)
     if _is_torch(flat):
         return flat.topk(most, dim=-1).values.cumsum(-1)
     top = np.partition(flat, flat.shape[-1] - most, axis=-1)[..., -most:]
