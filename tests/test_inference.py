@@ -116,6 +116,8 @@ def test_the_peak_the_input_calibrates_reaches_every_render(tiny_weights, volume
     assert (np.nanmax(rendered, axis=(1, 2)) > np.nanmax(by_max, axis=(1, 2))).all()  # a lower peak
     assert (np.nanmax(rendered, axis=(1, 2)) <= np.nanmax(volume, axis=(1, 2)) * (1 + 1e-4)).all()
     assert not Reparameterizer("d2p", device="cpu").calibrate_peak
+    with pytest.raises(ValueError, match="physics model only"):
+        Reparameterizer("d2p", device="cpu", calibrate_peak=False)
 
 
 def test_training_renders_keep_the_maximum():

@@ -117,14 +117,14 @@ class Reparameterizer:
         Physics model only: average its raw maps over each slice and its left-right
         mirror (twice the map cost; see
         :attr:`~napari_mr_reparam.models.physics_net.PhysicsNet.flip_average`).
-    calibrate_peak : bool
+    calibrate_peak : bool, optional
         Physics model only: normalize renders by the peak the input calibrates
-        (:mod:`napari_mr_reparam.peaks`) rather than by their maximum.
+        (:mod:`napari_mr_reparam.peaks`; the default) rather than by their maximum.
     """
 
     def __init__(self, model: str = "d2p", weights: str | None = None, device: str = "auto",
                  batch_size: int = 8, consistency: float | None = None, flip_average: bool = False,
-                 calibrate_peak: bool = True):
+                 calibrate_peak: bool | None = None):
         import torch
 
         from .devices import choose_device
@@ -162,9 +162,12 @@ class Reparameterizer:
         return bool(getattr(self.net, "calibrate_peak", False))
 
     @calibrate_peak.setter
-    def calibrate_peak(self, on: bool) -> None:
-        if self.renders:
-            self.net.calibrate_peak = bool(on)
+    def calibrate_peak(self, on: bool | None) -> None:
+        if not self.renders:
+            if on is not None:
+                raise ValueError(f"{self.info.name}: peak calibration applies to the physics model only")
+            return
+        self.net.calibrate_peak = True if on is None else bool(on)
 
     @property
     def flip_average(self) -> bool:

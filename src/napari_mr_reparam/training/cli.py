@@ -99,7 +99,8 @@ def cmd_evaluate(args) -> int:
     else:
         engine = Reparameterizer(args.model, weights=args.weights, device=args.device,
                                  batch_size=args.batch_size, consistency=args.consistency,
-                                 flip_average=args.flip_average, calibrate_peak=not args.max_peak)
+                                 flip_average=args.flip_average,
+                                 calibrate_peak=False if args.max_peak else None)
     task = args.task or engine.task
     report = evaluate(engine, task, args.phantom, split=args.split, dataset_seed=args.seed,
                       limit=args.limit)
