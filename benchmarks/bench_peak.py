@@ -8,7 +8,8 @@ estimate of the true image's maximum (:mod:`napari_mr_reparam.peaks`). Rows: the
 render's own maximum (``evaluate --max-peak``); the mean of a fixed number of its
 brightest voxels, for each ``--counts``; the count the input calibrates per slice (the
 engine's default); and, as a ceiling no method reaches, the maximum's render rescaled per
-image by least squares against its target (the oracle). ``--head SEED`` scores an unseen
+image by least squares against its target (the oracle); then which counts the input
+calibrates on the protocol's slices (their Default-to-Param inputs). ``--head SEED`` scores an unseen
 head drawn like the model's training stream (``bench_unseen_subjects.py``) in place of a
 phantom. Each row is one pass over the first ``--limit`` test images (PSNR by target TE
 band beside it).
@@ -33,6 +34,17 @@ def fixed_count(count: int):
         yield
     finally:
         peaks.calibrated_count = calibrated
+
+
+def slice_counts(engine, ds) -> dict[int, int]:
+    """How many of the protocol's slices the input calibrates each count on, from the
+    Default-to-Param input (TE 50 / TR 4500 ms) of every slice."""
+    from napari_mr_reparam import DEFAULT_TE_MS, DEFAULT_TR_MS
+
+    images = ds.default_at(np.arange(ds.n_slices), engine.native_input)
+    counts = np.atleast_1d(engine.compute_maps(images, DEFAULT_TE_MS, DEFAULT_TR_MS).peak_count)
+    values, times = np.unique(counts, return_counts=True)
+    return {int(v): int(t) for v, t in zip(values, times)}
 
 
 def score(engine, ds, task: str, limit: int, oracle: bool = False) -> np.ndarray:
@@ -99,8 +111,11 @@ def main(argv=None) -> int:
         with fixed_count(count):
             row(f"mean of the {count} brightest voxels", score(engine, ds, args.task, args.limit))
     row("calibrated on the input (default)", score(engine, ds, args.task, args.limit))
+    calibrated = ", ".join(f"{c}: {n}" for c, n in slice_counts(engine, ds).items())
     engine.calibrate_peak = False
     row("maximum, rescaled against the target (oracle)", score(engine, ds, args.task, args.limit, oracle=True))
+    print(f"\ncounts calibrated on the {ds.n_slices} slices' Default-to-Param inputs (count: slices): "
+          f"{calibrated}")
     return 0
 
 

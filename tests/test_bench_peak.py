@@ -33,3 +33,6 @@ def test_the_oracle_row_is_at_least_the_plain_one(tiny_weights):
     plain = bench_peak.score(engine, ds, "d2p", 6)
     oracle = bench_peak.score(engine, ds, "d2p", 6, oracle=True)
     assert plain.shape == (6,) and np.all(oracle >= plain - 0.05)
+    engine.calibrate_peak = True
+    counts = bench_peak.slice_counts(engine, ds)
+    assert sum(counts.values()) == ds.n_slices and min(counts) >= 1
