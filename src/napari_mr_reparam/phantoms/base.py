@@ -30,8 +30,11 @@ class Phantom:
     brain_mask : ndarray of bool, optional
         Brain tissue (grey/white matter and the CSF inside the skull).
     tissue_table : str, optional
-        For a phantom built from tissue fractions (the MNI152 head), the tissue table its
-        maps come from: its maps can be rebuilt with another table. None for voxel maps.
+        For a phantom built from tissue fractions (the MNI152 head, a segmentation), the
+        tissue table its maps come from. None for voxel maps (MRiLab's).
+    fractions : dict of str to ndarray, optional
+        With ``tissue_table``: the tissue fractions the maps were mixed from, one volume
+        per tissue name, so the maps can be rebuilt with another table (random subjects).
     """
 
     pd: np.ndarray
@@ -42,6 +45,7 @@ class Phantom:
     name: str = "phantom"
     brain_mask: np.ndarray | None = field(default=None, repr=False)
     tissue_table: str | None = None
+    fractions: dict[str, np.ndarray] | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self):
         shapes = {a.shape for a in (self.pd, self.t1, self.t2, self.t2star)}
@@ -92,10 +96,11 @@ def load_phantom(spec: str = "mni152", table: str | None = None) -> Phantom:
     Parameters
     ----------
     spec : str
-        ``mni152`` or ``mrilab:PATH`` (``.npz`` or MRiLab ``.mat``).
+        ``mni152``, ``mrilab:PATH`` (``.npz`` or MRiLab ``.mat``) or ``segmentation:PATH``
+        (a label map or tissue fractions: :mod:`~napari_mr_reparam.phantoms.segmentation`).
     table : str, optional
-        Tissue table for phantoms built from tissue classes (``mni152``); the default is
-        the phantom's own. Ignored for voxel-map phantoms such as MRiLab's.
+        Tissue table for phantoms built from tissue classes (``mni152``, segmentations);
+        the default is ``brainweb_1.5t``. Ignored for voxel-map phantoms such as MRiLab's.
     """
     name, _, arg = spec.partition(":")
     name = name.strip().lower()
@@ -109,4 +114,10 @@ def load_phantom(spec: str = "mni152", table: str | None = None) -> Phantom:
         from .mrilab import load_mrilab
 
         return load_mrilab(Path(arg).expanduser())
-    raise ValueError(f"unknown phantom {spec!r}; use 'mni152' or 'mrilab:PATH'")
+    if name == "segmentation":
+        if not arg:
+            raise ValueError("a segmentation phantom needs a file: segmentation:PATH")
+        from .segmentation import load_segmentation
+
+        return load_segmentation(Path(arg).expanduser(), **({"table": table} if table else {}))
+    raise ValueError(f"unknown phantom {spec!r}; use 'mni152', 'mrilab:PATH' or 'segmentation:PATH'")

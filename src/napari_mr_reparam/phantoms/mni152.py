@@ -145,10 +145,16 @@ def _soft(mask: np.ndarray) -> np.ndarray:
     return ndimage.gaussian_filter(mask.astype(np.float32), EDGE_SIGMA)
 
 
-def _head_fractions(gm: np.ndarray, wm: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """Tissue fractions of the whole head (summing to the head's occupancy), and the hull."""
-    hull = _brain_hull(gm + wm)
-    csf = np.clip(hull.astype(np.float32) - gm - wm, 0.0, 1.0)
+def _head_fractions(gm: np.ndarray, wm: np.ndarray,
+                    csf: np.ndarray | None = None) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Tissue fractions of the whole head (summing to the head's occupancy), and the hull.
+
+    CSF fills what the brain's hull holds beyond grey and white matter; a given ``csf``
+    (a segmentation's) is kept where it holds more, and the hull is closed around it too.
+    """
+    hull = _brain_hull(gm + wm if csf is None else gm + wm + csf)
+    filled = np.clip(hull.astype(np.float32) - gm - wm, 0.0, 1.0)
+    csf = filled if csf is None else np.maximum(filled, csf)
     brain_total = gm + wm + csf
     scale = 1.0 / np.maximum(brain_total, 1.0)  # probability maps may sum past 1
     fractions = {name: np.zeros(gm.shape, np.float32) for name in TISSUES}
@@ -163,13 +169,14 @@ def _head_fractions(gm: np.ndarray, wm: np.ndarray) -> tuple[dict[str, np.ndarra
     return fractions, hull
 
 
-def _crop_box(occupied: np.ndarray) -> tuple[slice, ...]:
-    """Bounding box of ``occupied`` plus the margin; inferiorly from the first slice."""
+def _crop_box(occupied: np.ndarray, cut_inferior: bool = True) -> tuple[slice, ...]:
+    """Bounding box of ``occupied`` plus the margin; inferiorly from the first slice when
+    the grid is ``cut_inferior`` (the template ends in the brainstem)."""
     box = []
     for axis in range(3):
         other = tuple(a for a in range(3) if a != axis)
         idx = np.flatnonzero(occupied.any(axis=other))
-        start = 0 if axis == 0 else max(0, idx[0] - MARGIN_VOXELS)
+        start = 0 if axis == 0 and cut_inferior else max(0, idx[0] - MARGIN_VOXELS)
         box.append(slice(start, min(occupied.shape[axis], idx[-1] + MARGIN_VOXELS + 1)))
     return tuple(box)
 
@@ -178,17 +185,48 @@ def _crop_box(occupied: np.ndarray) -> tuple[slice, ...]:
 def _build() -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, tuple[slice, ...]]:
     """The fraction volumes, brain mask, brain hull and crop box (of the padded grid),
     computed once per process (arrays read-only)."""
-    p = _pad_amount()
-    pad = [(0, p), (p, p), (p, p)]  # no inferior padding: the template is cut there
-    gm, wm = (np.pad(_load_fraction(kind), pad) for kind in ("gm", "wm"))
-    fractions, hull = _head_fractions(gm, wm)
-    brain = hull & ((fractions["grey_matter"] + fractions["white_matter"] + fractions["csf"]) > 0.5)
-    box = _crop_box(sum(fractions.values()) > 1e-3)
-    fractions = {k: np.ascontiguousarray(v[box], dtype=np.float32) for k, v in fractions.items()}
-    brain, hull = np.ascontiguousarray(brain[box]), np.ascontiguousarray(hull[box])
+    fractions, brain, hull, box = head_around_brain(_load_fraction("gm"), _load_fraction("wm"),
+                                                    cut_inferior=True)
     for array in (*fractions.values(), brain, hull):
         array.flags.writeable = False
     return fractions, brain, hull, box
+
+
+def head_around_brain(gm: np.ndarray, wm: np.ndarray, csf: np.ndarray | None = None, *,
+                      cut_inferior: bool = False):
+    """A whole head's tissue fractions built around a brain's, on the brain's grid
+    (:data:`VOXEL_MM` voxels): CSF in the brain's hull and a shell around it, then the
+    skull tables, marrow, muscle, fat and skin (:data:`HEAD_SHELLS`).
+
+    Parameters
+    ----------
+    gm, wm : ndarray
+        Grey- and white-matter fractions (0-1), one axial stack each.
+    csf : ndarray, optional
+        CSF fractions, kept where they exceed what the hull gives (a segmentation's).
+    cut_inferior : bool
+        The grid ends inferiorly in the brain, as the template's does: no layers are
+        added below it, and the head is not padded there.
+
+    Returns
+    -------
+    fractions : dict of str to ndarray
+        One float32 volume per tissue of :data:`~napari_mr_reparam.tissues.TISSUES`.
+    brain, hull : ndarray of bool
+        Brain voxels (more than half grey matter, white matter and CSF, inside the hull)
+        and the brain's hull.
+    box : tuple of slice
+        Where the returned grid lies in the brain's grid padded by :func:`_pad_amount`
+        (not inferiorly when ``cut_inferior``).
+    """
+    p = _pad_amount()
+    pad = [(0 if cut_inferior else p, p), (p, p), (p, p)]
+    gm, wm = np.pad(gm, pad), np.pad(wm, pad)
+    fractions, hull = _head_fractions(gm, wm, None if csf is None else np.pad(csf, pad))
+    brain = hull & ((fractions["grey_matter"] + fractions["white_matter"] + fractions["csf"]) > 0.5)
+    box = _crop_box(sum(fractions.values()) > 1e-3, cut_inferior)
+    fractions = {k: np.ascontiguousarray(v[box], dtype=np.float32) for k, v in fractions.items()}
+    return fractions, np.ascontiguousarray(brain[box]), np.ascontiguousarray(hull[box]), box
 
 
 #: Fine grid of :func:`mni152_fine_brain` (mm): the template's own 1 mm voxels.
@@ -330,4 +368,4 @@ def mni152_phantom(table: str = DEFAULT_TABLE) -> Phantom:
     fractions, brain = _build()[:2]
     maps = maps_from_fractions(fractions, tissue_table)
     return Phantom(**maps, voxel_size_mm=(VOXEL_MM,) * 3, name=f"mni152[{tissue_table.name}]",
-                   brain_mask=brain, tissue_table=tissue_table.name)
+                   brain_mask=brain, tissue_table=tissue_table.name, fractions=fractions)

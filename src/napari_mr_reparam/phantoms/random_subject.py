@@ -2,11 +2,13 @@
 
 A subject is the base anatomy under a smooth random deformation (plus a small global
 scale and in-plane rotation) with jittered tissue values: T1, T2, T2* and PD are
-multiplied by log-normal factors, a global one per map and a smooth spatial one. For
-the plain MNI152 head a tissue table can be drawn and the maps rebuilt from its tissue
-fractions, deformed first and then optionally sharpened toward crisp tissue (so the
-deformation's resampling does not blend crisp borders again). Voxel-map phantoms without
-tissue classes (MRiLab's) work the same, minus the table draw.
+multiplied by log-normal factors, a global one per map and a smooth spatial one. For a
+phantom built from tissue fractions (the plain MNI152 head, a segmentation:
+:mod:`~napari_mr_reparam.phantoms.segmentation`) a tissue table can be drawn and the
+maps rebuilt from its fractions, deformed first and then optionally sharpened toward
+crisp tissue (so the deformation's resampling does not blend crisp borders again).
+Voxel-map phantoms without tissue classes (MRiLab's) work the same, minus the table
+draw.
 
 Acquisition effects are not properties of the subject, so they are not in the maps:
 :func:`random_bias_field` draws a receive-coil bias field and :func:`random_noise_level`
@@ -143,21 +145,18 @@ def _log_uniform(rng: np.random.Generator, low: float, high: float) -> float:
 
 def _tissue_draw(base: Phantom, rng: np.random.Generator, tables, sharpening: float, texture: float,
                  sharpening_min: float = 1.0, csf_expansion: float = 1.0, sulcus_width: float = 0.0):
-    """For a phantom built from the MNI152 head's tissue fractions (``base.tissue_table``):
-    the fractions, a randomly drawn tissue table, a sharpening exponent drawn
-    log-uniformly between ``sharpening_min`` and ``sharpening``, a texture sd drawn up to
-    ``texture`` and a CSF weight drawn log-uniformly between 1 and ``csf_expansion``.
-    None for other phantoms, or when no table, sharpening, CSF expansion or sulci are
+    """For a phantom built from tissue fractions (``base.fractions``: the MNI152 head, a
+    segmentation): the fractions, a randomly drawn tissue table, a sharpening exponent
+    drawn log-uniformly between ``sharpening_min`` and ``sharpening``, a texture sd drawn
+    up to ``texture`` and a CSF weight drawn log-uniformly between 1 and ``csf_expansion``.
+    None for voxel-map phantoms, or when no table, sharpening, CSF expansion or sulci are
     asked for."""
-    if base.tissue_table is None or not (tables or sharpening > 1.0 or csf_expansion > 1.0
-                                         or sulcus_width > 0):
+    if base.fractions is None or base.tissue_table is None or not (
+            tables or sharpening > 1.0 or csf_expansion > 1.0 or sulcus_width > 0):
         return None
     from ..tissues import get_table
-    from .mni152 import mni152_fractions
 
-    fractions = mni152_fractions()
-    if next(iter(fractions.values())).shape != base.shape:
-        return None
+    fractions = base.fractions
     table = get_table(str(tables[int(rng.integers(len(tables)))]) if tables else base.tissue_table)
     exponent = _log_uniform(rng, min(sharpening_min, sharpening), sharpening)
     sd = float(rng.uniform(0.0, texture)) if sharpening > 1.0 and texture > 0 else 0.0
@@ -311,12 +310,13 @@ def random_subject(base: Phantom, rng: np.random.Generator | int, *, deform_mm: 
         Standard deviation of the global log-normal factor on T1, T2 and T2* (PD: half);
         each map's smooth spatial factor has half its global sd.
     tables : sequence of str, optional
-        Tissue tables to draw one from, for the plain MNI152 head (ignored otherwise):
-        its maps are rebuilt with that table from the deformed tissue fractions.
+        Tissue tables to draw one from, for a phantom built from tissue fractions (the
+        plain MNI152 head, a segmentation; ignored otherwise): its maps are rebuilt with
+        that table from the deformed tissue fractions.
     sharpening : float
-        For the plain MNI152 head: largest exponent its tissue fractions are sharpened by
-        (:func:`~napari_mr_reparam.phantoms.mni152.sharpen_fractions`; drawn
-        log-uniformly from 1) after the deformation, so subjects range from the template's
+        For a phantom built from tissue fractions: largest exponent its fractions are
+        sharpened by (:func:`~napari_mr_reparam.phantoms.mni152.sharpen_fractions`;
+        drawn log-uniformly from 1) after the deformation, so subjects range from the template's
         soft mixtures to nearly crisp tissue. 1 (the default) leaves them as they are.
     texture : float
         With sharpening: largest sd of the fine log-normal fields that weight grey matter,
@@ -325,12 +325,12 @@ def random_subject(base: Phantom, rng: np.random.Generator | int, *, deform_mm: 
     sharpening_min : float
         Smallest sharpening exponent drawn (1, the default: down to the soft template).
     csf_expansion : float
-        For the plain MNI152 head: largest factor (drawn log-uniformly from 1) that CSF
-        is weighted by against the other tissues, so sulci and ventricles widen, from a
+        For a phantom built from tissue fractions: largest factor (drawn log-uniformly
+        from 1) that CSF is weighted by against the other tissues, so sulci and ventricles widen, from a
         young brain's to an atrophied one's. 1 (the default) leaves CSF as it is.
     sulcus_width : float
-        For the plain MNI152 head: largest width (mm, drawn uniformly from 0) of the thin
-        CSF sheets cut into its grey matter (:func:`add_sulci`), whose sulci the template
+        For a phantom built from tissue fractions: largest width (mm, drawn uniformly
+        from 0) of the thin CSF sheets cut into its grey matter (:func:`add_sulci`), whose sulci the template
         has averaged away. 0 (the default) cuts none.
     fine_brain : bool
         For the plain MNI152 head with sharpening: sharpen grey matter, white matter and
@@ -360,6 +360,9 @@ def random_subject(base: Phantom, rng: np.random.Generator | int, *, deform_mm: 
         raise ValueError(f"sulcus_width must be >= 0 mm, got {sulcus_width}")
     if tilt_deg < 0:
         raise ValueError(f"tilt_deg must be >= 0 degrees, got {tilt_deg}")
+    if fine_brain and not base.name.startswith("mni152"):
+        raise ValueError(f"fine_brain applies to the MNI152 head only (its 1 mm template), "
+                         f"not to {base.name}")
     check_geometry(deform_mm, max_scale, max_rotation_deg, anisotropy)
     seed = int(rng) if isinstance(rng, (int, np.integer)) else None
     rng = _as_rng(rng)
@@ -374,7 +377,7 @@ def random_subject(base: Phantom, rng: np.random.Generator | int, *, deform_mm: 
         fractions, table, exponent, sd, csf = draw
         warped = _tissue_maps({k: _warp(v, coords) for k, v in fractions.items()}, table, exponent,
                               sd, voxel, rng, csf, sulcus_width, coords if fine_brain else None)
-        name = f"mni152[{table.name}]"
+        name = f"{base.name.split('[')[0]}[{table.name}]"
     mask = _warp(base.mask().astype(np.uint8), coords, order=0) > 0
     warped = _jitter(warped, base.shape, voxel, rng, value_jitter)
     suffix = f"+random({seed})" if seed is not None else "+random"

@@ -165,7 +165,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
 
     sim = sub.add_parser("simulate", help="simulate the paper's protocol dataset from a phantom")
-    sim.add_argument("--phantom", default="mni152", help="mni152 or mrilab:PATH (default mni152)")
+    sim.add_argument("--phantom", default="mni152",
+                     help="mni152, mrilab:PATH or segmentation:PATH (default mni152)")
     sim.add_argument("--table", default=None, help="tissue table for mni152 (brainweb_1.5t, mrilab, 3t)")
     sim.add_argument("--out", required=True, help="output folder")
     sim.add_argument("--seed", type=int, default=0)
@@ -193,7 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--model", default="d2p", help="bundled model name, or identity (default d2p)")
     ev.add_argument("--weights", help="a weights file (.safetensors or .pt) instead of a bundled model")
     ev.add_argument("--task", choices=("d2p", "p2p"), help="default: the model's own task")
-    ev.add_argument("--phantom", default="mni152", help="mni152 or mrilab:PATH")
+    ev.add_argument("--phantom", default="mni152", help="mni152, mrilab:PATH or segmentation:PATH")
     ev.add_argument("--split", choices=("paper", "slices"), default="paper")
     ev.add_argument("--seed", type=int, default=0, help="dataset seed (the split depends on it)")
     ev.add_argument("--limit", type=int, help="score only the first N test images")
