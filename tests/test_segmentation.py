@@ -74,6 +74,23 @@ def test_a_whole_head_of_fractions_is_kept_as_it_is(tmp_path):
     np.testing.assert_allclose(head.t2, expected["t2"], rtol=1e-5)
 
 
+def test_a_4d_nifti_of_fractions_reads_as_the_label_map_does(label_file, brain, tmp_path):
+    import nibabel as nib
+
+    img = nib.load(str(label_file))
+    labels = np.asarray(img.dataobj)
+    frames = np.stack([(labels == LABELS[t]).astype(np.float32) for t in TISSUES[:3]], axis=-1)
+    path = tmp_path / "pve.nii.gz"  # CSF, grey, white matter: FAST's pve_0..2 merged
+    nib.save(nib.Nifti1Image(frames, img.affine), str(path))
+    fuzzy = load_segmentation(path)
+    assert fuzzy.shape == brain.shape
+    for tissue in TISSUES:
+        np.testing.assert_array_equal(fuzzy.fractions[tissue], brain.fractions[tissue])
+    nib.save(nib.Nifti1Image(np.zeros((4, 4, 4, len(TISSUES) + 1), np.float32), np.eye(4)), str(path))
+    with pytest.raises(ValueError, match="up to 9"):
+        load_segmentation(path)
+
+
 def test_voxels_that_do_not_divide_two_mm_are_resampled(tmp_path):
     labels = brain_labels((30, 36, 34))
     fractions = {t: (labels == LABELS[t]).astype(np.float32) for t in ("csf", "grey_matter", "white_matter")}

@@ -265,14 +265,51 @@ def _load_nifti(path: Path) -> Volume:
     if data.ndim == 2:
         data = data[:, :, None]
     to_ras = _ras_orientation(img.affine)
+    return Volume(data=np.ascontiguousarray(_file_to_stack(data, to_ras)),
+                  spacing=_stack_spacing(img, to_ras), affine=np.asarray(img.affine, np.float64),
+                  header=img.header.copy(), ornt=to_ras, original_shape=shape, kind="nifti")
+
+
+def _stack_spacing(img, to_ras: np.ndarray) -> tuple[float, float, float]:
+    """Voxel size (mm) along the stack's (z, y, x), from the header (1 where unusable)."""
     zooms = [float(z) for z in img.header.get_zooms()[:3]] + [1.0] * 3
     spacing = [1.0] * 3
     for axis, (ras_axis, _) in enumerate(to_ras):
         value = zooms[axis]
         spacing[int(_STACK_FROM_RAS[int(ras_axis), 0])] = value if np.isfinite(value) and value > 0 else 1.0
-    return Volume(data=np.ascontiguousarray(_file_to_stack(data, to_ras)), spacing=tuple(spacing),
-                  affine=np.asarray(img.affine, np.float64), header=img.header.copy(), ornt=to_ras,
-                  original_shape=shape, kind="nifti")
+    return tuple(spacing)
+
+
+def load_nifti_frames(path: str | Path, max_frames: int) -> tuple[list[np.ndarray], tuple]:
+    """The 3-D frames of a 3-D or 4-D NIfTI file, each as an axial stack, and the voxel
+    size (mm, stack order): for files such as tissue fraction maps merged along time.
+
+    Raises
+    ------
+    FileNotFoundError
+        No such file.
+    ValueError
+        Not NIfTI, corrupt or truncated, not 3-D or 4-D, or more than ``max_frames``
+        frames; one line naming the file.
+    """
+    import nibabel as nib
+
+    path = _existing_file(path)
+    if suffix_of(path) not in NIFTI_SUFFIXES:
+        raise ValueError(f"{path.name}: not a NIfTI file (.nii, .nii.gz)")
+    with _readable(path, "NIfTI"):
+        img = nib.load(str(path))
+        if not isinstance(img, nib.Nifti1Image):
+            raise ValueError(f"{path.name}: not a NIfTI file ({type(img).__name__})")
+        shape = tuple(int(s) for s in img.shape)
+        if len(shape) not in (3, 4) or min(shape) < 1 or (len(shape) == 4 and shape[3] > max_frames):
+            raise ValueError(f"{path.name}: expected a 3-D volume or up to {max_frames} of them "
+                             f"along a 4th axis, got shape {shape}")
+        _check_size(path, shape[:3])
+        data = np.asarray(img.dataobj, dtype=np.float32).reshape(shape)
+    to_ras = _ras_orientation(img.affine)
+    frames = [data] if data.ndim == 3 else [data[..., i] for i in range(data.shape[3])]
+    return [np.ascontiguousarray(_file_to_stack(f, to_ras)) for f in frames], _stack_spacing(img, to_ras)
 
 
 def _ras_orientation(affine: np.ndarray) -> np.ndarray:

@@ -10,6 +10,9 @@ Phantoms are named by a *spec* string, as the command line takes them:
     The embedded default, built from the ICBM152 2009 maps inside nilearn (offline).
 ``mrilab:PATH``
     MRiLab's brain phantom, from the ``.npz`` copy or MRiLab's own ``.mat`` file.
+``segmentation:PATH``
+    A segmented brain or head: a NIfTI label map, a 4-D NIfTI or ``.npz`` of tissue
+    fractions (:mod:`.segmentation`), mixed with a tissue table as the MNI152 head is.
 """
 
 from __future__ import annotations

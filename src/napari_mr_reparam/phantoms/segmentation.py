@@ -12,8 +12,10 @@ Two kinds of file are read:
 NIfTI (``.nii``, ``.nii.gz``)
     A 3-D label map, labels as :data:`~napari_mr_reparam.tissues.LABELS` number them:
     0 background, 1 CSF, 2 grey matter, 3 white matter, 4 fat, 5 muscle, 6 skin,
-    7 skull, 8 marrow, 9 connective tissue. Its affine orients it; its header gives
-    the voxel size.
+    7 skull, 8 marrow, 9 connective tissue. Or a 4-D file of fractions, one volume per
+    tissue in that order from CSF (the first three alone: CSF, grey and white matter,
+    the order of FSL FAST's partial-volume maps, ``fslmerge -t`` of ``pve_0``, ``pve_1``,
+    ``pve_2``). Its affine orients it; its header gives the voxel size.
 NumPy ``.npz``
     Tissue fractions (0-1), one array per tissue name of
     :data:`~napari_mr_reparam.tissues.TISSUES` (absent tissues count as none), as an
@@ -82,7 +84,8 @@ def load_segmentation(path: str | Path, table: str = "brainweb_1.5t",
         raise ValueError(f"{path.name}: no voxel is mostly grey or white matter; not a brain")
     full = {t: fractions.get(t, np.zeros(next(iter(fractions.values())).shape, np.float32))
             for t in TISSUES}
-    if set(fractions) <= set(_BRAIN):
+    present = {t for t, f in fractions.items() if f.max() > 0}
+    if present <= set(_BRAIN):
         full, brain, _, _ = head_around_brain(full["grey_matter"], full["white_matter"], full["csf"])
     else:
         brain = _brain_of(full)
@@ -107,7 +110,7 @@ def _read(path: Path) -> tuple[dict[str, np.ndarray], tuple[float, float, float]
     if path.suffix.lower() == ".npz":
         fractions, spacing = _read_fractions(path)
     else:
-        fractions, spacing = _read_labels(path)
+        fractions, spacing = _read_nifti(path)
     shapes = {f.shape for f in fractions.values()}
     if len(shapes) != 1 or len(next(iter(shapes))) != 3:
         raise ValueError(f"{path.name}: tissue volumes must be 3-D and of one shape, got {sorted(shapes)}")
@@ -117,13 +120,19 @@ def _read(path: Path) -> tuple[dict[str, np.ndarray], tuple[float, float, float]
     return fractions, spacing
 
 
-def _read_labels(path: Path) -> tuple[dict[str, np.ndarray], tuple[float, float, float]]:
-    from ..io import load_volume
+def _read_nifti(path: Path) -> tuple[dict[str, np.ndarray], tuple[float, float, float]]:
+    """A label map (3-D) or fractions (4-D, tissues in :data:`TISSUES` order)."""
+    from ..io import load_nifti_frames
 
-    volume = load_volume(path)
-    labels = volume.data
-    if labels.ndim != 3 or min(labels.shape) < 2:
-        raise ValueError(f"{path.name}: a label map must be a 3-D volume, got shape {labels.shape}")
+    frames, spacing = load_nifti_frames(path, max_frames=len(TISSUES))
+    if min(frames[0].shape) < 2:
+        raise ValueError(f"{path.name}: a segmentation must be a 3-D volume, got shape {frames[0].shape}")
+    if len(frames) > 1:
+        return _checked_fractions(path, dict(zip(TISSUES, frames))), spacing
+    return _labels_to_fractions(path, frames[0]), spacing
+
+
+def _labels_to_fractions(path: Path, labels: np.ndarray) -> dict[str, np.ndarray]:
     if not np.all(np.isfinite(labels)) or np.any(labels != np.round(labels)):
         raise ValueError(f"{path.name}: a label map holds whole numbers only")
     known = {0, *LABELS.values()}
@@ -131,9 +140,8 @@ def _read_labels(path: Path) -> tuple[dict[str, np.ndarray], tuple[float, float,
     if unknown:
         raise ValueError(f"{path.name}: unknown labels {unknown[:8]}; use 0 (background) and "
                          + ", ".join(f"{v} {k}" for k, v in LABELS.items()))
-    fractions = {name: (labels == value).astype(np.float32) for name, value in LABELS.items()
-                 if np.any(labels == value)}
-    return fractions, tuple(float(s) for s in volume.spacing)
+    return {name: (labels == value).astype(np.float32) for name, value in LABELS.items()
+            if np.any(labels == value)}
 
 
 def _read_fractions(path: Path) -> tuple[dict[str, np.ndarray], tuple[float, float, float]]:
@@ -150,6 +158,11 @@ def _read_fractions(path: Path) -> tuple[dict[str, np.ndarray], tuple[float, flo
         raise ValueError(f"{path.name}: unknown tissues {unknown}; use {', '.join(TISSUES)}")
     if not arrays:
         raise ValueError(f"{path.name}: holds no tissue fractions")
+    return _checked_fractions(path, arrays), spacing
+
+
+def _checked_fractions(path: Path, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Float32 fractions, each finite and within 0-1 (rounding slack clipped)."""
     fractions = {}
     for name, values in arrays.items():
         values = np.asarray(values, np.float32)
@@ -157,7 +170,7 @@ def _read_fractions(path: Path) -> tuple[dict[str, np.ndarray], tuple[float, flo
                 or values.max(initial=0) > 1 + _TOLERANCE:
             raise ValueError(f"{path.name}: {name} fractions must be finite and within 0-1")
         fractions[name] = np.clip(values, 0.0, 1.0)
-    return fractions, spacing
+    return fractions
 
 
 def _resample(volume: np.ndarray, spacing, voxel_mm: float) -> np.ndarray:
