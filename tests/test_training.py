@@ -55,13 +55,14 @@ def test_recipe_loading(tmp_path):
                        ({"image_loss": "l1"}, "unknown image_loss"), ({"subject_every": 0}, "subject_every"),
                        ({"tilt_deg": -1.0}, "tilt_deg"), ({"input_gain": -0.1}, "input_gain"),
                        ({"max_scale": 1.0}, "max_scale"), ({"anisotropy": -0.1}, "anisotropy"),
-                       ({"deform_mm": -1.0}, "deform_mm")):
+                       ({"deform_mm": -1.0}, "deform_mm"), ({"subject_workers": -1}, "subject_workers")):
         with pytest.raises(ValueError, match=match):
             TrainConfig(**bad)
     options = TrainConfig(noise_max=0.0, bias_strength=0.0, fine_brain=True, subject_every=96).stream_options()
     assert (options["noise_max"], options["bias_strength"]) == (0.0, 0.0)
     assert (options["fine_brain"], options["refresh_every"]) == (True, 96)
     assert TrainConfig(input_gain=0.1).stream_options()["input_gain"] == 0.1
+    assert TrainConfig(subject_workers=2).stream_options()["subject_workers"] == 2
     geometry = TrainConfig(deform_mm=8.0, max_scale=0.1, max_rotation_deg=10.0, anisotropy=0.05).stream_options()
     assert [geometry[k] for k in ("deform_mm", "max_scale", "max_rotation_deg", "anisotropy")] == [8.0, 0.1, 10.0, 0.05]
 

@@ -288,6 +288,12 @@ class StreamingSampler:
         image) and largest bias-field deviation from 1 (drawn per subject).
     refresh_every : int
         Examples drawn between replacing one subject of the pool.
+    subject_workers : int
+        0 (the default) draws subjects in this process from the stream's generator;
+        N > 0 draws them ahead in N background processes, each from its own generator
+        seeded by ``seed`` and its number
+        (:class:`~napari_mr_reparam.subject_source.BackgroundSubjects`): other subjects
+        than in-process drawing gives, the same ones for any N.
     """
 
     def __init__(self, phantoms: list[Phantom], task: str = "d2p", size: int | None = 256, seed: int = 0,
@@ -297,7 +303,7 @@ class StreamingSampler:
                  sharpening_min: float = 1.0, csf_expansion: float = 1.0, sulcus_width: float = 0.0,
                  fine_brain: bool = False, tilt_deg: float = 0.0, input_gain: float = 0.0,
                  deform_mm: float = 4.0, max_scale: float = 0.05, max_rotation_deg: float = 5.0,
-                 anisotropy: float = 0.0):
+                 anisotropy: float = 0.0, subject_workers: int = 0):
         self.bases, self.task, self.size, self.with_maps = list(phantoms), task, size, with_maps
         self.input_gain = input_gain
         self.randomize, self.refresh_every = randomize, refresh_every
@@ -305,16 +311,22 @@ class StreamingSampler:
         values = locals()
         self.anatomy = {k: values[k] for k in ANATOMY_OPTIONS}
         self.rng = np.random.default_rng(seed)
+        self.background = None
+        if randomize and subject_workers > 0:
+            from .subject_source import BackgroundSubjects
+
+            self.background = BackgroundSubjects(self.bases, seed, tables, bias_strength,
+                                                 self.anatomy, workers=subject_workers)
         self.pool = [self._subject() for _ in range(pool if randomize else 0)] or [
             (b, None) for b in self.bases]
         self.drawn = 0
 
     def _subject(self):
-        from .phantoms.random_subject import random_bias_field, random_subject
+        from .subject_source import draw_subject
 
-        base = self.bases[self.rng.integers(len(self.bases))]
-        subject = random_subject(base, self.rng, tables=self.tables, **self.anatomy)
-        return subject, random_bias_field(subject.shape, self.rng, self.bias_strength)
+        if self.background is not None:
+            return self.background.next()
+        return draw_subject(self.bases, self.rng, self.tables, self.bias_strength, self.anatomy)
 
     def example(self, targets: int = 1) -> dict:
         """One example: ``input`` (1, S, S) and ``target`` (targets, S, S) float32 in

@@ -55,6 +55,10 @@ class TrainConfig:
     # become partial-volume lines), and how many examples pass between new subjects
     fine_brain: bool = False
     subject_every: int = 64
+    # ... drawn in this many background processes ahead of use (0: in the training
+    # process, from the stream's generator; N > 0: each subject from its own seeded
+    # generator, so other subjects than 0 draws, the same for every N)
+    subject_workers: int = 0
     tilt_deg: float = 0.0              # largest out-of-plane tilt of a head (pitch, roll)
     # ... a head's geometry: the largest displacement of its smooth warp (mm), global scale
     # change, in-plane rotation (degrees) and further scale change along each axis alone
@@ -139,6 +143,8 @@ class TrainConfig:
         check_geometry(self.deform_mm, self.max_scale, self.max_rotation_deg, self.anisotropy)
         if self.subject_every <= 0:
             raise ValueError(f"subject_every must be a positive number of examples, got {self.subject_every}")
+        if self.subject_workers < 0:
+            raise ValueError(f"subject_workers must be >= 0, got {self.subject_workers}")
         if self.image_loss not in IMAGE_LOSSES:
             raise ValueError(f"unknown image_loss {self.image_loss!r}; known: {', '.join(IMAGE_LOSSES)}")
 
@@ -152,6 +158,7 @@ class TrainConfig:
                 "noise_max": self.noise_max, "bias_strength": self.bias_strength,
                 "fine_brain": self.fine_brain, "tilt_deg": self.tilt_deg,
                 "input_gain": self.input_gain, "refresh_every": self.subject_every,
+                "subject_workers": self.subject_workers,
                 "deform_mm": self.deform_mm, "max_scale": self.max_scale,
                 "max_rotation_deg": self.max_rotation_deg, "anisotropy": self.anisotropy}
 
