@@ -103,6 +103,19 @@ def test_voxels_that_do_not_divide_two_mm_are_resampled(tmp_path):
     assert gm.sum() * 64 == pytest.approx(fractions["grey_matter"].sum() * 1.5**3, rel=0.05)
 
 
+def test_an_anisotropic_label_map_is_resampled(tmp_path):
+    import nibabel as nib
+
+    labels = np.zeros((40, 44, 14), np.int16)  # RAS voxel order, 1 x 1 x 3 mm
+    labels[8:32, 8:36, 3:11] = LABELS["white_matter"]
+    path = tmp_path / "thick.nii.gz"
+    nib.save(nib.Nifti1Image(labels, np.diag([1.0, 1.0, 3.0, 1.0])), str(path))
+    phantom = load_segmentation(path)
+    wm = phantom.fractions["white_matter"]
+    assert wm.max() > 0.5 and wm.min() >= 0.0
+    assert wm.sum() * 8 == pytest.approx((labels > 0).sum() * 3, rel=0.1)
+
+
 def test_random_subjects_of_a_segmentation_draw_tables(brain):
     names = set()
     for seed in range(6):

@@ -140,8 +140,8 @@ def _labels_to_fractions(path: Path, labels: np.ndarray) -> dict[str, np.ndarray
     if unknown:
         raise ValueError(f"{path.name}: unknown labels {unknown[:8]}; use 0 (background) and "
                          + ", ".join(f"{v} {k}" for k, v in LABELS.items()))
-    return {name: (labels == value).astype(np.float32) for name, value in LABELS.items()
-            if np.any(labels == value)}
+    masks = {name: labels == value for name, value in LABELS.items()}  # bool: 1 byte a voxel
+    return {name: mask for name, mask in masks.items() if mask.any()}
 
 
 def _read_fractions(path: Path) -> tuple[dict[str, np.ndarray], tuple[float, float, float]]:
@@ -186,5 +186,5 @@ def _resample(volume: np.ndarray, spacing, voxel_mm: float) -> np.ndarray:
     from skimage.transform import resize
 
     shape = [max(1, int(round(n / f))) for n, f in zip(volume.shape, factors)]
-    out = resize(volume, shape, order=1, anti_aliasing=True, preserve_range=True)
+    out = resize(volume.astype(np.float32), shape, order=1, anti_aliasing=True, preserve_range=True)
     return np.clip(out, 0.0, 1.0).astype(np.float32)
