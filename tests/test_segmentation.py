@@ -96,11 +96,13 @@ def test_voxels_that_do_not_divide_two_mm_are_resampled(tmp_path):
     fractions = {t: (labels == LABELS[t]).astype(np.float32) for t in ("csf", "grey_matter", "white_matter")}
     path = tmp_path / "brain15.npz"
     np.savez(path, **fractions, voxel_size_mm=np.array([1.5, 1.5, 1.5]))
-    small = load_segmentation(path, voxel_mm=4.0)  # 1.5 mm -> 4 mm: no whole blocks
+    small = load_segmentation(path)  # 1.5 mm -> 2 mm: no whole blocks
     gm = small.fractions["grey_matter"]
     assert gm.max() <= 1.0 and gm.min() >= 0.0
     # the brain's volume (mm^3) survives the resampling to within a few per cent
-    assert gm.sum() * 64 == pytest.approx(fractions["grey_matter"].sum() * 1.5**3, rel=0.05)
+    assert gm.sum() * 8 == pytest.approx(fractions["grey_matter"].sum() * 1.5**3, rel=0.05)
+    with pytest.raises(ValueError, match="on 2 mm voxels only"):
+        load_segmentation(path, voxel_mm=4.0)
 
 
 def test_an_anisotropic_label_map_is_resampled(tmp_path):

@@ -58,7 +58,8 @@ def load_segmentation(path: str | Path, table: str = "brainweb_1.5t",
     table : str
         Tissue table the maps are mixed from (``brainweb_1.5t``, ``mrilab``, ``3t``).
     voxel_mm : float
-        Voxel size of the phantom (mm, isotropic).
+        Voxel size of the phantom (mm, isotropic); a brain alone, which is given the
+        procedural head, needs the default.
 
     Returns
     -------
@@ -74,6 +75,7 @@ def load_segmentation(path: str | Path, table: str = "brainweb_1.5t",
         Not a label map or fractions (unknown labels or tissue names, fractions outside
         0-1 or not finite, not 3-D, no brain tissue), one line naming the file.
     """
+    from .mni152 import VOXEL_MM as HEAD_VOXEL_MM
     from .mni152 import head_around_brain, maps_from_fractions
 
     path = Path(path)
@@ -86,6 +88,9 @@ def load_segmentation(path: str | Path, table: str = "brainweb_1.5t",
             for t in TISSUES}
     present = {t for t, f in fractions.items() if f.max() > 0}
     if present <= set(_BRAIN):
+        if voxel_mm != HEAD_VOXEL_MM:
+            raise ValueError(f"{path.name}: a brain alone is given a head on {HEAD_VOXEL_MM:g} mm "
+                             f"voxels only, not {voxel_mm:g} mm")
         full, brain, _, _ = head_around_brain(full["grey_matter"], full["white_matter"], full["csf"])
     else:
         brain = _brain_of(full)
