@@ -158,6 +158,8 @@ def _npz(path, **arrays):
     (lambda p: _npz(p / "f.npz", grey_matter=np.ones((4, 4, 4)), voxel_size_mm=np.array([1.0, 0.0, 1.0])),
      "voxel_size_mm"),
     (lambda p: (p / "bad.npz").write_bytes(b"not a zip at all") and p / "bad.npz", "not a readable"),
+    (lambda p: (p / "bad.nii.gz").write_bytes(b"\x1f\x8b truncated") and p / "bad.nii.gz", "not a readable"),
+    (lambda p: (p / "seg.mgz").write_bytes(b"data") and p / "seg.mgz", "NIfTI file .* or an .npz"),
 ])
 def test_bad_segmentations_get_one_line_errors(tmp_path, make, message):
     path = make(tmp_path)

@@ -112,10 +112,15 @@ def _read(path: Path) -> tuple[dict[str, np.ndarray], tuple[float, float, float]
     """Fractions per present tissue and the voxel size (z, y, x), checked."""
     if not path.is_file():
         raise FileNotFoundError(f"segmentation not found: {path}")
-    if path.suffix.lower() == ".npz":
+    from ..io import NIFTI_SUFFIXES, suffix_of
+
+    if suffix_of(path) == ".npz":
         fractions, spacing = _read_fractions(path)
-    else:
+    elif suffix_of(path) in NIFTI_SUFFIXES:
         fractions, spacing = _read_nifti(path)
+    else:
+        raise ValueError(f"{path.name}: a segmentation is a NIfTI file (.nii, .nii.gz) or an .npz "
+                         "of tissue fractions")
     shapes = {f.shape for f in fractions.values()}
     if len(shapes) != 1 or len(next(iter(shapes))) != 3:
         raise ValueError(f"{path.name}: tissue volumes must be 3-D and of one shape, got {sorted(shapes)}")
