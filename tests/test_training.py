@@ -146,7 +146,10 @@ def test_autoencoder_then_paramnet_then_evaluate(tmp_path, phantom_spec, capsys)
     assert train_main(["export", str(ckpt), "--name", "tiny", "--out", str(out),
                        "--metrics", str(report_file)]) == 0
     card = json.loads(out.with_suffix(".json").read_text())
-    assert card["sha256"] and card["task"] == "d2p" and card["metrics"]
+    assert card["sha256"] and card["task"] == "d2p"
+    (recorded,) = card["metrics"].values()
+    assert recorded["count"] == report["count"] and recorded["identity"] == report["identity"]
+    assert recorded["psnr_mean"] == report["psnr_mean"] and "convention" not in recorded
 
 
 def test_bad_arguments_are_one_line_errors(tmp_path, capsys):

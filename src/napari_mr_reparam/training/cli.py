@@ -117,6 +117,12 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+# what a card keeps of an evaluate report besides its means and spreads: the baseline,
+# the image count, the TE bands and the engine settings the figures were measured with
+CARD_REPORT_KEYS = ("identity", "count", "psnr_by_target_te", "consistency", "calibrate_peak",
+                    "flip_average")
+
+
 def cmd_export(args) -> int:
     import json
     from pathlib import Path
@@ -131,7 +137,8 @@ def cmd_export(args) -> int:
         phantom = f"{kind}:{Path(where).name}" if where else kind  # no machine-specific paths
         key = f"{phantom}|{report.get('split')}|{report.get('task')}"
         card.setdefault("metrics", {})[key] = {
-            k: v for k, v in report.items() if k.endswith(("_mean", "_std")) or k == "identity"}
+            k: v for k, v in report.items()
+            if k.endswith(("_mean", "_std")) or k in CARD_REPORT_KEYS}
     out = Path(args.out) if args.out else BUNDLED_DIR / f"{args.name}.safetensors"
     if out.exists() and not args.overwrite:
         raise FileExistsError(f"{out} exists; pass --overwrite to replace it")

@@ -89,6 +89,7 @@ def evaluate(engine, task: str, phantom: str, split: str = "paper", dataset_seed
     if getattr(engine, "consistency", None) is not None:
         report["consistency"] = engine.consistency
         report["calibrate_peak"] = bool(getattr(engine, "calibrate_peak", False))
+        report["flip_average"] = bool(getattr(engine, "flip_average", False))
     return report
 
 
