@@ -152,6 +152,19 @@ def test_autoencoder_then_paramnet_then_evaluate(tmp_path, phantom_spec, capsys)
     assert recorded["psnr_mean"] == report["psnr_mean"] and "convention" not in recorded
 
 
+def test_export_refuses_what_is_not_an_evaluate_report(tmp_path, capsys):
+    reports = {"broken.json": "{bad", "list.json": "[1, 2]", "other.json": '{"loss": 1}'}
+    for name, text in reports.items():
+        (tmp_path / name).write_text(text)
+    out = tmp_path / "out.safetensors"
+    for name in [*reports, "missing.json"]:
+        assert train_main(["export", "d2p", "--name", "d2p", "--out", str(out),
+                           "--metrics", str(tmp_path / name)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("error:") == 4 and "Traceback" not in err and "list.json" in err
+    assert not out.exists()
+
+
 def test_bad_arguments_are_one_line_errors(tmp_path, capsys):
     assert train_main(["simulate", "--phantom", "nowhere", "--out", str(tmp_path)]) == 2
     assert train_main(["simulate", "--phantom", "mrilab:/no/such.npz", "--out", str(tmp_path)]) == 2

@@ -123,8 +123,21 @@ CARD_REPORT_KEYS = ("identity", "count", "psnr_by_target_te", "consistency", "ca
                     "flip_average")
 
 
-def cmd_export(args) -> int:
+def _read_report(path: str) -> dict:
+    """An ``evaluate --json`` report, or a ValueError naming the file."""
     import json
+    from pathlib import Path
+
+    try:
+        report = json.loads(Path(path).read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: not a JSON report ({exc})") from None
+    if not isinstance(report, dict) or "psnr_mean" not in report:
+        raise ValueError(f"{path}: not an evaluate --json report (no psnr_mean)")
+    return report
+
+
+def cmd_export(args) -> int:
     from pathlib import Path
 
     from ..weights import BUNDLED_DIR, load_weights, save_weights
@@ -132,7 +145,7 @@ def cmd_export(args) -> int:
     state, card = load_weights(args.checkpoint)
     card = dict(card, name=args.name)
     for metrics_file in args.metrics or []:
-        report = json.loads(Path(metrics_file).read_text())
+        report = _read_report(metrics_file)
         kind, _, where = str(report.get("phantom", "unknown")).partition(":")
         phantom = f"{kind}:{Path(where).name}" if where else kind  # no machine-specific paths
         key = f"{phantom}|{report.get('split')}|{report.get('task')}"
