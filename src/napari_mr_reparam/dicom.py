@@ -72,13 +72,16 @@ def is_dicom(path: str | os.PathLike) -> bool:
 
 
 def looks_like_series(path) -> bool:
-    """Cheap check: a folder holding a DICOM file, a ``.dcm`` file, or a list of them."""
+    """Cheap check: a folder holding a DICOM file, or DICOM files (``.dcm`` or preamble)."""
     if isinstance(path, (list, tuple)):
-        return bool(path) and all(looks_like_series(p) for p in path if not Path(p).is_dir()) \
-            and not any(Path(p).is_dir() for p in path)
+        return bool(path) and all(_looks_like_file(Path(p)) for p in path)
     path = Path(path)
     if path.is_dir():
         return any(is_dicom(p) for p in _files_under(path))
+    return _looks_like_file(path)
+
+
+def _looks_like_file(path: Path) -> bool:
     return path.is_file() and (path.suffix.lower() == ".dcm" or is_dicom(path))
 
 
