@@ -184,6 +184,9 @@ def test_truncated_and_corrupt_files_are_named(tmp_path):
     files[1].write_bytes(files[1].read_bytes()[:-200])
     with pytest.raises(ValueError, match=rf"^{files[1].name}: not a readable DICOM file"):
         dicom.read_series(tmp_path / "s")
+    files[1].write_bytes(files[1].read_bytes()[:300])  # cut inside the header
+    with pytest.raises(ValueError, match=rf"^{files[1].name}: not a readable DICOM file"):
+        dicom.read_series(tmp_path / "s")
     files[1].write_bytes(b"\0" * 128 + b"DICM" + b"\xff" * 40)
     with pytest.raises(ValueError, match=rf"^{files[1].name}: not a readable DICOM file"):
         dicom.read_series(tmp_path / "s")

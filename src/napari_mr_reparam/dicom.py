@@ -52,6 +52,10 @@ _VOLUME_FIELDS = {"EchoTime": "te_ms", "RepetitionTime": "tr_ms", "InversionTime
                   "FlipAngle": "flip_deg"}
 _PHILIPS_SCALE_SLOPE = (0x2005, 0x100E)
 _DICOMDIR_SOP = "1.2.840.10008.1.3.10"
+#: MR, enhanced MR, CT, enhanced CT and secondary capture image storage: must hold pixels.
+_IMAGE_SOP_CLASSES = {"1.2.840.10008.5.1.4.1.1.4", "1.2.840.10008.5.1.4.1.1.4.1",
+                      "1.2.840.10008.5.1.4.1.1.2", "1.2.840.10008.5.1.4.1.1.2.1",
+                      "1.2.840.10008.5.1.4.1.1.7"}
 _GEOMETRY_TAGS = ("ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing")
 #: nibabel orientation of the (column, row, slice) voxel axes that makes the package's
 #: stack (see :mod:`.io`) the acquired slices as they are: z = slice, y = row, x = column.
@@ -185,8 +189,12 @@ def _read_file(path: Path):
         early_end = [w for w in caught if "end of file" in str(w.message).lower()]
         if early_end:
             raise ValueError(_first_line(early_end[0].message))
-        if not (ds.get("SOPClassUID") or getattr(getattr(ds, "file_meta", None), "MediaStorageSOPClassUID", None)):
+        sop = str(getattr(getattr(ds, "file_meta", None), "MediaStorageSOPClassUID", "")
+                  or ds.get("SOPClassUID", ""))
+        if not sop:
             raise ValueError("no SOP class: not a DICOM object")
+        if sop in _IMAGE_SOP_CLASSES and "PixelData" not in ds:
+            raise ValueError("an image without pixel data: is the file truncated?")
     except Exception as exc:  # any failure of the reader is the file's fault
         raise ValueError(f"{path.name}: not a readable DICOM file ({_first_line(exc)})") from None
     if int(_number(ds, "NumberOfFrames") or 1) > 1:
@@ -272,11 +280,11 @@ def _acquisition_volume(label: str, members: list) -> Volume:
     datasets = [ds for _, ds in members]
     try:
         datasets = dicom_numpy.sort_by_slice_position(datasets)
+        voxels, ijk_to_lps = dicom_numpy.combine_slices(datasets, rescale=True, skip_sorting=True,
+                                                        c_order_axes=True)
         positions = np.array([_along_normal(ds) for ds in datasets])
         if len(positions) > 1 and np.min(np.diff(positions)) < 1e-3:
             raise ValueError("two images at the same slice position")
-        voxels, ijk_to_lps = dicom_numpy.combine_slices(datasets, rescale=True, skip_sorting=True,
-                                                        c_order_axes=True)
     except (dicom_numpy.DicomImportException, ValueError, TypeError, AttributeError) as exc:
         raise ValueError(f"{where}: the images do not form one volume "
                          f"({_first_line(exc).rstrip(':')})") from None
