@@ -140,9 +140,9 @@ def _dicom_input_times(item: _DicomInput, args) -> None:
                   f"{tagged:g} ms", file=sys.stderr)
     sequence = volume.extra.get("sequence")
     if sequence != "spin_echo":
-        print(f"notice: {item.name}: the input is {sequence or 'of an unknown sequence'} "
-              f"({volume.extra.get('series_description') or 'no description'}); the model takes "
-              "it as a spin echo at its TE/TR", file=sys.stderr)
+        kind = sequence.replace("_", " ") if sequence else "of a sequence not named in its tags"
+        print(f"notice: {item.name}: the input is {kind}; the model takes it as a spin echo at "
+              "its TE/TR", file=sys.stderr)
 
 
 def _output_paths(inputs, targets, output: str, suffix: str | None) -> dict:
