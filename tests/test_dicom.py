@@ -234,3 +234,29 @@ def test_real_siemens_inversion_recovery_series_tr_grows_with_ti():
     assert [v.ti_ms for v in vols] == [50.0, 100.0, 200.0, 400.0, 600.0, 800.0]
     assert {v.te_ms for v in vols} == {12.0}
     assert vols[0].tr_ms == 1000.0 and vols[-1].tr_ms == 2460.0
+
+
+TI_SET = [50.0, 100.0, 200.0, 400.0, 600.0, 800.0]
+# The README of ../shared/real_scans: series -> (TEs, TRs, TIs, field strength T)
+README_TABLE = {
+    "T1/site1_20200218/plate5": ([12.0], [1000.0, 1000.0, 1000.0, 1260.0, 1860.0, 2460.0], TI_SET, 1.5),
+    "T1/site2_20180925/plate5": ([12.0], [1000.0, 1000.0, 1000.0, 1260.0, 1860.0, 2460.0], TI_SET, 1.5),
+    "T1/site3_ge/plate4": ([10.0], [1000.0], TI_SET, 1.5),
+    "T1/site4_philips/plate5": ([10.0], [1000.0], TI_SET, 1.5),
+    "T1/site5_philips_3T/plate4": ([10.0], [1000.0], TI_SET, 3.0),
+    "T2/site1_20200218/plate4": ([round(12.7 * (i + 1), 3) for i in range(32)], [2000.0], [None], 1.5),
+    "T2/site3_ge/plate5": ([round(9.64 * (i + 1), 3) for i in range(8)], [2000.0], [None], 1.5),
+    "T2/site5_philips_3T/plate5": ([8.0 * (i + 1) for i in range(32)], [2300.0], [None], 3.0),
+}
+
+
+@pytest.mark.parametrize("series", sorted(README_TABLE))
+def test_real_series_parameters_match_the_table(series):
+    tes, trs, tis, tesla = README_TABLE[series]
+    vols = dicom.read_series(_real(series))
+    assert len(vols) == max(len(tes), len(tis))
+    assert sorted({v.te_ms for v in vols}) == pytest.approx(tes)
+    assert [v.ti_ms for v in vols] == (tis if tis != [None] else [None] * len(vols))
+    assert [v.tr_ms for v in vols] == pytest.approx(trs * (len(vols) // len(trs)))
+    assert {v.extra["field_strength_t"] for v in vols} == {tesla}
+    assert {v.extra["sequence"] for v in vols} == {"inversion_recovery" if series.startswith("T1") else "spin_echo"}
