@@ -127,6 +127,8 @@ def test_no_dicom_in_the_folder(tmp_path):
         dicom.read_series(tmp_path)
     with pytest.raises(FileNotFoundError, match="no such file"):
         dicom.read_series(tmp_path / "missing")
+    with pytest.raises(ValueError, match="^no DICOM files given$"):
+        dicom.read_series([])
 
 
 @pytest.mark.parametrize("tag, value, word", [

@@ -104,6 +104,8 @@ def dicom_files(path) -> list[Path]:
     when no DICOM file is found or a listed file is not DICOM.
     """
     paths = [Path(p) for p in path] if isinstance(path, (list, tuple)) else [Path(path)]
+    if not paths:
+        raise ValueError("no DICOM files given")
     found: list[Path] = []
     for item in paths:
         if not item.exists():
