@@ -262,3 +262,16 @@ def test_real_series_parameters_match_the_table(series):
     assert [v.tr_ms for v in vols] == pytest.approx(trs * (len(vols) // len(trs)))
     assert {v.extra["field_strength_t"] for v in vols} == {tesla}
     assert {v.extra["sequence"] for v in vols} == {"inversion_recovery" if series.startswith("T1") else "spin_echo"}
+
+
+@pytest.mark.parametrize("series", ["T1/site3_ge/plate5", "T1/site4_philips/plate5", "T1/site5_philips_3T/plate5"])
+def test_real_inversion_recovery_signal_falls_to_its_null_then_recovers(series):
+    """Magnitude IR at TR 1000 ms: in the brightest spheres the signal falls from TI 50 to a
+    null near TI 400 and recovers. Philips images rescale each TI differently; only their
+    floating-point values (RescaleSlope x private scale slope undone) show this curve."""
+    vols = dicom.read_series(_real(series))
+    bright = vols[-1].data > np.percentile(vols[-1].data, 90)
+    signal = [float(np.median(v.data[bright])) for v in vols]  # TI 50 ... 800
+    null = int(np.argmin(signal))
+    assert vols[null].ti_ms == 400.0
+    assert all(np.diff(signal[: null + 1]) < 0) and all(np.diff(signal[null:]) > 0)
