@@ -216,18 +216,6 @@ def test_compare_volumes_and_names():
     assert layer_names("d2p", 80, 3000)["prediction"] == "prediction d2p TE80 TR3000"
 
 
-def test_joined_map_chunks_keep_each_slices_peak_count():
-    from napari_mr_reparam.inference import QuantitativeMaps
-    from napari_mr_reparam.widget_logic import join_maps
-
-    def chunk(n, count):
-        zeros = np.zeros((n, 4, 4), np.float32)
-        return QuantitativeMaps(zeros, zeros, zeros, np.ones(n), (4, 4), zeros.astype(bool), count)
-
-    joined = join_maps([chunk(2, np.array([4, 8])), chunk(1, 1)])
-    assert joined.peak_count.tolist() == [4, 8, 1] and joined.pd.shape == (3, 4, 4)
-
-
 def test_a_thousand_slider_changes_leave_no_backlog(demo, qtbot, monkeypatch):
     from napari_mr_reparam.inference import Reparameterizer
 

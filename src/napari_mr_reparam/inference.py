@@ -17,6 +17,7 @@ import numpy as np
 
 from . import DEFAULT_TE_MS, DEFAULT_TR_MS
 from .simulate import resize_slices
+from .units import refuse_seconds
 
 #: The acquisition range the bundled models were trained on (ms), per parameter.
 TRAINED_RANGE_MS = {"te": (20.0, 1000.0), "tr": (1200.0, 10000.0)}
@@ -233,6 +234,7 @@ class Reparameterizer:
         target and input times are scalars or arrays of length n, in ms. Default-to-Param
         ignores the input times. Returns (n, H, W) float32 in [0, 1].
         """
+        refuse_seconds(te=te_ms, tr=tr_ms, input_te=input_te_ms, input_tr=input_tr_ms)
         images01 = np.asarray(images01, np.float32)
         n = images01.shape[0]
         te, tr = np.broadcast_to(np.float32(te_ms), n), np.broadcast_to(np.float32(tr_ms), n)
@@ -297,6 +299,7 @@ class Reparameterizer:
         """Run the physics model once over a (z, y, x) volume (or 2-D image)."""
         if not self.renders:
             raise ValueError(f"{self.info.name} is not a physics model; it predicts images, not maps")
+        refuse_seconds(input_te=input_te_ms, input_tr=input_tr_ms)
         images, scale, nan, shape = _normalized_slices(volume)
         te_in = DEFAULT_TE_MS if input_te_ms is None else input_te_ms
         tr_in = DEFAULT_TR_MS if input_tr_ms is None else input_tr_ms
@@ -337,6 +340,7 @@ class Reparameterizer:
         """
         from . import peaks, physics
 
+        refuse_seconds(te=te_ms, tr=tr_ms, ti=ti_ms)
         signal = physics.render(sequence, maps.pd, maps.t1, maps.t2, te_ms, tr_ms, ti=ti_ms,
                                 flip_deg=flip_deg, t2star=maps.t2)
         normalized = peaks.normalize(np.asarray(signal, np.float32), maps.peak_count)
@@ -364,12 +368,23 @@ class Reparameterizer:
         return pred.reshape(data.shape)
 
 
+def require_contrast(data: np.ndarray) -> None:
+    """Raise ``ValueError`` for a volume with no image in it: empty, all NaN, or one value."""
+    finite = data[np.isfinite(data)]
+    if finite.size == 0:
+        raise ValueError("the volume holds no image: " + ("it is empty" if data.size == 0 else
+                                                          "every voxel is NaN or infinite"))
+    if finite.min() == finite.max():
+        raise ValueError(f"the volume holds no image: every voxel is {float(finite.min()):g}")
+
+
 def _normalized_slices(volume: np.ndarray):
     """Slices scaled to their own maximum: (images in [0, 1], scale (z,1,1), NaN mask, (h, w))."""
     data = np.asarray(volume, np.float32)
     flat = data[None] if data.ndim == 2 else data
     if flat.ndim != 3:
         raise ValueError(f"expected a 2-D image or a 3-D volume, got shape {data.shape}")
+    require_contrast(flat)
     nan = np.isnan(flat)
     clean = np.where(nan, 0.0, flat)
     scale = np.maximum(clean.max(axis=(1, 2), keepdims=True), 0.0)
