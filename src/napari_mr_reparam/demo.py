@@ -2,6 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import sys
+
+
+def missing_display() -> bool:
+    """True on Linux when no X11 or Wayland display is reachable (checked before Qt
+    starts, which would otherwise abort) and Qt was not told to draw offscreen."""
+    if not sys.platform.startswith("linux"):
+        return False
+    if os.environ.get("QT_QPA_PLATFORM", "").startswith(("offscreen", "minimal", "vnc", "eglfs")):
+        return False
+    return not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
 
 def open_demo(viewer=None, model: str = "d2p", device: str = "auto"):
     """Load the sample data into ``viewer`` (a new one when None) and dock the widget.
