@@ -127,3 +127,24 @@ def test_training_renders_keep_the_maximum():
     maps = net.maps(torch.rand(2, 1, 64, 64))
     assert "peak_count" not in maps
     assert torch.allclose(net.render(maps, 80.0, 3000.0).amax(dim=(-2, -1)), torch.ones(2, 1))
+
+
+def test_times_that_can_only_be_seconds_are_refused(tiny_weights, volume):
+    engine = Reparameterizer("d2p", device="cpu")
+    with pytest.raises(ValueError, match=r"TE 0.1 looks like seconds.*did you mean 100 ms\?"):
+        engine.predict_volume(volume, 0.1, 3000)
+    with pytest.raises(ValueError, match="input TR 4.5 looks like seconds"):
+        engine.predict_images(np.zeros((1, 8, 8), np.float32), 100, 3000, 50, 4.5)
+    physics = Reparameterizer("physics", device="cpu")
+    maps = physics.compute_maps(volume, 50, 4500)
+    with pytest.raises(ValueError, match="TI 2.5 looks like seconds"):
+        physics.render(maps, 100, 9000, "inversion_recovery", 2.5)
+    with pytest.raises(ValueError, match="input TE 0.05"):
+        physics.compute_maps(volume, 0.05, 4500)
+
+
+@pytest.mark.parametrize("fill", [np.nan, 0.0])
+def test_a_volume_without_an_image_is_refused(tiny_weights, fill):
+    engine = Reparameterizer("d2p", device="cpu")
+    with pytest.raises(ValueError, match="holds no image"):
+        engine.predict_volume(np.full((2, 8, 8), fill, np.float32), 100, 3000)
