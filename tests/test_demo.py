@@ -9,7 +9,7 @@ def test_first_view_shows_input_prediction_truth_and_difference(make_napari_view
     shown = [layer.name for layer in viewer.layers if layer.visible]
     assert shown == ["head TE50 TR4500", "prediction d2p TE120 TR6000", "head TE120 TR6000",
                      "|difference| d2p TE120 TR6000"]
-    assert viewer.grid.enabled and viewer.grid.actual_shape(viewer.layers) == (2, 2)
+    assert viewer.canvas.grid.enabled and viewer.canvas.grid.actual_shape(viewer.layers) == (2, 2)
     assert all(layer.name_overlay.visible for layer in viewer.layers if layer.visible)
     assert widget.progress.value == widget.progress.max and widget.status.value.startswith("Done (volume)")
     window = viewer.window._qt_window

@@ -64,7 +64,7 @@ def open_demo(viewer=None, model: str = "d2p", device: str = "auto", run: bool =
 
 def _grid_view(viewer) -> None:
     """Visible layers side by side, each with its name; refitted when outputs arrive."""
-    viewer.grid.enabled = True
+    viewer.canvas.grid.enabled = True
     for layer in viewer.layers:
         layer.name_overlay.visible = True
 
