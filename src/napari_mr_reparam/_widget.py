@@ -2,10 +2,12 @@
 
 A magicgui :class:`~magicgui.widgets.Container` whose controls scripts and tests reach
 by name: ``image``, ``model``, ``input_te``, ``input_tr``, ``te``, ``tr``,
-``ground_truth``, ``device``, ``live``, ``run``, ``cancel``, ``progress``, ``status``
-and ``metrics``; for the physics model also ``sequence``, ``ti``, ``flip``,
-``consistency``, ``flip_average`` and ``add_maps``. Model work runs in napari ``thread_worker`` threads;
-torch is imported only when the first prediction starts, so the widget opens quickly.
+``ground_truth``, ``device``, ``live``, ``run``, ``cancel``, ``progress``, ``status``,
+``metrics`` and ``truth_hint``; for the physics model also ``sequence``, ``ti``, ``flip``,
+``consistency``, ``flip_average`` and ``add_maps``. Each job is one engine call in a
+napari ``thread_worker``, which reports progress through the engine's ``progress``
+callback and stops at the engine's ``cancelled`` hook; torch is imported only when the
+first prediction starts, so the widget opens quickly.
 
 Dragging ``te``/``tr`` predicts the slice on screen (debounced; while a prediction runs
 only the newest request is kept, so stale ones are dropped) and, once the sliders rest,
@@ -104,7 +106,8 @@ class ReparamWidget(Container):
         self.metrics = Label(value="", label="Metrics")
         self.truth_hint = Label(value="", label="")
         self.extend([self.image, self.model, self.input_te, self.input_tr, self.sequence, self.te,
-                     self.tr, self.ti, self.flip, self.consistency, self.flip_average, self.range_warning, self.ground_truth, self.device, self.live, self.run,
+                     self.tr, self.ti, self.flip, self.consistency, self.flip_average,
+                     self.range_warning, self.ground_truth, self.device, self.live, self.run,
                      self.cancel, self.add_maps, self.progress, self.status, self.metrics,
                      self.truth_hint])
         for label in (self.range_warning, self.status, self.metrics, self.truth_hint):
