@@ -29,6 +29,7 @@ from magicgui.widgets import (
 from qtpy.QtCore import QObject, QTimer, Signal
 
 from . import DEFAULT_CONSISTENCY, DEFAULT_TE_MS, DEFAULT_TR_MS
+from .acquisition import Acquisition
 from .units import refuse_seconds
 from .widget_logic import (
     EngineCache, MapsCache, Request, RequestQueue, compare_volumes, layer_names, truth_mismatch,
@@ -244,6 +245,8 @@ class ReparamWidget(Container):
         """
         from napari.qt.threading import thread_worker
 
+        from .inference import InferenceOptions
+
         engines, job = self._engines, _Job()
         data = np.asarray(request.layer.data)
         total = data.shape[0] if data.ndim == 3 and request.slice_index is None else 1
@@ -251,16 +254,15 @@ class ReparamWidget(Container):
         @thread_worker(ignore_errors=True)
         def work():
             engine = engines.get(request.model, request.device)
-            if engine.renders:
-                engine.consistency = request.consistency
-                engine.flip_average = request.flip_average
-                maps = engine.compute_maps(data, request.input_te, request.input_tr,
-                                           progress=job.advance, cancelled=job.cancel.is_set)
+            given = Acquisition(request.input_te, request.input_tr) if request.input_te else None
+            if engine.renders_from_maps:
+                options = InferenceOptions(request.consistency, request.flip_average)
+                maps = engine.compute_maps(data, given, options=options, progress=job.advance,
+                                           cancelled=job.cancel.is_set)
                 return ("maps", (engine, maps))
             volume = data if request.slice_index is None else data[request.slice_index]
-            pred = engine.predict_volume(volume, request.te, request.tr, request.input_te,
-                                         request.input_tr, progress=job.advance,
-                                         cancelled=job.cancel.is_set)
+            pred = engine.predict(volume, Acquisition(request.te, request.tr), given,
+                                  progress=job.advance, cancelled=job.cancel.is_set)
             return ("prediction", pred)
 
         job.signals.advanced.connect(self._on_progress)
@@ -315,7 +317,8 @@ class ReparamWidget(Container):
     def _show_render(self, request: Request, engine_and_maps) -> None:
         """Physics model: render the whole volume from the cached maps (milliseconds)."""
         engine, maps = engine_and_maps
-        volume = engine.render(maps, request.te, request.tr, request.sequence, request.ti, request.flip_deg)
+        volume = engine.render(maps, Acquisition(request.te, request.tr, request.sequence, request.ti,
+                                                 request.flip_deg))
         shape = np.shape(request.layer.data)
         self._write_prediction(request, volume.reshape(shape))
         self._update_comparison()

@@ -55,7 +55,7 @@ def input_acquisition(volume, te_ms, tr_ms) -> tuple[float, float, str]:
 
 
 def _targets(args) -> list[tuple[float, float]]:
-    from .simulate import validate_times
+    from .acquisition import validate_times
     from .units import refuse_seconds
 
     if len(args.te) != len(args.tr):
@@ -85,7 +85,7 @@ def _check_model_inputs(engine, args) -> None:
     """What the loaded model cannot honour is refused before any file is read."""
     from . import DEFAULT_TE_MS, DEFAULT_TR_MS
 
-    if args.sequence != "spin_echo" and not engine.renders:
+    if args.sequence != "spin_echo" and not engine.renders_from_maps:
         raise ValueError(f"{engine.info.name} predicts spin-echo images only; --sequence "
                          f"{args.sequence} needs the physics model (--model physics)")
     given = (args.input_te, args.input_tr)
@@ -140,7 +140,7 @@ def cmd_predict(args) -> int:
     reason`` and skipped; any such file makes the exit status 2, as other bad input does."""
     from tqdm import tqdm
 
-    from .inference import Reparameterizer
+    from .inference import InferenceOptions, Reparameterizer
 
     targets = _targets(args)
     inputs = _inputs(args.input)
@@ -152,14 +152,15 @@ def cmd_predict(args) -> int:
             raise FileExistsError(f"{taken[0]} exists; pass --overwrite to replace it")
     _warn_out_of_range(targets, args)
     engine = Reparameterizer(args.model, weights=args.weights, device=args.device,
-                             batch_size=args.batch_size, consistency=args.consistency,
-                             flip_average=args.flip_average)
+                             batch_size=args.batch_size)
+    options = engine.resolve(InferenceOptions(consistency=args.consistency,
+                                              flip_average=args.flip_average or None))
     _check_model_inputs(engine, args)
     failures = 0
     with tqdm(total=len(inputs) * len(targets), unit="image", disable=args.quiet) as bar:
         for path in inputs:
             try:
-                written = _predict_file(engine, path, targets, outputs, args)
+                written = _predict_file(engine, path, targets, outputs, args, options)
                 summary = ", ".join(f"TE {te:g}/TR {tr:g} ms -> {out}" for (te, tr), out in written)
                 tqdm.write(f"ok {path}: {engine.info.name} on {engine.device.type}: {summary}")
             except (ValueError, OSError) as exc:
@@ -172,44 +173,37 @@ def cmd_predict(args) -> int:
 
 
 def _warn_out_of_range(targets, args) -> None:
-    from .inference import out_of_range_warnings
+    from .acquisition import out_of_range_warnings
 
     for te, tr in targets:
         for warning in out_of_range_warnings(te, tr):
             print(f"warning: {warning}", file=sys.stderr)
 
 
-def _predict_file(engine, path, targets, outputs, args) -> list:
-    """All targets of one input; the physics model computes its maps once."""
-    from .inference import out_of_range_warnings, require_contrast
+def _predict_file(engine, path, targets, outputs, args, options) -> list:
+    """All targets of one input, by one engine request (maps once for the physics model);
+    every target is predicted before any file is written, so a failure writes nothing."""
+    from .acquisition import Acquisition, out_of_range_warnings
+    from .inference import require_contrast
     from .io import acquisition_sidecar, load_volume, save_volume
-    from .simulate import validate_times
-    from .units import refuse_seconds
 
     volume = load_volume(path)
     require_contrast(volume.data)
-    te_in = tr_in = None
+    given = None
     if engine.task == "p2p":
         te_in, tr_in, source = input_acquisition(volume, args.input_te, args.input_tr)
-        refuse_seconds(input_te=te_in, input_tr=tr_in)
-        validate_times(te_in, tr_in)
+        given = Acquisition(te_in, tr_in)
         if source == "default":
             print(f"notice: {path.name}: no input TE/TR given and no BIDS sidecar found; taking the "
                   f"input to be at TE {te_in:g} ms / TR {tr_in:g} ms", file=sys.stderr)
         for warning in out_of_range_warnings(te_in, tr_in):
             print(f"warning: {path.name}: input {warning}", file=sys.stderr)
-    maps = engine.compute_maps(volume.data, te_in, tr_in) if engine.renders else None
+    wanted = [Acquisition(te, tr, args.sequence, args.ti, args.flip) for te, tr in targets]
+    predictions = list(engine.predict_many(volume.data, wanted, given, options=options))
     extra = acquisition_sidecar(args.sequence, args.ti, args.flip)
-    predictions = []
-    for te, tr in targets:  # every target first, so a failure writes nothing
-        if maps is not None:
-            pred = engine.render(maps, te, tr, args.sequence, args.ti, args.flip)
-        else:
-            pred = engine.predict_volume(volume.data, te, tr, te_in, tr_in)
-        predictions.append(((te, tr), pred.reshape(volume.data.shape)))
     return [((te, tr), save_volume(outputs[(path, (te, tr))], pred, like=volume, te_ms=te, tr_ms=tr,
                                    model=engine.info.name, extra=extra, overwrite=args.overwrite))
-            for (te, tr), pred in predictions]
+            for (te, tr), pred in zip(targets, predictions)]
 
 
 def cmd_demo(args) -> int:
