@@ -283,7 +283,8 @@ class ReparamWidget(Container):
 
     def _on_result(self, request: Request, result) -> None:
         if request.layer not in self._viewer.layers:
-            return  # the input was closed meanwhile
+            self.status.value = "The input was closed; its prediction is dropped"
+            return
         kind, value = result
         self.device.tooltip = f"in use: {self._engines.last_device}"
         if kind == "maps":
