@@ -13,12 +13,18 @@ def viewer(make_napari_viewer):
     return make_napari_viewer()
 
 
-def test_the_widget_opens_from_the_plugins_menu(viewer, tiny_weights):
+def test_the_widget_opens_from_the_plugins_menu_and_predicts(viewer, tiny_weights, qtbot, recwarn):
     dock, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "MR Re-parameterization")
     assert dock is not None and type(widget).__name__ == "ReparamWidget"
-    viewer.open_sample(PLUGIN, "head")
+    viewer.open_sample(PLUGIN, "head_and_truths")
     widget.reset_choices()
     assert widget.image.value is viewer.layers[0]
+    widget.ground_truth.value = viewer.layers["head TE120 TR6000"]
+    widget.te.value, widget.tr.value = 120.0, 6000.0
+    widget.run.clicked.emit()
+    qtbot.waitUntil(lambda: widget._worker is None and "volume" in widget.metrics.value, timeout=120000)
+    assert [layer.name for layer in viewer.layers][:2] == ["head TE50 TR4500", "prediction d2p TE120 TR6000"]
+    assert not [w for w in recwarn if "Private attribute access" in str(w.message)]
 
 
 @pytest.mark.parametrize("key, count", [("head", 1), ("ground_truths", 3), ("head_and_truths", 4)])
