@@ -21,6 +21,7 @@ import argparse
 from contextlib import contextmanager
 
 import numpy as np
+from _common import DEFAULT_PHANTOM, unseen_subjects
 
 
 @contextmanager
@@ -72,7 +73,7 @@ def main(argv=None) -> int:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True, help="a physics model name or checkpoint / weights file")
-    parser.add_argument("--phantom", default="mrilab", help="phantom spec (default: mrilab)")
+    parser.add_argument("--phantom", default=DEFAULT_PHANTOM, help="phantom spec (default: the MRiLab phantom in ../shared)")
     parser.add_argument("--head", type=int, help="score an unseen training-like head of this seed instead")
     parser.add_argument("--task", default="d2p", choices=("d2p", "p2p"))
     parser.add_argument("--counts", nargs="+", type=int, default=[16, 64, 128])
@@ -86,8 +87,6 @@ def main(argv=None) -> int:
         if args.head is None:
             phantom = load_phantom(args.phantom)
         else:
-            from bench_unseen_subjects import unseen_subjects
-
             phantom = next(unseen_subjects(engine.info.card.get("config") or {}, 1, args.head))
     except (OSError, ValueError, TypeError) as exc:  # WeightsError is a ValueError
         parser.error(str(exc))

@@ -21,11 +21,9 @@ tabulates each model's PSNR per target echo-time band instead (``--marker te-tab
 from __future__ import annotations
 
 import argparse
-import re
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_PHANTOM = "mrilab:" + str(ROOT.parent / "shared/phantoms/mrilab_brain/mrilab_brain_standard.npz")
+from _common import DEFAULT_PHANTOM, add_output_arguments, publish
 HEADER = ("| split | model | task | PSNR (dB) | PSNR sd | MAE | MAE sd | SSIM | PSNR brain (dB) | images |\n"
           "|---|---|---|---|---|---|---|---|---|---|")
 
@@ -104,33 +102,6 @@ def _te_row(split, label, task, r) -> str:
     means = {tuple(b["range"]): b["mean"] for b in r["psnr_by_target_te"]}
     cells = [f"{means[(lo, hi)]:.2f}" if (lo, hi) in means else "-" for lo, hi in zip(edges[:-1], edges[1:])]
     return f"| {split} | {label} | {task} | " + " | ".join(cells) + f" | {r['psnr_mean']:.2f} |"
-
-
-def write_table(results: Path, marker: str, table: str) -> None:
-    """Replace the text between the marker comments (appending them when absent)."""
-    begin, end = f"<!-- {marker}:begin -->", f"<!-- {marker}:end -->"
-    text = results.read_text() if results.exists() else ""
-    block = f"{begin}\n{table}\n{end}"
-    if begin in text:
-        text = re.sub(re.escape(begin) + ".*?" + re.escape(end), lambda _: block, text, flags=re.S)
-    else:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
-    results.write_text(text)
-
-
-def add_output_arguments(parser: argparse.ArgumentParser, marker: str) -> None:
-    """``--marker`` (``''``: print only) and ``--results`` (the file the table goes in)."""
-    parser.add_argument("--marker", default=marker, help="table marker in the results file ('' prints only)")
-    parser.add_argument("--results", default=str(ROOT / "training" / "RESULTS.md"))
-
-
-def publish(args: argparse.Namespace, table: str) -> None:
-    """Write ``table`` between ``args.marker``'s comments in ``args.results``, or print it."""
-    if not args.marker:
-        print(table)
-        return
-    write_table(Path(args.results), args.marker, table)
-    print(f"updated {args.results} ({args.marker})")
 
 
 def main(argv=None) -> int:

@@ -13,7 +13,7 @@ training/RESULTS.md (``--marker ''`` prints it only).
 from __future__ import annotations
 
 import argparse
-from make_results import DEFAULT_PHANTOM, add_output_arguments, publish
+from _common import DEFAULT_PHANTOM, add_output_arguments, publish
 
 
 def sweep(model: str, weights: list[float], phantoms: list[str], limit: int, device: str) -> str:

@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from .. import DEFAULT_CONSISTENCY
-from ..cli import run_cli
+from ..command import run_cli
 
 
 def _positive_int(text: str) -> int:
