@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
-from make_results import DEFAULT_PHANTOM, ROOT
+from _common import DEFAULT_PHANTOM, ROOT
 
 BINS = (0.02, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9, 0.98, 1.01)
 

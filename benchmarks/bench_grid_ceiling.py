@@ -15,12 +15,10 @@ a single spin-echo equation per pixel cannot undo. Prints a Markdown table.
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_PHANTOM = "mrilab:" + str(ROOT.parent / "shared/phantoms/mrilab_brain/mrilab_brain_standard.npz")
+from _common import DEFAULT_PHANTOM
 GRIDS = ("own grid", "256 px", "128 px")
 
 

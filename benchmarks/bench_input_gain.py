@@ -15,21 +15,7 @@ from __future__ import annotations
 
 import argparse
 
-import numpy as np
-
-
-class GainedInputs:
-    """``engine`` with every input image multiplied by ``gain`` and clipped at 1."""
-
-    def __init__(self, engine, gain: float):
-        self.engine, self.gain = engine, gain
-        self.task, self.info = engine.task, engine.info
-        self.consistency = getattr(engine, "consistency", None)
-        self.native_input = bool(getattr(engine, "native_input", False))
-
-    def predict_images(self, images, *args, **kwargs):
-        gained = np.minimum(np.asarray(images, np.float32) * np.float32(self.gain), 1.0)
-        return self.engine.predict_images(gained, *args, **kwargs)
+from _common import DEFAULT_PHANTOM, GainedInputs
 
 
 def main(argv=None) -> int:
@@ -39,7 +25,7 @@ def main(argv=None) -> int:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True, help="a model name or a checkpoint / weights file")
-    parser.add_argument("--phantom", default="mrilab", help="phantom spec (default: mrilab)")
+    parser.add_argument("--phantom", default=DEFAULT_PHANTOM, help="phantom spec (default: the MRiLab phantom in ../shared)")
     parser.add_argument("--task", default="d2p", choices=("d2p", "p2p"))
     parser.add_argument("--gains", nargs="+", type=float, default=[0.95, 1.0, 1.05])
     parser.add_argument("--limit", type=int, default=600)

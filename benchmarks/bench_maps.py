@@ -30,12 +30,10 @@ linearly, as MRiLab's phantom and the MNI152 heads do).
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_PHANTOM = "mrilab:" + str(ROOT.parent / "shared/phantoms/mrilab_brain/mrilab_brain_standard.npz")
+from _common import DEFAULT_PHANTOM, brain_fractions, tissue_regions
 
 
 def _nearest(maps: np.ndarray, size: int) -> np.ndarray:
@@ -70,12 +68,12 @@ def truth_and_prediction(model: str, phantom_spec: str, slices: int, te_in: floa
     if engine.native_input and max(phantom.shape[1:]) <= engine.net.work_size:
         # the model reads the images on the phantom's own grid: maps there, truth exact
         images = simulate_images(phantom, acq, index, None) / 255.0
-        maps = engine.compute_maps(images.astype(np.float32), te_in, tr_in)
+        maps = engine.compute_maps(images.astype(np.float32), acq)
         truth = {k: getattr(phantom, k)[index] for k in ("pd", "t1", "t2")}
         mask = phantom.mask()[index] & (truth["t1"] > 0)
         return truth, {"pd": maps.pd, "t1": maps.t1, "t2": maps.t2}, mask
     images = simulate_images(phantom, acq, index, 256, pad_square=True) / 255.0
-    maps = engine.compute_maps(images.astype(np.float32), te_in, tr_in)
+    maps = engine.compute_maps(images.astype(np.float32), acq)
     size = maps.pd.shape[-1]
     truth = {k: _nearest(pad_to_square(getattr(phantom, k)[index]), size) for k in ("pd", "t1", "t2")}
     mask = _nearest(pad_to_square(phantom.mask()[index].astype(np.uint8)), size) > 0
@@ -95,12 +93,6 @@ def relative_errors(truth: dict, pred: dict, mask: np.ndarray) -> dict[str, np.n
     return out
 
 
-def tissue_regions(t2: np.ndarray, mask: np.ndarray) -> dict[str, np.ndarray]:
-    """Brain voxels (``mask``) grouped by true T2 (ms): white matter, grey matter, CSF."""
-    return {"all brain": mask, "T2 < 90 ms (WM)": mask & (t2 < 90),
-            "T2 90-500 ms (GM)": mask & (t2 >= 90) & (t2 < 500), "T2 >= 500 ms (CSF)": mask & (t2 >= 500)}
-
-
 def tissue_groups(truth: dict, mask: np.ndarray) -> dict[str, np.ndarray]:
     """:func:`tissue_regions` as selections of the brain voxels ``truth[...][mask]``, with
     CSF also split into voxels whose eight in-plane neighbours are all CSF (ventricles, wide
@@ -113,18 +105,6 @@ def tissue_groups(truth: dict, mask: np.ndarray) -> dict[str, np.ndarray]:
     regions["CSF with CSF all round"] = inside
     regions["CSF at a border or in a thin sulcus"] = csf & ~inside
     return {k: v[mask] for k, v in regions.items()}
-
-
-#: The brain's tissues, in the order :func:`brain_fractions` returns them.
-BRAIN_TISSUES = ("white_matter", "grey_matter", "csf")
-
-
-def brain_fractions(truth: dict, mask: np.ndarray, table) -> np.ndarray:
-    """White matter, grey matter and CSF fractions (3, n) of the brain voxels, solved from
-    their true PD, T1 and T2 as linear mixtures of ``table``'s values."""
-    values = np.array([[table[n].pd, table[n].t1 / 1000, table[n].t2 / 1000] for n in BRAIN_TISSUES]).T
-    voxels = np.stack([truth["pd"][mask], truth["t1"][mask] / 1000, truth["t2"][mask] / 1000])
-    return np.linalg.solve(values, voxels)
 
 
 def mixture_table(truth: dict, pred: dict, mask: np.ndarray, table) -> str:

@@ -33,7 +33,7 @@ def bench_model(model: str, device: str, moves: int) -> dict:
 
     from napari_mr_reparam.demo import open_demo
 
-    viewer, widget = open_demo(napari.Viewer(show=False), model=model, device=device)
+    viewer, widget = open_demo(napari.Viewer(show=False), model=model, device=device, run=False)
     app = QApplication.instance()
     widget.ground_truth.value = None
     idle = lambda: widget._worker is None and widget._queue._pending is None  # noqa: E731

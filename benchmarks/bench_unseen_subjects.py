@@ -19,21 +19,7 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
-
-
-def unseen_subjects(config: dict, count: int, seed: int):
-    """``count`` heads drawn like the training stream's, from seeds ``seed``, ``seed + 1``...
-    (base phantoms in turn)."""
-    from napari_mr_reparam.datasets import ANATOMY_OPTIONS
-    from napari_mr_reparam.phantoms import load_phantom, random_subject
-    from napari_mr_reparam.training.config import TrainConfig
-
-    cfg = TrainConfig(**config)
-    options = cfg.stream_options()
-    anatomy = {k: options[k] for k in ("tables", *ANATOMY_OPTIONS)}
-    bases = [load_phantom(spec) for spec in cfg.phantoms]
-    for i in range(count):
-        yield random_subject(bases[(seed + i) % len(bases)], seed + i, **anatomy)
+from _common import unseen_subjects
 
 
 def main(argv=None) -> int:
@@ -59,7 +45,7 @@ def main(argv=None) -> int:
     if not config or config.get("data") != "stream":
         parser.error(f"{args.model} was not trained on the stream: no subjects to draw like its own")
     if args.gain != 1.0:
-        from bench_input_gain import GainedInputs
+        from _common import GainedInputs
 
         engine = GainedInputs(engine, args.gain)
     tasks = args.tasks or (["d2p", "p2p"] if engine.task == "p2p" else ["d2p"])

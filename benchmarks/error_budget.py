@@ -33,9 +33,8 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
-from bench_maps import BRAIN_TISSUES as _BRAIN_TISSUES
-from bench_maps import brain_fractions, tissue_regions
-from make_results import DEFAULT_PHANTOM, add_output_arguments, publish
+from _common import BRAIN_TISSUES as _BRAIN_TISSUES
+from _common import DEFAULT_PHANTOM, add_output_arguments, brain_fractions, publish, tissue_regions
 
 _KEYS = ("pd", "t1", "t2")
 

@@ -21,11 +21,9 @@ tabulates each model's PSNR per target echo-time band instead (``--marker te-tab
 from __future__ import annotations
 
 import argparse
-import re
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_PHANTOM = "mrilab:" + str(ROOT.parent / "shared/phantoms/mrilab_brain/mrilab_brain_standard.npz")
+from _common import DEFAULT_PHANTOM, add_output_arguments, publish
 HEADER = ("| split | model | task | PSNR (dB) | PSNR sd | MAE | MAE sd | SSIM | PSNR brain (dB) | images |\n"
           "|---|---|---|---|---|---|---|---|---|---|")
 
@@ -33,7 +31,7 @@ HEADER = ("| split | model | task | PSNR (dB) | PSNR sd | MAE | MAE sd | SSIM | 
 def _engines(models, weights, device, consistency=None, max_peak: bool = False):
     """(label, engine or task-for-identity) for every model asked for; a physics model's
     label names its data-consistency weight."""
-    from napari_mr_reparam.inference import Reparameterizer
+    from napari_mr_reparam.inference import InferenceOptions, Reparameterizer
 
     sources = [(name, name, None) for name in models if name != "identity"]
     for item in weights:
@@ -46,11 +44,11 @@ def _engines(models, weights, device, consistency=None, max_peak: bool = False):
         out += [("identity (default input)", "d2p"), ("identity (P2P input)", "p2p")]
     for label, name, path in sources:
         engine = Reparameterizer(name, weights=path, device=device, batch_size=16)
-        if engine.consistency is not None:
-            engine.consistency = consistency
-            engine.calibrate_peak = not max_peak
-            label = f"{label} (consistency {engine.consistency:g}{', maximum peak' if max_peak else ''})"
-        out.append((label, engine))
+        options = None
+        if engine.renders_from_maps:
+            options = engine.resolve(InferenceOptions(consistency=consistency, calibrate_peak=not max_peak))
+            label = f"{label} (consistency {options.consistency:g}{', maximum peak' if max_peak else ''})"
+        out.append((label, (engine, options)))
     return out
 
 
@@ -67,12 +65,13 @@ def evaluate_rows(models, weights, phantom: str, splits, device: str, json_dir=N
     for split in splits:
         for label, engine in engines:
             if isinstance(engine, str):
-                jobs = [(IdentityModel(engine), engine)]
+                jobs, options = [(IdentityModel(engine), engine)], None
             else:
-                tasks = ("d2p", "p2p") if engine.renders and engine.task == "p2p" else (engine.task,)
+                engine, options = engine
+                tasks = ("d2p", "p2p") if engine.renders_from_maps and engine.task == "p2p" else (engine.task,)
                 jobs = [(engine, task) for task in tasks]
             for model, task in jobs:
-                r = evaluate(model, task, phantom, split=split)
+                r = evaluate(model, task, phantom, split=split, options=options)
                 if json_dir is not None:
                     name = label.split(" ")[0]
                     path = Path(json_dir) / f"{name}_{task}_{split}.json"
@@ -103,33 +102,6 @@ def _te_row(split, label, task, r) -> str:
     means = {tuple(b["range"]): b["mean"] for b in r["psnr_by_target_te"]}
     cells = [f"{means[(lo, hi)]:.2f}" if (lo, hi) in means else "-" for lo, hi in zip(edges[:-1], edges[1:])]
     return f"| {split} | {label} | {task} | " + " | ".join(cells) + f" | {r['psnr_mean']:.2f} |"
-
-
-def write_table(results: Path, marker: str, table: str) -> None:
-    """Replace the text between the marker comments (appending them when absent)."""
-    begin, end = f"<!-- {marker}:begin -->", f"<!-- {marker}:end -->"
-    text = results.read_text() if results.exists() else ""
-    block = f"{begin}\n{table}\n{end}"
-    if begin in text:
-        text = re.sub(re.escape(begin) + ".*?" + re.escape(end), lambda _: block, text, flags=re.S)
-    else:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
-    results.write_text(text)
-
-
-def add_output_arguments(parser: argparse.ArgumentParser, marker: str) -> None:
-    """``--marker`` (``''``: print only) and ``--results`` (the file the table goes in)."""
-    parser.add_argument("--marker", default=marker, help="table marker in the results file ('' prints only)")
-    parser.add_argument("--results", default=str(ROOT / "training" / "RESULTS.md"))
-
-
-def publish(args: argparse.Namespace, table: str) -> None:
-    """Write ``table`` between ``args.marker``'s comments in ``args.results``, or print it."""
-    if not args.marker:
-        print(table)
-        return
-    write_table(Path(args.results), args.marker, table)
-    print(f"updated {args.results} ({args.marker})")
 
 
 def main(argv=None) -> int:

@@ -1,9 +1,11 @@
-"""Make the README screenshot: input, prediction, ground truth and difference in a grid.
+"""Make the README screenshot: the demo's first view on a 1600x1000 screen.
 
     xvfb-run -a -s "-screen 0 1600x1000x24" python docs/make_screenshot.py [--model d2p]
 
-Opens the demo (sample head, widget docked), predicts the T2-weighted ground truth's
-TE/TR, shows the four layers side by side and saves ``docs/screenshot.png``.
+Opens the demo exactly as ``napari-mr-reparam demo`` does (sample head, widget docked,
+grid of input, prediction, ground truth and difference), waits for the prediction and
+its metrics, and saves the whole window as ``docs/screenshot.png``. It refuses to run
+on a screen of another size, so the picture shows what a person with that screen sees.
 """
 
 from __future__ import annotations
@@ -12,10 +14,11 @@ import argparse
 import time
 from pathlib import Path
 
+SCREEN = (1600, 1000)
+
 
 def main(argv=None) -> int:
     import napari
-    import numpy as np
     from qtpy.QtWidgets import QApplication
 
     from napari_mr_reparam.demo import open_demo
@@ -25,42 +28,28 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default=str(Path(__file__).with_name("screenshot.png")))
     args = parser.parse_args(argv)
 
-    viewer, widget = open_demo(napari.Viewer(show=True), model=args.model, device="cpu")
+    viewer, widget = open_demo(napari.Viewer(title="napari-mr-reparam"), model=args.model, device="cpu")
     app = QApplication.instance()
-    viewer.window._qt_window.resize(1700, 760)
-    qt_viewer = viewer.window._qt_viewer
-    qt_viewer.dockLayerList.setVisible(False)
-    qt_viewer.dockLayerControls.setVisible(False)
-    widget.run.clicked.emit()
+    screen = app.primaryScreen().geometry()
+    if (screen.width(), screen.height()) != SCREEN:
+        raise SystemExit(f"the screen is {screen.width()}x{screen.height()}, not {SCREEN[0]}x{SCREEN[1]}; "
+                         f'run under xvfb-run -a -s "-screen 0 {SCREEN[0]}x{SCREEN[1]}x24"')
     end = time.time() + 300
     while time.time() < end and not (widget._worker is None and "volume" in widget.metrics.value):
         app.processEvents()
         time.sleep(0.02)
-    truth = widget.ground_truth.value
-    keep = [widget.image.value, *[l for l in viewer.layers if l.metadata.get("mr_reparam_role") == "prediction"],
-            truth, *[l for l in viewer.layers if l.metadata.get("mr_reparam_role") == "difference"]]
-    for layer in viewer.layers:
-        layer.visible = layer in keep
-    for layer in [l for l in viewer.layers if l not in keep]:
-        viewer.layers.remove(layer)
-    for position, layer in enumerate(keep):  # the grid shows the layer list bottom first
-        viewer.layers.move(viewer.layers.index(layer), position)
-    viewer.grid.enabled = True
-    viewer.grid.shape = (1, 4)
-    viewer.dims.set_current_step(0, 14)
-    viewer.reset_view()
-    for _ in range(20):
+    for _ in range(40):  # let the window settle and draw
         app.processEvents()
         time.sleep(0.05)
-    from napari.utils.notifications import notification_manager
-
-    notification_manager.records.clear()
+    window = viewer.window._qt_window
+    frame = window.frameGeometry()
+    shown = [layer.name for layer in viewer.layers if layer.visible]
     image = viewer.screenshot(canvas_only=False, flash=False)
-    share = float(np.mean(image[..., :3].max(axis=-1) > 30))
     from PIL import Image
 
     Image.fromarray(image).save(args.out)
-    print(f"wrote {args.out} ({share:.0%} non-black pixels)")
+    print(f"wrote {args.out}: window {frame.width()}x{frame.height()} at ({frame.x()}, {frame.y()}) "
+          f"on a {screen.width()}x{screen.height()} screen; grid of {', '.join(shown)}")
     viewer.close()
     return 0
 

@@ -55,6 +55,18 @@ def test_p2p_reads_the_sidecar_or_says_it_assumes_the_default(scan, tiny_weights
     (["--te", "50", "--tr", "4000", "--model", "gan"], "unknown model 'gan'; known: d2p, p2p"),
     (["--te", "50", "--tr", "4000", "--model", "runs/gone.pt"], "no weights file 'runs/gone.pt': no such file"),
     (["--te", "50", "--tr", "4000", "--flip-average"], "flip averaging applies to the physics model only"),
+    (["--te", "0.1", "--tr", "5"], "TE 0.1 looks like seconds; times are in milliseconds (did you mean 100 ms?)"),
+    (["--te", "100", "--tr", "5"], "did you mean 5000 ms?"),
+    (["--te", "100", "--tr", "3000", "--model", "p2p", "--input-te", "0.05", "--input-tr", "4500"],
+     "input TE 0.05 looks like seconds"),
+    (["--te", "100", "--tr", "3000", "--input-te", "20", "--input-tr", "600"],
+     "reads inputs at TE 50 / TR 4500 ms only; for an input at TE 20 / TR 600 ms use --model p2p"),
+    (["--te", "100", "--tr", "3000", "--sequence", "inversion_recovery", "--ti", "2500"],
+     "needs the physics model"),
+    (["--te", "100", "--tr", "9000", "--model", "physics", "--sequence", "inversion_recovery"], "needs --ti"),
+    (["--te", "100", "--tr", "9000", "--model", "physics", "--ti", "2500"], "--ti applies to"),
+    (["--te", "10", "--tr", "500", "--model", "physics", "--sequence", "gradient_echo", "--flip", "400"],
+     "between 0 and 180"),
 ])
 def test_bad_parameters_are_one_line_errors(scan, tiny_weights, tmp_path, capsys, extra, message):
     path, _, _ = scan
@@ -87,8 +99,9 @@ def test_existing_output_is_kept_without_overwrite(scan, tiny_weights, tmp_path,
 def test_bad_input_file(tmp_path, tiny_weights, capsys):
     (tmp_path / "bad.nii").write_text("garbage")
     assert main(["predict", str(tmp_path / "bad.nii"), "-o", str(tmp_path / "o.nii"), "--te", "80",
-                 "--tr", "3000"]) == 1
-    assert "bad.nii" in capsys.readouterr().err and not (tmp_path / "o.nii").exists()
+                 "--tr", "3000", "-q"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "bad.nii" in err and not (tmp_path / "o.nii").exists()
 
 
 def test_folder_of_inputs_several_targets_physics_maps_once(tmp_path, tiny_weights, monkeypatch, capsys):
@@ -105,13 +118,13 @@ def test_folder_of_inputs_several_targets_physics_maps_once(tmp_path, tiny_weigh
                         lambda self, *a, **k: calls.append(1) or original(self, *a, **k))
     code = main(["predict", str(folder), "-o", str(tmp_path / "out"), "--model", "physics",
                  "--te", "30", "90", "--tr", "800", "4000", "--input-te", "50", "--input-tr", "4500", "-q"])
-    assert code == 1  # one input was broken; the others were written
+    assert code == 2  # one input was broken; the others were written
     written = sorted(p.name for p in (tmp_path / "out").iterdir() if p.suffix != ".json")
     assert written == ["a_TE30_TR800.nii.gz", "a_TE90_TR4000.nii.gz", "b_TE30_TR800.nii.gz",
                        "b_TE90_TR4000.nii.gz"]
     assert len(calls) == 2  # maps once per input, not per target
     captured = capsys.readouterr()
-    assert "2 of 3 files done" in captured.out and "failed" in captured.err
+    assert "2 of 3 files done" in captured.out and "error: " in captured.err and "broken.nii" in captured.err
 
 
 def test_flip_average_gives_the_mirror_of_the_mirrored_scan(scan, tiny_weights, tmp_path):
@@ -150,7 +163,8 @@ def _input_times(monkeypatch) -> list:
 
     seen, original = [], Reparameterizer.compute_maps
     monkeypatch.setattr(Reparameterizer, "compute_maps",
-                        lambda self, volume, te, tr, **k: seen.append((te, tr)) or original(self, volume, te, tr, **k))
+                        lambda self, volume, input=None, **k: seen.append((input.te_ms, input.tr_ms))
+                        or original(self, volume, input, **k))
     return seen
 
 
@@ -198,7 +212,7 @@ def test_dicom_without_echo_time_says_which_option_gives_it(tmp_path, tiny_weigh
     write_series(tmp_path / "s", [ramp(2, 8, 8)], drop=("EchoTime",))
     out = tmp_path / "out.nii.gz"
     assert main(["predict", str(tmp_path / "s"), "-o", str(out), "--model", "p2p", "--te", "40",
-                 "--tr", "3000", "-q"]) == 1
+                 "--tr", "3000", "-q"]) == 2
     err = capsys.readouterr().err
     assert "the DICOM files have no EchoTime (0018,0081) tag; give the input value with --input-te MS" in err
     assert len(err.strip().splitlines()) == 1 and not out.exists()
@@ -224,3 +238,53 @@ def test_bad_dicom_series_is_one_error_and_nothing_written(tmp_path, tiny_weight
     assert main(["predict", *map(str, files), "-o", str(out), "--te", "40", "--tr", "3000"]) == 2
     assert f"error: {files[0].name}: not a readable DICOM file" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_d2p_takes_its_own_input_times(scan, tiny_weights, tmp_path):
+    path, _, _ = scan
+    assert main(["predict", str(path), "-o", str(tmp_path / "x.nii.gz"), "--te", "80", "--tr", "3000",
+                 "--input-te", "50", "--input-tr", "4500", "-q"]) == 0
+
+
+def test_input_outside_the_trained_range_warns(scan, tiny_weights, tmp_path, capsys):
+    path, _, _ = scan
+    assert main(["predict", str(path), "-o", str(tmp_path / "x.nii.gz"), "--te", "80", "--tr", "3000",
+                 "--model", "p2p", "--input-te", "5", "--input-tr", "4500", "-q"]) == 0
+    assert "input TE 5 ms is outside the trained range" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("sequence, extra, fields", [
+    ("inversion_recovery", ["--ti", "2500"], {"InversionTime": 2.5, "ScanningSequence": "IR"}),
+    ("gradient_echo", ["--flip", "20"], {"FlipAngle": 20.0, "ScanningSequence": "GR"}),
+])
+def test_physics_sequences_are_recorded_in_the_sidecar(scan, tiny_weights, tmp_path, sequence, extra, fields):
+    path, _, _ = scan
+    assert main(["predict", str(path), "-o", str(tmp_path / "out"), "--te", "100", "--tr", "9000",
+                 "--model", "physics", "--sequence", sequence, *extra, "-q"]) == 0
+    (out,) = [p for p in (tmp_path / "out").iterdir() if p.suffix != ".json"]
+    assert out.name == "scan_TE100_TR9000" + ("_TI2500" if "--ti" in extra else "_FA20") + ".nii.gz"
+    sidecar = json.loads(out.with_name(out.name.replace(".nii.gz", ".json")).read_text())
+    assert {k: sidecar[k] for k in fields} == fields and sidecar["EchoTime"] == 0.1
+
+
+@pytest.mark.parametrize("fill, message", [(np.nan, "every voxel is NaN"), (7.0, "every voxel is 7")])
+def test_a_volume_without_an_image_is_refused(tmp_path, tiny_weights, capsys, fill, message):
+    path = tmp_path / "empty.nii.gz"
+    nib.save(nib.Nifti1Image(np.full((8, 8, 3), fill, np.float32), np.eye(4)), str(path))
+    for model in ("d2p", "physics"):
+        out = tmp_path / f"{model}.nii.gz"
+        assert main(["predict", str(path), "-o", str(out), "--te", "80", "--tr", "3000", "--model", model,
+                     "-q"]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and message in err and not out.exists()
+
+
+def test_demo_without_a_display_says_how_to_run_it(monkeypatch, capsys):
+    import sys
+
+    monkeypatch.setattr(sys, "platform", "linux")
+    for name in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM"):
+        monkeypatch.delenv(name, raising=False)
+    assert main(["demo"]) == 2
+    err = capsys.readouterr().err
+    assert "no display found" in err and "xvfb-run -a napari-mr-reparam demo" in err

@@ -6,8 +6,8 @@ from helpers import mrilab_path, tiny_phantom
 from napari_mr_reparam import physics
 from napari_mr_reparam.phantoms import (Phantom, load_phantom, random_bias_field,
                                         random_noise_level, random_subject)
-from napari_mr_reparam.phantoms.mni152 import (BRAIN_TISSUES, _block_mean, maps_from_fractions,
-                                               mni152_fine_brain, mni152_fractions, sharpen_fractions)
+from napari_mr_reparam.phantoms.fractions import BRAIN_TISSUES, block_mean, maps_from_fractions, sharpen_fractions
+from napari_mr_reparam.phantoms.mni152 import mni152_fine_brain, mni152_fractions
 from napari_mr_reparam.phantoms.random_subject import add_sulci
 from napari_mr_reparam.tissues import TISSUES, get_table
 
@@ -166,7 +166,7 @@ def test_the_fine_brain_nests_in_the_phantoms_grid():
     fine, coarse = mni152_fine_brain(), mni152_fractions()
     for tissue in ("grey_matter", "white_matter"):  # the template at 1 mm, averaged: the phantom's
         assert fine[tissue].shape == tuple(2 * n for n in coarse[tissue].shape)
-        assert np.allclose(_block_mean(fine[tissue], 2), coarse[tissue], atol=1e-5)
+        assert np.allclose(block_mean(fine[tissue], 2), coarse[tissue], atol=1e-5)
     total = sum(fine[t] for t in BRAIN_TISSUES)
     assert total.max() <= 1 + 1e-5 and not fine["csf"].flags.writeable
 

@@ -5,7 +5,7 @@ import pytest
 
 from napari_mr_reparam.io import save_volume
 from napari_mr_reparam.phantoms import load_phantom, random_subject
-from napari_mr_reparam.phantoms.mni152 import maps_from_fractions
+from napari_mr_reparam.phantoms.fractions import maps_from_fractions
 from napari_mr_reparam.phantoms.segmentation import load_segmentation
 from napari_mr_reparam.tissues import LABELS, TISSUES, get_table
 

@@ -3,6 +3,8 @@
 import numpy as np
 import pytest
 
+from napari_mr_reparam import DEFAULT_CONSISTENCY
+
 from napari_mr_reparam._sample_data import make_sample_all
 from napari_mr_reparam._widget import ReparamWidget
 from napari_mr_reparam.widget_logic import Request, RequestQueue, compare_volumes, layer_names
@@ -169,7 +171,7 @@ def test_consistency_weight_recomputes_the_maps(demo, qtbot):
     widget.run.clicked.emit()
     _until(qtbot, lambda: _idle(widget) and widget._maps.get(request) is not None)
     engine, _ = widget._maps.get(request)
-    assert engine.consistency == 1.0
+    assert engine.consistency == DEFAULT_CONSISTENCY  # the request carried its weight; the shared engine keeps its own
     assert not np.allclose(_outputs(viewer, "prediction")[0].data, plain)
     assert widget._maps.get(plain_request) is not None  # going back costs no new maps
 
@@ -187,9 +189,11 @@ def test_flip_averaging_is_a_physics_option_with_its_own_maps(demo, qtbot):
     assert request.flip_average and widget._maps.get(request) is None
     widget.run.clicked.emit()
     _until(qtbot, lambda: _idle(widget) and widget._maps.get(request) is not None)
-    engine, _ = widget._maps.get(request)
-    assert engine.flip_average
+    engine, flipped = widget._maps.get(request)
     assert widget._maps.get(plain_request) is not None  # the plain maps are kept
+    _, plain = widget._maps.get(plain_request)
+    assert not np.allclose(flipped.t2, plain.t2)
+    assert not engine.flip_average  # the request carried it; the shared engine keeps its own
     widget.model.value = "d2p"
     assert not widget.current_request(whole=True).flip_average  # the paper's models ignore it
 
@@ -216,29 +220,17 @@ def test_compare_volumes_and_names():
     assert layer_names("d2p", 80, 3000)["prediction"] == "prediction d2p TE80 TR3000"
 
 
-def test_joined_map_chunks_keep_each_slices_peak_count():
-    from napari_mr_reparam.inference import QuantitativeMaps
-    from napari_mr_reparam.widget_logic import join_maps
-
-    def chunk(n, count):
-        zeros = np.zeros((n, 4, 4), np.float32)
-        return QuantitativeMaps(zeros, zeros, zeros, np.ones(n), (4, 4), zeros.astype(bool), count)
-
-    joined = join_maps([chunk(2, np.array([4, 8])), chunk(1, 1)])
-    assert joined.peak_count.tolist() == [4, 8, 1] and joined.pd.shape == (3, 4, 4)
-
-
 def test_a_thousand_slider_changes_leave_no_backlog(demo, qtbot, monkeypatch):
     from napari_mr_reparam.inference import Reparameterizer
 
     calls = []
-    real = Reparameterizer.predict_images
+    real = Reparameterizer.predict
 
     def counting(self, *args, **kwargs):
         calls.append(len(args[0]))
         return real(self, *args, **kwargs)
 
-    monkeypatch.setattr(Reparameterizer, "predict_images", counting)
+    monkeypatch.setattr(Reparameterizer, "predict", counting)
     viewer, widget = demo
     values = np.round(np.linspace(20, 400, 1000), 1)
     for te in values:
@@ -247,3 +239,109 @@ def test_a_thousand_slider_changes_leave_no_backlog(demo, qtbot, monkeypatch):
                     and _outputs(viewer, "prediction")[0].metadata.get("te_ms") == float(values[-1]))
     assert len(calls) < 50, f"{len(calls)} predictions for 1000 slider changes: a backlog"
     assert _outputs(viewer, "prediction")[0].name == f"prediction d2p TE{values[-1]:g} TR3000"
+
+
+def test_one_engine_call_per_job_with_progress_and_cancel_hooks(demo, qtbot, monkeypatch):
+    from napari_mr_reparam.inference import Reparameterizer
+
+    calls = []
+    real = Reparameterizer.predict
+
+    def recording(self, volume, *args, **kwargs):
+        calls.append((np.shape(volume), kwargs))
+        return real(self, volume, *args, **kwargs)
+
+    monkeypatch.setattr(Reparameterizer, "predict", recording)
+    viewer, widget = demo
+    widget.run.clicked.emit()
+    _until(qtbot, lambda: _idle(widget) and _outputs(viewer, "prediction"))
+    assert len(calls) == 1 and calls[0][0] == viewer.layers[0].data.shape
+    assert callable(calls[0][1]["progress"]) and callable(calls[0][1]["cancelled"])
+    assert widget.progress.value == widget.progress.max == 6
+    assert widget.status.value.startswith("Done (volume)")
+
+
+def test_cancel_reaches_the_engine(demo, qtbot, monkeypatch):
+    import threading
+
+    from napari_mr_reparam.inference import Reparameterizer
+
+    started, seen = threading.Event(), []
+    real = Reparameterizer._predict_normalized
+
+    def slow(self, images, target, given, progress, cancelled):
+        started.set()
+        for _ in range(500):  # wait, inside the engine call, until the cancel arrives
+            if cancelled():
+                break
+            threading.Event().wait(0.01)
+        seen.append(cancelled())
+        return real(self, images, target, given, progress, cancelled)
+
+    monkeypatch.setattr(Reparameterizer, "_predict_normalized", slow)
+    viewer, widget = demo
+    widget.run.clicked.emit()
+    _until(qtbot, started.is_set)
+    widget.cancel_work()
+    _until(qtbot, lambda: _idle(widget))
+    assert seen == [True] and widget.status.value == "Cancelled" and not _outputs(viewer, "prediction")
+
+
+def test_clearing_the_ground_truth_removes_its_difference(demo, qtbot):
+    viewer, widget = demo
+    widget.ground_truth.value = viewer.layers["head TE120 TR6000"]
+    widget.te.value, widget.tr.value = 120.0, 6000.0
+    widget.run.clicked.emit()
+    _until(qtbot, lambda: _idle(widget) and _outputs(viewer, "difference"))
+    names = [l.name for l in viewer.layers]
+    assert names.index("prediction d2p TE120 TR6000") == 1  # outputs sit beside what they belong to
+    assert names.index("|difference| d2p TE120 TR6000") == names.index("head TE120 TR6000") + 1
+    assert widget.truth_hint.value == ""
+    widget.ground_truth.value = None
+    assert not _outputs(viewer, "difference") and widget.metrics.value == ""
+
+
+def test_a_ground_truth_at_other_times_gets_a_hint(demo, qtbot):
+    viewer, widget = demo
+    truth = viewer.layers["head TE20 TR600"]
+    truth.metadata.clear()  # the times then come from the name
+    widget.ground_truth.value = truth
+    widget.te.value, widget.tr.value = 120.0, 6000.0
+    widget.run.clicked.emit()
+    _until(qtbot, lambda: _idle(widget) and "PSNR" in widget.metrics.value)
+    assert "ground truth is at TE 20 / TR 600 ms, the prediction at TE 120 / TR 6000 ms" in widget.truth_hint.value
+
+
+def test_a_long_warning_wraps_instead_of_widening_the_dock(demo):
+    _, widget = demo
+    widget.live.value = False
+    before = widget.native.minimumSizeHint().width()
+    widget.te.value, widget.tr.value = 5.0, 15000.0  # both outside the trained range: a long warning
+    assert "outside the trained range" in widget.range_warning.value
+    assert widget.range_warning.native.wordWrap()
+    assert widget.native.minimumSizeHint().width() <= before
+
+
+def test_input_times_in_seconds_are_refused(demo):
+    viewer, widget = demo
+    widget.model.value = "p2p"
+    layer = viewer.layers["head TE20 TR600"]
+    layer.metadata.update(te_ms=0.02, tr_ms=0.6)  # seconds written where ms belong
+    widget.image.value = layer
+    assert "input TE 0.02 looks like seconds" in widget.status.value and widget.input_te.value != 0.02
+
+
+def test_saved_prediction_records_its_sequence(demo, qtbot, tmp_path):
+    import json
+
+    viewer, widget = demo
+    widget.model.value = "physics"
+    widget.sequence.value = "inversion_recovery"
+    widget.te.value, widget.tr.value, widget.ti.value = 100.0, 9000.0, 2500.0
+    widget.run.clicked.emit()
+    _until(qtbot, lambda: _idle(widget) and _outputs(viewer, "prediction"))
+    (pred,) = _outputs(viewer, "prediction")
+    viewer.layers.selection = {pred}
+    viewer.layers.save(str(tmp_path / "flair.nii.gz"), selected=True, plugin="napari-mr-reparam")
+    sidecar = json.loads((tmp_path / "flair.json").read_text())
+    assert sidecar["ScanningSequence"] == "IR" and sidecar["InversionTime"] == 2.5

@@ -2,10 +2,12 @@
 
 A magicgui :class:`~magicgui.widgets.Container` whose controls scripts and tests reach
 by name: ``image``, ``model``, ``input_te``, ``input_tr``, ``te``, ``tr``,
-``ground_truth``, ``device``, ``live``, ``run``, ``cancel``, ``progress``, ``status``
-and ``metrics``; for the physics model also ``sequence``, ``ti``, ``flip``,
-``consistency``, ``flip_average`` and ``add_maps``. Model work runs in napari ``thread_worker`` threads;
-torch is imported only when the first prediction starts, so the widget opens quickly.
+``ground_truth``, ``device``, ``live``, ``run``, ``cancel``, ``progress``, ``status``,
+``metrics`` and ``truth_hint``; for the physics model also ``sequence``, ``ti``, ``flip``,
+``consistency``, ``flip_average`` and ``add_maps``. Each job is one engine call in a
+napari ``thread_worker``, which reports progress through the engine's ``progress``
+callback and stops at the engine's ``cancelled`` hook; torch is imported only when the
+first prediction starts, so the widget opens quickly.
 
 Dragging ``te``/``tr`` predicts the slice on screen (debounced; while a prediction runs
 only the newest request is kept, so stale ones are dropped) and, once the sliders rest,
@@ -24,11 +26,13 @@ from magicgui.widgets import (
     CheckBox, ComboBox, Container, FloatSlider, FloatSpinBox, Label, ProgressBar, PushButton,
     create_widget,
 )
-from qtpy.QtCore import QTimer
+from qtpy.QtCore import QObject, QTimer, Signal
 
 from . import DEFAULT_CONSISTENCY, DEFAULT_TE_MS, DEFAULT_TR_MS
+from .acquisition import Acquisition
+from .units import refuse_seconds
 from .widget_logic import (
-    EngineCache, MapsCache, Request, RequestQueue, compare_volumes, join_maps, layer_names,
+    EngineCache, MapsCache, Request, RequestQueue, compare_volumes, layer_names, truth_mismatch,
 )
 
 if TYPE_CHECKING:
@@ -53,14 +57,14 @@ VOLUME_DELAY_MS = 600     # sliders at rest this long -> whole volume
 class ReparamWidget(Container):
     """Re-parameterize the selected image layer at the TE/TR set by the sliders."""
 
-    def __init__(self, viewer: "napari.viewer.Viewer"):
+    def __init__(self, napari_viewer: napari.viewer.Viewer):
+        # napari passes the viewer to a parameter of this name (Plugins menu, npe2)
         super().__init__(labels=True)
-        self._viewer = viewer
+        self._viewer = napari_viewer
         self._engines = EngineCache()
         self._maps = MapsCache()
         self._queue = RequestQueue()
-        self._worker = None
-        self._worker_request = None
+        self._worker = self._worker_request = self._job = None
         self._per_slice = None
         self._make_controls()
         self._preview_timer = self._timer(PREVIEW_DELAY_MS, self._start_preview)
@@ -101,9 +105,14 @@ class ReparamWidget(Container):
         self.progress = ProgressBar(value=0, min=0, max=1, label="Progress")
         self.status = Label(value="", label="Status")
         self.metrics = Label(value="", label="Metrics")
+        self.truth_hint = Label(value="", label="")
         self.extend([self.image, self.model, self.input_te, self.input_tr, self.sequence, self.te,
-                     self.tr, self.ti, self.flip, self.consistency, self.flip_average, self.range_warning, self.ground_truth, self.device, self.live, self.run,
-                     self.cancel, self.add_maps, self.progress, self.status, self.metrics])
+                     self.tr, self.ti, self.flip, self.consistency, self.flip_average,
+                     self.range_warning, self.ground_truth, self.device, self.live, self.run,
+                     self.cancel, self.add_maps, self.progress, self.status, self.metrics,
+                     self.truth_hint])
+        for label in (self.range_warning, self.status, self.metrics, self.truth_hint):
+            _wrap(label)
 
     def _timer(self, delay_ms: int, slot) -> QTimer:
         timer = QTimer()
@@ -150,7 +159,13 @@ class ReparamWidget(Container):
         layer = self.image.value
         meta = getattr(layer, "metadata", {}) or {}
         if meta.get("te_ms") and meta.get("tr_ms"):
-            self.input_te.value, self.input_tr.value = float(meta["te_ms"]), float(meta["tr_ms"])
+            te, tr = float(meta["te_ms"]), float(meta["tr_ms"])
+            try:
+                refuse_seconds(input_te=te, input_tr=tr)
+            except ValueError as exc:  # metadata written in seconds: say so, keep the fields
+                self.status.value = f"{layer.name}: {exc}"
+                return
+            self.input_te.value, self.input_tr.value = te, tr
 
     def _on_slider_changed(self, *_):
         from .inference import out_of_range_warnings
@@ -206,6 +221,12 @@ class ReparamWidget(Container):
         if request.te >= request.tr:
             self.status.value = "TE must be shorter than TR"
             return
+        try:
+            refuse_seconds(te=request.te, tr=request.tr, ti=request.ti,
+                           input_te=request.input_te, input_tr=request.input_tr)
+        except ValueError as exc:
+            self.status.value = str(exc)
+            return
         maps = self._maps.get(request)
         if maps is not None:  # physics: the maps exist, rendering is instant
             self._show_render(request, maps)
@@ -216,73 +237,56 @@ class ReparamWidget(Container):
         self._launch(request)
 
     def _launch(self, request: Request) -> None:
+        """Run one engine call for ``request`` in a worker thread.
+
+        The engine chunks the volume itself; its ``progress`` callback moves the bar
+        (through a Qt signal, so from the worker thread safely) and its ``cancelled``
+        hook reads the job's cancel flag.
+        """
         from napari.qt.threading import thread_worker
 
-        engines = self._engines
+        from .inference import InferenceOptions
+
+        engines, job = self._engines, _Job()
         data = np.asarray(request.layer.data)
+        total = data.shape[0] if data.ndim == 3 and request.slice_index is None else 1
 
         @thread_worker(ignore_errors=True)
         def work():
             engine = engines.get(request.model, request.device)
-            yield ("engine", engine)
-            if engine.renders:
-                engine.consistency = request.consistency
-                engine.flip_average = request.flip_average
-                done = [0]
+            given = Acquisition(request.input_te, request.input_tr) if request.input_te else None
+            if engine.renders_from_maps:
+                options = InferenceOptions(request.consistency, request.flip_average)
+                maps = engine.compute_maps(data, given, options=options, progress=job.advance,
+                                           cancelled=job.cancel.is_set)
+                return ("maps", (engine, maps))
+            volume = data if request.slice_index is None else data[request.slice_index]
+            pred = engine.predict(volume, Acquisition(request.te, request.tr), given,
+                                  progress=job.advance, cancelled=job.cancel.is_set)
+            return ("prediction", pred)
 
-                def count(n):
-                    done[0] += n
-
-                stack = data if data.ndim == 3 else data[None]
-                parts = []
-                for start in range(0, stack.shape[0], engine.batch_size):
-                    parts.append(engine.compute_maps(stack[start:start + engine.batch_size],
-                                                     request.input_te, request.input_tr, progress=count))
-                    yield ("progress", (done[0], stack.shape[0]))
-                return ("maps", (engine, join_maps(parts)))
-            volume = data if request.slice_index is None else data[request.slice_index][None]
-            total = volume.shape[0] if volume.ndim == 3 else 1
-            done = []
-
-            def tick(n):
-                done.append(n)
-
-            out = []
-            chunk = engine.batch_size
-            stack = volume if volume.ndim == 3 else volume[None]
-            for start in range(0, stack.shape[0], chunk):
-                part = engine.predict_volume(stack[start:start + chunk], request.te, request.tr,
-                                             request.input_te, request.input_tr, progress=tick)
-                out.append(part)
-                yield ("progress", (sum(done), total))
-            return ("prediction", np.concatenate(out).reshape(volume.shape))
-
+        job.signals.advanced.connect(self._on_progress)
         worker = work()
-        self._worker_request = request
-        worker.yielded.connect(self._on_yield)
-        worker.returned.connect(lambda pred: self._on_result(request, pred))
+        self._job, self._worker_request = job, request
+        worker.returned.connect(lambda result: self._on_result(request, result))
         worker.errored.connect(self._on_error)
         worker.finished.connect(self._on_finished)
         self._worker = worker
         self.cancel.enabled = True
+        self.progress.max, self.progress.value = total, 0
         what = "whole volume" if request.slice_index is None else f"slice {request.slice_index}"
         self.status.value = f"Predicting {what} at TE {request.te:g} / TR {request.tr:g} ms..."
         worker.start()
 
-    def _on_yield(self, item):
-        kind, value = item
-        if kind == "engine":
-            self.device_label = value.device.type
-            self.device.tooltip = f"in use: {value.device.type}"
-        elif kind == "progress":
-            done, total = value
-            self.progress.max = max(total, 1)
-            self.progress.value = done
+    def _on_progress(self, done: int) -> None:
+        self.progress.value = min(self.progress.value + done, self.progress.max)
 
     def _on_result(self, request: Request, result) -> None:
         if request.layer not in self._viewer.layers:
-            return  # the input was closed meanwhile
+            self.status.value = "The input was closed; its prediction is dropped"
+            return
         kind, value = result
+        self.device.tooltip = f"in use: {self._engines.last_device}"
         if kind == "maps":
             engine, maps = value
             self._maps.put(request, engine, maps)
@@ -296,12 +300,16 @@ class ReparamWidget(Container):
     def _on_error(self, exc: Exception) -> None:
         from napari.utils.notifications import show_error
 
+        from .inference import Cancelled
+
+        if isinstance(exc, Cancelled):
+            self.status.value = "Cancelled"
+            return
         self.status.value = f"Error: {exc}"
         show_error(f"MR re-parameterization failed: {exc}")
 
     def _on_finished(self) -> None:
-        self._worker = None
-        self._worker_request = None
+        self._worker = self._worker_request = self._job = None
         self.cancel.enabled = False
         pending = self._queue.take()
         if pending is not None:
@@ -310,7 +318,8 @@ class ReparamWidget(Container):
     def _show_render(self, request: Request, engine_and_maps) -> None:
         """Physics model: render the whole volume from the cached maps (milliseconds)."""
         engine, maps = engine_and_maps
-        volume = engine.render(maps, request.te, request.tr, request.sequence, request.ti, request.flip_deg)
+        volume = engine.render(maps, Acquisition(request.te, request.tr, request.sequence, request.ti,
+                                                 request.flip_deg))
         shape = np.shape(request.layer.data)
         self._write_prediction(request, volume.reshape(shape))
         self._update_comparison()
@@ -346,22 +355,34 @@ class ReparamWidget(Container):
         self._preview_timer.stop()
         self._volume_timer.stop()
         self._queue.take()
-        if self._worker is not None:
-            self._worker.quit()
+        if self._job is not None:
+            self._job.cancel.set()
             self.status.value = "Cancelled"
 
     # ------------------------------------------------------------------ outputs
-    def _output_layer(self, source, role: str, template: np.ndarray):
+    def _find_output(self, source, role: str):
         for layer in self._viewer.layers:
             meta = layer.metadata or {}
             if meta.get("mr_reparam_role") == role and meta.get("mr_reparam_source") is source.data:
                 return layer
+        return None
+
+    def _output_layer(self, source, role: str, template: np.ndarray, above=None):
+        """The ``role`` layer made from ``source``; a new one goes right above ``above``
+        (default: the source), so a grid view shows each output beside what it belongs to."""
+        layer = self._find_output(source, role)
+        if layer is not None:
+            return layer
         layer = self._viewer.add_image(
             np.zeros_like(template, dtype=np.float32), name=role, scale=source.scale,
             translate=source.translate, colormap="gray" if role == "prediction" else "magma",
             metadata={**{k: v for k, v in (source.metadata or {}).items() if k not in ("te_ms", "tr_ms")},
                       "mr_reparam_role": role, "mr_reparam_source": source.data},
         )
+        layers = self._viewer.layers
+        anchor = above if above is not None else source
+        if anchor in layers:
+            layers.move(layers.index(layer), layers.index(anchor) + 1)
         return layer
 
     def _has_prediction(self) -> bool:
@@ -376,12 +397,13 @@ class ReparamWidget(Container):
         if request.slice_index is None:
             layer.data = pred.astype(np.float32)
         else:
-            layer.data[request.slice_index] = pred[0]
+            layer.data[request.slice_index] = pred.reshape(layer.data.shape[1:])
             layer.refresh()
         names = layer_names(request.model, request.te, request.tr, request.sequence, request.ti,
                             request.flip_deg)
         layer.name = names["prediction"]
         layer.metadata.update(te_ms=request.te, tr_ms=request.tr, model=request.model,
+                              sequence=request.sequence, ti_ms=request.ti, flip_deg=request.flip_deg,
                               mr_reparam_names=names)
         if request.slice_index is None:
             layer.contrast_limits = (float(np.nanmin(pred)), float(np.nanmax(pred)) or 1.0)
@@ -390,21 +412,24 @@ class ReparamWidget(Container):
         source, truth = self.image.value, self.ground_truth.value
         if source is None:
             return
-        pred_layer = next((l for l in self._viewer.layers
-                           if (l.metadata or {}).get("mr_reparam_role") == "prediction"
-                           and l.metadata.get("mr_reparam_source") is source.data), None)
+        pred_layer = self._find_output(source, "prediction")
         if pred_layer is None or truth is None:
-            self.metrics.value = ""
+            self.metrics.value = self.truth_hint.value = ""
+            self._per_slice = None
+            stale = self._find_output(source, "difference")
+            if stale is not None:  # no ground truth: no difference to show
+                self._viewer.layers.remove(stale)
             return
         pred, gt = np.asarray(pred_layer.data), np.asarray(truth.data)
         if pred.shape != gt.shape:
             self.metrics.value = f"ground truth shape {gt.shape} differs from the input {pred.shape}"
             return
         diff, per_slice = compare_volumes(pred, gt)
-        diff_layer = self._output_layer(source, "difference", pred)
+        diff_layer = self._output_layer(source, "difference", pred, above=truth)
         diff_layer.data = diff
         diff_layer.name = pred_layer.metadata.get("mr_reparam_names", {}).get("difference", "difference")
         diff_layer.contrast_limits = (0.0, max(float(np.nanmax(diff)), 1.0))
+        self.truth_hint.value = truth_mismatch(truth.name, truth.metadata, pred_layer.metadata)
         self._per_slice = per_slice
         self._update_metrics_label()
 
@@ -421,6 +446,31 @@ class ReparamWidget(Container):
         v = per_slice["volume"]
         self.metrics.value = (f"slice {k}: PSNR {s['psnr']:.2f} dB, MAE {s['mae']:.2f}, SSIM {s['ssim']:.3f}\n"
                               f"volume: PSNR {v['psnr']:.2f} dB, MAE {v['mae']:.2f}, SSIM {v['ssim']:.3f}")
+
+
+def _wrap(label: Label) -> None:
+    """Long text wraps instead of widening the dock."""
+    from qtpy.QtWidgets import QSizePolicy
+
+    label.native.setWordWrap(True)
+    label.native.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+
+
+class _Job:
+    """One engine call's cancel flag and its progress signal (emitted from the worker thread)."""
+
+    def __init__(self):
+        import threading
+
+        self.cancel = threading.Event()
+        self.signals = _ProgressSignals()
+
+    def advance(self, n: int) -> None:
+        self.signals.advanced.emit(int(n))
+
+
+class _ProgressSignals(QObject):
+    advanced = Signal(int)
 
 
 def _teardown(viewer, *callbacks):

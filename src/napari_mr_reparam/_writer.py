@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .io import Volume, save_volume
+from .io import Volume, acquisition_sidecar, save_volume
 
 
 def write_single_image(path: str, data, meta: dict) -> list[str]:
@@ -12,16 +12,18 @@ def write_single_image(path: str, data, meta: dict) -> list[str]:
 
     When the layer came from this plugin's reader (``metadata['volume']``) and still has
     its shape, the file gets the input's voxel order, affine and header back; otherwise
-    an RAS+ grid with the layer's scale. TE/TR (ms) and ``model`` come from the layer
-    metadata. napari asked the user before replacing a file, so this overwrites.
+    an RAS+ grid with the layer's scale. TE/TR/TI (ms), ``sequence``, ``flip_deg`` and ``model``
+    come from the layer metadata. napari asked the user before replacing a file, so this overwrites.
     """
     metadata = meta.get("metadata") or {}
     data = np.asarray(data)
     like = metadata.get("volume")
     if not isinstance(like, Volume) or tuple(like.stack_shape) != _as_stack(data).shape:
         like = Volume(data=np.empty((0,)), spacing=_spacing(meta.get("scale"), data.ndim), kind="image")
+    extra = acquisition_sidecar(metadata.get("sequence"), metadata.get("ti_ms"), metadata.get("flip_deg"))
     written = save_volume(path, data, like=like, te_ms=metadata.get("te_ms"),
-                          tr_ms=metadata.get("tr_ms"), model=metadata.get("model"), overwrite=True)
+                          tr_ms=metadata.get("tr_ms"), model=metadata.get("model"), extra=extra,
+                          overwrite=True)
     return [str(written)]
 
 

@@ -6,28 +6,7 @@ import argparse
 import sys
 
 from . import DEFAULT_CONSISTENCY
-
-
-def run_cli(parser: argparse.ArgumentParser, argv=None) -> int:
-    """Parse ``argv``, run the chosen sub-command, and turn expected failures into one line.
-
-    Sub-commands set ``func`` (taking the parsed namespace, returning an exit status).
-    Bad input (``ValueError``, ``FileNotFoundError``, ``FileExistsError``, ``OSError``)
-    prints ``error: ...`` on stderr and returns 2; Ctrl-C returns 130.
-    """
-    args = parser.parse_args(argv)
-    if not hasattr(args, "func"):
-        parser.print_help()
-        return 2
-    try:
-        return int(args.func(args) or 0)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    except (ValueError, OSError, KeyError) as exc:
-        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        print(f"error: {message}", file=sys.stderr)
-        return 2
+from .command import run_cli
 
 
 def _positive_ms(text: str) -> float:
@@ -55,14 +34,46 @@ def input_acquisition(volume, te_ms, tr_ms) -> tuple[float, float, str]:
 
 
 def _targets(args) -> list[tuple[float, float]]:
-    from .simulate import validate_times
+    from .acquisition import validate_times
+    from .units import refuse_seconds
 
     if len(args.te) != len(args.tr):
         raise ValueError(f"give as many --tr as --te values ({len(args.te)} TE, {len(args.tr)} TR)")
+    refuse_seconds(ti=args.ti, input_te=args.input_te, input_tr=args.input_tr)
     pairs = list(zip(args.te, args.tr))
     for te, tr in pairs:
-        validate_times(te, tr)
+        refuse_seconds(te=te, tr=tr)
+        validate_times(te, tr, args.ti)
+    _check_sequence(args)
     return pairs
+
+
+def _check_sequence(args) -> None:
+    """--ti belongs to inversion recovery and --flip to gradient echo, each required there."""
+    needs = {"inversion_recovery": ("--ti", args.ti), "gradient_echo": ("--flip", args.flip)}
+    for sequence, (option, value) in needs.items():
+        if args.sequence == sequence and value is None:
+            raise ValueError(f"--sequence {sequence} needs {option}")
+        if args.sequence != sequence and value is not None:
+            raise ValueError(f"{option} applies to --sequence {sequence} only")
+    if args.flip is not None and not 0 < args.flip <= 180:
+        raise ValueError(f"--flip must be an angle in degrees between 0 and 180, got {args.flip:g}")
+
+
+def _check_model_inputs(engine, args) -> None:
+    """What the loaded model cannot honour is refused before any file is read."""
+    from . import DEFAULT_TE_MS, DEFAULT_TR_MS
+
+    if args.sequence != "spin_echo" and not engine.renders_from_maps:
+        raise ValueError(f"{engine.info.name} predicts spin-echo images only; --sequence "
+                         f"{args.sequence} needs the physics model (--model physics)")
+    given = (args.input_te, args.input_tr)
+    if engine.task == "d2p" and any(v is not None for v in given):
+        te_in, tr_in = (v if v is not None else d for v, d in zip(given, (DEFAULT_TE_MS, DEFAULT_TR_MS)))
+        if (te_in, tr_in) != (DEFAULT_TE_MS, DEFAULT_TR_MS):
+            raise ValueError(f"{engine.info.name} reads inputs at TE {DEFAULT_TE_MS:g} / TR "
+                             f"{DEFAULT_TR_MS:g} ms only; for an input at TE {te_in:g} / TR {tr_in:g} "
+                             "ms use --model p2p or --model physics")
 
 
 def _inputs(paths: list[str], acquisition: int | None = None) -> list:
@@ -145,7 +156,7 @@ def _dicom_input_times(item: _DicomInput, args) -> None:
               "its TE/TR", file=sys.stderr)
 
 
-def _output_paths(inputs, targets, output: str, suffix: str | None) -> dict:
+def _output_paths(inputs, targets, output: str, suffix: str | None, tag: str = "") -> dict:
     """Where each (input, target) goes: ``output`` itself for one of each, else a folder."""
     from pathlib import Path
 
@@ -162,74 +173,91 @@ def _output_paths(inputs, targets, output: str, suffix: str | None) -> dict:
         ext = suffix or (".nii.gz" if from_dicom else suffix_of(path))
         stem = path.name if from_dicom else path.name[: -len(suffix_of(path))]
         for te, tr in targets:
-            paths[(path, (te, tr))] = out / f"{stem}_TE{te:g}_TR{tr:g}{ext}"
+            paths[(path, (te, tr))] = out / f"{stem}_TE{te:g}_TR{tr:g}{tag}{ext}"
     return paths
 
 
 def cmd_predict(args) -> int:
+    """Predict every input at every target. A bad input file is reported as ``error: FILE:
+    reason`` and skipped; any such file makes the exit status 2, as other bad input does."""
     from tqdm import tqdm
 
-    from .inference import Reparameterizer, out_of_range_warnings
+    from .inference import InferenceOptions, Reparameterizer
 
     targets = _targets(args)
     inputs = _inputs(args.input, args.acquisition)
-    outputs = _output_paths(inputs, targets, args.output, args.suffix)
+    tag = (f"_TI{args.ti:g}" if args.ti is not None else "") + (f"_FA{args.flip:g}" if args.flip else "")
+    outputs = _output_paths(inputs, targets, args.output, args.suffix, tag)
     if not args.overwrite:
         taken = [str(p) for p in outputs.values() if p.exists()]
         if taken:
             raise FileExistsError(f"{taken[0]} exists; pass --overwrite to replace it")
-    for te, tr in targets:
-        for warning in out_of_range_warnings(te, tr):
-            print(f"warning: {warning}", file=sys.stderr)
+    _warn_out_of_range(targets, args)
     engine = Reparameterizer(args.model, weights=args.weights, device=args.device,
-                             batch_size=args.batch_size, consistency=args.consistency,
-                             flip_average=args.flip_average)
+                             batch_size=args.batch_size)
+    options = engine.resolve(InferenceOptions(consistency=args.consistency,
+                                              flip_average=args.flip_average or None))
+    _check_model_inputs(engine, args)
     failures = 0
     with tqdm(total=len(inputs) * len(targets), unit="image", disable=args.quiet) as bar:
         for path in inputs:
             try:
-                written = _predict_file(engine, path, targets, outputs, args)
+                written = _predict_file(engine, path, targets, outputs, args, options)
                 summary = ", ".join(f"TE {te:g}/TR {tr:g} ms -> {out}" for (te, tr), out in written)
                 tqdm.write(f"ok {path}: {engine.info.name} on {engine.device.type}: {summary}")
             except (ValueError, OSError) as exc:
                 failures += 1
-                tqdm.write(f"failed {path}: {exc}", file=sys.stderr)
+                tqdm.write(f"error: {path}: {exc}", file=sys.stderr)
             bar.update(len(targets))
     if len(inputs) > 1:
         print(f"{len(inputs) - failures} of {len(inputs)} files done")
-    return 0 if failures == 0 else 1
+    return 0 if failures == 0 else 2
 
 
-def _predict_file(engine, path, targets, outputs, args) -> list:
-    """All targets of one input; the physics model computes its maps once."""
-    from .io import load_volume, save_volume
-    from .simulate import validate_times
+def _warn_out_of_range(targets, args) -> None:
+    from .acquisition import out_of_range_warnings
+
+    for te, tr in targets:
+        for warning in out_of_range_warnings(te, tr):
+            print(f"warning: {warning}", file=sys.stderr)
+
+
+def _predict_file(engine, path, targets, outputs, args, options) -> list:
+    """All targets of one input, by one engine request (maps once for the physics model);
+    every target is predicted before any file is written, so a failure writes nothing."""
+    from .acquisition import Acquisition, out_of_range_warnings
+    from .inference import require_contrast
+    from .io import acquisition_sidecar, load_volume, save_volume
 
     volume = path.volume if isinstance(path, _DicomInput) else load_volume(path)
-    te_in = tr_in = None
+    require_contrast(volume.data)
+    given = None
     if engine.task == "p2p" and isinstance(path, _DicomInput):
         _dicom_input_times(path, args)
     if engine.task == "p2p":
         te_in, tr_in, source = input_acquisition(volume, args.input_te, args.input_tr)
-        validate_times(te_in, tr_in)
+        given = Acquisition(te_in, tr_in)
         if source == "default":
             print(f"notice: {path.name}: no input TE/TR given and no BIDS sidecar found; taking the "
                   f"input to be at TE {te_in:g} ms / TR {tr_in:g} ms", file=sys.stderr)
-    maps = engine.compute_maps(volume.data, te_in, tr_in) if engine.renders else None
-    written = []
-    for te, tr in targets:
-        if maps is not None:
-            pred = engine.render(maps, te, tr).reshape(volume.data.shape)
-        else:
-            pred = engine.predict_volume(volume.data, te, tr, te_in, tr_in)
-        out = save_volume(outputs[(path, (te, tr))], pred, like=volume, te_ms=te, tr_ms=tr,
-                          model=engine.info.name, overwrite=args.overwrite)
-        written.append(((te, tr), out))
-    return written
+        for warning in out_of_range_warnings(te_in, tr_in):
+            print(f"warning: {path.name}: input {warning}", file=sys.stderr)
+    wanted = [Acquisition(te, tr, args.sequence, args.ti, args.flip) for te, tr in targets]
+    predictions = list(engine.predict_many(volume.data, wanted, given, options=options))
+    extra = acquisition_sidecar(args.sequence, args.ti, args.flip)
+    return [((te, tr), save_volume(outputs[(path, (te, tr))], pred, like=volume, te_ms=te, tr_ms=tr,
+                                   model=engine.info.name, extra=extra, overwrite=args.overwrite))
+            for (te, tr), pred in zip(targets, predictions)]
 
 
 def cmd_demo(args) -> int:
-    from .demo import run_demo
+    from .demo import missing_display, run_demo
+
+    if missing_display():
+        print("error: no display found (neither DISPLAY nor WAYLAND_DISPLAY is set); the demo opens "
+              "a window. On a machine without a screen run it under a virtual one: "
+              "xvfb-run -a napari-mr-reparam demo", file=sys.stderr)
+        return 2
 
     return run_demo(model=args.model, device=args.device)
 
@@ -252,8 +280,15 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--tr", type=_positive_ms, nargs="+", required=True,
                     help="target repetition time(s), ms, paired with --te in order")
     pr.add_argument("--suffix", help="output type in folder mode (default: the input's), e.g. .nii.gz")
-    pr.add_argument("--input-te", type=_positive_ms, help="input echo time, ms (Param-to-Param)")
-    pr.add_argument("--input-tr", type=_positive_ms, help="input repetition time, ms (Param-to-Param)")
+    pr.add_argument("--sequence", default="spin_echo",
+                    choices=["spin_echo", "inversion_recovery", "gradient_echo"],
+                    help="target sequence (default spin_echo); the others need --model physics")
+    pr.add_argument("--ti", type=_positive_ms, help="inversion time, ms (--sequence inversion_recovery)")
+    pr.add_argument("--flip", type=float, metavar="DEG",
+                    help="flip angle, degrees (--sequence gradient_echo)")
+    pr.add_argument("--input-te", type=_positive_ms,
+                    help="input echo time, ms (p2p and physics; d2p reads TE 50 / TR 4500 only)")
+    pr.add_argument("--input-tr", type=_positive_ms, help="input repetition time, ms (p2p and physics)")
     pr.add_argument("--acquisition", type=int, metavar="N",
                     help="DICOM: predict from the N-th acquisition of the series only (1 = shortest "
                          "TI, then TE); by default every acquisition is an input")

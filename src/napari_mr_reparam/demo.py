@@ -1,13 +1,35 @@
-"""The main job: napari with the sample head, its ground truths and the widget docked."""
+"""The main job: napari with the sample head, its ground truths and the widget docked.
+
+The first view is a grid of four images: the input, the prediction at the T2-weighted
+ground truth's TE/TR, that ground truth and their difference, each named in its cell,
+in a window that fits the screen.
+"""
 
 from __future__ import annotations
 
+import os
+import sys
 
-def open_demo(viewer=None, model: str = "d2p", device: str = "auto"):
+#: The largest share of the screen the window takes.
+SCREEN_SHARE = 0.94
+
+
+def missing_display() -> bool:
+    """True on Linux when no X11 or Wayland display is reachable (checked before Qt
+    starts, which would otherwise abort) and Qt was not told to draw offscreen."""
+    if not sys.platform.startswith("linux"):
+        return False
+    if os.environ.get("QT_QPA_PLATFORM", "").startswith(("offscreen", "minimal", "vnc", "eglfs")):
+        return False
+    return not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def open_demo(viewer=None, model: str = "d2p", device: str = "auto", run: bool = True):
     """Load the sample data into ``viewer`` (a new one when None) and dock the widget.
 
     Returns ``(viewer, widget)``. The input layer is selected as the widget's image and
-    the T2-weighted ground truth as its ground truth.
+    the T2-weighted ground truth as its ground truth; the other ground truths stay in the
+    layer list, hidden. With ``run`` the whole volume is predicted at once.
     """
     import napari
 
@@ -23,13 +45,48 @@ def open_demo(viewer=None, model: str = "d2p", device: str = "auto"):
     layers = list(viewer.layers)
     widget.image.value = layers[0]
     truths = [l for l in layers[1:] if l.metadata.get("te_ms")]
-    if truths:
-        target = truths[-1]
-        widget.ground_truth.value = target
-        widget.te.value, widget.tr.value = target.metadata["te_ms"], target.metadata["tr_ms"]
     widget.model.value = model
     widget.device.value = device
+    if truths:
+        target = truths[-1]
+        for other in truths[:-1]:
+            other.visible = False
+        widget.live.value = False  # no slice preview before the whole volume
+        widget.ground_truth.value = target
+        widget.te.value, widget.tr.value = target.metadata["te_ms"], target.metadata["tr_ms"]
+        widget.live.value = True
+    _grid_view(viewer)
+    fit_to_screen(viewer)
+    if run:
+        widget.run.clicked.emit()
     return viewer, widget
+
+
+def _grid_view(viewer) -> None:
+    """Visible layers side by side, each with its name; refitted when outputs arrive."""
+    viewer.canvas.grid.enabled = True
+    for layer in viewer.layers:
+        layer.name_overlay.visible = True
+
+    def on_inserted(event):
+        event.value.name_overlay.visible = True
+        viewer.reset_view()
+
+    viewer.layers.events.inserted.connect(on_inserted)
+    viewer.reset_view()
+
+
+def fit_to_screen(viewer) -> None:
+    """Size the window to a share of the screen it opens on, top left."""
+    from qtpy.QtWidgets import QApplication
+
+    window = viewer.window._qt_window
+    screen = window.screen() or QApplication.primaryScreen()
+    if screen is None:
+        return
+    area = screen.availableGeometry()
+    window.resize(int(area.width() * SCREEN_SHARE), int(area.height() * SCREEN_SHARE))
+    window.move(area.left(), area.top())
 
 
 def run_demo(model: str = "d2p", device: str = "auto") -> int:

@@ -557,6 +557,27 @@ def _sidecar(te_ms, tr_ms, model, extra) -> dict:
     return meta
 
 
+#: BIDS ``ScanningSequence`` codes (DICOM 0018,0020) and readable names of our sequences.
+SEQUENCE_CODES = {"spin_echo": ("SE", "spin echo"), "inversion_recovery": ("IR", "inversion recovery"),
+                  "gradient_echo": ("GR", "gradient echo")}
+
+
+def acquisition_sidecar(sequence: str | None = None, ti_ms: float | None = None,
+                        flip_deg: float | None = None) -> dict:
+    """BIDS sidecar fields of the sequence, TI (stored in seconds) and flip angle (degrees),
+    for :func:`save_volume`'s ``extra``; only those given."""
+    meta: dict = {}
+    if sequence is not None:
+        if sequence not in SEQUENCE_CODES:
+            raise ValueError(f"unknown sequence {sequence!r}; use {', '.join(SEQUENCE_CODES)}")
+        meta["ScanningSequence"], meta["PulseSequenceType"] = SEQUENCE_CODES[sequence]
+    if ti_ms is not None:
+        meta["InversionTime"] = float(ms_to_s(ti_ms))
+    if flip_deg is not None:
+        meta["FlipAngle"] = float(flip_deg)
+    return meta
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__

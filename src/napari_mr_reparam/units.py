@@ -19,3 +19,31 @@ def s_to_ms(seconds):
 def ms_to_s(milliseconds):
     """Convert milliseconds (scalar or array) to seconds."""
     return milliseconds / MS_PER_S
+
+
+#: Times (ms) below which a value can only have been typed in seconds: no MR scan has a
+#: TE under 1 ms, a TR under 10 ms or a TI under 10 ms in the sequences this package renders.
+SECONDS_BELOW_MS = {"TE": 1.0, "TR": 10.0, "TI": 10.0}
+
+
+def refuse_seconds(**times) -> None:
+    """Raise ``ValueError`` when a time given in ms can only be seconds.
+
+    Keywords are ``te``, ``tr``, ``ti`` and ``input_te``/``input_tr`` (ms; scalars or
+    arrays; None is skipped). The message names the value and suggests the ms reading,
+    e.g. ``TE 0.1 looks like seconds; times are in milliseconds (did you mean 100 ms?)``.
+    """
+    import numpy as np
+
+    for key, value in times.items():
+        if value is None:
+            continue
+        short = key.rsplit("_", 1)[-1].upper()
+        name = f"input {short}" if key.startswith("input_") else short
+        limit = SECONDS_BELOW_MS[short]
+        values = np.atleast_1d(np.asarray(value, dtype=np.float64))
+        small = values[(values > 0) & (values < limit)]
+        if small.size:
+            v = float(small[0])
+            raise ValueError(f"{name} {v:g} looks like seconds; times are in milliseconds "
+                             f"(did you mean {s_to_ms(v):g} ms?)")

@@ -85,8 +85,6 @@ class MapsCache:
                 request.consistency, request.flip_average)
 
     def get(self, request: Request):
-        if request.model != "physics":
-            return None
         entry = self._entries.get(self._key(request))
         if entry is None or entry[0] is not request.layer.data:
             return None
@@ -99,15 +97,34 @@ class MapsCache:
         self._entries = {k: v for k, v in self._entries.items() if k[0] != id(layer)}
 
 
-def join_maps(parts: list):
-    """One :class:`~napari_mr_reparam.inference.QuantitativeMaps` from slice chunks."""
-    from .inference import QuantitativeMaps
+def acquisition_of(name: str, metadata: dict | None) -> dict[str, float]:
+    """TE/TR (and TI, ms) of a layer: from its metadata, else from a name such as
+    ``head TE120 TR6000``; only what is known."""
+    import re
 
-    if len(parts) == 1:
-        return parts[0]
-    fields = {k: np.concatenate([getattr(p, k) for p in parts]) for k in ("pd", "t1", "t2", "scale", "nan")}
-    counts = [np.broadcast_to(p.peak_count, p.scale.shape) for p in parts]
-    return QuantitativeMaps(**fields, shape=parts[0].shape, peak_count=np.concatenate(counts))
+    meta = metadata or {}
+    out = {}
+    for key, tag in (("te_ms", "TE"), ("tr_ms", "TR"), ("ti_ms", "TI")):
+        value = meta.get(key)
+        if value is None:
+            found = re.search(rf"(?<![A-Za-z]){tag}[ _=-]?(\d+(?:\.\d+)?)", name or "")
+            value = found and float(found.group(1))
+        if value:
+            out[key] = float(value)
+    return out
+
+
+def truth_mismatch(truth_name: str, truth_meta: dict | None, prediction_meta: dict | None) -> str:
+    """A warning when the ground truth was acquired at other TE/TR/TI than the prediction
+    (empty when they agree or the truth's times are unknown)."""
+    truth, pred = acquisition_of(truth_name, truth_meta), acquisition_of("", prediction_meta)
+    differ = [k for k in ("te_ms", "tr_ms", "ti_ms") if k in truth and k in pred
+              and abs(truth[k] - pred[k]) > 1e-6 * max(1.0, abs(pred[k]))]
+    if not differ:
+        return ""
+    said = lambda acq: " / ".join(f"{k[:2].upper()} {acq[k]:g}" for k in differ)  # noqa: E731
+    return (f"⚠ the ground truth is at {said(truth)} ms, the prediction at {said(pred)} ms: "
+            "PSNR/SSIM compare different contrasts")
 
 
 SEQUENCE_TAGS = {"spin_echo": "", "inversion_recovery": "IR ", "gradient_echo": "GRE "}

@@ -17,7 +17,8 @@ Phantoms are named by a *spec* string, as the command line takes them:
 
 from __future__ import annotations
 
-from .base import Phantom, brain_mask_from_maps, load_phantom
+from .base import Phantom, brain_mask_from_maps
+from .loading import load_phantom
 from .random_subject import random_bias_field, random_noise_level, random_subject
 
 __all__ = ["Phantom", "brain_mask_from_maps", "load_phantom", "random_bias_field",

@@ -203,7 +203,7 @@ def _tissue_maps(fractions: dict, table, exponent: float, sd: float, voxel_mm,
     would turn every border voxel into a mixture. With ``coords`` (the warp's sampling
     coordinates), the brain's tissue is sharpened on the template's 1 mm grid instead and
     averaged back (:func:`_fine_brain`)."""
-    from .mni152 import maps_from_fractions, sharpen_fractions
+    from .fractions import maps_from_fractions, sharpen_fractions
 
     shape = next(iter(fractions.values())).shape
     weights = {k: np.exp(sd * smooth_noise(shape, voxel_mm, rng, TEXTURE_SIGMA_MM))
@@ -221,7 +221,7 @@ def _tissue_maps(fractions: dict, table, exponent: float, sd: float, voxel_mm,
 
 def _fine_box(fractions: dict, margin: int = 1) -> tuple[slice, ...]:
     """The bounding box of a subject's brain tissue on its grid, plus ``margin``."""
-    from .mni152 import BRAIN_TISSUES
+    from .fractions import BRAIN_TISSUES
 
     brain = sum(fractions[k] for k in BRAIN_TISSUES) > 1e-3
     box = []
@@ -247,7 +247,8 @@ def _fine_brain(fractions: dict, coords: np.ndarray, exponent: float, weights: d
     So thin sulci, which the coarse grid's sharpening either drops or widens to whole
     voxels, become lines of partial-volume voxels, as in a 1 mm segmentation resampled.
     """
-    from .mni152 import BRAIN_TISSUES, FINE_VOXEL_MM, VOXEL_MM, _block_mean, mni152_fine_brain, sharpen_fractions
+    from .fractions import BRAIN_TISSUES, VOXEL_MM, block_mean, sharpen_fractions
+    from .mni152 import FINE_VOXEL_MM, mni152_fine_brain
 
     k = int(round(VOXEL_MM / FINE_VOXEL_MM))
     box = _fine_box(fractions)
@@ -256,7 +257,7 @@ def _fine_brain(fractions: dict, coords: np.ndarray, exponent: float, weights: d
     warped = {t: _warp(template[t], fine_coords) for t in BRAIN_TISSUES}
     fine_weights = {t: _to_fine(w[box], k) if np.ndim(w) else w for t, w in weights.items()}
     sharp = sharpen_fractions(warped, exponent, fine_weights)
-    coarse = {t: _block_mean(sharp[t], k) for t in BRAIN_TISSUES}
+    coarse = {t: block_mean(sharp[t], k) for t in BRAIN_TISSUES}
     share_total = sum(coarse.values())
     inside = share_total > 0.5
     brain_total = sum(fractions[t][box] for t in BRAIN_TISSUES)

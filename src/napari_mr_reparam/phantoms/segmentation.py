@@ -75,8 +75,8 @@ def load_segmentation(path: str | Path, table: str = "brainweb_1.5t",
         Not a label map or fractions (unknown labels or tissue names, fractions outside
         0-1 or not finite, not 3-D, no brain tissue), one line naming the file.
     """
-    from .mni152 import VOXEL_MM as HEAD_VOXEL_MM
-    from .mni152 import head_around_brain, maps_from_fractions
+    from .fractions import VOXEL_MM as HEAD_VOXEL_MM
+    from .fractions import head_around_brain, maps_from_fractions
 
     path = Path(path)
     tissue_table = get_table(table)
@@ -102,9 +102,9 @@ def load_segmentation(path: str | Path, table: str = "brainweb_1.5t",
 
 def _brain_of(fractions: dict[str, np.ndarray]) -> np.ndarray:
     """Brain voxels of a whole head: more than half brain tissue, inside the brain's hull."""
-    from .mni152 import _brain_hull
+    from .fractions import brain_hull
 
-    hull = _brain_hull(fractions["grey_matter"] + fractions["white_matter"])
+    hull = brain_hull(fractions["grey_matter"] + fractions["white_matter"])
     return hull & (sum(fractions[t] for t in _BRAIN) > 0.5)
 
 

@@ -68,7 +68,7 @@ class TrainConfig:
     anisotropy: float = 0.0
     # ... and the largest deviation of a random gain on the input image (drawn
     # log-uniformly in [1 / (1 + g), 1 + g] per example, clipped at 1; 0 = none), so
-    # tissues do not sit at fixed fractions of the input's maximum (RESULTS.md: no gain)
+    # tissues do not sit at fixed fractions of the input's maximum (docs/experiments.md: no gain)
     input_gain: float = 0.0
     pairs: int = 200
     slices: int = 24
@@ -138,9 +138,11 @@ class TrainConfig:
             raise ValueError(f"tilt_deg must be >= 0 degrees, got {self.tilt_deg}")
         if self.input_gain < 0:
             raise ValueError(f"input_gain must be >= 0, got {self.input_gain}")
-        from ..phantoms.random_subject import check_geometry
-
-        check_geometry(self.deform_mm, self.max_scale, self.max_rotation_deg, self.anisotropy)
+        if not (0 <= self.max_scale < 1 and 0 <= self.anisotropy < 1 and self.max_rotation_deg >= 0
+                and self.deform_mm >= 0):
+            raise ValueError("max_scale and anisotropy must lie in [0, 1) and max_rotation_deg and "
+                             f"deform_mm be >= 0, got {self.max_scale}, {self.anisotropy}, "
+                             f"{self.max_rotation_deg} and {self.deform_mm}")
         if self.subject_every <= 0:
             raise ValueError(f"subject_every must be a positive number of examples, got {self.subject_every}")
         if self.subject_workers < 0:

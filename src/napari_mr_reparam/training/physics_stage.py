@@ -17,6 +17,7 @@ import torch.nn.functional as F
 
 from .. import DEFAULT_TE_MS, DEFAULT_TR_MS
 from ..datasets import stack_padded
+from ..models import to_model_range
 from ..models.physics_net import NETWORKS, VARIANT_ARCH
 from .config import TrainConfig
 from .data import load_phantom, protocol_datasets
@@ -89,12 +90,12 @@ class PhysicsStage:
         self.batches = StreamTargets(cfg, rank) if cfg.data == "stream" else ProtocolTargets(cfg)
 
     def loss(self, module, batch: dict) -> torch.Tensor:
-        args = (batch["input"] * 2 - 1, batch["target_te"], batch["target_tr"],
+        args = (to_model_range(batch["input"]), batch["target_te"], batch["target_tr"],
                 batch["input_te"], batch["input_tr"])
         if "maps" not in batch:
-            return image_loss(module(*args), batch["target"] * 2 - 1, self.cfg.image_loss)
+            return image_loss(module(*args), to_model_range(batch["target"]), self.cfg.image_loss)
         pred, maps = module(*args, return_maps=True)
-        return (image_loss(pred, batch["target"] * 2 - 1, self.cfg.image_loss)
+        return (image_loss(pred, to_model_range(batch["target"]), self.cfg.image_loss)
                 + self.cfg.map_weight * map_loss(maps, batch["maps"]))
 
     def card(self) -> dict:

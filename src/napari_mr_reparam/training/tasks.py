@@ -9,14 +9,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..models import Autoencoder, ReparamNet, xavier_init_
+from ..models import Autoencoder, ReparamNet, to_model_range, xavier_init_
 from .config import TrainConfig
 from .data import ReconstructionBatches, training_batches
-
-
-def to_network(images):
-    """[0, 1] images to the networks' [-1, 1] (the paper's x / 255 * 2 - 1)."""
-    return images * 2.0 - 1.0
 
 
 class AutoencoderStage:
@@ -29,7 +24,7 @@ class AutoencoderStage:
         self.batches = ReconstructionBatches(cfg)
 
     def loss(self, module, batch: dict) -> torch.Tensor:
-        return F.mse_loss(module(to_network(batch["input"])), to_network(batch["target"]))
+        return F.mse_loss(module(to_model_range(batch["input"])), to_model_range(batch["target"]))
 
     def card(self) -> dict:
         return {"arch": "autoencoder", "width": self.cfg.width}
@@ -62,9 +57,9 @@ class ParamNetStage:
         self.model.encoder.eval()
 
     def loss(self, module, batch: dict) -> torch.Tensor:
-        pred = module(to_network(batch["input"]), batch["target_te"], batch["target_tr"],
+        pred = module(to_model_range(batch["input"]), batch["target_te"], batch["target_tr"],
                       batch["input_te"], batch["input_tr"])
-        return F.mse_loss(pred, to_network(batch["target"]))
+        return F.mse_loss(pred, to_model_range(batch["target"]))
 
     def card(self) -> dict:
         return {"arch": "paper", "task": self.cfg.task, "width": self.cfg.width}

@@ -120,14 +120,17 @@ def _load_safetensors(path: Path) -> tuple[dict, dict]:
 
 def _load_checkpoint(path: Path) -> tuple[dict, dict]:
     import pickle
+    import warnings
 
     import torch
 
     try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unsafe content"
-        raise WeightsError(f"{path.name}: refused, the file holds more than tensors ({first})") from None
+        with warnings.catch_warnings():  # torch's note on the pickle protocol says nothing to a user
+            warnings.filterwarnings("ignore", message=".*pickle protocol", category=UserWarning)
+            blob = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise WeightsError(f"{path.name}: refused: the checkpoint holds Python objects besides "
+                           "tensors, which could run code when loaded") from None
     except (RuntimeError, OSError, EOFError) as exc:
         raise WeightsError(f"{path.name}: not a readable checkpoint ({exc})") from None
     if isinstance(blob, dict) and "model" in blob and isinstance(blob["model"], dict):

@@ -1,0 +1,98 @@
+"""What the benchmarks share: the default phantom, the results file's tables, unseen
+training-like heads, gained inputs, and the brain's tissue groups.
+
+Each benchmark is a script run from the repository root (``python benchmarks/NAME.py``);
+its directory is on ``sys.path`` then, so ``from _common import ...`` finds this file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+#: The MRiLab phantom in the shared data beside the repository (``../shared``).
+DEFAULT_PHANTOM = "mrilab:" + str(ROOT.parent / "shared/phantoms/mrilab_brain/mrilab_brain_standard.npz")
+
+
+def write_table(results: Path, marker: str, table: str) -> None:
+    """Replace the text between the marker comments (appending them when absent)."""
+    begin, end = f"<!-- {marker}:begin -->", f"<!-- {marker}:end -->"
+    text = results.read_text() if results.exists() else ""
+    block = f"{begin}\n{table}\n{end}"
+    if begin in text:
+        text = re.sub(re.escape(begin) + ".*?" + re.escape(end), lambda _: block, text, flags=re.S)
+    else:
+        text = text.rstrip("\n") + "\n\n" + block + "\n"
+    results.write_text(text)
+
+
+def add_output_arguments(parser: argparse.ArgumentParser, marker: str) -> None:
+    """``--marker`` (``''``: print only) and ``--results`` (the file the table goes in)."""
+    parser.add_argument("--marker", default=marker, help="table marker in the results file ('' prints only)")
+    parser.add_argument("--results", default=str(ROOT / "training" / "RESULTS.md"))
+
+
+def publish(args: argparse.Namespace, table: str) -> None:
+    """Write ``table`` between ``args.marker``'s comments in ``args.results``, or print it."""
+    if not args.marker:
+        print(table)
+        return
+    write_table(Path(args.results), args.marker, table)
+    print(f"updated {args.results} ({args.marker})")
+
+
+def unseen_subjects(config: dict, count: int, seed: int):
+    """``count`` heads drawn like the training stream's, from seeds ``seed``, ``seed + 1``...
+    (base phantoms in turn)."""
+    from napari_mr_reparam.datasets import ANATOMY_OPTIONS
+    from napari_mr_reparam.phantoms import load_phantom, random_subject
+    from napari_mr_reparam.training.config import TrainConfig
+
+    cfg = TrainConfig(**config)
+    options = cfg.stream_options()
+    anatomy = {k: options[k] for k in ("tables", *ANATOMY_OPTIONS)}
+    bases = [load_phantom(spec) for spec in cfg.phantoms]
+    for i in range(count):
+        yield random_subject(bases[(seed + i) % len(bases)], seed + i, **anatomy)
+
+
+class GainedInputs:
+    """``engine`` with every input image multiplied by ``gain`` and clipped at 1.
+
+    The engine scales each slice to its own maximum before the model reads it, so a gain
+    below 1 is undone there; above 1, the clipping changes the image the model reads."""
+
+    def __init__(self, engine, gain: float):
+        self.engine, self.gain = engine, gain
+        self.task, self.info = engine.task, engine.info
+        self.renders_from_maps = bool(getattr(engine, "renders_from_maps", False))
+        self.native_input = bool(getattr(engine, "native_input", False))
+
+    def resolve(self, options=None):
+        return self.engine.resolve(options)
+
+    def predict(self, images, *args, **kwargs):
+        gained = np.minimum(np.asarray(images, np.float32) * np.float32(self.gain), 1.0)
+        return self.engine.predict(gained, *args, **kwargs)
+
+
+def tissue_regions(t2: np.ndarray, mask: np.ndarray) -> dict[str, np.ndarray]:
+    """Brain voxels (``mask``) grouped by true T2 (ms): white matter, grey matter, CSF."""
+    return {"all brain": mask, "T2 < 90 ms (WM)": mask & (t2 < 90),
+            "T2 90-500 ms (GM)": mask & (t2 >= 90) & (t2 < 500), "T2 >= 500 ms (CSF)": mask & (t2 >= 500)}
+
+
+#: The brain's tissues, in the order :func:`brain_fractions` returns them.
+BRAIN_TISSUES = ("white_matter", "grey_matter", "csf")
+
+
+def brain_fractions(truth: dict, mask: np.ndarray, table) -> np.ndarray:
+    """White matter, grey matter and CSF fractions (3, n) of the brain voxels, solved from
+    their true PD, T1 and T2 as linear mixtures of ``table``'s values."""
+    values = np.array([[table[n].pd, table[n].t1 / 1000, table[n].t2 / 1000] for n in BRAIN_TISSUES]).T
+    voxels = np.stack([truth["pd"][mask], truth["t1"][mask] / 1000, truth["t2"][mask] / 1000])
+    return np.linalg.solve(values, voxels)

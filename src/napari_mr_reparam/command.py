@@ -1,0 +1,29 @@
+"""Running a command line: parse, dispatch to the chosen sub-command, and turn expected
+failures into one line. Shared by ``napari-mr-reparam`` and ``napari-mr-reparam-train``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def run_cli(parser: argparse.ArgumentParser, argv=None) -> int:
+    """Parse ``argv``, run the chosen sub-command, and turn expected failures into one line.
+
+    Sub-commands set ``func`` (taking the parsed namespace, returning an exit status).
+    Bad input (``ValueError``, ``FileNotFoundError``, ``FileExistsError``, ``OSError``)
+    prints ``error: ...`` on stderr and returns 2; Ctrl-C returns 130.
+    """
+    args = parser.parse_args(argv)
+    if not hasattr(args, "func"):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, OSError, KeyError) as exc:
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        print(f"error: {message}", file=sys.stderr)
+        return 2

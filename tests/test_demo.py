@@ -1,0 +1,17 @@
+"""The demo's first view: four images side by side, named, in a window that fits the screen."""
+
+
+def test_first_view_shows_input_prediction_truth_and_difference(make_napari_viewer, tiny_weights, qtbot):
+    from napari_mr_reparam.demo import open_demo
+
+    viewer, widget = open_demo(make_napari_viewer(), device="cpu")
+    qtbot.waitUntil(lambda: widget._worker is None and "volume" in widget.metrics.value, timeout=120000)
+    shown = [layer.name for layer in viewer.layers if layer.visible]
+    assert shown == ["head TE50 TR4500", "prediction d2p TE120 TR6000", "head TE120 TR6000",
+                     "|difference| d2p TE120 TR6000"]
+    assert viewer.canvas.grid.enabled and viewer.canvas.grid.actual_shape(viewer.layers) == (2, 2)
+    assert all(layer.name_overlay.visible for layer in viewer.layers if layer.visible)
+    assert widget.progress.value == widget.progress.max and widget.status.value.startswith("Done (volume)")
+    window = viewer.window._qt_window
+    area = window.screen().availableGeometry()
+    assert window.width() <= area.width() and window.height() <= area.height()

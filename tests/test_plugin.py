@@ -1,0 +1,63 @@
+"""Every contribution in napari.yaml, opened the way napari opens it (npe2, menus, File > Save)."""
+
+import json
+
+import numpy as np
+import pytest
+
+PLUGIN = "napari-mr-reparam"
+
+
+@pytest.fixture
+def viewer(make_napari_viewer):
+    return make_napari_viewer()
+
+
+def test_the_widget_opens_from_the_plugins_menu_and_predicts(viewer, tiny_weights, qtbot, recwarn):
+    dock, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "MR Re-parameterization")
+    assert dock is not None and type(widget).__name__ == "ReparamWidget"
+    viewer.open_sample(PLUGIN, "head_and_truths")
+    widget.reset_choices()
+    assert widget.image.value is viewer.layers[0]
+    widget.ground_truth.value = viewer.layers["head TE120 TR6000"]
+    widget.te.value, widget.tr.value = 120.0, 6000.0
+    widget.run.clicked.emit()
+    qtbot.waitUntil(lambda: widget._worker is None and "volume" in widget.metrics.value, timeout=120000)
+    assert [layer.name for layer in viewer.layers][:2] == ["head TE50 TR4500", "prediction d2p TE120 TR6000"]
+    assert not [w for w in recwarn if "Private attribute access" in str(w.message)]
+
+
+@pytest.mark.parametrize("key, count", [("head", 1), ("ground_truths", 3), ("head_and_truths", 4)])
+def test_each_sample_opens(viewer, key, count):
+    layers = viewer.open_sample(PLUGIN, key)
+    assert len(layers) == count == len(viewer.layers)
+    assert all(layer.metadata.get("te_ms") for layer in viewer.layers)
+
+
+def test_the_reader_and_writer_round_trip_through_napari(viewer, tmp_path):
+    from napari_mr_reparam.io import save_volume
+
+    data = np.random.default_rng(0).uniform(0, 100, (3, 8, 9)).astype(np.float32)
+    source = save_volume(tmp_path / "scan.nii.gz", data, te_ms=30, tr_ms=2000)
+    (layer,) = viewer.open(str(source), plugin=PLUGIN)
+    assert layer.metadata["te_ms"] == pytest.approx(30) and np.allclose(layer.data, data)
+    layer.metadata.update(te_ms=80.0, tr_ms=3000.0, sequence="inversion_recovery", ti_ms=2500.0)
+    out = tmp_path / "saved.nii.gz"
+    written = viewer.layers.save(str(out), selected=False, plugin=PLUGIN)
+    assert written == [str(out)]
+    sidecar = json.loads((tmp_path / "saved.json").read_text())
+    assert sidecar["EchoTime"] == pytest.approx(0.08) and sidecar["InversionTime"] == pytest.approx(2.5)
+    (back,) = viewer.open(str(out), plugin=PLUGIN)
+    assert np.allclose(back.data, data)
+
+
+def test_npe2_finds_the_reader_and_writer(tmp_path):
+    import npe2
+
+    from napari_mr_reparam.io import save_volume
+
+    source = save_volume(tmp_path / "scan.nii", np.ones((2, 4, 4), np.float32) * np.arange(4))
+    layers = npe2.read([str(source)], stack=False, plugin_name=PLUGIN)
+    assert layers[0][0].shape == (2, 4, 4)
+    written = npe2.write(str(tmp_path / "out.nii.gz"), [layers[0]], plugin_name=PLUGIN)
+    assert written == [str(tmp_path / "out.nii.gz")]
