@@ -93,6 +93,11 @@ class ReconstructionBatches:
         self.mr = training_batches(cfg)
         self.step = 0
 
+    def skip(self, steps: int) -> None:
+        """Move past ``steps`` already trained (a resumed run does not replay its
+        natural-image phase)."""
+        self.step += int(steps)
+
     def next(self, rng: np.random.Generator, batch_size: int) -> dict[str, np.ndarray]:
         natural = self.natural is not None and self.step < self.cfg.natural_steps
         self.step += 1

@@ -68,6 +68,8 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False) -> Path:
     start = 0
     if resume and (out / CHECKPOINT).is_file():
         start = _restore(out / CHECKPOINT, model, optimizer, device)
+        if hasattr(stage.batches, "skip"):
+            stage.batches.skip(start)  # a source that counts its own steps moves past the trained ones
     module = model
     if world > 1:
         module = torch.nn.parallel.DistributedDataParallel(
