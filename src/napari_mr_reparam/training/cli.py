@@ -40,7 +40,7 @@ def cmd_simulate(args) -> int:
 
 def _train(args, stage: str, **fixed) -> int:
     from .config import load_config
-    from .loop import train
+    from .loop import process_rank, train
 
     options = dict(
         stage=stage, steps=args.steps, out=args.out, device=args.device,
@@ -54,7 +54,7 @@ def _train(args, stage: str, **fixed) -> int:
         options[key] = value
     cfg = load_config(args.config, **options)
     checkpoint = train(cfg, resume=args.resume)
-    if int(__import__("os").environ.get("RANK", 0)) == 0:
+    if process_rank() == 0:
         print(f"checkpoint: {checkpoint}")
     return 0
 

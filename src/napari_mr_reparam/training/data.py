@@ -85,12 +85,12 @@ def training_batches(cfg: TrainConfig, rank: int = 0):
 class ReconstructionBatches:
     """Autoencoder batches: natural images first (``natural_steps``), then MR slices."""
 
-    def __init__(self, cfg: TrainConfig):
+    def __init__(self, cfg: TrainConfig, rank: int = 0):
         from .natural import NaturalImages
 
         self.cfg = cfg
         self.natural = NaturalImages(cfg.size) if cfg.natural_steps > 0 else None
-        self.mr = training_batches(cfg)
+        self.mr = training_batches(cfg, rank)
         self.step = 0
 
     def skip(self, steps: int) -> None:

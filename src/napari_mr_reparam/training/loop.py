@@ -30,6 +30,11 @@ def _distributed() -> tuple[int, int, int]:
             int(os.environ.get("LOCAL_RANK", 0)))
 
 
+def process_rank() -> int:
+    """This process's rank among data-parallel workers (0 outside torchrun)."""
+    return _distributed()[0]
+
+
 def _setup(cfg: TrainConfig):
     rank, world, local = _distributed()
     device = choose_device(cfg.device)
@@ -60,7 +65,7 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False) -> Path:
     """Run (or resume) a training run; returns the path of the final checkpoint."""
     rank, world, device = _setup(cfg)
     torch.manual_seed(cfg.seed)  # identical initial weights on every rank
-    stage = build_stage(cfg)
+    stage = build_stage(cfg, rank)
     model = stage.model.to(device)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))

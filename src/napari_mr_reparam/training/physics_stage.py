@@ -78,15 +78,12 @@ class PhysicsStage:
     ``maps``), or, for comparison, the same U-Net predicting images directly (``direct``)
     or the maps' render plus a learned correction (``hybrid``)."""
 
-    def __init__(self, cfg: TrainConfig):
-        import os
-
+    def __init__(self, cfg: TrainConfig, rank: int = 0):
         self.cfg = cfg
         net = NETWORKS[VARIANT_ARCH[cfg.variant]]
         self.model = net(base=max(4, round(128 * cfg.width)), depth=cfg.depth, task=cfg.task,
                          work_size=cfg.work_size)
         self.model.native_input = cfg.native_input
-        rank = int(os.environ.get("RANK", 0))
         self.batches = StreamTargets(cfg, rank) if cfg.data == "stream" else ProtocolTargets(cfg)
 
     def loss(self, module, batch: dict) -> torch.Tensor:

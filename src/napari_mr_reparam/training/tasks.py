@@ -17,11 +17,11 @@ from .data import ReconstructionBatches, training_batches
 class AutoencoderStage:
     """Phase 1 of the paper: an autoencoder on natural images, fine-tuned on MR slices."""
 
-    def __init__(self, cfg: TrainConfig):
+    def __init__(self, cfg: TrainConfig, rank: int = 0):
         self.cfg = cfg
         self.model = Autoencoder(width=cfg.width)
         xavier_init_(self.model)
-        self.batches = ReconstructionBatches(cfg)
+        self.batches = ReconstructionBatches(cfg, rank)
 
     def loss(self, module, batch: dict) -> torch.Tensor:
         return F.mse_loss(module(to_model_range(batch["input"])), to_model_range(batch["target"]))
@@ -33,14 +33,14 @@ class AutoencoderStage:
 class ParamNetStage:
     """Phase 2: the Param-Net on the frozen encoder (Default- or Param-to-Param)."""
 
-    def __init__(self, cfg: TrainConfig):
+    def __init__(self, cfg: TrainConfig, rank: int = 0):
         self.cfg = cfg
         self.model = ReparamNet(task=cfg.task, width=cfg.width)
         xavier_init_(self.model)
         if cfg.autoencoder:
             self._load_encoder(cfg.autoencoder)
         self.model.encoder.requires_grad_(False)
-        self.batches = training_batches(cfg, int(__import__('os').environ.get('RANK', 0)))
+        self.batches = training_batches(cfg, rank)
 
     def _load_encoder(self, path: str) -> None:
         from ..weights import load_weights
@@ -65,13 +65,14 @@ class ParamNetStage:
         return {"arch": "paper", "task": self.cfg.task, "width": self.cfg.width}
 
 
-def build_stage(cfg: TrainConfig):
+def build_stage(cfg: TrainConfig, rank: int = 0):
+    """The stage ``cfg.stage`` names, drawing the batches of process ``rank``."""
     if cfg.stage == "autoencoder":
-        return AutoencoderStage(cfg)
+        return AutoencoderStage(cfg, rank)
     if cfg.stage == "paramnet":
-        return ParamNetStage(cfg)
+        return ParamNetStage(cfg, rank)
     if cfg.stage == "physics":
         from .physics_stage import PhysicsStage
 
-        return PhysicsStage(cfg)
+        return PhysicsStage(cfg, rank)
     raise ValueError(f"unknown stage {cfg.stage!r}")
