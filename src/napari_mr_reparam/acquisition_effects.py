@@ -289,7 +289,8 @@ def realistic_example(subject, bias, rng: np.random.Generator, effects: Effects,
     keep = np.ones_like(maps["pd"])
     if rng.uniform() < effects.skull_strip:
         brain = slab(mask.astype(np.float32), index, weights) > 0.5
-        keep = ndimage.binary_dilation(brain, iterations=int(rng.integers(0, 3))).astype(np.float32)
+        grow = int(rng.integers(0, 3))  # pixels of margin a brain extraction leaves
+        keep = (ndimage.binary_dilation(brain, iterations=grow) if grow else brain).astype(np.float32)
     zoom = float(np.exp(rng.uniform(*np.log(effects.zoom))))
     shift = tuple(float(v) for v in rng.uniform(-effects.shift, effects.shift, 2) * np.asarray(keep.shape))
 
