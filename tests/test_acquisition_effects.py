@@ -116,9 +116,9 @@ def test_inputs_of_every_sequence_and_targets_with_t1_weighting():
     drawn = [draw_input(rng) for _ in range(400)]
     assert {d.sequence for d in drawn} == set(physics.INPUT_SEQUENCES)
     for d in drawn:
-        assert d.te < d.tr and (d.ti is None or d.ti < d.tr)
+        assert d.te_ms < d.tr_ms and (d.ti_ms is None or d.ti_ms < d.tr_ms)
         if d.sequence in ("inversion_recovery", "mprage"):
-            assert d.ti is not None
+            assert d.ti_ms is not None
         if d.sequence in ("gradient_echo", "mprage"):
             assert d.flip_deg is not None
     only = {draw_input(rng, ("mprage",)).sequence for _ in range(10)}
