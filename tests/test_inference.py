@@ -204,3 +204,27 @@ def test_training_renders_keep_the_maximum():
     maps = net.maps(torch.rand(2, 1, 64, 64))
     assert "peak_count" not in maps
     assert torch.allclose(net.render(maps, 80.0, 3000.0).amax(dim=(-2, -1)), torch.ones(2, 1))
+
+
+def test_inputs_of_other_sequences_reach_a_network_conditioned_on_them(tiny_weights, volume, tmp_path):
+    from napari_mr_reparam import weights
+    from napari_mr_reparam.models.physics_net import PhysicsNet
+
+    torch.manual_seed(0)
+    net = PhysicsNet(base=4, depth=3, task="p2p", input_sequences=True)
+    torch.nn.init.normal_(net.film[-1].weight, std=0.5)  # conditions that change the maps
+    card = {"arch": "physics", "task": "p2p", "width": 0.03, "base": 4, "depth": 3, "name": "seq",
+            "input_sequences": True}
+    path = weights.save_weights(net.state_dict(), card, tmp_path / "seq.safetensors")
+    engine = Reparameterizer(weights=str(path), device="cpu")
+    target = Acquisition(80, 2500)
+    mprage = engine.predict(volume, target, Acquisition(3, 2300, "mprage", 900, 9))
+    gre = engine.predict(volume, target, Acquisition(3, 2300, "gradient_echo", None, 9))
+    assert mprage.shape == volume.shape and not np.allclose(mprage, gre)
+    keywords = engine.predict_volume(volume, 80, 2500, 3, 2300, input_sequence="mprage", input_ti_ms=900,
+                                     input_flip_deg=9)
+    np.testing.assert_array_equal(keywords, mprage)
+    with pytest.raises(ValueError, match="spin-echo inputs only"):
+        Reparameterizer("physics", device="cpu").predict(volume, target, Acquisition(3, 2300, "mprage", 900, 9))
+    with pytest.raises(ValueError, match="spin-echo inputs only"):
+        Reparameterizer("p2p", device="cpu").predict(volume, target, Acquisition(3, 2300, "mprage", 900, 9))

@@ -148,7 +148,7 @@ def _predict_file(engine, path, targets, outputs, args, options) -> list:
     given = None
     if engine.task == "p2p":
         te_in, tr_in, source = input_acquisition(volume, args.input_te, args.input_tr)
-        given = Acquisition(te_in, tr_in)
+        given = _input_sequence(volume, te_in, tr_in, args)
         if source == "default":
             print(f"notice: {path.name}: no input TE/TR given and no BIDS sidecar found; taking the "
                   f"input to be at TE {te_in:g} ms / TR {tr_in:g} ms", file=sys.stderr)
@@ -162,6 +162,23 @@ def _predict_file(engine, path, targets, outputs, args, options) -> list:
     return written
 
 
+def _input_sequence(volume, te_in: float, tr_in: float, args):
+    """The input's Acquisition: its sequence, TI (ms) and flip angle from the options, else
+    from its BIDS sidecar (``ScanningSequence``, ``InversionTime``, ``FlipAngle``), else a
+    spin echo."""
+    from .acquisition import Acquisition
+
+    sequence = args.input_sequence or getattr(volume, "sequence", None) or "spin_echo"
+    ti = args.input_ti if args.input_ti is not None else volume.ti_ms
+    flip = args.input_flip if args.input_flip is not None else volume.flip_deg
+    if sequence in ("inversion_recovery", "mprage") and ti is None:
+        raise ValueError(f"a {sequence.replace('_', ' ')} input needs its inversion time: --input-ti MS")
+    if sequence in ("gradient_echo", "mprage") and flip is None:
+        raise ValueError(f"a {sequence.replace('_', ' ')} input needs its flip angle: --input-flip DEG")
+    return Acquisition(te_in, tr_in, sequence, ti if sequence in ("inversion_recovery", "mprage") else None,
+                       flip if sequence in ("gradient_echo", "mprage") else None)
+
+
 def cmd_demo(args) -> int:
     from .demo import run_demo
 
@@ -169,6 +186,8 @@ def cmd_demo(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .physics import INPUT_SEQUENCES
+
     parser = argparse.ArgumentParser(
         prog="napari-mr-reparam",
         description="Predict how an MR scan would look at another TE/TR (times in ms).",
@@ -187,6 +206,11 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--suffix", help="output type in folder mode (default: the input's), e.g. .nii.gz")
     pr.add_argument("--input-te", type=_positive_ms, help="input echo time, ms (Param-to-Param)")
     pr.add_argument("--input-tr", type=_positive_ms, help="input repetition time, ms (Param-to-Param)")
+    pr.add_argument("--input-sequence", choices=INPUT_SEQUENCES,
+                    help="the input's sequence (default: its BIDS sidecar's, else spin_echo); "
+                         "physics models trained on other input sequences read them")
+    pr.add_argument("--input-ti", type=_positive_ms, help="input inversion time, ms (inversion_recovery, mprage)")
+    pr.add_argument("--input-flip", type=float, help="input flip angle, degrees (gradient_echo, mprage)")
     pr.add_argument("--model", default="d2p", help="bundled model: d2p, p2p or physics (default d2p)")
     pr.add_argument("--weights", help="a weights file (.safetensors with its card, or .pt)")
     pr.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
