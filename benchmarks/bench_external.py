@@ -124,8 +124,11 @@ class Model:
     def task(self) -> str:
         return "p2p" if self.identity else self.engine.task
 
-    def saw(self, *needles: str) -> bool:
-        """Whether the card's training configuration names any of ``needles``."""
+    def saw(self, *needles: str) -> bool | None:
+        """Whether the card's training configuration names any of ``needles`` (None for
+        the identity baseline, which trains on nothing)."""
+        if self.identity:
+            return None
         text = self.sources.lower()
         return any(n.lower() in text for n in needles)
 
@@ -284,6 +287,10 @@ def _band_cells(summary: dict) -> str:
                       for lo, hi in zip(TE_BANDS_MS[:-1], TE_BANDS_MS[1:]))
 
 
+def _saw(saw: bool | None) -> str:
+    return "-" if saw is None else "yes" if saw else "no"
+
+
 def _fmt(value, digits=2) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
@@ -297,7 +304,7 @@ def psnr_table(rows: list[dict], first: str) -> str:
         s = r["summary"]
         if not s.get("count"):
             continue
-        lines.append(f"| {r['model']} | {r['what']} | {'yes' if r['saw'] else 'no'} | "
+        lines.append(f"| {r['model']} | {r['what']} | {_saw(r['saw'])} | "
                      f"{_fmt(s.get('psnr_mean'))} | {_fmt(s.get('psnr_brain_mean'))} | "
                      f"{_fmt(s.get('psnr_t1_like_mean'))} | {_band_cells(s)} | {s['count']} |")
     return "\n".join(lines)
@@ -342,6 +349,10 @@ FREESURFER_CLASSES = {
 #: The subjects kept out of training (the anatomy README's suggestion).
 HELDOUT_SUBJECTS = tuple(f"synthseg/training_seg_{i:02d}.nii.gz" for i in range(17, 21)) + (
     "synthsr/brain5_labels.nii.gz",)
+#: Cerebral cortex labels: the slices lie within this part of their extent, from the
+#: temporal lobes to near the vertex.
+CEREBRAL_CORTEX = (3, 42)
+SLICE_SPAN = (0.2, 0.85)
 #: Acquisition effects of the held-out renders.
 MATRIX = 256
 SLICE_MM = (3, 5)
@@ -505,8 +516,8 @@ def heldout_subject(path: Path, index: int, slices: int) -> HeldoutSubject:
     values = draw_table(names, rng)
     thickness = int(rng.integers(SLICE_MM[0], SLICE_MM[1] + 1))
     brain = np.isin(classes, range(1, 1 + len(BRAIN_CLASSES)))
-    zs = np.flatnonzero(brain.any(axis=(1, 2)))
-    lo, hi = zs[0] + 0.3 * (zs[-1] - zs[0]), zs[0] + 0.8 * (zs[-1] - zs[0])
+    zs = np.flatnonzero(np.isin(labels, CEREBRAL_CORTEX).any(axis=(1, 2)))
+    lo, hi = (zs[0] + f * (zs[-1] - zs[0]) for f in SLICE_SPAN)
     starts = np.unique(np.rint(np.linspace(lo, hi - thickness, slices)).astype(int))
     slab = starts[:, None] + np.arange(thickness)
     bias = bias_field(classes.shape, slab, rng)
@@ -634,7 +645,7 @@ def run_sample(models: list[Model], log=print) -> dict:
     for r in rows:
         cells = " | ".join(f"{c['psnr']:.2f} ({c['psnr_brain']:.2f})" for c in r["targets"])
         mean = np.mean([c["psnr"] for c in r["targets"]])
-        lines.append(f"| {r['model']} | {'yes' if r['saw'] else 'no'} | {cells} | {mean:.2f} |")
+        lines.append(f"| {r['model']} | {_saw(r['saw'])} | {cells} | {mean:.2f} |")
     return {"rows": rows, "input": inp.label(), "slices": int(data[0].shape[0]), "table": "\n".join(lines)}
 
 
