@@ -73,6 +73,8 @@ TE_BANDS_MS = (10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0)
 T1_LIKE_TR_MS = (400.0, 800.0)
 #: Seed of everything drawn for the held-out subjects (tables, effects, targets).
 HELDOUT_SEED = 20260
+#: T2* as a fraction of T2 for the held-out renders' MPRAGE inputs (TE 3 ms: it hardly matters).
+T2STAR_OVER_T2 = 0.7
 #: Default-to-Param input (ms).
 D2P_INPUT = {"te": 50.0, "tr": 4500.0}
 
@@ -87,12 +89,14 @@ class Acq:
     tr: float
     sequence: str = "spin_echo"
     ti: float | None = None
+    flip: float | None = None
     name: str = ""
 
     def label(self) -> str:
         ti = f"/TI {self.ti:g}" if self.ti is not None else ""
+        flip = f"/flip {self.flip:g}" if self.flip is not None else ""
         head = f"{self.name} " if self.name else ""
-        return f"{head}TE {self.te:g}/TR {self.tr:g}{ti}"
+        return f"{head}TE {self.te:g}/TR {self.tr:g}{ti}{flip}"
 
     @property
     def t1_like(self) -> bool:
@@ -100,10 +104,12 @@ class Acq:
 
 
 def signal(acq: Acq, pd, t1, t2):
-    """The magnitude signal of ``acq`` (the package's equations)."""
+    """The magnitude signal of ``acq`` (the package's equations; T2* taken as
+    :data:`T2STAR_OVER_T2` of T2 where a gradient-echo readout needs it)."""
     from napari_mr_reparam import physics
 
-    return physics.render(acq.sequence, pd, t1, t2, acq.te, acq.tr, ti=acq.ti)
+    return physics.render(acq.sequence, pd, t1, t2, acq.te, acq.tr, ti=acq.ti, flip_deg=acq.flip,
+                          t2star=T2STAR_OVER_T2 * t2)
 
 
 # --------------------------------------------------------------------------- models
@@ -133,15 +139,21 @@ class Model:
         return any(n.lower() in text for n in needles)
 
     def input_sequences(self) -> tuple[str, ...]:
-        """Input sequences the model reads (spin echo unless its engine takes others)."""
+        """Input sequences the model reads: spin echo, unless the engine takes an
+        ``input_sequence`` and the model is conditioned on it (its card's
+        ``input_sequences``: true for all of ``physics.INPUT_SEQUENCES``, or a list)."""
+        from napari_mr_reparam import physics
+
         if self.identity:
-            return ("spin_echo", "inversion_recovery")
-        if "input_sequence" not in inspect.signature(self.engine.compute_maps if self.engine.renders
-                                                     else self.engine.predict_volume).parameters:
+            return physics.INPUT_SEQUENCES
+        method = self.engine.compute_maps if self.engine.renders else self.engine.predict_volume
+        if "input_sequence" not in inspect.signature(method).parameters:
             return ("spin_echo",)
-        declared = getattr(self.engine, "input_sequences", None)
+        declared = self.engine.info.card.get("input_sequences")
         if declared is None:
-            declared = self.engine.info.card.get("input_sequences")
+            declared = getattr(self.engine.net, "input_sequences", False)
+        if declared is True:
+            return physics.INPUT_SEQUENCES
         return tuple(declared) if declared else ("spin_echo",)
 
     def reads(self, acq: Acq) -> bool:
@@ -173,7 +185,7 @@ def load_models(names, device: str) -> list[Model]:
 def _input_kwargs(model: Model, acq: Acq) -> dict:
     kwargs = {"input_te_ms": acq.te, "input_tr_ms": acq.tr}
     if acq.sequence != "spin_echo":
-        kwargs.update(input_sequence=acq.sequence, input_ti_ms=acq.ti)
+        kwargs.update(input_sequence=acq.sequence, input_ti_ms=acq.ti, input_flip_deg=acq.flip)
     return kwargs
 
 
@@ -330,25 +342,16 @@ HELDOUT_TABLE = {
     "bone": ((200, 600), (0.5, 3), (0.02, 0.10)),
     "marrow": ((300, 800), (50, 130), (0.70, 1.00)),
     "connective": ((600, 1200), (30, 80), (0.50, 0.80)),
-    "blood": ((1200, 1900), (50, 275), (0.80, 0.95)),
     "eye": ((3000, 4600), (700, 2000), (0.95, 1.00)),
 }
-#: The unnamed extra-cerebral labels (SynthSeg 502-530, any label not of the brain) take,
-#: per subject, one of these tissues each, drawn with these weights from the subject's seed.
-EXTRA_CEREBRAL_KINDS = {"fat": 0.2, "muscle": 0.2, "skin": 0.15, "bone": 0.15, "marrow": 0.1,
-                        "connective": 0.1, "blood": 0.05, "eye": 0.05}
 BRAIN_CLASSES = ("csf", "grey_matter", "deep_grey", "white_matter")
-#: FreeSurfer labels of the brain classes (the anatomy README's mapping; brain stem and
-#: ventral DC as white matter, choroid plexus as CSF).
-FREESURFER_CLASSES = {
-    "csf": (4, 5, 14, 15, 24, 43, 44, 31, 63, 136, 137, 163, 164),
-    "grey_matter": (3, 8, 42, 47, 17, 18, 53, 54),
-    "deep_grey": (10, 11, 12, 13, 26, 49, 50, 51, 52, 58),
-    "white_matter": (2, 7, 41, 46, 16, 28, 60, 77),
-}
-#: The subjects kept out of training (the anatomy README's suggestion).
-HELDOUT_SUBJECTS = tuple(f"synthseg/training_seg_{i:02d}.nii.gz" for i in range(17, 21)) + (
-    "synthsr/brain5_labels.nii.gz",)
+#: Deep grey nuclei (thalamus, caudate, putamen, pallidum, accumbens: FreeSurfer labels),
+#: a class of their own here; every other brain label takes the tissue that makes up most
+#: of it in :func:`napari_mr_reparam.phantoms.freesurfer.tissue_of`.
+DEEP_GREY_LABELS = (9, 10, 11, 12, 13, 26, 48, 49, 50, 51, 52, 58)
+#: Non-brain tissues of :data:`napari_mr_reparam.phantoms.freesurfer.NON_BRAIN` under this
+#: table's names (a non-brain class of CSF stands for the eyes' vitreous humour there).
+NON_BRAIN_AS = {"csf": "eye", "skull": "bone"}
 #: Cerebral cortex labels: the slices lie within this part of their extent, from the
 #: temporal lobes to near the vertex.
 CEREBRAL_CORTEX = (3, 42)
@@ -360,19 +363,21 @@ NOISE_SIGMA = (0.01, 0.04)
 BIAS_SPAN = (0.15, 0.35)
 
 
-INPUT_NAMES = ("default", "T1w SE", "PDw SE", "T2w SE", "FLAIR")
+INPUT_NAMES = ("default", "T1w SE", "PDw SE", "T2w SE", "FLAIR", "MPRAGE")
 
 
 def heldout_inputs(rng: np.random.Generator) -> list[Acq]:
     """The subject's input acquisitions: the Default-to-Param one, then T1w, PDw, T2w spin
-    echo and FLAIR, each drawn around a clinical protocol."""
+    echo, FLAIR and MPRAGE, each drawn around a clinical or research protocol."""
     u = rng.uniform
     return [Acq(D2P_INPUT["te"], D2P_INPUT["tr"], name="default"),
             Acq(round(u(10, 20), 1), round(u(400, 800)), name="T1w SE"),
             Acq(round(u(15, 30), 1), round(u(2000, 4000)), name="PDw SE"),
             Acq(round(u(80, 120), 1), round(u(3000, 6000)), name="T2w SE"),
             Acq(round(u(80, 140), 1), round(u(8000, 11000)), "inversion_recovery",
-                round(u(2200, 2700)), name="FLAIR")]
+                round(u(2200, 2700)), name="FLAIR"),
+            Acq(round(u(2.5, 4), 1), round(u(1900, 2500)), "mprage", round(u(850, 1100)),
+                round(u(7, 10)), name="MPRAGE")]
 
 
 def heldout_targets(count: int, seed: int = HELDOUT_SEED) -> list[Acq]:
@@ -389,40 +394,34 @@ def heldout_targets(count: int, seed: int = HELDOUT_SEED) -> list[Acq]:
     return out
 
 
-def read_labels(path: Path) -> tuple[np.ndarray, tuple]:
-    """A label map as the package's axial stack (z, y, x), int32, with its voxel size."""
-    import nibabel as nib
+def label_class(label: int) -> str:
+    """The held-out table's tissue of one FreeSurfer label (the package's reader's
+    mapping, with deep grey nuclei apart); KeyError for a label it does not know."""
+    from napari_mr_reparam.phantoms.freesurfer import EXTRA_LABELS, extra_tissue, tissue_of
 
-    from napari_mr_reparam.io import ras_to_stack
+    if label in DEEP_GREY_LABELS:
+        return "deep_grey"
+    if label in EXTRA_LABELS:
+        tissue = extra_tissue(label)
+        return NON_BRAIN_AS.get(tissue, tissue)
+    fractions = tissue_of(label)
+    return max(fractions, key=fractions.get)
 
-    img = nib.as_closest_canonical(nib.load(str(path)))
-    labels = ras_to_stack(np.asarray(img.dataobj).astype(np.int32))
-    zooms = img.header.get_zooms()[:3]
-    return labels, (float(zooms[2]), float(zooms[1]), float(zooms[0]))
 
-
-def class_volume(labels: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, list[str]]:
-    """Each voxel's tissue (index into the returned names; 0 is background): brain labels
-    by :data:`FREESURFER_CLASSES`, every other label a tissue of
-    :data:`EXTRA_CEREBRAL_KINDS` drawn from ``rng``."""
+def class_volume(labels: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """Each voxel's tissue (index into the returned names; 0 is background)."""
     names = ["background", *BRAIN_CLASSES]
     lut = np.zeros(int(labels.max()) + 1, np.int16)
-    brain = {}
-    for i, cls in enumerate(BRAIN_CLASSES, start=1):
-        for label in FREESURFER_CLASSES[cls]:
-            brain[label] = i
-    kinds = list(EXTRA_CEREBRAL_KINDS)
-    weights = np.array(list(EXTRA_CEREBRAL_KINDS.values()))
     for label in np.unique(labels):
         if label == 0:
             continue
-        if label in brain:
-            lut[label] = brain[label]
-            continue
-        kind = kinds[int(rng.choice(len(kinds), p=weights / weights.sum()))]
-        if kind not in names:
-            names.append(kind)
-        lut[label] = names.index(kind)
+        try:
+            name = label_class(int(label))
+        except KeyError:
+            raise ValueError(f"label {label} is not a FreeSurfer brain label or a non-brain class") from None
+        if name not in names:
+            names.append(name)
+        lut[label] = names.index(name)
     return lut[labels], names
 
 
@@ -507,11 +506,13 @@ class HeldoutSubject:
 def heldout_subject(path: Path, index: int, slices: int) -> HeldoutSubject:
     """A held-out subject drawn from its seed (``HELDOUT_SEED``, ``index``): classes,
     tissue values, bias field, noise level, slice thickness and input acquisitions."""
+    from napari_mr_reparam.phantoms.freesurfer import read_labels
+
     rng = np.random.default_rng([HELDOUT_SEED, index])
     labels, spacing = read_labels(path)
     if max(abs(s - 1.0) for s in spacing) > 1e-3:
         raise ValueError(f"{path}: expected 1 mm voxels, got {spacing}")
-    classes, names = class_volume(labels, rng)
+    classes, names = class_volume(labels)
     classes = _pad_to_matrix(classes, MATRIX)
     values = draw_table(names, rng)
     thickness = int(rng.integers(SLICE_MM[0], SLICE_MM[1] + 1))
@@ -528,7 +529,10 @@ def heldout_subject(path: Path, index: int, slices: int) -> HeldoutSubject:
 
 
 def heldout_paths() -> list[Path]:
-    return [ANATOMY / p for p in HELDOUT_SUBJECTS]
+    """The anatomy subjects training keeps out (the package's list)."""
+    from napari_mr_reparam.phantoms.freesurfer import HELD_OUT
+
+    return [ANATOMY / p for p in HELD_OUT]
 
 
 def run_heldout(models: list[Model], slices: int, n_targets: int, subjects=None, log=print) -> dict:
@@ -617,6 +621,10 @@ def run_mrilab(models: list[Model], limit: int, spec: str = MRILAB_SPEC, log=pri
 
 # --------------------------------------------------------------------------- sample head
 
+#: Every how many of the sample head's slices are scored (1: all, as the demo shows them).
+SAMPLE_EVERY = 1
+
+
 def run_sample(models: list[Model], log=print) -> dict:
     """The demo's head: its input at each of its ground truths."""
     from napari_mr_reparam import _sample_data as sd
@@ -624,11 +632,11 @@ def run_sample(models: list[Model], log=print) -> dict:
     from napari_mr_reparam.simulate import choose_slices, normalize_to_max, slice_masks
 
     layers = sd.make_sample_all()
-    data = [normalize_to_max(layer[0]) for layer in layers]
+    data = [normalize_to_max(layer[0][::SAMPLE_EVERY]) for layer in layers]
     inp = Acq(*sd.INPUT_ACQ)
     truths = [Acq(te, tr) for te, tr in sd.TRUTH_ACQS]
     phantom = load_phantom(sd.PHANTOM)
-    masks = slice_masks(phantom, choose_slices(phantom, sd.SLICES), sd.SIZE, pad_square=True)
+    masks = slice_masks(phantom, choose_slices(phantom, sd.SLICES), sd.SIZE, pad_square=True)[::SAMPLE_EVERY]
     rows = []
     for model in models:
         if not model.reads(inp):
@@ -661,7 +669,9 @@ ORDER_RULES = {
     "T2-like": (Acq(100.0, 5000.0, name="T2-like"), "CSF > GM > WM"),
     "FLAIR-like": (Acq(120.0, 9000.0, "inversion_recovery", 2500.0, name="FLAIR-like"), "GM > WM > CSF"),
 }
-MNI_INPUT = Acq(10.0, 600.0, name="T1w")
+MNI_INPUT = Acq(10.0, 600.0, name="T1w SE")
+#: The input for models that read MPRAGE inputs, besides :data:`MNI_INPUT` (typical 3 T settings).
+MNI_MPRAGE = Acq(3.0, 2300.0, "mprage", 900.0, 9.0, name="MPRAGE")
 #: Axial slices of the template used (fractions of the brain's inferior-superior extent).
 MNI_SPAN = (0.35, 0.75)
 
@@ -704,24 +714,26 @@ def run_mni152(models: list[Model], slices: int, log=print) -> dict:
     targets = [acq for acq, _ in ORDER_RULES.values()]
     rows = []
     for model in models:
-        preds = predict(model, images, MNI_INPUT, targets)
         label = model.label + (" (reads every input as TE 50 / TR 4500)" if model.task == "d2p" else "")
-        for (kind, (acq, rule)), pred in zip(ORDER_RULES.items(), preds):
-            if pred is None or (model.identity and kind != "T1-like"):
-                continue
-            means = {k: float(pred[m].mean() * 255) for k, m in masks.items()}
-            order = " > ".join(sorted(means, key=means.get, reverse=True))
-            rows.append({"model": label, "target": kind, "acq": replace(acq, name="").label(), "means": means,
-                         "order": order, "rule": rule,
-                         "right": ordering_right(rule, means["CSF"], means["GM"], means["WM"])})
+        inputs = [MNI_INPUT] + ([MNI_MPRAGE] if not model.identity and model.reads(MNI_MPRAGE) else [])
+        for inp in inputs:
+            for (kind, (acq, rule)), pred in zip(ORDER_RULES.items(), predict(model, images, inp, targets)):
+                if pred is None or (model.identity and kind != "T1-like"):
+                    continue
+                means = {k: float(pred[m].mean() * 255) for k, m in masks.items()}
+                order = " > ".join(sorted(means, key=means.get, reverse=True))
+                rows.append({"model": label, "input": inp.name, "target": kind,
+                             "acq": replace(acq, name="").label(), "means": means, "order": order,
+                             "rule": rule, "right": ordering_right(rule, means["CSF"], means["GM"], means["WM"])})
         log(f"  {label}: " + ", ".join(f"{r['target']} {'ok' if r['right'] else 'WRONG'}"
                                        for r in rows if r["model"] == label), flush=True)
-    lines = ["| model | target | CSF | GM | WM | order | rule | physically right |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["| model | input | target | CSF | GM | WM | order | rule | physically right |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         m = r["means"]
-        lines.append(f"| {r['model']} | {r['target']} ({r['acq']}) | {m['CSF']:.1f} | {m['GM']:.1f} | "
-                     f"{m['WM']:.1f} | {r['order']} | {r['rule']} | {'yes' if r['right'] else '**no**'} |")
+        lines.append(f"| {r['model']} | {r['input']} | {r['target']} ({r['acq']}) | {m['CSF']:.1f} | "
+                     f"{m['GM']:.1f} | {m['WM']:.1f} | {r['order']} | {r['rule']} | "
+                     f"{'yes' if r['right'] else '**no**'} |")
     return {"rows": rows, "input": MNI_INPUT.label(), "slices": [int(i) for i in index],
             "voxels": {k: int(m.sum()) for k, m in masks.items()}, "table": "\n".join(lines)}
 
@@ -732,7 +744,7 @@ TITLES = {
     "heldout": "Held-out anatomy subjects (PSNR dB, mean over subjects, slices and targets)",
     "mrilab": "MRiLab phantom, paper protocol, test part",
     "sample": "The demo's sample head, from its input TE 50/TR 4500: PSNR dB (brain PSNR)",
-    "mni152": "MNI152 2009 T1 template as input (TE 10/TR 600): tissue means (0-255) of the predictions",
+    "mni152": "MNI152 2009 T1 template as input: tissue means (0-255) of the predictions",
 }
 
 

@@ -40,25 +40,26 @@ def _table_rows(text: str, title: str) -> list[str]:
     return [line for line in block.splitlines() if line.startswith("| ") and not line.startswith("| model")]
 
 
-def test_heldout_sample_and_template_tables_have_every_row(tiny_weights, tmp_path, capsys):
-    subjects = [str(_label_map(tmp_path / f"s{i}.nii.gz")) for i in range(2)]
+def test_heldout_sample_and_template_tables_have_every_row(tiny_weights, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(bench_external, "SAMPLE_EVERY", 8)  # 3 of the demo's 24 slices
+    subjects = [str(_label_map(tmp_path / "s.nii.gz"))]
     text, report = _run(tmp_path, capsys, "--groups", "heldout", "sample", "mni152",
                         "--subjects", *subjects, "--slices", "2", "--targets", "4")
     assert report["models"] == ["identity", "physics", "d2p", "p2p"]
 
     heldout = _table_rows(text, bench_external.TITLES["heldout"])
-    # identity: all five inputs; tiny physics and p2p: the four spin-echo ones; d2p: the default
-    assert len(heldout) == 5 + 4 + 1 + 4
+    # identity: all six inputs; tiny physics and p2p: the four spin-echo ones; d2p: the default
+    assert len(heldout) == 6 + 4 + 1 + 4
     assert {r.split(" | ")[1] for r in heldout} == {f"{n} input" for n in bench_external.INPUT_NAMES}
     rows = report["heldout"]["rows"]
-    assert all(r["summary"]["count"] == 2 * 2 * 4 for r in rows)  # subjects x slices x targets
+    assert all(r["summary"]["count"] == 2 * 4 for r in rows)  # slices x targets
     assert all(r["summary"]["psnr_t1_like_mean"] > 0 for r in rows)
     identity = next(r for r in rows if r["model"] == "identity" and r["what"] == "default input")
     assert identity["saw"] is None and 0 < identity["summary"]["psnr_mean"] < 100
 
     sample = _table_rows(text, bench_external.TITLES["sample"])
     assert [r.split(" | ")[0] for r in sample] == ["| identity", "| physics", "| d2p", "| p2p"]
-    assert all(len(r["targets"]) == 3 for r in report["sample"]["rows"])
+    assert all(len(r["targets"]) == 3 and r["targets"][0]["images"] == 3 for r in report["sample"]["rows"])
 
     template = report["mni152"]["rows"]
     kinds = {(r["model"].split(" ")[0], r["target"]) for r in template}
