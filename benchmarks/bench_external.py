@@ -22,14 +22,20 @@ inputs are at TE 50 / TR 4500 ms; Param-to-Param inputs are other acquisitions
 Row groups (``--groups``):
 
 ``heldout``
-    The anatomy subjects kept out of training (SynthSeg ``training_seg_17..20``, SynthSR
-    ``brain5`` in ``../shared/anatomy``), rendered on their own 1 mm grid with a tissue
-    table and acquisition effects drawn apart from training: :data:`HELDOUT_TABLE`
-    (literature ranges at 1.5 T and 3 T, wider than the training tables, drawn per
-    subject from their own seed), a rule for the unnamed extra-cerebral labels
-    (:data:`EXTRA_CEREBRAL_KINDS`), a smooth polynomial receive bias, Rician noise on
-    the inputs, 1 mm pixels on a 256 matrix and 3-5 mm thick slices (partial volume
-    through the slab). Targets are noise-free, share the input's bias field (same coil,
+    The anatomy subjects kept out of training
+    (:data:`napari_mr_reparam.phantoms.freesurfer.HELD_OUT`: SynthSeg
+    ``training_seg_17..20``, SynthSR ``brain5`` in ``../shared/anatomy``), read with the
+    package's FreeSurfer reader and rendered on their own 1 mm grid (the training
+    phantoms' is 2 mm) with a tissue table and acquisition effects drawn apart from
+    training: :data:`HELDOUT_TABLE` (literature ranges at 1.5 T and 3 T, wider than the
+    training tables, deep grey nuclei a class of their own, drawn per subject from
+    :data:`HELDOUT_SEED`), the reader's default tissue for each non-brain class, a smooth
+    quadratic receive bias (training's is a smoothed random field), Rician noise on the
+    inputs, 1 mm pixels on a 256 matrix and 3-5 mm thick slices (partial volume through
+    the slab). Inputs: the Default-to-Param one and, for Param-to-Param models, T1w, PDw
+    and T2w spin echo, FLAIR and MPRAGE drawn around clinical protocols (the last two only
+    for a model whose engine takes an ``input_sequence`` and whose card says it was
+    trained on them). Targets are noise-free, share the input's bias field (same coil,
     same session) and are drawn across TE 20-1000 / TR 400-10000 ms, plus T1-like targets
     (TE 10-20 / TR 400-800 ms). ``--slices`` per subject, ``--targets`` per subject.
 ``mrilab``
@@ -41,13 +47,16 @@ Row groups (``--groups``):
     input (TE 50 / TR 4500 ms) at each of its ground truths.
 ``mni152``
     nilearn's MNI152 2009 T1-weighted template (a real averaged scan, skull-stripped),
-    read as the command line reads a NIfTI file, as input at TE 10 / TR 600 ms. No
+    read as the command line reads a NIfTI file, as input at TE 10 / TR 600 ms (and as
+    MPRAGE, :data:`MNI_MPRAGE`, for a model that reads MPRAGE inputs). No
     ground truth: the tissue means of CSF, grey and white matter (masks from the
     template's own probability maps, :func:`mni152_masks`) in T1-, PD-, T2- and
     FLAIR-like predictions are checked against the order physics gives (:data:`ORDER_RULES`).
 
 Each group says, per model, whether the model's weight card names the data as a
-training source (``saw it``), so no figure on seen data passes for an external one.
+training source (``saw it``), so no figure on seen data passes for an external one: the
+held-out subjects' files; the MRiLab phantom (or only its tissue table); the ``mni152``
+phantom, which the sample head is and whose grey and white matter are the T1 template's.
 """
 
 from __future__ import annotations
@@ -167,13 +176,14 @@ class Model:
         return self.identity or acq.sequence == "spin_echo" or self.engine.renders
 
 
-def load_models(names, device: str) -> list[Model]:
-    """Identity, then every model asked for, then the paper models if not asked for."""
+def load_models(names, device: str, baselines: bool = True) -> list[Model]:
+    """Identity, then every model asked for, then the paper models if not asked for
+    (without ``baselines``: only the models asked for)."""
     from napari_mr_reparam.inference import Reparameterizer
 
-    out = [Model("identity")]
+    out = [Model("identity")] if baselines or "identity" in names else []
     wanted = [n for n in names if n != "identity"]
-    wanted += [n for n in PAPER_MODELS if n not in wanted]
+    wanted += [n for n in PAPER_MODELS if n not in wanted] if baselines else []
     for name in wanted:
         engine = Reparameterizer(name, device=device, batch_size=16)
         label = name if not Path(name).suffix else f"`{name}`"
@@ -224,7 +234,8 @@ def predict_samples(model: Model, images01, inputs: list[Acq], targets: list[Acq
         wanted = sorted(set(targets[i] for i in idx), key=lambda a: (a.te, a.tr))
         if model.engine.renders:
             by_target = {t: np.flatnonzero([targets[i] == t for i in idx]) for t in wanted}
-            maps = model.engine.compute_maps(np.asarray(images01[idx], np.float32), **_input_kwargs(model, inp))
+            stack = np.asarray(images01[idx], np.float32)
+            maps = model.engine.compute_maps(stack, **_input_kwargs(model, inp))
             scale = np.maximum(images01[idx].max(axis=(1, 2)), 1e-12)
             for t, rows in by_target.items():
                 sub = _maps_subset(maps, rows)
@@ -299,7 +310,9 @@ def _band_cells(summary: dict) -> str:
                       for lo, hi in zip(TE_BANDS_MS[:-1], TE_BANDS_MS[1:]))
 
 
-def _saw(saw: bool | None) -> str:
+def _saw(saw: bool | str | None) -> str:
+    if isinstance(saw, str):
+        return saw
     return "-" if saw is None else "yes" if saw else "no"
 
 
@@ -310,7 +323,8 @@ def _fmt(value, digits=2) -> str:
 def psnr_table(rows: list[dict], first: str) -> str:
     """A markdown table of PSNR summaries: ``first`` names the row's leading columns."""
     bands, rule = _band_header()
-    lines = [f"| model | {first} | saw it | PSNR (dB) | PSNR brain | T1-like (TR 400-800) | {bands} | images |",
+    lines = [f"| model | {first} | saw it | PSNR (dB) | PSNR brain | T1-like (TR 400-800) | {bands} "
+             "| images |",
              f"|---|---|---|---|---|---|{rule}---|"]
     for r in rows:
         s = r["summary"]
@@ -576,6 +590,12 @@ def run_heldout(models: list[Model], slices: int, n_targets: int, subjects=None,
 
 # --------------------------------------------------------------------------- MRiLab protocol
 
+def mrilab_seen(model: Model) -> bool | str | None:
+    """Whether the model trained on the MRiLab phantom, or only on its tissue table."""
+    seen = model.saw("mrilab:", "mrilab_brain")
+    return "its tissue table" if seen is False and model.saw('"mrilab"') else seen
+
+
 def run_mrilab(models: list[Model], limit: int, spec: str = MRILAB_SPEC, log=print) -> dict:
     """The test part of the MRiLab phantom's paper protocol, first ``limit`` images."""
     from napari_mr_reparam import DEFAULT_TE_MS, DEFAULT_TR_MS
@@ -612,7 +632,7 @@ def run_mrilab(models: list[Model], limit: int, spec: str = MRILAB_SPEC, log=pri
             scores = score(preds, truths, masks)
             for i, t in enumerate(targets):
                 tally.add({k: v[i:i + 1] for k, v in scores.items()}, t)
-            rows.append({"model": model.label, "what": task, "saw": model.saw("mrilab"),
+            rows.append({"model": model.label, "what": task, "saw": mrilab_seen(model),
                          "summary": tally.summary()})
             log(f"  {model.label} {task}: {rows[-1]['summary']['psnr_mean']:.2f} dB", flush=True)
     return {"rows": rows, "phantom": spec, "split": "paper (test part)", "images": len(pairs),
@@ -722,17 +742,18 @@ def run_mni152(models: list[Model], slices: int, log=print) -> dict:
                     continue
                 means = {k: float(pred[m].mean() * 255) for k, m in masks.items()}
                 order = " > ".join(sorted(means, key=means.get, reverse=True))
-                rows.append({"model": label, "input": inp.name, "target": kind,
+                rows.append({"model": label, "saw": model.saw("mni152"), "input": inp.name, "target": kind,
                              "acq": replace(acq, name="").label(), "means": means, "order": order,
-                             "rule": rule, "right": ordering_right(rule, means["CSF"], means["GM"], means["WM"])})
+                             "rule": rule,
+                             "right": ordering_right(rule, means["CSF"], means["GM"], means["WM"])})
         log(f"  {label}: " + ", ".join(f"{r['target']} {'ok' if r['right'] else 'WRONG'}"
                                        for r in rows if r["model"] == label), flush=True)
-    lines = ["| model | input | target | CSF | GM | WM | order | rule | physically right |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| model | saw its anatomy | input | target | CSF | GM | WM | order | rule | physically right |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         m = r["means"]
-        lines.append(f"| {r['model']} | {r['input']} | {r['target']} ({r['acq']}) | {m['CSF']:.1f} | "
-                     f"{m['GM']:.1f} | {m['WM']:.1f} | {r['order']} | {r['rule']} | "
+        lines.append(f"| {r['model']} | {_saw(r['saw'])} | {r['input']} | {r['target']} ({r['acq']}) | "
+                     f"{m['CSF']:.1f} | {m['GM']:.1f} | {m['WM']:.1f} | {r['order']} | {r['rule']} | "
                      f"{'yes' if r['right'] else '**no**'} |")
     return {"rows": rows, "input": MNI_INPUT.label(), "slices": [int(i) for i in index],
             "voxels": {k: int(m.sum()) for k, m in masks.items()}, "table": "\n".join(lines)}
@@ -760,13 +781,16 @@ def main(argv=None) -> int:
     parser.add_argument("--mrilab", default=MRILAB_SPEC, help="the MRiLab phantom spec")
     parser.add_argument("--json", help="write every figure here")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--no-baselines", action="store_true",
+                        help="score only --models, not identity, d2p and p2p: their rows are the same "
+                             "in every run (fixed seeds), so a table that has them can take yours beside")
     args = parser.parse_args(argv)
     if min(args.slices, args.targets, args.limit) < 1:
         parser.error("--slices, --targets and --limit must be at least 1")
     if args.json and Path(args.json).exists():
         parser.error(f"{args.json} exists; not overwriting it")
     try:
-        models = load_models(args.models, args.device)
+        models = load_models(args.models, args.device, baselines=not args.no_baselines)
     except (OSError, ValueError) as exc:  # WeightsError is a ValueError
         parser.error(str(exc))
     results = {"models": [m.label for m in models], "convention": _convention()}
