@@ -155,8 +155,9 @@ class Model:
 
         if self.identity:
             return physics.INPUT_SEQUENCES
-        method = self.engine.compute_maps if self.engine.renders else self.engine.predict_volume
-        if "input_sequence" not in inspect.signature(method).parameters:
+        method = self.engine.compute_maps if _renders(self.engine) else self.engine.predict_volume
+        keyword = "input_sequence" in inspect.signature(method).parameters
+        if not (_takes_acquisitions(self.engine) or keyword):
             return ("spin_echo",)
         declared = self.engine.info.card.get("input_sequences")
         if declared is None:
@@ -173,7 +174,7 @@ class Model:
 
     def renders(self, acq: Acq) -> bool:
         """Whether the model predicts targets of ``acq``'s sequence."""
-        return self.identity or acq.sequence == "spin_echo" or self.engine.renders
+        return self.identity or acq.sequence == "spin_echo" or _renders(self.engine)
 
 
 def load_models(names, device: str, baselines: bool = True) -> list[Model]:
@@ -192,11 +193,50 @@ def load_models(names, device: str, baselines: bool = True) -> list[Model]:
     return out
 
 
-def _input_kwargs(model: Model, acq: Acq) -> dict:
+# The engine's requests. An engine that takes acquisitions as values (``predict_many``,
+# ``compute_maps(volume, input)``, ``render(maps, target)``) is called so; otherwise with
+# the times as keywords (``compute_maps(volume, input_te_ms=...)``, ``render(maps, te, tr)``,
+# ``predict_volume``).
+
+def _takes_acquisitions(engine) -> bool:
+    return hasattr(engine, "predict_many")
+
+
+def _renders(engine) -> bool:
+    """Whether the engine computes maps once and renders targets from them."""
+    return bool(getattr(engine, "renders_from_maps", None) or getattr(engine, "renders", False))
+
+
+def _acquisition(acq: Acq):
+    from napari_mr_reparam.acquisition import Acquisition
+
+    return Acquisition(acq.te, acq.tr, acq.sequence, acq.ti, acq.flip)
+
+
+def _input_kwargs(acq: Acq) -> dict:
     kwargs = {"input_te_ms": acq.te, "input_tr_ms": acq.tr}
     if acq.sequence != "spin_echo":
         kwargs.update(input_sequence=acq.sequence, input_ti_ms=acq.ti, input_flip_deg=acq.flip)
     return kwargs
+
+
+def _compute_maps(engine, images01: np.ndarray, inp: Acq):
+    if _takes_acquisitions(engine):
+        return engine.compute_maps(images01, _acquisition(inp))
+    return engine.compute_maps(images01, **_input_kwargs(inp))
+
+
+def _render(engine, maps, target: Acq) -> np.ndarray:
+    if _takes_acquisitions(engine):
+        return engine.render(maps, _acquisition(target))
+    return engine.render(maps, target.te, target.tr, sequence=target.sequence, ti_ms=target.ti,
+                         flip_deg=target.flip)
+
+
+def _predict_images(engine, images01: np.ndarray, inp: Acq, target: Acq) -> np.ndarray:
+    if _takes_acquisitions(engine):
+        return engine.predict(images01, _acquisition(target), _acquisition(inp))
+    return engine.predict_volume(images01, target.te, target.tr, **_input_kwargs(inp))
 
 
 def predict(model: Model, images01: np.ndarray, inp: Acq, targets: list[Acq]) -> list[np.ndarray | None]:
@@ -208,13 +248,12 @@ def predict(model: Model, images01: np.ndarray, inp: Acq, targets: list[Acq]) ->
         return [images01.copy() for _ in targets]
     engine = model.engine
     scale = np.maximum(images01.max(axis=(1, 2), keepdims=True), 1e-12)
-    kwargs = _input_kwargs(model, inp)
-    if engine.renders:
-        maps = engine.compute_maps(images01, **kwargs)
-        preds = [engine.render(maps, t.te, t.tr, sequence=t.sequence, ti_ms=t.ti) for t in targets]
+    if _renders(engine):
+        maps = _compute_maps(engine, images01, inp)
+        preds = [_render(engine, maps, t) for t in targets]
     else:
-        preds = [engine.predict_volume(images01, t.te, t.tr, **kwargs) if t.sequence == "spin_echo"
-                 else None for t in targets]
+        preds = [_predict_images(engine, images01, inp, t) if t.sequence == "spin_echo" else None
+                 for t in targets]
     return [None if p is None else np.clip(np.nan_to_num(p) / scale, 0.0, 1.0) for p in preds]
 
 
@@ -232,14 +271,12 @@ def predict_samples(model: Model, images01, inputs: list[Acq], targets: list[Acq
     for inp, idx in groups.items():
         idx = np.asarray(idx)
         wanted = sorted(set(targets[i] for i in idx), key=lambda a: (a.te, a.tr))
-        if model.engine.renders:
+        if _renders(model.engine):
             by_target = {t: np.flatnonzero([targets[i] == t for i in idx]) for t in wanted}
-            stack = np.asarray(images01[idx], np.float32)
-            maps = model.engine.compute_maps(stack, **_input_kwargs(model, inp))
+            maps = _compute_maps(model.engine, np.asarray(images01[idx], np.float32), inp)
             scale = np.maximum(images01[idx].max(axis=(1, 2)), 1e-12)
             for t, rows in by_target.items():
-                sub = _maps_subset(maps, rows)
-                pred = model.engine.render(sub, t.te, t.tr, sequence=t.sequence, ti_ms=t.ti)
+                pred = _render(model.engine, _maps_subset(maps, rows), t)
                 out[idx[rows]] = np.clip(pred / scale[rows, None, None], 0, 1)
         else:
             for t in wanted:
@@ -616,7 +653,7 @@ def run_mrilab(models: list[Model], limit: int, spec: str = MRILAB_SPEC, log=pri
     q = ds.p2p_input_pair[pairs, slices]
     rows = []
     for model in models:
-        native = bool(getattr(model.engine, "native_input", False))
+        native = bool(getattr(model.engine, "native_input", False))  # reads images on their own grid
         for task in ("d2p", "p2p"):
             if task == "p2p" and model.task == "d2p":
                 continue
