@@ -62,7 +62,6 @@ phantom, which the sample head is and whose grey and white matter are the T1 tem
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 import sys
 from dataclasses import dataclass, field, replace
@@ -148,23 +147,18 @@ class Model:
         return any(n.lower() in text for n in needles)
 
     def input_sequences(self) -> tuple[str, ...]:
-        """Input sequences the model reads: spin echo, unless the engine takes an
-        ``input_sequence`` and the model is conditioned on it (its card's
-        ``input_sequences``: true for all of ``physics.INPUT_SEQUENCES``, or a list)."""
+        """Input sequences the model reads: spin echo, unless its card says it is
+        conditioned on others (``input_sequences``: true for all of
+        ``physics.INPUT_SEQUENCES``, or a list) and the engine passes the input's
+        sequence on (:func:`_engine_reads_sequence`)."""
         from napari_mr_reparam import physics
 
         if self.identity:
             return physics.INPUT_SEQUENCES
-        method = self.engine.compute_maps if _renders(self.engine) else self.engine.predict_volume
-        keyword = "input_sequence" in inspect.signature(method).parameters
-        if not (_takes_acquisitions(self.engine) or keyword):
-            return ("spin_echo",)
         declared = self.engine.info.card.get("input_sequences")
-        if declared is None:
-            declared = getattr(self.engine.net, "input_sequences", False)
-        if declared is True:
-            return physics.INPUT_SEQUENCES
-        return tuple(declared) if declared else ("spin_echo",)
+        if not declared or not _engine_reads_sequence(self.engine):
+            return ("spin_echo",)
+        return physics.INPUT_SEQUENCES if declared is True else tuple(declared)
 
     def reads(self, acq: Acq) -> bool:
         """Whether the model can take ``acq`` as its input for what it is."""
@@ -197,6 +191,23 @@ def load_models(names, device: str, baselines: bool = True) -> list[Model]:
 # ``compute_maps(volume, input)``, ``render(maps, target)``) is called so; otherwise with
 # the times as keywords (``compute_maps(volume, input_te_ms=...)``, ``render(maps, te, tr)``,
 # ``predict_volume``).
+
+def _engine_reads_sequence(engine) -> bool:
+    """Whether the engine's prediction from an image changes when the image is said to be
+    an inversion-recovery rather than a spin-echo acquisition at the same TE/TR (an
+    engine that cannot say so, or drops it, reads every input as spin echo)."""
+    image = np.random.default_rng(0).uniform(0.2, 1.0, (1, 64, 64)).astype(np.float32)
+    spin_echo, flair = Acq(100.0, 5000.0), Acq(100.0, 5000.0, "inversion_recovery", 1000.0)
+    target = Acq(20.0, 600.0)
+    try:
+        if _renders(engine):
+            a, b = (_render(engine, _compute_maps(engine, image, inp), target) for inp in (spin_echo, flair))
+        else:
+            a, b = (_predict_images(engine, image, inp, target) for inp in (spin_echo, flair))
+    except (TypeError, ValueError):
+        return False
+    return not np.allclose(a, b)
+
 
 def _takes_acquisitions(engine) -> bool:
     return hasattr(engine, "predict_many")

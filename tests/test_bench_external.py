@@ -102,3 +102,22 @@ def test_an_existing_json_is_not_overwritten(tmp_path, capsys):
         bench_external.main(["--json", str(out)])
     assert out.read_text() == "{}"
     assert "exists" in capsys.readouterr().err
+
+
+class _ImageEngine:
+    """An engine of the keyword kind that predicts the input times a sequence-dependent gain."""
+
+    renders = False
+
+    def __init__(self, reads_sequence: bool):
+        self.reads_sequence = reads_sequence
+
+    def predict_volume(self, images, te_ms, tr_ms, input_te_ms=None, input_tr_ms=None,
+                       input_sequence=None, input_ti_ms=None, input_flip_deg=None):
+        gain = 0.5 if self.reads_sequence and input_sequence == "inversion_recovery" else 1.0
+        return np.asarray(images) * gain
+
+
+def test_sequence_support_is_what_the_engine_does_with_it():
+    assert bench_external._engine_reads_sequence(_ImageEngine(True))
+    assert not bench_external._engine_reads_sequence(_ImageEngine(False))
