@@ -54,7 +54,7 @@ def test_p2p_reads_the_sidecar_or_says_it_assumes_the_default(scan, tiny_weights
     (["--te", "abc", "--tr", "100"], "not a number"),
     (["--te", "50", "--tr", "4000", "--model", "gan"], "unknown model 'gan'; known: d2p, p2p"),
     (["--te", "50", "--tr", "4000", "--model", "runs/gone.pt"], "no weights file 'runs/gone.pt': no such file"),
-    (["--te", "50", "--tr", "4000", "--flip-average"], "flip averaging applies to the physics model only"),
+    (["--te", "50", "--tr", "4000", "--model", "d2p", "--flip-average"], "flip averaging applies to the physics model only"),
 ])
 def test_bad_parameters_are_one_line_errors(scan, tiny_weights, tmp_path, capsys, extra, message):
     path, _, _ = scan

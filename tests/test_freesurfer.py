@@ -161,3 +161,18 @@ def test_the_shared_anatomy_reads_as_heads_and_brains():
     assert head.extra_classes and head.fractions["skull"].sum() > 0
     real = load_freesurfer(ANATOMY / "voxelmorph" / "test_scan.npz")
     assert real.fractions["skin"].max() > 0.5  # a brain alone, given a head
+
+
+def test_training_draws_give_non_brain_classes_other_tissues_and_zero_keeps_the_rule(files):
+    from napari_mr_reparam.phantoms import random_subject
+
+    head = load_freesurfer(files["head"])
+    kept = random_subject(head, 0, tables=["brainweb_1.5t"], deform_mm=0.0, value_jitter=0.0,
+                          max_scale=0.0, max_rotation_deg=0.0)
+    moved = [random_subject(head, s, tables=["brainweb_1.5t"], deform_mm=0.0, value_jitter=0.0,
+                            max_scale=0.0, max_rotation_deg=0.0, extra_reassign=1.0) for s in range(4)]
+    np.testing.assert_allclose(kept.t1, head.t1, atol=1e-3)
+    assert any(not np.allclose(m.t1[~head.mask()], head.t1[~head.mask()]) for m in moved)
+    brain = head.mask() & (head.fractions["skull"] + head.fractions["muscle"] + head.fractions["fat"] < 1e-3)
+    for m in moved:  # the brain keeps its tissue
+        np.testing.assert_allclose(m.t1[brain], head.t1[brain], rtol=1e-4)

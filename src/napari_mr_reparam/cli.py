@@ -211,7 +211,8 @@ def build_parser() -> argparse.ArgumentParser:
                          "physics models trained on other input sequences read them")
     pr.add_argument("--input-ti", type=_positive_ms, help="input inversion time, ms (inversion_recovery, mprage)")
     pr.add_argument("--input-flip", type=float, help="input flip angle, degrees (gradient_echo, mprage)")
-    pr.add_argument("--model", default="d2p", help="bundled model: d2p, p2p or physics (default d2p)")
+    pr.add_argument("--model", default="physics",
+                    help="bundled model: physics (the default), physics_mrilab, d2p or p2p")
     pr.add_argument("--weights", help="a weights file (.safetensors with its card, or .pt)")
     pr.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     pr.add_argument("--batch-size", type=int, default=8, help="slices per batch (default 8)")
@@ -226,7 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr.set_defaults(func=cmd_predict)
 
     demo = sub.add_parser("demo", help="open napari with the sample head and the widget")
-    demo.add_argument("--model", default="d2p")
+    demo.add_argument("--model", default="physics")
     demo.add_argument("--device", default="auto")
     demo.set_defaults(func=cmd_demo)
     return parser

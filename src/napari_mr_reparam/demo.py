@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 
-def open_demo(viewer=None, model: str = "d2p", device: str = "auto"):
+def open_demo(viewer=None, model: str = "physics", device: str = "auto"):
     """Load the sample data into ``viewer`` (a new one when None) and dock the widget.
 
     Returns ``(viewer, widget)``. The input layer is selected as the widget's image and
@@ -32,7 +32,7 @@ def open_demo(viewer=None, model: str = "d2p", device: str = "auto"):
     return viewer, widget
 
 
-def run_demo(model: str = "d2p", device: str = "auto") -> int:
+def run_demo(model: str = "physics", device: str = "auto") -> int:
     import napari
 
     open_demo(model=model, device=device)

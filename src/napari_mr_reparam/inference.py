@@ -118,7 +118,8 @@ class Reparameterizer:
     Parameters
     ----------
     model : str
-        A bundled model name (``d2p``, ``p2p``, ``physics``) or a weights file path.
+        A bundled model name (``physics``, the default generalist; ``physics_mrilab``, ``d2p``,
+        ``p2p``) or a weights file path.
     weights : str, optional
         A weights file (.safetensors or .pt checkpoint) that overrides ``model``.
     device : str
@@ -130,7 +131,7 @@ class Reparameterizer:
         only), used by requests that do not give their own.
     """
 
-    def __init__(self, model: str = "d2p", weights: str | None = None, device: str = "auto",
+    def __init__(self, model: str = "physics", weights: str | None = None, device: str = "auto",
                  batch_size: int = 8, consistency: float | None = None, flip_average: bool | None = None,
                  calibrate_peak: bool | None = None):
         import torch
