@@ -107,7 +107,7 @@ def _te_row(split, label, task, r) -> str:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--phantom", default=DEFAULT_PHANTOM)
-    parser.add_argument("--models", nargs="*", default=["identity", "d2p", "p2p", "physics"])
+    parser.add_argument("--models", nargs="*", default=["identity", "d2p", "p2p", "physics_mrilab"])
     parser.add_argument("--weights", nargs="*", default=[], metavar="LABEL=FILE")
     parser.add_argument("--splits", nargs="+", default=["paper"], choices=("paper", "slices"),
                         help="the bundled weights are trained on the paper split, so only it is "

@@ -54,14 +54,14 @@ def test_p2p_reads_the_sidecar_or_says_it_assumes_the_default(scan, tiny_weights
     (["--te", "abc", "--tr", "100"], "not a number"),
     (["--te", "50", "--tr", "4000", "--model", "gan"], "unknown model 'gan'; known: d2p, p2p"),
     (["--te", "50", "--tr", "4000", "--model", "runs/gone.pt"], "no weights file 'runs/gone.pt': no such file"),
-    (["--te", "50", "--tr", "4000", "--flip-average"], "flip averaging applies to the physics model only"),
+    (["--te", "50", "--tr", "4000", "--model", "d2p", "--flip-average"], "flip averaging applies to the physics model only"),
     (["--te", "0.1", "--tr", "5"], "TE 0.1 looks like seconds; times are in milliseconds (did you mean 100 ms?)"),
     (["--te", "100", "--tr", "5"], "did you mean 5000 ms?"),
     (["--te", "100", "--tr", "3000", "--model", "p2p", "--input-te", "0.05", "--input-tr", "4500"],
      "input TE 0.05 looks like seconds"),
-    (["--te", "100", "--tr", "3000", "--input-te", "20", "--input-tr", "600"],
+    (["--te", "100", "--tr", "3000", "--model", "d2p", "--input-te", "20", "--input-tr", "600"],
      "reads inputs at TE 50 / TR 4500 ms only; for an input at TE 20 / TR 600 ms use --model p2p"),
-    (["--te", "100", "--tr", "3000", "--sequence", "inversion_recovery", "--ti", "2500"],
+    (["--te", "100", "--tr", "3000", "--model", "d2p", "--sequence", "inversion_recovery", "--ti", "2500"],
      "needs the physics model"),
     (["--te", "100", "--tr", "9000", "--model", "physics", "--sequence", "inversion_recovery"], "needs --ti"),
     (["--te", "100", "--tr", "9000", "--model", "physics", "--ti", "2500"], "--ti applies to"),
@@ -288,3 +288,19 @@ def test_demo_without_a_display_says_how_to_run_it(monkeypatch, capsys):
     assert main(["demo"]) == 2
     err = capsys.readouterr().err
     assert "no display found" in err and "xvfb-run -a napari-mr-reparam demo" in err
+
+
+def test_input_sequence_comes_from_options_or_sidecar(scan, tiny_weights, tmp_path, capsys):
+    path, _, _ = scan
+    args = ["predict", str(path), "--te", "100", "--tr", "3000", "--model", "physics", "-q",
+            "--input-te", "3", "--input-tr", "2300"]
+    assert main(args + ["-o", str(tmp_path / "a.nii.gz"), "--input-sequence", "mprage"]) == 1
+    assert "needs its inversion time: --input-ti" in capsys.readouterr().err
+    assert main(args + ["-o", str(tmp_path / "a.nii.gz"), "--input-sequence", "mprage", "--input-ti", "900",
+                        "--input-flip", "9"]) == 1
+    assert "reads spin-echo inputs only" in capsys.readouterr().err  # the tiny physics net is an old one
+    (tmp_path / "scan.json").write_text(json.dumps({"EchoTime": 0.003, "RepetitionTime": 2.3,
+                                                    "InversionTime": 0.9, "FlipAngle": 9,
+                                                    "ScanningSequence": ["GR", "IR"]}))
+    assert main(args[:-4] + ["-o", str(tmp_path / "b.nii.gz")]) == 1
+    assert "reads spin-echo inputs only" in capsys.readouterr().err

@@ -224,3 +224,27 @@ def test_a_volume_without_an_image_is_refused(tiny_weights, fill):
     engine = Reparameterizer("d2p", device="cpu")
     with pytest.raises(ValueError, match="holds no image"):
         engine.predict_volume(np.full((2, 8, 8), fill, np.float32), 100, 3000)
+
+
+def test_inputs_of_other_sequences_reach_a_network_conditioned_on_them(tiny_weights, volume, tmp_path):
+    from napari_mr_reparam import weights
+    from napari_mr_reparam.models.physics_net import PhysicsNet
+
+    torch.manual_seed(0)
+    net = PhysicsNet(base=4, depth=3, task="p2p", input_sequences=True)
+    torch.nn.init.normal_(net.film[-1].weight, std=0.5)  # conditions that change the maps
+    card = {"arch": "physics", "task": "p2p", "width": 0.03, "base": 4, "depth": 3, "name": "seq",
+            "input_sequences": True}
+    path = weights.save_weights(net.state_dict(), card, tmp_path / "seq.safetensors")
+    engine = Reparameterizer(weights=str(path), device="cpu")
+    target = Acquisition(80, 2500)
+    mprage = engine.predict(volume, target, Acquisition(3, 2300, "mprage", 900, 9))
+    gre = engine.predict(volume, target, Acquisition(3, 2300, "gradient_echo", None, 9))
+    assert mprage.shape == volume.shape and not np.allclose(mprage, gre)
+    keywords = engine.predict_volume(volume, 80, 2500, 3, 2300, input_sequence="mprage", input_ti_ms=900,
+                                     input_flip_deg=9)
+    np.testing.assert_array_equal(keywords, mprage)
+    with pytest.raises(ValueError, match="spin-echo inputs only"):
+        Reparameterizer("physics", device="cpu").predict(volume, target, Acquisition(3, 2300, "mprage", 900, 9))
+    with pytest.raises(ValueError, match="spin-echo inputs only"):
+        Reparameterizer("p2p", device="cpu").predict(volume, target, Acquisition(3, 2300, "mprage", 900, 9))

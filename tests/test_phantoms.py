@@ -327,3 +327,20 @@ def test_random_bias_field_and_noise_level():
     assert np.array_equal(field, random_bias_field((20, 30, 30), 0, 0.2))
     levels = [random_noise_level(np.random.default_rng(s), 0.01, 0.02) for s in range(20)]
     assert all(0.01 <= v <= 0.02 for v in levels) and len(set(levels)) > 1
+
+
+def test_tissue_jitter_mixes_tables_and_varies_contrast_and_is_off_at_zero(mni):
+    from napari_mr_reparam.phantoms.random_subject import mixed_table
+
+    rng = np.random.default_rng(0)
+    tables = [mixed_table(["brainweb_1.5t", "3t"], rng, 0.15) for _ in range(20)]
+    ratios = {round(t["grey_matter"].t1 / t["white_matter"].t1, 3) for t in tables}
+    assert len(ratios) == 20  # each subject's grey/white contrast its own
+    low, high = get_table("brainweb_1.5t")["white_matter"].t1, get_table("3t")["white_matter"].t1
+    plain = mixed_table(["brainweb_1.5t", "3t"], np.random.default_rng(1), 0.0)
+    assert min(low, high) <= plain["white_matter"].t1 <= max(low, high)
+    a = random_subject(mni, 3, tables=["brainweb_1.5t", "3t"], deform_mm=0.0, value_jitter=0.0,
+                       tissue_jitter=0.3)
+    b = random_subject(mni, 3, tables=["brainweb_1.5t", "3t"], deform_mm=0.0, value_jitter=0.0)
+    assert not np.allclose(a.t1, b.t1)
+    assert b.name.endswith("+random(3)") and "~" not in b.name  # off: one table as it is

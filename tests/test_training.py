@@ -165,6 +165,30 @@ def test_export_refuses_what_is_not_an_evaluate_report(tmp_path, capsys):
     assert not out.exists()
 
 
+def test_export_records_the_external_benchmark_rows_of_the_checkpoint(tmp_path, capsys, monkeypatch):
+    import shutil
+
+    from napari_mr_reparam.weights import BUNDLED_DIR
+
+    report = {"models": ["physics", "`w.safetensors`"],
+              "heldout": {"rows": [{"model": "physics", "what": "default input", "summary": {"psnr_mean": 1.0}},
+                                   {"model": "`w.safetensors`", "what": "default input",
+                                    "summary": {"count": 4, "psnr_mean": 20.5, "loss": 3}}]},
+              "sample": {"rows": [{"model": "`w.safetensors`", "targets": [{"psnr": 21.0}]}]}}
+    (tmp_path / "ext.json").write_text(json.dumps(report))
+    monkeypatch.chdir(tmp_path)
+    assert train_main(["export", "d2p", "--name", "d2p", "--out", "out.safetensors",
+                       "--external", "ext.json"]) == 2  # no rows score "d2p"
+    assert "no rows score d2p" in capsys.readouterr().err
+    shutil.copy(BUNDLED_DIR / "d2p.safetensors", "w.safetensors")
+    shutil.copy(BUNDLED_DIR / "d2p.json", "w.json")
+    assert train_main(["export", "w.safetensors", "--name", "w", "--out", "out.safetensors",
+                       "--external", "ext.json"]) == 0
+    card = json.loads((tmp_path / "out.json").read_text())
+    assert card["external"] == {"heldout": [{"what": "default input", "count": 4, "psnr_mean": 20.5}],
+                                "sample": [{"targets": [{"psnr": 21.0}]}]}
+
+
 def test_bad_arguments_are_one_line_errors(tmp_path, capsys):
     assert train_main(["simulate", "--phantom", "nowhere", "--out", str(tmp_path)]) == 2
     assert train_main(["simulate", "--phantom", "mrilab:/no/such.npz", "--out", str(tmp_path)]) == 2

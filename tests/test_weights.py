@@ -10,7 +10,8 @@ from napari_mr_reparam.inference import Reparameterizer
 from napari_mr_reparam.weights import WeightsError, load_weights, save_weights, sha256_of
 
 
-BUNDLED = {"d2p": ("paper", "d2p"), "p2p": ("paper", "p2p"), "physics": ("physics", "p2p")}
+BUNDLED = {"d2p": ("paper", "d2p"), "p2p": ("paper", "p2p"), "physics": ("physics", "p2p"),
+           "physics_mrilab": ("physics", "p2p")}
 
 
 @pytest.mark.parametrize("name", sorted(BUNDLED))
@@ -23,7 +24,8 @@ def test_bundled_models_are_verified_and_described(name):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name,task", [("d2p", "d2p"), ("p2p", "p2p"), ("physics", "d2p"), ("physics", "p2p")])
+@pytest.mark.parametrize("name,task", [("d2p", "d2p"), ("p2p", "p2p"), ("physics_mrilab", "d2p"),
+                                       ("physics_mrilab", "p2p")])
 def test_bundled_models_beat_identity_on_held_out_mrilab_images(name, task):
     """The bundled weights are trained: on held-out test images of the MRiLab protocol
     they must be far closer to the truth than returning the input unchanged."""

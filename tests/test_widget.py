@@ -19,6 +19,8 @@ def demo(make_napari_viewer, tiny_weights):
     viewer.window.add_dock_widget(widget)
     widget.reset_choices()
     widget.image.value = viewer.layers[0]
+    assert widget.model.value == "physics"  # the default
+    widget.model.value = "d2p"  # the tests below start from the paper's model
     return viewer, widget
 
 

@@ -78,7 +78,7 @@ class ReparamWidget(Container):
         import napari
 
         self.image = create_widget(annotation=napari.layers.Image, label="Input")
-        self.model = ComboBox(choices=model_choices(), value="d2p", label="Model")
+        self.model = ComboBox(choices=model_choices(), value="physics", label="Model")
         self.input_te = FloatSpinBox(value=DEFAULT_TE_MS, min=1, max=5000, step=1, label="Input TE (ms)")
         self.input_tr = FloatSpinBox(value=DEFAULT_TR_MS, min=10, max=20000, step=10, label="Input TR (ms)")
         self.te = FloatSlider(value=100.0, min=5.0, max=1500.0, step=1.0, label="TE (ms)")

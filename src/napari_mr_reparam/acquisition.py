@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import DEFAULT_TE_MS, DEFAULT_TR_MS
-from .physics import SEQUENCES
+from .physics import INPUT_SEQUENCES
 from .units import refuse_seconds
 
 #: The acquisition range the bundled models were trained on (ms), per parameter: the
@@ -24,7 +24,8 @@ TRAINED_RANGE_MS = {"te": (20.0, 1000.0), "tr": (1200.0, 10000.0)}
 class Acquisition:
     """Sequence parameters of an image. Times in milliseconds, flip angle in degrees.
 
-    ``ti_ms`` is needed by ``inversion_recovery``, ``flip_deg`` by ``gradient_echo``.
+    ``ti_ms`` is needed by ``inversion_recovery``, ``flip_deg`` by ``gradient_echo``,
+    both by ``mprage`` (an input sequence only: models render the others).
     Impossible values, and times that can only be seconds, raise ``ValueError`` with a
     one-line reason.
     """
@@ -36,8 +37,8 @@ class Acquisition:
     flip_deg: float | None = None
 
     def __post_init__(self):
-        if self.sequence not in SEQUENCES:
-            raise ValueError(f"unknown sequence {self.sequence!r}; known: {', '.join(SEQUENCES)}")
+        if self.sequence not in INPUT_SEQUENCES:
+            raise ValueError(f"unknown sequence {self.sequence!r}; known: {', '.join(INPUT_SEQUENCES)}")
         refuse_seconds(te=self.te_ms, tr=self.tr_ms, ti=self.ti_ms)
         validate_times(self.te_ms, self.tr_ms, self.ti_ms)
 

@@ -236,7 +236,7 @@ def _predict_file(engine, path, targets, outputs, args, options) -> list:
         _dicom_input_times(path, args)
     if engine.task == "p2p":
         te_in, tr_in, source = input_acquisition(volume, args.input_te, args.input_tr)
-        given = Acquisition(te_in, tr_in)
+        given = _input_sequence(volume, te_in, tr_in, args)
         if source == "default":
             print(f"notice: {path.name}: no input TE/TR given and no BIDS sidecar found; taking the "
                   f"input to be at TE {te_in:g} ms / TR {tr_in:g} ms", file=sys.stderr)
@@ -248,6 +248,23 @@ def _predict_file(engine, path, targets, outputs, args, options) -> list:
     return [((te, tr), save_volume(outputs[(path, (te, tr))], pred, like=volume, te_ms=te, tr_ms=tr,
                                    model=engine.info.name, extra=extra, overwrite=args.overwrite))
             for (te, tr), pred in zip(targets, predictions)]
+
+
+def _input_sequence(volume, te_in: float, tr_in: float, args):
+    """The input's Acquisition: its sequence, TI (ms) and flip angle from the options, else
+    from its BIDS sidecar (``ScanningSequence``, ``InversionTime``, ``FlipAngle``), else a
+    spin echo."""
+    from .acquisition import Acquisition
+
+    sequence = args.input_sequence or getattr(volume, "sequence", None) or "spin_echo"
+    ti = args.input_ti if args.input_ti is not None else volume.ti_ms
+    flip = args.input_flip if args.input_flip is not None else volume.flip_deg
+    if sequence in ("inversion_recovery", "mprage") and ti is None:
+        raise ValueError(f"a {sequence.replace('_', ' ')} input needs its inversion time: --input-ti MS")
+    if sequence in ("gradient_echo", "mprage") and flip is None:
+        raise ValueError(f"a {sequence.replace('_', ' ')} input needs its flip angle: --input-flip DEG")
+    return Acquisition(te_in, tr_in, sequence, ti if sequence in ("inversion_recovery", "mprage") else None,
+                       flip if sequence in ("gradient_echo", "mprage") else None)
 
 
 def cmd_demo(args) -> int:
@@ -263,6 +280,8 @@ def cmd_demo(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .physics import INPUT_SEQUENCES
+
     parser = argparse.ArgumentParser(
         prog="napari-mr-reparam",
         description="Predict how an MR scan would look at another TE/TR (times in ms).",
@@ -282,17 +301,23 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--suffix", help="output type in folder mode (default: the input's), e.g. .nii.gz")
     pr.add_argument("--sequence", default="spin_echo",
                     choices=["spin_echo", "inversion_recovery", "gradient_echo"],
-                    help="target sequence (default spin_echo); the others need --model physics")
+                    help="target sequence (default spin_echo); the others need a physics model")
     pr.add_argument("--ti", type=_positive_ms, help="inversion time, ms (--sequence inversion_recovery)")
     pr.add_argument("--flip", type=float, metavar="DEG",
                     help="flip angle, degrees (--sequence gradient_echo)")
     pr.add_argument("--input-te", type=_positive_ms,
                     help="input echo time, ms (p2p and physics; d2p reads TE 50 / TR 4500 only)")
     pr.add_argument("--input-tr", type=_positive_ms, help="input repetition time, ms (p2p and physics)")
+    pr.add_argument("--input-sequence", choices=INPUT_SEQUENCES,
+                    help="the input's sequence (default: its BIDS sidecar's or DICOM tags', else "
+                         "spin_echo); physics models trained on other input sequences read them")
+    pr.add_argument("--input-ti", type=_positive_ms, help="input inversion time, ms (inversion_recovery, mprage)")
+    pr.add_argument("--input-flip", type=float, help="input flip angle, degrees (gradient_echo, mprage)")
     pr.add_argument("--acquisition", type=int, metavar="N",
                     help="DICOM: predict from the N-th acquisition of the series only (1 = shortest "
                          "TI, then TE); by default every acquisition is an input")
-    pr.add_argument("--model", default="d2p", help="bundled model: d2p, p2p or physics (default d2p)")
+    pr.add_argument("--model", default="physics",
+                    help="bundled model: physics (the default), physics_mrilab, d2p or p2p")
     pr.add_argument("--weights", help="a weights file (.safetensors with its card, or .pt)")
     pr.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     pr.add_argument("--batch-size", type=int, default=8, help="slices per batch (default 8)")
@@ -307,7 +332,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr.set_defaults(func=cmd_predict)
 
     demo = sub.add_parser("demo", help="open napari with the sample head and the widget")
-    demo.add_argument("--model", default="d2p")
+    demo.add_argument("--model", default="physics")
     demo.add_argument("--device", default="auto")
     demo.set_defaults(func=cmd_demo)
     return parser

@@ -24,7 +24,7 @@ def missing_display() -> bool:
     return not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
-def open_demo(viewer=None, model: str = "d2p", device: str = "auto", run: bool = True):
+def open_demo(viewer=None, model: str = "physics", device: str = "auto", run: bool = True):
     """Load the sample data into ``viewer`` (a new one when None) and dock the widget.
 
     Returns ``(viewer, widget)``. The input layer is selected as the widget's image and
@@ -89,7 +89,7 @@ def fit_to_screen(viewer) -> None:
     window.move(area.left(), area.top())
 
 
-def run_demo(model: str = "d2p", device: str = "auto") -> int:
+def run_demo(model: str = "physics", device: str = "auto") -> int:
     import napari
 
     open_demo(model=model, device=device)

@@ -307,7 +307,7 @@ def _acquisition_volume(label: str, members: list) -> Volume:
     return Volume(
         data=np.ascontiguousarray(data), spacing=(slice_step, row_mm, col_mm), affine=affine,
         header=header, ornt=_NATIVE_ORNT.copy(), original_shape=shape_ijk, kind="dicom",
-        source=str(first_file.parent), **params,
+        source=str(first_file.parent), sequence=sequence_name(first), **params,
         extra={"sequence": sequence_name(first), "field_strength_t": _number(first, "MagneticFieldStrength"),
                "manufacturer": str(first.get("Manufacturer", "")) or None,
                "series_description": str(first.get("SeriesDescription", "")) or None,

@@ -118,7 +118,8 @@ class Reparameterizer:
     Parameters
     ----------
     model : str
-        A bundled model name (``d2p``, ``p2p``, ``physics``) or a weights file path.
+        A bundled model name (``physics``, the default generalist; ``physics_mrilab``, ``d2p``,
+        ``p2p``) or a weights file path.
     weights : str, optional
         A weights file (.safetensors or .pt checkpoint) that overrides ``model``.
     device : str
@@ -130,7 +131,7 @@ class Reparameterizer:
         only), used by requests that do not give their own.
     """
 
-    def __init__(self, model: str = "d2p", weights: str | None = None, device: str = "auto",
+    def __init__(self, model: str = "physics", weights: str | None = None, device: str = "auto",
                  batch_size: int = 8, consistency: float | None = None, flip_average: bool | None = None,
                  calibrate_peak: bool | None = None):
         import torch
@@ -266,6 +267,9 @@ class Reparameterizer:
             return (self.render(maps, target).reshape(data.shape) for target in targets)
         for target in targets:
             _spin_echo_only(self.info.name, target)
+        if input is not None and _as_acquisition(input).sequence != "spin_echo":
+            raise ValueError(f"{self.info.name} reads spin-echo inputs only; the physics model reads "
+                             f"{input.sequence.replace('_', ' ')}")
         images, scale, nan, _ = _normalized_slices(data)
 
         def one(target):
@@ -278,10 +282,14 @@ class Reparameterizer:
     def predict_volume(self, volume: np.ndarray, te_ms, tr_ms, input_te_ms=None, input_tr_ms=None, *,
                        sequence: str = "spin_echo", ti_ms=None, flip_deg=None, consistency=None,
                        flip_average=None, calibrate_peak=None, progress: Progress | None = None,
-                       cancelled: CancelCheck | None = None) -> np.ndarray:
-        """:meth:`predict` with the acquisitions and options given as keywords (times in ms)."""
+                       cancelled: CancelCheck | None = None, input_sequence: str = "spin_echo",
+                       input_ti_ms=None, input_flip_deg=None) -> np.ndarray:
+        """:meth:`predict` with the acquisitions and options given as keywords (times in ms;
+        the input's sequence, TI and flip angle as ``input_sequence``, ``input_ti_ms`` and
+        ``input_flip_deg``)."""
         target = Acquisition(te_ms, tr_ms, sequence, ti_ms, flip_deg)
-        return self.predict(volume, target, _input_acquisition(input_te_ms, input_tr_ms),
+        given = _input_acquisition(input_te_ms, input_tr_ms, input_sequence, input_ti_ms, input_flip_deg)
+        return self.predict(volume, target, given,
                             options=InferenceOptions(consistency, flip_average, calibrate_peak),
                             progress=progress, cancelled=cancelled)
 
@@ -318,6 +326,7 @@ class Reparameterizer:
             t = torch.from_numpy(np.ascontiguousarray(x))[:, None].to(self.device)
             maps = self.net.maps(t, torch.from_numpy(np.array(given.te_ms, np.float32)),
                                  torch.from_numpy(np.array(given.tr_ms, np.float32)),
+                                 *_sequence_conditions(given),
                                  consistency=options.consistency, flip_average=options.flip_average,
                                  calibrate_peak=options.calibrate_peak)
         out = {k: maps[k][:, 0].float().cpu().numpy() for k in ("pd", "t1", "t2")}
@@ -417,13 +426,29 @@ class Reparameterizer:
         return resize_slices(y, size) if y.shape[-2:] != size else y
 
 
-def _input_acquisition(te_ms, tr_ms) -> Acquisition | None:
-    """The input's spin-echo acquisition from optional TE/TR (ms); None when neither is given."""
+def _input_acquisition(te_ms, tr_ms, sequence: str = "spin_echo", ti_ms=None,
+                       flip_deg=None) -> Acquisition | None:
+    """The input's acquisition from optional TE/TR (ms) and its sequence, TI (ms) and flip
+    angle; None when neither time is given to a spin echo."""
     from . import DEFAULT_TE_MS, DEFAULT_TR_MS
 
-    if te_ms is None and tr_ms is None:
+    if te_ms is None and tr_ms is None and sequence == "spin_echo":
         return None
-    return Acquisition(DEFAULT_TE_MS if te_ms is None else te_ms, DEFAULT_TR_MS if tr_ms is None else tr_ms)
+    return Acquisition(DEFAULT_TE_MS if te_ms is None else te_ms, DEFAULT_TR_MS if tr_ms is None else tr_ms,
+                       sequence, ti_ms, flip_deg)
+
+
+def _sequence_conditions(given: Acquisition) -> tuple:
+    """The network's input-sequence arguments: none for a spin echo (every physics
+    network reads it), else the sequence with its TI and flip angle (0 where absent)."""
+    if given.sequence == "spin_echo":
+        return ()
+    import torch
+
+    def values(v):
+        return torch.from_numpy(np.array(0.0 if v is None else v, np.float32))
+
+    return given.sequence, values(given.ti_ms), values(given.flip_deg)
 
 
 def _as_acquisition(given: Acquisition | None) -> Acquisition:

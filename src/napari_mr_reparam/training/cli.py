@@ -153,12 +153,54 @@ def cmd_export(args) -> int:
         card.setdefault("metrics", {})[key] = {
             k: v for k, v in report.items()
             if k.endswith(("_mean", "_std")) or k in CARD_REPORT_KEYS}
+    for report_file in args.external or []:
+        card.setdefault("external", {}).update(_external_rows(report_file, args.checkpoint))
     out = Path(args.out) if args.out else BUNDLED_DIR / f"{args.name}.safetensors"
     if out.exists() and not args.overwrite:
         raise FileExistsError(f"{out} exists; pass --overwrite to replace it")
     save_weights(state, card, out)
     print(f"wrote {out} and {out.with_suffix('.json').name}")
     return 0
+
+
+def _external_rows(path: str, checkpoint: str) -> dict:
+    """The rows of a ``benchmarks/bench_external.py --json`` report that score the model
+    given as ``checkpoint`` (labelled by that path there), per row group: each row's input
+    or task and its PSNR figures (overall, brain, T1-like, per target-TE band)."""
+    report = _read_json(path)
+    label = f"`{checkpoint}`"
+    out = {}
+    for group, result in report.items():
+        if not isinstance(result, dict) or not isinstance(result.get("rows"), list):
+            continue
+        rows = []
+        for row in result["rows"]:
+            if row.get("model") not in (checkpoint, label):
+                continue
+            summary = row.get("summary")
+            if summary is None:  # the sample head's targets, the template's tissue means
+                rows.append({k: v for k, v in row.items() if k != "model"})
+                continue
+            rows.append({"what": row.get("what"), **{k: v for k, v in summary.items()
+                                                      if k.startswith("psnr") or k.endswith("count")}})
+        if rows:
+            out[group] = rows
+    if not out:
+        raise ValueError(f"{path}: no rows score {checkpoint}; run the benchmark with --models {checkpoint}")
+    return out
+
+
+def _read_json(path: str) -> dict:
+    import json
+    from pathlib import Path
+
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{path}: not a readable JSON report ({str(exc).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: not a benchmark report")
+    return data
 
 
 def _add_train_options(p: argparse.ArgumentParser) -> None:
@@ -235,6 +277,9 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("checkpoint")
     ex.add_argument("--name", required=True, help="weight-set name (d2p, p2p, physics)")
     ex.add_argument("--metrics", action="append", help="evaluate --json reports to record in the card")
+    ex.add_argument("--external", action="append",
+                    help="benchmarks/bench_external.py --json reports whose rows for this checkpoint "
+                         "the card records")
     ex.add_argument("--out", help="output .safetensors (default: the package's bundled weights)")
     ex.add_argument("--overwrite", action="store_true")
     ex.set_defaults(func=cmd_export)

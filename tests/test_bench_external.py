@@ -1,0 +1,123 @@
+"""The external benchmark (benchmarks/bench_external.py) on a tiny configuration: every
+row group prints its table with a row for every model, and the JSON holds the figures."""
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import bench_external  # noqa: E402
+
+from helpers import mrilab_path  # noqa: E402
+
+
+def _label_map(path: Path, size: int = 40) -> Path:
+    """A ball of white matter with ventricles, cortex, CSF and two unnamed head labels,
+    FreeSurfer-numbered, at 1 mm."""
+    import nibabel as nib
+
+    z, y, x = np.indices((size,) * 3) - size / 2
+    r = np.sqrt(z**2 + y**2 + x**2)
+    labels = np.zeros((size,) * 3, np.int16)
+    for radius, label in ((19, 507), (17, 515), (15, 24), (14, 3), (11, 2), (4, 4)):
+        labels[r < radius] = label
+    labels[(r < 11) & (x > 5)] = 41
+    nib.save(nib.Nifti1Image(labels, np.eye(4)), str(path))
+    return path
+
+
+def _run(tmp_path, capsys, *args):
+    out = tmp_path / "out.json"
+    assert bench_external.main([*args, "--json", str(out), "--device", "cpu"]) == 0
+    return capsys.readouterr().out, json.loads(out.read_text())
+
+
+def _table_rows(text: str, title: str) -> list[str]:
+    block = text.split(f"### {title}")[1].split("###")[0]
+    return [line for line in block.splitlines() if line.startswith("| ") and not line.startswith("| model")]
+
+
+def test_heldout_sample_and_template_tables_have_every_row(tiny_weights, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(bench_external, "SAMPLE_EVERY", 8)  # 3 of the demo's 24 slices
+    subjects = [str(_label_map(tmp_path / "s.nii.gz"))]
+    text, report = _run(tmp_path, capsys, "--groups", "heldout", "sample", "mni152",
+                        "--subjects", *subjects, "--slices", "2", "--targets", "4")
+    assert report["models"] == ["identity", "physics", "d2p", "p2p"]
+
+    heldout = _table_rows(text, bench_external.TITLES["heldout"])
+    # identity: all six inputs; tiny physics and p2p: the four spin-echo ones; d2p: the default
+    assert len(heldout) == 6 + 4 + 1 + 4
+    assert {r.split(" | ")[1] for r in heldout} == {f"{n} input" for n in bench_external.INPUT_NAMES}
+    rows = report["heldout"]["rows"]
+    assert all(r["summary"]["count"] == 2 * 4 for r in rows)  # slices x targets
+    assert all(r["summary"]["psnr_t1_like_mean"] > 0 for r in rows)
+    identity = next(r for r in rows if r["model"] == "identity" and r["what"] == "default input")
+    assert identity["saw"] is None and 0 < identity["summary"]["psnr_mean"] < 100
+
+    sample = _table_rows(text, bench_external.TITLES["sample"])
+    assert [r.split(" | ")[0] for r in sample] == ["| identity", "| physics", "| d2p", "| p2p"]
+    assert all(len(r["targets"]) == 3 and r["targets"][0]["images"] == 3 for r in report["sample"]["rows"])
+
+    template = report["mni152"]["rows"]
+    kinds = {(r["model"].split(" ")[0], r["target"]) for r in template}
+    assert ("identity", "T1-like") in kinds and ("physics", "FLAIR-like") in kinds
+    assert ("p2p", "T2-like") in kinds and ("p2p", "FLAIR-like") not in kinds  # spin echo only
+    identity_t1 = next(r for r in template if r["model"] == "identity")
+    assert identity_t1["right"]  # the T1-weighted template itself: WM > GM > CSF
+
+
+def test_the_same_draws_give_the_same_subject(tmp_path):
+    path = _label_map(tmp_path / "s.nii.gz")
+    a, b = (bench_external.heldout_subject(path, 3, 2) for _ in range(2))
+    acq = a.inputs[1]
+    assert np.array_equal(a.acquire(acq), b.acquire(acq))
+    assert a.thickness in range(bench_external.SLICE_MM[0], bench_external.SLICE_MM[1] + 1)
+    assert a.classes.shape[-2:] == (bench_external.MATRIX,) * 2
+    other = bench_external.heldout_subject(path, 4, 2)
+    assert not np.array_equal(a.values, other.values)
+
+
+def test_ordering_rules():
+    assert bench_external.ordering_right("WM > GM > CSF", csf=10, gm=50, wm=80)
+    assert not bench_external.ordering_right("CSF > GM > WM", csf=10, gm=50, wm=80)
+    assert bench_external.ordering_right("GM > WM, CSF >= 0.9 GM", csf=46, gm=50, wm=40)
+    assert not bench_external.ordering_right("GM > WM, CSF >= 0.9 GM", csf=40, gm=50, wm=40)
+
+
+def test_mrilab_rows_cover_both_tasks(tiny_weights, tmp_path, capsys):
+    spec = f"mrilab:{mrilab_path()}"
+    text, report = _run(tmp_path, capsys, "--groups", "mrilab", "--mrilab", spec, "--limit", "4")
+    rows = _table_rows(text, bench_external.TITLES["mrilab"])
+    assert len(rows) == 2 + 2 + 1 + 2  # identity, physics (both tasks), d2p, p2p (both tasks)
+    assert all(r["summary"]["count"] == 4 for r in report["mrilab"]["rows"])
+
+
+def test_an_existing_json_is_not_overwritten(tmp_path, capsys):
+    out = tmp_path / "out.json"
+    out.write_text("{}")
+    with pytest.raises(SystemExit):
+        bench_external.main(["--json", str(out)])
+    assert out.read_text() == "{}"
+    assert "exists" in capsys.readouterr().err
+
+
+class _ImageEngine:
+    """An engine of the keyword kind that predicts the input times a sequence-dependent gain."""
+
+    renders = False
+
+    def __init__(self, reads_sequence: bool):
+        self.reads_sequence = reads_sequence
+
+    def predict_volume(self, images, te_ms, tr_ms, input_te_ms=None, input_tr_ms=None,
+                       input_sequence=None, input_ti_ms=None, input_flip_deg=None):
+        gain = 0.5 if self.reads_sequence and input_sequence == "inversion_recovery" else 1.0
+        return np.asarray(images) * gain
+
+
+def test_sequence_support_is_what_the_engine_does_with_it():
+    assert bench_external._engine_reads_sequence(_ImageEngine(True))
+    assert not bench_external._engine_reads_sequence(_ImageEngine(False))
