@@ -294,13 +294,13 @@ def test_input_sequence_comes_from_options_or_sidecar(scan, tiny_weights, tmp_pa
     path, _, _ = scan
     args = ["predict", str(path), "--te", "100", "--tr", "3000", "--model", "physics", "-q",
             "--input-te", "3", "--input-tr", "2300"]
-    assert main(args + ["-o", str(tmp_path / "a.nii.gz"), "--input-sequence", "mprage"]) == 1
+    assert main(args + ["-o", str(tmp_path / "a.nii.gz"), "--input-sequence", "mprage"]) == 2
     assert "needs its inversion time: --input-ti" in capsys.readouterr().err
     assert main(args + ["-o", str(tmp_path / "a.nii.gz"), "--input-sequence", "mprage", "--input-ti", "900",
-                        "--input-flip", "9"]) == 1
+                        "--input-flip", "9"]) == 2
     assert "reads spin-echo inputs only" in capsys.readouterr().err  # the tiny physics net is an old one
     (tmp_path / "scan.json").write_text(json.dumps({"EchoTime": 0.003, "RepetitionTime": 2.3,
                                                     "InversionTime": 0.9, "FlipAngle": 9,
                                                     "ScanningSequence": ["GR", "IR"]}))
-    assert main(args[:-4] + ["-o", str(tmp_path / "b.nii.gz")]) == 1
+    assert main(args[:-4] + ["-o", str(tmp_path / "b.nii.gz")]) == 2
     assert "reads spin-echo inputs only" in capsys.readouterr().err

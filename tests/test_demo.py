@@ -7,8 +7,8 @@ def test_first_view_shows_input_prediction_truth_and_difference(make_napari_view
     viewer, widget = open_demo(make_napari_viewer(), device="cpu")
     qtbot.waitUntil(lambda: widget._worker is None and "volume" in widget.metrics.value, timeout=120000)
     shown = [layer.name for layer in viewer.layers if layer.visible]
-    assert shown == ["head TE50 TR4500", "prediction d2p TE120 TR6000", "head TE120 TR6000",
-                     "|difference| d2p TE120 TR6000"]
+    assert shown == ["head TE50 TR4500", "prediction physics TE120 TR6000", "head TE120 TR6000",
+                     "|difference| physics TE120 TR6000"]
     assert viewer.canvas.grid.enabled and viewer.canvas.grid.actual_shape(viewer.layers) == (2, 2)
     assert all(layer.name_overlay.visible for layer in viewer.layers if layer.visible)
     assert widget.progress.value == widget.progress.max and widget.status.value.startswith("Done (volume)")
