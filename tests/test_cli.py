@@ -131,3 +131,96 @@ def test_mismatched_targets(scan, tiny_weights, tmp_path, capsys):
     path, _, _ = scan
     assert main(["predict", str(path), "-o", str(tmp_path), "--te", "30", "60", "--tr", "800"]) == 2
     assert "as many --tr as --te" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- DICOM
+
+
+@pytest.fixture
+def dual_echo(tmp_path):
+    from dicom_helpers import ramp, write_series
+
+    write_series(tmp_path / "dual", [ramp(3, 16, 16)[::-1], ramp(3, 16, 16) // 3],
+                 te=(90.0, 15.0), tr=3000.0)
+    return tmp_path / "dual"
+
+
+def _input_times(monkeypatch) -> list:
+    from napari_mr_reparam.inference import Reparameterizer
+
+    seen, original = [], Reparameterizer.compute_maps
+    monkeypatch.setattr(Reparameterizer, "compute_maps",
+                        lambda self, volume, te, tr, **k: seen.append((te, tr)) or original(self, volume, te, tr, **k))
+    return seen
+
+
+def test_predict_from_a_dicom_series_one_output_per_acquisition(dual_echo, tiny_weights, tmp_path, capsys,
+                                                                monkeypatch):
+    from napari_mr_reparam.dicom import read_series
+
+    seen = _input_times(monkeypatch)
+    out = tmp_path / "out"
+    assert main(["predict", str(dual_echo), "-o", str(out), "--model", "physics", "--te", "40",
+                 "--tr", "3000", "-q"]) == 0
+    assert seen == [(15.0, 3000.0), (90.0, 3000.0)]  # the input times come from the tags
+    assert sorted(p.name for p in out.iterdir()) == [
+        "dual_acq1_TE40_TR3000.json", "dual_acq1_TE40_TR3000.nii.gz",
+        "dual_acq2_TE40_TR3000.json", "dual_acq2_TE40_TR3000.nii.gz"]
+    img = nib.load(str(out / "dual_acq1_TE40_TR3000.nii.gz"))
+    [short, _] = read_series(dual_echo)
+    assert img.shape == (16, 16, 3) and np.allclose(img.affine, short.affine, atol=1e-4)
+    err = capsys.readouterr().err
+    assert "dual: 2 acquisitions, each predicted separately (choose one with --acquisition N): " \
+           "1: TE 15 / TR 3000 ms; 2: TE 90 / TR 3000 ms" in err
+    assert "no input TE/TR given" not in err
+
+
+def test_dicom_acquisition_chosen_and_an_option_overrides_a_tag(dual_echo, tiny_weights, tmp_path, capsys,
+                                                                 monkeypatch):
+    seen = _input_times(monkeypatch)
+    out = tmp_path / "one.nii.gz"
+    assert main(["predict", str(dual_echo), "-o", str(out), "--model", "physics", "--te", "40",
+                 "--tr", "3000", "--acquisition", "2", "--input-te", "80", "-q"]) == 0
+    assert seen == [(80.0, 3000.0)] and out.is_file()
+    err = capsys.readouterr().err
+    assert "notice: dual_acq2: --input-te 80 ms overrides the DICOM EchoTime 90 ms" in err
+    assert "each predicted separately" not in err
+
+    assert main(["predict", str(dual_echo), "-o", str(tmp_path / "x.nii.gz"), "--te", "40",
+                 "--tr", "3000", "--acquisition", "3"]) == 2
+    assert "error: dual: --acquisition 3, but the series has 2 acquisition(s) (1-2)" in capsys.readouterr().err
+    assert not (tmp_path / "x.nii.gz").exists()
+
+
+def test_dicom_without_echo_time_says_which_option_gives_it(tmp_path, tiny_weights, capsys):
+    from dicom_helpers import ramp, write_series
+
+    write_series(tmp_path / "s", [ramp(2, 8, 8)], drop=("EchoTime",))
+    out = tmp_path / "out.nii.gz"
+    assert main(["predict", str(tmp_path / "s"), "-o", str(out), "--model", "p2p", "--te", "40",
+                 "--tr", "3000", "-q"]) == 1
+    err = capsys.readouterr().err
+    assert "the DICOM files have no EchoTime (0018,0081) tag; give the input value with --input-te MS" in err
+    assert len(err.strip().splitlines()) == 1 and not out.exists()
+    assert main(["predict", str(tmp_path / "s"), "-o", str(out), "--model", "p2p", "--te", "40",
+                 "--tr", "3000", "--input-te", "20", "-q"]) == 0
+
+
+def test_bad_dicom_series_is_one_error_and_nothing_written(tmp_path, tiny_weights, capsys):
+    from dicom_helpers import ramp, write_series
+
+    def spoil(ds, echo, k):
+        if k == 1:
+            ds.ImageOrientationPatient = [1.0, 0.0, 0.0, 0.0, 0.0, -1.0]
+
+    files = write_series(tmp_path / "mixed", [ramp(3, 8, 8)], extra=spoil)
+    out = tmp_path / "out"
+    assert main(["predict", str(tmp_path / "mixed"), "-o", str(out), "--te", "40", "--tr", "3000"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: mixed (TE 20 / TR 2000 ms): the images do not form one volume")
+    assert len(err.splitlines()) == 1 and not out.exists()
+
+    files[0].write_bytes(files[0].read_bytes()[:300])  # truncated, given as files
+    assert main(["predict", *map(str, files), "-o", str(out), "--te", "40", "--tr", "3000"]) == 2
+    assert f"error: {files[0].name}: not a readable DICOM file" in capsys.readouterr().err
+    assert not out.exists()

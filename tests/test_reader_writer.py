@@ -68,3 +68,64 @@ def test_open_and_save_through_napari(make_napari_viewer, tmp_path):
 
     [again] = viewer.open(str(out), plugin=PLUGIN)
     assert np.array_equal(again.data, layer.data) and again.metadata["te_ms"] == 80.0
+
+
+# ----------------------------------------------------------------------------- DICOM
+
+
+def test_reader_claims_dicom_folders_and_files(tmp_path):
+    from dicom_helpers import ramp, write_series
+
+    files = write_series(tmp_path / "series", [ramp(2, 8, 8)])
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("hi")
+    assert napari_get_reader(str(tmp_path / "series")) is not None
+    assert napari_get_reader([str(f) for f in files]) is not None
+    assert napari_get_reader(str(tmp_path / "other")) is None
+    assert napari_get_reader([str(files[0]), str(tmp_path / "other" / "notes.txt")]) is None
+
+
+def test_dicom_folder_opens_through_napari_one_layer_per_echo(make_napari_viewer, tmp_path, tiny_weights):
+    from dicom_helpers import ramp, write_series
+
+    from napari_mr_reparam._widget import ReparamWidget
+
+    write_series(tmp_path / "dual", [ramp(), ramp() // 3], te=(90.0, 15.0), tr=3000.0)
+    viewer = make_napari_viewer()
+    layers = viewer.open(str(tmp_path / "dual"), plugin=PLUGIN)
+    assert [l.name for l in layers] == ["dual TE 15 / TR 3000 ms", "dual TE 90 / TR 3000 ms"]
+    short, long = layers
+    assert tuple(short.scale) == pytest.approx((3.0, 1.5, 1.25))
+    np.testing.assert_array_equal(long.data, ramp())
+    assert (short.metadata["te_ms"], short.metadata["tr_ms"], short.metadata["ti_ms"]) == (15.0, 3000.0, None)
+    assert short.metadata["sequence"] == "spin_echo" and short.metadata["manufacturer"] == "ACME"
+
+    widget = ReparamWidget(viewer)  # the widget takes the input acquisition from the tags
+    viewer.window.add_dock_widget(widget)
+    widget.reset_choices()
+    widget.model.value = "p2p"
+    widget.image.value = long
+    assert (widget.input_te.value, widget.input_tr.value) == (90.0, 3000.0)
+    widget.image.value = short
+    assert (widget.input_te.value, widget.input_tr.value) == (15.0, 3000.0)
+
+    viewer.layers.selection = {long}
+    out = tmp_path / "saved.nii.gz"
+    viewer.layers.save(str(out), selected=True, plugin=PLUGIN)
+    assert np.allclose(nib.load(str(out)).affine, long.metadata["affine"])
+
+
+def test_bad_dicom_folder_is_one_message(tmp_path):
+    from dicom_helpers import ramp, write_series
+
+    from napari_mr_reparam._reader import read_dicom_layers
+
+    def spoil(ds, echo, k):
+        if k == 1:
+            ds.PixelSpacing = [2.0, 2.0]
+
+    write_series(tmp_path / "mixed", [ramp(3, 8, 8)], extra=spoil)
+    reader = napari_get_reader(str(tmp_path / "mixed"))
+    assert reader is read_dicom_layers
+    with pytest.raises(ValueError, match="^mixed .*do not form one volume"):
+        reader(str(tmp_path / "mixed"))

@@ -1,9 +1,11 @@
-"""napari reader: NIfTI volumes and 2-D images as axial stacks (see :mod:`.io`).
+"""napari reader: NIfTI volumes and 2-D images as axial stacks (see :mod:`.io`), and
+DICOM series (a folder, ``.dcm`` files) as one layer per acquisition (see :mod:`.dicom`).
 
 Layer metadata (all plain Python, no Qt):
 
 ``source``      the file read (str)
-``te_ms``, ``tr_ms``, ``ti_ms``, ``flip_deg``   from the BIDS sidecar, else None
+``te_ms``, ``tr_ms``, ``ti_ms``, ``flip_deg``   from the BIDS sidecar or the DICOM tags, else None
+``sequence``, ``field_strength_t``, ``manufacturer``   DICOM only: from the tags
 ``affine``      the file's 4x4 affine (NIfTI) or None
 ``header``      the file's nibabel header (NIfTI) or None
 ``volume``      the :class:`~napari_mr_reparam.io.Volume` with an empty ``data`` stub:
@@ -18,15 +20,19 @@ from pathlib import Path
 
 import numpy as np
 
+from . import dicom
 from .io import IMAGE_SUFFIXES, NIFTI_SUFFIXES, Volume, load_volume, probe, suffix_of
 
 
 def napari_get_reader(path):
-    """Return :func:`read_layers` for one readable file, else None.
+    """Return :func:`read_layers` for one readable file, :func:`read_dicom_layers` for a
+    DICOM series (a folder holding DICOM files, ``.dcm`` files), else None.
 
     Only cheap checks run here (extension, file present, header readable and of a
-    supported shape); lists of several paths, folders and other types give None.
+    supported shape; for DICOM the file preamble); other folders and types give None.
     """
+    if _is_dicom_input(path):
+        return read_dicom_layers
     if isinstance(path, (list, tuple)):
         if len(path) != 1:
             return None
@@ -52,6 +58,30 @@ def read_layers(path) -> list[tuple]:
     if isinstance(path, (list, tuple)):
         path = path[0]
     return [layer_data(load_volume(path))]
+
+
+def _is_dicom_input(path) -> bool:
+    paths = path if isinstance(path, (list, tuple)) else [path]
+    if not paths or not all(isinstance(p, (str, os.PathLike)) for p in paths):
+        return False
+    return dicom.looks_like_series([str(p) for p in paths] if len(paths) > 1 else str(paths[0]))
+
+
+def read_dicom_layers(path) -> list[tuple]:
+    """Read a DICOM series into one image layer per acquisition (echo, inversion time ...).
+
+    Each layer is named after the series folder and its acquisition and carries the
+    acquisition's TE/TR/TI/flip and sequence in its metadata. A series that cannot be
+    read raises ``ValueError`` with a one-line message, which napari shows the user.
+    """
+    layers = []
+    for volume in dicom.read_series(path):
+        data, kwargs, kind = layer_data(volume)
+        kwargs["name"] = f"{volume.extra['series']} {dicom.describe(volume)}"
+        kwargs["metadata"].update({key: volume.extra.get(key) for key in
+                                   ("sequence", "field_strength_t", "manufacturer")})
+        layers.append((data, kwargs, kind))
+    return layers
 
 
 def layer_data(volume: Volume) -> tuple:

@@ -65,22 +65,84 @@ def _targets(args) -> list[tuple[float, float]]:
     return pairs
 
 
-def _inputs(paths: list[str]) -> list:
+def _inputs(paths: list[str], acquisition: int | None = None) -> list:
+    """Input files, and an :class:`_DicomInput` per acquisition of each DICOM series (a
+    folder without NIfTI or images but with DICOM files; ``.dcm`` files given together)."""
     from pathlib import Path
 
+    from . import dicom
     from .io import IMAGE_SUFFIXES, NIFTI_SUFFIXES, suffix_of
 
-    found = []
+    found, series, dicom_files = [], [], []
     for text in paths:
         path = Path(text)
         if path.is_dir():
-            found += sorted(p for p in path.iterdir()
-                            if p.is_file() and suffix_of(p) in NIFTI_SUFFIXES + IMAGE_SUFFIXES)
+            files = sorted(p for p in path.iterdir()
+                           if p.is_file() and suffix_of(p) in NIFTI_SUFFIXES + IMAGE_SUFFIXES)
+            found += files
+            if not files and dicom.looks_like_series(path):
+                series.append(path)
+        elif path.suffix.lower() == ".dcm" or dicom.is_dicom(path):
+            dicom_files.append(path)
         else:
             found.append(path)
+    for source in series + ([dicom_files] if dicom_files else []):
+        found += _dicom_inputs(source, acquisition)
     if not found:
         raise ValueError("no input files found")
     return found
+
+
+class _DicomInput:
+    """One acquisition of a DICOM series, standing in for an input file."""
+
+    def __init__(self, volume, index: int, count: int):
+        self.volume = volume
+        self.name = volume.extra["series"] if count == 1 else f"{volume.extra['series']}_acq{index}"
+
+    def __str__(self) -> str:
+        from .dicom import describe
+
+        return f"{self.name} ({describe(self.volume)})"
+
+
+def _dicom_inputs(source, acquisition: int | None) -> list:
+    """The acquisitions of one series to predict from: all, or the one chosen (1-based)."""
+    from .dicom import describe, read_series
+
+    volumes = read_series(source)
+    label = volumes[0].extra["series"]
+    if acquisition is not None:
+        if not 1 <= acquisition <= len(volumes):
+            raise ValueError(f"{label}: --acquisition {acquisition}, but the series has "
+                             f"{len(volumes)} acquisition(s) (1-{len(volumes)})")
+        return [_DicomInput(volumes[acquisition - 1], acquisition, len(volumes))]
+    if len(volumes) > 1:
+        listing = "; ".join(f"{i}: {describe(v)}" for i, v in enumerate(volumes, 1))
+        print(f"notice: {label}: {len(volumes)} acquisitions, each predicted separately "
+              f"(choose one with --acquisition N): {listing}", file=sys.stderr)
+    return [_DicomInput(v, i, len(volumes)) for i, v in enumerate(volumes, 1)]
+
+
+def _dicom_input_times(item: _DicomInput, args) -> None:
+    """TE/TR of a DICOM input come from its tags: a missing tag must be given as an option;
+    an option that disagrees with the tag wins, with a notice."""
+    from .dicom import TAG_CODES
+
+    volume = item.volume
+    for tag, option, given, tagged in (("EchoTime", "--input-te", args.input_te, volume.te_ms),
+                                       ("RepetitionTime", "--input-tr", args.input_tr, volume.tr_ms)):
+        if given is None and tagged is None:
+            raise ValueError(f"the DICOM files have no {tag} {TAG_CODES[tag]} tag; give the input "
+                             f"value with {option} MS")
+        if given is not None and tagged is not None and abs(given - tagged) > 1e-3:
+            print(f"notice: {item.name}: {option} {given:g} ms overrides the DICOM {tag} "
+                  f"{tagged:g} ms", file=sys.stderr)
+    sequence = volume.extra.get("sequence")
+    if sequence != "spin_echo":
+        kind = sequence.replace("_", " ") if sequence else "of a sequence not named in its tags"
+        print(f"notice: {item.name}: the input is {kind}; the model takes it as a spin echo at "
+              "its TE/TR", file=sys.stderr)
 
 
 def _output_paths(inputs, targets, output: str, suffix: str | None) -> dict:
@@ -96,8 +158,9 @@ def _output_paths(inputs, targets, output: str, suffix: str | None) -> dict:
         raise ValueError("several inputs or targets need an output folder for -o, not a file")
     paths = {}
     for path in inputs:
-        ext = suffix or suffix_of(path)
-        stem = path.name[: -len(suffix_of(path))]
+        from_dicom = isinstance(path, _DicomInput)  # written as NIfTI, named after the acquisition
+        ext = suffix or (".nii.gz" if from_dicom else suffix_of(path))
+        stem = path.name if from_dicom else path.name[: -len(suffix_of(path))]
         for te, tr in targets:
             paths[(path, (te, tr))] = out / f"{stem}_TE{te:g}_TR{tr:g}{ext}"
     return paths
@@ -109,7 +172,7 @@ def cmd_predict(args) -> int:
     from .inference import Reparameterizer, out_of_range_warnings
 
     targets = _targets(args)
-    inputs = _inputs(args.input)
+    inputs = _inputs(args.input, args.acquisition)
     outputs = _output_paths(inputs, targets, args.output, args.suffix)
     if not args.overwrite:
         taken = [str(p) for p in outputs.values() if p.exists()]
@@ -142,8 +205,10 @@ def _predict_file(engine, path, targets, outputs, args) -> list:
     from .io import load_volume, save_volume
     from .simulate import validate_times
 
-    volume = load_volume(path)
+    volume = path.volume if isinstance(path, _DicomInput) else load_volume(path)
     te_in = tr_in = None
+    if engine.task == "p2p" and isinstance(path, _DicomInput):
+        _dicom_input_times(path, args)
     if engine.task == "p2p":
         te_in, tr_in, source = input_acquisition(volume, args.input_te, args.input_tr)
         validate_times(te_in, tr_in)
@@ -178,7 +243,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     pr = sub.add_parser("predict", help="predict volumes or images at new TE/TR settings")
     pr.add_argument("input", nargs="+", help="NIfTI (.nii, .nii.gz) or 2-D images (.png, .jpg, .tif), "
-                    "or folders of them")
+                    "or folders of them; or a DICOM series (a folder, or .dcm files), read as one "
+                    "input per acquisition (echo, inversion time) with TE/TR from its tags")
     pr.add_argument("-o", "--output", required=True,
                     help="output file (.nii/.nii.gz, .npy, .tif, .png) for one input and one target; "
                          "else a folder, where files are named INPUT_TE<ms>_TR<ms>")
@@ -188,6 +254,9 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--suffix", help="output type in folder mode (default: the input's), e.g. .nii.gz")
     pr.add_argument("--input-te", type=_positive_ms, help="input echo time, ms (Param-to-Param)")
     pr.add_argument("--input-tr", type=_positive_ms, help="input repetition time, ms (Param-to-Param)")
+    pr.add_argument("--acquisition", type=int, metavar="N",
+                    help="DICOM: predict from the N-th acquisition of the series only (1 = shortest "
+                         "TI, then TE); by default every acquisition is an input")
     pr.add_argument("--model", default="d2p", help="bundled model: d2p, p2p or physics (default d2p)")
     pr.add_argument("--weights", help="a weights file (.safetensors with its card, or .pt)")
     pr.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")

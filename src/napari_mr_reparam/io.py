@@ -38,6 +38,8 @@ from .units import ms_to_s, s_to_ms
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 OUTPUT_SUFFIXES = (".nii", ".nii.gz", ".npy", ".tif", ".tiff", ".png")
+#: Volume kinds that carry an affine and orientation, written back in their voxel order.
+ORIENTED_KINDS = ("nifti", "dicom")
 #: Files whose header claims more voxels than this are refused before anything is read.
 MAX_VOXELS = 2**31
 #: Rec. 709 luminance weights for RGB -> gray.
@@ -71,7 +73,8 @@ class Volume:
     source : str
         The file read.
     kind : str
-        ``'nifti'`` or ``'image'``.
+        ``'nifti'``, ``'dicom'`` (see :mod:`.dicom`; written back as NIfTI with its
+        affine, like ``'nifti'``) or ``'image'``.
     """
 
     data: np.ndarray
@@ -96,7 +99,7 @@ class Volume:
     @property
     def stack_shape(self) -> tuple:
         """Shape of the stack this volume's file gives (``data`` may be a stub)."""
-        if self.kind != "nifti" or self.ornt is None:
+        if self.kind not in ORIENTED_KINDS or self.ornt is None:
             return tuple(self.original_shape) or self.data.shape
         shape3 = tuple(self.original_shape) + (1,) * (3 - len(self.original_shape))
         return _file_to_stack(np.broadcast_to(np.float32(0), shape3), self.ornt).shape
@@ -410,7 +413,7 @@ def to_original(volume: Volume, data_zyx: np.ndarray) -> np.ndarray:
     For images (and volumes without orientation) the stack is returned as is.
     """
     data = np.asarray(data_zyx)
-    if volume.kind != "nifti" or volume.ornt is None:
+    if volume.kind not in ORIENTED_KINDS or volume.ornt is None:
         return data
     _check_fits(volume, data, Path(volume.source or "input"))
     from nibabel import orientations as orn
@@ -498,7 +501,7 @@ def _new_temp(target: Path) -> str:
 def _write_nifti(path: Path, data: np.ndarray, like: Volume | None) -> None:
     import nibabel as nib
 
-    if like is not None and like.kind == "nifti" and like.ornt is not None and like.affine is not None:
+    if like is not None and like.kind in ORIENTED_KINDS and like.ornt is not None and like.affine is not None:
         _check_fits(like, data, path)
         header = like.header.copy() if isinstance(like.header, nib.Nifti1Header) else None
         klass = nib.Nifti2Image if isinstance(header, nib.Nifti2Header) else nib.Nifti1Image

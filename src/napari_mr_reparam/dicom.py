@@ -1,0 +1,357 @@
+"""Reading DICOM series: volumes with their geometry and acquisition parameters.
+
+A folder of DICOM files (searched recursively) or a list of files is split into
+**acquisitions**: images of one series that share EchoTime, InversionTime,
+RepetitionTime, FlipAngle and ImageType. A multi-echo series gives one volume per echo,
+an inversion-recovery set one per inversion time. Each acquisition becomes a
+:class:`~napari_mr_reparam.io.Volume` like those of NIfTI files, with
+
+- ``data``: the acquired slices as the axial stack ``(z, y, x)`` = (slice, row, column),
+  float32, slices ordered along the slice normal (inferior -> superior for an axial
+  series). An axial series is thus laid out as a NIfTI of the same data would be; a
+  coronal or sagittal series keeps its acquired slices (it is not resliced, so a 2-D
+  acquisition stays a stack of sharp in-plane images);
+- ``affine``: voxel (column, row, slice) -> RAS+ mm, as nibabel (and a NIfTI written
+  from this volume by :func:`~napari_mr_reparam.io.save_volume`) uses it;
+- ``spacing``: (slice spacing, row spacing, column spacing) in mm (a single slice: its
+  SliceThickness);
+- ``te_ms``, ``tr_ms``, ``ti_ms`` (ms) and ``flip_deg`` from the tags, None where absent;
+- ``extra``: ``sequence`` (``spin_echo``, ``inversion_recovery``, ``gradient_echo`` or
+  None), ``field_strength_t``, ``manufacturer``, ``series_description``, ``image_type``,
+  ``files``.
+
+Pixel values are the stored values with RescaleSlope/RescaleIntercept applied; for
+Philips images carrying the private scale slope (2005,100E) they are divided by
+RescaleSlope x scale slope, Philips' floating-point value, which is the one comparable
+between images whose display scaling differs (inversion times of one series, say).
+
+pydicom reads the files; dicom-numpy checks that each acquisition's slices form one
+regular grid (same matrix, pixel spacing, orientation; no missing slices) and stacks
+them with their affine. It is small (pure Python, needs only numpy and pydicom);
+dicom2nifti needs python-gdcm, SimpleITK and itk are large compiled toolkits, nibabel's
+``nicom`` is deprecated and highdicom is made for writing derived objects.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from .io import Volume
+
+#: Tags that hold the acquisition parameters, with their (group,element) for messages.
+TAG_CODES = {"EchoTime": "(0018,0081)", "RepetitionTime": "(0018,0080)",
+             "InversionTime": "(0018,0082)", "FlipAngle": "(0018,1314)"}
+#: How a person gives a missing parameter instead.
+TAG_HINTS = {"EchoTime": "--input-te MS on the command line (Input TE in the widget)",
+             "RepetitionTime": "--input-tr MS on the command line (Input TR in the widget)"}
+_VOLUME_FIELDS = {"EchoTime": "te_ms", "RepetitionTime": "tr_ms", "InversionTime": "ti_ms",
+                  "FlipAngle": "flip_deg"}
+_PHILIPS_SCALE_SLOPE = (0x2005, 0x100E)
+_DICOMDIR_SOP = "1.2.840.10008.1.3.10"
+#: MR, enhanced MR, CT, enhanced CT and secondary capture image storage: must hold pixels.
+_IMAGE_SOP_CLASSES = {"1.2.840.10008.5.1.4.1.1.4", "1.2.840.10008.5.1.4.1.1.4.1",
+                      "1.2.840.10008.5.1.4.1.1.2", "1.2.840.10008.5.1.4.1.1.2.1",
+                      "1.2.840.10008.5.1.4.1.1.7"}
+_GEOMETRY_TAGS = ("ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing")
+#: nibabel orientation of the (column, row, slice) voxel axes that makes the package's
+#: stack (see :mod:`.io`) the acquired slices as they are: z = slice, y = row, x = column.
+_NATIVE_ORNT = np.array([[0, -1], [1, -1], [2, 1]], float)
+
+
+# ----------------------------------------------------------------------------- finding files
+
+
+def is_dicom(path: str | os.PathLike) -> bool:
+    """True for a file with the DICOM preamble (``DICM`` at byte 128)."""
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(128)
+            return fh.read(4) == b"DICM"
+    except OSError:
+        return False
+
+
+def looks_like_series(path) -> bool:
+    """Cheap check: a folder holding a DICOM file, or DICOM files (``.dcm`` or preamble)."""
+    if isinstance(path, (list, tuple)):
+        return bool(path) and all(_looks_like_file(Path(p)) for p in path)
+    path = Path(path)
+    if path.is_dir():
+        return any(is_dicom(p) for p in _files_under(path))
+    return _looks_like_file(path)
+
+
+def _looks_like_file(path: Path) -> bool:
+    return path.is_file() and (path.suffix.lower() == ".dcm" or is_dicom(path))
+
+
+def _files_under(folder: Path):
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(files):
+            if not name.startswith("."):
+                yield Path(root) / name
+
+
+def dicom_files(path) -> list[Path]:
+    """The DICOM files of a folder (recursively; other files are skipped) or of a list.
+
+    Raises ``FileNotFoundError`` for a path that does not exist and ``ValueError``
+    when no DICOM file is found or a listed file is not DICOM.
+    """
+    paths = [Path(p) for p in path] if isinstance(path, (list, tuple)) else [Path(path)]
+    found: list[Path] = []
+    for item in paths:
+        if not item.exists():
+            raise FileNotFoundError(f"no such file or folder: {item}")
+        if item.is_dir():
+            found += [p for p in _files_under(item) if is_dicom(p)]
+        elif is_dicom(item) or item.suffix.lower() == ".dcm":
+            found.append(item)
+        else:
+            raise ValueError(f"{item.name}: not a DICOM file (no DICM preamble)")
+    if not found:
+        raise ValueError(f"{_label(paths)}: no DICOM files found")
+    return found
+
+
+def _label(path) -> str:
+    """How a series is named in messages and layer names: its folder."""
+    first = Path(path[0] if isinstance(path, (list, tuple)) and path else path)
+    return first.name if first.is_dir() else (first.parent.name or first.name)
+
+
+# ----------------------------------------------------------------------------- reading
+
+
+def read_series(path, require: tuple[str, ...] = ()) -> list[Volume]:
+    """Read a DICOM series into one volume per acquisition, sorted by (TI, TE, TR, flip).
+
+    Parameters
+    ----------
+    path : str, Path or list of them
+        A folder (searched recursively) or DICOM files.
+    require : tags among ``EchoTime``, ``RepetitionTime``, ``InversionTime``,
+        ``FlipAngle`` that every acquisition must state.
+
+    Raises
+    ------
+    FileNotFoundError
+        A path does not exist.
+    ValueError
+        One line naming the folder or file: no DICOM, an unreadable or truncated file,
+        images of one acquisition that do not form one grid (mixed orientation, spacing,
+        matrix, missing or repeated slices), a required tag missing.
+    """
+    files = dicom_files(path)
+    label = _label(path)
+    images = [(f, ds) for f in files if _is_image(ds := _read_file(f))]
+    if not images:
+        raise ValueError(f"{label}: the DICOM files hold no images")
+    groups: dict[tuple, list] = defaultdict(list)
+    for f, ds in images:
+        groups[_acquisition_key(ds)].append((f, ds))
+    volumes = [_acquisition_volume(label, members) for members in groups.values()]
+    volumes.sort(key=lambda v: tuple(x if x is not None else -1.0
+                                     for x in (v.ti_ms, v.te_ms, v.tr_ms, v.flip_deg)))
+    for tag in require:
+        check_tag(volumes, tag, label)
+    return volumes
+
+
+def check_tag(volumes: list[Volume], tag: str, label: str = "series") -> None:
+    """Raise a one-line ``ValueError`` when an acquisition lacks ``tag`` (e.g. EchoTime)."""
+    missing = [v for v in volumes if getattr(v, _VOLUME_FIELDS[tag]) is None]
+    if missing:
+        hint = TAG_HINTS.get(tag)
+        how = f"; give the value with {hint}" if hint else ""
+        raise ValueError(f"{label}: {len(missing)} of {len(volumes)} acquisitions have no {tag} "
+                         f"{TAG_CODES[tag]} tag{how}")
+
+
+def _read_file(path: Path):
+    """The whole dataset, pixels decoded; a one-line ``ValueError`` naming the file if
+    pydicom fails, reaches the end of the file early, or finds no DICOM object."""
+    import warnings
+
+    import pydicom
+
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            ds = pydicom.dcmread(str(path), force=True)
+            if "PixelData" in ds:
+                ds.pixel_array  # decode now, so that a truncated file is named here
+        early_end = [w for w in caught if "end of file" in str(w.message).lower()]
+        if early_end:
+            raise ValueError(_first_line(early_end[0].message))
+        sop = str(getattr(getattr(ds, "file_meta", None), "MediaStorageSOPClassUID", "")
+                  or ds.get("SOPClassUID", ""))
+        if not sop:
+            raise ValueError("no SOP class: not a DICOM object")
+        if sop in _IMAGE_SOP_CLASSES and "PixelData" not in ds:
+            raise ValueError("an image without pixel data: is the file truncated?")
+    except Exception as exc:  # any failure of the reader is the file's fault
+        raise ValueError(f"{path.name}: not a readable DICOM file ({_first_line(exc)})") from None
+    if int(_number(ds, "NumberOfFrames") or 1) > 1:
+        raise ValueError(f"{path.name}: multi-frame (enhanced) DICOM is not read; "
+                         "convert the series to NIfTI (e.g. with dcm2niix)")
+    return ds
+
+
+def _is_image(ds) -> bool:
+    sop = str(getattr(getattr(ds, "file_meta", None), "MediaStorageSOPClassUID", ""))
+    return "PixelData" in ds and sop != _DICOMDIR_SOP
+
+
+def _number(ds, tag: str, digits: int = 3) -> float | None:
+    """A numeric tag's (first) value, rounded; None when absent, empty or not a number."""
+    values = _as_list(ds.get(tag))
+    try:
+        number = float(values[0])
+    except (TypeError, ValueError, IndexError):
+        return None
+    return round(number, digits) if np.isfinite(number) else None
+
+
+def _acquisition_key(ds) -> tuple:
+    return (str(ds.get("SeriesInstanceUID", "")), *(_number(ds, t) for t in _VOLUME_FIELDS),
+            tuple(str(v) for v in _as_list(ds.get("ImageType"))))
+
+
+def _as_list(value) -> list:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value] if value else []
+    try:
+        return list(value)
+    except TypeError:
+        return [value]
+
+
+def sequence_name(ds) -> str | None:
+    """The package's sequence name for a dataset's ScanningSequence, or None.
+
+    GR -> ``gradient_echo``, unless inversion-prepared (IR, or an InversionTime: an
+    MPRAGE-like sequence, None); IR, or SE with an InversionTime (as some scanners
+    label inversion-recovery spin echo) -> ``inversion_recovery``; SE ->
+    ``spin_echo``; anything else (echo planar alone, research) -> None.
+    """
+    codes = {str(c).strip().upper() for c in _as_list(ds.get("ScanningSequence"))}
+    inverted = "IR" in codes or (_number(ds, "InversionTime") or 0) > 0
+    if "GR" in codes:
+        return None if inverted else "gradient_echo"
+    if inverted:
+        return "inversion_recovery"
+    if "SE" in codes:
+        return "spin_echo"
+    return None
+
+
+def describe(volume: Volume) -> str:
+    """A short label of an acquisition, e.g. ``'TE 10 / TR 2000 ms, TI 50 ms'``."""
+    def ms(v):
+        return "?" if v is None else f"{v:g}"
+
+    text = f"TE {ms(volume.te_ms)} / TR {ms(volume.tr_ms)} ms"
+    if volume.ti_ms is not None:
+        text += f", TI {volume.ti_ms:g} ms"
+    if volume.flip_deg is not None and volume.extra.get("sequence") in ("gradient_echo", None):
+        text += f", flip {volume.flip_deg:g}°"
+    return text
+
+
+def _acquisition_volume(label: str, members: list) -> Volume:
+    import dicom_numpy
+    import nibabel as nib
+
+    first_file, first = members[0]
+    params = {field: _number(first, tag) for tag, field in _VOLUME_FIELDS.items()}
+    where = f"{label} ({describe(Volume(np.empty(0), **params, extra={'sequence': sequence_name(first)}))})"
+    for f, ds in members:
+        lacking = [t for t in _GEOMETRY_TAGS if t not in ds]
+        if lacking:
+            raise ValueError(f"{f.name}: no {lacking[0]} tag: the image cannot be placed in space")
+    datasets = [ds for _, ds in members]
+    try:
+        datasets = dicom_numpy.sort_by_slice_position(datasets)
+        voxels, ijk_to_lps = dicom_numpy.combine_slices(datasets, rescale=True, skip_sorting=True,
+                                                        c_order_axes=True)
+        positions = np.array([_along_normal(ds) for ds in datasets])
+        if len(positions) > 1 and np.min(np.diff(positions)) < 1e-3:
+            raise ValueError("two images at the same slice position")
+    except (dicom_numpy.DicomImportException, ValueError, TypeError, AttributeError) as exc:
+        raise ValueError(f"{where}: the images do not form one volume "
+                         f"({_first_line(exc).rstrip(':')})") from None
+    data = np.asarray(voxels, np.float32) / _philips_factors(datasets)[:, None, None]
+    affine = np.diag([-1.0, -1.0, 1.0, 1.0]) @ np.asarray(ijk_to_lps, np.float64)  # LPS -> RAS
+    slice_step = _slice_step(datasets)
+    if len(datasets) == 1:  # dicom-numpy takes SpacingBetweenSlices; one slice is as thick as it is
+        affine[:3, 2] = _unit_normal(affine) * slice_step
+    row_mm, col_mm = (float(v) for v in datasets[0].PixelSpacing)
+    shape_ijk = (data.shape[2], data.shape[1], data.shape[0])
+    header = nib.Nifti1Header()
+    header.set_data_shape(shape_ijk)
+    header.set_data_dtype(np.float32)
+    header.set_zooms((col_mm, row_mm, slice_step))
+    header.set_xyzt_units("mm")
+    header.set_qform(affine, code=1)
+    header.set_sform(affine, code=1)
+    return Volume(
+        data=np.ascontiguousarray(data), spacing=(slice_step, row_mm, col_mm), affine=affine,
+        header=header, ornt=_NATIVE_ORNT.copy(), original_shape=shape_ijk, kind="dicom",
+        source=str(first_file.parent), **params,
+        extra={"sequence": sequence_name(first), "field_strength_t": _number(first, "MagneticFieldStrength"),
+               "manufacturer": str(first.get("Manufacturer", "")) or None,
+               "series_description": str(first.get("SeriesDescription", "")) or None,
+               "image_type": [str(v) for v in _as_list(first.get("ImageType"))],
+               "files": [str(f) for f, _ in members], "series": label},
+    )
+
+
+def _along_normal(ds) -> float:
+    o = np.asarray(ds.ImageOrientationPatient, float)
+    return float(np.dot(np.cross(o[:3], o[3:]), np.asarray(ds.ImagePositionPatient, float)))
+
+
+def _unit_normal(affine: np.ndarray) -> np.ndarray:
+    normal = np.cross(affine[:3, 0], affine[:3, 1])
+    return normal / max(np.linalg.norm(normal), 1e-12)
+
+
+def _slice_step(datasets) -> float:
+    """Distance between slice centres (mm); a single slice: its thickness."""
+    if len(datasets) > 1:
+        return float(np.median(np.diff([_along_normal(ds) for ds in datasets])))
+    for tag in ("SliceThickness", "SpacingBetweenSlices"):
+        value = _number(datasets[0], tag, 6)
+        if value is not None and value > 0:
+            return value
+    return 1.0
+
+
+def _philips_factors(datasets) -> np.ndarray:
+    """Per slice, RescaleSlope x Philips scale slope where the latter is present, else 1."""
+    factors = []
+    for ds in datasets:
+        factor = 1.0
+        if _PHILIPS_SCALE_SLOPE in ds and "PHILIPS" in str(ds.get("Manufacturer", "")).upper():
+            try:
+                scale = float(ds[_PHILIPS_SCALE_SLOPE].value)
+                slope = float(ds.get("RescaleSlope", 1) or 1)
+            except (TypeError, ValueError):
+                scale = slope = 1.0
+            if np.isfinite(scale * slope) and scale * slope > 0:
+                factor = scale * slope
+        factors.append(factor)
+    return np.asarray(factors, np.float32)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

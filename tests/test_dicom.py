@@ -1,0 +1,262 @@
+"""DICOM series: geometry, acquisition parameters, split per acquisition, bad input."""
+
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from dicom_helpers import AXIAL, CORONAL, oblique, ramp, ras_affine, write_series
+from napari_mr_reparam import dicom, io
+
+REAL = Path(__file__).resolve().parents[1].parent / "shared" / "real_scans" / "hazen_relaxometry"
+
+
+def _nifti_of(tmp_path, stack_zyx, affine) -> io.Volume:
+    """The package's reading of a NIfTI holding the same voxels (column, row, slice order)."""
+    path = tmp_path / "same.nii.gz"
+    nib.save(nib.Nifti1Image(np.ascontiguousarray(stack_zyx.transpose(2, 1, 0)), affine), str(path))
+    return io.load_volume(path)
+
+
+@pytest.mark.parametrize("orientation", [AXIAL, oblique(20)], ids=["axial", "oblique"])
+def test_geometry_matches_a_nifti_of_the_same_data(tmp_path, orientation):
+    data = ramp()
+    write_series(tmp_path / "s", [data], orientation=orientation)
+    [vol] = dicom.read_series(tmp_path / "s")
+    expected = ras_affine(orientation, (-30.0, -40.0, 10.0), 1.5, 1.25, 3.0)
+    np.testing.assert_allclose(vol.affine, expected, atol=1e-4)
+    assert vol.spacing == pytest.approx((3.0, 1.5, 1.25))
+    np.testing.assert_array_equal(vol.data, data)  # slices inferior -> superior, as acquired
+    same = _nifti_of(tmp_path, data, expected)
+    np.testing.assert_array_equal(vol.data, same.data)
+    assert vol.spacing == pytest.approx(same.spacing)
+
+
+def test_written_nifti_keeps_the_scan_in_place(tmp_path):
+    data = ramp()
+    write_series(tmp_path / "s", [data], orientation=CORONAL)
+    [vol] = dicom.read_series(tmp_path / "s")
+    np.testing.assert_array_equal(vol.data, data)  # coronal slices kept as acquired
+    out = io.save_volume(tmp_path / "out.nii.gz", vol.data * 2, like=vol)
+    img = nib.load(str(out))
+    np.testing.assert_allclose(img.affine, vol.affine, atol=1e-4)
+    expected = ras_affine(CORONAL, (-30.0, -40.0, 10.0), 1.5, 1.25, 3.0)
+    np.testing.assert_allclose(img.affine, expected, atol=1e-4)
+    # voxel (column i, row j, slice k) of the file is the DICOM pixel (row j, column i) of slice k
+    np.testing.assert_array_equal(np.asarray(img.dataobj), (data * 2).transpose(2, 1, 0))
+
+
+def test_parameters_and_split_per_echo(tmp_path):
+    echoes = [ramp(), ramp() // 2]
+    write_series(tmp_path / "s", echoes, te=(80.0, 10.0), tr=3000.0)
+    vols = dicom.read_series(tmp_path / "s")
+    assert [v.te_ms for v in vols] == [10.0, 80.0]  # sorted by TE
+    assert all(v.tr_ms == 3000.0 and v.ti_ms is None and v.flip_deg == 90.0 for v in vols)
+    np.testing.assert_array_equal(vols[0].data, echoes[1])
+    np.testing.assert_array_equal(vols[1].data, echoes[0])
+    extra = vols[0].extra
+    assert extra["sequence"] == "spin_echo" and extra["field_strength_t"] == 3.0
+    assert extra["manufacturer"] == "ACME" and len(extra["files"]) == 4
+    assert dicom.describe(vols[0]) == "TE 10 / TR 3000 ms"
+
+
+def test_inversion_recovery_split_and_sorted_by_ti(tmp_path):
+    vols_in = [ramp(2, 8, 8), ramp(2, 8, 8) // 2, ramp(2, 8, 8) // 4]
+    write_series(tmp_path / "ir", vols_in, te=(12.0, 12.0, 12.0), ti=(800.0, 50.0, 200.0),
+                 tr=4000.0, scanning=["SE", "IR"])
+    vols = dicom.read_series(tmp_path / "ir")
+    assert [v.ti_ms for v in vols] == [50.0, 200.0, 800.0]
+    assert {v.extra["sequence"] for v in vols} == {"inversion_recovery"}
+    np.testing.assert_array_equal(vols[0].data, vols_in[1])
+    assert dicom.describe(vols[0]) == "TE 12 / TR 4000 ms, TI 50 ms"
+
+
+@pytest.mark.parametrize("codes, ti, expected", [
+    ("SE", None, "spin_echo"), (["SE", "IR"], 300.0, "inversion_recovery"),
+    ("IR", None, "inversion_recovery"), ("SE", 300.0, "inversion_recovery"),
+    ("GR", None, "gradient_echo"), (["GR", "IR"], 900.0, None), ("EP", None, None)])
+def test_sequence_names(codes, ti, expected):
+    from pydicom.dataset import Dataset
+
+    ds = Dataset()
+    ds.ScanningSequence = codes
+    if ti is not None:
+        ds.InversionTime = ti
+    assert dicom.sequence_name(ds) == expected
+
+
+def test_a_list_of_files_and_other_files_in_the_folder(tmp_path):
+    files = write_series(tmp_path / "s", [ramp(3, 8, 8)])
+    (tmp_path / "s" / "notes.txt").write_text("not an image")
+    [from_folder] = dicom.read_series(tmp_path / "s")
+    [from_list] = dicom.read_series([str(f) for f in files])
+    np.testing.assert_array_equal(from_folder.data, from_list.data)
+
+
+def test_philips_floating_point_values(tmp_path):
+    """Philips' private scale slope: values are DV / (RescaleSlope x scale slope)."""
+    def philips(ds, echo, k):
+        ds.Manufacturer = "Philips Medical Systems"
+        ds.RescaleSlope, ds.RescaleIntercept = (2.0, 4.0)[echo], 0
+        ds.add_new((0x2005, 0x100E), "FL", (0.5, 0.25)[echo])
+
+    write_series(tmp_path / "p", [ramp(2, 8, 8), ramp(2, 8, 8)], te=(10.0, 20.0), extra=philips)
+    a, b = dicom.read_series(tmp_path / "p")
+    np.testing.assert_allclose(a.data, ramp(2, 8, 8) / 0.5)  # 2 x PV / (2 x 0.5)
+    np.testing.assert_allclose(b.data, ramp(2, 8, 8) / 0.25)
+
+
+def test_single_slice_takes_its_thickness(tmp_path):
+    write_series(tmp_path / "one", [ramp(1, 8, 8)], step_mm=5.0)
+    [vol] = dicom.read_series(tmp_path / "one")
+    assert vol.data.shape == (1, 8, 8) and vol.spacing[0] == 5.0
+    assert abs(np.linalg.det(vol.affine[:3, :3])) == pytest.approx(5.0 * 1.5 * 1.25)
+
+
+# ----------------------------------------------------------------------------- bad input
+
+
+def _nothing_written(folder: Path, before: set) -> None:
+    assert set(folder.rglob("*")) == before
+
+
+def test_no_dicom_in_the_folder(tmp_path):
+    (tmp_path / "a.txt").write_text("hello")
+    with pytest.raises(ValueError, match=f"^{tmp_path.name}: no DICOM files found$"):
+        dicom.read_series(tmp_path)
+    with pytest.raises(FileNotFoundError, match="no such file"):
+        dicom.read_series(tmp_path / "missing")
+
+
+@pytest.mark.parametrize("tag, value, word", [
+    ("PixelSpacing", [2.0, 2.0], "PixelSpacing"),
+    ("ImageOrientationPatient", [1.0, 0.0, 0.0, 0.0, 0.0, -1.0], "ImageOrientationPatient"),
+    ("Rows", None, "Rows")])
+def test_mixed_geometry_in_one_acquisition(tmp_path, tag, value, word):
+    def spoil(ds, echo, k):
+        if k == 2:
+            if tag == "Rows":
+                ds.Rows, ds.PixelData = 8, np.zeros((8, 16), np.uint16).tobytes()
+            else:
+                setattr(ds, tag, value)
+
+    write_series(tmp_path / "s", [ramp()], extra=spoil)
+    before = set(tmp_path.rglob("*"))
+    with pytest.raises(ValueError, match=rf"^s \(TE 20 / TR 2000 ms\): the images do not form one "
+                                         rf"volume \(.*{word}.*\)$"):
+        dicom.read_series(tmp_path / "s")
+    _nothing_written(tmp_path, before)
+
+
+def test_missing_slice_and_repeated_slice(tmp_path):
+    files = write_series(tmp_path / "gap", [ramp(5, 8, 8)], shuffle=False)
+    files[2].unlink()
+    with pytest.raises(ValueError, match="do not form one volume .*missing slices"):
+        dicom.read_series(tmp_path / "gap")
+
+    def same_place(ds, echo, k):
+        ds.ImagePositionPatient = [-30.0, -40.0, 10.0]
+
+    write_series(tmp_path / "dup", [ramp(2, 8, 8)], extra=same_place)
+    with pytest.raises(ValueError, match="two images at the same slice position"):
+        dicom.read_series(tmp_path / "dup")
+
+
+@pytest.mark.parametrize("tag, option", [("EchoTime", "--input-te"), ("RepetitionTime", "--input-tr")])
+def test_missing_times_name_the_tag_and_the_option(tmp_path, tag, option):
+    write_series(tmp_path / "s", [ramp(2, 8, 8)], drop=(tag,))
+    [vol] = dicom.read_series(tmp_path / "s")  # readable without them ...
+    assert getattr(vol, {"EchoTime": "te_ms", "RepetitionTime": "tr_ms"}[tag]) is None
+    with pytest.raises(ValueError, match=rf"^s: 1 of 1 acquisitions have no {tag} \(0018,008.\) "
+                                         rf"tag; give the value with {option} MS"):
+        dicom.read_series(tmp_path / "s", require=("EchoTime", "RepetitionTime"))
+
+
+def test_missing_position_is_named(tmp_path):
+    write_series(tmp_path / "s", [ramp(2, 8, 8)], drop=("ImagePositionPatient",))
+    with pytest.raises(ValueError, match="no ImagePositionPatient tag"):
+        dicom.read_series(tmp_path / "s")
+
+
+def test_truncated_and_corrupt_files_are_named(tmp_path):
+    files = write_series(tmp_path / "s", [ramp(3, 16, 16)])
+    files[1].write_bytes(files[1].read_bytes()[:-200])
+    with pytest.raises(ValueError, match=rf"^{files[1].name}: not a readable DICOM file"):
+        dicom.read_series(tmp_path / "s")
+    files[1].write_bytes(files[1].read_bytes()[:300])  # cut inside the header
+    with pytest.raises(ValueError, match=rf"^{files[1].name}: not a readable DICOM file"):
+        dicom.read_series(tmp_path / "s")
+    files[1].write_bytes(b"\0" * 128 + b"DICM" + b"\xff" * 40)
+    with pytest.raises(ValueError, match=rf"^{files[1].name}: not a readable DICOM file"):
+        dicom.read_series(tmp_path / "s")
+
+
+def test_a_listed_file_that_is_not_dicom(tmp_path):
+    (tmp_path / "scan.nii").write_bytes(b"\0" * 400)
+    with pytest.raises(ValueError, match="scan.nii: not a DICOM file"):
+        dicom.read_series([tmp_path / "scan.nii"])
+
+
+# ----------------------------------------------------------------------------- real scans
+
+
+def _real(sub: str) -> Path:
+    path = REAL / sub
+    if not path.is_dir():
+        pytest.skip(f"real phantom scans not found at {path}: these tests need ../shared/")
+    return path
+
+
+def test_real_philips_multi_echo_series():
+    vols = dicom.read_series(_real("T2/site4_philips/plate4"))
+    assert [v.te_ms for v in vols] == [5.0 * (i + 1) for i in range(32)]
+    assert {v.tr_ms for v in vols} == {2000.0}
+    assert {v.data.shape for v in vols} == {(1, 192, 192)}
+    assert vols[0].spacing == pytest.approx((5.0, 1.3020834, 1.3020834))
+    first = vols[0].extra
+    assert (first["sequence"], first["field_strength_t"]) == ("spin_echo", 1.5)
+    assert first["manufacturer"].startswith("Philips")
+    # the signal decays along the echo train
+    assert vols[0].data.mean() > vols[15].data.mean() > vols[31].data.mean() > 0
+
+
+def test_real_ge_inversion_recovery_series():
+    vols = dicom.read_series(_real("T1/site3_ge/plate5"))
+    assert [v.ti_ms for v in vols] == [50.0, 100.0, 200.0, 400.0, 600.0, 800.0]
+    assert {(v.te_ms, v.tr_ms) for v in vols} == {(10.0, 1000.0)}
+    assert {v.extra["sequence"] for v in vols} == {"inversion_recovery"}
+    assert vols[0].extra["manufacturer"].startswith("GE")
+
+
+def test_real_siemens_inversion_recovery_series_tr_grows_with_ti():
+    vols = dicom.read_series(_real("T1/site1_20200218/plate5"))
+    assert [v.ti_ms for v in vols] == [50.0, 100.0, 200.0, 400.0, 600.0, 800.0]
+    assert {v.te_ms for v in vols} == {12.0}
+    assert vols[0].tr_ms == 1000.0 and vols[-1].tr_ms == 2460.0
+
+
+TI_SET = [50.0, 100.0, 200.0, 400.0, 600.0, 800.0]
+# The README of ../shared/real_scans: series -> (TEs, TRs, TIs, field strength T)
+README_TABLE = {
+    "T1/site1_20200218/plate5": ([12.0], [1000.0, 1000.0, 1000.0, 1260.0, 1860.0, 2460.0], TI_SET, 1.5),
+    "T1/site2_20180925/plate5": ([12.0], [1000.0, 1000.0, 1000.0, 1260.0, 1860.0, 2460.0], TI_SET, 1.5),
+    "T1/site3_ge/plate4": ([10.0], [1000.0], TI_SET, 1.5),
+    "T1/site4_philips/plate5": ([10.0], [1000.0], TI_SET, 1.5),
+    "T1/site5_philips_3T/plate4": ([10.0], [1000.0], TI_SET, 3.0),
+    "T2/site1_20200218/plate4": ([round(12.7 * (i + 1), 3) for i in range(32)], [2000.0], [None], 1.5),
+    "T2/site3_ge/plate5": ([round(9.64 * (i + 1), 3) for i in range(8)], [2000.0], [None], 1.5),
+    "T2/site5_philips_3T/plate5": ([8.0 * (i + 1) for i in range(32)], [2300.0], [None], 3.0),
+}
+
+
+@pytest.mark.parametrize("series", sorted(README_TABLE))
+def test_real_series_parameters_match_the_table(series):
+    tes, trs, tis, tesla = README_TABLE[series]
+    vols = dicom.read_series(_real(series))
+    assert len(vols) == max(len(tes), len(tis))
+    assert sorted({v.te_ms for v in vols}) == pytest.approx(tes)
+    assert [v.ti_ms for v in vols] == (tis if tis != [None] else [None] * len(vols))
+    assert [v.tr_ms for v in vols] == pytest.approx(trs * (len(vols) // len(trs)))
+    assert {v.extra["field_strength_t"] for v in vols} == {tesla}
+    assert {v.extra["sequence"] for v in vols} == {"inversion_recovery" if series.startswith("T1") else "spin_echo"}
