@@ -28,9 +28,9 @@ class Acquisition:
 
     def __post_init__(self):
         validate_times(self.te, self.tr, self.ti)
-        if self.sequence not in physics.SEQUENCES:
+        if self.sequence not in physics.INPUT_SEQUENCES:
             raise ValueError(
-                f"unknown sequence {self.sequence!r}; known: {', '.join(physics.SEQUENCES)}"
+                f"unknown sequence {self.sequence!r}; known: {', '.join(physics.INPUT_SEQUENCES)}"
             )
 
 

@@ -35,6 +35,9 @@ class Phantom:
     fractions : dict of str to ndarray, optional
         With ``tissue_table``: the tissue fractions the maps were mixed from, one volume
         per tissue name, so the maps can be rebuilt with another table (random subjects).
+    extra_classes : dict of int to (str, ndarray), optional
+        For a FreeSurfer-labelled head: each unnamed non-brain class's tissue and
+        fractions (already in ``fractions``), so a training draw can give it another.
     """
 
     pd: np.ndarray
@@ -46,6 +49,7 @@ class Phantom:
     brain_mask: np.ndarray | None = field(default=None, repr=False)
     tissue_table: str | None = None
     fractions: dict[str, np.ndarray] | None = field(default=None, repr=False, compare=False)
+    extra_classes: dict | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self):
         shapes = {a.shape for a in (self.pd, self.t1, self.t2, self.t2star)}
@@ -96,8 +100,9 @@ def load_phantom(spec: str = "mni152", table: str | None = None) -> Phantom:
     Parameters
     ----------
     spec : str
-        ``mni152``, ``mrilab:PATH`` (``.npz`` or MRiLab ``.mat``) or ``segmentation:PATH``
-        (a label map or tissue fractions: :mod:`~napari_mr_reparam.phantoms.segmentation`).
+        ``mni152``, ``mrilab:PATH`` (``.npz`` or MRiLab ``.mat``), ``segmentation:PATH``
+        (a label map or tissue fractions: :mod:`~napari_mr_reparam.phantoms.segmentation`)
+        or ``freesurfer:PATH`` (``aseg.mgz``, SynthSeg output: :mod:`~napari_mr_reparam.phantoms.freesurfer`).
     table : str, optional
         Tissue table for phantoms built from tissue classes (``mni152``, segmentations);
         the default is ``brainweb_1.5t``. Ignored for voxel-map phantoms such as MRiLab's.
@@ -120,4 +125,11 @@ def load_phantom(spec: str = "mni152", table: str | None = None) -> Phantom:
         from .segmentation import load_segmentation
 
         return load_segmentation(Path(arg).expanduser(), **({"table": table} if table else {}))
-    raise ValueError(f"unknown phantom {spec!r}; use 'mni152', 'mrilab:PATH' or 'segmentation:PATH'")
+    if name == "freesurfer":
+        if not arg:
+            raise ValueError("a freesurfer phantom needs a file: freesurfer:PATH")
+        from .freesurfer import load_freesurfer
+
+        return load_freesurfer(Path(arg).expanduser(), **({"table": table} if table else {}))
+    raise ValueError(f"unknown phantom {spec!r}; use 'mni152', 'mrilab:PATH', 'segmentation:PATH' "
+                     "or 'freesurfer:PATH'")
