@@ -44,7 +44,7 @@ from . import physics
 from .simulate import Acquisition
 
 #: The sequences an input may have (their signal equations have derivatives below).
-INPUT_SEQUENCES = ("spin_echo", "inversion_recovery", "gradient_echo")
+FIT_SEQUENCES = ("spin_echo", "inversion_recovery", "gradient_echo")
 #: Fit bounds (ms).
 T1_BOUNDS_MS = (5.0, 10000.0)
 T2_BOUNDS_MS = (1.0, 5000.0)
@@ -138,7 +138,7 @@ def _signal_and_slopes(acq: Acquisition, t1, t2, torch):
         lon = s * (1 - e1) / denom
         dlon = s * (c - 1) / denom**2 * (tr / t1) * e1
     else:
-        raise ValueError(f"an input cannot be {acq.sequence!r}; inputs: {', '.join(INPUT_SEQUENCES)}")
+        raise ValueError(f"an input cannot be {acq.sequence!r}; inputs: {', '.join(FIT_SEQUENCES)}")
     return lon * e2, dlon * e2, lon * de2
 
 
@@ -219,8 +219,8 @@ def _as_acquisition(acq) -> Acquisition:
         out = Acquisition(**acq)
     else:
         raise ValueError(f"not an acquisition: {acq!r}")
-    if out.sequence not in INPUT_SEQUENCES:
-        raise ValueError(f"an input cannot be {out.sequence!r}; inputs: {', '.join(INPUT_SEQUENCES)}")
+    if out.sequence not in FIT_SEQUENCES:
+        raise ValueError(f"an input cannot be {out.sequence!r}; inputs: {', '.join(FIT_SEQUENCES)}")
     return out
 
 
