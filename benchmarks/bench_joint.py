@@ -44,11 +44,12 @@ def main(argv=None) -> int:
 
     torch.set_num_threads(args.threads)
     pd, t1, t2 = head(tuple(args.shape))
-    acqs = [Acquisition(15, 3000), Acquisition(100, 3000), Acquisition(15, 500)]
+    protocol = [(15, 3000), (100, 3000), (15, 500)]
+    acqs = [Acquisition(*times) for times in protocol]
     rng = np.random.default_rng(0)
     images = []
-    for a in acqs:
-        clean = np.asarray(physics.render(a.sequence, pd, t1, t2, a.te, a.tr), np.float32)
+    for times in protocol:
+        clean = np.asarray(physics.spin_echo(pd, t1, t2, *times), np.float32)
         images.append(clean + rng.normal(0, 0.01 * clean.max(), clean.shape).astype(np.float32))
     options = {} if args.iterations is None else {"iterations": args.iterations}
     times = []

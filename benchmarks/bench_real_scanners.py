@@ -75,14 +75,14 @@ def series_list(data: Path, sites=None):
 
 def load(folder: Path):
     from napari_mr_reparam.dicom import read_series
-    from napari_mr_reparam.simulate import Acquisition
+    from napari_mr_reparam.joint_fit import acquisition_values, make_acquisition
 
     volumes = read_series(folder, require=("EchoTime", "RepetitionTime"))
     images, acqs = [], []
     for v in volumes:
         seq = v.extra.get("sequence") or "spin_echo"
-        acqs.append(Acquisition(te=v.te_ms, tr=v.tr_ms, sequence=seq,
-                                ti=v.ti_ms if seq == "inversion_recovery" else None))
+        acqs.append(acquisition_values(make_acquisition(seq, v.te_ms, v.tr_ms,
+                                                        v.ti_ms if seq == "inversion_recovery" else None)))
         # a real-valued (phase-corrected, signed) inversion-recovery image: its magnitude
         images.append(np.abs(np.asarray(v.data[0], np.float32)))
     field = volumes[0].extra.get("field_strength_t") or 1.5
@@ -218,7 +218,7 @@ def sphere_values(value_map, centres):
 # ----------------------------------------------------------------------------- one series
 
 def evaluate_series(kind, plate, folder, params, engine, first_echo_input: bool):
-    from napari_mr_reparam.joint_fit import fit_maps
+    from napari_mr_reparam.joint_fit import fit_maps, network_maps, network_render
 
     images, acqs, field, spacing = load(folder)
     mask = phantom_mask(images)
@@ -243,8 +243,8 @@ def evaluate_series(kind, plate, folder, params, engine, first_echo_input: bool)
         errors[k] = rel_rms(pred, images[k], mask)
         if engine is not None:
             i = inputs[0]
-            qmaps = engine.compute_maps(images[i][None], acqs[i].te, acqs[i].tr)
-            one = engine.render(qmaps, a.te, a.tr, sequence=a.sequence, ti_ms=a.ti)[0]
+            qmaps = network_maps(engine, images[i][None], acqs[i])
+            one = network_render(engine, qmaps, a.te, a.tr, a.sequence, a.ti)[0]
             single_errors[k] = rel_rms(one, images[k], mask)
     # maps from the whole series (echo 1 left out of T2 fits unless asked)
     used = list(range(n)) if kind == "T1" or first_echo_input else list(range(1, n))
@@ -259,7 +259,7 @@ def evaluate_series(kind, plate, folder, params, engine, first_echo_input: bool)
     single_measured = None
     if engine is not None:
         i = rows[0][1][0]
-        qmaps = engine.compute_maps(images[i][None], acqs[i].te, acqs[i].tr)
+        qmaps = network_maps(engine, images[i][None], acqs[i])
         sized = qmaps.at_input_size()
         single_measured = sphere_values(sized[key][0], centres)
     return {"series": f"{kind} {folder.parent.name}/{plate}", "field": field, "n": n, "noise": noise,

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from napari_mr_reparam import physics
-from napari_mr_reparam.joint_fit import fit_maps, free_parameters, joint_maps
+from napari_mr_reparam.joint_fit import AcquisitionValues, acquisition_values, fit_maps, free_parameters, joint_maps
 from napari_mr_reparam.simulate import Acquisition
 
 
@@ -19,8 +19,9 @@ def _maps(shape=(2, 24, 24), seed=0):
 
 
 def _render(acqs, pd, t1, t2):
+    values = [acquisition_values(a) for a in acqs]
     return [np.asarray(physics.render(a.sequence, pd, t1, t2, a.te, a.tr, ti=a.ti, flip_deg=a.flip_deg),
-                       np.float32) * 1000 for a in acqs]
+                       np.float32) * 1000 for a in values]
 
 
 def _median_error(fit, truth, body):
@@ -45,7 +46,7 @@ def test_dual_echo_and_t1_weighted_recover_all_three_maps():
 
 def test_inversion_recovery_magnitude_gives_t1():
     pd, t1, t2 = _maps(seed=1)
-    acqs = [Acquisition(10, 3000, "inversion_recovery", ti=ti) for ti in (50, 200, 600, 1500)]
+    acqs = [Acquisition(10, 3000, "inversion_recovery", ti) for ti in (50, 200, 600, 1500)]
     maps = fit_maps(_render(acqs, pd, t1, t2), acqs)
     body = pd > 0
     assert _median_error(maps.t1, t1, body) < 0.01
@@ -86,17 +87,18 @@ def test_bad_inputs_are_refused():
     with pytest.raises(ValueError, match="2 images but 1 acquisitions"):
         fit_maps([a, a], [Acquisition(15, 3000)])
     with pytest.raises(ValueError, match="cannot be 'mprage'"):
-        fit_maps([a], [Acquisition(3, 2300, "mprage", ti=900, flip_deg=9)])
+        fit_maps([a], [AcquisitionValues("mprage", 3, 2300, 900, 9)])
 
 
 def test_single_input_gives_the_network_maps_as_today():
     from napari_mr_reparam.inference import Reparameterizer
+    from napari_mr_reparam.joint_fit import network_maps, network_render
 
     engine = Reparameterizer("physics", device="cpu")
     pd, t1, t2 = _maps(shape=(1, 32, 32))
     acq = Acquisition(50, 4500)
     image = _render([acq], pd, t1, t2)[0]
     maps = joint_maps([image], [acq], engine=engine)
-    today = engine.compute_maps(image, 50, 4500)
-    assert np.array_equal(maps.render(100, 3000), engine.render(today, 100, 3000).reshape(image.shape))
+    today = network_maps(engine, image, acq)
+    assert np.array_equal(maps.render(100, 3000), network_render(engine, today, 100, 3000).reshape(image.shape))
     assert not maps.determined["t1"].any()

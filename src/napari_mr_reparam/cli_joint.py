@@ -107,7 +107,7 @@ def _per_input(values, n: int, what: str) -> list:
 def acquisitions_of(volumes, args) -> list:
     """Each input's :class:`~napari_mr_reparam.simulate.Acquisition`: options first, then
     the volume's tags or sidecar; a missing TE or TR names the option."""
-    from .simulate import Acquisition
+    from .joint_fit import make_acquisition
 
     n = len(volumes)
     te = _per_input(getattr(args, "input_te", None), n, "--input-te")
@@ -125,9 +125,8 @@ def acquisitions_of(volumes, args) -> list:
         inv = ti[i] or v.ti_ms
         angle = flip[i] or v.flip_deg
         sequence = seq[i] or (v.extra or {}).get("sequence") or ("inversion_recovery" if inv else "spin_echo")
-        out.append(Acquisition(te=e, tr=r, sequence=sequence,
-                               ti=inv if sequence == "inversion_recovery" else None,
-                               flip_deg=angle if sequence == "gradient_echo" else None))
+        out.append(make_acquisition(sequence, e, r, inv if sequence == "inversion_recovery" else None,
+                                    angle if sequence == "gradient_echo" else None))
     return out
 
 
@@ -160,7 +159,7 @@ def fit_inputs(paths, args, model="physics", device="auto"):
     engine = _engine(model, device)
     scale = "per_input" if getattr(args, "scale", "shared") == "per-input" else "shared"
     maps = joint_maps([v.data for v in volumes], acqs, engine=engine, scale=scale)
-    return volumes, acqs, maps
+    return volumes, maps.acquisitions, maps
 
 
 def _describe(acq) -> str:

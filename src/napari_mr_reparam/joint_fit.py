@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
@@ -65,7 +66,7 @@ class JointMaps:
 
     ``determined`` holds one boolean map per parameter (True where the inputs determine
     it, False where it came from the prior); ``scales`` each input's gain relative to the
-    first; ``acquisitions`` the inputs'. Background voxels (no input signal) have PD, T1
+    first; ``acquisitions`` the inputs' (:class:`AcquisitionValues`). Background voxels (no input signal) have PD, T1
     and T2 of 0 and render as 0. From a single input the maps are the network's
     (``network_maps`` holds them, and renders go through the engine as before).
     """
@@ -103,8 +104,8 @@ class JointMaps:
         if self.network_maps is not None:
             if extra:
                 raise ValueError(f"{sequence} renders need two or more inputs (joint maps)")
-            return self.engine.render(self.network_maps, te_ms, tr_ms, sequence=sequence,
-                                      ti_ms=ti_ms, flip_deg=flip_deg).reshape(self.pd.shape)
+            return network_render(self.engine, self.network_maps, te_ms, tr_ms, sequence, ti_ms,
+                                  flip_deg).reshape(self.pd.shape)
         signal = physics.render(sequence, self.pd, self.t1, self.t2, te_ms, tr_ms, ti=ti_ms,
                                 flip_deg=flip_deg, **extra)
         return np.asarray(signal, np.float32)
@@ -112,7 +113,7 @@ class JointMaps:
 
 # ---------------------------------------------------------------- signal and derivatives
 
-def _signal_and_slopes(acq: Acquisition, t1, t2, torch):
+def _signal_and_slopes(acq: AcquisitionValues, t1, t2, torch):
     """Signal per unit PD and its derivatives in log T1 and log T2 (torch tensors).
 
     Inversion recovery is the magnitude image: its T1 slope takes the sign of the signed
@@ -212,16 +213,65 @@ def free_parameters(acquisitions, noise: float = 0.01, tolerance: float = 0.1) -
 
 # ---------------------------------------------------------------- the fit
 
-def _as_acquisition(acq) -> Acquisition:
-    if isinstance(acq, Acquisition):
-        out = acq
-    elif isinstance(acq, dict):
-        out = Acquisition(**acq)
-    else:
+class AcquisitionValues(NamedTuple):
+    """An acquisition's values as the fit reads them (ms, degrees)."""
+
+    sequence: str
+    te: float
+    tr: float
+    ti: float | None
+    flip_deg: float | None
+
+
+def acquisition_values(acq) -> AcquisitionValues:
+    """The values of an :class:`~napari_mr_reparam.simulate.Acquisition` (or a dict of
+    its fields), whether its times are named ``te``/``tr``/``ti`` or ``te_ms``/``tr_ms``/``ti_ms``."""
+    if isinstance(acq, AcquisitionValues):
+        return acq
+    if isinstance(acq, dict):
+        acq = Acquisition(**acq)
+
+    def get(name):
+        return getattr(acq, f"{name}_ms") if hasattr(acq, f"{name}_ms") else getattr(acq, name, None)
+
+    if get("te") is None or get("tr") is None:
         raise ValueError(f"not an acquisition: {acq!r}")
+    ti, flip = get("ti"), getattr(acq, "flip_deg", None)
+    return AcquisitionValues(acq.sequence, float(get("te")), float(get("tr")),
+                             None if ti is None else float(ti), None if flip is None else float(flip))
+
+
+def make_acquisition(sequence: str, te: float, tr: float, ti: float | None = None,
+                     flip_deg: float | None = None):
+    """A checked :class:`~napari_mr_reparam.simulate.Acquisition` (one-line ValueError if impossible)."""
+    return Acquisition(te, tr, sequence, ti, flip_deg)
+
+
+def _as_acquisition(acq) -> AcquisitionValues:
+    out = acquisition_values(acq)
     if out.sequence not in FIT_SEQUENCES:
         raise ValueError(f"an input cannot be {out.sequence!r}; inputs: {', '.join(FIT_SEQUENCES)}")
     return out
+
+
+def network_maps(engine, image, acq):
+    """The engine's single-image maps of ``image`` at acquisition ``acq``."""
+    import inspect
+
+    if "input" in inspect.signature(engine.compute_maps).parameters:  # takes an Acquisition
+        v = acquisition_values(acq)
+        return engine.compute_maps(image, make_acquisition(v.sequence, v.te, v.tr, v.ti, v.flip_deg))
+    v = acquisition_values(acq)
+    return engine.compute_maps(image, v.te, v.tr)
+
+
+def network_render(engine, qmaps, te_ms, tr_ms, sequence="spin_echo", ti_ms=None, flip_deg=None):
+    """The engine's render of its maps at a target (input units, peak-normalized per slice)."""
+    import inspect
+
+    if "target" in inspect.signature(engine.render).parameters:  # takes an Acquisition
+        return engine.render(qmaps, make_acquisition(sequence, te_ms, tr_ms, ti_ms, flip_deg))
+    return engine.render(qmaps, te_ms, tr_ms, sequence=sequence, ti_ms=ti_ms, flip_deg=flip_deg)
 
 
 def _check_inputs(volumes, acquisitions):
@@ -466,7 +516,7 @@ def joint_maps(volumes, acquisitions, engine=None, prior_input: int | None = Non
         if acqs[0].sequence != "spin_echo":
             raise ValueError("one input must be a spin echo for the network's maps; give more inputs "
                              "for a joint fit")
-        qmaps = engine.compute_maps(arrays[0], acqs[0].te, acqs[0].tr)
+        qmaps = network_maps(engine, arrays[0], acqs[0])
         sized = qmaps.at_input_size()
         shape = arrays[0].shape
         det = {k: np.zeros(shape, bool) for k in PARAMETERS}
@@ -478,8 +528,7 @@ def joint_maps(volumes, acquisitions, engine=None, prior_input: int | None = Non
             spin = [i for i, a in enumerate(acqs) if a.sequence == "spin_echo"]
             prior_input = spin[0] if spin else None
         if prior_input is not None:
-            acq = acqs[prior_input]
-            sized = engine.compute_maps(arrays[prior_input], acq.te, acq.tr).at_input_size()
+            sized = network_maps(engine, arrays[prior_input], acqs[prior_input]).at_input_size()
             shape = arrays[0].shape
             prior = {"t1": sized["t1"].reshape(shape), "t2": sized["t2"].reshape(shape)}
     return fit_maps(arrays, acqs, prior=prior, **options)
