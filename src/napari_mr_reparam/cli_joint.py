@@ -49,29 +49,40 @@ def add_maps_command(sub) -> None:
     mp.set_defaults(func=cmd_maps)
 
 
+def _add(parser, name: str, **kw) -> None:
+    """Add an option unless ``predict`` already defines it (then its definition serves)."""
+    if name not in parser._option_string_actions:
+        parser.add_argument(name, **kw)
+
+
 def add_predict_options(parser) -> None:
     """Options ``predict`` gains: ``--joint``, ``--preset``, target TI/flip, per-input times."""
     from .cli import _positive_ms
     from .presets import PRESETS
 
-    parser.add_argument("--joint", action="store_true",
-                        help="the inputs are images of one subject: fit joint maps and render the "
-                             "targets from them (without it, several inputs are several subjects)")
-    parser.add_argument("--preset", metavar="NAME",
-                        help=f"target contrast by name ({', '.join(PRESETS)}); --te/--tr/--ti/--flip "
-                             "override its values")
-    parser.add_argument("--ti", type=_positive_ms, nargs="+", metavar="MS",
-                        help="target inversion time (two for double inversion recovery), ms")
-    parser.add_argument("--flip", type=float, help="target flip angle, degrees")
-    for name, what in (("ti", "inversion time"),):
-        parser.add_argument(f"--input-{name}", type=_positive_ms, nargs="+", metavar="MS",
-                            help=f"--joint: input {what}(s), ms, one per input")
-    parser.add_argument("--input-flip", type=float, nargs="+", metavar="DEG",
-                        help="--joint: input flip angle(s), degrees")
-    parser.add_argument("--input-sequence", nargs="+", metavar="SEQ",
-                        help="--joint: spin_echo, inversion_recovery or gradient_echo per input")
-    parser.add_argument("--scale", choices=("shared", "per-input"), default="shared",
-                        help="--joint: one receiver gain for all inputs (default) or one per input")
+    _add(parser, "--joint", action="store_true",
+         help="the inputs are images of one subject: fit joint maps and render the targets from "
+              "them (without it, several inputs are several subjects)")
+    _add(parser, "--preset", metavar="NAME",
+         help=f"target contrast by name ({', '.join(PRESETS)}); --te/--tr/--ti/--flip override its values")
+    _add(parser, "--ti", type=_positive_ms, nargs="+", metavar="MS",
+         help="target inversion time (two for double inversion recovery), ms")
+    _add(parser, "--flip", type=float, help="target flip angle, degrees")
+    _add(parser, "--input-ti", type=_positive_ms, nargs="+", metavar="MS",
+         help="--joint: input inversion time(s), ms, one per input")
+    _add(parser, "--input-flip", type=float, nargs="+", metavar="DEG",
+         help="--joint: input flip angle(s), degrees, one per input")
+    _add(parser, "--input-sequence", nargs="+", metavar="SEQ",
+         help="--joint: spin_echo, inversion_recovery or gradient_echo per input")
+    _add(parser, "--scale", choices=("shared", "per-input"), default="shared",
+         help="--joint: one receiver gain for all inputs (default) or one per input")
+
+
+def _listed(value) -> list:
+    """An option's values as a list (options defined elsewhere may take one value)."""
+    if value is None:
+        return []
+    return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
 # ----------------------------------------------------------------------------- inputs
@@ -110,11 +121,11 @@ def acquisitions_of(volumes, args) -> list:
     from .joint_fit import make_acquisition
 
     n = len(volumes)
-    te = _per_input(getattr(args, "input_te", None), n, "--input-te")
-    tr = _per_input(getattr(args, "input_tr", None), n, "--input-tr")
-    ti = _per_input(getattr(args, "input_ti", None), n, "--input-ti")
-    flip = _per_input(getattr(args, "input_flip", None), n, "--input-flip")
-    seq = _per_input(getattr(args, "input_sequence", None), n, "--input-sequence")
+    te = _per_input(_listed(getattr(args, "input_te", None)) or None, n, "--input-te")
+    tr = _per_input(_listed(getattr(args, "input_tr", None)) or None, n, "--input-tr")
+    ti = _per_input(_listed(getattr(args, "input_ti", None)) or None, n, "--input-ti")
+    flip = _per_input(_listed(getattr(args, "input_flip", None)) or None, n, "--input-flip")
+    seq = _per_input(_listed(getattr(args, "input_sequence", None)) or None, n, "--input-sequence")
     out = []
     for i, v in enumerate(volumes):
         name = Path(str(v.source)).name if getattr(v, "source", None) else f"input {i + 1}"
@@ -211,7 +222,7 @@ def _targets(args) -> list:
     """(label, render keywords) per target: a preset with overrides, or --te/--tr pairs."""
     from .presets import Preset, get_preset
 
-    ti = list(args.ti or [])
+    ti = _listed(getattr(args, "ti", None))
     if args.preset:
         preset = get_preset(args.preset)
         if (args.te and len(args.te) > 1) or (args.tr and len(args.tr) > 1):
