@@ -318,9 +318,10 @@ def _per_input_scales(arrays, acqs, prior_t1, prior_t2, body) -> list[float]:
 def _grid_init(s, sigma, acqs, scales, free, prior_log, torch, points: int):
     """Per-voxel start: the best grid point of the free relaxation times, PD in closed form."""
     axes = {}
+    count = points if free["t1"] and free["t2"] else 4 * points  # one free axis: a finer grid, same cost
     for key, (lo, hi) in (("t1", (10.0, 6000.0)), ("t2", (2.0, 3000.0))):
         if free[key]:
-            axes[key] = torch.linspace(math.log(lo), math.log(hi), points)
+            axes[key] = torch.linspace(math.log(lo), math.log(hi), count)
     v = s.shape[1]
     log_t1 = prior_log["t1"].clone()
     log_t2 = prior_log["t2"].clone()
