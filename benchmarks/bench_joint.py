@@ -6,7 +6,8 @@ The MNI152 head (offline phantom) is resampled by nearest neighbour to the shape
 rendered at three spin-echo acquisitions (TE 15 / TR 3000, TE 100 / TR 3000, TE 15 /
 TR 500 ms: a PD/T2-weighted dual echo and a T1-weighted image), with 1 % Gaussian noise.
 :func:`napari_mr_reparam.joint_fit.fit_maps` (no network prior: all three parameters are
-determined) is timed on ``--threads`` CPU threads, and the median T1/T2 errors inside the
+determined) is timed on ``--threads`` CPU threads (wall and CPU time of the process: on a
+machine shared with other work the wall time overstates the fit's cost), and the median T1/T2 errors inside the
 head are printed so a faster setting cannot pass unnoticed.
 """
 
@@ -52,19 +53,22 @@ def main(argv=None) -> int:
         clean = np.asarray(physics.spin_echo(pd, t1, t2, *times), np.float32)
         images.append(clean + rng.normal(0, 0.01 * clean.max(), clean.shape).astype(np.float32))
     options = {} if args.iterations is None else {"iterations": args.iterations}
-    times = []
+    times, cpu = [], []
     for _ in range(args.repeats):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         maps = fit_maps(images, acqs, threads=args.threads, **options)
         times.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - start_cpu)
     body = pd > 0.5 * pd.max()
     err = {k: float(np.median(np.abs(getattr(maps, k)[body] / ref[body] - 1)))
            for k, ref in (("t1", t1), ("t2", t2))}
     voxels = int(np.prod(args.shape))
-    print(f"| inputs | shape | object voxels | threads | fit time (s) | median T1 error | median T2 error |")
-    print("|---|---|---|---|---|---|---|")
+    print("| inputs | shape | object voxels | threads | fit wall time (s) | fit CPU time (s) "
+          "| median T1 error | median T2 error |")
+    print("|---|---|---|---|---|---|---|---|")
+    i = int(np.argmin(times))
     print(f"| 3 | {'x'.join(map(str, args.shape))} | {int((maps.pd > 0).sum())} of {voxels} | {args.threads} "
-          f"| {min(times):.2f} | {100 * err['t1']:.1f} % | {100 * err['t2']:.1f} % |")
+          f"| {times[i]:.2f} | {cpu[i]:.2f} | {100 * err['t1']:.1f} % | {100 * err['t2']:.1f} % |")
     return 0
 
 
