@@ -231,7 +231,8 @@ def _write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
 #: The keywords of :func:`~napari_mr_reparam.phantoms.random_subject.random_subject` (besides
 #: ``tables``) that :class:`StreamingSampler` passes on: a subject's anatomy and geometry.
 ANATOMY_OPTIONS = ("sharpening", "texture", "sharpening_min", "csf_expansion", "sulcus_width",
-                   "fine_brain", "tilt_deg", "deform_mm", "max_scale", "max_rotation_deg", "anisotropy")
+                   "fine_brain", "tilt_deg", "deform_mm", "max_scale", "max_rotation_deg", "anisotropy",
+                   "extra_reassign", "tissue_jitter")
 
 
 class StreamingSampler:
@@ -288,6 +289,18 @@ class StreamingSampler:
         image) and largest bias-field deviation from 1 (drawn per subject).
     refresh_every : int
         Examples drawn between replacing one subject of the pool.
+    extra_reassign, tissue_jitter : float
+        A subject's non-brain classes' chance of another tissue, and the sd of its tissue
+        table's per-tissue jitter (see :func:`~napari_mr_reparam.phantoms.random_subject`; 0, 0).
+    effects : Effects, optional
+        Draw examples as real scans arrive
+        (:func:`~napari_mr_reparam.acquisition_effects.realistic_example`: any input
+        sequence of ``input_sequences``, slice thickness, resolution, ringing, noise,
+        skull-stripping, field of view, normalization, JPEG), rather than as the paper's
+        exports; ``noise_max`` then no longer applies.
+    input_sequences : sequence of str, optional
+        With ``effects``: the input sequences Param-to-Param examples draw from (default
+        all of :data:`~napari_mr_reparam.physics.INPUT_SEQUENCES`).
     subject_workers : int
         0 (the default) draws subjects in this process from the stream's generator;
         N > 0 draws them ahead in N background processes, each from its own generator
@@ -303,8 +316,12 @@ class StreamingSampler:
                  sharpening_min: float = 1.0, csf_expansion: float = 1.0, sulcus_width: float = 0.0,
                  fine_brain: bool = False, tilt_deg: float = 0.0, input_gain: float = 0.0,
                  deform_mm: float = 4.0, max_scale: float = 0.05, max_rotation_deg: float = 5.0,
-                 anisotropy: float = 0.0, subject_workers: int = 0):
+                 anisotropy: float = 0.0, subject_workers: int = 0, extra_reassign: float = 0.0,
+                 tissue_jitter: float = 0.0, effects=None, input_sequences=None):
+        from .physics import INPUT_SEQUENCES
+
         self.bases, self.task, self.size, self.with_maps = list(phantoms), task, size, with_maps
+        self.effects, self.input_sequences = effects, tuple(input_sequences or INPUT_SEQUENCES)
         self.input_gain = input_gain
         self.randomize, self.refresh_every = randomize, refresh_every
         self.noise_max, self.bias_strength, self.tables = noise_max, bias_strength, tables
@@ -336,6 +353,14 @@ class StreamingSampler:
             self.pool[self.rng.integers(len(self.pool))] = self._subject()
         self.drawn += 1
         subject, bias = self.pool[self.rng.integers(len(self.pool))]
+        if self.effects is not None:
+            from .acquisition_effects import realistic_example
+
+            out = realistic_example(subject, bias, self.rng, self.effects, self.task,
+                                    self.input_sequences, targets, self.with_maps)
+            if self.size is not None:
+                out = {k: resize_slices(v, self.size) if np.ndim(v) == 3 else v for k, v in out.items()}
+            return out
         first, last = np.flatnonzero(subject.mask().any(axis=(1, 2)))[[0, -1]]
         index = [int(self.rng.integers(first + 0.2 * (last - first), first + 0.85 * (last - first) + 1))]
         te, tr = sample_te_tr(self.rng, targets)

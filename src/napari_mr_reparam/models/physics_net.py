@@ -32,11 +32,43 @@ CONSISTENCY_NOISE_SD = 0.004
 CONSISTENCY_MAX_LOG_RATIO = math.log(4.0)
 
 
-def condition_vector(te_ms, tr_ms) -> torch.Tensor:
-    """The FiLM input: log TE and log TR relative to the default acquisition, (B, 2)."""
+#: Conditions of a network that reads inputs of any sequence: log TE, log TR, the
+#: sequence one-hot (:data:`~napari_mr_reparam.physics.INPUT_SEQUENCES` order), TI (s) and
+#: flip angle (in units of 90 degrees), each 0 where the sequence has none.
+SEQUENCE_CONDITIONS = 2 + len(physics.INPUT_SEQUENCES) + 2
+
+
+def condition_vector(te_ms, tr_ms, sequence=None, ti_ms=None, flip_deg=None) -> torch.Tensor:
+    """The FiLM input: log TE and log TR relative to the default acquisition, (B, 2); with
+    ``sequence`` (a name, or per image names or indices of
+    :data:`~napari_mr_reparam.physics.INPUT_SEQUENCES`), also the sequence one-hot, TI
+    and flip angle (:data:`SEQUENCE_CONDITIONS` columns)."""
     te = torch.as_tensor(te_ms, dtype=torch.float32).reshape(-1)
     tr = torch.as_tensor(tr_ms, dtype=torch.float32).reshape(-1)
-    return torch.stack([torch.log(te / DEFAULT_TE_MS), torch.log(tr / DEFAULT_TR_MS)], dim=1)
+    times = torch.stack([torch.log(te / DEFAULT_TE_MS), torch.log(tr / DEFAULT_TR_MS)], dim=1)
+    if sequence is None:
+        return times
+    b = times.shape[0]
+    codes = sequence_codes(sequence, b)
+    one_hot = F.one_hot(codes, len(physics.INPUT_SEQUENCES)).float()
+    ti = torch.as_tensor(0.0 if ti_ms is None else ti_ms, dtype=torch.float32).reshape(-1).expand(b)
+    flip = torch.as_tensor(0.0 if flip_deg is None else flip_deg, dtype=torch.float32).reshape(-1).expand(b)
+    ti = torch.nan_to_num(ti) / 1000.0
+    flip = torch.nan_to_num(flip) / 90.0
+    return torch.cat([times, one_hot, ti[:, None], flip[:, None]], dim=1)
+
+
+def sequence_codes(sequence, count: int) -> torch.Tensor:
+    """Indices into :data:`~napari_mr_reparam.physics.INPUT_SEQUENCES` of one sequence
+    name (for ``count`` images) or of one per image (names or indices), (count,) long."""
+    if isinstance(sequence, str):
+        sequence = [sequence]
+    if isinstance(sequence, torch.Tensor):
+        codes = sequence.reshape(-1).long().cpu()
+    else:
+        codes = torch.as_tensor([physics.INPUT_SEQUENCES.index(s) if isinstance(s, str) else int(s)
+                                 for s in sequence], dtype=torch.long)
+    return codes.expand(count) if codes.numel() == 1 else codes
 
 
 class FiLMBlock(nn.Module):
@@ -65,8 +97,9 @@ class FromCard:
 
     @classmethod
     def from_card(cls, card: dict):
+        extra = {"input_sequences": True} if card.get("input_sequences") else {}
         net = cls(base=int(card.get("base", 16)), depth=int(card.get("depth", 4)),
-                  task=card.get("task", "p2p"), work_size=int(card.get("work_size", 128)))
+                  task=card.get("task", "p2p"), work_size=int(card.get("work_size", 128)), **extra)
         net.native_input = bool(card.get("native_input", False))
         return net
 
@@ -152,17 +185,24 @@ class PhysicsNet(FromCard, FiLMUNet):
     #: kept in the maps as ``peak_count``) rather than by their maximum. Off while training.
     calibrate_peak = True
 
-    def __init__(self, base: int = 16, depth: int = 4, task: str = "p2p", work_size: int = 128):
-        super().__init__(1, 3, 2, base, depth)
+    def __init__(self, base: int = 16, depth: int = 4, task: str = "p2p", work_size: int = 128,
+                 input_sequences: bool = False):
+        super().__init__(1, 3, SEQUENCE_CONDITIONS if input_sequences else 2, base, depth)
         self.task, self.base, self.work_size = task, base, work_size
+        #: Whether the network is conditioned on the input's sequence, TI and flip angle
+        #: (:func:`condition_vector`); older networks read spin-echo inputs only.
+        self.input_sequences = input_sequences
 
-    def maps(self, image01, input_te_ms=None, input_tr_ms=None, *, consistency: float | None = None,
+    def maps(self, image01, input_te_ms=None, input_tr_ms=None, input_sequence=None,
+             input_ti_ms=None, input_flip_deg=None, *, consistency: float | None = None,
              flip_average: bool | None = None, calibrate_peak: bool | None = None) -> dict[str, torch.Tensor]:
         """PD (0-1), T1 and T2 (ms) maps, each (B, 1, h, w), from images in [0, 1].
 
         Images larger than ``work_size`` are area-averaged down to it first (the maps are
-        then at ``work_size``; renders are resized back by :meth:`forward`). The
-        inference options, given with the call, override the network's own settings
+        then at ``work_size``; renders are resized back by :meth:`forward`). An input of
+        another sequence than spin echo (``input_sequence``, with ``input_ti_ms`` and
+        ``input_flip_deg`` as it needs them) is read only by a network conditioned on it.
+        The inference options, given with the call, override the network's own settings
         (:attr:`consistency`, :attr:`flip_average`, :attr:`calibrate_peak`) for it alone.
         """
         consistency = self.consistency if consistency is None else float(consistency)
@@ -172,17 +212,26 @@ class PhysicsNet(FromCard, FiLMUNet):
         image01 = to_work_grid(image01, self.work_size, self.native_input)
         if self.task == "d2p" or input_te_ms is None or input_tr_ms is None:
             input_te_ms, input_tr_ms = [DEFAULT_TE_MS] * b, [DEFAULT_TR_MS] * b
-        cond = condition_vector(input_te_ms, input_tr_ms).to(image01.device).expand(b, 2)
+            input_sequence = input_ti_ms = input_flip_deg = None
+        spin_echo = input_sequence is None or bool((sequence_codes(input_sequence, b) == 0).all())
+        if not self.input_sequences and not spin_echo:
+            raise ValueError("this model reads spin-echo inputs only; choose a model trained on "
+                             "other input sequences")
+        seq = (input_sequence if input_sequence is not None else "spin_echo") if self.input_sequences else None
+        cond = condition_vector(input_te_ms, input_tr_ms, seq, input_ti_ms, input_flip_deg)
+        cond = cond.to(image01.device).expand(b, cond.shape[1])
         raw = self.run(image01, cond).float()
         if flip_average and not self.training:
             raw = 0.5 * (raw + self.run(image01.flip(-1), cond).float().flip(-1))
         maps = {"pd": torch.sigmoid(raw[:, :1]),
                 "t1": _log_bounded(raw[:, 1:2], T1_RANGE_MS),
                 "t2": _log_bounded(raw[:, 2:3], T2_RANGE_MS)}
-        if consistency > 0:
+        if consistency > 0 and spin_echo:  # its update linearizes the spin-echo equation
             maps = self.consistent_maps(maps, image01, input_te_ms, input_tr_ms, consistency)
         if calibrate_peak and not self.training:
-            rendered = self.render(maps, input_te_ms, input_tr_ms, normalize=False)
+            name = "spin_echo" if spin_echo else physics.INPUT_SEQUENCES[int(sequence_codes(input_sequence, b)[0])]
+            rendered = self.render(maps, input_te_ms, input_tr_ms, name, input_ti_ms, input_flip_deg,
+                                   normalize=False)
             counts = peaks.calibrated_count(rendered[:, 0], image01[:, 0].float())
             maps["peak_count"] = torch.as_tensor(counts, device=image01.device)
         return maps
@@ -250,10 +299,12 @@ class PhysicsNet(FromCard, FiLMUNet):
         # a peak below the maximum leaves its brightest voxels above 1: clipped, as targets are
         return peaks.normalize(signal, count.reshape(-1, *[1] * (signal.ndim - 3))).clamp_max(1.0)
 
-    def forward(self, image, te_ms, tr_ms, input_te_ms=None, input_tr_ms=None, return_maps=False):
+    def forward(self, image, te_ms, tr_ms, input_te_ms=None, input_tr_ms=None, return_maps=False,
+                input_sequence=None, input_ti_ms=None, input_flip_deg=None):
         """The paper models' interface: images in [-1, 1] in and out, at the input's size
         (and, with ``return_maps``, the maps as well, for a training loss on them)."""
-        maps = self.maps(from_model_range(image), input_te_ms, input_tr_ms)
+        maps = self.maps(from_model_range(image), input_te_ms, input_tr_ms, input_sequence, input_ti_ms,
+                         input_flip_deg)
         out = to_model_range(resize_like(self.render(maps, te_ms, tr_ms), image))
         return (out, maps) if return_maps else out
 

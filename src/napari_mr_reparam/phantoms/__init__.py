@@ -13,6 +13,9 @@ Phantoms are named by a *spec* string, as the command line takes them:
 ``segmentation:PATH``
     A segmented brain or head: a NIfTI label map, a 4-D NIfTI or ``.npz`` of tissue
     fractions (:mod:`.segmentation`), mixed with a tissue table as the MNI152 head is.
+``freesurfer:PATH``
+    A FreeSurfer-labelled segmentation (``aseg.mgz``, ``aparc+aseg.mgz``, SynthSeg's
+    output, a voxelmorph ``.npz``): :mod:`.freesurfer`.
 """
 
 from __future__ import annotations

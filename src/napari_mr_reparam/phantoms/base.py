@@ -34,6 +34,9 @@ class Phantom:
     fractions : dict of str to ndarray, optional
         With ``tissue_table``: the tissue fractions the maps were mixed from, one volume
         per tissue name, so the maps can be rebuilt with another table (random subjects).
+    extra_classes : dict of int to (str, ndarray), optional
+        For a FreeSurfer-labelled head: each unnamed non-brain class's tissue and
+        fractions (already in ``fractions``), so a training draw can give it another.
     """
 
     pd: np.ndarray
@@ -45,6 +48,7 @@ class Phantom:
     brain_mask: np.ndarray | None = field(default=None, repr=False)
     tissue_table: str | None = None
     fractions: dict[str, np.ndarray] | None = field(default=None, repr=False, compare=False)
+    extra_classes: dict | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self):
         shapes = {a.shape for a in (self.pd, self.t1, self.t2, self.t2star)}

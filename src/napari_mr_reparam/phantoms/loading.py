@@ -13,8 +13,9 @@ def load_phantom(spec: str = "mni152", table: str | None = None) -> Phantom:
     Parameters
     ----------
     spec : str
-        ``mni152``, ``mrilab:PATH`` (``.npz`` or MRiLab ``.mat``) or ``segmentation:PATH``
-        (a label map or tissue fractions: :mod:`~napari_mr_reparam.phantoms.segmentation`).
+        ``mni152``, ``mrilab:PATH`` (``.npz`` or MRiLab ``.mat``), ``segmentation:PATH``
+        (a label map or tissue fractions: :mod:`~napari_mr_reparam.phantoms.segmentation`)
+        or ``freesurfer:PATH`` (``aseg.mgz``, SynthSeg output: :mod:`~napari_mr_reparam.phantoms.freesurfer`).
     table : str, optional
         Tissue table for phantoms built from tissue classes (``mni152``, segmentations);
         the default is ``brainweb_1.5t``. Ignored for voxel-map phantoms such as MRiLab's.
@@ -37,4 +38,11 @@ def load_phantom(spec: str = "mni152", table: str | None = None) -> Phantom:
         from .segmentation import load_segmentation
 
         return load_segmentation(Path(arg).expanduser(), **({"table": table} if table else {}))
-    raise ValueError(f"unknown phantom {spec!r}; use 'mni152', 'mrilab:PATH' or 'segmentation:PATH'")
+    if name == "freesurfer":
+        if not arg:
+            raise ValueError("a freesurfer phantom needs a file: freesurfer:PATH")
+        from .freesurfer import load_freesurfer
+
+        return load_freesurfer(Path(arg).expanduser(), **({"table": table} if table else {}))
+    raise ValueError(f"unknown phantom {spec!r}; use 'mni152', 'mrilab:PATH', 'segmentation:PATH' "
+                     "or 'freesurfer:PATH'")

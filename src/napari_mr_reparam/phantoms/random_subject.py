@@ -143,8 +143,52 @@ def _log_uniform(rng: np.random.Generator, low: float, high: float) -> float:
     return float(np.exp(rng.uniform(np.log(low), np.log(high)))) if high > low else float(low)
 
 
+def mixed_table(tables, rng: np.random.Generator, jitter: float):
+    """A tissue table between two drawn from ``tables`` (their T1, T2, T2* and PD mixed
+    geometrically by a uniform weight, so field strengths and sources in between are
+    covered), each tissue's values then multiplied by log-normal factors of sd
+    ``jitter`` (PD: half), so tissue contrasts differ from subject to subject."""
+    from dataclasses import replace
+
+    from ..tissues import get_table
+
+    first, second = (get_table(str(tables[int(rng.integers(len(tables)))])) for _ in range(2))
+    w = float(rng.uniform())
+    tissues = {}
+    for name, a in first.tissues.items():
+        b = second[name]
+        values = {}
+        for key in ("t1", "t2", "t2star", "pd"):
+            x, y = getattr(a, key), getattr(b, key)
+            mix = x ** (1 - w) * y ** w if x > 0 and y > 0 else (1 - w) * x + w * y
+            sd = jitter / 2 if key == "pd" else jitter
+            values[key] = float(mix * np.exp(rng.normal(0.0, sd))) if sd > 0 else float(mix)
+        values["pd"] = min(values["pd"], 1.0)
+        values["t2star"] = min(values["t2star"], values["t2"])
+        tissues[name] = replace(a, **values)
+    return replace(first, name=f"{first.name}~{second.name}", tissues=tissues)
+
+
+def _reassigned(base: Phantom, rng: np.random.Generator, chance: float) -> dict:
+    """``base``'s fractions with each unnamed non-brain class (``extra_classes``) moved,
+    with probability ``chance``, to a tissue drawn from
+    :data:`~napari_mr_reparam.phantoms.freesurfer.NON_BRAIN`."""
+    from .freesurfer import NON_BRAIN
+
+    fractions = dict(base.fractions)
+    for label, (tissue, part) in sorted(base.extra_classes.items()):
+        if rng.uniform() >= chance:
+            continue
+        other = NON_BRAIN[int(rng.integers(len(NON_BRAIN)))]
+        part = part.astype(np.float32)
+        fractions[tissue] = np.maximum(fractions[tissue] - part, 0.0)
+        fractions[other] = fractions[other] + part
+    return fractions
+
+
 def _tissue_draw(base: Phantom, rng: np.random.Generator, tables, sharpening: float, texture: float,
-                 sharpening_min: float = 1.0, csf_expansion: float = 1.0, sulcus_width: float = 0.0):
+                 sharpening_min: float = 1.0, csf_expansion: float = 1.0, sulcus_width: float = 0.0,
+                 extra_reassign: float = 0.0, tissue_jitter: float = 0.0):
     """For a phantom built from tissue fractions (``base.fractions``: the MNI152 head, a
     segmentation): the fractions, a randomly drawn tissue table, a sharpening exponent
     drawn log-uniformly between ``sharpening_min`` and ``sharpening``, a texture sd drawn
@@ -157,7 +201,12 @@ def _tissue_draw(base: Phantom, rng: np.random.Generator, tables, sharpening: fl
     from ..tissues import get_table
 
     fractions = base.fractions
-    table = get_table(str(tables[int(rng.integers(len(tables)))]) if tables else base.tissue_table)
+    if tissue_jitter > 0 or extra_reassign > 0:  # drawn only when asked: seeds keep their heads
+        table = mixed_table(tables or [base.tissue_table], rng, tissue_jitter)
+        if base.extra_classes and extra_reassign > 0:
+            fractions = _reassigned(base, rng, extra_reassign)
+    else:
+        table = get_table(str(tables[int(rng.integers(len(tables)))]) if tables else base.tissue_table)
     exponent = _log_uniform(rng, min(sharpening_min, sharpening), sharpening)
     sd = float(rng.uniform(0.0, texture)) if sharpening > 1.0 and texture > 0 else 0.0
     csf = _log_uniform(rng, 1.0, csf_expansion)
@@ -295,7 +344,8 @@ def random_subject(base: Phantom, rng: np.random.Generator | int, *, deform_mm: 
                    csf_expansion: float = 1.0, sulcus_width: float = 0.0,
                    fine_brain: bool = False, tilt_deg: float = 0.0,
                    max_scale: float = MAX_SCALE, max_rotation_deg: float = MAX_ROTATION_DEG,
-                   anisotropy: float = 0.0) -> Phantom:
+                   anisotropy: float = 0.0, extra_reassign: float = 0.0,
+                   tissue_jitter: float = 0.0) -> Phantom:
     """A randomly deformed copy of ``base`` with jittered tissue values.
 
     Parameters
@@ -350,6 +400,15 @@ def random_subject(base: Phantom, rng: np.random.Generator | int, *, deform_mm: 
         Largest further scale change along each axis on its own (a fraction), so heads
         differ in shape (longer, wider, flatter) as well as size. 0 (the default) draws
         nothing.
+    extra_reassign : float
+        For a FreeSurfer-labelled head: the chance that each unnamed non-brain class
+        (``extra_classes``) takes another non-brain tissue than its rule's. 0 (the default)
+        keeps the rule.
+    tissue_jitter : float
+        For a phantom built from tissue fractions: the table is a geometric mix of two
+        drawn from ``tables`` with each tissue's values jittered by log-normal factors of
+        this sd (:func:`mixed_table`), so contrasts between tissues vary. 0 (the default)
+        draws one table as it is.
 
     Returns
     -------
@@ -368,7 +427,7 @@ def random_subject(base: Phantom, rng: np.random.Generator | int, *, deform_mm: 
     seed = int(rng) if isinstance(rng, (int, np.integer)) else None
     rng = _as_rng(rng)
     draw = _tissue_draw(base, rng, tables, sharpening, texture, sharpening_min, csf_expansion,
-                        sulcus_width)
+                        sulcus_width, extra_reassign, tissue_jitter)
     voxel = tuple(float(v) for v in base.voxel_size_mm)
     coords = _sample_coordinates(base.shape, voxel, rng, deform_mm, tilt_deg, max_scale,
                                  max_rotation_deg, anisotropy)

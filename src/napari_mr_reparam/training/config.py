@@ -70,6 +70,14 @@ class TrainConfig:
     # log-uniformly in [1 / (1 + g), 1 + g] per example, clipped at 1; 0 = none), so
     # tissues do not sit at fixed fractions of the input's maximum (docs/experiments.md: no gain)
     input_gain: float = 0.0
+    # ... real-scan effects (acquisition_effects.Effects keys; absent: the paper's clean
+    # exports), the input sequences Param-to-Param draws (empty: spin echo at the paper's
+    # TE/TR), a FreeSurfer head's non-brain classes' chance of another tissue, and the sd of
+    # the per-tissue jitter of a table mixed from two of `tables` (0: one table as it is)
+    acquisition: dict | None = None
+    input_sequences: list[str] = field(default_factory=list)
+    extra_reassign: float = 0.0
+    tissue_jitter: float = 0.0
     pairs: int = 200
     slices: int = 24
     size: int = 256
@@ -147,6 +155,18 @@ class TrainConfig:
             raise ValueError(f"subject_every must be a positive number of examples, got {self.subject_every}")
         if self.subject_workers < 0:
             raise ValueError(f"subject_workers must be >= 0, got {self.subject_workers}")
+        if self.acquisition is not None or self.input_sequences:
+            from ..acquisition_effects import Effects
+            from ..physics import INPUT_SEQUENCES
+
+            Effects.from_options(self.acquisition)
+            unknown = sorted(set(self.input_sequences) - set(INPUT_SEQUENCES))
+            if unknown or (self.input_sequences and self.acquisition is None):
+                raise ValueError(f"input_sequences take {', '.join(INPUT_SEQUENCES)} and need an "
+                                 f"acquisition table; got {self.input_sequences}")
+        if not 0 <= self.extra_reassign <= 1 or self.tissue_jitter < 0:
+            raise ValueError("extra_reassign is a chance (0-1) and tissue_jitter an sd (>= 0), got "
+                             f"{self.extra_reassign} and {self.tissue_jitter}")
         if self.image_loss not in IMAGE_LOSSES:
             raise ValueError(f"unknown image_loss {self.image_loss!r}; known: {', '.join(IMAGE_LOSSES)}")
 
@@ -162,7 +182,18 @@ class TrainConfig:
                 "input_gain": self.input_gain, "refresh_every": self.subject_every,
                 "subject_workers": self.subject_workers,
                 "deform_mm": self.deform_mm, "max_scale": self.max_scale,
-                "max_rotation_deg": self.max_rotation_deg, "anisotropy": self.anisotropy}
+                "max_rotation_deg": self.max_rotation_deg, "anisotropy": self.anisotropy,
+                "extra_reassign": self.extra_reassign, "tissue_jitter": self.tissue_jitter,
+                **self.effect_options()}
+
+    def effect_options(self) -> dict:
+        """The stream's real-scan effects and input sequences (none without ``acquisition``)."""
+        if self.acquisition is None:
+            return {}
+        from ..acquisition_effects import Effects
+
+        return {"effects": Effects.from_options(self.acquisition),
+                "input_sequences": self.input_sequences or None}
 
     def to_dict(self) -> dict:
         return asdict(self)

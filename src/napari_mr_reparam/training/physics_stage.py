@@ -83,8 +83,11 @@ class PhysicsStage:
 
         self.cfg = cfg
         net = NETWORKS[VARIANT_ARCH[cfg.variant]]
+        extra = {"input_sequences": True} if cfg.input_sequences else {}
+        if extra and cfg.variant != "maps":
+            raise ValueError("input_sequences need the maps variant")
         self.model = net(base=max(4, round(128 * cfg.width)), depth=cfg.depth, task=cfg.task,
-                         work_size=cfg.work_size)
+                         work_size=cfg.work_size, **extra)
         self.model.native_input = cfg.native_input
         rank = int(os.environ.get("RANK", 0))
         self.batches = StreamTargets(cfg, rank) if cfg.data == "stream" else ProtocolTargets(cfg)
@@ -92,16 +95,19 @@ class PhysicsStage:
     def loss(self, module, batch: dict) -> torch.Tensor:
         args = (to_model_range(batch["input"]), batch["target_te"], batch["target_tr"],
                 batch["input_te"], batch["input_tr"])
+        kwargs = {"input_sequence": batch["input_seq"].long(), "input_ti_ms": batch["input_ti"],
+                  "input_flip_deg": batch["input_flip"]} if self.cfg.input_sequences else {}
         if "maps" not in batch:
-            return image_loss(module(*args), to_model_range(batch["target"]), self.cfg.image_loss)
-        pred, maps = module(*args, return_maps=True)
+            return image_loss(module(*args, **kwargs), to_model_range(batch["target"]), self.cfg.image_loss)
+        pred, maps = module(*args, return_maps=True, **kwargs)
         return (image_loss(pred, to_model_range(batch["target"]), self.cfg.image_loss)
                 + self.cfg.map_weight * map_loss(maps, batch["maps"]))
 
     def card(self) -> dict:
         return {"arch": VARIANT_ARCH[self.cfg.variant], "task": self.cfg.task, "width": self.cfg.width,
                 "base": self.model.base, "depth": self.model.depth, "work_size": self.model.work_size,
-                "native_input": self.cfg.native_input}
+                "native_input": self.cfg.native_input,
+                **({"input_sequences": True} if self.cfg.input_sequences else {})}
 
 
 #: Floor of an image's MSE (on the [-1, 1] scale) in the ``log_mse`` loss: about 62 dB
