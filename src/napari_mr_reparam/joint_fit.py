@@ -254,13 +254,15 @@ def _as_acquisition(acq) -> AcquisitionValues:
     return out
 
 
-def network_maps(engine, image, acq):
-    """The engine's single-image maps of ``image`` at acquisition ``acq``."""
+def network_maps(engine, image, acq, **calls):
+    """The engine's single-image maps of ``image`` at acquisition ``acq``; ``calls`` (the
+    engine's ``options``, ``progress``, ``cancelled``) go to its ``compute_maps``."""
     import inspect
 
     if "input" in inspect.signature(engine.compute_maps).parameters:  # takes an Acquisition
         v = acquisition_values(acq)
-        return engine.compute_maps(image, make_acquisition(v.sequence, v.te, v.tr, v.ti, v.flip_deg))
+        given = {k: v for k, v in calls.items() if v is not None}
+        return engine.compute_maps(image, make_acquisition(v.sequence, v.te, v.tr, v.ti, v.flip_deg), **given)
     v = acquisition_values(acq)
     return engine.compute_maps(image, v.te, v.tr)
 
@@ -417,7 +419,8 @@ def _fit_chunk(s, sigma, acqs, scales, free, prior_log, prior_sd, torch, iterati
 
 def fit_maps(volumes, acquisitions, prior: dict | None = None, scale: str = "shared",
              noise: float = 0.01, tolerance: float = 0.1, iterations: int = 6,
-             grid_points: int = 12, chunk_voxels: int = 1 << 17, threads: int | None = None) -> JointMaps:
+             grid_points: int = 12, chunk_voxels: int = 1 << 17, threads: int | None = None,
+             progress=None, cancelled=None) -> JointMaps:
     """Joint PD/T1/T2 maps from co-registered images and their acquisitions (no network).
 
     Parameters
@@ -436,6 +439,10 @@ def fit_maps(volumes, acquisitions, prior: dict | None = None, scale: str = "sha
         percentile): the data's weight against the prior, and the determinedness test.
     tolerance : float
         Relative standard error below which a parameter counts as determined.
+    progress, cancelled : callables, optional
+        As the engine's: ``progress(n)`` after each chunk of voxels with the number of
+        slices (first axis; one for a 2-D image) it finished, ``cancelled()`` asked before
+        each chunk (True raises :class:`~napari_mr_reparam.inference.Cancelled`).
     """
     import torch
 
@@ -473,8 +480,14 @@ def fit_maps(volumes, acquisitions, prior: dict | None = None, scale: str = "sha
         stack = [a.reshape(-1) for a in clean]
         p1, p2 = prior_t1.reshape(-1), prior_t2.reshape(-1)
         sigma = torch.from_numpy(sigma_all)
+        plane = int(np.prod(shape[1:])) if len(shape) == 3 else int(np.prod(shape))
+        slices, reported = (shape[0] if len(shape) == 3 else 1), 0
         with torch.no_grad():
             for start in range(0, index.size, chunk_voxels):
+                if cancelled is not None and cancelled():
+                    from .inference import Cancelled
+
+                    raise Cancelled()
                 idx = index[start:start + chunk_voxels]
                 s = torch.from_numpy(np.stack([a[idx] for a in stack]))
                 prior_log = {"t1": torch.from_numpy(np.log(p1[idx])), "t2": torch.from_numpy(np.log(p2[idx]))}
@@ -485,6 +498,13 @@ def fit_maps(volumes, acquisitions, prior: dict | None = None, scale: str = "sha
                     out[key][sl] = torch.exp(x[k]).numpy()
                     ok = stderr[k] < tolerance
                     det[key][sl] = ok.numpy() & (free.get(key, True))
+                if progress is not None:
+                    done = min(slices, int(idx[-1]) // plane) if start + idx.size < index.size else slices
+                    if done > reported:
+                        progress(done - reported)
+                        reported = done
+        if progress is not None and reported < slices:
+            progress(slices - reported)
     finally:
         torch.set_num_threads(old_threads)
     maps = {}
@@ -501,15 +521,26 @@ def fit_maps(volumes, acquisitions, prior: dict | None = None, scale: str = "sha
     return JointMaps(maps["pd"], maps["t1"], maps["t2"], determined, list(acqs), scales, free)
 
 
-def joint_maps(volumes, acquisitions, engine=None, prior_input: int | None = None, **options) -> JointMaps:
+def joint_work_units(shape, engine=None) -> int:
+    """How many units ``progress`` counts in :func:`joint_maps` for inputs of ``shape``:
+    the volume's slices for the network's maps (with an engine), and again for the fit."""
+    slices = shape[0] if len(shape) == 3 else 1
+    return slices * (2 if engine is not None else 1)
+
+
+def joint_maps(volumes, acquisitions, engine=None, prior_input: int | None = None, *,
+               engine_options=None, progress=None, cancelled=None, **options) -> JointMaps:
     """Joint maps, started from and tied to the network's single-image maps.
 
     ``engine`` is a physics-model :class:`~napari_mr_reparam.inference.Reparameterizer`
     (or None for a fit without a learned prior). Its maps are computed from input
-    ``prior_input`` (default: the first spin-echo input, which the network reads). With
-    one input and an engine, the network's maps are returned as they are. ``options``
-    go to :func:`fit_maps`.
+    ``prior_input`` (default: the first spin-echo input, which the network reads) with
+    ``engine_options`` (:class:`~napari_mr_reparam.inference.InferenceOptions`). With
+    one input and an engine, the network's maps are returned as they are. ``progress``
+    and ``cancelled`` work as the engine's, over :func:`joint_work_units` units;
+    ``options`` go to :func:`fit_maps`.
     """
+    calls = {"options": engine_options, "progress": progress, "cancelled": cancelled}
     arrays, acqs = _check_inputs(volumes, acquisitions)
     if engine is not None and not engine.renders:
         raise ValueError(f"{engine.info.name} is not a physics model; joint maps need the physics model")
@@ -517,7 +548,7 @@ def joint_maps(volumes, acquisitions, engine=None, prior_input: int | None = Non
         if acqs[0].sequence != "spin_echo":
             raise ValueError("one input must be a spin echo for the network's maps; give more inputs "
                              "for a joint fit")
-        qmaps = network_maps(engine, arrays[0], acqs[0])
+        qmaps = network_maps(engine, arrays[0], acqs[0], **calls)
         sized = qmaps.at_input_size()
         shape = arrays[0].shape
         det = {k: np.zeros(shape, bool) for k in PARAMETERS}
@@ -529,7 +560,9 @@ def joint_maps(volumes, acquisitions, engine=None, prior_input: int | None = Non
             spin = [i for i, a in enumerate(acqs) if a.sequence == "spin_echo"]
             prior_input = spin[0] if spin else None
         if prior_input is not None:
-            sized = network_maps(engine, arrays[prior_input], acqs[prior_input]).at_input_size()
+            sized = network_maps(engine, arrays[prior_input], acqs[prior_input], **calls).at_input_size()
             shape = arrays[0].shape
             prior = {"t1": sized["t1"].reshape(shape), "t2": sized["t2"].reshape(shape)}
-    return fit_maps(arrays, acqs, prior=prior, **options)
+        elif progress is not None:
+            progress(joint_work_units(arrays[0].shape))  # no input the network reads: its share is done
+    return fit_maps(arrays, acqs, prior=prior, progress=progress, cancelled=cancelled, **options)
