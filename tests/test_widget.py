@@ -374,7 +374,9 @@ def test_a_preset_the_model_cannot_render_is_refused(demo):
     assert widget.te.value == 100.0  # the sliders were left as they were
 
 
-def test_a_preset_renders_from_the_maps(demo, qtbot):
+def test_a_preset_renders_from_the_maps_and_saves(demo, qtbot, tmp_path):
+    import json
+
     viewer, widget = demo
     widget.model.value = "physics"
     widget.preset.value = "MPRAGE"
@@ -382,6 +384,10 @@ def test_a_preset_renders_from_the_maps(demo, qtbot):
     _until(qtbot, lambda: _idle(widget) and _outputs(viewer, "prediction"))
     (pred,) = _outputs(viewer, "prediction")
     assert "MPRAGE" in pred.name and np.isfinite(pred.data).any()
+    viewer.layers.selection = {pred}
+    viewer.layers.save(str(tmp_path / "mprage.nii.gz"), selected=True, plugin="napari-mr-reparam")
+    sidecar = json.loads((tmp_path / "mprage.json").read_text())
+    assert sidecar["PulseSequenceType"] == "MPRAGE" and sidecar["InversionTime"] == 0.9
 
 
 def test_two_inputs_give_joint_maps_from_one_call_opened_from_the_plugins_menu(

@@ -172,9 +172,10 @@ class ReparamWidget(Container):
                                                 self._on_layer_removed, self.cancel_work))
 
     def _on_layer_removed(self, event) -> None:
-        """Closing the input layer mid-run cancels the work for it."""
+        """Closing an input layer mid-run cancels the work for it."""
         current = self._worker_request
-        if current is not None and event.value is current.layer:
+        if current is not None and (event.value is current.layer
+                                    or any(event.value is spec.layer for spec in current.inputs)):
             self.cancel_work()
         self._maps.forget(event.value)
 
