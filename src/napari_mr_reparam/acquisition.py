@@ -71,6 +71,16 @@ class Acquisition:
                            pick(self.flip_deg), pick(self.ti2_ms))
 
 
+def sample_te_tr(rng: np.random.Generator, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """Draw ``count`` (TE, TR) pairs in ms: TR uniform, TE log-uniform (short TE likelier).
+
+    Times are rounded to 0.1 ms so that the manifest states them exactly.
+    """
+    tr = rng.uniform(*TRAINED_RANGE_MS["tr"], size=count)
+    te = np.exp(rng.uniform(np.log(TRAINED_RANGE_MS["te"][0]), np.log(TRAINED_RANGE_MS["te"][1]), size=count))
+    return np.round(te, 1), np.round(tr, 1)
+
+
 def validate_times(te, tr, ti=None) -> None:
     """Raise ``ValueError`` with a one-line reason for impossible TE/TR/TI (ms; scalars
     or arrays, checked value by value)."""

@@ -6,17 +6,8 @@ import argparse
 import sys
 
 from . import DEFAULT_CONSISTENCY
+from .command import positive_ms as _positive_ms
 from .command import run_cli
-
-
-def _positive_ms(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of milliseconds: {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a positive number of milliseconds, got {text}")
-    return value
 
 
 def input_acquisition(volume, te_ms, tr_ms) -> tuple[float, float, str]:

@@ -20,7 +20,7 @@ MAP_FILES = {"pd": "PD", "t1": "T1map", "t2": "T2map"}
 
 def add_acquisition_options(parser) -> None:
     """Per-input acquisition options of the joint commands (one value per input)."""
-    from .cli import _positive_ms
+    from .command import positive_ms as _positive_ms
 
     for name, what in (("te", "echo time"), ("tr", "repetition time"), ("ti", "inversion time")):
         parser.add_argument(f"--input-{name}", type=_positive_ms, nargs="+", metavar="MS",
@@ -57,7 +57,7 @@ def _add(parser, name: str, **kw) -> None:
 
 def add_predict_options(parser) -> None:
     """Options ``predict`` gains: ``--joint``, ``--preset``, target TI/flip, per-input times."""
-    from .cli import _positive_ms
+    from .command import positive_ms as _positive_ms
     from .presets import PRESETS
 
     _add(parser, "--joint", action="store_true",
