@@ -347,3 +347,136 @@ def test_saved_prediction_records_its_sequence(demo, qtbot, tmp_path):
     viewer.layers.save(str(tmp_path / "flair.nii.gz"), selected=True, plugin="napari-mr-reparam")
     sidecar = json.loads((tmp_path / "flair.json").read_text())
     assert sidecar["ScanningSequence"] == "IR" and sidecar["InversionTime"] == 2.5
+
+
+# ---------------------------------------------------------------- presets and several inputs
+
+def test_a_preset_fills_the_sliders_and_editing_makes_it_custom(demo):
+    _, widget = demo
+    widget.model.value = "physics"
+    widget.preset.value = "FLAIR"
+    assert widget.sequence.value == "inversion_recovery"
+    assert (widget.te.value, widget.tr.value, widget.ti.value) == (120.0, 9000.0, 2500.0)
+    assert not widget.ti.native.isHidden()  # the preset's values stay visible and editable
+    widget.preset.value = "DIR"
+    assert widget.sequence.value == "double_inversion_recovery" and widget.ti2.value == 325.0
+    assert not widget.ti2.native.isHidden()
+    widget.ti.value = 3000.0
+    assert widget.preset.value == "Custom"
+    widget.ti.value = 3400.0  # back to the preset's values: named again
+    assert widget.preset.value == "DIR"
+
+
+def test_a_preset_the_model_cannot_render_is_refused(demo):
+    _, widget = demo
+    widget.preset.value = "T2w"  # spin echo: every model renders it
+    assert (widget.te.value, widget.tr.value) == (100.0, 4000.0) and widget.preset.value == "T2w"
+    widget.preset.value = "FLAIR"
+    assert widget.preset.value == "Custom" and "only the physics model" in widget.status.value
+    assert widget.te.value == 100.0  # the sliders were left as they were
+
+
+def test_a_preset_renders_from_the_maps_and_saves(demo, qtbot, tmp_path):
+    import json
+
+    viewer, widget = demo
+    widget.model.value = "physics"
+    widget.preset.value = "MPRAGE"
+    widget.run.clicked.emit()
+    _until(qtbot, lambda: _idle(widget) and _outputs(viewer, "prediction"))
+    (pred,) = _outputs(viewer, "prediction")
+    assert "MPRAGE" in pred.name and np.isfinite(pred.data).any()
+    viewer.layers.selection = {pred}
+    viewer.layers.save(str(tmp_path / "mprage.nii.gz"), selected=True, plugin="napari-mr-reparam")
+    sidecar = json.loads((tmp_path / "mprage.json").read_text())
+    assert sidecar["PulseSequenceType"] == "MPRAGE" and sidecar["InversionTime"] == 0.9
+
+
+def test_two_inputs_give_joint_maps_from_one_call_opened_from_the_plugins_menu(
+        make_napari_viewer, tiny_weights, qtbot, monkeypatch):
+    from napari_mr_reparam import joint_fit
+
+    calls = []
+    real = joint_fit.joint_maps
+
+    def recording(volumes, acquisitions, **kwargs):
+        calls.append((len(volumes), [a.te_ms for a in acquisitions], kwargs))
+        return real(volumes, acquisitions, **kwargs)
+
+    monkeypatch.setattr(joint_fit, "joint_maps", recording)
+    viewer = make_napari_viewer()
+    _, widget = viewer.window.add_plugin_dock_widget("napari-mr-reparam", "MR Re-parameterization")
+    for data, kwargs, _ in make_sample_all():
+        viewer.add_image(data[:6], **kwargs)
+    widget.reset_choices()
+    widget.image.value = viewer.layers["head TE50 TR4500"]
+    widget.model.value = "physics"
+    assert widget.input_sequence.native.isHidden()  # one input: as before
+    row = widget.add_input_row()
+    row.layer.value = viewer.layers["head TE120 TR6000"]
+    assert (row.te.value, row.tr.value, row.sequence.value) == (120.0, 6000.0, "spin_echo")  # from metadata
+    assert not widget.input_sequence.native.isHidden()
+    before = [l.name for l in viewer.layers]
+    widget.preset.value = "T2w"
+    widget.run.clicked.emit()
+    _until(qtbot, lambda: _idle(widget) and _outputs(viewer, "prediction"))
+    assert len(calls) == 1 and calls[0][:2] == (2, [50.0, 120.0])
+    assert callable(calls[0][2]["progress"]) and callable(calls[0][2]["cancelled"])
+    assert widget.progress.value == widget.progress.max == 12  # network maps, then the fit
+    (pred,) = _outputs(viewer, "prediction")
+    assert pred.name == "prediction joint(2) TE100 TR4000" and np.isfinite(pred.data).all()
+    assert "The inputs determine" in widget.joint_status.value and "T2" in widget.joint_status.value
+    assert [l.name for l in viewer.layers if l is not pred] == before
+    # every slider move re-renders from the joint maps, with no new fit
+    widget.preset.value = "FLAIR"
+    widget._preview_timer.timeout.emit()
+    assert widget._worker is None and len(calls) == 1
+    assert "IR TE120 TR9000 TI2500" in _outputs(viewer, "prediction")[0].name
+
+
+def test_joint_maps_job_can_be_cancelled(demo, qtbot, monkeypatch):
+    import threading
+
+    from napari_mr_reparam import joint_fit
+
+    started, seen = threading.Event(), []
+    real = joint_fit.fit_maps
+
+    def slow(*args, cancelled=None, **kwargs):
+        started.set()
+        for _ in range(500):
+            if cancelled():
+                break
+            threading.Event().wait(0.01)
+        seen.append(cancelled())
+        return real(*args, cancelled=cancelled, **kwargs)
+
+    monkeypatch.setattr(joint_fit, "fit_maps", slow)
+    viewer, widget = demo
+    widget.model.value = "physics"
+    widget.add_input_row().layer.value = viewer.layers["head TE20 TR600"]
+    widget.run.clicked.emit()
+    _until(qtbot, started.is_set)
+    widget.cancel_work()
+    _until(qtbot, lambda: _idle(widget))
+    assert seen == [True] and widget.status.value == "Cancelled" and not _outputs(viewer, "prediction")
+
+
+def test_mismatched_inputs_give_one_message_and_change_nothing(demo, qtbot):
+    viewer, widget = demo
+    widget.model.value = "physics"
+    odd = viewer.add_image(np.ones((4, 32, 32), np.float32), name="odd", metadata={"te_ms": 90, "tr_ms": 3000})
+    before = [(l.name, l.data.shape) for l in viewer.layers]
+    row = widget.add_input_row()
+    row.layer.value = odd
+    widget.run.clicked.emit()
+    assert widget._worker is None
+    assert widget.status.value.startswith("joint maps need co-registered inputs of one shape")
+    assert "odd 4x32x32" in widget.status.value
+    row.layer.value = viewer.layers["head TE20 TR600"]
+    row.tr.value = 0  # an acquisition value not known
+    widget.run.clicked.emit()
+    assert widget.status.value == "head TE20 TR600: no TR known; type the value(s) in its row"
+    assert [(l.name, l.data.shape) for l in viewer.layers] == before
+    row.remove.clicked.emit()  # back to one input: as before
+    assert len(widget.inputs) == 0 and widget.input_sequence.native.isHidden()

@@ -3,8 +3,13 @@
 A magicgui :class:`~magicgui.widgets.Container` whose controls scripts and tests reach
 by name: ``image``, ``model``, ``input_te``, ``input_tr``, ``te``, ``tr``,
 ``ground_truth``, ``device``, ``live``, ``run``, ``cancel``, ``progress``, ``status``,
-``metrics`` and ``truth_hint``; for the physics model also ``sequence``, ``ti``, ``flip``,
-``consistency``, ``flip_average`` and ``add_maps``. Each job is one engine call in a
+``metrics`` and ``truth_hint``; ``preset`` (Custom or a named contrast, which sets the
+sequence and the sliders); for the physics model also ``sequence``, ``ti``, ``ti2``,
+``flip``, ``consistency``, ``flip_average``, ``add_maps`` and ``add_input``, which adds a
+row (:class:`InputRow`, in ``inputs``) for another image of the same subject: with two or
+more inputs the maps come from the joint fit (:mod:`~napari_mr_reparam.joint_fit`), the
+input's own acquisition is then given in full (``input_sequence``, ``input_ti``,
+``input_flip``) and ``joint_status`` says which parameters the inputs determine. Each job is one engine call in a
 napari ``thread_worker``, which reports progress through the engine's ``progress``
 callback and stops at the engine's ``cancelled`` hook; torch is imported only when the
 first prediction starts, so the widget opens quickly.
@@ -32,15 +37,19 @@ from . import DEFAULT_CONSISTENCY, DEFAULT_TE_MS, DEFAULT_TR_MS
 from .acquisition import Acquisition
 from .units import refuse_seconds
 from .widget_logic import (
-    EngineCache, MapsCache, Request, RequestQueue, compare_volumes, layer_names, truth_mismatch,
+    CUSTOM, EngineCache, InputSpec, MapsCache, Request, RequestQueue, compare_volumes, determined_line,
+    input_from_metadata, joint_acquisitions, layer_names, matching_preset, preset_choices, preset_controls,
+    preset_refusal, render_request, truth_mismatch,
 )
 
 if TYPE_CHECKING:
     import napari
 
 MODEL_LABELS = {"d2p": "Default-to-Param", "p2p": "Param-to-Param", "physics": "Physics (quantitative maps)"}
-SEQUENCE_CHOICES = [("Spin echo", "spin_echo"), ("Inversion recovery", "inversion_recovery"),
-                    ("Gradient echo", "gradient_echo")]
+INPUT_SEQUENCE_CHOICES = [("Spin echo", "spin_echo"), ("Inversion recovery", "inversion_recovery"),
+                          ("Gradient echo", "gradient_echo")]
+SEQUENCE_CHOICES = [*INPUT_SEQUENCE_CHOICES, ("MPRAGE", "mprage"),
+                    ("Double inversion recovery", "double_inversion_recovery")]
 
 
 def model_choices() -> list[tuple[str, str]]:
@@ -66,6 +75,7 @@ class ReparamWidget(Container):
         self._queue = RequestQueue()
         self._worker = self._worker_request = self._job = None
         self._per_slice = None
+        self._applying_preset = False
         self._make_controls()
         self._preview_timer = self._timer(PREVIEW_DELAY_MS, self._start_preview)
         self._volume_timer = self._timer(VOLUME_DELAY_MS, self._start_volume)
@@ -81,10 +91,26 @@ class ReparamWidget(Container):
         self.model = ComboBox(choices=model_choices(), value="physics", label="Model")
         self.input_te = FloatSpinBox(value=DEFAULT_TE_MS, min=1, max=5000, step=1, label="Input TE (ms)")
         self.input_tr = FloatSpinBox(value=DEFAULT_TR_MS, min=10, max=20000, step=10, label="Input TR (ms)")
-        self.te = FloatSlider(value=100.0, min=5.0, max=1500.0, step=1.0, label="TE (ms)")
+        self.input_sequence = ComboBox(choices=INPUT_SEQUENCE_CHOICES, value="spin_echo", label="Input sequence")
+        self.input_ti = FloatSpinBox(value=0, min=0, max=20000, step=10, label="Input TI (ms)")
+        self.input_flip = FloatSpinBox(value=0, min=0, max=180, step=1, label="Input flip (°)")
+        for box in (self.input_ti, self.input_flip):
+            box.native.setSpecialValueText("?")  # 0: not known yet
+        self.inputs = Container(labels=False, label="More inputs")
+        self.inputs.margins = (0, 0, 0, 0)
+        self.add_input = PushButton(text="+ Add another image of this subject",
+                                    tooltip="Two or more co-registered images with their own TE/TR/TI "
+                                            "give joint PD/T1/T2 maps, fitted to all of them")
+        self.joint_status = Label(value="", label="")
+        self.preset = ComboBox(choices=preset_choices(), value=CUSTOM, label="Preset",
+                               tooltip="A named contrast: sets the sequence and times below, each "
+                                       "still editable (editing one makes it Custom)")
+        self.te = FloatSlider(value=100.0, min=1.0, max=1500.0, step=1.0, label="TE (ms)")
         self.tr = FloatSlider(value=3000.0, min=200.0, max=15000.0, step=10.0, label="TR (ms)")
         self.sequence = ComboBox(choices=SEQUENCE_CHOICES, value="spin_echo", label="Sequence")
         self.ti = FloatSlider(value=2500.0, min=10.0, max=5000.0, step=10.0, label="TI (ms)")
+        self.ti2 = FloatSlider(value=325.0, min=10.0, max=5000.0, step=5.0, label="TI2 (ms)",
+                               tooltip="Double inversion recovery: the second, shorter inversion time")
         self.flip = FloatSlider(value=30.0, min=1.0, max=90.0, step=1.0, label="Flip angle (°)")
         self.consistency = FloatSlider(value=DEFAULT_CONSISTENCY, min=0.0, max=1.0, step=0.05,
                                        label="Data consistency",
@@ -106,12 +132,13 @@ class ReparamWidget(Container):
         self.status = Label(value="", label="Status")
         self.metrics = Label(value="", label="Metrics")
         self.truth_hint = Label(value="", label="")
-        self.extend([self.image, self.model, self.input_te, self.input_tr, self.sequence, self.te,
-                     self.tr, self.ti, self.flip, self.consistency, self.flip_average,
-                     self.range_warning, self.ground_truth, self.device, self.live, self.run,
-                     self.cancel, self.add_maps, self.progress, self.status, self.metrics,
-                     self.truth_hint])
-        for label in (self.range_warning, self.status, self.metrics, self.truth_hint):
+        self.extend([self.image, self.model, self.input_te, self.input_tr, self.input_sequence,
+                     self.input_ti, self.input_flip, self.inputs, self.add_input, self.joint_status,
+                     self.preset, self.sequence, self.te, self.tr, self.ti, self.ti2, self.flip,
+                     self.consistency, self.flip_average, self.range_warning, self.ground_truth,
+                     self.device, self.live, self.run, self.cancel, self.add_maps, self.progress,
+                     self.status, self.metrics, self.truth_hint])
+        for label in (self.range_warning, self.joint_status, self.status, self.metrics, self.truth_hint):
             _wrap(label)
 
     def _timer(self, delay_ms: int, slot) -> QTimer:
@@ -124,9 +151,14 @@ class ReparamWidget(Container):
     def _connect(self) -> None:
         self.model.changed.connect(self._on_model_changed)
         self.image.changed.connect(self._on_image_changed)
-        for control in (self.te, self.tr, self.ti, self.flip, self.sequence):
+        for control in (self.te, self.tr, self.ti, self.ti2, self.flip, self.sequence):
             control.changed.connect(self._on_slider_changed)
         self.sequence.changed.connect(self._on_model_changed)
+        self.preset.changed.connect(self._on_preset_changed)
+        self.add_input.clicked.connect(self.add_input_row)
+        self.input_sequence.changed.connect(self._on_inputs_changed)
+        for control in (self.input_ti, self.input_flip):
+            control.changed.connect(self._on_settings_changed)
         self.add_maps.clicked.connect(self.add_map_layers)
         for control in (self.input_te, self.input_tr, self.model, self.device, self.consistency,
                         self.flip_average):
@@ -140,24 +172,102 @@ class ReparamWidget(Container):
                                                 self._on_layer_removed, self.cancel_work))
 
     def _on_layer_removed(self, event) -> None:
-        """Closing the input layer mid-run cancels the work for it."""
+        """Closing an input layer mid-run cancels the work for it."""
         current = self._worker_request
-        if current is not None and event.value is current.layer:
+        if current is not None and (event.value is current.layer
+                                    or any(event.value is spec.layer for spec in current.inputs)):
             self.cancel_work()
         self._maps.forget(event.value)
 
     # ------------------------------------------------------------------ events
     def _on_model_changed(self, *_):
+        from .widget_logic import SEQUENCE_READS
+
         physics = self.model.value == "physics"
         self.input_te.visible = self.input_tr.visible = self.model.value in ("p2p", "physics")
         self.sequence.visible = self.add_maps.visible = self.consistency.visible = physics
-        self.flip_average.visible = physics
-        self.ti.visible = physics and self.sequence.value == "inversion_recovery"
-        self.flip.visible = physics and self.sequence.value == "gradient_echo"
+        self.flip_average.visible = self.add_input.visible = physics
+        reads = SEQUENCE_READS.get(self.sequence.value, ()) if physics else ()
+        self.ti.visible, self.ti2.visible, self.flip.visible = ("ti" in reads), ("ti2" in reads), ("flip" in reads)
+        refusal = preset_refusal(self.preset.value, self.model.value)
+        if refusal:  # a contrast this model cannot render: back to Custom, say why
+            self._set_preset(CUSTOM)
+            self.status.value = refusal
+        self._on_inputs_changed()
+
+    def _on_inputs_changed(self, *_):
+        """The input's own sequence, TI and flip matter to the joint fit only."""
+        joint = self.model.value == "physics" and len(self.inputs) > 0
+        self.inputs.visible = joint
+        self.input_sequence.visible = joint
+        self.input_ti.visible = joint and self.input_sequence.value == "inversion_recovery"
+        self.input_flip.visible = joint and self.input_sequence.value == "gradient_echo"
+        if not joint:
+            self.joint_status.value = ""
+        self._on_settings_changed()
+
+    def add_input_row(self, *_) -> "InputRow":
+        """A row for another image of the same subject, pre-filled from its layer's metadata."""
+        row = InputRow(on_change=self._on_inputs_changed, on_remove=self._remove_input_row)
+        self.inputs.append(row)
+        row.reset_choices()
+        used = {id(self.image.value), *(id(r.layer.value) for r in self.inputs if r is not row)}
+        free = [c for c in row.layer.choices if c is not None and id(c) not in used]
+        if free:
+            row.layer.value = free[0]
+        row.fill_from_layer()
+        self._on_inputs_changed()
+        return row
+
+    def _remove_input_row(self, row) -> None:
+        self.inputs.remove(row)
+        self._on_inputs_changed()
+
+    def _set_preset(self, name: str) -> None:
+        self._applying_preset = True
+        try:
+            self.preset.value = name
+        finally:
+            self._applying_preset = False
+
+    def _on_preset_changed(self, *_):
+        """A preset sets the sequence and the sliders (still editable); a model that cannot
+        render it refuses it with a message."""
+        if self._applying_preset:
+            return
+        name = self.preset.value
+        refusal = preset_refusal(name, self.model.value)
+        if refusal:
+            self._set_preset(CUSTOM)
+            self.status.value = refusal
+            return
+        values = preset_controls(name)
+        if values is None:
+            return
+        self._applying_preset = True
+        try:
+            if self.model.value == "physics":
+                self.sequence.value = values["sequence"]
+            for key in ("te", "tr", "ti", "ti2", "flip"):
+                if values[key] is not None:
+                    slider = getattr(self, key)
+                    slider.value = min(max(float(values[key]), slider.min), slider.max)
+        finally:
+            self._applying_preset = False
+        self._on_slider_changed()
+
+    def _control_values(self) -> dict:
+        physics = self.model.value == "physics"
+        return {"sequence": self.sequence.value if physics else "spin_echo", "te": self.te.value,
+                "tr": self.tr.value, "ti": self.ti.value, "ti2": self.ti2.value, "flip": self.flip.value}
 
     def _on_image_changed(self, *_):
         layer = self.image.value
         meta = getattr(layer, "metadata", {}) or {}
+        if layer is not None:
+            spec = input_from_metadata(layer)
+            self.input_sequence.value = spec.sequence
+            self.input_ti.value, self.input_flip.value = spec.ti_ms or 0, spec.flip_deg or 0
         if meta.get("te_ms") and meta.get("tr_ms"):
             te, tr = float(meta["te_ms"]), float(meta["tr_ms"])
             try:
@@ -170,6 +280,8 @@ class ReparamWidget(Container):
     def _on_slider_changed(self, *_):
         from .inference import out_of_range_warnings
 
+        if not self._applying_preset:
+            self._set_preset(matching_preset(self._control_values()))
         warnings = out_of_range_warnings(self.te.value, self.tr.value)
         self.range_warning.value = "⚠ " + "; ".join(warnings) if warnings else ""
         if self.te.value >= self.tr.value:
@@ -197,15 +309,25 @@ class ReparamWidget(Container):
         given_input = self.model.value in ("p2p", "physics")
         physics = self.model.value == "physics"
         sequence = self.sequence.value if physics else "spin_echo"
+        from .widget_logic import SEQUENCE_READS
+
+        reads = SEQUENCE_READS.get(sequence, ())
+        inputs = ()
+        if physics and len(self.inputs):
+            own = InputSpec(layer, self.input_sequence.value, float(self.input_te.value),
+                            float(self.input_tr.value), float(self.input_ti.value) or None,
+                            float(self.input_flip.value) or None)
+            inputs = (own, *(row.spec() for row in self.inputs))
         return Request(layer=layer, model=self.model.value, device=self.device.value,
                        te=float(self.te.value), tr=float(self.tr.value),
                        input_te=float(self.input_te.value) if given_input else None,
                        input_tr=float(self.input_tr.value) if given_input else None,
                        slice_index=None if physics else index, sequence=sequence,
-                       ti=float(self.ti.value) if sequence == "inversion_recovery" else None,
-                       flip_deg=float(self.flip.value) if sequence == "gradient_echo" else None,
+                       ti=float(self.ti.value) if "ti" in reads else None,
+                       flip_deg=float(self.flip.value) if "flip" in reads else None,
+                       ti2=float(self.ti2.value) if "ti2" in reads else None,
                        consistency=float(self.consistency.value) if physics else None,
-                       flip_average=bool(self.flip_average.value) and physics)
+                       flip_average=bool(self.flip_average.value) and physics, inputs=inputs)
 
     def _start_preview(self):
         self._submit(self.current_request(whole=False))
@@ -224,7 +346,10 @@ class ReparamWidget(Container):
         try:
             refuse_seconds(te=request.te, tr=request.tr, ti=request.ti,
                            input_te=request.input_te, input_tr=request.input_tr)
-        except ValueError as exc:
+            request.target()
+            if request.inputs:
+                joint_acquisitions(request.inputs)
+        except ValueError as exc:  # one line in the widget; no layer is touched
             self.status.value = str(exc)
             return
         maps = self._maps.get(request)
@@ -251,10 +376,23 @@ class ReparamWidget(Container):
         data = np.asarray(request.layer.data)
         total = data.shape[0] if data.ndim == 3 and request.slice_index is None else 1
 
+        if request.inputs:
+            from .joint_fit import joint_work_units
+
+            total = joint_work_units(data.shape, engine=True)
+
         @thread_worker(ignore_errors=True)
         def work():
             engine = engines.get(request.model, request.device)
             given = Acquisition(request.input_te, request.input_tr) if request.input_te else None
+            if request.inputs:
+                from .joint_fit import joint_maps
+
+                volumes = [np.asarray(spec.layer.data) for spec in request.inputs]
+                maps = joint_maps(volumes, joint_acquisitions(request.inputs), engine=engine,
+                                  engine_options=InferenceOptions(request.consistency, request.flip_average),
+                                  progress=job.advance, cancelled=job.cancel.is_set)
+                return ("maps", (None, maps))
             if engine.renders_from_maps:
                 options = InferenceOptions(request.consistency, request.flip_average)
                 maps = engine.compute_maps(data, given, options=options, progress=job.advance,
@@ -276,6 +414,8 @@ class ReparamWidget(Container):
         self.progress.max, self.progress.value = total, 0
         what = "whole volume" if request.slice_index is None else f"slice {request.slice_index}"
         self.status.value = f"Predicting {what} at TE {request.te:g} / TR {request.tr:g} ms..."
+        if request.inputs:
+            self.status.value = f"Fitting joint maps to {len(request.inputs)} inputs..."
         worker.start()
 
     def _on_progress(self, done: int) -> None:
@@ -318,12 +458,19 @@ class ReparamWidget(Container):
     def _show_render(self, request: Request, engine_and_maps) -> None:
         """Physics model: render the whole volume from the cached maps (milliseconds)."""
         engine, maps = engine_and_maps
-        volume = engine.render(maps, Acquisition(request.te, request.tr, request.sequence, request.ti,
-                                                 request.flip_deg))
+        try:
+            volume = render_request(engine, maps, request)
+        except ValueError as exc:
+            self.status.value = str(exc)
+            return
         shape = np.shape(request.layer.data)
         self._write_prediction(request, volume.reshape(shape))
         self._update_comparison()
-        self.status.value = f"Rendered from the maps ({self._engines.last_device})"
+        if engine is None:
+            self.joint_status.value = determined_line(maps.summary())
+            self.status.value = f"Rendered from the joint maps of {len(request.inputs)} inputs"
+        else:
+            self.status.value = f"Rendered from the maps ({self._engines.last_device})"
 
     def add_map_layers(self, *_) -> None:
         """Add the physics model's PD, T1 and T2 (ms) maps of the input as layers."""
@@ -336,11 +483,12 @@ class ReparamWidget(Container):
             self.status.value = "Computing the maps first; press again when done"
             self._submit(request)
             return
-        _, maps = cached
+        engine, maps = cached
         layer = request.layer
         shape = np.shape(layer.data)
         names = {"pd": "PD map (relative)", "t1": "T1 map (ms)", "t2": "T2 map (ms)"}
-        for key, data in maps.at_input_size().items():
+        sized = maps.at_input_size() if engine is not None else {k: getattr(maps, k) for k in names}
+        for key, data in sized.items():
             name = f"{layer.name} {names[key]}"
             data = data.reshape(shape)
             if name in self._viewer.layers:
@@ -399,12 +547,14 @@ class ReparamWidget(Container):
         else:
             layer.data[request.slice_index] = pred.reshape(layer.data.shape[1:])
             layer.refresh()
-        names = layer_names(request.model, request.te, request.tr, request.sequence, request.ti,
-                            request.flip_deg)
+        model = f"joint({len(request.inputs)})" if request.inputs else request.model
+        names = layer_names(model, request.te, request.tr, request.sequence, request.ti,
+                            request.flip_deg, request.ti2)
         layer.name = names["prediction"]
         layer.metadata.update(te_ms=request.te, tr_ms=request.tr, model=request.model,
                               sequence=request.sequence, ti_ms=request.ti, flip_deg=request.flip_deg,
-                              mr_reparam_names=names)
+                              ti2_ms=request.ti2, mr_reparam_names=names,
+                              inputs=[spec.layer.name for spec in request.inputs])
         if request.slice_index is None:
             layer.contrast_limits = (float(np.nanmin(pred)), float(np.nanmax(pred)) or 1.0)
 
@@ -446,6 +596,71 @@ class ReparamWidget(Container):
         v = per_slice["volume"]
         self.metrics.value = (f"slice {k}: PSNR {s['psnr']:.2f} dB, MAE {s['mae']:.2f}, SSIM {s['ssim']:.3f}\n"
                               f"volume: PSNR {v['psnr']:.2f} dB, MAE {v['mae']:.2f}, SSIM {v['ssim']:.3f}")
+
+
+class InputRow(Container):
+    """Another image of the same subject and its acquisition, on two compact lines:
+    the layer, its sequence and a remove button; TE, TR, TI and flip ("?" when unknown),
+    pre-filled from the layer's metadata and editable."""
+
+    def __init__(self, on_change, on_remove):
+        import napari
+
+        super().__init__(labels=False)
+        self.margins = (0, 0, 0, 0)
+        self.layer = create_widget(annotation=napari.layers.Image, label="Image",
+                                   options={"tooltip": "a co-registered image of the same subject"})
+        self.sequence = ComboBox(choices=INPUT_SEQUENCE_CHOICES, value="spin_echo")
+        self.remove = PushButton(text="✕", tooltip="remove this input")
+        self.remove.native.setMaximumWidth(28)
+        self.te = _ms_box("TE ", 5000)
+        self.tr = _ms_box("TR ", 20000)
+        self.ti = _ms_box("TI ", 20000)
+        self.flip = FloatSpinBox(value=0, min=0, max=180, step=1)
+        self.flip.native.setPrefix("flip ")
+        self.flip.native.setSuffix("°")
+        self.flip.native.setSpecialValueText("flip ?")
+        top = Container(layout="horizontal", labels=False, widgets=[self.layer, self.sequence, self.remove])
+        bottom = Container(layout="horizontal", labels=False, widgets=[self.te, self.tr, self.ti, self.flip])
+        for part in (top, bottom):
+            part.margins = (0, 0, 0, 0)
+        self.extend([top, bottom])
+        self.layer.changed.connect(self.fill_from_layer)
+        self.sequence.changed.connect(self._show_fields)
+        for control in (self.layer, self.sequence, self.te, self.tr, self.ti, self.flip):
+            control.changed.connect(lambda *_: on_change())
+        self.remove.clicked.connect(lambda *_: on_remove(self))
+        self._show_fields()
+
+    def fill_from_layer(self, *_) -> None:
+        layer = self.layer.value
+        if layer is None:
+            return
+        spec = input_from_metadata(layer)
+        self.sequence.value = spec.sequence
+        for box, value in ((self.te, spec.te_ms), (self.tr, spec.tr_ms), (self.ti, spec.ti_ms),
+                           (self.flip, spec.flip_deg)):
+            box.value = value or 0
+
+    def _show_fields(self, *_) -> None:
+        self.ti.visible = self.sequence.value == "inversion_recovery"
+        self.flip.visible = self.sequence.value == "gradient_echo"
+
+    def spec(self) -> InputSpec:
+        def known(box):
+            return float(box.value) or None
+
+        return InputSpec(self.layer.value, self.sequence.value, known(self.te), known(self.tr),
+                         known(self.ti), known(self.flip))
+
+
+def _ms_box(prefix: str, maximum: float) -> FloatSpinBox:
+    """A compact time field: ``TE 15 ms``, or ``TE ?`` while unknown (0)."""
+    box = FloatSpinBox(value=0, min=0, max=maximum, step=1)
+    box.native.setPrefix(prefix)
+    box.native.setSuffix(" ms")
+    box.native.setSpecialValueText(f"{prefix}?")
+    return box
 
 
 def _wrap(label: Label) -> None:

@@ -15,6 +15,9 @@ from . import DEFAULT_TE_MS, DEFAULT_TR_MS
 from .physics import INPUT_SEQUENCES
 from .units import refuse_seconds
 
+#: Sequences an acquisition may name: an input's or a target's (double inversion recovery
+#: is rendered only, from maps).
+ACQUISITION_SEQUENCES = (*INPUT_SEQUENCES, "double_inversion_recovery")
 #: The acquisition range the bundled models were trained on (ms), per parameter: the
 #: paper's protocol draws TE in 20 ms-1 s and TR in 1.2-10 s.
 TRAINED_RANGE_MS = {"te": (20.0, 1000.0), "tr": (1200.0, 10000.0)}
@@ -25,7 +28,8 @@ class Acquisition:
     """Sequence parameters of an image. Times in milliseconds, flip angle in degrees.
 
     ``ti_ms`` is needed by ``inversion_recovery``, ``flip_deg`` by ``gradient_echo``,
-    both by ``mprage`` (an input sequence only: models render the others).
+    both by ``mprage`` (an input sequence only); ``double_inversion_recovery`` takes
+    ``ti_ms`` (first inversion) and ``ti2_ms`` (second, shorter).
     Impossible values, and times that can only be seconds, raise ``ValueError`` with a
     one-line reason.
     """
@@ -35,12 +39,15 @@ class Acquisition:
     sequence: str = "spin_echo"
     ti_ms: float | None = None
     flip_deg: float | None = None
+    ti2_ms: float | None = None
 
     def __post_init__(self):
-        if self.sequence not in INPUT_SEQUENCES:
-            raise ValueError(f"unknown sequence {self.sequence!r}; known: {', '.join(INPUT_SEQUENCES)}")
+        if self.sequence not in ACQUISITION_SEQUENCES:
+            raise ValueError(f"unknown sequence {self.sequence!r}; known: {', '.join(ACQUISITION_SEQUENCES)}")
         refuse_seconds(te=self.te_ms, tr=self.tr_ms, ti=self.ti_ms)
         validate_times(self.te_ms, self.tr_ms, self.ti_ms)
+        if self.ti2_ms is not None and not np.all(np.less(self.ti2_ms, self.ti_ms if self.ti_ms is not None else 0)):
+            raise ValueError("the second inversion time must be shorter than the first")
 
     @classmethod
     def default(cls) -> "Acquisition":
@@ -53,7 +60,7 @@ class Acquisition:
             return None if v is None else np.broadcast_to(np.asarray(v, np.float32), (count,))
 
         return Acquisition(spread(self.te_ms), spread(self.tr_ms), self.sequence, spread(self.ti_ms),
-                           spread(self.flip_deg))
+                           spread(self.flip_deg), spread(self.ti2_ms))
 
     def take(self, index) -> "Acquisition":
         """The acquisition of slices ``index`` (times given per slice are indexed)."""
@@ -61,7 +68,17 @@ class Acquisition:
             return v[index] if np.ndim(v) else v
 
         return Acquisition(pick(self.te_ms), pick(self.tr_ms), self.sequence, pick(self.ti_ms),
-                           pick(self.flip_deg))
+                           pick(self.flip_deg), pick(self.ti2_ms))
+
+
+def sample_te_tr(rng: np.random.Generator, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """Draw ``count`` (TE, TR) pairs in ms: TR uniform, TE log-uniform (short TE likelier).
+
+    Times are rounded to 0.1 ms so that the manifest states them exactly.
+    """
+    tr = rng.uniform(*TRAINED_RANGE_MS["tr"], size=count)
+    te = np.exp(rng.uniform(np.log(TRAINED_RANGE_MS["te"][0]), np.log(TRAINED_RANGE_MS["te"][1]), size=count))
+    return np.round(te, 1), np.round(tr, 1)
 
 
 def validate_times(te, tr, ti=None) -> None:

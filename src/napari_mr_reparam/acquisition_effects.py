@@ -118,7 +118,7 @@ def draw_input(rng: np.random.Generator, sequences=physics.INPUT_SEQUENCES) -> A
     TE 2-30 ms, TR 8-800 ms, flip 5-90 degrees. MPRAGE: TI 800-1200 ms, TR 1.8-2.7 s,
     flip 6-12 degrees, TE 2-5 ms.
     """
-    from .datasets import sample_te_tr
+    from .acquisition import sample_te_tr
 
     sequence = str(sequences[int(rng.integers(len(sequences)))])
     u = rng.uniform
@@ -152,7 +152,7 @@ def draw_input(rng: np.random.Generator, sequences=physics.INPUT_SEQUENCES) -> A
 def draw_target_times(rng: np.random.Generator, count: int, t1_weighted: float) -> tuple[np.ndarray, np.ndarray]:
     """``count`` spin-echo target (TE, TR) pairs (ms): the paper's range, and with
     probability ``t1_weighted`` each a T1-like one (TR 400-1200 ms, TE 20 to 100 ms)."""
-    from .datasets import sample_te_tr
+    from .acquisition import sample_te_tr
 
     te, tr = sample_te_tr(rng, count)
     short = rng.uniform(size=count) < t1_weighted

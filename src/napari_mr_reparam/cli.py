@@ -6,17 +6,8 @@ import argparse
 import sys
 
 from . import DEFAULT_CONSISTENCY
+from .command import positive_ms as _positive_ms
 from .command import run_cli
-
-
-def _positive_ms(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of milliseconds: {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a positive number of milliseconds, got {text}")
-    return value
 
 
 def input_acquisition(volume, te_ms, tr_ms) -> tuple[float, float, str]:
@@ -184,6 +175,14 @@ def cmd_predict(args) -> int:
 
     from .inference import InferenceOptions, Reparameterizer
 
+    if args.joint or args.preset:
+        from .cli_joint import predict_joint_or_preset
+
+        return predict_joint_or_preset(args)
+    for name in ("input_te", "input_tr", "input_ti", "input_flip", "input_sequence"):
+        setattr(args, name, _single(getattr(args, name), "--" + name.replace("_", "-")))
+    if not args.te or not args.tr:
+        raise ValueError("give the targets with --te and --tr, or name a --preset")
     targets = _targets(args)
     inputs = _inputs(args.input, args.acquisition)
     tag = (f"_TI{args.ti:g}" if args.ti is not None else "") + (f"_FA{args.flip:g}" if args.flip else "")
@@ -212,6 +211,13 @@ def cmd_predict(args) -> int:
     if len(inputs) > 1:
         print(f"{len(inputs) - failures} of {len(inputs)} files done")
     return 0 if failures == 0 else 2
+
+
+def _single(values, option: str):
+    """One value of an option that takes one per input with --joint."""
+    if values is None or len(values) == 1:
+        return None if values is None else values[0]
+    raise ValueError(f"{option} takes one value unless --joint (several images of one subject)")
 
 
 def _warn_out_of_range(targets, args) -> None:
@@ -295,8 +301,8 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("-o", "--output", required=True,
                     help="output file (.nii/.nii.gz, .npy, .tif, .png) for one input and one target; "
                          "else a folder, where files are named INPUT_TE<ms>_TR<ms>")
-    pr.add_argument("--te", type=_positive_ms, nargs="+", required=True, help="target echo time(s), ms")
-    pr.add_argument("--tr", type=_positive_ms, nargs="+", required=True,
+    pr.add_argument("--te", type=_positive_ms, nargs="+", help="target echo time(s), ms")
+    pr.add_argument("--tr", type=_positive_ms, nargs="+",
                     help="target repetition time(s), ms, paired with --te in order")
     pr.add_argument("--suffix", help="output type in folder mode (default: the input's), e.g. .nii.gz")
     pr.add_argument("--sequence", default="spin_echo",
@@ -305,14 +311,19 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--ti", type=_positive_ms, help="inversion time, ms (--sequence inversion_recovery)")
     pr.add_argument("--flip", type=float, metavar="DEG",
                     help="flip angle, degrees (--sequence gradient_echo)")
-    pr.add_argument("--input-te", type=_positive_ms,
-                    help="input echo time, ms (p2p and physics; d2p reads TE 50 / TR 4500 only)")
-    pr.add_argument("--input-tr", type=_positive_ms, help="input repetition time, ms (p2p and physics)")
-    pr.add_argument("--input-sequence", choices=INPUT_SEQUENCES,
+    pr.add_argument("--input-te", type=_positive_ms, nargs="+",
+                    help="input echo time, ms (p2p and physics; d2p reads TE 50 / TR 4500 only; "
+                         "with --joint one per input)")
+    pr.add_argument("--input-tr", type=_positive_ms, nargs="+",
+                    help="input repetition time, ms (p2p and physics; with --joint one per input)")
+    pr.add_argument("--input-sequence", choices=INPUT_SEQUENCES, nargs="+",
                     help="the input's sequence (default: its BIDS sidecar's or DICOM tags', else "
-                         "spin_echo); physics models trained on other input sequences read them")
-    pr.add_argument("--input-ti", type=_positive_ms, help="input inversion time, ms (inversion_recovery, mprage)")
-    pr.add_argument("--input-flip", type=float, help="input flip angle, degrees (gradient_echo, mprage)")
+                         "spin_echo); physics models trained on other input sequences read them; "
+                         "with --joint one per input")
+    pr.add_argument("--input-ti", type=_positive_ms, nargs="+",
+                    help="input inversion time, ms (inversion_recovery, mprage; with --joint one per input)")
+    pr.add_argument("--input-flip", type=float, nargs="+",
+                    help="input flip angle, degrees (gradient_echo, mprage; with --joint one per input)")
     pr.add_argument("--acquisition", type=int, metavar="N",
                     help="DICOM: predict from the N-th acquisition of the series only (1 = shortest "
                          "TI, then TE); by default every acquisition is an input")
@@ -329,7 +340,11 @@ def build_parser() -> argparse.ArgumentParser:
                          "(twice the map time; reads unfamiliar anatomy a little better)")
     pr.add_argument("--overwrite", action="store_true", help="replace an existing output")
     pr.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    from .cli_joint import add_maps_command, add_predict_options
+
+    add_predict_options(pr)
     pr.set_defaults(func=cmd_predict)
+    add_maps_command(sub)
 
     demo = sub.add_parser("demo", help="open napari with the sample head and the widget")
     demo.add_argument("--model", default="physics")

@@ -7,6 +7,17 @@ import argparse
 import sys
 
 
+def positive_ms(text: str) -> float:
+    """An argparse type: a positive, finite number of milliseconds."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of milliseconds: {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number of milliseconds, got {text}")
+    return value
+
+
 def run_cli(parser: argparse.ArgumentParser, argv=None) -> int:
     """Parse ``argv``, run the chosen sub-command, and turn expected failures into one line.
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from . import DEFAULT_TE_MS, DEFAULT_TR_MS
-from .acquisition import TRAINED_RANGE_MS
+from .acquisition import TRAINED_RANGE_MS, sample_te_tr  # noqa: F401  (the protocol's draw)
 from .phantoms import Phantom
 from .simulate import (Acquisition, choose_slices, pad_to_shape, resize_slices, simulate_images,
                        slice_masks)
@@ -35,16 +35,6 @@ DATASET_FILE = "dataset.npz"
 MANIFEST_FILE = "manifest.json"
 _ARRAYS = ("images", "default", "masks", "te_ms", "tr_ms", "slice_index",
            "train_paper", "train_slices", "p2p_input_pair")
-
-
-def sample_te_tr(rng: np.random.Generator, count: int) -> tuple[np.ndarray, np.ndarray]:
-    """Draw ``count`` (TE, TR) pairs in ms: TR uniform, TE log-uniform (short TE likelier).
-
-    Times are rounded to 0.1 ms so that the manifest states them exactly.
-    """
-    tr = rng.uniform(*TR_RANGE_MS, size=count)
-    te = np.exp(rng.uniform(np.log(TE_RANGE_MS[0]), np.log(TE_RANGE_MS[1]), size=count))
-    return np.round(te, 1), np.round(tr, 1)
 
 
 @dataclass

@@ -345,10 +345,10 @@ class Reparameterizer:
 
         if not isinstance(target, Acquisition):
             raise TypeError("render takes the target as an Acquisition")
-        te, tr, ti, flip = (_per_slice_axes(v) for v in (target.te_ms, target.tr_ms, target.ti_ms,
-                                                           target.flip_deg))
+        te, tr, ti, flip, ti2 = (_per_slice_axes(v) for v in (target.te_ms, target.tr_ms, target.ti_ms,
+                                                                target.flip_deg, target.ti2_ms))
         signal = physics.render(target.sequence, maps.pd, maps.t1, maps.t2, te, tr, ti=ti, flip_deg=flip,
-                                t2star=maps.t2)
+                                t2star=maps.t2, ti2=ti2)
         normalized = peaks.normalize(np.asarray(signal, np.float32), maps.peak_count)
         images = np.clip(resize_slices(normalized, maps.shape), 0, 1)
         out = images * maps.scale[:, None, None]

@@ -586,7 +586,8 @@ def _sidecar(te_ms, tr_ms, model, extra) -> dict:
 
 #: BIDS ``ScanningSequence`` codes (DICOM 0018,0020) and readable names of our sequences.
 SEQUENCE_CODES = {"spin_echo": ("SE", "spin echo"), "inversion_recovery": ("IR", "inversion recovery"),
-                  "gradient_echo": ("GR", "gradient echo")}
+                  "gradient_echo": ("GR", "gradient echo"), "mprage": (["GR", "IR"], "MPRAGE"),
+                  "double_inversion_recovery": ("IR", "double inversion recovery")}
 
 
 def acquisition_sidecar(sequence: str | None = None, ti_ms: float | None = None,

@@ -21,6 +21,9 @@ INPUT_SEQUENCES = (*SEQUENCES, "mprage")
 #: (one per partition of a 176-partition 1 mm volume), as in common 3 T protocols.
 MPRAGE_ECHO_SPACING_MS = 7.0
 MPRAGE_READOUTS = 176
+#: Sequences an image can be rendered at: the inputs' and double inversion recovery
+#: (:func:`double_inversion_recovery`) and MP2RAGE (:func:`mp2rage`).
+TARGET_SEQUENCES = (*INPUT_SEQUENCES, "double_inversion_recovery", "mp2rage")
 
 
 def _prepare(*values):
@@ -111,17 +114,93 @@ def mprage(pd, t1, t2star, te, tr, ti, flip_deg, echo_spacing=MPRAGE_ECHO_SPACIN
     return xp.abs(pd * (t1 > 0) * centre * xp.sin(alpha) * _decay(xp, te, t2star))
 
 
+def double_inversion_recovery(pd, t1, t2, te, tr, ti1, ti2):
+    """Double inversion-recovery (180-180-90-180) spin-echo magnitude signal.
+
+    Two inversions, ``ti1`` and ``ti2`` before the excitation (``ti1`` > ``ti2``), each
+    free relaxation ``Mz -> 1 - (1 - Mz) exp(-t/T1)`` and the excitation leaving
+    ``Mz = 0``, in the steady state of repetition time ``tr``, give (Redpath and Smith,
+    Br J Radiol 1994) ``|PD (1 - 2 exp(-TI2/T1) + 2 exp(-TI1/T1) - exp(-TR/T1))
+    exp(-TE/T2)|``. Two tissues are nulled at once; the classic brain setting
+    (TR 11000, TI1 3400, TI2 325 ms at 1.5 T) suppresses CSF and white matter, leaving grey
+    matter.
+    """
+    xp, (pd, t1, t2, te, tr, ti1, ti2) = _prepare(pd, t1, t2, te, tr, ti1, ti2)
+    longitudinal = (t1 > 0) * (1 - 2 * _decay(xp, ti2, t1) + 2 * _decay(xp, ti1, t1) - _decay(xp, tr, t1))
+    return xp.abs(pd * longitudinal * _decay(xp, te, t2))
+
+
+def mp2rage(t1, tr, ti1, ti2, flip1_deg, flip2_deg, echo_spacing=MPRAGE_ECHO_SPACING_MS,
+            readouts=MPRAGE_READOUTS):
+    """MP2RAGE uniform image (Marques et al., NeuroImage 2010), in [-0.5, 0.5].
+
+    One inversion per cycle ``tr``, then two gradient-echo trains of ``readouts`` pulses
+    ``echo_spacing`` apart, centred at ``ti1`` (flip ``flip1_deg``) and ``ti2`` (flip
+    ``flip2_deg``). The cycle is followed as an affine map of the magnetization before
+    the inversion (inversion: ``Mz -> -Mz``; relaxation over t: ``Mz -> 1 - (1 - Mz) E``;
+    a train of n pulses: ``Mz -> M_ss + (Mz - M_ss) (cos a E_s)^n`` with ``M_ss =
+    (1 - E_s) / (1 - cos a E_s)``), whose fixed point is the steady state. The signed
+    signals ``S_k = sin a_k Mz_k`` at each train's centre combine as ``UNI = S1 S2 /
+    (S1^2 + S2^2)``: proton density, T2* and receive field cancel, leaving a function
+    of T1 alone. Typical 3 T: TR 5000, TI 700 and 2500 ms, flips 4 and 5 degrees.
+    """
+    s1, s2 = _prepared_trains(t1, tr, (ti1, ti2), (flip1_deg, flip2_deg), echo_spacing, readouts)
+    return s1 * s2 / (s1 * s1 + s2 * s2 + 1e-12)
+
+
+def _prepared_trains(t1, tr, tis, flips, echo_spacing, readouts):
+    """Signed signal (per unit PD) at the centre of each gradient-echo train after one
+    inversion per cycle ``tr``, trains centred at ``tis`` with ``flips`` (see :func:`mp2rage`)."""
+    xp, (t1,) = _prepare(t1)
+    half = readouts // 2
+    starts = [float(ti) - half * echo_spacing for ti in tis]
+    ends = [st + readouts * echo_spacing for st in starts]
+    if starts[0] < 0 or any(e > s for e, s in zip(ends[:-1], starts[1:])) or ends[-1] > tr:
+        raise ValueError(f"the readout trains ({readouts} x {echo_spacing:g} ms) do not fit between "
+                         f"the inversion times {', '.join(f'{t:g}' for t in tis)} ms and TR {tr:g} ms")
+    e_s = _decay(xp, echo_spacing, t1)
+    a, b = xp.zeros_like(t1), -xp.ones_like(t1)  # Mz = a + b * M_before, just after the inversion
+    clock, centres = 0.0, []
+    for start, end, flip in zip(starts, ends, flips):
+        e = _decay(xp, start - clock, t1)
+        a, b = 1 - (1 - a) * e, b * e
+        alpha = float(flip) * math.pi / 180.0
+        ce = math.cos(alpha) * e_s
+        m_ss = (1 - e_s) / (1 - ce)
+        q_half = ce**half
+        centres.append((math.sin(alpha), m_ss + (a - m_ss) * q_half, b * q_half))
+        q = ce**readouts
+        a, b = m_ss + (a - m_ss) * q, b * q
+        clock = end
+    e = _decay(xp, tr - clock, t1)
+    a, b = 1 - (1 - a) * e, b * e
+    before = a / (1 - b)
+    return [(t1 > 0) * sin_a * (ca + cb * before) for sin_a, ca, cb in centres]
+
+
 def ernst_angle_deg(tr, t1):
     """Flip angle (degrees) that maximizes spoiled gradient-echo signal."""
     return float(np.degrees(np.arccos(np.exp(-float(tr) / float(t1)))))
 
 
-def render(sequence, pd, t1, t2, te, tr, ti=None, flip_deg=None, t2star=None):
-    """Dispatch to a signal equation by name (see :data:`INPUT_SEQUENCES`).
+def render(sequence, pd, t1, t2, te, tr, ti=None, flip_deg=None, t2star=None, ti2=None,
+           flip2_deg=None):
+    """Dispatch to a signal equation by name (see :data:`TARGET_SEQUENCES`).
 
     ``ti`` is required for ``inversion_recovery``, ``flip_deg`` for ``gradient_echo``
-    (which uses ``t2star`` when given and ``t2`` otherwise), both for ``mprage``.
+    (which uses ``t2star`` when given and ``t2`` otherwise), both for ``mprage``;
+    ``double_inversion_recovery`` takes ``ti`` (first inversion) and ``ti2`` (second),
+    ``mp2rage`` ``ti``/``ti2`` and ``flip_deg``/``flip2_deg`` of its two readouts (and
+    ignores PD, T2 and TE).
     """
+    if sequence == "double_inversion_recovery":
+        if ti is None or ti2 is None:
+            raise ValueError("double inversion recovery needs two inversion times (TI1 and TI2)")
+        return double_inversion_recovery(pd, t1, t2, te, tr, ti, ti2)
+    if sequence == "mp2rage":
+        if None in (ti, ti2, flip_deg, flip2_deg):
+            raise ValueError("MP2RAGE needs two inversion times and two flip angles")
+        return mp2rage(t1, tr, ti, ti2, flip_deg, flip2_deg)
     if sequence == "spin_echo":
         return spin_echo(pd, t1, t2, te, tr)
     if sequence == "inversion_recovery":
@@ -136,5 +215,5 @@ def render(sequence, pd, t1, t2, te, tr, ti=None, flip_deg=None, t2star=None):
         if ti is None or flip_deg is None:
             raise ValueError("MPRAGE needs an inversion time (TI) and a flip angle")
         return mprage(pd, t1, t2 if t2star is None else t2star, te, tr, ti, flip_deg)
-    raise ValueError(f"unknown sequence {sequence!r}; known: {', '.join(INPUT_SEQUENCES)}")
+    raise ValueError(f"unknown sequence {sequence!r}; known: {', '.join(TARGET_SEQUENCES)}")
 

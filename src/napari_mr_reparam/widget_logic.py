@@ -1,4 +1,5 @@
-"""Qt-free pieces of the widget: requests, the newest-wins queue, engines, comparisons."""
+"""Qt-free pieces of the widget: requests, the newest-wins queue, engines, comparisons,
+presets, and the acquisitions of several inputs (joint maps)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from .acquisition import Acquisition
 from .metrics import PEAK, batch_metrics
 
 
@@ -28,6 +30,161 @@ class Request:
     flip_deg: float | None = None
     consistency: float | None = None
     flip_average: bool = False
+    ti2: float | None = None
+    #: With further inputs of the same subject (joint maps): every input, this one first,
+    #: as :class:`InputSpec` values.
+    inputs: tuple = ()
+
+    @property
+    def joint(self) -> bool:
+        return len(self.inputs) > 1
+
+    def target(self) -> Acquisition:
+        """The target acquisition (one-line ValueError if impossible)."""
+        return Acquisition(self.te, self.tr, self.sequence, self.ti, self.flip_deg, self.ti2)
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """One input layer and its acquisition as typed (times in ms, flip in degrees;
+    None where unknown)."""
+
+    layer: Any
+    sequence: str = "spin_echo"
+    te_ms: float | None = None
+    tr_ms: float | None = None
+    ti_ms: float | None = None
+    flip_deg: float | None = None
+
+    def acquisition(self) -> Acquisition:
+        """The checked acquisition, or a one-line ValueError naming the layer and what is missing."""
+        name = getattr(self.layer, "name", "input")
+        needs = {"TE": self.te_ms, "TR": self.tr_ms}
+        if self.sequence == "inversion_recovery":
+            needs["TI"] = self.ti_ms
+        if self.sequence == "gradient_echo":
+            needs["flip angle"] = self.flip_deg
+        missing = [k for k, v in needs.items() if not v]
+        if missing:
+            return _raise(f"{name}: no {' or '.join(missing)} known; type the value(s) in its row")
+        try:
+            return Acquisition(float(self.te_ms), float(self.tr_ms), self.sequence,
+                               float(self.ti_ms) if self.sequence == "inversion_recovery" else None,
+                               float(self.flip_deg) if self.sequence == "gradient_echo" else None)
+        except ValueError as exc:
+            return _raise(f"{name}: {exc}")
+
+    def key(self) -> tuple:
+        return (id(self.layer), self.sequence, self.te_ms, self.tr_ms, self.ti_ms, self.flip_deg)
+
+
+def _raise(message: str):
+    raise ValueError(message)
+
+
+#: The sequences an input of a joint fit may have.
+INPUT_SEQUENCES = ("spin_echo", "inversion_recovery", "gradient_echo")
+
+
+def input_from_metadata(layer) -> InputSpec:
+    """An input's acquisition as its layer's metadata give it (the DICOM reader and BIDS
+    sidecars write ``te_ms``, ``tr_ms``, ``ti_ms``, ``flip_deg``, ``sequence``)."""
+    meta = getattr(layer, "metadata", None) or {}
+
+    def number(key):
+        value = meta.get(key)
+        try:
+            return float(value) if value is not None and float(value) > 0 else None
+        except (TypeError, ValueError):
+            return None
+
+    ti = number("ti_ms")
+    sequence = meta.get("sequence")
+    if sequence not in INPUT_SEQUENCES:
+        sequence = "inversion_recovery" if ti else "spin_echo"
+    return InputSpec(layer, sequence, number("te_ms"), number("tr_ms"), ti, number("flip_deg"))
+
+
+def joint_acquisitions(inputs) -> list[Acquisition]:
+    """The inputs' acquisitions, checked: one shape for all, a layer once, every value
+    a sequence needs; else a one-line ValueError."""
+    if len(inputs) < 2:
+        raise ValueError("joint maps need two or more inputs")
+    layers = [spec.layer for spec in inputs]
+    if len({id(layer) for layer in layers}) < len(layers):
+        raise ValueError("each input layer can be given once; choose another layer in the repeated row")
+    shapes = [tuple(np.shape(layer.data)) for layer in layers]
+    if len(set(shapes)) > 1:
+        listed = ", ".join(f"{getattr(l, 'name', '?')} {'x'.join(map(str, s))}" for l, s in zip(layers, shapes))
+        raise ValueError(f"joint maps need co-registered inputs of one shape; got {listed}")
+    return [spec.acquisition() for spec in inputs]
+
+
+def determined_line(summary: dict) -> str:
+    """The fit's per-voxel report in one line, e.g. ``the inputs determine PD 100 %, T1 0 %,
+    T2 96 % of the object; the rest comes from the network``."""
+    fractions = summary.get("determined_fraction", {})
+    parts = ", ".join(f"{k.upper()} {100 * fractions.get(k, 0.0):.0f} %" for k in ("pd", "t1", "t2"))
+    return f"The inputs determine {parts} of the object; the rest comes from the network's maps"
+
+
+def render_request(engine, maps, request: Request) -> np.ndarray:
+    """The target of ``request`` rendered from cached maps: the engine's (one input) or
+    the joint fit's :class:`~napari_mr_reparam.joint_fit.JointMaps`."""
+    target = request.target()
+    if engine is None:  # joint maps
+        extra = {"ti2": target.ti2_ms} if target.ti2_ms is not None else {}
+        return maps.render(target.te_ms, target.tr_ms, target.sequence, target.ti_ms, target.flip_deg, **extra)
+    return engine.render(maps, target)
+
+
+# ---------------------------------------------------------------------------- presets
+
+CUSTOM = "Custom"
+
+
+def preset_choices() -> list[str]:
+    from .presets import PRESETS
+
+    return [CUSTOM, *PRESETS]
+
+
+def preset_controls(name: str) -> dict | None:
+    """The control values a preset sets: sequence, te, tr, ti, ti2, flip (None: Custom)."""
+    from .presets import get_preset
+
+    if name == CUSTOM:
+        return None
+    p = get_preset(name)
+    return {"sequence": p.sequence, "te": float(p.te), "tr": float(p.tr), "ti": p.ti, "ti2": p.ti2,
+            "flip": p.flip_deg}
+
+
+#: Which controls each target sequence reads.
+SEQUENCE_READS = {"spin_echo": (), "inversion_recovery": ("ti",), "gradient_echo": ("flip",),
+                  "mprage": ("ti", "flip"), "double_inversion_recovery": ("ti", "ti2")}
+
+
+def matching_preset(values: dict) -> str:
+    """The preset whose values the controls hold (``sequence``, ``te``, ``tr``, ``ti``,
+    ``ti2``, ``flip``), else Custom."""
+    for name in preset_choices()[1:]:
+        want = preset_controls(name)
+        if want["sequence"] != values.get("sequence"):
+            continue
+        keys = ("te", "tr", *SEQUENCE_READS.get(want["sequence"], ()))
+        if all(values.get(k) is not None and abs(float(values[k]) - float(want[k])) < 1e-6 for k in keys):
+            return name
+    return CUSTOM
+
+
+def preset_refusal(name: str, model: str) -> str:
+    """Why the model cannot render the preset (empty when it can)."""
+    want = preset_controls(name)
+    if want is None or want["sequence"] == "spin_echo" or model == "physics":
+        return ""
+    return (f"{name} is {want['sequence'].replace('_', ' ')}: only the physics model renders it "
+            "(the other models predict spin-echo images)")
 
 
 class RequestQueue:
@@ -82,19 +239,25 @@ class MapsCache:
     @staticmethod
     def _key(request: Request) -> tuple:
         return (id(request.layer), request.model, request.device, request.input_te, request.input_tr,
-                request.consistency, request.flip_average)
+                request.consistency, request.flip_average, tuple(spec.key() for spec in request.inputs))
+
+    @staticmethod
+    def _datas(request: Request) -> tuple:
+        return (request.layer.data, *(spec.layer.data for spec in request.inputs))
 
     def get(self, request: Request):
         entry = self._entries.get(self._key(request))
-        if entry is None or entry[0] is not request.layer.data:
+        if entry is None or any(a is not b for a, b in zip(entry[0], self._datas(request))):
             return None
         return entry[1]
 
     def put(self, request: Request, engine, maps) -> None:
-        self._entries[self._key(request)] = (request.layer.data, (engine, maps))
+        self._entries[self._key(request)] = (self._datas(request), (engine, maps))
 
     def forget(self, layer) -> None:
-        self._entries = {k: v for k, v in self._entries.items() if k[0] != id(layer)}
+        """Drop every entry ``layer`` is an input of."""
+        self._entries = {k: v for k, v in self._entries.items()
+                         if k[0] != id(layer) and all(spec[0] != id(layer) for spec in k[-1])}
 
 
 def acquisition_of(name: str, metadata: dict | None) -> dict[str, float]:
@@ -127,15 +290,18 @@ def truth_mismatch(truth_name: str, truth_meta: dict | None, prediction_meta: di
             "PSNR/SSIM compare different contrasts")
 
 
-SEQUENCE_TAGS = {"spin_echo": "", "inversion_recovery": "IR ", "gradient_echo": "GRE "}
+SEQUENCE_TAGS = {"spin_echo": "", "inversion_recovery": "IR ", "gradient_echo": "GRE ",
+                 "mprage": "MPRAGE ", "double_inversion_recovery": "DIR "}
 
 
 def layer_names(model: str, te: float, tr: float, sequence: str = "spin_echo", ti: float | None = None,
-                flip_deg: float | None = None) -> dict[str, str]:
+                flip_deg: float | None = None, ti2: float | None = None) -> dict[str, str]:
     """Names of the output layers for a model and target (ms)."""
     tag = f"{model} {SEQUENCE_TAGS.get(sequence, '')}TE{te:g} TR{tr:g}"
     if ti is not None:
         tag += f" TI{ti:g}"
+    if ti2 is not None:
+        tag += f" TI2 {ti2:g}"
     if flip_deg is not None:
         tag += f" FA{flip_deg:g}"
     return {"prediction": f"prediction {tag}", "difference": f"|difference| {tag}"}

@@ -1,0 +1,347 @@
+"""Joint maps on real scanners: held-out images and sphere T1/T2 of a system phantom.
+
+    python benchmarks/bench_real_scanners.py [--data ../shared/real_scans/hazen_relaxometry]
+                                             [--model physics] [--skip-first-echo | --keep-first-echo]
+                                             [--sites site4_philips ...]
+
+For every series of the hazen relaxometry set (multi-echo spin echo of the T2 plate,
+inversion-recovery magnitude series of the T1 plate), read with
+:func:`napari_mr_reparam.dicom.read_series` (TE/TR/TI from the tags):
+
+(a) **Held-out images.** Every echo (every TI) is predicted from two (three) of the
+    series' other images through :func:`napari_mr_reparam.joint_fit.fit_maps`, and
+    compared with the real image inside the phantom (between inputs: the held-out time
+    lies between the inputs' times; beyond: an extrapolation, at the ends of the train) (mean image above 30 % of its 99th
+    percentile, eroded by 2 px): relative RMS = ||pred - real|| / ||real||. Inputs: for
+    echo k the echoes k - d and k + d, d the echo count nearest 35 ms (the README's
+    TE 10 and 80 -> 40 example), or the two at d and 2d on one side at the ends of the
+    train; for TI k the three other TIs nearest in log TI. Echo 1 of a train is off the
+    ideal decay (stimulated echoes) and is not used as an input by default; its own
+    prediction is listed apart. Beside it, the image noise measured from the series
+    (:func:`noise_level`: neighbouring images' difference, high-passed, in the flat part
+    of the phantom) over the RMS signal in the phantom. Real-valued (signed) inversion-
+    recovery images are taken as their magnitude.
+(b) **Maps.** T2 (all echoes but the first) or T1 (all TIs) fitted per voxel; median
+    in a 2-px disc at each sphere, against the reference of the phantom's plate at the
+    scanner's field strength, for spheres the series can measure: T2 within the range
+    of the echo times used, T1 within the range of the inversion times. Spheres are
+    found by registering the template's sphere centres: scaled by the ratio of the pixel
+    sizes and placed on the centroid of the phantom's disc, then shifted (+-9 px), scaled
+    (0.85-1.15) and turned (+-8 degrees) to where their discs are most sphere-like over all
+    images (uniform inside, unlike the ring around them), and each centre moves (at most
+    2 px) on its own to its most sphere-like position.
+(c) **One input, single-image model.** The physics network's maps from one image (the
+    first input of (a)) and its renders of the held-out image, and its sphere T1/T2.
+
+Prints the tables as Markdown.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = ROOT.parent / "shared" / "real_scans" / "hazen_relaxometry"
+TE_GAP_MS = 35.0
+DISC_PX = 2
+
+
+# ----------------------------------------------------------------------------- data
+
+def reference(data: Path):
+    """The phantom's reference values and template centres, read from its parameter file."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("relaxometry_params", data / "relaxometry_params.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.TEMPLATE_VALUES
+
+
+def series_list(data: Path, sites=None):
+    out = []
+    for kind, plate in (("T2", "plate4"), ("T1", "plate5")):
+        for folder in sorted((data / kind).glob(f"site*/{plate}")):
+            if sites and folder.parent.name not in sites:
+                continue
+            out.append((kind, plate, folder))
+    return out
+
+
+def load(folder: Path):
+    from napari_mr_reparam.dicom import read_series
+    from napari_mr_reparam.joint_fit import acquisition_values, make_acquisition
+
+    volumes = read_series(folder, require=("EchoTime", "RepetitionTime"))
+    images, acqs = [], []
+    for v in volumes:
+        seq = v.extra.get("sequence") or "spin_echo"
+        acqs.append(acquisition_values(make_acquisition(seq, v.te_ms, v.tr_ms,
+                                                        v.ti_ms if seq == "inversion_recovery" else None)))
+        # a real-valued (phase-corrected, signed) inversion-recovery image: its magnitude
+        images.append(np.abs(np.asarray(v.data[0], np.float32)))
+    field = volumes[0].extra.get("field_strength_t") or 1.5
+    return images, acqs, ("3.0T" if field > 2 else "1.5T"), volumes[0].spacing[1:]
+
+
+def phantom_mask(images):
+    from scipy.ndimage import binary_erosion, binary_fill_holes
+
+    mean = np.mean(images, axis=0)
+    mask = binary_fill_holes(mean > 0.3 * np.percentile(mean, 99))
+    return binary_erosion(mask, iterations=2)
+
+
+def noise_level(images, mask):
+    """Median over neighbouring image pairs of the noise SD over the RMS signal in the phantom.
+
+    Measured from the series itself: the difference of two neighbouring images (echoes,
+    or inversion times) cancels most of the object; what is left of it is smooth and
+    removed by subtracting the 3x3 mean. The median absolute deviation of the rest over
+    the flat inner part of the phantom, scaled to a standard deviation (1.4826 MAD; a
+    3x3 mean leaves 8/9 of white noise's variance; a difference holds two images' noise).
+    """
+    from scipy.ndimage import binary_erosion, uniform_filter
+
+    inner = binary_erosion(mask, iterations=3)
+    levels = []
+    for a, b in zip(images[:-1], images[1:]):
+        diff = a - b
+        resid = diff - uniform_filter(diff, 3)
+        smooth = np.hypot(*np.gradient(uniform_filter(diff, 5)))
+        flat = inner & (smooth <= np.median(smooth[inner]))
+        mad = np.median(np.abs(resid[flat] - np.median(resid[flat])))
+        sd = 1.4826 * mad / math.sqrt(8 / 9) / math.sqrt(2)
+        levels.append(sd / math.sqrt(np.mean(((a + b) / 2)[mask] ** 2)))
+    return float(np.median(levels))
+
+
+def rel_rms(pred, real, mask):
+    return float(np.sqrt(np.mean((pred[mask] - real[mask]) ** 2)) / np.sqrt(np.mean(real[mask] ** 2)))
+
+
+# ----------------------------------------------------------------------------- inputs
+
+def echo_inputs(k, n, step_ms, first):
+    """Two input echoes for held-out echo k (0-based), none of them before ``first``."""
+    d = max(1, int(round(TE_GAP_MS / step_ms)))
+    for pair in ((k - d, k + d), (k + d, k + 2 * d), (k - 2 * d, k - d)):
+        if all(first <= i < n and i != k for i in pair):
+            return list(pair)
+    others = [i for i in range(first, n) if i != k]
+    return sorted(others, key=lambda i: abs(i - k))[:2]
+
+
+def ti_inputs(k, tis):
+    others = [i for i in range(len(tis)) if i != k]
+    return sorted(sorted(others, key=lambda i: abs(math.log(tis[i] / tis[k])))[:3])
+
+
+# ----------------------------------------------------------------------------- spheres
+
+def sphere_centres(images, spacing, template_file: Path, centres):
+    """Template sphere centres (row, col) moved onto the scan's pixels."""
+    import pydicom
+
+    tmpl = pydicom.dcmread(template_file)
+    t_img = tmpl.pixel_array.astype(np.float32)
+    factor = float(tmpl.PixelSpacing[0]) / float(spacing[0])  # template px -> scan px
+    stack = np.stack([im / max(np.percentile(im, 99), 1e-9) for im in images])
+    # translation: the phantom's disc (its centroid) in the template and in the scan
+    t_centre = np.argwhere(phantom_mask([np.abs(t_img - np.median(t_img[:8, :8]))])).mean(axis=0)
+    s_centre = np.argwhere(phantom_mask(list(np.abs(stack)))).mean(axis=0)
+    template_pts = np.array([np.asarray(p, float) - t_centre for p in centres])
+
+    def place(shift, scale, angle):
+        rot = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+        return template_pts @ rot.T * factor * scale + s_centre + shift
+
+    def score(pts):
+        return sum(_contrast(stack, p) for p in pts)
+
+    # coarse to fine: shift, then scale and rotation, then shift again
+    shift, scale, angle = np.zeros(2), 1.0, 0.0
+    angles = range(-8, 9, 2)
+    for _ in range(2):
+        shift = max((np.array([dy, dx]) + shift for dy in range(-9, 10, 3) for dx in range(-9, 10, 3)),
+                    key=lambda d: score(place(d, scale, angle)))
+        scale, angle = max(((sc, np.radians(an)) for sc in np.arange(0.85, 1.16, 0.05)
+                            for an in angles), key=lambda x: score(place(shift, *x)))
+    shift = max((np.array([dy, dx]) + shift for dy in range(-2, 3) for dx in range(-2, 3)),
+                key=lambda d: score(place(d, scale, angle)))
+    best = place(shift, scale, angle)
+    return [_refine(stack, tuple(p)) for p in best]
+
+
+def _disc(shape, centre, radius):
+    yy, xx = np.ogrid[:shape[0], :shape[1]]
+    return (yy - centre[0]) ** 2 + (xx - centre[1]) ** 2 <= radius**2
+
+
+def _contrast(stack, centre):
+    """How sphere-like a disc is across the images: unlike its ring, uniform inside."""
+    r_out = DISC_PX + 4
+    y0, x0 = int(round(centre[0])) - r_out, int(round(centre[1])) - r_out
+    h, w = stack.shape[1:]
+    if y0 < 0 or x0 < 0 or y0 + 2 * r_out + 1 > h or x0 + 2 * r_out + 1 > w:
+        return -np.inf
+    window = stack[:, y0:y0 + 2 * r_out + 1, x0:x0 + 2 * r_out + 1]
+    local = (centre[0] - y0, centre[1] - x0)
+    shape = window.shape[1:]
+    inner = _disc(shape, local, DISC_PX)
+    ring = _disc(shape, local, r_out) & ~_disc(shape, local, DISC_PX + 2)
+    a, b = window[:, inner], window[:, ring]
+    return float(np.sum(np.abs(a.mean(1) - b.mean(1)) - a.std(1)))
+
+
+def _refine(stack, centre, search=2):
+    """Move a centre (at most ``search`` px) to where the disc is most sphere-like."""
+    best, best_score = centre, -np.inf
+    for dy in range(-search, search + 1):
+        for dx in range(-search, search + 1):
+            c = (centre[0] + dy, centre[1] + dx)
+            score = _contrast(stack, c)
+            if score > best_score:
+                best, best_score = c, score
+    return best
+
+
+def sphere_values(value_map, centres):
+    return np.array([float(np.nanmedian(value_map[_disc(value_map.shape, c, DISC_PX)])) for c in centres])
+
+
+# ----------------------------------------------------------------------------- one series
+
+def evaluate_series(kind, plate, folder, params, engine, first_echo_input: bool):
+    from napari_mr_reparam.joint_fit import fit_maps, network_maps, network_render
+
+    images, acqs, field, spacing = load(folder)
+    mask = phantom_mask(images)
+    noise = noise_level(images, mask)
+    n = len(images)
+    rows = []
+    if kind == "T2":
+        tes = [a.te for a in acqs]
+        step = float(np.median(np.diff(tes)))
+        first = 0 if first_echo_input else 1
+        for k in range(n):
+            rows.append((k, echo_inputs(k, n, step, first)))
+    else:
+        tis = [a.ti for a in acqs]
+        for k in range(n):
+            rows.append((k, ti_inputs(k, tis)))
+    errors, single_errors = {}, {}
+    for k, inputs in rows:
+        maps = fit_maps([images[i] for i in inputs], [acqs[i] for i in inputs])
+        a = acqs[k]
+        pred = maps.render(a.te, a.tr, a.sequence, ti_ms=a.ti)
+        errors[k] = rel_rms(pred, images[k], mask)
+        if engine is not None:
+            i = inputs[0]
+            qmaps = network_maps(engine, images[i][None], acqs[i])
+            one = network_render(engine, qmaps, a.te, a.tr, a.sequence, a.ti)[0]
+            single_errors[k] = rel_rms(one, images[k], mask)
+    # maps from the whole series (echo 1 left out of T2 fits unless asked)
+    used = list(range(n)) if kind == "T1" or first_echo_input else list(range(1, n))
+    full = fit_maps([images[i] for i in used], [acqs[i] for i in used])
+    key = kind.lower()
+    template_file = folder.parents[2] / "templates" / ("Plate4_T2" if kind == "T2" else "Plate5_T1_signed")
+    centres = sphere_centres(images, spacing, template_file, params[plate]["sphere_centres_row_col"])
+    ref = np.asarray(params[plate][key]["relax_times"][field], float)
+    times = [acqs[i].te if kind == "T2" else acqs[i].ti for i in used]
+    measurable = (ref >= min(times)) & (ref <= max(times))
+    measured = sphere_values(getattr(full, key), centres)
+    single_measured = None
+    if engine is not None:
+        i = rows[0][1][0]
+        qmaps = network_maps(engine, images[i][None], acqs[i])
+        sized = qmaps.at_input_size()
+        single_measured = sphere_values(sized[key][0], centres)
+    return {"series": f"{kind} {folder.parent.name}/{plate}", "field": field, "n": n, "noise": noise,
+            "errors": errors, "single_errors": single_errors, "ref": ref, "measured": measured,
+            "single_measured": single_measured, "measurable": measurable, "times": (min(times), max(times)),
+            "acqs": acqs, "rows": rows}
+
+
+def _pct(x):
+    return f"{100 * x:.1f} %"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--model", default="physics", help="single-image model for (c); 'none' to skip")
+    parser.add_argument("--keep-first-echo", action="store_true",
+                        help="let echo 1 of a train be an input and enter the T2 fits")
+    parser.add_argument("--sites", nargs="*", help="only these site folders (e.g. site4_philips)")
+    args = parser.parse_args(argv)
+    if not (args.data / "relaxometry_params.py").is_file():
+        print(f"error: no relaxometry data at {args.data}", file=sys.stderr)
+        return 2
+    import torch
+
+    torch.set_num_threads(1)
+    params = reference(args.data)
+    engine = None
+    if args.model != "none":
+        from napari_mr_reparam.inference import Reparameterizer
+
+        engine = Reparameterizer(args.model, device="cpu")
+    results = [evaluate_series(kind, plate, folder, params, engine, args.keep_first_echo)
+               for kind, plate, folder in series_list(args.data, args.sites)]
+
+    print("### (a) Held-out images: relative RMS error inside the phantom\n")
+    print("| series | field | images | inputs per prediction | joint fit, between inputs: median (max) "
+          "| joint fit, beyond inputs: median (max) | echo 1 (T2) | one image, network: median "
+          "| image noise |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in results:
+        t2 = r["series"].startswith("T2")
+        times = [a.te if t2 else a.ti for a in r["acqs"]]
+        inside, outside, single = [], [], []
+        for k, inputs in r["rows"]:
+            if t2 and k == 0:
+                continue
+            span = [times[i] for i in inputs]
+            (inside if min(span) < times[k] < max(span) else outside).append(r["errors"][k])
+            if r["single_errors"]:
+                single.append(r["single_errors"][k])
+        first = _pct(r["errors"][0]) if t2 else "-"
+
+        def cell(values):
+            return f"{_pct(np.median(values))} ({_pct(np.max(values))}; {len(values)})" if values else "-"
+
+        print(f"| {r['series']} | {r['field']} | {r['n']} | {'2 echoes' if t2 else '3 TIs'} "
+              f"| {cell(inside)} | {cell(outside)} | {first} "
+              f"| {_pct(np.median(single)) if single else '-'} | {_pct(r['noise'])} |")
+
+    print("\n### (b, c) Sphere T2 / T1 against the reference (median over measurable spheres)\n")
+    print("| series | field | measurable spheres (reference within the TE/TI range) | joint fit: median error "
+          "| joint fit: worst | one image, network: median error |")
+    print("|---|---|---|---|---|---|")
+    for r in results:
+        m = r["measurable"]
+        err = np.abs(r["measured"][m] / r["ref"][m] - 1)
+        single = (np.abs(r["single_measured"][m] / r["ref"][m] - 1) if r["single_measured"] is not None
+                  else None)
+        spheres = ", ".join(str(i + 1) for i in np.flatnonzero(m))
+        lo, hi = r["times"]
+        print(f"| {r['series']} | {r['field']} | {m.sum()} ({spheres}; {lo:g}-{hi:g} ms) "
+              f"| {_pct(np.median(err)) if m.any() else '-'} | {_pct(np.max(err)) if m.any() else '-'} "
+              f"| {_pct(np.median(single)) if single is not None and m.any() else '-'} |")
+
+    print("\n<details><summary>Per sphere (reference / joint fit, ms)</summary>\n")
+    for r in results:
+        cells = ", ".join(f"{i + 1}: {r['ref'][i]:g}/{r['measured'][i]:.4g}" for i in np.flatnonzero(r["measurable"]))
+        print(f"- {r['series']}: {cells}")
+    print("\n</details>")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,302 @@
+"""Command-line parts for several images of one subject and for named presets.
+
+``napari-mr-reparam maps INPUT... -o OUTDIR`` writes joint PD, T1 and T2 maps;
+``napari-mr-reparam predict --joint IN1 IN2 ...`` renders targets from them, and
+``predict --preset NAME`` takes a target's parameters from
+:data:`napari_mr_reparam.presets.PRESETS`. Each input's acquisition comes from
+``--input-te/--input-tr/--input-ti/--input-flip`` (one value per input, in order), else
+its DICOM tags or BIDS sidecar.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+#: Map files written by ``maps`` (T1 and T2 in ms).
+MAP_FILES = {"pd": "PD", "t1": "T1map", "t2": "T2map"}
+
+
+def add_acquisition_options(parser) -> None:
+    """Per-input acquisition options of the joint commands (one value per input)."""
+    from .command import positive_ms as _positive_ms
+
+    for name, what in (("te", "echo time"), ("tr", "repetition time"), ("ti", "inversion time")):
+        parser.add_argument(f"--input-{name}", type=_positive_ms, nargs="+", metavar="MS",
+                            help=f"input {what}(s), ms: one value, or one per input in order")
+    parser.add_argument("--input-flip", type=float, nargs="+", metavar="DEG",
+                        help="input flip angle(s), degrees (gradient echo)")
+    parser.add_argument("--input-sequence", nargs="+", metavar="SEQ",
+                        help="spin_echo, inversion_recovery or gradient_echo per input (default: "
+                             "inversion recovery where a TI is known, else spin echo)")
+    parser.add_argument("--scale", choices=("shared", "per-input"), default="shared",
+                        help="one receiver gain for all inputs (images of one series, the default) or "
+                             "one per input (different series; estimated against the network's maps)")
+
+
+def add_maps_command(sub) -> None:
+    """The ``maps`` sub-command."""
+    mp = sub.add_parser("maps", help="PD, T1 and T2 maps from co-registered images of one subject")
+    mp.add_argument("input", nargs="+", help="NIfTI files or DICOM series (each DICOM acquisition is one input)")
+    mp.add_argument("-o", "--output", required=True, help="output folder (PD, T1map, T2map .nii.gz + maps.json)")
+    add_acquisition_options(mp)
+    mp.add_argument("--model", default="physics",
+                    help="network whose single-image maps start and tie the fit (default physics; "
+                         "'none' for a fit without it)")
+    mp.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    mp.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    mp.set_defaults(func=cmd_maps)
+
+
+def _add(parser, name: str, **kw) -> None:
+    """Add an option unless ``predict`` already defines it (then its definition serves)."""
+    if name not in parser._option_string_actions:
+        parser.add_argument(name, **kw)
+
+
+def add_predict_options(parser) -> None:
+    """Options ``predict`` gains: ``--joint``, ``--preset``, target TI/flip, per-input times."""
+    from .command import positive_ms as _positive_ms
+    from .presets import PRESETS
+
+    _add(parser, "--joint", action="store_true",
+         help="the inputs are images of one subject: fit joint maps and render the targets from "
+              "them (without it, several inputs are several subjects)")
+    _add(parser, "--preset", metavar="NAME",
+         help=f"target contrast by name ({', '.join(PRESETS)}); --te/--tr/--ti/--flip override its values")
+    _add(parser, "--ti", type=_positive_ms, nargs="+", metavar="MS",
+         help="target inversion time (two for double inversion recovery), ms")
+    _add(parser, "--flip", type=float, help="target flip angle, degrees")
+    _add(parser, "--input-ti", type=_positive_ms, nargs="+", metavar="MS",
+         help="--joint: input inversion time(s), ms, one per input")
+    _add(parser, "--input-flip", type=float, nargs="+", metavar="DEG",
+         help="--joint: input flip angle(s), degrees, one per input")
+    _add(parser, "--input-sequence", nargs="+", metavar="SEQ",
+         help="--joint: spin_echo, inversion_recovery or gradient_echo per input")
+    _add(parser, "--scale", choices=("shared", "per-input"), default="shared",
+         help="--joint: one receiver gain for all inputs (default) or one per input")
+
+
+def _listed(value) -> list:
+    """An option's values as a list (options defined elsewhere may take one value)."""
+    if value is None:
+        return []
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+# ----------------------------------------------------------------------------- inputs
+
+def load_inputs(paths: list[str]) -> list:
+    """Volumes of the inputs, in order: a NIfTI file is one, a DICOM series one per acquisition."""
+    from . import dicom
+    from .io import load_volume
+
+    volumes = []
+    for text in paths:
+        path = Path(text)
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: no such file or folder")
+        if dicom.looks_like_series(path):
+            volumes += dicom.read_series(path)
+        else:
+            volumes.append(load_volume(path))
+    return volumes
+
+
+def _per_input(values, n: int, what: str) -> list:
+    if values is None:
+        return [None] * n
+    values = list(values) if isinstance(values, (list, tuple)) else [values]
+    if len(values) == 1:
+        return values * n
+    if len(values) != n:
+        raise ValueError(f"{len(values)} values for {what} but {n} inputs: give one, or one per input")
+    return values
+
+
+def acquisitions_of(volumes, args) -> list:
+    """Each input's :class:`~napari_mr_reparam.simulate.Acquisition`: options first, then
+    the volume's tags or sidecar; a missing TE or TR names the option."""
+    from .joint_fit import make_acquisition
+
+    n = len(volumes)
+    te = _per_input(_listed(getattr(args, "input_te", None)) or None, n, "--input-te")
+    tr = _per_input(_listed(getattr(args, "input_tr", None)) or None, n, "--input-tr")
+    ti = _per_input(_listed(getattr(args, "input_ti", None)) or None, n, "--input-ti")
+    flip = _per_input(_listed(getattr(args, "input_flip", None)) or None, n, "--input-flip")
+    seq = _per_input(_listed(getattr(args, "input_sequence", None)) or None, n, "--input-sequence")
+    out = []
+    for i, v in enumerate(volumes):
+        name = Path(str(v.source)).name if getattr(v, "source", None) else f"input {i + 1}"
+        e, r = te[i] or v.te_ms, tr[i] or v.tr_ms
+        if e is None or r is None:
+            raise ValueError(f"{name}: no {'TE' if e is None else 'TR'} known; give --input-te/--input-tr "
+                             "(one per input) or a BIDS sidecar")
+        inv = ti[i] or v.ti_ms
+        angle = flip[i] or v.flip_deg
+        sequence = seq[i] or (v.extra or {}).get("sequence") or ("inversion_recovery" if inv else "spin_echo")
+        out.append(make_acquisition(sequence, e, r, inv if sequence == "inversion_recovery" else None,
+                                    angle if sequence == "gradient_echo" else None))
+    return out
+
+
+def _check_shapes(volumes, paths) -> None:
+    shapes = [v.data.shape for v in volumes]
+    if len(set(shapes)) > 1:
+        listed = ", ".join("x".join(map(str, s)) for s in shapes)
+        raise ValueError(f"the inputs must be co-registered images of one shape; got {listed} "
+                         f"({' '.join(paths)})")
+
+
+def _engine(model: str, device: str):
+    if model == "none":
+        return None
+    from .inference import Reparameterizer
+
+    engine = Reparameterizer(model, device=device)
+    if not engine.renders:
+        raise ValueError(f"--model {model} is not a physics model; joint maps need one (or --model none)")
+    return engine
+
+
+def fit_inputs(paths, args, model="physics", device="auto"):
+    """Volumes, acquisitions and :class:`~napari_mr_reparam.joint_fit.JointMaps` of the inputs."""
+    from .joint_fit import joint_maps
+
+    volumes = load_inputs(paths)
+    _check_shapes(volumes, paths)
+    acqs = acquisitions_of(volumes, args)
+    engine = _engine(model, device)
+    scale = "per_input" if getattr(args, "scale", "shared") == "per-input" else "shared"
+    maps = joint_maps([v.data for v in volumes], acqs, engine=engine, scale=scale)
+    return volumes, maps.acquisitions, maps
+
+
+def _describe(acq) -> str:
+    text = f"{acq.sequence.replace('_', ' ')} TE {acq.te:g} / TR {acq.tr:g} ms"
+    if acq.ti is not None:
+        text += f", TI {acq.ti:g} ms"
+    if acq.flip_deg is not None:
+        text += f", flip {acq.flip_deg:g} deg"
+    return text
+
+
+# ----------------------------------------------------------------------------- maps
+
+def cmd_maps(args) -> int:
+    from .io import save_volume
+
+    out = Path(args.output)
+    targets = {k: out / f"{name}.nii.gz" for k, name in MAP_FILES.items()}
+    sidecar = out / "maps.json"
+    if not args.overwrite:
+        taken = [p for p in [*targets.values(), sidecar] if p.exists()]
+        if taken:
+            raise FileExistsError(f"{taken[0]} exists; pass --overwrite to replace it")
+    volumes, acqs, maps = fit_inputs(args.input, args, args.model, args.device)
+    for acq, path in zip(acqs, args.input if len(args.input) == len(acqs) else [None] * len(acqs)):
+        print(f"input: {_describe(acq)}" + (f" ({path})" if path else ""))
+    out.mkdir(parents=True, exist_ok=True)
+    units = {"pd": "relative (the first input's intensity units)", "t1": "ms", "t2": "ms"}
+    for key, path in targets.items():
+        save_volume(path, getattr(maps, key), like=volumes[0], model="joint maps",
+                    extra={"Quantity": key.upper(), "Units": units[key]}, overwrite=args.overwrite)
+    summary = maps.summary()
+    meta = {"inputs": [str(p) for p in args.input],
+            "acquisitions": [{"sequence": a.sequence, "EchoTime_ms": a.te, "RepetitionTime_ms": a.tr,
+                              "InversionTime_ms": a.ti, "FlipAngle_deg": a.flip_deg} for a in acqs],
+            "prior": args.model, "scale": args.scale, **summary,
+            "determined_bits": "bit 1 PD, 2 T1, 4 T2 (determined.nii.gz)"}
+    save_volume(out / "determined.nii.gz", maps.determined_bits.astype("float32"), like=volumes[0],
+                model="joint maps", overwrite=args.overwrite)
+    sidecar.write_text(json.dumps(meta, indent=2) + "\n")
+    fractions = ", ".join(f"{k.upper()} {100 * v:.0f} %" for k, v in summary["determined_fraction"].items())
+    print(f"ok {out}: PD, T1, T2 maps (T1/T2 in ms); determined by the inputs in: {fractions} of the object")
+    return 0
+
+
+# ----------------------------------------------------------------------------- predict
+
+def _targets(args) -> list:
+    """(label, render keywords) per target: a preset with overrides, or --te/--tr pairs."""
+    from .presets import Preset, get_preset
+
+    ti = _listed(getattr(args, "ti", None))
+    if args.preset:
+        preset = get_preset(args.preset)
+        if (args.te and len(args.te) > 1) or (args.tr and len(args.tr) > 1):
+            raise ValueError("--preset takes one --te and one --tr at most (it is one target)")
+        chosen = preset.with_values(te=args.te[0] if args.te else None, tr=args.tr[0] if args.tr else None,
+                                    ti=ti[0] if ti else None, ti2=ti[1] if len(ti) > 1 else None,
+                                    flip_deg=args.flip)
+        print(f"preset {chosen.describe()}", file=sys.stderr)
+        return [(chosen.name, chosen)]
+    if not args.te or not args.tr:
+        raise ValueError("give the targets with --te and --tr, or name a --preset")
+    if len(args.te) != len(args.tr):
+        raise ValueError(f"give as many --tr as --te values ({len(args.te)} TE, {len(args.tr)} TR)")
+    out = []
+    for te, tr in zip(args.te, args.tr):
+        sequence = getattr(args, "sequence", "spin_echo")
+        if sequence == "spin_echo":  # the times given name the sequence
+            sequence = "inversion_recovery" if ti else ("gradient_echo" if args.flip is not None else "spin_echo")
+        p = Preset("custom", sequence, te=te, tr=tr, ti=ti[0] if ti else None,
+                   ti2=ti[1] if len(ti) > 1 else None, flip_deg=args.flip)
+        if p.ti2 is not None:
+            p = Preset("custom", "double_inversion_recovery", te, tr, p.ti, p.ti2)
+        p.check()
+        label = f"TE{te:g}_TR{tr:g}" + (f"_TI{p.ti:g}" if p.ti else "")
+        out.append((label, p))
+    return out
+
+
+def _output_paths(args, stem: str, targets) -> dict:
+    from .io import suffix_of
+
+    out = Path(args.output)
+    if len(targets) == 1 and suffix_of(out):
+        return {targets[0][0]: out}
+    if suffix_of(out):
+        raise ValueError("several targets need an output folder for -o, not a file")
+    suffix = args.suffix or ".nii.gz"
+    return {label: out / f"{stem}_{label}{suffix}" for label, _ in targets}
+
+
+def predict_joint_or_preset(args) -> int:
+    """``predict --joint`` (one subject, joint maps) or ``predict --preset`` (each input alone)."""
+    from .io import save_volume
+
+    targets = _targets(args)
+    if args.joint:
+        groups = [list(args.input)]
+    else:
+        groups = [[p] for p in args.input]
+    failures = 0
+    for paths in groups:
+        stem = "joint" if args.joint else Path(paths[0]).name.split(".")[0]
+        outputs = _output_paths(args, stem, targets)
+        if not args.overwrite:
+            taken = [str(p) for p in outputs.values() if p.exists()]
+            if taken:
+                raise FileExistsError(f"{taken[0]} exists; pass --overwrite to replace it")
+        try:
+            model = "physics" if args.model == "d2p" else args.model  # the default model does not map
+            volumes, acqs, maps = fit_inputs(paths, args, model=model, device=args.device)
+            written = []
+            for label, p in targets:
+                image = maps.render(**p.render_arguments()).reshape(volumes[0].data.shape)
+                saved = save_volume(outputs[label], image, like=volumes[0], te_ms=p.te, tr_ms=p.tr,
+                                    model="joint maps" if args.joint else model,
+                                    extra={"PulseSequence": p.sequence,
+                                           **({"InversionTime": p.ti / 1000} if p.ti else {}),
+                                           **({"FlipAngle": p.flip_deg} if p.flip_deg else {})},
+                                    overwrite=args.overwrite)
+                written.append(f"{p.describe()} -> {saved}")
+            print(f"ok {' '.join(paths)}: {'; '.join(written)}")
+        except (ValueError, OSError) as exc:
+            if args.joint:
+                raise
+            failures += 1
+            print(f"failed {paths[0]}: {exc}", file=sys.stderr)
+    return 0 if failures == 0 else 1

@@ -1,0 +1,568 @@
+"""Joint quantitative maps from several co-registered images of one subject.
+
+Each input image has its own acquisition (spin echo, inversion recovery as a magnitude
+image, or spoiled gradient echo; :class:`~napari_mr_reparam.simulate.Acquisition`). Every
+voxel's proton density, T1 and T2 are fitted to all inputs at once through the signal
+equations of :mod:`napari_mr_reparam.physics`, vectorized over voxels with torch:
+
+1. **Which parameters the acquisitions can tell apart** (:func:`free_parameters`): T2 needs
+   two echo times at comparable T1 weighting, T1 needs two repetition or inversion times
+   (or flip angles). A parameter no pair of inputs separates is held at its prior.
+2. **Initialization** by a grid search over the free relaxation times (the proton density
+   of each grid point solved in closed form), so magnitude inversion-recovery fits start
+   on the right side of the null.
+3. **Refinement** by Levenberg-Marquardt in log(PD), log(T1), log(T2), with a Gaussian
+   prior on log T1 and log T2: the physics network's single-image maps
+   (:meth:`~napari_mr_reparam.inference.Reparameterizer.compute_maps`) when an engine is
+   given, else a broad default. Where the inputs determine a parameter the prior is a weak
+   tie; where they leave it open, it is the answer.
+4. **What the inputs determine, per voxel** (:attr:`JointMaps.determined`): from the
+   Fisher information of the data alone at the fitted values, a parameter counts as
+   determined when its standard error is below ``tolerance`` (relative) at the assumed
+   noise level.
+
+Scale: images of one series share the receiver gain, so by default one scale is fitted
+(absorbed by PD, which comes back in the first input's intensity units). Images of
+different series can carry different gains: ``scale="per_input"`` estimates each input's
+gain relative to the first from the prior's relaxation times (the median over the object
+of the ratio of images over the ratio of their predicted signals), since a per-input gain
+trades off exactly against a shift in the relaxation rates and the data alone cannot fix it.
+
+One input gives the network's maps unchanged (as
+:meth:`~napari_mr_reparam.inference.Reparameterizer.compute_maps` does), rendered by the
+engine. Times are in milliseconds.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+import numpy as np
+
+from . import physics
+from .acquisition import Acquisition
+
+#: The sequences an input may have (their signal equations have derivatives below).
+FIT_SEQUENCES = ("spin_echo", "inversion_recovery", "gradient_echo")
+#: Fit bounds (ms).
+T1_BOUNDS_MS = (5.0, 10000.0)
+T2_BOUNDS_MS = (1.0, 5000.0)
+#: Prior when no engine is given: centre (ms) and spread of the log value.
+DEFAULT_PRIOR_MS = {"t1": 1000.0, "t2": 100.0}
+DEFAULT_PRIOR_SD = 2.0
+#: Spread of the log value the network's maps are trusted to (a loose tie: data dominate
+#: where they determine a parameter).
+NETWORK_PRIOR_SD = 0.3
+#: Bits of :attr:`JointMaps.determined_bits`.
+BITS = {"pd": 1, "t1": 2, "t2": 4}
+PARAMETERS = ("pd", "t1", "t2")
+
+
+@dataclass
+class JointMaps:
+    """PD (in the first input's intensity units), T1 and T2 (ms) maps of one subject.
+
+    ``determined`` holds one boolean map per parameter (True where the inputs determine
+    it, False where it came from the prior); ``scales`` each input's gain relative to the
+    first; ``acquisitions`` the inputs' (:class:`AcquisitionValues`). Background voxels (no input signal) have PD, T1
+    and T2 of 0 and render as 0. From a single input the maps are the network's
+    (``network_maps`` holds them, and renders go through the engine as before).
+    """
+
+    pd: np.ndarray
+    t1: np.ndarray
+    t2: np.ndarray
+    determined: dict
+    acquisitions: list
+    scales: list = field(default_factory=list)
+    free: dict = field(default_factory=dict)
+    network_maps: object = None
+    engine: object = None
+
+    @property
+    def determined_bits(self) -> np.ndarray:
+        """uint8 bitmask per voxel: 1 PD, 2 T1, 4 T2 (:data:`BITS`)."""
+        bits = np.zeros(self.pd.shape, np.uint8)
+        for key, bit in BITS.items():
+            bits |= self.determined[key].astype(np.uint8) * np.uint8(bit)
+        return bits
+
+    def summary(self) -> dict:
+        """Fraction of object voxels in which each parameter is determined, and the inputs."""
+        body = self.pd > 0
+        n = max(int(body.sum()), 1)
+        return {"determined_fraction": {k: round(float((self.determined[k] & body).sum()) / n, 4)
+                                        for k in PARAMETERS},
+                "free_parameters": dict(self.free),
+                "scales": [float(s) for s in self.scales]}
+
+    def render(self, te_ms: float, tr_ms: float, sequence: str = "spin_echo",
+               ti_ms: float | None = None, flip_deg: float | None = None, **extra) -> np.ndarray:
+        """The image at any acquisition, in the first input's intensity units."""
+        if self.network_maps is not None:
+            if extra:
+                raise ValueError(f"{sequence} renders need two or more inputs (joint maps)")
+            return network_render(self.engine, self.network_maps, te_ms, tr_ms, sequence, ti_ms,
+                                  flip_deg).reshape(self.pd.shape)
+        signal = physics.render(sequence, self.pd, self.t1, self.t2, te_ms, tr_ms, ti=ti_ms,
+                                flip_deg=flip_deg, **extra)
+        return np.asarray(signal, np.float32)
+
+
+# ---------------------------------------------------------------- signal and derivatives
+
+def _signal_and_slopes(acq: AcquisitionValues, t1, t2, torch):
+    """Signal per unit PD and its derivatives in log T1 and log T2 (torch tensors).
+
+    Inversion recovery is the magnitude image: its T1 slope takes the sign of the signed
+    longitudinal factor.
+    """
+    te, tr = float(acq.te), float(acq.tr)
+    e2 = torch.exp(-te / t2)
+    de2 = e2 * (te / t2)
+    e1 = torch.exp(-tr / t1)
+    if acq.sequence == "spin_echo":
+        lon, dlon = 1 - e1, -(tr / t1) * e1
+    elif acq.sequence == "inversion_recovery":
+        ti = float(acq.ti)
+        ei = torch.exp(-ti / t1)
+        signed = 1 - 2 * ei + e1
+        dsigned = -2 * (ti / t1) * ei + (tr / t1) * e1
+        sign = torch.where(signed < 0, -1.0, 1.0)
+        lon, dlon = signed * sign, dsigned * sign
+    elif acq.sequence == "gradient_echo":
+        a = math.radians(float(acq.flip_deg))
+        s, c = math.sin(a), math.cos(a)
+        denom = 1 - c * e1
+        lon = s * (1 - e1) / denom
+        dlon = s * (c - 1) / denom**2 * (tr / t1) * e1
+    else:
+        raise ValueError(f"an input cannot be {acq.sequence!r}; inputs: {', '.join(FIT_SEQUENCES)}")
+    return lon * e2, dlon * e2, lon * de2
+
+
+def _information(acqs, scales, sigma, pd, t1, t2, torch):
+    """Fisher information of the data in log PD, log T1, log T2 as six component tensors
+    (a00, a01, a02, a11, a12, a22), the noise of input i being ``sigma[i]``."""
+    a = [0.0] * 6
+    for acq, g, sd in zip(acqs, scales, sigma):
+        f, d1, d2 = _signal_and_slopes(acq, t1, t2, torch)
+        k = g * pd / float(sd)
+        j0, j1, j2 = k * f, k * d1, k * d2
+        for n, (u, v) in enumerate(((j0, j0), (j0, j1), (j0, j2), (j1, j1), (j1, j2), (j2, j2))):
+            a[n] = a[n] + u * v
+    return a
+
+
+def _solve3(a, b):
+    """Solve symmetric 3x3 systems, a = (a00, a01, a02, a11, a12, a22) and b = (b0, b1, b2)
+    component tensors, by cofactors; returns the solution and the inverse's diagonal."""
+    a00, a01, a02, a11, a12, a22 = a
+    c00 = a11 * a22 - a12 * a12
+    c01 = a02 * a12 - a01 * a22
+    c02 = a01 * a12 - a02 * a11
+    c11 = a00 * a22 - a02 * a02
+    c12 = a01 * a02 - a00 * a12
+    c22 = a00 * a11 - a01 * a01
+    det = a00 * c00 + a01 * c01 + a02 * c02
+    inv = 1 / det.clamp_min(1e-30)
+    b0, b1, b2 = b
+    x = ((c00 * b0 + c01 * b1 + c02 * b2) * inv, (c01 * b0 + c11 * b1 + c12 * b2) * inv,
+         (c02 * b0 + c12 * b1 + c22 * b2) * inv)
+    return x, (c00 * inv, c11 * inv, c22 * inv)
+
+
+def _standard_errors(info, torch):
+    """Standard errors (3 tensors) of log PD, log T1, log T2 from the information's six
+    components (solved in float64; an unidentifiable parameter gets a huge one)."""
+    a = [c.double() if torch.is_tensor(c) else torch.tensor(float(c), dtype=torch.float64) for c in info]
+    ridge = 1e-10 * torch.maximum(torch.maximum(a[0], a[3]), a[5]).clamp_min(1e-30)
+    a[0], a[3], a[5] = a[0] + ridge, a[3] + ridge, a[5] + ridge
+    zero = torch.zeros_like(a[0])
+    _, inv_diag = _solve3(a, (zero, zero, zero))
+    return [torch.where(d > 0, d, torch.full_like(d, 1e30)).sqrt() for d in inv_diag]
+
+
+# ---------------------------------------------------------------- determinability
+
+def _reference_determined(acqs, noise: float, tolerance: float, torch) -> dict:
+    """Whether the acquisitions determine T1 and T2 for typical tissue (PD 1, shared scale)."""
+    t1 = torch.tensor([300.0, 600.0, 1000.0, 1500.0, 2500.0], dtype=torch.float64).repeat_interleave(5)
+    t2 = torch.tensor([20.0, 50.0, 80.0, 150.0, 400.0], dtype=torch.float64).repeat(5)
+    # noise relative to each input's bright signal, as in the fit
+    sigma = [noise * float(_signal_and_slopes(a, t1, t2, torch)[0].max().clamp_min(1e-12)) for a in acqs]
+    sd = _standard_errors(_information(acqs, [1.0] * len(acqs), sigma, 1.0, t1, t2, torch), torch)
+    # free when the data pin it down for a fair share of typical tissues
+    return {"t1": bool((sd[1] < tolerance).double().mean() >= 0.2),
+            "t2": bool((sd[2] < tolerance).double().mean() >= 0.2)}
+
+
+def free_parameters(acquisitions, noise: float = 0.01, tolerance: float = 0.1) -> dict:
+    """Which relaxation times a set of acquisitions can measure, for typical tissue.
+
+    Returns ``{"t1": bool, "t2": bool}``. A single spin echo determines neither; a dual
+    echo at one TR determines T2; two TRs or TIs (at one TE) determine T1.
+    """
+    import torch
+
+    acqs = [_as_acquisition(a) for a in acquisitions]
+    return _reference_determined(acqs, noise, tolerance, torch)
+
+
+# ---------------------------------------------------------------- the fit
+
+class AcquisitionValues(NamedTuple):
+    """An acquisition's values as the fit reads them (ms, degrees)."""
+
+    sequence: str
+    te: float
+    tr: float
+    ti: float | None
+    flip_deg: float | None
+
+
+def acquisition_values(acq) -> AcquisitionValues:
+    """The values of an :class:`~napari_mr_reparam.simulate.Acquisition` (or a dict of
+    its fields), whether its times are named ``te``/``tr``/``ti`` or ``te_ms``/``tr_ms``/``ti_ms``."""
+    if isinstance(acq, AcquisitionValues):
+        return acq
+    if isinstance(acq, dict):
+        acq = Acquisition(**acq)
+
+    def get(name):
+        return getattr(acq, f"{name}_ms") if hasattr(acq, f"{name}_ms") else getattr(acq, name, None)
+
+    if get("te") is None or get("tr") is None:
+        raise ValueError(f"not an acquisition: {acq!r}")
+    ti, flip = get("ti"), getattr(acq, "flip_deg", None)
+    return AcquisitionValues(acq.sequence, float(get("te")), float(get("tr")),
+                             None if ti is None else float(ti), None if flip is None else float(flip))
+
+
+def make_acquisition(sequence: str, te: float, tr: float, ti: float | None = None,
+                     flip_deg: float | None = None):
+    """A checked :class:`~napari_mr_reparam.simulate.Acquisition` (one-line ValueError if impossible)."""
+    return Acquisition(te, tr, sequence, ti, flip_deg)
+
+
+def _as_acquisition(acq) -> AcquisitionValues:
+    out = acquisition_values(acq)
+    if out.sequence not in FIT_SEQUENCES:
+        raise ValueError(f"an input cannot be {out.sequence!r}; inputs: {', '.join(FIT_SEQUENCES)}")
+    return out
+
+
+def network_maps(engine, image, acq, **calls):
+    """The engine's single-image maps of ``image`` at acquisition ``acq``; ``calls`` (the
+    engine's ``options``, ``progress``, ``cancelled``) go to its ``compute_maps``."""
+    import inspect
+
+    if "input" in inspect.signature(engine.compute_maps).parameters:  # takes an Acquisition
+        v = acquisition_values(acq)
+        given = {k: v for k, v in calls.items() if v is not None}
+        return engine.compute_maps(image, make_acquisition(v.sequence, v.te, v.tr, v.ti, v.flip_deg), **given)
+    v = acquisition_values(acq)
+    return engine.compute_maps(image, v.te, v.tr)
+
+
+def network_render(engine, qmaps, te_ms, tr_ms, sequence="spin_echo", ti_ms=None, flip_deg=None):
+    """The engine's render of its maps at a target (input units, peak-normalized per slice)."""
+    import inspect
+
+    if "target" in inspect.signature(engine.render).parameters:  # takes an Acquisition
+        return engine.render(qmaps, make_acquisition(sequence, te_ms, tr_ms, ti_ms, flip_deg))
+    return engine.render(qmaps, te_ms, tr_ms, sequence=sequence, ti_ms=ti_ms, flip_deg=flip_deg)
+
+
+def _check_inputs(volumes, acquisitions):
+    if len(volumes) != len(acquisitions):
+        raise ValueError(f"{len(volumes)} images but {len(acquisitions)} acquisitions: give one per image")
+    if not volumes:
+        raise ValueError("no input images")
+    arrays = [np.asarray(v, np.float32) for v in volumes]
+    shapes = {a.shape for a in arrays}
+    if len(shapes) > 1:
+        listed = ", ".join("x".join(map(str, a.shape)) for a in arrays)
+        raise ValueError(f"joint maps need co-registered images of one shape; got {listed}")
+    return arrays, [_as_acquisition(a) for a in acquisitions]
+
+
+def _robust_max(image: np.ndarray) -> float:
+    finite = image[np.isfinite(image)]
+    if finite.size == 0:
+        return 0.0
+    step = max(1, finite.size // 200_000)
+    return float(np.percentile(finite[::step], 99.5))
+
+
+def _per_input_scales(arrays, acqs, prior_t1, prior_t2, body) -> list[float]:
+    """Each input's gain relative to the first, from the prior's relaxation times."""
+    import torch
+
+    t1 = torch.from_numpy(prior_t1[body])
+    t2 = torch.from_numpy(prior_t2[body])
+    f0, _, _ = _signal_and_slopes(acqs[0], t1, t2, torch)
+    s0 = arrays[0][body]
+    scales = [1.0]
+    for arr, acq in zip(arrays[1:], acqs[1:]):
+        fi, _, _ = _signal_and_slopes(acq, t1, t2, torch)
+        ok = (s0 > 0) & (f0.numpy() > 1e-3) & (fi.numpy() > 1e-3) & (arr[body] > 0)
+        if not ok.any():
+            scales.append(1.0)
+            continue
+        ratio = (arr[body][ok] / s0[ok]) / (fi.numpy()[ok] / f0.numpy()[ok])
+        scales.append(float(np.median(ratio)))
+    return scales
+
+
+def _grid_init(s, sigma, acqs, scales, free, prior_log, torch, points: int):
+    """Per-voxel start: the best grid point of the free relaxation times, PD in closed form."""
+    axes = {}
+    count = points if free["t1"] and free["t2"] else 4 * points  # one free axis: a finer grid, same cost
+    for key, (lo, hi) in (("t1", (10.0, 6000.0)), ("t2", (2.0, 3000.0))):
+        if free[key]:
+            axes[key] = torch.linspace(math.log(lo), math.log(hi), count)
+    v = s.shape[1]
+    log_t1 = prior_log["t1"].clone()
+    log_t2 = prior_log["t2"].clone()
+    if not axes:
+        return log_t1, log_t2
+    if len(axes) == 2:
+        g1, g2 = torch.meshgrid(axes["t1"], axes["t2"], indexing="ij")
+        g1, g2 = g1.reshape(-1), g2.reshape(-1)
+    elif "t1" in axes:
+        g1, g2 = axes["t1"], None
+    else:
+        g1, g2 = None, axes["t2"]
+    # a grid axis that is not free takes a typical value: it only scales PD
+    gt1 = g1 if g1 is not None else torch.full_like(g2, math.log(1000.0))
+    gt2 = g2 if g2 is not None else torch.full_like(g1, math.log(100.0))
+    cols = []
+    for acq, g, sd in zip(acqs, scales, sigma):
+        f, _, _ = _signal_and_slopes(acq, torch.exp(gt1), torch.exp(gt2), torch)
+        cols.append(g * f / sd)
+    basis = torch.stack(cols)  # (n, G)
+    basis = basis / basis.norm(dim=0, keepdim=True).clamp_min(1e-12)
+    weighted = (s / sigma[:, None]).T.contiguous()  # (V, n)
+    best = torch.empty(v, dtype=torch.long)
+    chunk = max(1, 4_000_000 // basis.shape[1])
+    for start in range(0, v, chunk):
+        best[start:start + chunk] = (weighted[start:start + chunk] @ basis).argmax(dim=1)
+    if g1 is not None:
+        log_t1 = g1[best]
+    if g2 is not None:
+        log_t2 = g2[best]
+    return log_t1, log_t2
+
+
+def _fit_chunk(s, sigma, acqs, scales, free, prior_log, prior_sd, torch, iterations, grid_points):
+    """Levenberg-Marquardt on one chunk of voxels, s (n, V): returns (log PD, log T1,
+    log T2) and the data's standard errors of the three."""
+    log_t1, log_t2 = _grid_init(s, sigma, acqs, scales, free, prior_log, torch, grid_points)
+    w = [1 / float(sd) ** 2 for sd in sigma]
+    rows = [s[i] for i in range(s.shape[0])]
+    t1, t2 = torch.exp(log_t1), torch.exp(log_t2)
+    num = den = 0.0
+    for acq, g, wi, si in zip(acqs, scales, w, rows):
+        f = g * _signal_and_slopes(acq, t1, t2, torch)[0]
+        num, den = num + wi * si * f, den + wi * f * f
+    x = [torch.log((num / den.clamp_min(1e-30)).clamp_min(1e-12)), log_t1, log_t2]
+    p1, p2 = 1 / prior_sd["t1"] ** 2, 1 / prior_sd["t2"] ** 2
+    mu1, mu2 = prior_log["t1"], prior_log["t2"]
+    bounds = [(-30.0, 30.0), (math.log(T1_BOUNDS_MS[0]), math.log(T1_BOUNDS_MS[1])),
+              (math.log(T2_BOUNDS_MS[0]), math.log(T2_BOUNDS_MS[1]))]
+
+    def evaluate(x):
+        """Cost, gradient (3) and Gauss-Newton matrix (6) at x."""
+        pd, t1, t2 = torch.exp(x[0]), torch.exp(x[1]), torch.exp(x[2])
+        d1, d2 = x[1] - mu1, x[2] - mu2
+        cost = p1 * d1 * d1 + p2 * d2 * d2
+        a = [0.0] * 6
+        b = [0.0, -p1 * d1, -p2 * d2]
+        for acq, g, wi, si in zip(acqs, scales, w, rows):
+            f, f1, f2 = _signal_and_slopes(acq, t1, t2, torch)
+            k = g * pd
+            m = k * f
+            j1, j2 = k * f1, k * f2
+            r = si - m
+            cost = cost + wi * r * r
+            wr = wi * r
+            b[0], b[1], b[2] = b[0] + wr * m, b[1] + wr * j1, b[2] + wr * j2
+            wm = wi * m
+            a[0], a[1], a[2] = a[0] + wm * m, a[1] + wm * j1, a[2] + wm * j2
+            wj1 = wi * j1
+            a[3], a[4], a[5] = a[3] + wj1 * j1, a[4] + wj1 * j2, a[5] + wi * j2 * j2
+        a[3], a[5] = a[3] + p1, a[5] + p2
+        return cost, b, a
+
+    cost, grad, hess = evaluate(x)
+    lam = torch.full_like(x[0], 1e-2)
+    for _ in range(iterations):
+        damped = list(hess)
+        for n in (0, 3, 5):
+            damped[n] = hess[n] * (1 + lam) + 1e-9
+        step, _ = _solve3(damped, grad)
+        trial = [torch.clamp(xi + si.clamp(-2, 2), lo, hi) for xi, si, (lo, hi) in zip(x, step, bounds)]
+        new_cost, new_grad, new_hess = evaluate(trial)
+        better = new_cost < cost
+        x = [torch.where(better, t, xi) for t, xi in zip(trial, x)]
+        cost = torch.where(better, new_cost, cost)
+        grad = [torch.where(better, n, o) for n, o in zip(new_grad, grad)]
+        hess = [torch.where(better, n, o) for n, o in zip(new_hess, hess)]
+        lam = torch.where(better, lam * 0.2, lam * 10).clamp_(1e-6, 1e6)
+    data_only = list(hess)  # the Gauss-Newton matrix at x is the data's information plus the prior
+    data_only[3], data_only[5] = hess[3] - p1, hess[5] - p2
+    return x, _standard_errors(data_only, torch)
+
+
+def fit_maps(volumes, acquisitions, prior: dict | None = None, scale: str = "shared",
+             noise: float = 0.01, tolerance: float = 0.1, iterations: int = 6,
+             grid_points: int = 12, chunk_voxels: int = 1 << 17, threads: int | None = None,
+             progress=None, cancelled=None) -> JointMaps:
+    """Joint PD/T1/T2 maps from co-registered images and their acquisitions (no network).
+
+    Parameters
+    ----------
+    volumes : list of arrays
+        Images of one shape (2-D or 3-D), each at its acquisition.
+    acquisitions : list of Acquisition (or dicts of its fields)
+    prior : dict, optional
+        ``{"t1": map_ms, "t2": map_ms}`` (arrays of the inputs' shape) and optionally
+        ``"sd"`` (spread of the log values): the prior the fit starts from and is tied to.
+        Default: T1 1000 ms, T2 100 ms with a spread of ``DEFAULT_PRIOR_SD``.
+    scale : "shared" or "per_input"
+        One receiver gain for all inputs (images of one series), or one per input.
+    noise : float
+        Assumed noise of each input, as a fraction of its bright signal (99.5th
+        percentile): the data's weight against the prior, and the determinedness test.
+    tolerance : float
+        Relative standard error below which a parameter counts as determined.
+    progress, cancelled : callables, optional
+        As the engine's: ``progress(n)`` after each chunk of voxels with the number of
+        slices (first axis; one for a 2-D image) it finished, ``cancelled()`` asked before
+        each chunk (True raises :class:`~napari_mr_reparam.inference.Cancelled`).
+    """
+    import torch
+
+    arrays, acqs = _check_inputs(volumes, acquisitions)
+    if scale not in ("shared", "per_input"):
+        raise ValueError(f"scale must be 'shared' or 'per_input', got {scale!r}")
+    shape = arrays[0].shape
+    nan = np.zeros(shape, bool)
+    for a in arrays:
+        nan |= ~np.isfinite(a)
+    clean = [np.where(nan, 0, a).astype(np.float32) for a in arrays]
+    peaks = np.array([_robust_max(a) for a in clean], np.float32)
+    sigma_all = np.maximum(noise * peaks, 1e-12).astype(np.float32)
+    # background: no input above a few noise levels
+    body = np.zeros(shape, bool)
+    for a, sd in zip(clean, sigma_all):
+        body |= a > 3 * sd
+    prior = prior or {}
+    prior_t1 = np.broadcast_to(np.asarray(prior.get("t1", DEFAULT_PRIOR_MS["t1"]), np.float32), shape)
+    prior_t2 = np.broadcast_to(np.asarray(prior.get("t2", DEFAULT_PRIOR_MS["t2"]), np.float32), shape)
+    sd = float(prior.get("sd", DEFAULT_PRIOR_SD if "t1" not in prior else NETWORK_PRIOR_SD))
+    prior_t1 = np.clip(np.nan_to_num(prior_t1, nan=DEFAULT_PRIOR_MS["t1"]), *T1_BOUNDS_MS)
+    prior_t2 = np.clip(np.nan_to_num(prior_t2, nan=DEFAULT_PRIOR_MS["t2"]), *T2_BOUNDS_MS)
+    scales = [1.0] * len(arrays)
+    if scale == "per_input" and len(arrays) > 1:
+        scales = _per_input_scales(clean, acqs, prior_t1.astype(np.float32), prior_t2.astype(np.float32), body)
+    free = _reference_determined(acqs, noise, tolerance, torch)
+    old_threads = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(int(threads))
+    try:
+        index = np.flatnonzero(body)
+        out = {k: np.zeros(index.size, np.float32) for k in PARAMETERS}
+        det = {k: np.zeros(index.size, bool) for k in PARAMETERS}
+        stack = [a.reshape(-1) for a in clean]
+        p1, p2 = prior_t1.reshape(-1), prior_t2.reshape(-1)
+        sigma = torch.from_numpy(sigma_all)
+        plane = int(np.prod(shape[1:])) if len(shape) == 3 else int(np.prod(shape))
+        slices, reported = (shape[0] if len(shape) == 3 else 1), 0
+        with torch.no_grad():
+            for start in range(0, index.size, chunk_voxels):
+                if cancelled is not None and cancelled():
+                    from .inference import Cancelled
+
+                    raise Cancelled()
+                idx = index[start:start + chunk_voxels]
+                s = torch.from_numpy(np.stack([a[idx] for a in stack]))
+                prior_log = {"t1": torch.from_numpy(np.log(p1[idx])), "t2": torch.from_numpy(np.log(p2[idx]))}
+                x, stderr = _fit_chunk(s, sigma, acqs, scales, free, prior_log,
+                                       {"t1": sd, "t2": sd}, torch, iterations, grid_points)
+                sl = slice(start, start + idx.size)
+                for k, key in enumerate(PARAMETERS):
+                    out[key][sl] = torch.exp(x[k]).numpy()
+                    ok = stderr[k] < tolerance
+                    det[key][sl] = ok.numpy() & (free.get(key, True))
+                if progress is not None:
+                    done = min(slices, int(idx[-1]) // plane) if start + idx.size < index.size else slices
+                    if done > reported:
+                        progress(done - reported)
+                        reported = done
+        if progress is not None and reported < slices:
+            progress(slices - reported)
+    finally:
+        torch.set_num_threads(old_threads)
+    maps = {}
+    for key in PARAMETERS:
+        full = np.zeros(shape, np.float32)
+        full.reshape(-1)[index] = out[key]
+        full[nan] = np.nan
+        maps[key] = full
+    determined = {}
+    for key in PARAMETERS:
+        full = np.zeros(shape, bool)
+        full.reshape(-1)[index] = det[key]
+        determined[key] = full
+    return JointMaps(maps["pd"], maps["t1"], maps["t2"], determined, list(acqs), scales, free)
+
+
+def joint_work_units(shape, engine=None) -> int:
+    """How many units ``progress`` counts in :func:`joint_maps` for inputs of ``shape``:
+    the volume's slices for the network's maps (with an engine), and again for the fit."""
+    slices = shape[0] if len(shape) == 3 else 1
+    return slices * (2 if engine is not None else 1)
+
+
+def joint_maps(volumes, acquisitions, engine=None, prior_input: int | None = None, *,
+               engine_options=None, progress=None, cancelled=None, **options) -> JointMaps:
+    """Joint maps, started from and tied to the network's single-image maps.
+
+    ``engine`` is a physics-model :class:`~napari_mr_reparam.inference.Reparameterizer`
+    (or None for a fit without a learned prior). Its maps are computed from input
+    ``prior_input`` (default: the first spin-echo input, which the network reads) with
+    ``engine_options`` (:class:`~napari_mr_reparam.inference.InferenceOptions`). With
+    one input and an engine, the network's maps are returned as they are. ``progress``
+    and ``cancelled`` work as the engine's, over :func:`joint_work_units` units;
+    ``options`` go to :func:`fit_maps`.
+    """
+    calls = {"options": engine_options, "progress": progress, "cancelled": cancelled}
+    arrays, acqs = _check_inputs(volumes, acquisitions)
+    if engine is not None and not engine.renders:
+        raise ValueError(f"{engine.info.name} is not a physics model; joint maps need the physics model")
+    if engine is not None and len(arrays) == 1:
+        if acqs[0].sequence != "spin_echo":
+            raise ValueError("one input must be a spin echo for the network's maps; give more inputs "
+                             "for a joint fit")
+        qmaps = network_maps(engine, arrays[0], acqs[0], **calls)
+        sized = qmaps.at_input_size()
+        shape = arrays[0].shape
+        det = {k: np.zeros(shape, bool) for k in PARAMETERS}
+        return JointMaps(sized["pd"].reshape(shape), sized["t1"].reshape(shape), sized["t2"].reshape(shape),
+                         det, acqs, [1.0], {"t1": False, "t2": False}, network_maps=qmaps, engine=engine)
+    prior = None
+    if engine is not None:
+        if prior_input is None:
+            spin = [i for i, a in enumerate(acqs) if a.sequence == "spin_echo"]
+            prior_input = spin[0] if spin else None
+        if prior_input is not None:
+            sized = network_maps(engine, arrays[prior_input], acqs[prior_input], **calls).at_input_size()
+            shape = arrays[0].shape
+            prior = {"t1": sized["t1"].reshape(shape), "t2": sized["t2"].reshape(shape)}
+        elif progress is not None:
+            progress(joint_work_units(arrays[0].shape))  # no input the network reads: its share is done
+    return fit_maps(arrays, acqs, prior=prior, progress=progress, cancelled=cancelled, **options)

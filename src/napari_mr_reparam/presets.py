@@ -1,0 +1,83 @@
+"""Contrasts a radiologist names, with their acquisition parameters: one table.
+
+Each preset is a sequence of :data:`~napari_mr_reparam.physics.TARGET_SEQUENCES` and its
+parameters (times in ms, flip angles in degrees), typical of clinical 1.5 T protocols.
+The command line (``--preset NAME``, each value overridable) and the widget read them
+from :data:`PRESETS`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named target acquisition. ``ti2`` is double inversion recovery's second
+    inversion time (the first is ``ti``)."""
+
+    name: str
+    sequence: str
+    te: float
+    tr: float
+    ti: float | None = None
+    ti2: float | None = None
+    flip_deg: float | None = None
+    what: str = ""
+
+    def describe(self) -> str:
+        """One line with every parameter, e.g. ``FLAIR: inversion recovery, TE 120 / TR 9000 / TI 2500 ms``."""
+        times = f"TE {self.te:g} / TR {self.tr:g}"
+        if self.ti is not None:
+            times += f" / TI {self.ti:g}" if self.ti2 is None else f" / TI1 {self.ti:g} / TI2 {self.ti2:g}"
+        flip = f", flip {self.flip_deg:g} deg" if self.flip_deg is not None else ""
+        return f"{self.name}: {self.sequence.replace('_', ' ')}, {times} ms{flip}"
+
+    def with_values(self, te=None, tr=None, ti=None, ti2=None, flip_deg=None) -> "Preset":
+        """The preset with the given values replaced (None keeps the preset's)."""
+        given = {k: v for k, v in {"te": te, "tr": tr, "ti": ti, "ti2": ti2, "flip_deg": flip_deg}.items()
+                 if v is not None}
+        out = replace(self, **given)
+        out.check()
+        return out
+
+    def check(self) -> None:
+        """Raise a one-line ValueError for values the sequence cannot have."""
+        from .acquisition import validate_times
+
+        validate_times(self.te, self.tr, self.ti)
+        if self.ti2 is not None and not self.ti2 < (self.ti or 0):
+            raise ValueError(f"{self.name}: the second inversion time ({self.ti2:g} ms) must be shorter "
+                             f"than the first ({self.ti:g} ms)")
+
+    def render_arguments(self) -> dict:
+        """Keywords for :func:`napari_mr_reparam.physics.render` / ``JointMaps.render``."""
+        out = {"te_ms": self.te, "tr_ms": self.tr, "sequence": self.sequence, "ti_ms": self.ti,
+               "flip_deg": self.flip_deg}
+        if self.ti2 is not None:
+            out["ti2"] = self.ti2
+        return out
+
+
+#: The presets, by name (times in ms).
+PRESETS = {p.name: p for p in (
+    Preset("T1w", "spin_echo", te=15, tr=500, what="T1-weighted spin echo: fat and white matter bright"),
+    Preset("T2w", "spin_echo", te=100, tr=4000, what="T2-weighted spin echo: fluid bright"),
+    Preset("PDw", "spin_echo", te=15, tr=3000, what="proton-density-weighted spin echo"),
+    Preset("FLAIR", "inversion_recovery", te=120, tr=9000, ti=2500,
+           what="fluid-attenuated inversion recovery: T2-weighted with CSF nulled"),
+    Preset("STIR", "inversion_recovery", te=60, tr=4000, ti=160,
+           what="short-tau inversion recovery: fat nulled"),
+    Preset("DIR", "double_inversion_recovery", te=25, tr=11000, ti=3400, ti2=325,
+           what="double inversion recovery: CSF and white matter nulled, grey matter left"),
+    Preset("MPRAGE", "mprage", te=3, tr=2300, ti=900, flip_deg=9,
+           what="magnetization-prepared rapid gradient echo: 3-D T1-weighted"),
+)}
+
+
+def get_preset(name: str) -> Preset:
+    """The preset called ``name`` (case-insensitive), or a one-line ValueError listing them."""
+    for key, preset in PRESETS.items():
+        if key.lower() == str(name).lower():
+            return preset
+    raise ValueError(f"unknown preset {name!r}; known: {', '.join(PRESETS)}")

@@ -1,0 +1,111 @@
+"""The joint commands: ``maps``, ``predict --joint`` and ``predict --preset``."""
+
+import json
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from napari_mr_reparam import physics
+from napari_mr_reparam.cli import main
+
+ACQS = {"pdw": (15, 3000), "t2w": (100, 3000), "t1w": (15, 500)}
+
+
+@pytest.fixture
+def scans(tmp_path):
+    rng = np.random.default_rng(0)
+    shape = (20, 20, 2)
+    pd, t1, t2 = (np.zeros(shape, np.float32) for _ in range(3))
+    inside = (slice(3, 17), slice(3, 17))
+    pd[inside] = 0.8
+    t1[inside] = rng.uniform(500, 2000, (14, 14, 2))
+    t2[inside] = rng.uniform(40, 200, (14, 14, 2))
+    paths = {}
+    for name, (te, tr) in ACQS.items():
+        paths[name] = tmp_path / f"{name}.nii.gz"
+        nib.save(nib.Nifti1Image(np.asarray(physics.spin_echo(pd, t1, t2, te, tr), np.float32) * 1000,
+                                 np.eye(4)), paths[name])
+    truth = {"pd": pd, "t1": t1, "t2": t2, "inside": pd > 0}
+    return paths, truth
+
+
+def _times(option):
+    index = 0 if option == "--input-te" else 1
+    return [option, *[str(v[index]) for v in ACQS.values()]]
+
+
+def test_maps_writes_pd_t1_t2_in_ms_with_a_sidecar(scans, tmp_path, capsys):
+    paths, truth = scans
+    out = tmp_path / "maps"
+    rc = main(["maps", *map(str, paths.values()), "-o", str(out), *_times("--input-te"),
+               *_times("--input-tr"), "--model", "none"])
+    assert rc == 0
+    t1 = nib.load(out / "T1map.nii.gz").get_fdata()
+    t2 = nib.load(out / "T2map.nii.gz").get_fdata()
+    inside = truth["inside"]
+    assert np.median(np.abs(t1[inside] / truth["t1"][inside] - 1)) < 0.02
+    assert np.median(np.abs(t2[inside] / truth["t2"][inside] - 1)) < 0.02
+    meta = json.loads((out / "maps.json").read_text())
+    assert [a["EchoTime_ms"] for a in meta["acquisitions"]] == [15, 100, 15]
+    assert meta["free_parameters"] == {"t1": True, "t2": True}
+    assert meta["determined_fraction"]["t2"] > 0.5
+    assert "T1/T2 in ms" in capsys.readouterr().out
+    # nothing replaced unasked
+    assert main(["maps", *map(str, paths.values()), "-o", str(out), *_times("--input-te"),
+                 *_times("--input-tr"), "--model", "none"]) == 2
+
+
+def test_joint_predict_renders_targets_and_presets(scans, tmp_path):
+    paths, truth = scans
+    out = tmp_path / "t2w_80.nii.gz"
+    args = [*map(str, paths.values()), *_times("--input-te"), *_times("--input-tr"), "--model", "none"]
+    assert main(["predict", "--joint", *args, "--te", "80", "--tr", "2500", "-o", str(out)]) == 0
+    expected = np.asarray(physics.spin_echo(truth["pd"], truth["t1"], truth["t2"], 80, 2500)) * 1000
+    got = nib.load(out).get_fdata()
+    assert np.abs(got - expected)[truth["inside"]].max() < 0.02 * expected.max()
+    flair = tmp_path / "flair.nii.gz"
+    assert main(["predict", "--joint", *args, "--preset", "FLAIR", "--ti", "2200", "-o", str(flair)]) == 0
+    sidecar = json.loads((tmp_path / "flair.json").read_text())
+    assert sidecar["InversionTime"] == pytest.approx(2.2) and sidecar["PulseSequence"] == "inversion_recovery"
+
+
+def test_mismatched_shapes_give_one_line_and_write_nothing(scans, tmp_path, capsys):
+    paths, _ = scans
+    odd = tmp_path / "odd.nii.gz"
+    nib.save(nib.Nifti1Image(np.ones((20, 18, 2), np.float32), np.eye(4)), odd)
+    out = tmp_path / "out"
+    rc = main(["maps", str(paths["pdw"]), str(odd), "--input-te", "15", "100", "--input-tr", "3000",
+               "--model", "none", "-o", str(out)])
+    assert rc == 2
+    assert "one shape" in capsys.readouterr().err
+    assert not out.exists()
+    target = tmp_path / "x.nii.gz"
+    rc = main(["predict", "--joint", str(paths["pdw"]), str(odd), "--input-te", "15", "100",
+               "--input-tr", "3000", "--model", "none", "--te", "50", "--tr", "2000", "-o", str(target)])
+    assert rc == 2 and not target.exists()
+
+
+def test_bad_options_are_refused(scans, tmp_path, capsys):
+    paths, _ = scans
+    out = tmp_path / "x.nii.gz"
+    assert main(["maps", str(paths["pdw"]), str(paths["t2w"]), "--input-te", "15", "100", "50",
+                 "--input-tr", "3000", "--model", "none", "-o", str(tmp_path / "m")]) == 2
+    assert "3 values for --input-te but 2 inputs" in capsys.readouterr().err
+    assert main(["predict", str(paths["pdw"]), "--preset", "T3w", "-o", str(out)]) == 2
+    assert "unknown preset" in capsys.readouterr().err
+    assert main(["predict", str(paths["pdw"]), "-o", str(out)]) == 2
+    assert "--preset" in capsys.readouterr().err
+    assert main(["predict", str(paths["pdw"]), "--te", "50", "--tr", "2000", "--input-te", "15", "20",
+                 "-o", str(out)]) == 2
+    assert "one value unless --joint" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_preset_on_one_input_uses_the_physics_model(scans, tmp_path, capsys):
+    paths, _ = scans
+    out = tmp_path / "preset_t1w.nii.gz"
+    rc = main(["predict", str(paths["pdw"]), "--preset", "T1w", "--input-te", "15", "--input-tr", "3000",
+               "-o", str(out)])
+    assert rc == 0 and out.exists()
+    assert "T1w: spin echo, TE 15 / TR 500 ms" in capsys.readouterr().err

@@ -1,0 +1,104 @@
+"""The joint fit recovers known maps from images rendered at several acquisitions."""
+
+import numpy as np
+import pytest
+
+from napari_mr_reparam import physics
+from napari_mr_reparam.joint_fit import AcquisitionValues, acquisition_values, fit_maps, free_parameters, joint_maps
+from napari_mr_reparam.simulate import Acquisition
+
+
+def _maps(shape=(2, 24, 24), seed=0):
+    rng = np.random.default_rng(seed)
+    pd = rng.uniform(0.5, 1.0, shape).astype(np.float32)
+    t1 = np.exp(rng.uniform(np.log(300), np.log(2500), shape)).astype(np.float32)
+    t2 = np.exp(rng.uniform(np.log(30), np.log(300), shape)).astype(np.float32)
+    for m in (pd, t1, t2):
+        m[:, :3] = 0  # background rows
+    return pd, t1, t2
+
+
+def _render(acqs, pd, t1, t2):
+    values = [acquisition_values(a) for a in acqs]
+    return [np.asarray(physics.render(a.sequence, pd, t1, t2, a.te, a.tr, ti=a.ti, flip_deg=a.flip_deg),
+                       np.float32) * 1000 for a in values]
+
+
+def _median_error(fit, truth, body):
+    return float(np.median(np.abs(fit[body] / truth[body] - 1)))
+
+
+def test_dual_echo_and_t1_weighted_recover_all_three_maps():
+    pd, t1, t2 = _maps()
+    acqs = [Acquisition(15, 3000), Acquisition(100, 3000), Acquisition(15, 500)]
+    maps = fit_maps(_render(acqs, pd, t1, t2), acqs)
+    body = pd > 0
+    assert _median_error(maps.t1, t1, body) < 0.01
+    assert _median_error(maps.t2, t2, body) < 0.01
+    assert _median_error(maps.pd / 1000, pd, body) < 0.01
+    assert maps.determined["t2"][body].mean() > 0.5 and maps.determined["t1"][body].mean() > 0.5
+    assert (maps.pd[~body] == 0).all() and not maps.determined["t1"][~body].any()
+    # renders at a new acquisition match the truth
+    new = Acquisition(60, 2000)
+    truth = _render([new], pd, t1, t2)[0]
+    assert np.abs(maps.render(60, 2000) - truth)[body].max() < 0.05 * truth.max()
+
+
+def test_inversion_recovery_magnitude_gives_t1():
+    pd, t1, t2 = _maps(seed=1)
+    acqs = [Acquisition(10, 3000, "inversion_recovery", ti) for ti in (50, 200, 600, 1500)]
+    maps = fit_maps(_render(acqs, pd, t1, t2), acqs)
+    body = pd > 0
+    assert _median_error(maps.t1, t1, body) < 0.01
+    assert maps.free == {"t1": True, "t2": False}
+    assert not maps.determined["t2"].any()
+
+
+def test_determined_parameters_follow_the_acquisitions():
+    se = Acquisition(15, 3000)
+    assert free_parameters([se]) == {"t1": False, "t2": False}
+    assert free_parameters([se, Acquisition(100, 3000)]) == {"t1": False, "t2": True}
+    assert free_parameters([se, Acquisition(15, 500)]) == {"t1": True, "t2": False}
+    assert free_parameters([se, Acquisition(100, 3000), Acquisition(15, 500)]) == {"t1": True, "t2": True}
+    pd, t1, t2 = _maps()
+    acqs = [se, Acquisition(100, 3000)]
+    maps = fit_maps(_render(acqs, pd, t1, t2), acqs)
+    body = pd > 0
+    assert not maps.determined["t1"].any()
+    assert maps.determined_bits[body].max() == 4  # T2 alone
+    # T1 left open stays at the prior
+    assert np.median(np.abs(maps.t1[body] / 1000.0 - 1)) < 0.05
+
+
+def test_per_input_gain_is_estimated_from_the_prior():
+    pd, t1, t2 = _maps()
+    acqs = [Acquisition(15, 3000), Acquisition(100, 3000), Acquisition(15, 500)]
+    images = _render(acqs, pd, t1, t2)
+    images[2] = images[2] * 3.0
+    maps = fit_maps(images, acqs, prior={"t1": t1 + (t1 == 0), "t2": t2 + (t2 == 0)}, scale="per_input")
+    assert maps.scales[2] == pytest.approx(3.0, rel=0.02)
+    assert _median_error(maps.t1, t1, pd > 0) < 0.02
+
+
+def test_bad_inputs_are_refused():
+    a = np.ones((4, 4), np.float32)
+    with pytest.raises(ValueError, match="one shape"):
+        fit_maps([a, np.ones((4, 5), np.float32)], [Acquisition(15, 3000), Acquisition(90, 3000)])
+    with pytest.raises(ValueError, match="2 images but 1 acquisitions"):
+        fit_maps([a, a], [Acquisition(15, 3000)])
+    with pytest.raises(ValueError, match="cannot be 'mprage'"):
+        fit_maps([a], [AcquisitionValues("mprage", 3, 2300, 900, 9)])
+
+
+def test_single_input_gives_the_network_maps_as_today():
+    from napari_mr_reparam.inference import Reparameterizer
+    from napari_mr_reparam.joint_fit import network_maps, network_render
+
+    engine = Reparameterizer("physics", device="cpu")
+    pd, t1, t2 = _maps(shape=(1, 32, 32))
+    acq = Acquisition(50, 4500)
+    image = _render([acq], pd, t1, t2)[0]
+    maps = joint_maps([image], [acq], engine=engine)
+    today = network_maps(engine, image, acq)
+    assert np.array_equal(maps.render(100, 3000), network_render(engine, today, 100, 3000).reshape(image.shape))
+    assert not maps.determined["t1"].any()

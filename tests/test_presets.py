@@ -1,0 +1,75 @@
+"""Named presets and the new target sequences' signal equations."""
+
+import math
+
+import numpy as np
+import pytest
+
+from napari_mr_reparam import physics
+from napari_mr_reparam.presets import PRESETS, get_preset
+
+
+def test_every_preset_renders_and_is_described():
+    pd, t1, t2 = np.array([0.7, 0.8, 1.0]), np.array([600.0, 1000.0, 4000.0]), np.array([70.0, 90.0, 2000.0])
+    for preset in PRESETS.values():
+        preset.check()
+        args = preset.render_arguments()
+        signal = physics.render(args.pop("sequence"), pd, t1, t2, args.pop("te_ms"), args.pop("tr_ms"),
+                                ti=args.pop("ti_ms"), flip_deg=args.pop("flip_deg"), **args)
+        assert np.all(np.isfinite(signal)) and np.all(np.asarray(signal) >= 0)
+        assert preset.name in preset.describe() and f"TE {preset.te:g}" in preset.describe()
+
+
+def test_flair_nulls_csf_and_dir_nulls_csf_and_white_matter():
+    flair = get_preset("flair")
+    csf, wm = (float(physics.inversion_recovery(pd, t1, t2, flair.te, flair.tr, flair.ti))
+               for pd, t1, t2 in ((1.0, 4000.0, 2000.0), (0.7, 600.0, 70.0)))
+    assert csf < wm / 3  # CSF dark under fluid attenuation, unlike T2-weighted
+    t2w = get_preset("T2w")
+    assert physics.spin_echo(1.0, 4000.0, 2000.0, t2w.te, t2w.tr) > 2 * physics.spin_echo(0.7, 600.0, 70.0, t2w.te, t2w.tr)
+    # double inversion recovery: the two inversions chosen for two T1s null both
+    tr, ti1, ti2 = 11000.0, 3400.0, 325.0
+    t1 = np.linspace(100, 5000, 2000)
+    signal = physics.double_inversion_recovery(1.0, t1, 100.0, 0.0, tr, ti1, ti2)
+    nulls = t1[1:-1][(signal[1:-1] < signal[:-2]) & (signal[1:-1] < signal[2:])]
+    assert len(nulls) == 2
+
+
+def _brute_force_trains(t1, tr, tis, flips, spacing=7.0, n=176, cycles=30):
+    """Bloch recursion, pulse by pulse, over many cycles: the signed centre signals."""
+    mz, out = 1.0, []
+    for _ in range(cycles):
+        mz, t, out = -mz, 0.0, []
+        for ti, flip in zip(tis, flips):
+            start = ti - (n // 2) * spacing
+            mz = 1 - (1 - mz) * math.exp(-(start - t) / t1)
+            t = start
+            a = math.radians(flip)
+            for k in range(n):
+                if k == n // 2:
+                    out.append(math.sin(a) * mz)
+                mz = 1 - (1 - mz * math.cos(a)) * math.exp(-spacing / t1)
+                t += spacing
+        mz = 1 - (1 - mz) * math.exp(-(tr - t) / t1)
+    return out
+
+
+@pytest.mark.parametrize("t1", [300.0, 1000.0, 2500.0])
+def test_mprage_and_mp2rage_match_a_pulse_by_pulse_recursion(t1):
+    mp = _brute_force_trains(t1, 2300, [900], [9])[0]
+    assert float(physics.mprage(1.0, t1, 1e9, 0.0, 2300, 900, 9)) == pytest.approx(abs(mp), rel=1e-4)
+    s1, s2 = _brute_force_trains(t1, 5000, [700, 2500], [4, 5])
+    assert float(physics.mp2rage(t1, 5000, 700, 2500, 4, 5)) == pytest.approx(s1 * s2 / (s1**2 + s2**2), abs=1e-5)
+
+
+def test_preset_overrides_and_bad_values():
+    t2w = get_preset("T2w").with_values(te=80)
+    assert (t2w.te, t2w.tr) == (80, 4000)
+    with pytest.raises(ValueError, match="unknown preset"):
+        get_preset("T3w")
+    with pytest.raises(ValueError, match="shorter than TR"):
+        get_preset("FLAIR").with_values(ti=10000)
+    with pytest.raises(ValueError, match="second inversion"):
+        get_preset("DIR").with_values(ti2=5000)
+    with pytest.raises(ValueError, match="do not fit"):
+        physics.mp2rage(1000.0, 2000, 700, 1000, 4, 5)

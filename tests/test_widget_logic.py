@@ -1,0 +1,92 @@
+"""The widget's Qt-free logic: presets, several inputs' acquisitions, renders from cached maps."""
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from napari_mr_reparam.widget_logic import (
+    CUSTOM, InputSpec, MapsCache, Request, determined_line, input_from_metadata, joint_acquisitions,
+    layer_names, matching_preset, preset_choices, preset_controls, preset_refusal, render_request,
+)
+
+
+def _layer(name, shape=(2, 8, 8), **meta):
+    return SimpleNamespace(name=name, data=np.ones(shape, np.float32), metadata=meta)
+
+
+def test_every_preset_is_offered_and_matches_its_own_values():
+    from napari_mr_reparam.presets import PRESETS
+
+    assert preset_choices() == [CUSTOM, *PRESETS]
+    for name in PRESETS:
+        assert matching_preset(preset_controls(name)) == name
+    values = {**preset_controls("FLAIR"), "te": 110.0}
+    assert matching_preset(values) == CUSTOM
+    # a value the sequence does not read does not matter
+    assert matching_preset({**preset_controls("T2w"), "ti": 999.0}) == "T2w"
+
+
+def test_only_the_physics_model_renders_other_sequences():
+    assert preset_refusal("T1w", "d2p") == "" and preset_refusal("FLAIR", "physics") == ""
+    assert "only the physics model" in preset_refusal("MPRAGE", "p2p")
+
+
+def test_inputs_come_prefilled_from_layer_metadata():
+    spec = input_from_metadata(_layer("ir", te_ms=10, tr_ms=5000, ti_ms=300))
+    assert (spec.sequence, spec.te_ms, spec.tr_ms, spec.ti_ms) == ("inversion_recovery", 10.0, 5000.0, 300.0)
+    gre = input_from_metadata(_layer("gre", te_ms=5, tr_ms=20, flip_deg=15, sequence="gradient_echo"))
+    assert gre.acquisition().flip_deg == 15.0
+    assert input_from_metadata(_layer("bare")).te_ms is None
+
+
+def test_joint_inputs_are_checked_with_one_line_messages():
+    a, b = _layer("a", te_ms=15, tr_ms=3000), _layer("b", te_ms=100, tr_ms=3000)
+    acqs = joint_acquisitions([input_from_metadata(a), input_from_metadata(b)])
+    assert [x.te_ms for x in acqs] == [15.0, 100.0]
+    with pytest.raises(ValueError, match=r"^joint maps need co-registered inputs of one shape; got a 2x8x8, c 3x8x8$"):
+        joint_acquisitions([input_from_metadata(a), input_from_metadata(_layer("c", (3, 8, 8), te_ms=1, tr_ms=9))])
+    with pytest.raises(ValueError, match=r"^b: no TR known"):
+        joint_acquisitions([input_from_metadata(a), InputSpec(b, "spin_echo", 100.0, None)])
+    with pytest.raises(ValueError, match="no TI known"):
+        joint_acquisitions([input_from_metadata(a), InputSpec(b, "inversion_recovery", 10.0, 3000.0)])
+    with pytest.raises(ValueError, match="given once"):
+        joint_acquisitions([input_from_metadata(a), input_from_metadata(a)])
+    with pytest.raises(ValueError, match="TE .* must be shorter than TR"):
+        joint_acquisitions([input_from_metadata(a), InputSpec(b, "spin_echo", 4000.0, 3000.0)])
+
+
+def test_joint_maps_are_cached_per_set_of_inputs_and_render_any_preset():
+    from napari_mr_reparam import physics
+    from napari_mr_reparam.joint_fit import joint_maps
+
+    rng = np.random.default_rng(0)
+    t1, t2 = rng.uniform(600, 1500, (2, 6, 6)), rng.uniform(50, 120, (2, 6, 6))
+    pdw = _layer("pdw", te_ms=15, tr_ms=3000)
+    t2w = _layer("t2w", te_ms=100, tr_ms=3000)
+    pdw.data = physics.spin_echo(1.0, t1, t2, 15, 3000).astype(np.float32)
+    t2w.data = physics.spin_echo(1.0, t1, t2, 100, 3000).astype(np.float32)
+    inputs = (input_from_metadata(pdw), input_from_metadata(t2w))
+    request = Request(pdw, "physics", "cpu", te=60.0, tr=3000.0, inputs=inputs)
+    maps = joint_maps([pdw.data, t2w.data], joint_acquisitions(inputs))
+    cache = MapsCache()
+    cache.put(request, None, maps)
+    assert cache.get(request) is not None
+    other = Request(pdw, "physics", "cpu", te=60.0, tr=3000.0, inputs=(inputs[0], InputSpec(t2w, te_ms=90.0, tr_ms=3000.0)))
+    assert cache.get(other) is None  # another acquisition typed: another fit
+    rendered = render_request(None, maps, request)
+    truth = physics.spin_echo(1.0, t1, t2, 60, 3000)
+    assert np.allclose(rendered, truth, rtol=0.02)  # T2 determined by the dual echo
+    line = determined_line(maps.summary())  # a dual echo at one TR measures T2, not T1
+    assert line.startswith("The inputs determine PD ") and ", T1 0 %, T2 " in line and ", T2 0 %" not in line
+    dir_ = render_request(None, maps, Request(pdw, "physics", "cpu", te=25.0, tr=11000.0,
+                                               sequence="double_inversion_recovery", ti=3400.0, ti2=325.0,
+                                               inputs=inputs))
+    assert dir_.shape == pdw.data.shape and np.isfinite(dir_).all()
+    cache.forget(t2w)
+    assert cache.get(request) is None
+
+
+def test_layer_names_say_the_new_sequences():
+    assert layer_names("joint(2)", 25, 11000, "double_inversion_recovery", 3400, None, 325)["prediction"] == \
+        "prediction joint(2) DIR TE25 TR11000 TI3400 TI2 325"
