@@ -22,14 +22,16 @@ inversion-recovery magnitude series of the T1 plate), read with
     of the phantom) over the RMS signal in the phantom. Real-valued (signed) inversion-
     recovery images are taken as their magnitude.
 (b) **Maps.** T2 (all echoes but the first) or T1 (all TIs) fitted per voxel; median
-    in a 2-px disc at each sphere, against the reference of the phantom's plate at the
+    at each sphere, against the reference of the phantom's plate at the
     scanner's field strength, for spheres the series can measure: T2 within the range
     of the echo times used, T1 within the range of the inversion times. Spheres are
-    found by registering the template's sphere centres: scaled by the ratio of the pixel
-    sizes and placed on the centroid of the phantom's disc, then shifted (+-9 px), scaled
-    (0.85-1.15) and turned (+-8 degrees) to where their discs are most sphere-like over all
-    images (uniform inside, unlike the ring around them), and each centre moves (at most
-    2 px) on its own to its most sphere-like position.
+    found by registering the template's sphere centres to a map of how sphere-like each
+    pixel is (:func:`sphere_map`: a disc of the sphere's radius whose mean differs from the
+    ring around it and which is uniform inside, summed over the series' images): scaled by
+    the ratio of the pixel sizes, their centroid put on the phantom's, then the shift
+    (+-25 mm), scale (0.85-1.15) and turn (+-8 degrees) that score best, and each centre
+    moved (at most 2 px) to its best pixel. Values are medians in a disc of 2 template
+    pixels (2.6 mm).
 (c) **One input, single-image model.** The physics network's maps from one image (the
     first input of (a)) and its renders of the held-out image, and its sphere T1/T2.
 
@@ -144,16 +146,42 @@ def ti_inputs(k, tis):
 
 # ----------------------------------------------------------------------------- spheres
 
+#: Sphere radius in the templates' pixels (1.3 mm).
+SPHERE_RADIUS_PX = 7.0
+
+
+def _kernel(radius_in, radius_out):
+    r = int(np.ceil(radius_out))
+    yy, xx = np.mgrid[-r:r + 1, -r:r + 1]
+    d = np.hypot(yy, xx)
+    k = ((d >= radius_in) & (d <= radius_out)).astype(np.float32)
+    return k / k.sum()
+
+
+def sphere_map(stack, radius):
+    """Per pixel, how sphere-like a disc of ``radius`` centred there is over the images:
+    its mean unlike the ring just outside it, uniform inside (summed over images)."""
+    from scipy.ndimage import convolve
+
+    inner, ring = _kernel(0, 0.6 * radius), _kernel(1.3 * radius, 1.8 * radius)
+    score = np.zeros(stack.shape[1:], np.float32)
+    for im in stack:
+        m = convolve(im, inner, mode="nearest")
+        sd = np.sqrt(np.maximum(convolve(im * im, inner, mode="nearest") - m * m, 0))
+        score += np.abs(m - convolve(im, ring, mode="nearest")) - sd
+    return score
+
+
 def sphere_centres(images, spacing, template_file: Path, centres):
     """Template sphere centres (row, col) moved onto the scan's pixels."""
     import pydicom
 
     tmpl = pydicom.dcmread(template_file)
-    t_img = tmpl.pixel_array.astype(np.float32)
     factor = float(tmpl.PixelSpacing[0]) / float(spacing[0])  # template px -> scan px
     stack = np.stack([im / max(np.percentile(im, 99), 1e-9) for im in images])
-    # translation: the phantom's disc (its centroid) in the template and in the scan
-    t_centre = np.argwhere(phantom_mask([np.abs(t_img - np.median(t_img[:8, :8]))])).mean(axis=0)
+    score_map = sphere_map(stack, SPHERE_RADIUS_PX * factor)
+    h, w = score_map.shape
+    t_centre = np.mean(np.asarray(centres[:14], float), axis=0)  # the spheres sit round the disc's centre
     s_centre = np.argwhere(phantom_mask(list(np.abs(stack)))).mean(axis=0)
     template_pts = np.array([np.asarray(p, float) - t_centre for p in centres])
 
@@ -162,20 +190,26 @@ def sphere_centres(images, spacing, template_file: Path, centres):
         return template_pts @ rot.T * factor * scale + s_centre + shift
 
     def score(pts):
-        return sum(_contrast(stack, p) for p in pts)
+        idx = np.rint(pts).astype(int)
+        if (idx < 0).any() or (idx[:, 0] >= h).any() or (idx[:, 1] >= w).any():
+            return -np.inf
+        return float(score_map[idx[:, 0], idx[:, 1]].sum())
 
-    # coarse to fine: shift, then scale and rotation, then shift again
-    shift, scale, angle = np.zeros(2), 1.0, 0.0
-    angles = range(-8, 9, 2)
-    for _ in range(2):
-        shift = max((np.array([dy, dx]) + shift for dy in range(-9, 10, 3) for dx in range(-9, 10, 3)),
-                    key=lambda d: score(place(d, scale, angle)))
-        scale, angle = max(((sc, np.radians(an)) for sc in np.arange(0.85, 1.16, 0.05)
-                            for an in angles), key=lambda x: score(place(shift, *x)))
-    shift = max((np.array([dy, dx]) + shift for dy in range(-2, 3) for dx in range(-2, 3)),
+    reach = int(round(25 * factor))
+    candidates = ((np.array([dy, dx], float), sc, np.radians(an))
+                  for dy in range(-reach, reach + 1, 2) for dx in range(-reach, reach + 1, 2)
+                  for sc in np.arange(0.85, 1.16, 0.05) for an in range(-8, 9, 2))
+    shift, scale, angle = max(candidates, key=lambda c: score(place(*c)))
+    shift = max((shift + np.array([dy, dx], float) for dy in (-1, 0, 1) for dx in (-1, 0, 1)),
                 key=lambda d: score(place(d, scale, angle)))
     best = place(shift, scale, angle)
-    return [_refine(stack, tuple(p)) for p in best]
+    refined = []
+    for p in best:  # each centre on its own: at most 2 px to its most sphere-like pixel
+        y, x = (int(round(v)) for v in p)
+        window = score_map[max(y - 2, 0):y + 3, max(x - 2, 0):x + 3]
+        dy, dx = np.unravel_index(np.argmax(window), window.shape)
+        refined.append((max(y - 2, 0) + dy, max(x - 2, 0) + dx))
+    return refined, factor
 
 
 def _disc(shape, centre, radius):
@@ -183,36 +217,10 @@ def _disc(shape, centre, radius):
     return (yy - centre[0]) ** 2 + (xx - centre[1]) ** 2 <= radius**2
 
 
-def _contrast(stack, centre):
-    """How sphere-like a disc is across the images: unlike its ring, uniform inside."""
-    r_out = DISC_PX + 4
-    y0, x0 = int(round(centre[0])) - r_out, int(round(centre[1])) - r_out
-    h, w = stack.shape[1:]
-    if y0 < 0 or x0 < 0 or y0 + 2 * r_out + 1 > h or x0 + 2 * r_out + 1 > w:
-        return -np.inf
-    window = stack[:, y0:y0 + 2 * r_out + 1, x0:x0 + 2 * r_out + 1]
-    local = (centre[0] - y0, centre[1] - x0)
-    shape = window.shape[1:]
-    inner = _disc(shape, local, DISC_PX)
-    ring = _disc(shape, local, r_out) & ~_disc(shape, local, DISC_PX + 2)
-    a, b = window[:, inner], window[:, ring]
-    return float(np.sum(np.abs(a.mean(1) - b.mean(1)) - a.std(1)))
-
-
-def _refine(stack, centre, search=2):
-    """Move a centre (at most ``search`` px) to where the disc is most sphere-like."""
-    best, best_score = centre, -np.inf
-    for dy in range(-search, search + 1):
-        for dx in range(-search, search + 1):
-            c = (centre[0] + dy, centre[1] + dx)
-            score = _contrast(stack, c)
-            if score > best_score:
-                best, best_score = c, score
-    return best
-
-
-def sphere_values(value_map, centres):
-    return np.array([float(np.nanmedian(value_map[_disc(value_map.shape, c, DISC_PX)])) for c in centres])
+def sphere_values(value_map, centres, factor=1.0):
+    """Median of a map in a disc of DISC_PX template pixels at each centre."""
+    return np.array([float(np.nanmedian(value_map[_disc(value_map.shape, c, DISC_PX * factor)]))
+                     for c in centres])
 
 
 # ----------------------------------------------------------------------------- one series
@@ -251,17 +259,17 @@ def evaluate_series(kind, plate, folder, params, engine, first_echo_input: bool)
     full = fit_maps([images[i] for i in used], [acqs[i] for i in used])
     key = kind.lower()
     template_file = folder.parents[2] / "templates" / ("Plate4_T2" if kind == "T2" else "Plate5_T1_signed")
-    centres = sphere_centres(images, spacing, template_file, params[plate]["sphere_centres_row_col"])
+    centres, factor = sphere_centres(images, spacing, template_file, params[plate]["sphere_centres_row_col"])
     ref = np.asarray(params[plate][key]["relax_times"][field], float)
     times = [acqs[i].te if kind == "T2" else acqs[i].ti for i in used]
     measurable = (ref >= min(times)) & (ref <= max(times))
-    measured = sphere_values(getattr(full, key), centres)
+    measured = sphere_values(getattr(full, key), centres, factor)
     single_measured = None
     if engine is not None:
         i = rows[0][1][0]
         qmaps = network_maps(engine, images[i][None], acqs[i])
         sized = qmaps.at_input_size()
-        single_measured = sphere_values(sized[key][0], centres)
+        single_measured = sphere_values(sized[key][0], centres, factor)
     return {"series": f"{kind} {folder.parent.name}/{plate}", "field": field, "n": n, "noise": noise,
             "errors": errors, "single_errors": single_errors, "ref": ref, "measured": measured,
             "single_measured": single_measured, "measurable": measurable, "times": (min(times), max(times)),
