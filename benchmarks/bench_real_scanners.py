@@ -29,8 +29,8 @@ inversion-recovery magnitude series of the T1 plate), read with
     pixel is (:func:`sphere_map`: a disc of the sphere's radius whose mean differs from the
     ring around it and which is uniform inside, summed over the series' images): scaled by
     the ratio of the pixel sizes, their centroid put on the phantom's, then the shift
-    (+-25 mm), scale (0.85-1.15) and turn (+-8 degrees) that score best, and each centre
-    moved (at most 2 px) to its best pixel. Values are medians in a disc of 2 template
+    (+-25 template pixels, 33 mm), scale (0.85-1.15) and turn (+-8 degrees) that score
+    best, and each centre moved (at most 2 px) to its best pixel. Values are medians in a disc of 2 template
     pixels (2.6 mm).
 (c) **One input, single-image model.** The physics network's maps from one image (the
     first input of (a)) and its renders of the held-out image, and its sphere T1/T2.
