@@ -39,6 +39,7 @@ def _peak_mb(device) -> float:
 
 
 def bench_models(models, device_name: str, slice_counts, repeats: int) -> list[str]:
+    from napari_mr_reparam.acquisition import Acquisition
     from napari_mr_reparam.inference import Reparameterizer
 
     rng = np.random.default_rng(0)
@@ -56,10 +57,10 @@ def bench_models(models, device_name: str, slice_counts, repeats: int) -> list[s
             vol = rng.uniform(0, 1000, (n, 256, 256)).astype(np.float32)
             t = _median_time(lambda: engine.predict_volume(vol, 100, 3000, 50, 4500), max(1, repeats // 2))
             cells.append(f"{t:.2f} s ({n / t:.0f} slices/s)")
-        if engine.renders:
+        if engine.renders_from_maps:
             vol = rng.uniform(0, 1000, (max(slice_counts), 256, 256)).astype(np.float32)
             maps = engine.compute_maps(vol)
-            rerender = _median_time(lambda: engine.render(maps, 80, 3000), repeats)
+            rerender = _median_time(lambda: engine.render(maps, Acquisition(80, 3000)), repeats)
             cells.append(f"re-render {max(slice_counts)} slices: {rerender * 1000:.0f} ms")
         else:
             cells.append("")

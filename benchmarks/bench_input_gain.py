@@ -19,17 +19,23 @@ import numpy as np
 
 
 class GainedInputs:
-    """``engine`` with every input image multiplied by ``gain`` and clipped at 1."""
+    """``engine`` with every input image multiplied by ``gain`` and clipped at 1.
+
+    The engine scales each slice to its own maximum before the model reads it, so a gain
+    below 1 is undone there; above 1, the clipping changes the image the model reads."""
 
     def __init__(self, engine, gain: float):
         self.engine, self.gain = engine, gain
         self.task, self.info = engine.task, engine.info
-        self.consistency = getattr(engine, "consistency", None)
+        self.renders_from_maps = bool(getattr(engine, "renders_from_maps", False))
         self.native_input = bool(getattr(engine, "native_input", False))
 
-    def predict_images(self, images, *args, **kwargs):
+    def resolve(self, options=None):
+        return self.engine.resolve(options)
+
+    def predict(self, images, *args, **kwargs):
         gained = np.minimum(np.asarray(images, np.float32) * np.float32(self.gain), 1.0)
-        return self.engine.predict_images(gained, *args, **kwargs)
+        return self.engine.predict(gained, *args, **kwargs)
 
 
 def main(argv=None) -> int:

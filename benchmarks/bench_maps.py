@@ -70,12 +70,12 @@ def truth_and_prediction(model: str, phantom_spec: str, slices: int, te_in: floa
     if engine.native_input and max(phantom.shape[1:]) <= engine.net.work_size:
         # the model reads the images on the phantom's own grid: maps there, truth exact
         images = simulate_images(phantom, acq, index, None) / 255.0
-        maps = engine.compute_maps(images.astype(np.float32), te_in, tr_in)
+        maps = engine.compute_maps(images.astype(np.float32), acq)
         truth = {k: getattr(phantom, k)[index] for k in ("pd", "t1", "t2")}
         mask = phantom.mask()[index] & (truth["t1"] > 0)
         return truth, {"pd": maps.pd, "t1": maps.t1, "t2": maps.t2}, mask
     images = simulate_images(phantom, acq, index, 256, pad_square=True) / 255.0
-    maps = engine.compute_maps(images.astype(np.float32), te_in, tr_in)
+    maps = engine.compute_maps(images.astype(np.float32), acq)
     size = maps.pd.shape[-1]
     truth = {k: _nearest(pad_to_square(getattr(phantom, k)[index]), size) for k in ("pd", "t1", "t2")}
     mask = _nearest(pad_to_square(phantom.mask()[index].astype(np.uint8)), size) > 0

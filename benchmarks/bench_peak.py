@@ -39,23 +39,22 @@ def fixed_count(count: int):
 def slice_counts(engine, ds) -> dict[int, int]:
     """How many of the protocol's slices the input calibrates each count on, from the
     Default-to-Param input (TE 50 / TR 4500 ms) of every slice."""
-    from napari_mr_reparam import DEFAULT_TE_MS, DEFAULT_TR_MS
-
     images = ds.default_at(np.arange(ds.n_slices), engine.native_input)
-    counts = np.atleast_1d(engine.compute_maps(images, DEFAULT_TE_MS, DEFAULT_TR_MS).peak_count)
+    counts = np.atleast_1d(engine.compute_maps(images).peak_count)
     values, times = np.unique(counts, return_counts=True)
     return {int(v): int(t) for v, t in zip(values, times)}
 
 
-def score(engine, ds, task: str, limit: int, oracle: bool = False) -> np.ndarray:
+def score(engine, ds, task: str, limit: int, oracle: bool = False, options=None) -> np.ndarray:
     """Per-image PSNR on the first ``limit`` test images of ``ds`` (``oracle``: each
-    prediction rescaled by least squares against its target first)."""
+    prediction rescaled by least squares against its target first), with the engine's
+    ``options`` (:class:`~napari_mr_reparam.inference.InferenceOptions`)."""
     from napari_mr_reparam.metrics import batch_metrics, to_255
-    from napari_mr_reparam.training.evaluate import _predict, test_inputs
+    from napari_mr_reparam.training.evaluate import predict_samples
 
     pairs, slices = ds.samples("paper", "test")
     pairs, slices = pairs[:limit], slices[:limit]
-    preds = _predict(engine, ds, task, pairs, slices, test_inputs(ds, task, pairs, slices), None)
+    preds = predict_samples(engine, ds, task, pairs, slices, options)
     targets = ds.images_at(pairs, slices)
     if oracle:
         p, t = preds.reshape(len(preds), -1), targets.reshape(len(targets), -1)
@@ -66,7 +65,7 @@ def score(engine, ds, task: str, limit: int, oracle: bool = False) -> np.ndarray
 
 def main(argv=None) -> int:
     from napari_mr_reparam.datasets import build_protocol_dataset
-    from napari_mr_reparam.inference import Reparameterizer
+    from napari_mr_reparam.inference import InferenceOptions, Reparameterizer
     from napari_mr_reparam.metrics import band_means
     from napari_mr_reparam.phantoms import load_phantom
     from napari_mr_reparam.training.evaluate import TARGET_TE_BANDS_MS
@@ -82,7 +81,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         engine = Reparameterizer(args.model, device=args.device, batch_size=16)  # a name or a file
-        if not engine.renders:
+        if not engine.renders_from_maps:
             parser.error(f"{args.model} is not a physics model: it does not render")
         if args.head is None:
             phantom = load_phantom(args.phantom)
@@ -104,16 +103,15 @@ def main(argv=None) -> int:
         cells = " | ".join(f"{b['mean']:.2f}" for b in band_means(psnr, te, TARGET_TE_BANDS_MS))
         print(f"| {label} | {psnr.mean():.2f} | {cells} |", flush=True)
 
-    engine.calibrate_peak = False
-    row("maximum (`--max-peak`)", score(engine, ds, args.task, args.limit))
-    engine.calibrate_peak = True
+    by_max = InferenceOptions(calibrate_peak=False)
+    row("maximum (`--max-peak`)", score(engine, ds, args.task, args.limit, options=by_max))
     for count in args.counts:
         with fixed_count(count):
             row(f"mean of the {count} brightest voxels", score(engine, ds, args.task, args.limit))
     row("calibrated on the input (default)", score(engine, ds, args.task, args.limit))
     calibrated = ", ".join(f"{c}: {n}" for c, n in slice_counts(engine, ds).items())
-    engine.calibrate_peak = False
-    row("maximum, rescaled against the target (oracle)", score(engine, ds, args.task, args.limit, oracle=True))
+    row("maximum, rescaled against the target (oracle)",
+        score(engine, ds, args.task, args.limit, oracle=True, options=by_max))
     print(f"\ncounts calibrated on the {ds.n_slices} slices' Default-to-Param inputs (count: slices): "
           f"{calibrated}")
     return 0

@@ -33,7 +33,7 @@ HEADER = ("| split | model | task | PSNR (dB) | PSNR sd | MAE | MAE sd | SSIM | 
 def _engines(models, weights, device, consistency=None, max_peak: bool = False):
     """(label, engine or task-for-identity) for every model asked for; a physics model's
     label names its data-consistency weight."""
-    from napari_mr_reparam.inference import Reparameterizer
+    from napari_mr_reparam.inference import InferenceOptions, Reparameterizer
 
     sources = [(name, name, None) for name in models if name != "identity"]
     for item in weights:
@@ -46,11 +46,11 @@ def _engines(models, weights, device, consistency=None, max_peak: bool = False):
         out += [("identity (default input)", "d2p"), ("identity (P2P input)", "p2p")]
     for label, name, path in sources:
         engine = Reparameterizer(name, weights=path, device=device, batch_size=16)
-        if engine.consistency is not None:
-            engine.consistency = consistency
-            engine.calibrate_peak = not max_peak
-            label = f"{label} (consistency {engine.consistency:g}{', maximum peak' if max_peak else ''})"
-        out.append((label, engine))
+        options = None
+        if engine.renders_from_maps:
+            options = engine.resolve(InferenceOptions(consistency=consistency, calibrate_peak=not max_peak))
+            label = f"{label} (consistency {options.consistency:g}{', maximum peak' if max_peak else ''})"
+        out.append((label, (engine, options)))
     return out
 
 
@@ -67,12 +67,13 @@ def evaluate_rows(models, weights, phantom: str, splits, device: str, json_dir=N
     for split in splits:
         for label, engine in engines:
             if isinstance(engine, str):
-                jobs = [(IdentityModel(engine), engine)]
+                jobs, options = [(IdentityModel(engine), engine)], None
             else:
-                tasks = ("d2p", "p2p") if engine.renders and engine.task == "p2p" else (engine.task,)
+                engine, options = engine
+                tasks = ("d2p", "p2p") if engine.renders_from_maps and engine.task == "p2p" else (engine.task,)
                 jobs = [(engine, task) for task in tasks]
             for model, task in jobs:
-                r = evaluate(model, task, phantom, split=split)
+                r = evaluate(model, task, phantom, split=split, options=options)
                 if json_dir is not None:
                     name = label.split(" ")[0]
                     path = Path(json_dir) / f"{name}_{task}_{split}.json"

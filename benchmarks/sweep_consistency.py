@@ -17,7 +17,7 @@ from make_results import DEFAULT_PHANTOM, add_output_arguments, publish
 
 
 def sweep(model: str, weights: list[float], phantoms: list[str], limit: int, device: str) -> str:
-    from napari_mr_reparam.inference import Reparameterizer
+    from napari_mr_reparam.inference import InferenceOptions, Reparameterizer
     from napari_mr_reparam.training.evaluate import evaluate
 
     engine = Reparameterizer(model, device=device, batch_size=16)  # a name or a weights file
@@ -26,8 +26,8 @@ def sweep(model: str, weights: list[float], phantoms: list[str], limit: int, dev
               + " |\n|---|" + "---|" * (2 * len(names)))
     rows = []
     for weight in weights:
-        engine.consistency = weight
-        cells = [f"{evaluate(engine, task, phantom, limit=limit)['psnr_mean']:.2f}"
+        options = InferenceOptions(consistency=weight)
+        cells = [f"{evaluate(engine, task, phantom, limit=limit, options=options)['psnr_mean']:.2f}"
                  for phantom in phantoms for task in ("d2p", "p2p")]
         rows.append(f"| {weight:g} | " + " | ".join(cells) + " |")
         print(rows[-1], flush=True)

@@ -11,9 +11,12 @@ import bench_input_gain  # noqa: E402
 
 
 class _Recorder:
-    task, info, consistency = "d2p", object(), 0.5
+    task, info, renders_from_maps = "d2p", object(), True
 
-    def predict_images(self, images, *args, **kwargs):
+    def resolve(self, options=None):
+        return ("resolved", options)
+
+    def predict(self, images, *args, **kwargs):
         self.seen = (images, args, kwargs)
         return images
 
@@ -21,11 +24,11 @@ class _Recorder:
 def test_gained_inputs_scale_clip_and_pass_the_rest_through():
     engine = _Recorder()
     wrapped = bench_input_gain.GainedInputs(engine, 1.25)
-    assert (wrapped.task, wrapped.info, wrapped.consistency) == ("d2p", engine.info, 0.5)
-    assert wrapped.native_input is False
+    assert (wrapped.task, wrapped.info, wrapped.renders_from_maps) == ("d2p", engine.info, True)
+    assert wrapped.native_input is False and wrapped.resolve("x") == ("resolved", "x")
     images = np.array([[[0.0, 0.4, 0.9]]], np.float32)
-    wrapped.predict_images(images, [20.0], [500.0], progress=None)
+    wrapped.predict(images, "target", "input", progress=None)
     seen, args, kwargs = engine.seen
     assert np.allclose(seen, [[[0.0, 0.5, 1.0]]])  # 0.9 * 1.25 clipped at 1
-    assert args == ([20.0], [500.0]) and kwargs == {"progress": None}
+    assert args == ("target", "input") and kwargs == {"progress": None}
     assert np.allclose(images, [[[0.0, 0.4, 0.9]]])  # the caller's array is untouched

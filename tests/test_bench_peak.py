@@ -24,15 +24,14 @@ def test_a_fixed_count_reaches_the_maps_and_is_undone():
 
 def test_the_oracle_row_is_at_least_the_plain_one(tiny_weights):
     from napari_mr_reparam.datasets import build_protocol_dataset
-    from napari_mr_reparam.inference import Reparameterizer
+    from napari_mr_reparam.inference import InferenceOptions, Reparameterizer
     from napari_mr_reparam.phantoms import load_phantom
 
     engine = Reparameterizer("physics", device="cpu")
-    engine.calibrate_peak = False
+    by_max = InferenceOptions(calibrate_peak=False)
     ds = build_protocol_dataset(load_phantom("mni152"), seed=0)
-    plain = bench_peak.score(engine, ds, "d2p", 6)
-    oracle = bench_peak.score(engine, ds, "d2p", 6, oracle=True)
+    plain = bench_peak.score(engine, ds, "d2p", 6, options=by_max)
+    oracle = bench_peak.score(engine, ds, "d2p", 6, oracle=True, options=by_max)
     assert plain.shape == (6,) and np.all(oracle >= plain - 0.05)
-    engine.calibrate_peak = True
     counts = bench_peak.slice_counts(engine, ds)
     assert sum(counts.values()) == ds.n_slices and min(counts) >= 1

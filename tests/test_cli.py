@@ -131,3 +131,19 @@ def test_mismatched_targets(scan, tiny_weights, tmp_path, capsys):
     path, _, _ = scan
     assert main(["predict", str(path), "-o", str(tmp_path), "--te", "30", "60", "--tr", "800"]) == 2
     assert "as many --tr as --te" in capsys.readouterr().err
+
+
+def test_input_sequence_comes_from_options_or_sidecar(scan, tiny_weights, tmp_path, capsys):
+    path, _, _ = scan
+    args = ["predict", str(path), "--te", "100", "--tr", "3000", "--model", "physics", "-q",
+            "--input-te", "3", "--input-tr", "2300"]
+    assert main(args + ["-o", str(tmp_path / "a.nii.gz"), "--input-sequence", "mprage"]) == 1
+    assert "needs its inversion time: --input-ti" in capsys.readouterr().err
+    assert main(args + ["-o", str(tmp_path / "a.nii.gz"), "--input-sequence", "mprage", "--input-ti", "900",
+                        "--input-flip", "9"]) == 1
+    assert "reads spin-echo inputs only" in capsys.readouterr().err  # the tiny physics net is an old one
+    (tmp_path / "scan.json").write_text(json.dumps({"EchoTime": 0.003, "RepetitionTime": 2.3,
+                                                    "InversionTime": 0.9, "FlipAngle": 9,
+                                                    "ScanningSequence": ["GR", "IR"]}))
+    assert main(args[:-4] + ["-o", str(tmp_path / "b.nii.gz")]) == 1
+    assert "reads spin-echo inputs only" in capsys.readouterr().err

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from napari_mr_reparam.inference import Reparameterizer
+from napari_mr_reparam.acquisition import Acquisition
+from napari_mr_reparam.inference import InferenceOptions, Reparameterizer
 
 
 @pytest.fixture
@@ -28,23 +29,29 @@ def test_prediction_keeps_shape_units_and_nan(tiny_weights, volume):
 
 def test_physics_maps_render_like_a_direct_prediction(tiny_weights, volume):
     engine = Reparameterizer("physics", device="cpu", batch_size=2)
-    maps = engine.compute_maps(volume, 50, 4500)
+    maps = engine.compute_maps(volume, Acquisition(50, 4500))
     assert maps.pd.shape[0] == volume.shape[0]
-    rendered = engine.render(maps, 80, 2500)
+    rendered = engine.render(maps, Acquisition(80, 2500))
     direct = engine.predict_volume(volume, 80, 2500, 50, 4500)
     np.testing.assert_allclose(rendered, direct, rtol=1e-5, atol=1e-3, equal_nan=True)
+    # several targets: the maps once, then one render each, as one request
+    many = list(engine.predict_many(volume, [Acquisition(80, 2500), Acquisition(30, 600)], Acquisition(50, 4500)))
+    np.testing.assert_array_equal(many[0], rendered)
+    np.testing.assert_array_equal(many[1], engine.render(maps, Acquisition(30, 600)))
 
 
 def test_flip_averaged_maps_are_the_mirror_of_the_mirrored_volumes(tiny_weights, volume):
     engine = Reparameterizer("physics", device="cpu", flip_average=True)
-    assert engine.net.flip_average
-    maps = engine.compute_maps(volume, 50, 4500)
-    mirrored = engine.compute_maps(volume[..., ::-1].copy(), 50, 4500)
+    maps = engine.compute_maps(volume, Acquisition(50, 4500))
+    mirrored = engine.compute_maps(volume[..., ::-1].copy(), Acquisition(50, 4500))
     np.testing.assert_allclose(mirrored.t2[..., ::-1], maps.t2, rtol=1e-4, equal_nan=True)
     with pytest.raises(ValueError, match="physics model only"):
         Reparameterizer("d2p", device="cpu", flip_average=True)
-    engine.flip_average = False  # a loaded engine switches without reloading
-    assert not engine.net.flip_average and not Reparameterizer("d2p", device="cpu").flip_average
+    # a request switches it off for itself alone; the shared engine and its network keep theirs
+    plain = engine.compute_maps(volume, Acquisition(50, 4500), options=InferenceOptions(flip_average=False))
+    assert not np.allclose(plain.t2, maps.t2)
+    assert engine.flip_average and not engine.net.flip_average
+    assert not Reparameterizer("d2p", device="cpu").flip_average
 
 
 def test_out_of_gpu_memory_halves_batches_then_falls_back_to_cpu(tiny_weights, volume, monkeypatch):
@@ -87,15 +94,22 @@ def test_physics_engine_applies_data_consistency_and_checks_its_weight(tiny_weig
     from napari_mr_reparam import DEFAULT_CONSISTENCY
 
     engine = Reparameterizer("physics", device="cpu")
-    assert engine.consistency == DEFAULT_CONSISTENCY and engine.net.consistency == DEFAULT_CONSISTENCY
-    off = Reparameterizer("physics", device="cpu", consistency=0)
-    with_dc, without = engine.compute_maps(volume), off.compute_maps(volume)
+    assert engine.consistency == DEFAULT_CONSISTENCY and engine.net.consistency == 0
+    off = InferenceOptions(consistency=0)
+    with_dc, without = engine.compute_maps(volume), engine.compute_maps(volume, options=off)
     assert not np.allclose(with_dc.pd, without.pd)
-    assert off.net.consistency == 0
+    np.testing.assert_array_equal(engine.compute_maps(volume).pd, with_dc.pd)  # nothing stuck
+    assert engine.consistency == DEFAULT_CONSISTENCY and engine.net.consistency == 0
+    np.testing.assert_array_equal(Reparameterizer("physics", device="cpu", consistency=0).compute_maps(volume).pd,
+                                  without.pd)
     with pytest.raises(ValueError, match="between 0 and 1"):
         Reparameterizer("physics", device="cpu", consistency=1.5)
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        engine.predict_volume(volume, 80, 2500, consistency=-0.1)
     with pytest.raises(ValueError, match="physics model only"):
         Reparameterizer("d2p", device="cpu", consistency=0.5)
+    with pytest.raises(ValueError, match="physics model only"):
+        Reparameterizer("d2p", device="cpu").predict_volume(volume, 80, 2500, consistency=0.5)
     assert Reparameterizer("d2p", device="cpu").consistency is None
 
 
@@ -104,20 +118,83 @@ def test_the_peak_the_input_calibrates_reaches_every_render(tiny_weights, volume
 
     monkeypatch.setattr(peaks, "calibrated_count", lambda rendered, image: np.full(len(image), 4))
     engine = Reparameterizer("physics", device="cpu", batch_size=2)
-    maps = engine.compute_maps(volume, 50, 4500)
+    maps = engine.compute_maps(volume, Acquisition(50, 4500))
     assert engine.calibrate_peak and maps.peak_count.tolist() == [4] * len(volume)
-    rendered = engine.render(maps, 80, 2500)
+    rendered = engine.render(maps, Acquisition(80, 2500))
     np.testing.assert_allclose(rendered, engine.predict_volume(volume, 80, 2500, 50, 4500),
                                rtol=1e-5, atol=1e-3, equal_nan=True)
-    engine.calibrate_peak = False
-    plain = engine.compute_maps(volume, 50, 4500)
+    plain = engine.compute_maps(volume, Acquisition(50, 4500), options=InferenceOptions(calibrate_peak=False))
     assert np.all(plain.peak_count == 1)
-    by_max = engine.render(plain, 80, 2500)
+    by_max = engine.render(plain, Acquisition(80, 2500))
     assert (np.nanmax(rendered, axis=(1, 2)) > np.nanmax(by_max, axis=(1, 2))).all()  # a lower peak
     assert (np.nanmax(rendered, axis=(1, 2)) <= np.nanmax(volume, axis=(1, 2)) * (1 + 1e-4)).all()
     assert not Reparameterizer("d2p", device="cpu").calibrate_peak
     with pytest.raises(ValueError, match="physics model only"):
         Reparameterizer("d2p", device="cpu", calibrate_peak=False)
+
+
+def test_physics_weights_under_another_name_render_from_maps(tiny_weights, volume, tmp_path):
+    import json
+    import shutil
+
+    source = tiny_weights / "physics.safetensors"
+    (tmp_path / "mine").mkdir()
+    renamed = tmp_path / "mine" / "my_maps_model.safetensors"
+    shutil.copy(source, renamed)
+    card = json.loads(source.with_suffix(".json").read_text())
+    card["name"] = "my maps model"
+    renamed.with_suffix(".json").write_text(json.dumps(card))
+    engine, bundled = Reparameterizer(weights=str(renamed), device="cpu"), Reparameterizer("physics", device="cpu")
+    assert engine.renders_from_maps and engine.info.name == "my maps model"
+    assert not Reparameterizer("d2p", device="cpu").renders_from_maps
+    target = Acquisition(80, 2500)
+    np.testing.assert_array_equal(engine.predict(volume, target), bundled.predict(volume, target))
+
+
+def test_per_slice_acquisitions_match_one_request_per_slice(tiny_weights, volume):
+    for name in ("physics", "d2p"):
+        engine = Reparameterizer(name, device="cpu", batch_size=2)
+        te, tr = np.array([30, 60, 90, 120, 200], np.float32), np.array([900, 2000, 3000, 5000, 8000], np.float32)
+        together = engine.predict(volume, Acquisition(te, tr))
+        for k in range(len(volume)):
+            alone = engine.predict(volume[k:k + 1], Acquisition(float(te[k]), float(tr[k])))
+            np.testing.assert_allclose(together[k], alone[0], rtol=1e-4, atol=1e-2, equal_nan=True)
+
+
+def test_requests_report_progress_and_can_be_cancelled(tiny_weights, volume):
+    from napari_mr_reparam.inference import Cancelled
+
+    for name in ("physics", "d2p"):
+        engine = Reparameterizer(name, device="cpu", batch_size=2)
+        seen = []
+        targets = [Acquisition(80, 2500), Acquisition(30, 600)]
+        list(engine.predict_many(volume, targets, progress=seen.append))
+        assert sum(seen) == engine.work_units(len(volume), len(targets))
+        asked = []
+        with pytest.raises(Cancelled):
+            engine.predict(volume, targets[0], cancelled=lambda: asked.append(1) or len(asked) > 1)
+        assert len(asked) == 2  # stopped before the second batch
+
+
+def test_bad_requests_get_one_line_reasons(tiny_weights, volume):
+    engine = Reparameterizer("d2p", device="cpu")
+    with pytest.raises(ValueError, match="spin-echo images only"):
+        engine.predict(volume, Acquisition(20, 600, "gradient_echo", flip_deg=15))
+    with pytest.raises(ValueError, match="shorter than TR"):
+        engine.predict_volume(volume, 3000, 2500)
+    with pytest.raises(TypeError, match="Acquisition"):
+        Reparameterizer("physics", device="cpu").compute_maps(volume, 50)
+
+
+def test_importing_the_engine_loads_no_simulator_scipy_or_qt():
+    import subprocess
+    import sys
+
+    code = ("import sys, napari_mr_reparam.inference; "
+            "print(','.join(m for m in ('scipy', 'napari_mr_reparam.simulate', 'napari_mr_reparam.phantoms', "
+            "'qtpy', 'napari') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
 
 
 def test_training_renders_keep_the_maximum():
@@ -127,3 +204,27 @@ def test_training_renders_keep_the_maximum():
     maps = net.maps(torch.rand(2, 1, 64, 64))
     assert "peak_count" not in maps
     assert torch.allclose(net.render(maps, 80.0, 3000.0).amax(dim=(-2, -1)), torch.ones(2, 1))
+
+
+def test_inputs_of_other_sequences_reach_a_network_conditioned_on_them(tiny_weights, volume, tmp_path):
+    from napari_mr_reparam import weights
+    from napari_mr_reparam.models.physics_net import PhysicsNet
+
+    torch.manual_seed(0)
+    net = PhysicsNet(base=4, depth=3, task="p2p", input_sequences=True)
+    torch.nn.init.normal_(net.film[-1].weight, std=0.5)  # conditions that change the maps
+    card = {"arch": "physics", "task": "p2p", "width": 0.03, "base": 4, "depth": 3, "name": "seq",
+            "input_sequences": True}
+    path = weights.save_weights(net.state_dict(), card, tmp_path / "seq.safetensors")
+    engine = Reparameterizer(weights=str(path), device="cpu")
+    target = Acquisition(80, 2500)
+    mprage = engine.predict(volume, target, Acquisition(3, 2300, "mprage", 900, 9))
+    gre = engine.predict(volume, target, Acquisition(3, 2300, "gradient_echo", None, 9))
+    assert mprage.shape == volume.shape and not np.allclose(mprage, gre)
+    keywords = engine.predict_volume(volume, 80, 2500, 3, 2300, input_sequence="mprage", input_ti_ms=900,
+                                     input_flip_deg=9)
+    np.testing.assert_array_equal(keywords, mprage)
+    with pytest.raises(ValueError, match="spin-echo inputs only"):
+        Reparameterizer("physics", device="cpu").predict(volume, target, Acquisition(3, 2300, "mprage", 900, 9))
+    with pytest.raises(ValueError, match="spin-echo inputs only"):
+        Reparameterizer("p2p", device="cpu").predict(volume, target, Acquisition(3, 2300, "mprage", 900, 9))

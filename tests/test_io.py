@@ -232,3 +232,18 @@ def test_absurd_header_is_refused_before_allocating(tmp_path):
         probe(path)
     with pytest.raises(ValueError, match="huge.nii: the header claims .* too large"):
         load_volume(path)
+
+
+def test_scanning_sequence_names_the_input_sequence(tmp_path):
+    import json
+
+    from napari_mr_reparam.io import read_sidecar, sequence_of
+
+    assert sequence_of(["GR", "IR"]) == "mprage" and sequence_of("IR\\SE") == "inversion_recovery"
+    assert sequence_of("GR") == "gradient_echo" and sequence_of(["SE"]) == "spin_echo"
+    assert sequence_of("EP") is None and sequence_of(None) is None
+    side = tmp_path / "t1.json"
+    side.write_text(json.dumps({"EchoTime": 0.003, "RepetitionTime": 2.3, "InversionTime": 0.9,
+                                "FlipAngle": 9, "ScanningSequence": "GR\\IR"}))
+    assert read_sidecar(side) == {"te_ms": 3.0, "tr_ms": 2300.0, "ti_ms": 900.0, "flip_deg": 9.0,
+                                  "sequence": "mprage"}

@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 import torch
 
@@ -183,3 +184,25 @@ def test_flip_average_makes_the_maps_mirror_equivariant():
         assert not torch.allclose(averaged, plain, rtol=1e-3)
         net.train()  # training sees single readings (group norm: train and eval agree)
         assert torch.allclose(net.maps(image)["t2"], plain, rtol=1e-5)
+
+
+def test_networks_conditioned_on_the_input_sequence_and_old_ones_still_read_spin_echo():
+    import torch
+
+    from napari_mr_reparam.models.physics_net import SEQUENCE_CONDITIONS, PhysicsNet, condition_vector
+
+    cond = condition_vector([10.0, 3.0], [500.0, 2300.0], ["spin_echo", "mprage"], [0.0, 900.0], [0.0, 9.0])
+    assert cond.shape == (2, SEQUENCE_CONDITIONS)
+    np.testing.assert_allclose(cond[1, 2:].numpy(), [0, 0, 0, 1, 0.9, 0.1], atol=1e-6)
+    assert condition_vector([10.0], [500.0]).shape == (1, 2)
+    image = torch.rand(2, 1, 32, 32)
+    new = PhysicsNet.from_card({"base": 4, "depth": 2, "task": "p2p", "input_sequences": True}).eval()
+    torch.manual_seed(0)
+    torch.nn.init.normal_(new.film[-1].weight, std=0.5)  # the conditions now reach the U-Net
+    a = new.maps(image, 3.0, 2300.0, "mprage", 900.0, 9.0)["t1"]
+    b = new.maps(image, 3.0, 2300.0, "gradient_echo", None, 9.0)["t1"]
+    assert not torch.allclose(a, b)
+    old = PhysicsNet.from_card({"base": 4, "depth": 2, "task": "p2p"}).eval()
+    assert old.film[0].in_features == 2 and old.maps(image, 20.0, 600.0)["t1"].shape == (2, 1, 32, 32)
+    with pytest.raises(ValueError, match="spin-echo inputs only"):
+        old.maps(image, 3.0, 2300.0, "mprage", 900.0, 9.0)

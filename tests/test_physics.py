@@ -75,3 +75,24 @@ def test_unknown_sequence_and_missing_parameters():
         physics.render("inversion_recovery", 1.0, 1.0, 1.0, 1.0, 2.0)
     with pytest.raises(ValueError, match="flip angle"):
         physics.render("gradient_echo", 1.0, 1.0, 1.0, 1.0, 2.0)
+
+
+def test_mprage_orders_tissues_as_a_t1_weighted_scan_and_matches_torch():
+    import torch
+
+    from napari_mr_reparam.tissues import get_table
+
+    for name in ("brainweb_1.5t", "3t"):
+        t = get_table(name)
+        s = {k: physics.mprage(t[k].pd, t[k].t1, t[k].t2star, 3.0, 2300.0, 900.0, 9.0)
+             for k in ("csf", "grey_matter", "white_matter")}
+        assert s["csf"] < s["grey_matter"] < s["white_matter"]
+    args = (0.8, 900.0, 50.0, 3.0, 2300.0, 1000.0, 8.0)
+    as_torch = physics.mprage(*[torch.tensor(float(a)) for a in args])
+    assert float(as_torch) == pytest.approx(float(physics.mprage(*args)), rel=1e-5)
+    # a TI far past T1 recovers fully; the centre line is read after one earlier pulse
+    full = physics.mprage(1.0, 100.0, 1e9, 1.0, 50000.0, 20000.0, 5.0, echo_spacing=1e-3, readouts=2)
+    assert float(full) == pytest.approx(math.sin(math.radians(5)) * math.cos(math.radians(5)), rel=1e-3)
+    assert physics.render("mprage", 0.8, 900.0, 80.0, 3.0, 2300.0, ti=900.0, flip_deg=9.0) > 0
+    with pytest.raises(ValueError, match="MPRAGE needs"):
+        physics.render("mprage", 0.8, 900.0, 80.0, 3.0, 2300.0)

@@ -191,6 +191,7 @@ def test_two_process_data_parallel_ranks_agree(tmp_path, phantom_spec):
 
 @pytest.mark.parametrize("variant,arch", [("maps", "physics"), ("direct", "direct"), ("hybrid", "hybrid")])
 def test_physics_stage_variants_train_and_predict(tmp_path, phantom_spec, variant, arch):
+    from napari_mr_reparam.acquisition import Acquisition
     from napari_mr_reparam.inference import Reparameterizer
 
     cfg = _cfg(tmp_path, phantom_spec, stage="physics", task="p2p", variant=variant, depth=3,
@@ -199,9 +200,9 @@ def test_physics_stage_variants_train_and_predict(tmp_path, phantom_spec, varian
     card = torch.load(ckpt, weights_only=True)["card"]
     assert (card["arch"], card["depth"], card["work_size"]) == (arch, 3, 64)
     engine = Reparameterizer(str(ckpt), weights=str(ckpt), device="cpu")
-    assert engine.renders == (arch == "physics")
+    assert engine.renders_from_maps == (arch == "physics")
     images = np.random.default_rng(0).uniform(0, 1, (3, 50, 40)).astype(np.float32)
-    out = engine.predict_images(images, [30.0, 80.0, 200.0], 3000.0, 50.0, 4500.0)
+    out = engine.predict(images, Acquisition(np.array([30.0, 80.0, 200.0]), 3000.0), Acquisition(50.0, 4500.0))
     assert out.shape == images.shape and np.isfinite(out).all() and out.min() >= 0 and out.max() <= 1
 
 

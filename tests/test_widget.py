@@ -3,6 +3,8 @@
 import numpy as np
 import pytest
 
+from napari_mr_reparam import DEFAULT_CONSISTENCY
+
 from napari_mr_reparam._sample_data import make_sample_all
 from napari_mr_reparam._widget import ReparamWidget
 from napari_mr_reparam.widget_logic import Request, RequestQueue, compare_volumes, layer_names
@@ -169,7 +171,7 @@ def test_consistency_weight_recomputes_the_maps(demo, qtbot):
     widget.run.clicked.emit()
     _until(qtbot, lambda: _idle(widget) and widget._maps.get(request) is not None)
     engine, _ = widget._maps.get(request)
-    assert engine.consistency == 1.0
+    assert engine.consistency == DEFAULT_CONSISTENCY  # the request carried its weight; the shared engine keeps its own
     assert not np.allclose(_outputs(viewer, "prediction")[0].data, plain)
     assert widget._maps.get(plain_request) is not None  # going back costs no new maps
 
@@ -187,9 +189,11 @@ def test_flip_averaging_is_a_physics_option_with_its_own_maps(demo, qtbot):
     assert request.flip_average and widget._maps.get(request) is None
     widget.run.clicked.emit()
     _until(qtbot, lambda: _idle(widget) and widget._maps.get(request) is not None)
-    engine, _ = widget._maps.get(request)
-    assert engine.flip_average
+    engine, flipped = widget._maps.get(request)
     assert widget._maps.get(plain_request) is not None  # the plain maps are kept
+    _, plain = widget._maps.get(plain_request)
+    assert not np.allclose(flipped.t2, plain.t2)
+    assert not engine.flip_average  # the request carried it; the shared engine keeps its own
     widget.model.value = "d2p"
     assert not widget.current_request(whole=True).flip_average  # the paper's models ignore it
 
@@ -232,13 +236,13 @@ def test_a_thousand_slider_changes_leave_no_backlog(demo, qtbot, monkeypatch):
     from napari_mr_reparam.inference import Reparameterizer
 
     calls = []
-    real = Reparameterizer.predict_images
+    real = Reparameterizer.predict
 
     def counting(self, *args, **kwargs):
         calls.append(len(args[0]))
         return real(self, *args, **kwargs)
 
-    monkeypatch.setattr(Reparameterizer, "predict_images", counting)
+    monkeypatch.setattr(Reparameterizer, "predict", counting)
     viewer, widget = demo
     values = np.round(np.linspace(20, 400, 1000), 1)
     for te in values:

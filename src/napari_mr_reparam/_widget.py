@@ -27,6 +27,7 @@ from magicgui.widgets import (
 from qtpy.QtCore import QTimer
 
 from . import DEFAULT_CONSISTENCY, DEFAULT_TE_MS, DEFAULT_TR_MS
+from .acquisition import Acquisition
 from .widget_logic import (
     EngineCache, MapsCache, Request, RequestQueue, compare_volumes, join_maps, layer_names,
 )
@@ -218,6 +219,8 @@ class ReparamWidget(Container):
     def _launch(self, request: Request) -> None:
         from napari.qt.threading import thread_worker
 
+        from .inference import InferenceOptions
+
         engines = self._engines
         data = np.asarray(request.layer.data)
 
@@ -225,9 +228,9 @@ class ReparamWidget(Container):
         def work():
             engine = engines.get(request.model, request.device)
             yield ("engine", engine)
-            if engine.renders:
-                engine.consistency = request.consistency
-                engine.flip_average = request.flip_average
+            if engine.renders_from_maps:
+                options = InferenceOptions(request.consistency, request.flip_average)
+                given = Acquisition(request.input_te, request.input_tr) if request.input_te else None
                 done = [0]
 
                 def count(n):
@@ -236,8 +239,8 @@ class ReparamWidget(Container):
                 stack = data if data.ndim == 3 else data[None]
                 parts = []
                 for start in range(0, stack.shape[0], engine.batch_size):
-                    parts.append(engine.compute_maps(stack[start:start + engine.batch_size],
-                                                     request.input_te, request.input_tr, progress=count))
+                    parts.append(engine.compute_maps(stack[start:start + engine.batch_size], given,
+                                                     options=options, progress=count))
                     yield ("progress", (done[0], stack.shape[0]))
                 return ("maps", (engine, join_maps(parts)))
             volume = data if request.slice_index is None else data[request.slice_index][None]
@@ -310,7 +313,8 @@ class ReparamWidget(Container):
     def _show_render(self, request: Request, engine_and_maps) -> None:
         """Physics model: render the whole volume from the cached maps (milliseconds)."""
         engine, maps = engine_and_maps
-        volume = engine.render(maps, request.te, request.tr, request.sequence, request.ti, request.flip_deg)
+        volume = engine.render(maps, Acquisition(request.te, request.tr, request.sequence, request.ti,
+                                                 request.flip_deg))
         shape = np.shape(request.layer.data)
         self._write_prediction(request, volume.reshape(shape))
         self._update_comparison()

@@ -40,6 +40,7 @@ import numpy as np
 from scipy import ndimage
 
 from . import physics
+from .acquisition import Acquisition
 
 #: Voxel size of the subjects' grid (mm), that of the phantoms.
 GRID_MM = 2.0
@@ -106,26 +107,11 @@ class Effects:
             raise ValueError("noise_max, blur_px and shift must be >= 0 and noise_min > 0")
 
 
-@dataclass(frozen=True)
-class InputAcquisition:
-    """An input's sequence and parameters (ms, degrees; None where it has none)."""
-
-    sequence: str
-    te: float
-    tr: float
-    ti: float | None = None
-    flip_deg: float | None = None
-
-    def render(self, pd, t1, t2, t2star):
-        return physics.render(self.sequence, pd, t1, t2, self.te, self.tr, ti=self.ti,
-                              flip_deg=self.flip_deg, t2star=t2star)
-
-
-def draw_input(rng: np.random.Generator, sequences=physics.INPUT_SEQUENCES) -> InputAcquisition:
+def draw_input(rng: np.random.Generator, sequences=physics.INPUT_SEQUENCES) -> Acquisition:
     """An input acquisition: a sequence drawn uniformly from ``sequences`` at settings
     drawn across the clinical and research protocols that use it.
 
-    Spin echo: half the paper's range (TE 20-1000 ms log-uniform, TR 1.2-10 s), half
+    Spin echo: a quarter in the paper's range (TE 20-1000 ms log-uniform, TR 1.2-10 s), half
     the clinical weightings (T1: TE 8-25, TR 400-800; PD: TE 10-35, TR 2-4 s; T2: TE
     70-140, TR 2.5-8 s). Inversion recovery: FLAIR (TI 1.6-2.8 s, TR 6-11 s, TE 70-150)
     or STIR (TI 100-250 ms, TR 2.5-6 s, TE 20-80), or any TI up to 3 s. Gradient echo:
@@ -136,27 +122,30 @@ def draw_input(rng: np.random.Generator, sequences=physics.INPUT_SEQUENCES) -> I
 
     sequence = str(sequences[int(rng.integers(len(sequences)))])
     u = rng.uniform
+
+    def acq(te, tr, **kw):
+        return Acquisition(float(te), float(tr), sequence, **kw)
+
     if sequence == "spin_echo":
         kind = int(rng.integers(4))
         if kind == 0:
             te, tr = (float(v[0]) for v in sample_te_tr(rng, 1))
-            return InputAcquisition(sequence, te, tr)
+            return acq(te, tr)
         te_range, tr_range = [((8, 25), (400, 800)), ((10, 35), (2000, 4000)), ((70, 140), (2500, 8000))][kind - 1]
-        return InputAcquisition(sequence, float(u(*te_range)), float(u(*tr_range)))
+        return acq(u(*te_range), u(*tr_range))
     if sequence == "inversion_recovery":
         kind = int(rng.integers(3))
         if kind == 0:
-            return InputAcquisition(sequence, float(u(70, 150)), float(u(6000, 11000)), ti=float(u(1600, 2800)))
+            return acq(u(70, 150), u(6000, 11000), ti_ms=float(u(1600, 2800)))
         if kind == 1:
-            return InputAcquisition(sequence, float(u(20, 80)), float(u(2500, 6000)), ti=float(u(100, 250)))
+            return acq(u(20, 80), u(2500, 6000), ti_ms=float(u(100, 250)))
         tr = float(u(1500, 10000))
-        return InputAcquisition(sequence, float(u(10, 120)), tr, ti=float(u(50, min(3000, 0.8 * tr))))
+        return acq(u(10, 120), tr, ti_ms=float(u(50, min(3000, 0.8 * tr))))
     if sequence == "gradient_echo":
         tr = float(np.exp(u(np.log(8), np.log(800))))
-        return InputAcquisition(sequence, float(u(2, min(30, 0.8 * tr))), tr, flip_deg=float(u(5, 90)))
+        return acq(u(2, min(30, 0.8 * tr)), tr, flip_deg=float(u(5, 90)))
     if sequence == "mprage":
-        return InputAcquisition(sequence, float(u(2, 5)), float(u(1800, 2700)), ti=float(u(800, 1200)),
-                                flip_deg=float(u(6, 12)))
+        return acq(u(2, 5), u(1800, 2700), ti_ms=float(u(800, 1200)), flip_deg=float(u(6, 12)))
     raise ValueError(f"unknown input sequence {sequence!r}; known: {', '.join(physics.INPUT_SEQUENCES)}")
 
 
@@ -289,14 +278,15 @@ def realistic_example(subject, bias, rng: np.random.Generator, effects: Effects,
     keep = np.ones_like(maps["pd"])
     if rng.uniform() < effects.skull_strip:
         brain = slab(mask.astype(np.float32), index, weights) > 0.5
-        keep = ndimage.binary_dilation(brain, iterations=int(rng.integers(0, 3))).astype(np.float32)
+        grow = int(rng.integers(0, 3))  # pixels of margin a brain extraction leaves
+        keep = (ndimage.binary_dilation(brain, iterations=grow) if grow else brain).astype(np.float32)
     zoom = float(np.exp(rng.uniform(*np.log(effects.zoom))))
     shift = tuple(float(v) for v in rng.uniform(-effects.shift, effects.shift, 2) * np.asarray(keep.shape))
 
     def acquired(signal):
         return np.maximum(geometry(signal * shading * keep, zoom, shift), 0.0)
 
-    acq = InputAcquisition("spin_echo", DEFAULT_TE_MS, DEFAULT_TR_MS) if task == "d2p" else draw_input(rng, sequences)
+    acq = Acquisition.default() if task == "d2p" else draw_input(rng, sequences)
     image = acquired(_slab_signal(subject, index, weights, acq))
     image = lower_resolution(image, float(rng.uniform(*effects.pixel_mm)) / GRID_MM,
                              rng.uniform() < effects.ringing)
@@ -310,12 +300,12 @@ def realistic_example(subject, bias, rng: np.random.Generator, effects: Effects,
     image = jpeg(image, int(rng.integers(40, 96))) if rng.uniform() < effects.jpeg else quantize(image)
     te, tr = draw_target_times(rng, targets, effects.target_t1_weighted)
     target = np.stack([quantize(_to_max(acquired(_slab_signal(
-        subject, index, weights, InputAcquisition("spin_echo", float(a), float(b)))))) for a, b in zip(te, tr)])
+        subject, index, weights, Acquisition(float(a), float(b)))))) for a, b in zip(te, tr)])
     one = targets == 1
     out = {"input": image[None].astype(np.float32), "target": target.astype(np.float32),
-           "input_te": np.float32(acq.te), "input_tr": np.float32(acq.tr),
+           "input_te": np.float32(acq.te_ms), "input_tr": np.float32(acq.tr_ms),
            "input_seq": np.float32(physics.INPUT_SEQUENCES.index(acq.sequence)),
-           "input_ti": np.float32(acq.ti or 0.0), "input_flip": np.float32(acq.flip_deg or 0.0),
+           "input_ti": np.float32(acq.ti_ms or 0.0), "input_flip": np.float32(acq.flip_deg or 0.0),
            "target_te": np.float32(te[0]) if one else te, "target_tr": np.float32(tr[0]) if one else tr}
     if with_maps:
         pd = geometry(maps["pd"] * shading * keep, zoom, shift)
@@ -324,9 +314,10 @@ def realistic_example(subject, bias, rng: np.random.Generator, effects: Effects,
     return out
 
 
-def _slab_signal(subject, index: int, weights: np.ndarray, acq: InputAcquisition) -> np.ndarray:
+def _slab_signal(subject, index: int, weights: np.ndarray, acq: Acquisition) -> np.ndarray:
     """The signal of a thick slice: each grid slice's signal, averaged (partial volume)."""
+    from .simulate import render_slices
+
     k = len(weights) // 2
     idx = np.clip(np.arange(index - k, index + k + 1), 0, subject.shape[0] - 1)
-    signal = acq.render(subject.pd[idx], subject.t1[idx], subject.t2[idx], subject.t2star[idx])
-    return np.tensordot(weights, np.asarray(signal, np.float32), axes=1).astype(np.float32)
+    return np.tensordot(weights, render_slices(subject, acq, idx), axes=1).astype(np.float32)

@@ -55,7 +55,7 @@ def input_acquisition(volume, te_ms, tr_ms) -> tuple[float, float, str]:
 
 
 def _targets(args) -> list[tuple[float, float]]:
-    from .simulate import validate_times
+    from .acquisition import validate_times
 
     if len(args.te) != len(args.tr):
         raise ValueError(f"give as many --tr as --te values ({len(args.te)} TE, {len(args.tr)} TR)")
@@ -106,7 +106,8 @@ def _output_paths(inputs, targets, output: str, suffix: str | None) -> dict:
 def cmd_predict(args) -> int:
     from tqdm import tqdm
 
-    from .inference import Reparameterizer, out_of_range_warnings
+    from .acquisition import out_of_range_warnings
+    from .inference import InferenceOptions, Reparameterizer
 
     targets = _targets(args)
     inputs = _inputs(args.input)
@@ -119,13 +120,14 @@ def cmd_predict(args) -> int:
         for warning in out_of_range_warnings(te, tr):
             print(f"warning: {warning}", file=sys.stderr)
     engine = Reparameterizer(args.model, weights=args.weights, device=args.device,
-                             batch_size=args.batch_size, consistency=args.consistency,
-                             flip_average=args.flip_average)
+                             batch_size=args.batch_size)
+    options = engine.resolve(InferenceOptions(consistency=args.consistency,
+                                              flip_average=args.flip_average or None))
     failures = 0
     with tqdm(total=len(inputs) * len(targets), unit="image", disable=args.quiet) as bar:
         for path in inputs:
             try:
-                written = _predict_file(engine, path, targets, outputs, args)
+                written = _predict_file(engine, path, targets, outputs, args, options)
                 summary = ", ".join(f"TE {te:g}/TR {tr:g} ms -> {out}" for (te, tr), out in written)
                 tqdm.write(f"ok {path}: {engine.info.name} on {engine.device.type}: {summary}")
             except (ValueError, OSError) as exc:
@@ -137,30 +139,44 @@ def cmd_predict(args) -> int:
     return 0 if failures == 0 else 1
 
 
-def _predict_file(engine, path, targets, outputs, args) -> list:
-    """All targets of one input; the physics model computes its maps once."""
+def _predict_file(engine, path, targets, outputs, args, options) -> list:
+    """All targets of one input, by one engine request (maps once for the physics model)."""
+    from .acquisition import Acquisition
     from .io import load_volume, save_volume
-    from .simulate import validate_times
 
     volume = load_volume(path)
-    te_in = tr_in = None
+    given = None
     if engine.task == "p2p":
         te_in, tr_in, source = input_acquisition(volume, args.input_te, args.input_tr)
-        validate_times(te_in, tr_in)
+        given = _input_sequence(volume, te_in, tr_in, args)
         if source == "default":
             print(f"notice: {path.name}: no input TE/TR given and no BIDS sidecar found; taking the "
                   f"input to be at TE {te_in:g} ms / TR {tr_in:g} ms", file=sys.stderr)
-    maps = engine.compute_maps(volume.data, te_in, tr_in) if engine.renders else None
+    predictions = engine.predict_many(volume.data, [Acquisition(te, tr) for te, tr in targets], given,
+                                      options=options)
     written = []
-    for te, tr in targets:
-        if maps is not None:
-            pred = engine.render(maps, te, tr).reshape(volume.data.shape)
-        else:
-            pred = engine.predict_volume(volume.data, te, tr, te_in, tr_in)
+    for (te, tr), pred in zip(targets, predictions):
         out = save_volume(outputs[(path, (te, tr))], pred, like=volume, te_ms=te, tr_ms=tr,
                           model=engine.info.name, overwrite=args.overwrite)
         written.append(((te, tr), out))
     return written
+
+
+def _input_sequence(volume, te_in: float, tr_in: float, args):
+    """The input's Acquisition: its sequence, TI (ms) and flip angle from the options, else
+    from its BIDS sidecar (``ScanningSequence``, ``InversionTime``, ``FlipAngle``), else a
+    spin echo."""
+    from .acquisition import Acquisition
+
+    sequence = args.input_sequence or getattr(volume, "sequence", None) or "spin_echo"
+    ti = args.input_ti if args.input_ti is not None else volume.ti_ms
+    flip = args.input_flip if args.input_flip is not None else volume.flip_deg
+    if sequence in ("inversion_recovery", "mprage") and ti is None:
+        raise ValueError(f"a {sequence.replace('_', ' ')} input needs its inversion time: --input-ti MS")
+    if sequence in ("gradient_echo", "mprage") and flip is None:
+        raise ValueError(f"a {sequence.replace('_', ' ')} input needs its flip angle: --input-flip DEG")
+    return Acquisition(te_in, tr_in, sequence, ti if sequence in ("inversion_recovery", "mprage") else None,
+                       flip if sequence in ("gradient_echo", "mprage") else None)
 
 
 def cmd_demo(args) -> int:
@@ -170,6 +186,8 @@ def cmd_demo(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .physics import INPUT_SEQUENCES
+
     parser = argparse.ArgumentParser(
         prog="napari-mr-reparam",
         description="Predict how an MR scan would look at another TE/TR (times in ms).",
@@ -188,6 +206,11 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--suffix", help="output type in folder mode (default: the input's), e.g. .nii.gz")
     pr.add_argument("--input-te", type=_positive_ms, help="input echo time, ms (Param-to-Param)")
     pr.add_argument("--input-tr", type=_positive_ms, help="input repetition time, ms (Param-to-Param)")
+    pr.add_argument("--input-sequence", choices=INPUT_SEQUENCES,
+                    help="the input's sequence (default: its BIDS sidecar's, else spin_echo); "
+                         "physics models trained on other input sequences read them")
+    pr.add_argument("--input-ti", type=_positive_ms, help="input inversion time, ms (inversion_recovery, mprage)")
+    pr.add_argument("--input-flip", type=float, help="input flip angle, degrees (gradient_echo, mprage)")
     pr.add_argument("--model", default="d2p", help="bundled model: d2p, p2p or physics (default d2p)")
     pr.add_argument("--weights", help="a weights file (.safetensors with its card, or .pt)")
     pr.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")

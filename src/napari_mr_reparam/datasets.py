@@ -23,12 +23,12 @@ from pathlib import Path
 import numpy as np
 
 from . import DEFAULT_TE_MS, DEFAULT_TR_MS
+from .acquisition import TRAINED_RANGE_MS
 from .phantoms import Phantom
 from .simulate import (Acquisition, choose_slices, pad_to_shape, resize_slices, simulate_images,
                        slice_masks)
 
-TE_RANGE_MS = (20.0, 1000.0)
-TR_RANGE_MS = (1200.0, 10000.0)
+TE_RANGE_MS, TR_RANGE_MS = TRAINED_RANGE_MS["te"], TRAINED_RANGE_MS["tr"]
 SPLITS = ("paper", "slices")
 PAPER_TRAIN_SAMPLES = 1500
 DATASET_FILE = "dataset.npz"

@@ -1,26 +1,53 @@
 """The inference engine: load a model once, run it over slices in batches.
 
-:class:`Reparameterizer` is the one entry point used by the command line, the napari
-plugin and the evaluation alike. It chooses the device, normalizes each slice as the
-model was trained (its own maximum -> [0, 1] -> [-1, 1] at 256x256), runs batches
-under ``torch.inference_mode``, and undoes the normalization so predictions come back
-in the input's intensity units and size. Times are in milliseconds.
+:class:`Reparameterizer` is the one path from a request to an image, used by the
+command line, the napari plugin and the evaluation alike. A request is a volume, the
+target :class:`~napari_mr_reparam.acquisition.Acquisition` (or several), the input's
+acquisition and the per-request :class:`InferenceOptions`. The engine chooses the
+device, normalizes each slice as the model was trained (its own maximum -> [0, 1] ->
+[-1, 1] at 256x256), runs batches under ``torch.inference_mode``, and undoes the
+normalization so predictions come back in the input's intensity units and size. A model
+that renders from maps (:attr:`Reparameterizer.renders_from_maps`) computes its maps
+once per volume and renders every target from them. Times are in milliseconds.
 """
 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 
-from . import DEFAULT_TE_MS, DEFAULT_TR_MS
-from .simulate import resize_slices
+from .acquisition import TRAINED_RANGE_MS, Acquisition, out_of_range_warnings  # noqa: F401
+from .resize import resize_slices
 
-#: The acquisition range the bundled models were trained on (ms), per parameter.
-TRAINED_RANGE_MS = {"te": (20.0, 1000.0), "tr": (1200.0, 10000.0)}
 NETWORK_SIZE = 256
+#: ``progress(n)``: called after each batch with the number of slices it finished.
+Progress = Callable[[int], None]
+#: ``cancelled()``: asked before each batch; True stops the call with :class:`Cancelled`.
+CancelCheck = Callable[[], bool]
+
+
+@dataclass(frozen=True)
+class InferenceOptions:
+    """Per-request settings of a model that renders from maps; None takes the engine's default.
+
+    consistency : float in [0, 1]
+        The data-consistency weight (see
+        :meth:`~napari_mr_reparam.models.physics_net.PhysicsNet.consistent_maps`);
+        default :data:`napari_mr_reparam.DEFAULT_CONSISTENCY`.
+    flip_average : bool
+        Average the raw maps over each slice and its left-right mirror (twice the map cost).
+    calibrate_peak : bool
+        Normalize renders by the peak the input calibrates (:mod:`napari_mr_reparam.peaks`;
+        the default) rather than by their maximum.
+    """
+
+    consistency: float | None = None
+    flip_average: bool | None = None
+    calibrate_peak: bool | None = None
 
 
 @dataclass
@@ -71,17 +98,6 @@ def known_models() -> list[str]:
     return [n for n in bundled_names() if not n.startswith("_")]
 
 
-def out_of_range_warnings(te_ms: float, tr_ms: float) -> list[str]:
-    """Human-readable warnings for a target outside the trained range."""
-    out = []
-    for key, value in (("te", te_ms), ("tr", tr_ms)):
-        lo, hi = TRAINED_RANGE_MS[key]
-        if not lo <= value <= hi:
-            out.append(f"{key.upper()} {value:g} ms is outside the trained range "
-                       f"{lo:g}-{hi:g} ms; the prediction is an extrapolation")
-    return out
-
-
 def build_model(card: dict):
     """The torch module a weight card describes."""
     from .models import ReparamNet
@@ -102,28 +118,20 @@ class Reparameterizer:
     Parameters
     ----------
     model : str
-        A bundled model name (``d2p``, ``p2p``) or a weights file path.
+        A bundled model name (``d2p``, ``p2p``, ``physics``) or a weights file path.
     weights : str, optional
         A weights file (.safetensors or .pt checkpoint) that overrides ``model``.
     device : str
         ``auto`` (CUDA, then MPS, then CPU), ``cpu``, ``cuda`` or ``mps``.
     batch_size : int
         Slices per forward pass.
-    consistency : float, optional
-        Physics model only: the data-consistency weight in [0, 1] (see
-        :class:`~napari_mr_reparam.models.physics_net.PhysicsNet`); default
-        :data:`napari_mr_reparam.DEFAULT_CONSISTENCY`.
-    flip_average : bool
-        Physics model only: average its raw maps over each slice and its left-right
-        mirror (twice the map cost; see
-        :attr:`~napari_mr_reparam.models.physics_net.PhysicsNet.flip_average`).
-    calibrate_peak : bool, optional
-        Physics model only: normalize renders by the peak the input calibrates
-        (:mod:`napari_mr_reparam.peaks`; the default) rather than by their maximum.
+    consistency, flip_average, calibrate_peak :
+        The engine's default :class:`InferenceOptions` (models that render from maps
+        only), used by requests that do not give their own.
     """
 
     def __init__(self, model: str = "d2p", weights: str | None = None, device: str = "auto",
-                 batch_size: int = 8, consistency: float | None = None, flip_average: bool = False,
+                 batch_size: int = 8, consistency: float | None = None, flip_average: bool | None = None,
                  calibrate_peak: bool | None = None):
         import torch
 
@@ -151,57 +159,19 @@ class Reparameterizer:
                                f"({len(missing)} missing, {len(unexpected)} unexpected tensors)")
         self.net = net.eval().to(self.device)
         self._torch = torch
-        self.consistency = consistency
-        self.flip_average = flip_average
-        self.calibrate_peak = calibrate_peak
+        self._defaults = self._model_defaults()
+        self._defaults = self.resolve(InferenceOptions(consistency, flip_average, calibrate_peak))
 
+    # ------------------------------------------------------------------ what the model is
     @property
-    def calibrate_peak(self) -> bool:
-        """Whether the physics network's renders are normalized by the peak the input
-        calibrates (False for other models, which do not render)."""
-        return bool(getattr(self.net, "calibrate_peak", False))
+    def renders_from_maps(self) -> bool:
+        """True for a model that computes quantitative maps once and renders any
+        acquisition from them by the signal equation (the physics model, whatever its
+        weights are called); False for models that predict one image per target."""
+        return bool(getattr(self.net, "renders_from_maps", False))
 
-    @calibrate_peak.setter
-    def calibrate_peak(self, on: bool | None) -> None:
-        if not self.renders:
-            if on is not None:
-                raise ValueError(f"{self.info.name}: peak calibration applies to the physics model only")
-            return
-        self.net.calibrate_peak = True if on is None else bool(on)
-
-    @property
-    def flip_average(self) -> bool:
-        """Whether the physics network averages its maps over each slice and its mirror
-        (False for other models)."""
-        return bool(getattr(self.net, "flip_average", False))
-
-    @flip_average.setter
-    def flip_average(self, on: bool) -> None:
-        if not self.renders:
-            if on:
-                raise ValueError(f"{self.info.name}: flip averaging applies to the physics model only")
-            return
-        self.net.flip_average = bool(on)
-
-    @property
-    def consistency(self) -> float | None:
-        """The physics network's data-consistency weight (None for other models)."""
-        return self._consistency
-
-    @consistency.setter
-    def consistency(self, weight: float | None) -> None:
-        from . import DEFAULT_CONSISTENCY
-        from .models.physics_net import PhysicsNet
-
-        if not isinstance(self.net, PhysicsNet):
-            if weight:
-                raise ValueError(f"{self.info.name}: data consistency applies to the physics model only")
-            self._consistency = None
-            return
-        weight = DEFAULT_CONSISTENCY if weight is None else float(weight)
-        if not 0.0 <= weight <= 1.0:
-            raise ValueError(f"data consistency must be between 0 and 1, got {weight}")
-        self.net.consistency = self._consistency = weight
+    #: The same capability, by its earlier name.
+    renders = renders_from_maps
 
     @property
     def task(self) -> str:
@@ -212,39 +182,199 @@ class Reparameterizer:
         """True when the model reads slices on their own grid (not resized to 256x256)."""
         return bool(getattr(self.net, "native_input", False))
 
+    def work_units(self, n_slices: int, n_targets: int = 1) -> int:
+        """How many slices ``progress`` will count for a request of ``n_targets`` targets
+        over ``n_slices`` slices (maps are computed once; other models run per target)."""
+        return n_slices if self.renders_from_maps else n_slices * n_targets
+
+    # ------------------------------------------------------------------ options
+    def _model_defaults(self) -> InferenceOptions:
+        from . import DEFAULT_CONSISTENCY
+
+        if self.renders_from_maps:
+            return InferenceOptions(DEFAULT_CONSISTENCY, False, True)
+        return InferenceOptions()  # none of the options applies
+
+    @property
+    def options(self) -> InferenceOptions:
+        """The engine's default options, complete (what a request without options gets)."""
+        return self._defaults
+
+    @property
+    def consistency(self) -> float | None:
+        """The default data-consistency weight (None for models without maps)."""
+        return self._defaults.consistency
+
+    @property
+    def flip_average(self) -> bool:
+        return bool(self._defaults.flip_average)
+
+    @property
+    def calibrate_peak(self) -> bool:
+        return bool(self._defaults.calibrate_peak)
+
+    def resolve(self, options: InferenceOptions | None = None) -> InferenceOptions:
+        """``options`` completed with the engine's defaults and checked; ``ValueError``
+        with a one-line reason for a setting this model does not have or a bad value."""
+        options = options or InferenceOptions()
+        if not self.renders_from_maps:
+            name = self.info.name
+            if options.consistency:
+                raise ValueError(f"{name}: data consistency applies to the physics model only")
+            if options.flip_average:
+                raise ValueError(f"{name}: flip averaging applies to the physics model only")
+            if options.calibrate_peak is not None:
+                raise ValueError(f"{name}: peak calibration applies to the physics model only")
+            return self._defaults
+        default = self._defaults
+        weight = float(default.consistency if options.consistency is None else options.consistency)
+        if not 0.0 <= weight <= 1.0:
+            raise ValueError(f"data consistency must be between 0 and 1, got {weight:g}")
+        return InferenceOptions(
+            consistency=weight,
+            flip_average=bool(default.flip_average if options.flip_average is None else options.flip_average),
+            calibrate_peak=bool(default.calibrate_peak if options.calibrate_peak is None
+                                else options.calibrate_peak))
+
+    # ------------------------------------------------------------------ requests
+    def predict(self, volume: np.ndarray, target: Acquisition, input: Acquisition | None = None, *,
+                options: InferenceOptions | None = None, progress: Progress | None = None,
+                cancelled: CancelCheck | None = None) -> np.ndarray:
+        """A (z, y, x) volume (or one 2-D image) at ``target``, in the input's intensity units.
+
+        ``input`` is the volume's own acquisition (default: the Default-to-Param input,
+        TE 50 ms / TR 4500 ms; Default-to-Param models ignore it). Acquisition times may
+        be scalars or one value per slice. Each slice is scaled by its own maximum as in
+        training, predicted, and scaled back; NaN voxels are treated as 0 and stay NaN.
+        """
+        return next(self.predict_many(volume, [target], input, options=options, progress=progress,
+                                      cancelled=cancelled))
+
+    def predict_many(self, volume: np.ndarray, targets: Sequence[Acquisition], input: Acquisition | None = None,
+                     *, options: InferenceOptions | None = None, progress: Progress | None = None,
+                     cancelled: CancelCheck | None = None) -> Iterator[np.ndarray]:
+        """:meth:`predict` for several targets: the volumes, one per target, in order.
+
+        A model that renders from maps computes them once, here, and renders each target
+        when it is taken from the iterator; other models predict each target in turn.
+        """
+        data = np.asarray(volume, np.float32)
+        targets = list(targets)
+        options = self.resolve(options)
+        if self.renders_from_maps:
+            maps = self.compute_maps(data, input, options=options, progress=progress, cancelled=cancelled)
+            return (self.render(maps, target).reshape(data.shape) for target in targets)
+        for target in targets:
+            _spin_echo_only(self.info.name, target)
+        if input is not None and _as_acquisition(input).sequence != "spin_echo":
+            raise ValueError(f"{self.info.name} reads spin-echo inputs only; the physics model reads "
+                             f"{input.sequence.replace('_', ' ')}")
+        images, scale, nan, _ = _normalized_slices(data)
+
+        def one(target):
+            pred = self._predict_normalized(images, target, input, progress, cancelled) * scale
+            pred[nan] = np.nan
+            return pred.reshape(data.shape)
+
+        return (one(target) for target in targets)
+
+    def predict_volume(self, volume: np.ndarray, te_ms, tr_ms, input_te_ms=None, input_tr_ms=None, *,
+                       sequence: str = "spin_echo", ti_ms=None, flip_deg=None, consistency=None,
+                       flip_average=None, calibrate_peak=None, progress: Progress | None = None,
+                       cancelled: CancelCheck | None = None, input_sequence: str = "spin_echo",
+                       input_ti_ms=None, input_flip_deg=None) -> np.ndarray:
+        """:meth:`predict` with the acquisitions and options given as keywords (times in ms;
+        the input's sequence, TI and flip angle as ``input_sequence``, ``input_ti_ms`` and
+        ``input_flip_deg``)."""
+        target = Acquisition(te_ms, tr_ms, sequence, ti_ms, flip_deg)
+        given = _input_acquisition(input_te_ms, input_tr_ms, input_sequence, input_ti_ms, input_flip_deg)
+        return self.predict(volume, target, given,
+                            options=InferenceOptions(consistency, flip_average, calibrate_peak),
+                            progress=progress, cancelled=cancelled)
+
+    # ------------------------------------------------------------------ maps, then renders
+    def compute_maps(self, volume: np.ndarray, input: Acquisition | None = None, *,
+                     options: InferenceOptions | None = None, progress: Progress | None = None,
+                     cancelled: CancelCheck | None = None) -> QuantitativeMaps:
+        """Run a model that renders from maps once over a (z, y, x) volume (or 2-D image)."""
+        if not self.renders_from_maps:
+            raise ValueError(f"{self.info.name} is not a physics model; it predicts images, not maps")
+        options = self.resolve(options)
+        images, scale, nan, shape = _normalized_slices(volume)
+        n = images.shape[0]
+        given = _as_acquisition(input).per_slice(n)
+        parts, start = [], 0
+        while start < n:
+            if cancelled is not None and cancelled():
+                raise Cancelled()
+            sl = slice(start, min(n, start + self.batch_size))
+            maps = self._guarded(self._maps_batch, images[sl], given.take(sl), options)
+            if maps is None:
+                continue  # out of memory: retried with a smaller batch or on the CPU
+            parts.append(maps)
+            start = sl.stop
+            if progress is not None:
+                progress(sl.stop - sl.start)
+        joined = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+        return QuantitativeMaps(**joined, scale=scale[:, 0, 0], shape=shape, nan=nan)
+
+    def _maps_batch(self, chunk: np.ndarray, given: Acquisition, options: InferenceOptions) -> dict:
+        torch = self._torch
+        x = self._network_view(chunk)
+        with torch.inference_mode():
+            t = torch.from_numpy(np.ascontiguousarray(x))[:, None].to(self.device)
+            maps = self.net.maps(t, torch.from_numpy(np.array(given.te_ms, np.float32)),
+                                 torch.from_numpy(np.array(given.tr_ms, np.float32)),
+                                 *_sequence_conditions(given),
+                                 consistency=options.consistency, flip_average=options.flip_average,
+                                 calibrate_peak=options.calibrate_peak)
+        out = {k: maps[k][:, 0].float().cpu().numpy() for k in ("pd", "t1", "t2")}
+        if "peak_count" in maps:
+            out["peak_count"] = maps["peak_count"].cpu().numpy()
+        return out
+
+    def render(self, maps: QuantitativeMaps, target: Acquisition) -> np.ndarray:
+        """An image volume at ``target`` from :meth:`compute_maps`' maps (input units).
+
+        Each slice is normalized to its peak (its maximum, or the mean of as many of its
+        brightest voxels as the input calibrated), as the network's own renders are, and
+        scaled back by the input slice's maximum.
+        """
+        from . import peaks, physics
+
+        if not isinstance(target, Acquisition):
+            raise TypeError("render takes the target as an Acquisition")
+        te, tr, ti, flip = (_per_slice_axes(v) for v in (target.te_ms, target.tr_ms, target.ti_ms,
+                                                           target.flip_deg))
+        signal = physics.render(target.sequence, maps.pd, maps.t1, maps.t2, te, tr, ti=ti, flip_deg=flip,
+                                t2star=maps.t2)
+        normalized = peaks.normalize(np.asarray(signal, np.float32), maps.peak_count)
+        images = np.clip(resize_slices(normalized, maps.shape), 0, 1)
+        out = images * maps.scale[:, None, None]
+        out[maps.nan] = np.nan
+        return out
+
+    # ------------------------------------------------------------------ image models
     def _network_view(self, images: np.ndarray) -> np.ndarray:
         """Slices as the model reads them: resized to 256x256, or as they are (native)."""
         if self.native_input or images.shape[-2:] == (NETWORK_SIZE, NETWORK_SIZE):
             return images
         return resize_slices(images, NETWORK_SIZE)
 
-    @property
-    def renders(self) -> bool:
-        """True for the physics model: maps once, then any acquisition by formula."""
-        return self.info.arch == "physics"
-
-    def predict_images(self, images01: np.ndarray, te_ms, tr_ms, input_te_ms=None, input_tr_ms=None,
-                       progress: Callable[[int], None] | None = None,
-                       cancelled: Callable[[], bool] | None = None) -> np.ndarray:
-        """Predict normalized images.
-
-        ``images01`` is (n, H, W) in [0, 1] (any H, W: resized to 256 and back, except
-        for models that read images on their own grid);
-        target and input times are scalars or arrays of length n, in ms. Default-to-Param
-        ignores the input times. Returns (n, H, W) float32 in [0, 1].
-        """
-        images01 = np.asarray(images01, np.float32)
+    def _predict_normalized(self, images01: np.ndarray, target: Acquisition, input: Acquisition | None,
+                            progress: Progress | None, cancelled: CancelCheck | None) -> np.ndarray:
+        """Images (n, H, W) in [0, 1] at ``target``, in [0, 1], by a model that predicts
+        images (resized to 256 and back, except for models that read their own grid)."""
         n = images01.shape[0]
-        te, tr = np.broadcast_to(np.float32(te_ms), n), np.broadcast_to(np.float32(tr_ms), n)
-        te_in = np.broadcast_to(np.float32(DEFAULT_TE_MS if input_te_ms is None else input_te_ms), n)
-        tr_in = np.broadcast_to(np.float32(DEFAULT_TR_MS if input_tr_ms is None else input_tr_ms), n)
+        want, given = target.per_slice(n), _as_acquisition(input).per_slice(n)
         out = np.empty_like(images01)
         start = 0
         while start < n:
             if cancelled is not None and cancelled():
                 raise Cancelled()
             sl = slice(start, min(n, start + self.batch_size))
-            result = self._guarded(self._run_batch, images01[sl], te[sl], tr[sl], te_in[sl], tr_in[sl])
+            result = self._guarded(self._run_batch, images01[sl], want.te_ms[sl], want.tr_ms[sl],
+                                   given.te_ms[sl], given.tr_ms[sl])
             if result is None:
                 continue  # out of memory: retried next time round with a smaller batch or on the CPU
             out[sl] = result
@@ -282,86 +412,64 @@ class Reparameterizer:
             self._torch.cuda.empty_cache()
 
     def _run_batch(self, images, te, tr, te_in, tr_in) -> np.ndarray:
+        from .models.reparam import from_model_range, to_model_range
+
         torch = self._torch
         size = images.shape[-2:]
         x = self._network_view(images)
         dev = self.device
         with torch.inference_mode():
-            t = torch.from_numpy(np.ascontiguousarray(x))[:, None].to(dev) * 2 - 1
+            t = to_model_range(torch.from_numpy(np.ascontiguousarray(x))[:, None].to(dev))
             args = [torch.from_numpy(np.array(a, np.float32)).to(dev) for a in (te, tr, te_in, tr_in)]
-            y = ((self.net(t, *args) + 1) / 2).clamp_(0, 1)[:, 0].float().cpu().numpy()
+            y = from_model_range(self.net(t, *args)).clamp_(0, 1)[:, 0].float().cpu().numpy()
         return resize_slices(y, size) if y.shape[-2:] != size else y
 
-    def compute_maps(self, volume: np.ndarray, input_te_ms: float | None = None,
-                     input_tr_ms: float | None = None, progress=None, cancelled=None) -> QuantitativeMaps:
-        """Run the physics model once over a (z, y, x) volume (or 2-D image)."""
-        if not self.renders:
-            raise ValueError(f"{self.info.name} is not a physics model; it predicts images, not maps")
-        images, scale, nan, shape = _normalized_slices(volume)
-        te_in = DEFAULT_TE_MS if input_te_ms is None else input_te_ms
-        tr_in = DEFAULT_TR_MS if input_tr_ms is None else input_tr_ms
-        parts, start = [], 0
-        while start < images.shape[0]:
-            if cancelled is not None and cancelled():
-                raise Cancelled()
-            chunk = images[start:start + self.batch_size]
-            maps = self._guarded(self._maps_batch, chunk, float(te_in), float(tr_in))
-            if maps is None:
-                continue  # out of memory: retried with a smaller batch or on the CPU
-            parts.append(maps)
-            start += len(chunk)
-            if progress is not None:
-                progress(len(chunk))
-        joined = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-        return QuantitativeMaps(**joined, scale=scale[:, 0, 0], shape=shape, nan=nan)
 
-    def _maps_batch(self, chunk: np.ndarray, te_in: float, tr_in: float) -> dict[str, np.ndarray]:
-        torch = self._torch
-        x = self._network_view(chunk)
-        with torch.inference_mode():
-            t = torch.from_numpy(np.ascontiguousarray(x))[:, None].to(self.device)
-            n = t.shape[0]
-            maps = self.net.maps(t, torch.full((n,), te_in), torch.full((n,), tr_in))
-        out = {k: maps[k][:, 0].float().cpu().numpy() for k in ("pd", "t1", "t2")}
-        if "peak_count" in maps:
-            out["peak_count"] = maps["peak_count"].cpu().numpy()
-        return out
+def _input_acquisition(te_ms, tr_ms, sequence: str = "spin_echo", ti_ms=None,
+                       flip_deg=None) -> Acquisition | None:
+    """The input's acquisition from optional TE/TR (ms) and its sequence, TI (ms) and flip
+    angle; None when neither time is given to a spin echo."""
+    from . import DEFAULT_TE_MS, DEFAULT_TR_MS
 
-    def render(self, maps: QuantitativeMaps, te_ms: float, tr_ms: float, sequence: str = "spin_echo",
-               ti_ms: float | None = None, flip_deg: float | None = None) -> np.ndarray:
-        """An image volume at any acquisition from :meth:`compute_maps`' maps (input units).
+    if te_ms is None and tr_ms is None and sequence == "spin_echo":
+        return None
+    return Acquisition(DEFAULT_TE_MS if te_ms is None else te_ms, DEFAULT_TR_MS if tr_ms is None else tr_ms,
+                       sequence, ti_ms, flip_deg)
 
-        Each slice is normalized to its peak (its maximum, or the mean of as many of its
-        brightest voxels as the input calibrated), as the network's own renders are, and
-        scaled back by the input slice's maximum.
-        """
-        from . import peaks, physics
 
-        signal = physics.render(sequence, maps.pd, maps.t1, maps.t2, te_ms, tr_ms, ti=ti_ms,
-                                flip_deg=flip_deg, t2star=maps.t2)
-        normalized = peaks.normalize(np.asarray(signal, np.float32), maps.peak_count)
-        images = np.clip(resize_slices(normalized, maps.shape), 0, 1)
-        out = images * maps.scale[:, None, None]
-        out[maps.nan] = np.nan
-        return out
+def _sequence_conditions(given: Acquisition) -> tuple:
+    """The network's input-sequence arguments: none for a spin echo (every physics
+    network reads it), else the sequence with its TI and flip angle (0 where absent)."""
+    if given.sequence == "spin_echo":
+        return ()
+    import torch
 
-    def predict_volume(self, volume: np.ndarray, te_ms: float, tr_ms: float,
-                       input_te_ms: float | None = None, input_tr_ms: float | None = None,
-                       progress=None, cancelled=None) -> np.ndarray:
-        """Predict a (z, y, x) volume (or one 2-D image) in the input's intensity units.
+    def values(v):
+        return torch.from_numpy(np.array(0.0 if v is None else v, np.float32))
 
-        Each slice is scaled by its own maximum as in training, predicted, and scaled
-        back. NaN voxels are treated as 0 and stay NaN in the output.
-        """
-        data = np.asarray(volume, np.float32)
-        if self.renders:
-            maps = self.compute_maps(data, input_te_ms, input_tr_ms, progress, cancelled)
-            return self.render(maps, te_ms, tr_ms).reshape(data.shape)
-        images, scale, nan, _ = _normalized_slices(data)
-        pred = self.predict_images(images, te_ms, tr_ms, input_te_ms, input_tr_ms,
-                                   progress=progress, cancelled=cancelled) * scale
-        pred[nan] = np.nan
-        return pred.reshape(data.shape)
+    return given.sequence, values(given.ti_ms), values(given.flip_deg)
+
+
+def _as_acquisition(given: Acquisition | None) -> Acquisition:
+    if given is None:
+        return Acquisition.default()
+    if not isinstance(given, Acquisition):
+        raise TypeError("the input's acquisition is an Acquisition (or None for the default)")
+    return given
+
+
+def _spin_echo_only(name: str, target: Acquisition) -> None:
+    if not isinstance(target, Acquisition):
+        raise TypeError("targets are Acquisition values")
+    if target.sequence != "spin_echo":
+        raise ValueError(f"{name} predicts spin-echo images only; the physics model renders "
+                         f"{target.sequence.replace('_', ' ')}")
+
+
+def _per_slice_axes(value):
+    """A time given per slice shaped (n, 1, 1) (float64, as scalars render), to broadcast
+    over (n, h, w) maps; a scalar or None as it is."""
+    return np.asarray(value, np.float64).reshape(-1, 1, 1) if np.ndim(value) == 1 else value
 
 
 def _normalized_slices(volume: np.ndarray):

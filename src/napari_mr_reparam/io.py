@@ -68,6 +68,8 @@ class Volume:
         Shape of the data in the file (after dropping trailing singleton dimensions).
     te_ms, tr_ms, ti_ms, flip_deg : float or None
         Acquisition parameters from the BIDS sidecar ``<stem>.json``, if any.
+    sequence : str or None
+        The sequence the sidecar's ``ScanningSequence`` names (:func:`sequence_of`), if any.
     source : str
         The file read.
     kind : str
@@ -84,6 +86,7 @@ class Volume:
     tr_ms: float | None = None
     ti_ms: float | None = None
     flip_deg: float | None = None
+    sequence: str | None = None
     source: str = ""
     kind: str = "nifti"
     extra: dict = field(default_factory=dict)
@@ -119,11 +122,12 @@ def sidecar_path(path: str | Path) -> Path:
     return path.with_name(stem + ".json")
 
 
-def read_sidecar(path: str | Path) -> dict[str, float]:
+def read_sidecar(path: str | Path) -> dict:
     """Acquisition parameters from the BIDS sidecar beside ``path`` (data file or sidecar).
 
-    Returns a dict with those of ``te_ms``, ``tr_ms``, ``ti_ms`` (milliseconds) and
-    ``flip_deg`` (degrees) that the sidecar states; empty when there is no readable one.
+    Returns a dict with those of ``te_ms``, ``tr_ms``, ``ti_ms`` (milliseconds),
+    ``flip_deg`` (degrees) and ``sequence`` (:func:`sequence_of` its ``ScanningSequence``)
+    that the sidecar states; empty when there is no readable one.
     """
     side = Path(path) if suffix_of(path) == ".json" else sidecar_path(path)
     try:
@@ -139,7 +143,30 @@ def read_sidecar(path: str | Path) -> dict[str, float]:
             out[ours] = float(s_to_ms(value))
     if _is_number(meta.get("FlipAngle")):
         out["flip_deg"] = float(meta["FlipAngle"])
+    sequence = sequence_of(meta.get("ScanningSequence"))
+    if sequence:
+        out["sequence"] = sequence
     return out
+
+
+def sequence_of(scanning_sequence) -> str | None:
+    """The package's name for a BIDS/DICOM ``ScanningSequence`` (a code such as ``SE``,
+    ``IR``, ``GR`` or a list of them): gradient echo after an inversion is ``mprage``,
+    an inversion otherwise ``inversion_recovery``, a gradient echo ``gradient_echo``, a
+    spin echo ``spin_echo``; None for anything else (echo-planar, research codes)."""
+    if isinstance(scanning_sequence, str):
+        codes = {c.strip().upper() for c in scanning_sequence.replace("\\", " ").replace(",", " ").split()}
+    elif isinstance(scanning_sequence, (list, tuple)):
+        codes = {str(c).strip().upper() for c in scanning_sequence}
+    else:
+        return None
+    if "IR" in codes:
+        return "mprage" if "GR" in codes else "inversion_recovery"
+    if "GR" in codes:
+        return "gradient_echo"
+    if "SE" in codes:
+        return "spin_echo"
+    return None
 
 
 def _is_number(value) -> bool:

@@ -8,43 +8,12 @@ Times are in milliseconds.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from . import physics
+from .acquisition import Acquisition, validate_times  # noqa: F401  (the simulator's inputs)
 from .phantoms import Phantom
-
-
-@dataclass(frozen=True)
-class Acquisition:
-    """Sequence parameters of one image. Times in milliseconds, flip angle in degrees."""
-
-    te: float
-    tr: float
-    sequence: str = "spin_echo"
-    ti: float | None = None
-    flip_deg: float | None = None
-
-    def __post_init__(self):
-        validate_times(self.te, self.tr, self.ti)
-        if self.sequence not in physics.INPUT_SEQUENCES:
-            raise ValueError(
-                f"unknown sequence {self.sequence!r}; known: {', '.join(physics.INPUT_SEQUENCES)}"
-            )
-
-
-def validate_times(te: float, tr: float, ti: float | None = None) -> None:
-    """Raise ``ValueError`` with a one-line reason for impossible TE/TR/TI (ms)."""
-    for name, value in (("TE", te), ("TR", tr), ("TI", ti)):
-        if value is None:
-            continue
-        if not np.isfinite(value) or value <= 0:
-            raise ValueError(f"{name} must be a positive number of milliseconds, got {value}")
-    if te >= tr:
-        raise ValueError(f"TE ({te:g} ms) must be shorter than TR ({tr:g} ms)")
-    if ti is not None and ti >= tr:
-        raise ValueError(f"TI ({ti:g} ms) must be shorter than TR ({tr:g} ms)")
+from .resize import resize_slices
 
 
 def render_slices(phantom: Phantom, acq: Acquisition, slices=None) -> np.ndarray:
@@ -52,8 +21,8 @@ def render_slices(phantom: Phantom, acq: Acquisition, slices=None) -> np.ndarray
     index = slice(None) if slices is None else np.asarray(slices)
     p = {k: getattr(phantom, k)[index] for k in ("pd", "t1", "t2", "t2star")}
     signal = physics.render(
-        acq.sequence, p["pd"], p["t1"], p["t2"], acq.te, acq.tr,
-        ti=acq.ti, flip_deg=acq.flip_deg, t2star=p["t2star"],
+        acq.sequence, p["pd"], p["t1"], p["t2"], acq.te_ms, acq.tr_ms,
+        ti=acq.ti_ms, flip_deg=acq.flip_deg, t2star=p["t2star"],
     )
     return np.asarray(signal, dtype=np.float32)
 
@@ -80,20 +49,6 @@ def pad_to_shape(images: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     dh, dw = shape[0] - images.shape[-2], shape[1] - images.shape[-1]
     pad = [(0, 0)] * (images.ndim - 2) + [(dh // 2, dh - dh // 2), (dw // 2, dw - dw // 2)]
     return np.pad(images, pad)
-
-
-def resize_slices(images: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
-    """Bilinear resize of (n, h, w) float images to ``size`` (int for square)."""
-    import torch
-    import torch.nn.functional as F
-
-    out_hw = (size, size) if isinstance(size, int) else tuple(size)
-    if images.shape[-2:] == out_hw:
-        return images.astype(np.float32, copy=False)
-    with torch.inference_mode():
-        t = torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32))[:, None]
-        out = F.interpolate(t, size=out_hw, mode="bilinear", align_corners=False)
-    return out[:, 0].numpy()
 
 
 def add_rician_noise(images: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:

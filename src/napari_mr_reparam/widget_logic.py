@@ -85,8 +85,6 @@ class MapsCache:
                 request.consistency, request.flip_average)
 
     def get(self, request: Request):
-        if request.model != "physics":
-            return None
         entry = self._entries.get(self._key(request))
         if entry is None or entry[0] is not request.layer.data:
             return None

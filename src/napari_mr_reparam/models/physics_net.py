@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import DEFAULT_TE_MS, DEFAULT_TR_MS, peaks, physics
+from .reparam import from_model_range, to_model_range
 
 #: Bounds of the predicted maps (ms for T1/T2; PD relative).
 T1_RANGE_MS = (50.0, 6000.0)
@@ -169,10 +170,13 @@ class PhysicsNet(FromCard, FiLMUNet):
         Data-consistency weight in [0, 1] applied by :meth:`maps`: 0 keeps the network's
         maps; 1 applies :meth:`consistent_maps`' full update toward reproducing the input
         at its own acquisition; between, a part of it. 0 while training; the inference
-        engine sets :data:`napari_mr_reparam.DEFAULT_CONSISTENCY`.
+        engine passes each request's weight to :meth:`maps` (by default
+        :data:`napari_mr_reparam.DEFAULT_CONSISTENCY`) and leaves this alone.
     """
 
     consistency = 0.0
+    #: The engine's capability: maps once, then any acquisition by the signal equation.
+    renders_from_maps = True
     #: Average the network's raw maps over the image and its left-right mirror (mirrored
     #: back), at twice the cost: a head is nearly symmetric, so the two readings are two
     #: looks at the same anatomy. Off while training.
@@ -190,14 +194,20 @@ class PhysicsNet(FromCard, FiLMUNet):
         self.input_sequences = input_sequences
 
     def maps(self, image01, input_te_ms=None, input_tr_ms=None, input_sequence=None,
-             input_ti_ms=None, input_flip_deg=None) -> dict[str, torch.Tensor]:
+             input_ti_ms=None, input_flip_deg=None, *, consistency: float | None = None,
+             flip_average: bool | None = None, calibrate_peak: bool | None = None) -> dict[str, torch.Tensor]:
         """PD (0-1), T1 and T2 (ms) maps, each (B, 1, h, w), from images in [0, 1].
 
         Images larger than ``work_size`` are area-averaged down to it first (the maps are
         then at ``work_size``; renders are resized back by :meth:`forward`). An input of
         another sequence than spin echo (``input_sequence``, with ``input_ti_ms`` and
         ``input_flip_deg`` as it needs them) is read only by a network conditioned on it.
+        The inference options, given with the call, override the network's own settings
+        (:attr:`consistency`, :attr:`flip_average`, :attr:`calibrate_peak`) for it alone.
         """
+        consistency = self.consistency if consistency is None else float(consistency)
+        flip_average = self.flip_average if flip_average is None else bool(flip_average)
+        calibrate_peak = self.calibrate_peak if calibrate_peak is None else bool(calibrate_peak)
         b = image01.shape[0]
         image01 = to_work_grid(image01, self.work_size, self.native_input)
         if self.task == "d2p" or input_te_ms is None or input_tr_ms is None:
@@ -211,14 +221,14 @@ class PhysicsNet(FromCard, FiLMUNet):
         cond = condition_vector(input_te_ms, input_tr_ms, seq, input_ti_ms, input_flip_deg)
         cond = cond.to(image01.device).expand(b, cond.shape[1])
         raw = self.run(image01, cond).float()
-        if self.flip_average and not self.training:
+        if flip_average and not self.training:
             raw = 0.5 * (raw + self.run(image01.flip(-1), cond).float().flip(-1))
         maps = {"pd": torch.sigmoid(raw[:, :1]),
                 "t1": _log_bounded(raw[:, 1:2], T1_RANGE_MS),
                 "t2": _log_bounded(raw[:, 2:3], T2_RANGE_MS)}
-        if self.consistency > 0 and spin_echo:  # its update linearizes the spin-echo equation
-            maps = self.consistent_maps(maps, image01, input_te_ms, input_tr_ms)
-        if self.calibrate_peak and not self.training:
+        if consistency > 0 and spin_echo:  # its update linearizes the spin-echo equation
+            maps = self.consistent_maps(maps, image01, input_te_ms, input_tr_ms, consistency)
+        if calibrate_peak and not self.training:
             name = "spin_echo" if spin_echo else physics.INPUT_SEQUENCES[int(sequence_codes(input_sequence, b)[0])]
             rendered = self.render(maps, input_te_ms, input_tr_ms, name, input_ti_ms, input_flip_deg,
                                    normalize=False)
@@ -226,7 +236,8 @@ class PhysicsNet(FromCard, FiLMUNet):
             maps["peak_count"] = torch.as_tensor(counts, device=image01.device)
         return maps
 
-    def consistent_maps(self, maps: dict, image01, input_te_ms, input_tr_ms) -> dict:
+    def consistent_maps(self, maps: dict, image01, input_te_ms, input_tr_ms,
+                        weight: float | None = None) -> dict:
         """The maps moved toward reproducing the input at its own acquisition.
 
         One Bayesian (Kalman) update per voxel: the log mismatch between the input and the
@@ -234,8 +245,8 @@ class PhysicsNet(FromCard, FiLMUNet):
         is shared among the three by their sensitivities (1, -(TR/T1) E1/(1-E1), TE/T2 with
         E1 = exp(-TR/T1)) and prior spreads (:data:`CONSISTENCY_PRIOR_SD`), against the
         input voxel's own error (:data:`CONSISTENCY_NOISE_SD` over its signal), and scaled
-        by :attr:`consistency`. So a long-TE input corrects mostly T2, and a dark voxel,
-        which says little, is barely corrected. A global factor between input and render
+        by ``weight`` (default :attr:`consistency`). So a long-TE input corrects mostly
+        T2, and a dark voxel, which says little, is barely corrected. A global factor between input and render
         is fitted out first: both are normalized to their maximum.
         """
         te = torch.as_tensor(input_te_ms, dtype=torch.float32, device=image01.device).reshape(-1, 1, 1, 1)
@@ -253,7 +264,7 @@ class PhysicsNet(FromCard, FiLMUNet):
                   "t2": te / maps["t2"]}
         variances = {k: CONSISTENCY_PRIOR_SD[k] ** 2 for k in slopes}
         total = sum(variances[k] * slopes[k] ** 2 for k in slopes) + (CONSISTENCY_NOISE_SD / signal) ** 2
-        step = self.consistency * mismatch / total
+        step = (self.consistency if weight is None else weight) * mismatch / total
         out = {k: maps[k] * torch.exp(variances[k] * slopes[k] * step) for k in slopes}
         out["t1"] = out["t1"].clamp(*T1_RANGE_MS)
         out["t2"] = out["t2"].clamp(*T2_RANGE_MS)
@@ -292,9 +303,9 @@ class PhysicsNet(FromCard, FiLMUNet):
                 input_sequence=None, input_ti_ms=None, input_flip_deg=None):
         """The paper models' interface: images in [-1, 1] in and out, at the input's size
         (and, with ``return_maps``, the maps as well, for a training loss on them)."""
-        maps = self.maps((image + 1) / 2, input_te_ms, input_tr_ms, input_sequence, input_ti_ms,
+        maps = self.maps(from_model_range(image), input_te_ms, input_tr_ms, input_sequence, input_ti_ms,
                          input_flip_deg)
-        out = resize_like(self.render(maps, te_ms, tr_ms), image) * 2 - 1
+        out = to_model_range(resize_like(self.render(maps, te_ms, tr_ms), image))
         return (out, maps) if return_maps else out
 
 

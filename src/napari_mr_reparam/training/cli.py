@@ -90,20 +90,21 @@ def cmd_physics(args) -> int:
 def cmd_evaluate(args) -> int:
     import json
 
-    from ..inference import Reparameterizer
+    from ..inference import InferenceOptions, Reparameterizer
     from ..metrics import format_report
     from .evaluate import IdentityModel, evaluate
 
+    options = None
     if args.model == "identity" and not args.weights:
         engine = IdentityModel(args.task or "d2p")
     else:
         engine = Reparameterizer(args.model, weights=args.weights, device=args.device,
-                                 batch_size=args.batch_size, consistency=args.consistency,
-                                 flip_average=args.flip_average,
-                                 calibrate_peak=False if args.max_peak else None)
+                                 batch_size=args.batch_size)
+        options = InferenceOptions(consistency=args.consistency, flip_average=args.flip_average or None,
+                                   calibrate_peak=False if args.max_peak else None)
     task = args.task or engine.task
     report = evaluate(engine, task, args.phantom, split=args.split, dataset_seed=args.seed,
-                      limit=args.limit)
+                      limit=args.limit, options=options)
     title = (f"{engine.info.name} ({task}) on {args.phantom}, split {args.split}, "
              f"{report['count']} test images")
     print(format_report({f"{engine.info.name} ({task})": report, "identity": report["identity"]}, title))

@@ -16,10 +16,11 @@ from __future__ import annotations
 import numpy as np
 
 from .. import DEFAULT_TE_MS, DEFAULT_TR_MS
+from ..acquisition import Acquisition
 from ..datasets import ProtocolDataset, build_protocol_dataset
 from ..metrics import CONVENTION, band_means, batch_metrics, summarize, to_255
 from ..phantoms import load_phantom
-from ..simulate import resize_slices
+from ..resize import resize_slices
 
 CHUNK = 240
 #: Target echo-time bands (ms) of the report's ``psnr_by_target_te``.
@@ -29,16 +30,22 @@ TARGET_TE_BANDS_MS = (20.0, 50.0, 100.0, 200.0, 500.0, 1000.0)
 class IdentityModel:
     """The baseline that returns its input unchanged, with the engine's interface."""
 
+    renders_from_maps = False
+    native_input = False
+
     def __init__(self, task: str = "d2p"):
         from ..inference import ModelInfo
 
         self.task = task
         self.info = ModelInfo(name="identity", arch="identity", task=task, width=0.0, card={})
 
-    def predict_images(self, images01, *args, progress=None, **kwargs):
+    def resolve(self, options=None):
+        return options
+
+    def predict(self, volume, target, input=None, *, options=None, progress=None, cancelled=None):
         if progress is not None:
-            progress(len(images01))
-        return np.asarray(images01, np.float32)
+            progress(len(volume))
+        return np.asarray(volume, np.float32)
 
 
 def test_inputs(ds: ProtocolDataset, task: str, pairs, slices, native: bool = False):
@@ -53,7 +60,7 @@ def test_inputs(ds: ProtocolDataset, task: str, pairs, slices, native: bool = Fa
 
 
 def evaluate(engine, task: str, phantom: str, split: str = "paper", dataset_seed: int = 0,
-             limit: int | None = None, progress=None) -> dict:
+             limit: int | None = None, progress=None, options=None) -> dict:
     """Score ``engine`` (a :class:`~napari_mr_reparam.inference.Reparameterizer`) on the
     protocol of ``phantom`` (a spec for :func:`~napari_mr_reparam.phantoms.load_phantom`,
     or a :class:`~napari_mr_reparam.phantoms.Phantom`).
@@ -61,8 +68,11 @@ def evaluate(engine, task: str, phantom: str, split: str = "paper", dataset_seed
     Returns the model's summary with ``identity`` (prediction = input) beside it, the
     model's mean PSNR per target TE band (``psnr_by_target_te``: a list of
     ``{"range": [lo, hi] ms, "count", "mean"}``), and the setting (task, phantom, split,
-    count). ``limit`` keeps the first N test samples.
+    count). ``limit`` keeps the first N test samples. The model predicts through
+    :func:`predict_test_images`, the engine request users make, with ``options``
+    (:class:`~napari_mr_reparam.inference.InferenceOptions`; the engine's by default).
     """
+    options = engine.resolve(options)
     if task == "p2p" and engine.task == "d2p":
         raise ValueError("a Default-to-Param model cannot be evaluated on Param-to-Param inputs")
     spec = phantom if isinstance(phantom, str) else phantom.name
@@ -76,7 +86,7 @@ def evaluate(engine, task: str, phantom: str, split: str = "paper", dataset_seed
         p, s = pairs[start:start + CHUNK], slices[start:start + CHUNK]
         inputs = test_inputs(ds, task, p, s)
         targets = to_255(ds.images_at(p, s))
-        preds = _predict(engine, ds, task, p, s, inputs, progress)
+        preds = predict_samples(engine, ds, task, p, s, options, progress, inputs)
         masks = ds.masks_at(s)
         model_rows.append(batch_metrics(to_255(preds), targets, masks))
         identity_rows.append(batch_metrics(to_255(inputs[0]), targets, masks))
@@ -86,21 +96,34 @@ def evaluate(engine, task: str, phantom: str, split: str = "paper", dataset_seed
     report["identity"] = summarize(_concat(identity_rows))
     report.update(task=task, phantom=spec, split=split, dataset_seed=dataset_seed,
                   model=engine.info.name, convention=CONVENTION)
-    if getattr(engine, "consistency", None) is not None:
-        report["consistency"] = engine.consistency
-        report["calibrate_peak"] = bool(getattr(engine, "calibrate_peak", False))
-        report["flip_average"] = bool(getattr(engine, "flip_average", False))
+    if engine.renders_from_maps:
+        report.update(consistency=options.consistency, calibrate_peak=options.calibrate_peak,
+                      flip_average=options.flip_average)
     return report
 
 
-def _predict(engine, ds: ProtocolDataset, task: str, pairs, slices, inputs, progress) -> np.ndarray:
-    """Predictions at the network size from the network-size test ``inputs`` (images and
-    input times, from :func:`test_inputs`). A model that reads images on their own grid
-    gets the exported images instead, and its predictions are resized like the targets."""
+def predict_test_images(engine, images01, target: Acquisition, input: Acquisition | None = None,
+                        options=None, progress=None) -> np.ndarray:
+    """Predictions of test images in [0, 1] (n, h, w), each at its own target and input
+    acquisition (times per image): one :meth:`~napari_mr_reparam.inference.Reparameterizer.predict`
+    request, the call the command line and the widget make, so the scores are those of
+    what users run. Returns images in [0, 1]."""
+    preds = engine.predict(images01, target, input, options=options, progress=progress)
+    return np.clip(preds, 0.0, 1.0)
+
+
+def predict_samples(engine, ds: ProtocolDataset, task: str, pairs, slices, options=None,
+                    progress=None, inputs=None) -> np.ndarray:
+    """Predictions in [0, 1] at the network size of the test samples ``(pairs, slices)``
+    of ``ds``, from their network-size inputs (``inputs``, from :func:`test_inputs`, when
+    already at hand). A model that reads images on their own grid gets the exported images
+    instead, and its predictions are resized like the targets."""
     native = bool(getattr(engine, "native_input", False))
-    images, te_in, tr_in = test_inputs(ds, task, pairs, slices, native) if native else inputs
-    preds = engine.predict_images(images, ds.te_ms[pairs], ds.tr_ms[pairs], te_in, tr_in,
-                                  progress=progress)
+    if native or inputs is None:
+        inputs = test_inputs(ds, task, pairs, slices, native)
+    images, te_in, tr_in = inputs
+    preds = predict_test_images(engine, images, Acquisition(ds.te_ms[pairs], ds.tr_ms[pairs]),
+                                Acquisition(te_in, tr_in), options, progress)
     return np.clip(resize_slices(preds, ds.size), 0.0, 1.0) if native else preds
 
 

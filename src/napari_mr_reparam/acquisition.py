@@ -1,0 +1,92 @@
+"""Acquisition parameters as one value: sequence, TE, TR, TI (ms) and flip angle (degrees).
+
+:class:`Acquisition` is what a request, the simulator and the inference engine pass
+around instead of loose times. Its times are scalars, or one value per slice (1-D
+arrays) where each slice of a stack has its own acquisition (evaluation does this).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import DEFAULT_TE_MS, DEFAULT_TR_MS
+from .physics import INPUT_SEQUENCES
+
+#: The acquisition range the bundled models were trained on (ms), per parameter: the
+#: paper's protocol draws TE in 20 ms-1 s and TR in 1.2-10 s.
+TRAINED_RANGE_MS = {"te": (20.0, 1000.0), "tr": (1200.0, 10000.0)}
+
+
+@dataclass(frozen=True)
+class Acquisition:
+    """Sequence parameters of an image. Times in milliseconds, flip angle in degrees.
+
+    ``ti_ms`` is needed by ``inversion_recovery``, ``flip_deg`` by ``gradient_echo``,
+    both by ``mprage`` (an input sequence only: models render the others).
+    Impossible values raise ``ValueError`` with a one-line reason.
+    """
+
+    te_ms: float
+    tr_ms: float
+    sequence: str = "spin_echo"
+    ti_ms: float | None = None
+    flip_deg: float | None = None
+
+    def __post_init__(self):
+        if self.sequence not in INPUT_SEQUENCES:
+            raise ValueError(f"unknown sequence {self.sequence!r}; known: {', '.join(INPUT_SEQUENCES)}")
+        validate_times(self.te_ms, self.tr_ms, self.ti_ms)
+
+    @classmethod
+    def default(cls) -> "Acquisition":
+        """The Default-to-Param input: spin echo at TE 50 ms / TR 4500 ms."""
+        return cls(DEFAULT_TE_MS, DEFAULT_TR_MS)
+
+    def per_slice(self, count: int) -> "Acquisition":
+        """The same acquisition with its times as arrays of ``count`` values (float32)."""
+        def spread(v):
+            return None if v is None else np.broadcast_to(np.asarray(v, np.float32), (count,))
+
+        return Acquisition(spread(self.te_ms), spread(self.tr_ms), self.sequence, spread(self.ti_ms),
+                           spread(self.flip_deg))
+
+    def take(self, index) -> "Acquisition":
+        """The acquisition of slices ``index`` (times given per slice are indexed)."""
+        def pick(v):
+            return v[index] if np.ndim(v) else v
+
+        return Acquisition(pick(self.te_ms), pick(self.tr_ms), self.sequence, pick(self.ti_ms),
+                           pick(self.flip_deg))
+
+
+def validate_times(te, tr, ti=None) -> None:
+    """Raise ``ValueError`` with a one-line reason for impossible TE/TR/TI (ms; scalars
+    or arrays, checked value by value)."""
+    for name, value in (("TE", te), ("TR", tr), ("TI", ti)):
+        if value is None:
+            continue
+        values = np.asarray(value, np.float64).ravel()
+        bad = values[~(np.isfinite(values) & (values > 0))]
+        if bad.size:
+            raise ValueError(f"{name} must be a positive number of milliseconds, got {bad[0]:g}")
+    for name, value in (("TE", te), ("TI", ti)):
+        if value is None:
+            continue
+        short, long_ = np.broadcast_arrays(np.asarray(value, np.float64), np.asarray(tr, np.float64))
+        wrong = np.flatnonzero(short.ravel() >= long_.ravel())
+        if wrong.size:
+            i = wrong[0]
+            raise ValueError(f"{name} ({short.flat[i]:g} ms) must be shorter than TR ({long_.flat[i]:g} ms)")
+
+
+def out_of_range_warnings(te_ms: float, tr_ms: float) -> list[str]:
+    """Human-readable warnings for a target outside the trained range."""
+    out = []
+    for key, value in (("te", te_ms), ("tr", tr_ms)):
+        lo, hi = TRAINED_RANGE_MS[key]
+        if not lo <= value <= hi:
+            out.append(f"{key.upper()} {value:g} ms is outside the trained range "
+                       f"{lo:g}-{hi:g} ms; the prediction is an extrapolation")
+    return out
