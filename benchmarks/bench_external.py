@@ -43,7 +43,7 @@ Row groups (``--groups``):
     ``--limit`` images, both tasks. A model trained on this phantom is marked so: its
     test images are other TE/TR of anatomy it has seen.
 ``sample``
-    The head the demo opens (:mod:`napari_mr_reparam._sample_data`), predicted from its
+    The head the demo opens (:mod:`napari_mr_reparam.sample_head`), predicted from its
     input (TE 50 / TR 4500 ms) at each of its ground truths.
 ``mni152``
     nilearn's MNI152 2009 T1-weighted template (a real averaged scan, skull-stripped),
@@ -695,7 +695,7 @@ SAMPLE_EVERY = 1
 
 def run_sample(models: list[Model], log=print) -> dict:
     """The demo's head: its input at each of its ground truths."""
-    from napari_mr_reparam import _sample_data as sd
+    from napari_mr_reparam import sample_head as sd
     from napari_mr_reparam.phantoms import load_phantom
     from napari_mr_reparam.simulate import choose_slices, normalize_to_max, slice_masks
 
@@ -762,12 +762,13 @@ def mni152_masks(slices: int):
     from scipy import ndimage
 
     from napari_mr_reparam.io import load_volume
-    from napari_mr_reparam.phantoms.mni152 import _brain_hull, _template_path
+    from napari_mr_reparam.phantoms.fractions import brain_hull
+    from napari_mr_reparam.phantoms.mni152 import template_path
     from napari_mr_reparam.simulate import normalize_to_max
 
-    t1 = load_volume(_template_path("t1")).data
-    gm, wm = (load_volume(_template_path(k)).data / 255.0 for k in ("gm", "wm"))
-    hull = _brain_hull(gm + wm)
+    t1 = load_volume(template_path("t1")).data
+    gm, wm = (load_volume(template_path(k)).data / 255.0 for k in ("gm", "wm"))
+    hull = brain_hull(gm + wm)
     inner = ndimage.binary_erosion(hull, iterations=3)
     masks = {"GM": gm > 0.9, "WM": wm > 0.9, "CSF": inner & (gm < 0.1) & (wm < 0.1) & (t1 > 0)}
     zs = np.flatnonzero(hull.any(axis=(1, 2)))

@@ -11,7 +11,7 @@ def test_first_view_shows_input_prediction_truth_and_difference(make_napari_view
                      "|difference| physics TE120 TR6000"]
     assert viewer.canvas.grid.enabled and viewer.canvas.grid.actual_shape(viewer.layers) == (2, 2)
     assert all(layer.name_overlay.visible for layer in viewer.layers if layer.visible)
-    assert widget.progress.value == widget.progress.max and widget.status.value.startswith("Done (volume)")
+    assert widget.progress.value == widget.progress.max and widget.status.value.startswith(("Done (volume)", "Rendered from the maps"))
     window = viewer.window._qt_window
     area = window.screen().availableGeometry()
     assert window.width() <= area.width() and window.height() <= area.height()

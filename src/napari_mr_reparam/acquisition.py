@@ -44,7 +44,9 @@ class Acquisition:
     def __post_init__(self):
         if self.sequence not in ACQUISITION_SEQUENCES:
             raise ValueError(f"unknown sequence {self.sequence!r}; known: {', '.join(ACQUISITION_SEQUENCES)}")
-        refuse_seconds(te=self.te_ms, tr=self.tr_ms, ti=self.ti_ms)
+        # a spoiled gradient echo's TR can be a few ms, so only its TE and TI are checked
+        tr = None if self.sequence == "gradient_echo" else self.tr_ms
+        refuse_seconds(te=self.te_ms, tr=tr, ti=self.ti_ms)
         validate_times(self.te_ms, self.tr_ms, self.ti_ms)
         if self.ti2_ms is not None and not np.all(np.less(self.ti2_ms, self.ti_ms if self.ti_ms is not None else 0)):
             raise ValueError("the second inversion time must be shorter than the first")

@@ -33,7 +33,7 @@ def _targets(args) -> list[tuple[float, float]]:
     refuse_seconds(ti=args.ti, input_te=args.input_te, input_tr=args.input_tr)
     pairs = list(zip(args.te, args.tr))
     for te, tr in pairs:
-        refuse_seconds(te=te, tr=tr)
+        refuse_seconds(te=te, tr=None if args.sequence == "gradient_echo" else tr)
         validate_times(te, tr, args.ti)
     _check_sequence(args)
     return pairs

@@ -35,7 +35,7 @@ DEFAULT_TABLE = "brainweb_1.5t"
 FINE_VOXEL_MM = 1.0
 
 
-def _template_path(kind: str) -> Path:
+def template_path(kind: str) -> Path:
     """Path of nilearn's ICBM152 2009 ``gm``, ``wm`` or ``t1`` template file."""
     import nilearn
 
@@ -56,7 +56,7 @@ def _load_fraction(kind: str, voxel_mm: float = VOXEL_MM) -> np.ndarray:
 
     from ..io import ras_to_stack
 
-    img = nib.as_closest_canonical(nib.load(str(_template_path(kind))))
+    img = nib.as_closest_canonical(nib.load(str(template_path(kind))))
     data = np.clip(np.asarray(img.dataobj, np.float32) / 255.0, 0.0, 1.0)
     native = float(img.header.get_zooms()[0])
     whole = int(round(VOXEL_MM / native))

@@ -1,0 +1,69 @@
+"""Sample data made by the simulator (offline): a head at the Default-to-Param input
+acquisition, and the same head at other TE/TR as ground truths.
+
+Each layer's metadata: ``te_ms``, ``tr_ms``, ``sequence`` ('spin_echo') and ``phantom``.
+Intensities are the simulator's [0, 1] images times 1000, like scanner units.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+
+from . import DEFAULT_TE_MS, DEFAULT_TR_MS
+
+#: The input acquisition and the ground-truth ones (TE, TR in ms): T1w, PDw, T2w.
+INPUT_ACQ = (DEFAULT_TE_MS, DEFAULT_TR_MS)
+TRUTH_ACQS = ((20.0, 600.0), (20.0, 6000.0), (120.0, 6000.0))
+SLICES, SIZE, UNITS = 24, 256, 1000.0
+PHANTOM = "mni152"
+
+
+@lru_cache(maxsize=1)
+def sample_volumes() -> tuple:
+    """Layer tuples of the input head followed by its ground truths (computed once)."""
+    from .phantoms import load_phantom
+    from .simulate import Acquisition, choose_slices, simulate_images
+
+    phantom = load_phantom(PHANTOM)
+    index = choose_slices(phantom, SLICES)
+    spacing = _spacing(phantom, index)
+    layers = []
+    for te, tr in (INPUT_ACQ, *TRUTH_ACQS):
+        images = simulate_images(phantom, Acquisition(te, tr), index, SIZE, quantize=False, pad_square=True)
+        meta = {"te_ms": te, "tr_ms": tr, "sequence": "spin_echo", "phantom": phantom.name}
+        kwargs = {"name": f"head TE{te:g} TR{tr:g}", "scale": spacing, "metadata": meta, "colormap": "gray"}
+        layers.append(((images * UNITS).astype(np.float32), kwargs, "image"))
+    return tuple(layers)
+
+
+def _spacing(phantom, index: np.ndarray) -> tuple[float, float, float]:
+    """(z, y, x) mm: the gap between the chosen slices; in-plane, the phantom's voxel
+    size scaled by the resize from the padded square to ``SIZE``."""
+    gap = float(np.median(np.diff(index))) if len(index) > 1 else 1.0
+    side = max(phantom.shape[1:])
+    dz, dy, dx = phantom.voxel_size_mm
+    return gap * dz, side * dy / SIZE, side * dx / SIZE
+
+
+def _fresh(layer: tuple) -> tuple:
+    """A copy of a cached layer tuple, so that viewers never share arrays or metadata."""
+    data, kwargs, kind = layer
+    return data.copy(), {**kwargs, "metadata": dict(kwargs["metadata"])}, kind
+
+
+def make_sample_head() -> list[tuple]:
+    """The head at TE 50 / TR 4500 ms: the Default-to-Param input."""
+    return [_fresh(sample_volumes()[0])]
+
+
+def make_sample_ground_truths() -> list[tuple]:
+    """The same head, T1-weighted (TE 20/TR 600), PD-weighted (TE 20/TR 6000) and
+    T2-weighted (TE 120/TR 6000 ms)."""
+    return [_fresh(layer) for layer in sample_volumes()[1:]]
+
+
+def make_sample_all() -> list[tuple]:
+    """The input head followed by its ground truths."""
+    return [_fresh(layer) for layer in sample_volumes()]
