@@ -1,6 +1,6 @@
 """Make the README screenshot: the demo's first view on a 1600x1000 screen.
 
-    xvfb-run -a -s "-screen 0 1600x1000x24" python docs/make_screenshot.py [--model d2p]
+    xvfb-run -a -s "-screen 0 1600x1000x24" python docs/make_screenshot.py [--model physics]
 
 Opens the demo exactly as ``napari-mr-reparam demo`` does (sample head, widget docked,
 grid of input, prediction, ground truth and difference), waits for the prediction and
@@ -24,7 +24,7 @@ def main(argv=None) -> int:
     from napari_mr_reparam.demo import open_demo
 
     parser = argparse.ArgumentParser()
-    parser.add_argument("--model", default="d2p")
+    parser.add_argument("--model", default="physics")
     parser.add_argument("--out", default=str(Path(__file__).with_name("screenshot.png")))
     args = parser.parse_args(argv)
 
