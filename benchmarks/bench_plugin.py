@@ -52,7 +52,7 @@ def bench_model(model: str, device: str, moves: int) -> dict:
     for _ in range(3):
         start = time.perf_counter()
         widget.run.clicked.emit()
-        _wait(app, lambda: idle() and widget.status.value.startswith("Done (volume)"))
+        _wait(app, lambda: idle() and widget.status.value.startswith(("Done (volume)", "Rendered from the maps")))
         volume_times.append(time.perf_counter() - start)
     device_name = widget._engines.last_device
     viewer.close()
