@@ -187,10 +187,7 @@ def load_models(names, device: str, baselines: bool = True) -> list[Model]:
     return out
 
 
-# The engine's requests. An engine that takes acquisitions as values (``predict_many``,
-# ``compute_maps(volume, input)``, ``render(maps, target)``) is called so; otherwise with
-# the times as keywords (``compute_maps(volume, input_te_ms=...)``, ``render(maps, te, tr)``,
-# ``predict_volume``).
+# The engine's requests: acquisitions as values, as the command line and the widget make them.
 
 def _engine_reads_sequence(engine) -> bool:
     """Whether the engine's prediction from an image changes when the image is said to be
@@ -209,13 +206,9 @@ def _engine_reads_sequence(engine) -> bool:
     return not np.allclose(a, b)
 
 
-def _takes_acquisitions(engine) -> bool:
-    return hasattr(engine, "predict_many")
-
-
 def _renders(engine) -> bool:
     """Whether the engine computes maps once and renders targets from them."""
-    return bool(getattr(engine, "renders_from_maps", None) or getattr(engine, "renders", False))
+    return engine.renders_from_maps
 
 
 def _acquisition(acq: Acq):
@@ -224,30 +217,16 @@ def _acquisition(acq: Acq):
     return Acquisition(acq.te, acq.tr, acq.sequence, acq.ti, acq.flip)
 
 
-def _input_kwargs(acq: Acq) -> dict:
-    kwargs = {"input_te_ms": acq.te, "input_tr_ms": acq.tr}
-    if acq.sequence != "spin_echo":
-        kwargs.update(input_sequence=acq.sequence, input_ti_ms=acq.ti, input_flip_deg=acq.flip)
-    return kwargs
-
-
 def _compute_maps(engine, images01: np.ndarray, inp: Acq):
-    if _takes_acquisitions(engine):
-        return engine.compute_maps(images01, _acquisition(inp))
-    return engine.compute_maps(images01, **_input_kwargs(inp))
+    return engine.compute_maps(images01, _acquisition(inp))
 
 
 def _render(engine, maps, target: Acq) -> np.ndarray:
-    if _takes_acquisitions(engine):
-        return engine.render(maps, _acquisition(target))
-    return engine.render(maps, target.te, target.tr, sequence=target.sequence, ti_ms=target.ti,
-                         flip_deg=target.flip)
+    return engine.render(maps, _acquisition(target))
 
 
 def _predict_images(engine, images01: np.ndarray, inp: Acq, target: Acq) -> np.ndarray:
-    if _takes_acquisitions(engine):
-        return engine.predict(images01, _acquisition(target), _acquisition(inp))
-    return engine.predict_volume(images01, target.te, target.tr, **_input_kwargs(inp))
+    return engine.predict(images01, _acquisition(target), _acquisition(inp))
 
 
 def predict(model: Model, images01: np.ndarray, inp: Acq, targets: list[Acq]) -> list[np.ndarray | None]:

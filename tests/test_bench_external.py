@@ -105,16 +105,15 @@ def test_an_existing_json_is_not_overwritten(tmp_path, capsys):
 
 
 class _ImageEngine:
-    """An engine of the keyword kind that predicts the input times a sequence-dependent gain."""
+    """An engine that predicts the input times a gain that depends on the input's sequence."""
 
-    renders = False
+    renders_from_maps = False
 
     def __init__(self, reads_sequence: bool):
         self.reads_sequence = reads_sequence
 
-    def predict_volume(self, images, te_ms, tr_ms, input_te_ms=None, input_tr_ms=None,
-                       input_sequence=None, input_ti_ms=None, input_flip_deg=None):
-        gain = 0.5 if self.reads_sequence and input_sequence == "inversion_recovery" else 1.0
+    def predict(self, images, target, input=None):
+        gain = 0.5 if self.reads_sequence and input.sequence == "inversion_recovery" else 1.0
         return np.asarray(images) * gain
 
 

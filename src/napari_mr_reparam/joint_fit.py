@@ -257,23 +257,14 @@ def _as_acquisition(acq) -> AcquisitionValues:
 def network_maps(engine, image, acq, **calls):
     """The engine's single-image maps of ``image`` at acquisition ``acq``; ``calls`` (the
     engine's ``options``, ``progress``, ``cancelled``) go to its ``compute_maps``."""
-    import inspect
-
-    if "input" in inspect.signature(engine.compute_maps).parameters:  # takes an Acquisition
-        v = acquisition_values(acq)
-        given = {k: v for k, v in calls.items() if v is not None}
-        return engine.compute_maps(image, make_acquisition(v.sequence, v.te, v.tr, v.ti, v.flip_deg), **given)
     v = acquisition_values(acq)
-    return engine.compute_maps(image, v.te, v.tr)
+    given = {k: value for k, value in calls.items() if value is not None}
+    return engine.compute_maps(image, make_acquisition(v.sequence, v.te, v.tr, v.ti, v.flip_deg), **given)
 
 
 def network_render(engine, qmaps, te_ms, tr_ms, sequence="spin_echo", ti_ms=None, flip_deg=None):
     """The engine's render of its maps at a target (input units, peak-normalized per slice)."""
-    import inspect
-
-    if "target" in inspect.signature(engine.render).parameters:  # takes an Acquisition
-        return engine.render(qmaps, make_acquisition(sequence, te_ms, tr_ms, ti_ms, flip_deg))
-    return engine.render(qmaps, te_ms, tr_ms, sequence=sequence, ti_ms=ti_ms, flip_deg=flip_deg)
+    return engine.render(qmaps, make_acquisition(sequence, te_ms, tr_ms, ti_ms, flip_deg))
 
 
 def _check_inputs(volumes, acquisitions):
