@@ -82,6 +82,7 @@ class TrainConfig:
     slices: int = 24
     size: int = 256
     # optimization (the paper: Adam 1e-3, betas 0.5/0.999, batch 8, Xavier init, MSE)
+    init: str = ""                     # weights the network starts from (a run's checkpoint.pt or a weight set; "" = random)
     steps: int = 1000
     batch_size: int = 8
     lr: float = 1e-3

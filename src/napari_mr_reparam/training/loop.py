@@ -75,6 +75,8 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False) -> Path:
         start = _restore(out / CHECKPOINT, model, optimizer, device)
         if hasattr(stage.batches, "skip"):
             stage.batches.skip(start)  # a source that counts its own steps moves past the trained ones
+    elif cfg.init:
+        _initialize(cfg.init, model)
     module = model
     if world > 1:
         module = torch.nn.parallel.DistributedDataParallel(
@@ -152,6 +154,18 @@ def _save(path: Path, model, optimizer, step: int, cfg: TrainConfig, stage, loss
     tmp = path.with_name(path.name + ".part")
     torch.save(blob, tmp)
     os.replace(tmp, path)
+
+
+def _initialize(source: str, model) -> None:
+    """Start from the weights ``source`` names (a checkpoint or a weight set): fine-tuning."""
+    from ..weights import WeightsError, load_weights
+
+    state, _ = load_weights(source)
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise WeightsError(f"{source}: weights do not fit this network ({len(missing)} missing, "
+                           f"{len(unexpected)} unexpected tensors)")
+    print(f"starting from the weights of {source}")
 
 
 def _restore(path: Path, model, optimizer, device) -> int:
