@@ -277,10 +277,7 @@ def predict_samples(model: Model, images01, inputs: list[Acq], targets: list[Acq
 
 def _maps_subset(maps, rows):
     """The quantitative maps of some slices only."""
-    pick = {k: getattr(maps, k)[rows] for k in ("pd", "t1", "t2", "scale", "nan")}
-    count = maps.peak_count
-    pick["peak_count"] = count[rows] if np.ndim(count) else count
-    return replace(maps, **pick)
+    return maps.slices(rows)
 
 
 # --------------------------------------------------------------------------- scoring

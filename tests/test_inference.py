@@ -117,7 +117,7 @@ def test_the_peak_the_input_calibrates_reaches_every_render(tiny_weights, volume
     from napari_mr_reparam import peaks
 
     monkeypatch.setattr(peaks, "calibrated_count", lambda rendered, image: np.full(len(image), 4))
-    engine = Reparameterizer("physics", device="cpu", batch_size=2)
+    engine = Reparameterizer("physics", device="cpu", batch_size=2, keep_detail=False)
     maps = engine.compute_maps(volume, Acquisition(50, 4500))
     assert engine.calibrate_peak and maps.peak_count.tolist() == [4] * len(volume)
     rendered = engine.render(maps, Acquisition(80, 2500))
@@ -248,3 +248,34 @@ def test_inputs_of_other_sequences_reach_a_network_conditioned_on_them(tiny_weig
         Reparameterizer("physics", device="cpu").predict(volume, target, Acquisition(3, 2300, "mprage", 900, 9))
     with pytest.raises(ValueError, match="spin-echo inputs only"):
         Reparameterizer("p2p", device="cpu").predict(volume, target, Acquisition(3, 2300, "mprage", 900, 9))
+
+
+def test_renders_keep_the_inputs_detail(tiny_weights):
+    from napari_mr_reparam.inference import transfer_detail
+
+    rng = np.random.default_rng(3)
+    volume = rng.uniform(100, 800, (2, 300, 260)).astype(np.float32)  # finer than the working grid
+    engine = Reparameterizer("physics", device="cpu")
+    given = Acquisition(30, 800)
+    assert engine.keep_detail and engine.options.keep_detail
+    maps = engine.compute_maps(volume, given)
+    assert maps.residual.shape == volume.shape and maps.input_render.shape == maps.pd.shape
+    # the input's own acquisition gives the input back, detail and all
+    np.testing.assert_allclose(engine.render(maps, given), volume, rtol=1e-4, atol=0.05)
+    # another target keeps the input's fine structure, which the maps' grid alone cannot hold
+    plain = Reparameterizer("physics", device="cpu", keep_detail=False)
+    kept, smooth = engine.render(maps, Acquisition(90, 4000)), plain.predict(volume, Acquisition(90, 4000), given)
+    assert plain.compute_maps(volume, given).residual is None
+    detail = volume - volume.mean()
+    assert np.corrcoef(kept.ravel(), detail.ravel())[0, 1] > np.corrcoef(smooth.ravel(), detail.ravel())[0, 1] + 0.2
+    # the ratio follows the target's contrast and is bounded
+    flat = np.full((1, 4, 4), 0.5, np.float32)
+    out = transfer_detail(flat, flat, np.full((1, 8, 8), 0.1, np.float32))
+    np.testing.assert_allclose(out, 0.6, atol=1e-6)
+    dark = transfer_detail(np.zeros((1, 4, 4), np.float32), flat, np.full((1, 8, 8), 0.1, np.float32))
+    assert (dark < 0.01).all()
+    with pytest.raises(ValueError, match="physics model only"):
+        Reparameterizer("d2p", device="cpu").predict(volume, Acquisition(90, 4000), options=InferenceOptions(keep_detail=True))
+    # some slices only, as the widget and the benchmarks take them
+    part = maps.slices(np.array([1]))
+    np.testing.assert_array_equal(engine.render(part, Acquisition(90, 4000))[0], kept[1])

@@ -43,11 +43,18 @@ class InferenceOptions:
     calibrate_peak : bool
         Normalize renders by the peak the input calibrates (:mod:`napari_mr_reparam.peaks`;
         the default) rather than by their maximum.
+    keep_detail : bool
+        Carry the input's own detail into every render (the default): the maps live on the
+        model's working grid, so what the input holds beyond the maps' render of it (finer
+        detail than the grid, and whatever the maps miss) is added back at the input's
+        resolution, scaled voxel by voxel by how the target's signal relates to the input's
+        (:func:`transfer_detail`). A render at the input's own acquisition returns the input.
     """
 
     consistency: float | None = None
     flip_average: bool | None = None
     calibrate_peak: bool | None = None
+    keep_detail: bool | None = None
 
 
 @dataclass
@@ -58,7 +65,10 @@ class QuantitativeMaps:
     each input slice's maximum (to return renders in the input's units), ``shape`` the
     input's in-plane size, ``nan`` where the input had no value and ``peak_count`` how
     many of each slice's brightest voxels a render is normalized by (1, the maximum,
-    unless the input calibrated more: :mod:`napari_mr_reparam.peaks`).
+    unless the input calibrated more: :mod:`napari_mr_reparam.peaks`). With
+    ``keep_detail`` (:class:`InferenceOptions`), ``input_render`` holds the maps' render
+    at the input's acquisition (working grid, normalized as renders are) and ``residual``
+    the input (normalized to its maximum) minus that render resized to the input's size.
     """
 
     pd: np.ndarray
@@ -68,6 +78,19 @@ class QuantitativeMaps:
     shape: tuple
     nan: np.ndarray
     peak_count: np.ndarray | int = 1
+    input_render: np.ndarray | None = None
+    residual: np.ndarray | None = None
+
+    def slices(self, rows) -> QuantitativeMaps:
+        """The maps of some slices only (``rows``: an index array or slice)."""
+        from dataclasses import replace
+
+        pick = {k: getattr(self, k)[rows] for k in ("pd", "t1", "t2", "scale", "nan")}
+        pick["peak_count"] = self.peak_count[rows] if np.ndim(self.peak_count) else self.peak_count
+        for key in ("input_render", "residual"):
+            value = getattr(self, key)
+            pick[key] = None if value is None else value[rows]
+        return replace(self, **pick)
 
     def at_input_size(self) -> dict[str, np.ndarray]:
         """The maps resized to the input's in-plane size (for display), NaN where it had none."""
@@ -126,14 +149,14 @@ class Reparameterizer:
         ``auto`` (CUDA, then MPS, then CPU), ``cpu``, ``cuda`` or ``mps``.
     batch_size : int
         Slices per forward pass.
-    consistency, flip_average, calibrate_peak :
+    consistency, flip_average, calibrate_peak, keep_detail :
         The engine's default :class:`InferenceOptions` (models that render from maps
         only), used by requests that do not give their own.
     """
 
     def __init__(self, model: str = "physics", weights: str | None = None, device: str = "auto",
                  batch_size: int = 8, consistency: float | None = None, flip_average: bool | None = None,
-                 calibrate_peak: bool | None = None):
+                 calibrate_peak: bool | None = None, keep_detail: bool | None = None):
         import torch
 
         from .devices import choose_device
@@ -161,7 +184,7 @@ class Reparameterizer:
         self.net = net.eval().to(self.device)
         self._torch = torch
         self._defaults = self._model_defaults()
-        self._defaults = self.resolve(InferenceOptions(consistency, flip_average, calibrate_peak))
+        self._defaults = self.resolve(InferenceOptions(consistency, flip_average, calibrate_peak, keep_detail))
 
     # ------------------------------------------------------------------ what the model is
     @property
@@ -193,7 +216,7 @@ class Reparameterizer:
         from . import DEFAULT_CONSISTENCY
 
         if self.renders_from_maps:
-            return InferenceOptions(DEFAULT_CONSISTENCY, False, True)
+            return InferenceOptions(DEFAULT_CONSISTENCY, False, True, True)
         return InferenceOptions()  # none of the options applies
 
     @property
@@ -214,6 +237,10 @@ class Reparameterizer:
     def calibrate_peak(self) -> bool:
         return bool(self._defaults.calibrate_peak)
 
+    @property
+    def keep_detail(self) -> bool:
+        return bool(self._defaults.keep_detail)
+
     def resolve(self, options: InferenceOptions | None = None) -> InferenceOptions:
         """``options`` completed with the engine's defaults and checked; ``ValueError``
         with a one-line reason for a setting this model does not have or a bad value."""
@@ -226,6 +253,8 @@ class Reparameterizer:
                 raise ValueError(f"{name}: flip averaging applies to the physics model only")
             if options.calibrate_peak is not None:
                 raise ValueError(f"{name}: peak calibration applies to the physics model only")
+            if options.keep_detail is not None:
+                raise ValueError(f"{name}: keeping the input's detail applies to the physics model only")
             return self._defaults
         default = self._defaults
         weight = float(default.consistency if options.consistency is None else options.consistency)
@@ -235,7 +264,8 @@ class Reparameterizer:
             consistency=weight,
             flip_average=bool(default.flip_average if options.flip_average is None else options.flip_average),
             calibrate_peak=bool(default.calibrate_peak if options.calibrate_peak is None
-                                else options.calibrate_peak))
+                                else options.calibrate_peak),
+            keep_detail=bool(default.keep_detail if options.keep_detail is None else options.keep_detail))
 
     # ------------------------------------------------------------------ requests
     def predict(self, volume: np.ndarray, target: Acquisition, input: Acquisition | None = None, *,
@@ -317,7 +347,12 @@ class Reparameterizer:
             if progress is not None:
                 progress(sl.stop - sl.start)
         joined = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-        return QuantitativeMaps(**joined, scale=scale[:, 0, 0], shape=shape, nan=nan)
+        maps = QuantitativeMaps(**joined, scale=scale[:, 0, 0], shape=shape, nan=nan)
+        if options.keep_detail:
+            read_as = Acquisition.default().per_slice(n) if self.task == "d2p" else given
+            maps.input_render = _normalized_render(maps, read_as)
+            maps.residual = images - resize_slices(maps.input_render, shape)
+        return maps
 
     def _maps_batch(self, chunk: np.ndarray, given: Acquisition, options: InferenceOptions) -> dict:
         torch = self._torch
@@ -338,19 +373,17 @@ class Reparameterizer:
         """An image volume at ``target`` from :meth:`compute_maps`' maps (input units).
 
         Each slice is normalized to its peak (its maximum, or the mean of as many of its
-        brightest voxels as the input calibrated), as the network's own renders are, and
-        scaled back by the input slice's maximum.
+        brightest voxels as the input calibrated), as the network's own renders are, given
+        the input's detail back when the maps carry it (:func:`transfer_detail`), and scaled
+        back by the input slice's maximum.
         """
-        from . import peaks, physics
-
         if not isinstance(target, Acquisition):
             raise TypeError("render takes the target as an Acquisition")
-        te, tr, ti, flip, ti2 = (_per_slice_axes(v) for v in (target.te_ms, target.tr_ms, target.ti_ms,
-                                                                target.flip_deg, target.ti2_ms))
-        signal = physics.render(target.sequence, maps.pd, maps.t1, maps.t2, te, tr, ti=ti, flip_deg=flip,
-                                t2star=maps.t2, ti2=ti2)
-        normalized = peaks.normalize(np.asarray(signal, np.float32), maps.peak_count)
-        images = np.clip(resize_slices(normalized, maps.shape), 0, 1)
+        normalized = _normalized_render(maps, target)
+        if maps.residual is not None:
+            images = transfer_detail(normalized, maps.input_render, maps.residual)
+        else:
+            images = np.clip(resize_slices(normalized, maps.shape), 0, 1)
         out = images * maps.scale[:, None, None]
         out[maps.nan] = np.nan
         return out
@@ -424,6 +457,44 @@ class Reparameterizer:
             args = [torch.from_numpy(np.array(a, np.float32)).to(dev) for a in (te, tr, te_in, tr_in)]
             y = from_model_range(self.net(t, *args)).clamp_(0, 1)[:, 0].float().cpu().numpy()
         return resize_slices(y, size) if y.shape[-2:] != size else y
+
+
+#: :func:`transfer_detail`: the floor added to both renders before their ratio is taken
+#: (as a share of the peak), so voxels dark at the input's acquisition do not amplify
+#: its noise, and the largest ratio applied.
+DETAIL_FLOOR = 0.02
+DETAIL_MAX_RATIO = 4.0
+
+
+def transfer_detail(target_render: np.ndarray, input_render: np.ndarray, residual: np.ndarray) -> np.ndarray:
+    """A render on the input's grid that keeps the input's detail, in [0, 1].
+
+    ``target_render`` and ``input_render`` are the maps' normalized renders at the target
+    and at the input's own acquisition (working grid); ``residual`` is the input minus the
+    input render resized to the input's grid. The residual is added to the resized target
+    render, scaled voxel by voxel by the ratio of the two renders (the target's signal per
+    unit of the input's, floored by :data:`DETAIL_FLOOR` and capped at
+    :data:`DETAIL_MAX_RATIO`): detail finer than the maps' grid follows the contrast of the
+    tissue it lies in. At the input's own acquisition the input comes back unchanged.
+    """
+    ratio = np.clip((target_render + DETAIL_FLOOR) / (input_render + DETAIL_FLOOR), 0.0, DETAIL_MAX_RATIO)
+    shape = residual.shape[-2:]
+    both = resize_slices(np.concatenate([target_render, ratio]), shape)
+    n = target_render.shape[0]
+    return np.clip(both[:n] + both[n:] * residual, 0.0, 1.0)
+
+
+def _normalized_render(maps: QuantitativeMaps, acquisition: Acquisition) -> np.ndarray:
+    """The maps rendered at ``acquisition`` on their own grid, each slice normalized to
+    the peak of ``maps.peak_count`` voxels."""
+    from . import peaks, physics
+
+    te, tr, ti, flip, ti2 = (_per_slice_axes(v) for v in (acquisition.te_ms, acquisition.tr_ms,
+                                                            acquisition.ti_ms, acquisition.flip_deg,
+                                                            acquisition.ti2_ms))
+    signal = physics.render(acquisition.sequence, maps.pd, maps.t1, maps.t2, te, tr, ti=ti, flip_deg=flip,
+                            t2star=maps.t2, ti2=ti2)
+    return peaks.normalize(np.asarray(signal, np.float32), maps.peak_count)
 
 
 def _input_acquisition(te_ms, tr_ms, sequence: str = "spin_echo", ti_ms=None,

@@ -1,6 +1,6 @@
 """Tissue relaxation tables: T1, T2, T2* in milliseconds and relative proton density.
 
-Four tables are provided, each with its source:
+Three tables are provided, each with its source:
 
 ``brainweb_1.5t``
     The BrainWeb simulator's 1.5 T values (``tissue_mr_parameters.txt``, as listed in
@@ -11,12 +11,6 @@ Four tables are provided, each with its source:
 ``3t``
     Literature 3 T values: Wansapura et al., JMRI 1999 and Stanisz et al., MRM 2005
     (mid-points of the reported ranges). PD is taken from BrainWeb.
-``literature_1.5t``
-    Literature 1.5 T values of living tissue: Stanisz et al., MRM 2005 (white and grey
-    matter, muscle), de Bazelaire et al., Radiology 2004 (subcutaneous fat, fatty marrow),
-    CSF near free water (T1 about 4 s, T2 about 2 s); PD from brain water content (white
-    matter about 0.7, grey matter about 0.8). BrainWeb's 1.5 T table is a simulator's,
-    with CSF T2 of 329 ms, where scanners measure seconds; this one is what 1.5 T scans show.
 
 Tissues that a source does not tabulate are filled in as stated in ``notes``; such
 entries are marked ``assumed=True``.
@@ -123,27 +117,7 @@ THREE_T = TissueTable(
     "connective tissue as white matter.",
 )
 
-LITERATURE_1P5T = TissueTable(
-    name="literature_1.5t",
-    field_t=1.5,
-    source="Stanisz et al. MRM 2005; de Bazelaire et al. Radiology 2004; CSF as free water; "
-    "PD from brain water content",
-    tissues={
-        "csf": Tissue(4000, 2000, 1200, 1.0),
-        "grey_matter": Tissue(1124, 95, 70, 0.80),
-        "white_matter": Tissue(884, 72, 55, 0.70),
-        "fat": Tissue(343, 58, 40, 0.90),
-        "muscle": Tissue(1008, 44, 30, 0.80),
-        "skin": Tissue(1008, 44, 30, 0.80, assumed=True),
-        "skull": Tissue(0, 0, 0, 0.0),
-        "marrow": Tissue(549, 49, 35, 0.90),
-        "connective": Tissue(884, 72, 55, 0.70, assumed=True),
-    },
-    notes="T2* taken as about 0.7 T2. Skin as muscle, connective tissue as white matter.",
-    aliases=("literature",),
-)
-
-TABLES = {t.name: t for t in (BRAINWEB_1P5T, MRILAB, THREE_T, LITERATURE_1P5T)}
+TABLES = {t.name: t for t in (BRAINWEB_1P5T, MRILAB, THREE_T)}
 _ALIASES = {alias: t for t in TABLES.values() for alias in t.aliases}
 
 
