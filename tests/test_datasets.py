@@ -83,25 +83,31 @@ def test_native_grid_images_and_padded_batches():
     assert batch["target"].shape[:2] == (2, 3)
 
 
-def test_sampler_passes_every_anatomy_option_to_the_subjects():
-    import inspect
+def test_sampler_draws_its_subjects_with_the_stream_options():
+    from napari_mr_reparam.datasets import StreamingSampler
+    from napari_mr_reparam.stream_options import StreamOptions, SubjectOptions
+    from napari_mr_reparam.subject_source import draw_subject
 
-    from napari_mr_reparam.datasets import ANATOMY_OPTIONS, StreamingSampler
-    from napari_mr_reparam.phantoms import random_subject
-
-    accepted = inspect.signature(random_subject).parameters
-    assert all(name in accepted for name in ANATOMY_OPTIONS)
-    sampler = StreamingSampler([tiny_phantom()], randomize=False, deform_mm=7.0, anisotropy=0.1)
-    assert set(sampler.anatomy) == set(ANATOMY_OPTIONS)
-    assert (sampler.anatomy["deform_mm"], sampler.anatomy["anisotropy"]) == (7.0, 0.1)
+    options = StreamOptions(subject=SubjectOptions(deform_mm=7.0, anisotropy=0.1, tilt_deg=5.0),
+                            bias_strength=0.3)
+    bases = [tiny_phantom(n=8)]
+    sampler = StreamingSampler(bases, size=None, seed=4, pool=1, options=options)
+    assert sampler.options is options
+    (subject, bias), = sampler.pool
+    expected, expected_bias = draw_subject(bases, np.random.default_rng(4), options)
+    assert np.array_equal(subject.t1, expected.t1) and np.array_equal(bias, expected_bias)
+    default, _ = draw_subject(bases, np.random.default_rng(4), StreamOptions())
+    assert not np.array_equal(subject.t1, default.t1)  # the options changed the head
 
 
 def test_stream_without_acquisition_effects_gives_clean_images():
     from napari_mr_reparam.datasets import StreamingSampler
+    from napari_mr_reparam.stream_options import StreamOptions
     from napari_mr_reparam.simulate import Acquisition, simulate_images
 
     phantom = tiny_phantom()
-    sampler = StreamingSampler([phantom], size=None, seed=0, pool=1, noise_max=0.0, bias_strength=0.0)
+    sampler = StreamingSampler([phantom], size=None, seed=0, pool=1,
+                               options=StreamOptions(noise_max=0.0, bias_strength=0.0))
     subject, bias = sampler.pool[0]
     assert np.allclose(bias, 1.0)
     example = sampler.example()
@@ -120,27 +126,3 @@ def test_stream_examples_carry_the_maps_behind_them():
     ex = sampler.example(targets=2)
     assert ex["maps"].shape == (3, *ex["input"].shape[-2:])
     assert ex["maps"][1].max() == 2569  # the core's T1 (ms)
-
-
-def test_input_gain_scales_inputs_only_and_stays_in_range():
-    from napari_mr_reparam.datasets import StreamingSampler, random_gain
-
-    rng = np.random.default_rng(0)
-    image = np.linspace(0, 1, 101, dtype=np.float32)
-    gains = []
-    for _ in range(200):
-        out = random_gain(image, rng, 0.2)
-        assert out.dtype == np.float32 and out.min() >= 0 and out.max() <= 1
-        gains.append(out[10] / image[10])
-        if gains[-1] > 1:
-            assert out[-1] == 1.0  # clipped at the top
-    assert 1 / 1.2 - 1e-6 <= min(gains) < 0.9 and 1.1 < max(gains) <= 1.2 + 1e-6
-    plain = StreamingSampler([tiny_phantom()], size=None, seed=0, pool=1, noise_max=0.0,
-                             bias_strength=0.0, input_gain=0.0)
-    still = plain.example()
-    assert still["input"].max() == pytest.approx(1.0)  # no gain drawn: its own maximum
-    sampler = StreamingSampler([tiny_phantom()], size=None, seed=0, pool=1, noise_max=0.0,
-                               bias_strength=0.0, input_gain=0.5)
-    maxima = [sampler.example()["input"].max() for _ in range(20)]
-    targets = [sampler.example()["target"].max() for _ in range(5)]
-    assert min(maxima) < 0.99 and targets == pytest.approx([1.0] * 5)  # targets untouched

@@ -67,7 +67,7 @@ class StreamBatches:
 
         self.sampler = StreamingSampler([load_phantom(s) for s in cfg.phantoms], task=cfg.task,
                                         size=cfg.size, seed=cfg.seed * 1000 + rank,
-                                        **cfg.stream_options())
+                                        options=cfg.stream_options())
 
     def next(self, rng: np.random.Generator, batch_size: int) -> dict[str, np.ndarray]:
         return self.sampler.batch(batch_size)

@@ -67,7 +67,7 @@ class StreamTargets:
         self.sampler = StreamingSampler([load_phantom(s) for s in cfg.phantoms], task=cfg.task,
                                         size=None if cfg.native_input else cfg.size,
                                         seed=cfg.seed * 1000 + rank,
-                                        with_maps=cfg.map_weight > 0, **cfg.stream_options())
+                                        with_maps=cfg.map_weight > 0, options=cfg.stream_options())
 
     def next(self, rng, batch_size: int) -> dict:
         return self.sampler.batch(batch_size, targets=self.cfg.targets_per_input)
