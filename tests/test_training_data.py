@@ -1,4 +1,5 @@
-"""Training batch sources (training/data.py): the autoencoder's two phases across a resume."""
+"""Training batch sources (training/data.py): one entry per data kind and stage, and the
+autoencoder's two phases across a resume."""
 
 import pytest
 from helpers import mrilab_path
@@ -30,3 +31,23 @@ def test_a_resumed_autoencoder_does_not_replay_its_natural_images(tmp_path, phas
     cfg.steps = 4
     train(cfg, resume=True, quiet=True)
     assert phases == [True, True, False, False]
+
+
+def test_one_entry_gives_each_stage_its_protocol_batches(mrilab_spec):
+    import numpy as np
+
+    from helpers import tiny_train_config
+
+    rng = np.random.default_rng(0)
+    paper = data.training_batches(tiny_train_config("unused", mrilab_spec, stage="paramnet", task="p2p", size=32))
+    assert isinstance(paper, data.ProtocolBatches)
+    batch = paper.next(rng, 3)
+    assert batch["input"].shape == batch["target"].shape == (3, 1, 32, 32) and batch["target_te"].shape == (3,)
+    physics = data.training_batches(tiny_train_config("unused", mrilab_spec, stage="physics", task="p2p",
+                                                      size=32, targets_per_input=2, depth=3))
+    assert isinstance(physics, data.ProtocolTargets)
+    batch = physics.next(rng, 3)
+    assert batch["input"].shape == (3, 1, 32, 32) and batch["target"].shape == (3, 2, 32, 32)
+    assert batch["target_te"].shape == (3, 2)
+    with pytest.raises(ValueError, match="unknown data source"):
+        data.training_batches(TrainConfig(data="disk"))
