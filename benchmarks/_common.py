@@ -48,16 +48,14 @@ def publish(args: argparse.Namespace, table: str) -> None:
 def unseen_subjects(config: dict, count: int, seed: int):
     """``count`` heads drawn like the training stream's, from seeds ``seed``, ``seed + 1``...
     (base phantoms in turn)."""
-    from napari_mr_reparam.datasets import ANATOMY_OPTIONS
     from napari_mr_reparam.phantoms import load_phantom, random_subject
-    from napari_mr_reparam.training.config import TrainConfig
+    from napari_mr_reparam.training.config import config_from_record
 
-    cfg = TrainConfig(**config)
-    options = cfg.stream_options()
-    anatomy = {k: options[k] for k in ("tables", *ANATOMY_OPTIONS)}
+    cfg = config_from_record(config)
+    subject = cfg.stream_options().subject
     bases = [load_phantom(spec) for spec in cfg.phantoms]
     for i in range(count):
-        yield random_subject(bases[(seed + i) % len(bases)], seed + i, **anatomy)
+        yield random_subject(bases[(seed + i) % len(bases)], seed + i, subject)
 
 
 class GainedInputs:

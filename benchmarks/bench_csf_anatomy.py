@@ -48,8 +48,8 @@ def main(argv=None) -> int:
     parser.add_argument("--subjects", type=int, default=4)
     parser.add_argument("--fine-brain", action="store_true")
     args = parser.parse_args(argv)
-    options = load_config(ROOT / "training" / "physics_mni152.toml").stream_options()
-    anatomy = {k: options[k] for k in ("sharpening", "texture", "sharpening_min", "csf_expansion")}
+    options = load_config(ROOT / "training" / "physics_mni152.toml").stream_options().subject
+    anatomy = {k: getattr(options, k) for k in ("sharpening", "texture", "sharpening_min", "csf_expansion")}
     heads = [("MRiLab phantom", load_phantom(args.phantom))]
     base = load_phantom("mni152")
     heads += [(f"MNI152 head {seed}", random_subject(base, seed, tables=["mrilab"], value_jitter=0.0,

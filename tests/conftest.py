@@ -30,3 +30,28 @@ def tiny_weights(tmp_path, monkeypatch):
     weights.save_weights(net.state_dict(), card, tmp_path / "physics.safetensors")
     monkeypatch.setattr(weights, "BUNDLED_DIR", tmp_path)
     return tmp_path
+
+
+@pytest.fixture(scope="session")
+def mrilab_spec():
+    """The shared MRiLab phantom as a phantom spec (skips without ../shared/)."""
+    from helpers import mrilab_path
+
+    return f"mrilab:{mrilab_path()}"
+
+
+@pytest.fixture(scope="session")
+def tiny_paramnet_run(tmp_path_factory, mrilab_spec):
+    """A tiny autoencoder (1 natural-image step, 1 MR step) and a Default-to-Param Param-Net
+    of 3 steps on its frozen encoder: (the Param-Net's config, the autoencoder's checkpoint,
+    the Param-Net's checkpoint). Tests that change the run work on a copy."""
+    from helpers import tiny_train_config
+
+    from napari_mr_reparam.training.loop import train
+
+    root = tmp_path_factory.mktemp("tiny_runs")
+    ae = train(tiny_train_config(root / "ae", mrilab_spec, stage="autoencoder", natural_steps=1, steps=2),
+               quiet=True)
+    cfg = tiny_train_config(root / "d2p", mrilab_spec, stage="paramnet", task="d2p", steps=3,
+                            autoencoder=str(ae))
+    return cfg, ae, train(cfg, quiet=True)

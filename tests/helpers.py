@@ -26,3 +26,16 @@ def tiny_phantom(n=6, h=24, w=20):
     t1 = np.where(core, 2569, np.where(inside, 500, 0)).astype(np.float32)
     t2 = np.where(core, 329, np.where(inside, 70, 0)).astype(np.float32)
     return Phantom(pd, t1, t2, t2 * 0.8, name="tiny", brain_mask=inside)
+
+
+#: A training run small enough for a test: narrow networks, few pairs and slices, tiny batches.
+TINY_TRAINING = dict(width=0.0625, pairs=8, slices=4, batch_size=2, checkpoint_every=2, log_every=1,
+                     threads=1)
+
+
+def tiny_train_config(out, phantom_spec, **kw):
+    """A :class:`~napari_mr_reparam.training.config.TrainConfig` of :data:`TINY_TRAINING`
+    on ``phantom_spec``, writing to ``out``."""
+    from napari_mr_reparam.training.config import TrainConfig
+
+    return TrainConfig(**{**TINY_TRAINING, "phantoms": [phantom_spec], "out": str(out), **kw})

@@ -83,14 +83,46 @@ def test_native_grid_images_and_padded_batches():
     assert batch["target"].shape[:2] == (2, 3)
 
 
-def test_sampler_passes_every_anatomy_option_to_the_subjects():
-    import inspect
+def test_sampler_draws_its_subjects_with_the_stream_options():
+    from napari_mr_reparam.datasets import StreamingSampler
+    from napari_mr_reparam.stream_options import StreamOptions, SubjectOptions
+    from napari_mr_reparam.subject_source import draw_subject
 
-    from napari_mr_reparam.datasets import ANATOMY_OPTIONS, StreamingSampler
-    from napari_mr_reparam.phantoms import random_subject
+    options = StreamOptions(subject=SubjectOptions(deform_mm=7.0, anisotropy=0.1, tilt_deg=5.0),
+                            bias_strength=0.3)
+    bases = [tiny_phantom(n=8)]
+    sampler = StreamingSampler(bases, size=None, seed=4, pool=1, options=options)
+    assert sampler.options is options
+    (subject, bias), = sampler.pool
+    expected, expected_bias = draw_subject(bases, np.random.default_rng(4), options)
+    assert np.array_equal(subject.t1, expected.t1) and np.array_equal(bias, expected_bias)
+    default, _ = draw_subject(bases, np.random.default_rng(4), StreamOptions())
+    assert not np.array_equal(subject.t1, default.t1)  # the options changed the head
 
-    accepted = inspect.signature(random_subject).parameters
-    assert all(name in accepted for name in ANATOMY_OPTIONS)
-    sampler = StreamingSampler([tiny_phantom()], randomize=False, deform_mm=7.0, anisotropy=0.1)
-    assert set(sampler.anatomy) == set(ANATOMY_OPTIONS)
-    assert (sampler.anatomy["deform_mm"], sampler.anatomy["anisotropy"]) == (7.0, 0.1)
+
+def test_stream_without_acquisition_effects_gives_clean_images():
+    from napari_mr_reparam.datasets import StreamingSampler
+    from napari_mr_reparam.stream_options import StreamOptions
+    from napari_mr_reparam.simulate import Acquisition, simulate_images
+
+    phantom = tiny_phantom()
+    sampler = StreamingSampler([phantom], size=None, seed=0, pool=1,
+                               options=StreamOptions(noise_max=0.0, bias_strength=0.0))
+    subject, bias = sampler.pool[0]
+    assert np.allclose(bias, 1.0)
+    example = sampler.example()
+    index = None
+    for k in range(subject.shape[0]):  # the example's slice, found by its input image
+        image = simulate_images(subject, Acquisition(50.0, 4500.0), [k], None)[0] / 255.0
+        if np.array_equal(image.astype(np.float32), example["input"][0]):
+            index = k
+    assert index is not None  # no noise: the input is the subject's plain render
+
+
+def test_stream_examples_carry_the_maps_behind_them():
+    from napari_mr_reparam.datasets import StreamingSampler
+
+    sampler = StreamingSampler([tiny_phantom(n=12)], size=None, seed=0, randomize=False, with_maps=True)
+    ex = sampler.example(targets=2)
+    assert ex["maps"].shape == (3, *ex["input"].shape[-2:])
+    assert ex["maps"][1].max() == 2569  # the core's T1 (ms)

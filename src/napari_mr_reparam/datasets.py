@@ -27,6 +27,7 @@ from .acquisition import TRAINED_RANGE_MS, sample_te_tr  # noqa: F401  (the prot
 from .phantoms import Phantom
 from .simulate import (Acquisition, choose_slices, pad_to_shape, resize_slices, simulate_images,
                        slice_masks)
+from .stream_options import StreamOptions
 
 TE_RANGE_MS, TR_RANGE_MS = TRAINED_RANGE_MS["te"], TRAINED_RANGE_MS["tr"]
 SPLITS = ("paper", "slices")
@@ -218,20 +219,13 @@ def _write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
     tmp.replace(path)
 
 
-#: The keywords of :func:`~napari_mr_reparam.phantoms.random_subject.random_subject` (besides
-#: ``tables``) that :class:`StreamingSampler` passes on: a subject's anatomy and geometry.
-ANATOMY_OPTIONS = ("sharpening", "texture", "sharpening_min", "csf_expansion", "sulcus_width",
-                   "fine_brain", "tilt_deg", "deform_mm", "max_scale", "max_rotation_deg", "anisotropy",
-                   "extra_reassign", "tissue_jitter")
-
-
 class StreamingSampler:
     """Fresh training examples drawn on the fly: (subject, slice, TE, TR) at random.
 
     Subjects are random deformations of the base phantoms with jittered tissue values
     (:func:`~napari_mr_reparam.phantoms.random_subject.random_subject`); a small pool is
-    kept and one member replaced every ``refresh_every`` examples, because making a
-    subject costs about a second. Each example gets its subject's bias field and its
+    kept and one member replaced every ``options.subject_every`` examples, because making
+    a subject costs about a second. Each example gets its subject's bias field and its
     own noise level; input and target share the bias field (same coil) but not the
     noise. Images are simulated like the protocol's (own maximum, 8 bits, resized).
 
@@ -244,86 +238,36 @@ class StreamingSampler:
         another random pair.
     size : int or None
         Images are resized to ``size`` square, or kept on the subject's own grid (None).
+    seed : int
+        Seeds the stream's generator (and, with background workers, their subjects').
     randomize : bool
         False draws from the base phantoms as they are (no deformation, jitter, bias or
         noise), which is the fixed-phantom setting of the paper.
+    pool : int
+        Subjects kept at a time.
     with_maps : bool
         Examples also carry ``maps`` (3, S, S): the slice's PD (times the bias field),
         T1 and T2 (ms), the truth behind its images.
-    sharpening, texture : float
-        Largest exponent randomized MNI152 subjects' tissue fractions are sharpened by
-        and the largest sd of the fields that move their borders first (``texture``; see
-        :func:`~napari_mr_reparam.phantoms.random_subject`); 1 and 0 leave them soft.
-    sharpening_min, csf_expansion : float
-        The smallest sharpening exponent drawn, and the largest factor CSF is widened by
-        (see :func:`~napari_mr_reparam.phantoms.random_subject`); 1 and 1 by default.
-    sulcus_width : float
-        Largest width (mm) of the thin CSF sheets cut into their grey matter; 0 (the
-        default) cuts none.
-    fine_brain : bool
-        Sharpen their brain tissue on the template's 1 mm grid and average it back, so
-        thin sulci become partial-volume lines (about 2.5 times the cost of a subject).
-    tilt_deg : float
-        Largest out-of-plane tilt (pitch and roll) of a subject; 0 (the default) none.
-    deform_mm, max_scale, max_rotation_deg, anisotropy : float
-        A subject's geometry: the largest displacement of its smooth warp (mm), global
-        scale change, in-plane rotation (degrees) and further per-axis scale change (see
-        :func:`~napari_mr_reparam.phantoms.random_subject.random_subject`; 4, 0.05, 5, 0).
-    input_gain : float
-        Largest deviation of a random gain on each input image: a factor drawn
-        log-uniformly in ``[1 / (1 + input_gain), 1 + input_gain]``, the result clipped
-        at 1, so tissues do not sit at fixed fractions of the input's maximum. Targets
-        keep their own maximum. 0 (the default) draws nothing.
-    noise_max, bias_strength : float
-        Largest Rician noise sd (relative to the image maximum; drawn uniformly per
-        image) and largest bias-field deviation from 1 (drawn per subject).
-    refresh_every : int
-        Examples drawn between replacing one subject of the pool.
-    extra_reassign, tissue_jitter : float
-        A subject's non-brain classes' chance of another tissue, and the sd of its tissue
-        table's per-tissue jitter (see :func:`~napari_mr_reparam.phantoms.random_subject`; 0, 0).
-    effects : Effects, optional
-        Draw examples as real scans arrive
-        (:func:`~napari_mr_reparam.acquisition_effects.realistic_example`: any input
-        sequence of ``input_sequences``, slice thickness, resolution, ringing, noise,
-        skull-stripping, field of view, normalization, JPEG), rather than as the paper's
-        exports; ``noise_max`` then no longer applies.
-    input_sequences : sequence of str, optional
-        With ``effects``: the input sequences Param-to-Param examples draw from (default
-        all of :data:`~napari_mr_reparam.physics.INPUT_SEQUENCES`).
-    subject_workers : int
-        0 (the default) draws subjects in this process from the stream's generator;
-        N > 0 draws them ahead in N background processes, each from its own generator
-        seeded by ``seed`` and its number
-        (:class:`~napari_mr_reparam.subject_source.BackgroundSubjects`): other subjects
-        than in-process drawing gives, the same ones for any N.
+    options : StreamOptions, optional
+        How subjects, noise, bias fields and real-scan effects are drawn
+        (:class:`~napari_mr_reparam.stream_options.StreamOptions`; its defaults when None).
     """
 
     def __init__(self, phantoms: list[Phantom], task: str = "d2p", size: int | None = 256, seed: int = 0,
-                 randomize: bool = True, pool: int = 4, refresh_every: int = 64,
-                 noise_max: float = 0.02, bias_strength: float = 0.2, tables=None,
-                 with_maps: bool = False, sharpening: float = 1.0, texture: float = 0.0,
-                 sharpening_min: float = 1.0, csf_expansion: float = 1.0, sulcus_width: float = 0.0,
-                 fine_brain: bool = False, tilt_deg: float = 0.0, input_gain: float = 0.0,
-                 deform_mm: float = 4.0, max_scale: float = 0.05, max_rotation_deg: float = 5.0,
-                 anisotropy: float = 0.0, subject_workers: int = 0, extra_reassign: float = 0.0,
-                 tissue_jitter: float = 0.0, effects=None, input_sequences=None):
+                 randomize: bool = True, pool: int = 4, with_maps: bool = False,
+                 options: StreamOptions | None = None):
         from .physics import INPUT_SEQUENCES
 
         self.bases, self.task, self.size, self.with_maps = list(phantoms), task, size, with_maps
-        self.effects, self.input_sequences = effects, tuple(input_sequences or INPUT_SEQUENCES)
-        self.input_gain = input_gain
-        self.randomize, self.refresh_every = randomize, refresh_every
-        self.noise_max, self.bias_strength, self.tables = noise_max, bias_strength, tables
-        values = locals()
-        self.anatomy = {k: values[k] for k in ANATOMY_OPTIONS}
+        self.options = options = options or StreamOptions()
+        self.input_sequences = options.input_sequences or tuple(INPUT_SEQUENCES)
+        self.randomize = randomize
         self.rng = np.random.default_rng(seed)
         self.background = None
-        if randomize and subject_workers > 0:
+        if randomize and options.subject_workers > 0:
             from .subject_source import BackgroundSubjects
 
-            self.background = BackgroundSubjects(self.bases, seed, tables, bias_strength,
-                                                 self.anatomy, workers=subject_workers)
+            self.background = BackgroundSubjects(self.bases, seed, options, workers=options.subject_workers)
         self.pool = [self._subject() for _ in range(pool if randomize else 0)] or [
             (b, None) for b in self.bases]
         self.drawn = 0
@@ -333,20 +277,20 @@ class StreamingSampler:
 
         if self.background is not None:
             return self.background.next()
-        return draw_subject(self.bases, self.rng, self.tables, self.bias_strength, self.anatomy)
+        return draw_subject(self.bases, self.rng, self.options)
 
     def example(self, targets: int = 1) -> dict:
         """One example: ``input`` (1, S, S) and ``target`` (targets, S, S) float32 in
         [0, 1], with ``input_te``/``input_tr`` and ``target_te``/``target_tr`` in ms
         (scalars for one target, arrays of ``targets`` otherwise)."""
-        if self.randomize and self.drawn and self.drawn % self.refresh_every == 0:
+        if self.randomize and self.drawn and self.drawn % self.options.subject_every == 0:
             self.pool[self.rng.integers(len(self.pool))] = self._subject()
         self.drawn += 1
         subject, bias = self.pool[self.rng.integers(len(self.pool))]
-        if self.effects is not None:
+        if self.options.effects is not None:
             from .acquisition_effects import realistic_example
 
-            out = realistic_example(subject, bias, self.rng, self.effects, self.task,
+            out = realistic_example(subject, bias, self.rng, self.options.effects, self.task,
                                     self.input_sequences, targets, self.with_maps)
             if self.size is not None:
                 out = {k: resize_slices(v, self.size) if np.ndim(v) == 3 else v for k, v in out.items()}
@@ -358,8 +302,6 @@ class StreamingSampler:
         if self.task == "p2p":
             te_in, tr_in = (float(v[0]) for v in sample_te_tr(self.rng, 1))
         image = self._image(subject, bias, Acquisition(te_in, tr_in), index)
-        if self.randomize and self.input_gain > 0:
-            image = random_gain(image, self.rng, self.input_gain)
         target = np.concatenate([self._image(subject, bias, Acquisition(float(a), float(b)), index)
                                  for a, b in zip(te, tr)])
         one = targets == 1
@@ -378,7 +320,7 @@ class StreamingSampler:
         return maps if self.size is None else resize_slices(maps, self.size)
 
     def _image(self, subject, bias, acq, index) -> np.ndarray:
-        noise = float(self.rng.uniform(0, self.noise_max)) if self.randomize else 0.0
+        noise = float(self.rng.uniform(0, self.options.noise_max)) if self.randomize else 0.0
         image = simulate_images(subject, acq, index, self.size, noise_sigma=noise, bias_field=bias,
                                 rng=self.rng)
         return image.astype(np.float32) / 255.0
@@ -388,13 +330,6 @@ class StreamingSampler:
         of different grids are zero-padded, centred, to the largest (background is 0)."""
         rows = [self.example(targets) for _ in range(count)]
         return {k: stack_padded([r[k] for r in rows]) for k in rows[0]}
-
-
-def random_gain(image: np.ndarray, rng: np.random.Generator, deviation: float) -> np.ndarray:
-    """``image`` (values in [0, 1]) times a gain drawn log-uniformly in
-    ``[1 / (1 + deviation), 1 + deviation]``, clipped at 1."""
-    bound = np.log1p(deviation)
-    return np.minimum(image * np.float32(np.exp(rng.uniform(-bound, bound))), 1.0)
 
 
 def stack_padded(arrays: list[np.ndarray]) -> np.ndarray:

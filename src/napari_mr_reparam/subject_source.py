@@ -19,23 +19,21 @@ from concurrent.futures import ProcessPoolExecutor
 import numpy as np
 
 from .phantoms import Phantom
+from .stream_options import StreamOptions
 
-#: What a worker process holds: the base phantoms and the draw's keywords.
+#: What a worker process holds: the base phantoms and the stream's options.
 _WORKER: dict = {}
 
 
-def draw_subject(bases: list[Phantom], rng: np.random.Generator, tables, bias_strength: float,
-                 anatomy: dict) -> tuple[Phantom, np.ndarray]:
-    """One random subject of a base drawn from ``bases``, and its bias field.
-
-    ``tables`` and ``anatomy`` are :func:`~napari_mr_reparam.phantoms.random_subject`'s
-    keywords; ``bias_strength`` is :func:`~napari_mr_reparam.phantoms.random_bias_field`'s.
-    """
+def draw_subject(bases: list[Phantom], rng: np.random.Generator,
+                 options: StreamOptions) -> tuple[Phantom, np.ndarray]:
+    """One random subject of a base drawn from ``bases`` (as ``options.subject`` says), and
+    its bias field (of up to ``options.bias_strength``)."""
     from .phantoms.random_subject import random_bias_field, random_subject
 
     base = bases[rng.integers(len(bases))]
-    subject = random_subject(base, rng, tables=tables, **anatomy)
-    return subject, random_bias_field(subject.shape, rng, bias_strength)
+    subject = random_subject(base, rng, options.subject)
+    return subject, random_bias_field(subject.shape, rng, options.bias_strength)
 
 
 def _context():
@@ -45,14 +43,13 @@ def _context():
     return multiprocessing.get_context("fork" if fork else "spawn")
 
 
-def _start_worker(bases, tables, bias_strength, anatomy) -> None:
-    _WORKER.update(bases=bases, tables=tables, bias_strength=bias_strength, anatomy=anatomy)
+def _start_worker(bases, options) -> None:
+    _WORKER.update(bases=bases, options=options)
 
 
 def _numbered_subject(seed: int, number: int) -> tuple[Phantom, np.ndarray]:
     rng = np.random.default_rng([seed, number])
-    return draw_subject(_WORKER["bases"], rng, _WORKER["tables"], _WORKER["bias_strength"],
-                        _WORKER["anatomy"])
+    return draw_subject(_WORKER["bases"], rng, _WORKER["options"])
 
 
 class BackgroundSubjects:
@@ -64,7 +61,7 @@ class BackgroundSubjects:
         The phantoms subjects are drawn from (sent to each worker once).
     seed : int
         The stream's seed: subject ``k`` comes from ``numpy.random.default_rng([seed, k])``.
-    tables, bias_strength, anatomy
+    options : StreamOptions
         As :func:`draw_subject` takes them.
     workers : int
         Worker processes (at least 1).
@@ -72,13 +69,13 @@ class BackgroundSubjects:
         Subjects in the making at a time (default: two per worker).
     """
 
-    def __init__(self, bases: list[Phantom], seed: int, tables, bias_strength: float,
-                 anatomy: dict, workers: int = 1, ahead: int | None = None):
+    def __init__(self, bases: list[Phantom], seed: int, options: StreamOptions, workers: int = 1,
+                 ahead: int | None = None):
         if workers < 1:
             raise ValueError(f"background subjects need at least one worker, got {workers}")
         self.seed, self.made = int(seed), 0
         self._pool = ProcessPoolExecutor(workers, mp_context=_context(), initializer=_start_worker,
-                                         initargs=(list(bases), tables, bias_strength, dict(anatomy)))
+                                         initargs=(list(bases), options))
         weakref.finalize(self, self._pool.shutdown, wait=False, cancel_futures=True)
         self._pending: deque = deque()
         for _ in range(ahead or 2 * workers):

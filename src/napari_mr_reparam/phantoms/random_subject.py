@@ -19,9 +19,12 @@ The same seed (or generators in the same state) gives byte-identical output.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 from scipy import ndimage
 
+from ..stream_options import SubjectOptions
 from .base import Phantom
 
 #: Smoothing of the random displacement field (mm).
@@ -33,9 +36,6 @@ TEXTURE_SIGMA_MM = 3.0
 #: Smoothing of the random field whose zero level set places synthetic sulci (mm): its
 #: zero crossings lie about 4.4 sigma (some 13 mm) apart.
 SULCUS_SIGMA_MM = 3.0
-#: Largest global scale change and in-plane rotation.
-MAX_SCALE = 0.05
-MAX_ROTATION_DEG = 5.0
 #: Upper limits the jittered times are clipped to (ms).
 T1_MAX_MS = 5000.0
 T2_MAX_MS = 2500.0
@@ -98,44 +98,33 @@ def _tilt(rng: np.random.Generator, tilt_deg: float) -> np.ndarray:
     return (about_x @ about_y).astype(np.float32)
 
 
-def _sample_coordinates(shape, voxel_mm, rng: np.random.Generator, deform_mm: float,
-                        tilt_deg: float = 0.0, max_scale: float = MAX_SCALE,
-                        max_rotation_deg: float = MAX_ROTATION_DEG,
-                        anisotropy: float = 0.0) -> np.ndarray:
+def _sample_coordinates(shape, voxel_mm, rng: np.random.Generator, options: SubjectOptions) -> np.ndarray:
     """Where each output voxel samples the base: scale (global within ``max_scale``, then
     per axis within ``anisotropy``), rotation (in-plane within ``max_rotation_deg``, and
-    out of plane by up to ``tilt_deg``), then a smooth warp."""
-    scale = 1.0 + float(rng.uniform(-max_scale, max_scale))
-    angle = np.radians(float(rng.uniform(-max_rotation_deg, max_rotation_deg)))
+    out of plane by up to ``tilt_deg``), then a smooth warp of up to ``deform_mm``."""
+    scale = 1.0 + float(rng.uniform(-options.max_scale, options.max_scale))
+    angle = np.radians(float(rng.uniform(-options.max_rotation_deg, options.max_rotation_deg)))
     warp = np.stack([smooth_noise(shape, voxel_mm, rng, DEFORM_SIGMA_MM) for _ in range(3)])
     peak = float(np.sqrt((warp**2).sum(axis=0)).max())
-    warp *= np.float32(deform_mm / max(peak, 1e-6))
+    warp *= np.float32(options.deform_mm / max(peak, 1e-6))
     centre = [(s - 1) / 2 for s in shape]
     z, y, x = (np.arange(s, dtype=np.float32) - c for s, c in zip(shape, centre))
     cos, sin = np.float32(np.cos(angle)), np.float32(np.sin(angle))
     scales = np.full(3, scale, np.float32)
-    if anisotropy > 0:  # drawn only when asked, so seeds give the heads they gave before
-        scales *= np.float32(1.0) + rng.uniform(-anisotropy, anisotropy, size=3).astype(np.float32)
+    if options.anisotropy > 0:  # drawn only when asked, so seeds give the heads they gave before
+        scales *= np.float32(1.0) + rng.uniform(-options.anisotropy, options.anisotropy,
+                                                size=3).astype(np.float32)
     coords = np.empty((3, *shape), np.float32)
     coords[0] = (z / scales[0])[:, None, None]
     coords[1] = (cos * y[:, None] - sin * x[None, :]) / scales[1]
     coords[2] = (sin * y[:, None] + cos * x[None, :]) / scales[2]
-    if tilt_deg > 0:  # in millimetres, so anisotropic grids tilt true to shape
+    if options.tilt_deg > 0:  # in millimetres, so anisotropic grids tilt true to shape
         mm = np.float32(voxel_mm).reshape(3, 1, 1, 1)
-        tilted = np.tensordot(_tilt(rng, tilt_deg), coords * mm, axes=1)
+        tilted = np.tensordot(_tilt(rng, options.tilt_deg), coords * mm, axes=1)
         coords = (tilted / mm).astype(np.float32)
     for axis in range(3):
         coords[axis] += np.float32(centre[axis]) + warp[axis] / np.float32(voxel_mm[axis])
     return coords
-
-
-def check_geometry(deform_mm: float, max_scale: float, max_rotation_deg: float,
-                   anisotropy: float) -> None:
-    """Raise ValueError unless a head's geometry limits are usable (see :func:`random_subject`)."""
-    if not (0 <= max_scale < 1 and 0 <= anisotropy < 1 and max_rotation_deg >= 0 and deform_mm >= 0):
-        raise ValueError("max_scale and anisotropy must lie in [0, 1) and max_rotation_deg and "
-                         f"deform_mm be >= 0, got {max_scale}, {anisotropy}, {max_rotation_deg} "
-                         f"and {deform_mm}")
 
 
 def _log_uniform(rng: np.random.Generator, low: float, high: float) -> float:
@@ -186,30 +175,29 @@ def _reassigned(base: Phantom, rng: np.random.Generator, chance: float) -> dict:
     return fractions
 
 
-def _tissue_draw(base: Phantom, rng: np.random.Generator, tables, sharpening: float, texture: float,
-                 sharpening_min: float = 1.0, csf_expansion: float = 1.0, sulcus_width: float = 0.0,
-                 extra_reassign: float = 0.0, tissue_jitter: float = 0.0):
+def _tissue_draw(base: Phantom, rng: np.random.Generator, options: SubjectOptions):
     """For a phantom built from tissue fractions (``base.fractions``: the MNI152 head, a
     segmentation): the fractions, a randomly drawn tissue table, a sharpening exponent
     drawn log-uniformly between ``sharpening_min`` and ``sharpening``, a texture sd drawn
     up to ``texture`` and a CSF weight drawn log-uniformly between 1 and ``csf_expansion``.
     None for voxel-map phantoms, or when no table, sharpening, CSF expansion or sulci are
     asked for."""
+    o = options
     if base.fractions is None or base.tissue_table is None or not (
-            tables or sharpening > 1.0 or csf_expansion > 1.0 or sulcus_width > 0):
+            o.tables or o.sharpening > 1.0 or o.csf_expansion > 1.0 or o.sulcus_width > 0):
         return None
     from ..tissues import get_table
 
     fractions = base.fractions
-    if tissue_jitter > 0 or extra_reassign > 0:  # drawn only when asked: seeds keep their heads
-        table = mixed_table(tables or [base.tissue_table], rng, tissue_jitter)
-        if base.extra_classes and extra_reassign > 0:
-            fractions = _reassigned(base, rng, extra_reassign)
+    if o.tissue_jitter > 0 or o.extra_reassign > 0:  # drawn only when asked: seeds keep their heads
+        table = mixed_table(o.tables or [base.tissue_table], rng, o.tissue_jitter)
+        if base.extra_classes and o.extra_reassign > 0:
+            fractions = _reassigned(base, rng, o.extra_reassign)
     else:
-        table = get_table(str(tables[int(rng.integers(len(tables)))]) if tables else base.tissue_table)
-    exponent = _log_uniform(rng, min(sharpening_min, sharpening), sharpening)
-    sd = float(rng.uniform(0.0, texture)) if sharpening > 1.0 and texture > 0 else 0.0
-    csf = _log_uniform(rng, 1.0, csf_expansion)
+        table = get_table(str(o.tables[int(rng.integers(len(o.tables)))]) if o.tables else base.tissue_table)
+    exponent = _log_uniform(rng, min(o.sharpening_min, o.sharpening), o.sharpening)
+    sd = float(rng.uniform(0.0, o.texture)) if o.sharpening > 1.0 and o.texture > 0 else 0.0
+    csf = _log_uniform(rng, 1.0, o.csf_expansion)
     return fractions, table, exponent, sd, csf
 
 
@@ -338,14 +326,8 @@ def _jitter(maps: dict, shape, voxel_mm, rng: np.random.Generator, sd: float) ->
     return out
 
 
-def random_subject(base: Phantom, rng: np.random.Generator | int, *, deform_mm: float = 4.0,
-                   value_jitter: float = 0.10, tables=None, sharpening: float = 1.0,
-                   texture: float = 0.0, sharpening_min: float = 1.0,
-                   csf_expansion: float = 1.0, sulcus_width: float = 0.0,
-                   fine_brain: bool = False, tilt_deg: float = 0.0,
-                   max_scale: float = MAX_SCALE, max_rotation_deg: float = MAX_ROTATION_DEG,
-                   anisotropy: float = 0.0, extra_reassign: float = 0.0,
-                   tissue_jitter: float = 0.0) -> Phantom:
+def random_subject(base: Phantom, rng: np.random.Generator | int,
+                   options: SubjectOptions | None = None, **changes) -> Phantom:
     """A randomly deformed copy of ``base`` with jittered tissue values.
 
     Parameters
@@ -354,61 +336,11 @@ def random_subject(base: Phantom, rng: np.random.Generator | int, *, deform_mm: 
         Any phantom (MNI152, MRiLab, ...), on any grid.
     rng : numpy.random.Generator or int
         Generator or seed; the same seed gives byte-identical output.
-    deform_mm : float
-        Largest displacement of the smooth random warp (mm), on top of a global scale
-        and an in-plane (axial) rotation.
-    value_jitter : float
-        Standard deviation of the global log-normal factor on T1, T2 and T2* (PD: half);
-        each map's smooth spatial factor has half its global sd.
-    tables : sequence of str, optional
-        Tissue tables to draw one from, for a phantom built from tissue fractions (the
-        plain MNI152 head, a segmentation; ignored otherwise): its maps are rebuilt with
-        that table from the deformed tissue fractions.
-    sharpening : float
-        For a phantom built from tissue fractions: largest exponent its fractions are
-        sharpened by (:func:`~napari_mr_reparam.phantoms.mni152.sharpen_fractions`;
-        drawn log-uniformly from 1) after the deformation, so subjects range from the template's
-        soft mixtures to nearly crisp tissue. 1 (the default) leaves them as they are.
-    texture : float
-        With sharpening: largest sd of the fine log-normal fields that weight grey matter,
-        white matter and CSF before sharpening, so borders (sulci, ventricle edges) move
-        and fold differently in every subject. 0 (the default) adds none.
-    sharpening_min : float
-        Smallest sharpening exponent drawn (1, the default: down to the soft template).
-    csf_expansion : float
-        For a phantom built from tissue fractions: largest factor (drawn log-uniformly
-        from 1) that CSF is weighted by against the other tissues, so sulci and ventricles widen, from a
-        young brain's to an atrophied one's. 1 (the default) leaves CSF as it is.
-    sulcus_width : float
-        For a phantom built from tissue fractions: largest width (mm, drawn uniformly
-        from 0) of the thin CSF sheets cut into its grey matter (:func:`add_sulci`), whose sulci the template
-        has averaged away. 0 (the default) cuts none.
-    fine_brain : bool
-        For the plain MNI152 head with sharpening: sharpen grey matter, white matter and
-        CSF on the template's 1 mm grid and average them back (:func:`_fine_brain`), so
-        thin sulci become partial-volume lines, as in a 1 mm segmentation resampled to
-        the phantom's 2 mm. False (the default) sharpens on the phantom's grid alone.
-    tilt_deg : float
-        Largest out-of-plane rotation (pitch and roll, each drawn uniformly within it), as a
-        head lies differently in every scanner: axial slices then cut the anatomy at new
-        angles. 0 (the default) tilts none and draws nothing, so seeds give the heads
-        they gave before.
-    max_scale, max_rotation_deg : float
-        Largest global scale change (a fraction: 0.05 is +-5 %, the default) and in-plane
-        (axial) rotation (degrees; 5 by default) of the head.
-    anisotropy : float
-        Largest further scale change along each axis on its own (a fraction), so heads
-        differ in shape (longer, wider, flatter) as well as size. 0 (the default) draws
-        nothing.
-    extra_reassign : float
-        For a FreeSurfer-labelled head: the chance that each unnamed non-brain class
-        (``extra_classes``) takes another non-brain tissue than its rule's. 0 (the default)
-        keeps the rule.
-    tissue_jitter : float
-        For a phantom built from tissue fractions: the table is a geometric mix of two
-        drawn from ``tables`` with each tissue's values jittered by log-normal factors of
-        this sd (:func:`mixed_table`), so contrasts between tissues vary. 0 (the default)
-        draws one table as it is.
+    options : SubjectOptions, optional
+        How the subject is drawn (its deformation, tissue tables, sharpening, ...: see
+        :class:`~napari_mr_reparam.stream_options.SubjectOptions`); its defaults when None.
+    **changes
+        Single options replaced, e.g. ``random_subject(base, 0, sharpening=4.0)``.
 
     Returns
     -------
@@ -416,30 +348,25 @@ def random_subject(base: Phantom, rng: np.random.Generator | int, *, deform_mm: 
         Same shape, voxel size and dtype; the brain mask is warped along (nearest
         neighbour). Named ``BASE+random(SEED)`` when ``rng`` is a seed.
     """
-    if sulcus_width < 0:
-        raise ValueError(f"sulcus_width must be >= 0 mm, got {sulcus_width}")
-    if tilt_deg < 0:
-        raise ValueError(f"tilt_deg must be >= 0 degrees, got {tilt_deg}")
-    if fine_brain and not base.name.startswith("mni152"):
+    options = replace(options or SubjectOptions(), **changes)
+    if options.fine_brain and not base.name.startswith("mni152"):
         raise ValueError(f"fine_brain applies to the MNI152 head only (its 1 mm template), "
                          f"not to {base.name}")
-    check_geometry(deform_mm, max_scale, max_rotation_deg, anisotropy)
     seed = int(rng) if isinstance(rng, (int, np.integer)) else None
     rng = _as_rng(rng)
-    draw = _tissue_draw(base, rng, tables, sharpening, texture, sharpening_min, csf_expansion,
-                        sulcus_width, extra_reassign, tissue_jitter)
+    draw = _tissue_draw(base, rng, options)
     voxel = tuple(float(v) for v in base.voxel_size_mm)
-    coords = _sample_coordinates(base.shape, voxel, rng, deform_mm, tilt_deg, max_scale,
-                                 max_rotation_deg, anisotropy)
+    coords = _sample_coordinates(base.shape, voxel, rng, options)
     if draw is None:
         warped, name = {k: _warp(getattr(base, k), coords) for k in ("pd", *_TIMES)}, base.name
     else:
         fractions, table, exponent, sd, csf = draw
         warped = _tissue_maps({k: _warp(v, coords) for k, v in fractions.items()}, table, exponent,
-                              sd, voxel, rng, csf, sulcus_width, coords if fine_brain else None)
+                              sd, voxel, rng, csf, options.sulcus_width,
+                              coords if options.fine_brain else None)
         name = f"{base.name.split('[')[0]}[{table.name}]"
     mask = _warp(base.mask().astype(np.uint8), coords, order=0) > 0
-    warped = _jitter(warped, base.shape, voxel, rng, value_jitter)
+    warped = _jitter(warped, base.shape, voxel, rng, options.value_jitter)
     suffix = f"+random({seed})" if seed is not None else "+random"
     return Phantom(**warped, voxel_size_mm=base.voxel_size_mm, name=name + suffix, brain_mask=mask)
 

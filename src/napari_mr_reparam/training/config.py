@@ -3,13 +3,21 @@
 A recipe file holds the fields of :class:`TrainConfig` at its top level; command-line
 options override them. The recipes for the bundled weights live in the repository's
 top-level ``training/`` folder, one file per weight set.
+
+The options of the randomized stream (``data = "stream"``) are defined, with their
+defaults and checks, in :mod:`napari_mr_reparam.stream_options`; a recipe holds each
+under the same name (three under older names: :data:`RECIPE_KEYS`), and
+:meth:`TrainConfig.stream_options` gathers them into the one object the stream takes.
 """
 
 from __future__ import annotations
 
+import re
 import sys
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+
+from ..stream_options import StreamOptions, SubjectOptions
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -20,6 +28,15 @@ STAGES = ("autoencoder", "paramnet", "physics")
 TASKS = ("d2p", "p2p")
 VARIANTS = ("maps", "direct", "hybrid")
 IMAGE_LOSSES = ("mse", "log_mse")
+
+#: Stream options a recipe names otherwise than :mod:`~napari_mr_reparam.stream_options`
+#: (option: recipe key); every other option has its own name in a recipe.
+RECIPE_KEYS = {"sharpening": "fraction_sharpening", "sharpening_min": "fraction_sharpening_min",
+               "texture": "fraction_texture"}
+
+#: Options retired after their experiment measured no gain (docs/experiments.md), with the
+#: value that left them off: a recorded config or recipe holding that value still loads.
+RETIRED = {"input_gain": 0.0, "sulcus_width": 0.0, "fine_brain": False}
 
 
 @dataclass
@@ -38,46 +55,29 @@ class TrainConfig:
     phantoms: list[str] = field(default_factory=lambda: ["mni152"])
     split: str = "paper"               # which split's train part to use (paper | slices)
     dataset_seed: int = 0
-    # stream data: the tissue tables randomized MNI152 subjects draw from
+    # stream data: each option is described in stream_options.SubjectOptions (a head's
+    # anatomy, tissue values and geometry) and StreamOptions (what is drawn around it)
     tables: list[str] = field(default_factory=lambda: ["brainweb_1.5t", "mrilab", "3t"])
-    # ... and the largest exponent their tissue fractions are sharpened by (1 = the
-    # template's soft mixtures; higher draws range up to nearly crisp tissue)
-    fraction_sharpening: float = 1.0
-    fraction_texture: float = 0.0      # largest sd of the fields that move borders first
-    fraction_sharpening_min: float = 1.0  # smallest exponent drawn
-    csf_expansion: float = 1.0         # largest factor CSF is widened by (atrophy; 1 = none)
-    sulcus_width: float = 0.0          # largest width (mm) of thin CSF sulci cut into grey matter
-    # ... and the acquisition effects drawn per example: the largest Rician noise sd
-    # (relative to the image maximum) and the largest bias-field deviation from 1
-    noise_max: float = 0.02
-    bias_strength: float = 0.2
-    # ... whether their brain tissue is sharpened on the template's 1 mm grid (thin sulci
-    # become partial-volume lines), and how many examples pass between new subjects
-    fine_brain: bool = False
-    subject_every: int = 64
-    # ... drawn in this many background processes ahead of use (0: in the training
-    # process, from the stream's generator; N > 0: each subject from its own seeded
-    # generator, so other subjects than 0 draws, the same for every N)
-    subject_workers: int = 0
-    tilt_deg: float = 0.0              # largest out-of-plane tilt of a head (pitch, roll)
-    # ... a head's geometry: the largest displacement of its smooth warp (mm), global scale
-    # change, in-plane rotation (degrees) and further scale change along each axis alone
-    deform_mm: float = 4.0
-    max_scale: float = 0.05
-    max_rotation_deg: float = 5.0
-    anisotropy: float = 0.0
-    # ... and the largest deviation of a random gain on the input image (drawn
-    # log-uniformly in [1 / (1 + g), 1 + g] per example, clipped at 1; 0 = none), so
-    # tissues do not sit at fixed fractions of the input's maximum (docs/experiments.md: no gain)
-    input_gain: float = 0.0
+    fraction_sharpening: float = SubjectOptions.sharpening
+    fraction_texture: float = SubjectOptions.texture
+    fraction_sharpening_min: float = SubjectOptions.sharpening_min
+    csf_expansion: float = SubjectOptions.csf_expansion
+    tilt_deg: float = SubjectOptions.tilt_deg
+    deform_mm: float = SubjectOptions.deform_mm
+    max_scale: float = SubjectOptions.max_scale
+    max_rotation_deg: float = SubjectOptions.max_rotation_deg
+    anisotropy: float = SubjectOptions.anisotropy
+    extra_reassign: float = SubjectOptions.extra_reassign
+    tissue_jitter: float = SubjectOptions.tissue_jitter
+    noise_max: float = StreamOptions.noise_max
+    bias_strength: float = StreamOptions.bias_strength
+    subject_every: int = StreamOptions.subject_every
+    subject_workers: int = StreamOptions.subject_workers
     # ... real-scan effects (acquisition_effects.Effects keys; absent: the paper's clean
-    # exports), the input sequences Param-to-Param draws (empty: spin echo at the paper's
-    # TE/TR), a FreeSurfer head's non-brain classes' chance of another tissue, and the sd of
-    # the per-tissue jitter of a table mixed from two of `tables` (0: one table as it is)
+    # exports) and the input sequences Param-to-Param draws (empty: spin echo at the
+    # paper's TE/TR without effects, all of them with)
     acquisition: dict | None = None
     input_sequences: list[str] = field(default_factory=list)
-    extra_reassign: float = 0.0
-    tissue_jitter: float = 0.0
     pairs: int = 200
     slices: int = 24
     size: int = 256
@@ -129,75 +129,67 @@ class TrainConfig:
             raise ValueError("map_weight needs stage physics, variant maps and native_input")
         if self.width <= 0 or self.steps < 0 or self.batch_size <= 0:
             raise ValueError("width and batch_size must be positive and steps non-negative")
-        if self.fraction_sharpening < 1.0 or self.fraction_texture < 0.0:
-            raise ValueError("fraction_sharpening must be >= 1 and fraction_texture >= 0, got "
-                             f"{self.fraction_sharpening} and {self.fraction_texture}")
-        if self.fraction_texture > 0 and self.fraction_sharpening == 1.0:
-            raise ValueError("fraction_texture only acts with fraction_sharpening > 1")
-        if not 1.0 <= self.fraction_sharpening_min <= self.fraction_sharpening or self.csf_expansion < 1.0:
-            raise ValueError("fraction_sharpening_min must lie in [1, fraction_sharpening] and "
-                             f"csf_expansion be >= 1, got {self.fraction_sharpening_min} and "
-                             f"{self.csf_expansion}")
-        if self.sulcus_width < 0:
-            raise ValueError(f"sulcus_width must be >= 0 mm, got {self.sulcus_width}")
-        if self.noise_max < 0 or self.bias_strength < 0 or self.bias_strength >= 1:
-            raise ValueError("noise_max must be >= 0 and bias_strength in [0, 1), got "
-                             f"{self.noise_max} and {self.bias_strength}")
-        if self.tilt_deg < 0:
-            raise ValueError(f"tilt_deg must be >= 0 degrees, got {self.tilt_deg}")
-        if self.input_gain < 0:
-            raise ValueError(f"input_gain must be >= 0, got {self.input_gain}")
-        if not (0 <= self.max_scale < 1 and 0 <= self.anisotropy < 1 and self.max_rotation_deg >= 0
-                and self.deform_mm >= 0):
-            raise ValueError("max_scale and anisotropy must lie in [0, 1) and max_rotation_deg and "
-                             f"deform_mm be >= 0, got {self.max_scale}, {self.anisotropy}, "
-                             f"{self.max_rotation_deg} and {self.deform_mm}")
-        if self.subject_every <= 0:
-            raise ValueError(f"subject_every must be a positive number of examples, got {self.subject_every}")
-        if self.subject_workers < 0:
-            raise ValueError(f"subject_workers must be >= 0, got {self.subject_workers}")
         if self.acquisition is not None or self.input_sequences:
-            from ..acquisition_effects import Effects
             from ..physics import INPUT_SEQUENCES
 
-            Effects.from_options(self.acquisition)
             unknown = sorted(set(self.input_sequences) - set(INPUT_SEQUENCES))
             if unknown or (self.input_sequences and self.acquisition is None):
                 raise ValueError(f"input_sequences take {', '.join(INPUT_SEQUENCES)} and need an "
                                  f"acquisition table; got {self.input_sequences}")
-        if not 0 <= self.extra_reassign <= 1 or self.tissue_jitter < 0:
-            raise ValueError("extra_reassign is a chance (0-1) and tissue_jitter an sd (>= 0), got "
-                             f"{self.extra_reassign} and {self.tissue_jitter}")
+        try:
+            self.stream_options()  # checks every stream option (and the acquisition table)
+        except ValueError as exc:
+            raise ValueError(_in_recipe_terms(str(exc))) from None
         if self.image_loss not in IMAGE_LOSSES:
             raise ValueError(f"unknown image_loss {self.image_loss!r}; known: {', '.join(IMAGE_LOSSES)}")
 
-    def stream_options(self) -> dict:
-        """The randomized subjects' keywords for
-        :class:`~napari_mr_reparam.datasets.StreamingSampler` (tables, anatomy and
-        acquisition effects)."""
-        return {"tables": self.tables, "sharpening": self.fraction_sharpening,
-                "texture": self.fraction_texture, "sharpening_min": self.fraction_sharpening_min,
-                "csf_expansion": self.csf_expansion, "sulcus_width": self.sulcus_width,
-                "noise_max": self.noise_max, "bias_strength": self.bias_strength,
-                "fine_brain": self.fine_brain, "tilt_deg": self.tilt_deg,
-                "input_gain": self.input_gain, "refresh_every": self.subject_every,
-                "subject_workers": self.subject_workers,
-                "deform_mm": self.deform_mm, "max_scale": self.max_scale,
-                "max_rotation_deg": self.max_rotation_deg, "anisotropy": self.anisotropy,
-                "extra_reassign": self.extra_reassign, "tissue_jitter": self.tissue_jitter,
-                **self.effect_options()}
+    def stream_options(self) -> StreamOptions:
+        """The randomized stream's options, for
+        :class:`~napari_mr_reparam.datasets.StreamingSampler`: every option of
+        :class:`~napari_mr_reparam.stream_options.SubjectOptions` and
+        :class:`~napari_mr_reparam.stream_options.StreamOptions` that the recipe holds
+        (under its :data:`RECIPE_KEYS` name), and the real-scan effects of ``acquisition``."""
+        effects = None
+        if self.acquisition is not None:
+            from ..acquisition_effects import Effects
 
-    def effect_options(self) -> dict:
-        """The stream's real-scan effects and input sequences (none without ``acquisition``)."""
-        if self.acquisition is None:
-            return {}
-        from ..acquisition_effects import Effects
+            effects = Effects.from_options(self.acquisition)
+        return StreamOptions(subject=SubjectOptions(**self._recipe_values(SubjectOptions)),
+                             effects=effects, **self._recipe_values(StreamOptions))
 
-        return {"effects": Effects.from_options(self.acquisition),
-                "input_sequences": self.input_sequences or None}
+    def _recipe_values(self, options) -> dict:
+        """This recipe's values of the options dataclass ``options``'s fields."""
+        names = {f.name: RECIPE_KEYS.get(f.name, f.name) for f in fields(options)}
+        return {name: getattr(self, key) for name, key in names.items()
+                if key in _FIELDS}
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+_FIELDS = {f.name for f in fields(TrainConfig)}
+
+
+def _in_recipe_terms(message: str) -> str:
+    """An option's check message with each option named as a recipe names it."""
+    names = "|".join(sorted(RECIPE_KEYS, key=len, reverse=True))
+    return re.sub(rf"\b({names})\b", lambda m: RECIPE_KEYS[m.group()], message)
+
+
+def without_retired(values: dict, source) -> dict:
+    """``values`` less the :data:`RETIRED` options left off; a ValueError naming ``source``
+    for one that is on (its code is gone)."""
+    on = sorted(k for k in RETIRED if k in values and values[k] != RETIRED[k])
+    if on:
+        raise ValueError(f"{source}: {', '.join(on)} no longer exist (retired after measuring no gain: "
+                         "docs/experiments.md)")
+    return {k: v for k, v in values.items() if k not in RETIRED}
+
+
+def config_from_record(config: dict) -> TrainConfig:
+    """The :class:`TrainConfig` a checkpoint's or weight card's ``config`` records
+    (options retired since are dropped when they were off)."""
+    return TrainConfig(**without_retired(dict(config), "recorded config"))
 
 
 def load_config(path: str | Path | None = None, **overrides) -> TrainConfig:
@@ -211,12 +203,12 @@ def load_config(path: str | Path | None = None, **overrides) -> TrainConfig:
             values = tomllib.loads(path.read_text())
         except tomllib.TOMLDecodeError as exc:
             raise ValueError(f"{path}: not valid TOML ({exc})") from None
-    known = {f.name for f in fields(TrainConfig)}
-    unknown = sorted(set(values) - known)
+    values = without_retired(values, path)
+    unknown = sorted(set(values) - _FIELDS)
     if unknown:
         raise ValueError(f"{path}: unknown recipe keys: {', '.join(unknown)}")
-    overrides = {k: v for k, v in overrides.items() if v is not None}
-    unknown = sorted(set(overrides) - known)
+    overrides = without_retired({k: v for k, v in overrides.items() if v is not None}, "settings")
+    unknown = sorted(set(overrides) - _FIELDS)
     if unknown:
         raise ValueError(f"unknown settings: {', '.join(unknown)}")
     values.update(overrides)

@@ -1,8 +1,14 @@
 """Batches for training: from fixed protocol datasets, natural images, or a stream.
 
-Every source returns dicts of float32 numpy arrays: ``input`` and ``target`` images
-(B, 1, S, S) in [0, 1] and ``input_te``, ``input_tr``, ``target_te``, ``target_tr`` (B,)
-in milliseconds. The training loop maps images to the network's [-1, 1].
+One entry point, :func:`training_batches`, gives each stage its source for the data kind
+its recipe names (``data``: ``paper`` or ``stream``); the autoencoder's
+:class:`ReconstructionBatches` puts natural images before them. Every source returns
+dicts of float32 numpy arrays: ``input`` (B, 1, S, S) and ``target`` images in [0, 1] and
+``input_te``, ``input_tr``, ``target_te``, ``target_tr`` in milliseconds. For the paper
+models a target is (B, 1, S, S) and its times (B,); the physics stage scores
+``targets_per_input`` targets per input, (B, K, S, S) and (B, K), read on the phantom's
+own grid with ``native_input`` and beside the phantom's maps (``maps``, B, 3, S, S) with
+``map_weight``. The training loop maps images to the network's [-1, 1].
 """
 
 from __future__ import annotations
@@ -10,9 +16,19 @@ from __future__ import annotations
 import numpy as np
 
 from .. import DEFAULT_TE_MS, DEFAULT_TR_MS
-from ..datasets import ProtocolDataset, build_protocol_dataset
+from ..datasets import ProtocolDataset, build_protocol_dataset, stack_padded
 from ..phantoms import load_phantom
 from .config import TrainConfig
+
+
+def training_batches(cfg: TrainConfig, rank: int = 0):
+    """The batch source of ``cfg.data`` (``paper``: fixed datasets, or ``stream``) as
+    ``cfg.stage`` draws it, for data-parallel process ``rank``."""
+    if cfg.data == "stream":
+        return StreamBatches(cfg, rank)
+    if cfg.data == "paper":
+        return ProtocolTargets(cfg) if cfg.stage == "physics" else ProtocolBatches(cfg)
+    raise ValueError(f"unknown data source {cfg.data!r}; use 'paper' or 'stream'")
 
 
 def protocol_datasets(cfg: TrainConfig) -> list[ProtocolDataset]:
@@ -55,31 +71,68 @@ class ProtocolBatches:
         return _example(image, d.images_at(p, s), te_in, tr_in, d.te_ms[p], d.tr_ms[p])
 
 
+class ProtocolTargets:
+    """The physics stage's protocol batches: per input, ``targets_per_input`` targets of
+    the same slice from the train part of each dataset.
+
+    Unlike :class:`ProtocolBatches` a slice is drawn first (each with train samples alike),
+    and a Param-to-Param input is the slice at any pair, which may be one of its targets.
+    """
+
+    def __init__(self, cfg: TrainConfig):
+        self.cfg = cfg
+        self.datasets = protocol_datasets(cfg)
+        self.truth = {}  # dataset index -> the phantom's maps of its slices, (slices, 3, h, w)
+        if cfg.map_weight > 0:
+            for i, spec in enumerate(cfg.phantoms):
+                ph, idx = load_phantom(spec), self.datasets[i].slice_index
+                self.truth[id(self.datasets[i])] = np.stack([ph.pd[idx], ph.t1[idx], ph.t2[idx]], 1)
+        self.by_slice = [(d, s, np.flatnonzero(d.samples(cfg.split, "train")[1] == s))
+                         for d in self.datasets for s in range(d.n_slices)]
+        self.by_slice = [(d, s, d.samples(cfg.split, "train")[0][idx]) for d, s, idx in self.by_slice if idx.size]
+
+    def next(self, rng: np.random.Generator, batch_size: int) -> dict:
+        rows = []
+        for i in rng.integers(0, len(self.by_slice), batch_size):
+            d, s, pairs = self.by_slice[i]
+            chosen = rng.choice(pairs, self.cfg.targets_per_input)
+            native = self.cfg.native_input
+            if self.cfg.task == "d2p":
+                image, te_in, tr_in = d.default_at(s, native), DEFAULT_TE_MS, DEFAULT_TR_MS
+            else:
+                q = int(rng.integers(d.n_pairs))
+                image, te_in, tr_in = d.images_at(q, s, native), d.te_ms[q], d.tr_ms[q]
+            rows.append({"input": image[None],
+                         "target": d.images_at(chosen, np.full(len(chosen), s), native),
+                         "input_te": np.float32(te_in), "input_tr": np.float32(tr_in),
+                         "target_te": d.te_ms[chosen], "target_tr": d.tr_ms[chosen]})
+            if self.truth:
+                rows[-1]["maps"] = self.truth[id(d)][s]
+        return {k: stack_padded([r[k] for r in rows]).astype(np.float32) for k in rows[0]}
+
+
 class StreamBatches:
-    """Batches from a :class:`~napari_mr_reparam.datasets.StreamingSampler` over ``cfg.phantoms``.
+    """Batches from a :class:`~napari_mr_reparam.datasets.StreamingSampler` over
+    ``cfg.phantoms``, drawn with the recipe's stream options.
 
     Each process seeds its own stream (``cfg.seed`` and the rank), so data-parallel
-    workers see different subjects.
+    workers see different subjects. The physics stage's batches hold
+    ``targets_per_input`` targets per input, on the subject's own grid with
+    ``native_input`` and with its maps with ``map_weight``.
     """
 
     def __init__(self, cfg: TrainConfig, rank: int = 0):
         from ..datasets import StreamingSampler
 
+        physics = cfg.stage == "physics"
+        self.targets = cfg.targets_per_input if physics else 1
         self.sampler = StreamingSampler([load_phantom(s) for s in cfg.phantoms], task=cfg.task,
-                                        size=cfg.size, seed=cfg.seed * 1000 + rank,
-                                        **cfg.stream_options())
+                                        size=None if physics and cfg.native_input else cfg.size,
+                                        seed=cfg.seed * 1000 + rank, with_maps=cfg.map_weight > 0,
+                                        options=cfg.stream_options())
 
     def next(self, rng: np.random.Generator, batch_size: int) -> dict[str, np.ndarray]:
-        return self.sampler.batch(batch_size)
-
-
-def training_batches(cfg: TrainConfig, rank: int = 0):
-    """The batch source ``cfg.data`` names: ``paper`` (fixed datasets) or ``stream``."""
-    if cfg.data == "stream":
-        return StreamBatches(cfg, rank)
-    if cfg.data == "paper":
-        return ProtocolBatches(cfg)
-    raise ValueError(f"unknown data source {cfg.data!r}; use 'paper' or 'stream'")
+        return self.sampler.batch(batch_size, targets=self.targets)
 
 
 class ReconstructionBatches:

@@ -4,73 +4,20 @@ Because the maps are computed once per input, each input is scored against sever
 target acquisitions per step (``targets_per_input``) at little extra cost. Optionally
 (``map_weight``) the maps themselves are compared with the phantom's, which the
 simulator knows. Targets come
-from the same sources as the paper models' (the fixed protocol datasets, where the
-targets are that slice's other training images, or the randomized stream), so the
-comparison between the models is like for like.
+from the same sources as the paper models' (:func:`~.data.training_batches`: the fixed
+protocol datasets, where the targets are that slice's other training images, or the
+randomized stream), so the comparison between the models is like for like.
 """
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .. import DEFAULT_TE_MS, DEFAULT_TR_MS
-from ..datasets import stack_padded
 from ..models import to_model_range
 from ..models.physics_net import NETWORKS, VARIANT_ARCH
 from .config import TrainConfig
-from .data import load_phantom, protocol_datasets
-
-class ProtocolTargets:
-    """Inputs with K targets of the same slice from the train part of each dataset."""
-
-    def __init__(self, cfg: TrainConfig):
-        self.cfg = cfg
-        self.datasets = protocol_datasets(cfg)
-        self.truth = {}  # dataset index -> the phantom's maps of its slices, (slices, 3, h, w)
-        if cfg.map_weight > 0:
-            for i, spec in enumerate(cfg.phantoms):
-                ph, idx = load_phantom(spec), self.datasets[i].slice_index
-                self.truth[id(self.datasets[i])] = np.stack([ph.pd[idx], ph.t1[idx], ph.t2[idx]], 1)
-        self.by_slice = [(d, s, np.flatnonzero(d.samples(cfg.split, "train")[1] == s))
-                         for d in self.datasets for s in range(d.n_slices)]
-        self.by_slice = [(d, s, d.samples(cfg.split, "train")[0][idx]) for d, s, idx in self.by_slice if idx.size]
-
-    def next(self, rng: np.random.Generator, batch_size: int) -> dict:
-        rows = []
-        for i in rng.integers(0, len(self.by_slice), batch_size):
-            d, s, pairs = self.by_slice[i]
-            chosen = rng.choice(pairs, self.cfg.targets_per_input)
-            native = self.cfg.native_input
-            if self.cfg.task == "d2p":
-                image, te_in, tr_in = d.default_at(s, native), DEFAULT_TE_MS, DEFAULT_TR_MS
-            else:
-                q = int(rng.integers(d.n_pairs))
-                image, te_in, tr_in = d.images_at(q, s, native), d.te_ms[q], d.tr_ms[q]
-            rows.append({"input": image[None],
-                         "target": d.images_at(chosen, np.full(len(chosen), s), native),
-                         "input_te": np.float32(te_in), "input_tr": np.float32(tr_in),
-                         "target_te": d.te_ms[chosen], "target_tr": d.tr_ms[chosen]})
-            if self.truth:
-                rows[-1]["maps"] = self.truth[id(d)][s]
-        return {k: stack_padded([r[k] for r in rows]).astype(np.float32) for k in rows[0]}
-
-
-class StreamTargets:
-    """Randomized subjects from the streaming sampler, K targets per input."""
-
-    def __init__(self, cfg: TrainConfig, rank: int = 0):
-        from ..datasets import StreamingSampler
-
-        self.cfg = cfg
-        self.sampler = StreamingSampler([load_phantom(s) for s in cfg.phantoms], task=cfg.task,
-                                        size=None if cfg.native_input else cfg.size,
-                                        seed=cfg.seed * 1000 + rank,
-                                        with_maps=cfg.map_weight > 0, **cfg.stream_options())
-
-    def next(self, rng, batch_size: int) -> dict:
-        return self.sampler.batch(batch_size, targets=self.cfg.targets_per_input)
+from .data import training_batches
 
 
 class PhysicsStage:
@@ -87,7 +34,7 @@ class PhysicsStage:
         self.model = net(base=max(4, round(128 * cfg.width)), depth=cfg.depth, task=cfg.task,
                          work_size=cfg.work_size, **extra)
         self.model.native_input = cfg.native_input
-        self.batches = StreamTargets(cfg, rank) if cfg.data == "stream" else ProtocolTargets(cfg)
+        self.batches = training_batches(cfg, rank)
 
     def loss(self, module, batch: dict) -> torch.Tensor:
         args = (to_model_range(batch["input"]), batch["target_te"], batch["target_tr"],

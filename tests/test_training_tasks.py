@@ -13,7 +13,7 @@ def test_the_rank_reaches_every_stages_batches(monkeypatch):
 
     monkeypatch.setattr(tasks, "training_batches", record)
     monkeypatch.setattr(data, "training_batches", record)
-    monkeypatch.setattr(physics_stage, "StreamTargets", record)
+    monkeypatch.setattr(physics_stage, "training_batches", record)
     for stage in ("paramnet", "autoencoder", "physics"):
         tasks.build_stage(TrainConfig(stage=stage, width=0.0625, natural_steps=0, data="stream",
                                       depth=3), rank=3)

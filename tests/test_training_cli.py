@@ -1,0 +1,88 @@
+"""The ``napari-mr-reparam-train`` command (training/cli.py): evaluate and export record
+the figures, --set overrides a recipe, bad input is a one-line error."""
+
+import json
+
+import numpy as np
+import pytest
+
+from napari_mr_reparam.training.cli import main as train_main
+from napari_mr_reparam.training.config import load_config
+
+
+def test_evaluate_then_export_records_the_metrics(tiny_paramnet_run, mrilab_spec, tmp_path, capsys):
+    _, _, ckpt = tiny_paramnet_run
+    # evaluate prints the table with identity, and writes the JSON keys
+    report_file = tmp_path / "eval.json"
+    code = train_main(["evaluate", "--weights", str(ckpt), "--phantom", mrilab_spec, "--split", "slices",
+                       "--limit", "6", "--json", str(report_file), "--device", "cpu"])
+    assert code == 0
+    report = json.loads(report_file.read_text())
+    for key in ("psnr_mean", "psnr_std", "mae_mean", "mae_std", "ssim_mean"):
+        assert np.isfinite(report[key]) and np.isfinite(report["identity"][key])
+    assert "identity" in capsys.readouterr().out and report["psnr_by_target_te"]
+    # export to safetensors with a card carrying the metrics and the hash
+    out = tmp_path / "tiny.safetensors"
+    assert train_main(["export", str(ckpt), "--name", "tiny", "--out", str(out),
+                       "--metrics", str(report_file)]) == 0
+    card = json.loads(out.with_suffix(".json").read_text())
+    assert card["sha256"] and card["task"] == "d2p"
+    (recorded,) = card["metrics"].values()
+    assert recorded["count"] == report["count"] and recorded["identity"] == report["identity"]
+    assert recorded["psnr_mean"] == report["psnr_mean"] and "convention" not in recorded
+def test_export_refuses_what_is_not_an_evaluate_report(tmp_path, capsys):
+    reports = {"broken.json": "{bad", "list.json": "[1, 2]", "other.json": '{"loss": 1}'}
+    for name, text in reports.items():
+        (tmp_path / name).write_text(text)
+    out = tmp_path / "out.safetensors"
+    for name in [*reports, "missing.json"]:
+        assert train_main(["export", "d2p", "--name", "d2p", "--out", str(out),
+                           "--metrics", str(tmp_path / name)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("error:") == 4 and "Traceback" not in err and "list.json" in err
+    assert not out.exists()
+
+
+def test_export_records_the_external_benchmark_rows_of_the_checkpoint(tmp_path, capsys, monkeypatch):
+    import shutil
+
+    from napari_mr_reparam.weights import BUNDLED_DIR
+
+    report = {"models": ["physics", "`w.safetensors`"],
+              "heldout": {"rows": [{"model": "physics", "what": "default input", "summary": {"psnr_mean": 1.0}},
+                                   {"model": "`w.safetensors`", "what": "default input",
+                                    "summary": {"count": 4, "psnr_mean": 20.5, "loss": 3}}]},
+              "sample": {"rows": [{"model": "`w.safetensors`", "targets": [{"psnr": 21.0}]}]}}
+    (tmp_path / "ext.json").write_text(json.dumps(report))
+    monkeypatch.chdir(tmp_path)
+    assert train_main(["export", "d2p", "--name", "d2p", "--out", "out.safetensors",
+                       "--external", "ext.json"]) == 2  # no rows score "d2p"
+    assert "no rows score d2p" in capsys.readouterr().err
+    shutil.copy(BUNDLED_DIR / "d2p.safetensors", "w.safetensors")
+    shutil.copy(BUNDLED_DIR / "d2p.json", "w.json")
+    assert train_main(["export", "w.safetensors", "--name", "w", "--out", "out.safetensors",
+                       "--external", "ext.json"]) == 0
+    card = json.loads((tmp_path / "out.json").read_text())
+    assert card["external"] == {"heldout": [{"what": "default input", "count": 4, "psnr_mean": 20.5}],
+                                "sample": [{"targets": [{"psnr": 21.0}]}]}
+
+
+def test_bad_arguments_are_one_line_errors(tmp_path, capsys):
+    assert train_main(["simulate", "--phantom", "nowhere", "--out", str(tmp_path)]) == 2
+    assert train_main(["simulate", "--phantom", "mrilab:/no/such.npz", "--out", str(tmp_path)]) == 2
+    assert train_main(["paramnet", "--config", str(tmp_path / "missing.toml")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("error:") == 3 and "Traceback" not in err
+
+
+def test_set_overrides_any_recipe_value(tmp_path, capsys):
+    from napari_mr_reparam.training.cli import _settings
+
+    assert _settings(["map_weight=0.1", "native_input=true", "variant=direct", 'name="x"']) == {
+        "map_weight": 0.1, "native_input": True, "variant": "direct", "name": "x"}
+    with pytest.raises(ValueError, match="unknown settings: mapweight"):
+        load_config(None, **_settings(["mapweight=1"]))
+    assert train_main(["physics", "--set", "nonsense", "--out", str(tmp_path)]) == 2
+    assert "KEY=VALUE" in capsys.readouterr().err
+
+

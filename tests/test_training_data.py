@@ -1,0 +1,53 @@
+"""Training batch sources (training/data.py): one entry per data kind and stage, and the
+autoencoder's two phases across a resume."""
+
+import pytest
+from helpers import mrilab_path
+
+from napari_mr_reparam.training import data
+from napari_mr_reparam.training.config import TrainConfig
+from napari_mr_reparam.training.loop import train
+
+
+@pytest.fixture
+def phases(monkeypatch):
+    """Which phase each autoencoder batch came from (True: natural images)."""
+    drawn = []
+    real = data.ReconstructionBatches.next
+
+    def spy(self, rng, batch_size):
+        drawn.append(self.natural is not None and self.step < self.cfg.natural_steps)
+        return real(self, rng, batch_size)
+
+    monkeypatch.setattr(data.ReconstructionBatches, "next", spy)
+    return drawn
+
+
+def test_a_resumed_autoencoder_does_not_replay_its_natural_images(tmp_path, phases):
+    cfg = TrainConfig(stage="autoencoder", width=0.0625, pairs=8, slices=4, batch_size=2, natural_steps=2,
+                      steps=2, checkpoint_every=2, log_every=1, threads=1,
+                      phantoms=[f"mrilab:{mrilab_path()}"], out=str(tmp_path / "ae"))
+    train(cfg, quiet=True)
+    cfg.steps = 4
+    train(cfg, resume=True, quiet=True)
+    assert phases == [True, True, False, False]
+
+
+def test_one_entry_gives_each_stage_its_protocol_batches(mrilab_spec):
+    import numpy as np
+
+    from helpers import tiny_train_config
+
+    rng = np.random.default_rng(0)
+    paper = data.training_batches(tiny_train_config("unused", mrilab_spec, stage="paramnet", task="p2p", size=32))
+    assert isinstance(paper, data.ProtocolBatches)
+    batch = paper.next(rng, 3)
+    assert batch["input"].shape == batch["target"].shape == (3, 1, 32, 32) and batch["target_te"].shape == (3,)
+    physics = data.training_batches(tiny_train_config("unused", mrilab_spec, stage="physics", task="p2p",
+                                                      size=32, targets_per_input=2, depth=3))
+    assert isinstance(physics, data.ProtocolTargets)
+    batch = physics.next(rng, 3)
+    assert batch["input"].shape == (3, 1, 32, 32) and batch["target"].shape == (3, 2, 32, 32)
+    assert batch["target_te"].shape == (3, 2)
+    with pytest.raises(ValueError, match="unknown data source"):
+        data.training_batches(TrainConfig(data="disk"))
