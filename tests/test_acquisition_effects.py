@@ -137,3 +137,23 @@ def test_unknown_or_bad_options_are_refused():
     with pytest.raises(ValueError, match="probability"):
         Effects.from_options({"jpeg": 2})
     assert Effects.from_options({"zoom": [1.0, 1.2]}).zoom == (1.0, 1.2)
+
+
+def test_each_model_warns_outside_its_own_trained_range():
+    import json
+    from pathlib import Path
+
+    from napari_mr_reparam import acquisition_effects
+    from napari_mr_reparam.acquisition import TRAINED_RANGE_MS, out_of_range_warnings
+
+    paper = acquisition_effects.trained_ranges(None)
+    assert paper["target"] == TRAINED_RANGE_MS and paper["input"] == TRAINED_RANGE_MS
+    card = Path(acquisition_effects.__file__).parent / "weights" / "physics.json"
+    general = acquisition_effects.trained_ranges(json.loads(card.read_text())["config"])
+    assert general["target"]["tr"] == (400.0, 10000.0)  # the generalist drew T1-like targets
+    assert out_of_range_warnings(15, 600, general["input"]) == []  # a T1-weighted input it trained on
+    assert out_of_range_warnings(20, 600, general["target"]) == []
+    assert out_of_range_warnings(20, 600, paper["target"])  # the paper's models never saw TR 600
+    assert "TR 300 ms" in out_of_range_warnings(20, 300, general["target"])[0]
+    none = acquisition_effects.trained_ranges({"acquisition": {"target_t1_weighted": 0.0}})
+    assert none["target"]["tr"] == TRAINED_RANGE_MS["tr"]

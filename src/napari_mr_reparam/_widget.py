@@ -278,11 +278,14 @@ class ReparamWidget(Container):
             self.input_te.value, self.input_tr.value = te, tr
 
     def _on_slider_changed(self, *_):
-        from .inference import out_of_range_warnings
+        from .acquisition import out_of_range_warnings
+        from .acquisition_effects import trained_ranges
+        from .weights import bundled_card
 
         if not self._applying_preset:
             self._set_preset(matching_preset(self._control_values()))
-        warnings = out_of_range_warnings(self.te.value, self.tr.value)
+        trained = trained_ranges(bundled_card(self.model.value).get("config"))["target"]
+        warnings = out_of_range_warnings(self.te.value, self.tr.value, trained)
         self.range_warning.value = "⚠ " + "; ".join(warnings) if warnings else ""
         if self.te.value >= self.tr.value:
             self.status.value = "TE must be shorter than TR"

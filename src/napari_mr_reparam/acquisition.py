@@ -103,11 +103,14 @@ def validate_times(te, tr, ti=None) -> None:
             raise ValueError(f"{name} ({short.flat[i]:g} ms) must be shorter than TR ({long_.flat[i]:g} ms)")
 
 
-def out_of_range_warnings(te_ms: float, tr_ms: float) -> list[str]:
-    """Human-readable warnings for a target outside the trained range."""
+def out_of_range_warnings(te_ms: float, tr_ms: float, trained: dict | None = None) -> list[str]:
+    """Human-readable warnings for times outside a trained range (``trained``: {"te": (lo,
+    hi), "tr": (lo, hi)} in ms, a model's own from
+    :func:`~napari_mr_reparam.acquisition_effects.trained_ranges`; default the protocol's)."""
     out = []
+    trained = trained or TRAINED_RANGE_MS
     for key, value in (("te", te_ms), ("tr", tr_ms)):
-        lo, hi = TRAINED_RANGE_MS[key]
+        lo, hi = trained[key]
         if not lo <= value <= hi:
             out.append(f"{key.upper()} {value:g} ms is outside the trained range "
                        f"{lo:g}-{hi:g} ms; the prediction is an extrapolation")

@@ -107,6 +107,31 @@ class Effects:
             raise ValueError("noise_max, blur_px and shift must be >= 0 and noise_min > 0")
 
 
+#: The times (ms) :func:`draw_input` spans over every input sequence, and the TR that
+#: :func:`draw_target_times` starts its T1-like targets at.
+INPUT_RANGE_MS = {"te": (2.0, 1000.0), "tr": (8.0, 11000.0)}
+T1_LIKE_TR_MS = (400.0, 1200.0)
+
+
+def trained_ranges(config: dict | None) -> dict:
+    """The TE/TR ranges (ms) a model was trained on, read from the training recipe its
+    weight card records: ``{"target": {...}, "input": {...}}``, each ``{"te": (lo, hi),
+    "tr": (lo, hi)}``. A recipe without acquisition effects drew inputs and targets from
+    the paper's protocol (:data:`~napari_mr_reparam.acquisition.TRAINED_RANGE_MS`); one
+    with them drew inputs across :data:`INPUT_RANGE_MS` and, where it asked for T1-like
+    targets, targets down to TR 400 ms."""
+    from .acquisition import TRAINED_RANGE_MS
+
+    protocol = dict(TRAINED_RANGE_MS)
+    effects = (config or {}).get("acquisition")
+    if effects is None:
+        return {"target": protocol, "input": protocol}
+    target = dict(protocol)
+    if float(effects.get("target_t1_weighted", Effects.target_t1_weighted)) > 0:
+        target["tr"] = (T1_LIKE_TR_MS[0], protocol["tr"][1])
+    return {"target": target, "input": dict(INPUT_RANGE_MS)}
+
+
 def draw_input(rng: np.random.Generator, sequences=physics.INPUT_SEQUENCES) -> Acquisition:
     """An input acquisition: a sequence drawn uniformly from ``sequences`` at settings
     drawn across the clinical and research protocols that use it.
@@ -156,7 +181,7 @@ def draw_target_times(rng: np.random.Generator, count: int, t1_weighted: float) 
 
     te, tr = sample_te_tr(rng, count)
     short = rng.uniform(size=count) < t1_weighted
-    tr = np.where(short, np.round(rng.uniform(400, 1200, count), 1), tr)
+    tr = np.where(short, np.round(rng.uniform(*T1_LIKE_TR_MS, count), 1), tr)
     te = np.where(short, np.round(np.exp(rng.uniform(np.log(20), np.log(100), count)), 1), te)
     return te.astype(np.float32), tr.astype(np.float32)
 

@@ -191,9 +191,9 @@ def cmd_predict(args) -> int:
         taken = [str(p) for p in outputs.values() if p.exists()]
         if taken:
             raise FileExistsError(f"{taken[0]} exists; pass --overwrite to replace it")
-    _warn_out_of_range(targets, args)
     engine = Reparameterizer(args.model, weights=args.weights, device=args.device,
                              batch_size=args.batch_size)
+    _warn_out_of_range(targets, engine.trained_ranges["target"])
     options = engine.resolve(InferenceOptions(consistency=args.consistency,
                                               flip_average=args.flip_average or None))
     _check_model_inputs(engine, args)
@@ -220,11 +220,11 @@ def _single(values, option: str):
     raise ValueError(f"{option} takes one value unless --joint (several images of one subject)")
 
 
-def _warn_out_of_range(targets, args) -> None:
+def _warn_out_of_range(targets, trained: dict) -> None:
     from .acquisition import out_of_range_warnings
 
     for te, tr in targets:
-        for warning in out_of_range_warnings(te, tr):
+        for warning in out_of_range_warnings(te, tr, trained):
             print(f"warning: {warning}", file=sys.stderr)
 
 
@@ -246,7 +246,7 @@ def _predict_file(engine, path, targets, outputs, args, options) -> list:
         if source == "default":
             print(f"notice: {path.name}: no input TE/TR given and no BIDS sidecar found; taking the "
                   f"input to be at TE {te_in:g} ms / TR {tr_in:g} ms", file=sys.stderr)
-        for warning in out_of_range_warnings(te_in, tr_in):
+        for warning in out_of_range_warnings(te_in, tr_in, engine.trained_ranges["input"]):
             print(f"warning: {path.name}: input {warning}", file=sys.stderr)
     wanted = [Acquisition(te, tr, args.sequence, args.ti, args.flip) for te, tr in targets]
     predictions = list(engine.predict_many(volume.data, wanted, given, options=options))

@@ -202,6 +202,14 @@ class Reparameterizer:
         return self.info.task
 
     @property
+    def trained_ranges(self) -> dict:
+        """The TE/TR ranges (ms) this model's targets and inputs were trained on
+        (:func:`~napari_mr_reparam.acquisition_effects.trained_ranges`)."""
+        from .acquisition_effects import trained_ranges
+
+        return trained_ranges(self.info.card.get("config"))
+
+    @property
     def native_input(self) -> bool:
         """True when the model reads slices on their own grid (not resized to 256x256)."""
         return bool(getattr(self.net, "native_input", False))

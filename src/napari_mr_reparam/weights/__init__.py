@@ -40,6 +40,14 @@ def bundled_names() -> list[str]:
                   if p.with_suffix(".safetensors").is_file())
 
 
+def bundled_card(name: str) -> dict:
+    """The weight card of a bundled set, read without its weights ({} for another name)."""
+    import json
+
+    path = BUNDLED_DIR / f"{name}.json"
+    return json.loads(path.read_text()) if name in bundled_names() else {}
+
+
 def card_path(weights_path: str | Path) -> Path:
     return Path(weights_path).with_suffix(".json")
 
