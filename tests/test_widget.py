@@ -411,7 +411,8 @@ def test_two_inputs_give_joint_maps_from_one_call_opened_from_the_plugins_menu(
     widget.reset_choices()
     widget.image.value = viewer.layers["head TE50 TR4500"]
     widget.model.value = "physics"
-    assert widget.input_sequence.native.isHidden()  # one input: as before
+    assert not widget.input_sequence.native.isHidden()  # the physics model reads the input's sequence
+    assert widget.inputs.native.isHidden()  # one input: no list of further ones
     row = widget.add_input_row()
     row.layer.value = viewer.layers["head TE120 TR6000"]
     assert (row.te.value, row.tr.value, row.sequence.value) == (120.0, 6000.0, "spin_echo")  # from metadata
@@ -479,4 +480,4 @@ def test_mismatched_inputs_give_one_message_and_change_nothing(demo, qtbot):
     assert widget.status.value == "head TE20 TR600: no TR known; type the value(s) in its row"
     assert [(l.name, l.data.shape) for l in viewer.layers] == before
     row.remove.clicked.emit()  # back to one input: as before
-    assert len(widget.inputs) == 0 and widget.input_sequence.native.isHidden()
+    assert len(widget.inputs) == 0 and widget.inputs.native.isHidden()

@@ -90,3 +90,19 @@ def test_joint_maps_are_cached_per_set_of_inputs_and_render_any_preset():
 def test_layer_names_say_the_new_sequences():
     assert layer_names("joint(2)", 25, 11000, "double_inversion_recovery", 3400, None, 325)["prediction"] == \
         "prediction joint(2) DIR TE25 TR11000 TI3400 TI2 325"
+
+
+def test_one_input_carries_its_sequence_to_the_engine_and_the_maps_cache():
+    from napari_mr_reparam.acquisition import Acquisition
+    from napari_mr_reparam.widget_logic import MapsCache
+
+    layer = SimpleNamespace(data=np.zeros((2, 4, 4)))
+    spin = Request(layer, "physics", "cpu", te=20.0, tr=600.0, input_te=120.0, input_tr=9000.0)
+    flair = Request(layer, "physics", "cpu", te=20.0, tr=600.0, input_te=120.0, input_tr=9000.0,
+                    input_sequence="inversion_recovery", input_ti=2500.0)
+    assert spin.given() == Acquisition(120.0, 9000.0)
+    assert flair.given() == Acquisition(120.0, 9000.0, "inversion_recovery", 2500.0)
+    assert Request(layer, "d2p", "cpu", te=20.0, tr=600.0).given() is None
+    cache = MapsCache()
+    cache.put(spin, "engine", "spin-echo maps")
+    assert cache.get(flair) is None and cache.get(spin) == ("engine", "spin-echo maps")

@@ -47,9 +47,8 @@ if TYPE_CHECKING:
 
 MODEL_LABELS = {"d2p": "Default-to-Param", "p2p": "Param-to-Param", "physics": "Physics (quantitative maps)"}
 INPUT_SEQUENCE_CHOICES = [("Spin echo", "spin_echo"), ("Inversion recovery", "inversion_recovery"),
-                          ("Gradient echo", "gradient_echo")]
-SEQUENCE_CHOICES = [*INPUT_SEQUENCE_CHOICES, ("MPRAGE", "mprage"),
-                    ("Double inversion recovery", "double_inversion_recovery")]
+                          ("Gradient echo", "gradient_echo"), ("MPRAGE", "mprage")]
+SEQUENCE_CHOICES = [*INPUT_SEQUENCE_CHOICES, ("Double inversion recovery", "double_inversion_recovery")]
 
 
 def model_choices() -> list[tuple[str, str]]:
@@ -196,12 +195,14 @@ class ReparamWidget(Container):
         self._on_inputs_changed()
 
     def _on_inputs_changed(self, *_):
-        """The input's own sequence, TI and flip matter to the joint fit only."""
-        joint = self.model.value == "physics" and len(self.inputs) > 0
+        """The input's own sequence, TI and flip are read by the physics model (one input
+        or several); the list of further inputs shows once there is one."""
+        physics = self.model.value == "physics"
+        joint = physics and len(self.inputs) > 0
         self.inputs.visible = joint
-        self.input_sequence.visible = joint
-        self.input_ti.visible = joint and self.input_sequence.value == "inversion_recovery"
-        self.input_flip.visible = joint and self.input_sequence.value == "gradient_echo"
+        self.input_sequence.visible = physics
+        self.input_ti.visible = physics and self.input_sequence.value in ("inversion_recovery", "mprage")
+        self.input_flip.visible = physics and self.input_sequence.value in ("gradient_echo", "mprage")
         if not joint:
             self.joint_status.value = ""
         self._on_settings_changed()
@@ -330,7 +331,10 @@ class ReparamWidget(Container):
                        flip_deg=float(self.flip.value) if "flip" in reads else None,
                        ti2=float(self.ti2.value) if "ti2" in reads else None,
                        consistency=float(self.consistency.value) if physics else None,
-                       flip_average=bool(self.flip_average.value) and physics, inputs=inputs)
+                       flip_average=bool(self.flip_average.value) and physics, inputs=inputs,
+                       input_sequence=self.input_sequence.value if physics else "spin_echo",
+                       input_ti=(float(self.input_ti.value) or None) if physics else None,
+                       input_flip=(float(self.input_flip.value) or None) if physics else None)
 
     def _start_preview(self):
         self._submit(self.current_request(whole=False))
@@ -387,7 +391,7 @@ class ReparamWidget(Container):
         @thread_worker(ignore_errors=True)
         def work():
             engine = engines.get(request.model, request.device)
-            given = Acquisition(request.input_te, request.input_tr) if request.input_te else None
+            given = request.given()
             if request.inputs:
                 from .joint_fit import joint_maps
 

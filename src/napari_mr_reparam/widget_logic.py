@@ -34,6 +34,10 @@ class Request:
     #: With further inputs of the same subject (joint maps): every input, this one first,
     #: as :class:`InputSpec` values.
     inputs: tuple = ()
+    #: The input's sequence, TI (ms) and flip angle, read by the physics model.
+    input_sequence: str = "spin_echo"
+    input_ti: float | None = None
+    input_flip: float | None = None
 
     @property
     def joint(self) -> bool:
@@ -42,6 +46,12 @@ class Request:
     def target(self) -> Acquisition:
         """The target acquisition (one-line ValueError if impossible)."""
         return Acquisition(self.te, self.tr, self.sequence, self.ti, self.flip_deg, self.ti2)
+
+    def given(self) -> Acquisition | None:
+        """The input's acquisition (None where the model reads no input times)."""
+        if not self.input_te:
+            return None
+        return Acquisition(self.input_te, self.input_tr, self.input_sequence, self.input_ti, self.input_flip)
 
 
 @dataclass(frozen=True)
@@ -226,7 +236,7 @@ class EngineCache:
 
 
 class MapsCache:
-    """The physics model's maps per input layer, model, device, input TE/TR,
+    """The physics model's maps per input layer, model, device, input acquisition,
     data-consistency weight and flip averaging.
 
     Entries hold the layer's data array, so a layer whose data is replaced, or another
@@ -239,6 +249,7 @@ class MapsCache:
     @staticmethod
     def _key(request: Request) -> tuple:
         return (id(request.layer), request.model, request.device, request.input_te, request.input_tr,
+                request.input_sequence, request.input_ti, request.input_flip,
                 request.consistency, request.flip_average, tuple(spec.key() for spec in request.inputs))
 
     @staticmethod
