@@ -28,7 +28,9 @@ inversion-recovery magnitude series of the T1 plate), read with
     fitted with the extended phase graph of the train (refocusing flip angle free per
     voxel; :mod:`napari_mr_reparam.epg`); with ``--echo-train ideal``: the ideal
     equation on echoes 2 to N (all with ``--keep-first-echo``). The median fitted
-    flip-angle scale in the spheres is listed. Spheres are
+    flip-angle scale in the spheres is listed, and for T1 the inversion efficiency the
+    series' fit estimated (:func:`napari_mr_reparam.joint_fit.inversion_efficiency`;
+    ``--inversion 1`` holds it at a perfect inversion). Spheres are
     found by registering the template's sphere centres to a map of how sphere-like each
     pixel is (:func:`sphere_map`: a disc of the sphere's radius whose mean differs from the
     ring around it and which is uniform inside, summed over the series' images): scaled by
@@ -229,7 +231,8 @@ def sphere_values(value_map, centres, factor=1.0):
 
 # ----------------------------------------------------------------------------- one series
 
-def evaluate_series(kind, plate, folder, params, engine, first_echo_input: bool, echo_train: str = "epg"):
+def evaluate_series(kind, plate, folder, params, engine, first_echo_input: bool, echo_train: str = "epg",
+                    inversion=None):
     from napari_mr_reparam.joint_fit import fit_maps, network_maps, network_render
 
     images, acqs, field, spacing = load(folder)
@@ -260,7 +263,8 @@ def evaluate_series(kind, plate, folder, params, engine, first_echo_input: bool,
             single_errors[k] = rel_rms(one, images[k], mask)
     # maps from the whole series (echo 1 left out of ideal T2 fits unless asked)
     used = list(range(n)) if kind == "T1" or first_echo_input or echo_train == "epg" else list(range(1, n))
-    full = fit_maps([images[i] for i in used], [acqs[i] for i in used], echo_train=echo_train)
+    full = fit_maps([images[i] for i in used], [acqs[i] for i in used], echo_train=echo_train,
+                    inversion=inversion)
     key = kind.lower()
     template_file = folder.parents[2] / "templates" / ("Plate4_T2" if kind == "T2" else "Plate5_T1_signed")
     centres, factor = sphere_centres(images, spacing, template_file, params[plate]["sphere_centres_row_col"])
@@ -271,6 +275,8 @@ def evaluate_series(kind, plate, folder, params, engine, first_echo_input: bool,
     measurable = (ref >= min(times)) & (ref <= max(times))
     measured = sphere_values(getattr(full, key), centres, factor)
     b1 = sphere_values(full.b1, centres, factor) if full.b1 is not None else None
+    if kind == "T1":
+        b1 = np.full(len(centres), full.inversion_efficiency)
     single_measured = None
     if engine is not None:
         i = rows[0][1][0]
@@ -296,6 +302,8 @@ def main(argv=None) -> int:
     parser.add_argument("--echo-train", choices=("epg", "ideal"), default="epg",
                         help="T2 maps of a train: extended phase graph with the flip angle free (default) "
                              "or the ideal equation")
+    parser.add_argument("--inversion", type=float, default=None,
+                        help="inversion efficiency of the IR series (default: estimated from each series)")
     parser.add_argument("--sites", nargs="*", help="only these site folders (e.g. site4_philips)")
     args = parser.parse_args(argv)
     if not (args.data / "relaxometry_params.py").is_file():
@@ -310,7 +318,8 @@ def main(argv=None) -> int:
         from napari_mr_reparam.inference import Reparameterizer
 
         engine = Reparameterizer(args.model, device="cpu")
-    results = [evaluate_series(kind, plate, folder, params, engine, args.keep_first_echo, args.echo_train)
+    results = [evaluate_series(kind, plate, folder, params, engine, args.keep_first_echo, args.echo_train,
+                               args.inversion)
                for kind, plate, folder in series_list(args.data, args.sites)]
 
     print("### (a) Held-out images: relative RMS error inside the phantom\n")
@@ -340,7 +349,8 @@ def main(argv=None) -> int:
 
     print("\n### (b, c) Sphere T2 / T1 against the reference (median over measurable spheres)\n")
     print("| series | field | measurable spheres (reference within the TE/TI range) | T2 model | joint fit: median error "
-          "| joint fit: worst | flip-angle scale (median over spheres) | one image, network: median error |")
+          "| joint fit: worst | T2: flip-angle scale (median over spheres); T1: inversion efficiency "
+          "| one image, network: median error |")
     print("|---|---|---|---|---|---|---|---|")
     for r in results:
         m = r["measurable"]

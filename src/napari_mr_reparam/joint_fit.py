@@ -65,6 +65,10 @@ DEFAULT_PRIOR_SD = 2.0
 #: Spread of the log value the network's maps are trusted to (a loose tie: data dominate
 #: where they determine a parameter).
 NETWORK_PRIOR_SD = 0.3
+#: Inversion efficiencies tried for inversion-recovery inputs (:func:`inversion_efficiency`).
+INVERSION_EFFICIENCIES = tuple(round(0.5 + 0.02 * i, 2) for i in range(26))
+#: Fewest distinct inversion times from which the inversion efficiency is estimated.
+MIN_INVERSION_TIMES = 4
 #: How echoes of a multi-echo spin-echo train are fitted (see the module's docstring).
 ECHO_TRAIN_MODELS = ("epg", "ideal")
 #: Bits of :attr:`JointMaps.determined_bits`.
@@ -113,7 +117,15 @@ class JointMaps:
                                         for k in PARAMETERS},
                 "free_parameters": dict(self.free),
                 "scales": [float(s) for s in self.scales],
-                "echo_train": self.echo_train}
+                "echo_train": self.echo_train,
+                "inversion_efficiency": self.inversion_efficiency}
+
+    @property
+    def inversion_efficiency(self) -> float | None:
+        """The inversion efficiency the inversion-recovery inputs were fitted with (None without one)."""
+        values = [a.inversion for a in self.acquisitions
+                  if getattr(a, "sequence", None) == "inversion_recovery" and hasattr(a, "inversion")]
+        return float(values[0]) if values else None
 
     def render(self, te_ms: float, tr_ms: float, sequence: str = "spin_echo",
                ti_ms: float | None = None, flip_deg: float | None = None, **extra) -> np.ndarray:
@@ -134,7 +146,8 @@ def _signal_and_slopes(acq: AcquisitionValues, t1, t2, torch):
     """Signal per unit PD and its derivatives in log T1 and log T2 (torch tensors).
 
     Inversion recovery is the magnitude image: its T1 slope takes the sign of the signed
-    longitudinal factor.
+    longitudinal factor, ``1 - (1 + k) exp(-TI/T1) + k exp(-TR/T1)`` for an inversion
+    efficiency k (``acq.inversion``; 1 gives the ideal ``1 - 2 exp(-TI/T1) + exp(-TR/T1)``).
     """
     te, tr = float(acq.te), float(acq.tr)
     e2 = torch.exp(-te / t2)
@@ -145,8 +158,9 @@ def _signal_and_slopes(acq: AcquisitionValues, t1, t2, torch):
     elif acq.sequence == "inversion_recovery":
         ti = float(acq.ti)
         ei = torch.exp(-ti / t1)
-        signed = 1 - 2 * ei + e1
-        dsigned = -2 * (ti / t1) * ei + (tr / t1) * e1
+        k = float(acq.inversion)
+        signed = 1 - (1 + k) * ei + k * e1
+        dsigned = -(1 + k) * (ti / t1) * ei + k * (tr / t1) * e1
         sign = torch.where(signed < 0, -1.0, 1.0)
         lon, dlon = signed * sign, dsigned * sign
     elif acq.sequence == "gradient_echo":
@@ -231,13 +245,15 @@ def free_parameters(acquisitions, noise: float = 0.01, tolerance: float = 0.1) -
 # ---------------------------------------------------------------- the fit
 
 class AcquisitionValues(NamedTuple):
-    """An acquisition's values as the fit reads them (ms, degrees)."""
+    """An acquisition's values as the fit reads them (ms, degrees); ``inversion`` is the
+    inversion efficiency of an inversion recovery (1: Mz inverted fully)."""
 
     sequence: str
     te: float
     tr: float
     ti: float | None
     flip_deg: float | None
+    inversion: float = 1.0
 
 
 def acquisition_values(acq) -> AcquisitionValues:
@@ -469,10 +485,49 @@ def _ideal_form(arrays, acqs, body, chunk_voxels: int = 1 << 16):
     return out, b1
 
 
+def inversion_efficiency(volumes, acquisitions, body=None, sample: int = 20000) -> float:
+    """The inversion efficiency k of the inversion-recovery inputs (one for all of them).
+
+    A real inversion pulse (its slice profile, the transmit field) leaves ``-k Mz`` with k
+    below 1; the ideal equation (k = 1) then puts the null too early and makes T1 short.
+    Estimated where the inputs hold at least :data:`MIN_INVERSION_TIMES` distinct TIs: for
+    each k of :data:`INVERSION_EFFICIENCIES`, every voxel of (a sample of) the object takes
+    its best T1 of a fine grid (PD in closed form, T2 at a typical 100 ms); the k with the
+    least misfit over the object wins. Otherwise 1.
+    """
+    import torch
+
+    acqs = [_as_acquisition(a) for a in acquisitions]
+    ir = [i for i, a in enumerate(acqs) if a.sequence == "inversion_recovery"]
+    if len({acqs[i].ti for i in ir}) < MIN_INVERSION_TIMES:
+        return 1.0
+    arrays = [np.nan_to_num(np.asarray(volumes[i], np.float32)).reshape(-1) for i in ir]
+    if body is None:
+        peak = max(_robust_max(a) for a in arrays)
+        inside = np.flatnonzero(np.max(arrays, axis=0) > 0.05 * peak)
+    else:
+        inside = np.flatnonzero(np.asarray(body).reshape(-1))
+    if inside.size == 0:
+        return 1.0
+    inside = inside[:: max(1, inside.size // sample)]
+    s = torch.from_numpy(np.stack([a[inside] for a in arrays]).astype(np.float64))  # (n, V)
+    t1 = torch.exp(torch.linspace(math.log(10.0), math.log(6000.0), 240, dtype=torch.float64))
+    t2 = torch.full_like(t1, 100.0)
+    energy = (s * s).sum(0)
+    misfits = []
+    for k in INVERSION_EFFICIENCIES:
+        basis = torch.stack([_signal_and_slopes(acqs[i]._replace(inversion=k), t1, t2, torch)[0] for i in ir])
+        basis = basis / basis.norm(dim=0, keepdim=True).clamp_min(1e-12)
+        best = (s.T @ basis).clamp_min(0).max(dim=1).values
+        misfits.append(float((energy - best**2).sum()))
+    return float(INVERSION_EFFICIENCIES[int(np.argmin(misfits))])
+
+
 def fit_maps(volumes, acquisitions, prior: dict | None = None, scale: str = "shared",
              noise: float = 0.01, tolerance: float = 0.1, iterations: int = 6,
              grid_points: int = 12, chunk_voxels: int = 1 << 17, threads: int | None = None,
-             echo_train: str = "epg", progress=None, cancelled=None) -> JointMaps:
+             echo_train: str = "epg", inversion: float | None = None,
+             progress=None, cancelled=None) -> JointMaps:
     """Joint PD/T1/T2 maps from co-registered images and their acquisitions (no network).
 
     Parameters
@@ -497,6 +552,10 @@ def fit_maps(volumes, acquisitions, prior: dict | None = None, scale: str = "sha
         is then T2 itself; :attr:`JointMaps.b1` holds the flip-angle scale), or by the ideal
         equation (a train's stimulated echoes make T2 too long). Other inputs always take
         the ideal equation.
+    inversion : float, optional
+        Inversion efficiency of the inversion-recovery inputs (1: a perfect inversion).
+        Default: estimated from them (:func:`inversion_efficiency`; 1 with fewer than
+        :data:`MIN_INVERSION_TIMES` TIs).
     progress, cancelled : callables, optional
         As the engine's: ``progress(n)`` after each chunk of voxels with the number of
         slices (first axis; one for a 2-D image) it finished, ``cancelled()`` asked before
@@ -523,6 +582,10 @@ def fit_maps(volumes, acquisitions, prior: dict | None = None, scale: str = "sha
     b1 = None
     if echo_train == "epg":
         clean, b1 = _ideal_form(clean, acqs, body)
+    k = float(inversion) if inversion is not None else inversion_efficiency(clean, acqs, body)
+    if not 0 < k <= 1.5:
+        raise ValueError(f"inversion efficiency must be above 0 and at most 1.5, got {k:g}")
+    acqs = [a._replace(inversion=k) if a.sequence == "inversion_recovery" else a for a in acqs]
     prior = prior or {}
     prior_t1 = np.broadcast_to(np.asarray(prior.get("t1", DEFAULT_PRIOR_MS["t1"]), np.float32), shape)
     prior_t2 = np.broadcast_to(np.asarray(prior.get("t2", DEFAULT_PRIOR_MS["t2"]), np.float32), shape)
