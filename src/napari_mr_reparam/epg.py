@@ -13,15 +13,14 @@ Here the echo amplitudes come from the EPG simulator of ``torchsim`` (``fse_sim`
 degree excitation and 180-degree refocusing pulses, all scaled by the flip-angle scale),
 averaged over the slice (:func:`slice_profile`), for a grid of T2 and flip-angle scales
 (:func:`train_dictionary`). Each voxel takes the grid point whose echoes best match its own
-(:func:`fit_train`: amplitude in closed form, the best point refined between grid points by a
-vertex of a quadratic fitted to the scores around it). T1 enters only through the stimulated echoes'
-storage; it is held at :data:`T1_MS`. Times are in milliseconds.
+(:func:`fit_train`: amplitude in closed form; between grid points, the vertex of a
+quadratic fitted to the scores around the best one). T1 enters only through the
+stimulated echoes' storage; it is held at :data:`T1_MS`. Times are in milliseconds.
 """
 
 from __future__ import annotations
 
 import functools
-import math
 
 import numpy as np
 
@@ -134,8 +133,8 @@ def fit_train(signals, numbers, spacing_ms: float, t1_ms: float = T1_MS,
 
     ``signals`` (n, V): voxel values of the train's echoes with echo numbers ``numbers``
     (n; 1 the first echo). Returns arrays (V,): ``t2`` (ms), ``scale`` (flip-angle scale:
-    1 for 180-degree refocusing at the slice centre), ``amplitude`` (the voxel's signal =
-    amplitude x :func:`model_echoes`) and ``residual`` (relative RMS misfit).
+    1 for 180-degree refocusing at the slice centre), ``amplitude`` and ``residual``
+    (relative RMS misfit), and ``model`` (V, n): the fitted echoes per unit amplitude.
     """
     import torch
 
