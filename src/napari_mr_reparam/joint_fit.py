@@ -460,9 +460,10 @@ def echo_trains(acquisitions) -> list[tuple[list[int], float, np.ndarray]]:
     return trains
 
 
-def _ideal_form(arrays, acqs, body, chunk_voxels: int = 1 << 16):
+def _ideal_form(arrays, acqs, body, cancelled=None, chunk_voxels: int = 1 << 16):
     """Each train's images in the ideal spin-echo equation's form (per-voxel EPG fit of the
-    train), and the flip-angle scale map (None without a train)."""
+    train), and the flip-angle scale map (None without a train); ``cancelled()`` is asked
+    before each chunk of voxels."""
     from . import epg
 
     trains = echo_trains(acqs)
@@ -475,6 +476,10 @@ def _ideal_form(arrays, acqs, body, chunk_voxels: int = 1 << 16):
         flat = [arrays[i].reshape(-1) for i in members]
         tes = [acqs[i].te for i in members]
         for start in range(0, index.size, chunk_voxels):
+            if cancelled is not None and cancelled():
+                from .inference import Cancelled
+
+                raise Cancelled()
             idx = index[start:start + chunk_voxels]
             signals = np.stack([f[idx] for f in flat]).astype(np.float64)
             fit = epg.fit_train(signals, numbers, spacing)
@@ -581,7 +586,7 @@ def fit_maps(volumes, acquisitions, prior: dict | None = None, scale: str = "sha
         body |= a > 3 * sd
     b1 = None
     if echo_train == "epg":
-        clean, b1 = _ideal_form(clean, acqs, body)
+        clean, b1 = _ideal_form(clean, acqs, body, cancelled)
     k = float(inversion) if inversion is not None else inversion_efficiency(clean, acqs, body)
     if not 0 < k <= 1.5:
         raise ValueError(f"inversion efficiency must be above 0 and at most 1.5, got {k:g}")
