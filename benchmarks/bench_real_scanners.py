@@ -1,8 +1,8 @@
 """Joint maps on real scanners: held-out images and sphere T1/T2 of a system phantom.
 
     python benchmarks/bench_real_scanners.py [--data ../shared/real_scans/hazen_relaxometry]
-                                             [--model physics] [--skip-first-echo | --keep-first-echo]
-                                             [--sites site4_philips ...]
+                                             [--model physics] [--keep-first-echo]
+                                             [--echo-train epg|ideal] [--sites site4_philips ...]
 
 For every series of the hazen relaxometry set (multi-echo spin echo of the T2 plate,
 inversion-recovery magnitude series of the T1 plate), read with
@@ -21,10 +21,16 @@ inversion-recovery magnitude series of the T1 plate), read with
     (:func:`noise_level`: neighbouring images' difference, high-passed, in the flat part
     of the phantom) over the RMS signal in the phantom. Real-valued (signed) inversion-
     recovery images are taken as their magnitude.
-(b) **Maps.** T2 (all echoes but the first) or T1 (all TIs) fitted per voxel; median
-    at each sphere, against the reference of the phantom's plate at the
-    scanner's field strength, for spheres the series can measure: T2 within the range
-    of the echo times used, T1 within the range of the inversion times. Spheres are
+(b) **Maps.** T2 or T1 (all TIs) fitted per voxel; median at each sphere, against the
+    reference of the phantom's plate at the scanner's field strength, for spheres the
+    series can measure: T2 within the range of echo 2 to the last echo, T1 within the
+    range of the inversion times. T2 with ``--echo-train epg`` (the default): all echoes,
+    fitted with the extended phase graph of the train (refocusing flip angle free per
+    voxel; :mod:`napari_mr_reparam.epg`); with ``--echo-train ideal``: the ideal
+    equation on echoes 2 to N (all with ``--keep-first-echo``). The median fitted
+    flip-angle scale in the spheres is listed, and for T1 the inversion efficiency the
+    series' fit estimated (:func:`napari_mr_reparam.joint_fit.inversion_efficiency`;
+    ``--inversion 1`` holds it at a perfect inversion). Spheres are
     found by registering the template's sphere centres to a map of how sphere-like each
     pixel is (:func:`sphere_map`: a disc of the sphere's radius whose mean differs from the
     ring around it and which is uniform inside, summed over the series' images): scaled by
@@ -225,7 +231,8 @@ def sphere_values(value_map, centres, factor=1.0):
 
 # ----------------------------------------------------------------------------- one series
 
-def evaluate_series(kind, plate, folder, params, engine, first_echo_input: bool):
+def evaluate_series(kind, plate, folder, params, engine, first_echo_input: bool, echo_train: str = "epg",
+                    inversion=None):
     from napari_mr_reparam.joint_fit import fit_maps, network_maps, network_render
 
     images, acqs, field, spacing = load(folder)
@@ -254,16 +261,22 @@ def evaluate_series(kind, plate, folder, params, engine, first_echo_input: bool)
             qmaps = network_maps(engine, images[i][None], acqs[i])
             one = network_render(engine, qmaps, a.te, a.tr, a.sequence, a.ti)[0]
             single_errors[k] = rel_rms(one, images[k], mask)
-    # maps from the whole series (echo 1 left out of T2 fits unless asked)
-    used = list(range(n)) if kind == "T1" or first_echo_input else list(range(1, n))
-    full = fit_maps([images[i] for i in used], [acqs[i] for i in used])
+    # maps from the whole series (echo 1 left out of ideal T2 fits unless asked)
+    used = list(range(n)) if kind == "T1" or first_echo_input or echo_train == "epg" else list(range(1, n))
+    full = fit_maps([images[i] for i in used], [acqs[i] for i in used], echo_train=echo_train,
+                    inversion=inversion)
     key = kind.lower()
     template_file = folder.parents[2] / "templates" / ("Plate4_T2" if kind == "T2" else "Plate5_T1_signed")
     centres, factor = sphere_centres(images, spacing, template_file, params[plate]["sphere_centres_row_col"])
     ref = np.asarray(params[plate][key]["relax_times"][field], float)
-    times = [acqs[i].te if kind == "T2" else acqs[i].ti for i in used]
+    # measurable: within the TEs of echoes 2..N (1..N with --keep-first-echo) or the TIs
+    span = range(n) if kind == "T1" or first_echo_input else range(1, n)
+    times = [acqs[i].te if kind == "T2" else acqs[i].ti for i in span]
     measurable = (ref >= min(times)) & (ref <= max(times))
     measured = sphere_values(getattr(full, key), centres, factor)
+    b1 = sphere_values(full.b1, centres, factor) if full.b1 is not None else None
+    if kind == "T1":
+        b1 = np.full(len(centres), full.inversion_efficiency)
     single_measured = None
     if engine is not None:
         i = rows[0][1][0]
@@ -273,7 +286,7 @@ def evaluate_series(kind, plate, folder, params, engine, first_echo_input: bool)
     return {"series": f"{kind} {folder.parent.name}/{plate}", "field": field, "n": n, "noise": noise,
             "errors": errors, "single_errors": single_errors, "ref": ref, "measured": measured,
             "single_measured": single_measured, "measurable": measurable, "times": (min(times), max(times)),
-            "acqs": acqs, "rows": rows}
+            "acqs": acqs, "rows": rows, "b1": b1, "model": full.echo_train if kind == "T2" else "ideal"}
 
 
 def _pct(x):
@@ -286,6 +299,11 @@ def main(argv=None) -> int:
     parser.add_argument("--model", default="physics", help="single-image model for (c); 'none' to skip")
     parser.add_argument("--keep-first-echo", action="store_true",
                         help="let echo 1 of a train be an input and enter the T2 fits")
+    parser.add_argument("--echo-train", choices=("epg", "ideal"), default="epg",
+                        help="T2 maps of a train: extended phase graph with the flip angle free (default) "
+                             "or the ideal equation")
+    parser.add_argument("--inversion", type=float, default=None,
+                        help="inversion efficiency of the IR series (default: estimated from each series)")
     parser.add_argument("--sites", nargs="*", help="only these site folders (e.g. site4_philips)")
     args = parser.parse_args(argv)
     if not (args.data / "relaxometry_params.py").is_file():
@@ -300,7 +318,8 @@ def main(argv=None) -> int:
         from napari_mr_reparam.inference import Reparameterizer
 
         engine = Reparameterizer(args.model, device="cpu")
-    results = [evaluate_series(kind, plate, folder, params, engine, args.keep_first_echo)
+    results = [evaluate_series(kind, plate, folder, params, engine, args.keep_first_echo, args.echo_train,
+                               args.inversion)
                for kind, plate, folder in series_list(args.data, args.sites)]
 
     print("### (a) Held-out images: relative RMS error inside the phantom\n")
@@ -329,9 +348,10 @@ def main(argv=None) -> int:
               f"| {_pct(np.median(single)) if single else '-'} | {_pct(r['noise'])} |")
 
     print("\n### (b, c) Sphere T2 / T1 against the reference (median over measurable spheres)\n")
-    print("| series | field | measurable spheres (reference within the TE/TI range) | joint fit: median error "
-          "| joint fit: worst | one image, network: median error |")
-    print("|---|---|---|---|---|---|")
+    print("| series | field | measurable spheres (reference within the TE/TI range) | T2 model | joint fit: median error "
+          "| joint fit: worst | T2: flip-angle scale (median over spheres); T1: inversion efficiency "
+          "| one image, network: median error |")
+    print("|---|---|---|---|---|---|---|---|")
     for r in results:
         m = r["measurable"]
         err = np.abs(r["measured"][m] / r["ref"][m] - 1)
@@ -339,8 +359,10 @@ def main(argv=None) -> int:
                   else None)
         spheres = ", ".join(str(i + 1) for i in np.flatnonzero(m))
         lo, hi = r["times"]
-        print(f"| {r['series']} | {r['field']} | {m.sum()} ({spheres}; {lo:g}-{hi:g} ms) "
-              f"| {_pct(np.median(err)) if m.any() else '-'} | {_pct(np.max(err)) if m.any() else '-'} "
+        b1 = f"{np.nanmedian(r['b1'][m]):.2f}" if r["b1"] is not None and m.any() else "-"
+        model = r["model"] if r["series"].startswith("T2") else "-"
+        print(f"| {r['series']} | {r['field']} | {m.sum()} ({spheres}; {lo:g}-{hi:g} ms) | {model} "
+              f"| {_pct(np.median(err)) if m.any() else '-'} | {_pct(np.max(err)) if m.any() else '-'} | {b1} "
               f"| {_pct(np.median(single)) if single is not None and m.any() else '-'} |")
 
     print("\n<details><summary>Per sphere (reference / joint fit, ms)</summary>\n")

@@ -109,3 +109,30 @@ def test_preset_on_one_input_uses_the_physics_model(scans, tmp_path, capsys):
                "-o", str(out)])
     assert rc == 0 and out.exists()
     assert "T1w: spin echo, TE 15 / TR 500 ms" in capsys.readouterr().err
+
+
+def test_maps_of_a_multi_echo_dicom_train_fit_the_flip_angle(tmp_path, capsys):
+    from dicom_helpers import write_series
+
+    from napari_mr_reparam import epg
+
+    rng = np.random.default_rng(2)
+    shape = (2, 16, 16)
+    t2 = np.exp(rng.uniform(np.log(40), np.log(150), shape))
+    scale = np.full(shape, 0.75)
+    n, esp = 12, 10.0
+    echoes = np.mean([epg.cpmg_echoes(n, esp, t2, scale * p) for p in epg.slice_profile()], axis=0)
+    volumes = [np.rint(3000 * echoes[..., k]) for k in range(n)]
+    write_series(tmp_path / "mese", volumes, te=tuple(esp * (k + 1) for k in range(n)), tr=3000.0)
+    out = tmp_path / "maps"
+    assert main(["maps", str(tmp_path / "mese"), "-o", str(out), "--model", "none"]) == 0
+    b1 = nib.load(out / "b1.nii.gz").get_fdata()
+    fitted = nib.load(out / "T2map.nii.gz").get_fdata()
+    truth = np.transpose(t2, (2, 1, 0))  # NIfTI axes (x, y, z) of the (z, y, x) slices
+    assert np.median(np.abs(fitted / truth - 1)) < 0.03
+    assert np.median(np.abs(b1 - 0.75)) < 0.03
+    assert json.loads((out / "maps.json").read_text())["echo_train"] == "epg"
+    ideal = tmp_path / "ideal"
+    assert main(["maps", str(tmp_path / "mese"), "-o", str(ideal), "--model", "none", "--echo-train", "ideal"]) == 0
+    assert not (ideal / "b1.nii.gz").exists()
+    assert np.median(nib.load(ideal / "T2map.nii.gz").get_fdata() / truth - 1) > 0.1

@@ -102,3 +102,52 @@ def test_single_input_gives_the_network_maps_as_today():
     today = network_maps(engine, image, acq)
     assert np.array_equal(maps.render(100, 3000), network_render(engine, today, 100, 3000).reshape(image.shape))
     assert not maps.determined["t1"].any()
+
+
+def test_multi_echo_train_with_imperfect_refocusing_gives_t2_and_flip_angle():
+    from napari_mr_reparam import epg
+
+    rng = np.random.default_rng(5)
+    shape = (1, 20, 20)
+    pd = np.full(shape, 1000.0)
+    pd[:, :2] = 0  # background rows
+    t2 = np.exp(rng.uniform(np.log(30), np.log(200), shape))
+    scale = rng.uniform(0.65, 0.9, shape)
+    n, esp = 16, 10.0
+    echoes = np.mean([epg.cpmg_echoes(n, esp, t2, scale * p) for p in epg.slice_profile()], axis=0)
+    images = [(pd * echoes[..., k] + rng.normal(0, 0.5, shape)).astype(np.float32) for k in range(n)]
+    acqs = [Acquisition(esp * (k + 1), 3000) for k in range(n)]
+    body = pd > 0
+    maps = fit_maps(images, acqs)
+    assert maps.echo_train == "epg" and maps.summary()["echo_train"] == "epg"
+    assert _median_error(maps.t2, t2, body) < 0.02
+    assert np.median(np.abs(maps.b1[body] - scale[body])) < 0.03
+    ideal = fit_maps(images, acqs, echo_train="ideal")
+    assert ideal.b1 is None and ideal.echo_train == "ideal"
+    assert np.median(ideal.t2[body] / t2[body] - 1) > 0.1  # stimulated echoes lengthen it
+    # two echoes are no train: the ideal equation, no flip angle
+    assert fit_maps(images[:2], acqs[:2]).b1 is None
+    with pytest.raises(ValueError, match="echo_train"):
+        fit_maps(images, acqs, echo_train="bloch")
+
+
+def test_incomplete_inversion_is_estimated_and_t1_recovered():
+    from napari_mr_reparam.joint_fit import inversion_efficiency
+
+    pd, t1, t2 = _maps(seed=4)
+    tis, tr, te, k = (50, 100, 200, 400, 600, 800), 1000, 10, 0.8
+    acqs = [Acquisition(te, tr, "inversion_recovery", ti) for ti in tis]
+    images = [(1000 * pd * np.abs(1 - (1 + k) * np.exp(-ti / np.maximum(t1, 1e-3))
+                                  + k * np.exp(-tr / np.maximum(t1, 1e-3)))
+               * np.exp(-te / np.maximum(t2, 1e-3))).astype(np.float32) for ti in tis]
+    body = pd > 0
+    assert inversion_efficiency(images, acqs) == pytest.approx(k, abs=0.021)
+    maps = fit_maps(images, acqs)
+    assert maps.inversion_efficiency == pytest.approx(k, abs=0.021)
+    short = t1 < 1500  # within reach of TIs up to 800 ms at TR 1000
+    assert np.median(np.abs(maps.t1[body & short] / t1[body & short] - 1)) < 0.03
+    perfect = fit_maps(images, acqs, inversion=1.0)
+    assert perfect.inversion_efficiency == 1.0
+    assert np.median(1 - perfect.t1[body & short] / t1[body & short]) > 0.1  # a perfect inversion assumed: T1 short
+    # three TIs are too few to tell the efficiency: a perfect inversion is assumed
+    assert inversion_efficiency(images[:3], acqs[:3]) == 1.0

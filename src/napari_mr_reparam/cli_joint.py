@@ -18,6 +18,14 @@ from pathlib import Path
 MAP_FILES = {"pd": "PD", "t1": "T1map", "t2": "T2map"}
 
 
+#: ``--echo-train``: how echoes of a multi-echo spin-echo train are fitted.
+ECHO_TRAIN_OPTION = {
+    "choices": ("epg", "ideal"), "default": "epg",
+    "help": "echoes of a multi-echo spin-echo train (6 or more, TEs multiples of the echo spacing): "
+            "fitted with the extended phase graph and the refocusing flip angle free (epg, the "
+            "default: T2 without the stimulated echoes' bias) or with the ideal equation"}
+
+
 def add_acquisition_options(parser) -> None:
     """Per-input acquisition options of the joint commands (one value per input)."""
     from .command import positive_ms as _positive_ms
@@ -33,6 +41,7 @@ def add_acquisition_options(parser) -> None:
     parser.add_argument("--scale", choices=("shared", "per-input"), default="shared",
                         help="one receiver gain for all inputs (images of one series, the default) or "
                              "one per input (different series; estimated against the network's maps)")
+    parser.add_argument("--echo-train", **ECHO_TRAIN_OPTION)
 
 
 def add_maps_command(sub) -> None:
@@ -76,6 +85,7 @@ def add_predict_options(parser) -> None:
          help="--joint: spin_echo, inversion_recovery or gradient_echo per input")
     _add(parser, "--scale", choices=("shared", "per-input"), default="shared",
          help="--joint: one receiver gain for all inputs (default) or one per input")
+    _add(parser, "--echo-train", **{**ECHO_TRAIN_OPTION, "help": "--joint: " + ECHO_TRAIN_OPTION["help"]})
 
 
 def _listed(value) -> list:
@@ -169,7 +179,8 @@ def fit_inputs(paths, args, model="physics", device="auto"):
     acqs = acquisitions_of(volumes, args)
     engine = _engine(model, device)
     scale = "per_input" if getattr(args, "scale", "shared") == "per-input" else "shared"
-    maps = joint_maps([v.data for v in volumes], acqs, engine=engine, scale=scale)
+    maps = joint_maps([v.data for v in volumes], acqs, engine=engine, scale=scale,
+                      echo_train=getattr(args, "echo_train", "epg"))
     return volumes, maps.acquisitions, maps
 
 
@@ -191,7 +202,8 @@ def cmd_maps(args) -> int:
     targets = {k: out / f"{name}.nii.gz" for k, name in MAP_FILES.items()}
     sidecar = out / "maps.json"
     if not args.overwrite:
-        taken = [p for p in [*targets.values(), sidecar] if p.exists()]
+        taken = [p for p in [*targets.values(), sidecar, out / "determined.nii.gz", out / "b1.nii.gz"]
+                 if p.exists()]
         if taken:
             raise FileExistsError(f"{taken[0]} exists; pass --overwrite to replace it")
     volumes, acqs, maps = fit_inputs(args.input, args, args.model, args.device)
@@ -207,9 +219,14 @@ def cmd_maps(args) -> int:
             "acquisitions": [{"sequence": a.sequence, "EchoTime_ms": a.te, "RepetitionTime_ms": a.tr,
                               "InversionTime_ms": a.ti, "FlipAngle_deg": a.flip_deg} for a in acqs],
             "prior": args.model, "scale": args.scale, **summary,
+            "flip_angle_scale": "b1.nii.gz (refocusing flip angle / 180 degrees at the slice centre)"
+            if maps.b1 is not None else None,
             "determined_bits": "bit 1 PD, 2 T1, 4 T2 (determined.nii.gz)"}
     save_volume(out / "determined.nii.gz", maps.determined_bits.astype("float32"), like=volumes[0],
                 model="joint maps", overwrite=args.overwrite)
+    if maps.b1 is not None:
+        save_volume(out / "b1.nii.gz", maps.b1, like=volumes[0], model="joint maps",
+                    extra={"Quantity": "refocusing flip-angle scale", "Units": "1"}, overwrite=args.overwrite)
     sidecar.write_text(json.dumps(meta, indent=2) + "\n")
     fractions = ", ".join(f"{k.upper()} {100 * v:.0f} %" for k, v in summary["determined_fraction"].items())
     print(f"ok {out}: PD, T1, T2 maps (T1/T2 in ms); determined by the inputs in: {fractions} of the object")

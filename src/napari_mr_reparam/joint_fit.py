@@ -28,6 +28,16 @@ gain relative to the first from the prior's relaxation times (the median over th
 of the ratio of images over the ratio of their predicted signals), since a per-input gain
 trades off exactly against a shift in the relaxation rates and the data alone cannot fix it.
 
+Multi-echo spin-echo trains (:func:`echo_trains`: spin-echo inputs of one TR whose TEs are
+whole multiples of one echo spacing, at least :data:`~napari_mr_reparam.epg.MIN_TRAIN_ECHOES`)
+do not follow the ideal equation: refocusing pulses below 180 degrees add stimulated
+echoes and slow the decay. With ``echo_train="epg"`` (the default) each train is first
+fitted per voxel with the extended phase graph of the train (:mod:`napari_mr_reparam.epg`:
+T2 and the flip-angle scale free), and its images are put in the ideal equation's form
+(each echo times ``exp(-TE/T2)`` over the fitted echo) before the joint fit; the
+flip-angle scale comes back as :attr:`JointMaps.b1`. ``echo_train="ideal"`` fits the
+echoes as they are.
+
 One input gives the network's maps unchanged (as
 :meth:`~napari_mr_reparam.inference.Reparameterizer.compute_maps` does), rendered by the
 engine. Times are in milliseconds.
@@ -55,6 +65,12 @@ DEFAULT_PRIOR_SD = 2.0
 #: Spread of the log value the network's maps are trusted to (a loose tie: data dominate
 #: where they determine a parameter).
 NETWORK_PRIOR_SD = 0.3
+#: Inversion efficiencies tried for inversion-recovery inputs (:func:`inversion_efficiency`).
+INVERSION_EFFICIENCIES = tuple(round(0.5 + 0.02 * i, 2) for i in range(26))
+#: Fewest distinct inversion times from which the inversion efficiency is estimated.
+MIN_INVERSION_TIMES = 4
+#: How echoes of a multi-echo spin-echo train are fitted (see the module's docstring).
+ECHO_TRAIN_MODELS = ("epg", "ideal")
 #: Bits of :attr:`JointMaps.determined_bits`.
 BITS = {"pd": 1, "t1": 2, "t2": 4}
 PARAMETERS = ("pd", "t1", "t2")
@@ -66,7 +82,9 @@ class JointMaps:
 
     ``determined`` holds one boolean map per parameter (True where the inputs determine
     it, False where it came from the prior); ``scales`` each input's gain relative to the
-    first; ``acquisitions`` the inputs' (:class:`AcquisitionValues`). Background voxels (no input signal) have PD, T1
+    first; ``acquisitions`` the inputs' (:class:`AcquisitionValues`); ``b1`` the refocusing
+    flip-angle scale fitted from a multi-echo train (1: 180 degrees at the slice centre; NaN
+    where no train was fitted), None without one. Background voxels (no input signal) have PD, T1
     and T2 of 0 and render as 0. From a single input the maps are the network's
     (``network_maps`` holds them, and renders go through the engine as before).
     """
@@ -80,6 +98,8 @@ class JointMaps:
     free: dict = field(default_factory=dict)
     network_maps: object = None
     engine: object = None
+    b1: np.ndarray | None = None
+    echo_train: str = "ideal"
 
     @property
     def determined_bits(self) -> np.ndarray:
@@ -96,7 +116,16 @@ class JointMaps:
         return {"determined_fraction": {k: round(float((self.determined[k] & body).sum()) / n, 4)
                                         for k in PARAMETERS},
                 "free_parameters": dict(self.free),
-                "scales": [float(s) for s in self.scales]}
+                "scales": [float(s) for s in self.scales],
+                "echo_train": self.echo_train,
+                "inversion_efficiency": self.inversion_efficiency}
+
+    @property
+    def inversion_efficiency(self) -> float | None:
+        """The inversion efficiency the inversion-recovery inputs were fitted with (None without one)."""
+        values = [a.inversion for a in self.acquisitions
+                  if getattr(a, "sequence", None) == "inversion_recovery" and hasattr(a, "inversion")]
+        return float(values[0]) if values else None
 
     def render(self, te_ms: float, tr_ms: float, sequence: str = "spin_echo",
                ti_ms: float | None = None, flip_deg: float | None = None, **extra) -> np.ndarray:
@@ -117,7 +146,8 @@ def _signal_and_slopes(acq: AcquisitionValues, t1, t2, torch):
     """Signal per unit PD and its derivatives in log T1 and log T2 (torch tensors).
 
     Inversion recovery is the magnitude image: its T1 slope takes the sign of the signed
-    longitudinal factor.
+    longitudinal factor, ``1 - (1 + k) exp(-TI/T1) + k exp(-TR/T1)`` for an inversion
+    efficiency k (``acq.inversion``; 1 gives the ideal ``1 - 2 exp(-TI/T1) + exp(-TR/T1)``).
     """
     te, tr = float(acq.te), float(acq.tr)
     e2 = torch.exp(-te / t2)
@@ -128,8 +158,9 @@ def _signal_and_slopes(acq: AcquisitionValues, t1, t2, torch):
     elif acq.sequence == "inversion_recovery":
         ti = float(acq.ti)
         ei = torch.exp(-ti / t1)
-        signed = 1 - 2 * ei + e1
-        dsigned = -2 * (ti / t1) * ei + (tr / t1) * e1
+        k = float(acq.inversion)
+        signed = 1 - (1 + k) * ei + k * e1
+        dsigned = -(1 + k) * (ti / t1) * ei + k * (tr / t1) * e1
         sign = torch.where(signed < 0, -1.0, 1.0)
         lon, dlon = signed * sign, dsigned * sign
     elif acq.sequence == "gradient_echo":
@@ -214,13 +245,15 @@ def free_parameters(acquisitions, noise: float = 0.01, tolerance: float = 0.1) -
 # ---------------------------------------------------------------- the fit
 
 class AcquisitionValues(NamedTuple):
-    """An acquisition's values as the fit reads them (ms, degrees)."""
+    """An acquisition's values as the fit reads them (ms, degrees); ``inversion`` is the
+    inversion efficiency of an inversion recovery (1: Mz inverted fully)."""
 
     sequence: str
     te: float
     tr: float
     ti: float | None
     flip_deg: float | None
+    inversion: float = 1.0
 
 
 def acquisition_values(acq) -> AcquisitionValues:
@@ -408,9 +441,97 @@ def _fit_chunk(s, sigma, acqs, scales, free, prior_log, prior_sd, torch, iterati
     return x, _standard_errors(data_only, torch)
 
 
+def echo_trains(acquisitions) -> list[tuple[list[int], float, np.ndarray]]:
+    """The inputs that are echoes of one multi-echo spin-echo train: spin-echo inputs of one
+    TR whose TEs are whole multiples of one echo spacing (:func:`~napari_mr_reparam.epg.echo_numbers`).
+    Returns (input indices, echo spacing in ms, echo numbers) per train."""
+    from . import epg
+
+    acqs = [_as_acquisition(a) for a in acquisitions]
+    groups: dict = {}
+    for i, a in enumerate(acqs):
+        if a.sequence == "spin_echo":
+            groups.setdefault(round(a.tr, 3), []).append(i)
+    trains = []
+    for members in groups.values():
+        found = epg.echo_numbers([acqs[i].te for i in members])
+        if found is not None:
+            trains.append((members, found[0], found[1]))
+    return trains
+
+
+def _ideal_form(arrays, acqs, body, cancelled=None, chunk_voxels: int = 1 << 16):
+    """Each train's images in the ideal spin-echo equation's form (per-voxel EPG fit of the
+    train), and the flip-angle scale map (None without a train); ``cancelled()`` is asked
+    before each chunk of voxels."""
+    from . import epg
+
+    trains = echo_trains(acqs)
+    if not trains:
+        return arrays, None
+    out = [a.copy() for a in arrays]
+    b1 = np.full(arrays[0].shape, np.nan, np.float32)
+    index = np.flatnonzero(body)
+    for members, spacing, numbers in trains:
+        flat = [arrays[i].reshape(-1) for i in members]
+        tes = [acqs[i].te for i in members]
+        for start in range(0, index.size, chunk_voxels):
+            if cancelled is not None and cancelled():
+                from .inference import Cancelled
+
+                raise Cancelled()
+            idx = index[start:start + chunk_voxels]
+            signals = np.stack([f[idx] for f in flat]).astype(np.float64)
+            fit = epg.fit_train(signals, numbers, spacing)
+            ratio = epg.ideal_ratio(fit, tes)
+            for row, i in enumerate(members):
+                out[i].reshape(-1)[idx] = (signals[row] * ratio[row]).astype(np.float32)
+            b1.reshape(-1)[idx] = fit["scale"]
+    return out, b1
+
+
+def inversion_efficiency(volumes, acquisitions, body=None, sample: int = 20000) -> float:
+    """The inversion efficiency k of the inversion-recovery inputs (one for all of them).
+
+    A real inversion pulse (its slice profile, the transmit field) leaves ``-k Mz`` with k
+    below 1; the ideal equation (k = 1) then puts the null too early and makes T1 short.
+    Estimated where the inputs hold at least :data:`MIN_INVERSION_TIMES` distinct TIs: for
+    each k of :data:`INVERSION_EFFICIENCIES`, every voxel of (a sample of) the object takes
+    its best T1 of a fine grid (PD in closed form, T2 at a typical 100 ms); the k with the
+    least misfit over the object wins. Otherwise 1.
+    """
+    import torch
+
+    acqs = [_as_acquisition(a) for a in acquisitions]
+    ir = [i for i, a in enumerate(acqs) if a.sequence == "inversion_recovery"]
+    if len({acqs[i].ti for i in ir}) < MIN_INVERSION_TIMES:
+        return 1.0
+    arrays = [np.nan_to_num(np.asarray(volumes[i], np.float32)).reshape(-1) for i in ir]
+    if body is None:
+        peak = max(_robust_max(a) for a in arrays)
+        inside = np.flatnonzero(np.max(arrays, axis=0) > 0.05 * peak)
+    else:
+        inside = np.flatnonzero(np.asarray(body).reshape(-1))
+    if inside.size == 0:
+        return 1.0
+    inside = inside[:: max(1, inside.size // sample)]
+    s = torch.from_numpy(np.stack([a[inside] for a in arrays]).astype(np.float64))  # (n, V)
+    t1 = torch.exp(torch.linspace(math.log(10.0), math.log(6000.0), 240, dtype=torch.float64))
+    t2 = torch.full_like(t1, 100.0)
+    energy = (s * s).sum(0)
+    misfits = []
+    for k in INVERSION_EFFICIENCIES:
+        basis = torch.stack([_signal_and_slopes(acqs[i]._replace(inversion=k), t1, t2, torch)[0] for i in ir])
+        basis = basis / basis.norm(dim=0, keepdim=True).clamp_min(1e-12)
+        best = (s.T @ basis).clamp_min(0).max(dim=1).values
+        misfits.append(float((energy - best**2).sum()))
+    return float(INVERSION_EFFICIENCIES[int(np.argmin(misfits))])
+
+
 def fit_maps(volumes, acquisitions, prior: dict | None = None, scale: str = "shared",
              noise: float = 0.01, tolerance: float = 0.1, iterations: int = 6,
              grid_points: int = 12, chunk_voxels: int = 1 << 17, threads: int | None = None,
+             echo_train: str = "epg", inversion: float | None = None,
              progress=None, cancelled=None) -> JointMaps:
     """Joint PD/T1/T2 maps from co-registered images and their acquisitions (no network).
 
@@ -430,6 +551,16 @@ def fit_maps(volumes, acquisitions, prior: dict | None = None, scale: str = "sha
         percentile): the data's weight against the prior, and the determinedness test.
     tolerance : float
         Relative standard error below which a parameter counts as determined.
+    echo_train : "epg" or "ideal"
+        How echoes of a multi-echo spin-echo train (:func:`echo_trains`) are fitted: with
+        the extended phase graph of the train and the refocusing flip angle free (their T2
+        is then T2 itself; :attr:`JointMaps.b1` holds the flip-angle scale), or by the ideal
+        equation (a train's stimulated echoes make T2 too long). Other inputs always take
+        the ideal equation.
+    inversion : float, optional
+        Inversion efficiency of the inversion-recovery inputs (1: a perfect inversion).
+        Default: estimated from them (:func:`inversion_efficiency`; 1 with fewer than
+        :data:`MIN_INVERSION_TIMES` TIs).
     progress, cancelled : callables, optional
         As the engine's: ``progress(n)`` after each chunk of voxels with the number of
         slices (first axis; one for a 2-D image) it finished, ``cancelled()`` asked before
@@ -440,6 +571,8 @@ def fit_maps(volumes, acquisitions, prior: dict | None = None, scale: str = "sha
     arrays, acqs = _check_inputs(volumes, acquisitions)
     if scale not in ("shared", "per_input"):
         raise ValueError(f"scale must be 'shared' or 'per_input', got {scale!r}")
+    if echo_train not in ECHO_TRAIN_MODELS:
+        raise ValueError(f"echo_train must be one of {', '.join(ECHO_TRAIN_MODELS)}, got {echo_train!r}")
     shape = arrays[0].shape
     nan = np.zeros(shape, bool)
     for a in arrays:
@@ -451,6 +584,13 @@ def fit_maps(volumes, acquisitions, prior: dict | None = None, scale: str = "sha
     body = np.zeros(shape, bool)
     for a, sd in zip(clean, sigma_all):
         body |= a > 3 * sd
+    b1 = None
+    if echo_train == "epg":
+        clean, b1 = _ideal_form(clean, acqs, body, cancelled)
+    k = float(inversion) if inversion is not None else inversion_efficiency(clean, acqs, body)
+    if not 0 < k <= 1.5:
+        raise ValueError(f"inversion efficiency must be above 0 and at most 1.5, got {k:g}")
+    acqs = [a._replace(inversion=k) if a.sequence == "inversion_recovery" else a for a in acqs]
     prior = prior or {}
     prior_t1 = np.broadcast_to(np.asarray(prior.get("t1", DEFAULT_PRIOR_MS["t1"]), np.float32), shape)
     prior_t2 = np.broadcast_to(np.asarray(prior.get("t2", DEFAULT_PRIOR_MS["t2"]), np.float32), shape)
@@ -509,7 +649,8 @@ def fit_maps(volumes, acquisitions, prior: dict | None = None, scale: str = "sha
         full = np.zeros(shape, bool)
         full.reshape(-1)[index] = det[key]
         determined[key] = full
-    return JointMaps(maps["pd"], maps["t1"], maps["t2"], determined, list(acqs), scales, free)
+    return JointMaps(maps["pd"], maps["t1"], maps["t2"], determined, list(acqs), scales, free,
+                     b1=b1, echo_train=echo_train if b1 is not None else "ideal")
 
 
 def joint_work_units(shape, engine=None) -> int:
