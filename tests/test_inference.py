@@ -241,6 +241,10 @@ def test_inputs_of_other_sequences_reach_a_network_conditioned_on_them(tiny_weig
     mprage = engine.predict(volume, target, Acquisition(3, 2300, "mprage", 900, 9))
     gre = engine.predict(volume, target, Acquisition(3, 2300, "gradient_echo", None, 9))
     assert mprage.shape == volume.shape and not np.allclose(mprage, gre)
+    # renders keep an MPRAGE input's detail, not an inversion-recovery one's (near a
+    # tissue's null its residual is the maps' error more than the input's detail)
+    assert engine.compute_maps(volume, Acquisition(3, 2300, "mprage", 900, 9)).residual is not None
+    assert engine.compute_maps(volume, Acquisition(120, 9000, "inversion_recovery", 2500)).residual is None
     keywords = engine.predict_volume(volume, 80, 2500, 3, 2300, input_sequence="mprage", input_ti_ms=900,
                                      input_flip_deg=9)
     np.testing.assert_array_equal(keywords, mprage)
@@ -259,7 +263,7 @@ def test_renders_keep_the_inputs_detail(tiny_weights):
     given = Acquisition(30, 800)
     assert engine.keep_detail and engine.options.keep_detail
     maps = engine.compute_maps(volume, given)
-    assert maps.residual.shape == volume.shape and maps.input_render.shape == maps.pd.shape
+    assert maps.residual.shape == volume.shape
     # the input's own acquisition gives the input back, detail and all
     np.testing.assert_allclose(engine.render(maps, given), volume, rtol=1e-4, atol=0.05)
     # another target keeps the input's fine structure, which the maps' grid alone cannot hold
@@ -268,12 +272,8 @@ def test_renders_keep_the_inputs_detail(tiny_weights):
     assert plain.compute_maps(volume, given).residual is None
     detail = volume - volume.mean()
     assert np.corrcoef(kept.ravel(), detail.ravel())[0, 1] > np.corrcoef(smooth.ravel(), detail.ravel())[0, 1] + 0.2
-    # the ratio follows the target's contrast and is bounded
-    flat = np.full((1, 4, 4), 0.5, np.float32)
-    out = transfer_detail(flat, flat, np.full((1, 8, 8), 0.1, np.float32))
-    np.testing.assert_allclose(out, 0.6, atol=1e-6)
-    dark = transfer_detail(np.zeros((1, 4, 4), np.float32), flat, np.full((1, 8, 8), 0.1, np.float32))
-    assert (dark < 0.01).all()
+    out = transfer_detail(np.full((1, 4, 4), 0.5, np.float32), np.full((1, 8, 8), 0.1, np.float32))
+    assert out.shape == (1, 8, 8) and np.allclose(out, 0.6)
     with pytest.raises(ValueError, match="physics model only"):
         Reparameterizer("d2p", device="cpu").predict(volume, Acquisition(90, 4000), options=InferenceOptions(keep_detail=True))
     # some slices only, as the widget and the benchmarks take them

@@ -47,8 +47,8 @@ class InferenceOptions:
         Carry the input's own detail into every render (the default): the maps live on the
         model's working grid, so what the input holds beyond the maps' render of it (finer
         detail than the grid, and whatever the maps miss) is added back at the input's
-        resolution, scaled voxel by voxel by how the target's signal relates to the input's
-        (:func:`transfer_detail`). A render at the input's own acquisition returns the input.
+        resolution (:func:`transfer_detail`). A render at the input's own acquisition
+        returns the input. Not for inversion-recovery inputs (:data:`DETAIL_SEQUENCES`).
     """
 
     consistency: float | None = None
@@ -66,9 +66,9 @@ class QuantitativeMaps:
     input's in-plane size, ``nan`` where the input had no value and ``peak_count`` how
     many of each slice's brightest voxels a render is normalized by (1, the maximum,
     unless the input calibrated more: :mod:`napari_mr_reparam.peaks`). With
-    ``keep_detail`` (:class:`InferenceOptions`), ``input_render`` holds the maps' render
-    at the input's acquisition (working grid, normalized as renders are) and ``residual``
-    the input (normalized to its maximum) minus that render resized to the input's size.
+    ``keep_detail`` (:class:`InferenceOptions`), ``residual`` holds the input (normalized
+    to its maximum) minus the maps' render at the input's acquisition (normalized as
+    renders are, resized to the input's size).
     """
 
     pd: np.ndarray
@@ -78,7 +78,6 @@ class QuantitativeMaps:
     shape: tuple
     nan: np.ndarray
     peak_count: np.ndarray | int = 1
-    input_render: np.ndarray | None = None
     residual: np.ndarray | None = None
 
     def slices(self, rows) -> QuantitativeMaps:
@@ -87,9 +86,7 @@ class QuantitativeMaps:
 
         pick = {k: getattr(self, k)[rows] for k in ("pd", "t1", "t2", "scale", "nan")}
         pick["peak_count"] = self.peak_count[rows] if np.ndim(self.peak_count) else self.peak_count
-        for key in ("input_render", "residual"):
-            value = getattr(self, key)
-            pick[key] = None if value is None else value[rows]
+        pick["residual"] = None if self.residual is None else self.residual[rows]
         return replace(self, **pick)
 
     def at_input_size(self) -> dict[str, np.ndarray]:
@@ -356,10 +353,9 @@ class Reparameterizer:
                 progress(sl.stop - sl.start)
         joined = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
         maps = QuantitativeMaps(**joined, scale=scale[:, 0, 0], shape=shape, nan=nan)
-        if options.keep_detail:
-            read_as = Acquisition.default().per_slice(n) if self.task == "d2p" else given
-            maps.input_render = _normalized_render(maps, read_as)
-            maps.residual = images - resize_slices(maps.input_render, shape)
+        read_as = Acquisition.default().per_slice(n) if self.task == "d2p" else given
+        if options.keep_detail and read_as.sequence in DETAIL_SEQUENCES:
+            maps.residual = images - resize_slices(_normalized_render(maps, read_as), shape)
         return maps
 
     def _maps_batch(self, chunk: np.ndarray, given: Acquisition, options: InferenceOptions) -> dict:
@@ -389,7 +385,7 @@ class Reparameterizer:
             raise TypeError("render takes the target as an Acquisition")
         normalized = _normalized_render(maps, target)
         if maps.residual is not None:
-            images = transfer_detail(normalized, maps.input_render, maps.residual)
+            images = transfer_detail(normalized, maps.residual)
         else:
             images = np.clip(resize_slices(normalized, maps.shape), 0, 1)
         out = images * maps.scale[:, None, None]
@@ -467,29 +463,23 @@ class Reparameterizer:
         return resize_slices(y, size) if y.shape[-2:] != size else y
 
 
-#: :func:`transfer_detail`: the floor added to both renders before their ratio is taken
-#: (as a share of the peak), so voxels dark at the input's acquisition do not amplify
-#: its noise, and the largest ratio applied.
-DETAIL_FLOOR = 0.02
-DETAIL_MAX_RATIO = 4.0
+#: Input sequences whose detail renders keep (:attr:`InferenceOptions.keep_detail`). Not
+#: inversion recovery: near a tissue's null the input's magnitude is most sensitive to T1,
+#: so what the maps miss there is their error more than the input's detail, and carrying
+#: it cost FLAIR inputs 0.5 dB where it gained the others 1-2.7 dB (training/RESULTS.md).
+DETAIL_SEQUENCES = ("spin_echo", "gradient_echo", "mprage")
 
 
-def transfer_detail(target_render: np.ndarray, input_render: np.ndarray, residual: np.ndarray) -> np.ndarray:
+def transfer_detail(target_render: np.ndarray, residual: np.ndarray) -> np.ndarray:
     """A render on the input's grid that keeps the input's detail, in [0, 1].
 
-    ``target_render`` and ``input_render`` are the maps' normalized renders at the target
-    and at the input's own acquisition (working grid); ``residual`` is the input minus the
-    input render resized to the input's grid. The residual is added to the resized target
-    render, scaled voxel by voxel by the ratio of the two renders (the target's signal per
-    unit of the input's, floored by :data:`DETAIL_FLOOR` and capped at
-    :data:`DETAIL_MAX_RATIO`): detail finer than the maps' grid follows the contrast of the
-    tissue it lies in. At the input's own acquisition the input comes back unchanged.
+    ``target_render`` is the maps' normalized render at the target (working grid);
+    ``residual`` the input minus the maps' render at the input's own acquisition, resized
+    to the input's grid. The residual is added to the resized target render: detail finer
+    than the maps' grid, and what the maps miss of the input, reach every target. (Scaling
+    it by the ratio of the target's to the input's render measured 0.15 dB worse.)
     """
-    ratio = np.clip((target_render + DETAIL_FLOOR) / (input_render + DETAIL_FLOOR), 0.0, DETAIL_MAX_RATIO)
-    shape = residual.shape[-2:]
-    both = resize_slices(np.concatenate([target_render, ratio]), shape)
-    n = target_render.shape[0]
-    return np.clip(both[:n] + both[n:] * residual, 0.0, 1.0)
+    return np.clip(resize_slices(target_render, residual.shape[-2:]) + residual, 0.0, 1.0)
 
 
 def _normalized_render(maps: QuantitativeMaps, acquisition: Acquisition) -> np.ndarray:
