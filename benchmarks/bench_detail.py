@@ -1,0 +1,85 @@
+"""Does carrying the input's detail into renders help? (``InferenceOptions.keep_detail``)
+
+The physics model's maps live on a 128-pixel working grid; a render resized back to a
+256 matrix loses what the input held beyond it. With ``keep_detail`` the residual between
+the input and the maps' render of it is added to every target. This scores renders with
+and without it on the external benchmark's anatomy protocol
+(:mod:`bench_external`: partial-volume slabs, a drawn tissue table, bias and Rician noise,
+12 targets per subject), per input kind, through the engine users run.
+
+By default on training subjects (SynthSeg 01-04: the setting was chosen there), with
+``--heldout`` on the held-out subjects as well::
+
+    python benchmarks/bench_detail.py [--model physics] [--heldout]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bench_external as ext  # noqa: E402
+
+TUNING = [ext.ANATOMY / f"synthseg/training_seg_{i:02d}.nii.gz" for i in (1, 2, 3, 4)]
+
+
+def score_subjects(engine, paths, slices: int, n_targets: int) -> dict[tuple[str, bool], list]:
+    """PSNR per (input kind, keep_detail) over every subject, slice and target."""
+    from napari_mr_reparam.inference import InferenceOptions
+
+    targets = ext.heldout_targets(n_targets)
+    out: dict[tuple[str, bool], list] = {}
+    for index, path in enumerate(paths):
+        subject = ext.heldout_subject(Path(path), index, slices)
+        truths = [subject.render(t) for t in targets]
+        for inp in subject.inputs:
+            image = subject.acquire(inp)
+            for keep in (False, True):
+                maps = engine.compute_maps(image, ext._acquisition(inp), options=InferenceOptions(keep_detail=keep))
+                scale = np.maximum(image.max(axis=(1, 2), keepdims=True), 1e-12)
+                for target, truth in zip(targets, truths):
+                    pred = np.clip(engine.render(maps, ext._acquisition(target)) / scale, 0, 1)
+                    out.setdefault((inp.name, keep), []).append(ext.score(pred, truth, subject.mask)["psnr"])
+    return out
+
+
+def table(scores: dict) -> str:
+    names = list(dict.fromkeys(name for name, _ in scores))
+    lines = ["| input | without detail (dB) | with detail (dB) | gain (dB) |", "|---|---|---|---|"]
+    for name in [*names, "all"]:
+        pick = [k for k in scores if name in (k[0], "all")]
+        off, on = (float(np.concatenate([np.concatenate(scores[k]) for k in pick if k[1] == keep]).mean())
+                   for keep in (False, True))
+        lines.append(f"| {name} | {off:.2f} | {on:.2f} | {on - off:+.2f} |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="physics")
+    parser.add_argument("--heldout", action="store_true", help="score the held-out subjects as well")
+    parser.add_argument("--slices", type=int, default=8)
+    parser.add_argument("--targets", type=int, default=12)
+    args = parser.parse_args(argv)
+    from napari_mr_reparam.inference import Reparameterizer
+
+    engine = Reparameterizer(args.model, device="cpu", batch_size=16)
+    groups = {"training subjects 01-04 (tuning)": TUNING}
+    if args.heldout:
+        groups["held-out subjects"] = ext.heldout_paths()
+    for label, paths in groups.items():
+        missing = [str(p) for p in paths if not Path(p).is_file()]
+        if missing:
+            print(f"skipped {label}: not found: {', '.join(missing)} (needs ../shared/)")
+            continue
+        print(f"\n{label}, model {args.model}: PSNR (dB), mean over subjects, slices and targets\n")
+        print(table(score_subjects(engine, paths, args.slices, args.targets)), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
