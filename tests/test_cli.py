@@ -55,6 +55,7 @@ def test_p2p_reads_the_sidecar_or_says_it_assumes_the_default(scan, tiny_weights
     (["--te", "50", "--tr", "4000", "--model", "gan"], "unknown model 'gan'; known: d2p, p2p"),
     (["--te", "50", "--tr", "4000", "--model", "runs/gone.pt"], "no weights file 'runs/gone.pt': no such file"),
     (["--te", "50", "--tr", "4000", "--model", "d2p", "--flip-average"], "flip averaging applies to the physics model only"),
+    (["--te", "50", "--tr", "4000", "--model", "d2p", "--no-detail"], "applies to the physics model only"),
     (["--te", "0.1", "--tr", "5"], "TE 0.1 looks like seconds; times are in milliseconds (did you mean 100 ms?)"),
     (["--te", "100", "--tr", "5"], "did you mean 5000 ms?"),
     (["--te", "100", "--tr", "3000", "--model", "p2p", "--input-te", "0.05", "--input-tr", "4500"],
@@ -304,3 +305,14 @@ def test_input_sequence_comes_from_options_or_sidecar(scan, tiny_weights, tmp_pa
                                                     "ScanningSequence": ["GR", "IR"]}))
     assert main(args[:-4] + ["-o", str(tmp_path / "b.nii.gz")]) == 2
     assert "reads spin-echo inputs only" in capsys.readouterr().err
+
+
+def test_no_detail_renders_from_the_maps_alone(scan, tiny_weights, tmp_path):
+    import nibabel as nib
+
+    path, _, _ = scan
+    common = ["--te", "90", "--tr", "4000", "--input-te", "50", "--input-tr", "4500", "-q"]
+    assert main(["predict", str(path), "-o", str(tmp_path / "kept.nii.gz"), *common]) == 0
+    assert main(["predict", str(path), "-o", str(tmp_path / "maps.nii.gz"), "--no-detail", *common]) == 0
+    kept, alone = (np.asarray(nib.load(tmp_path / f"{n}.nii.gz").dataobj) for n in ("kept", "maps"))
+    assert kept.shape == alone.shape and not np.allclose(kept, alone)

@@ -195,7 +195,8 @@ def cmd_predict(args) -> int:
                              batch_size=args.batch_size)
     _warn_out_of_range(targets, engine.trained_ranges["target"])
     options = engine.resolve(InferenceOptions(consistency=args.consistency,
-                                              flip_average=args.flip_average or None))
+                                              flip_average=args.flip_average or None,
+                                              keep_detail=False if args.no_detail else None))
     _check_model_inputs(engine, args)
     failures = 0
     with tqdm(total=len(inputs) * len(targets), unit="image", disable=args.quiet) as bar:
@@ -338,6 +339,9 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--flip-average", action="store_true",
                     help="physics model: average the maps over each slice and its left-right mirror "
                          "(twice the map time; reads unfamiliar anatomy a little better)")
+    pr.add_argument("--no-detail", action="store_true",
+                    help="physics model: render from the maps alone, without adding back the input's "
+                         "own detail beyond them (kept by default)")
     pr.add_argument("--overwrite", action="store_true", help="replace an existing output")
     pr.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     from .cli_joint import add_maps_command, add_predict_options
