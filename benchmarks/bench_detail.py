@@ -10,7 +10,7 @@ and without it on the external benchmark's anatomy protocol
 By default on training subjects (SynthSeg 01-04: the setting was chosen there), with
 ``--heldout`` on the held-out subjects as well::
 
-    python benchmarks/bench_detail.py [--model physics] [--heldout]
+    python benchmarks/bench_detail.py [--model physics] [--heldout] [--consistency W]
 """
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ import bench_external as ext  # noqa: E402
 TUNING = [ext.ANATOMY / f"synthseg/training_seg_{i:02d}.nii.gz" for i in (1, 2, 3, 4)]
 
 
-def score_subjects(engine, paths, slices: int, n_targets: int) -> dict[tuple[str, bool], list]:
+def score_subjects(engine, paths, slices: int, n_targets: int,
+                   consistency: float | None = None) -> dict[tuple[str, bool], list]:
     """PSNR per (input kind, keep_detail) over every subject, slice and target."""
     from napari_mr_reparam.inference import InferenceOptions
 
@@ -39,7 +40,8 @@ def score_subjects(engine, paths, slices: int, n_targets: int) -> dict[tuple[str
         for inp in subject.inputs:
             image = subject.acquire(inp)
             for keep in (False, True):
-                maps = engine.compute_maps(image, ext._acquisition(inp), options=InferenceOptions(keep_detail=keep))
+                options = InferenceOptions(consistency=consistency, keep_detail=keep)
+                maps = engine.compute_maps(image, ext._acquisition(inp), options=options)
                 scale = np.maximum(image.max(axis=(1, 2), keepdims=True), 1e-12)
                 for target, truth in zip(targets, truths):
                     pred = np.clip(engine.render(maps, ext._acquisition(target)) / scale, 0, 1)
@@ -64,6 +66,8 @@ def main(argv=None) -> int:
     parser.add_argument("--heldout", action="store_true", help="score the held-out subjects as well")
     parser.add_argument("--slices", type=int, default=8)
     parser.add_argument("--targets", type=int, default=12)
+    parser.add_argument("--consistency", type=float, metavar="W",
+                        help="the data-consistency weight (default: the engine's)")
     args = parser.parse_args(argv)
     from napari_mr_reparam.inference import Reparameterizer
 
@@ -76,8 +80,10 @@ def main(argv=None) -> int:
         if missing:
             print(f"skipped {label}: not found: {', '.join(missing)} (needs ../shared/)")
             continue
-        print(f"\n{label}, model {args.model}: PSNR (dB), mean over subjects, slices and targets\n")
-        print(table(score_subjects(engine, paths, args.slices, args.targets)), flush=True)
+        weight = engine.consistency if args.consistency is None else args.consistency
+        print(f"\n{label}, model {args.model}, consistency {weight:g}: PSNR (dB), mean over subjects, "
+              "slices and targets\n")
+        print(table(score_subjects(engine, paths, args.slices, args.targets, args.consistency)), flush=True)
     return 0
 
 
