@@ -27,6 +27,15 @@ def demo(make_napari_viewer, tiny_weights):
 def _idle(widget):
     return widget._worker is None and widget._queue._pending is None
 
+def _cancel_once_started(qtbot, viewer, widget, started, seen):
+    """Run, cancel once the job has started, and check it stopped with nothing added."""
+    widget.run.clicked.emit()
+    _until(qtbot, started.is_set)
+    widget.cancel_work()
+    _until(qtbot, lambda: _idle(widget))
+    assert seen == [True] and widget.status.value == "Cancelled" and not _outputs(viewer, "prediction")
+
+
 
 def _outputs(viewer, role):
     return [l for l in viewer.layers if (l.metadata or {}).get("mr_reparam_role") == role]
@@ -282,11 +291,7 @@ def test_cancel_reaches_the_engine(demo, qtbot, monkeypatch):
 
     monkeypatch.setattr(Reparameterizer, "_predict_normalized", slow)
     viewer, widget = demo
-    widget.run.clicked.emit()
-    _until(qtbot, started.is_set)
-    widget.cancel_work()
-    _until(qtbot, lambda: _idle(widget))
-    assert seen == [True] and widget.status.value == "Cancelled" and not _outputs(viewer, "prediction")
+    _cancel_once_started(qtbot, viewer, widget, started, seen)
 
 
 def test_clearing_the_ground_truth_removes_its_difference(demo, qtbot):
@@ -456,11 +461,7 @@ def test_joint_maps_job_can_be_cancelled(demo, qtbot, monkeypatch):
     viewer, widget = demo
     widget.model.value = "physics"
     widget.add_input_row().layer.value = viewer.layers["head TE20 TR600"]
-    widget.run.clicked.emit()
-    _until(qtbot, started.is_set)
-    widget.cancel_work()
-    _until(qtbot, lambda: _idle(widget))
-    assert seen == [True] and widget.status.value == "Cancelled" and not _outputs(viewer, "prediction")
+    _cancel_once_started(qtbot, viewer, widget, started, seen)
 
 
 def test_mismatched_inputs_give_one_message_and_change_nothing(demo, qtbot):

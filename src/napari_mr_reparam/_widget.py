@@ -280,13 +280,11 @@ class ReparamWidget(Container):
 
     def _on_slider_changed(self, *_):
         from .acquisition import out_of_range_warnings
-        from .acquisition_effects import trained_ranges
-        from .weights import bundled_card
+        from .widget_logic import trained_target_range
 
         if not self._applying_preset:
             self._set_preset(matching_preset(self._control_values()))
-        trained = trained_ranges(bundled_card(self.model.value).get("config"))["target"]
-        warnings = out_of_range_warnings(self.te.value, self.tr.value, trained)
+        warnings = out_of_range_warnings(self.te.value, self.tr.value, trained_target_range(self.model.value))
         self.range_warning.value = "⚠ " + "; ".join(warnings) if warnings else ""
         if self.te.value >= self.tr.value:
             self.status.value = "TE must be shorter than TR"

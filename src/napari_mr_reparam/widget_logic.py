@@ -3,6 +3,7 @@ presets, and the acquisitions of several inputs (joint maps)."""
 
 from __future__ import annotations
 
+import functools
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -146,6 +147,16 @@ def render_request(engine, maps, request: Request) -> np.ndarray:
         extra = {"ti2": target.ti2_ms} if target.ti2_ms is not None else {}
         return maps.render(target.te_ms, target.tr_ms, target.sequence, target.ti_ms, target.flip_deg, **extra)
     return engine.render(maps, target)
+
+
+@functools.lru_cache(maxsize=None)
+def trained_target_range(model: str) -> dict:
+    """The target TE/TR range (ms) a bundled model was trained on, its card read once per
+    model (the slider asks on every move)."""
+    from .acquisition_effects import trained_ranges
+    from .weights import bundled_card
+
+    return trained_ranges(bundled_card(model).get("config"))["target"]
 
 
 # ---------------------------------------------------------------------------- presets
