@@ -566,6 +566,39 @@ def heldout_subject(path: Path, index: int, slices: int) -> HeldoutSubject:
         noise=float(rng.uniform(*NOISE_SIGMA)), thickness=thickness, seed=HELDOUT_SEED + index)
 
 
+#: Training tissue names of the held-out table's classes, for the anatomy oracle (deep grey
+#: nuclei as an even geometric mix of grey and white matter).
+ORACLE_TISSUE = {"deep_grey": ("grey_matter", "white_matter"), "bone": ("skull",), "eye": ("csf",)}
+ORACLE_LABEL = "anatomy oracle"
+
+
+def training_mean_values(names: list[str]) -> np.ndarray:
+    """(3, classes) PD, T1, T2 of each held-out class from the training tables (the
+    package's ``tissues.TABLES``): the geometric mean over tables (PD: arithmetic), the
+    values a model that learned those tables would expect with no other clue."""
+    from napari_mr_reparam.tissues import TABLES
+
+    values = np.zeros((3, len(names)), np.float32)
+    for i, name in enumerate(names[1:], start=1):
+        tissues = [t[n] for t in TABLES.values() for n in ORACLE_TISSUE.get(name, (name,))]
+        values[0, i] = np.mean([t.pd for t in tissues])
+        for row, key in ((1, "t1"), (2, "t2")):
+            times = [getattr(t, key) for t in tissues if getattr(t, key) > 0]
+            values[row, i] = float(np.exp(np.mean(np.log(times)))) if times else 1e-3
+    return values
+
+
+def oracle_predictions(subject: HeldoutSubject, targets: list[Acq]) -> list[np.ndarray]:
+    """The anatomy oracle: each target rendered from the subject's true classes, slabs
+    and bias field with the training tables' mean tissue values in place of the subject's
+    own (:func:`training_mean_values`). It reads no input: what knowing the anatomy
+    exactly, but the tissue values only as training taught them, would score."""
+    from dataclasses import replace
+
+    guess = replace(subject, values=training_mean_values(subject.names))
+    return [guess.render(t) for t in targets]
+
+
 def heldout_paths() -> list[Path]:
     """The anatomy subjects training keeps out (the package's list)."""
     from napari_mr_reparam.phantoms.freesurfer import HELD_OUT
@@ -573,8 +606,10 @@ def heldout_paths() -> list[Path]:
     return [ANATOMY / p for p in HELD_OUT]
 
 
-def run_heldout(models: list[Model], slices: int, n_targets: int, subjects=None, log=print) -> dict:
-    """Scores on the held-out subjects: one row per model and input kind."""
+def run_heldout(models: list[Model], slices: int, n_targets: int, subjects=None, log=print,
+                oracle: bool = False) -> dict:
+    """Scores on the held-out subjects: one row per model and input kind (with ``oracle``,
+    first a row for the anatomy oracle, :func:`oracle_predictions`)."""
     paths = subjects or heldout_paths()
     missing = [str(p) for p in paths if not Path(p).is_file()]
     if missing:
@@ -591,6 +626,9 @@ def run_heldout(models: list[Model], slices: int, n_targets: int, subjects=None,
                                   for i, n in enumerate(subject.names) if i}})
         truths = [subject.render(t) for t in targets]
         log(f"  {subject.name}: {subject.thickness} mm slabs, noise {subject.noise:.3f}", flush=True)
+        if oracle:
+            for t, pred, truth in zip(targets, oracle_predictions(subject, targets), truths):
+                tallies.setdefault((ORACLE_LABEL, None), Tally()).add(score(pred, truth, subject.mask), t)
         for inp in subject.inputs:
             image = subject.acquire(inp)
             for model in models:
@@ -601,6 +639,9 @@ def run_heldout(models: list[Model], slices: int, n_targets: int, subjects=None,
                         key = (model.label, inp.name)
                         tallies.setdefault(key, Tally()).add(score(pred, truth, subject.mask), t)
     rows = []
+    if oracle:
+        rows.append({"model": ORACLE_LABEL, "what": "none (true anatomy, training tissue means)",
+                     "saw": None, "summary": tallies[(ORACLE_LABEL, None)].summary()})
     for model in models:
         for name in INPUT_NAMES:
             key = (model.label, name)
@@ -806,6 +847,9 @@ def main(argv=None) -> int:
     parser.add_argument("--mrilab", default=MRILAB_SPEC, help="the MRiLab phantom spec")
     parser.add_argument("--json", help="write every figure here")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--oracle", action="store_true",
+                        help="held-out group: add the anatomy oracle's row (true anatomy rendered with "
+                             "the training tables' mean tissue values)")
     parser.add_argument("--no-baselines", action="store_true",
                         help="score only --models, not identity, d2p and p2p: their rows are the same "
                              "in every run (fixed seeds), so a table that has them can take yours beside")
@@ -823,7 +867,7 @@ def main(argv=None) -> int:
         print(f"{group}...", file=sys.stderr, flush=True)
         log = lambda *a, **k: print(*a, file=sys.stderr, **k)  # noqa: E731
         if group == "heldout":
-            out = run_heldout(models, args.slices, args.targets, args.subjects, log)
+            out = run_heldout(models, args.slices, args.targets, args.subjects, log, oracle=args.oracle)
         elif group == "mrilab":
             out = run_mrilab(models, args.limit, args.mrilab, log)
         elif group == "sample":

@@ -21,6 +21,7 @@ from typing import Callable
 import numpy as np
 
 from .acquisition import TRAINED_RANGE_MS, Acquisition, out_of_range_warnings  # noqa: F401
+from .detail import DetailGuide
 from .resize import resize_slices
 
 NETWORK_SIZE = 256
@@ -45,10 +46,11 @@ class InferenceOptions:
         the default) rather than by their maximum.
     keep_detail : bool
         Carry the input's own detail into every render (the default): the maps live on the
-        model's working grid, so what the input holds beyond the maps' render of it (finer
-        detail than the grid, and whatever the maps miss) is added back at the input's
-        resolution (:func:`transfer_detail`). A render at the input's own acquisition
-        returns the input. Not for inversion-recovery inputs (:data:`DETAIL_SEQUENCES`).
+        model's working grid, and each render is brought to the input's resolution with
+        the input as its guide (:class:`~napari_mr_reparam.detail.DetailGuide`: the
+        target, locally a linear function of the input, fitted on the grid and applied at
+        full resolution), for every input sequence. A render at the input's own
+        acquisition returns nearly the input.
     """
 
     consistency: float | None = None
@@ -66,9 +68,9 @@ class QuantitativeMaps:
     input's in-plane size, ``nan`` where the input had no value and ``peak_count`` how
     many of each slice's brightest voxels a render is normalized by (1, the maximum,
     unless the input calibrated more: :mod:`napari_mr_reparam.peaks`). With
-    ``keep_detail`` (:class:`InferenceOptions`), ``residual`` holds the input (normalized
-    to its maximum) minus the maps' render at the input's acquisition (normalized as
-    renders are, resized to the input's size).
+    ``keep_detail`` (:class:`InferenceOptions`), ``guide`` holds the input (normalized to
+    its maximum) that brings renders to its resolution
+    (:class:`~napari_mr_reparam.detail.DetailGuide`).
     """
 
     pd: np.ndarray
@@ -78,7 +80,7 @@ class QuantitativeMaps:
     shape: tuple
     nan: np.ndarray
     peak_count: np.ndarray | int = 1
-    residual: np.ndarray | None = None
+    guide: DetailGuide | None = None
 
     def slices(self, rows) -> QuantitativeMaps:
         """The maps of some slices only (``rows``: an index array or slice)."""
@@ -86,7 +88,7 @@ class QuantitativeMaps:
 
         pick = {k: getattr(self, k)[rows] for k in ("pd", "t1", "t2", "scale", "nan")}
         pick["peak_count"] = self.peak_count[rows] if np.ndim(self.peak_count) else self.peak_count
-        pick["residual"] = None if self.residual is None else self.residual[rows]
+        pick["guide"] = None if self.guide is None else self.guide.slices(rows)
         return replace(self, **pick)
 
     def at_input_size(self) -> dict[str, np.ndarray]:
@@ -353,9 +355,8 @@ class Reparameterizer:
                 progress(sl.stop - sl.start)
         joined = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
         maps = QuantitativeMaps(**joined, scale=scale[:, 0, 0], shape=shape, nan=nan)
-        read_as = Acquisition.default().per_slice(n) if self.task == "d2p" else given
-        if options.keep_detail and read_as.sequence in DETAIL_SEQUENCES:
-            maps.residual = images - resize_slices(_normalized_render(maps, read_as), shape)
+        if options.keep_detail:
+            maps.guide = DetailGuide(images, maps.pd.shape[-2:])
         return maps
 
     def _maps_batch(self, chunk: np.ndarray, given: Acquisition, options: InferenceOptions) -> dict:
@@ -377,15 +378,16 @@ class Reparameterizer:
         """An image volume at ``target`` from :meth:`compute_maps`' maps (input units).
 
         Each slice is normalized to its peak (its maximum, or the mean of as many of its
-        brightest voxels as the input calibrated), as the network's own renders are, given
-        the input's detail back when the maps carry it (:func:`transfer_detail`), and scaled
-        back by the input slice's maximum.
+        brightest voxels as the input calibrated), as the network's own renders are, brought
+        to the input's size with the input's detail when the maps carry a guide
+        (:class:`~napari_mr_reparam.detail.DetailGuide`), and scaled back by the input
+        slice's maximum.
         """
         if not isinstance(target, Acquisition):
             raise TypeError("render takes the target as an Acquisition")
         normalized = _normalized_render(maps, target)
-        if maps.residual is not None:
-            images = transfer_detail(normalized, maps.residual)
+        if maps.guide is not None:
+            images = maps.guide.upsample(normalized)
         else:
             images = np.clip(resize_slices(normalized, maps.shape), 0, 1)
         out = images * maps.scale[:, None, None]
@@ -461,25 +463,6 @@ class Reparameterizer:
             args = [torch.from_numpy(np.array(a, np.float32)).to(dev) for a in (te, tr, te_in, tr_in)]
             y = from_model_range(self.net(t, *args)).clamp_(0, 1)[:, 0].float().cpu().numpy()
         return resize_slices(y, size) if y.shape[-2:] != size else y
-
-
-#: Input sequences whose detail renders keep (:attr:`InferenceOptions.keep_detail`). Not
-#: inversion recovery: near a tissue's null the input's magnitude is most sensitive to T1,
-#: so what the maps miss there is their error more than the input's detail, and carrying
-#: it cost FLAIR inputs 0.5 dB where it gained the others 1-2.7 dB (training/RESULTS.md).
-DETAIL_SEQUENCES = ("spin_echo", "gradient_echo", "mprage")
-
-
-def transfer_detail(target_render: np.ndarray, residual: np.ndarray) -> np.ndarray:
-    """A render on the input's grid that keeps the input's detail, in [0, 1].
-
-    ``target_render`` is the maps' normalized render at the target (working grid);
-    ``residual`` the input minus the maps' render at the input's own acquisition, resized
-    to the input's grid. The residual is added to the resized target render: detail finer
-    than the maps' grid, and what the maps miss of the input, reach every target. (Scaling
-    it by the ratio of the target's to the input's render measured 0.15 dB worse.)
-    """
-    return np.clip(resize_slices(target_render, residual.shape[-2:]) + residual, 0.0, 1.0)
 
 
 def _normalized_render(maps: QuantitativeMaps, acquisition: Acquisition) -> np.ndarray:

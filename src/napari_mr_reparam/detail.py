@@ -1,0 +1,91 @@
+"""Renders at the input's resolution: the input guides the upsampling of a coarse render.
+
+The physics model's maps live on a coarse working grid (128 pixels). A target rendered
+there and merely resized loses everything finer than the grid. Inside a small
+neighbourhood a partial-volume voxel is a mix of the few tissues around it, and a mix of
+two tissues is, at any acquisition, the same linear blend of their signals: so the
+target is locally a linear function of the input. The coefficients of that function are
+found on the working grid, from the input shrunk to it and the coarse render of the
+target (a guided filter, He et al., "Guided image filtering", ECCV 2010 / TPAMI 2013),
+and then applied to the input at its own resolution. A render at the input's own
+acquisition returns the input; a target of opposite contrast flips its edges.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+#: Half-width, in working-grid pixels, of the windows the linear relation is fitted over.
+RADIUS = 1
+#: Regularization of the fitted slope (image intensities on [0, 1]): where the input is
+#: flatter than this inside a window, the render keeps its own coarse value there.
+EPS = 1e-4
+
+
+class DetailGuide:
+    """The input (each slice normalized to its maximum) at its own size and shrunk to the
+    maps' grid, with its window statistics, kept once per volume for every render."""
+
+    def __init__(self, images: np.ndarray, grid: tuple[int, int], radius: int = RADIUS, eps: float = EPS):
+        import torch
+
+        self.radius, self.eps = radius, eps
+        self.full = torch.from_numpy(np.ascontiguousarray(images, np.float32))[:, None]
+        self.small = _shrink(self.full, grid)
+        self.mean = self._box(self.small)
+        self.var = self._box(self.small * self.small) - self.mean * self.mean
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return tuple(self.full.shape[-2:])
+
+    def slices(self, rows) -> DetailGuide:
+        """The guide of some slices only."""
+        out = object.__new__(DetailGuide)
+        out.radius, out.eps = self.radius, self.eps
+        idx = _index(rows, self.full.shape[0])
+        for key in ("full", "small", "mean", "var"):
+            setattr(out, key, getattr(self, key)[idx])
+        return out
+
+    def upsample(self, render: np.ndarray) -> np.ndarray:
+        """``render`` (n, h, w) on the maps' grid, brought to the input's size with the
+        input's detail, clipped to [0, 1]."""
+        import torch
+        import torch.nn.functional as F
+
+        with torch.inference_mode():
+            src = torch.from_numpy(np.ascontiguousarray(render, np.float32))[:, None]
+            mean_src = self._box(src)
+            cov = self._box(self.small * src) - self.mean * mean_src
+            slope = cov / (self.var + self.eps)
+            offset = mean_src - slope * self.mean
+            coeffs = torch.cat([self._box(slope), self._box(offset)], dim=1)
+            coeffs = F.interpolate(coeffs, size=self.shape, mode="bilinear", align_corners=False)
+            out = coeffs[:, :1] * self.full + coeffs[:, 1:]
+            return out.clamp_(0.0, 1.0)[:, 0].numpy()
+
+    def _box(self, x):
+        import torch.nn.functional as F
+
+        k = 2 * self.radius + 1
+        padded = F.pad(x, (self.radius,) * 4, mode="replicate")
+        return F.avg_pool2d(padded, k, stride=1)
+
+
+def _shrink(images, grid):
+    import torch
+    import torch.nn.functional as F
+
+    with torch.inference_mode():
+        if tuple(images.shape[-2:]) == tuple(grid):
+            return images.clone()
+        mode = "area" if all(a >= b for a, b in zip(images.shape[-2:], grid)) else "bilinear"
+        kwargs = {} if mode == "area" else {"align_corners": False}
+        return F.interpolate(images, size=tuple(grid), mode=mode, **kwargs)
+
+
+def _index(rows, n: int):
+    import torch
+
+    return torch.as_tensor(np.arange(n)[rows])
