@@ -1,16 +1,27 @@
 """Does carrying the input's detail into renders help? (``InferenceOptions.keep_detail``)
 
 The physics model's maps live on a 128-pixel working grid; a render resized back to a
-256 matrix loses what the input held beyond it. With ``keep_detail`` the residual between
-the input and the maps' render of it is added to every target. This scores renders with
-and without it on the external benchmark's anatomy protocol
-(:mod:`bench_external`: partial-volume slabs, a drawn tissue table, bias and Rician noise,
-12 targets per subject), per input kind, through the engine users run.
+256 matrix loses what the input held beyond it. With ``keep_detail`` each render is
+brought to the input's resolution with the input as its guide
+(:class:`napari_mr_reparam.detail.DetailGuide`). This scores renders with and without it
+on the external benchmark's anatomy protocol (:mod:`bench_external`: partial-volume slabs,
+a drawn tissue table, bias and Rician noise, 12 targets per subject), per input kind,
+through the engine users run.
 
 By default on training subjects (SynthSeg 01-04: the setting was chosen there), with
 ``--heldout`` on the held-out subjects as well::
 
     python benchmarks/bench_detail.py [--model physics] [--heldout] [--consistency W]
+                                      [--work-size N]
+
+``--work-size N`` runs the network's maps on an N-pixel grid in place of the one it was
+trained on (128): maps at the input's own resolution (256) against guided upsampling.
+
+``--ceiling`` needs no model: on the held-out subjects it scores what a grid costs when
+the maps are perfect. The exact target render is shrunk to the 128-pixel grid (as a map
+render there would be) and brought back plainly resized or guided by the input; and the
+true per-pixel maps of each slab (PD-weighted geometric means through the slab) are
+rendered at full resolution, one compartment per pixel, as the maps represent tissue.
 """
 
 from __future__ import annotations
@@ -49,6 +60,40 @@ def score_subjects(engine, paths, slices: int, n_targets: int,
     return out
 
 
+def ceiling(paths, slices: int, n_targets: int) -> str:
+    """PSNR of perfect maps through the working grid (see the module's ``--ceiling``)."""
+    from napari_mr_reparam.detail import DetailGuide
+    from napari_mr_reparam.resize import resize_slices
+    from napari_mr_reparam.simulate import normalize_to_max
+
+    targets = ext.heldout_targets(n_targets)
+    tallies: dict[str, ext.Tally] = {}
+
+    def add(label, pred, truth, target, mask):
+        tallies.setdefault(label, ext.Tally()).add(ext.score(pred, truth, mask), target)
+
+    for index, path in enumerate(paths):
+        s = ext.heldout_subject(Path(path), index, slices)
+        weight = s.values[0][s.classes] * s.bias
+        total = np.maximum(weight.sum(axis=1), 1e-9)
+        pd = weight.sum(axis=1) / s.classes.shape[1]
+        t1, t2 = (np.exp((weight * np.log(np.maximum(s.values[k][s.classes], 1e-3))).sum(axis=1) / total)
+                  for k in (1, 2))
+        guides = [DetailGuide(s.acquire(inp), (128, 128)) for inp in s.inputs]
+        for target in targets:
+            truth = s.render(target)
+            one = normalize_to_max(np.asarray(ext.signal(target, pd, t1, t2), np.float32))
+            add("one compartment per pixel, true maps, full resolution", one, truth, target, s.mask)
+            small = DetailGuide(truth, (128, 128)).small[:, 0].numpy()
+            add("exact render on the 128 grid, resized", np.clip(resize_slices(small, truth.shape[-2:]), 0, 1),
+                truth, target, s.mask)
+            for guide in guides:
+                add("exact render on the 128 grid, guided by the input", guide.upsample(small), truth, target,
+                    s.mask)
+    rows = [{"model": k, "what": "perfect maps", "saw": None, "summary": v.summary()} for k, v in tallies.items()]
+    return ext.psnr_table(rows, "maps")
+
+
 def table(scores: dict) -> str:
     names = list(dict.fromkeys(name for name, _ in scores))
     lines = ["| input | without detail (dB) | with detail (dB) | gain (dB) |", "|---|---|---|---|"]
@@ -68,10 +113,19 @@ def main(argv=None) -> int:
     parser.add_argument("--targets", type=int, default=12)
     parser.add_argument("--consistency", type=float, metavar="W",
                         help="the data-consistency weight (default: the engine's)")
+    parser.add_argument("--work-size", type=int, metavar="N",
+                        help="the maps' grid (default: the model's own, 128)")
+    parser.add_argument("--ceiling", action="store_true",
+                        help="no model: perfect maps through the working grid, on the held-out subjects")
     args = parser.parse_args(argv)
     from napari_mr_reparam.inference import Reparameterizer
 
+    if args.ceiling:
+        print(ceiling(ext.heldout_paths(), args.slices, args.targets))
+        return 0
     engine = Reparameterizer(args.model, device="cpu", batch_size=16)
+    if args.work_size:
+        engine.net.work_size = args.work_size
     groups = {"training subjects 01-04 (tuning)": TUNING}
     if args.heldout:
         groups["held-out subjects"] = ext.heldout_paths()
