@@ -36,7 +36,7 @@ inversion-recovery magnitude series of the T1 plate), read with
     equation on echoes 2 to N (all with ``--keep-first-echo``). The median fitted
     flip-angle scale in the spheres is listed, and for T1 the inversion efficiency the
     series' fit estimated (:func:`napari_mr_reparam.joint_fit.inversion_efficiency`;
-    ``--inversion 1`` holds it at a perfect inversion). Spheres are
+    ``--inversion 1`` holds it at a perfect inversion, in (a) too). Spheres are
     found by registering the template's sphere centres to a map of how sphere-like each
     pixel is (:func:`sphere_map`: a disc of the sphere's radius whose mean differs from the
     ring around it and which is uniform inside, summed over the series' images): scaled by
@@ -262,7 +262,7 @@ def evaluate_series(kind, plate, folder, params, engine, first_echo_input: bool,
     errors, single_errors, with_clipped = {}, {}, {}
     for k, inputs in rows:
         maps = fit_maps([images[i] for i in inputs], [acqs[i] for i in inputs],
-                        clipped=[clipped[i] for i in inputs])
+                        clipped=[clipped[i] for i in inputs], inversion=inversion)
         a = acqs[k]
         pred = maps.render(a.te, a.tr, a.sequence, ti_ms=a.ti)
         # scored where the scanner measured the target and every input (none clipped)
@@ -319,7 +319,8 @@ def main(argv=None) -> int:
                         help="T2 maps of a train: extended phase graph with the flip angle free (default) "
                              "or the ideal equation")
     parser.add_argument("--inversion", type=float, default=None,
-                        help="inversion efficiency of the IR series (default: estimated from each series)")
+                        help="inversion efficiency of the IR series, for (a) and (b) (default: estimated from "
+                             "each fit's inputs)")
     parser.add_argument("--sites", nargs="*", help="only these site folders (e.g. site4_philips)")
     args = parser.parse_args(argv)
     if not (args.data / "relaxometry_params.py").is_file():
