@@ -20,7 +20,13 @@ inversion-recovery magnitude series of the T1 plate), read with
     prediction is listed apart. Beside it, the image noise measured from the series
     (:func:`noise_level`: neighbouring images' difference, high-passed, in the flat part
     of the phantom) over the RMS signal in the phantom. Real-valued (signed) inversion-
-    recovery images are taken as their magnitude.
+    recovery images are taken as their magnitude. Three TIs fit with the series'
+    inversion efficiency estimated from those three images
+    (:func:`napari_mr_reparam.joint_fit.inversion_efficiency`), and the held-out TI is
+    rendered with it (:meth:`~napari_mr_reparam.joint_fit.JointMaps.render`). Voxels the
+    scanner clipped (stored values at the top of their range) enter the fits as lower
+    bounds (``fit_maps(clipped=...)``); a prediction is scored where the target and its
+    inputs hold no clipped voxel, and its score with them is printed below the table.
 (b) **Maps.** T2 or T1 (all TIs) fitted per voxel; median at each sphere, against the
     reference of the phantom's plate at the scanner's field strength, for spheres the
     series can measure: T2 within the range of echo 2 to the last echo, T1 within the
@@ -30,7 +36,7 @@ inversion-recovery magnitude series of the T1 plate), read with
     equation on echoes 2 to N (all with ``--keep-first-echo``). The median fitted
     flip-angle scale in the spheres is listed, and for T1 the inversion efficiency the
     series' fit estimated (:func:`napari_mr_reparam.joint_fit.inversion_efficiency`;
-    ``--inversion 1`` holds it at a perfect inversion). Spheres are
+    ``--inversion 1`` holds it at a perfect inversion, in (a) too). Spheres are
     found by registering the template's sphere centres to a map of how sphere-like each
     pixel is (:func:`sphere_map`: a disc of the sphere's radius whose mean differs from the
     ring around it and which is uniform inside, summed over the series' images): scaled by
@@ -82,19 +88,22 @@ def series_list(data: Path, sites=None):
 
 
 def load(folder: Path):
+    """Images, acquisitions, field, pixel spacing, and per image the voxels the scanner
+    clipped (``extra["saturated"]`` of :func:`napari_mr_reparam.dicom.read_series`)."""
     from napari_mr_reparam.dicom import read_series
     from napari_mr_reparam.joint_fit import acquisition_values, make_acquisition
 
     volumes = read_series(folder, require=("EchoTime", "RepetitionTime"))
-    images, acqs = [], []
+    images, acqs, clipped = [], [], []
     for v in volumes:
         seq = v.extra.get("sequence") or "spin_echo"
         acqs.append(acquisition_values(make_acquisition(seq, v.te_ms, v.tr_ms,
                                                         v.ti_ms if seq == "inversion_recovery" else None)))
         # a real-valued (phase-corrected, signed) inversion-recovery image: its magnitude
         images.append(np.abs(np.asarray(v.data[0], np.float32)))
+        clipped.append(np.asarray(v.extra.get("saturated", np.zeros(v.data.shape, bool)))[0])
     field = volumes[0].extra.get("field_strength_t") or 1.5
-    return images, acqs, ("3.0T" if field > 2 else "1.5T"), volumes[0].spacing[1:]
+    return images, acqs, ("3.0T" if field > 2 else "1.5T"), volumes[0].spacing[1:], clipped
 
 
 def phantom_mask(images):
@@ -235,7 +244,7 @@ def evaluate_series(kind, plate, folder, params, engine, first_echo_input: bool,
                     inversion=None):
     from napari_mr_reparam.joint_fit import fit_maps, network_maps, network_render
 
-    images, acqs, field, spacing = load(folder)
+    images, acqs, field, spacing, clipped = load(folder)
     mask = phantom_mask(images)
     noise = noise_level(images, mask)
     n = len(images)
@@ -250,20 +259,26 @@ def evaluate_series(kind, plate, folder, params, engine, first_echo_input: bool,
         tis = [a.ti for a in acqs]
         for k in range(n):
             rows.append((k, ti_inputs(k, tis)))
-    errors, single_errors = {}, {}
+    errors, single_errors, with_clipped = {}, {}, {}
     for k, inputs in rows:
-        maps = fit_maps([images[i] for i in inputs], [acqs[i] for i in inputs])
+        maps = fit_maps([images[i] for i in inputs], [acqs[i] for i in inputs],
+                        clipped=[clipped[i] for i in inputs], inversion=inversion)
         a = acqs[k]
         pred = maps.render(a.te, a.tr, a.sequence, ti_ms=a.ti)
-        errors[k] = rel_rms(pred, images[k], mask)
+        # scored where the scanner measured the target and every input (none clipped)
+        scored = mask & ~np.logical_or.reduce([clipped[i] for i in [k, *inputs]])
+        errors[k] = rel_rms(pred, images[k], scored)
+        if not scored[mask].all():
+            with_clipped[k] = (int((mask & ~scored).sum()), rel_rms(pred, images[k], mask))
         if engine is not None:
             i = inputs[0]
             qmaps = network_maps(engine, images[i][None], acqs[i])
             one = network_render(engine, qmaps, a.te, a.tr, a.sequence, a.ti)[0]
-            single_errors[k] = rel_rms(one, images[k], mask)
+            single_errors[k] = rel_rms(one, images[k], scored)
     # maps from the whole series (echo 1 left out of ideal T2 fits unless asked)
     used = list(range(n)) if kind == "T1" or first_echo_input or echo_train == "epg" else list(range(1, n))
-    full = fit_maps([images[i] for i in used], [acqs[i] for i in used], echo_train=echo_train,
+    full = fit_maps([images[i] for i in used], [acqs[i] for i in used], clipped=[clipped[i] for i in used],
+                    echo_train=echo_train,
                     inversion=inversion)
     key = kind.lower()
     template_file = folder.parents[2] / "templates" / ("Plate4_T2" if kind == "T2" else "Plate5_T1_signed")
@@ -284,7 +299,8 @@ def evaluate_series(kind, plate, folder, params, engine, first_echo_input: bool,
         sized = qmaps.at_input_size()
         single_measured = sphere_values(sized[key][0], centres, factor)
     return {"series": f"{kind} {folder.parent.name}/{plate}", "field": field, "n": n, "noise": noise,
-            "errors": errors, "single_errors": single_errors, "ref": ref, "measured": measured,
+            "errors": errors, "single_errors": single_errors, "with_clipped": with_clipped,
+            "ref": ref, "measured": measured,
             "single_measured": single_measured, "measurable": measurable, "times": (min(times), max(times)),
             "acqs": acqs, "rows": rows, "b1": b1, "model": full.echo_train if kind == "T2" else "ideal"}
 
@@ -303,7 +319,8 @@ def main(argv=None) -> int:
                         help="T2 maps of a train: extended phase graph with the flip angle free (default) "
                              "or the ideal equation")
     parser.add_argument("--inversion", type=float, default=None,
-                        help="inversion efficiency of the IR series (default: estimated from each series)")
+                        help="inversion efficiency of the IR series, for (a) and (b) (default: estimated from "
+                             "each fit's inputs)")
     parser.add_argument("--sites", nargs="*", help="only these site folders (e.g. site4_philips)")
     args = parser.parse_args(argv)
     if not (args.data / "relaxometry_params.py").is_file():
@@ -346,6 +363,13 @@ def main(argv=None) -> int:
         print(f"| {r['series']} | {r['field']} | {r['n']} | {'2 echoes' if t2 else '3 TIs'} "
               f"| {cell(inside)} | {cell(outside)} | {first} "
               f"| {_pct(np.median(single)) if single else '-'} | {_pct(r['noise'])} |")
+    for r in results:
+        if r["with_clipped"]:
+            times = [a.te if r["series"].startswith("T2") else a.ti for a in r["acqs"]]
+            count = max(c for c, _ in r["with_clipped"].values())
+            cells = ", ".join(f"{times[k]:g} ms {_pct(e)}" for k, (_, e) in r["with_clipped"].items())
+            print(f"\n{r['series']}: up to {count} phantom voxels the scanner clipped (in the target or an "
+                  f"input) are left out of a prediction's score; scored with them: {cells}")
 
     print("\n### (b, c) Sphere T2 / T1 against the reference (median over measurable spheres)\n")
     print("| series | field | measurable spheres (reference within the TE/TI range) | T2 model | joint fit: median error "

@@ -107,6 +107,21 @@ def test_philips_floating_point_values(tmp_path):
     np.testing.assert_allclose(b.data, ramp(2, 8, 8) / 0.25)
 
 
+def test_clipped_voxels_are_marked(tmp_path):
+    """Stored values at the top of a 12-bit range are clipped: ``extra["saturated"]``."""
+    def twelve_bits(ds, echo, k):
+        ds.BitsStored, ds.HighBit = 12, 11
+
+    data = ramp(2, 8, 8)  # below 4095
+    data[1, 2, 3] = 4095
+    write_series(tmp_path / "c", [data], extra=twelve_bits)
+    [vol] = dicom.read_series(tmp_path / "c")
+    assert vol.extra["saturated"].shape == vol.data.shape
+    assert vol.extra["saturated"][1, 2, 3] and vol.extra["saturated"].sum() == 1
+    write_series(tmp_path / "n", [ramp(2, 8, 8)])
+    assert "saturated" not in dicom.read_series(tmp_path / "n")[0].extra
+
+
 def test_single_slice_takes_its_thickness(tmp_path):
     write_series(tmp_path / "one", [ramp(1, 8, 8)], step_mm=5.0)
     [vol] = dicom.read_series(tmp_path / "one")

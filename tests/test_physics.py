@@ -25,6 +25,18 @@ def test_inversion_recovery_nulls_at_t1_ln2():
     assert float(short) == pytest.approx(expected, rel=1e-6)
 
 
+def test_incomplete_inversion_moves_the_null():
+    """An inversion to -k Mz nulls a tissue at TI = T1 ln(1 + k) when TR >> T1."""
+    t1, k = 800.0, 0.8
+    null = t1 * np.log(1 + k)
+    assert physics.inversion_recovery(1.0, t1, 80.0, 10.0, 1e7, null, efficiency=k) < 1e-6
+    assert physics.inversion_recovery(1.0, t1, 80.0, 10.0, 1e7, t1 * np.log(2), efficiency=k) > 0.05
+    assert physics.render("inversion_recovery", 1.0, t1, 80.0, 10.0, 1e7, ti=null,
+                          inversion_efficiency=k) < 1e-6
+    assert physics.inversion_recovery(1.0, t1, 80.0, 10.0, 3000, 500) == pytest.approx(
+        physics.inversion_recovery(1.0, t1, 80.0, 10.0, 3000, 500, efficiency=1.0))
+
+
 def test_gradient_echo_hand_computed_and_ernst_angle():
     t1, t2s, te, tr, flip = 833.0, 69.0, 5.0, 30.0, 15.0
     e1 = math.exp(-tr / t1)

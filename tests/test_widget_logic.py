@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from napari_mr_reparam.widget_logic import (
-    CUSTOM, InputSpec, MapsCache, Request, determined_line, input_from_metadata, joint_acquisitions,
+    CUSTOM, InputSpec, MapsCache, Request, clipped_voxels, determined_line, input_from_metadata, joint_acquisitions,
     layer_names, matching_preset, preset_choices, preset_controls, preset_refusal, render_request,
 )
 
@@ -38,6 +38,16 @@ def test_inputs_come_prefilled_from_layer_metadata():
     gre = input_from_metadata(_layer("gre", te_ms=5, tr_ms=20, flip_deg=15, sequence="gradient_echo"))
     assert gre.acquisition().flip_deg == 15.0
     assert input_from_metadata(_layer("bare")).te_ms is None
+
+
+def test_clipped_voxels_come_from_the_readers_volume():
+    mask = np.zeros((2, 8, 8), bool)
+    mask[0, 1, 1] = True
+    read = _layer("read", volume=SimpleNamespace(extra={"saturated": mask}))
+    cropped = _layer("cropped", (1, 8, 8), volume=SimpleNamespace(extra={"saturated": mask}))
+    out = clipped_voxels([InputSpec(read, "spin_echo"), InputSpec(cropped, "spin_echo"),
+                          InputSpec(_layer("plain"), "spin_echo")])
+    assert out[0] is mask and out[1] is None and out[2] is None
 
 
 def test_joint_inputs_are_checked_with_one_line_messages():

@@ -37,9 +37,9 @@ from . import DEFAULT_CONSISTENCY, DEFAULT_TE_MS, DEFAULT_TR_MS
 from .acquisition import Acquisition
 from .units import refuse_seconds
 from .widget_logic import (
-    CUSTOM, EngineCache, InputSpec, MapsCache, Request, RequestQueue, compare_volumes, determined_line,
-    input_from_metadata, joint_acquisitions, layer_names, matching_preset, preset_choices, preset_controls,
-    preset_refusal, render_request, truth_mismatch,
+    CUSTOM, EngineCache, InputSpec, MapsCache, Request, RequestQueue, clipped_voxels, compare_volumes,
+    determined_line, input_from_metadata, joint_acquisitions, layer_names, matching_preset, preset_choices,
+    preset_controls, preset_refusal, render_request, truth_mismatch,
 )
 
 if TYPE_CHECKING:
@@ -395,6 +395,7 @@ class ReparamWidget(Container):
 
                 volumes = [np.asarray(spec.layer.data) for spec in request.inputs]
                 maps = joint_maps(volumes, joint_acquisitions(request.inputs), engine=engine,
+                                  clipped=clipped_voxels(request.inputs),
                                   engine_options=InferenceOptions(request.consistency, request.flip_average),
                                   progress=job.advance, cancelled=job.cancel.is_set)
                 return ("maps", (None, maps))

@@ -171,7 +171,8 @@ def _engine(model: str, device: str):
 
 
 def fit_inputs(paths, args, model="physics", device="auto"):
-    """Volumes, acquisitions and :class:`~napari_mr_reparam.joint_fit.JointMaps` of the inputs."""
+    """Volumes, acquisitions and :class:`~napari_mr_reparam.joint_fit.JointMaps` of the inputs
+    (voxels a scanner clipped count as lower bounds of their signal)."""
     from .joint_fit import joint_maps
 
     volumes = load_inputs(paths)
@@ -180,6 +181,7 @@ def fit_inputs(paths, args, model="physics", device="auto"):
     engine = _engine(model, device)
     scale = "per_input" if getattr(args, "scale", "shared") == "per-input" else "shared"
     maps = joint_maps([v.data for v in volumes], acqs, engine=engine, scale=scale,
+                      clipped=[(v.extra or {}).get("saturated") for v in volumes],
                       echo_train=getattr(args, "echo_train", "epg"))
     return volumes, maps.acquisitions, maps
 

@@ -18,7 +18,10 @@ an inversion-recovery set one per inversion time. Each acquisition becomes a
 - ``te_ms``, ``tr_ms``, ``ti_ms`` (ms) and ``flip_deg`` from the tags, None where absent;
 - ``extra``: ``sequence`` (``spin_echo``, ``inversion_recovery``, ``gradient_echo`` or
   None), ``field_strength_t``, ``manufacturer``, ``series_description``, ``image_type``,
-  ``files``.
+  ``files``, and ``saturated`` where the scanner clipped voxels (a boolean array like
+  ``data``: stored values at the top of their range, whose true value is higher; the
+  joint fit takes them as lower bounds, :func:`~napari_mr_reparam.joint_fit.fit_maps`'s
+  ``clipped``).
 
 Pixel values are the stored values with RescaleSlope/RescaleIntercept applied; for
 Philips images carrying the private scale slope (2005,100E) they are divided by
@@ -312,8 +315,24 @@ def _acquisition_volume(label: str, members: list) -> Volume:
                "manufacturer": str(first.get("Manufacturer", "")) or None,
                "series_description": str(first.get("SeriesDescription", "")) or None,
                "image_type": [str(v) for v in _as_list(first.get("ImageType"))],
-               "files": [str(f) for f, _ in members], "series": label},
+               "files": [str(f) for f, _ in members], "series": label,
+               **_saturation(datasets, data.shape)},
     )
+
+
+def _saturation(datasets, shape) -> dict:
+    """``{"saturated": mask}`` where stored values sit at the top of their range (BitsStored,
+    signed or not): the scanner clipped them. Empty where none did."""
+    masks = []
+    for ds in datasets:
+        try:
+            bits = int(ds.BitsStored)
+            top = (1 << (bits - 1)) - 1 if int(ds.get("PixelRepresentation", 0) or 0) else (1 << bits) - 1
+            masks.append(np.asarray(ds.pixel_array) >= top)
+        except (AttributeError, TypeError, ValueError):
+            return {}
+    mask = np.stack(masks)
+    return {"saturated": mask} if mask.shape == tuple(shape) and mask.any() else {}
 
 
 def _along_normal(ds) -> float:

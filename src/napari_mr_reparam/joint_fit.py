@@ -67,8 +67,10 @@ DEFAULT_PRIOR_SD = 2.0
 NETWORK_PRIOR_SD = 0.3
 #: Inversion efficiencies tried for inversion-recovery inputs (:func:`inversion_efficiency`).
 INVERSION_EFFICIENCIES = tuple(round(0.5 + 0.02 * i, 2) for i in range(26))
-#: Fewest distinct inversion times from which the inversion efficiency is estimated.
-MIN_INVERSION_TIMES = 4
+#: Fewest distinct inversion times from which the inversion efficiency is estimated (one
+#: efficiency for the whole object: per voxel, PD and T1 take two of three TIs' values, and
+#: the third over all voxels tells the efficiency).
+MIN_INVERSION_TIMES = 3
 #: How echoes of a multi-echo spin-echo train are fitted (see the module's docstring).
 ECHO_TRAIN_MODELS = ("epg", "ideal")
 #: Bits of :attr:`JointMaps.determined_bits`.
@@ -128,15 +130,24 @@ class JointMaps:
         return float(values[0]) if values else None
 
     def render(self, te_ms: float, tr_ms: float, sequence: str = "spin_echo",
-               ti_ms: float | None = None, flip_deg: float | None = None, **extra) -> np.ndarray:
-        """The image at any acquisition, in the first input's intensity units."""
+               ti_ms: float | None = None, flip_deg: float | None = None,
+               inversion: float | None = None, **extra) -> np.ndarray:
+        """The image at any acquisition, in the first input's intensity units.
+
+        An inversion recovery is rendered with the inversion efficiency ``inversion``;
+        by default the one the inversion-recovery inputs were fitted with (the scanner's
+        own inversion, as a scan of it at another TI has it), 1 (a perfect inversion)
+        without such inputs.
+        """
         if self.network_maps is not None:
-            if extra:
+            if extra or inversion is not None:
                 raise ValueError(f"{sequence} renders need two or more inputs (joint maps)")
             return network_render(self.engine, self.network_maps, te_ms, tr_ms, sequence, ti_ms,
                                   flip_deg).reshape(self.pd.shape)
+        if inversion is None:
+            inversion = self.inversion_efficiency or 1.0
         signal = physics.render(sequence, self.pd, self.t1, self.t2, te_ms, tr_ms, ti=ti_ms,
-                                flip_deg=flip_deg, **extra)
+                                flip_deg=flip_deg, inversion_efficiency=inversion, **extra)
         return np.asarray(signal, np.float32)
 
 
@@ -313,6 +324,19 @@ def _check_inputs(volumes, acquisitions):
     return arrays, [_as_acquisition(a) for a in acquisitions]
 
 
+def _clipped_masks(clipped, arrays):
+    """Per input, a boolean mask of its clipped voxels; None where no input has one."""
+    if clipped is None:
+        return None
+    if len(clipped) != len(arrays):
+        raise ValueError(f"{len(clipped)} clipped masks but {len(arrays)} images: give one per image (or None)")
+    masks = []
+    for c, a in zip(clipped, arrays):
+        mask = np.zeros(a.shape, bool) if c is None else np.asarray(c, bool).reshape(a.shape)
+        masks.append(mask & np.isfinite(a))
+    return masks if any(m.any() for m in masks) else None
+
+
 def _robust_max(image: np.ndarray) -> float:
     finite = image[np.isfinite(image)]
     if finite.size == 0:
@@ -341,10 +365,13 @@ def _per_input_scales(arrays, acqs, prior_t1, prior_t2, body) -> list[float]:
     return scales
 
 
-def _grid_init(s, sigma, acqs, scales, free, prior_log, torch, points: int):
-    """Per-voxel start: the best grid point of the free relaxation times, PD in closed form."""
+def _grid_init(s, sigma, acqs, scales, free, prior_log, torch, points: int, valid=None):
+    """Per-voxel start: the best grid point of the free relaxation times, PD in closed form
+    (over the inputs ``valid`` (n, V) marks as measured, all without it)."""
     axes = {}
-    count = points if free["t1"] and free["t2"] else 4 * points  # one free axis: a finer grid, same cost
+    # one free axis: a finer grid (a magnitude inversion recovery has two branches, the
+    # null's either side, whose basins a coarse grid can mistake)
+    count = points if free["t1"] and free["t2"] else 16 * points
     for key, (lo, hi) in (("t1", (10.0, 6000.0)), ("t2", (2.0, 3000.0))):
         if free[key]:
             axes[key] = torch.linspace(math.log(lo), math.log(hi), count)
@@ -368,12 +395,20 @@ def _grid_init(s, sigma, acqs, scales, free, prior_log, torch, points: int):
         f, _, _ = _signal_and_slopes(acq, torch.exp(gt1), torch.exp(gt2), torch)
         cols.append(g * f / sd)
     basis = torch.stack(cols)  # (n, G)
-    basis = basis / basis.norm(dim=0, keepdim=True).clamp_min(1e-12)
     weighted = (s / sigma[:, None]).T.contiguous()  # (V, n)
     best = torch.empty(v, dtype=torch.long)
     chunk = max(1, 4_000_000 // basis.shape[1])
-    for start in range(0, v, chunk):
-        best[start:start + chunk] = (weighted[start:start + chunk] @ basis).argmax(dim=1)
+    if valid is None or bool(valid.all()):
+        unit = basis / basis.norm(dim=0, keepdim=True).clamp_min(1e-12)
+        for start in range(0, v, chunk):
+            best[start:start + chunk] = (weighted[start:start + chunk] @ unit).argmax(dim=1)
+    else:  # each voxel's own inputs: the basis normalized over them
+        mask = valid.T.to(basis.dtype).contiguous()  # (V, n)
+        weighted = weighted * mask
+        for start in range(0, v, chunk):
+            sl = slice(start, start + chunk)
+            norm = (mask[sl] @ (basis * basis)).clamp_min(1e-24).sqrt()
+            best[sl] = ((weighted[sl] @ basis) / norm).argmax(dim=1)
     if g1 is not None:
         log_t1 = g1[best]
     if g2 is not None:
@@ -381,11 +416,17 @@ def _grid_init(s, sigma, acqs, scales, free, prior_log, torch, points: int):
     return log_t1, log_t2
 
 
-def _fit_chunk(s, sigma, acqs, scales, free, prior_log, prior_sd, torch, iterations, grid_points):
+def _fit_chunk(s, sigma, acqs, scales, free, prior_log, prior_sd, torch, iterations, grid_points,
+               valid=None, lower=None):
     """Levenberg-Marquardt on one chunk of voxels, s (n, V): returns (log PD, log T1,
-    log T2) and the data's standard errors of the three."""
-    log_t1, log_t2 = _grid_init(s, sigma, acqs, scales, free, prior_log, torch, grid_points)
+    log T2) and the data's standard errors of the three. ``valid`` (n, V) marks the
+    measured values (an unmeasured one has no weight); all without it. ``lower`` (n, V)
+    marks values that are only a lower bound of the signal (clipped): they cost nothing
+    while the model is above them."""
+    log_t1, log_t2 = _grid_init(s, sigma, acqs, scales, free, prior_log, torch, grid_points, valid)
     w = [1 / float(sd) ** 2 for sd in sigma]
+    if valid is not None and not bool(valid.all()):
+        w = [wi * valid[i].to(s.dtype) for i, wi in enumerate(w)]
     rows = [s[i] for i in range(s.shape[0])]
     t1, t2 = torch.exp(log_t1), torch.exp(log_t2)
     num = den = 0.0
@@ -405,12 +446,14 @@ def _fit_chunk(s, sigma, acqs, scales, free, prior_log, prior_sd, torch, iterati
         cost = p1 * d1 * d1 + p2 * d2 * d2
         a = [0.0] * 6
         b = [0.0, -p1 * d1, -p2 * d2]
-        for acq, g, wi, si in zip(acqs, scales, w, rows):
+        for i, (acq, g, wi, si) in enumerate(zip(acqs, scales, w, rows)):
             f, f1, f2 = _signal_and_slopes(acq, t1, t2, torch)
             k = g * pd
             m = k * f
             j1, j2 = k * f1, k * f2
             r = si - m
+            if lower is not None:  # a clipped value: only a model below it misfits
+                wi = wi * (~lower[i] | (r > 0)).to(r.dtype)
             cost = cost + wi * r * r
             wr = wi * r
             b[0], b[1], b[2] = b[0] + wr * m, b[1] + wr * j1, b[2] + wr * j2
@@ -460,10 +503,11 @@ def echo_trains(acquisitions) -> list[tuple[list[int], float, np.ndarray]]:
     return trains
 
 
-def _ideal_form(arrays, acqs, body, cancelled=None, chunk_voxels: int = 1 << 16):
+def _ideal_form(arrays, acqs, body, cancelled=None, chunk_voxels: int = 1 << 16, finite=None):
     """Each train's images in the ideal spin-echo equation's form (per-voxel EPG fit of the
     train), and the flip-angle scale map (None without a train); ``cancelled()`` is asked
-    before each chunk of voxels."""
+    before each chunk of voxels. Voxels where ``finite`` (per input) leaves an echo of the
+    train unmeasured keep their echoes as they are."""
     from . import epg
 
     trains = echo_trains(acqs)
@@ -471,8 +515,8 @@ def _ideal_form(arrays, acqs, body, cancelled=None, chunk_voxels: int = 1 << 16)
         return arrays, None
     out = [a.copy() for a in arrays]
     b1 = np.full(arrays[0].shape, np.nan, np.float32)
-    index = np.flatnonzero(body)
     for members, spacing, numbers in trains:
+        index = np.flatnonzero(body if finite is None else body & np.logical_and.reduce([finite[i] for i in members]))
         flat = [arrays[i].reshape(-1) for i in members]
         tes = [acqs[i].te for i in members]
         for start in range(0, index.size, chunk_voxels):
@@ -531,14 +575,16 @@ def inversion_efficiency(volumes, acquisitions, body=None, sample: int = 20000) 
 def fit_maps(volumes, acquisitions, prior: dict | None = None, scale: str = "shared",
              noise: float = 0.01, tolerance: float = 0.1, iterations: int = 6,
              grid_points: int = 12, chunk_voxels: int = 1 << 17, threads: int | None = None,
-             echo_train: str = "epg", inversion: float | None = None,
+             echo_train: str = "epg", inversion: float | None = None, clipped=None,
              progress=None, cancelled=None) -> JointMaps:
     """Joint PD/T1/T2 maps from co-registered images and their acquisitions (no network).
 
     Parameters
     ----------
     volumes : list of arrays
-        Images of one shape (2-D or 3-D), each at its acquisition.
+        Images of one shape (2-D or 3-D), each at its acquisition. A NaN is a value
+        not measured: that voxel is fitted to its other inputs (NaN in the maps only
+        where no input was measured).
     acquisitions : list of Acquisition (or dicts of its fields)
     prior : dict, optional
         ``{"t1": map_ms, "t2": map_ms}`` (arrays of the inputs' shape) and optionally
@@ -561,6 +607,10 @@ def fit_maps(volumes, acquisitions, prior: dict | None = None, scale: str = "sha
         Inversion efficiency of the inversion-recovery inputs (1: a perfect inversion).
         Default: estimated from them (:func:`inversion_efficiency`; 1 with fewer than
         :data:`MIN_INVERSION_TIMES` TIs).
+    clipped : list of boolean arrays (or None), optional
+        Per input, the voxels whose value the scanner clipped at the top of its range
+        (:func:`~napari_mr_reparam.dicom.read_series` gives them as ``extra["saturated"]``):
+        the true signal is at least that value, and the fit holds it to no more.
     progress, cancelled : callables, optional
         As the engine's: ``progress(n)`` after each chunk of voxels with the number of
         slices (first axis; one for a 2-D image) it finished, ``cancelled()`` asked before
@@ -574,10 +624,12 @@ def fit_maps(volumes, acquisitions, prior: dict | None = None, scale: str = "sha
     if echo_train not in ECHO_TRAIN_MODELS:
         raise ValueError(f"echo_train must be one of {', '.join(ECHO_TRAIN_MODELS)}, got {echo_train!r}")
     shape = arrays[0].shape
-    nan = np.zeros(shape, bool)
-    for a in arrays:
-        nan |= ~np.isfinite(a)
-    clean = [np.where(nan, 0, a).astype(np.float32) for a in arrays]
+    lower = _clipped_masks(clipped, arrays)
+    finite = [np.isfinite(a) for a in arrays]
+    complete = np.logical_and.reduce(finite)  # every input measured
+    exact = complete if lower is None else complete & ~np.logical_or.reduce(lower)  # and none clipped
+    nan = ~np.logical_or.reduce(finite)  # none
+    clean = [np.where(f, a, 0).astype(np.float32) for f, a in zip(finite, arrays)]
     peaks = np.array([_robust_max(a) for a in clean], np.float32)
     sigma_all = np.maximum(noise * peaks, 1e-12).astype(np.float32)
     # background: no input above a few noise levels
@@ -586,8 +638,9 @@ def fit_maps(volumes, acquisitions, prior: dict | None = None, scale: str = "sha
         body |= a > 3 * sd
     b1 = None
     if echo_train == "epg":
-        clean, b1 = _ideal_form(clean, acqs, body, cancelled)
-    k = float(inversion) if inversion is not None else inversion_efficiency(clean, acqs, body)
+        exact_each = finite if lower is None else [f & ~c for f, c in zip(finite, lower)]
+        clean, b1 = _ideal_form(clean, acqs, body, cancelled, finite=None if exact.all() else exact_each)
+    k = float(inversion) if inversion is not None else inversion_efficiency(clean, acqs, body & exact)
     if not 0 < k <= 1.5:
         raise ValueError(f"inversion efficiency must be above 0 and at most 1.5, got {k:g}")
     acqs = [a._replace(inversion=k) if a.sequence == "inversion_recovery" else a for a in acqs]
@@ -609,6 +662,8 @@ def fit_maps(volumes, acquisitions, prior: dict | None = None, scale: str = "sha
         out = {k: np.zeros(index.size, np.float32) for k in PARAMETERS}
         det = {k: np.zeros(index.size, bool) for k in PARAMETERS}
         stack = [a.reshape(-1) for a in clean]
+        measured = None if complete.all() else [f.reshape(-1) for f in finite]
+        bounded = None if lower is None else [c.reshape(-1) for c in lower]
         p1, p2 = prior_t1.reshape(-1), prior_t2.reshape(-1)
         sigma = torch.from_numpy(sigma_all)
         plane = int(np.prod(shape[1:])) if len(shape) == 3 else int(np.prod(shape))
@@ -622,8 +677,10 @@ def fit_maps(volumes, acquisitions, prior: dict | None = None, scale: str = "sha
                 idx = index[start:start + chunk_voxels]
                 s = torch.from_numpy(np.stack([a[idx] for a in stack]))
                 prior_log = {"t1": torch.from_numpy(np.log(p1[idx])), "t2": torch.from_numpy(np.log(p2[idx]))}
+                valid = None if measured is None else torch.from_numpy(np.stack([f[idx] for f in measured]))
+                low = None if bounded is None else torch.from_numpy(np.stack([c[idx] for c in bounded]))
                 x, stderr = _fit_chunk(s, sigma, acqs, scales, free, prior_log,
-                                       {"t1": sd, "t2": sd}, torch, iterations, grid_points)
+                                       {"t1": sd, "t2": sd}, torch, iterations, grid_points, valid, low)
                 sl = slice(start, start + idx.size)
                 for k, key in enumerate(PARAMETERS):
                     out[key][sl] = torch.exp(x[k]).numpy()
@@ -680,7 +737,7 @@ def joint_maps(volumes, acquisitions, engine=None, prior_input: int | None = Non
         if acqs[0].sequence != "spin_echo":
             raise ValueError("one input must be a spin echo for the network's maps; give more inputs "
                              "for a joint fit")
-        qmaps = network_maps(engine, arrays[0], acqs[0], **calls)
+        qmaps = network_maps(engine, np.nan_to_num(arrays[0]), acqs[0], **calls)
         sized = qmaps.at_input_size()
         shape = arrays[0].shape
         det = {k: np.zeros(shape, bool) for k in PARAMETERS}
@@ -692,7 +749,8 @@ def joint_maps(volumes, acquisitions, engine=None, prior_input: int | None = Non
             spin = [i for i, a in enumerate(acqs) if a.sequence == "spin_echo"]
             prior_input = spin[0] if spin else None
         if prior_input is not None:
-            sized = network_maps(engine, arrays[prior_input], acqs[prior_input], **calls).at_input_size()
+            read = np.nan_to_num(arrays[prior_input])
+            sized = network_maps(engine, read, acqs[prior_input], **calls).at_input_size()
             shape = arrays[0].shape
             prior = {"t1": sized["t1"].reshape(shape), "t2": sized["t2"].reshape(shape)}
         elif progress is not None:

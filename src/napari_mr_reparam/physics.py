@@ -62,14 +62,17 @@ def spin_echo(pd, t1, t2, te, tr):
     return pd * recovery * _decay(xp, te, t2)
 
 
-def inversion_recovery(pd, t1, t2, te, tr, ti):
+def inversion_recovery(pd, t1, t2, te, tr, ti, efficiency=1.0):
     """Inversion-recovery (180-90-180) magnitude signal.
 
     ``|PD (1 - 2 exp(-TI/T1) + exp(-TR/T1)) exp(-TE/T2)|``; a tissue is nulled at
-    ``TI = T1 ln 2`` when TR >> T1 (FLAIR nulls CSF this way).
+    ``TI = T1 ln 2`` when TR >> T1 (FLAIR nulls CSF this way). An inversion pulse that
+    leaves ``-k Mz`` (``efficiency`` k below 1: a real pulse's slice profile and
+    transmit field) gives ``|PD (1 - (1 + k) exp(-TI/T1) + k exp(-TR/T1)) exp(-TE/T2)|``.
     """
     xp, (pd, t1, t2, te, tr, ti) = _prepare(pd, t1, t2, te, tr, ti)
-    longitudinal = (t1 > 0) * (1 - 2 * _decay(xp, ti, t1) + _decay(xp, tr, t1))
+    k = float(efficiency)
+    longitudinal = (t1 > 0) * (1 - (1 + k) * _decay(xp, ti, t1) + k * _decay(xp, tr, t1))
     return xp.abs(pd * longitudinal * _decay(xp, te, t2))
 
 
@@ -184,14 +187,15 @@ def ernst_angle_deg(tr, t1):
 
 
 def render(sequence, pd, t1, t2, te, tr, ti=None, flip_deg=None, t2star=None, ti2=None,
-           flip2_deg=None):
+           flip2_deg=None, inversion_efficiency=1.0):
     """Dispatch to a signal equation by name (see :data:`TARGET_SEQUENCES`).
 
     ``ti`` is required for ``inversion_recovery``, ``flip_deg`` for ``gradient_echo``
     (which uses ``t2star`` when given and ``t2`` otherwise), both for ``mprage``;
     ``double_inversion_recovery`` takes ``ti`` (first inversion) and ``ti2`` (second),
     ``mp2rage`` ``ti``/``ti2`` and ``flip_deg``/``flip2_deg`` of its two readouts (and
-    ignores PD, T2 and TE).
+    ignores PD, T2 and TE). ``inversion_efficiency`` is inversion recovery's (1: a perfect
+    inversion; see :func:`inversion_recovery`).
     """
     if sequence == "double_inversion_recovery":
         if ti is None or ti2 is None:
@@ -206,7 +210,7 @@ def render(sequence, pd, t1, t2, te, tr, ti=None, flip_deg=None, t2star=None, ti
     if sequence == "inversion_recovery":
         if ti is None:
             raise ValueError("inversion recovery needs an inversion time (TI)")
-        return inversion_recovery(pd, t1, t2, te, tr, ti)
+        return inversion_recovery(pd, t1, t2, te, tr, ti, inversion_efficiency)
     if sequence == "gradient_echo":
         if flip_deg is None:
             raise ValueError("gradient echo needs a flip angle")

@@ -131,6 +131,17 @@ def joint_acquisitions(inputs) -> list[Acquisition]:
     return [spec.acquisition() for spec in inputs]
 
 
+def clipped_voxels(inputs) -> list:
+    """Per input, the voxels its scanner clipped (the DICOM reader's ``saturated`` mask, kept
+    with the layer's volume in its metadata) where the layer still has that shape, else None."""
+    out = []
+    for spec in inputs:
+        volume = (getattr(spec.layer, "metadata", None) or {}).get("volume")
+        mask = (getattr(volume, "extra", None) or {}).get("saturated")
+        out.append(mask if mask is not None and np.shape(mask) == np.shape(spec.layer.data) else None)
+    return out
+
+
 def determined_line(summary: dict) -> str:
     """The fit's per-voxel report in one line, e.g. ``the inputs determine PD 100 %, T1 0 %,
     T2 96 % of the object; the rest comes from the network``."""
