@@ -62,15 +62,21 @@ class DetailGuide:
             offset = mean_src - slope * self.mean
             coeffs = torch.cat([self._box(slope), self._box(offset)], dim=1)
             coeffs = F.interpolate(coeffs, size=self.shape, mode="bilinear", align_corners=False)
-            out = coeffs[:, :1] * self.full + coeffs[:, 1:]
+            out = torch.addcmul(coeffs[:, 1:], coeffs[:, :1], self.full)
             return out.clamp_(0.0, 1.0)[:, 0].numpy()
 
     def _box(self, x):
+        """The mean over each pixel's (2r+1)^2 window, edges repeated: sums of shifted
+        slices, one axis at a time (several times faster than a pooling call on a CPU)."""
         import torch.nn.functional as F
 
-        k = 2 * self.radius + 1
-        padded = F.pad(x, (self.radius,) * 4, mode="replicate")
-        return F.avg_pool2d(padded, k, stride=1)
+        r = self.radius
+        if r == 0:
+            return x
+        padded = F.pad(x, (r,) * 4, mode="replicate")
+        h, w = x.shape[-2:]
+        rows = sum(padded[..., :, i:i + w] for i in range(2 * r + 1))
+        return sum(rows[..., i:i + h, :] for i in range(2 * r + 1)) / float((2 * r + 1) ** 2)
 
 
 def _shrink(images, grid):
