@@ -34,6 +34,7 @@ class DetailGuide:
         self.small = _shrink(self.full, grid)
         self.mean = self._box(self.small)
         self.var = self._box(self.small * self.small) - self.mean * self.mean
+        self.detail = self.full - _resize(self.small, self.shape)  # what the grid cannot hold
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -44,7 +45,7 @@ class DetailGuide:
         out = object.__new__(DetailGuide)
         out.radius, out.eps = self.radius, self.eps
         idx = _index(rows, self.full.shape[0])
-        for key in ("full", "small", "mean", "var"):
+        for key in ("full", "small", "mean", "var", "detail"):
             setattr(out, key, getattr(self, key)[idx])
         return out
 
@@ -60,9 +61,11 @@ class DetailGuide:
             cov = self._box(self.small * src) - self.mean * mean_src
             slope = cov / (self.var + self.eps)
             offset = mean_src - slope * self.mean
-            coeffs = torch.cat([self._box(slope), self._box(offset)], dim=1)
-            coeffs = F.interpolate(coeffs, size=self.shape, mode="bilinear", align_corners=False)
-            out = torch.addcmul(coeffs[:, 1:], coeffs[:, :1], self.full)
+            slope, offset = self._box(slope), self._box(offset)
+            # slope * input + offset at full size, as the coarse part (resized) plus the
+            # slope times the input's finer detail (the slope is smooth: nearest suffices)
+            coarse = _resize(slope * self.small + offset, self.shape)
+            out = torch.addcmul(coarse, F.interpolate(slope, size=self.shape, mode="nearest"), self.detail)
             return out.clamp_(0.0, 1.0)[:, 0].numpy()
 
     def _box(self, x):
@@ -89,6 +92,12 @@ def _shrink(images, grid):
         mode = "area" if all(a >= b for a, b in zip(images.shape[-2:], grid)) else "bilinear"
         kwargs = {} if mode == "area" else {"align_corners": False}
         return F.interpolate(images, size=tuple(grid), mode=mode, **kwargs)
+
+
+def _resize(images, shape):
+    import torch.nn.functional as F
+
+    return F.interpolate(images, size=tuple(shape), mode="bilinear", align_corners=False)
 
 
 def _index(rows, n: int):
