@@ -62,9 +62,17 @@ T2_BOUNDS_MS = (1.0, 5000.0)
 #: Prior when no engine is given: centre (ms) and spread of the log value.
 DEFAULT_PRIOR_MS = {"t1": 1000.0, "t2": 100.0}
 DEFAULT_PRIOR_SD = 2.0
-#: Spread of the log value the network's maps are trusted to (a loose tie: data dominate
-#: where they determine a parameter).
+#: Spread of the log value the network's maps are trusted to where the acquisitions
+#: cannot measure a parameter (:func:`free_parameters`), and where they can: there the
+#: network's map only steadies voxels the data leave loose, and must not pull measured
+#: values towards it (on simulated brains its T1 of CSF is about half the true value).
 NETWORK_PRIOR_SD = 0.3
+MEASURED_PRIOR_SD = 1.0
+#: Edge-preserving smoothing of the inputs before the fit (:func:`smooth_inputs`): the
+#: in-plane radius (voxels) of the neighbourhood, and how alike (in noise levels, over all
+#: inputs at once) a neighbour's signals must be to be averaged in.
+SMOOTH_RADIUS = 2
+SMOOTH_RANGE = 1.0
 #: Inversion efficiencies tried for inversion-recovery inputs (:func:`inversion_efficiency`).
 INVERSION_EFFICIENCIES = tuple(round(0.5 + 0.02 * i, 2) for i in range(26))
 #: Fewest distinct inversion times from which the inversion efficiency is estimated.
@@ -341,6 +349,48 @@ def _per_input_scales(arrays, acqs, prior_t1, prior_t2, body) -> list[float]:
     return scales
 
 
+def smooth_inputs(arrays, sigma, radius: int = SMOOTH_RADIUS, strength: float = SMOOTH_RANGE,
+                  cancelled=None, chunk_voxels: int = 1 << 20) -> list[np.ndarray]:
+    """The inputs with each voxel averaged with its in-plane neighbours of like signal.
+
+    A joint bilateral filter over all inputs at once: the neighbours within ``radius``
+    voxels in the plane (the last two axes) each weigh ``exp(-d2 / (2 strength^2 n))``,
+    where ``d2`` is the squared distance between the two voxels' signals over the ``n``
+    inputs, each in units of its noise ``sigma[i]``. Voxels of one tissue (alike in every
+    input to within the noise) are averaged, which steadies the fit where the inputs
+    determine a parameter only loosely (long T1 from short repetition times); a tissue
+    edge, many noise levels in some input, is kept. (scikit-image's bilateral filter bins
+    the signal distance and weighs neighbours by a spatial Gaussian: it smooths less
+    evenly and measured worse here.) ``cancelled()`` is asked before each chunk of slices.
+    """
+    import torch
+
+    shape = arrays[0].shape
+    planes = np.stack([np.asarray(a, np.float32).reshape((-1,) + shape[-2:]) for a in arrays])  # (n, z, y, x)
+    scale = torch.tensor([1 / max(float(sd), 1e-12) for sd in sigma], dtype=torch.float32)[:, None, None, None]
+    n, z, ny, nx = planes.shape
+    out = np.empty_like(planes)
+    step = max(1, chunk_voxels // max(ny * nx, 1))
+    r = int(radius)
+    for start in range(0, z, step):
+        if cancelled is not None and cancelled():
+            from .inference import Cancelled
+
+            raise Cancelled()
+        x = torch.from_numpy(planes[:, start:start + step]) * scale
+        padded = torch.nn.functional.pad(x, (r, r, r, r), mode="replicate")
+        num = torch.zeros_like(x)
+        den = torch.zeros_like(x[0])
+        for dy in range(2 * r + 1):
+            for dx in range(2 * r + 1):
+                near = padded[:, :, dy:dy + ny, dx:dx + nx]
+                w = torch.exp(((near - x) ** 2).sum(0) * (-0.5 / (strength**2 * n)))
+                num += w * near
+                den += w
+        out[:, start:start + step] = (num / den / scale).numpy()
+    return [out[i].reshape(shape) for i in range(n)]
+
+
 def _grid_init(s, sigma, acqs, scales, free, prior_log, torch, points: int):
     """Per-voxel start: the best grid point of the free relaxation times, PD in closed form."""
     axes = {}
@@ -531,7 +581,7 @@ def inversion_efficiency(volumes, acquisitions, body=None, sample: int = 20000) 
 def fit_maps(volumes, acquisitions, prior: dict | None = None, scale: str = "shared",
              noise: float = 0.01, tolerance: float = 0.1, iterations: int = 6,
              grid_points: int = 12, chunk_voxels: int = 1 << 17, threads: int | None = None,
-             echo_train: str = "epg", inversion: float | None = None,
+             echo_train: str = "epg", inversion: float | None = None, smooth: bool = True,
              progress=None, cancelled=None) -> JointMaps:
     """Joint PD/T1/T2 maps from co-registered images and their acquisitions (no network).
 
@@ -543,7 +593,9 @@ def fit_maps(volumes, acquisitions, prior: dict | None = None, scale: str = "sha
     prior : dict, optional
         ``{"t1": map_ms, "t2": map_ms}`` (arrays of the inputs' shape) and optionally
         ``"sd"`` (spread of the log values): the prior the fit starts from and is tied to.
-        Default: T1 1000 ms, T2 100 ms with a spread of ``DEFAULT_PRIOR_SD``.
+        Without ``"sd"`` given maps are trusted to :data:`NETWORK_PRIOR_SD` where the
+        acquisitions cannot measure the parameter and :data:`MEASURED_PRIOR_SD` where they
+        can. Default: T1 1000 ms, T2 100 ms with a spread of ``DEFAULT_PRIOR_SD``.
     scale : "shared" or "per_input"
         One receiver gain for all inputs (images of one series), or one per input.
     noise : float
@@ -561,6 +613,10 @@ def fit_maps(volumes, acquisitions, prior: dict | None = None, scale: str = "sha
         Inversion efficiency of the inversion-recovery inputs (1: a perfect inversion).
         Default: estimated from them (:func:`inversion_efficiency`; 1 with fewer than
         :data:`MIN_INVERSION_TIMES` TIs).
+    smooth : bool
+        Average each voxel's signals with those of in-plane neighbours alike in every
+        input to within the assumed noise (:func:`smooth_inputs`) before the fit: steadier
+        maps where the inputs determine a parameter only loosely, edges kept.
     progress, cancelled : callables, optional
         As the engine's: ``progress(n)`` after each chunk of voxels with the number of
         slices (first axis; one for a 2-D image) it finished, ``cancelled()`` asked before
@@ -584,6 +640,8 @@ def fit_maps(volumes, acquisitions, prior: dict | None = None, scale: str = "sha
     body = np.zeros(shape, bool)
     for a, sd in zip(clean, sigma_all):
         body |= a > 3 * sd
+    if smooth:
+        clean = smooth_inputs(clean, sigma_all, cancelled=cancelled)
     b1 = None
     if echo_train == "epg":
         clean, b1 = _ideal_form(clean, acqs, body, cancelled)
@@ -594,13 +652,18 @@ def fit_maps(volumes, acquisitions, prior: dict | None = None, scale: str = "sha
     prior = prior or {}
     prior_t1 = np.broadcast_to(np.asarray(prior.get("t1", DEFAULT_PRIOR_MS["t1"]), np.float32), shape)
     prior_t2 = np.broadcast_to(np.asarray(prior.get("t2", DEFAULT_PRIOR_MS["t2"]), np.float32), shape)
-    sd = float(prior.get("sd", DEFAULT_PRIOR_SD if "t1" not in prior else NETWORK_PRIOR_SD))
+    free = _reference_determined(acqs, noise, tolerance, torch)
+    if "sd" in prior:
+        spread = {key: float(prior["sd"]) for key in ("t1", "t2")}
+    elif "t1" in prior:
+        spread = {key: MEASURED_PRIOR_SD if free[key] else NETWORK_PRIOR_SD for key in ("t1", "t2")}
+    else:
+        spread = {key: DEFAULT_PRIOR_SD for key in ("t1", "t2")}
     prior_t1 = np.clip(np.nan_to_num(prior_t1, nan=DEFAULT_PRIOR_MS["t1"]), *T1_BOUNDS_MS)
     prior_t2 = np.clip(np.nan_to_num(prior_t2, nan=DEFAULT_PRIOR_MS["t2"]), *T2_BOUNDS_MS)
     scales = [1.0] * len(arrays)
     if scale == "per_input" and len(arrays) > 1:
         scales = _per_input_scales(clean, acqs, prior_t1.astype(np.float32), prior_t2.astype(np.float32), body)
-    free = _reference_determined(acqs, noise, tolerance, torch)
     old_threads = torch.get_num_threads()
     if threads:
         torch.set_num_threads(int(threads))
@@ -623,7 +686,7 @@ def fit_maps(volumes, acquisitions, prior: dict | None = None, scale: str = "sha
                 s = torch.from_numpy(np.stack([a[idx] for a in stack]))
                 prior_log = {"t1": torch.from_numpy(np.log(p1[idx])), "t2": torch.from_numpy(np.log(p2[idx]))}
                 x, stderr = _fit_chunk(s, sigma, acqs, scales, free, prior_log,
-                                       {"t1": sd, "t2": sd}, torch, iterations, grid_points)
+                                       spread, torch, iterations, grid_points)
                 sl = slice(start, start + idx.size)
                 for k, key in enumerate(PARAMETERS):
                     out[key][sl] = torch.exp(x[k]).numpy()
