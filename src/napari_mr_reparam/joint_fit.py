@@ -46,6 +46,7 @@ engine. Times are in milliseconds.
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -349,8 +350,22 @@ def _per_input_scales(arrays, acqs, prior_t1, prior_t2, body) -> list[float]:
     return scales
 
 
+@contextmanager
+def _torch_threads(threads: int | None):
+    """Torch's CPU threads set to ``threads`` (when given) for the block, then restored."""
+    import torch
+
+    old = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(int(threads))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
 def smooth_inputs(arrays, sigma, radius: int = SMOOTH_RADIUS, strength: float = SMOOTH_RANGE,
-                  cancelled=None, chunk_voxels: int = 1 << 20) -> list[np.ndarray]:
+                  body=None, cancelled=None, chunk_voxels: int = 1 << 20) -> list[np.ndarray]:
     """The inputs with each voxel averaged with its in-plane neighbours of like signal.
 
     A joint bilateral filter over all inputs at once: the neighbours within ``radius``
@@ -359,35 +374,55 @@ def smooth_inputs(arrays, sigma, radius: int = SMOOTH_RADIUS, strength: float = 
     inputs, each in units of its noise ``sigma[i]``. Voxels of one tissue (alike in every
     input to within the noise) are averaged, which steadies the fit where the inputs
     determine a parameter only loosely (long T1 from short repetition times); a tissue
-    edge, many noise levels in some input, is kept. (scikit-image's bilateral filter bins
-    the signal distance and weighs neighbours by a spatial Gaussian: it smooths less
-    evenly and measured worse here.) ``cancelled()`` is asked before each chunk of slices.
+    edge, many noise levels in some input, is kept. Only the box around ``body`` (a
+    boolean mask of the inputs' shape; default: everything) is smoothed. (scikit-image's
+    bilateral filter bins the signal distance and weighs neighbours by a spatial Gaussian:
+    it smooths less evenly and measured worse here.) ``cancelled()`` is asked before each
+    chunk of slices.
     """
     import torch
 
     shape = arrays[0].shape
     planes = np.stack([np.asarray(a, np.float32).reshape((-1,) + shape[-2:]) for a in arrays])  # (n, z, y, x)
+    out = planes.copy()
+    n = planes.shape[0]
+    if body is None:
+        box = (slice(None),) * 3
+    else:
+        inside = np.asarray(body, bool).reshape(planes.shape[1:])
+        if not inside.any():
+            return [out[i].reshape(shape) for i in range(n)]
+        box = tuple(slice(int(np.flatnonzero(inside.any(axis=other)).min()),
+                          int(np.flatnonzero(inside.any(axis=other)).max()) + 1)
+                    for other in ((1, 2), (0, 2), (0, 1)))
     scale = torch.tensor([1 / max(float(sd), 1e-12) for sd in sigma], dtype=torch.float32)[:, None, None, None]
-    n, z, ny, nx = planes.shape
-    out = np.empty_like(planes)
+    gain = -0.5 / (strength**2 * n)
+    part = planes[:, box[0], box[1], box[2]]
+    z, ny, nx = part.shape[1:]
+    # each neighbour pair once: offsets in one half of the square, the weight given to both
+    offsets = [(dy, dx) for dy in range(0, radius + 1) for dx in range(-radius, radius + 1)
+               if (dy, dx) > (0, 0) and abs(dx) <= radius]
     step = max(1, chunk_voxels // max(ny * nx, 1))
-    r = int(radius)
     for start in range(0, z, step):
         if cancelled is not None and cancelled():
             from .inference import Cancelled
 
             raise Cancelled()
-        x = torch.from_numpy(planes[:, start:start + step]) * scale
-        padded = torch.nn.functional.pad(x, (r, r, r, r), mode="replicate")
-        num = torch.zeros_like(x)
-        den = torch.zeros_like(x[0])
-        for dy in range(2 * r + 1):
-            for dx in range(2 * r + 1):
-                near = padded[:, :, dy:dy + ny, dx:dx + nx]
-                w = torch.exp(((near - x) ** 2).sum(0) * (-0.5 / (strength**2 * n)))
-                num += w * near
-                den += w
-        out[:, start:start + step] = (num / den / scale).numpy()
+        x = torch.from_numpy(np.ascontiguousarray(part[:, start:start + step])) * scale
+        num = x.clone()
+        den = torch.ones_like(x[0])
+        for dy, dx in offsets:
+            a = (slice(None), slice(None), slice(0, ny - dy), slice(max(0, -dx), nx - max(0, dx)))
+            b = (slice(None), slice(None), slice(dy, ny), slice(max(0, dx), nx - max(0, -dx)))
+            xa, xb = x[a], x[b]
+            w = torch.exp(((xa - xb) ** 2).sum(0) * gain)
+            num[a] += w * xb
+            num[b] += w * xa
+            den[a[1:]] += w
+            den[b[1:]] += w
+        smoothed = (num / den / scale).numpy()
+        region = out[:, box[0], box[1], box[2]]
+        region[:, start:start + step] = smoothed
     return [out[i].reshape(shape) for i in range(n)]
 
 
@@ -641,7 +676,8 @@ def fit_maps(volumes, acquisitions, prior: dict | None = None, scale: str = "sha
     for a, sd in zip(clean, sigma_all):
         body |= a > 3 * sd
     if smooth:
-        clean = smooth_inputs(clean, sigma_all, cancelled=cancelled)
+        with _torch_threads(threads):
+            clean = smooth_inputs(clean, sigma_all, body=body, cancelled=cancelled)
     b1 = None
     if echo_train == "epg":
         clean, b1 = _ideal_form(clean, acqs, body, cancelled)
@@ -664,10 +700,7 @@ def fit_maps(volumes, acquisitions, prior: dict | None = None, scale: str = "sha
     scales = [1.0] * len(arrays)
     if scale == "per_input" and len(arrays) > 1:
         scales = _per_input_scales(clean, acqs, prior_t1.astype(np.float32), prior_t2.astype(np.float32), body)
-    old_threads = torch.get_num_threads()
-    if threads:
-        torch.set_num_threads(int(threads))
-    try:
+    with _torch_threads(threads):
         index = np.flatnonzero(body)
         out = {k: np.zeros(index.size, np.float32) for k in PARAMETERS}
         det = {k: np.zeros(index.size, bool) for k in PARAMETERS}
@@ -699,8 +732,6 @@ def fit_maps(volumes, acquisitions, prior: dict | None = None, scale: str = "sha
                         reported = done
         if progress is not None and reported < slices:
             progress(slices - reported)
-    finally:
-        torch.set_num_threads(old_threads)
     maps = {}
     for key in PARAMETERS:
         full = np.zeros(shape, np.float32)
