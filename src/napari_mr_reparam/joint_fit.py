@@ -69,11 +69,17 @@ DEFAULT_PRIOR_SD = 2.0
 #: values towards it (on simulated brains its T1 of CSF is about half the true value).
 NETWORK_PRIOR_SD = 0.3
 MEASURED_PRIOR_SD = 1.0
+#: Noise assumed (a fraction of each input's bright signal) where the background does not
+#: give it (:func:`estimate_noise`), and the fewest background voxels it is measured from.
+DEFAULT_NOISE = 0.01
+MIN_BACKGROUND_VOXELS = 1000
+#: The object: voxels above this many noise levels in some input.
+BODY_NOISE_LEVELS = 5.0
 #: Edge-preserving smoothing of the inputs before the fit (:func:`smooth_inputs`): the
 #: in-plane radius (voxels) of the neighbourhood, and how alike (in noise levels, over all
 #: inputs at once) a neighbour's signals must be to be averaged in.
 SMOOTH_RADIUS = 2
-SMOOTH_RANGE = 1.0
+SMOOTH_RANGE = 2.0
 #: Inversion efficiencies tried for inversion-recovery inputs (:func:`inversion_efficiency`).
 INVERSION_EFFICIENCIES = tuple(round(0.5 + 0.02 * i, 2) for i in range(26))
 #: Fewest distinct inversion times from which the inversion efficiency is estimated.
@@ -93,7 +99,8 @@ class JointMaps:
     it, False where it came from the prior); ``scales`` each input's gain relative to the
     first; ``acquisitions`` the inputs' (:class:`AcquisitionValues`); ``b1`` the refocusing
     flip-angle scale fitted from a multi-echo train (1: 180 degrees at the slice centre; NaN
-    where no train was fitted), None without one. Background voxels (no input signal) have PD, T1
+    where no train was fitted), None without one; ``noise`` each input's noise as a fraction
+    of its bright signal, as the fit took it (:func:`estimate_noise`). Background voxels (no input signal) have PD, T1
     and T2 of 0 and render as 0. From a single input the maps are the network's
     (``network_maps`` holds them, and renders go through the engine as before).
     """
@@ -109,6 +116,7 @@ class JointMaps:
     engine: object = None
     b1: np.ndarray | None = None
     echo_train: str = "ideal"
+    noise: list = field(default_factory=list)
 
     @property
     def determined_bits(self) -> np.ndarray:
@@ -126,6 +134,7 @@ class JointMaps:
                                         for k in PARAMETERS},
                 "free_parameters": dict(self.free),
                 "scales": [float(s) for s in self.scales],
+                "noise": [round(float(n), 5) for n in self.noise],
                 "echo_train": self.echo_train,
                 "inversion_efficiency": self.inversion_efficiency}
 
@@ -227,19 +236,64 @@ def _standard_errors(info, torch):
 
 # ---------------------------------------------------------------- determinability
 
-def _reference_determined(acqs, noise: float, tolerance: float, torch) -> dict:
-    """Whether the acquisitions determine T1 and T2 for typical tissue (PD 1, shared scale)."""
+def _reference_determined(acqs, noise, tolerance: float, torch) -> dict:
+    """Whether the acquisitions determine T1 and T2 for typical tissue (PD 1, shared scale);
+    ``noise`` one fraction for all inputs or one per input."""
+    noise = _per_input_noise(noise, len(acqs))
     t1 = torch.tensor([300.0, 600.0, 1000.0, 1500.0, 2500.0], dtype=torch.float64).repeat_interleave(5)
     t2 = torch.tensor([20.0, 50.0, 80.0, 150.0, 400.0], dtype=torch.float64).repeat(5)
     # noise relative to each input's bright signal, as in the fit
-    sigma = [noise * float(_signal_and_slopes(a, t1, t2, torch)[0].max().clamp_min(1e-12)) for a in acqs]
+    sigma = [n * float(_signal_and_slopes(a, t1, t2, torch)[0].max().clamp_min(1e-12)) for a, n in zip(acqs, noise)]
     sd = _standard_errors(_information(acqs, [1.0] * len(acqs), sigma, 1.0, t1, t2, torch), torch)
     # free when the data pin it down for a fair share of typical tissues
     return {"t1": bool((sd[1] < tolerance).double().mean() >= 0.2),
             "t2": bool((sd[2] < tolerance).double().mean() >= 0.2)}
 
 
-def free_parameters(acquisitions, noise: float = 0.01, tolerance: float = 0.1) -> dict:
+def _per_input_noise(noise, n: int) -> list[float]:
+    """``noise`` (one fraction, or one per input) as one fraction per input."""
+    values = [float(noise)] * n if np.ndim(noise) == 0 else [float(v) for v in noise]
+    if len(values) != n:
+        raise ValueError(f"{len(values)} noise levels for {n} inputs: give one, or one per input")
+    if not all(v > 0 for v in values):
+        raise ValueError(f"noise levels must be above 0, got {values}")
+    return values
+
+
+def estimate_noise(volumes) -> list[float] | None:
+    """Each input's noise, as a fraction of its bright signal (99.5th percentile), measured
+    in the background: the voxels below a tenth of the bright signal in every input.
+
+    A signed image (a real-valued reconstruction, a simulation: a fair share of the image
+    is negative) has Gaussian noise, and its negative values are noise alone: sigma is
+    their root mean square. A magnitude image has Rayleigh noise there: sigma is the
+    background's median over sqrt(2 ln 2). None where the background cannot tell: fewer
+    than :data:`MIN_BACKGROUND_VOXELS` voxels, or most of them exactly 0 (a masked image).
+    """
+    arrays = [np.nan_to_num(np.asarray(v, np.float32)).reshape(-1) for v in volumes]
+    peaks = [_robust_max(a) for a in arrays]
+    if not arrays or min(peaks) <= 0:
+        return None
+    low = np.ones(arrays[0].shape, bool)
+    for a, peak in zip(arrays, peaks):
+        low &= np.abs(a) < 0.1 * peak
+    out = []
+    for a, peak in zip(arrays, peaks):
+        background = a[low]
+        if background.size < MIN_BACKGROUND_VOXELS or (background == 0).mean() > 0.5:
+            return None
+        negative = a[a < 0]
+        if negative.size > 0.2 * background.size:
+            sigma = math.sqrt(float(np.mean(negative.astype(np.float64) ** 2)))
+        else:
+            sigma = float(np.median(background)) / math.sqrt(2 * math.log(2))
+        if not sigma > 0:
+            return None
+        out.append(sigma / peak)
+    return out
+
+
+def free_parameters(acquisitions, noise=DEFAULT_NOISE, tolerance: float = 0.1) -> dict:
     """Which relaxation times a set of acquisitions can measure, for typical tissue.
 
     Returns ``{"t1": bool, "t2": bool}``. A single spin echo determines neither; a dual
@@ -614,7 +668,7 @@ def inversion_efficiency(volumes, acquisitions, body=None, sample: int = 20000) 
 
 
 def fit_maps(volumes, acquisitions, prior: dict | None = None, scale: str = "shared",
-             noise: float = 0.01, tolerance: float = 0.1, iterations: int = 6,
+             noise=None, tolerance: float = 0.1, iterations: int = 6,
              grid_points: int = 12, chunk_voxels: int = 1 << 17, threads: int | None = None,
              echo_train: str = "epg", inversion: float | None = None, smooth: bool = True,
              progress=None, cancelled=None) -> JointMaps:
@@ -633,9 +687,11 @@ def fit_maps(volumes, acquisitions, prior: dict | None = None, scale: str = "sha
         can. Default: T1 1000 ms, T2 100 ms with a spread of ``DEFAULT_PRIOR_SD``.
     scale : "shared" or "per_input"
         One receiver gain for all inputs (images of one series), or one per input.
-    noise : float
-        Assumed noise of each input, as a fraction of its bright signal (99.5th
-        percentile): the data's weight against the prior, and the determinedness test.
+    noise : float or list of float, optional
+        Noise of each input (one value, or one per input), as a fraction of its bright
+        signal (99.5th percentile): the data's weight against the prior, the scale of the
+        smoothing and the determinedness test. Default: measured in the background
+        (:func:`estimate_noise`), else :data:`DEFAULT_NOISE`.
     tolerance : float
         Relative standard error below which a parameter counts as determined.
     echo_train : "epg" or "ideal"
@@ -650,7 +706,7 @@ def fit_maps(volumes, acquisitions, prior: dict | None = None, scale: str = "sha
         :data:`MIN_INVERSION_TIMES` TIs).
     smooth : bool
         Average each voxel's signals with those of in-plane neighbours alike in every
-        input to within the assumed noise (:func:`smooth_inputs`) before the fit: steadier
+        input to within a few noise levels (:func:`smooth_inputs`) before the fit: steadier
         maps where the inputs determine a parameter only loosely, edges kept.
     progress, cancelled : callables, optional
         As the engine's: ``progress(n)`` after each chunk of voxels with the number of
@@ -670,11 +726,14 @@ def fit_maps(volumes, acquisitions, prior: dict | None = None, scale: str = "sha
         nan |= ~np.isfinite(a)
     clean = [np.where(nan, 0, a).astype(np.float32) for a in arrays]
     peaks = np.array([_robust_max(a) for a in clean], np.float32)
-    sigma_all = np.maximum(noise * peaks, 1e-12).astype(np.float32)
+    if noise is None:
+        noise = estimate_noise(clean) or DEFAULT_NOISE
+    noise = _per_input_noise(noise, len(clean))
+    sigma_all = np.maximum(np.asarray(noise, np.float32) * peaks, 1e-12).astype(np.float32)
     # background: no input above a few noise levels
     body = np.zeros(shape, bool)
     for a, sd in zip(clean, sigma_all):
-        body |= a > 3 * sd
+        body |= a > BODY_NOISE_LEVELS * sd
     if smooth:
         with _torch_threads(threads):
             clean = smooth_inputs(clean, sigma_all, body=body, cancelled=cancelled)
@@ -744,7 +803,7 @@ def fit_maps(volumes, acquisitions, prior: dict | None = None, scale: str = "sha
         full.reshape(-1)[index] = det[key]
         determined[key] = full
     return JointMaps(maps["pd"], maps["t1"], maps["t2"], determined, list(acqs), scales, free,
-                     b1=b1, echo_train=echo_train if b1 is not None else "ideal")
+                     b1=b1, echo_train=echo_train if b1 is not None else "ideal", noise=noise)
 
 
 def joint_work_units(shape, engine=None) -> int:
@@ -805,6 +864,8 @@ def joint_maps(volumes, acquisitions, engine=None, prior_input: int | None = Non
         return JointMaps(sized["pd"].reshape(shape), sized["t1"].reshape(shape), sized["t2"].reshape(shape),
                          det, acqs, [1.0], {"t1": False, "t2": False}, network_maps=qmaps, engine=engine)
     prior = None
+    if options.get("noise") is None:
+        options["noise"] = estimate_noise(arrays) or DEFAULT_NOISE
     if engine is not None and prior_input is None and options.get("scale", "shared") == "shared":
         measured = free_parameters(acqs, **{k: options[k] for k in ("noise", "tolerance") if k in options})
         if measured["t1"] and measured["t2"]:
