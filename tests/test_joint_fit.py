@@ -233,3 +233,27 @@ def test_the_network_is_run_only_where_the_inputs_leave_a_parameter_open():
     engine.calls.clear()
     joint_maps(_render(three[:2], pd, t1, t2), three[:2], engine=engine)
     assert engine.calls == [(100, 3000)]
+
+
+def test_noise_is_measured_in_the_background_of_signed_and_magnitude_images():
+    from napari_mr_reparam.joint_fit import DEFAULT_NOISE, estimate_noise
+
+    pd, t1, t2 = _blocks(shape=(2, 48, 48))
+    acqs = [Acquisition(15, 3000), Acquisition(100, 3000)]
+    clean = _render(acqs, pd, t1, t2)
+    rng = np.random.default_rng(3)
+    sd = 0.02 * clean[0].max()
+    signed = [im + rng.normal(0, sd, im.shape).astype(np.float32) for im in clean]
+    magnitude = [np.abs(im + rng.normal(0, sd, im.shape) + 1j * rng.normal(0, sd, im.shape)).astype(np.float32)
+                 for im in clean]
+    for images, rel in ((signed, 0.05), (magnitude, 0.1)):
+        found = estimate_noise(images)
+        peaks = [np.percentile(im, 99.5) for im in images]
+        assert found == pytest.approx([sd / p for p in peaks], rel=rel)
+    assert fit_maps(signed, acqs).summary()["noise"] == pytest.approx(estimate_noise(signed), rel=1e-3)
+    # a masked image (background exactly 0) or a clean one: nothing to measure, the default is taken
+    assert estimate_noise([np.where(pd > 0, im, 0) for im in signed]) is None
+    assert estimate_noise(clean) is None
+    assert fit_maps(clean, acqs).summary()["noise"] == [DEFAULT_NOISE, DEFAULT_NOISE]
+    with pytest.raises(ValueError, match="noise"):
+        fit_maps(clean, acqs, noise=[0.01])
