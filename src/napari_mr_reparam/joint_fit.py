@@ -8,14 +8,17 @@ equations of :mod:`napari_mr_reparam.physics`, vectorized over voxels with torch
 1. **Which parameters the acquisitions can tell apart** (:func:`free_parameters`): T2 needs
    two echo times at comparable T1 weighting, T1 needs two repetition or inversion times
    (or flip angles). A parameter no pair of inputs separates is held at its prior.
+   Each input's noise is measured in the background (:func:`estimate_noise`) and each
+   voxel averaged with in-plane neighbours alike in every input to within a few noise
+   levels (:func:`smooth_inputs`): steadier where the inputs pin a parameter loosely.
 2. **Initialization** by a grid search over the free relaxation times (the proton density
    of each grid point solved in closed form), so magnitude inversion-recovery fits start
    on the right side of the null.
 3. **Refinement** by Levenberg-Marquardt in log(PD), log(T1), log(T2), with a Gaussian
    prior on log T1 and log T2: the physics network's single-image maps
    (:meth:`~napari_mr_reparam.inference.Reparameterizer.compute_maps`) when an engine is
-   given, else a broad default. Where the inputs determine a parameter the prior is a weak
-   tie; where they leave it open, it is the answer.
+   given and the inputs leave T1 or T2 open, else a broad default. Where the inputs
+   determine a parameter the prior is a weak tie; where they leave it open, it is the answer.
 4. **What the inputs determine, per voxel** (:attr:`JointMaps.determined`): from the
    Fisher information of the data alone at the fitted values, a parameter counts as
    determined when its standard error is below ``tolerance`` (relative) at the assumed
@@ -66,7 +69,8 @@ DEFAULT_PRIOR_SD = 2.0
 #: Spread of the log value the network's maps are trusted to where the acquisitions
 #: cannot measure a parameter (:func:`free_parameters`), and where they can: there the
 #: network's map only steadies voxels the data leave loose, and must not pull measured
-#: values towards it (on simulated brains its T1 of CSF is about half the true value).
+#: values towards it (its single-image T1 of simulated brains is 26-53 % off, median:
+#: benchmarks/bench_joint_brains.py).
 NETWORK_PRIOR_SD = 0.3
 MEASURED_PRIOR_SD = 1.0
 #: Noise assumed (a fraction of each input's bright signal) where the background does not
