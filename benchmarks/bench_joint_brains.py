@@ -86,6 +86,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(1)
     engine = Reparameterizer(args.model, device="cpu")
     rng = np.random.default_rng(0)
+    extra_rng = np.random.default_rng(1)  # the --t1-prior-error rows: the other rows' draws stay as without them
     rows = []
     for name, ph in phantoms(args.anatomy, args.subjects):
         mid = ph.pd.shape[0] // 2
@@ -107,12 +108,13 @@ def main(argv=None) -> int:
             images = []
             for te, tr in protocol:
                 clean = np.asarray(physics.spin_echo(pd, t1, t2, te, tr), np.float32)
-                images.append(clean + rng.normal(0, args.noise * clean.max(), clean.shape).astype(np.float32))
+                draw = rng if t1_error is None else extra_rng
+                images.append(clean + draw.normal(0, args.noise * clean.max(), clean.shape).astype(np.float32))
             acqs = [Acquisition(te, tr) for te, tr in protocol]
             if t1_error is None:
                 maps = joint_maps(images, acqs, engine=engine)
             else:
-                factor = np.exp(rng.normal(0, t1_error, t1.shape)).astype(np.float32)
+                factor = np.exp(extra_rng.normal(0, t1_error, t1.shape)).astype(np.float32)
                 prior = {"t1": np.where(t1 > 0, t1, 1000) * factor, "t2": np.full_like(t2, 100)}
                 maps = fit_maps(images, acqs, prior=prior)
             scores = {label: psnr_volume(maps.render(**kw), truth[label]) for label, kw in targets}

@@ -450,16 +450,15 @@ def smooth_inputs(arrays, sigma, radius: int = SMOOTH_RADIUS, strength: float = 
         inside = np.asarray(body, bool).reshape(planes.shape[1:])
         if not inside.any():
             return [out[i].reshape(shape) for i in range(n)]
-        box = tuple(slice(int(np.flatnonzero(inside.any(axis=other)).min()),
-                          int(np.flatnonzero(inside.any(axis=other)).max()) + 1)
-                    for other in ((1, 2), (0, 2), (0, 1)))
+        spans = [np.flatnonzero(inside.any(axis=other)) for other in ((1, 2), (0, 2), (0, 1))]
+        box = tuple(slice(int(span[0]), int(span[-1]) + 1) for span in spans)
     scale = torch.tensor([1 / max(float(sd), 1e-12) for sd in sigma], dtype=torch.float32)[:, None, None, None]
     gain = -0.5 / (strength**2 * n)
     part = planes[:, box[0], box[1], box[2]]
+    region = out[:, box[0], box[1], box[2]]  # a view: written chunk by chunk
     z, ny, nx = part.shape[1:]
     # each neighbour pair once: offsets in one half of the square, the weight given to both
-    offsets = [(dy, dx) for dy in range(0, radius + 1) for dx in range(-radius, radius + 1)
-               if (dy, dx) > (0, 0) and abs(dx) <= radius]
+    offsets = [(dy, dx) for dy in range(radius + 1) for dx in range(-radius, radius + 1) if (dy, dx) > (0, 0)]
     step = max(1, chunk_voxels // max(ny * nx, 1))
     for start in range(0, z, step):
         if cancelled is not None and cancelled():
@@ -478,9 +477,7 @@ def smooth_inputs(arrays, sigma, radius: int = SMOOTH_RADIUS, strength: float = 
             num[b] += w * xa
             den[a[1:]] += w
             den[b[1:]] += w
-        smoothed = (num / den / scale).numpy()
-        region = out[:, box[0], box[1], box[2]]
-        region[:, start:start + step] = smoothed
+        region[:, start:start + step] = (num / den / scale).numpy()
     return [out[i].reshape(shape) for i in range(n)]
 
 
