@@ -843,12 +843,11 @@ def joint_maps(volumes, acquisitions, engine=None, prior_input: int | None = Non
     one input and an engine, the network's maps are returned as they are. Where the
     acquisitions measure both T1 and T2 (:func:`free_parameters`) and one gain is shared
     (``scale="shared"``, the default; per-input gains are estimated against the network's
-    maps), the network is not run unless ``prior_input`` is given:
-    its maps would only be the loose tie of :data:`MEASURED_PRIOR_SD` (with three spin-echo
-    inputs on simulated brains the fit measured the same without them, and it saves the
-    network's time). ``progress``
-    and ``cancelled`` work as the engine's, over :func:`joint_work_units` units;
-    ``options`` go to :func:`fit_maps`.
+    maps), the network is not run unless ``prior_input`` is given: its maps would only be
+    the loose tie of :data:`MEASURED_PRIOR_SD`, and the maps come in the fit's time alone.
+    Each input's noise is measured once (:func:`estimate_noise`) unless ``noise`` is given.
+    ``progress`` and ``cancelled`` work as the engine's, over :func:`joint_work_units`
+    units; ``options`` go to :func:`fit_maps`.
     """
     calls = {"options": engine_options, "progress": progress, "cancelled": cancelled}
     arrays, acqs = _check_inputs(volumes, acquisitions)
