@@ -61,7 +61,8 @@ def test_maps_without_smoothing_fit_each_voxel_alone(scans, tmp_path):
     common = [*map(str, paths.values()), *_times("--input-te"), *_times("--input-tr"), "--model", "none"]
     assert main(["maps", *common, "-o", str(tmp_path / "a")]) == 0
     assert main(["maps", *common, "-o", str(tmp_path / "b"), "--no-smooth"]) == 0
-    assert json.loads((tmp_path / "a" / "maps.json").read_text())["smoothed"] is True
+    first = json.loads((tmp_path / "a" / "maps.json").read_text())
+    assert first["smoothed"] is True and first["prior"] == "none" and first["prior_source"] == "default"
     assert json.loads((tmp_path / "b" / "maps.json").read_text())["smoothed"] is False
     inside = truth["inside"]
     t1 = nib.load(tmp_path / "b" / "T1map.nii.gz").get_fdata()

@@ -224,15 +224,17 @@ def test_the_network_is_run_only_where_the_inputs_leave_a_parameter_open():
     pd, t1, t2 = _maps(shape=(1, 16, 16))
     three = [Acquisition(15, 3000), Acquisition(100, 3000), Acquisition(15, 500)]
     engine = _Engine()
-    joint_maps(_render(three, pd, t1, t2), three, engine=engine)
+    maps = joint_maps(_render(three, pd, t1, t2), three, engine=engine)
     assert engine.calls == []  # T1 and T2 both measured: no network
+    assert maps.summary()["prior_source"] == "default"
     joint_maps(_render(three, pd, t1, t2), three, engine=engine, scale="per_input")
     assert engine.calls == [(100, 3000)]  # per-input gains are estimated against its maps
     # a PD/T2 dual echo leaves T1 open: the network reads the echo nearest TE 50 / TR 4500 ms
     assert prior_input_of(three[:2]) == 1
     engine.calls.clear()
-    joint_maps(_render(three[:2], pd, t1, t2), three[:2], engine=engine)
+    maps = joint_maps(_render(three[:2], pd, t1, t2), three[:2], engine=engine)
     assert engine.calls == [(100, 3000)]
+    assert maps.summary()["prior_source"] == "network"
 
 
 def test_noise_is_measured_in_the_background_of_signed_and_magnitude_images():

@@ -104,7 +104,10 @@ class JointMaps:
     first; ``acquisitions`` the inputs' (:class:`AcquisitionValues`); ``b1`` the refocusing
     flip-angle scale fitted from a multi-echo train (1: 180 degrees at the slice centre; NaN
     where no train was fitted), None without one; ``noise`` each input's noise as a fraction
-    of its bright signal, as the fit took it (:func:`estimate_noise`). Background voxels (no input signal) have PD, T1
+    of its bright signal, as the fit took it (:func:`estimate_noise`); ``prior_source``
+    where what the inputs leave open came from: ``"network"`` (the network's maps),
+    ``"given"`` (maps passed to :func:`fit_maps`) or ``"default"`` (a broad prior, T1 1000 ms
+    and T2 100 ms). Background voxels (no input signal) have PD, T1
     and T2 of 0 and render as 0. From a single input the maps are the network's
     (``network_maps`` holds them, and renders go through the engine as before).
     """
@@ -121,6 +124,7 @@ class JointMaps:
     b1: np.ndarray | None = None
     echo_train: str = "ideal"
     noise: list = field(default_factory=list)
+    prior_source: str = "default"
 
     @property
     def determined_bits(self) -> np.ndarray:
@@ -139,6 +143,7 @@ class JointMaps:
                 "free_parameters": dict(self.free),
                 "scales": [float(s) for s in self.scales],
                 "noise": [round(float(n), 5) for n in self.noise],
+                "prior_source": self.prior_source,
                 "echo_train": self.echo_train,
                 "inversion_efficiency": self.inversion_efficiency}
 
@@ -804,7 +809,8 @@ def fit_maps(volumes, acquisitions, prior: dict | None = None, scale: str = "sha
         full.reshape(-1)[index] = det[key]
         determined[key] = full
     return JointMaps(maps["pd"], maps["t1"], maps["t2"], determined, list(acqs), scales, free,
-                     b1=b1, echo_train=echo_train if b1 is not None else "ideal", noise=noise)
+                     b1=b1, echo_train=echo_train if b1 is not None else "ideal", noise=noise,
+                     prior_source="given" if "t1" in prior else "default")
 
 
 def joint_work_units(shape, engine=None) -> int:
@@ -862,7 +868,8 @@ def joint_maps(volumes, acquisitions, engine=None, prior_input: int | None = Non
         shape = arrays[0].shape
         det = {k: np.zeros(shape, bool) for k in PARAMETERS}
         return JointMaps(sized["pd"].reshape(shape), sized["t1"].reshape(shape), sized["t2"].reshape(shape),
-                         det, acqs, [1.0], {"t1": False, "t2": False}, network_maps=qmaps, engine=engine)
+                         det, acqs, [1.0], {"t1": False, "t2": False}, network_maps=qmaps, engine=engine,
+                         prior_source="network")
     prior = None
     if options.get("noise") is None:
         options["noise"] = estimate_noise(arrays) or DEFAULT_NOISE
@@ -881,4 +888,7 @@ def joint_maps(volumes, acquisitions, engine=None, prior_input: int | None = Non
             prior = {"t1": sized["t1"].reshape(shape), "t2": sized["t2"].reshape(shape)}
         elif progress is not None:
             progress(joint_work_units(arrays[0].shape))  # no input the network reads: its share is done
-    return fit_maps(arrays, acqs, prior=prior, progress=progress, cancelled=cancelled, **options)
+    maps = fit_maps(arrays, acqs, prior=prior, progress=progress, cancelled=cancelled, **options)
+    if prior is not None:
+        maps.prior_source = "network"
+    return maps
