@@ -259,3 +259,20 @@ def test_noise_is_measured_in_the_background_of_signed_and_magnitude_images():
     assert fit_maps(clean, acqs).summary()["noise"] == [DEFAULT_NOISE, DEFAULT_NOISE]
     with pytest.raises(ValueError, match="noise"):
         fit_maps(clean, acqs, noise=[0.01])
+
+
+def test_smoothing_leaves_voxels_out_of_it_as_they_are():
+    from napari_mr_reparam.joint_fit import smooth_inputs
+
+    rng = np.random.default_rng(7)
+    images = [np.full((1, 12, 12), 100.0, np.float32) + rng.normal(0, 1, (1, 12, 12)).astype(np.float32)
+              for _ in range(2)]
+    keep = np.ones((1, 12, 12), bool)
+    keep[0, 5, 5] = False
+    images[0][0, 5, 5] = 0.0  # a missing value, held at 0
+    sigma = [100.0, 100.0]  # noise so large that the held 0 would look alike
+    out = smooth_inputs(images, sigma, keep=keep)
+    assert out[0][0, 5, 5] == 0.0  # left as it was
+    assert abs(out[0][0, 5, 6] - 100) < 1.5  # its neighbours are not pulled down by it
+    assert np.std(out[1][keep]) < 0.7 * np.std(images[1][keep])  # the rest is smoothed
+    assert smooth_inputs(images, sigma)[0][0, 5, 6] < 98  # (taking part, it would pull them)

@@ -428,7 +428,7 @@ def _torch_threads(threads: int | None):
 
 
 def smooth_inputs(arrays, sigma, radius: int = SMOOTH_RADIUS, strength: float = SMOOTH_RANGE,
-                  body=None, cancelled=None, chunk_voxels: int = 1 << 20) -> list[np.ndarray]:
+                  body=None, keep=None, cancelled=None, chunk_voxels: int = 1 << 20) -> list[np.ndarray]:
     """The inputs with each voxel averaged with its in-plane neighbours of like signal.
 
     A joint bilateral filter over all inputs at once: the neighbours within ``radius``
@@ -438,7 +438,9 @@ def smooth_inputs(arrays, sigma, radius: int = SMOOTH_RADIUS, strength: float = 
     input to within the noise) are averaged, which steadies the fit where the inputs
     determine a parameter only loosely (long T1 from short repetition times); a tissue
     edge, many noise levels in some input, is kept. Only the box around ``body`` (a
-    boolean mask of the inputs' shape; default: everything) is smoothed. (scikit-image's
+    boolean mask of the inputs' shape; default: everything) is smoothed, and only voxels
+    ``keep`` marks (default: all) take part: the others (a value missing or not measured in
+    some input) are left as they are and lend nothing to their neighbours. (scikit-image's
     bilateral filter bins the signal distance and weighs neighbours by a spatial Gaussian:
     it smooths less evenly and measured worse here.) ``cancelled()`` is asked before each
     chunk of slices.
@@ -461,6 +463,7 @@ def smooth_inputs(arrays, sigma, radius: int = SMOOTH_RADIUS, strength: float = 
     gain = -0.5 / (strength**2 * n)
     part = planes[:, box[0], box[1], box[2]]
     region = out[:, box[0], box[1], box[2]]  # a view: written chunk by chunk
+    taking = None if keep is None else np.asarray(keep, bool).reshape(planes.shape[1:])[box]
     z, ny, nx = part.shape[1:]
     # each neighbour pair once: offsets in one half of the square, the weight given to both
     offsets = [(dy, dx) for dy in range(radius + 1) for dx in range(-radius, radius + 1) if (dy, dx) > (0, 0)]
@@ -473,11 +476,14 @@ def smooth_inputs(arrays, sigma, radius: int = SMOOTH_RADIUS, strength: float = 
         x = torch.from_numpy(np.ascontiguousarray(part[:, start:start + step])) * scale
         num = x.clone()
         den = torch.ones_like(x[0])
+        ok = None if taking is None else torch.from_numpy(np.ascontiguousarray(taking[start:start + step]))
         for dy, dx in offsets:
             a = (slice(None), slice(None), slice(0, ny - dy), slice(max(0, -dx), nx - max(0, dx)))
             b = (slice(None), slice(None), slice(dy, ny), slice(max(0, dx), nx - max(0, -dx)))
             xa, xb = x[a], x[b]
             w = torch.exp(((xa - xb) ** 2).sum(0) * gain)
+            if ok is not None:
+                w = w * (ok[a[1:]] & ok[b[1:]])
             num[a] += w * xb
             num[b] += w * xa
             den[a[1:]] += w
@@ -742,7 +748,7 @@ def fit_maps(volumes, acquisitions, prior: dict | None = None, scale: str = "sha
         body |= a > BODY_NOISE_LEVELS * sd
     if smooth:
         with _torch_threads(threads):
-            clean = smooth_inputs(clean, sigma_all, body=body, cancelled=cancelled)
+            clean = smooth_inputs(clean, sigma_all, body=body, keep=~nan, cancelled=cancelled)
     b1 = None
     if echo_train == "epg":
         clean, b1 = _ideal_form(clean, acqs, body, cancelled)
