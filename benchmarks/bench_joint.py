@@ -6,7 +6,8 @@ The MNI152 head (offline phantom) is resampled by nearest neighbour to the shape
 rendered at three spin-echo acquisitions (TE 15 / TR 3000, TE 100 / TR 3000, TE 15 /
 TR 500 ms: a PD/T2-weighted dual echo and a T1-weighted image), with 1 % Gaussian noise.
 :func:`napari_mr_reparam.joint_fit.fit_maps` (no network prior: all three parameters are
-determined) is timed on ``--threads`` CPU threads (wall and CPU time of the process: on a
+determined, and ``joint_maps`` does not run the network then; the noise measured in the
+background and the smoothing of the inputs included) is timed on ``--threads`` CPU threads (wall and CPU time of the process: on a
 machine shared with other work the wall time overstates the fit's cost), and the median T1/T2 errors inside the
 head are printed so a faster setting cannot pass unnoticed.
 """

@@ -56,6 +56,21 @@ def test_maps_writes_pd_t1_t2_in_ms_with_a_sidecar(scans, tmp_path, capsys):
                  *_times("--input-tr"), "--model", "none"]) == 2
 
 
+def test_maps_without_smoothing_fit_each_voxel_alone(scans, tmp_path):
+    paths, truth = scans
+    common = [*map(str, paths.values()), *_times("--input-te"), *_times("--input-tr"), "--model", "none"]
+    assert main(["maps", *common, "-o", str(tmp_path / "a")]) == 0
+    assert main(["maps", *common, "-o", str(tmp_path / "b"), "--no-smooth"]) == 0
+    first = json.loads((tmp_path / "a" / "maps.json").read_text())
+    assert first["smoothed"] is True and first["prior"] == "none" and first["prior_source"] == "default"
+    assert json.loads((tmp_path / "b" / "maps.json").read_text())["smoothed"] is False
+    inside = truth["inside"]
+    t1 = nib.load(tmp_path / "b" / "T1map.nii.gz").get_fdata()
+    assert np.median(np.abs(t1[inside] / truth["t1"][inside] - 1)) < 0.02
+    assert main(["predict", "--joint", *common[:3], *_times("--input-te"), *_times("--input-tr"),
+                 "--no-smooth", "--te", "80", "--tr", "2000", "-o", str(tmp_path / "p.nii.gz")]) == 0
+
+
 def test_joint_predict_renders_targets_and_presets(scans, tmp_path):
     paths, truth = scans
     out = tmp_path / "t2w_80.nii.gz"

@@ -209,3 +209,128 @@ def test_clipped_and_missing_values():
     assert np.isnan(fit_maps(nowhere, acqs, inversion=1.0).t1[0, 5, 5])
     with pytest.raises(ValueError, match="clipped"):
         fit_maps(images, acqs, clipped=[clipped])
+
+
+def _blocks(shape=(1, 48, 48)):
+    """Flat tissue blocks (white matter, grey matter, CSF with a long T1) in a background frame."""
+    pd, t1, t2 = (np.zeros(shape, np.float32) for _ in range(3))
+    for (lo, hi), (p, r1, r2) in (((4, 16), (0.7, 600, 75)), ((16, 30), (0.85, 1100, 95)),
+                                  ((30, 44), (1.0, 3800, 900))):
+        pd[:, 4:44, lo:hi], t1[:, 4:44, lo:hi], t2[:, 4:44, lo:hi] = p, r1, r2
+    return pd, t1, t2
+
+
+def test_long_t1_fluid_from_three_inputs_is_steadied_by_smoothing_and_edges_are_kept():
+    pd, t1, t2 = _blocks()
+    acqs = [Acquisition(15, 3000), Acquisition(100, 3000), Acquisition(15, 500)]
+    rng = np.random.default_rng(1)
+    images = [im + rng.normal(0, 0.005 * im.max(), im.shape).astype(np.float32) for im in _render(acqs, pd, t1, t2)]
+    csf = t1 == 3800
+    inner = np.zeros_like(csf)
+    inner[:, 6:42, 32:42] = True  # CSF away from its edges
+    spread = {}
+    for smooth in (False, True):
+        maps = fit_maps(images, acqs, smooth=smooth)
+        spread[smooth] = float(np.std(np.log(maps.t1[inner & csf])))
+        assert abs(float(np.median(maps.t1[inner & csf])) / 3800 - 1) < 0.03
+    assert spread[True] < 0.5 * spread[False]
+    # the columns next to each edge keep their own tissue's values
+    for col, value in ((15, 600), (16, 1100), (29, 1100), (30, 3800)):
+        assert np.median(maps.t1[0, 6:42, col]) == pytest.approx(value, rel=0.05)
+    # a render far from the inputs (long TE and TR) has its brightest voxel near the truth's
+    truth = physics.spin_echo(pd, t1, t2, 200, 6000) * 1000
+    assert float(maps.render(200, 6000).max()) == pytest.approx(float(truth.max()), rel=0.02)
+
+
+def test_a_wrong_prior_does_not_pull_what_the_inputs_measure():
+    pd, t1, t2 = _maps(seed=2)
+    acqs = [Acquisition(15, 3000), Acquisition(100, 3000), Acquisition(15, 500)]
+    body = pd > 0
+    wrong = {"t1": np.where(body, 0.5 * t1, 1000).astype(np.float32),
+             "t2": np.where(body, 2 * t2, 100).astype(np.float32)}
+    maps = fit_maps(_render(acqs, pd, t1, t2), acqs, prior=wrong)
+    assert _median_error(maps.t1, t1, body) < 0.01
+    assert _median_error(maps.t2, t2, body) < 0.01
+    # a parameter the inputs cannot measure (T1 from one TR) follows the prior
+    two = fit_maps(_render(acqs[:2], pd, t1, t2), acqs[:2], prior=wrong)
+    assert _median_error(two.t1, wrong["t1"], body) < 0.05
+
+
+class _Engine:
+    """Stands in for the physics engine and records which input it was asked for."""
+
+    renders = True
+
+    def __init__(self):
+        self.calls = []
+
+    def compute_maps(self, image, acq, **_):
+        self.calls.append((acq.te_ms, acq.tr_ms))
+
+        class Maps:
+            def at_input_size(self_inner):
+                shape = np.asarray(image).shape
+                return {"pd": np.ones(shape, np.float32), "t1": np.full(shape, 900.0, np.float32),
+                        "t2": np.full(shape, 90.0, np.float32)}
+
+        return Maps()
+
+
+def test_the_network_is_run_only_where_the_inputs_leave_a_parameter_open():
+    from napari_mr_reparam.joint_fit import prior_input_of
+
+    pd, t1, t2 = _maps(shape=(1, 16, 16))
+    three = [Acquisition(15, 3000), Acquisition(100, 3000), Acquisition(15, 500)]
+    engine = _Engine()
+    maps = joint_maps(_render(three, pd, t1, t2), three, engine=engine)
+    assert engine.calls == []  # T1 and T2 both measured: no network
+    assert maps.summary()["prior_source"] == "default"
+    joint_maps(_render(three, pd, t1, t2), three, engine=engine, scale="per_input")
+    assert engine.calls == [(100, 3000)]  # per-input gains are estimated against its maps
+    # a PD/T2 dual echo leaves T1 open: the network reads the echo nearest TE 50 / TR 4500 ms
+    assert prior_input_of(three[:2]) == 1
+    engine.calls.clear()
+    maps = joint_maps(_render(three[:2], pd, t1, t2), three[:2], engine=engine)
+    assert engine.calls == [(100, 3000)]
+    assert maps.summary()["prior_source"] == "network"
+
+
+def test_noise_is_measured_in_the_background_of_signed_and_magnitude_images():
+    from napari_mr_reparam.joint_fit import DEFAULT_NOISE, estimate_noise
+
+    pd, t1, t2 = _blocks(shape=(2, 48, 48))
+    acqs = [Acquisition(15, 3000), Acquisition(100, 3000)]
+    clean = _render(acqs, pd, t1, t2)
+    rng = np.random.default_rng(3)
+    sd = 0.02 * clean[0].max()
+    signed = [im + rng.normal(0, sd, im.shape).astype(np.float32) for im in clean]
+    magnitude = [np.abs(im + rng.normal(0, sd, im.shape) + 1j * rng.normal(0, sd, im.shape)).astype(np.float32)
+                 for im in clean]
+    for images, rel in ((signed, 0.05), (magnitude, 0.1)):
+        found = estimate_noise(images)
+        peaks = [np.percentile(im, 99.5) for im in images]
+        assert found == pytest.approx([sd / p for p in peaks], rel=rel)
+    assert fit_maps(signed, acqs).summary()["noise"] == pytest.approx(estimate_noise(signed), rel=1e-3)
+    # a masked image (background exactly 0) or a clean one: nothing to measure, the default is taken
+    assert estimate_noise([np.where(pd > 0, im, 0) for im in signed]) is None
+    assert estimate_noise(clean) is None
+    assert fit_maps(clean, acqs).summary()["noise"] == [DEFAULT_NOISE, DEFAULT_NOISE]
+    with pytest.raises(ValueError, match="noise"):
+        fit_maps(clean, acqs, noise=[0.01])
+
+
+def test_smoothing_leaves_voxels_out_of_it_as_they_are():
+    from napari_mr_reparam.joint_fit import smooth_inputs
+
+    rng = np.random.default_rng(7)
+    images = [np.full((1, 12, 12), 100.0, np.float32) + rng.normal(0, 1, (1, 12, 12)).astype(np.float32)
+              for _ in range(2)]
+    keep = np.ones((1, 12, 12), bool)
+    keep[0, 5, 5] = False
+    images[0][0, 5, 5] = 0.0  # a missing value, held at 0
+    sigma = [100.0, 100.0]  # noise so large that the held 0 would look alike
+    out = smooth_inputs(images, sigma, keep=keep)
+    assert out[0][0, 5, 5] == 0.0  # left as it was
+    assert abs(out[0][0, 5, 6] - 100) < 1.5  # its neighbours are not pulled down by it
+    assert np.std(out[1][keep]) < 0.7 * np.std(images[1][keep])  # the rest is smoothed
+    assert smooth_inputs(images, sigma)[0][0, 5, 6] < 98  # (taking part, it would pull them)

@@ -25,6 +25,12 @@ ECHO_TRAIN_OPTION = {
             "fitted with the extended phase graph and the refocusing flip angle free (epg, the "
             "default: T2 without the stimulated echoes' bias) or with the ideal equation"}
 
+#: ``--no-smooth``: fit every voxel on its own signals.
+NO_SMOOTH_OPTION = {
+    "action": "store_true",
+    "help": "fit each voxel on its own signals (default: each input's voxels are first averaged with "
+            "in-plane neighbours alike in every input to within the noise; edges kept, steadier maps)"}
+
 
 def add_acquisition_options(parser) -> None:
     """Per-input acquisition options of the joint commands (one value per input)."""
@@ -42,6 +48,7 @@ def add_acquisition_options(parser) -> None:
                         help="one receiver gain for all inputs (images of one series, the default) or "
                              "one per input (different series; estimated against the network's maps)")
     parser.add_argument("--echo-train", **ECHO_TRAIN_OPTION)
+    parser.add_argument("--no-smooth", **NO_SMOOTH_OPTION)
 
 
 def add_maps_command(sub) -> None:
@@ -86,6 +93,7 @@ def add_predict_options(parser) -> None:
     _add(parser, "--scale", choices=("shared", "per-input"), default="shared",
          help="--joint: one receiver gain for all inputs (default) or one per input")
     _add(parser, "--echo-train", **{**ECHO_TRAIN_OPTION, "help": "--joint: " + ECHO_TRAIN_OPTION["help"]})
+    _add(parser, "--no-smooth", **{**NO_SMOOTH_OPTION, "help": "--joint: " + NO_SMOOTH_OPTION["help"]})
 
 
 def _listed(value) -> list:
@@ -182,7 +190,8 @@ def fit_inputs(paths, args, model="physics", device="auto"):
     scale = "per_input" if getattr(args, "scale", "shared") == "per-input" else "shared"
     maps = joint_maps([v.data for v in volumes], acqs, engine=engine, scale=scale,
                       clipped=[(v.extra or {}).get("saturated") for v in volumes],
-                      echo_train=getattr(args, "echo_train", "epg"))
+                      echo_train=getattr(args, "echo_train", "epg"),
+                      smooth=not getattr(args, "no_smooth", False))
     return volumes, maps.acquisitions, maps
 
 
@@ -220,7 +229,7 @@ def cmd_maps(args) -> int:
     meta = {"inputs": [str(p) for p in args.input],
             "acquisitions": [{"sequence": a.sequence, "EchoTime_ms": a.te, "RepetitionTime_ms": a.tr,
                               "InversionTime_ms": a.ti, "FlipAngle_deg": a.flip_deg} for a in acqs],
-            "prior": args.model, "scale": args.scale, **summary,
+            "prior": args.model, "scale": args.scale, "smoothed": not args.no_smooth, **summary,
             "flip_angle_scale": "b1.nii.gz (refocusing flip angle / 180 degrees at the slice centre)"
             if maps.b1 is not None else None,
             "determined_bits": "bit 1 PD, 2 T1, 4 T2 (determined.nii.gz)"}

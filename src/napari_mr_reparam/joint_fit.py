@@ -8,14 +8,17 @@ equations of :mod:`napari_mr_reparam.physics`, vectorized over voxels with torch
 1. **Which parameters the acquisitions can tell apart** (:func:`free_parameters`): T2 needs
    two echo times at comparable T1 weighting, T1 needs two repetition or inversion times
    (or flip angles). A parameter no pair of inputs separates is held at its prior.
+   Each input's noise is measured in the background (:func:`estimate_noise`) and each
+   voxel averaged with in-plane neighbours alike in every input to within a few noise
+   levels (:func:`smooth_inputs`): steadier where the inputs pin a parameter loosely.
 2. **Initialization** by a grid search over the free relaxation times (the proton density
    of each grid point solved in closed form), so magnitude inversion-recovery fits start
    on the right side of the null.
 3. **Refinement** by Levenberg-Marquardt in log(PD), log(T1), log(T2), with a Gaussian
    prior on log T1 and log T2: the physics network's single-image maps
    (:meth:`~napari_mr_reparam.inference.Reparameterizer.compute_maps`) when an engine is
-   given, else a broad default. Where the inputs determine a parameter the prior is a weak
-   tie; where they leave it open, it is the answer.
+   given and the inputs leave T1 or T2 open, else a broad default. Where the inputs
+   determine a parameter the prior is a weak tie; where they leave it open, it is the answer.
 4. **What the inputs determine, per voxel** (:attr:`JointMaps.determined`): from the
    Fisher information of the data alone at the fitted values, a parameter counts as
    determined when its standard error is below ``tolerance`` (relative) at the assumed
@@ -46,6 +49,7 @@ engine. Times are in milliseconds.
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -62,9 +66,24 @@ T2_BOUNDS_MS = (1.0, 5000.0)
 #: Prior when no engine is given: centre (ms) and spread of the log value.
 DEFAULT_PRIOR_MS = {"t1": 1000.0, "t2": 100.0}
 DEFAULT_PRIOR_SD = 2.0
-#: Spread of the log value the network's maps are trusted to (a loose tie: data dominate
-#: where they determine a parameter).
+#: Spread of the log value the network's maps are trusted to where the acquisitions
+#: cannot measure a parameter (:func:`free_parameters`), and where they can: there the
+#: network's map only steadies voxels the data leave loose, and must not pull measured
+#: values towards it (its single-image T1 of simulated brains is 26-53 % off, median:
+#: benchmarks/bench_joint_brains.py).
 NETWORK_PRIOR_SD = 0.3
+MEASURED_PRIOR_SD = 1.0
+#: Noise assumed (a fraction of each input's bright signal) where the background does not
+#: give it (:func:`estimate_noise`), and the fewest background voxels it is measured from.
+DEFAULT_NOISE = 0.01
+MIN_BACKGROUND_VOXELS = 1000
+#: The object: voxels above this many noise levels in some input.
+BODY_NOISE_LEVELS = 5.0
+#: Edge-preserving smoothing of the inputs before the fit (:func:`smooth_inputs`): the
+#: in-plane radius (voxels) of the neighbourhood, and how alike (in noise levels, over all
+#: inputs at once) a neighbour's signals must be to be averaged in.
+SMOOTH_RADIUS = 2
+SMOOTH_RANGE = 2.0
 #: Inversion efficiencies tried for inversion-recovery inputs (:func:`inversion_efficiency`).
 INVERSION_EFFICIENCIES = tuple(round(0.5 + 0.02 * i, 2) for i in range(26))
 #: Fewest distinct inversion times from which the inversion efficiency is estimated (one
@@ -86,7 +105,11 @@ class JointMaps:
     it, False where it came from the prior); ``scales`` each input's gain relative to the
     first; ``acquisitions`` the inputs' (:class:`AcquisitionValues`); ``b1`` the refocusing
     flip-angle scale fitted from a multi-echo train (1: 180 degrees at the slice centre; NaN
-    where no train was fitted), None without one. Background voxels (no input signal) have PD, T1
+    where no train was fitted), None without one; ``noise`` each input's noise as a fraction
+    of its bright signal, as the fit took it (:func:`estimate_noise`); ``prior_source``
+    where what the inputs leave open came from: ``"network"`` (the network's maps),
+    ``"given"`` (maps passed to :func:`fit_maps`) or ``"default"`` (a broad prior, T1 1000 ms
+    and T2 100 ms). Background voxels (no input signal) have PD, T1
     and T2 of 0 and render as 0. From a single input the maps are the network's
     (``network_maps`` holds them, and renders go through the engine as before).
     """
@@ -102,6 +125,8 @@ class JointMaps:
     engine: object = None
     b1: np.ndarray | None = None
     echo_train: str = "ideal"
+    noise: list = field(default_factory=list)
+    prior_source: str = "default"
 
     @property
     def determined_bits(self) -> np.ndarray:
@@ -119,6 +144,8 @@ class JointMaps:
                                         for k in PARAMETERS},
                 "free_parameters": dict(self.free),
                 "scales": [float(s) for s in self.scales],
+                "noise": [round(float(n), 5) for n in self.noise],
+                "prior_source": self.prior_source,
                 "echo_train": self.echo_train,
                 "inversion_efficiency": self.inversion_efficiency}
 
@@ -229,19 +256,64 @@ def _standard_errors(info, torch):
 
 # ---------------------------------------------------------------- determinability
 
-def _reference_determined(acqs, noise: float, tolerance: float, torch) -> dict:
-    """Whether the acquisitions determine T1 and T2 for typical tissue (PD 1, shared scale)."""
+def _reference_determined(acqs, noise, tolerance: float, torch) -> dict:
+    """Whether the acquisitions determine T1 and T2 for typical tissue (PD 1, shared scale);
+    ``noise`` one fraction for all inputs or one per input."""
+    noise = _per_input_noise(noise, len(acqs))
     t1 = torch.tensor([300.0, 600.0, 1000.0, 1500.0, 2500.0], dtype=torch.float64).repeat_interleave(5)
     t2 = torch.tensor([20.0, 50.0, 80.0, 150.0, 400.0], dtype=torch.float64).repeat(5)
     # noise relative to each input's bright signal, as in the fit
-    sigma = [noise * float(_signal_and_slopes(a, t1, t2, torch)[0].max().clamp_min(1e-12)) for a in acqs]
+    sigma = [n * float(_signal_and_slopes(a, t1, t2, torch)[0].max().clamp_min(1e-12)) for a, n in zip(acqs, noise)]
     sd = _standard_errors(_information(acqs, [1.0] * len(acqs), sigma, 1.0, t1, t2, torch), torch)
     # free when the data pin it down for a fair share of typical tissues
     return {"t1": bool((sd[1] < tolerance).double().mean() >= 0.2),
             "t2": bool((sd[2] < tolerance).double().mean() >= 0.2)}
 
 
-def free_parameters(acquisitions, noise: float = 0.01, tolerance: float = 0.1) -> dict:
+def _per_input_noise(noise, n: int) -> list[float]:
+    """``noise`` (one fraction, or one per input) as one fraction per input."""
+    values = [float(noise)] * n if np.ndim(noise) == 0 else [float(v) for v in noise]
+    if len(values) != n:
+        raise ValueError(f"{len(values)} noise levels for {n} inputs: give one, or one per input")
+    if not all(v > 0 for v in values):
+        raise ValueError(f"noise levels must be above 0, got {values}")
+    return values
+
+
+def estimate_noise(volumes) -> list[float] | None:
+    """Each input's noise, as a fraction of its bright signal (99.5th percentile), measured
+    in the background: the voxels below a tenth of the bright signal in every input.
+
+    A signed image (a real-valued reconstruction, a simulation: a fair share of the image
+    is negative) has Gaussian noise, and its negative values are noise alone: sigma is
+    their root mean square. A magnitude image has Rayleigh noise there: sigma is the
+    background's median over sqrt(2 ln 2). None where the background cannot tell: fewer
+    than :data:`MIN_BACKGROUND_VOXELS` voxels, or most of them exactly 0 (a masked image).
+    """
+    arrays = [np.nan_to_num(np.asarray(v, np.float32)).reshape(-1) for v in volumes]
+    peaks = [_robust_max(a) for a in arrays]
+    if not arrays or min(peaks) <= 0:
+        return None
+    low = np.ones(arrays[0].shape, bool)
+    for a, peak in zip(arrays, peaks):
+        low &= np.abs(a) < 0.1 * peak
+    out = []
+    for a, peak in zip(arrays, peaks):
+        background = a[low]
+        if background.size < MIN_BACKGROUND_VOXELS or (background == 0).mean() > 0.5:
+            return None
+        negative = a[a < 0]
+        if negative.size > 0.2 * background.size:
+            sigma = math.sqrt(float(np.mean(negative.astype(np.float64) ** 2)))
+        else:
+            sigma = float(np.median(background)) / math.sqrt(2 * math.log(2))
+        if not sigma > 0:
+            return None
+        out.append(sigma / peak)
+    return out
+
+
+def free_parameters(acquisitions, noise=DEFAULT_NOISE, tolerance: float = 0.1) -> dict:
     """Which relaxation times a set of acquisitions can measure, for typical tissue.
 
     Returns ``{"t1": bool, "t2": bool}``. A single spin echo determines neither; a dual
@@ -363,6 +435,85 @@ def _per_input_scales(arrays, acqs, prior_t1, prior_t2, body) -> list[float]:
         ratio = (arr[body][ok] / s0[ok]) / (fi.numpy()[ok] / f0.numpy()[ok])
         scales.append(float(np.median(ratio)))
     return scales
+
+
+@contextmanager
+def _torch_threads(threads: int | None):
+    """Torch's CPU threads set to ``threads`` (when given) for the block, then restored."""
+    import torch
+
+    old = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(int(threads))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+def smooth_inputs(arrays, sigma, radius: int = SMOOTH_RADIUS, strength: float = SMOOTH_RANGE,
+                  body=None, keep=None, cancelled=None, chunk_voxels: int = 1 << 20) -> list[np.ndarray]:
+    """The inputs with each voxel averaged with its in-plane neighbours of like signal.
+
+    A joint bilateral filter over all inputs at once: the neighbours within ``radius``
+    voxels in the plane (the last two axes) each weigh ``exp(-d2 / (2 strength^2 n))``,
+    where ``d2`` is the squared distance between the two voxels' signals over the ``n``
+    inputs, each in units of its noise ``sigma[i]``. Voxels of one tissue (alike in every
+    input to within the noise) are averaged, which steadies the fit where the inputs
+    determine a parameter only loosely (long T1 from short repetition times); a tissue
+    edge, many noise levels in some input, is kept. Only the box around ``body`` (a
+    boolean mask of the inputs' shape; default: everything) is smoothed, and only voxels
+    ``keep`` marks (default: all) take part: the others (a value missing or not measured in
+    some input) are left as they are and lend nothing to their neighbours. (scikit-image's
+    bilateral filter bins the signal distance and weighs neighbours by a spatial Gaussian:
+    it smooths less evenly and measured worse here.) ``cancelled()`` is asked before each
+    chunk of slices.
+    """
+    import torch
+
+    shape = arrays[0].shape
+    planes = np.stack([np.asarray(a, np.float32).reshape((-1,) + shape[-2:]) for a in arrays])  # (n, z, y, x)
+    out = planes.copy()
+    n = planes.shape[0]
+    if body is None:
+        box = (slice(None),) * 3
+    else:
+        inside = np.asarray(body, bool).reshape(planes.shape[1:])
+        if not inside.any():
+            return [out[i].reshape(shape) for i in range(n)]
+        spans = [np.flatnonzero(inside.any(axis=other)) for other in ((1, 2), (0, 2), (0, 1))]
+        box = tuple(slice(int(span[0]), int(span[-1]) + 1) for span in spans)
+    scale = torch.tensor([1 / max(float(sd), 1e-12) for sd in sigma], dtype=torch.float32)[:, None, None, None]
+    gain = -0.5 / (strength**2 * n)
+    part = planes[:, box[0], box[1], box[2]]
+    region = out[:, box[0], box[1], box[2]]  # a view: written chunk by chunk
+    taking = None if keep is None else np.asarray(keep, bool).reshape(planes.shape[1:])[box]
+    z, ny, nx = part.shape[1:]
+    # each neighbour pair once: offsets in one half of the square, the weight given to both
+    offsets = [(dy, dx) for dy in range(radius + 1) for dx in range(-radius, radius + 1) if (dy, dx) > (0, 0)]
+    step = max(1, chunk_voxels // max(ny * nx, 1))
+    for start in range(0, z, step):
+        if cancelled is not None and cancelled():
+            from .inference import Cancelled
+
+            raise Cancelled()
+        x = torch.from_numpy(np.ascontiguousarray(part[:, start:start + step])) * scale
+        num = x.clone()
+        den = torch.ones_like(x[0])
+        ok = None if taking is None else torch.from_numpy(np.ascontiguousarray(taking[start:start + step]))
+        for dy, dx in offsets:
+            a = (slice(None), slice(None), slice(0, ny - dy), slice(max(0, -dx), nx - max(0, dx)))
+            b = (slice(None), slice(None), slice(dy, ny), slice(max(0, dx), nx - max(0, -dx)))
+            xa, xb = x[a], x[b]
+            w = torch.exp(((xa - xb) ** 2).sum(0) * gain)
+            if ok is not None:
+                w = w * (ok[a[1:]] & ok[b[1:]])
+            num[a] += w * xb
+            num[b] += w * xa
+            den[a[1:]] += w
+            den[b[1:]] += w
+        region[:, start:start + step] = (num / den / scale).numpy()
+    return [out[i].reshape(shape) for i in range(n)]
 
 
 def _grid_init(s, sigma, acqs, scales, free, prior_log, torch, points: int, valid=None):
@@ -573,9 +724,9 @@ def inversion_efficiency(volumes, acquisitions, body=None, sample: int = 20000) 
 
 
 def fit_maps(volumes, acquisitions, prior: dict | None = None, scale: str = "shared",
-             noise: float = 0.01, tolerance: float = 0.1, iterations: int = 6,
+             noise=None, tolerance: float = 0.1, iterations: int = 6,
              grid_points: int = 12, chunk_voxels: int = 1 << 17, threads: int | None = None,
-             echo_train: str = "epg", inversion: float | None = None, clipped=None,
+             echo_train: str = "epg", inversion: float | None = None, clipped=None, smooth: bool = True,
              progress=None, cancelled=None) -> JointMaps:
     """Joint PD/T1/T2 maps from co-registered images and their acquisitions (no network).
 
@@ -589,12 +740,16 @@ def fit_maps(volumes, acquisitions, prior: dict | None = None, scale: str = "sha
     prior : dict, optional
         ``{"t1": map_ms, "t2": map_ms}`` (arrays of the inputs' shape) and optionally
         ``"sd"`` (spread of the log values): the prior the fit starts from and is tied to.
-        Default: T1 1000 ms, T2 100 ms with a spread of ``DEFAULT_PRIOR_SD``.
+        Without ``"sd"`` given maps are trusted to :data:`NETWORK_PRIOR_SD` where the
+        acquisitions cannot measure the parameter and :data:`MEASURED_PRIOR_SD` where they
+        can. Default: T1 1000 ms, T2 100 ms with a spread of ``DEFAULT_PRIOR_SD``.
     scale : "shared" or "per_input"
         One receiver gain for all inputs (images of one series), or one per input.
-    noise : float
-        Assumed noise of each input, as a fraction of its bright signal (99.5th
-        percentile): the data's weight against the prior, and the determinedness test.
+    noise : float or list of float, optional
+        Noise of each input (one value, or one per input), as a fraction of its bright
+        signal (99.5th percentile): the data's weight against the prior, the scale of the
+        smoothing and the determinedness test. Default: measured in the background
+        (:func:`estimate_noise`), else :data:`DEFAULT_NOISE`.
     tolerance : float
         Relative standard error below which a parameter counts as determined.
     echo_train : "epg" or "ideal"
@@ -611,6 +766,11 @@ def fit_maps(volumes, acquisitions, prior: dict | None = None, scale: str = "sha
         Per input, the voxels whose value the scanner clipped at the top of its range
         (:func:`~napari_mr_reparam.dicom.read_series` gives them as ``extra["saturated"]``):
         the true signal is at least that value, and the fit holds it to no more.
+    smooth : bool
+        Average each voxel's signals with those of in-plane neighbours alike in every
+        input to within a few noise levels (:func:`smooth_inputs`) before the fit: steadier
+        maps where the inputs determine a parameter only loosely, edges kept. Voxels with
+        a value missing or clipped in some input take no part.
     progress, cancelled : callables, optional
         As the engine's: ``progress(n)`` after each chunk of voxels with the number of
         slices (first axis; one for a 2-D image) it finished, ``cancelled()`` asked before
@@ -631,11 +791,17 @@ def fit_maps(volumes, acquisitions, prior: dict | None = None, scale: str = "sha
     nan = ~np.logical_or.reduce(finite)  # none
     clean = [np.where(f, a, 0).astype(np.float32) for f, a in zip(finite, arrays)]
     peaks = np.array([_robust_max(a) for a in clean], np.float32)
-    sigma_all = np.maximum(noise * peaks, 1e-12).astype(np.float32)
+    if noise is None:
+        noise = estimate_noise(clean) or DEFAULT_NOISE
+    noise = _per_input_noise(noise, len(clean))
+    sigma_all = np.maximum(np.asarray(noise, np.float32) * peaks, 1e-12).astype(np.float32)
     # background: no input above a few noise levels
     body = np.zeros(shape, bool)
     for a, sd in zip(clean, sigma_all):
-        body |= a > 3 * sd
+        body |= a > BODY_NOISE_LEVELS * sd
+    if smooth:
+        with _torch_threads(threads):
+            clean = smooth_inputs(clean, sigma_all, body=body, keep=exact, cancelled=cancelled)
     b1 = None
     if echo_train == "epg":
         exact_each = finite if lower is None else [f & ~c for f, c in zip(finite, lower)]
@@ -647,17 +813,19 @@ def fit_maps(volumes, acquisitions, prior: dict | None = None, scale: str = "sha
     prior = prior or {}
     prior_t1 = np.broadcast_to(np.asarray(prior.get("t1", DEFAULT_PRIOR_MS["t1"]), np.float32), shape)
     prior_t2 = np.broadcast_to(np.asarray(prior.get("t2", DEFAULT_PRIOR_MS["t2"]), np.float32), shape)
-    sd = float(prior.get("sd", DEFAULT_PRIOR_SD if "t1" not in prior else NETWORK_PRIOR_SD))
+    free = _reference_determined(acqs, noise, tolerance, torch)
+    if "sd" in prior:
+        spread = {key: float(prior["sd"]) for key in ("t1", "t2")}
+    elif "t1" in prior:
+        spread = {key: MEASURED_PRIOR_SD if free[key] else NETWORK_PRIOR_SD for key in ("t1", "t2")}
+    else:
+        spread = {key: DEFAULT_PRIOR_SD for key in ("t1", "t2")}
     prior_t1 = np.clip(np.nan_to_num(prior_t1, nan=DEFAULT_PRIOR_MS["t1"]), *T1_BOUNDS_MS)
     prior_t2 = np.clip(np.nan_to_num(prior_t2, nan=DEFAULT_PRIOR_MS["t2"]), *T2_BOUNDS_MS)
     scales = [1.0] * len(arrays)
     if scale == "per_input" and len(arrays) > 1:
         scales = _per_input_scales(clean, acqs, prior_t1.astype(np.float32), prior_t2.astype(np.float32), body)
-    free = _reference_determined(acqs, noise, tolerance, torch)
-    old_threads = torch.get_num_threads()
-    if threads:
-        torch.set_num_threads(int(threads))
-    try:
+    with _torch_threads(threads):
         index = np.flatnonzero(body)
         out = {k: np.zeros(index.size, np.float32) for k in PARAMETERS}
         det = {k: np.zeros(index.size, bool) for k in PARAMETERS}
@@ -680,7 +848,7 @@ def fit_maps(volumes, acquisitions, prior: dict | None = None, scale: str = "sha
                 valid = None if measured is None else torch.from_numpy(np.stack([f[idx] for f in measured]))
                 low = None if bounded is None else torch.from_numpy(np.stack([c[idx] for c in bounded]))
                 x, stderr = _fit_chunk(s, sigma, acqs, scales, free, prior_log,
-                                       {"t1": sd, "t2": sd}, torch, iterations, grid_points, valid, low)
+                                       spread, torch, iterations, grid_points, valid, low)
                 sl = slice(start, start + idx.size)
                 for k, key in enumerate(PARAMETERS):
                     out[key][sl] = torch.exp(x[k]).numpy()
@@ -693,8 +861,6 @@ def fit_maps(volumes, acquisitions, prior: dict | None = None, scale: str = "sha
                         reported = done
         if progress is not None and reported < slices:
             progress(slices - reported)
-    finally:
-        torch.set_num_threads(old_threads)
     maps = {}
     for key in PARAMETERS:
         full = np.zeros(shape, np.float32)
@@ -707,7 +873,8 @@ def fit_maps(volumes, acquisitions, prior: dict | None = None, scale: str = "sha
         full.reshape(-1)[index] = det[key]
         determined[key] = full
     return JointMaps(maps["pd"], maps["t1"], maps["t2"], determined, list(acqs), scales, free,
-                     b1=b1, echo_train=echo_train if b1 is not None else "ideal")
+                     b1=b1, echo_train=echo_train if b1 is not None else "ideal", noise=noise,
+                     prior_source="given" if "t1" in prior else "default")
 
 
 def joint_work_units(shape, engine=None) -> int:
@@ -717,17 +884,40 @@ def joint_work_units(shape, engine=None) -> int:
     return slices * (2 if engine is not None else 1)
 
 
+def prior_input_of(acquisitions) -> int | None:
+    """The input the network's maps are computed from: the spin echo nearest (in log TE
+    and log TR) the Default-to-Param acquisition, TE 50 / TR 4500 ms (None without a spin
+    echo). Of a PD/T2 dual echo that is the T2-weighted echo, from which the network's T1
+    came out nearer the truth on simulated brains (bench_joint_brains.py)."""
+    from . import DEFAULT_TE_MS, DEFAULT_TR_MS
+
+    acqs = [_as_acquisition(a) for a in acquisitions]
+    spin = [i for i, a in enumerate(acqs) if a.sequence == "spin_echo"]
+    if not spin:
+        return None
+
+    def distance(i):
+        return math.hypot(math.log(acqs[i].te / DEFAULT_TE_MS), math.log(acqs[i].tr / DEFAULT_TR_MS))
+
+    return min(spin, key=distance)
+
+
 def joint_maps(volumes, acquisitions, engine=None, prior_input: int | None = None, *,
                engine_options=None, progress=None, cancelled=None, **options) -> JointMaps:
     """Joint maps, started from and tied to the network's single-image maps.
 
     ``engine`` is a physics-model :class:`~napari_mr_reparam.inference.Reparameterizer`
     (or None for a fit without a learned prior). Its maps are computed from input
-    ``prior_input`` (default: the first spin-echo input, which the network reads) with
+    ``prior_input`` (default: :func:`prior_input_of`) with
     ``engine_options`` (:class:`~napari_mr_reparam.inference.InferenceOptions`). With
-    one input and an engine, the network's maps are returned as they are. ``progress``
-    and ``cancelled`` work as the engine's, over :func:`joint_work_units` units;
-    ``options`` go to :func:`fit_maps`.
+    one input and an engine, the network's maps are returned as they are. Where the
+    acquisitions measure both T1 and T2 (:func:`free_parameters`) and one gain is shared
+    (``scale="shared"``, the default; per-input gains are estimated against the network's
+    maps), the network is not run unless ``prior_input`` is given: its maps would only be
+    the loose tie of :data:`MEASURED_PRIOR_SD`, and the maps come in the fit's time alone.
+    Each input's noise is measured once (:func:`estimate_noise`) unless ``noise`` is given.
+    ``progress`` and ``cancelled`` work as the engine's, over :func:`joint_work_units`
+    units; ``options`` go to :func:`fit_maps`.
     """
     calls = {"options": engine_options, "progress": progress, "cancelled": cancelled}
     arrays, acqs = _check_inputs(volumes, acquisitions)
@@ -742,12 +932,20 @@ def joint_maps(volumes, acquisitions, engine=None, prior_input: int | None = Non
         shape = arrays[0].shape
         det = {k: np.zeros(shape, bool) for k in PARAMETERS}
         return JointMaps(sized["pd"].reshape(shape), sized["t1"].reshape(shape), sized["t2"].reshape(shape),
-                         det, acqs, [1.0], {"t1": False, "t2": False}, network_maps=qmaps, engine=engine)
+                         det, acqs, [1.0], {"t1": False, "t2": False}, network_maps=qmaps, engine=engine,
+                         prior_source="network")
     prior = None
+    if options.get("noise") is None:
+        options["noise"] = estimate_noise(arrays) or DEFAULT_NOISE
+    if engine is not None and prior_input is None and options.get("scale", "shared") == "shared":
+        measured = free_parameters(acqs, **{k: options[k] for k in ("noise", "tolerance") if k in options})
+        if measured["t1"] and measured["t2"]:
+            engine = None  # the inputs measure both: the network's maps would be a loose tie only
+            if progress is not None:
+                progress(joint_work_units(arrays[0].shape))  # the network's share is done
     if engine is not None:
         if prior_input is None:
-            spin = [i for i, a in enumerate(acqs) if a.sequence == "spin_echo"]
-            prior_input = spin[0] if spin else None
+            prior_input = prior_input_of(acqs)
         if prior_input is not None:
             read = np.nan_to_num(arrays[prior_input])
             sized = network_maps(engine, read, acqs[prior_input], **calls).at_input_size()
@@ -755,4 +953,7 @@ def joint_maps(volumes, acquisitions, engine=None, prior_input: int | None = Non
             prior = {"t1": sized["t1"].reshape(shape), "t2": sized["t2"].reshape(shape)}
         elif progress is not None:
             progress(joint_work_units(arrays[0].shape))  # no input the network reads: its share is done
-    return fit_maps(arrays, acqs, prior=prior, progress=progress, cancelled=cancelled, **options)
+    maps = fit_maps(arrays, acqs, prior=prior, progress=progress, cancelled=cancelled, **options)
+    if prior is not None:
+        maps.prior_source = "network"
+    return maps

@@ -144,10 +144,12 @@ def clipped_voxels(inputs) -> list:
 
 def determined_line(summary: dict) -> str:
     """The fit's per-voxel report in one line, e.g. ``the inputs determine PD 100 %, T1 0 %,
-    T2 96 % of the object; the rest comes from the network``."""
+    T2 96 % of the object; the rest comes from the network's maps``."""
     fractions = summary.get("determined_fraction", {})
     parts = ", ".join(f"{k.upper()} {100 * fractions.get(k, 0.0):.0f} %" for k in ("pd", "t1", "t2"))
-    return f"The inputs determine {parts} of the object; the rest comes from the network's maps"
+    rest = ("a broad default (T1 1000 ms, T2 100 ms)" if summary.get("prior_source") == "default"
+            else "the network's maps")
+    return f"The inputs determine {parts} of the object; the rest comes from {rest}"
 
 
 def render_request(engine, maps, request: Request) -> np.ndarray:
