@@ -46,3 +46,12 @@ def test_flat_input_keeps_the_coarse_render_and_slices_select():
     np.testing.assert_allclose(part.upsample(coarse[2:]), out[2:], atol=1e-6)
     with pytest.raises(IndexError):
         guide.slices(np.array([5]))
+
+
+def test_scale_multiplies_each_slice_after_the_clip():
+    rng = np.random.default_rng(4)
+    given = rng.uniform(0, 1, (2, 64, 64)).astype(np.float32)
+    coarse = rng.uniform(-0.2, 1.2, (2, 32, 32)).astype(np.float32)  # the clip matters
+    guide = DetailGuide(given, (32, 32))
+    plain, scaled = guide.upsample(coarse), guide.upsample(coarse, np.array([2.0, 300.0]))
+    np.testing.assert_allclose(scaled, plain * np.array([2.0, 300.0])[:, None, None], rtol=1e-5, atol=1e-4)

@@ -49,11 +49,10 @@ class DetailGuide:
             setattr(out, key, getattr(self, key)[idx])
         return out
 
-    def upsample(self, render: np.ndarray) -> np.ndarray:
+    def upsample(self, render: np.ndarray, scale=None) -> np.ndarray:
         """``render`` (n, h, w) on the maps' grid, brought to the input's size with the
-        input's detail, clipped to [0, 1]."""
+        input's detail, clipped to [0, 1] (times ``scale``, one value per slice, if given)."""
         import torch
-        import torch.nn.functional as F
 
         with torch.inference_mode():
             src = torch.from_numpy(np.ascontiguousarray(render, np.float32))[:, None]
@@ -62,11 +61,17 @@ class DetailGuide:
             slope = cov / (self.var + self.eps)
             offset = mean_src - slope * self.mean
             slope, offset = self._box(slope), self._box(offset)
+            top = None
+            if scale is not None:  # scaled here, on the grid, not at full size
+                top = torch.as_tensor(np.asarray(scale, np.float32).reshape(-1, 1, 1, 1))
+                slope, offset = slope * top, offset * top
             # slope * input + offset at full size, as the coarse part (resized) plus the
-            # slope times the input's finer detail (the slope is smooth: nearest suffices)
+            # slope times the input's finer detail (the slope is smooth: repeating its values
+            # suffices where the input's size is a whole multiple of the grid's)
             coarse = _resize(slope * self.small + offset, self.shape)
-            out = torch.addcmul(coarse, F.interpolate(slope, size=self.shape, mode="nearest"), self.detail)
-            return out.clamp_(0.0, 1.0)[:, 0].numpy()
+            out = torch.addcmul(coarse, _expand(slope, self.shape), self.detail)
+            out = out.clamp_(0.0, 1.0) if top is None else torch.minimum(out.clamp_(min=0.0), top, out=out)
+            return out[:, 0].numpy()
 
     def _box(self, x):
         """The mean over each pixel's (2r+1)^2 window, edges repeated: sums of shifted
@@ -98,6 +103,16 @@ def _resize(images, shape):
     import torch.nn.functional as F
 
     return F.interpolate(images, size=tuple(shape), mode="bilinear", align_corners=False)
+
+
+def _expand(images, shape):
+    """``images`` at ``shape``: each value repeated where ``shape`` is a whole multiple of
+    their size (cheap, and the same mirrored), else resized."""
+    import torch.nn.functional as F
+
+    if all(big % small == 0 for big, small in zip(shape, images.shape[-2:])):
+        return F.interpolate(images, size=tuple(shape), mode="nearest")
+    return _resize(images, shape)
 
 
 def _index(rows, n: int):

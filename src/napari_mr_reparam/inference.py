@@ -387,11 +387,11 @@ class Reparameterizer:
             raise TypeError("render takes the target as an Acquisition")
         normalized = _normalized_render(maps, target)
         if maps.guide is not None:
-            images = maps.guide.upsample(normalized)
+            out = maps.guide.upsample(normalized, maps.scale)
         else:
-            images = np.clip(resize_slices(normalized, maps.shape), 0, 1)
-        out = images * maps.scale[:, None, None]
-        out[maps.nan] = np.nan
+            out = np.clip(resize_slices(normalized, maps.shape), 0, 1) * maps.scale[:, None, None]
+        if maps.nan.any():
+            out[maps.nan] = np.nan
         return out
 
     # ------------------------------------------------------------------ image models
