@@ -75,8 +75,9 @@ def ceiling(paths, slices: int, n_targets: int) -> str:
     for index, path in enumerate(paths):
         s = ext.heldout_subject(Path(path), index, slices)
         weight = s.values[0][s.classes] * s.bias
-        total = np.maximum(weight.sum(axis=1), 1e-9)
-        pd = weight.sum(axis=1) / s.classes.shape[1]
+        summed = weight.sum(axis=1)
+        total = np.maximum(summed, 1e-9)
+        pd = summed / s.classes.shape[1]
         t1, t2 = (np.exp((weight * np.log(np.maximum(s.values[k][s.classes], 1e-3))).sum(axis=1) / total)
                   for k in (1, 2))
         guides = [DetailGuide(s.acquire(inp), (128, 128)) for inp in s.inputs]

@@ -23,29 +23,27 @@ EPS = 1e-4
 
 
 class DetailGuide:
-    """The input (each slice normalized to its maximum) at its own size and shrunk to the
-    maps' grid, with its window statistics, kept once per volume for every render."""
+    """The input (each slice normalized to its maximum) shrunk to the maps' grid, with its
+    window statistics, and the detail the grid cannot hold at the input's own size: kept
+    once per volume for every render."""
 
     def __init__(self, images: np.ndarray, grid: tuple[int, int], radius: int = RADIUS, eps: float = EPS):
         import torch
 
         self.radius, self.eps = radius, eps
-        self.full = torch.from_numpy(np.ascontiguousarray(images, np.float32))[:, None]
-        self.small = _shrink(self.full, grid)
+        full = torch.from_numpy(np.ascontiguousarray(images, np.float32))[:, None]
+        self.shape = tuple(full.shape[-2:])  # the input's in-plane size
+        self.small = _shrink(full, grid)
         self.mean = self._box(self.small)
         self.var = self._box(self.small * self.small) - self.mean * self.mean
-        self.detail = self.full - _resize(self.small, self.shape)  # what the grid cannot hold
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        return tuple(self.full.shape[-2:])
+        self.detail = full - _resize(self.small, self.shape)  # what the grid cannot hold
 
     def slices(self, rows) -> DetailGuide:
         """The guide of some slices only."""
         out = object.__new__(DetailGuide)
-        out.radius, out.eps = self.radius, self.eps
-        idx = _index(rows, self.full.shape[0])
-        for key in ("full", "small", "mean", "var", "detail"):
+        out.radius, out.eps, out.shape = self.radius, self.eps, self.shape
+        idx = _index(rows, self.small.shape[0])
+        for key in ("small", "mean", "var", "detail"):
             setattr(out, key, getattr(self, key)[idx])
         return out
 
