@@ -1,0 +1,138 @@
+"""Where does a single-image prediction's error come from: tissue values or anatomy?
+
+    python benchmarks/bench_error_sources.py [--model physics] [--slices 8] [--targets 12]
+                                             [--tuning]
+
+On the external benchmark's held-out subjects (:mod:`bench_external`; ``--tuning``: the
+training subjects 01-04 instead), each prediction (through the engine users run) is
+split against the subject's true tissue classes. Every pixel of a slab is a known mix
+of classes (fractions through the slab, times the bias field), and the true image is
+that mix of each class's signal. Fitting the prediction the same way, by least squares
+over the classes, gives the prediction's own value for each class:
+
+- ``tissue values only``: the true anatomy rendered with the prediction's class values.
+  Its PSNR counts only the error in what each tissue looks like (contrast and
+  brightness), with the anatomy exact.
+- ``anatomy only``: the truth plus what the class fit leaves of the prediction (tissue
+  in the wrong place, blur, detail, noise), with every class's value right.
+- ``global gain``: the prediction times the one factor that fits the truth best (the
+  peak normalization's share of the error).
+
+Columns by input kind; ``error share`` splits the squared error by each pixel's main
+class (brain: CSF, grey incl. deep grey, white matter; non-brain tissue; background).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bench_external as ext  # noqa: E402
+from bench_detail import TUNING  # noqa: E402
+
+#: Groups of the held-out table's classes for the error shares.
+SHARE_GROUPS = {"CSF": ("csf",), "GM": ("grey_matter", "deep_grey"), "WM": ("white_matter",)}
+
+
+def _psnr(pred, truth) -> float:
+    mse = float(np.mean((np.clip(pred, 0, 1) * 255 - truth * 255) ** 2))
+    return 10 * np.log10(255**2 / max(mse, 1e-10))
+
+
+def class_fractions(subject: ext.HeldoutSubject) -> np.ndarray:
+    """(slices, h, w, classes): each class's share of each pixel's slab, times the bias."""
+    return np.stack([((subject.classes == c) * subject.bias).mean(axis=1)
+                     for c in range(len(subject.names))], axis=-1)
+
+
+def split(pred: np.ndarray, truth: np.ndarray, fractions: np.ndarray) -> dict[str, float]:
+    """PSNR of one slice as predicted, with the best global gain, with only its tissue
+    values wrong and with only its anatomy wrong (see the module)."""
+    flat = fractions.reshape(-1, fractions.shape[-1])[:, 1:]  # background carries no signal
+    values, *_ = np.linalg.lstsq(flat, pred.ravel(), rcond=None)
+    tissue = (flat @ values).reshape(pred.shape)
+    gain = float((pred * truth).sum() / max(float((pred * pred).sum()), 1e-12))
+    return {"as predicted": _psnr(pred, truth), "global gain": _psnr(gain * pred, truth),
+            "tissue values only": _psnr(tissue, truth), "anatomy only": _psnr(truth + pred - tissue, truth)}
+
+
+def share_masks(subject: ext.HeldoutSubject, fractions: np.ndarray) -> dict[str, np.ndarray]:
+    """Each pixel's main class, grouped (:data:`SHARE_GROUPS`, other tissue, background)."""
+    main = fractions.argmax(-1) if fractions.size else None
+    groups = {}
+    for label, names in SHARE_GROUPS.items():
+        ids = [subject.names.index(n) for n in names if n in subject.names]
+        groups[label] = np.isin(main, ids)
+    groups["background"] = main == 0
+    groups["non-brain"] = ~np.any(list(groups.values()), axis=0)
+    return groups
+
+
+def run(engine_label: str, paths, slices: int, n_targets: int, log=print) -> dict:
+    """Mean PSNR of each split and the squared-error shares, per input kind."""
+    model = ext.load_models([engine_label], "cpu", baselines=False)[-1]
+    targets = ext.heldout_targets(n_targets)
+    psnr: dict[str, dict[str, list]] = {}
+    sq: dict[str, dict[str, float]] = {}
+    for index, path in enumerate(paths):
+        subject = ext.heldout_subject(Path(path), index, slices)
+        fractions = class_fractions(subject)
+        masks = share_masks(subject, fractions)
+        truths = [subject.render(t) for t in targets]
+        log(f"  {subject.name}", flush=True)
+        for inp in subject.inputs:
+            if not model.reads(inp):
+                continue
+            preds = ext.predict(model, subject.acquire(inp), inp, targets)
+            for pred, truth in zip(preds, truths):
+                for s in range(pred.shape[0]):
+                    for key, value in split(pred[s], truth[s], fractions[s]).items():
+                        psnr.setdefault(inp.name, {}).setdefault(key, []).append(value)
+                err = (np.clip(pred, 0, 1) - truth) ** 2
+                for group, mask in masks.items():
+                    sq.setdefault(inp.name, {}).setdefault(group, 0.0)
+                    sq[inp.name][group] += float(err[mask].sum())
+    return {"psnr": {k: {s: float(np.mean(v)) for s, v in d.items()} for k, d in psnr.items()},
+            "share": {k: {g: v / max(sum(d.values()), 1e-12) for g, v in d.items()} for k, d in sq.items()}}
+
+
+def table(result: dict) -> str:
+    splits = ("as predicted", "global gain", "tissue values only", "anatomy only")
+    groups = ("CSF", "GM", "WM", "non-brain", "background")
+    lines = ["| input | " + " | ".join(f"{s} (dB)" for s in splits) + " | error share "
+             + " / ".join(groups) + " (%) |",
+             "|---|" + "---|" * (len(splits) + 1)]
+    for name in ext.INPUT_NAMES:
+        if name not in result["psnr"]:
+            continue
+        p, share = result["psnr"][name], result["share"][name]
+        lines.append(f"| {name} | " + " | ".join(f"{p[s]:.2f}" for s in splits) + " | "
+                     + " / ".join(f"{100 * share[g]:.0f}" for g in groups) + " |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="physics")
+    parser.add_argument("--slices", type=int, default=8)
+    parser.add_argument("--targets", type=int, default=12)
+    parser.add_argument("--tuning", action="store_true", help="training subjects 01-04 in place of the held-out ones")
+    args = parser.parse_args(argv)
+    paths = TUNING if args.tuning else ext.heldout_paths()
+    missing = [str(p) for p in paths if not Path(p).is_file()]
+    if missing:
+        print(f"skipped: not found: {', '.join(missing)} (needs ../shared/)")
+        return 0
+    result = run(args.model, paths, args.slices, args.targets)
+    print(f"\n{'training subjects 01-04' if args.tuning else 'held-out subjects'}, model {args.model}: "
+          "PSNR (dB), mean over subjects, slices and targets\n")
+    print(table(result))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
