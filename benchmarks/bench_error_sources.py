@@ -20,6 +20,11 @@ over the classes, gives the prediction's own value for each class:
 
 Columns by input kind; ``error share`` splits the squared error by each pixel's main
 class (brain: CSF, grey incl. deep grey, white matter; non-brain tissue; background).
+
+``--effect`` takes one of the benchmark's departures from training away (or swaps the
+subject's drawn tissue values for the training tables' means), to see which of them the
+error follows: ``thin`` (1 mm slices, no slab partial volume), ``no-noise``,
+``no-bias``, ``training-values``.
 """
 
 from __future__ import annotations
@@ -72,14 +77,39 @@ def share_masks(subject: ext.HeldoutSubject, fractions: np.ndarray) -> dict[str,
     return groups
 
 
-def run(engine_label: str, paths, slices: int, n_targets: int, log=print) -> dict:
+EFFECTS = ("none", "thin", "no-noise", "no-bias", "training-values")
+
+
+def drawn_subject(path: Path, index: int, slices: int, effect: str = "none") -> ext.HeldoutSubject:
+    """The benchmark's subject, with one effect taken away (:data:`EFFECTS`)."""
+    from dataclasses import replace
+
+    if effect not in EFFECTS:
+        raise ValueError(f"unknown effect {effect!r}; one of {', '.join(EFFECTS)}")
+    saved = ext.SLICE_MM, ext.NOISE_SIGMA, ext.BIAS_SPAN
+    try:
+        if effect == "thin":
+            ext.SLICE_MM = (1, 1)
+        elif effect == "no-noise":
+            ext.NOISE_SIGMA = (0.0, 0.0)
+        elif effect == "no-bias":
+            ext.BIAS_SPAN = (0.0, 0.0)
+        subject = ext.heldout_subject(path, index, slices)
+    finally:
+        ext.SLICE_MM, ext.NOISE_SIGMA, ext.BIAS_SPAN = saved
+    if effect == "training-values":
+        subject = replace(subject, values=ext.training_mean_values(subject.names))
+    return subject
+
+
+def run(engine_label: str, paths, slices: int, n_targets: int, effect: str = "none", log=print) -> dict:
     """Mean PSNR of each split and the squared-error shares, per input kind."""
     model = ext.load_models([engine_label], "cpu", baselines=False)[-1]
     targets = ext.heldout_targets(n_targets)
     psnr: dict[str, dict[str, list]] = {}
     sq: dict[str, dict[str, float]] = {}
     for index, path in enumerate(paths):
-        subject = ext.heldout_subject(Path(path), index, slices)
+        subject = drawn_subject(Path(path), index, slices, effect)
         fractions = class_fractions(subject)
         masks = share_masks(subject, fractions)
         truths = [subject.render(t) for t in targets]
@@ -112,6 +142,8 @@ def table(result: dict) -> str:
         p, share = result["psnr"][name], result["share"][name]
         lines.append(f"| {name} | " + " | ".join(f"{p[s]:.2f}" for s in splits) + " | "
                      + " / ".join(f"{100 * share[g]:.0f}" for g in groups) + " |")
+    means = [np.mean([d[s] for d in result["psnr"].values()]) for s in splits]
+    lines.append("| mean of the inputs | " + " | ".join(f"{m:.2f}" for m in means) + " | |")
     return "\n".join(lines)
 
 
@@ -121,14 +153,17 @@ def main(argv=None) -> int:
     parser.add_argument("--slices", type=int, default=8)
     parser.add_argument("--targets", type=int, default=12)
     parser.add_argument("--tuning", action="store_true", help="training subjects 01-04 in place of the held-out ones")
+    parser.add_argument("--effect", choices=EFFECTS, default="none",
+                        help="take one of the benchmark's effects away (see the module)")
     args = parser.parse_args(argv)
     paths = TUNING if args.tuning else ext.heldout_paths()
     missing = [str(p) for p in paths if not Path(p).is_file()]
     if missing:
         print(f"skipped: not found: {', '.join(missing)} (needs ../shared/)")
         return 0
-    result = run(args.model, paths, args.slices, args.targets)
-    print(f"\n{'training subjects 01-04' if args.tuning else 'held-out subjects'}, model {args.model}: "
+    result = run(args.model, paths, args.slices, args.targets, args.effect)
+    print(f"\n{'training subjects 01-04' if args.tuning else 'held-out subjects'}, model {args.model}, "
+          f"effect taken away: {args.effect}: "
           "PSNR (dB), mean over subjects, slices and targets\n")
     print(table(result))
     return 0
