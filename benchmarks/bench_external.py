@@ -62,7 +62,8 @@ Row groups (``--groups``):
     in-plane (:func:`real_t1_masks`); the same rules, and each prediction's GM/WM and
     CSF/GM ratios beside those the signal equations give for the mid-points of
     :data:`HELDOUT_TABLE` (a literature reference, not ground truth). ``--figure PATH``
-    saves a PNG of one mid slice and the first physics model's predictions from it.
+    saves a PNG of one mid slice and the predictions from it of the first model asked for
+    that renders every target (a physics model).
 
 Each group says, per model, whether the model's weight card names the data as a
 training source (``saw it``), so no figure on seen data passes for an external one: the
@@ -820,6 +821,7 @@ def tissue_means(pred01: np.ndarray, masks: dict) -> dict[str, float]:
 
 
 def ordering_label(model: Model) -> str:
+    """The model's name in the ordering tables (saying how ``d2p`` reads any input)."""
     return model.label + (" (reads every input as TE 50 / TR 4500)" if model.task == "d2p" else "")
 
 
