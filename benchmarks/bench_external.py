@@ -1,9 +1,9 @@
 """External benchmark: models on brains, phantoms and scans they were not trained on.
 
     python benchmarks/bench_external.py [--models physics d2p p2p PATH.pt ...]
-                                        [--groups heldout mrilab sample mni152]
+                                        [--groups heldout mrilab sample mni152 real_t1]
                                         [--slices 8] [--targets 12] [--limit 300]
-                                        [--json OUT.json] [--device cpu]
+                                        [--json OUT.json] [--figure OUT.png] [--device cpu]
 
 Every model is scored through the inference engine the command line and the plugin run
 (:class:`~napari_mr_reparam.inference.Reparameterizer`: ``compute_maps`` then
@@ -52,11 +52,25 @@ Row groups (``--groups``):
     ground truth: the tissue means of CSF, grey and white matter (masks from the
     template's own probability maps, :func:`mni152_masks`) in T1-, PD-, T2- and
     FLAIR-like predictions are checked against the order physics gives (:data:`ORDER_RULES`).
+``real_t1``
+    One person's real skull-stripped T1-weighted scan (not an average; acquisition
+    unknown), voxelmorph's ``test_scan.npz`` in ``../shared/anatomy`` (:data:`REAL_T1`),
+    read with the package's FreeSurfer reader: ``--slices`` axial slices through the
+    cerebrum, fed as the ``mni152`` group feeds the template (T1w spin echo, and MPRAGE
+    where read). CSF (lateral ventricles), GM (cerebral cortex) and WM (cerebral white
+    matter) masks from the scan's own FreeSurfer segmentation, eroded by one voxel
+    in-plane (:func:`real_t1_masks`); the same rules, and each prediction's GM/WM and
+    CSF/GM ratios beside those the signal equations give for the mid-points of
+    :data:`HELDOUT_TABLE` (a literature reference, not ground truth). ``--figure PATH``
+    saves a PNG of one mid slice and the predictions from it of the first model asked for
+    that renders every target (a physics model).
 
 Each group says, per model, whether the model's weight card names the data as a
 training source (``saw it``), so no figure on seen data passes for an external one: the
 held-out subjects' files; the MRiLab phantom (or only its tissue table); the ``mni152``
-phantom, which the sample head is and whose grey and white matter are the T1 template's.
+phantom, which the sample head is and whose grey and white matter are the T1 template's;
+the real scan's segmentation (``voxelmorph``), which a model may have been trained on as
+anatomy (rendered with tissue tables), never on the scan's own intensities.
 """
 
 from __future__ import annotations
@@ -73,7 +87,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 MRILAB_SPEC = "mrilab:" + str(SHARED / "phantoms/mrilab_brain/mrilab_brain_standard.npz")
 ANATOMY = SHARED / "anatomy"
-GROUPS = ("heldout", "mrilab", "sample", "mni152")
+GROUPS = ("heldout", "mrilab", "sample", "mni152", "real_t1")
 PAPER_MODELS = ("d2p", "p2p")
 #: Target echo-time bands (ms): the protocol's, below which the T1-like targets lie.
 TE_BANDS_MS = (10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0)
@@ -771,6 +785,15 @@ def ordering_right(rule: str, csf: float, gm: float, wm: float) -> bool:
     }[rule]
 
 
+def spread_slices(occupied: np.ndarray, span: tuple[float, float], count: int) -> np.ndarray:
+    """``count`` slice indices evenly spread over the fractions ``span`` of the
+    inferior-superior extent of the slices where ``occupied`` (one flag per slice) holds
+    (repeats dropped)."""
+    zs = np.flatnonzero(occupied)
+    lo, hi = (zs[0] + f * (zs[-1] - zs[0]) for f in span)
+    return np.unique(np.rint(np.linspace(lo, hi, count)).astype(int))
+
+
 def mni152_masks(slices: int):
     """The template's T1 slices (normalized to their maximum) and CSF, grey and white
     matter masks: GM and WM where the template's probability map exceeds 0.9; CSF where
@@ -788,41 +811,186 @@ def mni152_masks(slices: int):
     hull = brain_hull(gm + wm)
     inner = ndimage.binary_erosion(hull, iterations=3)
     masks = {"GM": gm > 0.9, "WM": wm > 0.9, "CSF": inner & (gm < 0.1) & (wm < 0.1) & (t1 > 0)}
-    zs = np.flatnonzero(hull.any(axis=(1, 2)))
-    index = np.unique(np.rint(np.linspace(zs[0] + MNI_SPAN[0] * (zs[-1] - zs[0]),
-                                          zs[0] + MNI_SPAN[1] * (zs[-1] - zs[0]), slices)).astype(int))
+    index = spread_slices(hull.any(axis=(1, 2)), MNI_SPAN, slices)
     return normalize_to_max(t1[index]), {k: m[index] for k, m in masks.items()}, index
+
+
+def tissue_means(pred01: np.ndarray, masks: dict) -> dict[str, float]:
+    """The mean (0-255) of a prediction in each tissue mask."""
+    return {k: float(pred01[m].mean() * 255) for k, m in masks.items()}
+
+
+def ordering_label(model: Model) -> str:
+    """The model's name in the ordering tables (saying how ``d2p`` reads any input)."""
+    return model.label + (" (reads every input as TE 50 / TR 4500)" if model.task == "d2p" else "")
+
+
+def ordering_rows(models: list[Model], images01: np.ndarray, masks: dict, saw, log=print) -> list[dict]:
+    """Each model's T1-, PD-, T2- and FLAIR-like predictions (:data:`ORDER_RULES`) from
+    ``images01`` read as :data:`MNI_INPUT` (and as :data:`MNI_MPRAGE` for a model that
+    reads MPRAGE inputs): tissue means (0-255) in ``masks`` (CSF, GM, WM), their GM/WM
+    and CSF/GM ratios, and whether the order obeys the rule. ``saw(model)`` fills the
+    row's "saw its anatomy"; the identity baseline has its T1-like row only."""
+    targets = [acq for acq, _ in ORDER_RULES.values()]
+    rows = []
+    for model in models:
+        label = ordering_label(model)
+        inputs = [MNI_INPUT] + ([MNI_MPRAGE] if not model.identity and model.reads(MNI_MPRAGE) else [])
+        for inp in inputs:
+            for (kind, (acq, rule)), pred in zip(ORDER_RULES.items(), predict(model, images01, inp, targets)):
+                if pred is None or (model.identity and kind != "T1-like"):
+                    continue
+                means = tissue_means(pred, masks)
+                order = " > ".join(sorted(means, key=means.get, reverse=True))
+                rows.append({"model": label, "saw": saw(model), "input": inp.name, "target": kind,
+                             "acq": replace(acq, name="").label(), "means": means, "order": order,
+                             "rule": rule, "ratios": contrast_ratios(means),
+                             "right": ordering_right(rule, means["CSF"], means["GM"], means["WM"])})
+        log(f"  {label}: " + ", ".join(f"{r['target']} {'ok' if r['right'] else 'WRONG'}"
+                                       for r in rows if r["model"] == label), flush=True)
+    return rows
+
+
+def contrast_ratios(means: dict) -> dict[str, float]:
+    """GM/WM and CSF/GM of tissue means (NaN where the divisor is 0)."""
+    def ratio(a, b):
+        return float(means[a] / means[b]) if means[b] > 0 else float("nan")
+
+    return {"GM/WM": ratio("GM", "WM"), "CSF/GM": ratio("CSF", "GM")}
+
+
+#: The reference contrast ratios' tissues: the held-out table's (:data:`HELDOUT_TABLE`).
+REFERENCE_TISSUES = {"CSF": "csf", "GM": "grey_matter", "WM": "white_matter"}
+
+
+def literature_ratios(acq: Acq) -> dict[str, float]:
+    """GM/WM and CSF/GM that the package's signal equations give at ``acq`` for the
+    mid-points of :data:`HELDOUT_TABLE`'s literature ranges: a reference for a
+    prediction's contrast, not its ground truth (the scan's own relaxation times are
+    unknown)."""
+    means = {}
+    for name, tissue in REFERENCE_TISSUES.items():
+        t1, t2, pd = (float(np.mean(r)) for r in HELDOUT_TABLE[tissue])
+        means[name] = float(signal(acq, pd, t1, t2))
+    return contrast_ratios(means)
+
+
+def ordering_table(rows: list[dict], with_ratios: bool = False) -> str:
+    """The ordering rows as a markdown table; ``with_ratios`` adds the GM/WM and CSF/GM
+    ratios of each prediction beside the literature reference (:func:`literature_ratios`)."""
+    extra = " GM/WM (literature) | CSF/GM (literature) |" if with_ratios else ""
+    lines = ["| model | saw its anatomy | input | target | CSF | GM | WM | order | rule | physically right |"
+             + extra, "|---|---|---|---|---|---|---|---|---|---|" + "---|" * (2 if with_ratios else 0)]
+    references = {kind: literature_ratios(acq) for kind, (acq, _) in ORDER_RULES.items()}
+    for r in rows:
+        m = r["means"]
+        line = (f"| {r['model']} | {_saw(r['saw'])} | {r['input']} | {r['target']} ({r['acq']}) | "
+                f"{m['CSF']:.1f} | {m['GM']:.1f} | {m['WM']:.1f} | {r['order']} | {r['rule']} | "
+                f"{'yes' if r['right'] else '**no**'} |")
+        if with_ratios:
+            ref = references[r["target"]]
+            line += "".join(f" {r['ratios'][k]:.2f} ({ref[k]:.2f}) |" for k in ("GM/WM", "CSF/GM"))
+        lines.append(line)
+    return "\n".join(lines)
 
 
 def run_mni152(models: list[Model], slices: int, log=print) -> dict:
     """Tissue orderings of predictions from the MNI152 T1 template."""
     images, masks, index = mni152_masks(slices)
-    targets = [acq for acq, _ in ORDER_RULES.values()]
-    rows = []
-    for model in models:
-        label = model.label + (" (reads every input as TE 50 / TR 4500)" if model.task == "d2p" else "")
-        inputs = [MNI_INPUT] + ([MNI_MPRAGE] if not model.identity and model.reads(MNI_MPRAGE) else [])
-        for inp in inputs:
-            for (kind, (acq, rule)), pred in zip(ORDER_RULES.items(), predict(model, images, inp, targets)):
-                if pred is None or (model.identity and kind != "T1-like"):
-                    continue
-                means = {k: float(pred[m].mean() * 255) for k, m in masks.items()}
-                order = " > ".join(sorted(means, key=means.get, reverse=True))
-                rows.append({"model": label, "saw": model.saw("mni152"), "input": inp.name, "target": kind,
-                             "acq": replace(acq, name="").label(), "means": means, "order": order,
-                             "rule": rule,
-                             "right": ordering_right(rule, means["CSF"], means["GM"], means["WM"])})
-        log(f"  {label}: " + ", ".join(f"{r['target']} {'ok' if r['right'] else 'WRONG'}"
-                                       for r in rows if r["model"] == label), flush=True)
-    lines = ["| model | saw its anatomy | input | target | CSF | GM | WM | order | rule | physically right |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
-    for r in rows:
-        m = r["means"]
-        lines.append(f"| {r['model']} | {_saw(r['saw'])} | {r['input']} | {r['target']} ({r['acq']}) | "
-                     f"{m['CSF']:.1f} | {m['GM']:.1f} | {m['WM']:.1f} | {r['order']} | {r['rule']} | "
-                     f"{'yes' if r['right'] else '**no**'} |")
+    rows = ordering_rows(models, images, masks, lambda m: m.saw("mni152"), log)
     return {"rows": rows, "input": MNI_INPUT.label(), "slices": [int(i) for i in index],
-            "voxels": {k: int(m.sum()) for k, m in masks.items()}, "table": "\n".join(lines)}
+            "voxels": {k: int(m.sum()) for k, m in masks.items()}, "table": ordering_table(rows)}
+
+
+# --------------------------------------------------------------------------- real T1 scan
+
+#: One person's real skull-stripped T1-weighted scan and its FreeSurfer segmentation
+#: (voxelmorph's ``test_scan.npz``: ``vol`` and ``seg``, FreeSurfer's conformed space at 1 mm).
+REAL_T1 = ANATOMY / "voxelmorph" / "test_scan.npz"
+#: The real scan's tissue masks, from its own segmentation (FreeSurfer labels): CSF the
+#: lateral ventricles (the third ventricle and extra-ventricular CSF are too thin to
+#: survive the erosion), GM the cerebral cortex, WM the cerebral white matter.
+REAL_T1_LABELS = {"CSF": (4, 43), "GM": (3, 42), "WM": (2, 41)}
+
+
+def real_t1_masks(slices: int, path: Path = REAL_T1):
+    """The real scan's axial slices (as a viewer shows them, each normalized to its
+    maximum), spread as the held-out subjects' are through the cerebral cortex's extent
+    (:data:`SLICE_SPAN`), and its CSF, GM and WM masks (:data:`REAL_T1_LABELS`), each
+    eroded by one voxel in-plane so that partial volume at tissue borders does not
+    decide the order."""
+    from scipy import ndimage
+
+    from napari_mr_reparam.phantoms.freesurfer import read_npz_array
+    from napari_mr_reparam.simulate import normalize_to_max
+
+    scan = read_npz_array(path, "vol").astype(np.float32)
+    labels = read_npz_array(path, "seg")
+    index = spread_slices(np.isin(labels, CEREBRAL_CORTEX).any(axis=(1, 2)), SLICE_SPAN, slices)
+    in_plane = ndimage.generate_binary_structure(2, 1)[None]
+    masks = {k: ndimage.binary_erosion(np.isin(labels[index], v), in_plane) for k, v in REAL_T1_LABELS.items()}
+    return normalize_to_max(scan[index]), masks, index
+
+
+def run_real_t1(models: list[Model], slices: int, log=print, path: Path = REAL_T1,
+                figure: str | None = None) -> dict:
+    """Tissue orderings and contrast ratios of predictions from one person's real T1 scan
+    (with ``figure``, a PNG of one mid slice: :func:`save_figure`)."""
+    if not Path(path).is_file():
+        return {"skipped": f"real T1 scan not found at {path}"}
+    images, masks, index = real_t1_masks(slices, path)
+    rows = ordering_rows(models, images, masks, lambda m: m.saw("voxelmorph", "test_scan"), log)
+    out = {"rows": rows, "input": MNI_INPUT.label(), "slices": [int(i) for i in index],
+           "voxels": {k: int(m.sum()) for k, m in masks.items()},
+           "reference": {kind: literature_ratios(acq) for kind, (acq, _) in ORDER_RULES.items()},
+           "table": ordering_table(rows, with_ratios=True)}
+    if figure:
+        out["figure"] = save_figure(figure, models, images[len(images) // 2], int(index[len(index) // 2]))
+    return out
+
+
+#: The figure: pixels kept around the brain, magnification, title font size (px).
+FIGURE_MARGIN, FIGURE_ZOOM, FIGURE_FONT = 4, 1.5, 13
+
+
+def save_figure(path: str, models: list[Model], image01: np.ndarray, z: int) -> str:
+    """A PNG row: the input slice and the first model's (that renders every
+    :data:`ORDER_RULES` target) T1-, PD-, T2- and FLAIR-like predictions from it read as
+    :data:`MNI_INPUT`, each shown to its own maximum, titled. Returns what it drew."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    from napari_mr_reparam.simulate import normalize_to_max, quantize_8bit
+
+    model = next((m for m in models if not m.identity and all(m.renders(a) for a, _ in ORDER_RULES.values())),
+                 None)
+    if model is None:
+        return "no model renders every target: no figure"
+    targets = [acq for acq, _ in ORDER_RULES.values()]
+    preds = predict(model, image01[None], MNI_INPUT, targets)
+    panels = [(f"real T1 scan, slice {z}\nread as {MNI_INPUT.label()}", image01)]
+    panels += [(f"{model.label}: {kind}\n{replace(acq, name='').label()}", p[0])
+               for (kind, (acq, _)), p in zip(ORDER_RULES.items(), preds)]
+    rows, cols = _box2d(image01 > 0, FIGURE_MARGIN)
+    h, w = (int(round((s.stop - s.start) * FIGURE_ZOOM)) for s in (rows, cols))
+    font = ImageFont.load_default(size=FIGURE_FONT)
+    canvas = Image.new("L", (w * len(panels), h + 3 * FIGURE_FONT), 0)
+    draw = ImageDraw.Draw(canvas)
+    for i, (title, img) in enumerate(panels):
+        tile = Image.fromarray(quantize_8bit(normalize_to_max(img[rows, cols]))).resize((w, h), Image.LANCZOS)
+        canvas.paste(tile, (i * w, 3 * FIGURE_FONT))
+        draw.multiline_text((i * w + w // 2, FIGURE_FONT // 4), title, fill=255, font=font, anchor="ma",
+                            align="center")
+    canvas.save(path, optimize=True)
+    return f"{path}: the input and {model.label}'s predictions of slice {z}"
+
+
+def _box2d(occupied: np.ndarray, margin: int) -> tuple[slice, slice]:
+    """The rows and columns holding ``occupied``, with ``margin`` pixels around."""
+    box = []
+    for axis in (0, 1):
+        idx = np.flatnonzero(occupied.any(axis=1 - axis))
+        box.append(slice(max(0, idx[0] - margin), min(occupied.shape[axis], idx[-1] + margin + 1)))
+    return tuple(box)
 
 
 # --------------------------------------------------------------------------- main
@@ -832,6 +1000,8 @@ TITLES = {
     "mrilab": "MRiLab phantom, paper protocol, test part",
     "sample": "The demo's sample head, from its input TE 50/TR 4500: PSNR dB (brain PSNR)",
     "mni152": "MNI152 2009 T1 template as input: tissue means (0-255) of the predictions",
+    "real_t1": "One person's real T1 scan as input: tissue means (0-255) and contrast ratios of the "
+               "predictions (literature reference in brackets)",
 }
 
 
@@ -840,12 +1010,13 @@ def main(argv=None) -> int:
     parser.add_argument("--models", nargs="+", default=["physics"],
                         help="bundled names or weights files (identity, d2p and p2p are always added)")
     parser.add_argument("--groups", nargs="+", default=list(GROUPS), choices=GROUPS)
-    parser.add_argument("--slices", type=int, default=8, help="slices per held-out subject / template")
+    parser.add_argument("--slices", type=int, default=8, help="slices per held-out subject / template / real scan")
     parser.add_argument("--targets", type=int, default=12, help="targets per held-out subject")
     parser.add_argument("--subjects", nargs="+", help="label maps in place of the held-out subjects")
     parser.add_argument("--limit", type=int, default=300, help="MRiLab protocol test images")
     parser.add_argument("--mrilab", default=MRILAB_SPEC, help="the MRiLab phantom spec")
     parser.add_argument("--json", help="write every figure here")
+    parser.add_argument("--figure", help="real_t1 group: save a PNG of one slice and a physics model's predictions")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--oracle", action="store_true",
                         help="held-out group: add the anatomy oracle's row (true anatomy rendered with "
@@ -856,8 +1027,11 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if min(args.slices, args.targets, args.limit) < 1:
         parser.error("--slices, --targets and --limit must be at least 1")
-    if args.json and Path(args.json).exists():
-        parser.error(f"{args.json} exists; not overwriting it")
+    for out_path in (args.json, args.figure):
+        if out_path and Path(out_path).exists():
+            parser.error(f"{out_path} exists; not overwriting it")
+    if args.figure and "real_t1" not in args.groups:
+        parser.error("--figure draws the real_t1 group: add it to --groups")
     try:
         models = load_models(args.models, args.device, baselines=not args.no_baselines)
     except (OSError, ValueError) as exc:  # WeightsError is a ValueError
@@ -872,8 +1046,10 @@ def main(argv=None) -> int:
             out = run_mrilab(models, args.limit, args.mrilab, log)
         elif group == "sample":
             out = run_sample(models, log)
-        else:
+        elif group == "mni152":
             out = run_mni152(models, args.slices, log)
+        else:
+            out = run_real_t1(models, args.slices, log, figure=args.figure)
         results[group] = out
         print(f"\n### {TITLES[group]}\n")
         print(out.get("table") or f"skipped: {out['skipped']}", flush=True)

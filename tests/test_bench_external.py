@@ -120,3 +120,58 @@ class _ImageEngine:
 def test_sequence_support_is_what_the_engine_does_with_it():
     assert bench_external._engine_reads_sequence(_ImageEngine(True))
     assert not bench_external._engine_reads_sequence(_ImageEngine(False))
+
+
+def _real_t1() -> Path:
+    if not bench_external.REAL_T1.is_file():
+        pytest.skip(f"real T1 scan not found at {bench_external.REAL_T1}: these tests need ../shared/")
+    return bench_external.REAL_T1
+
+
+def test_the_real_scans_masks_are_eroded_tissue_and_its_own_t1_order_is_right():
+    images, masks, index = bench_external.real_t1_masks(3, _real_t1())
+    assert images.shape[0] == len(index) == 3
+    np.testing.assert_allclose(images.max(axis=(1, 2)), 1.0)
+    assert set(masks) == {"CSF", "GM", "WM"} and all(m.shape == images.shape for m in masks.values())
+    assert all(m.sum() > 200 for m in masks.values())  # the middle slice cuts the lateral ventricles
+    assert not (masks["CSF"] & masks["GM"]).any() and not (masks["GM"] & masks["WM"]).any()
+    assert not (masks["CSF"] & masks["WM"]).any()
+    # eroded in-plane: a masked voxel's four neighbours carry the tissue's labels too
+    from napari_mr_reparam.phantoms.freesurfer import read_npz_array
+
+    labels = read_npz_array(_real_t1(), "seg")[index]
+    for kind, m in masks.items():
+        tissue = np.isin(labels, bench_external.REAL_T1_LABELS[kind])
+        assert tissue.sum() > m.sum() and not m[:, [0, -1]].any() and not m[:, :, [0, -1]].any()
+        inner = m[:, 1:-1, 1:-1]
+        for dy, dx in ((0, 1), (2, 1), (1, 0), (1, 2)):
+            assert tissue[:, dy:dy + m.shape[1] - 2, dx:dx + m.shape[2] - 2][inner].all()
+    rows = bench_external.run_real_t1([bench_external.Model("identity")], 3, log=lambda *a, **k: None)["rows"]
+    assert [(r["target"], r["order"], r["right"]) for r in rows] == [("T1-like", "WM > GM > CSF", True)]
+    assert rows[0]["ratios"]["GM/WM"] < 1 and rows[0]["ratios"]["CSF/GM"] < 1
+
+
+def test_the_literature_reference_orders_tissues_as_the_rules_say():
+    for kind, (acq, rule) in bench_external.ORDER_RULES.items():
+        ratios = bench_external.literature_ratios(acq)
+        gm, wm = ratios["GM/WM"], 1.0
+        csf = ratios["CSF/GM"] * gm
+        assert bench_external.ordering_right(rule, csf, gm, wm), kind
+
+
+def test_the_real_scan_table_and_figure(tiny_weights, tmp_path, capsys):
+    _real_t1()
+    figure = tmp_path / "real.png"
+    text, report = _run(tmp_path, capsys, "--groups", "real_t1", "--slices", "3", "--figure", str(figure))
+    rows = _table_rows(text, bench_external.TITLES["real_t1"])
+    assert {r.split(" | ")[0] for r in rows} == {"| identity", "| physics", "| d2p (reads every input as TE 50 "
+                                                 "/ TR 4500)", "| p2p"}
+    assert all(r.count(" (") >= 3 for r in rows)  # target, then both ratios with their reference
+    assert report["real_t1"]["voxels"]["CSF"] > 200
+    from PIL import Image
+
+    with Image.open(figure) as png:
+        assert png.mode == "L" and png.width > 3 * png.height  # the input and four predictions in a row
+    with pytest.raises(SystemExit):
+        bench_external.main(["--groups", "real_t1", "--figure", str(figure)])
+    assert "exists" in capsys.readouterr().err

@@ -9,7 +9,7 @@ import pytest
 from napari_mr_reparam.phantoms import load_phantom
 from napari_mr_reparam.phantoms.freesurfer import (EXTRA_DEFAULT, HELD_OUT, NON_BRAIN, anatomy_files,
                                                    compose, label_fractions, load_freesurfer,
-                                                   random_extra_rule, read_labels)
+                                                   random_extra_rule, read_labels, read_npz_array)
 
 ANATOMY = Path(__file__).resolve().parents[2] / "shared" / "anatomy"
 
@@ -98,6 +98,15 @@ def test_voxelmorph_npz_is_read_in_freesurfer_conformed_orientation(tmp_path):
     np.savez(tmp_path / "novol.npz", vol=np.zeros(3))
     with pytest.raises(ValueError, match="no 'seg'"):
         read_labels(tmp_path / "novol.npz")
+
+
+def test_a_voxelmorph_scan_is_stacked_as_its_labels_are(tmp_path):
+    seg = np.random.default_rng(0).integers(0, 5, (6, 7, 8))
+    np.savez(tmp_path / "scan.npz", vol=seg * 0.1, seg=seg)
+    labels, _ = read_labels(tmp_path / "scan.npz")
+    np.testing.assert_allclose(read_npz_array(tmp_path / "scan.npz", "vol"), labels * 0.1)
+    with pytest.raises(ValueError, match="no 'image'"):
+        read_npz_array(tmp_path / "scan.npz", "image")
 
 
 def test_whole_head_classes_take_the_default_rule_and_can_be_stripped(files):

@@ -147,22 +147,35 @@ def _read_image(path: Path):
 
 
 def _read_npz(path: Path):
+    return read_npz_array(path, "seg"), (1.0, 1.0, 1.0)
+
+
+#: FreeSurfer's conformed orientation as a nibabel orientation (voxel axes run to Left,
+#: Inferior, Anterior): what a voxelmorph ``.npz`` is taken to be in.
+CONFORMED_LIA = np.array([[0, -1], [2, -1], [1, 1]])
+
+
+def read_npz_array(path: str | Path, key: str = "seg") -> np.ndarray:
+    """One 3-D array of a voxelmorph ``.npz`` (``seg``, its labels, or ``vol``, its
+    scan) as an axial stack (z inferior->superior, y anterior->posterior, x across, as
+    :func:`read_labels` gives), taken to be in :data:`CONFORMED_LIA` at 1 mm. Read
+    without unpickling; ValueError (one line naming the file) for a missing key, a file
+    that is not an ``.npz`` or an array that is not 3-D."""
     from ..io import _file_to_stack
 
+    path = Path(path)
     try:
         with np.load(path, allow_pickle=False) as data:
-            if "seg" not in data.files:
-                raise ValueError(f"{path.name}: no 'seg' label array (holds {', '.join(data.files)})")
-            labels = np.asarray(data["seg"])
+            if key not in data.files:
+                raise ValueError(f"{path.name}: no '{key}' array (holds {', '.join(data.files)})")
+            array = np.asarray(data[key])
     except ValueError:
         raise
     except Exception as exc:  # zip or header errors of a corrupt or foreign file
         raise ValueError(f"{path.name}: not a readable .npz file ({str(exc).splitlines()[0]})") from None
-    if labels.ndim != 3:
-        raise ValueError(f"{path.name}: 'seg' must be a 3-D volume, got shape {labels.shape}")
-    # FreeSurfer's conformed space: voxel axes run to Left, Inferior, Anterior
-    lia = np.array([[0, -1], [2, -1], [1, 1]])
-    return np.ascontiguousarray(_file_to_stack(labels, lia)), (1.0, 1.0, 1.0)
+    if array.ndim != 3:
+        raise ValueError(f"{path.name}: '{key}' must be a 3-D volume, got shape {array.shape}")
+    return np.ascontiguousarray(_file_to_stack(array, CONFORMED_LIA))
 
 
 def label_fractions(labels: np.ndarray, name: str = "segmentation"):
