@@ -35,8 +35,6 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_external as ext  # noqa: E402
 
-TUNING = [ext.ANATOMY / f"synthseg/training_seg_{i:02d}.nii.gz" for i in (1, 2, 3, 4)]
-
 
 def score_subjects(engine, paths, slices: int, n_targets: int,
                    consistency: float | None = None) -> dict[tuple[str, bool], list]:
@@ -127,7 +125,7 @@ def main(argv=None) -> int:
     engine = Reparameterizer(args.model, device="cpu", batch_size=16)
     if args.work_size:
         engine.net.work_size = args.work_size
-    groups = {"training subjects 01-04 (tuning)": TUNING}
+    groups = {"training subjects 01-04 (tuning)": ext.TUNING}
     if args.heldout:
         groups["held-out subjects"] = ext.heldout_paths()
     for label, paths in groups.items():

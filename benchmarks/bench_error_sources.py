@@ -37,7 +37,6 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_external as ext  # noqa: E402
-from bench_detail import TUNING  # noqa: E402
 
 #: Groups of the held-out table's classes for the error shares.
 SHARE_GROUPS = {"CSF": ("csf",), "GM": ("grey_matter", "deep_grey"), "WM": ("white_matter",)}
@@ -156,7 +155,7 @@ def main(argv=None) -> int:
     parser.add_argument("--effect", choices=EFFECTS, default="none",
                         help="take one of the benchmark's effects away (see the module)")
     args = parser.parse_args(argv)
-    paths = TUNING if args.tuning else ext.heldout_paths()
+    paths = ext.TUNING if args.tuning else ext.heldout_paths()
     missing = [str(p) for p in paths if not Path(p).is_file()]
     if missing:
         print(f"skipped: not found: {', '.join(missing)} (needs ../shared/)")

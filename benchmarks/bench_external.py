@@ -613,6 +613,10 @@ def oracle_predictions(subject: HeldoutSubject, targets: list[Acq]) -> list[np.n
     return [guess.render(t) for t in targets]
 
 
+#: Training subjects that settings are chosen on, rendered as the held-out ones are.
+TUNING = [ANATOMY / f"synthseg/training_seg_{i:02d}.nii.gz" for i in (1, 2, 3, 4)]
+
+
 def heldout_paths() -> list[Path]:
     """The anatomy subjects training keeps out (the package's list)."""
     from napari_mr_reparam.phantoms.freesurfer import HELD_OUT
