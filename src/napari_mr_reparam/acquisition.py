@@ -18,6 +18,9 @@ from .units import refuse_seconds
 #: Sequences an acquisition may name: an input's or a target's (double inversion recovery
 #: is rendered only, from maps).
 ACQUISITION_SEQUENCES = (*INPUT_SEQUENCES, "double_inversion_recovery")
+#: Which parameters beyond TE and TR each sequence reads (``ti``, ``ti2``, ``flip``).
+SEQUENCE_READS = {"spin_echo": (), "inversion_recovery": ("ti",), "gradient_echo": ("flip",),
+                  "mprage": ("ti", "flip"), "double_inversion_recovery": ("ti", "ti2")}
 #: The acquisition range the bundled models were trained on (ms), per parameter: the
 #: paper's protocol draws TE in 20 ms-1 s and TR in 1.2-10 s.
 TRAINED_RANGE_MS = {"te": (20.0, 1000.0), "tr": (1200.0, 10000.0)}
@@ -50,6 +53,15 @@ class Acquisition:
         validate_times(self.te_ms, self.tr_ms, self.ti_ms)
         if self.ti2_ms is not None and not np.all(np.less(self.ti2_ms, self.ti_ms if self.ti_ms is not None else 0)):
             raise ValueError("the second inversion time must be shorter than the first")
+
+    @classmethod
+    def from_preset(cls, name: str) -> "Acquisition":
+        """The acquisition of a named preset (case-insensitive; see
+        :data:`~napari_mr_reparam.presets.PRESETS`), e.g. ``Acquisition.from_preset("MPRAGE")``
+        for an MPRAGE input: TE 3 / TR 2300 / TI 900 ms, flip 9 degrees."""
+        from .presets import get_preset
+
+        return get_preset(name).acquisition()
 
     @classmethod
     def default(cls) -> "Acquisition":
