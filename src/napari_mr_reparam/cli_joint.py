@@ -41,9 +41,9 @@ def input_preset_option() -> dict:
     return {"nargs": "+", "metavar": "NAME",
             "help": f"the input's acquisition by name, case-insensitive ({', '.join(input_preset_names())}; "
                     f"e.g. {mprage.describe()}, as most research T1-weighted scans): sets its sequence, "
-                    "TE, TR, TI and flip; --input-sequence/--input-te/--input-tr/--input-ti/--input-flip "
-                    "override single values. Like those options it wins over DICOM tags and a BIDS "
-                    "sidecar. One for all inputs, or (--joint, maps) one per input"}
+                    "TE, TR, TI and flip; any of --input-sequence, --input-te, --input-tr, --input-ti, "
+                    "--input-flip given as well overrides that value. Like those options it wins over "
+                    "DICOM tags and a BIDS sidecar. One for all inputs, or (--joint, maps) one per input"}
 
 
 def apply_input_preset(args) -> None:
@@ -175,6 +175,7 @@ def acquisitions_of(volumes, args) -> list:
     from .joint_fit import make_acquisition
 
     n = len(volumes)
+    _per_input(_listed(getattr(args, "input_preset", None)) or None, n, "--input-preset")  # its count first
     te = _per_input(_listed(getattr(args, "input_te", None)) or None, n, "--input-te")
     tr = _per_input(_listed(getattr(args, "input_tr", None)) or None, n, "--input-tr")
     ti = _per_input(_listed(getattr(args, "input_ti", None)) or None, n, "--input-ti")
