@@ -192,8 +192,8 @@ class ReparamWidget(Container):
         from .widget_logic import SEQUENCE_READS
 
         physics = self.model.value == "physics"
-        self.input_te.visible = self.input_tr.visible = self.model.value in ("p2p", "physics")
-        self.input_preset.visible = self.input_te.visible
+        reads_input = self.model.value in ("p2p", "physics")
+        self.input_preset.visible = self.input_te.visible = self.input_tr.visible = reads_input
         self.sequence.visible = self.add_maps.visible = self.consistency.visible = physics
         self.flip_average.visible = self.add_input.visible = physics
         reads = SEQUENCE_READS.get(self.sequence.value, ()) if physics else ()
