@@ -263,8 +263,7 @@ class ReparamWidget(Container):
             return
         self._applying_preset = True
         try:
-            if self.model.value == "physics":
-                self.input_sequence.value = values["sequence"]
+            self.input_sequence.value = values["sequence"]  # spin echo unless physics (refused above)
             for key, box in (("te", self.input_te), ("tr", self.input_tr), ("ti", self.input_ti),
                              ("flip", self.input_flip)):
                 if values[key] is not None:

@@ -143,7 +143,7 @@ def _dicom_input_times(item: _DicomInput, args) -> None:
                     if f"input_{name}" in from_preset else f"{option} {given:g} ms")
             print(f"notice: {item.name}: {said} overrides the DICOM {tag} {tagged:g} ms", file=sys.stderr)
     sequence = volume.extra.get("sequence")
-    if sequence != "spin_echo":
+    if sequence != "spin_echo" and args.input_sequence is None:
         kind = sequence.replace("_", " ") if sequence else "of a sequence not named in its tags"
         print(f"notice: {item.name}: the input is {kind}; the model takes it as a spin echo at "
               "its TE/TR", file=sys.stderr)
