@@ -81,12 +81,10 @@ def test_input_presets_are_those_of_an_input_sequence_and_give_acquisitions():
 
     assert input_preset_names() == ["T1w", "T2w", "PDw", "FLAIR", "STIR", "MPRAGE"]
     assert get_input_preset("mprage") is PRESETS["MPRAGE"]
-    assert Acquisition.from_preset("mprage") == Acquisition(3, 2300, "mprage", 900, 9)
-    assert Acquisition.from_preset("DIR") == Acquisition(25, 11000, "double_inversion_recovery", 3400, None, 325)
+    assert get_input_preset("mprage").acquisition() == Acquisition(3, 2300, "mprage", 900, 9)
+    assert get_preset("DIR").acquisition() == Acquisition(25, 11000, "double_inversion_recovery", 3400, None, 325)
     assert get_preset("FLAIR").acquisition() == Acquisition(120, 9000, "inversion_recovery", 2500)
     with pytest.raises(ValueError, match="DIR .double inversion recovery. is a target only"):
         get_input_preset("dir")
     with pytest.raises(ValueError, match="unknown input preset 'T3w'; input presets: T1w, T2w"):
         get_input_preset("T3w")
-    with pytest.raises(ValueError, match="unknown preset"):
-        Acquisition.from_preset("T3w")

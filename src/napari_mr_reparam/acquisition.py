@@ -55,15 +55,6 @@ class Acquisition:
             raise ValueError("the second inversion time must be shorter than the first")
 
     @classmethod
-    def from_preset(cls, name: str) -> "Acquisition":
-        """The acquisition of a named preset (case-insensitive; see
-        :data:`~napari_mr_reparam.presets.PRESETS`), e.g. ``Acquisition.from_preset("MPRAGE")``
-        for an MPRAGE input: TE 3 / TR 2300 / TI 900 ms, flip 9 degrees."""
-        from .presets import get_preset
-
-        return get_preset(name).acquisition()
-
-    @classmethod
     def default(cls) -> "Acquisition":
         """The Default-to-Param input: spin echo at TE 50 ms / TR 4500 ms."""
         return cls(DEFAULT_TE_MS, DEFAULT_TR_MS)

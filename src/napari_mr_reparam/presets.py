@@ -5,7 +5,8 @@ parameters (times in ms, flip angles in degrees), typical of clinical 1.5 T prot
 The command line (``--preset NAME``, each value overridable) and the widget read them
 from :data:`PRESETS`. A preset whose sequence an input can have (all but double
 inversion recovery: :func:`input_preset_names`) also names an input's acquisition
-(``--input-preset NAME``, the widget's "Input preset", :meth:`Preset.acquisition`).
+(``--input-preset NAME``, the widget's "Input preset"; in Python
+``get_input_preset("MPRAGE").acquisition()``).
 """
 
 from __future__ import annotations
