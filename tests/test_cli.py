@@ -316,3 +316,133 @@ def test_no_detail_renders_from_the_maps_alone(scan, tiny_weights, tmp_path):
     assert main(["predict", str(path), "-o", str(tmp_path / "maps.nii.gz"), "--no-detail", *common]) == 0
     kept, alone = (np.asarray(nib.load(tmp_path / f"{n}.nii.gz").dataobj) for n in ("kept", "maps"))
     assert kept.shape == alone.shape and not np.allclose(kept, alone)
+
+
+# ---------------------------------------------------------------- the input named by a preset
+
+@pytest.fixture
+def sequence_weights(tiny_weights, tmp_path):
+    """A tiny physics net conditioned on the input's sequence (it reads MPRAGE inputs)."""
+    import torch
+
+    from napari_mr_reparam import weights
+    from napari_mr_reparam.models.physics_net import PhysicsNet
+
+    torch.manual_seed(0)
+    net = PhysicsNet(base=4, depth=3, task="p2p", input_sequences=True)
+    torch.nn.init.normal_(net.film[-1].weight, std=0.5)  # conditions that change the maps
+    card = {"arch": "physics", "task": "p2p", "width": 0.03, "base": 4, "depth": 3, "name": "seq",
+            "input_sequences": True}
+    return str(weights.save_weights(net.state_dict(), card, tmp_path / "seq.safetensors"))
+
+
+def _input_acquisitions(monkeypatch) -> list:
+    from napari_mr_reparam.inference import Reparameterizer
+
+    seen, original = [], Reparameterizer.compute_maps
+    monkeypatch.setattr(Reparameterizer, "compute_maps",
+                        lambda self, volume, input=None, **k: seen.append(input)
+                        or original(self, volume, input, **k))
+    return seen
+
+
+def test_input_preset_is_the_five_options_and_each_option_overrides_it(scan, sequence_weights, tmp_path,
+                                                                       capsys, monkeypatch):
+    from napari_mr_reparam.acquisition import Acquisition
+
+    path, _, _ = scan
+    common = ["predict", str(path), "--weights", sequence_weights, "--te", "100", "--tr", "4000", "-q"]
+    seen = _input_acquisitions(monkeypatch)
+    assert main(common + ["-o", str(tmp_path / "named.nii.gz"), "--input-preset", "mprage"]) == 0
+    assert main(common + ["-o", str(tmp_path / "typed.nii.gz"), "--input-sequence", "mprage", "--input-te", "3",
+                          "--input-tr", "2300", "--input-ti", "900", "--input-flip", "9"]) == 0
+    named, typed = (np.asarray(nib.load(tmp_path / f"{n}.nii.gz").dataobj) for n in ("named", "typed"))
+    np.testing.assert_array_equal(named, typed)
+    assert seen == [Acquisition(3, 2300, "mprage", 900, 9)] * 2
+    assert "input preset MPRAGE: mprage, TE 3 / TR 2300 / TI 900 ms, flip 9 deg" in capsys.readouterr().err
+    # an explicit option replaces that value of the preset, and only that one
+    assert main(common + ["-o", str(tmp_path / "te5.nii.gz"), "--input-preset", "MPRAGE", "--input-te", "5",
+                          "--input-ti", "1000"]) == 0
+    assert seen[-1] == Acquisition(5, 2300, "mprage", 1000, 9)
+    te5 = np.asarray(nib.load(tmp_path / "te5.nii.gz").dataobj)
+    assert not np.allclose(te5, named)
+
+
+def test_input_preset_wins_over_the_sidecar_as_the_options_do(scan, tiny_weights, tmp_path, capsys,
+                                                              monkeypatch):
+    from napari_mr_reparam.acquisition import Acquisition
+
+    path, _, _ = scan
+    (tmp_path / "scan.json").write_text(json.dumps({"EchoTime": 0.1, "RepetitionTime": 4.0}))
+    seen = _input_acquisitions(monkeypatch)
+    assert main(["predict", str(path), "-o", str(tmp_path / "a.nii.gz"), "--te", "100", "--tr", "3000",
+                 "--input-preset", "PDw", "-q"]) == 0
+    assert seen == [Acquisition(15, 3000)]
+
+
+def test_input_preset_on_a_dicom_series_overrides_its_tags_with_a_notice(dual_echo, tiny_weights, tmp_path,
+                                                                         capsys, monkeypatch):
+    seen = _input_times(monkeypatch)
+    assert main(["predict", str(dual_echo), "-o", str(tmp_path / "one.nii.gz"), "--te", "40", "--tr", "3000",
+                 "--acquisition", "2", "--input-preset", "T2w", "-q"]) == 0
+    assert seen == [(100.0, 4000.0)]
+    err = capsys.readouterr().err
+    assert "notice: dual_acq2: --input-preset T2w (TE 100 ms) overrides the DICOM EchoTime 90 ms" in err
+    assert "notice: dual_acq2: --input-preset T2w (TR 4000 ms) overrides the DICOM RepetitionTime 3000 ms" in err
+
+
+@pytest.mark.parametrize("name, message", [
+    ("DIR", "error: DIR (double inversion recovery) is a target only: the models read no such input; "
+            "input presets: T1w, T2w, PDw, FLAIR, STIR, MPRAGE"),
+    ("T3w", "error: unknown input preset 'T3w'; input presets: T1w, T2w, PDw, FLAIR, STIR, MPRAGE"),
+])
+def test_an_input_preset_no_input_can_have_is_one_line_and_writes_nothing(scan, tiny_weights, tmp_path,
+                                                                         capsys, name, message):
+    path, _, _ = scan
+    out = tmp_path / "out"
+    for extra in ([], ["--preset", "T2w"]):
+        assert main(["predict", str(path), "-o", str(out), "--te", "100", "--tr", "3000", "--input-preset", name,
+                     *extra]) == 2
+        assert capsys.readouterr().err.strip() == message
+    assert main(["maps", str(path), "-o", str(out), "--input-preset", name]) == 2
+    assert capsys.readouterr().err.strip() == message
+    assert not out.exists()
+
+
+def test_models_that_read_spin_echo_only_refuse_other_input_presets(scan, tiny_weights, tmp_path, capsys):
+    path, _, _ = scan
+    out = tmp_path / "out.nii.gz"
+    common = ["predict", str(path), "-o", str(out), "--te", "100", "--tr", "3000", "-q"]
+    assert main(common + ["--model", "p2p", "--input-preset", "FLAIR"]) == 2
+    assert "scan.nii.gz: p2p reads spin-echo inputs only; the physics model reads inversion recovery" \
+        in capsys.readouterr().err
+    assert main(common + ["--model", "d2p", "--input-preset", "T1w"]) == 2
+    assert "error: d2p reads inputs at TE 50 / TR 4500 ms only; for an input at TE 15 / TR 500 ms use " \
+           "--model p2p or --model physics" in capsys.readouterr().err
+    assert not out.exists()
+    assert main(common + ["--model", "p2p", "--input-preset", "T1w"]) == 0 and out.exists()
+
+
+def test_one_input_preset_unless_joint(scan, tiny_weights, tmp_path, capsys):
+    path, _, _ = scan
+    assert main(["predict", str(path), "-o", str(tmp_path / "o.nii.gz"), "--te", "100", "--tr", "3000",
+                 "--input-preset", "T1w", "T2w"]) == 2
+    assert capsys.readouterr().err.strip() == "error: --input-preset takes one value unless --joint " \
+                                              "(several images of one subject)"
+
+
+def test_the_default_input_notice_names_the_input_preset(scan, tiny_weights, tmp_path, capsys):
+    path, _, _ = scan
+    assert main(["predict", str(path), "-o", str(tmp_path / "a.nii.gz"), "--te", "100", "--tr", "3000",
+                 "-q"]) == 0
+    assert "taking the input to be at TE 50 ms / TR 4500 ms; name its acquisition with --input-preset " \
+           "(T1w, T2w, PDw, FLAIR, STIR, MPRAGE) or --input-te/--input-tr" in capsys.readouterr().err
+
+
+def test_help_says_the_options_override_the_input_preset(capsys):
+    with pytest.raises(SystemExit):
+        main(["predict", "--help"])
+    out = " ".join(capsys.readouterr().out.split()).replace("--input- ", "--input-")  # wrapped at hyphens
+    assert "--input-preset NAME [NAME ...]" in out
+    assert ("any of --input-sequence, --input-te, --input-tr, --input-ti, --input-flip given as well "
+            "overrides that value. Like those options it wins over DICOM tags and a BIDS sidecar") in out

@@ -176,3 +176,27 @@ def test_maps_of_a_dicom_inversion_series_with_clipped_voxels(tmp_path):
     assert json.loads((out / "maps.json").read_text())["inversion_efficiency"] == pytest.approx(k, abs=0.021)
     fitted = np.transpose(nib.load(out / "T1map.nii.gz").get_fdata(), (2, 1, 0))
     assert np.median(np.abs(fitted[clipped] / t1[clipped] - 1)) < 0.03
+
+
+def test_input_presets_one_per_input_and_options_override_them(scans, tmp_path, capsys):
+    paths, _ = scans
+    inputs = [str(paths["pdw"]), str(paths["t2w"])]
+    assert main(["maps", *inputs, "--input-preset", "pdw", "T2w", "--input-tr", "3000", "--model", "none",
+                 "-o", str(tmp_path / "m")]) == 0
+    acqs = json.loads((tmp_path / "m" / "maps.json").read_text())["acquisitions"]
+    assert [(a["sequence"], a["EchoTime_ms"], a["RepetitionTime_ms"]) for a in acqs] == [
+        ("spin_echo", 15.0, 3000.0), ("spin_echo", 100.0, 3000.0)]  # T2w's TR 4000 replaced
+    assert main(["maps", *inputs, "--input-preset", "PDw", "T1w", "FLAIR", "--model", "none",
+                 "-o", str(tmp_path / "n")]) == 2
+    assert "3 values for --input-preset but 2 inputs" in capsys.readouterr().err
+    assert not (tmp_path / "n").exists()
+
+
+def test_one_mprage_input_named_by_its_preset_renders_a_target_preset(scans, tmp_path, capsys):
+    paths, _ = scans
+    out = tmp_path / "as_t2w.nii.gz"
+    assert main(["predict", str(paths["t1w"]), "--input-preset", "MPRAGE", "--preset", "T2w", "-o", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "input preset MPRAGE: mprage" in err and "preset T2w: spin echo" in err
+    image = np.asarray(nib.load(out).dataobj)
+    assert image.shape == (20, 20, 2) and np.isfinite(image).all() and image.max() > 0

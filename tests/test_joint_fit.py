@@ -104,6 +104,20 @@ def test_single_input_gives_the_network_maps_as_today():
     assert not maps.determined["t1"].any()
 
 
+def test_single_input_of_another_sequence_is_read_by_the_network_not_refused_by_the_fit():
+    from napari_mr_reparam.inference import Reparameterizer
+    from napari_mr_reparam.joint_fit import network_maps
+
+    engine = Reparameterizer("physics", device="cpu")  # the bundled model reads MPRAGE inputs
+    pd, t1, t2 = _maps(shape=(1, 32, 32))
+    acq = Acquisition(3, 2300, "mprage", 900, 9)
+    image = _render([acq], pd, t1, t2)[0]
+    maps = joint_maps([image], [acq], engine=engine)
+    np.testing.assert_array_equal(maps.t1, network_maps(engine, image, acq).at_input_size()["t1"].reshape(image.shape))
+    with pytest.raises(ValueError, match="cannot be 'mprage'"):  # two inputs: the fit, which has no MPRAGE
+        joint_maps([image, image], [acq, Acquisition(50, 4500)], engine=engine)
+
+
 def test_multi_echo_train_with_imperfect_refocusing_gives_t2_and_flip_angle():
     from napari_mr_reparam import epg
 

@@ -73,3 +73,18 @@ def test_preset_overrides_and_bad_values():
         get_preset("DIR").with_values(ti2=5000)
     with pytest.raises(ValueError, match="do not fit"):
         physics.mp2rage(1000.0, 2000, 700, 1000, 4, 5)
+
+
+def test_input_presets_are_those_of_an_input_sequence_and_give_acquisitions():
+    from napari_mr_reparam.acquisition import Acquisition
+    from napari_mr_reparam.presets import get_input_preset, input_preset_names
+
+    assert input_preset_names() == ["T1w", "T2w", "PDw", "FLAIR", "STIR", "MPRAGE"]
+    assert get_input_preset("mprage") is PRESETS["MPRAGE"]
+    assert get_input_preset("mprage").acquisition() == Acquisition(3, 2300, "mprage", 900, 9)
+    assert get_preset("DIR").acquisition() == Acquisition(25, 11000, "double_inversion_recovery", 3400, None, 325)
+    assert get_preset("FLAIR").acquisition() == Acquisition(120, 9000, "inversion_recovery", 2500)
+    with pytest.raises(ValueError, match="DIR .double inversion recovery. is a target only"):
+        get_input_preset("dir")
+    with pytest.raises(ValueError, match="unknown input preset 'T3w'; input presets: T1w, T2w"):
+        get_input_preset("T3w")

@@ -381,6 +381,36 @@ def test_a_preset_the_model_cannot_render_is_refused(demo):
     assert widget.te.value == 100.0  # the sliders were left as they were
 
 
+def test_an_input_preset_fills_the_input_controls_and_editing_makes_it_custom(demo):
+    viewer, widget = demo
+    assert widget.input_preset.native.isHidden()  # d2p reads no input times
+    widget.model.value = "physics"
+    assert not widget.input_preset.native.isHidden() and widget.input_preset.value == "Custom"
+    widget.input_preset.value = "MPRAGE"
+    assert widget.input_sequence.value == "mprage"
+    assert (widget.input_te.value, widget.input_tr.value, widget.input_ti.value, widget.input_flip.value) == (
+        3.0, 2300.0, 900.0, 9.0)
+    assert not widget.input_ti.native.isHidden() and not widget.input_flip.native.isHidden()
+    request = widget.current_request(whole=True)
+    assert (request.input_sequence, request.input_te, request.input_ti, request.input_flip) == ("mprage", 3.0,
+                                                                                                 900.0, 9.0)
+    widget.input_ti.value = 1000.0
+    assert widget.input_preset.value == "Custom" and widget.input_ti.value == 1000.0
+    widget.input_ti.value = 900.0  # the preset's values again: named again
+    assert widget.input_preset.value == "MPRAGE"
+    widget.model.value = "p2p"  # reads spin-echo inputs only: back to Custom, with the reason
+    assert widget.input_preset.value == "Custom" and "only the physics model reads" in widget.status.value
+    widget.input_preset.value = "FLAIR"
+    assert widget.input_preset.value == "Custom" and widget.input_te.value == 3.0
+    # a layer whose metadata match a preset names it
+    viewer.add_image(viewer.layers[0].data, name="pd scan", metadata={"te_ms": 15.0, "tr_ms": 3000.0})
+    widget.reset_choices()
+    widget.image.value = viewer.layers["pd scan"]
+    assert (widget.input_te.value, widget.input_tr.value) == (15.0, 3000.0) and widget.input_preset.value == "PDw"
+    widget.model.value = "d2p"
+    assert widget.input_preset.native.isHidden()
+
+
 def test_a_preset_renders_from_the_maps_and_saves(demo, qtbot, tmp_path):
     import json
 

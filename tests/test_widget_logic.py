@@ -32,6 +32,27 @@ def test_only_the_physics_model_renders_other_sequences():
     assert "only the physics model" in preset_refusal("MPRAGE", "p2p")
 
 
+def test_input_presets_set_the_input_controls_and_are_found_from_them():
+    assert preset_choices(inputs=True) == [CUSTOM, "T1w", "T2w", "PDw", "FLAIR", "STIR", "MPRAGE"]
+    values = preset_controls("MPRAGE")
+    assert {k: values[k] for k in ("sequence", "te", "tr", "ti", "flip")} == {
+        "sequence": "mprage", "te": 3.0, "tr": 2300.0, "ti": 900, "flip": 9}
+    for name in preset_choices(inputs=True)[1:]:
+        assert matching_preset(preset_controls(name), inputs=True) == name
+    assert matching_preset({**values, "te": 4.0}, inputs=True) == CUSTOM  # an edit makes it Custom
+    assert matching_preset({**values, "flip": None}, inputs=True) == CUSTOM
+    assert matching_preset(preset_controls("DIR"), inputs=True) == CUSTOM  # no input preset
+    # a layer's metadata (a BIDS sidecar, DICOM tags) names the preset it matches
+    spec = input_from_metadata(_layer("t1", te_ms=3, tr_ms=2300, ti_ms=900, flip_deg=9, sequence="mprage"))
+    found = {"sequence": spec.sequence, "te": spec.te_ms, "tr": spec.tr_ms, "ti": spec.ti_ms, "flip": spec.flip_deg}
+    assert matching_preset(found, inputs=True) == "MPRAGE"
+    assert spec.acquisition().ti_ms == 900.0 and spec.acquisition().flip_deg == 9.0
+    spec = input_from_metadata(_layer("pd", te_ms=15, tr_ms=3000))
+    assert matching_preset({"sequence": spec.sequence, "te": spec.te_ms, "tr": spec.tr_ms}, inputs=True) == "PDw"
+    assert "only the physics model reads such an input" in preset_refusal("MPRAGE", "p2p", inputs=True)
+    assert preset_refusal("T1w", "p2p", inputs=True) == preset_refusal("FLAIR", "physics", inputs=True) == ""
+
+
 def test_inputs_come_prefilled_from_layer_metadata():
     spec = input_from_metadata(_layer("ir", te_ms=10, tr_ms=5000, ti_ms=300))
     assert (spec.sequence, spec.te_ms, spec.tr_ms, spec.ti_ms) == ("inversion_recovery", 10.0, 5000.0, 300.0)

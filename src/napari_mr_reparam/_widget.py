@@ -4,7 +4,8 @@ A magicgui :class:`~magicgui.widgets.Container` whose controls scripts and tests
 by name: ``image``, ``model``, ``input_te``, ``input_tr``, ``te``, ``tr``,
 ``ground_truth``, ``device``, ``live``, ``run``, ``cancel``, ``progress``, ``status``,
 ``metrics`` and ``truth_hint``; ``preset`` (Custom or a named contrast, which sets the
-sequence and the sliders); for the physics model also ``sequence``, ``ti``, ``ti2``,
+sequence and the sliders) and ``input_preset`` (the same for the input's acquisition:
+its sequence, TE, TR, TI and flip); for the physics model also ``sequence``, ``ti``, ``ti2``,
 ``flip``, ``consistency``, ``flip_average``, ``add_maps`` and ``add_input``, which adds a
 row (:class:`InputRow`, in ``inputs``) for another image of the same subject: with two or
 more inputs the maps come from the joint fit (:mod:`~napari_mr_reparam.joint_fit`), the
@@ -88,6 +89,11 @@ class ReparamWidget(Container):
 
         self.image = create_widget(annotation=napari.layers.Image, label="Input")
         self.model = ComboBox(choices=model_choices(), value="physics", label="Model")
+        self.input_preset = ComboBox(choices=preset_choices(inputs=True), value=CUSTOM, label="Input preset",
+                                     tooltip="How the input was acquired, by name (MPRAGE for most "
+                                             "research T1-weighted scans): sets the input's sequence "
+                                             "and times below, each still editable (editing one makes "
+                                             "it Custom)")
         self.input_te = FloatSpinBox(value=DEFAULT_TE_MS, min=1, max=5000, step=1, label="Input TE (ms)")
         self.input_tr = FloatSpinBox(value=DEFAULT_TR_MS, min=10, max=20000, step=10, label="Input TR (ms)")
         self.input_sequence = ComboBox(choices=INPUT_SEQUENCE_CHOICES, value="spin_echo", label="Input sequence")
@@ -131,7 +137,7 @@ class ReparamWidget(Container):
         self.status = Label(value="", label="Status")
         self.metrics = Label(value="", label="Metrics")
         self.truth_hint = Label(value="", label="")
-        self.extend([self.image, self.model, self.input_te, self.input_tr, self.input_sequence,
+        self.extend([self.image, self.model, self.input_preset, self.input_te, self.input_tr, self.input_sequence,
                      self.input_ti, self.input_flip, self.inputs, self.add_input, self.joint_status,
                      self.preset, self.sequence, self.te, self.tr, self.ti, self.ti2, self.flip,
                      self.consistency, self.flip_average, self.range_warning, self.ground_truth,
@@ -154,6 +160,9 @@ class ReparamWidget(Container):
             control.changed.connect(self._on_slider_changed)
         self.sequence.changed.connect(self._on_model_changed)
         self.preset.changed.connect(self._on_preset_changed)
+        self.input_preset.changed.connect(self._on_input_preset_changed)
+        for control in (self.input_te, self.input_tr, self.input_sequence, self.input_ti, self.input_flip):
+            control.changed.connect(self._sync_input_preset)
         self.add_input.clicked.connect(self.add_input_row)
         self.input_sequence.changed.connect(self._on_inputs_changed)
         for control in (self.input_ti, self.input_flip):
@@ -183,7 +192,8 @@ class ReparamWidget(Container):
         from .widget_logic import SEQUENCE_READS
 
         physics = self.model.value == "physics"
-        self.input_te.visible = self.input_tr.visible = self.model.value in ("p2p", "physics")
+        reads_input = self.model.value in ("p2p", "physics")
+        self.input_preset.visible = self.input_te.visible = self.input_tr.visible = reads_input
         self.sequence.visible = self.add_maps.visible = self.consistency.visible = physics
         self.flip_average.visible = self.add_input.visible = physics
         reads = SEQUENCE_READS.get(self.sequence.value, ()) if physics else ()
@@ -192,7 +202,12 @@ class ReparamWidget(Container):
         if refusal:  # a contrast this model cannot render: back to Custom, say why
             self._set_preset(CUSTOM)
             self.status.value = refusal
+        refusal = preset_refusal(self.input_preset.value, self.model.value, inputs=True)
+        if refusal:  # an input this model cannot read: back to Custom, say why
+            self._set_preset(CUSTOM, self.input_preset)
+            self.status.value = refusal
         self._on_inputs_changed()
+        self._sync_input_preset()
 
     def _on_inputs_changed(self, *_):
         """The input's own sequence, TI and flip are read by the physics model (one input
@@ -224,12 +239,49 @@ class ReparamWidget(Container):
         self.inputs.remove(row)
         self._on_inputs_changed()
 
-    def _set_preset(self, name: str) -> None:
+    def _set_preset(self, name: str, combo=None) -> None:
+        """Show ``name`` in the target's preset combo (or ``combo``) without applying it."""
         self._applying_preset = True
         try:
-            self.preset.value = name
+            (combo or self.preset).value = name
         finally:
             self._applying_preset = False
+
+    def _on_input_preset_changed(self, *_):
+        """An input preset sets the input's sequence, TE, TR, TI and flip (still editable);
+        a model that cannot read such an input refuses it with a message."""
+        if self._applying_preset:
+            return
+        name = self.input_preset.value
+        refusal = preset_refusal(name, self.model.value, inputs=True)
+        if refusal:
+            self._set_preset(CUSTOM, self.input_preset)
+            self.status.value = refusal
+            return
+        values = preset_controls(name)
+        if values is None:
+            return
+        self._applying_preset = True
+        try:
+            self.input_sequence.value = values["sequence"]  # spin echo unless physics (refused above)
+            for key, box in (("te", self.input_te), ("tr", self.input_tr), ("ti", self.input_ti),
+                             ("flip", self.input_flip)):
+                if values[key] is not None:
+                    box.value = min(max(float(values[key]), box.min), box.max)
+        finally:
+            self._applying_preset = False
+        self._on_settings_changed()
+
+    def _sync_input_preset(self, *_):
+        """Name the input preset the input's controls hold, else Custom."""
+        if not self._applying_preset:
+            self._set_preset(matching_preset(self._input_values(), inputs=True), self.input_preset)
+
+    def _input_values(self) -> dict:
+        physics = self.model.value == "physics"
+        return {"sequence": self.input_sequence.value if physics else "spin_echo", "te": self.input_te.value,
+                "tr": self.input_tr.value, "ti": self.input_ti.value or None,
+                "flip": self.input_flip.value or None}
 
     def _on_preset_changed(self, *_):
         """A preset sets the sequence and the sliders (still editable); a model that cannot
@@ -277,6 +329,7 @@ class ReparamWidget(Container):
                 self.status.value = f"{layer.name}: {exc}"
                 return
             self.input_te.value, self.input_tr.value = te, tr
+        self._sync_input_preset()
 
     def _on_slider_changed(self, *_):
         from .acquisition import out_of_range_warnings
@@ -649,8 +702,10 @@ class InputRow(Container):
             box.value = value or 0
 
     def _show_fields(self, *_) -> None:
-        self.ti.visible = self.sequence.value == "inversion_recovery"
-        self.flip.visible = self.sequence.value == "gradient_echo"
+        from .widget_logic import SEQUENCE_READS
+
+        reads = SEQUENCE_READS.get(self.sequence.value, ())
+        self.ti.visible, self.flip.visible = "ti" in reads, "flip" in reads
 
     def spec(self) -> InputSpec:
         def known(box):

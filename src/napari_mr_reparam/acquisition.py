@@ -18,6 +18,9 @@ from .units import refuse_seconds
 #: Sequences an acquisition may name: an input's or a target's (double inversion recovery
 #: is rendered only, from maps).
 ACQUISITION_SEQUENCES = (*INPUT_SEQUENCES, "double_inversion_recovery")
+#: Which parameters beyond TE and TR each sequence reads (``ti``, ``ti2``, ``flip``).
+SEQUENCE_READS = {"spin_echo": (), "inversion_recovery": ("ti",), "gradient_echo": ("flip",),
+                  "mprage": ("ti", "flip"), "double_inversion_recovery": ("ti", "ti2")}
 #: The acquisition range the bundled models were trained on (ms), per parameter: the
 #: paper's protocol draws TE in 20 ms-1 s and TR in 1.2-10 s.
 TRAINED_RANGE_MS = {"te": (20.0, 1000.0), "tr": (1200.0, 10000.0)}

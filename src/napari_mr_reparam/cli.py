@@ -132,16 +132,18 @@ def _dicom_input_times(item: _DicomInput, args) -> None:
     from .dicom import TAG_CODES
 
     volume = item.volume
-    for tag, option, given, tagged in (("EchoTime", "--input-te", args.input_te, volume.te_ms),
-                                       ("RepetitionTime", "--input-tr", args.input_tr, volume.tr_ms)):
+    from_preset = getattr(args, "input_preset_fields", set())
+    for tag, name, tagged in (("EchoTime", "te", volume.te_ms), ("RepetitionTime", "tr", volume.tr_ms)):
+        option, given = f"--input-{name}", getattr(args, f"input_{name}")
         if given is None and tagged is None:
             raise ValueError(f"the DICOM files have no {tag} {TAG_CODES[tag]} tag; give the input "
                              f"value with {option} MS")
         if given is not None and tagged is not None and abs(given - tagged) > 1e-3:
-            print(f"notice: {item.name}: {option} {given:g} ms overrides the DICOM {tag} "
-                  f"{tagged:g} ms", file=sys.stderr)
+            said = (f"--input-preset {args.input_preset} ({name.upper()} {given:g} ms)"
+                    if f"input_{name}" in from_preset else f"{option} {given:g} ms")
+            print(f"notice: {item.name}: {said} overrides the DICOM {tag} {tagged:g} ms", file=sys.stderr)
     sequence = volume.extra.get("sequence")
-    if sequence != "spin_echo":
+    if sequence != "spin_echo" and args.input_sequence is None:
         kind = sequence.replace("_", " ") if sequence else "of a sequence not named in its tags"
         print(f"notice: {item.name}: the input is {kind}; the model takes it as a spin echo at "
               "its TE/TR", file=sys.stderr)
@@ -173,13 +175,17 @@ def cmd_predict(args) -> int:
     reason`` and skipped; any such file makes the exit status 2, as other bad input does."""
     from tqdm import tqdm
 
+    from .cli_joint import apply_input_preset
     from .inference import InferenceOptions, Reparameterizer
 
+    if not args.joint:
+        _single(args.input_preset, "--input-preset")  # one for every input unless --joint
+    apply_input_preset(args)
     if args.joint or args.preset:
         from .cli_joint import predict_joint_or_preset
 
         return predict_joint_or_preset(args)
-    for name in ("input_te", "input_tr", "input_ti", "input_flip", "input_sequence"):
+    for name in ("input_preset", "input_te", "input_tr", "input_ti", "input_flip", "input_sequence"):
         setattr(args, name, _single(getattr(args, name), "--" + name.replace("_", "-")))
     if not args.te or not args.tr:
         raise ValueError("give the targets with --te and --tr, or name a --preset")
@@ -245,8 +251,12 @@ def _predict_file(engine, path, targets, outputs, args, options) -> list:
         te_in, tr_in, source = input_acquisition(volume, args.input_te, args.input_tr)
         given = _input_sequence(volume, te_in, tr_in, args)
         if source == "default":
+            from .presets import input_preset_names
+
             print(f"notice: {path.name}: no input TE/TR given and no BIDS sidecar found; taking the "
-                  f"input to be at TE {te_in:g} ms / TR {tr_in:g} ms", file=sys.stderr)
+                  f"input to be at TE {te_in:g} ms / TR {tr_in:g} ms; name its acquisition with "
+                  f"--input-preset ({', '.join(input_preset_names())}) or --input-te/--input-tr",
+                  file=sys.stderr)
         for warning in out_of_range_warnings(te_in, tr_in, engine.trained_ranges["input"]):
             print(f"warning: {path.name}: input {warning}", file=sys.stderr)
     wanted = [Acquisition(te, tr, args.sequence, args.ti, args.flip) for te, tr in targets]
@@ -325,6 +335,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="input inversion time, ms (inversion_recovery, mprage; with --joint one per input)")
     pr.add_argument("--input-flip", type=float, nargs="+",
                     help="input flip angle, degrees (gradient_echo, mprage; with --joint one per input)")
+    from .cli_joint import input_preset_option
+
+    pr.add_argument("--input-preset", **input_preset_option())
     pr.add_argument("--acquisition", type=int, metavar="N",
                     help="DICOM: predict from the N-th acquisition of the series only (1 = shortest "
                          "TI, then TE); by default every acquisition is an input")

@@ -4,8 +4,9 @@
 ``napari-mr-reparam predict --joint IN1 IN2 ...`` renders targets from them, and
 ``predict --preset NAME`` takes a target's parameters from
 :data:`napari_mr_reparam.presets.PRESETS`. Each input's acquisition comes from
-``--input-te/--input-tr/--input-ti/--input-flip`` (one value per input, in order), else
-its DICOM tags or BIDS sidecar.
+``--input-te/--input-tr/--input-ti/--input-flip/--input-sequence`` (one value per input,
+in order), else from ``--input-preset`` (:func:`apply_input_preset`), else its DICOM tags
+or BIDS sidecar.
 """
 
 from __future__ import annotations
@@ -32,6 +33,39 @@ NO_SMOOTH_OPTION = {
             "in-plane neighbours alike in every input to within the noise; edges kept, steadier maps)"}
 
 
+def input_preset_option() -> dict:
+    """``--input-preset``: the input's acquisition by name (``predict`` and ``maps``)."""
+    from .presets import get_preset, input_preset_names
+
+    mprage = get_preset("MPRAGE")
+    return {"nargs": "+", "metavar": "NAME",
+            "help": f"the input's acquisition by name, case-insensitive ({', '.join(input_preset_names())}; "
+                    f"e.g. {mprage.describe()}, as most research T1-weighted scans): sets its sequence, "
+                    "TE, TR, TI and flip; any of --input-sequence, --input-te, --input-tr, --input-ti, "
+                    "--input-flip given as well overrides that value. Like those options it wins over "
+                    "DICOM tags and a BIDS sidecar. One for all inputs, or (--joint, maps) one per input"}
+
+
+def apply_input_preset(args) -> None:
+    """Fill ``args.input_sequence/te/tr/ti/flip`` from ``--input-preset`` where they were
+    not given (one preset for all inputs, or one per input, as those options take); an
+    unknown name, or a preset no input can have (DIR), is a one-line ValueError."""
+    from .presets import get_input_preset
+
+    names = _listed(getattr(args, "input_preset", None))
+    args.input_preset_fields = set()
+    if not names:
+        return
+    presets = [get_input_preset(name) for name in names]
+    for field, attr in (("sequence", "input_sequence"), ("te", "input_te"), ("tr", "input_tr"),
+                        ("ti", "input_ti"), ("flip_deg", "input_flip")):
+        if getattr(args, attr, None) is None:
+            setattr(args, attr, [getattr(p, field) for p in presets])
+            args.input_preset_fields.add(attr)
+    described = "; ".join(p.describe() for p in presets)
+    print(f"input preset {described}", file=sys.stderr)
+
+
 def add_acquisition_options(parser) -> None:
     """Per-input acquisition options of the joint commands (one value per input)."""
     from .command import positive_ms as _positive_ms
@@ -44,6 +78,7 @@ def add_acquisition_options(parser) -> None:
     parser.add_argument("--input-sequence", nargs="+", metavar="SEQ",
                         help="spin_echo, inversion_recovery or gradient_echo per input (default: "
                              "inversion recovery where a TI is known, else spin echo)")
+    parser.add_argument("--input-preset", **input_preset_option())
     parser.add_argument("--scale", choices=("shared", "per-input"), default="shared",
                         help="one receiver gain for all inputs (images of one series, the default) or "
                              "one per input (different series; estimated against the network's maps)")
@@ -136,9 +171,11 @@ def _per_input(values, n: int, what: str) -> list:
 def acquisitions_of(volumes, args) -> list:
     """Each input's :class:`~napari_mr_reparam.simulate.Acquisition`: options first, then
     the volume's tags or sidecar; a missing TE or TR names the option."""
+    from .acquisition import SEQUENCE_READS
     from .joint_fit import make_acquisition
 
     n = len(volumes)
+    _per_input(_listed(getattr(args, "input_preset", None)) or None, n, "--input-preset")  # its count first
     te = _per_input(_listed(getattr(args, "input_te", None)) or None, n, "--input-te")
     tr = _per_input(_listed(getattr(args, "input_tr", None)) or None, n, "--input-tr")
     ti = _per_input(_listed(getattr(args, "input_ti", None)) or None, n, "--input-ti")
@@ -149,13 +186,14 @@ def acquisitions_of(volumes, args) -> list:
         name = Path(str(v.source)).name if getattr(v, "source", None) else f"input {i + 1}"
         e, r = te[i] or v.te_ms, tr[i] or v.tr_ms
         if e is None or r is None:
-            raise ValueError(f"{name}: no {'TE' if e is None else 'TR'} known; give --input-te/--input-tr "
-                             "(one per input) or a BIDS sidecar")
+            raise ValueError(f"{name}: no {'TE' if e is None else 'TR'} known; give --input-preset or "
+                             "--input-te/--input-tr (one per input), or a BIDS sidecar")
         inv = ti[i] or v.ti_ms
         angle = flip[i] or v.flip_deg
         sequence = seq[i] or (v.extra or {}).get("sequence") or ("inversion_recovery" if inv else "spin_echo")
-        out.append(make_acquisition(sequence, e, r, inv if sequence == "inversion_recovery" else None,
-                                    angle if sequence == "gradient_echo" else None))
+        reads = SEQUENCE_READS.get(sequence, ())
+        out.append(make_acquisition(sequence, e, r, inv if "ti" in reads else None,
+                                    angle if "flip" in reads else None))
     return out
 
 
@@ -209,6 +247,7 @@ def _describe(acq) -> str:
 def cmd_maps(args) -> int:
     from .io import save_volume
 
+    apply_input_preset(args)
     out = Path(args.output)
     targets = {k: out / f"{name}.nii.gz" for k, name in MAP_FILES.items()}
     sidecar = out / "maps.json"

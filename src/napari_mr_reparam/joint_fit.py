@@ -383,7 +383,9 @@ def network_render(engine, qmaps, te_ms, tr_ms, sequence="spin_echo", ti_ms=None
     return engine.render(qmaps, make_acquisition(sequence, te_ms, tr_ms, ti_ms, flip_deg))
 
 
-def _check_inputs(volumes, acquisitions):
+def _check_inputs(volumes, acquisitions, fitted: bool = True):
+    """The inputs as float32 arrays of one shape and their acquisitions' values (of the
+    sequences a fit takes, unless not ``fitted``)."""
     if len(volumes) != len(acquisitions):
         raise ValueError(f"{len(volumes)} images but {len(acquisitions)} acquisitions: give one per image")
     if not volumes:
@@ -393,7 +395,7 @@ def _check_inputs(volumes, acquisitions):
     if len(shapes) > 1:
         listed = ", ".join("x".join(map(str, a.shape)) for a in arrays)
         raise ValueError(f"joint maps need co-registered images of one shape; got {listed}")
-    return arrays, [_as_acquisition(a) for a in acquisitions]
+    return arrays, [_as_acquisition(a) if fitted else acquisition_values(a) for a in acquisitions]
 
 
 def _clipped_masks(clipped, arrays):
@@ -920,13 +922,12 @@ def joint_maps(volumes, acquisitions, engine=None, prior_input: int | None = Non
     units; ``options`` go to :func:`fit_maps`.
     """
     calls = {"options": engine_options, "progress": progress, "cancelled": cancelled}
-    arrays, acqs = _check_inputs(volumes, acquisitions)
     if engine is not None and not engine.renders:
         raise ValueError(f"{engine.info.name} is not a physics model; joint maps need the physics model")
-    if engine is not None and len(arrays) == 1:
-        if acqs[0].sequence != "spin_echo":
-            raise ValueError("one input must be a spin echo for the network's maps; give more inputs "
-                             "for a joint fit")
+    single = engine is not None and len(volumes) == len(acquisitions) == 1
+    # one input: the network reads it, of any input sequence it was trained on (it says which)
+    arrays, acqs = _check_inputs(volumes, acquisitions, fitted=not single)
+    if single:
         qmaps = network_maps(engine, np.nan_to_num(arrays[0]), acqs[0], **calls)
         sized = qmaps.at_input_size()
         shape = arrays[0].shape

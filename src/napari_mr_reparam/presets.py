@@ -3,7 +3,10 @@
 Each preset is a sequence of :data:`~napari_mr_reparam.physics.TARGET_SEQUENCES` and its
 parameters (times in ms, flip angles in degrees), typical of clinical 1.5 T protocols.
 The command line (``--preset NAME``, each value overridable) and the widget read them
-from :data:`PRESETS`.
+from :data:`PRESETS`. A preset whose sequence an input can have (all but double
+inversion recovery: :func:`input_preset_names`) also names an input's acquisition
+(``--input-preset NAME``, the widget's "Input preset"; in Python
+``get_input_preset("MPRAGE").acquisition()``).
 """
 
 from __future__ import annotations
@@ -50,6 +53,12 @@ class Preset:
             raise ValueError(f"{self.name}: the second inversion time ({self.ti2:g} ms) must be shorter "
                              f"than the first ({self.ti:g} ms)")
 
+    def acquisition(self):
+        """The preset as an :class:`~napari_mr_reparam.acquisition.Acquisition`."""
+        from .acquisition import Acquisition
+
+        return Acquisition(self.te, self.tr, self.sequence, self.ti, self.flip_deg, self.ti2)
+
     def render_arguments(self) -> dict:
         """Keywords for :func:`napari_mr_reparam.physics.render` / ``JointMaps.render``."""
         out = {"te_ms": self.te, "tr_ms": self.tr, "sequence": self.sequence, "ti_ms": self.ti,
@@ -81,3 +90,25 @@ def get_preset(name: str) -> Preset:
         if key.lower() == str(name).lower():
             return preset
     raise ValueError(f"unknown preset {name!r}; known: {', '.join(PRESETS)}")
+
+
+def input_preset_names() -> list[str]:
+    """The presets an input can be acquired with: those of an input sequence
+    (:data:`~napari_mr_reparam.physics.INPUT_SEQUENCES`)."""
+    from .physics import INPUT_SEQUENCES
+
+    return [name for name, p in PRESETS.items() if p.sequence in INPUT_SEQUENCES]
+
+
+def get_input_preset(name: str) -> Preset:
+    """The input preset called ``name`` (case-insensitive), or a one-line ValueError
+    listing them."""
+    names = input_preset_names()
+    try:
+        preset = get_preset(name)
+    except ValueError:
+        raise ValueError(f"unknown input preset {name!r}; input presets: {', '.join(names)}") from None
+    if preset.name not in names:
+        raise ValueError(f"{preset.name} ({preset.sequence.replace('_', ' ')}) is a target only: the models "
+                         f"read no such input; input presets: {', '.join(names)}")
+    return preset

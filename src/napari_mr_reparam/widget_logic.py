@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from .acquisition import Acquisition
+from .acquisition import SEQUENCE_READS, Acquisition
 from .metrics import PEAK, batch_metrics
 
 
@@ -70,18 +70,19 @@ class InputSpec:
     def acquisition(self) -> Acquisition:
         """The checked acquisition, or a one-line ValueError naming the layer and what is missing."""
         name = getattr(self.layer, "name", "input")
+        reads = SEQUENCE_READS.get(self.sequence, ())
         needs = {"TE": self.te_ms, "TR": self.tr_ms}
-        if self.sequence == "inversion_recovery":
+        if "ti" in reads:
             needs["TI"] = self.ti_ms
-        if self.sequence == "gradient_echo":
+        if "flip" in reads:
             needs["flip angle"] = self.flip_deg
         missing = [k for k, v in needs.items() if not v]
         if missing:
             return _raise(f"{name}: no {' or '.join(missing)} known; type the value(s) in its row")
         try:
             return Acquisition(float(self.te_ms), float(self.tr_ms), self.sequence,
-                               float(self.ti_ms) if self.sequence == "inversion_recovery" else None,
-                               float(self.flip_deg) if self.sequence == "gradient_echo" else None)
+                               float(self.ti_ms) if "ti" in reads else None,
+                               float(self.flip_deg) if "flip" in reads else None)
         except ValueError as exc:
             return _raise(f"{name}: {exc}")
 
@@ -91,10 +92,6 @@ class InputSpec:
 
 def _raise(message: str):
     raise ValueError(message)
-
-
-#: The sequences an input of a joint fit may have.
-INPUT_SEQUENCES = ("spin_echo", "inversion_recovery", "gradient_echo")
 
 
 def input_from_metadata(layer) -> InputSpec:
@@ -108,6 +105,8 @@ def input_from_metadata(layer) -> InputSpec:
             return float(value) if value is not None and float(value) > 0 else None
         except (TypeError, ValueError):
             return None
+
+    from .physics import INPUT_SEQUENCES
 
     ti = number("ti_ms")
     sequence = meta.get("sequence")
@@ -177,14 +176,17 @@ def trained_target_range(model: str) -> dict:
 CUSTOM = "Custom"
 
 
-def preset_choices() -> list[str]:
-    from .presets import PRESETS
+def preset_choices(inputs: bool = False) -> list[str]:
+    """Custom and the presets: every one for a target, those of an input sequence for an
+    input (``inputs``)."""
+    from .presets import PRESETS, input_preset_names
 
-    return [CUSTOM, *PRESETS]
+    return [CUSTOM, *(input_preset_names() if inputs else PRESETS)]
 
 
 def preset_controls(name: str) -> dict | None:
-    """The control values a preset sets: sequence, te, tr, ti, ti2, flip (None: Custom)."""
+    """The control values a preset sets: sequence, te, tr, ti, ti2, flip (None: Custom).
+    An input's controls take the same values (it has no ti2)."""
     from .presets import get_preset
 
     if name == CUSTOM:
@@ -194,15 +196,11 @@ def preset_controls(name: str) -> dict | None:
             "flip": p.flip_deg}
 
 
-#: Which controls each target sequence reads.
-SEQUENCE_READS = {"spin_echo": (), "inversion_recovery": ("ti",), "gradient_echo": ("flip",),
-                  "mprage": ("ti", "flip"), "double_inversion_recovery": ("ti", "ti2")}
-
-
-def matching_preset(values: dict) -> str:
+def matching_preset(values: dict, inputs: bool = False) -> str:
     """The preset whose values the controls hold (``sequence``, ``te``, ``tr``, ``ti``,
-    ``ti2``, ``flip``), else Custom."""
-    for name in preset_choices()[1:]:
+    ``ti2``, ``flip``; only those the sequence reads are compared), else Custom. With
+    ``inputs``, among the input presets."""
+    for name in preset_choices(inputs)[1:]:
         want = preset_controls(name)
         if want["sequence"] != values.get("sequence"):
             continue
@@ -212,13 +210,17 @@ def matching_preset(values: dict) -> str:
     return CUSTOM
 
 
-def preset_refusal(name: str, model: str) -> str:
-    """Why the model cannot render the preset (empty when it can)."""
+def preset_refusal(name: str, model: str, inputs: bool = False) -> str:
+    """Why the model cannot render the preset, or with ``inputs`` read an input acquired
+    with it (empty when it can)."""
     want = preset_controls(name)
     if want is None or want["sequence"] == "spin_echo" or model == "physics":
         return ""
-    return (f"{name} is {want['sequence'].replace('_', ' ')}: only the physics model renders it "
-            "(the other models predict spin-echo images)")
+    kind = want["sequence"].replace("_", " ")
+    if inputs:
+        return (f"{name} is {kind}: only the physics model reads such an input "
+                "(the other models read spin-echo inputs)")
+    return f"{name} is {kind}: only the physics model renders it (the other models predict spin-echo images)"
 
 
 class RequestQueue:
