@@ -958,9 +958,10 @@ FIGURE_MARGIN, FIGURE_ZOOM, FIGURE_FONT = 4, 1.5, 13
 
 
 def save_figure(path: str, models: list[Model], image01: np.ndarray, z: int) -> str:
-    """A PNG row: the input slice and the first model's (that renders every
-    :data:`ORDER_RULES` target) T1-, PD-, T2- and FLAIR-like predictions from it read as
-    :data:`MNI_INPUT`, each shown to its own maximum, titled. Returns what it drew."""
+    """A PNG: the input slice and the first model's (that renders every
+    :data:`ORDER_RULES` target) T1-, PD-, T2- and FLAIR-like predictions from it, one row
+    per reading of the input (:data:`MNI_INPUT`, and :data:`MNI_MPRAGE` for a model that
+    reads MPRAGE), each image shown to its own maximum, titled. Returns what it drew."""
     from PIL import Image, ImageDraw, ImageFont
 
     from napari_mr_reparam.simulate import normalize_to_max, quantize_8bit
@@ -970,22 +971,30 @@ def save_figure(path: str, models: list[Model], image01: np.ndarray, z: int) -> 
     if model is None:
         return "no model renders every target: no figure"
     targets = [acq for acq, _ in ORDER_RULES.values()]
-    preds = predict(model, image01[None], MNI_INPUT, targets)
-    panels = [(f"real T1 scan, slice {z}\nread as {MNI_INPUT.label()}", image01)]
-    panels += [(f"{model.label}: {kind}\n{replace(acq, name='').label()}", p[0])
-               for (kind, (acq, _)), p in zip(ORDER_RULES.items(), preds)]
+    readings = [MNI_INPUT] + ([MNI_MPRAGE] if model.reads(MNI_MPRAGE) else [])
+    grid = []
+    for inp in readings:
+        preds = predict(model, image01[None], inp, targets)
+        row = [(f"real T1 scan {z}, read as {inp.name}\n{replace(inp, name='').label()}", image01)]
+        row += [(f"{model.label}: {kind}\n{replace(acq, name='').label()}", p[0])
+                for (kind, (acq, _)), p in zip(ORDER_RULES.items(), preds)]
+        grid.append(row)
     rows, cols = _box2d(image01 > 0, FIGURE_MARGIN)
     h, w = (int(round((s.stop - s.start) * FIGURE_ZOOM)) for s in (rows, cols))
+    top = 3 * FIGURE_FONT
     font = ImageFont.load_default(size=FIGURE_FONT)
-    canvas = Image.new("L", (w * len(panels), h + 3 * FIGURE_FONT), 0)
+    canvas = Image.new("L", (w * len(grid[0]), (h + top) * len(grid)), 0)
     draw = ImageDraw.Draw(canvas)
-    for i, (title, img) in enumerate(panels):
-        tile = Image.fromarray(quantize_8bit(normalize_to_max(img[rows, cols]))).resize((w, h), Image.LANCZOS)
-        canvas.paste(tile, (i * w, 3 * FIGURE_FONT))
-        draw.multiline_text((i * w + w // 2, FIGURE_FONT // 4), title, fill=255, font=font, anchor="ma",
-                            align="center")
+    for r, panels in enumerate(grid):
+        y = r * (h + top)
+        for i, (title, img) in enumerate(panels):
+            tile = Image.fromarray(quantize_8bit(normalize_to_max(img[rows, cols]))).resize((w, h), Image.LANCZOS)
+            canvas.paste(tile, (i * w, y + top))
+            draw.multiline_text((i * w + w // 2, y + FIGURE_FONT // 4), title, fill=255, font=font, anchor="ma",
+                                align="center")
     canvas.save(path, optimize=True)
-    return f"{path}: the input and {model.label}'s predictions of slice {z}"
+    return (f"{path}: the input and {model.label}'s predictions of slice {z}, read as "
+            + " and as ".join(a.name for a in readings))
 
 
 def _box2d(occupied: np.ndarray, margin: int) -> tuple[slice, slice]:
