@@ -43,8 +43,10 @@ SHARE_GROUPS = {"CSF": ("csf",), "GM": ("grey_matter", "deep_grey"), "WM": ("whi
 
 
 def _psnr(pred, truth) -> float:
-    mse = float(np.mean((np.clip(pred, 0, 1) * 255 - truth * 255) ** 2))
-    return 10 * np.log10(255**2 / max(mse, 1e-10))
+    """The package's PSNR of images on [0, 1] (clipped to it, as the benchmark scores)."""
+    from napari_mr_reparam.metrics import psnr, to_255
+
+    return psnr(to_255(pred), to_255(truth))
 
 
 def class_fractions(subject: ext.HeldoutSubject) -> np.ndarray:
