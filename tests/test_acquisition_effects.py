@@ -157,3 +157,30 @@ def test_each_model_warns_outside_its_own_trained_range():
     assert "TR 300 ms" in out_of_range_warnings(20, 300, general["target"])[0]
     none = acquisition_effects.trained_ranges({"acquisition": {"target_t1_weighted": 0.0}})
     assert none["target"]["tr"] == TRAINED_RANGE_MS["tr"]
+
+
+def _head_with_fractions() -> Phantom:
+    """:func:`head` with the tissue fractions its maps hold (CSF, grey, white, fat)."""
+    ph = head()
+    names = {0: "csf", 1: "grey_matter", 2: "white_matter", 3: "fat"}
+    tissue = np.select([ph.t1 == 2569, ph.t1 == 833, ph.t1 == 500, ph.t1 == 350], [0, 1, 2, 3], 4)
+    return replace(ph, fractions={n: (tissue == i).astype(np.float32) for i, n in names.items()})
+
+
+def test_classes_follow_the_tissue_through_slab_and_skull_strip():
+    from napari_mr_reparam.tissues import TISSUES
+
+    rng = np.random.default_rng(0)
+    e = realistic_example(_head_with_fractions(), None, rng, Effects.none(), "p2p", ("spin_echo",),
+                          with_classes=True)
+    classes = e["classes"]
+    assert classes.shape == (len(TISSUES), 40, 36) and classes.min() >= 0
+    assert np.allclose(classes.sum(0)[e["target"][0] > 0], 1.0, atol=1e-5)  # every lit pixel is tissue
+    assert classes.sum(0)[e["target"][0] == 0].max() == 0.0
+    csf = classes[TISSUES.index("csf")] > 0.99
+    assert csf.any() and e["target"][0][csf].min() > 0
+    strip = realistic_example(_head_with_fractions(), None, np.random.default_rng(0),
+                              replace(Effects.none(), skull_strip=1.0), "p2p", ("spin_echo",), with_classes=True)
+    assert strip["classes"][TISSUES.index("fat")].max() == 0.0  # stripped with the skull
+    with pytest.raises(ValueError, match="no tissue fractions"):
+        realistic_example(head(), None, rng, Effects.none(), "p2p", ("spin_echo",), with_classes=True)

@@ -344,3 +344,14 @@ def test_tissue_jitter_mixes_tables_and_varies_contrast_and_is_off_at_zero(mni):
     b = random_subject(mni, 3, tables=["brainweb_1.5t", "3t"], deform_mm=0.0, value_jitter=0.0)
     assert not np.allclose(a.t1, b.t1)
     assert b.name.endswith("+random(3)") and "~" not in b.name  # off: one table as it is
+
+
+def test_random_subject_keeps_the_fractions_its_maps_were_mixed_from(mni):
+    subject = random_subject(mni, 2, deform_mm=0.0, value_jitter=0.0, sharpening=4.0)  # drawn from fractions
+    assert subject.fractions and set(subject.fractions) <= set(TISSUES)
+    total = sum(subject.fractions.values())
+    assert all(f.shape == subject.shape for f in subject.fractions.values())
+    assert subject.pd[total < 1e-3].max() == 0.0  # no tissue, no signal
+    csf, wm = subject.fractions["csf"] > 0.95, subject.fractions["white_matter"] > 0.95
+    assert csf.any() and wm.any() and subject.t2[csf].min() > subject.t2[wm].max()
+    assert random_subject(tiny_phantom(), 1).fractions is None  # voxel maps: none to keep

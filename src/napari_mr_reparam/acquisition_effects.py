@@ -282,15 +282,20 @@ def _to_max(image: np.ndarray) -> np.ndarray:
 
 
 def realistic_example(subject, bias, rng: np.random.Generator, effects: Effects, task: str,
-                      sequences, targets: int = 1, with_maps: bool = False) -> dict:
+                      sequences, targets: int = 1, with_maps: bool = False,
+                      with_classes: bool = False) -> dict:
     """One training example of ``subject`` (a phantom) with its ``bias`` field (or None).
 
     Returns the keys of :class:`~napari_mr_reparam.datasets.StreamingSampler` examples on
     the subject's grid (``input`` (1, h, w), ``target`` (targets, h, w), their times),
     plus ``input_seq`` (index into :data:`~napari_mr_reparam.physics.INPUT_SEQUENCES`),
     ``input_ti`` and ``input_flip`` (0 where the input has none), and with
-    ``with_maps`` the slab's maps (PD x bias, T1, T2).
+    ``with_maps`` the slab's maps (PD x bias, T1, T2), with ``with_classes`` its tissue
+    fractions (``classes``: one per :data:`~napari_mr_reparam.tissues.TISSUES`; a subject
+    drawn from fractions only, :func:`~napari_mr_reparam.phantoms.random_subject.random_subject`).
     """
+    if with_classes and subject.fractions is None:
+        raise ValueError(f"{subject.name}: no tissue fractions to give classes from")
     from . import DEFAULT_TE_MS, DEFAULT_TR_MS
 
     mask = subject.mask()
@@ -336,6 +341,22 @@ def realistic_example(subject, bias, rng: np.random.Generator, effects: Effects,
         pd = geometry(maps["pd"] * shading * keep, zoom, shift)
         t1, t2 = (geometry(maps[k] * keep, zoom, shift, order=0) for k in ("t1", "t2"))
         out["maps"] = np.stack([np.maximum(pd, 0), t1, t2]).astype(np.float32)
+    if with_classes:
+        out["classes"] = tissue_classes(subject.fractions, index, weights, keep, zoom, shift)
+    return out
+
+
+def tissue_classes(fractions: dict, index: int, weights: np.ndarray, keep: np.ndarray, zoom: float,
+                   shift) -> np.ndarray:
+    """(tissues, h, w) fractions of each of :data:`~napari_mr_reparam.tissues.TISSUES`
+    through the slab, where the image keeps tissue, moved as the image is (absent: 0;
+    the background is what they leave of 1)."""
+    from .tissues import TISSUES
+
+    out = np.zeros((len(TISSUES), *keep.shape), np.float32)
+    for i, name in enumerate(TISSUES):
+        if name in fractions:
+            out[i] = np.clip(geometry(slab(fractions[name], index, weights) * keep, zoom, shift), 0.0, 1.0)
     return out
 
 

@@ -251,15 +251,22 @@ class StreamingSampler:
     options : StreamOptions, optional
         How subjects, noise, bias fields and real-scan effects are drawn
         (:class:`~napari_mr_reparam.stream_options.StreamOptions`; its defaults when None).
+    with_classes : bool
+        Examples also carry ``classes`` (tissues, S, S): each tissue's fraction of the
+        slice (:func:`~napari_mr_reparam.acquisition_effects.tissue_classes`); with
+        acquisition effects, from subjects drawn from tissue fractions.
     """
 
     def __init__(self, phantoms: list[Phantom], task: str = "d2p", size: int | None = 256, seed: int = 0,
                  randomize: bool = True, pool: int = 4, with_maps: bool = False,
-                 options: StreamOptions | None = None):
+                 options: StreamOptions | None = None, with_classes: bool = False):
         from .physics import INPUT_SEQUENCES
 
         self.bases, self.task, self.size, self.with_maps = list(phantoms), task, size, with_maps
+        self.with_classes = with_classes
         self.options = options = options or StreamOptions()
+        if with_classes and options.effects is None:
+            raise ValueError("tissue classes come with acquisition effects only (a recipe's [acquisition])")
         self.input_sequences = options.input_sequences or tuple(INPUT_SEQUENCES)
         self.randomize = randomize
         self.rng = np.random.default_rng(seed)
@@ -291,7 +298,7 @@ class StreamingSampler:
             from .acquisition_effects import realistic_example
 
             out = realistic_example(subject, bias, self.rng, self.options.effects, self.task,
-                                    self.input_sequences, targets, self.with_maps)
+                                    self.input_sequences, targets, self.with_maps, self.with_classes)
             if self.size is not None:
                 out = {k: resize_slices(v, self.size) if np.ndim(v) == 3 else v for k, v in out.items()}
             return out

@@ -34,6 +34,8 @@ class Phantom:
     fractions : dict of str to ndarray, optional
         With ``tissue_table``: the tissue fractions the maps were mixed from, one volume
         per tissue name, so the maps can be rebuilt with another table (random subjects).
+        A random subject keeps its own (warped, sharpened) fractions without a table: the
+        truth a tissue network learns.
     extra_classes : dict of int to (str, ndarray), optional
         For a FreeSurfer-labelled head: each unnamed non-brain class's tissue and
         fractions (already in ``fractions``), so a training draw can give it another.

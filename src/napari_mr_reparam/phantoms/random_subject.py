@@ -239,7 +239,8 @@ def _tissue_maps(fractions: dict, table, exponent: float, sd: float, voxel_mm,
     after the warp keeps the subject's tissue as crisp as drawn: interpolating crisp maps
     would turn every border voxel into a mixture. With ``coords`` (the warp's sampling
     coordinates), the brain's tissue is sharpened on the template's 1 mm grid instead and
-    averaged back (:func:`_fine_brain`)."""
+    averaged back (:func:`_fine_brain`). Returns the maps and the fractions they were
+    mixed from."""
     from .fractions import maps_from_fractions, sharpen_fractions
 
     shape = next(iter(fractions.values())).shape
@@ -253,7 +254,7 @@ def _tissue_maps(fractions: dict, table, exponent: float, sd: float, voxel_mm,
             fractions = _fine_brain(fractions, coords, exponent, weights)
     if sulcus_width > 0:
         fractions = add_sulci(fractions, voxel_mm, rng, float(rng.uniform(0.0, sulcus_width)))
-    return maps_from_fractions(fractions, table)
+    return maps_from_fractions(fractions, table), fractions
 
 
 def _fine_box(fractions: dict, margin: int = 1) -> tuple[slice, ...]:
@@ -346,7 +347,11 @@ def random_subject(base: Phantom, rng: np.random.Generator | int,
     -------
     Phantom
         Same shape, voxel size and dtype; the brain mask is warped along (nearest
-        neighbour). Named ``BASE+random(SEED)`` when ``rng`` is a seed.
+        neighbour). Named ``BASE+random(SEED)`` when ``rng`` is a seed. A subject drawn
+        from tissue fractions (options that redraw its tissue: tables, sharpening, CSF
+        expansion or sulci) keeps them (``fractions``: where each tissue is, as its
+        maps were mixed, before the value jitter; no ``tissue_table``, as its table is
+        drawn).
     """
     options = replace(options or SubjectOptions(), **changes)
     if options.fine_brain and not base.name.startswith("mni152"):
@@ -357,18 +362,20 @@ def random_subject(base: Phantom, rng: np.random.Generator | int,
     draw = _tissue_draw(base, rng, options)
     voxel = tuple(float(v) for v in base.voxel_size_mm)
     coords = _sample_coordinates(base.shape, voxel, rng, options)
+    fractions = None
     if draw is None:
         warped, name = {k: _warp(getattr(base, k), coords) for k in ("pd", *_TIMES)}, base.name
     else:
         fractions, table, exponent, sd, csf = draw
-        warped = _tissue_maps({k: _warp(v, coords) for k, v in fractions.items()}, table, exponent,
+        warped, fractions = _tissue_maps({k: _warp(v, coords) for k, v in fractions.items()}, table, exponent,
                               sd, voxel, rng, csf, options.sulcus_width,
                               coords if options.fine_brain else None)
         name = f"{base.name.split('[')[0]}[{table.name}]"
     mask = _warp(base.mask().astype(np.uint8), coords, order=0) > 0
     warped = _jitter(warped, base.shape, voxel, rng, options.value_jitter)
     suffix = f"+random({seed})" if seed is not None else "+random"
-    return Phantom(**warped, voxel_size_mm=base.voxel_size_mm, name=name + suffix, brain_mask=mask)
+    return Phantom(**warped, voxel_size_mm=base.voxel_size_mm, name=name + suffix, brain_mask=mask,
+                   fractions=fractions)
 
 
 def random_bias_field(shape, rng: np.random.Generator | int, strength: float = 0.2) -> np.ndarray:

@@ -87,6 +87,10 @@ def cmd_physics(args) -> int:
     return _train(args, "physics")
 
 
+def cmd_tissue(args) -> int:
+    return _train(args, "tissue")
+
+
 def cmd_evaluate(args) -> int:
     import json
 
@@ -252,6 +256,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train_options(ph)
     ph.add_argument("--task", choices=("d2p", "p2p"))
     ph.set_defaults(func=cmd_physics)
+
+    ts = sub.add_parser("tissue", help="train the tissue network (tissue fractions from one image)")
+    _add_train_options(ts)
+    ts.set_defaults(func=cmd_tissue)
 
     ev = sub.add_parser("evaluate", help="score a model on the paper protocol, identity beside it")
     ev.add_argument("--model", default="d2p", help="bundled model name, or identity (default d2p)")

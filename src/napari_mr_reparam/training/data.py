@@ -124,12 +124,12 @@ class StreamBatches:
     def __init__(self, cfg: TrainConfig, rank: int = 0):
         from ..datasets import StreamingSampler
 
-        physics = cfg.stage == "physics"
+        physics = cfg.stage in ("physics", "tissue")
         self.targets = cfg.targets_per_input if physics else 1
         self.sampler = StreamingSampler([load_phantom(s) for s in cfg.phantoms], task=cfg.task,
                                         size=None if physics and cfg.native_input else cfg.size,
                                         seed=cfg.seed * 1000 + rank, with_maps=cfg.map_weight > 0,
-                                        options=cfg.stream_options())
+                                        options=cfg.stream_options(), with_classes=cfg.stage == "tissue")
 
     def next(self, rng: np.random.Generator, batch_size: int) -> dict[str, np.ndarray]:
         return self.sampler.batch(batch_size, targets=self.targets)

@@ -161,7 +161,8 @@ def _initialize(source: str, model) -> None:
     from ..weights import WeightsError, load_weights
 
     state, _ = load_weights(source)
-    missing, unexpected = model.load_state_dict(state, strict=False)
+    loader = getattr(model, "load_initial_state", None)  # a network that takes another's body
+    missing, unexpected = loader(state) if loader else model.load_state_dict(state, strict=False)
     if missing or unexpected:
         raise WeightsError(f"{source}: weights do not fit this network ({len(missing)} missing, "
                            f"{len(unexpected)} unexpected tensors)")

@@ -75,4 +75,8 @@ def build_stage(cfg: TrainConfig, rank: int = 0):
         from .physics_stage import PhysicsStage
 
         return PhysicsStage(cfg, rank)
+    if cfg.stage == "tissue":
+        from .tissue_stage import TissueStage
+
+        return TissueStage(cfg, rank)
     raise ValueError(f"unknown stage {cfg.stage!r}")
