@@ -81,23 +81,18 @@ def share_masks(subject: ext.HeldoutSubject, fractions: np.ndarray) -> dict[str,
 EFFECTS = ("none", "thin", "no-noise", "no-bias", "training-values")
 
 
+#: The benchmark's effects with one taken away (``training-values`` keeps them all).
+EFFECT_RANGES = {"thin": ext.HeldoutEffects(slice_mm=(1, 1)), "no-noise": ext.HeldoutEffects(noise_sigma=(0.0, 0.0)),
+                 "no-bias": ext.HeldoutEffects(bias_span=(0.0, 0.0))}
+
+
 def drawn_subject(path: Path, index: int, slices: int, effect: str = "none") -> ext.HeldoutSubject:
     """The benchmark's subject, with one effect taken away (:data:`EFFECTS`)."""
     from dataclasses import replace
 
     if effect not in EFFECTS:
         raise ValueError(f"unknown effect {effect!r}; one of {', '.join(EFFECTS)}")
-    saved = ext.SLICE_MM, ext.NOISE_SIGMA, ext.BIAS_SPAN
-    try:
-        if effect == "thin":
-            ext.SLICE_MM = (1, 1)
-        elif effect == "no-noise":
-            ext.NOISE_SIGMA = (0.0, 0.0)
-        elif effect == "no-bias":
-            ext.BIAS_SPAN = (0.0, 0.0)
-        subject = ext.heldout_subject(path, index, slices)
-    finally:
-        ext.SLICE_MM, ext.NOISE_SIGMA, ext.BIAS_SPAN = saved
+    subject = ext.heldout_subject(path, index, slices, EFFECT_RANGES.get(effect, ext.HeldoutEffects()))
     if effect == "training-values":
         subject = replace(subject, values=ext.training_mean_values(subject.names))
     return subject

@@ -415,6 +415,16 @@ NOISE_SIGMA = (0.01, 0.04)
 BIAS_SPAN = (0.15, 0.35)
 
 
+@dataclass(frozen=True)
+class HeldoutEffects:
+    """The ranges the held-out renders' effects are drawn from (slab thickness in mm,
+    Rician noise sd, bias span); the benchmark's own by default."""
+
+    slice_mm: tuple = SLICE_MM
+    noise_sigma: tuple = NOISE_SIGMA
+    bias_span: tuple = BIAS_SPAN
+
+
 INPUT_NAMES = ("default", "T1w SE", "PDw SE", "T2w SE", "FLAIR", "MPRAGE")
 
 
@@ -487,10 +497,10 @@ def draw_table(names: list[str], rng: np.random.Generator) -> np.ndarray:
     return values
 
 
-def bias_field(shape: tuple, slab: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def bias_field(shape: tuple, slab: np.ndarray, rng: np.random.Generator, span_range=BIAS_SPAN) -> np.ndarray:
     """A smooth receive bias at the slices ``slab`` (an index array) of a ``shape`` grid:
-    a random quadratic polynomial of the grid's normalized coordinates, spanning a drawn
-    fraction of its mean around 1 over the whole grid."""
+    a random quadratic polynomial of the grid's normalized coordinates, spanning a
+    fraction of its mean around 1 over the whole grid, drawn from ``span_range``."""
     z = np.linspace(-1, 1, shape[0], dtype=np.float32)
     y, x = (np.linspace(-1, 1, s, dtype=np.float32) for s in shape[1:])
     coeffs = rng.normal(size=9).astype(np.float32)
@@ -502,7 +512,7 @@ def bias_field(shape: tuple, slab: np.ndarray, rng: np.random.Generator) -> np.n
     coarse = poly(*np.meshgrid(z[::8], y[::8], x[::8], indexing="ij"))  # the range over the grid
     lo, hi = float(coarse.min()), float(coarse.max())
     field = poly(z[slab][..., None, None], y[:, None], x[None, :])
-    span = rng.uniform(*BIAS_SPAN)
+    span = rng.uniform(*span_range)
     return (1.0 - span / 2 + span * (field - lo) / max(hi - lo, 1e-6)).astype(np.float32)
 
 
@@ -555,9 +565,11 @@ class HeldoutSubject:
         return normalize_to_max(add_rician_noise(self.render(acq), self.noise, rng))
 
 
-def heldout_subject(path: Path, index: int, slices: int) -> HeldoutSubject:
+def heldout_subject(path: Path, index: int, slices: int,
+                    effects: HeldoutEffects = HeldoutEffects()) -> HeldoutSubject:
     """A held-out subject drawn from its seed (``HELDOUT_SEED``, ``index``): classes,
-    tissue values, bias field, noise level, slice thickness and input acquisitions."""
+    tissue values, bias field, noise level, slice thickness and input acquisitions, the
+    effects from the ranges of ``effects`` (the same draws whatever the ranges)."""
     from napari_mr_reparam.phantoms.freesurfer import read_labels
 
     rng = np.random.default_rng([HELDOUT_SEED, index])
@@ -567,17 +579,17 @@ def heldout_subject(path: Path, index: int, slices: int) -> HeldoutSubject:
     classes, names = class_volume(labels)
     classes = _pad_to_matrix(classes, MATRIX)
     values = draw_table(names, rng)
-    thickness = int(rng.integers(SLICE_MM[0], SLICE_MM[1] + 1))
+    thickness = int(rng.integers(effects.slice_mm[0], effects.slice_mm[1] + 1))
     brain = np.isin(classes, range(1, 1 + len(BRAIN_CLASSES)))
     zs = np.flatnonzero(np.isin(labels, CEREBRAL_CORTEX).any(axis=(1, 2)))
     lo, hi = (zs[0] + f * (zs[-1] - zs[0]) for f in SLICE_SPAN)
     starts = np.unique(np.rint(np.linspace(lo, hi - thickness, slices)).astype(int))
     slab = starts[:, None] + np.arange(thickness)
-    bias = bias_field(classes.shape, slab, rng)
+    bias = bias_field(classes.shape, slab, rng, effects.bias_span)
     return HeldoutSubject(
         name=path.name.split(".")[0], classes=classes[slab], values=values, names=names, bias=bias,
         mask=brain[slab].mean(axis=1) > 0.5, inputs=heldout_inputs(rng),
-        noise=float(rng.uniform(*NOISE_SIGMA)), thickness=thickness, seed=HELDOUT_SEED + index)
+        noise=float(rng.uniform(*effects.noise_sigma)), thickness=thickness, seed=HELDOUT_SEED + index)
 
 
 #: Training tissue names of the held-out table's classes, for the anatomy oracle (deep grey

@@ -47,7 +47,8 @@ def test_effects_take_one_departure_away(tmp_path):
     assert bes.drawn_subject(path, 0, 2, "no-noise").noise == 0.0
     assert np.allclose(bes.drawn_subject(path, 0, 2, "training-values").values,
                        bench_external.training_mean_values(base.names))
-    assert bench_external.SLICE_MM != (1, 1) and bench_external.NOISE_SIGMA[1] > 0  # restored
+    assert bes.drawn_subject(path, 0, 2, "no-bias").bias.std() == 0.0
+    assert base.thickness == bench_external.heldout_subject(path, 0, 2).thickness  # the benchmark's own
     with pytest.raises(ValueError, match="unknown effect"):
         bes.drawn_subject(path, 0, 2, "no-skull")
 
