@@ -134,11 +134,28 @@ def shading(image01: np.ndarray, rendered: np.ndarray, sigma_px: float) -> np.nd
     return out
 
 
+def true_class_signals(subject: ext.HeldoutSubject, fractions: np.ndarray, target: ext.Acq,
+                       names: list[str]) -> np.ndarray:
+    """The subject's own signal at ``target`` for each class of ``names`` (the tissue
+    network's): the mean over the subject's classes that stand for it (a held-out class
+    stands for its first training tissue), weighted by their pixels."""
+    signal = np.asarray(ext.signal(target, *subject.values[:, :, None]), np.float64)[:, 0]
+    weight = fractions.reshape(-1, fractions.shape[-1]).sum(0)
+    total, count = np.zeros(len(names)), np.zeros(len(names))
+    for i, name in enumerate(subject.names[1:], start=1):
+        k = names.index(ext.ORACLE_TISSUE.get(name, (name,))[0])
+        total[k] += signal[i] * weight[i]
+        count[k] += weight[i]
+    return np.divide(total, count, out=np.zeros_like(total), where=count > 0)
+
+
 def run(paths, slices: int, n_targets: int, n_tables: int, nearest: int, net=None,
-        shade_px: float = 0.0, log=print) -> dict:
+        shade_px: float = 0.0, true_values: bool = False, log=print) -> dict:
     """Tallies of the rows (see the module) per input kind, and the training means. With
-    ``net`` (a tissue network), its fractions from each input stand in for the true ones;
-    with ``shade_px`` > 0 every render is multiplied by the input's :func:`shading`."""
+    ``net`` (a tissue network), its fractions from each input stand in for the true ones
+    (and with ``true_values`` every class takes the subject's own value instead of the
+    input's: :func:`true_class_signals`); with ``shade_px`` > 0 every render is
+    multiplied by the input's :func:`shading`."""
     from napari_mr_reparam.models.tissue_net import CLASSES
 
     targets = ext.heldout_targets(n_targets)
@@ -166,8 +183,11 @@ def run(paths, slices: int, n_targets: int, n_tables: int, nearest: int, net=Non
                 own = (gain[:, None] * np.asarray(ext.signal(inp, *tables[:, best]), np.float64)).mean(0)
                 shade = shading(image, render_values(fractions, own), shade_px)
             for t, truth in zip(targets, truths):
-                rendered = np.asarray(ext.signal(t, *tables[:, best]), np.float64)
-                pred = render_values(fractions, (gain[:, None] * rendered).mean(0))
+                if true_values and net is not None:
+                    per_class = true_class_signals(subject, class_fractions(subject), t, names)
+                else:
+                    per_class = (gain[:, None] * np.asarray(ext.signal(t, *tables[:, best]), np.float64)).mean(0)
+                pred = render_values(fractions, per_class)
                 if shade_px > 0:
                     pred = render_values_normalized(pred * shade)
                 tallies.setdefault(inp.name, ext.Tally()).add(ext.score(pred, truth, subject.mask), t)
@@ -185,7 +205,8 @@ def table(summaries: dict, anatomy: str = "true anatomy") -> str:
     if "training means" in summaries:
         rows.append({"model": "true anatomy", "what": "none (training means)", "saw": None,
                      "summary": summaries["training means"]})
-    rows += [{"model": f"{anatomy}, values from the input", "what": f"{name} input", "saw": None,
+    label = anatomy if "true values" in anatomy else f"{anatomy}, values from the input"
+    rows += [{"model": label, "what": f"{name} input", "saw": None,
               "summary": summaries[name]} for name in ext.INPUT_NAMES if name in summaries]
     return ext.psnr_table(rows, "input")
 
@@ -199,6 +220,8 @@ def main(argv=None) -> int:
     parser.add_argument("--tuning", action="store_true", help="training subjects 01-04 in place of the held-out ones")
     parser.add_argument("--anatomy", help="a tissue network (checkpoint or weight set) whose fractions "
                         "from each input replace the true anatomy")
+    parser.add_argument("--true-values", action="store_true",
+                        help="with --anatomy: every class takes the subject's own value (the anatomy's share of the error)")
     parser.add_argument("--shading", type=float, default=0.0, metavar="PX",
                         help="multiply renders by the input's smooth shading (Gaussian sigma in pixels; 0: off)")
     args = parser.parse_args(argv)
@@ -208,11 +231,16 @@ def main(argv=None) -> int:
         print(f"skipped: not found: {', '.join(missing)} (needs ../shared/)")
         return 0
     net = load_tissue_net(args.anatomy) if args.anatomy else None
-    summaries = run(paths, args.slices, args.targets, args.tables, args.nearest, net, args.shading)
+    if args.true_values and net is None:
+        parser.error("--true-values needs --anatomy")
+    summaries = run(paths, args.slices, args.targets, args.tables, args.nearest, net, args.shading,
+                    args.true_values)
     print(f"\n{'training subjects 01-04' if args.tuning else 'held-out subjects'}: "
           f"PSNR (dB), mean over subjects, slices and targets; {args.tables} tables, "
           f"{args.nearest} nearest; shading {args.shading:g} px\n")
     anatomy = f"anatomy from {args.anatomy}" if args.anatomy else "true anatomy"
+    if args.true_values:
+        anatomy += " (true values)"
     print(table(summaries, anatomy))
     return 0
 

@@ -46,3 +46,18 @@ def test_shading_finds_a_smooth_bias_the_render_lacks():
     shade = bvc.shading(render * bias, render, 4.0)
     tissue = render > 0.05
     assert np.abs(shade - bias)[tissue].max() < 0.05
+
+
+def test_true_class_signals_give_each_network_class_its_subjects_value(tmp_path):
+    import bench_external
+    from test_bench_external import _label_map
+
+    from napari_mr_reparam.models.tissue_net import CLASSES
+
+    subject = bench_external.heldout_subject(_label_map(tmp_path / "s.nii.gz"), 0, 2)
+    target = bench_external.Acq(100.0, 5000.0)
+    own = np.asarray(bench_external.signal(target, *subject.values[:, :, None]), np.float64)[:, 0]
+    per_class = bvc.true_class_signals(subject, bvc.class_fractions(subject), target, list(CLASSES))
+    assert per_class[CLASSES.index("csf")] == pytest.approx(own[subject.names.index("csf")])
+    assert per_class[CLASSES.index("white_matter")] == pytest.approx(own[subject.names.index("white_matter")])
+    assert per_class[0] == 0.0
