@@ -28,7 +28,6 @@ STAGES = ("autoencoder", "paramnet", "physics", "tissue")
 TASKS = ("d2p", "p2p")
 VARIANTS = ("maps", "direct", "hybrid")
 IMAGE_LOSSES = ("mse", "log_mse")
-TISSUE_LOSSES = ("cross_entropy", "cross_entropy_dice")
 
 #: Stream options a recipe names otherwise than :mod:`~napari_mr_reparam.stream_options`
 #: (option: recipe key); every other option has its own name in a recipe.
@@ -108,10 +107,6 @@ class TrainConfig:
     # the image term of the loss: mse (over all pixels of the batch) or log_mse (the mean
     # over images of log(MSE + 1e-5): minus the mean PSNR up to a constant, as scored)
     image_loss: str = "mse"
-    # tissue stage: cross_entropy against each pixel's tissue fractions, or
-    # cross_entropy_dice, that plus one minus the soft Dice overlap averaged over the
-    # classes a batch holds (thin grey matter counts as much as the background)
-    tissue_loss: str = "cross_entropy"
     # paramnet stage: the autoencoder checkpoint whose encoder is frozen
     autoencoder: str = ""
     # machinery
@@ -145,8 +140,6 @@ class TrainConfig:
             self.stream_options()  # checks every stream option (and the acquisition table)
         except ValueError as exc:
             raise ValueError(_in_recipe_terms(str(exc))) from None
-        if self.tissue_loss not in TISSUE_LOSSES:
-            raise ValueError(f"unknown tissue_loss {self.tissue_loss!r}; known: {', '.join(TISSUE_LOSSES)}")
         if self.image_loss not in IMAGE_LOSSES:
             raise ValueError(f"unknown image_loss {self.image_loss!r}; known: {', '.join(IMAGE_LOSSES)}")
 

@@ -35,7 +35,7 @@ class TissueStage:
     def loss(self, module, batch: dict) -> torch.Tensor:
         logits = module.logits(batch["input"], batch["input_te"], batch["input_tr"], batch["input_seq"].long(),
                                batch["input_ti"], batch["input_flip"])
-        return fraction_loss(logits, batch["classes"], dice=self.cfg.tissue_loss == "cross_entropy_dice")
+        return fraction_loss(logits, batch["classes"])
 
     def card(self) -> dict:
         return {"arch": "tissue", "task": self.cfg.task, "width": self.cfg.width, "base": self.model.base,
@@ -43,22 +43,13 @@ class TissueStage:
                 "input_sequences": True}
 
 
-def fraction_loss(logits: torch.Tensor, tissues: torch.Tensor, dice: bool = False) -> torch.Tensor:
+def fraction_loss(logits: torch.Tensor, tissues: torch.Tensor) -> torch.Tensor:
     """Cross entropy of ``logits`` (B, 1 + T, h, w) against tissue fractions ``tissues``
-    (B, T, H, W), area-averaged to the logits' grid, the background taking the rest; with
-    ``dice``, plus one minus the soft Dice overlap of each class the batch holds, averaged
-    over those classes."""
+    (B, T, H, W), area-averaged to the logits' grid, the background taking the rest."""
     tissues = to_work_grid(tissues, max(logits.shape[-2:]), keep_aspect=True)
     if tissues.shape[-2:] != logits.shape[-2:]:
         tissues = F.interpolate(tissues, size=logits.shape[-2:], mode="area")
     background = (1.0 - tissues.sum(1, keepdim=True)).clamp_min(0.0)
     truth = torch.cat([background, tissues], 1)
     truth = truth / truth.sum(1, keepdim=True).clamp_min(1e-6)
-    loss = -(truth * F.log_softmax(logits, dim=1)).sum(1).mean()
-    if dice:
-        pred = torch.softmax(logits, dim=1)
-        overlap = 2 * (pred * truth).sum((0, 2, 3))
-        size = (pred + truth).sum((0, 2, 3))
-        held = truth.sum((0, 2, 3)) > 1.0  # classes with at least a pixel's worth in the batch
-        loss = loss + (1 - overlap[held] / size[held].clamp_min(1e-6)).mean()
-    return loss
+    return -(truth * F.log_softmax(logits, dim=1)).sum(1).mean()
