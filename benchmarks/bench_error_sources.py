@@ -49,12 +49,6 @@ def _psnr(pred, truth) -> float:
     return psnr(to_255(pred), to_255(truth))
 
 
-def class_fractions(subject: ext.HeldoutSubject) -> np.ndarray:
-    """(slices, h, w, classes): each class's share of each pixel's slab, times the bias."""
-    return np.stack([((subject.classes == c) * subject.bias).mean(axis=1)
-                     for c in range(len(subject.names))], axis=-1)
-
-
 def split(pred: np.ndarray, truth: np.ndarray, fractions: np.ndarray) -> dict[str, float]:
     """PSNR of one slice as predicted, with the best global gain, with only its tissue
     values wrong and with only its anatomy wrong (see the module)."""
@@ -106,7 +100,7 @@ def run(engine_label: str, paths, slices: int, n_targets: int, effect: str = "no
     sq: dict[str, dict[str, float]] = {}
     for index, path in enumerate(paths):
         subject = drawn_subject(Path(path), index, slices, effect)
-        fractions = class_fractions(subject)
+        fractions = subject.class_fractions()
         masks = share_masks(subject, fractions)
         truths = [subject.render(t) for t in targets]
         log(f"  {subject.name}", flush=True)
@@ -152,10 +146,9 @@ def main(argv=None) -> int:
     parser.add_argument("--effect", choices=EFFECTS, default="none",
                         help="take one of the benchmark's effects away (see the module)")
     args = parser.parse_args(argv)
-    paths = ext.TUNING if args.tuning else ext.heldout_paths()
-    missing = [str(p) for p in paths if not Path(p).is_file()]
+    paths, missing = ext.subject_paths(args.tuning)
     if missing:
-        print(f"skipped: not found: {', '.join(missing)} (needs ../shared/)")
+        print(missing)
         return 0
     result = run(args.model, paths, args.slices, args.targets, args.effect)
     print(f"\n{'training subjects 01-04' if args.tuning else 'held-out subjects'}, model {args.model}, "

@@ -557,6 +557,11 @@ class HeldoutSubject:
         voxels = per_class[self.classes] * self.bias
         return normalize_to_max(voxels.mean(axis=1))
 
+    def class_fractions(self) -> np.ndarray:
+        """(slices, h, w, classes): each class's share of each pixel's slab, times the bias."""
+        return np.stack([((self.classes == c) * self.bias).mean(axis=1) for c in range(len(self.names))],
+                        axis=-1)
+
     def acquire(self, acq: Acq) -> np.ndarray:
         """The input image: the render with Rician noise, normalized to its maximum."""
         from napari_mr_reparam.simulate import add_rician_noise, normalize_to_max
@@ -634,6 +639,14 @@ def heldout_paths() -> list[Path]:
     from napari_mr_reparam.phantoms.freesurfer import HELD_OUT
 
     return [ANATOMY / p for p in HELD_OUT]
+
+
+def subject_paths(tuning: bool) -> tuple[list[Path], str | None]:
+    """The held-out subjects (``tuning``: the training subjects settings are chosen on),
+    and a line saying which are missing, if any."""
+    paths = TUNING if tuning else heldout_paths()
+    missing = [str(p) for p in paths if not Path(p).is_file()]
+    return paths, f"skipped: not found: {', '.join(missing)} (needs ../shared/)" if missing else None
 
 
 def run_heldout(models: list[Model], slices: int, n_targets: int, subjects=None, log=print,

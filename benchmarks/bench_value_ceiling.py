@@ -40,12 +40,6 @@ TRAINING_JITTER = 0.15
 SEED = 7
 
 
-def class_fractions(subject: ext.HeldoutSubject) -> np.ndarray:
-    """(slices, h, w, classes): each class's share of each pixel's slab, times the bias."""
-    return np.stack([((subject.classes == c) * subject.bias).mean(axis=1)
-                     for c in range(len(subject.names))], axis=-1)
-
-
 def drawn_tables(names: list[str], count: int, seed: int = SEED) -> np.ndarray:
     """(3, count, classes) PD, T1, T2 of the held-out classes in ``count`` tables drawn as
     training draws them (classes named as :func:`bench_external.training_mean_values`
@@ -157,6 +151,7 @@ def run(paths, slices: int, n_targets: int, n_tables: int, nearest: int, net=Non
     input's: :func:`true_class_signals`); with ``shade_px`` > 0 every render is
     multiplied by the input's :func:`shading`."""
     from napari_mr_reparam.models.tissue_net import CLASSES
+    from napari_mr_reparam.simulate import normalize_to_max
 
     targets = ext.heldout_targets(n_targets)
     tallies: dict[str, ext.Tally] = {}
@@ -165,8 +160,9 @@ def run(paths, slices: int, n_targets: int, n_tables: int, nearest: int, net=Non
         truths = [subject.render(t) for t in targets]
         names = list(CLASSES) if net is not None else subject.names
         tables = drawn_tables(names, n_tables)
+        true_fractions = subject.class_fractions()
         if net is None:
-            fractions = class_fractions(subject)
+            fractions = true_fractions
             means = ext.training_mean_values(subject.names)
             for t, truth in zip(targets, truths):
                 pred = render_values(fractions, np.asarray(ext.signal(t, *means), np.float64))
@@ -184,20 +180,15 @@ def run(paths, slices: int, n_targets: int, n_tables: int, nearest: int, net=Non
                 shade = shading(image, render_values(fractions, own), shade_px)
             for t, truth in zip(targets, truths):
                 if true_values and net is not None:
-                    per_class = true_class_signals(subject, class_fractions(subject), t, names)
+                    per_class = true_class_signals(subject, true_fractions, t, names)
                 else:
                     per_class = (gain[:, None] * np.asarray(ext.signal(t, *tables[:, best]), np.float64)).mean(0)
                 pred = render_values(fractions, per_class)
                 if shade_px > 0:
-                    pred = render_values_normalized(pred * shade)
+                    pred = normalize_to_max(np.clip(pred * shade, 0.0, None).astype(np.float32))
                 tallies.setdefault(inp.name, ext.Tally()).add(ext.score(pred, truth, subject.mask), t)
     return {k: v.summary() for k, v in tallies.items()}
 
-
-def render_values_normalized(images: np.ndarray) -> np.ndarray:
-    from napari_mr_reparam.simulate import normalize_to_max
-
-    return normalize_to_max(np.clip(images, 0.0, None).astype(np.float32))
 
 
 def table(summaries: dict, anatomy: str = "true anatomy") -> str:
@@ -225,10 +216,9 @@ def main(argv=None) -> int:
     parser.add_argument("--shading", type=float, default=0.0, metavar="PX",
                         help="multiply renders by the input's smooth shading (Gaussian sigma in pixels; 0: off)")
     args = parser.parse_args(argv)
-    paths = ext.TUNING if args.tuning else ext.heldout_paths()
-    missing = [str(p) for p in paths if not Path(p).is_file()]
+    paths, missing = ext.subject_paths(args.tuning)
     if missing:
-        print(f"skipped: not found: {', '.join(missing)} (needs ../shared/)")
+        print(missing)
         return 0
     net = load_tissue_net(args.anatomy) if args.anatomy else None
     if args.true_values and net is None:

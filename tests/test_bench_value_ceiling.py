@@ -57,7 +57,7 @@ def test_true_class_signals_give_each_network_class_its_subjects_value(tmp_path)
     subject = bench_external.heldout_subject(_label_map(tmp_path / "s.nii.gz"), 0, 2)
     target = bench_external.Acq(100.0, 5000.0)
     own = np.asarray(bench_external.signal(target, *subject.values[:, :, None]), np.float64)[:, 0]
-    per_class = bvc.true_class_signals(subject, bvc.class_fractions(subject), target, list(CLASSES))
+    per_class = bvc.true_class_signals(subject, subject.class_fractions(), target, list(CLASSES))
     assert per_class[CLASSES.index("csf")] == pytest.approx(own[subject.names.index("csf")])
     assert per_class[CLASSES.index("white_matter")] == pytest.approx(own[subject.names.index("white_matter")])
     assert per_class[0] == 0.0
