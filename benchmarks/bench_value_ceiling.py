@@ -2,6 +2,8 @@
 
     python benchmarks/bench_value_ceiling.py [--slices 8] [--targets 12] [--tables 20000]
                                              [--nearest 32] [--tuning]
+                                             [--anatomy CHECKPOINT [--guided] [--true-values]
+                                              [--shading PX]]
 
 On the external benchmark's held-out subjects (:mod:`bench_external`; ``--tuning``: the
 training subjects 01-04), every target is rendered from the subject's true classes, slabs
@@ -21,6 +23,14 @@ and bias field, with tissue values that do not come from the subject's own table
 Both rows know the anatomy exactly, so what separates them from the physics network's rows
 is the anatomy the network reads, and what separates them from 33 dB is what one image
 and the training tables tell about the subject's tissue values. No network is run.
+
+``--anatomy`` puts a tissue network's fractions from each input
+(:mod:`napari_mr_reparam.models.tissue_net`, stage ``tissue``) in place of the true
+anatomy: the class values are then fitted over its fractions, and ``--true-values`` gives
+each of its classes the subject's own value instead, so that the anatomy's share of the
+error shows. ``--guided`` renders on the network's grid and brings each render to the
+input's size with the input as the guide (as the engine does for the physics model);
+``--shading`` multiplies each render by the input's smooth shading instead.
 """
 
 from __future__ import annotations
@@ -99,16 +109,17 @@ def load_tissue_net(path: str):
     return net.eval()
 
 
-def network_fractions(net, image01: np.ndarray, inp: ext.Acq) -> np.ndarray:
+def network_fractions(net, image01: np.ndarray, inp: ext.Acq, full_size: bool = True) -> np.ndarray:
     """(slices, h, w, classes) fractions the tissue network reads from ``image01``
-    (slices, h, w), brought back to the image's grid."""
+    (slices, h, w), brought back to the image's grid (``full_size``) or on the network's."""
     import torch
     import torch.nn.functional as F
 
     x = torch.from_numpy(np.ascontiguousarray(image01, np.float32))[:, None]
     with torch.no_grad():
         out = net.fractions(x, inp.te, inp.tr, inp.sequence, inp.ti, inp.flip)
-        out = F.interpolate(out, size=x.shape[-2:], mode="bilinear", align_corners=False)
+        if full_size:
+            out = F.interpolate(out, size=x.shape[-2:], mode="bilinear", align_corners=False)
     return out.permute(0, 2, 3, 1).numpy()
 
 
@@ -144,12 +155,15 @@ def true_class_signals(subject: ext.HeldoutSubject, fractions: np.ndarray, targe
 
 
 def run(paths, slices: int, n_targets: int, n_tables: int, nearest: int, net=None,
-        shade_px: float = 0.0, true_values: bool = False, log=print) -> dict:
+        shade_px: float = 0.0, true_values: bool = False, guided: bool = False, log=print) -> dict:
     """Tallies of the rows (see the module) per input kind, and the training means. With
     ``net`` (a tissue network), its fractions from each input stand in for the true ones
     (and with ``true_values`` every class takes the subject's own value instead of the
-    input's: :func:`true_class_signals`); with ``shade_px`` > 0 every render is
-    multiplied by the input's :func:`shading`."""
+    input's: :func:`true_class_signals`); with ``guided`` its renders are made on its own
+    grid and brought to the input's with the input as the guide, as the engine brings the
+    physics model's (:class:`napari_mr_reparam.detail.DetailGuide`); with ``shade_px`` > 0
+    every render is multiplied by the input's :func:`shading`."""
+    from napari_mr_reparam.detail import DetailGuide
     from napari_mr_reparam.models.tissue_net import CLASSES
     from napari_mr_reparam.simulate import normalize_to_max
 
@@ -172,6 +186,9 @@ def run(paths, slices: int, n_targets: int, n_tables: int, nearest: int, net=Non
             image = subject.acquire(inp)
             if net is not None:
                 fractions = network_fractions(net, image, inp)
+                if guided:
+                    coarse = network_fractions(net, image, inp, full_size=False)
+                    guide = DetailGuide(image, coarse.shape[1:3])
             values, share = class_values(image, fractions)
             best, gain = nearest_tables(values, share, np.asarray(ext.signal(inp, *tables), np.float64), nearest)
             shade = 1.0
@@ -183,7 +200,10 @@ def run(paths, slices: int, n_targets: int, n_tables: int, nearest: int, net=Non
                     per_class = true_class_signals(subject, true_fractions, t, names)
                 else:
                     per_class = (gain[:, None] * np.asarray(ext.signal(t, *tables[:, best]), np.float64)).mean(0)
-                pred = render_values(fractions, per_class)
+                if guided and net is not None:
+                    pred = normalize_to_max(guide.upsample(render_values(coarse, per_class)))
+                else:
+                    pred = render_values(fractions, per_class)
                 if shade_px > 0:
                     pred = normalize_to_max(np.clip(pred * shade, 0.0, None).astype(np.float32))
                 tallies.setdefault(inp.name, ext.Tally()).add(ext.score(pred, truth, subject.mask), t)
@@ -213,6 +233,8 @@ def main(argv=None) -> int:
                         "from each input replace the true anatomy")
     parser.add_argument("--true-values", action="store_true",
                         help="with --anatomy: every class takes the subject's own value (the anatomy's share of the error)")
+    parser.add_argument("--guided", action="store_true",
+                        help="with --anatomy: render on the network's grid, then bring to the input's guided by it")
     parser.add_argument("--shading", type=float, default=0.0, metavar="PX",
                         help="multiply renders by the input's smooth shading (Gaussian sigma in pixels; 0: off)")
     args = parser.parse_args(argv)
@@ -223,14 +245,18 @@ def main(argv=None) -> int:
     net = load_tissue_net(args.anatomy) if args.anatomy else None
     if args.true_values and net is None:
         parser.error("--true-values needs --anatomy")
+    if args.guided and net is None:
+        parser.error("--guided needs --anatomy")
     summaries = run(paths, args.slices, args.targets, args.tables, args.nearest, net, args.shading,
-                    args.true_values)
+                    args.true_values, args.guided)
     print(f"\n{'training subjects 01-04' if args.tuning else 'held-out subjects'}: "
           f"PSNR (dB), mean over subjects, slices and targets; {args.tables} tables, "
           f"{args.nearest} nearest; shading {args.shading:g} px\n")
     anatomy = f"anatomy from {args.anatomy}" if args.anatomy else "true anatomy"
     if args.true_values:
         anatomy += " (true values)"
+    if args.guided:
+        anatomy += ", guided"
     print(table(summaries, anatomy))
     return 0
 

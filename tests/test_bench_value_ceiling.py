@@ -61,3 +61,16 @@ def test_true_class_signals_give_each_network_class_its_subjects_value(tmp_path)
     assert per_class[CLASSES.index("csf")] == pytest.approx(own[subject.names.index("csf")])
     assert per_class[CLASSES.index("white_matter")] == pytest.approx(own[subject.names.index("white_matter")])
     assert per_class[0] == 0.0
+
+
+def test_a_tissue_network_can_stand_in_for_the_anatomy(tmp_path):
+    from test_bench_external import _label_map
+
+    from napari_mr_reparam.models.tissue_net import TissueNet
+
+    path = _label_map(tmp_path / "s.nii.gz")
+    net = TissueNet(base=4, depth=2, work_size=16).eval()
+    for options in ({}, {"guided": True}, {"true_values": True, "shade_px": 2.0}):
+        summaries = bvc.run([path], 2, 2, 40, 4, net=net, log=lambda *a, **k: None, **options)
+        assert "training means" not in summaries and set(summaries) >= {"default", "T1w SE", "MPRAGE"}
+        assert all(np.isfinite(s["psnr_mean"]) for s in summaries.values())
