@@ -139,10 +139,8 @@ def table(result: dict) -> str:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ext.add_subject_options(parser)
     parser.add_argument("--model", default="physics")
-    parser.add_argument("--slices", type=int, default=8)
-    parser.add_argument("--targets", type=int, default=12)
-    parser.add_argument("--tuning", action="store_true", help="training subjects 01-04 in place of the held-out ones")
     parser.add_argument("--effect", choices=EFFECTS, default="none",
                         help="take one of the benchmark's effects away (see the module)")
     args = parser.parse_args(argv)

@@ -641,6 +641,13 @@ def heldout_paths() -> list[Path]:
     return [ANATOMY / p for p in HELD_OUT]
 
 
+def add_subject_options(parser) -> None:
+    """The options of a script over the held-out subjects: slices, targets, ``--tuning``."""
+    parser.add_argument("--slices", type=int, default=8, help="slices per subject")
+    parser.add_argument("--targets", type=int, default=12, help="targets per subject")
+    parser.add_argument("--tuning", action="store_true", help="training subjects 01-04 in place of the held-out ones")
+
+
 def subject_paths(tuning: bool) -> tuple[list[Path], str | None]:
     """The held-out subjects (``tuning``: the training subjects settings are chosen on),
     and a line saying which are missing, if any."""

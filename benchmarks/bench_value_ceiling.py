@@ -224,11 +224,9 @@ def table(summaries: dict, anatomy: str = "true anatomy") -> str:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--slices", type=int, default=8)
-    parser.add_argument("--targets", type=int, default=12)
+    ext.add_subject_options(parser)
     parser.add_argument("--tables", type=int, default=20000, help="tissue tables drawn as training draws them")
     parser.add_argument("--nearest", type=int, default=32, help="tables averaged per input")
-    parser.add_argument("--tuning", action="store_true", help="training subjects 01-04 in place of the held-out ones")
     parser.add_argument("--anatomy", help="a tissue network (checkpoint or weight set) whose fractions "
                         "from each input replace the true anatomy")
     parser.add_argument("--true-values", action="store_true",
