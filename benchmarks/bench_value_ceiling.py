@@ -3,7 +3,7 @@
     python benchmarks/bench_value_ceiling.py [--slices 8] [--targets 12] [--tables 20000]
                                              [--nearest 32] [--tuning]
                                              [--anatomy CHECKPOINT [--guided] [--true-values]
-                                              [--shading PX]]
+                                              [--shading PX] [--blend MODEL]]
 
 On the external benchmark's held-out subjects (:mod:`bench_external`; ``--tuning``: the
 training subjects 01-04), every target is rendered from the subject's true classes, slabs
@@ -30,7 +30,8 @@ anatomy: the class values are then fitted over its fractions, and ``--true-value
 each of its classes the subject's own value instead, so that the anatomy's share of the
 error shows. ``--guided`` renders on the network's grid and brings each render to the
 input's size with the input as the guide (as the engine does for the physics model);
-``--shading`` multiplies each render by the input's smooth shading instead.
+``--shading`` multiplies each render by the input's smooth shading instead; ``--blend
+physics`` averages each render with the physics model's prediction from the same input.
 """
 
 from __future__ import annotations
@@ -155,14 +156,17 @@ def true_class_signals(subject: ext.HeldoutSubject, fractions: np.ndarray, targe
 
 
 def run(paths, slices: int, n_targets: int, n_tables: int, nearest: int, net=None,
-        shade_px: float = 0.0, true_values: bool = False, guided: bool = False, log=print) -> dict:
+        shade_px: float = 0.0, true_values: bool = False, guided: bool = False, blend=None,
+        log=print) -> dict:
     """Tallies of the rows (see the module) per input kind, and the training means. With
     ``net`` (a tissue network), its fractions from each input stand in for the true ones
     (and with ``true_values`` every class takes the subject's own value instead of the
     input's: :func:`true_class_signals`); with ``guided`` its renders are made on its own
     grid and brought to the input's with the input as the guide, as the engine brings the
     physics model's (:class:`napari_mr_reparam.detail.DetailGuide`); with ``shade_px`` > 0
-    every render is multiplied by the input's :func:`shading`."""
+    every render is multiplied by the input's :func:`shading`. With ``blend`` (a
+    :class:`bench_external.Model`), each render is averaged with that model's prediction
+    from the same input, through the engine."""
     from napari_mr_reparam.detail import DetailGuide
     from napari_mr_reparam.models.tissue_net import CLASSES
     from napari_mr_reparam.simulate import normalize_to_max
@@ -195,7 +199,8 @@ def run(paths, slices: int, n_targets: int, n_tables: int, nearest: int, net=Non
             if shade_px > 0:
                 own = (gain[:, None] * np.asarray(ext.signal(inp, *tables[:, best]), np.float64)).mean(0)
                 shade = shading(image, render_values(fractions, own), shade_px)
-            for t, truth in zip(targets, truths):
+            other = ext.predict(blend, image, inp, targets) if blend is not None else [None] * len(targets)
+            for t, truth, also in zip(targets, truths, other):
                 if true_values and net is not None:
                     per_class = true_class_signals(subject, true_fractions, t, names)
                 else:
@@ -206,6 +211,8 @@ def run(paths, slices: int, n_targets: int, n_tables: int, nearest: int, net=Non
                     pred = render_values(fractions, per_class)
                 if shade_px > 0:
                     pred = normalize_to_max(np.clip(pred * shade, 0.0, None).astype(np.float32))
+                if also is not None:
+                    pred = 0.5 * (pred + np.clip(also, 0.0, 1.0))
                 tallies.setdefault(inp.name, ext.Tally()).add(ext.score(pred, truth, subject.mask), t)
     return {k: v.summary() for k, v in tallies.items()}
 
@@ -233,6 +240,8 @@ def main(argv=None) -> int:
                         help="with --anatomy: every class takes the subject's own value (the anatomy's share of the error)")
     parser.add_argument("--guided", action="store_true",
                         help="with --anatomy: render on the network's grid, then bring to the input's guided by it")
+    parser.add_argument("--blend", metavar="MODEL",
+                        help="average each render with this model's prediction (e.g. physics)")
     parser.add_argument("--shading", type=float, default=0.0, metavar="PX",
                         help="multiply renders by the input's smooth shading (Gaussian sigma in pixels; 0: off)")
     args = parser.parse_args(argv)
@@ -245,8 +254,9 @@ def main(argv=None) -> int:
         parser.error("--true-values needs --anatomy")
     if args.guided and net is None:
         parser.error("--guided needs --anatomy")
+    blend = ext.load_models([args.blend], "cpu", baselines=False)[-1] if args.blend else None
     summaries = run(paths, args.slices, args.targets, args.tables, args.nearest, net, args.shading,
-                    args.true_values, args.guided)
+                    args.true_values, args.guided, blend)
     print(f"\n{'training subjects 01-04' if args.tuning else 'held-out subjects'}: "
           f"PSNR (dB), mean over subjects, slices and targets; {args.tables} tables, "
           f"{args.nearest} nearest; shading {args.shading:g} px\n")
@@ -255,6 +265,8 @@ def main(argv=None) -> int:
         anatomy += " (true values)"
     if args.guided:
         anatomy += ", guided"
+    if args.blend:
+        anatomy += f", averaged with {args.blend}"
     print(table(summaries, anatomy))
     return 0
 

@@ -70,7 +70,8 @@ def test_a_tissue_network_can_stand_in_for_the_anatomy(tmp_path):
 
     path = _label_map(tmp_path / "s.nii.gz")
     net = TissueNet(base=4, depth=2, work_size=16).eval()
-    for options in ({}, {"guided": True}, {"true_values": True, "shade_px": 2.0}):
+    physics = bvc.ext.load_models(["physics"], "cpu", baselines=False)[-1]
+    for options in ({}, {"guided": True}, {"true_values": True, "shade_px": 2.0}, {"guided": True, "blend": physics}):
         summaries = bvc.run([path], 2, 2, 40, 4, net=net, log=lambda *a, **k: None, **options)
         assert "training means" not in summaries and set(summaries) >= {"default", "T1w SE", "MPRAGE"}
         assert all(np.isfinite(s["psnr_mean"]) for s in summaries.values())
