@@ -37,6 +37,7 @@ physics`` averages each render with the physics model's prediction from the same
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 from pathlib import Path
 
@@ -45,30 +46,43 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_external as ext  # noqa: E402
 
-#: The training recipe's tissue tables and jitter (training/physics_continue.toml).
-TRAINING_TABLES = ("brainweb_1.5t", "mrilab", "3t")
-TRAINING_JITTER = 0.15
 SEED = 7
 
 
-def drawn_tables(names: list[str], count: int, seed: int = SEED) -> np.ndarray:
-    """(3, count, classes) PD, T1, T2 of the held-out classes in ``count`` tables drawn as
-    training draws them (classes named as :func:`bench_external.training_mean_values`
-    names them; a class of two training tissues takes their geometric mean, PD their mean)."""
+def training_draw() -> tuple[tuple[str, ...], float]:
+    """The tissue tables and jitter the bundled ``physics`` model trained on (its card)."""
+    from napari_mr_reparam.weights import bundled_card
+
+    config = bundled_card("physics")["config"]
+    return tuple(config["tables"]), float(config["tissue_jitter"])
+
+
+@functools.lru_cache(maxsize=8)
+def _drawn_tables(names: tuple[str, ...], count: int, seed: int) -> np.ndarray:
     from napari_mr_reparam.phantoms.random_subject import mixed_table
 
+    tables, jitter = training_draw()
     rng = np.random.default_rng(seed)
     out = np.zeros((3, count, len(names)), np.float32)
     out[1:, :, 0] = 1.0  # background: no signal (PD 0), finite times
     for k in range(count):
-        table = mixed_table(TRAINING_TABLES, rng, TRAINING_JITTER)
+        table = mixed_table(tables, rng, jitter)
         for i, name in enumerate(names[1:], start=1):
             tissues = [table[n] for n in ext.ORACLE_TISSUE.get(name, (name,))]
             out[0, k, i] = np.mean([t.pd for t in tissues])
             for row, key in ((1, "t1"), (2, "t2")):
                 times = [max(getattr(t, key), 1e-3) for t in tissues]
                 out[row, k, i] = float(np.exp(np.mean(np.log(times))))
+    out.flags.writeable = False  # shared by every caller of the same draw
     return out
+
+
+def drawn_tables(names: list[str], count: int, seed: int = SEED) -> np.ndarray:
+    """(3, count, classes) PD, T1, T2 of the held-out classes in ``count`` tables drawn as
+    training draws them (:func:`training_draw`; classes named as
+    :func:`bench_external.training_mean_values` names them; a class of two training
+    tissues takes their geometric mean, PD their mean). Drawn once per list of names."""
+    return _drawn_tables(tuple(names), int(count), int(seed))
 
 
 def class_values(image: np.ndarray, fractions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -110,18 +124,17 @@ def load_tissue_net(path: str):
     return net.eval()
 
 
-def network_fractions(net, image01: np.ndarray, inp: ext.Acq, full_size: bool = True) -> np.ndarray:
+def network_fractions(net, image01: np.ndarray, inp: ext.Acq) -> tuple[np.ndarray, np.ndarray]:
     """(slices, h, w, classes) fractions the tissue network reads from ``image01``
-    (slices, h, w), brought back to the image's grid (``full_size``) or on the network's."""
+    (slices, h, w): on the network's grid, and brought back to the image's."""
     import torch
     import torch.nn.functional as F
 
     x = torch.from_numpy(np.ascontiguousarray(image01, np.float32))[:, None]
     with torch.no_grad():
-        out = net.fractions(x, inp.te, inp.tr, inp.sequence, inp.ti, inp.flip)
-        if full_size:
-            out = F.interpolate(out, size=x.shape[-2:], mode="bilinear", align_corners=False)
-    return out.permute(0, 2, 3, 1).numpy()
+        coarse = net.fractions(x, inp.te, inp.tr, inp.sequence, inp.ti, inp.flip)
+        full = F.interpolate(coarse, size=x.shape[-2:], mode="bilinear", align_corners=False)
+    return coarse.permute(0, 2, 3, 1).numpy(), full.permute(0, 2, 3, 1).numpy()
 
 
 def shading(image01: np.ndarray, rendered: np.ndarray, sigma_px: float) -> np.ndarray:
@@ -189,9 +202,8 @@ def run(paths, slices: int, n_targets: int, n_tables: int, nearest: int, net=Non
         for inp in subject.inputs:
             image = subject.acquire(inp)
             if net is not None:
-                fractions = network_fractions(net, image, inp)
+                coarse, fractions = network_fractions(net, image, inp)
                 if guided:
-                    coarse = network_fractions(net, image, inp, full_size=False)
                     guide = DetailGuide(image, coarse.shape[1:3])
             values, share = class_values(image, fractions)
             best, gain = nearest_tables(values, share, np.asarray(ext.signal(inp, *tables), np.float64), nearest)

@@ -124,10 +124,10 @@ class StreamBatches:
     def __init__(self, cfg: TrainConfig, rank: int = 0):
         from ..datasets import StreamingSampler
 
-        physics = cfg.stage in ("physics", "tissue")
-        self.targets = cfg.targets_per_input if physics else 1
+        per_input = cfg.stage in ("physics", "tissue")  # several targets, read on the subject's grid
+        self.targets = cfg.targets_per_input if per_input else 1
         self.sampler = StreamingSampler([load_phantom(s) for s in cfg.phantoms], task=cfg.task,
-                                        size=None if physics and cfg.native_input else cfg.size,
+                                        size=None if per_input and cfg.native_input else cfg.size,
                                         seed=cfg.seed * 1000 + rank, with_maps=cfg.map_weight > 0,
                                         options=cfg.stream_options(), with_classes=cfg.stage == "tissue")
 
