@@ -257,11 +257,14 @@ def main(argv=None) -> int:
     parser.add_argument("--shading", type=float, default=0.0, metavar="PX",
                         help="multiply renders by the input's smooth shading (Gaussian sigma in pixels; 0: off)")
     args = parser.parse_args(argv)
+    try:
+        net = load_tissue_net(args.anatomy) if args.anatomy else None
+    except ValueError as exc:  # WeightsError is one too
+        parser.error(str(exc))
     paths, missing = ext.subject_paths(args.tuning)
     if missing:
         print(missing)
         return 0
-    net = load_tissue_net(args.anatomy) if args.anatomy else None
     if args.true_values and net is None:
         parser.error("--true-values needs --anatomy")
     if args.guided and net is None:

@@ -75,3 +75,9 @@ def test_a_tissue_network_can_stand_in_for_the_anatomy(tmp_path):
         summaries = bvc.run([path], 2, 2, 40, 4, net=net, log=lambda *a, **k: None, **options)
         assert "training means" not in summaries and set(summaries) >= {"default", "T1w SE", "MPRAGE"}
         assert all(np.isfinite(s["psnr_mean"]) for s in summaries.values())
+
+
+def test_a_network_that_is_not_a_tissue_network_is_refused_in_one_line(capsys):
+    with pytest.raises(SystemExit):
+        bvc.main(["--anatomy", "physics"])
+    assert "not a tissue network" in capsys.readouterr().err
