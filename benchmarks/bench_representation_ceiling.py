@@ -1,0 +1,133 @@
+"""What could per-voxel maps, or a per-voxel intensity lookup, give at best?
+
+    python benchmarks/bench_representation_ceiling.py [--slices 8] [--targets 12] [--bins 64]
+                                                      [--tuning]
+
+Two oracles on the external benchmark's held-out subjects (:mod:`bench_external`), each
+fitted to the subject's own true targets, to say what limits a single image's prediction:
+
+- ``single-compartment maps``: the best PD, T1 and T2 per pixel, the form the physics
+  model predicts. Each pixel of a slab holds a mix of tissues, and a mix does not decay
+  as one tissue does; the fit picks, per pixel, the (T1, T2) pair of a log-spaced
+  dictionary and the PD that best reproduce all targets at once (each target on its
+  benchmark scale, normalized to its maximum). Its PSNR is what any model that predicts
+  maps could reach at best: above the goal, the representation is not the limit.
+- ``intensity lookup``: each target as a function of the input's intensity alone, the
+  conditional mean over the subject's pixels in ``--bins`` bins of the input (fitted to
+  the truth, so any monotone or non-monotone intensity mapping does no better on average).
+  Its PSNR is what a prediction that reads no spatial context could reach.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bench_external as ext  # noqa: E402
+
+#: The dictionary's relaxation times (ms), log-spaced.
+T1_GRID_MS = np.geomspace(50.0, 6000.0, 60)
+T2_GRID_MS = np.geomspace(5.0, 4000.0, 90)
+MAPS_LABEL = "single-compartment maps"
+
+
+def dictionary(targets: list[ext.Acq]) -> np.ndarray:
+    """(atoms, targets) signals at PD 1 of every (T1, T2) pair of the grids."""
+    t1, t2 = (g.ravel() for g in np.meshgrid(T1_GRID_MS, T2_GRID_MS, indexing="ij"))
+    return np.stack([np.asarray(ext.signal(t, np.ones_like(t1), t1, t2), np.float64) for t in targets], axis=1)
+
+
+def fit_maps(raw: np.ndarray, atoms: np.ndarray, chunk: int = 8192) -> np.ndarray:
+    """The best single-compartment render of one slice's targets ``raw`` (targets, h, w;
+    before normalization): per pixel the atom and PD with the least squared error over
+    the targets, each normalized to its maximum. Returns the fit, normalized alike."""
+    peak = np.maximum(raw.reshape(len(raw), -1).max(axis=1), 1e-12)
+    y = raw.reshape(len(raw), -1) / peak[:, None]
+    scaled = atoms / peak[None, :]
+    norms = (scaled**2).sum(axis=1)
+    fit = np.zeros_like(y)
+    on = np.flatnonzero(y.max(axis=0) > 1e-6)
+    for start in range(0, on.size, chunk):
+        idx = on[start:start + chunk]
+        dots = scaled @ y[:, idx]
+        gain = np.where(dots > 0, dots**2 / norms[:, None], -1.0)
+        best = gain.argmax(axis=0)
+        pd = np.maximum(dots[best, np.arange(idx.size)] / norms[best], 0.0)
+        fit[:, idx] = (scaled[best] * pd[:, None]).T
+    return fit.reshape(raw.shape)
+
+
+def lookup(image: np.ndarray, truth: np.ndarray, bins: int) -> np.ndarray:
+    """``truth`` predicted from ``image`` (both in [0, 1]) by the mean truth of the
+    image's intensity bin (the best function of intensity alone, up to the bins)."""
+    index = np.clip((image * bins).astype(int), 0, bins - 1).ravel()
+    total = np.bincount(index, truth.ravel().astype(np.float64), bins)
+    count = np.bincount(index, minlength=bins)
+    return (total / np.maximum(count, 1))[index].reshape(image.shape).astype(np.float32)
+
+
+def raw_targets(subject: ext.HeldoutSubject, targets: list[ext.Acq]) -> np.ndarray:
+    """(targets, slices, h, w) noise-free renders before normalization."""
+    out = []
+    for t in targets:
+        per_class = np.asarray(ext.signal(t, *subject.values[:, :, None]), np.float64)[:, 0]
+        out.append((per_class[subject.classes] * subject.bias).mean(axis=1))
+    return np.stack(out)
+
+
+def run(paths, slices: int, n_targets: int, bins: int, log=print) -> dict:
+    """Tallies of the two oracles: the maps row, and the lookup per input kind."""
+    from napari_mr_reparam.simulate import normalize_to_max
+
+    targets = ext.heldout_targets(n_targets)
+    atoms = dictionary(targets)
+    tallies: dict[str, ext.Tally] = {}
+    for index, path in enumerate(paths):
+        subject = ext.heldout_subject(Path(path), index, slices)
+        raw = raw_targets(subject, targets)
+        truths = [subject.render(t) for t in targets]
+        fits = np.stack([fit_maps(raw[:, z], atoms) for z in range(raw.shape[1])], axis=1)
+        for k, t in enumerate(targets):
+            pred = np.clip(fits[k], 0.0, 1.0).astype(np.float32)
+            tallies.setdefault(MAPS_LABEL, ext.Tally()).add(ext.score(pred, truths[k], subject.mask), t)
+        for inp in subject.inputs:
+            image = subject.acquire(inp)
+            for t, truth in zip(targets, truths):
+                pred = normalize_to_max(lookup(image, truth, bins))
+                tallies.setdefault(inp.name, ext.Tally()).add(ext.score(pred, truth, subject.mask), t)
+        log(f"  {subject.name}", flush=True)
+    return {k: v.summary() for k, v in tallies.items()}
+
+
+def table(summaries: dict, bins: int) -> str:
+    rows = [{"model": MAPS_LABEL, "what": "none (fitted to the targets)", "saw": None,
+             "summary": summaries[MAPS_LABEL]}]
+    rows += [{"model": f"intensity lookup, {bins} bins", "what": f"{name} input", "saw": None,
+              "summary": summaries[name]} for name in ext.INPUT_NAMES if name in summaries]
+    return ext.psnr_table(rows, "input")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ext.add_subject_options(parser)
+    parser.add_argument("--bins", type=int, default=64, help="intensity bins of the lookup")
+    args = parser.parse_args(argv)
+    if args.bins < 2:
+        parser.error("--bins must be at least 2")
+    paths, missing = ext.subject_paths(args.tuning)
+    if missing:
+        print(missing)
+        return 0
+    summaries = run(paths, args.slices, args.targets, args.bins)
+    print(f"\n{'training subjects 01-04' if args.tuning else 'held-out subjects'}: "
+          "PSNR (dB), mean over subjects, slices and targets; both rows fitted to the truth\n")
+    print(table(summaries, args.bins))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,67 @@
+"""benchmarks/bench_representation_ceiling.py: the maps and intensity-lookup oracles."""
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import bench_representation_ceiling as brc  # noqa: E402
+
+TARGETS = [brc.ext.Acq(15.0, 500.0), brc.ext.Acq(100.0, 5000.0), brc.ext.Acq(400.0, 8000.0)]
+
+
+def _raw(pd_t1_t2: list[tuple], fractions: np.ndarray, targets=TARGETS) -> np.ndarray:
+    """(targets, h, w) renders of a mix of tissues (fractions: (h, w, tissues))."""
+    per = np.array([[float(brc.ext.signal(t, pd, t1, t2)) for pd, t1, t2 in pd_t1_t2] for t in targets])
+    return np.einsum("tk,hwk->thw", per, fractions)
+
+
+def test_pure_tissue_on_the_grid_is_fitted_exactly():
+    t1, t2 = brc.T1_GRID_MS[30], brc.T2_GRID_MS[40]
+    fractions = np.zeros((4, 4, 2))
+    fractions[:2, :, 0], fractions[2:, :, 1] = 1.0, 0.5  # the second tissue at half the PD
+    raw = _raw([(1.0, t1, t2), (1.0, t1, t2)], fractions)
+    fit = brc.fit_maps(raw, brc.dictionary(TARGETS))
+    truth = raw / raw.reshape(3, -1).max(axis=1)[:, None, None]
+    assert np.abs(fit - truth).max() < 1e-9
+
+
+def test_a_mix_of_two_tissues_is_not_one_tissue():
+    fractions = np.zeros((1, 3, 2))
+    fractions[0, 0, 0], fractions[0, 1, 1], fractions[0, 2] = 1.0, 1.0, 0.5  # pure, pure, mixed
+    targets = [brc.ext.Acq(te, tr) for te in (15.0, 60.0, 200.0, 800.0) for tr in (500.0, 8000.0)]
+    raw = _raw([(0.7, 800.0, 70.0), (1.0, 4000.0, 2000.0)], fractions, targets)
+    fit = brc.fit_maps(raw, brc.dictionary(targets))
+    truth = raw / raw.reshape(len(targets), -1).max(axis=1)[:, None, None]
+    error = np.abs(fit - truth)[:, 0]
+    assert error[:, 2].max() > 0.02  # no single (T1, T2) decays like the mix
+    assert error[:, 2].max() > 3 * error[:, :2].max()
+
+
+def test_the_lookup_is_exact_where_the_target_is_a_function_of_intensity():
+    image = np.random.default_rng(0).uniform(0, 1, (2, 16, 16)).astype(np.float32)
+    index = np.clip((image * 8).astype(int), 0, 7)
+    truth = (1.0 - index / 8.0).astype(np.float32)  # inverted contrast, constant per bin
+    assert np.allclose(brc.lookup(image, truth, 8), truth)
+    noisy = truth + np.random.default_rng(1).normal(0, 0.1, truth.shape).astype(np.float32)
+    assert np.abs(brc.lookup(image, noisy, 8) - truth).max() < np.abs(noisy - truth).max()
+
+
+def test_run_gives_the_maps_row_and_a_lookup_row_per_input(tmp_path, capsys):
+    from test_bench_external import _label_map
+
+    path = _label_map(tmp_path / "s.nii.gz")
+    summaries = brc.run([path], 2, 3, 16, log=lambda *a, **k: None)
+    assert set(summaries) == {brc.MAPS_LABEL, *brc.ext.INPUT_NAMES}
+    assert summaries[brc.MAPS_LABEL]["count"] == 2 * 3
+    assert summaries[brc.MAPS_LABEL]["psnr_mean"] > max(summaries[n]["psnr_mean"] for n in brc.ext.INPUT_NAMES)
+    text = brc.table(summaries, 16)
+    assert text.count("intensity lookup, 16 bins") == len(brc.ext.INPUT_NAMES)
+
+
+def test_too_few_bins_are_refused(capsys):
+    with pytest.raises(SystemExit):
+        brc.main(["--bins", "1"])
+    assert "--bins must be at least 2" in capsys.readouterr().err
