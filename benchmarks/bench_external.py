@@ -185,9 +185,10 @@ class Model:
         return self.identity or acq.sequence == "spin_echo" or _renders(self.engine)
 
 
-def load_models(names, device: str, baselines: bool = True) -> list[Model]:
+def load_models(names, device: str, baselines: bool = True, options: dict | None = None) -> list[Model]:
     """Identity, then every model asked for, then the paper models if not asked for
-    (without ``baselines``: only the models asked for)."""
+    (without ``baselines``: only the models asked for). ``options`` (the engine's
+    ``consistency``, ``flip_average``) apply to the models that render from maps."""
     from napari_mr_reparam.inference import Reparameterizer
 
     out = [Model("identity")] if baselines or "identity" in names else []
@@ -195,6 +196,8 @@ def load_models(names, device: str, baselines: bool = True) -> list[Model]:
     wanted += [n for n in PAPER_MODELS if n not in wanted] if baselines else []
     for name in wanted:
         engine = Reparameterizer(name, device=device, batch_size=16)
+        if options and engine.renders_from_maps:
+            engine = Reparameterizer(name, device=device, batch_size=16, **options)
         label = name if not Path(name).suffix else f"`{name}`"
         config = engine.info.card.get("config") or {}
         out.append(Model(label, engine, json.dumps(config)))
@@ -1066,6 +1069,10 @@ def main(argv=None) -> int:
     parser.add_argument("--oracle", action="store_true",
                         help="held-out group: add the anatomy oracle's row (true anatomy rendered with "
                              "the training tables' mean tissue values)")
+    parser.add_argument("--consistency", type=float,
+                        help="physics models: the data-consistency weight (default: the engine's)")
+    parser.add_argument("--flip-average", action="store_true",
+                        help="physics models: average the maps with those of the mirror image")
     parser.add_argument("--no-baselines", action="store_true",
                         help="score only --models, not identity, d2p and p2p: their rows are the same "
                              "in every run (fixed seeds), so a table that has them can take yours beside")
@@ -1078,7 +1085,9 @@ def main(argv=None) -> int:
     if args.figure and "real_t1" not in args.groups:
         parser.error("--figure draws the real_t1 group: add it to --groups")
     try:
-        models = load_models(args.models, args.device, baselines=not args.no_baselines)
+        options = {"consistency": args.consistency, "flip_average": args.flip_average or None}
+        models = load_models(args.models, args.device, baselines=not args.no_baselines,
+                             options={k: v for k, v in options.items() if v is not None})
     except (OSError, ValueError) as exc:  # WeightsError is a ValueError
         parser.error(str(exc))
     results = {"models": [m.label for m in models], "convention": _convention()}

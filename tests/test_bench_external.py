@@ -175,3 +175,13 @@ def test_the_real_scan_table_and_figure(tiny_weights, tmp_path, capsys):
     with pytest.raises(SystemExit):
         bench_external.main(["--groups", "real_t1", "--figure", str(figure)])
     assert "exists" in capsys.readouterr().err
+
+
+def test_engine_options_reach_the_physics_model_only(capsys):
+    models = {m.label: m for m in bench_external.load_models(["physics"], "cpu", options={"consistency": 1.0,
+                                                                                          "flip_average": True})}
+    assert models["physics"].engine.consistency == 1.0 and models["physics"].engine.flip_average
+    assert not models["d2p"].engine.renders_from_maps  # loaded unchanged, no error
+    with pytest.raises(SystemExit):
+        bench_external.main(["--consistency", "2", "--groups", "mni152"])
+    assert "data consistency must be between 0 and 1" in capsys.readouterr().err
