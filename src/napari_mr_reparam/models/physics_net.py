@@ -226,11 +226,10 @@ class PhysicsNet(FromCard, FiLMUNet):
         maps = {"pd": torch.sigmoid(raw[:, :1]),
                 "t1": _log_bounded(raw[:, 1:2], T1_RANGE_MS),
                 "t2": _log_bounded(raw[:, 2:3], T2_RANGE_MS)}
-        name = "spin_echo" if spin_echo else physics.INPUT_SEQUENCES[int(sequence_codes(input_sequence, b)[0])]
-        if consistency > 0:
-            maps = self.consistent_maps(maps, image01, input_te_ms, input_tr_ms, consistency,
-                                        name, input_ti_ms, input_flip_deg)
+        if consistency > 0 and spin_echo:  # its update linearizes the spin-echo equation
+            maps = self.consistent_maps(maps, image01, input_te_ms, input_tr_ms, consistency)
         if calibrate_peak and not self.training:
+            name = "spin_echo" if spin_echo else physics.INPUT_SEQUENCES[int(sequence_codes(input_sequence, b)[0])]
             rendered = self.render(maps, input_te_ms, input_tr_ms, name, input_ti_ms, input_flip_deg,
                                    normalize=False)
             counts = peaks.calibrated_count(rendered[:, 0], image01[:, 0].float())
@@ -238,42 +237,35 @@ class PhysicsNet(FromCard, FiLMUNet):
         return maps
 
     def consistent_maps(self, maps: dict, image01, input_te_ms, input_tr_ms,
-                        weight: float | None = None, sequence: str = "spin_echo", input_ti_ms=None,
-                        input_flip_deg=None) -> dict:
+                        weight: float | None = None) -> dict:
         """The maps moved toward reproducing the input at its own acquisition.
 
         One Bayesian (Kalman) update per voxel: the log mismatch between the input and the
-        maps' render at the input's acquisition, linearized in log PD, log T1 and log T2,
+        maps' spin-echo render at the input TE/TR, linearized in log PD, log T1 and log T2,
         is shared among the three by their sensitivities (1, -(TR/T1) E1/(1-E1), TE/T2 with
         E1 = exp(-TR/T1)) and prior spreads (:data:`CONSISTENCY_PRIOR_SD`), against the
         input voxel's own error (:data:`CONSISTENCY_NOISE_SD` over its signal), and scaled
         by ``weight`` (default :attr:`consistency`). So a long-TE input corrects mostly
-        T2, and a dark voxel, which says little, is barely corrected. An input of another
-        sequence (inversion recovery, MPRAGE, gradient echo) corrects PD alone: the signal is
-        proportional to PD in every sequence, while T1 and T2 enter through a stated TI,
-        TR and flip angle that a real scan seldom matches exactly (moving T1 there turned
-        the MNI152 template's FLAIR-like CSF bright). A global factor between input and
-        render is fitted out first: both are normalized to their maximum.
+        T2, and a dark voxel, which says little, is barely corrected. A global factor between input and render
+        is fitted out first: both are normalized to their maximum.
         """
         te = torch.as_tensor(input_te_ms, dtype=torch.float32, device=image01.device).reshape(-1, 1, 1, 1)
         tr = torch.as_tensor(input_tr_ms, dtype=torch.float32, device=image01.device).reshape(-1, 1, 1, 1)
-        acquisition = (te, tr, sequence, input_ti_ms, input_flip_deg)
         image = image01.float()
-        rendered = self.render(maps, *acquisition, normalize=False)  # the fit below sets the scale
+        rendered = self.render(maps, te, tr, normalize=False)  # the fit below sets the scale
         fit = (image * rendered).sum(dim=(-2, -1), keepdim=True) / (rendered**2).sum(
             dim=(-2, -1), keepdim=True).clamp_min(1e-12)
         rendered = rendered * fit
         signal = torch.maximum(image, rendered).clamp_min(1e-4)
         mismatch = torch.log((image + 1e-4) / (rendered + 1e-4)).clamp(
             -CONSISTENCY_MAX_LOG_RATIO, CONSISTENCY_MAX_LOG_RATIO)
-        slopes = {"pd": torch.ones_like(rendered)}
-        if sequence == "spin_echo":
-            e1 = torch.exp(-tr / maps["t1"])
-            slopes.update(t1=-(tr / maps["t1"]) * e1 / (1 - e1).clamp_min(1e-6), t2=te / maps["t2"])
+        e1 = torch.exp(-tr / maps["t1"])
+        slopes = {"pd": torch.ones_like(e1), "t1": -(tr / maps["t1"]) * e1 / (1 - e1).clamp_min(1e-6),
+                  "t2": te / maps["t2"]}
         variances = {k: CONSISTENCY_PRIOR_SD[k] ** 2 for k in slopes}
         total = sum(variances[k] * slopes[k] ** 2 for k in slopes) + (CONSISTENCY_NOISE_SD / signal) ** 2
         step = (self.consistency if weight is None else weight) * mismatch / total
-        out = {**maps, **{k: maps[k] * torch.exp(variances[k] * slopes[k] * step) for k in slopes}}
+        out = {k: maps[k] * torch.exp(variances[k] * slopes[k] * step) for k in slopes}
         out["t1"] = out["t1"].clamp(*T1_RANGE_MS)
         out["t2"] = out["t2"].clamp(*T2_RANGE_MS)
         return out
