@@ -132,8 +132,9 @@ def test_tiff_stack_and_image_outputs(tmp_path):
     assert not (tmp_path / "o.json").exists()  # sidecars only beside NIfTI
     png = load_volume(save_volume(tmp_path / "o.png", stack[2] * 3))
     assert png.data.shape == (1, 8, 9) and png.data.max() == 255
-    with pytest.raises(ValueError, match="one slice"):
-        save_volume(tmp_path / "o2.png", stack)
+    with pytest.raises(ValueError, match=r"^o2\.png: a PNG holds one slice, the data have 5"):
+        save_volume(tmp_path / "o2.png", stack)  # the message names the file asked for
+    assert not list(tmp_path.glob(".o2.png*"))
     with pytest.raises(ValueError, match="unsupported output"):
         save_volume(tmp_path / "x.mha", stack)
 

@@ -485,6 +485,9 @@ def save_volume(path: str | Path, data_zyx: np.ndarray, like: Volume | None = No
         data = data[None]
     if data.ndim != 3:
         raise ValueError(f"{path.name}: expected a (z, y, x) stack or a 2-D image, got shape {data.shape}")
+    if suffix == ".png" and data.shape[0] != 1:
+        raise ValueError(f"{path.name}: a PNG holds one slice, the data have {data.shape[0]}; "
+                         "use .nii.gz, .tif or .npy")
     jobs = [(path, lambda tmp: _WRITERS[suffix](tmp, data, like))]
     if suffix in NIFTI_SUFFIXES:
         meta = _sidecar(te_ms, tr_ms, model, extra)
@@ -557,9 +560,6 @@ def _write_tif(path: Path, data: np.ndarray, like) -> None:
 def _write_png(path: Path, data: np.ndarray, like) -> None:
     from PIL import Image
 
-    if data.shape[0] != 1:
-        raise ValueError(f"{path.name}: a PNG holds one slice, the data have {data.shape[0]}; "
-                         "use .nii.gz, .tif or .npy")
     image = np.nan_to_num(data[0], nan=0.0, posinf=0.0, neginf=0.0)
     peak = float(image.max())
     scaled = np.clip(image * (255.0 / peak) if peak > 0 else image, 0, 255)
