@@ -221,6 +221,19 @@ def test_dicom_without_echo_time_says_which_option_gives_it(tmp_path, tiny_weigh
                  "--tr", "3000", "--input-te", "20", "-q"]) == 0
 
 
+def test_multi_echo_dicom_without_echo_time_asks_for_it_per_echo(tmp_path, tiny_weights, capsys):
+    from dicom_helpers import ramp, write_series
+
+    write_series(tmp_path / "s", [ramp(2, 8, 8), ramp(2, 8, 8) // 2], te=(10.0, 30.0), drop=("EchoTime",))
+    common = ["predict", str(tmp_path / "s"), "--model", "p2p", "--te", "40", "--tr", "3000", "-q"]
+    assert main([*common, "-o", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "1: TE ? (echo 1) / TR 2000 ms; 2: TE ? (echo 2) / TR 2000 ms" in err
+    assert "do not form one volume" not in err and err.count("give the input value with --input-te MS") == 2
+    out = tmp_path / "echo2.nii.gz"
+    assert main([*common, "-o", str(out), "--acquisition", "2", "--input-te", "30"]) == 0 and out.exists()
+
+
 def test_bad_dicom_series_is_one_error_and_nothing_written(tmp_path, tiny_weights, capsys):
     from dicom_helpers import ramp, write_series
 
