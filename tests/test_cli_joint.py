@@ -8,6 +8,7 @@ import pytest
 
 from napari_mr_reparam import physics
 from napari_mr_reparam.cli import main
+from napari_mr_reparam.io import load_volume
 
 ACQS = {"pdw": (15, 3000), "t2w": (100, 3000), "t1w": (15, 500)}
 
@@ -82,7 +83,10 @@ def test_joint_predict_renders_targets_and_presets(scans, tmp_path):
     flair = tmp_path / "flair.nii.gz"
     assert main(["predict", "--joint", *args, "--preset", "FLAIR", "--ti", "2200", "-o", str(flair)]) == 0
     sidecar = json.loads((tmp_path / "flair.json").read_text())
-    assert sidecar["InversionTime"] == pytest.approx(2.2) and sidecar["PulseSequence"] == "inversion_recovery"
+    assert sidecar["InversionTime"] == pytest.approx(2.2) and sidecar["ScanningSequence"] == "IR"
+    # the same BIDS keys as every other output: read back as the acquisition it is
+    back = load_volume(flair)
+    assert (back.sequence, back.te_ms, back.tr_ms, back.ti_ms) == ("inversion_recovery", 120, 9000, 2200)
 
 
 def test_mismatched_shapes_give_one_line_and_write_nothing(scans, tmp_path, capsys):
@@ -200,3 +204,39 @@ def test_one_mprage_input_named_by_its_preset_renders_a_target_preset(scans, tmp
     assert "input preset MPRAGE: mprage" in err and "preset T2w: spin echo" in err
     image = np.asarray(nib.load(out).dataobj)
     assert image.shape == (20, 20, 2) and np.isfinite(image).all() and image.max() > 0
+
+
+def test_preset_on_several_inputs_reports_a_bad_one_as_an_error_and_exits_2(scans, tmp_path, capsys):
+    paths, _ = scans
+    flat = tmp_path / "flat.nii.gz"
+    nib.save(nib.Nifti1Image(np.full((20, 20, 2), 7, np.float32), np.eye(4)), flat)
+    out = tmp_path / "out"
+    rc = main(["predict", str(paths["pdw"]), str(flat), "--preset", "T1w", "--input-te", "15",
+               "--input-tr", "3000", "-o", str(out)])
+    err = capsys.readouterr().err
+    assert rc == 2 and (out / "pdw_T1w.nii.gz").exists() and not (out / "flat_T1w.nii.gz").exists()
+    assert f"error: {flat}: the volume holds no image" in err and "failed" not in err
+
+
+@pytest.mark.parametrize("options, message", [
+    (["--preset", "T2w", "--te", "0.09"], "TE 0.09 looks like seconds"),
+    (["--preset", "FLAIR", "--ti", "2.5"], "TI 2.5 looks like seconds"),
+    (["--joint", "--te", "0.1", "--tr", "3000"], "TE 0.1 looks like seconds"),
+    (["--preset", "T2w", "--input-te", "0.015"], "input TE 0.015 looks like seconds"),
+    (["--preset", "T2w", "--model", "nosuch"], "unknown model 'nosuch'"),
+    (["--preset", "T2w", "--model", "p2p"], "not a physics model"),
+])
+def test_preset_and_joint_refuse_bad_options_before_reading_any_input(tmp_path, capsys, options, message):
+    missing = tmp_path / "not_there.nii.gz"  # never read: the options are refused first
+    times = ["--input-tr", "3000"] + ([] if "--input-te" in options else ["--input-te", "15"])
+    rc = main(["predict", str(missing), *options, *times, "-o", str(tmp_path / "x.nii.gz")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and err[-1].startswith("error: ") and message in err[-1]
+    assert not any(line.startswith(("failed", "Traceback")) for line in err)
+
+
+def test_maps_refuse_input_times_in_seconds_before_reading_any_input(tmp_path, capsys):
+    rc = main(["maps", str(tmp_path / "a.nii.gz"), str(tmp_path / "b.nii.gz"), "--input-te", "15", "100",
+               "--input-tr", "3", "-o", str(tmp_path / "m")])
+    assert rc == 2
+    assert "error: input TR 3 looks like seconds" in capsys.readouterr().err

@@ -216,15 +216,25 @@ def _engine(model: str, device: str):
     return engine
 
 
-def fit_inputs(paths, args, model="physics", device="auto"):
+def refuse_input_seconds(args) -> None:
+    """Input times that can only be seconds are refused before any file is read."""
+    from .units import refuse_seconds
+
+    refuse_seconds(**{name: _listed(getattr(args, name, None)) or None
+                      for name in ("input_te", "input_tr", "input_ti")})
+
+
+def fit_inputs(paths, args, model="physics", device="auto", engine=None):
     """Volumes, acquisitions and :class:`~napari_mr_reparam.joint_fit.JointMaps` of the inputs
-    (voxels a scanner clipped count as lower bounds of their signal)."""
+    (voxels a scanner clipped count as lower bounds of their signal). ``engine``: the
+    network already loaded for ``model`` (else it is loaded here)."""
     from .joint_fit import joint_maps
 
     volumes = load_inputs(paths)
     _check_shapes(volumes, paths)
     acqs = acquisitions_of(volumes, args)
-    engine = _engine(model, device)
+    if engine is None:
+        engine = _engine(model, device)
     scale = "per_input" if getattr(args, "scale", "shared") == "per-input" else "shared"
     maps = joint_maps([v.data for v in volumes], acqs, engine=engine, scale=scale,
                       clipped=[(v.extra or {}).get("saturated") for v in volumes],
@@ -248,6 +258,7 @@ def cmd_maps(args) -> int:
     from .io import save_volume
 
     apply_input_preset(args)
+    refuse_input_seconds(args)
     out = Path(args.output)
     targets = {k: out / f"{name}.nii.gz" for k, name in MAP_FILES.items()}
     sidecar = out / "maps.json"
@@ -331,14 +342,19 @@ def _output_paths(args, stem: str, targets) -> dict:
 
 
 def predict_joint_or_preset(args) -> int:
-    """``predict --joint`` (one subject, joint maps) or ``predict --preset`` (each input alone)."""
-    from .io import save_volume
+    """``predict --joint`` (one subject, joint maps) or ``predict --preset`` (each input alone).
+    Without --joint a bad input is reported as ``error: FILE: reason`` and skipped; any such
+    input makes the exit status 2."""
+    from .io import acquisition_sidecar, save_volume
 
     targets = _targets(args)
+    refuse_input_seconds(args)
     if args.joint:
         groups = [list(args.input)]
     else:
         groups = [[p] for p in args.input]
+    model = "physics" if args.model == "d2p" else args.model  # the default model does not map
+    engine = _engine(model, args.device)  # an unknown or unfit model is refused before any input is read
     failures = 0
     for paths in groups:
         stem = "joint" if args.joint else Path(paths[0]).name.split(".")[0]
@@ -348,16 +364,14 @@ def predict_joint_or_preset(args) -> int:
             if taken:
                 raise FileExistsError(f"{taken[0]} exists; pass --overwrite to replace it")
         try:
-            model = "physics" if args.model == "d2p" else args.model  # the default model does not map
-            volumes, acqs, maps = fit_inputs(paths, args, model=model, device=args.device)
+            volumes, acqs, maps = fit_inputs(paths, args, model=model, device=args.device,
+                                             engine=engine)
             written = []
             for label, p in targets:
                 image = maps.render(**p.render_arguments()).reshape(volumes[0].data.shape)
                 saved = save_volume(outputs[label], image, like=volumes[0], te_ms=p.te, tr_ms=p.tr,
                                     model="joint maps" if args.joint else model,
-                                    extra={"PulseSequence": p.sequence,
-                                           **({"InversionTime": p.ti / 1000} if p.ti else {}),
-                                           **({"FlipAngle": p.flip_deg} if p.flip_deg else {})},
+                                    extra=acquisition_sidecar(p.sequence, p.ti, p.flip_deg),
                                     overwrite=args.overwrite)
                 written.append(f"{p.describe()} -> {saved}")
             print(f"ok {' '.join(paths)}: {'; '.join(written)}")
@@ -365,5 +379,5 @@ def predict_joint_or_preset(args) -> int:
             if args.joint:
                 raise
             failures += 1
-            print(f"failed {paths[0]}: {exc}", file=sys.stderr)
-    return 0 if failures == 0 else 1
+            print(f"error: {paths[0]}: {exc}", file=sys.stderr)
+    return 0 if failures == 0 else 2
