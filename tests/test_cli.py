@@ -459,3 +459,25 @@ def test_help_says_the_options_override_the_input_preset(capsys):
     assert "--input-preset NAME [NAME ...]" in out
     assert ("any of --input-sequence, --input-te, --input-tr, --input-ti, --input-flip given as well "
             "overrides that value. Like those options it wins over DICOM tags and a BIDS sidecar") in out
+
+
+@pytest.mark.parametrize("output, extra, message", [
+    ("x.mha", [], "error: x.mha: unsupported output type; use .nii, .nii.gz"),
+    ("out", ["--suffix", ".mha"], "error: --suffix .mha: unsupported output type"),
+    ("x.mha", ["--preset", "T2w"], "error: x.mha: unsupported output type"),
+])
+def test_an_output_type_that_cannot_be_written_is_refused_before_any_work(tmp_path, capsys, output, extra,
+                                                                           message):
+    missing = tmp_path / "not_read.nii.gz"  # the output is checked first, so this is never opened
+    times = [] if "--preset" in extra else ["--te", "100", "--tr", "3000"]
+    assert main(["predict", str(missing), *times, *extra, "-o", str(tmp_path / output),
+                 "--input-te", "20", "--input-tr", "500", "-q"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith(message) and not list(tmp_path.iterdir())
+
+
+def test_suffix_may_leave_out_its_dot(scan, tiny_weights, tmp_path):
+    path, _, _ = scan
+    assert main(["predict", str(path), "-o", str(tmp_path / "out"), "--te", "100", "--tr", "3000",
+                 "--suffix", "nii.gz", "-q"]) == 0
+    assert (tmp_path / "out" / "scan_TE100_TR3000.nii.gz").is_file()

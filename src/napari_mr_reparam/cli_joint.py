@@ -330,14 +330,15 @@ def _targets(args) -> list:
 
 
 def _output_paths(args, stem: str, targets) -> dict:
-    from .io import suffix_of
+    from .io import check_output_type, output_suffix, suffix_of
 
     out = Path(args.output)
     if len(targets) == 1 and suffix_of(out):
+        check_output_type(out)
         return {targets[0][0]: out}
     if suffix_of(out):
         raise ValueError("several targets need an output folder for -o, not a file")
-    suffix = args.suffix or ".nii.gz"
+    suffix = output_suffix(args.suffix) or ".nii.gz"
     return {label: out / f"{stem}_{label}{suffix}" for label, _ in targets}
 
 

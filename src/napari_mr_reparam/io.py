@@ -454,6 +454,25 @@ def _check_fits(like: Volume, data: np.ndarray, path: Path) -> None:
                          f"(shape {tuple(like.stack_shape)})")
 
 
+def check_output_type(path: str | Path, label: str | None = None) -> str:
+    """The output type (suffix) of ``path``; a one-line ``ValueError`` naming ``label`` (else
+    the file) when :func:`save_volume` cannot write it."""
+    suffix = suffix_of(path)
+    if suffix not in OUTPUT_SUFFIXES:
+        raise ValueError(f"{label or Path(path).name}: unsupported output type; use {', '.join(OUTPUT_SUFFIXES)}")
+    return suffix
+
+
+def output_suffix(suffix: str | None, option: str = "--suffix") -> str | None:
+    """An output type given on its own (``.nii.gz``; the dot may be left out), checked as
+    :func:`check_output_type` does; None stays None."""
+    if suffix is None:
+        return None
+    suffix = suffix if suffix.startswith(".") else "." + suffix
+    check_output_type("output" + suffix, f"{option} {suffix}")
+    return suffix
+
+
 def save_volume(path: str | Path, data_zyx: np.ndarray, like: Volume | None = None, *,
                 te_ms: float | None = None, tr_ms: float | None = None, model: str | None = None,
                 extra: dict | None = None, overwrite: bool = False) -> Path:
@@ -477,9 +496,7 @@ def save_volume(path: str | Path, data_zyx: np.ndarray, like: Volume | None = No
         ``FileExistsError``.
     """
     path = Path(path)
-    suffix = suffix_of(path)
-    if suffix not in OUTPUT_SUFFIXES:
-        raise ValueError(f"{path.name}: unsupported output type; use {', '.join(OUTPUT_SUFFIXES)}")
+    suffix = check_output_type(path)
     data = np.asarray(data_zyx, dtype=np.float32)
     if data.ndim == 2:
         data = data[None]
