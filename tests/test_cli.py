@@ -481,3 +481,12 @@ def test_suffix_may_leave_out_its_dot(scan, tiny_weights, tmp_path):
     assert main(["predict", str(path), "-o", str(tmp_path / "out"), "--te", "100", "--tr", "3000",
                  "--suffix", "nii.gz", "-q"]) == 0
     assert (tmp_path / "out" / "scan_TE100_TR3000.nii.gz").is_file()
+
+
+def test_a_jpeg_input_in_folder_mode_gives_a_png(tmp_path, tiny_weights, capsys):
+    image = (np.random.default_rng(1).random((40, 48)) * 255).astype(np.uint8)
+    Image.fromarray(image).convert("RGB").save(tmp_path / "photo.jpg")
+    assert main(["predict", str(tmp_path / "photo.jpg"), "-o", str(tmp_path / "out"), "--te", "100",
+                 "--tr", "3000", "-q"]) == 0
+    written = tmp_path / "out" / "photo_TE100_TR3000.png"
+    assert written.is_file() and np.asarray(Image.open(written)).shape == (40, 48)

@@ -153,7 +153,7 @@ def _output_paths(inputs, targets, output: str, suffix: str | None, tag: str = "
     """Where each (input, target) goes: ``output`` itself for one of each, else a folder."""
     from pathlib import Path
 
-    from .io import check_output_type, output_suffix, suffix_of
+    from .io import OUTPUT_SUFFIXES, check_output_type, output_suffix, suffix_of
 
     out = Path(output)
     if len(inputs) == 1 and len(targets) == 1 and suffix_of(out):
@@ -166,6 +166,7 @@ def _output_paths(inputs, targets, output: str, suffix: str | None, tag: str = "
     for path in inputs:
         from_dicom = isinstance(path, _DicomInput)  # written as NIfTI, named after the acquisition
         ext = suffix or (".nii.gz" if from_dicom else suffix_of(path))
+        ext = ext if ext in OUTPUT_SUFFIXES else ".png"  # a JPEG's prediction: lossless 8 bits
         stem = path.name if from_dicom else path.name[: -len(suffix_of(path))]
         for te, tr in targets:
             paths[(path, (te, tr))] = out / f"{stem}_TE{te:g}_TR{tr:g}{tag}{ext}"
@@ -317,7 +318,8 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--te", type=_positive_ms, nargs="+", help="target echo time(s), ms")
     pr.add_argument("--tr", type=_positive_ms, nargs="+",
                     help="target repetition time(s), ms, paired with --te in order")
-    pr.add_argument("--suffix", help="output type in folder mode (default: the input's), e.g. .nii.gz")
+    pr.add_argument("--suffix", help="output type in folder mode (default: the input's; .png for a JPEG "
+                    "input), e.g. .nii.gz")
     pr.add_argument("--sequence", default="spin_echo",
                     choices=["spin_echo", "inversion_recovery", "gradient_echo"],
                     help="target sequence (default spin_echo); the others need a physics model")
