@@ -240,3 +240,15 @@ def test_maps_refuse_input_times_in_seconds_before_reading_any_input(tmp_path, c
                "--input-tr", "3", "-o", str(tmp_path / "m")])
     assert rc == 2
     assert "error: input TR 3 looks like seconds" in capsys.readouterr().err
+
+
+def test_joint_dir_takes_both_inversion_times(scans, tmp_path, capsys):
+    paths, _ = scans
+    out = tmp_path / "dir.nii.gz"
+    args = [*map(str, paths.values()), *_times("--input-te"), *_times("--input-tr"), "--model", "none"]
+    assert main(["predict", "--joint", *args, "--preset", "DIR", "--ti", "3000", "500", "-o", str(out)]) == 0
+    assert "DIR: double inversion recovery, TE 25 / TR 11000 / TI1 3000 / TI2 500 ms" in capsys.readouterr().err
+    assert np.isfinite(nib.load(out).get_fdata()).all()
+    assert main(["predict", str(paths["pdw"]), "--te", "100", "--tr", "9000", "--sequence", "inversion_recovery",
+                 "--ti", "2500", "600", "-o", str(tmp_path / "x.nii.gz")]) == 2
+    assert "--ti takes one value unless --joint" in capsys.readouterr().err

@@ -188,7 +188,7 @@ def cmd_predict(args) -> int:
         from .cli_joint import predict_joint_or_preset
 
         return predict_joint_or_preset(args)
-    for name in ("input_preset", "input_te", "input_tr", "input_ti", "input_flip", "input_sequence"):
+    for name in ("ti", "input_preset", "input_te", "input_tr", "input_ti", "input_flip", "input_sequence"):
         setattr(args, name, _single(getattr(args, name), "--" + name.replace("_", "-")))
     if not args.te or not args.tr:
         raise ValueError("give the targets with --te and --tr, or name a --preset")
@@ -323,7 +323,9 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--sequence", default="spin_echo",
                     choices=["spin_echo", "inversion_recovery", "gradient_echo"],
                     help="target sequence (default spin_echo); the others need a physics model")
-    pr.add_argument("--ti", type=_positive_ms, help="inversion time, ms (--sequence inversion_recovery)")
+    pr.add_argument("--ti", type=_positive_ms, nargs="+", metavar="MS",
+                    help="inversion time, ms (--sequence inversion_recovery); two, TI1 and TI2, for "
+                         "--joint --preset DIR")
     pr.add_argument("--flip", type=float, metavar="DEG",
                     help="flip angle, degrees (--sequence gradient_echo)")
     pr.add_argument("--input-te", type=_positive_ms, nargs="+",

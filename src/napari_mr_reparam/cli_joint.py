@@ -116,8 +116,6 @@ def add_predict_options(parser) -> None:
               "them (without it, several inputs are several subjects)")
     _add(parser, "--preset", metavar="NAME",
          help=f"target contrast by name ({', '.join(PRESETS)}); --te/--tr/--ti/--flip override its values")
-    _add(parser, "--ti", type=_positive_ms, nargs="+", metavar="MS",
-         help="target inversion time (two for double inversion recovery), ms")
     _add(parser, "--flip", type=float, help="target flip angle, degrees")
     _add(parser, "--input-ti", type=_positive_ms, nargs="+", metavar="MS",
          help="--joint: input inversion time(s), ms, one per input")
