@@ -329,6 +329,10 @@ class ReparamWidget(Container):
                 self.status.value = f"{layer.name}: {exc}"
                 return
             self.input_te.value, self.input_tr.value = te, tr
+        elif layer is not None:  # not the times of the image chosen before: the default, said so
+            self.input_te.value, self.input_tr.value = DEFAULT_TE_MS, DEFAULT_TR_MS
+            self.status.value = (f"{layer.name}: no TE/TR in its metadata; taken as TE {DEFAULT_TE_MS:g} / "
+                                 f"TR {DEFAULT_TR_MS:g} ms (name its acquisition with Input preset)")
         self._sync_input_preset()
 
     def _on_slider_changed(self, *_):
