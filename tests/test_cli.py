@@ -490,3 +490,20 @@ def test_a_jpeg_input_in_folder_mode_gives_a_png(tmp_path, tiny_weights, capsys)
                  "--tr", "3000", "-q"]) == 0
     written = tmp_path / "out" / "photo_TE100_TR3000.png"
     assert written.is_file() and np.asarray(Image.open(written)).shape == (40, 48)
+
+
+def test_a_dicom_inversion_recovery_input_is_read_as_one_without_a_spin_echo_notice(
+        tmp_path, sequence_weights, capsys, monkeypatch):
+    from dicom_helpers import ramp, write_series
+
+    seen = _input_acquisitions(monkeypatch)
+    write_series(tmp_path / "ir", [ramp(2, 16, 16)], te=(12.0,), ti=(400.0,), scanning="IR")
+    out = tmp_path / "ir.nii.gz"
+    assert main(["predict", str(tmp_path / "ir"), "-o", str(out), "--weights", sequence_weights,
+                 "--te", "80", "--tr", "3000", "-q"]) == 0
+    assert (seen[0].sequence, seen[0].ti_ms) == ("inversion_recovery", 400.0)
+    assert "spin echo" not in capsys.readouterr().err
+    write_series(tmp_path / "epi", [ramp(2, 16, 16)], scanning="EP")
+    assert main(["predict", str(tmp_path / "epi"), "-o", str(tmp_path / "epi.nii.gz"), "--weights",
+                 sequence_weights, "--te", "80", "--tr", "3000", "-q"]) == 0
+    assert "the DICOM tags do not name the input's sequence; it is taken as a spin echo" in capsys.readouterr().err

@@ -142,11 +142,9 @@ def _dicom_input_times(item: _DicomInput, args) -> None:
             said = (f"--input-preset {args.input_preset} ({name.upper()} {given:g} ms)"
                     if f"input_{name}" in from_preset else f"{option} {given:g} ms")
             print(f"notice: {item.name}: {said} overrides the DICOM {tag} {tagged:g} ms", file=sys.stderr)
-    sequence = volume.extra.get("sequence")
-    if sequence != "spin_echo" and args.input_sequence is None:
-        kind = sequence.replace("_", " ") if sequence else "of a sequence not named in its tags"
-        print(f"notice: {item.name}: the input is {kind}; the model takes it as a spin echo at "
-              "its TE/TR", file=sys.stderr)
+    if volume.extra.get("sequence") is None and args.input_sequence is None:  # a named one is read as such
+        print(f"notice: {item.name}: the DICOM tags do not name the input's sequence; it is taken as a "
+              "spin echo at its TE/TR (--input-sequence names it)", file=sys.stderr)
 
 
 def _output_paths(inputs, targets, output: str, suffix: str | None, tag: str = "") -> dict:
