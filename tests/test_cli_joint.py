@@ -252,3 +252,16 @@ def test_joint_dir_takes_both_inversion_times(scans, tmp_path, capsys):
     assert main(["predict", str(paths["pdw"]), "--te", "100", "--tr", "9000", "--sequence", "inversion_recovery",
                  "--ti", "2500", "600", "-o", str(tmp_path / "x.nii.gz")]) == 2
     assert "--ti takes one value unless --joint" in capsys.readouterr().err
+
+
+def test_maps_say_when_an_option_replaces_the_times_of_the_tags(tmp_path, capsys):
+    from dicom_helpers import ramp, write_series
+
+    write_series(tmp_path / "dual", [ramp(2, 8, 8), ramp(2, 8, 8) // 2], te=(15.0, 90.0), tr=3000.0)
+    args = ["maps", str(tmp_path / "dual"), "--model", "none"]
+    assert main([*args, "-o", str(tmp_path / "a"), "--input-te", "20"]) == 0
+    err = capsys.readouterr().err
+    assert "notice: --input-te replaces the TE that the DICOM tags or sidecars of 2 of 2 inputs state " \
+           "(15, 90 ms)" in err
+    assert main([*args, "-o", str(tmp_path / "b"), "--input-tr", "3000"]) == 0  # the same: no notice
+    assert "notice" not in capsys.readouterr().err

@@ -180,6 +180,7 @@ def acquisitions_of(volumes, args) -> list:
     flip = _per_input(_listed(getattr(args, "input_flip", None)) or None, n, "--input-flip")
     seq = _per_input(_listed(getattr(args, "input_sequence", None)) or None, n, "--input-sequence")
     out = []
+    _notice_overrides(volumes, {"input_te": te, "input_tr": tr, "input_ti": ti}, args)
     for i, v in enumerate(volumes):
         name = Path(str(v.source)).name if getattr(v, "source", None) else f"input {i + 1}"
         e, r = te[i] or v.te_ms, tr[i] or v.tr_ms
@@ -193,6 +194,24 @@ def acquisitions_of(volumes, args) -> list:
         out.append(make_acquisition(sequence, e, r, inv if "ti" in reads else None,
                                     angle if "flip" in reads else None))
     return out
+
+
+def _notice_overrides(volumes, given: dict, args) -> None:
+    """One notice per option whose values replace other times that the inputs' DICOM tags
+    or sidecars state (an option wins, but a multi-echo series given one --input-te is
+    more likely a slip than a wish)."""
+    fields = {"input_te": ("te_ms", "TE"), "input_tr": ("tr_ms", "TR"), "input_ti": ("ti_ms", "TI")}
+    for attr, values in given.items():
+        field, what = fields[attr]
+        replaced = [own for v, value in zip(volumes, values)
+                    if value is not None and (own := getattr(v, field)) is not None and abs(value - own) > 1e-3]
+        if not replaced:
+            continue
+        said = (f"--input-preset {' '.join(_listed(args.input_preset))}"
+                if attr in getattr(args, "input_preset_fields", ()) else "--" + attr.replace("_", "-"))
+        shown = ", ".join(f"{t:g}" for t in replaced[:4]) + (", ..." if len(replaced) > 4 else "")
+        print(f"notice: {said} replaces the {what} that the DICOM tags or sidecars of {len(replaced)} of "
+              f"{len(volumes)} inputs state ({shown} ms)", file=sys.stderr)
 
 
 def _check_shapes(volumes, paths) -> None:
