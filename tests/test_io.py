@@ -86,6 +86,12 @@ def test_sidecar_times_in_ms(tmp_path):
                                                    "flip_deg": 90.0}
     volume = load_volume(tmp_path / "a.nii.gz")
     assert (volume.te_ms, volume.tr_ms, volume.ti_ms) == (50.0, 4500.0, 900.0)
+    (tmp_path / "a.json").write_text(json.dumps({"EchoTime": 30, "RepetitionTime": 2500}))  # written in ms
+    with pytest.raises(ValueError, match=r"^a\.json: EchoTime 30 looks like milliseconds; BIDS sidecars "
+                                         r"store seconds \(did you mean 0\.03 s\?\)"):
+        load_volume(tmp_path / "a.nii.gz")
+    (tmp_path / "a.json").write_text(json.dumps({"EchoTime": 1.0, "RepetitionTime": 15, "InversionTime": 4}))
+    assert read_sidecar(tmp_path / "a.nii.gz") == {"te_ms": 1000.0, "tr_ms": 15000.0, "ti_ms": 4000.0}
     (tmp_path / "a.json").write_text("{not json")
     assert read_sidecar(tmp_path / "a.nii.gz") == {}
     assert read_sidecar(tmp_path / "none.nii") == {}

@@ -33,7 +33,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .units import ms_to_s, s_to_ms
+from .units import ms_to_s, refuse_milliseconds, s_to_ms
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
@@ -130,7 +130,9 @@ def read_sidecar(path: str | Path) -> dict:
 
     Returns a dict with those of ``te_ms``, ``tr_ms``, ``ti_ms`` (milliseconds),
     ``flip_deg`` (degrees) and ``sequence`` (:func:`sequence_of` its ``ScanningSequence``)
-    that the sidecar states; empty when there is no readable one.
+    that the sidecar states; empty when there is no readable one. A time that can only
+    have been written in milliseconds (BIDS stores seconds) is a one-line ``ValueError``
+    naming the sidecar.
     """
     side = Path(path) if suffix_of(path) == ".json" else sidecar_path(path)
     try:
@@ -143,6 +145,10 @@ def read_sidecar(path: str | Path) -> dict:
     for key, ours in (("EchoTime", "te_ms"), ("RepetitionTime", "tr_ms"), ("InversionTime", "ti_ms")):
         value = meta.get(key)
         if _is_number(value) and value > 0:
+            try:
+                refuse_milliseconds(key, value)
+            except ValueError as exc:
+                raise ValueError(f"{side.name}: {exc}") from None
             out[ours] = float(s_to_ms(value))
     if _is_number(meta.get("FlipAngle")):
         out["flip_deg"] = float(meta["FlipAngle"])
