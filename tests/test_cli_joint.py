@@ -265,3 +265,31 @@ def test_maps_say_when_an_option_replaces_the_times_of_the_tags(tmp_path, capsys
            "(15, 90 ms)" in err
     assert main([*args, "-o", str(tmp_path / "b"), "--input-tr", "3000"]) == 0  # the same: no notice
     assert "notice" not in capsys.readouterr().err
+
+
+def test_preset_on_a_dicom_series_predicts_each_acquisition_as_predict_does(tmp_path, tiny_weights, capsys):
+    from dicom_helpers import ramp, write_series
+
+    write_series(tmp_path / "dual", [ramp(2, 16, 16), ramp(2, 16, 16) // 2], te=(15.0, 90.0), tr=3000.0)
+    out = tmp_path / "out"
+    assert main(["predict", str(tmp_path / "dual"), "--preset", "T1w", "-o", str(out)]) == 0
+    assert sorted(p.name for p in out.glob("*.nii.gz")) == ["dual_acq1_T1w.nii.gz", "dual_acq2_T1w.nii.gz"]
+    assert "dual: 2 acquisitions, each predicted separately" in capsys.readouterr().err
+    one = tmp_path / "one.nii.gz"
+    assert main(["predict", str(tmp_path / "dual"), "--preset", "T1w", "--acquisition", "2", "-o", str(one)]) == 0
+    assert one.is_file()
+    assert main(["predict", str(tmp_path / "dual"), "--preset", "T1w", "--acquisition", "3",
+                 "-o", str(tmp_path / "three.nii.gz")]) == 2
+    assert "--acquisition 3, but the series has 2 acquisition(s)" in capsys.readouterr().err
+    assert main(["predict", str(tmp_path / "dual"), "--preset", "T1w", "-o", str(tmp_path / "f.nii.gz")]) == 2
+    assert "2 acquisitions need an output folder for -o, not a file" in capsys.readouterr().err
+    assert not (tmp_path / "f.nii.gz").exists()
+
+
+def test_preset_on_several_inputs_needs_a_folder(scans, tmp_path, capsys):
+    paths, _ = scans
+    out = tmp_path / "x.nii.gz"
+    assert main(["predict", str(paths["pdw"]), str(paths["t2w"]), "--preset", "T1w", "--input-te", "15",
+                 "--input-tr", "3000", "-o", str(out)]) == 2
+    assert "several inputs need an output folder for -o, not a file" in capsys.readouterr().err
+    assert not out.exists()

@@ -110,15 +110,13 @@ class _DicomInput:
 
 def _dicom_inputs(source, acquisition: int | None) -> list:
     """The acquisitions of one series to predict from: all, or the one chosen (1-based)."""
-    from .dicom import describe, read_series
+    from .dicom import choose_acquisition, describe, read_series
 
     volumes = read_series(source)
     label = volumes[0].extra["series"]
     if acquisition is not None:
-        if not 1 <= acquisition <= len(volumes):
-            raise ValueError(f"{label}: --acquisition {acquisition}, but the series has "
-                             f"{len(volumes)} acquisition(s) (1-{len(volumes)})")
-        return [_DicomInput(volumes[acquisition - 1], acquisition, len(volumes))]
+        [chosen] = choose_acquisition(volumes, acquisition)
+        return [_DicomInput(chosen, acquisition, len(volumes))]
     if len(volumes) > 1:
         listing = "; ".join(f"{i}: {describe(v)}" for i, v in enumerate(volumes, 1))
         print(f"notice: {label}: {len(volumes)} acquisitions, each predicted separately "

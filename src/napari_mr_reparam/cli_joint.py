@@ -138,8 +138,9 @@ def _listed(value) -> list:
 
 # ----------------------------------------------------------------------------- inputs
 
-def load_inputs(paths: list[str]) -> list:
-    """Volumes of the inputs, in order: a NIfTI file is one, a DICOM series one per acquisition."""
+def load_inputs(paths: list[str], acquisition: int | None = None) -> list:
+    """Volumes of the inputs, in order: a NIfTI file is one, a DICOM series one per
+    acquisition (only the ``acquisition``-th, 1-based, where given)."""
     from . import dicom
     from .io import load_volume
 
@@ -149,7 +150,7 @@ def load_inputs(paths: list[str]) -> list:
         if not path.exists():
             raise FileNotFoundError(f"{path}: no such file or folder")
         if dicom.looks_like_series(path):
-            volumes += dicom.read_series(path)
+            volumes += dicom.choose_acquisition(dicom.read_series(path), acquisition)
         else:
             volumes.append(load_volume(path))
     return volumes
@@ -241,13 +242,14 @@ def refuse_input_seconds(args) -> None:
                       for name in ("input_te", "input_tr", "input_ti")})
 
 
-def fit_inputs(paths, args, model="physics", device="auto", engine=None):
+def fit_inputs(paths, args, model="physics", device="auto", engine=None, volumes=None):
     """Volumes, acquisitions and :class:`~napari_mr_reparam.joint_fit.JointMaps` of the inputs
     (voxels a scanner clipped count as lower bounds of their signal). ``engine``: the
-    network already loaded for ``model`` (else it is loaded here)."""
+    network already loaded for ``model`` (else it is loaded here); ``volumes``: the
+    inputs already loaded from ``paths`` (else they are loaded here)."""
     from .joint_fit import joint_maps
 
-    volumes = load_inputs(paths)
+    volumes = load_inputs(paths) if volumes is None else volumes
     _check_shapes(volumes, paths)
     acqs = acquisitions_of(volumes, args)
     if engine is None:
@@ -363,7 +365,7 @@ def predict_joint_or_preset(args) -> int:
     """``predict --joint`` (one subject, joint maps) or ``predict --preset`` (each input alone).
     Without --joint a bad input is reported as ``error: FILE: reason`` and skipped; any such
     input makes the exit status 2."""
-    from .io import acquisition_sidecar, save_volume
+    from .io import acquisition_sidecar, save_volume, suffix_of
 
     targets = _targets(args)
     refuse_input_seconds(args)
@@ -371,31 +373,62 @@ def predict_joint_or_preset(args) -> int:
         groups = [list(args.input)]
     else:
         groups = [[p] for p in args.input]
+    if len(groups) > 1 and suffix_of(args.output):
+        raise ValueError("several inputs need an output folder for -o, not a file")
     model = "physics" if args.model == "d2p" else args.model  # the default model does not map
     engine = _engine(model, args.device)  # an unknown or unfit model is refused before any input is read
     failures = 0
     for paths in groups:
-        stem = "joint" if args.joint else Path(paths[0]).name.split(".")[0]
-        outputs = _output_paths(args, stem, targets)
-        if not args.overwrite:
-            taken = [str(p) for p in outputs.values() if p.exists()]
-            if taken:
-                raise FileExistsError(f"{taken[0]} exists; pass --overwrite to replace it")
         try:
-            volumes, acqs, maps = fit_inputs(paths, args, model=model, device=args.device,
-                                             engine=engine)
-            written = []
-            for label, p in targets:
-                image = maps.render(**p.render_arguments()).reshape(volumes[0].data.shape)
-                saved = save_volume(outputs[label], image, like=volumes[0], te_ms=p.te, tr_ms=p.tr,
-                                    model="joint maps" if args.joint else model,
-                                    extra=acquisition_sidecar(p.sequence, p.ti, p.flip_deg),
-                                    overwrite=args.overwrite)
-                written.append(f"{p.describe()} -> {saved}")
-            print(f"ok {' '.join(paths)}: {'; '.join(written)}")
+            parts = _parts(paths, args)
         except (ValueError, OSError) as exc:
             if args.joint:
                 raise
             failures += 1
             print(f"error: {paths[0]}: {exc}", file=sys.stderr)
+            continue
+        for stem, name, volumes in parts:
+            outputs = _output_paths(args, stem, targets)
+            if not args.overwrite:
+                taken = [str(p) for p in outputs.values() if p.exists()]
+                if taken:
+                    raise FileExistsError(f"{taken[0]} exists; pass --overwrite to replace it")
+            try:
+                volumes, acqs, maps = fit_inputs(paths, args, model=model, device=args.device,
+                                                 engine=engine, volumes=volumes)
+                written = []
+                for label, p in targets:
+                    image = maps.render(**p.render_arguments()).reshape(volumes[0].data.shape)
+                    saved = save_volume(outputs[label], image, like=volumes[0], te_ms=p.te, tr_ms=p.tr,
+                                        model="joint maps" if args.joint else model,
+                                        extra=acquisition_sidecar(p.sequence, p.ti, p.flip_deg),
+                                        overwrite=args.overwrite)
+                    written.append(f"{p.describe()} -> {saved}")
+                print(f"ok {name}: {'; '.join(written)}")
+            except (ValueError, OSError) as exc:
+                if args.joint:
+                    raise
+                failures += 1
+                print(f"error: {name}: {exc}", file=sys.stderr)
     return 0 if failures == 0 else 2
+
+
+def _parts(paths, args) -> list[tuple]:
+    """(output stem, name in messages, volumes) of each prediction from ``paths``: all of
+    them together with --joint; else each input alone, and each acquisition of a DICOM
+    series alone, as ``predict`` without a preset takes them (``--acquisition N``: one)."""
+    from .dicom import describe
+    from .io import suffix_of
+
+    volumes = load_inputs(paths, args.acquisition)
+    stem = "joint" if args.joint else Path(paths[0]).name.split(".")[0]
+    if args.joint or len(volumes) == 1:
+        return [(stem, " ".join(map(str, paths)), volumes)]
+    label = volumes[0].extra["series"]
+    if suffix_of(args.output):
+        raise ValueError(f"{label}: {len(volumes)} acquisitions need an output folder for -o, not a file "
+                         "(or choose one with --acquisition N)")
+    listing = "; ".join(f"{i}: {describe(v)}" for i, v in enumerate(volumes, 1))
+    print(f"notice: {label}: {len(volumes)} acquisitions, each predicted separately (choose one with "
+          f"--acquisition N, or fit them together with --joint): {listing}", file=sys.stderr)
+    return [(f"{label}_acq{i}", f"{label}_acq{i} ({describe(v)})", [v]) for i, v in enumerate(volumes, 1)]

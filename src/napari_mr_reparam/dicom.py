@@ -170,6 +170,17 @@ def read_series(path, require: tuple[str, ...] = ()) -> list[Volume]:
     return volumes
 
 
+def choose_acquisition(volumes: list[Volume], number: int | None) -> list[Volume]:
+    """The acquisitions of one series to use: all (``number`` None) or the ``number``-th
+    (1-based, in :func:`read_series`' order); a one-line ``ValueError`` out of range."""
+    if number is None:
+        return volumes
+    if not 1 <= number <= len(volumes):
+        raise ValueError(f"{volumes[0].extra['series']}: --acquisition {number}, but the series has "
+                         f"{len(volumes)} acquisition(s) (1-{len(volumes)})")
+    return [volumes[number - 1]]
+
+
 def check_tag(volumes: list[Volume], tag: str, label: str = "series") -> None:
     """Raise a one-line ``ValueError`` when an acquisition lacks ``tag`` (e.g. EchoTime)."""
     missing = [v for v in volumes if getattr(v, _VOLUME_FIELDS[tag]) is None]
