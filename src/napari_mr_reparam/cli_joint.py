@@ -349,11 +349,10 @@ def _targets(args) -> list:
 
 
 def _output_paths(args, stem: str, targets) -> dict:
-    from .io import check_output_type, output_suffix, suffix_of
+    from .io import output_suffix, suffix_of
 
     out = Path(args.output)
     if len(targets) == 1 and suffix_of(out):
-        check_output_type(out)
         return {targets[0][0]: out}
     if suffix_of(out):
         raise ValueError("several targets need an output folder for -o, not a file")
@@ -365,7 +364,7 @@ def predict_joint_or_preset(args) -> int:
     """``predict --joint`` (one subject, joint maps) or ``predict --preset`` (each input alone).
     Without --joint a bad input is reported as ``error: FILE: reason`` and skipped; any such
     input makes the exit status 2."""
-    from .io import acquisition_sidecar, save_volume, suffix_of
+    from .io import acquisition_sidecar, check_output_type, output_suffix, save_volume, suffix_of
 
     targets = _targets(args)
     refuse_input_seconds(args)
@@ -375,6 +374,10 @@ def predict_joint_or_preset(args) -> int:
         groups = [[p] for p in args.input]
     if len(groups) > 1 and suffix_of(args.output):
         raise ValueError("several inputs need an output folder for -o, not a file")
+    if suffix_of(args.output):
+        check_output_type(args.output)
+    else:
+        output_suffix(args.suffix)
     model = "physics" if args.model == "d2p" else args.model  # the default model does not map
     engine = _engine(model, args.device)  # an unknown or unfit model is refused before any input is read
     failures = 0
