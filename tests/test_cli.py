@@ -103,6 +103,7 @@ def test_bad_input_file(tmp_path, tiny_weights, capsys):
                  "--tr", "3000", "-q"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "bad.nii" in err and not (tmp_path / "o.nii").exists()
+    assert f"{tmp_path / 'bad.nii'}: bad.nii:" not in err  # the file named once before the reason
 
 
 def test_folder_of_inputs_several_targets_physics_maps_once(tmp_path, tiny_weights, monkeypatch, capsys):

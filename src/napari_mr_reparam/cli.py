@@ -7,7 +7,7 @@ import sys
 
 from . import DEFAULT_CONSISTENCY
 from .command import positive_ms as _positive_ms
-from .command import run_cli
+from .command import input_error, run_cli
 
 
 def input_acquisition(volume, te_ms, tr_ms) -> tuple[float, float, str]:
@@ -212,7 +212,7 @@ def cmd_predict(args) -> int:
                 tqdm.write(f"ok {path}: {engine.info.name} on {engine.device.type}: {summary}")
             except (ValueError, OSError) as exc:
                 failures += 1
-                tqdm.write(f"error: {path}: {exc}", file=sys.stderr)
+                tqdm.write(input_error(path, exc, path.name), file=sys.stderr)
             bar.update(len(targets))
     if len(inputs) > 1:
         print(f"{len(inputs) - failures} of {len(inputs)} files done")

@@ -15,6 +15,8 @@ import json
 import sys
 from pathlib import Path
 
+from .command import input_error
+
 #: Map files written by ``maps`` (T1 and T2 in ms).
 MAP_FILES = {"pd": "PD", "t1": "T1map", "t2": "T2map"}
 
@@ -388,7 +390,7 @@ def predict_joint_or_preset(args) -> int:
             if args.joint:
                 raise
             failures += 1
-            print(f"error: {paths[0]}: {exc}", file=sys.stderr)
+            print(input_error(paths[0], exc), file=sys.stderr)
             continue
         for stem, name, volumes in parts:
             outputs = _output_paths(args, stem, targets)
@@ -412,7 +414,7 @@ def predict_joint_or_preset(args) -> int:
                 if args.joint:
                     raise
                 failures += 1
-                print(f"error: {name}: {exc}", file=sys.stderr)
+                print(input_error(name, exc), file=sys.stderr)
     return 0 if failures == 0 else 2
 
 

@@ -18,6 +18,18 @@ def positive_ms(text: str) -> float:
     return value
 
 
+def input_error(label, exc: BaseException, name: str | None = None) -> str:
+    """``error: LABEL: reason`` for one input that failed; a reason that starts with the
+    input's file ``name`` (default: the last part of ``label``) does not name it twice."""
+    from pathlib import Path
+
+    text = str(exc)
+    name = name or Path(str(label)).name
+    if text.startswith(f"{name}: "):
+        text = text[len(name) + 2:]
+    return f"error: {label}: {text}"
+
+
 def run_cli(parser: argparse.ArgumentParser, argv=None) -> int:
     """Parse ``argv``, run the chosen sub-command, and turn expected failures into one line.
 
