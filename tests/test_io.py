@@ -6,7 +6,8 @@ import pytest
 from scipy.spatial.transform import Rotation
 
 from napari_mr_reparam import io
-from napari_mr_reparam.io import load_volume, probe, read_sidecar, save_volume, sidecar_path, to_original
+from napari_mr_reparam.io import (acquisition_sidecar, load_volume, probe, read_sidecar, save_volume,
+                                  sidecar_path, to_original)
 
 
 def _oblique_nifti(path, shape=(20, 30, 12), zooms=(0.9, 1.2, 3.0), dtype=np.float32):
@@ -254,3 +255,10 @@ def test_scanning_sequence_names_the_input_sequence(tmp_path):
                                 "FlipAngle": 9, "ScanningSequence": "GR\\IR"}))
     assert read_sidecar(side) == {"te_ms": 3.0, "tr_ms": 2300.0, "ti_ms": 900.0, "flip_deg": 9.0,
                                   "sequence": "mprage"}
+
+
+def test_sidecar_times_are_written_without_float_noise(tmp_path):
+    save_volume(tmp_path / "p.nii.gz", np.ones((2, 4, 4), np.float32), te_ms=38.56, tr_ms=2000,
+                extra=acquisition_sidecar(ti_ms=123.45))
+    text = (tmp_path / "p.json").read_text()
+    assert '"EchoTime": 0.03856,' in text and '"InversionTime": 0.12345' in text

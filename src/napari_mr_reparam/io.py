@@ -593,15 +593,20 @@ _WRITERS = {".nii": _write_nifti, ".nii.gz": _write_nifti, ".npy": _write_npy,
             ".tif": _write_tif, ".tiff": _write_tif, ".png": _write_png}
 
 
+def _seconds(ms) -> float:
+    """A sidecar time: seconds, to the nanosecond (38.56 ms is 0.03856, not 0.038560000000000004)."""
+    return round(float(ms_to_s(ms)), 9)
+
+
 def _sidecar(te_ms, tr_ms, model, extra) -> dict:
     """BIDS sidecar content: times in seconds, and what generated the image."""
     from . import __version__
 
     meta: dict = {}
     if te_ms is not None:
-        meta["EchoTime"] = float(ms_to_s(te_ms))
+        meta["EchoTime"] = _seconds(te_ms)
     if tr_ms is not None:
-        meta["RepetitionTime"] = float(ms_to_s(tr_ms))
+        meta["RepetitionTime"] = _seconds(tr_ms)
     meta["GeneratedBy"] = [{"Name": "napari-mr-reparam", "Version": __version__, "Model": model}]
     meta.update(extra or {})
     return meta
@@ -623,7 +628,7 @@ def acquisition_sidecar(sequence: str | None = None, ti_ms: float | None = None,
             raise ValueError(f"unknown sequence {sequence!r}; use {', '.join(SEQUENCE_CODES)}")
         meta["ScanningSequence"], meta["PulseSequenceType"] = SEQUENCE_CODES[sequence]
     if ti_ms is not None:
-        meta["InversionTime"] = float(ms_to_s(ti_ms))
+        meta["InversionTime"] = _seconds(ti_ms)
     if flip_deg is not None:
         meta["FlipAngle"] = float(flip_deg)
     return meta
