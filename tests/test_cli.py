@@ -508,3 +508,12 @@ def test_a_dicom_inversion_recovery_input_is_read_as_one_without_a_spin_echo_not
     assert main(["predict", str(tmp_path / "epi"), "-o", str(tmp_path / "epi.nii.gz"), "--weights",
                  sequence_weights, "--te", "80", "--tr", "3000", "-q"]) == 0
     assert "the DICOM tags do not name the input's sequence; it is taken as a spin echo" in capsys.readouterr().err
+
+
+def test_an_existing_file_is_not_taken_as_the_output_folder(tmp_path, capsys):
+    (tmp_path / "afile").write_text("mine")
+    missing = str(tmp_path / "not_read.nii.gz")
+    assert main(["predict", missing, missing, "-o", str(tmp_path / "afile"), "--te", "100", "--tr", "3000",
+                 "-q"]) == 2
+    assert "afile: exists and is not a folder" in capsys.readouterr().err
+    assert (tmp_path / "afile").read_text() == "mine"

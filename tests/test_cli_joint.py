@@ -293,3 +293,13 @@ def test_preset_on_several_inputs_needs_a_folder(scans, tmp_path, capsys):
                  "--input-tr", "3000", "-o", str(out)]) == 2
     assert "several inputs need an output folder for -o, not a file" in capsys.readouterr().err
     assert not out.exists()
+
+
+@pytest.mark.parametrize("output, message", [("afile", "exists and is not a folder"),
+                                             ("maps.nii.gz", "-o names the output folder here")])
+def test_maps_refuse_an_output_that_cannot_be_their_folder_before_any_work(tmp_path, capsys, output, message):
+    (tmp_path / "afile").write_text("mine")
+    rc = main(["maps", str(tmp_path / "not_read.nii.gz"), "--input-te", "15", "--input-tr", "500",
+               "-o", str(tmp_path / output)])
+    assert rc == 2 and message in capsys.readouterr().err
+    assert (tmp_path / "afile").read_text() == "mine" and not (tmp_path / "maps.nii.gz").exists()

@@ -262,3 +262,14 @@ def test_sidecar_times_are_written_without_float_noise(tmp_path):
                 extra=acquisition_sidecar(ti_ms=123.45))
     text = (tmp_path / "p.json").read_text()
     assert '"EchoTime": 0.03856,' in text and '"InversionTime": 0.12345' in text
+
+
+def test_an_output_folder_is_not_a_file(tmp_path):
+    from napari_mr_reparam.io import check_output_folder
+
+    (tmp_path / "afile").write_text("x")
+    assert check_output_folder(tmp_path / "new") == tmp_path / "new" and not (tmp_path / "new").exists()
+    with pytest.raises(ValueError, match="afile: exists and is not a folder"):
+        check_output_folder(tmp_path / "afile")
+    with pytest.raises(ValueError, match="names the output folder here"):
+        check_output_folder(tmp_path / "maps.nii.gz")

@@ -149,7 +149,7 @@ def _output_paths(inputs, targets, output: str, suffix: str | None, tag: str = "
     """Where each (input, target) goes: ``output`` itself for one of each, else a folder."""
     from pathlib import Path
 
-    from .io import OUTPUT_SUFFIXES, check_output_type, output_suffix, suffix_of
+    from .io import OUTPUT_SUFFIXES, check_output_folder, check_output_type, output_suffix, suffix_of
 
     out = Path(output)
     if len(inputs) == 1 and len(targets) == 1 and suffix_of(out):
@@ -157,6 +157,7 @@ def _output_paths(inputs, targets, output: str, suffix: str | None, tag: str = "
         return {(inputs[0], targets[0]): out}
     if suffix_of(out):
         raise ValueError("several inputs or targets need an output folder for -o, not a file")
+    check_output_folder(out)
     suffix = output_suffix(suffix)
     paths = {}
     for path in inputs:

@@ -276,11 +276,11 @@ def _describe(acq) -> str:
 # ----------------------------------------------------------------------------- maps
 
 def cmd_maps(args) -> int:
-    from .io import save_volume
+    from .io import check_output_folder, save_volume
 
     apply_input_preset(args)
     refuse_input_seconds(args)
-    out = Path(args.output)
+    out = check_output_folder(args.output)
     targets = {k: out / f"{name}.nii.gz" for k, name in MAP_FILES.items()}
     sidecar = out / "maps.json"
     if not args.overwrite:
@@ -366,7 +366,8 @@ def predict_joint_or_preset(args) -> int:
     """``predict --joint`` (one subject, joint maps) or ``predict --preset`` (each input alone).
     Without --joint a bad input is reported as ``error: FILE: reason`` and skipped; any such
     input makes the exit status 2."""
-    from .io import acquisition_sidecar, check_output_type, output_suffix, save_volume, suffix_of
+    from .io import (acquisition_sidecar, check_output_folder, check_output_type, output_suffix, save_volume,
+                     suffix_of)
 
     targets = _targets(args)
     refuse_input_seconds(args)
@@ -379,6 +380,7 @@ def predict_joint_or_preset(args) -> int:
     if suffix_of(args.output):
         check_output_type(args.output)
     else:
+        check_output_folder(args.output)
         output_suffix(args.suffix)
     model = "physics" if args.model == "d2p" else args.model  # the default model does not map
     engine = _engine(model, args.device)  # an unknown or unfit model is refused before any input is read

@@ -469,6 +469,18 @@ def check_output_type(path: str | Path, label: str | None = None) -> str:
     return suffix
 
 
+def check_output_folder(path: str | Path) -> Path:
+    """``path`` as an output folder (made when written to); a one-line ``ValueError`` when
+    it is an existing file or names a file type (``maps.nii.gz``)."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{path}: exists and is not a folder; -o names the output folder here")
+    if not path.exists() and suffix_of(path) in OUTPUT_SUFFIXES:
+        raise ValueError(f"{path}: -o names the output folder here (several files are written), "
+                         "not a file")
+    return path
+
+
 def output_suffix(suffix: str | None, option: str = "--suffix") -> str | None:
     """An output type given on its own (``.nii.gz``; the dot may be left out), checked as
     :func:`check_output_type` does; None stays None."""
