@@ -206,8 +206,9 @@ def _notice_overrides(volumes, given: dict, args) -> None:
     fields = {"input_te": ("te_ms", "TE"), "input_tr": ("tr_ms", "TR"), "input_ti": ("ti_ms", "TI")}
     for attr, values in given.items():
         field, what = fields[attr]
-        replaced = [own for v, value in zip(volumes, values)
-                    if value is not None and (own := getattr(v, field)) is not None and abs(value - own) > 1e-3]
+        stated = [(value, getattr(v, field)) for v, value in zip(volumes, values)]
+        replaced = [own for value, own in stated
+                    if value is not None and own is not None and abs(value - own) > 1e-3]
         if not replaced:
             continue
         said = (f"--input-preset {' '.join(_listed(args.input_preset))}"

@@ -465,7 +465,8 @@ def check_output_type(path: str | Path, label: str | None = None) -> str:
     the file) when :func:`save_volume` cannot write it."""
     suffix = suffix_of(path)
     if suffix not in OUTPUT_SUFFIXES:
-        raise ValueError(f"{label or Path(path).name}: unsupported output type; use {', '.join(OUTPUT_SUFFIXES)}")
+        raise ValueError(f"{label or Path(path).name}: unsupported output type; "
+                         f"use {', '.join(OUTPUT_SUFFIXES)}")
     return suffix
 
 
