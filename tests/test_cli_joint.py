@@ -303,3 +303,16 @@ def test_maps_refuse_an_output_that_cannot_be_their_folder_before_any_work(tmp_p
                "-o", str(tmp_path / output)])
     assert rc == 2 and message in capsys.readouterr().err
     assert (tmp_path / "afile").read_text() == "mine" and not (tmp_path / "maps.nii.gz").exists()
+
+
+def test_inputs_in_different_places_get_a_notice(scans, tmp_path, capsys):
+    paths, _ = scans
+    moved = tmp_path / "moved.nii.gz"
+    shifted = np.eye(4)
+    shifted[0, 3] = 6.0  # the same image 6 mm to the side
+    nib.save(nib.Nifti1Image(np.asarray(nib.load(paths["t2w"]).dataobj), shifted), moved)
+    common = ["--input-te", "15", "100", "--input-tr", "3000", "--model", "none"]
+    assert main(["maps", str(paths["pdw"]), str(paths["t2w"]), *common, "-o", str(tmp_path / "a")]) == 0
+    assert "apart" not in capsys.readouterr().err
+    assert main(["maps", str(paths["pdw"]), str(moved), *common, "-o", str(tmp_path / "b")]) == 0
+    assert f"notice: {paths['pdw']} and {moved} are 6.0 mm apart by their affines" in capsys.readouterr().err

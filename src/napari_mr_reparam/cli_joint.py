@@ -224,6 +224,32 @@ def _check_shapes(volumes, paths) -> None:
         listed = ", ".join("x".join(map(str, s)) for s in shapes)
         raise ValueError(f"the inputs must be co-registered images of one shape; got {listed} "
                          f"({' '.join(paths)})")
+    _notice_misplaced(volumes)
+
+
+def _notice_misplaced(volumes) -> None:
+    """A notice when inputs of one shape lie in different places by their affines (more than
+    half a voxel apart at a corner of the grid): the fit takes voxel i of every input as
+    the same tissue, so they must be registered first."""
+    import numpy as np
+
+    def corners(v):
+        shape = np.asarray(tuple(v.original_shape)[:3] + (1,) * (3 - len(v.original_shape)), float) - 1
+        grid = np.array([[i, j, k, 1.0] for i in (0, shape[0]) for j in (0, shape[1]) for k in (0, shape[2])])
+        return (grid @ np.asarray(v.affine, float).T)[:, :3]
+
+    placed = [v for v in volumes if getattr(v, "affine", None) is not None and v.original_shape]
+    if len(placed) < 2:
+        return
+    first = corners(placed[0])
+    for v in placed[1:]:
+        apart = np.linalg.norm(first[:, None] - corners(v)[None], axis=-1).min(axis=1).max()
+        voxel = np.linalg.norm(np.asarray(v.affine, float)[:3, :3], axis=0).max()
+        if apart > voxel / 2:
+            names = [str(x.source) if x.source else "input" for x in (placed[0], v)]
+            print(f"notice: {names[0]} and {names[1]} are {apart:.1f} mm apart by their affines; the fit "
+                  "takes the inputs as co-registered voxel by voxel (register them first)", file=sys.stderr)
+            return
 
 
 def _engine(model: str, device: str):
