@@ -517,3 +517,23 @@ def test_an_existing_file_is_not_taken_as_the_output_folder(tmp_path, capsys):
                  "-q"]) == 2
     assert "afile: exists and is not a folder" in capsys.readouterr().err
     assert (tmp_path / "afile").read_text() == "mine"
+
+
+def test_one_input_time_given_keeps_the_other_from_the_tags_or_sidecar(scan, tmp_path, tiny_weights, monkeypatch,
+                                                                       capsys):
+    from dicom_helpers import ramp, write_series
+
+    seen = _input_times(monkeypatch)
+    write_series(tmp_path / "s", [ramp(2, 8, 8)], tr=2000.0, drop=("EchoTime",))
+    assert main(["predict", str(tmp_path / "s"), "-o", str(tmp_path / "a.nii.gz"), "--te", "40", "--tr", "3000",
+                 "--input-te", "20", "-q"]) == 0
+    path, _, _ = scan
+    (tmp_path / "scan.json").write_text(json.dumps({"EchoTime": 0.03}))  # no RepetitionTime
+    assert main(["predict", str(path), "-o", str(tmp_path / "b.nii.gz"), "--te", "40", "--tr", "3000",
+                 "--input-tr", "2500", "-q"]) == 0
+    assert seen == [(20.0, 2000.0), (30.0, 2500.0)]  # not the default TR 4500 / TE 50
+    (tmp_path / "scan.json").write_text(json.dumps({"EchoTime": 0.03}))
+    assert main(["predict", str(path), "-o", str(tmp_path / "c.nii.gz"), "--te", "40", "--tr", "3000", "-q"]) == 0
+    assert seen[-1] == (30.0, 4500.0)
+    assert "no input TR given or in a BIDS sidecar; taking the input to be at TE 30 ms / TR 4500 ms" in \
+        capsys.readouterr().err

@@ -11,17 +11,18 @@ from .command import input_error, run_cli
 
 
 def input_acquisition(volume, te_ms, tr_ms) -> tuple[float, float, str]:
-    """The input's TE/TR (ms): from the options, else its BIDS sidecar, else the default.
+    """The input's TE/TR (ms), each from its option, else the BIDS sidecar or DICOM tags,
+    else the default.
 
-    Returns (te, tr, where they came from).
+    Returns (te, tr, where they came from: "options", "sidecar", or "default" if either is).
     """
     from . import DEFAULT_TE_MS, DEFAULT_TR_MS
 
-    if te_ms is not None and tr_ms is not None:
-        return te_ms, tr_ms, "options"
-    if volume.te_ms is not None and volume.tr_ms is not None:
-        return (te_ms or volume.te_ms), (tr_ms or volume.tr_ms), "sidecar"
-    return (te_ms or DEFAULT_TE_MS), (tr_ms or DEFAULT_TR_MS), "default"
+    te = te_ms if te_ms is not None else volume.te_ms
+    tr = tr_ms if tr_ms is not None else volume.tr_ms
+    if te is not None and tr is not None:
+        return te, tr, "options" if te_ms is not None and tr_ms is not None else "sidecar"
+    return (te if te is not None else DEFAULT_TE_MS), (tr if tr is not None else DEFAULT_TR_MS), "default"
 
 
 def _targets(args) -> list[tuple[float, float]]:
@@ -253,7 +254,10 @@ def _predict_file(engine, path, targets, outputs, args, options) -> list:
         if source == "default":
             from .presets import input_preset_names
 
-            print(f"notice: {path.name}: no input TE/TR given and no BIDS sidecar found; taking the "
+            unknown = "/".join(n for n, given, own in (("TE", args.input_te, volume.te_ms),
+                                                        ("TR", args.input_tr, volume.tr_ms))
+                               if given is None and own is None)
+            print(f"notice: {path.name}: no input {unknown} given or in a BIDS sidecar; taking the "
                   f"input to be at TE {te_in:g} ms / TR {tr_in:g} ms; name its acquisition with "
                   f"--input-preset ({', '.join(input_preset_names())}) or --input-te/--input-tr",
                   file=sys.stderr)
