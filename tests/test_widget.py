@@ -97,6 +97,11 @@ def test_an_input_without_times_does_not_keep_those_of_the_image_before(demo):
     widget.image.value = plain
     assert (widget.input_te.value, widget.input_tr.value) == (50.0, 4500.0)
     assert "scan without sidecar: no TE/TR in its metadata; taken as TE 50 / TR 4500 ms" in widget.status.value
+    half = viewer.add_image(np.asarray(viewer.layers[0].data), name="TE only", metadata={"te_ms": 30.0})
+    widget.reset_choices()
+    widget.image.value = half
+    assert (widget.input_te.value, widget.input_tr.value) == (30.0, 4500.0)
+    assert "TE only: no TR in its metadata; taken as TE 30 / TR 4500 ms" in widget.status.value
 
 
 def test_out_of_range_warning_and_bad_times(demo):
