@@ -305,6 +305,20 @@ def test_demo_without_a_display_says_how_to_run_it(monkeypatch, capsys):
     assert "no display found" in err and "xvfb-run -a napari-mr-reparam demo" in err
 
 
+@pytest.mark.parametrize("extra, message", [(["--device", "cuda"], "error: CUDA was asked for but no CUDA GPU"),
+                                            (["--model", "gan"], "error: unknown model 'gan'; known: ")])
+def test_demo_refuses_a_device_or_model_it_cannot_use_before_opening_a_window(monkeypatch, capsys, extra, message):
+    import torch
+
+    from napari_mr_reparam import demo
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(demo, "missing_display", lambda: False)
+    monkeypatch.setattr(demo, "run_demo", lambda **kw: pytest.fail("the window opened"))
+    assert main(["demo", *extra]) == 2
+    assert capsys.readouterr().err.startswith(message)
+
+
 def test_input_sequence_comes_from_options_or_sidecar(scan, tiny_weights, tmp_path, capsys):
     path, _, _ = scan
     args = ["predict", str(path), "--te", "100", "--tr", "3000", "--model", "physics", "-q",

@@ -297,6 +297,13 @@ def cmd_demo(args) -> int:
               "xvfb-run -a napari-mr-reparam demo", file=sys.stderr)
         return 2
 
+    from .devices import choose_device
+    from .inference import known_models
+
+    known = known_models()
+    if known and args.model not in known:  # refused before the window opens, as predict does
+        raise ValueError(f"unknown model {args.model!r}; known: {', '.join(known)}")
+    choose_device(args.device)
     return run_demo(model=args.model, device=args.device)
 
 
