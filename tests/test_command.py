@@ -10,3 +10,5 @@ def test_an_input_error_names_the_input_once():
                                                         "NIfTI file (truncated)")
     assert input_error("series_acq2 (TE 20 / TR 2000 ms)", ValueError("series_acq2: no TE"), "series_acq2") == \
         "error: series_acq2 (TE 20 / TR 2000 ms): no TE"
+    assert input_error("data/gone.nii", FileNotFoundError("data/gone.nii: no such file or folder")) == \
+        "error: data/gone.nii: no such file or folder"

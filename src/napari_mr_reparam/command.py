@@ -20,13 +20,15 @@ def positive_ms(text: str) -> float:
 
 def input_error(label, exc: BaseException, name: str | None = None) -> str:
     """``error: LABEL: reason`` for one input that failed; a reason that starts with the
-    input's file ``name`` (default: the last part of ``label``) does not name it twice."""
+    label or the input's file ``name`` (default: the last part of ``label``) does not name
+    it twice."""
     from pathlib import Path
 
     text = str(exc)
-    name = name or Path(str(label)).name
-    if text.startswith(f"{name}: "):
-        text = text[len(name) + 2:]
+    for prefix in (f"{label}: ", f"{name or Path(str(label)).name}: "):
+        if text.startswith(prefix):
+            text = text[len(prefix):]
+            break
     return f"error: {label}: {text}"
 
 
