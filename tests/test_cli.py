@@ -103,6 +103,7 @@ def test_bad_input_file(tmp_path, tiny_weights, capsys):
                  "--tr", "3000", "-q"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "bad.nii" in err and not (tmp_path / "o.nii").exists()
+    assert f"{tmp_path / 'bad.nii'}: bad.nii:" not in err  # the file named once before the reason
 
 
 def test_folder_of_inputs_several_targets_physics_maps_once(tmp_path, tiny_weights, monkeypatch, capsys):
@@ -221,6 +222,19 @@ def test_dicom_without_echo_time_says_which_option_gives_it(tmp_path, tiny_weigh
                  "--tr", "3000", "--input-te", "20", "-q"]) == 0
 
 
+def test_multi_echo_dicom_without_echo_time_asks_for_it_per_echo(tmp_path, tiny_weights, capsys):
+    from dicom_helpers import ramp, write_series
+
+    write_series(tmp_path / "s", [ramp(2, 8, 8), ramp(2, 8, 8) // 2], te=(10.0, 30.0), drop=("EchoTime",))
+    common = ["predict", str(tmp_path / "s"), "--model", "p2p", "--te", "40", "--tr", "3000", "-q"]
+    assert main([*common, "-o", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "1: TE ? (echo 1) / TR 2000 ms; 2: TE ? (echo 2) / TR 2000 ms" in err
+    assert "do not form one volume" not in err and err.count("give the input value with --input-te MS") == 2
+    out = tmp_path / "echo2.nii.gz"
+    assert main([*common, "-o", str(out), "--acquisition", "2", "--input-te", "30"]) == 0 and out.exists()
+
+
 def test_bad_dicom_series_is_one_error_and_nothing_written(tmp_path, tiny_weights, capsys):
     from dicom_helpers import ramp, write_series
 
@@ -289,6 +303,20 @@ def test_demo_without_a_display_says_how_to_run_it(monkeypatch, capsys):
     assert main(["demo"]) == 2
     err = capsys.readouterr().err
     assert "no display found" in err and "xvfb-run -a napari-mr-reparam demo" in err
+
+
+@pytest.mark.parametrize("extra, message", [(["--device", "cuda"], "error: CUDA was asked for but no CUDA GPU"),
+                                            (["--model", "gan"], "error: unknown model 'gan'; known: ")])
+def test_demo_refuses_a_device_or_model_it_cannot_use_before_opening_a_window(monkeypatch, capsys, extra, message):
+    import torch
+
+    from napari_mr_reparam import demo
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(demo, "missing_display", lambda: False)
+    monkeypatch.setattr(demo, "run_demo", lambda **kw: pytest.fail("the window opened"))
+    assert main(["demo", *extra]) == 2
+    assert capsys.readouterr().err.startswith(message)
 
 
 def test_input_sequence_comes_from_options_or_sidecar(scan, tiny_weights, tmp_path, capsys):
@@ -446,3 +474,80 @@ def test_help_says_the_options_override_the_input_preset(capsys):
     assert "--input-preset NAME [NAME ...]" in out
     assert ("any of --input-sequence, --input-te, --input-tr, --input-ti, --input-flip given as well "
             "overrides that value. Like those options it wins over DICOM tags and a BIDS sidecar") in out
+
+
+@pytest.mark.parametrize("output, extra, message", [
+    ("x.mha", [], "error: x.mha: unsupported output type; use .nii, .nii.gz"),
+    ("out", ["--suffix", ".mha"], "error: --suffix .mha: unsupported output type"),
+    ("x.mha", ["--preset", "T2w"], "error: x.mha: unsupported output type"),
+])
+def test_an_output_type_that_cannot_be_written_is_refused_before_any_work(tmp_path, capsys, output, extra,
+                                                                           message):
+    missing = tmp_path / "not_read.nii.gz"  # the output is checked first, so this is never opened
+    times = [] if "--preset" in extra else ["--te", "100", "--tr", "3000"]
+    assert main(["predict", str(missing), *times, *extra, "-o", str(tmp_path / output),
+                 "--input-te", "20", "--input-tr", "500", "-q"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith(message) and not list(tmp_path.iterdir())
+
+
+def test_suffix_may_leave_out_its_dot(scan, tiny_weights, tmp_path):
+    path, _, _ = scan
+    assert main(["predict", str(path), "-o", str(tmp_path / "out"), "--te", "100", "--tr", "3000",
+                 "--suffix", "nii.gz", "-q"]) == 0
+    assert (tmp_path / "out" / "scan_TE100_TR3000.nii.gz").is_file()
+
+
+def test_a_jpeg_input_in_folder_mode_gives_a_png(tmp_path, tiny_weights, capsys):
+    image = (np.random.default_rng(1).random((40, 48)) * 255).astype(np.uint8)
+    Image.fromarray(image).convert("RGB").save(tmp_path / "photo.jpg")
+    assert main(["predict", str(tmp_path / "photo.jpg"), "-o", str(tmp_path / "out"), "--te", "100",
+                 "--tr", "3000", "-q"]) == 0
+    written = tmp_path / "out" / "photo_TE100_TR3000.png"
+    assert written.is_file() and np.asarray(Image.open(written)).shape == (40, 48)
+
+
+def test_a_dicom_inversion_recovery_input_is_read_as_one_without_a_spin_echo_notice(
+        tmp_path, sequence_weights, capsys, monkeypatch):
+    from dicom_helpers import ramp, write_series
+
+    seen = _input_acquisitions(monkeypatch)
+    write_series(tmp_path / "ir", [ramp(2, 16, 16)], te=(12.0,), ti=(400.0,), scanning="IR")
+    out = tmp_path / "ir.nii.gz"
+    assert main(["predict", str(tmp_path / "ir"), "-o", str(out), "--weights", sequence_weights,
+                 "--te", "80", "--tr", "3000", "-q"]) == 0
+    assert (seen[0].sequence, seen[0].ti_ms) == ("inversion_recovery", 400.0)
+    assert "spin echo" not in capsys.readouterr().err
+    write_series(tmp_path / "epi", [ramp(2, 16, 16)], scanning="EP")
+    assert main(["predict", str(tmp_path / "epi"), "-o", str(tmp_path / "epi.nii.gz"), "--weights",
+                 sequence_weights, "--te", "80", "--tr", "3000", "-q"]) == 0
+    assert "the DICOM tags do not name the input's sequence; it is taken as a spin echo" in capsys.readouterr().err
+
+
+def test_an_existing_file_is_not_taken_as_the_output_folder(tmp_path, capsys):
+    (tmp_path / "afile").write_text("mine")
+    missing = str(tmp_path / "not_read.nii.gz")
+    assert main(["predict", missing, missing, "-o", str(tmp_path / "afile"), "--te", "100", "--tr", "3000",
+                 "-q"]) == 2
+    assert "afile: exists and is not a folder" in capsys.readouterr().err
+    assert (tmp_path / "afile").read_text() == "mine"
+
+
+def test_one_input_time_given_keeps_the_other_from_the_tags_or_sidecar(scan, tmp_path, tiny_weights, monkeypatch,
+                                                                       capsys):
+    from dicom_helpers import ramp, write_series
+
+    seen = _input_times(monkeypatch)
+    write_series(tmp_path / "s", [ramp(2, 8, 8)], tr=2000.0, drop=("EchoTime",))
+    assert main(["predict", str(tmp_path / "s"), "-o", str(tmp_path / "a.nii.gz"), "--te", "40", "--tr", "3000",
+                 "--input-te", "20", "-q"]) == 0
+    path, _, _ = scan
+    (tmp_path / "scan.json").write_text(json.dumps({"EchoTime": 0.03}))  # no RepetitionTime
+    assert main(["predict", str(path), "-o", str(tmp_path / "b.nii.gz"), "--te", "40", "--tr", "3000",
+                 "--input-tr", "2500", "-q"]) == 0
+    assert seen == [(20.0, 2000.0), (30.0, 2500.0)]  # not the default TR 4500 / TE 50
+    (tmp_path / "scan.json").write_text(json.dumps({"EchoTime": 0.03}))
+    assert main(["predict", str(path), "-o", str(tmp_path / "c.nii.gz"), "--te", "40", "--tr", "3000", "-q"]) == 0
+    assert seen[-1] == (30.0, 4500.0)
+    assert "no input TR given or in a BIDS sidecar; taking the input to be at TE 30 ms / TR 4500 ms" in \
+        capsys.readouterr().err

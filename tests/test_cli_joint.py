@@ -8,6 +8,7 @@ import pytest
 
 from napari_mr_reparam import physics
 from napari_mr_reparam.cli import main
+from napari_mr_reparam.io import load_volume
 
 ACQS = {"pdw": (15, 3000), "t2w": (100, 3000), "t1w": (15, 500)}
 
@@ -82,7 +83,10 @@ def test_joint_predict_renders_targets_and_presets(scans, tmp_path):
     flair = tmp_path / "flair.nii.gz"
     assert main(["predict", "--joint", *args, "--preset", "FLAIR", "--ti", "2200", "-o", str(flair)]) == 0
     sidecar = json.loads((tmp_path / "flair.json").read_text())
-    assert sidecar["InversionTime"] == pytest.approx(2.2) and sidecar["PulseSequence"] == "inversion_recovery"
+    assert sidecar["InversionTime"] == pytest.approx(2.2) and sidecar["ScanningSequence"] == "IR"
+    # the same BIDS keys as every other output: read back as the acquisition it is
+    back = load_volume(flair)
+    assert (back.sequence, back.te_ms, back.tr_ms, back.ti_ms) == ("inversion_recovery", 120, 9000, 2200)
 
 
 def test_mismatched_shapes_give_one_line_and_write_nothing(scans, tmp_path, capsys):
@@ -200,3 +204,115 @@ def test_one_mprage_input_named_by_its_preset_renders_a_target_preset(scans, tmp
     assert "input preset MPRAGE: mprage" in err and "preset T2w: spin echo" in err
     image = np.asarray(nib.load(out).dataobj)
     assert image.shape == (20, 20, 2) and np.isfinite(image).all() and image.max() > 0
+
+
+def test_preset_on_several_inputs_reports_a_bad_one_as_an_error_and_exits_2(scans, tmp_path, capsys):
+    paths, _ = scans
+    flat = tmp_path / "flat.nii.gz"
+    nib.save(nib.Nifti1Image(np.full((20, 20, 2), 7, np.float32), np.eye(4)), flat)
+    out = tmp_path / "out"
+    rc = main(["predict", str(paths["pdw"]), str(flat), "--preset", "T1w", "--input-te", "15",
+               "--input-tr", "3000", "-o", str(out)])
+    err = capsys.readouterr().err
+    assert rc == 2 and (out / "pdw_T1w.nii.gz").exists() and not (out / "flat_T1w.nii.gz").exists()
+    assert f"error: {flat}: the volume holds no image" in err and "failed" not in err
+
+
+@pytest.mark.parametrize("options, message", [
+    (["--preset", "T2w", "--te", "0.09"], "TE 0.09 looks like seconds"),
+    (["--preset", "FLAIR", "--ti", "2.5"], "TI 2.5 looks like seconds"),
+    (["--joint", "--te", "0.1", "--tr", "3000"], "TE 0.1 looks like seconds"),
+    (["--preset", "T2w", "--input-te", "0.015"], "input TE 0.015 looks like seconds"),
+    (["--preset", "T2w", "--model", "nosuch"], "unknown model 'nosuch'"),
+    (["--preset", "T2w", "--model", "p2p"], "not a physics model"),
+])
+def test_preset_and_joint_refuse_bad_options_before_reading_any_input(tmp_path, capsys, options, message):
+    missing = tmp_path / "not_there.nii.gz"  # never read: the options are refused first
+    times = ["--input-tr", "3000"] + ([] if "--input-te" in options else ["--input-te", "15"])
+    rc = main(["predict", str(missing), *options, *times, "-o", str(tmp_path / "x.nii.gz")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and err[-1].startswith("error: ") and message in err[-1]
+    assert not any(line.startswith(("failed", "Traceback")) for line in err)
+
+
+def test_maps_refuse_input_times_in_seconds_before_reading_any_input(tmp_path, capsys):
+    rc = main(["maps", str(tmp_path / "a.nii.gz"), str(tmp_path / "b.nii.gz"), "--input-te", "15", "100",
+               "--input-tr", "3", "-o", str(tmp_path / "m")])
+    assert rc == 2
+    assert "error: input TR 3 looks like seconds" in capsys.readouterr().err
+
+
+def test_joint_dir_takes_both_inversion_times(scans, tmp_path, capsys):
+    paths, _ = scans
+    out = tmp_path / "dir.nii.gz"
+    args = [*map(str, paths.values()), *_times("--input-te"), *_times("--input-tr"), "--model", "none"]
+    assert main(["predict", "--joint", *args, "--preset", "DIR", "--ti", "3000", "500", "-o", str(out)]) == 0
+    assert "DIR: double inversion recovery, TE 25 / TR 11000 / TI1 3000 / TI2 500 ms" in capsys.readouterr().err
+    assert np.isfinite(nib.load(out).get_fdata()).all()
+    assert main(["predict", str(paths["pdw"]), "--te", "100", "--tr", "9000", "--sequence", "inversion_recovery",
+                 "--ti", "2500", "600", "-o", str(tmp_path / "x.nii.gz")]) == 2
+    assert "--ti takes one value unless --joint" in capsys.readouterr().err
+
+
+def test_maps_say_when_an_option_replaces_the_times_of_the_tags(tmp_path, capsys):
+    from dicom_helpers import ramp, write_series
+
+    write_series(tmp_path / "dual", [ramp(2, 8, 8), ramp(2, 8, 8) // 2], te=(15.0, 90.0), tr=3000.0)
+    args = ["maps", str(tmp_path / "dual"), "--model", "none"]
+    assert main([*args, "-o", str(tmp_path / "a"), "--input-te", "20"]) == 0
+    err = capsys.readouterr().err
+    assert "notice: --input-te replaces the TE that the DICOM tags or sidecars of 2 of 2 inputs state " \
+           "(15, 90 ms)" in err
+    assert main([*args, "-o", str(tmp_path / "b"), "--input-tr", "3000"]) == 0  # the same: no notice
+    assert "notice" not in capsys.readouterr().err
+
+
+def test_preset_on_a_dicom_series_predicts_each_acquisition_as_predict_does(tmp_path, tiny_weights, capsys):
+    from dicom_helpers import ramp, write_series
+
+    write_series(tmp_path / "dual", [ramp(2, 16, 16), ramp(2, 16, 16) // 2], te=(15.0, 90.0), tr=3000.0)
+    out = tmp_path / "out"
+    assert main(["predict", str(tmp_path / "dual"), "--preset", "T1w", "-o", str(out)]) == 0
+    assert sorted(p.name for p in out.glob("*.nii.gz")) == ["dual_acq1_T1w.nii.gz", "dual_acq2_T1w.nii.gz"]
+    assert "dual: 2 acquisitions, each predicted separately" in capsys.readouterr().err
+    one = tmp_path / "one.nii.gz"
+    assert main(["predict", str(tmp_path / "dual"), "--preset", "T1w", "--acquisition", "2", "-o", str(one)]) == 0
+    assert one.is_file()
+    assert main(["predict", str(tmp_path / "dual"), "--preset", "T1w", "--acquisition", "3",
+                 "-o", str(tmp_path / "three.nii.gz")]) == 2
+    assert "--acquisition 3, but the series has 2 acquisition(s)" in capsys.readouterr().err
+    assert main(["predict", str(tmp_path / "dual"), "--preset", "T1w", "-o", str(tmp_path / "f.nii.gz")]) == 2
+    assert "2 acquisitions need an output folder for -o, not a file" in capsys.readouterr().err
+    assert not (tmp_path / "f.nii.gz").exists()
+
+
+def test_preset_on_several_inputs_needs_a_folder(scans, tmp_path, capsys):
+    paths, _ = scans
+    out = tmp_path / "x.nii.gz"
+    assert main(["predict", str(paths["pdw"]), str(paths["t2w"]), "--preset", "T1w", "--input-te", "15",
+                 "--input-tr", "3000", "-o", str(out)]) == 2
+    assert "several inputs need an output folder for -o, not a file" in capsys.readouterr().err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("output, message", [("afile", "exists and is not a folder"),
+                                             ("maps.nii.gz", "-o names the output folder here")])
+def test_maps_refuse_an_output_that_cannot_be_their_folder_before_any_work(tmp_path, capsys, output, message):
+    (tmp_path / "afile").write_text("mine")
+    rc = main(["maps", str(tmp_path / "not_read.nii.gz"), "--input-te", "15", "--input-tr", "500",
+               "-o", str(tmp_path / output)])
+    assert rc == 2 and message in capsys.readouterr().err
+    assert (tmp_path / "afile").read_text() == "mine" and not (tmp_path / "maps.nii.gz").exists()
+
+
+def test_inputs_in_different_places_get_a_notice(scans, tmp_path, capsys):
+    paths, _ = scans
+    moved = tmp_path / "moved.nii.gz"
+    shifted = np.eye(4)
+    shifted[0, 3] = 6.0  # the same image 6 mm to the side
+    nib.save(nib.Nifti1Image(np.asarray(nib.load(paths["t2w"]).dataobj), shifted), moved)
+    common = ["--input-te", "15", "100", "--input-tr", "3000", "--model", "none"]
+    assert main(["maps", str(paths["pdw"]), str(paths["t2w"]), *common, "-o", str(tmp_path / "a")]) == 0
+    assert "apart" not in capsys.readouterr().err
+    assert main(["maps", str(paths["pdw"]), str(moved), *common, "-o", str(tmp_path / "b")]) == 0
+    assert f"notice: {paths['pdw']} and {moved} are 6.0 mm apart by their affines" in capsys.readouterr().err

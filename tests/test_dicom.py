@@ -290,3 +290,16 @@ def test_real_inversion_recovery_signal_falls_to_its_null_then_recovers(series):
     null = int(np.argmin(signal))
     assert vols[null].ti_ms == 400.0
     assert all(np.diff(signal[: null + 1]) < 0) and all(np.diff(signal[null:]) > 0)
+
+
+def test_echoes_without_echo_time_stay_apart_by_their_echo_numbers(tmp_path):
+    # a multi-echo series whose EchoTime was removed (anonymized, say): its echoes share
+    # every slice position, so they must not be merged into one impossible volume
+    write_series(tmp_path / "s", [ramp(2, 8, 8), ramp(2, 8, 8) // 2, ramp(2, 8, 8) // 4],
+                 te=(10.0, 20.0, 30.0), drop=("EchoTime",))
+    volumes = dicom.read_series(tmp_path / "s")
+    assert len(volumes) == 3 and all(v.te_ms is None for v in volumes)
+    assert [float(v.data.max()) for v in volumes] == sorted((float(v.data.max()) for v in volumes), reverse=True)
+    assert [dicom.describe(v) for v in volumes] == [f"TE ? (echo {n}) / TR 2000 ms" for n in (1, 2, 3)]
+    with pytest.raises(ValueError, match="3 of 3 acquisitions have no EchoTime"):
+        dicom.read_series(tmp_path / "s", require=("EchoTime",))

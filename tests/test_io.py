@@ -6,7 +6,8 @@ import pytest
 from scipy.spatial.transform import Rotation
 
 from napari_mr_reparam import io
-from napari_mr_reparam.io import load_volume, probe, read_sidecar, save_volume, sidecar_path, to_original
+from napari_mr_reparam.io import (acquisition_sidecar, load_volume, probe, read_sidecar, save_volume,
+                                  sidecar_path, to_original)
 
 
 def _oblique_nifti(path, shape=(20, 30, 12), zooms=(0.9, 1.2, 3.0), dtype=np.float32):
@@ -86,6 +87,12 @@ def test_sidecar_times_in_ms(tmp_path):
                                                    "flip_deg": 90.0}
     volume = load_volume(tmp_path / "a.nii.gz")
     assert (volume.te_ms, volume.tr_ms, volume.ti_ms) == (50.0, 4500.0, 900.0)
+    (tmp_path / "a.json").write_text(json.dumps({"EchoTime": 30, "RepetitionTime": 2500}))  # written in ms
+    with pytest.raises(ValueError, match=r"^a\.json: EchoTime 30 looks like milliseconds; BIDS sidecars "
+                                         r"store seconds \(did you mean 0\.03 s\?\)"):
+        load_volume(tmp_path / "a.nii.gz")
+    (tmp_path / "a.json").write_text(json.dumps({"EchoTime": 1.0, "RepetitionTime": 15, "InversionTime": 4}))
+    assert read_sidecar(tmp_path / "a.nii.gz") == {"te_ms": 1000.0, "tr_ms": 15000.0, "ti_ms": 4000.0}
     (tmp_path / "a.json").write_text("{not json")
     assert read_sidecar(tmp_path / "a.nii.gz") == {}
     assert read_sidecar(tmp_path / "none.nii") == {}
@@ -132,8 +139,9 @@ def test_tiff_stack_and_image_outputs(tmp_path):
     assert not (tmp_path / "o.json").exists()  # sidecars only beside NIfTI
     png = load_volume(save_volume(tmp_path / "o.png", stack[2] * 3))
     assert png.data.shape == (1, 8, 9) and png.data.max() == 255
-    with pytest.raises(ValueError, match="one slice"):
-        save_volume(tmp_path / "o2.png", stack)
+    with pytest.raises(ValueError, match=r"^o2\.png: a PNG holds one slice, the data have 5"):
+        save_volume(tmp_path / "o2.png", stack)  # the message names the file asked for
+    assert not list(tmp_path.glob(".o2.png*"))
     with pytest.raises(ValueError, match="unsupported output"):
         save_volume(tmp_path / "x.mha", stack)
 
@@ -247,3 +255,21 @@ def test_scanning_sequence_names_the_input_sequence(tmp_path):
                                 "FlipAngle": 9, "ScanningSequence": "GR\\IR"}))
     assert read_sidecar(side) == {"te_ms": 3.0, "tr_ms": 2300.0, "ti_ms": 900.0, "flip_deg": 9.0,
                                   "sequence": "mprage"}
+
+
+def test_sidecar_times_are_written_without_float_noise(tmp_path):
+    save_volume(tmp_path / "p.nii.gz", np.ones((2, 4, 4), np.float32), te_ms=38.56, tr_ms=2000,
+                extra=acquisition_sidecar(ti_ms=123.45))
+    text = (tmp_path / "p.json").read_text()
+    assert '"EchoTime": 0.03856,' in text and '"InversionTime": 0.12345' in text
+
+
+def test_an_output_folder_is_not_a_file(tmp_path):
+    from napari_mr_reparam.io import check_output_folder
+
+    (tmp_path / "afile").write_text("x")
+    assert check_output_folder(tmp_path / "new") == tmp_path / "new" and not (tmp_path / "new").exists()
+    with pytest.raises(ValueError, match="afile: exists and is not a folder"):
+        check_output_folder(tmp_path / "afile")
+    with pytest.raises(ValueError, match="names the output folder here"):
+        check_output_folder(tmp_path / "maps.nii.gz")

@@ -71,6 +71,10 @@ def test_preset_overrides_and_bad_values():
         get_preset("FLAIR").with_values(ti=10000)
     with pytest.raises(ValueError, match="second inversion"):
         get_preset("DIR").with_values(ti2=5000)
+    with pytest.raises(ValueError, match=r"TE 0\.09 looks like seconds.*did you mean 90 ms"):
+        get_preset("T2w").with_values(te=0.09)
+    with pytest.raises(ValueError, match=r"TI 2\.5 looks like seconds"):
+        get_preset("FLAIR").with_values(ti=2.5)
     with pytest.raises(ValueError, match="do not fit"):
         physics.mp2rage(1000.0, 2000, 700, 1000, 4, 5)
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from napari_mr_reparam.units import ms_to_s, refuse_seconds, s_to_ms
+from napari_mr_reparam.units import ms_to_s, refuse_milliseconds, refuse_seconds, s_to_ms
 
 
 def test_conversions():
@@ -24,3 +24,12 @@ def test_values_that_can_only_be_seconds_are_refused(times, message):
 def test_millisecond_values_pass():
     refuse_seconds(te=1.0, tr=10.0, ti=10.0, input_te=50, input_tr=4500)
     refuse_seconds(te=None, tr=np.array([600.0, 6000.0]))
+
+
+def test_sidecar_times_that_can_only_be_milliseconds_are_refused():
+    with pytest.raises(ValueError, match=r"RepetitionTime 2500 looks like milliseconds.*did you mean 2\.5 s"):
+        refuse_milliseconds("RepetitionTime", 2500)
+    with pytest.raises(ValueError, match="InversionTime 900 looks like milliseconds"):
+        refuse_milliseconds("InversionTime", 900)
+    refuse_milliseconds("EchoTime", 1.0)  # a TE of 1000 ms, as a render may have
+    refuse_milliseconds("RepetitionTime", 15.0)

@@ -87,6 +87,23 @@ def test_param_to_param_reads_input_times_from_metadata(demo):
     assert widget.input_te.native.isHidden()
 
 
+def test_an_input_without_times_does_not_keep_those_of_the_image_before(demo):
+    viewer, widget = demo
+    widget.model.value = "physics"
+    widget.image.value = viewer.layers["head TE20 TR600"]
+    assert (widget.input_te.value, widget.input_tr.value) == (20.0, 600.0)
+    plain = viewer.add_image(np.asarray(viewer.layers[0].data), name="scan without sidecar")
+    widget.reset_choices()
+    widget.image.value = plain
+    assert (widget.input_te.value, widget.input_tr.value) == (50.0, 4500.0)
+    assert "scan without sidecar: no TE/TR in its metadata; taken as TE 50 / TR 4500 ms" in widget.status.value
+    half = viewer.add_image(np.asarray(viewer.layers[0].data), name="TE only", metadata={"te_ms": 30.0})
+    widget.reset_choices()
+    widget.image.value = half
+    assert (widget.input_te.value, widget.input_tr.value) == (30.0, 4500.0)
+    assert "TE only: no TR in its metadata; taken as TE 30 / TR 4500 ms" in widget.status.value
+
+
 def test_out_of_range_warning_and_bad_times(demo):
     _, widget = demo
     widget.live.value = False

@@ -321,14 +321,21 @@ class ReparamWidget(Container):
             spec = input_from_metadata(layer)
             self.input_sequence.value = spec.sequence
             self.input_ti.value, self.input_flip.value = spec.ti_ms or 0, spec.flip_deg or 0
-        if meta.get("te_ms") and meta.get("tr_ms"):
-            te, tr = float(meta["te_ms"]), float(meta["tr_ms"])
+        if layer is not None:
+            te, tr = (float(meta[k]) if meta.get(k) else None for k in ("te_ms", "tr_ms"))
             try:
                 refuse_seconds(input_te=te, input_tr=tr)
             except ValueError as exc:  # metadata written in seconds: say so, keep the fields
                 self.status.value = f"{layer.name}: {exc}"
                 return
-            self.input_te.value, self.input_tr.value = te, tr
+            # a time the metadata lack is the default (said so), not that of the image chosen before
+            self.input_te.value = te if te is not None else DEFAULT_TE_MS
+            self.input_tr.value = tr if tr is not None else DEFAULT_TR_MS
+            unknown = "/".join(n for n, v in (("TE", te), ("TR", tr)) if v is None)
+            if unknown:
+                self.status.value = (f"{layer.name}: no {unknown} in its metadata; taken as TE "
+                                     f"{self.input_te.value:g} / TR {self.input_tr.value:g} ms (name its "
+                                     "acquisition with Input preset)")
         self._sync_input_preset()
 
     def _on_slider_changed(self, *_):

@@ -7,21 +7,22 @@ import sys
 
 from . import DEFAULT_CONSISTENCY
 from .command import positive_ms as _positive_ms
-from .command import run_cli
+from .command import input_error, run_cli
 
 
 def input_acquisition(volume, te_ms, tr_ms) -> tuple[float, float, str]:
-    """The input's TE/TR (ms): from the options, else its BIDS sidecar, else the default.
+    """The input's TE/TR (ms), each from its option, else the BIDS sidecar or DICOM tags,
+    else the default.
 
-    Returns (te, tr, where they came from).
+    Returns (te, tr, where they came from: "options", "sidecar", or "default" if either is).
     """
     from . import DEFAULT_TE_MS, DEFAULT_TR_MS
 
-    if te_ms is not None and tr_ms is not None:
-        return te_ms, tr_ms, "options"
-    if volume.te_ms is not None and volume.tr_ms is not None:
-        return (te_ms or volume.te_ms), (tr_ms or volume.tr_ms), "sidecar"
-    return (te_ms or DEFAULT_TE_MS), (tr_ms or DEFAULT_TR_MS), "default"
+    te = te_ms if te_ms is not None else volume.te_ms
+    tr = tr_ms if tr_ms is not None else volume.tr_ms
+    if te is not None and tr is not None:
+        return te, tr, "options" if te_ms is not None and tr_ms is not None else "sidecar"
+    return (te if te is not None else DEFAULT_TE_MS), (tr if tr is not None else DEFAULT_TR_MS), "default"
 
 
 def _targets(args) -> list[tuple[float, float]]:
@@ -110,15 +111,13 @@ class _DicomInput:
 
 def _dicom_inputs(source, acquisition: int | None) -> list:
     """The acquisitions of one series to predict from: all, or the one chosen (1-based)."""
-    from .dicom import describe, read_series
+    from .dicom import choose_acquisition, describe, read_series
 
     volumes = read_series(source)
     label = volumes[0].extra["series"]
     if acquisition is not None:
-        if not 1 <= acquisition <= len(volumes):
-            raise ValueError(f"{label}: --acquisition {acquisition}, but the series has "
-                             f"{len(volumes)} acquisition(s) (1-{len(volumes)})")
-        return [_DicomInput(volumes[acquisition - 1], acquisition, len(volumes))]
+        [chosen] = choose_acquisition(volumes, acquisition)
+        return [_DicomInput(chosen, acquisition, len(volumes))]
     if len(volumes) > 1:
         listing = "; ".join(f"{i}: {describe(v)}" for i, v in enumerate(volumes, 1))
         print(f"notice: {label}: {len(volumes)} acquisitions, each predicted separately "
@@ -142,28 +141,30 @@ def _dicom_input_times(item: _DicomInput, args) -> None:
             said = (f"--input-preset {args.input_preset} ({name.upper()} {given:g} ms)"
                     if f"input_{name}" in from_preset else f"{option} {given:g} ms")
             print(f"notice: {item.name}: {said} overrides the DICOM {tag} {tagged:g} ms", file=sys.stderr)
-    sequence = volume.extra.get("sequence")
-    if sequence != "spin_echo" and args.input_sequence is None:
-        kind = sequence.replace("_", " ") if sequence else "of a sequence not named in its tags"
-        print(f"notice: {item.name}: the input is {kind}; the model takes it as a spin echo at "
-              "its TE/TR", file=sys.stderr)
+    if volume.extra.get("sequence") is None and args.input_sequence is None:  # a named one is read as such
+        print(f"notice: {item.name}: the DICOM tags do not name the input's sequence; it is taken as a "
+              "spin echo at its TE/TR (--input-sequence names it)", file=sys.stderr)
 
 
 def _output_paths(inputs, targets, output: str, suffix: str | None, tag: str = "") -> dict:
     """Where each (input, target) goes: ``output`` itself for one of each, else a folder."""
     from pathlib import Path
 
-    from .io import suffix_of
+    from .io import OUTPUT_SUFFIXES, check_output_folder, check_output_type, output_suffix, suffix_of
 
     out = Path(output)
     if len(inputs) == 1 and len(targets) == 1 and suffix_of(out):
+        check_output_type(out)
         return {(inputs[0], targets[0]): out}
     if suffix_of(out):
         raise ValueError("several inputs or targets need an output folder for -o, not a file")
+    check_output_folder(out)
+    suffix = output_suffix(suffix)
     paths = {}
     for path in inputs:
         from_dicom = isinstance(path, _DicomInput)  # written as NIfTI, named after the acquisition
         ext = suffix or (".nii.gz" if from_dicom else suffix_of(path))
+        ext = ext if ext in OUTPUT_SUFFIXES else ".png"  # a JPEG's prediction: lossless 8 bits
         stem = path.name if from_dicom else path.name[: -len(suffix_of(path))]
         for te, tr in targets:
             paths[(path, (te, tr))] = out / f"{stem}_TE{te:g}_TR{tr:g}{tag}{ext}"
@@ -185,7 +186,7 @@ def cmd_predict(args) -> int:
         from .cli_joint import predict_joint_or_preset
 
         return predict_joint_or_preset(args)
-    for name in ("input_preset", "input_te", "input_tr", "input_ti", "input_flip", "input_sequence"):
+    for name in ("ti", "input_preset", "input_te", "input_tr", "input_ti", "input_flip", "input_sequence"):
         setattr(args, name, _single(getattr(args, name), "--" + name.replace("_", "-")))
     if not args.te or not args.tr:
         raise ValueError("give the targets with --te and --tr, or name a --preset")
@@ -213,7 +214,7 @@ def cmd_predict(args) -> int:
                 tqdm.write(f"ok {path}: {engine.info.name} on {engine.device.type}: {summary}")
             except (ValueError, OSError) as exc:
                 failures += 1
-                tqdm.write(f"error: {path}: {exc}", file=sys.stderr)
+                tqdm.write(input_error(path, exc, path.name), file=sys.stderr)
             bar.update(len(targets))
     if len(inputs) > 1:
         print(f"{len(inputs) - failures} of {len(inputs)} files done")
@@ -253,7 +254,10 @@ def _predict_file(engine, path, targets, outputs, args, options) -> list:
         if source == "default":
             from .presets import input_preset_names
 
-            print(f"notice: {path.name}: no input TE/TR given and no BIDS sidecar found; taking the "
+            unknown = "/".join(n for n, given, own in (("TE", args.input_te, volume.te_ms),
+                                                        ("TR", args.input_tr, volume.tr_ms))
+                               if given is None and own is None)
+            print(f"notice: {path.name}: no input {unknown} given or in a BIDS sidecar; taking the "
                   f"input to be at TE {te_in:g} ms / TR {tr_in:g} ms; name its acquisition with "
                   f"--input-preset ({', '.join(input_preset_names())}) or --input-te/--input-tr",
                   file=sys.stderr)
@@ -293,6 +297,13 @@ def cmd_demo(args) -> int:
               "xvfb-run -a napari-mr-reparam demo", file=sys.stderr)
         return 2
 
+    from .devices import choose_device
+    from .inference import known_models
+
+    known = known_models()
+    if known and args.model not in known:  # refused before the window opens, as predict does
+        raise ValueError(f"unknown model {args.model!r}; known: {', '.join(known)}")
+    choose_device(args.device)
     return run_demo(model=args.model, device=args.device)
 
 
@@ -315,11 +326,14 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--te", type=_positive_ms, nargs="+", help="target echo time(s), ms")
     pr.add_argument("--tr", type=_positive_ms, nargs="+",
                     help="target repetition time(s), ms, paired with --te in order")
-    pr.add_argument("--suffix", help="output type in folder mode (default: the input's), e.g. .nii.gz")
+    pr.add_argument("--suffix", help="output type in folder mode (default: the input's; .png for a JPEG "
+                    "input), e.g. .nii.gz")
     pr.add_argument("--sequence", default="spin_echo",
                     choices=["spin_echo", "inversion_recovery", "gradient_echo"],
                     help="target sequence (default spin_echo); the others need a physics model")
-    pr.add_argument("--ti", type=_positive_ms, help="inversion time, ms (--sequence inversion_recovery)")
+    pr.add_argument("--ti", type=_positive_ms, nargs="+", metavar="MS",
+                    help="inversion time, ms (--sequence inversion_recovery); two, TI1 and TI2, for "
+                         "--joint --preset DIR")
     pr.add_argument("--flip", type=float, metavar="DEG",
                     help="flip angle, degrees (--sequence gradient_echo)")
     pr.add_argument("--input-te", type=_positive_ms, nargs="+",

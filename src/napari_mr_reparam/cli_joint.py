@@ -15,6 +15,8 @@ import json
 import sys
 from pathlib import Path
 
+from .command import input_error
+
 #: Map files written by ``maps`` (T1 and T2 in ms).
 MAP_FILES = {"pd": "PD", "t1": "T1map", "t2": "T2map"}
 
@@ -116,8 +118,6 @@ def add_predict_options(parser) -> None:
               "them (without it, several inputs are several subjects)")
     _add(parser, "--preset", metavar="NAME",
          help=f"target contrast by name ({', '.join(PRESETS)}); --te/--tr/--ti/--flip override its values")
-    _add(parser, "--ti", type=_positive_ms, nargs="+", metavar="MS",
-         help="target inversion time (two for double inversion recovery), ms")
     _add(parser, "--flip", type=float, help="target flip angle, degrees")
     _add(parser, "--input-ti", type=_positive_ms, nargs="+", metavar="MS",
          help="--joint: input inversion time(s), ms, one per input")
@@ -140,8 +140,9 @@ def _listed(value) -> list:
 
 # ----------------------------------------------------------------------------- inputs
 
-def load_inputs(paths: list[str]) -> list:
-    """Volumes of the inputs, in order: a NIfTI file is one, a DICOM series one per acquisition."""
+def load_inputs(paths: list[str], acquisition: int | None = None) -> list:
+    """Volumes of the inputs, in order: a NIfTI file is one, a DICOM series one per
+    acquisition (only the ``acquisition``-th, 1-based, where given)."""
     from . import dicom
     from .io import load_volume
 
@@ -151,7 +152,7 @@ def load_inputs(paths: list[str]) -> list:
         if not path.exists():
             raise FileNotFoundError(f"{path}: no such file or folder")
         if dicom.looks_like_series(path):
-            volumes += dicom.read_series(path)
+            volumes += dicom.choose_acquisition(dicom.read_series(path), acquisition)
         else:
             volumes.append(load_volume(path))
     return volumes
@@ -182,6 +183,7 @@ def acquisitions_of(volumes, args) -> list:
     flip = _per_input(_listed(getattr(args, "input_flip", None)) or None, n, "--input-flip")
     seq = _per_input(_listed(getattr(args, "input_sequence", None)) or None, n, "--input-sequence")
     out = []
+    _notice_overrides(volumes, {"input_te": te, "input_tr": tr, "input_ti": ti}, args)
     for i, v in enumerate(volumes):
         name = Path(str(v.source)).name if getattr(v, "source", None) else f"input {i + 1}"
         e, r = te[i] or v.te_ms, tr[i] or v.tr_ms
@@ -197,12 +199,57 @@ def acquisitions_of(volumes, args) -> list:
     return out
 
 
+def _notice_overrides(volumes, given: dict, args) -> None:
+    """One notice per option whose values replace other times that the inputs' DICOM tags
+    or sidecars state (an option wins, but a multi-echo series given one --input-te is
+    more likely a slip than a wish)."""
+    fields = {"input_te": ("te_ms", "TE"), "input_tr": ("tr_ms", "TR"), "input_ti": ("ti_ms", "TI")}
+    for attr, values in given.items():
+        field, what = fields[attr]
+        stated = [(value, getattr(v, field)) for v, value in zip(volumes, values)]
+        replaced = [own for value, own in stated
+                    if value is not None and own is not None and abs(value - own) > 1e-3]
+        if not replaced:
+            continue
+        said = (f"--input-preset {' '.join(_listed(args.input_preset))}"
+                if attr in getattr(args, "input_preset_fields", ()) else "--" + attr.replace("_", "-"))
+        shown = ", ".join(f"{t:g}" for t in replaced[:4]) + (", ..." if len(replaced) > 4 else "")
+        print(f"notice: {said} replaces the {what} that the DICOM tags or sidecars of {len(replaced)} of "
+              f"{len(volumes)} inputs state ({shown} ms)", file=sys.stderr)
+
+
 def _check_shapes(volumes, paths) -> None:
     shapes = [v.data.shape for v in volumes]
     if len(set(shapes)) > 1:
         listed = ", ".join("x".join(map(str, s)) for s in shapes)
         raise ValueError(f"the inputs must be co-registered images of one shape; got {listed} "
                          f"({' '.join(paths)})")
+    _notice_misplaced(volumes)
+
+
+def _notice_misplaced(volumes) -> None:
+    """A notice when inputs of one shape lie in different places by their affines (more than
+    half a voxel apart at a corner of the grid): the fit takes voxel i of every input as
+    the same tissue, so they must be registered first."""
+    import numpy as np
+
+    def corners(v):
+        shape = np.asarray(tuple(v.original_shape)[:3] + (1,) * (3 - len(v.original_shape)), float) - 1
+        grid = np.array([[i, j, k, 1.0] for i in (0, shape[0]) for j in (0, shape[1]) for k in (0, shape[2])])
+        return (grid @ np.asarray(v.affine, float).T)[:, :3]
+
+    placed = [v for v in volumes if getattr(v, "affine", None) is not None and v.original_shape]
+    if len(placed) < 2:
+        return
+    first = corners(placed[0])
+    for v in placed[1:]:
+        apart = np.linalg.norm(first[:, None] - corners(v)[None], axis=-1).min(axis=1).max()
+        voxel = np.linalg.norm(np.asarray(v.affine, float)[:3, :3], axis=0).max()
+        if apart > voxel / 2:
+            names = [str(x.source) if x.source else "input" for x in (placed[0], v)]
+            print(f"notice: {names[0]} and {names[1]} are {apart:.1f} mm apart by their affines; the fit "
+                  "takes the inputs as co-registered voxel by voxel (register them first)", file=sys.stderr)
+            return
 
 
 def _engine(model: str, device: str):
@@ -216,15 +263,26 @@ def _engine(model: str, device: str):
     return engine
 
 
-def fit_inputs(paths, args, model="physics", device="auto"):
+def refuse_input_seconds(args) -> None:
+    """Input times that can only be seconds are refused before any file is read."""
+    from .units import refuse_seconds
+
+    refuse_seconds(**{name: _listed(getattr(args, name, None)) or None
+                      for name in ("input_te", "input_tr", "input_ti")})
+
+
+def fit_inputs(paths, args, model="physics", device="auto", engine=None, volumes=None):
     """Volumes, acquisitions and :class:`~napari_mr_reparam.joint_fit.JointMaps` of the inputs
-    (voxels a scanner clipped count as lower bounds of their signal)."""
+    (voxels a scanner clipped count as lower bounds of their signal). ``engine``: the
+    network already loaded for ``model`` (else it is loaded here); ``volumes``: the
+    inputs already loaded from ``paths`` (else they are loaded here)."""
     from .joint_fit import joint_maps
 
-    volumes = load_inputs(paths)
+    volumes = load_inputs(paths) if volumes is None else volumes
     _check_shapes(volumes, paths)
     acqs = acquisitions_of(volumes, args)
-    engine = _engine(model, device)
+    if engine is None:
+        engine = _engine(model, device)
     scale = "per_input" if getattr(args, "scale", "shared") == "per-input" else "shared"
     maps = joint_maps([v.data for v in volumes], acqs, engine=engine, scale=scale,
                       clipped=[(v.extra or {}).get("saturated") for v in volumes],
@@ -245,10 +303,11 @@ def _describe(acq) -> str:
 # ----------------------------------------------------------------------------- maps
 
 def cmd_maps(args) -> int:
-    from .io import save_volume
+    from .io import check_output_folder, save_volume
 
     apply_input_preset(args)
-    out = Path(args.output)
+    refuse_input_seconds(args)
+    out = check_output_folder(args.output)
     targets = {k: out / f"{name}.nii.gz" for k, name in MAP_FILES.items()}
     sidecar = out / "maps.json"
     if not args.overwrite:
@@ -319,51 +378,91 @@ def _targets(args) -> list:
 
 
 def _output_paths(args, stem: str, targets) -> dict:
-    from .io import suffix_of
+    from .io import output_suffix, suffix_of
 
     out = Path(args.output)
     if len(targets) == 1 and suffix_of(out):
         return {targets[0][0]: out}
     if suffix_of(out):
         raise ValueError("several targets need an output folder for -o, not a file")
-    suffix = args.suffix or ".nii.gz"
+    suffix = output_suffix(args.suffix) or ".nii.gz"
     return {label: out / f"{stem}_{label}{suffix}" for label, _ in targets}
 
 
 def predict_joint_or_preset(args) -> int:
-    """``predict --joint`` (one subject, joint maps) or ``predict --preset`` (each input alone)."""
-    from .io import save_volume
+    """``predict --joint`` (one subject, joint maps) or ``predict --preset`` (each input alone).
+    Without --joint a bad input is reported as ``error: FILE: reason`` and skipped; any such
+    input makes the exit status 2."""
+    from .io import (acquisition_sidecar, check_output_folder, check_output_type, output_suffix, save_volume,
+                     suffix_of)
 
     targets = _targets(args)
+    refuse_input_seconds(args)
     if args.joint:
         groups = [list(args.input)]
     else:
         groups = [[p] for p in args.input]
+    if len(groups) > 1 and suffix_of(args.output):
+        raise ValueError("several inputs need an output folder for -o, not a file")
+    if suffix_of(args.output):
+        check_output_type(args.output)
+    else:
+        check_output_folder(args.output)
+        output_suffix(args.suffix)
+    model = "physics" if args.model == "d2p" else args.model  # the default model does not map
+    engine = _engine(model, args.device)  # an unknown or unfit model is refused before any input is read
     failures = 0
     for paths in groups:
-        stem = "joint" if args.joint else Path(paths[0]).name.split(".")[0]
-        outputs = _output_paths(args, stem, targets)
-        if not args.overwrite:
-            taken = [str(p) for p in outputs.values() if p.exists()]
-            if taken:
-                raise FileExistsError(f"{taken[0]} exists; pass --overwrite to replace it")
         try:
-            model = "physics" if args.model == "d2p" else args.model  # the default model does not map
-            volumes, acqs, maps = fit_inputs(paths, args, model=model, device=args.device)
-            written = []
-            for label, p in targets:
-                image = maps.render(**p.render_arguments()).reshape(volumes[0].data.shape)
-                saved = save_volume(outputs[label], image, like=volumes[0], te_ms=p.te, tr_ms=p.tr,
-                                    model="joint maps" if args.joint else model,
-                                    extra={"PulseSequence": p.sequence,
-                                           **({"InversionTime": p.ti / 1000} if p.ti else {}),
-                                           **({"FlipAngle": p.flip_deg} if p.flip_deg else {})},
-                                    overwrite=args.overwrite)
-                written.append(f"{p.describe()} -> {saved}")
-            print(f"ok {' '.join(paths)}: {'; '.join(written)}")
+            parts = _parts(paths, args)
         except (ValueError, OSError) as exc:
             if args.joint:
                 raise
             failures += 1
-            print(f"failed {paths[0]}: {exc}", file=sys.stderr)
-    return 0 if failures == 0 else 1
+            print(input_error(paths[0], exc), file=sys.stderr)
+            continue
+        for stem, name, volumes in parts:
+            outputs = _output_paths(args, stem, targets)
+            if not args.overwrite:
+                taken = [str(p) for p in outputs.values() if p.exists()]
+                if taken:
+                    raise FileExistsError(f"{taken[0]} exists; pass --overwrite to replace it")
+            try:
+                volumes, acqs, maps = fit_inputs(paths, args, model=model, device=args.device,
+                                                 engine=engine, volumes=volumes)
+                written = []
+                for label, p in targets:
+                    image = maps.render(**p.render_arguments()).reshape(volumes[0].data.shape)
+                    saved = save_volume(outputs[label], image, like=volumes[0], te_ms=p.te, tr_ms=p.tr,
+                                        model="joint maps" if args.joint else model,
+                                        extra=acquisition_sidecar(p.sequence, p.ti, p.flip_deg),
+                                        overwrite=args.overwrite)
+                    written.append(f"{p.describe()} -> {saved}")
+                print(f"ok {name}: {'; '.join(written)}")
+            except (ValueError, OSError) as exc:
+                if args.joint:
+                    raise
+                failures += 1
+                print(input_error(name, exc), file=sys.stderr)
+    return 0 if failures == 0 else 2
+
+
+def _parts(paths, args) -> list[tuple]:
+    """(output stem, name in messages, volumes) of each prediction from ``paths``: all of
+    them together with --joint; else each input alone, and each acquisition of a DICOM
+    series alone, as ``predict`` without a preset takes them (``--acquisition N``: one)."""
+    from .dicom import describe
+    from .io import suffix_of
+
+    volumes = load_inputs(paths, args.acquisition)
+    stem = "joint" if args.joint else Path(paths[0]).name.split(".")[0]
+    if args.joint or len(volumes) == 1:
+        return [(stem, " ".join(map(str, paths)), volumes)]
+    label = volumes[0].extra["series"]
+    if suffix_of(args.output):
+        raise ValueError(f"{label}: {len(volumes)} acquisitions need an output folder for -o, not a file "
+                         "(or choose one with --acquisition N)")
+    listing = "; ".join(f"{i}: {describe(v)}" for i, v in enumerate(volumes, 1))
+    print(f"notice: {label}: {len(volumes)} acquisitions, each predicted separately (choose one with "
+          f"--acquisition N, or fit them together with --joint): {listing}", file=sys.stderr)
+    return [(f"{label}_acq{i}", f"{label}_acq{i} ({describe(v)})", [v]) for i, v in enumerate(volumes, 1)]

@@ -18,6 +18,20 @@ def positive_ms(text: str) -> float:
     return value
 
 
+def input_error(label, exc: BaseException, name: str | None = None) -> str:
+    """``error: LABEL: reason`` for one input that failed; a reason that starts with the
+    label or the input's file ``name`` (default: the last part of ``label``) does not name
+    it twice."""
+    from pathlib import Path
+
+    text = str(exc)
+    for prefix in (f"{label}: ", f"{name or Path(str(label)).name}: "):
+        if text.startswith(prefix):
+            text = text[len(prefix):]
+            break
+    return f"error: {label}: {text}"
+
+
 def run_cli(parser: argparse.ArgumentParser, argv=None) -> int:
     """Parse ``argv``, run the chosen sub-command, and turn expected failures into one line.
 

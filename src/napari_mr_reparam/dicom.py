@@ -2,8 +2,9 @@
 
 A folder of DICOM files (searched recursively) or a list of files is split into
 **acquisitions**: images of one series that share EchoTime, InversionTime,
-RepetitionTime, FlipAngle and ImageType. A multi-echo series gives one volume per echo,
-an inversion-recovery set one per inversion time. Each acquisition becomes a
+RepetitionTime, FlipAngle and ImageType (and EchoNumbers where EchoTime is absent). A
+multi-echo series gives one volume per echo, an inversion-recovery set one per inversion
+time. Each acquisition becomes a
 :class:`~napari_mr_reparam.io.Volume` like those of NIfTI files, with
 
 - ``data``: the acquired slices as the axial stack ``(z, y, x)`` = (slice, row, column),
@@ -18,10 +19,10 @@ an inversion-recovery set one per inversion time. Each acquisition becomes a
 - ``te_ms``, ``tr_ms``, ``ti_ms`` (ms) and ``flip_deg`` from the tags, None where absent;
 - ``extra``: ``sequence`` (``spin_echo``, ``inversion_recovery``, ``gradient_echo`` or
   None), ``field_strength_t``, ``manufacturer``, ``series_description``, ``image_type``,
-  ``files``, and ``saturated`` where the scanner clipped voxels (a boolean array like
-  ``data``: stored values at the top of their range, whose true value is higher; the
-  joint fit takes them as lower bounds, :func:`~napari_mr_reparam.joint_fit.fit_maps`'s
-  ``clipped``).
+  ``files``, ``echo_number`` (EchoNumbers where EchoTime is absent, else None), and
+  ``saturated`` where the scanner clipped voxels (a boolean array like ``data``: stored
+  values at the top of their range, whose true value is higher; the joint fit takes them
+  as lower bounds, :func:`~napari_mr_reparam.joint_fit.fit_maps`'s ``clipped``).
 
 Pixel values are the stored values with RescaleSlope/RescaleIntercept applied; for
 Philips images carrying the private scale slope (2005,100E) they are divided by
@@ -162,10 +163,22 @@ def read_series(path, require: tuple[str, ...] = ()) -> list[Volume]:
         groups[_acquisition_key(ds)].append((f, ds))
     volumes = [_acquisition_volume(label, members) for members in groups.values()]
     volumes.sort(key=lambda v: tuple(x if x is not None else -1.0
-                                     for x in (v.ti_ms, v.te_ms, v.tr_ms, v.flip_deg)))
+                                     for x in (v.ti_ms, v.te_ms, v.tr_ms, v.flip_deg,
+                                               v.extra.get("echo_number"))))
     for tag in require:
         check_tag(volumes, tag, label)
     return volumes
+
+
+def choose_acquisition(volumes: list[Volume], number: int | None) -> list[Volume]:
+    """The acquisitions of one series to use: all (``number`` None) or the ``number``-th
+    (1-based, in :func:`read_series`' order); a one-line ``ValueError`` out of range."""
+    if number is None:
+        return volumes
+    if not 1 <= number <= len(volumes):
+        raise ValueError(f"{volumes[0].extra['series']}: --acquisition {number}, but the series has "
+                         f"{len(volumes)} acquisition(s) (1-{len(volumes)})")
+    return [volumes[number - 1]]
 
 
 def check_tag(volumes: list[Volume], tag: str, label: str = "series") -> None:
@@ -225,7 +238,16 @@ def _number(ds, tag: str, digits: int = 3) -> float | None:
 
 def _acquisition_key(ds) -> tuple:
     return (str(ds.get("SeriesInstanceUID", "")), *(_number(ds, t) for t in _VOLUME_FIELDS),
-            tuple(str(v) for v in _as_list(ds.get("ImageType"))))
+            tuple(str(v) for v in _as_list(ds.get("ImageType"))), _echo_number(ds))
+
+
+def _echo_number(ds) -> int | None:
+    """EchoNumbers (0018,0086) where EchoTime is absent (an anonymized series, say): what
+    still tells the echoes of a multi-echo series apart; else None."""
+    if _number(ds, "EchoTime") is not None:
+        return None
+    number = _number(ds, "EchoNumbers")
+    return None if number is None else int(number)
 
 
 def _as_list(value) -> list:
@@ -263,7 +285,8 @@ def describe(volume: Volume) -> str:
     def ms(v):
         return "?" if v is None else f"{v:g}"
 
-    text = f"TE {ms(volume.te_ms)} / TR {ms(volume.tr_ms)} ms"
+    echo = (volume.extra or {}).get("echo_number")
+    text = f"TE {ms(volume.te_ms)}{f' (echo {echo})' if echo is not None else ''} / TR {ms(volume.tr_ms)} ms"
     if volume.ti_ms is not None:
         text += f", TI {volume.ti_ms:g} ms"
     if volume.flip_deg is not None and volume.extra.get("sequence") in ("gradient_echo", None):
@@ -277,7 +300,9 @@ def _acquisition_volume(label: str, members: list) -> Volume:
 
     first_file, first = members[0]
     params = {field: _number(first, tag) for tag, field in _VOLUME_FIELDS.items()}
-    where = f"{label} ({describe(Volume(np.empty(0), **params, extra={'sequence': sequence_name(first)}))})"
+    stub = Volume(np.empty(0), **params,
+                  extra={"sequence": sequence_name(first), "echo_number": _echo_number(first)})
+    where = f"{label} ({describe(stub)})"
     for f, ds in members:
         lacking = [t for t in _GEOMETRY_TAGS if t not in ds]
         if lacking:
@@ -315,7 +340,7 @@ def _acquisition_volume(label: str, members: list) -> Volume:
                "manufacturer": str(first.get("Manufacturer", "")) or None,
                "series_description": str(first.get("SeriesDescription", "")) or None,
                "image_type": [str(v) for v in _as_list(first.get("ImageType"))],
-               "files": [str(f) for f, _ in members], "series": label,
+               "files": [str(f) for f, _ in members], "series": label, "echo_number": _echo_number(first),
                **_saturation(datasets, data.shape)},
     )
 

@@ -33,7 +33,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .units import ms_to_s, s_to_ms
+from .units import ms_to_s, refuse_milliseconds, s_to_ms
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
@@ -130,7 +130,9 @@ def read_sidecar(path: str | Path) -> dict:
 
     Returns a dict with those of ``te_ms``, ``tr_ms``, ``ti_ms`` (milliseconds),
     ``flip_deg`` (degrees) and ``sequence`` (:func:`sequence_of` its ``ScanningSequence``)
-    that the sidecar states; empty when there is no readable one.
+    that the sidecar states; empty when there is no readable one. A time that can only
+    have been written in milliseconds (BIDS stores seconds) is a one-line ``ValueError``
+    naming the sidecar.
     """
     side = Path(path) if suffix_of(path) == ".json" else sidecar_path(path)
     try:
@@ -143,6 +145,10 @@ def read_sidecar(path: str | Path) -> dict:
     for key, ours in (("EchoTime", "te_ms"), ("RepetitionTime", "tr_ms"), ("InversionTime", "ti_ms")):
         value = meta.get(key)
         if _is_number(value) and value > 0:
+            try:
+                refuse_milliseconds(key, value)
+            except ValueError as exc:
+                raise ValueError(f"{side.name}: {exc}") from None
             out[ours] = float(s_to_ms(value))
     if _is_number(meta.get("FlipAngle")):
         out["flip_deg"] = float(meta["FlipAngle"])
@@ -454,6 +460,38 @@ def _check_fits(like: Volume, data: np.ndarray, path: Path) -> None:
                          f"(shape {tuple(like.stack_shape)})")
 
 
+def check_output_type(path: str | Path, label: str | None = None) -> str:
+    """The output type (suffix) of ``path``; a one-line ``ValueError`` naming ``label`` (else
+    the file) when :func:`save_volume` cannot write it."""
+    suffix = suffix_of(path)
+    if suffix not in OUTPUT_SUFFIXES:
+        raise ValueError(f"{label or Path(path).name}: unsupported output type; "
+                         f"use {', '.join(OUTPUT_SUFFIXES)}")
+    return suffix
+
+
+def check_output_folder(path: str | Path) -> Path:
+    """``path`` as an output folder (made when written to); a one-line ``ValueError`` when
+    it is an existing file or names a file type (``maps.nii.gz``)."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{path}: exists and is not a folder; -o names the output folder here")
+    if not path.exists() and suffix_of(path) in OUTPUT_SUFFIXES:
+        raise ValueError(f"{path}: -o names the output folder here (several files are written), "
+                         "not a file")
+    return path
+
+
+def output_suffix(suffix: str | None, option: str = "--suffix") -> str | None:
+    """An output type given on its own (``.nii.gz``; the dot may be left out), checked as
+    :func:`check_output_type` does; None stays None."""
+    if suffix is None:
+        return None
+    suffix = suffix if suffix.startswith(".") else "." + suffix
+    check_output_type("output" + suffix, f"{option} {suffix}")
+    return suffix
+
+
 def save_volume(path: str | Path, data_zyx: np.ndarray, like: Volume | None = None, *,
                 te_ms: float | None = None, tr_ms: float | None = None, model: str | None = None,
                 extra: dict | None = None, overwrite: bool = False) -> Path:
@@ -477,14 +515,15 @@ def save_volume(path: str | Path, data_zyx: np.ndarray, like: Volume | None = No
         ``FileExistsError``.
     """
     path = Path(path)
-    suffix = suffix_of(path)
-    if suffix not in OUTPUT_SUFFIXES:
-        raise ValueError(f"{path.name}: unsupported output type; use {', '.join(OUTPUT_SUFFIXES)}")
+    suffix = check_output_type(path)
     data = np.asarray(data_zyx, dtype=np.float32)
     if data.ndim == 2:
         data = data[None]
     if data.ndim != 3:
         raise ValueError(f"{path.name}: expected a (z, y, x) stack or a 2-D image, got shape {data.shape}")
+    if suffix == ".png" and data.shape[0] != 1:
+        raise ValueError(f"{path.name}: a PNG holds one slice, the data have {data.shape[0]}; "
+                         "use .nii.gz, .tif or .npy")
     jobs = [(path, lambda tmp: _WRITERS[suffix](tmp, data, like))]
     if suffix in NIFTI_SUFFIXES:
         meta = _sidecar(te_ms, tr_ms, model, extra)
@@ -557,9 +596,6 @@ def _write_tif(path: Path, data: np.ndarray, like) -> None:
 def _write_png(path: Path, data: np.ndarray, like) -> None:
     from PIL import Image
 
-    if data.shape[0] != 1:
-        raise ValueError(f"{path.name}: a PNG holds one slice, the data have {data.shape[0]}; "
-                         "use .nii.gz, .tif or .npy")
     image = np.nan_to_num(data[0], nan=0.0, posinf=0.0, neginf=0.0)
     peak = float(image.max())
     scaled = np.clip(image * (255.0 / peak) if peak > 0 else image, 0, 255)
@@ -570,15 +606,20 @@ _WRITERS = {".nii": _write_nifti, ".nii.gz": _write_nifti, ".npy": _write_npy,
             ".tif": _write_tif, ".tiff": _write_tif, ".png": _write_png}
 
 
+def _seconds(ms) -> float:
+    """A sidecar time: seconds, to the nanosecond (38.56 ms is 0.03856, not 0.038560000000000004)."""
+    return round(float(ms_to_s(ms)), 9)
+
+
 def _sidecar(te_ms, tr_ms, model, extra) -> dict:
     """BIDS sidecar content: times in seconds, and what generated the image."""
     from . import __version__
 
     meta: dict = {}
     if te_ms is not None:
-        meta["EchoTime"] = float(ms_to_s(te_ms))
+        meta["EchoTime"] = _seconds(te_ms)
     if tr_ms is not None:
-        meta["RepetitionTime"] = float(ms_to_s(tr_ms))
+        meta["RepetitionTime"] = _seconds(tr_ms)
     meta["GeneratedBy"] = [{"Name": "napari-mr-reparam", "Version": __version__, "Model": model}]
     meta.update(extra or {})
     return meta
@@ -600,7 +641,7 @@ def acquisition_sidecar(sequence: str | None = None, ti_ms: float | None = None,
             raise ValueError(f"unknown sequence {sequence!r}; use {', '.join(SEQUENCE_CODES)}")
         meta["ScanningSequence"], meta["PulseSequenceType"] = SEQUENCE_CODES[sequence]
     if ti_ms is not None:
-        meta["InversionTime"] = float(ms_to_s(ti_ms))
+        meta["InversionTime"] = _seconds(ti_ms)
     if flip_deg is not None:
         meta["FlipAngle"] = float(flip_deg)
     return meta

@@ -45,13 +45,12 @@ class Preset:
         return out
 
     def check(self) -> None:
-        """Raise a one-line ValueError for values the sequence cannot have."""
-        from .acquisition import validate_times
-
-        validate_times(self.te, self.tr, self.ti)
+        """Raise a one-line ValueError for values the sequence cannot have, or times that
+        can only be seconds (those of :class:`~napari_mr_reparam.acquisition.Acquisition`)."""
         if self.ti2 is not None and not self.ti2 < (self.ti or 0):
             raise ValueError(f"{self.name}: the second inversion time ({self.ti2:g} ms) must be shorter "
                              f"than the first ({self.ti:g} ms)")
+        self.acquisition()
 
     def acquisition(self):
         """The preset as an :class:`~napari_mr_reparam.acquisition.Acquisition`."""

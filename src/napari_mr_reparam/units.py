@@ -47,3 +47,17 @@ def refuse_seconds(**times) -> None:
             v = float(small[0])
             raise ValueError(f"{name} {v:g} looks like seconds; times are in milliseconds "
                              f"(did you mean {s_to_ms(v):g} ms?)")
+
+
+#: BIDS sidecar times (seconds, as BIDS stores them) above which a value can only have been
+#: written in milliseconds: no scan has a TE over 2 s, a TR over 100 s or a TI over 30 s.
+MILLISECONDS_ABOVE_S = {"EchoTime": 2.0, "RepetitionTime": 100.0, "InversionTime": 30.0}
+
+
+def refuse_milliseconds(key: str, seconds: float) -> None:
+    """Raise ``ValueError`` when a sidecar's ``key`` (``EchoTime``, ``RepetitionTime`` or
+    ``InversionTime``) can only be milliseconds, e.g. ``EchoTime 30 looks like
+    milliseconds; BIDS sidecars store seconds (did you mean 0.03 s?)``."""
+    if seconds > MILLISECONDS_ABOVE_S[key]:
+        raise ValueError(f"{key} {seconds:g} looks like milliseconds; BIDS sidecars store seconds "
+                         f"(did you mean {ms_to_s(seconds):g} s?)")
