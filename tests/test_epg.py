@@ -61,3 +61,17 @@ def test_fit_recovers_t2_and_flip_angle_where_the_exponential_is_biased():
     expected = fit["amplitude"] * np.exp(-10.0 * numbers[:, None] / fit["t2"])
     strong = expected > 50
     assert np.median(np.abs(ideal[strong] / expected[strong] - 1)) < 0.01
+
+
+def test_the_ideal_form_never_raises_a_failed_fit_s_echoes_tenfold_or_more():
+    from napari_mr_reparam import epg
+
+    n, esp = 16, 10.0
+    numbers = np.arange(1, n + 1)
+    bad = np.r_[1000.0, np.full(n - 1, 0.5)][:, None]  # falls to the noise at once: no train does that
+    ratio = epg.ideal_ratio(epg.fit_train(bad, numbers, esp), esp * numbers)
+    assert ratio.max() <= epg.MAX_IDEAL_RATIO  # it reached 1e6 before: noise raised a millionfold
+    good = np.mean([epg.cpmg_echoes(n, esp, np.array([80.0]), 0.8 * p) for p in epg.slice_profile()], axis=0).T
+    fit = epg.fit_train(good * 1000, numbers, esp)
+    ideal = (good * 1000)[:, 0] * epg.ideal_ratio(fit, esp * numbers)[:, 0]
+    np.testing.assert_allclose(ideal, ideal[0] * np.exp(-esp * (numbers - 1) / fit["t2"][0]), rtol=5e-3)

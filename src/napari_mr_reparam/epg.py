@@ -33,6 +33,10 @@ T1_MS = 1000.0
 PROFILE_TBW = 2.0
 #: T2 grid (ms, log spaced) and flip-angle scale grid of the dictionary.
 T2_GRID_MS = (2.0, 3000.0, 128)
+#: The most an echo is raised to put a train in the ideal equation's form: stimulated
+#: echoes hold echoes above the ideal decay, never ten times below it, so a larger ratio is
+#: a fit that failed at a near-noise echo (and would raise the noise a thousandfold).
+MAX_IDEAL_RATIO = 10.0
 SCALE_STEP = 0.025
 SCALE_RANGE = (0.5, 1.2)
 #: Positions across half the slice (in slice thicknesses, 0 the centre) for the profile.
@@ -217,5 +221,5 @@ def ideal_ratio(fit: dict, tes_ms) -> np.ndarray:
     ``exp(-TE/T2)``), with the fitted T2."""
     tes = np.asarray(tes_ms, float)[:, None]
     ideal = np.exp(-tes / fit["t2"][None, :])
-    return ideal / np.maximum(fit["model"].T, 1e-6 * ideal.clip(1e-30))
+    return np.minimum(ideal / np.maximum(fit["model"].T, 1e-30), MAX_IDEAL_RATIO)
 
