@@ -86,8 +86,8 @@ def test_bad_inputs_are_refused():
         fit_maps([a, np.ones((4, 5), np.float32)], [Acquisition(15, 3000), Acquisition(90, 3000)])
     with pytest.raises(ValueError, match="2 images but 1 acquisitions"):
         fit_maps([a, a], [Acquisition(15, 3000)])
-    with pytest.raises(ValueError, match="cannot be 'mprage'"):
-        fit_maps([a], [AcquisitionValues("mprage", 3, 2300, 900, 9)])
+    with pytest.raises(ValueError, match="cannot be 'double_inversion_recovery'"):
+        fit_maps([a], [AcquisitionValues("double_inversion_recovery", 20, 11000, 3400, None)])
 
 
 def test_single_input_gives_the_network_maps_as_today():
@@ -114,8 +114,23 @@ def test_single_input_of_another_sequence_is_read_by_the_network_not_refused_by_
     image = _render([acq], pd, t1, t2)[0]
     maps = joint_maps([image], [acq], engine=engine)
     np.testing.assert_array_equal(maps.t1, network_maps(engine, image, acq).at_input_size()["t1"].reshape(image.shape))
-    with pytest.raises(ValueError, match="cannot be 'mprage'"):  # two inputs: the fit, which has no MPRAGE
-        joint_maps([image, image], [acq, Acquisition(50, 4500)], engine=engine)
+    joint = joint_maps([image, image], [acq, Acquisition(50, 4500)], engine=engine)  # two: the fit
+    assert joint.t1.shape == image.shape and np.isfinite(joint.t1).all()
+
+
+def test_mprage_with_two_spin_echoes_gives_t1_and_t2():
+    rng = np.random.default_rng(3)
+    shape = (1, 24, 24)
+    pd = np.full(shape, 1000.0)
+    pd[:, :2] = 0  # background rows
+    t1 = np.exp(rng.uniform(np.log(600), np.log(3000), shape))
+    t2 = np.exp(rng.uniform(np.log(50), np.log(300), shape))
+    acqs = [Acquisition(3, 2300, "mprage", 900, 9), Acquisition(100, 5000), Acquisition(15, 5000)]
+    images = [im + rng.normal(0, 0.5, shape).astype(np.float32) for im in _render(acqs, pd, t1, t2)]
+    maps = fit_maps(images, acqs)
+    body = pd > 0
+    assert _median_error(maps.t1, t1, body) < 0.03 and _median_error(maps.t2, t2, body) < 0.01
+    assert maps.determined["t1"][body].mean() > 0.8  # the long-TR pair alone leaves T1 open
 
 
 def test_multi_echo_train_with_imperfect_refocusing_gives_t2_and_flip_angle():

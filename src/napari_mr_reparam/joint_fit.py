@@ -1,7 +1,7 @@
 """Joint quantitative maps from several co-registered images of one subject.
 
 Each input image has its own acquisition (spin echo, inversion recovery as a magnitude
-image, or spoiled gradient echo; :class:`~napari_mr_reparam.simulate.Acquisition`). Every
+image, spoiled gradient echo, or MPRAGE; :class:`~napari_mr_reparam.simulate.Acquisition`). Every
 voxel's proton density, T1 and T2 are fitted to all inputs at once through the signal
 equations of :mod:`napari_mr_reparam.physics`, vectorized over voxels with torch:
 
@@ -59,7 +59,7 @@ from . import physics
 from .acquisition import Acquisition
 
 #: The sequences an input may have (their signal equations have derivatives below).
-FIT_SEQUENCES = ("spin_echo", "inversion_recovery", "gradient_echo")
+FIT_SEQUENCES = ("spin_echo", "inversion_recovery", "gradient_echo", "mprage")
 #: Fit bounds (ms).
 T1_BOUNDS_MS = (5.0, 10000.0)
 T2_BOUNDS_MS = (1.0, 5000.0)
@@ -207,9 +207,22 @@ def _signal_and_slopes(acq: AcquisitionValues, t1, t2, torch):
         denom = 1 - c * e1
         lon = s * (1 - e1) / denom
         dlon = s * (c - 1) / denom**2 * (tr / t1) * e1
+    elif acq.sequence == "mprage":
+        lon, dlon = _mprage_longitudinal(acq, t1, torch)
     else:
         raise ValueError(f"an input cannot be {acq.sequence!r}; inputs: {', '.join(FIT_SEQUENCES)}")
     return lon * e2, dlon * e2, lon * de2
+
+
+def _mprage_longitudinal(acq: AcquisitionValues, t1, torch, step: float = 1e-3):
+    """The MPRAGE magnitude per unit PD before the readout's T2 decay
+    (:func:`napari_mr_reparam.physics.mprage`), and its derivative in log T1 by central
+    differences (its steady state has no short closed-form derivative)."""
+    def signal(times):
+        return physics.mprage(1.0, times, torch.full_like(times, 1e12), acq.te, acq.tr, acq.ti, acq.flip_deg)
+
+    lon = signal(t1)
+    return lon, (signal(t1 * math.exp(step)) - signal(t1 * math.exp(-step))) / (2 * step)
 
 
 def _information(acqs, scales, sigma, pd, t1, t2, torch):
