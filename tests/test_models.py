@@ -165,6 +165,44 @@ def test_data_consistency_corrects_the_map_the_input_is_sensitive_to(te, tr, mov
     assert change[moves_most] == max(change.values()) and change[moves_most] > 0.01
 
 
+@pytest.mark.parametrize("sequence, acquisition", [
+    ("mprage", dict(ti=900.0, flip=9.0, te=3.0, tr=2300.0)),
+    ("inversion_recovery", dict(ti=2500.0, flip=None, te=120.0, tr=9000.0)),
+])
+def test_other_sequences_move_pd_alone_and_least_where_the_signal_hangs_on_t1(sequence, acquisition):
+    from napari_mr_reparam.models.physics_net import PhysicsNet, log_sensitivities
+
+    net = PhysicsNet(base=4, depth=3)
+    maps = _uniform_maps(t1=800.0)
+    maps["t1"][..., 8:] = 1400.0  # two tissues, one more sensitive to T1 than the other
+    te, tr = torch.tensor([acquisition["te"]]), torch.tensor([acquisition["tr"]])
+    ti = torch.tensor([acquisition["ti"]])
+    flip = None if acquisition["flip"] is None else torch.tensor([acquisition["flip"]])
+    args = (sequence, ti, flip)
+    image = net.render(maps, te, tr, *args, normalize=False)
+    image = image / image.amax()
+    image[:, :, :8] *= 0.9  # the top rows darker than the maps say
+    out = net.consistent_maps(maps, image, te, tr, 1.0, *args)
+    torch.testing.assert_close(out["t1"], maps["t1"])
+    torch.testing.assert_close(out["t2"], maps["t2"])
+    moved = (out["pd"] / maps["pd"]).log()[0, 0]
+    assert (moved[:8] < -0.002).all() and (moved[8:] > 0).all()  # the darkened rows lose PD
+    t1_slope = log_sensitivities(net.render, maps, (te, tr, *args))["t1"][0, 0, 0].abs()
+    steep, flat = (0, 8) if t1_slope[0] > t1_slope[8] else (8, 0)  # the two tissues' columns
+    assert moved[0, steep] > moved[0, flat]  # the same mismatch moves PD less where T1 explains it
+
+
+def test_log_sensitivities_agree_with_the_spin_echo_closed_form():
+    from napari_mr_reparam.models.physics_net import PhysicsNet, log_sensitivities
+
+    maps = _uniform_maps(t1=900.0, t2=90.0)
+    acq = (torch.tensor([60.0]).reshape(-1, 1, 1, 1), torch.tensor([2000.0]).reshape(-1, 1, 1, 1))
+    closed = log_sensitivities(PhysicsNet.render, maps, (*acq, "spin_echo", None, None))
+    numeric = log_sensitivities(PhysicsNet.render, maps, (*acq, "gradient_echo", None, 90.0))
+    for key in ("t1", "t2"):  # a 90-degree spoiled gradient echo with T2* = T2 is the spin echo's equation
+        torch.testing.assert_close(numeric[key], closed[key], rtol=2e-3, atol=1e-4)
+
+
 def test_flip_average_makes_the_maps_mirror_equivariant():
     from napari_mr_reparam.models.physics_net import PhysicsNet
 

@@ -28,6 +28,10 @@ T2_RANGE_MS = (2.0, 3000.0)
 #: and noise, images normalized to their maximum).
 CONSISTENCY_PRIOR_SD = {"pd": 0.03, "t1": 0.08, "t2": 0.08}
 CONSISTENCY_NOISE_SD = 0.004
+#: The prior spread of log PD where an input of another sequence than spin echo moves PD
+#: alone (chosen on training subjects: docs/experiments.md, "Data consistency for
+#: inversion-recovery and MPRAGE inputs").
+CONSISTENCY_PD_ONLY_SD = 0.06
 #: Bound on the log mismatch between input and render that one update takes in.
 CONSISTENCY_MAX_LOG_RATIO = math.log(4.0)
 
@@ -226,10 +230,11 @@ class PhysicsNet(FromCard, FiLMUNet):
         maps = {"pd": torch.sigmoid(raw[:, :1]),
                 "t1": _log_bounded(raw[:, 1:2], T1_RANGE_MS),
                 "t2": _log_bounded(raw[:, 2:3], T2_RANGE_MS)}
-        if consistency > 0 and spin_echo:  # its update linearizes the spin-echo equation
-            maps = self.consistent_maps(maps, image01, input_te_ms, input_tr_ms, consistency)
+        name = "spin_echo" if spin_echo else physics.INPUT_SEQUENCES[int(sequence_codes(input_sequence, b)[0])]
+        if consistency > 0:
+            maps = self.consistent_maps(maps, image01, input_te_ms, input_tr_ms, consistency,
+                                        name, input_ti_ms, input_flip_deg)
         if calibrate_peak and not self.training:
-            name = "spin_echo" if spin_echo else physics.INPUT_SEQUENCES[int(sequence_codes(input_sequence, b)[0])]
             rendered = self.render(maps, input_te_ms, input_tr_ms, name, input_ti_ms, input_flip_deg,
                                    normalize=False)
             counts = peaks.calibrated_count(rendered[:, 0], image01[:, 0].float())
@@ -237,35 +242,44 @@ class PhysicsNet(FromCard, FiLMUNet):
         return maps
 
     def consistent_maps(self, maps: dict, image01, input_te_ms, input_tr_ms,
-                        weight: float | None = None) -> dict:
+                        weight: float | None = None, sequence: str = "spin_echo", input_ti_ms=None,
+                        input_flip_deg=None) -> dict:
         """The maps moved toward reproducing the input at its own acquisition.
 
         One Bayesian (Kalman) update per voxel: the log mismatch between the input and the
-        maps' spin-echo render at the input TE/TR, linearized in log PD, log T1 and log T2,
-        is shared among the three by their sensitivities (1, -(TR/T1) E1/(1-E1), TE/T2 with
-        E1 = exp(-TR/T1)) and prior spreads (:data:`CONSISTENCY_PRIOR_SD`), against the
-        input voxel's own error (:data:`CONSISTENCY_NOISE_SD` over its signal), and scaled
-        by ``weight`` (default :attr:`consistency`). So a long-TE input corrects mostly
-        T2, and a dark voxel, which says little, is barely corrected. A global factor between input and render
-        is fitted out first: both are normalized to their maximum.
+        maps' render at the input's acquisition, linearized in log PD, log T1 and log T2,
+        is shared among the three by their sensitivities (:func:`log_sensitivities`; spin
+        echo: 1, -(TR/T1) E1/(1-E1), TE/T2 with E1 = exp(-TR/T1)) and prior spreads
+        (:data:`CONSISTENCY_PRIOR_SD`), against the input voxel's own error
+        (:data:`CONSISTENCY_NOISE_SD` over its signal), and scaled by ``weight`` (default
+        :attr:`consistency`). So a long-TE input corrects mostly T2, and a dark voxel, which
+        says little, is barely corrected. An input of another sequence (inversion recovery,
+        MPRAGE, gradient echo) moves PD alone, by PD's share of that update (PD's spread
+        :data:`CONSISTENCY_PD_ONLY_SD` there): its T1 and T2
+        enter through a stated TI, TR and flip angle that a real scan seldom matches, so
+        where the signal hangs on T1 (fluid near a null, or recovering) the mismatch is
+        taken for a T1 or protocol error and PD barely moves. A global factor between input
+        and render is fitted out first: both are normalized to their maximum.
         """
         te = torch.as_tensor(input_te_ms, dtype=torch.float32, device=image01.device).reshape(-1, 1, 1, 1)
         tr = torch.as_tensor(input_tr_ms, dtype=torch.float32, device=image01.device).reshape(-1, 1, 1, 1)
+        acquisition = (te, tr, sequence, input_ti_ms, input_flip_deg)
         image = image01.float()
-        rendered = self.render(maps, te, tr, normalize=False)  # the fit below sets the scale
+        rendered = self.render(maps, *acquisition, normalize=False)  # the fit below sets the scale
         fit = (image * rendered).sum(dim=(-2, -1), keepdim=True) / (rendered**2).sum(
             dim=(-2, -1), keepdim=True).clamp_min(1e-12)
         rendered = rendered * fit
         signal = torch.maximum(image, rendered).clamp_min(1e-4)
         mismatch = torch.log((image + 1e-4) / (rendered + 1e-4)).clamp(
             -CONSISTENCY_MAX_LOG_RATIO, CONSISTENCY_MAX_LOG_RATIO)
-        e1 = torch.exp(-tr / maps["t1"])
-        slopes = {"pd": torch.ones_like(e1), "t1": -(tr / maps["t1"]) * e1 / (1 - e1).clamp_min(1e-6),
-                  "t2": te / maps["t2"]}
+        slopes = log_sensitivities(self.render, maps, acquisition)
         variances = {k: CONSISTENCY_PRIOR_SD[k] ** 2 for k in slopes}
+        if sequence != "spin_echo":
+            variances["pd"] = CONSISTENCY_PD_ONLY_SD**2
         total = sum(variances[k] * slopes[k] ** 2 for k in slopes) + (CONSISTENCY_NOISE_SD / signal) ** 2
         step = (self.consistency if weight is None else weight) * mismatch / total
-        out = {k: maps[k] * torch.exp(variances[k] * slopes[k] * step) for k in slopes}
+        moved = slopes if sequence == "spin_echo" else ("pd",)
+        out = {**maps, **{k: maps[k] * torch.exp(variances[k] * slopes[k] * step) for k in moved}}
         out["t1"] = out["t1"].clamp(*T1_RANGE_MS)
         out["t2"] = out["t2"].clamp(*T2_RANGE_MS)
         return out
@@ -307,6 +321,25 @@ class PhysicsNet(FromCard, FiLMUNet):
                          input_flip_deg)
         out = to_model_range(resize_like(self.render(maps, te_ms, tr_ms), image))
         return (out, maps) if return_maps else out
+
+
+def log_sensitivities(render, maps: dict, acquisition: tuple, step: float = 0.01) -> dict:
+    """d log|S| / d log p for p = PD, T1, T2 of ``render(maps, *acquisition)``: in closed
+    form for a spin echo, else by central differences of ``step`` in log p (PD: 1, every
+    sequence's signal is proportional to it)."""
+    te, tr, sequence = acquisition[:3]
+    slopes = {"pd": torch.ones_like(maps["pd"])}
+    if sequence == "spin_echo":
+        e1 = torch.exp(-tr / maps["t1"])
+        return {**slopes, "t1": -(tr / maps["t1"]) * e1 / (1 - e1).clamp_min(1e-6), "t2": te / maps["t2"]}
+
+    def log_signal(changed: dict):
+        return torch.log(render(changed, *acquisition, normalize=False).abs() + 1e-6)
+
+    for key in ("t1", "t2"):
+        up, down = ({**maps, key: maps[key] * math.exp(s)} for s in (step, -step))
+        slopes[key] = (log_signal(up) - log_signal(down)) / (2 * step)
+    return slopes
 
 
 def work_grid(shape, work_size: int, keep_aspect: bool = False) -> tuple[int, int]:
