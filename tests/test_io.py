@@ -87,10 +87,23 @@ def test_sidecar_times_in_ms(tmp_path):
                                                    "flip_deg": 90.0}
     volume = load_volume(tmp_path / "a.nii.gz")
     assert (volume.te_ms, volume.tr_ms, volume.ti_ms) == (50.0, 4500.0, 900.0)
+    assert "sidecar_times_ignored" not in load_volume(tmp_path / "a.nii.gz", times_given={"te_ms", "tr_ms"}).extra
     (tmp_path / "a.json").write_text(json.dumps({"EchoTime": 30, "RepetitionTime": 2500}))  # written in ms
     with pytest.raises(ValueError, match=r"^a\.json: EchoTime 30 looks like milliseconds; BIDS sidecars "
                                          r"store seconds \(did you mean 0\.03 s\?\)"):
         load_volume(tmp_path / "a.nii.gz")
+    with pytest.raises(ValueError, match="^a.json: RepetitionTime 2500 looks like milliseconds"):  # in use
+        load_volume(tmp_path / "a.nii.gz", times_given={"te_ms"})
+    volume = load_volume(tmp_path / "a.nii.gz", times_given={"te_ms", "tr_ms"})  # those given win
+    assert (volume.te_ms, volume.tr_ms) == (None, None)
+    assert volume.extra["sidecar_times_ignored"] == ("the times in a.json are ignored (EchoTime 30 can only be "
+                                                     "milliseconds; BIDS sidecars store seconds)")
+    (tmp_path / "a.json").write_text(json.dumps({"EchoTime": 30, "RepetitionTime": 2500, "InversionTime": 900,
+                                                 "FlipAngle": 90}))
+    with pytest.raises(ValueError, match="InversionTime 900 looks like milliseconds"):  # its TI would be used
+        load_volume(tmp_path / "a.nii.gz", times_given={"te_ms", "tr_ms"})
+    volume = load_volume(tmp_path / "a.nii.gz", times_given={"te_ms", "tr_ms", "ti_ms"})
+    assert (volume.ti_ms, volume.flip_deg) == (None, 90.0)
     (tmp_path / "a.json").write_text(json.dumps({"EchoTime": 1.0, "RepetitionTime": 15, "InversionTime": 4}))
     assert read_sidecar(tmp_path / "a.nii.gz") == {"te_ms": 1000.0, "tr_ms": 15000.0, "ti_ms": 4000.0}
     (tmp_path / "a.json").write_text("{not json")

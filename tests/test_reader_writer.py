@@ -70,6 +70,26 @@ def test_open_and_save_through_napari(make_napari_viewer, tmp_path):
     assert np.array_equal(again.data, layer.data) and again.metadata["te_ms"] == 80.0
 
 
+def test_a_sidecar_written_in_ms_opens_with_its_times_left_to_the_widget(make_napari_viewer, tmp_path,
+                                                                         tiny_weights):
+    from napari_mr_reparam._widget import ReparamWidget
+
+    data, _ = _oblique_nifti(tmp_path / "scan.nii.gz")
+    (tmp_path / "scan.json").write_text(json.dumps({"EchoTime": 30, "RepetitionTime": 2500}))
+    viewer = make_napari_viewer()
+    [layer] = viewer.open(str(tmp_path / "scan.nii.gz"), plugin=PLUGIN)  # the image opens
+    assert layer.data.shape == (12, 30, 20)
+    assert (layer.metadata["te_ms"], layer.metadata["tr_ms"]) == (None, None)
+    reason = "the times in scan.json are ignored (EchoTime 30 can only be milliseconds; BIDS sidecars store seconds)"
+    assert layer.metadata["sidecar_times_ignored"] == reason
+    widget = ReparamWidget(viewer)  # says why, and that its input times are the fields' (as --input-te/-tr)
+    viewer.window.add_dock_widget(widget)
+    widget.reset_choices()
+    widget.model.value = "p2p"
+    widget.image.value = layer
+    assert widget.status.value == f"scan: {reason}; type the input's TE/TR (now TE 50 / TR 4500 ms)"
+
+
 # ----------------------------------------------------------------------------- DICOM
 
 

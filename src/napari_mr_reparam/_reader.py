@@ -10,6 +10,9 @@ Layer metadata (all plain Python, no Qt):
 ``header``      the file's nibabel header (NIfTI) or None
 ``volume``      the :class:`~napari_mr_reparam.io.Volume` with an empty ``data`` stub:
                 what the writer needs to restore the original orientation and affine
+``sidecar_times_ignored``   why the BIDS sidecar's times were left unset (they can only be
+                milliseconds), or None: the image opens and its times are typed in the widget,
+                as the command line takes ``--input-te/--input-tr`` over such a sidecar
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from . import dicom
-from .io import IMAGE_SUFFIXES, NIFTI_SUFFIXES, Volume, load_volume, probe, suffix_of
+from .io import IMAGE_SUFFIXES, NIFTI_SUFFIXES, SIDECAR_TIMES, Volume, load_volume, probe, suffix_of
 
 
 def napari_get_reader(path):
@@ -57,7 +60,7 @@ def read_layers(path) -> list[tuple]:
     """
     if isinstance(path, (list, tuple)):
         path = path[0]
-    return [layer_data(load_volume(path))]
+    return [layer_data(load_volume(path, times_given=SIDECAR_TIMES))]
 
 
 def _is_dicom_input(path) -> bool:
@@ -92,6 +95,7 @@ def layer_data(volume: Volume) -> tuple:
         "source": volume.source, "te_ms": volume.te_ms, "tr_ms": volume.tr_ms,
         "ti_ms": volume.ti_ms, "flip_deg": volume.flip_deg, "affine": volume.affine,
         "header": volume.header, "volume": without_data(volume),
+        "sidecar_times_ignored": volume.extra.get("sidecar_times_ignored"),
     }
     kwargs = {"name": name, "scale": tuple(volume.spacing), "metadata": metadata, "colormap": "gray"}
     return volume.data, kwargs, "image"

@@ -332,7 +332,10 @@ class ReparamWidget(Container):
             self.input_te.value = te if te is not None else DEFAULT_TE_MS
             self.input_tr.value = tr if tr is not None else DEFAULT_TR_MS
             unknown = "/".join(n for n, v in (("TE", te), ("TR", tr)) if v is None)
-            if unknown:
+            if meta.get("sidecar_times_ignored"):  # its sidecar's times can only be ms: the fields' win
+                self.status.value = (f"{layer.name}: {meta['sidecar_times_ignored']}; type the input's "
+                                     f"TE/TR (now TE {self.input_te.value:g} / TR {self.input_tr.value:g} ms)")
+            elif unknown:
                 self.status.value = (f"{layer.name}: no {unknown} in its metadata; taken as TE "
                                      f"{self.input_te.value:g} / TR {self.input_tr.value:g} ms (name its "
                                      "acquisition with Input preset)")

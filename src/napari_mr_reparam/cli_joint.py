@@ -140,9 +140,10 @@ def _listed(value) -> list:
 
 # ----------------------------------------------------------------------------- inputs
 
-def load_inputs(paths: list[str], acquisition: int | None = None) -> list:
+def load_inputs(paths: list[str], acquisition: int | None = None, times_given=()) -> list:
     """Volumes of the inputs, in order: a NIfTI file is one, a DICOM series one per
-    acquisition (only the ``acquisition``-th, 1-based, where given)."""
+    acquisition (only the ``acquisition``-th, 1-based, where given). ``times_given``
+    (:func:`times_given`) lets explicit times win over a sidecar written in milliseconds."""
     from . import dicom
     from .io import load_volume
 
@@ -154,8 +155,28 @@ def load_inputs(paths: list[str], acquisition: int | None = None) -> list:
         if dicom.looks_like_series(path):
             volumes += dicom.choose_acquisition(dicom.read_series(path), acquisition)
         else:
-            volumes.append(load_volume(path))
+            volumes.append(load_volume(path, times_given))
+            notice_ignored_sidecar(volumes[-1], path.name)
     return volumes
+
+
+def times_given(args) -> set[str]:
+    """The input times (``te_ms``, ``tr_ms``, ``ti_ms``) that the options or
+    ``--input-preset`` give for every input: a sidecar's times are not used for them."""
+    given = set()
+    for name in ("te", "tr", "ti"):
+        values = _listed(getattr(args, f"input_{name}", None))
+        if values and all(v is not None for v in values):
+            given.add(f"{name}_ms")
+    return given
+
+
+def notice_ignored_sidecar(volume, name: str) -> None:
+    """A notice when the input's sidecar times were set aside for the times given
+    (:func:`~napari_mr_reparam.io.load_volume`)."""
+    ignored = (volume.extra or {}).get("sidecar_times_ignored")
+    if ignored:
+        print(f"notice: {name}: {ignored}; the input times given are used", file=sys.stderr)
 
 
 def _per_input(values, n: int, what: str) -> list:
@@ -278,7 +299,7 @@ def fit_inputs(paths, args, model="physics", device="auto", engine=None, volumes
     inputs already loaded from ``paths`` (else they are loaded here)."""
     from .joint_fit import joint_maps
 
-    volumes = load_inputs(paths) if volumes is None else volumes
+    volumes = load_inputs(paths, times_given=times_given(args)) if volumes is None else volumes
     _check_shapes(volumes, paths)
     acqs = acquisitions_of(volumes, args)
     if engine is None:
@@ -454,7 +475,7 @@ def _parts(paths, args) -> list[tuple]:
     from .dicom import describe
     from .io import suffix_of
 
-    volumes = load_inputs(paths, args.acquisition)
+    volumes = load_inputs(paths, args.acquisition, times_given(args))
     stem = "joint" if args.joint else Path(paths[0]).name.split(".")[0]
     if args.joint or len(volumes) == 1:
         return [(stem, " ".join(map(str, paths)), volumes)]

@@ -125,14 +125,20 @@ def sidecar_path(path: str | Path) -> Path:
     return path.with_name(stem + ".json")
 
 
-def read_sidecar(path: str | Path) -> dict:
+#: The times a sidecar states, by :class:`Volume` field.
+SIDECAR_TIMES = {"te_ms": "EchoTime", "tr_ms": "RepetitionTime", "ti_ms": "InversionTime"}
+
+
+def read_sidecar(path: str | Path, times_given=()) -> dict:
     """Acquisition parameters from the BIDS sidecar beside ``path`` (data file or sidecar).
 
     Returns a dict with those of ``te_ms``, ``tr_ms``, ``ti_ms`` (milliseconds),
     ``flip_deg`` (degrees) and ``sequence`` (:func:`sequence_of` its ``ScanningSequence``)
     that the sidecar states; empty when there is no readable one. A time that can only
     have been written in milliseconds (BIDS stores seconds) is a one-line ``ValueError``
-    naming the sidecar.
+    naming the sidecar, unless ``times_given`` (``te_ms``, ``tr_ms``, ``ti_ms``: the times
+    known otherwise, e.g. typed by the user) holds every time the sidecar states: then
+    none of its times is returned, and ``times_ignored`` says why in one line.
     """
     side = Path(path) if suffix_of(path) == ".json" else sidecar_path(path)
     try:
@@ -141,15 +147,21 @@ def read_sidecar(path: str | Path) -> dict:
         return {}
     if not isinstance(meta, dict):
         return {}
-    out = {}
-    for key, ours in (("EchoTime", "te_ms"), ("RepetitionTime", "tr_ms"), ("InversionTime", "ti_ms")):
+    out, refused = {}, []
+    for ours, key in SIDECAR_TIMES.items():
         value = meta.get(key)
         if _is_number(value) and value > 0:
             try:
                 refuse_milliseconds(key, value)
             except ValueError as exc:
-                raise ValueError(f"{side.name}: {exc}") from None
+                refused.append((ours in times_given, key, value, exc))
             out[ours] = float(s_to_ms(value))
+    if refused:
+        _, key, value, exc = min(refused, key=lambda r: r[0])  # one still in use first
+        if not set(out) <= set(times_given):  # a time still in use cannot be trusted
+            raise ValueError(f"{side.name}: {exc}")
+        out = {"times_ignored": f"the times in {side.name} are ignored ({key} {value:g} can only be "
+                                "milliseconds; BIDS sidecars store seconds)"}
     if _is_number(meta.get("FlipAngle")):
         out["flip_deg"] = float(meta["FlipAngle"])
     sequence = sequence_of(meta.get("ScanningSequence"))
@@ -205,7 +217,7 @@ def probe(path: str | Path) -> tuple:
         return _check_size(path, (im.size[1], im.size[0]))
 
 
-def load_volume(path: str | Path) -> Volume:
+def load_volume(path: str | Path, times_given=()) -> Volume:
     """Read a NIfTI volume or a 2-D image as an axial stack (see the module docstring).
 
     Parameters
@@ -213,6 +225,11 @@ def load_volume(path: str | Path) -> Volume:
     path : str or Path
         ``.nii``, ``.nii.gz``, ``.png``, ``.jpg``, ``.jpeg``, ``.tif`` or ``.tiff``. A
         BIDS sidecar ``<stem>.json`` beside it provides TE/TR/TI (ms) and flip angle.
+    times_given : collection of str
+        The times (``te_ms``, ``tr_ms``, ``ti_ms``) the caller knows otherwise: a sidecar
+        whose times can only be milliseconds is refused unless they cover every time it
+        states; then its times are left unset and ``extra["sidecar_times_ignored"]`` says
+        why in one line (see :func:`read_sidecar`).
 
     Raises
     ------
@@ -227,7 +244,10 @@ def load_volume(path: str | Path) -> Volume:
         volume = _load_nifti(path)
     else:
         volume = _load_image(path)
-    for key, value in read_sidecar(path).items():
+    sidecar = read_sidecar(path, times_given)
+    if "times_ignored" in sidecar:
+        volume.extra["sidecar_times_ignored"] = sidecar.pop("times_ignored")
+    for key, value in sidecar.items():
         setattr(volume, key, value)
     volume.source = str(path)
     return volume
