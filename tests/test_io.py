@@ -286,3 +286,23 @@ def test_an_output_folder_is_not_a_file(tmp_path):
         check_output_folder(tmp_path / "afile")
     with pytest.raises(ValueError, match="names the output folder here"):
         check_output_folder(tmp_path / "maps.nii.gz")
+
+
+def test_output_paths_one_file_or_a_folder_of_named_files(tmp_path):
+    from napari_mr_reparam.io import output_paths
+
+    assert output_paths(tmp_path / "x.nii.gz", [("scan_TE80", ".nii")]) == [tmp_path / "x.nii.gz"]
+    names = [("a_TE80", ".nii"), ("b_TE80", ".jpg"), ("c_T1w", ".png")]
+    folder = tmp_path / "out"
+    assert output_paths(folder, names) == [folder / "a_TE80.nii", folder / "b_TE80.png", folder / "c_T1w.png"]
+    assert output_paths(folder, names, "tif") == [folder / f"{stem}.tif" for stem, _ in names]
+    assert not folder.exists()  # made when written to
+    with pytest.raises(ValueError, match="^several targets need an output folder for -o, not a file$"):
+        output_paths(tmp_path / "x.nii.gz", names[:2], several="several targets")
+    with pytest.raises(ValueError, match=r"^x\.mha: unsupported output type"):
+        output_paths(tmp_path / "x.mha", names[:1])
+    with pytest.raises(ValueError, match=r"^--suffix \.mha: unsupported output type"):
+        output_paths(folder, names, ".mha")
+    (tmp_path / "afile").write_text("mine")
+    with pytest.raises(ValueError, match="exists and is not a folder"):
+        output_paths(tmp_path / "afile", names)

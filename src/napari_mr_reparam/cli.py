@@ -147,28 +147,18 @@ def _dicom_input_times(item: _DicomInput, args) -> None:
 
 
 def _output_paths(inputs, targets, output: str, suffix: str | None, tag: str = "") -> dict:
-    """Where each (input, target) goes: ``output`` itself for one of each, else a folder."""
-    from pathlib import Path
+    """Where each (input, target) goes: ``output`` itself for one of each, else a folder
+    (:func:`~napari_mr_reparam.io.output_paths`) with ``INPUT_TE<ms>_TR<ms><tag>`` files."""
+    from .io import output_paths, suffix_of
 
-    from .io import OUTPUT_SUFFIXES, check_output_folder, check_output_type, output_suffix, suffix_of
-
-    out = Path(output)
-    if len(inputs) == 1 and len(targets) == 1 and suffix_of(out):
-        check_output_type(out)
-        return {(inputs[0], targets[0]): out}
-    if suffix_of(out):
-        raise ValueError("several inputs or targets need an output folder for -o, not a file")
-    check_output_folder(out)
-    suffix = output_suffix(suffix)
-    paths = {}
+    keys, names = [], []
     for path in inputs:
         from_dicom = isinstance(path, _DicomInput)  # written as NIfTI, named after the acquisition
-        ext = suffix or (".nii.gz" if from_dicom else suffix_of(path))
-        ext = ext if ext in OUTPUT_SUFFIXES else ".png"  # a JPEG's prediction: lossless 8 bits
         stem = path.name if from_dicom else path.name[: -len(suffix_of(path))]
         for te, tr in targets:
-            paths[(path, (te, tr))] = out / f"{stem}_TE{te:g}_TR{tr:g}{tag}{ext}"
-    return paths
+            keys.append((path, (te, tr)))
+            names.append((f"{stem}_TE{te:g}_TR{tr:g}{tag}", ".nii.gz" if from_dicom else suffix_of(path)))
+    return dict(zip(keys, output_paths(output, names, suffix, "several inputs or targets")))
 
 
 def cmd_predict(args) -> int:

@@ -399,23 +399,20 @@ def _targets(args) -> list:
 
 
 def _output_paths(args, stem: str, targets) -> dict:
-    from .io import output_suffix, suffix_of
+    """Where each target goes: ``-o`` itself for one, else ``STEM_LABEL`` files in that
+    folder (:func:`~napari_mr_reparam.io.output_paths`; NIfTI unless ``--suffix``)."""
+    from .io import output_paths
 
-    out = Path(args.output)
-    if len(targets) == 1 and suffix_of(out):
-        return {targets[0][0]: out}
-    if suffix_of(out):
-        raise ValueError("several targets need an output folder for -o, not a file")
-    suffix = output_suffix(args.suffix) or ".nii.gz"
-    return {label: out / f"{stem}_{label}{suffix}" for label, _ in targets}
+    names = [(f"{stem}_{label}", ".nii.gz") for label, _ in targets]
+    return dict(zip([label for label, _ in targets], output_paths(args.output, names, args.suffix,
+                                                                  "several targets")))
 
 
 def predict_joint_or_preset(args) -> int:
     """``predict --joint`` (one subject, joint maps) or ``predict --preset`` (each input alone).
     Without --joint a bad input is reported as ``error: FILE: reason`` and skipped; any such
     input makes the exit status 2."""
-    from .io import (acquisition_sidecar, check_output_folder, check_output_type, output_suffix, save_volume,
-                     suffix_of)
+    from .io import acquisition_sidecar, output_paths, save_volume
 
     targets = _targets(args)
     refuse_input_seconds(args)
@@ -423,13 +420,7 @@ def predict_joint_or_preset(args) -> int:
         groups = [list(args.input)]
     else:
         groups = [[p] for p in args.input]
-    if len(groups) > 1 and suffix_of(args.output):
-        raise ValueError("several inputs need an output folder for -o, not a file")
-    if suffix_of(args.output):
-        check_output_type(args.output)
-    else:
-        check_output_folder(args.output)
-        output_suffix(args.suffix)
+    output_paths(args.output, [("", ".nii.gz")] * len(groups), args.suffix, "several inputs")  # before any work
     model = "physics" if args.model == "d2p" else args.model  # the default model does not map
     engine = _engine(model, args.device)  # an unknown or unfit model is refused before any input is read
     failures = 0

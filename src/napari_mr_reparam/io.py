@@ -512,6 +512,40 @@ def output_suffix(suffix: str | None, option: str = "--suffix") -> str | None:
     return suffix
 
 
+def output_paths(output: str | Path, names: list[tuple[str, str]], suffix: str | None = None,
+                 several: str = "several outputs") -> list[Path]:
+    """Where each output goes (the command line's ``-o`` and ``--suffix``).
+
+    Parameters
+    ----------
+    output : str or Path
+        A file (it has an output type, :func:`check_output_type`) for exactly one output,
+        else a folder (:func:`check_output_folder`).
+    names : list of (stem, type)
+        Per output, its file name in a folder without the type, and the type it takes
+        unless ``suffix`` is given (one :func:`save_volume` cannot write, a JPEG
+        input's say, becomes ``.png``: lossless 8 bits).
+    suffix : str, optional
+        The type of every file in a folder (:func:`output_suffix`).
+    several : str
+        What the outputs are, for the one-line ``ValueError`` when ``output`` is a file
+        but there are several (``"several targets"``).
+    """
+    out = Path(output)
+    if suffix_of(out):
+        if len(names) != 1:
+            raise ValueError(f"{several} need an output folder for -o, not a file")
+        check_output_type(out)
+        return [out]
+    check_output_folder(out)
+    suffix = output_suffix(suffix)
+    paths = []
+    for stem, own in names:
+        kind = suffix or own
+        paths.append(out / f"{stem}{kind if kind in OUTPUT_SUFFIXES else '.png'}")
+    return paths
+
+
 def save_volume(path: str | Path, data_zyx: np.ndarray, like: Volume | None = None, *,
                 te_ms: float | None = None, tr_ms: float | None = None, model: str | None = None,
                 extra: dict | None = None, overwrite: bool = False) -> Path:
