@@ -28,11 +28,17 @@ from .io import IMAGE_SUFFIXES, NIFTI_SUFFIXES, SIDECAR_TIMES, Volume, load_volu
 
 
 def napari_get_reader(path):
-    """Return :func:`read_layers` for one readable file, :func:`read_dicom_layers` for a
-    DICOM series (a folder holding DICOM files, ``.dcm`` files), else None.
+    """Return :func:`read_layers` for one NIfTI file or one readable 2-D image,
+    :func:`read_dicom_layers` for a DICOM series (a folder holding DICOM files, ``.dcm``
+    files), else None.
 
-    Only cheap checks run here (extension, file present, header readable and of a
-    supported shape; for DICOM the file preamble); other folders and types give None.
+    Only cheap checks run here (extension, file present; for images a readable header
+    of a supported shape; for DICOM the file preamble); other folders and types give
+    None. A NIfTI file is claimed whatever it holds: when it cannot be read (corrupt,
+    truncated, 4-D), :func:`read_layers` raises one line saying why, which napari shows
+    ("Tried opening with napari-mr-reparam, but failed ... Original error ...") instead
+    of "no reader found". An image that fails the checks is left to napari's own image
+    reader, which takes the same extensions and reads more layouts (RGB, 4-D TIFF).
     """
     if _is_dicom_input(path):
         return read_dicom_layers
@@ -45,6 +51,8 @@ def napari_get_reader(path):
     path = Path(path)
     if suffix_of(path) not in NIFTI_SUFFIXES + IMAGE_SUFFIXES or not path.is_file():
         return None
+    if suffix_of(path) in NIFTI_SUFFIXES:
+        return read_layers
     try:
         probe(path)
     except (ValueError, OSError):
@@ -55,8 +63,9 @@ def napari_get_reader(path):
 def read_layers(path) -> list[tuple]:
     """Read one file into a single image layer tuple.
 
-    A file whose header looked fine but whose data cannot be read (truncated, say)
-    raises ``ValueError`` with a one-line message, which napari shows the user.
+    A file that cannot be read (not NIfTI, truncated, 4-D, ...) raises ``ValueError``
+    with a one-line message naming the file, which napari shows the user; no layer is
+    added.
     """
     if isinstance(path, (list, tuple)):
         path = path[0]

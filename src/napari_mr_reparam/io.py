@@ -287,14 +287,17 @@ class _readable:
         return False
 
 
-def _check_size(path: Path, shape: tuple) -> tuple:
-    """Drop trailing singleton dimensions past the third; refuse empty, huge or >3-D data."""
+def _check_size(path: Path, shape: tuple, volumes_along_4th: bool = False) -> tuple:
+    """Drop trailing singleton dimensions past the third; refuse empty, huge or >3-D data
+    (``volumes_along_4th``: a 4-D file holds volumes along its 4th axis, as NIfTI does)."""
     shape = tuple(int(s) for s in shape)
     kept = shape
     while len(kept) > 3 and kept[-1] == 1:
         kept = kept[:-1]
     if len(kept) not in (2, 3):
-        raise ValueError(f"{path.name}: expected a 2-D image or 3-D volume, got shape {shape}")
+        hint = (f": a 4-D image of {kept[3]} volumes; pick one volume (save it as a 3-D file)"
+                if volumes_along_4th and len(kept) == 4 else "")
+        raise ValueError(f"{path.name}: expected a 2-D image or 3-D volume, got shape {shape}{hint}")
     if min(kept) < 1:
         raise ValueError(f"{path.name}: holds no voxels (shape {shape})")
     if np.prod(kept, dtype=np.float64) > MAX_VOXELS:
@@ -311,7 +314,7 @@ def _open_nifti(path: Path):
         if not isinstance(img, nib.Nifti1Image):  # Nifti2Image is a subclass
             raise ValueError(f"{path.name}: not a NIfTI file ({type(img).__name__})")
         shape = tuple(img.shape)
-    return img, _check_size(path, shape)
+    return img, _check_size(path, shape, volumes_along_4th=True)
 
 
 def _load_nifti(path: Path) -> Volume:
