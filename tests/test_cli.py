@@ -101,8 +101,19 @@ def test_bad_parameters_are_one_line_errors(scan, tiny_weights, tmp_path, capsys
 
 def test_out_of_range_target_warns_but_runs(scan, tiny_weights, tmp_path, capsys):
     path, _, _ = scan
-    assert main(["predict", str(path), "-o", str(tmp_path / "x.nii.gz"), "--te", "5", "--tr", "100", "-q"]) == 0
+    assert main(["predict", str(path), "-o", str(tmp_path / "x.nii.gz"), "--te", "5", "--tr", "100",
+                 "--model", "p2p", "-q"]) == 0
     assert "outside the trained range" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("target", [["--te", "4", "--tr", "20", "--sequence", "gradient_echo", "--flip", "15"],
+                                    ["--te", "5", "--tr", "100"], ["--preset", "MPRAGE"]])
+def test_the_physics_model_renders_any_target_without_a_range_warning(scan, tiny_weights, tmp_path, capsys,
+                                                                       target):
+    path, _, _ = scan
+    assert main(["predict", str(path), "-o", str(tmp_path / "x.nii.gz"), *target, "--input-te", "50",
+                 "--input-tr", "4500", "-q"]) == 0
+    assert "outside the trained range" not in capsys.readouterr().err
 
 
 def test_existing_output_is_kept_without_overwrite(scan, tiny_weights, tmp_path, capsys):

@@ -206,6 +206,7 @@ class ReparamWidget(Container):
         if refusal:  # an input this model cannot read: back to Custom, say why
             self._set_preset(CUSTOM, self.input_preset)
             self.status.value = refusal
+        self._update_range_warning()
         self._on_inputs_changed()
         self._sync_input_preset()
 
@@ -342,19 +343,23 @@ class ReparamWidget(Container):
         self._sync_input_preset()
 
     def _on_slider_changed(self, *_):
-        from .acquisition import out_of_range_warnings
-        from .widget_logic import trained_target_range
-
         if not self._applying_preset:
             self._set_preset(matching_preset(self._control_values()))
-        warnings = out_of_range_warnings(self.te.value, self.tr.value, trained_target_range(self.model.value))
-        self.range_warning.value = "⚠ " + "; ".join(warnings) if warnings else ""
+        self._update_range_warning()
         if self.te.value >= self.tr.value:
             self.status.value = "TE must be shorter than TR"
             return
         if self.live.value and self.image.value is not None:
             self._preview_timer.start()
             self._volume_timer.start()
+
+    def _update_range_warning(self) -> None:
+        """Warn of a target outside the range the model's predictions are bound to (the
+        paper's networks'; the physics model renders any TE/TR)."""
+        from .widget_logic import target_range_warnings
+
+        warnings = target_range_warnings(self.model.value, self.te.value, self.tr.value)
+        self.range_warning.value = "⚠ " + "; ".join(warnings) if warnings else ""
 
     def _on_settings_changed(self, *_):
         if self.live.value and self.image.value is not None and self._has_prediction():

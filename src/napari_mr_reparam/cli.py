@@ -190,7 +190,7 @@ def cmd_predict(args) -> int:
             raise FileExistsError(f"{taken[0]} exists; pass --overwrite to replace it")
     engine = Reparameterizer(args.model, weights=args.weights, device=args.device,
                              batch_size=args.batch_size)
-    _warn_out_of_range(targets, engine.trained_ranges["target"])
+    _warn_out_of_range(targets, engine)
     options = engine.resolve(InferenceOptions(consistency=args.consistency,
                                               flip_average=args.flip_average or None,
                                               keep_detail=False if args.no_detail else None))
@@ -218,11 +218,11 @@ def _single(values, option: str):
     raise ValueError(f"{option} takes one value unless --joint (several images of one subject)")
 
 
-def _warn_out_of_range(targets, trained: dict) -> None:
-    from .acquisition import out_of_range_warnings
-
+def _warn_out_of_range(targets, engine) -> None:
+    """Targets outside the range the model's predictions are bound to (the paper's networks';
+    the physics model renders any TE/TR) are warned about."""
     for te, tr in targets:
-        for warning in out_of_range_warnings(te, tr, trained):
+        for warning in engine.target_warnings(te, tr):
             print(f"warning: {warning}", file=sys.stderr)
 
 
