@@ -7,7 +7,7 @@ import sys
 
 from . import DEFAULT_CONSISTENCY
 from .command import positive_ms as _positive_ms
-from .command import input_error, run_cli
+from .command import command_parser, input_error, run_cli
 
 
 def input_acquisition(volume, te_ms, tr_ms) -> tuple[float, float, str]:
@@ -302,11 +302,8 @@ def cmd_demo(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from .physics import INPUT_SEQUENCES
 
-    parser = argparse.ArgumentParser(
-        prog="napari-mr-reparam",
-        description="Predict how an MR scan would look at another TE/TR (times in ms).",
-    )
-    sub = parser.add_subparsers(title="commands", metavar="COMMAND")
+    parser, sub = command_parser("napari-mr-reparam",
+                                 "Predict how an MR scan would look at another TE/TR (times in ms).")
 
     pr = sub.add_parser("predict", help="predict volumes or images at new TE/TR settings")
     pr.add_argument("input", nargs="+", help="NIfTI (.nii, .nii.gz) or 2-D images (.png, .jpg, .tif), "
