@@ -331,3 +331,15 @@ def test_inputs_in_different_places_get_a_notice(scans, tmp_path, capsys):
     assert "apart" not in capsys.readouterr().err
     assert main(["maps", str(paths["pdw"]), str(moved), *common, "-o", str(tmp_path / "b")]) == 0
     assert f"notice: {paths['pdw']} and {moved} are 6.0 mm apart by their affines" in capsys.readouterr().err
+
+
+def test_a_sidecar_names_the_inputs_sequence_as_predict_reads_it(scans, tmp_path):
+    import argparse
+
+    from napari_mr_reparam.cli_joint import acquisitions_of
+
+    paths, _ = scans
+    (tmp_path / "pdw.json").write_text(json.dumps({"EchoTime": 0.004, "RepetitionTime": 0.02, "FlipAngle": 15,
+                                                   "ScanningSequence": "GR"}))
+    [acq] = acquisitions_of([load_volume(paths["pdw"])], argparse.Namespace())
+    assert (acq.sequence, acq.te_ms, acq.tr_ms, acq.flip_deg) == ("gradient_echo", 4.0, 20.0, 15.0)

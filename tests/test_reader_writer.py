@@ -72,6 +72,24 @@ def test_a_nifti_it_cannot_read_leaves_the_viewer_as_it_was(make_napari_viewer, 
     assert [layer.name for layer in viewer.layers] == ["mine"]
 
 
+def test_the_sidecars_sequence_reaches_the_layer_and_the_widgets_input(tmp_path):
+    from napari_mr_reparam.widget_logic import input_from_metadata
+
+    _oblique_nifti(tmp_path / "ge.nii.gz")
+    (tmp_path / "ge.json").write_text(json.dumps({"EchoTime": 0.004, "RepetitionTime": 0.02, "FlipAngle": 15,
+                                                  "ScanningSequence": "GR"}))
+    [(stack, kwargs, _)] = napari_get_reader(str(tmp_path / "ge.nii.gz"))(str(tmp_path / "ge.nii.gz"))
+    assert kwargs["metadata"]["sequence"] == "gradient_echo"
+
+    class Layer:
+        metadata = kwargs["metadata"]
+
+    spec = input_from_metadata(Layer())
+    assert (spec.sequence, spec.te_ms, spec.tr_ms, spec.flip_deg) == ("gradient_echo", 4.0, 20.0, 15.0)
+    [path] = write_single_image(str(tmp_path / "saved.nii.gz"), stack, kwargs)  # and is saved again
+    assert json.loads((tmp_path / "saved.json").read_text())["ScanningSequence"] == "GR"
+
+
 def test_writer_falls_back_to_the_layer_scale(tmp_path):
     stack = np.ones((4, 5, 6), np.float32)
     [path] = write_single_image(str(tmp_path / "new.nii"), stack, {"scale": (2.0, 0.5, 0.5),

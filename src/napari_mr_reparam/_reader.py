@@ -4,8 +4,9 @@ DICOM series (a folder, ``.dcm`` files) as one layer per acquisition (see :mod:`
 Layer metadata (all plain Python, no Qt):
 
 ``source``      the file read (str)
-``te_ms``, ``tr_ms``, ``ti_ms``, ``flip_deg``   from the BIDS sidecar or the DICOM tags, else None
-``sequence``, ``field_strength_t``, ``manufacturer``   DICOM only: from the tags
+``te_ms``, ``tr_ms``, ``ti_ms``, ``flip_deg``, ``sequence``   from the BIDS sidecar or the
+                DICOM tags, else None
+``field_strength_t``, ``manufacturer``   DICOM only: from the tags
 ``affine``      the file's 4x4 affine (NIfTI) or None
 ``header``      the file's nibabel header (NIfTI) or None
 ``volume``      the :class:`~napari_mr_reparam.io.Volume` with an empty ``data`` stub:
@@ -104,7 +105,7 @@ def layer_data(volume: Volume) -> tuple:
         "source": volume.source, "te_ms": volume.te_ms, "tr_ms": volume.tr_ms,
         "ti_ms": volume.ti_ms, "flip_deg": volume.flip_deg, "affine": volume.affine,
         "header": volume.header, "volume": without_data(volume),
-        "sidecar_times_ignored": volume.extra.get("sidecar_times_ignored"),
+        "sidecar_times_ignored": volume.extra.get("sidecar_times_ignored"), "sequence": volume.sequence,
     }
     kwargs = {"name": name, "scale": tuple(volume.spacing), "metadata": metadata, "colormap": "gray"}
     return volume.data, kwargs, "image"

@@ -213,7 +213,7 @@ def acquisitions_of(volumes, args) -> list:
                              "--input-te/--input-tr (one per input), or a BIDS sidecar")
         inv = ti[i] or v.ti_ms
         angle = flip[i] or v.flip_deg
-        sequence = seq[i] or (v.extra or {}).get("sequence") or ("inversion_recovery" if inv else "spin_echo")
+        sequence = seq[i] or getattr(v, "sequence", None) or ("inversion_recovery" if inv else "spin_echo")
         reads = SEQUENCE_READS.get(sequence, ())
         out.append(make_acquisition(sequence, e, r, inv if "ti" in reads else None,
                                     angle if "flip" in reads else None))
