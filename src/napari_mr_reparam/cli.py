@@ -230,11 +230,11 @@ def _predict_file(engine, path, targets, outputs, args, options) -> list:
     """All targets of one input, by one engine request (maps once for the physics model);
     every target is predicted before any file is written, so a failure writes nothing."""
     from .acquisition import Acquisition, out_of_range_warnings
-    from .cli_joint import notice_ignored_sidecar, times_given
+    from .cli_joint import input_times_given, notice_ignored_sidecar
     from .inference import require_contrast
     from .io import acquisition_sidecar, load_volume, save_volume
 
-    volume = path.volume if isinstance(path, _DicomInput) else load_volume(path, times_given(args))
+    volume = path.volume if isinstance(path, _DicomInput) else load_volume(path, input_times_given(args))
     notice_ignored_sidecar(volume, path.name)
     require_contrast(volume.data)
     given = None

@@ -143,7 +143,7 @@ def _listed(value) -> list:
 def load_inputs(paths: list[str], acquisition: int | None = None, times_given=()) -> list:
     """Volumes of the inputs, in order: a NIfTI file is one, a DICOM series one per
     acquisition (only the ``acquisition``-th, 1-based, where given). ``times_given``
-    (:func:`times_given`) lets explicit times win over a sidecar written in milliseconds."""
+    (:func:`input_times_given`) lets explicit times win over a sidecar written in milliseconds."""
     from . import dicom
     from .io import load_volume
 
@@ -160,7 +160,7 @@ def load_inputs(paths: list[str], acquisition: int | None = None, times_given=()
     return volumes
 
 
-def times_given(args) -> set[str]:
+def input_times_given(args) -> set[str]:
     """The input times (``te_ms``, ``tr_ms``, ``ti_ms``) that the options or
     ``--input-preset`` give for every input: a sidecar's times are not used for them."""
     given = set()
@@ -299,7 +299,7 @@ def fit_inputs(paths, args, model="physics", device="auto", engine=None, volumes
     inputs already loaded from ``paths`` (else they are loaded here)."""
     from .joint_fit import joint_maps
 
-    volumes = load_inputs(paths, times_given=times_given(args)) if volumes is None else volumes
+    volumes = load_inputs(paths, times_given=input_times_given(args)) if volumes is None else volumes
     _check_shapes(volumes, paths)
     acqs = acquisitions_of(volumes, args)
     if engine is None:
@@ -466,7 +466,7 @@ def _parts(paths, args) -> list[tuple]:
     from .dicom import describe
     from .io import suffix_of
 
-    volumes = load_inputs(paths, args.acquisition, times_given(args))
+    volumes = load_inputs(paths, args.acquisition, input_times_given(args))
     stem = "joint" if args.joint else Path(paths[0]).name.split(".")[0]
     if args.joint or len(volumes) == 1:
         return [(stem, " ".join(map(str, paths)), volumes)]
