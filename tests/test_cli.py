@@ -48,6 +48,24 @@ def test_p2p_reads_the_sidecar_or_says_it_assumes_the_default(scan, tiny_weights
     assert "taking the input" not in capsys.readouterr().err
 
 
+def test_input_times_given_win_over_a_sidecar_written_in_ms(scan, tiny_weights, tmp_path, capsys):
+    path, _, _ = scan
+    (tmp_path / "scan.json").write_text(json.dumps({"EchoTime": 30, "RepetitionTime": 2500}))
+    common = ["predict", str(path), "--te", "100", "--tr", "3000", "-q"]
+    assert main(common + ["-o", str(tmp_path / "a.nii.gz"), "--input-te", "30", "--input-tr", "2500"]) == 0
+    err = capsys.readouterr().err
+    assert ("notice: scan.nii.gz: the times in scan.json are ignored (EchoTime 30 can only be milliseconds; "
+            "BIDS sidecars store seconds); the input times given are used") in err
+    assert (tmp_path / "a.nii.gz").is_file()
+    for given, used in ((["--input-te", "30"], "RepetitionTime 2500"), (["--input-tr", "2500"], "EchoTime 30")):
+        assert main(common + ["-o", str(tmp_path / "b.nii.gz"), *given]) == 2  # the other would be used
+        assert f"scan.json: {used} looks like milliseconds" in capsys.readouterr().err
+        assert not (tmp_path / "b.nii.gz").exists()
+    assert main(["predict", str(path), "--preset", "T2w", "--input-preset", "PDw", "-q",
+                 "-o", str(tmp_path / "c.nii.gz")]) == 0
+    assert "the times in scan.json are ignored" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("extra, message", [
     (["--te", "3000", "--tr", "100"], "shorter than TR"),
     (["--te", "-5", "--tr", "100"], "positive"),
@@ -83,8 +101,19 @@ def test_bad_parameters_are_one_line_errors(scan, tiny_weights, tmp_path, capsys
 
 def test_out_of_range_target_warns_but_runs(scan, tiny_weights, tmp_path, capsys):
     path, _, _ = scan
-    assert main(["predict", str(path), "-o", str(tmp_path / "x.nii.gz"), "--te", "5", "--tr", "100", "-q"]) == 0
+    assert main(["predict", str(path), "-o", str(tmp_path / "x.nii.gz"), "--te", "5", "--tr", "100",
+                 "--model", "p2p", "-q"]) == 0
     assert "outside the trained range" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("target", [["--te", "4", "--tr", "20", "--sequence", "gradient_echo", "--flip", "15"],
+                                    ["--te", "5", "--tr", "100"], ["--preset", "MPRAGE"]])
+def test_the_physics_model_renders_any_target_without_a_range_warning(scan, tiny_weights, tmp_path, capsys,
+                                                                       target):
+    path, _, _ = scan
+    assert main(["predict", str(path), "-o", str(tmp_path / "x.nii.gz"), *target, "--input-te", "50",
+                 "--input-tr", "4500", "-q"]) == 0
+    assert "outside the trained range" not in capsys.readouterr().err
 
 
 def test_existing_output_is_kept_without_overwrite(scan, tiny_weights, tmp_path, capsys):

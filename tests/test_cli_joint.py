@@ -57,6 +57,21 @@ def test_maps_writes_pd_t1_t2_in_ms_with_a_sidecar(scans, tmp_path, capsys):
                  *_times("--input-tr"), "--model", "none"]) == 2
 
 
+def test_maps_take_the_times_given_over_sidecars_written_in_ms(scans, tmp_path, capsys):
+    paths, _ = scans
+    for name, (te, tr) in ACQS.items():
+        (tmp_path / f"{name}.json").write_text(json.dumps({"EchoTime": te, "RepetitionTime": tr}))
+    inputs = [*map(str, paths.values()), "--model", "none"]
+    assert main(["maps", *inputs, "-o", str(tmp_path / "m"), *_times("--input-te"), *_times("--input-tr")]) == 0
+    err = capsys.readouterr().err
+    assert err.count("the input times given are used") == 3 and "pdw.json are ignored (EchoTime 15 can" in err
+    assert main(["maps", *inputs, "-o", str(tmp_path / "n"), *_times("--input-te")]) == 2
+    assert "error: pdw.json: RepetitionTime 3000 looks like milliseconds" in capsys.readouterr().err
+    assert main(["predict", "--joint", *inputs, *_times("--input-te"), *_times("--input-tr"), "--te", "80",
+                 "--tr", "2000", "-o", str(tmp_path / "p.nii.gz")]) == 0
+    assert (tmp_path / "p.nii.gz").is_file()
+
+
 def test_maps_without_smoothing_fit_each_voxel_alone(scans, tmp_path):
     paths, truth = scans
     common = [*map(str, paths.values()), *_times("--input-te"), *_times("--input-tr"), "--model", "none"]
@@ -316,3 +331,15 @@ def test_inputs_in_different_places_get_a_notice(scans, tmp_path, capsys):
     assert "apart" not in capsys.readouterr().err
     assert main(["maps", str(paths["pdw"]), str(moved), *common, "-o", str(tmp_path / "b")]) == 0
     assert f"notice: {paths['pdw']} and {moved} are 6.0 mm apart by their affines" in capsys.readouterr().err
+
+
+def test_a_sidecar_names_the_inputs_sequence_as_predict_reads_it(scans, tmp_path):
+    import argparse
+
+    from napari_mr_reparam.cli_joint import acquisitions_of
+
+    paths, _ = scans
+    (tmp_path / "pdw.json").write_text(json.dumps({"EchoTime": 0.004, "RepetitionTime": 0.02, "FlipAngle": 15,
+                                                   "ScanningSequence": "GR"}))
+    [acq] = acquisitions_of([load_volume(paths["pdw"])], argparse.Namespace())
+    assert (acq.sequence, acq.te_ms, acq.tr_ms, acq.flip_deg) == ("gradient_echo", 4.0, 20.0, 15.0)

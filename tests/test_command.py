@@ -12,3 +12,18 @@ def test_an_input_error_names_the_input_once():
         "error: series_acq2 (TE 20 / TR 2000 ms): no TE"
     assert input_error("data/gone.nii", FileNotFoundError("data/gone.nii: no such file or folder")) == \
         "error: data/gone.nii: no such file or folder"
+
+
+def test_both_commands_list_their_sub_commands_alike_and_run_the_chosen_one(capsys):
+    from napari_mr_reparam import cli
+    from napari_mr_reparam.command import command_parser, run_cli
+    from napari_mr_reparam.training import cli as training_cli
+
+    parser, sub = command_parser("tool", "Does one thing.")
+    sub.add_parser("hello").set_defaults(func=lambda args: print("hi") or 3)
+    assert run_cli(parser, ["hello"]) == 3 and capsys.readouterr().out == "hi\n"
+    assert run_cli(parser, []) == 2  # no command: the help
+    assert "usage: tool [-h] COMMAND ..." in capsys.readouterr().out
+    for build in (cli.build_parser, training_cli.build_parser):
+        text = build().format_help()
+        assert "[-h] COMMAND ..." in text and "\ncommands:\n" in text

@@ -275,3 +275,17 @@ def test_renders_keep_the_inputs_detail(tiny_weights):
     # some slices only, as the widget and the benchmarks take them
     part = maps.slices(np.array([1]))
     np.testing.assert_array_equal(engine.render(part, Acquisition(90, 4000))[0], kept[1])
+
+
+def test_only_models_that_predict_each_target_warn_outside_their_trained_range(tiny_weights):
+    from napari_mr_reparam.inference import bound_target_range
+
+    physics = Reparameterizer("physics")
+    assert bound_target_range(physics.info.card) is None  # it renders any TE/TR from its maps
+    assert physics.target_warnings(4, 20) == [] and physics.target_warnings(5, 100) == []
+    for name in ("d2p", "p2p"):
+        engine = Reparameterizer(name)
+        assert bound_target_range(engine.info.card) == engine.trained_ranges["target"]
+        assert "TR 20 ms is outside the trained range" in " ".join(engine.target_warnings(4, 20))
+        assert engine.target_warnings(50, 3000) == []
+    assert bound_target_range({"arch": "hybrid"}) is not None  # its learned correction is per target

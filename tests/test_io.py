@@ -87,10 +87,23 @@ def test_sidecar_times_in_ms(tmp_path):
                                                    "flip_deg": 90.0}
     volume = load_volume(tmp_path / "a.nii.gz")
     assert (volume.te_ms, volume.tr_ms, volume.ti_ms) == (50.0, 4500.0, 900.0)
+    assert "sidecar_times_ignored" not in load_volume(tmp_path / "a.nii.gz", times_given={"te_ms", "tr_ms"}).extra
     (tmp_path / "a.json").write_text(json.dumps({"EchoTime": 30, "RepetitionTime": 2500}))  # written in ms
     with pytest.raises(ValueError, match=r"^a\.json: EchoTime 30 looks like milliseconds; BIDS sidecars "
                                          r"store seconds \(did you mean 0\.03 s\?\)"):
         load_volume(tmp_path / "a.nii.gz")
+    with pytest.raises(ValueError, match="^a.json: RepetitionTime 2500 looks like milliseconds"):  # in use
+        load_volume(tmp_path / "a.nii.gz", times_given={"te_ms"})
+    volume = load_volume(tmp_path / "a.nii.gz", times_given={"te_ms", "tr_ms"})  # those given win
+    assert (volume.te_ms, volume.tr_ms) == (None, None)
+    assert volume.extra["sidecar_times_ignored"] == ("the times in a.json are ignored (EchoTime 30 can only be "
+                                                     "milliseconds; BIDS sidecars store seconds)")
+    (tmp_path / "a.json").write_text(json.dumps({"EchoTime": 30, "RepetitionTime": 2500, "InversionTime": 900,
+                                                 "FlipAngle": 90}))
+    with pytest.raises(ValueError, match="InversionTime 900 looks like milliseconds"):  # its TI would be used
+        load_volume(tmp_path / "a.nii.gz", times_given={"te_ms", "tr_ms"})
+    volume = load_volume(tmp_path / "a.nii.gz", times_given={"te_ms", "tr_ms", "ti_ms"})
+    assert (volume.ti_ms, volume.flip_deg) == (None, 90.0)
     (tmp_path / "a.json").write_text(json.dumps({"EchoTime": 1.0, "RepetitionTime": 15, "InversionTime": 4}))
     assert read_sidecar(tmp_path / "a.nii.gz") == {"te_ms": 1000.0, "tr_ms": 15000.0, "ti_ms": 4000.0}
     (tmp_path / "a.json").write_text("{not json")
@@ -273,3 +286,23 @@ def test_an_output_folder_is_not_a_file(tmp_path):
         check_output_folder(tmp_path / "afile")
     with pytest.raises(ValueError, match="names the output folder here"):
         check_output_folder(tmp_path / "maps.nii.gz")
+
+
+def test_output_paths_one_file_or_a_folder_of_named_files(tmp_path):
+    from napari_mr_reparam.io import output_paths
+
+    assert output_paths(tmp_path / "x.nii.gz", [("scan_TE80", ".nii")]) == [tmp_path / "x.nii.gz"]
+    names = [("a_TE80", ".nii"), ("b_TE80", ".jpg"), ("c_T1w", ".png")]
+    folder = tmp_path / "out"
+    assert output_paths(folder, names) == [folder / "a_TE80.nii", folder / "b_TE80.png", folder / "c_T1w.png"]
+    assert output_paths(folder, names, "tif") == [folder / f"{stem}.tif" for stem, _ in names]
+    assert not folder.exists()  # made when written to
+    with pytest.raises(ValueError, match="^several targets need an output folder for -o, not a file$"):
+        output_paths(tmp_path / "x.nii.gz", names[:2], several="several targets")
+    with pytest.raises(ValueError, match=r"^x\.mha: unsupported output type"):
+        output_paths(tmp_path / "x.mha", names[:1])
+    with pytest.raises(ValueError, match=r"^--suffix \.mha: unsupported output type"):
+        output_paths(folder, names, ".mha")
+    (tmp_path / "afile").write_text("mine")
+    with pytest.raises(ValueError, match="exists and is not a folder"):
+        output_paths(tmp_path / "afile", names)

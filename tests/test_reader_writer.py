@@ -14,9 +14,9 @@ PLUGIN = "napari-mr-reparam"
 
 def test_reader_claims_only_what_it_can_read(tmp_path):
     (tmp_path / "notes.txt").write_text("hi")
-    (tmp_path / "broken.nii").write_text("not nifti")
+    (tmp_path / "broken.png").write_text("not an image")  # left to napari's own image reader
     (tmp_path / "folder.nii").mkdir()
-    for path in ("notes.txt", "broken.nii", "folder.nii", "missing.nii.gz"):
+    for path in ("notes.txt", "broken.png", "folder.nii", "missing.nii.gz"):
         assert napari_get_reader(str(tmp_path / path)) is None, path
     assert napari_get_reader(str(tmp_path)) is None
     assert napari_get_reader([str(tmp_path / "a.nii"), str(tmp_path / "b.nii")]) is None
@@ -35,6 +35,59 @@ def test_reader_layer_tuple(tmp_path):
     assert np.allclose(meta["affine"], affine) and meta["header"] is not None
     assert meta["source"] == str(tmp_path / "scan.nii.gz")
     assert isinstance(meta["volume"], Volume) and meta["volume"].data.size == 0
+
+
+def _bad_niftis(folder):
+    """Files the reader claims by extension but cannot read, and the message each gets."""
+    nib.save(nib.Nifti1Image(np.zeros((8, 8, 4, 5), np.float32), np.eye(4)), str(folder / "series.nii.gz"))
+    (folder / "garbage.nii").write_text("not nifti")
+    _oblique_nifti(folder / "whole.nii.gz")
+    blob = (folder / "whole.nii.gz").read_bytes()
+    (folder / "cut.nii.gz").write_bytes(blob[: len(blob) // 2])
+    (folder / "empty.nii").write_bytes(b"")
+    return {"series.nii.gz": "series.nii.gz: expected a 2-D image or 3-D volume, got shape (8, 8, 4, 5): a 4-D "
+                             "image of 5 volumes; pick one volume (save it as a 3-D file)",
+            "garbage.nii": "garbage.nii: not a readable NIfTI file (",
+            "cut.nii.gz": "cut.nii.gz: not a readable NIfTI file (",
+            "empty.nii": "empty.nii: the file is empty"}
+
+
+def test_a_nifti_it_cannot_read_is_one_message_through_npe2(tmp_path):
+    import npe2
+
+    npe2.PluginManager.instance().discover()  # as napari does at start
+    for name, message in _bad_niftis(tmp_path).items():
+        with pytest.raises(ValueError) as info:
+            npe2.read([str(tmp_path / name)], stack=False, plugin_name=PLUGIN)
+        assert str(info.value).startswith(message) and "\n" not in str(info.value), name
+
+
+def test_a_nifti_it_cannot_read_leaves_the_viewer_as_it_was(make_napari_viewer, tmp_path):
+    viewer = make_napari_viewer()
+    viewer.add_image(np.ones((3, 4, 4), np.float32), name="mine")
+    for name, message in _bad_niftis(tmp_path).items():
+        with pytest.raises(ValueError) as info:
+            viewer.open(str(tmp_path / name), plugin=PLUGIN)
+        assert str(info.value).startswith(message), name
+    assert [layer.name for layer in viewer.layers] == ["mine"]
+
+
+def test_the_sidecars_sequence_reaches_the_layer_and_the_widgets_input(tmp_path):
+    from napari_mr_reparam.widget_logic import input_from_metadata
+
+    _oblique_nifti(tmp_path / "ge.nii.gz")
+    (tmp_path / "ge.json").write_text(json.dumps({"EchoTime": 0.004, "RepetitionTime": 0.02, "FlipAngle": 15,
+                                                  "ScanningSequence": "GR"}))
+    [(stack, kwargs, _)] = napari_get_reader(str(tmp_path / "ge.nii.gz"))(str(tmp_path / "ge.nii.gz"))
+    assert kwargs["metadata"]["sequence"] == "gradient_echo"
+
+    class Layer:
+        metadata = kwargs["metadata"]
+
+    spec = input_from_metadata(Layer())
+    assert (spec.sequence, spec.te_ms, spec.tr_ms, spec.flip_deg) == ("gradient_echo", 4.0, 20.0, 15.0)
+    [path] = write_single_image(str(tmp_path / "saved.nii.gz"), stack, kwargs)  # and is saved again
+    assert json.loads((tmp_path / "saved.json").read_text())["ScanningSequence"] == "GR"
 
 
 def test_writer_falls_back_to_the_layer_scale(tmp_path):
@@ -68,6 +121,26 @@ def test_open_and_save_through_napari(make_napari_viewer, tmp_path):
 
     [again] = viewer.open(str(out), plugin=PLUGIN)
     assert np.array_equal(again.data, layer.data) and again.metadata["te_ms"] == 80.0
+
+
+def test_a_sidecar_written_in_ms_opens_with_its_times_left_to_the_widget(make_napari_viewer, tmp_path,
+                                                                         tiny_weights):
+    from napari_mr_reparam._widget import ReparamWidget
+
+    data, _ = _oblique_nifti(tmp_path / "scan.nii.gz")
+    (tmp_path / "scan.json").write_text(json.dumps({"EchoTime": 30, "RepetitionTime": 2500}))
+    viewer = make_napari_viewer()
+    [layer] = viewer.open(str(tmp_path / "scan.nii.gz"), plugin=PLUGIN)  # the image opens
+    assert layer.data.shape == (12, 30, 20)
+    assert (layer.metadata["te_ms"], layer.metadata["tr_ms"]) == (None, None)
+    reason = "the times in scan.json are ignored (EchoTime 30 can only be milliseconds; BIDS sidecars store seconds)"
+    assert layer.metadata["sidecar_times_ignored"] == reason
+    widget = ReparamWidget(viewer)  # says why, and that its input times are the fields' (as --input-te/-tr)
+    viewer.window.add_dock_widget(widget)
+    widget.reset_choices()
+    widget.model.value = "p2p"
+    widget.image.value = layer
+    assert widget.status.value == f"scan: {reason}; type the input's TE/TR (now TE 50 / TR 4500 ms)"
 
 
 # ----------------------------------------------------------------------------- DICOM

@@ -111,6 +111,17 @@ def test_out_of_range_warning_and_bad_times(demo):
     assert "outside the trained range" in widget.range_warning.value
     widget.te.value = 100.0
     assert widget.range_warning.value == ""
+    widget.te.value, widget.tr.value = 4.0, 20.0
+    assert "TR 20 ms is outside the trained range" in widget.range_warning.value
+    widget.model.value = "physics"  # it renders any TE/TR from its maps, gradient echo included
+    assert widget.range_warning.value == ""
+    widget.sequence.value = "gradient_echo"
+    widget.preset.value = "MPRAGE"
+    assert widget.range_warning.value == ""
+    widget.sequence.value = "spin_echo"
+    widget.model.value = "d2p"
+    widget.te.value, widget.tr.value = 100.0, 3000.0
+    assert widget.range_warning.value == ""
     widget.tr.value = 200.0  # TE 100 >= TR 200 is fine, TE 300 is not
     widget.te.value = 300.0
     assert "shorter than TR" in widget.status.value

@@ -4,12 +4,16 @@ DICOM series (a folder, ``.dcm`` files) as one layer per acquisition (see :mod:`
 Layer metadata (all plain Python, no Qt):
 
 ``source``      the file read (str)
-``te_ms``, ``tr_ms``, ``ti_ms``, ``flip_deg``   from the BIDS sidecar or the DICOM tags, else None
-``sequence``, ``field_strength_t``, ``manufacturer``   DICOM only: from the tags
+``te_ms``, ``tr_ms``, ``ti_ms``, ``flip_deg``, ``sequence``   from the BIDS sidecar or the
+                DICOM tags, else None
+``field_strength_t``, ``manufacturer``   DICOM only: from the tags
 ``affine``      the file's 4x4 affine (NIfTI) or None
 ``header``      the file's nibabel header (NIfTI) or None
 ``volume``      the :class:`~napari_mr_reparam.io.Volume` with an empty ``data`` stub:
                 what the writer needs to restore the original orientation and affine
+``sidecar_times_ignored``   why the BIDS sidecar's times were left unset (they can only be
+                milliseconds), or None: the image opens and its times are typed in the widget,
+                as the command line takes ``--input-te/--input-tr`` over such a sidecar
 """
 
 from __future__ import annotations
@@ -21,15 +25,21 @@ from pathlib import Path
 import numpy as np
 
 from . import dicom
-from .io import IMAGE_SUFFIXES, NIFTI_SUFFIXES, Volume, load_volume, probe, suffix_of
+from .io import IMAGE_SUFFIXES, NIFTI_SUFFIXES, SIDECAR_TIMES, Volume, load_volume, probe, suffix_of
 
 
 def napari_get_reader(path):
-    """Return :func:`read_layers` for one readable file, :func:`read_dicom_layers` for a
-    DICOM series (a folder holding DICOM files, ``.dcm`` files), else None.
+    """Return :func:`read_layers` for one NIfTI file or one readable 2-D image,
+    :func:`read_dicom_layers` for a DICOM series (a folder holding DICOM files, ``.dcm``
+    files), else None.
 
-    Only cheap checks run here (extension, file present, header readable and of a
-    supported shape; for DICOM the file preamble); other folders and types give None.
+    Only cheap checks run here (extension, file present; for images a readable header
+    of a supported shape; for DICOM the file preamble); other folders and types give
+    None. A NIfTI file is claimed whatever it holds: when it cannot be read (corrupt,
+    truncated, 4-D), :func:`read_layers` raises one line saying why, which napari shows
+    ("Tried opening with napari-mr-reparam, but failed ... Original error ...") instead
+    of "no reader found". An image that fails the checks is left to napari's own image
+    reader, which takes the same extensions and reads more layouts (RGB, 4-D TIFF).
     """
     if _is_dicom_input(path):
         return read_dicom_layers
@@ -42,6 +52,8 @@ def napari_get_reader(path):
     path = Path(path)
     if suffix_of(path) not in NIFTI_SUFFIXES + IMAGE_SUFFIXES or not path.is_file():
         return None
+    if suffix_of(path) in NIFTI_SUFFIXES:
+        return read_layers
     try:
         probe(path)
     except (ValueError, OSError):
@@ -52,12 +64,13 @@ def napari_get_reader(path):
 def read_layers(path) -> list[tuple]:
     """Read one file into a single image layer tuple.
 
-    A file whose header looked fine but whose data cannot be read (truncated, say)
-    raises ``ValueError`` with a one-line message, which napari shows the user.
+    A file that cannot be read (not NIfTI, truncated, 4-D, ...) raises ``ValueError``
+    with a one-line message naming the file, which napari shows the user; no layer is
+    added.
     """
     if isinstance(path, (list, tuple)):
         path = path[0]
-    return [layer_data(load_volume(path))]
+    return [layer_data(load_volume(path, times_given=SIDECAR_TIMES))]
 
 
 def _is_dicom_input(path) -> bool:
@@ -92,6 +105,7 @@ def layer_data(volume: Volume) -> tuple:
         "source": volume.source, "te_ms": volume.te_ms, "tr_ms": volume.tr_ms,
         "ti_ms": volume.ti_ms, "flip_deg": volume.flip_deg, "affine": volume.affine,
         "header": volume.header, "volume": without_data(volume),
+        "sidecar_times_ignored": volume.extra.get("sidecar_times_ignored"), "sequence": volume.sequence,
     }
     kwargs = {"name": name, "scale": tuple(volume.spacing), "metadata": metadata, "colormap": "gray"}
     return volume.data, kwargs, "image"

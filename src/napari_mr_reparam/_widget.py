@@ -25,6 +25,7 @@ in milliseconds.
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -198,14 +199,9 @@ class ReparamWidget(Container):
         self.flip_average.visible = self.add_input.visible = physics
         reads = SEQUENCE_READS.get(self.sequence.value, ()) if physics else ()
         self.ti.visible, self.ti2.visible, self.flip.visible = ("ti" in reads), ("ti2" in reads), ("flip" in reads)
-        refusal = preset_refusal(self.preset.value, self.model.value)
-        if refusal:  # a contrast this model cannot render: back to Custom, say why
-            self._set_preset(CUSTOM)
-            self.status.value = refusal
-        refusal = preset_refusal(self.input_preset.value, self.model.value, inputs=True)
-        if refusal:  # an input this model cannot read: back to Custom, say why
-            self._set_preset(CUSTOM, self.input_preset)
-            self.status.value = refusal
+        self._refuse_preset(self.preset)  # a contrast this model cannot render
+        self._refuse_preset(self.input_preset, inputs=True)  # an input this model cannot read
+        self._update_range_warning()
         self._on_inputs_changed()
         self._sync_input_preset()
 
@@ -239,37 +235,48 @@ class ReparamWidget(Container):
         self.inputs.remove(row)
         self._on_inputs_changed()
 
-    def _set_preset(self, name: str, combo=None) -> None:
-        """Show ``name`` in the target's preset combo (or ``combo``) without applying it."""
+    @contextlib.contextmanager
+    def _applying(self):
+        """Controls set inside are set by a preset: their handlers leave the presets be."""
         self._applying_preset = True
         try:
-            (combo or self.preset).value = name
+            yield
         finally:
             self._applying_preset = False
+
+    def _set_preset(self, name: str, combo=None) -> None:
+        """Show ``name`` in the target's preset combo (or ``combo``) without applying it."""
+        with self._applying():
+            (combo or self.preset).value = name
+
+    def _refuse_preset(self, combo, inputs: bool = False) -> bool:
+        """When the model cannot render the preset ``combo`` shows (with ``inputs``: read an
+        input acquired with it), put ``combo`` back to Custom and say why; True if so."""
+        refusal = preset_refusal(combo.value, self.model.value, inputs=inputs)
+        if refusal:
+            self._set_preset(CUSTOM, combo)
+            self.status.value = refusal
+        return bool(refusal)
+
+    def _chosen_preset(self, combo, inputs: bool = False) -> dict | None:
+        """The control values of the preset just chosen in ``combo``; None while a preset is
+        being applied, for Custom, or when the model refuses it (:meth:`_refuse_preset`)."""
+        if self._applying_preset or self._refuse_preset(combo, inputs):
+            return None
+        return preset_controls(combo.value)
 
     def _on_input_preset_changed(self, *_):
         """An input preset sets the input's sequence, TE, TR, TI and flip (still editable);
         a model that cannot read such an input refuses it with a message."""
-        if self._applying_preset:
-            return
-        name = self.input_preset.value
-        refusal = preset_refusal(name, self.model.value, inputs=True)
-        if refusal:
-            self._set_preset(CUSTOM, self.input_preset)
-            self.status.value = refusal
-            return
-        values = preset_controls(name)
+        values = self._chosen_preset(self.input_preset, inputs=True)
         if values is None:
             return
-        self._applying_preset = True
-        try:
+        with self._applying():
             self.input_sequence.value = values["sequence"]  # spin echo unless physics (refused above)
             for key, box in (("te", self.input_te), ("tr", self.input_tr), ("ti", self.input_ti),
                              ("flip", self.input_flip)):
                 if values[key] is not None:
                     box.value = min(max(float(values[key]), box.min), box.max)
-        finally:
-            self._applying_preset = False
         self._on_settings_changed()
 
     def _sync_input_preset(self, *_):
@@ -286,27 +293,16 @@ class ReparamWidget(Container):
     def _on_preset_changed(self, *_):
         """A preset sets the sequence and the sliders (still editable); a model that cannot
         render it refuses it with a message."""
-        if self._applying_preset:
-            return
-        name = self.preset.value
-        refusal = preset_refusal(name, self.model.value)
-        if refusal:
-            self._set_preset(CUSTOM)
-            self.status.value = refusal
-            return
-        values = preset_controls(name)
+        values = self._chosen_preset(self.preset)
         if values is None:
             return
-        self._applying_preset = True
-        try:
+        with self._applying():
             if self.model.value == "physics":
                 self.sequence.value = values["sequence"]
             for key in ("te", "tr", "ti", "ti2", "flip"):
                 if values[key] is not None:
                     slider = getattr(self, key)
                     slider.value = min(max(float(values[key]), slider.min), slider.max)
-        finally:
-            self._applying_preset = False
         self._on_slider_changed()
 
     def _control_values(self) -> dict:
@@ -332,26 +328,33 @@ class ReparamWidget(Container):
             self.input_te.value = te if te is not None else DEFAULT_TE_MS
             self.input_tr.value = tr if tr is not None else DEFAULT_TR_MS
             unknown = "/".join(n for n, v in (("TE", te), ("TR", tr)) if v is None)
-            if unknown:
+            if meta.get("sidecar_times_ignored"):  # its sidecar's times can only be ms: the fields' win
+                self.status.value = (f"{layer.name}: {meta['sidecar_times_ignored']}; type the input's "
+                                     f"TE/TR (now TE {self.input_te.value:g} / TR {self.input_tr.value:g} ms)")
+            elif unknown:
                 self.status.value = (f"{layer.name}: no {unknown} in its metadata; taken as TE "
                                      f"{self.input_te.value:g} / TR {self.input_tr.value:g} ms (name its "
                                      "acquisition with Input preset)")
         self._sync_input_preset()
 
     def _on_slider_changed(self, *_):
-        from .acquisition import out_of_range_warnings
-        from .widget_logic import trained_target_range
-
         if not self._applying_preset:
             self._set_preset(matching_preset(self._control_values()))
-        warnings = out_of_range_warnings(self.te.value, self.tr.value, trained_target_range(self.model.value))
-        self.range_warning.value = "⚠ " + "; ".join(warnings) if warnings else ""
+        self._update_range_warning()
         if self.te.value >= self.tr.value:
             self.status.value = "TE must be shorter than TR"
             return
         if self.live.value and self.image.value is not None:
             self._preview_timer.start()
             self._volume_timer.start()
+
+    def _update_range_warning(self) -> None:
+        """Warn of a target outside the range the model's predictions are bound to (the
+        paper's networks'; the physics model renders any TE/TR)."""
+        from .widget_logic import target_range_warnings
+
+        warnings = target_range_warnings(self.model.value, self.te.value, self.tr.value)
+        self.range_warning.value = "⚠ " + "; ".join(warnings) if warnings else ""
 
     def _on_settings_changed(self, *_):
         if self.live.value and self.image.value is not None and self._has_prediction():

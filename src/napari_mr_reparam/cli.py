@@ -7,7 +7,7 @@ import sys
 
 from . import DEFAULT_CONSISTENCY
 from .command import positive_ms as _positive_ms
-from .command import input_error, run_cli
+from .command import command_parser, input_error, run_cli
 
 
 def input_acquisition(volume, te_ms, tr_ms) -> tuple[float, float, str]:
@@ -147,28 +147,18 @@ def _dicom_input_times(item: _DicomInput, args) -> None:
 
 
 def _output_paths(inputs, targets, output: str, suffix: str | None, tag: str = "") -> dict:
-    """Where each (input, target) goes: ``output`` itself for one of each, else a folder."""
-    from pathlib import Path
+    """Where each (input, target) goes: ``output`` itself for one of each, else a folder
+    (:func:`~napari_mr_reparam.io.output_paths`) with ``INPUT_TE<ms>_TR<ms><tag>`` files."""
+    from .io import output_paths, suffix_of
 
-    from .io import OUTPUT_SUFFIXES, check_output_folder, check_output_type, output_suffix, suffix_of
-
-    out = Path(output)
-    if len(inputs) == 1 and len(targets) == 1 and suffix_of(out):
-        check_output_type(out)
-        return {(inputs[0], targets[0]): out}
-    if suffix_of(out):
-        raise ValueError("several inputs or targets need an output folder for -o, not a file")
-    check_output_folder(out)
-    suffix = output_suffix(suffix)
-    paths = {}
+    keys, names = [], []
     for path in inputs:
         from_dicom = isinstance(path, _DicomInput)  # written as NIfTI, named after the acquisition
-        ext = suffix or (".nii.gz" if from_dicom else suffix_of(path))
-        ext = ext if ext in OUTPUT_SUFFIXES else ".png"  # a JPEG's prediction: lossless 8 bits
         stem = path.name if from_dicom else path.name[: -len(suffix_of(path))]
         for te, tr in targets:
-            paths[(path, (te, tr))] = out / f"{stem}_TE{te:g}_TR{tr:g}{tag}{ext}"
-    return paths
+            keys.append((path, (te, tr)))
+            names.append((f"{stem}_TE{te:g}_TR{tr:g}{tag}", ".nii.gz" if from_dicom else suffix_of(path)))
+    return dict(zip(keys, output_paths(output, names, suffix, "several inputs or targets")))
 
 
 def cmd_predict(args) -> int:
@@ -200,7 +190,7 @@ def cmd_predict(args) -> int:
             raise FileExistsError(f"{taken[0]} exists; pass --overwrite to replace it")
     engine = Reparameterizer(args.model, weights=args.weights, device=args.device,
                              batch_size=args.batch_size)
-    _warn_out_of_range(targets, engine.trained_ranges["target"])
+    _warn_out_of_range(targets, engine)
     options = engine.resolve(InferenceOptions(consistency=args.consistency,
                                               flip_average=args.flip_average or None,
                                               keep_detail=False if args.no_detail else None))
@@ -228,11 +218,11 @@ def _single(values, option: str):
     raise ValueError(f"{option} takes one value unless --joint (several images of one subject)")
 
 
-def _warn_out_of_range(targets, trained: dict) -> None:
-    from .acquisition import out_of_range_warnings
-
+def _warn_out_of_range(targets, engine) -> None:
+    """Targets outside the range the model's predictions are bound to (the paper's networks';
+    the physics model renders any TE/TR) are warned about."""
     for te, tr in targets:
-        for warning in out_of_range_warnings(te, tr, trained):
+        for warning in engine.target_warnings(te, tr):
             print(f"warning: {warning}", file=sys.stderr)
 
 
@@ -240,10 +230,12 @@ def _predict_file(engine, path, targets, outputs, args, options) -> list:
     """All targets of one input, by one engine request (maps once for the physics model);
     every target is predicted before any file is written, so a failure writes nothing."""
     from .acquisition import Acquisition, out_of_range_warnings
+    from .cli_joint import input_times_given, notice_ignored_sidecar
     from .inference import require_contrast
     from .io import acquisition_sidecar, load_volume, save_volume
 
-    volume = path.volume if isinstance(path, _DicomInput) else load_volume(path)
+    volume = path.volume if isinstance(path, _DicomInput) else load_volume(path, input_times_given(args))
+    notice_ignored_sidecar(volume, path.name)
     require_contrast(volume.data)
     given = None
     if engine.task == "p2p" and isinstance(path, _DicomInput):
@@ -310,11 +302,8 @@ def cmd_demo(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from .physics import INPUT_SEQUENCES
 
-    parser = argparse.ArgumentParser(
-        prog="napari-mr-reparam",
-        description="Predict how an MR scan would look at another TE/TR (times in ms).",
-    )
-    sub = parser.add_subparsers(title="commands", metavar="COMMAND")
+    parser, sub = command_parser("napari-mr-reparam",
+                                 "Predict how an MR scan would look at another TE/TR (times in ms).")
 
     pr = sub.add_parser("predict", help="predict volumes or images at new TE/TR settings")
     pr.add_argument("input", nargs="+", help="NIfTI (.nii, .nii.gz) or 2-D images (.png, .jpg, .tif), "

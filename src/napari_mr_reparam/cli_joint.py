@@ -140,9 +140,10 @@ def _listed(value) -> list:
 
 # ----------------------------------------------------------------------------- inputs
 
-def load_inputs(paths: list[str], acquisition: int | None = None) -> list:
+def load_inputs(paths: list[str], acquisition: int | None = None, times_given=()) -> list:
     """Volumes of the inputs, in order: a NIfTI file is one, a DICOM series one per
-    acquisition (only the ``acquisition``-th, 1-based, where given)."""
+    acquisition (only the ``acquisition``-th, 1-based, where given). ``times_given``
+    (:func:`input_times_given`) lets explicit times win over a sidecar written in milliseconds."""
     from . import dicom
     from .io import load_volume
 
@@ -154,8 +155,28 @@ def load_inputs(paths: list[str], acquisition: int | None = None) -> list:
         if dicom.looks_like_series(path):
             volumes += dicom.choose_acquisition(dicom.read_series(path), acquisition)
         else:
-            volumes.append(load_volume(path))
+            volumes.append(load_volume(path, times_given))
+            notice_ignored_sidecar(volumes[-1], path.name)
     return volumes
+
+
+def input_times_given(args) -> set[str]:
+    """The input times (``te_ms``, ``tr_ms``, ``ti_ms``) that the options or
+    ``--input-preset`` give for every input: a sidecar's times are not used for them."""
+    given = set()
+    for name in ("te", "tr", "ti"):
+        values = _listed(getattr(args, f"input_{name}", None))
+        if values and all(v is not None for v in values):
+            given.add(f"{name}_ms")
+    return given
+
+
+def notice_ignored_sidecar(volume, name: str) -> None:
+    """A notice when the input's sidecar times were set aside for the times given
+    (:func:`~napari_mr_reparam.io.load_volume`)."""
+    ignored = (volume.extra or {}).get("sidecar_times_ignored")
+    if ignored:
+        print(f"notice: {name}: {ignored}; the input times given are used", file=sys.stderr)
 
 
 def _per_input(values, n: int, what: str) -> list:
@@ -192,7 +213,7 @@ def acquisitions_of(volumes, args) -> list:
                              "--input-te/--input-tr (one per input), or a BIDS sidecar")
         inv = ti[i] or v.ti_ms
         angle = flip[i] or v.flip_deg
-        sequence = seq[i] or (v.extra or {}).get("sequence") or ("inversion_recovery" if inv else "spin_echo")
+        sequence = seq[i] or getattr(v, "sequence", None) or ("inversion_recovery" if inv else "spin_echo")
         reads = SEQUENCE_READS.get(sequence, ())
         out.append(make_acquisition(sequence, e, r, inv if "ti" in reads else None,
                                     angle if "flip" in reads else None))
@@ -278,7 +299,7 @@ def fit_inputs(paths, args, model="physics", device="auto", engine=None, volumes
     inputs already loaded from ``paths`` (else they are loaded here)."""
     from .joint_fit import joint_maps
 
-    volumes = load_inputs(paths) if volumes is None else volumes
+    volumes = load_inputs(paths, times_given=input_times_given(args)) if volumes is None else volumes
     _check_shapes(volumes, paths)
     acqs = acquisitions_of(volumes, args)
     if engine is None:
@@ -378,23 +399,20 @@ def _targets(args) -> list:
 
 
 def _output_paths(args, stem: str, targets) -> dict:
-    from .io import output_suffix, suffix_of
+    """Where each target goes: ``-o`` itself for one, else ``STEM_LABEL`` files in that
+    folder (:func:`~napari_mr_reparam.io.output_paths`; NIfTI unless ``--suffix``)."""
+    from .io import output_paths
 
-    out = Path(args.output)
-    if len(targets) == 1 and suffix_of(out):
-        return {targets[0][0]: out}
-    if suffix_of(out):
-        raise ValueError("several targets need an output folder for -o, not a file")
-    suffix = output_suffix(args.suffix) or ".nii.gz"
-    return {label: out / f"{stem}_{label}{suffix}" for label, _ in targets}
+    names = [(f"{stem}_{label}", ".nii.gz") for label, _ in targets]
+    return dict(zip([label for label, _ in targets], output_paths(args.output, names, args.suffix,
+                                                                  "several targets")))
 
 
 def predict_joint_or_preset(args) -> int:
     """``predict --joint`` (one subject, joint maps) or ``predict --preset`` (each input alone).
     Without --joint a bad input is reported as ``error: FILE: reason`` and skipped; any such
     input makes the exit status 2."""
-    from .io import (acquisition_sidecar, check_output_folder, check_output_type, output_suffix, save_volume,
-                     suffix_of)
+    from .io import acquisition_sidecar, output_paths, save_volume
 
     targets = _targets(args)
     refuse_input_seconds(args)
@@ -402,13 +420,7 @@ def predict_joint_or_preset(args) -> int:
         groups = [list(args.input)]
     else:
         groups = [[p] for p in args.input]
-    if len(groups) > 1 and suffix_of(args.output):
-        raise ValueError("several inputs need an output folder for -o, not a file")
-    if suffix_of(args.output):
-        check_output_type(args.output)
-    else:
-        check_output_folder(args.output)
-        output_suffix(args.suffix)
+    output_paths(args.output, [("", ".nii.gz")] * len(groups), args.suffix, "several inputs")  # before any work
     model = "physics" if args.model == "d2p" else args.model  # the default model does not map
     engine = _engine(model, args.device)  # an unknown or unfit model is refused before any input is read
     failures = 0
@@ -454,7 +466,7 @@ def _parts(paths, args) -> list[tuple]:
     from .dicom import describe
     from .io import suffix_of
 
-    volumes = load_inputs(paths, args.acquisition)
+    volumes = load_inputs(paths, args.acquisition, input_times_given(args))
     stem = "joint" if args.joint else Path(paths[0]).name.split(".")[0]
     if args.joint or len(volumes) == 1:
         return [(stem, " ".join(map(str, paths)), volumes)]

@@ -32,6 +32,13 @@ def input_error(label, exc: BaseException, name: str | None = None) -> str:
     return f"error: {label}: {text}"
 
 
+def command_parser(prog: str, description: str):
+    """A command's parser and its sub-command set (each sub-command sets ``func``, which
+    :func:`run_cli` runs): ``(parser, subparsers)``."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    return parser, parser.add_subparsers(title="commands", metavar="COMMAND")
+
+
 def run_cli(parser: argparse.ArgumentParser, argv=None) -> int:
     """Parse ``argv``, run the chosen sub-command, and turn expected failures into one line.
 

@@ -134,6 +134,23 @@ def build_model(card: dict):
     raise ValueError(f"weights describe an unknown architecture {arch!r}")
 
 
+def bound_target_range(card: dict) -> dict | None:
+    """The target TE/TR range (ms, ``{"te": (lo, hi), "tr": (lo, hi)}``) that predictions of
+    the model a weight card describes are bound to: the range it was trained on
+    (:func:`~napari_mr_reparam.acquisition_effects.trained_ranges`) for a model that
+    predicts each target image (the paper's d2p and p2p networks); None for one that
+    renders from maps (the physics model), whose targets are the signal equations' at any
+    TE/TR and sequence. Read from the card, without building the model."""
+    from .acquisition_effects import trained_ranges
+
+    if card.get("arch") != "paper":
+        from .models.physics_net import NETWORKS
+
+        if getattr(NETWORKS.get(card.get("arch")), "renders_from_maps", False):
+            return None
+    return trained_ranges(card.get("config"))["target"]
+
+
 class Reparameterizer:
     """A loaded model that predicts images at new acquisition parameters.
 
@@ -207,6 +224,12 @@ class Reparameterizer:
         from .acquisition_effects import trained_ranges
 
         return trained_ranges(self.info.card.get("config"))
+
+    def target_warnings(self, te_ms: float, tr_ms: float) -> list[str]:
+        """Warnings for a target outside the range this model's predictions are bound to
+        (:func:`bound_target_range`; none for a model that renders from maps)."""
+        bound = bound_target_range(self.info.card)
+        return out_of_range_warnings(te_ms, tr_ms, bound) if bound is not None else []
 
     @property
     def native_input(self) -> bool:

@@ -125,14 +125,20 @@ def sidecar_path(path: str | Path) -> Path:
     return path.with_name(stem + ".json")
 
 
-def read_sidecar(path: str | Path) -> dict:
+#: The times a sidecar states, by :class:`Volume` field.
+SIDECAR_TIMES = {"te_ms": "EchoTime", "tr_ms": "RepetitionTime", "ti_ms": "InversionTime"}
+
+
+def read_sidecar(path: str | Path, times_given=()) -> dict:
     """Acquisition parameters from the BIDS sidecar beside ``path`` (data file or sidecar).
 
     Returns a dict with those of ``te_ms``, ``tr_ms``, ``ti_ms`` (milliseconds),
     ``flip_deg`` (degrees) and ``sequence`` (:func:`sequence_of` its ``ScanningSequence``)
     that the sidecar states; empty when there is no readable one. A time that can only
     have been written in milliseconds (BIDS stores seconds) is a one-line ``ValueError``
-    naming the sidecar.
+    naming the sidecar, unless ``times_given`` (``te_ms``, ``tr_ms``, ``ti_ms``: the times
+    known otherwise, e.g. typed by the user) holds every time the sidecar states: then
+    none of its times is returned, and ``times_ignored`` says why in one line.
     """
     side = Path(path) if suffix_of(path) == ".json" else sidecar_path(path)
     try:
@@ -141,15 +147,21 @@ def read_sidecar(path: str | Path) -> dict:
         return {}
     if not isinstance(meta, dict):
         return {}
-    out = {}
-    for key, ours in (("EchoTime", "te_ms"), ("RepetitionTime", "tr_ms"), ("InversionTime", "ti_ms")):
+    out, refused = {}, []
+    for ours, key in SIDECAR_TIMES.items():
         value = meta.get(key)
         if _is_number(value) and value > 0:
             try:
                 refuse_milliseconds(key, value)
             except ValueError as exc:
-                raise ValueError(f"{side.name}: {exc}") from None
+                refused.append((ours in times_given, key, value, exc))
             out[ours] = float(s_to_ms(value))
+    if refused:
+        _, key, value, exc = min(refused, key=lambda r: r[0])  # one still in use first
+        if not set(out) <= set(times_given):  # a time still in use cannot be trusted
+            raise ValueError(f"{side.name}: {exc}")
+        out = {"times_ignored": f"the times in {side.name} are ignored ({key} {value:g} can only be "
+                                "milliseconds; BIDS sidecars store seconds)"}
     if _is_number(meta.get("FlipAngle")):
         out["flip_deg"] = float(meta["FlipAngle"])
     sequence = sequence_of(meta.get("ScanningSequence"))
@@ -205,7 +217,7 @@ def probe(path: str | Path) -> tuple:
         return _check_size(path, (im.size[1], im.size[0]))
 
 
-def load_volume(path: str | Path) -> Volume:
+def load_volume(path: str | Path, times_given=()) -> Volume:
     """Read a NIfTI volume or a 2-D image as an axial stack (see the module docstring).
 
     Parameters
@@ -213,6 +225,11 @@ def load_volume(path: str | Path) -> Volume:
     path : str or Path
         ``.nii``, ``.nii.gz``, ``.png``, ``.jpg``, ``.jpeg``, ``.tif`` or ``.tiff``. A
         BIDS sidecar ``<stem>.json`` beside it provides TE/TR/TI (ms) and flip angle.
+    times_given : collection of str
+        The times (``te_ms``, ``tr_ms``, ``ti_ms``) the caller knows otherwise: a sidecar
+        whose times can only be milliseconds is refused unless they cover every time it
+        states; then its times are left unset and ``extra["sidecar_times_ignored"]`` says
+        why in one line (see :func:`read_sidecar`).
 
     Raises
     ------
@@ -227,7 +244,10 @@ def load_volume(path: str | Path) -> Volume:
         volume = _load_nifti(path)
     else:
         volume = _load_image(path)
-    for key, value in read_sidecar(path).items():
+    sidecar = read_sidecar(path, times_given)
+    if "times_ignored" in sidecar:
+        volume.extra["sidecar_times_ignored"] = sidecar.pop("times_ignored")
+    for key, value in sidecar.items():
         setattr(volume, key, value)
     volume.source = str(path)
     return volume
@@ -267,14 +287,17 @@ class _readable:
         return False
 
 
-def _check_size(path: Path, shape: tuple) -> tuple:
-    """Drop trailing singleton dimensions past the third; refuse empty, huge or >3-D data."""
+def _check_size(path: Path, shape: tuple, volumes_along_4th: bool = False) -> tuple:
+    """Drop trailing singleton dimensions past the third; refuse empty, huge or >3-D data
+    (``volumes_along_4th``: a 4-D file holds volumes along its 4th axis, as NIfTI does)."""
     shape = tuple(int(s) for s in shape)
     kept = shape
     while len(kept) > 3 and kept[-1] == 1:
         kept = kept[:-1]
     if len(kept) not in (2, 3):
-        raise ValueError(f"{path.name}: expected a 2-D image or 3-D volume, got shape {shape}")
+        hint = (f": a 4-D image of {kept[3]} volumes; pick one volume (save it as a 3-D file)"
+                if volumes_along_4th and len(kept) == 4 else "")
+        raise ValueError(f"{path.name}: expected a 2-D image or 3-D volume, got shape {shape}{hint}")
     if min(kept) < 1:
         raise ValueError(f"{path.name}: holds no voxels (shape {shape})")
     if np.prod(kept, dtype=np.float64) > MAX_VOXELS:
@@ -291,7 +314,7 @@ def _open_nifti(path: Path):
         if not isinstance(img, nib.Nifti1Image):  # Nifti2Image is a subclass
             raise ValueError(f"{path.name}: not a NIfTI file ({type(img).__name__})")
         shape = tuple(img.shape)
-    return img, _check_size(path, shape)
+    return img, _check_size(path, shape, volumes_along_4th=True)
 
 
 def _load_nifti(path: Path) -> Volume:
@@ -490,6 +513,40 @@ def output_suffix(suffix: str | None, option: str = "--suffix") -> str | None:
     suffix = suffix if suffix.startswith(".") else "." + suffix
     check_output_type("output" + suffix, f"{option} {suffix}")
     return suffix
+
+
+def output_paths(output: str | Path, names: list[tuple[str, str]], suffix: str | None = None,
+                 several: str = "several outputs") -> list[Path]:
+    """Where each output goes (the command line's ``-o`` and ``--suffix``).
+
+    Parameters
+    ----------
+    output : str or Path
+        A file (it has an output type, :func:`check_output_type`) for exactly one output,
+        else a folder (:func:`check_output_folder`).
+    names : list of (stem, type)
+        Per output, its file name in a folder without the type, and the type it takes
+        unless ``suffix`` is given (one :func:`save_volume` cannot write, a JPEG
+        input's say, becomes ``.png``: lossless 8 bits).
+    suffix : str, optional
+        The type of every file in a folder (:func:`output_suffix`).
+    several : str
+        What the outputs are, for the one-line ``ValueError`` when ``output`` is a file
+        but there are several (``"several targets"``).
+    """
+    out = Path(output)
+    if suffix_of(out):
+        if len(names) != 1:
+            raise ValueError(f"{several} need an output folder for -o, not a file")
+        check_output_type(out)
+        return [out]
+    check_output_folder(out)
+    suffix = output_suffix(suffix)
+    paths = []
+    for stem, own in names:
+        kind = suffix or own
+        paths.append(out / f"{stem}{kind if kind in OUTPUT_SUFFIXES else '.png'}")
+    return paths
 
 
 def save_volume(path: str | Path, data_zyx: np.ndarray, like: Volume | None = None, *,

@@ -162,13 +162,23 @@ def render_request(engine, maps, request: Request) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=None)
-def trained_target_range(model: str) -> dict:
-    """The target TE/TR range (ms) a bundled model was trained on, its card read once per
-    model (the slider asks on every move)."""
-    from .acquisition_effects import trained_ranges
+def trained_target_range(model: str) -> dict | None:
+    """The target TE/TR range (ms) a bundled model's predictions are bound to, its card read
+    once per model (the slider asks on every move); None for a model that renders from
+    maps (:func:`~napari_mr_reparam.inference.bound_target_range`)."""
+    from .inference import bound_target_range
     from .weights import bundled_card
 
-    return trained_ranges(bundled_card(model).get("config"))["target"]
+    return bound_target_range(bundled_card(model))
+
+
+def target_range_warnings(model: str, te_ms: float, tr_ms: float) -> list[str]:
+    """Warnings for a target outside the range the bundled ``model``'s predictions are
+    bound to (none for the physics model, which renders any TE/TR)."""
+    from .acquisition import out_of_range_warnings
+
+    bound = trained_target_range(model)
+    return out_of_range_warnings(te_ms, tr_ms, bound) if bound is not None else []
 
 
 # ---------------------------------------------------------------------------- presets

@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from .. import DEFAULT_CONSISTENCY
-from ..command import run_cli
+from ..command import command_parser, run_cli
 
 
 def _positive_int(text: str) -> int:
@@ -225,11 +225,8 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="napari-mr-reparam-train",
-        description="Simulate training data, train the models and evaluate them (times in ms).",
-    )
-    sub = parser.add_subparsers(title="commands", metavar="COMMAND")
+    parser, sub = command_parser("napari-mr-reparam-train",
+                                 "Simulate training data, train the models and evaluate them (times in ms).")
 
     sim = sub.add_parser("simulate", help="simulate the paper's protocol dataset from a phantom")
     sim.add_argument("--phantom", default="mni152",
