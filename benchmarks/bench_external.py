@@ -33,9 +33,9 @@ Row groups (``--groups``):
     quadratic receive bias (training's is a smoothed random field), Rician noise on the
     inputs, 1 mm pixels on a 256 matrix and 3-5 mm thick slices (partial volume through
     the slab). Inputs: the Default-to-Param one and, for Param-to-Param models, T1w, PDw
-    and T2w spin echo, FLAIR and MPRAGE drawn around clinical protocols (the last two only
-    for a model whose engine takes an ``input_sequence`` and whose card says it was
-    trained on them). Targets are noise-free, share the input's bias field (same coil,
+    and T2w spin echo, FLAIR, MPRAGE and a T1-weighted 3-D spoiled gradient echo drawn
+    around clinical and research protocols (the last three only for a model whose engine
+    takes an ``input_sequence`` and whose card says it was trained on them). Targets are noise-free, share the input's bias field (same coil,
     same session) and are drawn across TE 20-1000 / TR 400-10000 ms, plus T1-like targets
     (TE 10-20 / TR 400-800 ms). ``--slices`` per subject, ``--targets`` per subject.
 ``mrilab``
@@ -95,7 +95,7 @@ TE_BANDS_MS = (10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0)
 T1_LIKE_TR_MS = (400.0, 800.0)
 #: Seed of everything drawn for the held-out subjects (tables, effects, targets).
 HELDOUT_SEED = 20260
-#: T2* as a fraction of T2 for the held-out renders' MPRAGE inputs (TE 3 ms: it hardly matters).
+#: T2* as a fraction of T2 for the held-out renders' MPRAGE and gradient-echo inputs (TE 3-6 ms).
 T2STAR_OVER_T2 = 0.7
 #: Default-to-Param input (ms).
 D2P_INPUT = {"te": 50.0, "tr": 4500.0}
@@ -428,7 +428,7 @@ class HeldoutEffects:
     bias_span: tuple = BIAS_SPAN
 
 
-INPUT_NAMES = ("default", "T1w SE", "PDw SE", "T2w SE", "FLAIR", "MPRAGE")
+INPUT_NAMES = ("default", "T1w SE", "PDw SE", "T2w SE", "FLAIR", "MPRAGE", "T1w GRE")
 
 
 def heldout_inputs(rng: np.random.Generator) -> list[Acq]:
@@ -443,6 +443,14 @@ def heldout_inputs(rng: np.random.Generator) -> list[Acq]:
                 round(u(2200, 2700)), name="FLAIR"),
             Acq(round(u(2.5, 4), 1), round(u(1900, 2500)), "mprage", round(u(850, 1100)),
                 round(u(7, 10)), name="MPRAGE")]
+
+
+def gradient_echo_input(rng: np.random.Generator) -> Acq:
+    """A T1-weighted 3-D spoiled gradient echo (FLASH, SPGR) drawn around research
+    protocols; drawn from its own generator, so the other inputs and effects stay as they
+    were drawn before it was added."""
+    u = rng.uniform
+    return Acq(round(u(3, 6), 1), round(u(15, 30), 1), "gradient_echo", flip=round(u(15, 30)), name="T1w GRE")
 
 
 def heldout_targets(count: int, seed: int = HELDOUT_SEED) -> list[Acq]:
@@ -596,7 +604,8 @@ def heldout_subject(path: Path, index: int, slices: int,
     bias = bias_field(classes.shape, slab, rng, effects.bias_span)
     return HeldoutSubject(
         name=path.name.split(".")[0], classes=classes[slab], values=values, names=names, bias=bias,
-        mask=brain[slab].mean(axis=1) > 0.5, inputs=heldout_inputs(rng),
+        mask=brain[slab].mean(axis=1) > 0.5,
+        inputs=heldout_inputs(rng) + [gradient_echo_input(np.random.default_rng([HELDOUT_SEED, index, 2]))],
         noise=float(rng.uniform(*effects.noise_sigma)), thickness=thickness, seed=HELDOUT_SEED + index)
 
 

@@ -48,8 +48,8 @@ def test_heldout_sample_and_template_tables_have_every_row(tiny_weights, tmp_pat
     assert report["models"] == ["identity", "physics", "d2p", "p2p"]
 
     heldout = _table_rows(text, bench_external.TITLES["heldout"])
-    # identity: all six inputs; tiny physics and p2p: the four spin-echo ones; d2p: the default
-    assert len(heldout) == 6 + 4 + 1 + 4
+    # identity: all seven inputs; tiny physics and p2p: the four spin-echo ones; d2p: the default
+    assert len(heldout) == 7 + 4 + 1 + 4
     assert {r.split(" | ")[1] for r in heldout} == {f"{n} input" for n in bench_external.INPUT_NAMES}
     rows = report["heldout"]["rows"]
     assert all(r["summary"]["count"] == 2 * 4 for r in rows)  # slices x targets
@@ -78,6 +78,18 @@ def test_the_same_draws_give_the_same_subject(tmp_path):
     assert a.classes.shape[-2:] == (bench_external.MATRIX,) * 2
     other = bench_external.heldout_subject(path, 4, 2)
     assert not np.array_equal(a.values, other.values)
+
+
+def test_the_gradient_echo_input_is_drawn_apart_from_the_rest(tmp_path, monkeypatch):
+    path = _label_map(tmp_path / "s.nii.gz")
+    a = bench_external.heldout_subject(path, 3, 2)
+    gre = a.inputs[-1]
+    assert gre.name == "T1w GRE" and gre.sequence == "gradient_echo" and 15 <= gre.flip <= 30
+    monkeypatch.setattr(bench_external, "gradient_echo_input",
+                        lambda rng: bench_external.Acq(5.0, 20.0, "gradient_echo", flip=20.0, name="T1w GRE"))
+    b = bench_external.heldout_subject(path, 3, 2)  # the other draws do not depend on it
+    assert a.inputs[:-1] == b.inputs[:-1] and a.noise == b.noise and a.thickness == b.thickness
+    assert np.array_equal(a.values, b.values) and np.array_equal(a.bias, b.bias)
 
 
 def test_ordering_rules():
