@@ -358,3 +358,21 @@ def test_smoothing_leaves_voxels_out_of_it_as_they_are():
     assert abs(out[0][0, 5, 6] - 100) < 1.5  # its neighbours are not pulled down by it
     assert np.std(out[1][keep]) < 0.7 * np.std(images[1][keep])  # the rest is smoothed
     assert smooth_inputs(images, sigma)[0][0, 5, 6] < 98  # (taking part, it would pull them)
+
+
+def test_a_voxel_at_the_noise_floor_in_the_later_echo_is_not_extrapolated_a_billionfold():
+    rng = np.random.default_rng(0)
+    t2 = np.zeros((32, 32), np.float32)
+    t2[4:28, 4:28] = 80.0  # the object, with a background to measure the noise in
+    t2[10:16, 10:16] = 17.0  # a short-T2 patch: the TE 88 ms echo falls to the noise floor
+    pd = (t2 > 0).astype(np.float32)
+    acqs = [Acquisition(56.0, 3000.0), Acquisition(88.0, 3000.0)]
+    images = [physics.spin_echo(pd, np.full_like(t2, 1000.0), np.maximum(t2, 1.0), a.te_ms, a.tr_ms)
+              for a in acqs]
+    images = [np.abs(im + rng.normal(0, 0.003, im.shape)).astype(np.float32) for im in images]
+    images[1][10:16, 10:16] = 0.0  # stored as 0, as a scanner's integer scale leaves it
+    maps = fit_maps(images, acqs)
+    shorter = maps.render(24.0, 3000.0)  # extrapolated to a shorter TE
+    assert np.all(np.isfinite(shorter))
+    assert shorter[10:16, 10:16].max() < 10 * max(im.max() for im in images)  # not a billionfold
+    assert np.median(maps.t2[10:16, 10:16]) > 4.0  # the prior chose among the T2s that fit

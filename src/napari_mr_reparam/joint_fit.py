@@ -531,9 +531,14 @@ def smooth_inputs(arrays, sigma, radius: int = SMOOTH_RADIUS, strength: float = 
     return [out[i].reshape(shape) for i in range(n)]
 
 
-def _grid_init(s, sigma, acqs, scales, free, prior_log, torch, points: int, valid=None):
-    """Per-voxel start: the best grid point of the free relaxation times, PD in closed form
-    (over the inputs ``valid`` (n, V) marks as measured, all without it)."""
+def _grid_init(s, sigma, acqs, scales, free, prior_log, prior_sd, torch, points: int, valid=None):
+    """Per-voxel start: the grid point of the free relaxation times with the least misfit
+    plus prior cost (the fit's own: the squared residual over the noise, PD in closed form,
+    and the squared log distance from the prior over its spread), over the inputs ``valid``
+    (n, V) marks as measured (all without it). Where the data leave a time open (a voxel at
+    the noise floor in a later echo fits every short T2 alike), the prior picks among the
+    points that fit, not the grid's end (a start at 2 ms extrapolated such a voxel back a
+    billionfold)."""
     axes = {}
     # one free axis: a finer grid (a magnitude inversion recovery has two branches, the
     # null's either side, whose basins a coarse grid can mistake)
@@ -564,17 +569,36 @@ def _grid_init(s, sigma, acqs, scales, free, prior_log, torch, points: int, vali
     weighted = (s / sigma[:, None]).T.contiguous()  # (V, n)
     best = torch.empty(v, dtype=torch.long)
     chunk = max(1, 4_000_000 // basis.shape[1])
+
+    # the prior's cost ((g - mu) / sd)^2 less its per-voxel constant: g^2 / sd^2 - 2 mu g / sd^2
+    const, rows, means = torch.zeros_like(basis[0]), [], []
+    for key, g in (("t1", g1), ("t2", g2)):
+        if g is not None:
+            weight = 1.0 / float(prior_sd[key]) ** 2
+            const, rows = const + weight * g * g, rows + [-2.0 * weight * g]
+            means.append(prior_log[key].to(basis.dtype))
+    prior_rows, means = torch.stack(rows), torch.stack(means, dim=1)  # (k, G), (V, k)
+    n = basis.shape[0]
+    pairs = [(i, j) for i in range(n) for j in range(i, n)]
     if valid is None or bool(valid.all()):
+        # |s|^2 less the squared residual (PD in closed form) is (s . u)^2 for the unit basis
+        # u, linear in the products s_i s_j: the whole cost is one matrix product per chunk
         unit = basis / basis.norm(dim=0, keepdim=True).clamp_min(1e-12)
+        fit_rows = torch.stack([-(1.0 if i == j else 2.0) * unit[i] * unit[j] for i, j in pairs])
+        coefficients = torch.cat([fit_rows, prior_rows])
         for start in range(0, v, chunk):
-            best[start:start + chunk] = (weighted[start:start + chunk] @ unit).argmax(dim=1)
+            w = weighted[start:start + chunk]
+            products = torch.stack([w[:, i] * w[:, j] for i, j in pairs], dim=1)
+            best[start:start + chunk] = torch.addmm(
+                const, torch.cat([products, means[start:start + chunk]], dim=1), coefficients).argmin(dim=1)
     else:  # each voxel's own inputs: the basis normalized over them
         mask = valid.T.to(basis.dtype).contiguous()  # (V, n)
         weighted = weighted * mask
         for start in range(0, v, chunk):
             sl = slice(start, start + chunk)
             norm = (mask[sl] @ (basis * basis)).clamp_min(1e-24).sqrt()
-            best[sl] = ((weighted[sl] @ basis) / norm).argmax(dim=1)
+            fit = ((weighted[sl] @ basis) / norm).clamp_min_(0).square_()
+            best[sl] = torch.addmm(const, means[sl], prior_rows).sub_(fit).argmin(dim=1)
     if g1 is not None:
         log_t1 = g1[best]
     if g2 is not None:
@@ -589,7 +613,7 @@ def _fit_chunk(s, sigma, acqs, scales, free, prior_log, prior_sd, torch, iterati
     measured values (an unmeasured one has no weight); all without it. ``lower`` (n, V)
     marks values that are only a lower bound of the signal (clipped): they cost nothing
     while the model is above them."""
-    log_t1, log_t2 = _grid_init(s, sigma, acqs, scales, free, prior_log, torch, grid_points, valid)
+    log_t1, log_t2 = _grid_init(s, sigma, acqs, scales, free, prior_log, prior_sd, torch, grid_points, valid)
     w = [1 / float(sd) ** 2 for sd in sigma]
     if valid is not None and not bool(valid.all()):
         w = [wi * valid[i].to(s.dtype) for i, wi in enumerate(w)]
