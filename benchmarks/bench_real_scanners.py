@@ -363,6 +363,14 @@ def main(argv=None) -> int:
         print(f"| {r['series']} | {r['field']} | {r['n']} | {'2 echoes' if t2 else '3 TIs'} "
               f"| {cell(inside)} | {cell(outside)} | {first} "
               f"| {_pct(np.median(single)) if single else '-'} | {_pct(r['noise'])} |")
+    print("\n<details><summary>Per held-out image (joint fit: the inputs it was predicted from, error)</summary>\n")
+    for r in results:
+        t2 = r["series"].startswith("T2")
+        word, times = ("echo", [a.te for a in r["acqs"]]) if t2 else ("TI", [a.ti for a in r["acqs"]])
+        cells = "; ".join(f"{word} {k + 1} ({times[k]:g} ms) from {', '.join(str(i + 1) for i in inputs)}: "
+                          f"{_pct(r['errors'][k])}" for k, inputs in r["rows"])
+        print(f"- {r['series']}: {cells}")
+    print("\n</details>")
     for r in results:
         if r["with_clipped"]:
             times = [a.te if r["series"].startswith("T2") else a.ti for a in r["acqs"]]
