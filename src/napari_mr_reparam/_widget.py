@@ -121,7 +121,9 @@ class ReparamWidget(Container):
         self.consistency = FloatSlider(value=DEFAULT_CONSISTENCY, min=0.0, max=1.0, step=0.05,
                                        label="Data consistency",
                                        tooltip="How far the maps are moved to reproduce the input "
-                                               "image at its own TE/TR (0: the network's maps)")
+                                               "image at its own acquisition (PD, T1 and T2 for a "
+                                               "spin echo, PD alone for other sequences; 0: the "
+                                               "network's maps)")
         self.flip_average = CheckBox(value=False, text="Average maps with the mirror image",
                                      tooltip="Infer the maps from each slice and its left-right "
                                              "mirror and average them: twice the map time, "

@@ -351,7 +351,8 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--batch-size", type=int, default=8, help="slices per batch (default 8)")
     pr.add_argument("--consistency", type=float, metavar="W",
                     help="physics model: weight (0-1) with which the maps are pulled toward "
-                         f"reproducing the input at its own TE/TR (default {DEFAULT_CONSISTENCY:g})")
+                         "reproducing the input at its own acquisition (PD, T1 and T2 for a spin "
+                         f"echo, PD alone for other sequences; default {DEFAULT_CONSISTENCY:g})")
     pr.add_argument("--flip-average", action="store_true",
                     help="physics model: average the maps over each slice and its left-right mirror "
                          "(twice the map time; reads unfamiliar anatomy a little better)")
