@@ -3,6 +3,7 @@ paper architecture at full width with naive versus exact-efficient parameter inj
 
     python benchmarks/bench_inference.py [--device cpu|cuda] [--models d2p p2p physics]
                                          [--slices 24 181] [--full-width-slices 8]
+                                         [--input-presets T1w MPRAGE FLAIR]
 
 Prints Markdown tables. Timings are medians of repeated runs after a warm-up, with
 ``torch.inference_mode``; the volume figures include normalization and resizing. On CPU
@@ -106,6 +107,22 @@ def bench_injection(device_name: str, slices: int, repeats: int) -> list[str]:
     return rows
 
 
+def bench_input_maps(presets, device_name: str, slices: int, repeats: int) -> list[str]:
+    """The physics model's maps of a volume read as each input preset's acquisition (its
+    data-consistency step differs by sequence)."""
+    from napari_mr_reparam.inference import Reparameterizer
+    from napari_mr_reparam.presets import get_input_preset
+
+    engine = Reparameterizer("physics", device=device_name, batch_size=16)
+    vol = np.random.default_rng(0).uniform(0, 1000, (slices, 256, 256)).astype(np.float32)
+    rows = []
+    for name in presets:
+        acq = get_input_preset(name).acquisition()
+        t = _median_time(lambda: engine.compute_maps(vol, acq), repeats)
+        rows.append(f"| {get_input_preset(name).describe()} | {slices} | {t:.2f} s |")
+    return rows
+
+
 def main(argv=None) -> int:
     import torch
 
@@ -115,6 +132,8 @@ def main(argv=None) -> int:
     parser.add_argument("--slices", nargs="+", type=int, default=[24, 181])
     parser.add_argument("--full-width-slices", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--input-presets", nargs="*", default=[],
+                        help="also time the physics model's maps with these input presets (largest --slices)")
     args = parser.parse_args(argv)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, device {args.device}\n")
     print("| model | one slice (ms) | " + " | ".join(f"{n} slices" for n in args.slices) + " | maps | memory |")
@@ -127,6 +146,12 @@ def main(argv=None) -> int:
     print("|---|---|---|---|---|---|")
     for row in bench_injection(args.device, args.full_width_slices, max(1, args.repeats // 2)):
         print(row)
+    if args.input_presets:
+        print("\nThe physics model's maps by input acquisition:\n")
+        print("| input | slices | maps |")
+        print("|---|---|---|")
+        for row in bench_input_maps(args.input_presets, args.device, max(args.slices), args.repeats):
+            print(row)
     return 0
 
 

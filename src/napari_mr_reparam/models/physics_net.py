@@ -324,21 +324,20 @@ class PhysicsNet(FromCard, FiLMUNet):
 
 
 def log_sensitivities(render, maps: dict, acquisition: tuple, step: float = 0.01) -> dict:
-    """d log|S| / d log p for p = PD, T1, T2 of ``render(maps, *acquisition)``: in closed
-    form for a spin echo, else by central differences of ``step`` in log p (PD: 1, every
-    sequence's signal is proportional to it)."""
+    """d log|S| / d log p for p = PD, T1, T2 of ``render(maps, *acquisition)``: PD 1 and T2
+    TE/T2 in every sequence (the signal is proportional to PD and to exp(-TE/T2), T2 standing
+    for T2* in a gradient echo); T1 in closed form for a spin echo, else by central
+    differences of ``step`` in log T1."""
     te, tr, sequence = acquisition[:3]
-    slopes = {"pd": torch.ones_like(maps["pd"])}
+    slopes = {"pd": torch.ones_like(maps["pd"]), "t2": te / maps["t2"]}
     if sequence == "spin_echo":
         e1 = torch.exp(-tr / maps["t1"])
-        return {**slopes, "t1": -(tr / maps["t1"]) * e1 / (1 - e1).clamp_min(1e-6), "t2": te / maps["t2"]}
+        return {**slopes, "t1": -(tr / maps["t1"]) * e1 / (1 - e1).clamp_min(1e-6)}
 
-    def log_signal(changed: dict):
-        return torch.log(render(changed, *acquisition, normalize=False).abs() + 1e-6)
+    def log_signal(t1):
+        return torch.log(render({**maps, "t1": t1}, *acquisition, normalize=False).abs() + 1e-6)
 
-    for key in ("t1", "t2"):
-        up, down = ({**maps, key: maps[key] * math.exp(s)} for s in (step, -step))
-        slopes[key] = (log_signal(up) - log_signal(down)) / (2 * step)
+    slopes["t1"] = (log_signal(maps["t1"] * math.exp(step)) - log_signal(maps["t1"] * math.exp(-step))) / (2 * step)
     return slopes
 
 
