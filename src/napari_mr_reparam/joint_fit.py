@@ -566,7 +566,8 @@ def _grid_init(s, sigma, acqs, scales, free, prior_log, prior_sd, torch, points:
         f, _, _ = _signal_and_slopes(acq, torch.exp(gt1), torch.exp(gt2), torch)
         cols.append(g * f / sd)
     basis = torch.stack(cols)  # (n, G)
-    weighted = (s / sigma[:, None]).T.contiguous()  # (V, n)
+    # magnitudes: a negative value is noise about zero (so every fit below is >= 0, PD >= 0)
+    weighted = (s.clamp_min(0) / sigma[:, None]).T.contiguous()  # (V, n)
     best = torch.empty(v, dtype=torch.long)
     chunk = max(1, 4_000_000 // basis.shape[1])
 
