@@ -431,6 +431,13 @@ class HeldoutEffects:
 INPUT_NAMES = ("default", "T1w SE", "PDw SE", "T2w SE", "FLAIR", "MPRAGE", "T1w GRE")
 
 
+def input_rows(model: str, summaries: dict) -> list[dict]:
+    """One table row for ``model`` per input kind that ``summaries`` holds (in
+    :data:`INPUT_NAMES` order), as :func:`psnr_table` takes them."""
+    return [{"model": model, "what": f"{name} input", "saw": None, "summary": summaries[name]}
+            for name in INPUT_NAMES if name in summaries]
+
+
 def heldout_inputs(rng: np.random.Generator) -> list[Acq]:
     """The subject's input acquisitions: the Default-to-Param one, then T1w, PDw, T2w spin
     echo, FLAIR and MPRAGE, each drawn around a clinical or research protocol."""

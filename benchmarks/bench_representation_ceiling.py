@@ -106,8 +106,7 @@ def run(paths, slices: int, n_targets: int, bins: int, log=print) -> dict:
 def table(summaries: dict, bins: int) -> str:
     rows = [{"model": MAPS_LABEL, "what": "none (fitted to the targets)", "saw": None,
              "summary": summaries[MAPS_LABEL]}]
-    rows += [{"model": f"intensity lookup, {bins} bins", "what": f"{name} input", "saw": None,
-              "summary": summaries[name]} for name in ext.INPUT_NAMES if name in summaries]
+    rows += ext.input_rows(f"intensity lookup, {bins} bins", summaries)
     return ext.psnr_table(rows, "input")
 
 

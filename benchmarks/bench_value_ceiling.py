@@ -236,8 +236,7 @@ def table(summaries: dict, anatomy: str = "true anatomy") -> str:
         rows.append({"model": "true anatomy", "what": "none (training means)", "saw": None,
                      "summary": summaries["training means"]})
     label = anatomy if "true values" in anatomy else f"{anatomy}, values from the input"
-    rows += [{"model": label, "what": f"{name} input", "saw": None,
-              "summary": summaries[name]} for name in ext.INPUT_NAMES if name in summaries]
+    rows += ext.input_rows(label, summaries)
     return ext.psnr_table(rows, "input")
 
 
