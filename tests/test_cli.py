@@ -251,6 +251,42 @@ def test_dicom_without_echo_time_says_which_option_gives_it(tmp_path, tiny_weigh
                  "--tr", "3000", "--input-te", "20", "-q"]) == 0
 
 
+def test_mprage_dicom_whose_repetition_time_is_the_readout_spacing_asks_for_the_cycle(tmp_path, tiny_weights,
+                                                                                     capsys):
+    from dicom_helpers import ramp, write_series
+
+    write_series(tmp_path / "s", [ramp(2, 8, 8)], te=(3.2,), tr=8.2, ti=(450.0,), flip=12.0, scanning="GR",
+                 variant=["SS", "MP"])
+    out = tmp_path / "out.nii.gz"
+    common = ["predict", str(tmp_path / "s"), "-o", str(out), "--model", "p2p", "--te", "40", "--tr", "3000", "-q"]
+    assert main(common) == 2
+    err = capsys.readouterr().err
+    assert "RepetitionTime tag (8.2 ms) is the readout's pulse spacing of an MPRAGE-type series" in err
+    assert "--input-tr MS" in err and len(err.strip().splitlines()) == 1 and not out.exists()
+
+
+def test_siemens_mprage_dicom_is_refused_by_p2p_in_one_line(tmp_path, tiny_weights, capsys):
+    from dicom_helpers import ramp, write_series
+
+    write_series(tmp_path / "s", [ramp(2, 8, 8)], te=(3.0,), tr=2300.0, ti=(900.0,), flip=9.0,
+                 scanning=["GR", "IR"], variant=["SK", "SP", "MP"])
+    out = tmp_path / "out.nii.gz"
+    assert main(["predict", str(tmp_path / "s"), "-o", str(out), "--te", "100", "--tr", "5000", "-q",
+                 "--model", "p2p"]) == 2
+    err = capsys.readouterr().err
+    assert "mprage" in err.lower() and len(err.strip().splitlines()) == 1 and not out.exists()
+
+
+def test_siemens_mprage_dicom_is_read_as_mprage_by_the_bundled_physics(tmp_path, capsys):
+    from dicom_helpers import ramp, write_series
+
+    write_series(tmp_path / "s", [ramp(2, 32, 32)], te=(3.0,), tr=2300.0, ti=(900.0,), flip=9.0,
+                 scanning=["GR", "IR"], variant=["SK", "SP", "MP"])
+    out = tmp_path / "out.nii.gz"
+    assert main(["predict", str(tmp_path / "s"), "-o", str(out), "--te", "100", "--tr", "5000", "-q"]) == 0
+    assert out.exists() and "spin echo" not in capsys.readouterr().err
+
+
 def test_multi_echo_dicom_without_echo_time_asks_for_it_per_echo(tmp_path, tiny_weights, capsys):
     from dicom_helpers import ramp, write_series
 

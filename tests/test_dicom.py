@@ -75,15 +75,42 @@ def test_inversion_recovery_split_and_sorted_by_ti(tmp_path):
 @pytest.mark.parametrize("codes, ti, expected", [
     ("SE", None, "spin_echo"), (["SE", "IR"], 300.0, "inversion_recovery"),
     ("IR", None, "inversion_recovery"), ("SE", 300.0, "inversion_recovery"),
-    ("GR", None, "gradient_echo"), (["GR", "IR"], 900.0, None), ("EP", None, None)])
+    ("GR", None, "gradient_echo"), (["GR", "IR"], 900.0, "mprage"), ("GR", 450.0, "mprage"),
+    (("GR", ["SK", "MP"]), None, "mprage"), ("EP", None, None)])
 def test_sequence_names(codes, ti, expected):
     from pydicom.dataset import Dataset
 
     ds = Dataset()
+    codes, variant = codes if isinstance(codes, tuple) else (codes, None)
     ds.ScanningSequence = codes
+    if variant is not None:
+        ds.SequenceVariant = variant
     if ti is not None:
         ds.InversionTime = ti
     assert dicom.sequence_name(ds) == expected
+
+
+@pytest.mark.parametrize("tr, ti, expected", [(2300.0, 900.0, (2300.0, None)), (8.2, 450.0, (None, 8.2)),
+                                              (8.2, None, (None, 8.2)), (None, 900.0, (None, None))])
+def test_mprage_cycle_from_the_repetition_time_tag(tr, ti, expected):
+    assert dicom.mprage_cycle(tr, ti) == expected
+
+
+def test_mprage_series_siemens_and_ge_conventions(tmp_path):
+    """Siemens store the inversion-to-inversion time as RepetitionTime; GE and Philips the
+    readout's pulse spacing, which must not be taken for the MPRAGE TR."""
+    write_series(tmp_path / "siemens", [ramp(2, 8, 8)], te=(3.0,), tr=2300.0, ti=(900.0,), flip=9.0,
+                 scanning=["GR", "IR"], variant=["SK", "SP", "MP"])
+    [vol] = dicom.read_series(tmp_path / "siemens")
+    assert (vol.sequence, vol.tr_ms, vol.ti_ms, vol.flip_deg) == ("mprage", 2300.0, 900.0, 9.0)
+    assert vol.extra["readout_tr_ms"] is None and dicom.unknown_cycle(vol) is None
+    write_series(tmp_path / "ge", [ramp(2, 8, 8)], te=(3.2,), tr=8.2, ti=(450.0,), flip=12.0,
+                 scanning="GR", variant=["SS", "SK"])
+    [vol] = dicom.read_series(tmp_path / "ge")
+    assert (vol.sequence, vol.tr_ms, vol.extra["readout_tr_ms"]) == ("mprage", None, 8.2)
+    assert "readout's pulse spacing" in dicom.unknown_cycle(vol) and "--input-tr MS" in dicom.unknown_cycle(vol)
+    with pytest.raises(ValueError, match=r"RepetitionTime tag \(8.2 ms\) is the readout's pulse spacing"):
+        dicom.read_series(tmp_path / "ge", require=("RepetitionTime",))
 
 
 def test_a_list_of_files_and_other_files_in_the_folder(tmp_path):

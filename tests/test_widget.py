@@ -104,6 +104,25 @@ def test_an_input_without_times_does_not_keep_those_of_the_image_before(demo):
     assert "TE only: no TR in its metadata; taken as TE 30 / TR 4500 ms" in widget.status.value
 
 
+def test_an_mprage_dicom_whose_tr_tag_is_the_readout_spacing_is_read_as_mprage(demo, tmp_path):
+    """GE and Philips store the readout's pulse spacing as RepetitionTime: the input is an
+    MPRAGE whose cycle is the preset's until typed, and the status says so."""
+    from dicom_helpers import ramp, write_series
+
+    viewer, widget = demo
+    widget.model.value = "physics"
+    write_series(tmp_path / "bravo", [ramp(2, 8, 8)], te=(3.2,), tr=8.2, ti=(450.0,), flip=12.0, scanning="GR",
+                 variant=["SS", "MP"])
+    [layer] = viewer.open(str(tmp_path / "bravo"), plugin="napari-mr-reparam")
+    widget.reset_choices()
+    widget.image.value = layer
+    assert widget.input_sequence.value == "mprage"
+    assert (widget.input_te.value, widget.input_tr.value, widget.input_ti.value, widget.input_flip.value) == (
+        3.2, 2300.0, 450.0, 12.0)
+    assert "RepetitionTime (8.2 ms) is the readout's pulse spacing" in widget.status.value
+    assert "taken as 2300 ms (type it in Input TR)" in widget.status.value
+
+
 def test_out_of_range_warning_and_bad_times(demo):
     _, widget = demo
     widget.live.value = False

@@ -106,6 +106,7 @@ def layer_data(volume: Volume) -> tuple:
         "ti_ms": volume.ti_ms, "flip_deg": volume.flip_deg, "affine": volume.affine,
         "header": volume.header, "volume": without_data(volume),
         "sidecar_times_ignored": volume.extra.get("sidecar_times_ignored"), "sequence": volume.sequence,
+        "readout_tr_ms": volume.extra.get("readout_tr_ms"),
     }
     kwargs = {"name": name, "scale": tuple(volume.spacing), "metadata": metadata, "colormap": "gray"}
     return volume.data, kwargs, "image"

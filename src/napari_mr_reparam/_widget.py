@@ -37,6 +37,7 @@ from qtpy.QtCore import QObject, QTimer, Signal
 
 from . import DEFAULT_CONSISTENCY, DEFAULT_TE_MS, DEFAULT_TR_MS
 from .acquisition import Acquisition
+from .presets import get_input_preset
 from .units import refuse_seconds
 from .widget_logic import (
     CUSTOM, EngineCache, InputSpec, MapsCache, Request, RequestQueue, clipped_voxels, compare_volumes,
@@ -327,10 +328,16 @@ class ReparamWidget(Container):
                 self.status.value = f"{layer.name}: {exc}"
                 return
             # a time the metadata lack is the default (said so), not that of the image chosen before
+            readout = meta.get("readout_tr_ms") if tr is None and spec.sequence == "mprage" else None
             self.input_te.value = te if te is not None else DEFAULT_TE_MS
-            self.input_tr.value = tr if tr is not None else DEFAULT_TR_MS
+            self.input_tr.value = tr if tr is not None else (
+                get_input_preset("MPRAGE").tr if readout else DEFAULT_TR_MS)
             unknown = "/".join(n for n, v in (("TE", te), ("TR", tr)) if v is None)
-            if meta.get("sidecar_times_ignored"):  # its sidecar's times can only be ms: the fields' win
+            if readout:  # GE/Philips MPRAGE-type series: the tags hold the readout's pulse spacing
+                self.status.value = (f"{layer.name}: its DICOM RepetitionTime ({readout:g} ms) is the readout's "
+                                     "pulse spacing; the time from one inversion to the next is not in the "
+                                     f"tags: taken as {self.input_tr.value:g} ms (type it in Input TR)")
+            elif meta.get("sidecar_times_ignored"):  # its sidecar's times can only be ms: the fields' win
                 self.status.value = (f"{layer.name}: {meta['sidecar_times_ignored']}; type the input's "
                                      f"TE/TR (now TE {self.input_te.value:g} / TR {self.input_tr.value:g} ms)")
             elif unknown:

@@ -128,14 +128,15 @@ def _dicom_inputs(source, acquisition: int | None) -> list:
 def _dicom_input_times(item: _DicomInput, args) -> None:
     """TE/TR of a DICOM input come from its tags: a missing tag must be given as an option;
     an option that disagrees with the tag wins, with a notice."""
-    from .dicom import TAG_CODES
+    from .dicom import TAG_CODES, unknown_cycle
 
     volume = item.volume
     from_preset = getattr(args, "input_preset_fields", set())
     for tag, name, tagged in (("EchoTime", "te", volume.te_ms), ("RepetitionTime", "tr", volume.tr_ms)):
         option, given = f"--input-{name}", getattr(args, f"input_{name}")
         if given is None and tagged is None:
-            raise ValueError(f"the DICOM files have no {tag} {TAG_CODES[tag]} tag; give the input "
+            raise ValueError((name == "tr" and unknown_cycle(volume))
+                             or f"the DICOM files have no {tag} {TAG_CODES[tag]} tag; give the input "
                              f"value with {option} MS")
         if given is not None and tagged is not None and abs(given - tagged) > 1e-3:
             said = (f"--input-preset {args.input_preset} ({name.upper()} {given:g} ms)"
@@ -253,10 +254,12 @@ def _predict_file(engine, path, targets, outputs, args, options) -> list:
                   f"input to be at TE {te_in:g} ms / TR {tr_in:g} ms; name its acquisition with "
                   f"--input-preset ({', '.join(input_preset_names())}) or --input-te/--input-tr",
                   file=sys.stderr)
+    wanted = [Acquisition(te, tr, args.sequence, args.ti, args.flip) for te, tr in targets]
+    predictions = engine.predict_many(volume.data, wanted, given, options=options)  # refuses what it cannot read
+    if engine.task == "p2p":
         for warning in out_of_range_warnings(te_in, tr_in, engine.trained_ranges["input"]):
             print(f"warning: {path.name}: input {warning}", file=sys.stderr)
-    wanted = [Acquisition(te, tr, args.sequence, args.ti, args.flip) for te, tr in targets]
-    predictions = list(engine.predict_many(volume.data, wanted, given, options=options))
+    predictions = list(predictions)
     extra = acquisition_sidecar(args.sequence, args.ti, args.flip)
     return [((te, tr), save_volume(outputs[(path, (te, tr))], pred, like=volume, te_ms=te, tr_ms=tr,
                                    model=engine.info.name, extra=extra, overwrite=args.overwrite))

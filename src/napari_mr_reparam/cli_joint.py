@@ -194,6 +194,7 @@ def acquisitions_of(volumes, args) -> list:
     """Each input's :class:`~napari_mr_reparam.simulate.Acquisition`: options first, then
     the volume's tags or sidecar; a missing TE or TR names the option."""
     from .acquisition import SEQUENCE_READS
+    from .dicom import unknown_cycle
     from .joint_fit import make_acquisition
 
     n = len(volumes)
@@ -208,6 +209,8 @@ def acquisitions_of(volumes, args) -> list:
     for i, v in enumerate(volumes):
         name = Path(str(v.source)).name if getattr(v, "source", None) else f"input {i + 1}"
         e, r = te[i] or v.te_ms, tr[i] or v.tr_ms
+        if r is None and e is not None and unknown_cycle(v):
+            raise ValueError(f"{name}: {unknown_cycle(v)}")
         if e is None or r is None:
             raise ValueError(f"{name}: no {'TE' if e is None else 'TR'} known; give --input-preset or "
                              "--input-te/--input-tr (one per input), or a BIDS sidecar")

@@ -17,8 +17,11 @@ time. Each acquisition becomes a
 - ``spacing``: (slice spacing, row spacing, column spacing) in mm (a single slice: its
   SliceThickness);
 - ``te_ms``, ``tr_ms``, ``ti_ms`` (ms) and ``flip_deg`` from the tags, None where absent;
-- ``extra``: ``sequence`` (``spin_echo``, ``inversion_recovery``, ``gradient_echo`` or
-  None), ``field_strength_t``, ``manufacturer``, ``series_description``, ``image_type``,
+- ``extra``: ``sequence`` (``spin_echo``, ``inversion_recovery``, ``gradient_echo``,
+  ``mprage`` or None: :func:`sequence_name`), ``readout_tr_ms`` (an MPRAGE-type series whose
+  RepetitionTime is its readout's pulse spacing: that spacing, and ``tr_ms`` None, as the
+  time from one inversion to the next is not in the standard tags; :func:`mprage_cycle`),
+  ``field_strength_t``, ``manufacturer``, ``series_description``, ``image_type``,
   ``files``, ``echo_number`` (EchoNumbers where EchoTime is absent, else None), and
   ``saturated`` where the scanner clipped voxels (a boolean array like ``data``: stored
   values at the top of their range, whose true value is higher; the joint fit takes them
@@ -54,6 +57,9 @@ TAG_HINTS = {"EchoTime": "--input-te MS on the command line (Input TE in the wid
              "RepetitionTime": "--input-tr MS on the command line (Input TR in the widget)"}
 _VOLUME_FIELDS = {"EchoTime": "te_ms", "RepetitionTime": "tr_ms", "InversionTime": "ti_ms",
                   "FlipAngle": "flip_deg"}
+#: An MPRAGE-type series' RepetitionTime below this (ms) is its readout's pulse spacing, not
+#: the time from one inversion to the next (:func:`mprage_cycle`).
+MPRAGE_MIN_CYCLE_MS = 300.0
 _PHILIPS_SCALE_SLOPE = (0x2005, 0x100E)
 _DICOMDIR_SOP = "1.2.840.10008.1.3.10"
 #: MR, enhanced MR, CT, enhanced CT and secondary capture image storage: must hold pixels.
@@ -184,6 +190,9 @@ def choose_acquisition(volumes: list[Volume], number: int | None) -> list[Volume
 def check_tag(volumes: list[Volume], tag: str, label: str = "series") -> None:
     """Raise a one-line ``ValueError`` when an acquisition lacks ``tag`` (e.g. EchoTime)."""
     missing = [v for v in volumes if getattr(v, _VOLUME_FIELDS[tag]) is None]
+    cycle = [unknown_cycle(v) for v in missing if tag == "RepetitionTime" and unknown_cycle(v)]
+    if cycle:
+        raise ValueError(f"{label}: {cycle[0]}")
     if missing:
         hint = TAG_HINTS.get(tag)
         how = f"; give the value with {hint}" if hint else ""
@@ -264,20 +273,49 @@ def _as_list(value) -> list:
 def sequence_name(ds) -> str | None:
     """The package's sequence name for a dataset's ScanningSequence, or None.
 
-    GR -> ``gradient_echo``, unless inversion-prepared (IR, or an InversionTime: an
-    MPRAGE-like sequence, None); IR, or SE with an InversionTime (as some scanners
-    label inversion-recovery spin echo) -> ``inversion_recovery``; SE ->
-    ``spin_echo``; anything else (echo planar alone, research) -> None.
+    GR -> ``gradient_echo``, unless magnetization-prepared (IR, an InversionTime, or MP in
+    SequenceVariant: MPRAGE, GE's BRAVO, Philips' 3-D TFE) -> ``mprage``; IR, or SE with an
+    InversionTime (as some scanners label inversion-recovery spin echo) ->
+    ``inversion_recovery``; SE -> ``spin_echo``; anything else (echo planar alone,
+    research) -> None.
     """
     codes = {str(c).strip().upper() for c in _as_list(ds.get("ScanningSequence"))}
+    variant = {str(c).strip().upper() for c in _as_list(ds.get("SequenceVariant"))}
     inverted = "IR" in codes or (_number(ds, "InversionTime") or 0) > 0
     if "GR" in codes:
-        return None if inverted else "gradient_echo"
+        return "mprage" if inverted or "MP" in variant else "gradient_echo"
     if inverted:
         return "inversion_recovery"
     if "SE" in codes:
         return "spin_echo"
     return None
+
+
+def mprage_cycle(tr_ms: float | None, ti_ms: float | None) -> tuple[float | None, float | None]:
+    """An MPRAGE-type series' (inversion-to-inversion time, readout pulse spacing), in ms,
+    from its RepetitionTime and InversionTime tags.
+
+    Siemens store the time from one inversion to the next as RepetitionTime; GE and Philips
+    store the spacing of the readout's gradient-echo pulses (a few ms) and keep the cycle
+    out of the standard tags. A RepetitionTime below :data:`MPRAGE_MIN_CYCLE_MS` or not
+    above the inversion time is taken as the latter: the cycle is then unknown (None).
+    """
+    if tr_ms is None:
+        return None, None
+    if tr_ms < MPRAGE_MIN_CYCLE_MS or (ti_ms is not None and tr_ms <= ti_ms):
+        return None, tr_ms
+    return tr_ms, None
+
+
+def unknown_cycle(volume: Volume) -> str | None:
+    """Why an MPRAGE-type volume has no TR (:func:`mprage_cycle`), with how to give it; None
+    for any other volume."""
+    readout = (volume.extra or {}).get("readout_tr_ms")
+    if volume.tr_ms is not None or readout is None:
+        return None
+    return (f"its RepetitionTime tag ({readout:g} ms) is the readout's pulse spacing of an MPRAGE-type "
+            "series; the time from one inversion to the next is not in the standard DICOM tags: give "
+            "it with --input-tr MS (Input TR in the widget; typically 2000-3000 ms)")
 
 
 def describe(volume: Volume) -> str:
@@ -300,8 +338,11 @@ def _acquisition_volume(label: str, members: list) -> Volume:
 
     first_file, first = members[0]
     params = {field: _number(first, tag) for tag, field in _VOLUME_FIELDS.items()}
-    stub = Volume(np.empty(0), **params,
-                  extra={"sequence": sequence_name(first), "echo_number": _echo_number(first)})
+    sequence = sequence_name(first)
+    readout = None
+    if sequence == "mprage":
+        params["tr_ms"], readout = mprage_cycle(params["tr_ms"], params["ti_ms"])
+    stub = Volume(np.empty(0), **params, extra={"sequence": sequence, "echo_number": _echo_number(first)})
     where = f"{label} ({describe(stub)})"
     for f, ds in members:
         lacking = [t for t in _GEOMETRY_TAGS if t not in ds]
@@ -335,8 +376,8 @@ def _acquisition_volume(label: str, members: list) -> Volume:
     return Volume(
         data=np.ascontiguousarray(data), spacing=(slice_step, row_mm, col_mm), affine=affine,
         header=header, ornt=_NATIVE_ORNT.copy(), original_shape=shape_ijk, kind="dicom",
-        source=str(first_file.parent), sequence=sequence_name(first), **params,
-        extra={"sequence": sequence_name(first), "field_strength_t": _number(first, "MagneticFieldStrength"),
+        source=str(first_file.parent), sequence=sequence, **params,
+        extra={"sequence": sequence, "readout_tr_ms": readout, "field_strength_t": _number(first, "MagneticFieldStrength"),
                "manufacturer": str(first.get("Manufacturer", "")) or None,
                "series_description": str(first.get("SeriesDescription", "")) or None,
                "image_type": [str(v) for v in _as_list(first.get("ImageType"))],
