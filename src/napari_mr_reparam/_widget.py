@@ -41,8 +41,8 @@ from .presets import get_input_preset
 from .units import refuse_seconds
 from .widget_logic import (
     CUSTOM, EngineCache, InputSpec, MapsCache, Request, RequestQueue, clipped_voxels, compare_volumes,
-    determined_line, input_from_metadata, joint_acquisitions, layer_names, matching_preset, preset_choices,
-    preset_controls, preset_refusal, render_request, truth_mismatch,
+    determined_line, guessed_input_preset, input_from_metadata, joint_acquisitions, layer_names,
+    matching_preset, preset_choices, preset_controls, preset_refusal, render_request, truth_mismatch,
 )
 
 if TYPE_CHECKING:
@@ -340,6 +340,11 @@ class ReparamWidget(Container):
             elif meta.get("sidecar_times_ignored"):  # its sidecar's times can only be ms: the fields' win
                 self.status.value = (f"{layer.name}: {meta['sidecar_times_ignored']}; type the input's "
                                      f"TE/TR (now TE {self.input_te.value:g} / TR {self.input_tr.value:g} ms)")
+            elif unknown == "TE/TR" and (guess := guessed_input_preset(layer, self.model.value)) is not None:
+                self.input_preset.value = guess.preset  # fills the input's sequence and times
+                self.status.value = (f"{layer.name}: no acquisition in its metadata; it looks like "
+                                     f"{guess.describe()}: read as the {guess.preset} preset (change "
+                                     "Input preset if it is not)")
             elif unknown:
                 self.status.value = (f"{layer.name}: no {unknown} in its metadata; taken as TE "
                                      f"{self.input_te.value:g} / TR {self.input_tr.value:g} ms (name its "

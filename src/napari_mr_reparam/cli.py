@@ -232,8 +232,10 @@ def _predict_file(engine, path, targets, outputs, args, options) -> list:
     every target is predicted before any file is written, so a failure writes nothing."""
     from .acquisition import Acquisition, out_of_range_warnings
     from .cli_joint import input_times_given, notice_ignored_sidecar
+    from .contrast import guessed_reading
     from .inference import require_contrast
     from .io import acquisition_sidecar, load_volume, save_volume
+    from .presets import get_preset
 
     volume = path.volume if isinstance(path, _DicomInput) else load_volume(path, input_times_given(args))
     notice_ignored_sidecar(volume, path.name)
@@ -243,7 +245,15 @@ def _predict_file(engine, path, targets, outputs, args, options) -> list:
         _dicom_input_times(path, args)
     if engine.task == "p2p":
         te_in, tr_in, source = input_acquisition(volume, args.input_te, args.input_tr)
-        given = _input_sequence(volume, te_in, tr_in, args)
+        guessed = guessed_reading(volume.data, engine) if _nothing_names_the_input(volume, args) else None
+        if guessed is not None:
+            given, guess = guessed
+            te_in, tr_in, source = given.te_ms, given.tr_ms, "guessed"
+            print(f"notice: {path.name}: no input acquisition given or in a sidecar; the image looks "
+                  f"like {guess.describe()}: read as {get_preset(guess.preset).describe()}; name its "
+                  "acquisition with --input-preset or --input-te/--input-tr", file=sys.stderr)
+        else:
+            given = _input_sequence(volume, te_in, tr_in, args)
         if source == "default":
             from .presets import input_preset_names
 
@@ -264,6 +274,14 @@ def _predict_file(engine, path, targets, outputs, args, options) -> list:
     return [((te, tr), save_volume(outputs[(path, (te, tr))], pred, like=volume, te_ms=te, tr_ms=tr,
                                    model=engine.info.name, extra=extra, overwrite=args.overwrite))
             for (te, tr), pred in zip(targets, predictions)]
+
+
+def _nothing_names_the_input(volume, args) -> bool:
+    """Whether neither the options nor the file (sidecar, DICOM tags) say anything of the
+    input's acquisition: then its contrast decides (:mod:`~napari_mr_reparam.contrast`)."""
+    given = (args.input_te, args.input_tr, args.input_ti, args.input_flip, args.input_sequence,
+             getattr(args, "input_preset", None), volume.te_ms, volume.tr_ms, getattr(volume, "sequence", None))
+    return all(v is None for v in given)
 
 
 def _input_sequence(volume, te_in: float, tr_in: float, args):

@@ -209,6 +209,10 @@ def acquisitions_of(volumes, args) -> list:
     for i, v in enumerate(volumes):
         name = Path(str(v.source)).name if getattr(v, "source", None) else f"input {i + 1}"
         e, r = te[i] or v.te_ms, tr[i] or v.tr_ms
+        named = (e, r, ti[i], v.ti_ms, flip[i], v.flip_deg, seq[i], getattr(v, "sequence", None))
+        if all(x is None for x in named) and (guessed := _guessed(v, name)) is not None:
+            out.append(guessed)
+            continue
         if r is None and e is not None and unknown_cycle(v):
             raise ValueError(f"{name}: {unknown_cycle(v)}")
         if e is None or r is None:
@@ -221,6 +225,25 @@ def acquisitions_of(volumes, args) -> list:
         out.append(make_acquisition(sequence, e, r, inv if "ti" in reads else None,
                                     angle if "flip" in reads else None))
     return out
+
+
+def _guessed(volume, name: str):
+    """The input preset an input that names nothing of its acquisition looks like
+    (:func:`~napari_mr_reparam.contrast.guess_input`), with a notice; None without the
+    bundled classifier."""
+    from .contrast import guess_input
+    from .joint_fit import make_acquisition
+    from .presets import get_preset
+    from .weights import WeightsError
+
+    try:
+        guess = guess_input(volume.data)
+    except WeightsError:
+        return None
+    preset = get_preset(guess.preset)
+    print(f"notice: {name}: no acquisition given or in a sidecar; the image looks like {guess.describe()}: "
+          f"read as {preset.describe()}; name it with --input-preset or --input-te/--input-tr", file=sys.stderr)
+    return make_acquisition(preset.sequence, preset.te, preset.tr, preset.ti, preset.flip_deg)
 
 
 def _notice_overrides(volumes, given: dict, args) -> None:

@@ -115,9 +115,10 @@ class ModelInfo:
 
 
 def known_models() -> list[str]:
-    from .weights import bundled_names
+    from .weights import bundled_card, bundled_names
 
-    return [n for n in bundled_names() if not n.startswith("_")]
+    # the contrast classifier (napari_mr_reparam.contrast) is bundled too, but predicts no image
+    return [n for n in bundled_names() if not n.startswith("_") and bundled_card(n).get("arch") != "contrast"]
 
 
 def build_model(card: dict):
@@ -209,6 +210,11 @@ class Reparameterizer:
         acquisition from them by the signal equation (the physics model, whatever its
         weights are called); False for models that predict one image per target."""
         return bool(getattr(self.net, "renders_from_maps", False))
+
+    def reads_input(self, sequence: str) -> bool:
+        """Whether the model reads an input image of ``sequence`` (the paper's models and
+        physics weights not trained on other sequences: spin echo only)."""
+        return sequence == "spin_echo" or (self.task == "p2p" and bool(getattr(self.net, "input_sequences", False)))
 
     #: The same capability, by its earlier name.
     renders = renders_from_maps

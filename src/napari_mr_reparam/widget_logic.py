@@ -115,6 +115,25 @@ def input_from_metadata(layer) -> InputSpec:
     return InputSpec(layer, sequence, number("te_ms"), number("tr_ms"), ti, number("flip_deg"))
 
 
+def guessed_input_preset(layer, model: str):
+    """The input preset a layer whose metadata name nothing of its acquisition looks like
+    (:func:`~napari_mr_reparam.contrast.guess_input`), as a
+    :class:`~napari_mr_reparam.contrast.ContrastGuess`; None where the metadata name
+    something, the model reads no input acquisition (``d2p``) or cannot read that preset,
+    or the bundled classifier is missing."""
+    from .contrast import guess_input
+    from .weights import WeightsError
+
+    meta = getattr(layer, "metadata", None) or {}
+    if model == "d2p" or any(meta.get(k) for k in ("te_ms", "tr_ms", "ti_ms", "sequence")):
+        return None
+    try:
+        guess = guess_input(np.asarray(layer.data))
+    except WeightsError:
+        return None
+    return None if preset_refusal(guess.preset, model, inputs=True) else guess
+
+
 def joint_acquisitions(inputs) -> list[Acquisition]:
     """The inputs' acquisitions, checked: one shape for all, a layer once, every value
     a sequence needs; else a one-line ValueError."""

@@ -91,6 +91,10 @@ def cmd_tissue(args) -> int:
     return _train(args, "tissue")
 
 
+def cmd_contrast(args) -> int:
+    return _train(args, "contrast")
+
+
 def cmd_evaluate(args) -> int:
     import json
 
@@ -257,6 +261,10 @@ def build_parser() -> argparse.ArgumentParser:
     ts = sub.add_parser("tissue", help="train the tissue network (tissue fractions from one image)")
     _add_train_options(ts)
     ts.set_defaults(func=cmd_tissue)
+
+    ct = sub.add_parser("contrast", help="train the contrast classifier (which input preset an image looks like)")
+    _add_train_options(ct)
+    ct.set_defaults(func=cmd_contrast)
 
     ev = sub.add_parser("evaluate", help="score a model on the paper protocol, identity beside it")
     ev.add_argument("--model", default="d2p", help="bundled model name, or identity (default d2p)")

@@ -24,7 +24,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-STAGES = ("autoencoder", "paramnet", "physics", "tissue")
+STAGES = ("autoencoder", "paramnet", "physics", "tissue", "contrast")
 TASKS = ("d2p", "p2p")
 VARIANTS = ("maps", "direct", "hybrid")
 IMAGE_LOSSES = ("mse", "log_mse")
@@ -46,7 +46,7 @@ class TrainConfig:
     Paths in a recipe are relative to the folder the command is run from.
     """
 
-    stage: str = "paramnet"            # autoencoder | paramnet | physics | tissue
+    stage: str = "paramnet"            # autoencoder | paramnet | physics | tissue | contrast
     name: str = "run"                  # weight-set name written to the card
     task: str = "d2p"                  # d2p | p2p
     width: float = 0.125               # channel-width multiplier (1.0 = the paper)

@@ -124,7 +124,7 @@ class StreamBatches:
     def __init__(self, cfg: TrainConfig, rank: int = 0):
         from ..datasets import StreamingSampler
 
-        per_input = cfg.stage in ("physics", "tissue")  # several targets, read on the subject's grid
+        per_input = cfg.stage in ("physics", "tissue", "contrast")  # several targets, read on the subject's grid
         self.targets = cfg.targets_per_input if per_input else 1
         self.sampler = StreamingSampler([load_phantom(s) for s in cfg.phantoms], task=cfg.task,
                                         size=None if per_input and cfg.native_input else cfg.size,

@@ -79,4 +79,8 @@ def build_stage(cfg: TrainConfig, rank: int = 0):
         from .tissue_stage import TissueStage
 
         return TissueStage(cfg, rank)
+    if cfg.stage == "contrast":
+        from .contrast_stage import ContrastStage
+
+        return ContrastStage(cfg, rank)
     raise ValueError(f"unknown stage {cfg.stage!r}")
