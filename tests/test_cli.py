@@ -616,3 +616,36 @@ def test_one_input_time_given_keeps_the_other_from_the_tags_or_sidecar(scan, tmp
     assert seen[-1] == (30.0, 4500.0)
     assert "no input TR given or in a BIDS sidecar; taking the input to be at TE 30 ms / TR 4500 ms" in \
         capsys.readouterr().err
+
+
+def _stub_guess(monkeypatch, preset):
+    from napari_mr_reparam import contrast
+
+    monkeypatch.setattr(contrast, "guess_input", lambda volume, weights=None, classifier=None:
+                        contrast.ContrastGuess(preset, 0.9, {preset: 0.9}))
+
+
+def test_an_input_that_names_nothing_is_read_as_the_preset_it_looks_like(tmp_path, monkeypatch, capsys):
+    _stub_guess(monkeypatch, "T1w")
+    scan = tmp_path / "scan.nii.gz"
+    nib.save(nib.Nifti1Image(np.random.default_rng(0).random((32, 32, 2)).astype(np.float32), np.eye(4)), scan)
+    out = tmp_path / "out.nii.gz"
+    assert main(["predict", str(scan), "-o", str(out), "--te", "100", "--tr", "5000", "-q"]) == 0
+    err = capsys.readouterr().err
+    assert "the image looks like T1w (90 %): read as T1w: spin echo, TE 15 / TR 500 ms" in err
+    assert "taking the input to be at TE 50" not in err and out.exists()
+    # named in any way, nothing is guessed
+    assert main(["predict", str(scan), "-o", str(tmp_path / "b.nii.gz"), "--te", "100", "--tr", "5000", "-q",
+                 "--input-sequence", "spin_echo"]) == 0
+    assert "looks like" not in capsys.readouterr().err
+
+
+def test_a_guess_the_model_cannot_read_falls_back_to_the_default_input(tmp_path, tiny_weights, monkeypatch,
+                                                                      capsys):
+    _stub_guess(monkeypatch, "FLAIR")
+    scan = tmp_path / "scan.nii.gz"
+    nib.save(nib.Nifti1Image(np.random.default_rng(0).random((16, 16, 2)).astype(np.float32), np.eye(4)), scan)
+    assert main(["predict", str(scan), "-o", str(tmp_path / "o.nii.gz"), "--te", "100", "--tr", "5000", "-q",
+                 "--model", "p2p"]) == 0
+    err = capsys.readouterr().err
+    assert "looks like" not in err and "taking the input to be at TE 50 ms / TR 4500 ms" in err

@@ -343,3 +343,18 @@ def test_a_sidecar_names_the_inputs_sequence_as_predict_reads_it(scans, tmp_path
                                                    "ScanningSequence": "GR"}))
     [acq] = acquisitions_of([load_volume(paths["pdw"])], argparse.Namespace())
     assert (acq.sequence, acq.te_ms, acq.tr_ms, acq.flip_deg) == ("gradient_echo", 4.0, 20.0, 15.0)
+
+
+def test_maps_of_an_input_that_names_nothing_read_it_as_the_preset_it_looks_like(scans, tmp_path, monkeypatch,
+                                                                                 capsys):
+    from napari_mr_reparam import contrast, weights
+
+    paths, _ = scans
+    monkeypatch.setattr(contrast, "guess_input", lambda volume, weights=None, classifier=None:
+                        contrast.ContrastGuess("PDw", 0.8, {"PDw": 0.8}))
+    assert main(["maps", str(paths["pdw"]), "-o", str(tmp_path / "m")]) == 0
+    assert "the image looks like PDw (80 %): read as PDw: spin echo, TE 15 / TR 3000 ms" in capsys.readouterr().err
+    monkeypatch.undo()
+    monkeypatch.setattr(weights, "BUNDLED_DIR", tmp_path)  # no classifier: the times are asked for
+    assert main(["maps", str(paths["pdw"]), "-o", str(tmp_path / "n")]) == 2
+    assert "no TE known" in capsys.readouterr().err
