@@ -87,8 +87,11 @@ def test_param_to_param_reads_input_times_from_metadata(demo):
     assert widget.input_te.native.isHidden()
 
 
-def test_an_input_without_times_does_not_keep_those_of_the_image_before(demo):
+def test_an_input_without_times_does_not_keep_those_of_the_image_before(demo, monkeypatch):
+    from napari_mr_reparam import weights
+
     viewer, widget = demo
+    monkeypatch.setattr(weights, "BUNDLED_DIR", weights.BUNDLED_DIR.parent)  # no classifier: no guess
     widget.model.value = "physics"
     widget.image.value = viewer.layers["head TE20 TR600"]
     assert (widget.input_te.value, widget.input_tr.value) == (20.0, 600.0)
@@ -121,6 +124,25 @@ def test_an_mprage_dicom_whose_tr_tag_is_the_readout_spacing_is_read_as_mprage(d
         3.2, 2300.0, 450.0, 12.0)
     assert "RepetitionTime (8.2 ms) is the readout's pulse spacing" in widget.status.value
     assert "taken as 2300 ms (type it in Input TR)" in widget.status.value
+
+
+def test_an_input_that_names_nothing_gets_the_preset_it_looks_like(demo, monkeypatch):
+    from napari_mr_reparam import contrast
+
+    viewer, widget = demo
+    widget.model.value = "physics"
+    monkeypatch.setattr(contrast, "guess_input", lambda volume, weights=None, classifier=None:
+                        contrast.ContrastGuess("MPRAGE", 0.7, {"MPRAGE": 0.7}))
+    plain = viewer.add_image(np.asarray(viewer.layers[0].data), name="template")
+    widget.reset_choices()
+    widget.image.value = plain
+    assert widget.input_preset.value == "MPRAGE" and widget.input_sequence.value == "mprage"
+    assert (widget.input_te.value, widget.input_tr.value, widget.input_ti.value) == (3.0, 2300.0, 900.0)
+    assert "template: no acquisition in its metadata; it looks like MPRAGE (70 %)" in widget.status.value
+    widget.model.value = "p2p"  # reads spin echo only: an MPRAGE-looking image is not read as one
+    widget.image.value = viewer.layers[0]
+    widget.image.value = plain
+    assert widget.input_sequence.value == "spin_echo" and "looks like" not in widget.status.value
 
 
 def test_out_of_range_warning_and_bad_times(demo):
