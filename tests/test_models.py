@@ -244,3 +244,16 @@ def test_networks_conditioned_on_the_input_sequence_and_old_ones_still_read_spin
     assert old.film[0].in_features == 2 and old.maps(image, 20.0, 600.0)["t1"].shape == (2, 1, 32, 32)
     with pytest.raises(ValueError, match="spin-echo inputs only"):
         old.maps(image, 3.0, 2300.0, "mprage", 900.0, 9.0)
+
+
+def test_condition_vector_stays_on_the_device_of_the_times():
+    """Training on a GPU passes TE/TR as device tensors; every column must follow them
+    (the "meta" device stands in for CUDA: mixing it with CPU tensors fails the same way)."""
+    import torch
+
+    from napari_mr_reparam.models.physics_net import SEQUENCE_CONDITIONS, condition_vector
+
+    te = torch.tensor([10.0, 3.0], device="meta")
+    tr = torch.tensor([500.0, 2300.0], device="meta")
+    cond = condition_vector(te, tr, ["spin_echo", "mprage"], torch.tensor([0.0, 900.0], device="meta"), 9.0)
+    assert cond.device.type == "meta" and cond.shape == (2, SEQUENCE_CONDITIONS)

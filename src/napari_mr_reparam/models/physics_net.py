@@ -53,10 +53,12 @@ def condition_vector(te_ms, tr_ms, sequence=None, ti_ms=None, flip_deg=None) -> 
     if sequence is None:
         return times
     b = times.shape[0]
-    codes = sequence_codes(sequence, b)
+    device = times.device
+    codes = sequence_codes(sequence, b).to(device)
     one_hot = F.one_hot(codes, len(physics.INPUT_SEQUENCES)).float()
-    ti = torch.as_tensor(0.0 if ti_ms is None else ti_ms, dtype=torch.float32).reshape(-1).expand(b)
-    flip = torch.as_tensor(0.0 if flip_deg is None else flip_deg, dtype=torch.float32).reshape(-1).expand(b)
+    ti = torch.as_tensor(0.0 if ti_ms is None else ti_ms, dtype=torch.float32, device=device).reshape(-1).expand(b)
+    flip = torch.as_tensor(0.0 if flip_deg is None else flip_deg, dtype=torch.float32,
+                           device=device).reshape(-1).expand(b)
     ti = torch.nan_to_num(ti) / 1000.0
     flip = torch.nan_to_num(flip) / 90.0
     return torch.cat([times, one_hot, ti[:, None], flip[:, None]], dim=1)
