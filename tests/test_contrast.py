@@ -17,6 +17,7 @@ def test_each_preset_is_its_own_label(name):
     (Acquisition(12, 650), "T1w"), (Acquisition(110, 5000), "T2w"), (Acquisition(20, 2500), "PDw"),
     (Acquisition(4, 20, "gradient_echo", None, 25), "T1w"),
     (Acquisition(100, 10000, "inversion_recovery", 2400), "FLAIR"),
+    (Acquisition(90, 7000, "inversion_recovery", 2000), "FLAIR"),  # CSF nulled at a shorter TR
     (Acquisition(40, 4000, "inversion_recovery", 150), "STIR"),
     (Acquisition(3.5, 2000, "mprage", 1000, 8), "MPRAGE")])
 def test_clinical_acquisitions_are_labelled_as_a_radiologist_names_them(acq, expected):

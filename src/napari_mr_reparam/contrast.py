@@ -22,9 +22,12 @@ from .presets import get_preset, input_preset_names
 
 #: The classes, in logit order: the input presets.
 CLASSES = tuple(input_preset_names())
-#: Tissues whose relative signals make an image's contrast, and the tables they come from.
+#: Tissues whose relative signals make an image's contrast, and the tables they come from:
+#: tables whose CSF T1 (4.2-4.5 s) nulls CSF at the FLAIR preset's TI, as in real brains
+#: (BrainWeb's 2.6 s would null it near 1.8 s and leave it bright at TI 2500 ms, so that
+#: half the FLAIR acquisitions were labelled T1w).
 SIGNATURE_TISSUES = ("csf", "grey_matter", "white_matter", "fat")
-SIGNATURE_TABLES = ("brainweb_1.5t", "3t")
+SIGNATURE_TABLES = ("mrilab", "3t")
 #: Signals below this share of the brightest tissue count as this (a nulled tissue).
 SIGNATURE_FLOOR = 0.05
 #: Slices of a volume the classifier reads (evenly spaced among those with signal).
