@@ -649,3 +649,21 @@ def test_a_guess_the_model_cannot_read_falls_back_to_the_default_input(tmp_path,
                  "--model", "p2p"]) == 0
     err = capsys.readouterr().err
     assert "looks like" not in err and "taking the input to be at TE 50 ms / TR 4500 ms" in err
+
+
+@pytest.mark.parametrize("extra, option", [
+    (["--te", "10", "--tr", "500", "--sequence", "gradient_echo", "--flip", "0"], "--flip"),
+    (["--preset", "MPRAGE", "--flip", "200"], "--flip"),
+    (["--te", "10", "--tr", "500", "--input-sequence", "gradient_echo", "--input-te", "5", "--input-tr", "30",
+      "--input-flip", "-10"], "--input-flip"),
+    (["--preset", "T2w", "--input-preset", "MPRAGE", "--input-flip", "360"], "--input-flip"),
+])
+def test_a_flip_angle_outside_0_to_180_degrees_is_one_line_before_any_file_is_read(tmp_path, capsys, extra,
+                                                                                  option):
+    missing = tmp_path / "not_read.nii.gz"  # the angle is checked first, so this is never opened
+    assert main(["predict", str(missing), "-o", str(tmp_path / "o.nii.gz"), "-q", *extra]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith(f"error: {option} must be between 0 and 180 degrees (more than 0, at most 180)")
+    assert main(["maps", str(missing), "-o", str(tmp_path / "maps"), "--input-flip", "0"]) == 2
+    assert "error: --input-flip must be between 0 and 180 degrees" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())

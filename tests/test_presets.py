@@ -92,3 +92,15 @@ def test_input_presets_are_those_of_an_input_sequence_and_give_acquisitions():
         get_input_preset("dir")
     with pytest.raises(ValueError, match="unknown input preset 'T3w'; input presets: T1w, T2w"):
         get_input_preset("T3w")
+
+
+@pytest.mark.parametrize("flip", [0, -5, 181, 400, float("nan")])
+def test_a_flip_angle_outside_0_to_180_degrees_is_refused_everywhere(flip):
+    from napari_mr_reparam.acquisition import Acquisition
+
+    message = r"flip angle must be between 0 and 180 degrees \(more than 0, at most 180\)"
+    with pytest.raises(ValueError, match=message):
+        Acquisition(5, 30, "gradient_echo", flip_deg=flip)
+    with pytest.raises(ValueError, match=message):
+        get_preset("MPRAGE").with_values(flip_deg=flip)
+    assert Acquisition(5, 30, "gradient_echo", flip_deg=180).flip_deg == 180

@@ -48,8 +48,6 @@ def _check_sequence(args) -> None:
             raise ValueError(f"--sequence {sequence} needs {option}")
         if args.sequence != sequence and value is not None:
             raise ValueError(f"{option} applies to --sequence {sequence} only")
-    if args.flip is not None and not 0 < args.flip <= 180:
-        raise ValueError(f"--flip must be an angle in degrees between 0 and 180, got {args.flip:g}")
 
 
 def _check_model_inputs(engine, args) -> None:
@@ -167,9 +165,10 @@ def cmd_predict(args) -> int:
     reason`` and skipped; any such file makes the exit status 2, as other bad input does."""
     from tqdm import tqdm
 
-    from .cli_joint import apply_input_preset
+    from .cli_joint import apply_input_preset, refuse_bad_angles
     from .inference import InferenceOptions, Reparameterizer
 
+    refuse_bad_angles(args)
     if not args.joint:
         _single(args.input_preset, "--input-preset")  # one for every input unless --joint
     apply_input_preset(args)

@@ -318,6 +318,15 @@ def refuse_input_seconds(args) -> None:
                       for name in ("input_te", "input_tr", "input_ti")})
 
 
+def refuse_bad_angles(args) -> None:
+    """Flip angles outside (0, 180] degrees (``--flip``, ``--input-flip``) are refused
+    before any file is read."""
+    from .acquisition import validate_flip
+
+    validate_flip(getattr(args, "flip", None), "--flip")
+    validate_flip(_listed(getattr(args, "input_flip", None)) or None, "--input-flip")
+
+
 def fit_inputs(paths, args, model="physics", device="auto", engine=None, volumes=None):
     """Volumes, acquisitions and :class:`~napari_mr_reparam.joint_fit.JointMaps` of the inputs
     (voxels a scanner clipped count as lower bounds of their signal). ``engine``: the
@@ -352,6 +361,7 @@ def _describe(acq) -> str:
 def cmd_maps(args) -> int:
     from .io import check_output_folder, save_volume
 
+    refuse_bad_angles(args)
     apply_input_preset(args)
     refuse_input_seconds(args)
     out = check_output_folder(args.output)
