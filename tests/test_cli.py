@@ -667,3 +667,39 @@ def test_a_flip_angle_outside_0_to_180_degrees_is_one_line_before_any_file_is_re
     assert main(["maps", str(missing), "-o", str(tmp_path / "maps"), "--input-flip", "0"]) == 2
     assert "error: --input-flip must be between 0 and 180 degrees" in capsys.readouterr().err
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("sidecar, extra, message", [
+    ({"EchoTime": 0.02, "RepetitionTime": 0.6}, [],
+     "scan.nii.gz: d2p reads inputs at TE 50 / TR 4500 ms only; for an input at TE 20 / TR 600 ms (its sidecar) "
+     "use --model p2p or --model physics"),
+    ({"EchoTime": 0.12, "RepetitionTime": 9.0, "InversionTime": 2.5, "ScanningSequence": "IR"}, [],
+     "scan.nii.gz: d2p reads spin-echo inputs at TE 50 / TR 4500 ms only; for an input of inversion recovery "
+     "(its sidecar) use --model physics"),
+    (None, ["--input-sequence", "gradient_echo"], "d2p reads spin-echo inputs at TE 50 / TR 4500 ms only; "
+                                                  "for an input of gradient echo use --model physics"),
+    (None, ["--input-ti", "900"], "for an input of inversion recovery use --model physics"),
+])
+def test_d2p_refuses_an_input_stated_to_be_acquired_otherwise(scan, tiny_weights, tmp_path, capsys, sidecar,
+                                                             extra, message):
+    path, _, _ = scan
+    if sidecar is not None:
+        (tmp_path / "scan.json").write_text(json.dumps(sidecar))
+    out = tmp_path / "out.nii.gz"
+    assert main(["predict", str(path), "-o", str(out), "--te", "100", "--tr", "3000", "--model", "d2p", "-q",
+                 *extra]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and err.endswith(message) and len(err.splitlines()) == 1
+    assert not out.exists()
+    (tmp_path / "scan.json").write_text(json.dumps({"EchoTime": 0.05, "RepetitionTime": 4.5, "FlipAngle": 90}))
+    assert main(["predict", str(path), "-o", str(out), "--te", "100", "--tr", "3000", "--model", "d2p",
+                 "-q"]) == 0
+
+
+def test_d2p_refuses_a_dicom_acquisition_at_other_times(dual_echo, tiny_weights, tmp_path, capsys):
+    out = tmp_path / "out.nii.gz"
+    assert main(["predict", str(dual_echo), "-o", str(out), "--te", "100", "--tr", "3000", "--model", "d2p",
+                 "--acquisition", "1", "-q"]) == 2
+    assert ("d2p reads inputs at TE 50 / TR 4500 ms only; for an input at TE 15 / TR 3000 ms (its DICOM tags) "
+            "use --model p2p") in capsys.readouterr().err
+    assert not out.exists()

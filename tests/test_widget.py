@@ -581,3 +581,18 @@ def test_mismatched_inputs_give_one_message_and_change_nothing(demo, qtbot):
     assert [(l.name, l.data.shape) for l in viewer.layers] == before
     row.remove.clicked.emit()  # back to one input: as before
     assert len(widget.inputs) == 0 and widget.inputs.native.isHidden()
+
+
+def test_a_paper_model_refuses_an_input_it_cannot_read_and_runs_nothing(demo, qtbot):
+    viewer, widget = demo
+    widget.live.value = False
+    widget.image.value = viewer.layers["head TE20 TR600"]
+    widget.run.clicked.emit()
+    assert widget.status.value == ("head TE20 TR600 is at TE 20 / TR 600 ms: Default-to-Param reads inputs at "
+                                   "TE 50 / TR 4500 ms only; choose Param-to-Param or Physics")
+    assert _idle(widget) and not _outputs(viewer, "prediction")
+    widget.model.value = "p2p"
+    widget.input_sequence.value = "inversion_recovery"  # as an inversion-recovery input's metadata set it
+    widget.run.clicked.emit()
+    assert "Param-to-Param reads spin-echo inputs only" in widget.status.value
+    assert _idle(widget) and not _outputs(viewer, "prediction")

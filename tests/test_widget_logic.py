@@ -138,3 +138,24 @@ def test_one_input_carries_its_sequence_to_the_engine_and_the_maps_cache():
     cache = MapsCache()
     cache.put(spin, "engine", "spin-echo maps")
     assert cache.get(flair) is None and cache.get(spin) == ("engine", "spin-echo maps")
+
+
+def test_a_paper_model_refuses_an_input_it_cannot_read():
+    from napari_mr_reparam.widget_logic import input_refusal
+
+    default = _layer("head", te_ms=50.0, tr_ms=4500.0, flip_deg=90.0)
+    for model in ("d2p", "p2p", "physics"):
+        assert input_refusal(model, default) == "" and input_refusal(model, _layer("no metadata")) == ""
+    assert input_refusal("d2p", _layer("short", te_ms=20.0, tr_ms=600.0)) == (
+        "short is at TE 20 / TR 600 ms: Default-to-Param reads inputs at TE 50 / TR 4500 ms only; choose "
+        "Param-to-Param or Physics")
+    assert input_refusal("d2p", _layer("tr only", tr_ms=600.0)).startswith("tr only is at TE 50 / TR 600 ms")
+    assert input_refusal("d2p", _layer("flair", te_ms=50.0, tr_ms=4500.0, ti_ms=2500.0)) == (
+        "flair is inversion recovery: Default-to-Param reads spin-echo inputs at TE 50 / TR 4500 ms only; "
+        "choose Physics")
+    mprage = _layer("t1", te_ms=3.0, tr_ms=2300.0, ti_ms=900.0, flip_deg=9.0, sequence="mprage")
+    assert input_refusal("d2p", mprage).startswith("t1 is MPRAGE: Default-to-Param reads spin-echo inputs")
+    assert input_refusal("p2p", mprage, "mprage") == (
+        "t1 is MPRAGE: Param-to-Param reads spin-echo inputs only; choose Physics (or a spin-echo Input "
+        "preset, if it is one)")
+    assert input_refusal("p2p", mprage, "spin_echo") == "" and input_refusal("physics", mprage, "mprage") == ""

@@ -41,7 +41,7 @@ from .presets import get_input_preset
 from .units import refuse_seconds
 from .widget_logic import (
     CUSTOM, EngineCache, InputSpec, MapsCache, Request, RequestQueue, clipped_voxels, compare_volumes,
-    determined_line, guessed_input_preset, input_from_metadata, joint_acquisitions, layer_names,
+    determined_line, guessed_input_preset, input_from_metadata, input_refusal, joint_acquisitions, layer_names,
     matching_preset, preset_choices, preset_controls, preset_refusal, render_request, truth_mismatch,
 )
 
@@ -421,6 +421,10 @@ class ReparamWidget(Container):
 
     def _submit(self, request: Request | None) -> None:
         if request is None:
+            return
+        refusal = input_refusal(request.model, request.layer, self.input_sequence.value)
+        if refusal:  # a paper model that cannot read this input: said once, nothing runs
+            self.status.value = refusal
             return
         if request.te >= request.tr:
             self.status.value = "TE must be shorter than TR"

@@ -52,18 +52,31 @@ def _check_sequence(args) -> None:
 
 def _check_model_inputs(engine, args) -> None:
     """What the loaded model cannot honour is refused before any file is read."""
-    from . import DEFAULT_TE_MS, DEFAULT_TR_MS
-
     if args.sequence != "spin_echo" and not engine.renders_from_maps:
         raise ValueError(f"{engine.info.name} predicts spin-echo images only; --sequence "
                          f"{args.sequence} needs the physics model (--model physics)")
-    given = (args.input_te, args.input_tr)
-    if engine.task == "d2p" and any(v is not None for v in given):
-        te_in, tr_in = (v if v is not None else d for v, d in zip(given, (DEFAULT_TE_MS, DEFAULT_TR_MS)))
-        if (te_in, tr_in) != (DEFAULT_TE_MS, DEFAULT_TR_MS):
-            raise ValueError(f"{engine.info.name} reads inputs at TE {DEFAULT_TE_MS:g} / TR "
-                             f"{DEFAULT_TR_MS:g} ms only; for an input at TE {te_in:g} / TR {tr_in:g} "
-                             "ms use --model p2p or --model physics")
+    if engine.task == "d2p":
+        refuse_for_d2p(engine.info.name, args.input_te, args.input_tr, args.input_sequence, args.input_ti)
+
+
+def refuse_for_d2p(name: str, te=None, tr=None, sequence=None, ti=None, where: str = "") -> None:
+    """Default-to-Param reads one input acquisition, a spin echo at TE 50 / TR 4500 ms: an
+    input stated (``where``: by what, e.g. ``its sidecar``) to be acquired otherwise is a
+    one-line ValueError, not read as if it were that one. None is what nothing states."""
+    from . import DEFAULT_TE_MS, DEFAULT_TR_MS
+
+    said = f" ({where})" if where else ""
+    if sequence is None and ti is not None:  # an inversion time without a sequence: inversion recovery
+        sequence = "inversion_recovery"
+    if sequence not in (None, "spin_echo"):  # a flip angle alone is a spin echo's too
+        raise ValueError(f"{name} reads spin-echo inputs at TE {DEFAULT_TE_MS:g} / TR {DEFAULT_TR_MS:g} ms "
+                         f"only; for an input of {sequence.replace('_', ' ')}{said} use --model physics")
+    if te is None and tr is None:
+        return
+    te_in, tr_in = (DEFAULT_TE_MS if te is None else te), (DEFAULT_TR_MS if tr is None else tr)
+    if abs(te_in - DEFAULT_TE_MS) > 1e-3 or abs(tr_in - DEFAULT_TR_MS) > 1e-3:
+        raise ValueError(f"{name} reads inputs at TE {DEFAULT_TE_MS:g} / TR {DEFAULT_TR_MS:g} ms only; for an "
+                         f"input at TE {te_in:g} / TR {tr_in:g} ms{said} use --model p2p or --model physics")
 
 
 def _inputs(paths: list[str], acquisition: int | None = None) -> list:
@@ -240,6 +253,11 @@ def _predict_file(engine, path, targets, outputs, args, options) -> list:
     notice_ignored_sidecar(volume, path.name)
     require_contrast(volume.data)
     given = None
+    if engine.task == "d2p":  # what the options leave open, the file may state
+        pick = lambda option, own: option if option is not None else own  # noqa: E731
+        where = "its DICOM tags" if isinstance(path, _DicomInput) else "its sidecar"
+        refuse_for_d2p(engine.info.name, pick(args.input_te, volume.te_ms), pick(args.input_tr, volume.tr_ms),
+                       pick(args.input_sequence, volume.sequence), pick(args.input_ti, volume.ti_ms), where)
     if engine.task == "p2p" and isinstance(path, _DicomInput):
         _dicom_input_times(path, args)
     if engine.task == "p2p":

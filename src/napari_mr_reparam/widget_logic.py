@@ -252,6 +252,39 @@ def preset_refusal(name: str, model: str, inputs: bool = False) -> str:
     return f"{name} is {kind}: only the physics model renders it (the other models predict spin-echo images)"
 
 
+def input_refusal(model: str, layer, input_sequence: str = "spin_echo") -> str:
+    """Why a paper model cannot read the input ``layer`` (empty when it can).
+
+    Default-to-Param reads one input acquisition, a spin echo at TE 50 / TR 4500 ms: a
+    layer whose metadata (BIDS sidecar, DICOM tags) state another sequence or other times
+    is refused rather than read as if it were that one. Param-to-Param reads spin-echo
+    inputs only; ``input_sequence`` is the input's sequence as the widget holds it (from
+    the metadata, or an input preset).
+    """
+    from . import DEFAULT_TE_MS, DEFAULT_TR_MS
+
+    name = getattr(layer, "name", "the input")
+    if model == "d2p":
+        stated = input_from_metadata(layer)  # its sequence, or inversion recovery where a TI is known
+        if stated.sequence != "spin_echo":
+            return (f"{name} is {_sequence_words(stated.sequence)}: Default-to-Param reads spin-echo inputs "
+                    f"at TE {DEFAULT_TE_MS:g} / TR {DEFAULT_TR_MS:g} ms only; choose Physics")
+        te = stated.te_ms if stated.te_ms is not None else DEFAULT_TE_MS
+        tr = stated.tr_ms if stated.tr_ms is not None else DEFAULT_TR_MS
+        if abs(te - DEFAULT_TE_MS) > 1e-3 or abs(tr - DEFAULT_TR_MS) > 1e-3:
+            return (f"{name} is at TE {te:g} / TR {tr:g} ms: Default-to-Param reads inputs at TE "
+                    f"{DEFAULT_TE_MS:g} / TR {DEFAULT_TR_MS:g} ms only; choose Param-to-Param or Physics")
+    if model == "p2p" and input_sequence != "spin_echo":
+        return (f"{name} is {_sequence_words(input_sequence)}: Param-to-Param reads spin-echo inputs only; "
+                "choose Physics (or a spin-echo Input preset, if it is one)")
+    return ""
+
+
+def _sequence_words(sequence: str) -> str:
+    """A sequence as a message names it: ``inversion recovery``, ``MPRAGE``."""
+    return "MPRAGE" if sequence == "mprage" else sequence.replace("_", " ")
+
+
 class RequestQueue:
     """Holds at most one waiting request: a newer one replaces it (stale ones drop)."""
 
