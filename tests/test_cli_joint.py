@@ -358,3 +358,19 @@ def test_maps_of_an_input_that_names_nothing_read_it_as_the_preset_it_looks_like
     monkeypatch.setattr(weights, "BUNDLED_DIR", tmp_path)  # no classifier: the times are asked for
     assert main(["maps", str(paths["pdw"]), "-o", str(tmp_path / "n")]) == 2
     assert "no TE known" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--preset", "T2w", "--ti", "500"], "error: T2w is spin echo, which has no inversion: TI 500 ms would be "
+                                         "unused; leave it out"),
+    (["--preset", "FLAIR", "--flip", "20"], "error: FLAIR is inversion recovery, which reads no flip angle: "
+                                            "flip angle 20 deg would be unused"),
+    (["--joint", "--te", "25", "--tr", "11000", "--ti", "3400", "325", "--flip", "20"],
+     "error: the target is double inversion recovery, which reads no flip angle"),
+])
+def test_a_preset_value_its_sequence_does_not_read_is_refused_before_any_file_is_read(tmp_path, capsys, extra,
+                                                                                     message):
+    missing = tmp_path / "not_read.nii.gz"
+    assert main(["predict", str(missing), "-o", str(tmp_path / "o.nii.gz"), "-q", *extra]) == 2
+    assert capsys.readouterr().err.strip().startswith(message)
+    assert not list(tmp_path.iterdir())

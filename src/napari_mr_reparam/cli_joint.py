@@ -424,10 +424,10 @@ def _targets(args) -> list:
         sequence = getattr(args, "sequence", "spin_echo")
         if sequence == "spin_echo":  # the times given name the sequence
             sequence = "inversion_recovery" if ti else ("gradient_echo" if args.flip is not None else "spin_echo")
-        p = Preset("custom", sequence, te=te, tr=tr, ti=ti[0] if ti else None,
+        p = Preset("the target", sequence, te=te, tr=tr, ti=ti[0] if ti else None,
                    ti2=ti[1] if len(ti) > 1 else None, flip_deg=args.flip)
         if p.ti2 is not None:
-            p = Preset("custom", "double_inversion_recovery", te, tr, p.ti, p.ti2)
+            p = Preset("the target", "double_inversion_recovery", te, tr, p.ti, p.ti2, p.flip_deg)
         p.check()
         label = f"TE{te:g}_TR{tr:g}" + (f"_TI{p.ti:g}" if p.ti else "")
         out.append((label, p))
