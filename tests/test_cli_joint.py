@@ -374,3 +374,54 @@ def test_a_preset_value_its_sequence_does_not_read_is_refused_before_any_file_is
     assert main(["predict", str(missing), "-o", str(tmp_path / "o.nii.gz"), "-q", *extra]) == 2
     assert capsys.readouterr().err.strip().startswith(message)
     assert not list(tmp_path.iterdir())
+
+
+def test_preset_and_joint_forms_honour_the_engine_options_as_the_plain_form(scans, tiny_weights, tmp_path,
+                                                                            monkeypatch):
+    from napari_mr_reparam import weights
+    from napari_mr_reparam.inference import Reparameterizer
+    from napari_mr_reparam.models.physics_net import PhysicsNet
+
+    card = {"arch": "physics", "task": "p2p", "width": 0.03, "base": 4, "depth": 3, "name": "mine"}
+    mine = weights.save_weights(PhysicsNet(base=4, depth=3, task="p2p").state_dict(), card,
+                                tmp_path / "mine.safetensors")
+    seen, original = [], Reparameterizer.compute_maps
+    monkeypatch.setattr(Reparameterizer, "compute_maps", lambda self, *a, **k: seen.append(
+        (self.info.name, self.batch_size, self.options)) or original(self, *a, **k))
+    paths, _ = scans
+    options = ["--weights", str(mine), "--batch-size", "1", "--consistency", "0.2", "--flip-average"]
+    out = tmp_path / "pred.nii.gz"
+    assert main(["predict", str(paths["pdw"]), "--input-preset", "PDw", "--preset", "T2w", "-o", str(out),
+                 "--no-detail", "-q", *options]) == 0
+    [(name, batch, used)] = seen
+    assert (name, batch, used.consistency, used.flip_average, used.keep_detail) == ("mine", 1, 0.2, True, False)
+    assert json.loads(out.with_name("pred.json").read_text())["GeneratedBy"][0]["Model"] == "mine"
+    # --joint: the network's prior of a dual echo is loaded the same way
+    assert main(["predict", "--joint", str(paths["pdw"]), str(paths["t2w"]), "--input-te", "15", "100",
+                 "--input-tr", "3000", "3000", "--preset", "T1w", "-o", str(tmp_path / "j.nii.gz"), "-q",
+                 *options]) == 0
+    assert seen[-1][:2] == ("mine", 1) and seen[-1][2].consistency == 0.2
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--preset", "T2w", "--model", "d2p"], "error: d2p is not a physics model: it predicts images, not maps, "
+                                            "and --preset and --joint render from maps; use --model physics"),
+    (["--preset", "T2w", "--model", "p2p"], "error: p2p is not a physics model"),
+    (["--preset", "T2w", "--model", "d2p", "--consistency", "0.5"], "error: d2p: data consistency applies to "
+                                                                    "the physics model only"),
+    (["--preset", "T2w", "--model", "none", "--flip-average"], "error: --flip-average applies to a network"),
+])
+def test_a_model_the_preset_form_cannot_use_is_refused_not_replaced(scans, tiny_weights, tmp_path, capsys,
+                                                                   extra, message):
+    paths, _ = scans
+    out = tmp_path / "o.nii.gz"
+    assert main(["predict", str(paths["pdw"]), "--input-preset", "PDw", "-o", str(out), "-q", *extra]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1].startswith(message) and not out.exists()
+
+
+def test_no_detail_is_refused_where_joint_maps_keep_the_inputs_resolution(scans, tiny_weights, tmp_path, capsys):
+    paths, _ = scans
+    assert main(["predict", "--joint", str(paths["pdw"]), str(paths["t2w"]), "--input-te", "15", "100",
+                 "--input-tr", "3000", "3000", "--preset", "T1w", "-o", str(tmp_path / "j.nii.gz"), "-q",
+                 "--no-detail"]) == 2
+    assert "--no-detail applies to renders from one image's network maps" in capsys.readouterr().err

@@ -310,6 +310,32 @@ def _engine(model: str, device: str):
     return engine
 
 
+def _predict_engine(args):
+    """The network of ``predict --preset`` and ``--joint``, loaded as ``predict`` loads it:
+    ``--model`` or ``--weights``, ``--batch-size`` and the physics options (``--consistency``,
+    ``--flip-average``, ``--no-detail``); a model that predicts images, not maps, is refused."""
+    options = {"--weights": args.weights, "--consistency": args.consistency,
+               "--flip-average": args.flip_average or None, "--no-detail": args.no_detail or None}
+    if args.model == "none":
+        given = [name for name, value in options.items() if value is not None]
+        if given:
+            raise ValueError(f"{given[0]} applies to a network; --model none fits the maps without one")
+        return None
+    if args.no_detail and args.joint and len(args.input) > 1:
+        raise ValueError("--no-detail applies to renders from one image's network maps; --joint renders "
+                         "from the joint maps of the inputs, which keep their resolution")
+    from .inference import Reparameterizer
+
+    engine = Reparameterizer(args.model, weights=args.weights, device=args.device, batch_size=args.batch_size,
+                             consistency=args.consistency, flip_average=args.flip_average or None,
+                             keep_detail=False if args.no_detail else None)
+    if not engine.renders:
+        raise ValueError(f"{engine.info.name} is not a physics model: it predicts images, not maps, and --preset "
+                         "and --joint render from maps; use --model physics (or name the target with --te/--tr, "
+                         "without --preset)")
+    return engine
+
+
 def refuse_input_seconds(args) -> None:
     """Input times that can only be seconds are refused before any file is read."""
     from .units import refuse_seconds
@@ -457,8 +483,8 @@ def predict_joint_or_preset(args) -> int:
     else:
         groups = [[p] for p in args.input]
     output_paths(args.output, [("", ".nii.gz")] * len(groups), args.suffix, "several inputs")  # before any work
-    model = "physics" if args.model == "d2p" else args.model  # the default model does not map
-    engine = _engine(model, args.device)  # an unknown or unfit model is refused before any input is read
+    engine = _predict_engine(args)  # an unknown or unfit model is refused before any input is read
+    model = engine.info.name if engine is not None else "none"
     failures = 0
     for paths in groups:
         try:
