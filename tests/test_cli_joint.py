@@ -425,3 +425,13 @@ def test_no_detail_is_refused_where_joint_maps_keep_the_inputs_resolution(scans,
                  "--input-tr", "3000", "3000", "--preset", "T1w", "-o", str(tmp_path / "j.nii.gz"), "-q",
                  "--no-detail"]) == 2
     assert "--no-detail applies to renders from one image's network maps" in capsys.readouterr().err
+
+
+def test_sequence_and_preset_together_are_refused(tmp_path, capsys):
+    missing = tmp_path / "not_read.nii.gz"
+    assert main(["predict", str(missing), "-o", str(tmp_path / "o.nii.gz"), "--preset", "FLAIR", "--sequence",
+                 "inversion_recovery", "-q"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "error: --sequence and --preset both name the target's sequence (FLAIR is inversion recovery); leave "
+        "out --sequence, or --preset")
+    assert not list(tmp_path.iterdir())

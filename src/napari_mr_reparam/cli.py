@@ -189,6 +189,7 @@ def cmd_predict(args) -> int:
         from .cli_joint import predict_joint_or_preset
 
         return predict_joint_or_preset(args)
+    args.sequence = args.sequence or "spin_echo"
     for name in ("ti", "input_preset", "input_te", "input_tr", "input_ti", "input_flip", "input_sequence"):
         setattr(args, name, _single(getattr(args, name), "--" + name.replace("_", "-")))
     if not args.te or not args.tr:
@@ -355,7 +356,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="target repetition time(s), ms, paired with --te in order")
     pr.add_argument("--suffix", help="output type in folder mode (default: the input's; .png for a JPEG "
                     "input), e.g. .nii.gz")
-    pr.add_argument("--sequence", default="spin_echo",
+    pr.add_argument("--sequence",
                     choices=["spin_echo", "inversion_recovery", "gradient_echo"],
                     help="target sequence (default spin_echo); the others need a physics model")
     pr.add_argument("--ti", type=_positive_ms, nargs="+", metavar="MS",

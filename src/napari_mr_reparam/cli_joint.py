@@ -434,6 +434,9 @@ def _targets(args) -> list:
     ti = _listed(getattr(args, "ti", None))
     if args.preset:
         preset = get_preset(args.preset)
+        if getattr(args, "sequence", None) is not None:
+            raise ValueError(f"--sequence and --preset both name the target's sequence ({preset.name} is "
+                             f"{preset.sequence.replace('_', ' ')}); leave out --sequence, or --preset")
         if (args.te and len(args.te) > 1) or (args.tr and len(args.tr) > 1):
             raise ValueError("--preset takes one --te and one --tr at most (it is one target)")
         chosen = preset.with_values(te=args.te[0] if args.te else None, tr=args.tr[0] if args.tr else None,
@@ -447,7 +450,7 @@ def _targets(args) -> list:
         raise ValueError(f"give as many --tr as --te values ({len(args.te)} TE, {len(args.tr)} TR)")
     out = []
     for te, tr in zip(args.te, args.tr):
-        sequence = getattr(args, "sequence", "spin_echo")
+        sequence = getattr(args, "sequence", None) or "spin_echo"
         if sequence == "spin_echo":  # the times given name the sequence
             sequence = "inversion_recovery" if ti else ("gradient_echo" if args.flip is not None else "spin_echo")
         p = Preset("the target", sequence, te=te, tr=tr, ti=ti[0] if ti else None,
