@@ -703,3 +703,14 @@ def test_d2p_refuses_a_dicom_acquisition_at_other_times(dual_echo, tiny_weights,
     assert ("d2p reads inputs at TE 50 / TR 4500 ms only; for an input at TE 15 / TR 3000 ms (its DICOM tags) "
             "use --model p2p") in capsys.readouterr().err
     assert not out.exists()
+
+
+@pytest.mark.parametrize("form", [["--te", "100", "--tr", "3000"], ["--preset", "T2w"]])
+def test_acquisition_for_an_input_that_is_not_dicom_is_refused(scan, dual_echo, tmp_path, capsys, form):
+    path, _, _ = scan
+    out = tmp_path / "out"
+    assert main(["predict", str(dual_echo), str(path), "-o", str(out), "--acquisition", "2", "-q", *form]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "error: scan.nii.gz: --acquisition 2 picks one acquisition of a DICOM series, and this input is not one; "
+        "leave out --acquisition for NIfTI and image inputs")
+    assert not out.exists()

@@ -178,10 +178,11 @@ def cmd_predict(args) -> int:
     reason`` and skipped; any such file makes the exit status 2, as other bad input does."""
     from tqdm import tqdm
 
-    from .cli_joint import apply_input_preset, refuse_bad_angles
+    from .cli_joint import apply_input_preset, refuse_acquisition_without_dicom, refuse_bad_angles
     from .inference import InferenceOptions, Reparameterizer
 
     refuse_bad_angles(args)
+    refuse_acquisition_without_dicom(args.input, args.acquisition)
     if not args.joint:
         _single(args.input_preset, "--input-preset")  # one for every input unless --joint
     apply_input_preset(args)

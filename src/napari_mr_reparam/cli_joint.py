@@ -160,6 +160,20 @@ def load_inputs(paths: list[str], acquisition: int | None = None, times_given=()
     return volumes
 
 
+def refuse_acquisition_without_dicom(paths, acquisition: int | None) -> None:
+    """``--acquisition N`` picks one acquisition of a DICOM series: given with an input that
+    is not one (NIfTI, an image, a folder of them), it is a one-line ValueError."""
+    from . import dicom
+
+    if acquisition is None:
+        return
+    for text in paths:
+        path = Path(text)
+        if path.exists() and not dicom.looks_like_series(path):
+            raise ValueError(f"{path.name}: --acquisition {acquisition} picks one acquisition of a DICOM series, "
+                             "and this input is not one; leave out --acquisition for NIfTI and image inputs")
+
+
 def input_times_given(args) -> set[str]:
     """The input times (``te_ms``, ``tr_ms``, ``ti_ms``) that the options or
     ``--input-preset`` give for every input: a sidecar's times are not used for them."""
