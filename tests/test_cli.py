@@ -714,3 +714,21 @@ def test_acquisition_for_an_input_that_is_not_dicom_is_refused(scan, dual_echo, 
         "error: scan.nii.gz: --acquisition 2 picks one acquisition of a DICOM series, and this input is not one; "
         "leave out --acquisition for NIfTI and image inputs")
     assert not out.exists()
+
+
+@pytest.mark.parametrize("form", [["--te", "100", "--tr", "3000"], ["--preset", "T2w"]])
+def test_two_inputs_of_one_file_name_are_refused_before_anything_is_computed(tmp_path, capsys, monkeypatch,
+                                                                             form):
+    from napari_mr_reparam.inference import Reparameterizer
+
+    monkeypatch.setattr(Reparameterizer, "__init__", lambda *a, **k: pytest.fail("nothing is computed"))
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        _oblique_nifti(tmp_path / folder / "scan.nii.gz", shape=(16, 16, 2))
+    out = tmp_path / "out"
+    first, second = tmp_path / "a" / "scan.nii.gz", tmp_path / "b" / "scan.nii.gz"
+    assert main(["predict", str(first), str(second), "-o", str(out), "-q", *form]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith(f"error: {first} and {second} would both be written to {out / 'scan_'}")
+    assert err.endswith("(inputs of one file name); rename one, or predict them in separate runs")
+    assert not out.exists()

@@ -170,7 +170,20 @@ def _output_paths(inputs, targets, output: str, suffix: str | None, tag: str = "
         for te, tr in targets:
             keys.append((path, (te, tr)))
             names.append((f"{stem}_TE{te:g}_TR{tr:g}{tag}", ".nii.gz" if from_dicom else suffix_of(path)))
-    return dict(zip(keys, output_paths(output, names, suffix, "several inputs or targets")))
+    outputs = dict(zip(keys, output_paths(output, names, suffix, "several inputs or targets")))
+    refuse_shared_outputs((path, out) for (path, _), out in outputs.items())
+    return outputs
+
+
+def refuse_shared_outputs(pairs) -> None:
+    """Two inputs whose outputs would have one name (inputs of one file name from two
+    folders) are a one-line ValueError, before anything is computed. ``pairs``: (input, output)."""
+    first = {}
+    for source, out in pairs:
+        other = first.setdefault(out, source)
+        if other is not source and str(other) != str(source):
+            raise ValueError(f"{other} and {source} would both be written to {out} (inputs of one file name); "
+                             "rename one, or predict them in separate runs")
 
 
 def cmd_predict(args) -> int:

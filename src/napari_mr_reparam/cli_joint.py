@@ -500,6 +500,11 @@ def predict_joint_or_preset(args) -> int:
     else:
         groups = [[p] for p in args.input]
     output_paths(args.output, [("", ".nii.gz")] * len(groups), args.suffix, "several inputs")  # before any work
+    if not args.joint:
+        from .cli import refuse_shared_outputs
+
+        stems = [(paths[0], Path(paths[0]).name.split(".")[0]) for paths in groups]
+        refuse_shared_outputs((path, _output_paths(args, stem, targets)[targets[0][0]]) for path, stem in stems)
     engine = _predict_engine(args)  # an unknown or unfit model is refused before any input is read
     model = engine.info.name if engine is not None else "none"
     failures = 0
