@@ -732,3 +732,17 @@ def test_two_inputs_of_one_file_name_are_refused_before_anything_is_computed(tmp
     assert err.startswith(f"error: {first} and {second} would both be written to {out / 'scan_'}")
     assert err.endswith("(inputs of one file name); rename one, or predict them in separate runs")
     assert not out.exists()
+
+
+def test_an_unreadable_sidecar_is_one_error_or_a_notice_when_the_times_are_given(scan, tiny_weights, tmp_path,
+                                                                                capsys):
+    path, _, _ = scan
+    (tmp_path / "scan.json").write_text('{"EchoTime": 0.02,}')
+    common = ["predict", str(path), "--te", "100", "--tr", "3000", "-q"]
+    assert main(common + ["-o", str(tmp_path / "a.nii.gz")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "scan.json: not a readable BIDS sidecar (Expecting property name" in err
+    assert "Traceback" not in err and len(err.splitlines()) == 1 and not (tmp_path / "a.nii.gz").exists()
+    assert main(common + ["-o", str(tmp_path / "b.nii.gz"), "--input-te", "20", "--input-tr", "600"]) == 0
+    assert "notice: scan.nii.gz: scan.json is ignored (not a readable BIDS sidecar: Expecting property name" \
+        in capsys.readouterr().err

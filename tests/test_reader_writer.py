@@ -143,6 +143,17 @@ def test_a_sidecar_written_in_ms_opens_with_its_times_left_to_the_widget(make_na
     assert widget.status.value == f"scan: {reason}; type the input's TE/TR (now TE 50 / TR 4500 ms)"
 
 
+def test_an_unreadable_sidecar_opens_the_image_with_a_notice(tmp_path):
+    from napari_mr_reparam._reader import read_layers
+
+    _oblique_nifti(tmp_path / "scan.nii.gz")
+    (tmp_path / "scan.json").write_text("EchoTime: 0.03")
+    [(_, kwargs, _)] = read_layers(str(tmp_path / "scan.nii.gz"))
+    assert kwargs["metadata"]["te_ms"] is None
+    assert kwargs["metadata"]["sidecar_times_ignored"].startswith(
+        "scan.json is ignored (not a readable BIDS sidecar: Expecting value: line 1 column 1")
+
+
 # ----------------------------------------------------------------------------- DICOM
 
 
