@@ -746,3 +746,16 @@ def test_an_unreadable_sidecar_is_one_error_or_a_notice_when_the_times_are_given
     assert main(common + ["-o", str(tmp_path / "b.nii.gz"), "--input-te", "20", "--input-tr", "600"]) == 0
     assert "notice: scan.nii.gz: scan.json is ignored (not a readable BIDS sidecar: Expecting property name" \
         in capsys.readouterr().err
+
+
+def test_an_input_too_thin_for_the_bundled_network_is_one_line(tmp_path, capsys):
+    path = tmp_path / "thin.nii.gz"
+    nib.save(nib.Nifti1Image(np.random.default_rng(0).random((2, 40, 3)).astype(np.float32), np.eye(4)), path)
+    out = tmp_path / "out.nii.gz"
+    assert main(["predict", str(path), "-o", str(out), "--te", "100", "--tr", "3000", "--input-preset", "T1w",
+                 "-q"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("error: ") and err[-1].endswith(
+        "thin.nii.gz: the slices are 40 x 2 pixels: too thin for physics, which needs 8 pixels or more along "
+        "each side of a slice")
+    assert "Traceback" not in "".join(err) and not out.exists()
