@@ -596,3 +596,17 @@ def test_a_paper_model_refuses_an_input_it_cannot_read_and_runs_nothing(demo, qt
     widget.run.clicked.emit()
     assert "Param-to-Param reads spin-echo inputs only" in widget.status.value
     assert _idle(widget) and not _outputs(viewer, "prediction")
+
+
+def test_a_colour_layer_is_refused_with_a_status_message(demo):
+    viewer, widget = demo
+    widget.model.value = "physics"
+    photo = viewer.add_image(np.zeros((16, 16, 3), np.uint8) + np.arange(16, dtype=np.uint8)[:, None, None],
+                             name="photo", rgb=True)
+    widget.reset_choices()
+    widget.image.value = photo
+    assert widget.status.value.startswith("photo is an RGB(A) colour image; the models take grey-level images")
+    widget.status.value = ""
+    widget.run.clicked.emit()
+    assert widget.status.value.startswith("photo is an RGB(A) colour image")
+    assert _idle(widget) and not _outputs(viewer, "prediction")

@@ -159,3 +159,12 @@ def test_a_paper_model_refuses_an_input_it_cannot_read():
         "t1 is MPRAGE: Param-to-Param reads spin-echo inputs only; choose Physics (or a spin-echo Input "
         "preset, if it is one)")
     assert input_refusal("p2p", mprage, "spin_echo") == "" and input_refusal("physics", mprage, "mprage") == ""
+
+
+def test_a_colour_layer_is_refused():
+    from napari_mr_reparam.widget_logic import image_refusal
+
+    assert image_refusal(SimpleNamespace(name="photo", rgb=True)) == (
+        "photo is an RGB(A) colour image; the models take grey-level images: open the file with the "
+        "napari-mr-reparam reader (it reads colour as grey levels)")
+    assert image_refusal(_layer("scan")) == "" and image_refusal(SimpleNamespace(name="g", rgb=False)) == ""

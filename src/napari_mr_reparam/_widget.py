@@ -41,8 +41,8 @@ from .presets import get_input_preset
 from .units import refuse_seconds
 from .widget_logic import (
     CUSTOM, EngineCache, InputSpec, MapsCache, Request, RequestQueue, clipped_voxels, compare_volumes,
-    determined_line, guessed_input_preset, input_from_metadata, input_refusal, joint_acquisitions, layer_names,
-    matching_preset, preset_choices, preset_controls, preset_refusal, render_request, truth_mismatch,
+    determined_line, guessed_input_preset, image_refusal, input_from_metadata, input_refusal, joint_acquisitions,
+    layer_names, matching_preset, preset_choices, preset_controls, preset_refusal, render_request, truth_mismatch,
 )
 
 if TYPE_CHECKING:
@@ -316,6 +316,9 @@ class ReparamWidget(Container):
     def _on_image_changed(self, *_):
         layer = self.image.value
         meta = getattr(layer, "metadata", {}) or {}
+        if image_refusal(layer):  # a colour image: said now, and again if asked to run
+            self.status.value = image_refusal(layer)
+            return
         if layer is not None:
             spec = input_from_metadata(layer)
             self.input_sequence.value = spec.sequence
@@ -422,7 +425,9 @@ class ReparamWidget(Container):
     def _submit(self, request: Request | None) -> None:
         if request is None:
             return
-        refusal = input_refusal(request.model, request.layer, self.input_sequence.value)
+        refusal = next((why for spec in request.inputs if (why := image_refusal(spec.layer))), "")
+        refusal = (image_refusal(request.layer) or refusal
+                   or input_refusal(request.model, request.layer, self.input_sequence.value))
         if refusal:  # a paper model that cannot read this input: said once, nothing runs
             self.status.value = refusal
             return

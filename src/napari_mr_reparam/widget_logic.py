@@ -252,6 +252,15 @@ def preset_refusal(name: str, model: str, inputs: bool = False) -> str:
     return f"{name} is {kind}: only the physics model renders it (the other models predict spin-echo images)"
 
 
+def image_refusal(layer) -> str:
+    """Why ``layer`` cannot be an input (empty when it can): the models take grey-level
+    images, not RGB(A) colour ones (napari's own reader opens a colour file as such)."""
+    if getattr(layer, "rgb", False):
+        return (f"{getattr(layer, 'name', 'the input')} is an RGB(A) colour image; the models take grey-level "
+                "images: open the file with the napari-mr-reparam reader (it reads colour as grey levels)")
+    return ""
+
+
 def input_refusal(model: str, layer, input_sequence: str = "spin_echo") -> str:
     """Why a paper model cannot read the input ``layer`` (empty when it can).
 
