@@ -610,3 +610,24 @@ def test_a_colour_layer_is_refused_with_a_status_message(demo):
     widget.run.clicked.emit()
     assert widget.status.value.startswith("photo is an RGB(A) colour image")
     assert _idle(widget) and not _outputs(viewer, "prediction")
+
+
+def test_a_time_typed_in_seconds_gets_a_hint_and_runs_nothing(demo):
+    viewer, widget = demo
+    widget.live.value = False
+    widget.tr.value = 2.3
+    assert widget.tr.value == pytest.approx(2.3, abs=1e-4)  # the field takes it, to say what it looks like
+    assert widget.status.value == "TR 2.3 looks like seconds; times are in milliseconds (did you mean 2300 ms?)"
+    widget.status.value = ""
+    widget.run.clicked.emit()
+    assert widget.status.value.startswith("TR 2.3 looks like seconds") and _idle(widget)
+    assert not _outputs(viewer, "prediction")
+    widget.tr.value = 3000.0
+    widget.model.value = "p2p"
+    widget.input_tr.value = 4.5
+    assert widget.status.value == ("input TR 4.5 looks like seconds; times are in milliseconds (did you mean "
+                                   "4500 ms?)")
+    widget.model.value = "physics"
+    widget.input_tr.value, widget.input_sequence.value = 9000.0, "inversion_recovery"
+    widget.input_ti.value = 2.5
+    assert widget.status.value.startswith("input TI 2.5 looks like seconds")

@@ -168,3 +168,15 @@ def test_a_colour_layer_is_refused():
         "photo is an RGB(A) colour image; the models take grey-level images: open the file with the "
         "napari-mr-reparam reader (it reads colour as grey levels)")
     assert image_refusal(_layer("scan")) == "" and image_refusal(SimpleNamespace(name="g", rgb=False)) == ""
+
+
+def test_a_time_that_can_only_be_seconds_gets_the_command_lines_hint():
+    from napari_mr_reparam.widget_logic import seconds_hint
+
+    assert seconds_hint(te=100.0, tr=2.3) == "TR 2.3 looks like seconds; times are in milliseconds (did you mean " \
+                                             "2300 ms?)"
+    assert seconds_hint(input_te=0.05, input_tr=4500.0) == ("input TE 0.05 looks like seconds; times are in "
+                                                            "milliseconds (did you mean 50 ms?)")
+    assert seconds_hint(input_ti=0.9).startswith("input TI 0.9 looks like seconds")
+    assert seconds_hint(te=100.0, tr=3000.0, ti=2500.0, input_te=15.0, input_tr=500.0, input_ti=0) == ""
+    assert seconds_hint("gradient_echo", te=4.0, tr=8.0) == ""  # a gradient echo's TR may be a few ms

@@ -252,6 +252,24 @@ def preset_refusal(name: str, model: str, inputs: bool = False) -> str:
     return f"{name} is {kind}: only the physics model renders it (the other models predict spin-echo images)"
 
 
+def seconds_hint(sequence: str = "spin_echo", **times) -> str:
+    """The command line's rule for a time typed in seconds
+    (:func:`~napari_mr_reparam.units.refuse_seconds`) as a hint: e.g. ``TR 2.3 looks like
+    seconds; times are in milliseconds (did you mean 2300 ms?)``, empty when every time
+    can be milliseconds. ``times``: ``te``, ``tr``, ``ti``, ``input_te``, ``input_tr``,
+    ``input_ti`` (ms; None or 0 is unknown). A gradient echo's TR may be a few ms."""
+    from .units import refuse_seconds
+
+    if sequence == "gradient_echo":
+        times.pop("tr", None)
+    try:
+        # to the thousandth of a ms: a slider holds 2.3 as 2.29999
+        refuse_seconds(**{k: round(float(v), 3) if v else None for k, v in times.items()})
+    except ValueError as exc:
+        return str(exc)
+    return ""
+
+
 def image_refusal(layer) -> str:
     """Why ``layer`` cannot be an input (empty when it can): the models take grey-level
     images, not RGB(A) colour ones (napari's own reader opens a colour file as such)."""
