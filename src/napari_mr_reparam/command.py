@@ -32,10 +32,19 @@ def input_error(label, exc: BaseException, name: str | None = None) -> str:
     return f"error: {label}: {text}"
 
 
+class OneLineErrors(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose errors are one line, ``error: ... (see PROG --help)``,
+    with exit status 2, instead of the usage and the error; its sub-command parsers too."""
+
+    def error(self, message):
+        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
+
+
 def command_parser(prog: str, description: str):
     """A command's parser and its sub-command set (each sub-command sets ``func``, which
-    :func:`run_cli` runs): ``(parser, subparsers)``."""
-    parser = argparse.ArgumentParser(prog=prog, description=description)
+    :func:`run_cli` runs): ``(parser, subparsers)``. Errors in the command line are one
+    line (:class:`OneLineErrors`)."""
+    parser = OneLineErrors(prog=prog, description=description)
     return parser, parser.add_subparsers(title="commands", metavar="COMMAND")
 
 
