@@ -759,3 +759,21 @@ def test_an_input_too_thin_for_the_bundled_network_is_one_line(tmp_path, capsys)
         "thin.nii.gz: the slices are 40 x 2 pixels: too thin for physics, which needs 8 pixels or more along "
         "each side of a slice")
     assert "Traceback" not in "".join(err) and not out.exists()
+
+
+@pytest.mark.parametrize("form", [["--te", "100", "--tr", "3000"], ["--preset", "T2w"]])
+def test_a_folder_with_nothing_to_read_is_named_with_what_was_expected(tmp_path, capsys, form):
+    empty, notes = tmp_path / "empty", tmp_path / "notes"
+    empty.mkdir()
+    notes.mkdir()
+    (notes / "readme.txt").write_text("not a scan")
+    for folder, has in ((empty, "is empty"), (notes, "holds no file to read")):
+        assert main(["predict", str(folder), "-o", str(tmp_path / "out"), "-q", *form]) == 2
+        err = capsys.readouterr().err.strip().splitlines()[-1]
+        assert err.startswith(f"error: {folder}: the folder {has}; expected ")
+        assert err.endswith("or a DICOM series" if "--te" in form else "a DICOM series (give NIfTI files and "
+                                                                        "images as files)")
+    assert main(["maps", str(empty), "-o", str(tmp_path / "out")]) == 2
+    assert capsys.readouterr().err.strip() == (f"error: {empty}: the folder is empty; expected a DICOM series "
+                                               "(give NIfTI files and images as files)")
+    assert not (tmp_path / "out").exists()

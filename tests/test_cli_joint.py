@@ -435,3 +435,10 @@ def test_sequence_and_preset_together_are_refused(tmp_path, capsys):
         "error: --sequence and --preset both name the target's sequence (FLAIR is inversion recovery); leave "
         "out --sequence, or --preset")
     assert not list(tmp_path.iterdir())
+
+
+def test_a_folder_of_nifti_files_for_maps_says_to_give_the_files(scans, tmp_path, capsys):
+    paths, _ = scans
+    assert main(["maps", str(tmp_path), "-o", str(tmp_path / "out"), "--model", "none"]) == 2
+    assert capsys.readouterr().err.strip() == (f"error: {tmp_path}: the folder holds no DICOM series; expected a "
+                                               "DICOM series (give NIfTI files and images as files)")

@@ -96,6 +96,10 @@ def _inputs(paths: list[str], acquisition: int | None = None) -> list:
             found += files
             if not files and dicom.looks_like_series(path):
                 series.append(path)
+            elif not files:
+                from .cli_joint import no_inputs_in
+
+                raise no_inputs_in(path)
         elif path.suffix.lower() == ".dcm" or dicom.is_dicom(path):
             dicom_files.append(path)
         else:

@@ -154,10 +154,25 @@ def load_inputs(paths: list[str], acquisition: int | None = None, times_given=()
             raise FileNotFoundError(f"{path}: no such file or folder")
         if dicom.looks_like_series(path):
             volumes += dicom.choose_acquisition(dicom.read_series(path), acquisition)
+        elif path.is_dir():
+            raise no_inputs_in(path, images=False)
         else:
             volumes.append(load_volume(path, times_given))
             notice_ignored_sidecar(volumes[-1], path.name)
     return volumes
+
+
+def no_inputs_in(folder: Path, images: bool = True) -> ValueError:
+    """The one-line error for an input folder holding nothing to read: empty, or without
+    the files expected (``images``: NIfTI and 2-D images as well as a DICOM series)."""
+    from .io import IMAGE_SUFFIXES, NIFTI_SUFFIXES, suffix_of
+
+    expected = (f"NIfTI files (.nii, .nii.gz), 2-D images ({', '.join(IMAGE_SUFFIXES)}) or a DICOM series"
+                if images else "a DICOM series (give NIfTI files and images as files)")
+    held = list(folder.iterdir())
+    readable = any(suffix_of(p) in NIFTI_SUFFIXES + IMAGE_SUFFIXES for p in held)
+    has = "is empty" if not held else ("holds no DICOM series" if readable else "holds no file to read")
+    return ValueError(f"{folder}: the folder {has}; expected {expected}")
 
 
 def refuse_acquisition_without_dicom(paths, acquisition: int | None) -> None:
