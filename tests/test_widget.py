@@ -631,3 +631,14 @@ def test_a_time_typed_in_seconds_gets_a_hint_and_runs_nothing(demo):
     widget.input_tr.value, widget.input_sequence.value = 9000.0, "inversion_recovery"
     widget.input_ti.value = 2.5
     assert widget.status.value.startswith("input TI 2.5 looks like seconds")
+
+
+def test_a_ground_truth_of_another_sequence_gets_a_hint(demo, qtbot):
+    viewer, widget = demo
+    widget.model.value = "physics"
+    widget.ground_truth.value = viewer.layers["head TE120 TR6000"]  # a spin echo
+    widget.preset.value = "FLAIR"
+    widget.run.clicked.emit()
+    _until(qtbot, lambda: _idle(widget) and "PSNR" in widget.metrics.value)
+    assert widget.truth_hint.value == ("⚠ the ground truth is spin echo, the prediction inversion recovery: the "
+                                       "difference and PSNR/SSIM compare different contrasts")

@@ -180,3 +180,16 @@ def test_a_time_that_can_only_be_seconds_gets_the_command_lines_hint():
     assert seconds_hint(input_ti=0.9).startswith("input TI 0.9 looks like seconds")
     assert seconds_hint(te=100.0, tr=3000.0, ti=2500.0, input_te=15.0, input_tr=500.0, input_ti=0) == ""
     assert seconds_hint("gradient_echo", te=4.0, tr=8.0) == ""  # a gradient echo's TR may be a few ms
+
+
+def test_a_ground_truth_of_another_sequence_gets_a_warning():
+    from napari_mr_reparam.widget_logic import truth_mismatch
+
+    prediction = {"te_ms": 120.0, "tr_ms": 9000.0, "ti_ms": 2500.0, "sequence": "inversion_recovery"}
+    assert truth_mismatch("head", {"te_ms": 120.0, "tr_ms": 9000.0, "sequence": "spin_echo"}, prediction) == (
+        "⚠ the ground truth is spin echo, the prediction inversion recovery: the difference and PSNR/SSIM "
+        "compare different contrasts")
+    assert truth_mismatch("flair", {"te_ms": 120.0, "tr_ms": 9000.0, "ti_ms": 2500.0}, prediction) == ""
+    assert truth_mismatch("mprage", {"sequence": "mprage"}, {**prediction, "sequence": "gradient_echo"}).startswith(
+        "⚠ the ground truth is MPRAGE, the prediction gradient echo")
+    assert truth_mismatch("unknown", {}, prediction) == ""

@@ -403,9 +403,25 @@ def acquisition_of(name: str, metadata: dict | None) -> dict[str, float]:
     return out
 
 
+def _stated_sequence(meta: dict | None) -> str | None:
+    """The sequence a layer's metadata name (inversion recovery where only a TI is known),
+    else None."""
+    from .acquisition import ACQUISITION_SEQUENCES
+
+    meta = meta or {}
+    if meta.get("sequence") in ACQUISITION_SEQUENCES:
+        return meta["sequence"]
+    return "inversion_recovery" if meta.get("ti_ms") else None
+
+
 def truth_mismatch(truth_name: str, truth_meta: dict | None, prediction_meta: dict | None) -> str:
-    """A warning when the ground truth was acquired at other TE/TR/TI than the prediction
-    (empty when they agree or the truth's times are unknown)."""
+    """A warning when the ground truth was acquired with another sequence, or at other
+    TE/TR/TI, than the prediction (empty when they agree or the truth's are unknown)."""
+    sequences = _stated_sequence(truth_meta), _stated_sequence(prediction_meta)
+    if None not in sequences and sequences[0] != sequences[1]:
+        truth_kind, pred_kind = (_sequence_words(s) for s in sequences)
+        return (f"⚠ the ground truth is {truth_kind}, the prediction {pred_kind}: the difference and "
+                "PSNR/SSIM compare different contrasts")
     truth, pred = acquisition_of(truth_name, truth_meta), acquisition_of("", prediction_meta)
     differ = [k for k in ("te_ms", "tr_ms", "ti_ms") if k in truth and k in pred
               and abs(truth[k] - pred[k]) > 1e-6 * max(1.0, abs(pred[k]))]
