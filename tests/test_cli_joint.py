@@ -442,3 +442,21 @@ def test_a_folder_of_nifti_files_for_maps_says_to_give_the_files(scans, tmp_path
     assert main(["maps", str(tmp_path), "-o", str(tmp_path / "out"), "--model", "none"]) == 2
     assert capsys.readouterr().err.strip() == (f"error: {tmp_path}: the folder holds no DICOM series; expected a "
                                                "DICOM series (give NIfTI files and images as files)")
+
+
+def test_maps_help_lists_the_input_sequences_the_fit_reads(capsys):
+    from napari_mr_reparam.joint_fit import FIT_SEQUENCES
+
+    with pytest.raises(SystemExit):
+        main(["maps", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert f"--input-sequence SEQ [SEQ ...] {', '.join(FIT_SEQUENCES)} per input" in out
+    assert "input flip angle(s), degrees (gradient_echo, mprage)" in out
+    assert "input inversion time(s), ms (inversion_recovery, mprage)" in out
+
+
+def test_maps_refuses_an_unknown_input_sequence_in_one_line(tmp_path, capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["maps", str(tmp_path / "a.nii.gz"), "-o", str(tmp_path / "out"), "--input-sequence", "flair"])
+    assert stop.value.code == 2
+    assert "error: argument --input-sequence: invalid choice: 'flair'" in capsys.readouterr().err

@@ -72,14 +72,17 @@ def add_acquisition_options(parser) -> None:
     """Per-input acquisition options of the joint commands (one value per input)."""
     from .command import positive_ms as _positive_ms
 
-    for name, what in (("te", "echo time"), ("tr", "repetition time"), ("ti", "inversion time")):
+    from .physics import INPUT_SEQUENCES
+
+    for name, what, where in (("te", "echo time", ""), ("tr", "repetition time", ""),
+                              ("ti", "inversion time", " (inversion_recovery, mprage)")):
         parser.add_argument(f"--input-{name}", type=_positive_ms, nargs="+", metavar="MS",
-                            help=f"input {what}(s), ms: one value, or one per input in order")
+                            help=f"input {what}(s), ms{where}: one value, or one per input in order")
     parser.add_argument("--input-flip", type=float, nargs="+", metavar="DEG",
-                        help="input flip angle(s), degrees (gradient echo)")
-    parser.add_argument("--input-sequence", nargs="+", metavar="SEQ",
-                        help="spin_echo, inversion_recovery or gradient_echo per input (default: "
-                             "inversion recovery where a TI is known, else spin echo)")
+                        help="input flip angle(s), degrees (gradient_echo, mprage)")
+    parser.add_argument("--input-sequence", nargs="+", metavar="SEQ", choices=INPUT_SEQUENCES,
+                        help=f"{', '.join(INPUT_SEQUENCES)} per input (default: the sidecar's or DICOM "
+                             "tags', else inversion recovery where a TI is known, else spin echo)")
     parser.add_argument("--input-preset", **input_preset_option())
     parser.add_argument("--scale", choices=("shared", "per-input"), default="shared",
                         help="one receiver gain for all inputs (images of one series, the default) or "
