@@ -352,7 +352,7 @@ def test_a_volume_without_an_image_is_refused(tmp_path, tiny_weights, capsys, fi
     path = tmp_path / "empty.nii.gz"
     nib.save(nib.Nifti1Image(np.full((8, 8, 3), fill, np.float32), np.eye(4)), str(path))
     for model in ("d2p", "physics"):
-        out = tmp_path / f"{model}.nii.gz"
+        out = tmp_path / f"pred_{model}.nii.gz"  # d2p.json beside it is the test weights' card
         assert main(["predict", str(path), "-o", str(out), "--te", "80", "--tr", "3000", "--model", model,
                      "-q"]) == 2
         err = capsys.readouterr().err
@@ -777,3 +777,26 @@ def test_a_folder_with_nothing_to_read_is_named_with_what_was_expected(tmp_path,
     assert capsys.readouterr().err.strip() == (f"error: {empty}: the folder is empty; expected a DICOM series "
                                                "(give NIfTI files and images as files)")
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("form", [["--te", "100", "--tr", "3000"], ["--preset", "T2w"]])
+def test_an_existing_sidecar_of_the_output_is_refused_before_anything_is_computed(scan, tmp_path, capsys,
+                                                                                  monkeypatch, form):
+    from napari_mr_reparam.inference import Reparameterizer
+
+    path, _, _ = scan
+    (tmp_path / "pred.json").write_text('{"mine": true}')
+    monkeypatch.setattr(Reparameterizer, "__init__", lambda *a, **k: pytest.fail("nothing is computed"))
+    assert main(["predict", str(path), "-o", str(tmp_path / "pred.nii.gz"), "-q", *form]) == 2
+    assert capsys.readouterr().err.strip().endswith(f"error: {tmp_path / 'pred.json'} exists; pass --overwrite "
+                                                     "to replace it")
+    assert (tmp_path / "pred.json").read_text() == '{"mine": true}' and not (tmp_path / "pred.nii.gz").exists()
+
+
+def test_batch_size_must_be_one_or_more(scan, tmp_path, capsys):
+    path, _, _ = scan
+    with pytest.raises(SystemExit) as stop:
+        main(["predict", str(path), "-o", str(tmp_path / "o.nii.gz"), "--te", "100", "--tr", "3000",
+              "--batch-size", "0"])
+    assert stop.value.code == 2
+    assert "error: argument --batch-size: must be 1 or more, got 0" in capsys.readouterr().err

@@ -460,3 +460,17 @@ def test_maps_refuses_an_unknown_input_sequence_in_one_line(tmp_path, capsys):
         main(["maps", str(tmp_path / "a.nii.gz"), "-o", str(tmp_path / "out"), "--input-sequence", "flair"])
     assert stop.value.code == 2
     assert "error: argument --input-sequence: invalid choice: 'flair'" in capsys.readouterr().err
+
+
+def test_maps_refuses_an_existing_map_sidecar_before_fitting(scans, tmp_path, capsys, monkeypatch):
+    from napari_mr_reparam import cli_joint
+
+    paths, _ = scans
+    out = tmp_path / "maps"
+    out.mkdir()
+    (out / "T1map.json").write_text("{}")
+    monkeypatch.setattr(cli_joint, "fit_inputs", lambda *a, **k: pytest.fail("nothing is fitted"))
+    assert main(["maps", *map(str, paths.values()), "-o", str(out), *_times("--input-te"),
+                 *_times("--input-tr"), "--model", "none"]) == 2
+    assert capsys.readouterr().err.strip() == f"error: {out / 'T1map.json'} exists; pass --overwrite to replace it"
+    assert [p.name for p in out.iterdir()] == ["T1map.json"]

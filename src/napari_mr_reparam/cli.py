@@ -7,7 +7,7 @@ import sys
 
 from . import DEFAULT_CONSISTENCY
 from .command import positive_ms as _positive_ms
-from .command import command_parser, input_error, run_cli
+from .command import command_parser, input_error, positive_int, run_cli
 
 
 def input_acquisition(volume, te_ms, tr_ms) -> tuple[float, float, str]:
@@ -217,9 +217,9 @@ def cmd_predict(args) -> int:
     tag = (f"_TI{args.ti:g}" if args.ti is not None else "") + (f"_FA{args.flip:g}" if args.flip else "")
     outputs = _output_paths(inputs, targets, args.output, args.suffix, tag)
     if not args.overwrite:
-        taken = [str(p) for p in outputs.values() if p.exists()]
-        if taken:
-            raise FileExistsError(f"{taken[0]} exists; pass --overwrite to replace it")
+        from .io import refuse_existing
+
+        refuse_existing(outputs.values())
     engine = Reparameterizer(args.model, weights=args.weights, device=args.device,
                              batch_size=args.batch_size)
     _warn_out_of_range(targets, engine)
@@ -405,7 +405,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="bundled model: physics (the default), physics_mrilab, d2p or p2p")
     pr.add_argument("--weights", help="a weights file (.safetensors with its card, or .pt)")
     pr.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
-    pr.add_argument("--batch-size", type=int, default=8, help="slices per batch (default 8)")
+    pr.add_argument("--batch-size", type=positive_int, default=8, help="slices per batch (default 8)")
     pr.add_argument("--consistency", type=float, metavar="W",
                     help="physics model: weight (0-1) with which the maps are pulled toward "
                          "reproducing the input at its own acquisition (PD, T1 and T2 for a spin "

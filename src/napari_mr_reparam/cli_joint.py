@@ -417,7 +417,7 @@ def _describe(acq) -> str:
 # ----------------------------------------------------------------------------- maps
 
 def cmd_maps(args) -> int:
-    from .io import check_output_folder, save_volume
+    from .io import check_output_folder, refuse_existing, save_volume
 
     refuse_bad_angles(args)
     apply_input_preset(args)
@@ -426,10 +426,7 @@ def cmd_maps(args) -> int:
     targets = {k: out / f"{name}.nii.gz" for k, name in MAP_FILES.items()}
     sidecar = out / "maps.json"
     if not args.overwrite:
-        taken = [p for p in [*targets.values(), sidecar, out / "determined.nii.gz", out / "b1.nii.gz"]
-                 if p.exists()]
-        if taken:
-            raise FileExistsError(f"{taken[0]} exists; pass --overwrite to replace it")
+        refuse_existing([*targets.values(), sidecar, out / "determined.nii.gz", out / "b1.nii.gz"])
     volumes, acqs, maps = fit_inputs(args.input, args, args.model, args.device)
     for acq, path in zip(acqs, args.input if len(args.input) == len(acqs) else [None] * len(acqs)):
         print(f"input: {_describe(acq)}" + (f" ({path})" if path else ""))
@@ -509,7 +506,7 @@ def predict_joint_or_preset(args) -> int:
     """``predict --joint`` (one subject, joint maps) or ``predict --preset`` (each input alone).
     Without --joint a bad input is reported as ``error: FILE: reason`` and skipped; any such
     input makes the exit status 2."""
-    from .io import acquisition_sidecar, output_paths, save_volume
+    from .io import acquisition_sidecar, output_paths, refuse_existing, save_volume
 
     targets = _targets(args)
     refuse_input_seconds(args)
@@ -518,11 +515,16 @@ def predict_joint_or_preset(args) -> int:
     else:
         groups = [[p] for p in args.input]
     output_paths(args.output, [("", ".nii.gz")] * len(groups), args.suffix, "several inputs")  # before any work
+    stems = [(paths[0], "joint" if args.joint else Path(paths[0]).name.split(".")[0]) for paths in groups]
     if not args.joint:
         from .cli import refuse_shared_outputs
 
-        stems = [(paths[0], Path(paths[0]).name.split(".")[0]) for paths in groups]
         refuse_shared_outputs((path, _output_paths(args, stem, targets)[targets[0][0]]) for path, stem in stems)
+    if not args.overwrite:  # those known before the inputs are read (a DICOM series': when read)
+        from .dicom import looks_like_series
+
+        refuse_existing(out for path, stem in stems if args.joint or not looks_like_series(path)
+                        for out in _output_paths(args, stem, targets).values())
     engine = _predict_engine(args)  # an unknown or unfit model is refused before any input is read
     model = engine.info.name if engine is not None else "none"
     failures = 0
@@ -538,9 +540,7 @@ def predict_joint_or_preset(args) -> int:
         for stem, name, volumes in parts:
             outputs = _output_paths(args, stem, targets)
             if not args.overwrite:
-                taken = [str(p) for p in outputs.values() if p.exists()]
-                if taken:
-                    raise FileExistsError(f"{taken[0]} exists; pass --overwrite to replace it")
+                refuse_existing(outputs.values())
             try:
                 volumes, acqs, maps = fit_inputs(paths, args, model=model, device=args.device,
                                                  engine=engine, volumes=volumes)

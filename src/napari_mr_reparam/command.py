@@ -18,6 +18,17 @@ def positive_ms(text: str) -> float:
     return value
 
 
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number of 1 or more."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {text}")
+    return value
+
+
 def input_error(label, exc: BaseException, name: str | None = None) -> str:
     """``error: LABEL: reason`` for one input that failed; a reason that starts with the
     label or the input's file ``name`` (default: the last part of ``label``) does not name

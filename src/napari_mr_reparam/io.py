@@ -557,6 +557,17 @@ def output_paths(output: str | Path, names: list[tuple[str, str]], suffix: str |
     return paths
 
 
+def refuse_existing(paths) -> None:
+    """A ``FileExistsError`` naming the first of ``paths`` that exists, or the first BIDS
+    sidecar that a NIfTI one of them would write (:func:`save_volume`) that exists: the
+    command line checks its outputs before any work, and replaces them only with
+    ``--overwrite``."""
+    for path in map(Path, paths):
+        for target in (path, sidecar_path(path)) if suffix_of(path) in NIFTI_SUFFIXES else (path,):
+            if target.exists():
+                raise FileExistsError(f"{target} exists; pass --overwrite to replace it")
+
+
 def save_volume(path: str | Path, data_zyx: np.ndarray, like: Volume | None = None, *,
                 te_ms: float | None = None, tr_ms: float | None = None, model: str | None = None,
                 extra: dict | None = None, overwrite: bool = False) -> Path:
