@@ -99,6 +99,20 @@ def test_writer_falls_back_to_the_layer_scale(tmp_path):
     assert json.loads((tmp_path / "new.json").read_text())["EchoTime"] == pytest.approx(0.03)
 
 
+def test_writer_keeps_a_sidecar_it_was_not_asked_to_replace(tmp_path):
+    stack = np.ones((2, 5, 6), np.float32)
+    (tmp_path / "new.json").write_text('{"mine": true}')
+    with pytest.raises(ValueError, match=r"^new\.json already exists beside new\.nii\.gz and would be replaced by "
+                                         r"its sidecar; save under another name, or move it away first$"):
+        write_single_image(str(tmp_path / "new.nii.gz"), stack, {"metadata": {"te_ms": 30.0}})
+    assert (tmp_path / "new.json").read_text() == '{"mine": true}' and not (tmp_path / "new.nii.gz").exists()
+    (tmp_path / "new.json").unlink()
+    write_single_image(str(tmp_path / "new.nii.gz"), stack, {"metadata": {"te_ms": 30.0}})
+    # a file napari asked to replace is replaced with its sidecar
+    write_single_image(str(tmp_path / "new.nii.gz"), stack * 2, {"metadata": {"te_ms": 40.0}})
+    assert json.loads((tmp_path / "new.json").read_text())["EchoTime"] == pytest.approx(0.04)
+
+
 def test_open_and_save_through_napari(make_napari_viewer, tmp_path):
     data, affine = _oblique_nifti(tmp_path / "scan.nii.gz")
     (tmp_path / "scan.json").write_text(json.dumps({"EchoTime": 0.05, "RepetitionTime": 4.5}))
