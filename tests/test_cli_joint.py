@@ -474,3 +474,12 @@ def test_maps_refuses_an_existing_map_sidecar_before_fitting(scans, tmp_path, ca
                  *_times("--input-tr"), "--model", "none"]) == 2
     assert capsys.readouterr().err.strip() == f"error: {out / 'T1map.json'} exists; pass --overwrite to replace it"
     assert [p.name for p in out.iterdir()] == ["T1map.json"]
+
+
+def test_maps_shows_its_progress_unless_quiet(scans, tmp_path, capsys):
+    paths, _ = scans
+    common = ["maps", *map(str, paths.values()), *_times("--input-te"), *_times("--input-tr"), "--model", "none"]
+    assert main(common + ["-o", str(tmp_path / "a")]) == 0
+    assert "maps: 100%" in capsys.readouterr().err
+    assert main(common + ["-o", str(tmp_path / "b"), "-q"]) == 0
+    assert "maps:" not in capsys.readouterr().err and (tmp_path / "b" / "T1map.nii.gz").exists()

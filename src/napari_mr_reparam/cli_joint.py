@@ -102,6 +102,7 @@ def add_maps_command(sub) -> None:
                          "'none' for a fit without it)")
     mp.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     mp.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    mp.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     mp.set_defaults(func=cmd_maps)
 
 
@@ -385,20 +386,25 @@ def refuse_bad_angles(args) -> None:
     validate_flip(_listed(getattr(args, "input_flip", None)) or None, "--input-flip")
 
 
-def fit_inputs(paths, args, model="physics", device="auto", engine=None, volumes=None):
+def fit_inputs(paths, args, model="physics", device="auto", engine=None, volumes=None, progress=None,
+               total=None):
     """Volumes, acquisitions and :class:`~napari_mr_reparam.joint_fit.JointMaps` of the inputs
     (voxels a scanner clipped count as lower bounds of their signal). ``engine``: the
     network already loaded for ``model`` (else it is loaded here); ``volumes``: the
-    inputs already loaded from ``paths`` (else they are loaded here)."""
-    from .joint_fit import joint_maps
+    inputs already loaded from ``paths`` (else they are loaded here). ``progress(n)``
+    counts the work done, of which ``total(n)`` is told the whole first."""
+    from .joint_fit import joint_maps, joint_work_units
 
     volumes = load_inputs(paths, times_given=input_times_given(args)) if volumes is None else volumes
     _check_shapes(volumes, paths)
     acqs = acquisitions_of(volumes, args)
     if engine is None:
         engine = _engine(model, device)
+    if total is not None:
+        shape = volumes[0].data.shape
+        total(shape[0] if engine is not None and len(volumes) == 1 else joint_work_units(shape, engine=engine))
     scale = "per_input" if getattr(args, "scale", "shared") == "per-input" else "shared"
-    maps = joint_maps([v.data for v in volumes], acqs, engine=engine, scale=scale,
+    maps = joint_maps([v.data for v in volumes], acqs, engine=engine, scale=scale, progress=progress,
                       clipped=[(v.extra or {}).get("saturated") for v in volumes],
                       echo_train=getattr(args, "echo_train", "epg"),
                       smooth=not getattr(args, "no_smooth", False))
@@ -427,7 +433,16 @@ def cmd_maps(args) -> int:
     sidecar = out / "maps.json"
     if not args.overwrite:
         refuse_existing([*targets.values(), sidecar, out / "determined.nii.gz", out / "b1.nii.gz"])
-    volumes, acqs, maps = fit_inputs(args.input, args, args.model, args.device)
+    from tqdm import tqdm
+
+    bars = []  # the progress bar, once the inputs are read and the work is known
+    try:
+        volumes, acqs, maps = fit_inputs(
+            args.input, args, args.model, args.device, progress=lambda n: bars[0].update(n),
+            total=lambda count: bars.append(tqdm(total=count, unit="slice", disable=args.quiet, desc="maps")))
+    finally:
+        for bar in bars:
+            bar.close()
     for acq, path in zip(acqs, args.input if len(args.input) == len(acqs) else [None] * len(acqs)):
         print(f"input: {_describe(acq)}" + (f" ({path})" if path else ""))
     out.mkdir(parents=True, exist_ok=True)
