@@ -165,6 +165,7 @@ def _dicom_input_times(item: _DicomInput, args) -> None:
 def _output_paths(inputs, targets, output: str, suffix: str | None, tag: str = "") -> dict:
     """Where each (input, target) goes: ``output`` itself for one of each, else a folder
     (:func:`~napari_mr_reparam.io.output_paths`) with ``INPUT_TE<ms>_TR<ms><tag>`` files."""
+    from .cli_joint import refuse_shared_outputs
     from .io import output_paths, suffix_of
 
     keys, names = [], []
@@ -177,17 +178,6 @@ def _output_paths(inputs, targets, output: str, suffix: str | None, tag: str = "
     outputs = dict(zip(keys, output_paths(output, names, suffix, "several inputs or targets")))
     refuse_shared_outputs((path, out) for (path, _), out in outputs.items())
     return outputs
-
-
-def refuse_shared_outputs(pairs) -> None:
-    """Two inputs whose outputs would have one name (inputs of one file name from two
-    folders) are a one-line ValueError, before anything is computed. ``pairs``: (input, output)."""
-    first = {}
-    for source, out in pairs:
-        other = first.setdefault(out, source)
-        if other is not source and str(other) != str(source):
-            raise ValueError(f"{other} and {source} would both be written to {out} (inputs of one file name); "
-                             "rename one, or predict them in separate runs")
 
 
 def cmd_predict(args) -> int:

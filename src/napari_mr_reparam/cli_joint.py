@@ -166,6 +166,17 @@ def load_inputs(paths: list[str], acquisition: int | None = None, times_given=()
     return volumes
 
 
+def refuse_shared_outputs(pairs) -> None:
+    """Two inputs whose outputs would have one name (inputs of one file name from two
+    folders) are a one-line ValueError, before anything is computed. ``pairs``: (input, output)."""
+    first = {}
+    for source, out in pairs:
+        other = first.setdefault(out, source)
+        if other is not source and str(other) != str(source):
+            raise ValueError(f"{other} and {source} would both be written to {out} (inputs of one file name); "
+                             "rename one, or predict them in separate runs")
+
+
 def no_inputs_in(folder: Path, images: bool = True) -> ValueError:
     """The one-line error for an input folder holding nothing to read: empty, or without
     the files expected (``images``: NIfTI and 2-D images as well as a DICOM series)."""
@@ -532,8 +543,6 @@ def predict_joint_or_preset(args) -> int:
     output_paths(args.output, [("", ".nii.gz")] * len(groups), args.suffix, "several inputs")  # before any work
     stems = [(paths[0], "joint" if args.joint else Path(paths[0]).name.split(".")[0]) for paths in groups]
     if not args.joint:
-        from .cli import refuse_shared_outputs
-
         refuse_shared_outputs((path, _output_paths(args, stem, targets)[targets[0][0]]) for path, stem in stems)
     if not args.overwrite:  # those known before the inputs are read (a DICOM series': when read)
         from .dicom import looks_like_series
