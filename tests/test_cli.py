@@ -352,7 +352,7 @@ def test_a_volume_without_an_image_is_refused(tmp_path, tiny_weights, capsys, fi
     path = tmp_path / "empty.nii.gz"
     nib.save(nib.Nifti1Image(np.full((8, 8, 3), fill, np.float32), np.eye(4)), str(path))
     for model in ("d2p", "physics"):
-        out = tmp_path / f"{model}.nii.gz"
+        out = tmp_path / f"pred_{model}.nii.gz"  # d2p.json beside it is the test weights' card
         assert main(["predict", str(path), "-o", str(out), "--te", "80", "--tr", "3000", "--model", model,
                      "-q"]) == 2
         err = capsys.readouterr().err
@@ -649,3 +649,154 @@ def test_a_guess_the_model_cannot_read_falls_back_to_the_default_input(tmp_path,
                  "--model", "p2p"]) == 0
     err = capsys.readouterr().err
     assert "looks like" not in err and "taking the input to be at TE 50 ms / TR 4500 ms" in err
+
+
+@pytest.mark.parametrize("extra, option", [
+    (["--te", "10", "--tr", "500", "--sequence", "gradient_echo", "--flip", "0"], "--flip"),
+    (["--preset", "MPRAGE", "--flip", "200"], "--flip"),
+    (["--te", "10", "--tr", "500", "--input-sequence", "gradient_echo", "--input-te", "5", "--input-tr", "30",
+      "--input-flip", "-10"], "--input-flip"),
+    (["--preset", "T2w", "--input-preset", "MPRAGE", "--input-flip", "360"], "--input-flip"),
+])
+def test_a_flip_angle_outside_0_to_180_degrees_is_one_line_before_any_file_is_read(tmp_path, capsys, extra,
+                                                                                  option):
+    missing = tmp_path / "not_read.nii.gz"  # the angle is checked first, so this is never opened
+    assert main(["predict", str(missing), "-o", str(tmp_path / "o.nii.gz"), "-q", *extra]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith(f"error: {option} must be between 0 and 180 degrees (more than 0, at most 180)")
+    assert main(["maps", str(missing), "-o", str(tmp_path / "maps"), "--input-flip", "0"]) == 2
+    assert "error: --input-flip must be between 0 and 180 degrees" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("sidecar, extra, message", [
+    ({"EchoTime": 0.02, "RepetitionTime": 0.6}, [],
+     "scan.nii.gz: d2p reads inputs at TE 50 / TR 4500 ms only; for an input at TE 20 / TR 600 ms (its sidecar) "
+     "use --model p2p or --model physics"),
+    ({"EchoTime": 0.12, "RepetitionTime": 9.0, "InversionTime": 2.5, "ScanningSequence": "IR"}, [],
+     "scan.nii.gz: d2p reads spin-echo inputs at TE 50 / TR 4500 ms only; for an input of inversion recovery "
+     "(its sidecar) use --model physics"),
+    (None, ["--input-sequence", "gradient_echo"], "d2p reads spin-echo inputs at TE 50 / TR 4500 ms only; "
+                                                  "for an input of gradient echo use --model physics"),
+    (None, ["--input-ti", "900"], "for an input of inversion recovery use --model physics"),
+])
+def test_d2p_refuses_an_input_stated_to_be_acquired_otherwise(scan, tiny_weights, tmp_path, capsys, sidecar,
+                                                             extra, message):
+    path, _, _ = scan
+    if sidecar is not None:
+        (tmp_path / "scan.json").write_text(json.dumps(sidecar))
+    out = tmp_path / "out.nii.gz"
+    assert main(["predict", str(path), "-o", str(out), "--te", "100", "--tr", "3000", "--model", "d2p", "-q",
+                 *extra]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and err.endswith(message) and len(err.splitlines()) == 1
+    assert not out.exists()
+    (tmp_path / "scan.json").write_text(json.dumps({"EchoTime": 0.05, "RepetitionTime": 4.5, "FlipAngle": 90}))
+    assert main(["predict", str(path), "-o", str(out), "--te", "100", "--tr", "3000", "--model", "d2p",
+                 "-q"]) == 0
+
+
+def test_d2p_refuses_a_dicom_acquisition_at_other_times(dual_echo, tiny_weights, tmp_path, capsys):
+    out = tmp_path / "out.nii.gz"
+    assert main(["predict", str(dual_echo), "-o", str(out), "--te", "100", "--tr", "3000", "--model", "d2p",
+                 "--acquisition", "1", "-q"]) == 2
+    assert ("d2p reads inputs at TE 50 / TR 4500 ms only; for an input at TE 15 / TR 3000 ms (its DICOM tags) "
+            "use --model p2p") in capsys.readouterr().err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("form", [["--te", "100", "--tr", "3000"], ["--preset", "T2w"]])
+def test_acquisition_for_an_input_that_is_not_dicom_is_refused(scan, dual_echo, tmp_path, capsys, form):
+    path, _, _ = scan
+    out = tmp_path / "out"
+    assert main(["predict", str(dual_echo), str(path), "-o", str(out), "--acquisition", "2", "-q", *form]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "error: scan.nii.gz: --acquisition 2 picks one acquisition of a DICOM series, and this input is not one; "
+        "leave out --acquisition for NIfTI and image inputs")
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("form", [["--te", "100", "--tr", "3000"], ["--preset", "T2w"]])
+def test_two_inputs_of_one_file_name_are_refused_before_anything_is_computed(tmp_path, capsys, monkeypatch,
+                                                                             form):
+    from napari_mr_reparam.inference import Reparameterizer
+
+    monkeypatch.setattr(Reparameterizer, "__init__", lambda *a, **k: pytest.fail("nothing is computed"))
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        _oblique_nifti(tmp_path / folder / "scan.nii.gz", shape=(16, 16, 2))
+    out = tmp_path / "out"
+    first, second = tmp_path / "a" / "scan.nii.gz", tmp_path / "b" / "scan.nii.gz"
+    assert main(["predict", str(first), str(second), "-o", str(out), "-q", *form]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith(f"error: {first} and {second} would both be written to {out / 'scan_'}")
+    assert err.endswith("(inputs of one file name); rename one, or predict them in separate runs")
+    assert not out.exists()
+
+
+def test_an_unreadable_sidecar_is_one_error_or_a_notice_when_the_times_are_given(scan, tiny_weights, tmp_path,
+                                                                                capsys):
+    path, _, _ = scan
+    (tmp_path / "scan.json").write_text('{"EchoTime": 0.02,}')
+    common = ["predict", str(path), "--te", "100", "--tr", "3000", "-q"]
+    assert main(common + ["-o", str(tmp_path / "a.nii.gz")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "scan.json: not a readable BIDS sidecar (Expecting property name" in err
+    assert "Traceback" not in err and len(err.splitlines()) == 1 and not (tmp_path / "a.nii.gz").exists()
+    assert main(common + ["-o", str(tmp_path / "b.nii.gz"), "--input-te", "20", "--input-tr", "600"]) == 0
+    assert "notice: scan.nii.gz: scan.json is ignored (not a readable BIDS sidecar: Expecting property name" \
+        in capsys.readouterr().err
+
+
+def test_an_input_too_thin_for_the_bundled_network_is_one_line(tmp_path, capsys):
+    path = tmp_path / "thin.nii.gz"
+    nib.save(nib.Nifti1Image(np.random.default_rng(0).random((2, 40, 3)).astype(np.float32), np.eye(4)), path)
+    out = tmp_path / "out.nii.gz"
+    assert main(["predict", str(path), "-o", str(out), "--te", "100", "--tr", "3000", "--input-preset", "T1w",
+                 "-q"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("error: ") and err[-1].endswith(
+        "thin.nii.gz: the slices are 40 x 2 pixels: too thin for physics, which needs 8 pixels or more along "
+        "each side of a slice")
+    assert "Traceback" not in "".join(err) and not out.exists()
+
+
+@pytest.mark.parametrize("form", [["--te", "100", "--tr", "3000"], ["--preset", "T2w"]])
+def test_a_folder_with_nothing_to_read_is_named_with_what_was_expected(tmp_path, capsys, form):
+    empty, notes = tmp_path / "empty", tmp_path / "notes"
+    empty.mkdir()
+    notes.mkdir()
+    (notes / "readme.txt").write_text("not a scan")
+    for folder, has in ((empty, "is empty"), (notes, "holds no file to read")):
+        assert main(["predict", str(folder), "-o", str(tmp_path / "out"), "-q", *form]) == 2
+        err = capsys.readouterr().err.strip().splitlines()[-1]
+        assert err.startswith(f"error: {folder}: the folder {has}; expected ")
+        assert err.endswith("or a DICOM series" if "--te" in form else "a DICOM series (give NIfTI files and "
+                                                                        "images as files)")
+    assert main(["maps", str(empty), "-o", str(tmp_path / "out")]) == 2
+    assert capsys.readouterr().err.strip() == (f"error: {empty}: the folder is empty; expected a DICOM series "
+                                               "(give NIfTI files and images as files)")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("form", [["--te", "100", "--tr", "3000"], ["--preset", "T2w"]])
+def test_an_existing_sidecar_of_the_output_is_refused_before_anything_is_computed(scan, tmp_path, capsys,
+                                                                                  monkeypatch, form):
+    from napari_mr_reparam.inference import Reparameterizer
+
+    path, _, _ = scan
+    (tmp_path / "pred.json").write_text('{"mine": true}')
+    monkeypatch.setattr(Reparameterizer, "__init__", lambda *a, **k: pytest.fail("nothing is computed"))
+    assert main(["predict", str(path), "-o", str(tmp_path / "pred.nii.gz"), "-q", *form]) == 2
+    assert capsys.readouterr().err.strip().endswith(f"error: {tmp_path / 'pred.json'} exists; pass --overwrite "
+                                                     "to replace it")
+    assert (tmp_path / "pred.json").read_text() == '{"mine": true}' and not (tmp_path / "pred.nii.gz").exists()
+
+
+def test_batch_size_must_be_one_or_more(scan, tmp_path, capsys):
+    path, _, _ = scan
+    with pytest.raises(SystemExit) as stop:
+        main(["predict", str(path), "-o", str(tmp_path / "o.nii.gz"), "--te", "100", "--tr", "3000",
+              "--batch-size", "0"])
+    assert stop.value.code == 2
+    assert "error: argument --batch-size: must be 1 or more, got 0" in capsys.readouterr().err

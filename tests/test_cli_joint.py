@@ -358,3 +358,128 @@ def test_maps_of_an_input_that_names_nothing_read_it_as_the_preset_it_looks_like
     monkeypatch.setattr(weights, "BUNDLED_DIR", tmp_path)  # no classifier: the times are asked for
     assert main(["maps", str(paths["pdw"]), "-o", str(tmp_path / "n")]) == 2
     assert "no TE known" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--preset", "T2w", "--ti", "500"], "error: T2w is spin echo, which has no inversion: TI 500 ms would be "
+                                         "unused; leave it out"),
+    (["--preset", "FLAIR", "--flip", "20"], "error: FLAIR is inversion recovery, which reads no flip angle: "
+                                            "flip angle 20 deg would be unused"),
+    (["--joint", "--te", "25", "--tr", "11000", "--ti", "3400", "325", "--flip", "20"],
+     "error: the target is double inversion recovery, which reads no flip angle"),
+])
+def test_a_preset_value_its_sequence_does_not_read_is_refused_before_any_file_is_read(tmp_path, capsys, extra,
+                                                                                     message):
+    missing = tmp_path / "not_read.nii.gz"
+    assert main(["predict", str(missing), "-o", str(tmp_path / "o.nii.gz"), "-q", *extra]) == 2
+    assert capsys.readouterr().err.strip().startswith(message)
+    assert not list(tmp_path.iterdir())
+
+
+def test_preset_and_joint_forms_honour_the_engine_options_as_the_plain_form(scans, tiny_weights, tmp_path,
+                                                                            monkeypatch):
+    from napari_mr_reparam import weights
+    from napari_mr_reparam.inference import Reparameterizer
+    from napari_mr_reparam.models.physics_net import PhysicsNet
+
+    card = {"arch": "physics", "task": "p2p", "width": 0.03, "base": 4, "depth": 3, "name": "mine"}
+    mine = weights.save_weights(PhysicsNet(base=4, depth=3, task="p2p").state_dict(), card,
+                                tmp_path / "mine.safetensors")
+    seen, original = [], Reparameterizer.compute_maps
+    monkeypatch.setattr(Reparameterizer, "compute_maps", lambda self, *a, **k: seen.append(
+        (self.info.name, self.batch_size, self.options)) or original(self, *a, **k))
+    paths, _ = scans
+    options = ["--weights", str(mine), "--batch-size", "1", "--consistency", "0.2", "--flip-average"]
+    out = tmp_path / "pred.nii.gz"
+    assert main(["predict", str(paths["pdw"]), "--input-preset", "PDw", "--preset", "T2w", "-o", str(out),
+                 "--no-detail", "-q", *options]) == 0
+    [(name, batch, used)] = seen
+    assert (name, batch, used.consistency, used.flip_average, used.keep_detail) == ("mine", 1, 0.2, True, False)
+    assert json.loads(out.with_name("pred.json").read_text())["GeneratedBy"][0]["Model"] == "mine"
+    # --joint: the network's prior of a dual echo is loaded the same way
+    assert main(["predict", "--joint", str(paths["pdw"]), str(paths["t2w"]), "--input-te", "15", "100",
+                 "--input-tr", "3000", "3000", "--preset", "T1w", "-o", str(tmp_path / "j.nii.gz"), "-q",
+                 *options]) == 0
+    assert seen[-1][:2] == ("mine", 1) and seen[-1][2].consistency == 0.2
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--preset", "T2w", "--model", "d2p"], "error: d2p is not a physics model: it predicts images, not maps, "
+                                            "and --preset and --joint render from maps; use --model physics"),
+    (["--preset", "T2w", "--model", "p2p"], "error: p2p is not a physics model"),
+    (["--preset", "T2w", "--model", "d2p", "--consistency", "0.5"], "error: d2p: data consistency applies to "
+                                                                    "the physics model only"),
+    (["--preset", "T2w", "--model", "none", "--flip-average"], "error: --flip-average applies to a network"),
+])
+def test_a_model_the_preset_form_cannot_use_is_refused_not_replaced(scans, tiny_weights, tmp_path, capsys,
+                                                                   extra, message):
+    paths, _ = scans
+    out = tmp_path / "o.nii.gz"
+    assert main(["predict", str(paths["pdw"]), "--input-preset", "PDw", "-o", str(out), "-q", *extra]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1].startswith(message) and not out.exists()
+
+
+def test_no_detail_is_refused_where_joint_maps_keep_the_inputs_resolution(scans, tiny_weights, tmp_path, capsys):
+    paths, _ = scans
+    assert main(["predict", "--joint", str(paths["pdw"]), str(paths["t2w"]), "--input-te", "15", "100",
+                 "--input-tr", "3000", "3000", "--preset", "T1w", "-o", str(tmp_path / "j.nii.gz"), "-q",
+                 "--no-detail"]) == 2
+    assert "--no-detail applies to renders from one image's network maps" in capsys.readouterr().err
+
+
+def test_sequence_and_preset_together_are_refused(tmp_path, capsys):
+    missing = tmp_path / "not_read.nii.gz"
+    assert main(["predict", str(missing), "-o", str(tmp_path / "o.nii.gz"), "--preset", "FLAIR", "--sequence",
+                 "inversion_recovery", "-q"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "error: --sequence and --preset both name the target's sequence (FLAIR is inversion recovery); leave "
+        "out --sequence, or --preset")
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_folder_of_nifti_files_for_maps_says_to_give_the_files(scans, tmp_path, capsys):
+    paths, _ = scans
+    assert main(["maps", str(tmp_path), "-o", str(tmp_path / "out"), "--model", "none"]) == 2
+    assert capsys.readouterr().err.strip() == (f"error: {tmp_path}: the folder holds no DICOM series; expected a "
+                                               "DICOM series (give NIfTI files and images as files)")
+
+
+def test_maps_help_lists_the_input_sequences_the_fit_reads(capsys):
+    from napari_mr_reparam.joint_fit import FIT_SEQUENCES
+
+    with pytest.raises(SystemExit):
+        main(["maps", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert f"--input-sequence SEQ [SEQ ...] {', '.join(FIT_SEQUENCES)} per input" in out
+    assert "input flip angle(s), degrees (gradient_echo, mprage)" in out
+    assert "input inversion time(s), ms (inversion_recovery, mprage)" in out
+
+
+def test_maps_refuses_an_unknown_input_sequence_in_one_line(tmp_path, capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["maps", str(tmp_path / "a.nii.gz"), "-o", str(tmp_path / "out"), "--input-sequence", "flair"])
+    assert stop.value.code == 2
+    assert "error: argument --input-sequence: invalid choice: 'flair'" in capsys.readouterr().err
+
+
+def test_maps_refuses_an_existing_map_sidecar_before_fitting(scans, tmp_path, capsys, monkeypatch):
+    from napari_mr_reparam import cli_joint
+
+    paths, _ = scans
+    out = tmp_path / "maps"
+    out.mkdir()
+    (out / "T1map.json").write_text("{}")
+    monkeypatch.setattr(cli_joint, "fit_inputs", lambda *a, **k: pytest.fail("nothing is fitted"))
+    assert main(["maps", *map(str, paths.values()), "-o", str(out), *_times("--input-te"),
+                 *_times("--input-tr"), "--model", "none"]) == 2
+    assert capsys.readouterr().err.strip() == f"error: {out / 'T1map.json'} exists; pass --overwrite to replace it"
+    assert [p.name for p in out.iterdir()] == ["T1map.json"]
+
+
+def test_maps_shows_its_progress_unless_quiet(scans, tmp_path, capsys):
+    paths, _ = scans
+    common = ["maps", *map(str, paths.values()), *_times("--input-te"), *_times("--input-tr"), "--model", "none"]
+    assert main(common + ["-o", str(tmp_path / "a")]) == 0
+    assert "maps: 100%" in capsys.readouterr().err
+    assert main(common + ["-o", str(tmp_path / "b"), "-q"]) == 0
+    assert "maps:" not in capsys.readouterr().err and (tmp_path / "b" / "T1map.nii.gz").exists()

@@ -27,3 +27,22 @@ def test_both_commands_list_their_sub_commands_alike_and_run_the_chosen_one(caps
     for build in (cli.build_parser, training_cli.build_parser):
         text = build().format_help()
         assert "[-h] COMMAND ..." in text and "\ncommands:\n" in text
+
+
+def test_a_command_line_error_is_one_line_with_status_2(capsys):
+    import pytest
+
+    from napari_mr_reparam import cli
+
+    for argv, message in ((["predict", "scan.nii.gz", "--te", "100"],
+                           "error: the following arguments are required: -o/--output "
+                           "(see napari-mr-reparam predict --help)"),
+                          (["predict", "scan.nii.gz", "-o", "x.nii.gz", "--te", "abc"],
+                           "error: argument --te: not a number of milliseconds: 'abc' "
+                           "(see napari-mr-reparam predict --help)"),
+                          (["bogus"], "error: argument COMMAND: invalid choice: 'bogus'")):
+        with pytest.raises(SystemExit) as stop:
+            cli.main(argv)
+        assert stop.value.code == 2
+        err = capsys.readouterr().err
+        assert err.startswith(message) and len(err.strip().splitlines()) == 1 and "usage" not in err

@@ -289,3 +289,20 @@ def test_only_models_that_predict_each_target_warn_outside_their_trained_range(t
         assert "TR 20 ms is outside the trained range" in " ".join(engine.target_warnings(4, 20))
         assert engine.target_warnings(50, 3000) == []
     assert bound_target_range({"arch": "hybrid"}) is not None  # its learned correction is per target
+
+
+@pytest.mark.parametrize("shape, grid", [((2, 40, 3), ""), ((2, 1, 40), ""), ((1, 600, 10), " (read at 128 x 2)")])
+def test_slices_too_thin_for_the_network_are_one_line(tiny_weights, tmp_path, shape, grid):
+    from napari_mr_reparam import weights
+    from napari_mr_reparam.models.physics_net import PhysicsNet
+
+    card = {"arch": "physics", "task": "p2p", "base": 4, "depth": 3, "name": "native", "native_input": True}
+    path = weights.save_weights(PhysicsNet(base=4, depth=3).state_dict(), card, tmp_path / "native.safetensors")
+    engine = Reparameterizer("physics", weights=str(path), device="cpu")
+    data = np.random.default_rng(0).random(shape).astype(np.float32)
+    message = (f"the slices are {shape[1]} x {shape[2]} pixels{grid}: too thin for native, which needs 4 pixels "
+               "or more along each side of a slice")
+    with pytest.raises(ValueError, match=f"^{message.replace('(', '.').replace(')', '.')}$"):
+        engine.predict(data, Acquisition(80, 3000))
+    assert engine.predict(np.random.default_rng(0).random((2, 40, 4)).astype(np.float32),
+                          Acquisition(80, 3000)).shape == (2, 40, 4)

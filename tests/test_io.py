@@ -106,9 +106,25 @@ def test_sidecar_times_in_ms(tmp_path):
     assert (volume.ti_ms, volume.flip_deg) == (None, 90.0)
     (tmp_path / "a.json").write_text(json.dumps({"EchoTime": 1.0, "RepetitionTime": 15, "InversionTime": 4}))
     assert read_sidecar(tmp_path / "a.nii.gz") == {"te_ms": 1000.0, "tr_ms": 15000.0, "ti_ms": 4000.0}
-    (tmp_path / "a.json").write_text("{not json")
-    assert read_sidecar(tmp_path / "a.nii.gz") == {}
     assert read_sidecar(tmp_path / "none.nii") == {}
+
+
+@pytest.mark.parametrize("text, problem", [
+    ("{not json", "Expecting property name enclosed in double quotes: line 1 column 2 (char 1)"),
+    ("[0.05, 4.5]", "it holds a JSON list, not an object"),
+    (b"\xff\xfe{", "'utf-8' codec can't decode byte 0xff in position 0: invalid start byte"),
+])
+def test_an_unreadable_sidecar_is_one_error_unless_the_times_are_given(tmp_path, text, problem):
+    _oblique_nifti(tmp_path / "a.nii.gz")
+    side = tmp_path / "a.json"
+    side.write_bytes(text) if isinstance(text, bytes) else side.write_text(text)
+    with pytest.raises(ValueError) as error:
+        load_volume(tmp_path / "a.nii.gz", times_given={"te_ms"})
+    assert str(error.value) == (f"a.json: not a readable BIDS sidecar ({problem}); fix it or move it away, or give "
+                                "the input's times (--input-te and --input-tr) to read the image without it")
+    volume = load_volume(tmp_path / "a.nii.gz", times_given={"te_ms", "tr_ms"})
+    assert (volume.te_ms, volume.tr_ms, volume.sequence) == (None, None, None)
+    assert volume.extra["sidecar_times_ignored"] == f"a.json is ignored (not a readable BIDS sidecar: {problem})"
 
 
 def test_2d_images(tmp_path):

@@ -1,6 +1,7 @@
 """Named presets and the new target sequences' signal equations."""
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -92,3 +93,34 @@ def test_input_presets_are_those_of_an_input_sequence_and_give_acquisitions():
         get_input_preset("dir")
     with pytest.raises(ValueError, match="unknown input preset 'T3w'; input presets: T1w, T2w"):
         get_input_preset("T3w")
+
+
+@pytest.mark.parametrize("flip", [0, -5, 181, 400, float("nan")])
+def test_a_flip_angle_outside_0_to_180_degrees_is_refused_everywhere(flip):
+    from napari_mr_reparam.acquisition import Acquisition
+
+    message = r"flip angle must be between 0 and 180 degrees \(more than 0, at most 180\)"
+    with pytest.raises(ValueError, match=message):
+        Acquisition(5, 30, "gradient_echo", flip_deg=flip)
+    with pytest.raises(ValueError, match=message):
+        get_preset("MPRAGE").with_values(flip_deg=flip)
+    assert Acquisition(5, 30, "gradient_echo", flip_deg=180).flip_deg == 180
+
+
+@pytest.mark.parametrize("name, values, message", [
+    ("T2w", {"ti": 500}, "T2w is spin echo, which has no inversion: TI 500 ms would be unused; leave it out"),
+    ("T1w", {"flip_deg": 30}, "T1w is spin echo, which reads no flip angle: flip angle 30 deg would be unused"),
+    ("FLAIR", {"flip_deg": 20}, "FLAIR is inversion recovery, which reads no flip angle: flip angle 20 deg"),
+    ("FLAIR", {"ti2": 300}, "FLAIR is inversion recovery, which has no second inversion: TI2 300 ms would be"),
+])
+def test_a_preset_refuses_a_value_its_sequence_does_not_read(name, values, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        get_preset(name).with_values(**values)
+    assert get_preset("MPRAGE").with_values(ti=1000, flip_deg=8).flip_deg == 8
+
+
+def test_a_gradient_echo_preset_refuses_an_inversion_time():
+    from napari_mr_reparam.presets import Preset
+
+    with pytest.raises(ValueError, match="gradient echo, which has no inversion: TI 400 ms would be unused"):
+        Preset("custom", "gradient_echo", te=5, tr=30, ti=400, flip_deg=20).check()

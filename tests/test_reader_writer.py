@@ -99,6 +99,20 @@ def test_writer_falls_back_to_the_layer_scale(tmp_path):
     assert json.loads((tmp_path / "new.json").read_text())["EchoTime"] == pytest.approx(0.03)
 
 
+def test_writer_keeps_a_sidecar_it_was_not_asked_to_replace(tmp_path):
+    stack = np.ones((2, 5, 6), np.float32)
+    (tmp_path / "new.json").write_text('{"mine": true}')
+    with pytest.raises(ValueError, match=r"^new\.json already exists beside new\.nii\.gz and would be replaced by "
+                                         r"its sidecar; save under another name, or move it away first$"):
+        write_single_image(str(tmp_path / "new.nii.gz"), stack, {"metadata": {"te_ms": 30.0}})
+    assert (tmp_path / "new.json").read_text() == '{"mine": true}' and not (tmp_path / "new.nii.gz").exists()
+    (tmp_path / "new.json").unlink()
+    write_single_image(str(tmp_path / "new.nii.gz"), stack, {"metadata": {"te_ms": 30.0}})
+    # a file napari asked to replace is replaced with its sidecar
+    write_single_image(str(tmp_path / "new.nii.gz"), stack * 2, {"metadata": {"te_ms": 40.0}})
+    assert json.loads((tmp_path / "new.json").read_text())["EchoTime"] == pytest.approx(0.04)
+
+
 def test_open_and_save_through_napari(make_napari_viewer, tmp_path):
     data, affine = _oblique_nifti(tmp_path / "scan.nii.gz")
     (tmp_path / "scan.json").write_text(json.dumps({"EchoTime": 0.05, "RepetitionTime": 4.5}))
@@ -141,6 +155,17 @@ def test_a_sidecar_written_in_ms_opens_with_its_times_left_to_the_widget(make_na
     widget.model.value = "p2p"
     widget.image.value = layer
     assert widget.status.value == f"scan: {reason}; type the input's TE/TR (now TE 50 / TR 4500 ms)"
+
+
+def test_an_unreadable_sidecar_opens_the_image_with_a_notice(tmp_path):
+    from napari_mr_reparam._reader import read_layers
+
+    _oblique_nifti(tmp_path / "scan.nii.gz")
+    (tmp_path / "scan.json").write_text("EchoTime: 0.03")
+    [(_, kwargs, _)] = read_layers(str(tmp_path / "scan.nii.gz"))
+    assert kwargs["metadata"]["te_ms"] is None
+    assert kwargs["metadata"]["sidecar_times_ignored"].startswith(
+        "scan.json is ignored (not a readable BIDS sidecar: Expecting value: line 1 column 1")
 
 
 # ----------------------------------------------------------------------------- DICOM

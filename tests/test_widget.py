@@ -581,3 +581,64 @@ def test_mismatched_inputs_give_one_message_and_change_nothing(demo, qtbot):
     assert [(l.name, l.data.shape) for l in viewer.layers] == before
     row.remove.clicked.emit()  # back to one input: as before
     assert len(widget.inputs) == 0 and widget.inputs.native.isHidden()
+
+
+def test_a_paper_model_refuses_an_input_it_cannot_read_and_runs_nothing(demo, qtbot):
+    viewer, widget = demo
+    widget.live.value = False
+    widget.image.value = viewer.layers["head TE20 TR600"]
+    widget.run.clicked.emit()
+    assert widget.status.value == ("head TE20 TR600 is at TE 20 / TR 600 ms: Default-to-Param reads inputs at "
+                                   "TE 50 / TR 4500 ms only; choose Param-to-Param or Physics")
+    assert _idle(widget) and not _outputs(viewer, "prediction")
+    widget.model.value = "p2p"
+    widget.input_sequence.value = "inversion_recovery"  # as an inversion-recovery input's metadata set it
+    widget.run.clicked.emit()
+    assert "Param-to-Param reads spin-echo inputs only" in widget.status.value
+    assert _idle(widget) and not _outputs(viewer, "prediction")
+
+
+def test_a_colour_layer_is_refused_with_a_status_message(demo):
+    viewer, widget = demo
+    widget.model.value = "physics"
+    photo = viewer.add_image(np.zeros((16, 16, 3), np.uint8) + np.arange(16, dtype=np.uint8)[:, None, None],
+                             name="photo", rgb=True)
+    widget.reset_choices()
+    widget.image.value = photo
+    assert widget.status.value.startswith("photo is an RGB(A) colour image; the models take grey-level images")
+    widget.status.value = ""
+    widget.run.clicked.emit()
+    assert widget.status.value.startswith("photo is an RGB(A) colour image")
+    assert _idle(widget) and not _outputs(viewer, "prediction")
+
+
+def test_a_time_typed_in_seconds_gets_a_hint_and_runs_nothing(demo):
+    viewer, widget = demo
+    widget.live.value = False
+    widget.tr.value = 2.3
+    assert widget.tr.value == pytest.approx(2.3, abs=1e-4)  # the field takes it, to say what it looks like
+    assert widget.status.value == "TR 2.3 looks like seconds; times are in milliseconds (did you mean 2300 ms?)"
+    widget.status.value = ""
+    widget.run.clicked.emit()
+    assert widget.status.value.startswith("TR 2.3 looks like seconds") and _idle(widget)
+    assert not _outputs(viewer, "prediction")
+    widget.tr.value = 3000.0
+    widget.model.value = "p2p"
+    widget.input_tr.value = 4.5
+    assert widget.status.value == ("input TR 4.5 looks like seconds; times are in milliseconds (did you mean "
+                                   "4500 ms?)")
+    widget.model.value = "physics"
+    widget.input_tr.value, widget.input_sequence.value = 9000.0, "inversion_recovery"
+    widget.input_ti.value = 2.5
+    assert widget.status.value.startswith("input TI 2.5 looks like seconds")
+
+
+def test_a_ground_truth_of_another_sequence_gets_a_hint(demo, qtbot):
+    viewer, widget = demo
+    widget.model.value = "physics"
+    widget.ground_truth.value = viewer.layers["head TE120 TR6000"]  # a spin echo
+    widget.preset.value = "FLAIR"
+    widget.run.clicked.emit()
+    _until(qtbot, lambda: _idle(widget) and "PSNR" in widget.metrics.value)
+    assert widget.truth_hint.value == ("⚠ the ground truth is spin echo, the prediction inversion recovery: the "
+                                       "difference and PSNR/SSIM compare different contrasts")

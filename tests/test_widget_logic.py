@@ -138,3 +138,58 @@ def test_one_input_carries_its_sequence_to_the_engine_and_the_maps_cache():
     cache = MapsCache()
     cache.put(spin, "engine", "spin-echo maps")
     assert cache.get(flair) is None and cache.get(spin) == ("engine", "spin-echo maps")
+
+
+def test_a_paper_model_refuses_an_input_it_cannot_read():
+    from napari_mr_reparam.widget_logic import input_refusal
+
+    default = _layer("head", te_ms=50.0, tr_ms=4500.0, flip_deg=90.0)
+    for model in ("d2p", "p2p", "physics"):
+        assert input_refusal(model, default) == "" and input_refusal(model, _layer("no metadata")) == ""
+    assert input_refusal("d2p", _layer("short", te_ms=20.0, tr_ms=600.0)) == (
+        "short is at TE 20 / TR 600 ms: Default-to-Param reads inputs at TE 50 / TR 4500 ms only; choose "
+        "Param-to-Param or Physics")
+    assert input_refusal("d2p", _layer("tr only", tr_ms=600.0)).startswith("tr only is at TE 50 / TR 600 ms")
+    assert input_refusal("d2p", _layer("flair", te_ms=50.0, tr_ms=4500.0, ti_ms=2500.0)) == (
+        "flair is inversion recovery: Default-to-Param reads spin-echo inputs at TE 50 / TR 4500 ms only; "
+        "choose Physics")
+    mprage = _layer("t1", te_ms=3.0, tr_ms=2300.0, ti_ms=900.0, flip_deg=9.0, sequence="mprage")
+    assert input_refusal("d2p", mprage).startswith("t1 is MPRAGE: Default-to-Param reads spin-echo inputs")
+    assert input_refusal("p2p", mprage, "mprage") == (
+        "t1 is MPRAGE: Param-to-Param reads spin-echo inputs only; choose Physics (or a spin-echo Input "
+        "preset, if it is one)")
+    assert input_refusal("p2p", mprage, "spin_echo") == "" and input_refusal("physics", mprage, "mprage") == ""
+
+
+def test_a_colour_layer_is_refused():
+    from napari_mr_reparam.widget_logic import image_refusal
+
+    assert image_refusal(SimpleNamespace(name="photo", rgb=True)) == (
+        "photo is an RGB(A) colour image; the models take grey-level images: open the file with the "
+        "napari-mr-reparam reader (it reads colour as grey levels)")
+    assert image_refusal(_layer("scan")) == "" and image_refusal(SimpleNamespace(name="g", rgb=False)) == ""
+
+
+def test_a_time_that_can_only_be_seconds_gets_the_command_lines_hint():
+    from napari_mr_reparam.widget_logic import seconds_hint
+
+    assert seconds_hint(te=100.0, tr=2.3) == "TR 2.3 looks like seconds; times are in milliseconds (did you mean " \
+                                             "2300 ms?)"
+    assert seconds_hint(input_te=0.05, input_tr=4500.0) == ("input TE 0.05 looks like seconds; times are in "
+                                                            "milliseconds (did you mean 50 ms?)")
+    assert seconds_hint(input_ti=0.9).startswith("input TI 0.9 looks like seconds")
+    assert seconds_hint(te=100.0, tr=3000.0, ti=2500.0, input_te=15.0, input_tr=500.0, input_ti=0) == ""
+    assert seconds_hint("gradient_echo", te=4.0, tr=8.0) == ""  # a gradient echo's TR may be a few ms
+
+
+def test_a_ground_truth_of_another_sequence_gets_a_warning():
+    from napari_mr_reparam.widget_logic import truth_mismatch
+
+    prediction = {"te_ms": 120.0, "tr_ms": 9000.0, "ti_ms": 2500.0, "sequence": "inversion_recovery"}
+    assert truth_mismatch("head", {"te_ms": 120.0, "tr_ms": 9000.0, "sequence": "spin_echo"}, prediction) == (
+        "⚠ the ground truth is spin echo, the prediction inversion recovery: the difference and PSNR/SSIM "
+        "compare different contrasts")
+    assert truth_mismatch("flair", {"te_ms": 120.0, "tr_ms": 9000.0, "ti_ms": 2500.0}, prediction) == ""
+    assert truth_mismatch("mprage", {"sequence": "mprage"}, {**prediction, "sequence": "gradient_echo"}).startswith(
+        "⚠ the ground truth is MPRAGE, the prediction gradient echo")
+    assert truth_mismatch("unknown", {}, prediction) == ""

@@ -41,8 +41,9 @@ from .presets import get_input_preset
 from .units import refuse_seconds
 from .widget_logic import (
     CUSTOM, EngineCache, InputSpec, MapsCache, Request, RequestQueue, clipped_voxels, compare_volumes,
-    determined_line, guessed_input_preset, input_from_metadata, joint_acquisitions, layer_names,
-    matching_preset, preset_choices, preset_controls, preset_refusal, render_request, truth_mismatch,
+    determined_line, guessed_input_preset, image_refusal, input_from_metadata, input_refusal, joint_acquisitions,
+    layer_names, matching_preset, preset_choices, preset_controls, preset_refusal, render_request, seconds_hint,
+    truth_mismatch,
 )
 
 if TYPE_CHECKING:
@@ -61,6 +62,9 @@ def model_choices() -> list[tuple[str, str]]:
     names = known_models() or ["d2p", "p2p"]
     order = [n for n in MODEL_LABELS if n in names] + [n for n in names if n not in MODEL_LABELS]
     return [(MODEL_LABELS.get(n, n), n) for n in order]
+#: The time fields' least value (ms): low enough to type a time in seconds (TR 2.3), which
+#: gets the hint the command line gives (:func:`~napari_mr_reparam.widget_logic.seconds_hint`).
+SECONDS_FLOOR = 0.01
 PREVIEW_DELAY_MS = 40     # debounce for the on-screen slice while dragging
 VOLUME_DELAY_MS = 600     # sliders at rest this long -> whole volume
 
@@ -96,8 +100,9 @@ class ReparamWidget(Container):
                                              "research T1-weighted scans): sets the input's sequence "
                                              "and times below, each still editable (editing one makes "
                                              "it Custom)")
-        self.input_te = FloatSpinBox(value=DEFAULT_TE_MS, min=1, max=5000, step=1, label="Input TE (ms)")
-        self.input_tr = FloatSpinBox(value=DEFAULT_TR_MS, min=10, max=20000, step=10, label="Input TR (ms)")
+        self.input_te = FloatSpinBox(value=DEFAULT_TE_MS, min=SECONDS_FLOOR, max=5000, step=1, label="Input TE (ms)")
+        self.input_tr = FloatSpinBox(value=DEFAULT_TR_MS, min=SECONDS_FLOOR, max=20000, step=10,
+                                     label="Input TR (ms)")
         self.input_sequence = ComboBox(choices=INPUT_SEQUENCE_CHOICES, value="spin_echo", label="Input sequence")
         self.input_ti = FloatSpinBox(value=0, min=0, max=20000, step=10, label="Input TI (ms)")
         self.input_flip = FloatSpinBox(value=0, min=0, max=180, step=1, label="Input flip (°)")
@@ -112,10 +117,10 @@ class ReparamWidget(Container):
         self.preset = ComboBox(choices=preset_choices(), value=CUSTOM, label="Preset",
                                tooltip="A named contrast: sets the sequence and times below, each "
                                        "still editable (editing one makes it Custom)")
-        self.te = FloatSlider(value=100.0, min=1.0, max=1500.0, step=1.0, label="TE (ms)")
-        self.tr = FloatSlider(value=3000.0, min=200.0, max=15000.0, step=10.0, label="TR (ms)")
+        self.te = FloatSlider(value=100.0, min=SECONDS_FLOOR, max=1500.0, step=1.0, label="TE (ms)")
+        self.tr = FloatSlider(value=3000.0, min=SECONDS_FLOOR, max=15000.0, step=10.0, label="TR (ms)")
         self.sequence = ComboBox(choices=SEQUENCE_CHOICES, value="spin_echo", label="Sequence")
-        self.ti = FloatSlider(value=2500.0, min=10.0, max=5000.0, step=10.0, label="TI (ms)")
+        self.ti = FloatSlider(value=2500.0, min=SECONDS_FLOOR, max=5000.0, step=10.0, label="TI (ms)")
         self.ti2 = FloatSlider(value=325.0, min=10.0, max=5000.0, step=5.0, label="TI2 (ms)",
                                tooltip="Double inversion recovery: the second, shorter inversion time")
         self.flip = FloatSlider(value=30.0, min=1.0, max=90.0, step=1.0, label="Flip angle (°)")
@@ -316,6 +321,9 @@ class ReparamWidget(Container):
     def _on_image_changed(self, *_):
         layer = self.image.value
         meta = getattr(layer, "metadata", {}) or {}
+        if image_refusal(layer):  # a colour image: said now, and again if asked to run
+            self.status.value = image_refusal(layer)
+            return
         if layer is not None:
             spec = input_from_metadata(layer)
             self.input_sequence.value = spec.sequence
@@ -351,10 +359,29 @@ class ReparamWidget(Container):
                                      "acquisition with Input preset)")
         self._sync_input_preset()
 
+    def _seconds_hint(self) -> str:
+        """The hint for a time field holding what can only be seconds (shown in the status)."""
+        physics = self.model.value == "physics"
+        reads_input = self.model.value in ("p2p", "physics")
+        from .widget_logic import SEQUENCE_READS
+
+        sequence = self.sequence.value if physics else "spin_echo"
+        input_ti = physics and "ti" in SEQUENCE_READS.get(self.input_sequence.value, ())
+        hint = seconds_hint(sequence, te=self.te.value, tr=self.tr.value,
+                            ti=self.ti.value if "ti" in SEQUENCE_READS.get(sequence, ()) else None,
+                            input_te=self.input_te.value if reads_input else None,
+                            input_tr=self.input_tr.value if reads_input else None,
+                            input_ti=self.input_ti.value if input_ti else None)
+        if hint:
+            self.status.value = hint
+        return hint
+
     def _on_slider_changed(self, *_):
         if not self._applying_preset:
             self._set_preset(matching_preset(self._control_values()))
         self._update_range_warning()
+        if self._seconds_hint():
+            return
         if self.te.value >= self.tr.value:
             self.status.value = "TE must be shorter than TR"
             return
@@ -371,6 +398,8 @@ class ReparamWidget(Container):
         self.range_warning.value = "⚠ " + "; ".join(warnings) if warnings else ""
 
     def _on_settings_changed(self, *_):
+        if self._seconds_hint():
+            return
         if self.live.value and self.image.value is not None and self._has_prediction():
             self._volume_timer.start()
 
@@ -422,12 +451,21 @@ class ReparamWidget(Container):
     def _submit(self, request: Request | None) -> None:
         if request is None:
             return
+        refusal = next((why for spec in request.inputs if (why := image_refusal(spec.layer))), "")
+        refusal = (image_refusal(request.layer) or refusal
+                   or input_refusal(request.model, request.layer, self.input_sequence.value))
+        if refusal:  # a paper model that cannot read this input: said once, nothing runs
+            self.status.value = refusal
+            return
+        hint = seconds_hint(request.sequence, te=request.te, tr=request.tr, ti=request.ti,
+                            input_te=request.input_te, input_tr=request.input_tr, input_ti=request.input_ti)
+        if hint:  # one line in the widget, as the command line says it; nothing runs
+            self.status.value = hint
+            return
         if request.te >= request.tr:
             self.status.value = "TE must be shorter than TR"
             return
         try:
-            refuse_seconds(te=request.te, tr=request.tr, ti=request.ti,
-                           input_te=request.input_te, input_tr=request.input_tr)
             request.target()
             if request.inputs:
                 joint_acquisitions(request.inputs)

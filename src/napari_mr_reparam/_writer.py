@@ -13,8 +13,18 @@ def write_single_image(path: str, data, meta: dict) -> list[str]:
     When the layer came from this plugin's reader (``metadata['volume']``) and still has
     its shape, the file gets the input's voxel order, affine and header back; otherwise
     an RAS+ grid with the layer's scale. TE/TR/TI (ms), ``sequence``, ``flip_deg`` and ``model``
-    come from the layer metadata. napari asked the user before replacing a file, so this overwrites.
+    come from the layer metadata. napari asked the user before replacing a file, so this overwrites
+    it and its sidecar; a sidecar already beside a new file (``scan.json`` for ``scan.nii.gz``)
+    is another file's, never asked about: it is kept, and the save is refused in one line.
     """
+    from pathlib import Path
+
+    from .io import sidecar_path
+
+    side = sidecar_path(path)
+    if not Path(path).exists() and side.exists():
+        raise ValueError(f"{side.name} already exists beside {Path(path).name} and would be replaced by its "
+                         "sidecar; save under another name, or move it away first")
     metadata = meta.get("metadata") or {}
     data = np.asarray(data)
     like = metadata.get("volume")

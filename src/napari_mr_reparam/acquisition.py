@@ -51,6 +51,7 @@ class Acquisition:
         tr = None if self.sequence == "gradient_echo" else self.tr_ms
         refuse_seconds(te=self.te_ms, tr=tr, ti=self.ti_ms)
         validate_times(self.te_ms, self.tr_ms, self.ti_ms)
+        validate_flip(self.flip_deg)
         if self.ti2_ms is not None and not np.all(np.less(self.ti2_ms, self.ti_ms if self.ti_ms is not None else 0)):
             raise ValueError("the second inversion time must be shorter than the first")
 
@@ -104,6 +105,18 @@ def validate_times(te, tr, ti=None) -> None:
         if wrong.size:
             i = wrong[0]
             raise ValueError(f"{name} ({short.flat[i]:g} ms) must be shorter than TR ({long_.flat[i]:g} ms)")
+
+
+def validate_flip(flip_deg, name: str = "flip angle") -> None:
+    """Raise ``ValueError`` with a one-line reason for a flip angle outside (0, 180] degrees
+    (scalars or arrays, checked value by value; None is skipped). ``name`` is what the
+    message calls it (``--flip``)."""
+    if flip_deg is None:
+        return
+    values = np.asarray(flip_deg, np.float64).ravel()
+    bad = values[~(np.isfinite(values) & (values > 0) & (values <= 180))]
+    if bad.size:
+        raise ValueError(f"{name} must be between 0 and 180 degrees (more than 0, at most 180), got {bad[0]:g}")
 
 
 def out_of_range_warnings(te_ms: float, tr_ms: float, trained: dict | None = None) -> list[str]:

@@ -7,7 +7,7 @@ import sys
 
 from . import DEFAULT_CONSISTENCY
 from .command import positive_ms as _positive_ms
-from .command import command_parser, input_error, run_cli
+from .command import command_parser, input_error, positive_int, run_cli
 
 
 def input_acquisition(volume, te_ms, tr_ms) -> tuple[float, float, str]:
@@ -48,24 +48,35 @@ def _check_sequence(args) -> None:
             raise ValueError(f"--sequence {sequence} needs {option}")
         if args.sequence != sequence and value is not None:
             raise ValueError(f"{option} applies to --sequence {sequence} only")
-    if args.flip is not None and not 0 < args.flip <= 180:
-        raise ValueError(f"--flip must be an angle in degrees between 0 and 180, got {args.flip:g}")
 
 
 def _check_model_inputs(engine, args) -> None:
     """What the loaded model cannot honour is refused before any file is read."""
-    from . import DEFAULT_TE_MS, DEFAULT_TR_MS
-
     if args.sequence != "spin_echo" and not engine.renders_from_maps:
         raise ValueError(f"{engine.info.name} predicts spin-echo images only; --sequence "
                          f"{args.sequence} needs the physics model (--model physics)")
-    given = (args.input_te, args.input_tr)
-    if engine.task == "d2p" and any(v is not None for v in given):
-        te_in, tr_in = (v if v is not None else d for v, d in zip(given, (DEFAULT_TE_MS, DEFAULT_TR_MS)))
-        if (te_in, tr_in) != (DEFAULT_TE_MS, DEFAULT_TR_MS):
-            raise ValueError(f"{engine.info.name} reads inputs at TE {DEFAULT_TE_MS:g} / TR "
-                             f"{DEFAULT_TR_MS:g} ms only; for an input at TE {te_in:g} / TR {tr_in:g} "
-                             "ms use --model p2p or --model physics")
+    if engine.task == "d2p":
+        refuse_for_d2p(engine.info.name, args.input_te, args.input_tr, args.input_sequence, args.input_ti)
+
+
+def refuse_for_d2p(name: str, te=None, tr=None, sequence=None, ti=None, where: str = "") -> None:
+    """Default-to-Param reads one input acquisition, a spin echo at TE 50 / TR 4500 ms: an
+    input stated (``where``: by what, e.g. ``its sidecar``) to be acquired otherwise is a
+    one-line ValueError, not read as if it were that one. None is what nothing states."""
+    from . import DEFAULT_TE_MS, DEFAULT_TR_MS
+
+    said = f" ({where})" if where else ""
+    if sequence is None and ti is not None:  # an inversion time without a sequence: inversion recovery
+        sequence = "inversion_recovery"
+    if sequence not in (None, "spin_echo"):  # a flip angle alone is a spin echo's too
+        raise ValueError(f"{name} reads spin-echo inputs at TE {DEFAULT_TE_MS:g} / TR {DEFAULT_TR_MS:g} ms "
+                         f"only; for an input of {sequence.replace('_', ' ')}{said} use --model physics")
+    if te is None and tr is None:
+        return
+    te_in, tr_in = (DEFAULT_TE_MS if te is None else te), (DEFAULT_TR_MS if tr is None else tr)
+    if abs(te_in - DEFAULT_TE_MS) > 1e-3 or abs(tr_in - DEFAULT_TR_MS) > 1e-3:
+        raise ValueError(f"{name} reads inputs at TE {DEFAULT_TE_MS:g} / TR {DEFAULT_TR_MS:g} ms only; for an "
+                         f"input at TE {te_in:g} / TR {tr_in:g} ms{said} use --model p2p or --model physics")
 
 
 def _inputs(paths: list[str], acquisition: int | None = None) -> list:
@@ -85,6 +96,10 @@ def _inputs(paths: list[str], acquisition: int | None = None) -> list:
             found += files
             if not files and dicom.looks_like_series(path):
                 series.append(path)
+            elif not files:
+                from .cli_joint import no_inputs_in
+
+                raise no_inputs_in(path)
         elif path.suffix.lower() == ".dcm" or dicom.is_dicom(path):
             dicom_files.append(path)
         else:
@@ -150,6 +165,7 @@ def _dicom_input_times(item: _DicomInput, args) -> None:
 def _output_paths(inputs, targets, output: str, suffix: str | None, tag: str = "") -> dict:
     """Where each (input, target) goes: ``output`` itself for one of each, else a folder
     (:func:`~napari_mr_reparam.io.output_paths`) with ``INPUT_TE<ms>_TR<ms><tag>`` files."""
+    from .cli_joint import refuse_shared_outputs
     from .io import output_paths, suffix_of
 
     keys, names = [], []
@@ -159,7 +175,9 @@ def _output_paths(inputs, targets, output: str, suffix: str | None, tag: str = "
         for te, tr in targets:
             keys.append((path, (te, tr)))
             names.append((f"{stem}_TE{te:g}_TR{tr:g}{tag}", ".nii.gz" if from_dicom else suffix_of(path)))
-    return dict(zip(keys, output_paths(output, names, suffix, "several inputs or targets")))
+    outputs = dict(zip(keys, output_paths(output, names, suffix, "several inputs or targets")))
+    refuse_shared_outputs((path, out) for (path, _), out in outputs.items())
+    return outputs
 
 
 def cmd_predict(args) -> int:
@@ -167,9 +185,11 @@ def cmd_predict(args) -> int:
     reason`` and skipped; any such file makes the exit status 2, as other bad input does."""
     from tqdm import tqdm
 
-    from .cli_joint import apply_input_preset
+    from .cli_joint import apply_input_preset, refuse_acquisition_without_dicom, refuse_bad_angles
     from .inference import InferenceOptions, Reparameterizer
 
+    refuse_bad_angles(args)
+    refuse_acquisition_without_dicom(args.input, args.acquisition)
     if not args.joint:
         _single(args.input_preset, "--input-preset")  # one for every input unless --joint
     apply_input_preset(args)
@@ -177,6 +197,7 @@ def cmd_predict(args) -> int:
         from .cli_joint import predict_joint_or_preset
 
         return predict_joint_or_preset(args)
+    args.sequence = args.sequence or "spin_echo"
     for name in ("ti", "input_preset", "input_te", "input_tr", "input_ti", "input_flip", "input_sequence"):
         setattr(args, name, _single(getattr(args, name), "--" + name.replace("_", "-")))
     if not args.te or not args.tr:
@@ -186,9 +207,9 @@ def cmd_predict(args) -> int:
     tag = (f"_TI{args.ti:g}" if args.ti is not None else "") + (f"_FA{args.flip:g}" if args.flip else "")
     outputs = _output_paths(inputs, targets, args.output, args.suffix, tag)
     if not args.overwrite:
-        taken = [str(p) for p in outputs.values() if p.exists()]
-        if taken:
-            raise FileExistsError(f"{taken[0]} exists; pass --overwrite to replace it")
+        from .io import refuse_existing
+
+        refuse_existing(outputs.values())
     engine = Reparameterizer(args.model, weights=args.weights, device=args.device,
                              batch_size=args.batch_size)
     _warn_out_of_range(targets, engine)
@@ -241,6 +262,11 @@ def _predict_file(engine, path, targets, outputs, args, options) -> list:
     notice_ignored_sidecar(volume, path.name)
     require_contrast(volume.data)
     given = None
+    if engine.task == "d2p":  # what the options leave open, the file may state
+        pick = lambda option, own: option if option is not None else own  # noqa: E731
+        where = "its DICOM tags" if isinstance(path, _DicomInput) else "its sidecar"
+        refuse_for_d2p(engine.info.name, pick(args.input_te, volume.te_ms), pick(args.input_tr, volume.tr_ms),
+                       pick(args.input_sequence, volume.sequence), pick(args.input_ti, volume.ti_ms), where)
     if engine.task == "p2p" and isinstance(path, _DicomInput):
         _dicom_input_times(path, args)
     if engine.task == "p2p":
@@ -338,7 +364,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="target repetition time(s), ms, paired with --te in order")
     pr.add_argument("--suffix", help="output type in folder mode (default: the input's; .png for a JPEG "
                     "input), e.g. .nii.gz")
-    pr.add_argument("--sequence", default="spin_echo",
+    pr.add_argument("--sequence",
                     choices=["spin_echo", "inversion_recovery", "gradient_echo"],
                     help="target sequence (default spin_echo); the others need a physics model")
     pr.add_argument("--ti", type=_positive_ms, nargs="+", metavar="MS",
@@ -369,7 +395,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="bundled model: physics (the default), physics_mrilab, d2p or p2p")
     pr.add_argument("--weights", help="a weights file (.safetensors with its card, or .pt)")
     pr.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
-    pr.add_argument("--batch-size", type=int, default=8, help="slices per batch (default 8)")
+    pr.add_argument("--batch-size", type=positive_int, default=8, help="slices per batch (default 8)")
     pr.add_argument("--consistency", type=float, metavar="W",
                     help="physics model: weight (0-1) with which the maps are pulled toward "
                          "reproducing the input at its own acquisition (PD, T1 and T2 for a spin "

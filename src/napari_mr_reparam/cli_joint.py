@@ -72,14 +72,17 @@ def add_acquisition_options(parser) -> None:
     """Per-input acquisition options of the joint commands (one value per input)."""
     from .command import positive_ms as _positive_ms
 
-    for name, what in (("te", "echo time"), ("tr", "repetition time"), ("ti", "inversion time")):
+    from .physics import INPUT_SEQUENCES
+
+    for name, what, where in (("te", "echo time", ""), ("tr", "repetition time", ""),
+                              ("ti", "inversion time", " (inversion_recovery, mprage)")):
         parser.add_argument(f"--input-{name}", type=_positive_ms, nargs="+", metavar="MS",
-                            help=f"input {what}(s), ms: one value, or one per input in order")
+                            help=f"input {what}(s), ms{where}: one value, or one per input in order")
     parser.add_argument("--input-flip", type=float, nargs="+", metavar="DEG",
-                        help="input flip angle(s), degrees (gradient echo)")
-    parser.add_argument("--input-sequence", nargs="+", metavar="SEQ",
-                        help="spin_echo, inversion_recovery or gradient_echo per input (default: "
-                             "inversion recovery where a TI is known, else spin echo)")
+                        help="input flip angle(s), degrees (gradient_echo, mprage)")
+    parser.add_argument("--input-sequence", nargs="+", metavar="SEQ", choices=INPUT_SEQUENCES,
+                        help=f"{', '.join(INPUT_SEQUENCES)} per input (default: the sidecar's or DICOM "
+                             "tags', else inversion recovery where a TI is known, else spin echo)")
     parser.add_argument("--input-preset", **input_preset_option())
     parser.add_argument("--scale", choices=("shared", "per-input"), default="shared",
                         help="one receiver gain for all inputs (images of one series, the default) or "
@@ -99,6 +102,7 @@ def add_maps_command(sub) -> None:
                          "'none' for a fit without it)")
     mp.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     mp.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    mp.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     mp.set_defaults(func=cmd_maps)
 
 
@@ -154,10 +158,50 @@ def load_inputs(paths: list[str], acquisition: int | None = None, times_given=()
             raise FileNotFoundError(f"{path}: no such file or folder")
         if dicom.looks_like_series(path):
             volumes += dicom.choose_acquisition(dicom.read_series(path), acquisition)
+        elif path.is_dir():
+            raise no_inputs_in(path, images=False)
         else:
             volumes.append(load_volume(path, times_given))
             notice_ignored_sidecar(volumes[-1], path.name)
     return volumes
+
+
+def refuse_shared_outputs(pairs) -> None:
+    """Two inputs whose outputs would have one name (inputs of one file name from two
+    folders) are a one-line ValueError, before anything is computed. ``pairs``: (input, output)."""
+    first = {}
+    for source, out in pairs:
+        other = first.setdefault(out, source)
+        if other is not source and str(other) != str(source):
+            raise ValueError(f"{other} and {source} would both be written to {out} (inputs of one file name); "
+                             "rename one, or predict them in separate runs")
+
+
+def no_inputs_in(folder: Path, images: bool = True) -> ValueError:
+    """The one-line error for an input folder holding nothing to read: empty, or without
+    the files expected (``images``: NIfTI and 2-D images as well as a DICOM series)."""
+    from .io import IMAGE_SUFFIXES, NIFTI_SUFFIXES, suffix_of
+
+    expected = (f"NIfTI files (.nii, .nii.gz), 2-D images ({', '.join(IMAGE_SUFFIXES)}) or a DICOM series"
+                if images else "a DICOM series (give NIfTI files and images as files)")
+    held = list(folder.iterdir())
+    readable = any(suffix_of(p) in NIFTI_SUFFIXES + IMAGE_SUFFIXES for p in held)
+    has = "is empty" if not held else ("holds no DICOM series" if readable else "holds no file to read")
+    return ValueError(f"{folder}: the folder {has}; expected {expected}")
+
+
+def refuse_acquisition_without_dicom(paths, acquisition: int | None) -> None:
+    """``--acquisition N`` picks one acquisition of a DICOM series: given with an input that
+    is not one (NIfTI, an image, a folder of them), it is a one-line ValueError."""
+    from . import dicom
+
+    if acquisition is None:
+        return
+    for text in paths:
+        path = Path(text)
+        if path.exists() and not dicom.looks_like_series(path):
+            raise ValueError(f"{path.name}: --acquisition {acquisition} picks one acquisition of a DICOM series, "
+                             "and this input is not one; leave out --acquisition for NIfTI and image inputs")
 
 
 def input_times_given(args) -> set[str]:
@@ -310,6 +354,32 @@ def _engine(model: str, device: str):
     return engine
 
 
+def _predict_engine(args):
+    """The network of ``predict --preset`` and ``--joint``, loaded as ``predict`` loads it:
+    ``--model`` or ``--weights``, ``--batch-size`` and the physics options (``--consistency``,
+    ``--flip-average``, ``--no-detail``); a model that predicts images, not maps, is refused."""
+    options = {"--weights": args.weights, "--consistency": args.consistency,
+               "--flip-average": args.flip_average or None, "--no-detail": args.no_detail or None}
+    if args.model == "none":
+        given = [name for name, value in options.items() if value is not None]
+        if given:
+            raise ValueError(f"{given[0]} applies to a network; --model none fits the maps without one")
+        return None
+    if args.no_detail and args.joint and len(args.input) > 1:
+        raise ValueError("--no-detail applies to renders from one image's network maps; --joint renders "
+                         "from the joint maps of the inputs, which keep their resolution")
+    from .inference import Reparameterizer
+
+    engine = Reparameterizer(args.model, weights=args.weights, device=args.device, batch_size=args.batch_size,
+                             consistency=args.consistency, flip_average=args.flip_average or None,
+                             keep_detail=False if args.no_detail else None)
+    if not engine.renders:
+        raise ValueError(f"{engine.info.name} is not a physics model: it predicts images, not maps, and --preset "
+                         "and --joint render from maps; use --model physics (or name the target with --te/--tr, "
+                         "without --preset)")
+    return engine
+
+
 def refuse_input_seconds(args) -> None:
     """Input times that can only be seconds are refused before any file is read."""
     from .units import refuse_seconds
@@ -318,20 +388,34 @@ def refuse_input_seconds(args) -> None:
                       for name in ("input_te", "input_tr", "input_ti")})
 
 
-def fit_inputs(paths, args, model="physics", device="auto", engine=None, volumes=None):
+def refuse_bad_angles(args) -> None:
+    """Flip angles outside (0, 180] degrees (``--flip``, ``--input-flip``) are refused
+    before any file is read."""
+    from .acquisition import validate_flip
+
+    validate_flip(getattr(args, "flip", None), "--flip")
+    validate_flip(_listed(getattr(args, "input_flip", None)) or None, "--input-flip")
+
+
+def fit_inputs(paths, args, model="physics", device="auto", engine=None, volumes=None, progress=None,
+               total=None):
     """Volumes, acquisitions and :class:`~napari_mr_reparam.joint_fit.JointMaps` of the inputs
     (voxels a scanner clipped count as lower bounds of their signal). ``engine``: the
     network already loaded for ``model`` (else it is loaded here); ``volumes``: the
-    inputs already loaded from ``paths`` (else they are loaded here)."""
-    from .joint_fit import joint_maps
+    inputs already loaded from ``paths`` (else they are loaded here). ``progress(n)``
+    counts the work done, of which ``total(n)`` is told the whole first."""
+    from .joint_fit import joint_maps, joint_work_units
 
     volumes = load_inputs(paths, times_given=input_times_given(args)) if volumes is None else volumes
     _check_shapes(volumes, paths)
     acqs = acquisitions_of(volumes, args)
     if engine is None:
         engine = _engine(model, device)
+    if total is not None:
+        shape = volumes[0].data.shape
+        total(shape[0] if engine is not None and len(volumes) == 1 else joint_work_units(shape, engine=engine))
     scale = "per_input" if getattr(args, "scale", "shared") == "per-input" else "shared"
-    maps = joint_maps([v.data for v in volumes], acqs, engine=engine, scale=scale,
+    maps = joint_maps([v.data for v in volumes], acqs, engine=engine, scale=scale, progress=progress,
                       clipped=[(v.extra or {}).get("saturated") for v in volumes],
                       echo_train=getattr(args, "echo_train", "epg"),
                       smooth=not getattr(args, "no_smooth", False))
@@ -350,19 +434,26 @@ def _describe(acq) -> str:
 # ----------------------------------------------------------------------------- maps
 
 def cmd_maps(args) -> int:
-    from .io import check_output_folder, save_volume
+    from .io import check_output_folder, refuse_existing, save_volume
 
+    refuse_bad_angles(args)
     apply_input_preset(args)
     refuse_input_seconds(args)
     out = check_output_folder(args.output)
     targets = {k: out / f"{name}.nii.gz" for k, name in MAP_FILES.items()}
     sidecar = out / "maps.json"
     if not args.overwrite:
-        taken = [p for p in [*targets.values(), sidecar, out / "determined.nii.gz", out / "b1.nii.gz"]
-                 if p.exists()]
-        if taken:
-            raise FileExistsError(f"{taken[0]} exists; pass --overwrite to replace it")
-    volumes, acqs, maps = fit_inputs(args.input, args, args.model, args.device)
+        refuse_existing([*targets.values(), sidecar, out / "determined.nii.gz", out / "b1.nii.gz"])
+    from tqdm import tqdm
+
+    bars = []  # the progress bar, once the inputs are read and the work is known
+    try:
+        volumes, acqs, maps = fit_inputs(
+            args.input, args, args.model, args.device, progress=lambda n: bars[0].update(n),
+            total=lambda count: bars.append(tqdm(total=count, unit="slice", disable=args.quiet, desc="maps")))
+    finally:
+        for bar in bars:
+            bar.close()
     for acq, path in zip(acqs, args.input if len(args.input) == len(acqs) else [None] * len(acqs)):
         print(f"input: {_describe(acq)}" + (f" ({path})" if path else ""))
     out.mkdir(parents=True, exist_ok=True)
@@ -398,6 +489,9 @@ def _targets(args) -> list:
     ti = _listed(getattr(args, "ti", None))
     if args.preset:
         preset = get_preset(args.preset)
+        if getattr(args, "sequence", None) is not None:
+            raise ValueError(f"--sequence and --preset both name the target's sequence ({preset.name} is "
+                             f"{preset.sequence.replace('_', ' ')}); leave out --sequence, or --preset")
         if (args.te and len(args.te) > 1) or (args.tr and len(args.tr) > 1):
             raise ValueError("--preset takes one --te and one --tr at most (it is one target)")
         chosen = preset.with_values(te=args.te[0] if args.te else None, tr=args.tr[0] if args.tr else None,
@@ -411,13 +505,13 @@ def _targets(args) -> list:
         raise ValueError(f"give as many --tr as --te values ({len(args.te)} TE, {len(args.tr)} TR)")
     out = []
     for te, tr in zip(args.te, args.tr):
-        sequence = getattr(args, "sequence", "spin_echo")
+        sequence = getattr(args, "sequence", None) or "spin_echo"
         if sequence == "spin_echo":  # the times given name the sequence
             sequence = "inversion_recovery" if ti else ("gradient_echo" if args.flip is not None else "spin_echo")
-        p = Preset("custom", sequence, te=te, tr=tr, ti=ti[0] if ti else None,
+        p = Preset("the target", sequence, te=te, tr=tr, ti=ti[0] if ti else None,
                    ti2=ti[1] if len(ti) > 1 else None, flip_deg=args.flip)
         if p.ti2 is not None:
-            p = Preset("custom", "double_inversion_recovery", te, tr, p.ti, p.ti2)
+            p = Preset("the target", "double_inversion_recovery", te, tr, p.ti, p.ti2, p.flip_deg)
         p.check()
         label = f"TE{te:g}_TR{tr:g}" + (f"_TI{p.ti:g}" if p.ti else "")
         out.append((label, p))
@@ -438,7 +532,7 @@ def predict_joint_or_preset(args) -> int:
     """``predict --joint`` (one subject, joint maps) or ``predict --preset`` (each input alone).
     Without --joint a bad input is reported as ``error: FILE: reason`` and skipped; any such
     input makes the exit status 2."""
-    from .io import acquisition_sidecar, output_paths, save_volume
+    from .io import acquisition_sidecar, output_paths, refuse_existing, save_volume
 
     targets = _targets(args)
     refuse_input_seconds(args)
@@ -447,8 +541,16 @@ def predict_joint_or_preset(args) -> int:
     else:
         groups = [[p] for p in args.input]
     output_paths(args.output, [("", ".nii.gz")] * len(groups), args.suffix, "several inputs")  # before any work
-    model = "physics" if args.model == "d2p" else args.model  # the default model does not map
-    engine = _engine(model, args.device)  # an unknown or unfit model is refused before any input is read
+    stems = [(paths[0], "joint" if args.joint else Path(paths[0]).name.split(".")[0]) for paths in groups]
+    if not args.joint:
+        refuse_shared_outputs((path, _output_paths(args, stem, targets)[targets[0][0]]) for path, stem in stems)
+    if not args.overwrite:  # those known before the inputs are read (a DICOM series': when read)
+        from .dicom import looks_like_series
+
+        refuse_existing(out for path, stem in stems if args.joint or not looks_like_series(path)
+                        for out in _output_paths(args, stem, targets).values())
+    engine = _predict_engine(args)  # an unknown or unfit model is refused before any input is read
+    model = engine.info.name if engine is not None else "none"
     failures = 0
     for paths in groups:
         try:
@@ -462,9 +564,7 @@ def predict_joint_or_preset(args) -> int:
         for stem, name, volumes in parts:
             outputs = _output_paths(args, stem, targets)
             if not args.overwrite:
-                taken = [str(p) for p in outputs.values() if p.exists()]
-                if taken:
-                    raise FileExistsError(f"{taken[0]} exists; pass --overwrite to replace it")
+                refuse_existing(outputs.values())
             try:
                 volumes, acqs, maps = fit_inputs(paths, args, model=model, device=args.device,
                                                  engine=engine, volumes=volumes)

@@ -18,6 +18,17 @@ def positive_ms(text: str) -> float:
     return value
 
 
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number of 1 or more."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {text}")
+    return value
+
+
 def input_error(label, exc: BaseException, name: str | None = None) -> str:
     """``error: LABEL: reason`` for one input that failed; a reason that starts with the
     label or the input's file ``name`` (default: the last part of ``label``) does not name
@@ -32,10 +43,19 @@ def input_error(label, exc: BaseException, name: str | None = None) -> str:
     return f"error: {label}: {text}"
 
 
+class OneLineErrors(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose errors are one line, ``error: ... (see PROG --help)``,
+    with exit status 2, instead of the usage and the error; its sub-command parsers too."""
+
+    def error(self, message):
+        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
+
+
 def command_parser(prog: str, description: str):
     """A command's parser and its sub-command set (each sub-command sets ``func``, which
-    :func:`run_cli` runs): ``(parser, subparsers)``."""
-    parser = argparse.ArgumentParser(prog=prog, description=description)
+    :func:`run_cli` runs): ``(parser, subparsers)``. Errors in the command line are one
+    line (:class:`OneLineErrors`)."""
+    parser = OneLineErrors(prog=prog, description=description)
     return parser, parser.add_subparsers(title="commands", metavar="COMMAND")
 
 

@@ -368,6 +368,7 @@ class Reparameterizer:
             raise ValueError(f"{self.info.name} is not a physics model; it predicts images, not maps")
         options = self.resolve(options)
         images, scale, nan, shape = _normalized_slices(volume)
+        self._refuse_too_thin(shape)
         n = images.shape[0]
         given = _as_acquisition(input).per_slice(n)
         parts, start = [], 0
@@ -387,6 +388,22 @@ class Reparameterizer:
         if options.keep_detail:
             maps.guide = DetailGuide(images, maps.pd.shape[-2:])
         return maps
+
+    def _refuse_too_thin(self, shape) -> None:
+        """A one-line ValueError for slices (h, w) too thin for the network: each side of
+        the grid it works at must outlast its poolings (halvings)."""
+        from .models.physics_net import work_grid
+
+        depth, work_size = getattr(self.net, "depth", None), getattr(self.net, "work_size", None)
+        if depth is None or work_size is None:
+            return
+        view = tuple(shape) if self.native_input else (NETWORK_SIZE, NETWORK_SIZE)
+        grid = work_grid(view, work_size, self.native_input)
+        need = 2 ** (depth - 1)
+        if min(grid) < need:
+            seen = "" if tuple(grid) == tuple(shape) else f" (read at {grid[0]} x {grid[1]})"
+            raise ValueError(f"the slices are {shape[0]} x {shape[1]} pixels{seen}: too thin for {self.info.name}, "
+                             f"which needs {need} pixels or more along each side of a slice")
 
     def _maps_batch(self, chunk: np.ndarray, given: Acquisition, options: InferenceOptions) -> dict:
         torch = self._torch

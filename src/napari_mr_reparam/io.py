@@ -134,19 +134,27 @@ def read_sidecar(path: str | Path, times_given=()) -> dict:
 
     Returns a dict with those of ``te_ms``, ``tr_ms``, ``ti_ms`` (milliseconds),
     ``flip_deg`` (degrees) and ``sequence`` (:func:`sequence_of` its ``ScanningSequence``)
-    that the sidecar states; empty when there is no readable one. A time that can only
+    that the sidecar states; empty when there is none. A sidecar that is not readable JSON
+    (an object) is a one-line ``ValueError`` naming it, unless ``times_given`` holds
+    ``te_ms`` and ``tr_ms``: then ``times_ignored`` says it is ignored. A time that can only
     have been written in milliseconds (BIDS stores seconds) is a one-line ``ValueError``
     naming the sidecar, unless ``times_given`` (``te_ms``, ``tr_ms``, ``ti_ms``: the times
     known otherwise, e.g. typed by the user) holds every time the sidecar states: then
     none of its times is returned, and ``times_ignored`` says why in one line.
     """
     side = Path(path) if suffix_of(path) == ".json" else sidecar_path(path)
+    if not side.exists():
+        return {}
     try:
         meta = json.loads(side.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    if not isinstance(meta, dict):
-        return {}
+        problem = "" if isinstance(meta, dict) else f"it holds a JSON {type(meta).__name__}, not an object"
+    except (OSError, ValueError) as exc:
+        problem = _first_line(exc)
+    if problem:  # its times are unknown: only times known otherwise let the image be read without them
+        if {"te_ms", "tr_ms"} <= set(times_given):
+            return {"times_ignored": f"{side.name} is ignored (not a readable BIDS sidecar: {problem})"}
+        raise ValueError(f"{side.name}: not a readable BIDS sidecar ({problem}); fix it or move it away, or "
+                         "give the input's times (--input-te and --input-tr) to read the image without it")
     out, refused = {}, []
     for ours, key in SIDECAR_TIMES.items():
         value = meta.get(key)
@@ -547,6 +555,17 @@ def output_paths(output: str | Path, names: list[tuple[str, str]], suffix: str |
         kind = suffix or own
         paths.append(out / f"{stem}{kind if kind in OUTPUT_SUFFIXES else '.png'}")
     return paths
+
+
+def refuse_existing(paths) -> None:
+    """A ``FileExistsError`` naming the first of ``paths`` that exists, or the first BIDS
+    sidecar that a NIfTI one of them would write (:func:`save_volume`) that exists: the
+    command line checks its outputs before any work, and replaces them only with
+    ``--overwrite``."""
+    for path in map(Path, paths):
+        for target in (path, sidecar_path(path)) if suffix_of(path) in NIFTI_SUFFIXES else (path,):
+            if target.exists():
+                raise FileExistsError(f"{target} exists; pass --overwrite to replace it")
 
 
 def save_volume(path: str | Path, data_zyx: np.ndarray, like: Volume | None = None, *,

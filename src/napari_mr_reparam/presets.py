@@ -46,7 +46,20 @@ class Preset:
 
     def check(self) -> None:
         """Raise a one-line ValueError for values the sequence cannot have, or times that
-        can only be seconds (those of :class:`~napari_mr_reparam.acquisition.Acquisition`)."""
+        can only be seconds (those of :class:`~napari_mr_reparam.acquisition.Acquisition`),
+        and a value its sequence does not read (a TI without an inversion, a flip angle for
+        a spin echo, a second TI for one inversion), naming it."""
+        from .acquisition import SEQUENCE_READS
+
+        reads = SEQUENCE_READS.get(self.sequence, ())
+        kind = self.sequence.replace("_", " ")
+        unused = {"ti": (self.ti, "has no inversion", "TI {:g} ms"),
+                  "ti2": (self.ti2, "has no second inversion", "TI2 {:g} ms"),
+                  "flip": (self.flip_deg, "reads no flip angle", "flip angle {:g} deg")}
+        for key, (value, lacks, shown) in unused.items():
+            if value is not None and key not in reads:
+                raise ValueError(f"{self.name} is {kind}, which {lacks}: {shown.format(value)} would be unused; "
+                                 "leave it out")
         if self.ti2 is not None and not self.ti2 < (self.ti or 0):
             raise ValueError(f"{self.name}: the second inversion time ({self.ti2:g} ms) must be shorter "
                              f"than the first ({self.ti:g} ms)")

@@ -252,6 +252,66 @@ def preset_refusal(name: str, model: str, inputs: bool = False) -> str:
     return f"{name} is {kind}: only the physics model renders it (the other models predict spin-echo images)"
 
 
+def seconds_hint(sequence: str = "spin_echo", **times) -> str:
+    """The command line's rule for a time typed in seconds
+    (:func:`~napari_mr_reparam.units.refuse_seconds`) as a hint: e.g. ``TR 2.3 looks like
+    seconds; times are in milliseconds (did you mean 2300 ms?)``, empty when every time
+    can be milliseconds. ``times``: ``te``, ``tr``, ``ti``, ``input_te``, ``input_tr``,
+    ``input_ti`` (ms; None or 0 is unknown). A gradient echo's TR may be a few ms."""
+    from .units import refuse_seconds
+
+    if sequence == "gradient_echo":
+        times.pop("tr", None)
+    try:
+        # to the thousandth of a ms: a slider holds 2.3 as 2.29999
+        refuse_seconds(**{k: round(float(v), 3) if v else None for k, v in times.items()})
+    except ValueError as exc:
+        return str(exc)
+    return ""
+
+
+def image_refusal(layer) -> str:
+    """Why ``layer`` cannot be an input (empty when it can): the models take grey-level
+    images, not RGB(A) colour ones (napari's own reader opens a colour file as such)."""
+    if getattr(layer, "rgb", False):
+        return (f"{getattr(layer, 'name', 'the input')} is an RGB(A) colour image; the models take grey-level "
+                "images: open the file with the napari-mr-reparam reader (it reads colour as grey levels)")
+    return ""
+
+
+def input_refusal(model: str, layer, input_sequence: str = "spin_echo") -> str:
+    """Why a paper model cannot read the input ``layer`` (empty when it can).
+
+    Default-to-Param reads one input acquisition, a spin echo at TE 50 / TR 4500 ms: a
+    layer whose metadata (BIDS sidecar, DICOM tags) state another sequence or other times
+    is refused rather than read as if it were that one. Param-to-Param reads spin-echo
+    inputs only; ``input_sequence`` is the input's sequence as the widget holds it (from
+    the metadata, or an input preset).
+    """
+    from . import DEFAULT_TE_MS, DEFAULT_TR_MS
+
+    name = getattr(layer, "name", "the input")
+    if model == "d2p":
+        stated = input_from_metadata(layer)  # its sequence, or inversion recovery where a TI is known
+        if stated.sequence != "spin_echo":
+            return (f"{name} is {_sequence_words(stated.sequence)}: Default-to-Param reads spin-echo inputs "
+                    f"at TE {DEFAULT_TE_MS:g} / TR {DEFAULT_TR_MS:g} ms only; choose Physics")
+        te = stated.te_ms if stated.te_ms is not None else DEFAULT_TE_MS
+        tr = stated.tr_ms if stated.tr_ms is not None else DEFAULT_TR_MS
+        if abs(te - DEFAULT_TE_MS) > 1e-3 or abs(tr - DEFAULT_TR_MS) > 1e-3:
+            return (f"{name} is at TE {te:g} / TR {tr:g} ms: Default-to-Param reads inputs at TE "
+                    f"{DEFAULT_TE_MS:g} / TR {DEFAULT_TR_MS:g} ms only; choose Param-to-Param or Physics")
+    if model == "p2p" and input_sequence != "spin_echo":
+        return (f"{name} is {_sequence_words(input_sequence)}: Param-to-Param reads spin-echo inputs only; "
+                "choose Physics (or a spin-echo Input preset, if it is one)")
+    return ""
+
+
+def _sequence_words(sequence: str) -> str:
+    """A sequence as a message names it: ``inversion recovery``, ``MPRAGE``."""
+    return "MPRAGE" if sequence == "mprage" else sequence.replace("_", " ")
+
+
 class RequestQueue:
     """Holds at most one waiting request: a newer one replaces it (stale ones drop)."""
 
@@ -343,9 +403,25 @@ def acquisition_of(name: str, metadata: dict | None) -> dict[str, float]:
     return out
 
 
+def _stated_sequence(meta: dict | None) -> str | None:
+    """The sequence a layer's metadata name (inversion recovery where only a TI is known),
+    else None."""
+    from .acquisition import ACQUISITION_SEQUENCES
+
+    meta = meta or {}
+    if meta.get("sequence") in ACQUISITION_SEQUENCES:
+        return meta["sequence"]
+    return "inversion_recovery" if meta.get("ti_ms") else None
+
+
 def truth_mismatch(truth_name: str, truth_meta: dict | None, prediction_meta: dict | None) -> str:
-    """A warning when the ground truth was acquired at other TE/TR/TI than the prediction
-    (empty when they agree or the truth's times are unknown)."""
+    """A warning when the ground truth was acquired with another sequence, or at other
+    TE/TR/TI, than the prediction (empty when they agree or the truth's are unknown)."""
+    sequences = _stated_sequence(truth_meta), _stated_sequence(prediction_meta)
+    if None not in sequences and sequences[0] != sequences[1]:
+        truth_kind, pred_kind = (_sequence_words(s) for s in sequences)
+        return (f"⚠ the ground truth is {truth_kind}, the prediction {pred_kind}: the difference and "
+                "PSNR/SSIM compare different contrasts")
     truth, pred = acquisition_of(truth_name, truth_meta), acquisition_of("", prediction_meta)
     differ = [k for k in ("te_ms", "tr_ms", "ti_ms") if k in truth and k in pred
               and abs(truth[k] - pred[k]) > 1e-6 * max(1.0, abs(pred[k]))]
