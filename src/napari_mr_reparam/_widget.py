@@ -33,7 +33,8 @@ from magicgui.widgets import (
     CheckBox, ComboBox, Container, FloatSlider, FloatSpinBox, Label, ProgressBar, PushButton,
     create_widget,
 )
-from qtpy.QtCore import QObject, QTimer, Signal
+from qtpy.QtCore import QObject, QSize, Qt, QTimer, Signal
+from qtpy.QtWidgets import QFrame, QScrollArea
 
 from . import DEFAULT_CONSISTENCY, DEFAULT_TE_MS, DEFAULT_TR_MS
 from .acquisition import Acquisition
@@ -74,7 +75,9 @@ class ReparamWidget(Container):
 
     def __init__(self, napari_viewer: napari.viewer.Viewer):
         # napari passes the viewer to a parameter of this name (Plugins menu, npe2)
-        super().__init__(labels=True)
+        # the controls sit in a scroll area (``body``), so a dock taller than the window scrolls
+        super().__init__(labels=False)
+        self.margins = (0, 0, 0, 0)
         self._viewer = napari_viewer
         self._engines = EngineCache()
         self._maps = MapsCache()
@@ -146,7 +149,8 @@ class ReparamWidget(Container):
         self.status = Label(value="", label="Status")
         self.metrics = Label(value="", label="Metrics")
         self.truth_hint = Label(value="", label="")
-        self.extend([self.image, self.model, self.input_preset, self.input_te, self.input_tr, self.input_sequence,
+        self.body = Container(labels=True)
+        self.body.extend([self.image, self.model, self.input_preset, self.input_te, self.input_tr, self.input_sequence,
                      self.input_ti, self.input_flip, self.inputs, self.add_input, self.joint_status,
                      self.preset, self.sequence, self.te, self.tr, self.ti, self.ti2, self.flip,
                      self.consistency, self.flip_average, self.range_warning, self.ground_truth,
@@ -154,6 +158,12 @@ class ReparamWidget(Container):
                      self.status, self.metrics, self.truth_hint])
         for label in (self.range_warning, self.joint_status, self.status, self.metrics, self.truth_hint):
             _wrap(label)
+        for combo in (self.image, self.ground_truth):
+            _compact(combo)
+        for note in (self.range_warning, self.joint_status, self.truth_hint):
+            _shown_when_set(note)
+        self.append(self.body)
+        self._scroll = _in_scroll_area(self.body)
 
     def _timer(self, delay_ms: int, slot) -> QTimer:
         timer = QTimer()
@@ -224,6 +234,7 @@ class ReparamWidget(Container):
         self.input_flip.visible = physics and self.input_sequence.value in ("gradient_echo", "mprage")
         if not joint:
             self.joint_status.value = ""
+        self._fit_width()
         self._on_settings_changed()
 
     def add_input_row(self, *_) -> "InputRow":
@@ -242,6 +253,10 @@ class ReparamWidget(Container):
     def _remove_input_row(self, row) -> None:
         self.inputs.remove(row)
         self._on_inputs_changed()
+
+    def _fit_width(self) -> None:
+        """The scroll area as wide as the controls need (rows added or removed)."""
+        self._scroll.updateGeometry()
 
     @contextlib.contextmanager
     def _applying(self):
@@ -720,9 +735,9 @@ class ReparamWidget(Container):
 
 
 class InputRow(Container):
-    """Another image of the same subject and its acquisition, on two compact lines:
-    the layer, its sequence and a remove button; TE, TR, TI and flip ("?" when unknown),
-    pre-filled from the layer's metadata and editable."""
+    """Another image of the same subject and its acquisition, on compact lines: the layer,
+    its sequence and a remove button; TE and TR; TI and flip where the sequence has them
+    ("?" when unknown), pre-filled from the layer's metadata and editable."""
 
     def __init__(self, on_change, on_remove):
         import napari
@@ -741,11 +756,18 @@ class InputRow(Container):
         self.flip.native.setPrefix("flip ")
         self.flip.native.setSuffix("°")
         self.flip.native.setSpecialValueText("flip ?")
+        from qtpy.QtWidgets import QAbstractSpinBox
+
+        for box in (self.te, self.tr, self.ti, self.flip):  # typed or scrolled: narrow enough for two a line
+            box.native.setButtonSymbols(QAbstractSpinBox.ButtonSymbols.NoButtons)
+        _compact(self.layer)
+        _compact(self.sequence)
         top = Container(layout="horizontal", labels=False, widgets=[self.layer, self.sequence, self.remove])
-        bottom = Container(layout="horizontal", labels=False, widgets=[self.te, self.tr, self.ti, self.flip])
-        for part in (top, bottom):
+        times = Container(layout="horizontal", labels=False, widgets=[self.te, self.tr])
+        self._more = Container(layout="horizontal", labels=False, widgets=[self.ti, self.flip])
+        for part in (top, times, self._more):
             part.margins = (0, 0, 0, 0)
-        self.extend([top, bottom])
+        self.extend([top, times, self._more])
         self.layer.changed.connect(self.fill_from_layer)
         self.sequence.changed.connect(self._show_fields)
         for control in (self.layer, self.sequence, self.te, self.tr, self.ti, self.flip):
@@ -768,6 +790,7 @@ class InputRow(Container):
 
         reads = SEQUENCE_READS.get(self.sequence.value, ())
         self.ti.visible, self.flip.visible = "ti" in reads, "flip" in reads
+        self._more.visible = "ti" in reads or "flip" in reads
 
     def spec(self) -> InputSpec:
         def known(box):
@@ -784,6 +807,53 @@ def _ms_box(prefix: str, maximum: float) -> FloatSpinBox:
     box.native.setSuffix(" ms")
     box.native.setSpecialValueText(f"{prefix}?")
     return box
+
+
+def _compact(combo) -> None:
+    """A combo box as wide as a short name, not its longest choice (a layer name can be
+    long); the list it opens shows the names in full."""
+    from qtpy.QtWidgets import QComboBox
+
+    combo.native.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+    combo.native.setMinimumContentsLength(6)
+
+
+def _shown_when_set(label: Label) -> None:
+    """A note shows only while it says something (no blank row when empty)."""
+    def show(value):
+        label.visible = bool(value)
+
+    label.changed.connect(show)
+    show(label.value)
+
+
+def _in_scroll_area(container: Container) -> QScrollArea:
+    """Put ``container`` (already in its parent's layout) in a scroll area, in its place:
+    a dock taller than the window then scrolls instead of squeezing the controls. A
+    stretch below the controls keeps them at their natural height in a taller dock."""
+    inner = container.native
+    layout = inner.parentWidget().layout()
+    index = layout.indexOf(inner)
+    layout.removeWidget(inner)
+    scroll = _ControlsScrollArea(inner)
+    layout.insertWidget(index, scroll)
+    inner.layout().addStretch()
+    return scroll
+
+
+class _ControlsScrollArea(QScrollArea):
+    """Scrolls up and down only, so it is at least as wide as the controls need."""
+
+    def __init__(self, inner):
+        super().__init__()
+        self.setWidgetResizable(True)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setFrameShape(QFrame.Shape.NoFrame)
+        self.setWidget(inner)
+
+    def minimumSizeHint(self) -> QSize:
+        width = self.widget().minimumSizeHint().width() + self.verticalScrollBar().sizeHint().width()
+        return QSize(width, super().minimumSizeHint().height())
 
 
 def _wrap(label: Label) -> None:
