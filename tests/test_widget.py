@@ -642,3 +642,33 @@ def test_a_ground_truth_of_another_sequence_gets_a_hint(demo, qtbot):
     _until(qtbot, lambda: _idle(widget) and "PSNR" in widget.metrics.value)
     assert widget.truth_hint.value == ("⚠ the ground truth is spin echo, the prediction inversion recovery: the "
                                        "difference and PSNR/SSIM compare different contrasts")
+
+
+def test_target_sliders_move_by_their_step_and_reach_their_whole_range(demo):
+    from qtpy.QtWidgets import QAbstractSlider, QSlider
+
+    _, widget = demo
+    widget.live.value = False
+    act = QAbstractSlider.SliderAction
+    for name, low, high, step in (("te", 0.01, 1500, 1), ("tr", 0.01, 15000, 10), ("ti", 0.01, 5000, 10),
+                                  ("ti2", 10, 5000, 5), ("flip", 1, 90, 1)):
+        slider = getattr(widget, name)
+        bar = slider.native.findChild(QSlider)
+        assert (slider.min, slider.max, slider.step) == (low, high, step), name
+        for value in (low, high, (low + high) / 2, 30.0):  # set in code: kept as given
+            slider.value = value
+            assert slider.value == pytest.approx(value, abs=1e-4), name
+        slider.value = 30.0
+        bar.triggerAction(act.SliderSingleStepAdd)  # an arrow key
+        assert slider.value == pytest.approx(30 + step), name
+        bar.triggerAction(act.SliderPageStepAdd)
+        assert slider.value == pytest.approx(30 + 11 * step), name
+        for fraction in (0.1, 0.333, 0.77):  # a drag lands on a multiple of the step
+            bar.setSliderDown(True)
+            bar.setSliderPosition(int(bar.minimum() + fraction * (bar.maximum() - bar.minimum())))
+            bar.setSliderDown(False)
+            assert slider.value / step == pytest.approx(round(slider.value / step)), (name, slider.value)
+        bar.triggerAction(act.SliderToMaximum)
+        assert slider.value == pytest.approx(high), name
+        bar.triggerAction(act.SliderToMinimum)
+        assert slider.value == pytest.approx(max(step, low)), name

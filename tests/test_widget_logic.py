@@ -7,7 +7,7 @@ import pytest
 
 from napari_mr_reparam.widget_logic import (
     CUSTOM, InputSpec, MapsCache, Request, clipped_voxels, determined_line, input_from_metadata, joint_acquisitions,
-    layer_names, matching_preset, preset_choices, preset_controls, preset_refusal, render_request,
+    layer_names, matching_preset, on_step, preset_choices, preset_controls, preset_refusal, render_request,
 )
 
 
@@ -193,3 +193,12 @@ def test_a_ground_truth_of_another_sequence_gets_a_warning():
     assert truth_mismatch("mprage", {"sequence": "mprage"}, {**prediction, "sequence": "gradient_echo"}).startswith(
         "⚠ the ground truth is MPRAGE, the prediction gradient echo")
     assert truth_mismatch("unknown", {}, prediction) == ""
+
+
+def test_a_slider_action_lands_on_a_multiple_of_the_step_within_the_range():
+    assert on_step(4995.00066, 10, 0.01, 15000) == 5000
+    assert on_step(499.50667, 1, 0.01, 1500) == 500  # round half to even is fine: a multiple either way
+    assert on_step(0.01, 10, 0.01, 15000) == 10  # the seconds floor is below the grid
+    assert on_step(15003, 10, 0.01, 15000) == 15000
+    assert on_step(1.0, 5, 10, 5000) == 10
+    assert on_step(0.3, 0.05, 0, 1) == 0.3

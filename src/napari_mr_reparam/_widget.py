@@ -120,13 +120,13 @@ class ReparamWidget(Container):
         self.preset = ComboBox(choices=preset_choices(), value=CUSTOM, label="Preset",
                                tooltip="A named contrast: sets the sequence and times below, each "
                                        "still editable (editing one makes it Custom)")
-        self.te = FloatSlider(value=100.0, min=SECONDS_FLOOR, max=1500.0, step=1.0, label="TE (ms)")
-        self.tr = FloatSlider(value=3000.0, min=SECONDS_FLOOR, max=15000.0, step=10.0, label="TR (ms)")
+        self.te = _target_slider(value=100.0, min=SECONDS_FLOOR, max=1500.0, step=1.0, label="TE (ms)")
+        self.tr = _target_slider(value=3000.0, min=SECONDS_FLOOR, max=15000.0, step=10.0, label="TR (ms)")
         self.sequence = ComboBox(choices=SEQUENCE_CHOICES, value="spin_echo", label="Sequence")
-        self.ti = FloatSlider(value=2500.0, min=SECONDS_FLOOR, max=5000.0, step=10.0, label="TI (ms)")
-        self.ti2 = FloatSlider(value=325.0, min=10.0, max=5000.0, step=5.0, label="TI2 (ms)",
+        self.ti = _target_slider(value=2500.0, min=SECONDS_FLOOR, max=5000.0, step=10.0, label="TI (ms)")
+        self.ti2 = _target_slider(value=325.0, min=10.0, max=5000.0, step=5.0, label="TI2 (ms)",
                                tooltip="Double inversion recovery: the second, shorter inversion time")
-        self.flip = FloatSlider(value=30.0, min=1.0, max=90.0, step=1.0, label="Flip angle (°)")
+        self.flip = _target_slider(value=30.0, min=1.0, max=90.0, step=1.0, label="Flip angle (°)")
         self.consistency = FloatSlider(value=DEFAULT_CONSISTENCY, min=0.0, max=1.0, step=0.05,
                                        label="Data consistency",
                                        tooltip="How far the maps are moved to reproduce the input "
@@ -807,6 +807,37 @@ def _ms_box(prefix: str, maximum: float) -> FloatSpinBox:
     box.native.setSuffix(" ms")
     box.native.setSpecialValueText(f"{prefix}?")
     return box
+
+
+def _target_slider(step: float, **kwargs) -> FloatSlider:
+    """A target time or angle slider that a drag, an arrow key or the wheel moves by
+    ``step``, onto a multiple of it.
+
+    magicgui's float slider keeps the integer step and minimum it was given before its
+    maximum lowered the slider's resolution (TR's 10 ms step became 100 ms, TI2's 10 ms
+    minimum 1 ms), its page step is a few integer units, and a drag lands between steps
+    (TE 499.50667 ms). Here the range and step are set again once the resolution is, a page is ten steps, and each user action is moved onto the grid
+    (:func:`~napari_mr_reparam.widget_logic.on_step`) before it sets the value; a value
+    set in code or typed in the readout is kept as given.
+    """
+    from qtpy.QtWidgets import QSlider
+
+    from .widget_logic import on_step
+
+    slider = FloatSlider(step=step, **kwargs)
+    value = slider.value
+    slider.min, slider.max, slider.step = kwargs["min"], kwargs["max"], step
+    slider.value = value
+    bar = slider.native.findChild(QSlider)
+    bar.setPageStep(10 * bar.singleStep())
+    units = bar.maximum() / slider.max  # integer slider units per value unit
+
+    def snap(_action):
+        value = on_step(bar.sliderPosition() / units, step, slider.min, slider.max)
+        bar.setSliderPosition(round(value * units))
+
+    bar.actionTriggered.connect(snap)
+    return slider
 
 
 def _compact(combo) -> None:

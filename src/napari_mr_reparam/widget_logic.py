@@ -252,6 +252,14 @@ def preset_refusal(name: str, model: str, inputs: bool = False) -> str:
     return f"{name} is {kind}: only the physics model renders it (the other models predict spin-echo images)"
 
 
+def on_step(value: float, step: float, minimum: float, maximum: float) -> float:
+    """The multiple of ``step`` nearest ``value`` within ``minimum``-``maximum``: where a
+    slider dragged, stepped or scrolled lands. A least value below the first multiple
+    (0.01 ms, kept so a time typed in seconds reaches its hint) is not on the grid."""
+    first, last = np.ceil(minimum / step - 1e-9), np.floor(maximum / step + 1e-9)
+    return round(float(np.clip(round(value / step), first, last)) * step, 9)
+
+
 def seconds_hint(sequence: str = "spin_echo", **times) -> str:
     """The command line's rule for a time typed in seconds
     (:func:`~napari_mr_reparam.units.refuse_seconds`) as a hint: e.g. ``TR 2.3 looks like
