@@ -672,3 +672,16 @@ def test_target_sliders_move_by_their_step_and_reach_their_whole_range(demo):
         assert slider.value == pytest.approx(high), name
         bar.triggerAction(act.SliderToMinimum)
         assert slider.value == pytest.approx(max(step, low)), name
+
+
+def test_a_new_input_row_takes_an_image_not_a_prediction(demo, qtbot):
+    viewer, widget = demo
+    widget.model.value = "physics"
+    widget.ground_truth.value = viewer.layers["head TE120 TR6000"]
+    widget.run.clicked.emit()
+    _until(qtbot, lambda: _idle(widget) and _outputs(viewer, "prediction") and _outputs(viewer, "difference"))
+    viewer.layers.move(viewer.layers.index(_outputs(viewer, "prediction")[0]), 1)  # right above the input
+    widget.reset_choices()
+    first, second = widget.add_input_row(), widget.add_input_row()
+    assert first.layer.value is viewer.layers["head TE20 TR600"]
+    assert second.layer.value is viewer.layers["head TE20 TR6000"]

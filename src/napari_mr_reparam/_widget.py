@@ -238,12 +238,14 @@ class ReparamWidget(Container):
         self._on_settings_changed()
 
     def add_input_row(self, *_) -> "InputRow":
-        """A row for another image of the same subject, pre-filled from its layer's metadata."""
+        """A row for another image of the same subject, pre-filled from its layer's metadata:
+        the first layer not yet an input, an image before this widget's outputs."""
         row = InputRow(on_change=self._on_inputs_changed, on_remove=self._remove_input_row)
         self.inputs.append(row)
         row.reset_choices()
         used = {id(self.image.value), *(id(r.layer.value) for r in self.inputs if r is not row)}
         free = [c for c in row.layer.choices if c is not None and id(c) not in used]
+        free.sort(key=lambda layer: "mr_reparam_role" in (layer.metadata or {}))
         if free:
             row.layer.value = free[0]
         row.fill_from_layer()
