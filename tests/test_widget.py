@@ -394,8 +394,11 @@ def test_a_long_warning_wraps_instead_of_widening_the_dock(demo):
     before = widget.native.minimumSizeHint().width()
     widget.te.value, widget.tr.value = 5.0, 15000.0  # both outside the trained range: a long warning
     assert "outside the trained range" in widget.range_warning.value
+    assert not widget.range_warning.native.isHidden()  # a note shows while it says something
     assert widget.range_warning.native.wordWrap()
     assert widget.native.minimumSizeHint().width() <= before
+    widget.te.value, widget.tr.value = 100.0, 3000.0
+    assert widget.range_warning.value == "" and widget.range_warning.native.isHidden()  # no blank row
 
 
 def test_input_times_in_seconds_are_refused(demo):

@@ -116,7 +116,7 @@ class ReparamWidget(Container):
         self.add_input = PushButton(text="+ Add another image of this subject",
                                     tooltip="Two or more co-registered images with their own TE/TR/TI "
                                             "give joint PD/T1/T2 maps, fitted to all of them")
-        self.joint_status = Label(value="", label="")
+        self.joint_status = _Note(value="", label="")
         self.preset = ComboBox(choices=preset_choices(), value=CUSTOM, label="Preset",
                                tooltip="A named contrast: sets the sequence and times below, each "
                                        "still editable (editing one makes it Custom)")
@@ -138,7 +138,7 @@ class ReparamWidget(Container):
                                              "mirror and average them: twice the map time, "
                                              "reads unfamiliar anatomy a little better")
         self.add_maps = PushButton(text="Add PD, T1, T2 maps as layers")
-        self.range_warning = Label(value="", label="")
+        self.range_warning = _Note(value="", label="")
         self.ground_truth = create_widget(annotation=napari.layers.Image, label="Ground truth",
                                           options={"nullable": True})
         self.device = ComboBox(choices=["auto", "cpu", "cuda"], value="auto", label="Device")
@@ -148,7 +148,7 @@ class ReparamWidget(Container):
         self.progress = ProgressBar(value=0, min=0, max=1, label="Progress")
         self.status = Label(value="", label="Status")
         self.metrics = Label(value="", label="Metrics")
-        self.truth_hint = Label(value="", label="")
+        self.truth_hint = _Note(value="", label="")
         self.body = Container(labels=True)
         self.body.extend([self.image, self.model, self.input_preset, self.input_te, self.input_tr, self.input_sequence,
                      self.input_ti, self.input_flip, self.inputs, self.add_input, self.joint_status,
@@ -160,8 +160,6 @@ class ReparamWidget(Container):
             _wrap(label)
         for combo in (self.image, self.ground_truth):
             _compact(combo)
-        for note in (self.range_warning, self.joint_status, self.truth_hint):
-            _shown_when_set(note)
         self.append(self.body)
         self._scroll = _in_scroll_area(self.body)
 
@@ -769,6 +767,8 @@ class InputRow(Container):
         self._more = Container(layout="horizontal", labels=False, widgets=[self.ti, self.flip])
         for part in (top, times, self._more):
             part.margins = (0, 0, 0, 0)
+        top.native.layout().setStretch(0, 3)  # the layer's name wider than its sequence's
+        top.native.layout().setStretch(1, 2)
         self.extend([top, times, self._more])
         self.layer.changed.connect(self.fill_from_layer)
         self.sequence.changed.connect(self._show_fields)
@@ -851,13 +851,17 @@ def _compact(combo) -> None:
     combo.native.setMinimumContentsLength(6)
 
 
-def _shown_when_set(label: Label) -> None:
-    """A note shows only while it says something (no blank row when empty)."""
-    def show(value):
-        label.visible = bool(value)
+class _Note(Label):
+    """A line that shows only while it says something (no blank row when empty)."""
 
-    label.changed.connect(show)
-    show(label.value)
+    @property
+    def value(self) -> str:
+        return Label.value.fget(self)
+
+    @value.setter
+    def value(self, text: str) -> None:
+        Label.value.fset(self, text)
+        self.visible = bool(text)
 
 
 def _in_scroll_area(container: Container) -> QScrollArea:
