@@ -760,15 +760,13 @@ class InputRow(Container):
 
         for box in (self.te, self.tr, self.ti, self.flip):  # typed or scrolled: narrow enough for two a line
             box.native.setButtonSymbols(QAbstractSpinBox.ButtonSymbols.NoButtons)
-        _compact(self.layer)
-        _compact(self.sequence)
+        _compact(self.layer, 11)  # most of "head TE20 TR6000"
+        _compact(self.sequence, 4)  # "Spin e...": the list names it in full
         top = Container(layout="horizontal", labels=False, widgets=[self.layer, self.sequence, self.remove])
         times = Container(layout="horizontal", labels=False, widgets=[self.te, self.tr])
         self._more = Container(layout="horizontal", labels=False, widgets=[self.ti, self.flip])
         for part in (top, times, self._more):
             part.margins = (0, 0, 0, 0)
-        top.native.layout().setStretch(0, 3)  # the layer's name wider than its sequence's
-        top.native.layout().setStretch(1, 2)
         self.extend([top, times, self._more])
         self.layer.changed.connect(self.fill_from_layer)
         self.sequence.changed.connect(self._show_fields)
@@ -782,6 +780,7 @@ class InputRow(Container):
         if layer is None:
             return
         spec = input_from_metadata(layer)
+        self.layer.tooltip = layer.name  # in full where the box cuts it
         self.sequence.value = spec.sequence
         for box, value in ((self.te, spec.te_ms), (self.tr, spec.tr_ms), (self.ti, spec.ti_ms),
                            (self.flip, spec.flip_deg)):
@@ -842,13 +841,13 @@ def _target_slider(step: float, **kwargs) -> FloatSlider:
     return slider
 
 
-def _compact(combo) -> None:
+def _compact(combo, chars: int = 8) -> None:
     """A combo box as wide as a short name, not its longest choice (a layer name can be
     long); the list it opens shows the names in full."""
     from qtpy.QtWidgets import QComboBox
 
     combo.native.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-    combo.native.setMinimumContentsLength(6)
+    combo.native.setMinimumContentsLength(chars)
 
 
 class _Note(Label):
