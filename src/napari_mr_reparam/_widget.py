@@ -817,7 +817,8 @@ def _target_slider(step: float, **kwargs) -> FloatSlider:
     magicgui's float slider keeps the integer step and minimum it was given before its
     maximum lowered the slider's resolution (TR's 10 ms step became 100 ms, TI2's 10 ms
     minimum 1 ms), its page step is a few integer units, and a drag lands between steps
-    (TE 499.50667 ms). Here the range and step are set again once the resolution is, a page is ten steps, and each user action is moved onto the grid
+    (TE 499.50667 ms). Here the range and step are set again once the resolution is, a
+    page is ten steps, and each user action is moved onto the grid
     (:func:`~napari_mr_reparam.widget_logic.on_step`) before it sets the value; a value
     set in code or typed in the readout is kept as given.
     """
