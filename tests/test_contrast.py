@@ -68,3 +68,29 @@ def test_no_bundled_classifier_means_no_guess(monkeypatch, tmp_path):
             return True
 
     assert contrast.guessed_reading(np.ones((2, 8, 8)), Engine()) is None
+
+
+def _shared_real_t1():
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "shared" / "anatomy" / "voxelmorph" / "test_scan.npz"
+    if not path.exists():
+        pytest.skip(f"needs ../shared (the real T1 scan {path.name} of anatomy/voxelmorph); not found at {path}")
+    from napari_mr_reparam.phantoms.freesurfer import read_npz_array
+
+    return read_npz_array(path, "vol").astype(np.float32)  # axial slices along the first axis
+
+
+def _mni152_t1():
+    from napari_mr_reparam.io import load_volume
+    from napari_mr_reparam.phantoms.mni152 import template_path
+
+    return load_volume(template_path("t1")).data
+
+
+@pytest.mark.parametrize("load", [_mni152_t1, _shared_real_t1], ids=["MNI152 template", "real T1 scan"])
+def test_the_bundled_classifier_reads_real_t1_weighted_scans_as_t1_weighted(load):
+    """Real T1-weighted images it never trained on (the template's and the scan's
+    intensities; only their anatomy is in training) are guessed T1w or MPRAGE."""
+    guess = contrast.guess_input(load())
+    assert guess.preset in ("T1w", "MPRAGE"), guess.probabilities

@@ -79,6 +79,13 @@ def refuse_for_d2p(name: str, te=None, tr=None, sequence=None, ti=None, where: s
                          f"input at TE {te_in:g} / TR {tr_in:g} ms{said} use --model p2p or --model physics")
 
 
+def _notice(text: str) -> None:
+    """A line on stderr that keeps clear of the progress bar."""
+    from tqdm import tqdm
+
+    tqdm.write(text, file=sys.stderr)
+
+
 def _inputs(paths: list[str], acquisition: int | None = None) -> list:
     """Input files, and an :class:`_DicomInput` per acquisition of each DICOM series (a
     folder without NIfTI or images but with DICOM files; ``.dcm`` files given together)."""
@@ -275,9 +282,9 @@ def _predict_file(engine, path, targets, outputs, args, options) -> list:
         if guessed is not None:
             given, guess = guessed
             te_in, tr_in, source = given.te_ms, given.tr_ms, "guessed"
-            print(f"notice: {path.name}: no input acquisition given or in a sidecar; the image looks "
+            _notice(f"notice: {path.name}: no input acquisition given or in a sidecar; the image looks "
                   f"like {guess.describe()}: read as {get_preset(guess.preset).describe()}; name its "
-                  "acquisition with --input-preset or --input-te/--input-tr", file=sys.stderr)
+                  "acquisition with --input-preset or --input-te/--input-tr")
         else:
             given = _input_sequence(volume, te_in, tr_in, args)
         if source == "default":
@@ -286,10 +293,9 @@ def _predict_file(engine, path, targets, outputs, args, options) -> list:
             unknown = "/".join(n for n, given, own in (("TE", args.input_te, volume.te_ms),
                                                         ("TR", args.input_tr, volume.tr_ms))
                                if given is None and own is None)
-            print(f"notice: {path.name}: no input {unknown} given or in a BIDS sidecar; taking the "
+            _notice(f"notice: {path.name}: no input {unknown} given or in a BIDS sidecar; taking the "
                   f"input to be at TE {te_in:g} ms / TR {tr_in:g} ms; name its acquisition with "
-                  f"--input-preset ({', '.join(input_preset_names())}) or --input-te/--input-tr",
-                  file=sys.stderr)
+                  f"--input-preset ({', '.join(input_preset_names())}) or --input-te/--input-tr")
     wanted = [Acquisition(te, tr, args.sequence, args.ti, args.flip) for te, tr in targets]
     predictions = engine.predict_many(volume.data, wanted, given, options=options)  # refuses what it cannot read
     if engine.task == "p2p":
