@@ -425,6 +425,14 @@ def test_no_detail_is_refused_where_joint_maps_keep_the_inputs_resolution(scans,
                  "--input-tr", "3000", "3000", "--preset", "T1w", "-o", str(tmp_path / "j.nii.gz"), "-q",
                  "--no-detail"]) == 2
     assert "--no-detail applies to renders from one image's network maps" in capsys.readouterr().err
+    from dicom_helpers import ramp, write_series
+
+    write_series(tmp_path / "dual", [ramp(2, 16, 16), ramp(2, 16, 16) // 2], te=(15.0, 90.0), tr=3000.0)
+    out = tmp_path / "d.nii.gz"
+    assert main(["predict", "--joint", str(tmp_path / "dual"), "--preset", "T1w", "-o", str(out), "-q",
+                 "--no-detail"]) == 2  # one folder, two acquisitions: joint maps too
+    assert "--no-detail applies to renders from one image's network maps" in capsys.readouterr().err
+    assert not out.exists()
 
 
 def test_sequence_and_preset_together_are_refused(tmp_path, capsys):

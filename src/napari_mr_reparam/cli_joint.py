@@ -354,6 +354,11 @@ def _engine(model: str, device: str):
     return engine
 
 
+#: Why --no-detail and --joint over several images do not go together.
+NO_DETAIL_WITH_JOINT = ("--no-detail applies to renders from one image's network maps; --joint renders from "
+                        "the joint maps of the inputs, which keep their resolution")
+
+
 def _predict_engine(args):
     """The network of ``predict --preset`` and ``--joint``, loaded as ``predict`` loads it:
     ``--model`` or ``--weights``, ``--batch-size`` and the physics options (``--consistency``,
@@ -366,8 +371,7 @@ def _predict_engine(args):
             raise ValueError(f"{given[0]} applies to a network; --model none fits the maps without one")
         return None
     if args.no_detail and args.joint and len(args.input) > 1:
-        raise ValueError("--no-detail applies to renders from one image's network maps; --joint renders "
-                         "from the joint maps of the inputs, which keep their resolution")
+        raise ValueError(NO_DETAIL_WITH_JOINT)
     from .inference import Reparameterizer
 
     engine = Reparameterizer(args.model, weights=args.weights, device=args.device, batch_size=args.batch_size,
@@ -594,6 +598,8 @@ def _parts(paths, args) -> list[tuple]:
 
     volumes = load_inputs(paths, args.acquisition, input_times_given(args))
     stem = "joint" if args.joint else Path(paths[0]).name.split(".")[0]
+    if args.joint and args.no_detail and len(volumes) > 1:  # one DICOM folder of several acquisitions
+        raise ValueError(NO_DETAIL_WITH_JOINT)
     if args.joint or len(volumes) == 1:
         return [(stem, " ".join(map(str, paths)), volumes)]
     label = volumes[0].extra["series"]
