@@ -301,6 +301,20 @@ def test_preset_on_a_dicom_series_predicts_each_acquisition_as_predict_does(tmp_
     assert not (tmp_path / "f.nii.gz").exists()
 
 
+def test_preset_takes_a_folder_of_nifti_files_as_predict_does(scans, tiny_weights, tmp_path):
+    import shutil
+
+    paths, _ = scans
+    folder = tmp_path / "subjects"
+    folder.mkdir()
+    for name in ("pdw", "t2w"):
+        shutil.copy(paths[name], folder / paths[name].name)
+    out = tmp_path / "out"
+    assert main(["predict", str(folder), "--preset", "T1w", "--input-te", "15", "--input-tr", "3000",
+                 "-o", str(out), "-q"]) == 0
+    assert sorted(p.name for p in out.glob("*.nii.gz")) == ["pdw_T1w.nii.gz", "t2w_T1w.nii.gz"]
+
+
 def test_preset_on_several_inputs_needs_a_folder(scans, tmp_path, capsys):
     paths, _ = scans
     out = tmp_path / "x.nii.gz"

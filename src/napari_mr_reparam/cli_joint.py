@@ -166,6 +166,20 @@ def load_inputs(paths: list[str], acquisition: int | None = None, times_given=()
     return volumes
 
 
+def folder_files(paths: list[str]) -> list[str]:
+    """``paths`` with each folder that holds NIfTI files or images replaced by those files
+    (sorted), as ``predict`` takes several subjects; a DICOM series folder stays one input."""
+    from .io import IMAGE_SUFFIXES, NIFTI_SUFFIXES, suffix_of
+
+    out = []
+    for text in paths:
+        path = Path(text)
+        files = (sorted(p for p in path.iterdir() if p.is_file() and suffix_of(p) in NIFTI_SUFFIXES + IMAGE_SUFFIXES)
+                 if path.is_dir() else [])
+        out += [str(p) for p in files] or [text]
+    return out
+
+
 def refuse_shared_outputs(pairs) -> None:
     """Two inputs whose outputs would have one name (inputs of one file name from two
     folders) are a one-line ValueError, before anything is computed. ``pairs``: (input, output)."""
@@ -541,9 +555,9 @@ def predict_joint_or_preset(args) -> int:
     targets = _targets(args)
     refuse_input_seconds(args)
     if args.joint:
-        groups = [list(args.input)]
+        groups = [folder_files(args.input)]
     else:
-        groups = [[p] for p in args.input]
+        groups = [[p] for p in folder_files(args.input)]
     output_paths(args.output, [("", ".nii.gz")] * len(groups), args.suffix, "several inputs")  # before any work
     stems = [(paths[0], "joint" if args.joint else Path(paths[0]).name.split(".")[0]) for paths in groups]
     if not args.joint:
