@@ -61,6 +61,23 @@ def test_parameters_and_split_per_echo(tmp_path):
     assert dicom.describe(vols[0]) == "TE 10 / TR 3000 ms"
 
 
+def test_files_without_the_preamble_are_found_and_read(tmp_path):
+    """Older exports write the data set alone: no 128-byte preamble, no file meta, no .dcm."""
+    import pydicom
+
+    paths = write_series(tmp_path / "s", [ramp(), ramp() // 2], te=(10.0, 80.0), tr=3000.0)
+    for path in paths:
+        ds = pydicom.dcmread(path)
+        del ds.file_meta
+        ds.preamble = None
+        pydicom.dcmwrite(str(path), ds, enforce_file_format=False, implicit_vr=True, little_endian=True)
+    (tmp_path / "s" / "notes").write_bytes(b"\x08\x00 not a DICOM file at all")
+    assert dicom.looks_like_series(tmp_path / "s") and not dicom.is_dicom(tmp_path / "s" / "notes")
+    vols = dicom.read_series(tmp_path / "s")
+    assert [v.te_ms for v in vols] == [10.0, 80.0]
+    np.testing.assert_array_equal(vols[0].data, ramp())
+
+
 def test_inversion_recovery_split_and_sorted_by_ti(tmp_path):
     vols_in = [ramp(2, 8, 8), ramp(2, 8, 8) // 2, ramp(2, 8, 8) // 4]
     write_series(tmp_path / "ir", vols_in, te=(12.0, 12.0, 12.0), ti=(800.0, 50.0, 200.0),

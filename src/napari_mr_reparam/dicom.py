@@ -76,12 +76,26 @@ _NATIVE_ORNT = np.array([[0, -1], [1, -1], [2, 1]], float)
 
 
 def is_dicom(path: str | os.PathLike) -> bool:
-    """True for a file with the DICOM preamble (``DICM`` at byte 128)."""
+    """True for a DICOM file: with the preamble (``DICM`` at byte 128), or without one (older
+    exports write the data set alone) where it starts with a group 0002 or 0008 element and
+    pydicom finds its SOP class."""
     try:
         with open(path, "rb") as fh:
-            fh.seek(128)
-            return fh.read(4) == b"DICM"
+            head = fh.read(132)
     except OSError:
+        return False
+    if head[128:132] == b"DICM":
+        return True
+    return head[:2] in (b"\x02\x00", b"\x08\x00") and _names_sop_class(path)
+
+
+def _names_sop_class(path) -> bool:
+    import pydicom
+
+    try:
+        ds = pydicom.dcmread(str(path), force=True, stop_before_pixels=True, specific_tags=["SOPClassUID"])
+        return bool(ds.get("SOPClassUID"))
+    except Exception:  # anything pydicom cannot parse is not a DICOM file here
         return False
 
 
@@ -211,6 +225,7 @@ def _read_file(path: Path):
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             ds = pydicom.dcmread(str(path), force=True)
+            _name_transfer_syntax(ds)
             if "PixelData" in ds:
                 ds.pixel_array  # decode now, so that a truncated file is named here
         early_end = [w for w in caught if "end of file" in str(w.message).lower()]
@@ -228,6 +243,21 @@ def _read_file(path: Path):
         raise ValueError(f"{path.name}: multi-frame (enhanced) DICOM is not read; "
                          "convert the series to NIfTI (e.g. with dcm2niix)")
     return ds
+
+
+def _name_transfer_syntax(ds) -> None:
+    """A file without file meta (no preamble) is uncompressed; name the encoding pydicom read
+    it in, which its pixel decoder asks for."""
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+
+    meta = getattr(ds, "file_meta", None)
+    if meta is not None and "TransferSyntaxUID" in meta:
+        return
+    implicit, little = ds.original_encoding
+    ds.file_meta = meta if meta is not None else FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = (ImplicitVRLittleEndian if implicit else
+                                      ExplicitVRLittleEndian if little else ExplicitVRBigEndian)
 
 
 def _is_image(ds) -> bool:
