@@ -92,14 +92,13 @@ def _inputs(paths: list[str], acquisition: int | None = None) -> list:
     from pathlib import Path
 
     from . import dicom
-    from .io import IMAGE_SUFFIXES, NIFTI_SUFFIXES, suffix_of
+    from .io import readable_files
 
     found, series, dicom_files = [], [], []
     for text in paths:
         path = Path(text)
         if path.is_dir():
-            files = sorted(p for p in path.iterdir()
-                           if p.is_file() and suffix_of(p) in NIFTI_SUFFIXES + IMAGE_SUFFIXES)
+            files = readable_files(path)
             found += files
             if not files and dicom.looks_like_series(path):
                 series.append(path)

@@ -169,13 +169,11 @@ def load_inputs(paths: list[str], acquisition: int | None = None, times_given=()
 def folder_files(paths: list[str]) -> list[str]:
     """``paths`` with each folder that holds NIfTI files or images replaced by those files
     (sorted), as ``predict`` takes several subjects; a DICOM series folder stays one input."""
-    from .io import IMAGE_SUFFIXES, NIFTI_SUFFIXES, suffix_of
+    from .io import readable_files
 
     out = []
     for text in paths:
-        path = Path(text)
-        files = (sorted(p for p in path.iterdir() if p.is_file() and suffix_of(p) in NIFTI_SUFFIXES + IMAGE_SUFFIXES)
-                 if path.is_dir() else [])
+        files = readable_files(text) if Path(text).is_dir() else []
         out += [str(p) for p in files] or [text]
     return out
 

@@ -117,6 +117,11 @@ def suffix_of(path: str | Path) -> str:
     return ".nii.gz" if name.endswith(".nii.gz") else Path(name).suffix
 
 
+def readable_files(folder: str | Path) -> list[Path]:
+    """The NIfTI files and 2-D images directly in ``folder``, sorted by name."""
+    return sorted(p for p in Path(folder).iterdir() if p.is_file() and suffix_of(p) in NIFTI_SUFFIXES + IMAGE_SUFFIXES)
+
+
 def sidecar_path(path: str | Path) -> Path:
     """The BIDS sidecar beside ``path``: ``scan.nii.gz`` -> ``scan.json``."""
     path = Path(path)
