@@ -119,6 +119,23 @@ def validate_flip(flip_deg, name: str = "flip angle") -> None:
         raise ValueError(f"{name} must be between 0 and 180 degrees (more than 0, at most 180), got {bad[0]:g}")
 
 
+def default_input_mismatch(te=None, tr=None, sequence=None, ti=None):
+    """How an input stated to be acquired so (None: nothing states it) differs from the one
+    input acquisition Default-to-Param reads, a spin echo at the default TE/TR:
+    ``("sequence", name)``, ``("times", te_ms, tr_ms)`` or None where it does not. A TI
+    without a sequence is inversion recovery; a time not stated is the default's."""
+    from . import DEFAULT_TE_MS, DEFAULT_TR_MS
+
+    if sequence is None and ti is not None:
+        sequence = "inversion_recovery"
+    if sequence not in (None, "spin_echo"):  # a flip angle alone is a spin echo's too
+        return ("sequence", sequence)
+    te_in, tr_in = (DEFAULT_TE_MS if te is None else te), (DEFAULT_TR_MS if tr is None else tr)
+    if abs(te_in - DEFAULT_TE_MS) > 1e-3 or abs(tr_in - DEFAULT_TR_MS) > 1e-3:
+        return ("times", te_in, tr_in)
+    return None
+
+
 def out_of_range_warnings(te_ms: float, tr_ms: float, trained: dict | None = None) -> list[str]:
     """Human-readable warnings for times outside a trained range (``trained``: {"te": (lo,
     hi), "tr": (lo, hi)} in ms, a model's own from

@@ -64,19 +64,17 @@ def refuse_for_d2p(name: str, te=None, tr=None, sequence=None, ti=None, where: s
     input stated (``where``: by what, e.g. ``its sidecar``) to be acquired otherwise is a
     one-line ValueError, not read as if it were that one. None is what nothing states."""
     from . import DEFAULT_TE_MS, DEFAULT_TR_MS
+    from .acquisition import default_input_mismatch
 
     said = f" ({where})" if where else ""
-    if sequence is None and ti is not None:  # an inversion time without a sequence: inversion recovery
-        sequence = "inversion_recovery"
-    if sequence not in (None, "spin_echo"):  # a flip angle alone is a spin echo's too
-        raise ValueError(f"{name} reads spin-echo inputs at TE {DEFAULT_TE_MS:g} / TR {DEFAULT_TR_MS:g} ms "
-                         f"only; for an input of {sequence.replace('_', ' ')}{said} use --model physics")
-    if te is None and tr is None:
+    mismatch = default_input_mismatch(te, tr, sequence, ti)
+    if mismatch is None:
         return
-    te_in, tr_in = (DEFAULT_TE_MS if te is None else te), (DEFAULT_TR_MS if tr is None else tr)
-    if abs(te_in - DEFAULT_TE_MS) > 1e-3 or abs(tr_in - DEFAULT_TR_MS) > 1e-3:
-        raise ValueError(f"{name} reads inputs at TE {DEFAULT_TE_MS:g} / TR {DEFAULT_TR_MS:g} ms only; for an "
-                         f"input at TE {te_in:g} / TR {tr_in:g} ms{said} use --model p2p or --model physics")
+    if mismatch[0] == "sequence":
+        raise ValueError(f"{name} reads spin-echo inputs at TE {DEFAULT_TE_MS:g} / TR {DEFAULT_TR_MS:g} ms "
+                         f"only; for an input of {mismatch[1].replace('_', ' ')}{said} use --model physics")
+    raise ValueError(f"{name} reads inputs at TE {DEFAULT_TE_MS:g} / TR {DEFAULT_TR_MS:g} ms only; for an "
+                     f"input at TE {mismatch[1]:g} / TR {mismatch[2]:g} ms{said} use --model p2p or --model physics")
 
 
 def _notice(text: str) -> None:

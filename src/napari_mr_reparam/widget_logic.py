@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from .acquisition import SEQUENCE_READS, Acquisition
+from .acquisition import SEQUENCE_READS, Acquisition, default_input_mismatch
 from .metrics import PEAK, batch_metrics
 
 
@@ -301,13 +301,12 @@ def input_refusal(model: str, layer, input_sequence: str = "spin_echo") -> str:
     name = getattr(layer, "name", "the input")
     if model == "d2p":
         stated = input_from_metadata(layer)  # its sequence, or inversion recovery where a TI is known
-        if stated.sequence != "spin_echo":
-            return (f"{name} is {_sequence_words(stated.sequence)}: Default-to-Param reads spin-echo inputs "
+        mismatch = default_input_mismatch(stated.te_ms, stated.tr_ms, stated.sequence)
+        if mismatch is not None and mismatch[0] == "sequence":
+            return (f"{name} is {_sequence_words(mismatch[1])}: Default-to-Param reads spin-echo inputs "
                     f"at TE {DEFAULT_TE_MS:g} / TR {DEFAULT_TR_MS:g} ms only; choose Physics")
-        te = stated.te_ms if stated.te_ms is not None else DEFAULT_TE_MS
-        tr = stated.tr_ms if stated.tr_ms is not None else DEFAULT_TR_MS
-        if abs(te - DEFAULT_TE_MS) > 1e-3 or abs(tr - DEFAULT_TR_MS) > 1e-3:
-            return (f"{name} is at TE {te:g} / TR {tr:g} ms: Default-to-Param reads inputs at TE "
+        if mismatch is not None:
+            return (f"{name} is at TE {mismatch[1]:g} / TR {mismatch[2]:g} ms: Default-to-Param reads inputs at TE "
                     f"{DEFAULT_TE_MS:g} / TR {DEFAULT_TR_MS:g} ms only; choose Param-to-Param or Physics")
     if model == "p2p" and input_sequence != "spin_echo":
         return (f"{name} is {_sequence_words(input_sequence)}: Param-to-Param reads spin-echo inputs only; "
