@@ -761,7 +761,8 @@ def test_an_input_too_thin_for_the_bundled_network_is_one_line(tmp_path, capsys)
     assert "Traceback" not in "".join(err) and not out.exists()
 
 
-@pytest.mark.parametrize("form", [["--te", "100", "--tr", "3000"], ["--preset", "T2w"]])
+@pytest.mark.parametrize("form", [["--te", "100", "--tr", "3000"], ["--preset", "T2w"],
+                                  ["--joint", "--te", "100", "--tr", "3000"]])
 def test_a_folder_with_nothing_to_read_is_named_with_what_was_expected(tmp_path, capsys, form):
     empty, notes = tmp_path / "empty", tmp_path / "notes"
     empty.mkdir()
@@ -771,8 +772,7 @@ def test_a_folder_with_nothing_to_read_is_named_with_what_was_expected(tmp_path,
         assert main(["predict", str(folder), "-o", str(tmp_path / "out"), "-q", *form]) == 2
         err = capsys.readouterr().err.strip().splitlines()[-1]
         assert err.startswith(f"error: {folder}: the folder {has}; expected ")
-        assert err.endswith("or a DICOM series" if "--te" in form else "a DICOM series (give NIfTI files and "
-                                                                        "images as files)")
+        assert err.endswith("or a DICOM series")  # --preset takes a folder's files as predict does
     assert main(["maps", str(empty), "-o", str(tmp_path / "out")]) == 2
     assert capsys.readouterr().err.strip() == (f"error: {empty}: the folder is empty; expected a DICOM series "
                                                "(give NIfTI files and images as files)")

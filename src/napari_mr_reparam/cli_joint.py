@@ -168,12 +168,16 @@ def load_inputs(paths: list[str], acquisition: int | None = None, times_given=()
 
 def folder_files(paths: list[str]) -> list[str]:
     """``paths`` with each folder that holds NIfTI files or images replaced by those files
-    (sorted), as ``predict`` takes several subjects; a DICOM series folder stays one input."""
+    (sorted), as ``predict`` takes several subjects; a DICOM series folder stays one input,
+    and a folder holding neither is a one-line ValueError naming what was expected."""
+    from . import dicom
     from .io import readable_files
 
     out = []
     for text in paths:
         files = readable_files(text) if Path(text).is_dir() else []
+        if Path(text).is_dir() and not files and not dicom.looks_like_series(Path(text)):
+            raise no_inputs_in(Path(text))
         out += [str(p) for p in files] or [text]
     return out
 
