@@ -107,7 +107,7 @@ def test_joint_predict_renders_targets_and_presets(scans, tmp_path):
 def test_mismatched_shapes_give_one_line_and_write_nothing(scans, tmp_path, capsys):
     paths, _ = scans
     odd = tmp_path / "odd.nii.gz"
-    nib.save(nib.Nifti1Image(np.ones((20, 18, 2), np.float32), np.eye(4)), odd)
+    nib.save(nib.Nifti1Image(np.random.default_rng(0).random((20, 18, 2)).astype(np.float32), np.eye(4)), odd)
     out = tmp_path / "out"
     rc = main(["maps", str(paths["pdw"]), str(odd), "--input-te", "15", "100", "--input-tr", "3000",
                "--model", "none", "-o", str(out)])
@@ -505,3 +505,11 @@ def test_maps_shows_its_progress_unless_quiet(scans, tmp_path, capsys):
     assert "maps: 100%" in capsys.readouterr().err
     assert main(common + ["-o", str(tmp_path / "b"), "-q"]) == 0
     assert "maps:" not in capsys.readouterr().err and (tmp_path / "b" / "T1map.nii.gz").exists()
+
+
+def test_maps_of_a_volume_without_an_image_name_its_file_and_write_nothing(tmp_path, capsys):
+    flat = tmp_path / "flat.nii.gz"
+    nib.save(nib.Nifti1Image(np.full((20, 20, 2), 7, np.float32), np.eye(4)), flat)
+    assert main(["maps", str(flat), "-o", str(tmp_path / "out")]) == 2
+    assert capsys.readouterr().err.strip() == "error: flat.nii.gz: the volume holds no image: every voxel is 7"
+    assert not (tmp_path / "out").exists()

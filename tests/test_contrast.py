@@ -67,7 +67,13 @@ def test_no_bundled_classifier_means_no_guess(monkeypatch, tmp_path):
         def reads_input(self, sequence):
             return True
 
-    assert contrast.guessed_reading(np.ones((2, 8, 8)), Engine()) is None
+    assert contrast.guessed_reading(np.random.default_rng(0).random((2, 8, 8)), Engine()) is None
+
+
+@pytest.mark.parametrize("volume", [np.ones((2, 8, 8)), np.full((2, 8, 8), np.nan), np.zeros((0, 8, 8))])
+def test_a_volume_without_an_image_is_refused_before_any_guess(volume):
+    with pytest.raises(ValueError, match="the volume holds no image"):
+        contrast.guess_input(volume, classifier=(None, {}))
 
 
 def _shared_real_t1():

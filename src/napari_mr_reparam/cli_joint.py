@@ -147,13 +147,16 @@ def _listed(value) -> list:
 def load_inputs(paths: list[str], acquisition: int | None = None, times_given=()) -> list:
     """Volumes of the inputs, in order: a NIfTI file is one, a DICOM series one per
     acquisition (only the ``acquisition``-th, 1-based, where given). ``times_given``
-    (:func:`input_times_given`) lets explicit times win over a sidecar written in milliseconds."""
+    (:func:`input_times_given`) lets explicit times win over a sidecar written in milliseconds.
+    A volume with no image in it (empty, all NaN, one value) is a one-line ValueError naming
+    its file, before any work."""
     from . import dicom
+    from .inference import require_contrast
     from .io import load_volume
 
     volumes = []
     for text in paths:
-        path = Path(text)
+        path, first = Path(text), len(volumes)
         if not path.exists():
             raise FileNotFoundError(f"{path}: no such file or folder")
         if dicom.looks_like_series(path):
@@ -163,6 +166,11 @@ def load_inputs(paths: list[str], acquisition: int | None = None, times_given=()
         else:
             volumes.append(load_volume(path, times_given))
             notice_ignored_sidecar(volumes[-1], path.name)
+        for volume in volumes[first:]:
+            try:
+                require_contrast(volume.data)
+            except ValueError as e:
+                raise ValueError(f"{path.name}: {e}") from None
     return volumes
 
 

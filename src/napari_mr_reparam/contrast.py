@@ -105,9 +105,13 @@ def _slices_with_signal(volume: np.ndarray, count: int) -> np.ndarray:
 def guess_input(volume: np.ndarray, weights: str | None = None, classifier=None) -> ContrastGuess:
     """The input preset ``volume`` ((z, y, x) or (y, x)) looks like: the classifier's mean
     probabilities over up to :data:`GUESS_SLICES` slices with signal (each normalized to
-    its maximum)."""
+    its maximum). A volume with no image in it (empty, all NaN, one value) is the
+    engine's one-line ``ValueError``, before any guess."""
     import torch
 
+    from .inference import require_contrast
+
+    require_contrast(np.asarray(volume))
     net, card = classifier or load_classifier(weights)
     images = _slices_with_signal(volume, GUESS_SLICES)
     peak = images.reshape(images.shape[0], -1).max(axis=1).clip(1e-12)[:, None, None]
