@@ -789,7 +789,7 @@ def run_sample(models: list[Model], log=print) -> dict:
     data = [normalize_to_max(layer[0][::SAMPLE_EVERY]) for layer in layers]
     inp = Acq(*sd.INPUT_ACQ)
     truths = [Acq(te, tr) for te, tr in sd.TRUTH_ACQS]
-    phantom = load_phantom(sd.PHANTOM)
+    phantom = load_phantom(sd.PHANTOM, table=sd.TABLE)
     masks = slice_masks(phantom, choose_slices(phantom, sd.SLICES), sd.SIZE, pad_square=True)[::SAMPLE_EVERY]
     rows = []
     for model in models:
