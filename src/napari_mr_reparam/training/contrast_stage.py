@@ -4,10 +4,7 @@ Images come from the randomized stream with acquisition effects, as the physics 
 do, their input acquisitions drawn across every input sequence
 (:func:`~napari_mr_reparam.acquisition_effects.draw_input`); each is labelled with the
 preset whose contrast is nearest its acquisition's
-(:func:`~napari_mr_reparam.contrast.preset_label`). The loss is the cross entropy, each
-class weighted by the inverse square root of how often the draw gives it
-(:func:`class_weights`: FLAIR is about 4 % of the draws, T1w about 30 %), so that a rare
-class costs more than its share, without every uncertain image being read as the rarest.
+(:func:`~napari_mr_reparam.contrast.preset_label`). The loss is the cross entropy.
 """
 
 from __future__ import annotations
@@ -17,7 +14,6 @@ import torch
 import torch.nn.functional as F
 
 from ..acquisition import Acquisition
-from ..acquisition_effects import draw_input
 from ..contrast import CLASSES, preset_label
 from ..models.contrast_net import WORK_SIZE, ContrastNet
 from ..physics import INPUT_SEQUENCES
@@ -26,10 +22,6 @@ from .data import StreamBatches
 
 #: Label smoothing of the cross entropy (neighbouring presets' contrasts overlap).
 LABEL_SMOOTHING = 0.05
-#: Acquisitions drawn to measure how often each class comes (seeded: the same each run).
-WEIGHT_DRAWS = 20000
-#: Class weights go as share ** -BALANCE_POWER (1: every class weighs alike in all; 0: none).
-BALANCE_POWER = 0.5
 
 
 class ContrastStage:
@@ -40,27 +32,14 @@ class ContrastStage:
         self.cfg = cfg
         self.model = ContrastNet(len(CLASSES), base=max(4, round(128 * cfg.width)), work_size=WORK_SIZE)
         self.batches = StreamBatches(cfg, rank)
-        self.weights = torch.as_tensor(class_weights(cfg.input_sequences or INPUT_SEQUENCES), dtype=torch.float32)
 
     def loss(self, module, batch: dict) -> torch.Tensor:
         labels = torch.as_tensor(batch_labels(batch), device=batch["input"].device)
-        return F.cross_entropy(module(batch["input"]), labels, weight=self.weights.to(labels.device),
-                               label_smoothing=LABEL_SMOOTHING)
+        return F.cross_entropy(module(batch["input"]), labels, label_smoothing=LABEL_SMOOTHING)
 
     def card(self) -> dict:
         return {"arch": "contrast", "classes": list(CLASSES), "base": self.model.base,
                 "work_size": self.model.work_size, "task": self.cfg.task, "width": self.cfg.width}
-
-
-def class_weights(sequences, draws: int = WEIGHT_DRAWS, seed: int = 0, power: float = BALANCE_POWER) -> np.ndarray:
-    """Per class, ``share ** -power`` of how often the training draw of input acquisitions
-    (over ``sequences``) gives it, scaled so that an example weighs 1 on average; 0 for a
-    class the draw never gives. ``power`` 1 gives every class the same weight in all."""
-    rng = np.random.default_rng(seed)
-    counts = np.bincount([preset_label(draw_input(rng, sequences)) for _ in range(draws)], minlength=len(CLASSES))
-    share = counts / counts.sum()
-    w = np.where(share > 0, np.maximum(share, 1e-12) ** -power, 0.0)
-    return w / float((w * share).sum())
 
 
 def batch_labels(batch: dict) -> np.ndarray:
