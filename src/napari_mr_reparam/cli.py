@@ -90,20 +90,13 @@ def _inputs(paths: list[str], acquisition: int | None = None) -> list:
     from pathlib import Path
 
     from . import dicom
-    from .io import readable_files
+    from .cli_joint import folder_files
 
     found, series, dicom_files = [], [], []
-    for text in paths:
+    for text in folder_files(paths):  # a folder left is a DICOM series
         path = Path(text)
         if path.is_dir():
-            files = readable_files(path)
-            found += files
-            if not files and dicom.looks_like_series(path):
-                series.append(path)
-            elif not files:
-                from .cli_joint import no_inputs_in
-
-                raise no_inputs_in(path)
+            series.append(path)
         elif path.suffix.lower() == ".dcm" or dicom.is_dicom(path):
             dicom_files.append(path)
         else:

@@ -183,9 +183,10 @@ def folder_files(paths: list[str]) -> list[str]:
 
     out = []
     for text in paths:
-        files = readable_files(text) if Path(text).is_dir() else []
-        if Path(text).is_dir() and not files and not dicom.looks_like_series(Path(text)):
-            raise no_inputs_in(Path(text))
+        path = Path(text)
+        files = readable_files(path) if path.is_dir() else []
+        if path.is_dir() and not files and not dicom.looks_like_series(path):
+            raise no_inputs_in(path)
         out += [str(p) for p in files] or [text]
     return out
 
