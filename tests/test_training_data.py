@@ -51,3 +51,23 @@ def test_one_entry_gives_each_stage_its_protocol_batches(mrilab_spec):
     assert batch["target_te"].shape == (3, 2)
     with pytest.raises(ValueError, match="unknown data source"):
         data.training_batches(TrainConfig(data="disk"))
+
+
+def test_loader_workers_make_the_streams_batches_ahead_each_worker_its_own(mrilab_spec):
+    import numpy as np
+
+    from helpers import tiny_train_config
+
+    cfg = tiny_train_config("unused", mrilab_spec, stage="physics", task="p2p", data="stream", size=32,
+                            targets_per_input=2, depth=3, loader_workers=2, batch_size=2)
+    source = data.training_batches(cfg)
+    assert isinstance(source, data.WorkerBatches)
+    first, second = source.next(None, 2), source.next(None, 2)
+    assert tuple(first["input"].shape) == (2, 1, 32, 32) and tuple(first["target"].shape) == (2, 2, 32, 32)
+    assert not np.array_equal(np.asarray(first["input"]), np.asarray(second["input"]))  # two workers' streams
+    again = data.training_batches(cfg).next(None, 2)
+    np.testing.assert_array_equal(np.asarray(again["input"]), np.asarray(first["input"]))  # the same run
+    with pytest.raises(ValueError, match="batches of 2"):
+        source.next(None, 3)
+    with pytest.raises(ValueError, match="loader_workers"):
+        TrainConfig(loader_workers=-1)

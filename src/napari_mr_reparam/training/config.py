@@ -113,6 +113,7 @@ class TrainConfig:
     device: str = "auto"
     amp: bool = True                   # bf16 autocast on CUDA (ignored on CPU)
     threads: int = 0                   # torch CPU threads per process (0 = torch default)
+    loader_workers: int = 0            # stream batches made ahead in this many processes (0 = in the training process)
     out: str = "runs/run"
     checkpoint_every: int = 100
     log_every: int = 10
@@ -129,6 +130,8 @@ class TrainConfig:
             raise ValueError("map_weight needs stage physics, variant maps and native_input")
         if self.width <= 0 or self.steps < 0 or self.batch_size <= 0:
             raise ValueError("width and batch_size must be positive and steps non-negative")
+        if self.loader_workers < 0:
+            raise ValueError(f"loader_workers must be >= 0, got {self.loader_workers}")
         if self.acquisition is not None or self.input_sequences:
             from ..physics import INPUT_SEQUENCES
 

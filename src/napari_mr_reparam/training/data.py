@@ -25,7 +25,7 @@ def training_batches(cfg: TrainConfig, rank: int = 0):
     """The batch source of ``cfg.data`` (``paper``: fixed datasets, or ``stream``) as
     ``cfg.stage`` draws it, for data-parallel process ``rank``."""
     if cfg.data == "stream":
-        return StreamBatches(cfg, rank)
+        return WorkerBatches(cfg, rank) if cfg.loader_workers > 0 else StreamBatches(cfg, rank)
     if cfg.data == "paper":
         return ProtocolTargets(cfg) if cfg.stage == "physics" else ProtocolBatches(cfg)
     raise ValueError(f"unknown data source {cfg.data!r}; use 'paper' or 'stream'")
@@ -121,18 +121,73 @@ class StreamBatches:
     ``native_input`` and with its maps with ``map_weight``.
     """
 
-    def __init__(self, cfg: TrainConfig, rank: int = 0):
+    def __init__(self, cfg: TrainConfig, rank: int = 0, phantoms=None, options=None):
         from ..datasets import StreamingSampler
 
         per_input = cfg.stage in ("physics", "tissue", "contrast")  # several targets, read on the subject's grid
         self.targets = cfg.targets_per_input if per_input else 1
-        self.sampler = StreamingSampler([load_phantom(s) for s in cfg.phantoms], task=cfg.task,
+        phantoms = [load_phantom(s) for s in cfg.phantoms] if phantoms is None else phantoms
+        self.sampler = StreamingSampler(phantoms, task=cfg.task,
                                         size=None if per_input and cfg.native_input else cfg.size,
                                         seed=cfg.seed * 1000 + rank, with_maps=cfg.map_weight > 0,
-                                        options=cfg.stream_options(), with_classes=cfg.stage == "tissue")
+                                        options=options or cfg.stream_options(),
+                                        with_classes=cfg.stage == "tissue")
 
     def next(self, rng: np.random.Generator, batch_size: int) -> dict[str, np.ndarray]:
         return self.sampler.batch(batch_size, targets=self.targets)
+
+
+class WorkerBatches:
+    """The stream's batches made ahead in ``cfg.loader_workers`` processes (a torch
+    ``DataLoader``), for a network fast enough (on a GPU) to outrun one process's
+    simulator.
+
+    The phantoms are loaded once, here, and shared with the workers (fork where Linux has
+    it). Worker ``w`` of process ``rank`` is the stream of ``rank * 1000 + w + 1`` with
+    subjects drawn inline (a loader's workers start no processes of their own); batches
+    come round-robin over the workers, so a run is the same for the same worker count.
+    """
+
+    def __init__(self, cfg: TrainConfig, rank: int = 0):
+        import dataclasses
+
+        self.cfg, self.rank = cfg, rank
+        self.phantoms = [load_phantom(s) for s in cfg.phantoms]
+        self.options = dataclasses.replace(cfg.stream_options(), subject_workers=0)
+        self._batches = None
+
+    def __iter__(self):
+        import torch
+
+        info = torch.utils.data.get_worker_info()
+        worker = info.id if info is not None else 0
+        torch.set_num_threads(1)
+        source = StreamBatches(self.cfg, self.rank * 1000 + worker + 1, self.phantoms, self.options)
+        while True:
+            yield source.next(None, self.cfg.batch_size)
+
+    def next(self, rng: np.random.Generator, batch_size: int) -> dict:
+        if batch_size != self.cfg.batch_size:
+            raise ValueError(f"loader workers make batches of {self.cfg.batch_size}, not {batch_size}")
+        if self._batches is None:
+            self._batches = iter(_loader(self, self.cfg.loader_workers))
+        return next(self._batches)
+
+
+def _loader(source: WorkerBatches, workers: int):
+    import multiprocessing
+    import sys
+
+    import torch
+
+    class Stream(torch.utils.data.IterableDataset):
+        def __iter__(self):
+            return iter(source)
+
+    fork = sys.platform.startswith("linux") and "fork" in multiprocessing.get_all_start_methods()
+    return torch.utils.data.DataLoader(Stream(), batch_size=None, num_workers=workers, prefetch_factor=2,
+                                       persistent_workers=True,
+                                       multiprocessing_context="fork" if fork else "spawn")
 
 
 class ReconstructionBatches:

@@ -58,7 +58,7 @@ def _lr_at(cfg: TrainConfig, step: int) -> float:
 
 
 def _to_device(batch: dict, device) -> dict:
-    return {k: torch.from_numpy(np.ascontiguousarray(v)).to(device) for k, v in batch.items()}
+    return {k: torch.as_tensor(np.ascontiguousarray(v)).to(device, non_blocking=True) for k, v in batch.items()}
 
 
 def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False) -> Path:
