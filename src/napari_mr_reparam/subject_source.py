@@ -36,7 +36,7 @@ def draw_subject(bases: list[Phantom], rng: np.random.Generator,
     return subject, random_bias_field(subject.shape, rng, options.bias_strength)
 
 
-def _context():
+def process_context():
     """Fork where Linux has it, as torch's data loaders do (the workers touch only numpy
     and scipy, and a script needs no ``__main__`` guard); spawn elsewhere."""
     fork = sys.platform.startswith("linux") and "fork" in multiprocessing.get_all_start_methods()
@@ -74,7 +74,7 @@ class BackgroundSubjects:
         if workers < 1:
             raise ValueError(f"background subjects need at least one worker, got {workers}")
         self.seed, self.made = int(seed), 0
-        self._pool = ProcessPoolExecutor(workers, mp_context=_context(), initializer=_start_worker,
+        self._pool = ProcessPoolExecutor(workers, mp_context=process_context(), initializer=_start_worker,
                                          initargs=(list(bases), options))
         weakref.finalize(self, self._pool.shutdown, wait=False, cancel_futures=True)
         self._pending: deque = deque()

@@ -175,19 +175,16 @@ class WorkerBatches:
 
 
 def _loader(source: WorkerBatches, workers: int):
-    import multiprocessing
-    import sys
-
     import torch
+
+    from ..subject_source import process_context
 
     class Stream(torch.utils.data.IterableDataset):
         def __iter__(self):
             return iter(source)
 
-    fork = sys.platform.startswith("linux") and "fork" in multiprocessing.get_all_start_methods()
     return torch.utils.data.DataLoader(Stream(), batch_size=None, num_workers=workers, prefetch_factor=2,
-                                       persistent_workers=True,
-                                       multiprocessing_context="fork" if fork else "spawn")
+                                       persistent_workers=True, multiprocessing_context=process_context())
 
 
 class ReconstructionBatches:
