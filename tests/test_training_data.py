@@ -67,7 +67,25 @@ def test_loader_workers_make_the_streams_batches_ahead_each_worker_its_own(mrila
     assert not np.array_equal(np.asarray(first["input"]), np.asarray(second["input"]))  # two workers' streams
     again = data.training_batches(cfg).next(None, 2)
     np.testing.assert_array_equal(np.asarray(again["input"]), np.asarray(first["input"]))  # the same run
+    resumed = data.training_batches(cfg)
+    resumed.skip(100)
+    assert not np.array_equal(np.asarray(resumed.next(None, 2)["input"]), np.asarray(first["input"]))
     with pytest.raises(ValueError, match="batches of 2"):
         source.next(None, 3)
     with pytest.raises(ValueError, match="loader_workers"):
         TrainConfig(loader_workers=-1)
+
+
+def test_a_resumed_stream_draws_examples_it_has_not_drawn(mrilab_spec):
+    import numpy as np
+
+    from helpers import tiny_train_config
+
+    cfg = tiny_train_config("unused", mrilab_spec, stage="physics", task="p2p", data="stream", size=32,
+                            targets_per_input=2, depth=3)
+    fresh, resumed, again = (data.training_batches(cfg) for _ in range(3))
+    resumed.skip(100)
+    again.skip(0)
+    first = fresh.next(None, 2)["input"]
+    np.testing.assert_array_equal(again.next(None, 2)["input"], first)
+    assert not np.array_equal(resumed.next(None, 2)["input"], first)

@@ -132,6 +132,13 @@ class StreamBatches:
                                         seed=cfg.seed * 1000 + rank, with_maps=cfg.map_weight > 0,
                                         options=options or cfg.stream_options(),
                                         with_classes=cfg.stage == "tissue")
+        self.seed = cfg.seed * 1000 + rank
+
+    def skip(self, steps: int) -> None:
+        """A resumed run draws examples it has not drawn: the stream's generator takes the
+        step it resumes at (the subjects it starts with are a fresh run's)."""
+        if steps:
+            self.sampler.rng = np.random.default_rng([self.seed, int(steps)])
 
     def next(self, rng: np.random.Generator, batch_size: int) -> dict[str, np.ndarray]:
         return self.sampler.batch(batch_size, targets=self.targets)
@@ -155,6 +162,11 @@ class WorkerBatches:
         self.phantoms = [load_phantom(s) for s in cfg.phantoms]
         self.options = dataclasses.replace(cfg.stream_options(), subject_workers=0)
         self._batches = None
+        self.start = 0
+
+    def skip(self, steps: int) -> None:
+        """As :meth:`StreamBatches.skip`, in every worker (before the first batch)."""
+        self.start = int(steps)
 
     def __iter__(self):
         import torch
@@ -163,6 +175,7 @@ class WorkerBatches:
         worker = info.id if info is not None else 0
         torch.set_num_threads(1)
         source = StreamBatches(self.cfg, self.rank * 1000 + worker + 1, self.phantoms, self.options)
+        source.skip(self.start)
         while True:
             yield source.next(None, self.cfg.batch_size)
 
