@@ -127,12 +127,12 @@ class StreamBatches:
         per_input = cfg.stage in ("physics", "tissue", "contrast")  # several targets, read on the subject's grid
         self.targets = cfg.targets_per_input if per_input else 1
         phantoms = [load_phantom(s) for s in cfg.phantoms] if phantoms is None else phantoms
+        self.seed = cfg.seed * 1000 + rank
         self.sampler = StreamingSampler(phantoms, task=cfg.task,
                                         size=None if per_input and cfg.native_input else cfg.size,
-                                        seed=cfg.seed * 1000 + rank, with_maps=cfg.map_weight > 0,
+                                        seed=self.seed, with_maps=cfg.map_weight > 0,
                                         options=options or cfg.stream_options(),
                                         with_classes=cfg.stage == "tissue")
-        self.seed = cfg.seed * 1000 + rank
 
     def skip(self, steps: int) -> None:
         """A resumed run draws examples it has not drawn: the stream's generator takes the
