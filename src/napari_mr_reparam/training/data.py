@@ -14,6 +14,7 @@ own grid with ``native_input`` and beside the phantom's maps (``maps``, B, 3, S,
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from .. import DEFAULT_TE_MS, DEFAULT_TR_MS
 from ..datasets import ProtocolDataset, build_protocol_dataset, stack_padded
@@ -144,7 +145,7 @@ class StreamBatches:
         return self.sampler.batch(batch_size, targets=self.targets)
 
 
-class WorkerBatches:
+class WorkerBatches(torch.utils.data.IterableDataset):
     """The stream's batches made ahead in ``cfg.loader_workers`` processes (a torch
     ``DataLoader``), for a network fast enough (on a GPU) to outrun one process's
     simulator.
@@ -169,8 +170,6 @@ class WorkerBatches:
         self.start = int(steps)
 
     def __iter__(self):
-        import torch
-
         info = torch.utils.data.get_worker_info()
         worker = info.id if info is not None else 0
         torch.set_num_threads(1)
@@ -183,21 +182,12 @@ class WorkerBatches:
         if batch_size != self.cfg.batch_size:
             raise ValueError(f"loader workers make batches of {self.cfg.batch_size}, not {batch_size}")
         if self._batches is None:
-            self._batches = iter(_loader(self, self.cfg.loader_workers))
+            from ..subject_source import process_context
+
+            self._batches = iter(torch.utils.data.DataLoader(
+                self, batch_size=None, num_workers=self.cfg.loader_workers, prefetch_factor=2,
+                persistent_workers=True, multiprocessing_context=process_context()))
         return next(self._batches)
-
-
-def _loader(source: WorkerBatches, workers: int):
-    import torch
-
-    from ..subject_source import process_context
-
-    class Stream(torch.utils.data.IterableDataset):
-        def __iter__(self):
-            return iter(source)
-
-    return torch.utils.data.DataLoader(Stream(), batch_size=None, num_workers=workers, prefetch_factor=2,
-                                       persistent_workers=True, multiprocessing_context=process_context())
 
 
 class ReconstructionBatches:
