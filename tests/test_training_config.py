@@ -108,3 +108,15 @@ def test_bundled_recipes_parse():
     for path in folder.glob("*.toml"):
         load_config(path)
 
+
+
+def test_a_setting_of_the_wrong_kind_is_one_line_naming_it():
+    from napari_mr_reparam.training.config import load_config
+
+    for key, value, words in (("steps", "two", "steps must be a whole number"),
+                              ("loader_workers", "two", "loader_workers must be a whole number"),
+                              ("lr", "fast", "lr must be a number"), ("amp", 1, "amp must be true or false"),
+                              ("steps", True, "steps must be a whole number")):
+        with pytest.raises(ValueError, match=words):
+            load_config(**{key: value})
+    assert load_config(lr=1, width=1).lr == 1  # a whole number where a number is asked

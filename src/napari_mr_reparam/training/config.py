@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 import sys
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 
 from ..stream_options import StreamOptions, SubjectOptions
@@ -214,5 +214,26 @@ def load_config(path: str | Path | None = None, **overrides) -> TrainConfig:
     unknown = sorted(set(overrides) - _FIELDS)
     if unknown:
         raise ValueError(f"unknown settings: {', '.join(unknown)}")
+    _check_kinds(values, path)
+    _check_kinds(overrides, None)
     values.update(overrides)
     return TrainConfig(**values)
+
+
+_KINDS = {bool: "true or false", int: "a whole number", float: "a number", str: "text", list: "a list"}
+
+
+def _check_kinds(values: dict, source) -> None:
+    """A one-line ValueError for a value of the wrong kind (``steps = "two"``), by the kind
+    of its field's default; fields without a default of one of those kinds are left to
+    :class:`TrainConfig`."""
+    for f in fields(TrainConfig):
+        default = f.default if f.default_factory is MISSING else f.default_factory()
+        want, value = type(default), values.get(f.name)
+        if f.name not in values or want not in _KINDS:
+            continue
+        fits = isinstance(value, want) and not (want is int and isinstance(value, bool))
+        fits = fits or (want is float and isinstance(value, int) and not isinstance(value, bool))
+        if not fits:
+            where = f"{source}: " if source is not None else ""
+            raise ValueError(f"{where}{f.name} must be {_KINDS[want]}, got {value!r}")
