@@ -95,9 +95,78 @@ def test_maps_from_fractions_mixes_and_normalizes():
     wm = np.array([0.0, 0.5, 0.25], np.float32)
     maps = maps_from_fractions({"grey_matter": gm, "white_matter": wm}, table)
     assert maps["t1"][0] == 0 and maps["pd"][0] == 0
-    mean_t1 = (table["grey_matter"].t1 + table["white_matter"].t1) / 2
-    assert maps["t1"][1] == pytest.approx(mean_t1) and maps["t1"][2] == pytest.approx(mean_t1)
+    gm_t, wm_t = table["grey_matter"], table["white_matter"]
+    # times: geometric mean weighted by each tissue's share of the water (fraction x PD)
+    share = gm_t.pd / (gm_t.pd + wm_t.pd)
+    mean_t1 = np.exp(share * np.log(gm_t.t1) + (1 - share) * np.log(wm_t.t1))
+    assert maps["t1"][1] == pytest.approx(mean_t1, rel=1e-5) and maps["t1"][2] == pytest.approx(mean_t1, rel=1e-5)
     assert maps["pd"][2] == pytest.approx(maps["pd"][1] / 2)  # half the voxel is air
+
+
+def test_mixed_voxel_keeps_grey_matter_t2_near_its_own():
+    """A tenth of CSF in a grey-matter voxel does not make its map's T2 CSF-like."""
+    table = get_table("3t")
+    maps = maps_from_fractions({"grey_matter": np.array([0.9], np.float32),
+                                "csf": np.array([0.1], np.float32)}, table)
+    assert table["grey_matter"].t2 < maps["t2"][0] < 1.5 * table["grey_matter"].t2
+
+
+def _two_voxel_mixture():
+    from napari_mr_reparam.phantoms.mixture import mixture_of
+
+    table = get_table("3t")
+    fractions = {"grey_matter": np.array([[[1.0, 0.5, 0.25]]], np.float32),
+                 "csf": np.array([[[0.0, 0.5, 0.25]]], np.float32)}
+    return table, mixture_of(fractions, table)
+
+
+def test_mixture_renders_the_sum_of_its_tissues_signals():
+    from napari_mr_reparam import physics
+    from napari_mr_reparam.simulate import Acquisition
+
+    table, mixture = _two_voxel_mixture()
+    for acq in (Acquisition(800.0, 6000.0), Acquisition(120.0, 9000.0, "inversion_recovery", ti_ms=2500.0)):
+        gm, csf = (float(physics.render(acq.sequence, t.pd, t.t1, t.t2, acq.te_ms, acq.tr_ms, ti=acq.ti_ms))
+                   for t in (table["grey_matter"], table["csf"]))
+        signal = mixture.render(acq)[0, 0]
+        assert signal[0] == pytest.approx(gm, rel=1e-5)
+        assert signal[1] == pytest.approx(0.5 * gm + 0.5 * csf, rel=1e-5)
+        assert signal[2] == pytest.approx(signal[1] / 2, rel=1e-5)  # half the voxel is air
+    # a T2-mixed single compartment is far brighter at a long echo than the two pools
+    maps_signal = physics.render("spin_echo", 1.0, 1.0, 0.9 * table["grey_matter"].t2 + 0.1 * table["csf"].t2,
+                                 800.0, 6000.0)
+    assert float(maps_signal) > 5 * float(np.exp(-800.0 / table["grey_matter"].t2))
+
+
+def test_mixture_factors_scale_every_tissue_and_are_bounded():
+    from napari_mr_reparam.phantoms.mixture import T2_MAX_MS
+    from napari_mr_reparam.simulate import Acquisition
+
+    table, mixture = _two_voxel_mixture()
+    acq = Acquisition(100.0, 5000.0)
+    ones = np.ones((1, 1, 3), np.float32)
+    same = mixture.with_factors({"pd": ones, "t1": ones, "t2": ones, "t2star": ones}).render(acq)
+    np.testing.assert_allclose(same, mixture.render(acq), rtol=1e-6)
+    brighter = mixture.with_factors({"pd": 0.5 * ones}).render(acq)
+    np.testing.assert_allclose(brighter, 0.5 * mixture.render(acq), rtol=1e-5)
+    long = mixture.with_factors({"t2": 100 * ones}).render(acq)  # clipped at T2_MAX_MS
+    gm = table["grey_matter"]
+    assert long[0, 0, 0] == pytest.approx(gm.pd * (1 - np.exp(-5000 / gm.t1)) * np.exp(-100 / T2_MAX_MS), rel=1e-4)
+
+
+def test_phantoms_from_fractions_render_as_mixtures_and_with_maps_as_maps():
+    from napari_mr_reparam.simulate import Acquisition, render_slices
+
+    ph = load_phantom("mni152", table="3t")
+    assert ph.mixture is not None
+    acq, z = Acquisition(800.0, 6000.0), ph.shape[0] // 2
+    mixed, single = render_slices(ph, acq, [z]), render_slices(ph.with_maps(), acq, [z])
+    assert ph.with_maps().mixture is None
+    assert mixed.mean() > 1.1 * single.mean()  # CSF partial volume keeps its own long T2
+    pure = (sum(f[z] for f in ph.fractions.values()) > 0.999) & (ph.fractions["white_matter"][z] > 0.999)
+    short = Acquisition(20.0, 600.0)  # one tissue: the same signal either way
+    np.testing.assert_allclose(render_slices(ph, short, [z])[0][pure],
+                               render_slices(ph.with_maps(), short, [z])[0][pure], rtol=2e-3)
 
 
 def test_sharpen_fractions_moves_voxels_toward_their_main_tissue():

@@ -17,12 +17,17 @@ from .resize import resize_slices
 
 
 def render_slices(phantom: Phantom, acq: Acquisition, slices=None) -> np.ndarray:
-    """Raw signal of axial slices ``slices`` (all when None), shape (n, ny, nx), float32."""
+    """Raw signal of axial slices ``slices`` (all when None), shape (n, ny, nx), float32.
+
+    A phantom with a :attr:`~Phantom.mixture` renders each voxel as the sum of its
+    tissues' signals; any other from its maps."""
     index = slice(None) if slices is None else np.asarray(slices)
+    if phantom.mixture is not None:
+        return phantom.mixture.render(acq, index)
     p = {k: getattr(phantom, k)[index] for k in ("pd", "t1", "t2", "t2star")}
     signal = physics.render(
         acq.sequence, p["pd"], p["t1"], p["t2"], acq.te_ms, acq.tr_ms,
-        ti=acq.ti_ms, flip_deg=acq.flip_deg, t2star=p["t2star"],
+        ti=acq.ti_ms, flip_deg=acq.flip_deg, t2star=p["t2star"], ti2=acq.ti2_ms,
     )
     return np.asarray(signal, dtype=np.float32)
 

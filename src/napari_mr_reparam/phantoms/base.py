@@ -7,6 +7,8 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 from scipy import ndimage
 
+from .mixture import Mixture
+
 #: Brain voxels: at least this T2 (ms) and PD; excludes scalp, muscle, skull, marrow.
 _BRAIN_MIN_T2_MS = 60.0
 _BRAIN_MIN_PD = 0.5
@@ -39,6 +41,11 @@ class Phantom:
     extra_classes : dict of int to (str, ndarray), optional
         For a FreeSurfer-labelled head: each unnamed non-brain class's tissue and
         fractions (already in ``fractions``), so a training draw can give it another.
+    mixture : Mixture, optional
+        For a phantom built from tissue fractions: its tissues with their own values, so
+        that a partial-volume voxel renders as the sum of its tissues' signals
+        (:mod:`~napari_mr_reparam.phantoms.mixture`); the maps are then what a
+        single-compartment model should show there. None: the maps are rendered.
     """
 
     pd: np.ndarray
@@ -51,6 +58,7 @@ class Phantom:
     tissue_table: str | None = None
     fractions: dict[str, np.ndarray] | None = field(default=None, repr=False, compare=False)
     extra_classes: dict | None = field(default=None, repr=False, compare=False)
+    mixture: Mixture | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self):
         shapes = {a.shape for a in (self.pd, self.t1, self.t2, self.t2star)}
@@ -75,8 +83,8 @@ class Phantom:
         return brain_mask_from_maps(self.pd, self.t2)
 
     def with_maps(self, **maps) -> "Phantom":
-        """A copy with some maps replaced (``pd=``, ``t1=``, ...)."""
-        return replace(self, **maps)
+        """A copy with some maps replaced (``pd=``, ``t1=``, ...), rendered from its maps."""
+        return replace(self, **maps, mixture=None)
 
 
 def brain_mask_from_maps(pd: np.ndarray, t2: np.ndarray) -> np.ndarray:

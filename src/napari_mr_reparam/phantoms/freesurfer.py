@@ -40,6 +40,7 @@ import numpy as np
 
 from ..tissues import TISSUES, get_table
 from .base import Phantom
+from .mixture import mixture_of
 
 #: Label maps of ``../shared/anatomy`` held out of training, for testing generalization
 #: to unseen anatomy (paths relative to that folder). Training and benchmarks import this.
@@ -297,7 +298,8 @@ def load_freesurfer(path: str | Path, table: str = "brainweb_1.5t", *, voxel_mm:
     suffix = "-stripped" if skull_strip else ""
     return Phantom(**maps, voxel_size_mm=(float(voxel_mm),) * 3,
                    name=f"freesurfer:{path.name}{suffix}[{tissue_table.name}]", brain_mask=mask,
-                   tissue_table=tissue_table.name, fractions=fractions, extra_classes=classes)
+                   tissue_table=tissue_table.name, fractions=fractions,
+                   mixture=mixture_of(fractions, tissue_table), extra_classes=classes)
 
 
 def anatomy_files(root: str | Path, held_out: bool = False) -> list[Path]:

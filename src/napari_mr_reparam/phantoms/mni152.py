@@ -28,6 +28,7 @@ import numpy as np
 from ..tissues import get_table
 from .base import Phantom
 from .fractions import VOXEL_MM, block_mean, head_around_brain, maps_from_fractions, pad_amount
+from .mixture import mixture_of
 
 #: Tissue table the phantom uses unless another is asked for.
 DEFAULT_TABLE = "brainweb_1.5t"
@@ -140,4 +141,5 @@ def mni152_phantom(table: str = DEFAULT_TABLE) -> Phantom:
     fractions, brain = _build()[:2]
     maps = maps_from_fractions(fractions, tissue_table)
     return Phantom(**maps, voxel_size_mm=(VOXEL_MM,) * 3, name=f"mni152[{tissue_table.name}]",
-                   brain_mask=brain, tissue_table=tissue_table.name, fractions=fractions)
+                   brain_mask=brain, tissue_table=tissue_table.name, fractions=fractions,
+                   mixture=mixture_of(fractions, tissue_table))

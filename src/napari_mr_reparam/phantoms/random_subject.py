@@ -26,6 +26,7 @@ from scipy import ndimage
 
 from ..stream_options import SubjectOptions
 from .base import Phantom
+from .mixture import T1_MAX_MS, T2_MAX_MS, mixture_of
 
 #: Smoothing of the random displacement field (mm).
 DEFORM_SIGMA_MM = 9.0
@@ -36,10 +37,6 @@ TEXTURE_SIGMA_MM = 3.0
 #: Smoothing of the random field whose zero level set places synthetic sulci (mm): its
 #: zero crossings lie about 4.4 sigma (some 13 mm) apart.
 SULCUS_SIGMA_MM = 3.0
-#: Upper limits the jittered times are clipped to (ms).
-T1_MAX_MS = 5000.0
-T2_MAX_MS = 2500.0
-
 _TIMES = ("t1", "t2", "t2star")
 
 
@@ -312,14 +309,20 @@ def _warp(volume, coords: np.ndarray, order: int = 1) -> np.ndarray:
     return ndimage.map_coordinates(np.asarray(volume, np.float32), coords, order=order, mode="constant")
 
 
-def _jitter(maps: dict, shape, voxel_mm, rng: np.random.Generator, sd: float) -> dict:
-    """Multiply each map by a global and a smooth spatial log-normal factor; clip."""
+def _jitter_factors(shape, voxel_mm, rng: np.random.Generator, sd: float) -> dict:
+    """Per-voxel factors on each value: a global and a smooth spatial log-normal part."""
     out = {}
     for key in (*_TIMES, "pd"):
         key_sd = sd / 2 if key == "pd" else sd
         log_factor = np.float32(rng.normal(0.0, key_sd))
         log_factor = log_factor + np.float32(key_sd / 2) * smooth_noise(shape, voxel_mm, rng, JITTER_SIGMA_MM)
-        out[key] = (maps[key] * np.exp(log_factor)).astype(np.float32)
+        out[key] = np.exp(log_factor).astype(np.float32)
+    return out
+
+
+def _jitter(maps: dict, factors: dict) -> dict:
+    """Each map times its factors (:func:`_jitter_factors`), clipped to the values' bounds."""
+    out = {key: (maps[key] * factors[key]).astype(np.float32) for key in factors}
     out["pd"] = np.clip(out["pd"], 0.0, 1.0)
     out["t1"] = np.clip(out["t1"], 0.0, T1_MAX_MS)
     out["t2"] = np.clip(out["t2"], 0.0, T2_MAX_MS)
@@ -372,10 +375,12 @@ def random_subject(base: Phantom, rng: np.random.Generator | int,
                               coords if options.fine_brain else None)
         name = f"{base.name.split('[')[0]}[{table.name}]"
     mask = _warp(base.mask().astype(np.uint8), coords, order=0) > 0
-    warped = _jitter(warped, base.shape, voxel, rng, options.value_jitter)
+    factors = _jitter_factors(base.shape, voxel, rng, options.value_jitter)
+    warped = _jitter(warped, factors)
+    mixture = None if draw is None else mixture_of(fractions, table).with_factors(factors)
     suffix = f"+random({seed})" if seed is not None else "+random"
     return Phantom(**warped, voxel_size_mm=base.voxel_size_mm, name=name + suffix, brain_mask=mask,
-                   fractions=fractions)
+                   fractions=fractions, mixture=mixture)
 
 
 def random_bias_field(shape, rng: np.random.Generator | int, strength: float = 0.2) -> np.ndarray:

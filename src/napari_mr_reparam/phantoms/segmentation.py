@@ -38,6 +38,7 @@ import numpy as np
 
 from ..tissues import LABELS, TISSUES, get_table
 from .base import Phantom
+from .mixture import mixture_of
 
 #: Voxel size the fractions are brought to (mm, isotropic).
 VOXEL_MM = 2.0
@@ -97,7 +98,8 @@ def load_segmentation(path: str | Path, table: str = "brainweb_1.5t",
     maps = maps_from_fractions(full, tissue_table)
     return Phantom(**maps, voxel_size_mm=(float(voxel_mm),) * 3,
                    name=f"segmentation:{path.name}[{tissue_table.name}]", brain_mask=brain,
-                   tissue_table=tissue_table.name, fractions=full)
+                   tissue_table=tissue_table.name, fractions=full,
+                   mixture=mixture_of(full, tissue_table))
 
 
 def _brain_of(fractions: dict[str, np.ndarray]) -> np.ndarray:
