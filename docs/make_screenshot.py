@@ -1,11 +1,13 @@
 """Make the README screenshot: the demo's first view on a 1600x1000 screen.
 
     xvfb-run -a -s "-screen 0 1600x1000x24" python docs/make_screenshot.py [--model physics]
+    xvfb-run -a -s "-screen 0 1366x768x24" python docs/make_screenshot.py --screen 1366x768 --out small.png
 
 Opens the demo exactly as ``napari-mr-reparam demo`` does (sample head, widget docked,
 grid of input, prediction, ground truth and difference), waits for the prediction and
 its metrics, and saves the whole window as ``docs/screenshot.png``. It refuses to run
-on a screen of another size, so the picture shows what a person with that screen sees.
+on a screen of another size than ``--screen`` (default 1600x1000), so the picture shows
+what a person with that screen sees.
 """
 
 from __future__ import annotations
@@ -26,14 +28,20 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", default="physics")
     parser.add_argument("--out", default=str(Path(__file__).with_name("screenshot.png")))
+    parser.add_argument("--screen", default="x".join(map(str, SCREEN)), help="the screen's size, WxH")
     args = parser.parse_args(argv)
+    try:
+        want = tuple(int(v) for v in args.screen.lower().split("x"))
+        assert len(want) == 2
+    except (ValueError, AssertionError):
+        parser.error(f"--screen takes WIDTHxHEIGHT, e.g. 1366x768, not {args.screen!r}")
 
     viewer, widget = open_demo(napari.Viewer(title="napari-mr-reparam"), model=args.model, device="cpu")
     app = QApplication.instance()
     screen = app.primaryScreen().geometry()
-    if (screen.width(), screen.height()) != SCREEN:
-        raise SystemExit(f"the screen is {screen.width()}x{screen.height()}, not {SCREEN[0]}x{SCREEN[1]}; "
-                         f'run under xvfb-run -a -s "-screen 0 {SCREEN[0]}x{SCREEN[1]}x24"')
+    if (screen.width(), screen.height()) != want:
+        raise SystemExit(f"the screen is {screen.width()}x{screen.height()}, not {want[0]}x{want[1]}; "
+                         f'run under xvfb-run -a -s "-screen 0 {want[0]}x{want[1]}x24"')
     end = time.time() + 300
     while time.time() < end and not (widget._worker is None and "volume" in widget.metrics.value):
         app.processEvents()

@@ -15,3 +15,18 @@ def test_first_view_shows_input_prediction_truth_and_difference(make_napari_view
     window = viewer.window._qt_window
     area = window.screen().availableGeometry()
     assert window.width() <= area.width() and window.height() <= area.height()
+    from napari_mr_reparam.demo import CAPTION_PX_PER_PT
+
+    # each caption fits its grid cell (the longest name sets the font for all)
+    cell = viewer.canvas.viewbox_size(viewer.layers)[1]
+    size = viewer.layers[shown[-1]].name_overlay.font_size
+    assert len(shown[-1]) * size * CAPTION_PX_PER_PT <= cell or size == 6.0
+
+
+def test_caption_points_shrink_a_long_name_to_its_cell_within_bounds():
+    from napari_mr_reparam.demo import CAPTION_PT, caption_points
+
+    assert caption_points(800, 10) == CAPTION_PT[1]  # room to spare: the default size
+    narrow = caption_points(280, 34)
+    assert CAPTION_PT[0] <= narrow < CAPTION_PT[1]
+    assert caption_points(20, 34) == CAPTION_PT[0]

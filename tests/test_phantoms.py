@@ -187,6 +187,27 @@ def test_sharpen_fractions_moves_voxels_toward_their_main_tissue():
         sharpen_fractions(fractions, 0.5)
 
 
+def test_random_subject_renders_partial_volume_as_asked(mni):
+    from napari_mr_reparam.simulate import Acquisition, render_slices
+
+    options = dict(deform_mm=0.0, tables=("3t",), sharpening=2.0)
+    signals = random_subject(mni, 4, **options)
+    times = random_subject(mni, 4, partial_volume="times", **options)
+    assert signals.mixture is not None and times.mixture is None
+    assert signals.mixture.factors.keys() == {"pd", "t1", "t2", "t2star"}
+    np.testing.assert_array_equal(signals.pd, times.pd)  # the same head, the same draws
+    mixed = (signals.fractions["csf"] > 0.2) & (signals.fractions["grey_matter"] > 0.2)
+    assert np.median(times.t2[mixed]) > 1.5 * np.median(signals.t2[mixed])  # linear against geometric
+    # cortex with a little CSF: rendered from linearly mixed times it glows at a long TE
+    z = mni.shape[0] // 2
+    cortex = ((signals.fractions["grey_matter"][z] > 0.7) & (signals.fractions["csf"][z] > 0.05)
+              & (signals.fractions["csf"][z] < 0.25))
+    acq = Acquisition(300.0, 6000.0)
+    assert cortex.sum() > 20
+    assert (np.median(render_slices(times, acq, [z])[0][cortex])
+            > 1.5 * np.median(render_slices(signals, acq, [z])[0][cortex]))
+
+
 def test_random_subject_sharpening_makes_pure_tissue(mni):
     soft = random_subject(mni, 2, deform_mm=0.0, value_jitter=0.0)
     sharp = random_subject(mni, 2, deform_mm=0.0, value_jitter=0.0, sharpening=1e6)

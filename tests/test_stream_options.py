@@ -15,7 +15,8 @@ def test_options_are_checked_where_they_are_defined():
                        ({"sharpening": 4.0, "sharpening_min": 8.0}, "sharpening_min must lie"),
                        ({"sulcus_width": -1.0}, "sulcus_width"), ({"tilt_deg": -1.0}, "tilt_deg"),
                        ({"max_scale": 1.0}, "max_scale and anisotropy"),
-                       ({"extra_reassign": 2.0}, "extra_reassign is a chance")):
+                       ({"extra_reassign": 2.0}, "extra_reassign is a chance"),
+                       ({"partial_volume": "voxels"}, "partial_volume must be one of signals, times")):
         with pytest.raises(ValueError, match=match):
             SubjectOptions(**bad)
     for bad, match in (({"noise_max": -0.1}, "noise_max"), ({"bias_strength": 1.0}, "bias_strength"),

@@ -12,6 +12,10 @@ import sys
 
 #: The largest share of the screen the window takes.
 SCREEN_SHARE = 0.94
+#: Width of a caption's character on screen, in pixels per point of its font size
+#: (napari's overlay font), and the font sizes (points) a caption keeps between.
+CAPTION_PX_PER_PT = 0.95
+CAPTION_PT = (6.0, 10.0)
 
 
 def missing_display() -> bool:
@@ -63,17 +67,40 @@ def open_demo(viewer=None, model: str = "physics", device: str = "auto", run: bo
 
 
 def _grid_view(viewer) -> None:
-    """Visible layers side by side, each with its name; refitted when outputs arrive."""
+    """Visible layers side by side, each with its name in a font its cell holds;
+    refitted when outputs arrive and when the window changes size."""
     viewer.canvas.grid.enabled = True
     for layer in viewer.layers:
         layer.name_overlay.visible = True
 
     def on_inserted(event):
         event.value.name_overlay.visible = True
+        fit_captions(viewer)
         viewer.reset_view()
 
     viewer.layers.events.inserted.connect(on_inserted)
+    viewer.canvas.events.size.connect(lambda event: fit_captions(viewer))
+    fit_captions(viewer)
     viewer.reset_view()
+
+
+def caption_points(cell_width_px: float, longest_name: int) -> float:
+    """The font size (points) at which a name of ``longest_name`` characters fills at most
+    nine tenths of a grid cell ``cell_width_px`` wide, within :data:`CAPTION_PT`."""
+    fit = 0.9 * cell_width_px / (CAPTION_PX_PER_PT * max(longest_name, 1))
+    return float(min(max(fit, CAPTION_PT[0]), CAPTION_PT[1]))
+
+
+def fit_captions(viewer) -> None:
+    """Every layer's name overlay in the size :func:`caption_points` gives for the
+    longest visible name in the grid's cells."""
+    names = [len(layer.name) for layer in viewer.layers if layer.visible]
+    if not names:
+        return
+    width = float(viewer.canvas.viewbox_size(viewer.layers)[1])
+    size = caption_points(width, max(names))
+    for layer in viewer.layers:
+        layer.name_overlay.font_size = size
 
 
 def fit_to_screen(viewer) -> None:

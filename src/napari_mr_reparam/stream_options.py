@@ -69,6 +69,14 @@ class SubjectOptions:
     extra_reassign : float
         For a FreeSurfer-labelled head: the chance that each unnamed non-brain class
         (``extra_classes``) takes another non-brain tissue than its rule's. 0 keeps the rule.
+    partial_volume : str
+        For a phantom built from tissue fractions: how a voxel holding several tissues
+        renders. ``signals``: the sum of its tissues' signals, as a scanner sees it
+        (:mod:`~napari_mr_reparam.phantoms.mixture`), its maps mixing the times
+        geometrically. ``times``: one T1, T2 and T2* mixed linearly from its tissues'
+        and rendered as one tissue, the earlier simulator, kept so that the recipes
+        trained on it reproduce their weights (a cortex voxel with a tenth of CSF then
+        decays as if its T2 were 250 ms).
     tissue_jitter : float
         For a phantom built from tissue fractions: the table is a geometric mix of two
         drawn from ``tables`` with each tissue's values jittered by log-normal factors of
@@ -91,6 +99,7 @@ class SubjectOptions:
     fine_brain: bool = False
     extra_reassign: float = 0.0
     tissue_jitter: float = 0.0
+    partial_volume: str = "signals"
 
     def __post_init__(self):
         object.__setattr__(self, "tables", tuple(str(t) for t in self.tables or ()))
@@ -102,6 +111,11 @@ class SubjectOptions:
         if not 1.0 <= self.sharpening_min <= self.sharpening or self.csf_expansion < 1.0:
             raise ValueError("sharpening_min must lie in [1, sharpening] and csf_expansion be >= 1, "
                              f"got {self.sharpening_min} and {self.csf_expansion}")
+        from .phantoms.mixture import PARTIAL_VOLUME
+
+        if self.partial_volume not in PARTIAL_VOLUME:
+            raise ValueError(f"partial_volume must be one of {', '.join(PARTIAL_VOLUME)}, "
+                             f"got {self.partial_volume!r}")
         if self.sulcus_width < 0:
             raise ValueError(f"sulcus_width must be >= 0 mm, got {self.sulcus_width}")
         if self.tilt_deg < 0:

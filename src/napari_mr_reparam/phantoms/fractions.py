@@ -215,7 +215,8 @@ def sharpen_fractions(fractions: dict[str, np.ndarray], exponent: float,
     return {k: (p * scale).astype(np.float32) for k, p in powered.items()}
 
 
-def maps_from_fractions(fractions: dict[str, np.ndarray], table: TissueTable) -> dict[str, np.ndarray]:
+def maps_from_fractions(fractions: dict[str, np.ndarray], table: TissueTable,
+                        linear_times: bool = False) -> dict[str, np.ndarray]:
     """PD, T1, T2 and T2* maps of a table's tissues mixed by their fractions.
 
     Parameters
@@ -225,6 +226,9 @@ def maps_from_fractions(fractions: dict[str, np.ndarray], table: TissueTable) ->
         missing tissues count as absent.
     table : TissueTable
         Tissue properties (times in ms).
+    linear_times : bool
+        Mix the times as a plain fraction-weighted mean instead (the earlier simulator's
+        maps, which it also rendered: ``partial_volume = "times"``).
 
     Returns
     -------
@@ -249,6 +253,10 @@ def maps_from_fractions(fractions: dict[str, np.ndarray], table: TissueTable) ->
     maps = {"pd": (sum(fractions[name] * np.float32(table[name].pd) for name in present) * weight
                    * np.clip(total, 0.0, 1.0)).astype(np.float32)}
     for key in _MAPS[1:]:
+        if linear_times:
+            maps[key] = (sum(fractions[name] * np.float32(getattr(table[name], key)) for name in present)
+                         * weight).astype(np.float32)
+            continue
         log_mix = sum(w * np.float32(np.log(max(getattr(table[name], key), 1e-3))) for name, w in water.items())
         maps[key] = np.where(water_weight > 0, np.exp(log_mix * water_weight), 0.0).astype(np.float32)
     return maps

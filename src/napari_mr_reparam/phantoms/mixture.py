@@ -26,6 +26,11 @@ T2_MAX_MS = 2500.0
 KEYS = ("pd", "t1", "t2", "t2star")
 #: Voxels with less tissue than this in all carry no signal (as the maps have it).
 MIN_TOTAL = 1e-3
+#: How a random subject's voxel of several tissues renders
+#: (:class:`~napari_mr_reparam.stream_options.SubjectOptions`): ``signals``, the sum of its
+#: tissues' signals; ``times``, from one T1/T2 mixed linearly from theirs (the earlier
+#: simulator, which the recipes trained on it keep).
+PARTIAL_VOLUME = ("signals", "times")
 
 
 @dataclass(frozen=True)

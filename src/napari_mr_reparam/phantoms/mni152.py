@@ -14,7 +14,8 @@ bone, so the outer layers wrap the whole head rather than each lobe. The grid is
 inferiorly where the template ends (through the brainstem), like a scan's field of view.
 
 Tissue fractions are kept (:func:`mni152_fractions`), so the maps can be made with any
-tissue table (:func:`~napari_mr_reparam.phantoms.fractions.maps_from_fractions`); the
+tissue table (:func:`~napari_mr_reparam.phantoms.fractions.maps_from_fractions`), and a
+voxel renders as the sum of its tissues' signals (:mod:`~napari_mr_reparam.phantoms.mixture`); the
 head around the template is built by :func:`~napari_mr_reparam.phantoms.fractions.head_around_brain`.
 """
 

@@ -227,7 +227,7 @@ def add_sulci(fractions: dict, voxel_mm, rng: np.random.Generator, width_mm: flo
 
 def _tissue_maps(fractions: dict, table, exponent: float, sd: float, voxel_mm,
                  rng: np.random.Generator, csf: float = 1.0, sulcus_width: float = 0.0,
-                 coords: np.ndarray | None = None) -> dict:
+                 coords: np.ndarray | None = None, linear_times: bool = False) -> dict:
     """Maps from (already warped) tissue fractions, sharpened by ``exponent`` after grey
     matter, white matter and CSF are weighted by fine random log-normal fields of sd
     ``sd`` (and CSF by ``csf`` besides, which widens sulci and ventricles as atrophy
@@ -251,7 +251,7 @@ def _tissue_maps(fractions: dict, table, exponent: float, sd: float, voxel_mm,
             fractions = _fine_brain(fractions, coords, exponent, weights)
     if sulcus_width > 0:
         fractions = add_sulci(fractions, voxel_mm, rng, float(rng.uniform(0.0, sulcus_width)))
-    return maps_from_fractions(fractions, table), fractions
+    return maps_from_fractions(fractions, table, linear_times), fractions
 
 
 def _fine_box(fractions: dict, margin: int = 1) -> tuple[slice, ...]:
@@ -372,12 +372,14 @@ def random_subject(base: Phantom, rng: np.random.Generator | int,
         fractions, table, exponent, sd, csf = draw
         warped, fractions = _tissue_maps({k: _warp(v, coords) for k, v in fractions.items()}, table, exponent,
                               sd, voxel, rng, csf, options.sulcus_width,
-                              coords if options.fine_brain else None)
+                              coords if options.fine_brain else None, options.partial_volume == "times")
         name = f"{base.name.split('[')[0]}[{table.name}]"
     mask = _warp(base.mask().astype(np.uint8), coords, order=0) > 0
     factors = _jitter_factors(base.shape, voxel, rng, options.value_jitter)
     warped = _jitter(warped, factors)
-    mixture = None if draw is None else mixture_of(fractions, table).with_factors(factors)
+    mixture = None
+    if draw is not None and options.partial_volume == "signals":
+        mixture = mixture_of(fractions, table).with_factors(factors)
     suffix = f"+random({seed})" if seed is not None else "+random"
     return Phantom(**warped, voxel_size_mm=base.voxel_size_mm, name=name + suffix, brain_mask=mask,
                    fractions=fractions, mixture=mixture)

@@ -1,8 +1,9 @@
 """Phantoms from a segmented brain or head (the spec ``segmentation:PATH``).
 
 A segmentation gives every voxel its tissue fractions and a tissue table gives each
-tissue's PD, T1, T2 and T2*, so the maps are the fraction-weighted mixtures, as the
-MNI152 head's and MRiLab's phantom's are. Random subjects drawn from such a phantom
+tissue's PD, T1, T2 and T2*: a voxel renders as the sum of its tissues' signals
+(:mod:`~napari_mr_reparam.phantoms.mixture`) and its maps mix the tissues' values, as the
+MNI152 head's do. Random subjects drawn from such a phantom
 (:func:`~napari_mr_reparam.phantoms.random_subject`) can take any table, be sharpened
 and have their CSF widened, as MNI152 heads can: a training stream over several
 segmented brains learns anatomy beyond one template.

@@ -69,6 +69,7 @@ class TrainConfig:
     anisotropy: float = SubjectOptions.anisotropy
     extra_reassign: float = SubjectOptions.extra_reassign
     tissue_jitter: float = SubjectOptions.tissue_jitter
+    partial_volume: str = SubjectOptions.partial_volume
     noise_max: float = StreamOptions.noise_max
     bias_strength: float = StreamOptions.bias_strength
     subject_every: int = StreamOptions.subject_every
