@@ -61,12 +61,12 @@ def test_every_stream_option_of_a_recipe_reaches_the_stream_and_has_the_streams_
             changed = {"fraction_sharpening_min": {"fraction_sharpening": 4.0, key: 2.0},
                        "fraction_texture": {"fraction_sharpening": 4.0, key: 0.5},
                        "bias_strength": {key: 0.5}, "extra_reassign": {key: 0.5}, "max_scale": {key: 0.1},
-                       "anisotropy": {key: 0.1}}.get(key, {key: default + 1})
+                       "anisotropy": {key: 0.1}, "partial_volume": {key: "times"}}.get(key, {key: default + 1})
             options = TrainConfig(**changed).stream_options()
             assert getattr(options.subject if parent else options, option.name) == changed[key], key
             reached.append(key)
     assert {"fraction_sharpening", "fraction_texture", "tilt_deg", "tissue_jitter", "extra_reassign",
-            "anisotropy", "subject_every", "subject_workers", "noise_max"} <= set(reached)
+            "anisotropy", "subject_every", "subject_workers", "noise_max", "partial_volume"} <= set(reached)
     options = TrainConfig(tables=["3t"], acquisition={"jpeg": 0.2},
                           input_sequences=["spin_echo", "mprage"]).stream_options()
     assert options.subject.tables == ("3t",) and options.input_sequences == ("spin_echo", "mprage")
