@@ -58,10 +58,11 @@ def test_every_stream_option_of_a_recipe_reaches_the_stream_and_has_the_streams_
                 continue
             default = getattr(TrainConfig(), key)
             assert default == option.default, key  # one default, the stream's
-            changed = {"fraction_sharpening_min": {"fraction_sharpening": 4.0, key: 2.0},
+            special = {"fraction_sharpening_min": {"fraction_sharpening": 4.0, key: 2.0},
                        "fraction_texture": {"fraction_sharpening": 4.0, key: 0.5},
                        "bias_strength": {key: 0.5}, "extra_reassign": {key: 0.5}, "max_scale": {key: 0.1},
-                       "anisotropy": {key: 0.1}, "partial_volume": {key: "times"}}.get(key, {key: default + 1})
+                       "anisotropy": {key: 0.1}, "partial_volume": {key: "times"}}
+            changed = special[key] if key in special else {key: default + 1}
             options = TrainConfig(**changed).stream_options()
             assert getattr(options.subject if parent else options, option.name) == changed[key], key
             reached.append(key)
