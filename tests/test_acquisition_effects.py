@@ -60,6 +60,17 @@ def test_slab_weights_average_thick_slices():
     assert not np.allclose(thin["input"], thick["input"])
 
 
+def test_slab_times_mix_the_slices_geometrically_by_water():
+    from napari_mr_reparam.acquisition_effects import slab_times
+
+    pd = np.array([[[0.8]], [[1.0]], [[0.0]]], np.float32)  # grey matter, CSF, air
+    t2 = np.array([[[100.0]], [[2000.0]], [[0.0]]], np.float32)
+    w = np.array([1 / 3] * 3, np.float32)
+    mixed = slab_times(pd, t2, 1, w)[0, 0]
+    assert mixed == pytest.approx(np.exp((0.8 * np.log(100) + np.log(2000)) / 1.8), rel=1e-4)
+    assert slab_times(np.zeros_like(pd), t2, 1, w)[0, 0] == 0.0
+
+
 def test_geometry_zooms_and_cuts():
     image = np.zeros((32, 32), np.float32)
     image[12:20, 12:20] = 1

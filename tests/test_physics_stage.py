@@ -98,3 +98,25 @@ def test_map_supervision_uses_the_phantoms_maps(tmp_path, mrilab_spec):
     assert train(cfg, quiet=True).is_file()
 
 
+
+
+def test_truth_maps_shrink_to_the_grid_with_times_mixed_by_water():
+    import torch
+
+    from napari_mr_reparam.training.physics_stage import map_loss, shrink_maps
+
+    truth = torch.zeros(1, 3, 2, 2)
+    truth[0, 0] = torch.tensor([[0.8, 0.8], [1.0, 0.0]])   # PD: three tissue pixels, one empty
+    truth[0, 1] = torch.tensor([[1400.0, 1400.0], [4000.0, 0.0]])
+    truth[0, 2] = torch.tensor([[100.0, 100.0], [2000.0, 0.0]])
+    small = shrink_maps(truth, (1, 1))[0, :, 0, 0]
+    assert float(small[0]) == pytest.approx(2.6 / 4)
+    expected_t2 = float(np.exp((1.6 * np.log(100.0) + 1.0 * np.log(2000.0)) / 2.6))
+    assert float(small[2]) == pytest.approx(expected_t2, rel=1e-4)
+    assert float(small[2]) < 0.5 * float(truth[0, 2].sum() / 3)  # a plain mean is CSF-like
+    empty = shrink_maps(torch.zeros(1, 3, 2, 2), (1, 1))
+    assert float(empty.abs().sum()) == 0.0
+    maps = {"pd": small[None, :1, None, None], "t1": small[None, 1:2, None, None],
+            "t2": small[None, 2:3, None, None]}
+    assert float(map_loss(maps, truth)) < 1e-8
+    assert float(map_loss(maps, truth, geometric=False)) > 0.1

@@ -202,6 +202,16 @@ def slab(volume: np.ndarray, index: int, weights: np.ndarray) -> np.ndarray:
     return np.tensordot(weights, volume[idx].astype(np.float32), axes=1)
 
 
+def slab_times(pd: np.ndarray, times: np.ndarray, index: int, weights: np.ndarray) -> np.ndarray:
+    """A relaxation-time map of a thick slice: the geometric mean of its grid slices'
+    times, each weighted by its share of the slab's water (weight x PD), as
+    :func:`~napari_mr_reparam.phantoms.fractions.maps_from_fractions` mixes a voxel's
+    tissues; 0 where the slab holds no water."""
+    water = slab(pd, index, weights)
+    log_mix = slab(pd * np.log(np.maximum(times, 1e-3)), index, weights)
+    return np.where(water > 1e-6, np.exp(log_mix / np.maximum(water, 1e-6)), 0.0).astype(np.float32)
+
+
 def geometry(image: np.ndarray, zoom: float, shift: tuple[float, float], order: int = 1) -> np.ndarray:
     """``image`` scaled by ``zoom`` about its centre and moved by ``shift`` pixels (y, x);
     what falls outside is cut, what comes in is empty."""
@@ -303,7 +313,11 @@ def realistic_example(subject, bias, rng: np.random.Generator, effects: Effects,
     lo, hi = effects.slice_span
     index = int(rng.integers(first + lo * (last - first), first + hi * (last - first) + 1))
     weights = slab_weights(float(rng.uniform(*effects.thickness_mm)))
-    maps = {k: slab(getattr(subject, k), index, weights) for k in ("pd", "t1", "t2", "t2star")}
+    if subject.mixture is None:  # the earlier simulator's maps: times averaged as they are
+        maps = {k: slab(getattr(subject, k), index, weights) for k in ("pd", "t1", "t2", "t2star")}
+    else:
+        maps = {"pd": slab(subject.pd, index, weights),
+                **{k: slab_times(subject.pd, getattr(subject, k), index, weights) for k in ("t1", "t2", "t2star")}}
     shading = np.ones_like(maps["pd"]) if bias is None else slab(bias, index, weights)
     keep = np.ones_like(maps["pd"])
     if rng.uniform() < effects.skull_strip:

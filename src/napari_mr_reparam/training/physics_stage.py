@@ -45,7 +45,7 @@ class PhysicsStage:
             return image_loss(module(*args, **kwargs), to_model_range(batch["target"]), self.cfg.image_loss)
         pred, maps = module(*args, return_maps=True, **kwargs)
         return (image_loss(pred, to_model_range(batch["target"]), self.cfg.image_loss)
-                + self.cfg.map_weight * map_loss(maps, batch["maps"]))
+                + self.cfg.map_weight * map_loss(maps, batch["maps"], self.cfg.partial_volume == "signals"))
 
     def card(self) -> dict:
         return {"arch": VARIANT_ARCH[self.cfg.variant], "task": self.cfg.task, "width": self.cfg.width,
@@ -72,16 +72,21 @@ def image_loss(pred: torch.Tensor, target: torch.Tensor, kind: str = "mse") -> t
     return per_image.mean().detach() * torch.log(per_image + LOG_MSE_FLOOR).mean()
 
 
-def map_loss(maps: dict, truth: torch.Tensor) -> torch.Tensor:
+def map_loss(maps: dict, truth: torch.Tensor, geometric: bool = True) -> torch.Tensor:
     """Mean squared error of PD and of log T1, log T2 (truth clamped to the maps' bounds)
     against the phantom's maps ``truth`` (B, 3, h, w: PD, T1 ms, T2 ms), where PD > 0.
 
     PD is compared after scaling each map to its own maximum: images fix PD only up to a
-    factor (they are normalized to their maximum), and subjects differ in PD scale."""
+    factor (they are normalized to their maximum), and subjects differ in PD scale. Truth
+    on a finer grid than the maps is averaged down to theirs: PD as it is, the times
+    geometrically by each pixel's PD (``geometric``; a plain mean otherwise, as the
+    recipes of ``partial_volume = "times"`` were trained), so a grid pixel that is part
+    CSF does not take CSF's time."""
     from ..models.physics_net import T1_RANGE_MS, T2_RANGE_MS
 
     if truth.shape[-2:] != maps["pd"].shape[-2:]:  # maps worked at a coarser grid
-        truth = F.interpolate(truth, size=maps["pd"].shape[-2:], mode="area")
+        truth = shrink_maps(truth, maps["pd"].shape[-2:]) if geometric else F.interpolate(
+            truth, size=maps["pd"].shape[-2:], mode="area")
     tissue = (truth[:, :1] > 0).float()
     count = tissue.sum().clamp_min(1.0)
     err = (_to_own_max(maps["pd"]) - _to_own_max(truth[:, :1])) ** 2
@@ -89,6 +94,17 @@ def map_loss(maps: dict, truth: torch.Tensor) -> torch.Tensor:
         true = truth[:, ch:ch + 1].clamp(*bounds)
         err = err + (torch.log(maps[key]) - torch.log(true)) ** 2
     return (err * tissue).sum() / count
+
+
+def shrink_maps(truth: torch.Tensor, size) -> torch.Tensor:
+    """(B, 3, H, W) maps (PD, T1, T2) area-averaged to ``size``: PD as it is, the times as
+    the geometric mean weighted by PD; times 0 where no PD is left."""
+    pd = truth[:, :1]
+    small_pd = F.interpolate(pd, size=tuple(size), mode="area")
+    logs = F.interpolate(pd * torch.log(truth[:, 1:].clamp_min(1e-3)), size=tuple(size), mode="area")
+    has = small_pd > 1e-6
+    times = torch.where(has, torch.exp(logs / small_pd.clamp_min(1e-6)), torch.zeros_like(logs))
+    return torch.cat([small_pd, times], dim=1)
 
 
 def _to_own_max(pd: torch.Tensor) -> torch.Tensor:
