@@ -68,6 +68,7 @@ def model_choices() -> list[tuple[str, str]]:
 SECONDS_FLOOR = 0.01
 PREVIEW_DELAY_MS = 40     # debounce for the on-screen slice while dragging
 VOLUME_DELAY_MS = 600     # sliders at rest this long -> whole volume
+ROW_SPACING_PX = 2        # between the rows of the controls
 
 
 class ReparamWidget(Container):
@@ -156,6 +157,7 @@ class ReparamWidget(Container):
                      self.consistency, self.flip_average, self.range_warning, self.ground_truth,
                      self.device, self.live, self.run, self.cancel, self.add_maps, self.progress,
                      self.status, self.metrics, self.truth_hint])
+        self.body.native.layout().setSpacing(ROW_SPACING_PX)  # rows close, so a laptop's dock shows the metrics
         for label in (self.range_warning, self.joint_status, self.status, self.metrics, self.truth_hint):
             _wrap(label)
         for combo in (self.image, self.ground_truth):
