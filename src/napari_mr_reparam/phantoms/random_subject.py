@@ -354,7 +354,8 @@ def random_subject(base: Phantom, rng: np.random.Generator | int,
         from tissue fractions (options that redraw its tissue: tables, sharpening, CSF
         expansion or sulci) keeps them (``fractions``: where each tissue is, as its
         maps were mixed, before the value jitter; no ``tissue_table``, as its table is
-        drawn).
+        drawn) and, with ``partial_volume = "signals"``, a ``mixture`` that renders each
+        voxel as the sum of its tissues' signals, jittered as the maps are.
     """
     options = replace(options or SubjectOptions(), **changes)
     if options.fine_brain and not base.name.startswith("mni152"):
