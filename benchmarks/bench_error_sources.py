@@ -25,6 +25,10 @@ class (brain: CSF, grey incl. deep grey, white matter; non-brain tissue; backgro
 subject's drawn tissue values for the training tables' means), to see which of them the
 error follows: ``thin`` (1 mm slices, no slab partial volume), ``no-noise``,
 ``no-bias``, ``training-values``.
+
+``--maps`` reports instead the model's own maps where a tissue is pure (more than
+:data:`PURE` of the pixel through the slab): per input kind, the median T1 and T2 of
+CSF, grey and white matter, beside the subject's true values.
 """
 
 from __future__ import annotations
@@ -73,6 +77,10 @@ def share_masks(subject: ext.HeldoutSubject, fractions: np.ndarray) -> dict[str,
 
 
 EFFECTS = ("none", "thin", "no-noise", "no-bias", "training-values")
+#: A pixel holds a tissue purely when more than this share of it is that tissue.
+PURE = 0.9
+#: The tissues whose maps ``--maps`` reports.
+MAP_TISSUES = ("csf", "grey_matter", "white_matter")
 
 
 #: The benchmark's effects with one taken away (``training-values`` keeps them all).
@@ -120,6 +128,47 @@ def run(engine_label: str, paths, slices: int, n_targets: int, effect: str = "no
             "share": {k: {g: v / max(sum(d.values()), 1e-12) for g, v in d.items()} for k, d in sq.items()}}
 
 
+def pure_medians(maps: dict, fractions: np.ndarray, names: list[str]) -> dict:
+    """Median T1 and T2 of ``maps`` (each (slices, h, w), the input's size) where each of
+    :data:`MAP_TISSUES` fills more than :data:`PURE` of the pixel; None where none does."""
+    out = {}
+    for tissue in MAP_TISSUES:
+        pure = fractions[..., names.index(tissue)] > PURE
+        out[tissue] = {k: float(np.median(maps[k][pure])) if pure.any() else None for k in ("t1", "t2")}
+    return out
+
+
+def map_values(engine_label: str, paths, slices: int, log=print) -> list[dict]:
+    """One row per subject and input kind: the pure tissues' map medians and true values."""
+    model = ext.load_models([engine_label], "cpu", baselines=False)[-1]
+    rows = []
+    for index, path in enumerate(paths):
+        subject = drawn_subject(Path(path), index, slices)
+        fractions = subject.class_fractions()
+        true = {t: {"t1": float(subject.values[1, subject.names.index(t)]),
+                    "t2": float(subject.values[2, subject.names.index(t)])} for t in MAP_TISSUES}
+        log(f"  {subject.name}", flush=True)
+        for inp in subject.inputs:
+            if model.reads(inp):
+                maps = ext._compute_maps(model.engine, subject.acquire(inp), inp).at_input_size()
+                rows.append({"subject": subject.name, "input": inp.name, "true": true,
+                             "model": pure_medians(maps, fractions, subject.names)})
+    return rows
+
+
+def map_table(rows: list[dict]) -> str:
+    head = " | ".join(f"{t.replace('_', ' ')} T1 / T2 (true)" for t in MAP_TISSUES)
+    lines = [f"| subject | input | {head} |", "|---|---|" + "---|" * len(MAP_TISSUES)]
+    for row in rows:
+        cells = []
+        for t in MAP_TISSUES:
+            m, true = row["model"][t], row["true"][t]
+            shown = "-" if m["t1"] is None else f"{m['t1']:.0f} / {m['t2']:.0f}"
+            cells.append(f"{shown} ({true['t1']:.0f} / {true['t2']:.0f})")
+        lines.append(f"| {row['subject']} | {row['input']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def table(result: dict) -> str:
     splits = ("as predicted", "global gain", "tissue values only", "anatomy only")
     groups = ("CSF", "GM", "WM", "non-brain", "background")
@@ -143,10 +192,18 @@ def main(argv=None) -> int:
     parser.add_argument("--model", default="physics")
     parser.add_argument("--effect", choices=EFFECTS, default="none",
                         help="take one of the benchmark's effects away (see the module)")
+    parser.add_argument("--maps", action="store_true",
+                        help="the model's maps in pure tissue against the true values, instead")
+    parser.add_argument("--subjects", type=int, default=None, help="only the first N subjects")
     args = parser.parse_args(argv)
     paths, missing = ext.subject_paths(args.tuning)
     if missing:
         print(missing)
+        return 0
+    paths = paths[:args.subjects] if args.subjects else paths
+    if args.maps:
+        print(f"\n{args.model}: median map T1 / T2 (ms) in pure tissue (> {PURE:.0%} of the pixel)\n")
+        print(map_table(map_values(args.model, paths, args.slices)))
         return 0
     result = run(args.model, paths, args.slices, args.targets, args.effect)
     print(f"\n{'training subjects 01-04' if args.tuning else 'held-out subjects'}, model {args.model}, "

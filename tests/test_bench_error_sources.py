@@ -61,3 +61,16 @@ def test_identity_table_has_every_input_and_shares_sum_to_one(tmp_path):
         assert sum(shares.values()) == pytest.approx(1.0)
     text = bes.table(result)
     assert text.count("\n| ") == len(bench_external.INPUT_NAMES) + 1  # + the mean row
+
+
+def test_pure_medians_read_the_maps_where_a_tissue_fills_the_pixel():
+    names = ["background", "csf", "grey_matter", "white_matter"]
+    fractions = np.zeros((1, 4, 4, 4), np.float32)
+    fractions[0, :2, :, 2] = 1.0          # grey matter, pure
+    fractions[0, 2:, :, 1] = 0.5          # half CSF, half grey: pure in nothing
+    fractions[0, 2:, :, 2] = 0.5
+    maps = {"t1": np.full((1, 4, 4), 1400.0), "t2": np.full((1, 4, 4), 100.0)}
+    maps["t2"][0, 2:] = 900.0             # the mixed pixels read long
+    out = bes.pure_medians(maps, fractions, names)
+    assert out["grey_matter"] == {"t1": 1400.0, "t2": 100.0}
+    assert out["csf"] == {"t1": None, "t2": None} and out["white_matter"]["t2"] is None
