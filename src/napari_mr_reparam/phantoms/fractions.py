@@ -250,8 +250,7 @@ def maps_from_fractions(fractions: dict[str, np.ndarray], table: TissueTable,
     water = {name: fractions[name] * np.float32(table[name].pd) for name in present if table[name].pd > 0}
     water_total = sum(water.values()) if water else np.zeros_like(total)
     water_weight = np.divide(1.0, water_total, out=np.zeros_like(total), where=(water_total > 1e-6) & (total > 1e-3))
-    maps = {"pd": (sum(fractions[name] * np.float32(table[name].pd) for name in present) * weight
-                   * np.clip(total, 0.0, 1.0)).astype(np.float32)}
+    maps = {"pd": (water_total * weight * np.clip(total, 0.0, 1.0)).astype(np.float32)}
     for key in _MAPS[1:]:
         if linear_times:
             maps[key] = (sum(fractions[name] * np.float32(getattr(table[name], key)) for name in present)
