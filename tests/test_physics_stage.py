@@ -99,6 +99,28 @@ def test_map_supervision_uses_the_phantoms_maps(tmp_path, mrilab_spec):
 
 
 
+def test_keep_detail_trains_through_the_engines_guided_render(tmp_path, mrilab_spec):
+    from napari_mr_reparam.detail import guided_upsample
+    from napari_mr_reparam.models import from_model_range, to_model_range
+    from napari_mr_reparam.training.physics_stage import PhysicsStage
+
+    with pytest.raises(ValueError, match="keep_detail"):
+        tiny_train_config(tmp_path / "bad", mrilab_spec, stage="physics", variant="direct", keep_detail=True)
+    cfg = tiny_train_config(tmp_path / "detail", mrilab_spec, stage="physics", task="p2p", depth=3,
+                            work_size=32, native_input=True, keep_detail=True, steps=2)
+    stage = PhysicsStage(cfg)
+    assert stage.model.keep_detail
+    image = to_model_range(torch.rand(2, 1, 64, 64))
+    te, tr = torch.tensor([[30.0, 90.0]] * 2), torch.tensor([[3000.0, 600.0]] * 2)
+    inp = torch.tensor([50.0, 50.0]), torch.tensor([4500.0, 4500.0])
+    out, maps = stage.model(image, te, tr, *inp, return_maps=True)
+    guided = guided_upsample(stage.model.render(maps, te, tr), from_model_range(image))
+    torch.testing.assert_close(from_model_range(out), guided)  # the engine's render, not a resize
+    stage.model.keep_detail = False
+    assert not torch.allclose(stage.model(image, te, tr, *inp), out)
+    ckpt = train(cfg, quiet=True)
+    assert torch.load(ckpt, weights_only=True)["card"]["trained_with_detail"] is True
+
 
 def test_truth_maps_shrink_to_the_grid_with_times_mixed_by_water():
     import torch

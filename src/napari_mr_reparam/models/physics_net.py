@@ -190,6 +190,10 @@ class PhysicsNet(FromCard, FiLMUNet):
     #: Normalize renders by the peak the input calibrates (:func:`peaks.calibrated_count`,
     #: kept in the maps as ``peak_count``) rather than by their maximum. Off while training.
     calibrate_peak = True
+    #: :meth:`forward` brings renders to the input's size guided by the input
+    #: (:func:`napari_mr_reparam.detail.guided_upsample`, as the engine renders with
+    #: ``keep_detail``) instead of resizing them; set by the training recipe.
+    keep_detail = False
 
     def __init__(self, base: int = 16, depth: int = 4, task: str = "p2p", work_size: int = 128,
                  input_sequences: bool = False):
@@ -319,9 +323,15 @@ class PhysicsNet(FromCard, FiLMUNet):
                 input_sequence=None, input_ti_ms=None, input_flip_deg=None):
         """The paper models' interface: images in [-1, 1] in and out, at the input's size
         (and, with ``return_maps``, the maps as well, for a training loss on them)."""
-        maps = self.maps(from_model_range(image), input_te_ms, input_tr_ms, input_sequence, input_ti_ms,
-                         input_flip_deg)
-        out = to_model_range(resize_like(self.render(maps, te_ms, tr_ms), image))
+        image01 = from_model_range(image)
+        maps = self.maps(image01, input_te_ms, input_tr_ms, input_sequence, input_ti_ms, input_flip_deg)
+        render = self.render(maps, te_ms, tr_ms)
+        if self.keep_detail:
+            from ..detail import guided_upsample
+
+            out = to_model_range(guided_upsample(render, image01.clamp(0.0, 1.0)))
+        else:
+            out = to_model_range(resize_like(render, image))
         return (out, maps) if return_maps else out
 
 

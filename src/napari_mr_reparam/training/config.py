@@ -104,6 +104,9 @@ class TrainConfig:
     work_size: int = 128
     native_input: bool = False         # read (and render) images on their own grid, not at `size`
     map_weight: float = 0.0            # maps variant: weight of a loss on the maps themselves
+    # maps variant: renders reach the input's size guided by the input, as the engine's
+    # renders do (napari_mr_reparam.detail), instead of resized; the loss scores that
+    keep_detail: bool = False
     targets_per_input: int = 4         # rendered targets scored per input image and step
     # the image term of the loss: mse (over all pixels of the batch) or log_mse (the mean
     # over images of log(MSE + 1e-5): minus the mean PSNR up to a constant, as scored)
@@ -129,6 +132,8 @@ class TrainConfig:
         if self.map_weight > 0 and not (self.stage == "physics" and self.variant == "maps"
                                         and self.native_input):
             raise ValueError("map_weight needs stage physics, variant maps and native_input")
+        if self.keep_detail and not (self.stage == "physics" and self.variant == "maps"):
+            raise ValueError("keep_detail needs stage physics and variant maps")
         if self.width <= 0 or self.steps < 0 or self.batch_size <= 0:
             raise ValueError("width and batch_size must be positive and steps non-negative")
         if self.loader_workers < 0:

@@ -34,6 +34,7 @@ class PhysicsStage:
         self.model = net(base=max(4, round(128 * cfg.width)), depth=cfg.depth, task=cfg.task,
                          work_size=cfg.work_size, **extra)
         self.model.native_input = cfg.native_input
+        self.model.keep_detail = cfg.keep_detail
         self.batches = training_batches(cfg, rank)
 
     def loss(self, module, batch: dict) -> torch.Tensor:
@@ -51,6 +52,7 @@ class PhysicsStage:
         return {"arch": VARIANT_ARCH[self.cfg.variant], "task": self.cfg.task, "width": self.cfg.width,
                 "base": self.model.base, "depth": self.model.depth, "work_size": self.model.work_size,
                 "native_input": self.cfg.native_input,
+                **({"trained_with_detail": True} if self.cfg.keep_detail else {}),
                 **({"input_sequences": True} if self.cfg.input_sequences else {})}
 
 
