@@ -122,25 +122,6 @@ def test_keep_detail_trains_through_the_engines_guided_render(tmp_path, mrilab_s
     assert torch.load(ckpt, weights_only=True)["card"]["trained_with_detail"] is True
 
 
-def test_consistency_while_training_moves_the_maps_the_loss_sees(tmp_path, mrilab_spec):
-    from napari_mr_reparam.training.physics_stage import PhysicsStage
-
-    for bad, match in ((1.5, "between 0 and 1"), (0.5, "needs stage physics")):
-        with pytest.raises(ValueError, match=match):
-            tiny_train_config(tmp_path / "bad", mrilab_spec, stage="physics", consistency=bad,
-                              variant="direct" if bad == 0.5 else "maps")
-    cfg = tiny_train_config(tmp_path / "cons", mrilab_spec, stage="physics", task="p2p", depth=3, work_size=64,
-                            native_input=True, map_weight=0.1, consistency=0.75, steps=2)
-    stage = PhysicsStage(cfg)
-    assert stage.model.consistency == 0.75
-    tensors = {k: torch.from_numpy(v) for k, v in stage.batches.next(np.random.default_rng(0), 2).items()}
-    with_step = stage.loss(stage.model, tensors)
-    stage.model.consistency = 0.0
-    assert torch.isfinite(with_step) and with_step.item() != stage.loss(stage.model, tensors).item()
-    ckpt = train(cfg, quiet=True)
-    assert torch.load(ckpt, weights_only=True)["card"]["trained_with_consistency"] == 0.75
-
-
 def test_truth_maps_shrink_to_the_grid_with_times_mixed_by_water():
     import torch
 

@@ -107,9 +107,6 @@ class TrainConfig:
     # maps variant: renders reach the input's size guided by the input, as the engine's
     # renders do (napari_mr_reparam.detail), instead of resized; the loss scores that
     keep_detail: bool = False
-    # maps variant: the data-consistency weight applied to the maps while training (the
-    # engine applies napari_mr_reparam.DEFAULT_CONSISTENCY to every request); 0 = none
-    consistency: float = 0.0
     targets_per_input: int = 4         # rendered targets scored per input image and step
     # the image term of the loss: mse (over all pixels of the batch) or log_mse (the mean
     # over images of log(MSE + 1e-5): minus the mean PSNR up to a constant, as scored)
@@ -137,10 +134,6 @@ class TrainConfig:
             raise ValueError("map_weight needs stage physics, variant maps and native_input")
         if self.keep_detail and not (self.stage == "physics" and self.variant == "maps"):
             raise ValueError("keep_detail needs stage physics and variant maps")
-        if not 0 <= self.consistency <= 1:
-            raise ValueError(f"consistency must be between 0 and 1, got {self.consistency:g}")
-        if self.consistency and not (self.stage == "physics" and self.variant == "maps"):
-            raise ValueError("consistency needs stage physics and variant maps")
         if self.width <= 0 or self.steps < 0 or self.batch_size <= 0:
             raise ValueError("width and batch_size must be positive and steps non-negative")
         if self.loader_workers < 0:

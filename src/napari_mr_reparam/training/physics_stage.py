@@ -35,7 +35,6 @@ class PhysicsStage:
                          work_size=cfg.work_size, **extra)
         self.model.native_input = cfg.native_input
         self.model.keep_detail = cfg.keep_detail
-        self.model.consistency = cfg.consistency
         self.batches = training_batches(cfg, rank)
 
     def loss(self, module, batch: dict) -> torch.Tensor:
@@ -54,7 +53,6 @@ class PhysicsStage:
                 "base": self.model.base, "depth": self.model.depth, "work_size": self.model.work_size,
                 "native_input": self.cfg.native_input,
                 **({"trained_with_detail": True} if self.cfg.keep_detail else {}),
-                **({"trained_with_consistency": self.cfg.consistency} if self.cfg.consistency else {}),
                 **({"input_sequences": True} if self.cfg.input_sequences else {})}
 
 
