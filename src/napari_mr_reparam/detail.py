@@ -91,13 +91,14 @@ def _guided(guide: DetailGuide, src, top):
     # slope * input + offset at full size, as the coarse part (resized) plus the slope
     # times the input's finer detail (the slope is smooth: repeating its values suffices
     # where the input's size is a whole multiple of the grid's)
-    coarse = _resize(slope * guide.small + offset, guide.shape)
-    out = coarse + _expand(slope, guide.shape) * guide.detail
-    if top is None:
-        return out.clamp(0.0, 1.0)
     import torch
 
-    return torch.minimum(out.clamp(min=0.0), top)
+    coarse = _resize(slope * guide.small + offset, guide.shape)
+    if src.requires_grad:  # training: out of place, for the gradient
+        out = coarse + _expand(slope, guide.shape) * guide.detail
+        return out.clamp(0.0, 1.0) if top is None else torch.minimum(out.clamp(min=0.0), top)
+    out = torch.addcmul(coarse, _expand(slope, guide.shape), guide.detail)  # in place: no full-size copies
+    return out.clamp_(0.0, 1.0) if top is None else torch.minimum(out.clamp_(min=0.0), top, out=out)
 
 
 def box_mean(x, r: int):
