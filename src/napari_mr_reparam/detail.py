@@ -59,59 +59,49 @@ class DetailGuide:
         with torch.inference_mode():
             src = torch.from_numpy(np.ascontiguousarray(render, np.float32))[:, None]
             top = None if scale is None else torch.as_tensor(np.asarray(scale, np.float32).reshape(-1, 1, 1, 1))
-            out = _guided(self, src, top)
-            return out[:, 0].numpy()
+            return self.apply(src, top)[:, 0].numpy()
+
+    def apply(self, src, top=None):
+        """Tensors ``src`` (n, k, h, w) on the grid, k renders per guide slice, brought to
+        the input's size, clipped to [0, 1] (or [0, ``top``]); differentiable in ``src``."""
+        import torch
+
+        mean_src = self._box(src)
+        cov = self._box(self.small * src) - self.mean * mean_src
+        slope = cov / (self.var + self.eps)
+        offset = mean_src - slope * self.mean
+        slope, offset = self._box(slope), self._box(offset)
+        if top is not None:  # scaled here, on the grid, not at full size
+            slope, offset = slope * top, offset * top
+        # slope * input + offset at full size, as the coarse part (resized) plus the slope
+        # times the input's finer detail (the slope is smooth: repeating its values suffices
+        # where the input's size is a whole multiple of the grid's)
+        coarse = _resize(slope * self.small + offset, self.shape)
+        if src.requires_grad:  # training: out of place, for the gradient
+            out = coarse + _expand(slope, self.shape) * self.detail
+            return out.clamp(0.0, 1.0) if top is None else torch.minimum(out.clamp(min=0.0), top)
+        out = torch.addcmul(coarse, _expand(slope, self.shape), self.detail)  # in place: no full-size copies
+        return out.clamp_(0.0, 1.0) if top is None else torch.minimum(out.clamp_(min=0.0), top, out=out)
 
     def _box(self, x):
-        return box_mean(x, self.radius)
+        """The mean over each pixel's (2r+1)^2 window, edges repeated: sums of shifted
+        slices, one axis at a time (several times faster than a pooling call on a CPU)."""
+        import torch.nn.functional as F
+
+        r = self.radius
+        if r == 0:
+            return x
+        padded = F.pad(x, (r,) * 4, mode="replicate")
+        h, w = x.shape[-2:]
+        rows = sum(padded[..., :, i:i + w] for i in range(2 * r + 1))
+        return sum(rows[..., i:i + h, :] for i in range(2 * r + 1)) / float((2 * r + 1) ** 2)
 
 
 def guided_upsample(render, image, radius: int = RADIUS, eps: float = EPS):
     """Differentiable form of :meth:`DetailGuide.upsample` for training: ``render``
     (B, K, h, w) on the maps' grid, ``image`` (B, 1, H, W) the input in [0, 1]; returns
     (B, K, H, W) in [0, 1], as the engine renders every target."""
-    guide = DetailGuide(image.detach().float(), tuple(render.shape[-2:]), radius, eps)
-    b, k = render.shape[:2]
-    flat = render.reshape(b * k, 1, *render.shape[-2:])
-    rows = np.repeat(np.arange(b), k)
-    out = _guided(guide.slices(rows), flat, None)
-    return out.reshape(b, k, *out.shape[-2:])
-
-
-def _guided(guide: DetailGuide, src, top):
-    """The guided filter's slope and offset fitted on the grid between the guide and
-    ``src`` (N, 1, h, w), applied at the input's size, clipped to [0, 1] (or [0, top])."""
-    mean_src = guide._box(src)
-    cov = guide._box(guide.small * src) - guide.mean * mean_src
-    slope = cov / (guide.var + guide.eps)
-    offset = mean_src - slope * guide.mean
-    slope, offset = guide._box(slope), guide._box(offset)
-    if top is not None:  # scaled here, on the grid, not at full size
-        slope, offset = slope * top, offset * top
-    # slope * input + offset at full size, as the coarse part (resized) plus the slope
-    # times the input's finer detail (the slope is smooth: repeating its values suffices
-    # where the input's size is a whole multiple of the grid's)
-    import torch
-
-    coarse = _resize(slope * guide.small + offset, guide.shape)
-    if src.requires_grad:  # training: out of place, for the gradient
-        out = coarse + _expand(slope, guide.shape) * guide.detail
-        return out.clamp(0.0, 1.0) if top is None else torch.minimum(out.clamp(min=0.0), top)
-    out = torch.addcmul(coarse, _expand(slope, guide.shape), guide.detail)  # in place: no full-size copies
-    return out.clamp_(0.0, 1.0) if top is None else torch.minimum(out.clamp_(min=0.0), top, out=out)
-
-
-def box_mean(x, r: int):
-    """The mean over each pixel's (2r+1)^2 window, edges repeated: sums of shifted slices,
-    one axis at a time (several times faster than a pooling call on a CPU)."""
-    import torch.nn.functional as F
-
-    if r == 0:
-        return x
-    padded = F.pad(x, (r,) * 4, mode="replicate")
-    h, w = x.shape[-2:]
-    rows = sum(padded[..., :, i:i + w] for i in range(2 * r + 1))
-    return sum(rows[..., i:i + h, :] for i in range(2 * r + 1)) / float((2 * r + 1) ** 2)
+    return DetailGuide(image.detach().float(), tuple(render.shape[-2:]), radius, eps).apply(render)
 
 
 def _shrink(images, grid):

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import DEFAULT_TE_MS, DEFAULT_TR_MS, peaks, physics
+from ..detail import guided_upsample
 from .reparam import from_model_range, to_model_range
 
 #: Bounds of the predicted maps (ms for T1/T2; PD relative).
@@ -327,8 +328,6 @@ class PhysicsNet(FromCard, FiLMUNet):
         maps = self.maps(image01, input_te_ms, input_tr_ms, input_sequence, input_ti_ms, input_flip_deg)
         render = self.render(maps, te_ms, tr_ms)
         if self.keep_detail:
-            from ..detail import guided_upsample
-
             out = to_model_range(guided_upsample(render, image01.clamp(0.0, 1.0)))
         else:
             out = to_model_range(resize_like(render, image))
