@@ -108,3 +108,16 @@ def test_mprage_orders_tissues_as_a_t1_weighted_scan_and_matches_torch():
     assert physics.render("mprage", 0.8, 900.0, 80.0, 3.0, 2300.0, ti=900.0, flip_deg=9.0) > 0
     with pytest.raises(ValueError, match="MPRAGE needs"):
         physics.render("mprage", 0.8, 900.0, 80.0, 3.0, 2300.0)
+
+
+def test_water_mean_time_is_the_water_weighted_geometric_mean_for_numpy_and_torch():
+    # a tenth of CSF's water in a grey-matter voxel: the geometric mean, not the plain one
+    water = np.array([0.8 * 0.9 + 1.0 * 0.1, 0.0])
+    logs = np.array([0.8 * 0.9 * math.log(96.0) + 1.0 * 0.1 * math.log(1650.0), 0.0])
+    expected = math.exp(logs[0] / water[0])
+    got = physics.water_mean_time(water, logs)
+    assert got[0] == pytest.approx(expected, rel=1e-6)
+    assert got[0] < 0.9 * 96.0 + 0.1 * 1650.0
+    assert got[1] == 0.0  # no water: no time
+    as_torch = physics.water_mean_time(torch.tensor(water), torch.tensor(logs))
+    assert as_torch.numpy() == pytest.approx(got)

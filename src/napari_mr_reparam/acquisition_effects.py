@@ -209,7 +209,7 @@ def slab_times(pd: np.ndarray, times: np.ndarray, index: int, weights: np.ndarra
     tissues; 0 where the slab holds no water."""
     water = slab(pd, index, weights)
     log_mix = slab(pd * np.log(np.maximum(times, 1e-3)), index, weights)
-    return np.where(water > 1e-6, np.exp(log_mix / np.maximum(water, 1e-6)), 0.0).astype(np.float32)
+    return physics.water_mean_time(water, log_mix).astype(np.float32)
 
 
 def geometry(image: np.ndarray, zoom: float, shift: tuple[float, float], order: int = 1) -> np.ndarray:

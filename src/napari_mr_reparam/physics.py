@@ -47,6 +47,20 @@ def _decay(xp, time, constant):
     return xp.where(positive, xp.exp(-time / safe), xp.zeros_like(safe))
 
 
+def water_mean_time(water, water_log_time, floor=1e-6):
+    """The one relaxation time that water mixed from several compartments reads as: the
+    geometric mean of their times, each weighted by its share of the water.
+
+    ``water`` is the summed water (PD x share) and ``water_log_time`` the summed water x
+    log(time), over the compartments (tissues of a voxel, grid slices of a slab, pixels of
+    a coarser pixel). 0 where no more than ``floor`` water is left.
+    """
+    xp, (water, water_log_time) = _prepare(water, water_log_time)
+    has = water > floor
+    safe = xp.where(has, water, xp.ones_like(water))
+    return xp.where(has, xp.exp(water_log_time / safe), xp.zeros_like(safe))
+
+
 def spin_echo(pd, t1, t2, te, tr):
     """Spin-echo (90-180) signal: ``PD (1 - exp(-TR/T1)) exp(-TE/T2)``.
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
+from ..physics import water_mean_time
 from ..tissues import TISSUES, TissueTable
 
 #: Voxel size of the phantom (mm, isotropic).
@@ -249,7 +250,7 @@ def maps_from_fractions(fractions: dict[str, np.ndarray], table: TissueTable,
     weight = np.divide(1.0, total, out=np.zeros_like(total), where=total > 1e-3)
     water = {name: fractions[name] * np.float32(table[name].pd) for name in present if table[name].pd > 0}
     water_total = sum(water.values()) if water else np.zeros_like(total)
-    water_weight = np.divide(1.0, water_total, out=np.zeros_like(total), where=(water_total > 1e-6) & (total > 1e-3))
+    water_inside = np.where(total > 1e-3, water_total, 0.0)
     maps = {"pd": (water_total * weight * np.clip(total, 0.0, 1.0)).astype(np.float32)}
     for key in _MAPS[1:]:
         if linear_times:
@@ -257,5 +258,5 @@ def maps_from_fractions(fractions: dict[str, np.ndarray], table: TissueTable,
                          * weight).astype(np.float32)
             continue
         log_mix = sum(w * np.float32(np.log(max(getattr(table[name], key), 1e-3))) for name, w in water.items())
-        maps[key] = np.where(water_weight > 0, np.exp(log_mix * water_weight), 0.0).astype(np.float32)
+        maps[key] = water_mean_time(water_inside, log_mix).astype(np.float32)
     return maps

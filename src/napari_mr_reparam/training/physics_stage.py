@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from ..models import to_model_range
+from ..physics import water_mean_time
 from ..models.physics_net import NETWORKS, VARIANT_ARCH
 from .config import TrainConfig
 from .data import training_batches
@@ -104,9 +105,7 @@ def shrink_maps(truth: torch.Tensor, size) -> torch.Tensor:
     pd = truth[:, :1]
     small_pd = F.interpolate(pd, size=tuple(size), mode="area")
     logs = F.interpolate(pd * torch.log(truth[:, 1:].clamp_min(1e-3)), size=tuple(size), mode="area")
-    has = small_pd > 1e-6
-    times = torch.where(has, torch.exp(logs / small_pd.clamp_min(1e-6)), torch.zeros_like(logs))
-    return torch.cat([small_pd, times], dim=1)
+    return torch.cat([small_pd, water_mean_time(small_pd, logs)], dim=1)
 
 
 def _to_own_max(pd: torch.Tensor) -> torch.Tensor:
