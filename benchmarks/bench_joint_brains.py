@@ -3,6 +3,8 @@
     python benchmarks/bench_joint_brains.py [--anatomy ../shared/anatomy] [--subjects 2]
                                             [--slices 16] [--noise 0.005] [--model physics]
                                             [--t1-prior-error 0.02 0.05 ...]
+                                            [--tissues brainweb|heldout] [--tuning]
+                                            [--prior-correlation R]
 
 Each held-out label map of :data:`napari_mr_reparam.phantoms.freesurfer.HELD_OUT` (the
 first ``--subjects`` present; the MNI152 head when none is) becomes a phantom (BrainWeb
@@ -13,7 +15,11 @@ are rendered with Gaussian noise (``--noise`` x each image's maximum) at:
   physics network alone (what a single image gives today);
 - two inputs: a PD- and T2-weighted dual echo, TE 15 and 100 / TR 3000 ms (T1 left to
   the network's prior);
-- three inputs: the dual echo and a T1-weighted TE 15 / TR 500 ms.
+- three inputs: the dual echo and a T1-weighted TE 15 / TR 500 ms;
+- two inputs of the pair most subjects have: the T1-weighted TE 15 / TR 500 ms and the
+  T2-weighted TE 100 / TR 3000 ms (two images for three unknowns: the network's maps
+  from the T2-weighted one decide what the pair leaves open). Its noise is drawn after
+  the other rows', so theirs are as without it.
 
 Targets: spin echo at TE 20, 50, 100, 200 ms x TR 500, 1500, 3000, 6000 ms, and the
 FLAIR and STIR presets. With two inputs at one TR, T1 comes from the network's prior,
@@ -23,14 +29,25 @@ prior is the true T1 map times a random factor exp(N(0, e)) per voxel, in place 
 network's: how near the truth a T1 prior must be for the dual echo to reach a score. PSNR per slice on 0-255 images each normalized to its own maximum
 (the paper's protocol), averaged over slices; the table gives each target set's mean and
 worst target. Map errors: median |fit / true - 1| of T1 and T2 in the brain.
+
+``--tissues heldout`` takes the external benchmark's held-out subjects instead
+(``bench_external.heldout_subject``: all five, or with ``--tuning`` the training subjects
+01-04 that settings are chosen on), each with its own tissue table drawn from the
+literature ranges training never saw, one voxel one tissue (the middle slice of each of
+its ``--slices`` slabs). ``--prior-correlation R`` sets the tie between the network
+prior's log T1 and log T2 (:data:`napari_mr_reparam.joint_fit.NETWORK_PRIOR_CORRELATION`)
+for the run.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_ANATOMY = ROOT.parent / "shared" / "anatomy"
@@ -39,6 +56,7 @@ SETUPS = {
     "one (TE 50 / TR 4500)": [(50, 4500)],
     "two (TE 15 + 100 / TR 3000)": [(15, 3000), (100, 3000)],
     "three (+ TE 15 / TR 500)": [(15, 3000), (100, 3000), (15, 500)],
+    "two (T1w TE 15 / TR 500 + T2w TE 100 / TR 3000)": [(15, 500), (100, 3000)],
 }
 
 
@@ -51,6 +69,31 @@ def phantoms(anatomy: Path, count: int):
         print("(no held-out anatomy found: the MNI152 head stands in)")
         return [("mni152", load_phantom("mni152"))]
     return [(p.name, load_freesurfer(p)) for p in files]
+
+
+def brainweb_subjects(anatomy: Path, count: int, slices: int):
+    """(name, pd, t1, t2, brain) of ``slices`` middle slices of each phantom (BrainWeb table)."""
+    for name, ph in phantoms(anatomy, count):
+        mid = ph.pd.shape[0] // 2
+        sl = slice(mid - slices // 2, mid + slices - slices // 2)
+        pd, t1, t2 = (np.asarray(getattr(ph, k)[sl], np.float32) for k in ("pd", "t1", "t2"))
+        yield name, pd, t1, t2, np.asarray(ph.brain_mask[sl], bool) & (pd > 0)
+
+
+def heldout_tissue_subjects(count: int, slices: int, tuning: bool):
+    """(name, pd, t1, t2, brain) of the external benchmark's subjects, each with its own
+    drawn tissue table: the middle slice of each slab, one voxel one tissue."""
+    import bench_external as ext
+
+    paths, missing = ext.subject_paths(tuning)
+    if missing:
+        print(f"({missing})")
+        return
+    for index, path in enumerate(paths[:count]):
+        sub = ext.heldout_subject(path, index, slices)
+        classes = sub.classes[:, sub.thickness // 2]
+        pd, t1, t2 = (sub.values[k][classes].astype(np.float32) for k in range(3))
+        yield sub.name, pd, t1, t2, sub.mask & (pd > 0)
 
 
 def psnr_volume(pred, truth):
@@ -73,6 +116,10 @@ def main(argv=None) -> int:
     parser.add_argument("--noise", type=float, default=0.005)
     parser.add_argument("--model", default="physics")
     parser.add_argument("--t1-prior-error", type=float, nargs="*", default=[])
+    parser.add_argument("--tissues", choices=("brainweb", "heldout"), default="brainweb")
+    parser.add_argument("--tuning", action="store_true",
+                        help="with --tissues heldout: the training subjects 01-04 settings are chosen on")
+    parser.add_argument("--prior-correlation", type=float, default=None)
     args = parser.parse_args(argv)
 
     import torch
@@ -84,15 +131,19 @@ def main(argv=None) -> int:
     from napari_mr_reparam.simulate import Acquisition
 
     torch.set_num_threads(1)
+    if args.prior_correlation is not None:
+        from napari_mr_reparam import joint_fit
+
+        joint_fit.NETWORK_PRIOR_CORRELATION = args.prior_correlation
     engine = Reparameterizer(args.model, device="cpu")
     rng = np.random.default_rng(0)
     extra_rng = np.random.default_rng(1)  # the --t1-prior-error rows: the other rows' draws stay as without them
     rows = []
-    for name, ph in phantoms(args.anatomy, args.subjects):
-        mid = ph.pd.shape[0] // 2
-        sl = slice(mid - args.slices // 2, mid + args.slices - args.slices // 2)
-        pd, t1, t2 = (np.asarray(getattr(ph, k)[sl], np.float32) for k in ("pd", "t1", "t2"))
-        brain = np.asarray(ph.brain_mask[sl], bool) & (pd > 0)
+    if args.tissues == "heldout":
+        subjects = heldout_tissue_subjects(args.subjects, args.slices, args.tuning)
+    else:
+        subjects = brainweb_subjects(args.anatomy, args.subjects, args.slices)
+    for name, pd, t1, t2, brain in subjects:
         targets = [(f"SE {te}/{tr}", dict(te_ms=te, tr_ms=tr)) for te, tr in SE_TARGETS]
         for preset in ("FLAIR", "STIR"):
             p = get_preset(preset)
@@ -115,7 +166,9 @@ def main(argv=None) -> int:
                 maps = joint_maps(images, acqs, engine=engine)
             else:
                 factor = np.exp(extra_rng.normal(0, t1_error, t1.shape)).astype(np.float32)
-                prior = {"t1": np.where(t1 > 0, t1, 1000) * factor, "t2": np.full_like(t2, 100)}
+                # a T1 prior alone (the dual echo measures T2): no tie between the two times
+                prior = {"t1": np.where(t1 > 0, t1, 1000) * factor, "t2": np.full_like(t2, 100),
+                         "correlation": 0.0}
                 maps = fit_maps(images, acqs, prior=prior)
             scores = {label: psnr_volume(maps.render(**kw), truth[label]) for label, kw in targets}
             se = [scores[label] for label, _ in targets if label.startswith("SE")]

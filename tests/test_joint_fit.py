@@ -275,9 +275,33 @@ def test_a_wrong_prior_does_not_pull_what_the_inputs_measure():
     maps = fit_maps(_render(acqs, pd, t1, t2), acqs, prior=wrong)
     assert _median_error(maps.t1, t1, body) < 0.01
     assert _median_error(maps.t2, t2, body) < 0.01
-    # a parameter the inputs cannot measure (T1 from one TR) follows the prior
-    two = fit_maps(_render(acqs[:2], pd, t1, t2), acqs[:2], prior=wrong)
+    # a parameter the inputs cannot measure (T1 from one TR) follows the prior (a prior
+    # whose times are not tied: with a tie, it follows the prior given the measured T2)
+    two = fit_maps(_render(acqs[:2], pd, t1, t2), acqs[:2], prior={**wrong, "correlation": 0.0})
     assert _median_error(two.t1, wrong["t1"], body) < 0.05
+
+
+def test_a_prior_that_reads_both_times_long_is_corrected_through_the_time_measured():
+    pd, t1, t2 = _maps(seed=4)
+    body = pd > 0
+    long = {"t1": np.where(body, 1.5 * t1, 1000).astype(np.float32),
+            "t2": np.where(body, 1.5 * t2, 100).astype(np.float32)}
+    dual = [Acquisition(15, 3000), Acquisition(100, 3000)]
+    images = _render(dual, pd, t1, t2)
+    apart = fit_maps(images, dual, prior={**long, "correlation": 0.0})
+    tied = fit_maps(images, dual, prior=long)  # the default tie of a prior from maps
+    assert _median_error(apart.t1, t1, body) > 0.4
+    assert _median_error(tied.t1, t1, body) < _median_error(apart.t1, t1, body) - 0.05
+    assert _median_error(tied.t2, t2, body) < 0.01  # what the inputs measure stays measured
+    # a T1- and a T2-weighted image (three unknowns, two images): the tie keeps the times
+    # from buying the fit by moving apart
+    pair = [Acquisition(15, 500), Acquisition(100, 3000)]
+    images = _render(pair, pd, t1, t2)
+    apart = fit_maps(images, pair, prior={**long, "correlation": 0.0})
+    tied = fit_maps(images, pair, prior=long)
+    assert _median_error(tied.t2, t2, body) < _median_error(apart.t2, t2, body)
+    with pytest.raises(ValueError, match="correlation"):
+        fit_maps(images, pair, prior={**long, "correlation": 1.0})
 
 
 class _Engine:

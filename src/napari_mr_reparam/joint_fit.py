@@ -73,6 +73,15 @@ DEFAULT_PRIOR_SD = 2.0
 #: benchmarks/bench_joint_brains.py).
 NETWORK_PRIOR_SD = 0.3
 MEASURED_PRIOR_SD = 1.0
+#: Correlation of the log T1 and log T2 of a prior from maps (the network's): on tissue
+#: values it did not train on, the network reads both times too long or too short
+#: together (its log errors' uncentered correlation 0.1-0.9, median 0.6, on simulated
+#: brains), and where the inputs leave one direction of (T1, T2) open a fit tied to each
+#: time apart bought its fit with the two moving apart. Only where the acquisitions leave
+#: T1 or T2 open (:func:`free_parameters`). Chosen on training subjects 01-04
+#: (0, 0.7, 0.8, 0.9, 0.95: each higher value gained less than the last); see
+#: training/RESULTS.md "A prior that moves T1 and T2 together".
+NETWORK_PRIOR_CORRELATION = 0.9
 #: Noise assumed (a fraction of each input's bright signal) where the background does not
 #: give it (:func:`estimate_noise`), and the fewest background voxels it is measured from.
 DEFAULT_NOISE = 0.01
@@ -531,6 +540,14 @@ def smooth_inputs(arrays, sigma, radius: int = SMOOTH_RADIUS, strength: float = 
     return [out[i].reshape(shape) for i in range(n)]
 
 
+def _prior_precision(prior_sd) -> tuple[float, float, float]:
+    """(P11, P12, P22): the inverse of the log T1 / log T2 prior's covariance, from the
+    spreads ``prior_sd["t1"]``, ``prior_sd["t2"]`` and their correlation ``prior_sd["rho"]``."""
+    s1, s2, rho = float(prior_sd["t1"]), float(prior_sd["t2"]), float(prior_sd.get("rho", 0.0))
+    det = 1.0 - rho * rho
+    return 1.0 / (s1 * s1 * det), -rho / (s1 * s2 * det), 1.0 / (s2 * s2 * det)
+
+
 def _grid_init(s, sigma, acqs, scales, free, prior_log, prior_sd, torch, points: int, valid=None):
     """Per-voxel start: the grid point of the free relaxation times with the least misfit
     plus prior cost (the fit's own: the squared residual over the noise, PD in closed form,
@@ -571,13 +588,18 @@ def _grid_init(s, sigma, acqs, scales, free, prior_log, prior_sd, torch, points:
     best = torch.empty(v, dtype=torch.long)
     chunk = max(1, 4_000_000 // basis.shape[1])
 
-    # the prior's cost ((g - mu) / sd)^2 less its per-voxel constant: g^2 / sd^2 - 2 mu g / sd^2
+    # the prior's cost (g - mu)' P (g - mu) less its per-voxel constant: g' P g - 2 (P mu)' g;
+    # an axis that is not on the grid stays at its prior mean (no cost, no cross term)
+    p11, p12, p22 = _prior_precision(prior_sd)
     const, rows, means = torch.zeros_like(basis[0]), [], []
-    for key, g in (("t1", g1), ("t2", g2)):
-        if g is not None:
-            weight = 1.0 / float(prior_sd[key]) ** 2
-            const, rows = const + weight * g * g, rows + [-2.0 * weight * g]
-            means.append(prior_log[key].to(basis.dtype))
+    mu1, mu2 = prior_log["t1"].to(basis.dtype), prior_log["t2"].to(basis.dtype)
+    if g1 is not None and g2 is not None:
+        const = p11 * g1 * g1 + 2.0 * p12 * g1 * g2 + p22 * g2 * g2
+        rows, means = [-2.0 * g1, -2.0 * g2], [p11 * mu1 + p12 * mu2, p12 * mu1 + p22 * mu2]
+    elif g1 is not None:
+        const, rows, means = p11 * g1 * g1, [-2.0 * p11 * g1], [mu1]
+    else:
+        const, rows, means = p22 * g2 * g2, [-2.0 * p22 * g2], [mu2]
     prior_rows, means = torch.stack(rows), torch.stack(means, dim=1)  # (k, G), (V, k)
     n = basis.shape[0]
     pairs = [(i, j) for i in range(n) for j in range(i, n)]
@@ -625,7 +647,7 @@ def _fit_chunk(s, sigma, acqs, scales, free, prior_log, prior_sd, torch, iterati
         f = g * _signal_and_slopes(acq, t1, t2, torch)[0]
         num, den = num + wi * si * f, den + wi * f * f
     x = [torch.log((num / den.clamp_min(1e-30)).clamp_min(1e-12)), log_t1, log_t2]
-    p1, p2 = 1 / prior_sd["t1"] ** 2, 1 / prior_sd["t2"] ** 2
+    p1, p12, p2 = _prior_precision(prior_sd)
     mu1, mu2 = prior_log["t1"], prior_log["t2"]
     bounds = [(-30.0, 30.0), (math.log(T1_BOUNDS_MS[0]), math.log(T1_BOUNDS_MS[1])),
               (math.log(T2_BOUNDS_MS[0]), math.log(T2_BOUNDS_MS[1]))]
@@ -634,9 +656,9 @@ def _fit_chunk(s, sigma, acqs, scales, free, prior_log, prior_sd, torch, iterati
         """Cost, gradient (3) and Gauss-Newton matrix (6) at x."""
         pd, t1, t2 = torch.exp(x[0]), torch.exp(x[1]), torch.exp(x[2])
         d1, d2 = x[1] - mu1, x[2] - mu2
-        cost = p1 * d1 * d1 + p2 * d2 * d2
+        cost = p1 * d1 * d1 + 2.0 * p12 * d1 * d2 + p2 * d2 * d2
         a = [0.0] * 6
-        b = [0.0, -p1 * d1, -p2 * d2]
+        b = [0.0, -(p1 * d1 + p12 * d2), -(p12 * d1 + p2 * d2)]
         for i, (acq, g, wi, si) in enumerate(zip(acqs, scales, w, rows)):
             f, f1, f2 = _signal_and_slopes(acq, t1, t2, torch)
             k = g * pd
@@ -652,7 +674,7 @@ def _fit_chunk(s, sigma, acqs, scales, free, prior_log, prior_sd, torch, iterati
             a[0], a[1], a[2] = a[0] + wm * m, a[1] + wm * j1, a[2] + wm * j2
             wj1 = wi * j1
             a[3], a[4], a[5] = a[3] + wj1 * j1, a[4] + wj1 * j2, a[5] + wi * j2 * j2
-        a[3], a[5] = a[3] + p1, a[5] + p2
+        a[3], a[4], a[5] = a[3] + p1, a[4] + p12, a[5] + p2
         return cost, b, a
 
     cost, grad, hess = evaluate(x)
@@ -671,7 +693,7 @@ def _fit_chunk(s, sigma, acqs, scales, free, prior_log, prior_sd, torch, iterati
         hess = [torch.where(better, n, o) for n, o in zip(new_hess, hess)]
         lam = torch.where(better, lam * 0.2, lam * 10).clamp_(1e-6, 1e6)
     data_only = list(hess)  # the Gauss-Newton matrix at x is the data's information plus the prior
-    data_only[3], data_only[5] = hess[3] - p1, hess[5] - p2
+    data_only[3], data_only[4], data_only[5] = hess[3] - p1, hess[4] - p12, hess[5] - p2
     return x, _standard_errors(data_only, torch)
 
 
@@ -779,10 +801,13 @@ def fit_maps(volumes, acquisitions, prior: dict | None = None, scale: str = "sha
     acquisitions : list of Acquisition (or dicts of its fields)
     prior : dict, optional
         ``{"t1": map_ms, "t2": map_ms}`` (arrays of the inputs' shape) and optionally
-        ``"sd"`` (spread of the log values): the prior the fit starts from and is tied to.
-        Without ``"sd"`` given maps are trusted to :data:`NETWORK_PRIOR_SD` where the
-        acquisitions cannot measure the parameter and :data:`MEASURED_PRIOR_SD` where they
-        can. Default: T1 1000 ms, T2 100 ms with a spread of ``DEFAULT_PRIOR_SD``.
+        ``"sd"`` (spread of the log values) and ``"correlation"`` (of log T1 and log T2;
+        default :data:`NETWORK_PRIOR_CORRELATION` for maps given where the acquisitions
+        leave T1 or T2 open, else 0):
+        the prior the fit starts from and is tied to. Without ``"sd"`` given maps are
+        trusted to :data:`NETWORK_PRIOR_SD` where the acquisitions cannot measure the
+        parameter and :data:`MEASURED_PRIOR_SD` where they can. Default: T1 1000 ms,
+        T2 100 ms with a spread of ``DEFAULT_PRIOR_SD``.
     scale : "shared" or "per_input"
         One receiver gain for all inputs (images of one series), or one per input.
     noise : float or list of float, optional
@@ -860,6 +885,13 @@ def fit_maps(volumes, acquisitions, prior: dict | None = None, scale: str = "sha
         spread = {key: MEASURED_PRIOR_SD if free[key] else NETWORK_PRIOR_SD for key in ("t1", "t2")}
     else:
         spread = {key: DEFAULT_PRIOR_SD for key in ("t1", "t2")}
+    # the tie between the times, where the inputs leave one open (where they measure both,
+    # the prior is only the loose tie of MEASURED_PRIOR_SD and must not pull them apart)
+    tied = "t1" in prior and not (free["t1"] and free["t2"])
+    rho = float(prior.get("correlation", NETWORK_PRIOR_CORRELATION if tied else 0.0))
+    if not -1.0 < rho < 1.0:
+        raise ValueError(f"prior correlation must lie between -1 and 1, got {rho:g}")
+    spread["rho"] = rho
     prior_t1 = np.clip(np.nan_to_num(prior_t1, nan=DEFAULT_PRIOR_MS["t1"]), *T1_BOUNDS_MS)
     prior_t2 = np.clip(np.nan_to_num(prior_t2, nan=DEFAULT_PRIOR_MS["t2"]), *T2_BOUNDS_MS)
     scales = [1.0] * len(arrays)
