@@ -121,6 +121,8 @@ def main(argv=None) -> int:
                         help="with --tissues heldout: the training subjects 01-04 settings are chosen on")
     parser.add_argument("--prior-correlation", type=float, default=None)
     args = parser.parse_args(argv)
+    if args.prior_correlation is not None and not -1.0 < args.prior_correlation < 1.0:
+        parser.error(f"--prior-correlation must lie between -1 and 1, got {args.prior_correlation:g}")
 
     import torch
 

@@ -591,7 +591,6 @@ def _grid_init(s, sigma, acqs, scales, free, prior_log, prior_sd, torch, points:
     # the prior's cost (g - mu)' P (g - mu) less its per-voxel constant: g' P g - 2 (P mu)' g;
     # an axis that is not on the grid stays at its prior mean (no cost, no cross term)
     p11, p12, p22 = _prior_precision(prior_sd)
-    const, rows, means = torch.zeros_like(basis[0]), [], []
     mu1, mu2 = prior_log["t1"].to(basis.dtype), prior_log["t2"].to(basis.dtype)
     if g1 is not None and g2 is not None:
         const = p11 * g1 * g1 + 2.0 * p12 * g1 * g2 + p22 * g2 * g2

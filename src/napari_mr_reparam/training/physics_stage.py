@@ -15,8 +15,8 @@ import torch
 import torch.nn.functional as F
 
 from ..models import to_model_range
-from ..physics import water_mean_time
 from ..models.physics_net import NETWORKS, VARIANT_ARCH
+from ..physics import water_mean_time
 from .config import TrainConfig
 from .data import training_batches
 
