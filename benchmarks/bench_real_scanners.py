@@ -241,7 +241,7 @@ def sphere_values(value_map, centres, factor=1.0):
 # ----------------------------------------------------------------------------- one series
 
 def evaluate_series(kind, plate, folder, params, engine, first_echo_input: bool, echo_train: str = "epg",
-                    inversion=None):
+                    inversion=None, noise=None):
     from napari_mr_reparam.joint_fit import fit_maps, network_maps, network_render
 
     images, acqs, field, spacing, clipped = load(folder)
@@ -262,7 +262,7 @@ def evaluate_series(kind, plate, folder, params, engine, first_echo_input: bool,
     errors, single_errors, with_clipped = {}, {}, {}
     for k, inputs in rows:
         maps = fit_maps([images[i] for i in inputs], [acqs[i] for i in inputs],
-                        clipped=[clipped[i] for i in inputs], inversion=inversion)
+                        clipped=[clipped[i] for i in inputs], inversion=inversion, noise=noise)
         a = acqs[k]
         pred = maps.render(a.te, a.tr, a.sequence, ti_ms=a.ti)
         # scored where the scanner measured the target and every input (none clipped)
@@ -278,8 +278,7 @@ def evaluate_series(kind, plate, folder, params, engine, first_echo_input: bool,
     # maps from the whole series (echo 1 left out of ideal T2 fits unless asked)
     used = list(range(n)) if kind == "T1" or first_echo_input or echo_train == "epg" else list(range(1, n))
     full = fit_maps([images[i] for i in used], [acqs[i] for i in used], clipped=[clipped[i] for i in used],
-                    echo_train=echo_train,
-                    inversion=inversion)
+                    echo_train=echo_train, inversion=inversion, noise=noise)
     key = kind.lower()
     template_file = folder.parents[2] / "templates" / ("Plate4_T2" if kind == "T2" else "Plate5_T1_signed")
     centres, factor = sphere_centres(images, spacing, template_file, params[plate]["sphere_centres_row_col"])
@@ -321,8 +320,13 @@ def main(argv=None) -> int:
     parser.add_argument("--inversion", type=float, default=None,
                         help="inversion efficiency of the IR series, for (a) and (b) (default: estimated from "
                              "each fit's inputs)")
+    parser.add_argument("--noise", type=float, default=None,
+                        help="noise level the fits take, a fraction of each image's bright signal (default: "
+                             "measured in each fit's inputs, joint_fit.estimate_noise)")
     parser.add_argument("--sites", nargs="*", help="only these site folders (e.g. site4_philips)")
     args = parser.parse_args(argv)
+    if args.noise is not None and not 0 < args.noise < 1:
+        parser.error(f"--noise must lie between 0 and 1, got {args.noise:g}")
     if not (args.data / "relaxometry_params.py").is_file():
         print(f"error: no relaxometry data at {args.data}", file=sys.stderr)
         return 2
@@ -336,7 +340,7 @@ def main(argv=None) -> int:
 
         engine = Reparameterizer(args.model, device="cpu")
     results = [evaluate_series(kind, plate, folder, params, engine, args.keep_first_echo, args.echo_train,
-                               args.inversion)
+                               args.inversion, args.noise)
                for kind, plate, folder in series_list(args.data, args.sites)]
 
     print("### (a) Held-out images: relative RMS error inside the phantom\n")

@@ -343,10 +343,10 @@ def test_the_network_is_run_only_where_the_inputs_leave_a_parameter_open():
     assert maps.summary()["prior_source"] == "network"
 
 
-def test_noise_is_measured_in_the_background_of_signed_and_magnitude_images():
+def test_noise_is_measured_in_the_background_of_signed_magnitude_and_multi_coil_images():
     from napari_mr_reparam.joint_fit import DEFAULT_NOISE, estimate_noise
 
-    pd, t1, t2 = _blocks(shape=(2, 48, 48))
+    pd, t1, t2 = _blocks(shape=(2, 64, 64))
     acqs = [Acquisition(15, 3000), Acquisition(100, 3000)]
     clean = _render(acqs, pd, t1, t2)
     rng = np.random.default_rng(3)
@@ -354,10 +354,16 @@ def test_noise_is_measured_in_the_background_of_signed_and_magnitude_images():
     signed = [im + rng.normal(0, sd, im.shape).astype(np.float32) for im in clean]
     magnitude = [np.abs(im + rng.normal(0, sd, im.shape) + 1j * rng.normal(0, sd, im.shape)).astype(np.float32)
                  for im in clean]
-    for images, rel in ((signed, 0.05), (magnitude, 0.1)):
+    # eight coils, each with noise sd and an eighth of the signal's power, summed in squares:
+    # the background's level is about four times sd, its spread still about sd
+    coils, coil_sd = 8, 0.005 * clean[0].max()
+    sum_of_squares = [np.sqrt(sum(np.abs(im / np.sqrt(coils) + rng.normal(0, coil_sd, im.shape)
+                                         + 1j * rng.normal(0, coil_sd, im.shape)) ** 2 for _ in range(coils)))
+                      .astype(np.float32) for im in clean]
+    for images, noise_sd, rel in ((signed, sd, 0.05), (magnitude, sd, 0.1), (sum_of_squares, coil_sd, 0.12)):
         found = estimate_noise(images)
         peaks = [np.percentile(im, 99.5) for im in images]
-        assert found == pytest.approx([sd / p for p in peaks], rel=rel)
+        assert found == pytest.approx([noise_sd / p for p in peaks], rel=rel)
     assert fit_maps(signed, acqs).summary()["noise"] == pytest.approx(estimate_noise(signed), rel=1e-3)
     # a masked image (background exactly 0) or a clean one: nothing to measure, the default is taken
     assert estimate_noise([np.where(pd > 0, im, 0) for im in signed]) is None

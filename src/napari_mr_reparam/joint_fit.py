@@ -86,6 +86,8 @@ NETWORK_PRIOR_CORRELATION = 0.9
 #: give it (:func:`estimate_noise`), and the fewest background voxels it is measured from.
 DEFAULT_NOISE = 0.01
 MIN_BACKGROUND_VOXELS = 1000
+#: Standard deviation of Rayleigh noise (a one-coil magnitude background) over its sigma.
+RAYLEIGH_SPREAD = math.sqrt(2 - math.pi / 2)
 #: The object: voxels above this many noise levels in some input.
 BODY_NOISE_LEVELS = 5.0
 #: Edge-preserving smoothing of the inputs before the fit (:func:`smooth_inputs`): the
@@ -308,17 +310,26 @@ def estimate_noise(volumes) -> list[float] | None:
 
     A signed image (a real-valued reconstruction, a simulation: a fair share of the image
     is negative) has Gaussian noise, and its negative values are noise alone: sigma is
-    their root mean square. A magnitude image has Rayleigh noise there: sigma is the
-    background's median over sqrt(2 ln 2). None where the background cannot tell: fewer
-    than :data:`MIN_BACKGROUND_VOXELS` voxels, or most of them exactly 0 (a masked image).
+    their root mean square. A magnitude image's background is noise alone too, but its
+    level depends on how many receive coils were combined (one coil: Rayleigh, mean 1.25
+    sigma; a sum of squares over N coils: a chi distribution, mean near sqrt(2N) sigma),
+    while its spread does not (0.66 sigma for one coil, 0.71 sigma for many). Sigma is
+    taken from the spread: the median absolute deviation of the background less its 3x3
+    in-plane mean (which removes the slow variation of the level across the coils),
+    over Rayleigh's 0.66. None where the background cannot tell: fewer than
+    :data:`MIN_BACKGROUND_VOXELS` voxels, or most of them exactly 0 (a masked image).
     """
-    arrays = [np.nan_to_num(np.asarray(v, np.float32)).reshape(-1) for v in volumes]
+    from scipy.ndimage import binary_erosion, uniform_filter
+
+    arrays = [np.nan_to_num(np.asarray(v, np.float32)) for v in volumes]
     peaks = [_robust_max(a) for a in arrays]
     if not arrays or min(peaks) <= 0:
         return None
     low = np.ones(arrays[0].shape, bool)
     for a, peak in zip(arrays, peaks):
         low &= np.abs(a) < 0.1 * peak
+    in_plane = (1,) * (low.ndim - 2) + (3, 3)
+    deep = binary_erosion(low, structure=np.ones(in_plane, bool))  # its 3x3 mean is background
     out = []
     for a, peak in zip(arrays, peaks):
         background = a[low]
@@ -327,8 +338,12 @@ def estimate_noise(volumes) -> list[float] | None:
         negative = a[a < 0]
         if negative.size > 0.2 * background.size:
             sigma = math.sqrt(float(np.mean(negative.astype(np.float64) ** 2)))
+        elif deep.sum() >= MIN_BACKGROUND_VOXELS:
+            rest = (a.astype(np.float64) - uniform_filter(a.astype(np.float64), in_plane))[deep]
+            spread = 1.4826 * float(np.median(np.abs(rest - np.median(rest)))) / math.sqrt(8 / 9)
+            sigma = spread / RAYLEIGH_SPREAD
         else:
-            sigma = float(np.median(background)) / math.sqrt(2 * math.log(2))
+            return None
         if not sigma > 0:
             return None
         out.append(sigma / peak)
