@@ -241,7 +241,7 @@ def sphere_values(value_map, centres, factor=1.0):
 # ----------------------------------------------------------------------------- one series
 
 def evaluate_series(kind, plate, folder, params, engine, first_echo_input: bool, echo_train: str = "epg",
-                    inversion=None, noise=None):
+                    inversion=None, fit_noise=None):
     from napari_mr_reparam.joint_fit import fit_maps, network_maps, network_render
 
     images, acqs, field, spacing, clipped = load(folder)
@@ -262,7 +262,7 @@ def evaluate_series(kind, plate, folder, params, engine, first_echo_input: bool,
     errors, single_errors, with_clipped = {}, {}, {}
     for k, inputs in rows:
         maps = fit_maps([images[i] for i in inputs], [acqs[i] for i in inputs],
-                        clipped=[clipped[i] for i in inputs], inversion=inversion, noise=noise)
+                        clipped=[clipped[i] for i in inputs], inversion=inversion, noise=fit_noise)
         a = acqs[k]
         pred = maps.render(a.te, a.tr, a.sequence, ti_ms=a.ti)
         # scored where the scanner measured the target and every input (none clipped)
@@ -278,7 +278,7 @@ def evaluate_series(kind, plate, folder, params, engine, first_echo_input: bool,
     # maps from the whole series (echo 1 left out of ideal T2 fits unless asked)
     used = list(range(n)) if kind == "T1" or first_echo_input or echo_train == "epg" else list(range(1, n))
     full = fit_maps([images[i] for i in used], [acqs[i] for i in used], clipped=[clipped[i] for i in used],
-                    echo_train=echo_train, inversion=inversion, noise=noise)
+                    echo_train=echo_train, inversion=inversion, noise=fit_noise)
     key = kind.lower()
     template_file = folder.parents[2] / "templates" / ("Plate4_T2" if kind == "T2" else "Plate5_T1_signed")
     centres, factor = sphere_centres(images, spacing, template_file, params[plate]["sphere_centres_row_col"])

@@ -365,8 +365,12 @@ def test_noise_is_measured_in_the_background_of_signed_magnitude_and_multi_coil_
         peaks = [np.percentile(im, 99.5) for im in images]
         assert found == pytest.approx([noise_sd / p for p in peaks], rel=rel)
     assert fit_maps(signed, acqs).summary()["noise"] == pytest.approx(estimate_noise(signed), rel=1e-3)
-    # a masked image (background exactly 0) or a clean one: nothing to measure, the default is taken
-    assert estimate_noise([np.where(pd > 0, im, 0) for im in signed]) is None
+    # a masked background (exactly 0): measured inside the object, from the inputs' difference
+    masked = [np.where(pd > 0, im, 0) for im in magnitude]
+    peaks = [np.percentile(im, 99.5) for im in masked]
+    assert estimate_noise(masked) == pytest.approx([sd / p for p in peaks], rel=0.15)
+    assert estimate_noise(masked[:1]) is None  # one input: nothing to measure
+    # a clean one: nothing to measure, the default is taken
     assert estimate_noise(clean) is None
     assert fit_maps(clean, acqs).summary()["noise"] == [DEFAULT_NOISE, DEFAULT_NOISE]
     with pytest.raises(ValueError, match="noise"):

@@ -88,6 +88,9 @@ DEFAULT_NOISE = 0.01
 MIN_BACKGROUND_VOXELS = 1000
 #: Standard deviation of Rayleigh noise (a one-coil magnitude background) over its sigma.
 RAYLEIGH_SPREAD = math.sqrt(2 - math.pi / 2)
+#: A magnitude background with more voxels exactly 0 than this share was masked or
+#: thresholded by the scanner: its noise is not measured there.
+MAX_ZERO_BACKGROUND = 0.1
 #: The object: voxels above this many noise levels in some input.
 BODY_NOISE_LEVELS = 5.0
 #: Edge-preserving smoothing of the inputs before the fit (:func:`smooth_inputs`): the
@@ -305,22 +308,22 @@ def _per_input_noise(noise, n: int) -> list[float]:
 
 
 def estimate_noise(volumes) -> list[float] | None:
-    """Each input's noise, as a fraction of its bright signal (99.5th percentile), measured
-    in the background: the voxels below a tenth of the bright signal in every input.
+    """Each input's noise, as a fraction of its bright signal (99.5th percentile).
 
-    A signed image (a real-valued reconstruction, a simulation: a fair share of the image
-    is negative) has Gaussian noise, and its negative values are noise alone: sigma is
-    their root mean square. A magnitude image's background is noise alone too, but its
-    level depends on how many receive coils were combined (one coil: Rayleigh, mean 1.25
-    sigma; a sum of squares over N coils: a chi distribution, mean near sqrt(2N) sigma),
-    while its spread does not (0.66 sigma for one coil, 0.71 sigma for many). Sigma is
-    taken from the spread: the median absolute deviation of the background less its 3x3
-    in-plane mean (which removes the slow variation of the level across the coils),
-    over Rayleigh's 0.66. None where the background cannot tell: fewer than
-    :data:`MIN_BACKGROUND_VOXELS` voxels, or most of them exactly 0 (a masked image).
+    Measured in the background (the voxels below a tenth of the bright signal in every
+    input) where it holds noise alone. A signed image (a real-valued reconstruction, a
+    simulation: a fair share of the image is negative) has Gaussian noise, and its
+    negative values are noise alone: sigma is their root mean square. A magnitude image's
+    background level depends on how many receive coils were combined (one coil: Rayleigh,
+    mean 1.25 sigma; a sum of squares over N coils: a chi distribution, mean near
+    sqrt(2N) sigma), its spread does not (0.66 sigma for one coil, 0.71 for many): sigma is
+    the spread (:func:`_background_spread`) over Rayleigh's 0.66. A background of which
+    more than :data:`MAX_ZERO_BACKGROUND` is exactly 0 has been masked or thresholded by
+    the scanner, and its noise is not the object's: with two or more inputs, each input's
+    noise is then measured inside the object, from its difference with another input
+    (:func:`_difference_noise`). None where neither can tell: fewer than
+    :data:`MIN_BACKGROUND_VOXELS` voxels to measure, or one input whose background is masked.
     """
-    from scipy.ndimage import binary_erosion, uniform_filter
-
     arrays = [np.nan_to_num(np.asarray(v, np.float32)) for v in volumes]
     peaks = [_robust_max(a) for a in arrays]
     if not arrays or min(peaks) <= 0:
@@ -328,26 +331,82 @@ def estimate_noise(volumes) -> list[float] | None:
     low = np.ones(arrays[0].shape, bool)
     for a, peak in zip(arrays, peaks):
         low &= np.abs(a) < 0.1 * peak
-    in_plane = (1,) * (low.ndim - 2) + (3, 3)
-    deep = binary_erosion(low, structure=np.ones(in_plane, bool))  # its 3x3 mean is background
     out = []
-    for a, peak in zip(arrays, peaks):
+    for i, (a, peak) in enumerate(zip(arrays, peaks)):
         background = a[low]
-        if background.size < MIN_BACKGROUND_VOXELS or (background == 0).mean() > 0.5:
-            return None
         negative = a[a < 0]
-        if negative.size > 0.2 * background.size:
+        if background.size >= MIN_BACKGROUND_VOXELS and negative.size > 0.2 * background.size:
             sigma = math.sqrt(float(np.mean(negative.astype(np.float64) ** 2)))
-        elif deep.sum() >= MIN_BACKGROUND_VOXELS:
-            rest = (a.astype(np.float64) - uniform_filter(a.astype(np.float64), in_plane))[deep]
-            spread = 1.4826 * float(np.median(np.abs(rest - np.median(rest)))) / math.sqrt(8 / 9)
-            sigma = spread / RAYLEIGH_SPREAD
+        elif background.size >= MIN_BACKGROUND_VOXELS and (background == 0).mean() <= MAX_ZERO_BACKGROUND:
+            sigma = _background_spread(a, low) / RAYLEIGH_SPREAD
+        elif len(arrays) > 1:
+            sigma = _difference_noise(arrays, i, ~low)
         else:
             return None
         if not sigma > 0:
             return None
         out.append(sigma / peak)
     return out
+
+
+def _in_plane(shape, size: int) -> tuple[int, ...]:
+    return (1,) * (len(shape) - 2) + (size, size)
+
+
+def _sample_slices(mask: np.ndarray, *arrays, most: int = 16):
+    """At most ``most`` evenly spaced slices of a volume (all of a 2-D image)."""
+    if mask.ndim < 3 or mask.shape[0] <= most:
+        return (mask, *arrays)
+    keep = np.linspace(0, mask.shape[0] - 1, most).round().astype(int)
+    return (mask[keep], *(a[keep] for a in arrays))
+
+
+def _robust_sd(values: np.ndarray) -> float:
+    """Standard deviation from the median absolute deviation (1.4826 MAD)."""
+    return 1.4826 * float(np.median(np.abs(values - np.median(values)))) if values.size else 0.0
+
+
+def _background_spread(image, background) -> float:
+    """Standard deviation of the background's voxels about their 3x3 in-plane mean (which
+    removes the slow variation of the level across coils): the spread of the noise; 0
+    where fewer than :data:`MIN_BACKGROUND_VOXELS` voxels lie deep in the background."""
+    from scipy.ndimage import binary_erosion, uniform_filter
+
+    size = _in_plane(image.shape, 3)
+    deep = binary_erosion(background, structure=np.ones(size, bool))  # its 3x3 mean is background
+    if deep.sum() < MIN_BACKGROUND_VOXELS:
+        return 0.0
+    a = image.astype(np.float64)
+    rest = (a - uniform_filter(a, size))[deep]
+    return _robust_sd(rest) / math.sqrt(8 / 9)  # a 3x3 mean takes 1/9 of white noise's variance
+
+
+def _difference_noise(arrays, i: int, body) -> float:
+    """Noise of input ``i`` measured inside the object: its difference with another input
+    scaled to it (co-registered images of one object share its structure), less the 3x3
+    in-plane mean, over the flattest half of the object's interior (the least gradient
+    of that difference): the difference's spread, as one input's noise (both inputs'
+    noise alike). The least over the other inputs (the one that shares most structure);
+    0 where the interior is too small."""
+    from scipy.ndimage import binary_erosion, uniform_filter
+
+    size3, size5 = _in_plane(body.shape, 3), _in_plane(body.shape, 5)
+    inner = binary_erosion(body, structure=np.ones(_in_plane(body.shape, 7), bool))
+    inner, a, *others = _sample_slices(inner, arrays[i], *(o for j, o in enumerate(arrays) if j != i))
+    if inner.sum() < MIN_BACKGROUND_VOXELS:
+        return 0.0
+    a = a.astype(np.float64)
+    best = math.inf
+    for other in others:
+        b = other.astype(np.float64)
+        gain = float(a[inner] @ b[inner]) / max(float(b[inner] @ b[inner]), 1e-30)
+        diff = a - gain * b
+        rest = diff - uniform_filter(diff, size3)
+        smooth = uniform_filter(diff, size5)
+        slope = np.hypot(*np.gradient(smooth, axis=(-2, -1)))
+        flat = inner & (slope <= np.median(slope[inner]))
+        best = min(best, _robust_sd(rest[flat]) / math.sqrt(8 / 9) / math.sqrt(1 + gain * gain))
+    return best if math.isfinite(best) else 0.0
 
 
 def free_parameters(acquisitions, noise=DEFAULT_NOISE, tolerance: float = 0.1) -> dict:
