@@ -17,7 +17,10 @@ inversion-recovery magnitude series of the T1 plate), read with
     TE 10 and 80 -> 40 example), or the two at d and 2d on one side at the ends of the
     train; for TI k the three other TIs nearest in log TI. Echo 1 of a train is off the
     ideal decay (stimulated echoes) and is not used as an input by default; its own
-    prediction is listed apart. Beside it, the image noise measured from the series
+    prediction is listed apart. Beside it, the noise the fits took (each fit measures its
+    inputs' noise, :func:`napari_mr_reparam.joint_fit.estimate_noise`, as a fraction of
+    each input's bright signal; the range over the series' fits) and the image noise
+    measured from the series
     (:func:`noise_level`: neighbouring images' difference, high-passed, in the flat part
     of the phantom) over the RMS signal in the phantom. Real-valued (signed) inversion-
     recovery images are taken as their magnitude. Three TIs fit with the series'
@@ -259,10 +262,11 @@ def evaluate_series(kind, plate, folder, params, engine, first_echo_input: bool,
         tis = [a.ti for a in acqs]
         for k in range(n):
             rows.append((k, ti_inputs(k, tis)))
-    errors, single_errors, with_clipped = {}, {}, {}
+    errors, single_errors, with_clipped, fit_noises = {}, {}, {}, []
     for k, inputs in rows:
         maps = fit_maps([images[i] for i in inputs], [acqs[i] for i in inputs],
                         clipped=[clipped[i] for i in inputs], inversion=inversion, noise=fit_noise)
+        fit_noises += maps.summary()["noise"]
         a = acqs[k]
         pred = maps.render(a.te, a.tr, a.sequence, ti_ms=a.ti)
         # scored where the scanner measured the target and every input (none clipped)
@@ -298,10 +302,15 @@ def evaluate_series(kind, plate, folder, params, engine, first_echo_input: bool,
         sized = qmaps.at_input_size()
         single_measured = sphere_values(sized[key][0], centres, factor)
     return {"series": f"{kind} {folder.parent.name}/{plate}", "field": field, "n": n, "noise": noise,
+            "fit_noise": (min(fit_noises), max(fit_noises)),
             "errors": errors, "single_errors": single_errors, "with_clipped": with_clipped,
             "ref": ref, "measured": measured,
             "single_measured": single_measured, "measurable": measurable, "times": (min(times), max(times)),
             "acqs": acqs, "rows": rows, "b1": b1, "model": full.echo_train if kind == "T2" else "ideal"}
+
+
+def _pct2(x):
+    return f"{100 * x:.2f} %"
 
 
 def _pct(x):
@@ -346,8 +355,8 @@ def main(argv=None) -> int:
     print("### (a) Held-out images: relative RMS error inside the phantom\n")
     print("| series | field | images | inputs per prediction | joint fit, between inputs: median (max) "
           "| joint fit, beyond inputs: median (max) | echo 1 (T2) | one image, network: median "
-          "| image noise |")
-    print("|---|---|---|---|---|---|---|---|---|")
+          "| image noise | noise the fits took (of the bright signal) |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
         t2 = r["series"].startswith("T2")
         times = [a.te if t2 else a.ti for a in r["acqs"]]
@@ -366,7 +375,8 @@ def main(argv=None) -> int:
 
         print(f"| {r['series']} | {r['field']} | {r['n']} | {'2 echoes' if t2 else '3 TIs'} "
               f"| {cell(inside)} | {cell(outside)} | {first} "
-              f"| {_pct(np.median(single)) if single else '-'} | {_pct(r['noise'])} |")
+              f"| {_pct(np.median(single)) if single else '-'} | {_pct(r['noise'])} "
+              f"| {_pct2(r['fit_noise'][0])}-{_pct2(r['fit_noise'][1])} |")
     print("\n<details><summary>Per held-out image (joint fit: the inputs it was predicted from, error)</summary>\n")
     for r in results:
         t2 = r["series"].startswith("T2")
