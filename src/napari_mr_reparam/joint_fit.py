@@ -371,10 +371,12 @@ def _robust_sd(values: np.ndarray) -> float:
 def _background_spread(image, background) -> float:
     """Standard deviation of the background's voxels about their 3x3 in-plane mean (which
     removes the slow variation of the level across coils): the spread of the noise; 0
-    where fewer than :data:`MIN_BACKGROUND_VOXELS` voxels lie deep in the background."""
+    where fewer than :data:`MIN_BACKGROUND_VOXELS` voxels lie deep in the background. A
+    volume is measured on at most 16 evenly spaced slices."""
     from scipy.ndimage import binary_erosion, uniform_filter
 
     size = _in_plane(image.shape, 3)
+    background, image = _sample_slices(background, image)
     deep = binary_erosion(background, structure=np.ones(size, bool))  # its 3x3 mean is background
     if deep.sum() < MIN_BACKGROUND_VOXELS:
         return 0.0
@@ -389,12 +391,13 @@ def _difference_noise(arrays, i: int, body) -> float:
     in-plane mean, over the flattest half of the object's interior (the least gradient
     of that difference): the difference's spread, as one input's noise (both inputs'
     noise alike). The least over the other inputs (the one that shares most structure);
-    0 where the interior is too small."""
+    0 where the interior is too small. A volume is measured on at most 16 evenly spaced
+    slices."""
     from scipy.ndimage import binary_erosion, uniform_filter
 
     size3, size5 = _in_plane(body.shape, 3), _in_plane(body.shape, 5)
+    body, a, *others = _sample_slices(body, arrays[i], *(o for j, o in enumerate(arrays) if j != i))
     inner = binary_erosion(body, structure=np.ones(_in_plane(body.shape, 7), bool))
-    inner, a, *others = _sample_slices(inner, arrays[i], *(o for j, o in enumerate(arrays) if j != i))
     if inner.sum() < MIN_BACKGROUND_VOXELS:
         return 0.0
     a = a.astype(np.float64)
