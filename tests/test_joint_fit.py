@@ -324,6 +324,24 @@ class _Engine:
         return Maps()
 
 
+def test_a_pd_prior_settles_what_a_t1_and_a_t2_weighted_image_leave_open():
+    pd, t1, t2 = _maps(seed=5)
+    body = pd > 0
+    pair = [Acquisition(15, 500), Acquisition(100, 3000)]
+    images = _render(pair, pd, t1, t2)
+    # a prior that reads T1 long and T2 short (errors the tie between them does not mend)
+    long = {"t1": np.where(body, 1.4 * t1, 1000).astype(np.float32),
+            "t2": np.where(body, 0.75 * t2, 100).astype(np.float32)}
+    without = fit_maps(images, pair, prior=long)
+    with_pd = fit_maps(images, pair, prior={**long, "pd": 1000 * pd})  # in the images' units
+    assert _median_error(with_pd.pd, 1000 * pd, body) < 0.4 * _median_error(without.pd, 1000 * pd, body)
+    pd_like = _render([Acquisition(20, 6000)], pd, t1, t2)[0]
+    miss = [np.abs(m.render(20, 6000) - pd_like)[body].mean() for m in (without, with_pd)]
+    assert miss[1] < 0.4 * miss[0]
+    with pytest.raises(ValueError, match="pd_sd"):
+        fit_maps(images, pair, prior={**long, "pd": 1000 * pd, "pd_sd": 0})
+
+
 def test_the_network_is_run_only_where_the_inputs_leave_a_parameter_open():
     from napari_mr_reparam.joint_fit import prior_input_of
 
@@ -341,6 +359,21 @@ def test_the_network_is_run_only_where_the_inputs_leave_a_parameter_open():
     maps = joint_maps(_render(three[:2], pd, t1, t2), three[:2], engine=engine)
     assert engine.calls == [(100, 3000)]
     assert maps.summary()["prior_source"] == "network"
+
+
+def test_the_network_pd_is_a_prior_only_where_the_inputs_measure_neither_time(monkeypatch):
+    from napari_mr_reparam import joint_fit
+
+    priors = []
+    real = joint_fit.fit_maps
+    monkeypatch.setattr(joint_fit, "fit_maps", lambda *a, prior=None, **k: priors.append(prior) or real(*a, prior=prior, **k))
+    pd, t1, t2 = _maps(shape=(1, 16, 16))
+    dual, pair = [Acquisition(15, 3000), Acquisition(100, 3000)], [Acquisition(15, 500), Acquisition(100, 3000)]
+    for acqs in (dual, pair):
+        joint_maps(_render(acqs, pd, t1, t2), acqs, engine=_Engine())
+    assert "pd" not in priors[0] and "pd" in priors[1]
+    joint_maps(_render(pair, pd, t1, t2), pair, engine=_Engine(), scale="per_input")
+    assert "pd" not in priors[2]  # gains of their own: the network's PD is in no input's units
 
 
 def test_noise_is_measured_in_the_background_of_signed_magnitude_and_multi_coil_images():

@@ -72,6 +72,14 @@ DEFAULT_PRIOR_SD = 2.0
 #: values towards it (its single-image T1 of simulated brains is 26-53 % off, median:
 #: benchmarks/bench_joint_brains.py).
 NETWORK_PRIOR_SD = 0.3
+#: Spread of log PD the network's PD map is trusted to where the inputs measure neither
+#: T1 nor T2 on its own (a T1- and a T2-weighted image: three unknowns, two images, and the
+#: direction they leave open moves PD most). The network reads the pattern of PD across
+#: tissues far better than its relaxation times. Chosen on training subjects 01-04 with
+#: their drawn tables (0.03, 0.05, 0.1, 0.2: spin-echo targets of the pair 33.6, 34.1,
+#: 31.6, 29.7 dB mean against 28.7 without); a PD/T2 dual echo gains nothing from it and
+#: does not take it. See training/RESULTS.md "The network's PD for a T1w + T2w pair".
+NETWORK_PD_SD = 0.05
 MEASURED_PRIOR_SD = 1.0
 #: Correlation of the log T1 and log T2 of a prior from maps (the network's): on tissue
 #: values it did not train on, the network reads both times too long or too short
@@ -727,6 +735,7 @@ def _fit_chunk(s, sigma, acqs, scales, free, prior_log, prior_sd, torch, iterati
     x = [torch.log((num / den.clamp_min(1e-30)).clamp_min(1e-12)), log_t1, log_t2]
     p1, p12, p2 = _prior_precision(prior_sd)
     mu1, mu2 = prior_log["t1"], prior_log["t2"]
+    mu0, p0 = prior_log.get("pd"), prior_log.get("pd_precision")
     bounds = [(-30.0, 30.0), (math.log(T1_BOUNDS_MS[0]), math.log(T1_BOUNDS_MS[1])),
               (math.log(T2_BOUNDS_MS[0]), math.log(T2_BOUNDS_MS[1]))]
 
@@ -737,6 +746,10 @@ def _fit_chunk(s, sigma, acqs, scales, free, prior_log, prior_sd, torch, iterati
         cost = p1 * d1 * d1 + 2.0 * p12 * d1 * d2 + p2 * d2 * d2
         a = [0.0] * 6
         b = [0.0, -(p1 * d1 + p12 * d2), -(p12 * d1 + p2 * d2)]
+        if mu0 is not None:  # a prior on log PD as well (the network's PD)
+            d0 = x[0] - mu0
+            cost = cost + p0 * d0 * d0
+            b[0], a[0] = -p0 * d0, p0
         for i, (acq, g, wi, si) in enumerate(zip(acqs, scales, w, rows)):
             f, f1, f2 = _signal_and_slopes(acq, t1, t2, torch)
             k = g * pd
@@ -772,6 +785,8 @@ def _fit_chunk(s, sigma, acqs, scales, free, prior_log, prior_sd, torch, iterati
         lam = torch.where(better, lam * 0.2, lam * 10).clamp_(1e-6, 1e6)
     data_only = list(hess)  # the Gauss-Newton matrix at x is the data's information plus the prior
     data_only[3], data_only[4], data_only[5] = hess[3] - p1, hess[4] - p12, hess[5] - p2
+    if mu0 is not None:
+        data_only[0] = hess[0] - p0
     return x, _standard_errors(data_only, torch)
 
 
@@ -885,7 +900,9 @@ def fit_maps(volumes, acquisitions, prior: dict | None = None, scale: str = "sha
         the prior the fit starts from and is tied to. Without ``"sd"`` given maps are
         trusted to :data:`NETWORK_PRIOR_SD` where the acquisitions cannot measure the
         parameter and :data:`MEASURED_PRIOR_SD` where they can. Default: T1 1000 ms,
-        T2 100 ms with a spread of ``DEFAULT_PRIOR_SD``.
+        T2 100 ms with a spread of ``DEFAULT_PRIOR_SD``. ``"pd"`` (a PD map in the inputs'
+        intensity units, one gain shared) adds a prior on log PD with spread ``"pd_sd"``
+        (default :data:`NETWORK_PD_SD`); voxels where it is 0 take none.
     scale : "shared" or "per_input"
         One receiver gain for all inputs (images of one series), or one per input.
     noise : float or list of float, optional
@@ -972,6 +989,14 @@ def fit_maps(volumes, acquisitions, prior: dict | None = None, scale: str = "sha
     spread["rho"] = rho
     prior_t1 = np.clip(np.nan_to_num(prior_t1, nan=DEFAULT_PRIOR_MS["t1"]), *T1_BOUNDS_MS)
     prior_t2 = np.clip(np.nan_to_num(prior_t2, nan=DEFAULT_PRIOR_MS["t2"]), *T2_BOUNDS_MS)
+    prior_pd = pd_precision = None
+    if prior.get("pd") is not None:
+        pd_sd = float(prior.get("pd_sd", NETWORK_PD_SD))
+        if not pd_sd > 0:
+            raise ValueError(f"prior pd_sd must be above 0, got {pd_sd:g}")
+        prior_pd = np.nan_to_num(np.broadcast_to(np.asarray(prior["pd"], np.float32), shape)).reshape(-1)
+        usable = prior_pd > 1e-3 * max(float(prior_pd.max()), 1e-30)
+        pd_precision = np.where(usable, 1.0 / pd_sd**2, 0.0).astype(np.float32)
     scales = [1.0] * len(arrays)
     if scale == "per_input" and len(arrays) > 1:
         scales = _per_input_scales(clean, acqs, prior_t1.astype(np.float32), prior_t2.astype(np.float32), body)
@@ -995,6 +1020,9 @@ def fit_maps(volumes, acquisitions, prior: dict | None = None, scale: str = "sha
                 idx = index[start:start + chunk_voxels]
                 s = torch.from_numpy(np.stack([a[idx] for a in stack]))
                 prior_log = {"t1": torch.from_numpy(np.log(p1[idx])), "t2": torch.from_numpy(np.log(p2[idx]))}
+                if prior_pd is not None:
+                    prior_log["pd"] = torch.from_numpy(np.log(np.maximum(prior_pd[idx], 1e-30)))
+                    prior_log["pd_precision"] = torch.from_numpy(pd_precision[idx])
                 valid = None if measured is None else torch.from_numpy(np.stack([f[idx] for f in measured]))
                 low = None if bounded is None else torch.from_numpy(np.stack([c[idx] for c in bounded]))
                 x, stderr = _fit_chunk(s, sigma, acqs, scales, free, prior_log,
@@ -1065,6 +1093,8 @@ def joint_maps(volumes, acquisitions, engine=None, prior_input: int | None = Non
     (``scale="shared"``, the default; per-input gains are estimated against the network's
     maps), the network is not run unless ``prior_input`` is given: its maps would only be
     the loose tie of :data:`MEASURED_PRIOR_SD`, and the maps come in the fit's time alone.
+    Where the inputs measure neither T1 nor T2 on its own (a T1- and a T2-weighted image),
+    the network's PD is a prior too (:data:`NETWORK_PD_SD`), with one gain shared.
     Each input's noise is measured once (:func:`estimate_noise`) unless ``noise`` is given.
     ``progress`` and ``cancelled`` work as the engine's, over :func:`joint_work_units`
     units; ``options`` go to :func:`fit_maps`.
@@ -1086,8 +1116,9 @@ def joint_maps(volumes, acquisitions, engine=None, prior_input: int | None = Non
     prior = None
     if options.get("noise") is None:
         options["noise"] = estimate_noise(arrays) or DEFAULT_NOISE
-    if engine is not None and prior_input is None and options.get("scale", "shared") == "shared":
-        measured = free_parameters(acqs, **{k: options[k] for k in ("noise", "tolerance") if k in options})
+    shared = options.get("scale", "shared") == "shared"
+    measured = free_parameters(acqs, **{k: options[k] for k in ("noise", "tolerance") if k in options})
+    if engine is not None and prior_input is None and shared:
         if measured["t1"] and measured["t2"]:
             engine = None  # the inputs measure both: the network's maps would be a loose tie only
             if progress is not None:
@@ -1100,6 +1131,8 @@ def joint_maps(volumes, acquisitions, engine=None, prior_input: int | None = Non
             sized = network_maps(engine, read, acqs[prior_input], **calls).at_input_size()
             shape = arrays[0].shape
             prior = {"t1": sized["t1"].reshape(shape), "t2": sized["t2"].reshape(shape)}
+            if shared and not (measured["t1"] or measured["t2"]):  # e.g. a T1w + T2w pair
+                prior["pd"] = sized["pd"].reshape(shape)
         elif progress is not None:
             progress(joint_work_units(arrays[0].shape))  # no input the network reads: its share is done
     maps = fit_maps(arrays, acqs, prior=prior, progress=progress, cancelled=cancelled, **options)
