@@ -70,11 +70,8 @@ DEFAULT_PRIOR_SD = 2.0
 #: cannot measure a parameter (:func:`free_parameters`), and where they can: there the
 #: network's map only steadies voxels the data leave loose, and must not pull measured
 #: values towards it (its single-image T1 of simulated brains is 26-53 % off, median:
-#: benchmarks/bench_joint_brains.py). The first chosen on training subjects 01-04 with their
-#: drawn tables, with the PD prior below (0.3, 0.4, 0.5: dual echo 33.58, 33.76, 33.39 dB,
-#: T1w + T2w pair 34.11, 34.66, 34.77 dB mean over spin-echo targets; 0.4 the best worst
-#: target of both).
-NETWORK_PRIOR_SD = 0.4
+#: benchmarks/bench_joint_brains.py).
+NETWORK_PRIOR_SD = 0.3
 #: Spread of log PD the network's PD map is trusted to where the inputs measure neither
 #: T1 nor T2 on its own (a T1- and a T2-weighted image: three unknowns, two images, and the
 #: direction they leave open moves PD most). The network reads the pattern of PD across
