@@ -372,6 +372,8 @@ def test_the_network_pd_is_a_prior_only_where_the_inputs_measure_neither_time(mo
     for acqs in (dual, pair):
         joint_maps(_render(acqs, pd, t1, t2), acqs, engine=_Engine())
     assert "pd" not in priors[0] and "pd" in priors[1]
+    maps = real(_render(pair, pd, t1, t2), pair, prior=priors[1])
+    assert maps.summary()["prior_parameters"] == ["pd", "t1", "t2"]
     joint_maps(_render(pair, pd, t1, t2), pair, engine=_Engine(), scale="per_input")
     assert "pd" not in priors[2]  # gains of their own: the network's PD is in no input's units
 

@@ -111,6 +111,8 @@ def test_joint_maps_are_cached_per_set_of_inputs_and_render_any_preset():
     line = determined_line(maps.summary())  # a dual echo at one TR measures T2, not T1
     assert line.startswith("The inputs determine PD ") and ", T1 0 %, T2 " in line and ", T2 0 %" not in line
     assert line.endswith("a broad default (T1 1000 ms, T2 100 ms)")  # no engine: no network maps
+    network = {**maps.summary(), "prior_source": "network", "prior_parameters": ["pd", "t1", "t2"]}
+    assert determined_line(network).endswith("the network's maps (PD, T1 and T2)")  # e.g. a T1w + T2w pair
     dir_ = render_request(None, maps, Request(pdw, "physics", "cpu", te=25.0, tr=11000.0,
                                                sequence="double_inversion_recovery", ti=3400.0, ti2=325.0,
                                                inputs=inputs))

@@ -131,7 +131,8 @@ class JointMaps:
     of its bright signal, as the fit took it (:func:`estimate_noise`); ``prior_source``
     where what the inputs leave open came from: ``"network"`` (the network's maps),
     ``"given"`` (maps passed to :func:`fit_maps`) or ``"default"`` (a broad prior, T1 1000 ms
-    and T2 100 ms). Background voxels (no input signal) have PD, T1
+    and T2 100 ms); ``prior_parameters`` the maps the prior holds (PD as well as T1 and T2
+    where the inputs measure neither time). Background voxels (no input signal) have PD, T1
     and T2 of 0 and render as 0. From a single input the maps are the network's
     (``network_maps`` holds them, and renders go through the engine as before).
     """
@@ -149,6 +150,7 @@ class JointMaps:
     echo_train: str = "ideal"
     noise: list = field(default_factory=list)
     prior_source: str = "default"
+    prior_parameters: tuple = ("t1", "t2")
 
     @property
     def determined_bits(self) -> np.ndarray:
@@ -168,6 +170,7 @@ class JointMaps:
                 "scales": [float(s) for s in self.scales],
                 "noise": [round(float(n), 5) for n in self.noise],
                 "prior_source": self.prior_source,
+                "prior_parameters": list(self.prior_parameters),
                 "echo_train": self.echo_train,
                 "inversion_efficiency": self.inversion_efficiency}
 
@@ -1052,7 +1055,8 @@ def fit_maps(volumes, acquisitions, prior: dict | None = None, scale: str = "sha
         determined[key] = full
     return JointMaps(maps["pd"], maps["t1"], maps["t2"], determined, list(acqs), scales, free,
                      b1=b1, echo_train=echo_train if b1 is not None else "ideal", noise=noise,
-                     prior_source="given" if "t1" in prior else "default")
+                     prior_source="given" if "t1" in prior else "default",
+                     prior_parameters=("pd", "t1", "t2") if prior_pd is not None else ("t1", "t2"))
 
 
 def joint_work_units(shape, engine=None) -> int:

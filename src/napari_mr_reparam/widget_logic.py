@@ -167,6 +167,8 @@ def determined_line(summary: dict) -> str:
     parts = ", ".join(f"{k.upper()} {100 * fractions.get(k, 0.0):.0f} %" for k in ("pd", "t1", "t2"))
     rest = ("a broad default (T1 1000 ms, T2 100 ms)" if summary.get("prior_source") == "default"
             else "the network's maps")
+    if "pd" in summary.get("prior_parameters", ()):
+        rest += " (PD, T1 and T2)"
     return f"The inputs determine {parts} of the object; the rest comes from {rest}"
 
 
