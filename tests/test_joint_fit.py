@@ -340,6 +340,13 @@ def test_a_pd_prior_settles_what_a_t1_and_a_t2_weighted_image_leave_open():
     assert miss[1] < 0.4 * miss[0]
     with pytest.raises(ValueError, match="pd_sd"):
         fit_maps(images, pair, prior={**long, "pd": 1000 * pd, "pd_sd": 0})
+    # gains of their own: a PD map in the second input's units is brought to the first's
+    gained = [images[0], 2.5 * images[1]]
+    exact = {"t1": np.where(body, t1, 1000).astype(np.float32), "t2": np.where(body, t2, 100).astype(np.float32)}
+    right = fit_maps(gained, pair, scale="per_input", prior={**exact, "pd": 2500 * pd, "pd_input": 1})
+    wrong = fit_maps(gained, pair, scale="per_input", prior={**exact, "pd": 2500 * pd})
+    assert right.scales[1] == pytest.approx(2.5, rel=0.02)
+    assert _median_error(right.pd, 1000 * pd, body) < 0.02 < _median_error(wrong.pd, 1000 * pd, body)
 
 
 def test_the_network_is_run_only_where_the_inputs_leave_a_parameter_open():
@@ -375,7 +382,9 @@ def test_the_network_pd_is_a_prior_only_where_the_inputs_measure_neither_time(mo
     maps = real(_render(pair, pd, t1, t2), pair, prior=priors[1])
     assert maps.summary()["prior_parameters"] == ["pd", "t1", "t2"]
     joint_maps(_render(pair, pd, t1, t2), pair, engine=_Engine(), scale="per_input")
-    assert "pd" not in priors[2]  # gains of their own: the network's PD is in no input's units
+    assert priors[-1]["pd_input"] == 1  # the network read the T2w image: its PD is in that image's units
+    with pytest.raises(ValueError, match="pd_input"):
+        real(_render(pair, pd, t1, t2), pair, prior={**priors[1], "pd_input": 2})
 
 
 def test_noise_is_measured_in_the_background_of_signed_magnitude_and_multi_coil_images():

@@ -903,9 +903,9 @@ def fit_maps(volumes, acquisitions, prior: dict | None = None, scale: str = "sha
         the prior the fit starts from and is tied to. Without ``"sd"`` given maps are
         trusted to :data:`NETWORK_PRIOR_SD` where the acquisitions cannot measure the
         parameter and :data:`MEASURED_PRIOR_SD` where they can. Default: T1 1000 ms,
-        T2 100 ms with a spread of ``DEFAULT_PRIOR_SD``. ``"pd"`` (a PD map in the inputs'
-        intensity units, one gain shared) adds a prior on log PD with spread ``"pd_sd"``
-        (default :data:`NETWORK_PD_SD`); voxels where it is 0 take none.
+        T2 100 ms with a spread of ``DEFAULT_PRIOR_SD``. ``"pd"`` (a PD map in the
+        intensity units of input ``"pd_input"``, default 0) adds a prior on log PD with
+        spread ``"pd_sd"`` (default :data:`NETWORK_PD_SD`); voxels where it is 0 take none.
     scale : "shared" or "per_input"
         One receiver gain for all inputs (images of one series), or one per input.
     noise : float or list of float, optional
@@ -1003,6 +1003,11 @@ def fit_maps(volumes, acquisitions, prior: dict | None = None, scale: str = "sha
     scales = [1.0] * len(arrays)
     if scale == "per_input" and len(arrays) > 1:
         scales = _per_input_scales(clean, acqs, prior_t1.astype(np.float32), prior_t2.astype(np.float32), body)
+    if prior_pd is not None:  # into the first input's units, as the fit's PD
+        pd_input = int(prior.get("pd_input", 0))
+        if not 0 <= pd_input < len(arrays):
+            raise ValueError(f"prior pd_input must name one of the {len(arrays)} inputs, got {pd_input}")
+        prior_pd = prior_pd / np.float32(scales[pd_input])
     with _torch_threads(threads):
         index = np.flatnonzero(body)
         out = {k: np.zeros(index.size, np.float32) for k in PARAMETERS}
@@ -1098,7 +1103,7 @@ def joint_maps(volumes, acquisitions, engine=None, prior_input: int | None = Non
     maps), the network is not run unless ``prior_input`` is given: its maps would only be
     the loose tie of :data:`MEASURED_PRIOR_SD`, and the maps come in the fit's time alone.
     Where the inputs measure neither T1 nor T2 on its own (a T1- and a T2-weighted image),
-    the network's PD is a prior too (:data:`NETWORK_PD_SD`), with one gain shared.
+    the network's PD is a prior too (:data:`NETWORK_PD_SD`).
     Each input's noise is measured once (:func:`estimate_noise`) unless ``noise`` is given.
     ``progress`` and ``cancelled`` work as the engine's, over :func:`joint_work_units`
     units; ``options`` go to :func:`fit_maps`.
@@ -1135,8 +1140,8 @@ def joint_maps(volumes, acquisitions, engine=None, prior_input: int | None = Non
             sized = network_maps(engine, read, acqs[prior_input], **calls).at_input_size()
             shape = arrays[0].shape
             prior = {"t1": sized["t1"].reshape(shape), "t2": sized["t2"].reshape(shape)}
-            if shared and not (measured["t1"] or measured["t2"]):  # e.g. a T1w + T2w pair
-                prior["pd"] = sized["pd"].reshape(shape)
+            if not (measured["t1"] or measured["t2"]):  # e.g. a T1w + T2w pair
+                prior.update(pd=sized["pd"].reshape(shape), pd_input=prior_input)
         elif progress is not None:
             progress(joint_work_units(arrays[0].shape))  # no input the network reads: its share is done
     maps = fit_maps(arrays, acqs, prior=prior, progress=progress, cancelled=cancelled, **options)
