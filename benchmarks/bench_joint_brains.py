@@ -4,7 +4,7 @@
                                             [--slices 16] [--noise 0.005] [--model physics]
                                             [--t1-prior-error 0.02 0.05 ...]
                                             [--tissues brainweb|heldout] [--tuning]
-                                            [--prior-correlation R]
+                                            [--prior-correlation R] [--pd-prior-sd S]
 
 Each held-out label map of :data:`napari_mr_reparam.phantoms.freesurfer.HELD_OUT` (the
 first ``--subjects`` present; the MNI152 head when none is) becomes a phantom (BrainWeb
@@ -36,7 +36,8 @@ worst target. Map errors: median |fit / true - 1| of T1 and T2 in the brain.
 literature ranges training never saw, one voxel one tissue (the middle slice of each of
 its ``--slices`` slabs). ``--prior-correlation R`` sets the tie between the network
 prior's log T1 and log T2 (:data:`napari_mr_reparam.joint_fit.NETWORK_PRIOR_CORRELATION`)
-for the run.
+for the run; ``--pd-prior-sd S`` the spread of the network's PD prior where the inputs
+measure neither time (:data:`napari_mr_reparam.joint_fit.NETWORK_PD_SD`; ``inf``: none).
 """
 
 from __future__ import annotations
@@ -120,9 +121,12 @@ def main(argv=None) -> int:
     parser.add_argument("--tuning", action="store_true",
                         help="with --tissues heldout: the training subjects 01-04 settings are chosen on")
     parser.add_argument("--prior-correlation", type=float, default=None)
+    parser.add_argument("--pd-prior-sd", type=float, default=None)
     args = parser.parse_args(argv)
     if args.prior_correlation is not None and not -1.0 < args.prior_correlation < 1.0:
         parser.error(f"--prior-correlation must lie between -1 and 1, got {args.prior_correlation:g}")
+    if args.pd_prior_sd is not None and not args.pd_prior_sd > 0:
+        parser.error(f"--pd-prior-sd must be above 0 (inf: no PD prior), got {args.pd_prior_sd:g}")
 
     import torch
 
@@ -137,6 +141,10 @@ def main(argv=None) -> int:
         from napari_mr_reparam import joint_fit
 
         joint_fit.NETWORK_PRIOR_CORRELATION = args.prior_correlation
+    if args.pd_prior_sd is not None:
+        from napari_mr_reparam import joint_fit
+
+        joint_fit.NETWORK_PD_SD = args.pd_prior_sd
     engine = Reparameterizer(args.model, device="cpu")
     rng = np.random.default_rng(0)
     extra_rng = np.random.default_rng(1)  # the --t1-prior-error rows: the other rows' draws stay as without them

@@ -630,6 +630,23 @@ def smooth_inputs(arrays, sigma, radius: int = SMOOTH_RADIUS, strength: float = 
     return [out[i].reshape(shape) for i in range(n)]
 
 
+def _pd_prior(prior: dict, shape, scales) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """The prior's PD map (flat, in the first input's units, as the fit's PD: brought there
+    from input ``prior["pd_input"]``'s by the gains ``scales``) and its per-voxel precision
+    on log PD (0 where the map is 0); (None, None) without one."""
+    if prior.get("pd") is None:
+        return None, None
+    pd_sd = float(prior.get("pd_sd", NETWORK_PD_SD))
+    if not pd_sd > 0:
+        raise ValueError(f"prior pd_sd must be above 0, got {pd_sd:g}")
+    pd_input = int(prior.get("pd_input", 0))
+    if not 0 <= pd_input < len(scales):
+        raise ValueError(f"prior pd_input must name one of the {len(scales)} inputs, got {pd_input}")
+    pd = np.nan_to_num(np.broadcast_to(np.asarray(prior["pd"], np.float32), shape)).reshape(-1)
+    usable = pd > 1e-3 * max(float(pd.max()), 1e-30)
+    return pd / np.float32(scales[pd_input]), np.where(usable, 1.0 / pd_sd**2, 0.0).astype(np.float32)
+
+
 def _prior_precision(prior_sd) -> tuple[float, float, float]:
     """(P11, P12, P22): the inverse of the log T1 / log T2 prior's covariance, from the
     spreads ``prior_sd["t1"]``, ``prior_sd["t2"]`` and their correlation ``prior_sd["rho"]``."""
@@ -752,7 +769,7 @@ def _fit_chunk(s, sigma, acqs, scales, free, prior_log, prior_sd, torch, iterati
         if mu0 is not None:  # a prior on log PD as well (the network's PD)
             d0 = x[0] - mu0
             cost = cost + p0 * d0 * d0
-            b[0], a[0] = -p0 * d0, p0
+            b[0], a[0] = b[0] - p0 * d0, a[0] + p0
         for i, (acq, g, wi, si) in enumerate(zip(acqs, scales, w, rows)):
             f, f1, f2 = _signal_and_slopes(acq, t1, t2, torch)
             k = g * pd
@@ -992,22 +1009,10 @@ def fit_maps(volumes, acquisitions, prior: dict | None = None, scale: str = "sha
     spread["rho"] = rho
     prior_t1 = np.clip(np.nan_to_num(prior_t1, nan=DEFAULT_PRIOR_MS["t1"]), *T1_BOUNDS_MS)
     prior_t2 = np.clip(np.nan_to_num(prior_t2, nan=DEFAULT_PRIOR_MS["t2"]), *T2_BOUNDS_MS)
-    prior_pd = pd_precision = None
-    if prior.get("pd") is not None:
-        pd_sd = float(prior.get("pd_sd", NETWORK_PD_SD))
-        if not pd_sd > 0:
-            raise ValueError(f"prior pd_sd must be above 0, got {pd_sd:g}")
-        prior_pd = np.nan_to_num(np.broadcast_to(np.asarray(prior["pd"], np.float32), shape)).reshape(-1)
-        usable = prior_pd > 1e-3 * max(float(prior_pd.max()), 1e-30)
-        pd_precision = np.where(usable, 1.0 / pd_sd**2, 0.0).astype(np.float32)
     scales = [1.0] * len(arrays)
     if scale == "per_input" and len(arrays) > 1:
         scales = _per_input_scales(clean, acqs, prior_t1.astype(np.float32), prior_t2.astype(np.float32), body)
-    if prior_pd is not None:  # into the first input's units, as the fit's PD
-        pd_input = int(prior.get("pd_input", 0))
-        if not 0 <= pd_input < len(arrays):
-            raise ValueError(f"prior pd_input must name one of the {len(arrays)} inputs, got {pd_input}")
-        prior_pd = prior_pd / np.float32(scales[pd_input])
+    prior_pd, pd_precision = _pd_prior(prior, shape, scales)
     with _torch_threads(threads):
         index = np.flatnonzero(body)
         out = {k: np.zeros(index.size, np.float32) for k in PARAMETERS}
@@ -1125,9 +1130,9 @@ def joint_maps(volumes, acquisitions, engine=None, prior_input: int | None = Non
     prior = None
     if options.get("noise") is None:
         options["noise"] = estimate_noise(arrays) or DEFAULT_NOISE
-    shared = options.get("scale", "shared") == "shared"
-    measured = free_parameters(acqs, **{k: options[k] for k in ("noise", "tolerance") if k in options})
-    if engine is not None and prior_input is None and shared:
+    if engine is not None:
+        measured = free_parameters(acqs, **{k: options[k] for k in ("noise", "tolerance") if k in options})
+    if engine is not None and prior_input is None and options.get("scale", "shared") == "shared":
         if measured["t1"] and measured["t2"]:
             engine = None  # the inputs measure both: the network's maps would be a loose tie only
             if progress is not None:
