@@ -77,7 +77,7 @@ NETWORK_PRIOR_SD = 0.3
 #: direction they leave open moves PD most). The network reads the pattern of PD across
 #: tissues far better than its relaxation times. Chosen on training subjects 01-04 with
 #: their drawn tables (0.03, 0.05, 0.1, 0.2: spin-echo targets of the pair 33.6, 34.1,
-#: 31.6, 29.7 dB mean against 28.7 without); a PD/T2 dual echo gains nothing from it and
+#: 31.8, 29.7 dB mean against 28.7 without); a PD/T2 dual echo gains nothing from it and
 #: does not take it. See training/RESULTS.md "The network's PD for a T1w + T2w pair".
 NETWORK_PD_SD = 0.05
 MEASURED_PRIOR_SD = 1.0
