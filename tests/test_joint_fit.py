@@ -312,6 +312,9 @@ class _Engine:
     def __init__(self):
         self.calls = []
 
+    def reads_input(self, sequence):
+        return True
+
     def compute_maps(self, image, acq, **_):
         self.calls.append((acq.te_ms, acq.tr_ms))
 
@@ -458,3 +461,55 @@ def test_a_voxel_at_the_noise_floor_in_the_later_echo_is_not_extrapolated_a_bill
     assert np.all(np.isfinite(shorter))
     assert shorter[10:16, 10:16].max() < 10 * max(im.max() for im in images)  # not a billionfold
     assert np.median(maps.t2[10:16, 10:16]) > 4.0  # the prior chose among the T2s that fit
+
+
+def _preset_acquisition(name):
+    from napari_mr_reparam.presets import get_preset
+
+    kw = get_preset(name).render_arguments()
+    return Acquisition(kw["te_ms"], kw["tr_ms"], kw["sequence"], kw["ti_ms"], kw["flip_deg"])
+
+
+def test_without_a_spin_echo_the_network_reads_the_mprage_of_an_mprage_and_flair():
+    from napari_mr_reparam.joint_fit import prior_input_of
+
+    flair, mprage = _preset_acquisition("FLAIR"), _preset_acquisition("MPRAGE")
+    assert prior_input_of([flair, mprage], reads=lambda sequence: True) == 1
+    assert prior_input_of([flair, mprage], reads=lambda sequence: sequence == "inversion_recovery") == 0
+    assert prior_input_of([flair, mprage], reads=lambda sequence: sequence == "spin_echo") is None
+    assert prior_input_of([flair, mprage]) is None  # no engine to ask
+    pd, t1, t2 = _maps(shape=(1, 16, 16))
+    engine = _Engine()
+    maps = joint_maps(_render([flair, mprage], pd, t1, t2), [flair, mprage], engine=engine)
+    assert engine.calls == [(3, 2300)]
+    assert maps.summary()["prior_source"] == "network"
+
+
+def test_a_pair_that_measures_neither_time_is_searched_with_the_pd_prior_not_started_at_the_prior():
+    # fat (T1 378, T2 70 ms) in an MPRAGE and a FLAIR, read by the network as fluid: started at
+    # that prior, the fit kept the branch past the FLAIR's null with a PD about fourteen times
+    # the prior's; searched with the PD prior's cost, it finds the tissue
+    acqs = [_preset_acquisition("MPRAGE"), _preset_acquisition("FLAIR")]
+    shape = (1, 16, 16)
+    pd, t1, t2 = np.full(shape, 0.97, np.float32), np.full(shape, 378.0, np.float32), np.full(shape, 70.0, np.float32)
+    prior = {"t1": np.full(shape, 3000.0, np.float32), "t2": np.full(shape, 850.0, np.float32),
+             "pd": np.full(shape, 0.7 * 1000, np.float32), "pd_input": 0}
+    maps = fit_maps(_render(acqs, pd, t1, t2), acqs, prior=prior, noise=0.005)
+    body = pd > 0
+    assert np.median(maps.pd[body]) / 1000 < 1.5
+    assert np.median(maps.t1[body]) < 1000
+
+
+def test_a_short_t2_tissue_beside_a_flair_is_fitted_to_the_end_of_its_valley():
+    # muscle-like tissue (T1 1437, T2 39 ms) from a T1w, a T2w and a FLAIR image: six steps from
+    # the grid's start left it at T1 542, T2 46 ms (its cost 30 times the noise's)
+    acqs = [_preset_acquisition(name) for name in ("T1w", "T2w", "FLAIR")]
+    shape = (1, 16, 16)
+    pd, t1, t2 = np.full(shape, 0.82, np.float32), np.full(shape, 1437.0, np.float32), np.full(shape, 39.0, np.float32)
+    pd[0, :8] = 0.96  # and fluid beside it, so the images are not of one tissue
+    t1[0, :8], t2[0, :8] = 3547.0, 2205.0
+    maps = fit_maps(_render(acqs, pd, t1, t2), acqs, noise=0.005)
+    tissue = np.zeros(shape, bool)
+    tissue[0, 8:] = True
+    assert _median_error(maps.t1, t1, tissue) < 0.02
+    assert _median_error(maps.t2, t2, tissue) < 0.02

@@ -90,6 +90,13 @@ MEASURED_PRIOR_SD = 1.0
 #: (0, 0.7, 0.8, 0.9, 0.95: each higher value gained less than the last); see
 #: training/RESULTS.md "A prior that moves T1 and T2 together".
 NETWORK_PRIOR_CORRELATION = 0.9
+#: A voxel whose cost (squared misfit over the noise, plus the prior's) is above this after
+#: the fit's iterations has not settled: the grid's start was in the wrong place (its step
+#: in T2 is a factor of two, and at TE 100 ms a short T2 one step off changes the signal
+#: 2.5-fold: muscle beside a FLAIR started at T1 102 for 1437 ms and needed 100 steps). It
+#: is fitted again from a grid twice as fine, for MORE_ITERATIONS steps.
+UNSETTLED_COST = 10.0
+MORE_ITERATIONS = 24
 #: Noise assumed (a fraction of each input's bright signal) where the background does not
 #: give it (:func:`estimate_noise`), and the fewest background voxels it is measured from.
 DEFAULT_NOISE = 0.01
@@ -662,13 +669,19 @@ def _grid_init(s, sigma, acqs, scales, free, prior_log, prior_sd, torch, points:
     (n, V) marks as measured (all without it). Where the data leave a time open (a voxel at
     the noise floor in a later echo fits every short T2 alike), the prior picks among the
     points that fit, not the grid's end (a start at 2 ms extrapolated such a voxel back a
-    billionfold)."""
+    billionfold). Inputs that measure neither time on its own (a T1- and a T2-weighted
+    image, MPRAGE and FLAIR) still tie the two together, so both are searched; with a prior
+    on PD (``prior_log["pd"]``) its cost at each point's closed-form PD counts too. Started
+    at the prior instead, a fit of two magnitude images near their nulls (fat that the
+    network read as fluid from an MPRAGE, beside a FLAIR) kept the long-T1 branch with a PD
+    fourteen times the prior's."""
     axes = {}
-    # one free axis: a finer grid (a magnitude inversion recovery has two branches, the
+    searched = {k: free[k] or (not free["t1"] and not free["t2"] and s.shape[0] > 1) for k in ("t1", "t2")}
+    # one searched axis: a finer grid (a magnitude inversion recovery has two branches, the
     # null's either side, whose basins a coarse grid can mistake)
-    count = points if free["t1"] and free["t2"] else 16 * points
+    count = points if searched["t1"] and searched["t2"] else 16 * points
     for key, (lo, hi) in (("t1", (10.0, 6000.0)), ("t2", (2.0, 3000.0))):
-        if free[key]:
+        if searched[key]:
             axes[key] = torch.linspace(math.log(lo), math.log(hi), count)
     v = s.shape[1]
     log_t1 = prior_log["t1"].clone()
@@ -709,7 +722,23 @@ def _grid_init(s, sigma, acqs, scales, free, prior_log, prior_sd, torch, points:
     prior_rows, means = torch.stack(rows), torch.stack(means, dim=1)  # (k, G), (V, k)
     n = basis.shape[0]
     pairs = [(i, j) for i in range(n) for j in range(i, n)]
-    if valid is None or bool(valid.all()):
+
+    def pick(cost, sl):
+        best[sl] = cost.argmin(dim=1)
+
+    mu0, p0 = prior_log.get("pd"), prior_log.get("pd_precision")
+    if mu0 is not None:  # the PD prior's cost at each point's closed-form PD
+        mask = None if valid is None or bool(valid.all()) else valid.T.to(basis.dtype).contiguous()
+        weighted = weighted if mask is None else weighted * mask
+        for start in range(0, v, chunk):
+            sl = slice(start, start + chunk)
+            square = (basis * basis).sum(dim=0) if mask is None else mask[sl] @ (basis * basis)
+            proj = weighted[sl] @ basis  # s . b: the closed-form PD is proj / |b|^2
+            fit = proj.clamp_min(0).square() / square.clamp_min(1e-24)
+            log_pd = torch.log(proj.clamp_min(1e-30) / square.clamp_min(1e-24))
+            pd_cost = p0[sl, None] * (log_pd - mu0[sl, None].to(basis.dtype)).square()
+            pick(torch.addmm(const, means[sl], prior_rows) - fit + pd_cost, sl)
+    elif valid is None or bool(valid.all()):
         # |s|^2 less the squared residual (PD in closed form) is (s . u)^2 for the unit basis
         # u, linear in the products s_i s_j: the whole cost is one matrix product per chunk
         unit = basis / basis.norm(dim=0, keepdim=True).clamp_min(1e-12)
@@ -718,8 +747,8 @@ def _grid_init(s, sigma, acqs, scales, free, prior_log, prior_sd, torch, points:
         for start in range(0, v, chunk):
             w = weighted[start:start + chunk]
             products = torch.stack([w[:, i] * w[:, j] for i, j in pairs], dim=1)
-            best[start:start + chunk] = torch.addmm(
-                const, torch.cat([products, means[start:start + chunk]], dim=1), coefficients).argmin(dim=1)
+            pick(torch.addmm(const, torch.cat([products, means[start:start + chunk]], dim=1), coefficients),
+                 slice(start, start + chunk))
     else:  # each voxel's own inputs: the basis normalized over them
         mask = valid.T.to(basis.dtype).contiguous()  # (V, n)
         weighted = weighted * mask
@@ -727,7 +756,7 @@ def _grid_init(s, sigma, acqs, scales, free, prior_log, prior_sd, torch, points:
             sl = slice(start, start + chunk)
             norm = (mask[sl] @ (basis * basis)).clamp_min(1e-24).sqrt()
             fit = ((weighted[sl] @ basis) / norm).clamp_min_(0).square_()
-            best[sl] = torch.addmm(const, means[sl], prior_rows).sub_(fit).argmin(dim=1)
+            pick(torch.addmm(const, means[sl], prior_rows).sub_(fit), sl)
     if g1 is not None:
         log_t1 = g1[best]
     if g2 is not None:
@@ -741,8 +770,42 @@ def _fit_chunk(s, sigma, acqs, scales, free, prior_log, prior_sd, torch, iterati
     log T2) and the data's standard errors of the three. ``valid`` (n, V) marks the
     measured values (an unmeasured one has no weight); all without it. ``lower`` (n, V)
     marks values that are only a lower bound of the signal (clipped): they cost nothing
-    while the model is above them."""
+    while the model is above them. Voxels whose cost (misfit and prior) is still above
+    :data:`UNSETTLED_COST` after ``iterations`` are fitted again from a grid twice as fine,
+    for :data:`MORE_ITERATIONS`, and keep whichever fit costs less."""
     log_t1, log_t2 = _grid_init(s, sigma, acqs, scales, free, prior_log, prior_sd, torch, grid_points, valid)
+    x, cost, hess = _levenberg(s, sigma, acqs, scales, prior_log, prior_sd, torch, iterations,
+                               log_t1, log_t2, valid, lower)
+    left = torch.nonzero(cost > UNSETTLED_COST).flatten()
+    if left.numel():
+        def part(t):
+            return None if t is None else t[..., left]
+
+        sub = (part(s), sigma, acqs, scales, {k: part(t) for k, t in prior_log.items()}, prior_sd, torch,
+               MORE_ITERATIONS)
+        finer = _grid_init(sub[0], sigma, acqs, scales, free, sub[4], prior_sd, torch, 2 * grid_points, part(valid))
+        lowest = cost[left]
+        for start in ((x[1][left], x[2][left]), finer):  # on from where it is, and again from a finer grid
+            more = _levenberg(*sub, *start, part(valid), part(lower))
+            better = more[1] < lowest
+            lowest = torch.where(better, more[1], lowest)
+            for old, new in ((x, more[0]), (hess, more[2])):
+                for k in range(len(old)):
+                    if torch.is_tensor(old[k]) and old[k].dim() and torch.is_tensor(new[k]) and new[k].dim():
+                        old[k] = old[k].clone()
+                        old[k][left] = torch.where(better, new[k], old[k][left])
+    p1, p12, p2 = _prior_precision(prior_sd)
+    data_only = list(hess)  # the Gauss-Newton matrix at x is the data's information plus the prior
+    data_only[3], data_only[4], data_only[5] = hess[3] - p1, hess[4] - p12, hess[5] - p2
+    if prior_log.get("pd") is not None:
+        data_only[0] = hess[0] - prior_log["pd_precision"]
+    return x, _standard_errors(data_only, torch)
+
+
+def _levenberg(s, sigma, acqs, scales, prior_log, prior_sd, torch, iterations, log_t1, log_t2,
+               valid=None, lower=None):
+    """Levenberg-Marquardt from (log T1, log T2) with PD in closed form: returns (log PD,
+    log T1, log T2), the cost (misfit and prior) and the Gauss-Newton matrix (6) at the end."""
     w = [1 / float(sd) ** 2 for sd in sigma]
     if valid is not None and not bool(valid.all()):
         w = [wi * valid[i].to(s.dtype) for i, wi in enumerate(w)]
@@ -803,11 +866,7 @@ def _fit_chunk(s, sigma, acqs, scales, free, prior_log, prior_sd, torch, iterati
         grad = [torch.where(better, n, o) for n, o in zip(new_grad, grad)]
         hess = [torch.where(better, n, o) for n, o in zip(new_hess, hess)]
         lam = torch.where(better, lam * 0.2, lam * 10).clamp_(1e-6, 1e6)
-    data_only = list(hess)  # the Gauss-Newton matrix at x is the data's information plus the prior
-    data_only[3], data_only[4], data_only[5] = hess[3] - p1, hess[4] - p12, hess[5] - p2
-    if mu0 is not None:
-        data_only[0] = hess[0] - p0
-    return x, _standard_errors(data_only, torch)
+    return x, cost, hess
 
 
 def echo_trains(acquisitions) -> list[tuple[list[int], float, np.ndarray]]:
@@ -1076,16 +1135,29 @@ def joint_work_units(shape, engine=None) -> int:
     return slices * (2 if engine is not None else 1)
 
 
-def prior_input_of(acquisitions) -> int | None:
+#: The input sequences the network reads a prior from where no input is a spin echo, best
+#: first (its single-image scores on the held-out subjects: gradient echo 24.3, MPRAGE 22.8,
+#: FLAIR 20.8 dB; training/RESULTS.md, "Trained on the render users get").
+PRIOR_READ_ORDER = ("gradient_echo", "mprage", "inversion_recovery")
+
+
+def prior_input_of(acquisitions, reads=None) -> int | None:
     """The input the network's maps are computed from: the spin echo nearest (in log TE
-    and log TR) the Default-to-Param acquisition, TE 50 / TR 4500 ms (None without a spin
-    echo). Of a PD/T2 dual echo that is the T2-weighted echo, from which the network's T1
-    came out nearer the truth on simulated brains (bench_joint_brains.py)."""
+    and log TR) the Default-to-Param acquisition, TE 50 / TR 4500 ms. Of a PD/T2 dual echo
+    that is the T2-weighted echo, from which the network's T1 came out nearer the truth on
+    simulated brains (bench_joint_brains.py). Without a spin echo, the first input of the
+    first sequence in :data:`PRIOR_READ_ORDER` that ``reads(sequence)`` (the engine's
+    :meth:`~napari_mr_reparam.inference.Reparameterizer.reads_input`) accepts: of an MPRAGE
+    and a FLAIR, the MPRAGE. None where there is none."""
     from . import DEFAULT_TE_MS, DEFAULT_TR_MS
 
     acqs = [_as_acquisition(a) for a in acquisitions]
     spin = [i for i, a in enumerate(acqs) if a.sequence == "spin_echo"]
     if not spin:
+        for sequence in PRIOR_READ_ORDER if reads is not None else ():
+            found = [i for i, a in enumerate(acqs) if a.sequence == sequence]
+            if found and reads(sequence):
+                return found[0]
         return None
 
     def distance(i):
@@ -1139,7 +1211,7 @@ def joint_maps(volumes, acquisitions, engine=None, prior_input: int | None = Non
                 progress(joint_work_units(arrays[0].shape))  # the network's share is done
     if engine is not None:
         if prior_input is None:
-            prior_input = prior_input_of(acqs)
+            prior_input = prior_input_of(acqs, reads=engine.reads_input)
         if prior_input is not None:
             read = np.nan_to_num(arrays[prior_input])
             sized = network_maps(engine, read, acqs[prior_input], **calls).at_input_size()
