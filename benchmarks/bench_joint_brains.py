@@ -5,6 +5,7 @@
                                             [--t1-prior-error 0.02 0.05 ...]
                                             [--tissues brainweb|heldout] [--tuning]
                                             [--prior-correlation R] [--pd-prior-sd S]
+                                            [--preset-sets MPRAGE+FLAIR T1w+T2w+FLAIR ...]
 
 Each held-out label map of :data:`napari_mr_reparam.phantoms.freesurfer.HELD_OUT` (the
 first ``--subjects`` present; the MNI152 head when none is) becomes a phantom (BrainWeb
@@ -38,6 +39,9 @@ its ``--slices`` slabs). ``--prior-correlation R`` sets the tie between the netw
 prior's log T1 and log T2 (:data:`napari_mr_reparam.joint_fit.NETWORK_PRIOR_CORRELATION`)
 for the run; ``--pd-prior-sd S`` the spread of the network's PD prior where the inputs
 measure neither time (:data:`napari_mr_reparam.joint_fit.NETWORK_PD_SD`; ``inf``: none).
+``--preset-sets`` adds a row per set of inputs named by presets (``MPRAGE+FLAIR``: the
+MPRAGE and FLAIR presets' acquisitions, magnitude images), their noise drawn apart so the
+other rows are as without them. The last table gives each row's mean over subjects.
 """
 
 from __future__ import annotations
@@ -122,6 +126,8 @@ def main(argv=None) -> int:
                         help="with --tissues heldout: the training subjects 01-04 settings are chosen on")
     parser.add_argument("--prior-correlation", type=float, default=None)
     parser.add_argument("--pd-prior-sd", type=float, default=None)
+    parser.add_argument("--preset-sets", nargs="*", default=[], metavar="A+B[+C]",
+                        help="more rows: inputs named by presets, e.g. MPRAGE+FLAIR T1w+T2w+FLAIR")
     args = parser.parse_args(argv)
     if args.prior_correlation is not None and not -1.0 < args.prior_correlation < 1.0:
         parser.error(f"--prior-correlation must lie between -1 and 1, got {args.prior_correlation:g}")
@@ -145,9 +151,14 @@ def main(argv=None) -> int:
         from napari_mr_reparam import joint_fit
 
         joint_fit.NETWORK_PD_SD = args.pd_prior_sd
+    try:
+        preset_sets = [[get_preset(name) for name in text.split("+")] for text in args.preset_sets]
+    except (KeyError, ValueError) as exc:
+        parser.error(f"--preset-sets: {exc}")
     engine = Reparameterizer(args.model, device="cpu")
     rng = np.random.default_rng(0)
     extra_rng = np.random.default_rng(1)  # the --t1-prior-error rows: the other rows' draws stay as without them
+    preset_rng = np.random.default_rng(2)  # the --preset-sets rows: likewise
     rows = []
     if args.tissues == "heldout":
         subjects = heldout_tissue_subjects(args.subjects, args.slices, args.tuning)
@@ -162,16 +173,22 @@ def main(argv=None) -> int:
         for label, kw in targets:
             truth[label] = np.asarray(physics.render(kw.get("sequence", "spin_echo"), pd, t1, t2, kw["te_ms"],
                                                      kw["tr_ms"], ti=kw.get("ti_ms"), flip_deg=kw.get("flip_deg")))
-        runs = [(setup, protocol, None) for setup, protocol in SETUPS.items()]
-        two = SETUPS["two (TE 15 + 100 / TR 3000)"]
-        runs += [(f"two, T1 prior: true T1 with {100 * e:g} % error", two, e) for e in args.t1_prior_error]
-        for setup, protocol, t1_error in runs:
-            images = []
-            for te, tr in protocol:
-                clean = np.asarray(physics.spin_echo(pd, t1, t2, te, tr), np.float32)
-                draw = rng if t1_error is None else extra_rng
+        runs = [(setup, [dict(te_ms=te, tr_ms=tr) for te, tr in protocol], None, rng)
+                for setup, protocol in SETUPS.items()]
+        two = [dict(te_ms=te, tr_ms=tr) for te, tr in SETUPS["two (TE 15 + 100 / TR 3000)"]]
+        runs += [(f"two, T1 prior: true T1 with {100 * e:g} % error", two, e, extra_rng) for e in args.t1_prior_error]
+        runs += [("presets " + " + ".join(p.name for p in group), [p.render_arguments() for p in group], None,
+                  preset_rng) for group in preset_sets]
+        for setup, protocol, t1_error, draw in runs:
+            images, acqs = [], []
+            for kw in protocol:
+                sequence = kw.get("sequence", "spin_echo")
+                # magnitude images, as scanners store them
+                clean = np.abs(np.asarray(physics.render(sequence, pd, t1, t2, kw["te_ms"], kw["tr_ms"],
+                                                         ti=kw.get("ti_ms"), flip_deg=kw.get("flip_deg")),
+                                          np.float32))
                 images.append(clean + draw.normal(0, args.noise * clean.max(), clean.shape).astype(np.float32))
-            acqs = [Acquisition(te, tr) for te, tr in protocol]
+                acqs.append(Acquisition(kw["te_ms"], kw["tr_ms"], sequence, kw.get("ti_ms"), kw.get("flip_deg")))
             if t1_error is None:
                 maps = joint_maps(images, acqs, engine=engine)
             else:
@@ -202,6 +219,12 @@ def main(argv=None) -> int:
               f"| {worst_long:.1f} dB | {flair:.1f} dB "
               f"| {stir:.1f} dB "
               f"| {100 * e1:.1f} % | {100 * e2:.1f} % | {100 * det['t1']:.0f} % / {100 * det['t2']:.0f} % |")
+    print()
+    print("| inputs | subjects | SE targets: mean over subjects of each one's mean | ... of each one's worst |")
+    print("|---|---|---|---|")
+    for setup in dict.fromkeys(row[1] for row in rows):
+        mine = [row for row in rows if row[1] == setup]
+        print(f"| {setup} | {len(mine)} | {np.mean([r[2] for r in mine]):.2f} dB | {np.mean([r[3] for r in mine]):.2f} dB |")
     return 0
 
 

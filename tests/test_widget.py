@@ -520,6 +520,7 @@ def test_two_inputs_give_joint_maps_from_one_call_opened_from_the_plugins_menu(
     widget.model.value = "physics"
     assert not widget.input_sequence.native.isHidden()  # the physics model reads the input's sequence
     assert widget.inputs.native.isHidden()  # one input: no list of further ones
+    assert widget.gain_per_input.native.isHidden()
     row = widget.add_input_row()
     row.layer.value = viewer.layers["head TE120 TR6000"]
     assert (row.te.value, row.tr.value, row.sequence.value) == (120.0, 6000.0, "spin_echo")  # from metadata
@@ -531,6 +532,8 @@ def test_two_inputs_give_joint_maps_from_one_call_opened_from_the_plugins_menu(
     assert len(calls) == 1 and calls[0][:2] == (2, [50.0, 120.0])
     assert callable(calls[0][2]["progress"]) and callable(calls[0][2]["cancelled"])
     assert widget.progress.value == widget.progress.max == 12  # network maps, then the fit
+    assert calls[0][2]["scale"] == "shared"  # two images of one subject share one gain unless told
+    assert not widget.gain_per_input.native.isHidden()
     (pred,) = _outputs(viewer, "prediction")
     assert pred.name == "prediction joint(2) TE100 TR4000" and np.isfinite(pred.data).all()
     assert "The inputs determine" in widget.joint_status.value and "T2" in widget.joint_status.value
@@ -540,6 +543,11 @@ def test_two_inputs_give_joint_maps_from_one_call_opened_from_the_plugins_menu(
     widget._preview_timer.timeout.emit()
     assert widget._worker is None and len(calls) == 1
     assert "IR TE120 TR9000 TI2500" in _outputs(viewer, "prediction")[0].name
+    # images of separate series: a gain each, a new fit
+    widget.gain_per_input.value = True
+    widget.run.clicked.emit()
+    _until(qtbot, lambda: _idle(widget) and len(calls) == 2)
+    assert calls[1][2]["scale"] == "per_input"
 
 
 def test_joint_maps_job_can_be_cancelled(demo, qtbot, monkeypatch):

@@ -113,6 +113,11 @@ def test_joint_maps_are_cached_per_set_of_inputs_and_render_any_preset():
     assert line.endswith("a broad default (T1 1000 ms, T2 100 ms)")  # no engine: no network maps
     network = {**maps.summary(), "prior_source": "network", "prior_parameters": ["pd", "t1", "t2"]}
     assert determined_line(network).endswith("the network's maps (PD, T1 and T2)")  # e.g. a T1w + T2w pair
+    assert "gain" not in determined_line(maps.summary())  # one gain shared
+    separate = {**network, "scales": [1.0, 2.31]}  # one gain per image, estimated
+    assert determined_line(separate).endswith("; each further image's gain over the first's: 2.31")
+    per_input = Request(pdw, "physics", "cpu", te=60.0, tr=3000.0, inputs=inputs, gain_per_input=True)
+    assert cache.get(per_input) is None  # gains of their own: another fit
     dir_ = render_request(None, maps, Request(pdw, "physics", "cpu", te=25.0, tr=11000.0,
                                                sequence="double_inversion_recovery", ti=3400.0, ti2=325.0,
                                                inputs=inputs))

@@ -10,7 +10,8 @@ its sequence, TE, TR, TI and flip); for the physics model also ``sequence``, ``t
 row (:class:`InputRow`, in ``inputs``) for another image of the same subject: with two or
 more inputs the maps come from the joint fit (:mod:`~napari_mr_reparam.joint_fit`), the
 input's own acquisition is then given in full (``input_sequence``, ``input_ti``,
-``input_flip``) and ``joint_status`` says which parameters the inputs determine. Each job is one engine call in a
+``input_flip``), ``gain_per_input`` says whether the images carry one receiver gain (one
+series) or one each (separate series), and ``joint_status`` says which parameters the inputs determine. Each job is one engine call in a
 napari ``thread_worker``, which reports progress through the engine's ``progress``
 callback and stops at the engine's ``cancelled`` hook; torch is imported only when the
 first prediction starts, so the widget opens quickly.
@@ -117,6 +118,11 @@ class ReparamWidget(Container):
         self.add_input = PushButton(text="+ Add another image of this subject",
                                     tooltip="Two or more co-registered images with their own TE/TR/TI "
                                             "give joint PD/T1/T2 maps, fitted to all of them")
+        self.gain_per_input = CheckBox(value=False, text="One gain per image (separate series)",
+                                       tooltip="Images of separate series carry their own receiver "
+                                               "gain: each image's is estimated against the "
+                                               "network's maps. Leave off for images of one series "
+                                               "(echoes or inversion times of one scan), which share it")
         self.joint_status = _Note(value="", label="")
         self.preset = ComboBox(choices=preset_choices(), value=CUSTOM, label="Preset",
                                tooltip="A named contrast: sets the sequence and times below, each "
@@ -152,7 +158,8 @@ class ReparamWidget(Container):
         self.truth_hint = _Note(value="", label="")
         self.body = Container(labels=True)
         self.body.extend([self.image, self.model, self.input_preset, self.input_te, self.input_tr, self.input_sequence,
-                     self.input_ti, self.input_flip, self.inputs, self.add_input, self.joint_status,
+                     self.input_ti, self.input_flip, self.inputs, self.add_input, self.gain_per_input,
+                     self.joint_status,
                      self.preset, self.sequence, self.te, self.tr, self.ti, self.ti2, self.flip,
                      self.consistency, self.flip_average, self.range_warning, self.ground_truth,
                      self.device, self.live, self.run, self.cancel, self.add_maps, self.progress,
@@ -188,7 +195,7 @@ class ReparamWidget(Container):
             control.changed.connect(self._on_settings_changed)
         self.add_maps.clicked.connect(self.add_map_layers)
         for control in (self.input_te, self.input_tr, self.model, self.device, self.consistency,
-                        self.flip_average):
+                        self.flip_average, self.gain_per_input):
             control.changed.connect(self._on_settings_changed)
         self.ground_truth.changed.connect(self._update_comparison)
         self.run.clicked.connect(self._start_volume)
@@ -228,7 +235,7 @@ class ReparamWidget(Container):
         or several); the list of further inputs shows once there is one."""
         physics = self.model.value == "physics"
         joint = physics and len(self.inputs) > 0
-        self.inputs.visible = joint
+        self.inputs.visible = self.gain_per_input.visible = joint
         self.input_sequence.visible = physics
         self.input_ti.visible = physics and self.input_sequence.value in ("inversion_recovery", "mprage")
         self.input_flip.visible = physics and self.input_sequence.value in ("gradient_echo", "mprage")
@@ -453,6 +460,7 @@ class ReparamWidget(Container):
                        ti2=float(self.ti2.value) if "ti2" in reads else None,
                        consistency=float(self.consistency.value) if physics else None,
                        flip_average=bool(self.flip_average.value) and physics, inputs=inputs,
+                       gain_per_input=bool(self.gain_per_input.value) and bool(inputs),
                        input_sequence=self.input_sequence.value if physics else "spin_echo",
                        input_ti=(float(self.input_ti.value) or None) if physics else None,
                        input_flip=(float(self.input_flip.value) or None) if physics else None)
@@ -528,6 +536,7 @@ class ReparamWidget(Container):
                 volumes = [np.asarray(spec.layer.data) for spec in request.inputs]
                 maps = joint_maps(volumes, joint_acquisitions(request.inputs), engine=engine,
                                   clipped=clipped_voxels(request.inputs),
+                                  scale="per_input" if request.gain_per_input else "shared",
                                   engine_options=InferenceOptions(request.consistency, request.flip_average),
                                   progress=job.advance, cancelled=job.cancel.is_set)
                 return ("maps", (None, maps))

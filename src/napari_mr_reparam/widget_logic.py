@@ -39,6 +39,8 @@ class Request:
     input_sequence: str = "spin_echo"
     input_ti: float | None = None
     input_flip: float | None = None
+    #: Joint maps: one receiver gain per input (separate series) rather than one shared.
+    gain_per_input: bool = False
 
     @property
     def joint(self) -> bool:
@@ -169,7 +171,11 @@ def determined_line(summary: dict) -> str:
             else "the network's maps")
     if "pd" in summary.get("prior_parameters", ()):
         rest += " (PD, T1 and T2)"
-    return f"The inputs determine {parts} of the object; the rest comes from {rest}"
+    line = f"The inputs determine {parts} of the object; the rest comes from {rest}"
+    gains = [float(g) for g in summary.get("scales", [])[1:]]
+    if any(abs(g - 1.0) > 1e-6 for g in gains):  # one gain per image was estimated
+        line += f"; each further image's gain over the first's: {', '.join(f'{g:.2f}' for g in gains)}"
+    return line
 
 
 def render_request(engine, maps, request: Request) -> np.ndarray:
@@ -374,7 +380,8 @@ class MapsCache:
     def _key(request: Request) -> tuple:
         return (id(request.layer), request.model, request.device, request.input_te, request.input_tr,
                 request.input_sequence, request.input_ti, request.input_flip,
-                request.consistency, request.flip_average, tuple(spec.key() for spec in request.inputs))
+                request.consistency, request.flip_average, request.gain_per_input,
+                tuple(spec.key() for spec in request.inputs))
 
     @staticmethod
     def _datas(request: Request) -> tuple:
