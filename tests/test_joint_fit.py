@@ -513,3 +513,41 @@ def test_a_short_t2_tissue_beside_a_flair_is_fitted_to_the_end_of_its_valley():
     tissue[0, 8:] = True
     assert _median_error(maps.t1, t1, tissue) < 0.02
     assert _median_error(maps.t2, t2, tissue) < 0.02
+
+
+def test_with_a_flair_among_inputs_that_measure_both_times_the_network_pd_picks_the_side_of_its_null():
+    # T1w, T2w and FLAIR of the MNI152 head: some fluid fits the far side of the FLAIR's null
+    # (T1 past 4 s, PD two to three times the truth) as well as the near side; the network's
+    # PD (here the truth, read from the T2w input) tells the two apart
+    from napari_mr_reparam.phantoms import load_phantom
+
+    head = load_phantom("mni152")
+    mid = head.pd.shape[0] // 2
+    pd, t1, t2 = (np.asarray(getattr(head, k)[mid - 2:mid + 2], np.float32) for k in ("pd", "t1", "t2"))
+    acqs = [_preset_acquisition(name) for name in ("T1w", "T2w", "FLAIR")]
+    rng = np.random.default_rng(0)
+    images = [np.abs(im) + rng.normal(0, 0.005 * np.abs(im).max(), im.shape).astype(np.float32)
+              for im in _render(acqs, pd, t1, t2)]
+
+    class Network(_Engine):
+        def compute_maps(self, image, acq, **_):
+            self.calls.append((acq.te_ms, acq.tr_ms))
+
+            class Maps:
+                def at_input_size(self_inner):
+                    return {"pd": 1000 * pd, "t1": np.where(pd > 0, 1500.0, 0).astype(np.float32),
+                            "t2": np.where(pd > 0, 150.0, 0).astype(np.float32)}
+
+            return Maps()
+
+    fluid = t1 > 2000
+    plain = fit_maps(images, acqs)
+    engine = Network()
+    joint = joint_maps(images, acqs, engine=engine)
+    assert engine.calls == [(100, 4000)]  # run although the inputs measure both times
+    assert joint.summary()["prior_parameters"] == ["pd", "t1", "t2"]
+
+    def far_side(maps):
+        return int(((maps.t1 > 1.5 * t1) & fluid).sum())
+
+    assert far_side(plain) > 50 and far_side(joint) < far_side(plain) / 5

@@ -90,6 +90,11 @@ MEASURED_PRIOR_SD = 1.0
 #: (0, 0.7, 0.8, 0.9, 0.95: each higher value gained less than the last); see
 #: training/RESULTS.md "A prior that moves T1 and T2 together".
 NETWORK_PRIOR_CORRELATION = 0.9
+#: Spread of log PD the network's PD map is trusted to where the inputs measure both times
+#: but one is a magnitude inversion recovery (a FLAIR beside a T1w and a T2w): fluid fits
+#: either side of the FLAIR's null, the far side with a PD three times the truth (BrainWeb's
+#: CSF, T1 2569 ms, fitted at 8378 ms).
+BRANCH_PD_SD = 0.25
 #: A voxel whose cost (squared misfit over the noise, plus the prior's) is above this after
 #: the fit's iterations has not settled: the grid's start was in the wrong place (its step
 #: in T2 is a factor of two, and at TE 100 ms a short T2 one step off changes the signal
@@ -1204,8 +1209,11 @@ def joint_maps(volumes, acquisitions, engine=None, prior_input: int | None = Non
         options["noise"] = estimate_noise(arrays) or DEFAULT_NOISE
     if engine is not None:
         measured = free_parameters(acqs, **{k: options[k] for k in ("noise", "tolerance") if k in options})
+    # a magnitude inversion recovery fits either side of its null alike: there the network's
+    # PD tells the two apart even where the inputs measure both times
+    branches = any(a.sequence == "inversion_recovery" for a in acqs)
     if engine is not None and prior_input is None and options.get("scale", "shared") == "shared":
-        if measured["t1"] and measured["t2"]:
+        if measured["t1"] and measured["t2"] and not branches:
             engine = None  # the inputs measure both: the network's maps would be a loose tie only
             if progress is not None:
                 progress(joint_work_units(arrays[0].shape))  # the network's share is done
@@ -1219,6 +1227,8 @@ def joint_maps(volumes, acquisitions, engine=None, prior_input: int | None = Non
             prior = {"t1": sized["t1"].reshape(shape), "t2": sized["t2"].reshape(shape)}
             if not (measured["t1"] or measured["t2"]):  # e.g. a T1w + T2w pair
                 prior.update(pd=sized["pd"].reshape(shape), pd_input=prior_input)
+            elif branches and measured["t1"] and measured["t2"]:  # e.g. T1w, T2w and FLAIR
+                prior.update(pd=sized["pd"].reshape(shape), pd_input=prior_input, pd_sd=BRANCH_PD_SD)
         elif progress is not None:
             progress(joint_work_units(arrays[0].shape))  # no input the network reads: its share is done
     maps = fit_maps(arrays, acqs, prior=prior, progress=progress, cancelled=cancelled, **options)
