@@ -4,7 +4,7 @@
                                             [--slices 16] [--noise 0.005] [--model physics]
                                             [--t1-prior-error 0.02 0.05 ...]
                                             [--tissues brainweb|heldout] [--tuning]
-                                            [--prior-correlation R] [--pd-prior-sd S]
+                                            [--prior-correlation R] [--pd-prior-sd S] [--branch-pd-sd S]
                                             [--preset-sets MPRAGE+FLAIR T1w+T2w+FLAIR ...]
 
 Each held-out label map of :data:`napari_mr_reparam.phantoms.freesurfer.HELD_OUT` (the
@@ -38,7 +38,9 @@ literature ranges training never saw, one voxel one tissue (the middle slice of 
 its ``--slices`` slabs). ``--prior-correlation R`` sets the tie between the network
 prior's log T1 and log T2 (:data:`napari_mr_reparam.joint_fit.NETWORK_PRIOR_CORRELATION`)
 for the run; ``--pd-prior-sd S`` the spread of the network's PD prior where the inputs
-measure neither time (:data:`napari_mr_reparam.joint_fit.NETWORK_PD_SD`; ``inf``: none).
+measure neither time (:data:`napari_mr_reparam.joint_fit.NETWORK_PD_SD`; ``inf``: none);
+``--branch-pd-sd S`` the spread of the network's PD prior where a magnitude inversion
+recovery is among inputs that measure both times (:data:`napari_mr_reparam.joint_fit.BRANCH_PD_SD`).
 ``--preset-sets`` adds a row per set of inputs named by presets (``MPRAGE+FLAIR``: the
 MPRAGE and FLAIR presets' acquisitions, magnitude images), their noise drawn apart so the
 other rows are as without them. The last table gives each row's mean over subjects.
@@ -126,13 +128,16 @@ def main(argv=None) -> int:
                         help="with --tissues heldout: the training subjects 01-04 settings are chosen on")
     parser.add_argument("--prior-correlation", type=float, default=None)
     parser.add_argument("--pd-prior-sd", type=float, default=None)
+    parser.add_argument("--branch-pd-sd", type=float, default=None)
     parser.add_argument("--preset-sets", nargs="*", default=[], metavar="A+B[+C]",
                         help="more rows: inputs named by presets, e.g. MPRAGE+FLAIR T1w+T2w+FLAIR")
     args = parser.parse_args(argv)
     if args.prior_correlation is not None and not -1.0 < args.prior_correlation < 1.0:
         parser.error(f"--prior-correlation must lie between -1 and 1, got {args.prior_correlation:g}")
-    if args.pd_prior_sd is not None and not args.pd_prior_sd > 0:
-        parser.error(f"--pd-prior-sd must be above 0 (inf: no PD prior), got {args.pd_prior_sd:g}")
+    for name in ("pd_prior_sd", "branch_pd_sd"):
+        value = getattr(args, name)
+        if value is not None and not value > 0:
+            parser.error(f"--{name.replace('_', '-')} must be above 0 (inf: no PD prior), got {value:g}")
 
     import torch
 
@@ -151,6 +156,10 @@ def main(argv=None) -> int:
         from napari_mr_reparam import joint_fit
 
         joint_fit.NETWORK_PD_SD = args.pd_prior_sd
+    if args.branch_pd_sd is not None:
+        from napari_mr_reparam import joint_fit
+
+        joint_fit.BRANCH_PD_SD = args.branch_pd_sd
     try:
         preset_sets = [[get_preset(name) for name in text.split("+")] for text in args.preset_sets]
     except (KeyError, ValueError) as exc:
