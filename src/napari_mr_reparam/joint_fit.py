@@ -1171,6 +1171,23 @@ def prior_input_of(acquisitions, reads=None) -> int | None:
     return min(spin, key=distance)
 
 
+def pd_in_input_units(pd, t1, t2, image, acq) -> np.ndarray:
+    """The network's PD map (each slice normalized as the network reads it) in the intensity
+    units of the image it read: per slice, times the factor by which the maps' signal at
+    the image's acquisition best matches the image (least squares over the slice)."""
+    from . import physics
+
+    v = _as_acquisition(acq)
+    signal = np.abs(np.asarray(physics.render(v.sequence, pd, t1, t2, v.te, v.tr, ti=v.ti, flip_deg=v.flip_deg,
+                                              t2star=t2), np.float64))
+    image = np.nan_to_num(np.asarray(image, np.float64))
+    axes = tuple(range(1, pd.ndim)) if pd.ndim == 3 else None
+    factor = (image * signal).sum(axis=axes) / np.maximum((signal * signal).sum(axis=axes), 1e-30)
+    if pd.ndim == 3:
+        factor = factor[:, None, None]
+    return (pd * factor).astype(np.float32)
+
+
 def joint_maps(volumes, acquisitions, engine=None, prior_input: int | None = None, *,
                engine_options=None, progress=None, cancelled=None, **options) -> JointMaps:
     """Joint maps, started from and tied to the network's single-image maps.
@@ -1224,11 +1241,14 @@ def joint_maps(volumes, acquisitions, engine=None, prior_input: int | None = Non
             read = np.nan_to_num(arrays[prior_input])
             sized = network_maps(engine, read, acqs[prior_input], **calls).at_input_size()
             shape = arrays[0].shape
-            prior = {"t1": sized["t1"].reshape(shape), "t2": sized["t2"].reshape(shape)}
+            t1, t2 = sized["t1"].reshape(shape), sized["t2"].reshape(shape)
+            prior = {"t1": t1, "t2": t2}
+            if not (measured["t1"] and measured["t2"]) or branches:
+                pd = pd_in_input_units(sized["pd"].reshape(shape), t1, t2, read, acqs[prior_input])
             if not (measured["t1"] or measured["t2"]):  # e.g. a T1w + T2w pair
-                prior.update(pd=sized["pd"].reshape(shape), pd_input=prior_input)
+                prior.update(pd=pd, pd_input=prior_input)
             elif branches and measured["t1"] and measured["t2"]:  # e.g. T1w, T2w and FLAIR
-                prior.update(pd=sized["pd"].reshape(shape), pd_input=prior_input, pd_sd=BRANCH_PD_SD)
+                prior.update(pd=pd, pd_input=prior_input, pd_sd=BRANCH_PD_SD)
         elif progress is not None:
             progress(joint_work_units(arrays[0].shape))  # no input the network reads: its share is done
     maps = fit_maps(arrays, acqs, prior=prior, progress=progress, cancelled=cancelled, **options)
