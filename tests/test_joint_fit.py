@@ -554,9 +554,9 @@ def test_with_a_flair_among_inputs_that_measure_both_times_the_network_pd_picks_
 
 
 def test_the_network_pd_is_brought_to_the_units_of_the_image_it_read():
-    # the network gives PD normalized per slice (0-1 whatever the image's scale); a scan's
-    # values run to the thousands: as a prior in its own units, it dragged a T1w + T2w pair's
-    # PD a thousandfold down (the demo head's pair rendered at 13.9 dB, below its single image)
+    # the network gives the tissue's PD (0-1 whatever the image's scale); a scan's values run
+    # to the thousands: as a prior in its own units, it dragged a T1w + T2w pair's PD a
+    # thousandfold down (the demo head's pair rendered at 13.9 dB, below its single image)
     from napari_mr_reparam.joint_fit import pd_in_input_units
 
     pd, t1, t2 = _maps(shape=(2, 16, 16), seed=7)
@@ -569,12 +569,12 @@ def test_the_network_pd_is_brought_to_the_units_of_the_image_it_read():
 
             class Maps:
                 def at_input_size(self_inner):
-                    return {"pd": pd / pd.max(axis=(1, 2), keepdims=True), "t1": t1, "t2": t2}
+                    return {"pd": pd / pd.max(), "t1": t1, "t2": t2}
 
             return Maps()
 
     body = pd > 0
-    units = pd_in_input_units(pd / pd.max(axis=(1, 2), keepdims=True), t1, t2, images[1], pair[1])
+    units = pd_in_input_units(pd / pd.max(), t1, t2, images[1], pair[1])
     assert _median_error(units, 1000 * pd, body) < 1e-3
     maps = joint_maps(images, pair, engine=Network())
     assert maps.summary()["prior_parameters"] == ["pd", "t1", "t2"]
