@@ -76,10 +76,13 @@ NETWORK_PRIOR_SD = 0.3
 #: T1 nor T2 on its own (a T1- and a T2-weighted image: three unknowns, two images, and the
 #: direction they leave open moves PD most). The network reads the pattern of PD across
 #: tissues far better than its relaxation times. Chosen on training subjects 01-04 with
-#: their drawn tables (0.03, 0.05, 0.1, 0.2: spin-echo targets of the pair 33.6, 34.1,
-#: 31.8, 29.7 dB mean against 28.7 without); a PD/T2 dual echo gains nothing from it and
-#: does not take it. See training/RESULTS.md "The network's PD for a T1w + T2w pair".
-NETWORK_PD_SD = 0.05
+#: their drawn tables, since the map is brought to the read image's units
+#: (:func:`pd_in_input_units`): 0.03, 0.05, 0.1, 0.2 give the T1w + T2w, MPRAGE + FLAIR and
+#: T2w + FLAIR pairs 29.7, 29.4, 27.4, 26.4 dB (mean of the three pairs' spin-echo means;
+#: worst targets 21.8, 20.9, 17.4, 15.6). A PD/T2 dual echo gains nothing from it and does
+#: not take it. See training/RESULTS.md "The network's PD for a T1w + T2w pair" and "The
+#: sets users bring".
+NETWORK_PD_SD = 0.03
 MEASURED_PRIOR_SD = 1.0
 #: Correlation of the log T1 and log T2 of a prior from maps (the network's): on tissue
 #: values it did not train on, the network reads both times too long or too short
