@@ -730,10 +730,6 @@ def _grid_init(s, sigma, acqs, scales, free, prior_log, prior_sd, torch, points:
     prior_rows, means = torch.stack(rows), torch.stack(means, dim=1)  # (k, G), (V, k)
     n = basis.shape[0]
     pairs = [(i, j) for i in range(n) for j in range(i, n)]
-
-    def pick(cost, sl):
-        best[sl] = cost.argmin(dim=1)
-
     mu0, p0 = prior_log.get("pd"), prior_log.get("pd_precision")
     if mu0 is not None:  # the PD prior's cost at each point's closed-form PD
         mask = None if valid is None or bool(valid.all()) else valid.T.to(basis.dtype).contiguous()
@@ -745,7 +741,7 @@ def _grid_init(s, sigma, acqs, scales, free, prior_log, prior_sd, torch, points:
             fit = proj.clamp_min(0).square() / square.clamp_min(1e-24)
             log_pd = torch.log(proj.clamp_min(1e-30) / square.clamp_min(1e-24))
             pd_cost = p0[sl, None] * (log_pd - mu0[sl, None].to(basis.dtype)).square()
-            pick(torch.addmm(const, means[sl], prior_rows) - fit + pd_cost, sl)
+            best[sl] = (torch.addmm(const, means[sl], prior_rows) - fit + pd_cost).argmin(dim=1)
     elif valid is None or bool(valid.all()):
         # |s|^2 less the squared residual (PD in closed form) is (s . u)^2 for the unit basis
         # u, linear in the products s_i s_j: the whole cost is one matrix product per chunk
@@ -755,8 +751,8 @@ def _grid_init(s, sigma, acqs, scales, free, prior_log, prior_sd, torch, points:
         for start in range(0, v, chunk):
             w = weighted[start:start + chunk]
             products = torch.stack([w[:, i] * w[:, j] for i, j in pairs], dim=1)
-            pick(torch.addmm(const, torch.cat([products, means[start:start + chunk]], dim=1), coefficients),
-                 slice(start, start + chunk))
+            best[start:start + chunk] = torch.addmm(
+                const, torch.cat([products, means[start:start + chunk]], dim=1), coefficients).argmin(dim=1)
     else:  # each voxel's own inputs: the basis normalized over them
         mask = valid.T.to(basis.dtype).contiguous()  # (V, n)
         weighted = weighted * mask
@@ -764,7 +760,7 @@ def _grid_init(s, sigma, acqs, scales, free, prior_log, prior_sd, torch, points:
             sl = slice(start, start + chunk)
             norm = (mask[sl] @ (basis * basis)).clamp_min(1e-24).sqrt()
             fit = ((weighted[sl] @ basis) / norm).clamp_min_(0).square_()
-            pick(torch.addmm(const, means[sl], prior_rows).sub_(fit), sl)
+            best[sl] = torch.addmm(const, means[sl], prior_rows).sub_(fit).argmin(dim=1)
     if g1 is not None:
         log_t1 = g1[best]
     if g2 is not None:
@@ -1248,12 +1244,12 @@ def joint_maps(volumes, acquisitions, engine=None, prior_input: int | None = Non
             shape = arrays[0].shape
             t1, t2 = sized["t1"].reshape(shape), sized["t2"].reshape(shape)
             prior = {"t1": t1, "t2": t2}
-            if not (measured["t1"] and measured["t2"]) or branches:
+            pd_sd = (NETWORK_PD_SD if not (measured["t1"] or measured["t2"])  # e.g. a T1w + T2w pair
+                     else BRANCH_PD_SD if branches and measured["t1"] and measured["t2"]  # T1w, T2w, FLAIR
+                     else None)
+            if pd_sd is not None:
                 pd = pd_in_input_units(sized["pd"].reshape(shape), t1, t2, read, acqs[prior_input])
-            if not (measured["t1"] or measured["t2"]):  # e.g. a T1w + T2w pair
-                prior.update(pd=pd, pd_input=prior_input)
-            elif branches and measured["t1"] and measured["t2"]:  # e.g. T1w, T2w and FLAIR
-                prior.update(pd=pd, pd_input=prior_input, pd_sd=BRANCH_PD_SD)
+                prior.update(pd=pd, pd_input=prior_input, pd_sd=pd_sd)
         elif progress is not None:
             progress(joint_work_units(arrays[0].shape))  # no input the network reads: its share is done
     maps = fit_maps(arrays, acqs, prior=prior, progress=progress, cancelled=cancelled, **options)
