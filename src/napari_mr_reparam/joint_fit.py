@@ -105,6 +105,9 @@ BRANCH_PD_SD = 0.25
 #: is fitted again from a grid twice as fine, for MORE_ITERATIONS steps.
 UNSETTLED_COST = 10.0
 MORE_ITERATIONS = 24
+#: The grid's start is chosen again with the PD prior's cost only for voxels whose first
+#: choice puts PD further than this many of its spreads from the prior.
+PD_RECHECK_SD = 2.0
 #: Noise assumed (a fraction of each input's bright signal) where the background does not
 #: give it (:func:`estimate_noise`), and the fewest background voxels it is measured from.
 DEFAULT_NOISE = 0.01
@@ -730,19 +733,8 @@ def _grid_init(s, sigma, acqs, scales, free, prior_log, prior_sd, torch, points:
     prior_rows, means = torch.stack(rows), torch.stack(means, dim=1)  # (k, G), (V, k)
     n = basis.shape[0]
     pairs = [(i, j) for i in range(n) for j in range(i, n)]
-    mu0, p0 = prior_log.get("pd"), prior_log.get("pd_precision")
-    if mu0 is not None:  # the PD prior's cost at each point's closed-form PD
-        mask = None if valid is None or bool(valid.all()) else valid.T.to(basis.dtype).contiguous()
-        weighted = weighted if mask is None else weighted * mask
-        for start in range(0, v, chunk):
-            sl = slice(start, start + chunk)
-            square = (basis * basis).sum(dim=0) if mask is None else mask[sl] @ (basis * basis)
-            proj = weighted[sl] @ basis  # s . b: the closed-form PD is proj / |b|^2
-            fit = proj.clamp_min(0).square() / square.clamp_min(1e-24)
-            log_pd = torch.log(proj.clamp_min(1e-30) / square.clamp_min(1e-24))
-            pd_cost = p0[sl, None] * (log_pd - mu0[sl, None].to(basis.dtype)).square()
-            best[sl] = (torch.addmm(const, means[sl], prior_rows) - fit + pd_cost).argmin(dim=1)
-    elif valid is None or bool(valid.all()):
+    mask = None if valid is None or bool(valid.all()) else valid.T.to(basis.dtype).contiguous()  # (V, n)
+    if mask is None:
         # |s|^2 less the squared residual (PD in closed form) is (s . u)^2 for the unit basis
         # u, linear in the products s_i s_j: the whole cost is one matrix product per chunk
         unit = basis / basis.norm(dim=0, keepdim=True).clamp_min(1e-12)
@@ -754,18 +746,42 @@ def _grid_init(s, sigma, acqs, scales, free, prior_log, prior_sd, torch, points:
             best[start:start + chunk] = torch.addmm(
                 const, torch.cat([products, means[start:start + chunk]], dim=1), coefficients).argmin(dim=1)
     else:  # each voxel's own inputs: the basis normalized over them
-        mask = valid.T.to(basis.dtype).contiguous()  # (V, n)
         weighted = weighted * mask
         for start in range(0, v, chunk):
             sl = slice(start, start + chunk)
             norm = (mask[sl] @ (basis * basis)).clamp_min(1e-24).sqrt()
             fit = ((weighted[sl] @ basis) / norm).clamp_min_(0).square_()
             best[sl] = torch.addmm(const, means[sl], prior_rows).sub_(fit).argmin(dim=1)
+    if prior_log.get("pd") is not None:
+        _recheck_with_pd_prior(best, weighted, basis, mask, const, means, prior_rows, prior_log, torch, chunk)
     if g1 is not None:
         log_t1 = g1[best]
     if g2 is not None:
         log_t2 = g2[best]
     return log_t1, log_t2
+
+
+def _recheck_with_pd_prior(best, weighted, basis, mask, const, means, prior_rows, prior_log, torch, chunk):
+    """The grid's choice again, with the PD prior's cost at each point's closed-form PD, for
+    the voxels whose chosen point puts PD more than :data:`PD_RECHECK_SD` spreads from the
+    prior (the others' choice could move only by less than that cost); in place."""
+    mu0, p0 = prior_log["pd"].to(basis.dtype), prior_log["pd_precision"].to(basis.dtype)
+    chosen = basis[:, best]  # (n, V)
+    square = (chosen * chosen * (1.0 if mask is None else mask.T)).sum(dim=0).clamp_min(1e-24)
+    proj = (weighted.T * chosen).sum(dim=0)
+    gap = torch.log(proj.clamp_min(1e-30) / square) - mu0
+    far = torch.nonzero(p0 * gap * gap > PD_RECHECK_SD ** 2).flatten()
+    squares = (basis * basis).sum(dim=0).clamp_min(1e-24)  # |b|^2 per point, all inputs measured
+    for start in range(0, far.numel(), chunk):
+        idx = far[start:start + chunk]
+        if mask is not None:
+            squares = (mask[idx] @ (basis * basis)).clamp_min_(1e-24)
+        proj = weighted[idx] @ basis  # s . b: the closed-form PD is proj / |b|^2
+        cost = torch.addmm(const, means[idx], prior_rows)
+        gap = torch.log(proj.clamp_min(1e-30).div_(squares)).sub_(mu0[idx, None])
+        cost.addcmul_(gap.square_(), p0[idx, None])  # + the PD prior's cost
+        cost.sub_(proj.clamp_min_(0).square_().div_(squares))  # - the fit (PD in closed form)
+        best[idx] = cost.argmin(dim=1)
 
 
 def _fit_chunk(s, sigma, acqs, scales, free, prior_log, prior_sd, torch, iterations, grid_points,
@@ -1180,13 +1196,15 @@ def pd_in_input_units(pd, t1, t2, image, acq) -> np.ndarray:
     from . import physics
 
     v = _as_acquisition(acq)
-    signal = np.abs(np.asarray(physics.render(v.sequence, pd, t1, t2, v.te, v.tr, ti=v.ti, flip_deg=v.flip_deg,
-                                              t2star=t2), np.float64))
+    step = max(1, np.size(pd) // 500_000)  # a median: a sample of the voxels tells it
+    sample = [np.asarray(a, np.float32).reshape(-1)[::step] for a in (pd, t1, t2, image)]
+    signal = np.abs(np.asarray(physics.render(v.sequence, *sample[:3], v.te, v.tr, ti=v.ti, flip_deg=v.flip_deg,
+                                              t2star=sample[2]), np.float64))
     bright = signal > 0.1 * signal.max() if signal.size else signal > 0
     if not bright.any():
         return np.zeros_like(pd, dtype=np.float32)
-    factor = float(np.median(np.nan_to_num(np.asarray(image, np.float64))[bright] / signal[bright]))
-    return (pd * factor).astype(np.float32)
+    factor = float(np.median(np.nan_to_num(sample[3][bright].astype(np.float64)) / signal[bright]))
+    return (np.asarray(pd, np.float32) * factor).astype(np.float32)
 
 
 def joint_maps(volumes, acquisitions, engine=None, prior_input: int | None = None, *,
