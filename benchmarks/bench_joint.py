@@ -81,13 +81,16 @@ def main(argv=None) -> int:
             clean = np.abs(clean)  # a magnitude image, as scanners store it
         images.append(clean + rng.normal(0, 0.01 * clean.max(), clean.shape).astype(np.float32))
     options = {} if args.iterations is None else {"iterations": args.iterations}
+    engine = None
     if args.engine:
         from napari_mr_reparam.inference import Reparameterizer
 
         engine = Reparameterizer("physics", device="cpu")
-        fit = lambda: joint_maps(images, acqs, engine=engine, threads=args.threads, **options)  # noqa: E731
-    else:
-        fit = lambda: fit_maps(images, acqs, threads=args.threads, **options)  # noqa: E731
+
+    def fit():
+        if engine is not None:
+            return joint_maps(images, acqs, engine=engine, threads=args.threads, **options)
+        return fit_maps(images, acqs, threads=args.threads, **options)
     times, cpu = [], []
     for _ in range(args.repeats):
         start, start_cpu = time.perf_counter(), time.process_time()

@@ -160,10 +160,17 @@ def main(argv=None) -> int:
         from napari_mr_reparam import joint_fit
 
         joint_fit.BRANCH_PD_SD = args.branch_pd_sd
+    from napari_mr_reparam.joint_fit import FIT_SEQUENCES
+
     try:
         preset_sets = [[get_preset(name) for name in text.split("+")] for text in args.preset_sets]
-    except (KeyError, ValueError) as exc:
+    except ValueError as exc:
         parser.error(f"--preset-sets: {exc}")
+    for group in preset_sets:
+        for p in group:
+            if p.render_arguments()["sequence"] not in FIT_SEQUENCES:
+                parser.error(f"--preset-sets: {p.name} is not an input the joint fit takes "
+                             f"({', '.join(FIT_SEQUENCES)})")
     engine = Reparameterizer(args.model, device="cpu")
     rng = np.random.default_rng(0)
     extra_rng = np.random.default_rng(1)  # the --t1-prior-error rows: the other rows' draws stay as without them

@@ -803,19 +803,19 @@ def _fit_chunk(s, sigma, acqs, scales, free, prior_log, prior_sd, torch, iterati
         def part(t):
             return None if t is None else t[..., left]
 
-        sub = (part(s), sigma, acqs, scales, {k: part(t) for k, t in prior_log.items()}, prior_sd, torch,
-               MORE_ITERATIONS)
-        finer = _grid_init(sub[0], sigma, acqs, scales, free, sub[4], prior_sd, torch, 2 * grid_points, part(valid))
+        s_left, valid_left, lower_left = part(s), part(valid), part(lower)
+        prior_left = {k: part(t) for k, t in prior_log.items()}
+        finer = _grid_init(s_left, sigma, acqs, scales, free, prior_left, prior_sd, torch, 2 * grid_points,
+                           valid_left)
         lowest = cost[left]
         for start in ((x[1][left], x[2][left]), finer):  # on from where it is, and again from a finer grid
-            more = _levenberg(*sub, *start, part(valid), part(lower))
-            better = more[1] < lowest
-            lowest = torch.where(better, more[1], lowest)
-            for old, new in ((x, more[0]), (hess, more[2])):
-                for k in range(len(old)):
-                    if torch.is_tensor(old[k]) and old[k].dim() and torch.is_tensor(new[k]) and new[k].dim():
-                        old[k] = old[k].clone()
-                        old[k][left] = torch.where(better, new[k], old[k][left])
+            x_new, cost_new, hess_new = _levenberg(s_left, sigma, acqs, scales, prior_left, prior_sd, torch,
+                                                   MORE_ITERATIONS, *start, valid_left, lower_left)
+            better = cost_new < lowest
+            lowest = torch.where(better, cost_new, lowest)
+            for kept, found in ((x, x_new), (hess, hess_new)):  # each a list of per-voxel tensors
+                for k, value in enumerate(found):
+                    kept[k][left] = torch.where(better, value, kept[k][left])
     p1, p12, p2 = _prior_precision(prior_sd)
     data_only = list(hess)  # the Gauss-Newton matrix at x is the data's information plus the prior
     data_only[3], data_only[4], data_only[5] = hess[3] - p1, hess[4] - p12, hess[5] - p2

@@ -4,9 +4,8 @@ acquisition, and the same head at other TE/TR as ground truths.
 Each layer's metadata: ``te_ms``, ``tr_ms``, ``sequence`` ('spin_echo') and ``phantom``.
 Intensities are the signal equation's (PD 1: water) times 1000, like scanner units, with one
 receiver gain for all four images and every slice, as a scanner's series of one subject
-has: so the images can be fitted together (joint maps). Each image normalized to its own
-maximum slice by slice, as before, carried a gain of its own per slice, and joint maps of
-two of them came out below the single image (14-22 dB).
+has, so that the images can be fitted together (joint maps): images normalized each to its
+own maximum, slice by slice, would carry a gain of their own per slice.
 """
 
 from __future__ import annotations
