@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from napari_mr_reparam.widget_logic import (
-    CUSTOM, InputSpec, MapsCache, Request, clipped_voxels, determined_line, input_from_metadata, joint_acquisitions,
+    CUSTOM, InputSpec, MapsCache, Request, determined_line, input_from_metadata, joint_acquisitions, joint_inputs,
     layer_names, matching_preset, on_step, preset_choices, preset_controls, preset_refusal, render_request,
 )
 
@@ -61,21 +61,46 @@ def test_inputs_come_prefilled_from_layer_metadata():
     assert input_from_metadata(_layer("bare")).te_ms is None
 
 
-def test_clipped_voxels_come_from_the_readers_volume():
+def test_joint_inputs_keep_the_readers_clipped_voxels_where_the_layer_has_its_shape():
+    from napari_mr_reparam.io import Volume
+
     mask = np.zeros((2, 8, 8), bool)
     mask[0, 1, 1] = True
-    read = _layer("read", volume=SimpleNamespace(extra={"saturated": mask}))
-    cropped = _layer("cropped", (1, 8, 8), volume=SimpleNamespace(extra={"saturated": mask}))
-    out = clipped_voxels([InputSpec(read, "spin_echo"), InputSpec(cropped, "spin_echo"),
-                          InputSpec(_layer("plain"), "spin_echo")])
-    assert out[0] is mask and out[1] is None and out[2] is None
+    read = _layer("read", volume=Volume(np.empty((0, 8, 8)), kind="image", original_shape=(2, 8, 8),
+                                        extra={"saturated": mask}))
+    cropped = _layer("cropped", (2, 8, 8), volume=Volume(np.empty((0, 8, 8)), kind="image", original_shape=(2, 8, 8),
+                                                          extra={"saturated": mask[:1]}))
+    arrays, clipped, resampled = joint_inputs([InputSpec(read, "spin_echo"), InputSpec(cropped, "spin_echo"),
+                                               InputSpec(_layer("plain"), "spin_echo")])
+    assert clipped[0] is mask and clipped[1] is None and clipped[2] is None
+    assert resampled == [] and all(a.shape == (2, 8, 8) for a in arrays)
+
+
+def test_joint_inputs_of_other_grids_are_resampled_onto_the_first(tmp_path):
+    import nibabel as nib
+
+    from napari_mr_reparam._reader import read_layers
+
+    fine, coarse = np.eye(4), np.diag([2.0, 2.0, 1.0, 1.0])
+    coarse[:2, 3] = 0.5
+    nib.save(nib.Nifti1Image(np.ones((16, 16, 3), np.float32), fine), tmp_path / "fine.nii.gz")
+    nib.save(nib.Nifti1Image(np.full((8, 8, 3), 2.0, np.float32), coarse), tmp_path / "coarse.nii.gz")
+    layers = []
+    for name in ("fine", "coarse"):
+        data, kwargs, _ = read_layers(str(tmp_path / f"{name}.nii.gz"))[0]
+        layers.append(SimpleNamespace(data=data, name=kwargs["name"], metadata=kwargs["metadata"]))
+    specs = [InputSpec(layers[0], "spin_echo", 15.0, 3000.0), InputSpec(layers[1], "spin_echo", 100.0, 3000.0)]
+    assert [a.te_ms for a in joint_acquisitions(specs)] == [15.0, 100.0]  # no refusal: the reader placed both
+    arrays, _, resampled = joint_inputs(specs)
+    assert resampled == ["coarse"] and arrays[1].shape == arrays[0].shape == (3, 16, 16)
+    assert np.allclose(arrays[1], 2.0)
 
 
 def test_joint_inputs_are_checked_with_one_line_messages():
     a, b = _layer("a", te_ms=15, tr_ms=3000), _layer("b", te_ms=100, tr_ms=3000)
     acqs = joint_acquisitions([input_from_metadata(a), input_from_metadata(b)])
     assert [x.te_ms for x in acqs] == [15.0, 100.0]
-    with pytest.raises(ValueError, match=r"^joint maps need co-registered inputs of one shape; got a 2x8x8, c 3x8x8$"):
+    with pytest.raises(ValueError, match=r"^the inputs are on different grids \(2x8x8 and 3x8x8\) and c has no affine"):
         joint_acquisitions([input_from_metadata(a), input_from_metadata(_layer("c", (3, 8, 8), te_ms=1, tr_ms=9))])
     with pytest.raises(ValueError, match=r"^b: no TR known"):
         joint_acquisitions([input_from_metadata(a), InputSpec(b, "spin_echo", 100.0, None)])

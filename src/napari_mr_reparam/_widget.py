@@ -42,9 +42,9 @@ from .acquisition import Acquisition
 from .presets import get_input_preset
 from .units import refuse_seconds
 from .widget_logic import (
-    CUSTOM, EngineCache, InputSpec, MapsCache, Request, RequestQueue, clipped_voxels, compare_volumes,
+    CUSTOM, EngineCache, InputSpec, MapsCache, Request, RequestQueue, compare_volumes,
     determined_line, guessed_input_preset, image_refusal, input_from_metadata, input_refusal, joint_acquisitions,
-    layer_names, matching_preset, preset_choices, preset_controls, preset_refusal, render_request, seconds_hint,
+    joint_inputs, layer_names, matching_preset, preset_choices, preset_controls, preset_refusal, render_request, seconds_hint,
     truth_mismatch,
 )
 
@@ -533,12 +533,12 @@ class ReparamWidget(Container):
             if request.inputs:
                 from .joint_fit import joint_maps
 
-                volumes = [np.asarray(spec.layer.data) for spec in request.inputs]
-                maps = joint_maps(volumes, joint_acquisitions(request.inputs), engine=engine,
-                                  clipped=clipped_voxels(request.inputs),
+                volumes, clipped, resampled = joint_inputs(request.inputs)
+                maps = joint_maps(volumes, joint_acquisitions(request.inputs), engine=engine, clipped=clipped,
                                   scale="per_input" if request.gain_per_input else "shared",
                                   engine_options=InferenceOptions(request.consistency, request.flip_average),
                                   progress=job.advance, cancelled=job.cancel.is_set)
+                maps.resampled = tuple(resampled)
                 return ("maps", (None, maps))
             if engine.renders_from_maps:
                 options = InferenceOptions(request.consistency, request.flip_average)

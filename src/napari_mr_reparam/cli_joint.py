@@ -334,38 +334,25 @@ def _notice_overrides(volumes, given: dict, args) -> None:
               f"{len(volumes)} inputs state ({shown} ms)", file=sys.stderr)
 
 
-def _check_shapes(volumes, paths) -> None:
-    shapes = [v.data.shape for v in volumes]
-    if len(set(shapes)) > 1:
-        listed = ", ".join("x".join(map(str, s)) for s in shapes)
-        raise ValueError(f"the inputs must be co-registered images of one shape; got {listed} "
-                         f"({' '.join(paths)})")
-    _notice_misplaced(volumes)
+def on_first_grid(volumes) -> tuple[list, list[str]]:
+    """The inputs on the first input's grid (:func:`~napari_mr_reparam.grids.on_one_grid`:
+    NIfTI and DICOM inputs on other grids resampled by their affines), with a notice
+    naming those resampled, and their names."""
+    from .grids import on_one_grid
+
+    out, moved = on_one_grid(volumes)
+    if moved:
+        first = out[0]
+        size = " x ".join(f"{s:g}" for s in first.spacing)
+        names = ", ".join(_source(volumes[i]) for i in moved)
+        print(f"notice: {names} resampled onto the grid of {_source(first)} ({'x'.join(map(str, first.data.shape))}, "
+              f"{size} mm) by their affines; the scans are taken as of one session, without motion between them",
+              file=sys.stderr)
+    return out, [_source(volumes[i]) for i in moved]
 
 
-def _notice_misplaced(volumes) -> None:
-    """A notice when inputs of one shape lie in different places by their affines (more than
-    half a voxel apart at a corner of the grid): the fit takes voxel i of every input as
-    the same tissue, so they must be registered first."""
-    import numpy as np
-
-    def corners(v):
-        shape = np.asarray(tuple(v.original_shape)[:3] + (1,) * (3 - len(v.original_shape)), float) - 1
-        grid = np.array([[i, j, k, 1.0] for i in (0, shape[0]) for j in (0, shape[1]) for k in (0, shape[2])])
-        return (grid @ np.asarray(v.affine, float).T)[:, :3]
-
-    placed = [v for v in volumes if getattr(v, "affine", None) is not None and v.original_shape]
-    if len(placed) < 2:
-        return
-    first = corners(placed[0])
-    for v in placed[1:]:
-        apart = np.linalg.norm(first[:, None] - corners(v)[None], axis=-1).min(axis=1).max()
-        voxel = np.linalg.norm(np.asarray(v.affine, float)[:3, :3], axis=0).max()
-        if apart > voxel / 2:
-            names = [str(x.source) if x.source else "input" for x in (placed[0], v)]
-            print(f"notice: {names[0]} and {names[1]} are {apart:.1f} mm apart by their affines; the fit "
-                  "takes the inputs as co-registered voxel by voxel (register them first)", file=sys.stderr)
-            return
+def _source(volume) -> str:
+    return str(volume.source) if volume.source else "input"
 
 
 def _engine(model: str, device: str):
@@ -436,7 +423,7 @@ def fit_inputs(paths, args, model="physics", device="auto", engine=None, volumes
     from .joint_fit import joint_maps, joint_work_units
 
     volumes = load_inputs(paths, times_given=input_times_given(args)) if volumes is None else volumes
-    _check_shapes(volumes, paths)
+    volumes, resampled = on_first_grid(volumes)
     acqs = acquisitions_of(volumes, args)
     if engine is None:
         engine = _engine(model, device)
@@ -448,6 +435,7 @@ def fit_inputs(paths, args, model="physics", device="auto", engine=None, volumes
                       clipped=[(v.extra or {}).get("saturated") for v in volumes],
                       echo_train=getattr(args, "echo_train", "epg"),
                       smooth=not getattr(args, "no_smooth", False))
+    maps.resampled = tuple(resampled)
     return volumes, maps.acquisitions, maps
 
 

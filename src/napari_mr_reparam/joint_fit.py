@@ -152,7 +152,9 @@ class JointMaps:
     where what the inputs leave open came from: ``"network"`` (the network's maps),
     ``"given"`` (maps passed to :func:`fit_maps`) or ``"default"`` (a broad prior, T1 1000 ms
     and T2 100 ms); ``prior_parameters`` the maps the prior holds (PD as well as T1 and T2
-    where the inputs measure neither time). Background voxels (no input signal) have PD, T1
+    where the inputs measure neither time); ``resampled`` the names of inputs that were
+    brought onto the first input's grid (:mod:`.grids`) before the fit, set by the caller
+    that resampled them. Background voxels (no input signal) have PD, T1
     and T2 of 0 and render as 0. From a single input the maps are the network's
     (``network_maps`` holds them, and renders go through the engine as before).
     """
@@ -171,6 +173,7 @@ class JointMaps:
     noise: list = field(default_factory=list)
     prior_source: str = "default"
     prior_parameters: tuple = ("t1", "t2")
+    resampled: tuple = ()
 
     @property
     def determined_bits(self) -> np.ndarray:
@@ -192,7 +195,8 @@ class JointMaps:
                 "prior_source": self.prior_source,
                 "prior_parameters": list(self.prior_parameters),
                 "echo_train": self.echo_train,
-                "inversion_efficiency": self.inversion_efficiency}
+                "inversion_efficiency": self.inversion_efficiency,
+                "resampled_onto_first_grid": list(self.resampled)}
 
     @property
     def inversion_efficiency(self) -> float | None:

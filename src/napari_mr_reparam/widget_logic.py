@@ -144,22 +144,44 @@ def joint_acquisitions(inputs) -> list[Acquisition]:
     layers = [spec.layer for spec in inputs]
     if len({id(layer) for layer in layers}) < len(layers):
         raise ValueError("each input layer can be given once; choose another layer in the repeated row")
-    shapes = [tuple(np.shape(layer.data)) for layer in layers]
-    if len(set(shapes)) > 1:
-        listed = ", ".join(f"{getattr(l, 'name', '?')} {'x'.join(map(str, s))}" for l, s in zip(layers, shapes))
-        raise ValueError(f"joint maps need co-registered inputs of one shape; got {listed}")
+    from .grids import grid_refusal
+
+    refusal = grid_refusal([input_volume(layer) for layer in layers])
+    if refusal:
+        raise ValueError(refusal)
     return [spec.acquisition() for spec in inputs]
 
 
-def clipped_voxels(inputs) -> list:
-    """Per input, the voxels its scanner clipped (the DICOM reader's ``saturated`` mask, kept
-    with the layer's volume in its metadata) where the layer still has that shape, else None."""
-    out = []
-    for spec in inputs:
-        volume = (getattr(spec.layer, "metadata", None) or {}).get("volume")
-        mask = (getattr(volume, "extra", None) or {}).get("saturated")
-        out.append(mask if mask is not None and np.shape(mask) == np.shape(spec.layer.data) else None)
-    return out
+def input_volume(layer):
+    """A layer as a :class:`~napari_mr_reparam.io.Volume` named after it: the reader's
+    volume (its geometry and the voxels its scanner clipped, kept in the layer's metadata)
+    with the layer's data, where the layer still has that volume's shape; else an image
+    of unknown placement."""
+    from dataclasses import replace
+
+    from .io import Volume
+
+    data = np.asarray(layer.data)
+    name = getattr(layer, "name", "") or "input"
+    volume = (getattr(layer, "metadata", None) or {}).get("volume")
+    if isinstance(volume, Volume) and tuple(volume.stack_shape) == data.shape:
+        extra = dict(volume.extra or {})
+        if np.shape(extra.get("saturated")) != data.shape:
+            extra.pop("saturated", None)
+        return replace(volume, data=data, source=name, extra=extra)
+    return Volume(data=data, kind="image", source=name)
+
+
+def joint_inputs(inputs) -> tuple[list[np.ndarray], list, list[str]]:
+    """The inputs' images on the first input's grid (:func:`~napari_mr_reparam.grids.on_one_grid`:
+    layers the reader placed, NIfTI or DICOM, resampled by their affines where their grid
+    differs), each one's clipped voxels (or None), and the names of those resampled. Runs
+    off the GUI thread (resampling reads every voxel)."""
+    from .grids import on_one_grid
+
+    volumes, moved = on_one_grid([input_volume(spec.layer) for spec in inputs])
+    clipped = [(v.extra or {}).get("saturated") for v in volumes]
+    return [v.data for v in volumes], clipped, [volumes[i].source for i in moved]
 
 
 def determined_line(summary: dict) -> str:
@@ -175,6 +197,9 @@ def determined_line(summary: dict) -> str:
     gains = [float(g) for g in summary.get("scales", [])[1:]]
     if any(abs(g - 1.0) > 1e-6 for g in gains):  # one gain per image was estimated
         line += f"; each further image's gain over the first's: {', '.join(f'{g:.2f}' for g in gains)}"
+    resampled = summary.get("resampled_onto_first_grid") or []
+    if resampled:
+        line += f"; resampled onto the first input's grid by their affines: {', '.join(resampled)}"
     return line
 
 

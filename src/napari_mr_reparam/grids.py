@@ -1,0 +1,194 @@
+"""Images of one subject on one grid: resampled onto a reference image's voxels by their affines.
+
+Scans of one session lie in the scanner's coordinates: a sagittal 3-D MPRAGE of 1 mm voxels
+and an axial T2-weighted turbo spin echo of 0.45 x 0.45 x 5 mm are different grids, but
+each file's affine (NIfTI) or position and orientation tags (DICOM) place every voxel in
+the same space (RAS+ mm). :func:`on_one_grid` brings every input onto the grid of a
+reference input (the first, by default) with ``nibabel.processing.resample_from_to``:
+trilinear, so nothing overshoots beside an edge, and where a reference voxel is larger than
+the input's along one of its axes (a thick slab) the input is averaged over the reference
+voxel's extent (:data:`MOST_SUBSAMPLES` points along that axis), as the slab itself
+averages the tissue. Voxels outside an input's field of view are NaN (not measured), which
+the joint fit takes as such. No registration is done: motion between the scans stays.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import replace
+
+import numpy as np
+
+from .io import ORIENTED_KINDS, Volume, _file_to_stack, to_original
+
+#: Grids whose corners lie within this fraction of a voxel of each other are the same.
+SAME_GRID_VOXELS = 0.5
+#: Most points averaged along one axis of a reference voxel larger than the input's.
+MOST_SUBSAMPLES = 7
+#: Trilinear interpolation.
+ORDER = 1
+
+
+def is_placed(volume: Volume) -> bool:
+    """Whether ``volume`` knows where its voxels lie (a NIfTI or DICOM volume with its affine)."""
+    return (volume.kind in ORIENTED_KINDS and volume.affine is not None and volume.ornt is not None
+            and bool(volume.original_shape) and np.all(np.isfinite(volume.affine)))
+
+
+def _file_shape(volume: Volume) -> tuple:
+    shape = tuple(int(s) for s in volume.original_shape)
+    return shape + (1,) * (3 - len(shape))
+
+
+def _voxel_sizes(affine: np.ndarray) -> np.ndarray:
+    return np.linalg.norm(np.asarray(affine, float)[:3, :3], axis=0)
+
+
+def stack_affine(volume: Volume) -> np.ndarray:
+    """The affine of the volume's stack (``data[z, y, x]`` voxel -> RAS+ mm): the file's
+    affine through the reorientation that made the stack (:mod:`.io`)."""
+    from nibabel import orientations as orn
+
+    from .io import _STACK_FROM_RAS
+
+    file_shape = _file_shape(volume)
+    ornt = np.asarray(volume.ornt, float)
+    ras_shape = [0, 0, 0]
+    for axis, (ras_axis, _) in enumerate(ornt):
+        ras_shape[int(ras_axis)] = file_shape[axis]
+    return (np.asarray(volume.affine, float) @ orn.inv_ornt_aff(ornt, file_shape)
+            @ orn.inv_ornt_aff(_STACK_FROM_RAS, tuple(ras_shape)))
+
+
+def same_grid(volume: Volume, reference: Volume) -> bool:
+    """Whether two placed volumes' stacks have one shape and voxels within
+    :data:`SAME_GRID_VOXELS` of a voxel of each other at every corner."""
+    if tuple(volume.data.shape) != tuple(reference.data.shape):
+        return False
+    last = np.asarray(volume.data.shape, float) - 1
+    grid = np.array([[i, j, k, 1.0] for i in (0, last[0]) for j in (0, last[1]) for k in (0, last[2])])
+    apart = np.linalg.norm(grid @ (stack_affine(volume) - stack_affine(reference)).T, axis=1).max()
+    return bool(apart <= SAME_GRID_VOXELS * _voxel_sizes(reference.affine).min())
+
+
+def _subsample_offsets(volume: Volume, reference: Volume) -> list[tuple]:
+    """Offsets (in reference voxels) of the points averaged over one reference voxel: along
+    each reference axis, as many as the reference voxel holds of the input's smallest
+    voxel (at most :data:`MOST_SUBSAMPLES`), spread evenly across it."""
+    finest = _voxel_sizes(volume.affine).min()
+    counts = [min(MOST_SUBSAMPLES, max(1, math.floor(size / finest + 0.25)))
+              for size in _voxel_sizes(reference.affine)]
+    along = [[(j + 0.5) / n - 0.5 for j in range(n)] for n in counts]
+    return list(itertools.product(*along))
+
+
+def _inside(volume: Volume, reference: Volume) -> np.ndarray:
+    """Reference voxels (file order) whose centre lies within the input's field of view
+    (its voxels' extent: half a voxel beyond the outermost centres)."""
+    to_input = np.linalg.inv(np.asarray(volume.affine, float)) @ np.asarray(reference.affine, float)
+    shape = _file_shape(reference)
+    axes = [np.arange(n, dtype=np.float32).reshape([-1 if a == k else 1 for a in range(3)])
+            for k, n in enumerate(shape)]
+    inside = np.ones(shape, bool)
+    for c, n in enumerate(_file_shape(volume)):
+        where = sum(np.float32(to_input[c, k]) * axes[k] for k in range(3)) + np.float32(to_input[c, 3])
+        inside &= (where >= -0.5 - 1e-3) & (where <= n - 0.5 + 1e-3)
+    return inside
+
+
+def resample_onto(volume: Volume, reference: Volume, order: int = ORDER) -> Volume:
+    """``volume`` on the grid of ``reference`` (both :func:`is_placed`): its acquisition and
+    source, the reference's geometry (shape, spacing, affine, orientation, header). NaN
+    where the reference's voxels lie outside ``volume``'s field of view. A clipped-voxel
+    mask (``extra["saturated"]``) comes along: a voxel is clipped where any input voxel
+    it draws from was."""
+    import nibabel as nib
+    from nibabel.processing import resample_from_to
+
+    shape = _file_shape(reference)
+    ref_affine = np.asarray(reference.affine, float)
+    offsets = _subsample_offsets(volume, reference)
+
+    inside = _inside(volume, reference)
+    pad = np.eye(4)
+    pad[:3, 3] = -1.0  # the input with its edge voxels repeated once more on every side
+
+    def sample(values: np.ndarray, fill: float) -> np.ndarray:
+        on_file = np.asarray(to_original(volume, values), np.float32).reshape(_file_shape(volume))
+        image = nib.Nifti1Image(np.pad(on_file, 1, mode="edge"), np.asarray(volume.affine, float) @ pad)
+        total, count = np.zeros(shape, np.float64), np.zeros(shape, np.int16)
+        for offset in offsets:
+            shift = np.eye(4)
+            shift[:3, 3] = offset
+            out = np.asarray(resample_from_to(image, (shape, ref_affine @ shift), order=order, mode="constant",
+                                              cval=np.nan).dataobj)
+            seen = np.isfinite(out)
+            total[seen] += out[seen]
+            count += seen
+        mean = np.where(inside & (count > 0), total / np.maximum(count, 1), fill).astype(np.float32)
+        return _file_to_stack(mean, reference.ornt)
+
+    data = np.ascontiguousarray(sample(volume.data, np.nan))
+    extra = {k: v for k, v in (volume.extra or {}).items() if k != "saturated"}
+    saturated = (volume.extra or {}).get("saturated")
+    if saturated is not None and np.shape(saturated) == np.shape(volume.data):
+        extra["saturated"] = np.ascontiguousarray(sample(np.asarray(saturated, np.float32), 0.0) > 0)
+    extra["resampled_from"] = volume.source or "input"
+    return replace(volume, data=data, spacing=tuple(reference.spacing), affine=ref_affine.copy(),
+                   header=reference.header, ornt=np.asarray(reference.ornt).copy(),
+                   original_shape=tuple(reference.original_shape), kind=reference.kind, extra=extra)
+
+
+def on_one_grid(volumes: list[Volume], reference: int = 0) -> tuple[list[Volume], list[int]]:
+    """The volumes on the grid of ``volumes[reference]``, and the indices of those that were
+    resampled onto it (:func:`resample_onto`). Volumes already on that grid, and volumes of
+    the reference's shape of which one knows no placement (2-D images, ``.npy``), are
+    kept as they are (taken voxel by voxel); a volume of another shape that either cannot
+    be placed, or one that lies wholly outside the reference's field of view, raises a
+    one-line ``ValueError``."""
+    refusal = grid_refusal(volumes, reference)
+    if refusal:
+        raise ValueError(refusal)
+    ref = volumes[reference]
+    out, moved = [], []
+    for i, volume in enumerate(volumes):
+        if i == reference:
+            out.append(volume)
+            continue
+        placed = is_placed(volume) and is_placed(ref)
+        if placed and same_grid(volume, ref):
+            out.append(volume)
+        elif placed:
+            resampled = resample_onto(volume, ref)
+            if not np.isfinite(resampled.data).any():
+                raise ValueError(f"{_name(volume)} lies outside the field of view of {_name(ref)} by their "
+                                 "affines: none of it falls on the first input's grid")
+            out.append(resampled)
+            moved.append(i)
+        else:
+            out.append(volume)  # of the reference's shape (grid_refusal): voxel by voxel
+    return out, moved
+
+
+def grid_refusal(volumes: list[Volume], reference: int = 0) -> str | None:
+    """Why the volumes cannot be brought onto the reference's grid (one of another shape of
+    which one of the two has no placement), else None; reads no voxels."""
+    ref = volumes[reference]
+    for volume in volumes:
+        if tuple(volume.data.shape) != tuple(ref.data.shape) and not (is_placed(volume) and is_placed(ref)):
+            unplaced = volume if not is_placed(volume) else ref
+            return (f"the inputs are on different grids ({_shape(ref)} and {_shape(volume)}) and "
+                    f"{_name(unplaced)} has no affine to place it: give co-registered images of one shape, "
+                    "or NIfTI / DICOM files, which are resampled onto the first input's grid")
+    return None
+
+
+def _shape(volume: Volume) -> str:
+    return "x".join(map(str, volume.data.shape))
+
+
+def _name(volume: Volume) -> str:
+    from pathlib import Path
+
+    return Path(volume.source).name if volume.source else "an input"

@@ -1,0 +1,102 @@
+"""Inputs on one grid: resampling by affines (napari_mr_reparam.grids)."""
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from napari_mr_reparam.grids import on_one_grid, resample_onto, same_grid, stack_affine
+from napari_mr_reparam.io import load_volume
+
+WORLD = np.array([0.7, -0.4, 0.25])  # a linear function of position: trilinear interpolation keeps it exactly
+
+
+def _linear_image(path, shape, affine):
+    """A NIfTI file whose voxels hold 100 + WORLD . (RAS position in mm)."""
+    ijk = np.stack(np.meshgrid(*[np.arange(n) for n in shape], indexing="ij"), -1).reshape(-1, 3)
+    xyz = ijk @ affine[:3, :3].T + affine[:3, 3]
+    nib.save(nib.Nifti1Image((100 + xyz @ WORLD).reshape(shape).astype(np.float32), affine), path)
+    return load_volume(path)
+
+
+def _affine(sizes, origin, degrees=0.0):
+    c, s = np.cos(np.radians(degrees)), np.sin(np.radians(degrees))
+    rotation = np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]])
+    out = np.eye(4)
+    out[:3, :3] = rotation @ np.diag(sizes)
+    out[:3, 3] = origin
+    return out
+
+
+def _expected(volume):
+    """100 + WORLD . position of every voxel of ``volume``'s stack."""
+    grid = np.stack(np.meshgrid(*[np.arange(n) for n in volume.data.shape], indexing="ij"), -1)
+    a = stack_affine(volume)
+    return 100 + (grid @ a[:3, :3].T + a[:3, 3]) @ WORLD
+
+
+def _well_inside(volume, of):
+    """Voxels of ``volume``'s stack that lie a voxel or more inside ``of``'s outermost centres."""
+    grid = np.stack(np.meshgrid(*[np.arange(n) for n in volume.data.shape], indexing="ij"), -1)
+    to_of = np.linalg.inv(of.affine) @ stack_affine(volume)
+    ijk = grid @ to_of[:3, :3].T + to_of[:3, 3]
+    return np.all((ijk >= 1) & (ijk <= np.asarray(of.original_shape) - 2), axis=-1)
+
+
+def test_an_oblique_thick_slab_image_lands_on_the_reference_grid(tmp_path):
+    fine = _linear_image(tmp_path / "fine.nii.gz", (40, 44, 30), _affine((1, 1, 1), (-20, -22, -15)))
+    slab = _linear_image(tmp_path / "slab.nii.gz", (30, 30, 8), _affine((1.5, 1.5, 4), (-22, -20, -16), 20))
+    first, moved = on_one_grid([fine, slab])
+    resampled = first[1]
+    assert moved == [1] and first[0] is fine
+    assert resampled.data.shape == fine.data.shape and resampled.te_ms == slab.te_ms
+    assert np.allclose(resampled.affine, fine.affine) and resampled.spacing == fine.spacing
+    seen = np.isfinite(resampled.data)
+    assert 0.3 < seen.mean() < 1.0  # the slab's field of view covers part of the reference's
+    inner = _well_inside(fine, slab)
+    assert inner.sum() > 1000 and np.isfinite(resampled.data[inner]).all()
+    assert np.abs(resampled.data - _expected(fine))[inner].max() < 1e-3
+    assert np.abs(resampled.data - _expected(fine))[seen].max() < 0.7 * 4  # the edge half-voxel: the edge's value
+    # and back: the fine image averaged over each thick, turned voxel of the slab's grid
+    back = resample_onto(fine, slab)
+    inner = _well_inside(slab, fine)
+    assert inner.mean() > 0.3 and np.abs(back.data - _expected(slab))[inner].max() < 1e-3
+
+
+def test_one_grid_stored_in_another_voxel_order_is_the_same_grid(tmp_path):
+    affine = _affine((1, 1, 2), (-10, -12, -4))
+    first = _linear_image(tmp_path / "a.nii.gz", (20, 24, 5), affine)
+    flipped = affine @ np.array([[-1, 0, 0, 19], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]], float)
+    other = _linear_image(tmp_path / "b.nii.gz", (20, 24, 5), flipped)
+    assert same_grid(other, first)
+    out, moved = on_one_grid([first, other])
+    assert moved == [] and out[1] is other and np.allclose(other.data, first.data, atol=1e-4)
+    shifted = _linear_image(tmp_path / "c.nii.gz", (20, 24, 5), _affine((1, 1, 2), (-7, -12, -4)))
+    assert not same_grid(shifted, first)
+    out, moved = on_one_grid([first, shifted])
+    assert moved == [1] and np.isnan(out[1].data).any()  # 3 mm of the reference lie outside it
+
+
+def test_clipped_voxels_come_along_and_fields_of_view_that_miss_are_refused(tmp_path):
+    first = _linear_image(tmp_path / "a.nii.gz", (16, 16, 4), _affine((1, 1, 1), (0, 0, 0)))
+    coarse = _linear_image(tmp_path / "b.nii.gz", (8, 8, 4), _affine((2, 2, 1), (0.5, 0.5, 0)))
+    coarse.extra["saturated"] = np.zeros(coarse.data.shape, bool)
+    coarse.extra["saturated"][1, 3, 3] = True
+    out, _ = on_one_grid([first, coarse])
+    mask = out[1].extra["saturated"]
+    assert mask.shape == first.data.shape and 4 <= mask.sum() <= 16
+    far = _linear_image(tmp_path / "far.nii.gz", (8, 8, 4), _affine((2, 2, 1), (200, 0, 0)))
+    with pytest.raises(ValueError, match=r"^far.nii.gz lies outside the field of view of a.nii.gz"):
+        on_one_grid([first, far])
+
+
+def test_an_input_that_cannot_be_placed_must_have_the_reference_shape(tmp_path):
+    import tifffile
+
+    first = _linear_image(tmp_path / "a.nii.gz", (16, 16, 1), _affine((1, 1, 1), (0, 0, 0)))
+    tifffile.imwrite(tmp_path / "b.tif", np.ones((16, 16), np.float32))
+    tifffile.imwrite(tmp_path / "c.tif", np.ones((12, 16), np.float32))
+    same = load_volume(tmp_path / "b.tif")
+    out, moved = on_one_grid([first, same])
+    assert moved == [] and out[1] is same  # taken voxel by voxel, as before
+    with pytest.raises(ValueError, match=r"^the inputs are on different grids \(1x16x16 and 1x12x16\) and c.tif has no affine"):
+        on_one_grid([first, load_volume(tmp_path / "c.tif")])
