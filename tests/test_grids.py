@@ -100,3 +100,29 @@ def test_an_input_that_cannot_be_placed_must_have_the_reference_shape(tmp_path):
     assert moved == [] and out[1] is same  # taken voxel by voxel, as before
     with pytest.raises(ValueError, match=r"^the inputs are on different grids \(1x16x16 and 1x12x16\) and c.tif has no affine"):
         on_one_grid([first, load_volume(tmp_path / "c.tif")])
+
+
+def test_dicom_series_of_other_orientations_land_on_one_grid(tmp_path):
+    """An axial and a tilted coronal series of one linear object (values from each voxel's
+    position in the tags' LPS mm): the coronal one, read and resampled onto the axial
+    series' grid, holds the axial voxels' values."""
+    from dicom_helpers import AXIAL, CORONAL, lps_affine, write_series
+
+    from napari_mr_reparam.dicom import read_series
+
+    def values(shape, orientation, origin, row_mm, col_mm, step_mm):
+        affine = lps_affine(orientation, origin, row_mm, col_mm, step_mm)
+        k, r, c = np.meshgrid(*[np.arange(n) for n in shape], indexing="ij")
+        xyz = np.stack([c, r, k, np.ones_like(k)], -1) @ affine.T
+        return np.rint(1000 + xyz[..., :3] @ np.array([3.0, 2.0, 5.0])).astype(np.float32)
+
+    axial = dict(orientation=AXIAL, origin=(-20.0, -20.0, -10.0), row_mm=1.0, col_mm=1.0, step_mm=2.0)
+    coronal = dict(orientation=CORONAL, origin=(-24.0, 0.0, 14.0), row_mm=1.5, col_mm=1.5, step_mm=3.0)
+    write_series(tmp_path / "ax", [values((10, 40, 40), **axial)], **axial)
+    write_series(tmp_path / "cor", [values((12, 20, 32), **coronal)], **coronal)
+    (ax,), (cor,) = read_series(tmp_path / "ax"), read_series(tmp_path / "cor")
+    out, moved = on_one_grid([ax, cor])
+    assert moved == [1] and out[1].data.shape == ax.data.shape
+    inner = _well_inside(ax, cor)
+    assert inner.sum() > 500
+    assert np.abs(out[1].data - ax.data)[inner].max() < 1.0  # the tags' rounding only
