@@ -792,40 +792,41 @@ def _recheck_with_pd_prior(best, weighted, basis, mask, const, means, prior_rows
 
 def _fit_chunk(s, sigma, acqs, scales, free, prior_log, prior_sd, torch, iterations, grid_points,
                valid=None, lower=None):
-    """Levenberg-Marquardt on one chunk of voxels, s (n, V): returns (log PD, log T1,
-    log T2) and the data's standard errors of the three. ``valid`` (n, V) marks the
-    measured values (an unmeasured one has no weight); all without it. ``lower`` (n, V)
-    marks values that are only a lower bound of the signal (clipped): they cost nothing
-    while the model is above them. Voxels whose cost (misfit and prior) is still above
-    :data:`UNSETTLED_COST` after ``iterations`` are fitted again from a grid twice as fine,
-    for :data:`MORE_ITERATIONS`, and keep whichever fit costs less."""
+    """Levenberg-Marquardt on one chunk of voxels, s (n, V), from the grid's start: returns
+    (log PD, log T1, log T2), the cost (misfit and prior) and the Gauss-Newton matrix (6).
+    ``valid`` (n, V) marks the measured values (an unmeasured one has no weight); all
+    without it. ``lower`` (n, V) marks values that are only a lower bound of the signal
+    (clipped): they cost nothing while the model is above them. Voxels whose cost is still
+    above :data:`UNSETTLED_COST` go on to :func:`_refit` (gathered over chunks)."""
     log_t1, log_t2 = _grid_init(s, sigma, acqs, scales, free, prior_log, prior_sd, torch, grid_points, valid)
-    x, cost, hess = _levenberg(s, sigma, acqs, scales, prior_log, prior_sd, torch, iterations,
-                               log_t1, log_t2, valid, lower)
-    left = torch.nonzero(cost > UNSETTLED_COST).flatten()
-    if left.numel():
-        def part(t):
-            return None if t is None else t[..., left]
+    return _levenberg(s, sigma, acqs, scales, prior_log, prior_sd, torch, iterations, log_t1, log_t2, valid, lower)
 
-        s_left, valid_left, lower_left = part(s), part(valid), part(lower)
-        prior_left = {k: part(t) for k, t in prior_log.items()}
-        finer = _grid_init(s_left, sigma, acqs, scales, free, prior_left, prior_sd, torch, 2 * grid_points,
-                           valid_left)
-        lowest = cost[left]
-        for start in ((x[1][left], x[2][left]), finer):  # on from where it is, and again from a finer grid
-            x_new, cost_new, hess_new = _levenberg(s_left, sigma, acqs, scales, prior_left, prior_sd, torch,
-                                                   MORE_ITERATIONS, *start, valid_left, lower_left)
-            better = cost_new < lowest
-            lowest = torch.where(better, cost_new, lowest)
-            for kept, found in ((x, x_new), (hess, hess_new)):  # each a list of per-voxel tensors
-                for k, value in enumerate(found):
-                    kept[k][left] = torch.where(better, value, kept[k][left])
+
+def _refit(s, sigma, acqs, scales, free, prior_log, prior_sd, torch, grid_points, valid, lower, x, cost, hess):
+    """Unsettled voxels fitted on for :data:`MORE_ITERATIONS` steps from where they are and
+    again from a grid twice as fine; each keeps whichever fit costs least (its own included).
+    Returns the kept (log PD, log T1, log T2) and Gauss-Newton matrix."""
+    finer = _grid_init(s, sigma, acqs, scales, free, prior_log, prior_sd, torch, 2 * grid_points, valid)
+    lowest = cost
+    for start in ((x[1], x[2]), finer):  # on from where it is, and again from a finer grid
+        x_new, cost_new, hess_new = _levenberg(s, sigma, acqs, scales, prior_log, prior_sd, torch,
+                                               MORE_ITERATIONS, *start, valid, lower)
+        better = cost_new < lowest
+        lowest = torch.where(better, cost_new, lowest)
+        x = [torch.where(better, n, o) for n, o in zip(x_new, x)]
+        hess = [torch.where(better, n, o) for n, o in zip(hess_new, hess)]
+    return x, hess
+
+
+def _data_errors(hess, prior_log, prior_sd, torch):
+    """Standard errors of (log PD, log T1, log T2) from the data alone: the Gauss-Newton
+    matrix at the fit is the data's information plus the prior's precision."""
     p1, p12, p2 = _prior_precision(prior_sd)
-    data_only = list(hess)  # the Gauss-Newton matrix at x is the data's information plus the prior
+    data_only = list(hess)
     data_only[3], data_only[4], data_only[5] = hess[3] - p1, hess[4] - p12, hess[5] - p2
     if prior_log.get("pd") is not None:
         data_only[0] = hess[0] - prior_log["pd_precision"]
-    return x, _standard_errors(data_only, torch)
+    return _standard_errors(data_only, torch)
 
 
 def _levenberg(s, sigma, acqs, scales, prior_log, prior_sd, torch, iterations, log_t1, log_t2,
@@ -1109,6 +1110,32 @@ def fit_maps(volumes, acquisitions, prior: dict | None = None, scale: str = "sha
         sigma = torch.from_numpy(sigma_all)
         plane = int(np.prod(shape[1:])) if len(shape) == 3 else int(np.prod(shape))
         slices, reported = (shape[0] if len(shape) == 3 else 1), 0
+        def store(positions, x, stderr):
+            for k, key in enumerate(PARAMETERS):
+                out[key][positions] = torch.exp(x[k]).numpy()
+                det[key][positions] = (stderr[k] < tolerance).numpy() & (free.get(key, True))
+
+        pending, waiting = [], 0  # unsettled voxels, gathered over chunks for one refit
+
+        def refit_pending():
+            nonlocal pending, waiting
+            if cancelled is not None and cancelled():
+                from .inference import Cancelled
+
+                raise Cancelled()
+
+            def joined(part):
+                return None if pending[0][part] is None else torch.cat([p[part] for p in pending], dim=-1)
+
+            positions = np.concatenate([p["positions"] for p in pending])
+            prior = {k: torch.cat([p["prior"][k] for p in pending], dim=-1) for k in pending[0]["prior"]}
+            x = [torch.cat([p["x"][k] for p in pending]) for k in range(3)]
+            hess = [torch.cat([p["hess"][k] for p in pending]) for k in range(6)]
+            x, hess = _refit(joined("s"), sigma, acqs, scales, free, prior, spread, torch, grid_points,
+                             joined("valid"), joined("low"), x, joined("cost"), hess)
+            store(positions, x, _data_errors(hess, prior, spread, torch))
+            pending, waiting = [], 0
+
         with torch.no_grad():
             for start in range(0, index.size, chunk_voxels):
                 if cancelled is not None and cancelled():
@@ -1123,18 +1150,27 @@ def fit_maps(volumes, acquisitions, prior: dict | None = None, scale: str = "sha
                     prior_log["pd_precision"] = torch.from_numpy(pd_precision[idx])
                 valid = None if measured is None else torch.from_numpy(np.stack([f[idx] for f in measured]))
                 low = None if bounded is None else torch.from_numpy(np.stack([c[idx] for c in bounded]))
-                x, stderr = _fit_chunk(s, sigma, acqs, scales, free, prior_log,
-                                       spread, torch, iterations, grid_points, valid, low)
-                sl = slice(start, start + idx.size)
-                for k, key in enumerate(PARAMETERS):
-                    out[key][sl] = torch.exp(x[k]).numpy()
-                    ok = stderr[k] < tolerance
-                    det[key][sl] = ok.numpy() & (free.get(key, True))
+                x, cost, hess = _fit_chunk(s, sigma, acqs, scales, free, prior_log,
+                                           spread, torch, iterations, grid_points, valid, low)
+                store(slice(start, start + idx.size), x, _data_errors(hess, prior_log, spread, torch))
+                left = torch.nonzero(cost > UNSETTLED_COST).flatten()
+                if left.numel():
+                    def part(t):
+                        return None if t is None else t[..., left]
+
+                    pending.append({"positions": start + left.numpy(), "s": part(s), "valid": part(valid),
+                                    "low": part(low), "prior": {k: part(t) for k, t in prior_log.items()},
+                                    "x": [part(t) for t in x], "cost": part(cost), "hess": [part(t) for t in hess]})
+                    waiting += left.numel()
+                if waiting >= chunk_voxels:
+                    refit_pending()
                 if progress is not None:
                     done = min(slices, int(idx[-1]) // plane) if start + idx.size < index.size else slices
                     if done > reported:
                         progress(done - reported)
                         reported = done
+            if pending:
+                refit_pending()
         if progress is not None and reported < slices:
             progress(slices - reported)
     maps = {}
