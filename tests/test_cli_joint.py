@@ -122,6 +122,210 @@ def test_inputs_of_another_shape_without_an_affine_give_one_line_and_write_nothi
     assert rc == 2 and not target.exists()
 
 
+def test_bad_options_are_refused(scans, tmp_path, capsys):
+    paths, _ = scans
+    out = tmp_path / "x.nii.gz"
+    assert main(["maps", str(paths["pdw"]), str(paths["t2w"]), "--input-te", "15", "100", "50",
+                 "--input-tr", "3000", "--model", "none", "-o", str(tmp_path / "m")]) == 2
+    assert "3 values for --input-te but 2 inputs" in capsys.readouterr().err
+    assert main(["predict", str(paths["pdw"]), "--preset", "T3w", "-o", str(out)]) == 2
+    assert "unknown preset" in capsys.readouterr().err
+    assert main(["predict", str(paths["pdw"]), "-o", str(out)]) == 2
+    assert "--preset" in capsys.readouterr().err
+    assert main(["predict", str(paths["pdw"]), "--te", "50", "--tr", "2000", "--input-te", "15", "20",
+                 "-o", str(out)]) == 2
+    assert "one value unless --joint" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_preset_on_one_input_uses_the_physics_model(scans, tmp_path, capsys):
+    paths, _ = scans
+    out = tmp_path / "preset_t1w.nii.gz"
+    rc = main(["predict", str(paths["pdw"]), "--preset", "T1w", "--input-te", "15", "--input-tr", "3000",
+               "-o", str(out)])
+    assert rc == 0 and out.exists()
+    assert "T1w: spin echo, TE 15 / TR 500 ms" in capsys.readouterr().err
+
+
+def test_maps_of_a_multi_echo_dicom_train_fit_the_flip_angle(tmp_path, capsys):
+    from dicom_helpers import write_series
+
+    from napari_mr_reparam import epg
+
+    rng = np.random.default_rng(2)
+    shape = (2, 16, 16)
+    t2 = np.exp(rng.uniform(np.log(40), np.log(150), shape))
+    scale = np.full(shape, 0.75)
+    n, esp = 12, 10.0
+    echoes = np.mean([epg.cpmg_echoes(n, esp, t2, scale * p) for p in epg.slice_profile()], axis=0)
+    volumes = [np.rint(3000 * echoes[..., k]) for k in range(n)]
+    write_series(tmp_path / "mese", volumes, te=tuple(esp * (k + 1) for k in range(n)), tr=3000.0)
+    out = tmp_path / "maps"
+    assert main(["maps", str(tmp_path / "mese"), "-o", str(out), "--model", "none"]) == 0
+    b1 = nib.load(out / "b1.nii.gz").get_fdata()
+    fitted = nib.load(out / "T2map.nii.gz").get_fdata()
+    truth = np.transpose(t2, (2, 1, 0))  # NIfTI axes (x, y, z) of the (z, y, x) slices
+    assert np.median(np.abs(fitted / truth - 1)) < 0.03
+    assert np.median(np.abs(b1 - 0.75)) < 0.03
+    assert json.loads((out / "maps.json").read_text())["echo_train"] == "epg"
+    ideal = tmp_path / "ideal"
+    assert main(["maps", str(tmp_path / "mese"), "-o", str(ideal), "--model", "none", "--echo-train", "ideal"]) == 0
+    assert not (ideal / "b1.nii.gz").exists()
+    assert np.median(nib.load(ideal / "T2map.nii.gz").get_fdata() / truth - 1) > 0.1
+
+
+def test_maps_of_a_dicom_inversion_series_with_clipped_voxels(tmp_path):
+    """Three TIs give the series' inversion efficiency; voxels stored at the top of the
+    12-bit range are lower bounds, and their T1 is still found."""
+    from dicom_helpers import write_series
+
+    rng = np.random.default_rng(3)
+    shape = (2, 16, 16)
+    t1 = np.exp(rng.uniform(np.log(200), np.log(1500), shape))
+    tis, tr, k = (100.0, 300.0, 900.0), 3000.0, 0.85
+    volumes = [np.minimum(np.rint(8000 * physics.inversion_recovery(1.0, t1, 80.0, 10.0, tr, ti, efficiency=k)), 4095)
+               for ti in tis]
+    clipped = np.logical_or.reduce([v >= 4095 for v in volumes])  # in one of two images, nearly all voxels
+    assert 0.5 < clipped.mean() < 1  # taken as values, they give efficiency 1 and T1 15 % off
+
+    def twelve_bits(ds, echo, slice_index):
+        ds.BitsStored, ds.HighBit = 12, 11
+
+    write_series(tmp_path / "ir", volumes, te=(10.0,) * 3, tr=tr, ti=tis, extra=twelve_bits)
+    out = tmp_path / "maps"
+    assert main(["maps", str(tmp_path / "ir"), "-o", str(out), "--model", "none"]) == 0
+    assert json.loads((out / "maps.json").read_text())["inversion_efficiency"] == pytest.approx(k, abs=0.021)
+    fitted = np.transpose(nib.load(out / "T1map.nii.gz").get_fdata(), (2, 1, 0))
+    assert np.median(np.abs(fitted[clipped] / t1[clipped] - 1)) < 0.03
+
+
+def test_input_presets_one_per_input_and_options_override_them(scans, tmp_path, capsys):
+    paths, _ = scans
+    inputs = [str(paths["pdw"]), str(paths["t2w"])]
+    assert main(["maps", *inputs, "--input-preset", "pdw", "T2w", "--input-tr", "3000", "--model", "none",
+                 "-o", str(tmp_path / "m")]) == 0
+    acqs = json.loads((tmp_path / "m" / "maps.json").read_text())["acquisitions"]
+    assert [(a["sequence"], a["EchoTime_ms"], a["RepetitionTime_ms"]) for a in acqs] == [
+        ("spin_echo", 15.0, 3000.0), ("spin_echo", 100.0, 3000.0)]  # T2w's TR 4000 replaced
+    assert main(["maps", *inputs, "--input-preset", "PDw", "T1w", "FLAIR", "--model", "none",
+                 "-o", str(tmp_path / "n")]) == 2
+    assert "3 values for --input-preset but 2 inputs" in capsys.readouterr().err
+    assert not (tmp_path / "n").exists()
+
+
+def test_one_mprage_input_named_by_its_preset_renders_a_target_preset(scans, tmp_path, capsys):
+    paths, _ = scans
+    out = tmp_path / "as_t2w.nii.gz"
+    assert main(["predict", str(paths["t1w"]), "--input-preset", "MPRAGE", "--preset", "T2w", "-o", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "input preset MPRAGE: mprage" in err and "preset T2w: spin echo" in err
+    image = np.asarray(nib.load(out).dataobj)
+    assert image.shape == (20, 20, 2) and np.isfinite(image).all() and image.max() > 0
+
+
+def test_preset_on_several_inputs_reports_a_bad_one_as_an_error_and_exits_2(scans, tmp_path, capsys):
+    paths, _ = scans
+    flat = tmp_path / "flat.nii.gz"
+    nib.save(nib.Nifti1Image(np.full((20, 20, 2), 7, np.float32), np.eye(4)), flat)
+    out = tmp_path / "out"
+    rc = main(["predict", str(paths["pdw"]), str(flat), "--preset", "T1w", "--input-te", "15",
+               "--input-tr", "3000", "-o", str(out)])
+    err = capsys.readouterr().err
+    assert rc == 2 and (out / "pdw_T1w.nii.gz").exists() and not (out / "flat_T1w.nii.gz").exists()
+    assert f"error: {flat}: the volume holds no image" in err and "failed" not in err
+
+
+@pytest.mark.parametrize("options, message", [
+    (["--preset", "T2w", "--te", "0.09"], "TE 0.09 looks like seconds"),
+    (["--preset", "FLAIR", "--ti", "2.5"], "TI 2.5 looks like seconds"),
+    (["--joint", "--te", "0.1", "--tr", "3000"], "TE 0.1 looks like seconds"),
+    (["--preset", "T2w", "--input-te", "0.015"], "input TE 0.015 looks like seconds"),
+    (["--preset", "T2w", "--model", "nosuch"], "unknown model 'nosuch'"),
+    (["--preset", "T2w", "--model", "p2p"], "not a physics model"),
+])
+def test_preset_and_joint_refuse_bad_options_before_reading_any_input(tmp_path, capsys, options, message):
+    missing = tmp_path / "not_there.nii.gz"  # never read: the options are refused first
+    times = ["--input-tr", "3000"] + ([] if "--input-te" in options else ["--input-te", "15"])
+    rc = main(["predict", str(missing), *options, *times, "-o", str(tmp_path / "x.nii.gz")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and err[-1].startswith("error: ") and message in err[-1]
+    assert not any(line.startswith(("failed", "Traceback")) for line in err)
+
+
+def test_maps_refuse_input_times_in_seconds_before_reading_any_input(tmp_path, capsys):
+    rc = main(["maps", str(tmp_path / "a.nii.gz"), str(tmp_path / "b.nii.gz"), "--input-te", "15", "100",
+               "--input-tr", "3", "-o", str(tmp_path / "m")])
+    assert rc == 2
+    assert "error: input TR 3 looks like seconds" in capsys.readouterr().err
+
+
+def test_joint_dir_takes_both_inversion_times(scans, tmp_path, capsys):
+    paths, _ = scans
+    out = tmp_path / "dir.nii.gz"
+    args = [*map(str, paths.values()), *_times("--input-te"), *_times("--input-tr"), "--model", "none"]
+    assert main(["predict", "--joint", *args, "--preset", "DIR", "--ti", "3000", "500", "-o", str(out)]) == 0
+    assert "DIR: double inversion recovery, TE 25 / TR 11000 / TI1 3000 / TI2 500 ms" in capsys.readouterr().err
+    assert np.isfinite(nib.load(out).get_fdata()).all()
+    assert main(["predict", str(paths["pdw"]), "--te", "100", "--tr", "9000", "--sequence", "inversion_recovery",
+                 "--ti", "2500", "600", "-o", str(tmp_path / "x.nii.gz")]) == 2
+    assert "--ti takes one value unless --joint" in capsys.readouterr().err
+
+
+def test_maps_say_when_an_option_replaces_the_times_of_the_tags(tmp_path, capsys):
+    from dicom_helpers import ramp, write_series
+
+    write_series(tmp_path / "dual", [ramp(2, 8, 8), ramp(2, 8, 8) // 2], te=(15.0, 90.0), tr=3000.0)
+    args = ["maps", str(tmp_path / "dual"), "--model", "none"]
+    assert main([*args, "-o", str(tmp_path / "a"), "--input-te", "20"]) == 0
+    err = capsys.readouterr().err
+    assert "notice: --input-te replaces the TE that the DICOM tags or sidecars of 2 of 2 inputs state " \
+           "(15, 90 ms)" in err
+    assert main([*args, "-o", str(tmp_path / "b"), "--input-tr", "3000"]) == 0  # the same: no notice
+    assert "notice" not in capsys.readouterr().err
+
+
+def test_preset_on_a_dicom_series_predicts_each_acquisition_as_predict_does(tmp_path, tiny_weights, capsys):
+    from dicom_helpers import ramp, write_series
+
+    write_series(tmp_path / "dual", [ramp(2, 16, 16), ramp(2, 16, 16) // 2], te=(15.0, 90.0), tr=3000.0)
+    out = tmp_path / "out"
+    assert main(["predict", str(tmp_path / "dual"), "--preset", "T1w", "-o", str(out)]) == 0
+    assert sorted(p.name for p in out.glob("*.nii.gz")) == ["dual_acq1_T1w.nii.gz", "dual_acq2_T1w.nii.gz"]
+    assert "dual: 2 acquisitions, each predicted separately" in capsys.readouterr().err
+    one = tmp_path / "one.nii.gz"
+    assert main(["predict", str(tmp_path / "dual"), "--preset", "T1w", "--acquisition", "2", "-o", str(one)]) == 0
+    assert one.is_file()
+    assert main(["predict", str(tmp_path / "dual"), "--preset", "T1w", "--acquisition", "3",
+                 "-o", str(tmp_path / "three.nii.gz")]) == 2
+    assert "--acquisition 3, but the series has 2 acquisition(s)" in capsys.readouterr().err
+    assert main(["predict", str(tmp_path / "dual"), "--preset", "T1w", "-o", str(tmp_path / "f.nii.gz")]) == 2
+    assert "2 acquisitions need an output folder for -o, not a file" in capsys.readouterr().err
+    assert not (tmp_path / "f.nii.gz").exists()
+
+
+def test_preset_takes_a_folder_of_nifti_files_as_predict_does(scans, tiny_weights, tmp_path):
+    import shutil
+
+    paths, _ = scans
+    folder = tmp_path / "subjects"
+    folder.mkdir()
+    for name in ("pdw", "t2w"):
+        shutil.copy(paths[name], folder / paths[name].name)
+    out = tmp_path / "out"
+    assert main(["predict", str(folder), "--preset", "T1w", "--input-te", "15", "--input-tr", "3000",
+                 "-o", str(out), "-q"]) == 0
+    assert sorted(p.name for p in out.glob("*.nii.gz")) == ["pdw_T1w.nii.gz", "t2w_T1w.nii.gz"]
+
+
+def test_preset_on_several_inputs_needs_a_folder(scans, tmp_path, capsys):
+    paths, _ = scans
+    out = tmp_path / "x.nii.gz"
+    assert main(["predict", str(paths["pdw"]), str(paths["t2w"]), "--preset", "T1w", "--input-te", "15",
+                 "--input-tr", "3000", "-o", str(out)]) == 2
+    assert "several inputs need an output folder for -o, not a file" in capsys.readouterr().err
+    assert not out.exists()
+
+
 @pytest.mark.parametrize("output, message", [("afile", "exists and is not a folder"),
                                              ("maps.nii.gz", "-o names the output folder here")])
 def test_maps_refuse_an_output_that_cannot_be_their_folder_before_any_work(tmp_path, capsys, output, message):
