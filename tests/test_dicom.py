@@ -347,3 +347,33 @@ def test_echoes_without_echo_time_stay_apart_by_their_echo_numbers(tmp_path):
     assert [dicom.describe(v) for v in volumes] == [f"TE ? (echo {n}) / TR 2000 ms" for n in (1, 2, 3)]
     with pytest.raises(ValueError, match="3 of 3 acquisitions have no EchoTime"):
         dicom.read_series(tmp_path / "s", require=("EchoTime",))
+
+
+@pytest.mark.parametrize("acquisition, voxel", [("3D", (1.5, 1.25, 3.0)), ("", (1.0, 1.0, 1.1))],
+                         ids=["3D tag", "isotropic voxels"])
+def test_a_volume_acquired_in_another_plane_reads_as_axial_slices(tmp_path, acquisition, voxel):
+    """A 3-D (or near-isotropic) coronal series is laid out as a NIfTI of it is: axial
+    slices, inferior to superior; its affine and a written NIfTI keep it in place."""
+    row_mm, col_mm, step_mm = voxel
+    data = ramp(n=16, h=12, w=10)
+
+    def tag(ds, echo, k):
+        if acquisition:
+            ds.MRAcquisitionType = acquisition
+    write_series(tmp_path / "s", [data], orientation=CORONAL, row_mm=row_mm, col_mm=col_mm, step_mm=step_mm,
+                 extra=tag)
+    [vol] = dicom.read_series(tmp_path / "s")
+    expected = ras_affine(CORONAL, (-30.0, -40.0, 10.0), row_mm, col_mm, step_mm)
+    np.testing.assert_allclose(vol.affine, expected, atol=1e-4)
+    same = _nifti_of(tmp_path, data, expected)
+    np.testing.assert_array_equal(vol.data, same.data)
+    assert vol.data.shape == (12, 16, 10) and vol.spacing == pytest.approx(same.spacing)
+    out = io.save_volume(tmp_path / "out.nii.gz", vol.data * 2, like=vol)
+    img = nib.load(str(out))
+    np.testing.assert_allclose(img.affine, expected, atol=1e-4)
+    np.testing.assert_array_equal(np.asarray(img.dataobj), (data * 2).transpose(2, 1, 0))
+    # a 2-D acquisition of those voxels keeps its coronal slices
+    write_series(tmp_path / "t", [data], orientation=CORONAL, row_mm=row_mm, col_mm=col_mm, step_mm=step_mm,
+                 extra=lambda ds, e, k: setattr(ds, "MRAcquisitionType", "2D"))
+    [flat] = dicom.read_series(tmp_path / "t")
+    np.testing.assert_array_equal(flat.data, data)

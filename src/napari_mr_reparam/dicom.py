@@ -10,8 +10,11 @@ time. Each acquisition becomes a
 - ``data``: the acquired slices as the axial stack ``(z, y, x)`` = (slice, row, column),
   float32, slices ordered along the slice normal (inferior -> superior for an axial
   series). An axial series is thus laid out as a NIfTI of the same data would be; a
-  coronal or sagittal series keeps its acquired slices (it is not resliced, so a 2-D
-  acquisition stays a stack of sharp in-plane images);
+  coronal or sagittal 2-D series keeps its acquired slices (it is not resliced, so it
+  stays a stack of sharp in-plane images), while a 3-D series (MRAcquisitionType 3D, or
+  near-isotropic voxels; :data:`MIN_VOLUME_SLICES` slices or more) is laid out as axial
+  slices whatever its plane, exactly as a NIfTI of it is (``ornt`` says how), because the
+  networks read axial slices;
 - ``affine``: voxel (column, row, slice) -> RAS+ mm, as nibabel (and a NIfTI written
   from this volume by :func:`~napari_mr_reparam.io.save_volume`) uses it;
 - ``spacing``: (slice spacing, row spacing, column spacing) in mm (a single slice: its
@@ -47,7 +50,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .io import Volume
+from .io import Volume, file_to_stack, ras_orientation, stack_spacing
 
 #: Tags that hold the acquisition parameters, with their (group,element) for messages.
 TAG_CODES = {"EchoTime": "(0018,0081)", "RepetitionTime": "(0018,0080)",
@@ -403,17 +406,45 @@ def _acquisition_volume(label: str, members: list) -> Volume:
     header.set_xyzt_units("mm")
     header.set_qform(affine, code=1)
     header.set_sform(affine, code=1)
+    saturation = _saturation(datasets, data.shape)
+    ornt, spacing = _NATIVE_ORNT.copy(), (slice_step, row_mm, col_mm)
+    if _volumetric(first, (col_mm, row_mm, slice_step), len(datasets)):  # laid out as axial slices, as a NIfTI of it is
+        ornt = ras_orientation(affine)
+        spacing = stack_spacing((col_mm, row_mm, slice_step), ornt)
+        data = file_to_stack(data.transpose(2, 1, 0), ornt)
+        saturation = {k: file_to_stack(v.transpose(2, 1, 0), ornt) for k, v in saturation.items()}
     return Volume(
-        data=np.ascontiguousarray(data), spacing=(slice_step, row_mm, col_mm), affine=affine,
-        header=header, ornt=_NATIVE_ORNT.copy(), original_shape=shape_ijk, kind="dicom",
+        data=np.ascontiguousarray(data), spacing=spacing, affine=affine,
+        header=header, ornt=ornt, original_shape=shape_ijk, kind="dicom",
         source=str(first_file.parent), sequence=sequence, **params,
         extra={"sequence": sequence, "readout_tr_ms": readout, "field_strength_t": _number(first, "MagneticFieldStrength"),
                "manufacturer": str(first.get("Manufacturer", "")) or None,
                "series_description": str(first.get("SeriesDescription", "")) or None,
                "image_type": [str(v) for v in _as_list(first.get("ImageType"))],
                "files": [str(f) for f, _ in members], "series": label, "echo_number": _echo_number(first),
-               **_saturation(datasets, data.shape)},
+               **{k: np.ascontiguousarray(v) for k, v in saturation.items()}},
     )
+
+
+#: Voxels no more than this many times longer along one axis than another count as a
+#: volume's (3-D) rather than a stack of 2-D slices'.
+ISOTROPIC_RATIO = 1.5
+#: Fewest slices of a volume laid out again as axial slices.
+MIN_VOLUME_SLICES = 16
+
+
+def _volumetric(ds, voxel_mm, slices: int) -> bool:
+    """A 3-D acquisition (MRAcquisitionType 3D) or one of near-isotropic voxels, of at least
+    :data:`MIN_VOLUME_SLICES` slices: its volume is laid out as axial slices whatever plane
+    it was acquired in (the networks read axial slices); a 2-D acquisition keeps its
+    acquired slices, each sharp in its plane."""
+    if slices < MIN_VOLUME_SLICES:
+        return False
+    kind = str(ds.get("MRAcquisitionType", "")).strip().upper()
+    if kind in ("2D", "3D"):
+        return kind == "3D"
+    sizes = [float(v) for v in voxel_mm]
+    return min(sizes) > 0 and max(sizes) / min(sizes) <= ISOTROPIC_RATIO
 
 
 def _saturation(datasets, shape) -> dict:

@@ -20,7 +20,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from .io import ORIENTED_KINDS, Volume, _file_to_stack, to_original
+from .io import ORIENTED_KINDS, Volume, file_to_stack, to_original
 
 #: Grids whose corners lie within this fraction of a voxel of each other are the same.
 SAME_GRID_VOXELS = 0.5
@@ -127,7 +127,7 @@ def resample_onto(volume: Volume, reference: Volume, order: int = ORDER) -> Volu
             total[seen] += out[seen]
             count += seen
         mean = np.where(inside & (count > 0), total / np.maximum(count, 1), fill).astype(np.float32)
-        return _file_to_stack(mean, reference.ornt)
+        return file_to_stack(mean, reference.ornt)
 
     data = np.ascontiguousarray(sample(volume.data, np.nan))
     extra = {k: v for k, v in (volume.extra or {}).items() if k != "saturated"}

@@ -105,7 +105,7 @@ class Volume:
         if self.kind not in ORIENTED_KINDS or self.ornt is None:
             return tuple(self.original_shape) or self.data.shape
         shape3 = tuple(self.original_shape) + (1,) * (3 - len(self.original_shape))
-        return _file_to_stack(np.broadcast_to(np.float32(0), shape3), self.ornt).shape
+        return file_to_stack(np.broadcast_to(np.float32(0), shape3), self.ornt).shape
 
 
 # ----------------------------------------------------------------------------- paths
@@ -336,15 +336,21 @@ def _load_nifti(path: Path) -> Volume:
         data = np.asarray(img.dataobj, dtype=np.float32).reshape(shape)
     if data.ndim == 2:
         data = data[:, :, None]
-    to_ras = _ras_orientation(img.affine)
-    return Volume(data=np.ascontiguousarray(_file_to_stack(data, to_ras)),
+    to_ras = ras_orientation(img.affine)
+    return Volume(data=np.ascontiguousarray(file_to_stack(data, to_ras)),
                   spacing=_stack_spacing(img, to_ras), affine=np.asarray(img.affine, np.float64),
                   header=img.header.copy(), ornt=to_ras, original_shape=shape, kind="nifti")
 
 
 def _stack_spacing(img, to_ras: np.ndarray) -> tuple[float, float, float]:
     """Voxel size (mm) along the stack's (z, y, x), from the header (1 where unusable)."""
-    zooms = [float(z) for z in img.header.get_zooms()[:3]] + [1.0] * 3
+    return stack_spacing(img.header.get_zooms()[:3], to_ras)
+
+
+def stack_spacing(zooms, to_ras: np.ndarray) -> tuple[float, float, float]:
+    """Voxel size (mm) along the stack's (z, y, x) from the file axes' sizes ``zooms`` and
+    their orientation ``to_ras`` (1 where unusable)."""
+    zooms = [float(z) for z in zooms[:3]] + [1.0] * 3
     spacing = [1.0] * 3
     for axis, (ras_axis, _) in enumerate(to_ras):
         value = zooms[axis]
@@ -379,12 +385,12 @@ def load_nifti_frames(path: str | Path, max_frames: int) -> tuple[list[np.ndarra
                              f"along a 4th axis, got shape {shape}")
         _check_size(path, shape[:3])
         data = np.asarray(img.dataobj, dtype=np.float32).reshape(shape)
-    to_ras = _ras_orientation(img.affine)
+    to_ras = ras_orientation(img.affine)
     frames = [data] if data.ndim == 3 else [data[..., i] for i in range(data.shape[3])]
-    return [np.ascontiguousarray(_file_to_stack(f, to_ras)) for f in frames], _stack_spacing(img, to_ras)
+    return [np.ascontiguousarray(file_to_stack(f, to_ras)) for f in frames], _stack_spacing(img, to_ras)
 
 
-def _ras_orientation(affine: np.ndarray) -> np.ndarray:
+def ras_orientation(affine: np.ndarray) -> np.ndarray:
     """``io_orientation`` of the affine, with degenerate (zero) axes given the free RAS axes."""
     from nibabel import orientations as orn
 
@@ -396,7 +402,8 @@ def _ras_orientation(affine: np.ndarray) -> np.ndarray:
     return ornt
 
 
-def _file_to_stack(data: np.ndarray, to_ras: np.ndarray) -> np.ndarray:
+def file_to_stack(data: np.ndarray, to_ras: np.ndarray) -> np.ndarray:
+    """File-ordered voxels as the package's axial stack, given the file axes' orientation."""
     from nibabel import orientations as orn
 
     return orn.apply_orientation(orn.apply_orientation(data, to_ras), _STACK_FROM_RAS)

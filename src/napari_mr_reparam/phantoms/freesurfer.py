@@ -132,7 +132,7 @@ def read_labels(path: str | Path) -> tuple[np.ndarray, tuple[float, float, float
 def _read_image(path: Path):
     import nibabel as nib
 
-    from ..io import _file_to_stack, _ras_orientation, _stack_spacing
+    from ..io import _stack_spacing, file_to_stack, ras_orientation
 
     try:
         img = nib.load(str(path))
@@ -143,8 +143,8 @@ def _read_image(path: Path):
         data = data[..., 0]
     if data.ndim != 3:
         raise ValueError(f"{path.name}: a label map must be a 3-D volume, got shape {data.shape}")
-    to_ras = _ras_orientation(img.affine)
-    return np.ascontiguousarray(_file_to_stack(data, to_ras)), _stack_spacing(img, to_ras)
+    to_ras = ras_orientation(img.affine)
+    return np.ascontiguousarray(file_to_stack(data, to_ras)), _stack_spacing(img, to_ras)
 
 
 def _read_npz(path: Path):
@@ -162,7 +162,7 @@ def read_npz_array(path: str | Path, key: str = "seg") -> np.ndarray:
     :func:`read_labels` gives), taken to be in :data:`CONFORMED_LIA` at 1 mm. Read
     without unpickling; ValueError (one line naming the file) for a missing key, a file
     that is not an ``.npz`` or an array that is not 3-D."""
-    from ..io import _file_to_stack
+    from ..io import file_to_stack
 
     path = Path(path)
     try:
@@ -176,7 +176,7 @@ def read_npz_array(path: str | Path, key: str = "seg") -> np.ndarray:
         raise ValueError(f"{path.name}: not a readable .npz file ({str(exc).splitlines()[0]})") from None
     if array.ndim != 3:
         raise ValueError(f"{path.name}: '{key}' must be a 3-D volume, got shape {array.shape}")
-    return np.ascontiguousarray(_file_to_stack(array, CONFORMED_LIA))
+    return np.ascontiguousarray(file_to_stack(array, CONFORMED_LIA))
 
 
 def label_fractions(labels: np.ndarray, name: str = "segmentation"):
