@@ -91,3 +91,73 @@ def ramp(n=4, h=16, w=16, scale=1.0) -> np.ndarray:
     """A volume whose every voxel differs: 100 + 1000 z + 10 y + x, times ``scale``."""
     z, y, x = np.mgrid[:n, :h, :w]
     return ((100 + 1000 * z + 10 * y + x) * scale).astype(np.float32)
+
+
+def write_enhanced(path, volumes, *, te=(20.0,), tr=2000.0, ti=None, flip=90.0, orientation=AXIAL,
+                   origin=(-30.0, -40.0, 10.0), row_mm=1.5, col_mm=1.25, step_mm=3.0, pulse="SPIN",
+                   inversion="NO", acquisition="2D", shuffle=True, philips_scale=None) -> Path:
+    """Write ``volumes[e]`` (arrays (z, y, x)) as one enhanced MR image: one frame per slice and
+    echo, position, echo time and inversion time per frame, orientation, pixel measures and
+    timing shared, frames in a shuffled order. ``philips_scale``: per volume, Philips' private
+    scale slope, in each frame's private functional group (and Manufacturer Philips)."""
+    import pydicom
+    from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
+    from pydicom.sequence import Sequence
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    enhanced_mr = "1.2.840.10008.5.1.4.1.1.4.1"
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = enhanced_mr
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = FileDataset(str(path), {}, file_meta=meta, preamble=b"\0" * 128)
+    ds.SOPClassUID, ds.SOPInstanceUID = enhanced_mr, meta.MediaStorageSOPInstanceUID
+    ds.Modality, ds.Manufacturer, ds.MagneticFieldStrength = "MR", "ACME" if philips_scale is None else "Philips", 3.0
+    ds.SeriesInstanceUID, ds.SeriesDescription = generate_uid(), "enhanced test series"
+    ds.ImageType = ["ORIGINAL", "PRIMARY", "M", "NONE"]
+    ds.EchoPulseSequence, ds.InversionRecovery, ds.MRAcquisitionType = pulse, inversion, acquisition
+    affine = lps_affine(orientation, origin, row_mm, col_mm, step_mm)
+    jobs = [(e, k) for e in range(len(volumes)) for k in range(volumes[e].shape[0])]
+    order = np.random.default_rng(1).permutation(len(jobs)) if shuffle else range(len(jobs))
+    shared = Dataset()
+    orient, measures, timing = Dataset(), Dataset(), Dataset()
+    orient.ImageOrientationPatient = [float(v) for v in orientation]
+    measures.PixelSpacing, measures.SliceThickness = [row_mm, col_mm], step_mm
+    timing.RepetitionTime, timing.FlipAngle = tr, flip
+    shared.PlaneOrientationSequence = Sequence([orient])
+    shared.PixelMeasuresSequence = Sequence([measures])
+    shared.MRTimingAndRelatedParametersSequence = Sequence([timing])
+    ds.SharedFunctionalGroupsSequence = Sequence([shared])
+    per_frame, pixels = [], []
+    for j in order:
+        e, k = jobs[j]
+        groups, position, echo = Dataset(), Dataset(), Dataset()
+        position.ImagePositionPatient = [float(v) for v in affine[:3, :3] @ [0, 0, k] + affine[:3, 3]]
+        echo.EffectiveEchoTime = te[e]
+        groups.PlanePositionSequence = Sequence([position])
+        groups.MREchoSequence = Sequence([echo])
+        if ti is not None:
+            modifier = Dataset()
+            modifier.InversionTimes = [ti[e]]
+            groups.MRModifierSequence = Sequence([modifier])
+        kind = Dataset()
+        kind.FrameType = ["ORIGINAL", "PRIMARY", "M", "NONE"]
+        groups.MRImageFrameTypeSequence = Sequence([kind])
+        if philips_scale is not None:
+            private = Dataset()
+            private.add_new((0x2005, 0x0010), "LO", "Philips MR Imaging DD 001")
+            private.add_new((0x2005, 0x100E), "FL", float(philips_scale[e]))
+            groups.add_new((0x2005, 0x0010), "LO", "Philips MR Imaging DD 001")
+            groups.add_new((0x2005, 0x140F), "SQ", Sequence([private]))
+        per_frame.append(groups)
+        pixels.append(np.asarray(volumes[e][k], np.uint16))
+    ds.PerFrameFunctionalGroupsSequence = Sequence(per_frame)
+    ds.NumberOfFrames = len(pixels)
+    ds.Rows, ds.Columns = pixels[0].shape
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
+    ds.PixelData = np.stack(pixels).tobytes()
+    pydicom.dcmwrite(str(path), ds, enforce_file_format=True)
+    return path

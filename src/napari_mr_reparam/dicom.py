@@ -1,6 +1,8 @@
 """Reading DICOM series: volumes with their geometry and acquisition parameters.
 
-A folder of DICOM files (searched recursively) or a list of files is split into
+A folder of DICOM files (searched recursively) or a list of files, classic single-frame
+images or enhanced multi-frame ones (each frame taken as the classic image its functional
+groups describe, :func:`frames`), is split into
 **acquisitions**: images of one series that share EchoTime, InversionTime,
 RepetitionTime, FlipAngle and ImageType (and EchoNumbers where EchoTime is absent). A
 multi-echo series gives one volume per echo, an inversion-recovery set one per inversion
@@ -64,6 +66,8 @@ _VOLUME_FIELDS = {"EchoTime": "te_ms", "RepetitionTime": "tr_ms", "InversionTime
 #: the time from one inversion to the next (:func:`mprage_cycle`).
 MPRAGE_MIN_CYCLE_MS = 300.0
 _PHILIPS_SCALE_SLOPE = (0x2005, 0x100E)
+#: Philips' private per-frame group of an enhanced image, which holds its scale slope.
+_PHILIPS_FRAME_GROUP = (0x2005, 0x140F)
 _DICOMDIR_SOP = "1.2.840.10008.1.3.10"
 #: MR, enhanced MR, CT, enhanced CT and secondary capture image storage: must hold pixels.
 _IMAGE_SOP_CLASSES = {"1.2.840.10008.5.1.4.1.1.4", "1.2.840.10008.5.1.4.1.1.4.1",
@@ -178,7 +182,7 @@ def read_series(path, require: tuple[str, ...] = ()) -> list[Volume]:
     """
     files = dicom_files(path)
     label = _label(path)
-    images = [(f, ds) for f in files if _is_image(ds := _read_file(f))]
+    images = [(f, frame) for f in files if _is_image(ds := _read_file(f)) for frame in frames(ds, f.name)]
     if not images:
         raise ValueError(f"{label}: the DICOM files hold no images")
     groups: dict[tuple, list] = defaultdict(list)
@@ -242,10 +246,90 @@ def _read_file(path: Path):
             raise ValueError("an image without pixel data: is the file truncated?")
     except Exception as exc:  # any failure of the reader is the file's fault
         raise ValueError(f"{path.name}: not a readable DICOM file ({_first_line(exc)})") from None
-    if int(_number(ds, "NumberOfFrames") or 1) > 1:
-        raise ValueError(f"{path.name}: multi-frame (enhanced) DICOM is not read; "
-                         "convert the series to NIfTI (e.g. with dcm2niix)")
     return ds
+
+
+# ----------------------------------------------------------------------------- enhanced images
+
+#: Functional groups of an enhanced (multi-frame) image, and the attributes of each that a
+#: frame carries as a classic single-frame image does.
+_FRAME_GROUPS = {
+    "PlanePositionSequence": ("ImagePositionPatient",),
+    "PlaneOrientationSequence": ("ImageOrientationPatient",),
+    "PixelMeasuresSequence": ("PixelSpacing", "SliceThickness", "SpacingBetweenSlices"),
+    "MRTimingAndRelatedParametersSequence": ("RepetitionTime", "FlipAngle", "EchoTrainLength"),
+    "PixelValueTransformationSequence": ("RescaleSlope", "RescaleIntercept"),
+}
+#: Enhanced images' EchoPulseSequence as the classic ScanningSequence codes.
+_PULSE_CODES = {"SPIN": ["SE"], "GRADIENT": ["GR"], "BOTH": ["SE", "GR"]}
+#: Elements of an enhanced image that its frames do not take as they are.
+_MULTI_FRAME_ONLY = ("PerFrameFunctionalGroupsSequence", "SharedFunctionalGroupsSequence", "PixelData",
+                     "NumberOfFrames", "FrameIncrementPointer")
+
+
+def frames(ds, name: str = "file") -> list:
+    """The frames of an enhanced (multi-frame) image as classic single-frame datasets, each
+    with the attributes its functional groups (its own, else the shared ones) give:
+    position, orientation, pixel spacing, EchoTime (EffectiveEchoTime), RepetitionTime,
+    FlipAngle, InversionTime, rescale (and Philips' private scale slope), ImageType
+    (FrameType), and ScanningSequence from EchoPulseSequence and InversionRecovery; a
+    single-frame image as it is. A one-line
+    ``ValueError`` naming ``name`` where the groups are missing."""
+    import copy
+
+    from pydicom.dataset import Dataset
+    from pydicom.uid import ExplicitVRLittleEndian
+
+    count = int(_number(ds, "NumberOfFrames") or 1)
+    if count <= 1 and "PerFrameFunctionalGroupsSequence" not in ds:
+        return [ds]
+    per_frame = ds.get("PerFrameFunctionalGroupsSequence")
+    if per_frame is None or len(per_frame) != count:
+        raise ValueError(f"{name}: a multi-frame image without a functional group per frame: its frames "
+                         "cannot be placed in space")
+    shared = (ds.get("SharedFunctionalGroupsSequence") or [Dataset()])[0]
+    pixels = np.asarray(ds.pixel_array).reshape(count, int(ds.Rows), int(ds.Columns))
+    base = Dataset()
+    for element in ds:
+        if element.keyword not in _MULTI_FRAME_ONLY:
+            base.add(copy.deepcopy(element))
+    meta = copy.deepcopy(ds.file_meta)
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    out = []
+    for i, groups in enumerate(per_frame):
+        frame = copy.deepcopy(base)  # each frame's own elements: setting one must not set another's
+        frame.file_meta = meta
+
+        def item(group):
+            for source in (groups, shared):
+                if group in source and len(source[group].value):
+                    return source[group].value[0]
+            return None
+
+        for group, keywords in _FRAME_GROUPS.items():
+            found = item(group)
+            for keyword in keywords:
+                if found is not None and keyword in found:
+                    setattr(frame, keyword, found[keyword].value)
+        echo, modifier, kind = item("MREchoSequence"), item("MRModifierSequence"), item("MRImageFrameTypeSequence")
+        if echo is not None and "EffectiveEchoTime" in echo:
+            frame.EchoTime = echo.EffectiveEchoTime
+        if modifier is not None and _as_list(modifier.get("InversionTimes")):
+            frame.InversionTime = _as_list(modifier.InversionTimes)[0]
+        if kind is not None and "FrameType" in kind:
+            frame.ImageType = kind.FrameType
+        private = item(_PHILIPS_FRAME_GROUP)
+        if private is not None and _PHILIPS_SCALE_SLOPE in private:
+            frame.add(copy.deepcopy(private[_PHILIPS_SCALE_SLOPE]))
+        if "ScanningSequence" not in frame:
+            codes = list(_PULSE_CODES.get(str(ds.get("EchoPulseSequence", "")).strip().upper(), []))
+            if str(ds.get("InversionRecovery", "")).strip().upper() == "YES" or "InversionTime" in frame:
+                codes.append("IR")
+            if codes:
+                frame.ScanningSequence = codes if len(codes) > 1 else codes[0]
+        frame.PixelData = np.ascontiguousarray(pixels[i]).tobytes()
+        out.append(frame)
+    return out
 
 
 def _name_transfer_syntax(ds) -> None:
