@@ -94,3 +94,17 @@ def brain_fractions(truth: dict, mask: np.ndarray, table) -> np.ndarray:
     values = np.array([[table[n].pd, table[n].t1 / 1000, table[n].t2 / 1000] for n in BRAIN_TISSUES]).T
     voxels = np.stack([truth["pd"][mask], truth["t1"][mask] / 1000, truth["t2"][mask] / 1000])
     return np.linalg.solve(values, voxels)
+
+
+def psnr_per_slice(pred, truth) -> float:
+    """Mean PSNR over the slices of a stack (first axis) whose truth holds signal, each
+    slice of both on 0-255 at its own maximum (the paper's protocol); NaN counts as 0."""
+    from napari_mr_reparam.metrics import psnr
+
+    scores = []
+    for p, t in zip(pred, truth):
+        if t.max() <= 0:
+            continue
+        p = np.clip(np.nan_to_num(p) / max(float(np.nanmax(p)), 1e-12), 0, 1) * 255
+        scores.append(psnr(p, t / t.max() * 255))
+    return float(np.mean(scores))

@@ -56,6 +56,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _common import psnr_per_slice  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_ANATOMY = ROOT.parent / "shared" / "anatomy"
 SE_TARGETS = [(te, tr) for te in (20, 50, 100, 200) for tr in (500, 1500, 3000, 6000)]
@@ -101,18 +103,6 @@ def heldout_tissue_subjects(count: int, slices: int, tuning: bool):
         classes = sub.classes[:, sub.thickness // 2]
         pd, t1, t2 = (sub.values[k][classes].astype(np.float32) for k in range(3))
         yield sub.name, pd, t1, t2, sub.mask & (pd > 0)
-
-
-def psnr_volume(pred, truth):
-    from napari_mr_reparam.metrics import psnr
-
-    scores = []
-    for p, t in zip(pred, truth):
-        if t.max() <= 0:
-            continue
-        p = np.clip(np.nan_to_num(p) / max(float(np.nanmax(p)), 1e-12), 0, 1) * 255
-        scores.append(psnr(p, t / t.max() * 255))
-    return float(np.mean(scores))
 
 
 def main(argv=None) -> int:
@@ -213,7 +203,7 @@ def main(argv=None) -> int:
                 prior = {"t1": np.where(t1 > 0, t1, 1000) * factor, "t2": np.full_like(t2, 100),
                          "correlation": 0.0}
                 maps = fit_maps(images, acqs, prior=prior)
-            scores = {label: psnr_volume(maps.render(**kw), truth[label]) for label, kw in targets}
+            scores = {label: psnr_per_slice(maps.render(**kw), truth[label]) for label, kw in targets}
             se = [scores[label] for label, _ in targets if label.startswith("SE")]
             long_tr = [scores[f"SE {te}/{tr}"] for te, tr in SE_TARGETS if tr >= 3000]
             input_tr = [scores[f"SE {te}/{tr}"] for te, tr in SE_TARGETS if tr == 3000]

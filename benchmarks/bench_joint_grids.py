@@ -48,6 +48,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _common import psnr_per_slice  # noqa: E402
+
 PROTOCOLS = {
     "spin-echo": [("T1w", "spin_echo", 15, 500, None), ("PDw", "spin_echo", 15, 3000, None),
                   ("T2w", "spin_echo", 100, 3000, None)],
@@ -114,18 +116,6 @@ def rician(image: np.ndarray, sd: float, rng) -> np.ndarray:
     return np.hypot(image + noise[0], noise[1])
 
 
-def psnr_slices(pred, truth) -> float:
-    from napari_mr_reparam.metrics import psnr
-
-    scores = []
-    for p, t in zip(pred, truth):
-        if t.max() <= 0:
-            continue
-        p = np.clip(np.nan_to_num(p) / max(float(np.nanmax(p)), 1e-12), 0, 1) * 255
-        scores.append(psnr(p, t / t.max() * 255))
-    return float(np.mean(scores))
-
-
 def run_row(folder, subject, protocol, voxel, thick_first, noise, rng, engine):
     from napari_mr_reparam.cli_joint import on_first_grid
     from napari_mr_reparam.io import load_volume
@@ -160,7 +150,7 @@ def run_row(folder, subject, protocol, voxel, thick_first, noise, rng, engine):
     for target in ext.heldout_targets(12):
         truth = block_mean(render("spin_echo", pd, t1, t2, target.te, target.tr, None), reference)
         pred = maps.render(target.te, target.tr, "spin_echo")
-        scores.append(psnr_slices(pred, truth))
+        scores.append(psnr_per_slice(pred, truth))
     errors = (None, None)
     if reference == (1, 1, 1):
         inside = brain & (maps.pd > 0)
@@ -184,7 +174,7 @@ def resolution_floor(folder: Path, subject, voxel) -> dict:
     for target in ext.heldout_targets(12):
         truth = render("spin_echo", pd, t1, t2, target.te, target.tr, None)
         thick = load_volume(write(folder, "thick", block_mean(truth, voxel), grid_affine(voxel)))
-        scores.append(psnr_slices(resample_onto(thick, fine).data, truth))
+        scores.append(psnr_per_slice(resample_onto(thick, fine).data, truth))
     return {"mean": float(np.mean(scores)), "worst": float(np.min(scores))}
 
 

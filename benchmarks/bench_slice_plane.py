@@ -53,7 +53,7 @@ def main(argv=None) -> int:
     parser.add_argument("--model", default="physics")
     args = parser.parse_args(argv)
     import bench_external as ext
-    from bench_joint_grids import psnr_slices
+    from _common import psnr_per_slice
 
     from napari_mr_reparam import physics
     from napari_mr_reparam.acquisition import Acquisition
@@ -79,7 +79,7 @@ def main(argv=None) -> int:
             row = {}
             for plane, (forward, back) in PLANES.items():
                 maps = engine.compute_maps(forward(image), given)
-                scores = [psnr_slices(back(np.asarray(engine.render(maps, Acquisition(t.te, t.tr))))[mid], truth[mid])
+                scores = [psnr_per_slice(back(np.asarray(engine.render(maps, Acquisition(t.te, t.tr))))[mid], truth[mid])
                           for t, truth in zip(targets, truths)]
                 row[plane] = float(np.mean(scores))
                 means.setdefault((name, plane), []).append(row[plane])

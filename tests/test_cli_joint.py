@@ -367,6 +367,7 @@ def test_inputs_on_other_grids_are_resampled_onto_the_first(tmp_path, capsys):
     assert f"notice: {files[1]}, {files[2]} resampled onto the grid of {files[0]} (2x40x40, 1 x 1 x 1 mm)" in err
     got = nib.load(out / "T2map.nii.gz")
     assert got.shape == (40, 40, 2) and np.allclose(got.affine, np.eye(4))
+    assert json.loads((out / "maps.json").read_text())["resampled_onto_first_grid"] == files[1:]
     centre = np.zeros(t1.shape, bool)
     centre[1::4, :, :] = centre[2::4, :, :] = True  # the 2 x 2 voxels at each block's centre
     centre[:, 0::4, :] = centre[:, 3::4, :] = False
