@@ -117,7 +117,7 @@ def resample_onto(volume: Volume, reference: Volume, order: int = ORDER) -> Volu
     def sample(values: np.ndarray, fill: float) -> np.ndarray:
         on_file = np.asarray(to_original(volume, values), np.float32).reshape(_file_shape(volume))
         image = nib.Nifti1Image(np.pad(on_file, 1, mode="edge"), np.asarray(volume.affine, float) @ pad)
-        total, count = np.zeros(shape, np.float64), np.zeros(shape, np.int16)
+        total, count = np.zeros(shape, np.float32), np.zeros(shape, np.int16)
         for offset in offsets:
             shift = np.eye(4)
             shift[:3, 3] = offset
