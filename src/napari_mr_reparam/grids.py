@@ -20,7 +20,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from .io import ORIENTED_KINDS, Volume, file_to_stack, to_original
+from .io import ORIENTED_KINDS, Volume, file_to_stack, stack_affine, to_original
 
 #: Grids whose corners lie within this fraction of a voxel of each other are the same.
 SAME_GRID_VOXELS = 0.5
@@ -37,28 +37,11 @@ def is_placed(volume: Volume) -> bool:
 
 
 def _file_shape(volume: Volume) -> tuple:
-    shape = tuple(int(s) for s in volume.original_shape)
-    return shape + (1,) * (3 - len(shape))
+    return tuple(int(s) for s in volume.original_shape) + (1,) * (3 - len(volume.original_shape))
 
 
 def _voxel_sizes(affine: np.ndarray) -> np.ndarray:
     return np.linalg.norm(np.asarray(affine, float)[:3, :3], axis=0)
-
-
-def stack_affine(volume: Volume) -> np.ndarray:
-    """The affine of the volume's stack (``data[z, y, x]`` voxel -> RAS+ mm): the file's
-    affine through the reorientation that made the stack (:mod:`.io`)."""
-    from nibabel import orientations as orn
-
-    from .io import _STACK_FROM_RAS
-
-    file_shape = _file_shape(volume)
-    ornt = np.asarray(volume.ornt, float)
-    ras_shape = [0, 0, 0]
-    for axis, (ras_axis, _) in enumerate(ornt):
-        ras_shape[int(ras_axis)] = file_shape[axis]
-    return (np.asarray(volume.affine, float) @ orn.inv_ornt_aff(ornt, file_shape)
-            @ orn.inv_ornt_aff(_STACK_FROM_RAS, tuple(ras_shape)))
 
 
 def same_grid(volume: Volume, reference: Volume) -> bool:

@@ -416,6 +416,20 @@ def ras_to_stack(array: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(orn.apply_orientation(array, _STACK_FROM_RAS))
 
 
+def stack_affine(volume: Volume) -> np.ndarray:
+    """The affine of the volume's stack (``data[z, y, x]`` voxel -> RAS+ mm): the file's
+    affine through the reorientation that made the stack (a NIfTI or DICOM volume)."""
+    from nibabel import orientations as orn
+
+    file_shape = tuple(int(s) for s in volume.original_shape) + (1,) * (3 - len(volume.original_shape))
+    ornt = np.asarray(volume.ornt, float)
+    ras_shape = [0, 0, 0]
+    for axis, (ras_axis, _) in enumerate(ornt):
+        ras_shape[int(ras_axis)] = file_shape[axis]
+    return (np.asarray(volume.affine, float) @ orn.inv_ornt_aff(ornt, file_shape)
+            @ orn.inv_ornt_aff(_STACK_FROM_RAS, tuple(ras_shape)))
+
+
 def _stack_to_ras(data_zyx: np.ndarray) -> np.ndarray:
     from nibabel import orientations as orn
 
