@@ -800,3 +800,13 @@ def test_batch_size_must_be_one_or_more(scan, tmp_path, capsys):
               "--batch-size", "0"])
     assert stop.value.code == 2
     assert "error: argument --batch-size: must be 1 or more, got 0" in capsys.readouterr().err
+
+
+def test_a_coronal_2d_dicom_series_is_predicted_with_a_notice_of_its_plane(tmp_path, tiny_weights, capsys):
+    from dicom_helpers import CORONAL, ramp, write_series
+
+    write_series(tmp_path / "cor", [ramp(3, 16, 16)], te=(90.0,), tr=3000.0, orientation=CORONAL)
+    out = tmp_path / "out.nii.gz"
+    assert main(["predict", str(tmp_path / "cor"), "-o", str(out), "--model", "physics", "--te", "40",
+                 "--tr", "3000", "-q"]) == 0
+    assert "cor: its slices are coronal; the network was trained on axial slices" in capsys.readouterr().err

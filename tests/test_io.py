@@ -322,3 +322,11 @@ def test_output_paths_one_file_or_a_folder_of_named_files(tmp_path):
     (tmp_path / "afile").write_text("mine")
     with pytest.raises(ValueError, match="exists and is not a folder"):
         output_paths(tmp_path / "afile", names)
+
+
+def test_the_plane_of_a_volumes_slices(tmp_path):
+    from napari_mr_reparam.io import slice_plane
+
+    nib.save(nib.Nifti1Image(np.ones((6, 5, 4), np.float32), np.diag([1.0, 1.0, 3.0, 1.0])), tmp_path / "a.nii.gz")
+    assert slice_plane(io.load_volume(tmp_path / "a.nii.gz")) == "axial"  # NIfTI: always axial slices
+    assert slice_plane(io.Volume(np.ones((1, 4, 4), np.float32), kind="image")) is None

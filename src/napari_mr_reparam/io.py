@@ -430,6 +430,16 @@ def stack_affine(volume: Volume) -> np.ndarray:
             @ orn.inv_ornt_aff(_STACK_FROM_RAS, tuple(ras_shape)))
 
 
+def slice_plane(volume: Volume) -> str | None:
+    """The plane of a placed (NIfTI or DICOM) volume's stack slices, by the patient axis
+    nearest their normal: ``'axial'``, ``'coronal'`` or ``'sagittal'``; None for an image
+    of unknown placement."""
+    if volume.kind not in ORIENTED_KINDS or volume.affine is None or volume.ornt is None:
+        return None
+    normal = stack_affine(volume)[:3, 0]
+    return ("sagittal", "coronal", "axial")[int(np.argmax(np.abs(normal)))]
+
+
 def _stack_to_ras(data_zyx: np.ndarray) -> np.ndarray:
     from nibabel import orientations as orn
 
