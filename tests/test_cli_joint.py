@@ -544,3 +544,16 @@ def test_maps_of_a_volume_without_an_image_name_its_file_and_write_nothing(tmp_p
     assert main(["maps", str(flat), "-o", str(tmp_path / "out")]) == 2
     assert capsys.readouterr().err.strip() == "error: flat.nii.gz: the volume holds no image: every voxel is 7"
     assert not (tmp_path / "out").exists()
+
+
+def test_maps_of_a_study_folder_leave_out_its_localizer_with_a_notice(tmp_path, capsys):
+    from dicom_helpers import CORONAL, oblique, ramp, write_series
+
+    write_series(tmp_path / "study" / "dual", [ramp() + 100, ramp() // 2 + 50], te=(80.0, 10.0), tr=3000.0)
+    for i, orientation in enumerate((CORONAL, oblique(90))):
+        write_series(tmp_path / "study" / f"loc{i}", [ramp(1)], orientation=orientation, series_uid="1.2.3.4",
+                     extra=lambda ds, e, k: setattr(ds, "SeriesDescription", "localizer"))
+    out = tmp_path / "maps"
+    assert main(["maps", str(tmp_path / "study"), "--model", "none", "-o", str(out), "-q"]) == 0
+    assert "notice: study: series 'localizer' left out: " in capsys.readouterr().err
+    assert (out / "T2map.nii.gz").is_file()

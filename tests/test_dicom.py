@@ -428,3 +428,30 @@ def test_an_enhanced_image_without_per_frame_groups_gives_one_line(tmp_path):
     ds.save_as(str(path))
     with pytest.raises(ValueError, match=r"^IM0001: a multi-frame image without a functional group per frame"):
         dicom.read_series(tmp_path / "bad")
+
+
+def test_a_study_folder_leaves_out_a_series_that_forms_no_volume_where_asked(tmp_path):
+    """A dual echo and a three-plane localizer in one folder: strict reading refuses the
+    folder; given a list, the localizer is left out, named, and the dual echo reads."""
+    from dicom_helpers import AXIAL, CORONAL
+
+    from napari_mr_reparam._reader import read_dicom_layers
+
+    write_series(tmp_path / "study" / "dual", [ramp(), ramp() // 2], te=(80.0, 10.0), tr=3000.0)
+    for i, orientation in enumerate((AXIAL, CORONAL, oblique(90))):  # one image per plane, one series
+        write_series(tmp_path / "study" / f"loc{i}", [ramp(1)], orientation=orientation, series_uid="1.2.3.4",
+                     extra=lambda ds, e, k: (setattr(ds, "SeriesDescription", "localizer"),
+                                             setattr(ds, "SeriesNumber", 1)))
+    with pytest.raises(ValueError, match="do not form one volume"):
+        dicom.read_series(tmp_path / "study")
+    left_out = []
+    vols = dicom.read_series(tmp_path / "study", left_out=left_out)
+    assert [v.te_ms for v in vols] == [10.0, 80.0]
+    assert len(left_out) == 1 and left_out[0].startswith("study: series 1 'localizer' left out: ")
+    with pytest.warns(UserWarning, match="series 1 'localizer' left out"):
+        layers = read_dicom_layers(str(tmp_path / "study"))
+    assert len(layers) == 2
+    # files of that one series alone stay refused: nothing else reads
+    localizer = [*sorted((tmp_path / "study" / "loc0").iterdir()), *sorted((tmp_path / "study" / "loc1").iterdir())]
+    with pytest.raises(ValueError, match="do not form one volume"):
+        dicom.read_series(localizer, left_out=[])

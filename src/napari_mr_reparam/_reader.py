@@ -85,15 +85,21 @@ def read_dicom_layers(path) -> list[tuple]:
 
     Each layer is named after the series folder and its acquisition and carries the
     acquisition's TE/TR/TI/flip and sequence in its metadata. A series that cannot be
-    read raises ``ValueError`` with a one-line message, which napari shows the user.
+    read raises ``ValueError`` with a one-line message, which napari shows the user; in a
+    folder of several series, one that forms no volume (a localizer) is left out with a
+    warning, which napari shows too, where another series reads.
     """
-    layers = []
-    for volume in dicom.read_series(path):
+    import warnings
+
+    layers, left_out = [], []
+    for volume in dicom.read_series(path, left_out=left_out):
         data, kwargs, kind = layer_data(volume)
         kwargs["name"] = f"{volume.extra['series']} {dicom.describe(volume)}"
         kwargs["metadata"].update({key: volume.extra.get(key) for key in
                                    ("sequence", "field_strength_t", "manufacturer")})
         layers.append((data, kwargs, kind))
+    for line in left_out:  # another series of the folder (a localizer): napari shows it as a notice
+        warnings.warn(line, stacklevel=2)
     return layers
 
 

@@ -125,7 +125,10 @@ def _dicom_inputs(source, acquisition: int | None) -> list:
     """The acquisitions of one series to predict from: all, or the one chosen (1-based)."""
     from .dicom import choose_acquisition, describe, read_series
 
-    volumes = read_series(source)
+    left_out = []
+    volumes = read_series(source, left_out=left_out)
+    for line in left_out:
+        print(f"notice: {line}", file=sys.stderr)
     label = volumes[0].extra["series"]
     if acquisition is not None:
         [chosen] = choose_acquisition(volumes, acquisition)

@@ -160,7 +160,10 @@ def load_inputs(paths: list[str], acquisition: int | None = None, times_given=()
         if not path.exists():
             raise FileNotFoundError(f"{path}: no such file or folder")
         if dicom.looks_like_series(path):
-            volumes += dicom.choose_acquisition(dicom.read_series(path), acquisition)
+            left_out = []
+            volumes += dicom.choose_acquisition(dicom.read_series(path, left_out=left_out), acquisition)
+            for line in left_out:
+                print(f"notice: {line}", file=sys.stderr)
         elif path.is_dir():
             raise no_inputs_in(path, images=False)
         else:

@@ -27,7 +27,7 @@ time. Each acquisition becomes a
   RepetitionTime is its readout's pulse spacing: that spacing, and ``tr_ms`` None, as the
   time from one inversion to the next is not in the standard tags; :func:`mprage_cycle`),
   ``field_strength_t``, ``manufacturer``, ``series_description``, ``image_type``,
-  ``files``, ``echo_number`` (EchoNumbers where EchoTime is absent, else None), and
+  ``files``, ``series_uid``, ``echo_number`` (EchoNumbers where EchoTime is absent, else None), and
   ``saturated`` where the scanner clipped voxels (a boolean array like ``data``: stored
   values at the top of their range, whose true value is higher; the joint fit takes them
   as lower bounds, :func:`~napari_mr_reparam.joint_fit.fit_maps`'s ``clipped``).
@@ -161,7 +161,7 @@ def _label(path) -> str:
 # ----------------------------------------------------------------------------- reading
 
 
-def read_series(path, require: tuple[str, ...] = ()) -> list[Volume]:
+def read_series(path, require: tuple[str, ...] = (), left_out: list | None = None) -> list[Volume]:
     """Read a DICOM series into one volume per acquisition, sorted by (TI, TE, TR, flip).
 
     Parameters
@@ -170,6 +170,11 @@ def read_series(path, require: tuple[str, ...] = ()) -> list[Volume]:
         A folder (searched recursively) or DICOM files.
     require : tags among ``EchoTime``, ``RepetitionTime``, ``InversionTime``,
         ``FlipAngle`` that every acquisition must state.
+    left_out : list, optional
+        Where files of several series are given (a study's folder), a series whose images
+        form no volume (a three-plane localizer, say) is left out and a line saying which
+        and why is appended here, as long as another series reads; without a list, or
+        where an acquisition of a series that otherwise reads fails, it raises as below.
 
     Raises
     ------
@@ -188,13 +193,39 @@ def read_series(path, require: tuple[str, ...] = ()) -> list[Volume]:
     groups: dict[tuple, list] = defaultdict(list)
     for f, ds in images:
         groups[_acquisition_key(ds)].append((f, ds))
-    volumes = [_acquisition_volume(label, members) for members in groups.values()]
+    volumes, failed = [], []
+    for members in groups.values():
+        try:
+            volumes.append(_acquisition_volume(label, members))
+        except ValueError as exc:
+            failed.append((members, exc))
+    if failed:
+        read = {_series_uid(v) for v in volumes}
+        if left_out is None or not volumes or any(_series_uid(m[0][1]) in read for m, _ in failed):
+            raise failed[0][1]
+        for members, exc in failed:
+            left_out.append(f"{label}: series {_series_name(members[0][1])} left out: "
+                            f"{str(exc).split(': ', 1)[-1]}")
     volumes.sort(key=lambda v: tuple(x if x is not None else -1.0
                                      for x in (v.ti_ms, v.te_ms, v.tr_ms, v.flip_deg,
                                                v.extra.get("echo_number"))))
     for tag in require:
         check_tag(volumes, tag, label)
     return volumes
+
+
+def _series_uid(item) -> str:
+    """The SeriesInstanceUID of a dataset or of a volume read here."""
+    if isinstance(item, Volume):
+        return str((item.extra or {}).get("series_uid", ""))
+    return str(item.get("SeriesInstanceUID", ""))
+
+
+def _series_name(ds) -> str:
+    """A series as a person knows it: its number and description where the tags give them."""
+    number, text = ds.get("SeriesNumber"), str(ds.get("SeriesDescription", "") or "").strip()
+    named = " ".join(p for p in (str(number) if number is not None else "", f"'{text}'" if text else "") if p)
+    return named or str(ds.get("SeriesInstanceUID", "?"))
 
 
 def choose_acquisition(volumes: list[Volume], number: int | None) -> list[Volume]:
@@ -506,6 +537,7 @@ def _acquisition_volume(label: str, members: list) -> Volume:
                "series_description": str(first.get("SeriesDescription", "")) or None,
                "image_type": [str(v) for v in _as_list(first.get("ImageType"))],
                "files": [str(f) for f, _ in members], "series": label, "echo_number": _echo_number(first),
+               "series_uid": str(first.get("SeriesInstanceUID", "")),
                **{k: np.ascontiguousarray(v) for k, v in saturation.items()}},
     )
 
