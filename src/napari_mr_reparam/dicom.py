@@ -319,7 +319,11 @@ def frames(ds, name: str = "file") -> list:
         raise ValueError(f"{name}: a multi-frame image without a functional group per frame: its frames "
                          "cannot be placed in space")
     shared = (ds.get("SharedFunctionalGroupsSequence") or [Dataset()])[0]
-    pixels = np.asarray(ds.pixel_array).reshape(count, int(ds.Rows), int(ds.Columns))
+    pixels = np.asarray(ds.pixel_array)
+    if pixels.size != count * int(ds.Rows) * int(ds.Columns):
+        raise ValueError(f"{name}: its pixels ({'x'.join(map(str, pixels.shape))}) are not {count} grey "
+                         f"images of {ds.Rows}x{ds.Columns}")
+    pixels = pixels.reshape(count, int(ds.Rows), int(ds.Columns))
     base = Dataset()
     for element in ds:
         if element.keyword not in _MULTI_FRAME_ONLY:
