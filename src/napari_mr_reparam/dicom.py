@@ -200,8 +200,9 @@ def read_series(path, require: tuple[str, ...] = (), left_out: list | None = Non
         except ValueError as exc:
             failed.append((members, exc))
     if failed:
-        read = {_series_uid(v) for v in volumes}
-        if left_out is None or not volumes or any(_series_uid(m[0][1]) in read for m, _ in failed):
+        read = {v.extra["series_uid"] for v in volumes}  # a series that reads in part is broken: refused
+        if left_out is None or not volumes or any(str(m[0][1].get("SeriesInstanceUID", "")) in read
+                                                  for m, _ in failed):
             raise failed[0][1]
         for members, exc in failed:
             left_out.append(f"{label}: series {_series_name(members[0][1])} left out: "
@@ -212,13 +213,6 @@ def read_series(path, require: tuple[str, ...] = (), left_out: list | None = Non
     for tag in require:
         check_tag(volumes, tag, label)
     return volumes
-
-
-def _series_uid(item) -> str:
-    """The SeriesInstanceUID of a dataset or of a volume read here."""
-    if isinstance(item, Volume):
-        return str((item.extra or {}).get("series_uid", ""))
-    return str(item.get("SeriesInstanceUID", ""))
 
 
 def _series_name(ds) -> str:

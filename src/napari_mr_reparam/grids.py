@@ -36,10 +36,6 @@ def is_placed(volume: Volume) -> bool:
             and bool(volume.original_shape) and np.all(np.isfinite(volume.affine)))
 
 
-def _file_shape(volume: Volume) -> tuple:
-    return tuple(int(s) for s in volume.original_shape) + (1,) * (3 - len(volume.original_shape))
-
-
 def _voxel_sizes(affine: np.ndarray) -> np.ndarray:
     return np.linalg.norm(np.asarray(affine, float)[:3, :3], axis=0)
 
@@ -70,11 +66,11 @@ def _inside(volume: Volume, reference: Volume) -> np.ndarray:
     """Reference voxels (file order) whose centre lies within the input's field of view
     (its voxels' extent: half a voxel beyond the outermost centres)."""
     to_input = np.linalg.inv(np.asarray(volume.affine, float)) @ np.asarray(reference.affine, float)
-    shape = _file_shape(reference)
+    shape = reference.file_shape
     axes = [np.arange(n, dtype=np.float32).reshape([-1 if a == k else 1 for a in range(3)])
             for k, n in enumerate(shape)]
     inside = np.ones(shape, bool)
-    for c, n in enumerate(_file_shape(volume)):
+    for c, n in enumerate(volume.file_shape):
         where = sum(np.float32(to_input[c, k]) * axes[k] for k in range(3)) + np.float32(to_input[c, 3])
         inside &= (where >= -0.5 - 1e-3) & (where <= n - 0.5 + 1e-3)
     return inside
@@ -89,7 +85,7 @@ def resample_onto(volume: Volume, reference: Volume, order: int = ORDER) -> Volu
     import nibabel as nib
     from nibabel.processing import resample_from_to
 
-    shape = _file_shape(reference)
+    shape = reference.file_shape
     ref_affine = np.asarray(reference.affine, float)
     offsets = _subsample_offsets(volume, reference)
 
@@ -98,7 +94,7 @@ def resample_onto(volume: Volume, reference: Volume, order: int = ORDER) -> Volu
     pad[:3, 3] = -1.0  # the input with its edge voxels repeated once more on every side
 
     def sample(values: np.ndarray, fill: float) -> np.ndarray:
-        on_file = np.asarray(to_original(volume, values), np.float32).reshape(_file_shape(volume))
+        on_file = np.asarray(to_original(volume, values), np.float32).reshape(volume.file_shape)
         image = nib.Nifti1Image(np.pad(on_file, 1, mode="edge"), np.asarray(volume.affine, float) @ pad)
         total, count = np.zeros(shape, np.float32), np.zeros(shape, np.int16)
         for offset in offsets:

@@ -104,8 +104,12 @@ class Volume:
         """Shape of the stack this volume's file gives (``data`` may be a stub)."""
         if self.kind not in ORIENTED_KINDS or self.ornt is None:
             return tuple(self.original_shape) or self.data.shape
-        shape3 = tuple(self.original_shape) + (1,) * (3 - len(self.original_shape))
-        return file_to_stack(np.broadcast_to(np.float32(0), shape3), self.ornt).shape
+        return file_to_stack(np.broadcast_to(np.float32(0), self.file_shape), self.ornt).shape
+
+    @property
+    def file_shape(self) -> tuple:
+        """The file's voxel grid as three axes (trailing ones where it has fewer)."""
+        return tuple(int(s) for s in self.original_shape) + (1,) * (3 - len(self.original_shape))
 
 
 # ----------------------------------------------------------------------------- paths
@@ -421,7 +425,7 @@ def stack_affine(volume: Volume) -> np.ndarray:
     affine through the reorientation that made the stack (a NIfTI or DICOM volume)."""
     from nibabel import orientations as orn
 
-    file_shape = tuple(int(s) for s in volume.original_shape) + (1,) * (3 - len(volume.original_shape))
+    file_shape = volume.file_shape
     ornt = np.asarray(volume.ornt, float)
     ras_shape = [0, 0, 0]
     for axis, (ras_axis, _) in enumerate(ornt):

@@ -1110,6 +1110,7 @@ def fit_maps(volumes, acquisitions, prior: dict | None = None, scale: str = "sha
         sigma = torch.from_numpy(sigma_all)
         plane = int(np.prod(shape[1:])) if len(shape) == 3 else int(np.prod(shape))
         slices, reported = (shape[0] if len(shape) == 3 else 1), 0
+
         def store(positions, x, stderr):
             for k, key in enumerate(PARAMETERS):
                 out[key][positions] = torch.exp(x[k]).numpy()
