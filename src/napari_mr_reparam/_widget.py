@@ -11,7 +11,8 @@ row (:class:`InputRow`, in ``inputs``) for another image of the same subject: wi
 more inputs the maps come from the joint fit (:mod:`~napari_mr_reparam.joint_fit`), the
 input's own acquisition is then given in full (``input_sequence``, ``input_ti``,
 ``input_flip``), ``gain_per_input`` says whether the images carry one receiver gain (one
-series) or one each (separate series), and ``joint_status`` says which parameters the inputs determine. Each job is one engine call in a
+series) or one each (separate series), ``register`` whether each further image is first
+registered onto the first (the head moved between series), and ``joint_status`` says which parameters the inputs determine. Each job is one engine call in a
 napari ``thread_worker``, which reports progress through the engine's ``progress``
 callback and stops at the engine's ``cancelled`` hook; torch is imported only when the
 first prediction starts, so the widget opens quickly.
@@ -123,6 +124,10 @@ class ReparamWidget(Container):
                                                "gain: each image's is estimated against the "
                                                "network's maps. Leave off for images of one series "
                                                "(echoes or inversion times of one scan), which share it")
+        self.register = CheckBox(value=False, text="Register onto the first image (head moved)",
+                                 tooltip="The head moved between the scans: each further image is "
+                                         "registered rigidly onto the first (mutual information, a "
+                                         "few seconds each; NIfTI or DICOM volumes of 8 slices or more)")
         self.joint_status = _Note(value="", label="")
         self.preset = ComboBox(choices=preset_choices(), value=CUSTOM, label="Preset",
                                tooltip="A named contrast: sets the sequence and times below, each "
@@ -159,7 +164,7 @@ class ReparamWidget(Container):
         self.body = Container(labels=True)
         self.body.extend([self.image, self.model, self.input_preset, self.input_te, self.input_tr, self.input_sequence,
                      self.input_ti, self.input_flip, self.inputs, self.add_input, self.gain_per_input,
-                     self.joint_status,
+                     self.register, self.joint_status,
                      self.preset, self.sequence, self.te, self.tr, self.ti, self.ti2, self.flip,
                      self.consistency, self.flip_average, self.range_warning, self.ground_truth,
                      self.device, self.live, self.run, self.cancel, self.add_maps, self.progress,
@@ -195,7 +200,7 @@ class ReparamWidget(Container):
             control.changed.connect(self._on_settings_changed)
         self.add_maps.clicked.connect(self.add_map_layers)
         for control in (self.input_te, self.input_tr, self.model, self.device, self.consistency,
-                        self.flip_average, self.gain_per_input):
+                        self.flip_average, self.gain_per_input, self.register):
             control.changed.connect(self._on_settings_changed)
         self.ground_truth.changed.connect(self._update_comparison)
         self.run.clicked.connect(self._start_volume)
@@ -235,7 +240,7 @@ class ReparamWidget(Container):
         or several); the list of further inputs shows once there is one."""
         physics = self.model.value == "physics"
         joint = physics and len(self.inputs) > 0
-        self.inputs.visible = self.gain_per_input.visible = joint
+        self.inputs.visible = self.gain_per_input.visible = self.register.visible = joint
         self.input_sequence.visible = physics
         self.input_ti.visible = physics and self.input_sequence.value in ("inversion_recovery", "mprage")
         self.input_flip.visible = physics and self.input_sequence.value in ("gradient_echo", "mprage")
@@ -461,6 +466,7 @@ class ReparamWidget(Container):
                        consistency=float(self.consistency.value) if physics else None,
                        flip_average=bool(self.flip_average.value) and physics, inputs=inputs,
                        gain_per_input=bool(self.gain_per_input.value) and bool(inputs),
+                       register=bool(self.register.value) and bool(inputs),
                        input_sequence=self.input_sequence.value if physics else "spin_echo",
                        input_ti=(float(self.input_ti.value) or None) if physics else None,
                        input_flip=(float(self.input_flip.value) or None) if physics else None)
@@ -533,12 +539,12 @@ class ReparamWidget(Container):
             if request.inputs:
                 from .joint_fit import joint_maps
 
-                volumes, clipped, resampled = joint_inputs(request.inputs)
+                volumes, clipped, resampled, motions = joint_inputs(request.inputs, request.register)
                 maps = joint_maps(volumes, joint_acquisitions(request.inputs), engine=engine, clipped=clipped,
                                   scale="per_input" if request.gain_per_input else "shared",
                                   engine_options=InferenceOptions(request.consistency, request.flip_average),
                                   progress=job.advance, cancelled=job.cancel.is_set)
-                maps.resampled = tuple(resampled)
+                maps.resampled, maps.registered = tuple(resampled), tuple(motions)
                 return ("maps", (None, maps))
             if engine.renders_from_maps:
                 options = InferenceOptions(request.consistency, request.flip_average)

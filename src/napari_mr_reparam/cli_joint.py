@@ -28,6 +28,13 @@ ECHO_TRAIN_OPTION = {
             "fitted with the extended phase graph and the refocusing flip angle free (epg, the "
             "default: T2 without the stimulated echoes' bias) or with the ideal equation"}
 
+#: ``--register``: correct the inputs for head motion between them.
+REGISTER_OPTION = {
+    "action": "store_true",
+    "help": "the head moved between the scans: register each input rigidly onto the first (mutual "
+            "information, so contrasts may differ; NIfTI or DICOM inputs of 8 slices or more; a few "
+            "seconds each) before they are brought onto its grid"}
+
 #: ``--no-smooth``: fit every voxel on its own signals.
 NO_SMOOTH_OPTION = {
     "action": "store_true",
@@ -89,6 +96,7 @@ def add_acquisition_options(parser) -> None:
                              "one per input (different series; estimated against the network's maps)")
     parser.add_argument("--echo-train", **ECHO_TRAIN_OPTION)
     parser.add_argument("--no-smooth", **NO_SMOOTH_OPTION)
+    parser.add_argument("--register", **REGISTER_OPTION)
 
 
 def add_maps_command(sub) -> None:
@@ -133,6 +141,7 @@ def add_predict_options(parser) -> None:
          help="--joint: one receiver gain for all inputs (default) or one per input")
     _add(parser, "--echo-train", **{**ECHO_TRAIN_OPTION, "help": "--joint: " + ECHO_TRAIN_OPTION["help"]})
     _add(parser, "--no-smooth", **{**NO_SMOOTH_OPTION, "help": "--joint: " + NO_SMOOTH_OPTION["help"]})
+    _add(parser, "--register", **{**REGISTER_OPTION, "help": "--joint: " + REGISTER_OPTION["help"]})
 
 
 def _listed(value) -> list:
@@ -337,10 +346,23 @@ def _notice_overrides(volumes, given: dict, args) -> None:
               f"{len(volumes)} inputs state ({shown} ms)", file=sys.stderr)
 
 
-def on_first_grid(volumes) -> tuple[list, list[str]]:
+def registered_inputs(volumes) -> tuple[list, list]:
+    """The inputs registered onto the first (:func:`~napari_mr_reparam.registration.registered`),
+    with a notice of each one's motion, and (name, motion) per registered input."""
+    from .registration import registered
+
+    out, motions = registered(volumes)
+    pairs = [(_source(v), m) for v, m in zip(volumes, motions) if m is not None]
+    for name, motion in pairs:
+        print(f"notice: {name} registered onto {_source(volumes[0])}: moved {motion.describe()}", file=sys.stderr)
+    return out, pairs
+
+
+def on_first_grid(volumes, registered: bool = False) -> tuple[list, list[str]]:
     """The inputs on the first input's grid (:func:`~napari_mr_reparam.grids.on_one_grid`:
     NIfTI and DICOM inputs on other grids resampled by their affines), with a notice
-    naming those resampled, and their names."""
+    naming those resampled (``registered``: their affines corrected for motion first), and
+    their names."""
     from .grids import on_one_grid
 
     out, moved = on_one_grid(volumes)
@@ -349,7 +371,8 @@ def on_first_grid(volumes) -> tuple[list, list[str]]:
         size = " x ".join(f"{s:g}" for s in first.spacing)
         names = ", ".join(_source(volumes[i]) for i in moved)
         print(f"notice: {names} resampled onto the grid of {_source(first)} ({'x'.join(map(str, first.data.shape))}, "
-              f"{size} mm) by their affines; the scans are taken as of one session, without motion between them",
+              f"{size} mm) by their affines" + ("" if registered else "; the scans are taken as of one session, "
+                                                   "without motion between them (--register corrects it)"),
               file=sys.stderr)
     return out, [_source(volumes[i]) for i in moved]
 
@@ -426,7 +449,10 @@ def fit_inputs(paths, args, model="physics", device="auto", engine=None, volumes
     from .joint_fit import joint_maps, joint_work_units
 
     volumes = load_inputs(paths, times_given=input_times_given(args)) if volumes is None else volumes
-    volumes, resampled = on_first_grid(volumes)
+    motions = []
+    if getattr(args, "register", False) and len(volumes) > 1:
+        volumes, motions = registered_inputs(volumes)
+    volumes, resampled = on_first_grid(volumes, registered=bool(motions))
     acqs = acquisitions_of(volumes, args)
     if engine is None:
         engine = _engine(model, device)
@@ -439,6 +465,7 @@ def fit_inputs(paths, args, model="physics", device="auto", engine=None, volumes
                       echo_train=getattr(args, "echo_train", "epg"),
                       smooth=not getattr(args, "no_smooth", False))
     maps.resampled = tuple(resampled)
+    maps.registered = tuple(motions)
     return volumes, maps.acquisitions, maps
 
 

@@ -154,7 +154,9 @@ class JointMaps:
     and T2 100 ms); ``prior_parameters`` the maps the prior holds (PD as well as T1 and T2
     where the inputs measure neither time); ``resampled`` the names of inputs that were
     brought onto the first input's grid (:mod:`.grids`) before the fit, set by the caller
-    that resampled them. Background voxels (no input signal) have PD, T1
+    that resampled them; ``registered`` each registered input's name and motion against
+    the first (:class:`~napari_mr_reparam.registration.Motion`), likewise set by the
+    caller. Background voxels (no input signal) have PD, T1
     and T2 of 0 and render as 0. From a single input the maps are the network's
     (``network_maps`` holds them, and renders go through the engine as before).
     """
@@ -174,6 +176,7 @@ class JointMaps:
     prior_source: str = "default"
     prior_parameters: tuple = ("t1", "t2")
     resampled: tuple = ()
+    registered: tuple = ()
 
     @property
     def determined_bits(self) -> np.ndarray:
@@ -196,7 +199,11 @@ class JointMaps:
                 "prior_parameters": list(self.prior_parameters),
                 "echo_train": self.echo_train,
                 "inversion_efficiency": self.inversion_efficiency,
-                "resampled_onto_first_grid": list(self.resampled)}
+                "resampled_onto_first_grid": list(self.resampled),
+                "registered_onto_first": {name: {"rotation_deg": round(m.rotation_deg, 3),
+                                                 "largest_shift_mm": round(m.shift_mm, 3),
+                                                 "matrix_ras_mm": np.round(m.matrix, 6).tolist()}
+                                          for name, m in self.registered}}
 
     @property
     def inversion_efficiency(self) -> float | None:

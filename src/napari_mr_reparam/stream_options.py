@@ -38,6 +38,10 @@ class SubjectOptions:
         Largest out-of-plane rotation (pitch and roll, each drawn uniformly within it), as
         a head lies differently in every scanner: axial slices then cut the anatomy at new
         angles. 0 tilts none and draws nothing, so seeds give the heads they gave before.
+    other_planes : float
+        The chance that a subject's stack is laid out as sagittal or coronal slices (half
+        each) rather than axial ones, as a 2-D series acquired in those planes reaches
+        the network. 0 draws nothing, so seeds give the heads they gave before.
     value_jitter : float
         Standard deviation of the global log-normal factor on T1, T2 and T2* (PD: half);
         each map's smooth spatial factor has half its global sd.
@@ -90,6 +94,7 @@ class SubjectOptions:
     max_rotation_deg: float = 5.0
     anisotropy: float = 0.0
     tilt_deg: float = 0.0
+    other_planes: float = 0.0
     value_jitter: float = 0.10
     sharpening: float = 1.0
     sharpening_min: float = 1.0
@@ -125,6 +130,8 @@ class SubjectOptions:
             raise ValueError("max_scale and anisotropy must lie in [0, 1) and max_rotation_deg and "
                              f"deform_mm be >= 0, got {self.max_scale}, {self.anisotropy}, "
                              f"{self.max_rotation_deg} and {self.deform_mm}")
+        if not 0 <= self.other_planes <= 1:
+            raise ValueError(f"other_planes is a chance (0-1), got {self.other_planes}")
         if not 0 <= self.extra_reassign <= 1 or self.tissue_jitter < 0:
             raise ValueError("extra_reassign is a chance (0-1) and tissue_jitter an sd (>= 0), got "
                              f"{self.extra_reassign} and {self.tissue_jitter}")

@@ -41,6 +41,8 @@ class Request:
     input_flip: float | None = None
     #: Joint maps: one receiver gain per input (separate series) rather than one shared.
     gain_per_input: bool = False
+    #: Joint maps: register each further input onto the first (head motion) before the fit.
+    register: bool = False
 
     @property
     def joint(self) -> bool:
@@ -172,16 +174,25 @@ def input_volume(layer):
     return Volume(data=data, kind="image", source=name)
 
 
-def joint_inputs(inputs) -> tuple[list[np.ndarray], list, list[str]]:
+def joint_inputs(inputs, register: bool = False) -> tuple[list[np.ndarray], list, list[str], list]:
     """The inputs' images on the first input's grid (:func:`~napari_mr_reparam.grids.on_one_grid`:
     layers the reader placed, NIfTI or DICOM, resampled by their affines where their grid
-    differs), each one's clipped voxels (or None), and the names of those resampled. Runs
-    off the GUI thread (resampling reads every voxel)."""
+    differs; with ``register``, each further one's affine first corrected for its motion
+    against the first, :func:`~napari_mr_reparam.registration.registered`), each one's
+    clipped voxels (or None), the names of those resampled, and (name, motion) of those
+    registered. Runs off the GUI thread (resampling reads every voxel)."""
     from .grids import on_one_grid
 
-    volumes, moved = on_one_grid([input_volume(spec.layer) for spec in inputs])
+    volumes = [input_volume(spec.layer) for spec in inputs]
+    motions = []
+    if register:
+        from .registration import registered
+
+        volumes, found = registered(volumes)
+        motions = [(v.source, m) for v, m in zip(volumes, found) if m is not None]
+    volumes, moved = on_one_grid(volumes)
     clipped = [(v.extra or {}).get("saturated") for v in volumes]
-    return [v.data for v in volumes], clipped, [volumes[i].source for i in moved]
+    return [v.data for v in volumes], clipped, [volumes[i].source for i in moved], motions
 
 
 def determined_line(summary: dict) -> str:
@@ -197,6 +208,9 @@ def determined_line(summary: dict) -> str:
     gains = [float(g) for g in summary.get("scales", [])[1:]]
     if any(abs(g - 1.0) > 1e-6 for g in gains):  # one gain per image was estimated
         line += f"; each further image's gain over the first's: {', '.join(f'{g:.2f}' for g in gains)}"
+    for name, motion in (summary.get("registered_onto_first") or {}).items():
+        line += (f"; {name} registered onto the first input: moved {motion['rotation_deg']:.1f} deg, "
+                 f"up to {motion['largest_shift_mm']:.1f} mm")
     resampled = summary.get("resampled_onto_first_grid") or []
     if resampled:
         line += f"; resampled onto the first input's grid by their affines: {', '.join(resampled)}"
@@ -405,7 +419,7 @@ class MapsCache:
     def _key(request: Request) -> tuple:
         return (id(request.layer), request.model, request.device, request.input_te, request.input_tr,
                 request.input_sequence, request.input_ti, request.input_flip,
-                request.consistency, request.flip_average, request.gain_per_input,
+                request.consistency, request.flip_average, request.gain_per_input, request.register,
                 tuple(spec.key() for spec in request.inputs))
 
     @staticmethod

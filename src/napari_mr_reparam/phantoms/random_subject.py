@@ -38,6 +38,9 @@ TEXTURE_SIGMA_MM = 3.0
 #: zero crossings lie about 4.4 sigma (some 13 mm) apart.
 SULCUS_SIGMA_MM = 3.0
 _TIMES = ("t1", "t2", "t2star")
+#: How an axial stack (z: foot to head, y, x) is laid out as another plane's slices: its
+#: axes in their new order, the rows then flipped so that the head's top is up.
+PLANES = {"sagittal": (2, 0, 1), "coronal": (1, 0, 2)}
 
 
 def _as_rng(rng: np.random.Generator | int | None) -> np.random.Generator:
@@ -349,7 +352,8 @@ def random_subject(base: Phantom, rng: np.random.Generator | int,
     Returns
     -------
     Phantom
-        Same shape, voxel size and dtype; the brain mask is warped along (nearest
+        Same shape, voxel size and dtype (with ``other_planes``, perhaps laid out as
+        sagittal or coronal slices: :func:`resliced`); the brain mask is warped along (nearest
         neighbour). Named ``BASE+random(SEED)`` when ``rng`` is a seed. A subject drawn
         from tissue fractions (options that redraw its tissue: tables, sharpening, CSF
         expansion or sulci) keeps them (``fractions``: where each tissue is, as its
@@ -382,8 +386,38 @@ def random_subject(base: Phantom, rng: np.random.Generator | int,
     if draw is not None and options.partial_volume == "signals":
         mixture = mixture_of(fractions, table).with_factors(factors)
     suffix = f"+random({seed})" if seed is not None else "+random"
-    return Phantom(**warped, voxel_size_mm=base.voxel_size_mm, name=name + suffix, brain_mask=mask,
-                   fractions=fractions, mixture=mixture)
+    subject = Phantom(**warped, voxel_size_mm=base.voxel_size_mm, name=name + suffix, brain_mask=mask,
+                      fractions=fractions, mixture=mixture)
+    return resliced(subject, _drawn_plane(rng, options.other_planes))
+
+
+def in_plane(volume: np.ndarray, plane: str) -> np.ndarray:
+    """An axial stack ``volume`` laid out as ``plane``'s slices (:data:`PLANES`)."""
+    return np.ascontiguousarray(np.asarray(volume).transpose(PLANES[plane])[:, ::-1])
+
+
+def resliced(subject: Phantom, plane: str) -> Phantom:
+    """``subject`` (an axial stack) as a stack of ``plane``'s slices: its maps, mask,
+    fractions and mixture alike, its voxel size along."""
+    if plane == "axial":
+        return subject
+    flip = lambda v: in_plane(v, plane) if np.ndim(v) == 3 else v  # noqa: E731
+    arrays = lambda d: None if d is None else {k: flip(v) for k, v in d.items()}  # noqa: E731
+    mixture = subject.mixture
+    if mixture is not None:
+        mixture = replace(mixture, fractions=arrays(mixture.fractions), factors=arrays(mixture.factors))
+    voxel = tuple(subject.voxel_size_mm[a] for a in PLANES[plane])
+    mask = None if subject.brain_mask is None else flip(subject.brain_mask)
+    return replace(subject, **arrays({k: getattr(subject, k) for k in ("pd", *_TIMES)}),
+                   voxel_size_mm=voxel, brain_mask=mask, fractions=arrays(subject.fractions),
+                   mixture=mixture, name=f"{subject.name}[{plane}]")
+
+
+def _drawn_plane(rng: np.random.Generator, chance: float) -> str:
+    """Axial, or with ``chance`` sagittal or coronal (half each); no draw when 0."""
+    if chance <= 0 or rng.uniform() >= chance:
+        return "axial"
+    return tuple(PLANES)[int(rng.integers(len(PLANES)))]
 
 
 def random_bias_field(shape, rng: np.random.Generator | int, strength: float = 0.2) -> np.ndarray:

@@ -63,6 +63,7 @@ class TrainConfig:
     fraction_sharpening_min: float = SubjectOptions.sharpening_min
     csf_expansion: float = SubjectOptions.csf_expansion
     tilt_deg: float = SubjectOptions.tilt_deg
+    other_planes: float = SubjectOptions.other_planes
     deform_mm: float = SubjectOptions.deform_mm
     max_scale: float = SubjectOptions.max_scale
     max_rotation_deg: float = SubjectOptions.max_rotation_deg

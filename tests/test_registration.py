@@ -1,0 +1,117 @@
+"""Scans that moved between series, registered onto the first (napari_mr_reparam.registration)."""
+
+import json
+
+import nibabel as nib
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from napari_mr_reparam import physics
+from napari_mr_reparam.cli import main
+from napari_mr_reparam.grids import on_one_grid
+from napari_mr_reparam.io import Volume, load_volume
+from napari_mr_reparam.registration import find_motion, registered
+
+SHAPE = (48, 48, 40)  # file axes x, y, z at 2 mm
+AFFINE = np.diag([2.0, 2.0, 2.0, 1.0])
+AFFINE[:3, 3] = -np.array(SHAPE) + 1.0  # the grid's centre at the origin
+
+
+def _head(seed=0):
+    """PD, T1, T2 of a blobby ellipsoid: a few tissues in smooth random patches."""
+    rng = np.random.default_rng(seed)
+    grid = np.stack(np.meshgrid(*[np.linspace(-1, 1, n) for n in SHAPE], indexing="ij"))
+    inside = ((grid / np.array([0.8, 0.9, 0.75])[:, None, None, None]) ** 2).sum(0) < 1
+    field = ndimage.gaussian_filter(rng.standard_normal(SHAPE), 2.5)
+    tissue = np.digitize(field, np.quantile(field, [0.3, 0.6])) * inside + inside
+    pd = np.array([0, 0.7, 0.8, 1.0])[tissue]
+    t1 = np.array([1, 600, 1000, 3000])[tissue]
+    t2 = np.array([1, 60, 90, 400])[tissue]
+    return pd, t1, t2
+
+
+def _turn(degrees, shift_mm):
+    """A rigid motion about the grid's centre: ``degrees`` about z and half as much about x."""
+    a, b = np.radians(degrees), np.radians(degrees / 2)
+    about_z = np.array([[np.cos(a), -np.sin(a), 0], [np.sin(a), np.cos(a), 0], [0, 0, 1]])
+    about_x = np.array([[1, 0, 0], [0, np.cos(b), -np.sin(b)], [0, np.sin(b), np.cos(b)]])
+    out = np.eye(4)
+    out[:3, :3] = about_z @ about_x
+    out[:3, 3] = shift_mm
+    return out
+
+
+def _scans(tmp_path, motion):
+    """A T1-weighted scan in place and a T2-weighted one whose head moved by ``motion``
+    (its voxels hold the same anatomy, its affine places them where the head went)."""
+    pd, t1, t2 = _head()
+    paths = []
+    for name, te, tr, affine in (("t1w", 15, 500, AFFINE), ("t2w", 100, 3000, motion @ AFFINE)):
+        image = np.asarray(physics.spin_echo(pd, t1, t2, te, tr), np.float32) * 1000
+        nib.save(nib.Nifti1Image(image, affine), tmp_path / f"{name}.nii.gz")
+        paths.append(str(tmp_path / f"{name}.nii.gz"))
+    return paths
+
+
+def _corner_error(found, true):
+    corners = np.array([[i, j, k, 1.0] for i in (0, SHAPE[0] - 1) for j in (0, SHAPE[1] - 1)
+                        for k in (0, SHAPE[2] - 1)]) @ AFFINE.T
+    return float(np.linalg.norm(corners @ (found - true).T, axis=1).max())
+
+
+def test_a_turned_and_shifted_scan_of_another_contrast_is_found_where_it_moved(tmp_path):
+    motion = _turn(4.0, [3.0, -2.0, 1.5])
+    fixed, moved = (load_volume(p) for p in _scans(tmp_path, motion))
+    found = find_motion(fixed, moved)
+    assert _corner_error(found.matrix, motion) < 1.0  # half a voxel
+    assert 3.5 < found.rotation_deg < 5.5 and found.shift_mm > 3.0
+    volumes, motions = registered([fixed, moved])
+    assert motions[0] is None and np.allclose(motions[1].matrix, found.matrix, atol=1e-6)
+    assert np.array_equal(volumes[1].data, moved.data)  # only the placement changes
+    on_grid, _ = on_one_grid(volumes)
+    pd, t1, t2 = _head()
+    truth = np.asarray(physics.spin_echo(pd, t1, t2, 100, 3000), np.float32) * 1000
+    inner = np.zeros(SHAPE, bool)
+    inner[8:-8, 8:-8, 8:-8] = True
+    truth_stack = load_volume(_save(tmp_path, truth)).data
+    inner_stack = load_volume(_save(tmp_path, inner.astype(np.float32), "inner")).data > 0
+    before = np.nanmean(np.abs(on_one_grid([fixed, moved])[0][1].data - truth_stack)[inner_stack])
+    after = np.nanmean(np.abs(on_grid[1].data - truth_stack)[inner_stack])
+    assert after < before / 3  # on the first grid again: within half a voxel, taken voxel by voxel
+
+
+def _save(tmp_path, data, name="truth"):
+    nib.save(nib.Nifti1Image(np.asarray(data, np.float32), AFFINE), tmp_path / f"{name}.nii.gz")
+    return tmp_path / f"{name}.nii.gz"
+
+
+def test_scans_that_did_not_move_stay_in_place(tmp_path):
+    fixed, still = (load_volume(p) for p in _scans(tmp_path, np.eye(4)))
+    assert _corner_error(find_motion(fixed, still).matrix, np.eye(4)) < 0.5
+
+
+@pytest.mark.parametrize("which, message", [("unplaced", "has no affine"), ("thin", "at least 8 slices")])
+def test_inputs_that_cannot_be_registered_are_refused_in_one_line(tmp_path, which, message):
+    fixed = load_volume(_scans(tmp_path, np.eye(4))[0])
+    if which == "unplaced":
+        other = Volume(data=np.ones((40, 48, 48), np.float32), kind="image", source="plain")
+    else:
+        nib.save(nib.Nifti1Image(np.ones((48, 48, 4), np.float32), AFFINE), tmp_path / "thin.nii.gz")
+        other = load_volume(tmp_path / "thin.nii.gz")
+    with pytest.raises(ValueError, match=message) as err:
+        find_motion(fixed, other)
+    assert "\n" not in str(err.value)
+
+
+def test_maps_register_moved_inputs_and_record_the_motion(tmp_path, capsys):
+    files = _scans(tmp_path, _turn(3.0, [2.0, 1.0, 0.0]))
+    out = tmp_path / "maps"
+    rc = main(["maps", *files, "--input-te", "15", "100", "--input-tr", "500", "3000", "--model", "none",
+               "--register", "-o", str(out)])
+    assert rc == 0
+    err = capsys.readouterr().err
+    assert f"notice: {files[1]} registered onto {files[0]}: moved " in err
+    assert "without motion between them" not in err
+    record = json.loads((out / "maps.json").read_text())["registered_onto_first"]
+    assert list(record) == [files[1]] and 2.0 < record[files[1]]["rotation_deg"] < 4.5
