@@ -302,6 +302,32 @@ def test_random_subject_tilt_rotates_the_head_out_of_plane(mni):
         random_subject(mni, 3, tilt_deg=-1.0)
 
 
+def test_random_subject_in_other_planes_is_the_same_head_resliced(mni):
+    """other_planes lays a subject out as sagittal or coronal slices (the head's top up): its
+    maps, mask, fractions and mixture alike; 0 draws nothing, so seeds keep their heads."""
+    from napari_mr_reparam.acquisition import Acquisition
+    from napari_mr_reparam.phantoms.random_subject import in_plane, resliced
+
+    opts = dict(deform_mm=0.0, value_jitter=0.05, sharpening=4.0, tables=("3t",), tissue_jitter=0.1)
+    plain = random_subject(mni, 3, **opts)
+    assert np.array_equal(plain.t2, random_subject(mni, 3, **opts, other_planes=0.0).t2)  # no draw
+    planes = {random_subject(mni, s, **opts, other_planes=1.0).name.rsplit("[", 1)[-1] for s in range(6)}
+    assert planes == {"sagittal]", "coronal]"}
+    for plane, axes in (("sagittal", (2, 0, 1)), ("coronal", (1, 0, 2))):
+        turned = resliced(plain, plane)
+        assert turned.shape == tuple(plain.shape[a] for a in axes)
+        assert np.array_equal(turned.t1, in_plane(plain.t1, plane))
+        assert np.array_equal(turned.mask(), in_plane(plain.mask(), plane))
+        assert np.array_equal(turned.fractions["csf"], in_plane(plain.fractions["csf"], plane))
+        acq = Acquisition(100, 4000)
+        assert np.allclose(turned.mixture.render(acq), in_plane(plain.mixture.render(acq), plane))
+    top = resliced(plain, "sagittal").mask()  # the head's top (the axial stack's last slices) is row 0
+    rows = np.flatnonzero(top.any(axis=(0, 2)))
+    assert np.flatnonzero(plain.mask().any(axis=(1, 2)))[-1] == plain.shape[0] - 1 - rows[0]
+    with pytest.raises(ValueError, match="other_planes"):
+        random_subject(mni, 3, other_planes=-0.1)
+
+
 def test_random_subject_geometry_scales_and_stretches_the_head(mni):
     still = dict(deform_mm=0.0, value_jitter=0.0, max_rotation_deg=0.0)
     plain = random_subject(mni, 3, **still)

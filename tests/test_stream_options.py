@@ -16,6 +16,7 @@ def test_options_are_checked_where_they_are_defined():
                        ({"sulcus_width": -1.0}, "sulcus_width"), ({"tilt_deg": -1.0}, "tilt_deg"),
                        ({"max_scale": 1.0}, "max_scale and anisotropy"),
                        ({"extra_reassign": 2.0}, "extra_reassign is a chance"),
+                       ({"other_planes": 1.5}, "other_planes is a chance"),
                        ({"partial_volume": "voxels"}, "partial_volume must be one of signals, times")):
         with pytest.raises(ValueError, match=match):
             SubjectOptions(**bad)
