@@ -1,5 +1,6 @@
 """What the benchmarks share: the default phantom, the results file's tables, unseen
-training-like heads, gained inputs, and the brain's tissue groups.
+training-like heads, gained inputs, the brain's tissue groups, and held-out heads written
+as NIfTI scans on chosen grids.
 
 Each benchmark is a script run from the repository root (``python benchmarks/NAME.py``);
 its directory is on ``sys.path`` then, so ``from _common import ...`` finds this file.
@@ -108,3 +109,85 @@ def psnr_per_slice(pred, truth) -> float:
         p = np.clip(np.nan_to_num(p) / max(float(np.nanmax(p)), 1e-12), 0, 1) * 255
         scores.append(psnr(p, t / t.max() * 255))
     return float(np.mean(scores))
+
+
+# ------------------------------------------------------- held-out heads as NIfTI scans
+
+#: The 1 mm stack's affine (file axes x, y, z = stack axes 2, 1, 0): x to the left, y to the
+#: back, z up, as the package's stack lays a head out (:mod:`napari_mr_reparam.io`).
+FINE = np.diag([-1.0, -1.0, 1.0, 1.0])
+
+
+def subject_slab(path: Path, index: int, slices: int, motion: np.ndarray | None = None):
+    """(name, PD, T1, T2 (stack of ``slices`` 1 mm axial slices), brain mask) of held-out
+    subject ``path`` with its drawn tissue table; with ``motion`` (4 x 4, RAS mm), as the
+    same grid (:data:`FINE`) sees the head after it moved so (:func:`moved_classes`)."""
+    import bench_external as ext
+    from napari_mr_reparam.phantoms.freesurfer import read_labels
+
+    labels, _ = read_labels(path)
+    classes, names = ext.class_volume(labels)
+    classes = ext._pad_to_matrix(classes, ext.MATRIX)
+    values = ext.draw_table(names, np.random.default_rng([ext.HELDOUT_SEED, index]))
+    zs = np.flatnonzero(np.isin(labels, ext.CEREBRAL_CORTEX).any(axis=(1, 2)))
+    middle = int((zs[0] + zs[-1]) // 2)
+    sl = slice(middle - slices // 2, middle - slices // 2 + slices)
+    part = classes[sl] if motion is None else moved_classes(classes, sl, motion)
+    pd, t1, t2 = (values[k][part].astype(np.float32) for k in range(3))
+    brain = np.isin(part, range(1, 1 + len(ext.BRAIN_CLASSES)))
+    return path.name.split(".")[0], pd, t1, t2, brain
+
+
+def stack_to_world() -> np.ndarray:
+    """The 1 mm stack's voxel (z, y, x) to RAS mm (:data:`FINE` takes file axes x, y, z)."""
+    return FINE @ np.eye(4)[[2, 1, 0, 3]]
+
+
+def moved_classes(classes: np.ndarray, sl: slice, motion: np.ndarray) -> np.ndarray:
+    """The slices ``sl`` of a class volume (1 mm stack) after the head moved by ``motion``
+    (RAS mm in the slab's own world, :func:`stack_to_world` of its slices, as
+    :func:`write` places them: the anatomy at p goes to ``motion @ p``), as the same grid
+    samples it then (nearest class: each voxel still one tissue)."""
+    from scipy import ndimage
+
+    a = stack_to_world()
+    back = np.linalg.inv(a) @ np.linalg.inv(motion) @ a  # a voxel of the moved head -> where it was
+    start = np.array([sl.start, 0, 0], float)
+    return ndimage.affine_transform(classes, back[:3, :3], offset=back[:3, 3] + start,
+                                    output_shape=(sl.stop - sl.start, *classes.shape[1:]), order=0,
+                                    mode="constant", cval=0)
+
+
+def render(sequence, pd, t1, t2, te, tr, ti):
+    from napari_mr_reparam import physics
+
+    image = np.asarray(physics.render(sequence, pd, t1, t2, te, tr, ti=ti), np.float32)
+    return np.abs(image)
+
+
+def block_mean(stack: np.ndarray, voxel: tuple) -> np.ndarray:
+    """The mean over blocks of ``voxel`` (z, y, x) fine voxels (the stack cut to whole blocks)."""
+    z, y, x = (s // v for s, v in zip(stack.shape, voxel))
+    cut = stack[:z * voxel[0], :y * voxel[1], :x * voxel[2]]
+    return cut.reshape(z, voxel[0], y, voxel[1], x, voxel[2]).mean(axis=(1, 3, 5))
+
+
+def grid_affine(voxel: tuple) -> np.ndarray:
+    """The affine of a grid of ``voxel`` (z, y, x) fine voxels whose first block starts at
+    the fine grid's first voxel (its centre half a block in)."""
+    vz, vy, vx = voxel
+    scale = np.array([[vx, 0, 0, (vx - 1) / 2], [0, vy, 0, (vy - 1) / 2], [0, 0, vz, (vz - 1) / 2], [0, 0, 0, 1]])
+    return FINE @ scale
+
+
+def write(folder: Path, name: str, stack: np.ndarray, affine: np.ndarray) -> str:
+    import nibabel as nib
+
+    path = folder / f"{name}.nii.gz"
+    nib.save(nib.Nifti1Image(np.ascontiguousarray(stack.transpose(2, 1, 0)), affine), path)
+    return str(path)
+
+
+def rician(image: np.ndarray, sd: float, rng) -> np.ndarray:
+    noise = rng.normal(0, sd, (2, *image.shape)).astype(np.float32)
+    return np.hypot(image + noise[0], noise[1])

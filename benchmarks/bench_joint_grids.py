@@ -48,7 +48,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import psnr_per_slice  # noqa: E402
+from _common import block_mean, grid_affine, psnr_per_slice, render, rician, subject_slab, write  # noqa: E402
 
 PROTOCOLS = {
     "spin-echo": [("T1w", "spin_echo", 15, 500, None), ("PDw", "spin_echo", 15, 3000, None),
@@ -59,63 +59,6 @@ PROTOCOLS = {
 #: Rows: (name, voxel of the second and third inputs in fine voxels (z, y, x), thick grid first).
 ROWS = [("one grid", (1, 1, 1), False), ("slabs 4 mm", (4, 1, 1), False),
         ("slabs 4 mm, pixels 2 mm", (4, 2, 2), False), ("thick grid first", (4, 2, 2), True)]
-#: The 1 mm stack's affine (file axes x, y, z = stack axes 2, 1, 0): x to the left, y to the
-#: back, z up, as the package's stack lays a head out (:mod:`napari_mr_reparam.io`).
-FINE = np.diag([-1.0, -1.0, 1.0, 1.0])
-
-
-def subject_slab(path: Path, index: int, slices: int):
-    """(name, PD, T1, T2 (stack of ``slices`` 1 mm axial slices), brain mask)."""
-    import bench_external as ext
-    from napari_mr_reparam.phantoms.freesurfer import read_labels
-
-    labels, _ = read_labels(path)
-    classes, names = ext.class_volume(labels)
-    classes = ext._pad_to_matrix(classes, ext.MATRIX)
-    values = ext.draw_table(names, np.random.default_rng([ext.HELDOUT_SEED, index]))
-    zs = np.flatnonzero(np.isin(labels, ext.CEREBRAL_CORTEX).any(axis=(1, 2)))
-    middle = int((zs[0] + zs[-1]) // 2)
-    sl = slice(middle - slices // 2, middle - slices // 2 + slices)
-    pd, t1, t2 = (values[k][classes[sl]].astype(np.float32) for k in range(3))
-    brain = np.isin(classes[sl], range(1, 1 + len(ext.BRAIN_CLASSES)))
-    return path.name.split(".")[0], pd, t1, t2, brain
-
-
-def render(sequence, pd, t1, t2, te, tr, ti):
-    from napari_mr_reparam import physics
-
-    image = np.asarray(physics.render(sequence, pd, t1, t2, te, tr, ti=ti), np.float32)
-    return np.abs(image)
-
-
-def block_mean(stack: np.ndarray, voxel: tuple) -> np.ndarray:
-    """The mean over blocks of ``voxel`` (z, y, x) fine voxels (the stack cut to whole blocks)."""
-    z, y, x = (s // v for s, v in zip(stack.shape, voxel))
-    cut = stack[:z * voxel[0], :y * voxel[1], :x * voxel[2]]
-    return cut.reshape(z, voxel[0], y, voxel[1], x, voxel[2]).mean(axis=(1, 3, 5))
-
-
-def grid_affine(voxel: tuple) -> np.ndarray:
-    """The affine of a grid of ``voxel`` (z, y, x) fine voxels whose first block starts at
-    the fine grid's first voxel (its centre half a block in)."""
-    vz, vy, vx = voxel
-    scale = np.array([[vx, 0, 0, (vx - 1) / 2], [0, vy, 0, (vy - 1) / 2], [0, 0, vz, (vz - 1) / 2], [0, 0, 0, 1]])
-    return FINE @ scale
-
-
-def write(folder: Path, name: str, stack: np.ndarray, affine: np.ndarray) -> str:
-    import nibabel as nib
-
-    path = folder / f"{name}.nii.gz"
-    nib.save(nib.Nifti1Image(np.ascontiguousarray(stack.transpose(2, 1, 0)), affine), path)
-    return str(path)
-
-
-def rician(image: np.ndarray, sd: float, rng) -> np.ndarray:
-    noise = rng.normal(0, sd, (2, *image.shape)).astype(np.float32)
-    return np.hypot(image + noise[0], noise[1])
-
-
 def run_row(folder, subject, protocol, voxel, thick_first, noise, rng, engine):
     from napari_mr_reparam.cli_joint import on_first_grid
     from napari_mr_reparam.io import load_volume

@@ -1,0 +1,165 @@
+"""Joint maps from scans between which the head moved: what motion costs, and what `--register` buys.
+
+    python benchmarks/bench_registration.py [--subjects 3] [--slices 60] [--noise 0.01]
+                                            [--degrees 1 4] [--shift-mm 1 3]
+
+Each held-out subject of the external benchmark (``bench_external.heldout_subject``'s label
+maps, with a tissue table drawn from the held-out literature ranges; one voxel one tissue)
+is scanned three times on one 1 mm grid (``--slices`` axial slices through the middle of
+the cerebrum, 256 matrix, Rician noise of ``--noise`` x each image's maximum), written as
+NIfTI and read back as the command line reads them: a T1-weighted spin echo (TE 15 / TR
+500 ms) first, then a PD/T2 dual echo (TE 15 and 100 / TR 3000 ms), for which the head has
+moved by a rigid motion drawn per subject (a turn of ``--degrees`` about a random axis
+through the slab's centre, and a shift of ``--shift-mm`` in a random direction), as it
+moves between two series. The scanner's grid stays where it was, so the dual echo's files
+carry the same affine as the first scan: only their anatomy moved (the class map resampled,
+nearest class). Rows:
+
+- **no motion**: the dual echo of the head where it was (the best the fit can do);
+- **moved, as they lie**: the moved dual echo fitted voxel by voxel with the first scan,
+  as ``maps`` does without ``--register``;
+- **moved, registered**: ``maps --register``'s path
+  (:func:`napari_mr_reparam.cli_joint.registered_inputs`, then
+  :func:`~napari_mr_reparam.cli_joint.on_first_grid`): each dual-echo image registered
+  onto the first scan and resampled onto its grid;
+- **moved, the true motion**: the same with the motion that was drawn in place of the one
+  registration found: what a perfect registration gives. Below "no motion" by what
+  resampling a moved head costs (its edges fall elsewhere on the grid, and trilinear
+  resampling blurs them).
+
+All three inputs determine PD, T1 and T2, so no network runs. Scores: the external
+benchmark's 12 spin-echo targets (``bench_external.heldout_targets``) of the head where
+the first scan has it, PSNR per slice of 0-255 images each normalized to its maximum, mean
+over slices and targets, and the worst target; median T1 and T2 error in the brain; for
+the registered row, the registration's error (the largest distance between the found and
+the true motion over the corners of the field of view) and its time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from contextlib import redirect_stderr
+from io import StringIO
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import grid_affine, psnr_per_slice, render, rician, stack_to_world, subject_slab, write  # noqa: E402
+
+#: (name, sequence, TE, TR, TI): the first scan, then the dual echo of the later series.
+FIRST = ("T1w", "spin_echo", 15, 500, None)
+LATER = [("PDw", "spin_echo", 15, 3000, None), ("T2w", "spin_echo", 100, 3000, None)]
+ROWS = ("no motion", "moved, as they lie", "moved, registered", "moved, the true motion")
+
+
+def draw_motion(rng, degrees, shift_mm, centre) -> np.ndarray:
+    """A rigid motion (RAS mm) turning by an angle drawn in ``degrees`` about a random axis
+    through ``centre`` and shifting by a length drawn in ``shift_mm`` in a random direction."""
+    from scipy.spatial.transform import Rotation
+
+    axis = rng.normal(size=3)
+    angle = np.radians(rng.uniform(*degrees))
+    rotation = Rotation.from_rotvec(axis / np.linalg.norm(axis) * angle).as_matrix()
+    direction = rng.normal(size=3)
+    out = np.eye(4)
+    out[:3, :3] = rotation
+    out[:3, 3] = centre - rotation @ centre + direction / np.linalg.norm(direction) * rng.uniform(*shift_mm)
+    return out
+
+
+def corner_error(found: np.ndarray, true: np.ndarray, shape) -> float:
+    last = np.asarray(shape, float) - 1
+    corners = np.array([[i, j, k, 1.0] for i in (0, last[0]) for j in (0, last[1]) for k in (0, last[2])])
+    world = corners @ stack_to_world().T
+    return float(np.linalg.norm(world @ (found - true).T, axis=1).max())
+
+
+def run_row(folder, row, still, moved, noise, seed, motion):
+    from napari_mr_reparam.cli_joint import on_first_grid, registered_inputs
+    from napari_mr_reparam.io import load_volume
+    from napari_mr_reparam.joint_fit import joint_maps, make_acquisition
+
+    rng = np.random.default_rng(seed)  # the same noise draws in every row
+    _, pd, t1, t2, brain = still
+    paths, acqs = [], []
+    for i, (name, sequence, te, tr, ti) in enumerate([FIRST, *LATER]):
+        head = still if i == 0 or row == "no motion" else moved
+        clean = render(sequence, *head[1:4], te, tr, ti)
+        paths.append(write(folder, name, rician(clean, noise * float(clean.max()), rng), grid_affine((1, 1, 1))))
+        acqs.append(make_acquisition(sequence, te, tr, ti))
+    volumes = [load_volume(p) for p in paths]
+    error, register_s = None, None
+    with redirect_stderr(StringIO()):
+        if row == "moved, registered":
+            start = time.perf_counter()
+            volumes, motions = registered_inputs(volumes)
+            register_s = time.perf_counter() - start
+            error = max(corner_error(m.matrix, motion, pd.shape) for _, m in motions)
+        elif row == "moved, the true motion":
+            from napari_mr_reparam.registration import Motion, moved_back
+
+            volumes = [volumes[0], *(moved_back(v, Motion(motion, 0.0, 0.0)) for v in volumes[1:])]
+        volumes, _ = on_first_grid(volumes, registered=row != "moved, as they lie")
+    maps = joint_maps([v.data for v in volumes], acqs, engine=None)
+    import bench_external as ext
+
+    scores = [psnr_per_slice(maps.render(t.te, t.tr, "spin_echo"), render("spin_echo", pd, t1, t2, t.te, t.tr, None))
+              for t in ext.heldout_targets(12)]
+    inside = brain & (maps.pd > 0)
+    errors = [float(np.median(np.abs(getattr(maps, k)[inside] / ref[inside] - 1))) for k, ref in (("t1", t1), ("t2", t2))]
+    return {"mean": float(np.mean(scores)), "worst": float(np.min(scores)), "errors": errors,
+            "register_error": error, "register_s": register_s}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--subjects", type=int, default=3)
+    parser.add_argument("--slices", type=int, default=60)
+    parser.add_argument("--noise", type=float, default=0.01)
+    parser.add_argument("--degrees", type=float, nargs=2, default=(1.0, 4.0), metavar=("LOW", "HIGH"))
+    parser.add_argument("--shift-mm", type=float, nargs=2, default=(1.0, 3.0), metavar=("LOW", "HIGH"))
+    args = parser.parse_args(argv)
+    import bench_external as ext
+
+    paths, missing = ext.subject_paths(False)
+    if missing:
+        print(f"skipped: {missing}")
+        return 0
+    print(f"T1w (15/500) first, then the PD/T2 dual echo (15 and 100 / 3000) after a turn of "
+          f"{args.degrees[0]:g}-{args.degrees[1]:g} deg and a shift of {args.shift_mm[0]:g}-{args.shift_mm[1]:g} mm; "
+          f"noise {args.noise:g}; {args.slices} slices\n")
+    print("| subject | motion | inputs | SE targets: mean PSNR | worst target | median T1 error | median T2 error "
+          "| registration error (mm, worst corner) | registration (s) |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    means = {}
+    for index, path in enumerate(paths[:args.subjects]):
+        rng = np.random.default_rng([index, 11])
+        centre = stack_to_world() @ np.array([args.slices / 2 - 0.5, 127.5, 127.5, 1.0])
+        motion = draw_motion(rng, args.degrees, args.shift_mm, centre[:3])
+        angle = np.degrees(np.arccos(np.clip((np.trace(motion[:3, :3]) - 1) / 2, -1, 1)))
+        still = subject_slab(path, index, args.slices)
+        moved = subject_slab(path, index, args.slices, motion)
+        for row in ROWS:
+            with tempfile.TemporaryDirectory() as folder:
+                r = run_row(Path(folder), row, still, moved, args.noise, [index, 7], motion)
+            shown = "-" if row == "no motion" else f"{angle:.1f} deg, {np.linalg.norm(motion[:3, 3] - centre[:3] + motion[:3, :3] @ centre[:3]):.1f} mm"
+            reg = ("-", "-") if r["register_s"] is None else (f"{r['register_error']:.2f}", f"{r['register_s']:.1f}")
+            print(f"| {still[0]} | {shown} | {row} | {r['mean']:.2f} dB | {r['worst']:.2f} dB | "
+                  f"{100 * r['errors'][0]:.1f} % | {100 * r['errors'][1]:.1f} % | {reg[0]} | {reg[1]} |", flush=True)
+            means.setdefault(row, []).append(r)
+    print("\n| inputs | SE targets: mean PSNR (mean over subjects) | worst target (mean over subjects) | "
+          "median T1 / T2 error (mean over subjects) |")
+    print("|---|---|---|---|")
+    for row, rs in means.items():
+        print(f"| {row} | {np.mean([r['mean'] for r in rs]):.2f} dB | {np.mean([r['worst'] for r in rs]):.2f} dB | "
+              f"{100 * np.mean([r['errors'][0] for r in rs]):.1f} / {100 * np.mean([r['errors'][1] for r in rs]):.1f} % |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
