@@ -91,7 +91,7 @@ def test_scans_that_did_not_move_stay_in_place(tmp_path):
     assert _corner_error(find_motion(fixed, still).matrix, np.eye(4)) < 0.5
 
 
-@pytest.mark.parametrize("which, message", [("unplaced", "has no affine"), ("thin", "at least 8 slices")])
+@pytest.mark.parametrize("which, message", [("unplaced", "has no affine"), ("thin", "at least 8 voxels along every axis")])
 def test_inputs_that_cannot_be_registered_are_refused_in_one_line(tmp_path, which, message):
     fixed = load_volume(_scans(tmp_path, np.eye(4))[0])
     if which == "unplaced":

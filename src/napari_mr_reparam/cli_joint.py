@@ -32,7 +32,7 @@ ECHO_TRAIN_OPTION = {
 REGISTER_OPTION = {
     "action": "store_true",
     "help": "the head moved between the scans: register each input rigidly onto the first (mutual "
-            "information, so contrasts may differ; NIfTI or DICOM inputs of 8 slices or more; a few "
+            "information, so contrasts may differ; NIfTI or DICOM volumes of 8 slices or more; a few "
             "seconds each) before they are brought onto its grid"}
 
 #: ``--no-smooth``: fit every voxel on its own signals.

@@ -65,8 +65,8 @@ def _refusal(volume: Volume) -> str | None:
     if not is_placed(volume):
         return f"{name} has no affine (not NIfTI or DICOM): registration needs each scan's placement"
     if volume.data.ndim != 3 or min(volume.data.shape) < MIN_SLICES:
-        return (f"{name} holds {volume.data.shape[0]} slices: registration needs volumes of at least "
-                f"{MIN_SLICES} slices along every axis")
+        shape = "x".join(map(str, volume.data.shape))
+        return f"{name} is {shape} voxels: registration needs volumes of at least {MIN_SLICES} voxels along every axis"
     return None
 
 
