@@ -1,7 +1,7 @@
 """Joint maps from scans between which the head moved: what motion costs, and what `--register` buys.
 
     python benchmarks/bench_registration.py [--subjects 3] [--slices 60] [--noise 0.01]
-                                            [--degrees 1 4] [--shift-mm 1 3]
+                                            [--degrees 1 4] [--shift-mm 1 3] [--voxel 1 1 1]
 
 Each held-out subject of the external benchmark (``bench_external.heldout_subject``'s label
 maps, with a tissue table drawn from the held-out literature ranges; one voxel one tissue)
@@ -13,7 +13,9 @@ moved by a rigid motion drawn per subject (a turn of ``--degrees`` about a rando
 through the slab's centre, and a shift of ``--shift-mm`` in a random direction), as it
 moves between two series. The scanner's grid stays where it was, so the dual echo's files
 carry the same affine as the first scan: only their anatomy moved (the class map resampled,
-nearest class). Rows:
+nearest class). With ``--voxel Z Y X`` the dual echo is written on a grid of that many 1 mm
+voxels per voxel (``5 2 2``: axial slabs 5 mm thick of 2 mm pixels, the mean of the 1 mm
+voxels they cover), as a 2-D T2-weighted series beside a 3-D T1-weighted one. Rows:
 
 - **no motion**: the dual echo of the head where it was (the best the fit can do);
 - **moved, as they lie**: the moved dual echo fitted voxel by voxel with the first scan,
@@ -49,7 +51,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import grid_affine, psnr_per_slice, render, rician, stack_to_world, subject_slab, write  # noqa: E402
+from _common import (block_mean, grid_affine, psnr_per_slice, render, rician, stack_to_world,  # noqa: E402
+                     subject_slab, write)
 
 #: (name, sequence, TE, TR, TI): the first scan, then the dual echo of the later series.
 FIRST = ("T1w", "spin_echo", 15, 500, None)
@@ -79,7 +82,7 @@ def corner_error(found: np.ndarray, true: np.ndarray, shape) -> float:
     return float(np.linalg.norm(world @ (found - true).T, axis=1).max())
 
 
-def run_row(folder, row, still, moved, noise, seed, motion):
+def run_row(folder, row, still, moved, noise, seed, motion, voxel=(1, 1, 1)):
     from napari_mr_reparam.cli_joint import on_first_grid, registered_inputs
     from napari_mr_reparam.io import load_volume
     from napari_mr_reparam.joint_fit import joint_maps, make_acquisition
@@ -89,8 +92,9 @@ def run_row(folder, row, still, moved, noise, seed, motion):
     paths, acqs = [], []
     for i, (name, sequence, te, tr, ti) in enumerate([FIRST, *LATER]):
         head = still if i == 0 or row == "no motion" else moved
-        clean = render(sequence, *head[1:4], te, tr, ti)
-        paths.append(write(folder, name, rician(clean, noise * float(clean.max()), rng), grid_affine((1, 1, 1))))
+        own = (1, 1, 1) if i == 0 else tuple(voxel)
+        clean = block_mean(render(sequence, *head[1:4], te, tr, ti), own)
+        paths.append(write(folder, name, rician(clean, noise * float(clean.max()), rng), grid_affine(own)))
         acqs.append(make_acquisition(sequence, te, tr, ti))
     volumes = [load_volume(p) for p in paths]
     error, register_s = None, None
@@ -123,7 +127,11 @@ def main(argv=None) -> int:
     parser.add_argument("--noise", type=float, default=0.01)
     parser.add_argument("--degrees", type=float, nargs=2, default=(1.0, 4.0), metavar=("LOW", "HIGH"))
     parser.add_argument("--shift-mm", type=float, nargs=2, default=(1.0, 3.0), metavar=("LOW", "HIGH"))
+    parser.add_argument("--voxel", type=int, nargs=3, default=(1, 1, 1), metavar=("Z", "Y", "X"),
+                        help="the dual echo's voxel in 1 mm voxels (axial slab thickness, then pixel)")
     args = parser.parse_args(argv)
+    if args.slices % args.voxel[0]:
+        parser.error("--slices must be a multiple of the slab thickness (--voxel's first value)")
     import bench_external as ext
 
     paths, missing = ext.subject_paths(False)
@@ -132,7 +140,7 @@ def main(argv=None) -> int:
         return 0
     print(f"T1w (15/500) first, then the PD/T2 dual echo (15 and 100 / 3000) after a turn of "
           f"{args.degrees[0]:g}-{args.degrees[1]:g} deg and a shift of {args.shift_mm[0]:g}-{args.shift_mm[1]:g} mm; "
-          f"noise {args.noise:g}; {args.slices} slices\n")
+          f"noise {args.noise:g}; {args.slices} slices; the dual echo's voxel {'x'.join(map(str, args.voxel[::-1]))} mm\n")
     print("| subject | motion | inputs | SE targets: mean PSNR | worst target | median T1 error | median T2 error "
           "| registration error (mm, worst corner) | registration (s) |")
     print("|---|---|---|---|---|---|---|---|---|")
@@ -146,7 +154,7 @@ def main(argv=None) -> int:
         moved = subject_slab(path, index, args.slices, motion)
         for row in ROWS:
             with tempfile.TemporaryDirectory() as folder:
-                r = run_row(Path(folder), row, still, moved, args.noise, [index, 7], motion)
+                r = run_row(Path(folder), row, still, moved, args.noise, [index, 7], motion, args.voxel)
             shown = "-" if row == "no motion" else f"{angle:.1f} deg, {np.linalg.norm(motion[:3, 3] - centre[:3] + motion[:3, :3] @ centre[:3]):.1f} mm"
             reg = ("-", "-") if r["register_s"] is None else (f"{r['register_error']:.2f}", f"{r['register_s']:.1f}")
             print(f"| {still[0]} | {shown} | {row} | {r['mean']:.2f} dB | {r['worst']:.2f} dB | "

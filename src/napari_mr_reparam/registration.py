@@ -7,7 +7,8 @@ placed a little off, and a voxel-by-voxel joint fit mixes tissues at every edge.
 :func:`registered` finds each scan's rigid motion against the first with SimpleITK's
 registration framework (Mattes mutual information, so the scans may differ in contrast;
 a 3-D Euler transform; two levels, 4 and 2 times coarser; a regular-step gradient
-descent) and corrects the scan's affine by it. Nothing is resampled here: the corrected
+descent; the metric sampled on the coarser scan's grid, which keeps a scan of thick slabs
+from drifting) and corrects the scan's affine by it. Nothing is resampled here: the corrected
 affine is what :func:`~napari_mr_reparam.grids.on_one_grid` then follows.
 """
 
@@ -23,7 +24,9 @@ from .io import Volume, stack_affine
 #: Shrink factors of the two levels (coarse to fine).
 SHRINK = (4, 2)
 #: Share of the voxels that the metric samples at each level (drawn with a fixed seed).
-SAMPLING = 0.1
+SAMPLING = 0.2
+#: The scan whose voxels are this many times larger is the one the metric samples.
+COARSER = 1.5
 #: Histogram bins of the mutual information.
 BINS = 32
 #: Most iterations per level.
@@ -87,6 +90,10 @@ def _as_image(volume: Volume):
     return image
 
 
+def _voxel_volume(volume: Volume) -> float:
+    return float(abs(np.linalg.det(stack_affine(volume)[:3, :3])))
+
+
 def _matrix(transform) -> np.ndarray:
     rotation = np.array(transform.GetMatrix(), float).reshape(3, 3)
     centre = np.array(transform.GetCenter(), float)
@@ -111,7 +118,10 @@ def find_motion(reference: Volume, moved: Volume) -> Motion:
         refusal = _refusal(volume)
         if refusal:
             raise ValueError(refusal)
+    coarse_first = _voxel_volume(moved) > COARSER * _voxel_volume(reference)
     fixed, moving = _as_image(reference), _as_image(moved)
+    if coarse_first:  # sampled on the thick scan's grid; the motion found is then the inverse
+        fixed, moving = moving, fixed
     start = sitk.Euler3DTransform()
     start.SetCenter(fixed.TransformContinuousIndexToPhysicalPoint([(n - 1) / 2 for n in fixed.GetSize()]))
     method = sitk.ImageRegistrationMethod()
@@ -131,7 +141,7 @@ def find_motion(reference: Volume, moved: Volume) -> Motion:
     except RuntimeError as exc:  # SimpleITK's own message is pages long
         raise ValueError(f"registration of {moved.source or 'an input'} onto {reference.source or 'the first input'} "
                          f"failed ({str(exc).strip().splitlines()[-1][:120]})") from None
-    matrix = _matrix(start)
+    matrix = np.linalg.inv(_matrix(start)) if coarse_first else _matrix(start)
     corners = _corners(reference)
     shift = float(np.linalg.norm(corners @ (matrix - np.eye(4)).T, axis=1).max())
     angle = math.degrees(math.acos(np.clip((np.trace(matrix[:3, :3]) - 1) / 2, -1.0, 1.0)))
