@@ -698,29 +698,35 @@ def test_a_new_input_row_takes_an_image_not_a_prediction(demo, qtbot):
     assert second.layer.value is viewer.layers["head TE20 TR6000"]
 
 
-def test_scans_on_other_grids_opened_from_files_are_resampled_for_joint_maps(
-        make_napari_viewer, tiny_weights, qtbot, tmp_path):
-    """A 1 mm and a 2 mm scan of one head, opened through the reader as a person opens them:
-    the joint fit runs on the first's grid and says which input it resampled."""
+def _scans_opened(make_napari_viewer, tmp_path, scans):
+    """Each (name, stack (z, y, x), TE, TR, affine) written as NIfTI with its BIDS sidecar and
+    opened through the reader, as a person opens them: the viewer, the widget, the layers."""
     import json
 
     import nibabel as nib
 
+    for name, image, te, tr, affine in scans:
+        nib.save(nib.Nifti1Image(np.ascontiguousarray(image.transpose(2, 1, 0)), affine), tmp_path / f"{name}.nii.gz")
+        (tmp_path / f"{name}.json").write_text(json.dumps({"EchoTime": te / 1000, "RepetitionTime": tr / 1000}))
+    viewer = make_napari_viewer()
+    _, widget = viewer.window.add_plugin_dock_widget("napari-mr-reparam", "MR Re-parameterization")
+    layers = [viewer.open(str(tmp_path / f"{scan[0]}.nii.gz"), plugin="napari-mr-reparam")[0] for scan in scans]
+    return (viewer, widget, *layers)
+
+
+def test_scans_on_other_grids_opened_from_files_are_resampled_for_joint_maps(
+        make_napari_viewer, tiny_weights, qtbot, tmp_path):
+    """A 1 mm and a 2 mm scan of one head, opened through the reader as a person opens them:
+    the joint fit runs on the first's grid and says which input it resampled."""
     from napari_mr_reparam import physics
     from napari_mr_reparam.phantoms import load_phantom
 
     p = load_phantom("mni152")
     middle = p.pd.shape[0] // 2
     pd, t1, t2 = (np.asarray(getattr(p, k)[middle - 2:middle + 2, ::2, ::2], np.float32) for k in ("pd", "t1", "t2"))
-    for name, te, tr, step in (("pdw", 15, 3000, 1), ("t2w", 100, 3000, 2)):
-        image = np.asarray(physics.spin_echo(pd, t1, t2, te, tr), np.float32)[:, ::step, ::step] * 1000
-        affine = np.diag([step, step, 1.0, 1.0])
-        nib.save(nib.Nifti1Image(np.ascontiguousarray(image.transpose(2, 1, 0)), affine), tmp_path / f"{name}.nii.gz")
-        (tmp_path / f"{name}.json").write_text(json.dumps({"EchoTime": te / 1000, "RepetitionTime": tr / 1000}))
-    viewer = make_napari_viewer()
-    _, widget = viewer.window.add_plugin_dock_widget("napari-mr-reparam", "MR Re-parameterization")
-    first = viewer.open(str(tmp_path / "pdw.nii.gz"), plugin="napari-mr-reparam")[0]
-    second = viewer.open(str(tmp_path / "t2w.nii.gz"), plugin="napari-mr-reparam")[0]
+    scans = [(name, np.asarray(physics.spin_echo(pd, t1, t2, te, tr), np.float32)[:, ::step, ::step] * 1000, te, tr,
+              np.diag([step, step, 1.0, 1.0])) for name, te, tr, step in (("pdw", 15, 3000, 1), ("t2w", 100, 3000, 2))]
+    viewer, widget, first, second = _scans_opened(make_napari_viewer, tmp_path, scans)
     assert first.data.shape != second.data.shape
     widget.reset_choices()
     widget.image.value = first
@@ -739,10 +745,6 @@ def test_scans_that_moved_are_registered_for_joint_maps_when_asked(make_napari_v
     """Two scans of one head opened through the reader, the second's head turned 3 degrees
     and shifted: with "Register onto the first image" ticked, the joint fit says how far it
     moved."""
-    import json
-
-    import nibabel as nib
-
     from napari_mr_reparam import physics
     from napari_mr_reparam.phantoms import load_phantom
 
@@ -755,14 +757,9 @@ def test_scans_that_moved_are_registered_for_joint_maps_when_asked(make_napari_v
     moved[:3, 3] = [2.0, -1.0, 0.0]
     centred = np.diag([2.0, 2.0, 2.0, 1.0])
     centred[:3, 3] = -np.array(pd.shape[::-1]) + 1.0
-    for name, te, tr, affine in (("t1w", 15, 500, centred), ("t2w", 100, 3000, moved @ centred)):
-        image = np.asarray(physics.spin_echo(pd, t1, t2, te, tr), np.float32) * 1000
-        nib.save(nib.Nifti1Image(np.ascontiguousarray(image.transpose(2, 1, 0)), affine), tmp_path / f"{name}.nii.gz")
-        (tmp_path / f"{name}.json").write_text(json.dumps({"EchoTime": te / 1000, "RepetitionTime": tr / 1000}))
-    viewer = make_napari_viewer()
-    _, widget = viewer.window.add_plugin_dock_widget("napari-mr-reparam", "MR Re-parameterization")
-    first = viewer.open(str(tmp_path / "t1w.nii.gz"), plugin="napari-mr-reparam")[0]
-    second = viewer.open(str(tmp_path / "t2w.nii.gz"), plugin="napari-mr-reparam")[0]
+    scans = [(name, np.asarray(physics.spin_echo(pd, t1, t2, te, tr), np.float32) * 1000, te, tr, affine)
+             for name, te, tr, affine in (("t1w", 15, 500, centred), ("t2w", 100, 3000, moved @ centred))]
+    viewer, widget, first, second = _scans_opened(make_napari_viewer, tmp_path, scans)
     widget.reset_choices()
     widget.image.value = first
     widget.model.value = "physics"
