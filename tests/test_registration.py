@@ -115,3 +115,19 @@ def test_maps_register_moved_inputs_and_record_the_motion(tmp_path, capsys):
     assert "without motion between them" not in err
     record = json.loads((out / "maps.json").read_text())["registered_onto_first"]
     assert list(record) == [files[1]] and 2.0 < record[files[1]]["rotation_deg"] < 4.5
+
+
+def test_a_motion_beyond_what_a_head_does_is_refused_as_a_failure(tmp_path, monkeypatch):
+    """A registration that ends far off (as one that diverges does) is refused, not applied:
+    here the limits are lowered below the 3.6 mm the scans really moved."""
+    import napari_mr_reparam.registration as registration
+
+    fixed, moved = (load_volume(p) for p in _scans(tmp_path, _turn(4.0, [3.0, -2.0, 1.5])))
+    monkeypatch.setattr(registration, "MOST_SHIFT_MM", 1.0)
+    with pytest.raises(ValueError, match="more than a head moves between series") as err:
+        find_motion(fixed, moved)
+    assert "\n" not in str(err.value)
+    monkeypatch.setattr(registration, "MOST_SHIFT_MM", 30.0)
+    monkeypatch.setattr(registration, "MOST_ROTATION_DEG", 2.0)
+    with pytest.raises(ValueError, match="more than a head moves between series"):
+        find_motion(fixed, moved)

@@ -31,9 +31,10 @@ COARSER = 1.5
 BINS = 32
 #: Most iterations per level.
 ITERATIONS = 100
-#: Fewest slices a stack needs for a 3-D registration.
-MIN_SLICES = 8
-#: A motion larger than this (degrees or millimetres) is taken as a failure, not a move.
+#: Fewest voxels a volume needs along each axis for a 3-D registration.
+MIN_VOXELS = 8
+#: A turn larger than this, or a shift of the field of view's centre larger than this, is
+#: taken as a failure of the registration, not as a move of the head.
 MOST_ROTATION_DEG = 20.0
 MOST_SHIFT_MM = 30.0
 
@@ -67,9 +68,9 @@ def _refusal(volume: Volume) -> str | None:
     name = volume.source or "an input"
     if not is_placed(volume):
         return f"{name} has no affine (not NIfTI or DICOM): registration needs each scan's placement"
-    if volume.data.ndim != 3 or min(volume.data.shape) < MIN_SLICES:
+    if volume.data.ndim != 3 or min(volume.data.shape) < MIN_VOXELS:
         shape = "x".join(map(str, volume.data.shape))
-        return f"{name} is {shape} voxels: registration needs volumes of at least {MIN_SLICES} voxels along every axis"
+        return f"{name} is {shape} voxels: registration needs volumes of at least {MIN_VOXELS} voxels along every axis"
     return None
 
 
@@ -111,7 +112,9 @@ def _corners(volume: Volume) -> np.ndarray:
 
 def find_motion(reference: Volume, moved: Volume) -> Motion:
     """The rigid motion of ``moved`` against ``reference`` (both placed volumes of at least
-    :data:`MIN_SLICES` slices); a ``ValueError`` when they cannot be registered."""
+    :data:`MIN_VOXELS` voxels along each axis); a ``ValueError`` when they cannot be
+    registered, or the motion found is beyond what a head does (:data:`MOST_ROTATION_DEG`,
+    :data:`MOST_SHIFT_MM`)."""
     import SimpleITK as sitk
 
     for volume in (reference, moved):
@@ -143,10 +146,11 @@ def find_motion(reference: Volume, moved: Volume) -> Motion:
                          f"failed ({str(exc).strip().splitlines()[-1][:120]})") from None
     matrix = np.linalg.inv(_matrix(start)) if coarse_first else _matrix(start)
     corners = _corners(reference)
-    shift = float(np.linalg.norm(corners @ (matrix - np.eye(4)).T, axis=1).max())
+    moves = np.linalg.norm(corners @ (matrix - np.eye(4)).T, axis=1)
+    centre = np.linalg.norm((matrix - np.eye(4)) @ corners.mean(axis=0))
     angle = math.degrees(math.acos(np.clip((np.trace(matrix[:3, :3]) - 1) / 2, -1.0, 1.0)))
-    motion = Motion(matrix, angle, shift)
-    if angle > MOST_ROTATION_DEG or shift > MOST_SHIFT_MM:
+    motion = Motion(matrix, angle, float(moves.max()))
+    if angle > MOST_ROTATION_DEG or centre > MOST_SHIFT_MM:
         raise ValueError(f"registration of {moved.source or 'an input'} found a motion of {motion.describe()}, "
                          "more than a head moves between series: are these scans of one subject and session?")
     return motion
@@ -159,10 +163,9 @@ def moved_back(volume: Volume, motion: Motion) -> Volume:
     return replace(volume, affine=affine)
 
 
-def registered(volumes: list[Volume], reference: int = 0, progress=None) -> tuple[list[Volume], list[Motion | None]]:
+def registered(volumes: list[Volume], reference: int = 0) -> tuple[list[Volume], list[Motion | None]]:
     """Each volume with its affine corrected for its motion against ``volumes[reference]``
-    (:func:`find_motion`, :func:`moved_back`), and the motions (None for the reference).
-    ``progress()`` is called after each registration."""
+    (:func:`find_motion`, :func:`moved_back`), and the motions (None for the reference)."""
     out, motions = [], []
     for i, volume in enumerate(volumes):
         if i == reference:
@@ -172,6 +175,4 @@ def registered(volumes: list[Volume], reference: int = 0, progress=None) -> tupl
         motion = find_motion(volumes[reference], volume)
         out.append(moved_back(volume, motion))
         motions.append(motion)
-        if progress is not None:
-            progress()
     return out, motions
