@@ -131,3 +131,21 @@ def test_a_motion_beyond_what_a_head_does_is_refused_as_a_failure(tmp_path, monk
     monkeypatch.setattr(registration, "MOST_ROTATION_DEG", 2.0)
     with pytest.raises(ValueError, match="more than a head moves between series"):
         find_motion(fixed, moved)
+
+
+def test_images_of_one_dicom_series_share_one_registration(tmp_path, monkeypatch):
+    """Echoes of one series did not move against each other: the reference's echoes stay,
+    and a later series is registered once for all its echoes."""
+    from dataclasses import replace
+
+    import napari_mr_reparam.registration as registration
+
+    first, later = (load_volume(p) for p in _scans(tmp_path, _turn(3.0, [2.0, 0.0, 0.0])))
+    tag = lambda v, uid: replace(v, extra={**(v.extra or {}), "series_uid": uid})  # noqa: E731
+    volumes = [tag(first, "1.2.1"), tag(first, "1.2.1"), tag(later, "1.2.2"), tag(later, "1.2.2")]
+    calls = []
+    real = registration.find_motion
+    monkeypatch.setattr(registration, "find_motion", lambda a, b: calls.append(1) or real(a, b))
+    out, motions = registered(volumes)
+    assert len(calls) == 1 and motions[:2] == [None, None] and motions[2] is motions[3]
+    assert np.allclose(out[2].affine, out[3].affine) and np.array_equal(out[1].affine, first.affine)

@@ -163,16 +163,28 @@ def moved_back(volume: Volume, motion: Motion) -> Volume:
     return replace(volume, affine=affine)
 
 
+def _series(volume: Volume) -> str | None:
+    """The DICOM series a volume came from (its SeriesInstanceUID), else None."""
+    return (volume.extra or {}).get("series_uid") or None
+
+
 def registered(volumes: list[Volume], reference: int = 0) -> tuple[list[Volume], list[Motion | None]]:
     """Each volume with its affine corrected for its motion against ``volumes[reference]``
-    (:func:`find_motion`, :func:`moved_back`), and the motions (None for the reference)."""
+    (:func:`find_motion`, :func:`moved_back`), and the motions (None where nothing moved).
+    Images of one DICOM series (the echoes or inversion times of one scan) did not move
+    against each other: one registration serves them all, and those of the reference's
+    series stay as they are."""
+    found = {_series(volumes[reference]): None}
     out, motions = [], []
     for i, volume in enumerate(volumes):
-        if i == reference:
+        series = _series(volume)
+        if i == reference or (series is not None and series in found and found[series] is None):
             out.append(volume)
             motions.append(None)
             continue
-        motion = find_motion(volumes[reference], volume)
+        motion = found[series] if series is not None and series in found else find_motion(volumes[reference], volume)
+        if series is not None:
+            found[series] = motion
         out.append(moved_back(volume, motion))
         motions.append(motion)
     return out, motions
