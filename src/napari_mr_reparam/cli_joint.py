@@ -347,12 +347,11 @@ def _notice_overrides(volumes, given: dict, args) -> None:
 
 
 def registered_inputs(volumes) -> tuple[list, list]:
-    """The inputs registered onto the first (:func:`~napari_mr_reparam.registration.registered`),
+    """The inputs registered onto the first (:func:`~napari_mr_reparam.registration.registered_by_name`),
     with a notice of each one's motion, and (name, motion) per registered input."""
-    from .registration import registered
+    from .registration import registered_by_name
 
-    out, motions = registered(volumes)
-    pairs = [(_source(v), m) for v, m in zip(volumes, motions) if m is not None]
+    out, pairs = registered_by_name(volumes)
     for name, motion in pairs:
         print(f"notice: {name} registered onto {_source(volumes[0])}: moved {motion.describe()}", file=sys.stderr)
     return out, pairs

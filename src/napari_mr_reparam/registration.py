@@ -188,3 +188,11 @@ def registered(volumes: list[Volume], reference: int = 0) -> tuple[list[Volume],
         out.append(moved_back(volume, motion))
         motions.append(motion)
     return out, motions
+
+
+def registered_by_name(volumes: list[Volume]) -> tuple[list[Volume], list[tuple[str, Motion]]]:
+    """:func:`registered` onto the first volume, with (source name, motion) of each volume
+    that was registered, as the command line and the widget report them."""
+    out, motions = registered(volumes)
+    return out, [(v.source or "input", m) for v, m in zip(volumes, motions) if m is not None]
+

@@ -178,7 +178,7 @@ def joint_inputs(inputs, register: bool = False) -> tuple[list[np.ndarray], list
     """The inputs' images on the first input's grid (:func:`~napari_mr_reparam.grids.on_one_grid`:
     layers the reader placed, NIfTI or DICOM, resampled by their affines where their grid
     differs; with ``register``, each further one's affine first corrected for its motion
-    against the first, :func:`~napari_mr_reparam.registration.registered`), each one's
+    against the first, :func:`~napari_mr_reparam.registration.registered_by_name`), each one's
     clipped voxels (or None), the names of those resampled, and (name, motion) of those
     registered. Runs off the GUI thread (resampling reads every voxel)."""
     from .grids import on_one_grid
@@ -186,10 +186,9 @@ def joint_inputs(inputs, register: bool = False) -> tuple[list[np.ndarray], list
     volumes = [input_volume(spec.layer) for spec in inputs]
     motions = []
     if register:
-        from .registration import registered
+        from .registration import registered_by_name
 
-        volumes, found = registered(volumes)
-        motions = [(v.source, m) for v, m in zip(volumes, found) if m is not None]
+        volumes, motions = registered_by_name(volumes)
     volumes, moved = on_one_grid(volumes)
     clipped = [(v.extra or {}).get("saturated") for v in volumes]
     return [v.data for v in volumes], clipped, [volumes[i].source for i in moved], motions
