@@ -11,7 +11,8 @@ from napari_mr_reparam import physics
 from napari_mr_reparam.cli import main
 from napari_mr_reparam.grids import on_one_grid
 from napari_mr_reparam.io import Volume, load_volume
-from napari_mr_reparam.registration import find_motion, registered
+from napari_mr_reparam.inference import Cancelled
+from napari_mr_reparam.registration import find_motion, registered, work_units
 
 SHAPE = (48, 48, 40)  # file axes x, y, z at 2 mm
 AFFINE = np.diag([2.0, 2.0, 2.0, 1.0])
@@ -145,7 +146,30 @@ def test_images_of_one_dicom_series_share_one_registration(tmp_path, monkeypatch
     volumes = [tag(first, "1.2.1"), tag(first, "1.2.1"), tag(later, "1.2.2"), tag(later, "1.2.2")]
     calls = []
     real = registration.find_motion
-    monkeypatch.setattr(registration, "find_motion", lambda a, b: calls.append(1) or real(a, b))
+    monkeypatch.setattr(registration, "find_motion", lambda a, b, **kw: calls.append(1) or real(a, b, **kw))
     out, motions = registered(volumes)
     assert len(calls) == 1 and motions[:2] == [None, None] and motions[2] is motions[3]
     assert np.allclose(out[2].affine, out[3].affine) and np.array_equal(out[1].affine, first.affine)
+
+
+def test_registration_counts_its_progress_and_stops_when_cancelled(tmp_path):
+    """Each further input reports its share of the work once placed; a cancel asked during
+    the optimizer's iterations stops it there, one asked before an input stops before it."""
+    fixed, moved = (load_volume(p) for p in _scans(tmp_path, _turn(3.0, [2.0, 0.0, 0.0])))
+    done = []
+    registered([fixed, moved, moved], progress=done.append)
+    assert sum(done) == work_units(fixed.data.shape, 2) == 2 * fixed.data.shape[0] and len(done) == 2
+
+    asked = []
+
+    def cancel_on_fifth_iteration():
+        asked.append(1)
+        return len(asked) >= 5
+
+    with pytest.raises(Cancelled):
+        find_motion(fixed, moved, cancelled=cancel_on_fifth_iteration)
+    assert len(asked) == 5  # asked at each iteration; none after the stop
+    done.clear()
+    with pytest.raises(Cancelled):
+        registered([fixed, moved], progress=done.append, cancelled=lambda: True)
+    assert done == []

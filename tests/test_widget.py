@@ -740,11 +740,9 @@ def test_scans_on_other_grids_opened_from_files_are_resampled_for_joint_maps(
     assert "resampled onto the first input's grid by their affines: t2w" in widget.joint_status.value
 
 
-def test_scans_that_moved_are_registered_for_joint_maps_when_asked(make_napari_viewer, tiny_weights, qtbot,
-                                                                   tmp_path):
+def _moved_scans_to_register(make_napari_viewer, tmp_path):
     """Two scans of one head opened through the reader, the second's head turned 3 degrees
-    and shifted: with "Register onto the first image" ticked, the joint fit says how far it
-    moved."""
+    and shifted, both inputs of the widget with "Register onto the first image" ticked."""
     from napari_mr_reparam import physics
     from napari_mr_reparam.phantoms import load_phantom
 
@@ -768,6 +766,37 @@ def test_scans_that_moved_are_registered_for_joint_maps_when_asked(make_napari_v
     assert not widget.register.native.isHidden() and not widget.register.value
     widget.register.value = True
     widget.preset.value = "PDw"
+    return viewer, widget
+
+
+def test_scans_that_moved_are_registered_for_joint_maps_when_asked(make_napari_viewer, tiny_weights, qtbot,
+                                                                   tmp_path):
+    """With "Register onto the first image" ticked, the joint fit says how far the second
+    scan moved, and the progress bar counts the registration."""
+    viewer, widget = _moved_scans_to_register(make_napari_viewer, tmp_path)
     widget.run.clicked.emit()
     _until(qtbot, lambda: _idle(widget) and _outputs(viewer, "prediction"))
     assert "t2w registered onto the first input: moved 3." in widget.joint_status.value
+    assert widget.progress.value == widget.progress.max == 3 * 16  # the registration, the network's maps, the fit
+
+
+def test_cancel_reaches_the_registration(make_napari_viewer, tiny_weights, qtbot, tmp_path, monkeypatch):
+    import threading
+
+    from napari_mr_reparam import registration
+
+    started, seen = threading.Event(), []
+    real = registration.find_motion
+
+    def slow(reference, moved, cancelled=None):
+        started.set()
+        for _ in range(500):  # wait, inside the registration, until the cancel arrives
+            if cancelled():
+                break
+            threading.Event().wait(0.01)
+        seen.append(cancelled())
+        return real(reference, moved, cancelled=cancelled)
+
+    monkeypatch.setattr(registration, "find_motion", slow)
+    viewer, widget = _moved_scans_to_register(make_napari_viewer, tmp_path)
+    _cancel_once_started(qtbot, viewer, widget, started, seen)

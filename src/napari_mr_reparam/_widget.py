@@ -45,8 +45,8 @@ from .units import refuse_seconds
 from .widget_logic import (
     CUSTOM, EngineCache, InputSpec, MapsCache, Request, RequestQueue, compare_volumes,
     determined_line, guessed_input_preset, image_refusal, input_from_metadata, input_refusal, joint_acquisitions,
-    joint_inputs, layer_names, matching_preset, preset_choices, preset_controls, preset_refusal, render_request, seconds_hint,
-    truth_mismatch,
+    joint_inputs, joint_job_units, layer_names, matching_preset, preset_choices, preset_controls, preset_refusal,
+    render_request, seconds_hint, truth_mismatch,
 )
 
 if TYPE_CHECKING:
@@ -528,9 +528,7 @@ class ReparamWidget(Container):
         total = data.shape[0] if data.ndim == 3 and request.slice_index is None else 1
 
         if request.inputs:
-            from .joint_fit import joint_work_units
-
-            total = joint_work_units(data.shape, engine=True)
+            total = joint_job_units(request.inputs, request.register)
 
         @thread_worker(ignore_errors=True)
         def work():
@@ -539,7 +537,8 @@ class ReparamWidget(Container):
             if request.inputs:
                 from .joint_fit import joint_maps
 
-                volumes, clipped, resampled, motions = joint_inputs(request.inputs, request.register)
+                volumes, clipped, resampled, motions = joint_inputs(request.inputs, request.register,
+                                                                    progress=job.advance, cancelled=job.cancel.is_set)
                 maps = joint_maps(volumes, joint_acquisitions(request.inputs), engine=engine, clipped=clipped,
                                   scale="per_input" if request.gain_per_input else "shared",
                                   engine_options=InferenceOptions(request.consistency, request.flip_average),
@@ -568,7 +567,8 @@ class ReparamWidget(Container):
         what = "whole volume" if request.slice_index is None else f"slice {request.slice_index}"
         self.status.value = f"Predicting {what} at TE {request.te:g} / TR {request.tr:g} ms..."
         if request.inputs:
-            self.status.value = f"Fitting joint maps to {len(request.inputs)} inputs..."
+            first = "Registering the inputs onto the first, then fitting" if request.register else "Fitting"
+            self.status.value = f"{first} joint maps to {len(request.inputs)} inputs..."
         worker.start()
 
     def _on_progress(self, done: int) -> None:

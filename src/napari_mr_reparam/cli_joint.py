@@ -351,6 +351,9 @@ def registered_inputs(volumes) -> tuple[list, list]:
     with a notice of each one's motion, and (name, motion) per registered input."""
     from .registration import registered_by_name
 
+    further = len(volumes) - 1
+    print(f"notice: registering {further} input{'s' if further > 1 else ''} onto {_source(volumes[0])} "
+          "(a few seconds each)", file=sys.stderr)
     out, pairs = registered_by_name(volumes)
     for name, motion in pairs:
         print(f"notice: {name} registered onto {_source(volumes[0])}: moved {motion.describe()}", file=sys.stderr)

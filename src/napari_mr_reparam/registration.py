@@ -110,11 +110,12 @@ def _corners(volume: Volume) -> np.ndarray:
     return grid @ stack_affine(volume).T
 
 
-def find_motion(reference: Volume, moved: Volume) -> Motion:
+def find_motion(reference: Volume, moved: Volume, cancelled=None) -> Motion:
     """The rigid motion of ``moved`` against ``reference`` (both placed volumes of at least
     :data:`MIN_VOXELS` voxels along each axis); a ``ValueError`` when they cannot be
     registered, or the motion found is beyond what a head does (:data:`MOST_ROTATION_DEG`,
-    :data:`MOST_SHIFT_MM`)."""
+    :data:`MOST_SHIFT_MM`). ``cancelled()`` is asked at every iteration of the optimizer:
+    True stops it and raises :class:`~napari_mr_reparam.inference.Cancelled`."""
     import SimpleITK as sitk
 
     for volume in (reference, moved):
@@ -139,11 +140,22 @@ def find_motion(reference: Volume, moved: Volume) -> Motion:
     method.SetSmoothingSigmasPerLevel([s / 2 for s in SHRINK])
     method.SmoothingSigmasAreSpecifiedInPhysicalUnitsOn()
     method.SetInitialTransform(start, inPlace=True)
+    stopped = []
+    if cancelled is not None:
+        def ask():
+            if not stopped and cancelled():
+                stopped.append(method.StopRegistration())
+
+        method.AddCommand(sitk.sitkIterationEvent, ask)
     try:
         method.Execute(fixed, moving)
     except RuntimeError as exc:  # SimpleITK's own message is pages long
         raise ValueError(f"registration of {moved.source or 'an input'} onto {reference.source or 'the first input'} "
                          f"failed ({str(exc).strip().splitlines()[-1][:120]})") from None
+    if stopped:
+        from .inference import Cancelled
+
+        raise Cancelled()
     matrix = np.linalg.inv(_matrix(start)) if coarse_first else _matrix(start)
     corners = _corners(reference)
     moves = np.linalg.norm(corners @ (matrix - np.eye(4)).T, axis=1)
@@ -168,31 +180,53 @@ def _series(volume: Volume) -> str | None:
     return (volume.extra or {}).get("series_uid") or None
 
 
-def registered(volumes: list[Volume], reference: int = 0) -> tuple[list[Volume], list[Motion | None]]:
+def work_units(reference_shape, further: int = 1) -> int:
+    """How many units ``progress`` counts in :func:`registered` for ``further`` volumes
+    registered onto a reference of ``reference_shape``: its slices (first axis) for each,
+    one registration weighing about as much as a pass of the network over the volume."""
+    return (reference_shape[0] if len(reference_shape) == 3 else 1) * further
+
+
+def registered(volumes: list[Volume], reference: int = 0, progress=None,
+               cancelled=None) -> tuple[list[Volume], list[Motion | None]]:
     """Each volume with its affine corrected for its motion against ``volumes[reference]``
     (:func:`find_motion`, :func:`moved_back`), and the motions (None where nothing moved).
     Images of one DICOM series (the echoes or inversion times of one scan) did not move
     against each other: one registration serves them all, and those of the reference's
-    series stay as they are."""
+    series stay as they are. ``progress(n)`` is told each further volume's share of
+    :func:`work_units` once it is placed; ``cancelled()`` is asked before each and during
+    each registration (True raises :class:`~napari_mr_reparam.inference.Cancelled`)."""
     found = {_series(volumes[reference]): None}
+    share = work_units(np.shape(volumes[reference].data))
     out, motions = [], []
     for i, volume in enumerate(volumes):
-        series = _series(volume)
-        if i == reference or (series is not None and series in found and found[series] is None):
+        if i == reference:
             out.append(volume)
             motions.append(None)
             continue
-        motion = found[series] if series is not None and series in found else find_motion(volumes[reference], volume)
+        if cancelled is not None and cancelled():
+            from .inference import Cancelled
+
+            raise Cancelled()
+        series = _series(volume)
+        if series is not None and series in found:
+            motion = found[series]
+        else:
+            motion = find_motion(volumes[reference], volume, cancelled=cancelled)
         if series is not None:
             found[series] = motion
-        out.append(moved_back(volume, motion))
+        out.append(volume if motion is None else moved_back(volume, motion))
         motions.append(motion)
+        if progress is not None:
+            progress(share)
     return out, motions
 
 
-def registered_by_name(volumes: list[Volume]) -> tuple[list[Volume], list[tuple[str, Motion]]]:
-    """:func:`registered` onto the first volume, with (source name, motion) of each volume
-    that was registered, as the command line and the widget report them."""
-    out, motions = registered(volumes)
+def registered_by_name(volumes: list[Volume], progress=None,
+                       cancelled=None) -> tuple[list[Volume], list[tuple[str, Motion]]]:
+    """:func:`registered` onto the first volume (``progress`` and ``cancelled`` as there),
+    with (source name, motion) of each volume that was registered, as the command line and
+    the widget report them."""
+    out, motions = registered(volumes, progress=progress, cancelled=cancelled)
     return out, [(v.source or "input", m) for v, m in zip(volumes, motions) if m is not None]
 

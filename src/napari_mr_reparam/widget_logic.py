@@ -174,13 +174,26 @@ def input_volume(layer):
     return Volume(data=data, kind="image", source=name)
 
 
-def joint_inputs(inputs, register: bool = False) -> tuple[list[np.ndarray], list, list[str], list]:
+def joint_job_units(inputs, register: bool = False) -> int:
+    """How many units the progress of a joint job counts: each further input's registration
+    (with ``register``; :func:`~napari_mr_reparam.registration.work_units`), then the
+    network's maps and the fit (:func:`~napari_mr_reparam.joint_fit.joint_work_units`)."""
+    from .joint_fit import joint_work_units
+    from .registration import work_units
+
+    shape = np.shape(inputs[0].layer.data)
+    return joint_work_units(shape, engine=True) + (work_units(shape, len(inputs) - 1) if register else 0)
+
+
+def joint_inputs(inputs, register: bool = False, progress=None,
+                 cancelled=None) -> tuple[list[np.ndarray], list, list[str], list]:
     """The inputs' images on the first input's grid (:func:`~napari_mr_reparam.grids.on_one_grid`:
     layers the reader placed, NIfTI or DICOM, resampled by their affines where their grid
     differs; with ``register``, each further one's affine first corrected for its motion
-    against the first, :func:`~napari_mr_reparam.registration.registered_by_name`), each one's
-    clipped voxels (or None), the names of those resampled, and (name, motion) of those
-    registered. Runs off the GUI thread (resampling reads every voxel)."""
+    against the first, :func:`~napari_mr_reparam.registration.registered_by_name`, which
+    counts ``progress`` and asks ``cancelled``), each one's clipped voxels (or None), the
+    names of those resampled, and (name, motion) of those registered. Runs off the GUI
+    thread (registration and resampling read every voxel)."""
     from .grids import on_one_grid
 
     volumes = [input_volume(spec.layer) for spec in inputs]
@@ -188,7 +201,7 @@ def joint_inputs(inputs, register: bool = False) -> tuple[list[np.ndarray], list
     if register:
         from .registration import registered_by_name
 
-        volumes, motions = registered_by_name(volumes)
+        volumes, motions = registered_by_name(volumes, progress=progress, cancelled=cancelled)
     volumes, moved = on_one_grid(volumes)
     clipped = [(v.extra or {}).get("saturated") for v in volumes]
     return [v.data for v in volumes], clipped, [volumes[i].source for i in moved], motions
