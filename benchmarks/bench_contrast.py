@@ -1,6 +1,6 @@
 """The contrast classifier: which input preset an image looks like, on images it never saw.
 
-    python benchmarks/bench_contrast.py [--weights contrast] [--slices 8] [--no-psnr] [--json OUT]
+    python benchmarks/bench_contrast.py [--weights contrast] [--slices 8] [--no-psnr] [--tuning] [--json OUT]
 
 (a) **Held-out subjects** (the external benchmark's, :mod:`bench_external`: held-out
     anatomy, tissue tables, slabs, bias and noise drawn apart from training): each of a
@@ -15,7 +15,13 @@
 (c) **What it buys** (without ``--no-psnr``): the bundled ``physics`` model's mean PSNR
     over the external benchmark's targets from each held-out input read at (i) the
     fallback for an input whose acquisition nothing names (TE 50 / TR 4500 ms), (ii) the
-    guessed preset's acquisition, (iii) its own acquisition.
+    guessed preset's acquisition, (iii) its own acquisition; and (iv, v) the T1w and the
+    MPRAGE presets' acquisitions, the two readings a T1-weighted guess chooses between by
+    MPRAGE's share of their probability (:data:`napari_mr_reparam.contrast.MPRAGE_SHARE`,
+    listed per subject in (a)).
+
+``--tuning`` takes the training subjects 01-04 in place of the held-out ones (where the
+share was chosen).
 
 Prints Markdown tables.
 """
@@ -33,7 +39,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_external as ext  # noqa: E402
 
-T1_WEIGHTED = ("T1w", "MPRAGE")
+from napari_mr_reparam.contrast import T1_WEIGHTED  # noqa: E402
 
 
 def _acquisition(acq: ext.Acq):
@@ -49,14 +55,13 @@ def preset_acq(name: str) -> ext.Acq:
     return ext.Acq(float(p.te), float(p.tr), p.sequence, p.ti, p.flip_deg, name=name)
 
 
-def heldout(classifier, slices: int, psnr: bool, log=print) -> dict:
+def heldout(classifier, slices: int, psnr: bool, log=print, tuning: bool = False) -> dict:
     from napari_mr_reparam.contrast import CLASSES, guess_input, preset_label
     from napari_mr_reparam import DEFAULT_TE_MS, DEFAULT_TR_MS
 
-    paths = ext.heldout_paths()
-    missing = [str(p) for p in paths if not Path(p).is_file()]
+    paths, missing = ext.subject_paths(tuning)
     if missing:
-        return {"skipped": f"held-out subjects not found: {', '.join(missing)}"}
+        return {"skipped": missing}
     model = ext.load_models(["physics"], "cpu", baselines=False)[-1] if psnr else None
     targets = ext.heldout_targets(12)
     per_input: dict = {}
@@ -70,15 +75,18 @@ def heldout(classifier, slices: int, psnr: bool, log=print) -> dict:
             guess = guess_input(image, classifier=classifier)
             per_slice = [guess_input(image[s:s + 1], classifier=classifier).preset for s in range(image.shape[0])]
             row = per_input.setdefault(inp.name, {"expected": [], "guessed": [], "probability": [],
-                                                  "slices_right": 0, "slices": 0, "psnr": {}})
+                                                  "mprage_share": [], "slices_right": 0, "slices": 0, "psnr": {}})
             row["expected"].append(expected)
             row["guessed"].append(guess.preset)
             row["probability"].append(guess.probability)
+            pair = sum(guess.probabilities[c] for c in T1_WEIGHTED)
+            row["mprage_share"].append(guess.probabilities["MPRAGE"] / pair if pair > 0 else 0.0)
             row["slices_right"] += sum(p == expected for p in per_slice)
             row["slices"] += len(per_slice)
             if psnr and model.reads(inp):
                 readings = {"fallback (TE 50 / TR 4500)": ext.Acq(DEFAULT_TE_MS, DEFAULT_TR_MS),
-                            "guessed preset": preset_acq(guess.preset), "own acquisition": inp}
+                            "guessed preset": preset_acq(guess.preset), "own acquisition": inp,
+                            **{f"{name} preset": preset_acq(name) for name in T1_WEIGHTED}}
                 for label, acq in readings.items():
                     preds = ext.predict(model, image, acq, targets)
                     values = [float(ext.score(p, t)["psnr"].mean()) for p, t in zip(preds, truths)]
@@ -87,20 +95,22 @@ def heldout(classifier, slices: int, psnr: bool, log=print) -> dict:
 
 
 def heldout_table(result: dict) -> str:
-    lines = ["| input | expected (per subject) | guessed (per subject) | volumes right | slices right | mean probability |",
-             "|---|---|---|---|---|---|"]
+    lines = ["| input | expected (per subject) | guessed (per subject) | MPRAGE share of T1w + MPRAGE (per subject) "
+             "| volumes right | slices right | mean probability |",
+             "|---|---|---|---|---|---|---|"]
     total = [0, 0, 0, 0]
     for name, r in result["inputs"].items():
         right = sum(e == g for e, g in zip(r["expected"], r["guessed"]))
         total = [total[0] + right, total[1] + len(r["expected"]), total[2] + r["slices_right"], total[3] + r["slices"]]
-        lines.append(f"| {name} | {', '.join(r['expected'])} | {', '.join(r['guessed'])} | {right}/{len(r['expected'])} | "
+        shares = ", ".join(f"{v:.2f}" for v in r["mprage_share"])
+        lines.append(f"| {name} | {', '.join(r['expected'])} | {', '.join(r['guessed'])} | {shares} | {right}/{len(r['expected'])} | "
                      f"{r['slices_right']}/{r['slices']} | {np.mean(r['probability']):.2f} |")
     lines.append(f"| all | | | {total[0]}/{total[1]} | {total[2]}/{total[3]} | |")
     return "\n".join(lines)
 
 
 def psnr_table(result: dict) -> str:
-    readings = ("fallback (TE 50 / TR 4500)", "guessed preset", "own acquisition")
+    readings = ("fallback (TE 50 / TR 4500)", "guessed preset", "own acquisition", *(f"{n} preset" for n in T1_WEIGHTED))
     lines = ["| input | " + " | ".join(f"read at: {r} (dB)" for r in readings) + " |", "|---|" + "---|" * len(readings)]
     means = {r: [] for r in readings}
     for name, r in result["inputs"].items():
@@ -153,14 +163,16 @@ def main(argv=None) -> int:
     parser.add_argument("--slices", type=int, default=8)
     parser.add_argument("--no-psnr", action="store_true", help="skip (c), the physics model's PSNR")
     parser.add_argument("--json", help="also write the results as JSON")
+    parser.add_argument("--tuning", action="store_true", help="training subjects 01-04 in place of the held-out ones")
     args = parser.parse_args(argv)
     classifier = load_classifier(args.weights)
-    held = heldout(classifier, args.slices, not args.no_psnr)
+    held = heldout(classifier, args.slices, not args.no_psnr, tuning=args.tuning)
     real = real_images(classifier, args.slices)
     if "skipped" in held:
         print(held["skipped"])
     else:
-        print("\n(a) Held-out subjects: the preset each input image is read as\n")
+        print(f"\n(a) {'Training subjects 01-04' if args.tuning else 'Held-out subjects'}: the preset each input image "
+              "is read as\n")
         print(heldout_table(held))
         if not args.no_psnr:
             print("\n(c) physics, mean PSNR over the 12 targets, by how the input is read\n")

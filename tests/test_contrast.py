@@ -58,6 +58,37 @@ def test_guess_averages_the_slices_and_names_the_class():
     assert guess.describe().startswith(contrast.CLASSES[1] + " (")
 
 
+class _Fixed:
+    """A classifier that gives every slice the probabilities ``p`` (one per class)."""
+
+    def __init__(self, p):
+        import torch
+
+        self.logits = torch.log(torch.tensor(p, dtype=torch.float32))
+
+    def __call__(self, x):
+        return self.logits.expand(x.shape[0], -1)
+
+
+@pytest.mark.parametrize("t1w, mprage, expected", [(0.6, 0.3, "MPRAGE"), (0.7, 0.2, "T1w"), (0.3, 0.6, "MPRAGE"),
+                                                    (0.15, 0.05, "PDw")])
+def test_a_t1_weighted_image_is_read_as_mprage_by_its_share_of_the_two(t1w, mprage, expected):
+    """The classifier leans to T1w: MPRAGE's share of the two T1-weighted classes decides,
+    and only where one of them is the likeliest class."""
+    p = dict.fromkeys(contrast.CLASSES, 0.0)
+    p.update(T1w=t1w, MPRAGE=mprage)
+    p["PDw"] = 1.0 - t1w - mprage
+    rest = [c for c in contrast.CLASSES if p[c] == 0.0]
+    for c in rest:
+        p[c] = 1e-6
+    guess = contrast.guess_input(np.random.default_rng(0).random((4, 16, 16)),
+                                 classifier=(_Fixed([p[c] for c in contrast.CLASSES]), {"classes": list(contrast.CLASSES)}))
+    assert guess.preset == expected
+    assert abs(guess.probability - p[expected]) < 1e-3
+    if expected in contrast.T1_WEIGHTED:
+        assert f"T1-weighted {100 * (t1w + mprage):.0f} %" in guess.describe()
+
+
 def test_no_bundled_classifier_means_no_guess(monkeypatch, tmp_path):
     from napari_mr_reparam import weights
 
