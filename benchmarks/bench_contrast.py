@@ -1,7 +1,6 @@
 """The contrast classifier: which input preset an image looks like, on images it never saw.
 
-    python benchmarks/bench_contrast.py [--weights contrast] [--slices 8] [--no-psnr] [--tuning]
-                                        [--every-reading] [--json OUT]
+    python benchmarks/bench_contrast.py [--weights contrast] [--slices 8] [--no-psnr] [--json OUT]
 
 (a) **Held-out subjects** (the external benchmark's, :mod:`bench_external`: held-out
     anatomy, tissue tables, slabs, bias and noise drawn apart from training): each of a
@@ -16,14 +15,7 @@
 (c) **What it buys** (without ``--no-psnr``): the bundled ``physics`` model's mean PSNR
     over the external benchmark's targets from each held-out input read at (i) the
     fallback for an input whose acquisition nothing names (TE 50 / TR 4500 ms), (ii) the
-    guessed preset's acquisition (the reading :func:`napari_mr_reparam.contrast.best_reading`
-    chooses), (iii) its own acquisition, and (iv) the likeliest class's preset.
-(d) With ``--every-reading``: each input read at every input preset, averaged over the
-    inputs of each class (the preset nearest the input's acquisition): the table
-    :data:`napari_mr_reparam.contrast.READING_SCORES` holds, measured with ``--tuning``.
-
-``--tuning`` takes the training subjects 01-04 in place of the held-out ones (where
-:data:`~napari_mr_reparam.contrast.READING_SCORES` is measured).
+    guessed preset's acquisition, (iii) its own acquisition.
 
 Prints Markdown tables.
 """
@@ -57,13 +49,14 @@ def preset_acq(name: str) -> ext.Acq:
     return ext.Acq(float(p.te), float(p.tr), p.sequence, p.ti, p.flip_deg, name=name)
 
 
-def heldout(classifier, slices: int, psnr: bool, log=print, tuning: bool = False, every_reading: bool = False) -> dict:
+def heldout(classifier, slices: int, psnr: bool, log=print) -> dict:
     from napari_mr_reparam.contrast import CLASSES, guess_input, preset_label
     from napari_mr_reparam import DEFAULT_TE_MS, DEFAULT_TR_MS
 
-    paths, missing = ext.subject_paths(tuning)
+    paths = ext.heldout_paths()
+    missing = [str(p) for p in paths if not Path(p).is_file()]
     if missing:
-        return {"skipped": missing}
+        return {"skipped": f"held-out subjects not found: {', '.join(missing)}"}
     model = ext.load_models(["physics"], "cpu", baselines=False)[-1] if psnr else None
     targets = ext.heldout_targets(12)
     per_input: dict = {}
@@ -81,15 +74,11 @@ def heldout(classifier, slices: int, psnr: bool, log=print, tuning: bool = False
             row["expected"].append(expected)
             row["guessed"].append(guess.preset)
             row["probability"].append(guess.probability)
-            row.setdefault("probabilities", []).append(guess.probabilities)
-            likeliest = max(guess.probabilities, key=guess.probabilities.get)
             row["slices_right"] += sum(p == expected for p in per_slice)
             row["slices"] += len(per_slice)
             if psnr and model.reads(inp):
                 readings = {"fallback (TE 50 / TR 4500)": ext.Acq(DEFAULT_TE_MS, DEFAULT_TR_MS),
-                            "guessed preset": preset_acq(guess.preset), "own acquisition": inp,
-                            "likeliest class": preset_acq(likeliest),
-                            **{f"{name} preset": preset_acq(name) for name in (CLASSES if every_reading else ())}}
+                            "guessed preset": preset_acq(guess.preset), "own acquisition": inp}
                 for label, acq in readings.items():
                     preds = ext.predict(model, image, acq, targets)
                     values = [float(ext.score(p, t)["psnr"].mean()) for p, t in zip(preds, truths)]
@@ -98,8 +87,8 @@ def heldout(classifier, slices: int, psnr: bool, log=print, tuning: bool = False
 
 
 def heldout_table(result: dict) -> str:
-    lines = ["| input | expected (per subject) | read as (per subject) | volumes right | slices right | "
-             "mean probability |", "|---|---|---|---|---|---|"]
+    lines = ["| input | expected (per subject) | guessed (per subject) | volumes right | slices right | mean probability |",
+             "|---|---|---|---|---|---|"]
     total = [0, 0, 0, 0]
     for name, r in result["inputs"].items():
         right = sum(e == g for e, g in zip(r["expected"], r["guessed"]))
@@ -111,7 +100,7 @@ def heldout_table(result: dict) -> str:
 
 
 def psnr_table(result: dict) -> str:
-    readings = ("fallback (TE 50 / TR 4500)", "guessed preset", "own acquisition", "likeliest class")
+    readings = ("fallback (TE 50 / TR 4500)", "guessed preset", "own acquisition")
     lines = ["| input | " + " | ".join(f"read at: {r} (dB)" for r in readings) + " |", "|---|" + "---|" * len(readings)]
     means = {r: [] for r in readings}
     for name, r in result["inputs"].items():
@@ -123,31 +112,6 @@ def psnr_table(result: dict) -> str:
             cells.append(f"{means[k][-1]:.2f}")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     lines.append("| mean of the inputs | " + " | ".join(f"{np.mean(means[k]):.2f}" for k in readings) + " |")
-    return "\n".join(lines)
-
-
-def reading_scores(result: dict) -> dict:
-    """Mean PSNR by the class of the input (its expected preset) and the preset it is read
-    as, over every input and subject with every reading (``--every-reading``)."""
-    from napari_mr_reparam.contrast import CLASSES
-
-    sums: dict = {}
-    for r in result["inputs"].values():
-        for i, expected in enumerate(r["expected"]):
-            for name in CLASSES:
-                values = r["psnr"].get(f"{name} preset")
-                if values:
-                    sums.setdefault(expected, {}).setdefault(name, []).append(values[i])
-    return {c: {name: round(float(np.mean(v)), 2) for name, v in row.items()} for c, row in sums.items()}
-
-
-def reading_table(scores: dict) -> str:
-    from napari_mr_reparam.contrast import CLASSES
-
-    lines = ["| image's class | " + " | ".join(f"read as {c} (dB)" for c in CLASSES) + " |",
-             "|---|" + "---|" * len(CLASSES)]
-    for c, row in scores.items():
-        lines.append(f"| {c} | " + " | ".join(f"{row[n]:.2f}" if n in row else "-" for n in CLASSES) + " |")
     return "\n".join(lines)
 
 
@@ -189,26 +153,18 @@ def main(argv=None) -> int:
     parser.add_argument("--slices", type=int, default=8)
     parser.add_argument("--no-psnr", action="store_true", help="skip (c), the physics model's PSNR")
     parser.add_argument("--json", help="also write the results as JSON")
-    parser.add_argument("--tuning", action="store_true", help="training subjects 01-04 in place of the held-out ones")
-    parser.add_argument("--every-reading", action="store_true",
-                        help="also read each input at every input preset (the JSON keeps them)")
     args = parser.parse_args(argv)
     classifier = load_classifier(args.weights)
-    held = heldout(classifier, args.slices, not args.no_psnr, tuning=args.tuning, every_reading=args.every_reading)
+    held = heldout(classifier, args.slices, not args.no_psnr)
     real = real_images(classifier, args.slices)
     if "skipped" in held:
         print(held["skipped"])
     else:
-        print(f"\n(a) {'Training subjects 01-04' if args.tuning else 'Held-out subjects'}: the preset each input image "
-              "is read as\n")
+        print("\n(a) Held-out subjects: the preset each input image is read as\n")
         print(heldout_table(held))
         if not args.no_psnr:
             print("\n(c) physics, mean PSNR over the 12 targets, by how the input is read\n")
             print(psnr_table(held))
-            if args.every_reading:
-                held["reading_scores"] = reading_scores(held)
-                print("\n(d) physics, mean PSNR over the 12 targets, by the image's class and the preset it is read as\n")
-                print(reading_table(held["reading_scores"]))
     print("\n(b) Real and sample images\n")
     print(real_table(real))
     if args.json:

@@ -58,55 +58,6 @@ def test_guess_averages_the_slices_and_names_the_class():
     assert guess.describe().startswith(contrast.CLASSES[1] + " (")
 
 
-class _Fixed:
-    """A classifier that gives every slice the probabilities ``p`` (one per class)."""
-
-    def __init__(self, p):
-        import torch
-
-        self.logits = torch.log(torch.tensor(p, dtype=torch.float32))
-
-    def __call__(self, x):
-        return self.logits.expand(x.shape[0], -1)
-
-
-SCORES = {"T1w": {"T1w": 25.0, "MPRAGE": 24.0, "PDw": 16.0}, "MPRAGE": {"T1w": 20.0, "MPRAGE": 23.0, "PDw": 15.0},
-          "PDw": {"T1w": 16.0, "MPRAGE": 15.0, "PDw": 21.0}}
-
-
-@pytest.mark.parametrize("t1w, mprage, expected", [(0.55, 0.35, "MPRAGE"), (0.7, 0.2, "T1w"), (0.3, 0.6, "MPRAGE"),
-                                                    (0.15, 0.05, "PDw")])
-def test_an_image_is_read_at_the_preset_that_scores_best_in_expectation(monkeypatch, t1w, mprage, expected):
-    """Reading an MPRAGE image as T1w costs more than the reverse: with these scores an
-    image likelier T1w than MPRAGE, but not by much, is read as MPRAGE; the guess names
-    the likeliest classes and the one read."""
-    monkeypatch.setattr(contrast, "READING_SCORES", SCORES)
-    p = dict.fromkeys(contrast.CLASSES, 1e-6)
-    p.update(T1w=t1w, MPRAGE=mprage, PDw=1.0 - t1w - mprage)
-    guess = contrast.guess_input(np.random.default_rng(0).random((4, 16, 16)),
-                                 classifier=(_Fixed([p[c] for c in contrast.CLASSES]), {"classes": list(contrast.CLASSES)}))
-    assert guess.preset == expected
-    assert abs(guess.probability - p[expected]) < 1e-3
-    assert f"{expected} ({100 * p[expected]:.0f} %)" in guess.describe()
-    likeliest = max(p, key=p.get)
-    assert guess.describe().startswith(f"{likeliest} (")
-
-
-def test_an_image_of_a_class_without_scores_is_read_as_that_class(monkeypatch):
-    monkeypatch.setattr(contrast, "READING_SCORES", SCORES)
-    assert contrast.best_reading({"STIR": 0.6, "T1w": 0.3, "MPRAGE": 0.1}) == "STIR"
-
-
-def test_the_reading_scores_were_measured_with_the_bundled_physics_weights():
-    """The table is the bundled model's: new weights need it measured again
-    (``python benchmarks/bench_contrast.py --tuning --every-reading``)."""
-    from napari_mr_reparam.weights import bundled_card
-
-    assert contrast.READING_SCORES_WEIGHTS == bundled_card("physics")["sha256"]
-    assert set(contrast.READING_SCORES) <= set(contrast.CLASSES)
-    assert all(set(row) == set(contrast.CLASSES) for row in contrast.READING_SCORES.values())
-
-
 def test_no_bundled_classifier_means_no_guess(monkeypatch, tmp_path):
     from napari_mr_reparam import weights
 

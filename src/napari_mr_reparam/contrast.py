@@ -69,54 +69,16 @@ def preset_label(acq) -> int:
 _SIGNATURES = None
 
 
-#: What reading an image at each input preset gives, by the class the image is: the mean
-#: PSNR (dB) over the external benchmark's 12 targets of the bundled ``physics`` model
-#: (weights :data:`READING_SCORES_WEIGHTS`), rows the preset nearest the image's own
-#: acquisition, columns the preset it is read as; training subjects 01-04, their inputs of
-#: each class averaged (``python benchmarks/bench_contrast.py --tuning --every-reading``).
-#: No benchmark input is a STIR image, so STIR has no row.
-READING_SCORES: dict = {
-    "PDw": {"T1w": 15.25, "T2w": 18.71, "PDw": 18.55, "FLAIR": 17.42, "STIR": 18.62, "MPRAGE": 14.03},
-    "T1w": {"T1w": 24.63, "T2w": 15.76, "PDw": 18.14, "FLAIR": 20.87, "STIR": 14.31, "MPRAGE": 21.86},
-    "T2w": {"T1w": 14.59, "T2w": 24.58, "PDw": 15.5, "FLAIR": 16.71, "STIR": 24.14, "MPRAGE": 14.49},
-    "FLAIR": {"T1w": 19.83, "T2w": 16.37, "PDw": 18.69, "FLAIR": 21.15, "STIR": 16.03, "MPRAGE": 18.76},
-    "MPRAGE": {"T1w": 21.68, "T2w": 15.61, "PDw": 16.8, "FLAIR": 20.2, "STIR": 14.27, "MPRAGE": 23.21},
-}
-#: The SHA-256 of the ``physics`` weights :data:`READING_SCORES` were measured with.
-READING_SCORES_WEIGHTS = "4cf6bce191683c79966ca1796686c923cbde1b2b66959b48c945972466bc9724"
-
-
 @dataclass(frozen=True)
 class ContrastGuess:
-    """The preset an image is read as (:func:`best_reading`), its probability, and the
-    classifier's probability for each class."""
+    """The preset an image looks like, with the classifier's probability for each class."""
 
     preset: str
     probability: float
     probabilities: dict
 
     def describe(self) -> str:
-        """The likeliest classes with their probabilities, e.g. ``T1w (53 %) or MPRAGE (34 %)``:
-        the likeliest, the one read as, and a second above a fifth."""
-        ranked = sorted(self.probabilities, key=self.probabilities.get, reverse=True)
-        shown = [c for i, c in enumerate(ranked) if i == 0 or c == self.preset or (i == 1 and self.probabilities[c] >= 0.2)]
-        return " or ".join(f"{c} ({100 * self.probabilities[c]:.0f} %)" for c in shown)
-
-
-def best_reading(probabilities: dict) -> str:
-    """The input preset to read an image at: the one whose reading scores best in
-    expectation over the classifier's ``probabilities`` (:data:`READING_SCORES`), over the
-    classes with scores. An image whose likeliest class has none is read as that class.
-    The classifier confuses T1w and MPRAGE most (and sees a FLAIR as T1-weighted), and what
-    a wrong reading costs differs by class: reading an MPRAGE image as T1w loses more than
-    the reverse, so the likeliest class is not always the best reading."""
-    likeliest = max(probabilities, key=probabilities.get)
-    rows = {c: p for c, p in probabilities.items() if c in READING_SCORES}
-    if likeliest not in READING_SCORES or not rows:
-        return likeliest
-    readings = list(READING_SCORES[likeliest])
-    expected = {r: sum(p * READING_SCORES[c][r] for c, p in rows.items()) / sum(rows.values()) for r in readings}
-    return max(expected, key=expected.get)
+        return f"{self.preset} ({100 * self.probability:.0f} %)"
 
 
 def load_classifier(weights: str | None = None):
@@ -143,7 +105,7 @@ def _slices_with_signal(volume: np.ndarray, count: int) -> np.ndarray:
 def guess_input(volume: np.ndarray, weights: str | None = None, classifier=None) -> ContrastGuess:
     """The input preset ``volume`` ((z, y, x) or (y, x)) looks like: the classifier's mean
     probabilities over up to :data:`GUESS_SLICES` slices with signal (each normalized to
-    its maximum), read as :func:`best_reading` chooses. A volume with no image in it (empty, all NaN, one value) is the
+    its maximum). A volume with no image in it (empty, all NaN, one value) is the
     engine's one-line ``ValueError``, before any guess."""
     import torch
 
@@ -156,9 +118,9 @@ def guess_input(volume: np.ndarray, weights: str | None = None, classifier=None)
     x = torch.from_numpy(np.clip(images / peak, 0, 1).astype(np.float32))[:, None]
     with torch.inference_mode():
         p = torch.softmax(net(x), dim=1).mean(dim=0).numpy()
-    probabilities = {c: float(v) for c, v in zip(card["classes"], p)}
-    best = best_reading(probabilities)
-    return ContrastGuess(best, probabilities[best], probabilities)
+    classes = list(card["classes"])
+    best = int(np.argmax(p))
+    return ContrastGuess(classes[best], float(p[best]), {c: float(v) for c, v in zip(classes, p)})
 
 
 def guessed_reading(volume: np.ndarray, engine, weights: str | None = None):
