@@ -139,6 +139,9 @@ def test_joint_maps_are_cached_per_set_of_inputs_and_render_any_preset():
     network = {**maps.summary(), "prior_source": "network", "prior_parameters": ["pd", "t1", "t2"]}
     assert determined_line(network).endswith("the network's maps (PD, T1 and T2)")  # e.g. a T1w + T2w pair
     assert "gain" not in determined_line(maps.summary())  # one gain shared
+    assert "registered" not in determined_line(maps.summary())
+    assert determined_line(maps.summary(), register=True).endswith(
+        "; none registered: every input is an image of the first input's series")
     separate = {**network, "scales": [1.0, 2.31]}  # one gain per image, estimated
     assert determined_line(separate).endswith("; each further image's gain over the first's: 2.31")
     per_input = Request(pdw, "physics", "cpu", te=60.0, tr=3000.0, inputs=inputs, gain_per_input=True)

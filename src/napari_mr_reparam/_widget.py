@@ -620,7 +620,7 @@ class ReparamWidget(Container):
         self._write_prediction(request, volume.reshape(shape))
         self._update_comparison()
         if engine is None:
-            self.joint_status.value = determined_line(maps.summary())
+            self.joint_status.value = determined_line(maps.summary(), request.register)
             self.status.value = f"Rendered from the joint maps of {len(request.inputs)} inputs"
         else:
             self.status.value = f"Rendered from the maps ({self._engines.last_device})"

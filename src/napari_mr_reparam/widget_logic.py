@@ -207,9 +207,10 @@ def joint_inputs(inputs, register: bool = False, progress=None,
     return [v.data for v in volumes], clipped, [volumes[i].source for i in moved], motions
 
 
-def determined_line(summary: dict) -> str:
+def determined_line(summary: dict, register: bool = False) -> str:
     """The fit's per-voxel report in one line, e.g. ``the inputs determine PD 100 %, T1 0 %,
-    T2 96 % of the object; the rest comes from the network's maps``."""
+    T2 96 % of the object; the rest comes from the network's maps``; with ``register``
+    (asked for), also where no input was registered (all of the first input's series)."""
     fractions = summary.get("determined_fraction", {})
     parts = ", ".join(f"{k.upper()} {100 * fractions.get(k, 0.0):.0f} %" for k in ("pd", "t1", "t2"))
     rest = ("a broad default (T1 1000 ms, T2 100 ms)" if summary.get("prior_source") == "default"
@@ -223,6 +224,8 @@ def determined_line(summary: dict) -> str:
     for name, motion in (summary.get("registered_onto_first") or {}).items():
         line += (f"; {name} registered onto the first input: moved {motion['rotation_deg']:.1f} deg, "
                  f"up to {motion['largest_shift_mm']:.1f} mm")
+    if register and not summary.get("registered_onto_first"):
+        line += "; none registered: every input is an image of the first input's series"
     resampled = summary.get("resampled_onto_first_grid") or []
     if resampled:
         line += f"; resampled onto the first input's grid by their affines: {', '.join(resampled)}"
