@@ -20,7 +20,8 @@ voxels they cover), as a 2-D T2-weighted series beside a 3-D T1-weighted one. Ro
 - **no motion**: the dual echo of the head where it was (the best the fit can do);
 - **moved, as they lie**: the moved dual echo fitted voxel by voxel with the first scan,
   as ``maps`` does without ``--register``;
-- **moved, registered**: ``maps --register``'s path
+- **moved, registered**: ``maps --register``'s path (a registration refused, as
+  ``maps`` refuses it, is listed as such and left out of the means)
   (:func:`napari_mr_reparam.cli_joint.registered_inputs`, then
   :func:`~napari_mr_reparam.cli_joint.on_first_grid`): each dual-echo image registered
   onto the first scan and resampled onto its grid;
@@ -101,7 +102,10 @@ def run_row(folder, row, still, moved, noise, seed, motion, voxel=(1, 1, 1)):
     with redirect_stderr(StringIO()):
         if row == "moved, registered":
             start = time.perf_counter()
-            volumes, motions = registered_inputs(volumes)
+            try:
+                volumes, motions = registered_inputs(volumes)
+            except ValueError as exc:  # refused: the command line writes nothing
+                return {"refused": str(exc), "register_s": time.perf_counter() - start}
             register_s = time.perf_counter() - start
             error = max(corner_error(m.matrix, motion, pd.shape) for _, m in motions)
         elif row == "moved, the true motion":
@@ -144,7 +148,7 @@ def main(argv=None) -> int:
     print("| subject | motion | inputs | SE targets: mean PSNR | worst target | median T1 error | median T2 error "
           "| registration error (mm, worst corner) | registration (s) |")
     print("|---|---|---|---|---|---|---|---|---|")
-    means = {}
+    means, refused = {}, []
     for index, path in enumerate(paths[:args.subjects]):
         rng = np.random.default_rng([index, 11])
         centre = stack_to_world() @ np.array([args.slices / 2 - 0.5, 127.5, 127.5, 1.0])
@@ -156,6 +160,11 @@ def main(argv=None) -> int:
             with tempfile.TemporaryDirectory() as folder:
                 r = run_row(Path(folder), row, still, moved, args.noise, [index, 7], motion, args.voxel)
             shown = "-" if row == "no motion" else f"{angle:.1f} deg, {np.linalg.norm(motion[:3, 3] - centre[:3] + motion[:3, :3] @ centre[:3]):.1f} mm"
+            if "refused" in r:
+                print(f"| {still[0]} | {shown} | {row} | refused: {r['refused']} | | | | | {r['register_s']:.1f} |",
+                      flush=True)
+                refused.append(still[0])
+                continue
             reg = ("-", "-") if r["register_s"] is None else (f"{r['register_error']:.2f}", f"{r['register_s']:.1f}")
             print(f"| {still[0]} | {shown} | {row} | {r['mean']:.2f} dB | {r['worst']:.2f} dB | "
                   f"{100 * r['errors'][0]:.1f} % | {100 * r['errors'][1]:.1f} % | {reg[0]} | {reg[1]} |", flush=True)
@@ -164,6 +173,8 @@ def main(argv=None) -> int:
           "median T1 / T2 error (mean over subjects) |")
     print("|---|---|---|---|")
     for row, rs in means.items():
+        if row == "moved, registered" and refused:
+            row = f"{row} ({len(rs)} of {len(rs) + len(refused)}; refused: {', '.join(refused)})"
         print(f"| {row} | {np.mean([r['mean'] for r in rs]):.2f} dB | {np.mean([r['worst'] for r in rs]):.2f} dB | "
               f"{100 * np.mean([r['errors'][0] for r in rs]):.1f} / {100 * np.mean([r['errors'][1] for r in rs]):.1f} % |")
     return 0

@@ -173,3 +173,41 @@ def test_registration_counts_its_progress_and_stops_when_cancelled(tmp_path):
     with pytest.raises(Cancelled):
         registered([fixed, moved], progress=done.append, cancelled=lambda: True)
     assert done == []
+
+
+def test_a_pair_whose_registrations_both_ways_disagree_is_refused(tmp_path, monkeypatch):
+    """Scans of like voxels are registered both ways; two motions that disagree (here the
+    limit is lowered below the 0.1-0.3 mm they really differ by) mean a wrong optimum, and
+    the result is refused in one line rather than applied."""
+    import napari_mr_reparam.registration as registration
+
+    fixed, moved = (load_volume(p) for p in _scans(tmp_path, _turn(3.0, [2.0, 0.0, 0.0])))
+    calls = []
+    real = registration._register
+    monkeypatch.setattr(registration, "_register", lambda a, b, c=None: calls.append(1) or real(a, b, c))
+    find_motion(fixed, moved)
+    assert len(calls) == 2  # both ways
+    monkeypatch.setattr(registration, "MOST_DISAGREEMENT_MM", 0.01)
+    with pytest.raises(ValueError, match="is not the same both ways") as err:
+        find_motion(fixed, moved)
+    assert "\n" not in str(err.value)
+
+
+def test_a_scan_of_much_larger_voxels_is_registered_one_way(tmp_path, monkeypatch):
+    """The thick scan is the one the metric samples; the other way would sample the fine
+    scan's grid, which drifts with thick slabs, so there is no second registration."""
+    import napari_mr_reparam.registration as registration
+
+    path = _scans(tmp_path, np.eye(4))[0]
+    fixed = load_volume(path)
+    image = np.asarray(nib.load(path).dataobj)
+    thick = (image[:, :, 0::2] + image[:, :, 1::2]) / 2  # slabs twice as thick: voxels twice the volume
+    affine = AFFINE.copy()
+    affine[2, 2] = 4.0
+    affine[2, 3] += 1.0  # a slab's centre between the two slices it averages
+    nib.save(nib.Nifti1Image(thick.astype(np.float32), affine), tmp_path / "thick.nii.gz")
+    calls = []
+    real = registration._register
+    monkeypatch.setattr(registration, "_register", lambda a, b, c=None: calls.append(1) or real(a, b, c))
+    found = find_motion(fixed, load_volume(tmp_path / "thick.nii.gz"))
+    assert len(calls) == 1 and found.shift_mm < 3.0

@@ -8,7 +8,10 @@ placed a little off, and a voxel-by-voxel joint fit mixes tissues at every edge.
 registration framework (Mattes mutual information, so the scans may differ in contrast;
 a 3-D Euler transform; two levels, 4 and 2 times coarser; a regular-step gradient
 descent; the metric sampled on the coarser scan's grid, which keeps a scan of thick slabs
-from drifting) and corrects the scan's affine by it. Nothing is resampled here: the corrected
+from drifting) and corrects the scan's affine by it. Scans of like voxels are registered
+both ways, and a pair whose two motions disagree is refused: a registration stopped in a
+wrong optimum, as happens when the head moved far, says so instead of placing a scan
+centimetres off. Nothing is resampled here: the corrected
 affine is what :func:`~napari_mr_reparam.grids.on_one_grid` then follows.
 """
 
@@ -37,6 +40,10 @@ MIN_VOXELS = 8
 #: taken as a failure of the registration, not as a move of the head.
 MOST_ROTATION_DEG = 20.0
 MOST_SHIFT_MM = 30.0
+#: Registered both ways, two motions that differ by more than this at the field of view's
+#: corners are taken as a failure (successes differ by 0.1-0.8 mm, failures by 5-7 mm:
+#: training/RESULTS.md, "Scans between which the head moved").
+MOST_DISAGREEMENT_MM = 3.0
 
 
 @dataclass(frozen=True)
@@ -110,24 +117,14 @@ def _corners(volume: Volume) -> np.ndarray:
     return grid @ stack_affine(volume).T
 
 
-def find_motion(reference: Volume, moved: Volume, cancelled=None) -> Motion:
-    """The rigid motion of ``moved`` against ``reference`` (both placed volumes of at least
-    :data:`MIN_VOXELS` voxels along each axis); a ``ValueError`` when they cannot be
-    registered, or the motion found is beyond what a head does (:data:`MOST_ROTATION_DEG`,
-    :data:`MOST_SHIFT_MM`). ``cancelled()`` is asked at every iteration of the optimizer:
-    True stops it and raises :class:`~napari_mr_reparam.inference.Cancelled`."""
+def _register(fixed: Volume, moving: Volume, cancelled=None) -> np.ndarray:
+    """The rigid transform (4 x 4, RAS mm) from ``fixed``'s world to where its anatomy lies
+    in ``moving``'s, by SimpleITK's registration sampled on ``fixed``'s grid."""
     import SimpleITK as sitk
 
-    for volume in (reference, moved):
-        refusal = _refusal(volume)
-        if refusal:
-            raise ValueError(refusal)
-    coarse_first = _voxel_volume(moved) > COARSER * _voxel_volume(reference)
-    fixed, moving = _as_image(reference), _as_image(moved)
-    if coarse_first:  # sampled on the thick scan's grid; the motion found is then the inverse
-        fixed, moving = moving, fixed
+    fixed_image, moving_image = _as_image(fixed), _as_image(moving)
     start = sitk.Euler3DTransform()
-    start.SetCenter(fixed.TransformContinuousIndexToPhysicalPoint([(n - 1) / 2 for n in fixed.GetSize()]))
+    start.SetCenter(fixed_image.TransformContinuousIndexToPhysicalPoint([(n - 1) / 2 for n in fixed_image.GetSize()]))
     method = sitk.ImageRegistrationMethod()
     method.SetMetricAsMattesMutualInformation(BINS)
     method.SetMetricSamplingStrategy(method.RANDOM)
@@ -148,22 +145,55 @@ def find_motion(reference: Volume, moved: Volume, cancelled=None) -> Motion:
 
         method.AddCommand(sitk.sitkIterationEvent, ask)
     try:
-        method.Execute(fixed, moving)
+        method.Execute(fixed_image, moving_image)
     except RuntimeError as exc:  # SimpleITK's own message is pages long
-        raise ValueError(f"registration of {moved.source or 'an input'} onto {reference.source or 'the first input'} "
+        raise ValueError(f"registration of {moving.source or 'an input'} onto {fixed.source or 'the first input'} "
                          f"failed ({str(exc).strip().splitlines()[-1][:120]})") from None
     if stopped:
         from .inference import Cancelled
 
         raise Cancelled()
-    matrix = np.linalg.inv(_matrix(start)) if coarse_first else _matrix(start)
+    return _matrix(start)
+
+
+def _largest_move(matrix: np.ndarray, volume: Volume) -> float:
+    """How far ``matrix`` moves the corners of ``volume``'s field of view, at most (mm)."""
+    return float(np.linalg.norm(_corners(volume) @ (matrix - np.eye(4)).T, axis=1).max())
+
+
+def find_motion(reference: Volume, moved: Volume, cancelled=None) -> Motion:
+    """The rigid motion of ``moved`` against ``reference`` (both placed volumes of at least
+    :data:`MIN_VOXELS` voxels along each axis); a ``ValueError`` when they cannot be
+    registered, or the motion found is beyond what a head does (:data:`MOST_ROTATION_DEG`,
+    :data:`MOST_SHIFT_MM`). Scans of like voxels are registered both ways, each sampled on
+    its own grid in turn; where the two motions differ by more than
+    :data:`MOST_DISAGREEMENT_MM` across the field of view, one of them stopped in a wrong
+    optimum (as registrations do when the head moved far) and the result is refused. A
+    scan of voxels :data:`COARSER` times larger is the one sampled, one way only.
+    ``cancelled()`` is asked at every iteration of the optimizer: True stops it and raises
+    :class:`~napari_mr_reparam.inference.Cancelled`."""
+    for volume in (reference, moved):
+        refusal = _refusal(volume)
+        if refusal:
+            raise ValueError(refusal)
+    names = f"{moved.source or 'an input'} onto {reference.source or 'the first input'}"
+    if _voxel_volume(moved) > COARSER * _voxel_volume(reference):  # sampled on the thick scan's grid
+        matrix = np.linalg.inv(_register(moved, reference, cancelled))
+    else:
+        matrix = _register(reference, moved, cancelled)
+        if _voxel_volume(reference) <= COARSER * _voxel_volume(moved):  # like voxels: both ways
+            back = _register(moved, reference, cancelled)
+            disagreement = _largest_move(back @ matrix, reference)
+            if disagreement > MOST_DISAGREEMENT_MM:
+                raise ValueError(f"registration of {names} is not the same both ways (the two differ by up to "
+                                 f"{disagreement:.1f} mm across the field of view): the head may have moved more "
+                                 "than registration follows (it is measured to 10 degrees and 10 mm); not registered")
     corners = _corners(reference)
-    moves = np.linalg.norm(corners @ (matrix - np.eye(4)).T, axis=1)
     centre = np.linalg.norm((matrix - np.eye(4)) @ corners.mean(axis=0))
     angle = math.degrees(math.acos(np.clip((np.trace(matrix[:3, :3]) - 1) / 2, -1.0, 1.0)))
-    motion = Motion(matrix, angle, float(moves.max()))
+    motion = Motion(matrix, angle, _largest_move(matrix, reference))
     if angle > MOST_ROTATION_DEG or centre > MOST_SHIFT_MM:
-        raise ValueError(f"registration of {moved.source or 'an input'} found a motion of {motion.describe()}, "
+        raise ValueError(f"registration of {names} found a motion of {motion.describe()}, "
                          "more than a head moves between series: are these scans of one subject and session?")
     return motion
 
