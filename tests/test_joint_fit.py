@@ -327,6 +327,57 @@ class _Engine:
         return Maps()
 
 
+class _Knowing(_Engine):
+    """An engine whose single-image maps are the true ones (PD in its own units)."""
+
+    def __init__(self, pd, t1, t2):
+        super().__init__()
+        self.truth = {"pd": 0.7 * pd, "t1": np.where(pd > 0, t1, 1000), "t2": np.where(pd > 0, t2, 100)}
+
+    def compute_maps(self, image, acq, **_):
+        self.calls.append((acq.te_ms, acq.tr_ms))
+        truth = {k: v.astype(np.float32) for k, v in self.truth.items()}
+
+        class Maps:
+            def at_input_size(self_inner):
+                return truth
+
+        return Maps()
+
+
+def test_voxels_outside_the_further_inputs_fields_of_view_take_the_network_read_of_the_first():
+    from napari_mr_reparam.joint_fit import partly_measured
+
+    pd, t1, t2 = _maps(shape=(2, 24, 24), seed=3)
+    body = pd > 0
+    three = [Acquisition(15, 500), Acquisition(15, 3000), Acquisition(100, 3000)]
+    images = _render(three, pd, t1, t2)
+    for image in images[1:]:
+        image[:, 16:] = np.nan  # the later scans' slices end before the first's do
+    part = partly_measured(images)
+    assert part[:, 16:].all() and not part[:, :16].any()
+    alone = joint_maps(images, three, engine=None)
+    engine = _Knowing(pd, t1, t2)
+    filled = joint_maps(images, three, engine=engine)
+    assert engine.calls == [(15, 500)]  # one read, of the first input: the only one measured there
+    outside = body & part
+    # the broad default prior gave every voxel there T1 1000 ms and T2 100 ms
+    assert _median_error(alone.t1, t1, outside) > 0.3
+    assert _median_error(filled.t1, t1, outside) < 0.02 and _median_error(filled.t2, t2, outside) < 0.02
+    pd_like = _render([Acquisition(20, 6000)], pd, t1, t2)[0]
+    miss = [np.abs(m.render(20, 6000) - pd_like)[outside].mean() for m in (alone, filled)]
+    assert miss[1] < 0.1 * miss[0]
+    for key in ("pd", "t1", "t2"):  # voxels every input measured are the fit's as before
+        np.testing.assert_array_equal(getattr(filled, key)[:, :16], getattr(alone, key)[:, :16])
+    assert filled.summary()["partly_measured_fraction"] == pytest.approx(outside.sum() / body.sum(), abs=1e-3)
+    assert alone.summary()["partly_measured_fraction"] == filled.summary()["partly_measured_fraction"]
+    assert (alone.partly_prior, filled.partly_prior) == ("default", "network")
+    # every input measured everywhere: no network runs, as before
+    engine.calls.clear()
+    joint_maps(_render(three, pd, t1, t2), three, engine=engine)
+    assert engine.calls == []
+
+
 def test_a_pd_prior_settles_what_a_t1_and_a_t2_weighted_image_leave_open():
     pd, t1, t2 = _maps(seed=5)
     body = pd > 0

@@ -144,6 +144,11 @@ def test_joint_maps_are_cached_per_set_of_inputs_and_render_any_preset():
         "; none registered: every input is an image of the first input's series")
     separate = {**network, "scales": [1.0, 2.31]}  # one gain per image, estimated
     assert determined_line(separate).endswith("; each further image's gain over the first's: 2.31")
+    assert "field of view" not in determined_line(maps.summary())  # every input measured every voxel
+    partly = {**maps.summary(), "partly_measured_fraction": 0.213, "partly_measured_prior": "network"}
+    assert determined_line(partly).endswith("; 21 % of the object lies outside some input's field of view: fitted "
+                                            "there to the inputs that reach it, the network's maps of the first "
+                                            "input filling in what they leave open")
     per_input = Request(pdw, "physics", "cpu", te=60.0, tr=3000.0, inputs=inputs, gain_per_input=True)
     assert cache.get(per_input) is None  # gains of their own: another fit
     dir_ = render_request(None, maps, Request(pdw, "physics", "cpu", te=25.0, tr=11000.0,

@@ -468,6 +468,10 @@ def fit_inputs(paths, args, model="physics", device="auto", engine=None, volumes
                       smooth=not getattr(args, "no_smooth", False))
     maps.resampled = tuple(resampled)
     maps.registered = tuple(motions)
+    if maps.partly_measured > 0:
+        from .joint_fit import partly_measured_note
+
+        print(f"notice: {partly_measured_note(maps.partly_measured, maps.partly_prior == 'network')}", file=sys.stderr)
     return volumes, maps.acquisitions, maps
 
 

@@ -156,7 +156,10 @@ class JointMaps:
     brought onto the first input's grid (:mod:`.grids`) before the fit, set by the caller
     that resampled them; ``registered`` each registered input's name and motion against
     the first (:class:`~napari_mr_reparam.registration.Motion`), likewise set by the
-    caller. Background voxels (no input signal) have PD, T1
+    caller; ``partly_measured`` the share of the object that only some inputs measured
+    (outside the others' fields of view; :func:`joint_maps` fits it to those inputs alone)
+    and ``partly_prior`` what fills in what they leave open there (``"network"``: its read
+    of the first input; ``"default"``). Background voxels (no input signal) have PD, T1
     and T2 of 0 and render as 0. From a single input the maps are the network's
     (``network_maps`` holds them, and renders go through the engine as before).
     """
@@ -177,6 +180,8 @@ class JointMaps:
     prior_parameters: tuple = ("t1", "t2")
     resampled: tuple = ()
     registered: tuple = ()
+    partly_measured: float = 0.0
+    partly_prior: str = "default"
 
     @property
     def determined_bits(self) -> np.ndarray:
@@ -200,6 +205,8 @@ class JointMaps:
                 "echo_train": self.echo_train,
                 "inversion_efficiency": self.inversion_efficiency,
                 "resampled_onto_first_grid": list(self.resampled),
+                "partly_measured_fraction": self.partly_measured,
+                "partly_measured_prior": self.partly_prior,
                 "registered_onto_first": {name: {"rotation_deg": round(m.rotation_deg, 3),
                                                  "largest_shift_mm": round(m.shift_mm, 3),
                                                  "matrix_ras_mm": np.round(m.matrix, 6).tolist()}
@@ -1273,10 +1280,14 @@ def joint_maps(volumes, acquisitions, engine=None, prior_input: int | None = Non
     Where the inputs measure neither T1 nor T2 on its own (a T1- and a T2-weighted image),
     the network's PD is a prior too (:data:`NETWORK_PD_SD`).
     Each input's noise is measured once (:func:`estimate_noise`) unless ``noise`` is given.
-    ``progress`` and ``cancelled`` work as the engine's, over :func:`joint_work_units`
+    Voxels that only some inputs measured (NaN in the others: outside their field of view)
+    are fitted to those inputs alone, with the network's maps of the first input as the
+    prior where those leave a parameter open (a network pass more, where no prior was read
+    from the first input already). ``progress`` and ``cancelled`` work as the engine's, over :func:`joint_work_units`
     units; ``options`` go to :func:`fit_maps`.
     """
     calls = {"options": engine_options, "progress": progress, "cancelled": cancelled}
+    engine_given = engine
     if engine is not None and not engine.renders:
         raise ValueError(f"{engine.info.name} is not a physics model; joint maps need the physics model")
     single = engine is not None and len(volumes) == len(acquisitions) == 1
@@ -1303,24 +1314,91 @@ def joint_maps(volumes, acquisitions, engine=None, prior_input: int | None = Non
             engine = None  # the inputs measure both: the network's maps would be a loose tie only
             if progress is not None:
                 progress(joint_work_units(arrays[0].shape))  # the network's share is done
+    read_first = None  # the network's maps of the first input, once read
     if engine is not None:
         if prior_input is None:
             prior_input = prior_input_of(acqs, reads=engine.reads_input)
         if prior_input is not None:
-            read = np.nan_to_num(arrays[prior_input])
-            sized = network_maps(engine, read, acqs[prior_input], **calls).at_input_size()
-            shape = arrays[0].shape
-            t1, t2 = sized["t1"].reshape(shape), sized["t2"].reshape(shape)
-            prior = {"t1": t1, "t2": t2}
-            pd_sd = (NETWORK_PD_SD if not (measured["t1"] or measured["t2"])  # e.g. a T1w + T2w pair
-                     else BRANCH_PD_SD if branches and measured["t1"] and measured["t2"]  # T1w, T2w, FLAIR
-                     else None)
-            if pd_sd is not None:
-                pd = pd_in_input_units(sized["pd"].reshape(shape), t1, t2, read, acqs[prior_input])
-                prior.update(pd=pd, pd_input=prior_input, pd_sd=pd_sd)
+            sized = network_maps(engine, np.nan_to_num(arrays[prior_input]), acqs[prior_input],
+                                 **calls).at_input_size()
+            read_first = sized if prior_input == 0 else None
+            prior = _network_prior(sized, arrays[prior_input], acqs, prior_input, measured)
         elif progress is not None:
             progress(joint_work_units(arrays[0].shape))  # no input the network reads: its share is done
     maps = fit_maps(arrays, acqs, prior=prior, progress=progress, cancelled=cancelled, **options)
     if prior is not None:
         maps.prior_source = "network"
+    part = partly_measured(arrays)
+    maps.partly_measured = round(float(part.sum()) / max(int((maps.pd > 0).sum()), 1), 4)
+    if part.any() and engine_given is not None and engine_given.reads_input(acqs[0].sequence):
+        _refit_partly_measured(maps, arrays, part, acqs, engine_given, read_first, options,
+                               {"options": engine_options, "cancelled": cancelled})
     return maps
+
+
+def _network_prior(sized, image, acqs, read: int, measured: dict) -> dict:
+    """The prior :func:`fit_maps` takes from the network's maps ``sized`` (at the inputs'
+    size) of ``image``, input ``read`` of inputs at ``acqs``: its T1 and T2, and its PD (in
+    that image's units) where the acquisitions measure neither time, or where a magnitude
+    inversion recovery beside inputs that measure both leaves its null's two sides to
+    tell apart."""
+    shape = np.shape(image)
+    t1, t2 = sized["t1"].reshape(shape), sized["t2"].reshape(shape)
+    prior = {"t1": t1, "t2": t2}
+    branches = any(a.sequence == "inversion_recovery" for a in acqs)
+    pd_sd = (NETWORK_PD_SD if not (measured["t1"] or measured["t2"])  # e.g. a T1w + T2w pair
+             else BRANCH_PD_SD if branches and measured["t1"] and measured["t2"]  # T1w, T2w, FLAIR
+             else None)
+    if pd_sd is not None:
+        pd = pd_in_input_units(sized["pd"].reshape(shape), t1, t2, np.nan_to_num(image), acqs[read])
+        prior.update(pd=pd, pd_input=read, pd_sd=pd_sd)
+    return prior
+
+
+def partly_measured_note(share: float, network: bool) -> str:
+    """One line on the ``share`` of the object that only some inputs measured."""
+    return (f"{100 * share:.0f} % of the object lies outside some input's field of view: fitted there to the "
+            "inputs that reach it" + (", the network's maps of the first input filling in what they leave open"
+                                      if network else ""))
+
+
+def partly_measured(volumes) -> np.ndarray:
+    """Voxels that some inputs measured and others did not (NaN there: outside their field
+    of view once resampled onto the first input's grid)."""
+    finite = np.stack([np.isfinite(np.asarray(v)) for v in volumes])
+    return finite.any(axis=0) & ~finite.all(axis=0)
+
+
+def _refit_partly_measured(maps: JointMaps, arrays, part, acqs, engine, read_first, options: dict,
+                           calls: dict) -> None:
+    """Fit again, in place, the voxels ``part`` of ``maps`` that only some inputs measured:
+    each set of voxels measured by the same inputs (the first among them) to those inputs
+    alone, with the network's maps of the first input as the prior that :func:`joint_maps`
+    gives those inputs. The whole fit gave them the prior of all the inputs: with three
+    inputs none, so a voxel only the first input measured took the broad default's T1 and
+    T2 (a T1-weighted image's contrast in every render)."""
+    finite = np.stack([np.isfinite(a) for a in arrays])
+    patterns, which = np.unique(finite[:, part].T, axis=0, return_inverse=True)
+    noise = _per_input_noise(maps.noise, len(arrays))
+    sized = None
+    rest = {k: v for k, v in options.items() if k not in ("noise", "clipped", "inversion")}
+    for k, pattern in enumerate(patterns):
+        inputs = [i for i in range(len(arrays)) if pattern[i]]
+        if inputs[0] != 0:  # the network reads the first input: without it, the whole fit stands
+            continue
+        where = np.zeros(part.shape, bool)
+        where[part] = which.reshape(-1) == k
+        if sized is None:
+            sized = read_first or network_maps(engine, np.nan_to_num(arrays[0]), acqs[0], **calls).at_input_size()
+        sub = [np.where(where, arrays[i], np.nan).astype(np.float32) for i in inputs]
+        sub_acqs = [acqs[i] for i in inputs]
+        sub_noise = [noise[i] for i in inputs]
+        measured = free_parameters(sub_acqs, noise=sub_noise, tolerance=options.get("tolerance", 0.1))
+        clipped = options.get("clipped")
+        fit = fit_maps(sub, sub_acqs, prior=_network_prior(sized, arrays[0], sub_acqs, 0, measured), noise=sub_noise,
+                       clipped=None if clipped is None else [clipped[i] for i in inputs],
+                       inversion=maps.inversion_efficiency, cancelled=calls.get("cancelled"), **rest)
+        for key in PARAMETERS:
+            getattr(maps, key)[where] = getattr(fit, key)[where]
+            maps.determined[key][where] = fit.determined[key][where]
+        maps.partly_prior = "network"

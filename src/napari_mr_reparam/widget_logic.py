@@ -229,6 +229,11 @@ def determined_line(summary: dict, register: bool = False) -> str:
     resampled = summary.get("resampled_onto_first_grid") or []
     if resampled:
         line += f"; resampled onto the first input's grid by their affines: {', '.join(resampled)}"
+    if summary.get("partly_measured_fraction"):
+        from .joint_fit import partly_measured_note
+
+        line += "; " + partly_measured_note(summary["partly_measured_fraction"],
+                                             summary.get("partly_measured_prior") == "network")
     return line
 
 
