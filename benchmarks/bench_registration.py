@@ -1,7 +1,7 @@
 """Joint maps from scans between which the head moved: what motion costs, and what `--register` buys.
 
     python benchmarks/bench_registration.py [--subjects 3] [--slices 60] [--noise 0.01]
-                                            [--degrees 1 4] [--shift-mm 1 3] [--voxel 1 1 1]
+                                            [--degrees 1 4] [--shift-mm 1 3] [--voxel 1 1 1] [--model physics]
 
 Each held-out subject of the external benchmark (``bench_external.heldout_subject``'s label
 maps, with a tissue table drawn from the held-out literature ranges; one voxel one tissue)
@@ -30,7 +30,9 @@ voxels they cover), as a 2-D T2-weighted series beside a 3-D T1-weighted one. Ro
   resampling a moved head costs (its edges fall elsewhere on the grid, and trilinear
   resampling blurs them).
 
-All three inputs determine PD, T1 and T2, so no network runs. Scores: the external
+All three inputs determine PD, T1 and T2, so the network runs only where the moved dual echo
+does not reach (the slab's first or last slices after the motion): there it reads the first
+scan, as ``maps`` does (``--model none``: the fit alone, the broad default prior there). Scores: the external
 benchmark's 12 spin-echo targets (``bench_external.heldout_targets``) of the head where
 the first scan has it, PSNR per slice of 0-255 images each normalized to its maximum, mean
 over slices and targets, and the worst target; median T1 and T2 error in the brain; for
@@ -83,7 +85,7 @@ def corner_error(found: np.ndarray, true: np.ndarray, shape) -> float:
     return float(np.linalg.norm(world @ (found - true).T, axis=1).max())
 
 
-def run_row(folder, row, still, moved, noise, seed, motion, voxel=(1, 1, 1)):
+def run_row(folder, row, still, moved, noise, seed, motion, voxel=(1, 1, 1), engine=None):
     from napari_mr_reparam.cli_joint import on_first_grid, registered_inputs
     from napari_mr_reparam.io import load_volume
     from napari_mr_reparam.joint_fit import joint_maps, make_acquisition
@@ -113,7 +115,7 @@ def run_row(folder, row, still, moved, noise, seed, motion, voxel=(1, 1, 1)):
 
             volumes = [volumes[0], *(moved_back(v, Motion(motion, 0.0, 0.0)) for v in volumes[1:])]
         volumes, _ = on_first_grid(volumes, registered=row != "moved, as they lie")
-    maps = joint_maps([v.data for v in volumes], acqs, engine=None)
+    maps = joint_maps([v.data for v in volumes], acqs, engine=engine)
     import bench_external as ext
 
     scores = [psnr_per_slice(maps.render(t.te, t.tr, "spin_echo"), render("spin_echo", pd, t1, t2, t.te, t.tr, None))
@@ -133,6 +135,8 @@ def main(argv=None) -> int:
     parser.add_argument("--shift-mm", type=float, nargs=2, default=(1.0, 3.0), metavar=("LOW", "HIGH"))
     parser.add_argument("--voxel", type=int, nargs=3, default=(1, 1, 1), metavar=("Z", "Y", "X"),
                         help="the dual echo's voxel in 1 mm voxels (axial slab thickness, then pixel)")
+    parser.add_argument("--model", default="physics",
+                        help="the network that reads the first scan where the dual echo does not reach; none: the fit alone")
     args = parser.parse_args(argv)
     if args.slices % args.voxel[0]:
         parser.error("--slices must be a multiple of the slab thickness (--voxel's first value)")
@@ -142,6 +146,11 @@ def main(argv=None) -> int:
     if missing:
         print(f"skipped: {missing}")
         return 0
+    engine = None
+    if args.model != "none":
+        from napari_mr_reparam.inference import Reparameterizer
+
+        engine = Reparameterizer(args.model, device="cpu")
     print(f"T1w (15/500) first, then the PD/T2 dual echo (15 and 100 / 3000) after a turn of "
           f"{args.degrees[0]:g}-{args.degrees[1]:g} deg and a shift of {args.shift_mm[0]:g}-{args.shift_mm[1]:g} mm; "
           f"noise {args.noise:g}; {args.slices} slices; the dual echo's voxel {'x'.join(map(str, args.voxel[::-1]))} mm\n")
@@ -158,7 +167,7 @@ def main(argv=None) -> int:
         moved = subject_slab(path, index, args.slices, motion)
         for row in ROWS:
             with tempfile.TemporaryDirectory() as folder:
-                r = run_row(Path(folder), row, still, moved, args.noise, [index, 7], motion, args.voxel)
+                r = run_row(Path(folder), row, still, moved, args.noise, [index, 7], motion, args.voxel, engine)
             shown = "-" if row == "no motion" else f"{angle:.1f} deg, {np.linalg.norm(motion[:3, 3] - centre[:3] + motion[:3, :3] @ centre[:3]):.1f} mm"
             if "refused" in r:
                 print(f"| {still[0]} | {shown} | {row} | refused: {r['refused']} | | | | | {r['register_s']:.1f} |",
