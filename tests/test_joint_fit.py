@@ -334,8 +334,10 @@ class _Knowing(_Engine):
         super().__init__()
         self.truth = {"pd": 0.7 * pd, "t1": np.where(pd > 0, t1, 1000), "t2": np.where(pd > 0, t2, 100)}
 
-    def compute_maps(self, image, acq, **_):
+    def compute_maps(self, image, acq, progress=None, **_):
         self.calls.append((acq.te_ms, acq.tr_ms))
+        if progress is not None:
+            progress(np.shape(image)[0])  # a slice at a time, as the engine counts
         truth = {k: v.astype(np.float32) for k, v in self.truth.items()}
 
         class Maps:
@@ -346,7 +348,7 @@ class _Knowing(_Engine):
 
 
 def test_voxels_outside_the_further_inputs_fields_of_view_take_the_network_read_of_the_first():
-    from napari_mr_reparam.joint_fit import partly_measured
+    from napari_mr_reparam.joint_fit import joint_work_units, partly_measured
 
     pd, t1, t2 = _maps(shape=(2, 24, 24), seed=3)
     body = pd > 0
@@ -358,8 +360,10 @@ def test_voxels_outside_the_further_inputs_fields_of_view_take_the_network_read_
     assert part[:, 16:].all() and not part[:, :16].any()
     alone = joint_maps(images, three, engine=None)
     engine = _Knowing(pd, t1, t2)
-    filled = joint_maps(images, three, engine=engine)
+    counted = []
+    filled = joint_maps(images, three, engine=engine, progress=counted.append)
     assert engine.calls == [(15, 500)]  # one read, of the first input: the only one measured there
+    assert sum(counted) == joint_work_units(pd.shape, engine=engine)  # the read counted as the network's share
     outside = body & part
     # the broad default prior gave every voxel there T1 1000 ms and T2 100 ms
     assert _median_error(alone.t1, t1, outside) > 0.3

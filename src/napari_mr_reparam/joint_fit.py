@@ -1309,11 +1309,17 @@ def joint_maps(volumes, acquisitions, engine=None, prior_input: int | None = Non
     # a magnitude inversion recovery fits either side of its null alike: there the network's
     # PD tells the two apart even where the inputs measure both times
     branches = any(a.sequence == "inversion_recovery" for a in acqs)
+    # voxels only some inputs measured are fitted again, the network reading the first input
+    part = partly_measured(arrays)
+    fill = bool(part.any()) and engine is not None and engine.reads_input(acqs[0].sequence)
+    share = joint_work_units(arrays[0].shape)  # the network's share of the progress
+    pending = False  # the network's share left to that read
     if engine is not None and prior_input is None and options.get("scale", "shared") == "shared":
         if measured["t1"] and measured["t2"] and not branches:
             engine = None  # the inputs measure both: the network's maps would be a loose tie only
-            if progress is not None:
-                progress(joint_work_units(arrays[0].shape))  # the network's share is done
+            pending = fill
+            if progress is not None and not pending:
+                progress(share)  # the network's share is done
     read_first = None  # the network's maps of the first input, once read
     if engine is not None:
         if prior_input is None:
@@ -1323,16 +1329,20 @@ def joint_maps(volumes, acquisitions, engine=None, prior_input: int | None = Non
                                  **calls).at_input_size()
             read_first = sized if prior_input == 0 else None
             prior = _network_prior(sized, arrays[prior_input], acqs, prior_input, measured)
-        elif progress is not None:
-            progress(joint_work_units(arrays[0].shape))  # no input the network reads: its share is done
+        else:
+            pending = fill
+            if progress is not None and not pending:
+                progress(share)  # no input the network reads: its share is done
     maps = fit_maps(arrays, acqs, prior=prior, progress=progress, cancelled=cancelled, **options)
     if prior is not None:
         maps.prior_source = "network"
-    part = partly_measured(arrays)
     maps.partly_measured = round(float(part.sum()) / max(int((maps.pd > 0).sum()), 1), 4)
-    if part.any() and engine_given is not None and engine_given.reads_input(acqs[0].sequence):
-        _refit_partly_measured(maps, arrays, part, acqs, engine_given, read_first, options,
-                               {"options": engine_options, "cancelled": cancelled})
+    if fill:
+        read = _refit_partly_measured(maps, arrays, part, acqs, engine_given, read_first, options,
+                                      {"options": engine_options, "cancelled": cancelled,
+                                       "progress": progress if pending else None})
+        if pending and not read and progress is not None:
+            progress(share)
     return maps
 
 
@@ -1370,17 +1380,18 @@ def partly_measured(volumes) -> np.ndarray:
 
 
 def _refit_partly_measured(maps: JointMaps, arrays, part, acqs, engine, read_first, options: dict,
-                           calls: dict) -> None:
+                           calls: dict) -> bool:
     """Fit again, in place, the voxels ``part`` of ``maps`` that only some inputs measured:
     each set of voxels measured by the same inputs (the first among them) to those inputs
     alone, with the network's maps of the first input as the prior that :func:`joint_maps`
     gives those inputs. The whole fit gave them the prior of all the inputs: with three
     inputs none, so a voxel only the first input measured took the broad default's T1 and
-    T2 (a T1-weighted image's contrast in every render)."""
+    T2 (a T1-weighted image's contrast in every render). Returns whether the network read
+    the first input here (``calls`` go to that read)."""
     finite = np.stack([np.isfinite(a) for a in arrays])
     patterns, which = np.unique(finite[:, part].T, axis=0, return_inverse=True)
     noise = _per_input_noise(maps.noise, len(arrays))
-    sized = None
+    sized, read = read_first, False
     rest = {k: v for k, v in options.items() if k not in ("noise", "clipped", "inversion")}
     for k, pattern in enumerate(patterns):
         inputs = [i for i in range(len(arrays)) if pattern[i]]
@@ -1389,7 +1400,7 @@ def _refit_partly_measured(maps: JointMaps, arrays, part, acqs, engine, read_fir
         where = np.zeros(part.shape, bool)
         where[part] = which.reshape(-1) == k
         if sized is None:
-            sized = read_first or network_maps(engine, np.nan_to_num(arrays[0]), acqs[0], **calls).at_input_size()
+            sized, read = network_maps(engine, np.nan_to_num(arrays[0]), acqs[0], **calls).at_input_size(), True
         sub = [np.where(where, arrays[i], np.nan).astype(np.float32) for i in inputs]
         sub_acqs = [acqs[i] for i in inputs]
         sub_noise = [noise[i] for i in inputs]
@@ -1402,3 +1413,4 @@ def _refit_partly_measured(maps: JointMaps, arrays, part, acqs, engine, read_fir
             getattr(maps, key)[where] = getattr(fit, key)[where]
             maps.determined[key][where] = fit.determined[key][where]
         maps.partly_prior = "network"
+    return read
