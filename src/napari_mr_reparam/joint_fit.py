@@ -1336,7 +1336,8 @@ def joint_maps(volumes, acquisitions, engine=None, prior_input: int | None = Non
     maps = fit_maps(arrays, acqs, prior=prior, progress=progress, cancelled=cancelled, **options)
     if prior is not None:
         maps.prior_source = "network"
-    maps.partly_measured = round(float(part.sum()) / max(int((maps.pd > 0).sum()), 1), 4)
+    body = maps.pd > 0
+    maps.partly_measured = round(float((part & body).sum()) / max(int(body.sum()), 1), 4)
     if fill:
         read = _refit_partly_measured(maps, arrays, part, acqs, engine_given, read_first, options,
                                       {"options": engine_options, "cancelled": cancelled,
