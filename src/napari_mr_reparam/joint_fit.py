@@ -1389,17 +1389,17 @@ def _refit_partly_measured(maps: JointMaps, arrays, part, acqs, engine, read_fir
     inputs none, so a voxel only the first input measured took the broad default's T1 and
     T2 (a T1-weighted image's contrast in every render). Returns whether the network read
     the first input here (``calls`` go to that read)."""
-    finite = np.stack([np.isfinite(a) for a in arrays])
-    patterns, which = np.unique(finite[:, part].T, axis=0, return_inverse=True)
+    # each voxel's inputs as the bits of one number (input i: bit i)
+    code = sum(np.isfinite(a[part]).astype(np.int64) << i for i, a in enumerate(arrays))
     noise = _per_input_noise(maps.noise, len(arrays))
     sized, read = read_first, False
     rest = {k: v for k, v in options.items() if k not in ("noise", "clipped", "inversion")}
-    for k, pattern in enumerate(patterns):
-        inputs = [i for i in range(len(arrays)) if pattern[i]]
+    for pattern in np.unique(code):
+        inputs = [i for i in range(len(arrays)) if pattern >> i & 1]
         if inputs[0] != 0:  # the network reads the first input: without it, the whole fit stands
             continue
         where = np.zeros(part.shape, bool)
-        where[part] = which.reshape(-1) == k
+        where[part] = code == pattern
         if sized is None:
             sized, read = network_maps(engine, np.nan_to_num(arrays[0]), acqs[0], **calls).at_input_size(), True
         sub = [np.where(where, arrays[i], np.nan).astype(np.float32) for i in inputs]
