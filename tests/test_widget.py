@@ -740,6 +740,40 @@ def test_scans_on_other_grids_opened_from_files_are_resampled_for_joint_maps(
     assert "resampled onto the first input's grid by their affines: t2w" in widget.joint_status.value
 
 
+def test_scans_of_fewer_slices_leave_the_first_input_and_the_network_there(make_napari_viewer, tiny_weights, qtbot,
+                                                                            tmp_path):
+    """A T1-weighted scan of 8 slices, then a PD/T2 dual echo of its middle 4: the joint fit
+    says how much of the head only the first reached, and counts the network's read of it."""
+    from napari_mr_reparam import physics
+    from napari_mr_reparam.phantoms import load_phantom
+
+    p = load_phantom("mni152")
+    middle = p.pd.shape[0] // 2
+    pd, t1, t2 = (np.asarray(getattr(p, k)[middle - 4:middle + 4, ::2, ::2], np.float32) for k in ("pd", "t1", "t2"))
+    later = np.diag([1.0, 1.0, 1.0, 1.0])
+    later[2, 3] = 2.0  # its first slice is the first scan's third
+
+    def scan(te, tr, part):
+        return np.asarray(physics.spin_echo(pd, t1, t2, te, tr), np.float32)[part] * 1000
+
+    scans = [("t1w", scan(15, 500, np.s_[:]), 15, 500, np.eye(4)),
+             ("pdw", scan(15, 3000, np.s_[2:6]), 15, 3000, later), ("t2w", scan(100, 3000, np.s_[2:6]), 100, 3000, later)]
+    viewer, widget, first, second, third = _scans_opened(make_napari_viewer, tmp_path, scans)
+    widget.reset_choices()
+    widget.image.value = first
+    widget.model.value = "physics"
+    widget.add_input_row().layer.value = second
+    widget.add_input_row().layer.value = third
+    widget.preset.value = "PDw"
+    widget.run.clicked.emit()
+    _until(qtbot, lambda: _idle(widget) and _outputs(viewer, "prediction"))
+    (pred,) = _outputs(viewer, "prediction")
+    assert pred.data.shape == first.data.shape and np.isfinite(pred.data).all()
+    assert "of the object lies outside some input's field of view: fitted there to the inputs that reach it, " \
+           "the network's maps of the first input filling in what they leave open" in widget.joint_status.value
+    assert widget.progress.value == widget.progress.max == 2 * 8  # the network's read of the first, the fit
+
+
 def _moved_scans_to_register(make_napari_viewer, tmp_path):
     """Two scans of one head opened through the reader, the second's head turned 3 degrees
     and shifted, both inputs of the widget with "Register onto the first image" ticked."""
