@@ -1342,8 +1342,8 @@ def joint_maps(volumes, acquisitions, engine=None, prior_input: int | None = Non
         read = _refit_partly_measured(maps, arrays, part, acqs, engine_given, read_first, options,
                                       {"options": engine_options, "cancelled": cancelled,
                                        "progress": progress if pending else None})
-        if pending and not read and progress is not None:
-            progress(share)
+        if pending and progress is not None and share > read:
+            progress(share - read)  # the slices it did not need to read
     return maps
 
 
@@ -1381,19 +1381,32 @@ def partly_measured(volumes) -> np.ndarray:
 
 
 def _refit_partly_measured(maps: JointMaps, arrays, part, acqs, engine, read_first, options: dict,
-                           calls: dict) -> bool:
+                           calls: dict) -> int:
     """Fit again, in place, the voxels ``part`` of ``maps`` that only some inputs measured:
     each set of voxels measured by the same inputs (the first among them) to those inputs
     alone, with the network's maps of the first input as the prior that :func:`joint_maps`
     gives those inputs. The whole fit gave them the prior of all the inputs: with three
     inputs none, so a voxel only the first input measured took the broad default's T1 and
-    T2 (a T1-weighted image's contrast in every render). Returns whether the network read
-    the first input here (``calls`` go to that read)."""
+    T2 (a T1-weighted image's contrast in every render). The network reads the slices that
+    hold such voxels only (it reads a volume slice by slice), unless ``read_first`` holds
+    its maps of the whole first input already. Returns how many slices it read here
+    (``calls`` go to that read)."""
+    shape = part.shape
+    rows = np.flatnonzero(part.any(axis=(1, 2))) if part.ndim == 3 else np.arange(1)
+    if part.ndim != 3:  # one image: its one slice
+        arrays, part, shape = [a[None] for a in arrays], part[None], (1, *shape)
+    arrays, part = [a[rows] for a in arrays], part[rows]
+    clipped = options.get("clipped")
+    if clipped is not None:
+        clipped = [None if c is None else np.asarray(c, bool).reshape(shape)[rows] for c in clipped]
+    sized = None if read_first is None else {k: np.asarray(v).reshape(shape)[rows] for k, v in read_first.items()}
+    read = 0
     # each voxel's inputs as the bits of one number (input i: bit i)
     code = sum(np.isfinite(a[part]).astype(np.int64) << i for i, a in enumerate(arrays))
     noise = _per_input_noise(maps.noise, len(arrays))
-    sized, read = read_first, False
     rest = {k: v for k, v in options.items() if k not in ("noise", "clipped", "inversion")}
+    fitted = {key: getattr(maps, key).reshape(shape)[rows] for key in PARAMETERS}
+    determined = {key: maps.determined[key].reshape(shape)[rows] for key in PARAMETERS}
     for pattern in np.unique(code):
         inputs = [i for i in range(len(arrays)) if pattern >> i & 1]
         if inputs[0] != 0:  # the network reads the first input: without it, the whole fit stands
@@ -1401,17 +1414,20 @@ def _refit_partly_measured(maps: JointMaps, arrays, part, acqs, engine, read_fir
         where = np.zeros(part.shape, bool)
         where[part] = code == pattern
         if sized is None:
-            sized, read = network_maps(engine, np.nan_to_num(arrays[0]), acqs[0], **calls).at_input_size(), True
+            sized = network_maps(engine, np.nan_to_num(arrays[0]), acqs[0], **calls).at_input_size()
+            read = len(rows)
         sub = [np.where(where, arrays[i], np.nan).astype(np.float32) for i in inputs]
         sub_acqs = [acqs[i] for i in inputs]
         sub_noise = [noise[i] for i in inputs]
         measured = free_parameters(sub_acqs, noise=sub_noise, tolerance=options.get("tolerance", 0.1))
-        clipped = options.get("clipped")
         fit = fit_maps(sub, sub_acqs, prior=_network_prior(sized, arrays[0], sub_acqs, 0, measured), noise=sub_noise,
                        clipped=None if clipped is None else [clipped[i] for i in inputs],
                        inversion=maps.inversion_efficiency, cancelled=calls.get("cancelled"), **rest)
         for key in PARAMETERS:
-            getattr(maps, key)[where] = getattr(fit, key)[where]
-            maps.determined[key][where] = fit.determined[key][where]
+            fitted[key][where] = getattr(fit, key)[where]
+            determined[key][where] = fit.determined[key][where]
         maps.partly_prior = "network"
+    for key in PARAMETERS:
+        getattr(maps, key).reshape(shape)[rows] = fitted[key]
+        maps.determined[key].reshape(shape)[rows] = determined[key]
     return read
