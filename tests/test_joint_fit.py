@@ -637,6 +637,9 @@ def test_the_network_pd_is_brought_to_the_units_of_the_image_it_read():
     body = pd > 0
     units = pd_in_input_units(pd / pd.max(), t1, t2, images[1], pair[1])
     assert _median_error(units, 1000 * pd, body) < 1e-3
+    half = images[1].copy()
+    half[:, 6:] = np.nan  # an image that covers part of the grid: its unmeasured voxels tell nothing
+    assert _median_error(pd_in_input_units(pd / pd.max(), t1, t2, half, pair[1]), 1000 * pd, body) < 1e-3
     maps = joint_maps(images, pair, engine=Network())
     assert maps.summary()["prior_parameters"] == ["pd", "t1", "t2"]
     assert _median_error(maps.pd, 1000 * pd, body) < 0.02

@@ -1247,9 +1247,10 @@ def pd_in_input_units(pd, t1, t2, image, acq) -> np.ndarray:
     """The network's PD map (the tissue's proton density, whatever the image's scale) in the
     intensity units of the image it read: times the median ratio of the image to the maps'
     signal at its acquisition, over the voxels where that signal is above a tenth of its
-    maximum (one receiver gain for the volume). Of the median, a least-squares factor per
-    slice or for the volume, and the median over every input, this read the pairs of
-    training subjects 01-04 as well or better (training/RESULTS.md, "The sets users bring")."""
+    maximum and the image measured (not NaN; one receiver gain for the volume). Of the
+    median, a least-squares factor per slice or for the volume, and the median over every
+    input, this read the pairs of training subjects 01-04 as well or better
+    (training/RESULTS.md, "The sets users bring")."""
     from . import physics
 
     v = _as_acquisition(acq)
@@ -1258,9 +1259,10 @@ def pd_in_input_units(pd, t1, t2, image, acq) -> np.ndarray:
     signal = np.abs(np.asarray(physics.render(v.sequence, *sample[:3], v.te, v.tr, ti=v.ti, flip_deg=v.flip_deg,
                                               t2star=sample[2]), np.float64))
     bright = signal > 0.1 * signal.max() if signal.size else signal > 0
+    bright &= np.isfinite(sample[3])  # a voxel the image does not measure (NaN) tells nothing
     if not bright.any():
         return np.zeros_like(pd, dtype=np.float32)
-    factor = float(np.median(np.nan_to_num(sample[3][bright].astype(np.float64)) / signal[bright]))
+    factor = float(np.median(sample[3][bright].astype(np.float64) / signal[bright]))
     return (np.asarray(pd, np.float32) * factor).astype(np.float32)
 
 
@@ -1361,7 +1363,7 @@ def _network_prior(sized, image, acqs, read: int, measured: dict) -> dict:
              else BRANCH_PD_SD if branches and measured["t1"] and measured["t2"]  # T1w, T2w, FLAIR
              else None)
     if pd_sd is not None:
-        pd = pd_in_input_units(sized["pd"].reshape(shape), t1, t2, np.nan_to_num(image), acqs[read])
+        pd = pd_in_input_units(sized["pd"].reshape(shape), t1, t2, image, acqs[read])
         prior.update(pd=pd, pd_input=read, pd_sd=pd_sd)
     return prior
 
