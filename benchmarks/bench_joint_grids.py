@@ -151,7 +151,9 @@ def main(argv=None) -> int:
     parser.add_argument("--slices", type=int, default=40)
     parser.add_argument("--noise", type=float, default=0.01)
     parser.add_argument("--protocol", choices=sorted(PROTOCOLS), default="spin-echo")
-    parser.add_argument("--model", default="physics", help="the network for the FLAIR protocol's PD and where the others do not reach; none: the fit alone")
+    parser.add_argument("--model", default="physics",
+                        help="the network for the FLAIR protocol's PD and where the others do not reach; "
+                             "none: the fit alone")
     args = parser.parse_args(argv)
     if args.slices % 4:
         parser.error("--slices must be a multiple of 4 (the slabs' thickness)")

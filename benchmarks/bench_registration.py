@@ -136,7 +136,8 @@ def main(argv=None) -> int:
     parser.add_argument("--voxel", type=int, nargs=3, default=(1, 1, 1), metavar=("Z", "Y", "X"),
                         help="the dual echo's voxel in 1 mm voxels (axial slab thickness, then pixel)")
     parser.add_argument("--model", default="physics",
-                        help="the network that reads the first scan where the dual echo does not reach; none: the fit alone")
+                        help="the network that reads the first scan where the dual echo does not reach; "
+                             "none: the fit alone")
     args = parser.parse_args(argv)
     if args.slices % args.voxel[0]:
         parser.error("--slices must be a multiple of the slab thickness (--voxel's first value)")

@@ -1284,9 +1284,9 @@ def joint_maps(volumes, acquisitions, engine=None, prior_input: int | None = Non
     Each input's noise is measured once (:func:`estimate_noise`) unless ``noise`` is given.
     Voxels that only some inputs measured (NaN in the others: outside their field of view)
     are fitted to those inputs alone, with the network's maps of the first input as the
-    prior where those leave a parameter open (a network pass more, where no prior was read
-    from the first input already). ``progress`` and ``cancelled`` work as the engine's, over :func:`joint_work_units`
-    units; ``options`` go to :func:`fit_maps`.
+    prior where those leave a parameter open (a network pass over their slices, where no
+    prior was read from the first input already). ``progress`` and ``cancelled`` work as
+    the engine's, over :func:`joint_work_units` units; ``options`` go to :func:`fit_maps`.
     """
     calls = {"options": engine_options, "progress": progress, "cancelled": cancelled}
     engine_given = engine
