@@ -118,10 +118,12 @@ def psnr_per_slice(pred, truth) -> float:
 FINE = np.diag([-1.0, -1.0, 1.0, 1.0])
 
 
-def subject_slab(path: Path, index: int, slices: int, motion: np.ndarray | None = None):
+def subject_slab(path: Path, index: int, slices: int, motion: np.ndarray | None = None, supersample: int = 1):
     """(name, PD, T1, T2 (stack of ``slices`` 1 mm axial slices), brain mask) of held-out
     subject ``path`` with its drawn tissue table; with ``motion`` (4 x 4, RAS mm), as the
-    same grid (:data:`FINE`) sees the head after it moved so (:func:`moved_classes`)."""
+    same grid (:data:`FINE`) sees the head after it moved so (:func:`moved_classes`), on
+    ``supersample`` times finer voxels (a render's :func:`block_mean` over them is what a
+    scan of 1 mm voxels sees: each voxel the mix of its tissues' signals)."""
     import bench_external as ext
     from napari_mr_reparam.phantoms.freesurfer import read_labels
 
@@ -132,7 +134,7 @@ def subject_slab(path: Path, index: int, slices: int, motion: np.ndarray | None 
     zs = np.flatnonzero(np.isin(labels, ext.CEREBRAL_CORTEX).any(axis=(1, 2)))
     middle = int((zs[0] + zs[-1]) // 2)
     sl = slice(middle - slices // 2, middle - slices // 2 + slices)
-    part = classes[sl] if motion is None else moved_classes(classes, sl, motion)
+    part = classes[sl] if motion is None else moved_classes(classes, sl, motion, supersample)
     pd, t1, t2 = (values[k][part].astype(np.float32) for k in range(3))
     brain = np.isin(part, range(1, 1 + len(ext.BRAIN_CLASSES)))
     return path.name.split(".")[0], pd, t1, t2, brain
@@ -143,18 +145,23 @@ def stack_to_world() -> np.ndarray:
     return FINE @ np.eye(4)[[2, 1, 0, 3]]
 
 
-def moved_classes(classes: np.ndarray, sl: slice, motion: np.ndarray) -> np.ndarray:
+def moved_classes(classes: np.ndarray, sl: slice, motion: np.ndarray, supersample: int = 1) -> np.ndarray:
     """The slices ``sl`` of a class volume (1 mm stack) after the head moved by ``motion``
     (RAS mm in the slab's own world, :func:`stack_to_world` of its slices, as
     :func:`write` places them: the anatomy at p goes to ``motion @ p``), as the same grid
-    samples it then (nearest class: each voxel still one tissue)."""
+    samples it then (nearest class: each voxel still one tissue), or ``supersample`` times
+    finer voxels of it (``supersample`` sub-voxels along each axis of each 1 mm voxel)."""
     from scipy import ndimage
 
     a = stack_to_world()
     back = np.linalg.inv(a) @ np.linalg.inv(motion) @ a  # a voxel of the moved head -> where it was
     start = np.array([sl.start, 0, 0], float)
-    return ndimage.affine_transform(classes, back[:3, :3], offset=back[:3, 3] + start,
-                                    output_shape=(sl.stop - sl.start, *classes.shape[1:]), order=0,
+    fine = np.eye(4)  # a sub-voxel's index -> its centre in 1 mm voxels
+    fine[:3, :3] /= supersample
+    fine[:3, 3] = 0.5 / supersample - 0.5
+    back = back @ fine
+    shape = tuple(supersample * n for n in (sl.stop - sl.start, *classes.shape[1:]))
+    return ndimage.affine_transform(classes, back[:3, :3], offset=back[:3, 3] + start, output_shape=shape, order=0,
                                     mode="constant", cval=0)
 
 

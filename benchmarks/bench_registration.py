@@ -2,6 +2,7 @@
 
     python benchmarks/bench_registration.py [--subjects 3] [--slices 60] [--noise 0.01]
                                             [--degrees 1 4] [--shift-mm 1 3] [--voxel 1 1 1] [--model physics]
+                                            [--partial-volume]
 
 Each held-out subject of the external benchmark (``bench_external.heldout_subject``'s label
 maps, with a tissue table drawn from the held-out literature ranges; one voxel one tissue)
@@ -30,7 +31,9 @@ voxels they cover), as a 2-D T2-weighted series beside a 3-D T1-weighted one. Ro
   resampling a moved head costs (its edges fall elsewhere on the grid, and trilinear
   resampling blurs them).
 
-All three inputs determine PD, T1 and T2, so the network runs only where the moved dual echo
+With ``--partial-volume`` the moved head is rendered on 0.5 mm voxels and averaged over
+each 1 mm voxel (each voxel of the later scans the mix of its tissues' signals, as a scanner
+sees a moved head), the first scan and the truth as before. All three inputs determine PD, T1 and T2, so the network runs only where the moved dual echo
 does not reach (the slab's first or last slices after the motion): there it reads the first
 scan, as ``maps`` does (``--model none``: the fit alone, the broad default prior there). Scores: the external
 benchmark's 12 spin-echo targets (``bench_external.heldout_targets``) of the head where
@@ -96,7 +99,8 @@ def run_row(folder, row, still, moved, noise, seed, motion, voxel=(1, 1, 1), eng
     for i, (name, sequence, te, tr, ti) in enumerate([FIRST, *LATER]):
         head = still if i == 0 or row == "no motion" else moved
         own = (1, 1, 1) if i == 0 else tuple(voxel)
-        clean = block_mean(render(sequence, *head[1:4], te, tr, ti), own)
+        fine = head[1].shape[0] // still[1].shape[0]  # sub-voxels of a partial-volume head
+        clean = block_mean(block_mean(render(sequence, *head[1:4], te, tr, ti), (fine,) * 3), own)
         paths.append(write(folder, name, rician(clean, noise * float(clean.max()), rng), grid_affine(own)))
         acqs.append(make_acquisition(sequence, te, tr, ti))
     volumes = [load_volume(p) for p in paths]
@@ -135,6 +139,8 @@ def main(argv=None) -> int:
     parser.add_argument("--shift-mm", type=float, nargs=2, default=(1.0, 3.0), metavar=("LOW", "HIGH"))
     parser.add_argument("--voxel", type=int, nargs=3, default=(1, 1, 1), metavar=("Z", "Y", "X"),
                         help="the dual echo's voxel in 1 mm voxels (axial slab thickness, then pixel)")
+    parser.add_argument("--partial-volume", action="store_true",
+                        help="render the moved head on 0.5 mm voxels, each 1 mm voxel their mean")
     parser.add_argument("--model", default="physics",
                         help="the network that reads the first scan where the dual echo does not reach; "
                              "none: the fit alone")
@@ -165,7 +171,7 @@ def main(argv=None) -> int:
         motion = draw_motion(rng, args.degrees, args.shift_mm, centre[:3])
         angle = np.degrees(np.arccos(np.clip((np.trace(motion[:3, :3]) - 1) / 2, -1, 1)))
         still = subject_slab(path, index, args.slices)
-        moved = subject_slab(path, index, args.slices, motion)
+        moved = subject_slab(path, index, args.slices, motion, supersample=2 if args.partial_volume else 1)
         for row in ROWS:
             with tempfile.TemporaryDirectory() as folder:
                 r = run_row(Path(folder), row, still, moved, args.noise, [index, 7], motion, args.voxel, engine)
