@@ -30,3 +30,19 @@ def test_benchmarks_import_only_the_shared_helper_and_public_names():
             if (isinstance(node, ast.keyword) and node.arg == "default"
                     and isinstance(node.value, ast.Constant) and node.value.value == "mrilab"):
                 raise AssertionError(f"{path.name} defaults to the phantom 'mrilab' without its file")
+
+
+def test_a_moved_head_on_finer_voxels_averages_back_to_the_same_grid():
+    import numpy as np
+
+    classes = np.pad(np.random.default_rng(0).integers(0, 5, (12, 14, 14)), ((0, 0), (1, 1), (1, 1)))  # air around
+    still = _common.moved_classes(classes, slice(2, 10), np.eye(4))
+    assert np.array_equal(still, classes[2:10])  # no motion: the slices as they are
+    fine = _common.moved_classes(classes, slice(2, 10), np.eye(4), supersample=2)
+    assert fine.shape == (16, 32, 32)
+    for k in range(5):  # each 1 mm voxel's eight sub-voxels hold its one class
+        assert np.array_equal(_common.block_mean((fine == k).astype(float), (2, 2, 2)), (still == k).astype(float))
+    turn = np.eye(4)
+    turn[:2, :2] = [[np.cos(0.1), -np.sin(0.1)], [np.sin(0.1), np.cos(0.1)]]
+    mixed = _common.block_mean((_common.moved_classes(classes, slice(2, 10), turn, 2) == 1).astype(float), (2, 2, 2))
+    assert ((mixed > 0) & (mixed < 1)).any()  # moved: voxels at an edge hold part of a class
