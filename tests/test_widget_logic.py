@@ -145,6 +145,9 @@ def test_joint_maps_are_cached_per_set_of_inputs_and_render_any_preset():
     separate = {**network, "scales": [1.0, 2.31]}  # one gain per image, estimated
     assert determined_line(separate).endswith("; each further image's gain over the first's: 2.31")
     assert "field of view" not in determined_line(maps.summary())  # every input measured every voxel
+    few = {**maps.summary(), "partly_measured_fraction": 0.002, "partly_measured_prior": "default"}
+    assert determined_line(few).endswith("; under 1 % of the object lies outside some input's field of view: "
+                                         "fitted there to the inputs that reach it")
     partly = {**maps.summary(), "partly_measured_fraction": 0.213, "partly_measured_prior": "network"}
     assert determined_line(partly).endswith("; 21 % of the object lies outside some input's field of view: fitted "
                                             "there to the inputs that reach it, the network's maps of the first "

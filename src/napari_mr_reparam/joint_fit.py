@@ -1370,7 +1370,8 @@ def _network_prior(sized, image, acqs, read: int, measured: dict) -> dict:
 
 def partly_measured_note(share: float, network: bool) -> str:
     """One line on the ``share`` of the object that only some inputs measured."""
-    return (f"{100 * share:.0f} % of the object lies outside some input's field of view: fitted there to the "
+    amount = f"{100 * share:.0f} %" if share >= 0.005 else "under 1 %"
+    return (f"{amount} of the object lies outside some input's field of view: fitted there to the "
             "inputs that reach it" + (", the network's maps of the first input filling in what they leave open"
                                       if network else ""))
 
