@@ -714,6 +714,21 @@ def _scans_opened(make_napari_viewer, tmp_path, scans):
     return (viewer, widget, *layers)
 
 
+def _joint_prediction(qtbot, viewer, widget, layers, preset):
+    """The physics model's joint prediction of ``preset`` from ``layers`` (the first the
+    widget's input, the others further inputs), run as a person runs it."""
+    widget.reset_choices()
+    widget.image.value = layers[0]
+    widget.model.value = "physics"
+    for layer in layers[1:]:
+        widget.add_input_row().layer.value = layer
+    widget.preset.value = preset
+    widget.run.clicked.emit()
+    _until(qtbot, lambda: _idle(widget) and _outputs(viewer, "prediction"))
+    (pred,) = _outputs(viewer, "prediction")
+    return pred
+
+
 def test_scans_on_other_grids_opened_from_files_are_resampled_for_joint_maps(
         make_napari_viewer, tiny_weights, qtbot, tmp_path):
     """A 1 mm and a 2 mm scan of one head, opened through the reader as a person opens them:
@@ -728,14 +743,7 @@ def test_scans_on_other_grids_opened_from_files_are_resampled_for_joint_maps(
               np.diag([step, step, 1.0, 1.0])) for name, te, tr, step in (("pdw", 15, 3000, 1), ("t2w", 100, 3000, 2))]
     viewer, widget, first, second = _scans_opened(make_napari_viewer, tmp_path, scans)
     assert first.data.shape != second.data.shape
-    widget.reset_choices()
-    widget.image.value = first
-    widget.model.value = "physics"
-    widget.add_input_row().layer.value = second
-    widget.preset.value = "T1w"
-    widget.run.clicked.emit()
-    _until(qtbot, lambda: _idle(widget) and _outputs(viewer, "prediction"))
-    (pred,) = _outputs(viewer, "prediction")
+    pred = _joint_prediction(qtbot, viewer, widget, [first, second], "T1w")
     assert pred.data.shape == first.data.shape and np.isfinite(pred.data).any()
     assert "resampled onto the first input's grid by their affines: t2w" in widget.joint_status.value
 
@@ -759,15 +767,7 @@ def test_scans_of_fewer_slices_leave_the_first_input_and_the_network_there(make_
     scans = [("t1w", scan(15, 500, np.s_[:]), 15, 500, np.eye(4)),
              ("pdw", scan(15, 3000, np.s_[2:6]), 15, 3000, later), ("t2w", scan(100, 3000, np.s_[2:6]), 100, 3000, later)]
     viewer, widget, first, second, third = _scans_opened(make_napari_viewer, tmp_path, scans)
-    widget.reset_choices()
-    widget.image.value = first
-    widget.model.value = "physics"
-    widget.add_input_row().layer.value = second
-    widget.add_input_row().layer.value = third
-    widget.preset.value = "PDw"
-    widget.run.clicked.emit()
-    _until(qtbot, lambda: _idle(widget) and _outputs(viewer, "prediction"))
-    (pred,) = _outputs(viewer, "prediction")
+    pred = _joint_prediction(qtbot, viewer, widget, [first, second, third], "PDw")
     assert pred.data.shape == first.data.shape and np.isfinite(pred.data).all()
     assert "of the object lies outside some input's field of view: fitted there to the inputs that reach it, " \
            "the network's maps of the first input filling in what they leave open" in widget.joint_status.value
