@@ -118,12 +118,14 @@ def psnr_per_slice(pred, truth) -> float:
 FINE = np.diag([-1.0, -1.0, 1.0, 1.0])
 
 
-def subject_slab(path: Path, index: int, slices: int, motion: np.ndarray | None = None, supersample: int = 1):
+def subject_slab(path: Path, index: int, slices: int, motion: np.ndarray | None = None, supersample: int = 1,
+                 smooth: bool = False):
     """(name, PD, T1, T2 (stack of ``slices`` 1 mm axial slices), brain mask) of held-out
     subject ``path`` with its drawn tissue table; with ``motion`` (4 x 4, RAS mm), as the
     same grid (:data:`FINE`) sees the head after it moved so (:func:`moved_classes`), on
     ``supersample`` times finer voxels (a render's :func:`block_mean` over them is what a
-    scan of 1 mm voxels sees: each voxel the mix of its tissues' signals)."""
+    scan of 1 mm voxels sees: each voxel the mix of its tissues' signals), their anatomy
+    finer than the label map's 1 mm steps with ``smooth``."""
     import bench_external as ext
     from napari_mr_reparam.phantoms.freesurfer import read_labels
 
@@ -134,7 +136,7 @@ def subject_slab(path: Path, index: int, slices: int, motion: np.ndarray | None 
     zs = np.flatnonzero(np.isin(labels, ext.CEREBRAL_CORTEX).any(axis=(1, 2)))
     middle = int((zs[0] + zs[-1]) // 2)
     sl = slice(middle - slices // 2, middle - slices // 2 + slices)
-    part = classes[sl] if motion is None else moved_classes(classes, sl, motion, supersample)
+    part = classes[sl] if motion is None else moved_classes(classes, sl, motion, supersample, smooth)
     pd, t1, t2 = (values[k][part].astype(np.float32) for k in range(3))
     brain = np.isin(part, range(1, 1 + len(ext.BRAIN_CLASSES)))
     return path.name.split(".")[0], pd, t1, t2, brain
@@ -145,12 +147,18 @@ def stack_to_world() -> np.ndarray:
     return FINE @ np.eye(4)[[2, 1, 0, 3]]
 
 
-def moved_classes(classes: np.ndarray, sl: slice, motion: np.ndarray, supersample: int = 1) -> np.ndarray:
+def moved_classes(classes: np.ndarray, sl: slice, motion: np.ndarray, supersample: int = 1,
+                  smooth: bool = False) -> np.ndarray:
     """The slices ``sl`` of a class volume (1 mm stack) after the head moved by ``motion``
     (RAS mm in the slab's own world, :func:`stack_to_world` of its slices, as
     :func:`write` places them: the anatomy at p goes to ``motion @ p``), as the same grid
     samples it then (nearest class: each voxel still one tissue), or ``supersample`` times
-    finer voxels of it (``supersample`` sub-voxels along each axis of each 1 mm voxel)."""
+    finer voxels of it (``supersample`` sub-voxels along each axis of each 1 mm voxel).
+
+    With ``smooth`` each sub-voxel takes the class whose indicator, smoothed (a Gaussian of
+    0.5 mm) and interpolated linearly, is largest there: boundaries that run between the
+    label map's 1 mm steps, as anatomy does, rather than along them; a 1 mm voxel of such
+    a head holds part of two tissues at an edge whether or not the head moved."""
     from scipy import ndimage
 
     a = stack_to_world()
@@ -161,8 +169,21 @@ def moved_classes(classes: np.ndarray, sl: slice, motion: np.ndarray, supersampl
     fine[:3, 3] = 0.5 / supersample - 0.5
     back = back @ fine
     shape = tuple(supersample * n for n in (sl.stop - sl.start, *classes.shape[1:]))
-    return ndimage.affine_transform(classes, back[:3, :3], offset=back[:3, 3] + start, output_shape=shape, order=0,
-                                    mode="constant", cval=0)
+    if not smooth:
+        return ndimage.affine_transform(classes, back[:3, :3], offset=back[:3, 3] + start, output_shape=shape,
+                                        order=0, mode="constant", cval=0)
+    # the slices a motion of a few degrees can bring into the slab, and those only
+    low, high = max(sl.start - 16, 0), min(sl.stop + 16, classes.shape[0])
+    source = classes[low:high]
+    best = np.full(shape, -1.0, np.float32)
+    out = np.zeros(shape, classes.dtype)
+    for c in np.unique(source):
+        indicator = ndimage.gaussian_filter((source == c).astype(np.float32), 0.5)
+        p = ndimage.affine_transform(indicator, back[:3, :3], offset=back[:3, 3] + start - [low, 0, 0],
+                                     output_shape=shape, order=1, mode="constant", cval=float(c == 0))
+        larger = p > best
+        best[larger], out[larger] = p[larger], c
+    return out
 
 
 def render(sequence, pd, t1, t2, te, tr, ti):

@@ -46,3 +46,20 @@ def test_a_moved_head_on_finer_voxels_averages_back_to_the_same_grid():
     turn[:2, :2] = [[np.cos(0.1), -np.sin(0.1)], [np.sin(0.1), np.cos(0.1)]]
     mixed = _common.block_mean((_common.moved_classes(classes, slice(2, 10), turn, 2) == 1).astype(float), (2, 2, 2))
     assert ((mixed > 0) & (mixed < 1)).any()  # moved: voxels at an edge hold part of a class
+
+
+def test_a_smooth_head_runs_between_the_label_maps_steps():
+    import numpy as np
+
+    classes = np.zeros((12, 16, 16), np.int64)
+    classes[:, 4:12, 4:12] = 1  # a square column of one tissue in air
+    classes[:, 6:10, 6:10] = 2
+    fine = _common.moved_classes(classes, slice(2, 10), np.eye(4), supersample=2, smooth=True)
+    assert fine.shape == (16, 32, 32) and set(np.unique(fine)) == {0, 1, 2}
+    coarse = _common.moved_classes(classes, slice(2, 10), np.eye(4))
+    fractions = _common.block_mean((fine == 1).astype(float), (2, 2, 2))
+    # without motion most voxels keep their class whole, those at the square's corners
+    # hold part of it: the edges are no longer the label map's staircase
+    assert np.mean(fractions[coarse == 1] == 1) > 0.5
+    assert ((fractions > 0) & (fractions < 1)).any()
+    assert (fine[:, :4, :] == 0).all()  # air far from the tissue stays air
