@@ -162,8 +162,8 @@ class GridTruth:
         block = (fine,) * 3
         pd, t1, t2 = maps
         self.t1, self.t2 = block_mean(t1, block), block_mean(t2, block)
-        self.pure = ((block_mean(t1 * t1, block) <= self.t1 * self.t1 * (1 + 1e-6))
-                     & (block_mean(t2 * t2, block) <= self.t2 * self.t2 * (1 + 1e-6)))
+        self.pure = ((block_mean(t1 * t1, block) <= self.t1 * self.t1 * (1 + 1e-5))
+                     & (block_mean(t2 * t2, block) <= self.t2 * self.t2 * (1 + 1e-5)))
 
     def render(self, sequence, te, tr, ti):
         return block_mean(render(sequence, *self.maps, te, tr, ti), (self.fine,) * 3)
