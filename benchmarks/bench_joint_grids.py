@@ -76,7 +76,7 @@ def covered(row: str, slices: int) -> slice:
 def run_row(folder, subject, protocol, voxel, thick_first, noise, rng, engine, cover=None):
     from napari_mr_reparam.cli_joint import on_first_grid
     from napari_mr_reparam.io import load_volume
-    from napari_mr_reparam.joint_fit import joint_maps, make_acquisition
+    from napari_mr_reparam.joint_fit import joint_maps, make_acquisition, noise_on_own_grids
 
     _, pd, t1, t2, brain = subject
     paths, acqs = [], []
@@ -95,6 +95,7 @@ def run_row(folder, subject, protocol, voxel, thick_first, noise, rng, engine, c
         acqs.insert(0, acqs.pop(1))
     start = time.perf_counter()
     volumes = [load_volume(p) for p in paths]
+    noise = noise_on_own_grids(volumes)  # as the command line measures it, before resampling
     from contextlib import redirect_stderr
     from io import StringIO
 
@@ -102,7 +103,7 @@ def run_row(folder, subject, protocol, voxel, thick_first, noise, rng, engine, c
         volumes, moved = on_first_grid(volumes)
     resample_s = time.perf_counter() - start
     start = time.perf_counter()
-    maps = joint_maps([v.data for v in volumes], acqs, engine=engine)
+    maps = joint_maps([v.data for v in volumes], acqs, engine=engine, noise=noise)
     fit_s = time.perf_counter() - start
     reference = voxel if thick_first else (1, 1, 1)
     scores, outside = [], []

@@ -98,7 +98,7 @@ def run_row(folder, row, still, moved, noise, seed, motion, voxel=(1, 1, 1), eng
     """One row's scores; ``still`` and ``moved`` on ``fine`` sub-voxels per 1 mm voxel."""
     from napari_mr_reparam.cli_joint import on_first_grid, registered_inputs
     from napari_mr_reparam.io import load_volume
-    from napari_mr_reparam.joint_fit import joint_maps, make_acquisition
+    from napari_mr_reparam.joint_fit import joint_maps, make_acquisition, noise_on_own_grids
 
     rng = np.random.default_rng(seed)  # the same noise draws in every row
     truth = GridTruth(still[1:4], fine)
@@ -110,6 +110,7 @@ def run_row(folder, row, still, moved, noise, seed, motion, voxel=(1, 1, 1), eng
         paths.append(write(folder, name, rician(clean, noise * float(clean.max()), rng), grid_affine(own)))
         acqs.append(make_acquisition(sequence, te, tr, ti))
     volumes = [load_volume(p) for p in paths]
+    noise = noise_on_own_grids(volumes)  # as the command line measures it, before registration
     error, register_s = None, None
     with redirect_stderr(StringIO()):
         if row == "moved, registered":
@@ -125,7 +126,7 @@ def run_row(folder, row, still, moved, noise, seed, motion, voxel=(1, 1, 1), eng
 
             volumes = [volumes[0], *(moved_back(v, Motion(motion, 0.0, 0.0)) for v in volumes[1:])]
         volumes, _ = on_first_grid(volumes, registered=row != "moved, as they lie")
-    maps = joint_maps([v.data for v in volumes], acqs, engine=engine)
+    maps = joint_maps([v.data for v in volumes], acqs, engine=engine, noise=noise)
     import bench_external as ext
 
     scores = [psnr_per_slice(maps.render(t.te, t.tr, "spin_echo"), truth.render("spin_echo", t.te, t.tr, None))

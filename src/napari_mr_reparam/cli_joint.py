@@ -448,9 +448,10 @@ def fit_inputs(paths, args, model="physics", device="auto", engine=None, volumes
     network already loaded for ``model`` (else it is loaded here); ``volumes``: the
     inputs already loaded from ``paths`` (else they are loaded here). ``progress(n)``
     counts the work done, of which ``total(n)`` is told the whole first."""
-    from .joint_fit import joint_maps, joint_work_units
+    from .joint_fit import joint_maps, joint_work_units, noise_on_own_grids
 
     volumes = load_inputs(paths, times_given=input_times_given(args)) if volumes is None else volumes
+    noise = noise_on_own_grids(volumes)  # before registration or resampling can change it
     motions = []
     if getattr(args, "register", False) and len(volumes) > 1:
         volumes, motions = registered_inputs(volumes)
@@ -463,7 +464,7 @@ def fit_inputs(paths, args, model="physics", device="auto", engine=None, volumes
         total(shape[0] if engine is not None and len(volumes) == 1 else joint_work_units(shape, engine=engine))
     scale = "per_input" if getattr(args, "scale", "shared") == "per-input" else "shared"
     maps = joint_maps([v.data for v in volumes], acqs, engine=engine, scale=scale, progress=progress,
-                      clipped=[(v.extra or {}).get("saturated") for v in volumes],
+                      clipped=[(v.extra or {}).get("saturated") for v in volumes], noise=noise,
                       echo_train=getattr(args, "echo_train", "epg"),
                       smooth=not getattr(args, "no_smooth", False))
     maps.resampled = tuple(resampled)

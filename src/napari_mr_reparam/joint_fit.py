@@ -400,6 +400,36 @@ def estimate_noise(volumes) -> list[float] | None:
     return out
 
 
+def noise_on_own_grids(volumes) -> list[float | None]:
+    """Each input's noise (:func:`estimate_noise`), measured on the grid it was acquired on:
+    inputs that share a grid (one shape, one placement; or no placement and one shape) are
+    measured together, each group apart. Resampling onto another grid averages a scan's
+    background noise (trilinear weights at a half-voxel offset divide its spread by up to
+    2.8) while adding the blur of its edges, so measured afterwards a resampled scan
+    reads far quieter than it is: the fit then trusts it beyond what it holds, and takes
+    its background for the object. None for an input whose group cannot tell (the fit
+    measures those on the common grid, as before)."""
+    from .grids import is_placed, same_grid
+
+    out: list[float | None] = [None] * len(volumes)
+    groups: list[list[int]] = []
+    for i, volume in enumerate(volumes):
+        for group in groups:
+            first = volumes[group[0]]
+            placed = is_placed(volume) and is_placed(first)
+            if (same_grid(volume, first) if placed
+                    else not (is_placed(volume) or is_placed(first)) and volume.data.shape == first.data.shape):
+                group.append(i)
+                break
+        else:
+            groups.append([i])
+    for group in groups:
+        measured = estimate_noise([volumes[i].data for i in group])
+        for i, value in zip(group, measured or [None] * len(group)):
+            out[i] = value
+    return out
+
+
 def _in_plane(shape, size: int) -> tuple[int, ...]:
     return (1,) * (len(shape) - 2) + (size, size)
 
@@ -1281,7 +1311,9 @@ def joint_maps(volumes, acquisitions, engine=None, prior_input: int | None = Non
     the loose tie of :data:`MEASURED_PRIOR_SD`, and the maps come in the fit's time alone.
     Where the inputs measure neither T1 nor T2 on its own (a T1- and a T2-weighted image),
     the network's PD is a prior too (:data:`NETWORK_PD_SD`).
-    Each input's noise is measured once (:func:`estimate_noise`) unless ``noise`` is given.
+    Each input's noise is measured once (:func:`estimate_noise`) unless ``noise`` is given
+    (one per input; an input's None is measured: :func:`noise_on_own_grids` gives such a
+    list for inputs resampled onto the first's grid).
     Voxels that only some inputs measured (NaN in the others: outside their field of view)
     are fitted to those inputs alone, with the network's maps of the first input as the
     prior where those leave a parameter open (a network pass over their slices, where no
@@ -1304,8 +1336,10 @@ def joint_maps(volumes, acquisitions, engine=None, prior_input: int | None = Non
                          det, acqs, [1.0], {"t1": False, "t2": False}, network_maps=qmaps, engine=engine,
                          prior_source="network")
     prior = None
-    if options.get("noise") is None:
-        options["noise"] = estimate_noise(arrays) or DEFAULT_NOISE
+    given = options.get("noise")
+    if given is None or (np.ndim(given) == 1 and any(v is None for v in given)):
+        measured = estimate_noise(arrays) or [DEFAULT_NOISE] * len(arrays)
+        options["noise"] = measured if given is None else [m if g is None else g for g, m in zip(given, measured)]
     if engine is not None:
         measured = free_parameters(acqs, **{k: options[k] for k in ("noise", "tolerance") if k in options})
     # a magnitude inversion recovery fits either side of its null alike: there the network's

@@ -186,17 +186,20 @@ def joint_job_units(inputs, register: bool = False) -> int:
 
 
 def joint_inputs(inputs, register: bool = False, progress=None,
-                 cancelled=None) -> tuple[list[np.ndarray], list, list[str], list]:
+                 cancelled=None) -> tuple[list[np.ndarray], list, list[str], list, list]:
     """The inputs' images on the first input's grid (:func:`~napari_mr_reparam.grids.on_one_grid`:
     layers the reader placed, NIfTI or DICOM, resampled by their affines where their grid
     differs; with ``register``, each further one's affine first corrected for its motion
     against the first, :func:`~napari_mr_reparam.registration.registered_by_name`, which
     counts ``progress`` and asks ``cancelled``), each one's clipped voxels (or None), the
-    names of those resampled, and (name, motion) of those registered. Runs off the GUI
-    thread (registration and resampling read every voxel)."""
+    names of those resampled, (name, motion) of those registered, and each one's noise as
+    measured on its own grid (:func:`~napari_mr_reparam.joint_fit.noise_on_own_grids`).
+    Runs off the GUI thread (registration and resampling read every voxel)."""
     from .grids import on_one_grid
+    from .joint_fit import noise_on_own_grids
 
     volumes = [input_volume(spec.layer) for spec in inputs]
+    noise = noise_on_own_grids(volumes)
     motions = []
     if register:
         from .registration import registered_by_name
@@ -204,7 +207,7 @@ def joint_inputs(inputs, register: bool = False, progress=None,
         volumes, motions = registered_by_name(volumes, progress=progress, cancelled=cancelled)
     volumes, moved = on_one_grid(volumes)
     clipped = [(v.extra or {}).get("saturated") for v in volumes]
-    return [v.data for v in volumes], clipped, [volumes[i].source for i in moved], motions
+    return [v.data for v in volumes], clipped, [volumes[i].source for i in moved], motions, noise
 
 
 def determined_line(summary: dict, register: bool = False) -> str:
