@@ -407,8 +407,11 @@ def noise_on_own_grids(volumes) -> list[float | None]:
     background noise (trilinear weights at a half-voxel offset divide its spread by up to
     2.8) while adding the blur of its edges, so measured afterwards a resampled scan
     reads far quieter than it is: the fit then trusts it beyond what it holds, and takes
-    its background for the object. None for an input whose group cannot tell (the fit
-    measures those on the common grid, as before)."""
+    its background for the object. A fine scan averaged onto coarser voxels does hold
+    less noise there, but no less disagreement with the other inputs at edges: its own
+    level is the weight that holds up (``benchmarks/bench_joint_grids.py``, the thick
+    grid first). None for an input whose group cannot tell (the fit measures those on
+    the common grid, as before)."""
     from .grids import is_placed, same_grid
 
     out: list[float | None] = [None] * len(volumes)
