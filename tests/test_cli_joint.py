@@ -561,3 +561,35 @@ def test_maps_of_a_study_folder_leave_out_its_localizer_with_a_notice(tmp_path, 
     assert main(["maps", str(tmp_path / "study"), "--model", "none", "-o", str(out), "-q"]) == 0
     assert "notice: study: series 'localizer' left out: " in capsys.readouterr().err
     assert (out / "T2map.nii.gz").is_file()
+
+
+def test_maps_takes_each_resampled_inputs_noise_from_its_own_grid(tmp_path):
+    """A dual echo half a voxel off the first scan's grid: `maps` fits it with the noise it
+    holds where it was acquired, not the quieter level its resampled background shows."""
+    from napari_mr_reparam.joint_fit import estimate_noise, noise_on_own_grids
+
+    rng = np.random.default_rng(2)
+    shape = (24, 24, 6)
+    pd = np.zeros(shape, np.float32)
+    pd[6:18, 6:18] = 0.8
+    t1, t2 = np.full(shape, 900, np.float32), np.full(shape, 80, np.float32)
+    shifted = np.eye(4)
+    shifted[:3, 3] = 0.5
+    files = []
+    for name, te, tr, affine in (("t1w", 15, 500, np.eye(4)), ("pdw", 15, 3000, shifted), ("t2w", 100, 3000, shifted)):
+        clean = np.asarray(physics.spin_echo(pd, t1, t2, te, tr), np.float32) * 1000
+        sd = 0.01 * clean.max()
+        noisy = np.hypot(clean + rng.normal(0, sd, shape), rng.normal(0, sd, shape)).astype(np.float32)
+        nib.save(nib.Nifti1Image(noisy, affine), tmp_path / f"{name}.nii.gz")
+        files.append(str(tmp_path / f"{name}.nii.gz"))
+    out = tmp_path / "maps"
+    rc = main(["maps", *files, "--input-te", "15", "15", "100", "--input-tr", "500", "3000", "3000",
+               "--model", "none", "-o", str(out)])
+    assert rc == 0
+    taken = json.loads((out / "maps.json").read_text())["noise"]
+    own = noise_on_own_grids([load_volume(f) for f in files])
+    assert taken == pytest.approx(own, abs=1e-5)
+    from napari_mr_reparam.grids import on_one_grid
+
+    after = estimate_noise([v.data for v in on_one_grid([load_volume(f) for f in files])[0]])
+    assert max(after[1:]) < 0.6 * min(taken[1:])  # what the fit took before

@@ -412,25 +412,29 @@ def noise_on_own_grids(volumes) -> list[float | None]:
     level is the weight that holds up (``benchmarks/bench_joint_grids.py``, the thick
     grid first). None for an input whose group cannot tell (the fit measures those on
     the common grid, as before)."""
-    from .grids import is_placed, same_grid
-
     out: list[float | None] = [None] * len(volumes)
     groups: list[list[int]] = []
     for i, volume in enumerate(volumes):
-        for group in groups:
-            first = volumes[group[0]]
-            placed = is_placed(volume) and is_placed(first)
-            if (same_grid(volume, first) if placed
-                    else not (is_placed(volume) or is_placed(first)) and volume.data.shape == first.data.shape):
-                group.append(i)
-                break
-        else:
+        group = next((g for g in groups if _one_grid(volume, volumes[g[0]])), None)
+        if group is None:
             groups.append([i])
+        else:
+            group.append(i)
     for group in groups:
         measured = estimate_noise([volumes[i].data for i in group])
         for i, value in zip(group, measured or [None] * len(group)):
             out[i] = value
     return out
+
+
+def _one_grid(a, b) -> bool:
+    """Whether two volumes lie on one grid: placed ones by :func:`~.grids.same_grid`,
+    unplaced ones (2-D images, ``.npy``) by their shape."""
+    from .grids import is_placed, same_grid
+
+    if is_placed(a) and is_placed(b):
+        return same_grid(a, b)
+    return not (is_placed(a) or is_placed(b)) and tuple(a.data.shape) == tuple(b.data.shape)
 
 
 def _in_plane(shape, size: int) -> tuple[int, ...]:
@@ -1315,8 +1319,8 @@ def joint_maps(volumes, acquisitions, engine=None, prior_input: int | None = Non
     Where the inputs measure neither T1 nor T2 on its own (a T1- and a T2-weighted image),
     the network's PD is a prior too (:data:`NETWORK_PD_SD`).
     Each input's noise is measured once (:func:`estimate_noise`) unless ``noise`` is given
-    (one per input; an input's None is measured: :func:`noise_on_own_grids` gives such a
-    list for inputs resampled onto the first's grid).
+    (one per input; None for an input to be measured here, where its own grid could not
+    tell: :func:`noise_on_own_grids`, which callers that resample run first).
     Voxels that only some inputs measured (NaN in the others: outside their field of view)
     are fitted to those inputs alone, with the network's maps of the first input as the
     prior where those leave a parameter open (a network pass over their slices, where no
@@ -1341,8 +1345,8 @@ def joint_maps(volumes, acquisitions, engine=None, prior_input: int | None = Non
     prior = None
     given = options.get("noise")
     if given is None or (np.ndim(given) == 1 and any(v is None for v in given)):
-        measured = estimate_noise(arrays) or [DEFAULT_NOISE] * len(arrays)
-        options["noise"] = measured if given is None else [m if g is None else g for g, m in zip(given, measured)]
+        here = estimate_noise(arrays) or [DEFAULT_NOISE] * len(arrays)
+        options["noise"] = here if given is None else [h if g is None else g for g, h in zip(given, here)]
     if engine is not None:
         measured = free_parameters(acqs, **{k: options[k] for k in ("noise", "tolerance") if k in options})
     # a magnitude inversion recovery fits either side of its null alike: there the network's
