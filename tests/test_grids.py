@@ -4,7 +4,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from napari_mr_reparam.grids import on_one_grid, resample_onto, same_grid
+from napari_mr_reparam.grids import acquired_on_one_grid, on_one_grid, resample_onto, same_grid
 from napari_mr_reparam.io import load_volume, stack_affine
 
 WORLD = np.array([0.7, -0.4, 0.25])  # a linear function of position: trilinear interpolation keeps it exactly
@@ -126,3 +126,16 @@ def test_dicom_series_of_other_orientations_land_on_one_grid(tmp_path):
     inner = _well_inside(ax, cor)
     assert inner.sum() > 500
     assert np.abs(out[1].data - ax.data)[inner].max() < 1.0  # the tags' rounding only
+
+
+def test_volumes_acquired_on_one_grid_are_told_apart_from_those_that_are_not(tmp_path):
+    from napari_mr_reparam.io import Volume
+
+    affine = _affine((1, 1, 2), (-10, -12, -4))
+    first = _linear_image(tmp_path / "a.nii.gz", (20, 24, 5), affine)
+    again = _linear_image(tmp_path / "b.nii.gz", (20, 24, 5), affine)
+    shifted = _linear_image(tmp_path / "c.nii.gz", (20, 24, 5), _affine((1, 1, 2), (-7, -12, -4)))
+    plain = Volume(np.ones((5, 24, 20), np.float32), kind="image")
+    assert acquired_on_one_grid(first, again) and not acquired_on_one_grid(first, shifted)
+    assert acquired_on_one_grid(plain, Volume(np.zeros((5, 24, 20), np.float32), kind="image"))
+    assert not acquired_on_one_grid(plain, first)  # one placed, one not: no common grid

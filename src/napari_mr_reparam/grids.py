@@ -51,6 +51,14 @@ def same_grid(volume: Volume, reference: Volume) -> bool:
     return bool(apart <= SAME_GRID_VOXELS * _voxel_sizes(reference.affine).min())
 
 
+def acquired_on_one_grid(a: Volume, b: Volume) -> bool:
+    """Whether two volumes lie on one grid: placed ones by :func:`same_grid`, unplaced ones
+    (2-D images, ``.npy``) by their shape; a placed and an unplaced one never."""
+    if is_placed(a) and is_placed(b):
+        return same_grid(a, b)
+    return not (is_placed(a) or is_placed(b)) and tuple(a.data.shape) == tuple(b.data.shape)
+
+
 def _subsample_offsets(volume: Volume, reference: Volume) -> list[tuple]:
     """Offsets (in reference voxels) of the points averaged over one reference voxel: along
     each reference axis, as many as the reference voxel holds of the input's smallest

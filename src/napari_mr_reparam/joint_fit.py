@@ -412,10 +412,12 @@ def noise_on_own_grids(volumes) -> list[float | None]:
     level is the weight that holds up (``benchmarks/bench_joint_grids.py``, the thick
     grid first). None for an input whose group cannot tell (the fit measures those on
     the common grid, as before)."""
+    from .grids import acquired_on_one_grid
+
     out: list[float | None] = [None] * len(volumes)
     groups: list[list[int]] = []
     for i, volume in enumerate(volumes):
-        group = next((g for g in groups if _one_grid(volume, volumes[g[0]])), None)
+        group = next((g for g in groups if acquired_on_one_grid(volume, volumes[g[0]])), None)
         if group is None:
             groups.append([i])
         else:
@@ -425,16 +427,6 @@ def noise_on_own_grids(volumes) -> list[float | None]:
         for i, value in zip(group, measured or [None] * len(group)):
             out[i] = value
     return out
-
-
-def _one_grid(a, b) -> bool:
-    """Whether two volumes lie on one grid: placed ones by :func:`~.grids.same_grid`,
-    unplaced ones (2-D images, ``.npy``) by their shape."""
-    from .grids import is_placed, same_grid
-
-    if is_placed(a) and is_placed(b):
-        return same_grid(a, b)
-    return not (is_placed(a) or is_placed(b)) and tuple(a.data.shape) == tuple(b.data.shape)
 
 
 def _in_plane(shape, size: int) -> tuple[int, ...]:
