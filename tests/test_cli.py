@@ -640,6 +640,22 @@ def test_an_input_that_names_nothing_is_read_as_the_preset_it_looks_like(tmp_pat
     assert "looks like" not in capsys.readouterr().err
 
 
+def test_a_3d_t1_weighted_input_that_looks_mprage_like_is_read_as_mprage(tmp_path, monkeypatch, capsys):
+    from napari_mr_reparam import contrast
+
+    monkeypatch.setattr(contrast, "guess_input", lambda volume, weights=None, classifier=None:
+                        contrast.ContrastGuess("T1w", 0.6, {"T1w": 0.6, "MPRAGE": 0.3}))
+    data = np.random.default_rng(0).random((32, 32, 6)).astype(np.float32)
+    for zoom, reading in ((1.0, "MPRAGE: mprage, TE 3 / TR 2300 / TI 900 ms"), (5.0, "T1w: spin echo, TE 15")):
+        scan = tmp_path / f"scan{zoom:g}.nii.gz"
+        nib.save(nib.Nifti1Image(data, np.diag([1.0, 1.0, zoom, 1.0])), scan)
+        assert main(["predict", str(scan), "-o", str(tmp_path / f"out{zoom:g}.nii.gz"), "--te", "100",
+                     "--tr", "5000", "-q"]) == 0
+        err = capsys.readouterr().err
+        assert f"read as {reading}" in err
+        assert ("on 3-D voxels (1x1x1 mm) and MPRAGE-like (30 %)" in err) == (zoom == 1.0)
+
+
 def test_a_guess_the_model_cannot_read_falls_back_to_the_default_input(tmp_path, tiny_weights, monkeypatch,
                                                                       capsys):
     _stub_guess(monkeypatch, "FLAIR")

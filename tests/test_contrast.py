@@ -100,3 +100,46 @@ def test_the_bundled_classifier_reads_real_t1_weighted_scans_as_t1_weighted(load
     intensities; only their anatomy is in training) are guessed T1w or MPRAGE."""
     guess = contrast.guess_input(load())
     assert guess.preset in ("T1w", "MPRAGE"), guess.probabilities
+
+
+def _t1_look(mprage: float) -> "contrast.ContrastGuess":
+    t1w = 1.0 - mprage
+    return contrast.ContrastGuess("T1w", t1w, {"T1w": t1w, "MPRAGE": mprage})
+
+
+@pytest.mark.parametrize("voxels, mprage, reading", [
+    ((1.0, 1.0, 1.0), 0.3, "MPRAGE"),  # 3-D, MPRAGE 0.43 of T1w
+    ((1.2, 0.9, 0.9), 0.3, "MPRAGE"),
+    ((1.0, 1.0, 1.0), 0.1, "T1w"),  # 3-D, but the image looks little like MPRAGE
+    ((5.0, 0.5, 0.5), 0.3, "T1w"),  # 2-D slices: a T1-weighted spin echo
+    (None, 0.45, "T1w"),  # no placement known
+])
+def test_a_t1_weighted_look_on_3d_voxels_is_read_as_mprage(voxels, mprage, reading):
+    guess = contrast.read_as(_t1_look(mprage), voxels)
+    assert guess.preset == "T1w" and guess.reading == reading
+    assert ("3-D voxels" in guess.describe()) == (reading == "MPRAGE")
+
+
+def test_only_a_t1w_look_is_read_otherwise():
+    guess = contrast.ContrastGuess("FLAIR", 0.5, {"FLAIR": 0.5, "T1w": 0.1, "MPRAGE": 0.4})
+    assert contrast.read_as(guess, (1.0, 1.0, 1.0)).reading == "FLAIR"
+
+
+def test_voxel_size_only_where_a_file_states_it():
+    from napari_mr_reparam.io import Volume
+
+    stack = np.zeros((4, 8, 8), np.float32)
+    assert contrast.voxel_mm(Volume(data=stack, spacing=(1.0, 0.9, 0.9))) == (1.0, 0.9, 0.9)
+    assert contrast.voxel_mm(Volume(data=stack, kind="image")) is None  # a PNG or a layer of unknown placement
+    assert contrast.voxel_mm(Volume(data=stack[:1], spacing=(1.0, 0.9, 0.9))) is None  # one slice
+
+
+def test_a_reading_the_model_cannot_take_falls_back_to_the_look(monkeypatch):
+    monkeypatch.setattr(contrast, "guess_input", lambda volume, weights=None: _t1_look(0.4))
+
+    class SpinEchoOnly:
+        def reads_input(self, sequence):
+            return sequence == "spin_echo"
+
+    acq, guess = contrast.guessed_reading(np.zeros((4, 8, 8)), SpinEchoOnly(), voxels_mm=(1.0, 1.0, 1.0))
+    assert guess.reading == "T1w" and acq.sequence == "spin_echo" and not guess.reason

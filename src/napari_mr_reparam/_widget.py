@@ -378,9 +378,9 @@ class ReparamWidget(Container):
                 self.status.value = (f"{layer.name}: {meta['sidecar_times_ignored']}; type the input's "
                                      f"TE/TR (now TE {self.input_te.value:g} / TR {self.input_tr.value:g} ms)")
             elif unknown == "TE/TR" and (guess := guessed_input_preset(layer, self.model.value)) is not None:
-                self.input_preset.value = guess.preset  # fills the input's sequence and times
+                self.input_preset.value = guess.reading  # fills the input's sequence and times
                 self.status.value = (f"{layer.name}: no acquisition in its metadata; it looks like "
-                                     f"{guess.describe()}: read as the {guess.preset} preset (change "
+                                     f"{guess.describe()}: read as the {guess.reading} preset (change "
                                      "Input preset if it is not)")
             elif unknown:
                 self.status.value = (f"{layer.name}: no {unknown} in its metadata; taken as TE "

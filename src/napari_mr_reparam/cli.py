@@ -253,7 +253,7 @@ def _predict_file(engine, path, targets, outputs, args, options) -> list:
     every target is predicted before any file is written, so a failure writes nothing."""
     from .acquisition import Acquisition, out_of_range_warnings
     from .cli_joint import input_times_given, notice_ignored_sidecar
-    from .contrast import guessed_reading
+    from .contrast import guessed_reading, voxel_mm
     from .inference import require_contrast
     from .io import acquisition_sidecar, load_volume, save_volume, slice_plane
     from .presets import get_preset
@@ -275,12 +275,13 @@ def _predict_file(engine, path, targets, outputs, args, options) -> list:
         _dicom_input_times(path, args)
     if engine.task == "p2p":
         te_in, tr_in, source = input_acquisition(volume, args.input_te, args.input_tr)
-        guessed = guessed_reading(volume.data, engine) if _nothing_names_the_input(volume, args) else None
+        guessed = (guessed_reading(volume.data, engine, voxels_mm=voxel_mm(volume))
+                   if _nothing_names_the_input(volume, args) else None)
         if guessed is not None:
             given, guess = guessed
             te_in, tr_in, source = given.te_ms, given.tr_ms, "guessed"
             _notice(f"notice: {path.name}: no input acquisition given or in a sidecar; the image looks "
-                  f"like {guess.describe()}: read as {get_preset(guess.preset).describe()}; name its "
+                  f"like {guess.describe()}: read as {get_preset(guess.reading).describe()}; name its "
                   "acquisition with --input-preset or --input-te/--input-tr")
         else:
             given = _input_sequence(volume, te_in, tr_in, args)

@@ -312,16 +312,16 @@ def _guessed(volume, name: str):
     """The input preset an input that names nothing of its acquisition looks like
     (:func:`~napari_mr_reparam.contrast.guess_input`), with a notice; None without the
     bundled classifier."""
-    from .contrast import guess_input
+    from .contrast import guess_input, read_as, voxel_mm
     from .joint_fit import make_acquisition
     from .presets import get_preset
     from .weights import WeightsError
 
     try:
-        guess = guess_input(volume.data)
+        guess = read_as(guess_input(volume.data), voxel_mm(volume))
     except WeightsError:
         return None
-    preset = get_preset(guess.preset)
+    preset = get_preset(guess.reading)
     print(f"notice: {name}: no acquisition given or in a sidecar; the image looks like {guess.describe()}: "
           f"read as {preset.describe()}; name it with --input-preset or --input-te/--input-tr", file=sys.stderr)
     return make_acquisition(preset.sequence, preset.te, preset.tr, preset.ti, preset.flip_deg)

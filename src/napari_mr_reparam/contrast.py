@@ -7,6 +7,12 @@ classifier (:class:`~napari_mr_reparam.models.contrast_net.ContrastNet`, the bun
 nearest to; the command line and the widget take that preset for an input whose acquisition
 nothing else names, and say so.
 
+A volume on thin voxels in every direction was acquired in 3-D, and a 3-D T1-weighted
+brain scan is most often inversion-prepared (MPRAGE, IR-SPGR / BRAVO, 3-D TFE), while a
+T1-weighted spin echo is acquired in 2-D slices 3-6 mm thick. The classifier alone tells
+MPRAGE from T1w poorly; on 3-D voxels an image it takes for T1w is read as MPRAGE where it
+finds MPRAGE likely enough (:func:`read_as`).
+
 Its training labels come from the acquisition each training image was simulated with
 (:func:`preset_label`): the input preset whose contrast between CSF, grey and white matter
 and fat is nearest, with literature tissue values (:func:`contrast_signature`).
@@ -32,6 +38,14 @@ SIGNATURE_TABLES = ("mrilab", "3t")
 SIGNATURE_FLOOR = 0.05
 #: Slices of a volume the classifier reads (evenly spaced among those with signal).
 GUESS_SLICES = 12
+#: Voxels no larger than this (mm) along every axis, over more than one slice: a 3-D
+#: acquisition.
+THIN_VOXEL_MM = 1.5
+#: On 3-D voxels, an image the classifier takes for T1w is read as MPRAGE where its MPRAGE
+#: probability is at least this share of its T1w probability. Chosen on training subjects
+#: 01-04 of the external benchmark (MPRAGE inputs 0.32-1.33, T1-weighted gradient echoes
+#: 0.10-0.28; ``benchmarks/bench_contrast.py --tuning``).
+MPRAGE_SHARE_3D = 0.3
 
 
 def contrast_signature(acq) -> np.ndarray:
@@ -76,9 +90,44 @@ class ContrastGuess:
     preset: str
     probability: float
     probabilities: dict
+    #: The preset the image is read at (:func:`read_as`): the guess, or MPRAGE for a
+    #: T1-weighted look on 3-D voxels; and why, where it is not the guess.
+    reading: str = ""
+    reason: str = ""
+
+    def __post_init__(self):
+        if not self.reading:
+            object.__setattr__(self, "reading", self.preset)
 
     def describe(self) -> str:
-        return f"{self.preset} ({100 * self.probability:.0f} %)"
+        return f"{self.preset} ({100 * self.probability:.0f} %)" + (f"; {self.reason}" if self.reason else "")
+
+
+def voxel_mm(volume) -> tuple | None:
+    """The voxel size (mm, per axis) of a :class:`~napari_mr_reparam.io.Volume` read from a
+    file that states it (NIfTI, MGZ, DICOM) with more than one slice; None for an image of
+    unknown placement or a single slice."""
+    data = getattr(volume, "data", None)
+    if getattr(volume, "kind", "image") == "image" or data is None or np.ndim(data) != 3 or np.shape(data)[0] < 2:
+        return None
+    return tuple(float(v) for v in volume.spacing)
+
+
+def read_as(guess: ContrastGuess, voxels_mm=None) -> ContrastGuess:
+    """``guess`` with the preset the image is read at: MPRAGE where it looks T1-weighted
+    (T1w), its voxels are 3-D (every side at most :data:`THIN_VOXEL_MM`) and its MPRAGE
+    probability is at least :data:`MPRAGE_SHARE_3D` of its T1w one; else the guess."""
+    from dataclasses import replace
+
+    thin = voxels_mm is not None and max(voxels_mm) <= THIN_VOXEL_MM
+    p = guess.probabilities
+    if not (thin and guess.preset == "T1w" and "MPRAGE" in p
+            and p["MPRAGE"] >= MPRAGE_SHARE_3D * p.get("T1w", 0.0)):
+        return replace(guess, reading=guess.preset, reason="")
+    size = "x".join(f"{v:g}" for v in voxels_mm)
+    return replace(guess, reading="MPRAGE",
+                   reason=f"on 3-D voxels ({size} mm) and MPRAGE-like ({100 * p['MPRAGE']:.0f} %), as most 3-D "
+                          "T1-weighted scans are")
 
 
 def load_classifier(weights: str | None = None):
@@ -123,15 +172,21 @@ def guess_input(volume: np.ndarray, weights: str | None = None, classifier=None)
     return ContrastGuess(classes[best], float(p[best]), {c: float(v) for c, v in zip(classes, p)})
 
 
-def guessed_reading(volume: np.ndarray, engine, weights: str | None = None):
-    """``(Acquisition, ContrastGuess)``: the preset ``volume`` looks like, as the input
-    acquisition ``engine`` reads it at; None where the bundled classifier is missing or
-    the engine does not read that preset's sequence (a paper model and a FLAIR-like image)."""
+def guessed_reading(volume: np.ndarray, engine, weights: str | None = None, voxels_mm=None):
+    """``(Acquisition, ContrastGuess)``: the preset ``volume`` looks like (read at MPRAGE
+    on 3-D ``voxels_mm`` where :func:`read_as` says so and the engine reads MPRAGE), as the
+    input acquisition ``engine`` reads it at; None where the bundled classifier is missing
+    or the engine does not read that preset's sequence (a paper model and a FLAIR-like
+    image)."""
+    from dataclasses import replace
+
     from .weights import WeightsError
 
     try:
-        guess = guess_input(volume, weights)
+        guess = read_as(guess_input(volume, weights), voxels_mm)
     except WeightsError:
         return None
-    acq = get_preset(guess.preset).acquisition()
+    if not engine.reads_input(get_preset(guess.reading).sequence):
+        guess = replace(guess, reading=guess.preset, reason="")
+    acq = get_preset(guess.reading).acquisition()
     return (acq, guess) if engine.reads_input(acq.sequence) else None
