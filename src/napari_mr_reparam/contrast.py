@@ -43,7 +43,7 @@ GUESS_SLICES = 12
 THIN_VOXEL_MM = 1.5
 #: On 3-D voxels, an image the classifier takes for T1w is read as MPRAGE where its MPRAGE
 #: probability is at least this share of its T1w probability. Chosen on training subjects
-#: 01-04 of the external benchmark (MPRAGE inputs 0.32-1.33, T1-weighted gradient echoes
+#: 01-04 of the external benchmark (MPRAGE inputs 0.32-1.32, T1-weighted gradient echoes
 #: 0.10-0.28; ``benchmarks/bench_contrast.py --tuning``).
 MPRAGE_SHARE_3D = 0.3
 
