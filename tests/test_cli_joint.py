@@ -409,6 +409,18 @@ def test_maps_of_an_input_that_names_nothing_read_it_as_the_preset_it_looks_like
     assert "no TE known" in capsys.readouterr().err
 
 
+def test_maps_of_a_3d_input_that_looks_t1_weighted_and_mprage_like_read_it_as_mprage(scans, tmp_path,
+                                                                                     monkeypatch, capsys):
+    from napari_mr_reparam import contrast
+
+    paths, _ = scans  # 1 mm voxels, two slices: a 3-D volume
+    monkeypatch.setattr(contrast, "guess_input", lambda volume, weights=None, classifier=None:
+                        contrast.ContrastGuess("T1w", 0.6, {"T1w": 0.6, "MPRAGE": 0.3}))
+    assert main(["maps", str(paths["pdw"]), "-o", str(tmp_path / "m")]) == 0
+    assert ("the image looks like T1w (60 %); on 3-D voxels (1x1x1 mm) and MPRAGE-like (30 %), as most 3-D "
+            "T1-weighted scans are: read as MPRAGE: mprage, TE 3 / TR 2300 / TI 900 ms") in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("extra, message", [
     (["--preset", "T2w", "--ti", "500"], "error: T2w is spin echo, which has no inversion: TI 500 ms would be "
                                          "unused; leave it out"),

@@ -245,3 +245,18 @@ def test_a_slider_action_lands_on_a_multiple_of_the_step_within_the_range():
     assert on_step(15003, 10, 0.01, 15000) == 15000
     assert on_step(1.0, 5, 10, 5000) == 10
     assert on_step(0.3, 0.05, 0, 1) == 0.3
+
+
+def test_a_layer_read_from_a_3d_file_that_looks_mprage_like_is_offered_as_mprage(monkeypatch):
+    from napari_mr_reparam import contrast
+    from napari_mr_reparam.io import Volume
+    from napari_mr_reparam.widget_logic import guessed_input_preset
+
+    monkeypatch.setattr(contrast, "guess_input", lambda volume, weights=None, classifier=None:
+                        contrast.ContrastGuess("T1w", 0.6, {"T1w": 0.6, "MPRAGE": 0.3}))
+    data = np.zeros((4, 8, 8), np.float32)
+    read = SimpleNamespace(data=data, name="t1", metadata={"volume": Volume(data=data, spacing=(1.0, 1.0, 1.0))})
+    drawn = SimpleNamespace(data=data, name="t1", metadata={})  # no file: placement unknown
+    assert guessed_input_preset(read, "physics").reading == "MPRAGE"
+    assert guessed_input_preset(drawn, "physics").reading == "T1w"
+    assert guessed_input_preset(read, "p2p").reading == "T1w"  # reads spin-echo inputs only
