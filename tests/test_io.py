@@ -330,3 +330,29 @@ def test_the_plane_of_a_volumes_slices(tmp_path):
     nib.save(nib.Nifti1Image(np.ones((6, 5, 4), np.float32), np.diag([1.0, 1.0, 3.0, 1.0])), tmp_path / "a.nii.gz")
     assert slice_plane(io.load_volume(tmp_path / "a.nii.gz")) == "axial"  # NIfTI: always axial slices
     assert slice_plane(io.Volume(np.ones((1, 4, 4), np.float32), kind="image")) is None
+
+
+def test_a_freesurfer_volume_reads_as_the_nifti_of_its_grid_does_and_writes_back_as_nifti(tmp_path):
+    data, affine = _oblique_nifti(tmp_path / "scan.nii.gz")
+    nib.save(nib.MGHImage(data, affine), str(tmp_path / "orig.mgz"))
+    nifti, mgz = load_volume(tmp_path / "scan.nii.gz"), load_volume(tmp_path / "orig.mgz")
+    assert mgz.kind == "nifti" and probe(tmp_path / "orig.mgz") == data.shape
+    assert np.array_equal(mgz.data, nifti.data) and mgz.spacing == pytest.approx(nifti.spacing)
+    out = save_volume(tmp_path / "pred.nii.gz", mgz.data, like=mgz, te_ms=80, tr_ms=3000)
+    written = nib.load(str(out))
+    assert isinstance(written, nib.Nifti1Image) and np.allclose(written.affine, affine)
+    assert np.array_equal(np.asarray(written.dataobj), data)
+    # a folder of outputs names an .mgz input's predictions .nii.gz
+    assert io.output_paths(tmp_path / "out", [("orig_TE80_TR3000", ".mgz")]) == [tmp_path / "out" / "orig_TE80_TR3000.nii.gz"]
+
+
+def test_a_truncated_or_mislabelled_freesurfer_volume_is_one_line(tmp_path):
+    data, affine = _oblique_nifti(tmp_path / "scan.nii.gz")
+    nib.save(nib.MGHImage(data, affine), str(tmp_path / "orig.mgz"))
+    whole = (tmp_path / "orig.mgz").read_bytes()
+    (tmp_path / "cut.mgz").write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(ValueError, match=r"^cut\.mgz: not a readable FreeSurfer file"):
+        load_volume(tmp_path / "cut.mgz")
+    (tmp_path / "named.mgz").write_bytes((tmp_path / "scan.nii.gz").read_bytes())  # a NIfTI named .mgz
+    with pytest.raises(ValueError, match=r"^named\.mgz: not a readable FreeSurfer file"):
+        load_volume(tmp_path / "named.mgz")

@@ -227,3 +227,19 @@ def test_bad_dicom_folder_is_one_message(tmp_path):
     assert reader is read_dicom_layers
     with pytest.raises(ValueError, match="^mixed .*do not form one volume"):
         reader(str(tmp_path / "mixed"))
+
+
+def test_a_freesurfer_volume_opens_through_npe2_as_its_nifti_does(tmp_path):
+    import npe2
+
+    data, affine = _oblique_nifti(tmp_path / "scan.nii.gz")
+    nib.save(nib.MGHImage(data, affine), str(tmp_path / "orig.mgz"))
+    (tmp_path / "cut.mgz").write_bytes((tmp_path / "orig.mgz").read_bytes()[:300])
+    npe2.PluginManager.instance().discover()
+    [(stack, kwargs, kind)] = npe2.read([str(tmp_path / "orig.mgz")], stack=False, plugin_name=PLUGIN)
+    [(nifti, nifti_kwargs, _)] = npe2.read([str(tmp_path / "scan.nii.gz")], stack=False, plugin_name=PLUGIN)
+    assert kind == "image" and np.array_equal(stack, nifti) and kwargs["name"] == "orig"
+    assert kwargs["scale"] == pytest.approx(nifti_kwargs["scale"])
+    with pytest.raises(ValueError) as info:
+        npe2.read([str(tmp_path / "cut.mgz")], stack=False, plugin_name=PLUGIN)
+    assert str(info.value).startswith("cut.mgz: not a readable FreeSurfer file (") and "\n" not in str(info.value)

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from . import dicom
-from .io import IMAGE_SUFFIXES, NIFTI_SUFFIXES, SIDECAR_TIMES, Volume, load_volume, probe, suffix_of
+from .io import IMAGE_SUFFIXES, SIDECAR_TIMES, VOLUME_SUFFIXES, Volume, load_volume, probe, suffix_of
 
 
 def napari_get_reader(path):
@@ -50,9 +50,9 @@ def napari_get_reader(path):
     if not isinstance(path, (str, os.PathLike)):
         return None
     path = Path(path)
-    if suffix_of(path) not in NIFTI_SUFFIXES + IMAGE_SUFFIXES or not path.is_file():
+    if suffix_of(path) not in VOLUME_SUFFIXES + IMAGE_SUFFIXES or not path.is_file():
         return None
-    if suffix_of(path) in NIFTI_SUFFIXES:
+    if suffix_of(path) in VOLUME_SUFFIXES:
         return read_layers
     try:
         probe(path)

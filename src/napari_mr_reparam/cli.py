@@ -357,8 +357,8 @@ def build_parser() -> argparse.ArgumentParser:
                                  "Predict how an MR scan would look at another TE/TR (times in ms).")
 
     pr = sub.add_parser("predict", help="predict volumes or images at new TE/TR settings")
-    pr.add_argument("input", nargs="+", help="NIfTI (.nii, .nii.gz) or 2-D images (.png, .jpg, .tif), "
-                    "or folders of them; or a DICOM series (a folder, or .dcm files), read as one "
+    pr.add_argument("input", nargs="+", help="NIfTI (.nii, .nii.gz), FreeSurfer (.mgz) or 2-D images "
+                    "(.png, .jpg, .tif), or folders of them; or a DICOM series (a folder, or .dcm files), read as one "
                     "input per acquisition (echo, inversion time) with TE/TR from its tags")
     pr.add_argument("-o", "--output", required=True,
                     help="output file (.nii/.nii.gz, .npy, .tif, .png) for one input and one target; "

@@ -102,7 +102,8 @@ def add_acquisition_options(parser) -> None:
 def add_maps_command(sub) -> None:
     """The ``maps`` sub-command."""
     mp = sub.add_parser("maps", help="PD, T1 and T2 maps from co-registered images of one subject")
-    mp.add_argument("input", nargs="+", help="NIfTI files or DICOM series (each DICOM acquisition is one input)")
+    mp.add_argument("input", nargs="+", help="NIfTI or FreeSurfer (.mgz) files, or DICOM series (each DICOM "
+                    "acquisition is one input)")
     mp.add_argument("-o", "--output", required=True, help="output folder (PD, T1map, T2map .nii.gz + maps.json)")
     add_acquisition_options(mp)
     mp.add_argument("--model", default="physics",
@@ -217,12 +218,12 @@ def refuse_shared_outputs(pairs) -> None:
 def no_inputs_in(folder: Path, images: bool = True) -> ValueError:
     """The one-line error for an input folder holding nothing to read: empty, or without
     the files expected (``images``: NIfTI and 2-D images as well as a DICOM series)."""
-    from .io import IMAGE_SUFFIXES, NIFTI_SUFFIXES, suffix_of
+    from .io import IMAGE_SUFFIXES, VOLUME_SUFFIXES, suffix_of
 
     expected = (f"NIfTI files (.nii, .nii.gz), 2-D images ({', '.join(IMAGE_SUFFIXES)}) or a DICOM series"
                 if images else "a DICOM series (give NIfTI files and images as files)")
     held = list(folder.iterdir())
-    readable = any(suffix_of(p) in NIFTI_SUFFIXES + IMAGE_SUFFIXES for p in held)
+    readable = any(suffix_of(p) in VOLUME_SUFFIXES + IMAGE_SUFFIXES for p in held)
     has = "is empty" if not held else ("holds no DICOM series" if readable else "holds no file to read")
     return ValueError(f"{folder}: the folder {has}; expected {expected}")
 

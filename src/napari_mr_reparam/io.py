@@ -36,6 +36,11 @@ import numpy as np
 from .units import ms_to_s, refuse_milliseconds, s_to_ms
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
+#: FreeSurfer volumes (``orig.mgz``, ``T1.mgz``, ``brain.mgz``): read as NIfTI is, written
+#: back as NIfTI.
+MGH_SUFFIXES = (".mgz", ".mgh")
+#: Volumes with a placement, read with nibabel.
+VOLUME_SUFFIXES = NIFTI_SUFFIXES + MGH_SUFFIXES
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 OUTPUT_SUFFIXES = (".nii", ".nii.gz", ".npy", ".tif", ".tiff", ".png")
 #: Volume kinds that carry an affine and orientation, written back in their voxel order.
@@ -122,8 +127,8 @@ def suffix_of(path: str | Path) -> str:
 
 
 def readable_files(folder: str | Path) -> list[Path]:
-    """The NIfTI files and 2-D images directly in ``folder``, sorted by name."""
-    return sorted(p for p in Path(folder).iterdir() if p.is_file() and suffix_of(p) in NIFTI_SUFFIXES + IMAGE_SUFFIXES)
+    """The NIfTI and FreeSurfer volumes and 2-D images directly in ``folder``, sorted by name."""
+    return sorted(p for p in Path(folder).iterdir() if p.is_file() and suffix_of(p) in VOLUME_SUFFIXES + IMAGE_SUFFIXES)
 
 
 def sidecar_path(path: str | Path) -> Path:
@@ -221,7 +226,7 @@ def probe(path: str | Path) -> tuple:
     ``ValueError`` (one line naming the file), as :func:`load_volume` would.
     """
     path = _existing_file(path)
-    if suffix_of(path) in NIFTI_SUFFIXES:
+    if suffix_of(path) in VOLUME_SUFFIXES:
         return _open_nifti(path)[1]
     if suffix_of(path) in (".tif", ".tiff"):
         import tifffile
@@ -240,8 +245,9 @@ def load_volume(path: str | Path, times_given=()) -> Volume:
     Parameters
     ----------
     path : str or Path
-        ``.nii``, ``.nii.gz``, ``.png``, ``.jpg``, ``.jpeg``, ``.tif`` or ``.tiff``. A
-        BIDS sidecar ``<stem>.json`` beside it provides TE/TR/TI (ms) and flip angle.
+        ``.nii``, ``.nii.gz``, FreeSurfer's ``.mgz`` / ``.mgh``, ``.png``, ``.jpg``,
+        ``.jpeg``, ``.tif`` or ``.tiff``. A BIDS sidecar ``<stem>.json`` beside it
+        provides TE/TR/TI (ms) and flip angle.
     times_given : collection of str
         The times (``te_ms``, ``tr_ms``, ``ti_ms``) the caller knows otherwise: a sidecar
         whose times can only be milliseconds is refused unless they cover every time it
@@ -257,7 +263,7 @@ def load_volume(path: str | Path, times_given=()) -> Volume:
         message is one line and names the file.
     """
     path = _existing_file(path)
-    if suffix_of(path) in NIFTI_SUFFIXES:
+    if suffix_of(path) in VOLUME_SUFFIXES:
         volume = _load_nifti(path)
     else:
         volume = _load_image(path)
@@ -276,9 +282,9 @@ def _existing_file(path: str | Path) -> Path:
         raise FileNotFoundError(f"no such file: {path}")
     if not path.is_file():
         raise ValueError(f"{path.name}: is a folder, not a file")
-    if suffix_of(path) not in NIFTI_SUFFIXES + IMAGE_SUFFIXES:
-        raise ValueError(f"{path.name}: unsupported file type; use NIfTI (.nii, .nii.gz) or "
-                         f"an image ({', '.join(IMAGE_SUFFIXES)})")
+    if suffix_of(path) not in VOLUME_SUFFIXES + IMAGE_SUFFIXES:
+        raise ValueError(f"{path.name}: unsupported file type; use NIfTI (.nii, .nii.gz), FreeSurfer "
+                         f"(.mgz, .mgh) or an image ({', '.join(IMAGE_SUFFIXES)})")
     if path.stat().st_size == 0:
         raise ValueError(f"{path.name}: the file is empty")
     return path
@@ -323,20 +329,23 @@ def _check_size(path: Path, shape: tuple, volumes_along_4th: bool = False) -> tu
 
 
 def _open_nifti(path: Path):
-    """The lazily loaded nibabel image and its checked shape (no voxel data read)."""
+    """The lazily loaded nibabel image (NIfTI, or FreeSurfer MGH for ``.mgz``/``.mgh``) and
+    its checked shape (no voxel data read)."""
     import nibabel as nib
 
-    with _readable(path, "NIfTI"):
+    mgh = suffix_of(path) in MGH_SUFFIXES
+    with _readable(path, "FreeSurfer" if mgh else "NIfTI"):
         img = nib.load(str(path))
-        if not isinstance(img, nib.Nifti1Image):  # Nifti2Image is a subclass
-            raise ValueError(f"{path.name}: not a NIfTI file ({type(img).__name__})")
+        if not isinstance(img, nib.MGHImage if mgh else nib.Nifti1Image):  # Nifti2Image is a subclass
+            raise ValueError(f"{path.name}: not a {'FreeSurfer MGH' if mgh else 'NIfTI'} file "
+                             f"({type(img).__name__})")
         shape = tuple(img.shape)
     return img, _check_size(path, shape, volumes_along_4th=True)
 
 
 def _load_nifti(path: Path) -> Volume:
     img, shape = _open_nifti(path)
-    with _readable(path, "NIfTI"):
+    with _readable(path, "FreeSurfer" if suffix_of(path) in MGH_SUFFIXES else "NIfTI"):
         data = np.asarray(img.dataobj, dtype=np.float32).reshape(shape)
     if data.ndim == 2:
         data = data[:, :, None]
@@ -574,8 +583,8 @@ def output_paths(output: str | Path, names: list[tuple[str, str]], suffix: str |
         else a folder (:func:`check_output_folder`).
     names : list of (stem, type)
         Per output, its file name in a folder without the type, and the type it takes
-        unless ``suffix`` is given (one :func:`save_volume` cannot write, a JPEG
-        input's say, becomes ``.png``: lossless 8 bits).
+        unless ``suffix`` is given (a FreeSurfer input's ``.mgz`` becomes ``.nii.gz``; any
+        other :func:`save_volume` cannot write, a JPEG input's say, ``.png``: lossless 8 bits).
     suffix : str, optional
         The type of every file in a folder (:func:`output_suffix`).
     several : str
@@ -593,7 +602,8 @@ def output_paths(output: str | Path, names: list[tuple[str, str]], suffix: str |
     paths = []
     for stem, own in names:
         kind = suffix or own
-        paths.append(out / f"{stem}{kind if kind in OUTPUT_SUFFIXES else '.png'}")
+        kind = kind if kind in OUTPUT_SUFFIXES else ".nii.gz" if kind in MGH_SUFFIXES else ".png"
+        paths.append(out / f"{stem}{kind}")
     return paths
 
 
