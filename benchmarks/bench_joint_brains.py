@@ -5,6 +5,7 @@
                                             [--t1-prior-error 0.02 0.05 ...]
                                             [--tissues brainweb|heldout] [--tuning]
                                             [--prior-correlation R] [--pd-prior-sd S] [--branch-pd-sd S]
+                                            [--smooth-radius R] [--smooth-range S]
                                             [--preset-sets MPRAGE+FLAIR T1w+T2w+FLAIR ...]
 
 Each held-out label map of :data:`napari_mr_reparam.phantoms.freesurfer.HELD_OUT` (the
@@ -40,7 +41,9 @@ prior's log T1 and log T2 (:data:`napari_mr_reparam.joint_fit.NETWORK_PRIOR_CORR
 for the run; ``--pd-prior-sd S`` the spread of the network's PD prior where the inputs
 measure neither time (:data:`napari_mr_reparam.joint_fit.NETWORK_PD_SD`; ``inf``: none);
 ``--branch-pd-sd S`` the spread of the network's PD prior where a magnitude inversion
-recovery is among inputs that measure both times (:data:`napari_mr_reparam.joint_fit.BRANCH_PD_SD`).
+recovery is among inputs that measure both times (:data:`napari_mr_reparam.joint_fit.BRANCH_PD_SD`);
+``--smooth-radius R`` and ``--smooth-range S`` the disc and the likeness of the inputs'
+smoothing before the fit (:data:`napari_mr_reparam.joint_fit.SMOOTH_RADIUS`, ``SMOOTH_RANGE``).
 ``--preset-sets`` adds a row per set of inputs named by presets (``MPRAGE+FLAIR``: the
 MPRAGE and FLAIR presets' acquisitions, magnitude images), their noise drawn apart so the
 other rows are as without them. The last table gives each row's mean over subjects.
@@ -119,6 +122,10 @@ def main(argv=None) -> int:
     parser.add_argument("--prior-correlation", type=float, default=None)
     parser.add_argument("--pd-prior-sd", type=float, default=None)
     parser.add_argument("--branch-pd-sd", type=float, default=None)
+    parser.add_argument("--smooth-radius", type=float, default=None,
+                        help="the inputs' smoothing disc (voxels; joint_fit.SMOOTH_RADIUS)")
+    parser.add_argument("--smooth-range", type=float, default=None,
+                        help="how alike neighbours must be (noise levels; joint_fit.SMOOTH_RANGE)")
     parser.add_argument("--preset-sets", nargs="*", default=[], metavar="A+B[+C]",
                         help="more rows: inputs named by presets, e.g. MPRAGE+FLAIR T1w+T2w+FLAIR")
     args = parser.parse_args(argv)
@@ -150,6 +157,14 @@ def main(argv=None) -> int:
         from napari_mr_reparam import joint_fit
 
         joint_fit.BRANCH_PD_SD = args.branch_pd_sd
+    if args.smooth_radius is not None or args.smooth_range is not None:
+        import functools
+
+        from napari_mr_reparam import joint_fit
+
+        joint_fit.smooth_inputs = functools.partial(
+            joint_fit.smooth_inputs, radius=args.smooth_radius or joint_fit.SMOOTH_RADIUS,
+            strength=args.smooth_range or joint_fit.SMOOTH_RANGE)
     from napari_mr_reparam.joint_fit import FIT_SEQUENCES
 
     try:
