@@ -143,3 +143,8 @@ def test_a_reading_the_model_cannot_take_falls_back_to_the_look(monkeypatch):
 
     acq, guess = contrast.guessed_reading(np.zeros((4, 8, 8)), SpinEchoOnly(), voxels_mm=(1.0, 1.0, 1.0))
     assert guess.reading == "T1w" and acq.sequence == "spin_echo" and not guess.reason
+
+
+def test_a_t1w_look_nearer_flair_than_mprage_stays_t1w_on_3d_voxels():
+    guess = contrast.ContrastGuess("T1w", 0.45, {"T1w": 0.45, "FLAIR": 0.25, "MPRAGE": 0.2})  # MPRAGE 0.44 of T1w
+    assert contrast.read_as(guess, (1.0, 1.0, 1.0)).reading == "T1w"

@@ -42,7 +42,8 @@ GUESS_SLICES = 12
 #: acquisition.
 THIN_VOXEL_MM = 1.5
 #: On 3-D voxels, an image the classifier takes for T1w is read as MPRAGE where its MPRAGE
-#: probability is at least this share of its T1w probability. Chosen on training subjects
+#: probability is at least this share of its T1w probability (and above its FLAIR
+#: probability: :func:`read_as`). Chosen on training subjects
 #: 01-04 of the external benchmark (MPRAGE inputs 0.32-1.32, T1-weighted gradient echoes
 #: 0.10-0.28; ``benchmarks/bench_contrast.py --tuning``).
 MPRAGE_SHARE_3D = 0.3
@@ -116,13 +117,15 @@ def voxel_mm(volume) -> tuple | None:
 def read_as(guess: ContrastGuess, voxels_mm=None) -> ContrastGuess:
     """``guess`` with the preset the image is read at: MPRAGE where it looks T1-weighted
     (T1w), its voxels are 3-D (every side at most :data:`THIN_VOXEL_MM`) and its MPRAGE
-    probability is at least :data:`MPRAGE_SHARE_3D` of its T1w one; else the guess."""
+    probability is at least :data:`MPRAGE_SHARE_3D` of its T1w one and above its FLAIR one
+    (the classifier takes a FLAIR for T1w too, and a 3-D FLAIR read as MPRAGE comes out
+    worse than read as T1w); else the guess."""
     from dataclasses import replace
 
     thin = voxels_mm is not None and max(voxels_mm) <= THIN_VOXEL_MM
     p = guess.probabilities
     if not (thin and guess.preset == "T1w" and "MPRAGE" in p
-            and p["MPRAGE"] >= MPRAGE_SHARE_3D * p.get("T1w", 0.0)):
+            and p["MPRAGE"] >= MPRAGE_SHARE_3D * p.get("T1w", 0.0) and p["MPRAGE"] > p.get("FLAIR", 0.0)):
         return replace(guess, reading=guess.preset, reason="")
     size = "x".join(f"{v:g}" for v in voxels_mm)
     return replace(guess, reading="MPRAGE",
