@@ -105,8 +105,8 @@ def heldout(classifier, slices: int, psnr: bool, log=print, tuning: bool = False
 
 
 def heldout_table(result: dict) -> str:
-    lines = ["| input | expected (per subject) | guessed (per subject) | volumes right | slices right | mean probability "
-             "| MPRAGE / T1w probability (per subject) | read as a 3-D volume (per subject) |",
+    lines = ["| input | expected (per subject) | guessed (per subject) | volumes right | slices right "
+             "| mean probability | MPRAGE / T1w probability (per subject) | read as a 3-D volume (per subject) |",
              "|---|---|---|---|---|---|---|---|"]
     total = [0, 0, 0, 0]
     for name, r in result["inputs"].items():

@@ -343,7 +343,8 @@ def test_a_freesurfer_volume_reads_as_the_nifti_of_its_grid_does_and_writes_back
     assert isinstance(written, nib.Nifti1Image) and np.allclose(written.affine, affine)
     assert np.array_equal(np.asarray(written.dataobj), data)
     # a folder of outputs names an .mgz input's predictions .nii.gz
-    assert io.output_paths(tmp_path / "out", [("orig_TE80_TR3000", ".mgz")]) == [tmp_path / "out" / "orig_TE80_TR3000.nii.gz"]
+    named = io.output_paths(tmp_path / "out", [("orig_TE80_TR3000", ".mgz")])
+    assert named == [tmp_path / "out" / "orig_TE80_TR3000.nii.gz"]
 
 
 def test_a_truncated_or_mislabelled_freesurfer_volume_is_one_line(tmp_path):

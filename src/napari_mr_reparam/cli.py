@@ -358,8 +358,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     pr = sub.add_parser("predict", help="predict volumes or images at new TE/TR settings")
     pr.add_argument("input", nargs="+", help="NIfTI (.nii, .nii.gz), FreeSurfer (.mgz) or 2-D images "
-                    "(.png, .jpg, .tif), or folders of them; or a DICOM series (a folder, or .dcm files), read as one "
-                    "input per acquisition (echo, inversion time) with TE/TR from its tags")
+                    "(.png, .jpg, .tif), or folders of them; or a DICOM series (a folder, or .dcm files), "
+                    "read as one input per acquisition (echo, inversion time) with TE/TR from its tags")
     pr.add_argument("-o", "--output", required=True,
                     help="output file (.nii/.nii.gz, .npy, .tif, .png) for one input and one target; "
                          "else a folder, where files are named INPUT_TE<ms>_TR<ms>")

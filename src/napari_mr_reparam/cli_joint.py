@@ -220,7 +220,8 @@ def no_inputs_in(folder: Path, images: bool = True) -> ValueError:
     the files expected (``images``: NIfTI and 2-D images as well as a DICOM series)."""
     from .io import IMAGE_SUFFIXES, VOLUME_SUFFIXES, suffix_of
 
-    expected = (f"NIfTI files (.nii, .nii.gz), 2-D images ({', '.join(IMAGE_SUFFIXES)}) or a DICOM series"
+    expected = (f"NIfTI files (.nii, .nii.gz), FreeSurfer volumes (.mgz), 2-D images ({', '.join(IMAGE_SUFFIXES)}) "
+                "or a DICOM series"
                 if images else "a DICOM series (give NIfTI files and images as files)")
     held = list(folder.iterdir())
     readable = any(suffix_of(p) in VOLUME_SUFFIXES + IMAGE_SUFFIXES for p in held)

@@ -674,7 +674,7 @@ def smooth_inputs(arrays, sigma, radius: float = SMOOTH_RADIUS, strength: float 
     region = out[:, box[0], box[1], box[2]]  # a view: written chunk by chunk
     taking = None if keep is None else np.asarray(keep, bool).reshape(planes.shape[1:])[box]
     z, ny, nx = part.shape[1:]
-    # each neighbour pair once: offsets in one half of the square, the weight given to both
+    # each neighbour pair once: offsets in one half of the disc, the weight given to both
     reach = int(radius)
     offsets = [(dy, dx) for dy in range(reach + 1) for dx in range(-reach, reach + 1)
                if (dy, dx) > (0, 0) and dy * dy + dx * dx <= radius * radius]
