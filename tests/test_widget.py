@@ -145,6 +145,23 @@ def test_an_input_that_names_nothing_gets_the_preset_it_looks_like(demo, monkeyp
     assert widget.input_sequence.value == "spin_echo" and "looks like" not in widget.status.value
 
 
+def test_another_input_that_names_nothing_gets_the_preset_it_looks_like(demo, monkeypatch):
+    from napari_mr_reparam import contrast
+
+    viewer, widget = demo
+    widget.model.value = "physics"
+    monkeypatch.setattr(contrast, "guess_input", lambda volume, weights=None, classifier=None:
+                        contrast.ContrastGuess("T2w", 0.8, {"T2w": 0.8}))
+    plain = viewer.add_image(np.asarray(viewer.layers[0].data), name="scan without sidecar")
+    widget.reset_choices()
+    row = widget.add_input_row()
+    row.layer.value = plain
+    assert (row.sequence.value, row.te.value, row.tr.value) == ("spin_echo", 100.0, 4000.0)  # the T2w preset
+    assert "looks like T2w (80 %): read as the T2w preset" in row.layer.tooltip
+    row.layer.value = viewer.layers["head TE20 TR600"]  # its metadata name its times: no guess
+    assert (row.te.value, row.tr.value) == (20.0, 600.0) and "looks like" not in row.layer.tooltip
+
+
 def test_out_of_range_warning_and_bad_times(demo):
     _, widget = demo
     widget.live.value = False

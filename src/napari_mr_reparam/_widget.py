@@ -799,6 +799,11 @@ class InputRow(Container):
             return
         spec = input_from_metadata(layer)
         self.layer.tooltip = layer.name  # in full where the box cuts it
+        if (guess := guessed_input_preset(layer, "physics")) is not None:  # its metadata name nothing
+            preset = get_input_preset(guess.reading)
+            spec = InputSpec(layer, preset.sequence, preset.te, preset.tr, preset.ti, preset.flip_deg)
+            self.layer.tooltip = (f"{layer.name}: no acquisition in its metadata; it looks like "
+                                  f"{guess.describe()}: read as the {guess.reading} preset (edit if it is not)")
         self.sequence.value = spec.sequence
         for box, value in ((self.te, spec.te_ms), (self.tr, spec.tr_ms), (self.ti, spec.ti_ms),
                            (self.flip, spec.flip_deg)):
