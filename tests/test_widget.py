@@ -126,15 +126,22 @@ def test_an_mprage_dicom_whose_tr_tag_is_the_readout_spacing_is_read_as_mprage(d
     assert "taken as 2300 ms (type it in Input TR)" in widget.status.value
 
 
-def test_an_input_that_names_nothing_gets_the_preset_it_looks_like(demo, monkeypatch):
+def _plain_layer_that_looks_like(demo, monkeypatch, preset: str, probability: float, name: str):
+    """A layer of the demo's data without metadata, and the classifier stubbed to call it ``preset``."""
     from napari_mr_reparam import contrast
 
     viewer, widget = demo
     widget.model.value = "physics"
     monkeypatch.setattr(contrast, "guess_input", lambda volume, weights=None, classifier=None:
-                        contrast.ContrastGuess("MPRAGE", 0.7, {"MPRAGE": 0.7}))
-    plain = viewer.add_image(np.asarray(viewer.layers[0].data), name="template")
+                        contrast.ContrastGuess(preset, probability, {preset: probability}))
+    plain = viewer.add_image(np.asarray(viewer.layers[0].data), name=name)
     widget.reset_choices()
+    return plain
+
+
+def test_an_input_that_names_nothing_gets_the_preset_it_looks_like(demo, monkeypatch):
+    viewer, widget = demo
+    plain = _plain_layer_that_looks_like(demo, monkeypatch, "MPRAGE", 0.7, "template")
     widget.image.value = plain
     assert widget.input_preset.value == "MPRAGE" and widget.input_sequence.value == "mprage"
     assert (widget.input_te.value, widget.input_tr.value, widget.input_ti.value) == (3.0, 2300.0, 900.0)
@@ -146,14 +153,8 @@ def test_an_input_that_names_nothing_gets_the_preset_it_looks_like(demo, monkeyp
 
 
 def test_another_input_that_names_nothing_gets_the_preset_it_looks_like(demo, monkeypatch):
-    from napari_mr_reparam import contrast
-
     viewer, widget = demo
-    widget.model.value = "physics"
-    monkeypatch.setattr(contrast, "guess_input", lambda volume, weights=None, classifier=None:
-                        contrast.ContrastGuess("T2w", 0.8, {"T2w": 0.8}))
-    plain = viewer.add_image(np.asarray(viewer.layers[0].data), name="scan without sidecar")
-    widget.reset_choices()
+    plain = _plain_layer_that_looks_like(demo, monkeypatch, "T2w", 0.8, "scan without sidecar")
     row = widget.add_input_row()
     row.layer.value = plain
     assert (row.sequence.value, row.te.value, row.tr.value) == ("spin_echo", 100.0, 4000.0)  # the T2w preset
