@@ -826,3 +826,16 @@ def test_a_coronal_2d_dicom_series_is_predicted_with_a_notice_of_its_plane(tmp_p
     assert main(["predict", str(tmp_path / "cor"), "-o", str(out), "--model", "physics", "--te", "40",
                  "--tr", "3000", "-q"]) == 0
     assert "cor: its slices are coronal; the network was trained on axial slices" in capsys.readouterr().err
+
+
+def test_a_segmentation_is_refused_as_an_input_in_one_line(tmp_path, capsys):
+    labels = np.random.default_rng(0).choice(np.array([0, 2, 3, 41], np.int32), size=(16, 16, 4))
+    nib.save(nib.MGHImage(labels, np.eye(4)), str(tmp_path / "aseg.mgz"))
+    for command in (["predict", str(tmp_path / "aseg.mgz"), "-o", str(tmp_path / "out"), "--te", "100",
+                     "--tr", "5000", "--input-preset", "T1w", "-q"],
+                    ["maps", str(tmp_path / "aseg.mgz"), "-o", str(tmp_path / "maps"), "--input-preset", "T1w"]):
+        assert main(command) == 2
+        last = capsys.readouterr().err.strip().splitlines()[-1]
+        assert last.startswith("error: ") and last.endswith(
+            "aseg.mgz: holds 4 integer labels (a segmentation, such as aseg.mgz), not an MR image; give the scan itself")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["aseg.mgz"]  # nothing written

@@ -243,3 +243,22 @@ def test_a_freesurfer_volume_opens_through_npe2_as_its_nifti_does(tmp_path):
     with pytest.raises(ValueError) as info:
         npe2.read([str(tmp_path / "cut.mgz")], stack=False, plugin_name=PLUGIN)
     assert str(info.value).startswith("cut.mgz: not a readable FreeSurfer file (") and "\n" not in str(info.value)
+
+
+def test_a_label_map_opens_as_labels_and_an_integer_scan_as_an_image(tmp_path):
+    import npe2
+
+    rng = np.random.default_rng(0)
+    labels = rng.choice(np.array([0, 2, 3, 4, 41, 42], np.int32), size=(16, 16, 8))
+    nib.save(nib.MGHImage(labels, np.eye(4)), str(tmp_path / "aseg.mgz"))
+    nib.save(nib.Nifti1Image(rng.integers(0, 3000, (16, 16, 8)).astype(np.int16), np.eye(4)),
+             str(tmp_path / "scan.nii.gz"))
+    nib.save(nib.MGHImage(rng.choice(np.array([0, 110, 80], np.uint8), size=(16, 16, 8)), np.eye(4)),
+             str(tmp_path / "T1.mgz"))  # 8-bit, few values: an image all the same
+    npe2.PluginManager.instance().discover()
+    [(data, kwargs, kind)] = npe2.read([str(tmp_path / "aseg.mgz")], stack=False, plugin_name=PLUGIN)
+    assert kind == "labels" and data.dtype == np.int32 and set(np.unique(data)) == {0, 2, 3, 4, 41, 42}
+    assert "colormap" not in kwargs and kwargs["name"] == "aseg"
+    for name in ("scan.nii.gz", "T1.mgz"):
+        [(_, _, kind)] = npe2.read([str(tmp_path / name)], stack=False, plugin_name=PLUGIN)
+        assert kind == "image", name

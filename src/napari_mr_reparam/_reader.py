@@ -1,4 +1,5 @@
-"""napari reader: NIfTI volumes and 2-D images as axial stacks (see :mod:`.io`), and
+"""napari reader: NIfTI and FreeSurfer volumes and 2-D images as axial stacks (see :mod:`.io`;
+a label map such as ``aseg.mgz`` as a labels layer), and
 DICOM series (a folder, ``.dcm`` files) as one layer per acquisition (see :mod:`.dicom`).
 
 Layer metadata (all plain Python, no Qt):
@@ -25,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from . import dicom
-from .io import IMAGE_SUFFIXES, SIDECAR_TIMES, VOLUME_SUFFIXES, Volume, load_volume, probe, suffix_of
+from .io import IMAGE_SUFFIXES, SIDECAR_TIMES, VOLUME_SUFFIXES, Volume, is_label_map, load_volume, probe, suffix_of
 
 
 def napari_get_reader(path):
@@ -62,7 +63,8 @@ def napari_get_reader(path):
 
 
 def read_layers(path) -> list[tuple]:
-    """Read one file into a single image layer tuple.
+    """Read one file into a single image layer tuple (a labels layer for a label map,
+    :func:`~napari_mr_reparam.io.is_label_map`).
 
     A file that cannot be read (not NIfTI, truncated, 4-D, ...) raises ``ValueError``
     with a one-line message naming the file, which napari shows the user; no layer is
@@ -70,7 +72,12 @@ def read_layers(path) -> list[tuple]:
     """
     if isinstance(path, (list, tuple)):
         path = path[0]
-    return [layer_data(load_volume(path, times_given=SIDECAR_TIMES))]
+    volume = load_volume(path, times_given=SIDECAR_TIMES)
+    data, kwargs, kind = layer_data(volume)
+    if is_label_map(volume):  # a segmentation (aseg.mgz): its labels, not an image to predict from
+        del kwargs["colormap"]
+        return [(np.rint(data).astype(np.int32), kwargs, "labels")]
+    return [(data, kwargs, kind)]
 
 
 def _is_dicom_input(path) -> bool:

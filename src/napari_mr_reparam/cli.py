@@ -255,10 +255,11 @@ def _predict_file(engine, path, targets, outputs, args, options) -> list:
     from .cli_joint import input_times_given, notice_ignored_sidecar
     from .contrast import guessed_reading, voxel_mm
     from .inference import require_contrast
-    from .io import acquisition_sidecar, load_volume, save_volume, slice_plane
+    from .io import acquisition_sidecar, load_volume, refuse_label_map, save_volume, slice_plane
     from .presets import get_preset
 
     volume = path.volume if isinstance(path, _DicomInput) else load_volume(path, input_times_given(args))
+    refuse_label_map(volume, path.name)
     notice_ignored_sidecar(volume, path.name)
     require_contrast(volume.data)
     plane = slice_plane(volume)

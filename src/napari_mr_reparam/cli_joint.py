@@ -162,7 +162,7 @@ def load_inputs(paths: list[str], acquisition: int | None = None, times_given=()
     its file, before any work."""
     from . import dicom
     from .inference import require_contrast
-    from .io import load_volume
+    from .io import load_volume, refuse_label_map
 
     volumes = []
     for text in paths:
@@ -178,6 +178,7 @@ def load_inputs(paths: list[str], acquisition: int | None = None, times_given=()
             raise no_inputs_in(path, images=False)
         else:
             volumes.append(load_volume(path, times_given))
+            refuse_label_map(volumes[-1], path.name)
             notice_ignored_sidecar(volumes[-1], path.name)
         for volume in volumes[first:]:
             try:

@@ -355,6 +355,36 @@ def _load_nifti(path: Path) -> Volume:
                   header=img.header.copy(), ornt=to_ras, original_shape=shape, kind="nifti")
 
 
+#: A volume stored as integers wider than 8 bits, unscaled, with at most this many distinct
+#: values is a label map (FreeSurfer's ``aseg.mgz``, a SynthSeg segmentation), not an
+#: image: an MR image stored as 16-bit integers holds thousands of values, and 8-bit
+#: images (FreeSurfer's ``T1.mgz``) stay images.
+MAX_LABELS = 256
+
+
+def is_label_map(volume: Volume) -> bool:
+    """Whether ``volume`` (read from NIfTI or MGZ) holds labels (:data:`MAX_LABELS`)."""
+    header = volume.header
+    if header is None or volume.kind != "nifti":
+        return False
+    dtype = np.dtype(header.get_data_dtype())
+    slope, inter = header.get_slope_inter() if hasattr(header, "get_slope_inter") else (None, None)
+    if dtype.kind not in "iu" or dtype.itemsize < 2 or (slope not in (None, 1.0) or inter not in (None, 0.0)):
+        return False
+    flat = volume.data.reshape(-1)
+    if np.unique(flat[:: max(1, flat.size // 100_000)]).size > MAX_LABELS:  # most images end here
+        return False
+    return 1 < np.unique(flat).size <= MAX_LABELS
+
+
+def refuse_label_map(volume: Volume, name: str) -> None:
+    """A one-line ``ValueError`` where ``volume`` is a label map (:func:`is_label_map`): a
+    segmentation is no image to predict from."""
+    if is_label_map(volume):
+        raise ValueError(f"{name}: holds {np.unique(volume.data).size} integer labels (a segmentation, "
+                         "such as aseg.mgz), not an MR image; give the scan itself")
+
+
 def _stack_spacing(img, to_ras: np.ndarray) -> tuple[float, float, float]:
     """Voxel size (mm) along the stack's (z, y, x), from the header (1 where unusable)."""
     return stack_spacing(img.header.get_zooms()[:3], to_ras)
