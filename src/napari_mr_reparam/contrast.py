@@ -114,18 +114,20 @@ def voxel_mm(volume) -> tuple | None:
     return tuple(float(v) for v in volume.spacing)
 
 
-def read_as(guess: ContrastGuess, voxels_mm=None) -> ContrastGuess:
+def read_as(guess: ContrastGuess, voxels_mm=None, reads=None) -> ContrastGuess:
     """``guess`` with the preset the image is read at: MPRAGE where it looks T1-weighted
     (T1w), its voxels are 3-D (every side at most :data:`THIN_VOXEL_MM`) and its MPRAGE
     probability is at least :data:`MPRAGE_SHARE_3D` of its T1w one and above its FLAIR one
     (the classifier takes a FLAIR for T1w too, and a 3-D FLAIR read as MPRAGE comes out
-    worse than read as T1w); else the guess."""
+    worse than read as T1w), and the model reads an MPRAGE input (``reads(preset name)``,
+    default: it does); else the guess."""
     from dataclasses import replace
 
     thin = voxels_mm is not None and max(voxels_mm) <= THIN_VOXEL_MM
     p = guess.probabilities
     if not (thin and guess.preset == "T1w" and "MPRAGE" in p
-            and p["MPRAGE"] >= MPRAGE_SHARE_3D * p.get("T1w", 0.0) and p["MPRAGE"] > p.get("FLAIR", 0.0)):
+            and p["MPRAGE"] >= MPRAGE_SHARE_3D * p.get("T1w", 0.0) and p["MPRAGE"] > p.get("FLAIR", 0.0)
+            and (reads is None or reads("MPRAGE"))):
         return replace(guess, reading=guess.preset, reason="")
     size = "x".join(f"{v:g}" for v in voxels_mm)
     return replace(guess, reading="MPRAGE",
@@ -181,15 +183,12 @@ def guessed_reading(volume: np.ndarray, engine, weights: str | None = None, voxe
     input acquisition ``engine`` reads it at; None where the bundled classifier is missing
     or the engine does not read that preset's sequence (a paper model and a FLAIR-like
     image)."""
-    from dataclasses import replace
-
     from .weights import WeightsError
 
     try:
-        guess = read_as(guess_input(volume, weights), voxels_mm)
+        guess = read_as(guess_input(volume, weights), voxels_mm,
+                        reads=lambda name: engine.reads_input(get_preset(name).sequence))
     except WeightsError:
         return None
-    if not engine.reads_input(get_preset(guess.reading).sequence):
-        guess = replace(guess, reading=guess.preset, reason="")
     acq = get_preset(guess.reading).acquisition()
     return (acq, guess) if engine.reads_input(acq.sequence) else None

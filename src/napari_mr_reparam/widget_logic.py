@@ -125,8 +125,6 @@ def guessed_input_preset(layer, model: str):
     :class:`~napari_mr_reparam.contrast.ContrastGuess`; None where the metadata name
     something, the model reads no input acquisition (``d2p``) or cannot read that preset,
     or the bundled classifier is missing."""
-    from dataclasses import replace
-
     from .contrast import guess_input, read_as, voxel_mm
     from .weights import WeightsError
 
@@ -134,11 +132,10 @@ def guessed_input_preset(layer, model: str):
     if model == "d2p" or any(meta.get(k) for k in ("te_ms", "tr_ms", "ti_ms", "sequence")):
         return None
     try:
-        guess = read_as(guess_input(np.asarray(layer.data)), voxel_mm(input_volume(layer)))
+        guess = read_as(guess_input(np.asarray(layer.data)), voxel_mm(input_volume(layer)),
+                        reads=lambda name: not preset_refusal(name, model, inputs=True))
     except WeightsError:
         return None
-    if preset_refusal(guess.reading, model, inputs=True):  # a paper model: the look itself
-        guess = replace(guess, reading=guess.preset, reason="")
     return None if preset_refusal(guess.preset, model, inputs=True) else guess
 
 
