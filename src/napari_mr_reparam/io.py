@@ -362,26 +362,33 @@ def _load_nifti(path: Path) -> Volume:
 MAX_LABELS = 256
 
 
-def is_label_map(volume: Volume) -> bool:
-    """Whether ``volume`` (read from NIfTI or MGZ) holds labels (:data:`MAX_LABELS`)."""
+def label_count(volume: Volume) -> int:
+    """How many labels ``volume`` (read from NIfTI or MGZ) holds if it is a label map
+    (:data:`MAX_LABELS`), else 0."""
     header = volume.header
     if header is None or volume.kind != "nifti":
-        return False
+        return 0
     dtype = np.dtype(header.get_data_dtype())
     slope, inter = header.get_slope_inter() if hasattr(header, "get_slope_inter") else (None, None)
     if dtype.kind not in "iu" or dtype.itemsize < 2 or (slope not in (None, 1.0) or inter not in (None, 0.0)):
-        return False
+        return 0
     flat = volume.data.reshape(-1)
     if np.unique(flat[:: max(1, flat.size // 100_000)]).size > MAX_LABELS:  # most images end here
-        return False
-    return 1 < np.unique(flat).size <= MAX_LABELS
+        return 0
+    count = np.unique(flat).size
+    return count if 1 < count <= MAX_LABELS else 0
+
+
+def is_label_map(volume: Volume) -> bool:
+    """Whether ``volume`` holds labels rather than an image (:func:`label_count`)."""
+    return label_count(volume) > 0
 
 
 def refuse_label_map(volume: Volume, name: str) -> None:
-    """A one-line ``ValueError`` where ``volume`` is a label map (:func:`is_label_map`): a
+    """A one-line ``ValueError`` where ``volume`` is a label map (:func:`label_count`): a
     segmentation is no image to predict from."""
-    if is_label_map(volume):
-        raise ValueError(f"{name}: holds {np.unique(volume.data).size} integer labels (a segmentation, "
+    if count := label_count(volume):
+        raise ValueError(f"{name}: holds {count} integer labels (a segmentation, "
                          "such as aseg.mgz), not an MR image; give the scan itself")
 
 
