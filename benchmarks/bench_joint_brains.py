@@ -59,7 +59,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import psnr_per_slice  # noqa: E402
+from _common import psnr_per_slice, use_joint_smoothing  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_ANATOMY = ROOT.parent / "shared" / "anatomy"
@@ -158,13 +158,7 @@ def main(argv=None) -> int:
 
         joint_fit.BRANCH_PD_SD = args.branch_pd_sd
     if args.smooth_radius is not None or args.smooth_range is not None:
-        import functools
-
-        from napari_mr_reparam import joint_fit
-
-        joint_fit.smooth_inputs = functools.partial(
-            joint_fit.smooth_inputs, radius=args.smooth_radius or joint_fit.SMOOTH_RADIUS,
-            strength=args.smooth_range or joint_fit.SMOOTH_RANGE)
+        use_joint_smoothing(args.smooth_radius, args.smooth_range)
     from napari_mr_reparam.joint_fit import FIT_SEQUENCES
 
     try:

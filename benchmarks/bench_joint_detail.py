@@ -20,14 +20,13 @@ mean over 16 slices and the targets. About 20 s per row on 2 CPU cores; needs ``
 from __future__ import annotations
 
 import argparse
-import functools
 import sys
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import ROOT, psnr_per_slice, render, rician  # noqa: E402
+from _common import ROOT, psnr_per_slice, render, rician, use_joint_smoothing  # noqa: E402
 
 SCAN = ROOT.parent / "shared" / "anatomy" / "voxelmorph" / "test_scan.npz"
 #: FreeSurfer labels of the tissues whose mean intensities anchor the mix.
@@ -65,12 +64,8 @@ def score(share: dict, noise: float, radius: float, strength: float, seed: int =
     for te, tr in INPUTS:
         clean = image(share, te, tr)
         inputs.append(rician(clean, noise * float(clean.max()), rng))
-    smooth = functools.partial(joint_fit.smooth_inputs, radius=radius, strength=strength)
-    kept, joint_fit.smooth_inputs = joint_fit.smooth_inputs, smooth
-    try:
-        maps = joint_fit.fit_maps(inputs, [joint_fit.make_acquisition("spin_echo", te, tr) for te, tr in INPUTS])
-    finally:
-        joint_fit.smooth_inputs = kept
+    use_joint_smoothing(radius, strength)
+    maps = joint_fit.fit_maps(inputs, [joint_fit.make_acquisition("spin_echo", te, tr) for te, tr in INPUTS])
     return float(np.mean([psnr_per_slice(maps.render(te, tr), image(share, te, tr)) for te, tr in TARGETS]))
 
 

@@ -63,3 +63,15 @@ def test_a_smooth_head_runs_between_the_label_maps_steps():
     assert np.mean(fractions[coarse == 1] == 1) > 0.5
     assert ((fractions > 0) & (fractions < 1)).any()
     assert (fine[:, :4, :] == 0).all()  # air far from the tissue stays air
+
+
+def test_the_joint_fits_smoothing_is_held_where_a_benchmark_sets_it(monkeypatch):
+    from _common import use_joint_smoothing
+
+    from napari_mr_reparam import joint_fit
+
+    monkeypatch.setattr(joint_fit, "smooth_inputs", joint_fit.smooth_inputs)  # restored after the test
+    use_joint_smoothing(2.9, 3.0)
+    use_joint_smoothing(None, 2.5)  # each call starts from the package's own function
+    assert joint_fit.smooth_inputs.keywords == {"radius": joint_fit.SMOOTH_RADIUS, "strength": 2.5}
+    assert not hasattr(joint_fit.smooth_inputs.func, "keywords")
