@@ -39,3 +39,14 @@ def tiny_train_config(out, phantom_spec, **kw):
     from napari_mr_reparam.training.config import TrainConfig
 
     return TrainConfig(**{**TINY_TRAINING, "phantoms": [phantom_spec], "out": str(out), **kw})
+
+
+def below_sustained_peak(render) -> np.ndarray:
+    """The voxels of a joint render that its overshoot clipping left as rendered: those
+    under their plane's sustained peak (:func:`napari_mr_reparam.peaks.sustained_peak`).
+    Renders of maps that change from voxel to voxel at random have a lone maximum in every
+    plane, which the clipping lowers."""
+    from napari_mr_reparam.peaks import sustained_peak
+
+    render = np.asarray(render)
+    return render < sustained_peak(render)[..., None, None]

@@ -5,6 +5,7 @@ import json
 import nibabel as nib
 import numpy as np
 import pytest
+from helpers import below_sustained_peak
 
 from napari_mr_reparam import physics
 from napari_mr_reparam.cli import main
@@ -94,7 +95,11 @@ def test_joint_predict_renders_targets_and_presets(scans, tmp_path):
     assert main(["predict", "--joint", *args, "--te", "80", "--tr", "2500", "-o", str(out)]) == 0
     expected = np.asarray(physics.spin_echo(truth["pd"], truth["t1"], truth["t2"], 80, 2500)) * 1000
     got = nib.load(out).get_fdata()
-    assert np.abs(got - expected)[truth["inside"]].max() < 0.02 * expected.max()
+    # random maps: each slice's lone maxima are clipped (slices: the file's third axis)
+    kept = truth["inside"] & np.moveaxis(below_sustained_peak(np.moveaxis(got, -1, 0)), 0, -1)
+    assert kept.mean() > 0.5 * truth["inside"].mean()
+    assert np.abs(got - expected)[kept].max() < 0.02 * expected.max()
+    assert (got <= expected + 0.02 * expected.max())[truth["inside"]].all()  # clipping only lowers
     flair = tmp_path / "flair.nii.gz"
     assert main(["predict", "--joint", *args, "--preset", "FLAIR", "--ti", "2200", "-o", str(flair)]) == 0
     sidecar = json.loads((tmp_path / "flair.json").read_text())

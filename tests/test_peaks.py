@@ -55,3 +55,53 @@ def test_calibration_keeps_the_maximum_where_the_render_is_exact():
     truth = rng.random((1, 32, 32)).astype(np.float32)
     truth /= truth.max()
     assert peaks.calibrated_count(2.5 * truth, truth).tolist() == [1]
+
+
+@pytest.mark.parametrize("shape", [(3, 40, 50), (7, 9), (2, 3, 3)])
+def test_sustained_peak_is_the_maximum_of_the_3x3_median(shape):
+    from scipy.ndimage import median_filter
+
+    rng = np.random.default_rng(3)
+    images = rng.random(shape).astype(np.float32)
+    if shape[-1] > 20:
+        images[..., 10:20, 10:20] += 2.0  # a bright patch: found among the brightest voxels
+        images[0] = 0.0
+        images[0, 5:30, 5:30] = rng.random((25, 25))  # scattered: found by the wider searches
+    medians = median_filter(images, size=(1,) * (len(shape) - 2) + (3, 3))[..., 1:-1, 1:-1]
+    np.testing.assert_allclose(peaks.sustained_peak(images), medians.max(axis=(-2, -1)))
+
+
+def test_clip_overshoot_takes_single_voxels_down_to_their_region_and_keeps_the_rest():
+    image = np.full((2, 20, 20), 0.2, np.float32)
+    image[:, 5:10, 5:10] = 1.0  # a bright region of 25 voxels
+    image[0, 7, 7] = 1.3  # fit noise: one voxel above it
+    image[1, 15, 15] = 3.0  # a lone voxel elsewhere
+    image[1, 0, 0] = np.nan
+    out = peaks.clip_overshoot(image)
+    assert out[0, 7, 7] == pytest.approx(1.0) and out[1, 15, 15] == pytest.approx(1.0)
+    assert np.isnan(out[1, 0, 0])
+    kept = np.isfinite(image) & (image <= 1.0)
+    np.testing.assert_array_equal(out[kept], image[kept])
+
+
+def test_clip_overshoot_leaves_blank_and_tiny_images():
+    blank = np.zeros((4, 4), np.float32)
+    np.testing.assert_array_equal(peaks.clip_overshoot(blank), blank)
+    tiny = np.array([[0.0, 5.0]], np.float32)
+    np.testing.assert_array_equal(peaks.clip_overshoot(tiny), tiny)
+    assert np.isnan(peaks.sustained_peak(np.full((1, 4, 4), np.nan))).all()
+
+
+def test_clip_overshoot_lowers_a_voxel_by_at_most_the_standard_errors_given():
+    image = np.full((1, 12, 12), 1.0, np.float32)
+    image[0, 4, 4], image[0, 8, 8] = 1.05, 2.0  # noise; a structure the error cannot explain
+    seen = []
+
+    def spread(where):
+        seen.extend(where.tolist())
+        return np.full(where.size, 0.02)
+
+    out = peaks.clip_overshoot(image, spread=spread)
+    assert sorted(seen) == [4 * 12 + 4, 8 * 12 + 8]
+    assert out[0, 4, 4] == pytest.approx(1.0)  # within three errors: down to the level
+    assert out[0, 8, 8] == pytest.approx(2.0 - peaks.OVERSHOOT_SDS * 0.02)

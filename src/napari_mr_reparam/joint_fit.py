@@ -57,6 +57,7 @@ import numpy as np
 
 from . import physics
 from .acquisition import Acquisition
+from .peaks import clip_overshoot as _clip_overshoot
 
 #: The sequences an input may have (their signal equations have derivatives below).
 FIT_SEQUENCES = ("spin_echo", "inversion_recovery", "gradient_echo", "mprage")
@@ -163,7 +164,8 @@ class JointMaps:
     caller; ``partly_measured`` the share of the object that only some inputs measured
     (outside the others' fields of view; :func:`joint_maps` fits it to those inputs alone)
     and ``partly_prior`` what fills in what they leave open there (``"network"``: its read
-    of the first input; ``"default"``). Background voxels (no input signal) have PD, T1
+    of the first input; ``"default"``); ``sigma`` each input's noise in its own units, as
+    the fit took it (``noise`` times the input's bright signal). Background voxels (no input signal) have PD, T1
     and T2 of 0 and render as 0. From a single input the maps are the network's
     (``network_maps`` holds them, and renders go through the engine as before).
     """
@@ -186,6 +188,7 @@ class JointMaps:
     registered: tuple = ()
     partly_measured: float = 0.0
     partly_prior: str = "default"
+    sigma: list = field(default_factory=list)
 
     @property
     def determined_bits(self) -> np.ndarray:
@@ -225,13 +228,18 @@ class JointMaps:
 
     def render(self, te_ms: float, tr_ms: float, sequence: str = "spin_echo",
                ti_ms: float | None = None, flip_deg: float | None = None,
-               inversion: float | None = None, **extra) -> np.ndarray:
+               inversion: float | None = None, clip_overshoot: bool = True, **extra) -> np.ndarray:
         """The image at any acquisition, in the first input's intensity units.
 
         An inversion recovery is rendered with the inversion efficiency ``inversion``;
         by default the one the inversion-recovery inputs were fitted with (the scanner's
         own inversion, as a scan of it at another TI has it), 1 (a perfect inversion)
-        without such inputs.
+        without such inputs. With ``clip_overshoot`` (joint maps), each plane's voxels
+        above the brightest level five of the nine voxels of some 3x3 neighbourhood reach
+        are clipped to it (:func:`~napari_mr_reparam.peaks.clip_overshoot`): where the
+        inputs measure a long T1 loosely, fit noise lifts single fluid voxels a few per
+        cent above their neighbours, and an image shown or scored at its own maximum
+        would be scaled by the highest of them.
         """
         if self.network_maps is not None:
             if extra or inversion is not None:
@@ -240,9 +248,39 @@ class JointMaps:
                                   flip_deg).reshape(self.pd.shape)
         if inversion is None:
             inversion = self.inversion_efficiency or 1.0
-        signal = physics.render(sequence, self.pd, self.t1, self.t2, te_ms, tr_ms, ti=ti_ms,
-                                flip_deg=flip_deg, inversion_efficiency=inversion, **extra)
-        return np.asarray(signal, np.float32)
+
+        def at(pd, t1, t2):
+            return np.asarray(physics.render(sequence, pd, t1, t2, te_ms, tr_ms, ti=ti_ms, flip_deg=flip_deg,
+                                             inversion_efficiency=inversion, **extra), np.float64)
+
+        signal = at(self.pd, self.t1, self.t2).astype(np.float32)
+        if not (clip_overshoot and self.sigma):
+            return signal
+        return _clip_overshoot(signal, spread=lambda where: self._render_error(where, at))
+
+    def _render_error(self, where: np.ndarray, render) -> np.ndarray:
+        """Standard error of ``render(pd, t1, t2)`` at the flat voxel indices ``where`` that
+        the inputs' noise (:attr:`sigma`) leaves in the fitted maps: the data's information
+        and, for what they leave open, the broadest prior a fit takes
+        (:data:`DEFAULT_PRIOR_SD` in log T1 and log T2)."""
+        import torch
+
+        pd, t1, t2 = (np.asarray(getattr(self, k), np.float64).reshape(-1)[where] for k in PARAMETERS)
+        step = 1e-3
+        up, down = math.exp(step), math.exp(-step)
+        slopes = (render(pd, t1, t2),  # a render is proportional to PD
+                  (render(pd, t1 * up, t2) - render(pd, t1 * down, t2)) / (2 * step),
+                  (render(pd, t1, t2 * up) - render(pd, t1, t2 * down)) / (2 * step))
+        t = [torch.from_numpy(np.asarray(v, np.float64)) for v in (pd, t1, t2)]
+        info = _information(self.acquisitions, self.scales or [1.0] * len(self.sigma), self.sigma, *t, torch)
+        # the broadest prior any fit takes bounds what the inputs leave open
+        loose = 1.0 / DEFAULT_PRIOR_SD**2
+        info[0] = info[0] + 1e-10 * info[0].clamp_min(1e-30)
+        info[3], info[5] = info[3] + loose, info[5] + loose
+        g = [torch.from_numpy(np.asarray(v, np.float64)) for v in slopes]
+        y, _ = _solve3(info, g)
+        variance = (g[0] * y[0] + g[1] * y[1] + g[2] * y[2]).numpy()
+        return np.sqrt(np.where(np.isfinite(variance) & (variance >= 0), variance, np.inf))
 
 
 # ---------------------------------------------------------------- signal and derivatives
@@ -1236,6 +1274,7 @@ def fit_maps(volumes, acquisitions, prior: dict | None = None, scale: str = "sha
         determined[key] = full
     return JointMaps(maps["pd"], maps["t1"], maps["t2"], determined, list(acqs), scales, free,
                      b1=b1, echo_train=echo_train if b1 is not None else "ideal", noise=noise,
+                     sigma=[float(v) for v in sigma_all],
                      prior_source="given" if "t1" in prior else "default",
                      prior_parameters=("pd", "t1", "t2") if prior_pd is not None else ("t1", "t2"))
 
