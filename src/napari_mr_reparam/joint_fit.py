@@ -165,7 +165,9 @@ class JointMaps:
     (outside the others' fields of view; :func:`joint_maps` fits it to those inputs alone)
     and ``partly_prior`` what fills in what they leave open there (``"network"``: its read
     of the first input; ``"default"``); ``sigma`` each input's noise in its own units, as
-    the fit took it (``noise`` times the input's bright signal). Background voxels (no input signal) have PD, T1
+    the fit took it (``noise`` times the input's bright signal); ``averaged`` about how
+    many like voxels each voxel's inputs were averaged over before the fit (the smoothing's
+    weights, :func:`smooth_inputs`; None without smoothing). Background voxels (no input signal) have PD, T1
     and T2 of 0 and render as 0. From a single input the maps are the network's
     (``network_maps`` holds them, and renders go through the engine as before).
     """
@@ -189,6 +191,7 @@ class JointMaps:
     partly_measured: float = 0.0
     partly_prior: str = "default"
     sigma: list = field(default_factory=list)
+    averaged: np.ndarray | None = None
 
     @property
     def determined_bits(self) -> np.ndarray:
@@ -234,12 +237,13 @@ class JointMaps:
         An inversion recovery is rendered with the inversion efficiency ``inversion``;
         by default the one the inversion-recovery inputs were fitted with (the scanner's
         own inversion, as a scan of it at another TI has it), 1 (a perfect inversion)
-        without such inputs. With ``clip_overshoot`` (joint maps), each plane's voxels
-        above the brightest level five of the nine voxels of some 3x3 neighbourhood reach
-        are clipped to it (:func:`~napari_mr_reparam.peaks.clip_overshoot`): where the
-        inputs measure a long T1 loosely, fit noise lifts single fluid voxels a few per
-        cent above their neighbours, and an image shown or scored at its own maximum
-        would be scaled by the highest of them.
+        without such inputs. With ``clip_overshoot`` (joint maps), a voxel above the
+        brightest level that five of the nine voxels of some 3x3 neighbourhood of its plane
+        reach is lowered towards that level by at most the render's standard error there
+        (:func:`~napari_mr_reparam.peaks.clip_overshoot`, :meth:`_render_error`): where the
+        inputs measure a long T1 loosely, fit noise lifts single fluid voxels a few per cent
+        above their neighbours, and an image shown or scored at its own maximum is scaled
+        by the highest of them; a structure brighter than its error explains stays.
         """
         if self.network_maps is not None:
             if extra or inversion is not None:
@@ -251,18 +255,19 @@ class JointMaps:
 
         def at(pd, t1, t2):
             return np.asarray(physics.render(sequence, pd, t1, t2, te_ms, tr_ms, ti=ti_ms, flip_deg=flip_deg,
-                                             inversion_efficiency=inversion, **extra), np.float64)
+                                             inversion_efficiency=inversion, **extra))
 
-        signal = at(self.pd, self.t1, self.t2).astype(np.float32)
+        signal = np.asarray(at(self.pd, self.t1, self.t2), np.float32)
         if not (clip_overshoot and self.sigma):
             return signal
         return _clip_overshoot(signal, spread=lambda where: self._render_error(where, at))
 
     def _render_error(self, where: np.ndarray, render) -> np.ndarray:
         """Standard error of ``render(pd, t1, t2)`` at the flat voxel indices ``where`` that
-        the inputs' noise (:attr:`sigma`) leaves in the fitted maps: the data's information
-        and, for what they leave open, the broadest prior a fit takes
-        (:data:`DEFAULT_PRIOR_SD` in log T1 and log T2)."""
+        the inputs' noise (:attr:`sigma`, over :attr:`averaged` voxels) leaves in the fitted
+        maps. What the inputs leave open is held by the prior, not moved by the noise, and
+        adds nothing (the broadest prior a fit takes, :data:`DEFAULT_PRIOR_SD` in log T1 and
+        log T2, stands in for the fit's own)."""
         import torch
 
         pd, t1, t2 = (np.asarray(getattr(self, k), np.float64).reshape(-1)[where] for k in PARAMETERS)
@@ -273,13 +278,20 @@ class JointMaps:
                   (render(pd, t1, t2 * up) - render(pd, t1, t2 * down)) / (2 * step))
         t = [torch.from_numpy(np.asarray(v, np.float64)) for v in (pd, t1, t2)]
         info = _information(self.acquisitions, self.scales or [1.0] * len(self.sigma), self.sigma, *t, torch)
-        # the broadest prior any fit takes bounds what the inputs leave open
+        if self.averaged is not None:  # an average of n like voxels holds 1/n of one's noise variance
+            count = torch.from_numpy(np.asarray(self.averaged, np.float64).reshape(-1)[where])
+            info = [c * count for c in info]
+        # the estimate's spread from the noise: C A C for A the data's information and C the
+        # inverse of A plus a prior (the broadest any fit takes), which holds what the inputs
+        # leave open, so that noise does not move it
         loose = 1.0 / DEFAULT_PRIOR_SD**2
-        info[0] = info[0] + 1e-10 * info[0].clamp_min(1e-30)
-        info[3], info[5] = info[3] + loose, info[5] + loose
+        held = [c + loose if n in (3, 5) else c for n, c in enumerate(info)]
+        held[0] = held[0] + 1e-10 * held[0].clamp_min(1e-30)
         g = [torch.from_numpy(np.asarray(v, np.float64)) for v in slopes]
-        y, _ = _solve3(info, g)
-        variance = (g[0] * y[0] + g[1] * y[1] + g[2] * y[2]).numpy()
+        y, _ = _solve3(held, g)
+        a00, a01, a02, a11, a12, a22 = info
+        variance = (a00 * y[0] ** 2 + a11 * y[1] ** 2 + a22 * y[2] ** 2
+                    + 2 * (a01 * y[0] * y[1] + a02 * y[0] * y[2] + a12 * y[1] * y[2])).numpy()
         return np.sqrt(np.where(np.isfinite(variance) & (variance >= 0), variance, np.inf))
 
 
@@ -675,7 +687,7 @@ def _torch_threads(threads: int | None):
 
 
 def smooth_inputs(arrays, sigma, radius: float = SMOOTH_RADIUS, strength: float = SMOOTH_RANGE,
-                  body=None, keep=None, cancelled=None, chunk_voxels: int = 1 << 20) -> list[np.ndarray]:
+                  body=None, keep=None, cancelled=None, chunk_voxels: int = 1 << 20, counts: bool = False):
     """The inputs with each voxel averaged with its in-plane neighbours of like signal.
 
     A joint bilateral filter over all inputs at once: the neighbours within a disc of
@@ -690,20 +702,23 @@ def smooth_inputs(arrays, sigma, radius: float = SMOOTH_RADIUS, strength: float 
     some input) are left as they are and lend nothing to their neighbours. (scikit-image's
     bilateral filter bins the signal distance and weighs neighbours by a spatial Gaussian:
     it smooths less evenly and measured worse here.) ``cancelled()`` is asked before each
-    chunk of slices.
+    chunk of slices. With ``counts``, returns ``(inputs, weights)``: ``weights`` the sum of
+    each voxel's weights (itself 1), about how many voxels its signals were averaged over.
     """
     import torch
 
     shape = arrays[0].shape
     planes = np.stack([np.asarray(a, np.float32).reshape((-1,) + shape[-2:]) for a in arrays])  # (n, z, y, x)
     out = planes.copy()
+    weights = np.ones(planes.shape[1:], np.float32)
     n = planes.shape[0]
     if body is None:
         box = (slice(None),) * 3
     else:
         inside = np.asarray(body, bool).reshape(planes.shape[1:])
         if not inside.any():
-            return [out[i].reshape(shape) for i in range(n)]
+            images = [out[i].reshape(shape) for i in range(n)]
+            return (images, weights.reshape(shape)) if counts else images
         spans = [np.flatnonzero(inside.any(axis=other)) for other in ((1, 2), (0, 2), (0, 1))]
         box = tuple(slice(int(span[0]), int(span[-1]) + 1) for span in spans)
     scale = torch.tensor([1 / max(float(sd), 1e-12) for sd in sigma], dtype=torch.float32)[:, None, None, None]
@@ -738,7 +753,9 @@ def smooth_inputs(arrays, sigma, radius: float = SMOOTH_RADIUS, strength: float 
             den[a[1:]] += w
             den[b[1:]] += w
         region[:, start:start + step] = (num / den / scale).numpy()
-    return [out[i].reshape(shape) for i in range(n)]
+        weights[box][start:start + step] = den.numpy()
+    images = [out[i].reshape(shape) for i in range(n)]
+    return (images, weights.reshape(shape)) if counts else images
 
 
 def _pd_prior(prior: dict, shape, scales) -> tuple[np.ndarray | None, np.ndarray | None]:
@@ -1152,9 +1169,11 @@ def fit_maps(volumes, acquisitions, prior: dict | None = None, scale: str = "sha
     body = np.zeros(shape, bool)
     for a, sd in zip(clean, sigma_all):
         body |= a > BODY_NOISE_LEVELS * sd
+    averaged = None
     if smooth:
         with _torch_threads(threads):
-            clean = smooth_inputs(clean, sigma_all, body=body, keep=exact, cancelled=cancelled)
+            clean, averaged = smooth_inputs(clean, sigma_all, body=body, keep=exact, cancelled=cancelled,
+                                            counts=True)
     b1 = None
     if echo_train == "epg":
         exact_each = finite if lower is None else [f & ~c for f, c in zip(finite, lower)]
@@ -1274,7 +1293,7 @@ def fit_maps(volumes, acquisitions, prior: dict | None = None, scale: str = "sha
         determined[key] = full
     return JointMaps(maps["pd"], maps["t1"], maps["t2"], determined, list(acqs), scales, free,
                      b1=b1, echo_train=echo_train if b1 is not None else "ideal", noise=noise,
-                     sigma=[float(v) for v in sigma_all],
+                     sigma=[float(v) for v in sigma_all], averaged=averaged,
                      prior_source="given" if "t1" in prior else "default",
                      prior_parameters=("pd", "t1", "t2") if prior_pd is not None else ("t1", "t2"))
 

@@ -105,8 +105,9 @@ def _plain(count):
 #: Of the 9 voxels of a 3x3 in-plane neighbourhood, how many must reach a level for
 #: :func:`sustained_peak` (the neighbourhood's median).
 SUSTAINED_OF_9 = 5
-#: How many of its standard errors :func:`clip_overshoot` may take off a voxel.
-OVERSHOOT_SDS = 3.0
+#: How many of its standard errors :func:`clip_overshoot` may take off a voxel (chosen on
+#: training subjects, training/RESULTS.md "Lone voxels above a render's sustained peak").
+OVERSHOOT_SDS = 1.0
 #: The shares of a plane's brightest voxels among which :func:`sustained_peak` looks, in turn.
 _CANDIDATE_SHARES = (0.01, 0.04, 0.16, 0.64, 1.0)
 
