@@ -108,8 +108,6 @@ SUSTAINED_OF_9 = 5
 #: How many of its standard errors :func:`clip_overshoot` may take off a voxel (chosen on
 #: training subjects, training/RESULTS.md "Lone voxels above a render's sustained peak").
 OVERSHOOT_SDS = 1.0
-#: The shares of a plane's brightest voxels among which :func:`sustained_peak` looks, in turn.
-_CANDIDATE_SHARES = (0.01, 0.04, 0.16, 0.64, 1.0)
 
 
 def _window_counts(mask):
@@ -127,14 +125,18 @@ def _window_values(planes, index):
     return np.stack([planes[p, r + dy, c + dx] for dy in range(3) for dx in range(3)], axis=-1)
 
 
-def _median_peak(planes, k):
+def _window_minima(planes):
+    """The minimum of each interior 3x3 window of each plane (n, H, W): (n, H - 2, W - 2)."""
+    rows = np.minimum(np.minimum(planes[:, :, :-2], planes[:, :, 1:-1]), planes[:, :, 2:])
+    return np.minimum(np.minimum(rows[:, :-2], rows[:, 1:-1]), rows[:, 2:])
+
+
+def _median_peak(planes, floor):
     """The maximum 3x3 median of each plane (n, H, W) among the windows that hold
-    :data:`SUSTAINED_OF_9` voxels at least as bright as the plane's ``k``-th brightest
-    (-inf where none does: the maximum lies below that value)."""
-    n, h, w = planes.shape
-    floor = np.partition(planes.reshape(n, -1), h * w - k, axis=-1)[:, h * w - k]
+    :data:`SUSTAINED_OF_9` voxels at least ``floor`` (one per plane; -inf where none
+    does)."""
     index = np.nonzero(_window_counts(planes >= floor[:, None, None]) >= SUSTAINED_OF_9)
-    level = np.full(n, -np.inf, np.float32)
+    level = np.full(len(planes), -np.inf, np.float32)
     if len(index[0]):
         values = _window_values(planes, index)
         np.maximum.at(level, index[0], np.partition(values, 9 - SUSTAINED_OF_9, axis=-1)[:, 9 - SUSTAINED_OF_9])
@@ -156,13 +158,8 @@ def sustained_peak(images) -> np.ndarray:
     top = planes.reshape(len(planes), -1).max(-1)
     if h < 3 or w < 3:
         return np.where(np.isfinite(top), top, np.nan).reshape(lead)
-    level = np.full(len(planes), -np.inf, np.float32)
-    todo = np.isfinite(top)
-    for share in _CANDIDATE_SHARES:
-        if not todo.any():
-            break
-        level[todo] = _median_peak(planes[todo], max(SUSTAINED_OF_9, int(share * h * w)))
-        todo &= ~np.isfinite(level)
+    # the brightest window's minimum: no window's median above it is missed
+    level = _median_peak(planes, _window_minima(planes).reshape(len(planes), -1).max(-1))
     level = np.where(np.isfinite(level), level, np.where(np.isfinite(top), top, np.nan))
     return level.reshape(lead)
 
