@@ -167,8 +167,8 @@ class JointMaps:
     of the first input; ``"default"``); ``sigma`` each input's noise in its own units, as
     the fit took it (``noise`` times the input's bright signal); ``averaged`` about how
     many like voxels each voxel's inputs were averaged over before the fit (the smoothing's
-    weights, :func:`smooth_inputs`; None without smoothing). Background voxels (no input signal) have PD, T1
-    and T2 of 0 and render as 0. From a single input the maps are the network's
+    weights, :func:`smooth_inputs`; None without smoothing). Background voxels (no input
+    signal) have PD, T1 and T2 of 0 and render as 0. From a single input the maps are the network's
     (``network_maps`` holds them, and renders go through the engine as before).
     """
 

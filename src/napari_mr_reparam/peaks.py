@@ -1,4 +1,5 @@
-"""The peak a rendered image is normalized by, and its calibration on the input.
+"""The peak a rendered image is normalized by, its calibration on the input, and the
+sustained peak above which a joint render's lone voxels are lowered (:func:`clip_overshoot`).
 
 Protocol images are normalized to their own maximum, so a rendered target must be
 divided by an estimate of the true image's maximum. The rendered image's own maximum is
@@ -11,7 +12,12 @@ told by the input itself: :func:`calibrated_count` picks the count whose normali
 of the maps' render *at the input's own acquisition* best reproduces the input, and the
 renders at every other acquisition use it too. No target is looked at.
 
-Every function takes NumPy arrays or torch tensors and returns the same kind.
+A joint fit's render is given in the inputs' units, not normalized; fit noise lifts a few
+of its voxels above their neighbours, and :func:`clip_overshoot` lowers them by what that
+noise explains, down to the plane's :func:`sustained_peak` at most.
+
+The normalization's functions take NumPy arrays or torch tensors and return the same
+kind; :func:`sustained_peak` and :func:`clip_overshoot` take NumPy arrays.
 """
 
 from __future__ import annotations
@@ -147,10 +153,10 @@ def sustained_peak(images) -> np.ndarray:
     """Per plane (the last two axes), the brightest level that :data:`SUSTAINED_OF_9` of
     the 9 voxels of some 3x3 neighbourhood reach: the maximum of the plane's 3x3 median.
 
-    A single voxel above it overshoots its neighbourhood; in a render from fitted maps
-    that is fit noise far more often than anatomy (a structure has to be under two voxels
-    wide to hold no such neighbourhood). NaN counts as absent. Planes under 3x3, or
-    without a finite voxel, give their maximum (NaN where none).
+    A voxel above it overshoots every neighbourhood it is in: fit noise in a render from
+    fitted maps, or a structure too thin to fill five of nine voxels anywhere (a line
+    under two voxels wide, a lone bright voxel of texture). NaN counts as absent. Planes
+    under 3x3, or without a finite voxel, give their maximum (NaN where none).
     """
     x = np.asarray(images, np.float32)
     lead, (h, w) = x.shape[:-2], x.shape[-2:]
