@@ -4,10 +4,13 @@ Drives the real widget in a real napari viewer (run it under Xvfb on a machine w
 a display) with the sample head (24 slices, 256x256):
 
     xvfb-run -a python benchmarks/bench_plugin.py [--models d2p p2p] [--device cpu] [--moves 30]
+                                                  [--slices N] [--joint]
 
 Latency is measured from setting the TE slider to the moment the prediction layer shows
-the new value on the slice in view (it includes the widget's debounce delay). Prints a
-Markdown table.
+the new value on the slice in view (it includes the widget's debounce delay). ``--slices
+N`` repeats the head's slices to N (a volume of a real scan's depth); ``--joint`` adds the
+head's TE 20 / TR 600 ms image as a second input of the physics model (joint maps, fitted
+once, then rendered). Prints a Markdown table.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ def _wait(app, condition, timeout=120.0):
         time.sleep(0.001)
 
 
-def bench_model(model: str, device: str, moves: int) -> dict:
+def bench_model(model: str, device: str, moves: int, slices: int | None = None, joint: bool = False) -> dict:
     import napari
     from qtpy.QtWidgets import QApplication
 
@@ -36,11 +39,18 @@ def bench_model(model: str, device: str, moves: int) -> dict:
     viewer, widget = open_demo(napari.Viewer(show=False), model=model, device=device, run=False)
     app = QApplication.instance()
     widget.ground_truth.value = None
+    if slices:
+        for layer in viewer.layers:
+            data = np.asarray(layer.data)
+            layer.data = np.resize(data, (slices, *data.shape[1:]))  # the head's slices, repeated
+    if joint:
+        widget.add_input_row().layer.value = viewer.layers[1]  # the TE 20 / TR 600 ms image
     idle = lambda: widget._worker is None and widget._queue._pending is None  # noqa: E731
     widget.run.clicked.emit()  # warm-up: loads the model
     _wait(app, idle)
     widget._volume_timer.setInterval(10**6)  # measure the preview path alone
     viewer.dims.set_current_step(0, 12)
+    done = ("Done (volume)", "Rendered from the maps", "Rendered from the joint maps")
     pred = lambda: next(l for l in viewer.layers if l.metadata.get("mr_reparam_role") == "prediction")  # noqa: E731
     latencies = []
     for te in np.linspace(25, 400, moves):
@@ -50,16 +60,17 @@ def bench_model(model: str, device: str, moves: int) -> dict:
         latencies.append(time.perf_counter() - start)
     volume_times = []
     for _ in range(3):
+        widget.status.value = ""
         start = time.perf_counter()
         widget.run.clicked.emit()
-        _wait(app, lambda: idle() and widget.status.value.startswith(("Done (volume)", "Rendered from the maps")))
+        _wait(app, lambda: idle() and widget.status.value.startswith(done) and "slice" not in widget.status.value)
         volume_times.append(time.perf_counter() - start)
     device_name = widget._engines.last_device
     viewer.close()
     ms = np.array(latencies) * 1000
     return {"model": model, "device": device_name, "p50": np.percentile(ms, 50),
             "p95": np.percentile(ms, 95), "volume": float(np.median(volume_times)),
-            "slices": int(np.asarray(viewer.layers[0].data).shape[0]) if len(viewer.layers) else 24}
+            "slices": slices or 24, "joint": joint}
 
 
 def main(argv=None) -> int:
@@ -67,12 +78,18 @@ def main(argv=None) -> int:
     parser.add_argument("--models", nargs="+", default=["d2p", "p2p"])
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--moves", type=int, default=30)
+    parser.add_argument("--slices", type=int, default=None, help="repeat the head's slices to this many")
+    parser.add_argument("--joint", action="store_true", help="a second input image: joint maps (physics)")
     args = parser.parse_args(argv)
-    rows = [bench_model(m, args.device, args.moves) for m in args.models]
-    print("| model | device | slider -> slice p50 (ms) | p95 (ms) | whole volume, 24 slices (s) |")
-    print("|---|---|---|---|---|")
+    if args.joint and args.models != ["physics"]:
+        parser.error("--joint takes --models physics")
+    rows = [bench_model(m, args.device, args.moves, args.slices, args.joint) for m in args.models]
+    print("| model | inputs | device | slider -> slice p50 (ms) | p95 (ms) | slices | whole volume (s) |")
+    print("|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['model']} | {r['device']} | {r['p50']:.0f} | {r['p95']:.0f} | {r['volume']:.2f} |")
+        inputs = "2 (joint maps)" if r["joint"] else "1"
+        print(f"| {r['model']} | {inputs} | {r['device']} | {r['p50']:.0f} | {r['p95']:.0f} | {r['slices']} "
+              f"| {r['volume']:.2f} |")
     return 0
 
 

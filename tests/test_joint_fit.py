@@ -729,3 +729,15 @@ def test_smoothing_counts_how_many_voxels_each_was_averaged_over():
     assert weights.shape == image.shape and weights[0, 2, 2] == pytest.approx(1.0)
     assert weights[0, 10, 10] == pytest.approx(37, abs=0.5)  # the disc's voxels, all alike
     np.testing.assert_array_equal(out[0], smooth_inputs([image], [1.0], radius=3.2)[0])
+
+
+def test_a_slice_of_the_maps_renders_as_that_slice_of_the_volume():
+    pd, t1, t2 = _maps(shape=(3, 24, 24), seed=6)
+    acqs = [Acquisition(15, 3000), Acquisition(100, 3000), Acquisition(15, 500)]
+    rng = np.random.default_rng(6)
+    images = [i + rng.normal(0, 0.01 * i.max(), i.shape).astype(np.float32) for i in _render(acqs, pd, t1, t2)]
+    maps = fit_maps(images, acqs)
+    one = maps.slices(slice(1, 2))
+    assert one.pd.shape == (1, 24, 24) and one.averaged.shape == (1, 24, 24) and one.determined["t1"].shape == (1, 24, 24)
+    for kw in ({"te_ms": 20, "tr_ms": 6000}, {"te_ms": 120, "tr_ms": 9000, "sequence": "inversion_recovery", "ti_ms": 2500}):
+        np.testing.assert_allclose(one.render(**kw), maps.render(**kw)[1:2], rtol=1e-5)

@@ -220,12 +220,21 @@ def test_physics_maps_once_then_instant_renders(demo, qtbot):
     widget.run.clicked.emit()
     _until(qtbot, lambda: _idle(widget) and _outputs(viewer, "prediction"))
     assert widget.status.value.startswith("Rendered from the maps")
-    for te in (30.0, 60.0, 90.0):  # every move re-renders the whole volume, no worker needed
+    shown = widget._slice_on_screen(widget.image.value)
+    for te in (30.0, 60.0, 90.0):  # a slider move re-renders the slice on screen, no worker needed
+        pred = _outputs(viewer, "prediction")[0]
+        before = np.array(pred.data)
         widget.te.value = te
         widget._preview_timer.timeout.emit()
         assert widget._worker is None
         pred = _outputs(viewer, "prediction")[0]
-        assert pred.metadata["te_ms"] == te and all(pred.data[k].any() for k in range(6))
+        changed = [k for k in range(len(before)) if not np.array_equal(pred.data[k], before[k])]
+        assert pred.metadata["te_ms"] == te and changed == [shown] and widget.status.value.endswith(f"slice {shown})")
+    preview = np.array(pred.data[shown])
+    widget._volume_timer.timeout.emit()  # the sliders at rest: the whole volume, its slice as previewed
+    pred = _outputs(viewer, "prediction")[0]
+    assert not np.array_equal(pred.data, before) and np.allclose(pred.data[shown], preview)
+    assert all(pred.data[k].any() for k in range(6)) and widget.status.value.startswith("Rendered from the maps")
     widget.sequence.value = "inversion_recovery"
     assert not widget.ti.native.isHidden()
     widget.ti.value = 1800.0

@@ -161,6 +161,9 @@ def test_joint_maps_are_cached_per_set_of_inputs_and_render_any_preset():
                                                sequence="double_inversion_recovery", ti=3400.0, ti2=325.0,
                                                inputs=inputs))
     assert dir_.shape == pdw.data.shape and np.isfinite(dir_).all()
+    on_screen = render_request(None, maps, Request(pdw, "physics", "cpu", te=60.0, tr=3000.0, inputs=inputs,
+                                                   slice_index=1))  # a preview while a slider moves
+    np.testing.assert_allclose(on_screen, rendered[1:2], rtol=1e-5)
     cache.forget(t2w)
     assert cache.get(request) is None
 

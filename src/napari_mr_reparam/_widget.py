@@ -28,6 +28,7 @@ in milliseconds.
 from __future__ import annotations
 
 import contextlib
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -439,10 +440,7 @@ class ReparamWidget(Container):
             self.status.value = "Choose an input image layer"
             return None
         data = np.asarray(layer.data)
-        index = None
-        if not whole and data.ndim == 3:
-            point = layer.world_to_data(self._viewer.dims.point)
-            index = int(np.clip(round(point[0]), 0, data.shape[0] - 1))
+        index = None if whole else self._slice_on_screen(layer)
         given_input = self.model.value in ("p2p", "physics")
         physics = self.model.value == "physics"
         sequence = self.sequence.value if physics else "spin_echo"
@@ -471,8 +469,24 @@ class ReparamWidget(Container):
                        input_ti=(float(self.input_ti.value) or None) if physics else None,
                        input_flip=(float(self.input_flip.value) or None) if physics else None)
 
+    def _slice_on_screen(self, layer) -> int | None:
+        """The index of ``layer``'s slice the viewer shows (None for a 2-D layer)."""
+        shape = np.shape(layer.data)
+        if len(shape) != 3:
+            return None
+        point = layer.world_to_data(self._viewer.dims.point)
+        return int(np.clip(round(point[0]), 0, shape[0] - 1))
+
     def _start_preview(self):
-        self._submit(self.current_request(whole=False))
+        request = self.current_request(whole=False)
+        if request is not None and request.slice_index is None and self._maps.get(request) is not None:
+            # physics with its maps at hand: while a slider moves, the slice on screen (a
+            # render of the whole volume follows when the sliders rest)
+            shown = self._find_output(request.layer, "prediction")
+            index = self._slice_on_screen(request.layer)
+            if index is not None and shown is not None and np.shape(shown.data) == np.shape(request.layer.data):
+                request = replace(request, slice_index=index)
+        self._submit(request)
 
     def _start_volume(self, *_):
         self._preview_timer.stop()
@@ -610,7 +624,8 @@ class ReparamWidget(Container):
             self._launch(pending)
 
     def _show_render(self, request: Request, engine_and_maps) -> None:
-        """Physics model: render the whole volume from the cached maps (milliseconds)."""
+        """Physics model: render the whole volume from the cached maps, or the slice
+        ``request.slice_index`` only (a preview while a slider moves)."""
         engine, maps = engine_and_maps
         try:
             volume = render_request(engine, maps, request)
@@ -618,13 +633,14 @@ class ReparamWidget(Container):
             self.status.value = str(exc)
             return
         shape = np.shape(request.layer.data)
-        self._write_prediction(request, volume.reshape(shape))
+        self._write_prediction(request, volume.reshape(shape if request.slice_index is None else shape[1:]))
         self._update_comparison()
+        where = "" if request.slice_index is None else f", slice {request.slice_index}"
         if engine is None:
             self.joint_status.value = determined_line(maps.summary(), request.register)
-            self.status.value = f"Rendered from the joint maps of {len(request.inputs)} inputs"
+            self.status.value = f"Rendered from the joint maps of {len(request.inputs)} inputs{where}"
         else:
-            self.status.value = f"Rendered from the maps ({self._engines.last_device})"
+            self.status.value = f"Rendered from the maps ({self._engines.last_device}{where})"
 
     def add_map_layers(self, *_) -> None:
         """Add the physics model's PD, T1 and T2 (ms) maps of the input as layers."""

@@ -193,6 +193,21 @@ class JointMaps:
     sigma: list = field(default_factory=list)
     averaged: np.ndarray | None = None
 
+    def slices(self, rows) -> JointMaps:
+        """The maps of some slices only (the first axis; ``rows`` an index array or slice),
+        to render those slices: a render is made plane by plane, so theirs equals the
+        volume's."""
+        from dataclasses import replace
+
+        pick = {k: getattr(self, k)[rows] for k in PARAMETERS}
+        pick["determined"] = {k: v[rows] for k, v in self.determined.items()}
+        for key in ("b1", "averaged"):
+            value = getattr(self, key)
+            pick[key] = None if value is None else value[rows]
+        if self.network_maps is not None:
+            pick["network_maps"] = self.network_maps.slices(rows)
+        return replace(self, **pick)
+
     @property
     def determined_bits(self) -> np.ndarray:
         """uint8 bitmask per voxel: 1 PD, 2 T1, 4 T2 (:data:`BITS`)."""

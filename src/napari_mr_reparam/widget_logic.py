@@ -243,8 +243,11 @@ def determined_line(summary: dict, register: bool = False) -> str:
 
 def render_request(engine, maps, request: Request) -> np.ndarray:
     """The target of ``request`` rendered from cached maps: the engine's (one input) or
-    the joint fit's :class:`~napari_mr_reparam.joint_fit.JointMaps`."""
+    the joint fit's :class:`~napari_mr_reparam.joint_fit.JointMaps`; of the slice
+    ``request.slice_index`` only where it names one (its shape then keeps a first axis of 1)."""
     target = request.target()
+    if request.slice_index is not None:
+        maps = maps.slices(slice(request.slice_index, request.slice_index + 1))
     if engine is None:  # joint maps
         extra = {"ti2": target.ti2_ms} if target.ti2_ms is not None else {}
         return maps.render(target.te_ms, target.tr_ms, target.sequence, target.ti_ms, target.flip_deg, **extra)
