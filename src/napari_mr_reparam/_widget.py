@@ -21,8 +21,8 @@ Dragging ``te``/``tr`` predicts the slice on screen (debounced; while a predicti
 only the newest request is kept, so stale ones are dropped) and, once the sliders rest,
 the whole volume. ``run`` predicts the whole volume at once; ``cancel`` stops it.
 The physics model computes PD/T1/T2 maps once per input (cached per layer, model, input
-TE/TR, data-consistency weight and flip averaging) and then re-renders the whole volume on every change,
-in milliseconds.
+TE/TR, data-consistency weight and flip averaging) and then renders from them on the GUI
+thread: the slice on screen while a slider moves, the whole volume once the sliders rest.
 """
 
 from __future__ import annotations
