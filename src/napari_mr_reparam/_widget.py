@@ -439,7 +439,6 @@ class ReparamWidget(Container):
         if layer is None:
             self.status.value = "Choose an input image layer"
             return None
-        data = np.asarray(layer.data)
         index = None if whole else self._slice_on_screen(layer)
         given_input = self.model.value in ("p2p", "physics")
         physics = self.model.value == "physics"
