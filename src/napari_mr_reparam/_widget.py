@@ -45,8 +45,8 @@ from .presets import get_input_preset
 from .units import refuse_seconds
 from .widget_logic import (
     CUSTOM, EngineCache, InputSpec, MapsCache, Request, RequestQueue, compare_volumes,
-    determined_line, guessed_input_preset, image_refusal, input_from_metadata, input_refusal, joint_acquisitions,
-    joint_inputs, joint_job_units, layer_names, matching_preset, preset_choices, preset_controls, preset_refusal,
+    determined_line, guessed_input_preset, guessed_line, image_refusal, input_from_metadata, input_refusal,
+    joint_acquisitions, joint_inputs, joint_job_units, layer_names, matching_preset, preset_choices, preset_controls, preset_refusal,
     render_request, seconds_hint, truth_mismatch,
 )
 
@@ -380,9 +380,7 @@ class ReparamWidget(Container):
                                      f"TE/TR (now TE {self.input_te.value:g} / TR {self.input_tr.value:g} ms)")
             elif unknown == "TE/TR" and (guess := guessed_input_preset(layer, self.model.value)) is not None:
                 self.input_preset.value = guess.reading  # fills the input's sequence and times
-                self.status.value = (f"{layer.name}: no acquisition in its metadata; it looks like "
-                                     f"{guess.describe()}: read as the {guess.reading} preset (change "
-                                     "Input preset if it is not)")
+                self.status.value = guessed_line(layer.name, guess, "change Input preset")
             elif unknown:
                 self.status.value = (f"{layer.name}: no {unknown} in its metadata; taken as TE "
                                      f"{self.input_te.value:g} / TR {self.input_tr.value:g} ms (name its "
@@ -817,8 +815,7 @@ class InputRow(Container):
         if (guess := guessed_input_preset(layer, "physics")) is not None:  # its metadata name nothing
             preset = get_input_preset(guess.reading)
             spec = InputSpec(layer, preset.sequence, preset.te, preset.tr, preset.ti, preset.flip_deg)
-            self.layer.tooltip = (f"{layer.name}: no acquisition in its metadata; it looks like "
-                                  f"{guess.describe()}: read as the {guess.reading} preset (edit if it is not)")
+            self.layer.tooltip = guessed_line(layer.name, guess, "edit")
         self.sequence.value = spec.sequence
         for box, value in ((self.te, spec.te_ms), (self.tr, spec.tr_ms), (self.ti, spec.ti_ms),
                            (self.flip, spec.flip_deg)):

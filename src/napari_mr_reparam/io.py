@@ -328,13 +328,18 @@ def _check_size(path: Path, shape: tuple, volumes_along_4th: bool = False) -> tu
     return kept
 
 
+def _volume_format(path: Path) -> str:
+    """The format a volume file is read as, in messages: FreeSurfer or NIfTI."""
+    return "FreeSurfer" if suffix_of(path) in MGH_SUFFIXES else "NIfTI"
+
+
 def _open_nifti(path: Path):
     """The lazily loaded nibabel image (NIfTI, or FreeSurfer MGH for ``.mgz``/``.mgh``) and
     its checked shape (no voxel data read)."""
     import nibabel as nib
 
     mgh = suffix_of(path) in MGH_SUFFIXES
-    with _readable(path, "FreeSurfer" if mgh else "NIfTI"):
+    with _readable(path, _volume_format(path)):
         img = nib.load(str(path))
         if not isinstance(img, nib.MGHImage if mgh else nib.Nifti1Image):  # Nifti2Image is a subclass
             raise ValueError(f"{path.name}: not a {'FreeSurfer MGH' if mgh else 'NIfTI'} file "
@@ -345,7 +350,7 @@ def _open_nifti(path: Path):
 
 def _load_nifti(path: Path) -> Volume:
     img, shape = _open_nifti(path)
-    with _readable(path, "FreeSurfer" if suffix_of(path) in MGH_SUFFIXES else "NIfTI"):
+    with _readable(path, _volume_format(path)):
         data = np.asarray(img.dataobj, dtype=np.float32).reshape(shape)
     if data.ndim == 2:
         data = data[:, :, None]

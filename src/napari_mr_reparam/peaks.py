@@ -182,12 +182,12 @@ def clip_overshoot(images, spread=None) -> np.ndarray:
     x = np.asarray(images, np.float32)
     if x.ndim < 2:
         return x
-    level = np.broadcast_to(sustained_peak(x)[..., None, None], x.shape)
-    over = np.flatnonzero(x > level)
+    level = sustained_peak(x)
+    over = np.flatnonzero(x > level[..., None, None])
     if not over.size:
         return x
     out = x.copy()
-    flat, top = out.reshape(-1), level.reshape(-1)[over]
+    flat, top = out.reshape(-1), level.reshape(-1)[over // (x.shape[-2] * x.shape[-1])]  # each voxel's plane
     lowered = top if spread is None else flat[over] - OVERSHOOT_SDS * np.asarray(spread(over), np.float32)
     flat[over] = np.maximum(top, lowered)
     return out

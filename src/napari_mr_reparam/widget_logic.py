@@ -119,6 +119,13 @@ def input_from_metadata(layer) -> InputSpec:
     return InputSpec(layer, sequence, number("te_ms"), number("tr_ms"), ti, number("flip_deg"))
 
 
+def guessed_line(name: str, guess, change: str) -> str:
+    """The line that says a layer named nothing of its acquisition and how it is read
+    (``guess``: :func:`guessed_input_preset`'s), and how to ``change`` it."""
+    return (f"{name}: no acquisition in its metadata; it looks like {guess.describe()}: read as the "
+            f"{guess.reading} preset ({change} if it is not)")
+
+
 def guessed_input_preset(layer, model: str):
     """The input preset a layer whose metadata name nothing of its acquisition looks like
     (:func:`~napari_mr_reparam.contrast.guess_input`), as a
