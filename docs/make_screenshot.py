@@ -43,7 +43,7 @@ def main(argv=None) -> int:
         raise SystemExit(f"the screen is {screen.width()}x{screen.height()}, not {want[0]}x{want[1]}; "
                          f'run under xvfb-run -a -s "-screen 0 {want[0]}x{want[1]}x24"')
     end = time.time() + 300
-    while time.time() < end and not (widget._worker is None and "volume" in widget.metrics.value):
+    while time.time() < end and not (widget.is_idle() and "volume: PSNR" in widget.metrics.value):
         app.processEvents()
         time.sleep(0.02)
     for _ in range(40):  # let the window settle and draw

@@ -5,7 +5,7 @@ def test_first_view_shows_input_prediction_truth_and_difference(make_napari_view
     from napari_mr_reparam.demo import open_demo
 
     viewer, widget = open_demo(make_napari_viewer(), device="cpu")
-    qtbot.waitUntil(lambda: widget._worker is None and "volume" in widget.metrics.value, timeout=120000)
+    qtbot.waitUntil(lambda: widget.is_idle() and "volume: PSNR" in widget.metrics.value, timeout=120000)
     shown = [layer.name for layer in viewer.layers if layer.visible]
     assert shown == ["head TE50 TR4500", "prediction physics TE120 TR6000", "head TE120 TR6000",
                      "|difference| physics TE120 TR6000"]

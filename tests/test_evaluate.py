@@ -45,7 +45,7 @@ def _by_widget(viewer, qtbot, volume, model):
 
     def done():
         preds = [l for l in viewer.layers if (l.metadata or {}).get("mr_reparam_role") == "prediction"]
-        return widget._worker is None and preds and preds[0].metadata.get("te_ms") == TARGET[0]
+        return widget.is_idle() and preds and preds[0].metadata.get("te_ms") == TARGET[0]
 
     qtbot.waitUntil(lambda: bool(done()), timeout=120000)
     (pred,) = [l for l in viewer.layers if (l.metadata or {}).get("mr_reparam_role") == "prediction"]

@@ -22,7 +22,7 @@ def test_the_widget_opens_from_the_plugins_menu_and_predicts(viewer, tiny_weight
     widget.ground_truth.value = viewer.layers["head TE120 TR6000"]
     widget.te.value, widget.tr.value = 120.0, 6000.0
     widget.run.clicked.emit()
-    qtbot.waitUntil(lambda: widget._worker is None and "volume" in widget.metrics.value, timeout=120000)
+    qtbot.waitUntil(lambda: widget.is_idle() and "volume: PSNR" in widget.metrics.value, timeout=120000)
     assert [layer.name for layer in viewer.layers][:2] == ["head TE50 TR4500", "prediction physics TE120 TR6000"]
     assert not [w for w in recwarn if "Private attribute access" in str(w.message)]
 

@@ -25,7 +25,7 @@ def demo(make_napari_viewer, tiny_weights):
 
 
 def _idle(widget):
-    return widget._worker is None and widget._queue._pending is None
+    return widget.is_idle()
 
 def _cancel_once_started(qtbot, viewer, widget, started, seen):
     """Run, cancel once the job has started, and check it stopped with nothing added."""
@@ -232,6 +232,8 @@ def test_physics_maps_once_then_instant_renders(demo, qtbot):
         assert pred.metadata["te_ms"] == te and changed == [shown] and widget.status.value.endswith(f"slice {shown})")
     preview = np.array(pred.data[shown])
     widget._volume_timer.timeout.emit()  # the sliders at rest: the whole volume, its slice as previewed
+    assert widget.status.value.startswith("Rendering the whole volume")  # in a worker: the GUI goes on
+    _until(qtbot, lambda: _idle(widget))
     pred = _outputs(viewer, "prediction")[0]
     assert not np.array_equal(pred.data, before) and np.allclose(pred.data[shown], preview)
     assert all(pred.data[k].any() for k in range(6)) and widget.status.value.startswith("Rendered from the maps")
@@ -245,6 +247,52 @@ def test_physics_maps_once_then_instant_renders(demo, qtbot):
     assert len(maps) == 3 and any("T1 map (ms)" in l.name for l in maps)
     t1 = next(l for l in maps if "T1" in l.name).data
     assert np.nanmin(t1) >= 50 and np.nanmax(t1) <= 6000
+
+
+def test_a_whole_volume_renders_off_the_gui_thread_and_a_preview_drops_it(demo, qtbot, monkeypatch):
+    """At rest the volume renders in a worker; a slice previewed meanwhile is not covered
+    by the older volume when it comes, and its comparison is shown at once."""
+    import threading
+
+    from napari_mr_reparam import _widget
+
+    viewer, widget = demo
+    widget.model.value = "physics"
+    widget.ground_truth.value = viewer.layers["head TE120 TR6000"]
+    widget.run.clicked.emit()
+    _until(qtbot, lambda: _idle(widget) and "volume: PSNR" in widget.metrics.value)
+    gui, release, threads = threading.current_thread(), threading.Event(), []
+    real = _widget.render_request
+
+    def slow(engine, maps, request):
+        threads.append(threading.current_thread() is gui)
+        if request.slice_index is None:
+            release.wait(30)
+        return real(engine, maps, request)
+
+    monkeypatch.setattr(_widget, "render_request", slow)
+    shown = widget._slice_on_screen(widget.image.value)
+    widget.te.value = 40.0
+    widget._volume_timer.timeout.emit()  # the volume at TE 40: waits in its worker
+    try:
+        assert widget.status.value.startswith("Rendering the whole volume")
+        _until(qtbot, lambda: threads)
+        assert threads == [False]
+        widget.te.value = 80.0
+        widget._preview_timer.timeout.emit()  # a preview meanwhile: on the GUI thread, at once
+        pred = _outputs(viewer, "prediction")[0]
+        assert threads == [False, True] and pred.metadata["te_ms"] == 80.0
+        assert f"slice {shown}: PSNR" in widget.metrics.value
+        assert "volume: once the whole volume is re-rendered" in widget.metrics.value  # mixed targets
+        previewed = np.array(pred.data[shown])
+    finally:
+        release.set()
+    _until(qtbot, lambda: _idle(widget))
+    pred = _outputs(viewer, "prediction")[0]
+    assert pred.metadata["te_ms"] == 80.0 and np.array_equal(pred.data[shown], previewed)  # TE 40 dropped
+    widget._volume_timer.timeout.emit()
+    _until(qtbot, lambda: _idle(widget) and "volume: PSNR" in widget.metrics.value)
+    assert _outputs(viewer, "prediction")[0].name == "prediction physics TE80 TR3000"
 
 
 def test_two_volumes_do_not_share_maps(demo, qtbot):

@@ -21,8 +21,11 @@ Dragging ``te``/``tr`` predicts the slice on screen (debounced; while a predicti
 only the newest request is kept, so stale ones are dropped) and, once the sliders rest,
 the whole volume. ``run`` predicts the whole volume at once; ``cancel`` stops it.
 The physics model computes PD/T1/T2 maps once per input (cached per layer, model, input
-TE/TR, data-consistency weight and flip averaging) and then renders from them on the GUI
-thread: the slice on screen while a slider moves, the whole volume once the sliders rest.
+TE/TR, data-consistency weight and flip averaging) and then renders from them: the slice
+on screen while a slider moves (on the GUI thread, tens of milliseconds), the whole volume
+once the sliders rest (in a worker thread, :class:`~napari_mr_reparam._background.LatestJob`).
+The comparison with a ground truth follows the same split: the slice just previewed at
+once, the whole volume in a worker thread.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from qtpy.QtCore import QObject, QSize, Qt, QTimer, Signal
 from qtpy.QtWidgets import QFrame, QScrollArea
 
 from . import DEFAULT_CONSISTENCY, DEFAULT_TE_MS, DEFAULT_TR_MS
+from ._background import LatestJob
 from .acquisition import Acquisition
 from .presets import get_input_preset
 from .units import refuse_seconds
@@ -87,6 +91,8 @@ class ReparamWidget(Container):
         self._maps = MapsCache()
         self._queue = RequestQueue()
         self._worker = self._worker_request = self._job = None
+        self._renders = LatestJob(self._show_rendered, self._on_render_error)
+        self._comparisons = LatestJob(self._show_comparison, self._on_error)
         self._per_slice = None
         self._applying_preset = False
         self._make_controls()
@@ -203,7 +209,7 @@ class ReparamWidget(Container):
         for control in (self.input_te, self.input_tr, self.model, self.device, self.consistency,
                         self.flip_average, self.gain_per_input, self.register):
             control.changed.connect(self._on_settings_changed)
-        self.ground_truth.changed.connect(self._update_comparison)
+        self.ground_truth.changed.connect(self._compare_volume)
         self.run.clicked.connect(self._start_volume)
         self.cancel.clicked.connect(self.cancel_work)
         self._viewer.dims.events.current_step.connect(self._update_metrics_label)
@@ -598,7 +604,7 @@ class ReparamWidget(Container):
             self._show_render(request, (engine, maps))
             return
         self._write_prediction(request, value)
-        self._update_comparison()
+        self._update_comparison(request.slice_index)
         where = "volume" if request.slice_index is None else f"slice {request.slice_index}"
         self.status.value = f"Done ({where}) on {self._engines.last_device}"
 
@@ -621,17 +627,36 @@ class ReparamWidget(Container):
             self._launch(pending)
 
     def _show_render(self, request: Request, engine_and_maps) -> None:
-        """Physics model: render the whole volume from the cached maps, or the slice
-        ``request.slice_index`` only (a preview while a slider moves)."""
+        """Physics model: render from the cached maps the slice ``request.slice_index``
+        (a preview while a slider moves: here, at once) or the whole volume (in a worker
+        thread; shown when it returns unless a newer render was asked meanwhile)."""
         engine, maps = engine_and_maps
+        if request.slice_index is None:
+            self._comparisons.drop()
+            self._renders.submit(lambda: render_request(engine, maps, request), request, engine_and_maps)
+            self.status.value = f"Rendering the whole volume at TE {request.te:g} / TR {request.tr:g} ms..."
+            return
+        self._renders.drop()  # a whole volume still rendering would cover the slice shown now
         try:
             volume = render_request(engine, maps, request)
         except ValueError as exc:
             self.status.value = str(exc)
             return
+        self._show_rendered(volume, request, engine_and_maps)
+
+    def _on_render_error(self, exc: Exception) -> None:
+        if isinstance(exc, ValueError):  # a target the maps cannot render: one line
+            self.status.value = str(exc)
+            return
+        self._on_error(exc)
+
+    def _show_rendered(self, volume: np.ndarray, request: Request, engine_and_maps) -> None:
+        if request.layer not in self._viewer.layers:
+            return
+        engine, maps = engine_and_maps
         shape = np.shape(request.layer.data)
         self._write_prediction(request, volume.reshape(shape if request.slice_index is None else shape[1:]))
-        self._update_comparison()
+        self._update_comparison(request.slice_index)
         where = "" if request.slice_index is None else f", slice {request.slice_index}"
         if engine is None:
             self.joint_status.value = determined_line(maps.summary(), request.register)
@@ -665,11 +690,19 @@ class ReparamWidget(Container):
                                        colormap="viridis" if key != "pd" else "gray", visible=False,
                                        metadata={"mr_reparam_role": f"map_{key}", "unit": "ms" if key != "pd" else ""})
 
+    def is_idle(self) -> bool:
+        """Whether no prediction, render or comparison is running or waiting."""
+        return (self._worker is None and self._queue.empty and self._renders.idle
+                and self._comparisons.idle)
+
     def cancel_work(self, *_) -> None:
-        """Stop the running prediction and drop any waiting one."""
+        """Stop the running prediction and drop any waiting one (and any render or
+        comparison in flight: its result is not shown)."""
         self._preview_timer.stop()
         self._volume_timer.stop()
         self._queue.take()
+        self._renders.drop()
+        self._comparisons.drop()
         if self._job is not None:
             self._job.cancel.set()
             self.status.value = "Cancelled"
@@ -725,7 +758,12 @@ class ReparamWidget(Container):
         if request.slice_index is None:
             layer.contrast_limits = (float(np.nanmin(pred)), float(np.nanmax(pred)) or 1.0)
 
-    def _update_comparison(self, *_) -> None:
+    def _compare_volume(self, *_) -> None:
+        self._update_comparison()
+
+    def _update_comparison(self, slice_index: int | None = None) -> None:
+        """The difference layer and the metrics against the ground truth: of the slice
+        ``slice_index`` at once (a preview), of the whole volume in a worker thread."""
         source, truth = self.image.value, self.ground_truth.value
         if source is None:
             return
@@ -741,13 +779,35 @@ class ReparamWidget(Container):
         if pred.shape != gt.shape:
             self.metrics.value = f"ground truth shape {gt.shape} differs from the input {pred.shape}"
             return
-        diff, per_slice = compare_volumes(pred, gt)
-        diff_layer = self._output_layer(source, "difference", pred, above=truth)
+        diff_layer = self._find_output(source, "difference")
+        if slice_index is not None and diff_layer is not None and self._per_slice is not None:
+            self._comparisons.drop()  # a whole-volume comparison in flight is older than this slice
+            k = slice(slice_index, slice_index + 1)
+            diff, per_slice = compare_volumes(pred[k], gt[k])
+            diff_layer.data[slice_index] = diff[0]
+            diff_layer.refresh()
+            self._per_slice["slices"][slice_index] = per_slice["slices"][0]
+            self._per_slice["volume_current"] = False
+            self._name_comparison(diff_layer, truth, pred_layer)
+            return
+        shown = np.array(pred)  # what is on screen now (a preview writes its slice in place)
+        self._comparisons.submit(lambda: compare_volumes(shown, gt), source, truth, pred_layer)
+
+    def _show_comparison(self, result, source, truth, pred_layer) -> None:
+        layers = self._viewer.layers
+        if (source is not self.image.value or truth is not self.ground_truth.value
+                or truth not in layers or pred_layer not in layers):
+            return  # another input or ground truth since: its own comparison follows
+        diff, per_slice = result
+        diff_layer = self._output_layer(source, "difference", diff, above=truth)
         diff_layer.data = diff
-        diff_layer.name = pred_layer.metadata.get("mr_reparam_names", {}).get("difference", "difference")
         diff_layer.contrast_limits = (0.0, max(float(np.nanmax(diff)), 1.0))
-        self.truth_hint.value = truth_mismatch(truth.name, truth.metadata, pred_layer.metadata)
         self._per_slice = per_slice
+        self._name_comparison(diff_layer, truth, pred_layer)
+
+    def _name_comparison(self, diff_layer, truth, pred_layer) -> None:
+        diff_layer.name = pred_layer.metadata.get("mr_reparam_names", {}).get("difference", "difference")
+        self.truth_hint.value = truth_mismatch(truth.name, truth.metadata, pred_layer.metadata)
         self._update_metrics_label()
 
     def _update_metrics_label(self, *_) -> None:
@@ -761,8 +821,9 @@ class ReparamWidget(Container):
             k = int(np.clip(round(layer.world_to_data(self._viewer.dims.point)[0]), 0, data.shape[0] - 1))
         s = per_slice["slices"][k]
         v = per_slice["volume"]
-        self.metrics.value = (f"slice {k}: PSNR {s['psnr']:.2f} dB, MAE {s['mae']:.2f}, SSIM {s['ssim']:.3f}\n"
-                              f"volume: PSNR {v['psnr']:.2f} dB, MAE {v['mae']:.2f}, SSIM {v['ssim']:.3f}")
+        volume = (f"volume: PSNR {v['psnr']:.2f} dB, MAE {v['mae']:.2f}, SSIM {v['ssim']:.3f}"
+                  if per_slice.get("volume_current", True) else "volume: once the whole volume is re-rendered")
+        self.metrics.value = f"slice {k}: PSNR {s['psnr']:.2f} dB, MAE {s['mae']:.2f}, SSIM {s['ssim']:.3f}\n{volume}"
 
 
 class InputRow(Container):

@@ -416,6 +416,10 @@ class RequestQueue:
         request, self._pending = self._pending, None
         return request
 
+    @property
+    def empty(self) -> bool:
+        return self._pending is None
+
 
 class EngineCache:
     """Loaded models by (name, device), shared across requests; thread-safe."""
