@@ -502,11 +502,11 @@ def test_smoothing_leaves_voxels_out_of_it_as_they_are():
     keep[0, 5, 5] = False
     images[0][0, 5, 5] = 0.0  # a missing value, held at 0
     sigma = [100.0, 100.0]  # noise so large that the held 0 would look alike
-    out = smooth_inputs(images, sigma, keep=keep)
+    out, _ = smooth_inputs(images, sigma, keep=keep)
     assert out[0][0, 5, 5] == 0.0  # left as it was
     assert abs(out[0][0, 5, 6] - 100) < 1.5  # its neighbours are not pulled down by it
     assert np.std(out[1][keep]) < 0.7 * np.std(images[1][keep])  # the rest is smoothed
-    assert smooth_inputs(images, sigma)[0][0, 5, 6] < 98  # (taking part, it would pull them)
+    assert smooth_inputs(images, sigma)[0][0][0, 5, 6] < 98  # (taking part, it would pull them)
 
 
 def test_a_voxel_at_the_noise_floor_in_the_later_echo_is_not_extrapolated_a_billionfold():
@@ -689,7 +689,7 @@ def test_smoothing_averages_over_a_disc_of_the_radius():
 
     image = np.zeros((1, 15, 15), np.float32)
     image[0, 7, 7] = 1.0
-    out = smooth_inputs([image], [1e6], radius=3.2)[0][0]  # noise so large that every neighbour is alike
+    out = smooth_inputs([image], [1e6], radius=3.2)[0][0][0]  # noise so large that every neighbour is alike
     reached = {(dy, dx) for dy in range(-7, 8) for dx in range(-7, 8) if out[7 + dy, 7 + dx] > 0}
     assert reached == {(dy, dx) for dy in range(-3, 4) for dx in range(-3, 4) if dy * dy + dx * dx <= 3.2 ** 2}
     assert (3, 1) in reached and (3, 2) not in reached
@@ -725,10 +725,10 @@ def test_smoothing_counts_how_many_voxels_each_was_averaged_over():
     image = np.zeros((1, 20, 20), np.float32)
     image[0, 5:15, 5:15] = 100.0
     image[0, 2, 2] = 50.0  # alike to nothing around it
-    out, weights = smooth_inputs([image], [1.0], radius=3.2, counts=True)
+    out, weights = smooth_inputs([image], [1.0], radius=3.2)
     assert weights.shape == image.shape and weights[0, 2, 2] == pytest.approx(1.0)
     assert weights[0, 10, 10] == pytest.approx(37, abs=0.5)  # the disc's voxels, all alike
-    np.testing.assert_array_equal(out[0], smooth_inputs([image], [1.0], radius=3.2)[0])
+    np.testing.assert_array_equal(out[0], smooth_inputs([image], [1.0], radius=3.2)[0][0])
 
 
 def test_a_slice_of_the_maps_renders_as_that_slice_of_the_volume():

@@ -702,8 +702,9 @@ def _torch_threads(threads: int | None):
 
 
 def smooth_inputs(arrays, sigma, radius: float = SMOOTH_RADIUS, strength: float = SMOOTH_RANGE,
-                  body=None, keep=None, cancelled=None, chunk_voxels: int = 1 << 20, counts: bool = False):
-    """The inputs with each voxel averaged with its in-plane neighbours of like signal.
+                  body=None, keep=None, cancelled=None, chunk_voxels: int = 1 << 20):
+    """The inputs with each voxel averaged with its in-plane neighbours of like signal, and
+    how many voxels each was averaged over: ``(inputs, weights)``.
 
     A joint bilateral filter over all inputs at once: the neighbours within a disc of
     ``radius`` voxels in the plane (the last two axes) each weigh ``exp(-d2 / (2 strength^2 n))``,
@@ -717,8 +718,8 @@ def smooth_inputs(arrays, sigma, radius: float = SMOOTH_RADIUS, strength: float 
     some input) are left as they are and lend nothing to their neighbours. (scikit-image's
     bilateral filter bins the signal distance and weighs neighbours by a spatial Gaussian:
     it smooths less evenly and measured worse here.) ``cancelled()`` is asked before each
-    chunk of slices. With ``counts``, returns ``(inputs, weights)``: ``weights`` the sum of
-    each voxel's weights (itself 1), about how many voxels its signals were averaged over.
+    chunk of slices. ``weights`` is the sum of each voxel's weights (itself 1), about how
+    many voxels its signals were averaged over.
     """
     import torch
 
@@ -732,8 +733,7 @@ def smooth_inputs(arrays, sigma, radius: float = SMOOTH_RADIUS, strength: float 
     else:
         inside = np.asarray(body, bool).reshape(planes.shape[1:])
         if not inside.any():
-            images = [out[i].reshape(shape) for i in range(n)]
-            return (images, weights.reshape(shape)) if counts else images
+            return [out[i].reshape(shape) for i in range(n)], weights.reshape(shape)
         spans = [np.flatnonzero(inside.any(axis=other)) for other in ((1, 2), (0, 2), (0, 1))]
         box = tuple(slice(int(span[0]), int(span[-1]) + 1) for span in spans)
     scale = torch.tensor([1 / max(float(sd), 1e-12) for sd in sigma], dtype=torch.float32)[:, None, None, None]
@@ -769,8 +769,7 @@ def smooth_inputs(arrays, sigma, radius: float = SMOOTH_RADIUS, strength: float 
             den[b[1:]] += w
         region[:, start:start + step] = (num / den / scale).numpy()
         weights[box][start:start + step] = den.numpy()
-    images = [out[i].reshape(shape) for i in range(n)]
-    return (images, weights.reshape(shape)) if counts else images
+    return [out[i].reshape(shape) for i in range(n)], weights.reshape(shape)
 
 
 def _pd_prior(prior: dict, shape, scales) -> tuple[np.ndarray | None, np.ndarray | None]:
@@ -1187,8 +1186,7 @@ def fit_maps(volumes, acquisitions, prior: dict | None = None, scale: str = "sha
     averaged = None
     if smooth:
         with _torch_threads(threads):
-            clean, averaged = smooth_inputs(clean, sigma_all, body=body, keep=exact, cancelled=cancelled,
-                                            counts=True)
+            clean, averaged = smooth_inputs(clean, sigma_all, body=body, keep=exact, cancelled=cancelled)
     b1 = None
     if echo_train == "epg":
         exact_each = finite if lower is None else [f & ~c for f, c in zip(finite, lower)]
