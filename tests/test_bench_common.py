@@ -73,5 +73,5 @@ def test_the_joint_fits_smoothing_is_held_where_a_benchmark_sets_it(monkeypatch)
     monkeypatch.setattr(joint_fit, "smooth_inputs", joint_fit.smooth_inputs)  # restored after the test
     use_joint_smoothing(2.9, 3.0)
     use_joint_smoothing(None, 2.5)  # each call starts from the package's own function
-    assert joint_fit.smooth_inputs.keywords == {"radius": joint_fit.SMOOTH_RADIUS, "strength": 2.5}
+    assert joint_fit.smooth_inputs.keywords == {"radius": None, "strength": 2.5}  # None: the package's disc or ball
     assert not hasattr(joint_fit.smooth_inputs.func, "keywords")

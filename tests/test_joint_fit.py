@@ -731,6 +731,33 @@ def test_smoothing_counts_how_many_voxels_each_was_averaged_over():
     np.testing.assert_array_equal(out[0], smooth_inputs([image], [1.0], radius=3.2)[0][0])
 
 
+def test_near_isotropic_slices_are_smoothed_across_within_the_ball():
+    from napari_mr_reparam.joint_fit import smooth_inputs, smoothing_offsets
+
+    assert len(smoothing_offsets(3.2)) == 18 and all(dz == 0 for dz, _, _ in smoothing_offsets(3.2))
+    ball = smoothing_offsets(3.2, (1.0, 1.0, 1.0))
+    assert max(dz for dz, _, _ in ball) == 3 and len(ball) == 73  # half of the 147 voxels, less itself
+    assert all(dz * dz + dy * dy + dx * dx <= 3.2**2 for dz, dy, dx in ball)
+    assert smoothing_offsets(3.2, (5.0, 1.0, 1.0)) == smoothing_offsets(3.2)  # slabs: in-plane only
+    assert len(smoothing_offsets(None, (1.0, 1.0, 1.0))) == 40  # the default ball, radius 2.5: 81 voxels
+    rng = np.random.default_rng(3)
+    image = np.full((12, 16, 16), 100.0, np.float32)
+    image[6:] = 200.0  # an edge between slices: kept
+    noisy = image + rng.normal(0, 1.0, image.shape).astype(np.float32)
+    flat, flat_w = smooth_inputs([noisy], [1.0])
+    ball_out, ball_w = smooth_inputs([noisy], [1.0], spacing=(1.0, 1.0, 1.0), chunk_voxels=3 * 16 * 16)
+    inner = (slice(1, 4), slice(4, 12), slice(4, 12))
+
+    def spread(out):
+        return np.median(np.abs((out[0] - image)[inner]))
+
+    assert ball_w[2, 8, 8] > 1.6 * flat_w[2, 8, 8]  # neighbouring slices averaged in
+    assert spread(ball_out) < 0.8 * spread(flat)
+    assert np.abs(ball_out[0][5] - 100).max() < 5 and np.abs(ball_out[0][6] - 200).max() < 5  # the edge kept
+    whole, _ = smooth_inputs([noisy], [1.0], spacing=(1.0, 1.0, 1.0))  # chunks with a halo: as in one piece
+    np.testing.assert_allclose(ball_out[0], whole[0], rtol=1e-5)
+
+
 def test_a_slice_of_the_maps_renders_as_that_slice_of_the_volume():
     pd, t1, t2 = _maps(shape=(3, 24, 24), seed=6)
     acqs = [Acquisition(15, 3000), Acquisition(100, 3000), Acquisition(15, 500)]

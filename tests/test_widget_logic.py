@@ -71,8 +71,8 @@ def test_joint_inputs_keep_the_readers_clipped_voxels_where_the_layer_has_its_sh
                                         extra={"saturated": mask}))
     cropped = _layer("cropped", (2, 8, 8), volume=Volume(np.empty((0, 8, 8)), kind="image", original_shape=(2, 8, 8),
                                                           extra={"saturated": mask[:1]}))
-    arrays, clipped, resampled, _, _ = joint_inputs([InputSpec(read, "spin_echo"), InputSpec(cropped, "spin_echo"),
-                                               InputSpec(_layer("plain"), "spin_echo")])
+    arrays, clipped, resampled, _, _, _ = joint_inputs([InputSpec(read, "spin_echo"), InputSpec(cropped, "spin_echo"),
+                                                  InputSpec(_layer("plain"), "spin_echo")])
     assert clipped[0] is mask and clipped[1] is None and clipped[2] is None
     assert resampled == [] and all(a.shape == (2, 8, 8) for a in arrays)
 
@@ -92,9 +92,17 @@ def test_joint_inputs_of_other_grids_are_resampled_onto_the_first(tmp_path):
         layers.append(SimpleNamespace(data=data, name=kwargs["name"], metadata=kwargs["metadata"]))
     specs = [InputSpec(layers[0], "spin_echo", 15.0, 3000.0), InputSpec(layers[1], "spin_echo", 100.0, 3000.0)]
     assert [a.te_ms for a in joint_acquisitions(specs)] == [15.0, 100.0]  # no refusal: the reader placed both
-    arrays, _, resampled, _, _ = joint_inputs(specs)
+    arrays, _, resampled, _, _, spacing = joint_inputs(specs)
     assert resampled == ["coarse"] and arrays[1].shape == arrays[0].shape == (3, 16, 16)
-    assert np.allclose(arrays[1], 2.0)
+    assert np.allclose(arrays[1], 2.0) and spacing == (1.0, 1.0, 1.0)  # the first input's grid (1 mm)
+
+
+def test_joint_inputs_give_the_first_layers_voxel_spacing_for_the_smoothing():
+    thick = SimpleNamespace(data=np.ones((4, 8, 8), np.float32), name="slabs", metadata={}, scale=(5.0, 0.9, 0.9))
+    *_, spacing = joint_inputs([InputSpec(thick, "spin_echo", 15.0, 3000.0),
+                                InputSpec(SimpleNamespace(data=np.ones((4, 8, 8), np.float32), name="b", metadata={},
+                                                          scale=(5.0, 0.9, 0.9)), "spin_echo", 100.0, 3000.0)])
+    assert spacing == (5.0, 0.9, 0.9)
 
 
 def test_joint_inputs_are_checked_with_one_line_messages():

@@ -554,10 +554,10 @@ class ReparamWidget(Container):
             if request.inputs:
                 from .joint_fit import joint_maps
 
-                volumes, clipped, resampled, motions, noise = joint_inputs(
+                volumes, clipped, resampled, motions, noise, spacing = joint_inputs(
                     request.inputs, request.register, progress=job.advance, cancelled=job.cancel.is_set)
                 maps = joint_maps(volumes, joint_acquisitions(request.inputs), engine=engine, clipped=clipped,
-                                  noise=noise,
+                                  noise=noise, spacing=spacing,
                                   scale="per_input" if request.gain_per_input else "shared",
                                   engine_options=InferenceOptions(request.consistency, request.flip_average),
                                   progress=job.advance, cancelled=job.cancel.is_set)

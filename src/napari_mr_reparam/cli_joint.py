@@ -469,7 +469,7 @@ def fit_inputs(paths, args, model="physics", device="auto", engine=None, volumes
     maps = joint_maps([v.data for v in volumes], acqs, engine=engine, scale=scale, progress=progress,
                       clipped=[(v.extra or {}).get("saturated") for v in volumes], noise=noise,
                       echo_train=getattr(args, "echo_train", "epg"),
-                      smooth=not getattr(args, "no_smooth", False))
+                      smooth=not getattr(args, "no_smooth", False), spacing=volumes[0].spacing)
     maps.resampled = tuple(resampled)
     maps.registered = tuple(motions)
     if maps.partly_measured > 0:

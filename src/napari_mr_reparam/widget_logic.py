@@ -166,7 +166,7 @@ def input_volume(layer):
     """A layer as a :class:`~napari_mr_reparam.io.Volume` named after it: the reader's
     volume (its geometry and the voxels its scanner clipped, kept in the layer's metadata)
     with the layer's data, where the layer still has that volume's shape; else an image
-    of unknown placement."""
+    of unknown placement, its voxel spacing the layer's scale."""
     from dataclasses import replace
 
     from .io import Volume
@@ -179,7 +179,9 @@ def input_volume(layer):
         if np.shape(extra.get("saturated")) != data.shape:
             extra.pop("saturated", None)
         return replace(volume, data=data, source=name, extra=extra)
-    return Volume(data=data, kind="image", source=name)
+    scale = tuple(float(v) for v in np.ravel(getattr(layer, "scale", ())))
+    spacing = scale[-3:] if data.ndim == 3 and len(scale) >= 3 else (1.0, 1.0, 1.0)
+    return Volume(data=data, kind="image", source=name, spacing=spacing)
 
 
 def joint_job_units(inputs, register: bool = False) -> int:
@@ -194,14 +196,15 @@ def joint_job_units(inputs, register: bool = False) -> int:
 
 
 def joint_inputs(inputs, register: bool = False, progress=None,
-                 cancelled=None) -> tuple[list[np.ndarray], list, list[str], list, list]:
+                 cancelled=None) -> tuple[list[np.ndarray], list, list[str], list, list, tuple]:
     """The inputs' images on the first input's grid (:func:`~napari_mr_reparam.grids.on_one_grid`:
     layers the reader placed, NIfTI or DICOM, resampled by their affines where their grid
     differs; with ``register``, each further one's affine first corrected for its motion
     against the first, :func:`~napari_mr_reparam.registration.registered_by_name`, which
     counts ``progress`` and asks ``cancelled``), each one's clipped voxels (or None), the
-    names of those resampled, (name, motion) of those registered, and each one's noise as
-    measured on its own grid (:func:`~napari_mr_reparam.joint_fit.noise_on_own_grids`).
+    names of those resampled, (name, motion) of those registered, each one's noise as
+    measured on its own grid (:func:`~napari_mr_reparam.joint_fit.noise_on_own_grids`), and
+    the first input's voxel spacing (the grid they are on).
     Runs off the GUI thread (registration and resampling read every voxel)."""
     from .grids import on_one_grid
     from .joint_fit import noise_on_own_grids
@@ -215,7 +218,7 @@ def joint_inputs(inputs, register: bool = False, progress=None,
         volumes, motions = registered_by_name(volumes, progress=progress, cancelled=cancelled)
     volumes, moved = on_one_grid(volumes)
     clipped = [(v.extra or {}).get("saturated") for v in volumes]
-    return [v.data for v in volumes], clipped, [volumes[i].source for i in moved], motions, noise
+    return [v.data for v in volumes], clipped, [volumes[i].source for i in moved], motions, noise, volumes[0].spacing
 
 
 def determined_line(summary: dict, register: bool = False) -> str:
