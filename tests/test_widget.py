@@ -452,6 +452,18 @@ def test_clearing_the_ground_truth_removes_its_difference(demo, qtbot):
     assert not _outputs(viewer, "difference") and widget.metrics.value == ""
 
 
+def test_the_metrics_of_one_input_are_not_shown_for_another(demo, qtbot):
+    viewer, widget = demo
+    widget.ground_truth.value = viewer.layers["head TE120 TR6000"]
+    widget.run.clicked.emit()
+    _until(qtbot, lambda: _idle(widget) and "volume: PSNR" in widget.metrics.value)
+    deeper = viewer.add_image(np.ones((9, 32, 32), np.float32), name="deeper")
+    widget.reset_choices()
+    widget.image.value = deeper
+    viewer.dims.set_current_step(0, 8)  # a slice the compared volume does not have
+    assert widget.metrics.value == ""
+
+
 def test_a_ground_truth_at_other_times_gets_a_hint(demo, qtbot):
     viewer, widget = demo
     truth = viewer.layers["head TE20 TR600"]

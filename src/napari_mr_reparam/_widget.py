@@ -392,6 +392,7 @@ class ReparamWidget(Container):
                                      f"{self.input_te.value:g} / TR {self.input_tr.value:g} ms (name its "
                                      "acquisition with Input preset)")
         self._sync_input_preset()
+        self._update_metrics_label()
 
     def _seconds_hint(self) -> str:
         """The hint for a time field holding what can only be seconds (shown in the status)."""
@@ -780,7 +781,9 @@ class ReparamWidget(Container):
             self.metrics.value = f"ground truth shape {gt.shape} differs from the input {pred.shape}"
             return
         diff_layer = self._find_output(source, "difference")
-        if slice_index is not None and diff_layer is not None and self._per_slice is not None:
+        of = (self._per_slice or {}).get("of", (None, None))
+        compared = of[0] is source and of[1] is truth
+        if slice_index is not None and diff_layer is not None and compared:
             self._comparisons.drop()  # a whole-volume comparison in flight is older than this slice
             k = slice(slice_index, slice_index + 1)
             diff, per_slice = compare_volumes(pred[k], gt[k])
@@ -799,6 +802,7 @@ class ReparamWidget(Container):
                 or truth not in layers or pred_layer not in layers):
             return  # another input or ground truth since: its own comparison follows
         diff, per_slice = result
+        per_slice["of"] = (source, truth)  # what the figures compare
         diff_layer = self._output_layer(source, "difference", diff, above=truth)
         diff_layer.data = diff
         diff_layer.contrast_limits = (0.0, max(float(np.nanmax(diff)), 1.0))
@@ -814,6 +818,9 @@ class ReparamWidget(Container):
         per_slice = self._per_slice
         layer = self.image.value
         if not per_slice or layer is None:
+            return
+        if per_slice["of"][0] is not layer:  # the figures of another input: not this one's
+            self.metrics.value = ""
             return
         data = np.asarray(layer.data)
         k = 0
