@@ -807,10 +807,8 @@ def smoothing_offsets(radius: float | None = None, spacing=None) -> list[tuple[i
         radius = SMOOTH_RADIUS if math.isinf(gap) else SMOOTH_BALL_RADIUS
     reach = int(radius)
     out = []
-    for dz in range(0, reach + 1):
+    for dz in range(0, 1 if math.isinf(gap) else int(radius / gap) + 1):
         left = radius * radius - (dz * gap) ** 2 if dz else radius * radius
-        if left < 0:
-            break
         for dy in range(-reach, reach + 1):
             for dx in range(-reach, reach + 1):
                 if (dz, dy, dx) > (0, 0, 0) and dy * dy + dx * dx <= left:
@@ -1204,7 +1202,7 @@ def fit_maps(volumes, acquisitions, prior: dict | None = None, scale: str = "sha
     spacing : tuple of float, optional
         Voxel spacing (slice, row, column) of 3-D inputs, for the smoothing: slices at most
         :data:`SMOOTH_SLICE_RATIO` pixels apart (a 1 mm MPRAGE or 3-D FLAIR) are averaged
-        across too, within the ball of :data:`SMOOTH_RADIUS` pixels. Default: in-plane only.
+        across too, within the ball of :data:`SMOOTH_BALL_RADIUS` pixels. Default: in-plane only.
     progress, cancelled : callables, optional
         As the engine's: ``progress(n)`` after each chunk of voxels with the number of
         slices (first axis; one for a 2-D image) it finished, ``cancelled()`` asked before
