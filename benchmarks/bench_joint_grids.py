@@ -103,7 +103,7 @@ def run_row(folder, subject, protocol, voxel, thick_first, noise, rng, engine, c
         volumes, moved = on_first_grid(volumes)
     resample_s = time.perf_counter() - start
     start = time.perf_counter()
-    maps = joint_maps([v.data for v in volumes], acqs, engine=engine, noise=noise)
+    maps = joint_maps([v.data for v in volumes], acqs, engine=engine, noise=noise, spacing=volumes[0].spacing)
     fit_s = time.perf_counter() - start
     reference = voxel if thick_first else (1, 1, 1)
     scores, outside = [], []

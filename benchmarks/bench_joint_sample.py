@@ -30,8 +30,10 @@ def main(argv=None) -> int:
     from napari_mr_reparam.simulate import Acquisition
     from napari_mr_reparam.widget_logic import compare_volumes
 
+    layers = make_sample_all()
     images = [(kw["metadata"]["te_ms"], kw["metadata"]["tr_ms"], np.asarray(data, np.float32))
-              for data, kw, _ in make_sample_all()]
+              for data, kw, _ in layers]
+    spacing = layers[0][1]["scale"]  # as the widget passes it (4 mm slices: smoothed in-plane)
     names = [f"{te:g}/{tr:g}" for te, tr, _ in images]
     engine = Reparameterizer(args.model, device="cpu")
     print(f"sample head, {images[0][2].shape[0]} slices, model {args.model}: volume PSNR (dB) at each image "
@@ -41,7 +43,8 @@ def main(argv=None) -> int:
     for count in (1, 2, 3):
         for chosen in itertools.combinations(range(len(images)), count):
             maps = joint_maps([images[i][2] for i in chosen],
-                              [Acquisition(images[i][0], images[i][1]) for i in chosen], engine=engine)
+                              [Acquisition(images[i][0], images[i][1]) for i in chosen], engine=engine,
+                              spacing=spacing)
             cells, scores = [], []
             for k, (te, tr, truth) in enumerate(images):
                 if k in chosen:

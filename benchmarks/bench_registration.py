@@ -126,7 +126,7 @@ def run_row(folder, row, still, moved, noise, seed, motion, voxel=(1, 1, 1), eng
 
             volumes = [volumes[0], *(moved_back(v, Motion(motion, 0.0, 0.0)) for v in volumes[1:])]
         volumes, _ = on_first_grid(volumes, registered=row != "moved, as they lie")
-    maps = joint_maps([v.data for v in volumes], acqs, engine=engine, noise=noise)
+    maps = joint_maps([v.data for v in volumes], acqs, engine=engine, noise=noise, spacing=volumes[0].spacing)
     import bench_external as ext
 
     scores = [psnr_per_slice(maps.render(t.te, t.tr, "spin_echo"), truth.render("spin_echo", t.te, t.tr, None))
