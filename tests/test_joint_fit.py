@@ -740,6 +740,9 @@ def test_near_isotropic_slices_are_smoothed_across_within_the_ball():
     assert all(dz * dz + dy * dy + dx * dx <= 3.2**2 for dz, dy, dx in ball)
     assert smoothing_offsets(3.2, (5.0, 1.0, 1.0)) == smoothing_offsets(3.2)  # slabs: in-plane only
     assert len(smoothing_offsets(None, (1.0, 1.0, 1.0))) == 40  # the default ball, radius 2.5: 81 voxels
+    assert smoothing_offsets(None, (float("nan"), 1.0, 1.0)) == smoothing_offsets()  # unknown: in-plane
+    with pytest.raises(ValueError, match="spacing must be three numbers"):
+        smoothing_offsets(None, (1.0, 1.0))
     rng = np.random.default_rng(3)
     image = np.full((12, 16, 16), 100.0, np.float32)
     image[6:] = 200.0  # an edge between slices: kept

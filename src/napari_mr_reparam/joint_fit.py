@@ -800,6 +800,8 @@ def smoothing_offsets(radius: float | None = None, spacing=None) -> list[tuple[i
     pixels)."""
     gap = math.inf
     if spacing is not None:
+        if np.ndim(spacing) != 1 or len(spacing) != 3:
+            raise ValueError(f"spacing must be three numbers (slice, row, column), got {spacing!r}")
         slice_mm, *pixel = (float(v) for v in spacing)
         if min(pixel) > 0 and 0 < slice_mm <= SMOOTH_SLICE_RATIO * min(pixel):
             gap = slice_mm / min(pixel)
