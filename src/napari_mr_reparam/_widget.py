@@ -50,8 +50,8 @@ from .units import refuse_seconds
 from .widget_logic import (
     CUSTOM, EngineCache, InputSpec, MapsCache, Request, RequestQueue, compare_volumes,
     determined_line, guessed_input_preset, guessed_line, image_refusal, input_from_metadata, input_refusal,
-    joint_acquisitions, joint_inputs, joint_job_units, layer_names, matching_preset, preset_choices, preset_controls, preset_refusal,
-    render_request, seconds_hint, truth_mismatch,
+    joint_acquisitions, joint_inputs, joint_job_units, layer_names, matching_preset, preset_choices,
+    preset_controls, preset_refusal, render_request, seconds_hint, truth_mismatch,
 )
 
 if TYPE_CHECKING:
@@ -793,8 +793,9 @@ class ReparamWidget(Container):
             self._per_slice["volume_current"] = False
             self._name_comparison(diff_layer, truth, pred_layer)
             return
-        shown = np.array(pred)  # what is on screen now (a preview writes its slice in place)
-        self._comparisons.submit(lambda: compare_volumes(shown, gt), source, truth, pred_layer)
+        # no copy: a preview that writes a slice in place meanwhile drops this comparison, or
+        # asks for a newer one, so a result read from a half-written volume is never shown
+        self._comparisons.submit(lambda: compare_volumes(pred, gt), source, truth, pred_layer)
 
     def _show_comparison(self, result, source, truth, pred_layer) -> None:
         layers = self._viewer.layers
