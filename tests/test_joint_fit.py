@@ -759,6 +759,10 @@ def test_near_isotropic_slices_are_smoothed_across_within_the_ball():
     assert np.abs(ball_out[0][5] - 100).max() < 5 and np.abs(ball_out[0][6] - 200).max() < 5  # the edge kept
     whole, _ = smooth_inputs([noisy], [1.0], spacing=(1.0, 1.0, 1.0))  # chunks with a halo: as in one piece
     np.testing.assert_allclose(ball_out[0], whole[0], rtol=1e-5)
+    given = noisy.copy()
+    thin, _ = smooth_inputs([noisy], [1.0], spacing=(1.0, 1.0, 1.0), chunk_voxels=16 * 16)  # one slice, halo 2
+    np.testing.assert_allclose(thin[0], whole[0], rtol=1e-5)
+    np.testing.assert_array_equal(noisy, given)  # the input itself is left as it was
 
 
 def test_a_slice_of_the_maps_renders_as_that_slice_of_the_volume():

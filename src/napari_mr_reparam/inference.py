@@ -135,6 +135,18 @@ def build_model(card: dict):
     raise ValueError(f"weights describe an unknown architecture {arch!r}")
 
 
+def _placed(net, device):
+    """``net`` moved to ``device``; on the CPU also to the channels-last layout, in which
+    oneDNN's convolutions run about a quarter faster on the maps of a 181-slice volume
+    (the same maps to float rounding; training/RESULTS.md, "How fast is inference?")."""
+    import torch
+
+    net = net.to(device)
+    if device.type == "cpu":
+        net = net.to(memory_format=torch.channels_last)
+    return net
+
+
 def bound_target_range(card: dict) -> dict | None:
     """The target TE/TR range (ms, ``{"te": (lo, hi), "tr": (lo, hi)}``) that predictions of
     the model a weight card describes are bound to: the range it was trained on
@@ -198,7 +210,7 @@ class Reparameterizer:
         if missing or unexpected:
             raise WeightsError(f"{source}: weights do not fit the {card['arch']} model "
                                f"({len(missing)} missing, {len(unexpected)} unexpected tensors)")
-        self.net = net.eval().to(self.device)
+        self.net = _placed(net.eval(), self.device)
         self._torch = torch
         self._defaults = self._model_defaults()
         self._defaults = self.resolve(InferenceOptions(consistency, flip_average, calibrate_peak, keep_detail))
@@ -490,7 +502,7 @@ class Reparameterizer:
             warnings.warn(f"out of {self.device.type.upper()} memory even one slice at a time; "
                           "falling back to the CPU", RuntimeWarning, stacklevel=3)
             self.device = self._torch.device("cpu")
-            self.net = self.net.to(self.device)
+            self.net = _placed(self.net, self.device)
         return None
 
     def _release_cache(self) -> None:

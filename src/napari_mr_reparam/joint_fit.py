@@ -738,7 +738,7 @@ def smooth_inputs(arrays, sigma, radius: float | None = None, strength: float = 
 
     shape = arrays[0].shape
     planes = np.stack([np.asarray(a, np.float32).reshape((-1,) + shape[-2:]) for a in arrays])  # (n, z, y, x)
-    out = planes.copy()
+    out = planes  # written in place, each chunk once no later chunk reads its slices (no copy)
     weights = np.ones(planes.shape[1:], np.float32)
     n = planes.shape[0]
     if body is None:
@@ -754,10 +754,19 @@ def smooth_inputs(arrays, sigma, radius: float | None = None, strength: float = 
     part = planes[:, box[0], box[1], box[2]]
     region = out[:, box[0], box[1], box[2]]  # a view: written chunk by chunk
     taking = None if keep is None else np.asarray(keep, bool).reshape(planes.shape[1:])[box]
+    if taking is not None and taking.all():
+        taking = None  # every voxel takes part: no mask to apply to each pair's weights
     z, ny, nx = part.shape[1:]
     offsets = smoothing_offsets(radius, spacing if len(shape) == 3 else None)
     halo = max(dz for dz, _, _ in offsets)  # slices a chunk reads beyond its own
     step = max(1, chunk_voxels // max(ny * nx, 1))
+    done = []  # (first slice, smoothed slices) not yet written: later chunks still read them
+
+    def write(before: int) -> None:
+        while done and done[0][0] + done[0][1].shape[1] <= before:
+            first, smoothed = done.pop(0)
+            region[:, first:first + smoothed.shape[1]] = smoothed
+
     for start in range(0, z, step):
         if cancelled is not None and cancelled():
             from .inference import Cancelled
@@ -786,8 +795,10 @@ def smooth_inputs(arrays, sigma, radius: float | None = None, strength: float = 
             den[a[1:]] += w
             den[b[1:]] += w
         own = slice(start - lo, start - lo + min(step, z - start))  # the chunk's slices, without the halo
-        region[:, start:start + step] = (num[:, own] / den[own] / scale).numpy()
+        done.append((start, (num[:, own] / den[own] / scale).numpy()))
         weights[box][start:start + step] = den[own].numpy()
+        write(start + step - halo)  # the next chunk reads from there on
+    write(z)
     return [out[i].reshape(shape) for i in range(n)], weights.reshape(shape)
 
 
@@ -1223,7 +1234,7 @@ def fit_maps(volumes, acquisitions, prior: dict | None = None, scale: str = "sha
     complete = np.logical_and.reduce(finite)  # every input measured
     exact = complete if lower is None else complete & ~np.logical_or.reduce(lower)  # and none clipped
     nan = ~np.logical_or.reduce(finite)  # none
-    clean = [np.where(f, a, 0).astype(np.float32) for f, a in zip(finite, arrays)]
+    clean = [np.where(f, a, 0).astype(np.float32, copy=False) for f, a in zip(finite, arrays)]
     peaks = np.array([_robust_max(a) for a in clean], np.float32)
     if noise is None:
         noise = estimate_noise(clean) or DEFAULT_NOISE
