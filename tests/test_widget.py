@@ -7,7 +7,7 @@ from napari_mr_reparam import DEFAULT_CONSISTENCY
 
 from napari_mr_reparam._sample_data import make_sample_all
 from napari_mr_reparam._widget import ReparamWidget
-from napari_mr_reparam.widget_logic import Request, RequestQueue, compare_volumes, layer_names
+from napari_mr_reparam.widget_logic import compare_volumes, layer_names
 
 
 @pytest.fixture
@@ -226,7 +226,7 @@ def test_physics_maps_once_then_instant_renders(demo, qtbot):
         before = np.array(pred.data)
         widget.te.value = te
         widget._preview_timer.timeout.emit()
-        assert widget._worker is None
+        assert not widget._predictions.busy
         pred = _outputs(viewer, "prediction")[0]
         changed = [k for k in range(len(before)) if not np.array_equal(pred.data[k], before[k])]
         assert pred.metadata["te_ms"] == te and changed == [shown] and widget.status.value.endswith(f"slice {shown})")
@@ -359,13 +359,6 @@ def test_closing_the_input_mid_run_cancels(demo, qtbot):
     viewer.layers.remove(viewer.layers[0])
     _until(qtbot, lambda: _idle(widget))
     assert not _outputs(viewer, "prediction")
-
-
-def test_request_queue_keeps_only_the_newest():
-    q = RequestQueue()
-    for te in range(1000):
-        q.put(Request(layer=None, model="d2p", device="cpu", te=float(te), tr=5000.0))
-    assert q.take().te == 999.0 and q.take() is None and q.dropped == 999
 
 
 def test_compare_volumes_and_names():
@@ -628,7 +621,7 @@ def test_two_inputs_give_joint_maps_from_one_call_opened_from_the_plugins_menu(
     # every slider move re-renders from the joint maps, with no new fit
     widget.preset.value = "FLAIR"
     widget._preview_timer.timeout.emit()
-    assert widget._worker is None and len(calls) == 1
+    assert not widget._predictions.busy and len(calls) == 1
     assert "IR TE120 TR9000 TI2500" in _outputs(viewer, "prediction")[0].name
     # images of separate series: a gain each, a new fit
     widget.gain_per_input.value = True
@@ -669,7 +662,7 @@ def test_mismatched_inputs_give_one_message_and_change_nothing(demo, qtbot):
     row = widget.add_input_row()
     row.layer.value = odd
     widget.run.clicked.emit()
-    assert widget._worker is None
+    assert not widget._predictions.busy
     assert widget.status.value.startswith("the inputs are on different grids")
     assert "4x32x32) and odd has no affine" in widget.status.value
     row.layer.value = viewer.layers["head TE20 TR600"]

@@ -13,8 +13,9 @@ input's own acquisition is then given in full (``input_sequence``, ``input_ti``,
 ``input_flip``), ``gain_per_input`` says whether the images carry one receiver gain (one
 series) or one each (separate series), ``register`` whether each further image is first
 registered onto the first (the head moved between series), and ``joint_status`` says which parameters the inputs determine. Each job is one engine call in a
-napari ``thread_worker``, which reports progress through the engine's ``progress``
-callback and stops at the engine's ``cancelled`` hook; torch is imported only when the
+napari ``thread_worker`` (:class:`~napari_mr_reparam._background.LatestJob`, as every
+piece of work longer than a slice's render), which reports progress through the engine's
+``progress`` callback and stops at the engine's ``cancelled`` hook; torch is imported only when the
 first prediction starts, so the widget opens quickly.
 
 Dragging ``te``/``tr`` predicts the slice on screen (debounced; while a prediction runs
@@ -23,7 +24,7 @@ the whole volume. ``run`` predicts the whole volume at once; ``cancel`` stops it
 The physics model computes PD/T1/T2 maps once per input (cached per layer, model, input
 TE/TR, data-consistency weight and flip averaging) and then renders from them: the slice
 on screen while a slider moves (on the GUI thread, tens of milliseconds), the whole volume
-once the sliders rest (in a worker thread, :class:`~napari_mr_reparam._background.LatestJob`).
+once the sliders rest (in a worker thread).
 The comparison with a ground truth follows the same split: the slice just previewed at
 once, the whole volume in a worker thread.
 """
@@ -32,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import replace
+from functools import partial
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -39,7 +41,7 @@ from magicgui.widgets import (
     CheckBox, ComboBox, Container, FloatSlider, FloatSpinBox, Label, ProgressBar, PushButton,
     create_widget,
 )
-from qtpy.QtCore import QObject, QSize, Qt, QTimer, Signal
+from qtpy.QtCore import QSize, Qt, QTimer
 from qtpy.QtWidgets import QFrame, QScrollArea
 
 from . import DEFAULT_CONSISTENCY, DEFAULT_TE_MS, DEFAULT_TR_MS
@@ -48,7 +50,7 @@ from .acquisition import Acquisition
 from .presets import get_input_preset
 from .units import refuse_seconds
 from .widget_logic import (
-    CUSTOM, EngineCache, InputSpec, MapsCache, Request, RequestQueue, compare_volumes,
+    CUSTOM, EngineCache, InputSpec, MapsCache, Request, compare_volumes,
     determined_line, guessed_input_preset, guessed_line, image_refusal, input_from_metadata, input_refusal,
     joint_acquisitions, joint_inputs, joint_job_units, layer_names, matching_preset, preset_choices,
     preset_controls, preset_refusal, render_request, seconds_hint, truth_mismatch,
@@ -89,8 +91,11 @@ class ReparamWidget(Container):
         self._viewer = napari_viewer
         self._engines = EngineCache()
         self._maps = MapsCache()
-        self._queue = RequestQueue()
-        self._worker = self._worker_request = self._job = None
+        # the model's work: a newer request waits (replacing any waiting one); a result it
+        # supersedes is still shown, its maps cached for the newer one
+        self._predictions = LatestJob(self._on_result, self._on_error, on_start=self._on_started,
+                                      on_progress=self._on_progress, on_finished=self._on_finished,
+                                      keep_stale=True)
         self._renders = LatestJob(self._show_rendered, self._on_render_error)
         self._comparisons = LatestJob(self._show_comparison, self._on_error)
         self._per_slice = None
@@ -219,7 +224,7 @@ class ReparamWidget(Container):
 
     def _on_layer_removed(self, event) -> None:
         """Closing an input layer mid-run cancels the work for it."""
-        current = self._worker_request
+        current = next(iter(self._predictions.running), None)
         if current is not None and (event.value is current.layer
                                     or any(event.value is spec.layer for spec in current.inputs)):
             self.cancel_work()
@@ -525,62 +530,15 @@ class ReparamWidget(Container):
         if maps is not None:  # physics: the maps exist, rendering is instant
             self._show_render(request, maps)
             return
-        if self._worker is not None:
-            self._queue.put(request)  # the newest request replaces any waiting one
-            return
-        self._launch(request)
+        # one engine call in a worker thread, after any running one (a newer request
+        # replaces this one while it waits)
+        self._predictions.submit(partial(_compute, self._engines, request, np.asarray(request.layer.data)), request)
 
-    def _launch(self, request: Request) -> None:
-        """Run one engine call for ``request`` in a worker thread.
-
-        The engine chunks the volume itself; its ``progress`` callback moves the bar
-        (through a Qt signal, so from the worker thread safely) and its ``cancelled``
-        hook reads the job's cancel flag.
-        """
-        from napari.qt.threading import thread_worker
-
-        from .inference import InferenceOptions
-
-        engines, job = self._engines, _Job()
+    def _on_started(self, request: Request) -> None:
         data = np.asarray(request.layer.data)
         total = data.shape[0] if data.ndim == 3 and request.slice_index is None else 1
-
         if request.inputs:
             total = joint_job_units(request.inputs, request.register)
-
-        @thread_worker(ignore_errors=True)
-        def work():
-            engine = engines.get(request.model, request.device)
-            given = request.given()
-            if request.inputs:
-                from .joint_fit import joint_maps
-
-                volumes, clipped, resampled, motions, noise, spacing = joint_inputs(
-                    request.inputs, request.register, progress=job.advance, cancelled=job.cancel.is_set)
-                maps = joint_maps(volumes, joint_acquisitions(request.inputs), engine=engine, clipped=clipped,
-                                  noise=noise, spacing=spacing,
-                                  scale="per_input" if request.gain_per_input else "shared",
-                                  engine_options=InferenceOptions(request.consistency, request.flip_average),
-                                  progress=job.advance, cancelled=job.cancel.is_set)
-                maps.resampled, maps.registered = tuple(resampled), tuple(motions)
-                return ("maps", (None, maps))
-            if engine.renders_from_maps:
-                options = InferenceOptions(request.consistency, request.flip_average)
-                maps = engine.compute_maps(data, given, options=options, progress=job.advance,
-                                           cancelled=job.cancel.is_set)
-                return ("maps", (engine, maps))
-            volume = data if request.slice_index is None else data[request.slice_index]
-            pred = engine.predict(volume, Acquisition(request.te, request.tr), given,
-                                  progress=job.advance, cancelled=job.cancel.is_set)
-            return ("prediction", pred)
-
-        job.signals.advanced.connect(self._on_progress)
-        worker = work()
-        self._job, self._worker_request = job, request
-        worker.returned.connect(lambda result: self._on_result(request, result))
-        worker.errored.connect(self._on_error)
-        worker.finished.connect(self._on_finished)
-        self._worker = worker
         self.cancel.enabled = True
         self.progress.max, self.progress.value = total, 0
         what = "whole volume" if request.slice_index is None else f"slice {request.slice_index}"
@@ -588,12 +546,11 @@ class ReparamWidget(Container):
         if request.inputs:
             first = "Registering the inputs onto the first, then fitting" if request.register else "Fitting"
             self.status.value = f"{first} joint maps to {len(request.inputs)} inputs..."
-        worker.start()
 
     def _on_progress(self, done: int) -> None:
         self.progress.value = min(self.progress.value + done, self.progress.max)
 
-    def _on_result(self, request: Request, result) -> None:
+    def _on_result(self, result, request: Request) -> None:
         if request.layer not in self._viewer.layers:
             self.status.value = "The input was closed; its prediction is dropped"
             return
@@ -604,7 +561,7 @@ class ReparamWidget(Container):
             self._maps.put(request, engine, maps)
             self._show_render(request, (engine, maps))
             return
-        self._write_prediction(request, value)
+        self._write_prediction(request, *value)
         self._update_comparison(request.slice_index)
         where = "volume" if request.slice_index is None else f"slice {request.slice_index}"
         self.status.value = f"Done ({where}) on {self._engines.last_device}"
@@ -621,11 +578,7 @@ class ReparamWidget(Container):
         show_error(f"MR re-parameterization failed: {exc}")
 
     def _on_finished(self) -> None:
-        self._worker = self._worker_request = self._job = None
         self.cancel.enabled = False
-        pending = self._queue.take()
-        if pending is not None:
-            self._launch(pending)
 
     def _show_render(self, request: Request, engine_and_maps) -> None:
         """Physics model: render from the cached maps the slice ``request.slice_index``
@@ -634,7 +587,8 @@ class ReparamWidget(Container):
         engine, maps = engine_and_maps
         if request.slice_index is None:
             self._comparisons.drop()
-            self._renders.submit(lambda: render_request(engine, maps, request), request, engine_and_maps)
+            self._renders.submit(lambda job: _with_range(render_request(engine, maps, request)), request,
+                                 engine_and_maps)
             self.status.value = f"Rendering the whole volume at TE {request.te:g} / TR {request.tr:g} ms..."
             return
         self._renders.drop()  # a whole volume still rendering would cover the slice shown now
@@ -643,7 +597,7 @@ class ReparamWidget(Container):
         except ValueError as exc:
             self.status.value = str(exc)
             return
-        self._show_rendered(volume, request, engine_and_maps)
+        self._show_rendered((volume, None), request, engine_and_maps)
 
     def _on_render_error(self, exc: Exception) -> None:
         if isinstance(exc, ValueError):  # a target the maps cannot render: one line
@@ -651,12 +605,14 @@ class ReparamWidget(Container):
             return
         self._on_error(exc)
 
-    def _show_rendered(self, volume: np.ndarray, request: Request, engine_and_maps) -> None:
+    def _show_rendered(self, rendered: tuple, request: Request, engine_and_maps) -> None:
+        """``rendered``: the volume (or slice) and, for a volume, its value range."""
         if request.layer not in self._viewer.layers:
             return
         engine, maps = engine_and_maps
+        volume, limits = rendered
         shape = np.shape(request.layer.data)
-        self._write_prediction(request, volume.reshape(shape if request.slice_index is None else shape[1:]))
+        self._write_prediction(request, volume.reshape(shape if request.slice_index is None else shape[1:]), limits)
         self._update_comparison(request.slice_index)
         where = "" if request.slice_index is None else f", slice {request.slice_index}"
         if engine is None:
@@ -693,19 +649,16 @@ class ReparamWidget(Container):
 
     def is_idle(self) -> bool:
         """Whether no prediction, render or comparison is running or waiting."""
-        return (self._worker is None and self._queue.empty and self._renders.idle
-                and self._comparisons.idle)
+        return self._predictions.idle and self._renders.idle and self._comparisons.idle
 
     def cancel_work(self, *_) -> None:
         """Stop the running prediction and drop any waiting one (and any render or
         comparison in flight: its result is not shown)."""
         self._preview_timer.stop()
         self._volume_timer.stop()
-        self._queue.take()
         self._renders.drop()
         self._comparisons.drop()
-        if self._job is not None:
-            self._job.cancel.set()
+        if self._predictions.cancel():
             self.status.value = "Cancelled"
 
     # ------------------------------------------------------------------ outputs
@@ -739,7 +692,10 @@ class ReparamWidget(Container):
         return layer is not None and any(
             (l.metadata or {}).get("mr_reparam_source") is layer.data for l in self._viewer.layers)
 
-    def _write_prediction(self, request: Request, pred: np.ndarray) -> None:
+    def _write_prediction(self, request: Request, pred: np.ndarray, limits: tuple | None = None) -> None:
+        """Write ``pred`` (the volume, or the slice ``request.slice_index``) into the
+        prediction layer; a volume's contrast limits are ``limits`` (computed off the GUI
+        thread, :func:`_with_range`), or its value range."""
         source = request.layer
         data = np.asarray(source.data, np.float32)
         layer = self._output_layer(source, "prediction", data)
@@ -757,7 +713,7 @@ class ReparamWidget(Container):
                               ti2_ms=request.ti2, mr_reparam_names=names,
                               inputs=[spec.layer.name for spec in request.inputs])
         if request.slice_index is None:
-            layer.contrast_limits = (float(np.nanmin(pred)), float(np.nanmax(pred)) or 1.0)
+            layer.contrast_limits = limits or _with_range(pred)[1]
 
     def _compare_volume(self, *_) -> None:
         self._update_comparison()
@@ -795,7 +751,7 @@ class ReparamWidget(Container):
             return
         # no copy: a preview that writes a slice in place meanwhile drops this comparison, or
         # asks for a newer one, so a result read from a half-written volume is never shown
-        self._comparisons.submit(lambda: compare_volumes(pred, gt), source, truth, pred_layer)
+        self._comparisons.submit(lambda job: compare_volumes(pred, gt), source, truth, pred_layer)
 
     def _show_comparison(self, result, source, truth, pred_layer) -> None:
         layers = self._viewer.layers
@@ -832,6 +788,47 @@ class ReparamWidget(Container):
         volume = (f"volume: PSNR {v['psnr']:.2f} dB, MAE {v['mae']:.2f}, SSIM {v['ssim']:.3f}"
                   if per_slice.get("volume_current", True) else "volume: once the whole volume is re-rendered")
         self.metrics.value = f"slice {k}: PSNR {s['psnr']:.2f} dB, MAE {s['mae']:.2f}, SSIM {s['ssim']:.3f}\n{volume}"
+
+
+
+def _compute(engines: EngineCache, request: Request, data: np.ndarray, job) -> tuple:
+    """One engine call for ``request`` (run in a worker thread): ``("maps", (engine, maps))``
+    for the physics model or joint maps (``engine`` None), else ``("prediction", volume)``.
+    The engine chunks the volume itself; its ``progress`` callback moves the bar (through
+    ``job``'s Qt signal, so from the worker thread safely) and its ``cancelled`` hook reads
+    ``job``'s cancel flag."""
+    from .inference import InferenceOptions
+
+    engine = engines.get(request.model, request.device)
+    given = request.given()
+    if request.inputs:
+        from .joint_fit import joint_maps
+
+        volumes, clipped, resampled, motions, noise, spacing = joint_inputs(
+            request.inputs, request.register, progress=job.advance, cancelled=job.cancelled)
+        maps = joint_maps(volumes, joint_acquisitions(request.inputs), engine=engine, clipped=clipped,
+                          noise=noise, spacing=spacing,
+                          scale="per_input" if request.gain_per_input else "shared",
+                          engine_options=InferenceOptions(request.consistency, request.flip_average),
+                          progress=job.advance, cancelled=job.cancelled)
+        maps.resampled, maps.registered = tuple(resampled), tuple(motions)
+        return ("maps", (None, maps))
+    if engine.renders_from_maps:
+        options = InferenceOptions(request.consistency, request.flip_average)
+        maps = engine.compute_maps(data, given, options=options, progress=job.advance,
+                                   cancelled=job.cancelled)
+        return ("maps", (engine, maps))
+    volume = data if request.slice_index is None else data[request.slice_index]
+    pred = engine.predict(volume, Acquisition(request.te, request.tr), given,
+                          progress=job.advance, cancelled=job.cancelled)
+    return ("prediction", _with_range(pred) if request.slice_index is None else (pred, None))
+
+
+def _with_range(volume: np.ndarray) -> tuple:
+    """``(volume, (lowest, highest))``: a whole volume with the contrast limits of its layer,
+    computed where the volume is (a worker thread: tens of milliseconds for a real scan's
+    depth)."""
+    return volume, (float(np.nanmin(volume)), float(np.nanmax(volume)) or 1.0)
 
 
 class InputRow(Container):
@@ -1003,23 +1000,6 @@ def _wrap(label: Label) -> None:
 
     label.native.setWordWrap(True)
     label.native.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
-
-
-class _Job:
-    """One engine call's cancel flag and its progress signal (emitted from the worker thread)."""
-
-    def __init__(self):
-        import threading
-
-        self.cancel = threading.Event()
-        self.signals = _ProgressSignals()
-
-    def advance(self, n: int) -> None:
-        self.signals.advanced.emit(int(n))
-
-
-class _ProgressSignals(QObject):
-    advanced = Signal(int)
 
 
 def _teardown(viewer, *callbacks):

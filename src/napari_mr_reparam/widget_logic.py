@@ -403,27 +403,6 @@ def _sequence_words(sequence: str) -> str:
     return "MPRAGE" if sequence == "mprage" else sequence.replace("_", " ")
 
 
-class RequestQueue:
-    """Holds at most one waiting request: a newer one replaces it (stale ones drop)."""
-
-    def __init__(self):
-        self._pending: Request | None = None
-        self.dropped = 0
-
-    def put(self, request: Request) -> None:
-        if self._pending is not None:
-            self.dropped += 1
-        self._pending = request
-
-    def take(self) -> Request | None:
-        request, self._pending = self._pending, None
-        return request
-
-    @property
-    def empty(self) -> bool:
-        return self._pending is None
-
-
 class EngineCache:
     """Loaded models by (name, device), shared across requests; thread-safe."""
 
