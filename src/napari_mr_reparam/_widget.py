@@ -12,11 +12,12 @@ more inputs the maps come from the joint fit (:mod:`~napari_mr_reparam.joint_fit
 input's own acquisition is then given in full (``input_sequence``, ``input_ti``,
 ``input_flip``), ``gain_per_input`` says whether the images carry one receiver gain (one
 series) or one each (separate series), ``register`` whether each further image is first
-registered onto the first (the head moved between series), and ``joint_status`` says which parameters the inputs determine. Each job is one engine call in a
-napari ``thread_worker`` (:class:`~napari_mr_reparam._background.LatestJob`, as every
-piece of work longer than a slice's render), which reports progress through the engine's
-``progress`` callback and stops at the engine's ``cancelled`` hook; torch is imported only when the
-first prediction starts, so the widget opens quickly.
+registered onto the first (the head moved between series), and ``joint_status`` says
+which parameters the inputs determine. Each job is one engine call in a napari
+``thread_worker`` (:class:`~napari_mr_reparam._background.LatestJob`, as every piece of
+work longer than a slice's render), which reports progress through the engine's
+``progress`` callback and stops at the engine's ``cancelled`` hook; torch is imported only
+when the first prediction starts, so the widget opens quickly.
 
 Dragging ``te``/``tr`` predicts the slice on screen (debounced; while a prediction runs
 only the newest request is kept, so stale ones are dropped) and, once the sliders rest,
