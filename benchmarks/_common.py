@@ -187,19 +187,20 @@ def moved_classes(classes: np.ndarray, sl: slice, motion: np.ndarray, supersampl
 
 
 def use_joint_smoothing(radius: float | None = None, strength: float | None = None) -> None:
-    """The joint fit's smoothing of its inputs (:func:`napari_mr_reparam.joint_fit.smooth_inputs`)
-    held at ``radius`` (voxels) and ``strength`` (noise levels) for the rest of the run; None
-    keeps the package's value (``SMOOTH_RADIUS`` in-plane, ``SMOOTH_BALL_RADIUS`` across
-    slices; ``SMOOTH_RANGE``)."""
+    """The joint fit's smoothing of its inputs
+    (:func:`napari_mr_reparam.edge_smoothing.smooth_inputs`, by the name the fit calls it in
+    :mod:`napari_mr_reparam.joint_fit`) held at ``radius`` (voxels) and ``strength`` (noise
+    levels) for the rest of the run; None keeps the package's value (``SMOOTH_RADIUS``
+    in-plane, ``SMOOTH_BALL_RADIUS`` across slices; ``SMOOTH_RANGE``)."""
     import functools
 
-    from napari_mr_reparam import joint_fit
+    from napari_mr_reparam import edge_smoothing, joint_fit
 
     own = getattr(use_joint_smoothing, "own", None) or joint_fit.smooth_inputs
     use_joint_smoothing.own = own
     joint_fit.smooth_inputs = functools.partial(
         own, radius=radius,
-        strength=joint_fit.SMOOTH_RANGE if strength is None else strength)
+        strength=edge_smoothing.SMOOTH_RANGE if strength is None else strength)
 
 
 def render(sequence, pd, t1, t2, te, tr, ti):

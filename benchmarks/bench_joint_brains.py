@@ -43,7 +43,7 @@ measure neither time (:data:`napari_mr_reparam.joint_fit.NETWORK_PD_SD`; ``inf``
 ``--branch-pd-sd S`` the spread of the network's PD prior where a magnitude inversion
 recovery is among inputs that measure both times (:data:`napari_mr_reparam.joint_fit.BRANCH_PD_SD`);
 ``--smooth-radius R`` and ``--smooth-range S`` the disc and the likeness of the inputs'
-smoothing before the fit (:data:`napari_mr_reparam.joint_fit.SMOOTH_RADIUS`, ``SMOOTH_RANGE``).
+smoothing before the fit (:data:`napari_mr_reparam.edge_smoothing.SMOOTH_RADIUS`, ``SMOOTH_RANGE``).
 ``--preset-sets`` adds a row per set of inputs named by presets (``MPRAGE+FLAIR``: the
 MPRAGE and FLAIR presets' acquisitions, magnitude images), their noise drawn apart so the
 other rows are as without them. The last table gives each row's mean over subjects.
@@ -123,9 +123,9 @@ def main(argv=None) -> int:
     parser.add_argument("--pd-prior-sd", type=float, default=None)
     parser.add_argument("--branch-pd-sd", type=float, default=None)
     parser.add_argument("--smooth-radius", type=float, default=None,
-                        help="the inputs' smoothing disc (voxels; joint_fit.SMOOTH_RADIUS)")
+                        help="the inputs' smoothing disc (voxels; edge_smoothing.SMOOTH_RADIUS)")
     parser.add_argument("--smooth-range", type=float, default=None,
-                        help="how alike neighbours must be (noise levels; joint_fit.SMOOTH_RANGE)")
+                        help="how alike neighbours must be (noise levels; edge_smoothing.SMOOTH_RANGE)")
     parser.add_argument("--preset-sets", nargs="*", default=[], metavar="A+B[+C]",
                         help="more rows: inputs named by presets, e.g. MPRAGE+FLAIR T1w+T2w+FLAIR")
     args = parser.parse_args(argv)

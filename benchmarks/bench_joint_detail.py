@@ -12,7 +12,7 @@ renders as the sum of its tissues' signals (3 T-like values: CSF T1 4000 / T2 15
 matter 1350 / 95, white matter 800 / 75; PD 1.0 / 0.8 / 0.7). Three spin echoes (TE/TR 15/500,
 15/3000, 100/3000 ms) with Rician noise of the given share of each image's maximum are
 fitted by :func:`napari_mr_reparam.joint_fit.fit_maps` with the inputs smoothed over each
-radius and range (:func:`napari_mr_reparam.joint_fit.smooth_inputs`), and twelve spin-echo
+radius and range (:func:`napari_mr_reparam.edge_smoothing.smooth_inputs`), and twelve spin-echo
 targets (TE 20-200 x TR 500-6000 ms) are scored per slice (0-255 at each slice's maximum),
 mean over 16 slices and the targets. About 20 s per row on 2 CPU cores; needs ``../shared/``.
 """
@@ -70,7 +70,7 @@ def score(share: dict, noise: float, radius: float, strength: float, seed: int =
 
 
 def main(argv=None) -> int:
-    from napari_mr_reparam.joint_fit import SMOOTH_RADIUS, SMOOTH_RANGE
+    from napari_mr_reparam.edge_smoothing import SMOOTH_RADIUS, SMOOTH_RANGE
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--noise", type=float, nargs="+", default=[0.005, 0.01, 0.02])

@@ -76,7 +76,8 @@ def covered(row: str, slices: int) -> slice:
 def run_row(folder, subject, protocol, voxel, thick_first, noise, rng, engine, cover=None):
     from napari_mr_reparam.cli_joint import on_first_grid
     from napari_mr_reparam.io import load_volume
-    from napari_mr_reparam.joint_fit import joint_maps, make_acquisition, noise_on_own_grids
+    from napari_mr_reparam.image_noise import noise_on_own_grids
+    from napari_mr_reparam.joint_fit import joint_maps, make_acquisition
 
     _, pd, t1, t2, brain = subject
     paths, acqs = [], []

@@ -21,7 +21,7 @@ inversion-recovery magnitude series of the T1 plate), read with
     sphere and fluid and the sharp edge rings). Echo 1 of a train is off the
     ideal decay (stimulated echoes) and is not used as an input by default; its own
     prediction is listed apart. Beside it, the noise the fits took (each fit measures its
-    inputs' noise, :func:`napari_mr_reparam.joint_fit.estimate_noise`, as a fraction of
+    inputs' noise, :func:`napari_mr_reparam.image_noise.estimate_noise`, as a fraction of
     each input's bright signal; the range over the series' fits) and the image noise
     measured from the series
     (:func:`noise_level`: neighbouring images' difference, high-passed, in the flat part
@@ -353,7 +353,7 @@ def main(argv=None) -> int:
                              "each fit's inputs)")
     parser.add_argument("--noise", type=float, default=None,
                         help="noise level the fits take, a fraction of each image's bright signal (default: "
-                             "measured in each fit's inputs, joint_fit.estimate_noise)")
+                             "measured in each fit's inputs, image_noise.estimate_noise)")
     parser.add_argument("--sites", nargs="*", help="only these site folders (e.g. site4_philips)")
     args = parser.parse_args(argv)
     if args.noise is not None and not 0 < args.noise < 1:

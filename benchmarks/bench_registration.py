@@ -98,7 +98,8 @@ def run_row(folder, row, still, moved, noise, seed, motion, voxel=(1, 1, 1), eng
     """One row's scores; ``still`` and ``moved`` on ``fine`` sub-voxels per 1 mm voxel."""
     from napari_mr_reparam.cli_joint import on_first_grid, registered_inputs
     from napari_mr_reparam.io import load_volume
-    from napari_mr_reparam.joint_fit import joint_maps, make_acquisition, noise_on_own_grids
+    from napari_mr_reparam.image_noise import noise_on_own_grids
+    from napari_mr_reparam.joint_fit import joint_maps, make_acquisition
 
     rng = np.random.default_rng(seed)  # the same noise draws in every row
     truth = GridTruth(still[1:4], fine)

@@ -583,7 +583,7 @@ def test_maps_of_a_study_folder_leave_out_its_localizer_with_a_notice(tmp_path, 
 def test_maps_takes_each_resampled_inputs_noise_from_its_own_grid(tmp_path):
     """A dual echo half a voxel off the first scan's grid: `maps` fits it with the noise it
     holds where it was acquired, not the quieter level its resampled background shows."""
-    from napari_mr_reparam.joint_fit import estimate_noise, noise_on_own_grids
+    from napari_mr_reparam.image_noise import estimate_noise, noise_on_own_grids
 
     rng = np.random.default_rng(2)
     shape = (24, 24, 6)

@@ -454,59 +454,18 @@ def test_the_network_pd_is_a_prior_only_where_the_inputs_measure_neither_time(mo
         real(_render(pair, pd, t1, t2), pair, prior={**priors[1], "pd_input": 2})
 
 
-def test_noise_is_measured_in_the_background_of_signed_magnitude_and_multi_coil_images():
-    from napari_mr_reparam.joint_fit import DEFAULT_NOISE, estimate_noise
+def test_the_fit_takes_the_noise_measured_in_its_inputs_or_the_default():
+    from napari_mr_reparam.image_noise import DEFAULT_NOISE, estimate_noise
 
     pd, t1, t2 = _blocks(shape=(2, 64, 64))
     acqs = [Acquisition(15, 3000), Acquisition(100, 3000)]
     clean = _render(acqs, pd, t1, t2)
     rng = np.random.default_rng(3)
-    sd = 0.02 * clean[0].max()
-    signed = [im + rng.normal(0, sd, im.shape).astype(np.float32) for im in clean]
-    magnitude = [np.abs(im + rng.normal(0, sd, im.shape) + 1j * rng.normal(0, sd, im.shape)).astype(np.float32)
-                 for im in clean]
-    # eight coils, each with noise sd and an eighth of the signal's power, summed in squares:
-    # the background's level is about four times sd, its spread still about sd
-    coils, coil_sd = 8, 0.005 * clean[0].max()
-    sum_of_squares = [np.sqrt(sum(np.abs(im / np.sqrt(coils) + rng.normal(0, coil_sd, im.shape)
-                                         + 1j * rng.normal(0, coil_sd, im.shape)) ** 2 for _ in range(coils)))
-                      .astype(np.float32) for im in clean]
-    for images, noise_sd, rel in ((signed, sd, 0.05), (magnitude, sd, 0.1), (sum_of_squares, coil_sd, 0.12)):
-        found = estimate_noise(images)
-        peaks = [np.percentile(im, 99.5) for im in images]
-        assert found == pytest.approx([noise_sd / p for p in peaks], rel=rel)
+    signed = [im + rng.normal(0, 0.02 * clean[0].max(), im.shape).astype(np.float32) for im in clean]
     assert fit_maps(signed, acqs).summary()["noise"] == pytest.approx(estimate_noise(signed), rel=1e-3)
-    # a masked background (exactly 0): measured inside the object, from the inputs' difference,
-    # and at most the default (structure left in the difference would read as noise)
-    low_sd = 0.004 * clean[0].max()
-    masked = [np.where(pd > 0, np.abs(im + rng.normal(0, low_sd, im.shape) + 1j * rng.normal(0, low_sd, im.shape)), 0)
-              .astype(np.float32) for im in clean]
-    peaks = [np.percentile(im, 99.5) for im in masked]
-    assert estimate_noise(masked) == pytest.approx([low_sd / p for p in peaks], rel=0.15)
-    assert estimate_noise([np.where(pd > 0, im, 0) for im in magnitude]) == pytest.approx([DEFAULT_NOISE] * 2)
-    assert estimate_noise(masked[:1]) is None  # one input: nothing to measure
-    # a clean one: nothing to measure, the default is taken
-    assert estimate_noise(clean) is None
-    assert fit_maps(clean, acqs).summary()["noise"] == [DEFAULT_NOISE, DEFAULT_NOISE]
+    assert fit_maps(clean, acqs).summary()["noise"] == [DEFAULT_NOISE, DEFAULT_NOISE]  # nothing to measure
     with pytest.raises(ValueError, match="noise"):
         fit_maps(clean, acqs, noise=[0.01])
-
-
-def test_smoothing_leaves_voxels_out_of_it_as_they_are():
-    from napari_mr_reparam.joint_fit import smooth_inputs
-
-    rng = np.random.default_rng(7)
-    images = [np.full((1, 12, 12), 100.0, np.float32) + rng.normal(0, 1, (1, 12, 12)).astype(np.float32)
-              for _ in range(2)]
-    keep = np.ones((1, 12, 12), bool)
-    keep[0, 5, 5] = False
-    images[0][0, 5, 5] = 0.0  # a missing value, held at 0
-    sigma = [100.0, 100.0]  # noise so large that the held 0 would look alike
-    out, _ = smooth_inputs(images, sigma, keep=keep)
-    assert out[0][0, 5, 5] == 0.0  # left as it was
-    assert abs(out[0][0, 5, 6] - 100) < 1.5  # its neighbours are not pulled down by it
-    assert np.std(out[1][keep]) < 0.7 * np.std(images[1][keep])  # the rest is smoothed
-    assert smooth_inputs(images, sigma)[0][0][0, 5, 6] < 98  # (taking part, it would pull them)
 
 
 def test_a_voxel_at_the_noise_floor_in_the_later_echo_is_not_extrapolated_a_billionfold():
@@ -656,7 +615,7 @@ def test_a_scan_resampled_onto_another_grid_keeps_the_noise_it_was_measured_with
 
     from napari_mr_reparam.grids import on_one_grid
     from napari_mr_reparam.io import load_volume
-    from napari_mr_reparam.joint_fit import estimate_noise, noise_on_own_grids
+    from napari_mr_reparam.image_noise import estimate_noise, noise_on_own_grids
 
     rng = np.random.default_rng(0)
     shape = (24, 24, 6)
@@ -684,18 +643,6 @@ def test_a_scan_resampled_onto_another_grid_keeps_the_noise_it_was_measured_with
     assert maps.noise[1:] == pytest.approx(own[1:]) and maps.noise[0] == pytest.approx(after[0])
 
 
-def test_smoothing_averages_over_a_disc_of_the_radius():
-    from napari_mr_reparam.joint_fit import SMOOTH_RADIUS, smooth_inputs
-
-    image = np.zeros((1, 15, 15), np.float32)
-    image[0, 7, 7] = 1.0
-    out = smooth_inputs([image], [1e6], radius=3.2)[0][0][0]  # noise so large that every neighbour is alike
-    reached = {(dy, dx) for dy in range(-7, 8) for dx in range(-7, 8) if out[7 + dy, 7 + dx] > 0}
-    assert reached == {(dy, dx) for dy in range(-3, 4) for dx in range(-3, 4) if dy * dy + dx * dx <= 3.2 ** 2}
-    assert (3, 1) in reached and (3, 2) not in reached
-    assert SMOOTH_RADIUS == 3.2
-
-
 def test_render_takes_fit_noise_off_lone_voxels_and_keeps_an_exact_fit():
     """Fluid measured loosely (T1 4000 ms from TR 500 and 3000): noise lifts single voxels
     of a render at TR 6000 above the rest, and an image shown at its maximum darkens. The
@@ -717,52 +664,6 @@ def test_render_takes_fit_noise_off_lone_voxels_and_keeps_an_exact_fit():
     assert maps.averaged[0, 20, 20] > 20 and maps.averaged[0, 0, 0] == 1  # the fluid was averaged
     exact = fit_maps([c + rng.normal(0, 1e-4 * c.max(), shape).astype(np.float32) for c in clean], acqs)
     np.testing.assert_allclose(exact.render(20, 6000), exact.render(20, 6000, clip_overshoot=False), rtol=1e-3)
-
-
-def test_smoothing_counts_how_many_voxels_each_was_averaged_over():
-    from napari_mr_reparam.joint_fit import smooth_inputs
-
-    image = np.zeros((1, 20, 20), np.float32)
-    image[0, 5:15, 5:15] = 100.0
-    image[0, 2, 2] = 50.0  # alike to nothing around it
-    out, weights = smooth_inputs([image], [1.0], radius=3.2)
-    assert weights.shape == image.shape and weights[0, 2, 2] == pytest.approx(1.0)
-    assert weights[0, 10, 10] == pytest.approx(37, abs=0.5)  # the disc's voxels, all alike
-    np.testing.assert_array_equal(out[0], smooth_inputs([image], [1.0], radius=3.2)[0][0])
-
-
-def test_near_isotropic_slices_are_smoothed_across_within_the_ball():
-    from napari_mr_reparam.joint_fit import smooth_inputs, smoothing_offsets
-
-    assert len(smoothing_offsets(3.2)) == 18 and all(dz == 0 for dz, _, _ in smoothing_offsets(3.2))
-    ball = smoothing_offsets(3.2, (1.0, 1.0, 1.0))
-    assert max(dz for dz, _, _ in ball) == 3 and len(ball) == 73  # half of the 147 voxels, less itself
-    assert all(dz * dz + dy * dy + dx * dx <= 3.2**2 for dz, dy, dx in ball)
-    assert smoothing_offsets(3.2, (5.0, 1.0, 1.0)) == smoothing_offsets(3.2)  # slabs: in-plane only
-    assert len(smoothing_offsets(None, (1.0, 1.0, 1.0))) == 40  # the default ball, radius 2.5: 81 voxels
-    assert smoothing_offsets(None, (float("nan"), 1.0, 1.0)) == smoothing_offsets()  # unknown: in-plane
-    with pytest.raises(ValueError, match="spacing must be three numbers"):
-        smoothing_offsets(None, (1.0, 1.0))
-    rng = np.random.default_rng(3)
-    image = np.full((12, 16, 16), 100.0, np.float32)
-    image[6:] = 200.0  # an edge between slices: kept
-    noisy = image + rng.normal(0, 1.0, image.shape).astype(np.float32)
-    flat, flat_w = smooth_inputs([noisy], [1.0])
-    ball_out, ball_w = smooth_inputs([noisy], [1.0], spacing=(1.0, 1.0, 1.0), chunk_voxels=3 * 16 * 16)
-    inner = (slice(1, 4), slice(4, 12), slice(4, 12))
-
-    def spread(out):
-        return np.median(np.abs((out[0] - image)[inner]))
-
-    assert ball_w[2, 8, 8] > 1.6 * flat_w[2, 8, 8]  # neighbouring slices averaged in
-    assert spread(ball_out) < 0.8 * spread(flat)
-    assert np.abs(ball_out[0][5] - 100).max() < 5 and np.abs(ball_out[0][6] - 200).max() < 5  # the edge kept
-    whole, _ = smooth_inputs([noisy], [1.0], spacing=(1.0, 1.0, 1.0))  # chunks with a halo: as in one piece
-    np.testing.assert_allclose(ball_out[0], whole[0], rtol=1e-5)
-    given = noisy.copy()
-    thin, _ = smooth_inputs([noisy], [1.0], spacing=(1.0, 1.0, 1.0), chunk_voxels=16 * 16)  # one slice, halo 2
-    np.testing.assert_allclose(thin[0], whole[0], rtol=1e-5)
-    np.testing.assert_array_equal(noisy, given)  # the input itself is left as it was
 
 
 def test_a_slice_of_the_maps_renders_as_that_slice_of_the_volume():

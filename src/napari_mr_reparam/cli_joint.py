@@ -451,7 +451,8 @@ def fit_inputs(paths, args, model="physics", device="auto", engine=None, volumes
     network already loaded for ``model`` (else it is loaded here); ``volumes``: the
     inputs already loaded from ``paths`` (else they are loaded here). ``progress(n)``
     counts the work done, of which ``total(n)`` is told the whole first."""
-    from .joint_fit import joint_maps, joint_work_units, noise_on_own_grids
+    from .image_noise import noise_on_own_grids
+    from .joint_fit import joint_maps, joint_work_units
 
     volumes = load_inputs(paths, times_given=input_times_given(args)) if volumes is None else volumes
     noise = noise_on_own_grids(volumes)  # before registration or resampling can change it

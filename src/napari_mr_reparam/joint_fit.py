@@ -8,10 +8,11 @@ equations of :mod:`napari_mr_reparam.physics`, vectorized over voxels with torch
 1. **Which parameters the acquisitions can tell apart** (:func:`free_parameters`): T2 needs
    two echo times at comparable T1 weighting, T1 needs two repetition or inversion times
    (or flip angles). A parameter no pair of inputs separates is held at its prior.
-   Each input's noise is measured in the background (:func:`estimate_noise`) and each
-   voxel averaged with in-plane neighbours (with the neighbouring slices too, where the
-   voxel spacing says they lie about as close) alike in every input to within a few noise
-   levels (:func:`smooth_inputs`): steadier where the inputs pin a parameter loosely.
+   Each input's noise is measured in the image itself (:mod:`napari_mr_reparam.image_noise`)
+   and each voxel averaged with in-plane neighbours (with the neighbouring slices too,
+   where the voxel spacing says they lie about as close) alike in every input to within a
+   few noise levels (:mod:`napari_mr_reparam.edge_smoothing`): steadier where the inputs
+   pin a parameter loosely.
 2. **Initialization** by a grid search over the free relaxation times (the proton density
    of each grid point solved in closed form), so magnitude inversion-recovery fits start
    on the right side of the null.
@@ -58,6 +59,8 @@ import numpy as np
 
 from . import physics
 from .acquisition import Acquisition
+from .edge_smoothing import smooth_inputs
+from .image_noise import DEFAULT_NOISE, bright_level, estimate_noise
 from .peaks import clip_overshoot as _clip_overshoot
 
 #: The sequences an input may have (their signal equations have derivatives below).
@@ -112,34 +115,8 @@ MORE_ITERATIONS = 24
 #: FLAIR is about four spreads off; with 3 rather than every voxel, T1w + T2w + FLAIR of
 #: 180x256x256 takes 9.4 s rather than 15.5, the benchmarks' figures within 0.01 dB).
 PD_RECHECK_SD = 3.0
-#: Noise assumed (a fraction of each input's bright signal) where the background does not
-#: give it (:func:`estimate_noise`), and the fewest background voxels it is measured from.
-DEFAULT_NOISE = 0.01
-MIN_BACKGROUND_VOXELS = 1000
-#: Standard deviation of Rayleigh noise (a one-coil magnitude background) over its sigma.
-RAYLEIGH_SPREAD = math.sqrt(2 - math.pi / 2)
-#: A magnitude background with more voxels exactly 0 than this share was masked or
-#: thresholded by the scanner: its noise is not measured there.
-MAX_ZERO_BACKGROUND = 0.1
 #: The object: voxels above this many noise levels in some input.
 BODY_NOISE_LEVELS = 5.0
-#: Edge-preserving smoothing of the inputs before the fit (:func:`smooth_inputs`): the
-#: in-plane radius (voxels) of the disc of neighbours, and how alike (in noise levels, over
-#: all inputs at once) a neighbour's signals must be to be averaged in. Chosen on training
-#: subjects 01-04 at 1 % noise and on a head with a real scan's fine structure (RESULTS,
-#: "Simulated held-out brains"): a wider disc averages more like voxels and keeps edges, a
-#: wider range blurs detail; 3.2 (18 neighbour pairs, the square of radius 2 has 12) keeps
-#: three 180x256x256 inputs within 10 s on 2 cores.
-SMOOTH_RADIUS = 3.2
-SMOOTH_RANGE = 2.0
-#: The farthest apart (in in-plane pixels) a 3-D volume's slices may lie for the smoothing
-#: to reach the neighbouring slices too (near-isotropic voxels: a 1 mm MPRAGE, a 3-D FLAIR).
-SMOOTH_SLICE_RATIO = 1.5
-#: The ball's radius (pixels) where the smoothing reaches across slices (81 voxels against
-#: the in-plane disc's 37). Chosen on training subjects 01-02 at 0.5 and 1 % noise among
-#: 2.2, 2.5 and 3.2 (3.2 gains 0.3-0.6 dB more at 1.8 times the cost, which took three
-#: 180x256x256 inputs with a FLAIR past 12 s; RESULTS, "Smoothing across slices").
-SMOOTH_BALL_RADIUS = 2.5
 #: Inversion efficiencies tried for inversion-recovery inputs (:func:`inversion_efficiency`).
 INVERSION_EFFICIENCIES = tuple(round(0.5 + 0.02 * i, 2) for i in range(26))
 #: Fewest distinct inversion times from which the inversion efficiency is estimated (one
@@ -162,8 +139,8 @@ class JointMaps:
     first; ``acquisitions`` the inputs' (:class:`AcquisitionValues`); ``b1`` the refocusing
     flip-angle scale fitted from a multi-echo train (1: 180 degrees at the slice centre; NaN
     where no train was fitted), None without one; ``noise`` each input's noise as a fraction
-    of its bright signal, as the fit took it (:func:`estimate_noise`); ``prior_source``
-    where what the inputs leave open came from: ``"network"`` (the network's maps),
+    of its bright signal, as the fit took it (:func:`image_noise.estimate_noise`);
+    ``prior_source`` where what the inputs leave open came from: ``"network"`` (the network's maps),
     ``"given"`` (maps passed to :func:`fit_maps`) or ``"default"`` (a broad prior, T1 1000 ms
     and T2 100 ms); ``prior_parameters`` the maps the prior holds (PD as well as T1 and T2
     where the inputs measure neither time); ``resampled`` the names of inputs that were
@@ -176,9 +153,10 @@ class JointMaps:
     of the first input; ``"default"``); ``sigma`` each input's noise in its own units, as
     the fit took it (``noise`` times the input's bright signal); ``averaged`` about how
     many like voxels each voxel's inputs were averaged over before the fit (the smoothing's
-    weights, :func:`smooth_inputs`; None without smoothing). Background voxels (no input
-    signal) have PD, T1 and T2 of 0 and render as 0. From a single input the maps are the network's
-    (``network_maps`` holds them, and renders go through the engine as before).
+    weights, :func:`edge_smoothing.smooth_inputs`; None without smoothing). Background
+    voxels (no input signal) have PD, T1 and T2 of 0 and render as 0. From a single input
+    the maps are the network's (``network_maps`` holds them, and renders go through the
+    engine as before).
     """
 
     pd: np.ndarray
@@ -434,142 +412,6 @@ def _per_input_noise(noise, n: int) -> list[float]:
     return values
 
 
-def estimate_noise(volumes) -> list[float] | None:
-    """Each input's noise, as a fraction of its bright signal (99.5th percentile).
-
-    Measured in the background (the voxels below a tenth of the bright signal in every
-    input) where it holds noise alone. A signed image (a real-valued reconstruction, a
-    simulation: a fair share of the image is negative) has Gaussian noise, and its
-    negative values are noise alone: sigma is their root mean square. A magnitude image's
-    background level depends on how many receive coils were combined (one coil: Rayleigh,
-    mean 1.25 sigma; a sum of squares over N coils: a chi distribution, mean near
-    sqrt(2N) sigma), its spread does not (0.66 sigma for one coil, 0.71 for many): sigma is
-    the spread (:func:`_background_spread`) over Rayleigh's 0.66. A background of which
-    more than :data:`MAX_ZERO_BACKGROUND` is exactly 0 has been masked or thresholded by
-    the scanner, and its noise is not the object's: with two or more inputs, each input's
-    noise is then measured inside the object, from its difference with another input
-    (:func:`_difference_noise`), at most :data:`DEFAULT_NOISE` (inputs of unlike contrast
-    leave structure in their difference, which reads as noise: simulated skull-stripped
-    brains read 1.6-8.6 times their noise). None where neither can tell: fewer than
-    :data:`MIN_BACKGROUND_VOXELS` voxels to measure, or one input whose background is masked.
-    """
-    arrays = [np.nan_to_num(np.asarray(v, np.float32)) for v in volumes]
-    peaks = [_robust_max(a) for a in arrays]
-    if not arrays or min(peaks) <= 0:
-        return None
-    low = np.ones(arrays[0].shape, bool)
-    for a, peak in zip(arrays, peaks):
-        low &= np.abs(a) < 0.1 * peak
-    out = []
-    for i, (a, peak) in enumerate(zip(arrays, peaks)):
-        background = a[low]
-        negative = a[a < 0]
-        if background.size >= MIN_BACKGROUND_VOXELS and negative.size > 0.2 * background.size:
-            sigma = math.sqrt(float(np.mean(negative.astype(np.float64) ** 2)))
-        elif background.size >= MIN_BACKGROUND_VOXELS and (background == 0).mean() <= MAX_ZERO_BACKGROUND:
-            sigma = _background_spread(a, low) / RAYLEIGH_SPREAD
-        elif len(arrays) > 1:  # structure the difference keeps reads as noise: at most the default
-            sigma = min(_difference_noise(arrays, i, ~low), DEFAULT_NOISE * peak)
-        else:
-            return None
-        if not sigma > 0:
-            return None
-        out.append(sigma / peak)
-    return out
-
-
-def noise_on_own_grids(volumes) -> list[float | None]:
-    """Each input's noise (:func:`estimate_noise`), measured on the grid it was acquired on:
-    inputs that share a grid (one shape, one placement; or no placement and one shape) are
-    measured together, each group apart. Resampling onto another grid averages a scan's
-    background noise (trilinear weights at a half-voxel offset divide its spread by up to
-    2.8) while adding the blur of its edges, so measured afterwards a resampled scan
-    reads far quieter than it is: the fit then trusts it beyond what it holds, and takes
-    its background for the object. A fine scan averaged onto coarser voxels does hold
-    less noise there, but no less disagreement with the other inputs at edges: its own
-    level is the weight that holds up (``benchmarks/bench_joint_grids.py``, the thick
-    grid first). None for an input whose group cannot tell (the fit measures those on
-    the common grid, as before)."""
-    from .grids import acquired_on_one_grid
-
-    out: list[float | None] = [None] * len(volumes)
-    groups: list[list[int]] = []
-    for i, volume in enumerate(volumes):
-        group = next((g for g in groups if acquired_on_one_grid(volume, volumes[g[0]])), None)
-        if group is None:
-            groups.append([i])
-        else:
-            group.append(i)
-    for group in groups:
-        measured = estimate_noise([volumes[i].data for i in group])
-        for i, value in zip(group, measured or [None] * len(group)):
-            out[i] = value
-    return out
-
-
-def _in_plane(shape, size: int) -> tuple[int, ...]:
-    return (1,) * (len(shape) - 2) + (size, size)
-
-
-def _sample_slices(mask: np.ndarray, *arrays, most: int = 16):
-    """At most ``most`` evenly spaced slices of a volume (all of a 2-D image)."""
-    if mask.ndim < 3 or mask.shape[0] <= most:
-        return (mask, *arrays)
-    keep = np.linspace(0, mask.shape[0] - 1, most).round().astype(int)
-    return (mask[keep], *(a[keep] for a in arrays))
-
-
-def _robust_sd(values: np.ndarray) -> float:
-    """Standard deviation from the median absolute deviation (1.4826 MAD)."""
-    return 1.4826 * float(np.median(np.abs(values - np.median(values)))) if values.size else 0.0
-
-
-def _background_spread(image, background) -> float:
-    """Standard deviation of the background's voxels about their 3x3 in-plane mean (which
-    removes the slow variation of the level across coils): the spread of the noise; 0
-    where fewer than :data:`MIN_BACKGROUND_VOXELS` voxels lie deep in the background. A
-    volume is measured on at most 16 evenly spaced slices."""
-    from scipy.ndimage import binary_erosion, uniform_filter
-
-    size = _in_plane(image.shape, 3)
-    background, image = _sample_slices(background, image)
-    deep = binary_erosion(background, structure=np.ones(size, bool))  # its 3x3 mean is background
-    if deep.sum() < MIN_BACKGROUND_VOXELS:
-        return 0.0
-    a = image.astype(np.float64)
-    rest = (a - uniform_filter(a, size))[deep]
-    return _robust_sd(rest) / math.sqrt(8 / 9)  # a 3x3 mean takes 1/9 of white noise's variance
-
-
-def _difference_noise(arrays, i: int, body) -> float:
-    """Noise of input ``i`` measured inside the object: its difference with another input
-    scaled to it (co-registered images of one object share its structure), less the 3x3
-    in-plane mean, over the flattest half of the object's interior (the least gradient
-    of that difference): the difference's spread, as one input's noise (both inputs'
-    noise alike). The least over the other inputs (the one that shares most structure);
-    0 where the interior is too small. A volume is measured on at most 16 evenly spaced
-    slices."""
-    from scipy.ndimage import binary_erosion, uniform_filter
-
-    size3, size5 = _in_plane(body.shape, 3), _in_plane(body.shape, 5)
-    body, a, *others = _sample_slices(body, arrays[i], *(o for j, o in enumerate(arrays) if j != i))
-    inner = binary_erosion(body, structure=np.ones(_in_plane(body.shape, 7), bool))
-    if inner.sum() < MIN_BACKGROUND_VOXELS:
-        return 0.0
-    a = a.astype(np.float64)
-    best = math.inf
-    for other in others:
-        b = other.astype(np.float64)
-        gain = float(a[inner] @ b[inner]) / max(float(b[inner] @ b[inner]), 1e-30)
-        diff = a - gain * b
-        rest = diff - uniform_filter(diff, size3)
-        smooth = uniform_filter(diff, size5)
-        slope = np.hypot(*np.gradient(smooth, axis=(-2, -1)))
-        flat = inner & (slope <= np.median(slope[inner]))
-        best = min(best, _robust_sd(rest[flat]) / math.sqrt(8 / 9) / math.sqrt(1 + gain * gain))
-    return best if math.isfinite(best) else 0.0
-
-
 def free_parameters(acquisitions, noise=DEFAULT_NOISE, tolerance: float = 0.1) -> dict:
     """Which relaxation times a set of acquisitions can measure, for typical tissue.
 
@@ -668,14 +510,6 @@ def _clipped_masks(clipped, arrays):
     return masks if any(m.any() for m in masks) else None
 
 
-def _robust_max(image: np.ndarray) -> float:
-    finite = image[np.isfinite(image)]
-    if finite.size == 0:
-        return 0.0
-    step = max(1, finite.size // 200_000)
-    return float(np.percentile(finite[::step], 99.5))
-
-
 def _per_input_scales(arrays, acqs, prior_t1, prior_t2, body) -> list[float]:
     """Each input's gain relative to the first, from the prior's relaxation times."""
     import torch
@@ -708,125 +542,6 @@ def _torch_threads(threads: int | None):
         yield
     finally:
         torch.set_num_threads(old)
-
-
-def smooth_inputs(arrays, sigma, radius: float | None = None, strength: float = SMOOTH_RANGE,
-                  body=None, keep=None, cancelled=None, chunk_voxels: int = 1 << 20, spacing=None):
-    """The inputs with each voxel averaged with its neighbours of like signal, and how many
-    voxels each was averaged over: ``(inputs, weights)``.
-
-    A joint bilateral filter over all inputs at once: the neighbours within a disc of
-    ``radius`` voxels in the plane (the last two axes; default :data:`SMOOTH_RADIUS`) each
-    weigh ``exp(-d2 / (2 strength^2 n))``,
-    where ``d2`` is the squared distance between the two voxels' signals over the ``n``
-    inputs, each in units of its noise ``sigma[i]``. Voxels of one tissue (alike in every
-    input to within the noise) are averaged, which steadies the fit where the inputs
-    determine a parameter only loosely (long T1 from short repetition times); a tissue
-    edge, many noise levels in some input, is kept. With ``spacing`` (slice, row, column;
-    any unit) of a 3-D volume whose slices lie at most :data:`SMOOTH_SLICE_RATIO` pixels
-    apart, the neighbourhood is a ball (default radius :data:`SMOOTH_BALL_RADIUS`),
-    reaching the neighbouring slices too (:func:`smoothing_offsets`). Only the box around ``body`` (a
-    boolean mask of the inputs' shape; default: everything) is smoothed, and only voxels
-    ``keep`` marks (default: all) take part: the others (a value missing or not measured in
-    some input) are left as they are and lend nothing to their neighbours. (scikit-image's
-    bilateral filter bins the signal distance and weighs neighbours by a spatial Gaussian:
-    it smooths less evenly and measured worse here.) ``cancelled()`` is asked before each
-    chunk of slices. ``weights`` is the sum of each voxel's weights (itself 1), about how
-    many voxels its signals were averaged over.
-    """
-    import torch
-
-    shape = arrays[0].shape
-    planes = np.stack([np.asarray(a, np.float32).reshape((-1,) + shape[-2:]) for a in arrays])  # (n, z, y, x)
-    out = planes  # written in place, each chunk once no later chunk reads its slices (no copy)
-    weights = np.ones(planes.shape[1:], np.float32)
-    n = planes.shape[0]
-    if body is None:
-        box = (slice(None),) * 3
-    else:
-        inside = np.asarray(body, bool).reshape(planes.shape[1:])
-        if not inside.any():
-            return [out[i].reshape(shape) for i in range(n)], weights.reshape(shape)
-        spans = [np.flatnonzero(inside.any(axis=other)) for other in ((1, 2), (0, 2), (0, 1))]
-        box = tuple(slice(int(span[0]), int(span[-1]) + 1) for span in spans)
-    scale = torch.tensor([1 / max(float(sd), 1e-12) for sd in sigma], dtype=torch.float32)[:, None, None, None]
-    gain = -0.5 / (strength**2 * n)
-    part = planes[:, box[0], box[1], box[2]]
-    region = out[:, box[0], box[1], box[2]]  # a view: written chunk by chunk
-    taking = None if keep is None else np.asarray(keep, bool).reshape(planes.shape[1:])[box]
-    if taking is not None and taking.all():
-        taking = None  # every voxel takes part: no mask to apply to each pair's weights
-    z, ny, nx = part.shape[1:]
-    offsets = smoothing_offsets(radius, spacing if len(shape) == 3 else None)
-    halo = max(dz for dz, _, _ in offsets)  # slices a chunk reads beyond its own
-    step = max(1, chunk_voxels // max(ny * nx, 1))
-    done = []  # (first slice, smoothed slices) not yet written: later chunks still read them
-
-    def write(before: int) -> None:
-        while done and done[0][0] + done[0][1].shape[1] <= before:
-            first, smoothed = done.pop(0)
-            region[:, first:first + smoothed.shape[1]] = smoothed
-
-    for start in range(0, z, step):
-        if cancelled is not None and cancelled():
-            from .inference import Cancelled
-
-            raise Cancelled()
-        lo, hi = max(0, start - halo), min(z, start + step + halo)
-        x = torch.from_numpy(np.ascontiguousarray(part[:, lo:hi])) * scale
-        num = x.clone()
-        den = torch.ones_like(x[0])
-        ok = None if taking is None else torch.from_numpy(np.ascontiguousarray(taking[lo:hi]))
-        depth = hi - lo
-        # each neighbour pair once, the weight given to both
-        for dz, dy, dx in offsets:
-            if dz >= depth or abs(dy) >= ny or abs(dx) >= nx:
-                continue  # the volume is smaller than the offset spans
-            a = (slice(None), slice(0, depth - dz), slice(max(0, -dy), ny - max(0, dy)),
-                 slice(max(0, -dx), nx - max(0, dx)))
-            b = (slice(None), slice(dz, depth), slice(max(0, dy), ny - max(0, -dy)),
-                 slice(max(0, dx), nx - max(0, -dx)))
-            xa, xb = x[a], x[b]
-            w = (xa - xb).square_().sum(0).mul_(gain).exp_()
-            if ok is not None:
-                w.mul_(ok[a[1:]] & ok[b[1:]])
-            num[a].addcmul_(w.expand_as(xb), xb)
-            num[b].addcmul_(w.expand_as(xa), xa)
-            den[a[1:]] += w
-            den[b[1:]] += w
-        own = slice(start - lo, start - lo + min(step, z - start))  # the chunk's slices, without the halo
-        done.append((start, (num[:, own] / den[own] / scale).numpy()))
-        weights[box][start:start + step] = den[own].numpy()
-        write(start + step - halo)  # the next chunk reads from there on
-    write(z)
-    return [out[i].reshape(shape) for i in range(n)], weights.reshape(shape)
-
-
-def smoothing_offsets(radius: float | None = None, spacing=None) -> list[tuple[int, int, int]]:
-    """Neighbour offsets (slice, row, column) of :func:`smooth_inputs`, one of each pair
-    (the half of the neighbourhood after (0, 0, 0)): the in-plane disc of ``radius``
-    pixels (default :data:`SMOOTH_RADIUS`); with ``spacing`` (slice, row, column) whose
-    slices lie at most :data:`SMOOTH_SLICE_RATIO` pixels apart, the ball of ``radius``
-    pixels (default :data:`SMOOTH_BALL_RADIUS`; a slice ``dz`` away at its distance in
-    pixels)."""
-    gap = math.inf
-    if spacing is not None:
-        if np.ndim(spacing) != 1 or len(spacing) != 3:
-            raise ValueError(f"spacing must be three numbers (slice, row, column), got {spacing!r}")
-        slice_mm, *pixel = (float(v) for v in spacing)
-        if min(pixel) > 0 and 0 < slice_mm <= SMOOTH_SLICE_RATIO * min(pixel):
-            gap = slice_mm / min(pixel)
-    if radius is None:
-        radius = SMOOTH_RADIUS if math.isinf(gap) else SMOOTH_BALL_RADIUS
-    reach = int(radius)
-    out = []
-    for dz in range(0, 1 if math.isinf(gap) else int(radius / gap) + 1):
-        left = radius * radius - (dz * gap) ** 2 if dz else radius * radius
-        for dy in range(-reach, reach + 1):
-            for dx in range(-reach, reach + 1):
-                if (dz, dy, dx) > (0, 0, 0) and dy * dy + dx * dx <= left:
-                    out.append((dz, dy, dx))
-    return out
 
 
 def _pd_prior(prior: dict, shape, scales) -> tuple[np.ndarray | None, np.ndarray | None]:
@@ -1139,7 +854,7 @@ def inversion_efficiency(volumes, acquisitions, body=None, sample: int = 20000) 
         return 1.0
     arrays = [np.nan_to_num(np.asarray(volumes[i], np.float32)).reshape(-1) for i in ir]
     if body is None:
-        peak = max(_robust_max(a) for a in arrays)
+        peak = max(bright_level(a) for a in arrays)
         inside = np.flatnonzero(np.max(arrays, axis=0) > 0.05 * peak)
     else:
         inside = np.flatnonzero(np.asarray(body).reshape(-1))
@@ -1190,7 +905,8 @@ def fit_maps(volumes, acquisitions, prior: dict | None = None, scale: str = "sha
         Noise of each input (one value, or one per input), as a fraction of its bright
         signal (99.5th percentile): the data's weight against the prior, the scale of the
         smoothing and the determinedness test. Default: measured in the background
-        (:func:`estimate_noise`), else :data:`DEFAULT_NOISE`.
+        (:func:`image_noise.estimate_noise`), else
+        :data:`image_noise.DEFAULT_NOISE`.
     tolerance : float
         Relative standard error below which a parameter counts as determined.
     echo_train : "epg" or "ideal"
@@ -1209,13 +925,14 @@ def fit_maps(volumes, acquisitions, prior: dict | None = None, scale: str = "sha
         the true signal is at least that value, and the fit holds it to no more.
     smooth : bool
         Average each voxel's signals with those of in-plane neighbours alike in every
-        input to within a few noise levels (:func:`smooth_inputs`) before the fit: steadier
-        maps where the inputs determine a parameter only loosely, edges kept. Voxels with
+        input to within a few noise levels (:func:`edge_smoothing.smooth_inputs`) before
+        the fit: steadier maps where the inputs determine a parameter only loosely, edges kept. Voxels with
         a value missing or clipped in some input take no part.
     spacing : tuple of float, optional
         Voxel spacing (slice, row, column) of 3-D inputs, for the smoothing: slices at most
-        :data:`SMOOTH_SLICE_RATIO` pixels apart (a 1 mm MPRAGE or 3-D FLAIR) are averaged
-        across too, within the ball of :data:`SMOOTH_BALL_RADIUS` pixels. Default: in-plane only.
+        :data:`edge_smoothing.SMOOTH_SLICE_RATIO` pixels apart (a 1 mm MPRAGE or 3-D
+        FLAIR) are averaged across too, within the ball of
+        :data:`edge_smoothing.SMOOTH_BALL_RADIUS` pixels. Default: in-plane only.
     progress, cancelled : callables, optional
         As the engine's: ``progress(n)`` after each chunk of voxels with the number of
         slices (first axis; one for a 2-D image) it finished, ``cancelled()`` asked before
@@ -1235,7 +952,7 @@ def fit_maps(volumes, acquisitions, prior: dict | None = None, scale: str = "sha
     exact = complete if lower is None else complete & ~np.logical_or.reduce(lower)  # and none clipped
     nan = ~np.logical_or.reduce(finite)  # none
     clean = [np.where(f, a, 0).astype(np.float32, copy=False) for f, a in zip(finite, arrays)]
-    peaks = np.array([_robust_max(a) for a in clean], np.float32)
+    peaks = np.array([bright_level(a) for a in clean], np.float32)
     if noise is None:
         noise = estimate_noise(clean) or DEFAULT_NOISE
     noise = _per_input_noise(noise, len(clean))
@@ -1449,9 +1166,9 @@ def joint_maps(volumes, acquisitions, engine=None, prior_input: int | None = Non
     the loose tie of :data:`MEASURED_PRIOR_SD`, and the maps come in the fit's time alone.
     Where the inputs measure neither T1 nor T2 on its own (a T1- and a T2-weighted image),
     the network's PD is a prior too (:data:`NETWORK_PD_SD`).
-    Each input's noise is measured once (:func:`estimate_noise`) unless ``noise`` is given
-    (one per input; None for an input to be measured here, where its own grid could not
-    tell: :func:`noise_on_own_grids`, which callers that resample run first).
+    Each input's noise is measured once (:func:`image_noise.estimate_noise`) unless
+    ``noise`` is given (one per input; None for an input to be measured here, where its own grid could not
+    tell: :func:`image_noise.noise_on_own_grids`, which callers that resample run first).
     Voxels that only some inputs measured (NaN in the others: outside their field of view)
     are fitted to those inputs alone, with the network's maps of the first input as the
     prior where those leave a parameter open (a network pass over their slices, where no

@@ -203,11 +203,11 @@ def joint_inputs(inputs, register: bool = False, progress=None,
     against the first, :func:`~napari_mr_reparam.registration.registered_by_name`, which
     counts ``progress`` and asks ``cancelled``), each one's clipped voxels (or None), the
     names of those resampled, (name, motion) of those registered, each one's noise as
-    measured on its own grid (:func:`~napari_mr_reparam.joint_fit.noise_on_own_grids`), and
+    measured on its own grid (:func:`~napari_mr_reparam.image_noise.noise_on_own_grids`), and
     the first input's voxel spacing (the grid they are on).
     Runs off the GUI thread (registration and resampling read every voxel)."""
     from .grids import on_one_grid
-    from .joint_fit import noise_on_own_grids
+    from .image_noise import noise_on_own_grids
 
     volumes = [input_volume(spec.layer) for spec in inputs]
     noise = noise_on_own_grids(volumes)
