@@ -50,3 +50,13 @@ def below_sustained_peak(render) -> np.ndarray:
 
     render = np.asarray(render)
     return render < sustained_peak(render)[..., None, None]
+
+
+def tissue_blocks(shape=(1, 48, 48)):
+    """PD, T1 and T2 (ms) of flat tissue blocks (white matter, grey matter, CSF with a long
+    T1) in a background frame."""
+    pd, t1, t2 = (np.zeros(shape, np.float32) for _ in range(3))
+    for (lo, hi), (p, r1, r2) in (((4, 16), (0.7, 600, 75)), ((16, 30), (0.85, 1100, 95)),
+                                  ((30, 44), (1.0, 3800, 900))):
+        pd[:, 4:44, lo:hi], t1[:, 4:44, lo:hi], t2[:, 4:44, lo:hi] = p, r1, r2
+    return pd, t1, t2

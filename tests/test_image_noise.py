@@ -2,23 +2,15 @@
 
 import numpy as np
 import pytest
+from helpers import tissue_blocks
 
 from napari_mr_reparam import physics
 from napari_mr_reparam.image_noise import DEFAULT_NOISE, bright_level, estimate_noise
 from napari_mr_reparam.simulate import Acquisition
 
 
-def _blocks(shape):
-    """Flat tissue blocks (white matter, grey matter, CSF) in a background frame."""
-    pd, t1, t2 = (np.zeros(shape, np.float32) for _ in range(3))
-    for (lo, hi), (p, r1, r2) in (((4, 16), (0.7, 600, 75)), ((16, 30), (0.85, 1100, 95)),
-                                  ((30, 44), (1.0, 3800, 900))):
-        pd[:, 4:44, lo:hi], t1[:, 4:44, lo:hi], t2[:, 4:44, lo:hi] = p, r1, r2
-    return pd, t1, t2
-
-
 def test_noise_is_measured_in_the_background_of_signed_magnitude_and_multi_coil_images():
-    pd, t1, t2 = _blocks(shape=(2, 64, 64))
+    pd, t1, t2 = tissue_blocks(shape=(2, 64, 64))
     acqs = [Acquisition(15, 3000), Acquisition(100, 3000)]
     clean = [np.asarray(physics.spin_echo(pd, t1, t2, a.te_ms, a.tr_ms), np.float32) * 1000 for a in acqs]
     rng = np.random.default_rng(3)

@@ -2,9 +2,16 @@
 
 import numpy as np
 import pytest
+from helpers import tissue_blocks
 
 from napari_mr_reparam import physics
-from napari_mr_reparam.joint_fit import AcquisitionValues, acquisition_values, fit_maps, free_parameters, joint_maps
+from napari_mr_reparam.joint_fit import (
+    AcquisitionValues,
+    acquisition_values,
+    fit_maps,
+    free_parameters,
+    joint_maps,
+)
 from napari_mr_reparam.simulate import Acquisition
 
 
@@ -236,17 +243,8 @@ def test_clipped_and_missing_values():
         fit_maps(images, acqs, clipped=[clipped])
 
 
-def _blocks(shape=(1, 48, 48)):
-    """Flat tissue blocks (white matter, grey matter, CSF with a long T1) in a background frame."""
-    pd, t1, t2 = (np.zeros(shape, np.float32) for _ in range(3))
-    for (lo, hi), (p, r1, r2) in (((4, 16), (0.7, 600, 75)), ((16, 30), (0.85, 1100, 95)),
-                                  ((30, 44), (1.0, 3800, 900))):
-        pd[:, 4:44, lo:hi], t1[:, 4:44, lo:hi], t2[:, 4:44, lo:hi] = p, r1, r2
-    return pd, t1, t2
-
-
 def test_long_t1_fluid_from_three_inputs_is_steadied_by_smoothing_and_edges_are_kept():
-    pd, t1, t2 = _blocks()
+    pd, t1, t2 = tissue_blocks()
     acqs = [Acquisition(15, 3000), Acquisition(100, 3000), Acquisition(15, 500)]
     rng = np.random.default_rng(1)
     images = [im + rng.normal(0, 0.005 * im.max(), im.shape).astype(np.float32) for im in _render(acqs, pd, t1, t2)]
@@ -457,7 +455,7 @@ def test_the_network_pd_is_a_prior_only_where_the_inputs_measure_neither_time(mo
 def test_the_fit_takes_the_noise_measured_in_its_inputs_or_the_default():
     from napari_mr_reparam.image_noise import DEFAULT_NOISE, estimate_noise
 
-    pd, t1, t2 = _blocks(shape=(2, 64, 64))
+    pd, t1, t2 = tissue_blocks(shape=(2, 64, 64))
     acqs = [Acquisition(15, 3000), Acquisition(100, 3000)]
     clean = _render(acqs, pd, t1, t2)
     rng = np.random.default_rng(3)
@@ -614,8 +612,8 @@ def test_a_scan_resampled_onto_another_grid_keeps_the_noise_it_was_measured_with
     import nibabel as nib
 
     from napari_mr_reparam.grids import on_one_grid
-    from napari_mr_reparam.io import load_volume
     from napari_mr_reparam.image_noise import estimate_noise, noise_on_own_grids
+    from napari_mr_reparam.io import load_volume
 
     rng = np.random.default_rng(0)
     shape = (24, 24, 6)
