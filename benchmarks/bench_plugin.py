@@ -4,7 +4,7 @@ Drives the real widget in a real napari viewer (run it under Xvfb on a machine w
 a display) with the sample head (24 slices, 256x256):
 
     xvfb-run -a python benchmarks/bench_plugin.py [--models d2p p2p] [--device cpu] [--moves 30]
-                                                  [--slices N] [--joint] [--truth]
+                                                  [--slices N] [--joint] [--truth] [--integer]
 
 Latency is measured from setting the TE slider to the moment the prediction layer shows
 the new value on the slice in view (it includes the widget's debounce delay). ``--slices
@@ -13,7 +13,9 @@ head's TE 20 / TR 600 ms image as a second input of the physics model (joint map
 once, then rendered); ``--truth`` keeps the demo's ground truth (TE 120 / TR 6000 ms), so
 each update also compares with it. "Longest GUI stall" is the longest the GUI thread was
 held at once while whole volumes re-rendered (one event-loop pass, or the click that asks
-for the volume): what a person feels as a frozen viewer. Prints a Markdown table.
+for the volume): what a person feels as a frozen viewer. ``--integer`` stores every image as 16-bit
+integers (0-4095, as DICOM series and many NIfTI scans store them) rather than float32.
+Prints a Markdown table.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ def _wait(app, condition, timeout=120.0) -> float:
 
 
 def bench_model(model: str, device: str, moves: int, slices: int | None = None, joint: bool = False,
-                truth: bool = False) -> dict:
+                truth: bool = False, integer: bool = False) -> dict:
     import napari
     from qtpy.QtWidgets import QApplication
 
@@ -52,6 +54,10 @@ def bench_model(model: str, device: str, moves: int, slices: int | None = None, 
         for layer in viewer.layers:
             data = np.asarray(layer.data)
             layer.data = np.resize(data, (slices, *data.shape[1:]))  # the head's slices, repeated
+    if integer:
+        for layer in viewer.layers:
+            data = np.asarray(layer.data, np.float64)
+            layer.data = np.round(data * (4095 / max(float(data.max()), 1e-12))).astype(np.uint16)
     if joint:
         widget.add_input_row().layer.value = viewer.layers[1]  # the TE 20 / TR 600 ms image
     idle = widget.is_idle
@@ -82,7 +88,8 @@ def bench_model(model: str, device: str, moves: int, slices: int | None = None, 
     ms = np.array(latencies) * 1000
     return {"model": model, "device": device_name, "p50": np.percentile(ms, 50),
             "p95": np.percentile(ms, 95), "volume": float(np.median(volume_times)),
-            "slices": slices or 24, "joint": joint, "stall": float(np.median(stalls)) * 1000, "truth": truth}
+            "slices": slices or 24, "joint": joint, "stall": float(np.median(stalls)) * 1000, "truth": truth,
+            "dtype": "uint16" if integer else "float32"}
 
 
 def main(argv=None) -> int:
@@ -93,17 +100,19 @@ def main(argv=None) -> int:
     parser.add_argument("--slices", type=int, default=None, help="repeat the head's slices to this many")
     parser.add_argument("--joint", action="store_true", help="a second input image: joint maps (physics)")
     parser.add_argument("--truth", action="store_true", help="keep the demo's ground truth (compare each update)")
+    parser.add_argument("--integer", action="store_true", help="images as 16-bit integers, as DICOM stores them")
     args = parser.parse_args(argv)
     if args.joint and args.models != ["physics"]:
         parser.error("--joint takes --models physics")
-    rows = [bench_model(m, args.device, args.moves, args.slices, args.joint, args.truth) for m in args.models]
-    print("| model | inputs | ground truth | device | slider -> slice p50 (ms) | p95 (ms) | slices "
+    rows = [bench_model(m, args.device, args.moves, args.slices, args.joint, args.truth, args.integer)
+            for m in args.models]
+    print("| model | inputs | ground truth | device | slider -> slice p50 (ms) | p95 (ms) | slices | images "
           "| whole volume (s) | longest GUI stall, whole volume (ms) |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         inputs = "2 (joint maps)" if r["joint"] else "1"
         print(f"| {r['model']} | {inputs} | {'yes' if r['truth'] else 'no'} | {r['device']} | {r['p50']:.0f} "
-              f"| {r['p95']:.0f} | {r['slices']} | {r['volume']:.2f} | {r['stall']:.0f} |")
+              f"| {r['p95']:.0f} | {r['slices']} | {r['dtype']} | {r['volume']:.2f} | {r['stall']:.0f} |")
     return 0
 
 

@@ -670,14 +670,15 @@ class ReparamWidget(Container):
                 return layer
         return None
 
-    def _output_layer(self, source, role: str, template: np.ndarray, above=None):
-        """The ``role`` layer made from ``source``; a new one goes right above ``above``
-        (default: the source), so a grid view shows each output beside what it belongs to."""
+    def _output_layer(self, source, role: str, shape: tuple, above=None):
+        """The ``role`` layer made from ``source`` (a new one of ``shape``, float32); a new
+        one goes right above ``above`` (default: the source), so a grid view shows each
+        output beside what it belongs to."""
         layer = self._find_output(source, role)
         if layer is not None:
             return layer
         layer = self._viewer.add_image(
-            np.zeros_like(template, dtype=np.float32), name=role, scale=source.scale,
+            np.zeros(shape, np.float32), name=role, scale=source.scale,
             translate=source.translate, colormap="gray" if role == "prediction" else "magma",
             metadata={**{k: v for k, v in (source.metadata or {}).items() if k not in ("te_ms", "tr_ms")},
                       "mr_reparam_role": role, "mr_reparam_source": source.data},
@@ -698,10 +699,9 @@ class ReparamWidget(Container):
         prediction layer; a volume's contrast limits are ``limits`` (computed off the GUI
         thread, :func:`_with_range`), or its value range."""
         source = request.layer
-        data = np.asarray(source.data, np.float32)
-        layer = self._output_layer(source, "prediction", data)
+        layer = self._output_layer(source, "prediction", np.shape(source.data))
         if request.slice_index is None:
-            layer.data = pred.astype(np.float32)
+            layer.data = np.asarray(pred, np.float32)  # a fresh volume: no copy where it is float32
         else:
             layer.data[request.slice_index] = pred.reshape(layer.data.shape[1:])
             layer.refresh()
@@ -761,7 +761,7 @@ class ReparamWidget(Container):
             return  # another input or ground truth since: its own comparison follows
         diff, per_slice = result
         per_slice["of"] = (source, truth)  # what the figures compare
-        diff_layer = self._output_layer(source, "difference", diff, above=truth)
+        diff_layer = self._output_layer(source, "difference", np.shape(diff), above=truth)
         diff_layer.data = diff
         diff_layer.contrast_limits = (0.0, max(float(np.nanmax(diff)), 1.0))
         self._per_slice = per_slice
