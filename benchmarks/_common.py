@@ -118,6 +118,23 @@ def psnr_per_slice(pred, truth) -> float:
 FINE = np.diag([-1.0, -1.0, 1.0, 1.0])
 
 
+def heldout_subjects_and_engine(model: str):
+    """The held-out subjects' label maps (``bench_external.subject_paths``) and the network
+    a joint-fit benchmark runs (None for ``"none"``: the fit alone); None, after a line that
+    says which are missing, where ``../shared/`` lacks a subject."""
+    import bench_external as ext
+
+    paths, missing = ext.subject_paths(False)
+    if missing:
+        print(f"skipped: {missing}")
+        return None
+    if model == "none":
+        return paths, None
+    from napari_mr_reparam.inference import Reparameterizer
+
+    return paths, Reparameterizer(model, device="cpu")
+
+
 def subject_slab(path: Path, index: int, slices: int, motion: np.ndarray | None = None, supersample: int = 1,
                  smooth: bool = False):
     """(name, PD, T1, T2 (stack of ``slices`` 1 mm axial slices), brain mask) of held-out

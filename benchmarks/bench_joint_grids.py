@@ -54,7 +54,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import block_mean, grid_affine, psnr_per_slice, render, rician, subject_slab, write  # noqa: E402
+from _common import (  # noqa: E402
+    block_mean, grid_affine, heldout_subjects_and_engine, psnr_per_slice, render, rician, subject_slab, write,
+)
 
 PROTOCOLS = {
     "spin-echo": [("T1w", "spin_echo", 15, 500, None), ("PDw", "spin_echo", 15, 3000, None),
@@ -159,17 +161,10 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.slices % 4:
         parser.error("--slices must be a multiple of 4 (the slabs' thickness)")
-    import bench_external as ext
-
-    paths, missing = ext.subject_paths(False)
-    if missing:
-        print(f"skipped: {missing}")
+    found = heldout_subjects_and_engine(args.model)
+    if found is None:
         return 0
-    engine = None
-    if args.model != "none":
-        from napari_mr_reparam.inference import Reparameterizer
-
-        engine = Reparameterizer(args.model, device="cpu")
+    paths, engine = found
     protocol = PROTOCOLS[args.protocol]
     names = " + ".join(f"{n} ({te}/{tr}{'/' + str(ti) if ti else ''})" for n, _, te, tr, ti in protocol)
     print(f"protocol {args.protocol}: {names}; noise {args.noise:g}; {args.slices} slices\n")

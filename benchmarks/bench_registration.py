@@ -63,8 +63,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import (block_mean, grid_affine, psnr_per_slice, render, rician, stack_to_world,  # noqa: E402
-                     subject_slab, write)
+from _common import (block_mean, grid_affine, heldout_subjects_and_engine, psnr_per_slice, render,  # noqa: E402
+                     rician, stack_to_world, subject_slab, write)
 
 #: (name, sequence, TE, TR, TI): the first scan, then the dual echo of the later series.
 FIRST = ("T1w", "spin_echo", 15, 500, None)
@@ -189,17 +189,10 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.slices % args.voxel[0]:
         parser.error("--slices must be a multiple of the slab thickness (--voxel's first value)")
-    import bench_external as ext
-
-    paths, missing = ext.subject_paths(False)
-    if missing:
-        print(f"skipped: {missing}")
+    found = heldout_subjects_and_engine(args.model)
+    if found is None:
         return 0
-    engine = None
-    if args.model != "none":
-        from napari_mr_reparam.inference import Reparameterizer
-
-        engine = Reparameterizer(args.model, device="cpu")
+    paths, engine = found
     print(f"T1w (15/500) first, then the PD/T2 dual echo (15 and 100 / 3000) after a turn of "
           f"{args.degrees[0]:g}-{args.degrees[1]:g} deg and a shift of {args.shift_mm[0]:g}-{args.shift_mm[1]:g} mm; "
           f"noise {args.noise:g}; {args.slices} slices; the dual echo's voxel {'x'.join(map(str, args.voxel[::-1]))} mm\n")
