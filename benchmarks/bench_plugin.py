@@ -13,9 +13,9 @@ head's TE 20 / TR 600 ms image as a second input of the physics model (joint map
 once, then rendered); ``--truth`` keeps the demo's ground truth (TE 120 / TR 6000 ms), so
 each update also compares with it. "Longest GUI stall" is the longest the GUI thread was
 held at once while whole volumes re-rendered (one event-loop pass, or the click that asks
-for the volume): what a person feels as a frozen viewer. ``--integer`` stores every image as 16-bit
-integers (0-4095, as DICOM series and many NIfTI scans store them) rather than float32.
-Prints a Markdown table.
+for the volume): what a person feels as a frozen viewer. ``--integer`` stores every image
+as 16-bit integers (0-4095, as DICOM series and many NIfTI scans store them) rather than
+float32. Prints a Markdown table.
 """
 
 from __future__ import annotations

@@ -536,8 +536,8 @@ class ReparamWidget(Container):
         self._predictions.submit(partial(_compute, self._engines, request, np.asarray(request.layer.data)), request)
 
     def _on_started(self, request: Request) -> None:
-        data = np.asarray(request.layer.data)
-        total = data.shape[0] if data.ndim == 3 and request.slice_index is None else 1
+        shape = np.shape(request.layer.data)
+        total = shape[0] if len(shape) == 3 and request.slice_index is None else 1
         if request.inputs:
             total = joint_job_units(request.inputs, request.register)
         self.cancel.enabled = True
