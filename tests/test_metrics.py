@@ -72,3 +72,15 @@ def test_band_means_split_values_by_band_and_leave_empty_bands_out():
     assert sum(b["count"] for b in bands) == values.size
     with pytest.raises(ValueError, match="length"):
         metrics.band_means(values, te[:3], (0, 1))
+
+
+def test_a_stack_is_scored_image_by_image_whether_or_not_the_work_is_threaded(monkeypatch):
+    rng = np.random.default_rng(4)
+    targets = rng.uniform(0, 255, (10, 32, 32))
+    preds = np.clip(targets + rng.normal(0, 20, targets.shape), 0, 255)
+    threaded = metrics.batch_metrics(preds, targets)
+    assert len(preds) >= metrics.SSIM_THREADS_FROM
+    for k in range(len(preds)):
+        assert threaded["ssim"][k] == metrics.ssim(preds[k], targets[k])
+    monkeypatch.setattr(metrics, "SSIM_THREADS_FROM", 10**9)
+    np.testing.assert_array_equal(metrics.batch_metrics(preds, targets)["ssim"], threaded["ssim"])
