@@ -791,7 +791,6 @@ class ReparamWidget(Container):
         self.metrics.value = f"slice {k}: PSNR {s['psnr']:.2f} dB, MAE {s['mae']:.2f}, SSIM {s['ssim']:.3f}\n{volume}"
 
 
-
 def _compute(engines: EngineCache, request: Request, data: np.ndarray, job) -> tuple:
     """One engine call for ``request`` (run in a worker thread): ``("maps", (engine, maps))``
     for the physics model or joint maps (``engine`` None), else ``("prediction", volume)``.
@@ -829,7 +828,12 @@ def _with_range(volume: np.ndarray) -> tuple:
     """``(volume, (lowest, highest))``: a whole volume with the contrast limits of its layer,
     computed where the volume is (a worker thread: tens of milliseconds for a real scan's
     depth)."""
-    return volume, (float(np.nanmin(volume)), float(np.nanmax(volume)) or 1.0)
+    finite = np.isfinite(volume)
+    low = float(np.min(volume, where=finite, initial=np.inf))
+    high = float(np.max(volume, where=finite, initial=-np.inf))
+    if low > high:  # no finite voxel (every one NaN): the layer keeps a plain range
+        return volume, (0.0, 1.0)
+    return volume, (low, high or 1.0)
 
 
 class InputRow(Container):
