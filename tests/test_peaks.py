@@ -57,13 +57,16 @@ def test_calibration_keeps_the_maximum_where_the_render_is_exact():
     assert peaks.calibrated_count(2.5 * truth, truth).tolist() == [1]
 
 
-@pytest.mark.parametrize("shape", [(3, 40, 50), (7, 9), (2, 3, 3)])
-def test_sustained_peak_is_the_maximum_of_the_3x3_median(shape):
+@pytest.mark.parametrize("shape", [(3, 40, 50), (7, 9), (2, 3, 3), (20, 64, 64)])
+def test_sustained_peak_is_the_maximum_of_the_3x3_median(shape, monkeypatch):
     from scipy.ndimage import median_filter
 
     rng = np.random.default_rng(3)
     images = rng.random(shape).astype(np.float32)
-    if shape[-1] > 20:
+    if shape[0] == 20:  # a plateau of noise, with ties, spread over threads: far more
+        images = np.round(images * 50) / 50  # candidate windows than are taken exactly
+        monkeypatch.setattr(peaks, "MEDIAN_CANDIDATES", 64)
+    elif shape[-1] > 20:
         images[..., 10:20, 10:20] += 2.0  # a bright patch: found among the brightest voxels
         images[0] = 0.0
         images[0, 5:30, 5:30] = rng.random((25, 25))  # scattered: found by the wider searches

@@ -121,3 +121,13 @@ def test_water_mean_time_is_the_water_weighted_geometric_mean_for_numpy_and_torc
     assert got[1] == 0.0  # no water: no time
     as_torch = physics.water_mean_time(torch.tensor(water), torch.tensor(logs))
     assert as_torch.numpy() == pytest.approx(got)
+
+
+def test_float32_maps_render_in_float32_and_plain_numbers_in_float64():
+    maps = [np.full(4, v, np.float32) for v in (1.0, 900.0, 80.0)]
+    assert physics.spin_echo(*maps, 20, 600).dtype == np.float32  # no float64 copy of a volume
+    assert physics.inversion_recovery(*maps, 20.0, 6000.0, 400.0).dtype == np.float32
+    assert physics.spin_echo(*[m.astype(np.float64) for m in maps], 20, 600).dtype == np.float64
+    assert np.asarray(physics.spin_echo(1.0, 900.0, 80.0, 20, 600)).dtype == np.float64
+    np.testing.assert_allclose(physics.spin_echo(*maps, 20, 600),
+                               physics.spin_echo(*[m.astype(np.float64) for m in maps], 20, 600), rtol=1e-6)

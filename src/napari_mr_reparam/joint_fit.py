@@ -61,6 +61,7 @@ from . import physics
 from .acquisition import Acquisition
 from .edge_smoothing import smooth_inputs
 from .image_noise import DEFAULT_NOISE, bright_level, estimate_noise
+from .parallel import over_planes
 from .peaks import clip_overshoot as _clip_overshoot
 
 #: The sequences an input may have (their signal equations have derivatives below).
@@ -259,7 +260,11 @@ class JointMaps:
             return np.asarray(physics.render(sequence, pd, t1, t2, te_ms, tr_ms, ti=ti_ms, flip_deg=flip_deg,
                                              inversion_efficiency=inversion, **extra))
 
-        signal = np.asarray(at(self.pd, self.t1, self.t2), np.float32)
+        signal = np.empty(np.shape(self.pd), np.float32)
+
+        def part(rows):  # element-wise: runs of planes on several threads
+            signal[rows] = at(self.pd[rows], self.t1[rows], self.t2[rows])
+        over_planes(part, len(signal))
         if not (clip_overshoot and self.sigma):
             return signal
         return _clip_overshoot(signal, spread=lambda where: self._render_error(where, at))
@@ -272,7 +277,7 @@ class JointMaps:
         log T2, stands in for the fit's own)."""
         import torch
 
-        pd, t1, t2 = (np.asarray(getattr(self, k), np.float64).reshape(-1)[where] for k in PARAMETERS)
+        pd, t1, t2 = (np.asarray(np.asarray(getattr(self, k)).reshape(-1)[where], np.float64) for k in PARAMETERS)
         step = 1e-3
         up, down = math.exp(step), math.exp(-step)
         slopes = (render(pd, t1, t2),  # a render is proportional to PD
@@ -281,7 +286,7 @@ class JointMaps:
         t = [torch.from_numpy(np.asarray(v, np.float64)) for v in (pd, t1, t2)]
         info = _information(self.acquisitions, self.scales or [1.0] * len(self.sigma), self.sigma, *t, torch)
         if self.averaged is not None:  # an average of n like voxels holds 1/n of one's noise variance
-            count = torch.from_numpy(np.asarray(self.averaged, np.float64).reshape(-1)[where])
+            count = torch.from_numpy(np.asarray(np.asarray(self.averaged).reshape(-1)[where], np.float64))
             info = [c * count for c in info]
         # the estimate's spread from the noise: C A C for A the data's information and C the
         # inverse of A plus a prior (the broadest any fit takes), which holds what the inputs

@@ -9,11 +9,12 @@ its convention.
 
 from __future__ import annotations
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from skimage.metrics import structural_similarity
+
+from .parallel import workers
 
 PEAK = 255.0
 #: PSNR of identical images is infinite; reports cap it here so means stay finite.
@@ -105,16 +106,16 @@ SSIM_THREADS_FROM = 8
 
 
 def _ssim_each(preds, targets) -> list:
-    """``structural_similarity(target, pred, full=True)`` of each pair, in order: over up to
-    four threads for a stack of :data:`SSIM_THREADS_FROM` or more (scipy's filters release
-    the GIL: a 180-slice comparison on 2 cores takes about two thirds of the time)."""
+    """``structural_similarity(target, pred, full=True)`` of each pair, in order: over
+    :func:`~napari_mr_reparam.parallel.workers` threads for a stack of
+    :data:`SSIM_THREADS_FROM` or more (scipy's filters release the GIL: a 180-slice
+    comparison on 2 cores takes about two thirds of the time)."""
     def one(k):
         return structural_similarity(targets[k], preds[k], data_range=PEAK, full=True)
 
-    workers = min(4, os.cpu_count() or 1)
-    if len(preds) < SSIM_THREADS_FROM or workers < 2:
+    if len(preds) < SSIM_THREADS_FROM or workers() < 2:
         return [one(k) for k in range(len(preds))]
-    with ThreadPoolExecutor(workers) as pool:
+    with ThreadPoolExecutor(workers()) as pool:
         return list(pool.map(one, range(len(preds))))
 
 

@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .parallel import over_planes
+
 #: The largest count tried, as a share of an image's voxels (counts are powers of two).
 MAX_COUNT_SHARE = 1 / 32
 
@@ -119,9 +121,9 @@ OVERSHOOT_SDS = 1.0
 def _window_counts(mask):
     """Per interior 3x3 window of each plane (..., H, W), how many of its voxels are set:
     (..., H - 2, W - 2)."""
-    h, w = mask.shape[-2:]
-    m = mask.astype(np.uint8)
-    return sum(m[..., dy:h - 2 + dy, dx:w - 2 + dx] for dy in range(3) for dx in range(3))
+    m = mask.view(np.uint8)
+    rows = m[..., :-2] + m[..., 1:-1] + m[..., 2:]
+    return rows[..., :-2, :] + rows[..., 1:-1, :] + rows[..., 2:, :]
 
 
 def _window_values(planes, index):
@@ -137,16 +139,34 @@ def _window_minima(planes):
     return np.minimum(np.minimum(rows[:, :-2], rows[:, 1:-1]), rows[:, 2:])
 
 
+#: Candidate windows :func:`_median_peak` takes the exact median of; with more, it first
+#: raises each plane's floor to the best median of a sample of them.
+MEDIAN_CANDIDATES = 20000
+
+
 def _median_peak(planes, floor):
-    """The maximum 3x3 median of each plane (n, H, W) among the windows that hold
-    :data:`SUSTAINED_OF_9` voxels at least ``floor`` (one per plane; -inf where none
-    does)."""
-    index = np.nonzero(_window_counts(planes >= floor[:, None, None]) >= SUSTAINED_OF_9)
-    level = np.full(len(planes), -np.inf, np.float32)
+    """The maximum 3x3 median of each plane (n, H, W), given ``floor``, a level that the
+    median of some window of each plane reaches (-inf where the answer may be -inf).
+
+    A window whose median is above a level holds :data:`SUSTAINED_OF_9` voxels above
+    it, so only those windows are taken exactly; while they are many, each plane's floor
+    is first raised to the best median of a sample of them.
+    """
+    floor = np.asarray(floor, np.float32).copy()
+    for _ in range(4):
+        index = np.nonzero(_window_counts(planes > floor[:, None, None]) >= SUSTAINED_OF_9)
+        if len(index[0]) <= MEDIAN_CANDIDATES:
+            break
+        sample = tuple(i[::len(index[0]) // (MEDIAN_CANDIDATES // 4)] for i in index)
+        np.maximum.at(floor, sample[0], _window_median(planes, sample))
     if len(index[0]):
-        values = _window_values(planes, index)
-        np.maximum.at(level, index[0], np.partition(values, 9 - SUSTAINED_OF_9, axis=-1)[:, 9 - SUSTAINED_OF_9])
-    return level
+        np.maximum.at(floor, index[0], _window_median(planes, index))
+    return floor
+
+
+def _window_median(planes, index):
+    """The :data:`SUSTAINED_OF_9`-th highest of the 3x3 windows at ``index``."""
+    return np.partition(_window_values(planes, index), 9 - SUSTAINED_OF_9, axis=-1)[:, 9 - SUSTAINED_OF_9]
 
 
 def sustained_peak(images) -> np.ndarray:
@@ -160,14 +180,19 @@ def sustained_peak(images) -> np.ndarray:
     """
     x = np.asarray(images, np.float32)
     lead, (h, w) = x.shape[:-2], x.shape[-2:]
-    planes = np.where(np.isfinite(x), x, -np.inf).reshape(-1, h, w)
+    flat = x.reshape(-1, h, w)
+    return np.concatenate(over_planes(lambda rows: _plane_peaks(flat[rows]), len(flat))).reshape(lead)
+
+
+def _plane_peaks(x) -> np.ndarray:
+    """:func:`sustained_peak` of each plane of ``x`` (n, H, W)."""
+    planes = np.where(np.isfinite(x), x, -np.inf)
     top = planes.reshape(len(planes), -1).max(-1)
-    if h < 3 or w < 3:
-        return np.where(np.isfinite(top), top, np.nan).reshape(lead)
+    if min(planes.shape[-2:]) < 3:
+        return np.where(np.isfinite(top), top, np.nan)
     # the brightest window's minimum: no window's median above it is missed
     level = _median_peak(planes, _window_minima(planes).reshape(len(planes), -1).max(-1))
-    level = np.where(np.isfinite(level), level, np.where(np.isfinite(top), top, np.nan))
-    return level.reshape(lead)
+    return np.where(np.isfinite(level), level, np.where(np.isfinite(top), top, np.nan))
 
 
 def clip_overshoot(images, spread=None) -> np.ndarray:

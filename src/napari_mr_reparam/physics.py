@@ -35,9 +35,11 @@ def _prepare(*values):
         ref = tensors[0]
         dtype = ref.dtype if ref.is_floating_point() else torch.float32
         return torch, [torch.as_tensor(v, dtype=dtype, device=ref.device) for v in values]
-    arrays = [np.asarray(v) for v in values]
-    dtype = np.result_type(np.float32, *[a.dtype for a in arrays])
-    return np, [a.astype(dtype, copy=False) for a in arrays]
+    # a plain number takes the arrays' precision (float32 maps stay float32: a render of a
+    # volume in float64 costs a copy of each map and twice the passes); numbers alone, float64
+    arrays = [np.asarray(v).dtype for v in values if not isinstance(v, (int, float))]
+    dtype = np.result_type(np.float32, *arrays) if arrays else np.float64
+    return np, [np.asarray(v).astype(dtype, copy=False) for v in values]
 
 
 def _decay(xp, time, constant):
