@@ -253,6 +253,40 @@ def test_truncated_and_corrupt_files_are_named(tmp_path):
         dicom.read_series(tmp_path / "s")
 
 
+@pytest.mark.parametrize("name", ["MR_small_RLE.dcm", "MR_small_jp2klossless.dcm", "MR_small_jpeg_ls_lossless.dcm"])
+def test_compressed_pixel_data_reads_as_the_uncompressed_image(tmp_path, name):
+    """pydicom's own MR image, stored as archives and PACS export it: RLE, JPEG 2000 and
+    JPEG-LS lossless (its decoders are dependencies)."""
+    import shutil
+
+    from pydicom.data import get_testdata_file
+
+    def read(file):
+        folder = tmp_path / Path(file).stem
+        folder.mkdir()
+        shutil.copy(get_testdata_file(file), folder)
+        (volume,) = dicom.read_series(folder)
+        return volume
+
+    plain, packed = read("MR_small.dcm"), read(name)
+    assert plain.data.shape == (1, 64, 64) and np.ptp(plain.data) > 0
+    np.testing.assert_array_equal(packed.data, plain.data)
+    np.testing.assert_allclose(packed.affine, plain.affine)
+
+
+def test_pixel_data_no_decoder_reads_is_one_line_with_the_reason(tmp_path):
+    import shutil
+
+    from pydicom.data import get_testdata_file
+
+    shutil.copy(get_testdata_file("JPEG-lossy.dcm"), tmp_path)  # a 12-bit JPEG whose scan is malformed
+    with pytest.raises(ValueError, match=r"^JPEG-lossy.dcm: not a readable DICOM file \(Unable to decode") as caught:
+        dicom.read_series(tmp_path)
+    message = str(caught.value)
+    reason = message.split("plugins:", 1)[1].strip(" )")
+    assert "\n" not in message and len(reason) > 10  # a decoder's own reason, on the line
+
+
 def test_a_listed_file_that_is_not_dicom(tmp_path):
     (tmp_path / "scan.nii").write_bytes(b"\0" * 400)
     with pytest.raises(ValueError, match="scan.nii: not a DICOM file"):

@@ -37,7 +37,8 @@ Philips images carrying the private scale slope (2005,100E) they are divided by
 RescaleSlope x scale slope, Philips' floating-point value, which is the one comparable
 between images whose display scaling differs (inversion times of one series, say).
 
-pydicom reads the files; dicom-numpy checks that each acquisition's slices form one
+pydicom reads the files (compressed pixel data through pylibjpeg's decoders: JPEG,
+JPEG-LS, JPEG 2000; RLE natively); dicom-numpy checks that each acquisition's slices form one
 regular grid (same matrix, pixel spacing, orientation; no missing slices) and stacks
 them with their affine. It is small (pure Python, needs only numpy and pydicom);
 dicom2nifti needs python-gdcm, SimpleITK and itk are large compiled toolkits, nibabel's
@@ -52,7 +53,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .io import Volume, file_to_stack, ras_orientation, stack_spacing
+from .io import Volume, _first_line, file_to_stack, ras_orientation, stack_spacing
 
 #: Tags that hold the acquisition parameters, with their (group,element) for messages.
 TAG_CODES = {"EchoTime": "(0018,0081)", "RepetitionTime": "(0018,0080)",
@@ -504,7 +505,7 @@ def _acquisition_volume(label: str, members: list) -> Volume:
             raise ValueError("two images at the same slice position")
     except (dicom_numpy.DicomImportException, ValueError, TypeError, AttributeError) as exc:
         raise ValueError(f"{where}: the images do not form one volume "
-                         f"({_first_line(exc).rstrip(':')})") from None
+                         f"({_first_line(exc)})") from None
     data = np.asarray(voxels, np.float32) / _philips_factors(datasets)[:, None, None]
     affine = np.diag([-1.0, -1.0, 1.0, 1.0]) @ np.asarray(ijk_to_lps, np.float64)  # LPS -> RAS
     slice_step = _slice_step(datasets)
@@ -613,7 +614,3 @@ def _philips_factors(datasets) -> np.ndarray:
         factors.append(factor)
     return np.asarray(factors, np.float32)
 
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
