@@ -43,3 +43,38 @@ def test_two_process_data_parallel_ranks_agree(tmp_path, mrilab_spec):
     digests = [(out / f"rank{r}.sha256").read_text() for r in (0, 1)]
     assert digests[0] == digests[1]
     assert torch.load(out / "checkpoint.pt", weights_only=True)["step"] == 3
+
+
+def test_sigterm_finishes_the_step_writes_a_checkpoint_and_resume_goes_on(tiny_paramnet_run, tmp_path,
+                                                                          monkeypatch):
+    import signal
+
+    import pytest
+
+    from napari_mr_reparam.training import loop
+
+    cfg, _, _ = tiny_paramnet_run
+    cfg = dataclasses.replace(cfg, steps=6, checkpoint_every=100, out=str(tmp_path / "run"))
+    build, calls = loop.build_stage, []
+
+    def build_with_a_stop(*args):
+        stage = build(*args)
+        loss = stage.loss
+
+        def loss_then_stop(module, batch):
+            calls.append(1)
+            if len(calls) == 2:  # as `timeout` or a batch scheduler sends it, mid-step
+                os.kill(os.getpid(), signal.SIGTERM)
+            return loss(module, batch)
+        stage.loss = loss_then_stop
+        return stage
+
+    monkeypatch.setattr(loop, "build_stage", build_with_a_stop)
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(loop.TrainingStopped, match="stopped \\(SIGTERM\\) after step 2 of 6") as stopped:
+        train(cfg, quiet=True)
+    assert torch.load(stopped.value.checkpoint, weights_only=True)["step"] == 2  # not a checkpoint step
+    assert signal.getsignal(signal.SIGTERM) is before  # the process's handler back
+    monkeypatch.setattr(loop, "build_stage", build)
+    train(cfg, resume=True, quiet=True)
+    assert torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)["step"] == 6

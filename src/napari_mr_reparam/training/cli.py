@@ -40,7 +40,7 @@ def cmd_simulate(args) -> int:
 
 def _train(args, stage: str, **fixed) -> int:
     from .config import load_config
-    from .loop import process_rank, train
+    from .loop import TrainingStopped, process_rank, train
 
     options = dict(
         stage=stage, steps=args.steps, out=args.out, device=args.device,
@@ -53,7 +53,12 @@ def _train(args, stage: str, **fixed) -> int:
             raise ValueError(f"--set {key} repeats an option given otherwise; give it once")
         options[key] = value
     cfg = load_config(args.config, **options)
-    checkpoint = train(cfg, resume=args.resume)
+    try:
+        checkpoint = train(cfg, resume=args.resume)
+    except TrainingStopped as stopped:
+        if process_rank() == 0:
+            print(f"\n{cfg.name}: {stopped}", flush=True)
+        return 130 if stopped.why == "SIGINT" else 143  # as a shell reports a stop by that signal
     if process_rank() == 0:
         print(f"checkpoint: {checkpoint}")
     return 0
@@ -223,7 +228,9 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int)
     p.add_argument("--device", help="auto, cpu, cuda or mps")
     p.add_argument("--threads", type=int, help="torch CPU threads per process")
-    p.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoint")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from the run folder's checkpoint (written every checkpoint_every steps, "
+                        "and on SIGTERM or Ctrl-C after the step in progress)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="any other recipe value, e.g. --set map_weight=0.1 (repeatable)")
 

@@ -4,6 +4,8 @@ Checkpoints are plain dicts (``model``, ``optimizer``, ``step``, ``config``, ``c
 written with ``torch.save`` and read back with ``torch.load(weights_only=True)``. Under
 ``torchrun`` every process draws its own batches (seed + rank), gradients are averaged
 by DistributedDataParallel (gloo on CPU, NCCL on GPU), and rank 0 writes the files.
+SIGTERM or Ctrl-C stops a run after the step in progress, with a checkpoint
+(:class:`TrainingStopped`).
 """
 
 from __future__ import annotations
@@ -92,22 +94,30 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False) -> Path:
     getattr(stage, "train_mode", model.train)()
     losses: list[float] = []
     started = time.time()
-    for step in range(start, cfg.steps):
-        for group in optimizer.param_groups:
-            group["lr"] = _lr_at(cfg, step)
-        batch = _to_device(stage.batches.next(rng, cfg.batch_size), device)
-        with autocast:
-            loss = stage.loss(module, batch)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        losses.append(float(loss.detach()))
-        if bar is not None:
-            bar.update(1)
-            if (step + 1) % cfg.log_every == 0:
-                bar.set_postfix(loss=f"{np.mean(losses[-cfg.log_every:]):.5f}")
-        if rank == 0 and ((step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps):
-            _save(out / CHECKPOINT, model, optimizer, step + 1, cfg, stage, losses, started)
+    stop, done = _StopRequest(), start
+    try:
+        for step in range(start, cfg.steps):
+            for group in optimizer.param_groups:
+                group["lr"] = _lr_at(cfg, step)
+            batch = _to_device(stage.batches.next(rng, cfg.batch_size), device)
+            with autocast:
+                loss = stage.loss(module, batch)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            losses.append(float(loss.detach()))
+            if bar is not None:
+                bar.update(1)
+                if (step + 1) % cfg.log_every == 0:
+                    bar.set_postfix(loss=f"{np.mean(losses[-cfg.log_every:]):.5f}")
+            done = step + 1
+            stopping = stop.agreed(world, device)
+            if rank == 0 and ((step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps or stopping):
+                _save(out / CHECKPOINT, model, optimizer, step + 1, cfg, stage, losses, started)
+            if stopping:
+                break
+    finally:
+        stop.restore()
     if bar is not None:
         bar.close()
     if rank == 0 and start >= cfg.steps:
@@ -116,7 +126,58 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False) -> Path:
         _write_rank_digest(out, rank, model)
         torch.distributed.barrier()
         torch.distributed.destroy_process_group()
+    if stop.why is not None and done < cfg.steps:
+        raise TrainingStopped(out / CHECKPOINT, done, cfg.steps, stop.why)
     return out / CHECKPOINT
+
+
+class TrainingStopped(Exception):
+    """A run stopped early on request (SIGTERM, Ctrl-C), its checkpoint written."""
+
+    def __init__(self, checkpoint: Path, step: int, steps: int, why: str):
+        self.checkpoint, self.step, self.why = checkpoint, step, why
+        super().__init__(f"stopped ({why}) after step {step} of {steps}; checkpoint {checkpoint}: "
+                         f"--resume continues from it")
+
+
+class _StopRequest:
+    """SIGTERM (``timeout``, a batch scheduler's notice) or Ctrl-C asks the loop to stop:
+    the step in progress finishes, a checkpoint is written, and ``--resume`` continues
+    from it (a resumed run draws the batches it would have drawn). Under torchrun every
+    process stops after the same step: each step's flag is the maximum over the ranks."""
+
+    def __init__(self):
+        import signal
+        import threading
+
+        self.why = None
+        self._before = {}
+        if threading.current_thread() is not threading.main_thread():
+            return  # handlers can only be set from the main thread: no graceful stop there
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            self._before[sig] = signal.signal(sig, self._ask)
+
+    def _ask(self, signum, frame) -> None:
+        import signal
+
+        self.why = signal.Signals(signum).name
+
+    def agreed(self, world: int, device) -> bool:
+        if world == 1:
+            return self.why is not None
+        flag = torch.tensor([float(self.why is not None)], device=device)
+        torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+        if flag.item() and self.why is None:
+            self.why = "another process was asked"
+        return bool(flag.item())
+
+    def restore(self) -> None:
+        """The handlers as they were before the run."""
+        import signal
+
+        for sig, handler in self._before.items():
+            signal.signal(sig, handler)
+        self._before = {}
 
 
 def weights_digest(model) -> str:
