@@ -61,3 +61,16 @@ def test_npe2_finds_the_reader_and_writer(tmp_path):
     assert layers[0][0].shape == (2, 4, 4)
     written = npe2.write(str(tmp_path / "out.nii.gz"), [layers[0]], plugin_name=PLUGIN)
     assert written == [str(tmp_path / "out.nii.gz")]
+
+
+def test_npe2_offers_the_reader_for_siemens_ima_files(tmp_path):
+    import npe2
+
+    from dicom_helpers import ramp, write_series
+
+    files = [f.rename(f.with_suffix(".IMA")) for f in write_series(tmp_path / "siemens", [ramp(2, 8, 8)])]
+    pm = npe2.PluginManager.instance()
+    pm.discover()
+    assert PLUGIN in {r.plugin_name for r in pm.iter_compatible_readers([str(files[0])])}
+    (layer,) = npe2.read([str(f) for f in files], stack=True, plugin_name=PLUGIN)
+    assert layer[0].shape == (2, 8, 8) and layer[1]["metadata"]["te_ms"] == pytest.approx(20.0)

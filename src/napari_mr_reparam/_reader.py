@@ -1,6 +1,6 @@
 """napari reader: NIfTI and FreeSurfer volumes and 2-D images as axial stacks (see :mod:`.io`;
 a label map such as ``aseg.mgz`` as a labels layer), and
-DICOM series (a folder, ``.dcm`` files) as one layer per acquisition (see :mod:`.dicom`).
+DICOM series (a folder, ``.dcm`` or Siemens ``.IMA`` files) as one layer per acquisition (see :mod:`.dicom`).
 
 Layer metadata (all plain Python, no Qt):
 
