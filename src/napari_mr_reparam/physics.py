@@ -37,8 +37,8 @@ def _prepare(*values):
         return torch, [torch.as_tensor(v, dtype=dtype, device=ref.device) for v in values]
     # a plain number takes the arrays' precision (float32 maps stay float32: a render of a
     # volume in float64 costs a copy of each map and twice the passes); numbers alone, float64
-    arrays = [np.asarray(v).dtype for v in values if not isinstance(v, (int, float))]
-    dtype = np.result_type(np.float32, *arrays) if arrays else np.float64
+    dtypes = [np.asarray(v).dtype for v in values if not isinstance(v, (int, float))]
+    dtype = np.result_type(np.float32, *dtypes) if dtypes else np.float64
     return np, [np.asarray(v).astype(dtype, copy=False) for v in values]
 
 

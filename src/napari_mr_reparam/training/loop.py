@@ -100,12 +100,7 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False) -> Path:
             for group in optimizer.param_groups:
                 group["lr"] = _lr_at(cfg, step)
             batch = _to_device(stage.batches.next(rng, cfg.batch_size), device)
-            with autocast:
-                loss = stage.loss(module, batch)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            losses.append(float(loss.detach()))
+            losses.append(_step(stage, module, optimizer, batch, autocast))
             if bar is not None:
                 bar.update(1)
                 if (step + 1) % cfg.log_every == 0:
@@ -129,6 +124,16 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False) -> Path:
     if stop.why is not None and done < cfg.steps:
         raise TrainingStopped(out / CHECKPOINT, done, cfg.steps, stop.why)
     return out / CHECKPOINT
+
+
+def _step(stage, module, optimizer, batch: dict, autocast) -> float:
+    """One optimizer step on ``batch``; its loss."""
+    with autocast:
+        loss = stage.loss(module, batch)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return float(loss.detach())
 
 
 class TrainingStopped(Exception):
