@@ -257,21 +257,3 @@ def test_condition_vector_stays_on_the_device_of_the_times():
     tr = torch.tensor([500.0, 2300.0], device="meta")
     cond = condition_vector(te, tr, ["spin_echo", "mprage"], torch.tensor([0.0, 900.0], device="meta"), 9.0)
     assert cond.device.type == "meta" and cond.shape == (2, SEQUENCE_CONDITIONS)
-
-
-def test_global_context_starts_as_the_network_it_extends_then_moves_every_voxel():
-    from napari_mr_reparam.models.physics_net import PhysicsNet
-
-    torch.manual_seed(0)
-    plain = PhysicsNet(base=4, depth=4, work_size=128)
-    wide = PhysicsNet.from_card({"base": 4, "depth": 4, "work_size": 128, "global_context": True})
-    assert wide.context is not None and plain.context is None
-    assert wide.load_initial_state(plain.state_dict()) == ([], [])
-    plain.eval(), wide.eval()
-    x, cond = torch.rand(2, 1, 64, 64), torch.zeros(2, 2)
-    with torch.no_grad():
-        np.testing.assert_allclose(wide.run(x, cond), plain.run(x, cond), atol=1e-6)
-        torch.nn.init.normal_(wide.context[-1].weight, std=0.1)
-        moved = (wide.run(x, cond) - plain.run(x, cond)).abs()
-    assert float((moved > 1e-6).float().mean()) > 0.99  # the slice's pooled features reach every voxel
-    assert float(moved.mean()) > 1e-3

@@ -142,19 +142,3 @@ def test_truth_maps_shrink_to_the_grid_with_times_mixed_by_water():
             "t2": small[None, 2:3, None, None]}
     assert float(map_loss(maps, truth)) < 1e-8
     assert float(map_loss(maps, truth, geometric=False)) > 0.1
-
-
-def test_global_context_trains_and_its_weights_load_with_it(tmp_path, mrilab_spec):
-    from napari_mr_reparam.models.physics_net import PhysicsNet
-    from napari_mr_reparam.training.physics_stage import PhysicsStage
-
-    cfg = tiny_train_config(tmp_path / "context", mrilab_spec, stage="physics", task="p2p", depth=3,
-                            work_size=32, global_context=True, steps=2)
-    with pytest.raises(ValueError, match="global_context need the maps variant"):
-        PhysicsStage(tiny_train_config(tmp_path / "bad", mrilab_spec, stage="physics", variant="direct",
-                                       global_context=True))
-    blob = torch.load(train(cfg, quiet=True), weights_only=True)
-    assert blob["card"]["global_context"] is True
-    net = PhysicsNet.from_card(blob["card"])
-    net.load_state_dict(blob["model"])  # strict: the card builds the branch the weights hold
-    assert net.context is not None

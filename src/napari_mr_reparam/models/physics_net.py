@@ -104,7 +104,7 @@ class FromCard:
 
     @classmethod
     def from_card(cls, card: dict):
-        extra = {key: True for key in ("input_sequences", "global_context") if card.get(key)}
+        extra = {"input_sequences": True} if card.get("input_sequences") else {}
         net = cls(base=int(card.get("base", 16)), depth=int(card.get("depth", 4)),
                   task=card.get("task", "p2p"), work_size=int(card.get("work_size", 128)), **extra)
         net.native_input = bool(card.get("native_input", False))
@@ -117,16 +117,9 @@ class FiLMUNet(nn.Module):
     ``base`` channels at full resolution, doubled at each of ``depth`` levels; average
     pooling down, bilinear up, skip connections by concatenation. The FiLM MLP's last
     layer starts at zero, so training starts from the unconditioned U-Net.
-
-    With ``global_context``, the decoder's blocks are modulated by the whole image too:
-    the mean and spread of the deepest features over the image, through a second small
-    MLP (its last layer zero at the start, so a network given it starts computing what
-    it computed without), add to the decoder's FiLM scales and shifts. Without it, the
-    image as a whole reaches a voxel only through the group norms' statistics.
     """
 
-    def __init__(self, cin: int, cout: int, n_cond: int, base: int = 16, depth: int = 4,
-                 global_context: bool = False):
+    def __init__(self, cin: int, cout: int, n_cond: int, base: int = 16, depth: int = 4):
         super().__init__()
         self.depth = depth
         chans = [base * 2**i for i in range(depth)]
@@ -137,22 +130,15 @@ class FiLMUNet(nn.Module):
         self.film = nn.Sequential(nn.Linear(n_cond, 64), nn.SiLU(), nn.Linear(64, 2 * sum(self._film_sizes)))
         nn.init.zeros_(self.film[-1].weight)
         nn.init.zeros_(self.film[-1].bias)
-        self.context = None
-        if global_context:
-            self.context = nn.Sequential(nn.Linear(2 * chans[-1], 64), nn.SiLU(),
-                                         nn.Linear(64, 2 * sum(self._film_sizes[depth:])))
-            nn.init.zeros_(self.context[-1].weight)
-            nn.init.zeros_(self.context[-1].bias)
 
     def _films(self, cond):
         """Per-block (gamma, beta) from the condition vector."""
-        return _split_films(self.film(cond), self._film_sizes)
-
-    def _with_context(self, films, deepest):
-        """The decoder's (gamma, beta) plus what the whole image's deepest features add."""
-        pooled = torch.cat([deepest.mean((-2, -1)), deepest.std((-2, -1))], 1)
-        extra = _split_films(self.context(pooled), self._film_sizes[self.depth:])
-        return films[:self.depth] + [(g + dg, b + db) for (g, b), (dg, db) in zip(films[self.depth:], extra)]
+        out = self.film(cond)
+        pieces, start = [], 0
+        for size in self._film_sizes:
+            pieces.append((out[:, start:start + size], out[:, start + size:start + 2 * size]))
+            start += 2 * size
+        return pieces
 
     def forward(self, x, cond):
         return self.run(x, cond)
@@ -166,22 +152,11 @@ class FiLMUNet(nn.Module):
                 x = F.avg_pool2d(x, 2)
             x = block(x, *films[i])
             skips.append(x)
-        if self.context is not None:
-            films = self._with_context(films, x)
         for j, block in enumerate(self.up):
             skip = skips[-2 - j]
             x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
             x = block(torch.cat([x, skip], 1), *films[self.depth + j])
         return self.head(x)
-
-
-def _split_films(out, sizes) -> list:
-    """(gamma, beta) per block of ``sizes`` channels from one MLP output (B, 2 sum(sizes))."""
-    pieces, start = [], 0
-    for size in sizes:
-        pieces.append((out[:, start:start + size], out[:, start + size:start + 2 * size]))
-        start += 2 * size
-    return pieces
 
 
 class PhysicsNet(FromCard, FiLMUNet):
@@ -222,18 +197,12 @@ class PhysicsNet(FromCard, FiLMUNet):
     keep_detail = False
 
     def __init__(self, base: int = 16, depth: int = 4, task: str = "p2p", work_size: int = 128,
-                 input_sequences: bool = False, global_context: bool = False):
-        super().__init__(1, 3, SEQUENCE_CONDITIONS if input_sequences else 2, base, depth, global_context)
+                 input_sequences: bool = False):
+        super().__init__(1, 3, SEQUENCE_CONDITIONS if input_sequences else 2, base, depth)
         self.task, self.base, self.work_size = task, base, work_size
         #: Whether the network is conditioned on the input's sequence, TI and flip angle
         #: (:func:`condition_vector`); older networks read spin-echo inputs only.
         self.input_sequences = input_sequences
-
-    def load_initial_state(self, state: dict) -> tuple[list, list]:
-        """Start from another physics network's weights (fine-tuning): a global-context
-        branch they lack starts at zero (the network computes what theirs did)."""
-        missing, unexpected = self.load_state_dict(state, strict=False)
-        return [k for k in missing if not k.startswith("context.")], unexpected
 
     def maps(self, image01, input_te_ms=None, input_tr_ms=None, input_sequence=None,
              input_ti_ms=None, input_flip_deg=None, *, consistency: float | None = None,

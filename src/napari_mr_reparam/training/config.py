@@ -108,9 +108,6 @@ class TrainConfig:
     # maps variant: renders reach the input's size guided by the input, as the engine's
     # renders do (napari_mr_reparam.detail), instead of resized; the loss scores that
     keep_detail: bool = False
-    # maps variant: the decoder also modulated by the whole image's deepest features
-    # (their mean and spread), so that a voxel's reading sees the whole slice's tissues
-    global_context: bool = False
     targets_per_input: int = 4         # rendered targets scored per input image and step
     # the image term of the loss: mse (over all pixels of the batch) or log_mse (the mean
     # over images of log(MSE + 1e-5): minus the mean PSNR up to a constant, as scored)

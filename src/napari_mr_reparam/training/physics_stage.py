@@ -29,10 +29,9 @@ class PhysicsStage:
     def __init__(self, cfg: TrainConfig, rank: int = 0):
         self.cfg = cfg
         net = NETWORKS[VARIANT_ARCH[cfg.variant]]
-        extra = {key: True for key, on in (("input_sequences", bool(cfg.input_sequences)),
-                                            ("global_context", cfg.global_context)) if on}
+        extra = {"input_sequences": True} if cfg.input_sequences else {}
         if extra and cfg.variant != "maps":
-            raise ValueError(f"{' and '.join(extra)} need the maps variant")
+            raise ValueError("input_sequences need the maps variant")
         self.model = net(base=max(4, round(128 * cfg.width)), depth=cfg.depth, task=cfg.task,
                          work_size=cfg.work_size, **extra)
         self.model.native_input = cfg.native_input
@@ -55,8 +54,7 @@ class PhysicsStage:
                 "base": self.model.base, "depth": self.model.depth, "work_size": self.model.work_size,
                 "native_input": self.cfg.native_input,
                 **({"trained_with_detail": True} if self.cfg.keep_detail else {}),
-                **({"input_sequences": True} if self.cfg.input_sequences else {}),
-                **({"global_context": True} if self.cfg.global_context else {})}
+                **({"input_sequences": True} if self.cfg.input_sequences else {})}
 
 
 #: Floor of an image's MSE (on the [-1, 1] scale) in the ``log_mse`` loss: about 62 dB
