@@ -93,6 +93,8 @@ def test_clip_overshoot_leaves_blank_and_tiny_images():
     tiny = np.array([[0.0, 5.0]], np.float32)
     np.testing.assert_array_equal(peaks.clip_overshoot(tiny), tiny)
     assert np.isnan(peaks.sustained_peak(np.full((1, 4, 4), np.nan))).all()
+    assert peaks.sustained_peak(np.zeros((0, 4, 4))).shape == (0,)  # an empty stack
+    assert np.isnan(peaks.sustained_peak(np.zeros((2, 0, 4)))).all()
 
 
 def test_clip_overshoot_lowers_a_voxel_by_at_most_the_standard_errors_given():

@@ -180,6 +180,8 @@ def sustained_peak(images) -> np.ndarray:
     """
     x = np.asarray(images, np.float32)
     lead, (h, w) = x.shape[:-2], x.shape[-2:]
+    if not x.size:
+        return np.full(lead, np.nan, np.float32)  # no plane, or planes without a voxel
     flat = x.reshape(-1, h, w)
     return np.concatenate(over_planes(lambda rows: _plane_peaks(flat[rows]), len(flat))).reshape(lead)
 
