@@ -9,12 +9,10 @@ its convention.
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-
 import numpy as np
 from skimage.metrics import structural_similarity
 
-from .parallel import workers
+from .parallel import over_planes
 
 PEAK = 255.0
 #: PSNR of identical images is infinite; reports cap it here so means stay finite.
@@ -107,16 +105,16 @@ SSIM_THREADS_FROM = 8
 
 def _ssim_each(preds, targets) -> list:
     """``structural_similarity(target, pred, full=True)`` of each pair, in order: over
-    :func:`~napari_mr_reparam.parallel.workers` threads for a stack of
+    threads (:func:`~napari_mr_reparam.parallel.over_planes`) for a stack of
     :data:`SSIM_THREADS_FROM` or more (scipy's filters release the GIL: a 180-slice
     comparison on 2 cores takes about two thirds of the time)."""
-    def one(k):
-        return structural_similarity(targets[k], preds[k], data_range=PEAK, full=True)
+    def run(rows):
+        return [structural_similarity(targets[k], preds[k], data_range=PEAK, full=True)
+                for k in range(len(preds))[rows]]
 
-    if len(preds) < SSIM_THREADS_FROM or workers() < 2:
-        return [one(k) for k in range(len(preds))]
-    with ThreadPoolExecutor(workers()) as pool:
-        return list(pool.map(one, range(len(preds))))
+    if len(preds) < SSIM_THREADS_FROM:
+        return run(slice(None))
+    return [pair for part in over_planes(run, len(preds), fewest=1) for pair in part]
 
 
 def _psnr_from_mse(mse: np.ndarray) -> np.ndarray:
