@@ -30,7 +30,8 @@ MAX_ZERO_BACKGROUND = 0.1
 def bright_level(image: np.ndarray) -> float:
     """An image's bright signal: the 99.5th percentile of its finite values (of a sample of
     about 200 000 of them), 0 for an image with none. Noise levels are fractions of it."""
-    finite = image[np.isfinite(image)]
+    keep = np.isfinite(image)
+    finite = image.reshape(-1) if keep.all() else image[keep]  # no copy of a volume without NaN
     if finite.size == 0:
         return 0.0
     step = max(1, finite.size // 200_000)
