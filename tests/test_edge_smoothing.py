@@ -71,3 +71,43 @@ def test_near_isotropic_slices_are_smoothed_across_within_the_ball():
     thin, _ = smooth_inputs([noisy], [1.0], spacing=(1.0, 1.0, 1.0), chunk_voxels=16 * 16)  # one slice, halo 2
     np.testing.assert_allclose(thin[0], whole[0], rtol=1e-5)
     np.testing.assert_array_equal(noisy, given)  # the input itself is left as it was
+
+
+def _bilateral_float64(images, sigma, radius):
+    """The joint bilateral filter written out in float64 with exact weights (no floor)."""
+    stack = np.stack([np.asarray(a, np.float64)[0] / s for a, s in zip(images, sigma)])
+    n, h, w = stack.shape
+    num, den = np.zeros_like(stack), np.zeros((h, w))
+    r = int(radius)
+    for y in range(h):
+        for x in range(w):
+            for dy in range(-r, r + 1):
+                for dx in range(-r, r + 1):
+                    yy, xx = y + dy, x + dx
+                    if dy * dy + dx * dx > radius**2 or not (0 <= yy < h and 0 <= xx < w):
+                        continue
+                    d2 = float(((stack[:, y, x] - stack[:, yy, xx]) ** 2).sum())
+                    weight = np.exp(-d2 / (2 * 2.0**2 * n))
+                    num[:, y, x] += weight * stack[:, yy, xx]
+                    den[y, x] += weight
+    return [num[i] / den * s for i, s in enumerate(sigma)], den
+
+
+def test_far_unlike_neighbours_weigh_nothing_as_exact_weights_would():
+    # edges hundreds of noise levels high: exact weights of exp(-1e4) and less, which the
+    # filter floors (WEIGHT_EXPONENT_FLOOR) so that no float is subnormal; the result is
+    # the exact filter's to float32 rounding
+    from napari_mr_reparam.edge_smoothing import WEIGHT_EXPONENT_FLOOR
+
+    rng = np.random.default_rng(11)
+    image = np.zeros((1, 14, 14), np.float32)
+    image[0, :, 7:] = 1000.0
+    image[0, 3:6, 2:5] = 0.05  # a faint patch beside the empty background
+    images = [image + rng.normal(0, 1.0, image.shape).astype(np.float32),
+              0.5 * image + rng.normal(0, 1.0, image.shape).astype(np.float32)]
+    out, weights = smooth_inputs(images, [1.0, 1.0], radius=3.2)
+    exact, den = _bilateral_float64(images, [1.0, 1.0], 3.2)
+    for got, want in zip(out, exact):
+        np.testing.assert_allclose(got[0], want, rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(weights[0], den, rtol=1e-5)
+    assert np.exp(WEIGHT_EXPONENT_FLOOR) * 1e-10 > np.finfo(np.float32).tiny  # a product stays normal

@@ -674,3 +674,32 @@ def test_a_slice_of_the_maps_renders_as_that_slice_of_the_volume():
     assert one.pd.shape == (1, 24, 24) and one.averaged.shape == (1, 24, 24) and one.determined["t1"].shape == (1, 24, 24)
     for kw in ({"te_ms": 20, "tr_ms": 6000}, {"te_ms": 120, "tr_ms": 9000, "sequence": "inversion_recovery", "ti_ms": 2500}):
         np.testing.assert_allclose(one.render(**kw), maps.render(**kw)[1:2], rtol=1e-5)
+
+
+def test_subnormal_floats_are_zeroed_and_the_grid_chooses_as_with_them(monkeypatch):
+    import torch
+
+    from napari_mr_reparam import joint_fit
+    from napari_mr_reparam.joint_fit import _grid_init, _no_subnormals
+
+    tiny = torch.finfo(torch.float32).tiny
+    t = torch.tensor([tiny / 8, -tiny / 8, tiny, 0.0, 1e-20, -3.0])
+    np.testing.assert_array_equal(_no_subnormals(t, torch).numpy(), np.float32([0.0, 0.0, tiny, 0.0, 1e-20, -3.0]))
+    # a TE of 200 ms: the grid's T2 of 2 ms gives exp(-100), subnormal in float32, and so do
+    # products of small signals; zeroed, the grid picks every voxel's start as before
+    assert 0 < np.float32(np.exp(-100.0)) < tiny
+    pd, t1, t2 = _maps(shape=(1, 40, 40), seed=3)
+    acqs = [acquisition_values(a) for a in (Acquisition(15, 500), Acquisition(200, 4000),
+                                            Acquisition(120, 9000, "inversion_recovery", 2500))]
+    images = _render(acqs, pd, t1, t2)
+    body = pd.reshape(-1) > 0
+    s = torch.from_numpy(np.stack([im.reshape(-1)[body] for im in images]))
+    prior = {"t1": torch.full((s.shape[1],), np.log(1000.0)), "t2": torch.full((s.shape[1],), np.log(100.0))}
+
+    def pick():
+        return _grid_init(s, torch.full((3,), 5.0), acqs, [1.0] * 3, {"t1": True, "t2": True}, prior,
+                          {"t1": 2.0, "t2": 2.0}, torch, 12)
+    zeroed = pick()
+    monkeypatch.setattr(joint_fit, "_no_subnormals", lambda t, torch: t)
+    for a, b in zip(zeroed, pick()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
