@@ -111,3 +111,25 @@ def test_far_unlike_neighbours_weigh_nothing_as_exact_weights_would():
         np.testing.assert_allclose(got[0], want, rtol=1e-5, atol=1e-4)
     np.testing.assert_allclose(weights[0], den, rtol=1e-5)
     assert np.exp(WEIGHT_EXPONENT_FLOOR) * 1e-10 > np.finfo(np.float32).tiny  # a product stays normal
+
+
+def test_smoothing_in_place_gives_what_a_copy_gives_and_leaves_inputs_alone_otherwise():
+    rng = np.random.default_rng(5)
+    image = np.full((6, 18, 18), 100.0, np.float32)
+    image[:, 9:] = 300.0
+    images = [image + rng.normal(0, 2.0, image.shape).astype(np.float32) for _ in range(2)]
+    before = [a.copy() for a in images]
+    body = np.zeros(image.shape, bool)
+    body[1:5, 2:16, 3:15] = True  # the box it smooths: the rest stays as it was
+    copied, weights = smooth_inputs(images, [2.0, 2.0], body=body, spacing=(1.0, 1.0, 1.0), chunk_voxels=18 * 18)
+    for a, b in zip(images, before):
+        np.testing.assert_array_equal(a, b)  # the inputs are not touched
+    in_place, same_weights = smooth_inputs(images, [2.0, 2.0], body=body, spacing=(1.0, 1.0, 1.0),
+                                           chunk_voxels=18 * 18, overwrite=True)
+    for a, b, c in zip(in_place, images, copied):
+        assert a is b or np.shares_memory(a, b)  # the inputs themselves, smoothed
+        np.testing.assert_array_equal(a, c)
+    np.testing.assert_array_equal(same_weights, weights)
+    assert not np.array_equal(copied[0][2], before[0][2]) and np.array_equal(copied[0][0], before[0][0])
+    with pytest.raises(ValueError, match="overwrite needs"):
+        smooth_inputs([image.astype(np.float64)], [1.0], overwrite=True)

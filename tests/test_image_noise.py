@@ -45,3 +45,18 @@ def test_the_bright_level_is_the_99_5th_percentile_of_the_finite_values():
     image[0, :5] = np.nan
     assert bright_level(image) == pytest.approx(np.percentile(image[np.isfinite(image)], 99.5))
     assert bright_level(np.full((4, 4), np.nan, np.float32)) == 0.0
+
+
+def test_values_not_measured_count_as_zero_and_the_inputs_are_left_as_they_are():
+    pd, t1, t2 = tissue_blocks(shape=(2, 64, 64))
+    rng = np.random.default_rng(4)
+    images = [np.asarray(physics.spin_echo(pd, t1, t2, te, 3000), np.float32) * 1000 for te in (15, 100)]
+    images = [np.abs(im + rng.normal(0, 10.0, im.shape)).astype(np.float32) for im in images]
+    holed = [im.copy() for im in images]
+    holed[0][0, :4, :4] = np.nan
+    holed[1][1, -3:, -3:] = np.inf
+    kept = [im.copy() for im in holed]
+    assert estimate_noise(holed) == estimate_noise([np.nan_to_num(im) for im in holed])
+    for im, before in zip(holed, kept):
+        np.testing.assert_array_equal(im, before)  # NaN and infinities still there
+    assert estimate_noise(images) == estimate_noise([im.copy() for im in images])

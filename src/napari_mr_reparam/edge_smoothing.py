@@ -37,7 +37,8 @@ WEIGHT_EXPONENT_FLOOR = -60.0
 
 
 def smooth_inputs(arrays, sigma, radius: float | None = None, strength: float = SMOOTH_RANGE,
-                  body=None, keep=None, cancelled=None, chunk_voxels: int = 1 << 20, spacing=None):
+                  body=None, keep=None, cancelled=None, chunk_voxels: int = 1 << 20, spacing=None,
+                  overwrite: bool = False):
     """The inputs with each voxel averaged with its neighbours of like signal, and how many
     voxels each was averaged over: ``(inputs, weights)``.
 
@@ -58,31 +59,33 @@ def smooth_inputs(arrays, sigma, radius: float | None = None, strength: float = 
     bilateral filter bins the signal distance and weighs neighbours by a spatial Gaussian:
     it smooths less evenly and measured worse here.) ``cancelled()`` is asked before each
     chunk of slices. ``weights`` is the sum of each voxel's weights (itself 1), about how
-    many voxels its signals were averaged over.
+    many voxels its signals were averaged over. With ``overwrite`` the inputs (float32
+    arrays the caller owns) are smoothed in place and returned, rather than a copy of them.
     """
     import torch
 
     shape = arrays[0].shape
-    planes = np.stack([np.asarray(a, np.float32).reshape((-1,) + shape[-2:]) for a in arrays])  # (n, z, y, x)
-    out = planes  # written in place, each chunk once no later chunk reads its slices (no copy)
-    weights = np.ones(planes.shape[1:], np.float32)
-    n = planes.shape[0]
+    # (z, y, x) each, written in place: each chunk once no later chunk reads its slices
+    if overwrite and not all(a.dtype == np.float32 and a.flags.c_contiguous and a.flags.writeable for a in arrays):
+        raise ValueError("overwrite needs writeable C-contiguous float32 arrays")
+    planes = [(a if overwrite else np.array(a, np.float32)).reshape((-1,) + shape[-2:]) for a in arrays]
+    weights = np.ones(planes[0].shape, np.float32)
+    n = len(planes)
     if body is None:
         box = (slice(None),) * 3
     else:
-        inside = np.asarray(body, bool).reshape(planes.shape[1:])
+        inside = np.asarray(body, bool).reshape(weights.shape)
         if not inside.any():
-            return [out[i].reshape(shape) for i in range(n)], weights.reshape(shape)
+            return [p.reshape(shape) for p in planes], weights.reshape(shape)
         spans = [np.flatnonzero(inside.any(axis=other)) for other in ((1, 2), (0, 2), (0, 1))]
         box = tuple(slice(int(span[0]), int(span[-1]) + 1) for span in spans)
     scale = torch.tensor([1 / max(float(sd), 1e-12) for sd in sigma], dtype=torch.float32)[:, None, None, None]
     gain = -0.5 / (strength**2 * n)
-    part = planes[:, box[0], box[1], box[2]]
-    region = out[:, box[0], box[1], box[2]]  # a view: written chunk by chunk
-    taking = None if keep is None else np.asarray(keep, bool).reshape(planes.shape[1:])[box]
+    region = [p[box] for p in planes]  # views: read, and written chunk by chunk
+    taking = None if keep is None else np.asarray(keep, bool).reshape(weights.shape)[box]
     if taking is not None and taking.all():
         taking = None  # every voxel takes part: no mask to apply to each pair's weights
-    z, ny, nx = part.shape[1:]
+    z, ny, nx = region[0].shape
     offsets = smoothing_offsets(radius, spacing if len(shape) == 3 else None)
     halo = max(dz for dz, _, _ in offsets)  # slices a chunk reads beyond its own
     step = max(1, chunk_voxels // max(ny * nx, 1))
@@ -91,7 +94,8 @@ def smooth_inputs(arrays, sigma, radius: float | None = None, strength: float = 
     def write(before: int) -> None:
         while done and done[0][0] + done[0][1].shape[1] <= before:
             first, smoothed = done.pop(0)
-            region[:, first:first + smoothed.shape[1]] = smoothed
+            for r, values in zip(region, smoothed):
+                r[first:first + values.shape[0]] = values
 
     for start in range(0, z, step):
         if cancelled is not None and cancelled():
@@ -99,7 +103,7 @@ def smooth_inputs(arrays, sigma, radius: float | None = None, strength: float = 
 
             raise Cancelled()
         lo, hi = max(0, start - halo), min(z, start + step + halo)
-        x = torch.from_numpy(np.ascontiguousarray(part[:, lo:hi])) * scale
+        x = torch.from_numpy(np.stack([r[lo:hi] for r in region])) * scale
         num = x.clone()
         den = torch.ones_like(x[0])
         ok = None if taking is None else torch.from_numpy(np.ascontiguousarray(taking[lo:hi]))
@@ -127,7 +131,7 @@ def smooth_inputs(arrays, sigma, radius: float | None = None, strength: float = 
         weights[box][start:start + step] = den[own].numpy()
         write(start + step - halo)  # the next chunk reads from there on
     write(z)
-    return [out[i].reshape(shape) for i in range(n)], weights.reshape(shape)
+    return [p.reshape(shape) for p in planes], weights.reshape(shape)
 
 
 def smoothing_offsets(radius: float | None = None, spacing=None) -> list[tuple[int, int, int]]:

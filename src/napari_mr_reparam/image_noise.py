@@ -57,13 +57,15 @@ def estimate_noise(volumes) -> list[float] | None:
     brains read 1.6-8.6 times their noise). None where neither can tell: fewer than
     :data:`MIN_BACKGROUND_VOXELS` voxels to measure, or one input whose background is masked.
     """
-    arrays = [np.nan_to_num(np.asarray(v, np.float32)) for v in volumes]
+    arrays = [_finite(np.asarray(v, np.float32)) for v in volumes]
     peaks = [bright_level(a) for a in arrays]
     if not arrays or min(peaks) <= 0:
         return None
     low = np.ones(arrays[0].shape, bool)
     for a, peak in zip(arrays, peaks):
-        low &= np.abs(a) < 0.1 * peak
+        level = np.float32(0.1 * peak)
+        low &= a < level
+        low &= a > -level  # |a| below a tenth of the peak, without a copy of |a|
     out = []
     for i, (a, peak) in enumerate(zip(arrays, peaks)):
         background = a[low]
@@ -80,6 +82,12 @@ def estimate_noise(volumes) -> list[float] | None:
             return None
         out.append(sigma / peak)
     return out
+
+
+def _finite(a: np.ndarray) -> np.ndarray:
+    """``a`` with NaN as 0 and infinities as the largest finite values; ``a`` itself (no
+    copy) where every value is finite already."""
+    return a if np.isfinite(a).all() else np.nan_to_num(a)
 
 
 def noise_on_own_grids(volumes) -> list[float | None]:

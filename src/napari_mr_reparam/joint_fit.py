@@ -51,6 +51,7 @@ engine. Times are in milliseconds.
 from __future__ import annotations
 
 import math
+import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -516,11 +517,12 @@ def _clipped_masks(clipped, arrays):
 
 
 def _per_input_scales(arrays, acqs, prior_t1, prior_t2, body) -> list[float]:
-    """Each input's gain relative to the first, from the prior's relaxation times."""
+    """Each input's gain relative to the first, from the prior's relaxation times
+    (``prior_t1``, ``prior_t2``: their values at the voxels ``body`` marks, in order)."""
     import torch
 
-    t1 = torch.from_numpy(prior_t1[body])
-    t2 = torch.from_numpy(prior_t2[body])
+    t1 = torch.from_numpy(np.ascontiguousarray(prior_t1, np.float32))
+    t2 = torch.from_numpy(np.ascontiguousarray(prior_t2, np.float32))
     f0, _, _ = _signal_and_slopes(acqs[0], t1, t2, torch)
     s0 = arrays[0][body]
     scales = [1.0]
@@ -549,10 +551,11 @@ def _torch_threads(threads: int | None):
         torch.set_num_threads(old)
 
 
-def _pd_prior(prior: dict, shape, scales) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """The prior's PD map (flat, in the first input's units, as the fit's PD: brought there
-    from input ``prior["pd_input"]``'s by the gains ``scales``) and its per-voxel precision
-    on log PD (0 where the map is 0); (None, None) without one."""
+def _pd_prior(prior: dict, shape, scales, index) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """The prior's PD map at the flat voxel indices ``index`` (in the first input's units, as
+    the fit's PD: brought there from input ``prior["pd_input"]``'s by the gains ``scales``)
+    and its per-voxel precision on log PD (0 where the map is at most a thousandth of its
+    maximum over the whole volume, or NaN); (None, None) without one."""
     if prior.get("pd") is None:
         return None, None
     pd_sd = float(prior.get("pd_sd", NETWORK_PD_SD))
@@ -561,9 +564,13 @@ def _pd_prior(prior: dict, shape, scales) -> tuple[np.ndarray | None, np.ndarray
     pd_input = int(prior.get("pd_input", 0))
     if not 0 <= pd_input < len(scales):
         raise ValueError(f"prior pd_input must name one of the {len(scales)} inputs, got {pd_input}")
-    pd = np.nan_to_num(np.broadcast_to(np.asarray(prior["pd"], np.float32), shape)).reshape(-1)
-    usable = pd > 1e-3 * max(float(pd.max()), 1e-30)
-    return pd / np.float32(scales[pd_input]), np.where(usable, 1.0 / pd_sd**2, 0.0).astype(np.float32)
+    full = np.broadcast_to(np.asarray(prior["pd"], np.float32), shape).reshape(-1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a map of NaN alone: no maximum, no prior
+        top = float(np.nan_to_num(np.nanmax(full))) if full.size else 0.0
+    pd = np.nan_to_num(full[index])
+    usable = pd > 1e-3 * max(top, 1e-30)
+    return pd / np.float32(scales[pd_input]), np.where(usable, np.float32(1.0 / pd_sd**2), np.float32(0.0))
 
 
 def _prior_precision(prior_sd) -> tuple[float, float, float]:
@@ -979,8 +986,9 @@ def fit_maps(volumes, acquisitions, prior: dict | None = None, scale: str = "sha
     averaged = None
     if smooth:
         with _torch_threads(threads):
+            # in place: ``clean`` holds this fit's own copies of the inputs
             clean, averaged = smooth_inputs(clean, sigma_all, body=body, keep=exact, cancelled=cancelled,
-                                            spacing=spacing)
+                                            spacing=spacing, overwrite=True)
     b1 = None
     if echo_train == "epg":
         exact_each = finite if lower is None else [f & ~c for f, c in zip(finite, lower)]
@@ -990,8 +998,13 @@ def fit_maps(volumes, acquisitions, prior: dict | None = None, scale: str = "sha
         raise ValueError(f"inversion efficiency must be above 0 and at most 1.5, got {k:g}")
     acqs = [a._replace(inversion=k) if a.sequence == "inversion_recovery" else a for a in acqs]
     prior = prior or {}
-    prior_t1 = np.broadcast_to(np.asarray(prior.get("t1", DEFAULT_PRIOR_MS["t1"]), np.float32), shape)
-    prior_t2 = np.broadcast_to(np.asarray(prior.get("t2", DEFAULT_PRIOR_MS["t2"]), np.float32), shape)
+    index = np.flatnonzero(body)  # the voxels fitted; the priors are taken there alone
+
+    def at_body(key):
+        full = np.broadcast_to(np.asarray(prior.get(key, DEFAULT_PRIOR_MS[key]), np.float32), shape)
+        bounds = T1_BOUNDS_MS if key == "t1" else T2_BOUNDS_MS
+        return np.clip(np.nan_to_num(full.reshape(-1)[index], nan=DEFAULT_PRIOR_MS[key]), *bounds)
+    p1, p2 = at_body("t1"), at_body("t2")
     free = _reference_determined(acqs, noise, tolerance, torch)
     if "sd" in prior:
         spread = {key: float(prior["sd"]) for key in ("t1", "t2")}
@@ -1006,20 +1019,16 @@ def fit_maps(volumes, acquisitions, prior: dict | None = None, scale: str = "sha
     if not -1.0 < rho < 1.0:
         raise ValueError(f"prior correlation must lie between -1 and 1, got {rho:g}")
     spread["rho"] = rho
-    prior_t1 = np.clip(np.nan_to_num(prior_t1, nan=DEFAULT_PRIOR_MS["t1"]), *T1_BOUNDS_MS)
-    prior_t2 = np.clip(np.nan_to_num(prior_t2, nan=DEFAULT_PRIOR_MS["t2"]), *T2_BOUNDS_MS)
     scales = [1.0] * len(arrays)
     if scale == "per_input" and len(arrays) > 1:
-        scales = _per_input_scales(clean, acqs, prior_t1.astype(np.float32), prior_t2.astype(np.float32), body)
-    prior_pd, pd_precision = _pd_prior(prior, shape, scales)
+        scales = _per_input_scales(clean, acqs, p1, p2, body)
+    prior_pd, pd_precision = _pd_prior(prior, shape, scales, index)
     with _torch_threads(threads):
-        index = np.flatnonzero(body)
         out = {k: np.zeros(index.size, np.float32) for k in PARAMETERS}
         det = {k: np.zeros(index.size, bool) for k in PARAMETERS}
         stack = [a.reshape(-1) for a in clean]
         measured = None if complete.all() else [f.reshape(-1) for f in finite]
         bounded = None if lower is None else [c.reshape(-1) for c in lower]
-        p1, p2 = prior_t1.reshape(-1), prior_t2.reshape(-1)
         sigma = torch.from_numpy(sigma_all)
         plane = int(np.prod(shape[1:])) if len(shape) == 3 else int(np.prod(shape))
         slices, reported = (shape[0] if len(shape) == 3 else 1), 0
@@ -1058,10 +1067,11 @@ def fit_maps(volumes, acquisitions, prior: dict | None = None, scale: str = "sha
                     raise Cancelled()
                 idx = index[start:start + chunk_voxels]
                 s = torch.from_numpy(np.stack([a[idx] for a in stack]))
-                prior_log = {"t1": torch.from_numpy(np.log(p1[idx])), "t2": torch.from_numpy(np.log(p2[idx]))}
+                at = slice(start, start + idx.size)  # the priors' values are the body's, in order
+                prior_log = {"t1": torch.from_numpy(np.log(p1[at])), "t2": torch.from_numpy(np.log(p2[at]))}
                 if prior_pd is not None:
-                    prior_log["pd"] = torch.from_numpy(np.log(np.maximum(prior_pd[idx], 1e-30)))
-                    prior_log["pd_precision"] = torch.from_numpy(pd_precision[idx])
+                    prior_log["pd"] = torch.from_numpy(np.log(np.maximum(prior_pd[at], 1e-30)))
+                    prior_log["pd_precision"] = torch.from_numpy(pd_precision[at])
                 valid = None if measured is None else torch.from_numpy(np.stack([f[idx] for f in measured]))
                 low = None if bounded is None else torch.from_numpy(np.stack([c[idx] for c in bounded]))
                 x, cost, hess = _fit_chunk(s, sigma, acqs, scales, free, prior_log,
