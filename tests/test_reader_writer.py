@@ -121,6 +121,7 @@ def test_open_and_save_through_napari(make_napari_viewer, tmp_path):
     assert layer.name == "scan" and layer.metadata["te_ms"] == 50.0
     assert np.allclose(layer.metadata["affine"], affine)
     assert tuple(layer.scale) == pytest.approx((3.0, 1.2, 0.9))
+    assert viewer.dims.axis_labels == ("slice", "y", "x")  # the slider reads "slice", not "-3"
 
     layer.data = layer.data * 2
     layer.metadata.update(te_ms=80.0, tr_ms=3000.0, model="d2p")

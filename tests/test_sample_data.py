@@ -40,3 +40,4 @@ def test_sample_menu_entries(make_napari_viewer):
     viewer.open_sample("napari-mr-reparam", "head_and_truths")
     assert [layer.name for layer in viewer.layers] == [
         "head TE50 TR4500", "head TE20 TR600", "head TE20 TR6000", "head TE120 TR6000"]
+    assert viewer.dims.axis_labels == ("slice", "y", "x")

@@ -26,7 +26,17 @@ from pathlib import Path
 import numpy as np
 
 from . import dicom
-from .io import IMAGE_SUFFIXES, SIDECAR_TIMES, VOLUME_SUFFIXES, Volume, is_label_map, load_volume, probe, suffix_of
+from .io import (
+    AXIS_LABELS,
+    IMAGE_SUFFIXES,
+    SIDECAR_TIMES,
+    VOLUME_SUFFIXES,
+    Volume,
+    is_label_map,
+    load_volume,
+    probe,
+    suffix_of,
+)
 
 
 def napari_get_reader(path):
@@ -121,7 +131,8 @@ def layer_data(volume: Volume) -> tuple:
         "sidecar_times_ignored": volume.extra.get("sidecar_times_ignored"), "sequence": volume.sequence,
         "readout_tr_ms": volume.extra.get("readout_tr_ms"),
     }
-    kwargs = {"name": name, "scale": tuple(volume.spacing), "metadata": metadata, "colormap": "gray"}
+    kwargs = {"name": name, "scale": tuple(volume.spacing), "metadata": metadata, "colormap": "gray",
+              "axis_labels": AXIS_LABELS}
     return volume.data, kwargs, "image"
 
 

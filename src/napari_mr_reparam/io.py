@@ -55,6 +55,11 @@ _LUMA = np.array([0.2125, 0.7154, 0.0721], np.float32)
 _STACK_FROM_RAS = np.array([[2, -1], [1, -1], [0, 1]])
 
 
+#: Names of a :class:`Volume`'s axes (z, y, x) as napari shows them: its slice slider
+#: reads "slice" rather than napari's default "-3".
+AXIS_LABELS = ("slice", "y", "x")
+
+
 @dataclass
 class Volume:
     """An axial stack ``(z, y, x)``, float32, with what is needed to write it back.

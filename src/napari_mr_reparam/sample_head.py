@@ -15,6 +15,7 @@ from functools import lru_cache
 import numpy as np
 
 from . import DEFAULT_TE_MS, DEFAULT_TR_MS
+from .io import AXIS_LABELS
 
 #: The input acquisition and the ground-truth ones (TE, TR in ms): T1w, PDw, T2w.
 INPUT_ACQ = (DEFAULT_TE_MS, DEFAULT_TR_MS)
@@ -42,7 +43,8 @@ def sample_volumes() -> tuple:
         signal = pad_to_square(render_slices(phantom, Acquisition(te, tr), index))
         images = np.clip(resize_slices(signal, SIZE), 0.0, None)
         meta = {"te_ms": te, "tr_ms": tr, "sequence": "spin_echo", "phantom": phantom.name}
-        kwargs = {"name": f"head TE{te:g} TR{tr:g}", "scale": spacing, "metadata": meta, "colormap": "gray"}
+        kwargs = {"name": f"head TE{te:g} TR{tr:g}", "scale": spacing, "metadata": meta, "colormap": "gray",
+                  "axis_labels": AXIS_LABELS}
         layers.append(((images * UNITS).astype(np.float32), kwargs, "image"))
     return tuple(layers)
 
