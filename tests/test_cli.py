@@ -727,8 +727,8 @@ def test_acquisition_for_an_input_that_is_not_dicom_is_refused(scan, dual_echo, 
     out = tmp_path / "out"
     assert main(["predict", str(dual_echo), str(path), "-o", str(out), "--acquisition", "2", "-q", *form]) == 2
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
-        "error: scan.nii.gz: --acquisition 2 picks one acquisition of a DICOM series, and this input is not one; "
-        "leave out --acquisition for NIfTI and image inputs")
+        "error: scan.nii.gz: --acquisition 2 picks one acquisition of a DICOM series or one volume of a 4-D "
+        "NIfTI file, and this input is neither; leave out --acquisition for it")
     assert not out.exists()
 
 

@@ -610,3 +610,35 @@ def test_maps_takes_each_resampled_inputs_noise_from_its_own_grid(tmp_path):
 
     after = estimate_noise([v.data for v in on_one_grid([load_volume(f) for f in files])[0]])
     assert max(after[1:]) < 0.6 * min(taken[1:])  # what the fit took before
+
+
+def test_a_4d_nifti_gives_maps_from_its_volumes_and_predict_one_output_each(scans, tmp_path, capsys, tiny_weights):
+    paths, truth = scans
+    stacked = np.stack([np.asarray(nib.load(paths[name]).dataobj) for name in ACQS], axis=-1)
+    four = tmp_path / "series.nii.gz"
+    nib.save(nib.Nifti1Image(stacked, np.eye(4)), four)
+    (tmp_path / "series.json").write_text(json.dumps({"EchoTime": [0.015, 0.1, 0.015],
+                                                      "RepetitionTime": [3.0, 3.0, 0.5]}))
+    out = tmp_path / "maps4d"
+    assert main(["maps", str(four), "-o", str(out), "--model", "none"]) == 0
+    t1 = nib.load(out / "T1map.nii.gz").get_fdata()
+    inside = truth["inside"]
+    assert t1.shape == truth["t1"].shape
+    assert np.median(np.abs(t1[inside] / truth["t1"][inside] - 1)) < 0.02
+    meta = json.loads((out / "maps.json").read_text())
+    assert [(a["EchoTime_ms"], a["RepetitionTime_ms"]) for a in meta["acquisitions"]] == [
+        (15, 3000), (100, 3000), (15, 500)]
+
+    each = tmp_path / "each"
+    assert main(["predict", str(four), "-o", str(each), "--model", "physics", "--te", "40", "--tr", "2000",
+                 "-q"]) == 0
+    assert sorted(p.name for p in each.glob("*.nii.gz")) == [
+        f"series_acq{i}_TE40_TR2000.nii.gz" for i in (1, 2, 3)]
+    assert nib.load(each / "series_acq1_TE40_TR2000.nii.gz").shape == truth["t1"].shape
+    assert "series: 3 acquisitions, each predicted separately" in capsys.readouterr().err
+    one = tmp_path / "one.nii.gz"
+    assert main(["predict", str(four), "-o", str(one), "--model", "physics", "--te", "40", "--tr", "2000",
+                 "--acquisition", "3", "-q"]) == 0 and one.is_file()
+    assert main(["predict", str(paths["t1w"]), "-o", str(tmp_path / "x.nii.gz"), "--te", "40", "--tr", "2000",
+                 "--acquisition", "1"]) == 2
+    assert "or one volume of a 4-D NIfTI file, and this input is neither" in capsys.readouterr().err

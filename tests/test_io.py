@@ -357,3 +357,41 @@ def test_a_truncated_or_mislabelled_freesurfer_volume_is_one_line(tmp_path):
     (tmp_path / "named.mgz").write_bytes((tmp_path / "scan.nii.gz").read_bytes())  # a NIfTI named .mgz
     with pytest.raises(ValueError, match=r"^named\.mgz: not a readable FreeSurfer file"):
         load_volume(tmp_path / "named.mgz")
+
+
+def test_a_4d_nifti_of_a_few_volumes_reads_as_one_volume_each_with_its_times(tmp_path):
+    rng = np.random.default_rng(2)
+    data = (rng.random((20, 30, 12, 3)) * 1000).astype(np.float32)
+    _, affine = _oblique_nifti(tmp_path / "scan.nii.gz")
+    nib.save(nib.Nifti1Image(data, affine), str(tmp_path / "echoes.nii.gz"))
+    path = tmp_path / "echoes.nii.gz"
+    assert io.volume_count(path) == 3 and io.volume_count(tmp_path / "scan.nii.gz") == 1
+    (tmp_path / "echoes.json").write_text(json.dumps({"EchoTime": [0.01, 0.05, 0.1], "RepetitionTime": 3.0}))
+    volumes = io.load_volumes(path)
+    assert [v.te_ms for v in volumes] == [10.0, 50.0, 100.0] and {v.tr_ms for v in volumes} == {3000.0}
+    assert [v.extra["volume"] for v in volumes] == [1, 2, 3] and {v.extra["series"] for v in volumes} == {"echoes"}
+    for k, volume in enumerate(volumes):
+        assert volume.data.shape == (12, 30, 20) and volume.spacing == pytest.approx((3.0, 1.2, 0.9))
+        assert np.array_equal(to_original(volume, volume.data), data[..., k])
+    save_volume(tmp_path / "second.nii.gz", volumes[1].data, like=volumes[1])  # written back 3-D, in place
+    again = nib.load(str(tmp_path / "second.nii.gz"))
+    assert again.shape == (20, 30, 12) and np.allclose(again.affine, affine)
+    assert np.array_equal(np.asarray(again.dataobj), data[..., 1])
+    assert len(io.load_volumes(tmp_path / "scan.nii.gz")) == 1  # a 3-D file: itself
+
+    (tmp_path / "echoes.json").write_text(json.dumps({"EchoTime": [0.01, 0.05], "RepetitionTime": 3.0}))
+    with pytest.raises(ValueError, match=r"echoes.json: EchoTime lists 2 values for the image's 3 volumes"):
+        io.load_volumes(path)
+    (tmp_path / "echoes.json").write_text(json.dumps({"EchoTime": [10, 50, 100], "RepetitionTime": 3.0}))
+    with pytest.raises(ValueError, match=r"echoes.json: .*EchoTime"):  # milliseconds, where BIDS has seconds
+        io.load_volumes(path)
+    with pytest.raises(ValueError, match="give one volume as a 3-D file"):
+        load_volume(path)  # where one image is wanted: one line saying what to do
+
+
+def test_a_long_4d_series_is_refused_in_one_line(tmp_path):
+    nib.save(nib.Nifti1Image(np.zeros((4, 4, 3, io.MAX_SERIES_VOLUMES + 1), np.float32), np.eye(4)),
+             str(tmp_path / "bold.nii.gz"))
+    with pytest.raises(ValueError, match=r"bold.nii.gz: a 4-D image of 33 volumes \(a time series\?\)") as info:
+        io.load_volumes(tmp_path / "bold.nii.gz")
+    assert "\n" not in str(info.value)

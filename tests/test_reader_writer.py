@@ -39,14 +39,16 @@ def test_reader_layer_tuple(tmp_path):
 
 def _bad_niftis(folder):
     """Files the reader claims by extension but cannot read, and the message each gets."""
-    nib.save(nib.Nifti1Image(np.zeros((8, 8, 4, 5), np.float32), np.eye(4)), str(folder / "series.nii.gz"))
+    nib.save(nib.Nifti1Image(np.zeros((8, 8, 4, 40), np.float32), np.eye(4)), str(folder / "series.nii.gz"))
+    nib.save(nib.Nifti1Image(np.zeros((8, 8, 4, 2, 2), np.float32), np.eye(4)), str(folder / "five.nii.gz"))
     (folder / "garbage.nii").write_text("not nifti")
     _oblique_nifti(folder / "whole.nii.gz")
     blob = (folder / "whole.nii.gz").read_bytes()
     (folder / "cut.nii.gz").write_bytes(blob[: len(blob) // 2])
     (folder / "empty.nii").write_bytes(b"")
-    return {"series.nii.gz": "series.nii.gz: expected a 2-D image or 3-D volume, got shape (8, 8, 4, 5): a 4-D "
-                             "image of 5 volumes; pick one volume (save it as a 3-D file)",
+    return {"series.nii.gz": "series.nii.gz: a 4-D image of 40 volumes (a time series?); at most 32 open as one "
+                             "image each: save the volumes you need as 3-D files",
+            "five.nii.gz": "five.nii.gz: expected a 2-D image or 3-D volume, got shape (8, 8, 4, 2, 2)",
             "garbage.nii": "garbage.nii: not a readable NIfTI file (",
             "cut.nii.gz": "cut.nii.gz: not a readable NIfTI file (",
             "empty.nii": "empty.nii: the file is empty"}
@@ -263,3 +265,15 @@ def test_a_label_map_opens_as_labels_and_an_integer_scan_as_an_image(tmp_path):
     for name in ("scan.nii.gz", "T1.mgz"):
         [(_, _, kind)] = npe2.read([str(tmp_path / name)], stack=False, plugin_name=PLUGIN)
         assert kind == "image", name
+
+
+def test_a_4d_nifti_opens_as_one_layer_per_volume_with_its_times(make_napari_viewer, tmp_path):
+    data = np.random.default_rng(1).random((16, 16, 4, 3)).astype(np.float32) * 100
+    nib.save(nib.Nifti1Image(data, np.eye(4)), str(tmp_path / "echoes.nii.gz"))
+    (tmp_path / "echoes.json").write_text(json.dumps({"EchoTime": [0.01, 0.04, 0.08], "RepetitionTime": 2.5}))
+    viewer = make_napari_viewer()
+    layers = viewer.open(str(tmp_path / "echoes.nii.gz"), plugin=PLUGIN)
+    assert [layer.name for layer in layers] == ["echoes #1 TE 10 / TR 2500 ms", "echoes #2 TE 40 / TR 2500 ms",
+                                                "echoes #3 TE 80 / TR 2500 ms"]
+    assert [layer.metadata["te_ms"] for layer in layers] == [10.0, 40.0, 80.0]
+    assert np.array_equal(layers[2].data, np.transpose(data[..., 2], (2, 1, 0))[:, ::-1, ::-1])

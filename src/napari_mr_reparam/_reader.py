@@ -33,7 +33,7 @@ from .io import (
     VOLUME_SUFFIXES,
     Volume,
     is_label_map,
-    load_volume,
+    load_volumes,
     probe,
     suffix_of,
 )
@@ -74,15 +74,27 @@ def napari_get_reader(path):
 
 def read_layers(path) -> list[tuple]:
     """Read one file into a single image layer tuple (a labels layer for a label map,
-    :func:`~napari_mr_reparam.io.is_label_map`).
+    :func:`~napari_mr_reparam.io.is_label_map`); a 4-D NIfTI file of a few volumes (the
+    echoes or inversion times of one acquisition, :func:`~napari_mr_reparam.io.load_volumes`)
+    into one image layer per volume, named by its number and times.
 
-    A file that cannot be read (not NIfTI, truncated, 4-D, ...) raises ``ValueError``
-    with a one-line message naming the file, which napari shows the user; no layer is
-    added.
+    A file that cannot be read (not NIfTI, truncated, a long 4-D series, ...) raises
+    ``ValueError`` with a one-line message naming the file, which napari shows the user;
+    no layer is added.
     """
     if isinstance(path, (list, tuple)):
         path = path[0]
-    volume = load_volume(path, times_given=SIDECAR_TIMES)
+    volumes = load_volumes(path, times_given=SIDECAR_TIMES)
+    if len(volumes) > 1:
+        layers = []
+        for volume in volumes:
+            data, kwargs, kind = layer_data(volume)
+            known = volume.te_ms is not None or volume.ti_ms is not None
+            kwargs["name"] = f"{volume.extra['series']} #{volume.extra['volume']}" + (
+                f" {dicom.describe(volume)}" if known else "")
+            layers.append((data, kwargs, kind))
+        return layers
+    [volume] = volumes
     data, kwargs, kind = layer_data(volume)
     if is_label_map(volume):  # a segmentation (aseg.mgz): its labels, not an image to predict from
         del kwargs["colormap"]

@@ -84,13 +84,15 @@ def _notice(text: str) -> None:
     tqdm.write(text, file=sys.stderr)
 
 
-def _inputs(paths: list[str], acquisition: int | None = None) -> list:
-    """Input files, and an :class:`_DicomInput` per acquisition of each DICOM series (a
-    folder without NIfTI or images but with DICOM files; ``.dcm`` files given together)."""
+def _inputs(paths: list[str], acquisition: int | None = None, times_given=()) -> list:
+    """Input files, and a :class:`_SeriesInput` per acquisition of each DICOM series (a
+    folder without NIfTI or images but with DICOM files; ``.dcm`` files given together)
+    and per volume of each 4-D NIfTI file (:func:`~napari_mr_reparam.io.load_volumes`)."""
     from pathlib import Path
 
     from . import dicom
     from .cli_joint import folder_files
+    from .io import load_volumes, volume_count
 
     found, series, dicom_files = [], [], []
     for text in folder_files(paths):  # a folder left is a DICOM series
@@ -99,6 +101,8 @@ def _inputs(paths: list[str], acquisition: int | None = None) -> list:
             series.append(path)
         elif path.suffix.lower() == ".dcm" or dicom.is_dicom(path):
             dicom_files.append(path)
+        elif volume_count(path) > 1:
+            found += _series_inputs(load_volumes(path, times_given), acquisition, dicom_tags=False)
         else:
             found.append(path)
     for source in series + ([dicom_files] if dicom_files else []):
@@ -108,11 +112,13 @@ def _inputs(paths: list[str], acquisition: int | None = None) -> list:
     return found
 
 
-class _DicomInput:
-    """One acquisition of a DICOM series, standing in for an input file."""
+class _SeriesInput:
+    """One acquisition of a DICOM series (``dicom_tags``), or one volume of a 4-D NIfTI
+    file, standing in for an input file."""
 
-    def __init__(self, volume, index: int, count: int):
+    def __init__(self, volume, index: int, count: int, dicom_tags: bool = True):
         self.volume = volume
+        self.dicom_tags = dicom_tags
         self.name = volume.extra["series"] if count == 1 else f"{volume.extra['series']}_acq{index}"
 
     def __str__(self) -> str:
@@ -123,24 +129,32 @@ class _DicomInput:
 
 def _dicom_inputs(source, acquisition: int | None) -> list:
     """The acquisitions of one series to predict from: all, or the one chosen (1-based)."""
-    from .dicom import choose_acquisition, describe, read_series
+    from .dicom import read_series
 
     left_out = []
     volumes = read_series(source, left_out=left_out)
     for line in left_out:
         print(f"notice: {line}", file=sys.stderr)
+    return _series_inputs(volumes, acquisition)
+
+
+def _series_inputs(volumes, acquisition: int | None, dicom_tags: bool = True) -> list:
+    """The acquisitions of a DICOM series or the volumes of a 4-D NIfTI file to predict
+    from: all (with a notice listing them), or the one chosen (1-based)."""
+    from .dicom import choose_acquisition, describe
+
     label = volumes[0].extra["series"]
     if acquisition is not None:
         [chosen] = choose_acquisition(volumes, acquisition)
-        return [_DicomInput(chosen, acquisition, len(volumes))]
+        return [_SeriesInput(chosen, acquisition, len(volumes), dicom_tags)]
     if len(volumes) > 1:
         listing = "; ".join(f"{i}: {describe(v)}" for i, v in enumerate(volumes, 1))
         print(f"notice: {label}: {len(volumes)} acquisitions, each predicted separately "
               f"(choose one with --acquisition N): {listing}", file=sys.stderr)
-    return [_DicomInput(v, i, len(volumes)) for i, v in enumerate(volumes, 1)]
+    return [_SeriesInput(v, i, len(volumes), dicom_tags) for i, v in enumerate(volumes, 1)]
 
 
-def _dicom_input_times(item: _DicomInput, args) -> None:
+def _dicom_input_times(item: _SeriesInput, args) -> None:
     """TE/TR of a DICOM input come from its tags: a missing tag must be given as an option;
     an option that disagrees with the tag wins, with a notice."""
     from .dicom import TAG_CODES, unknown_cycle
@@ -170,11 +184,11 @@ def _output_paths(inputs, targets, output: str, suffix: str | None, tag: str = "
 
     keys, names = [], []
     for path in inputs:
-        from_dicom = isinstance(path, _DicomInput)  # written as NIfTI, named after the acquisition
-        stem = path.name if from_dicom else path.name[: -len(suffix_of(path))]
+        from_series = isinstance(path, _SeriesInput)  # written as NIfTI, named after the acquisition
+        stem = path.name if from_series else path.name[: -len(suffix_of(path))]
         for te, tr in targets:
             keys.append((path, (te, tr)))
-            names.append((f"{stem}_TE{te:g}_TR{tr:g}{tag}", ".nii.gz" if from_dicom else suffix_of(path)))
+            names.append((f"{stem}_TE{te:g}_TR{tr:g}{tag}", ".nii.gz" if from_series else suffix_of(path)))
     outputs = dict(zip(keys, output_paths(output, names, suffix, "several inputs or targets")))
     refuse_shared_outputs((path, out) for (path, _), out in outputs.items())
     return outputs
@@ -203,7 +217,9 @@ def cmd_predict(args) -> int:
     if not args.te or not args.tr:
         raise ValueError("give the targets with --te and --tr, or name a --preset")
     targets = _targets(args)
-    inputs = _inputs(args.input, args.acquisition)
+    from .cli_joint import input_times_given
+
+    inputs = _inputs(args.input, args.acquisition, input_times_given(args))
     tag = (f"_TI{args.ti:g}" if args.ti is not None else "") + (f"_FA{args.flip:g}" if args.flip else "")
     outputs = _output_paths(inputs, targets, args.output, args.suffix, tag)
     if not args.overwrite:
@@ -258,7 +274,7 @@ def _predict_file(engine, path, targets, outputs, args, options) -> list:
     from .io import acquisition_sidecar, load_volume, refuse_label_map, save_volume, slice_plane
     from .presets import get_preset
 
-    volume = path.volume if isinstance(path, _DicomInput) else load_volume(path, input_times_given(args))
+    volume = path.volume if isinstance(path, _SeriesInput) else load_volume(path, input_times_given(args))
     refuse_label_map(volume, path.name)
     notice_ignored_sidecar(volume, path.name)
     require_contrast(volume.data)
@@ -269,10 +285,10 @@ def _predict_file(engine, path, targets, outputs, args, options) -> list:
     given = None
     if engine.task == "d2p":  # what the options leave open, the file may state
         pick = lambda option, own: option if option is not None else own  # noqa: E731
-        where = "its DICOM tags" if isinstance(path, _DicomInput) else "its sidecar"
+        where = "its DICOM tags" if isinstance(path, _SeriesInput) and path.dicom_tags else "its sidecar"
         refuse_for_d2p(engine.info.name, pick(args.input_te, volume.te_ms), pick(args.input_tr, volume.tr_ms),
                        pick(args.input_sequence, volume.sequence), pick(args.input_ti, volume.ti_ms), where)
-    if engine.task == "p2p" and isinstance(path, _DicomInput):
+    if engine.task == "p2p" and isinstance(path, _SeriesInput) and path.dicom_tags:
         _dicom_input_times(path, args)
     if engine.task == "p2p":
         te_in, tr_in, source = input_acquisition(volume, args.input_te, args.input_tr)

@@ -155,14 +155,15 @@ def _listed(value) -> list:
 # ----------------------------------------------------------------------------- inputs
 
 def load_inputs(paths: list[str], acquisition: int | None = None, times_given=()) -> list:
-    """Volumes of the inputs, in order: a NIfTI file is one, a DICOM series one per
-    acquisition (only the ``acquisition``-th, 1-based, where given). ``times_given``
+    """Volumes of the inputs, in order: a NIfTI file is one (a 4-D one of a few volumes one
+    per volume), a DICOM series one per acquisition (only the ``acquisition``-th, 1-based,
+    where given, of a series or 4-D file). ``times_given``
     (:func:`input_times_given`) lets explicit times win over a sidecar written in milliseconds.
     A volume with no image in it (empty, all NaN, one value) is a one-line ValueError naming
     its file, before any work."""
     from . import dicom
     from .inference import require_contrast
-    from .io import load_volume, refuse_label_map
+    from .io import load_volumes, refuse_label_map
 
     volumes = []
     for text in paths:
@@ -177,9 +178,11 @@ def load_inputs(paths: list[str], acquisition: int | None = None, times_given=()
         elif path.is_dir():
             raise no_inputs_in(path, images=False)
         else:
-            volumes.append(load_volume(path, times_given))
-            refuse_label_map(volumes[-1], path.name)
-            notice_ignored_sidecar(volumes[-1], path.name)
+            found = load_volumes(path, times_given)  # a 4-D NIfTI file: one per volume
+            if len(found) == 1:
+                refuse_label_map(found[0], path.name)
+            volumes += dicom.choose_acquisition(found, acquisition) if len(found) > 1 else found
+            notice_ignored_sidecar(found[0], path.name)
         for volume in volumes[first:]:
             try:
                 require_contrast(volume.data)
@@ -231,17 +234,20 @@ def no_inputs_in(folder: Path, images: bool = True) -> ValueError:
 
 
 def refuse_acquisition_without_dicom(paths, acquisition: int | None) -> None:
-    """``--acquisition N`` picks one acquisition of a DICOM series: given with an input that
-    is not one (NIfTI, an image, a folder of them), it is a one-line ValueError."""
+    """``--acquisition N`` picks one acquisition of a DICOM series or one volume of a 4-D
+    NIfTI file: given with an input that is neither (a 3-D NIfTI file, an image, a folder
+    of them), it is a one-line ValueError."""
     from . import dicom
+    from .io import volume_count
 
     if acquisition is None:
         return
     for text in paths:
         path = Path(text)
-        if path.exists() and not dicom.looks_like_series(path):
-            raise ValueError(f"{path.name}: --acquisition {acquisition} picks one acquisition of a DICOM series, "
-                             "and this input is not one; leave out --acquisition for NIfTI and image inputs")
+        if path.exists() and not dicom.looks_like_series(path) and volume_count(path) < 2:
+            raise ValueError(f"{path.name}: --acquisition {acquisition} picks one acquisition of a DICOM series "
+                             "or one volume of a 4-D NIfTI file, and this input is neither; leave out "
+                             "--acquisition for it")
 
 
 def input_times_given(args) -> set[str]:

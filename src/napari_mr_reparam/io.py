@@ -148,7 +148,7 @@ def sidecar_path(path: str | Path) -> Path:
 SIDECAR_TIMES = {"te_ms": "EchoTime", "tr_ms": "RepetitionTime", "ti_ms": "InversionTime"}
 
 
-def read_sidecar(path: str | Path, times_given=()) -> dict:
+def read_sidecar(path: str | Path, times_given=(), volumes: int | None = None) -> dict:
     """Acquisition parameters from the BIDS sidecar beside ``path`` (data file or sidecar).
 
     Returns a dict with those of ``te_ms``, ``tr_ms``, ``ti_ms`` (milliseconds),
@@ -159,7 +159,9 @@ def read_sidecar(path: str | Path, times_given=()) -> dict:
     have been written in milliseconds (BIDS stores seconds) is a one-line ``ValueError``
     naming the sidecar, unless ``times_given`` (``te_ms``, ``tr_ms``, ``ti_ms``: the times
     known otherwise, e.g. typed by the user) holds every time the sidecar states: then
-    none of its times is returned, and ``times_ignored`` says why in one line.
+    none of its times is returned, and ``times_ignored`` says why in one line. For a file of
+    ``volumes`` volumes (a 4-D NIfTI file, :func:`load_volumes`) a time may also be a list
+    of one value per volume: it is returned as a list of milliseconds.
     """
     side = Path(path) if suffix_of(path) == ".json" else sidecar_path(path)
     if not side.exists():
@@ -177,12 +179,18 @@ def read_sidecar(path: str | Path, times_given=()) -> dict:
     out, refused = {}, []
     for ours, key in SIDECAR_TIMES.items():
         value = meta.get(key)
-        if _is_number(value) and value > 0:
+        if volumes and isinstance(value, list) and not _per_volume(value, volumes):
+            raise ValueError(f"{side.name}: {key} lists {len(value)} values for the image's {volumes} volumes")
+        each = value if volumes and _per_volume(value, volumes) else [value]
+        if not all(_is_number(v) and v > 0 for v in each):
+            continue
+        for v in each:
             try:
-                refuse_milliseconds(key, value)
+                refuse_milliseconds(key, v)
             except ValueError as exc:
-                refused.append((ours in times_given, key, value, exc))
-            out[ours] = float(s_to_ms(value))
+                refused.append((ours in times_given, key, v, exc))
+                break
+        out[ours] = [float(s_to_ms(v)) for v in each] if each is value else float(s_to_ms(value))
     if refused:
         _, key, value, exc = min(refused, key=lambda r: r[0])  # one still in use first
         if not set(out) <= set(times_given):  # a time still in use cannot be trusted
@@ -195,6 +203,11 @@ def read_sidecar(path: str | Path, times_given=()) -> dict:
     if sequence:
         out["sequence"] = sequence
     return out
+
+
+def _per_volume(value, volumes: int) -> bool:
+    """Whether a sidecar value is a list of one value per volume."""
+    return isinstance(value, list) and len(value) == volumes
 
 
 def sequence_of(scanning_sequence) -> str | None:
@@ -281,6 +294,78 @@ def load_volume(path: str | Path, times_given=()) -> Volume:
     return volume
 
 
+#: The most volumes a 4-D NIfTI file may hold to open as one image per volume (the echoes
+#: of a multi-echo scan or the inversion times of a relaxometry series saved as one file,
+#: as qMRLab's examples are); a longer one (fMRI, diffusion) is refused.
+MAX_SERIES_VOLUMES = 32
+
+
+def load_volumes(path: str | Path, times_given=()) -> list[Volume]:
+    """The images of a file: :func:`load_volume`'s one, or one per volume of a 4-D NIfTI
+    file of at most :data:`MAX_SERIES_VOLUMES` volumes. The sidecar's EchoTime,
+    RepetitionTime and InversionTime may then be lists with one value per volume (a
+    single value holds for every volume); each volume's ``extra`` holds ``series`` (the
+    file's name without its suffix) and ``volume`` (its number, from 1). Errors as
+    :func:`load_volume`'s, one line naming the file."""
+    import nibabel as nib
+
+    path = _existing_file(path)
+    if suffix_of(path) not in NIFTI_SUFFIXES:
+        return [load_volume(path, times_given)]
+    with _readable(path, "NIfTI"):
+        img = nib.load(str(path))
+        shape = _without_trailing_ones(img.shape)
+    if len(shape) != 4 or not isinstance(img, nib.Nifti1Image) or shape[3] < 2:
+        return [load_volume(path, times_given)]
+    if shape[3] > MAX_SERIES_VOLUMES:
+        raise ValueError(f"{path.name}: a 4-D image of {shape[3]} volumes (a time series?); at most "
+                         f"{MAX_SERIES_VOLUMES} open as one image each: save the volumes you need as 3-D files")
+    _check_size(path, shape[:3])
+    with _readable(path, "NIfTI"):
+        data = np.asarray(img.dataobj, dtype=np.float32).reshape(shape)
+    to_ras = ras_orientation(img.affine)
+    sidecar = read_sidecar(path, times_given, volumes=shape[3])
+    ignored = sidecar.pop("times_ignored", None)
+    stem = path.name[: -len(suffix_of(path))]
+    out = []
+    for k in range(shape[3]):
+        volume = Volume(data=np.ascontiguousarray(file_to_stack(data[..., k], to_ras)),
+                        spacing=_stack_spacing(img, to_ras), affine=np.asarray(img.affine, np.float64),
+                        header=img.header.copy(), ornt=to_ras, original_shape=shape[:3], kind="nifti")
+        for key, value in sidecar.items():
+            setattr(volume, key, value[k] if isinstance(value, list) else value)
+        volume.source = str(path)
+        volume.extra.update(series=stem, volume=k + 1)
+        if ignored:
+            volume.extra["sidecar_times_ignored"] = ignored
+        out.append(volume)
+    return out
+
+
+def volume_count(path: str | Path) -> int:
+    """How many images :func:`load_volumes` reads from ``path``: the volumes of a 4-D NIfTI
+    file (read from its header alone), else 1. 1 for a file it cannot tell (a missing or
+    unreadable file is reported when it is read)."""
+    import nibabel as nib
+
+    path = Path(path)
+    if suffix_of(path) not in NIFTI_SUFFIXES or not path.is_file():
+        return 1
+    try:
+        shape = _without_trailing_ones(nib.load(str(path)).shape)
+    except Exception:  # reported, one line, when the file is read
+        return 1
+    return shape[3] if len(shape) == 4 else 1
+
+
+def _without_trailing_ones(shape) -> tuple:
+    """A shape without its singleton dimensions past the third."""
+    kept = tuple(int(s) for s in shape)
+    while len(kept) > 3 and kept[-1] == 1:
+        kept = kept[:-1]
+    return kept
+
+
 def _existing_file(path: str | Path) -> Path:
     path = Path(path)
     if not path.exists():
@@ -319,11 +404,10 @@ def _check_size(path: Path, shape: tuple, volumes_along_4th: bool = False) -> tu
     """Drop trailing singleton dimensions past the third; refuse empty, huge or >3-D data
     (``volumes_along_4th``: a 4-D file holds volumes along its 4th axis, as NIfTI does)."""
     shape = tuple(int(s) for s in shape)
-    kept = shape
-    while len(kept) > 3 and kept[-1] == 1:
-        kept = kept[:-1]
+    kept = _without_trailing_ones(shape)
     if len(kept) not in (2, 3):
-        hint = (f": a 4-D image of {kept[3]} volumes; pick one volume (save it as a 3-D file)"
+        hint = (f": a 4-D image of {kept[3]} volumes; give one volume as a 3-D file (napari, `maps` and "
+                "`predict --joint` open each volume of a 4-D NIfTI file)"
                 if volumes_along_4th and len(kept) == 4 else "")
         raise ValueError(f"{path.name}: expected a 2-D image or 3-D volume, got shape {shape}{hint}")
     if min(kept) < 1:
