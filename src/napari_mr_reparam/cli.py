@@ -199,7 +199,7 @@ def cmd_predict(args) -> int:
     reason`` and skipped; any such file makes the exit status 2, as other bad input does."""
     from tqdm import tqdm
 
-    from .cli_joint import apply_input_preset, refuse_acquisition_without_dicom, refuse_bad_angles
+    from .cli_joint import apply_input_preset, input_times_given, refuse_acquisition_without_dicom, refuse_bad_angles
     from .inference import InferenceOptions, Reparameterizer
 
     refuse_bad_angles(args)
@@ -217,8 +217,6 @@ def cmd_predict(args) -> int:
     if not args.te or not args.tr:
         raise ValueError("give the targets with --te and --tr, or name a --preset")
     targets = _targets(args)
-    from .cli_joint import input_times_given
-
     inputs = _inputs(args.input, args.acquisition, input_times_given(args))
     tag = (f"_TI{args.ti:g}" if args.ti is not None else "") + (f"_FA{args.flip:g}" if args.flip else "")
     outputs = _output_paths(inputs, targets, args.output, args.suffix, tag)

@@ -65,9 +65,9 @@ def smooth_inputs(arrays, sigma, radius: float | None = None, strength: float = 
     import torch
 
     shape = arrays[0].shape
-    # (z, y, x) each, written in place: each chunk once no later chunk reads its slices
     if overwrite and not all(a.dtype == np.float32 and a.flags.c_contiguous and a.flags.writeable for a in arrays):
         raise ValueError("overwrite needs writeable C-contiguous float32 arrays")
+    # (z, y, x) each, written in place: each chunk once no later chunk reads its slices
     planes = [(a if overwrite else np.array(a, np.float32)).reshape((-1,) + shape[-2:]) for a in arrays]
     weights = np.ones(planes[0].shape, np.float32)
     n = len(planes)
