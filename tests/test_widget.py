@@ -926,3 +926,33 @@ def test_a_volumes_contrast_limits_come_from_its_finite_voxels_and_an_all_nan_on
         assert _with_range(np.array([[np.nan, 2.0], [0.5, 3.0]], np.float32))[1] == (0.5, 3.0)
         assert _with_range(np.full((2, 3, 3), np.nan, np.float32))[1] == (0.0, 1.0)
         assert _with_range(np.zeros((2, 2), np.float32))[1] == (0.0, 1.0)
+
+
+def test_the_other_images_of_the_inputs_series_are_added_in_one_click(make_napari_viewer, tiny_weights, qtbot,
+                                                                      tmp_path):
+    import json
+
+    import nibabel as nib
+
+    rng = np.random.default_rng(3)
+    echoes = np.abs(rng.normal(100, 20, (24, 24, 4, 4))).astype(np.float32)
+    nib.save(nib.Nifti1Image(echoes, np.eye(4)), tmp_path / "train.nii.gz")
+    (tmp_path / "train.json").write_text(json.dumps({"EchoTime": [0.02, 0.04, 0.06, 0.08], "RepetitionTime": 3.0}))
+    viewer = make_napari_viewer()
+    _, widget = viewer.window.add_plugin_dock_widget("napari-mr-reparam", "MR Re-parameterization")
+    layers = viewer.open(str(tmp_path / "train.nii.gz"), plugin="napari-mr-reparam")
+    other = viewer.add_image(echoes[..., 0].transpose(2, 1, 0), name="another scan")
+    widget.reset_choices()
+    widget.model.value = "physics"
+    widget.image.value = layers[1]
+    assert not widget.add_series.native.isHidden() and widget.add_series.text == "+ The other 3 images of its series"
+    rows = widget.add_series_rows()
+    assert [row.layer.value for row in rows] == [layers[0], layers[2], layers[3]]
+    assert [row.te.value for row in rows] == [20.0, 60.0, 80.0]  # each from its volume's times
+    assert other not in [row.layer.value for row in widget.inputs]
+    assert widget.add_series.native.isHidden()  # nothing of the series left to add
+    widget.image.value = other  # an image of no series: no button
+    assert widget.add_series.native.isHidden()
+    widget.model.value = "p2p"
+    widget.image.value = layers[0]
+    assert widget.add_series.native.isHidden()  # one input only for this model

@@ -132,6 +132,9 @@ class ReparamWidget(Container):
         self.add_input = PushButton(text="+ Add another image of this subject",
                                     tooltip="Two or more co-registered images with their own TE/TR/TI "
                                             "give joint PD/T1/T2 maps, fitted to all of them")
+        self.add_series = PushButton(text="+ The other images of its series",
+                                     tooltip="Every other echo or inversion time of the input's DICOM "
+                                             "series or 4-D NIfTI file, each as a further input")
         self.gain_per_input = CheckBox(value=False, text="One gain per image (separate series)",
                                        tooltip="Images of separate series carry their own receiver "
                                                "gain: each image's is estimated against the "
@@ -176,7 +179,8 @@ class ReparamWidget(Container):
         self.truth_hint = _Note(value="", label="")
         self.body = Container(labels=True)
         self.body.extend([self.image, self.model, self.input_preset, self.input_te, self.input_tr, self.input_sequence,
-                     self.input_ti, self.input_flip, self.inputs, self.add_input, self.gain_per_input,
+                     self.input_ti, self.input_flip, self.inputs, self.add_input, self.add_series,
+                     self.gain_per_input,
                      self.register, self.joint_status,
                      self.preset, self.sequence, self.te, self.tr, self.ti, self.ti2, self.flip,
                      self.consistency, self.flip_average, self.range_warning, self.ground_truth,
@@ -200,6 +204,7 @@ class ReparamWidget(Container):
     def _connect(self) -> None:
         self.model.changed.connect(self._on_model_changed)
         self.image.changed.connect(self._on_image_changed)
+        self.image.changed.connect(self._show_series_button)
         for control in (self.te, self.tr, self.ti, self.ti2, self.flip, self.sequence):
             control.changed.connect(self._on_slider_changed)
         self.sequence.changed.connect(self._on_model_changed)
@@ -208,6 +213,7 @@ class ReparamWidget(Container):
         for control in (self.input_te, self.input_tr, self.input_sequence, self.input_ti, self.input_flip):
             control.changed.connect(self._sync_input_preset)
         self.add_input.clicked.connect(self.add_input_row)
+        self.add_series.clicked.connect(self.add_series_rows)
         self.input_sequence.changed.connect(self._on_inputs_changed)
         for control in (self.input_ti, self.input_flip):
             control.changed.connect(self._on_settings_changed)
@@ -259,8 +265,41 @@ class ReparamWidget(Container):
         self.input_flip.visible = physics and self.input_sequence.value in ("gradient_echo", "mprage")
         if not joint:
             self.joint_status.value = ""
+        self._show_series_button()
         self._fit_width()
         self._on_settings_changed()
+
+    def _series_siblings(self) -> list:
+        """The other images of the input's series not yet inputs (:func:`series_siblings`)."""
+        from .widget_logic import series_siblings
+
+        used = [row.layer.value for row in self.inputs]
+        return series_siblings(self.image.value, list(self._viewer.layers), used)
+
+    def _show_series_button(self, *_) -> None:
+        """The series button shows, with how many images it adds, where there are any."""
+        siblings = self._series_siblings() if self.model.value == "physics" else []
+        self.add_series.visible = bool(siblings)
+        if siblings:
+            count = len(siblings)
+            self.add_series.text = ("+ The other image of its series" if count == 1
+                                    else f"+ The other {count} images of its series")
+
+    def add_series_rows(self, *_) -> list:
+        """A row for each other image of the input's series (:meth:`_series_siblings`)."""
+        rows = []
+        for layer in self._series_siblings():
+            row = self.add_input_row()
+            row.layer.value = layer
+            row.fill_from_layer()
+            rows.append(row)
+        self._show_series_button()
+        return rows
+
+    def reset_choices(self, *args) -> None:
+        super().reset_choices(*args)
+        if hasattr(self, "add_series"):  # layers added or removed: the series may have changed
+            self._show_series_button()
 
     def add_input_row(self, *_) -> "InputRow":
         """A row for another image of the same subject, pre-filled from its layer's metadata:

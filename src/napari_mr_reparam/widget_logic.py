@@ -119,6 +119,21 @@ def input_from_metadata(layer) -> InputSpec:
     return InputSpec(layer, sequence, number("te_ms"), number("tr_ms"), ti, number("flip_deg"))
 
 
+def series_siblings(layer, layers, used=()) -> list:
+    """The other images of ``layer``'s series, in the layer list's order: image layers read
+    from the same source (the DICOM series or 4-D NIfTI file its metadata names), of its
+    shape, that are not this widget's outputs and not in ``used`` (layers already inputs)."""
+    source = (getattr(layer, "metadata", None) or {}).get("source")
+    if layer is None or not source:
+        return []
+    taken = {id(layer), *(id(u) for u in used)}
+    shape = np.shape(layer.data)
+    return [other for other in layers
+            if id(other) not in taken and (other.metadata or {}).get("source") == source
+            and "mr_reparam_role" not in (other.metadata or {}) and np.shape(other.data) == shape
+            and type(other).__name__ == "Image"]
+
+
 def guessed_line(name: str, guess, change: str) -> str:
     """The line that says a layer named nothing of its acquisition and how it is read
     (``guess``: :func:`guessed_input_preset`'s), and how to ``change`` it."""
