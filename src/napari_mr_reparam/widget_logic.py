@@ -119,19 +119,28 @@ def input_from_metadata(layer) -> InputSpec:
     return InputSpec(layer, sequence, number("te_ms"), number("tr_ms"), ti, number("flip_deg"))
 
 
+def _series_key(layer) -> tuple | None:
+    """What names a layer's series: the file or folder it was read from and, for DICOM, the
+    series' UID (a study folder holds several series); None for a layer read from nowhere."""
+    meta = getattr(layer, "metadata", None) or {}
+    if not meta.get("source") or "mr_reparam_role" in meta:  # not read from a file, or an output
+        return None
+    extra = getattr(meta.get("volume"), "extra", None) or {}
+    return meta["source"], extra.get("series_uid") or extra.get("series")
+
+
 def series_siblings(layer, layers, used=()) -> list:
-    """The other images of ``layer``'s series, in the layer list's order: image layers read
-    from the same source (the DICOM series or 4-D NIfTI file its metadata names), of its
-    shape, that are not this widget's outputs and not in ``used`` (layers already inputs)."""
-    source = (getattr(layer, "metadata", None) or {}).get("source")
-    if layer is None or not source:
+    """The other images of ``layer``'s series, in the layer list's order: image layers of
+    its shape read from the same DICOM series or 4-D NIfTI file (:func:`_series_key`),
+    not this widget's outputs and not in ``used`` (layers already inputs)."""
+    key = _series_key(layer)
+    if key is None:
         return []
     taken = {id(layer), *(id(u) for u in used)}
     shape = np.shape(layer.data)
     return [other for other in layers
-            if id(other) not in taken and (other.metadata or {}).get("source") == source
-            and "mr_reparam_role" not in (other.metadata or {}) and np.shape(other.data) == shape
-            and type(other).__name__ == "Image"]
+            if id(other) not in taken and type(other).__name__ == "Image" and _series_key(other) == key
+            and np.shape(other.data) == shape]
 
 
 def guessed_line(name: str, guess, change: str) -> str:
