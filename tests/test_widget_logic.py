@@ -276,7 +276,7 @@ def test_a_layer_read_from_a_3d_file_that_looks_mprage_like_is_offered_as_mprage
     assert guessed_input_preset(read, "p2p").reading == "T1w"  # reads spin-echo inputs only
 
 
-def test_the_images_of_one_series_are_told_apart_from_another_series_of_the_folder():
+def test_the_images_of_one_series_are_those_the_reader_read_together():
     from types import SimpleNamespace as NS
 
     from napari_mr_reparam.widget_logic import series_siblings
@@ -284,15 +284,15 @@ def test_the_images_of_one_series_are_told_apart_from_another_series_of_the_fold
     class Image(NS):  # stands in for napari's Image layer (the class name is what counts)
         pass
 
-    def layer(uid, shape=(2, 8, 8), role=None, source="/study"):
-        meta = {"source": source, "volume": NS(extra={"series_uid": uid, "series": "study"})}
+    def layer(series, shape=(2, 8, 8), role=None, source="/study"):
+        meta = {"source": source, "volume": NS(extra={"series": series})}
         if role:
             meta["mr_reparam_role"] = role
         return Image(data=np.zeros(shape), metadata=meta)
 
-    first, echo2, echo3 = layer("1.2.1"), layer("1.2.1"), layer("1.2.1")
-    other_series, other_shape = layer("1.2.9"), layer("1.2.1", shape=(2, 4, 4))
-    output, elsewhere = layer("1.2.1", role="prediction"), layer("1.2.1", source="/another")
+    first, echo2, echo3 = layer("train"), layer("train"), layer("train")
+    other_series, other_shape = layer("another"), layer("train", shape=(2, 4, 4))
+    output, elsewhere = layer("train", role="prediction"), layer("train", source="/another")
     layers = [first, other_series, echo2, output, other_shape, elsewhere, echo3]
     assert series_siblings(first, layers) == [echo2, echo3]
     assert series_siblings(first, layers, used=[echo2]) == [echo3]

@@ -120,18 +120,20 @@ def input_from_metadata(layer) -> InputSpec:
 
 
 def _series_key(layer) -> tuple | None:
-    """What names a layer's series: the file or folder it was read from and, for DICOM, the
-    series' UID (a study folder holds several series); None for a layer read from nowhere."""
+    """What names a layer's series: the file or folder it was read from and the series the
+    reader named (:func:`~napari_mr_reparam.dicom.read_series` takes a folder's acquisitions
+    as one series, as `predict --joint` does, even where each TI was exported as a DICOM
+    series of its own); None for a layer read from nowhere, or an output."""
     meta = getattr(layer, "metadata", None) or {}
-    if not meta.get("source") or "mr_reparam_role" in meta:  # not read from a file, or an output
+    if not meta.get("source") or "mr_reparam_role" in meta:
         return None
     extra = getattr(meta.get("volume"), "extra", None) or {}
-    return meta["source"], extra.get("series_uid") or extra.get("series")
+    return meta["source"], extra.get("series")
 
 
 def series_siblings(layer, layers, used=()) -> list:
     """The other images of ``layer``'s series, in the layer list's order: image layers of
-    its shape read from the same DICOM series or 4-D NIfTI file (:func:`_series_key`),
+    its shape read from the same DICOM folder or 4-D NIfTI file (:func:`_series_key`),
     not this widget's outputs and not in ``used`` (layers already inputs)."""
     key = _series_key(layer)
     if key is None:
