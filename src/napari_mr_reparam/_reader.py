@@ -1,5 +1,6 @@
 """napari reader: NIfTI and FreeSurfer volumes and 2-D images as axial stacks (see :mod:`.io`;
-a label map such as ``aseg.mgz`` as a labels layer), and
+a label map such as ``aseg.mgz`` as a labels layer; a 4-D NIfTI file of a few volumes as one
+layer per volume), and
 DICOM series (a folder, ``.dcm`` or Siemens ``.IMA`` files) as one layer per acquisition (see :mod:`.dicom`).
 
 Layer metadata (all plain Python, no Qt):
@@ -47,7 +48,7 @@ def napari_get_reader(path):
     Only cheap checks run here (extension, file present; for images a readable header
     of a supported shape; for DICOM the file preamble); other folders and types give
     None. A NIfTI file is claimed whatever it holds: when it cannot be read (corrupt,
-    truncated, 4-D), :func:`read_layers` raises one line saying why, which napari shows
+    truncated, a long 4-D series), :func:`read_layers` raises one line saying why, which napari shows
     ("Tried opening with napari-mr-reparam, but failed ... Original error ...") instead
     of "no reader found". An image that fails the checks is left to napari's own image
     reader, which takes the same extensions and reads more layouts (RGB, 4-D TIFF).
