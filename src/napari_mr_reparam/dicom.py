@@ -53,7 +53,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .io import Volume, _first_line, file_to_stack, ras_orientation, stack_spacing
+from .io import Volume, file_to_stack, first_line, ras_orientation, stack_spacing
 
 #: Tags that hold the acquisition parameters, with their (group,element) for messages.
 TAG_CODES = {"EchoTime": "(0018,0081)", "RepetitionTime": "(0018,0080)",
@@ -263,7 +263,7 @@ def _read_file(path: Path):
                 ds.pixel_array  # decode now, so that a truncated file is named here
         early_end = [w for w in caught if "end of file" in str(w.message).lower()]
         if early_end:
-            raise ValueError(_first_line(early_end[0].message))
+            raise ValueError(first_line(early_end[0].message))
         sop = str(getattr(getattr(ds, "file_meta", None), "MediaStorageSOPClassUID", "")
                   or ds.get("SOPClassUID", ""))
         if not sop:
@@ -271,7 +271,7 @@ def _read_file(path: Path):
         if sop in _IMAGE_SOP_CLASSES and "PixelData" not in ds:
             raise ValueError("an image without pixel data: is the file truncated?")
     except Exception as exc:  # any failure of the reader is the file's fault
-        raise ValueError(f"{path.name}: not a readable DICOM file ({_first_line(exc)})") from None
+        raise ValueError(f"{path.name}: not a readable DICOM file ({first_line(exc)})") from None
     return ds
 
 
@@ -505,7 +505,7 @@ def _acquisition_volume(label: str, members: list) -> Volume:
             raise ValueError("two images at the same slice position")
     except (dicom_numpy.DicomImportException, ValueError, TypeError, AttributeError) as exc:
         raise ValueError(f"{where}: the images do not form one volume "
-                         f"({_first_line(exc)})") from None
+                         f"({first_line(exc)})") from None
     data = np.asarray(voxels, np.float32) / _philips_factors(datasets)[:, None, None]
     affine = np.diag([-1.0, -1.0, 1.0, 1.0]) @ np.asarray(ijk_to_lps, np.float64)  # LPS -> RAS
     slice_step = _slice_step(datasets)

@@ -170,7 +170,7 @@ def read_sidecar(path: str | Path, times_given=(), volumes: int | None = None) -
         meta = json.loads(side.read_text(encoding="utf-8"))
         problem = "" if isinstance(meta, dict) else f"it holds a JSON {type(meta).__name__}, not an object"
     except (OSError, ValueError) as exc:
-        problem = _first_line(exc)
+        problem = first_line(exc)
     if problem:  # its times are unknown: only times known otherwise let the image be read without them
         if {"te_ms", "tr_ms"} <= set(times_given):
             return {"times_ignored": f"{side.name} is ignored (not a readable BIDS sidecar: {problem})"}
@@ -179,9 +179,10 @@ def read_sidecar(path: str | Path, times_given=(), volumes: int | None = None) -
     out, refused = {}, []
     for ours, key in SIDECAR_TIMES.items():
         value = meta.get(key)
-        if volumes and isinstance(value, list) and not _per_volume(value, volumes):
+        listed = bool(volumes) and isinstance(value, list)  # one value per volume
+        if listed and len(value) != volumes:
             raise ValueError(f"{side.name}: {key} lists {len(value)} values for the image's {volumes} volumes")
-        each = value if volumes and _per_volume(value, volumes) else [value]
+        each = value if listed else [value]
         if not all(_is_number(v) and v > 0 for v in each):
             continue
         for v in each:
@@ -190,7 +191,7 @@ def read_sidecar(path: str | Path, times_given=(), volumes: int | None = None) -
             except ValueError as exc:
                 refused.append((ours in times_given, key, v, exc))
                 break
-        out[ours] = [float(s_to_ms(v)) for v in each] if each is value else float(s_to_ms(value))
+        out[ours] = [float(s_to_ms(v)) for v in each] if listed else float(s_to_ms(value))
     if refused:
         _, key, value, exc = min(refused, key=lambda r: r[0])  # one still in use first
         if not set(out) <= set(times_given):  # a time still in use cannot be trusted
@@ -203,11 +204,6 @@ def read_sidecar(path: str | Path, times_given=(), volumes: int | None = None) -
     if sequence:
         out["sequence"] = sequence
     return out
-
-
-def _per_volume(value, volumes: int) -> bool:
-    """Whether a sidecar value is a list of one value per volume."""
-    return isinstance(value, list) and len(value) == volumes
 
 
 def sequence_of(scanning_sequence) -> str | None:
@@ -285,13 +281,19 @@ def load_volume(path: str | Path, times_given=()) -> Volume:
         volume = _load_nifti(path)
     else:
         volume = _load_image(path)
-    sidecar = read_sidecar(path, times_given)
-    if "times_ignored" in sidecar:
-        volume.extra["sidecar_times_ignored"] = sidecar.pop("times_ignored")
-    for key, value in sidecar.items():
-        setattr(volume, key, value)
-    volume.source = str(path)
+    _take_sidecar(volume, read_sidecar(path, times_given), path)
     return volume
+
+
+def _take_sidecar(volume: Volume, sidecar: dict, path: Path, index: int | None = None) -> None:
+    """``volume`` takes what :func:`read_sidecar` returned (``index``: the volume's value of
+    a time listed per volume) and ``path`` as its source."""
+    for key, value in sidecar.items():
+        if key == "times_ignored":
+            volume.extra["sidecar_times_ignored"] = value
+        else:
+            setattr(volume, key, value[index] if isinstance(value, list) else value)
+    volume.source = str(path)
 
 
 #: The most volumes a 4-D NIfTI file may hold to open as one image per volume (the echoes
@@ -323,21 +325,13 @@ def load_volumes(path: str | Path, times_given=()) -> list[Volume]:
     _check_size(path, shape[:3])
     with _readable(path, "NIfTI"):
         data = np.asarray(img.dataobj, dtype=np.float32).reshape(shape)
-    to_ras = ras_orientation(img.affine)
     sidecar = read_sidecar(path, times_given, volumes=shape[3])
-    ignored = sidecar.pop("times_ignored", None)
     stem = path.name[: -len(suffix_of(path))]
     out = []
     for k in range(shape[3]):
-        volume = Volume(data=np.ascontiguousarray(file_to_stack(data[..., k], to_ras)),
-                        spacing=_stack_spacing(img, to_ras), affine=np.asarray(img.affine, np.float64),
-                        header=img.header.copy(), ornt=to_ras, original_shape=shape[:3], kind="nifti")
-        for key, value in sidecar.items():
-            setattr(volume, key, value[k] if isinstance(value, list) else value)
-        volume.source = str(path)
+        volume = _nifti_volume(img, data[..., k], shape[:3])
+        _take_sidecar(volume, sidecar, path, k)
         volume.extra.update(series=stem, volume=k + 1)
-        if ignored:
-            volume.extra["sidecar_times_ignored"] = ignored
         out.append(volume)
     return out
 
@@ -396,7 +390,7 @@ class _readable:
             raise ValueError(f"{self.path.name}: too large to load into memory") from None
         if isinstance(exc, Exception):
             raise ValueError(f"{self.path.name}: not a readable {self.what} file "
-                             f"({_first_line(exc)})") from None
+                             f"({first_line(exc)})") from None
         return False
 
 
@@ -441,8 +435,12 @@ def _load_nifti(path: Path) -> Volume:
     img, shape = _open_nifti(path)
     with _readable(path, _volume_format(path)):
         data = np.asarray(img.dataobj, dtype=np.float32).reshape(shape)
-    if data.ndim == 2:
-        data = data[:, :, None]
+    return _nifti_volume(img, data[:, :, None] if data.ndim == 2 else data, shape)
+
+
+def _nifti_volume(img, data: np.ndarray, shape: tuple) -> Volume:
+    """The axial stack of a NIfTI (or MGH) image's 3-D voxels ``data``, with what writes it
+    back (``shape``: the data's shape in the file)."""
     to_ras = ras_orientation(img.affine)
     return Volume(data=np.ascontiguousarray(file_to_stack(data, to_ras)),
                   spacing=_stack_spacing(img, to_ras), affine=np.asarray(img.affine, np.float64),
@@ -904,7 +902,7 @@ def acquisition_sidecar(sequence: str | None = None, ti_ms: float | None = None,
     return meta
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
     """An exception's message in one line: its first, and where that ends in a colon (a
     list of reasons follows, as pydicom gives for pixel data no decoder read), the first
     reason too."""
