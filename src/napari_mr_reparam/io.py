@@ -42,7 +42,9 @@ MGH_SUFFIXES = (".mgz", ".mgh")
 #: Volumes with a placement, read with nibabel.
 VOLUME_SUFFIXES = NIFTI_SUFFIXES + MGH_SUFFIXES
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
-OUTPUT_SUFFIXES = (".nii", ".nii.gz", ".npy", ".tif", ".tiff", ".png")
+#: ``.dcm`` is a DICOM series: a folder of that name, one file per slice
+#: (:mod:`.dicom_export`).
+OUTPUT_SUFFIXES = (".nii", ".nii.gz", ".npy", ".tif", ".tiff", ".png", ".dcm")
 #: Volume kinds that carry an affine and orientation, written back in their voxel order.
 ORIENTED_KINDS = ("nifti", "dicom")
 #: Files whose header claims more voxels than this are refused before anything is read.
@@ -758,13 +760,16 @@ def save_volume(path: str | Path, data_zyx: np.ndarray, like: Volume | None = No
         ``.nii``/``.nii.gz`` (float32; with ``like`` from a NIfTI file: in its voxel
         order, with its affine and header; otherwise an RAS+ grid with ``like``'s
         spacing or 1 mm, which :func:`load_volume` reads back as the same stack),
-        ``.npy`` (float32 zyx), ``.tif``/``.tiff`` (float32 stack) or ``.png`` (one
-        slice, scaled to 8 bits by its maximum).
+        ``.npy`` (float32 zyx), ``.tif``/``.tiff`` (float32 stack), ``.png`` (one
+        slice, scaled to 8 bits by its maximum) or ``.dcm`` (a DICOM series: a folder of
+        that name, one file per slice, :func:`~napari_mr_reparam.dicom_export.write_series`;
+        from a DICOM input, in its patient's study).
     data_zyx : array (z, y, x) or (y, x)
     like : Volume, optional
         The volume the data derive from (same stack shape).
     te_ms, tr_ms, model, extra
-        For the BIDS sidecar written beside NIfTI outputs (times stored in seconds).
+        For the BIDS sidecar written beside NIfTI outputs (times stored in seconds); a
+        DICOM series takes them into its tags.
     overwrite : bool
         Replace existing files (the data file and its sidecar); otherwise
         ``FileExistsError``.
@@ -779,6 +784,11 @@ def save_volume(path: str | Path, data_zyx: np.ndarray, like: Volume | None = No
     if suffix == ".png" and data.shape[0] != 1:
         raise ValueError(f"{path.name}: a PNG holds one slice, the data have {data.shape[0]}; "
                          "use .nii.gz, .tif or .npy")
+    if suffix == ".dcm":
+        from .dicom_export import write_series
+
+        return write_series(path, data, like, te_ms=te_ms, tr_ms=tr_ms, model=model, extra=extra,
+                            overwrite=overwrite)
     jobs = [(path, lambda tmp: _WRITERS[suffix](tmp, data, like))]
     if suffix in NIFTI_SUFFIXES:
         meta = _sidecar(te_ms, tr_ms, model, extra)

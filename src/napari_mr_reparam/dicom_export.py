@@ -1,0 +1,252 @@
+"""Predictions and maps written as a DICOM series: one MR image file per slice.
+
+A result derived from a DICOM series keeps that series' patient, study and frame of
+reference, so that a viewer or PACS files it beside the scans it came from; it is a new
+series (new UIDs), marked ``DERIVED\\SECONDARY``. A result of a NIfTI file or an image gets
+an empty patient and a study of its own. Slice positions, orientation and spacing come from
+the volume's affine (LPS, as DICOM states them); the values are stored as 16-bit integers
+with a power-of-ten ``RescaleSlope``, so a viewer reads each voxel's value (a T1 map's
+milliseconds) back to four or five digits. pydicom writes the files.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import secrets
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+#: The output suffix that names a DICOM series: ``out.dcm`` is written as a folder of that
+#: name holding one file per slice (``IM0001.dcm``, ...).
+SERIES_SUFFIX = ".dcm"
+#: MR Image Storage.
+MR_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.4"
+#: Attributes of the source series that the derived one keeps (patient, study, frame of
+#: reference, and what the scanner was).
+KEPT_FROM_SOURCE = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "PatientAge",
+                    "PatientWeight", "StudyInstanceUID", "StudyDate", "StudyTime", "StudyID",
+                    "AccessionNumber", "ReferringPhysicianName", "StudyDescription", "FrameOfReferenceUID",
+                    "PositionReferenceIndicator", "PatientPosition", "BodyPartExamined",
+                    "MagneticFieldStrength", "InstitutionName")
+#: SequenceVariant (0018,0021) of a target by its ScanningSequence codes.
+_VARIANTS = {("GR",): ["SP"], ("GR", "IR"): ["SK", "SP", "MP"]}
+#: Series numbers of derived series: the source's plus this.
+SERIES_NUMBER_OFFSET = 1000
+
+
+def write_series(folder: str | Path, data_zyx: np.ndarray, like=None, *, te_ms: float | None = None,
+                 tr_ms: float | None = None, model: str | None = None, extra: dict | None = None,
+                 overwrite: bool = False) -> Path:
+    """Write a (z, y, x) stack as a DICOM series in ``folder``; return the folder.
+
+    ``like`` is the :class:`~napari_mr_reparam.io.Volume` the stack derives from (its
+    geometry; from DICOM also its patient and study); ``te_ms``, ``tr_ms``, ``model`` and
+    ``extra`` (the BIDS fields :func:`~napari_mr_reparam.io.save_volume` takes:
+    ``ScanningSequence``, ``InversionTime`` in s, ``FlipAngle``; ``Quantity`` and ``Units``
+    for a map) fill the acquisition and the description. The files are written in a hidden
+    folder beside ``folder`` and moved into place at the end. An existing ``folder`` is
+    refused (``FileExistsError``) unless ``overwrite``, and even then unless it holds only
+    ``.dcm`` files (an earlier output): a folder of anything else is never replaced.
+    """
+    folder = Path(folder)
+    volume, affine = _file_order(data_zyx, like)
+    if folder.exists():
+        if not overwrite:
+            raise FileExistsError(f"{folder} exists; pass overwrite (--overwrite) to replace it")
+        if not folder.is_dir() or any(not p.is_file() or p.suffix.lower() != SERIES_SUFFIX for p in folder.iterdir()):
+            raise FileExistsError(f"{folder} holds files other than a DICOM series' .dcm files; "
+                                  "write the series under another name")
+    meta = _series_attributes(volume, like, te_ms, tr_ms, model, extra or {})
+    slope, signed = _encoding(volume)
+    meta.update(_window(volume))
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    temp = folder.with_name(f".{folder.name}.{secrets.token_hex(4)}")
+    temp.mkdir()
+    try:
+        for k in range(volume.shape[2]):
+            _write_slice(temp / f"IM{k + 1:04d}{SERIES_SUFFIX}", volume[:, :, k].T, affine, k, meta, slope, signed)
+        old = None
+        if folder.exists():
+            old = folder.with_name(f".{folder.name}.old.{secrets.token_hex(4)}")
+            os.replace(folder, old)
+        os.replace(temp, folder)
+        if old is not None:
+            shutil.rmtree(old)
+    finally:
+        if temp.exists():
+            shutil.rmtree(temp)
+    return folder
+
+
+def _file_order(data_zyx, like) -> tuple[np.ndarray, np.ndarray]:
+    """The stack in voxel order (column, row, slice) and its affine to RAS (mm): the
+    source's where ``like`` has one, else the RAS+ grid that :mod:`.io` writes for NIfTI."""
+    from .io import ORIENTED_KINDS, _stack_to_ras, to_original
+
+    data = np.asarray(data_zyx, np.float32)
+    if data.ndim == 2:
+        data = data[None]
+    if like is not None and like.kind in ORIENTED_KINDS and like.ornt is not None and like.affine is not None:
+        volume = to_original(like, data)
+        return volume.reshape(volume.shape + (1,) * (3 - volume.ndim)), np.asarray(like.affine, float)
+    dz, dy, dx = like.spacing if like is not None else (1.0, 1.0, 1.0)
+    return _stack_to_ras(data), np.diag([float(dx), float(dy), float(dz), 1.0])
+
+
+def _encoding(volume: np.ndarray) -> tuple[float, bool]:
+    """(RescaleSlope, signed): the finest power of ten that holds the largest magnitude in
+    16 bits, signed only where there are negative values."""
+    finite = volume[np.isfinite(volume)]
+    signed = bool(finite.size) and float(finite.min()) < 0
+    top = float(np.abs(finite).max()) if finite.size else 0.0
+    levels = 32767 if signed else 65535
+    if top <= 0:
+        return 1.0, signed
+    return float(10.0 ** np.ceil(np.log10(top / levels))), signed
+
+
+def _window(volume: np.ndarray) -> dict:
+    """A viewer's first window: from 0 (or the lowest value) to the 99.5th percentile."""
+    finite = volume[np.isfinite(volume)]
+    if not finite.size:
+        return {}
+    low, high = min(float(finite.min()), 0.0), float(np.percentile(finite, 99.5))
+    if high <= low:
+        return {}
+    return {"WindowCenter": f"{(low + high) / 2:.6g}", "WindowWidth": f"{high - low:.6g}"}
+
+
+def _source_dataset(like):
+    """The first file of the DICOM series ``like`` was read from (no pixels), or None."""
+    import pydicom
+
+    files = (getattr(like, "extra", None) or {}).get("files") or []
+    if getattr(like, "kind", None) != "dicom" or not files:
+        return None
+    try:
+        return pydicom.dcmread(files[0], stop_before_pixels=True, force=True)
+    except (OSError, ValueError):
+        return None  # moved or unreadable since: the series gets a patient and study of its own
+
+
+def _series_attributes(volume, like, te_ms, tr_ms, model, extra) -> dict:
+    """Attributes every slice of the series shares."""
+    from pydicom.uid import generate_uid
+
+    from . import __version__
+
+    now = datetime.datetime.now()
+    source = _source_dataset(like)
+    meta = {name: source.get(name) for name in KEPT_FROM_SOURCE if source is not None and name in source}
+    meta.setdefault("PatientName", "")
+    meta.setdefault("PatientID", "")
+    meta.setdefault("StudyInstanceUID", generate_uid())
+    meta.setdefault("FrameOfReferenceUID", generate_uid())
+    meta.setdefault("StudyDate", now.strftime("%Y%m%d"))
+    meta.setdefault("StudyTime", now.strftime("%H%M%S"))
+    quantity = extra.get("Quantity")
+    codes = extra.get("ScanningSequence", "RM" if quantity else "SE")
+    codes = [codes] if isinstance(codes, str) else list(codes)
+    number = source.get("SeriesNumber") if source is not None else None
+    meta.update({
+        "Modality": "MR", "SeriesInstanceUID": generate_uid(),
+        "SeriesNumber": int(number or 0) + SERIES_NUMBER_OFFSET,
+        "SeriesDate": now.strftime("%Y%m%d"), "SeriesTime": now.strftime("%H%M%S"),
+        "SeriesDescription": _description(te_ms, tr_ms, model, extra, source)[:64],
+        "ImageType": ["DERIVED", "SECONDARY"] + ([str(quantity).upper().replace(" ", "_")[:16]] if quantity else []),
+        "Manufacturer": "napari-mr-reparam", "SoftwareVersions": __version__,
+        "DerivationDescription": _derivation(model, extra, source)[:1024],
+        "ScanningSequence": codes, "SequenceVariant": _VARIANTS.get(tuple(codes), ["NONE"]),
+        "ScanOptions": "", "MRAcquisitionType": str(source.get("MRAcquisitionType", "")) if source is not None else "",
+        "EchoTrainLength": 1, "BurnedInAnnotation": "NO",
+    })
+    if te_ms is not None:
+        meta["EchoTime"] = f"{float(te_ms):.6g}"
+    if tr_ms is not None:
+        meta["RepetitionTime"] = f"{float(tr_ms):.6g}"
+    ti = extra.get("InversionTime")
+    if ti is not None:
+        meta["InversionTime"] = f"{1000.0 * float(np.ravel(ti)[0]):.6g}"
+    if extra.get("FlipAngle") is not None:
+        meta["FlipAngle"] = f"{float(extra['FlipAngle']):.6g}"
+    return meta
+
+
+def _description(te_ms, tr_ms, model, extra, source) -> str:
+    """The series' name in a viewer: what was made, at which acquisition, from what."""
+    quantity = extra.get("Quantity")
+    if quantity:
+        units = extra.get("Units", "")
+        text = f"{quantity} map" + (f" ({units})" if units in ("ms", "s", "1") else "")
+    else:
+        times = [f"{name} {value:g}" for name, value in (("TE", te_ms), ("TR", tr_ms)) if value is not None]
+        ti = extra.get("InversionTime")
+        if ti is not None:
+            times.append(f"TI {1000.0 * float(np.ravel(ti)[0]):g}")
+        text = "synthetic " + " ".join(times)
+    origin = str(source.get("SeriesDescription", "") or "").strip() if source is not None else ""
+    return f"{text} from {origin}" if origin else text
+
+
+def _derivation(model, extra, source) -> str:
+    from . import __version__
+
+    made = f"napari-mr-reparam {__version__}" + (f", {model}" if model else "")
+    if extra.get("Quantity"):
+        made += f": {extra['Quantity']} in {extra.get('Units', 'arbitrary units')}"
+    else:
+        made += ": predicted image, not acquired"
+    if source is not None and source.get("SeriesInstanceUID"):
+        made += f"; from series {source.SeriesInstanceUID}"
+    return made
+
+
+def _write_slice(path: Path, pixels: np.ndarray, affine: np.ndarray, k: int, meta: dict, slope: float,
+                 signed: bool) -> None:
+    """One slice (rows, columns) of the series at voxel-slice ``k`` of ``affine``."""
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    lps = np.diag([-1.0, -1.0, 1.0, 1.0]) @ affine  # RAS -> LPS
+    along_row, along_column, normal = lps[:3, 0], lps[:3, 1], lps[:3, 2]
+    position = lps @ np.array([0.0, 0.0, float(k), 1.0])
+    values = np.nan_to_num(pixels / slope, nan=0.0, posinf=0.0, neginf=0.0)
+    stored = np.rint(values).clip(-32768, 32767).astype(np.int16) if signed else \
+        np.rint(values).clip(0, 65535).astype(np.uint16)
+    uid = generate_uid()
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.MediaStorageSOPClassUID = MR_IMAGE_STORAGE
+    ds.file_meta.MediaStorageSOPInstanceUID = uid
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.SpecificCharacterSet = "ISO_IR 100"
+    ds.SOPClassUID, ds.SOPInstanceUID = MR_IMAGE_STORAGE, uid
+    for name, value in meta.items():
+        setattr(ds, name, value)
+    ds.InstanceNumber = k + 1
+    ds.ImagePositionPatient = [_ds(v) for v in position[:3]]
+    ds.ImageOrientationPatient = [_ds(v) for v in np.concatenate([_unit(along_row), _unit(along_column)])]
+    ds.PixelSpacing = [_ds(np.linalg.norm(along_column)), _ds(np.linalg.norm(along_row))]
+    ds.SliceThickness = ds.SpacingBetweenSlices = _ds(np.linalg.norm(normal))
+    ds.SliceLocation = _ds(np.dot(_unit(np.cross(along_row, along_column)), position[:3]))
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.Rows, ds.Columns = int(stored.shape[0]), int(stored.shape[1])
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit = 16, 16, 15
+    ds.PixelRepresentation = 1 if signed else 0
+    ds.RescaleIntercept, ds.RescaleSlope, ds.RescaleType = "0", f"{slope:.6g}", "US"
+    ds.PixelData = np.ascontiguousarray(stored).tobytes()
+    ds.save_as(str(path), enforce_file_format=True)
+
+
+def _ds(value) -> object:
+    """A decimal string value as precise as its 16 characters allow."""
+    from pydicom.valuerep import DSfloat
+
+    return DSfloat(float(value), auto_format=True)
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    return v / max(float(np.linalg.norm(v)), 1e-12)

@@ -1,0 +1,142 @@
+"""Predictions and maps written as a DICOM series, and read back."""
+
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pydicom
+import pytest
+
+from dicom_helpers import CORONAL, oblique, ramp, write_series
+from napari_mr_reparam import dicom, dicom_export, io
+
+
+def _source(tmp_path, **kwargs):
+    files = write_series(tmp_path / "scan", [ramp(4, 12, 10)], **kwargs)
+    return dicom.read_series(tmp_path / "scan")[0], files
+
+
+def _one_file(folder: Path):
+    return pydicom.dcmread(sorted(folder.iterdir())[0])
+
+
+def test_round_trip_keeps_geometry_values_and_the_study(tmp_path):
+    def patient(ds, echo, k):
+        ds.PatientName, ds.PatientID, ds.StudyInstanceUID = "Doe^Jane", "P123", "1.2.3.4"
+        ds.SeriesNumber = 7
+
+    volume, _ = _source(tmp_path, orientation=oblique(25), extra=patient)
+    data = volume.data * 0.37
+    out = io.save_volume(tmp_path / "synth.dcm", data, like=volume, te_ms=100, tr_ms=4000, model="physics",
+                         extra=io.acquisition_sidecar("spin_echo"))
+    assert out.is_dir() and len(list(out.iterdir())) == 4
+    back = dicom.read_series(out)
+    assert len(back) == 1
+    got = back[0]
+    np.testing.assert_allclose(got.affine, volume.affine, atol=1e-4)
+    slope = float(_one_file(out).RescaleSlope)
+    assert slope <= 0.1  # 1300 at most: stored to a tenth or finer
+    np.testing.assert_allclose(got.data, data, atol=slope / 2 + 1e-6)
+    assert (got.te_ms, got.tr_ms, got.sequence) == (100.0, 4000.0, "spin_echo")
+    ds = _one_file(out)
+    assert (str(ds.PatientName), ds.PatientID, ds.StudyInstanceUID) == ("Doe^Jane", "P123", "1.2.3.4")
+    assert ds.SeriesInstanceUID != volume.extra["series_uid"]
+    assert list(ds.ImageType)[:2] == ["DERIVED", "SECONDARY"]
+    assert ds.SeriesNumber == 7 + dicom_export.SERIES_NUMBER_OFFSET
+    assert "TE 100 TR 4000" in ds.SeriesDescription and "physics" in ds.DerivationDescription
+
+
+def test_a_3d_volume_laid_out_again_goes_back_to_its_own_slices(tmp_path):
+    volumes = [ramp(18, 16, 16)]
+    write_series(tmp_path / "sag", volumes, orientation=CORONAL, row_mm=1.0, col_mm=1.0, step_mm=1.0,
+                 extra=lambda ds, e, k: setattr(ds, "MRAcquisitionType", "3D"))
+    volume = dicom.read_series(tmp_path / "sag")[0]
+    out = io.save_volume(tmp_path / "out.dcm", volume.data, like=volume, te_ms=20, tr_ms=600)
+    got = dicom.read_series(out)[0]
+    assert got.data.shape == volume.data.shape
+    np.testing.assert_allclose(got.affine, volume.affine, atol=1e-4)
+    np.testing.assert_allclose(got.data, volume.data, atol=0.5)
+    assert _one_file(out).MRAcquisitionType == "3D"
+
+
+def test_a_nifti_input_gives_a_series_of_its_own_at_its_place(tmp_path):
+    a = np.deg2rad(15)
+    rotation = np.array([[np.cos(a), 0, np.sin(a)], [0, 1, 0], [-np.sin(a), 0, np.cos(a)]])
+    affine = np.eye(4)
+    affine[:3, :3] = rotation @ np.diag([-0.9, 1.1, 2.5])
+    affine[:3, 3] = (40.0, -20.0, 5.0)
+    values = np.random.default_rng(1).uniform(0, 900, (10, 12, 5)).astype(np.float32)
+    nib.save(nib.Nifti1Image(values, affine), tmp_path / "scan.nii.gz")
+    volume = io.load_volume(tmp_path / "scan.nii.gz")
+    out = io.save_volume(tmp_path / "pred.dcm", volume.data, like=volume, te_ms=15, tr_ms=500)
+    got = dicom.read_series(out)[0]
+    read = io.to_original(got, got.data)
+    if not np.allclose(got.affine, affine, atol=1e-4):  # the same grid, its slices in the other order
+        affine[:3, 3] += 4 * affine[:3, 2]
+        affine[:3, 2] *= -1
+        values = values[:, :, ::-1]
+    np.testing.assert_allclose(got.affine, affine, atol=1e-4)
+    np.testing.assert_allclose(read, values, atol=float(_one_file(out).RescaleSlope) / 2 + 1e-4)
+    ds = _one_file(out)
+    assert ds.PatientID == "" and ds.StudyInstanceUID
+
+
+def test_maps_keep_their_units_and_signed_values_their_sign(tmp_path):
+    volume, _ = _source(tmp_path)
+    t1 = np.full(volume.data.shape, 1234.5, np.float32)
+    out = io.save_volume(tmp_path / "T1map.dcm", t1, like=volume, model="joint maps",
+                         extra={"Quantity": "T1", "Units": "ms"})
+    ds = _one_file(out)
+    assert float(ds.RescaleSlope) == pytest.approx(0.1)
+    assert ds.pixel_array.max() * float(ds.RescaleSlope) == pytest.approx(1234.5)
+    assert "T1 map (ms)" in ds.SeriesDescription and list(ds.ImageType)[-1] == "T1"
+    diff = np.linspace(-50, 50, volume.data.size, dtype=np.float32).reshape(volume.data.shape)
+    signed = io.save_volume(tmp_path / "diff.dcm", diff, like=volume)
+    got = dicom.read_series(signed)[0].data
+    assert _one_file(signed).PixelRepresentation == 1
+    np.testing.assert_allclose(got, diff, atol=0.005 + 1e-5)  # stored in hundredths (50 / 32767 < 0.01)
+
+
+def test_an_existing_folder_is_replaced_only_when_asked_and_only_if_a_series(tmp_path):
+    volume, _ = _source(tmp_path)
+    out = io.save_volume(tmp_path / "out.dcm", volume.data, like=volume, te_ms=20, tr_ms=500)
+    with pytest.raises(FileExistsError, match="exists"):
+        io.save_volume(out, volume.data, like=volume, te_ms=30, tr_ms=500)
+    io.save_volume(out, volume.data, like=volume, te_ms=30, tr_ms=500, overwrite=True)
+    assert dicom.read_series(out)[0].te_ms == 30.0 and len(list(out.iterdir())) == 4
+    mine = tmp_path / "mine.dcm"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    with pytest.raises(FileExistsError, match="other than"):
+        io.save_volume(mine, volume.data, like=volume, overwrite=True)
+    assert (mine / "notes.txt").read_text() == "keep me"
+
+
+def test_a_failed_write_leaves_nothing(tmp_path, monkeypatch):
+    volume, _ = _source(tmp_path)
+    calls = []
+
+    def failing(path, *args):
+        calls.append(path)
+        if len(calls) == 2:
+            raise OSError("disk full")
+        return real(path, *args)
+
+    real = dicom_export._write_slice
+    monkeypatch.setattr(dicom_export, "_write_slice", failing)
+    with pytest.raises(OSError, match="disk full"):
+        io.save_volume(tmp_path / "out.dcm", volume.data, like=volume)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["scan"]
+
+
+def test_the_command_line_writes_a_series_per_target(tmp_path):
+    from napari_mr_reparam.cli import main
+
+    _source(tmp_path, te=(30.0,), tr=3000.0)
+    code = main(["predict", str(tmp_path / "scan"), "--model", "physics", "--te", "100", "80", "--tr", "4000",
+                 "4000", "-o", str(tmp_path / "out"), "--suffix", ".dcm", "-q"])
+    assert code == 0
+    written = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert written == ["scan_TE100_TR4000.dcm", "scan_TE80_TR4000.dcm"]
+    got = dicom.read_series(tmp_path / "out" / written[0])[0]
+    assert (got.te_ms, got.tr_ms) == (100.0, 4000.0) and got.data.shape == (4, 12, 10)
