@@ -140,3 +140,20 @@ def test_the_command_line_writes_a_series_per_target(tmp_path):
     assert written == ["scan_TE100_TR4000.dcm", "scan_TE80_TR4000.dcm"]
     got = dicom.read_series(tmp_path / "out" / written[0])[0]
     assert (got.te_ms, got.tr_ms) == (100.0, 4000.0) and got.data.shape == (4, 12, 10)
+
+
+def test_maps_as_dicom_series_carry_their_quantity(tmp_path):
+    from napari_mr_reparam.cli import main
+
+    base = ramp(4, 12, 10)
+    write_series(tmp_path / "echoes", [base * np.exp(-20 / 80), base * np.exp(-80 / 80)], te=(20.0, 80.0), tr=3000.0)
+    code = main(["maps", str(tmp_path / "echoes"), "-o", str(tmp_path / "maps"), "--suffix", ".dcm",
+                 "--model", "none", "-q"])
+    assert code == 0
+    assert {p.name for p in (tmp_path / "maps").iterdir()} == {"PD.dcm", "T1map.dcm", "T2map.dcm",
+                                                              "determined.dcm", "maps.json"}
+    t2 = dicom.read_series(tmp_path / "maps" / "T2map.dcm")[0]
+    ds = _one_file(tmp_path / "maps" / "T2map.dcm")
+    assert ds.SeriesDescription.startswith("T2 map (ms)") and list(ds.ImageType)[-1] == "T2"
+    inside = base > 0
+    assert np.median(t2.data[inside]) == pytest.approx(80, rel=0.05)

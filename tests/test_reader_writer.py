@@ -277,3 +277,27 @@ def test_a_4d_nifti_opens_as_one_layer_per_volume_with_its_times(make_napari_vie
                                                 "echoes #3 TE 80 / TR 2500 ms"]
     assert [layer.metadata["te_ms"] for layer in layers] == [10.0, 40.0, 80.0]
     assert np.array_equal(layers[2].data, np.transpose(data[..., 2], (2, 1, 0))[:, ::-1, ::-1])
+
+
+def test_a_layer_saved_as_a_dicom_series_through_napari_opens_again(make_napari_viewer, tmp_path):
+    import pydicom
+    from dicom_helpers import oblique, ramp, write_series
+
+    write_series(tmp_path / "scan", [ramp()], te=(20.0,), tr=500.0, orientation=oblique(15),
+                 extra=lambda ds, e, k: setattr(ds, "PatientID", "P7"))
+    viewer = make_napari_viewer()
+    [layer] = viewer.open(str(tmp_path / "scan"), plugin=PLUGIN)
+    layer.data = layer.data / 2
+    layer.metadata.update(te_ms=100.0, tr_ms=4000.0, model="physics")
+    viewer.layers.selection = {layer}
+    out = tmp_path / "synthetic.dcm"
+    assert viewer.layers.save(str(out), selected=True, plugin=PLUGIN) == [str(out)]
+    first = pydicom.dcmread(sorted(out.iterdir())[0])
+    assert first.PatientID == "P7" and list(first.ImageType)[:2] == ["DERIVED", "SECONDARY"]
+
+    [again] = viewer.open(str(out), plugin=PLUGIN)
+    assert (again.metadata["te_ms"], again.metadata["tr_ms"]) == (100.0, 4000.0)
+    assert np.allclose(again.metadata["affine"], layer.metadata["affine"], atol=1e-4)
+    np.testing.assert_allclose(again.data, layer.data, atol=0.05)
+    viewer.layers.save(str(out), selected=True, plugin=PLUGIN)  # napari asked first: an earlier series is replaced
+    assert len(list(out.iterdir())) == ramp().shape[0]

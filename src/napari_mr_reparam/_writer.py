@@ -1,4 +1,5 @@
-"""napari writer: an image layer to NIfTI, restoring the original orientation and affine."""
+"""napari writer: an image layer to NIfTI (or a DICOM series), restoring the original
+orientation and affine."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ from .io import Volume, acquisition_sidecar, save_volume
 
 
 def write_single_image(path: str, data, meta: dict) -> list[str]:
-    """Save one image layer as NIfTI with a BIDS sidecar; return the paths written.
+    """Save one image layer as NIfTI with a BIDS sidecar, or as a DICOM series (``.dcm``: a
+    folder of that name, one file per slice, in the study of the DICOM series the layer was
+    read from); return the paths written.
 
     When the layer came from this plugin's reader (``metadata['volume']``) and still has
     its shape, the file gets the input's voxel order, affine and header back; otherwise
@@ -19,10 +22,10 @@ def write_single_image(path: str, data, meta: dict) -> list[str]:
     """
     from pathlib import Path
 
-    from .io import sidecar_path
+    from .io import NIFTI_SUFFIXES, sidecar_path, suffix_of
 
     side = sidecar_path(path)
-    if not Path(path).exists() and side.exists():
+    if suffix_of(path) in NIFTI_SUFFIXES and not Path(path).exists() and side.exists():
         raise ValueError(f"{side.name} already exists beside {Path(path).name} and would be replaced by its "
                          "sidecar; save under another name, or move it away first")
     metadata = meta.get("metadata") or {}

@@ -376,13 +376,14 @@ def build_parser() -> argparse.ArgumentParser:
                     "(.png, .jpg, .tif), or folders of them; or a DICOM series (a folder, or .dcm files), "
                     "read as one input per acquisition (echo, inversion time) with TE/TR from its tags")
     pr.add_argument("-o", "--output", required=True,
-                    help="output file (.nii/.nii.gz, .npy, .tif, .png) for one input and one target; "
-                         "else a folder, where files are named INPUT_TE<ms>_TR<ms>")
+                    help="output file (.nii/.nii.gz, .npy, .tif, .png; .dcm: a DICOM series, a folder of "
+                         "that name) for one input and one target; else a folder, where files are named "
+                         "INPUT_TE<ms>_TR<ms>")
     pr.add_argument("--te", type=_positive_ms, nargs="+", help="target echo time(s), ms")
     pr.add_argument("--tr", type=_positive_ms, nargs="+",
                     help="target repetition time(s), ms, paired with --te in order")
     pr.add_argument("--suffix", help="output type in folder mode (default: the input's; .png for a JPEG "
-                    "input), e.g. .nii.gz")
+                    "input; .nii.gz for DICOM), e.g. .nii.gz, or .dcm for DICOM series in the input's study")
     pr.add_argument("--sequence",
                     choices=["spin_echo", "inversion_recovery", "gradient_echo"],
                     help="target sequence (default spin_echo); the others need a physics model")

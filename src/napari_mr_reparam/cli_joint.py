@@ -105,6 +105,9 @@ def add_maps_command(sub) -> None:
     mp.add_argument("input", nargs="+", help="NIfTI or FreeSurfer (.mgz) files, or DICOM series (each DICOM "
                     "acquisition is one input)")
     mp.add_argument("-o", "--output", required=True, help="output folder (PD, T1map, T2map .nii.gz + maps.json)")
+    mp.add_argument("--suffix", default=".nii.gz",
+                    help="type of the map files (default .nii.gz; .dcm writes each map as a DICOM series, "
+                         "in the first input's study where it is DICOM)")
     add_acquisition_options(mp)
     mp.add_argument("--model", default="physics",
                     help="network whose single-image maps start and tie the fit (default physics; "
@@ -498,16 +501,18 @@ def _describe(acq) -> str:
 # ----------------------------------------------------------------------------- maps
 
 def cmd_maps(args) -> int:
-    from .io import check_output_folder, refuse_existing, save_volume
+    from .io import check_output_folder, output_suffix, refuse_existing, save_volume
 
     refuse_bad_angles(args)
     apply_input_preset(args)
     refuse_input_seconds(args)
     out = check_output_folder(args.output)
-    targets = {k: out / f"{name}.nii.gz" for k, name in MAP_FILES.items()}
+    kind = output_suffix(args.suffix)
+    targets = {k: out / f"{name}{kind}" for k, name in MAP_FILES.items()}
     sidecar = out / "maps.json"
+    determined, b1 = out / f"determined{kind}", out / f"b1{kind}"
     if not args.overwrite:
-        refuse_existing([*targets.values(), sidecar, out / "determined.nii.gz", out / "b1.nii.gz"])
+        refuse_existing([*targets.values(), sidecar, determined, b1])
     from tqdm import tqdm
 
     bars = []  # the progress bar, once the inputs are read and the work is known
@@ -530,13 +535,13 @@ def cmd_maps(args) -> int:
             "acquisitions": [{"sequence": a.sequence, "EchoTime_ms": a.te, "RepetitionTime_ms": a.tr,
                               "InversionTime_ms": a.ti, "FlipAngle_deg": a.flip_deg} for a in acqs],
             "prior": args.model, "scale": args.scale, "smoothed": not args.no_smooth, **summary,
-            "flip_angle_scale": "b1.nii.gz (refocusing flip angle / 180 degrees at the slice centre)"
+            "flip_angle_scale": f"{b1.name} (refocusing flip angle / 180 degrees at the slice centre)"
             if maps.b1 is not None else None,
-            "determined_bits": "bit 1 PD, 2 T1, 4 T2 (determined.nii.gz)"}
-    save_volume(out / "determined.nii.gz", maps.determined_bits.astype("float32"), like=volumes[0],
-                model="joint maps", overwrite=args.overwrite)
+            "determined_bits": f"bit 1 PD, 2 T1, 4 T2 ({determined.name})"}
+    save_volume(determined, maps.determined_bits.astype("float32"), like=volumes[0],
+                model="joint maps", extra={"Quantity": "determined", "Units": "bits"}, overwrite=args.overwrite)
     if maps.b1 is not None:
-        save_volume(out / "b1.nii.gz", maps.b1, like=volumes[0], model="joint maps",
+        save_volume(b1, maps.b1, like=volumes[0], model="joint maps",
                     extra={"Quantity": "refocusing flip-angle scale", "Units": "1"}, overwrite=args.overwrite)
     sidecar.write_text(json.dumps(meta, indent=2) + "\n")
     fractions = ", ".join(f"{k.upper()} {100 * v:.0f} %" for k, v in summary["determined_fraction"].items())

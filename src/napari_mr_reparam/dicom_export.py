@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import re
 import secrets
 import shutil
 from pathlib import Path
@@ -98,13 +99,13 @@ def _file_order(data_zyx, like) -> tuple[np.ndarray, np.ndarray]:
 
 def _encoding(volume: np.ndarray) -> tuple[float, bool]:
     """(RescaleSlope, signed): the finest power of ten that holds the largest magnitude in
-    16 bits, signed only where there are negative values."""
+    16 bits (1 for whole numbers that fit), signed only where there are negative values."""
     finite = volume[np.isfinite(volume)]
     signed = bool(finite.size) and float(finite.min()) < 0
     top = float(np.abs(finite).max()) if finite.size else 0.0
     levels = 32767 if signed else 65535
-    if top <= 0:
-        return 1.0, signed
+    if top <= 0 or (top <= levels and np.array_equal(finite, np.round(finite))):
+        return 1.0, signed  # whole numbers (a map of bits, a count) as they are
     return float(10.0 ** np.ceil(np.log10(top / levels))), signed
 
 
@@ -156,7 +157,8 @@ def _series_attributes(volume, like, te_ms, tr_ms, model, extra) -> dict:
         "SeriesNumber": int(number or 0) + SERIES_NUMBER_OFFSET,
         "SeriesDate": now.strftime("%Y%m%d"), "SeriesTime": now.strftime("%H%M%S"),
         "SeriesDescription": _description(te_ms, tr_ms, model, extra, source)[:64],
-        "ImageType": ["DERIVED", "SECONDARY"] + ([str(quantity).upper().replace(" ", "_")[:16]] if quantity else []),
+        "ImageType": ["DERIVED", "SECONDARY"] + ([re.sub(r"[^A-Z0-9]+", "_", str(quantity).upper())[:16]]
+                                                 if quantity else []),
         "Manufacturer": "napari-mr-reparam", "SoftwareVersions": __version__,
         "DerivationDescription": _derivation(model, extra, source)[:1024],
         "ScanningSequence": codes, "SequenceVariant": _VARIANTS.get(tuple(codes), ["NONE"]),
