@@ -157,3 +157,15 @@ def test_maps_as_dicom_series_carry_their_quantity(tmp_path):
     assert ds.SeriesDescription.startswith("T2 map (ms)") and list(ds.ImageType)[-1] == "T2"
     inside = base > 0
     assert np.median(t2.data[inside]) == pytest.approx(80, rel=0.05)
+
+
+@pytest.mark.parametrize("charset, name", [("ISO_IR 100", "Müller^Jürgen"), ("ISO_IR 192", "山田^太郎")])
+def test_a_patient_name_keeps_its_character_set(tmp_path, charset, name):
+    def patient(ds, echo, k):
+        ds.SpecificCharacterSet, ds.PatientName, ds.SeriesDescription = charset, name, "Tête T1"
+
+    volume, _ = _source(tmp_path, extra=patient)
+    out = io.save_volume(tmp_path / "out.dcm", volume.data, like=volume, te_ms=100, tr_ms=4000)
+    ds = _one_file(out)
+    assert ds.SpecificCharacterSet == charset and str(ds.PatientName) == name
+    assert ds.SeriesDescription == "synthetic TE 100 TR 4000 from Tête T1"

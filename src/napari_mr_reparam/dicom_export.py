@@ -25,9 +25,9 @@ import numpy as np
 SERIES_SUFFIX = ".dcm"
 #: MR Image Storage.
 MR_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.4"
-#: Attributes of the source series that the derived one keeps (patient, study, frame of
-#: reference, and what the scanner was).
-KEPT_FROM_SOURCE = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "PatientAge",
+#: Attributes of the source series that the derived one keeps (its character set, patient,
+#: study, frame of reference, and what the scanner was).
+KEPT_FROM_SOURCE = ("SpecificCharacterSet", "PatientName", "PatientID", "PatientBirthDate", "PatientSex", "PatientAge",
                     "PatientWeight", "StudyInstanceUID", "StudyDate", "StudyTime", "StudyID",
                     "AccessionNumber", "ReferringPhysicianName", "StudyDescription", "FrameOfReferenceUID",
                     "PositionReferenceIndicator", "PatientPosition", "BodyPartExamined",
@@ -142,6 +142,7 @@ def _series_attributes(volume, like, te_ms, tr_ms, model, extra) -> dict:
     now = datetime.datetime.now()
     source = _source_dataset(like)
     meta = {name: source.get(name) for name in KEPT_FROM_SOURCE if source is not None and name in source}
+    meta.setdefault("SpecificCharacterSet", "ISO_IR 192")  # UTF-8, where the source names none
     meta.setdefault("PatientName", "")
     meta.setdefault("PatientID", "")
     meta.setdefault("StudyInstanceUID", generate_uid())
@@ -224,7 +225,6 @@ def _write_slice(path: Path, pixels: np.ndarray, affine: np.ndarray, k: int, met
     ds.file_meta.MediaStorageSOPClassUID = MR_IMAGE_STORAGE
     ds.file_meta.MediaStorageSOPInstanceUID = uid
     ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds.SpecificCharacterSet = "ISO_IR 100"
     ds.SOPClassUID, ds.SOPInstanceUID = MR_IMAGE_STORAGE, uid
     for name, value in meta.items():
         setattr(ds, name, value)
