@@ -38,29 +38,32 @@ _VARIANTS = {("GR",): ["SP"], ("GR", "IR"): ["SK", "SP", "MP"]}
 SERIES_NUMBER_OFFSET = 1000
 
 
-def write_series(folder: str | Path, data_zyx: np.ndarray, like=None, *, te_ms: float | None = None,
-                 tr_ms: float | None = None, model: str | None = None, extra: dict | None = None,
-                 overwrite: bool = False) -> Path:
-    """Write a (z, y, x) stack as a DICOM series in ``folder``; return the folder.
+def write_series(folder: str | Path, voxels: np.ndarray, affine: np.ndarray, *, source_files=None,
+                 te_ms: float | None = None, tr_ms: float | None = None, model: str | None = None,
+                 extra: dict | None = None, overwrite: bool = False) -> Path:
+    """Write a volume as a DICOM series in ``folder``; return the folder.
 
-    ``like`` is the :class:`~napari_mr_reparam.io.Volume` the stack derives from (its
-    geometry; from DICOM also its patient and study); ``te_ms``, ``tr_ms``, ``model`` and
-    ``extra`` (the BIDS fields :func:`~napari_mr_reparam.io.save_volume` takes:
-    ``ScanningSequence``, ``InversionTime`` in s, ``FlipAngle``; ``Quantity`` and ``Units``
-    for a map) fill the acquisition and the description. The files are written in a hidden
-    folder beside ``folder`` and moved into place at the end. An existing ``folder`` is
-    refused (``FileExistsError``) unless ``overwrite``, and even then unless it holds only
-    ``.dcm`` files (an earlier output): a folder of anything else is never replaced.
+    ``voxels`` (column, row, slice) and ``affine`` (those voxel indices to RAS mm, as
+    :func:`napari_mr_reparam.io.save_volume` hands them over) place the slices;
+    ``source_files``, the files of a DICOM series the volume derives from, give its patient
+    and study. ``te_ms``, ``tr_ms``, ``model`` and ``extra`` (the BIDS fields ``save_volume``
+    takes: ``ScanningSequence``, ``InversionTime`` in s, ``FlipAngle``; ``Quantity`` and
+    ``Units`` for a map) fill the acquisition and the description. The files are written in
+    a hidden folder beside ``folder`` and moved into place at the end. An existing
+    ``folder`` is refused (``FileExistsError``) unless ``overwrite``, and even then unless it
+    holds only ``.dcm`` files (an earlier output): a folder of anything else is never replaced.
     """
     folder = Path(folder)
-    volume, affine = _file_order(data_zyx, like)
+    volume = np.asarray(voxels, np.float32)
+    volume = volume.reshape(volume.shape + (1,) * (3 - volume.ndim))
+    affine = np.asarray(affine, float)
     if folder.exists():
         if not overwrite:
             raise FileExistsError(f"{folder} exists; pass overwrite (--overwrite) to replace it")
         if not folder.is_dir() or any(not p.is_file() or p.suffix.lower() != SERIES_SUFFIX for p in folder.iterdir()):
             raise FileExistsError(f"{folder} holds files other than a DICOM series' .dcm files; "
                                   "write the series under another name")
-    meta = _series_attributes(volume, like, te_ms, tr_ms, model, extra or {})
+    meta = _series_attributes(_source_dataset(source_files), te_ms, tr_ms, model, extra or {})
     slope, signed = _encoding(volume)
     meta.update(_window(volume))
     folder.parent.mkdir(parents=True, exist_ok=True)
@@ -80,21 +83,6 @@ def write_series(folder: str | Path, data_zyx: np.ndarray, like=None, *, te_ms: 
         if temp.exists():
             shutil.rmtree(temp)
     return folder
-
-
-def _file_order(data_zyx, like) -> tuple[np.ndarray, np.ndarray]:
-    """The stack in voxel order (column, row, slice) and its affine to RAS (mm): the
-    source's where ``like`` has one, else the RAS+ grid that :mod:`.io` writes for NIfTI."""
-    from .io import ORIENTED_KINDS, _stack_to_ras, to_original
-
-    data = np.asarray(data_zyx, np.float32)
-    if data.ndim == 2:
-        data = data[None]
-    if like is not None and like.kind in ORIENTED_KINDS and like.ornt is not None and like.affine is not None:
-        volume = to_original(like, data)
-        return volume.reshape(volume.shape + (1,) * (3 - volume.ndim)), np.asarray(like.affine, float)
-    dz, dy, dx = like.spacing if like is not None else (1.0, 1.0, 1.0)
-    return _stack_to_ras(data), np.diag([float(dx), float(dy), float(dz), 1.0])
 
 
 def _encoding(volume: np.ndarray) -> tuple[float, bool]:
@@ -120,12 +108,11 @@ def _window(volume: np.ndarray) -> dict:
     return {"WindowCenter": f"{(low + high) / 2:.6g}", "WindowWidth": f"{high - low:.6g}"}
 
 
-def _source_dataset(like):
-    """The first file of the DICOM series ``like`` was read from (no pixels), or None."""
+def _source_dataset(files):
+    """The first of a DICOM series' files, read without its pixels; None without files."""
     import pydicom
 
-    files = (getattr(like, "extra", None) or {}).get("files") or []
-    if getattr(like, "kind", None) != "dicom" or not files:
+    if not files:
         return None
     try:
         return pydicom.dcmread(files[0], stop_before_pixels=True, force=True)
@@ -133,14 +120,14 @@ def _source_dataset(like):
         return None  # moved or unreadable since: the series gets a patient and study of its own
 
 
-def _series_attributes(volume, like, te_ms, tr_ms, model, extra) -> dict:
-    """Attributes every slice of the series shares."""
+def _series_attributes(source, te_ms, tr_ms, model, extra) -> dict:
+    """Attributes every slice of the series shares (``source``: a dataset of the series it
+    derives from, or None)."""
     from pydicom.uid import generate_uid
 
     from . import __version__
 
     now = datetime.datetime.now()
-    source = _source_dataset(like)
     meta = {name: source.get(name) for name in KEPT_FROM_SOURCE if source is not None and name in source}
     meta.setdefault("SpecificCharacterSet", "ISO_IR 192")  # UTF-8, where the source names none
     meta.setdefault("PatientName", "")

@@ -787,8 +787,10 @@ def save_volume(path: str | Path, data_zyx: np.ndarray, like: Volume | None = No
     if suffix == ".dcm":
         from .dicom_export import write_series
 
-        return write_series(path, data, like, te_ms=te_ms, tr_ms=tr_ms, model=model, extra=extra,
-                            overwrite=overwrite)
+        voxels, affine = _file_order(data, like)
+        files = like.extra.get("files") if like is not None and like.kind == "dicom" else None
+        return write_series(path, voxels, affine, source_files=files, te_ms=te_ms, tr_ms=tr_ms, model=model,
+                            extra=extra, overwrite=overwrite)
     jobs = [(path, lambda tmp: _WRITERS[suffix](tmp, data, like))]
     if suffix in NIFTI_SUFFIXES:
         meta = _sidecar(te_ms, tr_ms, model, extra)
@@ -832,19 +834,35 @@ def _new_temp(target: Path) -> str:
 def _write_nifti(path: Path, data: np.ndarray, like: Volume | None) -> None:
     import nibabel as nib
 
-    if like is not None and like.kind in ORIENTED_KINDS and like.ornt is not None and like.affine is not None:
+    if _placed(like):
         _check_fits(like, data, path)
+    voxels, affine = _file_order(data, like)
+    if _placed(like):
         header = like.header.copy() if isinstance(like.header, nib.Nifti1Header) else None
         klass = nib.Nifti2Image if isinstance(header, nib.Nifti2Header) else nib.Nifti1Image
-        img = klass(np.ascontiguousarray(to_original(like, data), np.float32), like.affine, header)
+        img = klass(np.ascontiguousarray(voxels, np.float32), affine, header)
         img.header.set_data_dtype(np.float32)
         img.header.set_slope_inter(1.0, 0.0)
         img.header["cal_min"] = img.header["cal_max"] = 0
     else:
-        dz, dy, dx = like.spacing if like is not None else (1.0, 1.0, 1.0)
-        img = nib.Nifti1Image(np.ascontiguousarray(_stack_to_ras(data)), np.diag([dx, dy, dz, 1.0]))
+        img = nib.Nifti1Image(np.ascontiguousarray(voxels), affine)
         img.header.set_xyzt_units("mm")
     nib.save(img, str(path))
+
+
+def _placed(like: Volume | None) -> bool:
+    """Whether ``like`` has a place in space (an affine and orientation) to write back to."""
+    return like is not None and like.kind in ORIENTED_KINDS and like.ornt is not None and like.affine is not None
+
+
+def _file_order(data: np.ndarray, like: Volume | None) -> tuple[np.ndarray, np.ndarray]:
+    """A stack in voxel order (column, row, slice) with its affine to RAS (mm): the input
+    file's where ``like`` has one (:func:`_placed`), else an RAS+ grid of ``like``'s spacing
+    (or 1 mm), which :func:`load_volume` reads back as the same stack."""
+    if _placed(like):
+        return to_original(like, data), np.asarray(like.affine, float)
+    dz, dy, dx = like.spacing if like is not None else (1.0, 1.0, 1.0)
+    return _stack_to_ras(data), np.diag([float(dx), float(dy), float(dz), 1.0])
 
 
 def _write_npy(path: Path, data: np.ndarray, like) -> None:
