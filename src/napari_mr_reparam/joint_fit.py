@@ -61,6 +61,7 @@ import numpy as np
 from . import physics
 from .acquisition import Acquisition
 from .edge_smoothing import smooth_inputs
+from .memory import on_ordinary_pages
 from .image_noise import DEFAULT_NOISE, bright_level, estimate_noise
 from .parallel import over_planes
 from .peaks import clip_overshoot as _clip_overshoot
@@ -896,6 +897,7 @@ def inversion_efficiency(volumes, acquisitions, body=None, sample: int = 20000) 
     return float(INVERSION_EFFICIENCIES[int(np.argmin(misfits))])
 
 
+@on_ordinary_pages
 def fit_maps(volumes, acquisitions, prior: dict | None = None, scale: str = "shared",
              noise=None, tolerance: float = 0.1, iterations: int = 6,
              grid_points: int = 12, chunk_voxels: int = 1 << 17, threads: int | None = None,
@@ -1176,6 +1178,7 @@ def pd_in_input_units(pd, t1, t2, image, acq) -> np.ndarray:
     return (np.asarray(pd, np.float32) * factor).astype(np.float32)
 
 
+@on_ordinary_pages
 def joint_maps(volumes, acquisitions, engine=None, prior_input: int | None = None, *,
                engine_options=None, progress=None, cancelled=None, **options) -> JointMaps:
     """Joint maps, started from and tied to the network's single-image maps.
