@@ -589,7 +589,8 @@ def _per_slice_axes(value):
 
 def require_contrast(data: np.ndarray) -> None:
     """Raise ``ValueError`` for a volume with no image in it: empty, all NaN, or one value."""
-    finite = data[np.isfinite(data)]
+    finite = np.isfinite(data)
+    finite = data if finite.all() else data[finite]  # no copy of a volume without NaN
     if finite.size == 0:
         raise ValueError("the volume holds no image: " + ("it is empty" if data.size == 0 else
                                                           "every voxel is NaN or infinite"))
@@ -605,8 +606,8 @@ def _normalized_slices(volume: np.ndarray):
         raise ValueError(f"expected a 2-D image or a 3-D volume, got shape {data.shape}")
     require_contrast(flat)
     nan = np.isnan(flat)
-    clean = np.where(nan, 0.0, flat)
+    clean = np.where(nan, 0.0, flat) if nan.any() else flat  # read only: no copy without NaN
     scale = np.maximum(clean.max(axis=(1, 2), keepdims=True), 0.0)
-    images = np.divide(clean, scale, out=np.zeros_like(clean), where=scale > 0).clip(0, 1)
-    return images, scale, nan, flat.shape[-2:]
+    images = np.divide(clean, scale, out=np.zeros_like(clean), where=scale > 0)
+    return np.clip(images, 0, 1, out=images), scale, nan, flat.shape[-2:]
 

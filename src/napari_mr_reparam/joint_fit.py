@@ -652,8 +652,8 @@ def _grid_init(s, sigma, acqs, scales, free, prior_log, prior_sd, torch, points:
         for start in range(0, v, chunk):
             w = weighted[start:start + chunk]
             products = torch.stack([w[:, i] * w[:, j] for i, j in pairs], dim=1)
-            best[start:start + chunk] = torch.addmm(
-                const, torch.cat([products, means[start:start + chunk]], dim=1), coefficients).argmin(dim=1)
+            best[start:start + chunk] = _first_minimum(torch.addmm(
+                const, torch.cat([products, means[start:start + chunk]], dim=1), coefficients))
     else:  # each voxel's own inputs: the basis normalized over them
         weighted = weighted * mask
         squared = _no_subnormals(basis * basis, torch)
@@ -661,7 +661,7 @@ def _grid_init(s, sigma, acqs, scales, free, prior_log, prior_sd, torch, points:
             sl = slice(start, start + chunk)
             norm = (mask[sl] @ squared).clamp_min(1e-24).sqrt()
             fit = ((weighted[sl] @ basis) / norm).clamp_min_(0).square_()
-            best[sl] = torch.addmm(const, means[sl], prior_rows).sub_(fit).argmin(dim=1)
+            best[sl] = _first_minimum(torch.addmm(const, means[sl], prior_rows).sub_(fit))
     if prior_log.get("pd") is not None:
         _recheck_with_pd_prior(best, weighted, basis, mask, const, means, prior_rows, prior_log, torch, chunk)
     if g1 is not None:
@@ -669,6 +669,13 @@ def _grid_init(s, sigma, acqs, scales, free, prior_log, prior_sd, torch, points:
     if g2 is not None:
         log_t2 = g2[best]
     return log_t1, log_t2
+
+
+def _first_minimum(cost):
+    """Per row of ``cost`` (V, G), the column of its least value (the first of equal ones),
+    as ``argmin(dim=1)`` gives it: ``min(dim=1)``'s indices, which torch finds in about half
+    the time on a CPU for rows of the grid's length."""
+    return cost.min(dim=1).indices
 
 
 def _no_subnormals(t, torch):
@@ -700,7 +707,7 @@ def _recheck_with_pd_prior(best, weighted, basis, mask, const, means, prior_rows
         gap = torch.log(proj.clamp_min(1e-30).div_(squares)).sub_(mu0[idx, None])
         cost.addcmul_(gap.square_(), p0[idx, None])  # + the PD prior's cost
         cost.sub_(proj.clamp_min_(0).square_().div_(squares))  # - the fit (PD in closed form)
-        best[idx] = cost.argmin(dim=1)
+        best[idx] = _first_minimum(cost)
 
 
 def _fit_chunk(s, sigma, acqs, scales, free, prior_log, prior_sd, torch, iterations, grid_points,
