@@ -7,6 +7,7 @@ from helpers import tissue_blocks
 from napari_mr_reparam import physics
 from napari_mr_reparam.joint_fit import (
     AcquisitionValues,
+    _first_minimum,
     acquisition_values,
     fit_maps,
     free_parameters,
@@ -703,3 +704,12 @@ def test_subnormal_floats_are_zeroed_and_the_grid_chooses_as_with_them(monkeypat
     monkeypatch.setattr(joint_fit, "_no_subnormals", lambda t, torch: t)
     for a, b in zip(zeroed, pick()):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_the_grids_least_cost_is_argmins_first_index_among_ties():
+    import torch
+
+    g = torch.Generator().manual_seed(3)
+    for columns in (1, 7, 144, 576):
+        cost = torch.randint(0, 3, (5000, columns), generator=g).float()  # many equal values per row
+        assert torch.equal(_first_minimum(cost), cost.argmin(dim=1))
