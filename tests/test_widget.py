@@ -245,8 +245,29 @@ def test_physics_maps_once_then_instant_renders(demo, qtbot):
     widget.add_maps.clicked.emit()
     maps = [l for l in viewer.layers if str((l.metadata or {}).get("mr_reparam_role", "")).startswith("map_")]
     assert len(maps) == 3 and any("T1 map (ms)" in l.name for l in maps)
-    t1 = next(l for l in maps if "T1" in l.name).data
-    assert np.nanmin(t1) >= 50 and np.nanmax(t1) <= 6000
+    t1 = next(l for l in maps if "T1" in l.name)
+    assert np.nanmin(t1.data) >= 50 and np.nanmax(t1.data) <= 6000
+
+
+def test_a_map_layer_saves_with_its_quantity_and_unit(demo, qtbot, tmp_path):
+    import json
+
+    import pydicom
+
+    viewer, widget = demo
+    widget.model.value = "physics"
+    widget.run.clicked.emit()
+    _until(qtbot, lambda: _idle(widget) and _outputs(viewer, "prediction"))
+    widget.add_maps.clicked.emit()
+    t1 = next(l for l in viewer.layers if (l.metadata or {}).get("mr_reparam_role") == "map_t1")
+    viewer.layers.selection = {t1}
+    viewer.layers.save(str(tmp_path / "t1.nii.gz"), selected=True, plugin="napari-mr-reparam")
+    sidecar = json.loads((tmp_path / "t1.json").read_text())
+    assert (sidecar["Quantity"], sidecar["Units"], sidecar["GeneratedBy"][0]["Model"]) == ("T1", "ms", "physics")
+    viewer.layers.save(str(tmp_path / "t1.dcm"), selected=True, plugin="napari-mr-reparam")
+    first = pydicom.dcmread(sorted((tmp_path / "t1.dcm").iterdir())[0])
+    assert first.SeriesDescription == "T1 map (ms)" and "EchoTime" not in first
+    assert float(first.RescaleSlope) * first.pixel_array.max() == pytest.approx(np.nanmax(t1.data[0]), rel=1e-3)
 
 
 def test_a_whole_volume_renders_off_the_gui_thread_and_a_preview_drops_it(demo, qtbot, monkeypatch):

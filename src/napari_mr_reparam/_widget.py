@@ -677,15 +677,20 @@ class ReparamWidget(Container):
         shape = np.shape(layer.data)
         names = {"pd": "PD map (relative)", "t1": "T1 map (ms)", "t2": "T2 map (ms)"}
         sized = maps.at_input_size() if engine is not None else {k: getattr(maps, k) for k in names}
+        # the input's place (and, from DICOM, its study): a map saved from napari keeps them
+        placed = {k: v for k, v in (layer.metadata or {}).items() if k in ("volume", "affine", "header")}
         for key, data in sized.items():
             name = f"{layer.name} {names[key]}"
             data = data.reshape(shape)
             if name in self._viewer.layers:
                 self._viewer.layers[name].data = data
             else:
+                unit = "ms" if key != "pd" else "relative"
                 self._viewer.add_image(data, name=name, scale=layer.scale, translate=layer.translate,
                                        colormap="viridis" if key != "pd" else "gray", visible=False,
-                                       metadata={"mr_reparam_role": f"map_{key}", "unit": "ms" if key != "pd" else ""})
+                                       metadata={**placed, "mr_reparam_role": f"map_{key}", "unit": unit,
+                                                 "quantity": key.upper(),
+                                                 "model": "joint maps" if request.inputs else request.model})
 
     def is_idle(self) -> bool:
         """Whether no prediction, render or comparison is running or waiting."""

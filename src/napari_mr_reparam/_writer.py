@@ -16,7 +16,7 @@ def write_single_image(path: str, data, meta: dict) -> list[str]:
     When the layer came from this plugin's reader (``metadata['volume']``) and still has
     its shape, the file gets the input's voxel order, affine and header back; otherwise
     an RAS+ grid with the layer's scale. TE/TR/TI (ms), ``sequence``, ``flip_deg`` and ``model``
-    come from the layer metadata. napari asked the user before replacing a file, so this overwrites
+    come from the layer metadata, and a map's ``quantity`` and ``unit``. napari asked the user before replacing a file, so this overwrites
     it and its sidecar; a sidecar already beside a new file (``scan.json`` for ``scan.nii.gz``)
     is another file's, never asked about: it is kept, and the save is refused in one line.
     """
@@ -34,6 +34,8 @@ def write_single_image(path: str, data, meta: dict) -> list[str]:
     if not isinstance(like, Volume) or tuple(like.stack_shape) != _as_stack(data).shape:
         like = Volume(data=np.empty((0,)), spacing=_spacing(meta.get("scale"), data.ndim), kind="image")
     extra = acquisition_sidecar(metadata.get("sequence"), metadata.get("ti_ms"), metadata.get("flip_deg"))
+    if metadata.get("quantity"):  # a map layer (the widget's PD, T1, T2): what it holds, in which unit
+        extra.update(Quantity=metadata["quantity"], Units=metadata.get("unit") or "relative")
     written = save_volume(path, data, like=like, te_ms=metadata.get("te_ms"),
                           tr_ms=metadata.get("tr_ms"), model=metadata.get("model"), extra=extra,
                           overwrite=True)
