@@ -6,8 +6,8 @@ import nibabel as nib
 import numpy as np
 import pydicom
 import pytest
-
 from dicom_helpers import CORONAL, oblique, ramp, write_series
+
 from napari_mr_reparam import dicom, dicom_export, io
 
 

@@ -16,9 +16,11 @@ def write_single_image(path: str, data, meta: dict) -> list[str]:
     When the layer came from this plugin's reader (``metadata['volume']``) and still has
     its shape, the file gets the input's voxel order, affine and header back; otherwise
     an RAS+ grid with the layer's scale. TE/TR/TI (ms), ``sequence``, ``flip_deg`` and ``model``
-    come from the layer metadata, and a map's ``quantity`` and ``unit``. napari asked the user before replacing a file, so this overwrites
-    it and its sidecar; a sidecar already beside a new file (``scan.json`` for ``scan.nii.gz``)
-    is another file's, never asked about: it is kept, and the save is refused in one line.
+    come from the layer metadata, and a map's ``quantity`` and ``unit``. napari asked the user
+    before replacing a file, so this overwrites it and its sidecar (a DICOM series' folder only
+    where it holds nothing but ``.dcm`` files); a sidecar already beside a new file
+    (``scan.json`` for ``scan.nii.gz``) is another file's, never asked about: it is kept, and
+    the save is refused in one line.
     """
     from pathlib import Path
 

@@ -61,8 +61,8 @@ import numpy as np
 from . import physics
 from .acquisition import Acquisition
 from .edge_smoothing import smooth_inputs
-from .memory import on_ordinary_pages
 from .image_noise import DEFAULT_NOISE, bright_level, estimate_noise
+from .memory import on_ordinary_pages
 from .parallel import over_planes
 from .peaks import clip_overshoot as _clip_overshoot
 
