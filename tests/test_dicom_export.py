@@ -169,3 +169,22 @@ def test_a_patient_name_keeps_its_character_set(tmp_path, charset, name):
     ds = _one_file(out)
     assert ds.SpecificCharacterSet == charset and str(ds.PatientName) == name
     assert ds.SeriesDescription == "synthetic TE 100 TR 4000 from Tête T1"
+
+
+def test_gdcm_reads_the_series_where_the_source_lies(tmp_path):
+    """SimpleITK's DICOM reader (GDCM, as 3-D Slicer and ITK-SNAP read series) places the
+    written series where it places its source."""
+    sitk = pytest.importorskip("SimpleITK")
+
+    def read(folder):
+        reader = sitk.ImageSeriesReader()
+        reader.SetFileNames(reader.GetGDCMSeriesFileNames(str(folder)))
+        return reader.Execute()
+
+    volume, _ = _source(tmp_path, orientation=oblique(20))
+    io.save_volume(tmp_path / "out.dcm", volume.data * 0.5, like=volume, te_ms=100, tr_ms=4000)
+    source, written = read(tmp_path / "scan"), read(tmp_path / "out.dcm")
+    np.testing.assert_allclose(written.GetOrigin(), source.GetOrigin(), atol=1e-4)
+    np.testing.assert_allclose(written.GetDirection(), source.GetDirection(), atol=1e-6)
+    np.testing.assert_allclose(written.GetSpacing(), source.GetSpacing(), rtol=1e-6)
+    np.testing.assert_allclose(sitk.GetArrayFromImage(written), sitk.GetArrayFromImage(source) * 0.5, atol=0.05)

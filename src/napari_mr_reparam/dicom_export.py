@@ -27,8 +27,8 @@ SERIES_SUFFIX = ".dcm"
 MR_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.4"
 #: Attributes of the source series that the derived one keeps (its character set, patient,
 #: study, frame of reference, and what the scanner was).
-KEPT_FROM_SOURCE = ("SpecificCharacterSet", "PatientName", "PatientID", "PatientBirthDate", "PatientSex", "PatientAge",
-                    "PatientWeight", "StudyInstanceUID", "StudyDate", "StudyTime", "StudyID",
+KEPT_FROM_SOURCE = ("SpecificCharacterSet", "PatientName", "PatientID", "PatientBirthDate", "PatientSex",
+                    "PatientAge", "PatientWeight", "StudyInstanceUID", "StudyDate", "StudyTime", "StudyID",
                     "AccessionNumber", "ReferringPhysicianName", "StudyDescription", "FrameOfReferenceUID",
                     "PositionReferenceIndicator", "PatientPosition", "BodyPartExamined",
                     "MagneticFieldStrength", "InstitutionName")
