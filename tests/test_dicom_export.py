@@ -188,3 +188,10 @@ def test_gdcm_reads_the_series_where_the_source_lies(tmp_path):
     np.testing.assert_allclose(written.GetDirection(), source.GetDirection(), atol=1e-6)
     np.testing.assert_allclose(written.GetSpacing(), source.GetSpacing(), rtol=1e-6)
     np.testing.assert_allclose(sitk.GetArrayFromImage(written), sitk.GetArrayFromImage(source) * 0.5, atol=0.05)
+
+
+def test_data_that_do_not_fit_the_source_are_one_line_and_nothing_is_written(tmp_path):
+    volume, _ = _source(tmp_path)
+    with pytest.raises(ValueError, match=r"^out\.dcm: data of shape \(2, 12, 10\) do not fit"):
+        io.save_volume(tmp_path / "out.dcm", volume.data[:2], like=volume)
+    assert not (tmp_path / "out.dcm").exists()
