@@ -110,6 +110,10 @@ def test_an_existing_folder_is_replaced_only_when_asked_and_only_if_a_series(tmp
     with pytest.raises(FileExistsError, match="other than"):
         io.save_volume(mine, volume.data, like=volume, overwrite=True)
     assert (mine / "notes.txt").read_text() == "keep me"
+    (tmp_path / "file.dcm").write_text("a file")
+    with pytest.raises(FileExistsError, match="is a file"):
+        io.save_volume(tmp_path / "file.dcm", volume.data, like=volume, overwrite=True)
+    assert (tmp_path / "file.dcm").read_text() == "a file"
 
 
 def test_a_failed_write_leaves_nothing(tmp_path, monkeypatch):

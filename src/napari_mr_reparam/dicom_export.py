@@ -60,7 +60,10 @@ def write_series(folder: str | Path, voxels: np.ndarray, affine: np.ndarray, *, 
     if folder.exists():
         if not overwrite:
             raise FileExistsError(f"{folder} exists; pass overwrite (--overwrite) to replace it")
-        if not folder.is_dir() or any(not p.is_file() or p.suffix.lower() != SERIES_SUFFIX for p in folder.iterdir()):
+        if not folder.is_dir():
+            raise FileExistsError(f"{folder} is a file, where a DICOM series is written as a folder; "
+                                  "write the series under another name")
+        if any(not p.is_file() or p.suffix.lower() != SERIES_SUFFIX for p in folder.iterdir()):
             raise FileExistsError(f"{folder} holds files other than a DICOM series' .dcm files; "
                                   "write the series under another name")
     meta = _series_attributes(_source_dataset(source_files), te_ms, tr_ms, model, extra or {})
