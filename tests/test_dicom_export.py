@@ -161,6 +161,41 @@ def test_maps_as_dicom_series_carry_their_quantity(tmp_path):
     assert ds.SeriesDescription.startswith("T2 map (ms)") and list(ds.ImageType)[-1] == "T2"
     inside = base > 0
     assert np.median(t2.data[inside]) == pytest.approx(80, rel=0.05)
+    numbers = {_one_file(tmp_path / "maps" / f"{name}.dcm").SeriesNumber
+               for name in ("PD", "T1map", "T2map", "determined")}
+    assert len(numbers) == 4  # a viewer lists the four apart
+
+
+def test_series_from_one_source_are_numbered_apart_and_a_rewrite_keeps_its_number(tmp_path):
+    def numbered(ds, echo, k):
+        ds.SeriesNumber = 5
+
+    volume, _ = _source(tmp_path, extra=numbered)
+    first = io.save_volume(tmp_path / "a.dcm", volume.data, like=volume, te_ms=20, tr_ms=500)
+    second = io.save_volume(tmp_path / "b.dcm", volume.data, like=volume, te_ms=30, tr_ms=500)
+    a, b = _one_file(first).SeriesNumber, _one_file(second).SeriesNumber
+    assert a >= 5 + dicom_export.SERIES_NUMBER_OFFSET and b != a
+    io.save_volume(first, volume.data, like=volume, te_ms=40, tr_ms=500, overwrite=True)
+    assert _one_file(first).SeriesNumber == a
+
+
+def test_overwrite_onto_a_folder_that_is_no_series_is_refused_before_any_work(tmp_path, monkeypatch):
+    from napari_mr_reparam import inference
+    from napari_mr_reparam.cli import main
+
+    _source(tmp_path, te=(30.0,), tr=3000.0)
+    mine = tmp_path / "mine.dcm"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("the model was loaded before the output was checked")
+
+    monkeypatch.setattr(inference.Reparameterizer, "__init__", no_model)
+    code = main(["predict", str(tmp_path / "scan"), "--te", "100", "--tr", "4000", "-o", str(mine),
+                 "--overwrite", "-q"])
+    assert code == 2
+    assert [p.name for p in mine.iterdir()] == ["notes.txt"]
 
 
 @pytest.mark.parametrize("charset, name", [("ISO_IR 100", "Müller^Jürgen"), ("ISO_IR 192", "山田^太郎")])

@@ -220,10 +220,9 @@ def cmd_predict(args) -> int:
     inputs = _inputs(args.input, args.acquisition, input_times_given(args))
     tag = (f"_TI{args.ti:g}" if args.ti is not None else "") + (f"_FA{args.flip:g}" if args.flip else "")
     outputs = _output_paths(inputs, targets, args.output, args.suffix, tag)
-    if not args.overwrite:
-        from .io import refuse_existing
+    from .io import refuse_existing
 
-        refuse_existing(outputs.values())
+    refuse_existing(outputs.values(), overwrite=args.overwrite)
     engine = Reparameterizer(args.model, weights=args.weights, device=args.device,
                              batch_size=args.batch_size)
     _warn_out_of_range(targets, engine)

@@ -511,8 +511,7 @@ def cmd_maps(args) -> int:
     targets = {k: out / f"{name}{kind}" for k, name in MAP_FILES.items()}
     sidecar = out / "maps.json"
     determined, b1 = out / f"determined{kind}", out / f"b1{kind}"
-    if not args.overwrite:
-        refuse_existing([*targets.values(), sidecar, determined, b1])
+    refuse_existing([*targets.values(), sidecar, determined, b1], overwrite=args.overwrite)
     from tqdm import tqdm
 
     bars = []  # the progress bar, once the inputs are read and the work is known
@@ -613,11 +612,11 @@ def predict_joint_or_preset(args) -> int:
     stems = [(paths[0], "joint" if args.joint else Path(paths[0]).name.split(".")[0]) for paths in groups]
     if not args.joint:
         refuse_shared_outputs((path, _output_paths(args, stem, targets)[targets[0][0]]) for path, stem in stems)
-    if not args.overwrite:  # those known before the inputs are read (a DICOM series': when read)
-        from .dicom import looks_like_series
+    from .dicom import looks_like_series
 
-        refuse_existing(out for path, stem in stems if args.joint or not looks_like_series(path)
-                        for out in _output_paths(args, stem, targets).values())
+    # those known before the inputs are read (a DICOM series': when read)
+    refuse_existing((out for path, stem in stems if args.joint or not looks_like_series(path)
+                     for out in _output_paths(args, stem, targets).values()), overwrite=args.overwrite)
     engine = _predict_engine(args)  # an unknown or unfit model is refused before any input is read
     model = engine.info.name if engine is not None else "none"
     failures = 0
@@ -632,8 +631,7 @@ def predict_joint_or_preset(args) -> int:
             continue
         for stem, name, volumes in parts:
             outputs = _output_paths(args, stem, targets)
-            if not args.overwrite:
-                refuse_existing(outputs.values())
+            refuse_existing(outputs.values(), overwrite=args.overwrite)
             try:
                 volumes, acqs, maps = fit_inputs(paths, args, model=model, device=args.device,
                                                  engine=engine, volumes=volumes)

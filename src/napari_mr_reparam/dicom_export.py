@@ -34,8 +34,11 @@ KEPT_FROM_SOURCE = ("SpecificCharacterSet", "PatientName", "PatientID", "Patient
                     "MagneticFieldStrength", "InstitutionName")
 #: SequenceVariant (0018,0021) of a target by its ScanningSequence codes.
 _VARIANTS = {("GR",): ["SP"], ("GR", "IR"): ["SK", "SP", "MP"]}
-#: Series numbers of derived series: the source's plus this.
+#: Series numbers of derived series: the source's plus this, plus one for each series made
+#: from that source before it in this session (:func:`_series_number`).
 SERIES_NUMBER_OFFSET = 1000
+#: The numbers given so far, by (source series UID, output folder).
+_NUMBERS_GIVEN: dict[tuple[str, str], int] = {}
 
 
 def write_series(folder: str | Path, voxels: np.ndarray, affine: np.ndarray, *, source_files=None,
@@ -60,13 +63,10 @@ def write_series(folder: str | Path, voxels: np.ndarray, affine: np.ndarray, *, 
     if folder.exists():
         if not overwrite:
             raise FileExistsError(f"{folder} exists; pass overwrite (--overwrite) to replace it")
-        if not folder.is_dir():
-            raise FileExistsError(f"{folder} is a file, where a DICOM series is written as a folder; "
-                                  "write the series under another name")
-        if any(not p.is_file() or p.suffix.lower() != SERIES_SUFFIX for p in folder.iterdir()):
-            raise FileExistsError(f"{folder} holds files other than a DICOM series' .dcm files; "
-                                  "write the series under another name")
-    meta = _series_attributes(_source_dataset(source_files), te_ms, tr_ms, model, extra or {})
+        refuse_unreplaceable(folder)
+    source = _source_dataset(source_files)
+    meta = _series_attributes(source, te_ms, tr_ms, model, extra or {})
+    meta["SeriesNumber"] = _series_number(source, folder)
     slope, signed = _encoding(volume)
     meta.update(_window(volume))
     folder.parent.mkdir(parents=True, exist_ok=True)
@@ -123,6 +123,20 @@ def _source_dataset(files):
         return None  # moved or unreadable since: the series gets a patient and study of its own
 
 
+def refuse_unreplaceable(folder: str | Path) -> None:
+    """A one-line ``FileExistsError`` when ``folder`` exists but is no earlier output that
+    a series may replace: a file, or a folder holding anything but ``.dcm`` files."""
+    folder = Path(folder)
+    if not folder.exists():
+        return
+    if not folder.is_dir():
+        raise FileExistsError(f"{folder} is a file, where a DICOM series is written as a folder; "
+                              "write the series under another name")
+    if any(not p.is_file() or p.suffix.lower() != SERIES_SUFFIX for p in folder.iterdir()):
+        raise FileExistsError(f"{folder} holds files other than a DICOM series' .dcm files; "
+                              "write the series under another name")
+
+
 def _series_attributes(source, te_ms, tr_ms, model, extra) -> dict:
     """Attributes every slice of the series shares (``source``: a dataset of the series it
     derives from, or None)."""
@@ -142,10 +156,8 @@ def _series_attributes(source, te_ms, tr_ms, model, extra) -> dict:
     quantity = extra.get("Quantity")
     codes = extra.get("ScanningSequence", "RM" if quantity else "SE")
     codes = [codes] if isinstance(codes, str) else list(codes)
-    number = source.get("SeriesNumber") if source is not None else None
     meta.update({
         "Modality": "MR", "SeriesInstanceUID": generate_uid(),
-        "SeriesNumber": int(number or 0) + SERIES_NUMBER_OFFSET,
         "SeriesDate": now.strftime("%Y%m%d"), "SeriesTime": now.strftime("%H%M%S"),
         "SeriesDescription": _description(te_ms, tr_ms, model, extra, source)[:64],
         "ImageType": ["DERIVED", "SECONDARY"] + ([re.sub(r"[^A-Z0-9]+", "_", str(quantity).upper())[:16]]
@@ -166,6 +178,19 @@ def _series_attributes(source, te_ms, tr_ms, model, extra) -> dict:
     if extra.get("FlipAngle") is not None:
         meta["FlipAngle"] = f"{float(extra['FlipAngle']):.6g}"
     return meta
+
+
+def _series_number(source, folder: Path) -> int:
+    """The derived series' number: the source's plus :data:`SERIES_NUMBER_OFFSET`, plus
+    one for each other series made from the same source before it in this session (the
+    PD, T1 and T2 maps of one scan, or its predictions at several targets, so that a viewer
+    lists them apart); a folder written again keeps its number."""
+    number = int(source.get("SeriesNumber") or 0) if source is not None else 0
+    uid = str(source.get("SeriesInstanceUID", "")) if source is not None else ""
+    key = (uid, str(folder.resolve()))
+    if key not in _NUMBERS_GIVEN:
+        _NUMBERS_GIVEN[key] = number + SERIES_NUMBER_OFFSET + sum(k[0] == uid for k in _NUMBERS_GIVEN)
+    return _NUMBERS_GIVEN[key]
 
 
 def _description(te_ms, tr_ms, model, extra, source) -> str:

@@ -738,12 +738,20 @@ def output_paths(output: str | Path, names: list[tuple[str, str]], suffix: str |
     return paths
 
 
-def refuse_existing(paths) -> None:
-    """A ``FileExistsError`` naming the first of ``paths`` that exists, or the first BIDS
-    sidecar that a NIfTI one of them would write (:func:`save_volume`) that exists: the
-    command line checks its outputs before any work, and replaces them only with
-    ``--overwrite``."""
+def refuse_existing(paths, overwrite: bool = False) -> None:
+    """The command line's check of its outputs before any work: a ``FileExistsError``
+    naming the first of ``paths`` that exists, or the first BIDS sidecar that a NIfTI one
+    of them would write (:func:`save_volume`) that exists. With ``overwrite`` those are
+    replaced, but a DICOM series' folder (``.dcm``) only where it holds an earlier series
+    (:func:`~napari_mr_reparam.dicom_export.refuse_unreplaceable`), as the writing will
+    require."""
+    from .dicom_export import SERIES_SUFFIX, refuse_unreplaceable
+
     for path in map(Path, paths):
+        if overwrite:
+            if suffix_of(path) == SERIES_SUFFIX:
+                refuse_unreplaceable(path)
+            continue
         for target in (path, sidecar_path(path)) if suffix_of(path) in NIFTI_SUFFIXES else (path,):
             if target.exists():
                 raise FileExistsError(f"{target} exists; pass --overwrite to replace it")
