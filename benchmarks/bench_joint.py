@@ -16,7 +16,7 @@ machine shared with other work the wall time overstates the fit's cost), and the
 head are printed so a faster setting cannot pass unnoticed. Then the maps are rendered at TE 20 /
 TR 6000 ms (median of three), as the widget re-renders them when a slider moves, with and
 without lowering lone voxels above each slice's sustained peak
-(:meth:`~napari_mr_reparam.joint_fit.JointMaps.render`'s ``clip_overshoot``).
+(:meth:`~napari_mr_reparam.joint_result.JointMaps.render`'s ``clip_overshoot``).
 
 ``--protocol flair`` takes the T1w, T2w and FLAIR presets (TE 15 / TR 500, TE 100 / TR
 4000, TE 120 / TR 9000 / TI 2500 ms; magnitude images). ``--engine`` times

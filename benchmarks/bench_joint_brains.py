@@ -159,7 +159,7 @@ def main(argv=None) -> int:
         joint_fit.BRANCH_PD_SD = args.branch_pd_sd
     if args.smooth_radius is not None or args.smooth_range is not None:
         use_joint_smoothing(args.smooth_radius, args.smooth_range)
-    from napari_mr_reparam.joint_fit import FIT_SEQUENCES
+    from napari_mr_reparam.fit_information import FIT_SEQUENCES
 
     try:
         preset_sets = [[get_preset(name) for name in text.split("+")] for text in args.preset_sets]

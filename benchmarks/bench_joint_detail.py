@@ -58,6 +58,7 @@ def image(share: dict, te: float, tr: float) -> np.ndarray:
 
 def score(share: dict, noise: float, radius: float, strength: float, seed: int = 0) -> float:
     from napari_mr_reparam import joint_fit
+    from napari_mr_reparam.fit_information import make_acquisition
 
     rng = np.random.default_rng(seed)
     inputs = []
@@ -65,7 +66,7 @@ def score(share: dict, noise: float, radius: float, strength: float, seed: int =
         clean = image(share, te, tr)
         inputs.append(rician(clean, noise * float(clean.max()), rng))
     use_joint_smoothing(radius, strength)
-    maps = joint_fit.fit_maps(inputs, [joint_fit.make_acquisition("spin_echo", te, tr) for te, tr in INPUTS])
+    maps = joint_fit.fit_maps(inputs, [make_acquisition("spin_echo", te, tr) for te, tr in INPUTS])
     return float(np.mean([psnr_per_slice(maps.render(te, tr), image(share, te, tr)) for te, tr in TARGETS]))
 
 

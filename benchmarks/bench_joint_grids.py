@@ -79,7 +79,8 @@ def run_row(folder, subject, protocol, voxel, thick_first, noise, rng, engine, c
     from napari_mr_reparam.cli_joint import on_first_grid
     from napari_mr_reparam.io import load_volume
     from napari_mr_reparam.image_noise import noise_on_own_grids
-    from napari_mr_reparam.joint_fit import joint_maps, make_acquisition
+    from napari_mr_reparam.fit_information import make_acquisition
+    from napari_mr_reparam.joint_fit import joint_maps
 
     _, pd, t1, t2, brain = subject
     paths, acqs = [], []

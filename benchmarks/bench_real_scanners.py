@@ -28,8 +28,8 @@ inversion-recovery magnitude series of the T1 plate), read with
     of the phantom) over the RMS signal in the phantom. Real-valued (signed) inversion-
     recovery images are taken as their magnitude. Three TIs fit with the series'
     inversion efficiency estimated from those three images
-    (:func:`napari_mr_reparam.joint_fit.inversion_efficiency`), and the held-out TI is
-    rendered with it (:meth:`~napari_mr_reparam.joint_fit.JointMaps.render`). Voxels the
+    (:func:`napari_mr_reparam.inversion.inversion_efficiency`), and the held-out TI is
+    rendered with it (:meth:`~napari_mr_reparam.joint_result.JointMaps.render`). Voxels the
     scanner clipped (stored values at the top of their range) enter the fits as lower
     bounds (``fit_maps(clipped=...)``); a prediction is scored where the target and its
     inputs hold no clipped voxel, and its score with them is printed below the table.
@@ -41,7 +41,7 @@ inversion-recovery magnitude series of the T1 plate), read with
     voxel; :mod:`napari_mr_reparam.epg`); with ``--echo-train ideal``: the ideal
     equation on echoes 2 to N (all with ``--keep-first-echo``). The median fitted
     flip-angle scale in the spheres is listed, and for T1 the inversion efficiency the
-    series' fit estimated (:func:`napari_mr_reparam.joint_fit.inversion_efficiency`;
+    series' fit estimated (:func:`napari_mr_reparam.inversion.inversion_efficiency`;
     ``--inversion 1`` holds it at a perfect inversion, in (a) too). Spheres are
     found by registering the template's sphere centres to a map of how sphere-like each
     pixel is (:func:`sphere_map`: a disc of the sphere's radius whose mean differs from the
@@ -97,7 +97,7 @@ def load(folder: Path):
     """Images, acquisitions, field, pixel spacing, and per image the voxels the scanner
     clipped (``extra["saturated"]`` of :func:`napari_mr_reparam.dicom.read_series`)."""
     from napari_mr_reparam.dicom import read_series
-    from napari_mr_reparam.joint_fit import acquisition_values, make_acquisition
+    from napari_mr_reparam.fit_information import acquisition_values, make_acquisition
 
     volumes = read_series(folder, require=("EchoTime", "RepetitionTime"))
     images, acqs, clipped = [], [], []
@@ -265,7 +265,8 @@ def sphere_values(value_map, centres, factor=1.0):
 
 def evaluate_series(kind, plate, folder, params, engine, first_echo_input: bool, echo_train: str = "epg",
                     inversion=None, fit_noise=None):
-    from napari_mr_reparam.joint_fit import fit_maps, network_maps, network_render
+    from napari_mr_reparam.joint_fit import fit_maps
+    from napari_mr_reparam.joint_result import network_maps, network_render
 
     images, acqs, field, spacing, clipped = load(folder)
     mask = phantom_mask(images)

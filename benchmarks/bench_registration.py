@@ -99,7 +99,8 @@ def run_row(folder, row, still, moved, noise, seed, motion, voxel=(1, 1, 1), eng
     from napari_mr_reparam.cli_joint import on_first_grid, registered_inputs
     from napari_mr_reparam.io import load_volume
     from napari_mr_reparam.image_noise import noise_on_own_grids
-    from napari_mr_reparam.joint_fit import joint_maps, make_acquisition
+    from napari_mr_reparam.fit_information import make_acquisition
+    from napari_mr_reparam.joint_fit import joint_maps
 
     rng = np.random.default_rng(seed)  # the same noise draws in every row
     truth = GridTruth(still[1:4], fine)

@@ -1,4 +1,5 @@
-"""Shared test helpers: where the shared MRiLab phantom lives, and small phantoms."""
+"""Shared test helpers: where the shared MRiLab phantom lives, small phantoms, and maps
+rendered at joint-fit inputs."""
 
 from pathlib import Path
 
@@ -60,3 +61,36 @@ def tissue_blocks(shape=(1, 48, 48)):
                                   ((30, 44), (1.0, 3800, 900))):
         pd[:, 4:44, lo:hi], t1[:, 4:44, lo:hi], t2[:, 4:44, lo:hi] = p, r1, r2
     return pd, t1, t2
+
+
+def random_maps(shape=(2, 24, 24), seed=0):
+    """PD, T1 and T2 (ms) drawn per voxel (T1 300-2500, T2 30-300 ms), three background rows."""
+    rng = np.random.default_rng(seed)
+    pd = rng.uniform(0.5, 1.0, shape).astype(np.float32)
+    t1 = np.exp(rng.uniform(np.log(300), np.log(2500), shape)).astype(np.float32)
+    t2 = np.exp(rng.uniform(np.log(30), np.log(300), shape)).astype(np.float32)
+    for m in (pd, t1, t2):
+        m[:, :3] = 0  # background rows
+    return pd, t1, t2
+
+
+def render_inputs(acqs, pd, t1, t2):
+    """The maps' images at each acquisition (x 1000), as a joint fit's inputs."""
+    from napari_mr_reparam import physics
+    from napari_mr_reparam.fit_information import acquisition_values
+
+    values = [acquisition_values(a) for a in acqs]
+    return [np.asarray(physics.render(a.sequence, pd, t1, t2, a.te, a.tr, ti=a.ti, flip_deg=a.flip_deg),
+                       np.float32) * 1000 for a in values]
+
+
+def inversion_series(k, tis, tr=1000, te=10, seed=4):
+    """Random maps' inversion-recovery images at ``tis`` (ms) with inversion efficiency ``k``."""
+    from napari_mr_reparam import physics
+    from napari_mr_reparam.simulate import Acquisition
+
+    pd, t1, t2 = random_maps(seed=seed)
+    acqs = [Acquisition(te, tr, "inversion_recovery", ti) for ti in tis]
+    images = [np.asarray(physics.inversion_recovery(1000 * pd, t1, t2, te, tr, ti, efficiency=k), np.float32)
+              for ti in tis]
+    return pd, t1, acqs, images

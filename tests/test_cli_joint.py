@@ -519,7 +519,7 @@ def test_a_folder_of_nifti_files_for_maps_says_to_give_the_files(scans, tmp_path
 
 
 def test_maps_help_lists_the_input_sequences_the_fit_reads(capsys):
-    from napari_mr_reparam.joint_fit import FIT_SEQUENCES
+    from napari_mr_reparam.fit_information import FIT_SEQUENCES
 
     with pytest.raises(SystemExit):
         main(["maps", "--help"])

@@ -2,34 +2,12 @@
 
 import numpy as np
 import pytest
-from helpers import tissue_blocks
+from helpers import inversion_series, random_maps, render_inputs, tissue_blocks
 
 from napari_mr_reparam import physics
-from napari_mr_reparam.joint_fit import (
-    AcquisitionValues,
-    _first_minimum,
-    acquisition_values,
-    fit_maps,
-    free_parameters,
-    joint_maps,
-)
+from napari_mr_reparam.fit_information import AcquisitionValues
+from napari_mr_reparam.joint_fit import fit_maps, joint_maps
 from napari_mr_reparam.simulate import Acquisition
-
-
-def _maps(shape=(2, 24, 24), seed=0):
-    rng = np.random.default_rng(seed)
-    pd = rng.uniform(0.5, 1.0, shape).astype(np.float32)
-    t1 = np.exp(rng.uniform(np.log(300), np.log(2500), shape)).astype(np.float32)
-    t2 = np.exp(rng.uniform(np.log(30), np.log(300), shape)).astype(np.float32)
-    for m in (pd, t1, t2):
-        m[:, :3] = 0  # background rows
-    return pd, t1, t2
-
-
-def _render(acqs, pd, t1, t2):
-    values = [acquisition_values(a) for a in acqs]
-    return [np.asarray(physics.render(a.sequence, pd, t1, t2, a.te, a.tr, ti=a.ti, flip_deg=a.flip_deg),
-                       np.float32) * 1000 for a in values]
 
 
 def _median_error(fit, truth, body):
@@ -37,9 +15,9 @@ def _median_error(fit, truth, body):
 
 
 def test_dual_echo_and_t1_weighted_recover_all_three_maps():
-    pd, t1, t2 = _maps()
+    pd, t1, t2 = random_maps()
     acqs = [Acquisition(15, 3000), Acquisition(100, 3000), Acquisition(15, 500)]
-    maps = fit_maps(_render(acqs, pd, t1, t2), acqs)
+    maps = fit_maps(render_inputs(acqs, pd, t1, t2), acqs)
     body = pd > 0
     assert _median_error(maps.t1, t1, body) < 0.01
     assert _median_error(maps.t2, t2, body) < 0.01
@@ -48,14 +26,14 @@ def test_dual_echo_and_t1_weighted_recover_all_three_maps():
     assert (maps.pd[~body] == 0).all() and not maps.determined["t1"][~body].any()
     # renders at a new acquisition match the truth
     new = Acquisition(60, 2000)
-    truth = _render([new], pd, t1, t2)[0]
+    truth = render_inputs([new], pd, t1, t2)[0]
     assert np.abs(maps.render(60, 2000) - truth)[body].max() < 0.05 * truth.max()
 
 
 def test_inversion_recovery_magnitude_gives_t1():
-    pd, t1, t2 = _maps(seed=1)
+    pd, t1, t2 = random_maps(seed=1)
     acqs = [Acquisition(10, 3000, "inversion_recovery", ti) for ti in (50, 200, 600, 1500)]
-    maps = fit_maps(_render(acqs, pd, t1, t2), acqs)
+    maps = fit_maps(render_inputs(acqs, pd, t1, t2), acqs)
     body = pd > 0
     assert _median_error(maps.t1, t1, body) < 0.01
     assert maps.free == {"t1": True, "t2": False}
@@ -64,13 +42,9 @@ def test_inversion_recovery_magnitude_gives_t1():
 
 def test_determined_parameters_follow_the_acquisitions():
     se = Acquisition(15, 3000)
-    assert free_parameters([se]) == {"t1": False, "t2": False}
-    assert free_parameters([se, Acquisition(100, 3000)]) == {"t1": False, "t2": True}
-    assert free_parameters([se, Acquisition(15, 500)]) == {"t1": True, "t2": False}
-    assert free_parameters([se, Acquisition(100, 3000), Acquisition(15, 500)]) == {"t1": True, "t2": True}
-    pd, t1, t2 = _maps()
+    pd, t1, t2 = random_maps()
     acqs = [se, Acquisition(100, 3000)]
-    maps = fit_maps(_render(acqs, pd, t1, t2), acqs)
+    maps = fit_maps(render_inputs(acqs, pd, t1, t2), acqs)
     body = pd > 0
     assert not maps.determined["t1"].any()
     assert maps.determined_bits[body].max() == 4  # T2 alone
@@ -79,9 +53,9 @@ def test_determined_parameters_follow_the_acquisitions():
 
 
 def test_per_input_gain_is_estimated_from_the_prior():
-    pd, t1, t2 = _maps()
+    pd, t1, t2 = random_maps()
     acqs = [Acquisition(15, 3000), Acquisition(100, 3000), Acquisition(15, 500)]
-    images = _render(acqs, pd, t1, t2)
+    images = render_inputs(acqs, pd, t1, t2)
     images[2] = images[2] * 3.0
     maps = fit_maps(images, acqs, prior={"t1": t1 + (t1 == 0), "t2": t2 + (t2 == 0)}, scale="per_input")
     assert maps.scales[2] == pytest.approx(3.0, rel=0.02)
@@ -100,12 +74,12 @@ def test_bad_inputs_are_refused():
 
 def test_single_input_gives_the_network_maps_as_today():
     from napari_mr_reparam.inference import Reparameterizer
-    from napari_mr_reparam.joint_fit import network_maps, network_render
+    from napari_mr_reparam.joint_result import network_maps, network_render
 
     engine = Reparameterizer("physics", device="cpu")
-    pd, t1, t2 = _maps(shape=(1, 32, 32))
+    pd, t1, t2 = random_maps(shape=(1, 32, 32))
     acq = Acquisition(50, 4500)
-    image = _render([acq], pd, t1, t2)[0]
+    image = render_inputs([acq], pd, t1, t2)[0]
     maps = joint_maps([image], [acq], engine=engine)
     today = network_maps(engine, image, acq)
     assert np.array_equal(maps.render(100, 3000), network_render(engine, today, 100, 3000).reshape(image.shape))
@@ -114,12 +88,12 @@ def test_single_input_gives_the_network_maps_as_today():
 
 def test_single_input_of_another_sequence_is_read_by_the_network_not_refused_by_the_fit():
     from napari_mr_reparam.inference import Reparameterizer
-    from napari_mr_reparam.joint_fit import network_maps
+    from napari_mr_reparam.joint_result import network_maps
 
     engine = Reparameterizer("physics", device="cpu")  # the bundled model reads MPRAGE inputs
-    pd, t1, t2 = _maps(shape=(1, 32, 32))
+    pd, t1, t2 = random_maps(shape=(1, 32, 32))
     acq = Acquisition(3, 2300, "mprage", 900, 9)
-    image = _render([acq], pd, t1, t2)[0]
+    image = render_inputs([acq], pd, t1, t2)[0]
     maps = joint_maps([image], [acq], engine=engine)
     np.testing.assert_array_equal(maps.t1, network_maps(engine, image, acq).at_input_size()["t1"].reshape(image.shape))
     joint = joint_maps([image, image], [acq, Acquisition(50, 4500)], engine=engine)  # two: the fit
@@ -127,10 +101,10 @@ def test_single_input_of_another_sequence_is_read_by_the_network_not_refused_by_
 
 
 def test_mprage_with_two_spin_echoes_gives_t1_and_t2():
-    pd, t1, t2 = _maps(shape=(1, 24, 24), seed=3)
+    pd, t1, t2 = random_maps(shape=(1, 24, 24), seed=3)
     acqs = [Acquisition(3, 2300, "mprage", 900, 9), Acquisition(100, 5000), Acquisition(15, 5000)]
     rng = np.random.default_rng(4)  # noise 0.05 % of the brightest signal
-    maps = fit_maps([im + rng.normal(0, 0.5, im.shape).astype(np.float32) for im in _render(acqs, pd, t1, t2)], acqs)
+    maps = fit_maps([im + rng.normal(0, 0.5, im.shape).astype(np.float32) for im in render_inputs(acqs, pd, t1, t2)], acqs)
     body = pd > 0
     assert _median_error(maps.t1, t1, body) < 0.03 and _median_error(maps.t2, t2, body) < 0.01
     assert maps.determined["t1"][body].mean() > 0.8  # the long-TR pair alone leaves T1 open
@@ -164,9 +138,9 @@ def test_multi_echo_train_with_imperfect_refocusing_gives_t2_and_flip_angle():
 
 
 def test_incomplete_inversion_is_estimated_and_t1_recovered():
-    from napari_mr_reparam.joint_fit import inversion_efficiency
+    from napari_mr_reparam.inversion import inversion_efficiency
 
-    pd, t1, t2 = _maps(seed=4)
+    pd, t1, t2 = random_maps(seed=4)
     tis, tr, te, k = (50, 100, 200, 400, 600, 800), 1000, 10, 0.8
     acqs = [Acquisition(te, tr, "inversion_recovery", ti) for ti in tis]
     images = [(1000 * pd * np.abs(1 - (1 + k) * np.exp(-ti / np.maximum(t1, 1e-3))
@@ -185,41 +159,8 @@ def test_incomplete_inversion_is_estimated_and_t1_recovered():
     assert inversion_efficiency(images[:2], acqs[:2]) == 1.0
 
 
-def _inversion_series(k, tis, tr=1000, te=10, seed=4):
-    pd, t1, t2 = _maps(seed=seed)
-    acqs = [Acquisition(te, tr, "inversion_recovery", ti) for ti in tis]
-    images = [np.asarray(physics.inversion_recovery(1000 * pd, t1, t2, te, tr, ti, efficiency=k), np.float32)
-              for ti in tis]
-    return pd, t1, acqs, images
-
-
-def test_inversion_efficiency_from_three_tis_and_held_out_ti_rendered_with_it():
-    from napari_mr_reparam.joint_fit import inversion_efficiency
-
-    k = 0.85
-    pd, t1, acqs, images = _inversion_series(k, (100, 200, 400, 800))
-    body = pd > 0
-    three, held = [0, 1, 3], 2
-    assert inversion_efficiency([images[i] for i in three], [acqs[i] for i in three]) == pytest.approx(k, abs=0.021)
-    maps = fit_maps([images[i] for i in three], [acqs[i] for i in three])
-    assert maps.inversion_efficiency == pytest.approx(k, abs=0.021)
-    a = acqs[held]
-    real = images[held][body]
-    pred = maps.render(a.te_ms, a.tr_ms, "inversion_recovery", ti_ms=a.ti_ms, clip_overshoot=False)[body]
-    assert np.linalg.norm(pred - real) / np.linalg.norm(real) < 0.02
-    ideal = maps.render(a.te_ms, a.tr_ms, "inversion_recovery", ti_ms=a.ti_ms, inversion=1.0,
-                        clip_overshoot=False)[body]
-    assert np.linalg.norm(ideal - real) > 2 * np.linalg.norm(pred - real)  # the series' own inversion renders it
-    # no inversion-recovery input: a perfect inversion
-    se = [Acquisition(15, 3000), Acquisition(100, 3000)]
-    spin = fit_maps([np.ones((4, 4), np.float32), 0.5 * np.ones((4, 4), np.float32)], se)
-    assert spin.inversion_efficiency is None
-    np.testing.assert_allclose(spin.render(10, 1000, "inversion_recovery", ti_ms=100),
-                               physics.inversion_recovery(spin.pd, spin.t1, spin.t2, 10, 1000, 100), rtol=1e-5)
-
-
 def test_clipped_and_missing_values():
-    pd, t1, acqs, images = _inversion_series(1.0, (50, 200, 400, 800))
+    pd, t1, acqs, images = inversion_series(1.0, (50, 200, 400, 800))
     body = pd > 0
     top = np.percentile(images[1][body], 80)
     clipped = images[1] >= top
@@ -248,7 +189,7 @@ def test_long_t1_fluid_from_three_inputs_is_steadied_by_smoothing_and_edges_are_
     pd, t1, t2 = tissue_blocks()
     acqs = [Acquisition(15, 3000), Acquisition(100, 3000), Acquisition(15, 500)]
     rng = np.random.default_rng(1)
-    images = [im + rng.normal(0, 0.005 * im.max(), im.shape).astype(np.float32) for im in _render(acqs, pd, t1, t2)]
+    images = [im + rng.normal(0, 0.005 * im.max(), im.shape).astype(np.float32) for im in render_inputs(acqs, pd, t1, t2)]
     csf = t1 == 3800
     inner = np.zeros_like(csf)
     inner[:, 6:42, 32:42] = True  # CSF away from its edges
@@ -267,27 +208,27 @@ def test_long_t1_fluid_from_three_inputs_is_steadied_by_smoothing_and_edges_are_
 
 
 def test_a_wrong_prior_does_not_pull_what_the_inputs_measure():
-    pd, t1, t2 = _maps(seed=2)
+    pd, t1, t2 = random_maps(seed=2)
     acqs = [Acquisition(15, 3000), Acquisition(100, 3000), Acquisition(15, 500)]
     body = pd > 0
     wrong = {"t1": np.where(body, 0.5 * t1, 1000).astype(np.float32),
              "t2": np.where(body, 2 * t2, 100).astype(np.float32)}
-    maps = fit_maps(_render(acqs, pd, t1, t2), acqs, prior=wrong)
+    maps = fit_maps(render_inputs(acqs, pd, t1, t2), acqs, prior=wrong)
     assert _median_error(maps.t1, t1, body) < 0.01
     assert _median_error(maps.t2, t2, body) < 0.01
     # a parameter the inputs cannot measure (T1 from one TR) follows the prior (a prior
     # whose times are not tied: with a tie, it follows the prior given the measured T2)
-    two = fit_maps(_render(acqs[:2], pd, t1, t2), acqs[:2], prior={**wrong, "correlation": 0.0})
+    two = fit_maps(render_inputs(acqs[:2], pd, t1, t2), acqs[:2], prior={**wrong, "correlation": 0.0})
     assert _median_error(two.t1, wrong["t1"], body) < 0.05
 
 
 def test_a_prior_that_reads_both_times_long_is_corrected_through_the_time_measured():
-    pd, t1, t2 = _maps(seed=4)
+    pd, t1, t2 = random_maps(seed=4)
     body = pd > 0
     long = {"t1": np.where(body, 1.5 * t1, 1000).astype(np.float32),
             "t2": np.where(body, 1.5 * t2, 100).astype(np.float32)}
     dual = [Acquisition(15, 3000), Acquisition(100, 3000)]
-    images = _render(dual, pd, t1, t2)
+    images = render_inputs(dual, pd, t1, t2)
     # no smoothing: these noise-free maps change from voxel to voxel, and the fit assumes 1 %
     # noise where it can measure none, so it would average unlike voxels; the tie is the test
     apart = fit_maps(images, dual, prior={**long, "correlation": 0.0}, smooth=False)
@@ -298,7 +239,7 @@ def test_a_prior_that_reads_both_times_long_is_corrected_through_the_time_measur
     # a T1- and a T2-weighted image (three unknowns, two images): the tie keeps the times
     # from buying the fit by moving apart
     pair = [Acquisition(15, 500), Acquisition(100, 3000)]
-    images = _render(pair, pd, t1, t2)
+    images = render_inputs(pair, pd, t1, t2)
     apart = fit_maps(images, pair, prior={**long, "correlation": 0.0})
     tied = fit_maps(images, pair, prior=long)
     assert _median_error(tied.t2, t2, body) < _median_error(apart.t2, t2, body)
@@ -352,10 +293,10 @@ class _Knowing(_Engine):
 def test_voxels_outside_the_further_inputs_fields_of_view_take_the_network_read_of_the_first():
     from napari_mr_reparam.joint_fit import joint_work_units, partly_measured
 
-    pd, t1, t2 = _maps(shape=(2, 24, 24), seed=3)
+    pd, t1, t2 = random_maps(shape=(2, 24, 24), seed=3)
     body = pd > 0
     three = [Acquisition(15, 500), Acquisition(15, 3000), Acquisition(100, 3000)]
-    images = _render(three, pd, t1, t2)
+    images = render_inputs(three, pd, t1, t2)
     for image in images[1:]:
         image[:, 16:] = np.nan  # the later scans' slices end before the first's do
     images[2][:, 13:16] = np.nan  # and the third's before the second's
@@ -371,7 +312,7 @@ def test_voxels_outside_the_further_inputs_fields_of_view_take_the_network_read_
     # the broad default prior gave every voxel there T1 1000 ms and T2 100 ms
     assert _median_error(alone.t1, t1, outside) > 0.3
     assert _median_error(filled.t1, t1, outside) < 0.02 and _median_error(filled.t2, t2, outside) < 0.02
-    pd_like = _render([Acquisition(20, 6000)], pd, t1, t2)[0]
+    pd_like = render_inputs([Acquisition(20, 6000)], pd, t1, t2)[0]
     miss = [np.abs(m.render(20, 6000) - pd_like)[outside].mean() for m in (alone, filled)]
     assert miss[1] < 0.1 * miss[0]
     # where the first two reach, T1w + PDw: T1 measured, T2 the network's
@@ -386,22 +327,22 @@ def test_voxels_outside_the_further_inputs_fields_of_view_take_the_network_read_
     assert (alone.partly_prior, filled.partly_prior) == ("default", "network")
     # every input measured everywhere: no network runs, as before
     engine.calls.clear()
-    joint_maps(_render(three, pd, t1, t2), three, engine=engine)
+    joint_maps(render_inputs(three, pd, t1, t2), three, engine=engine)
     assert engine.calls == []
 
 
 def test_a_pd_prior_settles_what_a_t1_and_a_t2_weighted_image_leave_open():
-    pd, t1, t2 = _maps(seed=5)
+    pd, t1, t2 = random_maps(seed=5)
     body = pd > 0
     pair = [Acquisition(15, 500), Acquisition(100, 3000)]
-    images = _render(pair, pd, t1, t2)
+    images = render_inputs(pair, pd, t1, t2)
     # a prior that reads T1 long and T2 short (errors the tie between them does not mend)
     long = {"t1": np.where(body, 1.4 * t1, 1000).astype(np.float32),
             "t2": np.where(body, 0.75 * t2, 100).astype(np.float32)}
     without = fit_maps(images, pair, prior=long)
     with_pd = fit_maps(images, pair, prior={**long, "pd": 1000 * pd})  # in the images' units
     assert _median_error(with_pd.pd, 1000 * pd, body) < 0.4 * _median_error(without.pd, 1000 * pd, body)
-    pd_like = _render([Acquisition(20, 6000)], pd, t1, t2)[0]
+    pd_like = render_inputs([Acquisition(20, 6000)], pd, t1, t2)[0]
     miss = [np.abs(m.render(20, 6000) - pd_like)[body].mean() for m in (without, with_pd)]
     assert miss[1] < 0.4 * miss[0]
     with pytest.raises(ValueError, match="pd_sd"):
@@ -418,18 +359,18 @@ def test_a_pd_prior_settles_what_a_t1_and_a_t2_weighted_image_leave_open():
 def test_the_network_is_run_only_where_the_inputs_leave_a_parameter_open():
     from napari_mr_reparam.joint_fit import prior_input_of
 
-    pd, t1, t2 = _maps(shape=(1, 16, 16))
+    pd, t1, t2 = random_maps(shape=(1, 16, 16))
     three = [Acquisition(15, 3000), Acquisition(100, 3000), Acquisition(15, 500)]
     engine = _Engine()
-    maps = joint_maps(_render(three, pd, t1, t2), three, engine=engine)
+    maps = joint_maps(render_inputs(three, pd, t1, t2), three, engine=engine)
     assert engine.calls == []  # T1 and T2 both measured: no network
     assert maps.summary()["prior_source"] == "default"
-    joint_maps(_render(three, pd, t1, t2), three, engine=engine, scale="per_input")
+    joint_maps(render_inputs(three, pd, t1, t2), three, engine=engine, scale="per_input")
     assert engine.calls == [(100, 3000)]  # per-input gains are estimated against its maps
     # a PD/T2 dual echo leaves T1 open: the network reads the echo nearest TE 50 / TR 4500 ms
     assert prior_input_of(three[:2]) == 1
     engine.calls.clear()
-    maps = joint_maps(_render(three[:2], pd, t1, t2), three[:2], engine=engine)
+    maps = joint_maps(render_inputs(three[:2], pd, t1, t2), three[:2], engine=engine)
     assert engine.calls == [(100, 3000)]
     assert maps.summary()["prior_source"] == "network"
 
@@ -440,17 +381,17 @@ def test_the_network_pd_is_a_prior_only_where_the_inputs_measure_neither_time(mo
     priors = []
     real = joint_fit.fit_maps
     monkeypatch.setattr(joint_fit, "fit_maps", lambda *a, prior=None, **k: priors.append(prior) or real(*a, prior=prior, **k))
-    pd, t1, t2 = _maps(shape=(1, 16, 16))
+    pd, t1, t2 = random_maps(shape=(1, 16, 16))
     dual, pair = [Acquisition(15, 3000), Acquisition(100, 3000)], [Acquisition(15, 500), Acquisition(100, 3000)]
     for acqs in (dual, pair):
-        joint_maps(_render(acqs, pd, t1, t2), acqs, engine=_Engine())
+        joint_maps(render_inputs(acqs, pd, t1, t2), acqs, engine=_Engine())
     assert "pd" not in priors[0] and "pd" in priors[1]
-    maps = real(_render(pair, pd, t1, t2), pair, prior=priors[1])
+    maps = real(render_inputs(pair, pd, t1, t2), pair, prior=priors[1])
     assert maps.summary()["prior_parameters"] == ["pd", "t1", "t2"]
-    joint_maps(_render(pair, pd, t1, t2), pair, engine=_Engine(), scale="per_input")
+    joint_maps(render_inputs(pair, pd, t1, t2), pair, engine=_Engine(), scale="per_input")
     assert priors[-1]["pd_input"] == 1  # the network read the T2w image: its PD is in that image's units
     with pytest.raises(ValueError, match="pd_input"):
-        real(_render(pair, pd, t1, t2), pair, prior={**priors[1], "pd_input": 2})
+        real(render_inputs(pair, pd, t1, t2), pair, prior={**priors[1], "pd_input": 2})
 
 
 def test_the_fit_takes_the_noise_measured_in_its_inputs_or_the_default():
@@ -458,7 +399,7 @@ def test_the_fit_takes_the_noise_measured_in_its_inputs_or_the_default():
 
     pd, t1, t2 = tissue_blocks(shape=(2, 64, 64))
     acqs = [Acquisition(15, 3000), Acquisition(100, 3000)]
-    clean = _render(acqs, pd, t1, t2)
+    clean = render_inputs(acqs, pd, t1, t2)
     rng = np.random.default_rng(3)
     signed = [im + rng.normal(0, 0.02 * clean[0].max(), im.shape).astype(np.float32) for im in clean]
     assert fit_maps(signed, acqs).summary()["noise"] == pytest.approx(estimate_noise(signed), rel=1e-3)
@@ -500,9 +441,9 @@ def test_without_a_spin_echo_the_network_reads_the_mprage_of_an_mprage_and_flair
     assert prior_input_of([flair, mprage], reads=lambda sequence: sequence == "inversion_recovery") == 0
     assert prior_input_of([flair, mprage], reads=lambda sequence: sequence == "spin_echo") is None
     assert prior_input_of([flair, mprage]) is None  # no engine to ask
-    pd, t1, t2 = _maps(shape=(1, 16, 16))
+    pd, t1, t2 = random_maps(shape=(1, 16, 16))
     engine = _Engine()
-    maps = joint_maps(_render([flair, mprage], pd, t1, t2), [flair, mprage], engine=engine)
+    maps = joint_maps(render_inputs([flair, mprage], pd, t1, t2), [flair, mprage], engine=engine)
     assert engine.calls == [(3, 2300)]
     assert maps.summary()["prior_source"] == "network"
 
@@ -516,7 +457,7 @@ def test_a_pair_that_measures_neither_time_is_searched_with_the_pd_prior_not_sta
     pd, t1, t2 = np.full(shape, 0.97, np.float32), np.full(shape, 378.0, np.float32), np.full(shape, 70.0, np.float32)
     prior = {"t1": np.full(shape, 3000.0, np.float32), "t2": np.full(shape, 850.0, np.float32),
              "pd": np.full(shape, 0.7 * 1000, np.float32), "pd_input": 0}
-    maps = fit_maps(_render(acqs, pd, t1, t2), acqs, prior=prior, noise=0.005)
+    maps = fit_maps(render_inputs(acqs, pd, t1, t2), acqs, prior=prior, noise=0.005)
     body = pd > 0
     assert np.median(maps.pd[body]) / 1000 < 1.5
     assert np.median(maps.t1[body]) < 1000
@@ -530,7 +471,7 @@ def test_a_short_t2_tissue_beside_a_flair_is_fitted_to_the_end_of_its_valley():
     pd, t1, t2 = np.full(shape, 0.82, np.float32), np.full(shape, 1437.0, np.float32), np.full(shape, 39.0, np.float32)
     pd[0, :8] = 0.96  # and fluid beside it, so the images are not of one tissue
     t1[0, :8], t2[0, :8] = 3547.0, 2205.0
-    maps = fit_maps(_render(acqs, pd, t1, t2), acqs, noise=0.005)
+    maps = fit_maps(render_inputs(acqs, pd, t1, t2), acqs, noise=0.005)
     tissue = np.zeros(shape, bool)
     tissue[0, 8:] = True
     assert _median_error(maps.t1, t1, tissue) < 0.02
@@ -549,7 +490,7 @@ def test_with_a_flair_among_inputs_that_measure_both_times_the_network_pd_picks_
     acqs = [_preset_acquisition(name) for name in ("T1w", "T2w", "FLAIR")]
     rng = np.random.default_rng(0)
     images = [np.abs(im) + rng.normal(0, 0.005 * np.abs(im).max(), im.shape).astype(np.float32)
-              for im in _render(acqs, pd, t1, t2)]
+              for im in render_inputs(acqs, pd, t1, t2)]
 
     class Network(_Engine):
         def compute_maps(self, image, acq, **_):
@@ -581,9 +522,9 @@ def test_the_network_pd_is_brought_to_the_units_of_the_image_it_read():
     # thousandfold down (the demo head's pair rendered at 13.9 dB, below its single image)
     from napari_mr_reparam.joint_fit import pd_in_input_units
 
-    pd, t1, t2 = _maps(shape=(2, 16, 16), seed=7)
+    pd, t1, t2 = random_maps(shape=(2, 16, 16), seed=7)
     pair = [Acquisition(15, 500), Acquisition(100, 3000)]
-    images = _render(pair, pd, t1, t2)  # 1000 times the PD
+    images = render_inputs(pair, pd, t1, t2)  # 1000 times the PD
 
     class Network(_Engine):
         def compute_maps(self, image, acq, **_):
@@ -640,76 +581,3 @@ def test_a_scan_resampled_onto_another_grid_keeps_the_noise_it_was_measured_with
     maps = joint_maps([v.data for v in resampled], [Acquisition(15, 500), Acquisition(15, 3000),
                                                      Acquisition(100, 3000)], noise=[None, *own[1:]])
     assert maps.noise[1:] == pytest.approx(own[1:]) and maps.noise[0] == pytest.approx(after[0])
-
-
-def test_render_takes_fit_noise_off_lone_voxels_and_keeps_an_exact_fit():
-    """Fluid measured loosely (T1 4000 ms from TR 500 and 3000): noise lifts single voxels
-    of a render at TR 6000 above the rest, and an image shown at its maximum darkens. The
-    default render lowers them by what the fit's noise explains; noise-free inputs keep
-    their render (their noise, measured in the background, is tiny)."""
-    shape = (1, 40, 40)
-    pd, t1, t2 = np.zeros(shape, np.float32), np.full(shape, 1000.0, np.float32), np.full(shape, 100.0, np.float32)
-    pd[:, 5:35, 5:35] = 1.0
-    t1[:, 5:35, 5:35], t2[:, 5:35, 5:35] = 4000.0, 2000.0
-    acqs = [Acquisition(15, 3000), Acquisition(100, 3000), Acquisition(15, 500)]
-    clean = _render(acqs, pd, t1, t2)
-    truth = _render([Acquisition(20, 6000)], pd, t1, t2)[0]
-    rng = np.random.default_rng(5)
-    noisy = [np.abs(c + rng.normal(0, 0.01 * c.max(), shape)).astype(np.float32) for c in clean]
-    maps = fit_maps(noisy, acqs)
-    raw, shown = maps.render(20, 6000, clip_overshoot=False), maps.render(20, 6000)
-    assert raw.max() > 1.01 * truth.max()  # a lone voxel above the fluid
-    assert shown.max() < raw.max() and (shown <= raw).all() and np.mean(shown != raw) < 0.05
-    assert maps.averaged[0, 20, 20] > 20 and maps.averaged[0, 0, 0] == 1  # the fluid was averaged
-    exact = fit_maps([c + rng.normal(0, 1e-4 * c.max(), shape).astype(np.float32) for c in clean], acqs)
-    np.testing.assert_allclose(exact.render(20, 6000), exact.render(20, 6000, clip_overshoot=False), rtol=1e-3)
-
-
-def test_a_slice_of_the_maps_renders_as_that_slice_of_the_volume():
-    pd, t1, t2 = _maps(shape=(3, 24, 24), seed=6)
-    acqs = [Acquisition(15, 3000), Acquisition(100, 3000), Acquisition(15, 500)]
-    rng = np.random.default_rng(6)
-    images = [i + rng.normal(0, 0.01 * i.max(), i.shape).astype(np.float32) for i in _render(acqs, pd, t1, t2)]
-    maps = fit_maps(images, acqs)
-    one = maps.slices(slice(1, 2))
-    assert one.pd.shape == (1, 24, 24) and one.averaged.shape == (1, 24, 24) and one.determined["t1"].shape == (1, 24, 24)
-    for kw in ({"te_ms": 20, "tr_ms": 6000}, {"te_ms": 120, "tr_ms": 9000, "sequence": "inversion_recovery", "ti_ms": 2500}):
-        np.testing.assert_allclose(one.render(**kw), maps.render(**kw)[1:2], rtol=1e-5)
-
-
-def test_subnormal_floats_are_zeroed_and_the_grid_chooses_as_with_them(monkeypatch):
-    import torch
-
-    from napari_mr_reparam import joint_fit
-    from napari_mr_reparam.joint_fit import _grid_init, _no_subnormals
-
-    tiny = torch.finfo(torch.float32).tiny
-    t = torch.tensor([tiny / 8, -tiny / 8, tiny, 0.0, 1e-20, -3.0])
-    np.testing.assert_array_equal(_no_subnormals(t, torch).numpy(), np.float32([0.0, 0.0, tiny, 0.0, 1e-20, -3.0]))
-    # a TE of 200 ms: the grid's T2 of 2 ms gives exp(-100), subnormal in float32, and so do
-    # products of small signals; zeroed, the grid picks every voxel's start as before
-    assert 0 < np.float32(np.exp(-100.0)) < tiny
-    pd, t1, t2 = _maps(shape=(1, 40, 40), seed=3)
-    acqs = [acquisition_values(a) for a in (Acquisition(15, 500), Acquisition(200, 4000),
-                                            Acquisition(120, 9000, "inversion_recovery", 2500))]
-    images = _render(acqs, pd, t1, t2)
-    body = pd.reshape(-1) > 0
-    s = torch.from_numpy(np.stack([im.reshape(-1)[body] for im in images]))
-    prior = {"t1": torch.full((s.shape[1],), np.log(1000.0)), "t2": torch.full((s.shape[1],), np.log(100.0))}
-
-    def pick():
-        return _grid_init(s, torch.full((3,), 5.0), acqs, [1.0] * 3, {"t1": True, "t2": True}, prior,
-                          {"t1": 2.0, "t2": 2.0}, torch, 12)
-    zeroed = pick()
-    monkeypatch.setattr(joint_fit, "_no_subnormals", lambda t, torch: t)
-    for a, b in zip(zeroed, pick()):
-        torch.testing.assert_close(a, b, rtol=0, atol=0)
-
-
-def test_the_grids_least_cost_is_argmins_first_index_among_ties():
-    import torch
-
-    g = torch.Generator().manual_seed(3)
-    for columns in (1, 7, 144, 576):
-        cost = torch.randint(0, 3, (5000, columns), generator=g).float()  # many equal values per row
-        assert torch.equal(_first_minimum(cost), cost.argmin(dim=1))

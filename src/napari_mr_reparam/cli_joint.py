@@ -288,7 +288,7 @@ def acquisitions_of(volumes, args) -> list:
     the volume's tags or sidecar; a missing TE or TR names the option."""
     from .acquisition import SEQUENCE_READS
     from .dicom import unknown_cycle
-    from .joint_fit import make_acquisition
+    from .fit_information import make_acquisition
 
     n = len(volumes)
     _per_input(_listed(getattr(args, "input_preset", None)) or None, n, "--input-preset")  # its count first
@@ -325,7 +325,7 @@ def _guessed(volume, name: str):
     (:func:`~napari_mr_reparam.contrast.guess_input`), with a notice; None without the
     bundled classifier."""
     from .contrast import guess_input, read_as, voxel_mm
-    from .joint_fit import make_acquisition
+    from .fit_information import make_acquisition
     from .presets import get_preset
     from .weights import WeightsError
 
@@ -455,7 +455,7 @@ def refuse_bad_angles(args) -> None:
 
 def fit_inputs(paths, args, model="physics", device="auto", engine=None, volumes=None, progress=None,
                total=None):
-    """Volumes, acquisitions and :class:`~napari_mr_reparam.joint_fit.JointMaps` of the inputs
+    """Volumes, acquisitions and :class:`~napari_mr_reparam.joint_result.JointMaps` of the inputs
     (voxels a scanner clipped count as lower bounds of their signal). ``engine``: the
     network already loaded for ``model`` (else it is loaded here); ``volumes``: the
     inputs already loaded from ``paths`` (else they are loaded here). ``progress(n)``

@@ -279,7 +279,7 @@ def determined_line(summary: dict, register: bool = False) -> str:
 
 def render_request(engine, maps, request: Request) -> np.ndarray:
     """The target of ``request`` rendered from cached maps: the engine's (one input) or
-    the joint fit's :class:`~napari_mr_reparam.joint_fit.JointMaps`; of the slice
+    the joint fit's :class:`~napari_mr_reparam.joint_result.JointMaps`; of the slice
     ``request.slice_index`` only where it names one (its shape then keeps a first axis of 1)."""
     target = request.target()
     if request.slice_index is not None:
