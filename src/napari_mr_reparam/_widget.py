@@ -7,7 +7,7 @@ by name: ``image``, ``model``, ``input_te``, ``input_tr``, ``te``, ``tr``,
 sequence and the sliders) and ``input_preset`` (the same for the input's acquisition:
 its sequence, TE, TR, TI and flip); for the physics model also ``sequence``, ``ti``, ``ti2``,
 ``flip``, ``consistency``, ``flip_average``, ``add_maps`` and ``add_input``, which adds a
-row (:class:`InputRow`, in ``inputs``) for another image of the same subject: with two or
+row (:class:`~napari_mr_reparam._widget_controls.InputRow`, in ``inputs``) for another image of the same subject: with two or
 more inputs the maps come from the joint fit (:mod:`~napari_mr_reparam.joint_fit`), the
 input's own acquisition is then given in full (``input_sequence``, ``input_ti``,
 ``input_flip``), ``gain_per_input`` says whether the images carry one receiver gain (one
@@ -39,20 +39,22 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from magicgui.widgets import (
-    CheckBox, ComboBox, Container, FloatSlider, FloatSpinBox, Label, ProgressBar, PushButton,
-    create_widget,
+    CheckBox, ComboBox, Container, FloatSlider, FloatSpinBox, Label, ProgressBar, PushButton, create_widget,
 )
-from qtpy.QtCore import QSize, Qt, QTimer
-from qtpy.QtWidgets import QFrame, QScrollArea
+from qtpy.QtCore import QTimer
 
 from . import DEFAULT_CONSISTENCY, DEFAULT_TE_MS, DEFAULT_TR_MS
 from ._background import LatestJob
+from ._widget_controls import (
+    INPUT_SEQUENCE_CHOICES, SEQUENCE_CHOICES, InputRow, NoteLabel, compact, in_scroll_area, target_slider,
+    wrap_text,
+)
 from .acquisition import Acquisition
 from .presets import get_input_preset
 from .units import refuse_seconds
 from .widget_logic import (
-    CUSTOM, EngineCache, InputSpec, MapsCache, Request, compare_volumes,
-    determined_line, guessed_input_preset, guessed_line, image_refusal, input_from_metadata, input_refusal,
+    CUSTOM, EngineCache, InputSpec, MapsCache, Request, compare_volumes, determined_line,
+    guessed_input_preset, guessed_line, image_refusal, input_from_metadata, input_refusal,
     joint_acquisitions, joint_inputs, joint_job_units, layer_names, matching_preset, preset_choices,
     preset_controls, preset_refusal, render_request, seconds_hint, truth_mismatch,
 )
@@ -61,9 +63,6 @@ if TYPE_CHECKING:
     import napari
 
 MODEL_LABELS = {"d2p": "Default-to-Param", "p2p": "Param-to-Param", "physics": "Physics (quantitative maps)"}
-INPUT_SEQUENCE_CHOICES = [("Spin echo", "spin_echo"), ("Inversion recovery", "inversion_recovery"),
-                          ("Gradient echo", "gradient_echo"), ("MPRAGE", "mprage")]
-SEQUENCE_CHOICES = [*INPUT_SEQUENCE_CHOICES, ("Double inversion recovery", "double_inversion_recovery")]
 
 
 def model_choices() -> list[tuple[str, str]]:
@@ -144,17 +143,17 @@ class ReparamWidget(Container):
                                  tooltip="The head moved between the scans: each further image is "
                                          "registered rigidly onto the first (mutual information, a "
                                          "few seconds each; NIfTI or DICOM volumes of 8 slices or more)")
-        self.joint_status = _Note(value="", label="")
+        self.joint_status = NoteLabel(value="", label="")
         self.preset = ComboBox(choices=preset_choices(), value=CUSTOM, label="Preset",
                                tooltip="A named contrast: sets the sequence and times below, each "
                                        "still editable (editing one makes it Custom)")
-        self.te = _target_slider(value=100.0, min=SECONDS_FLOOR, max=1500.0, step=1.0, label="TE (ms)")
-        self.tr = _target_slider(value=3000.0, min=SECONDS_FLOOR, max=15000.0, step=10.0, label="TR (ms)")
+        self.te = target_slider(value=100.0, min=SECONDS_FLOOR, max=1500.0, step=1.0, label="TE (ms)")
+        self.tr = target_slider(value=3000.0, min=SECONDS_FLOOR, max=15000.0, step=10.0, label="TR (ms)")
         self.sequence = ComboBox(choices=SEQUENCE_CHOICES, value="spin_echo", label="Sequence")
-        self.ti = _target_slider(value=2500.0, min=SECONDS_FLOOR, max=5000.0, step=10.0, label="TI (ms)")
-        self.ti2 = _target_slider(value=325.0, min=10.0, max=5000.0, step=5.0, label="TI2 (ms)",
+        self.ti = target_slider(value=2500.0, min=SECONDS_FLOOR, max=5000.0, step=10.0, label="TI (ms)")
+        self.ti2 = target_slider(value=325.0, min=10.0, max=5000.0, step=5.0, label="TI2 (ms)",
                                tooltip="Double inversion recovery: the second, shorter inversion time")
-        self.flip = _target_slider(value=30.0, min=1.0, max=90.0, step=1.0, label="Flip angle (°)")
+        self.flip = target_slider(value=30.0, min=1.0, max=90.0, step=1.0, label="Flip angle (°)")
         self.consistency = FloatSlider(value=DEFAULT_CONSISTENCY, min=0.0, max=1.0, step=0.05,
                                        label="Data consistency",
                                        tooltip="How far the maps are moved to reproduce the input "
@@ -166,7 +165,7 @@ class ReparamWidget(Container):
                                              "mirror and average them: twice the map time, "
                                              "reads unfamiliar anatomy a little better")
         self.add_maps = PushButton(text="Add PD, T1, T2 maps as layers")
-        self.range_warning = _Note(value="", label="")
+        self.range_warning = NoteLabel(value="", label="")
         self.ground_truth = create_widget(annotation=napari.layers.Image, label="Ground truth",
                                           options={"nullable": True})
         self.device = ComboBox(choices=["auto", "cpu", "cuda"], value="auto", label="Device")
@@ -176,7 +175,7 @@ class ReparamWidget(Container):
         self.progress = ProgressBar(value=0, min=0, max=1, label="Progress")
         self.status = Label(value="", label="Status")
         self.metrics = Label(value="", label="Metrics")
-        self.truth_hint = _Note(value="", label="")
+        self.truth_hint = NoteLabel(value="", label="")
         self.body = Container(labels=True)
         self.body.extend([self.image, self.model, self.input_preset, self.input_te, self.input_tr, self.input_sequence,
                      self.input_ti, self.input_flip, self.inputs, self.add_input, self.add_series,
@@ -188,11 +187,11 @@ class ReparamWidget(Container):
                      self.status, self.metrics, self.truth_hint])
         self.body.native.layout().setSpacing(ROW_SPACING_PX)  # rows close, so a laptop's dock shows the metrics
         for label in (self.range_warning, self.joint_status, self.status, self.metrics, self.truth_hint):
-            _wrap(label)
+            wrap_text(label)
         for combo in (self.image, self.ground_truth):
-            _compact(combo)
+            compact(combo)
         self.append(self.body)
-        self._scroll = _in_scroll_area(self.body)
+        self._scroll = in_scroll_area(self.body)
 
     def _timer(self, delay_ms: int, slot) -> QTimer:
         timer = QTimer()
@@ -878,177 +877,6 @@ def _with_range(volume: np.ndarray) -> tuple:
     if low > high:  # no finite voxel (every one NaN): the layer keeps a plain range
         return volume, (0.0, 1.0)
     return volume, (low, high or 1.0)
-
-
-class InputRow(Container):
-    """Another image of the same subject and its acquisition, on compact lines: the layer,
-    its sequence and a remove button; TE and TR; TI and flip where the sequence has them
-    ("?" when unknown), pre-filled from the layer's metadata and editable."""
-
-    def __init__(self, on_change, on_remove):
-        import napari
-
-        super().__init__(labels=False)
-        self.margins = (0, 0, 0, 0)
-        self.layer = create_widget(annotation=napari.layers.Image, label="Image",
-                                   options={"tooltip": "a co-registered image of the same subject"})
-        self.sequence = ComboBox(choices=INPUT_SEQUENCE_CHOICES, value="spin_echo")
-        self.remove = PushButton(text="✕", tooltip="remove this input")
-        self.remove.native.setMaximumWidth(28)
-        self.te = _ms_box("TE ", 5000)
-        self.tr = _ms_box("TR ", 20000)
-        self.ti = _ms_box("TI ", 20000)
-        self.flip = FloatSpinBox(value=0, min=0, max=180, step=1)
-        self.flip.native.setPrefix("flip ")
-        self.flip.native.setSuffix("°")
-        self.flip.native.setSpecialValueText("flip ?")
-        from qtpy.QtWidgets import QAbstractSpinBox
-
-        for box in (self.te, self.tr, self.ti, self.flip):  # typed or scrolled: narrow enough for two a line
-            box.native.setButtonSymbols(QAbstractSpinBox.ButtonSymbols.NoButtons)
-        _compact(self.layer, 11)  # most of "head TE20 TR6000"
-        _compact(self.sequence, 4)  # "Spin e...": the list names it in full
-        top = Container(layout="horizontal", labels=False, widgets=[self.layer, self.sequence, self.remove])
-        times = Container(layout="horizontal", labels=False, widgets=[self.te, self.tr])
-        self._more = Container(layout="horizontal", labels=False, widgets=[self.ti, self.flip])
-        for part in (top, times, self._more):
-            part.margins = (0, 0, 0, 0)
-        self.extend([top, times, self._more])
-        self.layer.changed.connect(self.fill_from_layer)
-        self.sequence.changed.connect(self._show_fields)
-        for control in (self.layer, self.sequence, self.te, self.tr, self.ti, self.flip):
-            control.changed.connect(lambda *_: on_change())
-        self.remove.clicked.connect(lambda *_: on_remove(self))
-        self._show_fields()
-
-    def fill_from_layer(self, *_) -> None:
-        layer = self.layer.value
-        if layer is None:
-            return
-        spec = input_from_metadata(layer)
-        self.layer.tooltip = layer.name  # in full where the box cuts it
-        if (guess := guessed_input_preset(layer, "physics")) is not None:  # its metadata name nothing
-            preset = get_input_preset(guess.reading)
-            spec = InputSpec(layer, preset.sequence, preset.te, preset.tr, preset.ti, preset.flip_deg)
-            self.layer.tooltip = guessed_line(layer.name, guess, "edit")
-        self.sequence.value = spec.sequence
-        for box, value in ((self.te, spec.te_ms), (self.tr, spec.tr_ms), (self.ti, spec.ti_ms),
-                           (self.flip, spec.flip_deg)):
-            box.value = value or 0
-
-    def _show_fields(self, *_) -> None:
-        from .widget_logic import SEQUENCE_READS
-
-        reads = SEQUENCE_READS.get(self.sequence.value, ())
-        self.ti.visible, self.flip.visible = "ti" in reads, "flip" in reads
-        self._more.visible = "ti" in reads or "flip" in reads
-
-    def spec(self) -> InputSpec:
-        def known(box):
-            return float(box.value) or None
-
-        return InputSpec(self.layer.value, self.sequence.value, known(self.te), known(self.tr),
-                         known(self.ti), known(self.flip))
-
-
-def _ms_box(prefix: str, maximum: float) -> FloatSpinBox:
-    """A compact time field: ``TE 15 ms``, or ``TE ?`` while unknown (0)."""
-    box = FloatSpinBox(value=0, min=0, max=maximum, step=1)
-    box.native.setPrefix(prefix)
-    box.native.setSuffix(" ms")
-    box.native.setSpecialValueText(f"{prefix}?")
-    return box
-
-
-def _target_slider(step: float, **kwargs) -> FloatSlider:
-    """A target time or angle slider that a drag, an arrow key or the wheel moves by
-    ``step``, onto a multiple of it.
-
-    magicgui's float slider keeps the integer step and minimum it was given before its
-    maximum lowered the slider's resolution (TR's 10 ms step became 100 ms, TI2's 10 ms
-    minimum 1 ms), its page step is a few integer units, and a drag lands between steps
-    (TE 499.50667 ms). Here the range and step are set again once the resolution is, a
-    page is ten steps, and each user action is moved onto the grid
-    (:func:`~napari_mr_reparam.widget_logic.on_step`) before it sets the value; a value
-    set in code or typed in the readout is kept as given.
-    """
-    from qtpy.QtWidgets import QSlider
-
-    from .widget_logic import on_step
-
-    slider = FloatSlider(step=step, **kwargs)
-    value = slider.value
-    slider.min, slider.max, slider.step = kwargs["min"], kwargs["max"], step
-    slider.value = value
-    bar = slider.native.findChild(QSlider)
-    bar.setPageStep(10 * bar.singleStep())
-    units = bar.maximum() / slider.max  # integer slider units per value unit
-
-    def snap(_action):
-        value = on_step(bar.sliderPosition() / units, step, slider.min, slider.max)
-        bar.setSliderPosition(round(value * units))
-
-    bar.actionTriggered.connect(snap)
-    return slider
-
-
-def _compact(combo, chars: int = 8) -> None:
-    """A combo box as wide as a short name, not its longest choice (a layer name can be
-    long); the list it opens shows the names in full."""
-    from qtpy.QtWidgets import QComboBox
-
-    combo.native.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-    combo.native.setMinimumContentsLength(chars)
-
-
-class _Note(Label):
-    """A line that shows only while it says something (no blank row when empty)."""
-
-    @property
-    def value(self) -> str:
-        return Label.value.fget(self)
-
-    @value.setter
-    def value(self, text: str) -> None:
-        Label.value.fset(self, text)
-        self.visible = bool(text)
-
-
-def _in_scroll_area(container: Container) -> QScrollArea:
-    """Put ``container`` (already in its parent's layout) in a scroll area, in its place:
-    a dock taller than the window then scrolls instead of squeezing the controls. A
-    stretch below the controls keeps them at their natural height in a taller dock."""
-    inner = container.native
-    layout = inner.parentWidget().layout()
-    index = layout.indexOf(inner)
-    layout.removeWidget(inner)
-    scroll = _ControlsScrollArea(inner)
-    layout.insertWidget(index, scroll)
-    inner.layout().addStretch()
-    return scroll
-
-
-class _ControlsScrollArea(QScrollArea):
-    """Scrolls up and down only, so it is at least as wide as the controls need."""
-
-    def __init__(self, inner):
-        super().__init__()
-        self.setWidgetResizable(True)
-        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        self.setFrameShape(QFrame.Shape.NoFrame)
-        self.setWidget(inner)
-
-    def minimumSizeHint(self) -> QSize:
-        width = self.widget().minimumSizeHint().width() + self.verticalScrollBar().sizeHint().width()
-        return QSize(width, super().minimumSizeHint().height())
-
-
-def _wrap(label: Label) -> None:
-    """Long text wraps instead of widening the dock."""
-    from qtpy.QtWidgets import QSizePolicy
-
-    label.native.setWordWrap(True)
-    label.native.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
 
 
 def _teardown(viewer, *callbacks):

@@ -1,0 +1,191 @@
+"""The widget's own controls: a row for another input image and its acquisition, compact
+time fields, sliders that step onto their grid, a note line that hides while empty, and
+the scroll area the controls sit in (:mod:`napari_mr_reparam._widget` lays them out)."""
+
+from __future__ import annotations
+
+from magicgui.widgets import (
+    ComboBox, Container, FloatSlider, FloatSpinBox, Label, PushButton, create_widget,
+)
+from qtpy.QtCore import QSize, Qt
+from qtpy.QtWidgets import QFrame, QScrollArea
+
+from .presets import get_input_preset
+from .widget_logic import (
+    InputSpec, guessed_input_preset, guessed_line, input_from_metadata,
+)
+
+INPUT_SEQUENCE_CHOICES = [("Spin echo", "spin_echo"), ("Inversion recovery", "inversion_recovery"),
+                          ("Gradient echo", "gradient_echo"), ("MPRAGE", "mprage")]
+SEQUENCE_CHOICES = [*INPUT_SEQUENCE_CHOICES, ("Double inversion recovery", "double_inversion_recovery")]
+
+
+class InputRow(Container):
+    """Another image of the same subject and its acquisition, on compact lines: the layer,
+    its sequence and a remove button; TE and TR; TI and flip where the sequence has them
+    ("?" when unknown), pre-filled from the layer's metadata and editable."""
+
+    def __init__(self, on_change, on_remove):
+        import napari
+
+        super().__init__(labels=False)
+        self.margins = (0, 0, 0, 0)
+        self.layer = create_widget(annotation=napari.layers.Image, label="Image",
+                                   options={"tooltip": "a co-registered image of the same subject"})
+        self.sequence = ComboBox(choices=INPUT_SEQUENCE_CHOICES, value="spin_echo")
+        self.remove = PushButton(text="✕", tooltip="remove this input")
+        self.remove.native.setMaximumWidth(28)
+        self.te = _ms_box("TE ", 5000)
+        self.tr = _ms_box("TR ", 20000)
+        self.ti = _ms_box("TI ", 20000)
+        self.flip = FloatSpinBox(value=0, min=0, max=180, step=1)
+        self.flip.native.setPrefix("flip ")
+        self.flip.native.setSuffix("°")
+        self.flip.native.setSpecialValueText("flip ?")
+        from qtpy.QtWidgets import QAbstractSpinBox
+
+        for box in (self.te, self.tr, self.ti, self.flip):  # typed or scrolled: narrow enough for two a line
+            box.native.setButtonSymbols(QAbstractSpinBox.ButtonSymbols.NoButtons)
+        compact(self.layer, 11)  # most of "head TE20 TR6000"
+        compact(self.sequence, 4)  # "Spin e...": the list names it in full
+        top = Container(layout="horizontal", labels=False, widgets=[self.layer, self.sequence, self.remove])
+        times = Container(layout="horizontal", labels=False, widgets=[self.te, self.tr])
+        self._more = Container(layout="horizontal", labels=False, widgets=[self.ti, self.flip])
+        for part in (top, times, self._more):
+            part.margins = (0, 0, 0, 0)
+        self.extend([top, times, self._more])
+        self.layer.changed.connect(self.fill_from_layer)
+        self.sequence.changed.connect(self._show_fields)
+        for control in (self.layer, self.sequence, self.te, self.tr, self.ti, self.flip):
+            control.changed.connect(lambda *_: on_change())
+        self.remove.clicked.connect(lambda *_: on_remove(self))
+        self._show_fields()
+
+    def fill_from_layer(self, *_) -> None:
+        layer = self.layer.value
+        if layer is None:
+            return
+        spec = input_from_metadata(layer)
+        self.layer.tooltip = layer.name  # in full where the box cuts it
+        if (guess := guessed_input_preset(layer, "physics")) is not None:  # its metadata name nothing
+            preset = get_input_preset(guess.reading)
+            spec = InputSpec(layer, preset.sequence, preset.te, preset.tr, preset.ti, preset.flip_deg)
+            self.layer.tooltip = guessed_line(layer.name, guess, "edit")
+        self.sequence.value = spec.sequence
+        for box, value in ((self.te, spec.te_ms), (self.tr, spec.tr_ms), (self.ti, spec.ti_ms),
+                           (self.flip, spec.flip_deg)):
+            box.value = value or 0
+
+    def _show_fields(self, *_) -> None:
+        from .widget_logic import SEQUENCE_READS
+
+        reads = SEQUENCE_READS.get(self.sequence.value, ())
+        self.ti.visible, self.flip.visible = "ti" in reads, "flip" in reads
+        self._more.visible = "ti" in reads or "flip" in reads
+
+    def spec(self) -> InputSpec:
+        def known(box):
+            return float(box.value) or None
+
+        return InputSpec(self.layer.value, self.sequence.value, known(self.te), known(self.tr),
+                         known(self.ti), known(self.flip))
+
+
+def _ms_box(prefix: str, maximum: float) -> FloatSpinBox:
+    """A compact time field: ``TE 15 ms``, or ``TE ?`` while unknown (0)."""
+    box = FloatSpinBox(value=0, min=0, max=maximum, step=1)
+    box.native.setPrefix(prefix)
+    box.native.setSuffix(" ms")
+    box.native.setSpecialValueText(f"{prefix}?")
+    return box
+
+
+def target_slider(step: float, **kwargs) -> FloatSlider:
+    """A target time or angle slider that a drag, an arrow key or the wheel moves by
+    ``step``, onto a multiple of it.
+
+    magicgui's float slider keeps the integer step and minimum it was given before its
+    maximum lowered the slider's resolution (TR's 10 ms step became 100 ms, TI2's 10 ms
+    minimum 1 ms), its page step is a few integer units, and a drag lands between steps
+    (TE 499.50667 ms). Here the range and step are set again once the resolution is, a
+    page is ten steps, and each user action is moved onto the grid
+    (:func:`~napari_mr_reparam.widget_logic.on_step`) before it sets the value; a value
+    set in code or typed in the readout is kept as given.
+    """
+    from qtpy.QtWidgets import QSlider
+
+    from .widget_logic import on_step
+
+    slider = FloatSlider(step=step, **kwargs)
+    value = slider.value
+    slider.min, slider.max, slider.step = kwargs["min"], kwargs["max"], step
+    slider.value = value
+    bar = slider.native.findChild(QSlider)
+    bar.setPageStep(10 * bar.singleStep())
+    units = bar.maximum() / slider.max  # integer slider units per value unit
+
+    def snap(_action):
+        value = on_step(bar.sliderPosition() / units, step, slider.min, slider.max)
+        bar.setSliderPosition(round(value * units))
+
+    bar.actionTriggered.connect(snap)
+    return slider
+
+
+def compact(combo, chars: int = 8) -> None:
+    """A combo box as wide as a short name, not its longest choice (a layer name can be
+    long); the list it opens shows the names in full."""
+    from qtpy.QtWidgets import QComboBox
+
+    combo.native.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+    combo.native.setMinimumContentsLength(chars)
+
+
+class NoteLabel(Label):
+    """A line that shows only while it says something (no blank row when empty)."""
+
+    @property
+    def value(self) -> str:
+        return Label.value.fget(self)
+
+    @value.setter
+    def value(self, text: str) -> None:
+        Label.value.fset(self, text)
+        self.visible = bool(text)
+
+
+def in_scroll_area(container: Container) -> QScrollArea:
+    """Put ``container`` (already in its parent's layout) in a scroll area, in its place:
+    a dock taller than the window then scrolls instead of squeezing the controls. A
+    stretch below the controls keeps them at their natural height in a taller dock."""
+    inner = container.native
+    layout = inner.parentWidget().layout()
+    index = layout.indexOf(inner)
+    layout.removeWidget(inner)
+    scroll = _ControlsScrollArea(inner)
+    layout.insertWidget(index, scroll)
+    inner.layout().addStretch()
+    return scroll
+
+
+class _ControlsScrollArea(QScrollArea):
+    """Scrolls up and down only, so it is at least as wide as the controls need."""
+
+    def __init__(self, inner):
+        super().__init__()
+        self.setWidgetResizable(True)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setFrameShape(QFrame.Shape.NoFrame)
+        self.setWidget(inner)
+
+    def minimumSizeHint(self) -> QSize:
+        width = self.widget().minimumSizeHint().width() + self.verticalScrollBar().sizeHint().width()
+        return QSize(width, super().minimumSizeHint().height())
+
+
+def wrap_text(label: Label) -> None:
+    """Long text wraps instead of widening the dock."""
+    from qtpy.QtWidgets import QSizePolicy
+
+    label.native.setWordWrap(True)
+    label.native.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
