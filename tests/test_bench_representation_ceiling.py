@@ -40,6 +40,21 @@ def test_a_mix_of_two_tissues_is_not_one_tissue():
     assert error[:, 2].max() > 3 * error[:, :2].max()
 
 
+def test_training_truth_maps_mix_a_slabs_times_by_each_voxels_share_of_the_water():
+    from types import SimpleNamespace
+
+    values = np.array([[0.0, 0.8, 1.0], [1.0, 1400.0, 4000.0], [1.0, 90.0, 1600.0]])  # PD, T1, T2 per class
+    classes = np.zeros((1, 4, 1, 2), int)
+    classes[0, :, 0, 0] = 1  # pure grey matter
+    classes[0, :3, 0, 1], classes[0, 3, 0, 1] = 1, 2  # three voxels of grey matter, one of CSF
+    subject = SimpleNamespace(values=values, classes=classes, bias=np.ones(classes.shape))
+    pd, t1, t2 = brc.truth_maps(subject)
+    np.testing.assert_allclose([pd[0, 0, 0], t1[0, 0, 0], t2[0, 0, 0]], [0.8, 1400.0, 90.0])
+    share = 1.0 / (3 * 0.8 + 1.0)  # the CSF voxel's share of the water
+    assert pd[0, 0, 1] == pytest.approx((3 * 0.8 + 1.0) / 4)
+    assert t2[0, 0, 1] == pytest.approx(np.exp((1 - share) * np.log(90.0) + share * np.log(1600.0)))
+
+
 def test_the_lookup_is_exact_where_the_target_is_a_function_of_intensity():
     image = np.random.default_rng(0).uniform(0, 1, (2, 16, 16)).astype(np.float32)
     index = np.clip((image * 8).astype(int), 0, 7)
@@ -54,8 +69,10 @@ def test_run_gives_the_maps_row_and_a_lookup_row_per_input(tmp_path, capsys):
 
     path = _label_map(tmp_path / "s.nii.gz")
     summaries = brc.run([path], 2, 3, 16, log=lambda *a, **k: None)
-    assert set(summaries) == {brc.MAPS_LABEL, *brc.ext.INPUT_NAMES}
-    assert summaries[brc.MAPS_LABEL]["count"] == 2 * 3
+    assert set(summaries) == {brc.MAPS_LABEL, brc.TRUTH_LABEL, *brc.ext.INPUT_NAMES}
+    assert summaries[brc.MAPS_LABEL]["count"] == summaries[brc.TRUTH_LABEL]["count"] == 2 * 3
+    # fitted to the targets, the maps do at least as well as training's truth maps
+    assert summaries[brc.MAPS_LABEL]["psnr_mean"] >= summaries[brc.TRUTH_LABEL]["psnr_mean"] - 0.5
     assert summaries[brc.MAPS_LABEL]["psnr_mean"] > max(summaries[n]["psnr_mean"] for n in brc.ext.INPUT_NAMES)
     text = brc.table(summaries, 16)
     assert text.count("intensity lookup, 16 bins") == len(brc.ext.INPUT_NAMES)

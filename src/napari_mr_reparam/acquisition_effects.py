@@ -306,8 +306,6 @@ def realistic_example(subject, bias, rng: np.random.Generator, effects: Effects,
     """
     if with_classes and subject.fractions is None:
         raise ValueError(f"{subject.name}: no tissue fractions to give classes from")
-    from . import DEFAULT_TE_MS, DEFAULT_TR_MS
-
     mask = subject.mask()
     first, last = np.flatnonzero(mask.any(axis=(1, 2)))[[0, -1]]
     lo, hi = effects.slice_span
