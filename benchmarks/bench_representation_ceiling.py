@@ -1,7 +1,7 @@
 """What could per-voxel maps, or a per-voxel intensity lookup, give at best?
 
     python benchmarks/bench_representation_ceiling.py [--slices 8] [--targets 12] [--bins 64]
-                                                      [--tuning]
+                                                      [--tuning] [--sample]
 
 Two oracles on the external benchmark's held-out subjects (:mod:`bench_external`), each
 fitted to the subject's own true targets, to say what limits a single image's prediction:
@@ -17,6 +17,11 @@ fitted to the subject's own true targets, to say what limits a single image's pr
   mean of its voxels' times weighted by each voxel's share of the water, PD x bias),
   rendered as one compartment. Not fitted to the targets: what a network that learned its
   map loss's targets exactly would score.
+- ``--sample``: the two maps rows on the demo's sample head
+  (:mod:`napari_mr_reparam.sample_head`) at each of its ground truths, as the widget
+  scores them (each slice at its own maximum): the single-compartment maps fitted to the
+  held-out targets and the three truths together, and the head's own maps (the phantom's,
+  which training's map loss compares with) rendered as one compartment.
 - ``intensity lookup``: each target as a function of the input's intensity alone, the
   conditional mean over the subject's pixels in ``--bins`` bins of the input (fitted to
   the truth, so any monotone or non-monotone intensity mapping does no better on average).
@@ -125,6 +130,50 @@ def run(paths, slices: int, n_targets: int, bins: int, log=print) -> dict:
     return {k: v.summary() for k, v in tallies.items()}
 
 
+def sample_rows(n_targets: int) -> list[tuple[str, list[float]]]:
+    """PSNR (dB) of the two maps rows at each of the sample head's ground truths."""
+    from napari_mr_reparam.metrics import batch_metrics, to_255
+    from napari_mr_reparam.phantoms import load_phantom
+    from napari_mr_reparam.resize import resize_slices
+    from napari_mr_reparam.sample_head import PHANTOM, SIZE, SLICES, TABLE, TRUTH_ACQS
+    from napari_mr_reparam.simulate import Acquisition, choose_slices, pad_to_square, render_slices
+
+    phantom = load_phantom(PHANTOM, table=TABLE)
+    index = choose_slices(phantom, SLICES)
+    truths = [ext.Acq(te, tr) for te, tr in TRUTH_ACQS]
+    targets = ext.heldout_targets(n_targets) + truths
+
+    def on_head(signal):  # as the sample head's layers are made
+        return np.clip(resize_slices(pad_to_square(np.asarray(signal, np.float32)), SIZE), 0.0, None)
+
+    raw = np.stack([on_head(render_slices(phantom, Acquisition(t.te, t.tr), index)) for t in targets])
+    atoms = dictionary(targets)
+    fits = np.stack([fit_maps(raw[:, z].astype(np.float64), atoms) for z in range(raw.shape[1])], axis=1)
+    pd, t1, t2 = (np.asarray(getattr(phantom, k))[index] for k in ("pd", "t1", "t2"))
+
+    def psnr(pred, k):
+        truth = raw[k] / np.maximum(raw[k].max(axis=(1, 2), keepdims=True), 1e-12)
+        pred = pred / np.maximum(pred.max(axis=(1, 2), keepdims=True), 1e-12)
+        return float(batch_metrics(to_255(np.clip(pred, 0, 1).astype(np.float32)),
+                                   to_255(truth.astype(np.float32)))["psnr"].mean())
+
+    first = len(targets) - len(truths)
+    fitted = [psnr(fits[k], k) for k in range(first, len(targets))]
+    own = [psnr(on_head(ext.signal(t, pd, t1, t2)), first + i) for i, t in enumerate(truths)]
+    return [(f"{MAPS_LABEL} (fitted to {len(targets)} targets)", fitted),
+            (f"{TRUTH_LABEL} (the head's own maps)", own)]
+
+
+def sample_table(rows) -> str:
+    from napari_mr_reparam.sample_head import TRUTH_ACQS
+
+    head = " | ".join(f"TE {te:g}/TR {tr:g}" for te, tr in TRUTH_ACQS)
+    lines = [f"| maps | {head} | mean |", "|---" * (len(TRUTH_ACQS) + 2) + "|"]
+    for label, values in rows:
+        lines.append(f"| {label} | " + " | ".join(f"{v:.2f}" for v in values) + f" | {np.mean(values):.2f} |")
+    return "\n".join(lines)
+
+
 def table(summaries: dict, bins: int) -> str:
     rows = [{"model": MAPS_LABEL, "what": "none (fitted to the targets)", "saw": None,
              "summary": summaries[MAPS_LABEL]},
@@ -138,9 +187,14 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ext.add_subject_options(parser)
     parser.add_argument("--bins", type=int, default=64, help="intensity bins of the lookup")
+    parser.add_argument("--sample", action="store_true", help="the maps rows on the demo's sample head instead")
     args = parser.parse_args(argv)
     if args.bins < 2:
         parser.error("--bins must be at least 2")
+    if args.sample:
+        print("the demo's sample head: PSNR (dB) at each ground truth, each slice at its own maximum\n")
+        print(sample_table(sample_rows(args.targets)))
+        return 0
     paths, missing = ext.subject_paths(args.tuning)
     if missing:
         print(missing)

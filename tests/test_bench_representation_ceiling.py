@@ -78,6 +78,18 @@ def test_run_gives_the_maps_row_and_a_lookup_row_per_input(tmp_path, capsys):
     assert text.count("intensity lookup, 16 bins") == len(brc.ext.INPUT_NAMES)
 
 
+def test_the_sample_heads_rows_name_each_ground_truth(monkeypatch):
+    from napari_mr_reparam import sample_head
+
+    monkeypatch.setattr(sample_head, "SLICES", 2)
+    monkeypatch.setattr(sample_head, "SIZE", 48)
+    rows = brc.sample_rows(2)
+    assert [label.split(" (")[0] for label, _ in rows] == [brc.MAPS_LABEL, brc.TRUTH_LABEL]
+    assert all(len(values) == len(sample_head.TRUTH_ACQS) and min(values) > 15 for _, values in rows)
+    text = brc.sample_table(rows)
+    assert "TE 120/TR 6000" in text and text.count("\n") == 3
+
+
 def test_too_few_bins_are_refused(capsys):
     with pytest.raises(SystemExit):
         brc.main(["--bins", "1"])
