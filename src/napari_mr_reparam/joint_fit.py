@@ -239,7 +239,7 @@ def fit_maps(volumes, acquisitions, prior: dict | None = None, scale: str = "sha
     inversion : float, optional
         Inversion efficiency of the inversion-recovery inputs (1: a perfect inversion).
         Default: estimated from them (:func:`~napari_mr_reparam.inversion.inversion_efficiency`; 1 with fewer than
-        :data:`MIN_INVERSION_TIMES` TIs).
+        :data:`~napari_mr_reparam.inversion.MIN_INVERSION_TIMES` TIs).
     clipped : list of boolean arrays (or None), optional
         Per input, the voxels whose value the scanner clipped at the top of its range
         (:func:`~napari_mr_reparam.dicom.read_series` gives them as ``extra["saturated"]``):

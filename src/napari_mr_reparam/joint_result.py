@@ -23,19 +23,19 @@ class JointMaps:
 
     ``determined`` holds one boolean map per parameter (True where the inputs determine
     it, False where it came from the prior); ``scales`` each input's gain relative to the
-    first; ``acquisitions`` the inputs' (:class:`AcquisitionValues`); ``b1`` the refocusing
+    first; ``acquisitions`` the inputs' (:class:`~napari_mr_reparam.fit_information.AcquisitionValues`); ``b1`` the refocusing
     flip-angle scale fitted from a multi-echo train (1: 180 degrees at the slice centre; NaN
     where no train was fitted), None without one; ``noise`` each input's noise as a fraction
     of its bright signal, as the fit took it (:func:`image_noise.estimate_noise`);
     ``prior_source`` where what the inputs leave open came from: ``"network"`` (the network's maps),
-    ``"given"`` (maps passed to :func:`fit_maps`) or ``"default"`` (a broad prior, T1 1000 ms
+    ``"given"`` (maps passed to :func:`~napari_mr_reparam.joint_fit.fit_maps`) or ``"default"`` (a broad prior, T1 1000 ms
     and T2 100 ms); ``prior_parameters`` the maps the prior holds (PD as well as T1 and T2
     where the inputs measure neither time); ``resampled`` the names of inputs that were
     brought onto the first input's grid (:mod:`.grids`) before the fit, set by the caller
     that resampled them; ``registered`` each registered input's name and motion against
     the first (:class:`~napari_mr_reparam.registration.Motion`), likewise set by the
     caller; ``partly_measured`` the share of the object that only some inputs measured
-    (outside the others' fields of view; :func:`joint_maps` fits it to those inputs alone)
+    (outside the others' fields of view; :func:`~napari_mr_reparam.joint_fit.joint_maps` fits it to those inputs alone)
     and ``partly_prior`` what fills in what they leave open there (``"network"``: its read
     of the first input; ``"default"``); ``sigma`` each input's noise in its own units, as
     the fit took it (``noise`` times the input's bright signal); ``averaged`` about how
