@@ -608,7 +608,7 @@ class ReparamWidget(Container):
     def _on_error(self, exc: Exception) -> None:
         from napari.utils.notifications import show_error
 
-        from .inference import Cancelled
+        from .cancellation import Cancelled
 
         if isinstance(exc, Cancelled):
             self.status.value = "Cancelled"

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import epg
+from .cancellation import stop_if_cancelled
 from .fit_information import checked_values
 
 
@@ -47,10 +48,7 @@ def ideal_form(arrays, acqs, body, cancelled=None, chunk_voxels: int = 1 << 16, 
         flat = [arrays[i].reshape(-1) for i in members]
         tes = [acqs[i].te for i in members]
         for start in range(0, index.size, chunk_voxels):
-            if cancelled is not None and cancelled():
-                from .inference import Cancelled
-
-                raise Cancelled()
+            stop_if_cancelled(cancelled)
             idx = index[start:start + chunk_voxels]
             signals = np.stack([f[idx] for f in flat]).astype(np.float64)
             fit = epg.fit_train(signals, numbers, spacing)

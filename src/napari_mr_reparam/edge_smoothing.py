@@ -12,6 +12,8 @@ import math
 
 import numpy as np
 
+from .cancellation import stop_if_cancelled
+
 #: Edge-preserving smoothing of the inputs before the fit (:func:`smooth_inputs`): the
 #: in-plane radius (voxels) of the disc of neighbours, and how alike (in noise levels, over
 #: all inputs at once) a neighbour's signals must be to be averaged in. Chosen on training
@@ -98,10 +100,7 @@ def smooth_inputs(arrays, sigma, radius: float | None = None, strength: float = 
                 r[first:first + values.shape[0]] = values
 
     for start in range(0, z, step):
-        if cancelled is not None and cancelled():
-            from .inference import Cancelled
-
-            raise Cancelled()
+        stop_if_cancelled(cancelled)
         lo, hi = max(0, start - halo), min(z, start + step + halo)
         x = torch.from_numpy(np.stack([r[lo:hi] for r in region])) * scale
         num = x.clone()

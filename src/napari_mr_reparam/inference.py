@@ -21,6 +21,7 @@ from typing import Callable
 import numpy as np
 
 from .acquisition import TRAINED_RANGE_MS, Acquisition, out_of_range_warnings  # noqa: F401
+from .cancellation import Cancelled, stop_if_cancelled  # noqa: F401  (Cancelled: part of this module's API)
 from .detail import DetailGuide
 from .resize import resize_slices
 
@@ -99,10 +100,6 @@ class QuantitativeMaps:
             m[self.nan] = np.nan
             out[key] = m
         return out
-
-
-class Cancelled(Exception):
-    """Raised inside a prediction when its ``cancelled`` callback answers True."""
 
 
 @dataclass(frozen=True)
@@ -385,8 +382,7 @@ class Reparameterizer:
         given = _as_acquisition(input).per_slice(n)
         parts, start = [], 0
         while start < n:
-            if cancelled is not None and cancelled():
-                raise Cancelled()
+            stop_if_cancelled(cancelled)
             sl = slice(start, min(n, start + self.batch_size))
             maps = self._guarded(self._maps_batch, images[sl], given.take(sl), options)
             if maps is None:
@@ -468,8 +464,7 @@ class Reparameterizer:
         out = np.empty_like(images01)
         start = 0
         while start < n:
-            if cancelled is not None and cancelled():
-                raise Cancelled()
+            stop_if_cancelled(cancelled)
             sl = slice(start, min(n, start + self.batch_size))
             result = self._guarded(self._run_batch, images01[sl], want.te_ms[sl], want.tr_ms[sl],
                                    given.te_ms[sl], given.tr_ms[sl])

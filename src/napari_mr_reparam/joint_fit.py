@@ -257,7 +257,7 @@ def fit_maps(volumes, acquisitions, prior: dict | None = None, scale: str = "sha
     progress, cancelled : callables, optional
         As the engine's: ``progress(n)`` after each chunk of voxels with the number of
         slices (first axis; one for a 2-D image) it finished, ``cancelled()`` asked before
-        each chunk (True raises :class:`~napari_mr_reparam.inference.Cancelled`).
+        each chunk (True raises :class:`~napari_mr_reparam.cancellation.Cancelled`).
     """
     arrays, acqs = _check_inputs(volumes, acquisitions)
     if scale not in ("shared", "per_input"):

@@ -22,6 +22,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from .cancellation import Cancelled, stop_if_cancelled
 from .io import Volume, stack_affine
 
 #: Shrink factors of the two levels (coarse to fine).
@@ -150,8 +151,6 @@ def _register(fixed: Volume, moving: Volume, cancelled=None) -> np.ndarray:
         raise ValueError(f"registration of {moving.source or 'an input'} onto {fixed.source or 'the first input'} "
                          f"failed ({str(exc).strip().splitlines()[-1][:120]})") from None
     if stopped:
-        from .inference import Cancelled
-
         raise Cancelled()
     return _matrix(start)
 
@@ -171,7 +170,7 @@ def find_motion(reference: Volume, moved: Volume, cancelled=None) -> Motion:
     optimum (as registrations do when the head moved far) and the result is refused. A
     scan of voxels :data:`COARSER` times larger is the one sampled, one way only.
     ``cancelled()`` is asked at every iteration of the optimizer: True stops it and raises
-    :class:`~napari_mr_reparam.inference.Cancelled`."""
+    :class:`~napari_mr_reparam.cancellation.Cancelled`."""
     for volume in (reference, moved):
         refusal = _refusal(volume)
         if refusal:
@@ -225,7 +224,7 @@ def registered(volumes: list[Volume], reference: int = 0, progress=None,
     against each other: one registration serves them all, and those of the reference's
     series stay as they are. ``progress(n)`` is told each further volume's share of
     :func:`work_units` once it is placed; ``cancelled()`` is asked before each and during
-    each registration (True raises :class:`~napari_mr_reparam.inference.Cancelled`)."""
+    each registration (True raises :class:`~napari_mr_reparam.cancellation.Cancelled`)."""
     found = {_series(volumes[reference]): None}
     share = work_units(np.shape(volumes[reference].data))
     out, motions = [], []
@@ -234,10 +233,7 @@ def registered(volumes: list[Volume], reference: int = 0, progress=None,
             out.append(volume)
             motions.append(None)
             continue
-        if cancelled is not None and cancelled():
-            from .inference import Cancelled
-
-            raise Cancelled()
+        stop_if_cancelled(cancelled)
         series = _series(volume)
         if series is not None and series in found:
             motion = found[series]

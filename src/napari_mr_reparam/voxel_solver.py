@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .cancellation import stop_if_cancelled
 from .fit_information import PARAMETERS, signal_and_slopes, solve3, standard_errors
 
 #: Fit bounds (ms).
@@ -318,13 +319,6 @@ class VoxelProblem:
         return s, prior_log, valid, low
 
 
-def _raise_if_cancelled(cancelled) -> None:
-    if cancelled is not None and cancelled():
-        from .inference import Cancelled
-
-        raise Cancelled()
-
-
 def fit_voxels(problem: VoxelProblem, tolerance: float, iterations: int, grid_points: int,
                chunk_voxels: int, progress=None, cancelled=None) -> tuple[dict, dict]:
     """Fit every voxel of ``problem``, ``chunk_voxels`` at a time: a grid's start and
@@ -352,7 +346,7 @@ def fit_voxels(problem: VoxelProblem, tolerance: float, iterations: int, grid_po
 
     def refit_pending():
         nonlocal pending, waiting
-        _raise_if_cancelled(cancelled)
+        stop_if_cancelled(cancelled)
 
         def joined(part):
             return None if pending[0][part] is None else torch.cat([q[part] for q in pending], dim=-1)
@@ -368,7 +362,7 @@ def fit_voxels(problem: VoxelProblem, tolerance: float, iterations: int, grid_po
 
     with torch.no_grad():
         for start in range(0, p.index.size, chunk_voxels):
-            _raise_if_cancelled(cancelled)
+            stop_if_cancelled(cancelled)
             stop = min(start + chunk_voxels, p.index.size)
             s, prior_log, valid, low = p.chunk(start, stop, torch)
             x, cost, hess = fit_chunk(s, sigma, p.acqs, p.scales, p.free, prior_log,
