@@ -67,8 +67,9 @@ def write_series(folder: str | Path, voxels: np.ndarray, affine: np.ndarray, *, 
     source = _source_dataset(source_files)
     meta = _series_attributes(source, te_ms, tr_ms, model, extra or {})
     meta["SeriesNumber"] = _series_number(source, folder)
-    slope, signed = _encoding(volume)
-    meta.update(_window(volume))
+    finite = volume[np.isfinite(volume)]
+    slope, signed = _encoding(finite)
+    meta.update(_window(finite))
     folder.parent.mkdir(parents=True, exist_ok=True)
     temp = folder.with_name(f".{folder.name}.{secrets.token_hex(4)}")
     temp.mkdir()
@@ -88,10 +89,10 @@ def write_series(folder: str | Path, voxels: np.ndarray, affine: np.ndarray, *, 
     return folder
 
 
-def _encoding(volume: np.ndarray) -> tuple[float, bool]:
-    """(RescaleSlope, signed): the finest power of ten that holds the largest magnitude in
-    16 bits (1 for whole numbers that fit), signed only where there are negative values."""
-    finite = volume[np.isfinite(volume)]
+def _encoding(finite: np.ndarray) -> tuple[float, bool]:
+    """(RescaleSlope, signed) for a volume's ``finite`` values: the finest power of ten that
+    holds the largest magnitude in 16 bits (1 for whole numbers that fit), signed only
+    where there are negative values."""
     signed = bool(finite.size) and float(finite.min()) < 0
     top = float(np.abs(finite).max()) if finite.size else 0.0
     levels = 32767 if signed else 65535
@@ -100,9 +101,9 @@ def _encoding(volume: np.ndarray) -> tuple[float, bool]:
     return float(10.0 ** np.ceil(np.log10(top / levels))), signed
 
 
-def _window(volume: np.ndarray) -> dict:
-    """A viewer's first window: from 0 (or the lowest value) to the 99.5th percentile."""
-    finite = volume[np.isfinite(volume)]
+def _window(finite: np.ndarray) -> dict:
+    """A viewer's first window over a volume's ``finite`` values: from 0 (or the lowest
+    value) to the 99.5th percentile."""
     if not finite.size:
         return {}
     low, high = min(float(finite.min()), 0.0), float(np.percentile(finite, 99.5))
