@@ -134,19 +134,14 @@ def sample_rows(n_targets: int) -> list[tuple[str, list[float]]]:
     """PSNR (dB) of the two maps rows at each of the sample head's ground truths."""
     from napari_mr_reparam.metrics import batch_metrics, to_255
     from napari_mr_reparam.phantoms import load_phantom
-    from napari_mr_reparam.resize import resize_slices
-    from napari_mr_reparam.sample_head import PHANTOM, SIZE, SLICES, TABLE, TRUTH_ACQS
-    from napari_mr_reparam.simulate import Acquisition, choose_slices, pad_to_square, render_slices
+    from napari_mr_reparam.sample_head import PHANTOM, SLICES, TABLE, TRUTH_ACQS, on_head_grid
+    from napari_mr_reparam.simulate import Acquisition, choose_slices, render_slices
 
     phantom = load_phantom(PHANTOM, table=TABLE)
     index = choose_slices(phantom, SLICES)
     truths = [ext.Acq(te, tr) for te, tr in TRUTH_ACQS]
     targets = ext.heldout_targets(n_targets) + truths
-
-    def on_head(signal):  # as the sample head's layers are made
-        return np.clip(resize_slices(pad_to_square(np.asarray(signal, np.float32)), SIZE), 0.0, None)
-
-    raw = np.stack([on_head(render_slices(phantom, Acquisition(t.te, t.tr), index)) for t in targets])
+    raw = np.stack([on_head_grid(render_slices(phantom, Acquisition(t.te, t.tr), index)) for t in targets])
     atoms = dictionary(targets)
     fits = np.stack([fit_maps(raw[:, z].astype(np.float64), atoms) for z in range(raw.shape[1])], axis=1)
     pd, t1, t2 = (np.asarray(getattr(phantom, k))[index] for k in ("pd", "t1", "t2"))
@@ -159,7 +154,7 @@ def sample_rows(n_targets: int) -> list[tuple[str, list[float]]]:
 
     first = len(targets) - len(truths)
     fitted = [psnr(fits[k], k) for k in range(first, len(targets))]
-    own = [psnr(on_head(ext.signal(t, pd, t1, t2)), first + i) for i, t in enumerate(truths)]
+    own = [psnr(on_head_grid(ext.signal(t, pd, t1, t2)), first + i) for i, t in enumerate(truths)]
     return [(f"{MAPS_LABEL} (fitted to {len(targets)} targets)", fitted),
             (f"{TRUTH_LABEL} (the head's own maps)", own)]
 

@@ -32,21 +32,28 @@ TABLE = "3t"
 def sample_volumes() -> tuple:
     """Layer tuples of the input head followed by its ground truths (computed once)."""
     from .phantoms import load_phantom
-    from .resize import resize_slices
-    from .simulate import Acquisition, choose_slices, pad_to_square, render_slices
+    from .simulate import Acquisition, choose_slices, render_slices
 
     phantom = load_phantom(PHANTOM, table=TABLE)
     index = choose_slices(phantom, SLICES)
     spacing = _spacing(phantom, index)
     layers = []
     for te, tr in (INPUT_ACQ, *TRUTH_ACQS):
-        signal = pad_to_square(render_slices(phantom, Acquisition(te, tr), index))
-        images = np.clip(resize_slices(signal, SIZE), 0.0, None)
+        images = on_head_grid(render_slices(phantom, Acquisition(te, tr), index))
         meta = {"te_ms": te, "tr_ms": tr, "sequence": "spin_echo", "phantom": phantom.name}
         kwargs = {"name": f"head TE{te:g} TR{tr:g}", "scale": spacing, "metadata": meta, "colormap": "gray",
                   "axis_labels": AXIS_LABELS}
         layers.append(((images * UNITS).astype(np.float32), kwargs, "image"))
     return tuple(layers)
+
+
+def on_head_grid(signal: np.ndarray) -> np.ndarray:
+    """Slices of the phantom's signal (or of any map) laid out as the head's layers are:
+    padded square, resized to ``SIZE`` pixels, no negative values."""
+    from .resize import resize_slices
+    from .simulate import pad_to_square
+
+    return np.clip(resize_slices(pad_to_square(np.asarray(signal, np.float32)), SIZE), 0.0, None)
 
 
 def _spacing(phantom, index: np.ndarray) -> tuple[float, float, float]:
