@@ -195,3 +195,43 @@ def test_classes_follow_the_tissue_through_slab_and_skull_strip():
     assert strip["classes"][TISSUES.index("fat")].max() == 0.0  # stripped with the skull
     with pytest.raises(ValueError, match="no tissue fractions"):
         realistic_example(head(), None, rng, Effects.none(), "p2p", ("spin_echo",), with_classes=True)
+
+
+def _mixed_slab_subject() -> Phantom:
+    """Three grid slices, one pixel each: grey matter, half grey half CSF, CSF; rendered
+    from a mixture of the two tissues."""
+    from napari_mr_reparam.phantoms.mixture import Mixture
+
+    csf = np.array([0.0, 0.5, 1.0], np.float32)[:, None, None]
+    fractions = {"grey_matter": 1 - csf, "csf": csf}
+    mixture = Mixture(fractions=fractions, values={"grey_matter": (0.8, 1400.0, 100.0, 60.0),
+                                                   "csf": (1.0, 4000.0, 2000.0, 1600.0)})
+    maps = np.ones((3, 1, 1), np.float32)
+    return Phantom(maps, maps * 1000, maps * 100, maps * 80, voxel_size_mm=(2.0, 2.0, 2.0), mixture=mixture)
+
+
+def test_matched_slab_maps_render_the_slab_signal_at_the_reference_times():
+    from napari_mr_reparam.acquisition_effects import slab_matched_times
+
+    subject = _mixed_slab_subject()
+    w = np.array([0.25, 0.5, 0.25], np.float32)
+    times = slab_matched_times(subject, 1, w)
+    water = 0.25 * 0.8 + 0.5 * (0.5 * 0.8 + 0.5) + 0.25 * 1.0  # the slab's water
+    grey, fluid = 0.25 * 0.8 + 0.5 * 0.4, 0.5 * 0.5 + 0.25 * 1.0
+    for key, (t_grey, t_fluid) in (("t2", (100.0, 2000.0)), ("t1", (1400.0, 4000.0))):
+        ref = physics.MATCHED_REFERENCE_MS[key]
+        mixed = (grey * np.exp(-ref / t_grey) + fluid * np.exp(-ref / t_fluid)) / water
+        assert np.exp(-ref / times[key][0, 0]) == pytest.approx(mixed, rel=1e-5)
+    geometric = np.exp((grey * np.log(100.0) + fluid * np.log(2000.0)) / water)
+    assert 100.0 < times["t2"][0, 0] < 2000.0 and abs(times["t2"][0, 0] / geometric - 1) > 0.05
+
+
+def test_the_maps_of_an_example_mix_as_the_effects_say():
+    subject = _mixed_slab_subject()
+    effects = replace(Effects.none(), thickness_mm=(6.0, 6.0), slice_span=(0.5, 0.5))
+    maps = {mix: realistic_example(subject, None, np.random.default_rng(0), replace(effects, map_mix=mix),
+                                   "p2p", ("spin_echo",), with_maps=True)["maps"] for mix in physics.TIME_MIXES}
+    assert maps["geometric"][0] == pytest.approx(maps["matched"][0])  # PD is PD
+    assert abs(maps["matched"][2, 0, 0] / maps["geometric"][2, 0, 0] - 1) > 0.05
+    with pytest.raises(ValueError, match="map_mix must be one of geometric, matched"):
+        Effects.from_options({"map_mix": "arithmetic"})
