@@ -17,6 +17,10 @@ fitted to the subject's own true targets, to say what limits a single image's pr
   mean of its voxels' times weighted by each voxel's share of the water, PD x bias),
   rendered as one compartment. Not fitted to the targets: what a network that learned its
   map loss's targets exactly would score.
+- ``training's truth maps, matched``: the same with T1 and T2 mixed to match the signal
+  (the recipes' ``map_mix = "matched"``): each the one time whose decay at the reference
+  time (:data:`~napari_mr_reparam.physics.MATCHED_REFERENCE_MS`) is the water-weighted
+  mean of its voxels' decays there.
 - ``--sample``: the two maps rows on the demo's sample head
   (:mod:`napari_mr_reparam.sample_head`) at each of its ground truths, as the widget
   scores them (each slice at its own maximum): the single-compartment maps fitted to the
@@ -44,6 +48,7 @@ T1_GRID_MS = np.geomspace(50.0, 6000.0, 60)
 T2_GRID_MS = np.geomspace(5.0, 4000.0, 90)
 MAPS_LABEL = "single-compartment maps"
 TRUTH_LABEL = "training's truth maps"
+MATCHED_LABEL = "training's truth maps, matched"
 
 
 def dictionary(targets: list[ext.Acq]) -> np.ndarray:
@@ -72,13 +77,19 @@ def fit_maps(raw: np.ndarray, atoms: np.ndarray, chunk: int = 8192) -> np.ndarra
     return fit.reshape(raw.shape)
 
 
-def truth_maps(subject: ext.HeldoutSubject) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def truth_maps(subject: ext.HeldoutSubject, mix: str = "geometric") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """PD, T1 and T2 (slices, h, w) of each pixel's slab as training's map loss takes them:
-    PD the mean over the slab's voxels (PD x bias), each time the geometric mean weighted by
-    each voxel's share of that water."""
+    PD the mean over the slab's voxels (PD x bias), each time mixed over the voxels by
+    their share of that water as ``mix`` says (:data:`~napari_mr_reparam.physics.TIME_MIXES`)."""
+    from napari_mr_reparam.physics import MATCHED_REFERENCE_MS, water_matched_time
+
     pd_v, t1_v, t2_v = (np.asarray(subject.values[k], np.float64)[subject.classes] for k in range(3))
     water = pd_v * subject.bias
     total = water.sum(axis=1)
+    if mix == "matched":
+        t1, t2 = (water_matched_time(total, (water * np.exp(-MATCHED_REFERENCE_MS[k] / np.maximum(t, 1e-3))).sum(axis=1),
+                                     MATCHED_REFERENCE_MS[k]) for k, t in (("t1", t1_v), ("t2", t2_v)))
+        return water.mean(axis=1), t1, t2
     weight = np.divide(water, total[:, None], out=np.zeros_like(water), where=total[:, None] > 0)
     t1, t2 = (np.exp((weight * np.log(np.maximum(t, 1e-3))).sum(axis=1)) for t in (t1_v, t2_v))
     return water.mean(axis=1), t1, t2
@@ -117,10 +128,11 @@ def run(paths, slices: int, n_targets: int, bins: int, log=print) -> dict:
         for k, t in enumerate(targets):
             pred = np.clip(fits[k], 0.0, 1.0).astype(np.float32)
             tallies.setdefault(MAPS_LABEL, ext.Tally()).add(ext.score(pred, truths[k], subject.mask), t)
-        pd, t1, t2 = truth_maps(subject)
-        for t, truth in zip(targets, truths):
-            pred = normalize_to_max(np.asarray(ext.signal(t, pd, t1, t2), np.float32))
-            tallies.setdefault(TRUTH_LABEL, ext.Tally()).add(ext.score(pred, truth, subject.mask), t)
+        for label, mix in ((TRUTH_LABEL, "geometric"), (MATCHED_LABEL, "matched")):
+            pd, t1, t2 = truth_maps(subject, mix)
+            for t, truth in zip(targets, truths):
+                pred = normalize_to_max(np.asarray(ext.signal(t, pd, t1, t2), np.float32))
+                tallies.setdefault(label, ext.Tally()).add(ext.score(pred, truth, subject.mask), t)
         for inp in subject.inputs:
             image = subject.acquire(inp)
             for t, truth in zip(targets, truths):
@@ -134,6 +146,7 @@ def sample_rows(n_targets: int) -> list[tuple[str, list[float]]]:
     """PSNR (dB) of the two maps rows at each of the sample head's ground truths."""
     from napari_mr_reparam.metrics import batch_metrics, to_255
     from napari_mr_reparam.phantoms import load_phantom
+    from napari_mr_reparam.physics import MATCHED_REFERENCE_MS, water_matched_time
     from napari_mr_reparam.sample_head import PHANTOM, SLICES, TABLE, TRUTH_ACQS, on_head_grid
     from napari_mr_reparam.simulate import Acquisition, choose_slices, render_slices
 
@@ -155,8 +168,13 @@ def sample_rows(n_targets: int) -> list[tuple[str, list[float]]]:
     first = len(targets) - len(truths)
     fitted = [psnr(fits[k], k) for k in range(first, len(targets))]
     own = [psnr(on_head_grid(ext.signal(t, pd, t1, t2)), first + i) for i, t in enumerate(truths)]
+    water = phantom.mixture.water_decay("t1", 0.0, index)
+    t1, t2 = (water_matched_time(water, phantom.mixture.water_decay(k, ref, index), ref)
+              for k, ref in MATCHED_REFERENCE_MS.items())
+    matched = [psnr(on_head_grid(ext.signal(t, water, t1, t2)), first + i) for i, t in enumerate(truths)]
     return [(f"{MAPS_LABEL} (fitted to {len(targets)} targets)", fitted),
-            (f"{TRUTH_LABEL} (the head's own maps)", own)]
+            (f"{TRUTH_LABEL} (the head's own maps)", own),
+            (f"{MATCHED_LABEL} (the head's tissues)", matched)]
 
 
 def sample_table(rows) -> str:
@@ -173,7 +191,9 @@ def table(summaries: dict, bins: int) -> str:
     rows = [{"model": MAPS_LABEL, "what": "none (fitted to the targets)", "saw": None,
              "summary": summaries[MAPS_LABEL]},
             {"model": TRUTH_LABEL, "what": "none (the subject's own tissues, mixed as training mixes them)",
-             "saw": None, "summary": summaries[TRUTH_LABEL]}]
+             "saw": None, "summary": summaries[TRUTH_LABEL]},
+            {"model": MATCHED_LABEL, "what": "none (the same, each time matched at its reference)",
+             "saw": None, "summary": summaries[MATCHED_LABEL]}]
     rows += ext.input_rows(f"intensity lookup, {bins} bins", summaries)
     return ext.psnr_table(rows, "input")
 

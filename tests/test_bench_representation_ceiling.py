@@ -53,6 +53,13 @@ def test_training_truth_maps_mix_a_slabs_times_by_each_voxels_share_of_the_water
     share = 1.0 / (3 * 0.8 + 1.0)  # the CSF voxel's share of the water
     assert pd[0, 0, 1] == pytest.approx((3 * 0.8 + 1.0) / 4)
     assert t2[0, 0, 1] == pytest.approx(np.exp((1 - share) * np.log(90.0) + share * np.log(1600.0)))
+    # matched: the slab's one T2 decays at the reference as its voxels' water does
+    from napari_mr_reparam.physics import MATCHED_REFERENCE_MS
+
+    _, t1m, t2m = brc.truth_maps(subject, "matched")
+    ref = MATCHED_REFERENCE_MS["t2"]
+    assert np.exp(-ref / t2m[0, 0, 1]) == pytest.approx((1 - share) * np.exp(-ref / 90.0) + share * np.exp(-ref / 1600.0))
+    assert t1m[0, 0, 0] == pytest.approx(1400.0) and t2m[0, 0, 0] == pytest.approx(90.0)
 
 
 def test_the_lookup_is_exact_where_the_target_is_a_function_of_intensity():
@@ -69,8 +76,8 @@ def test_run_gives_the_maps_row_and_a_lookup_row_per_input(tmp_path, capsys):
 
     path = _label_map(tmp_path / "s.nii.gz")
     summaries = brc.run([path], 2, 3, 16, log=lambda *a, **k: None)
-    assert set(summaries) == {brc.MAPS_LABEL, brc.TRUTH_LABEL, *brc.ext.INPUT_NAMES}
-    assert summaries[brc.MAPS_LABEL]["count"] == summaries[brc.TRUTH_LABEL]["count"] == 2 * 3
+    assert set(summaries) == {brc.MAPS_LABEL, brc.TRUTH_LABEL, brc.MATCHED_LABEL, *brc.ext.INPUT_NAMES}
+    assert summaries[brc.MAPS_LABEL]["count"] == summaries[brc.MATCHED_LABEL]["count"] == 2 * 3
     # fitted to the targets, the maps do at least as well as training's truth maps
     assert summaries[brc.MAPS_LABEL]["psnr_mean"] >= summaries[brc.TRUTH_LABEL]["psnr_mean"] - 0.5
     assert summaries[brc.MAPS_LABEL]["psnr_mean"] > max(summaries[n]["psnr_mean"] for n in brc.ext.INPUT_NAMES)
@@ -84,10 +91,10 @@ def test_the_sample_heads_rows_name_each_ground_truth(monkeypatch):
     monkeypatch.setattr(sample_head, "SLICES", 2)
     monkeypatch.setattr(sample_head, "SIZE", 48)
     rows = brc.sample_rows(2)
-    assert [label.split(" (")[0] for label, _ in rows] == [brc.MAPS_LABEL, brc.TRUTH_LABEL]
+    assert [label.split(" (")[0] for label, _ in rows] == [brc.MAPS_LABEL, brc.TRUTH_LABEL, brc.MATCHED_LABEL]
     assert all(len(values) == len(sample_head.TRUTH_ACQS) and min(values) > 15 for _, values in rows)
     text = brc.sample_table(rows)
-    assert "TE 120/TR 6000" in text and text.count("\n") == 3
+    assert "TE 120/TR 6000" in text and text.count("\n") == 4
 
 
 def test_too_few_bins_are_refused(capsys):
