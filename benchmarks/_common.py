@@ -114,7 +114,7 @@ def psnr_per_slice(pred, truth) -> float:
 # ------------------------------------------------------- held-out heads as NIfTI scans
 
 #: The 1 mm stack's affine (file axes x, y, z = stack axes 2, 1, 0): x to the left, y to the
-#: back, z up, as the package's stack lays a head out (:mod:`napari_mr_reparam.io`).
+#: back, z up, as the package's stack lays a head out (:mod:`napari_mr_reparam.orientation`).
 FINE = np.diag([-1.0, -1.0, 1.0, 1.0])
 
 

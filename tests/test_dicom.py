@@ -8,6 +8,7 @@ import pytest
 
 from dicom_helpers import AXIAL, CORONAL, oblique, ramp, ras_affine, write_series
 from napari_mr_reparam import dicom, io
+from napari_mr_reparam.volume_writing import save_volume
 
 REAL = Path(__file__).resolve().parents[1].parent / "shared" / "real_scans" / "hazen_relaxometry"
 
@@ -38,7 +39,7 @@ def test_written_nifti_keeps_the_scan_in_place(tmp_path):
     write_series(tmp_path / "s", [data], orientation=CORONAL)
     [vol] = dicom.read_series(tmp_path / "s")
     np.testing.assert_array_equal(vol.data, data)  # coronal slices kept as acquired
-    out = io.save_volume(tmp_path / "out.nii.gz", vol.data * 2, like=vol)
+    out = save_volume(tmp_path / "out.nii.gz", vol.data * 2, like=vol)
     img = nib.load(str(out))
     np.testing.assert_allclose(img.affine, vol.affine, atol=1e-4)
     expected = ras_affine(CORONAL, (-30.0, -40.0, 10.0), 1.5, 1.25, 3.0)
@@ -402,7 +403,7 @@ def test_a_volume_acquired_in_another_plane_reads_as_axial_slices(tmp_path, acqu
     same = _nifti_of(tmp_path, data, expected)
     np.testing.assert_array_equal(vol.data, same.data)
     assert vol.data.shape == (12, 16, 10) and vol.spacing == pytest.approx(same.spacing)
-    out = io.save_volume(tmp_path / "out.nii.gz", vol.data * 2, like=vol)
+    out = save_volume(tmp_path / "out.nii.gz", vol.data * 2, like=vol)
     img = nib.load(str(out))
     np.testing.assert_allclose(img.affine, expected, atol=1e-4)
     np.testing.assert_array_equal(np.asarray(img.dataobj), (data * 2).transpose(2, 1, 0))

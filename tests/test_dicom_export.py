@@ -9,6 +9,9 @@ import pytest
 from dicom_helpers import CORONAL, oblique, ramp, write_series
 
 from napari_mr_reparam import dicom, dicom_export, io
+from napari_mr_reparam.orientation import to_original
+from napari_mr_reparam.sidecars import acquisition_sidecar
+from napari_mr_reparam.volume_writing import save_volume
 
 
 def _source(tmp_path, **kwargs):
@@ -27,8 +30,8 @@ def test_round_trip_keeps_geometry_values_and_the_study(tmp_path):
 
     volume, _ = _source(tmp_path, orientation=oblique(25), extra=patient)
     data = volume.data * 0.37
-    out = io.save_volume(tmp_path / "synth.dcm", data, like=volume, te_ms=100, tr_ms=4000, model="physics",
-                         extra=io.acquisition_sidecar("spin_echo"))
+    out = save_volume(tmp_path / "synth.dcm", data, like=volume, te_ms=100, tr_ms=4000, model="physics",
+                      extra=acquisition_sidecar("spin_echo"))
     assert out.is_dir() and len(list(out.iterdir())) == 4
     back = dicom.read_series(out)
     assert len(back) == 1
@@ -51,7 +54,7 @@ def test_a_3d_volume_laid_out_again_goes_back_to_its_own_slices(tmp_path):
     write_series(tmp_path / "sag", volumes, orientation=CORONAL, row_mm=1.0, col_mm=1.0, step_mm=1.0,
                  extra=lambda ds, e, k: setattr(ds, "MRAcquisitionType", "3D"))
     volume = dicom.read_series(tmp_path / "sag")[0]
-    out = io.save_volume(tmp_path / "out.dcm", volume.data, like=volume, te_ms=20, tr_ms=600)
+    out = save_volume(tmp_path / "out.dcm", volume.data, like=volume, te_ms=20, tr_ms=600)
     got = dicom.read_series(out)[0]
     assert got.data.shape == volume.data.shape
     np.testing.assert_allclose(got.affine, volume.affine, atol=1e-4)
@@ -68,9 +71,9 @@ def test_a_nifti_input_gives_a_series_of_its_own_at_its_place(tmp_path):
     values = np.random.default_rng(1).uniform(0, 900, (10, 12, 5)).astype(np.float32)
     nib.save(nib.Nifti1Image(values, affine), tmp_path / "scan.nii.gz")
     volume = io.load_volume(tmp_path / "scan.nii.gz")
-    out = io.save_volume(tmp_path / "pred.dcm", volume.data, like=volume, te_ms=15, tr_ms=500)
+    out = save_volume(tmp_path / "pred.dcm", volume.data, like=volume, te_ms=15, tr_ms=500)
     got = dicom.read_series(out)[0]
-    read = io.to_original(got, got.data)
+    read = to_original(got, got.data)
     if not np.allclose(got.affine, affine, atol=1e-4):  # the same grid, its slices in the other order
         affine[:3, 3] += 4 * affine[:3, 2]
         affine[:3, 2] *= -1
@@ -84,14 +87,14 @@ def test_a_nifti_input_gives_a_series_of_its_own_at_its_place(tmp_path):
 def test_maps_keep_their_units_and_signed_values_their_sign(tmp_path):
     volume, _ = _source(tmp_path)
     t1 = np.full(volume.data.shape, 1234.5, np.float32)
-    out = io.save_volume(tmp_path / "T1map.dcm", t1, like=volume, model="joint maps",
-                         extra={"Quantity": "T1", "Units": "ms"})
+    out = save_volume(tmp_path / "T1map.dcm", t1, like=volume, model="joint maps",
+                      extra={"Quantity": "T1", "Units": "ms"})
     ds = _one_file(out)
     assert float(ds.RescaleSlope) == pytest.approx(0.1)
     assert ds.pixel_array.max() * float(ds.RescaleSlope) == pytest.approx(1234.5)
     assert "T1 map (ms)" in ds.SeriesDescription and list(ds.ImageType)[-1] == "T1"
     diff = np.linspace(-50, 50, volume.data.size, dtype=np.float32).reshape(volume.data.shape)
-    signed = io.save_volume(tmp_path / "diff.dcm", diff, like=volume)
+    signed = save_volume(tmp_path / "diff.dcm", diff, like=volume)
     got = dicom.read_series(signed)[0].data
     assert _one_file(signed).PixelRepresentation == 1
     np.testing.assert_allclose(got, diff, atol=0.005 + 1e-5)  # stored in hundredths (50 / 32767 < 0.01)
@@ -99,20 +102,20 @@ def test_maps_keep_their_units_and_signed_values_their_sign(tmp_path):
 
 def test_an_existing_folder_is_replaced_only_when_asked_and_only_if_a_series(tmp_path):
     volume, _ = _source(tmp_path)
-    out = io.save_volume(tmp_path / "out.dcm", volume.data, like=volume, te_ms=20, tr_ms=500)
+    out = save_volume(tmp_path / "out.dcm", volume.data, like=volume, te_ms=20, tr_ms=500)
     with pytest.raises(FileExistsError, match="exists"):
-        io.save_volume(out, volume.data, like=volume, te_ms=30, tr_ms=500)
-    io.save_volume(out, volume.data, like=volume, te_ms=30, tr_ms=500, overwrite=True)
+        save_volume(out, volume.data, like=volume, te_ms=30, tr_ms=500)
+    save_volume(out, volume.data, like=volume, te_ms=30, tr_ms=500, overwrite=True)
     assert dicom.read_series(out)[0].te_ms == 30.0 and len(list(out.iterdir())) == 4
     mine = tmp_path / "mine.dcm"
     mine.mkdir()
     (mine / "notes.txt").write_text("keep me")
     with pytest.raises(FileExistsError, match="other than"):
-        io.save_volume(mine, volume.data, like=volume, overwrite=True)
+        save_volume(mine, volume.data, like=volume, overwrite=True)
     assert (mine / "notes.txt").read_text() == "keep me"
     (tmp_path / "file.dcm").write_text("a file")
     with pytest.raises(FileExistsError, match="is a file"):
-        io.save_volume(tmp_path / "file.dcm", volume.data, like=volume, overwrite=True)
+        save_volume(tmp_path / "file.dcm", volume.data, like=volume, overwrite=True)
     assert (tmp_path / "file.dcm").read_text() == "a file"
 
 
@@ -129,7 +132,7 @@ def test_a_failed_write_leaves_nothing(tmp_path, monkeypatch):
     real = dicom_export._write_slice
     monkeypatch.setattr(dicom_export, "_write_slice", failing)
     with pytest.raises(OSError, match="disk full"):
-        io.save_volume(tmp_path / "out.dcm", volume.data, like=volume)
+        save_volume(tmp_path / "out.dcm", volume.data, like=volume)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["scan"]
 
 
@@ -171,11 +174,11 @@ def test_series_from_one_source_are_numbered_apart_and_a_rewrite_keeps_its_numbe
         ds.SeriesNumber = 5
 
     volume, _ = _source(tmp_path, extra=numbered)
-    first = io.save_volume(tmp_path / "a.dcm", volume.data, like=volume, te_ms=20, tr_ms=500)
-    second = io.save_volume(tmp_path / "b.dcm", volume.data, like=volume, te_ms=30, tr_ms=500)
+    first = save_volume(tmp_path / "a.dcm", volume.data, like=volume, te_ms=20, tr_ms=500)
+    second = save_volume(tmp_path / "b.dcm", volume.data, like=volume, te_ms=30, tr_ms=500)
     a, b = _one_file(first).SeriesNumber, _one_file(second).SeriesNumber
     assert a >= 5 + dicom_export.SERIES_NUMBER_OFFSET and b != a
-    io.save_volume(first, volume.data, like=volume, te_ms=40, tr_ms=500, overwrite=True)
+    save_volume(first, volume.data, like=volume, te_ms=40, tr_ms=500, overwrite=True)
     assert _one_file(first).SeriesNumber == a
 
 
@@ -204,7 +207,7 @@ def test_a_patient_name_keeps_its_character_set(tmp_path, charset, name):
         ds.SpecificCharacterSet, ds.PatientName, ds.SeriesDescription = charset, name, "Tête T1"
 
     volume, _ = _source(tmp_path, extra=patient)
-    out = io.save_volume(tmp_path / "out.dcm", volume.data, like=volume, te_ms=100, tr_ms=4000)
+    out = save_volume(tmp_path / "out.dcm", volume.data, like=volume, te_ms=100, tr_ms=4000)
     ds = _one_file(out)
     assert ds.SpecificCharacterSet == charset and str(ds.PatientName) == name
     assert ds.SeriesDescription == "synthetic TE 100 TR 4000 from Tête T1"
@@ -221,7 +224,7 @@ def test_gdcm_reads_the_series_where_the_source_lies(tmp_path):
         return reader.Execute()
 
     volume, _ = _source(tmp_path, orientation=oblique(20))
-    io.save_volume(tmp_path / "out.dcm", volume.data * 0.5, like=volume, te_ms=100, tr_ms=4000)
+    save_volume(tmp_path / "out.dcm", volume.data * 0.5, like=volume, te_ms=100, tr_ms=4000)
     source, written = read(tmp_path / "scan"), read(tmp_path / "out.dcm")
     np.testing.assert_allclose(written.GetOrigin(), source.GetOrigin(), atol=1e-4)
     np.testing.assert_allclose(written.GetDirection(), source.GetDirection(), atol=1e-6)
@@ -232,5 +235,5 @@ def test_gdcm_reads_the_series_where_the_source_lies(tmp_path):
 def test_data_that_do_not_fit_the_source_are_one_line_and_nothing_is_written(tmp_path):
     volume, _ = _source(tmp_path)
     with pytest.raises(ValueError, match=r"^out\.dcm: data of shape \(2, 12, 10\) do not fit"):
-        io.save_volume(tmp_path / "out.dcm", volume.data[:2], like=volume)
+        save_volume(tmp_path / "out.dcm", volume.data[:2], like=volume)
     assert not (tmp_path / "out.dcm").exists()

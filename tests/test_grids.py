@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from napari_mr_reparam.grids import acquired_on_one_grid, on_one_grid, resample_onto, same_grid
-from napari_mr_reparam.io import load_volume, stack_affine
+from napari_mr_reparam.io import load_volume
+from napari_mr_reparam.orientation import stack_affine
 
 WORLD = np.array([0.7, -0.4, 0.25])  # a linear function of position: trilinear interpolation keeps it exactly
 

@@ -5,9 +5,11 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from napari_mr_reparam import io
-from napari_mr_reparam.io import (acquisition_sidecar, load_volume, probe, read_sidecar, save_volume,
-                                  sidecar_path, to_original)
+from napari_mr_reparam import io, volume_writing
+from napari_mr_reparam.io import load_volume, probe
+from napari_mr_reparam.orientation import to_original
+from napari_mr_reparam.sidecars import sidecar_path
+from napari_mr_reparam.volume_writing import save_volume
 
 
 def _oblique_nifti(path, shape=(20, 30, 12), zooms=(0.9, 1.2, 3.0), dtype=np.float32):
@@ -47,25 +49,6 @@ def test_oblique_anisotropic_round_trip(tmp_path):
     assert np.allclose(again.affine, affine) and again.spacing == pytest.approx(volume.spacing)
 
 
-def test_axial_stack_orientation(tmp_path):
-    data = np.zeros((4, 5, 6), np.float32)  # RAS+: i right, j anterior, k superior
-    data[3, 4, 5] = 1  # the most right, anterior, superior voxel
-    nib.save(nib.Nifti1Image(data, np.diag([0.5, 0.6, 0.7, 1])), str(tmp_path / "ras.nii"))
-    volume = load_volume(tmp_path / "ras.nii")
-    assert volume.data.shape == (6, 5, 4) and volume.spacing == pytest.approx((0.7, 0.6, 0.5))
-    # top slice, anterior row first, patient right in the first column (radiological view)
-    assert tuple(np.argwhere(volume.data == 1)[0]) == (5, 0, 0)
-
-
-def test_stack_without_like_reads_back_the_same(tmp_path):
-    stack = np.random.default_rng(1).random((3, 5, 7)).astype(np.float32)
-    out = save_volume(tmp_path / "plain.nii", stack)
-    assert np.array_equal(load_volume(out).data, stack)
-    like = io.Volume(data=stack, spacing=(2.0, 0.5, 0.25), kind="image")
-    back = load_volume(save_volume(tmp_path / "spaced.nii.gz", stack, like=like))
-    assert np.array_equal(back.data, stack) and back.spacing == pytest.approx((2.0, 0.5, 0.25))
-
-
 def test_singleton_4d_and_2d_nifti(tmp_path):
     data = np.arange(24, dtype=np.float32).reshape(2, 3, 4, 1)
     nib.save(nib.Nifti1Image(data, np.eye(4)), str(tmp_path / "four.nii"))
@@ -75,56 +58,6 @@ def test_singleton_4d_and_2d_nifti(tmp_path):
     assert np.array_equal(np.asarray(nib.load(str(out)).dataobj), data[..., 0])
     nib.save(nib.Nifti1Image(data[:, :, 0, 0], np.eye(4)), str(tmp_path / "flat.nii"))
     assert load_volume(tmp_path / "flat.nii").data.shape == (1, 3, 2)
-
-
-def test_sidecar_times_in_ms(tmp_path):
-    _oblique_nifti(tmp_path / "a.nii.gz")
-    assert sidecar_path(tmp_path / "a.nii.gz") == tmp_path / "a.json"
-    assert sidecar_path(tmp_path / "b.nii") == tmp_path / "b.json"
-    (tmp_path / "a.json").write_text(json.dumps(
-        {"EchoTime": 0.05, "RepetitionTime": 4.5, "InversionTime": 0.9, "FlipAngle": 90}))
-    assert read_sidecar(tmp_path / "a.nii.gz") == {"te_ms": 50.0, "tr_ms": 4500.0, "ti_ms": 900.0,
-                                                   "flip_deg": 90.0}
-    volume = load_volume(tmp_path / "a.nii.gz")
-    assert (volume.te_ms, volume.tr_ms, volume.ti_ms) == (50.0, 4500.0, 900.0)
-    assert "sidecar_times_ignored" not in load_volume(tmp_path / "a.nii.gz", times_given={"te_ms", "tr_ms"}).extra
-    (tmp_path / "a.json").write_text(json.dumps({"EchoTime": 30, "RepetitionTime": 2500}))  # written in ms
-    with pytest.raises(ValueError, match=r"^a\.json: EchoTime 30 looks like milliseconds; BIDS sidecars "
-                                         r"store seconds \(did you mean 0\.03 s\?\)"):
-        load_volume(tmp_path / "a.nii.gz")
-    with pytest.raises(ValueError, match="^a.json: RepetitionTime 2500 looks like milliseconds"):  # in use
-        load_volume(tmp_path / "a.nii.gz", times_given={"te_ms"})
-    volume = load_volume(tmp_path / "a.nii.gz", times_given={"te_ms", "tr_ms"})  # those given win
-    assert (volume.te_ms, volume.tr_ms) == (None, None)
-    assert volume.extra["sidecar_times_ignored"] == ("the times in a.json are ignored (EchoTime 30 can only be "
-                                                     "milliseconds; BIDS sidecars store seconds)")
-    (tmp_path / "a.json").write_text(json.dumps({"EchoTime": 30, "RepetitionTime": 2500, "InversionTime": 900,
-                                                 "FlipAngle": 90}))
-    with pytest.raises(ValueError, match="InversionTime 900 looks like milliseconds"):  # its TI would be used
-        load_volume(tmp_path / "a.nii.gz", times_given={"te_ms", "tr_ms"})
-    volume = load_volume(tmp_path / "a.nii.gz", times_given={"te_ms", "tr_ms", "ti_ms"})
-    assert (volume.ti_ms, volume.flip_deg) == (None, 90.0)
-    (tmp_path / "a.json").write_text(json.dumps({"EchoTime": 1.0, "RepetitionTime": 15, "InversionTime": 4}))
-    assert read_sidecar(tmp_path / "a.nii.gz") == {"te_ms": 1000.0, "tr_ms": 15000.0, "ti_ms": 4000.0}
-    assert read_sidecar(tmp_path / "none.nii") == {}
-
-
-@pytest.mark.parametrize("text, problem", [
-    ("{not json", "Expecting property name enclosed in double quotes: line 1 column 2 (char 1)"),
-    ("[0.05, 4.5]", "it holds a JSON list, not an object"),
-    (b"\xff\xfe{", "'utf-8' codec can't decode byte 0xff in position 0: invalid start byte"),
-])
-def test_an_unreadable_sidecar_is_one_error_unless_the_times_are_given(tmp_path, text, problem):
-    _oblique_nifti(tmp_path / "a.nii.gz")
-    side = tmp_path / "a.json"
-    side.write_bytes(text) if isinstance(text, bytes) else side.write_text(text)
-    with pytest.raises(ValueError) as error:
-        load_volume(tmp_path / "a.nii.gz", times_given={"te_ms"})
-    assert str(error.value) == (f"a.json: not a readable BIDS sidecar ({problem}); fix it or move it away, or give "
-                                "the input's times (--input-te and --input-tr) to read the image without it")
-    volume = load_volume(tmp_path / "a.nii.gz", times_given={"te_ms", "tr_ms"})
-    assert (volume.te_ms, volume.tr_ms, volume.sequence) == (None, None, None)
-    assert volume.extra["sidecar_times_ignored"] == f"a.json is ignored (not a readable BIDS sidecar: {problem})"
 
 
 def test_2d_images(tmp_path):
@@ -156,25 +89,6 @@ def test_rgb_becomes_luminance(tmp_path):
     assert np.allclose(data[:, 3:], 0.7154 * 255, atol=0.01)
 
 
-def test_tiff_stack_and_image_outputs(tmp_path):
-    import tifffile
-
-    stack = np.random.default_rng(2).random((5, 8, 9)).astype(np.float32)
-    tifffile.imwrite(str(tmp_path / "stack.tif"), stack)
-    assert np.array_equal(load_volume(tmp_path / "stack.tif").data, stack)
-    for name in ("o.tif", "o.npy"):
-        out = save_volume(tmp_path / name, stack)
-        assert np.array_equal(load_volume(out).data if name.endswith("tif") else np.load(out), stack)
-    assert not (tmp_path / "o.json").exists()  # sidecars only beside NIfTI
-    png = load_volume(save_volume(tmp_path / "o.png", stack[2] * 3))
-    assert png.data.shape == (1, 8, 9) and png.data.max() == 255
-    with pytest.raises(ValueError, match=r"^o2\.png: a PNG holds one slice, the data have 5"):
-        save_volume(tmp_path / "o2.png", stack)  # the message names the file asked for
-    assert not list(tmp_path.glob(".o2.png*"))
-    with pytest.raises(ValueError, match="unsupported output"):
-        save_volume(tmp_path / "x.mha", stack)
-
-
 @pytest.mark.parametrize("dtype", [np.int16, np.float64, np.uint8])
 def test_integer_and_float64_data_become_float32(tmp_path, dtype):
     data, _ = _oblique_nifti(tmp_path / "v.nii", dtype=dtype)
@@ -188,39 +102,6 @@ def test_nan_stays_nan(tmp_path):
     data[1, 2, 3] = np.nan
     nib.save(nib.Nifti1Image(data, np.eye(4)), str(tmp_path / "nan.nii"))
     assert np.isnan(load_volume(tmp_path / "nan.nii").data).sum() == 1
-
-
-def test_never_overwrites_and_writes_atomically(tmp_path):
-    target = tmp_path / "out.npy"
-    save_volume(target, np.ones((2, 3, 3)))
-    with pytest.raises(FileExistsError, match="out.npy exists"):
-        save_volume(target, np.zeros((2, 3, 3)))
-    assert np.load(target).sum() == 18
-    save_volume(target, np.zeros((2, 3, 3)), overwrite=True)
-    assert np.load(target).sum() == 0
-    (tmp_path / "taken.json").write_text("{}")  # an existing sidecar is not replaced either
-    with pytest.raises(FileExistsError, match="taken.json"):
-        save_volume(tmp_path / "taken.nii.gz", np.ones((2, 3, 3)))
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.npy", "taken.json"]  # no temp files
-
-
-def test_failed_write_leaves_nothing(tmp_path, monkeypatch):
-    def broken(path, data, like):
-        path.write_bytes(b"half a file")
-        raise OSError("disk full")
-
-    monkeypatch.setitem(io._WRITERS, ".nii.gz", broken)
-    with pytest.raises(OSError, match="disk full"):
-        save_volume(tmp_path / "out.nii.gz", np.ones((2, 3, 3)))
-    assert list(tmp_path.iterdir()) == []
-
-
-def test_shape_mismatch_with_like_is_refused(tmp_path):
-    _oblique_nifti(tmp_path / "scan.nii")
-    volume = load_volume(tmp_path / "scan.nii")
-    with pytest.raises(ValueError, match="do not fit"):
-        save_volume(tmp_path / "out.nii", volume.data[:3], like=volume)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["scan.nii"]
 
 
 @pytest.mark.parametrize("name, make, error, message", [
@@ -271,67 +152,6 @@ def test_absurd_header_is_refused_before_allocating(tmp_path):
         load_volume(path)
 
 
-def test_scanning_sequence_names_the_input_sequence(tmp_path):
-    import json
-
-    from napari_mr_reparam.io import read_sidecar, sequence_of
-
-    assert sequence_of(["GR", "IR"]) == "mprage" and sequence_of("IR\\SE") == "inversion_recovery"
-    assert sequence_of("GR") == "gradient_echo" and sequence_of(["SE"]) == "spin_echo"
-    assert sequence_of("EP") is None and sequence_of(None) is None
-    side = tmp_path / "t1.json"
-    side.write_text(json.dumps({"EchoTime": 0.003, "RepetitionTime": 2.3, "InversionTime": 0.9,
-                                "FlipAngle": 9, "ScanningSequence": "GR\\IR"}))
-    assert read_sidecar(side) == {"te_ms": 3.0, "tr_ms": 2300.0, "ti_ms": 900.0, "flip_deg": 9.0,
-                                  "sequence": "mprage"}
-
-
-def test_sidecar_times_are_written_without_float_noise(tmp_path):
-    save_volume(tmp_path / "p.nii.gz", np.ones((2, 4, 4), np.float32), te_ms=38.56, tr_ms=2000,
-                extra=acquisition_sidecar(ti_ms=123.45))
-    text = (tmp_path / "p.json").read_text()
-    assert '"EchoTime": 0.03856,' in text and '"InversionTime": 0.12345' in text
-
-
-def test_an_output_folder_is_not_a_file(tmp_path):
-    from napari_mr_reparam.io import check_output_folder
-
-    (tmp_path / "afile").write_text("x")
-    assert check_output_folder(tmp_path / "new") == tmp_path / "new" and not (tmp_path / "new").exists()
-    with pytest.raises(ValueError, match="afile: exists and is not a folder"):
-        check_output_folder(tmp_path / "afile")
-    with pytest.raises(ValueError, match="names the output folder here"):
-        check_output_folder(tmp_path / "maps.nii.gz")
-
-
-def test_output_paths_one_file_or_a_folder_of_named_files(tmp_path):
-    from napari_mr_reparam.io import output_paths
-
-    assert output_paths(tmp_path / "x.nii.gz", [("scan_TE80", ".nii")]) == [tmp_path / "x.nii.gz"]
-    names = [("a_TE80", ".nii"), ("b_TE80", ".jpg"), ("c_T1w", ".png")]
-    folder = tmp_path / "out"
-    assert output_paths(folder, names) == [folder / "a_TE80.nii", folder / "b_TE80.png", folder / "c_T1w.png"]
-    assert output_paths(folder, names, "tif") == [folder / f"{stem}.tif" for stem, _ in names]
-    assert not folder.exists()  # made when written to
-    with pytest.raises(ValueError, match="^several targets need an output folder for -o, not a file$"):
-        output_paths(tmp_path / "x.nii.gz", names[:2], several="several targets")
-    with pytest.raises(ValueError, match=r"^x\.mha: unsupported output type"):
-        output_paths(tmp_path / "x.mha", names[:1])
-    with pytest.raises(ValueError, match=r"^--suffix \.mha: unsupported output type"):
-        output_paths(folder, names, ".mha")
-    (tmp_path / "afile").write_text("mine")
-    with pytest.raises(ValueError, match="exists and is not a folder"):
-        output_paths(tmp_path / "afile", names)
-
-
-def test_the_plane_of_a_volumes_slices(tmp_path):
-    from napari_mr_reparam.io import slice_plane
-
-    nib.save(nib.Nifti1Image(np.ones((6, 5, 4), np.float32), np.diag([1.0, 1.0, 3.0, 1.0])), tmp_path / "a.nii.gz")
-    assert slice_plane(io.load_volume(tmp_path / "a.nii.gz")) == "axial"  # NIfTI: always axial slices
-    assert slice_plane(io.Volume(np.ones((1, 4, 4), np.float32), kind="image")) is None
-
-
 def test_a_freesurfer_volume_reads_as_the_nifti_of_its_grid_does_and_writes_back_as_nifti(tmp_path):
     data, affine = _oblique_nifti(tmp_path / "scan.nii.gz")
     nib.save(nib.MGHImage(data, affine), str(tmp_path / "orig.mgz"))
@@ -343,7 +163,7 @@ def test_a_freesurfer_volume_reads_as_the_nifti_of_its_grid_does_and_writes_back
     assert isinstance(written, nib.Nifti1Image) and np.allclose(written.affine, affine)
     assert np.array_equal(np.asarray(written.dataobj), data)
     # a folder of outputs names an .mgz input's predictions .nii.gz
-    named = io.output_paths(tmp_path / "out", [("orig_TE80_TR3000", ".mgz")])
+    named = volume_writing.output_paths(tmp_path / "out", [("orig_TE80_TR3000", ".mgz")])
     assert named == [tmp_path / "out" / "orig_TE80_TR3000.nii.gz"]
 
 

@@ -35,7 +35,7 @@ def test_each_sample_opens(viewer, key, count):
 
 
 def test_the_reader_and_writer_round_trip_through_napari(viewer, tmp_path):
-    from napari_mr_reparam.io import save_volume
+    from napari_mr_reparam.volume_writing import save_volume
 
     data = np.random.default_rng(0).uniform(0, 100, (3, 8, 9)).astype(np.float32)
     source = save_volume(tmp_path / "scan.nii.gz", data, te_ms=30, tr_ms=2000)
@@ -54,7 +54,7 @@ def test_the_reader_and_writer_round_trip_through_napari(viewer, tmp_path):
 def test_npe2_finds_the_reader_and_writer(tmp_path):
     import npe2
 
-    from napari_mr_reparam.io import save_volume
+    from napari_mr_reparam.volume_writing import save_volume
 
     source = save_volume(tmp_path / "scan.nii", np.ones((2, 4, 4), np.float32) * np.arange(4))
     layers = npe2.read([str(source)], stack=False, plugin_name=PLUGIN)

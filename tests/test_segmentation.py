@@ -3,11 +3,11 @@
 import numpy as np
 import pytest
 
-from napari_mr_reparam.io import save_volume
 from napari_mr_reparam.phantoms import load_phantom, random_subject
 from napari_mr_reparam.phantoms.fractions import maps_from_fractions
 from napari_mr_reparam.phantoms.segmentation import load_segmentation
 from napari_mr_reparam.tissues import LABELS, TISSUES, get_table
+from napari_mr_reparam.volume_writing import save_volume
 
 
 def brain_labels(shape=(48, 56, 52)) -> np.ndarray:

@@ -27,17 +27,9 @@ from pathlib import Path
 import numpy as np
 
 from . import dicom
-from .io import (
-    AXIS_LABELS,
-    IMAGE_SUFFIXES,
-    SIDECAR_TIMES,
-    VOLUME_SUFFIXES,
-    Volume,
-    is_label_map,
-    load_volumes,
-    probe,
-    suffix_of,
-)
+from .file_types import IMAGE_SUFFIXES, VOLUME_SUFFIXES, suffix_of
+from .io import AXIS_LABELS, Volume, is_label_map, load_volumes, probe
+from .sidecars import SIDECAR_TIMES
 
 
 def napari_get_reader(path):

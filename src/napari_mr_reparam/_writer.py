@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .io import Volume, acquisition_sidecar, save_volume
+from .io import Volume
+from .sidecars import acquisition_sidecar
+from .volume_writing import save_volume
 
 
 def write_single_image(path: str, data, meta: dict) -> list[str]:
@@ -24,7 +26,8 @@ def write_single_image(path: str, data, meta: dict) -> list[str]:
     """
     from pathlib import Path
 
-    from .io import NIFTI_SUFFIXES, sidecar_path, suffix_of
+    from .file_types import NIFTI_SUFFIXES, suffix_of
+    from .sidecars import sidecar_path
 
     side = sidecar_path(path)
     if suffix_of(path) in NIFTI_SUFFIXES and not Path(path).exists() and side.exists():

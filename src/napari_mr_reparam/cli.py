@@ -178,9 +178,10 @@ def _dicom_input_times(item: _SeriesInput, args) -> None:
 
 def _output_paths(inputs, targets, output: str, suffix: str | None, tag: str = "") -> dict:
     """Where each (input, target) goes: ``output`` itself for one of each, else a folder
-    (:func:`~napari_mr_reparam.io.output_paths`) with ``INPUT_TE<ms>_TR<ms><tag>`` files."""
+    (:func:`~napari_mr_reparam.volume_writing.output_paths`) with ``INPUT_TE<ms>_TR<ms><tag>`` files."""
     from .cli_joint import refuse_shared_outputs
-    from .io import output_paths, suffix_of
+    from .file_types import suffix_of
+    from .volume_writing import output_paths
 
     keys, names = [], []
     for path in inputs:
@@ -220,7 +221,7 @@ def cmd_predict(args) -> int:
     inputs = _inputs(args.input, args.acquisition, input_times_given(args))
     tag = (f"_TI{args.ti:g}" if args.ti is not None else "") + (f"_FA{args.flip:g}" if args.flip else "")
     outputs = _output_paths(inputs, targets, args.output, args.suffix, tag)
-    from .io import refuse_existing
+    from .volume_writing import refuse_existing
 
     refuse_existing(outputs.values(), overwrite=args.overwrite)
     engine = Reparameterizer(args.model, weights=args.weights, device=args.device,
@@ -268,8 +269,11 @@ def _predict_file(engine, path, targets, outputs, args, options) -> list:
     from .cli_joint import input_times_given, notice_ignored_sidecar
     from .contrast import guessed_reading, voxel_mm
     from .inference import require_contrast
-    from .io import acquisition_sidecar, load_volume, refuse_label_map, save_volume, slice_plane
+    from .io import load_volume, refuse_label_map
+    from .orientation import slice_plane
     from .presets import get_preset
+    from .sidecars import acquisition_sidecar
+    from .volume_writing import save_volume
 
     volume = path.volume if isinstance(path, _SeriesInput) else load_volume(path, input_times_given(args))
     refuse_label_map(volume, path.name)

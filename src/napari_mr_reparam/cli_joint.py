@@ -199,7 +199,7 @@ def folder_files(paths: list[str]) -> list[str]:
     (sorted), as ``predict`` takes several subjects; a DICOM series folder stays one input,
     and a folder holding neither is a one-line ValueError naming what was expected."""
     from . import dicom
-    from .io import readable_files
+    from .file_types import readable_files
 
     out = []
     for text in paths:
@@ -225,7 +225,7 @@ def refuse_shared_outputs(pairs) -> None:
 def no_inputs_in(folder: Path, images: bool = True) -> ValueError:
     """The one-line error for an input folder holding nothing to read: empty, or without
     the files expected (``images``: NIfTI and 2-D images as well as a DICOM series)."""
-    from .io import IMAGE_SUFFIXES, VOLUME_SUFFIXES, suffix_of
+    from .file_types import IMAGE_SUFFIXES, VOLUME_SUFFIXES, suffix_of
 
     expected = (f"NIfTI files (.nii, .nii.gz), FreeSurfer volumes (.mgz), 2-D images ({', '.join(IMAGE_SUFFIXES)}) "
                 "or a DICOM series"
@@ -501,7 +501,12 @@ def _describe(acq) -> str:
 # ----------------------------------------------------------------------------- maps
 
 def cmd_maps(args) -> int:
-    from .io import check_output_folder, output_suffix, refuse_existing, save_volume
+    from .volume_writing import (
+        check_output_folder,
+        output_suffix,
+        refuse_existing,
+        save_volume,
+    )
 
     refuse_bad_angles(args)
     apply_input_preset(args)
@@ -588,8 +593,8 @@ def _targets(args) -> list:
 
 def _output_paths(args, stem: str, targets) -> dict:
     """Where each target goes: ``-o`` itself for one, else ``STEM_LABEL`` files in that
-    folder (:func:`~napari_mr_reparam.io.output_paths`; NIfTI unless ``--suffix``)."""
-    from .io import output_paths
+    folder (:func:`~napari_mr_reparam.volume_writing.output_paths`; NIfTI unless ``--suffix``)."""
+    from .volume_writing import output_paths
 
     names = [(f"{stem}_{label}", ".nii.gz") for label, _ in targets]
     return dict(zip([label for label, _ in targets], output_paths(args.output, names, args.suffix,
@@ -600,7 +605,8 @@ def predict_joint_or_preset(args) -> int:
     """``predict --joint`` (one subject, joint maps) or ``predict --preset`` (each input alone).
     Without --joint a bad input is reported as ``error: FILE: reason`` and skipped; any such
     input makes the exit status 2."""
-    from .io import acquisition_sidecar, output_paths, refuse_existing, save_volume
+    from .sidecars import acquisition_sidecar
+    from .volume_writing import output_paths, refuse_existing, save_volume
 
     targets = _targets(args)
     refuse_input_seconds(args)
@@ -657,7 +663,7 @@ def _parts(paths, args) -> list[tuple]:
     them together with --joint; else each input alone, and each acquisition of a DICOM
     series alone, as ``predict`` without a preset takes them (``--acquisition N``: one)."""
     from .dicom import describe
-    from .io import suffix_of
+    from .file_types import suffix_of
 
     volumes = load_inputs(paths, args.acquisition, input_times_given(args))
     stem = "joint" if args.joint else Path(paths[0]).name.split(".")[0]

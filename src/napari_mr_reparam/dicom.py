@@ -18,7 +18,7 @@ time. Each acquisition becomes a
   slices whatever its plane, exactly as a NIfTI of it is (``ornt`` says how), because the
   networks read axial slices;
 - ``affine``: voxel (column, row, slice) -> RAS+ mm, as nibabel (and a NIfTI written
-  from this volume by :func:`~napari_mr_reparam.io.save_volume`) uses it;
+  from this volume by :func:`~napari_mr_reparam.volume_writing.save_volume`) uses it;
 - ``spacing``: (slice spacing, row spacing, column spacing) in mm (a single slice: its
   SliceThickness);
 - ``te_ms``, ``tr_ms``, ``ti_ms`` (ms) and ``flip_deg`` from the tags, None where absent;
@@ -53,7 +53,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .io import Volume, file_to_stack, first_line, ras_orientation, stack_spacing
+from .io import Volume
+from .messages import first_line
+from .orientation import file_to_stack, ras_orientation, stack_spacing
 
 #: Tags that hold the acquisition parameters, with their (group,element) for messages.
 TAG_CODES = {"EchoTime": "(0018,0081)", "RepetitionTime": "(0018,0080)",
@@ -76,7 +78,7 @@ _IMAGE_SOP_CLASSES = {"1.2.840.10008.5.1.4.1.1.4", "1.2.840.10008.5.1.4.1.1.4.1"
                       "1.2.840.10008.5.1.4.1.1.7"}
 _GEOMETRY_TAGS = ("ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing")
 #: nibabel orientation of the (column, row, slice) voxel axes that makes the package's
-#: stack (see :mod:`.io`) the acquired slices as they are: z = slice, y = row, x = column.
+#: stack (see :mod:`.orientation`) the acquired slices as they are: z = slice, y = row, x = column.
 _NATIVE_ORNT = np.array([[0, -1], [1, -1], [2, 1]], float)
 
 

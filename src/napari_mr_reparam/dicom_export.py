@@ -47,7 +47,7 @@ def write_series(folder: str | Path, voxels: np.ndarray, affine: np.ndarray, *, 
     """Write a volume as a DICOM series in ``folder``; return the folder.
 
     ``voxels`` (column, row, slice) and ``affine`` (those voxel indices to RAS mm, as
-    :func:`napari_mr_reparam.io.save_volume` hands them over) place the slices;
+    :func:`napari_mr_reparam.volume_writing.save_volume` hands them over) place the slices;
     ``source_files``, the files of a DICOM series the volume derives from, give its patient
     and study. ``te_ms``, ``tr_ms``, ``model`` and ``extra`` (the BIDS fields ``save_volume``
     takes: ``ScanningSequence``, ``InversionTime`` in s, ``FlipAngle``; ``Quantity`` and

@@ -20,7 +20,8 @@ from dataclasses import replace
 
 import numpy as np
 
-from .io import ORIENTED_KINDS, Volume, file_to_stack, stack_affine, to_original
+from .io import Volume
+from .orientation import ORIENTED_KINDS, file_to_stack, stack_affine, to_original
 
 #: Grids whose corners lie within this fraction of a voxel of each other are the same.
 SAME_GRID_VOXELS = 0.5

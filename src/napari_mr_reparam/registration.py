@@ -23,7 +23,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from .cancellation import Cancelled, stop_if_cancelled
-from .io import Volume, stack_affine
+from .io import Volume
+from .orientation import stack_affine
 
 #: Shrink factors of the two levels (coarse to fine).
 SHRINK = (4, 2)

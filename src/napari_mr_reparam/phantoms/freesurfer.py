@@ -132,7 +132,8 @@ def read_labels(path: str | Path) -> tuple[np.ndarray, tuple[float, float, float
 def _read_image(path: Path):
     import nibabel as nib
 
-    from ..io import _stack_spacing, file_to_stack, ras_orientation
+    from ..io import _stack_spacing
+    from ..orientation import file_to_stack, ras_orientation
 
     try:
         img = nib.load(str(path))
@@ -162,7 +163,7 @@ def read_npz_array(path: str | Path, key: str = "seg") -> np.ndarray:
     :func:`read_labels` gives), taken to be in :data:`CONFORMED_LIA` at 1 mm. Read
     without unpickling; ValueError (one line naming the file) for a missing key, a file
     that is not an ``.npz`` or an array that is not 3-D."""
-    from ..io import file_to_stack
+    from ..orientation import file_to_stack
 
     path = Path(path)
     try:

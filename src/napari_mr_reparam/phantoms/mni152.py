@@ -56,7 +56,7 @@ def _load_fraction(kind: str, voxel_mm: float = VOXEL_MM) -> np.ndarray:
     """
     import nibabel as nib
 
-    from ..io import ras_to_stack
+    from ..orientation import ras_to_stack
 
     img = nib.as_closest_canonical(nib.load(str(template_path(kind))))
     data = np.clip(np.asarray(img.dataobj, np.float32) / 255.0, 0.0, 1.0)

@@ -115,7 +115,7 @@ def _read(path: Path) -> tuple[dict[str, np.ndarray], tuple[float, float, float]
     """Fractions per present tissue and the voxel size (z, y, x), checked."""
     if not path.is_file():
         raise FileNotFoundError(f"segmentation not found: {path}")
-    from ..io import NIFTI_SUFFIXES, suffix_of
+    from ..file_types import NIFTI_SUFFIXES, suffix_of
 
     if suffix_of(path) == ".npz":
         fractions, spacing = _read_fractions(path)

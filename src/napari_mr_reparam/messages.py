@@ -1,0 +1,13 @@
+"""Messages for people: an exception in one line."""
+
+from __future__ import annotations
+
+
+def first_line(exc: BaseException) -> str:
+    """An exception's message in one line: its first, and where that ends in a colon (a
+    list of reasons follows, as pydicom gives for pixel data no decoder read), the first
+    reason too."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    if not lines:
+        return type(exc).__name__
+    return f"{lines[0]} {lines[1]}" if lines[0].endswith(":") and len(lines) > 1 else lines[0]

@@ -1,0 +1,248 @@
+"""Writing volumes: a stack as NIfTI (in the input's voxel order, with its affine and
+header, and a BIDS sidecar), NumPy, TIFF, PNG or a DICOM series (:mod:`.dicom_export`),
+atomically; and the command line's checks of where its outputs go."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from .file_types import MGH_SUFFIXES, NIFTI_SUFFIXES, suffix_of
+from .io import Volume
+from .orientation import ORIENTED_KINDS, check_fits, stack_to_ras, to_original
+from .sidecars import prediction_sidecar, sidecar_path
+
+#: ``.dcm`` is a DICOM series: a folder of that name, one file per slice
+#: (:mod:`.dicom_export`).
+OUTPUT_SUFFIXES = (".nii", ".nii.gz", ".npy", ".tif", ".tiff", ".png", ".dcm")
+
+
+def check_output_type(path: str | Path, label: str | None = None) -> str:
+    """The output type (suffix) of ``path``; a one-line ``ValueError`` naming ``label`` (else
+    the file) when :func:`save_volume` cannot write it."""
+    suffix = suffix_of(path)
+    if suffix not in OUTPUT_SUFFIXES:
+        raise ValueError(f"{label or Path(path).name}: unsupported output type; "
+                         f"use {', '.join(OUTPUT_SUFFIXES)}")
+    return suffix
+
+
+def check_output_folder(path: str | Path) -> Path:
+    """``path`` as an output folder (made when written to); a one-line ``ValueError`` when
+    it is an existing file or names a file type (``maps.nii.gz``)."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{path}: exists and is not a folder; -o names the output folder here")
+    if not path.exists() and suffix_of(path) in OUTPUT_SUFFIXES:
+        raise ValueError(f"{path}: -o names the output folder here (several files are written), "
+                         "not a file")
+    return path
+
+
+def output_suffix(suffix: str | None, option: str = "--suffix") -> str | None:
+    """An output type given on its own (``.nii.gz``; the dot may be left out), checked as
+    :func:`check_output_type` does; None stays None."""
+    if suffix is None:
+        return None
+    suffix = suffix if suffix.startswith(".") else "." + suffix
+    check_output_type("output" + suffix, f"{option} {suffix}")
+    return suffix
+
+
+def output_paths(output: str | Path, names: list[tuple[str, str]], suffix: str | None = None,
+                 several: str = "several outputs") -> list[Path]:
+    """Where each output goes (the command line's ``-o`` and ``--suffix``).
+
+    Parameters
+    ----------
+    output : str or Path
+        A file (it has an output type, :func:`check_output_type`) for exactly one output,
+        else a folder (:func:`check_output_folder`).
+    names : list of (stem, type)
+        Per output, its file name in a folder without the type, and the type it takes
+        unless ``suffix`` is given (a FreeSurfer input's ``.mgz`` becomes ``.nii.gz``; any
+        other :func:`save_volume` cannot write, a JPEG input's say, ``.png``: lossless 8 bits).
+    suffix : str, optional
+        The type of every file in a folder (:func:`output_suffix`).
+    several : str
+        What the outputs are, for the one-line ``ValueError`` when ``output`` is a file
+        but there are several (``"several targets"``).
+    """
+    out = Path(output)
+    if suffix_of(out):
+        if len(names) != 1:
+            raise ValueError(f"{several} need an output folder for -o, not a file")
+        check_output_type(out)
+        return [out]
+    check_output_folder(out)
+    suffix = output_suffix(suffix)
+    paths = []
+    for stem, own in names:
+        kind = suffix or own
+        kind = kind if kind in OUTPUT_SUFFIXES else ".nii.gz" if kind in MGH_SUFFIXES else ".png"
+        paths.append(out / f"{stem}{kind}")
+    return paths
+
+
+def refuse_existing(paths, overwrite: bool = False) -> None:
+    """The command line's check of its outputs before any work: a ``FileExistsError``
+    naming the first of ``paths`` that exists, or the first BIDS sidecar that a NIfTI one
+    of them would write (:func:`save_volume`) that exists. With ``overwrite`` those are
+    replaced, but a DICOM series' folder (``.dcm``) only where it holds an earlier series
+    (:func:`~napari_mr_reparam.dicom_export.refuse_unreplaceable`), as the writing will
+    require."""
+    from .dicom_export import SERIES_SUFFIX, refuse_unreplaceable
+
+    for path in map(Path, paths):
+        if overwrite:
+            if suffix_of(path) == SERIES_SUFFIX:
+                refuse_unreplaceable(path)
+            continue
+        for target in (path, sidecar_path(path)) if suffix_of(path) in NIFTI_SUFFIXES else (path,):
+            if target.exists():
+                raise FileExistsError(f"{target} exists; pass --overwrite to replace it")
+
+
+def save_volume(path: str | Path, data_zyx: np.ndarray, like: Volume | None = None, *,
+                te_ms: float | None = None, tr_ms: float | None = None, model: str | None = None,
+                extra: dict | None = None, overwrite: bool = False) -> Path:
+    """Write a stack, by extension, atomically; return the path written.
+
+    Parameters
+    ----------
+    path : str or Path
+        ``.nii``/``.nii.gz`` (float32; with ``like`` from a NIfTI file: in its voxel
+        order, with its affine and header; otherwise an RAS+ grid with ``like``'s
+        spacing or 1 mm, which :func:`~napari_mr_reparam.io.load_volume` reads back as the
+        same stack), ``.npy`` (float32 zyx), ``.tif``/``.tiff`` (float32 stack), ``.png`` (one
+        slice, scaled to 8 bits by its maximum) or ``.dcm`` (a DICOM series: a folder of
+        that name, one file per slice, :func:`~napari_mr_reparam.dicom_export.write_series`;
+        from a DICOM input, in its patient's study).
+    data_zyx : array (z, y, x) or (y, x)
+    like : Volume, optional
+        The volume the data derive from (same stack shape).
+    te_ms, tr_ms, model, extra
+        For the BIDS sidecar written beside NIfTI outputs (times stored in seconds); a
+        DICOM series takes them into its tags.
+    overwrite : bool
+        Replace existing files (the data file and its sidecar); otherwise
+        ``FileExistsError``.
+    """
+    path = Path(path)
+    suffix = check_output_type(path)
+    data = np.asarray(data_zyx, dtype=np.float32)
+    if data.ndim == 2:
+        data = data[None]
+    if data.ndim != 3:
+        raise ValueError(f"{path.name}: expected a (z, y, x) stack or a 2-D image, got shape {data.shape}")
+    if suffix == ".png" and data.shape[0] != 1:
+        raise ValueError(f"{path.name}: a PNG holds one slice, the data have {data.shape[0]}; "
+                         "use .nii.gz, .tif or .npy")
+    if suffix == ".dcm":
+        from .dicom_export import write_series
+
+        voxels, affine = _file_order(data, like, path)
+        files = like.extra.get("files") if like is not None and like.kind == "dicom" else None
+        return write_series(path, voxels, affine, source_files=files, te_ms=te_ms, tr_ms=tr_ms, model=model,
+                            extra=extra, overwrite=overwrite)
+    jobs = [(path, lambda tmp: _WRITERS[suffix](tmp, data, like))]
+    if suffix in NIFTI_SUFFIXES:
+        meta = prediction_sidecar(te_ms, tr_ms, model, extra)
+        jobs.append((sidecar_path(path), lambda tmp: tmp.write_text(json.dumps(meta, indent=2) + "\n")))
+    if not overwrite:
+        for target, _ in jobs:
+            if target.exists():
+                raise FileExistsError(f"{target} exists; pass overwrite (--overwrite) to replace it")
+    _write_atomically(jobs)
+    return path
+
+
+def _write_atomically(jobs: list[tuple[Path, Callable[[Path], None]]]) -> None:
+    """Write every file to a temporary beside it, then move all into place; no partial files."""
+    temps = []
+    try:
+        for target, write in jobs:
+            temps.append(_new_temp(target))
+            write(Path(temps[-1]))
+        for (target, _), tmp in zip(jobs, temps):
+            os.replace(tmp, target)
+    finally:
+        for tmp in temps:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+
+
+def _new_temp(target: Path) -> str:
+    """Create an empty hidden file beside ``target`` (same extension, umask-respecting mode)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    for _ in range(100):
+        tmp = target.with_name(f".{target.name}.{secrets.token_hex(4)}{suffix_of(target)}")
+        try:
+            os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+        except FileExistsError:
+            continue
+        return str(tmp)
+    raise FileExistsError(f"{target.name}: could not create a temporary file beside it")
+
+
+def _write_nifti(path: Path, data: np.ndarray, like: Volume | None) -> None:
+    import nibabel as nib
+
+    voxels, affine = _file_order(data, like, path)
+    if _placed(like):
+        header = like.header.copy() if isinstance(like.header, nib.Nifti1Header) else None
+        klass = nib.Nifti2Image if isinstance(header, nib.Nifti2Header) else nib.Nifti1Image
+        img = klass(np.ascontiguousarray(voxels, np.float32), affine, header)
+        img.header.set_data_dtype(np.float32)
+        img.header.set_slope_inter(1.0, 0.0)
+        img.header["cal_min"] = img.header["cal_max"] = 0
+    else:
+        img = nib.Nifti1Image(np.ascontiguousarray(voxels), affine)
+        img.header.set_xyzt_units("mm")
+    nib.save(img, str(path))
+
+
+def _placed(like: Volume | None) -> bool:
+    """Whether ``like`` has a place in space (an affine and orientation) to write back to."""
+    return like is not None and like.kind in ORIENTED_KINDS and like.ornt is not None and like.affine is not None
+
+
+def _file_order(data: np.ndarray, like: Volume | None, path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """A stack in voxel order (column, row, slice) with its affine to RAS (mm): the input
+    file's where ``like`` has one (:func:`_placed`; data of another shape are a one-line
+    ``ValueError`` naming the output ``path``), else an RAS+ grid of ``like``'s spacing (or
+    1 mm), which :func:`~napari_mr_reparam.io.load_volume` reads back as the same stack."""
+    if _placed(like):
+        check_fits(like, data, path)
+        return to_original(like, data), np.asarray(like.affine, float)
+    dz, dy, dx = like.spacing if like is not None else (1.0, 1.0, 1.0)
+    return stack_to_ras(data), np.diag([float(dx), float(dy), float(dz), 1.0])
+
+
+def _write_npy(path: Path, data: np.ndarray, like) -> None:
+    with open(path, "wb") as fh:
+        np.save(fh, data)
+
+
+def _write_tif(path: Path, data: np.ndarray, like) -> None:
+    import tifffile
+
+    tifffile.imwrite(str(path), data[0] if data.shape[0] == 1 else data)
+
+
+def _write_png(path: Path, data: np.ndarray, like) -> None:
+    from PIL import Image
+
+    image = np.nan_to_num(data[0], nan=0.0, posinf=0.0, neginf=0.0)
+    peak = float(image.max())
+    scaled = np.clip(image * (255.0 / peak) if peak > 0 else image, 0, 255)
+    Image.fromarray(np.rint(scaled).astype(np.uint8)).save(path, format="PNG")
+
+
+_WRITERS = {".nii": _write_nifti, ".nii.gz": _write_nifti, ".npy": _write_npy,
+            ".tif": _write_tif, ".tiff": _write_tif, ".png": _write_png}

@@ -1,0 +1,81 @@
+import json
+
+import numpy as np
+import pytest
+from test_io import _oblique_nifti
+
+from napari_mr_reparam.io import load_volume
+from napari_mr_reparam.sidecars import acquisition_sidecar, read_sidecar, sidecar_path
+from napari_mr_reparam.volume_writing import save_volume
+
+
+def test_sidecar_times_in_ms(tmp_path):
+    _oblique_nifti(tmp_path / "a.nii.gz")
+    assert sidecar_path(tmp_path / "a.nii.gz") == tmp_path / "a.json"
+    assert sidecar_path(tmp_path / "b.nii") == tmp_path / "b.json"
+    (tmp_path / "a.json").write_text(json.dumps(
+        {"EchoTime": 0.05, "RepetitionTime": 4.5, "InversionTime": 0.9, "FlipAngle": 90}))
+    assert read_sidecar(tmp_path / "a.nii.gz") == {"te_ms": 50.0, "tr_ms": 4500.0, "ti_ms": 900.0,
+                                                   "flip_deg": 90.0}
+    volume = load_volume(tmp_path / "a.nii.gz")
+    assert (volume.te_ms, volume.tr_ms, volume.ti_ms) == (50.0, 4500.0, 900.0)
+    assert "sidecar_times_ignored" not in load_volume(tmp_path / "a.nii.gz", times_given={"te_ms", "tr_ms"}).extra
+    (tmp_path / "a.json").write_text(json.dumps({"EchoTime": 30, "RepetitionTime": 2500}))  # written in ms
+    with pytest.raises(ValueError, match=r"^a\.json: EchoTime 30 looks like milliseconds; BIDS sidecars "
+                                         r"store seconds \(did you mean 0\.03 s\?\)"):
+        load_volume(tmp_path / "a.nii.gz")
+    with pytest.raises(ValueError, match="^a.json: RepetitionTime 2500 looks like milliseconds"):  # in use
+        load_volume(tmp_path / "a.nii.gz", times_given={"te_ms"})
+    volume = load_volume(tmp_path / "a.nii.gz", times_given={"te_ms", "tr_ms"})  # those given win
+    assert (volume.te_ms, volume.tr_ms) == (None, None)
+    assert volume.extra["sidecar_times_ignored"] == ("the times in a.json are ignored (EchoTime 30 can only be "
+                                                     "milliseconds; BIDS sidecars store seconds)")
+    (tmp_path / "a.json").write_text(json.dumps({"EchoTime": 30, "RepetitionTime": 2500, "InversionTime": 900,
+                                                 "FlipAngle": 90}))
+    with pytest.raises(ValueError, match="InversionTime 900 looks like milliseconds"):  # its TI would be used
+        load_volume(tmp_path / "a.nii.gz", times_given={"te_ms", "tr_ms"})
+    volume = load_volume(tmp_path / "a.nii.gz", times_given={"te_ms", "tr_ms", "ti_ms"})
+    assert (volume.ti_ms, volume.flip_deg) == (None, 90.0)
+    (tmp_path / "a.json").write_text(json.dumps({"EchoTime": 1.0, "RepetitionTime": 15, "InversionTime": 4}))
+    assert read_sidecar(tmp_path / "a.nii.gz") == {"te_ms": 1000.0, "tr_ms": 15000.0, "ti_ms": 4000.0}
+    assert read_sidecar(tmp_path / "none.nii") == {}
+
+
+@pytest.mark.parametrize("text, problem", [
+    ("{not json", "Expecting property name enclosed in double quotes: line 1 column 2 (char 1)"),
+    ("[0.05, 4.5]", "it holds a JSON list, not an object"),
+    (b"\xff\xfe{", "'utf-8' codec can't decode byte 0xff in position 0: invalid start byte"),
+])
+def test_an_unreadable_sidecar_is_one_error_unless_the_times_are_given(tmp_path, text, problem):
+    _oblique_nifti(tmp_path / "a.nii.gz")
+    side = tmp_path / "a.json"
+    side.write_bytes(text) if isinstance(text, bytes) else side.write_text(text)
+    with pytest.raises(ValueError) as error:
+        load_volume(tmp_path / "a.nii.gz", times_given={"te_ms"})
+    assert str(error.value) == (f"a.json: not a readable BIDS sidecar ({problem}); fix it or move it away, or give "
+                                "the input's times (--input-te and --input-tr) to read the image without it")
+    volume = load_volume(tmp_path / "a.nii.gz", times_given={"te_ms", "tr_ms"})
+    assert (volume.te_ms, volume.tr_ms, volume.sequence) == (None, None, None)
+    assert volume.extra["sidecar_times_ignored"] == f"a.json is ignored (not a readable BIDS sidecar: {problem})"
+
+
+def test_scanning_sequence_names_the_input_sequence(tmp_path):
+    import json
+
+    from napari_mr_reparam.sidecars import read_sidecar, sequence_of
+
+    assert sequence_of(["GR", "IR"]) == "mprage" and sequence_of("IR\\SE") == "inversion_recovery"
+    assert sequence_of("GR") == "gradient_echo" and sequence_of(["SE"]) == "spin_echo"
+    assert sequence_of("EP") is None and sequence_of(None) is None
+    side = tmp_path / "t1.json"
+    side.write_text(json.dumps({"EchoTime": 0.003, "RepetitionTime": 2.3, "InversionTime": 0.9,
+                                "FlipAngle": 9, "ScanningSequence": "GR\\IR"}))
+    assert read_sidecar(side) == {"te_ms": 3.0, "tr_ms": 2300.0, "ti_ms": 900.0, "flip_deg": 9.0,
+                                  "sequence": "mprage"}
+
+
+def test_sidecar_times_are_written_without_float_noise(tmp_path):
+    save_volume(tmp_path / "p.nii.gz", np.ones((2, 4, 4), np.float32), te_ms=38.56, tr_ms=2000,
+                extra=acquisition_sidecar(ti_ms=123.45))
+    text = (tmp_path / "p.json").read_text()
+    assert '"EchoTime": 0.03856,' in text and '"InversionTime": 0.12345' in text
