@@ -17,10 +17,10 @@ fitted to the subject's own true targets, to say what limits a single image's pr
   mean of its voxels' times weighted by each voxel's share of the water, PD x bias),
   rendered as one compartment. Not fitted to the targets: what a network that learned its
   map loss's targets exactly would score.
-- ``training's truth maps, matched``: the same with T1 and T2 mixed to match the signal
-  (the recipes' ``map_mix = "matched"``): each the one time whose decay at the reference
-  time (:data:`~napari_mr_reparam.physics.MATCHED_REFERENCE_MS`) is the water-weighted
-  mean of its voxels' decays there.
+- ``training's truth maps, matched``: the same with T1 and T2 mixed to match the signal:
+  each the one time whose decay at a reference time (:data:`MATCHED_REFERENCE_MS`) is the
+  water-weighted mean of its voxels' decays there. Trained as the map loss's targets, these
+  moved nothing (docs/experiments.md); the row says what they could reach.
 - ``--sample``: the two maps rows on the demo's sample head
   (:mod:`napari_mr_reparam.sample_head`) at each of its ground truths, as the widget
   scores them (each slice at its own maximum): the single-compartment maps fitted to the
@@ -49,6 +49,18 @@ T2_GRID_MS = np.geomspace(5.0, 4000.0, 90)
 MAPS_LABEL = "single-compartment maps"
 TRUTH_LABEL = "training's truth maps"
 MATCHED_LABEL = "training's truth maps, matched"
+#: The matched mix's reference times (ms): T1 at this TR, T2 at this TE. Chosen on training
+#: subjects 01-04 (``--tuning``) among TE 50-300 and TR 700-2000 ms.
+MATCHED_REFERENCE_MS = {"t1": 1500.0, "t2": 150.0}
+
+
+def matched_time(water: np.ndarray, water_decay: np.ndarray, reference_ms: float) -> np.ndarray:
+    """The one relaxation time whose decay ``exp(-reference / T)`` is the mean decay of
+    water mixed from several compartments, ``water_decay`` the summed water x
+    exp(-reference / time); 0 where there is no water."""
+    has = water > 1e-6
+    ratio = np.clip(np.divide(water_decay, water, out=np.ones_like(water), where=has), 1e-30, 1.0 - 1e-9)
+    return np.where(has, -reference_ms / np.log(ratio), 0.0)
 
 
 def dictionary(targets: list[ext.Acq]) -> np.ndarray:
@@ -80,15 +92,14 @@ def fit_maps(raw: np.ndarray, atoms: np.ndarray, chunk: int = 8192) -> np.ndarra
 def truth_maps(subject: ext.HeldoutSubject, mix: str = "geometric") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """PD, T1 and T2 (slices, h, w) of each pixel's slab as training's map loss takes them:
     PD the mean over the slab's voxels (PD x bias), each time mixed over the voxels by
-    their share of that water as ``mix`` says (:data:`~napari_mr_reparam.physics.TIME_MIXES`)."""
-    from napari_mr_reparam.physics import MATCHED_REFERENCE_MS, water_matched_time
-
+    their share of that water: ``geometric`` (the geometric mean, as training mixes them)
+    or ``matched`` (:func:`matched_time`)."""
     pd_v, t1_v, t2_v = (np.asarray(subject.values[k], np.float64)[subject.classes] for k in range(3))
     water = pd_v * subject.bias
     total = water.sum(axis=1)
     if mix == "matched":
-        t1, t2 = (water_matched_time(total, (water * np.exp(-MATCHED_REFERENCE_MS[k] / np.maximum(t, 1e-3))).sum(axis=1),
-                                     MATCHED_REFERENCE_MS[k]) for k, t in (("t1", t1_v), ("t2", t2_v)))
+        t1, t2 = (matched_time(total, (water * np.exp(-MATCHED_REFERENCE_MS[k] / np.maximum(t, 1e-3))).sum(axis=1),
+                               MATCHED_REFERENCE_MS[k]) for k, t in (("t1", t1_v), ("t2", t2_v)))
         return water.mean(axis=1), t1, t2
     weight = np.divide(water, total[:, None], out=np.zeros_like(water), where=total[:, None] > 0)
     t1, t2 = (np.exp((weight * np.log(np.maximum(t, 1e-3))).sum(axis=1)) for t in (t1_v, t2_v))
@@ -146,7 +157,6 @@ def sample_rows(n_targets: int) -> list[tuple[str, list[float]]]:
     """PSNR (dB) of the two maps rows at each of the sample head's ground truths."""
     from napari_mr_reparam.metrics import batch_metrics, to_255
     from napari_mr_reparam.phantoms import load_phantom
-    from napari_mr_reparam.physics import MATCHED_REFERENCE_MS, water_matched_time
     from napari_mr_reparam.sample_head import PHANTOM, SLICES, TABLE, TRUTH_ACQS, on_head_grid
     from napari_mr_reparam.simulate import Acquisition, choose_slices, render_slices
 
@@ -168,9 +178,14 @@ def sample_rows(n_targets: int) -> list[tuple[str, list[float]]]:
     first = len(targets) - len(truths)
     fitted = [psnr(fits[k], k) for k in range(first, len(targets))]
     own = [psnr(on_head_grid(ext.signal(t, pd, t1, t2)), first + i) for i, t in enumerate(truths)]
-    water = phantom.mixture.water_decay("t1", 0.0, index)
-    t1, t2 = (water_matched_time(water, phantom.mixture.water_decay(k, ref, index), ref)
-              for k, ref in MATCHED_REFERENCE_MS.items())
+    mix = phantom.mixture  # the head's tissues, each voxel their sum (no jitter on the demo's head)
+    fractions = {k: np.asarray(mix.fractions[k][index], np.float64) for k in mix.values if k in mix.fractions}
+    total = sum(fractions.values())
+    scale = np.divide(np.clip(total, 0, 1), total, out=np.zeros_like(total), where=total > 1e-3)
+    water = sum(f * mix.values[k][0] for k, f in fractions.items()) * scale
+    t1, t2 = (matched_time(water, sum(f * mix.values[k][0] * np.exp(-ref / max(mix.values[k][col], 1e-3))
+                                      for k, f in fractions.items()) * scale, ref)
+              for col, ref in ((1, MATCHED_REFERENCE_MS["t1"]), (2, MATCHED_REFERENCE_MS["t2"])))
     matched = [psnr(on_head_grid(ext.signal(t, water, t1, t2)), first + i) for i, t in enumerate(truths)]
     return [(f"{MAPS_LABEL} (fitted to {len(targets)} targets)", fitted),
             (f"{TRUTH_LABEL} (the head's own maps)", own),

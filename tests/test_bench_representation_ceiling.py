@@ -54,10 +54,8 @@ def test_training_truth_maps_mix_a_slabs_times_by_each_voxels_share_of_the_water
     assert pd[0, 0, 1] == pytest.approx((3 * 0.8 + 1.0) / 4)
     assert t2[0, 0, 1] == pytest.approx(np.exp((1 - share) * np.log(90.0) + share * np.log(1600.0)))
     # matched: the slab's one T2 decays at the reference as its voxels' water does
-    from napari_mr_reparam.physics import MATCHED_REFERENCE_MS
-
     _, t1m, t2m = brc.truth_maps(subject, "matched")
-    ref = MATCHED_REFERENCE_MS["t2"]
+    ref = brc.MATCHED_REFERENCE_MS["t2"]
     assert np.exp(-ref / t2m[0, 0, 1]) == pytest.approx((1 - share) * np.exp(-ref / 90.0) + share * np.exp(-ref / 1600.0))
     assert t1m[0, 0, 0] == pytest.approx(1400.0) and t2m[0, 0, 0] == pytest.approx(90.0)
 

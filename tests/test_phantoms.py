@@ -138,17 +138,6 @@ def test_mixture_renders_the_sum_of_its_tissues_signals():
     assert float(maps_signal) > 5 * float(np.exp(-800.0 / table["grey_matter"].t2))
 
 
-def test_mixture_water_decay_sums_each_tissues_water_decayed_at_the_reference():
-    table, mixture = _two_voxel_mixture()
-    gm, csf = table["grey_matter"], table["csf"]
-    water = mixture.water_decay("t2", 0.0)[0, 0]
-    np.testing.assert_allclose(water, [gm.pd, 0.5 * (gm.pd + csf.pd), 0.25 * (gm.pd + csf.pd)], rtol=1e-6)
-    for key in ("t1", "t2"):
-        decayed = mixture.water_decay(key, 150.0)[0, 0]
-        each = [t.pd * np.exp(-150.0 / getattr(t, key)) for t in (gm, csf)]
-        np.testing.assert_allclose(decayed, [each[0], 0.5 * sum(each), 0.25 * sum(each)], rtol=1e-5)
-
-
 def test_mixture_factors_scale_every_tissue_and_are_bounded():
     from napari_mr_reparam.phantoms.mixture import T2_MAX_MS
     from napari_mr_reparam.simulate import Acquisition

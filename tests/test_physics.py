@@ -123,23 +123,6 @@ def test_water_mean_time_is_the_water_weighted_geometric_mean_for_numpy_and_torc
     assert as_torch.numpy() == pytest.approx(got)
 
 
-def test_water_matched_time_renders_the_mixed_decay_at_its_reference_for_numpy_and_torch():
-    water_each = np.array([0.8 * 0.9, 1.0 * 0.1])  # grey matter and a tenth of CSF
-    times = np.array([96.0, 1650.0])
-    ref = 150.0
-    decay = float((water_each * np.exp(-ref / times)).sum())
-    got = physics.water_matched_time(np.array([water_each.sum(), 0.0]), np.array([decay, 0.0]), ref)
-    assert math.exp(-ref / got[0]) == pytest.approx(decay / water_each.sum(), rel=1e-9)
-    assert got[1] == 0.0  # no water: no time
-    # a mix of mixes is the mix of the compartments
-    half = physics.water_matched_time(water_each[:1], water_each[:1] * np.exp(-ref / times[:1]), ref)
-    again = physics.water_matched_time(water_each.sum(), water_each[0] * np.exp(-ref / half[0])
-                                       + water_each[1] * math.exp(-ref / times[1]), ref)
-    assert float(again) == pytest.approx(got[0], rel=1e-9)
-    as_torch = physics.water_matched_time(torch.tensor([water_each.sum()]), torch.tensor([decay]), ref)
-    assert float(as_torch[0]) == pytest.approx(got[0], rel=1e-6)
-
-
 def test_float32_maps_render_in_float32_and_plain_numbers_in_float64():
     maps = [np.full(4, v, np.float32) for v in (1.0, 900.0, 80.0)]
     assert physics.spin_echo(*maps, 20, 600).dtype == np.float32  # no float64 copy of a volume

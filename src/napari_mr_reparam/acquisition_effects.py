@@ -69,7 +69,6 @@ class Effects:
     jpeg: float = 0.2                               # probability of JPEG storage
     slice_span: tuple[float, float] = (0.0, 1.0)    # slice levels: brain bottom (0) to top (1)
     target_t1_weighted: float = 0.25                # share of targets at TR 400-1200 ms
-    map_mix: str = "geometric"                      # how the maps mix a slab's tissues (physics.TIME_MIXES)
 
     @classmethod
     def from_options(cls, options: dict | None) -> "Effects":
@@ -106,9 +105,6 @@ class Effects:
             raise ValueError("normalizations are three weights (max, percentile, window), not all 0")
         if self.noise_max < 0 or self.blur_px < 0 or self.shift < 0 or not 0 < self.noise_min:
             raise ValueError("noise_max, blur_px and shift must be >= 0 and noise_min > 0")
-        if self.map_mix not in physics.TIME_MIXES:
-            raise ValueError(f"acquisition effect map_mix must be one of {', '.join(physics.TIME_MIXES)}, "
-                             f"got {self.map_mix!r}")
 
 
 #: The times (ms) :func:`draw_input` spans over every input sequence, and the TR that
@@ -214,22 +210,6 @@ def slab_times(pd: np.ndarray, times: np.ndarray, index: int, weights: np.ndarra
     water = slab(pd, index, weights)
     log_mix = slab(pd * np.log(np.maximum(times, 1e-3)), index, weights)
     return physics.water_mean_time(water, log_mix).astype(np.float32)
-
-
-def slab_matched_times(subject, index: int, weights: np.ndarray) -> dict[str, np.ndarray]:
-    """T1 and T2 maps of a thick slice of ``subject`` (a phantom with a ``mixture``) that
-    render its signal exactly at the reference times
-    (:data:`~napari_mr_reparam.physics.MATCHED_REFERENCE_MS`): each the ``matched`` mix
-    (:func:`~napari_mr_reparam.physics.water_matched_time`) of every tissue in the
-    slab's grid slices; 0 where the slab holds no water."""
-    k = len(weights) // 2
-    idx = np.clip(np.arange(index - k, index + k + 1), 0, subject.shape[0] - 1)
-    water = np.tensordot(weights, subject.mixture.water_decay("t1", 0.0, idx), axes=1)
-    out = {}
-    for key, reference in physics.MATCHED_REFERENCE_MS.items():
-        decay = np.tensordot(weights, subject.mixture.water_decay(key, reference, idx), axes=1)
-        out[key] = physics.water_matched_time(water, decay, reference).astype(np.float32)
-    return out
 
 
 def geometry(image: np.ndarray, zoom: float, shift: tuple[float, float], order: int = 1) -> np.ndarray:
@@ -370,8 +350,6 @@ def realistic_example(subject, bias, rng: np.random.Generator, effects: Effects,
            "input_ti": np.float32(acq.ti_ms or 0.0), "input_flip": np.float32(acq.flip_deg or 0.0),
            "target_te": np.float32(te[0]) if one else te, "target_tr": np.float32(tr[0]) if one else tr}
     if with_maps:
-        if effects.map_mix == "matched" and subject.mixture is not None:
-            maps.update(slab_matched_times(subject, index, weights))
         pd = geometry(maps["pd"] * shading * keep, zoom, shift)
         t1, t2 = (geometry(maps[k] * keep, zoom, shift, order=0) for k in ("t1", "t2"))
         out["maps"] = np.stack([np.maximum(pd, 0), t1, t2]).astype(np.float32)

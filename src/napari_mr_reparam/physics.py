@@ -67,35 +67,6 @@ def water_mean_time(water, water_log_time, floor=1e-6):
     return xp.where(has, xp.exp(water_log_time / safe), xp.zeros_like(safe))
 
 
-#: How a single-compartment map mixes the times of compartments (a voxel's tissues, the
-#: grid slices of a thick slice, the pixels of a coarser grid): ``geometric``, the
-#: geometric mean weighted by each one's water (:func:`water_mean_time`); ``matched``,
-#: the one time whose decay at a reference time is the water-weighted mean of theirs
-#: (:func:`water_matched_time`), so the map renders the mix's signal exactly there.
-TIME_MIXES = ("geometric", "matched")
-#: The reference times (ms) of the ``matched`` mix: T2 matched at this echo time, T1 at
-#: this repetition time. Chosen on training subjects 01-04 among TE 50-300 and
-#: TR 700-2000 ms, as the mix whose maps render 12 targets drawn across TE 10-1000 and
-#: TR 400-10000 ms best (docs/experiments.md).
-MATCHED_REFERENCE_MS = {"t1": 1500.0, "t2": 150.0}
-
-
-def water_matched_time(water, water_decay, reference_ms, floor=1e-6):
-    """The one relaxation time whose decay ``exp(-reference / T)`` equals the mean decay
-    of water mixed from several compartments: ``-reference / ln(water_decay / water)``.
-
-    ``water`` is the summed water (PD x share) and ``water_decay`` the summed water x
-    exp(-reference / time), over the compartments. A mix of such mixes is the same mix
-    of the compartments, as with :func:`water_mean_time`. 0 where no more than ``floor``
-    water is left.
-    """
-    xp, (water, water_decay) = _prepare(water, water_decay)
-    has = water > floor
-    safe = xp.where(has, water, xp.ones_like(water))
-    ratio = xp.clip(water_decay / safe, 1e-30, 1.0 - 1e-6)
-    return xp.where(has, -reference_ms / xp.log(ratio), xp.zeros_like(safe))
-
-
 def spin_echo(pd, t1, t2, te, tr):
     """Spin-echo (90-180) signal: ``PD (1 - exp(-TR/T1)) exp(-TE/T2)``.
 

@@ -61,27 +61,6 @@ class Mixture:
         """Signal of the voxels ``index`` (axial slices) at acquisition ``acq``, float32."""
         from .. import physics
 
-        def signal(pd, t1, t2, t2star):
-            return physics.render(acq.sequence, pd, t1, t2, acq.te_ms, acq.tr_ms, ti=acq.ti_ms,
-                                  flip_deg=acq.flip_deg, t2star=t2star, ti2=acq.ti2_ms)
-
-        return self._summed(signal, index)
-
-    def water_decay(self, key: str, reference_ms: float, index=slice(None)) -> np.ndarray:
-        """Per voxel of ``index``, the sum over its tissues of their water (fraction x PD,
-        scaled as :meth:`render` scales it) times ``exp(-reference_ms / T)``, ``T`` each
-        one's ``key`` time (``t1`` or ``t2``); at ``reference_ms`` 0, the water itself.
-        What :func:`~napari_mr_reparam.physics.water_matched_time` mixes, float32."""
-        column = {"t1": 1, "t2": 2}[key]
-
-        def decay(*values):
-            return values[0] * np.exp(-np.float32(reference_ms) / np.maximum(values[column], np.float32(1e-3)))
-
-        return self._summed(decay, index)
-
-    def _summed(self, per_tissue, index) -> np.ndarray:
-        """``per_tissue(pd, t1, t2, t2star)`` of each tissue's voxels (values jittered and
-        bounded), summed over the voxels' tissues weighted by their fractions."""
         fractions = {k: np.asarray(self.fractions[k][index], np.float32) for k in self.values
                      if k in self.fractions}
         if not fractions:
@@ -97,8 +76,10 @@ class Mixture:
             pd, t1, t2, t2star = (np.float32(v) * factors[k][on] if k in factors else np.float32(v)
                                   for k, v in zip(KEYS, self.values[name]))
             t2 = np.minimum(t2, T2_MAX_MS)
-            value = per_tissue(np.minimum(pd, 1.0), np.minimum(t1, T1_MAX_MS), t2, np.minimum(t2star, t2))
-            out[on] += fraction[on] * np.asarray(value, np.float32)
+            signal = physics.render(acq.sequence, np.minimum(pd, 1.0), np.minimum(t1, T1_MAX_MS), t2,
+                                    acq.te_ms, acq.tr_ms, ti=acq.ti_ms, flip_deg=acq.flip_deg,
+                                    t2star=np.minimum(t2star, t2), ti2=acq.ti2_ms)
+            out[on] += fraction[on] * np.asarray(signal, np.float32)
         return (out * scale).astype(np.float32)
 
 

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from ..models import to_model_range
 from ..models.physics_net import NETWORKS, VARIANT_ARCH
-from ..physics import MATCHED_REFERENCE_MS, water_matched_time, water_mean_time
+from ..physics import water_mean_time
 from .config import TrainConfig
 from .data import training_batches
 
@@ -37,11 +37,6 @@ class PhysicsStage:
         self.model.native_input = cfg.native_input
         self.model.keep_detail = cfg.keep_detail
         self.batches = training_batches(cfg, rank)
-        effects = cfg.stream_options().effects
-        #: How the map loss mixes the truth's times onto the maps' grid: as the simulator
-        #: mixed them into the truth's pixels.
-        self.map_mix = "linear" if cfg.partial_volume == "times" else (
-            effects.map_mix if effects is not None else "geometric")
 
     def loss(self, module, batch: dict) -> torch.Tensor:
         args = (to_model_range(batch["input"]), batch["target_te"], batch["target_tr"],
@@ -52,7 +47,7 @@ class PhysicsStage:
             return image_loss(module(*args, **kwargs), to_model_range(batch["target"]), self.cfg.image_loss)
         pred, maps = module(*args, return_maps=True, **kwargs)
         return (image_loss(pred, to_model_range(batch["target"]), self.cfg.image_loss)
-                + self.cfg.map_weight * map_loss(maps, batch["maps"], self.map_mix))
+                + self.cfg.map_weight * map_loss(maps, batch["maps"], self.cfg.partial_volume == "signals"))
 
     def card(self) -> dict:
         return {"arch": VARIANT_ARCH[self.cfg.variant], "task": self.cfg.task, "width": self.cfg.width,
@@ -80,21 +75,21 @@ def image_loss(pred: torch.Tensor, target: torch.Tensor, kind: str = "mse") -> t
     return per_image.mean().detach() * torch.log(per_image + LOG_MSE_FLOOR).mean()
 
 
-def map_loss(maps: dict, truth: torch.Tensor, mix: str = "geometric") -> torch.Tensor:
+def map_loss(maps: dict, truth: torch.Tensor, geometric: bool = True) -> torch.Tensor:
     """Mean squared error of PD and of log T1, log T2 (truth clamped to the maps' bounds)
     against the phantom's maps ``truth`` (B, 3, h, w: PD, T1 ms, T2 ms), where PD > 0.
 
     PD is compared after scaling each map to its own maximum: images fix PD only up to a
     factor (they are normalized to their maximum), and subjects differ in PD scale. Truth
-    on a finer grid than the maps is averaged down to theirs: PD as it is, the times by
-    ``mix`` (:func:`shrink_maps`; ``linear``, a plain mean, as the recipes of
-    ``partial_volume = "times"`` were trained), so a grid pixel that is part CSF does not
-    take CSF's time."""
+    on a finer grid than the maps is averaged down to theirs: PD as it is, the times
+    geometrically by each pixel's PD (``geometric``; a plain mean otherwise, as the
+    recipes of ``partial_volume = "times"`` were trained), so a grid pixel that is part
+    CSF does not take CSF's time."""
     from ..models.physics_net import T1_RANGE_MS, T2_RANGE_MS
 
     if truth.shape[-2:] != maps["pd"].shape[-2:]:  # maps worked at a coarser grid
-        truth = F.interpolate(truth, size=maps["pd"].shape[-2:], mode="area") if mix == "linear" else (
-            shrink_maps(truth, maps["pd"].shape[-2:], mix))
+        truth = shrink_maps(truth, maps["pd"].shape[-2:]) if geometric else F.interpolate(
+            truth, size=maps["pd"].shape[-2:], mode="area")
     tissue = (truth[:, :1] > 0).float()
     count = tissue.sum().clamp_min(1.0)
     err = (_to_own_max(maps["pd"]) - _to_own_max(truth[:, :1])) ** 2
@@ -104,22 +99,13 @@ def map_loss(maps: dict, truth: torch.Tensor, mix: str = "geometric") -> torch.T
     return (err * tissue).sum() / count
 
 
-def shrink_maps(truth: torch.Tensor, size, mix: str = "geometric") -> torch.Tensor:
-    """(B, 3, h, w) maps (PD, T1, T2) area-averaged to ``size``: PD as it is, the times
-    mixed by each pixel's PD as ``mix`` says (:data:`~napari_mr_reparam.physics.TIME_MIXES`:
-    the geometric mean, or the time matched at its reference); times 0 where no PD is left."""
+def shrink_maps(truth: torch.Tensor, size) -> torch.Tensor:
+    """(B, 3, H, W) maps (PD, T1, T2) area-averaged to ``size``: PD as it is, the times as
+    the geometric mean weighted by PD; times 0 where no PD is left."""
     pd = truth[:, :1]
-    size = tuple(size)
-    small_pd = F.interpolate(pd, size=size, mode="area")
-    if mix == "geometric":
-        logs = F.interpolate(pd * torch.log(truth[:, 1:].clamp_min(1e-3)), size=size, mode="area")
-        return torch.cat([small_pd, water_mean_time(small_pd, logs)], dim=1)
-    times = []
-    for ch, key in ((1, "t1"), (2, "t2")):
-        reference = MATCHED_REFERENCE_MS[key]
-        decay = pd * torch.exp(-reference / truth[:, ch:ch + 1].clamp_min(1e-3))
-        times.append(water_matched_time(small_pd, F.interpolate(decay, size=size, mode="area"), reference))
-    return torch.cat([small_pd, *times], dim=1)
+    small_pd = F.interpolate(pd, size=tuple(size), mode="area")
+    logs = F.interpolate(pd * torch.log(truth[:, 1:].clamp_min(1e-3)), size=tuple(size), mode="area")
+    return torch.cat([small_pd, water_mean_time(small_pd, logs)], dim=1)
 
 
 def _to_own_max(pd: torch.Tensor) -> torch.Tensor:
