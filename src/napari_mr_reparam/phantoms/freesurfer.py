@@ -132,8 +132,7 @@ def read_labels(path: str | Path) -> tuple[np.ndarray, tuple[float, float, float
 def _read_image(path: Path):
     import nibabel as nib
 
-    from ..io import _stack_spacing
-    from ..orientation import file_to_stack, ras_orientation
+    from ..orientation import file_to_stack, ras_orientation, stack_spacing
 
     try:
         img = nib.load(str(path))
@@ -145,7 +144,7 @@ def _read_image(path: Path):
     if data.ndim != 3:
         raise ValueError(f"{path.name}: a label map must be a 3-D volume, got shape {data.shape}")
     to_ras = ras_orientation(img.affine)
-    return np.ascontiguousarray(file_to_stack(data, to_ras)), _stack_spacing(img, to_ras)
+    return np.ascontiguousarray(file_to_stack(data, to_ras)), stack_spacing(img.header.get_zooms()[:3], to_ras)
 
 
 def _read_npz(path: Path):
