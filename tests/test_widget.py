@@ -937,18 +937,6 @@ def test_cancel_reaches_the_registration(make_napari_viewer, tiny_weights, qtbot
     _cancel_once_started(qtbot, viewer, widget, started, seen)
 
 
-def test_a_volumes_contrast_limits_come_from_its_finite_voxels_and_an_all_nan_one_gets_a_plain_range():
-    import warnings
-
-    from napari_mr_reparam._widget import _with_range
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")  # computed in a worker thread: no warning either
-        assert _with_range(np.array([[np.nan, 2.0], [0.5, 3.0]], np.float32))[1] == (0.5, 3.0)
-        assert _with_range(np.full((2, 3, 3), np.nan, np.float32))[1] == (0.0, 1.0)
-        assert _with_range(np.zeros((2, 2), np.float32))[1] == (0.0, 1.0)
-
-
 def test_the_other_images_of_the_inputs_series_are_added_in_one_click(make_napari_viewer, tiny_weights, qtbot,
                                                                       tmp_path):
     import json

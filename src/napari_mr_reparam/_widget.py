@@ -13,11 +13,12 @@ input's own acquisition is then given in full (``input_sequence``, ``input_ti``,
 ``input_flip``), ``gain_per_input`` says whether the images carry one receiver gain (one
 series) or one each (separate series), ``register`` whether each further image is first
 registered onto the first (the head moved between series), and ``joint_status`` says
-which parameters the inputs determine. Each job is one engine call in a napari
-``thread_worker`` (:class:`~napari_mr_reparam._background.LatestJob`, as every piece of
-work longer than a slice's render), which reports progress through the engine's
-``progress`` callback and stops at the engine's ``cancelled`` hook; torch is imported only
-when the first prediction starts, so the widget opens quickly.
+which parameters the inputs determine. Each job is one engine call
+(:mod:`~napari_mr_reparam._widget_work`) in a napari ``thread_worker``
+(:class:`~napari_mr_reparam._background.LatestJob`, as every piece of work longer than a
+slice's render), which reports progress through the engine's ``progress`` callback and
+stops at the engine's ``cancelled`` hook; torch is imported only when the first prediction
+starts, so the widget opens quickly.
 
 Dragging ``te``/``tr`` predicts the slice on screen (debounced; while a prediction runs
 only the newest request is kept, so stale ones are dropped) and, once the sliders rest,
@@ -27,7 +28,8 @@ TE/TR, data-consistency weight and flip averaging) and then renders from them: t
 on screen while a slider moves (on the GUI thread, tens of milliseconds), the whole volume
 once the sliders rest (in a worker thread).
 The comparison with a ground truth follows the same split: the slice just previewed at
-once, the whole volume in a worker thread.
+once, the whole volume in a worker thread. The output layers and that comparison live in
+:class:`~napari_mr_reparam._widget_outputs.Outputs`.
 """
 
 from __future__ import annotations
@@ -49,14 +51,15 @@ from ._widget_controls import (
     INPUT_SEQUENCE_CHOICES, SEQUENCE_CHOICES, InputRow, NoteLabel, compact, in_scroll_area, target_slider,
     wrap_text,
 )
-from .acquisition import Acquisition
+from ._widget_outputs import Outputs
+from ._widget_work import compute, with_range
 from .presets import get_input_preset
 from .units import refuse_seconds
 from .widget_logic import (
-    CUSTOM, EngineCache, InputSpec, MapsCache, Request, compare_volumes, determined_line,
-    guessed_input_preset, guessed_line, image_refusal, input_from_metadata, input_refusal,
-    joint_acquisitions, joint_inputs, joint_job_units, layer_names, matching_preset, preset_choices,
-    preset_controls, preset_refusal, render_request, seconds_hint, truth_mismatch,
+    CUSTOM, EngineCache, InputSpec, MapsCache, Request, determined_line, guessed_input_preset,
+    guessed_line, image_refusal, input_from_metadata, input_refusal, joint_acquisitions,
+    joint_job_units, matching_preset, preset_choices, preset_controls, preset_refusal, render_request,
+    seconds_hint,
 )
 
 if TYPE_CHECKING:
@@ -97,10 +100,11 @@ class ReparamWidget(Container):
                                       on_progress=self._on_progress, on_finished=self._on_finished,
                                       keep_stale=True)
         self._renders = LatestJob(self._show_rendered, self._on_render_error)
-        self._comparisons = LatestJob(self._show_comparison, self._on_error)
-        self._per_slice = None
         self._applying_preset = False
         self._make_controls()
+        # the prediction and difference layers, and the comparison with the ground truth
+        self._outputs = Outputs(self._viewer, self.image, self.ground_truth, self.metrics, self.truth_hint,
+                                self._on_error)
         self._preview_timer = self._timer(PREVIEW_DELAY_MS, self._start_preview)
         self._volume_timer = self._timer(VOLUME_DELAY_MS, self._start_volume)
         self._connect()
@@ -220,12 +224,12 @@ class ReparamWidget(Container):
         for control in (self.input_te, self.input_tr, self.model, self.device, self.consistency,
                         self.flip_average, self.gain_per_input, self.register):
             control.changed.connect(self._on_settings_changed)
-        self.ground_truth.changed.connect(self._compare_volume)
+        self.ground_truth.changed.connect(self._outputs.compare_volume)
         self.run.clicked.connect(self._start_volume)
         self.cancel.clicked.connect(self.cancel_work)
-        self._viewer.dims.events.current_step.connect(self._update_metrics_label)
+        self._viewer.dims.events.current_step.connect(self._outputs.update_metrics_label)
         self._viewer.layers.events.removed.connect(self._on_layer_removed)
-        self.native.destroyed.connect(_teardown(self._viewer, self._update_metrics_label,
+        self.native.destroyed.connect(_teardown(self._viewer, self._outputs.update_metrics_label,
                                                 self._on_layer_removed, self.cancel_work))
 
     def _on_layer_removed(self, event) -> None:
@@ -436,7 +440,7 @@ class ReparamWidget(Container):
                                      f"{self.input_te.value:g} / TR {self.input_tr.value:g} ms (name its "
                                      "acquisition with Input preset)")
         self._sync_input_preset()
-        self._update_metrics_label()
+        self._outputs.update_metrics_label()
 
     def _seconds_hint(self) -> str:
         """The hint for a time field holding what can only be seconds (shown in the status)."""
@@ -479,7 +483,7 @@ class ReparamWidget(Container):
     def _on_settings_changed(self, *_):
         if self._seconds_hint():
             return
-        if self.live.value and self.image.value is not None and self._has_prediction():
+        if self.live.value and self.image.value is not None and self._outputs.has_prediction():
             self._volume_timer.start()
 
     # ------------------------------------------------------------------ requests
@@ -530,7 +534,7 @@ class ReparamWidget(Container):
         if request is not None and request.slice_index is None and self._maps.get(request) is not None:
             # physics with its maps at hand: while a slider moves, the slice on screen (a
             # render of the whole volume follows when the sliders rest)
-            shown = self._find_output(request.layer, "prediction")
+            shown = self._outputs.find(request.layer, "prediction")
             index = self._slice_on_screen(request.layer)
             if index is not None and shown is not None and np.shape(shown.data) == np.shape(request.layer.data):
                 request = replace(request, slice_index=index)
@@ -571,7 +575,7 @@ class ReparamWidget(Container):
             return
         # one engine call in a worker thread, after any running one (a newer request
         # replaces this one while it waits)
-        self._predictions.submit(partial(_compute, self._engines, request, np.asarray(request.layer.data)), request)
+        self._predictions.submit(partial(compute, self._engines, request, np.asarray(request.layer.data)), request)
 
     def _on_started(self, request: Request) -> None:
         shape = np.shape(request.layer.data)
@@ -600,8 +604,8 @@ class ReparamWidget(Container):
             self._maps.put(request, engine, maps)
             self._show_render(request, (engine, maps))
             return
-        self._write_prediction(request, *value)
-        self._update_comparison(request.slice_index)
+        self._outputs.write_prediction(request, *value)
+        self._outputs.update_comparison(request.slice_index)
         where = "volume" if request.slice_index is None else f"slice {request.slice_index}"
         self.status.value = f"Done ({where}) on {self._engines.last_device}"
 
@@ -625,8 +629,8 @@ class ReparamWidget(Container):
         thread; shown when it returns unless a newer render was asked meanwhile)."""
         engine, maps = engine_and_maps
         if request.slice_index is None:
-            self._comparisons.drop()
-            self._renders.submit(lambda job: _with_range(render_request(engine, maps, request)), request,
+            self._outputs.drop_comparison()
+            self._renders.submit(lambda job: with_range(render_request(engine, maps, request)), request,
                                  engine_and_maps)
             self.status.value = f"Rendering the whole volume at TE {request.te:g} / TR {request.tr:g} ms..."
             return
@@ -651,8 +655,9 @@ class ReparamWidget(Container):
         engine, maps = engine_and_maps
         volume, limits = rendered
         shape = np.shape(request.layer.data)
-        self._write_prediction(request, volume.reshape(shape if request.slice_index is None else shape[1:]), limits)
-        self._update_comparison(request.slice_index)
+        self._outputs.write_prediction(
+            request, volume.reshape(shape if request.slice_index is None else shape[1:]), limits)
+        self._outputs.update_comparison(request.slice_index)
         where = "" if request.slice_index is None else f", slice {request.slice_index}"
         if engine is None:
             self.joint_status.value = determined_line(maps.summary(), request.register)
@@ -693,7 +698,7 @@ class ReparamWidget(Container):
 
     def is_idle(self) -> bool:
         """Whether no prediction, render or comparison is running or waiting."""
-        return self._predictions.idle and self._renders.idle and self._comparisons.idle
+        return self._predictions.idle and self._renders.idle and self._outputs.idle
 
     def cancel_work(self, *_) -> None:
         """Stop the running prediction and drop any waiting one (and any render or
@@ -701,182 +706,9 @@ class ReparamWidget(Container):
         self._preview_timer.stop()
         self._volume_timer.stop()
         self._renders.drop()
-        self._comparisons.drop()
+        self._outputs.drop_comparison()
         if self._predictions.cancel():
             self.status.value = "Cancelled"
-
-    # ------------------------------------------------------------------ outputs
-    def _find_output(self, source, role: str):
-        for layer in self._viewer.layers:
-            meta = layer.metadata or {}
-            if meta.get("mr_reparam_role") == role and meta.get("mr_reparam_source") is source.data:
-                return layer
-        return None
-
-    def _output_layer(self, source, role: str, shape: tuple, above=None):
-        """The ``role`` layer made from ``source`` (a new one of ``shape``, float32); a new
-        one goes right above ``above`` (default: the source), so a grid view shows each
-        output beside what it belongs to."""
-        layer = self._find_output(source, role)
-        if layer is not None:
-            return layer
-        layer = self._viewer.add_image(
-            np.zeros(shape, np.float32), name=role, scale=source.scale,
-            translate=source.translate, colormap="gray" if role == "prediction" else "magma",
-            metadata={**{k: v for k, v in (source.metadata or {}).items() if k not in ("te_ms", "tr_ms")},
-                      "mr_reparam_role": role, "mr_reparam_source": source.data},
-        )
-        layers = self._viewer.layers
-        anchor = above if above is not None else source
-        if anchor in layers:
-            layers.move(layers.index(layer), layers.index(anchor) + 1)
-        return layer
-
-    def _has_prediction(self) -> bool:
-        layer = self.image.value
-        return layer is not None and any(
-            (l.metadata or {}).get("mr_reparam_source") is layer.data for l in self._viewer.layers)
-
-    def _write_prediction(self, request: Request, pred: np.ndarray, limits: tuple | None = None) -> None:
-        """Write ``pred`` (the volume, or the slice ``request.slice_index``) into the
-        prediction layer; a volume's contrast limits are ``limits`` (computed off the GUI
-        thread, :func:`_with_range`), or its value range."""
-        source = request.layer
-        layer = self._output_layer(source, "prediction", np.shape(source.data))
-        if request.slice_index is None:
-            layer.data = np.asarray(pred, np.float32)  # a fresh volume: no copy where it is float32
-        else:
-            layer.data[request.slice_index] = pred.reshape(layer.data.shape[1:])
-            layer.refresh()
-        model = f"joint({len(request.inputs)})" if request.inputs else request.model
-        names = layer_names(model, request.te, request.tr, request.sequence, request.ti,
-                            request.flip_deg, request.ti2)
-        layer.name = names["prediction"]
-        layer.metadata.update(te_ms=request.te, tr_ms=request.tr, model=request.model,
-                              sequence=request.sequence, ti_ms=request.ti, flip_deg=request.flip_deg,
-                              ti2_ms=request.ti2, mr_reparam_names=names,
-                              inputs=[spec.layer.name for spec in request.inputs])
-        if request.slice_index is None:
-            layer.contrast_limits = limits or _with_range(pred)[1]
-
-    def _compare_volume(self, *_) -> None:
-        self._update_comparison()
-
-    def _update_comparison(self, slice_index: int | None = None) -> None:
-        """The difference layer and the metrics against the ground truth: of the slice
-        ``slice_index`` at once (a preview), of the whole volume in a worker thread."""
-        source, truth = self.image.value, self.ground_truth.value
-        if source is None:
-            return
-        pred_layer = self._find_output(source, "prediction")
-        if pred_layer is None or truth is None:
-            self.metrics.value = self.truth_hint.value = ""
-            self._per_slice = None
-            stale = self._find_output(source, "difference")
-            if stale is not None:  # no ground truth: no difference to show
-                self._viewer.layers.remove(stale)
-            return
-        pred, gt = np.asarray(pred_layer.data), np.asarray(truth.data)
-        if pred.shape != gt.shape:
-            self.metrics.value = f"ground truth shape {gt.shape} differs from the input {pred.shape}"
-            return
-        diff_layer = self._find_output(source, "difference")
-        of = (self._per_slice or {}).get("of", (None, None))
-        compared = of[0] is source and of[1] is truth
-        if slice_index is not None and diff_layer is not None and compared:
-            self._comparisons.drop()  # a whole-volume comparison in flight is older than this slice
-            k = slice(slice_index, slice_index + 1)
-            diff, per_slice = compare_volumes(pred[k], gt[k])
-            diff_layer.data[slice_index] = diff[0]
-            diff_layer.refresh()
-            self._per_slice["slices"][slice_index] = per_slice["slices"][0]
-            self._per_slice["volume_current"] = False
-            self._name_comparison(diff_layer, truth, pred_layer)
-            return
-        # no copy: a preview that writes a slice in place meanwhile drops this comparison, or
-        # asks for a newer one, so a result read from a half-written volume is never shown
-        self._comparisons.submit(lambda job: compare_volumes(pred, gt), source, truth, pred_layer)
-
-    def _show_comparison(self, result, source, truth, pred_layer) -> None:
-        layers = self._viewer.layers
-        if (source is not self.image.value or truth is not self.ground_truth.value
-                or truth not in layers or pred_layer not in layers):
-            return  # another input or ground truth since: its own comparison follows
-        diff, per_slice = result
-        per_slice["of"] = (source, truth)  # what the figures compare
-        diff_layer = self._output_layer(source, "difference", np.shape(diff), above=truth)
-        diff_layer.data = diff
-        diff_layer.contrast_limits = (0.0, max(float(np.nanmax(diff)), 1.0))
-        self._per_slice = per_slice
-        self._name_comparison(diff_layer, truth, pred_layer)
-
-    def _name_comparison(self, diff_layer, truth, pred_layer) -> None:
-        diff_layer.name = pred_layer.metadata.get("mr_reparam_names", {}).get("difference", "difference")
-        self.truth_hint.value = truth_mismatch(truth.name, truth.metadata, pred_layer.metadata)
-        self._update_metrics_label()
-
-    def _update_metrics_label(self, *_) -> None:
-        per_slice = self._per_slice
-        layer = self.image.value
-        if not per_slice or layer is None:
-            return
-        if per_slice["of"][0] is not layer:  # the figures of another input: not this one's
-            self.metrics.value = ""
-            return
-        data = np.asarray(layer.data)
-        k = 0
-        if data.ndim == 3:
-            k = int(np.clip(round(layer.world_to_data(self._viewer.dims.point)[0]), 0, data.shape[0] - 1))
-        s = per_slice["slices"][k]
-        v = per_slice["volume"]
-        volume = (f"volume: PSNR {v['psnr']:.2f} dB, MAE {v['mae']:.2f}, SSIM {v['ssim']:.3f}"
-                  if per_slice.get("volume_current", True) else "volume: once the whole volume is re-rendered")
-        self.metrics.value = f"slice {k}: PSNR {s['psnr']:.2f} dB, MAE {s['mae']:.2f}, SSIM {s['ssim']:.3f}\n{volume}"
-
-
-def _compute(engines: EngineCache, request: Request, data: np.ndarray, job) -> tuple:
-    """One engine call for ``request`` (run in a worker thread): ``("maps", (engine, maps))``
-    for the physics model or joint maps (``engine`` None), else ``("prediction", volume)``.
-    The engine chunks the volume itself; its ``progress`` callback moves the bar (through
-    ``job``'s Qt signal, so from the worker thread safely) and its ``cancelled`` hook reads
-    ``job``'s cancel flag."""
-    from .inference import InferenceOptions
-
-    engine = engines.get(request.model, request.device)
-    given = request.given()
-    if request.inputs:
-        from .joint_fit import joint_maps
-
-        volumes, clipped, resampled, motions, noise, spacing = joint_inputs(
-            request.inputs, request.register, progress=job.advance, cancelled=job.cancelled)
-        maps = joint_maps(volumes, joint_acquisitions(request.inputs), engine=engine, clipped=clipped,
-                          noise=noise, spacing=spacing,
-                          scale="per_input" if request.gain_per_input else "shared",
-                          engine_options=InferenceOptions(request.consistency, request.flip_average),
-                          progress=job.advance, cancelled=job.cancelled)
-        maps.resampled, maps.registered = tuple(resampled), tuple(motions)
-        return ("maps", (None, maps))
-    if engine.renders_from_maps:
-        options = InferenceOptions(request.consistency, request.flip_average)
-        maps = engine.compute_maps(data, given, options=options, progress=job.advance,
-                                   cancelled=job.cancelled)
-        return ("maps", (engine, maps))
-    volume = data if request.slice_index is None else data[request.slice_index]
-    pred = engine.predict(volume, Acquisition(request.te, request.tr), given,
-                          progress=job.advance, cancelled=job.cancelled)
-    return ("prediction", _with_range(pred) if request.slice_index is None else (pred, None))
-
-
-def _with_range(volume: np.ndarray) -> tuple:
-    """``(volume, (lowest, highest))``: a whole volume with the contrast limits of its layer,
-    computed where the volume is (a worker thread: tens of milliseconds for a real scan's
-    depth)."""
-    finite = np.isfinite(volume)
-    low = float(np.min(volume, where=finite, initial=np.inf))
-    high = float(np.max(volume, where=finite, initial=-np.inf))
-    if low > high:  # no finite voxel (every one NaN): the layer keeps a plain range
-        return volume, (0.0, 1.0)
-    return volume, (low, high or 1.0)
 
 
 def _teardown(viewer, *callbacks):

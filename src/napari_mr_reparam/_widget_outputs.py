@@ -1,0 +1,171 @@
+"""The widget's output layers and their comparison with a ground truth.
+
+:class:`Outputs` finds or adds the layers the widget makes from an input (its
+``prediction`` and, against a ground truth, its ``difference``: each tagged in its
+metadata with its role and the input's data), writes a prediction into its layer, and
+compares it with the ground truth: the slice just previewed at once, the whole volume in
+a worker thread (:class:`~napari_mr_reparam._background.LatestJob`), with the metrics of
+the slice on screen and of the volume in the widget's ``metrics`` line.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._background import LatestJob
+from ._widget_work import with_range
+from .widget_logic import Request, compare_volumes, layer_names, truth_mismatch
+
+
+class Outputs:
+    """The output layers of the input chosen in ``image`` and their comparison with the
+    layer chosen in ``ground_truth`` (the widget's layer controls, read for their current
+    layers), in ``viewer``; the comparison writes the labels ``metrics`` and
+    ``truth_hint``, and a failed one goes to ``on_error``."""
+
+    def __init__(self, viewer, image, ground_truth, metrics, truth_hint, on_error):
+        self._viewer = viewer
+        self._image, self._ground_truth = image, ground_truth
+        self._metrics, self._truth_hint = metrics, truth_hint
+        self._comparisons = LatestJob(self._show_comparison, on_error)
+        self._per_slice = None
+
+    @property
+    def idle(self) -> bool:
+        """Whether no comparison is running or waiting."""
+        return self._comparisons.idle
+
+    def drop_comparison(self) -> None:
+        """Forget the comparison waiting or in flight: its result is not shown."""
+        self._comparisons.drop()
+
+    def find(self, source, role: str):
+        """The ``role`` layer made from ``source``, or None."""
+        for layer in self._viewer.layers:
+            meta = layer.metadata or {}
+            if meta.get("mr_reparam_role") == role and meta.get("mr_reparam_source") is source.data:
+                return layer
+        return None
+
+    def layer(self, source, role: str, shape: tuple, above=None):
+        """The ``role`` layer made from ``source`` (a new one of ``shape``, float32); a new
+        one goes right above ``above`` (default: the source), so a grid view shows each
+        output beside what it belongs to."""
+        layer = self.find(source, role)
+        if layer is not None:
+            return layer
+        layer = self._viewer.add_image(
+            np.zeros(shape, np.float32), name=role, scale=source.scale,
+            translate=source.translate, colormap="gray" if role == "prediction" else "magma",
+            metadata={**{k: v for k, v in (source.metadata or {}).items() if k not in ("te_ms", "tr_ms")},
+                      "mr_reparam_role": role, "mr_reparam_source": source.data},
+        )
+        layers = self._viewer.layers
+        anchor = above if above is not None else source
+        if anchor in layers:
+            layers.move(layers.index(layer), layers.index(anchor) + 1)
+        return layer
+
+    def has_prediction(self) -> bool:
+        """Whether the input chosen has an output layer."""
+        layer = self._image.value
+        return layer is not None and any(
+            (l.metadata or {}).get("mr_reparam_source") is layer.data for l in self._viewer.layers)
+
+    def write_prediction(self, request: Request, pred: np.ndarray, limits: tuple | None = None) -> None:
+        """Write ``pred`` (the volume, or the slice ``request.slice_index``) into the
+        prediction layer; a volume's contrast limits are ``limits`` (computed off the GUI
+        thread, :func:`~napari_mr_reparam._widget_work.with_range`), or its value range."""
+        source = request.layer
+        layer = self.layer(source, "prediction", np.shape(source.data))
+        if request.slice_index is None:
+            layer.data = np.asarray(pred, np.float32)  # a fresh volume: no copy where it is float32
+        else:
+            layer.data[request.slice_index] = pred.reshape(layer.data.shape[1:])
+            layer.refresh()
+        model = f"joint({len(request.inputs)})" if request.inputs else request.model
+        names = layer_names(model, request.te, request.tr, request.sequence, request.ti,
+                            request.flip_deg, request.ti2)
+        layer.name = names["prediction"]
+        layer.metadata.update(te_ms=request.te, tr_ms=request.tr, model=request.model,
+                              sequence=request.sequence, ti_ms=request.ti, flip_deg=request.flip_deg,
+                              ti2_ms=request.ti2, mr_reparam_names=names,
+                              inputs=[spec.layer.name for spec in request.inputs])
+        if request.slice_index is None:
+            layer.contrast_limits = limits or with_range(pred)[1]
+
+    def compare_volume(self, *_) -> None:
+        """The whole volume's comparison (the ground truth chosen changed)."""
+        self.update_comparison()
+
+    def update_comparison(self, slice_index: int | None = None) -> None:
+        """The difference layer and the metrics against the ground truth: of the slice
+        ``slice_index`` at once (a preview), of the whole volume in a worker thread."""
+        source, truth = self._image.value, self._ground_truth.value
+        if source is None:
+            return
+        pred_layer = self.find(source, "prediction")
+        if pred_layer is None or truth is None:
+            self._metrics.value = self._truth_hint.value = ""
+            self._per_slice = None
+            stale = self.find(source, "difference")
+            if stale is not None:  # no ground truth: no difference to show
+                self._viewer.layers.remove(stale)
+            return
+        pred, gt = np.asarray(pred_layer.data), np.asarray(truth.data)
+        if pred.shape != gt.shape:
+            self._metrics.value = f"ground truth shape {gt.shape} differs from the input {pred.shape}"
+            return
+        diff_layer = self.find(source, "difference")
+        of = (self._per_slice or {}).get("of", (None, None))
+        compared = of[0] is source and of[1] is truth
+        if slice_index is not None and diff_layer is not None and compared:
+            self._comparisons.drop()  # a whole-volume comparison in flight is older than this slice
+            k = slice(slice_index, slice_index + 1)
+            diff, per_slice = compare_volumes(pred[k], gt[k])
+            diff_layer.data[slice_index] = diff[0]
+            diff_layer.refresh()
+            self._per_slice["slices"][slice_index] = per_slice["slices"][0]
+            self._per_slice["volume_current"] = False
+            self._name_comparison(diff_layer, truth, pred_layer)
+            return
+        # no copy: a preview that writes a slice in place meanwhile drops this comparison, or
+        # asks for a newer one, so a result read from a half-written volume is never shown
+        self._comparisons.submit(lambda job: compare_volumes(pred, gt), source, truth, pred_layer)
+
+    def _show_comparison(self, result, source, truth, pred_layer) -> None:
+        layers = self._viewer.layers
+        if (source is not self._image.value or truth is not self._ground_truth.value
+                or truth not in layers or pred_layer not in layers):
+            return  # another input or ground truth since: its own comparison follows
+        diff, per_slice = result
+        per_slice["of"] = (source, truth)  # what the figures compare
+        diff_layer = self.layer(source, "difference", np.shape(diff), above=truth)
+        diff_layer.data = diff
+        diff_layer.contrast_limits = (0.0, max(float(np.nanmax(diff)), 1.0))
+        self._per_slice = per_slice
+        self._name_comparison(diff_layer, truth, pred_layer)
+
+    def _name_comparison(self, diff_layer, truth, pred_layer) -> None:
+        diff_layer.name = pred_layer.metadata.get("mr_reparam_names", {}).get("difference", "difference")
+        self._truth_hint.value = truth_mismatch(truth.name, truth.metadata, pred_layer.metadata)
+        self.update_metrics_label()
+
+    def update_metrics_label(self, *_) -> None:
+        """The metrics line: the slice on screen's and the volume's figures."""
+        per_slice = self._per_slice
+        layer = self._image.value
+        if not per_slice or layer is None:
+            return
+        if per_slice["of"][0] is not layer:  # the figures of another input: not this one's
+            self._metrics.value = ""
+            return
+        data = np.asarray(layer.data)
+        k = 0
+        if data.ndim == 3:
+            k = int(np.clip(round(layer.world_to_data(self._viewer.dims.point)[0]), 0, data.shape[0] - 1))
+        s = per_slice["slices"][k]
+        v = per_slice["volume"]
+        volume = (f"volume: PSNR {v['psnr']:.2f} dB, MAE {v['mae']:.2f}, SSIM {v['ssim']:.3f}"
+                  if per_slice.get("volume_current", True) else "volume: once the whole volume is re-rendered")
+        self._metrics.value = f"slice {k}: PSNR {s['psnr']:.2f} dB, MAE {s['mae']:.2f}, SSIM {s['ssim']:.3f}\n{volume}"
