@@ -21,11 +21,12 @@ fitted to the subject's own true targets, to say what limits a single image's pr
   each the one time whose decay at a reference time (:data:`MATCHED_REFERENCE_MS`) is the
   water-weighted mean of its voxels' decays there. Trained as the map loss's targets, these
   moved nothing (docs/experiments.md); the row says what they could reach.
-- ``--sample``: the two maps rows on the demo's sample head
+- ``--sample``: the three maps rows on the demo's sample head
   (:mod:`napari_mr_reparam.sample_head`) at each of its ground truths, as the widget
   scores them (each slice at its own maximum): the single-compartment maps fitted to the
-  held-out targets and the three truths together, and the head's own maps (the phantom's,
-  which training's map loss compares with) rendered as one compartment.
+  held-out targets and the three truths together, the head's own maps (the phantom's,
+  which training's map loss compares with) rendered as one compartment, and its tissues
+  mixed to match.
 - ``intensity lookup``: each target as a function of the input's intensity alone, the
   conditional mean over the subject's pixels in ``--bins`` bins of the input (fitted to
   the truth, so any monotone or non-monotone intensity mapping does no better on average).
@@ -154,7 +155,7 @@ def run(paths, slices: int, n_targets: int, bins: int, log=print) -> dict:
 
 
 def sample_rows(n_targets: int) -> list[tuple[str, list[float]]]:
-    """PSNR (dB) of the two maps rows at each of the sample head's ground truths."""
+    """PSNR (dB) of the three maps rows at each of the sample head's ground truths."""
     from napari_mr_reparam.metrics import batch_metrics, to_255
     from napari_mr_reparam.phantoms import load_phantom
     from napari_mr_reparam.sample_head import PHANTOM, SLICES, TABLE, TRUTH_ACQS, on_head_grid
@@ -178,15 +179,16 @@ def sample_rows(n_targets: int) -> list[tuple[str, list[float]]]:
     first = len(targets) - len(truths)
     fitted = [psnr(fits[k], k) for k in range(first, len(targets))]
     own = [psnr(on_head_grid(ext.signal(t, pd, t1, t2)), first + i) for i, t in enumerate(truths)]
-    mix = phantom.mixture  # the head's tissues, each voxel their sum (no jitter on the demo's head)
+    # matched: each tissue's water decayed at the reference, summed as the mixture renders
+    # a voxel (no jitter on the demo's head); the head's PD map is that water, undecayed
+    mix = phantom.mixture
     fractions = {k: np.asarray(mix.fractions[k][index], np.float64) for k in mix.values if k in mix.fractions}
     total = sum(fractions.values())
     scale = np.divide(np.clip(total, 0, 1), total, out=np.zeros_like(total), where=total > 1e-3)
-    water = sum(f * mix.values[k][0] for k, f in fractions.items()) * scale
-    t1, t2 = (matched_time(water, sum(f * mix.values[k][0] * np.exp(-ref / max(mix.values[k][col], 1e-3))
+    t1, t2 = (matched_time(pd, sum(f * mix.values[k][0] * np.exp(-ref / max(mix.values[k][col], 1e-3))
                                       for k, f in fractions.items()) * scale, ref)
               for col, ref in ((1, MATCHED_REFERENCE_MS["t1"]), (2, MATCHED_REFERENCE_MS["t2"])))
-    matched = [psnr(on_head_grid(ext.signal(t, water, t1, t2)), first + i) for i, t in enumerate(truths)]
+    matched = [psnr(on_head_grid(ext.signal(t, pd, t1, t2)), first + i) for i, t in enumerate(truths)]
     return [(f"{MAPS_LABEL} (fitted to {len(targets)} targets)", fitted),
             (f"{TRUTH_LABEL} (the head's own maps)", own),
             (f"{MATCHED_LABEL} (the head's tissues)", matched)]
