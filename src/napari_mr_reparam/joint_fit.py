@@ -479,7 +479,7 @@ def joint_maps(volumes, acquisitions, engine=None, prior_input: int | None = Non
     # one input: the network reads it, of any input sequence it was trained on (it says which)
     arrays, acqs = _check_inputs(volumes, acquisitions, fitted=not single)
     if single:
-        qmaps = network_maps(engine, np.nan_to_num(arrays[0]), acqs[0], **calls)
+        qmaps = network_maps(engine, arrays[0], acqs[0], **calls)
         sized = qmaps.at_input_size()
         shape = arrays[0].shape
         det = {k: np.zeros(shape, bool) for k in PARAMETERS}
@@ -512,7 +512,7 @@ def joint_maps(volumes, acquisitions, engine=None, prior_input: int | None = Non
         if prior_input is None:
             prior_input = prior_input_of(acqs, reads=engine.reads_input)
         if prior_input is not None:
-            sized = network_maps(engine, np.nan_to_num(arrays[prior_input]), acqs[prior_input],
+            sized = network_maps(engine, arrays[prior_input], acqs[prior_input],
                                  **calls).at_input_size()
             read_first = sized if prior_input == 0 else None
             prior = _network_prior(sized, arrays[prior_input], acqs, prior_input, measured)
@@ -602,7 +602,7 @@ def _refit_partly_measured(maps: JointMaps, arrays, part, acqs, engine, read_fir
         where = np.zeros(part.shape, bool)
         where[part] = code == pattern
         if sized is None:
-            sized = network_maps(engine, np.nan_to_num(arrays[0]), acqs[0], **calls).at_input_size()
+            sized = network_maps(engine, arrays[0], acqs[0], **calls).at_input_size()
             read = len(rows)
         sub = [np.where(where, arrays[i], np.nan).astype(np.float32) for i in inputs]
         sub_acqs = [acqs[i] for i in inputs]
