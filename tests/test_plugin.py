@@ -23,7 +23,9 @@ def test_the_widget_opens_from_the_plugins_menu_and_predicts(viewer, tiny_weight
     widget.te.value, widget.tr.value = 120.0, 6000.0
     widget.run.clicked.emit()
     qtbot.waitUntil(lambda: widget.is_idle() and "volume: PSNR" in widget.metrics.value, timeout=120000)
-    assert [layer.name for layer in viewer.layers][:2] == ["head TE50 TR4500", "prediction physics TE120 TR6000"]
+    names = [layer.name for layer in viewer.layers]  # one view: the prediction on top, where it is seen
+    assert names[0] == "head TE50 TR4500" and names[-2:] == ["|difference| physics TE120 TR6000",
+                                                            "prediction physics TE120 TR6000"]
     assert not [w for w in recwarn if "Private attribute access" in str(w.message)]
 
 
@@ -49,6 +51,16 @@ def test_the_reader_and_writer_round_trip_through_napari(viewer, tmp_path):
     assert sidecar["EchoTime"] == pytest.approx(0.08) and sidecar["InversionTime"] == pytest.approx(2.5)
     (back,) = viewer.open(str(out), plugin=PLUGIN)
     assert np.allclose(back.data, data)
+
+
+def test_a_save_the_writer_refuses_tells_napari_why(viewer, tmp_path):
+    from napari_mr_reparam._writer import WriteRefused
+
+    layer = viewer.add_image(np.ones((2, 4, 4), np.float32), name="g")
+    (tmp_path / "g.json").write_text("{}")  # another file's sidecar name
+    with pytest.raises(WriteRefused, match=r"^g\.json already exists beside g\.nii\.gz"):
+        layer.save(str(tmp_path / "g.nii.gz"), plugin=PLUGIN)
+    assert (tmp_path / "g.json").read_text() == "{}" and not (tmp_path / "g.nii.gz").exists()
 
 
 def test_npe2_finds_the_reader_and_writer(tmp_path):

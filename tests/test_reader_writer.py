@@ -6,7 +6,7 @@ import pytest
 from test_io import _oblique_nifti
 
 from napari_mr_reparam._reader import napari_get_reader
-from napari_mr_reparam._writer import write_single_image
+from napari_mr_reparam._writer import WriteRefused, write_single_image
 from napari_mr_reparam.io import Volume
 
 PLUGIN = "napari-mr-reparam"
@@ -104,7 +104,7 @@ def test_writer_falls_back_to_the_layer_scale(tmp_path):
 def test_writer_keeps_a_sidecar_it_was_not_asked_to_replace(tmp_path):
     stack = np.ones((2, 5, 6), np.float32)
     (tmp_path / "new.json").write_text('{"mine": true}')
-    with pytest.raises(ValueError, match=r"^new\.json already exists beside new\.nii\.gz and would be replaced by "
+    with pytest.raises(WriteRefused, match=r"^new\.json already exists beside new\.nii\.gz and would be replaced by "
                                          r"its sidecar; save under another name, or move it away first$"):
         write_single_image(str(tmp_path / "new.nii.gz"), stack, {"metadata": {"te_ms": 30.0}})
     assert (tmp_path / "new.json").read_text() == '{"mine": true}' and not (tmp_path / "new.nii.gz").exists()

@@ -229,7 +229,7 @@ def test_physics_maps_once_then_instant_renders(demo, qtbot):
         assert not widget._predictions.busy
         pred = _outputs(viewer, "prediction")[0]
         changed = [k for k in range(len(before)) if not np.array_equal(pred.data[k], before[k])]
-        assert pred.metadata["te_ms"] == te and changed == [shown] and widget.status.value.endswith(f"slice {shown})")
+        assert pred.metadata["te_ms"] == te and changed == [shown] and widget.status.value.endswith(f"slice {shown}")
     preview = np.array(pred.data[shown])
     widget._volume_timer.timeout.emit()  # the sliders at rest: the whole volume, its slice as previewed
     assert widget.status.value.startswith("Rendering the whole volume")  # in a worker: the GUI goes on
@@ -454,6 +454,7 @@ def test_cancel_reaches_the_engine(demo, qtbot, monkeypatch):
 
 def test_clearing_the_ground_truth_removes_its_difference(demo, qtbot):
     viewer, widget = demo
+    viewer.canvas.grid.enabled = True  # side by side, as the demo shows them
     widget.ground_truth.value = viewer.layers["head TE120 TR6000"]
     widget.te.value, widget.tr.value = 120.0, 6000.0
     widget.run.clicked.emit()
@@ -464,6 +465,17 @@ def test_clearing_the_ground_truth_removes_its_difference(demo, qtbot):
     assert widget.truth_hint.value == ""
     widget.ground_truth.value = None
     assert not _outputs(viewer, "difference") and widget.metrics.value == ""
+
+
+def test_in_one_view_the_prediction_is_on_top_and_its_difference_under_it(demo, qtbot):
+    viewer, widget = demo  # no grid: only the top visible layer is seen
+    widget.ground_truth.value = viewer.layers["head TE120 TR6000"]
+    widget.te.value, widget.tr.value = 120.0, 6000.0
+    widget.run.clicked.emit()
+    _until(qtbot, lambda: _idle(widget) and _outputs(viewer, "difference"))
+    names = [l.name for l in viewer.layers]
+    assert names[-1] == "prediction d2p TE120 TR6000"
+    assert names[-2] == "|difference| d2p TE120 TR6000"
 
 
 def test_the_metrics_of_one_input_are_not_shown_for_another(demo, qtbot):

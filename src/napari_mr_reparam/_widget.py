@@ -663,7 +663,7 @@ class ReparamWidget(Container):
             self.joint_status.value = determined_line(maps.summary(), request.register)
             self.status.value = f"Rendered from the joint maps of {len(request.inputs)} inputs{where}"
         else:
-            self.status.value = f"Rendered from the maps ({self._engines.last_device}{where})"
+            self.status.value = f"Rendered from the maps on {self._engines.last_device}{where}"
 
     def add_map_layers(self, *_) -> None:
         """Add the physics model's PD, T1 and T2 (ms) maps of the input as layers."""

@@ -48,9 +48,10 @@ class Outputs:
         return None
 
     def layer(self, source, role: str, shape: tuple, above=None):
-        """The ``role`` layer made from ``source`` (a new one of ``shape``, float32); a new
-        one goes right above ``above`` (default: the source), so a grid view shows each
-        output beside what it belongs to."""
+        """The ``role`` layer made from ``source`` (a new one of ``shape``, float32). In a
+        grid view a new one goes right above ``above`` (default: the source), beside what it
+        belongs to; in one view the prediction goes on top, where it is seen, and the
+        difference right under it."""
         layer = self.find(source, role)
         if layer is not None:
             return layer
@@ -60,11 +61,19 @@ class Outputs:
             metadata={**{k: v for k, v in (source.metadata or {}).items() if k not in ("te_ms", "tr_ms")},
                       "mr_reparam_role": role, "mr_reparam_source": source.data},
         )
-        layers = self._viewer.layers
-        anchor = above if above is not None else source
-        if anchor in layers:
-            layers.move(layers.index(layer), layers.index(anchor) + 1)
+        self._place(layer, source, above)
         return layer
+
+    def _place(self, layer, source, above) -> None:
+        layers = self._viewer.layers
+        if self._viewer.canvas.grid.enabled:
+            anchor = above if above is not None else source
+            if anchor in layers:
+                layers.move(layers.index(layer), layers.index(anchor) + 1)
+            return
+        prediction = self.find(source, "prediction")  # a new layer is added on top
+        if prediction is not None and prediction is not layer:
+            layers.move(layers.index(layer), layers.index(prediction))
 
     def has_prediction(self) -> bool:
         """Whether the input chosen has an output layer."""

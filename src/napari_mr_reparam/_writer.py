@@ -10,7 +10,20 @@ from .sidecars import acquisition_sidecar
 from .volume_writing import save_volume
 
 
+class WriteRefused(RuntimeError):
+    """A save refused, with its one-line reason. Not a ``ValueError``: napari reads that
+    as "this writer does not apply" and shows only that, dropping the reason."""
+
+
 def write_single_image(path: str, data, meta: dict) -> list[str]:
+    """:func:`write_image`, its refusals raised as :class:`WriteRefused` so napari shows them."""
+    try:
+        return write_image(path, data, meta)
+    except ValueError as error:
+        raise WriteRefused(str(error)) from None
+
+
+def write_image(path: str, data, meta: dict) -> list[str]:
     """Save one image layer as NIfTI with a BIDS sidecar, or as a DICOM series (``.dcm``: a
     folder of that name, one file per slice, in the study of the DICOM series the layer was
     read from); return the paths written.
@@ -22,7 +35,7 @@ def write_single_image(path: str, data, meta: dict) -> list[str]:
     before replacing a file, so this overwrites it and its sidecar (a DICOM series' folder only
     where it holds nothing but ``.dcm`` files); a sidecar already beside a new file
     (``scan.json`` for ``scan.nii.gz``) is another file's, never asked about: it is kept, and
-    the save is refused in one line.
+    the save is refused in one line (a ``ValueError``).
     """
     from pathlib import Path
 
