@@ -227,9 +227,10 @@ def test_dicom_acquisition_chosen_and_an_option_overrides_a_tag(dual_echo, tiny_
     assert main(["predict", str(dual_echo), "-o", str(out), "--model", "physics", "--te", "40",
                  "--tr", "3000", "--acquisition", "2", "--input-te", "80", "-q"]) == 0
     assert seen == [(80.0, 3000.0)] and out.is_file()
-    err = capsys.readouterr().err
-    assert "notice: dual_acq2: --input-te 80 ms overrides the DICOM EchoTime 90 ms" in err
-    assert "each predicted separately" not in err
+    captured = capsys.readouterr()
+    assert "notice: dual_acq2: --input-te 80 ms overrides the DICOM EchoTime 90 ms" in captured.err
+    assert "each predicted separately" not in captured.err
+    assert "ok dual_acq2 (TE 80 / TR 3000 ms): " in captured.out  # the acquisition used, not the tags'
 
     assert main(["predict", str(dual_echo), "-o", str(tmp_path / "x.nii.gz"), "--te", "40",
                  "--tr", "3000", "--acquisition", "3"]) == 2
@@ -287,17 +288,24 @@ def test_siemens_mprage_dicom_is_read_as_mprage_by_the_bundled_physics(tmp_path,
     assert out.exists() and "spin echo" not in capsys.readouterr().err
 
 
-def test_multi_echo_dicom_without_echo_time_asks_for_it_per_echo(tmp_path, tiny_weights, capsys):
-    from dicom_helpers import ramp, write_series
+def test_multi_echo_dicom_without_echo_time_asks_for_it_once(tmp_path, tiny_weights, capsys):
+    """A series of several acquisitions without EchoTime: one line for the series (not one
+    per acquisition, nor a count of files done), nothing written; given, the ok line shows it."""
+    from dicom_helpers import CORONAL, ramp, write_series
 
-    write_series(tmp_path / "s", [ramp(2, 8, 8), ramp(2, 8, 8) // 2], te=(10.0, 30.0), drop=("EchoTime",))
-    common = ["predict", str(tmp_path / "s"), "--model", "p2p", "--te", "40", "--tr", "3000", "-q"]
-    assert main([*common, "-o", str(tmp_path / "out")]) == 2
-    err = capsys.readouterr().err
-    assert "1: TE ? (echo 1) / TR 2000 ms; 2: TE ? (echo 2) / TR 2000 ms" in err
-    assert "do not form one volume" not in err and err.count("give the input value with --input-te MS") == 2
+    write_series(tmp_path / "s", [ramp(2, 8, 8), ramp(2, 8, 8) // 2], te=(10.0, 30.0), drop=("EchoTime",),
+                 orientation=CORONAL)
+    common = ["predict", str(tmp_path / "s"), "--te", "40", "--tr", "3000", "-q"]
+    for model in ("p2p", "physics"):
+        assert main([*common, "--model", model, "-o", str(tmp_path / "out")]) == 2
+        captured = capsys.readouterr()
+        assert captured.err == ("error: s: the DICOM files have no EchoTime (0018,0081) tag; give the input value "
+                                "with --input-te MS, or name the input's acquisition with --input-preset NAME\n")
+        assert captured.out == "" and not (tmp_path / "out").exists()
     out = tmp_path / "echo2.nii.gz"
-    assert main([*common, "-o", str(out), "--acquisition", "2", "--input-te", "30"]) == 0 and out.exists()
+    assert main([*common, "--model", "p2p", "-o", str(out), "--acquisition", "2", "--input-te", "30"]) == 0
+    assert out.exists()
+    assert "ok s_acq2 (TE 30 (echo 2) / TR 2000 ms): " in capsys.readouterr().out
 
 
 def test_bad_dicom_series_is_one_error_and_nothing_written(tmp_path, tiny_weights, capsys):

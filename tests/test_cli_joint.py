@@ -642,3 +642,55 @@ def test_a_4d_nifti_gives_maps_from_its_volumes_and_predict_one_output_each(scan
     assert main(["predict", str(paths["t1w"]), "-o", str(tmp_path / "x.nii.gz"), "--te", "40", "--tr", "2000",
                  "--acquisition", "1"]) == 2
     assert "or one volume of a 4-D NIfTI file, and this input is neither" in capsys.readouterr().err
+
+
+def test_maps_and_predict_refuse_a_folder_of_unrelated_series_in_one_line(tmp_path, tiny_weights, capsys):
+    """Two series of other studies in one folder are not two acquisitions of one: `maps` and
+    `predict` refuse the folder in one line that lists them, and write nothing."""
+    from dicom_helpers import ramp, write_series
+
+    for sub, number, study, size in (("a", 4, "1.2.1", 16), ("b", 9, "1.2.2", 12)):
+        write_series(tmp_path / "mixed" / sub, [ramp(1, size, size)], te=(25.0,), tr=3000.0,
+                     extra=lambda ds, e, k, n=number, s=study: (setattr(ds, "SeriesNumber", n),
+                                                                setattr(ds, "StudyInstanceUID", s)))
+    refusal = ("mixed: the files hold 2 DICOM series, not one scan's acquisitions (their studies or "
+               "slice grids differ): series 4 'test series' (1 file), series 9 'test series' (1 file); give "
+               "the folder or files of one series\n")  # --preset names the folder by its path
+    for command in (["maps", str(tmp_path / "mixed"), "--model", "none", "-o", str(tmp_path / "out")],
+                    ["predict", str(tmp_path / "mixed"), "--te", "90", "--tr", "3000", "-o", str(tmp_path / "out")],
+                    ["predict", str(tmp_path / "mixed"), "--preset", "T2w", "-o", str(tmp_path / "out")]):
+        assert main([*command, "-q"]) == 2
+        err = capsys.readouterr().err.replace("preset T2w: spin echo, TE 100 / TR 4000 ms\n", "")
+        assert err.startswith("error: ") and err.endswith(refusal) and len(err.splitlines()) == 1
+        assert not (tmp_path / "out").exists()
+
+
+def test_acquisitions_of_one_folder_off_each_others_grid_are_named_apart(tmp_path, capsys):
+    """Two echoes of one series far apart: the refusal names each by its place among the
+    inputs, not the folder twice."""
+    from dicom_helpers import ramp, write_series
+
+    def far(ds, echo, k):
+        if echo == 1:
+            ds.ImagePositionPatient = [float(v) + (500.0 if i == 2 else 0.0) for i, v in
+                                       enumerate(ds.ImagePositionPatient)]
+
+    write_series(tmp_path / "dual", [ramp(2, 8, 8), ramp(2, 8, 8) // 2], te=(15.0, 90.0), tr=3000.0, extra=far)
+    assert main(["maps", str(tmp_path / "dual"), "--model", "none", "-o", str(tmp_path / "out")]) == 2
+    assert capsys.readouterr().err.startswith(
+        "error: dual (input 2) lies outside the field of view of dual (input 1) by their affines")
+
+
+def test_preset_names_the_acquisition_used_and_its_plane_as_predict_does(tmp_path, tiny_weights, capsys):
+    """`predict --preset --acquisition N` names the acquisition (``SERIES_acqN (TE ..)``, at
+    the times used, an option's over its tags') and says its slices are coronal."""
+    from dicom_helpers import CORONAL, ramp, write_series
+
+    write_series(tmp_path / "dual", [ramp(3, 16, 16), ramp(3, 16, 16) // 2], te=(15.0, 90.0), tr=3000.0,
+                 orientation=CORONAL)
+    one = tmp_path / "one.nii.gz"
+    assert main(["predict", str(tmp_path / "dual"), "--preset", "T1w", "--acquisition", "2", "--input-te", "80",
+                 "-o", str(one)]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.startswith("ok dual_acq2 (TE 80 / TR 3000 ms): T1w: ")
+    assert "notice: dual_acq2: its slices are coronal" in captured.err and one.is_file()

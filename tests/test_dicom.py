@@ -8,6 +8,7 @@ import pytest
 
 from dicom_helpers import AXIAL, CORONAL, oblique, ramp, ras_affine, write_series
 from napari_mr_reparam import dicom, io
+from napari_mr_reparam.orientation import file_to_stack, ras_orientation, stack_spacing
 from napari_mr_reparam.volume_writing import save_volume
 
 REAL = Path(__file__).resolve().parents[1].parent / "shared" / "real_scans" / "hazen_relaxometry"
@@ -211,11 +212,13 @@ def test_mixed_geometry_in_one_acquisition(tmp_path, tag, value, word):
     _nothing_written(tmp_path, before)
 
 
-def test_missing_slice_and_repeated_slice(tmp_path):
+def test_missing_slice_and_repeated_slice(tmp_path, capsys):
     files = write_series(tmp_path / "gap", [ramp(5, 8, 8)], shuffle=False)
     files[2].unlink()
-    with pytest.raises(ValueError, match="do not form one volume .*missing slices"):
+    with pytest.raises(ValueError, match=r"do not form one volume \(the slices are unevenly spaced, at steps "
+                                         r"of 3, 6, 3 mm: a slice is missing\)$"):
         dicom.read_series(tmp_path / "gap")
+    assert capsys.readouterr().err == ""  # dicom-numpy's log of the spacings stays off the terminal
 
     def same_place(ds, echo, k):
         ds.ImagePositionPatient = [-30.0, -40.0, 10.0]
@@ -400,9 +403,10 @@ def test_a_volume_acquired_in_another_plane_reads_as_axial_slices(tmp_path, acqu
     [vol] = dicom.read_series(tmp_path / "s")
     expected = ras_affine(CORONAL, (-30.0, -40.0, 10.0), row_mm, col_mm, step_mm)
     np.testing.assert_allclose(vol.affine, expected, atol=1e-4)
-    same = _nifti_of(tmp_path, data, expected)
-    np.testing.assert_array_equal(vol.data, same.data)
-    assert vol.data.shape == (12, 16, 10) and vol.spacing == pytest.approx(same.spacing)
+    to_ras = ras_orientation(expected)  # the axial reading (a NIfTI of thick slices keeps them coronal)
+    np.testing.assert_array_equal(vol.data, file_to_stack(data.transpose(2, 1, 0), to_ras))
+    assert vol.data.shape == (12, 16, 10)
+    assert vol.spacing == pytest.approx(stack_spacing((col_mm, row_mm, step_mm), to_ras))
     out = save_volume(tmp_path / "out.nii.gz", vol.data * 2, like=vol)
     img = nib.load(str(out))
     np.testing.assert_allclose(img.affine, expected, atol=1e-4)
@@ -490,3 +494,32 @@ def test_a_study_folder_leaves_out_a_series_that_forms_no_volume_where_asked(tmp
     localizer = [*sorted((tmp_path / "study" / "loc0").iterdir()), *sorted((tmp_path / "study" / "loc1").iterdir())]
     with pytest.raises(ValueError, match="do not form one volume"):
         dicom.read_series(localizer, left_out=[])
+
+
+def _of_series(number: int, study: str):
+    """``write_series``' ``extra`` that names the series' number and study."""
+    return lambda ds, echo, k: (setattr(ds, "SeriesNumber", number), setattr(ds, "StudyInstanceUID", study))
+
+
+def test_unrelated_series_in_one_folder_are_refused_in_one_line(tmp_path):
+    """Files of two series that are not one scan's acquisitions (other study, other grid)
+    are not read as acquisitions of one series: one line lists them."""
+    write_series(tmp_path / "mixed", [ramp(2, 8, 8)], te=(20.0,), extra=_of_series(3, "1.2.1"))
+    write_series(tmp_path / "mixed" / "b", [ramp(3, 8, 8)], te=(90.0,), step_mm=5.0, extra=_of_series(7, "1.2.2"))
+    for left_out in (None, []):
+        with pytest.raises(ValueError, match=r"^mixed: the files hold 2 DICOM series, not one scan's acquisitions "
+                                             r"\(their studies or slice grids differ\): series 3 'test series' "
+                                             r"\(2 files\), series 7 'test series' \(3 files\); give the folder "
+                                             r"or files of one series$"):
+            dicom.read_series(tmp_path / "mixed", left_out=left_out)
+    assert len(dicom.read_series(tmp_path / "mixed" / "b")) == 1  # one series' folder reads
+
+
+def test_inversion_times_exported_one_series_each_read_as_one_series(tmp_path):
+    """An inversion-recovery set exported one series per TI (as the hazen T1 sets are): one
+    study, one grid; read as the acquisitions of one series."""
+    for i, ti in enumerate((100.0, 800.0)):
+        write_series(tmp_path / "ir" / f"ti{ti:g}", [ramp(2, 8, 8)], te=(10.0,), ti=(ti,),
+                     extra=_of_series(i + 1, "1.2.1"))
+    vols = dicom.read_series(tmp_path / "ir")
+    assert [v.ti_ms for v in vols] == [100.0, 800.0] and len({v.extra["series_uid"] for v in vols}) == 2

@@ -60,6 +60,59 @@ def test_singleton_4d_and_2d_nifti(tmp_path):
     assert load_volume(tmp_path / "flat.nii").data.shape == (1, 3, 2)
 
 
+def _plate_nifti(path, shape=(192, 192, 1), step_mm=5.0):
+    """A coronal 2-D series as the package writes it from DICOM: voxels (column, row, slice),
+    columns right -> left, rows superior -> inferior, slices anterior -> posterior."""
+    affine = np.array([[-1.3, 0, 0, 120], [0, 0, -step_mm, 14], [0, -1.3, 0, 124], [0, 0, 0, 1]])
+    data = (np.random.default_rng(3).random(shape) * 1000).astype(np.float32)
+    image = nib.MGHImage(data, affine) if path.name.endswith(".mgz") else nib.Nifti1Image(data, affine)
+    nib.save(image, str(path))
+    return data
+
+
+@pytest.mark.parametrize("name", ["plate.nii.gz", "plate.mgz"])
+def test_a_single_coronal_slice_reads_as_one_slice(tmp_path, name):
+    from napari_mr_reparam.orientation import slice_plane
+
+    data = _plate_nifti(tmp_path / name)
+    volume = load_volume(tmp_path / name)
+    assert volume.data.shape == (1, 192, 192) and slice_plane(volume) == "coronal"
+    np.testing.assert_array_equal(volume.data[0], data[:, :, 0].T)  # rows and columns as acquired
+    assert volume.spacing == pytest.approx((5.0, 1.3, 1.3))
+    assert np.array_equal(to_original(volume, volume.data), data)
+
+
+def test_a_thick_coronal_slab_reads_as_its_slices(tmp_path):
+    from napari_mr_reparam.orientation import slice_plane
+
+    data = np.random.default_rng(4).random((40, 4, 48)).astype(np.float32)  # RAS+: j anterior, 4 mm
+    nib.save(nib.Nifti1Image(data, np.diag([1.0, 4.0, 1.0, 1.0])), str(tmp_path / "slab.nii"))
+    volume = load_volume(tmp_path / "slab.nii")
+    assert volume.data.shape == (4, 48, 40) and slice_plane(volume) == "coronal"
+    assert volume.spacing == pytest.approx((4.0, 1.0, 1.0))
+    # slices anterior -> posterior, the head's top up, the patient's right on the left
+    np.testing.assert_array_equal(volume.data, data[::-1, ::-1, ::-1].transpose(1, 2, 0))
+    sagittal = np.random.default_rng(5).random((3, 40, 48)).astype(np.float32)  # 5 mm along R
+    nib.save(nib.Nifti1Image(sagittal, np.diag([5.0, 1.0, 1.0, 1.0])), str(tmp_path / "sag.nii"))
+    volume = load_volume(tmp_path / "sag.nii")
+    assert volume.data.shape == (3, 48, 40) and slice_plane(volume) == "sagittal"
+    # slices left -> right, the head's top up, the face on the left
+    np.testing.assert_array_equal(volume.data, sagittal[:, ::-1, ::-1].transpose(0, 2, 1))
+
+
+def test_an_isotropic_volume_reads_as_axial_slices_whatever_its_voxel_order(tmp_path):
+    from napari_mr_reparam.orientation import ras_to_stack, slice_plane
+
+    data = np.random.default_rng(6).random((160, 192, 224)).astype(np.float32)
+    lia = np.array([[-1.0, 0, 0, 80], [0, 0, 1, -112], [0, -1, 0, 96], [0, 0, 0, 1]])  # as FreeSurfer's
+    nib.save(nib.Nifti1Image(data, lia), str(tmp_path / "lia.nii"))
+    volume = load_volume(tmp_path / "lia.nii")
+    ras = data[::-1, ::-1].transpose(0, 2, 1)  # i: L, j: I, k: A -> R, A, S
+    assert volume.data.shape == (192, 224, 160) and slice_plane(volume) == "axial"
+    np.testing.assert_array_equal(volume.data, ras_to_stack(ras))
+    assert volume.spacing == pytest.approx((1.0, 1.0, 1.0))
+
+
 def test_2d_images(tmp_path):
     import tifffile
     from PIL import Image

@@ -20,5 +20,24 @@ def test_the_plane_of_a_volumes_slices(tmp_path):
     from napari_mr_reparam.orientation import slice_plane
 
     nib.save(nib.Nifti1Image(np.ones((6, 5, 4), np.float32), np.diag([1.0, 1.0, 3.0, 1.0])), tmp_path / "a.nii.gz")
-    assert slice_plane(io.load_volume(tmp_path / "a.nii.gz")) == "axial"  # NIfTI: always axial slices
+    assert slice_plane(io.load_volume(tmp_path / "a.nii.gz")) == "axial"  # thick axial slices
     assert slice_plane(io.Volume(np.ones((1, 4, 4), np.float32), kind="image")) is None
+
+
+@pytest.mark.parametrize("shape, zooms, axis", [
+    ((192, 192, 1), (1.3, 1.3, 5.0), 2),  # one slice
+    ((192, 1, 192), (1.0, 1.0, 1.0), 1),  # one slice, however thin
+    ((48, 4, 40), (1.0, 1.0, 1.0), 1),  # a few slices
+    ((64, 20, 64), (1.0, 3.0, 1.0), 1),  # thick slices
+    ((20, 30, 12), (0.9, 1.2, 3.0), 2),
+    ((160, 192, 224), (1.0, 1.0, 1.0), None),  # a 3-D volume
+    ((16, 128, 128), (1.0, 1.0, 1.0), None),  # a 3-D slab: as many slices as a DICOM volume's fewest
+    ((40, 40, 12), (1.0, 1.0, 1.4), None),  # near-isotropic, not few
+    ((2, 3, 4), (1.0, 1.0, 1.0), None),
+    ((1, 1, 10), (1.0, 1.0, 1.0), None),  # two axes would do
+    ((4, 40, 40), (1.0, 1.0, 3.0), None),  # few along one axis, thick along another
+])
+def test_the_axis_a_2d_acquisition_was_sliced_along(shape, zooms, axis):
+    from napari_mr_reparam.orientation import acquired_axis
+
+    assert acquired_axis(shape, zooms) == axis

@@ -1,6 +1,6 @@
 import numpy as np
 import pytest
-from test_io import _oblique_nifti
+from test_io import _oblique_nifti, _plate_nifti
 
 from napari_mr_reparam import io, volume_writing
 from napari_mr_reparam.io import load_volume
@@ -14,6 +14,58 @@ def test_stack_without_like_reads_back_the_same(tmp_path):
     like = io.Volume(data=stack, spacing=(2.0, 0.5, 0.25), kind="image")
     back = load_volume(save_volume(tmp_path / "spaced.nii.gz", stack, like=like))
     assert np.array_equal(back.data, stack) and back.spacing == pytest.approx((2.0, 0.5, 0.25))
+
+
+def _tilted_slab(path):
+    """Four 4 mm coronal slices, tilted 15 degrees about the patient's left-right axis."""
+    import nibabel as nib
+    from scipy.spatial.transform import Rotation
+
+    affine = np.eye(4)
+    affine[:3, :3] = Rotation.from_euler("x", 15, degrees=True).as_matrix() @ np.diag([0.9, 4.0, 0.9])
+    nib.save(nib.Nifti1Image(np.random.default_rng(7).random((48, 4, 40)).astype(np.float32), affine), str(path))
+
+
+@pytest.mark.parametrize("make, plane, shape", [
+    (_plate_nifti, "coronal", (1, 192, 192)),
+    (lambda path: _plate_nifti(path, shape=(64, 48, 4)), "coronal", (4, 48, 64)),
+    (_tilted_slab, "coronal", (4, 40, 48)),
+    (lambda path: _oblique_nifti(path), "axial", (12, 30, 20)),
+], ids=["one coronal slice", "coronal slices", "tilted coronal slab", "oblique axial"])
+def test_a_volume_read_in_its_plane_is_written_back_in_place(tmp_path, make, plane, shape):
+    """read -> save_volume(like=) -> read keeps the stack, its plane, its place and its spacing."""
+    import nibabel as nib
+
+    from napari_mr_reparam.orientation import slice_plane
+
+    make(tmp_path / "in.nii.gz")
+    volume = load_volume(tmp_path / "in.nii.gz")
+    assert volume.data.shape == shape and slice_plane(volume) == plane
+    out = save_volume(tmp_path / "out.nii.gz", volume.data * 2, like=volume)
+    source, written = nib.load(str(tmp_path / "in.nii.gz")), nib.load(str(out))
+    assert np.allclose(written.affine, source.affine) and written.shape == source.shape
+    np.testing.assert_array_equal(np.asarray(written.dataobj), np.asarray(source.dataobj) * 2)
+    again = load_volume(out)
+    np.testing.assert_array_equal(again.data, volume.data * 2)
+    assert slice_plane(again) == plane and again.spacing == pytest.approx(volume.spacing)
+
+
+def test_a_coronal_dicom_series_written_as_nifti_reads_back_as_the_same_slices(tmp_path):
+    """A 2-D coronal (and sagittal) series keeps its slices through a NIfTI written from it."""
+    from dicom_helpers import CORONAL, write_series
+
+    from napari_mr_reparam import dicom
+    from napari_mr_reparam.orientation import slice_plane
+
+    sagittal = (0.0, 1.0, 0.0, 0.0, 0.0, -1.0)
+    for name, orientation, slices in (("cor1", CORONAL, 1), ("cor4", CORONAL, 4), ("sag4", sagittal, 4)):
+        data = np.random.default_rng(slices).random((slices, 16, 20)).astype(np.float32)
+        write_series(tmp_path / name, [data], orientation=orientation)
+        [series] = dicom.read_series(tmp_path / name)
+        again = load_volume(save_volume(tmp_path / f"{name}.nii.gz", series.data, like=series))
+        np.testing.assert_array_equal(again.data, series.data)
+        assert slice_plane(again) == slice_plane(series) != "axial", name
+        assert again.spacing == pytest.approx(series.spacing), name
 
 
 def test_tiff_stack_and_image_outputs(tmp_path):

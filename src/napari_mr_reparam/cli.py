@@ -84,10 +84,12 @@ def _notice(text: str) -> None:
     tqdm.write(text, file=sys.stderr)
 
 
-def _inputs(paths: list[str], acquisition: int | None = None, times_given=()) -> list:
+def _inputs(paths: list[str], acquisition: int | None = None, times_given=(), notices=None) -> list:
     """Input files, and a :class:`_SeriesInput` per acquisition of each DICOM series (a
     folder without NIfTI or images but with DICOM files; ``.dcm`` files given together)
-    and per volume of each 4-D NIfTI file (:func:`~napari_mr_reparam.io.load_volumes`)."""
+    and per volume of each 4-D NIfTI file (:func:`~napari_mr_reparam.io.load_volumes`).
+    ``notices``: a list that takes the notices about them (acquisitions listed, series left
+    out), to be printed once the inputs are known to be usable; else they are printed."""
     from pathlib import Path
 
     from . import dicom
@@ -102,11 +104,12 @@ def _inputs(paths: list[str], acquisition: int | None = None, times_given=()) ->
         elif path.suffix.lower() == ".dcm" or dicom.is_dicom(path):
             dicom_files.append(path)
         elif volume_count(path) > 1:
-            found += _series_inputs(load_volumes(path, times_given), acquisition, dicom_tags=False)
+            found += _series_inputs(load_volumes(path, times_given), acquisition, dicom_tags=False,
+                                    notices=notices)
         else:
             found.append(path)
     for source in series + ([dicom_files] if dicom_files else []):
-        found += _dicom_inputs(source, acquisition)
+        found += _dicom_inputs(source, acquisition, notices)
     if not found:
         raise ValueError("no input files found")
     return found
@@ -127,18 +130,26 @@ class _SeriesInput:
         return f"{self.name} ({describe(self.volume)})"
 
 
-def _dicom_inputs(source, acquisition: int | None) -> list:
+def _dicom_inputs(source, acquisition: int | None, notices=None) -> list:
     """The acquisitions of one series to predict from: all, or the one chosen (1-based)."""
     from .dicom import read_series
 
     left_out = []
     volumes = read_series(source, left_out=left_out)
     for line in left_out:
-        print(f"notice: {line}", file=sys.stderr)
-    return _series_inputs(volumes, acquisition)
+        _tell(f"notice: {line}", notices)
+    return _series_inputs(volumes, acquisition, notices=notices)
 
 
-def _series_inputs(volumes, acquisition: int | None, dicom_tags: bool = True) -> list:
+def _tell(line: str, notices=None) -> None:
+    """A notice on stderr, or kept in ``notices`` (a list) for later."""
+    if notices is None:
+        print(line, file=sys.stderr)
+    else:
+        notices.append(line)
+
+
+def _series_inputs(volumes, acquisition: int | None, dicom_tags: bool = True, notices=None) -> list:
     """The acquisitions of a DICOM series or the volumes of a 4-D NIfTI file to predict
     from: all (with a notice listing them), or the one chosen (1-based)."""
     from .dicom import choose_acquisition, describe
@@ -149,24 +160,43 @@ def _series_inputs(volumes, acquisition: int | None, dicom_tags: bool = True) ->
         return [_SeriesInput(chosen, acquisition, len(volumes), dicom_tags)]
     if len(volumes) > 1:
         listing = "; ".join(f"{i}: {describe(v)}" for i, v in enumerate(volumes, 1))
-        print(f"notice: {label}: {len(volumes)} acquisitions, each predicted separately "
-              f"(choose one with --acquisition N): {listing}", file=sys.stderr)
+        _tell(f"notice: {label}: {len(volumes)} acquisitions, each predicted separately "
+              f"(choose one with --acquisition N): {listing}", notices)
     return [_SeriesInput(v, i, len(volumes), dicom_tags) for i, v in enumerate(volumes, 1)]
+
+
+def _refuse_missing_times(inputs, args) -> None:
+    """A DICOM input whose tags lack its TE or TR, which no option gives, is a one-line
+    ValueError naming its series, before any is predicted (once, not per acquisition)."""
+    for item in inputs:
+        if isinstance(item, _SeriesInput) and item.dicom_tags:
+            reason = _missing_time(item.volume, args)
+            if reason:
+                raise ValueError(f"{item.volume.extra['series']}: {reason}")
+
+
+def _missing_time(volume, args) -> str | None:
+    """Why a DICOM input's TE or TR is unknown (no tag, no option), with how to give it; else None."""
+    from .dicom import TAG_CODES, unknown_cycle
+
+    for tag, name, tagged in (("EchoTime", "te", volume.te_ms), ("RepetitionTime", "tr", volume.tr_ms)):
+        if getattr(args, f"input_{name}") is None and tagged is None:
+            return ((name == "tr" and unknown_cycle(volume))
+                    or f"the DICOM files have no {tag} {TAG_CODES[tag]} tag; give the input value with "
+                    f"--input-{name} MS, or name the input's acquisition with --input-preset NAME")
+    return None
 
 
 def _dicom_input_times(item: _SeriesInput, args) -> None:
     """TE/TR of a DICOM input come from its tags: a missing tag must be given as an option;
     an option that disagrees with the tag wins, with a notice."""
-    from .dicom import TAG_CODES, unknown_cycle
-
     volume = item.volume
+    reason = _missing_time(volume, args)
+    if reason:
+        raise ValueError(reason)
     from_preset = getattr(args, "input_preset_fields", set())
     for tag, name, tagged in (("EchoTime", "te", volume.te_ms), ("RepetitionTime", "tr", volume.tr_ms)):
         option, given = f"--input-{name}", getattr(args, f"input_{name}")
-        if given is None and tagged is None:
-            raise ValueError((name == "tr" and unknown_cycle(volume))
-                             or f"the DICOM files have no {tag} {TAG_CODES[tag]} tag; give the input "
-                             f"value with {option} MS")
         if given is not None and tagged is not None and abs(given - tagged) > 1e-3:
             said = (f"--input-preset {args.input_preset} ({name.upper()} {given:g} ms)"
                     if f"input_{name}" in from_preset else f"{option} {given:g} ms")
@@ -218,7 +248,8 @@ def cmd_predict(args) -> int:
     if not args.te or not args.tr:
         raise ValueError("give the targets with --te and --tr, or name a --preset")
     targets = _targets(args)
-    inputs = _inputs(args.input, args.acquisition, input_times_given(args))
+    notices = []
+    inputs = _inputs(args.input, args.acquisition, input_times_given(args), notices)
     tag = (f"_TI{args.ti:g}" if args.ti is not None else "") + (f"_FA{args.flip:g}" if args.flip else "")
     outputs = _output_paths(inputs, targets, args.output, args.suffix, tag)
     from .volume_writing import refuse_existing
@@ -231,13 +262,17 @@ def cmd_predict(args) -> int:
                                               flip_average=args.flip_average or None,
                                               keep_detail=False if args.no_detail else None))
     _check_model_inputs(engine, args)
+    if engine.task == "p2p":
+        _refuse_missing_times(inputs, args)
+    for line in notices:
+        print(line, file=sys.stderr)
     failures = 0
     with tqdm(total=len(inputs) * len(targets), unit="image", disable=args.quiet) as bar:
         for path in inputs:
             try:
                 written = _predict_file(engine, path, targets, outputs, args, options)
                 summary = ", ".join(f"TE {te:g}/TR {tr:g} ms -> {out}" for (te, tr), out in written)
-                tqdm.write(f"ok {path}: {engine.info.name} on {engine.device.type}: {summary}")
+                tqdm.write(f"ok {as_used(path, args)}: {engine.info.name} on {engine.device.type}: {summary}")
             except (ValueError, OSError) as exc:
                 failures += 1
                 tqdm.write(input_error(path, exc, path.name), file=sys.stderr)
@@ -245,6 +280,33 @@ def cmd_predict(args) -> int:
     if len(inputs) > 1:
         print(f"{len(inputs) - failures} of {len(inputs)} files done")
     return 0 if failures == 0 else 2
+
+
+def as_used(item, args) -> str:
+    """An input as the ok line names it: a DICOM acquisition or a 4-D file's volume with the
+    TE/TR/TI it was read at (an option given wins over its tags), another input as given."""
+    if not isinstance(item, _SeriesInput):
+        return str(item)
+    return f"{item.name} ({used_description(item.volume, args)})"
+
+
+def used_description(volume, args) -> str:
+    """:func:`~napari_mr_reparam.dicom.describe` of a volume at the TE/TR/TI it is read at:
+    the options' (or ``--input-preset``'s) where given, else its own."""
+    from dataclasses import replace
+
+    from .dicom import describe
+
+    used = {field: option if option is not None else getattr(volume, field)
+            for field, option in (("te_ms", _one(args.input_te)), ("tr_ms", _one(args.input_tr)),
+                                  ("ti_ms", _one(args.input_ti)))}
+    return describe(replace(volume, **used))
+
+
+def _one(value):
+    """An option's one value (options that take one per input hold a list), else None."""
+    values = value if isinstance(value, (list, tuple)) else [value]
+    return values[0] if len(values) == 1 else None
 
 
 def _single(values, option: str):
@@ -270,7 +332,6 @@ def _predict_file(engine, path, targets, outputs, args, options) -> list:
     from .contrast import guessed_reading, voxel_mm
     from .inference import require_contrast
     from .io import load_volume, refuse_label_map
-    from .orientation import slice_plane
     from .presets import get_preset
     from .sidecars import acquisition_sidecar
     from .volume_writing import save_volume
@@ -279,10 +340,7 @@ def _predict_file(engine, path, targets, outputs, args, options) -> list:
     refuse_label_map(volume, path.name)
     notice_ignored_sidecar(volume, path.name)
     require_contrast(volume.data)
-    plane = slice_plane(volume)
-    if plane not in (None, "axial"):  # a 2-D series of another plane, kept as acquired
-        _notice(f"notice: {path.name}: its slices are {plane}; the network was trained on axial slices and "
-                "reads others 1-3 dB worse (training/RESULTS.md, \"Does the plane of the slices matter\")")
+    plane_notice(volume, path.name)
     given = None
     if engine.task == "d2p":  # what the options leave open, the file may state
         pick = lambda option, own: option if option is not None else own  # noqa: E731
@@ -322,6 +380,17 @@ def _predict_file(engine, path, targets, outputs, args, options) -> list:
     return [((te, tr), save_volume(outputs[(path, (te, tr))], pred, like=volume, te_ms=te, tr_ms=tr,
                                    model=engine.info.name, extra=extra, overwrite=args.overwrite))
             for (te, tr), pred in zip(targets, predictions)]
+
+
+def plane_notice(volume, name: str) -> None:
+    """A notice where the slices a network reads are not axial (a 2-D series of another
+    plane, kept as acquired)."""
+    from .orientation import slice_plane
+
+    plane = slice_plane(volume)
+    if plane not in (None, "axial"):
+        _notice(f"notice: {name}: its slices are {plane}; the network was trained on axial slices and "
+                "reads others 1-3 dB worse (training/RESULTS.md, \"Does the plane of the slices matter\")")
 
 
 def _nothing_names_the_input(volume, args) -> bool:

@@ -377,18 +377,33 @@ def on_first_grid(volumes, registered: bool = False) -> tuple[list, list[str]]:
     NIfTI and DICOM inputs on other grids resampled by their affines), with a notice
     naming those resampled (``registered``: their affines corrected for motion first), and
     their names."""
+    from dataclasses import replace
+
     from .grids import on_one_grid
 
-    out, moved = on_one_grid(volumes)
+    named = _told_apart(volumes)  # messages name each input once, even acquisitions of one folder
+    out, moved = on_one_grid(named)
+    out = [o if v is n else replace(o, source=v.source) for o, v, n in zip(out, volumes, named)]
     if moved:
-        first = out[0]
+        first = named[0]
         size = " x ".join(f"{s:g}" for s in first.spacing)
-        names = ", ".join(_source(volumes[i]) for i in moved)
+        names = ", ".join(_source(named[i]) for i in moved)
         print(f"notice: {names} resampled onto the grid of {_source(first)} ({'x'.join(map(str, first.data.shape))}, "
               f"{size} mm) by their affines" + ("" if registered else "; the scans are taken as of one session, "
                                                    "without motion between them (--register corrects it)"),
               file=sys.stderr)
-    return out, [_source(volumes[i]) for i in moved]
+    return out, [_source(named[i]) for i in moved]
+
+
+def _told_apart(volumes) -> list:
+    """The volumes, those of a source that another shares (acquisitions of one DICOM series)
+    as copies whose source adds their place among the inputs, ``(input N)``."""
+    from collections import Counter
+    from dataclasses import replace
+
+    count = Counter(_source(v) for v in volumes)
+    return [v if count[_source(v)] == 1 else replace(v, source=f"{_source(v)} (input {i})")
+            for i, v in enumerate(volumes, 1)]
 
 
 def _source(volume) -> str:
@@ -635,9 +650,13 @@ def predict_joint_or_preset(args) -> int:
             failures += 1
             print(input_error(paths[0], exc), file=sys.stderr)
             continue
-        for stem, name, volumes in parts:
+        for stem, short, name, volumes in parts:
             outputs = _output_paths(args, stem, targets)
             refuse_existing(outputs.values(), overwrite=args.overwrite)
+            if engine is not None:
+                from .cli import plane_notice
+
+                plane_notice(volumes[0], short)
             try:
                 volumes, acqs, maps = fit_inputs(paths, args, model=model, device=args.device,
                                                  engine=engine, volumes=volumes)
@@ -659,23 +678,29 @@ def predict_joint_or_preset(args) -> int:
 
 
 def _parts(paths, args) -> list[tuple]:
-    """(output stem, name in messages, volumes) of each prediction from ``paths``: all of
-    them together with --joint; else each input alone, and each acquisition of a DICOM
-    series alone, as ``predict`` without a preset takes them (``--acquisition N``: one)."""
-    from .dicom import describe
+    """(output stem, short name, name in messages, volumes) of each prediction from ``paths``:
+    all of them together with --joint; else each input alone, and each acquisition of a
+    DICOM series alone, named as ``predict`` without a preset names them, with the times
+    used (``--acquisition N``: one)."""
+    from .cli import used_description
     from .file_types import suffix_of
 
     volumes = load_inputs(paths, args.acquisition, input_times_given(args))
     stem = "joint" if args.joint else Path(paths[0]).name.split(".")[0]
     if args.joint and args.no_detail and len(volumes) > 1:  # one DICOM folder of several acquisitions
         raise ValueError(NO_DETAIL_WITH_JOINT)
-    if args.joint or len(volumes) == 1:
-        return [(stem, " ".join(map(str, paths)), volumes)]
-    label = volumes[0].extra["series"]
+    label = (volumes[0].extra or {}).get("series")
+    if args.joint or label is None:
+        name = " ".join(map(str, paths))
+        return [(stem, name, name, volumes)]
+    if len(volumes) == 1:
+        short = label if args.acquisition is None else f"{label}_acq{args.acquisition}"
+        return [(stem, short, f"{short} ({used_description(volumes[0], args)})", volumes)]
     if suffix_of(args.output):
         raise ValueError(f"{label}: {len(volumes)} acquisitions need an output folder for -o, not a file "
                          "(or choose one with --acquisition N)")
-    listing = "; ".join(f"{i}: {describe(v)}" for i, v in enumerate(volumes, 1))
+    listing = "; ".join(f"{i}: {used_description(v, args)}" for i, v in enumerate(volumes, 1))
     print(f"notice: {label}: {len(volumes)} acquisitions, each predicted separately (choose one with "
           f"--acquisition N, or fit them together with --joint): {listing}", file=sys.stderr)
-    return [(f"{label}_acq{i}", f"{label}_acq{i} ({describe(v)})", [v]) for i, v in enumerate(volumes, 1)]
+    return [(f"{label}_acq{i}", f"{label}_acq{i}", f"{label}_acq{i} ({used_description(v, args)})", [v])
+            for i, v in enumerate(volumes, 1)]

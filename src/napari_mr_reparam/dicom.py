@@ -210,12 +210,43 @@ def read_series(path, require: tuple[str, ...] = (), left_out: list | None = Non
         for members, exc in failed:
             left_out.append(f"{label}: series {_series_name(members[0][1])} left out: "
                             f"{str(exc).split(': ', 1)[-1]}")
+    _refuse_several_series(label, volumes, images)
     volumes.sort(key=lambda v: tuple(x if x is not None else -1.0
                                      for x in (v.ti_ms, v.te_ms, v.tr_ms, v.flip_deg,
                                                v.extra.get("echo_number"))))
     for tag in require:
         check_tag(volumes, tag, label)
     return volumes
+
+
+def _refuse_several_series(label: str, volumes: list[Volume], images: list) -> None:
+    """Volumes of several series (SeriesInstanceUID) are read as one series' acquisitions only
+    where they are one scan's: of one study and on one grid, as an inversion-recovery set
+    exported one series per inversion time. Other series given together (a folder of
+    unrelated scans) are a one-line ``ValueError`` listing them."""
+    uids = {v.extra["series_uid"] for v in volumes}
+    study = {str(ds.get("SeriesInstanceUID", "")): str(ds.get("StudyInstanceUID", "")) for _, ds in images}
+    if len(uids) < 2 or all(_one_scan(v, volumes[0], study) for v in volumes):
+        return
+    files: dict[str, set] = defaultdict(set)
+    first = {}
+    for f, ds in images:
+        uid = str(ds.get("SeriesInstanceUID", ""))
+        if uid in uids:
+            files[uid].add(f)
+            first.setdefault(uid, ds)
+    listing = ", ".join(f"series {_series_name(first[u])} ({len(files[u])} file{'s' if len(files[u]) > 1 else ''})"
+                        for u in sorted(uids, key=lambda u: str(min(files[u]))))
+    raise ValueError(f"{label}: the files hold {len(uids)} DICOM series, not one scan's acquisitions (their "
+                     f"studies or slice grids differ): {listing}; give the folder or files of one series")
+
+
+def _one_scan(volume: Volume, other: Volume, study: dict) -> bool:
+    """Whether two acquisitions are of one study (``study``: series UID -> study UID) and on
+    one grid (shape, affine)."""
+    return (study.get(volume.extra["series_uid"]) == study.get(other.extra["series_uid"])
+            and volume.data.shape == other.data.shape
+            and np.allclose(volume.affine, other.affine, atol=0.05))
 
 
 def _series_name(ds) -> str:
@@ -500,11 +531,10 @@ def _acquisition_volume(label: str, members: list) -> Volume:
     datasets = [ds for _, ds in members]
     try:
         datasets = dicom_numpy.sort_by_slice_position(datasets)
-        voxels, ijk_to_lps = dicom_numpy.combine_slices(datasets, rescale=True, skip_sorting=True,
-                                                        c_order_axes=True)
         positions = np.array([_along_normal(ds) for ds in datasets])
         if len(positions) > 1 and np.min(np.diff(positions)) < 1e-3:
             raise ValueError("two images at the same slice position")
+        voxels, ijk_to_lps = _combined(datasets, positions)
     except (dicom_numpy.DicomImportException, ValueError, TypeError, AttributeError) as exc:
         raise ValueError(f"{where}: the images do not form one volume "
                          f"({first_line(exc)})") from None
@@ -541,6 +571,29 @@ def _acquisition_volume(label: str, members: list) -> Volume:
                "series_uid": str(first.get("SeriesInstanceUID", "")),
                **{k: np.ascontiguousarray(v) for k, v in saturation.items()}},
     )
+
+
+def _combined(datasets, positions):
+    """dicom-numpy's voxels and voxel -> LPS affine of sorted slices. What it logs (slice
+    spacings it finds uneven, direction cosines not quite orthogonal) is kept off the
+    terminal; slices too unevenly spaced to be one grid are a ``ValueError`` saying so."""
+    import logging
+
+    import dicom_numpy
+
+    logger, caught = logging.getLogger("dicom_numpy"), logging.NullHandler()  # not Python's last resort
+    propagate, logger.propagate = logger.propagate, False
+    logger.addHandler(caught)
+    try:
+        return dicom_numpy.combine_slices(datasets, rescale=True, skip_sorting=True, c_order_axes=True)
+    except dicom_numpy.DicomImportException as exc:
+        if "missing slices" not in str(exc):
+            raise
+        steps = ", ".join(f"{d:g}" for d in np.round(np.diff(positions), 2))
+        raise ValueError(f"the slices are unevenly spaced, at steps of {steps} mm: a slice is missing") from None
+    finally:
+        logger.removeHandler(caught)
+        logger.propagate = propagate
 
 
 #: Voxels no more than this many times longer along one axis than another count as a

@@ -1,7 +1,9 @@
 """Reading volumes: NIfTI (nibabel), FreeSurfer and 2-D images, with their BIDS sidecars.
 
 Volumes are handed to the rest of the package as **axial stacks** ``data[z, y, x]``,
-float32: NIfTI data reoriented as :mod:`.orientation` describes, which
+float32: NIfTI data reoriented as :mod:`.orientation` describes (a 2-D multi-slice
+acquisition in the coronal or sagittal plane keeps its acquired slices, as a DICOM series
+does: :func:`~napari_mr_reparam.orientation.stack_orientation`), which
 :func:`~napari_mr_reparam.orientation.to_original` undoes exactly, so outputs are written
 in the input's own voxel order with its own affine and header (:mod:`.volume_writing`).
 2-D images become one-slice stacks ``(1, h, w)``; a multi-page TIFF is a stack as stored.
@@ -31,6 +33,7 @@ from .orientation import (
     ORIENTED_KINDS,
     file_to_stack,
     ras_orientation,
+    stack_orientation,
     stack_spacing,
 )
 from .sidecars import read_sidecar
@@ -61,7 +64,9 @@ class Volume:
     header : nibabel header or None
         The original NIfTI header.
     ornt : ndarray (3, 2) or None
-        ``nibabel.orientations`` transform from the file's voxel axes to RAS+ (NIfTI only).
+        ``nibabel.orientations`` transform from the file's voxel axes to RAS+, or to the
+        axes whose axial stack is the acquired coronal or sagittal slices of a 2-D
+        acquisition (:func:`~napari_mr_reparam.orientation.stack_orientation`).
     original_shape : tuple
         Shape of the data in the file (after dropping trailing singleton dimensions).
     te_ms, tr_ms, ti_ms, flip_deg : float or None
@@ -318,12 +323,13 @@ def _load_nifti(path: Path) -> Volume:
 
 
 def _nifti_volume(img, data: np.ndarray, shape: tuple) -> Volume:
-    """The axial stack of a NIfTI (or MGH) image's 3-D voxels ``data``, with what writes it
-    back (``shape``: the data's shape in the file)."""
-    to_ras = ras_orientation(img.affine)
-    return Volume(data=np.ascontiguousarray(file_to_stack(data, to_ras)),
-                  spacing=_stack_spacing(img, to_ras), affine=np.asarray(img.affine, np.float64),
-                  header=img.header.copy(), ornt=to_ras, original_shape=shape, kind="nifti")
+    """The stack of a NIfTI (or MGH) image's 3-D voxels ``data``, with what writes it back
+    (``shape``: the data's shape in the file): axial slices, or a 2-D acquisition's own
+    coronal or sagittal ones (:func:`~napari_mr_reparam.orientation.stack_orientation`)."""
+    ornt = stack_orientation(img.affine, data.shape, img.header.get_zooms()[:3])
+    return Volume(data=np.ascontiguousarray(file_to_stack(data, ornt)),
+                  spacing=_stack_spacing(img, ornt), affine=np.asarray(img.affine, np.float64),
+                  header=img.header.copy(), ornt=ornt, original_shape=shape, kind="nifti")
 
 
 #: A volume stored as integers wider than 8 bits, unscaled, with at most this many distinct

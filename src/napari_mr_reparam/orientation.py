@@ -15,6 +15,15 @@ stack axis  RAS+ axis               runs from ... to ...
 
 so an axial slice shows anterior at the top and the patient's right on the viewer's
 left (the radiological view), as the phantoms and the paper's images are laid out.
+
+A volume whose grid shows a 2-D multi-slice acquisition in another plane
+(:func:`acquired_axis`: one axis of few voxels or thick ones, along R or A) keeps its
+acquired slices, as a DICOM series of that plane does (:mod:`.dicom`): a coronal stack
+runs anterior -> posterior with the head's top up and the patient's right on the viewer's
+left; a sagittal one runs left -> right with the top up and the face on the viewer's left
+(:data:`STACK_FROM_RAS_IN`, the usual DICOM orientation of each plane). Its ``ornt`` is
+then the transform that, followed by the axial one, makes that stack
+(:func:`stack_orientation`), so everything below works on it unchanged.
 :func:`to_original` undoes this exactly, so outputs are written in the input's own voxel
 order with its own affine and header (:mod:`.volume_writing`). 2-D images are not
 reoriented.
@@ -35,6 +44,24 @@ ORIENTED_KINDS = ("nifti", "dicom")
 # nibabel orientation transform from RAS+ voxel axes to the stack; row i is
 # [stack axis, flip] of RAS axis i: R -> x flipped, A -> y flipped, S -> z as is.
 _STACK_FROM_RAS = np.array([[2, -1], [1, -1], [0, 1]])
+#: The plane whose slices are normal to RAS axis 0, 1, 2.
+PLANES = ("sagittal", "coronal", "axial")
+#: Per plane, the orientation transform from RAS+ voxel axes to a stack of that plane's
+#: slices (row i: [stack axis, flip] of RAS axis i), laid out as a DICOM series of the
+#: plane's usual orientation is: axial as above; coronal: z anterior -> posterior, y
+#: superior -> inferior, x right -> left; sagittal: z left -> right, y superior ->
+#: inferior, x anterior -> posterior.
+STACK_FROM_RAS_IN = {"axial": _STACK_FROM_RAS,
+                     "coronal": np.array([[2, -1], [0, -1], [1, -1]]),
+                     "sagittal": np.array([[0, 1], [2, -1], [1, -1]])}
+#: Voxels more than this many times longer along one axis than along the others are the
+#: thick slices of a 2-D acquisition (the DICOM reader's ``ISOTROPIC_RATIO``).
+THICK_RATIO = 1.5
+#: An axis of fewer voxels than this (the DICOM reader's ``MIN_VOLUME_SLICES``), and at
+#: most :data:`FEW_FRACTION` of the smaller other axis' count, holds the slices of a 2-D
+#: multi-slice acquisition; a single slice always does.
+FEW_SLICES = 16
+FEW_FRACTION = 0.25
 
 
 def ras_orientation(affine: np.ndarray) -> np.ndarray:
@@ -46,6 +73,47 @@ def ras_orientation(affine: np.ndarray) -> np.ndarray:
     if missing.any():
         free = [a for a in range(3) if a not in ornt[~missing, 0]]
         ornt[missing] = [[a, 1] for a in free]
+    return ornt
+
+
+def acquired_axis(shape, zooms) -> int | None:
+    """The voxel axis along which a volume's slices were acquired, where its grid shows a
+    2-D multi-slice acquisition: the one axis of a single voxel, of few voxels
+    (:data:`FEW_SLICES`, :data:`FEW_FRACTION`) or of thick ones (:data:`THICK_RATIO`);
+    None for a 3-D volume, or where more than one axis would do."""
+    counts = [int(s) for s in tuple(shape)[:3]] + [1] * (3 - len(tuple(shape)[:3]))
+    sizes = [float(z) for z in tuple(zooms)[:3]] + [1.0] * 3
+    found = [axis for axis in range(3) if _few(counts, axis) or _thick(sizes, axis)]
+    return found[0] if len(found) == 1 else None
+
+
+def _few(counts: list, axis: int) -> bool:
+    """Whether ``axis`` has one voxel, or few against the other axes' counts."""
+    others = min(c for a, c in enumerate(counts) if a != axis)
+    return counts[axis] == 1 or (counts[axis] < FEW_SLICES and counts[axis] <= FEW_FRACTION * others)
+
+
+def _thick(sizes: list, axis: int) -> bool:
+    """Whether the voxels along ``axis`` are clearly longer than along both others."""
+    if not all(np.isfinite(z) and z > 0 for z in sizes[:3]):
+        return False
+    return sizes[axis] > THICK_RATIO * max(z for a, z in enumerate(sizes[:3]) if a != axis)
+
+
+def stack_orientation(affine: np.ndarray, shape, zooms) -> np.ndarray:
+    """The ``ornt`` that :func:`file_to_stack` makes a volume's stack with: axial slices
+    (:func:`ras_orientation`), or a 2-D multi-slice acquisition's own coronal or sagittal
+    slices (:func:`acquired_axis`, :data:`STACK_FROM_RAS_IN`)."""
+    to_ras = ras_orientation(affine)
+    axis = acquired_axis(shape, zooms)
+    plane = "axial" if axis is None else PLANES[int(to_ras[axis, 0])]
+    if plane == "axial":
+        return to_ras
+    inverse = _inverse(_STACK_FROM_RAS)
+    ornt = np.zeros_like(to_ras)
+    for file_axis, (ras_axis, flip) in enumerate(to_ras):
+        target, turn = STACK_FROM_RAS_IN[plane][int(ras_axis)]
+        ornt[file_axis] = [inverse[target, 0], flip * turn * inverse[target, 1]]
     return ornt
 
 
@@ -95,7 +163,7 @@ def slice_plane(volume) -> str | None:
     if volume.kind not in ORIENTED_KINDS or volume.affine is None or volume.ornt is None:
         return None
     normal = stack_affine(volume)[:3, 0]
-    return ("sagittal", "coronal", "axial")[int(np.argmax(np.abs(normal)))]
+    return PLANES[int(np.argmax(np.abs(normal)))]
 
 
 def to_original(volume, data_zyx: np.ndarray) -> np.ndarray:

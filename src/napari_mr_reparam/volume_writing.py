@@ -116,10 +116,12 @@ def save_volume(path: str | Path, data_zyx: np.ndarray, like: Volume | None = No
     Parameters
     ----------
     path : str or Path
-        ``.nii``/``.nii.gz`` (float32; with ``like`` from a NIfTI file: in its voxel
-        order, with its affine and header; otherwise an RAS+ grid with ``like``'s
-        spacing or 1 mm, which :func:`~napari_mr_reparam.io.load_volume` reads back as the
-        same stack), ``.npy`` (float32 zyx), ``.tif``/``.tiff`` (float32 stack), ``.png`` (one
+        ``.nii``/``.nii.gz`` (float32; with ``like`` from a NIfTI file or a DICOM series:
+        in its voxel order, with its affine and header, which
+        :func:`~napari_mr_reparam.io.load_volume` reads back as the same stack, axial
+        slices or a 2-D acquisition's coronal or sagittal ones where its grid shows them;
+        otherwise an RAS+ grid with ``like``'s spacing or 1 mm, :func:`_file_order`),
+        ``.npy`` (float32 zyx), ``.tif``/``.tiff`` (float32 stack), ``.png`` (one
         slice, scaled to 8 bits by its maximum) or ``.dcm`` (a DICOM series: a folder of
         that name, one file per slice, :func:`~napari_mr_reparam.dicom_export.write_series`;
         from a DICOM input, in its patient's study).
@@ -216,7 +218,9 @@ def _file_order(data: np.ndarray, like: Volume | None, path: Path) -> tuple[np.n
     """A stack in voxel order (column, row, slice) with its affine to RAS (mm): the input
     file's where ``like`` has one (:func:`_placed`; data of another shape are a one-line
     ``ValueError`` naming the output ``path``), else an RAS+ grid of ``like``'s spacing (or
-    1 mm), which :func:`~napari_mr_reparam.io.load_volume` reads back as the same stack."""
+    1 mm), which :func:`~napari_mr_reparam.io.load_volume` reads back as the same stack,
+    unless its x or y axis alone is of few or thick voxels: that grid reads as sagittal or
+    coronal slices (:func:`~napari_mr_reparam.orientation.acquired_axis`)."""
     if _placed(like):
         check_fits(like, data, path)
         return to_original(like, data), np.asarray(like.affine, float)
