@@ -142,6 +142,8 @@ def save_volume(path: str | Path, data_zyx: np.ndarray, like: Volume | None = No
         data = data[None]
     if data.ndim != 3:
         raise ValueError(f"{path.name}: expected a (z, y, x) stack or a 2-D image, got shape {data.shape}")
+    if _placed(like):
+        check_fits(like, data, path)  # named by the output, before any temporary file exists
     if suffix == ".png" and data.shape[0] != 1:
         raise ValueError(f"{path.name}: a PNG holds one slice, the data have {data.shape[0]}; "
                          "use .nii.gz, .tif or .npy")
