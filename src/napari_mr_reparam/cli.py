@@ -287,26 +287,9 @@ def as_used(item, args) -> str:
     TE/TR/TI it was read at (an option given wins over its tags), another input as given."""
     if not isinstance(item, _SeriesInput):
         return str(item)
+    from .cli_joint import used_description
+
     return f"{item.name} ({used_description(item.volume, args)})"
-
-
-def used_description(volume, args) -> str:
-    """:func:`~napari_mr_reparam.dicom.describe` of a volume at the TE/TR/TI it is read at:
-    the options' (or ``--input-preset``'s) where given, else its own."""
-    from dataclasses import replace
-
-    from .dicom import describe
-
-    used = {field: option if option is not None else getattr(volume, field)
-            for field, option in (("te_ms", _one(args.input_te)), ("tr_ms", _one(args.input_tr)),
-                                  ("ti_ms", _one(args.input_ti)))}
-    return describe(replace(volume, **used))
-
-
-def _one(value):
-    """An option's one value (options that take one per input hold a list), else None."""
-    values = value if isinstance(value, (list, tuple)) else [value]
-    return values[0] if len(values) == 1 else None
 
 
 def _single(values, option: str):
@@ -328,7 +311,7 @@ def _predict_file(engine, path, targets, outputs, args, options) -> list:
     """All targets of one input, by one engine request (maps once for the physics model);
     every target is predicted before any file is written, so a failure writes nothing."""
     from .acquisition import Acquisition, out_of_range_warnings
-    from .cli_joint import input_times_given, notice_ignored_sidecar
+    from .cli_joint import input_times_given, notice_ignored_sidecar, plane_notice
     from .contrast import guessed_reading, voxel_mm
     from .inference import require_contrast
     from .io import load_volume, refuse_label_map
@@ -380,17 +363,6 @@ def _predict_file(engine, path, targets, outputs, args, options) -> list:
     return [((te, tr), save_volume(outputs[(path, (te, tr))], pred, like=volume, te_ms=te, tr_ms=tr,
                                    model=engine.info.name, extra=extra, overwrite=args.overwrite))
             for (te, tr), pred in zip(targets, predictions)]
-
-
-def plane_notice(volume, name: str) -> None:
-    """A notice where the slices a network reads are not axial (a 2-D series of another
-    plane, kept as acquired)."""
-    from .orientation import slice_plane
-
-    plane = slice_plane(volume)
-    if plane not in (None, "axial"):
-        _notice(f"notice: {name}: its slices are {plane}; the network was trained on axial slices and "
-                "reads others 1-3 dB worse (training/RESULTS.md, \"Does the plane of the slices matter\")")
 
 
 def _nothing_names_the_input(volume, args) -> bool:

@@ -272,6 +272,39 @@ def notice_ignored_sidecar(volume, name: str) -> None:
         print(f"notice: {name}: {ignored}; the input times given are used", file=sys.stderr)
 
 
+def plane_notice(volume, name: str) -> None:
+    """A notice where the slices a network reads are not axial (a 2-D series of another
+    plane, kept as acquired)."""
+    from tqdm import tqdm
+
+    from .orientation import slice_plane
+
+    plane = slice_plane(volume)
+    if plane not in (None, "axial"):
+        tqdm.write(f"notice: {name}: its slices are {plane}; the network was trained on axial slices and "
+                   "reads others 1-3 dB worse (training/RESULTS.md, \"Does the plane of the slices matter\")",
+                   file=sys.stderr)
+
+
+def used_description(volume, args) -> str:
+    """:func:`~napari_mr_reparam.dicom.describe` of a volume at the TE/TR/TI it is read at:
+    the options' (or ``--input-preset``'s) where given, else its own."""
+    from dataclasses import replace
+
+    from .dicom import describe
+
+    used = {field: option if option is not None else getattr(volume, field)
+            for field, option in (("te_ms", _one(args.input_te)), ("tr_ms", _one(args.input_tr)),
+                                  ("ti_ms", _one(args.input_ti)))}
+    return describe(replace(volume, **used))
+
+
+def _one(value):
+    """An option's one value (options that take one per input hold a list), else None."""
+    values = value if isinstance(value, (list, tuple)) else [value]
+    return values[0] if len(values) == 1 else None
+
+
 def _per_input(values, n: int, what: str) -> list:
     if values is None:
         return [None] * n
@@ -654,8 +687,6 @@ def predict_joint_or_preset(args) -> int:
             outputs = _output_paths(args, stem, targets)
             refuse_existing(outputs.values(), overwrite=args.overwrite)
             if engine is not None:
-                from .cli import plane_notice
-
                 plane_notice(volumes[0], short)
             try:
                 volumes, acqs, maps = fit_inputs(paths, args, model=model, device=args.device,
@@ -682,7 +713,6 @@ def _parts(paths, args) -> list[tuple]:
     all of them together with --joint; else each input alone, and each acquisition of a
     DICOM series alone, named as ``predict`` without a preset names them, with the times
     used (``--acquisition N``: one)."""
-    from .cli import used_description
     from .file_types import suffix_of
 
     volumes = load_inputs(paths, args.acquisition, input_times_given(args))
