@@ -155,7 +155,7 @@ def test_folder_of_inputs_several_targets_physics_maps_once(tmp_path, tiny_weigh
                        "b_TE90_TR4000.nii.gz"]
     assert len(calls) == 2  # maps once per input, not per target
     captured = capsys.readouterr()
-    assert "2 of 3 files done" in captured.out and "error: " in captured.err and "broken.nii" in captured.err
+    assert "2 of 3 inputs done" in captured.out and "error: " in captured.err and "broken.nii" in captured.err
 
 
 def test_flip_average_gives_the_mirror_of_the_mirrored_scan(scan, tiny_weights, tmp_path):
@@ -290,7 +290,7 @@ def test_siemens_mprage_dicom_is_read_as_mprage_by_the_bundled_physics(tmp_path,
 
 def test_multi_echo_dicom_without_echo_time_asks_for_it_once(tmp_path, tiny_weights, capsys):
     """A series of several acquisitions without EchoTime: one line for the series (not one
-    per acquisition, nor a count of files done), nothing written; given, the ok line shows it."""
+    per acquisition, nor a count of inputs done), nothing written; given, the ok line shows it."""
     from dicom_helpers import CORONAL, ramp, write_series
 
     write_series(tmp_path / "s", [ramp(2, 8, 8), ramp(2, 8, 8) // 2], te=(10.0, 30.0), drop=("EchoTime",),

@@ -278,7 +278,7 @@ def cmd_predict(args) -> int:
                 tqdm.write(input_error(path, exc, path.name), file=sys.stderr)
             bar.update(len(targets))
     if len(inputs) > 1:
-        print(f"{len(inputs) - failures} of {len(inputs)} files done")
+        print(f"{len(inputs) - failures} of {len(inputs)} inputs done")
     return 0 if failures == 0 else 2
 
 
