@@ -84,6 +84,12 @@ def test_single_input_gives_the_network_maps_as_today():
     today = network_maps(engine, image, acq)
     assert np.array_equal(maps.render(100, 3000), network_render(engine, today, 100, 3000).reshape(image.shape))
     assert not maps.determined["t1"].any()
+    # a double inversion recovery from one input, as the widget renders it
+    dir_target = Acquisition(25, 11000, "double_inversion_recovery", 3400, None, 325)
+    assert np.array_equal(maps.render(25, 11000, "double_inversion_recovery", 3400, ti2=325),
+                          engine.render(today, dir_target).reshape(image.shape))
+    with pytest.raises(ValueError, match="need two or more inversion-recovery inputs"):
+        maps.render(20, 3000, "inversion_recovery", 300, inversion=0.9)
 
 
 def test_single_input_of_another_sequence_is_read_by_the_network_not_refused_by_the_fit():

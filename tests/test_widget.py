@@ -260,6 +260,8 @@ def test_a_map_layer_saves_with_its_quantity_and_unit(demo, qtbot, tmp_path):
     _until(qtbot, lambda: _idle(widget) and _outputs(viewer, "prediction"))
     widget.add_maps.clicked.emit()
     t1 = next(l for l in viewer.layers if (l.metadata or {}).get("mr_reparam_role") == "map_t1")
+    pd = next(l for l in viewer.layers if (l.metadata or {}).get("mr_reparam_role") == "map_pd")
+    assert pd.metadata["unit"] == "fraction of water's proton density (the network's estimate)"  # one input
     viewer.layers.selection = {t1}
     viewer.layers.save(str(tmp_path / "t1.nii.gz"), selected=True, plugin="napari-mr-reparam")
     sidecar = json.loads((tmp_path / "t1.json").read_text())

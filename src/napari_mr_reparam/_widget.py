@@ -54,6 +54,7 @@ from ._widget_controls import (
 from ._widget_outputs import Outputs
 from ._widget_work import compute, with_range
 from .presets import get_input_preset
+from .joint_result import PD_UNITS
 from .units import refuse_seconds
 from .widget_logic import (
     CUSTOM, EngineCache, InputSpec, MapsCache, Request, determined_line, guessed_input_preset,
@@ -689,7 +690,7 @@ class ReparamWidget(Container):
             if name in self._viewer.layers:
                 self._viewer.layers[name].data = data
             else:
-                unit = "ms" if key != "pd" else "relative"
+                unit = "ms" if key != "pd" else PD_UNITS["network" if engine is not None else "joint"]
                 self._viewer.add_image(data, name=name, scale=layer.scale, translate=layer.translate,
                                        colormap="viridis" if key != "pd" else "gray", visible=False,
                                        metadata={**placed, "mr_reparam_role": f"map_{key}", "unit": unit,

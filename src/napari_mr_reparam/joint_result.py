@@ -17,9 +17,16 @@ from .peaks import clip_overshoot as _clip_overshoot
 BITS = {"pd": 1, "t1": 2, "t2": 4}
 
 
+#: What a PD map holds: the network's maps of one input give the tissue's proton density
+#: as a fraction of water's; a joint fit's PD is in the first input's intensity units.
+PD_UNITS = {"network": "fraction of water's proton density (the network's estimate)",
+            "joint": "relative (the first input's intensity units)"}
+
+
 @dataclass
 class JointMaps:
-    """PD (in the first input's intensity units), T1 and T2 (ms) maps of one subject.
+    """PD, T1 and T2 (ms) maps of one subject; PD in the first input's intensity units, or,
+    of one input, the network's fraction of water's proton density (:data:`PD_UNITS`).
 
     ``determined`` holds one boolean map per parameter (True where the inputs determine
     it, False where it came from the prior); ``scales`` each input's gain relative to the
@@ -134,11 +141,12 @@ class JointMaps:
         above their neighbours, and an image shown or scored at its own maximum is scaled
         by the highest of them; a structure brighter than its error explains stays.
         """
-        if self.network_maps is not None:
-            if extra or inversion is not None:
-                raise ValueError(f"{sequence} renders need two or more inputs (joint maps)")
+        if self.network_maps is not None:  # one input: the engine renders its maps, as the widget does
+            if inversion is not None or set(extra) - {"ti2"}:
+                raise ValueError("an inversion efficiency is the inputs' own: renders at one need two or "
+                                 "more inversion-recovery inputs (joint maps)")
             return network_render(self.engine, self.network_maps, te_ms, tr_ms, sequence, ti_ms,
-                                  flip_deg).reshape(self.pd.shape)
+                                  flip_deg, extra.get("ti2")).reshape(self.pd.shape)
         if inversion is None:
             inversion = self.inversion_efficiency or 1.0
 
@@ -199,6 +207,9 @@ def network_maps(engine, image, acq, **calls):
     return engine.compute_maps(image, make_acquisition(v.sequence, v.te, v.tr, v.ti, v.flip_deg), **given)
 
 
-def network_render(engine, qmaps, te_ms, tr_ms, sequence="spin_echo", ti_ms=None, flip_deg=None):
-    """The engine's render of its maps at a target (input units, peak-normalized per slice)."""
-    return engine.render(qmaps, make_acquisition(sequence, te_ms, tr_ms, ti_ms, flip_deg))
+def network_render(engine, qmaps, te_ms, tr_ms, sequence="spin_echo", ti_ms=None, flip_deg=None, ti2_ms=None):
+    """The engine's render of its maps at a target (input units, peak-normalized per slice);
+    ``ti2_ms``: a double inversion recovery's second inversion time."""
+    from .acquisition import Acquisition
+
+    return engine.render(qmaps, Acquisition(te_ms, tr_ms, sequence, ti_ms, flip_deg, ti2_ms))
