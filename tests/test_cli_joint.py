@@ -53,6 +53,9 @@ def test_maps_writes_pd_t1_t2_in_ms_with_a_sidecar(scans, tmp_path, capsys):
     assert meta["free_parameters"] == {"t1": True, "t2": True}
     assert meta["determined_fraction"]["t2"] > 0.5
     assert "T1/T2 in ms" in capsys.readouterr().out
+    pd = json.loads((out / "PD.json").read_text())  # a joint fit's PD: the first input's units
+    assert pd["Units"] == "relative (the first input's intensity units)"
+    assert pd["GeneratedBy"][0]["Model"] == "joint maps"
     # nothing replaced unasked
     assert main(["maps", *map(str, paths.values()), "-o", str(out), *_times("--input-te"),
                  *_times("--input-tr"), "--model", "none"]) == 2
@@ -67,7 +70,9 @@ def test_maps_take_the_times_given_over_sidecars_written_in_ms(scans, tmp_path, 
     err = capsys.readouterr().err
     assert err.count("the input times given are used") == 3 and "pdw.json are ignored (EchoTime 15 can" in err
     assert main(["maps", *inputs, "-o", str(tmp_path / "n"), *_times("--input-te")]) == 2
-    assert "error: pdw.json: RepetitionTime 3000 looks like milliseconds" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "error: pdw.json: RepetitionTime 3000 looks like milliseconds" in err
+    assert "or give the input's times with --input-te/--input-tr, which set the sidecar aside" in err
     assert main(["predict", "--joint", *inputs, *_times("--input-te"), *_times("--input-tr"), "--te", "80",
                  "--tr", "2000", "-o", str(tmp_path / "p.nii.gz")]) == 0
     assert (tmp_path / "p.nii.gz").is_file()
@@ -271,6 +276,8 @@ def test_joint_dir_takes_both_inversion_times(scans, tmp_path, capsys):
     assert main(["predict", "--joint", *args, "--preset", "DIR", "--ti", "3000", "500", "-o", str(out)]) == 0
     assert "DIR: double inversion recovery, TE 25 / TR 11000 / TI1 3000 / TI2 500 ms" in capsys.readouterr().err
     assert np.isfinite(nib.load(out).get_fdata()).all()
+    sidecar = json.loads((tmp_path / "dir.json").read_text())  # both TIs, seconds
+    assert (sidecar["InversionTime"], sidecar["InversionTime2"]) == (3.0, 0.5)
     assert main(["predict", str(paths["pdw"]), "--te", "100", "--tr", "9000", "--sequence", "inversion_recovery",
                  "--ti", "2500", "600", "-o", str(tmp_path / "x.nii.gz")]) == 2
     assert "--ti takes one value unless --joint" in capsys.readouterr().err
@@ -614,11 +621,7 @@ def test_maps_takes_each_resampled_inputs_noise_from_its_own_grid(tmp_path):
 
 def test_a_4d_nifti_gives_maps_from_its_volumes_and_predict_one_output_each(scans, tmp_path, capsys, tiny_weights):
     paths, truth = scans
-    stacked = np.stack([np.asarray(nib.load(paths[name]).dataobj) for name in ACQS], axis=-1)
-    four = tmp_path / "series.nii.gz"
-    nib.save(nib.Nifti1Image(stacked, np.eye(4)), four)
-    (tmp_path / "series.json").write_text(json.dumps({"EchoTime": [0.015, 0.1, 0.015],
-                                                      "RepetitionTime": [3.0, 3.0, 0.5]}))
+    four = _four_d(scans, tmp_path)
     out = tmp_path / "maps4d"
     assert main(["maps", str(four), "-o", str(out), "--model", "none"]) == 0
     t1 = nib.load(out / "T1map.nii.gz").get_fdata()
@@ -642,6 +645,66 @@ def test_a_4d_nifti_gives_maps_from_its_volumes_and_predict_one_output_each(scan
     assert main(["predict", str(paths["t1w"]), "-o", str(tmp_path / "x.nii.gz"), "--te", "40", "--tr", "2000",
                  "--acquisition", "1"]) == 2
     assert "or one volume of a 4-D NIfTI file, and this input is neither" in capsys.readouterr().err
+
+
+def test_a_4d_niftis_volume_chosen_for_a_preset_is_named_by_its_number(scans, tmp_path, capsys, tiny_weights):
+    """``--preset --acquisition N`` names a 4-D file's volume ``FILE_acqN`` as a DICOM
+    series' acquisition, so two volumes do not share one output; --joint takes them all."""
+    four = _four_d(scans, tmp_path)
+    out = tmp_path / "chosen"
+    for n in (1, 2):
+        assert main(["predict", str(four), "--preset", "T1w", "--acquisition", str(n), "-o", f"{out}/", "-q"]) == 0
+    assert sorted(p.name for p in out.glob("*.nii.gz")) == ["series_acq1_T1w.nii.gz", "series_acq2_T1w.nii.gz"]
+    capsys.readouterr()
+    joint = tmp_path / "joint.nii.gz"
+    assert main(["predict", "--joint", str(four), "--acquisition", "2", "--te", "80", "--tr", "3000",
+                 "-o", str(joint)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --acquisition 2 picks one acquisition to predict from alone, and --joint fits")
+    assert len(err.splitlines()) == 1 and not joint.exists()
+
+
+def test_predict_help_says_how_a_4d_files_volumes_are_numbered(capsys):
+    with pytest.raises(SystemExit):
+        main(["predict", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "the N-th of a DICOM series (1 = shortest TI, then TE) or the N-th volume of a 4-D NIfTI file " \
+           "(in the file's order)" in out
+
+
+def _four_d(scans, tmp_path):
+    """The scans as one 4-D NIfTI file, its sidecar listing each volume's times."""
+    paths, _ = scans
+    stacked = np.stack([np.asarray(nib.load(paths[name]).dataobj) for name in ACQS], axis=-1)
+    four = tmp_path / "series.nii.gz"
+    nib.save(nib.Nifti1Image(stacked, np.eye(4)), four)
+    (tmp_path / "series.json").write_text(json.dumps({"EchoTime": [0.015, 0.1, 0.015],
+                                                      "RepetitionTime": [3.0, 3.0, 0.5]}))
+    return four
+
+
+def test_maps_of_one_input_are_the_networks_and_their_sidecars_say_so(scans, tmp_path, tiny_weights):
+    paths, _ = scans
+    out = tmp_path / "one"
+    assert main(["maps", str(paths["pdw"]), "--input-te", "15", "--input-tr", "3000", "-o", str(out), "-q"]) == 0
+    pd = json.loads((out / "PD.json").read_text())
+    assert pd["Units"] == "fraction of water's proton density (the network's estimate)"
+    assert {json.loads((out / f"{name}.json").read_text())["GeneratedBy"][0]["Model"]
+            for name in ("PD", "T1map", "T2map", "determined")} == {"physics"}
+
+
+def test_maps_say_when_the_times_given_replace_a_sidecars(scans, tmp_path, capsys):
+    """Sidecars in seconds that state other times: the options win, with a notice, as
+    ``predict`` gives one."""
+    paths, _ = scans
+    for name in ACQS:
+        (tmp_path / f"{name}.json").write_text(json.dumps({"EchoTime": 0.02, "RepetitionTime": 2.0}))
+    assert main(["maps", *map(str, paths.values()), "-o", str(tmp_path / "m"), *_times("--input-te"),
+                 *_times("--input-tr"), "--model", "none", "-q"]) == 0
+    err = capsys.readouterr().err
+    assert "notice: --input-te replaces the TE that the DICOM tags or sidecars of 3 of 3 inputs state " \
+           "(20, 20, 20 ms)" in err
+    assert "notice: --input-tr replaces the TR that the DICOM tags or sidecars of 3 of 3 inputs state" in err
 
 
 def test_maps_and_predict_refuse_a_folder_of_unrelated_series_in_one_line(tmp_path, tiny_weights, capsys):

@@ -301,3 +301,11 @@ def test_a_layer_saved_as_a_dicom_series_through_napari_opens_again(make_napari_
     np.testing.assert_allclose(again.data, layer.data, atol=0.05)
     viewer.layers.save(str(out), selected=True, plugin=PLUGIN)  # napari asked first: an earlier series is replaced
     assert len(list(out.iterdir())) == ramp().shape[0]
+
+
+def test_a_double_inversion_recovery_layer_saves_both_inversion_times(tmp_path):
+    meta = {"metadata": {"te_ms": 25.0, "tr_ms": 11000.0, "sequence": "double_inversion_recovery",
+                         "ti_ms": 3400.0, "ti2_ms": 325.0}}
+    write_single_image(str(tmp_path / "dir.nii.gz"), np.ones((2, 5, 6), np.float32), meta)
+    sidecar = json.loads((tmp_path / "dir.json").read_text())
+    assert sidecar["InversionTime"] == pytest.approx(3.4) and sidecar["InversionTime2"] == pytest.approx(0.325)

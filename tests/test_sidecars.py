@@ -22,7 +22,8 @@ def test_sidecar_times_in_ms(tmp_path):
     assert "sidecar_times_ignored" not in load_volume(tmp_path / "a.nii.gz", times_given={"te_ms", "tr_ms"}).extra
     (tmp_path / "a.json").write_text(json.dumps({"EchoTime": 30, "RepetitionTime": 2500}))  # written in ms
     with pytest.raises(ValueError, match=r"^a\.json: EchoTime 30 looks like milliseconds; BIDS sidecars "
-                                         r"store seconds \(did you mean 0\.03 s\?\)"):
+                                         r"store seconds \(did you mean 0\.03 s\?\); fix it, or give the "
+                                         r"input's times with --input-te/--input-tr, which set the sidecar aside$"):
         load_volume(tmp_path / "a.nii.gz")
     with pytest.raises(ValueError, match="^a.json: RepetitionTime 2500 looks like milliseconds"):  # in use
         load_volume(tmp_path / "a.nii.gz", times_given={"te_ms"})
@@ -32,7 +33,8 @@ def test_sidecar_times_in_ms(tmp_path):
                                                      "milliseconds; BIDS sidecars store seconds)")
     (tmp_path / "a.json").write_text(json.dumps({"EchoTime": 30, "RepetitionTime": 2500, "InversionTime": 900,
                                                  "FlipAngle": 90}))
-    with pytest.raises(ValueError, match="InversionTime 900 looks like milliseconds"):  # its TI would be used
+    with pytest.raises(ValueError, match="InversionTime 900 looks like milliseconds.* with "
+                                         "--input-te/--input-tr/--input-ti, which"):  # its TI would be used
         load_volume(tmp_path / "a.nii.gz", times_given={"te_ms", "tr_ms"})
     volume = load_volume(tmp_path / "a.nii.gz", times_given={"te_ms", "tr_ms", "ti_ms"})
     assert (volume.ti_ms, volume.flip_deg) == (None, 90.0)
@@ -79,3 +81,10 @@ def test_sidecar_times_are_written_without_float_noise(tmp_path):
                 extra=acquisition_sidecar(ti_ms=123.45))
     text = (tmp_path / "p.json").read_text()
     assert '"EchoTime": 0.03856,' in text and '"InversionTime": 0.12345' in text
+
+
+def test_a_second_inversion_time_is_written_in_seconds():
+    assert acquisition_sidecar("double_inversion_recovery", 3000, ti2_ms=500) == {
+        "ScanningSequence": "IR", "PulseSequenceType": "double inversion recovery",
+        "InversionTime": 3.0, "InversionTime2": 0.5}
+    assert "InversionTime2" not in acquisition_sidecar("inversion_recovery", 900)

@@ -51,7 +51,8 @@ def write_image(path: str, data, meta: dict) -> list[str]:
     like = metadata.get("volume")
     if not isinstance(like, Volume) or tuple(like.stack_shape) != _as_stack(data).shape:
         like = Volume(data=np.empty((0,)), spacing=_spacing(meta.get("scale"), data.ndim), kind="image")
-    extra = acquisition_sidecar(metadata.get("sequence"), metadata.get("ti_ms"), metadata.get("flip_deg"))
+    extra = acquisition_sidecar(metadata.get("sequence"), metadata.get("ti_ms"), metadata.get("flip_deg"),
+                                metadata.get("ti2_ms"))
     if metadata.get("quantity"):  # a map layer (the widget's PD, T1, T2): what it holds, in which unit
         extra.update(Quantity=metadata["quantity"], Units=metadata.get("unit") or "relative")
     written = save_volume(path, data, like=like, te_ms=metadata.get("te_ms"),

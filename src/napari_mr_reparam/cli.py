@@ -230,10 +230,17 @@ def cmd_predict(args) -> int:
     reason`` and skipped; any such file makes the exit status 2, as other bad input does."""
     from tqdm import tqdm
 
-    from .cli_joint import apply_input_preset, input_times_given, refuse_acquisition_without_dicom, refuse_bad_angles
+    from .cli_joint import (
+        apply_input_preset,
+        input_times_given,
+        refuse_acquisition_with_joint,
+        refuse_acquisition_without_dicom,
+        refuse_bad_angles,
+    )
     from .inference import InferenceOptions, Reparameterizer
 
     refuse_bad_angles(args)
+    refuse_acquisition_with_joint(args)
     refuse_acquisition_without_dicom(args.input, args.acquisition)
     if not args.joint:
         _single(args.input_preset, "--input-preset")  # one for every input unless --joint
@@ -453,8 +460,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     pr.add_argument("--input-preset", **input_preset_option())
     pr.add_argument("--acquisition", type=int, metavar="N",
-                    help="DICOM: predict from the N-th acquisition of the series only (1 = shortest "
-                         "TI, then TE); by default every acquisition is an input")
+                    help="predict from one acquisition only: the N-th of a DICOM series (1 = shortest "
+                         "TI, then TE) or the N-th volume of a 4-D NIfTI file (in the file's order); by "
+                         "default every acquisition is an input (not with --joint, which fits them all)")
     pr.add_argument("--model", default="physics",
                     help="bundled model: physics (the default), physics_mrilab, d2p or p2p")
     pr.add_argument("--weights", help="a weights file (.safetensors with its card, or .pt)")

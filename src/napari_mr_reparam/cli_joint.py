@@ -236,6 +236,14 @@ def no_inputs_in(folder: Path, images: bool = True) -> ValueError:
     return ValueError(f"{folder}: the folder {has}; expected {expected}")
 
 
+def refuse_acquisition_with_joint(args) -> None:
+    """``--acquisition N`` picks one volume to predict from alone, ``--joint`` fits all the
+    inputs' volumes together: both at once is a one-line ValueError."""
+    if getattr(args, "joint", False) and getattr(args, "acquisition", None) is not None:
+        raise ValueError(f"--acquisition {args.acquisition} picks one acquisition to predict from alone, and "
+                         "--joint fits every acquisition of the inputs together; leave out one of them")
+
+
 def refuse_acquisition_without_dicom(paths, acquisition: int | None) -> None:
     """``--acquisition N`` picks one acquisition of a DICOM series or one volume of a 4-D
     NIfTI file: given with an input that is neither (a 3-D NIfTI file, an image, a folder
@@ -578,9 +586,9 @@ def cmd_maps(args) -> int:
     for acq, path in zip(acqs, args.input if len(args.input) == len(acqs) else [None] * len(acqs)):
         print(f"input: {_describe(acq)}" + (f" ({path})" if path else ""))
     out.mkdir(parents=True, exist_ok=True)
-    units = {"pd": "relative (the first input's intensity units)", "t1": "ms", "t2": "ms"}
+    units = {"pd": pd_units(maps), "t1": "ms", "t2": "ms"}
     for key, path in targets.items():
-        save_volume(path, getattr(maps, key), like=volumes[0], model="joint maps",
+        save_volume(path, getattr(maps, key), like=volumes[0], model=maps_model(maps),
                     extra={"Quantity": key.upper(), "Units": units[key]}, overwrite=args.overwrite)
     summary = maps.summary()
     meta = {"inputs": [str(p) for p in args.input],
@@ -591,14 +599,28 @@ def cmd_maps(args) -> int:
             if maps.b1 is not None else None,
             "determined_bits": f"bit 1 PD, 2 T1, 4 T2 ({determined.name})"}
     save_volume(determined, maps.determined_bits.astype("float32"), like=volumes[0],
-                model="joint maps", extra={"Quantity": "determined", "Units": "bits"}, overwrite=args.overwrite)
+                model=maps_model(maps), extra={"Quantity": "determined", "Units": "bits"}, overwrite=args.overwrite)
     if maps.b1 is not None:
-        save_volume(b1, maps.b1, like=volumes[0], model="joint maps",
+        save_volume(b1, maps.b1, like=volumes[0], model=maps_model(maps),
                     extra={"Quantity": "refocusing flip-angle scale", "Units": "1"}, overwrite=args.overwrite)
     sidecar.write_text(json.dumps(meta, indent=2) + "\n")
     fractions = ", ".join(f"{k.upper()} {100 * v:.0f} %" for k, v in summary["determined_fraction"].items())
     print(f"ok {out}: PD, T1, T2 maps (T1/T2 in ms); determined by the inputs in: {fractions} of the object")
     return 0
+
+
+def maps_model(maps, fitted: str = "joint maps") -> str:
+    """What made the maps, for a sidecar's ``Model``: the network's name where they are its
+    maps of one input alone, else ``fitted`` (a joint fit's)."""
+    return maps.engine.info.name if maps.network_maps is not None else fitted
+
+
+def pd_units(maps) -> str:
+    """The units of the PD map: the network's fraction of water's proton density (one
+    input), else the first input's intensity units (a joint fit)."""
+    from .joint_result import PD_UNITS
+
+    return PD_UNITS["network" if maps.network_maps is not None else "joint"]
 
 
 # ----------------------------------------------------------------------------- predict
@@ -666,10 +688,8 @@ def predict_joint_or_preset(args) -> int:
     stems = [(paths[0], "joint" if args.joint else Path(paths[0]).name.split(".")[0]) for paths in groups]
     if not args.joint:
         refuse_shared_outputs((path, _output_paths(args, stem, targets)[targets[0][0]]) for path, stem in stems)
-    from .dicom import looks_like_series
-
-    # those known before the inputs are read (a DICOM series': when read)
-    refuse_existing((out for path, stem in stems if args.joint or not looks_like_series(path)
+    # those known before the inputs are read (a DICOM series' or 4-D file's: when read)
+    refuse_existing((out for path, stem in stems if args.joint or not _several_in(path)
                      for out in _output_paths(args, stem, targets).values()), overwrite=args.overwrite)
     engine = _predict_engine(args)  # an unknown or unfit model is refused before any input is read
     model = engine.info.name if engine is not None else "none"
@@ -695,8 +715,8 @@ def predict_joint_or_preset(args) -> int:
                 for label, p in targets:
                     image = maps.render(**p.render_arguments()).reshape(volumes[0].data.shape)
                     saved = save_volume(outputs[label], image, like=volumes[0], te_ms=p.te, tr_ms=p.tr,
-                                        model="joint maps" if args.joint else model,
-                                        extra=acquisition_sidecar(p.sequence, p.ti, p.flip_deg),
+                                        model=maps_model(maps, "joint maps" if args.joint else model),
+                                        extra=acquisition_sidecar(p.sequence, p.ti, p.flip_deg, p.ti2),
                                         overwrite=args.overwrite)
                     written.append(f"{p.describe()} -> {saved}")
                 print(f"ok {name}: {'; '.join(written)}")
@@ -708,11 +728,20 @@ def predict_joint_or_preset(args) -> int:
     return 0 if failures == 0 else 2
 
 
+def _several_in(path) -> bool:
+    """Whether an input is a DICOM series or a 4-D NIfTI file: its outputs are named after
+    its acquisitions, known once it is read."""
+    from .dicom import looks_like_series
+    from .io import volume_count
+
+    return looks_like_series(Path(path)) or volume_count(path) > 1
+
+
 def _parts(paths, args) -> list[tuple]:
     """(output stem, short name, name in messages, volumes) of each prediction from ``paths``:
     all of them together with --joint; else each input alone, and each acquisition of a
-    DICOM series alone, named as ``predict`` without a preset names them, with the times
-    used (``--acquisition N``: one)."""
+    DICOM series or volume of a 4-D NIfTI file alone, named as ``predict`` without a preset
+    names them (``SERIES_acqN``), with the times used (``--acquisition N``: that one)."""
     from .file_types import suffix_of
 
     volumes = load_inputs(paths, args.acquisition, input_times_given(args))
@@ -725,7 +754,8 @@ def _parts(paths, args) -> list[tuple]:
         return [(stem, name, name, volumes)]
     if len(volumes) == 1:
         short = label if args.acquisition is None else f"{label}_acq{args.acquisition}"
-        return [(stem, short, f"{short} ({used_description(volumes[0], args)})", volumes)]
+        named = stem if args.acquisition is None else short  # the one chosen: SERIES_acqN, as without a preset
+        return [(named, short, f"{short} ({used_description(volumes[0], args)})", volumes)]
     if suffix_of(args.output):
         raise ValueError(f"{label}: {len(volumes)} acquisitions need an output folder for -o, not a file "
                          "(or choose one with --acquisition N)")

@@ -3,7 +3,9 @@ flip angle and sequence; read into a :class:`~napari_mr_reparam.io.Volume`'s fie
 written beside NIfTI outputs (:mod:`.volume_writing`).
 
 Times in sidecars are BIDS seconds on disk and milliseconds in
-:class:`~napari_mr_reparam.io.Volume`.
+:class:`~napari_mr_reparam.io.Volume`. A double inversion recovery's second inversion time,
+for which BIDS has no key, is written as ``InversionTime2`` (seconds, as ``InversionTime``);
+it is not read back.
 """
 
 from __future__ import annotations
@@ -77,7 +79,9 @@ def read_sidecar(path: str | Path, times_given=(), volumes: int | None = None) -
     if refused:
         _, key, value, exc = min(refused, key=lambda r: r[0])  # one still in use first
         if not set(out) <= set(times_given):  # a time still in use cannot be trusted
-            raise ValueError(f"{side.name}: {exc}")
+            options = "--input-te/--input-tr" + ("/--input-ti" if "ti_ms" in out else "")
+            raise ValueError(f"{side.name}: {exc}; fix it, or give the input's times with {options}, "
+                             "which set the sidecar aside")
         out = {"times_ignored": f"the times in {side.name} are ignored ({key} {value:g} can only be "
                                 "milliseconds; BIDS sidecars store seconds)"}
     if _is_number(meta.get("FlipAngle")):
@@ -138,9 +142,10 @@ SEQUENCE_CODES = {"spin_echo": ("SE", "spin echo"), "inversion_recovery": ("IR",
 
 
 def acquisition_sidecar(sequence: str | None = None, ti_ms: float | None = None,
-                        flip_deg: float | None = None) -> dict:
-    """BIDS sidecar fields of the sequence, TI (stored in seconds) and flip angle (degrees),
-    for :func:`~napari_mr_reparam.volume_writing.save_volume`'s ``extra``; only those given."""
+                        flip_deg: float | None = None, ti2_ms: float | None = None) -> dict:
+    """BIDS sidecar fields of the sequence, TI (stored in seconds), flip angle (degrees) and
+    a double inversion recovery's second TI (``InversionTime2``, seconds), for
+    :func:`~napari_mr_reparam.volume_writing.save_volume`'s ``extra``; only those given."""
     meta: dict = {}
     if sequence is not None:
         if sequence not in SEQUENCE_CODES:
@@ -148,6 +153,8 @@ def acquisition_sidecar(sequence: str | None = None, ti_ms: float | None = None,
         meta["ScanningSequence"], meta["PulseSequenceType"] = SEQUENCE_CODES[sequence]
     if ti_ms is not None:
         meta["InversionTime"] = _seconds(ti_ms)
+    if ti2_ms is not None:
+        meta["InversionTime2"] = _seconds(ti2_ms)
     if flip_deg is not None:
         meta["FlipAngle"] = float(flip_deg)
     return meta
