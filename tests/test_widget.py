@@ -979,3 +979,14 @@ def test_the_other_images_of_the_inputs_series_are_added_in_one_click(make_napar
     widget.model.value = "p2p"
     widget.image.value = layers[0]
     assert widget.add_series.native.isHidden()  # one input only for this model
+
+
+def test_what_the_status_said_of_one_input_goes_when_another_is_chosen(demo):
+    viewer, widget = demo
+    odd = viewer.add_image(np.ones((6, 8, 8), np.float32), name="t1_ms",
+                           metadata={"sidecar_times_ignored": "the times in t1_ms.json are ignored"})
+    widget.reset_choices()
+    widget.image.value = odd
+    assert widget.status.value.startswith("t1_ms: the times in t1_ms.json are ignored")
+    widget.image.value = viewer.layers["head TE50 TR4500"]  # its metadata state its TE/TR
+    assert widget.status.value == ""

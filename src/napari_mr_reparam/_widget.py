@@ -102,6 +102,7 @@ class ReparamWidget(Container):
                                       keep_stale=True)
         self._renders = LatestJob(self._show_rendered, self._on_render_error)
         self._applying_preset = False
+        self._said_of_input = False  # the status line is about the input chosen (_say_of_input)
         self._make_controls()
         # the prediction and difference layers, and the comparison with the ground truth
         self._outputs = Outputs(self._viewer, self.image, self.ground_truth, self.metrics, self.truth_hint,
@@ -403,11 +404,17 @@ class ReparamWidget(Container):
         return {"sequence": self.sequence.value if physics else "spin_echo", "te": self.te.value,
                 "tr": self.tr.value, "ti": self.ti.value, "ti2": self.ti2.value, "flip": self.flip.value}
 
+    def _say_of_input(self, text: str) -> None:
+        """A status line about the input chosen, cleared when another is chosen."""
+        self.status.value, self._said_of_input = text, True
+
     def _on_image_changed(self, *_):
         layer = self.image.value
         meta = getattr(layer, "metadata", {}) or {}
+        if self._said_of_input:  # what was said of the input chosen before no longer holds
+            self.status.value, self._said_of_input = "", False
         if image_refusal(layer):  # a colour image: said now, and again if asked to run
-            self.status.value = image_refusal(layer)
+            self._say_of_input(image_refusal(layer))
             return
         if layer is not None:
             spec = input_from_metadata(layer)
@@ -418,7 +425,7 @@ class ReparamWidget(Container):
             try:
                 refuse_seconds(input_te=te, input_tr=tr)
             except ValueError as exc:  # metadata written in seconds: say so, keep the fields
-                self.status.value = f"{layer.name}: {exc}"
+                self._say_of_input(f"{layer.name}: {exc}")
                 return
             # a time the metadata lack is the default (said so), not that of the image chosen before
             readout = meta.get("readout_tr_ms") if tr is None and spec.sequence == "mprage" else None
@@ -427,19 +434,19 @@ class ReparamWidget(Container):
                 get_input_preset("MPRAGE").tr if readout else DEFAULT_TR_MS)
             unknown = "/".join(n for n, v in (("TE", te), ("TR", tr)) if v is None)
             if readout:  # GE/Philips MPRAGE-type series: the tags hold the readout's pulse spacing
-                self.status.value = (f"{layer.name}: its DICOM RepetitionTime ({readout:g} ms) is the readout's "
-                                     "pulse spacing; the time from one inversion to the next is not in the "
-                                     f"tags: taken as {self.input_tr.value:g} ms (type it in Input TR)")
+                self._say_of_input(f"{layer.name}: its DICOM RepetitionTime ({readout:g} ms) is the readout's "
+                                   "pulse spacing; the time from one inversion to the next is not in the "
+                                   f"tags: taken as {self.input_tr.value:g} ms (type it in Input TR)")
             elif meta.get("sidecar_times_ignored"):  # its sidecar's times can only be ms: the fields' win
-                self.status.value = (f"{layer.name}: {meta['sidecar_times_ignored']}; type the input's "
-                                     f"TE/TR (now TE {self.input_te.value:g} / TR {self.input_tr.value:g} ms)")
+                self._say_of_input(f"{layer.name}: {meta['sidecar_times_ignored']}; type the input's "
+                                   f"TE/TR (now TE {self.input_te.value:g} / TR {self.input_tr.value:g} ms)")
             elif unknown == "TE/TR" and (guess := guessed_input_preset(layer, self.model.value)) is not None:
                 self.input_preset.value = guess.reading  # fills the input's sequence and times
-                self.status.value = guessed_line(layer.name, guess, "change Input preset")
+                self._say_of_input(guessed_line(layer.name, guess, "change Input preset"))
             elif unknown:
-                self.status.value = (f"{layer.name}: no {unknown} in its metadata; taken as TE "
-                                     f"{self.input_te.value:g} / TR {self.input_tr.value:g} ms (name its "
-                                     "acquisition with Input preset)")
+                self._say_of_input(f"{layer.name}: no {unknown} in its metadata; taken as TE "
+                                   f"{self.input_te.value:g} / TR {self.input_tr.value:g} ms (name its "
+                                   "acquisition with Input preset)")
         self._sync_input_preset()
         self._outputs.update_metrics_label()
 
