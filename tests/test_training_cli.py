@@ -71,8 +71,9 @@ def test_bad_arguments_are_one_line_errors(tmp_path, capsys):
     assert train_main(["simulate", "--phantom", "nowhere", "--out", str(tmp_path)]) == 2
     assert train_main(["simulate", "--phantom", "mrilab:/no/such.npz", "--out", str(tmp_path)]) == 2
     assert train_main(["paramnet", "--config", str(tmp_path / "missing.toml")]) == 2
+    assert train_main(["evaluate", "--model", "identity", "--limit", "0"]) == 2
     err = capsys.readouterr().err
-    assert err.count("error:") == 3 and "Traceback" not in err
+    assert err.count("error:") == 4 and "Traceback" not in err and "--limit takes a number" in err
 
 
 def test_set_overrides_any_recipe_value(tmp_path, capsys):
@@ -86,3 +87,27 @@ def test_set_overrides_any_recipe_value(tmp_path, capsys):
     assert "KEY=VALUE" in capsys.readouterr().err
 
 
+
+
+def test_a_run_folder_with_a_checkpoint_is_resumed_or_overwritten_never_replaced_unasked(tmp_path, capsys):
+    (tmp_path / "checkpoint.pt").write_bytes(b"a run's weights")
+    assert train_main(["physics", "--out", str(tmp_path), "--steps", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "checkpoint.pt exists: --resume continues that run, --overwrite starts a new one" in err
+    assert err.count("\n") == 1 and (tmp_path / "checkpoint.pt").read_bytes() == b"a run's weights"
+
+
+def test_export_keeps_another_weights_files_card_and_writes_safetensors_only(tmp_path, capsys, monkeypatch):
+    import shutil
+
+    from napari_mr_reparam.weights import BUNDLED_DIR
+
+    monkeypatch.chdir(tmp_path)
+    shutil.copy(BUNDLED_DIR / "d2p.safetensors", "w.safetensors")
+    shutil.copy(BUNDLED_DIR / "d2p.json", "w.json")
+    (tmp_path / "x.json").write_text('{"mine": true}')  # the card of x.pt, say
+    assert train_main(["export", "w.safetensors", "--name", "x", "--out", "x.safetensors"]) == 2
+    assert train_main(["export", "w.safetensors", "--name", "x", "--out", "y.pt"]) == 2
+    err = capsys.readouterr().err
+    assert "x.json exists; pass --overwrite" in err and "name the output NAME.safetensors" in err
+    assert (tmp_path / "x.json").read_text() == '{"mine": true}' and not (tmp_path / "y.pt").exists()

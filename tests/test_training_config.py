@@ -121,3 +121,14 @@ def test_a_setting_of_the_wrong_kind_is_one_line_naming_it():
         with pytest.raises(ValueError, match=words):
             load_config(**{key: value})
     assert load_config(lr=1, width=1).lr == 1  # a whole number where a number is asked
+
+
+def test_settings_out_of_range_are_one_line_naming_them():
+    for key, value, words in (("checkpoint_every", 0, "checkpoint_every must be >= 1, got 0"),
+                              ("log_every", 0, "log_every must be >= 1"),
+                              ("targets_per_input", 0, "targets_per_input must be >= 1"),
+                              ("depth", 0, "depth must be >= 1"), ("work_size", 3, "work_size must be >= 16"),
+                              ("threads", -1, "threads must be >= 0"), ("lr", -1, "lr must be above 0"),
+                              ("lr_final_fraction", 2, "lr_final_fraction must be between 0 and 1")):
+        with pytest.raises(ValueError, match=f"^{words}"):
+            load_config(**{key: value})

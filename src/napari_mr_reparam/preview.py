@@ -26,7 +26,7 @@ def preview_grid(phantom: Phantom, acquisitions=PREVIEW_ACQUISITIONS, rows: int 
     slices = choose_slices(phantom, rows, span=(0.35, 0.75))
     columns = [simulate_images(phantom, a, slices, size, pad_square=True) for a in acquisitions]
     grid = np.concatenate([np.concatenate(list(c), axis=0) for c in columns], axis=1)
-    labels = [f"TE {a.te:g} / TR {a.tr:g} ms" for a in acquisitions]
+    labels = [f"TE {a.te_ms:g} / TR {a.tr_ms:g} ms" for a in acquisitions]
     return grid, labels
 
 

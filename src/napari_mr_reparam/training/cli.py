@@ -53,6 +53,7 @@ def _train(args, stage: str, **fixed) -> int:
             raise ValueError(f"--set {key} repeats an option given otherwise; give it once")
         options[key] = value
     cfg = load_config(args.config, **options)
+    _refuse_replacing_a_run(cfg.out, args)
     try:
         checkpoint = train(cfg, resume=args.resume)
     except TrainingStopped as stopped:
@@ -108,6 +109,8 @@ def cmd_evaluate(args) -> int:
     from .evaluate import IdentityModel, evaluate
 
     options = None
+    if args.limit is not None and args.limit < 1:
+        raise ValueError(f"--limit takes a number of test images, at least 1; got {args.limit}")
     if args.model == "identity" and not args.weights:
         engine = IdentityModel(args.task or "d2p")
     else:
@@ -169,8 +172,11 @@ def cmd_export(args) -> int:
     for report_file in args.external or []:
         card.setdefault("external", {}).update(_external_rows(report_file, args.checkpoint))
     out = Path(args.out) if args.out else BUNDLED_DIR / f"{args.name}.safetensors"
-    if out.exists() and not args.overwrite:
-        raise FileExistsError(f"{out} exists; pass --overwrite to replace it")
+    if out.suffix != ".safetensors":
+        raise ValueError(f"{out.name}: export writes safetensors weights; name the output NAME.safetensors")
+    for path in (out, out.with_suffix(".json")):  # the card too: another weights file's may share its name
+        if path.exists() and not args.overwrite:
+            raise FileExistsError(f"{path} exists; pass --overwrite to replace it")
     save_weights(state, card, out)
     print(f"wrote {out} and {out.with_suffix('.json').name}")
     return 0
@@ -231,8 +237,22 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resume", action="store_true",
                    help="continue from the run folder's checkpoint (written every checkpoint_every steps, "
                         "and on SIGTERM or Ctrl-C after the step in progress)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="start a new run in a folder that holds another run's checkpoint")
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="any other recipe value, e.g. --set map_weight=0.1 (repeatable)")
+
+
+def _refuse_replacing_a_run(out: str, args) -> None:
+    """A run folder that holds a checkpoint is continued (``--resume``) or replaced
+    (``--overwrite``), never replaced unasked."""
+    from pathlib import Path
+
+    from .loop import CHECKPOINT
+
+    if (Path(out) / CHECKPOINT).is_file() and not (args.resume or args.overwrite):
+        raise FileExistsError(f"{Path(out) / CHECKPOINT} exists: --resume continues that run, --overwrite "
+                              "starts a new one in its place")
 
 
 def build_parser() -> argparse.ArgumentParser:

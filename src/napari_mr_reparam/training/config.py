@@ -123,6 +123,19 @@ class TrainConfig:
     checkpoint_every: int = 100
     log_every: int = 10
 
+    #: Settings that must be at least a bound (``lr`` above 0), each said in one line.
+    AT_LEAST = {"checkpoint_every": 1, "log_every": 1, "targets_per_input": 1, "depth": 1, "work_size": 16,
+                "threads": 0}
+
+    def _check_ranges(self) -> None:
+        for name, low in self.AT_LEAST.items():
+            if getattr(self, name) < low:
+                raise ValueError(f"{name} must be >= {low}, got {getattr(self, name)}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be above 0, got {self.lr}")
+        if not 0 <= self.lr_final_fraction <= 1:
+            raise ValueError(f"lr_final_fraction must be between 0 and 1, got {self.lr_final_fraction}")
+
     def __post_init__(self):
         if self.stage not in STAGES:
             raise ValueError(f"unknown stage {self.stage!r}; known: {', '.join(STAGES)}")
@@ -139,6 +152,7 @@ class TrainConfig:
             raise ValueError("width and batch_size must be positive and steps non-negative")
         if self.loader_workers < 0:
             raise ValueError(f"loader_workers must be >= 0, got {self.loader_workers}")
+        self._check_ranges()
         if self.acquisition is not None or self.input_sequences:
             from ..physics import INPUT_SEQUENCES
 
