@@ -78,3 +78,19 @@ def test_sigterm_finishes_the_step_writes_a_checkpoint_and_resume_goes_on(tiny_p
     monkeypatch.setattr(loop, "build_stage", build)
     train(cfg, resume=True, quiet=True)
     assert torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)["step"] == 6
+
+
+def test_starting_weights_of_other_shapes_are_one_line_naming_the_first_tensor(tmp_path):
+    import pytest
+
+    from napari_mr_reparam import weights
+    from napari_mr_reparam.models.physics_net import PhysicsNet
+    from napari_mr_reparam.training.loop import _initialize
+
+    card = {"arch": "physics", "task": "p2p", "width": 0.03, "base": 4, "depth": 3, "name": "mine"}
+    mine = weights.save_weights(PhysicsNet(base=4, depth=3, task="p2p").state_dict(), card,
+                                tmp_path / "mine.safetensors")
+    other = PhysicsNet(base=4, depth=3, task="p2p", input_sequences=True)  # its conditioning reads more
+    with pytest.raises(weights.WeightsError, match=r"weights do not fit this network \(tensors of other "
+                                                   r"shapes: size mismatch for \S+\)$"):
+        _initialize(str(mine), other)

@@ -228,11 +228,22 @@ def _initialize(source: str, model) -> None:
 
     state, _ = load_weights(source)
     loader = getattr(model, "load_initial_state", None)  # a network that takes another's body
-    missing, unexpected = loader(state) if loader else model.load_state_dict(state, strict=False)
+    try:
+        missing, unexpected = loader(state) if loader else model.load_state_dict(state, strict=False)
+    except RuntimeError as exc:  # tensors of the same names but other shapes (another width, conditioning)
+        raise WeightsError(f"{source}: weights do not fit this network (tensors of other shapes: "
+                           f"{_first_mismatch(exc)})") from None
     if missing or unexpected:
         raise WeightsError(f"{source}: weights do not fit this network ({len(missing)} missing, "
                            f"{len(unexpected)} unexpected tensors)")
     print(f"starting from the weights of {source}")
+
+
+def _first_mismatch(exc: Exception) -> str:
+    """The first "size mismatch for NAME" of torch's load error, or its first line."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    found = next((line for line in lines if line.startswith("size mismatch for")), lines[0] if lines else "")
+    return found.split(": copying", 1)[0]
 
 
 def _restore(path: Path, model, optimizer, device) -> int:
