@@ -27,6 +27,12 @@ def test_paramnet_keeps_the_autoencoders_encoder_and_resumes(tiny_paramnet_run, 
     resumed = dataclasses.replace(cfg, steps=4, out=str(tmp_path / "run"))
     train(resumed, resume=True, quiet=True)
     assert torch.load(tmp_path / "run" / ckpt.name, weights_only=True)["step"] == 4
+    # with settings that shape what a step draws changed, it is refused in one line
+    import pytest
+
+    with pytest.raises(ValueError, match=r"that run has batch_size = 2, this one 3; resume it with its own"):
+        train(dataclasses.replace(resumed, steps=5, batch_size=3), resume=True, quiet=True)
+    assert torch.load(tmp_path / "run" / ckpt.name, weights_only=True)["step"] == 4
 
 
 def test_two_process_data_parallel_ranks_agree(tmp_path, mrilab_spec):

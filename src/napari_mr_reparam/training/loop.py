@@ -74,11 +74,13 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False) -> Path:
     out = Path(cfg.out)
     start = 0
     if resume and (out / CHECKPOINT).is_file():
-        start = _restore(out / CHECKPOINT, model, optimizer, device)
+        start = _restore(out / CHECKPOINT, model, optimizer, device, cfg)
         if hasattr(stage.batches, "skip"):
             stage.batches.skip(start)  # a source that counts its own steps moves past the trained ones
     elif cfg.init:
         _initialize(cfg.init, model)
+    if resume and not start and rank == 0:
+        print(f"--resume: no checkpoint in {out}; starting the run")
     module = model
     if world > 1:
         module = torch.nn.parallel.DistributedDataParallel(
@@ -239,6 +241,19 @@ def _initialize(source: str, model) -> None:
     print(f"starting from the weights of {source}")
 
 
+def _refuse_other_settings(path: Path, recorded: dict, now: dict) -> None:
+    """A resume whose settings differ from the checkpoint's in :data:`RESUME_KEEPS` is a
+    one-line ValueError naming the first."""
+    for key in RESUME_KEEPS:
+        if key in recorded and key in now and _same(recorded[key]) != _same(now[key]):
+            raise ValueError(f"{path}: that run has {key} = {recorded[key]!r}, this one {now[key]!r}; resume it "
+                             "with its own recipe and options, or start a new run (--overwrite)")
+
+
+def _same(value):
+    return tuple(value) if isinstance(value, list) else value
+
+
 def _first_mismatch(exc: Exception) -> str:
     """The first "size mismatch for NAME" of torch's load error, or its first line."""
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
@@ -246,8 +261,16 @@ def _first_mismatch(exc: Exception) -> str:
     return found.split(": copying", 1)[0]
 
 
-def _restore(path: Path, model, optimizer, device) -> int:
+#: Settings a resumed run must share with the run it continues: they shape the network or
+#: what a step draws.
+RESUME_KEEPS = ("stage", "task", "variant", "width", "depth", "work_size", "native_input", "data",
+                "batch_size", "input_sequences", "targets_per_input")
+
+
+def _restore(path: Path, model, optimizer, device, cfg: TrainConfig | None = None) -> int:
     blob = torch.load(path, map_location=device, weights_only=True)
+    if cfg is not None:
+        _refuse_other_settings(path, blob.get("config") or {}, cfg.to_dict())
     model.load_state_dict(blob["model"])
     optimizer.load_state_dict(blob["optimizer"])
     print(f"resumed from {path} at step {blob['step']}")
