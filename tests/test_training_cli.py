@@ -111,3 +111,14 @@ def test_export_keeps_another_weights_files_card_and_writes_safetensors_only(tmp
     err = capsys.readouterr().err
     assert "x.json exists; pass --overwrite" in err and "name the output NAME.safetensors" in err
     assert (tmp_path / "x.json").read_text() == '{"mine": true}' and not (tmp_path / "y.pt").exists()
+
+
+def test_simulate_and_evaluate_keep_what_is_in_their_way_unless_told(tmp_path, capsys):
+    (tmp_path / "dataset.npz").write_bytes(b"an earlier dataset")
+    assert train_main(["simulate", "--phantom", "nowhere", "--out", str(tmp_path)]) == 2
+    (tmp_path / "report.json").write_text("{}")
+    assert train_main(["evaluate", "--model", "identity", "--json", str(tmp_path / "report.json")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("exists; pass --overwrite to replace it") == 2
+    assert (tmp_path / "dataset.npz").read_bytes() == b"an earlier dataset"
+    assert (tmp_path / "report.json").read_text() == "{}"

@@ -17,12 +17,17 @@ def _positive_int(text: str) -> int:
 
 
 def cmd_simulate(args) -> int:
+    from pathlib import Path
+
     from tqdm import tqdm
 
-    from ..datasets import build_protocol_dataset
+    from ..datasets import DATASET_FILE, MANIFEST_FILE, build_protocol_dataset
     from ..phantoms import load_phantom
     from ..preview import save_preview
+    from ..volume_writing import refuse_existing
 
+    refuse_existing([Path(args.out) / name for name in (DATASET_FILE, MANIFEST_FILE, "preview.png")],
+                    overwrite=args.overwrite)
     phantom = load_phantom(args.phantom, table=args.table)
     with tqdm(total=args.pairs, desc="simulating", unit="pair") as bar:
         dataset = build_protocol_dataset(
@@ -103,12 +108,17 @@ def cmd_contrast(args) -> int:
 
 def cmd_evaluate(args) -> int:
     import json
+    from pathlib import Path
 
     from ..inference import InferenceOptions, Reparameterizer
     from ..metrics import format_report
     from .evaluate import IdentityModel, evaluate
 
     options = None
+    if args.json:
+        from ..volume_writing import refuse_existing
+
+        refuse_existing([Path(args.json)], overwrite=args.overwrite)
     if args.limit is not None and args.limit < 1:
         raise ValueError(f"--limit takes a number of test images, at least 1; got {args.limit}")
     if args.model == "identity" and not args.weights:
@@ -268,6 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--pairs", type=_positive_int, default=200, help="(TE, TR) pairs (default 200)")
     sim.add_argument("--slices", type=_positive_int, default=24, help="axial slices per pair (default 24)")
     sim.add_argument("--size", type=_positive_int, default=256, help="image size in pixels (default 256)")
+    sim.add_argument("--overwrite", action="store_true", help="replace a dataset already in --out")
     sim.set_defaults(func=cmd_simulate)
 
     ae = sub.add_parser("autoencoder", help="phase 1: pretrain the autoencoder, then fine-tune on MR")
@@ -311,6 +322,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="physics model: normalize renders by their maximum, not by the peak "
                          "the input calibrates")
     ev.add_argument("--json", help="also write the report as JSON")
+    ev.add_argument("--overwrite", action="store_true", help="replace the --json file if it exists")
     ev.set_defaults(func=cmd_evaluate)
 
     ex = sub.add_parser("export", help="turn a checkpoint into a safetensors weight set with its card")
