@@ -418,33 +418,22 @@ def on_first_grid(volumes, registered: bool = False) -> tuple[list, list[str]]:
     NIfTI and DICOM inputs on other grids resampled by their affines), with a notice
     naming those resampled (``registered``: their affines corrected for motion first), and
     their names."""
-    from dataclasses import replace
+    from collections import Counter
 
     from .grids import on_one_grid
 
-    named = _told_apart(volumes)  # messages name each input once, even acquisitions of one folder
-    out, moved = on_one_grid(named)
-    out = [o if v is n else replace(o, source=v.source) for o, v, n in zip(out, volumes, named)]
+    out, moved = on_one_grid(volumes)
+    count = Counter(_source(v) for v in volumes)  # acquisitions of one folder: told apart by their place
+    names = [_source(v) if count[_source(v)] == 1 else f"{_source(v)} (input {i})" for i, v in enumerate(volumes, 1)]
     if moved:
-        first = named[0]
+        first = volumes[0]
         size = " x ".join(f"{s:g}" for s in first.spacing)
-        names = ", ".join(_source(named[i]) for i in moved)
-        print(f"notice: {names} resampled onto the grid of {_source(first)} ({'x'.join(map(str, first.data.shape))}, "
-              f"{size} mm) by their affines" + ("" if registered else "; the scans are taken as of one session, "
-                                                   "without motion between them (--register corrects it)"),
+        print(f"notice: {', '.join(names[i] for i in moved)} resampled onto the grid of {names[0]} "
+              f"({'x'.join(map(str, first.data.shape))}, {size} mm) by their affines"
+              + ("" if registered else "; the scans are taken as of one session, without motion between them "
+                                       "(--register corrects it)"),
               file=sys.stderr)
-    return out, [_source(named[i]) for i in moved]
-
-
-def _told_apart(volumes) -> list:
-    """The volumes, those of a source that another shares (acquisitions of one DICOM series)
-    as copies whose source adds their place among the inputs, ``(input N)``."""
-    from collections import Counter
-    from dataclasses import replace
-
-    count = Counter(_source(v) for v in volumes)
-    return [v if count[_source(v)] == 1 else replace(v, source=f"{_source(v)} (input {i})")
-            for i, v in enumerate(volumes, 1)]
+    return out, [names[i] for i in moved]
 
 
 def _source(volume) -> str:

@@ -150,7 +150,10 @@ def on_one_grid(volumes: list[Volume], reference: int = 0) -> tuple[list[Volume]
         elif placed:
             resampled = resample_onto(volume, ref)
             if not np.isfinite(resampled.data).any():
-                raise ValueError(f"{_name(volume)} lies outside the field of view of {_name(ref)} by their "
+                this, first = _name(volume), _name(ref)
+                if this == first:  # acquisitions of one DICOM folder: told apart by their place
+                    this, first = f"{this} (input {i + 1})", f"{first} (input {reference + 1})"
+                raise ValueError(f"{this} lies outside the field of view of {first} by their "
                                  "affines: none of it falls on the first input's grid")
             out.append(resampled)
             moved.append(i)
