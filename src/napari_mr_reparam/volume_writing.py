@@ -150,7 +150,7 @@ def save_volume(path: str | Path, data_zyx: np.ndarray, like: Volume | None = No
     if suffix == ".dcm":
         from .dicom_export import write_series
 
-        voxels, affine = _file_order(data, like, path)
+        voxels, affine = _file_order(data, like)
         files = like.extra.get("files") if like is not None and like.kind == "dicom" else None
         return write_series(path, voxels, affine, source_files=files, te_ms=te_ms, tr_ms=tr_ms, model=model,
                             extra=extra, overwrite=overwrite)
@@ -197,7 +197,7 @@ def _new_temp(target: Path) -> str:
 def _write_nifti(path: Path, data: np.ndarray, like: Volume | None) -> None:
     import nibabel as nib
 
-    voxels, affine = _file_order(data, like, path)
+    voxels, affine = _file_order(data, like)
     if _placed(like):
         header = like.header.copy() if isinstance(like.header, nib.Nifti1Header) else None
         klass = nib.Nifti2Image if isinstance(header, nib.Nifti2Header) else nib.Nifti1Image
@@ -216,15 +216,14 @@ def _placed(like: Volume | None) -> bool:
     return like is not None and like.kind in ORIENTED_KINDS and like.ornt is not None and like.affine is not None
 
 
-def _file_order(data: np.ndarray, like: Volume | None, path: Path) -> tuple[np.ndarray, np.ndarray]:
+def _file_order(data: np.ndarray, like: Volume | None) -> tuple[np.ndarray, np.ndarray]:
     """A stack in voxel order (column, row, slice) with its affine to RAS (mm): the input
-    file's where ``like`` has one (:func:`_placed`; data of another shape are a one-line
-    ``ValueError`` naming the output ``path``), else an RAS+ grid of ``like``'s spacing (or
+    file's where ``like`` has one (:func:`_placed`; :func:`save_volume` has checked that the
+    data fit it), else an RAS+ grid of ``like``'s spacing (or
     1 mm), which :func:`~napari_mr_reparam.io.load_volume` reads back as the same stack,
     unless its x or y axis alone is of few or thick voxels: that grid reads as sagittal or
     coronal slices (:func:`~napari_mr_reparam.orientation.acquired_axis`)."""
     if _placed(like):
-        check_fits(like, data, path)
         return to_original(like, data), np.asarray(like.affine, float)
     dz, dy, dx = like.spacing if like is not None else (1.0, 1.0, 1.0)
     return stack_to_ras(data), np.diag([float(dx), float(dy), float(dz), 1.0])
