@@ -151,6 +151,23 @@ def test_physics_weights_under_another_name_render_from_maps(tiny_weights, volum
     np.testing.assert_array_equal(engine.predict(volume, target), bundled.predict(volume, target))
 
 
+def test_a_users_checkpoint_goes_by_its_file_not_the_recipes_set(tiny_weights, tmp_path):
+    import torch
+
+    from napari_mr_reparam.weights import load_weights
+
+    state, card = load_weights("physics")  # a training checkpoint's card names the recipe's set
+    (tmp_path / "run").mkdir()
+    ckpt = tmp_path / "run" / "checkpoint.pt"
+    torch.save({"model": state, "card": card}, ckpt)
+    assert Reparameterizer(weights=str(ckpt), device="cpu").info.name == str(ckpt)
+    copy = tmp_path / "run" / "mine.safetensors"  # a copy whose card still says "physics"
+    copy.write_bytes((tiny_weights / "physics.safetensors").read_bytes())
+    copy.with_suffix(".json").write_text((tiny_weights / "physics.json").read_text())
+    assert Reparameterizer(str(copy), device="cpu").info.name == str(copy)
+    assert Reparameterizer("physics", device="cpu").info.name == "physics"
+
+
 def test_per_slice_acquisitions_match_one_request_per_slice(tiny_weights, volume):
     for name in ("physics", "d2p"):
         engine = Reparameterizer(name, device="cpu", batch_size=2)

@@ -110,6 +110,14 @@ def test_bundled_recipes_parse():
         load_config(path)
 
 
+def test_a_recipe_run_by_another_stages_command_is_refused_naming_its_own(tmp_path):
+    recipe = tmp_path / "phys.toml"
+    recipe.write_text('stage = "physics"\nsteps = 2\n')
+    with pytest.raises(ValueError, match=r"is a recipe for the physics stage, not paramnet: "
+                                         r"napari-mr-reparam-train physics --config .*phys.toml$"):
+        load_config(recipe, stage="paramnet")
+    assert load_config(recipe, stage="physics").steps == 2
+
 
 def test_a_setting_of_the_wrong_kind_is_one_line_naming_it():
     from napari_mr_reparam.training.config import load_config

@@ -26,7 +26,14 @@ def test_paramnet_keeps_the_autoencoders_encoder_and_resumes(tiny_paramnet_run, 
     shutil.copytree(ckpt.parent, tmp_path / "run")
     resumed = dataclasses.replace(cfg, steps=4, out=str(tmp_path / "run"))
     train(resumed, resume=True, quiet=True)
-    assert torch.load(tmp_path / "run" / ckpt.name, weights_only=True)["step"] == 4
+    after = torch.load(tmp_path / "run" / ckpt.name, weights_only=True)
+    assert after["step"] == 4
+    # the card's loss and time span the sessions: three steps' losses carried, one added
+    assert after["sessions"]["recent_losses"][:3] == blob["sessions"]["recent_losses"]
+    assert len(after["sessions"]["recent_losses"]) == 4
+    card = after["card"]
+    assert card["train_seconds"] >= blob["card"]["train_seconds"] + card["train_seconds_this_session"] - 0.1
+    assert card["world_size"] == 1 and card["effective_batch_size"] == cfg.batch_size
     # with settings that shape what a step draws changed, it is refused in one line
     import pytest
 
@@ -48,7 +55,8 @@ def test_two_process_data_parallel_ranks_agree(tmp_path, mrilab_spec):
     assert result.returncode == 0, result.stderr[-2000:]
     digests = [(out / f"rank{r}.sha256").read_text() for r in (0, 1)]
     assert digests[0] == digests[1]
-    assert torch.load(out / "checkpoint.pt", weights_only=True)["step"] == 3
+    blob = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert blob["step"] == 3 and blob["card"]["world_size"] == 2 and blob["card"]["effective_batch_size"] == 4
 
 
 def test_sigterm_finishes_the_step_writes_a_checkpoint_and_resume_goes_on(tiny_paramnet_run, tmp_path,

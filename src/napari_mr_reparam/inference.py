@@ -186,7 +186,7 @@ class Reparameterizer:
         import torch
 
         from .devices import choose_device
-        from .weights import WeightsError, load_weights, names_a_file
+        from .weights import WeightsError, load_weights, names_a_file, shown_name
 
         source = weights or model
         try:
@@ -198,7 +198,7 @@ class Reparameterizer:
         if "arch" not in card:
             raise WeightsError(f"{source}: no card says which model these weights belong to; "
                                "keep the .json card beside the .safetensors file")
-        self.info = ModelInfo(name=str(card.get("name", source)), arch=card["arch"],
+        self.info = ModelInfo(name=shown_name(source, card), arch=card["arch"],
                               task=card.get("task", "d2p"), width=float(card.get("width", 1.0)), card=card)
         self.device = choose_device(device)
         self.batch_size = max(1, int(batch_size))

@@ -237,6 +237,9 @@ def load_config(path: str | Path | None = None, **overrides) -> TrainConfig:
         raise ValueError(f"unknown settings: {', '.join(unknown)}")
     _check_kinds(values, path)
     _check_kinds(overrides, None)
+    if "stage" in values and overrides.get("stage", values["stage"]) != values["stage"]:
+        raise ValueError(f"{path} is a recipe for the {values['stage']} stage, not {overrides['stage']}: "
+                         f"napari-mr-reparam-train {values['stage']} --config {path}")
     values.update(overrides)
     return TrainConfig(**values)
 

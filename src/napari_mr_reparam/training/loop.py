@@ -72,9 +72,9 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False) -> Path:
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
     out = Path(cfg.out)
-    start = 0
+    start, carried = 0, {}
     if resume and (out / CHECKPOINT).is_file():
-        start = _restore(out / CHECKPOINT, model, optimizer, device, cfg)
+        start, carried = _restore(out / CHECKPOINT, model, optimizer, device, cfg, world)
         if hasattr(stage.batches, "skip"):
             stage.batches.skip(start)  # a source that counts its own steps moves past the trained ones
     elif cfg.init:
@@ -94,23 +94,22 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False) -> Path:
               f"parameters, {world} process(es) on {describe_device(device)}, steps {start}->{cfg.steps}")
     bar = _progress(cfg, start, show)
     getattr(stage, "train_mode", model.train)()
-    losses: list[float] = []
-    started = time.time()
+    sessions = _Sessions(world, carried)
     stop, done = _StopRequest(), start
     try:
         for step in range(start, cfg.steps):
             for group in optimizer.param_groups:
                 group["lr"] = _lr_at(cfg, step)
             batch = _to_device(stage.batches.next(rng, cfg.batch_size), device)
-            losses.append(_step(stage, module, optimizer, batch, autocast))
+            sessions.losses.append(_step(stage, module, optimizer, batch, autocast))
             if bar is not None:
                 bar.update(1)
                 if (step + 1) % cfg.log_every == 0:
-                    bar.set_postfix(loss=f"{np.mean(losses[-cfg.log_every:]):.5f}")
+                    bar.set_postfix(loss=f"{np.mean(sessions.losses[-cfg.log_every:]):.5f}")
             done = step + 1
             stopping = stop.agreed(world, device)
             if rank == 0 and ((step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps or stopping):
-                _save(out / CHECKPOINT, model, optimizer, step + 1, cfg, stage, losses, started)
+                _save(out / CHECKPOINT, model, optimizer, step + 1, cfg, stage, sessions)
             if stopping:
                 break
     finally:
@@ -118,7 +117,7 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False) -> Path:
     if bar is not None:
         bar.close()
     if rank == 0 and start >= cfg.steps:
-        _save(out / CHECKPOINT, model, optimizer, cfg.steps, cfg, stage, losses, started)
+        _save(out / CHECKPOINT, model, optimizer, cfg.steps, cfg, stage, sessions)
     if world > 1:
         _write_rank_digest(out, rank, model)
         torch.distributed.barrier()
@@ -212,13 +211,36 @@ def _progress(cfg: TrainConfig, start: int, show: bool):
     return tqdm(total=cfg.steps, initial=start, desc=cfg.name, unit="step", dynamic_ncols=True)
 
 
-def _save(path: Path, model, optimizer, step: int, cfg: TrainConfig, stage, losses, started) -> None:
+class _Sessions:
+    """What a run's checkpoint carries from one session (start or ``--resume``) to the
+    next: the latest steps' losses, the training time before this session, and the number
+    of processes (the batch per step is ``batch_size`` times it)."""
+
+    KEPT_LOSSES = 50
+
+    def __init__(self, world: int, carried: dict):
+        self.world = world
+        self.losses = [float(v) for v in carried.get("recent_losses", [])]
+        self.seconds_before = float(carried.get("train_seconds", 0.0))
+        self.started = time.time()
+
+    def card(self, cfg: TrainConfig) -> dict:
+        this = round(time.time() - self.started, 1)
+        recent = self.losses[-self.KEPT_LOSSES:]
+        return {"final_loss": float(np.mean(recent)) if recent else None,
+                "train_seconds_this_session": this, "train_seconds": round(self.seconds_before + this, 1),
+                "world_size": self.world, "effective_batch_size": cfg.batch_size * self.world}
+
+    def carried(self, card: dict) -> dict:
+        return {"recent_losses": self.losses[-self.KEPT_LOSSES:], "train_seconds": card["train_seconds"],
+                "world_size": self.world}
+
+
+def _save(path: Path, model, optimizer, step: int, cfg: TrainConfig, stage, sessions: _Sessions) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    card = dict(stage.card(), name=cfg.name, steps=step, config=cfg.to_dict(),
-                final_loss=float(np.mean(losses[-50:])) if losses else None,
-                train_seconds_this_session=round(time.time() - started, 1))
+    card = dict(stage.card(), name=cfg.name, steps=step, config=cfg.to_dict(), **sessions.card(cfg))
     blob = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
-            "config": cfg.to_dict(), "card": card}
+            "config": cfg.to_dict(), "card": card, "sessions": sessions.carried(card)}
     tmp = path.with_name(path.name + ".part")
     torch.save(blob, tmp)
     os.replace(tmp, path)
@@ -267,11 +289,18 @@ RESUME_KEEPS = ("stage", "task", "variant", "width", "depth", "work_size", "nati
                 "batch_size", "input_sequences", "targets_per_input")
 
 
-def _restore(path: Path, model, optimizer, device, cfg: TrainConfig | None = None) -> int:
+def _restore(path: Path, model, optimizer, device, cfg: TrainConfig | None = None,
+             world: int = 1) -> tuple[int, dict]:
+    """Load the checkpoint at ``path`` into ``model`` and ``optimizer``; returns its step and
+    what the run carries over sessions (:class:`_Sessions`' fields)."""
     blob = torch.load(path, map_location=device, weights_only=True)
     if cfg is not None:
         _refuse_other_settings(path, blob.get("config") or {}, cfg.to_dict())
     model.load_state_dict(blob["model"])
     optimizer.load_state_dict(blob["optimizer"])
-    print(f"resumed from {path} at step {blob['step']}")
-    return int(blob["step"])
+    carried = blob.get("sessions") or {}
+    before, batch = int(carried.get("world_size", world)), int(blob["config"].get("batch_size", 1))
+    note = (f" (it ran on {before} process(es), {before * batch} images a step; now {world}, "
+            f"{world * batch} a step)" if before != world else "")
+    print(f"resumed from {path} at step {blob['step']}{note}")
+    return int(blob["step"]), carried

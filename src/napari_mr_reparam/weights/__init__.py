@@ -48,6 +48,19 @@ def bundled_card(name: str) -> dict:
     return json.loads(path.read_text()) if name in bundled_names() else {}
 
 
+def shown_name(source: str | Path, card: dict) -> str:
+    """The name a loaded weight set goes by in messages and records: a bundled set's own
+    name; for a file elsewhere, its card's name unless that is a bundled set's (a training
+    checkpoint's card names the recipe's set, ``physics`` say, which it is not), else the
+    file as given."""
+    name = str(card.get("name", source))
+    if _resolve(source).parent == BUNDLED_DIR:
+        return name
+    if Path(str(source)).suffix in CHECKPOINT_SUFFIXES or name in bundled_names():
+        return str(source)
+    return name
+
+
 def card_path(weights_path: str | Path) -> Path:
     return Path(weights_path).with_suffix(".json")
 
