@@ -757,3 +757,25 @@ def test_preset_names_the_acquisition_used_and_its_plane_as_predict_does(tmp_pat
     captured = capsys.readouterr()
     assert captured.out.startswith("ok dual_acq2 (TE 80 / TR 3000 ms): T1w: ")
     assert "notice: dual_acq2: its slices are coronal" in captured.err and one.is_file()
+
+
+def test_inputs_from_several_paths_one_bringing_several_images_take_a_gain_per_path():
+    from types import SimpleNamespace
+
+    from napari_mr_reparam.cli_joint import _by_source, gains_of
+
+    def vols(*sources):
+        return [SimpleNamespace(source=s) for s in sources]
+
+    ir_and_train = vols("ir", "ir", "ir", "train", "train")
+    assert gains_of(ir_and_train, "auto") == ["ir", "ir", "ir", "train", "train"]
+    assert gains_of(ir_and_train, "shared") == "shared" and gains_of(ir_and_train, "per-input") == "per_input"
+    assert gains_of(vols("t1w.nii", "t2w.nii"), "auto") == "shared"  # lone images: as before
+    assert gains_of(vols("series", "series"), "auto") == "shared"  # one series
+    assert gains_of(vols("t1w.nii", "t2w.nii"), "per-series") == ["t1w.nii", "t2w.nii"]
+    from collections import Counter
+
+    volumes = vols("ir", "ir", "train", "train", "train", "flair.nii")
+    count = Counter(v.source for v in volumes)
+    assert _by_source(volumes, [2, 3, 4, 5], count) == "train (inputs 3-5), flair.nii"
+    assert _by_source(volumes, [1], count) == "ir (input 2)"

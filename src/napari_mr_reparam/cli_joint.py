@@ -28,6 +28,14 @@ ECHO_TRAIN_OPTION = {
             "fitted with the extended phase graph and the refocusing flip angle free (epg, the "
             "default: T2 without the stimulated echoes' bias) or with the ideal equation"}
 
+#: ``--scale``: the receiver gains of the inputs.
+SCALE_OPTION = {
+    "choices": ("auto", "shared", "per-series", "per-input"), "default": "auto",
+    "help": "receiver gains: one for all inputs (shared: images of one series), one per input path "
+            "(per-series: a DICOM series folder or a multi-volume file each; the gains found by the "
+            "fit's misfit), one per input (per-input: estimated against the network's maps); auto "
+            "(the default): per-series where some path brings several images, else shared"}
+
 #: ``--register``: correct the inputs for head motion between them.
 REGISTER_OPTION = {
     "action": "store_true",
@@ -91,9 +99,7 @@ def add_acquisition_options(parser) -> None:
                         help=f"{', '.join(INPUT_SEQUENCES)} per input (default: the sidecar's or DICOM "
                              "tags', else inversion recovery where a TI is known, else spin echo)")
     parser.add_argument("--input-preset", **input_preset_option())
-    parser.add_argument("--scale", choices=("shared", "per-input"), default="shared",
-                        help="one receiver gain for all inputs (images of one series, the default) or "
-                             "one per input (different series; estimated against the network's maps)")
+    parser.add_argument("--scale", **SCALE_OPTION)
     parser.add_argument("--echo-train", **ECHO_TRAIN_OPTION)
     parser.add_argument("--no-smooth", **NO_SMOOTH_OPTION)
     parser.add_argument("--register", **REGISTER_OPTION)
@@ -141,8 +147,7 @@ def add_predict_options(parser) -> None:
          help="--joint: input flip angle(s), degrees, one per input")
     _add(parser, "--input-sequence", nargs="+", metavar="SEQ",
          help="--joint: spin_echo, inversion_recovery or gradient_echo per input")
-    _add(parser, "--scale", choices=("shared", "per-input"), default="shared",
-         help="--joint: one receiver gain for all inputs (default) or one per input")
+    _add(parser, "--scale", **{**SCALE_OPTION, "help": "--joint: " + SCALE_OPTION["help"]})
     _add(parser, "--echo-train", **{**ECHO_TRAIN_OPTION, "help": "--joint: " + ECHO_TRAIN_OPTION["help"]})
     _add(parser, "--no-smooth", **{**NO_SMOOTH_OPTION, "help": "--joint: " + NO_SMOOTH_OPTION["help"]})
     _add(parser, "--register", **{**REGISTER_OPTION, "help": "--joint: " + REGISTER_OPTION["help"]})
@@ -428,7 +433,7 @@ def on_first_grid(volumes, registered: bool = False) -> tuple[list, list[str]]:
     if moved:
         first = volumes[0]
         size = " x ".join(f"{s:g}" for s in first.spacing)
-        print(f"notice: {', '.join(names[i] for i in moved)} resampled onto the grid of {names[0]} "
+        print(f"notice: {_by_source(volumes, moved, count)} resampled onto the grid of {names[0]} "
               f"({'x'.join(map(str, first.data.shape))}, {size} mm) by their affines"
               + ("" if registered else "; the scans are taken as of one session, without motion between them "
                                        "(--register corrects it)"),
@@ -438,6 +443,38 @@ def on_first_grid(volumes, registered: bool = False) -> tuple[list, list[str]]:
 
 def _source(volume) -> str:
     return str(volume.source) if volume.source else "input"
+
+
+def series_gains_note(sources, maps) -> str:
+    """One line on the receiver gain of each input path (``sources``: each input's) but the
+    first, and how it was found."""
+    first = {}
+    for i, source in enumerate(sources):
+        first.setdefault(source, i)
+    how = {"misfit": "from the fit's misfit", "prior": "from the prior's times: the inputs cannot tell it"}
+    def short(source):
+        return "/".join(Path(source).parts[-2:])
+
+    parts = [f"{short(source)} x{maps.scales[i]:.3g} ({how[found]})"
+             for (source, i), found in zip(list(first.items())[1:], maps.gains_found[1:])]
+    return f"one receiver gain per input path, relative to {short(sources[0])}'s: " + "; ".join(parts)
+
+
+def _by_source(volumes, chosen, count) -> str:
+    """The inputs ``chosen`` (0-based) named by their source, the acquisitions of one folder
+    or file together: ``plate5 (inputs 7-38)``."""
+    groups: dict = {}
+    for i in chosen:
+        groups.setdefault(_source(volumes[i]), []).append(i + 1)
+    named = []
+    for source, numbers in groups.items():
+        if count[source] == 1:
+            named.append(source)
+        elif numbers == list(range(numbers[0], numbers[-1] + 1)) and len(numbers) > 2:
+            named.append(f"{source} (inputs {numbers[0]}-{numbers[-1]})")
+        else:
+            named.append(f"{source} (input{'s' if len(numbers) > 1 else ''} {', '.join(map(str, numbers))})")
+    return ", ".join(named)
 
 
 def _engine(model: str, device: str):
@@ -489,6 +526,18 @@ def refuse_input_seconds(args) -> None:
                       for name in ("input_te", "input_tr", "input_ti")})
 
 
+def gains_of(volumes, choice: str):
+    """The ``scale`` :func:`~napari_mr_reparam.joint_fit.fit_maps` takes for ``--scale
+    choice``: a series label per input (the file or DICOM folder it came from) for
+    ``per-series``, and for ``auto`` where some input path brought several images and
+    there are several paths (an inversion-recovery set and an echo train, say)."""
+    labels = [v.source for v in volumes]
+    paths = len(set(labels))
+    if choice == "per-series" or (choice == "auto" and 1 < paths < len(labels)):
+        return labels
+    return "per_input" if choice == "per-input" else "shared"
+
+
 def refuse_bad_angles(args) -> None:
     """Flip angles outside (0, 180] degrees (``--flip``, ``--input-flip``) are refused
     before any file is read."""
@@ -509,6 +558,8 @@ def fit_inputs(paths, args, model="physics", device="auto", engine=None, volumes
     from .joint_fit import joint_maps, joint_work_units
 
     volumes = load_inputs(paths, times_given=input_times_given(args)) if volumes is None else volumes
+    scale = gains_of(volumes, getattr(args, "scale", "auto"))
+    sources = [_source(v) for v in volumes]
     noise = noise_on_own_grids(volumes)  # before registration or resampling can change it
     motions = []
     if getattr(args, "register", False) and len(volumes) > 1:
@@ -520,13 +571,14 @@ def fit_inputs(paths, args, model="physics", device="auto", engine=None, volumes
     if total is not None:
         shape = volumes[0].data.shape
         total(shape[0] if engine is not None and len(volumes) == 1 else joint_work_units(shape, engine=engine))
-    scale = "per_input" if getattr(args, "scale", "shared") == "per-input" else "shared"
     maps = joint_maps([v.data for v in volumes], acqs, engine=engine, scale=scale, progress=progress,
                       clipped=[(v.extra or {}).get("saturated") for v in volumes], noise=noise,
                       echo_train=getattr(args, "echo_train", "epg"),
                       smooth=not getattr(args, "no_smooth", False), spacing=volumes[0].spacing)
     maps.resampled = tuple(resampled)
     maps.registered = tuple(motions)
+    if maps.gains_found:
+        print(f"notice: {series_gains_note(sources, maps)}", file=sys.stderr)
     if maps.partly_measured > 0:
         from .joint_fit import partly_measured_note
 

@@ -68,6 +68,7 @@ from .image_noise import DEFAULT_NOISE, bright_level, estimate_noise
 from .inversion import inversion_efficiency
 from .joint_result import JointMaps, network_maps
 from .memory import on_ordinary_pages
+from .series_gains import profile_gains, series_of
 from .voxel_solver import T1_BOUNDS_MS, T2_BOUNDS_MS, VoxelProblem, fit_voxels
 
 #: Spread of the log value the network's maps are trusted to where the acquisitions
@@ -198,7 +199,7 @@ def fit_maps(volumes, acquisitions, prior: dict | None = None, scale: str = "sha
              noise=None, tolerance: float = 0.1, iterations: int = 6,
              grid_points: int = 12, chunk_voxels: int = 1 << 17, threads: int | None = None,
              echo_train: str = "epg", inversion: float | None = None, clipped=None, smooth: bool = True,
-             spacing=None, progress=None, cancelled=None) -> JointMaps:
+             spacing=None, progress=None, cancelled=None, gains=None) -> JointMaps:
     """Joint PD/T1/T2 maps from co-registered images and their acquisitions (no network).
 
     Parameters
@@ -220,8 +221,14 @@ def fit_maps(volumes, acquisitions, prior: dict | None = None, scale: str = "sha
         :data:`~napari_mr_reparam.fit_information.DEFAULT_PRIOR_SD`. ``"pd"`` (a PD map in the
         intensity units of input ``"pd_input"``, default 0) adds a prior on log PD with
         spread ``"pd_sd"`` (default :data:`NETWORK_PD_SD`); voxels where it is 0 take none.
-    scale : "shared" or "per_input"
-        One receiver gain for all inputs (images of one series), or one per input.
+    scale : "shared", "per_input", or a series label per input
+        One receiver gain for all inputs (images of one series), one per input, or one per
+        series: inputs of one label share a gain, each series' found by the misfit of the
+        fits it gives (:mod:`~napari_mr_reparam.series_gains`; the prior's where that is
+        flat). :attr:`JointMaps.gains_found` says how, per series.
+    gains : list of float, optional
+        Each input's gain, known (as a fit of these inputs among others found them): ``scale``
+        is then not used.
     noise : float or list of float, optional
         Noise of each input (one value, or one per input), as a fraction of its bright
         signal (99.5th percentile): the data's weight against the prior, the scale of the
@@ -260,15 +267,27 @@ def fit_maps(volumes, acquisitions, prior: dict | None = None, scale: str = "sha
         each chunk (True raises :class:`~napari_mr_reparam.cancellation.Cancelled`).
     """
     arrays, acqs = _check_inputs(volumes, acquisitions)
-    if scale not in ("shared", "per_input"):
-        raise ValueError(f"scale must be 'shared' or 'per_input', got {scale!r}")
+    series = None
+    if not isinstance(scale, str):  # a series label per input
+        series = series_of(scale, len(arrays))
+        scale = "series" if max(series) > 0 else "shared"
+    elif scale not in ("shared", "per_input"):
+        raise ValueError(f"scale must be 'shared', 'per_input' or a series label per input, got {scale!r}")
     if echo_train not in ECHO_TRAIN_MODELS:
         raise ValueError(f"echo_train must be one of {', '.join(ECHO_TRAIN_MODELS)}, got {echo_train!r}")
     inputs = _prepared_inputs(arrays, acqs, clipped, noise, smooth, threads, spacing, echo_train, inversion,
                               cancelled)
     prior = prior or {}
-    problem = _voxel_problem(inputs, prior, scale, tolerance)
+    if gains is not None:
+        scale = [float(g) for g in gains]
+        if len(scale) != len(arrays):
+            raise ValueError(f"{len(scale)} gains but {len(arrays)} images: give one per image")
+    problem = _voxel_problem(inputs, prior, "shared" if scale == "series" else scale, tolerance)
+    found = ()
     with _torch_threads(threads):
+        if scale == "series":
+            gains, found = _series_gains(series, problem, inputs, tolerance, iterations, grid_points, chunk_voxels)
+            problem = _voxel_problem(inputs, prior, gains, tolerance)
         out, det = fit_voxels(problem, tolerance, iterations, grid_points, chunk_voxels, progress, cancelled)
     maps = {key: _in_volume(out[key], problem.index, inputs.shape, np.float32, inputs.nan) for key in PARAMETERS}
     determined = {key: _in_volume(det[key], problem.index, inputs.shape, bool) for key in PARAMETERS}
@@ -276,7 +295,24 @@ def fit_maps(volumes, acquisitions, prior: dict | None = None, scale: str = "sha
                      problem.free, b1=inputs.b1, echo_train=echo_train if inputs.b1 is not None else "ideal",
                      noise=inputs.noise, sigma=[float(v) for v in inputs.sigma], averaged=inputs.averaged,
                      prior_source="given" if "t1" in prior else "default",
-                     prior_parameters=("pd", "t1", "t2") if problem.prior_pd is not None else ("t1", "t2"))
+                     prior_parameters=("pd", "t1", "t2") if problem.prior_pd is not None else ("t1", "t2"),
+                     gains_found=tuple(found))
+
+
+def _series_gains(series, problem, inputs, tolerance, iterations, grid_points, chunk_voxels):
+    """Each input's gain where the inputs come from several series (``series``: each
+    input's, :func:`series_gains.series_of`), and per series how it was found
+    (:func:`series_gains.profile_gains`; where the misfit cannot tell it, the gain the
+    prior's times give the series' inputs, as ``scale="per_input"`` estimates one input's)."""
+    def fit(part):
+        return fit_voxels(part, tolerance, iterations, grid_points, chunk_voxels)[0]
+
+    def fallback(members):
+        chosen = [inputs.clean[0]] + [inputs.clean[i] for i in members]
+        acqs = [inputs.acqs[0]] + [inputs.acqs[i] for i in members]
+        return float(np.median(_per_input_scales(chosen, acqs, problem.prior_t1, problem.prior_t2, inputs.body)[1:]))
+
+    return profile_gains(series, problem, fit, fallback)
 
 
 @dataclass
@@ -363,7 +399,7 @@ def _voxel_problem(inputs: _Inputs, prior: dict, scale: str, tolerance: float) -
     if not -1.0 < rho < 1.0:
         raise ValueError(f"prior correlation must lie between -1 and 1, got {rho:g}")
     spread["rho"] = rho
-    scales = [1.0] * len(inputs.clean)
+    scales = [float(g) for g in scale] if isinstance(scale, list) else [1.0] * len(inputs.clean)
     if scale == "per_input" and len(inputs.clean) > 1:
         scales = _per_input_scales(inputs.clean, inputs.acqs, p1, p2, inputs.body)
     prior_pd, pd_precision = _pd_prior(prior, inputs.shape, scales, index)
@@ -501,7 +537,7 @@ def joint_maps(volumes, acquisitions, engine=None, prior_input: int | None = Non
     fill = bool(part.any()) and engine is not None and engine.reads_input(acqs[0].sequence)
     share = joint_work_units(arrays[0].shape)  # the network's share of the progress
     pending = False  # the network's share left to that read
-    if engine is not None and prior_input is None and options.get("scale", "shared") == "shared":
+    if engine is not None and prior_input is None and options.get("scale", "shared") != "per_input":
         if measured["t1"] and measured["t2"] and not branches:
             engine = None  # the inputs measure both: the network's maps would be a loose tie only
             pending = fill
@@ -592,7 +628,7 @@ def _refit_partly_measured(maps: JointMaps, arrays, part, acqs, engine, read_fir
     # each voxel's inputs as the bits of one number (input i: bit i)
     code = sum(np.isfinite(a[part]).astype(np.int64) << i for i, a in enumerate(arrays))
     noise = per_input_noise(maps.noise, len(arrays))
-    rest = {k: v for k, v in options.items() if k not in ("noise", "clipped", "inversion")}
+    rest = {k: v for k, v in options.items() if k not in ("noise", "clipped", "inversion", "scale", "gains")}
     fitted = {key: getattr(maps, key).reshape(shape)[rows] for key in PARAMETERS}
     determined = {key: maps.determined[key].reshape(shape)[rows] for key in PARAMETERS}
     for pattern in np.unique(code):
@@ -610,7 +646,8 @@ def _refit_partly_measured(maps: JointMaps, arrays, part, acqs, engine, read_fir
         measured = free_parameters(sub_acqs, noise=sub_noise, tolerance=options.get("tolerance", 0.1))
         fit = fit_maps(sub, sub_acqs, prior=_network_prior(sized, arrays[0], sub_acqs, 0, measured), noise=sub_noise,
                        clipped=None if clipped is None else [clipped[i] for i in inputs],
-                       inversion=maps.inversion_efficiency, cancelled=calls.get("cancelled"), **rest)
+                       inversion=maps.inversion_efficiency, cancelled=calls.get("cancelled"),
+                       gains=[maps.scales[i] for i in inputs], **rest)
         for key in PARAMETERS:
             fitted[key][where] = getattr(fit, key)[where]
             determined[key][where] = fit.determined[key][where]

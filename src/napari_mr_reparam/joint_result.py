@@ -73,6 +73,7 @@ class JointMaps:
     partly_prior: str = "default"
     sigma: list = field(default_factory=list)
     averaged: np.ndarray | None = None
+    gains_found: tuple = ()
 
     def slices(self, rows) -> JointMaps:
         """The maps of some slices only (the first axis; ``rows`` an index array or slice),
@@ -105,6 +106,7 @@ class JointMaps:
                                         for k in PARAMETERS},
                 "free_parameters": dict(self.free),
                 "scales": [float(s) for s in self.scales],
+                **({"series_gains_found": list(self.gains_found)} if self.gains_found else {}),
                 "noise": [round(float(n), 5) for n in self.noise],
                 "prior_source": self.prior_source,
                 "prior_parameters": list(self.prior_parameters),

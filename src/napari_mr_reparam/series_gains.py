@@ -1,0 +1,104 @@
+"""Receiver gains of inputs from several series.
+
+Images of one series share the scanner's receiver gain and scaling; images of two series
+(an inversion-recovery set and a multi-echo train of the same object, say) do not, and a
+joint fit that takes one gain for both pushes the difference into the relaxation times
+(T1 at its bound, where the train's level reads as saturation). Each series' gain relative
+to the first input's is found here by its *profile*: at each trial gain the voxels of a
+sample are fitted (:func:`~napari_mr_reparam.voxel_solver.fit_voxels`) and their misfit to
+the inputs summed; the gain with the least misfit is kept. Where the series measure
+different times (T1 from the TIs, T2 from the echoes), the misfit has a clear minimum.
+Where they leave the gain to trade against a relaxation time (a lone image, or two dual
+echoes at different TRs), the misfit is flat, and the gain falls back to the one the
+prior's relaxation times give (``fallback``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+#: Voxels of the object whose fits make up the misfit at a trial gain.
+SAMPLE_VOXELS = 1500
+#: Trial gains: the start times 2 to these powers, then a finer grid about the best.
+COARSE_STEPS = np.linspace(-4.0, 4.0, 9)
+FINE_STEPS = np.linspace(-0.5, 0.5, 9)
+#: A gain counts as measured where halving and doubling it each raise the misfit by at
+#: least this factor; else the profile is too flat to tell it.
+SHARPNESS = 1.5
+
+
+def series_of(labels, count: int) -> list[int]:
+    """Each input's series as 0, 1, ... in order of first appearance (input 0: series 0);
+    ``labels`` holds one label per input (a path, a SeriesInstanceUID: any hashable)."""
+    labels = list(labels)
+    if len(labels) != count:
+        raise ValueError(f"{len(labels)} series labels but {count} images: give one per image")
+    seen: dict = {}
+    return [seen.setdefault(label, len(seen)) for label in labels]
+
+
+def misfit(problem, gains, sample, fit) -> float:
+    """Mean squared misfit, in noise units, of the voxels ``sample`` (positions in
+    ``problem.index``) fitted with the inputs' ``gains``: ``fit(problem)`` gives their maps."""
+    import torch
+
+    from .fit_information import signal_and_slopes
+
+    part = dataclasses.replace(problem, index=problem.index[sample], prior_t1=problem.prior_t1[sample],
+                               prior_t2=problem.prior_t2[sample], prior_pd=None, pd_precision=None,
+                               scales=list(gains))
+    maps = fit(part)
+    t1, t2 = (torch.from_numpy(maps[k]) for k in ("t1", "t2"))
+    total, count = 0.0, 0
+    for i, (acq, gain, sd) in enumerate(zip(problem.acqs, gains, problem.sigma)):
+        model = gain * maps["pd"] * signal_and_slopes(acq, t1, t2, torch)[0].numpy()
+        data = problem.signals[i][part.index]
+        use = np.ones(data.shape, bool) if problem.measured is None else problem.measured[i][part.index]
+        total += float(np.sum(((data - model)[use] / sd) ** 2))
+        count += int(use.sum())
+    return total / max(count, 1)
+
+
+def profile_gains(series: list[int], problem, fit, fallback, seed: int = 0) -> tuple[list[float], list[str]]:
+    """Each input's gain (its series', relative to series 0) and, per series, how it was
+    found: ``"first"``, ``"misfit"`` (a clear minimum of :func:`misfit`) or ``"prior"``
+    (``fallback(series_inputs)``, the gain the prior's times give those inputs, where the
+    profile is flat)."""
+    rng = np.random.default_rng(seed)
+    count = problem.index.size
+    sample = np.sort(rng.choice(count, size=min(SAMPLE_VOXELS, count), replace=False))
+    groups = max(series) + 1
+    gains = np.ones(len(series))
+    found = ["first"] + ["prior"] * (groups - 1)
+    start = [1.0] + [fallback([i for i, s in enumerate(series) if s == g]) for g in range(1, groups)]
+    for g in range(1, groups):
+        members = np.array(series) == g
+        gains[members] = start[g]
+
+        def cost(step):
+            trial = gains.copy()
+            trial[members] = start[g] * 2.0 ** step
+            return misfit(problem, trial, sample, fit)
+
+        coarse = [cost(s) for s in COARSE_STEPS]
+        best = float(COARSE_STEPS[int(np.argmin(coarse))])
+        fine_steps = best + FINE_STEPS
+        fine = [cost(s) for s in fine_steps]
+        step = _vertex(fine_steps, fine)
+        low, here, high = cost(step - 1.0), min(fine), cost(step + 1.0)
+        if min(low, high) >= SHARPNESS * here:
+            gains[members], found[g] = start[g] * 2.0 ** step, "misfit"
+    return [float(v) for v in gains], found
+
+
+def _vertex(steps, costs) -> float:
+    """The step at the least cost: the vertex of the parabola through the least and its two
+    neighbours (the least itself at an end of the grid)."""
+    k = int(np.argmin(costs))
+    if k in (0, len(costs) - 1):
+        return float(steps[k])
+    (a, b, c), h = costs[k - 1:k + 2], float(steps[k + 1] - steps[k])
+    curvature = a - 2 * b + c
+    return float(steps[k] + (0.5 * h * (a - c) / curvature if curvature > 0 else 0.0))

@@ -1,0 +1,72 @@
+"""Receiver gains of inputs from several series (series_gains.py, through the joint fit)."""
+
+import numpy as np
+import pytest
+from helpers import random_maps, render_inputs
+
+from napari_mr_reparam.joint_fit import fit_maps
+from napari_mr_reparam.series_gains import series_of
+from napari_mr_reparam.simulate import Acquisition
+
+
+def _error(fit, truth, body):
+    return float(np.median(np.abs(fit[body] / truth[body] - 1)))
+
+
+def _off(fit, truth, body, by=0.1):
+    """The share of the voxels ``by`` or more off."""
+    return float(np.mean(np.abs(fit[body] / truth[body] - 1) >= by))
+
+
+def test_series_are_numbered_in_order_and_need_one_label_per_image():
+    assert series_of(["ir", "ir", "me", "ir", "x"], 5) == [0, 0, 1, 0, 2]
+    with pytest.raises(ValueError, match="3 series labels but 2 images: give one per image"):
+        series_of(["a", "b", "c"], 2)
+
+
+def test_an_inversion_set_and_an_echo_train_of_other_gains_give_t1_and_t2():
+    pd, t1, t2 = random_maps()
+    ir = [Acquisition(10, 1000, "inversion_recovery", ti) for ti in (50, 200, 600)]
+    echoes = [Acquisition(te, 2000) for te in (20, 60, 120)]
+    images = render_inputs(ir + echoes, pd, t1, t2)
+    images[3:] = [2.6 * im for im in images[3:]]  # the train's series stored at another gain
+    labels = ["ir"] * 3 + ["train"] * 3
+    body = pd > 0
+    kw = {"echo_train": "ideal", "smooth": False, "inversion": 1.0}
+    shared = fit_maps(images, ir + echoes, **kw)
+    assert _off(shared.t1, t1, body) > 0.2  # one gain for both: T1 takes up the difference
+    maps = fit_maps(images, ir + echoes, scale=labels, **kw)
+    assert maps.gains_found == ("first", "misfit")
+    assert maps.scales[:3] == [1.0] * 3 and maps.scales[3] == pytest.approx(2.6, rel=0.05)
+    assert _error(maps.t1, t1, body) < 0.03 and _error(maps.t2, t2, body) < 0.03
+    assert _off(maps.t1, t1, body) < 0.05
+    assert maps.summary()["series_gains_found"] == ["first", "misfit"]
+    # known gains are taken as given
+    given = fit_maps(images, ir + echoes, gains=[1.0] * 3 + [2.6] * 3, **kw)
+    assert _error(given.t1, t1, body) < 0.01 and not given.gains_found
+
+
+def test_a_lone_images_gain_is_held_by_the_prior_where_its_data_trade_it_against_t1():
+    pd, t1, t2 = random_maps()
+    acqs = [Acquisition(15, 3000), Acquisition(100, 3000), Acquisition(15, 500)]
+    images = render_inputs(acqs, pd, t1, t2)
+    images[2] = 3.0 * images[2]  # a lone T1-weighted image of another series
+    prior = {"t1": t1 + (t1 == 0), "t2": t2 + (t2 == 0)}
+    maps = fit_maps(images, acqs, prior=prior, scale=["dual", "dual", "t1w"], echo_train="ideal", smooth=False)
+    assert maps.scales[2] == pytest.approx(3.0, rel=0.02)
+
+
+def test_a_flat_misfit_leaves_the_gain_to_the_fallback(monkeypatch):
+    from types import SimpleNamespace
+
+    from napari_mr_reparam import series_gains
+
+    monkeypatch.setattr(series_gains, "misfit", lambda problem, gains, sample, fit: 1.0)
+    problem = SimpleNamespace(index=np.arange(50))
+    gains, found = series_gains.profile_gains([0, 1, 1], problem, fit=None, fallback=lambda members: 1.7)
+    assert gains == [1.0, 1.7, 1.7] and found == ["first", "prior"]
+    # a clear minimum at 4 times the start is found
+    monkeypatch.setattr(series_gains, "misfit",
+                        lambda problem, gains, sample, fit: 1.0 + (np.log2(gains[1] / 1.7) - 2.0) ** 2)
+    gains, found = series_gains.profile_gains([0, 1, 1], problem, fit=None, fallback=lambda members: 1.7)
+    assert gains[1] == pytest.approx(6.8, rel=0.01) and found == ["first", "misfit"]
