@@ -109,6 +109,27 @@ def test_sequence_names(codes, ti, expected):
     assert dicom.sequence_name(ds) == expected
 
 
+@pytest.mark.parametrize("codes, variant, ti", [
+    (["GR", "IR"], ["SK", "SP", "MP"], 900.0), ("GR", ["SS", "SK", "MP"], 450.0), (["SE", "IR"], ["SK", "SP", "MP"], 2500.0),
+    ("GR", "SP", None), ("SE", None, None), ("SE", None, 150.0), ("EP", None, None)])
+def test_a_scan_reads_as_one_sequence_from_its_dicom_tags_and_its_dcm2niix_sidecar(codes, variant, ti):
+    from pydicom.dataset import Dataset
+
+    from napari_mr_reparam.sidecars import sidecar_sequence
+
+    ds, meta = Dataset(), {}
+    ds.ScanningSequence = codes
+    meta["ScanningSequence"] = "_".join(codes) if isinstance(codes, list) else codes  # as dcm2niix writes it
+    if variant is not None:
+        ds.SequenceVariant = variant
+        meta["SequenceVariant"] = "_".join(variant) if isinstance(variant, list) else variant
+    if ti is not None:
+        ds.InversionTime, meta["InversionTime"] = ti, ti / 1000
+    assert dicom.sequence_name(ds) == sidecar_sequence(meta)
+    if variant is not None and "MP" in variant and "GR" in codes:  # MPRAGE, GE's BRAVO
+        assert sidecar_sequence(meta) == "mprage"
+
+
 @pytest.mark.parametrize("tr, ti, expected", [(2300.0, 900.0, (2300.0, None)), (8.2, 450.0, (None, 8.2)),
                                               (8.2, None, (None, 8.2)), (None, 900.0, (None, None))])
 def test_mprage_cycle_from_the_repetition_time_tag(tr, ti, expected):

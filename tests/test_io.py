@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import nibabel as nib
 import numpy as np
@@ -268,3 +269,96 @@ def test_a_long_4d_series_is_refused_in_one_line(tmp_path):
     with pytest.raises(ValueError, match=r"bold.nii.gz: a 4-D image of 33 volumes \(a time series\?\)") as info:
         io.load_volumes(tmp_path / "bold.nii.gz")
     assert "\n" not in str(info.value)
+
+
+def _segmentation(shape=(24, 24, 16)):
+    """A piecewise-constant map of FreeSurfer codes: blocks of white and grey matter, ventricle."""
+    labels = np.zeros(shape, np.int16)
+    labels[4:20, 4:20, 2:14] = 2
+    labels[4:12, 4:20, 2:14] = 3
+    labels[14:18, 8:14, 4:10] = 4
+    labels[8:10, 8:10, 6:8] = 1001
+    return labels
+
+
+def test_an_integer_scan_of_few_grey_levels_is_an_image_and_a_segmentation_labels(tmp_path):
+    rng = np.random.default_rng(0)
+    scan = np.clip(rng.normal(100, 25, (24, 24, 16)), 0, 161).round().astype(np.int16)  # 8-bit origin
+    assert np.unique(scan).size <= io.MAX_LABELS
+    nib.save(nib.Nifti1Image(scan, np.eye(4)), str(tmp_path / "t1.nii.gz"))
+    assert io.label_count(load_volume(tmp_path / "t1.nii.gz")) == 0
+    nib.save(nib.Nifti1Image(_segmentation(), np.eye(4)), str(tmp_path / "plain.nii.gz"))  # its name says nothing
+    assert io.label_count(load_volume(tmp_path / "plain.nii.gz")) == 5
+    nib.save(nib.Nifti1Image(_segmentation() + 100, np.eye(4)), str(tmp_path / "other.nii.gz"))  # not FreeSurfer's
+    assert io.label_count(load_volume(tmp_path / "other.nii.gz")) == 0
+    noisy = rng.choice(np.array([0, 2, 3, 4], np.int16), size=(24, 24, 16))  # codes, but not piecewise constant
+    for name, count in (("noisy.nii.gz", 0), ("sub-1_dseg.nii.gz", 4), ("aparc+aseg.nii.gz", 4)):
+        nib.save(nib.Nifti1Image(noisy, np.eye(4)), str(tmp_path / name))
+        assert io.label_count(load_volume(tmp_path / name)) == count, name
+
+
+def test_freesurfer_codes_are_the_label_tables():
+    assert io.freesurfer_codes([0, 2, 41, 1035, 2035, 3001, 5002, 502])
+    assert not io.freesurfer_codes([2, 41, 6])  # 6 is no structure FreeSurfer's segmentations hold
+    assert not io.freesurfer_codes([1, 2])
+
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+
+
+@pytest.mark.skipif(not (SHARED / "anatomy").is_dir(), reason="needs ../shared/anatomy")
+@pytest.mark.parametrize("name", ["synthseg/training_seg_02.nii.gz", "synthseg/training_seg_17.nii.gz"])
+def test_synthseg_maps_are_label_maps_by_their_values_alone(tmp_path, name):
+    import shutil
+
+    shutil.copy(SHARED / "anatomy" / name, tmp_path / "map.nii.gz")  # a name that says nothing
+    assert io.label_count(load_volume(tmp_path / "map.nii.gz")) > 40
+
+
+def test_a_complex_nifti_reads_as_its_magnitude_with_a_notice(tmp_path):
+    import warnings
+
+    data = (np.random.default_rng(0).normal(size=(8, 8, 4)) + 1j).astype(np.complex64)
+    nib.save(nib.Nifti1Image(data, np.eye(4)), str(tmp_path / "recon.nii.gz"))
+    nib.save(nib.Nifti1Image(np.stack([data, 2 * data], -1), np.eye(4)), str(tmp_path / "echoes.nii.gz"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # numpy's ComplexWarning no more
+        volume = load_volume(tmp_path / "recon.nii.gz")
+        volumes = io.load_volumes(tmp_path / "echoes.nii.gz")
+    assert np.allclose(to_original(volume, volume.data), np.abs(data))
+    assert volume.extra["notices"] == ["recon.nii.gz: complex voxel values; their magnitude is read"]
+    assert np.allclose(to_original(volumes[1], volumes[1].data), 2 * np.abs(data))
+    assert volumes[1].extra["notices"] == ["echoes.nii.gz: complex voxel values; their magnitude is read"]
+    _oblique_nifti(tmp_path / "real.nii.gz")
+    assert "notices" not in load_volume(tmp_path / "real.nii.gz").extra
+    with pytest.raises(ValueError, match=r"^recon\.nii\.gz: holds complex values; tissue maps are real numbers$"):
+        io.load_nifti_frames(tmp_path / "recon.nii.gz", 4)
+
+
+def _mgh(path, tr=0.0, te=0.0, ti=0.0, flip_deg=0.0):
+    img = nib.MGHImage(np.random.default_rng(0).random((8, 8, 6)).astype(np.float32), np.eye(4))
+    img.header["tr"], img.header["te"], img.header["ti"] = tr, te, ti
+    img.header["flip_angle"] = np.deg2rad(flip_deg)
+    nib.save(img, str(path))
+    return path
+
+
+@pytest.mark.parametrize("times, expected", [
+    ((2300, 2.98, 900, 9), (2.98, 2300.0, 900.0, 9.0, "mprage", None)),  # Siemens MPRAGE (mri_convert)
+    ((8.2, 3.2, 450, 12), (3.2, None, 450.0, 12.0, "mprage", 8.2)),  # GE BRAVO: TR is the readout's spacing
+    ((2300, 3.0, 900, 0), (3.0, 2300.0, 900.0, None, "mprage", None)),  # no flip: short TE and TR
+    ((9000, 90, 2500, 150), (90.0, 9000.0, 2500.0, 150.0, "inversion_recovery", None)),  # FLAIR
+    ((4000, 100, 0, 90), (100.0, 4000.0, None, 90.0, None, None)),  # no TI: no sequence named
+    ((0, 0, 0, 0), (None, None, None, None, None, None))])  # zero: unknown
+def test_a_freesurfer_header_states_the_acquisition(tmp_path, times, expected):
+    volume = load_volume(_mgh(tmp_path / "orig.mgz", *times))
+    assert (volume.te_ms, volume.tr_ms, volume.ti_ms, volume.flip_deg, volume.sequence,
+            volume.extra.get("readout_tr_ms")) == expected
+
+
+def test_a_sidecar_wins_over_a_freesurfer_header(tmp_path):
+    path = _mgh(tmp_path / "T1.mgz", 2300, 2.98, 900, 9)
+    (tmp_path / "T1.json").write_text(json.dumps({"EchoTime": 0.1, "RepetitionTime": 4.0, "ScanningSequence": "SE"}))
+    volume = load_volume(path)
+    assert (volume.te_ms, volume.tr_ms, volume.ti_ms, volume.flip_deg, volume.sequence) == (
+        100.0, 4000.0, None, None, "spin_echo")

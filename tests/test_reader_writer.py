@@ -309,3 +309,64 @@ def test_a_double_inversion_recovery_layer_saves_both_inversion_times(tmp_path):
     write_single_image(str(tmp_path / "dir.nii.gz"), np.ones((2, 5, 6), np.float32), meta)
     sidecar = json.loads((tmp_path / "dir.json").read_text())
     assert sidecar["InversionTime"] == pytest.approx(3.4) and sidecar["InversionTime2"] == pytest.approx(0.325)
+
+
+def test_a_scan_of_few_grey_levels_opens_as_an_image_and_a_complex_one_with_a_notice(tmp_path):
+    from napari_mr_reparam._reader import read_layers
+
+    scan = np.clip(np.random.default_rng(0).normal(100, 25, (16, 16, 8)), 0, 161).round().astype(np.int16)
+    nib.save(nib.Nifti1Image(scan, np.eye(4)), str(tmp_path / "t1.nii.gz"))
+    [(_, _, kind)] = read_layers(str(tmp_path / "t1.nii.gz"))
+    assert kind == "image"
+    nib.save(nib.Nifti1Image(scan * (1 + 1j), np.eye(4)), str(tmp_path / "recon.nii.gz"))
+    with pytest.warns(UserWarning, match=r"^recon\.nii\.gz: complex voxel values; their magnitude is read$"):
+        [(data, _, kind)] = read_layers(str(tmp_path / "recon.nii.gz"))
+    assert kind == "image" and np.isclose(data.max(), scan.max() * np.sqrt(2))
+
+
+def test_a_freesurfer_headers_acquisition_is_in_the_layer_metadata(tmp_path):
+    from napari_mr_reparam._reader import read_layers
+
+    img = nib.MGHImage(np.random.default_rng(0).random((8, 8, 6)).astype(np.float32), np.eye(4))
+    img.header["tr"], img.header["te"], img.header["ti"], img.header["flip_angle"] = 2300, 2.98, 900, np.deg2rad(9)
+    nib.save(img, str(tmp_path / "T1.mgz"))
+    [(_, kwargs, _)] = read_layers(str(tmp_path / "T1.mgz"))
+    meta = kwargs["metadata"]
+    assert (meta["te_ms"], meta["tr_ms"], meta["ti_ms"], meta["flip_deg"], meta["sequence"]) == (
+        2.98, 2300.0, 900.0, 9.0, "mprage")
+
+
+def _writer_contribution():
+    """The plugin's writer as napari's Save dialog passes it when its filter is chosen."""
+    from npe2 import PluginManager
+
+    return next(w for w in PluginManager.instance().iter_compatible_writers(["image"])
+                if w.plugin_name == PLUGIN)
+
+
+def test_a_name_without_extension_gets_nii_gz_from_the_save_dialog_as_from_code(make_napari_viewer, tmp_path):
+    viewer = make_napari_viewer()
+    layer = viewer.add_image(np.arange(2 * 5 * 6, dtype=np.float32).reshape(2, 5, 6), name="flair",
+                             metadata={"te_ms": 120.0, "tr_ms": 9000.0})
+    viewer.layers.selection = {layer}
+    # napari's Save dialog, the plugin's filter chosen and "flair" typed: the name as typed, the writer given
+    assert viewer.layers.save(str(tmp_path / "flair"), selected=True, _writer=_writer_contribution()) == [
+        str(tmp_path / "flair.nii.gz")]
+    assert nib.load(tmp_path / "flair.nii.gz").shape == (6, 5, 2) and (tmp_path / "flair.json").exists()
+    assert viewer.layers.save(str(tmp_path / "code"), selected=True, plugin=PLUGIN) == [str(tmp_path / "code.nii.gz")]
+
+
+def test_a_name_without_extension_does_not_replace_a_file_napari_did_not_ask_about(tmp_path):
+    stack = np.arange(2 * 5 * 6, dtype=np.float32).reshape(2, 5, 6)
+    write_single_image(str(tmp_path / "flair"), stack, {"metadata": {"te_ms": 30.0}})
+    with pytest.raises(WriteRefused, match=r"^flair\.nii\.gz already exists; type its full name to replace it$"):
+        write_single_image(str(tmp_path / "flair"), stack * 2, {"metadata": {"te_ms": 40.0}})
+    assert json.loads((tmp_path / "flair.json").read_text())["EchoTime"] == pytest.approx(0.03)
+
+
+def test_an_extension_the_writer_does_not_offer_is_refused_naming_those_it_does(tmp_path):
+    stack = np.arange(2 * 5 * 6, dtype=np.float32).reshape(2, 5, 6)
+    with pytest.raises(WriteRefused, match=r"^flair\.npy: this writer saves \.nii\.gz, \.nii, \.dcm only; end the "
+                                         r"name with one \(or give none for \.nii\.gz\)$"):
+        write_single_image(str(tmp_path / "flair.npy"), stack, {})
+    assert list(tmp_path.iterdir()) == []

@@ -88,3 +88,52 @@ def test_a_second_inversion_time_is_written_in_seconds():
         "ScanningSequence": "IR", "PulseSequenceType": "double inversion recovery",
         "InversionTime": 3.0, "InversionTime2": 0.5}
     assert "InversionTime2" not in acquisition_sidecar("inversion_recovery", 900)
+
+
+DCM2NIIX_MPRAGE = {"EchoTime": 0.003, "RepetitionTime": 2.3, "InversionTime": 0.9, "FlipAngle": 9,
+                   "ScanningSequence": "GR_IR", "SequenceVariant": "SK_SP_MP", "MRAcquisitionType": "3D",
+                   "SequenceName": "*tfl3d1_16ns"}
+GE_BRAVO = {"EchoTime": 0.0032, "RepetitionTime": 0.0082, "InversionTime": 0.45, "FlipAngle": 12,
+            "ScanningSequence": "GR", "SequenceVariant": "SS_SK_MP", "MRAcquisitionType": "3D"}
+
+
+def test_a_dcm2niix_mprage_sidecar_reads_as_mprage(tmp_path):
+    side = tmp_path / "t1.json"
+    side.write_text(json.dumps(DCM2NIIX_MPRAGE))
+    assert read_sidecar(side) == {"te_ms": 3.0, "tr_ms": 2300.0, "ti_ms": 900.0, "flip_deg": 9.0,
+                                  "sequence": "mprage"}
+
+
+def test_a_ge_bravo_sidecar_reads_as_mprage_whose_tr_is_the_readout_spacing(tmp_path):
+    from napari_mr_reparam.dicom import unknown_cycle
+
+    _oblique_nifti(tmp_path / "bravo.nii.gz")
+    (tmp_path / "bravo.json").write_text(json.dumps(GE_BRAVO))
+    assert read_sidecar(tmp_path / "bravo.json") == {"te_ms": 3.2, "ti_ms": 450.0, "flip_deg": 12.0,
+                                                     "sequence": "mprage", "readout_tr_ms": 8.2}
+    volume = load_volume(tmp_path / "bravo.nii.gz")
+    assert (volume.sequence, volume.tr_ms, volume.extra["readout_tr_ms"]) == ("mprage", None, 8.2)
+    assert unknown_cycle(volume).startswith("its RepetitionTime tag (8.2 ms) is the readout's pulse spacing")
+
+
+@pytest.mark.parametrize("meta, expected", [
+    ({"ScanningSequence": "SE_IR", "SequenceVariant": "SK_SP_MP", "InversionTime": 2.5}, "inversion_recovery"),
+    ({"ScanningSequence": "GR", "SequenceVariant": "SP"}, "gradient_echo"),
+    ({"ScanningSequence": "GR", "SequenceVariant": ["SK", "MP"]}, "mprage"),
+    ({"ScanningSequence": "SE", "InversionTime": 0.15}, "inversion_recovery"),
+    ({"ScanningSequence": "EP"}, None),
+    ({"SequenceName": "*tfl3d1_16ns", "InversionTime": 0.9}, "mprage"),  # no ScanningSequence
+    ({"PulseSequenceName": "tfl3d1", "InversionTime": 1.0}, "mprage"),
+    ({"SequenceName": "*tfl3d1_16ns"}, None), ({"InversionTime": 0.9}, None)])
+def test_a_sidecar_names_its_sequence_from_its_codes(meta, expected):
+    from napari_mr_reparam.sidecars import sidecar_sequence
+
+    assert sidecar_sequence(meta) == expected
+
+
+def test_sequence_codes_may_be_listed_or_joined():
+    from napari_mr_reparam.sidecars import sequence_codes
+
+    for value in (["GR", "IR"], "GR\\IR", "GR_IR", "gr, ir", ("GR", "IR")):
+        assert sequence_codes(value) == {"GR", "IR"}, value
+    assert sequence_codes(None) == set() and sequence_codes(3) == set()

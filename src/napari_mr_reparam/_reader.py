@@ -6,8 +6,10 @@ DICOM series (a folder, ``.dcm`` or Siemens ``.IMA`` files) as one layer per acq
 Layer metadata (all plain Python, no Qt):
 
 ``source``      the file read (str)
-``te_ms``, ``tr_ms``, ``ti_ms``, ``flip_deg``, ``sequence``   from the BIDS sidecar or the
-                DICOM tags, else None
+``te_ms``, ``tr_ms``, ``ti_ms``, ``flip_deg``, ``sequence``   from the BIDS sidecar, the
+                DICOM tags or a FreeSurfer file's header, else None
+``readout_tr_ms``   an MPRAGE-type scan whose RepetitionTime (tag or sidecar) is its
+                readout's pulse spacing: that spacing, with ``tr_ms`` None
 ``field_strength_t``, ``manufacturer``   DICOM only: from the tags
 ``affine``      the file's 4x4 affine (NIfTI) or None
 ``header``      the file's nibabel header (NIfTI) or None
@@ -73,11 +75,13 @@ def read_layers(path) -> list[tuple]:
 
     A file that cannot be read (not NIfTI, truncated, a long 4-D series, ...) raises
     ``ValueError`` with a one-line message naming the file, which napari shows the user;
-    no layer is added.
+    no layer is added. How the voxels were read, where it matters (a complex image's
+    magnitude), is a warning, which napari shows as a notice.
     """
     if isinstance(path, (list, tuple)):
         path = path[0]
     volumes = load_volumes(path, times_given=SIDECAR_TIMES)
+    _warn_notices(volumes[0])
     if len(volumes) > 1:
         layers = []
         for volume in volumes:
@@ -93,6 +97,14 @@ def read_layers(path) -> list[tuple]:
         del kwargs["colormap"]
         return [(np.rint(data).astype(np.int32), kwargs, "labels")]
     return [(data, kwargs, kind)]
+
+
+def _warn_notices(volume: Volume) -> None:
+    """The volume's one-line notices of how it was read, as warnings (napari shows them)."""
+    import warnings
+
+    for line in volume.extra.get("notices", ()):
+        warnings.warn(line, stacklevel=3)
 
 
 def _is_dicom_input(path) -> bool:

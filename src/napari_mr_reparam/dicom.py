@@ -25,7 +25,8 @@ time. Each acquisition becomes a
 - ``extra``: ``sequence`` (``spin_echo``, ``inversion_recovery``, ``gradient_echo``,
   ``mprage`` or None: :func:`sequence_name`), ``readout_tr_ms`` (an MPRAGE-type series whose
   RepetitionTime is its readout's pulse spacing: that spacing, and ``tr_ms`` None, as the
-  time from one inversion to the next is not in the standard tags; :func:`mprage_cycle`),
+  time from one inversion to the next is not in the standard tags;
+  :func:`~napari_mr_reparam.sidecars.mprage_cycle`),
   ``field_strength_t``, ``manufacturer``, ``series_description``, ``image_type``,
   ``files``, ``series_uid``, ``echo_number`` (EchoNumbers where EchoTime is absent, else None), and
   ``saturated`` where the scanner clipped voxels (a boolean array like ``data``: stored
@@ -56,6 +57,7 @@ import numpy as np
 from .io import Volume
 from .messages import first_line
 from .orientation import file_to_stack, ras_orientation, stack_spacing
+from .sidecars import mprage_cycle, sequence_of
 
 #: Tags that hold the acquisition parameters, with their (group,element) for messages.
 TAG_CODES = {"EchoTime": "(0018,0081)", "RepetitionTime": "(0018,0080)",
@@ -65,9 +67,6 @@ TAG_HINTS = {"EchoTime": "--input-te MS on the command line (Input TE in the wid
              "RepetitionTime": "--input-tr MS on the command line (Input TR in the widget)"}
 _VOLUME_FIELDS = {"EchoTime": "te_ms", "RepetitionTime": "tr_ms", "InversionTime": "ti_ms",
                   "FlipAngle": "flip_deg"}
-#: An MPRAGE-type series' RepetitionTime below this (ms) is its readout's pulse spacing, not
-#: the time from one inversion to the next (:func:`mprage_cycle`).
-MPRAGE_MIN_CYCLE_MS = 300.0
 _PHILIPS_SCALE_SLOPE = (0x2005, 0x100E)
 #: Philips' private per-frame group of an enhanced image, which holds its scale slope.
 _PHILIPS_FRAME_GROUP = (0x2005, 0x140F)
@@ -451,45 +450,17 @@ def _as_list(value) -> list:
 
 
 def sequence_name(ds) -> str | None:
-    """The package's sequence name for a dataset's ScanningSequence, or None.
-
-    GR -> ``gradient_echo``, unless magnetization-prepared (IR, an InversionTime, or MP in
-    SequenceVariant: MPRAGE, GE's BRAVO, Philips' 3-D TFE) -> ``mprage``; IR, or SE with an
-    InversionTime (as some scanners label inversion-recovery spin echo) ->
-    ``inversion_recovery``; SE -> ``spin_echo``; anything else (echo planar alone,
-    research) -> None.
-    """
-    codes = {str(c).strip().upper() for c in _as_list(ds.get("ScanningSequence"))}
-    variant = {str(c).strip().upper() for c in _as_list(ds.get("SequenceVariant"))}
-    inverted = "IR" in codes or (_number(ds, "InversionTime") or 0) > 0
-    if "GR" in codes:
-        return "mprage" if inverted or "MP" in variant else "gradient_echo"
-    if inverted:
-        return "inversion_recovery"
-    if "SE" in codes:
-        return "spin_echo"
-    return None
-
-
-def mprage_cycle(tr_ms: float | None, ti_ms: float | None) -> tuple[float | None, float | None]:
-    """An MPRAGE-type series' (inversion-to-inversion time, readout pulse spacing), in ms,
-    from its RepetitionTime and InversionTime tags.
-
-    Siemens store the time from one inversion to the next as RepetitionTime; GE and Philips
-    store the spacing of the readout's gradient-echo pulses (a few ms) and keep the cycle
-    out of the standard tags. A RepetitionTime below :data:`MPRAGE_MIN_CYCLE_MS` or not
-    above the inversion time is taken as the latter: the cycle is then unknown (None).
-    """
-    if tr_ms is None:
-        return None, None
-    if tr_ms < MPRAGE_MIN_CYCLE_MS or (ti_ms is not None and tr_ms <= ti_ms):
-        return None, tr_ms
-    return tr_ms, None
+    """The package's sequence name for a dataset's ScanningSequence, SequenceVariant and
+    InversionTime: :func:`~napari_mr_reparam.sidecars.sequence_of`, the rule BIDS sidecars
+    share (GR -> ``gradient_echo``, ``mprage`` where magnetization-prepared; IR or an
+    InversionTime -> ``inversion_recovery``; SE -> ``spin_echo``; else None)."""
+    inverted = (_number(ds, "InversionTime") or 0) > 0
+    return sequence_of(_as_list(ds.get("ScanningSequence")), _as_list(ds.get("SequenceVariant")), inverted)
 
 
 def unknown_cycle(volume: Volume) -> str | None:
-    """Why an MPRAGE-type volume has no TR (:func:`mprage_cycle`), with how to give it; None
-    for any other volume."""
+    """Why an MPRAGE-type volume has no TR (:func:`~napari_mr_reparam.sidecars.mprage_cycle`),
+    with how to give it; None for any other volume."""
     readout = (volume.extra or {}).get("readout_tr_ms")
     if volume.tr_ms is not None or readout is None:
         return None

@@ -10,7 +10,9 @@ in the input's own voxel order with its own affine and header (:mod:`.volume_wri
 Images are not reoriented.
 
 Times in sidecars (:mod:`.sidecars`) are BIDS seconds on disk and milliseconds in
-:class:`Volume`.
+:class:`Volume`; a FreeSurfer file without a sidecar gives those its header states
+(:func:`mgh_acquisition`). Integer volumes that look like segmentations are label maps
+(:func:`label_count`).
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from .orientation import (
     stack_orientation,
     stack_spacing,
 )
-from .sidecars import read_sidecar
+from .sidecars import read_sidecar, readout_spacing
 
 #: Files whose header claims more voxels than this are refused before anything is read.
 MAX_VOXELS = 2**31
@@ -70,10 +72,12 @@ class Volume:
     original_shape : tuple
         Shape of the data in the file (after dropping trailing singleton dimensions).
     te_ms, tr_ms, ti_ms, flip_deg : float or None
-        Acquisition parameters from the BIDS sidecar ``<stem>.json``, if any.
+        Acquisition parameters from the BIDS sidecar ``<stem>.json``, if any, else from a
+        FreeSurfer file's header (:func:`mgh_acquisition`).
     sequence : str or None
         The sequence the sidecar's ``ScanningSequence`` names
-        (:func:`~napari_mr_reparam.sidecars.sequence_of`), if any.
+        (:func:`~napari_mr_reparam.sidecars.sidecar_sequence`), or the MGH header's times
+        suggest, if any.
     source : str
         The file read.
     kind : str
@@ -145,7 +149,9 @@ def load_volume(path: str | Path, times_given=()) -> Volume:
     path : str or Path
         ``.nii``, ``.nii.gz``, FreeSurfer's ``.mgz`` / ``.mgh``, ``.png``, ``.jpg``,
         ``.jpeg``, ``.tif`` or ``.tiff``. A BIDS sidecar ``<stem>.json`` beside it
-        provides TE/TR/TI (ms) and flip angle.
+        provides TE/TR/TI (ms), flip angle and sequence; without one, a FreeSurfer file's
+        header does where it states them (:func:`mgh_acquisition`). A complex-valued NIfTI
+        is read as its magnitude, which ``extra["notices"]`` says in one line.
     times_given : collection of str
         The times (``te_ms``, ``tr_ms``, ``ti_ms``) the caller knows otherwise: a sidecar
         whose times can only be milliseconds is refused unless they cover every time it
@@ -165,7 +171,7 @@ def load_volume(path: str | Path, times_given=()) -> Volume:
         volume = _load_nifti(path)
     else:
         volume = _load_image(path)
-    _take_sidecar(volume, read_sidecar(path, times_given), path)
+    _take_sidecar(volume, read_sidecar(path, times_given) or mgh_acquisition(volume.header), path)
     return volume
 
 
@@ -175,6 +181,8 @@ def _take_sidecar(volume: Volume, sidecar: dict, path: Path, index: int | None =
     for key, value in sidecar.items():
         if key == "times_ignored":
             volume.extra["sidecar_times_ignored"] = value
+        elif key == "readout_tr_ms":
+            volume.extra[key] = value
         else:
             setattr(volume, key, value[index] if isinstance(value, list) else value)
     volume.source = str(path)
@@ -208,14 +216,15 @@ def load_volumes(path: str | Path, times_given=()) -> list[Volume]:
                          f"{MAX_SERIES_VOLUMES} open as one image each: save the volumes you need as 3-D files")
     _check_size(path, shape[:3])
     with _readable(path, "NIfTI"):
-        data = np.asarray(img.dataobj, dtype=np.float32).reshape(shape)
+        data, notices = _voxels(img, path)
+        data = data.reshape(shape)
     sidecar = read_sidecar(path, times_given, volumes=shape[3])
     stem = path.name[: -len(suffix_of(path))]
     out = []
     for k in range(shape[3]):
         volume = _nifti_volume(img, data[..., k], shape[:3])
         _take_sidecar(volume, sidecar, path, k)
-        volume.extra.update(series=stem, volume=k + 1)
+        volume.extra.update(series=stem, volume=k + 1, **({"notices": list(notices)} if notices else {}))
         out.append(volume)
     return out
 
@@ -318,8 +327,79 @@ def _open_nifti(path: Path):
 def _load_nifti(path: Path) -> Volume:
     img, shape = _open_nifti(path)
     with _readable(path, _volume_format(path)):
-        data = np.asarray(img.dataobj, dtype=np.float32).reshape(shape)
-    return _nifti_volume(img, data[:, :, None] if data.ndim == 2 else data, shape)
+        data, notices = _voxels(img, path)
+        data = data.reshape(shape)
+    volume = _nifti_volume(img, data[:, :, None] if data.ndim == 2 else data, shape)
+    if notices:
+        volume.extra["notices"] = notices
+    return volume
+
+
+def _voxels(img, path: Path) -> tuple[np.ndarray, list[str]]:
+    """A nibabel image's voxels as float32, and one-line notices of how they were read:
+    complex values (a reconstruction's raw output) as their magnitude, the image MR viewers
+    and scanners show, rather than the real part numpy would keep (and warn of)."""
+    if np.dtype(img.get_data_dtype()).kind != "c":
+        return np.asarray(img.dataobj, dtype=np.float32), []
+    magnitude = np.abs(np.asarray(img.dataobj)).astype(np.float32)
+    return magnitude, [f"{path.name}: complex voxel values; their magnitude is read"]
+
+
+#: An MGH header's flip angle at most this (degrees) is a gradient-echo readout's: a spin
+#: echo's excitation is 90 degrees (its refocusing, which some headers hold, 120-180).
+GRADIENT_MAX_FLIP_DEG = 30.0
+#: Without a flip angle, an echo time below this (ms) with an inversion and a TR of at most
+#: :data:`MPRAGE_MAX_CYCLE_MS` is an MPRAGE's (2-5 ms); inversion-recovery spin echoes
+#: (FLAIR, STIR, T1-FLAIR) echo later.
+GRADIENT_MAX_TE_MS = 8.0
+#: The longest inversion-to-inversion time (ms) taken as an MPRAGE's where only the times
+#: tell (Siemens' MPRAGE 1900-2500 ms; a FLAIR's TR is 5000-10000 ms).
+MPRAGE_MAX_CYCLE_MS = 3000.0
+
+
+def mgh_acquisition(header) -> dict:
+    """The acquisition a FreeSurfer MGH header (``.mgz``, ``.mgh``) states, as
+    :func:`~napari_mr_reparam.sidecars.read_sidecar` returns a sidecar's: ``tr_ms``,
+    ``te_ms``, ``ti_ms`` (its ``tr``, ``te``, ``ti``, in ms) and ``flip_deg`` (its
+    ``flip_angle``, in radians) where non-zero (zero means unknown); empty for any other
+    header. mri_convert copies them from the DICOM files, and FreeSurfer's conformed volumes
+    (``orig.mgz``, ``T1.mgz``) keep the source scan's. An inversion time names the sequence
+    (:func:`_mgh_sequence`): ``mprage`` (with ``readout_tr_ms`` for a TR that is the readout's
+    pulse spacing, :func:`~napari_mr_reparam.sidecars.mprage_cycle`) or ``inversion_recovery``."""
+    import nibabel as nib
+
+    if not isinstance(header, nib.freesurfer.mghformat.MGHHeader):
+        return {}
+    out = {ours: _header_value(header[key], 4) for ours, key in
+           (("te_ms", "te"), ("tr_ms", "tr"), ("ti_ms", "ti"))}
+    out["flip_deg"] = _header_value(np.degrees(header["flip_angle"]), 3)
+    out = {k: v for k, v in out.items() if v is not None}
+    sequence = _mgh_sequence(out)
+    if sequence:
+        out["sequence"] = sequence
+    return readout_spacing(out)
+
+
+def _header_value(value, digits: int) -> float | None:
+    """A header's time or angle, rounded off its float32 noise; None where zero (unknown),
+    negative or not finite."""
+    value = float(value)
+    return round(value, digits) if np.isfinite(value) and value > 0 else None
+
+
+def _mgh_sequence(times: dict) -> str | None:
+    """The sequence an MGH header's times (:func:`mgh_acquisition`) suggest: none without an
+    inversion time; with one, ``mprage`` where the readout is a gradient echo (a flip angle of
+    at most :data:`GRADIENT_MAX_FLIP_DEG`, or without one a short TE and TR), else
+    ``inversion_recovery``."""
+    if "ti_ms" not in times:
+        return None
+    flip, te, tr = times.get("flip_deg"), times.get("te_ms"), times.get("tr_ms")
+    if flip is not None:
+        gradient = flip <= GRADIENT_MAX_FLIP_DEG
+    else:
+        gradient = te is not None and te < GRADIENT_MAX_TE_MS and tr is not None and tr <= MPRAGE_MAX_CYCLE_MS
+    return "mprage" if gradient else "inversion_recovery"
 
 
 def _nifti_volume(img, data: np.ndarray, shape: tuple) -> Volume:
@@ -332,28 +412,69 @@ def _nifti_volume(img, data: np.ndarray, shape: tuple) -> Volume:
                   header=img.header.copy(), ornt=ornt, original_shape=shape, kind="nifti")
 
 
-#: A volume stored as integers wider than 8 bits, unscaled, with at most this many distinct
-#: values is a label map (FreeSurfer's ``aseg.mgz``, a SynthSeg segmentation), not an
-#: image: an MR image stored as 16-bit integers holds thousands of values, and 8-bit
-#: images (FreeSurfer's ``T1.mgz``) stay images.
+#: A label map holds at most this many values (aparc+aseg about 110, wmparc about 180).
 MAX_LABELS = 256
+#: Words in a file's name that say it holds labels: FreeSurfer's ``aseg`` and ``aparc``
+#: (``wmparc``), BIDS ``dseg``, SynthSeg's ``seg``, ``labels``.
+LABEL_NAME_WORDS = ("seg", "parc", "label")
+#: The share of neighbouring voxel pairs (outside the background) holding one value above
+#: which a volume is piecewise constant, as segmentations are (aseg, SynthSeg: 0.82-0.88);
+#: a scan's noise leaves few pairs equal (a T1 of 162 grey levels: 0.09).
+MIN_EQUAL_NEIGHBOURS = 0.6
 
 
 def label_count(volume: Volume) -> int:
-    """How many labels ``volume`` (read from NIfTI or MGZ) holds if it is a label map
-    (:data:`MAX_LABELS`), else 0."""
-    header = volume.header
-    if header is None or volume.kind != "nifti":
-        return 0
-    dtype = np.dtype(header.get_data_dtype())
-    slope, inter = header.get_slope_inter() if hasattr(header, "get_slope_inter") else (None, None)
-    if dtype.kind not in "iu" or dtype.itemsize < 2 or (slope not in (None, 1.0) or inter not in (None, 0.0)):
+    """How many labels ``volume`` (read from NIfTI or MGZ) holds if it is a label map, else 0.
+
+    A label map is stored as unscaled integers wider than 8 bits (8-bit images, such as
+    FreeSurfer's ``T1.mgz``, stay images) holding 2 to :data:`MAX_LABELS` values, and
+    either its file's name says so (:data:`LABEL_NAME_WORDS`) or it looks like a
+    segmentation (:func:`looks_segmented`). Few values alone do not make one: a scan
+    digitized at 8 bits and saved as 16-bit integers holds at most 256 grey levels.
+    """
+    if volume.header is None or volume.kind != "nifti" or not _stored_as_integers(volume.header):
         return 0
     flat = volume.data.reshape(-1)
     if np.unique(flat[:: max(1, flat.size // 100_000)]).size > MAX_LABELS:  # most images end here
         return 0
-    count = np.unique(flat).size
-    return count if 1 < count <= MAX_LABELS else 0
+    values = np.unique(flat)
+    if not 1 < values.size <= MAX_LABELS:
+        return 0
+    named = any(word in Path(volume.source).name.lower() for word in LABEL_NAME_WORDS)
+    return values.size if named or looks_segmented(volume.data, values) else 0
+
+
+def _stored_as_integers(header) -> bool:
+    """Whether a header stores integers wider than 8 bits, unscaled."""
+    dtype = np.dtype(header.get_data_dtype())
+    slope, inter = header.get_slope_inter() if hasattr(header, "get_slope_inter") else (None, None)
+    return dtype.kind in "iu" and dtype.itemsize >= 2 and slope in (None, 1.0) and inter in (None, 0.0)
+
+
+def looks_segmented(data: np.ndarray, values: np.ndarray) -> bool:
+    """Whether ``data`` (holding ``values``) looks like a FreeSurfer-labelled segmentation:
+    its values are codes of FreeSurfer's look-up table (:mod:`.freesurfer_labels`) and it is
+    piecewise constant (:data:`MIN_EQUAL_NEIGHBOURS`)."""
+    return freesurfer_codes(values) and equal_neighbours(data) >= MIN_EQUAL_NEIGHBOURS
+
+
+def freesurfer_codes(values) -> bool:
+    """Whether every one of ``values`` is 0 or a code FreeSurfer's segmentations use."""
+    from .freesurfer_labels import EXTRA_LABELS, known_code
+
+    return all(v == 0 or v in EXTRA_LABELS or known_code(int(v)) for v in np.asarray(values).tolist())
+
+
+def equal_neighbours(data: np.ndarray) -> float:
+    """The share of pairs of neighbouring voxels, not both background (0), that hold one value."""
+    equal = counted = 0
+    for axis in range(data.ndim):
+        stack = np.moveaxis(data, axis, 0)
+        here, there = stack[1:], stack[:-1]
+        either = (here != 0) | (there != 0)
+        equal += np.count_nonzero((here == there) & either)
+        counted += np.count_nonzero(either)
+    return equal / counted if counted else 0.0
 
 
 def is_label_map(volume: Volume) -> bool:
@@ -383,8 +504,8 @@ def load_nifti_frames(path: str | Path, max_frames: int) -> tuple[list[np.ndarra
     FileNotFoundError
         No such file.
     ValueError
-        Not NIfTI, corrupt or truncated, not 3-D or 4-D, or more than ``max_frames``
-        frames; one line naming the file.
+        Not NIfTI, corrupt or truncated, complex, not 3-D or 4-D, or more than
+        ``max_frames`` frames; one line naming the file.
     """
     import nibabel as nib
 
@@ -400,6 +521,8 @@ def load_nifti_frames(path: str | Path, max_frames: int) -> tuple[list[np.ndarra
             raise ValueError(f"{path.name}: expected a 3-D volume or up to {max_frames} of them "
                              f"along a 4th axis, got shape {shape}")
         _check_size(path, shape[:3])
+        if np.dtype(img.get_data_dtype()).kind == "c":
+            raise ValueError(f"{path.name}: holds complex values; tissue maps are real numbers")
         data = np.asarray(img.dataobj, dtype=np.float32).reshape(shape)
     to_ras = ras_orientation(img.affine)
     frames = [data] if data.ndim == 3 else [data[..., i] for i in range(data.shape[3])]

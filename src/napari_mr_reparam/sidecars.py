@@ -3,7 +3,9 @@ flip angle and sequence; read into a :class:`~napari_mr_reparam.io.Volume`'s fie
 written beside NIfTI outputs (:mod:`.volume_writing`).
 
 Times in sidecars are BIDS seconds on disk and milliseconds in
-:class:`~napari_mr_reparam.io.Volume`. A double inversion recovery's second inversion time,
+:class:`~napari_mr_reparam.io.Volume`. The sequence is named by :func:`sequence_of`, which
+the DICOM reader (:func:`~napari_mr_reparam.dicom.sequence_name`) shares, so a scan reads as
+the same sequence from its DICOM files and from dcm2niix's sidecar of them. A double inversion recovery's second inversion time,
 for which BIDS has no key, is written as ``InversionTime2`` (seconds, as ``InversionTime``);
 it is not read back.
 """
@@ -11,6 +13,7 @@ it is not read back.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -36,10 +39,12 @@ def read_sidecar(path: str | Path, times_given=(), volumes: int | None = None) -
     """Acquisition parameters from the BIDS sidecar beside ``path`` (data file or sidecar).
 
     Returns a dict with those of ``te_ms``, ``tr_ms``, ``ti_ms`` (milliseconds),
-    ``flip_deg`` (degrees) and ``sequence`` (:func:`sequence_of` its ``ScanningSequence``)
-    that the sidecar states; empty when there is none. A sidecar that is not readable JSON
-    (an object) is a one-line ``ValueError`` naming it, unless ``times_given`` holds
-    ``te_ms`` and ``tr_ms``: then ``times_ignored`` says it is ignored. A time that can only
+    ``flip_deg`` (degrees) and ``sequence`` (:func:`sidecar_sequence`) that the sidecar
+    states; empty when there is none. An MPRAGE-type scan whose RepetitionTime is its
+    readout's pulse spacing (GE's BRAVO, Philips' 3-D TFE: :func:`mprage_cycle`) has
+    ``readout_tr_ms`` instead of ``tr_ms``, as the DICOM reader gives it. A sidecar that
+    is not readable JSON (an object) is a one-line ``ValueError`` naming it, unless
+    ``times_given`` holds ``te_ms`` and ``tr_ms``: then ``times_ignored`` says it is ignored. A time that can only
     have been written in milliseconds (BIDS stores seconds) is a one-line ``ValueError``
     naming the sidecar, unless ``times_given`` (``te_ms``, ``tr_ms``, ``ti_ms``: the times
     known otherwise, e.g. typed by the user) holds every time the sidecar states: then
@@ -75,7 +80,7 @@ def read_sidecar(path: str | Path, times_given=(), volumes: int | None = None) -
             except ValueError as exc:
                 refused.append((ours in times_given, key, v, exc))
                 break
-        out[ours] = [float(s_to_ms(v)) for v in each] if listed else float(s_to_ms(value))
+        out[ours] = [_ms(v) for v in each] if listed else _ms(value)
     if refused:
         _, key, value, exc = min(refused, key=lambda r: r[0])  # one still in use first
         if not set(out) <= set(times_given):  # a time still in use cannot be trusted
@@ -86,34 +91,107 @@ def read_sidecar(path: str | Path, times_given=(), volumes: int | None = None) -
                                 "milliseconds; BIDS sidecars store seconds)"}
     if _is_number(meta.get("FlipAngle")):
         out["flip_deg"] = float(meta["FlipAngle"])
-    sequence = sequence_of(meta.get("ScanningSequence"))
+    sequence = sidecar_sequence(meta)
     if sequence:
         out["sequence"] = sequence
-    return out
+    return readout_spacing(out)
 
 
-def sequence_of(scanning_sequence) -> str | None:
-    """The package's name for a BIDS/DICOM ``ScanningSequence`` (a code such as ``SE``,
-    ``IR``, ``GR`` or a list of them): gradient echo after an inversion is ``mprage``,
-    an inversion otherwise ``inversion_recovery``, a gradient echo ``gradient_echo``, a
-    spin echo ``spin_echo``; None for anything else (echo-planar, research codes)."""
-    if isinstance(scanning_sequence, str):
-        codes = {c.strip().upper() for c in scanning_sequence.replace("\\", " ").replace(",", " ").split()}
-    elif isinstance(scanning_sequence, (list, tuple)):
-        codes = {str(c).strip().upper() for c in scanning_sequence}
-    else:
-        return None
-    if "IR" in codes:
-        return "mprage" if "GR" in codes else "inversion_recovery"
+def sequence_codes(value) -> set[str]:
+    """The codes of a ``ScanningSequence`` or ``SequenceVariant``: a list of them, or one
+    string joined by backslashes (DICOM), underscores (dcm2niix: ``GR_IR``, ``SK_SP_MP``),
+    commas or spaces; upper case. Empty for anything else."""
+    value = [value] if isinstance(value, str) else value if isinstance(value, (list, tuple)) else []
+    return {code for item in value for code in re.split(r"[\\_,\s]+", str(item).upper()) if code}
+
+
+def sequence_of(scanning_sequence, sequence_variant=None, inverted: bool = False) -> str | None:
+    """The package's sequence for DICOM/BIDS ``ScanningSequence`` and ``SequenceVariant``
+    codes (:func:`sequence_codes`), ``inverted`` where an InversionTime is stated; the one
+    rule of sidecars and DICOM files (:func:`~napari_mr_reparam.dicom.sequence_name`).
+
+    GR -> ``gradient_echo``, unless magnetization-prepared (IR, an inversion time, or MP in
+    SequenceVariant: MPRAGE, GE's BRAVO, Philips' 3-D TFE) -> ``mprage``; IR, or an
+    inversion time otherwise (some scanners label inversion-recovery spin echo SE) ->
+    ``inversion_recovery``; SE -> ``spin_echo``; anything else (echo planar alone,
+    research codes) -> None. MP without GR (Siemens' FLAIR is ``SE_IR`` / ``SK_SP_MP``)
+    names no MPRAGE.
+    """
+    codes, variant = sequence_codes(scanning_sequence), sequence_codes(sequence_variant)
+    inverted = inverted or "IR" in codes
     if "GR" in codes:
-        return "gradient_echo"
+        return "mprage" if inverted or "MP" in variant else "gradient_echo"
+    if inverted:
+        return "inversion_recovery"
     if "SE" in codes:
         return "spin_echo"
     return None
 
 
+#: Siemens' MPRAGE (and MP2RAGE) sequence name, as dcm2niix writes it in ``SequenceName``
+#: (``*tfl3d1_16ns``): a 3-D turbo FLASH, magnetization-prepared where it has an inversion time.
+_SIEMENS_MPRAGE = re.compile(r"tfl3d", re.IGNORECASE)
+
+
+def sidecar_sequence(meta: dict) -> str | None:
+    """A sidecar's sequence: :func:`sequence_of` its ``ScanningSequence``,
+    ``SequenceVariant`` and whether it states an ``InversionTime``. A sidecar without
+    ``ScanningSequence`` names none, except Siemens' MPRAGE by its ``SequenceName`` or
+    ``PulseSequenceName`` (``*tfl3d1_16ns``) with an inversion time. ``MRAcquisitionType``
+    is not used: 3-D says nothing of the sequence (Siemens' SPACE FLAIR is 3-D)."""
+    inverted = any(_is_number(v) and v > 0 for v in _listed(meta.get("InversionTime")))
+    scanning = meta.get("ScanningSequence")
+    if scanning is None:
+        names = " ".join(str(meta.get(key, "")) for key in ("SequenceName", "PulseSequenceName"))
+        return "mprage" if inverted and _SIEMENS_MPRAGE.search(names) else None
+    return sequence_of(scanning, meta.get("SequenceVariant"), inverted)
+
+
+def _listed(value) -> list:
+    return value if isinstance(value, list) else [value]
+
+
+#: An MPRAGE-type scan's RepetitionTime below this (ms) is its readout's pulse spacing, not
+#: the time from one inversion to the next (:func:`mprage_cycle`).
+MPRAGE_MIN_CYCLE_MS = 300.0
+
+
+def mprage_cycle(tr_ms: float | None, ti_ms: float | None) -> tuple[float | None, float | None]:
+    """An MPRAGE-type scan's (inversion-to-inversion time, readout pulse spacing), in ms,
+    from its RepetitionTime and InversionTime (DICOM tags, sidecar or MGH header).
+
+    Siemens store the time from one inversion to the next as RepetitionTime; GE and Philips
+    store the spacing of the readout's gradient-echo pulses (a few ms) and keep the cycle
+    out of the standard tags. A RepetitionTime below :data:`MPRAGE_MIN_CYCLE_MS` or not
+    above the inversion time is taken as the latter: the cycle is then unknown (None).
+    """
+    if tr_ms is None:
+        return None, None
+    if tr_ms < MPRAGE_MIN_CYCLE_MS or (ti_ms is not None and tr_ms <= ti_ms):
+        return None, tr_ms
+    return tr_ms, None
+
+
+def readout_spacing(out: dict) -> dict:
+    """``out`` (times in ms) with an MPRAGE-type scan's readout pulse spacing, stated as its
+    RepetitionTime, moved from ``tr_ms`` to ``readout_tr_ms`` (:func:`mprage_cycle`)."""
+    tr, ti = out.get("tr_ms"), out.get("ti_ms")
+    if out.get("sequence") != "mprage" or not isinstance(tr, float):
+        return out
+    _, readout = mprage_cycle(tr, ti if isinstance(ti, float) else None)
+    if readout is not None:
+        del out["tr_ms"]
+        out["readout_tr_ms"] = readout
+    return out
+
+
 def _is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value)
+
+
+def _ms(seconds) -> float:
+    """A sidecar time in ms, to the picosecond (0.0082 s is 8.2 ms, not 8.200000000000001)."""
+    return round(float(s_to_ms(seconds)), 9)
 
 
 def _seconds(ms) -> float:

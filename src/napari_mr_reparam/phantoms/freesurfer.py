@@ -48,22 +48,9 @@ HELD_OUT = ("synthseg/training_seg_17.nii.gz", "synthseg/training_seg_18.nii.gz"
             "synthseg/training_seg_19.nii.gz", "synthseg/training_seg_20.nii.gz",
             "synthsr/brain5_labels.nii.gz")
 
+from ..freesurfer_labels import BRAIN_LABELS, CORTEX_PARCELS, EXTRA_LABELS, WM_PARCELS, known_code
+
 _WM, _GM, _CSF = "white_matter", "grey_matter", "csf"
-#: Brain labels of FreeSurfer's look-up table -> tissue fractions.
-BRAIN_LABELS: dict[int, dict[str, float]] = {
-    **{k: {_WM: 1.0} for k in (2, 41, 7, 46, 77, 78, 79, 85, 251, 252, 253, 254, 255, 5001, 5002)},
-    **{k: {_GM: 1.0} for k in (3, 42, 8, 47, 11, 50, 12, 51, 17, 53, 18, 54, 26, 58, 28, 60,
-                               25, 57, 29, 61, 30, 62, 80, 81, 82, 96, 97, 98)},
-    **{k: {_CSF: 1.0} for k in (4, 43, 5, 44, 14, 15, 24, 72)},
-    **{k: {_GM: 0.7, _WM: 0.3} for k in (10, 49, 9, 48)},  # thalamus
-    **{k: {_GM: 0.5, _WM: 0.5} for k in (13, 52)},  # pallidum
-    **{k: {_CSF: 0.5, _GM: 0.5} for k in (31, 63, 136, 137, 163, 164)},  # choroid plexus
-    16: {_WM: 0.8, _GM: 0.2},  # brain stem
-}
-#: Label ranges: aparc cortical parcels (grey matter), wmparc parcels (white matter).
-_CORTEX_PARCELS, _WM_PARCELS = range(1000, 3000), range(3000, 5000)
-#: Non-brain classes of whole-head maps.
-EXTRA_LABELS = range(500, 600)
 #: Tissues a non-brain class can take (CSF stands for the eyes' vitreous humour).
 NON_BRAIN = ("fat", "muscle", "skin", "skull", "marrow", "connective", "csf")
 #: SynthSeg's non-brain classes -> tissue (see the module docstring); others: connective.
@@ -81,9 +68,9 @@ def tissue_of(label: int) -> dict[str, float]:
     """Tissue fractions of one brain label (FreeSurfer's table); KeyError if unknown."""
     if label in BRAIN_LABELS:
         return BRAIN_LABELS[label]
-    if label in _CORTEX_PARCELS:
+    if label in CORTEX_PARCELS:
         return {_GM: 1.0}
-    if label in _WM_PARCELS:
+    if label in WM_PARCELS:
         return {_WM: 1.0}
     raise KeyError(label)
 
@@ -183,7 +170,7 @@ def label_fractions(labels: np.ndarray, name: str = "segmentation"):
     """Brain tissue fractions (CSF, grey and white matter) and one mask per non-brain
     class, on the label map's own grid; ValueError naming any unknown label."""
     values = np.unique(labels)
-    unknown = [int(v) for v in values if v != 0 and v not in EXTRA_LABELS and not _known(int(v))]
+    unknown = [int(v) for v in values if v != 0 and v not in EXTRA_LABELS and not known_code(int(v))]
     if unknown:
         raise ValueError(f"{name}: labels {unknown[:8]} are not in FreeSurfer's table of brain "
                          "structures (nor non-brain classes 500-599)")
@@ -197,12 +184,6 @@ def label_fractions(labels: np.ndarray, name: str = "segmentation"):
     return brain, extra
 
 
-def _known(label: int) -> bool:
-    try:
-        tissue_of(label)
-    except KeyError:
-        return False
-    return True
 
 
 @lru_cache(maxsize=64)
