@@ -29,10 +29,13 @@ equations of :mod:`napari_mr_reparam.physics`, vectorized over voxels with torch
 
 Scale: images of one series share the receiver gain, so by default one scale is fitted
 (absorbed by PD, which comes back in the first input's intensity units). Images of
-different series can carry different gains: ``scale="per_input"`` estimates each input's
-gain relative to the first from the prior's relaxation times (the median over the object
-of the ratio of images over the ratio of their predicted signals), since a per-input gain
-trades off exactly against a shift in the relaxation rates and the data alone cannot fix it.
+different series can carry different gains. Given a series label per input, each series
+takes one gain, found by the misfit of the fits it gives (:mod:`.series_gains`): an
+inversion-recovery set and an echo train each measure a time of their own, and only their
+right gain fits both. ``scale="per_input"`` estimates each input's gain relative to the
+first from the prior's relaxation times (the median over the object of the ratio of images
+over the ratio of their predicted signals), since a lone image's gain trades off exactly
+against a shift in the relaxation rates and the data alone cannot fix it.
 
 Multi-echo spin-echo trains (:func:`~napari_mr_reparam.echo_trains.echo_trains`: spin-echo inputs of one TR whose TEs are
 whole multiples of one echo spacing, at least :data:`~napari_mr_reparam.epg.MIN_TRAIN_ECHOES`)
