@@ -599,10 +599,21 @@ def test_a_dicom_inversion_recovery_input_is_read_as_one_without_a_spin_echo_not
 
 def test_an_existing_file_is_not_taken_as_the_output_folder(tmp_path, capsys):
     (tmp_path / "afile").write_text("mine")
-    missing = str(tmp_path / "not_read.nii.gz")
-    assert main(["predict", missing, missing, "-o", str(tmp_path / "afile"), "--te", "100", "--tr", "3000",
+    missing = [str(tmp_path / "not_read.nii.gz"), str(tmp_path / "nor_this.nii.gz")]
+    assert main(["predict", *missing, "-o", str(tmp_path / "afile"), "--te", "100", "--tr", "3000",
                  "-q"]) == 2
     assert "afile: exists and is not a folder" in capsys.readouterr().err
+    assert (tmp_path / "afile").read_text() == "mine"
+
+
+@pytest.mark.parametrize("output", ["afile/x.nii.gz", "afile/out"])
+def test_an_output_inside_a_file_says_the_file_is_not_a_folder(scan, tmp_path, capsys, output):
+    path, _, _ = scan
+    (tmp_path / "afile").write_text("mine")
+    assert main(["predict", str(path), "-o", str(tmp_path / output), "--te", "100", "--tr", "3000", "-q"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"error: -o {tmp_path / output}: {tmp_path / 'afile'} is a file, not a folder; choose another " \
+                  "output path"
     assert (tmp_path / "afile").read_text() == "mine"
 
 
@@ -619,11 +630,30 @@ def test_one_input_time_given_keeps_the_other_from_the_tags_or_sidecar(scan, tmp
     assert main(["predict", str(path), "-o", str(tmp_path / "b.nii.gz"), "--te", "40", "--tr", "3000",
                  "--input-tr", "2500", "-q"]) == 0
     assert seen == [(20.0, 2000.0), (30.0, 2500.0)]  # not the default TR 4500 / TE 50
-    (tmp_path / "scan.json").write_text(json.dumps({"EchoTime": 0.03}))
-    assert main(["predict", str(path), "-o", str(tmp_path / "c.nii.gz"), "--te", "40", "--tr", "3000", "-q"]) == 0
-    assert seen[-1] == (30.0, 4500.0)
-    assert "no input TR given or in a BIDS sidecar; taking the input to be at TE 30 ms / TR 4500 ms" in \
-        capsys.readouterr().err
+
+
+@pytest.mark.parametrize("sidecar, given, message", [
+    ({"EchoTime": 0.03}, [], "the input's TE is known (30 ms) but not its TR, which is not guessed; give it with "
+                             "--input-tr MS"),
+    (None, ["--input-te", "100"], "the input's TE is known (100 ms) but not its TR, which is not guessed; give it "
+                                  "with --input-tr MS"),
+    (None, ["--input-tr", "6000"], "the input's TR is known (6000 ms) but not its TE, which is not guessed; give "
+                                   "it with --input-te MS"),
+])
+@pytest.mark.parametrize("target", [["--te", "100", "--tr", "6000"], ["--preset", "FLAIR"]])
+def test_one_input_time_without_the_other_is_not_guessed(scan, tmp_path, tiny_weights, capsys, sidecar, given,
+                                                         message, target):
+    path, _, _ = scan
+    if sidecar:
+        (tmp_path / "scan.json").write_text(json.dumps(sidecar))
+    out = tmp_path / "c.nii.gz"
+    assert main(["predict", str(path), "-o", str(out), *target, *given, "-q"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("error: ") and not out.exists()
+    if target[0] == "--te":  # the one path; --preset's (cli_joint) says it its own way
+        assert message in err and "4500" not in err
+    else:
+        assert "no TE known" in err or "no TR known" in err
 
 
 def _stub_guess(monkeypatch, preset):
@@ -847,3 +877,130 @@ def test_a_segmentation_is_refused_as_an_input_in_one_line(tmp_path, capsys):
         assert last.startswith("error: ") and last.endswith(
             "aseg.mgz: holds 4 integer labels (a segmentation, such as aseg.mgz), not an MR image; give the scan itself")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["aseg.mgz"]  # nothing written
+
+
+@pytest.mark.parametrize("model", ["physics", "d2p"])
+def test_an_infinite_voxel_is_not_measured_and_blanks_nothing_else(tmp_path, tiny_weights, capsys, model):
+    import warnings
+
+    data = np.random.default_rng(0).uniform(100, 800, (24, 20, 3)).astype(np.float32)
+    data[5, 6, 1], data[7, 8, 2] = np.inf, -np.inf
+    nib.save(nib.Nifti1Image(data, np.eye(4)), str(tmp_path / "inf.nii.gz"))
+    out = tmp_path / "out.nii.gz"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        assert main(["predict", str(tmp_path / "inf.nii.gz"), "-o", str(out), "--te", "100", "--tr", "3000",
+                     "--model", model, "-q"]) == 0
+    assert "Warning" not in capsys.readouterr().err
+    np.testing.assert_array_equal(np.isnan(np.asarray(nib.load(out).dataobj)), ~np.isfinite(data))
+
+
+def test_a_volume_without_positive_signal_is_refused(tmp_path, tiny_weights, capsys):
+    data = -np.random.default_rng(0).uniform(0.5, 1.0, (16, 16, 3)).astype(np.float32)
+    nib.save(nib.Nifti1Image(data, np.eye(4)), str(tmp_path / "neg.nii.gz"))
+    out = tmp_path / "out.nii.gz"
+    assert main(["predict", str(tmp_path / "neg.nii.gz"), "-o", str(out), "--te", "100", "--tr", "3000", "-q"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: {tmp_path / 'neg.nii.gz'}: the volume holds no image: no voxel is above 0 (")
+    assert err.endswith("an MR magnitude image has positive signal, so give the magnitude image")
+    assert len(err.splitlines()) == 1 and not out.exists()
+
+
+def test_the_sidecar_records_the_input_as_used(scan, tiny_weights, tmp_path, monkeypatch):
+    from napari_mr_reparam.volume_writing import INPUT_UNITS
+
+    path, _, _ = scan
+    runs = iter(range(100))
+
+    def used(*extra, model="physics"):
+        out = tmp_path / f"out{next(runs)}.nii.gz"
+        assert main(["predict", str(path), "-o", str(out), "--te", "100", "--tr", "3000", "--model", model, "-q",
+                     *extra]) == 0
+        meta = json.loads(out.with_name(out.name.replace(".nii.gz", ".json")).read_text())
+        assert (meta["EchoTime"], meta["RepetitionTime"], meta["ScanningSequence"]) == (0.1, 3.0, "SE")
+        record = meta["Input"]
+        assert record.pop("File") == "scan.nii.gz" and record.pop("Units") == INPUT_UNITS
+        assert record.pop("ScanningSequence") and record.pop("PulseSequenceType")
+        return record
+
+    assert used("--input-te", "30", "--input-tr", "2500") == {"EchoTime": 0.03, "RepetitionTime": 2.5,
+                                                              "Source": "given"}
+    assert used("--input-preset", "PDw") == {"EchoTime": 0.015, "RepetitionTime": 3.0, "Source": "given",
+                                             "Preset": "PDw"}
+    assert used(model="d2p") == {"EchoTime": 0.05, "RepetitionTime": 4.5, "Source": "default"}
+    _stub_guess(monkeypatch, "T2w")
+    assert used() == {"EchoTime": 0.1, "RepetitionTime": 4.0, "Source": "guessed", "Preset": "T2w"}
+    (tmp_path / "scan.json").write_text(json.dumps({"EchoTime": 0.02, "RepetitionTime": 0.6}))
+    assert used() == {"EchoTime": 0.02, "RepetitionTime": 0.6, "Source": "BIDS sidecar"}
+    assert used("--input-te", "25") == {"EchoTime": 0.025, "RepetitionTime": 0.6, "Source": "given and BIDS sidecar"}
+
+
+@pytest.mark.parametrize("form", [["--te", "100", "--tr", "3000"], ["--preset", "T2w"]])
+def test_an_input_given_twice_is_refused_before_anything_is_computed(scan, tmp_path, capsys, monkeypatch, form):
+    from napari_mr_reparam.inference import Reparameterizer
+
+    monkeypatch.setattr(Reparameterizer, "__init__", lambda *a, **k: pytest.fail("nothing is computed"))
+    path, _, _ = scan
+    out = tmp_path / "out"
+    for given in ([str(path), str(path)], [str(tmp_path), str(path)]):  # itself, or in a folder given too
+        assert main(["predict", *given, "-o", str(out), "-q", *form]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err == f"error: {path} is given twice: both would be written to the same outputs; give it once"
+    assert not out.exists()
+
+
+def test_inputs_whose_outputs_share_a_sidecar_are_refused_before_anything_is_computed(tmp_path, capsys,
+                                                                                      monkeypatch):
+    from napari_mr_reparam.inference import Reparameterizer
+
+    monkeypatch.setattr(Reparameterizer, "__init__", lambda *a, **k: pytest.fail("nothing is computed"))
+    (tmp_path / "in").mkdir()
+    for name in ("x.nii", "x.nii.gz"):
+        _oblique_nifti(tmp_path / "in" / name, shape=(16, 16, 2))
+    out = tmp_path / "out"
+    assert main(["predict", str(tmp_path / "in"), "-o", str(out), "--te", "100", "--tr", "3000", "-q"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"error: {tmp_path / 'in' / 'x.nii'} and {tmp_path / 'in' / 'x.nii.gz'} would both be written to "
+        f"{out / 'x_TE100_TR3000.json'} (inputs of one file name); rename one, or predict them in separate runs")
+    assert not out.exists()
+
+
+def test_the_paper_models_render_spin_echo_presets(scan, tiny_weights, tmp_path, capsys):
+    path, _, _ = scan
+    for model, extra in (("p2p", ["--input-te", "15", "--input-tr", "500"]), ("d2p", [])):
+        out = tmp_path / f"{model}_T2w.nii.gz"  # beside the test weights' cards, d2p.json and p2p.json
+        assert main(["predict", str(path), "--preset", "T2w", "--model", model, "-o", str(out), "-q", *extra]) == 0
+        assert "preset T2w: spin echo, TE 100 / TR 4000 ms" in capsys.readouterr().err
+        meta = json.loads((tmp_path / f"{model}_T2w.json").read_text())
+        assert (meta["EchoTime"], meta["RepetitionTime"], meta["GeneratedBy"][0]["Model"]) == (0.1, 4.0, model)
+    # a value overridden; a folder names the output after the preset, as for the physics model
+    assert main(["predict", str(path), "--preset", "PDw", "--tr", "2500", "--model", "d2p", "-o",
+                 str(tmp_path / "folder"), "-q"]) == 0
+    assert json.loads((tmp_path / "folder" / "scan_PDw.json").read_text())["RepetitionTime"] == 2.5
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--preset", "FLAIR"], "p2p predicts spin-echo images only, and FLAIR is inversion recovery; use --model "
+                            "physics, or a spin-echo preset (T1w, T2w, PDw)"),
+    (["--preset", "T2w", "--ti", "500"], "T2w is spin echo, which has no inversion: TI 500 ms would be unused; "
+                                         "leave it out"),
+])
+def test_the_paper_models_refuse_what_a_spin_echo_preset_cannot_be_in_one_line(scan, tiny_weights, tmp_path,
+                                                                               capsys, extra, message):
+    path, _, _ = scan
+    out = tmp_path / "out.nii.gz"
+    assert main(["predict", str(path), "--model", "p2p", "-o", str(out), "-q", *extra]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == f"error: {message}"
+    assert not out.exists()
+
+
+def test_help_says_what_each_option_takes(capsys):
+    with pytest.raises(SystemExit):
+        main(["demo", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "--model MODEL bundled model the widget starts with: physics (the default)" in out
+    assert "--device DEVICE auto (the default: CUDA, then MPS, then CPU), cpu, cuda or mps" in out
+    with pytest.raises(SystemExit):
+        main(["predict", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "two, TI1 and TI2, for double inversion recovery (--preset DIR)" in out and "--joint --preset" not in out

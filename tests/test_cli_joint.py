@@ -251,7 +251,7 @@ def test_preset_on_several_inputs_reports_a_bad_one_as_an_error_and_exits_2(scan
     (["--joint", "--te", "0.1", "--tr", "3000"], "TE 0.1 looks like seconds"),
     (["--preset", "T2w", "--input-te", "0.015"], "input TE 0.015 looks like seconds"),
     (["--preset", "T2w", "--model", "nosuch"], "unknown model 'nosuch'"),
-    (["--preset", "T2w", "--model", "p2p"], "not a physics model"),
+    (["--preset", "STIR", "--model", "p2p"], "predicts spin-echo images only"),
 ])
 def test_preset_and_joint_refuse_bad_options_before_reading_any_input(tmp_path, capsys, options, message):
     missing = tmp_path / "not_there.nii.gz"  # never read: the options are refused first
@@ -477,9 +477,9 @@ def test_preset_and_joint_forms_honour_the_engine_options_as_the_plain_form(scan
 
 
 @pytest.mark.parametrize("extra, message", [
-    (["--preset", "T2w", "--model", "d2p"], "error: d2p is not a physics model: it predicts images, not maps, "
-                                            "and --preset and --joint render from maps; use --model physics"),
-    (["--preset", "T2w", "--model", "p2p"], "error: p2p is not a physics model"),
+    (["--preset", "FLAIR", "--model", "d2p"], "error: d2p predicts spin-echo images only, and FLAIR is inversion "
+                                              "recovery; use --model physics, or a spin-echo preset"),
+    (["--preset", "DIR", "--model", "p2p"], "error: p2p predicts spin-echo images only"),
     (["--preset", "T2w", "--model", "d2p", "--consistency", "0.5"], "error: d2p: data consistency applies to "
                                                                     "the physics model only"),
     (["--preset", "T2w", "--model", "none", "--flip-average"], "error: --flip-average applies to a network"),

@@ -323,3 +323,61 @@ def test_slices_too_thin_for_the_network_are_one_line(tiny_weights, tmp_path, sh
         engine.predict(data, Acquisition(80, 3000))
     assert engine.predict(np.random.default_rng(0).random((2, 40, 4)).astype(np.float32),
                           Acquisition(80, 3000)).shape == (2, 40, 4)
+
+
+@pytest.mark.parametrize("name", ["physics", "d2p"])
+def test_an_infinite_voxel_is_not_measured_and_blanks_nothing_else(tiny_weights, volume, name):
+    data = volume.copy()
+    data[2, 10, 10], data[3, 5, 5] = np.inf, -np.inf
+    engine = Reparameterizer(name, device="cpu", batch_size=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # no numpy warning of a division by infinity
+        pred = engine.predict_volume(data, 100, 3000)
+    np.testing.assert_array_equal(np.isnan(pred), ~np.isfinite(data))  # NaN there alone, as for a NaN voxel
+
+
+def test_a_volume_without_positive_signal_is_refused(tiny_weights):
+    from napari_mr_reparam.inference import require_contrast
+
+    data = -np.random.default_rng(0).uniform(0.1, 1.0, (2, 8, 8)).astype(np.float32)
+    message = "the volume holds no image: no voxel is above 0 (the largest is {}); an MR magnitude image has " \
+              "positive signal, so give the magnitude image"
+    with pytest.raises(ValueError) as caught:
+        Reparameterizer("d2p", device="cpu").predict_volume(data, 100, 3000)
+    assert str(caught.value) == message.format(f"{float(data.max()):g}")
+    data[0, 0, 0] = -0.0
+    with pytest.raises(ValueError) as caught:
+        require_contrast(data)
+    assert str(caught.value) == message.format("0")
+    require_contrast(np.where(data < -0.5, 1.0, data))  # some positive signal: an image
+
+
+@pytest.mark.parametrize("given, error, message", [
+    ({"te_ms": None}, TypeError, "te_ms takes a time in ms (a number), or one per slice; got None"),
+    ({"te_ms": [100, 50]}, ValueError, "te_ms takes a time in ms (a number), or one per slice (5); got 2 values"),
+    ({"tr_ms": "3000"}, TypeError, "tr_ms takes a time in ms (a number), or one per slice; got '3000'"),
+    ({"input_tr_ms": [[4500]]}, ValueError,
+     "input_tr_ms takes a time in ms (a number), or one per slice (5); got an array of shape (1, 1)"),
+    ({"flip_deg": {}}, TypeError, "flip_deg takes an angle in degrees (a number), or one per slice; got dict"),
+])
+def test_a_time_that_is_not_a_number_names_its_parameter(tiny_weights, volume, given, error, message):
+    engine = Reparameterizer("d2p", device="cpu")
+    with pytest.raises(error) as caught:
+        engine.predict_volume(volume, **{"te_ms": 100, "tr_ms": 3000, **given})
+    assert str(caught.value) == message
+    assert engine.predict_volume(volume, [100] * 5, 3000).shape == volume.shape  # one per slice
+    with pytest.raises(ValueError) as caught:
+        engine.predict(volume, Acquisition(np.array([100.0, 50.0]), 3000))
+    assert str(caught.value) == ("the target's te_ms gives 2 values for a volume of 5 slices; give one value, "
+                                 "or one per slice")
+
+
+def test_the_readme_examples_import_the_engine_they_use():
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    blocks = [b for b in re.findall(r"```python\n(.*?)```", readme, re.S) if "Reparameterizer(" in b]
+    assert len(blocks) >= 2
+    for block in blocks:
+        assert "from napari_mr_reparam.inference import Reparameterizer" in block

@@ -149,3 +149,61 @@ def test_output_paths_one_file_or_a_folder_of_named_files(tmp_path):
     (tmp_path / "afile").write_text("mine")
     with pytest.raises(ValueError, match="exists and is not a folder"):
         output_paths(tmp_path / "afile", names)
+
+
+def test_times_that_can_only_be_seconds_are_refused_and_an_unknown_model_is_not_named(tmp_path):
+    import json
+
+    from napari_mr_reparam.sidecars import acquisition_sidecar
+
+    stack = np.random.default_rng(0).random((2, 6, 5)).astype(np.float32)
+    with pytest.raises(ValueError, match=r"^TE 0.1 looks like seconds; times are in milliseconds \(did you mean 100"):
+        save_volume(tmp_path / "s.nii.gz", stack, te_ms=0.1, tr_ms=3)
+    with pytest.raises(ValueError, match=r"^TR 3 looks like seconds"):
+        save_volume(tmp_path / "s.nii.gz", stack, te_ms=100, tr_ms=3)
+    assert list(tmp_path.iterdir()) == []  # nothing written
+    # a spoiled gradient echo's TR may be a few ms
+    save_volume(tmp_path / "gre.nii.gz", stack, te_ms=4, tr_ms=8, extra=acquisition_sidecar("gradient_echo", None, 15))
+    made = json.loads((tmp_path / "gre.json").read_text())["GeneratedBy"][0]
+    assert "Model" not in made and made["Name"] == "napari-mr-reparam"
+    save_volume(tmp_path / "p.nii.gz", stack, te_ms=100, tr_ms=3000, model="physics")
+    assert json.loads((tmp_path / "p.json").read_text())["GeneratedBy"][0]["Model"] == "physics"
+
+
+def test_an_existing_output_names_the_keyword_that_replaces_it(tmp_path):
+    stack = np.random.default_rng(0).random((2, 6, 5)).astype(np.float32)
+    out = save_volume(tmp_path / "a.nii.gz", stack)
+    with pytest.raises(FileExistsError) as caught:
+        save_volume(out, stack)
+    assert str(caught.value) == f"{out} exists; overwrite=True replaces it (--overwrite on the command line)"
+    save_volume(out, stack, overwrite=True)
+
+
+def test_a_file_where_a_folder_is_needed_is_one_line(tmp_path):
+    from napari_mr_reparam.volume_writing import output_paths
+
+    (tmp_path / "afile").write_text("mine")
+    stack = np.random.default_rng(0).random((2, 6, 5)).astype(np.float32)
+    target = tmp_path / "afile" / "x.nii.gz"
+    with pytest.raises(ValueError) as caught:
+        save_volume(target, stack)
+    assert str(caught.value) == f"{target}: {tmp_path / 'afile'} is a file, not a folder; choose another output path"
+    with pytest.raises(ValueError, match="afile is a file, not a folder"):
+        output_paths(tmp_path / "afile" / "out", [("a", ".nii.gz"), ("b", ".nii.gz")])
+    assert (tmp_path / "afile").read_text() == "mine"
+
+
+def test_the_input_record_holds_the_acquisition_in_the_sidecars_units(tmp_path):
+    import json
+
+    from napari_mr_reparam.acquisition import Acquisition
+    from napari_mr_reparam.volume_writing import INPUT_UNITS, input_record
+
+    extra = input_record(Acquisition(3, 2300, "mprage", 900, 9), "guessed", "scan.nii.gz", "MPRAGE")
+    assert extra == {"Input": {"File": "scan.nii.gz", "EchoTime": 0.003, "RepetitionTime": 2.3,
+                               "ScanningSequence": ["GR", "IR"], "PulseSequenceType": "MPRAGE", "InversionTime": 0.9,
+                               "FlipAngle": 9.0, "Source": "guessed", "Preset": "MPRAGE", "Units": INPUT_UNITS}}
+    assert "seconds" in INPUT_UNITS and "degrees" in INPUT_UNITS
+    stack = np.random.default_rng(0).random((2, 6, 5)).astype(np.float32)
+    save_volume(tmp_path / "p.nii.gz", stack, te_ms=100, tr_ms=3000, extra=extra)
+    assert json.loads((tmp_path / "p.json").read_text())["Input"] == json.loads(json.dumps(extra["Input"]))

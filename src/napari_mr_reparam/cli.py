@@ -206,10 +206,11 @@ def _dicom_input_times(item: _SeriesInput, args) -> None:
               "spin echo at its TE/TR (--input-sequence names it)", file=sys.stderr)
 
 
-def _output_paths(inputs, targets, output: str, suffix: str | None, tag: str = "") -> dict:
+def _output_paths(inputs, targets, output: str, suffix: str | None, tag: str = "", label: str | None = None) -> dict:
     """Where each (input, target) goes: ``output`` itself for one of each, else a folder
-    (:func:`~napari_mr_reparam.volume_writing.output_paths`) with ``INPUT_TE<ms>_TR<ms><tag>`` files."""
-    from .cli_joint import refuse_shared_outputs
+    (:func:`~napari_mr_reparam.volume_writing.output_paths`) with ``INPUT_TE<ms>_TR<ms><tag>``
+    files (``INPUT_<label>``: a preset's name). Two inputs that would write one file (an
+    output or its sidecar) are a one-line ValueError, before any work."""
     from .file_types import suffix_of
     from .volume_writing import output_paths
 
@@ -219,10 +220,40 @@ def _output_paths(inputs, targets, output: str, suffix: str | None, tag: str = "
         stem = path.name if from_series else path.name[: -len(suffix_of(path))]
         for te, tr in targets:
             keys.append((path, (te, tr)))
-            names.append((f"{stem}_TE{te:g}_TR{tr:g}{tag}", ".nii.gz" if from_series else suffix_of(path)))
+            name = f"{stem}_{label}" if label else f"{stem}_TE{te:g}_TR{tr:g}{tag}"
+            names.append((name, ".nii.gz" if from_series else suffix_of(path)))
     outputs = dict(zip(keys, output_paths(output, names, suffix, "several inputs or targets")))
-    refuse_shared_outputs((path, out) for (path, _), out in outputs.items())
+    _refuse_shared_files(outputs)
     return outputs
+
+
+def _refuse_shared_files(outputs: dict) -> None:
+    """Two inputs that would write one file, an output or the sidecar beside it (``x.nii``
+    and ``x.nii.gz`` both write ``x_TE100_TR3000.json``), are a one-line ValueError."""
+    from .volume_writing import written_files
+
+    first = {}
+    for (source, _), out in outputs.items():
+        for written in written_files(out):
+            other = first.setdefault(written, source)
+            if other is not source:
+                raise ValueError(f"{other} and {source} would both be written to {written} (inputs of one file "
+                                 "name); rename one, or predict them in separate runs")
+
+
+def _refuse_repeated_inputs(paths: list[str]) -> None:
+    """An input given twice (itself, or in a folder given too) would be written twice to
+    the same outputs: a one-line ValueError, before any work."""
+    from pathlib import Path
+
+    from .cli_joint import folder_files
+
+    seen = {}
+    for index, text in enumerate(folder_files(paths)):
+        at, first = seen.setdefault(Path(text).resolve(), (index, text))
+        if at != index:
+            again = "twice" if first == text else f"twice ({first} and {text})"
+            raise ValueError(f"{text} is given {again}: both would be written to the same outputs; give it once")
 
 
 def cmd_predict(args) -> int:
@@ -244,7 +275,9 @@ def cmd_predict(args) -> int:
     refuse_acquisition_without_dicom(args.input, args.acquisition)
     if not args.joint:
         _single(args.input_preset, "--input-preset")  # one for every input unless --joint
+        _refuse_repeated_inputs(args.input)
     apply_input_preset(args)
+    label = _preset_for_an_image_model(args) if args.preset and not args.joint else None
     if args.joint or args.preset:
         from .cli_joint import predict_joint_or_preset
 
@@ -258,7 +291,7 @@ def cmd_predict(args) -> int:
     notices = []
     inputs = _inputs(args.input, args.acquisition, input_times_given(args), notices)
     tag = (f"_TI{args.ti:g}" if args.ti is not None else "") + (f"_FA{args.flip:g}" if args.flip else "")
-    outputs = _output_paths(inputs, targets, args.output, args.suffix, tag)
+    outputs = _output_paths(inputs, targets, args.output, args.suffix, tag, label)
     from .volume_writing import refuse_existing
 
     refuse_existing(outputs.values(), overwrite=args.overwrite)
@@ -289,6 +322,55 @@ def cmd_predict(args) -> int:
     return 0 if failures == 0 else 2
 
 
+def _preset_for_an_image_model(args) -> str | None:
+    """``--preset`` for a model that predicts images (the paper's d2p and p2p), which render
+    no maps: a spin-echo preset is one TE/TR target, set as ``--te``/``--tr`` (returns the
+    preset's name, for the output's); another sequence is a one-line ValueError. None (and
+    nothing changed) for a model that renders from maps, or one whose card is not at hand."""
+    from .inference import card_renders_from_maps
+    from .presets import PRESETS, get_preset
+
+    card = _model_card(args)
+    if card is None or card_renders_from_maps(card):
+        return None
+    name, preset = card.get("name", args.model), get_preset(args.preset)
+    if preset.sequence != "spin_echo":
+        spin_echo = ", ".join(n for n, p in PRESETS.items() if p.sequence == "spin_echo")
+        raise ValueError(f"{name} predicts spin-echo images only, and {preset.name} is "
+                         f"{preset.sequence.replace('_', ' ')}; use --model physics, or a spin-echo preset "
+                         f"({spin_echo})")
+    if args.sequence is not None:
+        raise ValueError(f"--sequence and --preset both name the target's sequence ({preset.name} is spin "
+                         "echo); leave out --sequence, or --preset")
+    if len(args.te or []) > 1 or len(args.tr or []) > 1:
+        raise ValueError("--preset takes one --te and one --tr at most (it is one target)")
+    ti = args.ti or [None]
+    chosen = preset.with_values(te=(args.te or [None])[0], tr=(args.tr or [None])[0], ti=ti[0],
+                                ti2=ti[1] if len(ti) > 1 else None, flip_deg=args.flip)  # refuses a TI, a flip
+    print(f"preset {chosen.describe()}", file=sys.stderr)
+    args.preset, args.te, args.tr = None, [chosen.te], [chosen.tr]
+    return chosen.name
+
+
+def _model_card(args) -> dict | None:
+    """The weight card of ``--weights`` or ``--model``, read without the weights: a bundled
+    set's, or the ``.json`` beside a ``.safetensors`` file; None where there is none to read."""
+    import json
+
+    from .weights import bundled_card, card_path, names_a_file
+
+    source = args.weights or args.model
+    if args.weights is None and not names_a_file(source):
+        return bundled_card(source) or None
+    path = card_path(source)
+    if str(source).endswith(".safetensors") and path.is_file():
+        try:
+            return json.loads(path.read_text())
+        except (OSError, ValueError):
+            return None  # the engine says what is wrong with it
+    return None
+
+
 def as_used(item, args) -> str:
     """An input as the ok line names it: a DICOM acquisition or a 4-D file's volume with the
     TE/TR/TI it was read at (an option given wins over its tags), another input as given."""
@@ -316,60 +398,125 @@ def _warn_out_of_range(targets, engine) -> None:
 
 def _predict_file(engine, path, targets, outputs, args, options) -> list:
     """All targets of one input, by one engine request (maps once for the physics model);
-    every target is predicted before any file is written, so a failure writes nothing."""
+    every target is predicted before any file is written, so a failure writes nothing. Each
+    output's sidecar records the input's acquisition as used (``Input``)."""
     from .acquisition import Acquisition, out_of_range_warnings
-    from .cli_joint import input_times_given, notice_ignored_sidecar, plane_notice
-    from .contrast import guessed_reading, voxel_mm
-    from .inference import require_contrast
-    from .io import load_volume, refuse_label_map
-    from .presets import get_preset
+    from .inference import as_measured
     from .sidecars import acquisition_sidecar
     from .volume_writing import save_volume
+
+    volume = _read_input(path, args)
+    data = as_measured(volume.data)  # an infinite voxel is one the image does not measure, as NaN
+    given, record = _input_used(engine, path, volume, data, args)
+    wanted = [Acquisition(te, tr, args.sequence, args.ti, args.flip) for te, tr in targets]
+    predictions = engine.predict_many(data, wanted, given, options=options)  # refuses what it cannot read
+    if engine.task == "p2p":
+        for warning in out_of_range_warnings(given.te_ms, given.tr_ms, engine.trained_ranges["input"]):
+            print(f"warning: {path.name}: input {warning}", file=sys.stderr)
+    predictions = list(predictions)
+    extra = {**acquisition_sidecar(args.sequence, args.ti, args.flip), **record}
+    return [((te, tr), save_volume(outputs[(path, (te, tr))], pred, like=volume, te_ms=te, tr_ms=tr,
+                                   model=engine.info.name, extra=extra, overwrite=args.overwrite))
+            for (te, tr), pred in zip(targets, predictions)]
+
+
+def _read_input(path, args):
+    """The volume of one input, refused in one line where it is a label map or holds no image."""
+    from .cli_joint import input_times_given, notice_ignored_sidecar, plane_notice
+    from .inference import require_contrast
+    from .io import load_volume, refuse_label_map
 
     volume = path.volume if isinstance(path, _SeriesInput) else load_volume(path, input_times_given(args))
     refuse_label_map(volume, path.name)
     notice_ignored_sidecar(volume, path.name)
     require_contrast(volume.data)
     plane_notice(volume, path.name)
-    given = None
-    if engine.task == "d2p":  # what the options leave open, the file may state
-        pick = lambda option, own: option if option is not None else own  # noqa: E731
-        where = "its DICOM tags" if isinstance(path, _SeriesInput) and path.dicom_tags else "its sidecar"
-        refuse_for_d2p(engine.info.name, pick(args.input_te, volume.te_ms), pick(args.input_tr, volume.tr_ms),
-                       pick(args.input_sequence, volume.sequence), pick(args.input_ti, volume.ti_ms), where)
-    if engine.task == "p2p" and isinstance(path, _SeriesInput) and path.dicom_tags:
-        _dicom_input_times(path, args)
-    if engine.task == "p2p":
-        te_in, tr_in, source = input_acquisition(volume, args.input_te, args.input_tr)
-        guessed = (guessed_reading(volume.data, engine, voxels_mm=voxel_mm(volume))
-                   if _nothing_names_the_input(volume, args) else None)
-        if guessed is not None:
-            given, guess = guessed
-            te_in, tr_in, source = given.te_ms, given.tr_ms, "guessed"
-            _notice(f"notice: {path.name}: no input acquisition given or in a sidecar; the image looks "
-                  f"like {guess.describe()}: read as {get_preset(guess.reading).describe()}; name its "
-                  "acquisition with --input-preset or --input-te/--input-tr")
-        else:
-            given = _input_sequence(volume, te_in, tr_in, args)
-        if source == "default":
-            from .presets import input_preset_names
+    return volume
 
-            unknown = "/".join(n for n, given, own in (("TE", args.input_te, volume.te_ms),
-                                                        ("TR", args.input_tr, volume.tr_ms))
-                               if given is None and own is None)
-            _notice(f"notice: {path.name}: no input {unknown} given or in a BIDS sidecar; taking the "
-                  f"input to be at TE {te_in:g} ms / TR {tr_in:g} ms; name its acquisition with "
-                  f"--input-preset ({', '.join(input_preset_names())}) or --input-te/--input-tr")
-    wanted = [Acquisition(te, tr, args.sequence, args.ti, args.flip) for te, tr in targets]
-    predictions = engine.predict_many(volume.data, wanted, given, options=options)  # refuses what it cannot read
-    if engine.task == "p2p":
-        for warning in out_of_range_warnings(te_in, tr_in, engine.trained_ranges["input"]):
-            print(f"warning: {path.name}: input {warning}", file=sys.stderr)
-    predictions = list(predictions)
-    extra = acquisition_sidecar(args.sequence, args.ti, args.flip)
-    return [((te, tr), save_volume(outputs[(path, (te, tr))], pred, like=volume, te_ms=te, tr_ms=tr,
-                                   model=engine.info.name, extra=extra, overwrite=args.overwrite))
-            for (te, tr), pred in zip(targets, predictions)]
+
+def _input_used(engine, path, volume, data, args) -> tuple:
+    """``(the input's Acquisition for the engine, or None for its default; the sidecar's
+    "Input" record of the acquisition used)``: from the options, the file (sidecar, DICOM
+    tags), else the preset its contrast looks like, else the default (with a notice)."""
+    from .acquisition import Acquisition
+    from .volume_writing import input_record
+
+    file = _input_file(path, volume)
+    if engine.task == "d2p":  # it reads one input acquisition, the default: what the file states must be it
+        _refuse_for_d2p_input(engine, path, volume, args)
+        return None, input_record(Acquisition.default(), _times_source(path, volume, args), **file)
+    if isinstance(path, _SeriesInput) and path.dicom_tags:
+        _dicom_input_times(path, args)
+    _refuse_one_time_without_the_other(volume, args)
+    guessed = _guessed_input(engine, path, volume, data, args)
+    if guessed is not None:
+        return guessed[0], input_record(guessed[0], "guessed", preset=guessed[1].reading, **file)
+    te_in, tr_in, source = input_acquisition(volume, args.input_te, args.input_tr)
+    if source == "default":
+        from .presets import input_preset_names
+
+        _notice(f"notice: {path.name}: no input TE/TR given or in a BIDS sidecar; taking the input to be at TE "
+                f"{te_in:g} ms / TR {tr_in:g} ms; name its acquisition with --input-preset "
+                f"({', '.join(input_preset_names())}) or --input-te/--input-tr")
+    given = _input_sequence(volume, te_in, tr_in, args)
+    return given, input_record(given, _times_source(path, volume, args), preset=args.input_preset, **file)
+
+
+def _input_file(path, volume) -> dict:
+    """The input's file name (and a DICOM series' or 4-D file's acquisition), for its record."""
+    from pathlib import Path
+
+    if not isinstance(path, _SeriesInput):
+        return {"file": path.name}
+    source = getattr(volume, "source", None)
+    return {"file": Path(str(source)).name if source else path.name, "part": path.name}
+
+
+def _times_source(path, volume, args) -> str:
+    """Where the input's TE and TR came from: ``given`` (the options or --input-preset), its
+    ``BIDS sidecar`` or ``DICOM tags``, ``default``, or two of those (``given and BIDS sidecar``)."""
+    own = "DICOM tags" if isinstance(path, _SeriesInput) and path.dicom_tags else "BIDS sidecar"
+    origins = ["given" if getattr(args, f"input_{n}") is not None else own if getattr(volume, f"{n}_ms") is not None
+               else "default" for n in ("te", "tr")]
+    return " and ".join(dict.fromkeys(origins))
+
+
+def _refuse_for_d2p_input(engine, path, volume, args) -> None:
+    """What the options leave open of a d2p input, the file may state: refused unless it is d2p's input."""
+    pick = lambda option, own: option if option is not None else own  # noqa: E731
+    where = "its DICOM tags" if isinstance(path, _SeriesInput) and path.dicom_tags else "its sidecar"
+    refuse_for_d2p(engine.info.name, pick(args.input_te, volume.te_ms), pick(args.input_tr, volume.tr_ms),
+                   pick(args.input_sequence, volume.sequence), pick(args.input_ti, volume.ti_ms), where)
+
+
+def _refuse_one_time_without_the_other(volume, args) -> None:
+    """An input TE known (given, or in its sidecar) without its TR, or the reverse, is a
+    one-line ValueError naming the option that gives it: the other is not guessed."""
+    known = {name: getattr(args, f"input_{name}") if getattr(args, f"input_{name}") is not None
+             else getattr(volume, f"{name}_ms") for name in ("te", "tr")}
+    missing = [name for name, value in known.items() if value is None]
+    if len(missing) == 1:
+        [lacking], [(other, value)] = missing, [(n, v) for n, v in known.items() if v is not None]
+        raise ValueError(f"the input's {other.upper()} is known ({value:g} ms) but not its {lacking.upper()}, "
+                         f"which is not guessed; give it with --input-{lacking} MS, or name the acquisition "
+                         "with --input-preset NAME")
+
+
+def _guessed_input(engine, path, volume, data, args):
+    """``(Acquisition, ContrastGuess)`` of an input that names nothing of its acquisition,
+    read as the preset its contrast looks like (with a notice); else None."""
+    from .contrast import guessed_reading, voxel_mm
+    from .presets import get_preset
+
+    if not _nothing_names_the_input(volume, args):
+        return None
+    guessed = guessed_reading(data, engine, voxels_mm=voxel_mm(volume))
+    if guessed is not None:
+        guess = guessed[1]
+        _notice(f"notice: {path.name}: no input acquisition given or in a sidecar; the image looks "
+                f"like {guess.describe()}: read as {get_preset(guess.reading).describe()}; name its "
+                "acquisition with --input-preset or --input-te/--input-tr")
+    return guessed
 
 
 def _nothing_names_the_input(volume, args) -> bool:
@@ -439,8 +586,8 @@ def build_parser() -> argparse.ArgumentParser:
                     choices=["spin_echo", "inversion_recovery", "gradient_echo"],
                     help="target sequence (default spin_echo); the others need a physics model")
     pr.add_argument("--ti", type=_positive_ms, nargs="+", metavar="MS",
-                    help="inversion time, ms (--sequence inversion_recovery); two, TI1 and TI2, for "
-                         "--joint --preset DIR")
+                    help="inversion time, ms (--sequence inversion_recovery, or a --preset's); two, TI1 "
+                         "and TI2, for double inversion recovery (--preset DIR)")
     pr.add_argument("--flip", type=float, metavar="DEG",
                     help="flip angle, degrees (--sequence gradient_echo)")
     pr.add_argument("--input-te", type=_positive_ms, nargs="+",
@@ -487,8 +634,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_maps_command(sub)
 
     demo = sub.add_parser("demo", help="open napari with the sample head and the widget")
-    demo.add_argument("--model", default="physics")
-    demo.add_argument("--device", default="auto")
+    demo.add_argument("--model", default="physics",
+                      help="bundled model the widget starts with: physics (the default), physics_mrilab, d2p "
+                           "or p2p")
+    demo.add_argument("--device", default="auto", help="auto (the default: CUDA, then MPS, then CPU), cpu, "
+                                                       "cuda or mps")
     demo.set_defaults(func=cmd_demo)
     return parser
 

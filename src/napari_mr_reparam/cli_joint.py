@@ -278,8 +278,11 @@ def input_times_given(args) -> set[str]:
 
 
 def notice_ignored_sidecar(volume, name: str) -> None:
-    """A notice when the input's sidecar times were set aside for the times given
-    (:func:`~napari_mr_reparam.io.load_volume`)."""
+    """The reader's notices on the input (:func:`~napari_mr_reparam.io.load_volume`: complex
+    voxels read as their magnitude, say), and one when its sidecar times were set aside for
+    the times given."""
+    for line in (volume.extra or {}).get("notices", ()):
+        print(f"notice: {line}", file=sys.stderr)
     ignored = (volume.extra or {}).get("sidecar_times_ignored")
     if ignored:
         print(f"notice: {name}: {ignored}; the input times given are used", file=sys.stderr)
@@ -529,13 +532,13 @@ def refuse_input_seconds(args) -> None:
 def gains_of(volumes, choice: str):
     """The ``scale`` :func:`~napari_mr_reparam.joint_fit.fit_maps` takes for ``--scale
     choice``: a series label per input (the file or DICOM folder it came from) for
-    ``per-series``, and for ``auto`` where some input path brought several images and
-    there are several paths (an inversion-recovery set and an echo train, say)."""
+    ``per-series``; for ``auto``, :func:`~napari_mr_reparam.series_gains.by_source`."""
+    from .series_gains import by_source
+
     labels = [v.source for v in volumes]
-    paths = len(set(labels))
-    if choice == "per-series" or (choice == "auto" and 1 < paths < len(labels)):
-        return labels
-    return "per_input" if choice == "per-input" else "shared"
+    if choice == "auto":
+        return by_source(labels)
+    return labels if choice == "per-series" else "per_input" if choice == "per-input" else "shared"
 
 
 def refuse_bad_angles(args) -> None:

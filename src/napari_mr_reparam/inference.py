@@ -153,12 +153,17 @@ def bound_target_range(card: dict) -> dict | None:
     TE/TR and sequence. Read from the card, without building the model."""
     from .acquisition_effects import trained_ranges
 
-    if card.get("arch") != "paper":
-        from .models.physics_net import NETWORKS
+    return None if card_renders_from_maps(card) else trained_ranges(card.get("config"))["target"]
 
-        if getattr(NETWORKS.get(card.get("arch")), "renders_from_maps", False):
-            return None
-    return trained_ranges(card.get("config"))["target"]
+
+def card_renders_from_maps(card: dict) -> bool:
+    """Whether the model a weight card describes renders from maps
+    (:attr:`Reparameterizer.renders_from_maps`), read from the card without building it."""
+    if card.get("arch") == "paper":
+        return False
+    from .models.physics_net import NETWORKS
+
+    return bool(getattr(NETWORKS.get(card.get("arch")), "renders_from_maps", False))
 
 
 class Reparameterizer:
@@ -321,7 +326,8 @@ class Reparameterizer:
         ``input`` is the volume's own acquisition (default: the Default-to-Param input,
         TE 50 ms / TR 4500 ms; Default-to-Param models ignore it). Acquisition times may
         be scalars or one value per slice. Each slice is scaled by its own maximum as in
-        training, predicted, and scaled back; NaN voxels are treated as 0 and stay NaN.
+        training, predicted, and scaled back; NaN and infinite voxels (which the image does
+        not measure) are treated as 0 and are NaN in the output.
         """
         return next(self.predict_many(volume, [target], input, options=options, progress=progress,
                                       cancelled=cancelled))
@@ -336,6 +342,8 @@ class Reparameterizer:
         """
         data = np.asarray(volume, np.float32)
         targets = list(targets)
+        for what, acquisition in [("the target", t) for t in targets] + [("the input", input)]:
+            _refuse_other_slice_count(acquisition, _slice_count(data), what)
         options = self.resolve(options)
         if self.renders_from_maps:
             maps = self.compute_maps(data, input, options=options, progress=progress, cancelled=cancelled)
@@ -361,7 +369,14 @@ class Reparameterizer:
                        input_ti_ms=None, input_flip_deg=None) -> np.ndarray:
         """:meth:`predict` with the acquisitions and options given as keywords (times in ms;
         the input's sequence, TI and flip angle as ``input_sequence``, ``input_ti_ms`` and
-        ``input_flip_deg``)."""
+        ``input_flip_deg``). A time or angle that is not a number, or one per slice, is a
+        one-line ``TypeError`` or ``ValueError`` naming its parameter."""
+        count = _slice_count(volume)
+        for name, value in (("te_ms", te_ms), ("tr_ms", tr_ms)):
+            _check_argument(name, value, count, required=True)
+        for name, value in (("input_te_ms", input_te_ms), ("input_tr_ms", input_tr_ms), ("ti_ms", ti_ms),
+                            ("flip_deg", flip_deg), ("input_ti_ms", input_ti_ms), ("input_flip_deg", input_flip_deg)):
+            _check_argument(name, value, count, required=False)
         target = Acquisition(te_ms, tr_ms, sequence, ti_ms, flip_deg)
         given = _input_acquisition(input_te_ms, input_tr_ms, input_sequence, input_ti_ms, input_flip_deg)
         return self.predict(volume, target, given,
@@ -556,6 +571,44 @@ def _sequence_conditions(given: Acquisition) -> tuple:
     return given.sequence, values(given.ti_ms), values(given.flip_deg)
 
 
+def _slice_count(volume) -> int:
+    """How many slices a (z, y, x) volume (or a 2-D image: one) has."""
+    return int(np.shape(volume)[0]) if np.ndim(volume) == 3 else 1
+
+
+def _check_argument(name: str, value, count: int, required: bool) -> None:
+    """A one-line ``TypeError`` for a time (``*_ms``) or angle (``*_deg``) argument that is
+    not a number (or, when not ``required``, None), a ``ValueError`` for one that is
+    neither one value nor one per slice of ``count``."""
+    what = "a time in ms" if name.endswith("_ms") else "an angle in degrees"
+    takes = f"{name} takes {what} (a number), or one per slice"
+    if value is None:
+        if required:
+            raise TypeError(f"{takes}; got None")
+        return
+    if isinstance(value, (str, bytes, bool)):
+        raise TypeError(f"{takes}; got {value!r}")
+    try:
+        values = np.asarray(value, np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"{takes}; got {type(value).__name__}") from None
+    if values.ndim > 1 or (values.ndim == 1 and values.size != count):
+        raise ValueError(f"{takes} ({count}); got {values.size} values" if values.ndim == 1 else
+                         f"{takes} ({count}); got an array of shape {values.shape}")
+
+
+def _refuse_other_slice_count(acquisition: Acquisition | None, count: int, what: str) -> None:
+    """A one-line ``ValueError`` for an acquisition whose times are given per slice for
+    another number of slices than the volume's ``count``."""
+    if not isinstance(acquisition, Acquisition):
+        return  # None, or not an Acquisition: refused where it is read
+    for field in ("te_ms", "tr_ms", "ti_ms", "flip_deg", "ti2_ms"):
+        value = getattr(acquisition, field)
+        if np.ndim(value) == 1 and np.size(value) != count:
+            raise ValueError(f"{what}'s {field} gives {np.size(value)} values for a volume of {count} slices; "
+                             "give one value, or one per slice")
+
+
 def _as_acquisition(given: Acquisition | None) -> Acquisition:
     if given is None:
         return Acquisition.default()
@@ -583,25 +636,39 @@ def _per_slice_axes(value):
 
 
 def require_contrast(data: np.ndarray) -> None:
-    """Raise ``ValueError`` for a volume with no image in it: empty, all NaN, or one value."""
+    """Raise ``ValueError`` for a volume with no image in it: empty, all NaN, one value, or
+    no voxel above 0 (an MR magnitude image has positive signal)."""
     finite = np.isfinite(data)
     finite = data if finite.all() else data[finite]  # no copy of a volume without NaN
     if finite.size == 0:
         raise ValueError("the volume holds no image: " + ("it is empty" if data.size == 0 else
                                                           "every voxel is NaN or infinite"))
-    if finite.min() == finite.max():
-        raise ValueError(f"the volume holds no image: every voxel is {float(finite.min()):g}")
+    low, high = float(finite.min()) + 0.0, float(finite.max()) + 0.0  # + 0.0: -0 reads as 0
+    if low == high:
+        raise ValueError(f"the volume holds no image: every voxel is {low:g}")
+    if high <= 0:
+        raise ValueError(f"the volume holds no image: no voxel is above 0 (the largest is {high:g}); an MR "
+                         "magnitude image has positive signal, so give the magnitude image")
+
+
+def as_measured(data: np.ndarray) -> np.ndarray:
+    """``data`` (float32) with its infinite voxels made NaN: voxels the image does not
+    measure, as NaN ones are (no copy where every voxel is finite or NaN)."""
+    data = np.asarray(data, np.float32)
+    infinite = np.isinf(data)
+    return np.where(infinite, np.float32(np.nan), data) if infinite.any() else data
 
 
 def _normalized_slices(volume: np.ndarray):
-    """Slices scaled to their own maximum: (images in [0, 1], scale (z,1,1), NaN mask, (h, w))."""
+    """Slices scaled to their own maximum: (images in [0, 1], scale (z,1,1), mask of the
+    voxels not measured (NaN or infinite), (h, w))."""
     data = np.asarray(volume, np.float32)
     flat = data[None] if data.ndim == 2 else data
     if flat.ndim != 3:
         raise ValueError(f"expected a 2-D image or a 3-D volume, got shape {data.shape}")
     require_contrast(flat)
-    nan = np.isnan(flat)
-    clean = np.where(nan, 0.0, flat) if nan.any() else flat  # read only: no copy without NaN
+    nan = ~np.isfinite(flat)
+    clean = np.where(nan, 0.0, flat) if nan.any() else flat  # read only: no copy when all are finite
     scale = np.maximum(clean.max(axis=(1, 2), keepdims=True), 0.0)
     images = np.divide(clean, scale, out=np.zeros_like(clean), where=scale > 0)
     return np.clip(images, 0, 1, out=images), scale, nan, flat.shape[-2:]

@@ -39,6 +39,16 @@ def series_of(labels, count: int) -> list[int]:
     return [seen.setdefault(label, len(seen)) for label in labels]
 
 
+def by_source(labels):
+    """The gains a fit takes by default for inputs read from the sources ``labels`` (one per
+    input: the file or DICOM folder each came from): a gain per source where there are
+    several and one of them brought several images (an inversion-recovery folder and an
+    echo-train folder); else one for all ("shared"), as lone images of separate series
+    cannot tell their gains apart from a relaxation time."""
+    labels = list(labels)
+    return labels if 1 < len(set(labels)) < len(labels) else "shared"
+
+
 def misfit(problem, gains, sample, fit) -> float:
     """Mean squared misfit, in noise units, of the voxels ``sample`` (positions in
     ``problem.index``) fitted with the inputs' ``gains``: ``fit(problem)`` gives their maps."""

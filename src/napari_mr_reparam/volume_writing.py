@@ -74,6 +74,7 @@ def output_paths(output: str | Path, names: list[tuple[str, str]], suffix: str |
         but there are several (``"several targets"``).
     """
     out = Path(output)
+    refuse_file_as_folder(out, "-o ")
     if suffix_of(out):
         if len(names) != 1:
             raise ValueError(f"{several} need an output folder for -o, not a file")
@@ -87,6 +88,21 @@ def output_paths(output: str | Path, names: list[tuple[str, str]], suffix: str |
         kind = kind if kind in OUTPUT_SUFFIXES else ".nii.gz" if kind in MGH_SUFFIXES else ".png"
         paths.append(out / f"{stem}{kind}")
     return paths
+
+
+def refuse_file_as_folder(path: str | Path, said: str = "") -> None:
+    """A one-line ``ValueError`` when a folder ``path`` would be written in is an existing
+    file (``afile/x.nii.gz`` where ``afile`` is one); ``said`` leads the message (``-o ``)."""
+    path = Path(path)
+    for folder in reversed(path.parents):
+        if folder.exists() and not folder.is_dir():
+            raise ValueError(f"{said}{path}: {folder} is a file, not a folder; choose another output path")
+
+
+def written_files(path: str | Path) -> list[Path]:
+    """The files :func:`save_volume` writes for ``path``: the path, and for NIfTI its BIDS sidecar."""
+    path = Path(path)
+    return [path, sidecar_path(path)] if suffix_of(path) in NIFTI_SUFFIXES else [path]
 
 
 def refuse_existing(paths, overwrite: bool = False) -> None:
@@ -103,7 +119,7 @@ def refuse_existing(paths, overwrite: bool = False) -> None:
             if suffix_of(path) == SERIES_SUFFIX:
                 refuse_unreplaceable(path)
             continue
-        for target in (path, sidecar_path(path)) if suffix_of(path) in NIFTI_SUFFIXES else (path,):
+        for target in written_files(path):
             if target.exists():
                 raise FileExistsError(f"{target} exists; pass --overwrite to replace it")
 
@@ -129,14 +145,18 @@ def save_volume(path: str | Path, data_zyx: np.ndarray, like: Volume | None = No
     like : Volume, optional
         The volume the data derive from (same stack shape).
     te_ms, tr_ms, model, extra
-        For the BIDS sidecar written beside NIfTI outputs (times stored in seconds); a
-        DICOM series takes them into its tags.
+        For the BIDS sidecar written beside NIfTI outputs (times given in ms, stored in
+        seconds; a time that can only be seconds is a one-line ``ValueError``; no
+        ``Model`` when ``model`` is None); a DICOM series takes them into its tags.
+        :func:`input_record` makes the ``extra`` that records the input's acquisition.
     overwrite : bool
         Replace existing files (the data file and its sidecar); otherwise
         ``FileExistsError``.
     """
     path = Path(path)
     suffix = check_output_type(path)
+    _refuse_seconds(te_ms, tr_ms, extra)
+    refuse_file_as_folder(path)
     data = np.asarray(data_zyx, dtype=np.float32)
     if data.ndim == 2:
         data = data[None]
@@ -156,14 +176,67 @@ def save_volume(path: str | Path, data_zyx: np.ndarray, like: Volume | None = No
                             extra=extra, overwrite=overwrite)
     jobs = [(path, lambda tmp: _WRITERS[suffix](tmp, data, like))]
     if suffix in NIFTI_SUFFIXES:
-        meta = prediction_sidecar(te_ms, tr_ms, model, extra)
+        meta = _sidecar(te_ms, tr_ms, model, extra)
         jobs.append((sidecar_path(path), lambda tmp: tmp.write_text(json.dumps(meta, indent=2) + "\n")))
     if not overwrite:
         for target, _ in jobs:
             if target.exists():
-                raise FileExistsError(f"{target} exists; pass overwrite (--overwrite) to replace it")
+                raise FileExistsError(f"{target} exists; overwrite=True replaces it (--overwrite on the "
+                                      "command line)")
     _write_atomically(jobs)
     return path
+
+
+def _refuse_seconds(te_ms, tr_ms, extra: dict | None) -> None:
+    """save_volume's times are ms: one that can only be seconds is a one-line ValueError (a
+    gradient echo's TR may be a few ms, as :class:`~napari_mr_reparam.acquisition.Acquisition` allows)."""
+    from .units import refuse_seconds
+
+    gradient_echo = (extra or {}).get("ScanningSequence") == "GR"
+    refuse_seconds(te=te_ms, tr=None if gradient_echo else tr_ms)
+
+
+def _sidecar(te_ms, tr_ms, model, extra) -> dict:
+    """The BIDS sidecar of a prediction (:func:`~napari_mr_reparam.sidecars.prediction_sidecar`),
+    without a ``Model`` where none is known."""
+    meta = prediction_sidecar(te_ms, tr_ms, model, extra)
+    for made in meta.get("GeneratedBy", []):
+        if made.get("Model") is None:
+            made.pop("Model", None)
+    return meta
+
+
+#: What :func:`input_record`'s times and angle are in.
+INPUT_UNITS = "EchoTime, RepetitionTime and InversionTime in seconds (as BIDS); FlipAngle in degrees"
+
+
+def input_record(acquisition, source: str, file: str | None = None, preset: str | None = None,
+                 part: str | None = None) -> dict:
+    """The sidecar field ``Input`` (for :func:`save_volume`'s ``extra``): the input's
+    acquisition as the prediction used it (an
+    :class:`~napari_mr_reparam.acquisition.Acquisition`; times stored in seconds, as the
+    sidecar's own), where it came from (``source``: ``given``, ``BIDS sidecar``, ``DICOM
+    tags``, ``given and BIDS sidecar``, ``guessed`` by the contrast classifier, or
+    ``default``), the input preset it was read as, the input's file name and, for one
+    acquisition of a DICOM series or 4-D file, which (``part``: ``SERIES_acq2``)."""
+    from .sidecars import acquisition_sidecar
+    from .units import ms_to_s
+
+    record: dict = {"File": file} if file else {}
+    if part:
+        record["Acquisition"] = part
+    record["EchoTime"] = round(float(ms_to_s(acquisition.te_ms)), 9)
+    record["RepetitionTime"] = round(float(ms_to_s(acquisition.tr_ms)), 9)
+    record.update(acquisition_sidecar(acquisition.sequence, _one(acquisition.ti_ms), _one(acquisition.flip_deg)))
+    record["Source"] = source
+    if preset:
+        record["Preset"] = preset
+    record["Units"] = INPUT_UNITS
+    return {"Input": record}
+
+
+def _one(value):
+    return None if value is None else float(value)
 
 
 def _write_atomically(jobs: list[tuple[Path, Callable[[Path], None]]]) -> None:
