@@ -45,6 +45,11 @@ def _until(qtbot, condition, timeout=60000):
     qtbot.waitUntil(lambda: bool(condition()), timeout=timeout)
 
 
+def _ramp(shape):
+    """An image with something in it (a layer of one value holds none: it is refused)."""
+    return np.arange(np.prod(shape), dtype=np.float32).reshape(shape) % 97 + 1
+
+
 def test_run_makes_one_prediction_and_one_difference(demo, qtbot):
     viewer, widget = demo
     truth = viewer.layers["head TE120 TR6000"]
@@ -692,7 +697,7 @@ def test_joint_maps_job_can_be_cancelled(demo, qtbot, monkeypatch):
 def test_mismatched_inputs_give_one_message_and_change_nothing(demo, qtbot):
     viewer, widget = demo
     widget.model.value = "physics"
-    odd = viewer.add_image(np.ones((4, 32, 32), np.float32), name="odd", metadata={"te_ms": 90, "tr_ms": 3000})
+    odd = viewer.add_image(_ramp((4, 32, 32)), name="odd", metadata={"te_ms": 90, "tr_ms": 3000})
     before = [(l.name, l.data.shape) for l in viewer.layers]
     row = widget.add_input_row()
     row.layer.value = odd
@@ -983,10 +988,164 @@ def test_the_other_images_of_the_inputs_series_are_added_in_one_click(make_napar
 
 def test_what_the_status_said_of_one_input_goes_when_another_is_chosen(demo):
     viewer, widget = demo
-    odd = viewer.add_image(np.ones((6, 8, 8), np.float32), name="t1_ms",
+    odd = viewer.add_image(_ramp((6, 8, 8)), name="t1_ms",
                            metadata={"sidecar_times_ignored": "the times in t1_ms.json are ignored"})
     widget.reset_choices()
     widget.image.value = odd
     assert widget.status.value.startswith("t1_ms: the times in t1_ms.json are ignored")
     widget.image.value = viewer.layers["head TE50 TR4500"]  # its metadata state its TE/TR
     assert widget.status.value == ""
+
+
+@pytest.mark.parametrize("data, said", [
+    (np.full((6, 16, 16), np.nan, np.float32), "holds no image: every voxel is NaN or infinite; choose another layer"),
+    (np.full((6, 16, 16), np.inf, np.float32), "holds no image: every voxel is NaN or infinite; choose another layer"),
+    (np.zeros((6, 16, 16), np.float32), "holds no image: every voxel is 0; choose another layer"),
+    (np.full((6, 16, 16), 7.0, np.float32), "holds no image: every voxel is 7; choose another layer"),
+    (np.random.default_rng(0).random((2, 6, 16, 16)).astype(np.float32),
+     ("has 4 dimensions (2, 6, 16, 16); the models take a 2-D image or a 3-D volume: split it into volumes "
+      "(right-click the layer > Split Stack) and choose one")),
+])
+def test_a_layer_no_model_reads_is_refused_in_the_status_as_it_is_chosen(demo, qtbot, data, said):
+    viewer, widget = demo
+    widget.model.value = "physics"
+    bad = viewer.add_image(data, name="bad")
+    widget.reset_choices()
+    widget.image.value = bad  # nothing raised in the selection callback
+    assert widget.status.value == f"bad {said}"
+    widget.status.value = ""
+    widget.run.clicked.emit()
+    assert widget.status.value == f"bad {said}" and _idle(widget) and not _outputs(viewer, "prediction")
+
+
+def test_a_further_input_no_model_reads_is_named_in_the_status(demo, qtbot):
+    viewer, widget = demo
+    widget.model.value = "physics"
+    nan = viewer.add_image(np.full((6, 64, 64), np.nan, np.float32), name="nan scan",
+                           metadata={"te_ms": 50.0, "tr_ms": 2000.0})
+    widget.reset_choices()
+    row = widget.add_input_row()
+    row.layer.value = nan  # nothing raised as the row fills itself in
+    assert widget.status.value == "nan scan holds no image: every voxel is NaN or infinite; choose another layer"
+    widget.status.value = ""
+    widget.run.clicked.emit()
+    assert widget.status.value.startswith("nan scan holds no image") and _idle(widget)
+    assert not _outputs(viewer, "prediction")
+
+
+@pytest.mark.parametrize("box, said", [
+    ("input_ti", "head TE50 TR4500: no TI known for its MPRAGE acquisition; type it in Input TI"),
+    ("input_flip", "head TE50 TR4500: no flip angle known for its MPRAGE acquisition; type it in Input flip"),
+])
+def test_an_mprage_input_without_its_ti_or_flip_asks_for_it_and_runs_nothing(demo, qtbot, box, said):
+    viewer, widget = demo
+    widget.model.value = "physics"
+    widget.input_preset.value = "MPRAGE"
+    getattr(widget, box).value = 0  # "?": not known
+    widget.run.clicked.emit()
+    assert widget.status.value == said and _idle(widget) and not _outputs(viewer, "prediction")
+
+
+def test_an_input_te_longer_than_its_tr_is_a_status_line_naming_the_input(demo, qtbot, monkeypatch):
+    from napari.utils import notifications
+
+    shown = []
+    monkeypatch.setattr(notifications, "show_error", shown.append)
+    viewer, widget = demo
+    widget.model.value = "physics"
+    widget.input_preset.value = "T2w"
+    widget.input_tr.value, widget.input_te.value = 40.0, 50.0
+    widget.run.clicked.emit()
+    assert widget.status.value == ("head TE50 TR4500's acquisition (Input TE/TR): TE (50 ms) must be shorter than "
+                                   "TR (40 ms)")
+    assert _idle(widget) and not shown and not _outputs(viewer, "prediction")
+
+
+def test_a_time_typed_in_seconds_in_a_row_keeps_its_digits_for_the_hint(demo, qtbot):
+    viewer, widget = demo
+    widget.model.value = "physics"
+    row = widget.add_input_row()
+    row.layer.value = viewer.layers["head TE20 TR600"]
+    row.te.value = 0.03856
+    assert row.te.native.text() == "TE 0.03856 ms"
+    row.te.value = 38.56  # shown as typed, no trailing zeros
+    assert row.te.native.text() == "TE 38.56 ms"
+    row.te.value = 0.03856
+    widget.run.clicked.emit()
+    assert widget.status.value == ("head TE20 TR600: TE 0.03856 looks like seconds; times are in milliseconds "
+                                   "(did you mean 38.56 ms?)")
+    widget.input_te.value = 0.03856  # the input's own field too
+    assert widget.status.value.endswith("(did you mean 38.56 ms?)")
+
+
+def _slow_until(event, real):
+    """``real`` (an engine method) called once ``event`` is set, not before, cancelled or not."""
+    import threading
+
+    started = threading.Event()
+
+    def slow(*args, **kwargs):
+        started.set()
+        event.wait(30)
+        return real(*args, **kwargs)
+
+    return started, slow
+
+
+@pytest.mark.parametrize("close", ["the ✕ button", "the dock closed"])
+def test_closing_the_dock_mid_run_stops_the_work_and_adds_no_layer(make_napari_viewer, tiny_weights, qtbot,
+                                                                  monkeypatch, close):
+    import threading
+
+    from napari_mr_reparam.inference import Reparameterizer
+
+    closed = threading.Event()
+    started, slow = _slow_until(closed, Reparameterizer.compute_maps)
+    monkeypatch.setattr(Reparameterizer, "compute_maps", slow)
+    viewer = make_napari_viewer()
+    dock, widget = viewer.window.add_plugin_dock_widget("napari-mr-reparam", "MR Re-parameterization")
+    viewer.add_image(make_sample_all()[0][0][:6], **make_sample_all()[0][1])
+    widget.reset_choices()
+    widget.image.value = viewer.layers[0]
+    widget.run.clicked.emit()
+    _until(qtbot, started.is_set)
+    job = widget._predictions.job
+    dock.destroyOnClose() if close == "the ✕ button" else dock.close()
+    closed.set()
+    assert job.cancelled()
+    _until(qtbot, lambda: _idle(widget))
+    qtbot.wait(100)
+    assert [l.name for l in viewer.layers] == ["head TE50 TR4500"]
+
+
+def test_a_job_that_finishes_after_a_refusal_leaves_the_refusal_shown(demo, qtbot, monkeypatch):
+    import threading
+
+    from napari_mr_reparam.inference import Reparameterizer
+
+    refused = threading.Event()
+    started, slow = _slow_until(refused, Reparameterizer.predict)
+    monkeypatch.setattr(Reparameterizer, "predict", slow)
+    viewer, widget = demo
+    widget.live.value = False
+    widget.run.clicked.emit()
+    _until(qtbot, started.is_set)
+    widget.preset.value = "FLAIR"  # d2p renders no inversion recovery
+    refusal = widget.status.value
+    assert refusal.startswith("FLAIR is inversion recovery: only the physics model renders it")
+    refused.set()
+    _until(qtbot, lambda: _idle(widget) and _outputs(viewer, "prediction"))
+    assert widget.status.value == refusal
+    widget.run.clicked.emit()  # a request taken: its news shows again
+    _until(qtbot, lambda: _idle(widget) and widget.status.value.startswith("Done (volume)"))
+    assert widget.status.value.endswith(": spin echo, TE 100 / TR 3000 ms")
+
+
+def test_the_status_names_the_contrast_rendered(demo, qtbot):
+    viewer, widget = demo
+    widget.model.value = "physics"
+    widget.preset.value = "FLAIR"
+    widget.run.clicked.emit()
+    _until(qtbot, lambda: _idle(widget) and _outputs(viewer, "prediction"))
+    assert widget.status.value.startswith("Rendered from the maps on ")
+    assert widget.status.value.endswith(": FLAIR, TE 120 / TR 9000 / TI 2500 ms")

@@ -224,7 +224,68 @@ def test_a_colour_layer_is_refused():
     assert image_refusal(SimpleNamespace(name="photo", rgb=True)) == (
         "photo is an RGB(A) colour image; the models take grey-level images: open the file with the "
         "napari-mr-reparam reader (it reads colour as grey levels)")
-    assert image_refusal(_layer("scan")) == "" and image_refusal(SimpleNamespace(name="g", rgb=False)) == ""
+    scan = SimpleNamespace(name="scan", data=np.arange(16, dtype=np.float32).reshape(1, 4, 4))
+    assert image_refusal(scan) == "" and image_refusal(SimpleNamespace(name="g", rgb=False)) == ""
+
+
+@pytest.mark.parametrize("data, said", [
+    (np.full((2, 4, 4), np.nan), "nan holds no image: every voxel is NaN or infinite; choose another layer"),
+    (np.full((2, 4, 4), np.inf), "inf holds no image: every voxel is NaN or infinite; choose another layer"),
+    (np.zeros((2, 4, 4), np.float32), "zeros holds no image: every voxel is 0; choose another layer"),
+    (np.full((4, 4), 7.0), "seven holds no image: every voxel is 7; choose another layer"),
+])
+def test_a_layer_with_no_image_in_it_is_refused_in_one_line_that_names_it(data, said):
+    from napari_mr_reparam.widget_logic import guessed_input_preset, image_refusal
+
+    layer = SimpleNamespace(name=said.split(" ")[0], data=data, metadata={})
+    assert image_refusal(layer) == said
+    assert guessed_input_preset(layer, "physics") is None  # nothing to guess from: no error either
+
+
+def test_a_layer_of_four_dimensions_is_refused_with_what_to_do():
+    from napari_mr_reparam.widget_logic import guessed_input_preset, image_refusal
+
+    layer = SimpleNamespace(name="echoes", data=np.random.default_rng(0).random((2, 3, 8, 8)), metadata={})
+    assert image_refusal(layer) == (
+        "echoes has 4 dimensions (2, 3, 8, 8); the models take a 2-D image or a 3-D volume: split it into "
+        "volumes (right-click the layer > Split Stack) and choose one")
+    assert guessed_input_preset(layer, "physics") is None
+
+
+def test_an_input_sequence_without_its_ti_or_flip_is_refused_asking_for_them():
+    layer = _layer("t1")
+    mprage = Request(layer, "physics", "cpu", te=100.0, tr=4000.0, input_te=3.0, input_tr=2300.0,
+                     input_sequence="mprage", input_ti=None, input_flip=9.0)
+    with pytest.raises(ValueError, match=r"^t1: no TI known for its MPRAGE acquisition; type it in Input TI$"):
+        mprage.given()
+    from dataclasses import replace
+
+    with pytest.raises(ValueError, match=r"^t1: no TI or flip angle known for its MPRAGE acquisition; type them "
+                                         r"in Input TI and Input flip$"):
+        replace(mprage, input_flip=None).given()
+    gre = replace(mprage, input_sequence="gradient_echo", input_flip=None)
+    with pytest.raises(ValueError, match=r"^t1: no flip angle known for its gradient echo acquisition"):
+        gre.given()
+    assert replace(mprage, input_ti=900.0).given().ti_ms == 900.0
+
+
+def test_an_impossible_input_acquisition_names_the_input():
+    request = Request(_layer("t2"), "physics", "cpu", te=100.0, tr=4000.0, input_te=50.0, input_tr=40.0)
+    with pytest.raises(ValueError, match=r"^t2's acquisition \(Input TE/TR\): TE \(50 ms\) must be shorter than "
+                                         r"TR \(40 ms\)$"):
+        request.given()
+
+
+def test_a_target_is_named_by_its_preset_or_sequence_and_its_times():
+    from napari_mr_reparam.widget_logic import target_words
+
+    layer = _layer("t1")
+    flair = Request(layer, "physics", "cpu", te=120.0, tr=9000.0, sequence="inversion_recovery", ti=2500.0)
+    assert target_words(flair) == "FLAIR, TE 120 / TR 9000 / TI 2500 ms"
+    custom = Request(layer, "physics", "cpu", te=80.0, tr=3000.0)
+    assert target_words(custom) == "spin echo, TE 80 / TR 3000 ms"
+    gre = Request(layer, "physics", "cpu", te=5.0, tr=30.0, sequence="gradient_echo", flip_deg=20.0)
+    assert target_words(gre) == "gradient echo, TE 5 / TR 30 ms, flip 20°"
 
 
 def test_a_time_that_can_only_be_seconds_gets_the_command_lines_hint():
@@ -237,6 +298,8 @@ def test_a_time_that_can_only_be_seconds_gets_the_command_lines_hint():
     assert seconds_hint(input_ti=0.9).startswith("input TI 0.9 looks like seconds")
     assert seconds_hint(te=100.0, tr=3000.0, ti=2500.0, input_te=15.0, input_tr=500.0, input_ti=0) == ""
     assert seconds_hint("gradient_echo", te=4.0, tr=8.0) == ""  # a gradient echo's TR may be a few ms
+    assert seconds_hint(input_te=0.03856).endswith("(did you mean 38.56 ms?)")  # the digits typed, all of them
+    assert seconds_hint(tr=2.2999999523).endswith("(did you mean 2300 ms?)")  # a slider's float
 
 
 def test_a_ground_truth_of_another_sequence_gets_a_warning():
@@ -268,7 +331,7 @@ def test_a_layer_read_from_a_3d_file_that_looks_mprage_like_is_offered_as_mprage
 
     monkeypatch.setattr(contrast, "guess_input", lambda volume, weights=None, classifier=None:
                         contrast.ContrastGuess("T1w", 0.6, {"T1w": 0.6, "MPRAGE": 0.3}))
-    data = np.zeros((4, 8, 8), np.float32)
+    data = np.arange(4 * 8 * 8, dtype=np.float32).reshape(4, 8, 8)  # an image in it: guessed
     read = SimpleNamespace(data=data, name="t1", metadata={"volume": Volume(data=data, spacing=(1.0, 1.0, 1.0))})
     drawn = SimpleNamespace(data=data, name="t1", metadata={})  # no file: placement unknown
     assert guessed_input_preset(read, "physics").reading == "MPRAGE"

@@ -43,13 +43,13 @@ import numpy as np
 from magicgui.widgets import (
     CheckBox, ComboBox, Container, FloatSlider, FloatSpinBox, Label, ProgressBar, PushButton, create_widget,
 )
-from qtpy.QtCore import QTimer
+from qtpy.QtCore import QEvent, QObject, QTimer
 
 from . import DEFAULT_CONSISTENCY, DEFAULT_TE_MS, DEFAULT_TR_MS
 from ._background import LatestJob
 from ._widget_controls import (
-    INPUT_SEQUENCE_CHOICES, SEQUENCE_CHOICES, InputRow, NoteLabel, compact, in_scroll_area, target_slider,
-    wrap_text,
+    INPUT_SEQUENCE_CHOICES, SEQUENCE_CHOICES, InputRow, NoteLabel, TimeBox, compact, in_scroll_area,
+    target_slider, wrap_text,
 )
 from ._widget_outputs import Outputs
 from ._widget_work import compute, with_range
@@ -60,7 +60,7 @@ from .widget_logic import (
     CUSTOM, EngineCache, InputSpec, MapsCache, Request, determined_line, guessed_input_preset,
     guessed_line, image_refusal, input_from_metadata, input_refusal, joint_acquisitions,
     joint_job_units, matching_preset, preset_choices, preset_controls, preset_refusal, render_request,
-    seconds_hint,
+    seconds_hint, target_words,
 )
 
 if TYPE_CHECKING:
@@ -103,6 +103,7 @@ class ReparamWidget(Container):
         self._renders = LatestJob(self._show_rendered, self._on_render_error)
         self._applying_preset = False
         self._said_of_input = False  # the status line is about the input chosen (_say_of_input)
+        self._refusal = ""  # the refusal the status line shows, until a request is taken (_refuse)
         self._make_controls()
         # the prediction and difference layers, and the comparison with the ground truth
         self._outputs = Outputs(self._viewer, self.image, self.ground_truth, self.metrics, self.truth_hint,
@@ -124,11 +125,10 @@ class ReparamWidget(Container):
                                              "research T1-weighted scans): sets the input's sequence "
                                              "and times below, each still editable (editing one makes "
                                              "it Custom)")
-        self.input_te = FloatSpinBox(value=DEFAULT_TE_MS, min=SECONDS_FLOOR, max=5000, step=1, label="Input TE (ms)")
-        self.input_tr = FloatSpinBox(value=DEFAULT_TR_MS, min=SECONDS_FLOOR, max=20000, step=10,
-                                     label="Input TR (ms)")
+        self.input_te = TimeBox(value=DEFAULT_TE_MS, min=SECONDS_FLOOR, max=5000, step=1, label="Input TE (ms)")
+        self.input_tr = TimeBox(value=DEFAULT_TR_MS, min=SECONDS_FLOOR, max=20000, step=10, label="Input TR (ms)")
         self.input_sequence = ComboBox(choices=INPUT_SEQUENCE_CHOICES, value="spin_echo", label="Input sequence")
-        self.input_ti = FloatSpinBox(value=0, min=0, max=20000, step=10, label="Input TI (ms)")
+        self.input_ti = TimeBox(value=0, min=0, max=20000, step=10, label="Input TI (ms)")
         self.input_flip = FloatSpinBox(value=0, min=0, max=180, step=1, label="Input flip (°)")
         for box in (self.input_ti, self.input_flip):
             box.native.setSpecialValueText("?")  # 0: not known yet
@@ -233,6 +233,7 @@ class ReparamWidget(Container):
         self._viewer.layers.events.removed.connect(self._on_layer_removed)
         self.native.destroyed.connect(_teardown(self._viewer, self._outputs.update_metrics_label,
                                                 self._on_layer_removed, self.cancel_work))
+        self._close_watch = _CloseWatch(self.native, self.cancel_work)  # the dock closed: stop the work
 
     def _on_layer_removed(self, event) -> None:
         """Closing an input layer mid-run cancels the work for it."""
@@ -272,7 +273,15 @@ class ReparamWidget(Container):
             self.joint_status.value = ""
         self._show_series_button()
         self._fit_width()
+        refusal = self._rows_refusal() if joint else ""
+        if refusal:  # a further input no model reads: said as it is chosen, and again if asked to run
+            self._refuse(refusal)
+            return
         self._on_settings_changed()
+
+    def _rows_refusal(self) -> str:
+        """Why a further input's layer cannot be an input (the first such row's), else empty."""
+        return next((why for row in self.inputs if (why := image_refusal(row.layer.value))), "")
 
     def _series_siblings(self) -> list:
         """The other images of the input's series not yet inputs (:func:`series_siblings`)."""
@@ -349,7 +358,7 @@ class ReparamWidget(Container):
         refusal = preset_refusal(combo.value, self.model.value, inputs=inputs)
         if refusal:
             self._set_preset(CUSTOM, combo)
-            self.status.value = refusal
+            self._refuse(refusal)
         return bool(refusal)
 
     def _chosen_preset(self, combo, inputs: bool = False) -> dict | None:
@@ -408,13 +417,25 @@ class ReparamWidget(Container):
         """A status line about the input chosen, cleared when another is chosen."""
         self.status.value, self._said_of_input = text, True
 
+    def _refuse(self, text: str) -> None:
+        """Say in the status line why nothing runs: a job that finishes later keeps it (:meth:`_report`)."""
+        self.status.value = self._refusal = text
+
+    def _report(self, text: str) -> None:
+        """A job's news in the status line, unless a refusal newer than the job is shown."""
+        if not (self._refusal and self.status.value == self._refusal):
+            self.status.value = text
+
     def _on_image_changed(self, *_):
         layer = self.image.value
         meta = getattr(layer, "metadata", {}) or {}
         if self._said_of_input:  # what was said of the input chosen before no longer holds
             self.status.value, self._said_of_input = "", False
-        if image_refusal(layer):  # a colour image: said now, and again if asked to run
-            self._say_of_input(image_refusal(layer))
+        refusal = image_refusal(layer)
+        if refusal:  # colour, 4-D, no image in it: said now, and again if asked to run
+            self._say_of_input(refusal)
+            self._refusal = refusal
+            self._outputs.update_metrics_label()  # the figures of the input before are not its
             return
         if layer is not None:
             spec = input_from_metadata(layer)
@@ -464,7 +485,7 @@ class ReparamWidget(Container):
                             input_tr=self.input_tr.value if reads_input else None,
                             input_ti=self.input_ti.value if input_ti else None)
         if hint:
-            self.status.value = hint
+            self._refuse(hint)
         return hint
 
     def _on_slider_changed(self, *_):
@@ -474,7 +495,7 @@ class ReparamWidget(Container):
         if self._seconds_hint():
             return
         if self.te.value >= self.tr.value:
-            self.status.value = "TE must be shorter than TR"
+            self._refuse("TE must be shorter than TR")
             return
         if self.live.value and self.image.value is not None:
             self._preview_timer.start()
@@ -498,7 +519,7 @@ class ReparamWidget(Container):
     def current_request(self, whole: bool) -> Request | None:
         layer = self.image.value
         if layer is None:
-            self.status.value = "Choose an input image layer"
+            self._refuse("Choose an input image layer")
             return None
         index = None if whole else self._slice_on_screen(layer)
         given_input = self.model.value in ("p2p", "physics")
@@ -559,24 +580,26 @@ class ReparamWidget(Container):
         refusal = next((why for spec in request.inputs if (why := image_refusal(spec.layer))), "")
         refusal = (image_refusal(request.layer) or refusal
                    or input_refusal(request.model, request.layer, self.input_sequence.value))
-        if refusal:  # a paper model that cannot read this input: said once, nothing runs
-            self.status.value = refusal
+        if refusal:  # a layer no model reads, or a paper model that cannot read it: nothing runs
+            self._refuse(refusal)
             return
         hint = seconds_hint(request.sequence, te=request.te, tr=request.tr, ti=request.ti,
                             input_te=request.input_te, input_tr=request.input_tr, input_ti=request.input_ti)
         if hint:  # one line in the widget, as the command line says it; nothing runs
-            self.status.value = hint
+            self._refuse(hint)
             return
         if request.te >= request.tr:
-            self.status.value = "TE must be shorter than TR"
+            self._refuse("TE must be shorter than TR")
             return
         try:
             request.target()
+            request.given()  # the input's: a TI or flip its sequence needs, TE shorter than TR
             if request.inputs:
                 joint_acquisitions(request.inputs)
         except ValueError as exc:  # one line in the widget; no layer is touched
-            self.status.value = str(exc)
+            self._refuse(str(exc))
             return
+        self._refusal = ""  # taken: what it and the jobs before it report is news again
         maps = self._maps.get(request)
         if maps is not None:  # physics: the maps exist, rendering is instant
             self._show_render(request, maps)
@@ -593,17 +616,21 @@ class ReparamWidget(Container):
         self.cancel.enabled = True
         self.progress.max, self.progress.value = total, 0
         what = "whole volume" if request.slice_index is None else f"slice {request.slice_index}"
-        self.status.value = f"Predicting {what} at TE {request.te:g} / TR {request.tr:g} ms..."
+        line = f"Predicting {what} at TE {request.te:g} / TR {request.tr:g} ms..."
         if request.inputs:
             first = "Registering the inputs onto the first, then fitting" if request.register else "Fitting"
-            self.status.value = f"{first} joint maps to {len(request.inputs)} inputs..."
+            line = f"{first} joint maps to {len(request.inputs)} inputs..."
+        self._report(line)
 
     def _on_progress(self, done: int) -> None:
         self.progress.value = min(self.progress.value + done, self.progress.max)
 
     def _on_result(self, result, request: Request) -> None:
+        job = self._predictions.job  # the one delivering: cancelled (Cancel, the dock closed), it shows nothing
+        if job is not None and job.cancelled():
+            return
         if request.layer not in self._viewer.layers:
-            self.status.value = "The input was closed; its prediction is dropped"
+            self._report("The input was closed; its prediction is dropped")
             return
         kind, value = result
         self.device.tooltip = f"in use: {self._engines.last_device}"
@@ -615,7 +642,7 @@ class ReparamWidget(Container):
         self._outputs.write_prediction(request, *value)
         self._outputs.update_comparison(request.slice_index)
         where = "volume" if request.slice_index is None else f"slice {request.slice_index}"
-        self.status.value = f"Done ({where}) on {self._engines.last_device}"
+        self._report(f"Done ({where}) on {self._engines.last_device}: {target_words(request)}")
 
     def _on_error(self, exc: Exception) -> None:
         from napari.utils.notifications import show_error
@@ -623,9 +650,9 @@ class ReparamWidget(Container):
         from .cancellation import Cancelled
 
         if isinstance(exc, Cancelled):
-            self.status.value = "Cancelled"
+            self._report("Cancelled")
             return
-        self.status.value = f"Error: {exc}"
+        self._report(f"Error: {exc}")
         show_error(f"MR re-parameterization failed: {exc}")
 
     def _on_finished(self) -> None:
@@ -640,19 +667,19 @@ class ReparamWidget(Container):
             self._outputs.drop_comparison()
             self._renders.submit(lambda job: with_range(render_request(engine, maps, request)), request,
                                  engine_and_maps)
-            self.status.value = f"Rendering the whole volume at TE {request.te:g} / TR {request.tr:g} ms..."
+            self._report(f"Rendering the whole volume: {target_words(request)}...")
             return
         self._renders.drop()  # a whole volume still rendering would cover the slice shown now
         try:
             volume = render_request(engine, maps, request)
         except ValueError as exc:
-            self.status.value = str(exc)
+            self._refuse(str(exc))
             return
         self._show_rendered((volume, None), request, engine_and_maps)
 
     def _on_render_error(self, exc: Exception) -> None:
         if isinstance(exc, ValueError):  # a target the maps cannot render: one line
-            self.status.value = str(exc)
+            self._report(str(exc))
             return
         self._on_error(exc)
 
@@ -669,9 +696,10 @@ class ReparamWidget(Container):
         where = "" if request.slice_index is None else f", slice {request.slice_index}"
         if engine is None:
             self.joint_status.value = determined_line(maps.summary(), request.register)
-            self.status.value = f"Rendered from the joint maps of {len(request.inputs)} inputs{where}"
+            source = f"the joint maps of {len(request.inputs)} inputs"
         else:
-            self.status.value = f"Rendered from the maps on {self._engines.last_device}{where}"
+            source = f"the maps on {self._engines.last_device}"
+        self._report(f"Rendered from {source}: {target_words(request)}{where}")
 
     def add_map_layers(self, *_) -> None:
         """Add the physics model's PD, T1 and T2 (ms) maps of the input as layers."""
@@ -736,3 +764,38 @@ def _teardown(viewer, *callbacks):
             pass  # Qt objects already gone
 
     return disconnect
+
+
+class _CloseWatch(QObject):
+    """Calls ``on_close`` when ``widget`` is closed: taken out of its dock (napari's ✕
+    removes the dock) or its dock closed (hidden: it comes back from the Window menu)."""
+
+    def __init__(self, widget, on_close):
+        super().__init__(widget)
+        self._widget, self._on_close, self._dock = widget, on_close, None
+        widget.installEventFilter(self)
+
+    def eventFilter(self, watched, event) -> bool:
+        kind = event.type()
+        if watched is self._widget and kind == QEvent.Type.ParentChange:
+            self._watch_dock()
+            if self._widget.parent() is None:
+                self._on_close()
+        elif watched is self._dock and kind == QEvent.Type.Close:
+            self._on_close()
+        return False
+
+    def _watch_dock(self) -> None:
+        """Watch the dock the widget is now in (none: it left its dock)."""
+        from qtpy.QtWidgets import QDockWidget
+
+        dock = self._widget.parentWidget()
+        while dock is not None and not isinstance(dock, QDockWidget):
+            dock = dock.parentWidget()
+        if dock is not self._dock:
+            if self._dock is not None:
+                with contextlib.suppress(RuntimeError):  # that dock already deleted
+                    self._dock.removeEventFilter(self)
+            if dock is not None:
+                dock.installEventFilter(self)
+            self._dock = dock

@@ -4,11 +4,13 @@ the scroll area the controls sit in (:mod:`napari_mr_reparam._widget` lays them 
 
 from __future__ import annotations
 
+from magicgui.backends._qtpy.widgets import FloatSpinBox as _QtFloatSpinBox
 from magicgui.widgets import (
     ComboBox, Container, FloatSlider, FloatSpinBox, Label, PushButton, create_widget,
 )
+from magicgui.widgets.bases import RangedWidget
 from qtpy.QtCore import QSize, Qt
-from qtpy.QtWidgets import QFrame, QScrollArea
+from qtpy.QtWidgets import QDoubleSpinBox, QFrame, QScrollArea
 
 from .presets import get_input_preset
 from .widget_logic import (
@@ -91,9 +93,39 @@ class InputRow(Container):
                          known(self.ti), known(self.flip))
 
 
-def _ms_box(prefix: str, maximum: float) -> FloatSpinBox:
+#: The decimals a time field keeps: a time typed in seconds (TE 0.03856) keeps its digits,
+#: so its hint names the ms it means (38.56).
+TIME_DECIMALS = 6
+
+
+class _TrimmedSpinBox(QDoubleSpinBox):
+    """A number field that shows its value without trailing zeros (``15``, ``38.56``)."""
+
+    def textFromValue(self, value: float) -> str:
+        text = super().textFromValue(value)
+        point = self.locale().decimalPoint()
+        return text.rstrip("0").rstrip(point) if point in text else text
+
+
+class _QtTimeBox(_QtFloatSpinBox):
+    """magicgui's Qt float field, on :class:`_TrimmedSpinBox` with :data:`TIME_DECIMALS`."""
+
+    def __init__(self, **kwargs):
+        super(_QtFloatSpinBox, self).__init__(_TrimmedSpinBox, **kwargs)
+        self._qwidget.setDecimals(TIME_DECIMALS)
+
+
+class TimeBox(RangedWidget):
+    """A float field for a time (ms) that keeps what was typed to :data:`TIME_DECIMALS`
+    decimals and shows it without trailing zeros."""
+
+    def __init__(self, **kwargs):
+        super().__init__(widget_type=_QtTimeBox, **kwargs)
+
+
+def _ms_box(prefix: str, maximum: float) -> TimeBox:
     """A compact time field: ``TE 15 ms``, or ``TE ?`` while unknown (0)."""
-    box = FloatSpinBox(value=0, min=0, max=maximum, step=1)
+    box = TimeBox(value=0, min=0, max=maximum, step=1)
     box.native.setPrefix(prefix)
     box.native.setSuffix(" ms")
     box.native.setSpecialValueText(f"{prefix}?")

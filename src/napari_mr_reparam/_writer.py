@@ -15,12 +15,40 @@ class WriteRefused(RuntimeError):
     as "this writer does not apply" and shows only that, dropping the reason."""
 
 
+#: What the napari writer saves (its ``filename_extensions`` in napari.yaml), the first
+#: given to a name without one.
+WRITER_SUFFIXES = (".nii.gz", ".nii", ".dcm")
+
+
 def write_single_image(path: str, data, meta: dict) -> list[str]:
-    """:func:`write_image`, its refusals raised as :class:`WriteRefused` so napari shows them."""
+    """:func:`write_image` to ``path`` (:func:`writer_path`), its refusals raised as
+    :class:`WriteRefused` so napari shows them."""
     try:
-        return write_image(path, data, meta)
+        return write_image(writer_path(path), data, meta)
     except ValueError as error:
         raise WriteRefused(str(error)) from None
+
+
+def writer_path(path: str) -> str:
+    """``path`` as the writer saves it: a name without extension gets ``.nii.gz`` (as napari
+    gives it when the plugin is named, not from its Save dialog); a one-line ValueError for
+    an extension it does not offer, or a file the extension names that napari did not ask
+    about replacing."""
+    from pathlib import Path
+
+    from .file_types import suffix_of
+
+    suffix = suffix_of(path)
+    if suffix in WRITER_SUFFIXES:
+        return path
+    name = Path(path).name
+    if suffix:
+        raise ValueError(f"{name}: this writer saves {', '.join(WRITER_SUFFIXES)} only; end the name with one "
+                         "(or give none for .nii.gz)")
+    full = f"{path}{WRITER_SUFFIXES[0]}"
+    if Path(full).exists():
+        raise ValueError(f"{name}{WRITER_SUFFIXES[0]} already exists; type its full name to replace it")
+    return full
 
 
 def write_image(path: str, data, meta: dict) -> list[str]:

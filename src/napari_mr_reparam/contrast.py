@@ -149,7 +149,7 @@ def load_classifier(weights: str | None = None):
 
 
 def _slices_with_signal(volume: np.ndarray, count: int) -> np.ndarray:
-    data = np.nan_to_num(np.asarray(volume, np.float32).reshape(-1, *np.shape(volume)[-2:]))
+    data = np.nan_to_num(np.asarray(volume, np.float32).reshape(-1, *np.shape(volume)[-2:]), posinf=0.0, neginf=0.0)
     energy = data.reshape(data.shape[0], -1).mean(axis=1)
     keep = np.flatnonzero(energy >= 0.25 * energy.max()) if energy.max() > 0 else np.arange(data.shape[0])
     pick = keep[np.unique(np.linspace(0, keep.size - 1, min(count, keep.size)).round().astype(int))]

@@ -62,7 +62,7 @@ def write_series(folder: str | Path, voxels: np.ndarray, affine: np.ndarray, *, 
     affine = np.asarray(affine, float)
     if folder.exists():
         if not overwrite:
-            raise FileExistsError(f"{folder} exists; pass overwrite (--overwrite) to replace it")
+            raise FileExistsError(f"{folder} exists; overwrite=True replaces it (--overwrite on the command line)")
         refuse_unreplaceable(folder)
     source = _source_dataset(source_files)
     meta = _series_attributes(source, te_ms, tr_ms, model, extra or {})

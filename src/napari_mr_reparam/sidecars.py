@@ -200,7 +200,8 @@ def _seconds(ms) -> float:
 
 
 def prediction_sidecar(te_ms, tr_ms, model, extra) -> dict:
-    """BIDS sidecar content: times in seconds, and what generated the image."""
+    """BIDS sidecar content: times in seconds, and what generated the image (the model
+    where one is named)."""
     from . import __version__
 
     meta: dict = {}
@@ -208,7 +209,8 @@ def prediction_sidecar(te_ms, tr_ms, model, extra) -> dict:
         meta["EchoTime"] = _seconds(te_ms)
     if tr_ms is not None:
         meta["RepetitionTime"] = _seconds(tr_ms)
-    meta["GeneratedBy"] = [{"Name": "napari-mr-reparam", "Version": __version__, "Model": model}]
+    made = {"Name": "napari-mr-reparam", "Version": __version__}
+    meta["GeneratedBy"] = [made if model is None else {**made, "Model": model}]
     meta.update(extra or {})
     return meta
 

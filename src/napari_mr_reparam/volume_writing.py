@@ -176,7 +176,7 @@ def save_volume(path: str | Path, data_zyx: np.ndarray, like: Volume | None = No
                             extra=extra, overwrite=overwrite)
     jobs = [(path, lambda tmp: _WRITERS[suffix](tmp, data, like))]
     if suffix in NIFTI_SUFFIXES:
-        meta = _sidecar(te_ms, tr_ms, model, extra)
+        meta = prediction_sidecar(te_ms, tr_ms, model, extra)
         jobs.append((sidecar_path(path), lambda tmp: tmp.write_text(json.dumps(meta, indent=2) + "\n")))
     if not overwrite:
         for target, _ in jobs:
@@ -194,16 +194,6 @@ def _refuse_seconds(te_ms, tr_ms, extra: dict | None) -> None:
 
     gradient_echo = (extra or {}).get("ScanningSequence") == "GR"
     refuse_seconds(te=te_ms, tr=None if gradient_echo else tr_ms)
-
-
-def _sidecar(te_ms, tr_ms, model, extra) -> dict:
-    """The BIDS sidecar of a prediction (:func:`~napari_mr_reparam.sidecars.prediction_sidecar`),
-    without a ``Model`` where none is known."""
-    meta = prediction_sidecar(te_ms, tr_ms, model, extra)
-    for made in meta.get("GeneratedBy", []):
-        if made.get("Model") is None:
-            made.pop("Model", None)
-    return meta
 
 
 #: What :func:`input_record`'s times and angle are in.

@@ -3,6 +3,7 @@ presets, and the acquisitions of several inputs (joint maps)."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import threading
 from dataclasses import dataclass
@@ -53,10 +54,23 @@ class Request:
         return Acquisition(self.te, self.tr, self.sequence, self.ti, self.flip_deg, self.ti2)
 
     def given(self) -> Acquisition | None:
-        """The input's acquisition (None where the model reads no input times)."""
+        """The input's acquisition (None where the model reads no input times); a one-line
+        ValueError naming the input where its sequence needs a TI or flip angle not known
+        (0 in its field) or a value is impossible."""
         if not self.input_te:
             return None
-        return Acquisition(self.input_te, self.input_tr, self.input_sequence, self.input_ti, self.input_flip)
+        name = getattr(self.layer, "name", "the input")
+        fields = {"TI": ("ti", self.input_ti, "Input TI"), "flip angle": ("flip", self.input_flip, "Input flip")}
+        reads = SEQUENCE_READS.get(self.input_sequence, ())
+        missing = [k for k, (key, value, _) in fields.items() if key in reads and not value]
+        if missing:
+            where = " and ".join(fields[k][2] for k in missing)
+            return _raise(f"{name}: no {' or '.join(missing)} known for its {_sequence_words(self.input_sequence)} "
+                          f"acquisition; type {'it' if len(missing) == 1 else 'them'} in {where}")
+        try:
+            return Acquisition(self.input_te, self.input_tr, self.input_sequence, self.input_ti, self.input_flip)
+        except ValueError as exc:
+            return _raise(f"{name}'s acquisition (Input TE/TR): {exc}")
 
 
 @dataclass(frozen=True)
@@ -162,7 +176,7 @@ def guessed_input_preset(layer, model: str):
     from .weights import WeightsError
 
     meta = getattr(layer, "metadata", None) or {}
-    if model == "d2p" or any(meta.get(k) for k in ("te_ms", "tr_ms", "ti_ms", "sequence")):
+    if model == "d2p" or any(meta.get(k) for k in ("te_ms", "tr_ms", "ti_ms", "sequence")) or image_refusal(layer):
         return None
     try:
         guess = read_as(guess_input(np.asarray(layer.data)), voxel_mm(input_volume(layer)),
@@ -362,6 +376,18 @@ def preset_refusal(name: str, model: str, inputs: bool = False) -> str:
     return f"{name} is {kind}: only the physics model renders it (the other models predict spin-echo images)"
 
 
+def target_words(request: Request) -> str:
+    """The target as a status line names it: its preset (else its sequence) and its times,
+    e.g. ``FLAIR, TE 120 / TR 9000 / TI 2500 ms``."""
+    values = {"sequence": request.sequence, "te": request.te, "tr": request.tr, "ti": request.ti,
+              "ti2": request.ti2, "flip": request.flip_deg}
+    name = matching_preset(values)
+    times = [f"TE {request.te:g}", f"TR {request.tr:g}"]
+    times += [f"{label} {value:g}" for label, value in (("TI", request.ti), ("TI2", request.ti2)) if value is not None]
+    words = f"{name if name != CUSTOM else _sequence_words(request.sequence)}, {' / '.join(times)} ms"
+    return words + (f", flip {request.flip_deg:g}°" if request.flip_deg is not None else "")
+
+
 def on_step(value: float, step: float, minimum: float, maximum: float) -> float:
     """The multiple of ``step`` nearest ``value`` within ``minimum``-``maximum``: where a
     slider dragged, stepped or scrolled lands. A least value below the first multiple
@@ -381,19 +407,60 @@ def seconds_hint(sequence: str = "spin_echo", **times) -> str:
     if sequence == "gradient_echo":
         times.pop("tr", None)
     try:
-        # to the thousandth of a ms: a slider holds 2.3 as 2.29999
-        refuse_seconds(**{k: round(float(v), 3) if v else None for k, v in times.items()})
+        # to five significant digits: a slider holds 2.3 as 2.29999, a field 0.03856 as typed
+        refuse_seconds(**{k: float(f"{float(v):.5g}") if v else None for k, v in times.items()})
     except ValueError as exc:
         return str(exc)
     return ""
 
 
 def image_refusal(layer) -> str:
-    """Why ``layer`` cannot be an input (empty when it can): the models take grey-level
-    images, not RGB(A) colour ones (napari's own reader opens a colour file as such)."""
+    """Why ``layer`` cannot be an input (empty when it can), in one line that names it: the
+    models take grey-level images, not RGB(A) colour ones (napari's own reader opens a
+    colour file as such), of two or three dimensions, with an image in them (not empty,
+    all NaN or infinite, or one value)."""
+    name = getattr(layer, "name", "the input")
     if getattr(layer, "rgb", False):
-        return (f"{getattr(layer, 'name', 'the input')} is an RGB(A) colour image; the models take grey-level "
+        return (f"{name} is an RGB(A) colour image; the models take grey-level "
                 "images: open the file with the napari-mr-reparam reader (it reads colour as grey levels)")
+    data = getattr(layer, "data", None)
+    if data is None:
+        return ""
+    shape = tuple(np.shape(data))
+    if len(shape) > 3:
+        return (f"{name} has {len(shape)} dimensions {shape}; the models take a 2-D image or a 3-D volume: "
+                "split it into volumes (right-click the layer > Split Stack) and choose one")
+    if len(shape) < 2:
+        return f"{name} has shape {shape}; the models take a 2-D image or a 3-D volume"
+    return _contrast_refusal(name, data)
+
+
+#: Arrays found to hold an image, by id (with a weak reference, so a new array at the same
+#: address is checked again): a slider's every move asks again, a pass over the volume each.
+_HOLD_AN_IMAGE: dict[int, Any] = {}
+
+
+def _contrast_refusal(name: str, data) -> str:
+    """Why ``data`` holds no image (empty, all NaN or infinite, one value; the engine's
+    :func:`~napari_mr_reparam.inference.require_contrast`), naming ``name``; empty when it
+    holds one (remembered per array)."""
+    import weakref
+
+    from .inference import require_contrast
+
+    known = _HOLD_AN_IMAGE.get(id(data))
+    if known is not None and known() is data:
+        return ""
+    try:
+        require_contrast(np.asarray(data))
+    except ValueError as exc:  # "the volume holds no image: ..." said of the layer
+        said = str(exc)
+        return (f"{name} {said.removeprefix('the volume ')}" if said.startswith("the volume ")
+                else f"{name}: {said}") + "; choose another layer"
+    with contextlib.suppress(TypeError):  # an array type without weak references is checked each time
+        _HOLD_AN_IMAGE[id(data)] = weakref.ref(data)
+        for key in [k for k, ref in _HOLD_AN_IMAGE.items() if ref() is None]:
+            del _HOLD_AN_IMAGE[key]
     return ""
 
 
