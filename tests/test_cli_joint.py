@@ -109,6 +109,9 @@ def test_joint_predict_renders_targets_and_presets(scans, tmp_path):
     assert main(["predict", "--joint", *args, "--preset", "FLAIR", "--ti", "2200", "-o", str(flair)]) == 0
     sidecar = json.loads((tmp_path / "flair.json").read_text())
     assert sidecar["InversionTime"] == pytest.approx(2.2) and sidecar["ScanningSequence"] == "IR"
+    # each input as the maps read it, in seconds
+    assert [i["File"] for i in sidecar["Inputs"]] == [p.name for p in paths.values()]
+    assert [i["EchoTime"] for i in sidecar["Inputs"]] == pytest.approx([v[0] / 1000 for v in ACQS.values()])
     # the same BIDS keys as every other output: read back as the acquisition it is
     back = load_volume(flair)
     assert (back.sequence, back.te_ms, back.tr_ms, back.ti_ms) == ("inversion_recovery", 120, 9000, 2200)

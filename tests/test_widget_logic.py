@@ -361,3 +361,19 @@ def test_the_images_of_one_series_are_those_the_reader_read_together():
     assert series_siblings(first, layers, used=[echo2]) == [echo3]
     assert series_siblings(output, layers) == [] and series_siblings(None, layers) == []
     assert series_siblings(Image(data=np.zeros((2, 8, 8)), metadata={}), layers) == []
+
+
+def test_each_input_layers_source_names_its_series_for_the_gains():
+    from types import SimpleNamespace
+
+    from napari_mr_reparam.series_gains import by_source
+    from napari_mr_reparam.widget_logic import InputSpec, input_sources
+
+    def spec(source):
+        return InputSpec(SimpleNamespace(name="x", metadata={"source": source} if source else {}))
+
+    ir, train, plain = [spec("ir")] * 2, [spec("train")] * 3, spec(None)
+    sources = input_sources([*ir, *train, plain])
+    assert sources[:5] == ["ir", "ir", "train", "train", "train"] and sources[5] == id(plain.layer)
+    assert by_source(sources) == sources  # a gain per folder where one brought several images
+    assert by_source(input_sources([spec("t1w.nii"), spec("t2w.nii")])) == "shared"

@@ -144,7 +144,10 @@ class ReparamWidget(Container):
                                        tooltip="Images of separate series carry their own receiver "
                                                "gain: each image's is estimated against the "
                                                "network's maps. Leave off for images of one series "
-                                               "(echoes or inversion times of one scan), which share it")
+                                               "(echoes or inversion times of one scan), which share it; "
+                                               "left off, layers read from several files or folders, "
+                                               "one of which gave several, take a gain per file or "
+                                               "folder, found by the fit")
         self.register = CheckBox(value=False, text="Register onto the first image (head moved)",
                                  tooltip="The head moved between the scans: each further image is "
                                          "registered rigidly onto the first (mutual information, a "

@@ -448,6 +448,19 @@ def _source(volume) -> str:
     return str(volume.source) if volume.source else "input"
 
 
+def inputs_record(volumes, acqs) -> dict:
+    """The sidecar field of a render's inputs, each's acquisition as the maps used it
+    (:func:`~napari_mr_reparam.volume_writing.input_record`): ``Input`` for one, ``Inputs``
+    (a list) for several."""
+    from .acquisition import Acquisition
+    from .volume_writing import input_record
+
+    records = [input_record(Acquisition(a.te, a.tr, a.sequence, ti_ms=a.ti, flip_deg=a.flip_deg), None,
+                            file=Path(v.source).name if v.source else None)["Input"]
+               for v, a in zip(volumes, acqs)]
+    return {"Input": records[0]} if len(records) == 1 else {"Inputs": records}
+
+
 def series_gains_note(sources, maps) -> str:
     """One line on the receiver gain of each input path (``sources``: each input's) but the
     first, and how it was found."""
@@ -760,7 +773,8 @@ def predict_joint_or_preset(args) -> int:
                     image = maps.render(**p.render_arguments()).reshape(volumes[0].data.shape)
                     saved = save_volume(outputs[label], image, like=volumes[0], te_ms=p.te, tr_ms=p.tr,
                                         model=maps_model(maps, "joint maps" if args.joint else model),
-                                        extra=acquisition_sidecar(p.sequence, p.ti, p.flip_deg, p.ti2),
+                                        extra={**acquisition_sidecar(p.sequence, p.ti, p.flip_deg, p.ti2),
+                                               **inputs_record(volumes, acqs)},
                                         overwrite=args.overwrite)
                     written.append(f"{p.describe()} -> {saved}")
                 print(f"ok {name}: {'; '.join(written)}")

@@ -200,7 +200,7 @@ def _refuse_seconds(te_ms, tr_ms, extra: dict | None) -> None:
 INPUT_UNITS = "EchoTime, RepetitionTime and InversionTime in seconds (as BIDS); FlipAngle in degrees"
 
 
-def input_record(acquisition, source: str, file: str | None = None, preset: str | None = None,
+def input_record(acquisition, source: str | None, file: str | None = None, preset: str | None = None,
                  part: str | None = None) -> dict:
     """The sidecar field ``Input`` (for :func:`save_volume`'s ``extra``): the input's
     acquisition as the prediction used it (an
@@ -218,7 +218,8 @@ def input_record(acquisition, source: str, file: str | None = None, preset: str 
     record["EchoTime"] = round(float(ms_to_s(acquisition.te_ms)), 9)
     record["RepetitionTime"] = round(float(ms_to_s(acquisition.tr_ms)), 9)
     record.update(acquisition_sidecar(acquisition.sequence, _one(acquisition.ti_ms), _one(acquisition.flip_deg)))
-    record["Source"] = source
+    if source:
+        record["Source"] = source
     if preset:
         record["Preset"] = preset
     record["Units"] = INPUT_UNITS

@@ -73,6 +73,14 @@ class Request:
             return _raise(f"{name}'s acquisition (Input TE/TR): {exc}")
 
 
+def input_sources(inputs) -> list:
+    """Each input's source, for the receiver gains of the joint fit
+    (:func:`~napari_mr_reparam.series_gains.by_source`): the file or DICOM folder its layer
+    was read from (its metadata's ``source``), else the layer itself (a layer of no file is
+    its own series)."""
+    return [(getattr(spec.layer, "metadata", None) or {}).get("source") or id(spec.layer) for spec in inputs]
+
+
 @dataclass(frozen=True)
 class InputSpec:
     """One input layer and its acquisition as typed (times in ms, flip in degrees;
