@@ -3,6 +3,7 @@
     python benchmarks/bench_real_scanners.py [--data ../shared/real_scans/hazen_relaxometry]
                                              [--model physics] [--keep-first-echo]
                                              [--echo-train epg|ideal] [--sites site4_philips ...]
+    python benchmarks/bench_real_scanners.py --two-series [--sites ...]
 
 For every series of the hazen relaxometry set (multi-echo spin echo of the T2 plate,
 inversion-recovery magnitude series of the T1 plate), read with
@@ -52,6 +53,15 @@ inversion-recovery magnitude series of the T1 plate), read with
     pixels (2.6 mm).
 (c) **One input, single-image model.** The physics network's maps from one image (the
     first input of (a)) and its renders of the held-out image, and its sphere T1/T2.
+
+``--two-series`` instead fits the T1 plate's two series together, at the sites that scanned
+it with both (its inversion-recovery set and its multi-echo train, stored at different
+receiver gains), as ``napari-mr-reparam maps IR_FOLDER TRAIN_FOLDER`` does (the command
+line's own path, ``cli_joint.fit_inputs``: the train resampled onto the inversion-recovery
+grid by the affines, ``--model none``), with ``--scale shared`` (one gain for both) and
+``--scale per-series`` (a gain per folder, found by the fit's misfit; what the default
+``auto`` takes for two folders of several images), and each series alone; sphere T1 and T2
+against the plate's reference as in (b) (T2 within the train's TEs from echo 2).
 
 Prints the tables as Markdown.
 """
@@ -340,6 +350,57 @@ def _pct(x):
     return f"{100 * x:.1f} %"
 
 
+# ----------------------------------------------------------------------------- two series of one plate
+
+#: Sites whose T1 plate was scanned with both series (inversion recovery and echo train).
+TWO_SERIES_SITES = ("site3_ge", "site4_philips", "site5_philips_3T")
+
+
+def fit_folders(folders, scale: str):
+    """The command line's joint maps of ``folders`` with ``--scale scale``, no network."""
+    from napari_mr_reparam.cli import build_parser
+    from napari_mr_reparam.cli_joint import fit_inputs
+
+    args = build_parser().parse_args(["maps", *map(str, folders), "-o", "unused", "--model", "none",
+                                      "--scale", scale, "-q"])
+    return fit_inputs(args.input, args, model="none")[2]
+
+
+def two_series_rows(data: Path, site: str, params) -> list[tuple]:
+    ir, train = data / "T1" / site / "plate5", data / "T2" / site / "plate5"
+    images, acqs, field, spacing, _ = load(ir)
+    centres, factor = sphere_centres(images, spacing, data / "templates" / "Plate5_T1_signed",
+                                     params["plate5"]["sphere_centres_row_col"])
+    tes = [a.te for a in load(train)[1]]
+    tis = [a.ti for a in acqs]
+    ref = {k: np.asarray(params["plate5"][k]["relax_times"][field], float) for k in ("t1", "t2")}
+    measurable = {"t1": (ref["t1"] >= min(tis)) & (ref["t1"] <= max(tis)),
+                  "t2": (ref["t2"] >= sorted(tes)[1]) & (ref["t2"] <= max(tes))}
+    fits = {"alone": (fit_folders([ir], "shared"), fit_folders([train], "shared")),
+            "shared": (fit_folders([ir, train], "shared"),) * 2, "per-series": (fit_folders([ir, train], "per-series"),) * 2}
+    rows = []
+    for name, (for_t1, for_t2) in fits.items():
+        cells = []
+        for key, maps in (("t1", for_t1), ("t2", for_t2)):
+            values = sphere_values(getattr(maps, key)[0] if getattr(maps, key).ndim == 3 else getattr(maps, key),
+                                   centres, factor)
+            error = np.abs(values / ref[key] - 1)[measurable[key]]
+            cells.append(f"{100 * np.median(error):.1f} % ({100 * error.max():.1f} %)")
+        gain = f"{for_t1.scales[-1]:.3g}" if name != "alone" else "-"
+        rows.append((f"{site} ({field})", name, *cells, gain,
+                     f"{int(measurable['t1'].sum())} / {int(measurable['t2'].sum())}"))
+    return rows
+
+
+def print_two_series(data: Path, sites, params) -> None:
+    print("| site | gains | T1 median error (worst) | T2 median error (worst) | train's gain "
+          "| spheres measurable (T1 / T2) |")
+    print("|---|---|---|---|---|---|")
+    for site in sites:
+        for row in two_series_rows(data, site, params):
+            print("| " + " | ".join(row) + " |", flush=True)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
@@ -356,6 +417,9 @@ def main(argv=None) -> int:
                         help="noise level the fits take, a fraction of each image's bright signal (default: "
                              "measured in each fit's inputs, image_noise.estimate_noise)")
     parser.add_argument("--sites", nargs="*", help="only these site folders (e.g. site4_philips)")
+    parser.add_argument("--two-series", action="store_true",
+                        help="instead: joint maps of the T1 plate's two series at each site that has both "
+                             "(its inversion-recovery set and its echo train), one gain for both or one each")
     args = parser.parse_args(argv)
     if args.noise is not None and not 0 < args.noise < 1:
         parser.error(f"--noise must lie between 0 and 1, got {args.noise:g}")
@@ -366,6 +430,9 @@ def main(argv=None) -> int:
 
     torch.set_num_threads(1)
     params = reference(args.data)
+    if args.two_series:
+        print_two_series(args.data, args.sites or TWO_SERIES_SITES, params)
+        return 0
     engine = None
     if args.model != "none":
         from napari_mr_reparam.inference import Reparameterizer
