@@ -782,3 +782,22 @@ def test_inputs_from_several_paths_one_bringing_several_images_take_a_gain_per_p
     count = Counter(v.source for v in volumes)
     assert _by_source(volumes, [2, 3, 4, 5], count) == "train (inputs 3-5), flair.nii"
     assert _by_source(volumes, [1], count) == "ir (input 2)"
+
+
+def test_maps_as_png_of_a_volume_are_refused_before_the_fit_and_leave_no_folder(scans, tmp_path, capsys):
+    paths, _ = scans
+    out = tmp_path / "maps"
+    assert main(["maps", str(paths["pdw"]), str(paths["t2w"]), *_times("--input-te")[:3], *_times("--input-tr")[:3],
+                 "--model", "none", "-o", str(out), "--suffix", ".png", "-q"]) == 2
+    assert "a PNG holds one slice, the maps have" in capsys.readouterr().err and not out.exists()
+
+
+def test_the_gain_note_names_each_series_from_where_their_paths_part():
+    from types import SimpleNamespace
+
+    from napari_mr_reparam.cli_joint import series_gains_note
+
+    maps = SimpleNamespace(scales=[1.0, 1.0, 2.5], gains_found=("first", "misfit"))
+    note = series_gains_note(["/d/T1/site/plate5", "/d/T1/site/plate5", "/d/T2/site/plate5"], maps)
+    assert note == ("one receiver gain per input path, relative to T1/site/plate5's: T2/site/plate5 x2.5 "
+                    "(from the fit's misfit)")

@@ -354,6 +354,8 @@ def test_a_freesurfer_header_states_the_acquisition(tmp_path, times, expected):
     volume = load_volume(_mgh(tmp_path / "orig.mgz", *times))
     assert (volume.te_ms, volume.tr_ms, volume.ti_ms, volume.flip_deg, volume.sequence,
             volume.extra.get("readout_tr_ms")) == expected
+    stated = any(v is not None for v in expected[:4])
+    assert volume.extra.get("times_from") == ("FreeSurfer header" if stated else None)  # the sidecar's Source
 
 
 def test_a_sidecar_wins_over_a_freesurfer_header(tmp_path):
@@ -362,3 +364,4 @@ def test_a_sidecar_wins_over_a_freesurfer_header(tmp_path):
     volume = load_volume(path)
     assert (volume.te_ms, volume.tr_ms, volume.ti_ms, volume.flip_deg, volume.sequence) == (
         100.0, 4000.0, None, None, "spin_echo")
+    assert "times_from" not in volume.extra

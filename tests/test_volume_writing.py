@@ -161,6 +161,8 @@ def test_times_that_can_only_be_seconds_are_refused_and_an_unknown_model_is_not_
         save_volume(tmp_path / "s.nii.gz", stack, te_ms=0.1, tr_ms=3)
     with pytest.raises(ValueError, match=r"^TR 3 looks like seconds"):
         save_volume(tmp_path / "s.nii.gz", stack, te_ms=100, tr_ms=3)
+    with pytest.raises(ValueError, match=r"^TE \(100 ms\) must be shorter than TR \(50 ms\)$"):
+        save_volume(tmp_path / "s.nii.gz", stack, te_ms=100, tr_ms=50)
     assert list(tmp_path.iterdir()) == []  # nothing written
     # a spoiled gradient echo's TR may be a few ms
     save_volume(tmp_path / "gre.nii.gz", stack, te_ms=4, tr_ms=8, extra=acquisition_sidecar("gradient_echo", None, 15))

@@ -474,8 +474,10 @@ def _input_file(path, volume) -> dict:
 
 def _times_source(path, volume, args) -> str:
     """Where the input's TE and TR came from: ``given`` (the options or --input-preset), its
-    ``BIDS sidecar`` or ``DICOM tags``, ``default``, or two of those (``given and BIDS sidecar``)."""
-    own = "DICOM tags" if isinstance(path, _SeriesInput) and path.dicom_tags else "BIDS sidecar"
+    ``BIDS sidecar``, ``DICOM tags`` or ``FreeSurfer header``, ``default``, or two of those
+    (``given and BIDS sidecar``)."""
+    own = ("DICOM tags" if isinstance(path, _SeriesInput) and path.dicom_tags
+           else (volume.extra or {}).get("times_from", "BIDS sidecar"))
     origins = ["given" if getattr(args, f"input_{n}") is not None else own if getattr(volume, f"{n}_ms") is not None
                else "default" for n in ("te", "tr")]
     return " and ".join(dict.fromkeys(origins))

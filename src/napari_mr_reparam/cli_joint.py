@@ -468,8 +468,16 @@ def series_gains_note(sources, maps) -> str:
     for i, source in enumerate(sources):
         first.setdefault(source, i)
     how = {"misfit": "from the fit's misfit", "prior": "from the prior's times: the inputs cannot tell it"}
+    import os
+
+    try:  # the paths from where they part: T1/site4/plate5 and T2/site4/plate5
+        common = os.path.commonpath(list(first))
+    except ValueError:  # relative and absolute paths mixed
+        common = ""
+
     def short(source):
-        return "/".join(Path(source).parts[-2:])
+        part = os.path.relpath(source, common) if common and source != common else Path(source).name
+        return part if part != "." else Path(source).name
 
     parts = [f"{short(source)} x{maps.scales[i]:.3g} ({how[found]})"
              for (source, i), found in zip(list(first.items())[1:], maps.gains_found[1:])]
@@ -632,10 +640,14 @@ def cmd_maps(args) -> int:
     refuse_existing([*targets.values(), sidecar, determined, b1], overwrite=args.overwrite)
     from tqdm import tqdm
 
+    volumes = load_inputs(args.input, times_given=input_times_given(args))
+    slices = volumes[0].data.shape[0]
+    if kind == ".png" and slices != 1:  # before the fit, as every other refusal
+        raise ValueError(f"a PNG holds one slice, the maps have {slices}; use --suffix .nii.gz, .tif or .npy")
     bars = []  # the progress bar, once the inputs are read and the work is known
     try:
         volumes, acqs, maps = fit_inputs(
-            args.input, args, args.model, args.device, progress=lambda n: bars[0].update(n),
+            args.input, args, args.model, args.device, progress=lambda n: bars[0].update(n), volumes=volumes,
             total=lambda count: bars.append(tqdm(total=count, unit="slice", disable=args.quiet, desc="maps")))
     finally:
         for bar in bars:

@@ -171,7 +171,11 @@ def load_volume(path: str | Path, times_given=()) -> Volume:
         volume = _load_nifti(path)
     else:
         volume = _load_image(path)
-    _take_sidecar(volume, read_sidecar(path, times_given) or mgh_acquisition(volume.header), path)
+    sidecar = read_sidecar(path, times_given)
+    header = {} if sidecar else mgh_acquisition(volume.header)
+    _take_sidecar(volume, sidecar or header, path)
+    if header:
+        volume.extra["times_from"] = "FreeSurfer header"
     return volume
 
 

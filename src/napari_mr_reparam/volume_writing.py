@@ -155,7 +155,7 @@ def save_volume(path: str | Path, data_zyx: np.ndarray, like: Volume | None = No
     """
     path = Path(path)
     suffix = check_output_type(path)
-    _refuse_seconds(te_ms, tr_ms, extra)
+    _refuse_bad_times(te_ms, tr_ms, extra)
     refuse_file_as_folder(path)
     data = np.asarray(data_zyx, dtype=np.float32)
     if data.ndim == 2:
@@ -187,13 +187,16 @@ def save_volume(path: str | Path, data_zyx: np.ndarray, like: Volume | None = No
     return path
 
 
-def _refuse_seconds(te_ms, tr_ms, extra: dict | None) -> None:
-    """save_volume's times are ms: one that can only be seconds is a one-line ValueError (a
-    gradient echo's TR may be a few ms, as :class:`~napari_mr_reparam.acquisition.Acquisition` allows)."""
+def _refuse_bad_times(te_ms, tr_ms, extra: dict | None) -> None:
+    """save_volume's times are ms: one that can only be seconds, or a TE not shorter than
+    the TR, is a one-line ValueError (a gradient echo's TR may be a few ms, as
+    :class:`~napari_mr_reparam.acquisition.Acquisition` allows)."""
     from .units import refuse_seconds
 
     gradient_echo = (extra or {}).get("ScanningSequence") == "GR"
     refuse_seconds(te=te_ms, tr=None if gradient_echo else tr_ms)
+    if te_ms is not None and tr_ms is not None and float(te_ms) >= float(tr_ms):
+        raise ValueError(f"TE ({float(te_ms):g} ms) must be shorter than TR ({float(tr_ms):g} ms)")
 
 
 #: What :func:`input_record`'s times and angle are in.
