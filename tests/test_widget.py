@@ -979,8 +979,19 @@ def test_the_other_images_of_the_inputs_series_are_added_in_one_click(make_napar
     assert [row.te.value for row in rows] == [20.0, 60.0, 80.0]  # each from its volume's times
     assert other not in [row.layer.value for row in widget.inputs]
     assert widget.add_series.native.isHidden()  # nothing of the series left to add
-    widget.image.value = other  # an image of no series: no button
+    # a second series: once one of its images is a row, the button offers the rest of it
+    nib.save(nib.Nifti1Image(echoes[..., :3], np.eye(4)), tmp_path / "second.nii.gz")
+    (tmp_path / "second.json").write_text(json.dumps({"EchoTime": [0.03, 0.05, 0.07], "RepetitionTime": 2.0}))
+    second = viewer.open(str(tmp_path / "second.nii.gz"), plugin="napari-mr-reparam")
+    widget.reset_choices()
+    row = widget.add_input_row()
+    row.layer.value = second[0]
+    widget._show_series_button()
+    assert widget.add_series.text == "+ The other 2 images of their series"
+    assert [r.layer.value for r in widget.add_series_rows()] == [second[1], second[2]]
     assert widget.add_series.native.isHidden()
+    widget.image.value = other  # the train's image left over (the input before) is offered, from its rows
+    assert widget.add_series.text == "+ The other image of their series"
     widget.model.value = "p2p"
     widget.image.value = layers[0]
     assert widget.add_series.native.isHidden()  # one input only for this model

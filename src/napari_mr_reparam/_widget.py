@@ -287,11 +287,16 @@ class ReparamWidget(Container):
         return next((why for row in self.inputs if (why := image_refusal(row.layer.value))), "")
 
     def _series_siblings(self) -> list:
-        """The other images of the input's series not yet inputs (:func:`series_siblings`)."""
+        """The other images of the series of the input and of each further input, not yet
+        inputs (:func:`series_siblings`): a second series (an echo train beside an
+        inversion-recovery set) is added whole once one of its images is a row."""
         from .widget_logic import series_siblings
 
-        used = [row.layer.value for row in self.inputs]
-        return series_siblings(self.image.value, list(self._viewer.layers), used)
+        chosen = [self.image.value, *(row.layer.value for row in self.inputs)]
+        found = []
+        for layer in chosen:
+            found += series_siblings(layer, list(self._viewer.layers), [*chosen, *found])
+        return found
 
     def _show_series_button(self, *_) -> None:
         """The series button shows, with how many images it adds, where there are any."""
@@ -299,8 +304,9 @@ class ReparamWidget(Container):
         self.add_series.visible = bool(siblings)
         if siblings:
             count = len(siblings)
-            self.add_series.text = ("+ The other image of its series" if count == 1
-                                    else f"+ The other {count} images of its series")
+            whose = "its series" if not len(self.inputs) else "their series"
+            self.add_series.text = (f"+ The other image of {whose}" if count == 1
+                                    else f"+ The other {count} images of {whose}")
 
     def add_series_rows(self, *_) -> list:
         """A row for each other image of the input's series (:meth:`_series_siblings`)."""
