@@ -397,7 +397,11 @@ def print_two_series(data: Path, sites, params) -> None:
           "| spheres measurable (T1 / T2) |")
     print("|---|---|---|---|---|---|")
     for site in sites:
-        for row in two_series_rows(data, site, params):
+        try:
+            rows = two_series_rows(data, site, params)
+        except ValueError as exc:  # what the command line refuses, in its words
+            rows = [(site, "-", f"refused: {exc}", "-", "-", "-")]
+        for row in rows:
             print("| " + " | ".join(row) + " |", flush=True)
 
 
