@@ -421,7 +421,7 @@ def test_maps_of_an_input_that_names_nothing_read_it_as_the_preset_it_looks_like
     monkeypatch.undo()
     monkeypatch.setattr(weights, "BUNDLED_DIR", tmp_path)  # no classifier: the times are asked for
     assert main(["maps", str(paths["pdw"]), "-o", str(tmp_path / "n")]) == 2
-    assert "no TE known" in capsys.readouterr().err
+    assert "no TE or TR known" in capsys.readouterr().err
 
 
 def test_maps_of_a_3d_input_that_looks_t1_weighted_and_mprage_like_read_it_as_mprage(scans, tmp_path,

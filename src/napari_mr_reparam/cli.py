@@ -494,14 +494,12 @@ def _refuse_for_d2p_input(engine, path, volume, args) -> None:
 def _refuse_one_time_without_the_other(volume, args) -> None:
     """An input TE known (given, or in its sidecar) without its TR, or the reverse, is a
     one-line ValueError naming the option that gives it: the other is not guessed."""
-    known = {name: getattr(args, f"input_{name}") if getattr(args, f"input_{name}") is not None
-             else getattr(volume, f"{name}_ms") for name in ("te", "tr")}
-    missing = [name for name, value in known.items() if value is None]
-    if len(missing) == 1:
-        [lacking], [(other, value)] = missing, [(n, v) for n, v in known.items() if v is not None]
-        raise ValueError(f"the input's {other.upper()} is known ({value:g} ms) but not its {lacking.upper()}, "
-                         f"which is not guessed; give it with --input-{lacking} MS, or name the acquisition "
-                         "with --input-preset NAME")
+    from .cli_joint import one_time_missing
+
+    te, tr = (getattr(args, f"input_{n}") if getattr(args, f"input_{n}") is not None else getattr(volume, f"{n}_ms")
+              for n in ("te", "tr"))
+    if (te is None) != (tr is None):
+        raise ValueError(one_time_missing(te, tr))
 
 
 def _guessed_input(engine, path, volume, data, args):

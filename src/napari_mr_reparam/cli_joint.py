@@ -358,8 +358,7 @@ def acquisitions_of(volumes, args) -> list:
         if r is None and e is not None and unknown_cycle(v):
             raise ValueError(f"{name}: {unknown_cycle(v)}")
         if e is None or r is None:
-            raise ValueError(f"{name}: no {'TE' if e is None else 'TR'} known; give --input-preset or "
-                             "--input-te/--input-tr (one per input), or a BIDS sidecar")
+            raise ValueError(f"{name}: {one_time_missing(e, r, several=n > 1)}")
         inv = ti[i] or v.ti_ms
         angle = flip[i] or v.flip_deg
         sequence = seq[i] or getattr(v, "sequence", None) or ("inversion_recovery" if inv else "spin_echo")
@@ -560,6 +559,18 @@ def gains_of(volumes, choice: str):
     if choice == "auto":
         return by_source(labels)
     return labels if choice == "per-series" else "per_input" if choice == "per-input" else "shared"
+
+
+def one_time_missing(te, tr, several: bool = False) -> str:
+    """Why an input whose TE or TR (ms, None where unknown) is missing cannot be read: the
+    other is not guessed; which option gives it (``several``: one value per input)."""
+    per = " (one per input)" if several else ""
+    if te is None and tr is None:
+        return (f"no TE or TR known; give --input-te/--input-tr{per} or --input-preset NAME, or a BIDS "
+                "sidecar beside it")
+    lacking, (other, value) = ("te", ("TR", tr)) if te is None else ("tr", ("TE", te))
+    return (f"the input's {other} is known ({value:g} ms) but not its {lacking.upper()}, which is not guessed; "
+            f"give it with --input-{lacking} MS{per}, or name the acquisition with --input-preset NAME")
 
 
 def refuse_bad_angles(args) -> None:
