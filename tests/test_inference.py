@@ -381,3 +381,14 @@ def test_the_readme_examples_import_the_engine_they_use():
     assert len(blocks) >= 2
     for block in blocks:
         assert "from napari_mr_reparam.inference import Reparameterizer" in block
+
+
+def test_a_volume_of_one_value_besides_unmeasured_voxels_says_so():
+    from napari_mr_reparam.inference import require_contrast
+
+    data = np.full((2, 4, 4), 100.0, np.float32)
+    with pytest.raises(ValueError, match=r"^the volume holds no image: every voxel is 100$"):
+        require_contrast(data)
+    data[0, 0, 0] = np.inf
+    with pytest.raises(ValueError, match=r"^the volume holds no image: every measured voxel is 100$"):
+        require_contrast(data)

@@ -645,7 +645,8 @@ def require_contrast(data: np.ndarray) -> None:
                                                           "every voxel is NaN or infinite"))
     low, high = float(finite.min()) + 0.0, float(finite.max()) + 0.0  # + 0.0: -0 reads as 0
     if low == high:
-        raise ValueError(f"the volume holds no image: every voxel is {low:g}")
+        some = "" if finite is data else " measured"  # some NaN or infinite besides
+        raise ValueError(f"the volume holds no image: every{some} voxel is {low:g}")
     if high <= 0:
         raise ValueError(f"the volume holds no image: no voxel is above 0 (the largest is {high:g}); an MR "
                          "magnitude image has positive signal, so give the magnitude image")
