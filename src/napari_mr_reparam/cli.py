@@ -211,6 +211,7 @@ def _output_paths(inputs, targets, output: str, suffix: str | None, tag: str = "
     (:func:`~napari_mr_reparam.volume_writing.output_paths`) with ``INPUT_TE<ms>_TR<ms><tag>``
     files (``INPUT_<label>``: a preset's name). Two inputs that would write one file (an
     output or its sidecar) are a one-line ValueError, before any work."""
+    from .cli_joint import refuse_shared_outputs
     from .file_types import suffix_of
     from .volume_writing import output_paths
 
@@ -223,22 +224,8 @@ def _output_paths(inputs, targets, output: str, suffix: str | None, tag: str = "
             name = f"{stem}_{label}" if label else f"{stem}_TE{te:g}_TR{tr:g}{tag}"
             names.append((name, ".nii.gz" if from_series else suffix_of(path)))
     outputs = dict(zip(keys, output_paths(output, names, suffix, "several inputs or targets")))
-    _refuse_shared_files(outputs)
+    refuse_shared_outputs((path, out) for (path, _), out in outputs.items())
     return outputs
-
-
-def _refuse_shared_files(outputs: dict) -> None:
-    """Two inputs that would write one file, an output or the sidecar beside it (``x.nii``
-    and ``x.nii.gz`` both write ``x_TE100_TR3000.json``), are a one-line ValueError."""
-    from .volume_writing import written_files
-
-    first = {}
-    for (source, _), out in outputs.items():
-        for written in written_files(out):
-            other = first.setdefault(written, source)
-            if other is not source:
-                raise ValueError(f"{other} and {source} would both be written to {written} (inputs of one file "
-                                 "name); rename one, or predict them in separate runs")
 
 
 def _refuse_repeated_inputs(paths: list[str]) -> None:

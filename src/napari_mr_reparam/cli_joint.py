@@ -217,14 +217,19 @@ def folder_files(paths: list[str]) -> list[str]:
 
 
 def refuse_shared_outputs(pairs) -> None:
-    """Two inputs whose outputs would have one name (inputs of one file name from two
-    folders) are a one-line ValueError, before anything is computed. ``pairs``: (input, output)."""
+    """Two inputs that would write one file, an output or the sidecar beside it (inputs of
+    one file name from two folders; ``x.nii`` and ``x.nii.gz``, whose outputs share
+    ``x_TE100_TR3000.json``), are a one-line ValueError, before anything is computed.
+    ``pairs``: (input, output)."""
+    from .volume_writing import written_files
+
     first = {}
     for source, out in pairs:
-        other = first.setdefault(out, source)
-        if other is not source and str(other) != str(source):
-            raise ValueError(f"{other} and {source} would both be written to {out} (inputs of one file name); "
-                             "rename one, or predict them in separate runs")
+        for written in written_files(out):
+            other = first.setdefault(written, source)
+            if other is not source and str(other) != str(source):
+                raise ValueError(f"{other} and {source} would both be written to {written} (inputs of one file "
+                                 "name); rename one, or predict them in separate runs")
 
 
 def no_inputs_in(folder: Path, images: bool = True) -> ValueError:
