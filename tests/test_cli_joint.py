@@ -765,7 +765,7 @@ def test_preset_names_the_acquisition_used_and_its_plane_as_predict_does(tmp_pat
 def test_inputs_from_several_paths_one_bringing_several_images_take_a_gain_per_path():
     from types import SimpleNamespace
 
-    from napari_mr_reparam.cli_joint import _by_source, gains_of
+    from napari_mr_reparam.cli_joint import _named_by_source, gains_of
 
     def vols(*sources):
         return [SimpleNamespace(source=s) for s in sources]
@@ -780,8 +780,8 @@ def test_inputs_from_several_paths_one_bringing_several_images_take_a_gain_per_p
 
     volumes = vols("ir", "ir", "train", "train", "train", "flair.nii")
     count = Counter(v.source for v in volumes)
-    assert _by_source(volumes, [2, 3, 4, 5], count) == "train (inputs 3-5), flair.nii"
-    assert _by_source(volumes, [1], count) == "ir (input 2)"
+    assert _named_by_source(volumes, [2, 3, 4, 5], count) == "train (inputs 3-5), flair.nii"
+    assert _named_by_source(volumes, [1], count) == "ir (input 2)"
 
 
 def test_maps_as_png_of_a_volume_are_refused_before_the_fit_and_leave_no_folder(scans, tmp_path, capsys):

@@ -440,7 +440,7 @@ def on_first_grid(volumes, registered: bool = False) -> tuple[list, list[str]]:
     if moved:
         first = volumes[0]
         size = " x ".join(f"{s:g}" for s in first.spacing)
-        print(f"notice: {_by_source(volumes, moved, count)} resampled onto the grid of {names[0]} "
+        print(f"notice: {_named_by_source(volumes, moved, count)} resampled onto the grid of {names[0]} "
               f"({'x'.join(map(str, first.data.shape))}, {size} mm) by their affines"
               + ("" if registered else "; the scans are taken as of one session, without motion between them "
                                        "(--register corrects it)"),
@@ -468,12 +468,12 @@ def inputs_record(volumes, acqs) -> dict:
 def series_gains_note(sources, maps) -> str:
     """One line on the receiver gain of each input path (``sources``: each input's) but the
     first, and how it was found."""
+    import os
+
     first = {}
     for i, source in enumerate(sources):
         first.setdefault(source, i)
     how = {"misfit": "from the fit's misfit", "prior": "from the prior's times: the inputs cannot tell it"}
-    import os
-
     try:  # the paths from where they part: T1/site4/plate5 and T2/site4/plate5
         common = os.path.commonpath(list(first))
     except ValueError:  # relative and absolute paths mixed
@@ -488,7 +488,7 @@ def series_gains_note(sources, maps) -> str:
     return f"one receiver gain per input path, relative to {short(sources[0])}'s: " + "; ".join(parts)
 
 
-def _by_source(volumes, chosen, count) -> str:
+def _named_by_source(volumes, chosen, count) -> str:
     """The inputs ``chosen`` (0-based) named by their source, the acquisitions of one folder
     or file together: ``plate5 (inputs 7-38)``."""
     groups: dict = {}
