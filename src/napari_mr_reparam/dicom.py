@@ -56,7 +56,7 @@ import numpy as np
 
 from .io import Volume
 from .messages import first_line
-from .orientation import file_to_stack, ras_orientation, stack_spacing
+from .orientation import FEW_SLICES, THICK_RATIO, file_to_stack, ras_orientation, stack_spacing
 from .sidecars import mprage_cycle, sequence_of
 
 #: Tags that hold the acquisition parameters, with their (group,element) for messages.
@@ -568,10 +568,10 @@ def _combined(datasets, positions):
 
 
 #: Voxels no more than this many times longer along one axis than another count as a
-#: volume's (3-D) rather than a stack of 2-D slices'.
-ISOTROPIC_RATIO = 1.5
-#: Fewest slices of a volume laid out again as axial slices.
-MIN_VOLUME_SLICES = 16
+#: volume's (3-D) rather than a stack of 2-D slices' (the rule NIfTI files take too).
+ISOTROPIC_RATIO = THICK_RATIO
+#: Fewest slices of a volume laid out again as axial slices (the rule NIfTI files take too).
+MIN_VOLUME_SLICES = FEW_SLICES
 
 
 def _volumetric(ds, voxel_mm, slices: int) -> bool:

@@ -55,9 +55,9 @@ STACK_FROM_RAS_IN = {"axial": _STACK_FROM_RAS,
                      "coronal": np.array([[2, -1], [0, -1], [1, -1]]),
                      "sagittal": np.array([[0, 1], [2, -1], [1, -1]])}
 #: Voxels more than this many times longer along one axis than along the others are the
-#: thick slices of a 2-D acquisition (the DICOM reader's ``ISOTROPIC_RATIO``).
+#: thick slices of a 2-D acquisition (the DICOM reader's ``ISOTROPIC_RATIO`` is this).
 THICK_RATIO = 1.5
-#: An axis of fewer voxels than this (the DICOM reader's ``MIN_VOLUME_SLICES``), and at
+#: An axis of fewer voxels than this (the DICOM reader's ``MIN_VOLUME_SLICES`` is this), and at
 #: most :data:`FEW_FRACTION` of the smaller other axis' count, holds the slices of a 2-D
 #: multi-slice acquisition; a single slice always does.
 FEW_SLICES = 16
