@@ -167,7 +167,8 @@ def _read_report(path: str) -> dict:
 def cmd_export(args) -> int:
     from pathlib import Path
 
-    from ..weights import BUNDLED_DIR, load_weights, save_weights
+    from ..volume_writing import refuse_existing
+    from ..weights import BUNDLED_DIR, card_path, load_weights, save_weights
 
     state, card = load_weights(args.checkpoint)
     card = dict(card, name=args.name)
@@ -184,9 +185,8 @@ def cmd_export(args) -> int:
     out = Path(args.out) if args.out else BUNDLED_DIR / f"{args.name}.safetensors"
     if out.suffix != ".safetensors":
         raise ValueError(f"{out.name}: export writes safetensors weights; name the output NAME.safetensors")
-    for path in (out, out.with_suffix(".json")):  # the card too: another weights file's may share its name
-        if path.exists() and not args.overwrite:
-            raise FileExistsError(f"{path} exists; pass --overwrite to replace it")
+    # the card too: another weights file's may share its name
+    refuse_existing([out, card_path(out)], overwrite=args.overwrite)
     save_weights(state, card, out)
     print(f"wrote {out} and {out.with_suffix('.json').name}")
     return 0
