@@ -60,17 +60,25 @@ class Request:
         if not self.input_te:
             return None
         name = getattr(self.layer, "name", "the input")
-        fields = {"TI": ("ti", self.input_ti, "Input TI"), "flip angle": ("flip", self.input_flip, "Input flip")}
-        reads = SEQUENCE_READS.get(self.input_sequence, ())
-        missing = [k for k, (key, value, _) in fields.items() if key in reads and not value]
+        missing = missing_values(self.input_sequence, ti=self.input_ti, flip=self.input_flip)
         if missing:
-            where = " and ".join(fields[k][2] for k in missing)
+            where = " and ".join(f"Input {'TI' if k == 'TI' else 'flip'}" for k in missing)
             return _raise(f"{name}: no {' or '.join(missing)} known for its {_sequence_words(self.input_sequence)} "
                           f"acquisition; type {'it' if len(missing) == 1 else 'them'} in {where}")
         try:
             return Acquisition(self.input_te, self.input_tr, self.input_sequence, self.input_ti, self.input_flip)
         except ValueError as exc:
             return _raise(f"{name}'s acquisition (Input TE/TR): {exc}")
+
+
+def missing_values(sequence: str, **values) -> list[str]:
+    """Which of the given values (``te``, ``tr``, ``ti``, ``flip``; 0 or None: unknown) an
+    acquisition of ``sequence`` needs and lacks, named as a status line names them (a TI
+    or flip angle only where the sequence reads one)."""
+    reads = SEQUENCE_READS.get(sequence, ())
+    names = {"te": "TE", "tr": "TR", "ti": "TI", "flip": "flip angle"}
+    return [names[key] for key, value in values.items()
+            if (key in ("te", "tr") or key in reads) and not value]
 
 
 def input_sources(inputs) -> list:
@@ -97,12 +105,7 @@ class InputSpec:
         """The checked acquisition, or a one-line ValueError naming the layer and what is missing."""
         name = getattr(self.layer, "name", "input")
         reads = SEQUENCE_READS.get(self.sequence, ())
-        needs = {"TE": self.te_ms, "TR": self.tr_ms}
-        if "ti" in reads:
-            needs["TI"] = self.ti_ms
-        if "flip" in reads:
-            needs["flip angle"] = self.flip_deg
-        missing = [k for k, v in needs.items() if not v]
+        missing = missing_values(self.sequence, te=self.te_ms, tr=self.tr_ms, ti=self.ti_ms, flip=self.flip_deg)
         if missing:
             return _raise(f"{name}: no {' or '.join(missing)} known; type the value(s) in its row")
         try:
