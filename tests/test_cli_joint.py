@@ -379,7 +379,7 @@ def test_inputs_on_other_grids_are_resampled_onto_the_first(tmp_path, capsys):
                "--model", "none", "--no-smooth", "-o", str(out)])
     assert rc == 0
     err = capsys.readouterr().err
-    assert f"notice: {files[1]}, {files[2]} resampled onto the grid of {files[0]} (2x40x40, 1 x 1 x 1 mm)" in err
+    assert "notice: t2w.nii.gz, t1w.nii.gz resampled onto the grid of pdw.nii.gz (2x40x40, 1 x 1 x 1 mm)" in err
     got = nib.load(out / "T2map.nii.gz")
     assert got.shape == (40, 40, 2) and np.allclose(got.affine, np.eye(4))
     assert json.loads((out / "maps.json").read_text())["resampled_onto_first_grid"] == files[1:]
@@ -782,6 +782,26 @@ def test_inputs_from_several_paths_one_bringing_several_images_take_a_gain_per_p
     count = Counter(v.source for v in volumes)
     assert _named_by_source(volumes, [2, 3, 4, 5], count) == "train (inputs 3-5), flair.nii"
     assert _named_by_source(volumes, [1], count) == "ir (input 2)"
+
+
+def test_notices_name_input_paths_from_where_they_part():
+    from collections import Counter
+    from types import SimpleNamespace
+
+    from napari_mr_reparam.cli_joint import _named_by_source, path_names, series_gains_note
+
+    sources = ["data/T1/site4/plate5"] * 3 + ["data/T2/site4/plate5"] * 2
+    assert path_names(sources) == {"data/T1/site4/plate5": "T1/site4/plate5",
+                                   "data/T2/site4/plate5": "T2/site4/plate5"}
+    assert path_names(["/a/t1w.nii", "b/t2w.nii"]) == {"/a/t1w.nii": "t1w.nii", "b/t2w.nii": "t2w.nii"}
+    assert path_names(["scans/t1w.nii"]) == {"scans/t1w.nii": "t1w.nii"}
+    volumes = [SimpleNamespace(source=s) for s in sources]
+    resampled = _named_by_source(volumes, [3, 4], Counter(sources))
+    maps = SimpleNamespace(scales=[1.0, 1.0, 1.0, 2.5, 2.5], gains_found=["misfit"] * 5)
+    gains = series_gains_note(sources, maps)
+    assert resampled == "T2/site4/plate5 (inputs 4, 5)"
+    assert gains == ("one receiver gain per input path, relative to T1/site4/plate5's: T2/site4/plate5 x2.5 "
+                     "(from the fit's misfit)")
 
 
 def test_maps_as_png_of_a_volume_are_refused_before_the_fit_and_leave_no_folder(scans, tmp_path, capsys):

@@ -743,6 +743,24 @@ def test_a_colour_layer_is_refused_with_a_status_message(demo):
     assert _idle(widget) and not _outputs(viewer, "prediction")
 
 
+def test_a_layer_too_small_for_a_loaded_model_is_refused_when_picked(demo, tiny_weights):
+    from napari_mr_reparam import weights
+    from napari_mr_reparam.models.physics_net import PhysicsNet
+
+    viewer, widget = demo
+    card = {"arch": "physics", "task": "p2p", "base": 4, "depth": 3, "name": "physics", "native_input": True}
+    weights.save_weights(PhysicsNet(base=4, depth=3).state_dict(), card, tiny_weights / "physics.safetensors")
+    widget.model.value = "physics"
+    widget._engines.get("physics", widget.device.value)  # as an earlier run left it loaded
+    tiny = viewer.add_image(np.random.default_rng(0).random((3, 3, 3), np.float32) + 1, name="tiny")
+    widget.reset_choices()
+    widget.image.value = tiny
+    assert widget.status.value == ("tiny: the slices are 3 x 3 pixels: too thin for physics, which needs 4 "
+                                   "pixels or more along each side of a slice; choose another layer")
+    widget.image.value = viewer.layers[0]  # a layer that fits clears it
+    assert "too thin" not in widget.status.value
+
+
 def test_a_time_typed_in_seconds_gets_a_hint_and_runs_nothing(demo):
     viewer, widget = demo
     widget.live.value = False

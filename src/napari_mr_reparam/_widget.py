@@ -440,8 +440,8 @@ class ReparamWidget(Container):
         meta = getattr(layer, "metadata", {}) or {}
         if self._said_of_input:  # what was said of the input chosen before no longer holds
             self.status.value, self._said_of_input = "", False
-        refusal = image_refusal(layer)
-        if refusal:  # colour, 4-D, no image in it: said now, and again if asked to run
+        refusal = image_refusal(layer) or self._engines.thin_slices(layer, self.model.value, self.device.value)
+        if refusal:  # colour, 4-D, no image in it, too thin: said now, and again if asked to run
             self._say_of_input(refusal)
             self._refusal = refusal
             self._outputs.update_metrics_label()  # the figures of the input before are not its

@@ -440,7 +440,8 @@ def on_first_grid(volumes, registered: bool = False) -> tuple[list, list[str]]:
     if moved:
         first = volumes[0]
         size = " x ".join(f"{s:g}" for s in first.spacing)
-        print(f"notice: {_named_by_source(volumes, moved, count)} resampled onto the grid of {names[0]} "
+        print(f"notice: {_named_by_source(volumes, moved, count)} resampled onto the grid of "
+              f"{path_names([_source(v) for v in volumes])[_source(first)]} "
               f"({'x'.join(map(str, first.data.shape))}, {size} mm) by their affines"
               + ("" if registered else "; the scans are taken as of one session, without motion between them "
                                        "(--register corrects it)"),
@@ -468,40 +469,50 @@ def inputs_record(volumes, acqs) -> dict:
 def series_gains_note(sources, maps) -> str:
     """One line on the receiver gain of each input path (``sources``: each input's) but the
     first, and how it was found."""
-    import os
-
     first = {}
     for i, source in enumerate(sources):
         first.setdefault(source, i)
     how = {"misfit": "from the fit's misfit", "prior": "from the prior's times: the inputs cannot tell it"}
-    try:  # the paths from where they part: T1/site4/plate5 and T2/site4/plate5
-        common = os.path.commonpath(list(first))
+    short = path_names(sources)
+    parts = [f"{short[source]} x{maps.scales[i]:.3g} ({how[found]})"
+             for (source, i), found in zip(list(first.items())[1:], maps.gains_found[1:])]
+    return f"one receiver gain per input path, relative to {short[sources[0]]}'s: " + "; ".join(parts)
+
+
+def path_names(sources) -> dict[str, str]:
+    """Each input path named from where the paths part (``T1/site4/plate5`` and
+    ``T2/site4/plate5`` of one parent folder), or by its own name where they share nothing
+    or only one is given."""
+    import os
+
+    unique = list(dict.fromkeys(sources))
+    try:
+        common = os.path.commonpath(unique) if len(unique) > 1 else ""
     except ValueError:  # relative and absolute paths mixed
         common = ""
 
     def short(source):
         part = os.path.relpath(source, common) if common and source != common else Path(source).name
-        return part if part != "." else Path(source).name
+        return part if part not in (".", "") else (Path(source).name or source)
 
-    parts = [f"{short(source)} x{maps.scales[i]:.3g} ({how[found]})"
-             for (source, i), found in zip(list(first.items())[1:], maps.gains_found[1:])]
-    return f"one receiver gain per input path, relative to {short(sources[0])}'s: " + "; ".join(parts)
+    return {source: short(source) for source in unique}
 
 
 def _named_by_source(volumes, chosen, count) -> str:
-    """The inputs ``chosen`` (0-based) named by their source, the acquisitions of one folder
-    or file together: ``plate5 (inputs 7-38)``."""
+    """The inputs ``chosen`` (0-based) named by their source (:func:`path_names`), the
+    acquisitions of one folder or file together: ``plate5 (inputs 7-38)``."""
+    short = path_names([_source(v) for v in volumes])
     groups: dict = {}
     for i in chosen:
         groups.setdefault(_source(volumes[i]), []).append(i + 1)
     named = []
     for source, numbers in groups.items():
         if count[source] == 1:
-            named.append(source)
+            named.append(short[source])
         elif numbers == list(range(numbers[0], numbers[-1] + 1)) and len(numbers) > 2:
-            named.append(f"{source} (inputs {numbers[0]}-{numbers[-1]})")
+            named.append(f"{short[source]} (inputs {numbers[0]}-{numbers[-1]})")
         else:
-            named.append(f"{source} (input{'s' if len(numbers) > 1 else ''} {', '.join(map(str, numbers))})")
+            named.append(f"{short[source]} (input{'s' if len(numbers) > 1 else ''} {', '.join(map(str, numbers))})")
     return ", ".join(named)
 
 

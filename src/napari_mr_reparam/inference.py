@@ -413,20 +413,28 @@ class Reparameterizer:
         return maps
 
     def _refuse_too_thin(self, shape) -> None:
-        """A one-line ValueError for slices (h, w) too thin for the network: each side of
-        the grid it works at must outlast its poolings (halvings)."""
+        """A one-line ValueError where :meth:`thin_slices` finds the slices too thin."""
+        why = self.thin_slices(shape)
+        if why:
+            raise ValueError(why)
+
+    def thin_slices(self, shape) -> str:
+        """Why slices of ``shape`` (..., h, w) are too thin for the network (empty when they
+        are not): each side of the grid it works at must outlast its poolings (halvings)."""
         from .models.physics_net import work_grid
 
         depth, work_size = getattr(self.net, "depth", None), getattr(self.net, "work_size", None)
         if depth is None or work_size is None:
-            return
-        view = tuple(shape) if self.native_input else (NETWORK_SIZE, NETWORK_SIZE)
+            return ""
+        shape = tuple(shape)[-2:]
+        view = shape if self.native_input else (NETWORK_SIZE, NETWORK_SIZE)
         grid = work_grid(view, work_size, self.native_input)
         need = 2 ** (depth - 1)
-        if min(grid) < need:
-            seen = "" if tuple(grid) == tuple(shape) else f" (read at {grid[0]} x {grid[1]})"
-            raise ValueError(f"the slices are {shape[0]} x {shape[1]} pixels{seen}: too thin for {self.info.name}, "
-                             f"which needs {need} pixels or more along each side of a slice")
+        if min(grid) >= need:
+            return ""
+        seen = "" if tuple(grid) == shape else f" (read at {grid[0]} x {grid[1]})"
+        return (f"the slices are {shape[0]} x {shape[1]} pixels{seen}: too thin for {self.info.name}, "
+                f"which needs {need} pixels or more along each side of a slice")
 
     def _maps_batch(self, chunk: np.ndarray, given: Acquisition, options: InferenceOptions) -> dict:
         torch = self._torch

@@ -188,15 +188,16 @@ def save_volume(path: str | Path, data_zyx: np.ndarray, like: Volume | None = No
 
 
 def _refuse_bad_times(te_ms, tr_ms, extra: dict | None) -> None:
-    """save_volume's times are ms: one that can only be seconds, or a TE not shorter than
-    the TR, is a one-line ValueError (a gradient echo's TR may be a few ms, as
-    :class:`~napari_mr_reparam.acquisition.Acquisition` allows)."""
+    """save_volume's times are ms: one that can only be seconds, or that
+    :func:`~napari_mr_reparam.acquisition.validate_times` refuses (not positive, a TE not
+    shorter than the TR), is a one-line ValueError (a gradient echo's TR may be a few ms,
+    as :class:`~napari_mr_reparam.acquisition.Acquisition` allows)."""
+    from .acquisition import validate_times
     from .units import refuse_seconds
 
     gradient_echo = (extra or {}).get("ScanningSequence") == "GR"
     refuse_seconds(te=te_ms, tr=None if gradient_echo else tr_ms)
-    if te_ms is not None and tr_ms is not None and float(te_ms) >= float(tr_ms):
-        raise ValueError(f"TE ({float(te_ms):g} ms) must be shorter than TR ({float(tr_ms):g} ms)")
+    validate_times(te_ms, tr_ms)
 
 
 #: What :func:`input_record`'s times and angle are in.

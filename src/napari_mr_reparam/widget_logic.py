@@ -527,6 +527,17 @@ class EngineCache:
             self.last_device = describe_device(engine.device)
             return engine
 
+    def thin_slices(self, layer, model: str, device: str) -> str:
+        """Why ``layer``'s slices are too thin for ``model`` (empty when they are not, or when
+        the model is not loaded yet: a pick does not wait for a load; the run says it then)."""
+        with self._lock:
+            engine = self._engines.get((model, device))
+        shape = np.shape(getattr(layer, "data", None))
+        if engine is None or len(shape) < 2:
+            return ""
+        why = engine.thin_slices(shape)
+        return f"{getattr(layer, 'name', 'the input')}: {why}; choose another layer" if why else ""
+
 
 class MapsCache:
     """The physics model's maps per input layer, model, device, input acquisition,
