@@ -70,3 +70,21 @@ def test_a_flat_misfit_leaves_the_gain_to_the_fallback(monkeypatch):
                         lambda problem, gains, sample, fit: 1.0 + (np.log2(gains[1] / 1.7) - 2.0) ** 2)
     gains, found = series_gains.profile_gains([0, 1, 1], problem, fit=None, fallback=lambda members: 1.7)
     assert gains[1] == pytest.approx(6.8, rel=0.01) and found == ["first", "misfit"]
+
+
+def test_a_cancel_during_the_gain_search_stops_it():
+    from napari_mr_reparam.cancellation import Cancelled
+
+    pd, t1, t2 = random_maps()
+    acqs = [Acquisition(10, 1000, "inversion_recovery", ti) for ti in (50, 200, 600)] + [
+        Acquisition(te, 2000) for te in (20, 60, 120)]
+    asked = []
+
+    def cancelled():
+        asked.append(1)
+        return len(asked) > 2  # the fit's preparation asks first; then the search's trial fits
+
+    with pytest.raises(Cancelled):
+        fit_maps(render_inputs(acqs, pd, t1, t2), acqs, scale=["ir"] * 3 + ["train"] * 3, echo_train="ideal",
+                 smooth=False, inversion=1.0, cancelled=cancelled)
+    assert len(asked) == 3

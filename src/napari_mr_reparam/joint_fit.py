@@ -289,7 +289,8 @@ def fit_maps(volumes, acquisitions, prior: dict | None = None, scale: str = "sha
     found = ()
     with _torch_threads(threads):
         if scale == "series":
-            gains, found = _series_gains(series, problem, inputs, tolerance, iterations, grid_points, chunk_voxels)
+            gains, found = _series_gains(series, problem, inputs, tolerance, iterations, grid_points, chunk_voxels,
+                                         cancelled)
             problem = _voxel_problem(inputs, prior, gains, tolerance)
         out, det = fit_voxels(problem, tolerance, iterations, grid_points, chunk_voxels, progress, cancelled)
     maps = {key: _in_volume(out[key], problem.index, inputs.shape, np.float32, inputs.nan) for key in PARAMETERS}
@@ -302,13 +303,14 @@ def fit_maps(volumes, acquisitions, prior: dict | None = None, scale: str = "sha
                      gains_found=tuple(found))
 
 
-def _series_gains(series, problem, inputs, tolerance, iterations, grid_points, chunk_voxels):
+def _series_gains(series, problem, inputs, tolerance, iterations, grid_points, chunk_voxels, cancelled=None):
     """Each input's gain where the inputs come from several series (``series``: each
     input's, :func:`series_gains.series_of`), and per series how it was found
     (:func:`series_gains.profile_gains`; where the misfit cannot tell it, the gain the
-    prior's times give the series' inputs, as ``scale="per_input"`` estimates one input's)."""
+    prior's times give the series' inputs, as ``scale="per_input"`` estimates one input's).
+    ``cancelled()`` is asked before each trial fit."""
     def fit(part):
-        return fit_voxels(part, tolerance, iterations, grid_points, chunk_voxels)[0]
+        return fit_voxels(part, tolerance, iterations, grid_points, chunk_voxels, cancelled=cancelled)[0]
 
     def fallback(members):
         chosen = [inputs.clean[0]] + [inputs.clean[i] for i in members]
