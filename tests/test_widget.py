@@ -757,6 +757,10 @@ def test_a_layer_too_small_for_a_loaded_model_is_refused_when_picked(demo, tiny_
     widget.image.value = tiny
     assert widget.status.value == ("tiny: the slices are 3 x 3 pixels: too thin for physics, which needs 4 "
                                    "pixels or more along each side of a slice; choose another layer")
+    widget.status.value = ""
+    widget.run.clicked.emit()  # and again, in the status line, if asked to run
+    assert widget.status.value.startswith("tiny: the slices are 3 x 3 pixels: too thin")
+    assert _idle(widget) and not _outputs(viewer, "prediction")
     widget.image.value = viewer.layers[0]  # a layer that fits clears it
     assert "too thin" not in widget.status.value
 

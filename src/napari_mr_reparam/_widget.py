@@ -588,6 +588,7 @@ class ReparamWidget(Container):
             return
         refusal = next((why for spec in request.inputs if (why := image_refusal(spec.layer))), "")
         refusal = (image_refusal(request.layer) or refusal
+                   or self._engines.thin_slices(request.layer, request.model, request.device)
                    or input_refusal(request.model, request.layer, self.input_sequence.value))
         if refusal:  # a layer no model reads, or a paper model that cannot read it: nothing runs
             self._refuse(refusal)
