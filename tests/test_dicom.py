@@ -544,3 +544,36 @@ def test_inversion_times_exported_one_series_each_read_as_one_series(tmp_path):
                      extra=_of_series(i + 1, "1.2.1"))
     vols = dicom.read_series(tmp_path / "ir")
     assert [v.ti_ms for v in vols] == [100.0, 800.0] and len({v.extra["series_uid"] for v in vols}) == 2
+
+
+def test_real_valued_images_are_read_as_their_magnitude_and_phase_images_are_refused(tmp_path):
+    signed = ramp(n=2) - 1600  # an inversion recovery's real image: negative where not yet recovered
+
+    def stored_signed(ds, echo, k):  # uint16 pixels with an intercept, as scanners store a signed image
+        ds.ImageType = ["ORIGINAL", "PRIMARY", "R", "NORM"]
+        ds.RescaleIntercept, ds.RescaleSlope = -4096, 1
+
+    write_series(tmp_path / "ir", [signed + 4096], ti=(50.0,), scanning="IR", extra=stored_signed)
+    notices = []
+    (volume,) = dicom.read_series(tmp_path / "ir", left_out=notices)
+    assert float(volume.data.min()) >= 0 and np.allclose(np.sort(volume.data.ravel()), np.sort(np.abs(signed).ravel()))
+    assert notices == ["ir: real-valued (signed) voxel values; their magnitude is read"]
+    assert volume.extra["notices"] == notices
+
+    def phase(ds, echo, k):
+        ds.ImageType = ["ORIGINAL", "PRIMARY", "P", "ND"]
+
+    write_series(tmp_path / "phase", [ramp(n=2)], extra=phase)
+    with pytest.raises(ValueError, match=r"^phase: a phase image \(ImageType P\); the models read magnitude images: "
+                                         r"choose the magnitude series$"):
+        dicom.read_series(tmp_path / "phase")
+
+
+def test_a_signed_real_scanner_series_is_read_as_magnitudes():
+    folder = REAL / "T1" / "site2_20180925" / "plate5"
+    if not folder.is_dir():
+        pytest.skip(f"{folder} is absent: the shared real scans are not beside the repository")
+    notices = []
+    volumes = dicom.read_series(folder, left_out=notices)
+    assert len(volumes) == 6 and all(float(v.data.min()) >= 0 for v in volumes)
+    assert notices == ["plate5: real-valued (signed) voxel values; their magnitude is read"]

@@ -349,7 +349,26 @@ def test_a_volume_without_positive_signal_is_refused(tiny_weights):
     with pytest.raises(ValueError) as caught:
         require_contrast(data)
     assert str(caught.value) == message.format("0")
-    require_contrast(np.where(data < -0.5, 1.0, data))  # some positive signal: an image
+    require_contrast(np.where(data < -0.5, 1.0, data * 0.05))  # some positive signal, the rest near 0: an image
+
+
+def test_a_signed_image_is_refused_with_a_hint_and_noise_around_zero_is_not():
+    from napari_mr_reparam.inference import require_contrast
+    from napari_mr_reparam.joint_fit import fit_maps
+    from napari_mr_reparam.simulate import Acquisition
+
+    rng = np.random.default_rng(0)
+    noisy = rng.uniform(0.5, 1.0, (2, 16, 16)).astype(np.float32)
+    noisy[:, :, :8] = rng.normal(0, 0.05, (2, 16, 8))  # a background of noise around 0, ringing and all
+    require_contrast(noisy)
+    signed = noisy.copy()
+    signed[:, :8] = -0.6  # an inversion recovery's real-valued image: tissue not yet recovered is negative
+    with pytest.raises(ValueError, match=r"^the volume holds signed values \(50 % of its voxels below -20 % of its "
+                                         r"bright signal, down to -0.6\): a real-valued reconstruction, not a "
+                                         r"magnitude image; give the magnitude \(absolute value\)$"):
+        require_contrast(signed)
+    with pytest.raises(ValueError, match=r"^input 2 holds signed values \(50 %"):
+        fit_maps([noisy, signed], [Acquisition(15, 3000), Acquisition(10, 2000, "inversion_recovery", 400)])
 
 
 @pytest.mark.parametrize("given, error, message", [

@@ -177,6 +177,8 @@ def read_series(path, require: tuple[str, ...] = (), left_out: list | None = Non
         form no volume (a three-plane localizer, say) is left out and a line saying which
         and why is appended here, as long as another series reads; without a list, or
         where an acquisition of a series that otherwise reads fails, it raises as below.
+        A line on how voxels were read (a real-valued image's magnitude), once per
+        series, is appended here too; each volume's ``extra["notices"]`` holds its own.
 
     Raises
     ------
@@ -215,6 +217,8 @@ def read_series(path, require: tuple[str, ...] = (), left_out: list | None = Non
                                                v.extra.get("echo_number"))))
     for tag in require:
         check_tag(volumes, tag, label)
+    if left_out is not None:  # how the voxels were read, once per series
+        left_out.extend(dict.fromkeys(line for v in volumes for line in v.extra["notices"]))
     return volumes
 
 
@@ -510,6 +514,7 @@ def _acquisition_volume(label: str, members: list) -> Volume:
         raise ValueError(f"{where}: the images do not form one volume "
                          f"({first_line(exc)})") from None
     data = np.asarray(voxels, np.float32) / _philips_factors(datasets)[:, None, None]
+    data, notices = _as_magnitude(data, first, label)
     affine = np.diag([-1.0, -1.0, 1.0, 1.0]) @ np.asarray(ijk_to_lps, np.float64)  # LPS -> RAS
     slice_step = _slice_step(datasets)
     if len(datasets) == 1:  # dicom-numpy takes SpacingBetweenSlices; one slice is as thick as it is
@@ -539,9 +544,27 @@ def _acquisition_volume(label: str, members: list) -> Volume:
                "series_description": str(first.get("SeriesDescription", "")) or None,
                "image_type": [str(v) for v in _as_list(first.get("ImageType"))],
                "files": [str(f) for f, _ in members], "series": label, "echo_number": _echo_number(first),
-               "series_uid": str(first.get("SeriesInstanceUID", "")),
+               "series_uid": str(first.get("SeriesInstanceUID", "")), "notices": notices,
                **{k: np.ascontiguousarray(v) for k, v in saturation.items()}},
     )
+
+
+#: ImageType's third value: what a voxel holds. Magnitude (M) is what the models read; a
+#: real-valued image (R: an inversion recovery's signed one) is read as its magnitude.
+_IMAGE_VALUES = {"P": "phase", "I": "imaginary"}
+
+
+def _as_magnitude(data: np.ndarray, ds, where: str) -> tuple[np.ndarray, list[str]]:
+    """``data`` as magnitudes, with the notices of how it was read: a real-valued image's
+    absolute value (said), a phase or imaginary one refused in one line (``where``: the
+    series' name in both)."""
+    kind = ([str(v).upper() for v in _as_list(ds.get("ImageType"))] + ["", "", ""])[2]
+    if kind in _IMAGE_VALUES:
+        raise ValueError(f"{where}: a {_IMAGE_VALUES[kind]} image (ImageType {kind}); the models read magnitude "
+                         "images: choose the magnitude series")
+    if kind == "R" and float(np.nanmin(data)) < 0:
+        return np.abs(data), [f"{where}: real-valued (signed) voxel values; their magnitude is read"]
+    return data, []
 
 
 def _combined(datasets, positions):

@@ -658,6 +658,28 @@ def require_contrast(data: np.ndarray) -> None:
     if high <= 0:
         raise ValueError(f"the volume holds no image: no voxel is above 0 (the largest is {high:g}); an MR "
                          "magnitude image has positive signal, so give the magnitude image")
+    require_magnitude(finite)
+
+
+#: A volume is signed (a real-valued reconstruction, not a magnitude image) where more than
+#: :data:`SIGNED_SHARE` of its voxels lie below -:data:`SIGNED_DEPTH` times its bright
+#: signal (99.5th percentile): far below what noise or ringing around zero reaches.
+SIGNED_DEPTH, SIGNED_SHARE = 0.2, 0.01
+
+
+def require_magnitude(data: np.ndarray) -> None:
+    """Raise ``ValueError`` for finite voxel values that are signed (:data:`SIGNED_DEPTH`):
+    an inversion recovery's real-valued image, say, which the models, made for magnitude
+    images, would misread."""
+    values = np.asarray(data, np.float32).ravel()
+    if values.size == 0 or float(values.min()) >= 0:
+        return
+    bright = float(np.percentile(values, 99.5))
+    below = float(np.mean(values < -SIGNED_DEPTH * bright)) if bright > 0 else 0.0
+    if below > SIGNED_SHARE:
+        raise ValueError(f"the volume holds signed values ({100 * below:.0f} % of its voxels below "
+                         f"-{100 * SIGNED_DEPTH:.0f} % of its bright signal, down to {float(values.min()):g}): a "
+                         "real-valued reconstruction, not a magnitude image; give the magnitude (absolute value)")
 
 
 def as_measured(data: np.ndarray) -> np.ndarray:

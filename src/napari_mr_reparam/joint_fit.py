@@ -119,7 +119,14 @@ def _check_inputs(volumes, acquisitions, fitted: bool = True):
         raise ValueError(f"{len(volumes)} images but {len(acquisitions)} acquisitions: give one per image")
     if not volumes:
         raise ValueError("no input images")
+    from .inference import require_magnitude
+
     arrays = [np.asarray(v, np.float32) for v in volumes]
+    for i, a in enumerate(arrays, 1):
+        try:
+            require_magnitude(a[np.isfinite(a)])
+        except ValueError as exc:
+            raise ValueError(f"input {i} {str(exc).removeprefix('the volume ')}") from None
     shapes = {a.shape for a in arrays}
     if len(shapes) > 1:
         listed = ", ".join("x".join(map(str, a.shape)) for a in arrays)
