@@ -536,6 +536,27 @@ def test_unrelated_series_in_one_folder_are_refused_in_one_line(tmp_path):
     assert len(dicom.read_series(tmp_path / "mixed" / "b")) == 1  # one series' folder reads
 
 
+def test_series_of_one_number_and_description_are_told_apart_by_uid_and_file(tmp_path):
+    write_series(tmp_path / "same", [ramp(2, 8, 8)], series_uid="1.2.3.111", extra=_of_series(38, "1.2.1"))
+    write_series(tmp_path / "same" / "b", [ramp(3, 8, 8)], step_mm=5.0, series_uid="1.2.3.222",
+                 extra=_of_series(38, "1.2.2"))
+    with pytest.raises(ValueError, match=r": series 38 'test series' \(UID ending 2\.3\.111, first file same/IM0000\) "
+                                         r"\(2 files\), series 38 'test series' \(UID ending 2\.3\.222, first file "
+                                         r"b/IM0000\) \(3 files\);"):
+        dicom.read_series(tmp_path / "same")
+
+
+def test_an_image_without_a_tag_its_series_states_is_named(tmp_path):
+    def no_te(ds, echo, k):
+        if k == 1:
+            del ds.EchoTime
+
+    write_series(tmp_path / "s", [ramp()], extra=no_te)
+    with pytest.raises(ValueError, match=r"^s: IM\d{4} of series 'test series' states no EchoTime, unlike the series' "
+                                         r"other images$"):
+        dicom.read_series(tmp_path / "s")
+
+
 def test_inversion_times_exported_one_series_each_read_as_one_series(tmp_path):
     """An inversion-recovery set exported one series per TI (as the hazen T1 sets are): one
     study, one grid; read as the acquisitions of one series."""

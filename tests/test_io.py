@@ -365,3 +365,11 @@ def test_a_sidecar_wins_over_a_freesurfer_header(tmp_path):
     assert (volume.te_ms, volume.tr_ms, volume.ti_ms, volume.flip_deg, volume.sequence) == (
         100.0, 4000.0, None, None, "spin_echo")
     assert "times_from" not in volume.extra
+
+
+def test_a_folder_or_dicom_file_given_to_load_volume_points_to_the_dicom_reader(tmp_path):
+    (tmp_path / "series").mkdir()
+    (tmp_path / "IM0001.dcm").write_bytes(b"\0" * 200)
+    for path in (tmp_path / "series", tmp_path / "IM0001.dcm"):
+        with pytest.raises(ValueError, match=r"DICOM .*is read by napari_mr_reparam\.dicom\.read_series\)?$"):
+            io.load_volume(path)

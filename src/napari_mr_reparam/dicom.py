@@ -197,6 +197,7 @@ def read_series(path, require: tuple[str, ...] = (), left_out: list | None = Non
     groups: dict[tuple, list] = defaultdict(list)
     for f, ds in images:
         groups[_acquisition_key(ds)].append((f, ds))
+    _refuse_tags_missing_in_part(label, images)
     volumes, failed = [], []
     for members in groups.values():
         try:
@@ -222,6 +223,23 @@ def read_series(path, require: tuple[str, ...] = (), left_out: list | None = Non
     return volumes
 
 
+def _refuse_tags_missing_in_part(label: str, images: list) -> None:
+    """A one-line ``ValueError`` where some images of a series state an acquisition tag
+    (EchoTime, RepetitionTime, InversionTime, FlipAngle) and others lack it: they would
+    otherwise form an acquisition of their own and leave the rest a slice short."""
+    by_series: dict[str, list] = defaultdict(list)
+    for f, ds in images:
+        by_series[str(ds.get("SeriesInstanceUID", ""))].append((f, ds))
+    for members in by_series.values():
+        for tag in _VOLUME_FIELDS:
+            lacking = [f for f, ds in members if _number(ds, tag) is None]
+            if lacking and len(lacking) < len(members):
+                more = f" and {len(lacking) - 1} more" if len(lacking) > 1 else ""
+                state = "state" if more else "states"
+                raise ValueError(f"{label}: {lacking[0].name}{more} of series {_series_name(members[0][1])} "
+                                 f"{state} no {tag}, unlike the series' other images")
+
+
 def _refuse_several_series(label: str, volumes: list[Volume], images: list) -> None:
     """Volumes of several series (SeriesInstanceUID) are read as one series' acquisitions only
     where they are one scan's: of one study and on one grid, as an inversion-recovery set
@@ -238,10 +256,19 @@ def _refuse_several_series(label: str, volumes: list[Volume], images: list) -> N
         if uid in uids:
             files[uid].add(f)
             first.setdefault(uid, ds)
-    listing = ", ".join(f"series {_series_name(first[u])} ({len(files[u])} file{'s' if len(files[u]) > 1 else ''})"
-                        for u in sorted(uids, key=lambda u: str(min(files[u]))))
+    ordered = sorted(uids, key=lambda u: str(min(files[u])))
+    names = [_series_name(first[u]) for u in ordered]
+    names = [f"{n} (UID ending {u[-8:].lstrip('.')}, first file {_short(min(files[u]))})" if names.count(n) > 1
+             else n for n, u in zip(names, ordered)]  # one number and description: told apart by UID and file
+    listing = ", ".join(f"series {n} ({len(files[u])} file{'s' if len(files[u]) > 1 else ''})"
+                        for n, u in zip(names, ordered))
     raise ValueError(f"{label}: the files hold {len(uids)} DICOM series, not one scan's acquisitions (their "
                      f"studies or slice grids differ): {listing}; give the folder or files of one series")
+
+
+def _short(path: Path) -> str:
+    """A file named with its folder: ``b/IM0000``."""
+    return f"{path.parent.name}/{path.name}"
 
 
 def _one_scan(volume: Volume, other: Volume, study: dict) -> bool:
@@ -504,6 +531,7 @@ def _acquisition_volume(label: str, members: list) -> Volume:
         if lacking:
             raise ValueError(f"{f.name}: no {lacking[0]} tag: the image cannot be placed in space")
     datasets = [ds for _, ds in members]
+    _refuse_mixed_orientation(where, members)
     try:
         datasets = dicom_numpy.sort_by_slice_position(datasets)
         positions = np.array([_along_normal(ds) for ds in datasets])
@@ -565,6 +593,21 @@ def _as_magnitude(data: np.ndarray, ds, where: str) -> tuple[np.ndarray, list[st
     if kind == "R" and float(np.nanmin(data)) < 0:
         return np.abs(data), [f"{where}: real-valued (signed) voxel values; their magnitude is read"]
     return data, []
+
+
+def _refuse_mixed_orientation(where: str, members: list) -> None:
+    """A one-line ``ValueError`` where the images of one acquisition lie in different planes
+    (ImageOrientationPatient): they cannot be stacked into one volume."""
+    from collections import Counter
+
+    planes = [tuple(np.round(np.asarray(ds.ImageOrientationPatient, np.float64), 3)) for _, ds in members]
+    common = Counter(planes).most_common(1)[0][0]
+    odd = sorted(f.name for (f, _), plane in zip(members, planes) if not np.allclose(plane, common, atol=2e-3))
+    if odd:
+        more = f" and {len(odd) - 1} more" if len(odd) > 1 else ""
+        lie = "lie" if more else "lies"
+        raise ValueError(f"{where}: the images do not form one volume ({odd[0]}{more} {lie} in another plane "
+                         "(ImageOrientationPatient) than the rest)")
 
 
 def _combined(datasets, positions):

@@ -257,15 +257,19 @@ def _without_trailing_ones(shape) -> tuple:
     return kept
 
 
+#: Where the Python API reads DICOM files and series folders.
+DICOM_READER = "napari_mr_reparam.dicom.read_series"
+
+
 def _existing_file(path: str | Path) -> Path:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no such file: {path}")
     if not path.is_file():
-        raise ValueError(f"{path.name}: is a folder, not a file")
+        raise ValueError(f"{path.name}: is a folder, not a file (a DICOM series folder is read by {DICOM_READER})")
     if suffix_of(path) not in VOLUME_SUFFIXES + IMAGE_SUFFIXES:
         raise ValueError(f"{path.name}: unsupported file type; use NIfTI (.nii, .nii.gz), FreeSurfer "
-                         f"(.mgz, .mgh) or an image ({', '.join(IMAGE_SUFFIXES)})")
+                         f"(.mgz, .mgh) or an image ({', '.join(IMAGE_SUFFIXES)}); DICOM is read by {DICOM_READER}")
     if path.stat().st_size == 0:
         raise ValueError(f"{path.name}: the file is empty")
     return path
