@@ -140,3 +140,35 @@ def test_volumes_acquired_on_one_grid_are_told_apart_from_those_that_are_not(tmp
     assert acquired_on_one_grid(first, again) and not acquired_on_one_grid(first, shifted)
     assert acquired_on_one_grid(plain, Volume(np.zeros((5, 24, 20), np.float32), kind="image"))
     assert not acquired_on_one_grid(plain, first)  # one placed, one not: no common grid
+
+
+@pytest.mark.parametrize("offset, paired", [(2.9, True), (4.0, False)])
+def test_one_slice_scans_whose_slabs_overlap_in_part_are_paired_and_said(tmp_path, offset, paired):
+    """Two 2-D series of one plate, 5 mm slices 2.9 mm apart (they share 42 %), are taken
+    as one slice, the second moved onto the first's plane; 4 mm apart (they share 20 %),
+    none of one falls on the other's grid and they are refused as before."""
+    from napari_mr_reparam.grids import slab_note, slab_offset
+
+    first = _linear_image(tmp_path / "a.nii.gz", (20, 20, 1), _affine((1.0, 1.0, 5.0), (0, 0, 0)))
+    other = _linear_image(tmp_path / "b.nii.gz", (20, 20, 1), _affine((1.0, 1.0, 5.0), (0.5, 0, offset)))
+    assert slab_offset(other, first) == pytest.approx((offset, (5.0 - offset) / 5.0))
+    if not paired:
+        with pytest.raises(ValueError, match=r"^b.nii.gz lies outside the field of view of a.nii.gz"):
+            on_one_grid([first, other])
+        return
+    out, moved = on_one_grid([first, other])
+    assert moved == [1] and np.isfinite(out[1].data[:, :, :-1]).all()  # all but the column it moved out of
+    in_plane = out[1].data[0, :, :-1] - 0.25 * offset  # the slice's values less its z (WORLD's z weight)
+    assert np.allclose(in_plane, _expected(first)[0, :, :-1], atol=1e-3)
+    assert slab_note(out[1]) == " (its slice moved 2.9 mm onto the first's: the slabs share 42 %)"
+    assert slab_note(out[0]) == ""
+
+
+def test_an_input_named_by_a_layer_name_keeps_its_name_in_refusals(tmp_path):
+    from dataclasses import replace
+
+    first = _linear_image(tmp_path / "a.nii.gz", (20, 20, 1), _affine((1.0, 1.0, 5.0), (0, 0, 0)))
+    far = replace(_linear_image(tmp_path / "b.nii.gz", (20, 20, 1), _affine((1.0, 1.0, 5.0), (0, 0, 40))),
+                  source="plate5 TE 8 / TR 2300 ms")
+    with pytest.raises(ValueError, match=r"^plate5 TE 8 / TR 2300 ms lies outside the field of view of a.nii.gz"):
+        on_one_grid([replace(first, source=str(tmp_path / "a.nii.gz")), far])

@@ -257,7 +257,7 @@ def joint_inputs(inputs, register: bool = False, progress=None,
     measured on its own grid (:func:`~napari_mr_reparam.image_noise.noise_on_own_grids`), and
     the first input's voxel spacing (the grid they are on).
     Runs off the GUI thread (registration and resampling read every voxel)."""
-    from .grids import on_one_grid
+    from .grids import on_one_grid, slab_note
     from .image_noise import noise_on_own_grids
 
     volumes = [input_volume(spec.layer) for spec in inputs]
@@ -269,7 +269,8 @@ def joint_inputs(inputs, register: bool = False, progress=None,
         volumes, motions = registered_by_name(volumes, progress=progress, cancelled=cancelled)
     volumes, moved = on_one_grid(volumes)
     clipped = [(v.extra or {}).get("saturated") for v in volumes]
-    return [v.data for v in volumes], clipped, [volumes[i].source for i in moved], motions, noise, volumes[0].spacing
+    resampled = [volumes[i].source + slab_note(volumes[i]) for i in moved]
+    return [v.data for v in volumes], clipped, resampled, motions, noise, volumes[0].spacing
 
 
 def determined_line(summary: dict, register: bool = False) -> str:
