@@ -587,3 +587,26 @@ def test_a_scan_resampled_onto_another_grid_keeps_the_noise_it_was_measured_with
     maps = joint_maps([v.data for v in resampled], [Acquisition(15, 500), Acquisition(15, 3000),
                                                      Acquisition(100, 3000)], noise=[None, *own[1:]])
     assert maps.noise[1:] == pytest.approx(own[1:]) and maps.noise[0] == pytest.approx(after[0])
+
+
+def test_a_many_coil_background_above_zero_is_left_out_of_the_object():
+    """A magnitude image combined from 16 receive coils has a background near 5.7 noise
+    levels above 0 (a chi distribution): it is not the object, and the fit leaves it (0)."""
+    from napari_mr_reparam.image_noise import background_levels
+
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[:64, :64]
+    disc = (yy - 32) ** 2 + (xx - 32) ** 2 < 15 ** 2
+    pd, t1, t2 = (np.where(disc, v, 0.0).astype(np.float32)[None] for v in (1.0, 900.0, 90.0))
+    acqs = [Acquisition(15, 3000), Acquisition(100, 3000), Acquisition(15, 500)]
+    sigma = 0.01
+    images = []
+    for clean in render_inputs(acqs, pd, np.where(disc, t1, 1000.0), np.where(disc, t2, 100.0)):
+        noise = rng.normal(0, sigma, clean.shape + (16, 2))  # each coil's real and imaginary part
+        real, imaginary = clean[..., None] / 4 + noise[..., 0], noise[..., 1]
+        images.append(np.sqrt((real ** 2 + imaginary ** 2).sum(-1)).astype(np.float32))  # root sum of squares
+    levels = background_levels(images)
+    assert all(4.5 * sigma < level < 7 * sigma for level in levels)
+    maps = fit_maps(images, acqs, echo_train="ideal", smooth=False)
+    outside = ~disc[None]
+    assert float(np.mean(maps.pd[outside] > 0)) < 0.01 and float(np.mean(maps.pd[~outside] > 0)) > 0.99

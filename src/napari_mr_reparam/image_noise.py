@@ -61,11 +61,7 @@ def estimate_noise(volumes) -> list[float] | None:
     peaks = [bright_level(a) for a in arrays]
     if not arrays or min(peaks) <= 0:
         return None
-    low = np.ones(arrays[0].shape, bool)
-    for a, peak in zip(arrays, peaks):
-        level = np.float32(0.1 * peak)
-        low &= a < level
-        low &= a > -level  # |a| below a tenth of the peak, without a copy of |a|
+    low = _common_background(arrays, peaks)
     out = []
     for i, (a, peak) in enumerate(zip(arrays, peaks)):
         background = a[low]
@@ -82,6 +78,32 @@ def estimate_noise(volumes) -> list[float] | None:
             return None
         out.append(sigma / peak)
     return out
+
+
+def _common_background(arrays, peaks) -> np.ndarray:
+    """The voxels below a tenth of the bright signal (in magnitude) in every input."""
+    low = np.ones(arrays[0].shape, bool)
+    for a, peak in zip(arrays, peaks):
+        level = np.float32(0.1 * peak)
+        low &= a < level
+        low &= a > -level  # |a| below a tenth of the peak, without a copy of |a|
+    return low
+
+
+def background_levels(volumes) -> list[float]:
+    """Each input's level in the background (the median over the voxels of
+    :func:`estimate_noise`'s background), in its own units: a magnitude image combined from
+    many receive coils sits several noise levels above 0 there (a chi distribution's mean,
+    near sqrt(2N) sigma for N coils). 0 for each where the background is too small to
+    tell, or where an input has no bright signal."""
+    arrays = [_finite(np.asarray(v, np.float32)) for v in volumes]
+    peaks = [bright_level(a) for a in arrays]
+    if not arrays or min(peaks) <= 0:
+        return [0.0] * len(arrays)
+    low = _common_background(arrays, peaks)
+    if low.sum() < MIN_BACKGROUND_VOXELS:
+        return [0.0] * len(arrays)
+    return [max(0.0, float(np.median(a[low]))) for a in arrays]
 
 
 def _finite(a: np.ndarray) -> np.ndarray:

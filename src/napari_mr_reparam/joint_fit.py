@@ -67,7 +67,7 @@ from .echo_trains import ideal_form
 from .edge_smoothing import smooth_inputs
 from .fit_information import (DEFAULT_PRIOR_MS, DEFAULT_PRIOR_SD, PARAMETERS, acquisition_values, checked_values,
                               determined_for_tissue, free_parameters, per_input_noise, signal_and_slopes)
-from .image_noise import DEFAULT_NOISE, bright_level, estimate_noise
+from .image_noise import DEFAULT_NOISE, background_levels, bright_level, estimate_noise
 from .inversion import inversion_efficiency
 from .joint_result import JointMaps, network_maps
 from .memory import on_ordinary_pages
@@ -106,7 +106,7 @@ NETWORK_PRIOR_CORRELATION = 0.9
 #: either side of the FLAIR's null, the far side with a PD three times the truth (BrainWeb's
 #: CSF, T1 2569 ms, fitted at 8378 ms).
 BRANCH_PD_SD = 0.25
-#: The object: voxels above this many noise levels in some input.
+#: The object: voxels this many noise levels above their background's level in some input.
 BODY_NOISE_LEVELS = 5.0
 #: How echoes of a multi-echo spin-echo train are fitted (see the module's docstring).
 ECHO_TRAIN_MODELS = ("epg", "ideal")
@@ -340,7 +340,7 @@ class _Inputs:
     lower: list | None  # per input: clipped (a lower bound), None without any
     noise: list  # per input, of its bright signal
     sigma: np.ndarray  # per input, in its own units
-    body: np.ndarray  # the object: some input above a few noise levels
+    body: np.ndarray  # the object: some input a few noise levels above its background's level
     averaged: np.ndarray | None
     b1: np.ndarray | None
 
@@ -363,10 +363,10 @@ def _prepared_inputs(arrays, acqs, clipped, noise, smooth, threads, spacing, ech
         noise = estimate_noise(clean) or DEFAULT_NOISE
     noise = per_input_noise(noise, len(clean))
     sigma = np.maximum(np.asarray(noise, np.float32) * peaks, 1e-12).astype(np.float32)
-    # background: no input above a few noise levels
+    # background: no input a few noise levels above its background's level
     body = np.zeros(shape, bool)
-    for a, sd in zip(clean, sigma):
-        body |= a > BODY_NOISE_LEVELS * sd
+    for a, sd, floor in zip(clean, sigma, background_levels(clean)):
+        body |= a > floor + BODY_NOISE_LEVELS * sd
     averaged = None
     if smooth:
         with _torch_threads(threads):
