@@ -88,3 +88,19 @@ def test_a_cancel_during_the_gain_search_stops_it():
         fit_maps(render_inputs(acqs, pd, t1, t2), acqs, scale=["ir"] * 3 + ["train"] * 3, echo_train="ideal",
                  smooth=False, inversion=1.0, cancelled=cancelled)
     assert len(asked) == 3
+
+
+def test_the_gain_search_counts_its_trial_fits_in_the_progress():
+    from napari_mr_reparam.joint_fit import joint_work_units
+    from napari_mr_reparam.series_gains import SEARCH_FITS, series_count
+
+    pd, t1, t2 = random_maps()
+    acqs = [Acquisition(10, 1000, "inversion_recovery", ti) for ti in (50, 200, 600)] + [
+        Acquisition(te, 2000) for te in (20, 60, 120)]
+    labels = ["ir"] * 3 + ["train"] * 3
+    counted = []
+    fit_maps(render_inputs(acqs, pd, t1, t2), acqs, scale=labels, echo_train="ideal", smooth=False,
+             inversion=1.0, progress=counted.append)
+    assert series_count(labels) == 2 and series_count("shared") == 1
+    assert sum(counted) == joint_work_units(pd.shape, series=2) == pd.shape[0] + SEARCH_FITS
+    assert counted[:SEARCH_FITS] == [1] * SEARCH_FITS  # the search's fits come first, one unit each

@@ -71,7 +71,7 @@ from .image_noise import DEFAULT_NOISE, background_levels, bright_level, estimat
 from .inversion import inversion_efficiency
 from .joint_result import JointMaps, network_maps
 from .memory import on_ordinary_pages
-from .series_gains import profile_gains, series_of
+from .series_gains import SEARCH_FITS, profile_gains, series_of
 from .voxel_solver import T1_BOUNDS_MS, T2_BOUNDS_MS, VoxelProblem, fit_voxels
 
 #: Spread of the log value the network's maps are trusted to where the acquisitions
@@ -273,8 +273,10 @@ def fit_maps(volumes, acquisitions, prior: dict | None = None, scale: str = "sha
         :data:`edge_smoothing.SMOOTH_BALL_RADIUS` pixels. Default: in-plane only.
     progress, cancelled : callables, optional
         As the engine's: ``progress(n)`` after each chunk of voxels with the number of
-        slices (first axis; one for a 2-D image) it finished, ``cancelled()`` asked before
-        each chunk (True raises :class:`~napari_mr_reparam.cancellation.Cancelled`).
+        slices (first axis; one for a 2-D image) it finished, and ``progress(1)`` after
+        each trial fit of the series-gain search (:func:`joint_work_units` counts them);
+        ``cancelled()`` asked before each chunk and trial fit (True raises
+        :class:`~napari_mr_reparam.cancellation.Cancelled`).
     """
     arrays, acqs = _check_inputs(volumes, acquisitions)
     series = None
@@ -297,7 +299,7 @@ def fit_maps(volumes, acquisitions, prior: dict | None = None, scale: str = "sha
     with _torch_threads(threads):
         if scale == "series":
             gains, found = _series_gains(series, problem, inputs, tolerance, iterations, grid_points, chunk_voxels,
-                                         cancelled)
+                                         cancelled, progress)
             problem = _voxel_problem(inputs, prior, gains, tolerance)
         out, det = fit_voxels(problem, tolerance, iterations, grid_points, chunk_voxels, progress, cancelled)
     maps = {key: _in_volume(out[key], problem.index, inputs.shape, np.float32, inputs.nan) for key in PARAMETERS}
@@ -310,14 +312,18 @@ def fit_maps(volumes, acquisitions, prior: dict | None = None, scale: str = "sha
                      gains_found=tuple(found))
 
 
-def _series_gains(series, problem, inputs, tolerance, iterations, grid_points, chunk_voxels, cancelled=None):
+def _series_gains(series, problem, inputs, tolerance, iterations, grid_points, chunk_voxels, cancelled=None,
+                  progress=None):
     """Each input's gain where the inputs come from several series (``series``: each
     input's, :func:`series_gains.series_of`), and per series how it was found
     (:func:`series_gains.profile_gains`; where the misfit cannot tell it, the gain the
     prior's times give the series' inputs, as ``scale="per_input"`` estimates one input's).
-    ``cancelled()`` is asked before each trial fit."""
+    ``cancelled()`` is asked before each trial fit, ``progress(1)`` told after it."""
     def fit(part):
-        return fit_voxels(part, tolerance, iterations, grid_points, chunk_voxels, cancelled=cancelled)[0]
+        out = fit_voxels(part, tolerance, iterations, grid_points, chunk_voxels, cancelled=cancelled)[0]
+        if progress is not None:
+            progress(1)
+        return out
 
     def fallback(members):
         chosen = [inputs.clean[0]] + [inputs.clean[i] for i in members]
@@ -433,11 +439,14 @@ def _in_volume(values, index, shape, dtype, nan=None) -> np.ndarray:
     return full
 
 
-def joint_work_units(shape, engine=None) -> int:
+def joint_work_units(shape, engine=None, series: int = 1) -> int:
     """How many units ``progress`` counts in :func:`joint_maps` for inputs of ``shape``:
-    the volume's slices for the network's maps (with an engine), and again for the fit."""
+    the volume's slices for the network's maps (with an engine), and again for the fit,
+    and the trial fits of the gain search of each of ``series`` but the first
+    (:data:`~napari_mr_reparam.series_gains.SEARCH_FITS`;
+    :func:`~napari_mr_reparam.series_gains.series_count` of the fit's ``scale``)."""
     slices = shape[0] if len(shape) == 3 else 1
-    return slices * (2 if engine is not None else 1)
+    return slices * (2 if engine is not None else 1) + SEARCH_FITS * (max(1, series) - 1)
 
 
 #: The input sequences the network reads a prior from where no input is a spin echo, best

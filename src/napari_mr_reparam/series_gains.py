@@ -24,6 +24,9 @@ SAMPLE_VOXELS = 1500
 #: Trial gains: the start times 2 to these powers, then a finer grid about the best.
 COARSE_STEPS = np.linspace(-4.0, 4.0, 9)
 FINE_STEPS = np.linspace(-0.5, 0.5, 9)
+#: Trial fits of the search per series after the first: the coarse and the fine grid, and
+#: the two that test the least's sharpness. Each counts one unit of a fit's progress.
+SEARCH_FITS = len(COARSE_STEPS) + len(FINE_STEPS) + 2
 #: A gain counts as measured where halving and doubling it each raise the misfit by at
 #: least this factor; else the profile is too flat to tell it.
 SHARPNESS = 1.5
@@ -37,6 +40,12 @@ def series_of(labels, count: int) -> list[int]:
         raise ValueError(f"{len(labels)} series labels but {count} images: give one per image")
     seen: dict = {}
     return [seen.setdefault(label, len(seen)) for label in labels]
+
+
+def series_count(scale) -> int:
+    """How many series a fit's ``scale`` tells apart: its distinct labels where it is a
+    label per input (:func:`by_source`), else 1."""
+    return 1 if isinstance(scale, str) else len(set(scale))
 
 
 def by_source(labels):

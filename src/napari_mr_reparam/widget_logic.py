@@ -235,15 +235,19 @@ def input_volume(layer):
     return Volume(data=data, kind="image", source=name, spacing=spacing)
 
 
-def joint_job_units(inputs, register: bool = False) -> int:
+def joint_job_units(inputs, register: bool = False, per_input: bool = False) -> int:
     """How many units the progress of a joint job counts: each further input's registration
     (with ``register``; :func:`~napari_mr_reparam.registration.work_units`), then the
-    network's maps and the fit (:func:`~napari_mr_reparam.joint_fit.joint_work_units`)."""
+    network's maps, the gain search of inputs of several series (none with a gain
+    ``per_input``) and the fit (:func:`~napari_mr_reparam.joint_fit.joint_work_units`)."""
     from .joint_fit import joint_work_units
     from .registration import work_units
+    from .series_gains import by_source, series_count
 
     shape = np.shape(inputs[0].layer.data)
-    return joint_work_units(shape, engine=True) + (work_units(shape, len(inputs) - 1) if register else 0)
+    series = 1 if per_input else series_count(by_source(input_sources(inputs)))
+    return (joint_work_units(shape, engine=True, series=series)
+            + (work_units(shape, len(inputs) - 1) if register else 0))
 
 
 def joint_inputs(inputs, register: bool = False, progress=None,
