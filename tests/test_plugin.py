@@ -86,3 +86,35 @@ def test_npe2_offers_the_reader_for_siemens_ima_files(tmp_path):
     assert PLUGIN in {r.plugin_name for r in pm.iter_compatible_readers([str(files[0])])}
     (layer,) = npe2.read([str(f) for f in files], stack=True, plugin_name=PLUGIN)
     assert layer[0].shape == (2, 8, 8) and layer[1]["metadata"]["te_ms"] == pytest.approx(20.0)
+
+
+def test_several_selected_layers_save_as_one_file_each_through_napari_and_npe2(viewer, tmp_path):
+    from npe2 import PluginManager
+
+    from napari_mr_reparam._writer import WriteRefused
+
+    stack = np.arange(2 * 4 * 5, dtype=np.float32).reshape(2, 4, 5)
+    layers = [viewer.add_image(stack * k, name=f"head {q} map", metadata={"quantity": q, "unit": "ms"})
+              for k, q in enumerate(("PD", "T1", "T2"), 1)]
+    viewer.layers.selection = set(layers)
+    # napari's Save dialog: the plugin's filter for these three layers writes them all
+    [writer] = [w for w in PluginManager.instance().iter_compatible_writers(["image"] * 3) if w.plugin_name == PLUGIN]
+    folder = tmp_path / "out" / "maps3"
+    written = viewer.layers.save(str(folder), selected=True, _writer=writer)
+    assert written == [str(folder / f"head {q} map.nii.gz") for q in ("PD", "T1", "T2")]
+    assert json.loads((folder / "head T2 map.json").read_text())["Quantity"] == "T2"
+    (again,) = viewer.open(written[1], plugin=PLUGIN)
+    assert np.allclose(again.data, stack * 2)
+    viewer.layers.selection = set(layers)  # opening selected the new layer
+    # by the plugin's name, and through npe2
+    assert viewer.layers.save(str(tmp_path / "code"), selected=True, plugin=PLUGIN) == [
+        str(tmp_path / "code" / f"head {q} map.nii.gz") for q in ("PD", "T1", "T2")]
+    import npe2
+
+    assert len(npe2.write(str(tmp_path / "npe2"), layers, plugin_name=PLUGIN)) == 3
+    # nothing replaced unasked: one file there refuses the whole save, naming it
+    with pytest.raises(WriteRefused, match=r"head PD map\.nii\.gz, head PD map\.json, .* already exist there"):
+        viewer.layers.save(str(folder), selected=True, plugin=PLUGIN)
+    # one layer still goes to the one-file writer
+    viewer.layers.selection = {layers[0]}
+    assert viewer.layers.save(str(tmp_path / "one"), selected=True, plugin=PLUGIN) == [str(tmp_path / "one.nii.gz")]

@@ -370,3 +370,73 @@ def test_an_extension_the_writer_does_not_offer_is_refused_naming_those_it_does(
                                          r"name with one \(or give none for \.nii\.gz\)$"):
         write_single_image(str(tmp_path / "flair.npy"), stack, {})
     assert list(tmp_path.iterdir()) == []
+
+
+def _maps(names=("scan PD map (relative)", "scan T1 map (ms)", "scan T2 map (ms)")):
+    """Layer data tuples as napari hands several selected map layers to a writer."""
+    stack = np.arange(2 * 5 * 6, dtype=np.float32).reshape(2, 5, 6)
+    return [(stack * (k + 1), {"name": name, "metadata": {"quantity": (name.split() * 2)[1], "unit": "ms"}},
+             "image") for k, name in enumerate(names)]
+
+
+def test_several_layers_save_in_a_folder_one_file_and_sidecar_each(tmp_path):
+    from napari_mr_reparam._writer import write_images
+
+    written = write_images(str(tmp_path / "out" / "maps3"), _maps())
+    folder = tmp_path / "out" / "maps3"
+    assert written == [str(folder / f"scan {q} map ({u}).nii.gz") for q, u in
+                       (("PD", "relative"), ("T1", "ms"), ("T2", "ms"))]
+    assert len(list(folder.iterdir())) == 6
+    assert json.loads((folder / "scan T2 map (ms).json").read_text())["Quantity"] == "T2"
+    from napari_mr_reparam.io import load_volume
+
+    assert np.allclose(load_volume(written[2]).data, _maps()[2][0])
+
+
+def test_several_layers_are_refused_before_anything_is_written(tmp_path):
+    from napari_mr_reparam._writer import file_stem, write_images
+
+    folder = tmp_path / "maps"
+    folder.mkdir()
+    (folder / "b.json").write_text("{}")  # one file of three layers' already there
+    with pytest.raises(WriteRefused, match=rf"^{folder}: b\.json already exists there; save in another folder, "
+                                         r"or move them away first$"):
+        write_images(str(folder), _maps(("a", "b", "c")))
+    assert [p.name for p in folder.iterdir()] == ["b.json"]
+    with pytest.raises(WriteRefused, match=r"^layers 'T1' and 't1' would both be saved as t1\.nii\.gz; rename one$"):
+        write_images(str(tmp_path / "new"), _maps(("T1", "x", "t1")))
+    with pytest.raises(WriteRefused, match=r"^layers 'a/b' and 'a:b' would both be saved as a_b\.nii\.gz"):
+        write_images(str(tmp_path / "new"), _maps(("a/b", "a:b")))
+    with pytest.raises(WriteRefused, match=r"^maps\.nii\.gz: several layers are saved in a folder"):
+        write_images(str(tmp_path / "maps.nii.gz"), _maps())
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(WriteRefused, match=r"afile is a file, not a folder"):
+        write_images(str(tmp_path / "afile"), _maps())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "maps"]
+    assert [file_stem(n) for n in ("a/b\\c", ' "x?" ', "..", "", None)] == ["a_b_c", "_x__", "layer", "layer",
+                                                                           "layer"]
+
+
+def test_a_layer_that_cannot_be_written_leaves_none_of_the_save(tmp_path):
+    from napari_mr_reparam._writer import write_images
+
+    layers = _maps(("a", "b"))
+    layers[1][1]["metadata"].update(te_ms=0.05)  # seconds: refused, once "a" is written
+    with pytest.raises(WriteRefused, match="seconds"):
+        write_images(str(tmp_path / "out" / "maps"), layers)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_folder_the_writer_cannot_write_in_is_one_line_naming_the_output(tmp_path, monkeypatch):
+    import errno
+    import os
+
+    from napari_mr_reparam import volume_writing
+
+    def read_only(path, data, like):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
+
+    monkeypatch.setitem(volume_writing._WRITERS, ".nii.gz", read_only)
+    with pytest.raises(WriteRefused, match=rf"^cannot write {tmp_path}/x\.nii\.gz: read-only file system$"):
+        write_single_image(str(tmp_path / "x.nii.gz"), np.ones((2, 5, 6), np.float32), {})
+    assert list(tmp_path.iterdir()) == []

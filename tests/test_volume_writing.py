@@ -209,3 +209,44 @@ def test_the_input_record_holds_the_acquisition_in_the_sidecars_units(tmp_path):
     stack = np.random.default_rng(0).random((2, 6, 5)).astype(np.float32)
     save_volume(tmp_path / "p.nii.gz", stack, te_ms=100, tr_ms=3000, extra=extra)
     assert json.loads((tmp_path / "p.json").read_text())["Input"] == json.loads(json.dumps(extra["Input"]))
+
+
+def _read_only_folder(path):
+    """A folder no file can be written in; the test is skipped where chmod does not bite (root)."""
+    import os
+
+    path.mkdir()
+    path.chmod(0o555)
+    if os.access(path, os.W_OK):
+        path.chmod(0o755)
+        pytest.skip("chmod does not keep this user from writing (root)")
+    return path
+
+
+@pytest.mark.parametrize("name", ["x.nii.gz", "x.npy", "x.dcm"])
+def test_a_read_only_folder_is_one_line_naming_the_output(tmp_path, monkeypatch, name):
+    monkeypatch.chdir(tmp_path)
+    folder = _read_only_folder(tmp_path / "rofs")
+    try:
+        with pytest.raises(OSError) as info:
+            save_volume(f"rofs/{name}", np.ones((2, 3, 3), np.float32))
+        assert str(info.value) == f"cannot write rofs/{name}: permission denied"
+        assert list(folder.iterdir()) == []
+    finally:
+        folder.chmod(0o755)
+
+
+def test_a_failure_of_the_system_names_the_output_not_its_temporary_file(tmp_path, monkeypatch):
+    import errno
+    import os
+
+    def read_only(path, data, like):  # as a read-only file system answers, whoever runs it
+        path.write_bytes(b"half a file")
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setitem(volume_writing._WRITERS, ".nii.gz", read_only)
+    with pytest.raises(OSError) as info:
+        save_volume("rofs/x.nii.gz", np.ones((2, 3, 3)))
+    assert str(info.value) == "cannot write rofs/x.nii.gz: read-only file system"
+    assert list((tmp_path / "rofs").iterdir()) == []  # the temporary file removed

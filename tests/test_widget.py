@@ -1182,3 +1182,100 @@ def test_the_status_names_the_contrast_rendered(demo, qtbot):
     _until(qtbot, lambda: _idle(widget) and _outputs(viewer, "prediction"))
     assert widget.status.value.startswith("Rendered from the maps on ")
     assert widget.status.value.endswith(": FLAIR, TE 120 / TR 9000 / TI 2500 ms")
+
+
+def test_a_map_layer_opens_with_a_contrast_that_tells_its_tissues_apart(demo, qtbot):
+    from napari_mr_reparam._widget_outputs import map_contrast_limits
+
+    rng = np.random.default_rng(0)
+    t1 = np.full((4, 40, 40), 10000.0, np.float32)  # air: pinned at the fit's cap
+    t1[:, 10:30, 10:30] = rng.uniform(300, 1500, (4, 20, 20))  # the spheres
+    t1[0, 0, :3] = (0.0, np.nan, np.inf)
+    low, high = map_contrast_limits(t1)
+    assert 300 <= low < 330 and 1470 < high <= 1500 and np.nanmax(np.where(np.isinf(t1), 0, t1)) == 10000
+    assert map_contrast_limits(np.zeros((2, 3, 3))) == (0.0, 1.0)
+    viewer, widget = demo
+    widget.model.value = "physics"
+    widget.run.clicked.emit()
+    _until(qtbot, lambda: _idle(widget) and _outputs(viewer, "prediction"))
+    widget.add_maps.clicked.emit()
+    for role in ("map_pd", "map_t1", "map_t2"):
+        (layer,) = _outputs(viewer, role)
+        data = np.asarray(layer.data)
+        assert tuple(layer.contrast_limits) == pytest.approx(map_contrast_limits(data)), role
+        assert tuple(layer.contrast_limits) != pytest.approx((np.nanmin(data), np.nanmax(data))), role
+
+
+@pytest.mark.parametrize("order", ["as napari calls them", "choices reset first", "no reset"])
+def test_closing_the_first_input_makes_its_first_further_input_the_first(demo, order):
+    from types import SimpleNamespace
+
+    from napari_mr_reparam.widget_logic import joint_acquisitions
+
+    viewer, widget = demo
+    if order == "no reset":  # a widget not docked: its own handler alone
+        viewer.layers.events.removed.disconnect(widget.reset_choices)
+    if order == "choices reset first":  # the Input box falls on another layer before the widget hears of it
+        viewer.layers.events.removed.disconnect(widget._on_layer_removed)
+
+    def remove(layer):
+        viewer.layers.remove(layer)
+        if order == "choices reset first":
+            widget._on_layer_removed(SimpleNamespace(value=layer))
+
+    widget.model.value = "physics"
+    first = widget.image.value
+    rows = [widget.add_input_row(), widget.add_input_row()]
+    second, third = (row.layer.value for row in rows)
+    rows[0].te.value, rows[0].sequence.value = 33.0, "inversion_recovery"  # typed in the row
+    rows[0].ti.value = 300.0
+    remove(first)
+    assert widget.image.value is second and [row.layer.value for row in widget.inputs] == [third]
+    assert (widget.input_te.value, widget.input_sequence.value, widget.input_ti.value) == (
+        33.0, "inversion_recovery", 300.0)
+    request = widget.current_request(whole=True)
+    assert len(joint_acquisitions(request.inputs)) == 2  # no layer twice
+    remove(second)  # the last further input up: one input left, no rows
+    assert widget.image.value is third and len(widget.inputs) == 0
+
+
+def _pixels(pixmap):
+    """A widget's grabbed picture as bytes (RGB32)."""
+    image = pixmap.toImage().convertToFormat(pixmap.toImage().Format.Format_RGB32)
+    bits = image.constBits()
+    bits.setsize(image.sizeInBytes())
+    return np.frombuffer(bits, np.uint8).copy()
+
+
+def test_rows_of_one_series_show_the_end_of_their_names_under_a_label_at_the_top(demo, qtbot):
+    from qtpy.QtWidgets import QApplication
+
+    from napari_mr_reparam._widget_controls import shown_text
+
+    viewer, widget = demo
+    widget.model.value = "physics"
+    for ti in (50, 100, 200, 400, 800, 1600):
+        viewer.add_image(_ramp((6, 32, 32)), name=f"plate5 TE 10 / TR 1000 / TI {ti}",
+                         metadata={"te_ms": 10.0, "tr_ms": 1000.0, "ti_ms": float(ti),
+                                   "sequence": "inversion_recovery"})
+    widget.reset_choices()
+    rows = [widget.add_input_row() for _ in range(6)]
+    for row, layer in zip(rows, list(viewer.layers)[-6:]):
+        row.layer.value = layer
+    widget.native.window().show()  # the viewer's window, with the dock
+    QApplication.processEvents()
+    for row in rows:  # as narrow as a laptop's dock makes them
+        row.layer.native.resize(row.layer.native.minimumSizeHint())
+    shown = [shown_text(row.layer) for row in rows]
+    assert all("…" in text for text in shown) and len(set(shown)) == 6  # cut, yet told apart
+    assert shown[-1].endswith("TI 1600") and rows[-1].layer.tooltip == "plate5 TE 10 / TR 1000 / TI 1600"
+    combo = rows[-1].layer.native
+    [elider] = [c for c in combo.children() if type(c).__name__ == "_MiddleElided"]
+    painted = _pixels(combo.grab())  # painted as shown_text says, not as Qt cuts it at its end
+    combo.removeEventFilter(elider)
+    assert (_pixels(combo.grab()) != painted).any()
+    _until(qtbot, lambda: widget.inputs.native.height() > 200)  # the six rows laid out
+    label = widget.inputs.native.parentWidget().layout().itemAt(0).widget()
+    assert label.text() == "More inputs"
+    top = widget.inputs.native.mapTo(widget.native, widget.inputs.native.rect().topLeft()).y()
+    assert abs(label.mapTo(widget.native, label.rect().topLeft()).y() - top) < 20  # beside the first row

@@ -49,9 +49,9 @@ from . import DEFAULT_CONSISTENCY, DEFAULT_TE_MS, DEFAULT_TR_MS
 from ._background import LatestJob
 from ._widget_controls import (
     INPUT_SEQUENCE_CHOICES, SEQUENCE_CHOICES, InputRow, NoteLabel, TimeBox, compact, in_scroll_area,
-    target_slider, wrap_text,
+    label_on_top, target_slider, wrap_text,
 )
-from ._widget_outputs import Outputs
+from ._widget_outputs import Outputs, map_contrast_limits
 from ._widget_work import compute, with_range
 from .presets import get_input_preset
 from .joint_result import PD_UNITS
@@ -104,6 +104,7 @@ class ReparamWidget(Container):
         self._applying_preset = False
         self._said_of_input = False  # the status line is about the input chosen (_say_of_input)
         self._refusal = ""  # the refusal the status line shows, until a request is taken (_refuse)
+        self._input_layer = None  # the input's layer as last chosen (one closed is told apart)
         self._make_controls()
         # the prediction and difference layers, and the comparison with the ground truth
         self._outputs = Outputs(self._viewer, self.image, self.ground_truth, self.metrics, self.truth_hint,
@@ -199,6 +200,7 @@ class ReparamWidget(Container):
             wrap_text(label)
         for combo in (self.image, self.ground_truth):
             compact(combo)
+        label_on_top(self.inputs)  # "More inputs" at the first row, not halfway down a dozen
         self.append(self.body)
         self._scroll = in_scroll_area(self.body)
 
@@ -239,12 +241,37 @@ class ReparamWidget(Container):
         self._close_watch = _CloseWatch(self.native, self.cancel_work)  # the dock closed: stop the work
 
     def _on_layer_removed(self, event) -> None:
-        """Closing an input layer mid-run cancels the work for it."""
+        """Closing an input layer mid-run cancels the work for it; closing the first input
+        makes the first further input the first (:meth:`_promote_first_row`)."""
         current = next(iter(self._predictions.running), None)
         if current is not None and (event.value is current.layer
                                     or any(event.value is spec.layer for spec in current.inputs)):
             self.cancel_work()
         self._maps.forget(event.value)
+        if event.value is self.image.value:  # its choices not reset yet (else _on_image_changed did this)
+            self._promote_first_row()
+
+    def _promote_first_row(self) -> bool:
+        """The first input's layer was closed: the first further input, with its acquisition
+        as its row gave it, becomes the first input and leaves the rows (rather than the
+        Input box falling on a layer that is also a row). False where there is none."""
+        if not len(self.inputs) or self.inputs[0].layer.value not in self._viewer.layers:
+            return False
+        row = self.inputs[0]
+        spec = row.spec()
+        self.inputs.remove(row)
+        self._input_layer = spec.layer  # chosen here, not a closed layer's replacement
+        if self.image.value is spec.layer:
+            self._on_image_changed()
+        else:
+            self.image.value = spec.layer
+        self.input_sequence.value = spec.sequence
+        for box, value in ((self.input_te, spec.te_ms), (self.input_tr, spec.tr_ms),
+                           (self.input_ti, spec.ti_ms), (self.input_flip, spec.flip_deg)):
+            if value:  # what the row knew; the layer's own (or the default) where it knew nothing
+                box.value = value
+        self._on_inputs_changed()
+        return True
 
     # ------------------------------------------------------------------ events
     def _on_model_changed(self, *_):
@@ -437,6 +464,10 @@ class ReparamWidget(Container):
 
     def _on_image_changed(self, *_):
         layer = self.image.value
+        before, self._input_layer = self._input_layer, layer
+        if before is not None and before is not layer and before not in self._viewer.layers \
+                and self._promote_first_row():
+            return  # the input chosen was closed and its choices reset: the first row moved up
         meta = getattr(layer, "metadata", {}) or {}
         if self._said_of_input:  # what was said of the input chosen before no longer holds
             self.status.value, self._said_of_input = "", False
@@ -622,7 +653,7 @@ class ReparamWidget(Container):
         shape = np.shape(request.layer.data)
         total = shape[0] if len(shape) == 3 and request.slice_index is None else 1
         if request.inputs:
-            total = joint_job_units(request.inputs, request.register)
+            total = joint_job_units(request.inputs, request.register, request.gain_per_input)
         self.cancel.enabled = True
         self.progress.max, self.progress.value = total, 0
         what = "whole volume" if request.slice_index is None else f"slice {request.slice_index}"
@@ -732,12 +763,15 @@ class ReparamWidget(Container):
         for key, data in sized.items():
             name = f"{layer.name} {names[key]}"
             data = data.reshape(shape)
+            limits = map_contrast_limits(data)  # robust: a capped T1 map's tissues told apart
             if name in self._viewer.layers:
                 self._viewer.layers[name].data = data
+                self._viewer.layers[name].contrast_limits = limits
             else:
                 unit = "ms" if key != "pd" else PD_UNITS["network" if engine is not None else "joint"]
                 self._viewer.add_image(data, name=name, scale=layer.scale, translate=layer.translate,
                                        colormap="viridis" if key != "pd" else "gray", visible=False,
+                                       contrast_limits=limits,
                                        metadata={**placed, "mr_reparam_role": f"map_{key}", "unit": unit,
                                                  "quantity": key.upper(),
                                                  "model": "joint maps" if request.inputs else request.model})

@@ -9,7 +9,7 @@ from magicgui.widgets import (
     ComboBox, Container, FloatSlider, FloatSpinBox, Label, PushButton, create_widget,
 )
 from magicgui.widgets.bases import RangedWidget
-from qtpy.QtCore import QSize, Qt
+from qtpy.QtCore import QEvent, QObject, QSize, Qt
 from qtpy.QtWidgets import QDoubleSpinBox, QFrame, QScrollArea
 
 from .presets import get_input_preset
@@ -49,6 +49,7 @@ class InputRow(Container):
         for box in (self.te, self.tr, self.ti, self.flip):  # typed or scrolled: narrow enough for two a line
             box.native.setButtonSymbols(QAbstractSpinBox.ButtonSymbols.NoButtons)
         compact(self.layer, 11)  # most of "head TE20 TR6000"
+        elide_middle(self.layer)  # "plate5 TE…TI 300": the end that tells a series' images apart
         compact(self.sequence, 4)  # "Spin e...": the list names it in full
         top = Container(layout="horizontal", labels=False, widgets=[self.layer, self.sequence, self.remove])
         times = Container(layout="horizontal", labels=False, widgets=[self.te, self.tr])
@@ -171,6 +172,52 @@ def compact(combo, chars: int = 8) -> None:
 
     combo.native.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
     combo.native.setMinimumContentsLength(chars)
+
+
+def elide_middle(combo) -> None:
+    """A combo box whose current text, where the box is too narrow for it, is cut in the
+    middle (``plate5 TE 10 / T…/ TI 300``), not at its end: the names of one series' images
+    differ at the end (their TI or TE). The list it opens shows the names in full."""
+    combo.native.installEventFilter(_MiddleElided(combo.native))
+
+
+def shown_text(combo) -> str:
+    """The current text of an :func:`elide_middle` combo box as it shows it."""
+    from qtpy.QtWidgets import QStyle, QStyleOptionComboBox
+
+    native = combo.native if hasattr(combo, "native") else combo
+    option = QStyleOptionComboBox()
+    native.initStyleOption(option)
+    field = native.style().subControlRect(QStyle.ComplexControl.CC_ComboBox, option,
+                                          QStyle.SubControl.SC_ComboBoxEditField, native)
+    return native.fontMetrics().elidedText(option.currentText, Qt.TextElideMode.ElideMiddle, field.width())
+
+
+class _MiddleElided(QObject):
+    """Paints its combo box as Qt does, with :func:`shown_text` for its current text."""
+
+    def eventFilter(self, watched, event) -> bool:
+        if event.type() != QEvent.Type.Paint:
+            return False
+        from qtpy.QtWidgets import QStyle, QStyleOptionComboBox, QStylePainter
+
+        option = QStyleOptionComboBox()
+        watched.initStyleOption(option)
+        painter = QStylePainter(watched)
+        painter.drawComplexControl(QStyle.ComplexControl.CC_ComboBox, option)
+        option.currentText = shown_text(watched)
+        painter.drawControl(QStyle.ControlElement.CE_ComboBoxLabel, option)
+        painter.end()
+        return True
+
+
+def label_on_top(widget) -> None:
+    """The label beside ``widget`` in a labelled container at the top of its row, not
+    centred beside a tall widget (a list of rows)."""
+    row = widget.native.parentWidget().layout()
+    label = row.itemAt(0).widget()
+    label.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
+    row.setAlignment(label, Qt.AlignmentFlag.AlignTop)
 
 
 class NoteLabel(Label):

@@ -17,6 +17,31 @@ from ._widget_work import with_range
 from .widget_logic import Request, compare_volumes, layer_names, truth_mismatch
 
 
+#: The percentiles of a map's finite, positive values its layer's contrast spans: a T1 map
+#: capped at 10000 ms shows its tissues apart, not in one dark colour below the cap.
+MAP_PERCENTILES = (1.0, 99.0)
+#: At most this many values are read for them (a regular sample of a larger map).
+MAP_SAMPLE = 1 << 20
+
+
+def map_contrast_limits(data) -> tuple[float, float]:
+    """A map layer's contrast limits: :data:`MAP_PERCENTILES` of its finite, positive
+    values, leaving out those pinned at the top (more than one voxel at exactly the
+    largest value: the fit's cap, which the air around a phantom reaches); (0, 1) where
+    there are none. The data are left as they are."""
+    values = np.asarray(data).ravel()
+    values = values[np.isfinite(values) & (values > 0)]
+    values = values[:: max(1, values.size // MAP_SAMPLE)]
+    if values.size:
+        pinned = values == values.max()
+        if 1 < pinned.sum() < values.size:
+            values = values[~pinned]
+    if not values.size:
+        return 0.0, 1.0
+    low, high = (float(v) for v in np.percentile(values, MAP_PERCENTILES))
+    return (low, high) if high > low else (low, low + max(abs(low), 1.0))
+
+
 class Outputs:
     """The output layers of the input chosen in ``image`` and their comparison with the
     layer chosen in ``ground_truth`` (the widget's layer controls, read for their current

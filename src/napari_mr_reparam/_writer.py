@@ -1,5 +1,5 @@
-"""napari writer: an image layer to NIfTI (or a DICOM series), restoring the original
-orientation and affine."""
+"""napari writers: an image layer to NIfTI (or a DICOM series), restoring the original
+orientation and affine; several image layers to a folder, one NIfTI file each."""
 
 from __future__ import annotations
 
@@ -21,12 +21,77 @@ WRITER_SUFFIXES = (".nii.gz", ".nii", ".dcm")
 
 
 def write_single_image(path: str, data, meta: dict) -> list[str]:
-    """:func:`write_image` to ``path`` (:func:`writer_path`), its refusals raised as
-    :class:`WriteRefused` so napari shows them."""
+    """:func:`write_image` to ``path`` (:func:`writer_path`), its refusals and failures
+    (a read-only folder) raised as :class:`WriteRefused` so napari shows them."""
     try:
         return write_image(writer_path(path), data, meta)
-    except ValueError as error:
+    except (ValueError, OSError) as error:
         raise WriteRefused(str(error)) from None
+
+
+def write_images(path: str, layer_data: list) -> list[str]:
+    """Save several image layers (napari's multi-layer writer): ``path`` is a folder (made
+    where missing), each layer in it as ``<layer name>.nii.gz`` with its BIDS sidecar
+    (:func:`write_image`; the name made safe for a file system, :func:`file_stem`). Refused
+    in one line (:class:`WriteRefused`) before anything is written: a ``path`` that names a
+    file type or is a file, two layers whose files would share a name, or any file it would
+    write that exists (each named). A layer that cannot be written leaves no file of the
+    save behind."""
+    from pathlib import Path
+
+    from .file_types import suffix_of
+    from .volume_writing import OUTPUT_SUFFIXES, refuse_file_as_folder, written_files
+
+    folder = Path(path)
+    try:
+        if suffix_of(folder) in OUTPUT_SUFFIXES:
+            raise ValueError(f"{folder.name}: several layers are saved in a folder, each as <layer name>"
+                             f"{WRITER_SUFFIXES[0]} with its sidecar; give a folder name without an extension")
+        targets = [folder / f"{file_stem(meta.get('name'))}{WRITER_SUFFIXES[0]}" for _, meta, _ in layer_data]
+        refuse_file_as_folder(targets[0])
+        _refuse_clashes(targets, [meta.get("name") for _, meta, _ in layer_data])
+        taken = [f.name for target in targets for f in written_files(target) if f.exists()]
+        if taken:
+            raise ValueError(f"{folder}: {', '.join(taken)} already exist{'s' if len(taken) == 1 else ''} there; "
+                             "save in another folder, or move them away first")
+        made = [p for p in (folder, *folder.parents) if not p.exists()]  # innermost first
+        written: list[str] = []
+        try:
+            for target, (data, meta, _) in zip(targets, layer_data):
+                written += write_image(str(target), data, meta, replace=False)
+        except BaseException:
+            for done in written:  # each new (none existed): the save is all or nothing
+                for f in written_files(done):
+                    f.unlink(missing_ok=True)
+            for new in made:  # and the folders it made
+                if new.is_dir() and not any(new.iterdir()):
+                    new.rmdir()
+            raise
+    except (ValueError, OSError) as error:
+        raise WriteRefused(str(error)) from None
+    return written
+
+
+def file_stem(name) -> str:
+    """A layer name as a file name without extension: characters a file system refuses
+    (``/ \\ : * ? " < > |``, control characters) as ``_``, no leading or trailing spaces or
+    dots; ``layer`` where nothing is left."""
+    import re
+
+    stem = re.sub(r'[\x00-\x1f/\\:*?"<>|]', "_", str(name or "")).strip(" .")
+    return stem or "layer"
+
+
+def _refuse_clashes(targets: list, names: list) -> None:
+    """A one-line ValueError naming the first two layers whose files would share a name (as
+    a file system that ignores case sees them)."""
+    seen: dict[str, str] = {}
+    for target, name in zip(targets, names):
+        key = target.name.casefold()
+        if key in seen:
+            raise ValueError(f"layers {seen[key]!r} and {name!r} would both be saved as {target.name}; "
+                             "rename one")
+        seen[key] = name
 
 
 def writer_path(path: str) -> str:
@@ -51,7 +116,7 @@ def writer_path(path: str) -> str:
     return full
 
 
-def write_image(path: str, data, meta: dict) -> list[str]:
+def write_image(path: str, data, meta: dict, replace: bool = True) -> list[str]:
     """Save one image layer as NIfTI with a BIDS sidecar, or as a DICOM series (``.dcm``: a
     folder of that name, one file per slice, in the study of the DICOM series the layer was
     read from); return the paths written.
@@ -63,7 +128,8 @@ def write_image(path: str, data, meta: dict) -> list[str]:
     before replacing a file, so this overwrites it and its sidecar (a DICOM series' folder only
     where it holds nothing but ``.dcm`` files); a sidecar already beside a new file
     (``scan.json`` for ``scan.nii.gz``) is another file's, never asked about: it is kept, and
-    the save is refused in one line (a ``ValueError``).
+    the save is refused in one line (a ``ValueError``). ``replace=False`` replaces nothing
+    (a ``FileExistsError``).
     """
     from pathlib import Path
 
@@ -85,7 +151,7 @@ def write_image(path: str, data, meta: dict) -> list[str]:
         extra.update(Quantity=metadata["quantity"], Units=metadata.get("unit") or "relative")
     written = save_volume(path, data, like=like, te_ms=metadata.get("te_ms"),
                           tr_ms=metadata.get("tr_ms"), model=metadata.get("model"), extra=extra,
-                          overwrite=True)
+                          overwrite=replace)
     return [str(written)]
 
 

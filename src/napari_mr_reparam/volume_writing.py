@@ -172,8 +172,11 @@ def save_volume(path: str | Path, data_zyx: np.ndarray, like: Volume | None = No
 
         voxels, affine = _file_order(data, like)
         files = like.extra.get("files") if like is not None and like.kind == "dicom" else None
-        return write_series(path, voxels, affine, source_files=files, te_ms=te_ms, tr_ms=tr_ms, model=model,
-                            extra=extra, overwrite=overwrite)
+        try:
+            return write_series(path, voxels, affine, source_files=files, te_ms=te_ms, tr_ms=tr_ms, model=model,
+                                extra=extra, overwrite=overwrite)
+        except OSError as exc:
+            raise cannot_write(path, exc) from None
     jobs = [(path, lambda tmp: _WRITERS[suffix](tmp, data, like))]
     if suffix in NIFTI_SUFFIXES:
         meta = prediction_sidecar(te_ms, tr_ms, model, extra)
@@ -235,18 +238,34 @@ def _one(value):
 
 
 def _write_atomically(jobs: list[tuple[Path, Callable[[Path], None]]]) -> None:
-    """Write every file to a temporary beside it, then move all into place; no partial files."""
+    """Write every file to a temporary beside it, then move all into place; no partial files.
+    A failure of the system (a read-only or full disk, no permission) is one line naming the
+    output being written (:func:`cannot_write`), and no temporary file is left."""
     temps = []
+    target = jobs[0][0] if jobs else None
     try:
         for target, write in jobs:
             temps.append(_new_temp(target))
             write(Path(temps[-1]))
         for (target, _), tmp in zip(jobs, temps):
             os.replace(tmp, target)
+    except OSError as exc:
+        raise cannot_write(target, exc) from None
     finally:
         for tmp in temps:
             if os.path.exists(tmp):
                 os.unlink(tmp)
+
+
+def cannot_write(path: str | Path, exc: OSError) -> OSError:
+    """``exc``, an error of the system while writing the output ``path``, as one line naming
+    ``path`` as given and the reason (``cannot write out/x.nii.gz: read-only file system``),
+    not the temporary file it happened on; an ``OSError`` of this package's own (no
+    ``errno``: a refusal with its own message) is returned as it is."""
+    if exc.errno is None:
+        return exc
+    reason = exc.strerror or os.strerror(exc.errno)
+    return OSError(f"cannot write {path}: {reason[:1].lower()}{reason[1:]}")
 
 
 def _new_temp(target: Path) -> str:
