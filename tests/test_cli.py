@@ -1001,3 +1001,139 @@ def test_help_says_what_each_option_takes(capsys):
         main(["predict", "--help"])
     out = " ".join(capsys.readouterr().out.split())
     assert "two, TI1 and TI2, for double inversion recovery (--preset DIR)" in out and "--joint --preset" not in out
+
+
+def test_plain_predict_reads_an_input_ti_as_joint_does_and_never_drops_a_flip(scan, sequence_weights, tmp_path,
+                                                                              capsys):
+    path, _, _ = scan
+    common = ["predict", str(path), "--te", "100", "--tr", "3000", "--input-te", "15", "--input-tr", "3000", "-q",
+              "--weights", sequence_weights]
+    assert main([*common, "-o", str(tmp_path / "ir.nii.gz"), "--input-ti", "900"]) == 0
+    record = json.loads((tmp_path / "ir.json").read_text())["Input"]
+    assert (record["ScanningSequence"], record["InversionTime"]) == ("IR", 0.9)
+    capsys.readouterr()
+    for extra, option in ((["--input-flip", "12"], "--input-flip 12 applies to gradient_echo or mprage inputs"),
+                          (["--input-sequence", "spin_echo", "--input-ti", "900"],
+                           "--input-ti 900 applies to inversion_recovery or mprage inputs"),
+                          (["--input-sequence", "inversion_recovery", "--input-ti", "900", "--input-flip", "12"],
+                           "--input-flip 12 applies to gradient_echo or mprage inputs")):
+        out = tmp_path / "x.nii.gz"
+        assert main([*common, "-o", str(out), *extra]) == 2
+        err = capsys.readouterr().err.strip().splitlines()[-1]
+        assert err.startswith(f"error: {path}: {option}, and this input is read as ") and not out.exists()
+    assert main(["predict", str(path), "--te", "100", "--tr", "3000", "-q", "-o", str(tmp_path / "by_d2p.nii.gz"),
+                 "--model", "d2p", "--input-flip", "12"]) == 2
+    assert "--input-flip 12 applies to gradient_echo or mprage" in capsys.readouterr().err
+
+
+def test_a_gradient_echo_input_tr_of_a_few_ms_given_as_an_option_is_read(scan, sequence_weights, tmp_path, capsys):
+    path, _, _ = scan
+    out = tmp_path / "gre.nii.gz"
+    assert main(["predict", str(path), "-o", str(out), "--te", "100", "--tr", "3000", "-q", "--weights",
+                 sequence_weights, "--input-sequence",
+                 "gradient_echo", "--input-te", "2.5", "--input-tr", "7.5", "--input-flip", "12"]) == 0
+    record = json.loads((tmp_path / "gre.json").read_text())["Input"]
+    assert (record["ScanningSequence"], record["RepetitionTime"], record["FlipAngle"]) == ("GR", 0.0075, 12.0)
+    assert main(["predict", str(path), "-o", str(tmp_path / "se.nii.gz"), "--te", "100", "--tr", "3000", "-q",
+                 "--input-te", "2.5", "--input-tr", "7.5"]) == 2
+    assert "input TR 7.5 looks like seconds" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("form", [["--te", "100", "--tr", "3000"], ["--preset", "T2w"]])
+def test_an_output_over_its_input_or_the_inputs_sidecar_is_refused_even_with_overwrite(scan, tmp_path, capsys,
+                                                                                       monkeypatch, form):
+    from napari_mr_reparam.inference import Reparameterizer
+
+    monkeypatch.setattr(Reparameterizer, "__init__", lambda *a, **k: pytest.fail("nothing is computed"))
+    path, _, _ = scan
+    side = tmp_path / "scan.json"
+    side.write_text(json.dumps({"EchoTime": 0.015, "RepetitionTime": 0.5}))
+    before = path.read_bytes(), side.read_text()
+    for output, what in ((path, f"{path} would be written over the input {path}"),
+                         (tmp_path / "scan.nii", f"{side} would be written over the sidecar of the input {path}")):
+        assert main(["predict", str(path), "-o", str(output), "--overwrite", "-q", *form]) == 2
+        assert capsys.readouterr().err.strip().endswith(
+            f"error: {what}; an output never replaces an input or its sidecar (not even with --overwrite): "
+            "choose another output name")
+    assert (path.read_bytes(), side.read_text()) == before and not (tmp_path / "scan.nii").exists()
+
+
+@pytest.mark.parametrize("option", [["--register"], ["--scale", "per-input"], ["--scale", "auto"],
+                                    ["--echo-train", "ideal"]])
+@pytest.mark.parametrize("form", [["--te", "100", "--tr", "3000"], ["--preset", "T2w"]])
+def test_options_of_the_joint_fit_are_refused_without_joint(scan, tmp_path, capsys, form, option):
+    path, _, _ = scan
+    out = tmp_path / "x.nii.gz"
+    assert main(["predict", str(path), "-o", str(out), *form, *option]) == 2
+    assert capsys.readouterr().err.strip() == (f"error: {option[0]} applies to --joint (several images of one "
+                                               "subject) and maps; without --joint each input is predicted alone")
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("sidecar, field", [({"EchoTime": "0.03", "RepetitionTime": 3.0}, 'EchoTime "0.03"'),
+                                            ({"EchoTime": 0.03, "RepetitionTime": 0}, "RepetitionTime 0"),
+                                            ({"EchoTime": -0.03, "RepetitionTime": 3.0}, "EchoTime -0.03")])
+def test_a_sidecar_time_that_is_no_time_is_named_not_taken_for_missing(scan, tiny_weights, tmp_path, capsys,
+                                                                        sidecar, field):
+    path, _, _ = scan
+    (tmp_path / "scan.json").write_text(json.dumps(sidecar))
+    out = tmp_path / "x.nii.gz"
+    assert main(["predict", str(path), "-o", str(out), "--te", "100", "--tr", "3000", "-q"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: {path}: scan.json: {field} is not a time (BIDS sidecars state it as a positive "
+                          "number of seconds); fix it, or give the input's value with --input-")
+    assert "no input acquisition given" not in err and len(err.splitlines()) == 1 and not out.exists()
+    assert main(["predict", str(path), "-o", str(out), "--te", "100", "--tr", "3000", "-q", "--input-te", "30",
+                 "--input-tr", "3000"]) == 0
+    assert f"{field} in scan.json is ignored (not a positive number of seconds)" in capsys.readouterr().err
+
+
+def test_the_ok_line_words_a_targets_ti_and_flip(scan, tiny_weights, tmp_path, capsys):
+    path, _, _ = scan
+    assert main(["predict", str(path), "-o", str(tmp_path / "ir.nii.gz"), "--sequence", "inversion_recovery",
+                 "--te", "100", "--tr", "9000", "--ti", "2500", "-q"]) == 0
+    assert "TE 100/TR 9000 ms, TI 2500 ms -> " in capsys.readouterr().out
+    assert main(["predict", str(path), "-o", str(tmp_path / "gre.nii.gz"), "--sequence", "gradient_echo",
+                 "--te", "4", "--tr", "20", "--flip", "15", "-q"]) == 0
+    assert "TE 4/TR 20 ms, flip 15 deg -> " in capsys.readouterr().out
+
+
+def test_a_file_output_for_a_4d_niftis_volumes_says_it_holds_them(tmp_path, capsys):
+    data = np.random.default_rng(0).random((16, 16, 2, 2)).astype(np.float32)
+    nib.save(nib.Nifti1Image(data, np.eye(4)), tmp_path / "four.nii.gz")
+    out = tmp_path / "x.nii.gz"
+    for form in (["--te", "100", "--tr", "3000"], ["--preset", "T2w"]):
+        assert main(["predict", str(tmp_path / "four.nii.gz"), "-o", str(out), "-q", *form]) == 2
+        assert capsys.readouterr().err.strip().endswith(
+            "four.nii.gz: the input holds 2 volumes, each predicted separately; give an output folder for "
+            "-o, not a file, or choose one with --acquisition N")
+    assert not out.exists()
+
+
+def test_an_image_models_preset_is_recorded_in_the_outputs_sidecar(scan, tiny_weights, tmp_path):
+    path, _, _ = scan
+    assert main(["predict", str(path), "--preset", "T2w", "--model", "p2p", "--input-te", "30", "--input-tr",
+                 "2500", "-o", str(tmp_path / "t2w.nii.gz"), "-q"]) == 0
+    meta = json.loads((tmp_path / "t2w.json").read_text())
+    assert meta["Preset"] == "T2w" and meta["Input"]["Source"] == "given"
+
+
+def test_each_readme_example_block_writes_each_output_once_and_never_over_an_input():
+    """Run top to bottom, no line of a README block is refused for an output an earlier
+    line wrote, nor writes over a file another line reads."""
+    import re
+    import shlex
+    from pathlib import Path
+
+    from napari_mr_reparam.cli import build_parser
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    parser = build_parser()
+    for block in re.findall(r"```bash\n(.*?)```", readme, re.S):
+        lines = [line.split(" #")[0] for line in block.replace("\\\n", " ").splitlines()]
+        commands = [parser.parse_args(shlex.split(line)[1:]) for line in lines
+                    if line.startswith(("napari-mr-reparam predict", "napari-mr-reparam maps"))]
+        outputs = [c.output.rstrip("/") for c in commands]
+        inputs = {i.rstrip("/") for c in commands for i in c.input}
+        assert len(outputs) == len(set(outputs)), block
+        assert not inputs & set(outputs), block

@@ -314,7 +314,8 @@ def test_preset_on_a_dicom_series_predicts_each_acquisition_as_predict_does(tmp_
                  "-o", str(tmp_path / "three.nii.gz")]) == 2
     assert "--acquisition 3, but the series has 2 acquisition(s)" in capsys.readouterr().err
     assert main(["predict", str(tmp_path / "dual"), "--preset", "T1w", "-o", str(tmp_path / "f.nii.gz")]) == 2
-    assert "2 acquisitions need an output folder for -o, not a file" in capsys.readouterr().err
+    assert ("dual: the input holds 2 acquisitions, each predicted separately; give an output folder for -o, not "
+            "a file, or choose one with --acquisition N") in capsys.readouterr().err
     assert not (tmp_path / "f.nii.gz").exists()
 
 
@@ -821,3 +822,186 @@ def test_the_gain_note_names_each_series_from_where_their_paths_part():
     note = series_gains_note(["/d/T1/site/plate5", "/d/T1/site/plate5", "/d/T2/site/plate5"], maps)
     assert note == ("one receiver gain per input path, relative to T1/site/plate5's: T2/site/plate5 x2.5 "
                     "(from the fit's misfit)")
+
+
+def test_several_inputs_that_name_nothing_are_refused_not_guessed(scans, tmp_path, capsys, monkeypatch):
+    """Two images read as the contrast they look like could get one acquisition: maps of
+    them would mean nothing, so several inputs of one subject are never guessed."""
+    from napari_mr_reparam import contrast
+
+    paths, _ = scans
+    monkeypatch.setattr(contrast, "guess_input", lambda volume, weights=None, classifier=None:
+                        contrast.ContrastGuess("PDw", 0.8, {"PDw": 0.8}))
+    inputs = [str(paths["pdw"]), str(paths["t2w"])]
+    for command in (["maps", *inputs, "-o", str(tmp_path / "m")],
+                    ["predict", "--joint", *inputs, "--preset", "T2w", "-o", str(tmp_path / "j.nii.gz")]):
+        assert main([*command, "--model", "none", "-q"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.endswith("error: pdw.nii.gz, t2w.nii.gz: no TE or TR known; give --input-te/--input-tr (one per "
+                            "input) or --input-preset NAME, or a BIDS sidecar beside it; several images of one "
+                            "subject are not read as the contrast each looks like")
+        assert "looks like PDw" not in err
+    assert not (tmp_path / "m").exists() and not (tmp_path / "j.nii.gz").exists()
+    (tmp_path / "pdw.json").write_text(json.dumps({"EchoTime": 0.015, "RepetitionTime": 3.0}))  # one named
+    assert main(["maps", *inputs, "-o", str(tmp_path / "m"), "--model", "none", "-q"]) == 2
+    assert "error: t2w.nii.gz: no TE or TR known" in capsys.readouterr().err
+
+
+def test_an_input_ti_or_flip_is_read_by_one_rule_and_never_dropped(scans, tmp_path, capsys):
+    """maps and --joint read an input of a TI as inversion recovery; a flip angle its
+    sequence does not read is refused, not dropped."""
+    paths, _ = scans
+    inputs = [str(paths["pdw"]), str(paths["t2w"]), "--input-te", "15", "100", "--input-tr", "3000",
+              "--model", "none", "-q"]
+    assert main(["maps", *inputs, "-o", str(tmp_path / "m"), "--input-flip", "12"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "error: pdw.nii.gz: --input-flip 12 applies to gradient_echo or mprage inputs, and this input is read as "
+        "spin echo; leave out --input-flip, or name its sequence with --input-sequence gradient_echo or mprage")
+    assert main(["maps", *inputs, "-o", str(tmp_path / "m"), "--input-sequence", "spin_echo", "gradient_echo",
+                 "--input-flip", "90", "12"]) == 2
+    assert "error: pdw.nii.gz: --input-flip 90 applies to gradient_echo or mprage" in capsys.readouterr().err
+    assert main(["maps", *inputs, "-o", str(tmp_path / "m"), "--input-sequence", "gradient_echo", "spin_echo",
+                 "--input-ti", "900"]) == 2  # one value that no input reads
+    assert "error: pdw.nii.gz: --input-ti 900 applies to inversion_recovery or mprage" in capsys.readouterr().err
+    assert not (tmp_path / "m").exists()
+    assert main(["maps", *inputs, "-o", str(tmp_path / "m"), "--input-ti", "900"]) == 0
+    acqs = json.loads((tmp_path / "m" / "maps.json").read_text())["acquisitions"]
+    assert [(a["sequence"], a["InversionTime_ms"]) for a in acqs] == [("inversion_recovery", 900)] * 2
+
+
+def test_a_gradient_echo_input_tr_of_a_few_ms_is_taken_as_the_api_takes_it(scans, tmp_path, capsys):
+    paths, _ = scans
+    common = ["maps", str(paths["pdw"]), str(paths["t1w"]), "--input-te", "2.5", "--input-tr", "7.5",
+              "--input-flip", "12", "40", "--model", "none", "-q"]
+    assert main([*common, "--input-sequence", "gradient_echo", "-o", str(tmp_path / "m")]) == 0
+    acqs = json.loads((tmp_path / "m" / "maps.json").read_text())["acquisitions"]
+    assert [(a["sequence"], a["RepetitionTime_ms"]) for a in acqs] == [("gradient_echo", 7.5)] * 2
+    assert main([*common, "-o", str(tmp_path / "n")]) == 2  # its sequence unknown: most likely seconds
+    assert capsys.readouterr().err.strip().endswith(
+        "error: input TR 7.5 looks like seconds; times are in milliseconds (did you mean 7500 ms?); a gradient "
+        "echo's TR may be a few ms: name the input's sequence with --input-sequence gradient_echo")
+    assert main([*common, "--input-sequence", "spin_echo", "-o", str(tmp_path / "n")]) == 2
+    assert capsys.readouterr().err.strip().endswith("error: input TR 7.5 looks like seconds; times are in "
+                                                    "milliseconds (did you mean 7500 ms?)")
+
+
+def test_maps_and_joint_refuse_an_input_given_twice_before_any_work(scans, tmp_path, capsys, monkeypatch):
+    from napari_mr_reparam import cli_joint
+
+    monkeypatch.setattr(cli_joint, "load_inputs", lambda *a, **k: pytest.fail("nothing is read"))
+    paths, _ = scans
+    same = [str(paths["pdw"]), f"{tmp_path}/./pdw.nii.gz"]
+    times = ["--input-te", "15", "100", "--input-tr", "500", "3000", "--model", "none", "-q"]
+    for command in (["maps", *same, "-o", str(tmp_path / "m")],
+                    ["predict", "--joint", *same, "--preset", "T2w", "-o", str(tmp_path / "j.nii.gz")]):
+        assert main([*command, *times]) == 2
+        assert capsys.readouterr().err.strip().endswith(
+            f"error: {same[1]} is given twice ({same[0]} and {same[1]}): it would be fitted as two images of the "
+            "subject; give it once")
+    assert not (tmp_path / "m").exists() and not (tmp_path / "j.nii.gz").exists()
+
+
+def test_a_map_written_over_an_input_is_refused_even_with_overwrite(scans, tmp_path, capsys):
+    paths, _ = scans
+    folder = tmp_path / "mt"
+    folder.mkdir()
+    t1map = folder / "T1map.nii.gz"
+    t1map.write_bytes(paths["pdw"].read_bytes())
+    before = t1map.read_bytes()
+    assert main(["maps", str(t1map), str(paths["t2w"]), "--input-te", "15", "100", "--input-tr", "3000",
+                 "--model", "none", "-o", str(folder), "--overwrite", "-q"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"error: {t1map} would be written over the input {t1map}; an output never replaces an input or its "
+        "sidecar (not even with --overwrite): choose another output name")
+    assert t1map.read_bytes() == before and sorted(p.name for p in folder.iterdir()) == ["T1map.nii.gz"]
+    joint = tmp_path / "pdw.nii"  # its sidecar is pdw.json, the input pdw.nii.gz's
+    (tmp_path / "pdw.json").write_text(json.dumps({"EchoTime": 0.015, "RepetitionTime": 3.0}))
+    assert main(["predict", "--joint", str(paths["pdw"]), str(paths["t2w"]), "--input-te", "15", "100",
+                 "--input-tr", "3000", "--model", "none", "--preset", "T2w", "-o", str(joint), "--overwrite"]) == 2
+    assert f"error: {tmp_path / 'pdw.json'} would be written over the sidecar of the input" in capsys.readouterr().err
+    assert not joint.exists()
+
+
+def _multi_echo_train(folder):
+    """A multi-echo spin-echo train (12 echoes, echo spacing 10 ms) as a DICOM series."""
+    from dicom_helpers import write_series
+
+    from napari_mr_reparam import epg
+
+    t2 = np.exp(np.random.default_rng(2).uniform(np.log(40), np.log(150), (2, 16, 16)))
+    echoes = np.mean([epg.cpmg_echoes(12, 10.0, t2, 0.75 * p) for p in epg.slice_profile()], axis=0)
+    write_series(folder, [np.rint(3000 * echoes[..., k]) for k in range(12)], te=tuple(10.0 * (k + 1)
+                                                                                       for k in range(12)), tr=3000.0)
+    return folder
+
+
+def test_maps_overwrite_removes_the_earlier_runs_outputs_this_run_does_not_write(tmp_path, capsys):
+    train = _multi_echo_train(tmp_path / "mese")
+    out = tmp_path / "maps"
+    assert main(["maps", str(train), "-o", str(out), "--model", "none", "-q"]) == 0
+    assert (out / "b1.nii.gz").is_file()
+    (out / "notes.txt").write_text("mine")
+    (out / "b1_mine.nii.gz").write_bytes(b"not ours")
+    capsys.readouterr()
+    assert main(["maps", str(train), "-o", str(out), "--model", "none", "--echo-train", "ideal", "--overwrite",
+                 "-q"]) == 0
+    err = capsys.readouterr().err
+    assert (f"notice: {out}: removed b1.nii.gz, b1.json, written there by an earlier run of maps and not by this one "
+            "(--overwrite replaces a run's outputs; other files are kept)") in err
+    assert sorted(p.name for p in out.iterdir()) == [
+        "PD.json", "PD.nii.gz", "T1map.json", "T1map.nii.gz", "T2map.json", "T2map.nii.gz", "b1_mine.nii.gz",
+        "determined.json", "determined.nii.gz", "maps.json", "notes.txt"]
+    assert json.loads((out / "maps.json").read_text())["flip_angle_scale"] is None
+
+
+def test_joint_inputs_are_recorded_by_the_paths_that_tell_them_apart_with_their_source(tmp_path):
+    from dicom_helpers import ramp, write_series
+
+    write_series(tmp_path / "T1" / "site" / "plate5", [ramp(2, 16, 16), ramp(2, 16, 16) // 2], te=(15.0, 15.0),
+                 ti=(100.0, 900.0), tr=3000.0, scanning="IR")
+    write_series(tmp_path / "T2" / "site" / "plate5", [ramp(2, 16, 16)], te=(100.0,), tr=3000.0)
+    out = tmp_path / "joint.nii.gz"
+    assert main(["predict", "--joint", str(tmp_path / "T1" / "site" / "plate5"),
+                 str(tmp_path / "T2" / "site" / "plate5"), "--te", "80", "--tr", "3000", "--model", "none", "-q",
+                 "-o", str(out)]) == 0
+    records = json.loads((tmp_path / "joint.json").read_text())["Inputs"]
+    assert [(r["File"], r.get("Acquisition"), r["Source"]) for r in records] == [
+        ("T1/site/plate5", "plate5_acq1", "DICOM tags"), ("T1/site/plate5", "plate5_acq2", "DICOM tags"),
+        ("T2/site/plate5", None, "DICOM tags")]
+
+
+def test_a_preset_outputs_sidecar_names_the_target_preset_and_where_the_input_came_from(scans, tmp_path):
+    paths, _ = scans
+    out = tmp_path / "pred_t2w.nii.gz"
+    assert main(["predict", str(paths["pdw"]), "--preset", "T2w", "--input-preset", "PDw", "--model", "none",
+                 "-o", str(out), "-q"]) == 0
+    meta = json.loads((tmp_path / "pred_t2w.json").read_text())
+    assert meta["Preset"] == "T2w"
+    assert (meta["Input"]["File"], meta["Input"]["Source"], meta["Input"]["Preset"]) == ("pdw.nii.gz", "given", "PDw")
+    (tmp_path / "t1w.json").write_text(json.dumps({"EchoTime": 0.015, "RepetitionTime": 0.5}))
+    joint = tmp_path / "flair.nii.gz"
+    assert main(["predict", "--joint", str(paths["t1w"]), str(paths["t2w"]), "--input-te", "15", "100",
+                 "--input-tr", "500", "3000", "--model", "none", "--preset", "FLAIR", "-o", str(joint), "-q"]) == 0
+    meta = json.loads((tmp_path / "flair.json").read_text())
+    assert meta["Preset"] == "FLAIR"
+    assert [(r["File"], r["Source"]) for r in meta["Inputs"]] == [("t1w.nii.gz", "given"), ("t2w.nii.gz", "given")]
+
+
+def test_a_one_slice_scan_moved_onto_the_first_slice_is_said_and_recorded(tmp_path, capsys):
+    import nibabel as nib
+
+    from napari_mr_reparam.cli_joint import on_first_grid
+    from napari_mr_reparam.io import load_volume
+
+    paths = []
+    for folder, z in (("ir", 0.0), ("train", 2.9)):
+        (tmp_path / folder).mkdir()
+        affine = np.diag([1.0, 1.0, 5.0, 1.0])
+        affine[2, 3] = z
+        nib.save(nib.Nifti1Image(np.random.default_rng(0).random((20, 20, 1)).astype(np.float32) + 1, affine),
+                 tmp_path / folder / "plate5.nii.gz")
+        paths.append(str(tmp_path / folder / "plate5.nii.gz"))
+    out, names = on_first_grid([load_volume(p) for p in paths])
+    err = capsys.readouterr().err
+    assert "notice: train/plate5.nii.gz: its slice moved 2.9 mm onto the first's: the slabs share 42 %\n" in err
+    assert names == [f"{paths[1]} (its slice moved 2.9 mm onto the first's: the slabs share 42 %)"]

@@ -137,3 +137,26 @@ def test_sequence_codes_may_be_listed_or_joined():
     for value in (["GR", "IR"], "GR\\IR", "GR_IR", "gr, ir", ("GR", "IR")):
         assert sequence_codes(value) == {"GR", "IR"}, value
     assert sequence_codes(None) == set() and sequence_codes(3) == set()
+
+
+@pytest.mark.parametrize("value, shown", [("0.03", '"0.03"'), (0, "0"), (-0.03, "-0.03"), (True, "true"),
+                                          ([0.03], "[0.03]")])
+def test_a_sidecar_time_that_is_no_time_is_one_line_naming_the_sidecar_and_field(tmp_path, value, shown):
+    _oblique_nifti(tmp_path / "a.nii.gz")
+    (tmp_path / "a.json").write_text(json.dumps({"EchoTime": value, "RepetitionTime": 3.0}))
+    with pytest.raises(ValueError) as caught:
+        read_sidecar(tmp_path / "a.nii.gz")
+    assert str(caught.value) == (f"a.json: EchoTime {shown} is not a time (BIDS sidecars state it as a positive "
+                                 "number of seconds); fix it, or give the input's value with --input-te MS, which "
+                                 "sets it aside")
+    assert read_sidecar(tmp_path / "a.nii.gz", times_given={"te_ms"}) == {
+        "tr_ms": 3000.0, "times_ignored": f"EchoTime {shown} in a.json is ignored (not a positive number of seconds)"}
+
+
+def test_a_sidecar_time_left_null_is_unstated_and_an_inversion_time_of_0_is_no_inversion(tmp_path):
+    _oblique_nifti(tmp_path / "a.nii.gz")
+    (tmp_path / "a.json").write_text(json.dumps({"EchoTime": None, "RepetitionTime": 3.0, "InversionTime": 0}))
+    assert read_sidecar(tmp_path / "a.nii.gz") == {"tr_ms": 3000.0}
+    (tmp_path / "a.json").write_text(json.dumps({"EchoTime": 0.01, "RepetitionTime": 3.0, "InversionTime": -1}))
+    with pytest.raises(ValueError, match=r"^a\.json: InversionTime -1 is not a time .* --input-ti MS, which"):
+        read_sidecar(tmp_path / "a.nii.gz")

@@ -13,7 +13,7 @@ import numpy as np
 
 from . import DEFAULT_TE_MS, DEFAULT_TR_MS
 from .physics import INPUT_SEQUENCES
-from .units import refuse_seconds
+from .units import refuse_seconds, seconds_checked_tr
 
 #: Sequences an acquisition may name: an input's or a target's (double inversion recovery
 #: is rendered only, from maps).
@@ -48,8 +48,7 @@ class Acquisition:
         if self.sequence not in ACQUISITION_SEQUENCES:
             raise ValueError(f"unknown sequence {self.sequence!r}; known: {', '.join(ACQUISITION_SEQUENCES)}")
         # a spoiled gradient echo's TR can be a few ms, so only its TE and TI are checked
-        tr = None if self.sequence == "gradient_echo" else self.tr_ms
-        refuse_seconds(te=self.te_ms, tr=tr, ti=self.ti_ms)
+        refuse_seconds(te=self.te_ms, tr=seconds_checked_tr(self.tr_ms, self.sequence), ti=self.ti_ms)
         validate_times(self.te_ms, self.tr_ms, self.ti_ms)
         validate_flip(self.flip_deg)
         if self.ti2_ms is not None and not np.all(np.less(self.ti2_ms, self.ti_ms if self.ti_ms is not None else 0)):

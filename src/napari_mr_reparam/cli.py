@@ -29,9 +29,12 @@ def _targets(args) -> list[tuple[float, float]]:
     from .acquisition import validate_times
     from .units import refuse_seconds
 
+    from .cli_joint import refuse_input_seconds
+
     if len(args.te) != len(args.tr):
         raise ValueError(f"give as many --tr as --te values ({len(args.te)} TE, {len(args.tr)} TR)")
-    refuse_seconds(ti=args.ti, input_te=args.input_te, input_tr=args.input_tr)
+    refuse_seconds(ti=args.ti)
+    refuse_input_seconds(args)
     pairs = list(zip(args.te, args.tr))
     for te, tr in pairs:
         refuse_seconds(te=te, tr=None if args.sequence == "gradient_echo" else tr)
@@ -215,6 +218,7 @@ def _output_paths(inputs, targets, output: str, suffix: str | None, tag: str = "
     from .file_types import suffix_of
     from .volume_writing import output_paths
 
+    _refuse_a_file_for_volumes(inputs, targets, output)
     keys, names = [], []
     for path in inputs:
         from_series = isinstance(path, _SeriesInput)  # written as NIfTI, named after the acquisition
@@ -228,19 +232,17 @@ def _output_paths(inputs, targets, output: str, suffix: str | None, tag: str = "
     return outputs
 
 
-def _refuse_repeated_inputs(paths: list[str]) -> None:
-    """An input given twice (itself, or in a folder given too) would be written twice to
-    the same outputs: a one-line ValueError, before any work."""
-    from pathlib import Path
+def _refuse_a_file_for_volumes(inputs, targets, output: str) -> None:
+    """``-o`` a file for one target from one DICOM series of several acquisitions, or one
+    4-D NIfTI file of several volumes, is a one-line ValueError that says so and how to
+    choose one (:func:`~napari_mr_reparam.cli_joint.needs_a_folder`)."""
+    from .cli_joint import needs_a_folder
+    from .file_types import suffix_of
 
-    from .cli_joint import folder_files
-
-    seen = {}
-    for index, text in enumerate(folder_files(paths)):
-        at, first = seen.setdefault(Path(text).resolve(), (index, text))
-        if at != index:
-            again = "twice" if first == text else f"twice ({first} and {text})"
-            raise ValueError(f"{text} is given {again}: both would be written to the same outputs; give it once")
+    if not suffix_of(output) or len(targets) != 1 or len(inputs) < 2:
+        return
+    if all(isinstance(i, _SeriesInput) for i in inputs) and len({i.volume.extra["series"] for i in inputs}) == 1:
+        raise ValueError(needs_a_folder(inputs[0].volume, len(inputs)))
 
 
 def cmd_predict(args) -> int:
@@ -254,17 +256,20 @@ def cmd_predict(args) -> int:
         refuse_acquisition_with_joint,
         refuse_acquisition_without_dicom,
         refuse_bad_angles,
+        refuse_joint_options,
+        refuse_repeated_inputs,
     )
     from .inference import InferenceOptions, Reparameterizer
 
     refuse_bad_angles(args)
     refuse_acquisition_with_joint(args)
+    refuse_joint_options(args)
     refuse_acquisition_without_dicom(args.input, args.acquisition)
     if not args.joint:
         _single(args.input_preset, "--input-preset")  # one for every input unless --joint
-        _refuse_repeated_inputs(args.input)
+        refuse_repeated_inputs(args.input)
     apply_input_preset(args)
-    label = _preset_for_an_image_model(args) if args.preset and not args.joint else None
+    label = args.target_preset = _preset_for_an_image_model(args) if args.preset and not args.joint else None
     if args.joint or args.preset:
         from .cli_joint import predict_joint_or_preset
 
@@ -279,8 +284,10 @@ def cmd_predict(args) -> int:
     inputs = _inputs(args.input, args.acquisition, input_times_given(args), notices)
     tag = (f"_TI{args.ti:g}" if args.ti is not None else "") + (f"_FA{args.flip:g}" if args.flip else "")
     outputs = _output_paths(inputs, targets, args.output, args.suffix, tag, label)
+    from .cli_joint import folder_files, refuse_inputs_as_outputs
     from .volume_writing import refuse_existing
 
+    refuse_inputs_as_outputs(outputs.values(), folder_files(args.input))
     refuse_existing(outputs.values(), overwrite=args.overwrite)
     engine = Reparameterizer(args.model, weights=args.weights, device=args.device,
                              batch_size=args.batch_size)
@@ -298,7 +305,8 @@ def cmd_predict(args) -> int:
         for path in inputs:
             try:
                 written = _predict_file(engine, path, targets, outputs, args, options)
-                summary = ", ".join(f"TE {te:g}/TR {tr:g} ms -> {out}" for (te, tr), out in written)
+                summary = "; ".join(f"TE {te:g}/TR {tr:g} ms{_target_words(args)} -> {out}"
+                                    for (te, tr), out in written)
                 tqdm.write(f"ok {as_used(path, args)}: {engine.info.name} on {engine.device.type}: {summary}")
             except (ValueError, OSError) as exc:
                 failures += 1
@@ -307,6 +315,13 @@ def cmd_predict(args) -> int:
     if len(inputs) > 1:
         print(f"{len(inputs) - failures} of {len(inputs)} inputs done")
     return 0 if failures == 0 else 2
+
+
+def _target_words(args) -> str:
+    """What the ok line says of each target beyond its TE/TR: its TI and flip angle, as
+    the command line words acquisitions (``, TI 2500 ms``)."""
+    return (f", TI {args.ti:g} ms" if args.ti is not None else "") + (
+        f", flip {args.flip:g} deg" if args.flip is not None else "")
 
 
 def _preset_for_an_image_model(args) -> str | None:
@@ -401,7 +416,10 @@ def _predict_file(engine, path, targets, outputs, args, options) -> list:
         for warning in out_of_range_warnings(given.te_ms, given.tr_ms, engine.trained_ranges["input"]):
             print(f"warning: {path.name}: input {warning}", file=sys.stderr)
     predictions = list(predictions)
-    extra = {**acquisition_sidecar(args.sequence, args.ti, args.flip), **record}
+    from .cli_joint import target_preset_record
+
+    extra = {**acquisition_sidecar(args.sequence, args.ti, args.flip),
+             **target_preset_record(getattr(args, "target_preset", None)), **record}
     return [((te, tr), save_volume(outputs[(path, (te, tr))], pred, like=volume, te_ms=te, tr_ms=tr,
                                    model=engine.info.name, extra=extra, overwrite=args.overwrite))
             for (te, tr), pred in zip(targets, predictions)]
@@ -426,12 +444,14 @@ def _input_used(engine, path, volume, data, args) -> tuple:
     "Input" record of the acquisition used)``: from the options, the file (sidecar, DICOM
     tags), else the preset its contrast looks like, else the default (with a notice)."""
     from .acquisition import Acquisition
+    from .cli_joint import times_source
     from .volume_writing import input_record
 
     file = _input_file(path, volume)
     if engine.task == "d2p":  # it reads one input acquisition, the default: what the file states must be it
         _refuse_for_d2p_input(engine, path, volume, args)
-        return None, input_record(Acquisition.default(), _times_source(path, volume, args), **file)
+        _refuse_unread(path, "spin_echo", args)
+        return None, input_record(Acquisition.default(), times_source(args.input_te, args.input_tr, volume), **file)
     if isinstance(path, _SeriesInput) and path.dicom_tags:
         _dicom_input_times(path, args)
     _refuse_one_time_without_the_other(volume, args)
@@ -445,8 +465,9 @@ def _input_used(engine, path, volume, data, args) -> tuple:
         _notice(f"notice: {path.name}: no input TE/TR given or in a BIDS sidecar; taking the input to be at TE "
                 f"{te_in:g} ms / TR {tr_in:g} ms; name its acquisition with --input-preset "
                 f"({', '.join(input_preset_names())}) or --input-te/--input-tr")
-    given = _input_sequence(volume, te_in, tr_in, args)
-    return given, input_record(given, _times_source(path, volume, args), preset=args.input_preset, **file)
+    given = _input_sequence(volume, te_in, tr_in, args, path.name)
+    source = times_source(args.input_te, args.input_tr, volume)
+    return given, input_record(given, source, preset=args.input_preset, **file)
 
 
 def _input_file(path, volume) -> dict:
@@ -457,17 +478,6 @@ def _input_file(path, volume) -> dict:
         return {"file": path.name}
     source = getattr(volume, "source", None)
     return {"file": Path(str(source)).name if source else path.name, "part": path.name}
-
-
-def _times_source(path, volume, args) -> str:
-    """Where the input's TE and TR came from: ``given`` (the options or --input-preset), its
-    ``BIDS sidecar``, ``DICOM tags`` or ``FreeSurfer header``, ``default``, or two of those
-    (``given and BIDS sidecar``)."""
-    own = ("DICOM tags" if isinstance(path, _SeriesInput) and path.dicom_tags
-           else (volume.extra or {}).get("times_from", "BIDS sidecar"))
-    origins = ["given" if getattr(args, f"input_{n}") is not None else own if getattr(volume, f"{n}_ms") is not None
-               else "default" for n in ("te", "tr")]
-    return " and ".join(dict.fromkeys(origins))
 
 
 def _refuse_for_d2p_input(engine, path, volume, args) -> None:
@@ -514,21 +524,34 @@ def _nothing_names_the_input(volume, args) -> bool:
     return all(v is None for v in given)
 
 
-def _input_sequence(volume, te_in: float, tr_in: float, args):
+def _input_sequence(volume, te_in: float, tr_in: float, args, name: str = "the input"):
     """The input's Acquisition: its sequence, TI (ms) and flip angle from the options, else
-    from its BIDS sidecar (``ScanningSequence``, ``InversionTime``, ``FlipAngle``), else a
-    spin echo."""
-    from .acquisition import Acquisition
+    from its BIDS sidecar (``ScanningSequence``, ``InversionTime``, ``FlipAngle``), by the
+    rule ``predict --joint`` and ``maps`` read inputs with
+    (:func:`~napari_mr_reparam.cli_joint.input_sequence`: else inversion recovery where a TI
+    is known, else a spin echo); ``--input-ti`` or ``--input-flip`` that the sequence does
+    not read is a one-line ValueError naming the input (``name``)."""
+    from .acquisition import SEQUENCE_READS, Acquisition
+    from .cli_joint import input_sequence
 
-    sequence = args.input_sequence or getattr(volume, "sequence", None) or "spin_echo"
     ti = args.input_ti if args.input_ti is not None else volume.ti_ms
     flip = args.input_flip if args.input_flip is not None else volume.flip_deg
+    sequence = input_sequence(args.input_sequence, getattr(volume, "sequence", None), ti)
+    _refuse_unread(name, sequence, args)
     if sequence in ("inversion_recovery", "mprage") and ti is None:
         raise ValueError(f"a {sequence.replace('_', ' ')} input needs its inversion time: --input-ti MS")
     if sequence in ("gradient_echo", "mprage") and flip is None:
         raise ValueError(f"a {sequence.replace('_', ' ')} input needs its flip angle: --input-flip DEG")
-    return Acquisition(te_in, tr_in, sequence, ti if sequence in ("inversion_recovery", "mprage") else None,
-                       flip if sequence in ("gradient_echo", "mprage") else None)
+    reads = SEQUENCE_READS[sequence]
+    return Acquisition(te_in, tr_in, sequence, ti if "ti" in reads else None, flip if "flip" in reads else None)
+
+
+def _refuse_unread(name, sequence: str, args) -> None:
+    """``--input-ti`` or ``--input-flip`` that an input of ``sequence`` does not read is a
+    one-line ValueError naming it (:func:`~napari_mr_reparam.cli_joint.refuse_unread_options`)."""
+    from .cli_joint import refuse_unread_options
+
+    refuse_unread_options(args, [sequence], [str(getattr(name, "name", name))])
 
 
 def cmd_demo(args) -> int:

@@ -147,10 +147,27 @@ def add_predict_options(parser) -> None:
          help="--joint: input flip angle(s), degrees, one per input")
     _add(parser, "--input-sequence", nargs="+", metavar="SEQ",
          help="--joint: spin_echo, inversion_recovery or gradient_echo per input")
-    _add(parser, "--scale", **{**SCALE_OPTION, "help": "--joint: " + SCALE_OPTION["help"]})
-    _add(parser, "--echo-train", **{**ECHO_TRAIN_OPTION, "help": "--joint: " + ECHO_TRAIN_OPTION["help"]})
+    _add(parser, "--scale", **{**SCALE_OPTION, "default": None, "help": "--joint: " + SCALE_OPTION["help"]})
+    _add(parser, "--echo-train", **{**ECHO_TRAIN_OPTION, "default": None,
+                                    "help": "--joint: " + ECHO_TRAIN_OPTION["help"]})
     _add(parser, "--no-smooth", **{**NO_SMOOTH_OPTION, "help": "--joint: " + NO_SMOOTH_OPTION["help"]})
     _add(parser, "--register", **{**REGISTER_OPTION, "help": "--joint: " + REGISTER_OPTION["help"]})
+
+
+#: Options of the joint fit that ``predict`` takes with ``--joint`` only, by attribute.
+JOINT_ONLY = {"register": "--register", "scale": "--scale", "echo_train": "--echo-train"}
+
+
+def refuse_joint_options(args) -> None:
+    """An option of the joint fit of several images (:data:`JOINT_ONLY`) given to ``predict``
+    without ``--joint``, where each input is predicted alone and it would do nothing, is a
+    one-line ValueError."""
+    if getattr(args, "joint", False):
+        return
+    for attr, option in JOINT_ONLY.items():
+        if getattr(args, attr, None) not in (None, False):
+            raise ValueError(f"{option} applies to --joint (several images of one subject) and maps; without "
+                             "--joint each input is predicted alone")
 
 
 def _listed(value) -> list:
@@ -230,6 +247,48 @@ def refuse_shared_outputs(pairs) -> None:
             if other is not source and str(other) != str(source):
                 raise ValueError(f"{other} and {source} would both be written to {written} (inputs of one file "
                                  "name); rename one, or predict them in separate runs")
+
+
+def refuse_repeated_inputs(paths: list[str], why: str = "both would be written to the same outputs",
+                           expand: bool = True) -> None:
+    """An input given twice (itself, or, ``expand``, in a folder given too:
+    :func:`folder_files`) is a one-line ValueError, before any work; ``why`` says what it
+    would do (``predict``: be written twice to the same outputs; ``maps`` and ``--joint``:
+    :data:`FITTED_TWICE`)."""
+    seen = {}
+    for index, text in enumerate(folder_files(paths) if expand else paths):
+        at, first = seen.setdefault(Path(text).resolve(), (index, text))
+        if at != index:
+            again = "twice" if first == text else f"twice ({first} and {text})"
+            raise ValueError(f"{text} is given {again}: {why}; give it once")
+
+
+def refuse_inputs_as_outputs(outputs, inputs) -> None:
+    """An output, or the sidecar written beside it, that is one of the ``inputs`` or an
+    input's BIDS sidecar is a one-line ValueError, before any work and even with
+    ``--overwrite``: writing it would destroy what it is made from."""
+    from .volume_writing import written_files
+
+    read = {}
+    for text in inputs:
+        read.setdefault(Path(text).resolve(), f"the input {text}")
+        for side in _own_sidecar(text):
+            read.setdefault(side.resolve(), f"the sidecar of the input {text}")
+    for out in outputs:
+        for written in written_files(out):
+            if written.resolve() in read:
+                raise ValueError(f"{written} would be written over {read[written.resolve()]}; an output never "
+                                 "replaces an input or its sidecar (not even with --overwrite): choose another "
+                                 "output name")
+
+
+def _own_sidecar(path) -> list[Path]:
+    """The BIDS sidecar an input file is read with (a NIfTI, FreeSurfer or image file's;
+    none for a DICOM series), as a list of none or one."""
+    from .file_types import IMAGE_SUFFIXES, VOLUME_SUFFIXES, suffix_of
+    from .sidecars import sidecar_path
+
+    return [sidecar_path(path)] if suffix_of(path) in VOLUME_SUFFIXES + IMAGE_SUFFIXES else []
 
 
 def no_inputs_in(folder: Path, images: bool = True) -> ValueError:
@@ -337,46 +396,131 @@ def _per_input(values, n: int, what: str) -> list:
     return values
 
 
-def acquisitions_of(volumes, args) -> list:
+#: The per-input acquisition options, by attribute, as the command line names them (the
+#: preset's first: its count is checked first).
+INPUT_OPTIONS = {"input_preset": "--input-preset", "input_te": "--input-te", "input_tr": "--input-tr",
+                 "input_ti": "--input-ti", "input_flip": "--input-flip", "input_sequence": "--input-sequence"}
+
+
+def acquisitions_of(volumes, args, origins: list | None = None) -> list:
     """Each input's :class:`~napari_mr_reparam.simulate.Acquisition`: options first, then
-    the volume's tags or sidecar; a missing TE or TR names the option."""
+    the volume's tags or sidecar; a missing TE or TR names the option. An input that names
+    nothing of its acquisition is read as the preset it looks like only where it is the one
+    input (:func:`refuse_guesses`). ``origins``: a list that takes each input's (where its
+    TE/TR came from, :func:`times_source` or ``guessed``; the input preset it was read as,
+    or None), for its record (:func:`inputs_record`)."""
+    n = len(volumes)
+    given = {attr: _per_input(_listed(getattr(args, attr, None)) or None, n, option)
+             for attr, option in INPUT_OPTIONS.items()}
+    _notice_overrides(volumes, {attr: given[attr] for attr in ("input_te", "input_tr", "input_ti")}, args)
+    names = input_names(volumes)
+    each = [{attr: values[i] for attr, values in given.items()} for i in range(n)]
+    refuse_guesses(volumes, each, names)
+    found = [_acquisition_of(v, name, own, several=n > 1) for v, name, own in zip(volumes, names, each)]
+    refuse_unread_options(args, [acq.sequence for acq, _ in found], names)
+    if origins is not None:
+        origins.extend(origin for _, origin in found)
+    return [acq for acq, _ in found]
+
+
+def input_names(volumes) -> list[str]:
+    """Each input's name in messages and records: its path named from where the inputs'
+    paths part (:func:`path_names`: ``T1/site4/plate5``, ``T2/site4/plate5``)."""
+    short = path_names([_source(v) for v in volumes])
+    return [short[_source(v)] if v.source else f"input {i}" for i, v in enumerate(volumes, 1)]
+
+
+def _names_nothing(volume, given: dict) -> bool:
+    """Whether neither the options (``given``: this input's values) nor the volume's sidecar
+    or tags say anything of its acquisition."""
+    own = (volume.te_ms, volume.tr_ms, volume.ti_ms, volume.flip_deg, getattr(volume, "sequence", None))
+    return all(v is None for v in (*given.values(), *own))
+
+
+def refuse_guesses(volumes, given: list[dict], names: list[str]) -> None:
+    """Several images of one subject are not read as the contrast each looks like (two
+    could be given one acquisition, and maps fitted to them would mean nothing): those
+    that name nothing of their acquisition (``given``: each one's option values) are a
+    one-line ValueError naming them, with how to give their times."""
+    if len(volumes) < 2:
+        return
+    lacking = [name for v, own, name in zip(volumes, given, names) if _names_nothing(v, own)]
+    if lacking:
+        raise ValueError(f"{', '.join(dict.fromkeys(lacking))}: {one_time_missing(None, None, several=True)}; "
+                         "several images of one subject are not read as the contrast each looks like")
+
+
+def _acquisition_of(volume, name: str, given: dict, several: bool) -> tuple:
+    """One input's (Acquisition, (times source, input preset or None)): ``given`` (its
+    values of :data:`INPUT_OPTIONS`), else what its tags or sidecar state, else (the one
+    input) the preset its contrast looks like."""
     from .acquisition import SEQUENCE_READS
     from .dicom import unknown_cycle
     from .fit_information import make_acquisition
 
-    n = len(volumes)
-    _per_input(_listed(getattr(args, "input_preset", None)) or None, n, "--input-preset")  # its count first
-    te = _per_input(_listed(getattr(args, "input_te", None)) or None, n, "--input-te")
-    tr = _per_input(_listed(getattr(args, "input_tr", None)) or None, n, "--input-tr")
-    ti = _per_input(_listed(getattr(args, "input_ti", None)) or None, n, "--input-ti")
-    flip = _per_input(_listed(getattr(args, "input_flip", None)) or None, n, "--input-flip")
-    seq = _per_input(_listed(getattr(args, "input_sequence", None)) or None, n, "--input-sequence")
-    out = []
-    _notice_overrides(volumes, {"input_te": te, "input_tr": tr, "input_ti": ti}, args)
-    for i, v in enumerate(volumes):
-        name = Path(str(v.source)).name if getattr(v, "source", None) else f"input {i + 1}"
-        e, r = te[i] or v.te_ms, tr[i] or v.tr_ms
-        named = (e, r, ti[i], v.ti_ms, flip[i], v.flip_deg, seq[i], getattr(v, "sequence", None))
-        if all(x is None for x in named) and (guessed := _guessed(v, name)) is not None:
-            out.append(guessed)
+    if _names_nothing(volume, given) and (guessed := _guessed(volume, name)) is not None:
+        return guessed
+    te, tr = given["input_te"] or volume.te_ms, given["input_tr"] or volume.tr_ms
+    if tr is None and te is not None and unknown_cycle(volume):
+        raise ValueError(f"{name}: {unknown_cycle(volume)}")
+    if te is None or tr is None:
+        raise ValueError(f"{name}: {one_time_missing(te, tr, several=several)}")
+    ti, flip = given["input_ti"] or volume.ti_ms, given["input_flip"] or volume.flip_deg
+    sequence = input_sequence(given["input_sequence"], getattr(volume, "sequence", None), ti)
+    reads = SEQUENCE_READS.get(sequence, ())
+    acq = make_acquisition(sequence, te, tr, ti if "ti" in reads else None, flip if "flip" in reads else None)
+    return acq, (times_source(given["input_te"], given["input_tr"], volume), given["input_preset"])
+
+
+def input_sequence(given: str | None, stated: str | None, ti_ms) -> str:
+    """An input's sequence, the one rule of ``predict``, ``predict --joint`` and ``maps``:
+    ``given`` (``--input-sequence`` or ``--input-preset``), else ``stated`` (its sidecar's
+    or DICOM tags'), else inversion recovery where its TI is known, else spin echo."""
+    return given or stated or ("inversion_recovery" if ti_ms else "spin_echo")
+
+
+#: Input options that only some sequences read: the option, and what it sets
+#: (:data:`~napari_mr_reparam.acquisition.SEQUENCE_READS`).
+READ_BY_SOME = {"input_ti": ("--input-ti", "ti"), "input_flip": ("--input-flip", "flip")}
+
+
+def refuse_unread_options(args, sequences: list[str], names: list[str]) -> None:
+    """``--input-ti`` or ``--input-flip`` given (not set by ``--input-preset``) for an input
+    whose sequence (``sequences``: each input's, :func:`input_sequence`) does not read it is a
+    one-line ValueError naming the input, not silently dropped; one value for several inputs
+    only where none of them reads it."""
+    from .acquisition import SEQUENCE_READS
+    from .physics import INPUT_SEQUENCES
+
+    for attr, (option, field) in READ_BY_SOME.items():
+        values = _listed(getattr(args, attr, None))
+        if not values or attr in getattr(args, "input_preset_fields", ()):
             continue
-        if r is None and e is not None and unknown_cycle(v):
-            raise ValueError(f"{name}: {unknown_cycle(v)}")
-        if e is None or r is None:
-            raise ValueError(f"{name}: {one_time_missing(e, r, several=n > 1)}")
-        inv = ti[i] or v.ti_ms
-        angle = flip[i] or v.flip_deg
-        sequence = seq[i] or getattr(v, "sequence", None) or ("inversion_recovery" if inv else "spin_echo")
-        reads = SEQUENCE_READS.get(sequence, ())
-        out.append(make_acquisition(sequence, e, r, inv if "ti" in reads else None,
-                                    angle if "flip" in reads else None))
-    return out
+        unread = [i for i, s in enumerate(sequences) if field not in SEQUENCE_READS[s]]
+        if not unread or (len(values) == 1 and len(unread) < len(sequences)):
+            continue
+        i = unread[0]
+        readers = " or ".join(s for s in INPUT_SEQUENCES if field in SEQUENCE_READS[s])
+        raise ValueError(f"{names[i]}: {option} {values[0 if len(values) == 1 else i]:g} applies to {readers} "
+                         f"inputs, and this input is read as {sequences[i].replace('_', ' ')}; leave out "
+                         f"{option}, or name its sequence with --input-sequence {readers}")
+
+
+def times_source(te_given, tr_given, volume) -> str:
+    """Where an input's TE and TR came from: ``given`` (the options or ``--input-preset``;
+    ``te_given``, ``tr_given``: their values, None where not given), its ``DICOM tags``,
+    ``BIDS sidecar`` or ``FreeSurfer header``, ``default``, or two of those (``given and
+    BIDS sidecar``)."""
+    own = "DICOM tags" if volume.kind == "dicom" else (volume.extra or {}).get("times_from", "BIDS sidecar")
+    origins = ["given" if value is not None else own if getattr(volume, f"{n}_ms") is not None else "default"
+               for n, value in (("te", te_given), ("tr", tr_given))]
+    return " and ".join(dict.fromkeys(origins))
 
 
 def _guessed(volume, name: str):
-    """The input preset an input that names nothing of its acquisition looks like
-    (:func:`~napari_mr_reparam.contrast.guess_input`), with a notice; None without the
-    bundled classifier."""
+    """``(Acquisition, ("guessed", preset))`` of the input preset an input that names
+    nothing of its acquisition looks like (:func:`~napari_mr_reparam.contrast.guess_input`),
+    with a notice; None without the bundled classifier."""
     from .contrast import guess_input, read_as, voxel_mm
     from .fit_information import make_acquisition
     from .presets import get_preset
@@ -389,7 +533,7 @@ def _guessed(volume, name: str):
     preset = get_preset(guess.reading)
     print(f"notice: {name}: no acquisition given or in a sidecar; the image looks like {guess.describe()}: "
           f"read as {preset.describe()}; name it with --input-preset or --input-te/--input-tr", file=sys.stderr)
-    return make_acquisition(preset.sequence, preset.te, preset.tr, preset.ti, preset.flip_deg)
+    return make_acquisition(preset.sequence, preset.te, preset.tr, preset.ti, preset.flip_deg), ("guessed", preset.name)
 
 
 def _notice_overrides(volumes, given: dict, args) -> None:
@@ -432,7 +576,7 @@ def on_first_grid(volumes, registered: bool = False) -> tuple[list, list[str]]:
     their names."""
     from collections import Counter
 
-    from .grids import on_one_grid
+    from .grids import on_one_grid, slab_note
 
     out, moved = on_one_grid(volumes)
     count = Counter(_source(v) for v in volumes)  # acquisitions of one folder: told apart by their place
@@ -446,23 +590,35 @@ def on_first_grid(volumes, registered: bool = False) -> tuple[list, list[str]]:
               + ("" if registered else "; the scans are taken as of one session, without motion between them "
                                        "(--register corrects it)"),
               file=sys.stderr)
-    return out, [names[i] for i in moved]
+    short = path_names([_source(v) for v in volumes])
+    for source, note in dict.fromkeys((_source(out[i]), slab_note(out[i])) for i in moved if slab_note(out[i])):
+        print(f"notice: {short[source]}: {note.strip(' ()')}", file=sys.stderr)
+    return out, [names[i] + slab_note(out[i]) for i in moved]
 
 
 def _source(volume) -> str:
     return str(volume.source) if volume.source else "input"
 
 
-def inputs_record(volumes, acqs) -> dict:
+def inputs_record(volumes, acqs, origins=None) -> dict:
     """The sidecar field of a render's inputs, each's acquisition as the maps used it
-    (:func:`~napari_mr_reparam.volume_writing.input_record`): ``Input`` for one, ``Inputs``
-    (a list) for several."""
+    (:func:`~napari_mr_reparam.volume_writing.input_record`), named by its path from where
+    the inputs' paths part (:func:`input_names`), with which of its file's or series'
+    acquisitions it is (``SERIES_acqN``) where that holds several, and where its
+    acquisition came from and the input preset it was read as (``origins``, from
+    :func:`acquisitions_of`): ``Input`` for one, ``Inputs`` (a list) for several."""
+    from collections import Counter
+
     from .acquisition import Acquisition
     from .volume_writing import input_record
 
-    records = [input_record(Acquisition(a.te, a.tr, a.sequence, ti_ms=a.ti, flip_deg=a.flip_deg), None,
-                            file=Path(v.source).name if v.source else None)["Input"]
-               for v, a in zip(volumes, acqs)]
+    names, count, seen = input_names(volumes), Counter(_source(v) for v in volumes), Counter()
+    records = []
+    for v, a, name, (source, preset) in zip(volumes, acqs, names, origins or [(None, None)] * len(volumes)):
+        seen[_source(v)] += 1
+        part = f"{(v.extra or {}).get('series', name)}_acq{seen[_source(v)]}" if count[_source(v)] > 1 else None
+        records.append(input_record(Acquisition(a.te, a.tr, a.sequence, ti_ms=a.ti, flip_deg=a.flip_deg), source,
+                                    file=name if v.source else None, preset=preset, part=part)["Input"])
     return {"Input": records[0]} if len(records) == 1 else {"Inputs": records}
 
 
@@ -558,11 +714,23 @@ def _predict_engine(args):
 
 
 def refuse_input_seconds(args) -> None:
-    """Input times that can only be seconds are refused before any file is read."""
-    from .units import refuse_seconds
+    """Input times that can only be seconds are refused before any file is read, by
+    :class:`~napari_mr_reparam.acquisition.Acquisition`'s rule: the TR of an input named a
+    gradient echo (``--input-sequence`` or ``--input-preset``) may be a few ms; of an
+    input whose sequence is not named, the refusal says how to name it so."""
+    from .units import refuse_seconds, seconds_checked_tr
 
-    refuse_seconds(**{name: _listed(getattr(args, name, None)) or None
-                      for name in ("input_te", "input_tr", "input_ti")})
+    refuse_seconds(**{name: _listed(getattr(args, name, None)) or None for name in ("input_te", "input_ti")})
+    trs, sequences = _listed(getattr(args, "input_tr", None)), _listed(getattr(args, "input_sequence", None))
+    sequences = sequences * len(trs) if len(sequences) == 1 else sequences or [None] * len(trs)
+    trs = trs * len(sequences) if len(trs) == 1 else trs
+    for tr, sequence in zip(trs, sequences):
+        try:
+            refuse_seconds(input_tr=seconds_checked_tr(tr, sequence))
+        except ValueError as exc:
+            hint = "" if sequence else ("; a gradient echo's TR may be a few ms: name the input's sequence with "
+                                        "--input-sequence gradient_echo")
+            raise ValueError(f"{exc}{hint}") from None
 
 
 def gains_of(volumes, choice: str):
@@ -599,32 +767,35 @@ def refuse_bad_angles(args) -> None:
 
 
 def fit_inputs(paths, args, model="physics", device="auto", engine=None, volumes=None, progress=None,
-               total=None):
+               total=None, origins: list | None = None):
     """Volumes, acquisitions and :class:`~napari_mr_reparam.joint_result.JointMaps` of the inputs
     (voxels a scanner clipped count as lower bounds of their signal). ``engine``: the
     network already loaded for ``model`` (else it is loaded here); ``volumes``: the
     inputs already loaded from ``paths`` (else they are loaded here). ``progress(n)``
-    counts the work done, of which ``total(n)`` is told the whole first."""
+    counts the work done, of which ``total(n)`` is told the whole first. ``origins``: a
+    list that takes where each input's acquisition came from (:func:`acquisitions_of`)."""
     from .image_noise import noise_on_own_grids
     from .joint_fit import joint_maps, joint_work_units
+    from .series_gains import series_count
 
     volumes = load_inputs(paths, times_given=input_times_given(args)) if volumes is None else volumes
-    scale = gains_of(volumes, getattr(args, "scale", "auto"))
+    acqs = acquisitions_of(volumes, args, origins)  # before registration: an input's times may be missing
+    scale = gains_of(volumes, getattr(args, "scale", None) or SCALE_OPTION["default"])
     sources = [_source(v) for v in volumes]
     noise = noise_on_own_grids(volumes)  # before registration or resampling can change it
     motions = []
     if getattr(args, "register", False) and len(volumes) > 1:
         volumes, motions = registered_inputs(volumes)
     volumes, resampled = on_first_grid(volumes, registered=bool(motions))
-    acqs = acquisitions_of(volumes, args)
     if engine is None:
         engine = _engine(model, device)
     if total is not None:
         shape = volumes[0].data.shape
-        total(shape[0] if engine is not None and len(volumes) == 1 else joint_work_units(shape, engine=engine))
+        total(shape[0] if engine is not None and len(volumes) == 1
+              else joint_work_units(shape, engine=engine, series=series_count(scale)))
     maps = joint_maps([v.data for v in volumes], acqs, engine=engine, scale=scale, progress=progress,
                       clipped=[(v.extra or {}).get("saturated") for v in volumes], noise=noise,
-                      echo_train=getattr(args, "echo_train", "epg"),
+                      echo_train=getattr(args, "echo_train", None) or ECHO_TRAIN_OPTION["default"],
                       smooth=not getattr(args, "no_smooth", False), spacing=volumes[0].spacing)
     maps.resampled = tuple(resampled)
     maps.registered = tuple(motions)
@@ -649,60 +820,123 @@ def _describe(acq) -> str:
 # ----------------------------------------------------------------------------- maps
 
 def cmd_maps(args) -> int:
-    from .volume_writing import (
-        check_output_folder,
-        output_suffix,
-        refuse_existing,
-        save_volume,
-    )
+    from tqdm import tqdm
+
+    from .volume_writing import check_output_folder, output_suffix, refuse_existing
 
     refuse_bad_angles(args)
     apply_input_preset(args)
     refuse_input_seconds(args)
+    refuse_repeated_inputs(args.input, FITTED_TWICE, expand=False)
     out = check_output_folder(args.output)
-    kind = output_suffix(args.suffix)
-    targets = {k: out / f"{name}{kind}" for k, name in MAP_FILES.items()}
-    sidecar = out / "maps.json"
-    determined, b1 = out / f"determined{kind}", out / f"b1{kind}"
-    refuse_existing([*targets.values(), sidecar, determined, b1], overwrite=args.overwrite)
-    from tqdm import tqdm
-
+    files = map_outputs(out, output_suffix(args.suffix))
+    refuse_inputs_as_outputs(files.values(), args.input)
+    refuse_existing(files.values(), overwrite=args.overwrite)
     volumes = load_inputs(args.input, times_given=input_times_given(args))
     slices = volumes[0].data.shape[0]
-    if kind == ".png" and slices != 1:  # before the fit, as every other refusal
+    if files["pd"].name.endswith(".png") and slices != 1:  # before the fit, as every other refusal
         raise ValueError(f"a PNG holds one slice, the maps have {slices}; use --suffix .nii.gz, .tif or .npy")
-    bars = []  # the progress bar, once the inputs are read and the work is known
+    bars, origins = [], []  # the progress bar, once the inputs are read and the work is known
     try:
         volumes, acqs, maps = fit_inputs(
             args.input, args, args.model, args.device, progress=lambda n: bars[0].update(n), volumes=volumes,
-            total=lambda count: bars.append(tqdm(total=count, unit="slice", disable=args.quiet, desc="maps")))
+            total=lambda count: bars.append(tqdm(total=count, unit="slice", disable=args.quiet, desc="maps")),
+            origins=origins)
     finally:
         for bar in bars:
             bar.close()
     for acq, path in zip(acqs, args.input if len(args.input) == len(acqs) else [None] * len(acqs)):
         print(f"input: {_describe(acq)}" + (f" ({path})" if path else ""))
-    out.mkdir(parents=True, exist_ok=True)
-    units = {"pd": pd_units(maps), "t1": "ms", "t2": "ms"}
-    for key, path in targets.items():
-        save_volume(path, getattr(maps, key), like=volumes[0], model=maps_model(maps),
-                    extra={"Quantity": key.upper(), "Units": units[key]}, overwrite=args.overwrite)
-    summary = maps.summary()
-    meta = {"inputs": [str(p) for p in args.input],
-            "acquisitions": [{"sequence": a.sequence, "EchoTime_ms": a.te, "RepetitionTime_ms": a.tr,
-                              "InversionTime_ms": a.ti, "FlipAngle_deg": a.flip_deg} for a in acqs],
-            "prior": args.model, "scale": args.scale, "smoothed": not args.no_smooth, **summary,
-            "flip_angle_scale": f"{b1.name} (refocusing flip angle / 180 degrees at the slice centre)"
-            if maps.b1 is not None else None,
-            "determined_bits": f"bit 1 PD, 2 T1, 4 T2 ({determined.name})"}
-    save_volume(determined, maps.determined_bits.astype("float32"), like=volumes[0],
-                model=maps_model(maps), extra={"Quantity": "determined", "Units": "bits"}, overwrite=args.overwrite)
-    if maps.b1 is not None:
-        save_volume(b1, maps.b1, like=volumes[0], model=maps_model(maps),
-                    extra={"Quantity": "refocusing flip-angle scale", "Units": "1"}, overwrite=args.overwrite)
-    sidecar.write_text(json.dumps(meta, indent=2) + "\n")
-    fractions = ", ".join(f"{k.upper()} {100 * v:.0f} %" for k, v in summary["determined_fraction"].items())
+    written = _write_maps(files, maps, volumes[0], _maps_meta(args, acqs, origins, maps, files), args.overwrite)
+    if args.overwrite:
+        remove_stale_maps(out, written, args.input)
+    fractions = ", ".join(f"{k.upper()} {100 * v:.0f} %" for k, v in maps.summary()["determined_fraction"].items())
     print(f"ok {out}: PD, T1, T2 maps (T1/T2 in ms); determined by the inputs in: {fractions} of the object")
     return 0
+
+
+#: Why an input given twice to ``maps`` or ``predict --joint`` is refused.
+FITTED_TWICE = "it would be fitted as two images of the subject"
+
+
+def map_outputs(out: Path, kind: str) -> dict:
+    """What ``maps`` may write in its folder ``out``, by key: the maps (:data:`MAP_FILES`),
+    ``determined``, ``b1`` (of an echo-train fit only) as ``kind`` files, and ``sidecar``
+    (``maps.json``)."""
+    files = {k: out / f"{name}{kind}" for k, name in MAP_FILES.items()}
+    return {**files, "determined": out / f"determined{kind}", "b1": out / f"b1{kind}", "sidecar": out / "maps.json"}
+
+
+def _maps_meta(args, acqs, origins, maps, files) -> dict:
+    """``maps.json``: the inputs, each's acquisition and where it came from, the options and
+    :meth:`~napari_mr_reparam.joint_result.JointMaps.summary`."""
+    return {"inputs": [str(p) for p in args.input],
+            "acquisitions": [{"sequence": a.sequence, "EchoTime_ms": a.te, "RepetitionTime_ms": a.tr,
+                              "InversionTime_ms": a.ti, "FlipAngle_deg": a.flip_deg, "source": source,
+                              "input_preset": preset} for a, (source, preset) in zip(acqs, origins)],
+            "prior": args.model, "scale": args.scale, "smoothed": not args.no_smooth, **maps.summary(),
+            "flip_angle_scale": f"{files['b1'].name} (refocusing flip angle / 180 degrees at the slice centre)"
+            if maps.b1 is not None else None,
+            "determined_bits": f"bit 1 PD, 2 T1, 4 T2 ({files['determined'].name})"}
+
+
+def _write_maps(files: dict, maps, like, meta: dict, overwrite: bool) -> list[Path]:
+    """Write the maps, ``determined``, ``b1`` where fitted and ``maps.json`` (``meta``);
+    the files written."""
+    from .volume_writing import save_volume
+
+    units = {"pd": pd_units(maps), "t1": "ms", "t2": "ms"}
+    images = {key: (getattr(maps, key), {"Quantity": key.upper(), "Units": units[key]}) for key in MAP_FILES}
+    images["determined"] = (maps.determined_bits.astype("float32"), {"Quantity": "determined", "Units": "bits"})
+    if maps.b1 is not None:
+        images["b1"] = (maps.b1, {"Quantity": "refocusing flip-angle scale", "Units": "1"})
+    files["sidecar"].parent.mkdir(parents=True, exist_ok=True)
+    written = [save_volume(files[key], data, like=like, model=maps_model(maps), extra=extra, overwrite=overwrite)
+               for key, (data, extra) in images.items()]
+    files["sidecar"].write_text(json.dumps(meta, indent=2) + "\n")
+    return [*written, files["sidecar"]]
+
+
+#: The names ``maps`` writes in its folder, but for their type.
+MAP_STEMS = (*MAP_FILES.values(), "determined", "b1")
+
+
+def remove_stale_maps(out: Path, written, inputs) -> None:
+    """With ``--overwrite``: remove what an earlier run of ``maps`` wrote in ``out`` that
+    this one did not (``written``: this run's files), such as a ``b1`` map of an
+    echo-train fit beside maps without one, or maps of another type, so that the folder
+    holds one run's outputs. Only the names ``maps`` writes (:data:`MAP_STEMS`, of any
+    output type, and their sidecars) go, never an input or its sidecar (``inputs``), and a
+    DICOM series folder only where it holds nothing but ``.dcm`` files; a notice names them."""
+    from .volume_writing import OUTPUT_SUFFIXES, written_files
+
+    kept = {p.resolve() for w in written for p in written_files(w)}
+    kept |= {p.resolve() for text in inputs for p in (Path(text), *_own_sidecar(text))}
+    stale = dict.fromkeys(p for stem in MAP_STEMS for suffix in OUTPUT_SUFFIXES
+                          for p in written_files(out / f"{stem}{suffix}") if p.exists() and p.resolve() not in kept)
+    removed = [p.name for p in sorted(stale, key=lambda p: p.suffix == ".json") if _remove_output(p)]
+    if removed:
+        print(f"notice: {out}: removed {', '.join(removed)}, written there by an earlier run of maps and not by "
+              "this one (--overwrite replaces a run's outputs; other files are kept)", file=sys.stderr)
+
+
+def _remove_output(path: Path) -> bool:
+    """Remove an earlier output: a file, or a DICOM series' folder holding only ``.dcm``
+    files; whether it was removed (anything else is kept)."""
+    import shutil
+
+    from .dicom_export import SERIES_SUFFIX, refuse_unreplaceable
+
+    if path.is_file():
+        path.unlink()
+        return True
+    try:
+        refuse_unreplaceable(path)
+    except FileExistsError:
+        return False
+    if path.suffix == SERIES_SUFFIX:
+        shutil.rmtree(path)
+    return path.suffix == SERIES_SUFFIX
 
 
 def maps_model(maps, fitted: str = "joint maps") -> str:
@@ -776,17 +1010,19 @@ def predict_joint_or_preset(args) -> int:
 
     targets = _targets(args)
     refuse_input_seconds(args)
+    inputs = folder_files(args.input)
     if args.joint:
-        groups = [folder_files(args.input)]
-    else:
-        groups = [[p] for p in folder_files(args.input)]
+        refuse_repeated_inputs(args.input, FITTED_TWICE)
+    groups = [inputs] if args.joint else [[p] for p in inputs]
     output_paths(args.output, [("", ".nii.gz")] * len(groups), args.suffix, "several inputs")  # before any work
     stems = [(paths[0], "joint" if args.joint else Path(paths[0]).name.split(".")[0]) for paths in groups]
     if not args.joint:
         refuse_shared_outputs((path, _output_paths(args, stem, targets)[targets[0][0]]) for path, stem in stems)
     # those known before the inputs are read (a DICOM series' or 4-D file's: when read)
-    refuse_existing((out for path, stem in stems if args.joint or not _several_in(path)
-                     for out in _output_paths(args, stem, targets).values()), overwrite=args.overwrite)
+    known = [out for path, stem in stems if args.joint or not _several_in(path)
+             for out in _output_paths(args, stem, targets).values()]
+    refuse_inputs_as_outputs(known, inputs)
+    refuse_existing(known, overwrite=args.overwrite)
     engine = _predict_engine(args)  # an unknown or unfit model is refused before any input is read
     model = engine.info.name if engine is not None else "none"
     failures = 0
@@ -801,19 +1037,22 @@ def predict_joint_or_preset(args) -> int:
             continue
         for stem, short, name, volumes in parts:
             outputs = _output_paths(args, stem, targets)
+            refuse_inputs_as_outputs(outputs.values(), inputs)
             refuse_existing(outputs.values(), overwrite=args.overwrite)
             if engine is not None:
                 plane_notice(volumes[0], short)
             try:
+                origins = []
                 volumes, acqs, maps = fit_inputs(paths, args, model=model, device=args.device,
-                                                 engine=engine, volumes=volumes)
+                                                 engine=engine, volumes=volumes, origins=origins)
                 written = []
                 for label, p in targets:
                     image = maps.render(**p.render_arguments()).reshape(volumes[0].data.shape)
                     saved = save_volume(outputs[label], image, like=volumes[0], te_ms=p.te, tr_ms=p.tr,
                                         model=maps_model(maps, "joint maps" if args.joint else model),
                                         extra={**acquisition_sidecar(p.sequence, p.ti, p.flip_deg, p.ti2),
-                                               **inputs_record(volumes, acqs)},
+                                               **target_preset_record(args.preset and p.name),
+                                               **inputs_record(volumes, acqs, origins)},
                                         overwrite=args.overwrite)
                     written.append(f"{p.describe()} -> {saved}")
                 print(f"ok {name}: {'; '.join(written)}")
@@ -825,6 +1064,12 @@ def predict_joint_or_preset(args) -> int:
     return 0 if failures == 0 else 2
 
 
+def target_preset_record(name: str | None) -> dict:
+    """The sidecar field that names the target preset an output renders (``Preset``), or
+    nothing without one."""
+    return {"Preset": name} if name else {}
+
+
 def _several_in(path) -> bool:
     """Whether an input is a DICOM series or a 4-D NIfTI file: its outputs are named after
     its acquisitions, known once it is read."""
@@ -832,6 +1077,17 @@ def _several_in(path) -> bool:
     from .io import volume_count
 
     return looks_like_series(Path(path)) or volume_count(path) > 1
+
+
+def needs_a_folder(volume, count: int) -> str:
+    """Why ``-o`` cannot be a file for an input of ``count`` acquisitions (a DICOM series,
+    named by its label) or volumes (a 4-D NIfTI file, by its name), each predicted
+    separately; ``volume``: one of them."""
+    dicom = volume.kind == "dicom"
+    name = volume.extra["series"] if dicom or not volume.source else Path(str(volume.source)).name
+    held = f"{count} acquisitions" if dicom else f"{count} volumes"
+    return (f"{name}: the input holds {held}, each predicted separately; give an output folder for -o, not a "
+            "file, or choose one with --acquisition N")
 
 
 def _parts(paths, args) -> list[tuple]:
@@ -854,8 +1110,7 @@ def _parts(paths, args) -> list[tuple]:
         named = stem if args.acquisition is None else short  # the one chosen: SERIES_acqN, as without a preset
         return [(named, short, f"{short} ({used_description(volumes[0], args)})", volumes)]
     if suffix_of(args.output):
-        raise ValueError(f"{label}: {len(volumes)} acquisitions need an output folder for -o, not a file "
-                         "(or choose one with --acquisition N)")
+        raise ValueError(needs_a_folder(volumes[0], len(volumes)))
     listing = "; ".join(f"{i}: {used_description(v, args)}" for i, v in enumerate(volumes, 1))
     print(f"notice: {label}: {len(volumes)} acquisitions, each predicted separately (choose one with "
           f"--acquisition N, or fit them together with --joint): {listing}", file=sys.stderr)

@@ -51,6 +51,9 @@ def read_sidecar(path: str | Path, times_given=(), volumes: int | None = None) -
     none of its times is returned, and ``times_ignored`` says why in one line. For a file of
     ``volumes`` volumes (a 4-D NIfTI file, :func:`~napari_mr_reparam.io.load_volumes`) a time
     may also be a list of one value per volume: it is returned as a list of milliseconds.
+    A time that is no time (a string, 0, negative: :func:`_stated_time`) is a one-line
+    ``ValueError`` naming the sidecar and the field, unless ``times_given`` holds it: then
+    ``times_ignored`` says so.
     """
     side = Path(path) if suffix_of(path) == ".json" else sidecar_path(path)
     if not side.exists():
@@ -65,14 +68,14 @@ def read_sidecar(path: str | Path, times_given=(), volumes: int | None = None) -
             return {"times_ignored": f"{side.name} is ignored (not a readable BIDS sidecar: {problem})"}
         raise ValueError(f"{side.name}: not a readable BIDS sidecar ({problem}); fix it or move it away, or "
                          "give the input's times (--input-te and --input-tr) to read the image without it")
-    out, refused = {}, []
+    out, refused, set_aside = {}, [], []
     for ours, key in SIDECAR_TIMES.items():
         value = meta.get(key)
         listed = bool(volumes) and isinstance(value, list)  # one value per volume
         if listed and len(value) != volumes:
             raise ValueError(f"{side.name}: {key} lists {len(value)} values for the image's {volumes} volumes")
         each = value if listed else [value]
-        if not all(_is_number(v) and v > 0 for v in each):
+        if _stated_time(side, key, value, each, ours in times_given, set_aside) is None:
             continue
         for v in each:
             try:
@@ -89,12 +92,38 @@ def read_sidecar(path: str | Path, times_given=(), volumes: int | None = None) -
                              "which set the sidecar aside")
         out = {"times_ignored": f"the times in {side.name} are ignored ({key} {value:g} can only be "
                                 "milliseconds; BIDS sidecars store seconds)"}
+    elif set_aside:
+        out["times_ignored"] = "; ".join(set_aside)
     if _is_number(meta.get("FlipAngle")):
         out["flip_deg"] = float(meta["FlipAngle"])
     sequence = sidecar_sequence(meta)
     if sequence:
         out["sequence"] = sequence
     return readout_spacing(out)
+
+
+#: The option that gives each time a sidecar states, by :class:`~napari_mr_reparam.io.Volume` field.
+TIME_OPTIONS = {"te_ms": "--input-te", "tr_ms": "--input-tr", "ti_ms": "--input-ti"}
+
+
+def _stated_time(side: Path, key: str, value, each: list, given: bool, set_aside: list):
+    """``value`` of a sidecar's time ``key`` where it is one (a positive number of seconds,
+    or ``each`` such, one per volume); None where it is absent (or null), where it is an
+    ``InversionTime`` of 0 (no inversion, as DICOM tags and FreeSurfer headers state it),
+    or where it is no time but the time is ``given`` otherwise (then ``set_aside`` takes a
+    line that says so). Any other value (a string, 0, a negative number) is a one-line
+    ValueError naming the sidecar and the field, not a time silently unknown."""
+    if value is None or (key == "InversionTime" and all(v == 0 for v in each)):
+        return None
+    if all(_is_number(v) and v > 0 for v in each):
+        return value
+    shown = json.dumps(value)
+    if given:
+        set_aside.append(f"{key} {shown} in {side.name} is ignored (not a positive number of seconds)")
+        return None
+    option = TIME_OPTIONS[next(f for f, k in SIDECAR_TIMES.items() if k == key)]
+    raise ValueError(f"{side.name}: {key} {shown} is not a time (BIDS sidecars state it as a positive number of "
+                     f"seconds); fix it, or give the input's value with {option} MS, which sets it aside")
 
 
 def sequence_codes(value) -> set[str]:

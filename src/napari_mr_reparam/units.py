@@ -49,6 +49,17 @@ def refuse_seconds(**times) -> None:
                              f"(did you mean {s_to_ms(v):g} ms?)")
 
 
+#: Sequences whose TR may be a few ms (a spoiled gradient echo's): it is not taken for seconds.
+SHORT_TR_SEQUENCES = ("gradient_echo",)
+
+
+def seconds_checked_tr(tr, sequence: str | None):
+    """The TR (ms) :func:`refuse_seconds` checks for an acquisition of ``sequence``: ``tr``,
+    or None where the sequence's TR may be a few ms (:data:`SHORT_TR_SEQUENCES`), as
+    :class:`~napari_mr_reparam.acquisition.Acquisition` checks it."""
+    return None if sequence in SHORT_TR_SEQUENCES else tr
+
+
 #: BIDS sidecar times (seconds, as BIDS stores them) above which a value can only have been
 #: written in milliseconds: no scan has a TE over 2 s, a TR over 100 s or a TI over 30 s.
 MILLISECONDS_ABOVE_S = {"EchoTime": 2.0, "RepetitionTime": 100.0, "InversionTime": 30.0}

@@ -196,10 +196,10 @@ def _refuse_bad_times(te_ms, tr_ms, extra: dict | None) -> None:
     shorter than the TR), is a one-line ValueError (a gradient echo's TR may be a few ms,
     as :class:`~napari_mr_reparam.acquisition.Acquisition` allows)."""
     from .acquisition import validate_times
-    from .units import refuse_seconds
+    from .units import refuse_seconds, seconds_checked_tr
 
-    gradient_echo = (extra or {}).get("ScanningSequence") == "GR"
-    refuse_seconds(te=te_ms, tr=None if gradient_echo else tr_ms)
+    sequence = "gradient_echo" if (extra or {}).get("ScanningSequence") == "GR" else None
+    refuse_seconds(te=te_ms, tr=seconds_checked_tr(tr_ms, sequence))
     validate_times(te_ms, tr_ms)
 
 
