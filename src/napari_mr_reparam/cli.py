@@ -27,9 +27,8 @@ def input_acquisition(volume, te_ms, tr_ms) -> tuple[float, float, str]:
 
 def _targets(args) -> list[tuple[float, float]]:
     from .acquisition import validate_times
-    from .units import refuse_seconds
-
     from .cli_joint import refuse_input_seconds
+    from .units import refuse_seconds
 
     if len(args.te) != len(args.tr):
         raise ValueError(f"give as many --tr as --te values ({len(args.te)} TE, {len(args.tr)} TR)")
