@@ -1191,6 +1191,7 @@ def test_a_map_layer_opens_with_a_contrast_that_tells_its_tissues_apart(demo, qt
     t1 = np.full((4, 40, 40), 10000.0, np.float32)  # air: pinned at the fit's cap
     t1[:, 10:30, 10:30] = rng.uniform(300, 1500, (4, 20, 20))  # the spheres
     t1[0, 0, :3] = (0.0, np.nan, np.inf)
+    t1[1, :8, :] = rng.uniform(9950, 9999, (8, 40))  # and the spheres' rims, next to the cap
     low, high = map_contrast_limits(t1)
     assert 300 <= low < 330 and 1470 < high <= 1500 and np.nanmax(np.where(np.isinf(t1), 0, t1)) == 10000
     assert map_contrast_limits(np.zeros((2, 3, 3))) == (0.0, 1.0)

@@ -155,6 +155,12 @@ def test_joint_maps_are_cached_per_set_of_inputs_and_render_any_preset():
         "; none registered: every input is an image of the first input's series")
     separate = {**network, "scales": [1.0, 2.31]}  # one gain per image, estimated
     assert determined_line(separate).endswith("; each further image's gain over the first's: 2.31")
+    series = {**network, "scales": [1.0] * 5 + [2.92] * 32,  # an inversion-recovery set and an echo train
+              "resampled_onto_first_grid": [f"train TE {8 * k}" for k in range(1, 33)]}
+    assert determined_line(series).endswith("; each further image's gain over the first's: 1.00 (images 2-5), "
+                                            "2.92 (images 6-37); resampled onto the first input's grid by their "
+                                            "affines: train TE 8 and 31 more")
+    assert determined_line({**network, "scales": [1.0, 2.0, 1.5]}).endswith("first's: 2.00, 1.50")
     assert "field of view" not in determined_line(maps.summary())  # every input measured every voxel
     few = {**maps.summary(), "partly_measured_fraction": 0.002, "partly_measured_prior": "default"}
     assert determined_line(few).endswith("; under 1 % of the object lies outside some input's field of view: "
@@ -361,6 +367,10 @@ def test_the_images_of_one_series_are_those_the_reader_read_together():
     assert series_siblings(first, layers, used=[echo2]) == [echo3]
     assert series_siblings(output, layers) == [] and series_siblings(None, layers) == []
     assert series_siblings(Image(data=np.zeros((2, 8, 8)), metadata={}), layers) == []
+    timed = [layer("ir") for _ in range(4)]  # the series opened twice: TI 50 and 100 ms, each twice
+    for image, ti in zip(timed, (50.0, 100.0, 50.0, 100.0)):
+        image.metadata.update(te_ms=10.0, tr_ms=1000.0, ti_ms=ti)
+    assert series_siblings(timed[0], timed) == [timed[1]]
 
 
 def test_each_input_layers_source_names_its_series_for_the_gains():

@@ -22,18 +22,21 @@ from .widget_logic import Request, compare_volumes, layer_names, truth_mismatch
 MAP_PERCENTILES = (1.0, 99.0)
 #: At most this many values are read for them (a regular sample of a larger map).
 MAP_SAMPLE = 1 << 20
+#: Values at least this share of a map's largest are pinned at its top where several are.
+PINNED_SHARE = 0.99
 
 
 def map_contrast_limits(data) -> tuple[float, float]:
     """A map layer's contrast limits: :data:`MAP_PERCENTILES` of its finite, positive
-    values, leaving out those pinned at the top (more than one voxel at exactly the
-    largest value: the fit's cap, which the air around a phantom reaches); (0, 1) where
-    there are none. The data are left as they are."""
+    values, leaving out those pinned at the top (more than one voxel within
+    :data:`PINNED_SHARE` of the largest value: at or next to the fit's cap, which the rims
+    of a phantom's spheres reach); (0, 1) where there are none. The data are left as they
+    are."""
     values = np.asarray(data).ravel()
     values = values[np.isfinite(values) & (values > 0)]
     values = values[:: max(1, values.size // MAP_SAMPLE)]
     if values.size:
-        pinned = values == values.max()
+        pinned = values >= PINNED_SHARE * values.max()
         if 1 < pinned.sum() < values.size:
             values = values[~pinned]
     if not values.size:

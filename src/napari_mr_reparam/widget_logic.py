@@ -164,10 +164,30 @@ def series_siblings(layer, layers, used=()) -> list:
     if key is None:
         return []
     taken = {id(layer), *(id(u) for u in used)}
+    seen = {_acquisition_key(u) for u in (layer, *used)} - {None}
     shape = np.shape(layer.data)
-    return [other for other in layers
-            if id(other) not in taken and type(other).__name__ == "Image" and _series_key(other) == key
-            and np.shape(other.data) == shape]
+    out = []
+    for other in layers:
+        if (id(other) in taken or type(other).__name__ != "Image" or _series_key(other) != key
+                or np.shape(other.data) != shape):
+            continue
+        acquisition = _acquisition_key(other)
+        if acquisition is not None and acquisition in seen:  # the series opened twice: one image each
+            continue
+        seen.add(acquisition)
+        out.append(other)
+    return out
+
+
+def _acquisition_key(layer) -> tuple | None:
+    """A layer's acquisition as its metadata state it (TE, TR, TI, flip angle, echo
+    number), None where they state none: two layers of one series with one key are one
+    image opened twice."""
+    meta = getattr(layer, "metadata", None) or {}
+    volume = meta.get("volume")
+    echo = (getattr(volume, "extra", None) or {}).get("echo_number") if volume is not None else None
+    key = (*(meta.get(k) for k in ("te_ms", "tr_ms", "ti_ms", "flip_deg")), echo)
+    return None if all(v is None for v in key) else key
 
 
 def guessed_line(name: str, guess, change: str) -> str:
@@ -277,6 +297,21 @@ def joint_inputs(inputs, register: bool = False, progress=None,
     return [v.data for v in volumes], clipped, resampled, motions, noise, volumes[0].spacing
 
 
+def _gain_runs(gains: list[float]) -> str:
+    """The further images' gains (images 2, 3, ...), a run of equal ones (to two decimals:
+    the images of one series) as one: ``1.00 (images 2-6), 2.92 (images 7-38)``."""
+    runs: list[list] = []
+    for number, gain in enumerate(gains, 2):
+        shown = f"{gain:.2f}"
+        if runs and runs[-1][0] == shown:
+            runs[-1][2] = number
+        else:
+            runs.append([shown, number, number])
+    return ", ".join(shown if first == last and len(runs) == len(gains) else
+                     f"{shown} (image {first})" if first == last else f"{shown} (images {first}-{last})"
+                     for shown, first, last in runs)
+
+
 def determined_line(summary: dict, register: bool = False) -> str:
     """The fit's per-voxel report in one line, e.g. ``the inputs determine PD 100 %, T1 0 %,
     T2 96 % of the object; the rest comes from the network's maps``; with ``register``
@@ -289,16 +324,17 @@ def determined_line(summary: dict, register: bool = False) -> str:
         rest += " (PD, T1 and T2)"
     line = f"The inputs determine {parts} of the object; the rest comes from {rest}"
     gains = [float(g) for g in summary.get("scales", [])[1:]]
-    if any(abs(g - 1.0) > 1e-6 for g in gains):  # one gain per image was estimated
-        line += f"; each further image's gain over the first's: {', '.join(f'{g:.2f}' for g in gains)}"
+    if any(abs(g - 1.0) > 1e-6 for g in gains):  # one gain per image (or series) was estimated
+        line += f"; each further image's gain over the first's: {_gain_runs(gains)}"
     for name, motion in (summary.get("registered_onto_first") or {}).items():
         line += (f"; {name} registered onto the first input: moved {motion['rotation_deg']:.1f} deg, "
                  f"up to {motion['largest_shift_mm']:.1f} mm")
     if register and not summary.get("registered_onto_first"):
         line += "; none registered: every input is an image of the first input's series"
     resampled = summary.get("resampled_onto_first_grid") or []
-    if resampled:
-        line += f"; resampled onto the first input's grid by their affines: {', '.join(resampled)}"
+    if resampled:  # the images of a train: the first named, the rest counted
+        named = ", ".join(resampled) if len(resampled) <= 3 else f"{resampled[0]} and {len(resampled) - 1} more"
+        line += f"; resampled onto the first input's grid by their affines: {named}"
     if summary.get("partly_measured_fraction"):
         from .joint_fit import partly_measured_note
 
