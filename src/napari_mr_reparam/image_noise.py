@@ -90,16 +90,18 @@ def _common_background(arrays, peaks) -> np.ndarray:
     return low
 
 
-def background_levels(volumes) -> list[float]:
+def background_levels(volumes, peaks=None) -> list[float]:
     """Each input's level in the background (the median over the voxels of
-    :func:`estimate_noise`'s background), in its own units: a magnitude image combined from
-    many receive coils sits several noise levels above 0 there (a chi distribution's mean,
-    near sqrt(2N) sigma for N coils). 0 for each where the background is too small to
-    tell, or where an input has no bright signal."""
+    :func:`estimate_noise`'s background, on at most 16 evenly spaced slices), in its own
+    units: a magnitude image combined from many receive coils sits several noise levels
+    above 0 there (a chi distribution's mean, near sqrt(2N) sigma for N coils). 0 for each
+    where the background is too small to tell, or where an input has no bright signal.
+    ``peaks``: each input's :func:`bright_level`, where known."""
     arrays = [_finite(np.asarray(v, np.float32)) for v in volumes]
-    peaks = [bright_level(a) for a in arrays]
+    peaks = [bright_level(a) for a in arrays] if peaks is None else [float(p) for p in peaks]
     if not arrays or min(peaks) <= 0:
         return [0.0] * len(arrays)
+    arrays = list(_sample_slices(np.empty(arrays[0].shape, bool), *arrays)[1:])
     low = _common_background(arrays, peaks)
     if low.sum() < MIN_BACKGROUND_VOXELS:
         return [0.0] * len(arrays)

@@ -124,7 +124,7 @@ def _check_inputs(volumes, acquisitions, fitted: bool = True):
     arrays = [np.asarray(v, np.float32) for v in volumes]
     for i, a in enumerate(arrays, 1):
         try:
-            require_magnitude(a[np.isfinite(a)])
+            require_magnitude(a)
         except ValueError as exc:
             raise ValueError(f"input {i} {str(exc).removeprefix('the volume ')}") from None
     shapes = {a.shape for a in arrays}
@@ -371,7 +371,7 @@ def _prepared_inputs(arrays, acqs, clipped, noise, smooth, threads, spacing, ech
     sigma = np.maximum(np.asarray(noise, np.float32) * peaks, 1e-12).astype(np.float32)
     # background: no input a few noise levels above its background's level
     body = np.zeros(shape, bool)
-    for a, sd, floor in zip(clean, sigma, background_levels(clean)):
+    for a, sd, floor in zip(clean, sigma, background_levels(clean, peaks)):
         body |= a > floor + BODY_NOISE_LEVELS * sd
     averaged = None
     if smooth:
