@@ -610,3 +610,23 @@ def test_a_many_coil_background_above_zero_is_left_out_of_the_object():
     maps = fit_maps(images, acqs, echo_train="ideal", smooth=False)
     outside = ~disc[None]
     assert float(np.mean(maps.pd[outside] > 0)) < 0.01 and float(np.mean(maps.pd[~outside] > 0)) > 0.99
+
+
+@pytest.mark.parametrize("kind", ["inversion times at one TE", "an echo train at one TR"])
+def test_what_a_series_measures_is_reported_determined_everywhere_not_at_random(kind):
+    """Inversion times at one TE leave T2 (and so PD) open and measure T1; an echo train at
+    one TR leaves T1 (and PD) open and measures T2. The one they measure is determined in
+    every voxel of even contrast, not in a random half of them (a singular information
+    matrix left to single precision's roundoff)."""
+    rng = np.random.default_rng(3)
+    pd, t1, t2 = (np.full((1, 24, 24), v, np.float32) for v in (1.0, 900.0, 90.0))
+    if kind.startswith("inversion"):
+        acqs, measured, open_ = [Acquisition(12, 2000, "inversion_recovery", ti) for ti in
+                                 (50, 100, 200, 400, 800, 1600)], "t1", "t2"
+    else:
+        acqs, measured, open_ = [Acquisition(te, 2000) for te in (10, 20, 40, 80, 120, 160)], "t2", "t1"
+    images = [im + rng.normal(0, 0.002, im.shape).astype(np.float32) for im in render_inputs(acqs, pd, t1, t2)]
+    maps = fit_maps([np.abs(im) for im in images], acqs, echo_train="ideal", smooth=False, noise=0.002,
+                    inversion=1.0)
+    assert maps.determined[measured].mean() == 1.0
+    assert not maps.determined[open_].any() and not maps.determined["pd"].any()

@@ -201,15 +201,29 @@ def refit(s, sigma, acqs, scales, free, prior_log, prior_sd, torch, grid_points,
     return x, hess
 
 
-def data_errors(hess, prior_log, prior_sd, torch):
+def data_errors(hess, prior_log, prior_sd, torch, free=None):
     """Standard errors of (log PD, log T1, log T2) from the data alone: the Gauss-Newton
-    matrix at the fit is the data's information plus the prior's precision."""
+    matrix at the fit is the data's information plus the prior's precision. A time the
+    acquisitions leave open (``free``: ``{"t1": False}`` for an echo train at one TR,
+    ``{"t2": False}`` for inversion times at one TE) is held where it is: the others' errors
+    come from the rest of the matrix, not from a singular whole, which single precision
+    leaves to roundoff (its own error is then 1). PD, which the open time scales (by
+    saturation, or by decay), is then not determined (an error of 1e30)."""
     p1, p12, p2 = prior_precision(prior_sd)
     data_only = list(hess)
     data_only[3], data_only[4], data_only[5] = hess[3] - p1, hess[4] - p12, hess[5] - p2
     if prior_log.get("pd") is not None:
         data_only[0] = hess[0] - prior_log["pd_precision"]
-    return standard_errors(data_only, torch)
+    held = [key for key in ("t1", "t2") if free is not None and not free.get(key, True)]
+    for key in held:
+        couplings, own = {"t1": ((1, 4), 3), "t2": ((2, 4), 5)}[key]
+        for k in couplings:
+            data_only[k] = torch.zeros_like(data_only[k])
+        data_only[own] = torch.ones_like(data_only[own])
+    errors = standard_errors(data_only, torch)
+    if held:
+        errors[0] = torch.full_like(errors[0], 1e30)
+    return errors
 
 
 def levenberg(s, sigma, acqs, scales, prior_log, prior_sd, torch, iterations, log_t1, log_t2,
@@ -357,7 +371,7 @@ def fit_voxels(problem: VoxelProblem, tolerance: float, iterations: int, grid_po
         hess = [torch.cat([q["hess"][k] for q in pending]) for k in range(6)]
         x, hess = refit(joined("s"), sigma, p.acqs, p.scales, p.free, prior, p.spread, torch, grid_points,
                         joined("valid"), joined("low"), x, joined("cost"), hess)
-        store(positions, x, data_errors(hess, prior, p.spread, torch))
+        store(positions, x, data_errors(hess, prior, p.spread, torch, p.free))
         pending, waiting = [], 0
 
     with torch.no_grad():
@@ -367,7 +381,7 @@ def fit_voxels(problem: VoxelProblem, tolerance: float, iterations: int, grid_po
             s, prior_log, valid, low = p.chunk(start, stop, torch)
             x, cost, hess = fit_chunk(s, sigma, p.acqs, p.scales, p.free, prior_log,
                                       p.spread, torch, iterations, grid_points, valid, low)
-            store(slice(start, stop), x, data_errors(hess, prior_log, p.spread, torch))
+            store(slice(start, stop), x, data_errors(hess, prior_log, p.spread, torch, p.free))
             left = torch.nonzero(cost > UNSETTLED_COST).flatten()
             if left.numel():
                 def part(t):
