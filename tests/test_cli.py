@@ -1054,7 +1054,7 @@ def test_an_output_over_its_input_or_the_inputs_sidecar_is_refused_even_with_ove
         assert main(["predict", str(path), "-o", str(output), "--overwrite", "-q", *form]) == 2
         assert capsys.readouterr().err.strip().endswith(
             f"error: {what}; an output never replaces an input or its sidecar (not even with --overwrite): "
-            "choose another output name")
+            "choose another output name or folder")
     assert (path.read_bytes(), side.read_text()) == before and not (tmp_path / "scan.nii").exists()
 
 

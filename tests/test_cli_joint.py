@@ -912,7 +912,7 @@ def test_a_map_written_over_an_input_is_refused_even_with_overwrite(scans, tmp_p
                  "--model", "none", "-o", str(folder), "--overwrite", "-q"]) == 2
     assert capsys.readouterr().err.strip() == (
         f"error: {t1map} would be written over the input {t1map}; an output never replaces an input or its "
-        "sidecar (not even with --overwrite): choose another output name")
+        "sidecar (not even with --overwrite): choose another output name or folder")
     assert t1map.read_bytes() == before and sorted(p.name for p in folder.iterdir()) == ["T1map.nii.gz"]
     joint = tmp_path / "pdw.nii"  # its sidecar is pdw.json, the input pdw.nii.gz's
     (tmp_path / "pdw.json").write_text(json.dumps({"EchoTime": 0.015, "RepetitionTime": 3.0}))
@@ -952,6 +952,12 @@ def test_maps_overwrite_removes_the_earlier_runs_outputs_this_run_does_not_write
         "PD.json", "PD.nii.gz", "T1map.json", "T1map.nii.gz", "T2map.json", "T2map.nii.gz", "b1_mine.nii.gz",
         "determined.json", "determined.nii.gz", "maps.json", "notes.txt"]
     assert json.loads((out / "maps.json").read_text())["flip_angle_scale"] is None
+    mine = tmp_path / "mine"  # a folder of the user's own files of map names, no record of a run: all kept
+    mine.mkdir()
+    (mine / "b1.nii.gz").write_bytes(b"the user's own")
+    assert main(["maps", str(train), "-o", str(mine), "--model", "none", "--echo-train", "ideal", "--overwrite",
+                 "-q"]) == 0
+    assert (mine / "b1.nii.gz").read_bytes() == b"the user's own" and "removed" not in capsys.readouterr().err
 
 
 def test_joint_inputs_are_recorded_by_the_paths_that_tell_them_apart_with_their_source(tmp_path):

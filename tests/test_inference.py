@@ -367,6 +367,9 @@ def test_a_signed_image_is_refused_with_a_hint_and_noise_around_zero_is_not():
                                          r"bright signal, down to -0.6\): a real-valued reconstruction, not a "
                                          r"magnitude image; give the magnitude \(absolute value\)$"):
         require_contrast(signed)
+    mostly_below = noisy - 0.6 * noisy.max()  # an image shifted below zero: its bright signal is its magnitude's
+    with pytest.raises(ValueError, match=r"^the volume holds signed values"):
+        require_contrast(mostly_below)
     with pytest.raises(ValueError, match=r"^input 2 holds signed values \(50 %"):
         fit_maps([noisy, signed], [Acquisition(15, 3000), Acquisition(10, 2000, "inversion_recovery", 400)])
 

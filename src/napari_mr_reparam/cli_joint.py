@@ -279,7 +279,7 @@ def refuse_inputs_as_outputs(outputs, inputs) -> None:
             if written.resolve() in read:
                 raise ValueError(f"{written} would be written over {read[written.resolve()]}; an output never "
                                  "replaces an input or its sidecar (not even with --overwrite): choose another "
-                                 "output name")
+                                 "output name or folder")
 
 
 def _own_sidecar(path) -> list[Path]:
@@ -847,9 +847,10 @@ def cmd_maps(args) -> int:
             bar.close()
     for acq, path in zip(acqs, args.input if len(args.input) == len(acqs) else [None] * len(acqs)):
         print(f"input: {_describe(acq)}" + (f" ({path})" if path else ""))
+    earlier = earlier_outputs(files["sidecar"])  # what a run before wrote here, by its record
     written = _write_maps(files, maps, volumes[0], _maps_meta(args, acqs, origins, maps, files), args.overwrite)
     if args.overwrite:
-        remove_stale_maps(out, written, args.input)
+        remove_stale_maps(out, written, args.input, earlier)
     fractions = ", ".join(f"{k.upper()} {100 * v:.0f} %" for k, v in maps.summary()["determined_fraction"].items())
     print(f"ok {out}: PD, T1, T2 maps (T1/T2 in ms); determined by the inputs in: {fractions} of the object")
     return 0
@@ -890,30 +891,50 @@ def _write_maps(files: dict, maps, like, meta: dict, overwrite: bool) -> list[Pa
     images["determined"] = (maps.determined_bits.astype("float32"), {"Quantity": "determined", "Units": "bits"})
     if maps.b1 is not None:
         images["b1"] = (maps.b1, {"Quantity": "refocusing flip-angle scale", "Units": "1"})
-    files["sidecar"].parent.mkdir(parents=True, exist_ok=True)
+    from .volume_writing import cannot_write, written_files
+
+    try:
+        files["sidecar"].parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise cannot_write(files["sidecar"].parent, exc) from None
     written = [save_volume(files[key], data, like=like, model=maps_model(maps), extra=extra, overwrite=overwrite)
                for key, (data, extra) in images.items()]
+    meta = {**meta, "outputs": [p.name for w in written for p in written_files(w)]}  # what --overwrite may clear
     files["sidecar"].write_text(json.dumps(meta, indent=2) + "\n")
     return [*written, files["sidecar"]]
+
+
+def earlier_outputs(sidecar: Path) -> list[str]:
+    """The files an earlier run of ``maps`` wrote beside its ``maps.json`` (``sidecar``), as
+    it recorded them (``outputs``); none where there is no such record."""
+    try:
+        names = json.loads(sidecar.read_text()).get("outputs", [])
+    except (OSError, ValueError, AttributeError):
+        return []
+    return [n for n in names if isinstance(n, str) and Path(n).name == n]
 
 
 #: The names ``maps`` writes in its folder, but for their type.
 MAP_STEMS = (*MAP_FILES.values(), "determined", "b1")
 
 
-def remove_stale_maps(out: Path, written, inputs) -> None:
+def remove_stale_maps(out: Path, written, inputs, earlier) -> None:
     """With ``--overwrite``: remove what an earlier run of ``maps`` wrote in ``out`` that
-    this one did not (``written``: this run's files), such as a ``b1`` map of an
+    this one did not (``written``: this run's files; ``earlier``: the names the run before
+    recorded in its ``maps.json``, :func:`earlier_outputs`), such as a ``b1`` map of an
     echo-train fit beside maps without one, or maps of another type, so that the folder
-    holds one run's outputs. Only the names ``maps`` writes (:data:`MAP_STEMS`, of any
-    output type, and their sidecars) go, never an input or its sidecar (``inputs``), and a
-    DICOM series folder only where it holds nothing but ``.dcm`` files; a notice names them."""
+    holds one run's outputs. Only names that record lists and ``maps`` writes
+    (:data:`MAP_STEMS`, of any output type, and their sidecars) go, never an input or its
+    sidecar (``inputs``), and a DICOM series folder only where it holds nothing but
+    ``.dcm`` files; a notice names them."""
     from .volume_writing import OUTPUT_SUFFIXES, written_files
 
     kept = {p.resolve() for w in written for p in written_files(w)}
     kept |= {p.resolve() for text in inputs for p in (Path(text), *_own_sidecar(text))}
+    recorded = set(earlier)
     stale = dict.fromkeys(p for stem in MAP_STEMS for suffix in OUTPUT_SUFFIXES
-                          for p in written_files(out / f"{stem}{suffix}") if p.exists() and p.resolve() not in kept)
+                          for p in written_files(out / f"{stem}{suffix}")
+                          if p.name in recorded and p.exists() and p.resolve() not in kept)
     removed = [p.name for p in sorted(stale, key=lambda p: p.suffix == ".json") if _remove_output(p)]
     if removed:
         print(f"notice: {out}: removed {', '.join(removed)}, written there by an earlier run of maps and not by "

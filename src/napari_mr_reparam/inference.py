@@ -663,7 +663,8 @@ def require_contrast(data: np.ndarray) -> None:
 
 #: A volume is signed (a real-valued reconstruction, not a magnitude image) where more than
 #: :data:`SIGNED_SHARE` of its voxels lie below -:data:`SIGNED_DEPTH` times its bright
-#: signal (99.5th percentile): far below what noise or ringing around zero reaches.
+#: signal (99.5th percentile of the magnitudes): far below what noise or ringing around zero
+#: reaches.
 SIGNED_DEPTH, SIGNED_SHARE = 0.2, 0.01
 
 
@@ -676,7 +677,7 @@ def require_magnitude(data: np.ndarray) -> None:
     sample = sample[np.isfinite(sample)]
     if sample.size == 0 or float(sample.min()) >= 0:
         return
-    bright = float(np.percentile(sample, 99.5))
+    bright = float(np.percentile(np.abs(sample), 99.5))  # of the magnitudes: an image mostly below 0 too
     below = float(np.mean(sample < -SIGNED_DEPTH * bright)) if bright > 0 else 0.0
     if below > SIGNED_SHARE:
         raise ValueError(f"the volume holds signed values ({100 * below:.0f} % of its voxels below "
