@@ -763,6 +763,16 @@ def test_preset_names_the_acquisition_used_and_its_plane_as_predict_does(tmp_pat
     assert "notice: dual_acq2: its slices are coronal" in captured.err and one.is_file()
 
 
+def test_a_joint_fits_plane_notice_names_the_first_input(tmp_path, tiny_weights, capsys):
+    from dicom_helpers import CORONAL, ramp, write_series
+
+    write_series(tmp_path / "pdw", [ramp(3, 16, 16)], te=(15.0,), tr=3000.0, orientation=CORONAL)
+    write_series(tmp_path / "t2w", [ramp(3, 16, 16) // 2], te=(90.0,), tr=3000.0, orientation=CORONAL)
+    assert main(["predict", "--joint", str(tmp_path / "pdw"), str(tmp_path / "t2w"), "--preset", "T1w",
+                 "-o", str(tmp_path / "joint.nii.gz"), "-q"]) == 0
+    assert "notice: pdw: its slices are coronal" in capsys.readouterr().err
+
+
 def test_inputs_from_several_paths_one_bringing_several_images_take_a_gain_per_path():
     from types import SimpleNamespace
 

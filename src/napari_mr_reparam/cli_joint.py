@@ -1061,7 +1061,7 @@ def predict_joint_or_preset(args) -> int:
             refuse_inputs_as_outputs(outputs.values(), inputs)
             refuse_existing(outputs.values(), overwrite=args.overwrite)
             if engine is not None:
-                plane_notice(volumes[0], short)
+                plane_notice(volumes[0], input_names(volumes)[0] if args.joint else short)
             try:
                 origins = []
                 volumes, acqs, maps = fit_inputs(paths, args, model=model, device=args.device,
