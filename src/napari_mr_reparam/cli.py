@@ -501,26 +501,15 @@ def _refuse_one_time_without_the_other(volume, args) -> None:
 def _guessed_input(engine, path, volume, data, args):
     """``(Acquisition, ContrastGuess)`` of an input that names nothing of its acquisition,
     read as the preset its contrast looks like (with a notice); else None."""
+    from .cli_joint import INPUT_OPTIONS, guessed_notice, names_nothing
     from .contrast import guessed_reading, voxel_mm
-    from .presets import get_preset
 
-    if not _nothing_names_the_input(volume, args):
+    if not names_nothing(volume, {attr: getattr(args, attr, None) for attr in INPUT_OPTIONS}):
         return None
     guessed = guessed_reading(data, engine, voxels_mm=voxel_mm(volume))
     if guessed is not None:
-        guess = guessed[1]
-        _notice(f"notice: {path.name}: no input acquisition given or in a sidecar; the image looks "
-                f"like {guess.describe()}: read as {get_preset(guess.reading).describe()}; name its "
-                "acquisition with --input-preset or --input-te/--input-tr")
+        _notice(guessed_notice(path.name, guessed[1]))
     return guessed
-
-
-def _nothing_names_the_input(volume, args) -> bool:
-    """Whether neither the options nor the file (sidecar, DICOM tags) say anything of the
-    input's acquisition: then its contrast decides (:mod:`~napari_mr_reparam.contrast`)."""
-    given = (args.input_te, args.input_tr, args.input_ti, args.input_flip, args.input_sequence,
-             getattr(args, "input_preset", None), volume.te_ms, volume.tr_ms, getattr(volume, "sequence", None))
-    return all(v is None for v in given)
 
 
 def _input_sequence(volume, te_in: float, tr_in: float, args, name: str = "the input"):

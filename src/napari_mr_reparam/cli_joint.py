@@ -430,7 +430,7 @@ def input_names(volumes) -> list[str]:
     return [short[_source(v)] if v.source else f"input {i}" for i, v in enumerate(volumes, 1)]
 
 
-def _names_nothing(volume, given: dict) -> bool:
+def names_nothing(volume, given: dict) -> bool:
     """Whether neither the options (``given``: this input's values) nor the volume's sidecar
     or tags say anything of its acquisition."""
     own = (volume.te_ms, volume.tr_ms, volume.ti_ms, volume.flip_deg, getattr(volume, "sequence", None))
@@ -444,7 +444,7 @@ def refuse_guesses(volumes, given: list[dict], names: list[str]) -> None:
     one-line ValueError naming them, with how to give their times."""
     if len(volumes) < 2:
         return
-    lacking = [name for v, own, name in zip(volumes, given, names) if _names_nothing(v, own)]
+    lacking = [name for v, own, name in zip(volumes, given, names) if names_nothing(v, own)]
     if lacking:
         raise ValueError(f"{', '.join(dict.fromkeys(lacking))}: {one_time_missing(None, None, several=True)}; "
                          "several images of one subject are not read as the contrast each looks like")
@@ -458,7 +458,7 @@ def _acquisition_of(volume, name: str, given: dict, several: bool) -> tuple:
     from .dicom import unknown_cycle
     from .fit_information import make_acquisition
 
-    if _names_nothing(volume, given) and (guessed := _guessed(volume, name)) is not None:
+    if names_nothing(volume, given) and (guessed := _guessed(volume, name)) is not None:
         return guessed
     te, tr = given["input_te"] or volume.te_ms, given["input_tr"] or volume.tr_ms
     if tr is None and te is not None and unknown_cycle(volume):
@@ -531,9 +531,18 @@ def _guessed(volume, name: str):
     except WeightsError:
         return None
     preset = get_preset(guess.reading)
-    print(f"notice: {name}: no acquisition given or in a sidecar; the image looks like {guess.describe()}: "
-          f"read as {preset.describe()}; name it with --input-preset or --input-te/--input-tr", file=sys.stderr)
+    print(guessed_notice(name, guess), file=sys.stderr)
     return make_acquisition(preset.sequence, preset.te, preset.tr, preset.ti, preset.flip_deg), ("guessed", preset.name)
+
+
+def guessed_notice(name: str, guess) -> str:
+    """The notice on an input read as the preset its contrast looks like (``guess``: a
+    :class:`~napari_mr_reparam.contrast.ContrastGuess`), by ``predict`` and ``maps`` alike."""
+    from .presets import get_preset
+
+    return (f"notice: {name}: no input acquisition given or in a sidecar; the image looks like {guess.describe()}: "
+            f"read as {get_preset(guess.reading).describe()}; name its acquisition with --input-preset or "
+            "--input-te/--input-tr")
 
 
 def _notice_overrides(volumes, given: dict, args) -> None:
