@@ -1059,7 +1059,7 @@ def test_an_output_over_its_input_or_the_inputs_sidecar_is_refused_even_with_ove
 
 
 @pytest.mark.parametrize("option", [["--register"], ["--scale", "per-input"], ["--scale", "auto"],
-                                    ["--echo-train", "ideal"]])
+                                    ["--echo-train", "ideal"], ["--no-smooth"]])
 @pytest.mark.parametrize("form", [["--te", "100", "--tr", "3000"], ["--preset", "T2w"]])
 def test_options_of_the_joint_fit_are_refused_without_joint(scan, tmp_path, capsys, form, option):
     path, _, _ = scan

@@ -155,7 +155,8 @@ def add_predict_options(parser) -> None:
 
 
 #: Options of the joint fit that ``predict`` takes with ``--joint`` only, by attribute.
-JOINT_ONLY = {"register": "--register", "scale": "--scale", "echo_train": "--echo-train"}
+JOINT_ONLY = {"register": "--register", "scale": "--scale", "echo_train": "--echo-train",
+              "no_smooth": "--no-smooth"}
 
 
 def refuse_joint_options(args) -> None:
