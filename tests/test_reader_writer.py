@@ -110,9 +110,76 @@ def test_writer_keeps_a_sidecar_it_was_not_asked_to_replace(tmp_path):
     assert (tmp_path / "new.json").read_text() == '{"mine": true}' and not (tmp_path / "new.nii.gz").exists()
     (tmp_path / "new.json").unlink()
     write_single_image(str(tmp_path / "new.nii.gz"), stack, {"metadata": {"te_ms": 30.0}})
-    # a file napari asked to replace is replaced with its sidecar
+    # a file napari asked to replace is replaced, its sidecar's times with it
     write_single_image(str(tmp_path / "new.nii.gz"), stack * 2, {"metadata": {"te_ms": 40.0}})
     assert json.loads((tmp_path / "new.json").read_text())["EchoTime"] == pytest.approx(0.04)
+
+
+#: A scanner's sidecar of an inversion recovery scan (dcm2niix's fields).
+SCANNER_SIDECAR = {"EchoTime": 0.012, "RepetitionTime": 9.0, "InversionTime": 2.5, "FlipAngle": 150,
+                   "ScanningSequence": "SE_IR", "SequenceVariant": "SK_SP_MP", "SequenceName": "*tir2d1_16",
+                   "Manufacturer": "Siemens", "MagneticFieldStrength": 3, "ProtocolName": "t2_tirm_tra_dark-fluid",
+                   "SeriesDescription": "keep me", "ConversionSoftware": "dcm2niix"}
+SCANNERS = ("SequenceVariant", "SequenceName", "Manufacturer", "MagneticFieldStrength", "ProtocolName",
+            "SeriesDescription", "ConversionSoftware")
+
+
+def test_a_layer_saved_over_its_file_keeps_the_sidecars_other_fields(make_napari_viewer, tmp_path):
+    _oblique_nifti(tmp_path / "sub-01_FLAIR.nii.gz")
+    side = tmp_path / "sub-01_FLAIR.json"
+    side.write_text(json.dumps(SCANNER_SIDECAR))
+    viewer = make_napari_viewer()
+    [layer] = viewer.open(str(tmp_path / "sub-01_FLAIR.nii.gz"), plugin=PLUGIN)
+    viewer.layers.selection = {layer}
+    # saved back over the file it was opened from: napari asks about the .nii.gz only
+    assert viewer.layers.save(str(tmp_path / "sub-01_FLAIR.nii.gz"), selected=True, plugin=PLUGIN) == [
+        str(tmp_path / "sub-01_FLAIR.nii.gz")]
+    saved = json.loads(side.read_text())
+    assert {k: saved[k] for k in SCANNERS} == {k: SCANNER_SIDECAR[k] for k in SCANNERS}
+    assert (saved["EchoTime"], saved["RepetitionTime"], saved["InversionTime"], saved["ScanningSequence"]) == (
+        0.012, 9.0, 2.5, "IR")
+    [again] = viewer.open(str(tmp_path / "sub-01_FLAIR.nii.gz"), plugin=PLUGIN)
+    assert (again.metadata["sequence"], again.metadata["ti_ms"]) == ("inversion_recovery", 2500.0)
+    # a spin-echo prediction saved over it: the acquisition is its own, nothing of the inversion's kept
+    layer.metadata.update(te_ms=100.0, tr_ms=4000.0, sequence="spin_echo", ti_ms=None, flip_deg=None, model="physics")
+    viewer.layers.selection = {layer}
+    viewer.layers.save(str(tmp_path / "sub-01_FLAIR.nii.gz"), selected=True, plugin=PLUGIN)
+    saved = json.loads(side.read_text())
+    assert {k: saved[k] for k in SCANNERS} == {k: SCANNER_SIDECAR[k] for k in SCANNERS}
+    assert "InversionTime" not in saved and "FlipAngle" not in saved
+    assert (saved["EchoTime"], saved["RepetitionTime"], saved["ScanningSequence"]) == (0.1, 4.0, "SE")
+    assert saved["GeneratedBy"][0]["Model"] == "physics"
+    [again] = viewer.open(str(tmp_path / "sub-01_FLAIR.nii.gz"), plugin=PLUGIN)
+    assert (again.metadata["sequence"], again.metadata["ti_ms"], again.metadata["te_ms"]) == ("spin_echo", None, 100.0)
+
+
+def test_a_sidecar_whose_sequence_names_would_misread_the_new_image_loses_them(tmp_path):
+    stack = np.ones((2, 5, 6), np.float32)
+    write_single_image(str(tmp_path / "t1.nii.gz"), stack, {})
+    mprage = {"EchoTime": 0.003, "RepetitionTime": 2.3, "InversionTime": 0.9, "ScanningSequence": "GR_IR",
+              "SequenceVariant": "SK_SP_MP", "SequenceName": "*tfl3d1_16ns", "Manufacturer": "Siemens"}
+    (tmp_path / "t1.json").write_text(json.dumps(mprage))
+    # a gradient echo: "MP" beside its GR would read back as MPRAGE
+    write_single_image(str(tmp_path / "t1.nii.gz"), stack, {"metadata": {"te_ms": 5.0, "tr_ms": 20.0, "flip_deg": 15,
+                                                                         "sequence": "gradient_echo"}})
+    saved = json.loads((tmp_path / "t1.json").read_text())
+    assert saved["Manufacturer"] == "Siemens" and saved["ScanningSequence"] == "GR"
+    assert not {"SequenceVariant", "SequenceName", "InversionTime"} & set(saved)
+    from napari_mr_reparam.sidecars import read_sidecar
+
+    assert read_sidecar(tmp_path / "t1.nii.gz")["sequence"] == "gradient_echo"
+
+
+def test_a_sidecar_that_cannot_be_read_is_not_replaced_unasked(tmp_path):
+    stack = np.ones((2, 5, 6), np.float32)
+    write_single_image(str(tmp_path / "scan.nii.gz"), stack, {})
+    before = (tmp_path / "scan.nii.gz").read_bytes()
+    for text in ("EchoTime: 0.03", "[1, 2]"):
+        (tmp_path / "scan.json").write_text(text)
+        with pytest.raises(WriteRefused, match=r"^scan\.json is not a readable BIDS sidecar, so its fields cannot "
+                                             r"be kept; fix it or move it away first$"):
+            write_single_image(str(tmp_path / "scan.nii.gz"), stack * 2, {"metadata": {"te_ms": 30.0}})
+        assert (tmp_path / "scan.json").read_text() == text and (tmp_path / "scan.nii.gz").read_bytes() == before
 
 
 def test_open_and_save_through_napari(make_napari_viewer, tmp_path):
@@ -391,6 +458,20 @@ def test_several_layers_save_in_a_folder_one_file_and_sidecar_each(tmp_path):
     from napari_mr_reparam.io import load_volume
 
     assert np.allclose(load_volume(written[2]).data, _maps()[2][0])
+
+
+def test_several_layers_given_a_file_name_in_the_save_dialog_are_refused_in_one_line(make_napari_viewer, tmp_path):
+    from npe2 import PluginManager
+
+    viewer = make_napari_viewer()
+    viewer.layers.selection = {viewer.add_image(data, name=meta["name"]) for data, meta, _ in _maps(("a", "b"))}
+    # the dialog passes the writer of the filter chosen (npe2 routes a name with an extension only to a
+    # writer that lists it, and this one, for a folder, lists none)
+    writer = next(w for w in PluginManager.instance().iter_compatible_writers(["image"] * 2) if w.plugin_name == PLUGIN)
+    with pytest.raises(WriteRefused, match=r"^two\.nii\.gz: several layers are saved in a folder, each as <layer "
+                                         r"name>\.nii\.gz with its sidecar; give a folder name without an extension$"):
+        viewer.layers.save(str(tmp_path / "two.nii.gz"), selected=True, _writer=writer)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_several_layers_are_refused_before_anything_is_written(tmp_path):

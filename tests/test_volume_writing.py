@@ -181,6 +181,27 @@ def test_an_existing_output_names_the_keyword_that_replaces_it(tmp_path):
     save_volume(out, stack, overwrite=True)
 
 
+def test_keep_sidecar_keeps_what_the_writer_does_not_write_and_overwrite_alone_replaces_it_all(tmp_path):
+    import json
+
+    from napari_mr_reparam import __version__
+
+    stack = np.ones((2, 6, 5), np.float32)
+    out = save_volume(tmp_path / "a.nii.gz", stack, te_ms=20, tr_ms=600)
+    scanner = {"EchoTime": 0.09, "InversionTime": 2.5, "ScanningSequence": "IR", "Manufacturer": "GE",
+               "Preset": "FLAIR", "Quantity": "T2", "Units": "ms", "Inputs": [], "GeneratedBy": [{"Name": "x"}]}
+    (tmp_path / "a.json").write_text(json.dumps(scanner))
+    save_volume(out, stack, te_ms=100, tr_ms=3000, model="physics", overwrite=True, keep_sidecar=True)
+    assert json.loads((tmp_path / "a.json").read_text()) == {
+        "Manufacturer": "GE", "EchoTime": 0.1, "RepetitionTime": 3.0,
+        "GeneratedBy": [{"Name": "napari-mr-reparam", "Version": __version__, "Model": "physics"}]}
+    (tmp_path / "a.json").write_text(json.dumps(scanner))
+    save_volume(out, stack, te_ms=100, tr_ms=3000, overwrite=True)  # the command line's --overwrite
+    assert "Manufacturer" not in json.loads((tmp_path / "a.json").read_text())
+    save_volume(tmp_path / "b.nii.gz", stack, te_ms=20, tr_ms=600, keep_sidecar=True)  # nothing to keep
+    assert set(json.loads((tmp_path / "b.json").read_text())) == {"EchoTime", "RepetitionTime", "GeneratedBy"}
+
+
 def test_a_file_where_a_folder_is_needed_is_one_line(tmp_path):
     from napari_mr_reparam.volume_writing import output_paths
 

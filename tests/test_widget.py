@@ -890,6 +890,52 @@ def test_scans_on_other_grids_opened_from_files_are_resampled_for_joint_maps(
     assert "resampled onto the first input's grid by their affines: t2w" in widget.joint_status.value
 
 
+def test_a_joint_prediction_saves_with_the_sidecar_the_command_line_writes(make_napari_viewer, tiny_weights, qtbot,
+                                                                           tmp_path):
+    """Two scans opened from files, predicted together in the widget and saved through the
+    plugin's writer: its sidecar names the joint maps and the inputs as ``predict --joint``
+    does for the same scans."""
+    import json
+
+    from napari_mr_reparam import physics
+    from napari_mr_reparam.cli import main
+    from napari_mr_reparam.phantoms import load_phantom
+
+    p = load_phantom("mni152")
+    middle = p.pd.shape[0] // 2
+    pd, t1, t2 = (np.asarray(getattr(p, k)[middle - 2:middle + 2, ::4, ::4], np.float32) for k in ("pd", "t1", "t2"))
+    scans = [(name, np.asarray(physics.spin_echo(pd, t1, t2, te, tr), np.float32) * 1000, te, tr, np.eye(4))
+             for name, te, tr in (("pdw", 15, 3000), ("t2w", 100, 3000))]
+    viewer, widget, first, second = _scans_opened(make_napari_viewer, tmp_path, scans)
+    pred = _joint_prediction(qtbot, viewer, widget, [first, second], "T1w")
+    viewer.layers.selection = {pred}
+    viewer.layers.save(str(tmp_path / "out" / "gui.nii.gz"), selected=True, plugin="napari-mr-reparam")
+    gui = json.loads((tmp_path / "out" / "gui.json").read_text())
+    assert main(["predict", "--joint", str(tmp_path / "pdw.nii.gz"), str(tmp_path / "t2w.nii.gz"), "--te", "15",
+                 "--tr", "500", "-o", str(tmp_path / "out" / "cli.nii.gz")]) == 0
+    cli = json.loads((tmp_path / "out" / "cli.json").read_text())
+    assert cli["GeneratedBy"][0]["Model"] == "joint maps" and [r["File"] for r in cli["Inputs"]] == [
+        "pdw.nii.gz", "t2w.nii.gz"]
+    # all but where each input's times came from, which the widget's rows do not tell
+    cli["Inputs"] = [{k: v for k, v in record.items() if k != "Source"} for record in cli["Inputs"]]
+    assert gui == cli
+
+
+def test_the_inputs_record_names_a_file_where_the_layer_was_read_from_one():
+    from types import SimpleNamespace
+
+    from napari_mr_reparam._widget_outputs import inputs_record
+    from napari_mr_reparam.widget_logic import InputSpec
+
+    layers = [SimpleNamespace(metadata={"source": f"/scans/{kind}/site4/plate5"}) for kind in ("T1", "T2")]
+    specs = [InputSpec(layers[0], "inversion_recovery", 10.0, 3000.0, 900.0),
+             InputSpec(layers[1], "spin_echo", 80.0, 3000.0),
+             InputSpec(SimpleNamespace(metadata={}), "spin_echo", 20.0, 600.0)]  # a layer of no file
+    records = inputs_record(specs)["Inputs"]
+    assert [r.get("File") for r in records] == ["T1/site4/plate5", "T2/site4/plate5", None]
+    assert (records[0]["InversionTime"], records[1]["EchoTime"], records[2]["RepetitionTime"]) == (0.9, 0.08, 0.6)
+
+
 def test_scans_of_fewer_slices_leave_the_first_input_and_the_network_there(make_napari_viewer, tiny_weights, qtbot,
                                                                             tmp_path):
     """A T1-weighted scan of 8 slices, then a PD/T2 dual echo of its middle 4: the joint fit

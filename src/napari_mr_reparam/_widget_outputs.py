@@ -45,6 +45,26 @@ def map_contrast_limits(data) -> tuple[float, float]:
     return (low, high) if high > low else (low, low + max(abs(low), 1.0))
 
 
+#: What made a prediction from several inputs, as its sidecar's ``Model`` names it (as
+#: ``predict --joint`` does).
+JOINT_MODEL = "joint maps"
+
+
+def inputs_record(inputs) -> dict:
+    """The sidecar field ``Inputs`` of a prediction from the joint maps of ``inputs``
+    (:class:`~napari_mr_reparam.widget_logic.InputSpec` values): each one's acquisition as
+    the fit used it and, where its layer was read from a file, the file's path from where
+    the inputs' paths part, as ``predict --joint`` records them
+    (:func:`~napari_mr_reparam.cli_joint.inputs_record`)."""
+    from .cli_joint import path_names
+    from .volume_writing import input_record
+
+    sources = [(getattr(spec.layer, "metadata", None) or {}).get("source") for spec in inputs]
+    short = path_names([source for source in sources if source])
+    return {"Inputs": [input_record(spec.acquisition(), None, file=short.get(source))["Input"]
+                       for spec, source in zip(inputs, sources)]}
+
+
 class Outputs:
     """The output layers of the input chosen in ``image`` and their comparison with the
     layer chosen in ``ground_truth`` (the widget's layer controls, read for their current
@@ -124,10 +144,12 @@ class Outputs:
         names = layer_names(model, request.te, request.tr, request.sequence, request.ti,
                             request.flip_deg, request.ti2)
         layer.name = names["prediction"]
-        layer.metadata.update(te_ms=request.te, tr_ms=request.tr, model=request.model,
+        layer.metadata.update(te_ms=request.te, tr_ms=request.tr,
+                              model=JOINT_MODEL if request.inputs else request.model,
                               sequence=request.sequence, ti_ms=request.ti, flip_deg=request.flip_deg,
                               ti2_ms=request.ti2, mr_reparam_names=names,
-                              inputs=[spec.layer.name for spec in request.inputs])
+                              inputs=[spec.layer.name for spec in request.inputs],
+                              inputs_record=inputs_record(request.inputs) if request.inputs else None)
         if request.slice_index is None:
             layer.contrast_limits = limits or with_range(pred)[1]
 

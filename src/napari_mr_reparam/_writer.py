@@ -124,12 +124,15 @@ def write_image(path: str, data, meta: dict, replace: bool = True) -> list[str]:
     When the layer came from this plugin's reader (``metadata['volume']``) and still has
     its shape, the file gets the input's voxel order, affine and header back; otherwise
     an RAS+ grid with the layer's scale. TE/TR/TI (ms), ``sequence``, ``flip_deg`` and ``model``
-    come from the layer metadata, and a map's ``quantity`` and ``unit``. napari asked the user
-    before replacing a file, so this overwrites it and its sidecar (a DICOM series' folder only
-    where it holds nothing but ``.dcm`` files); a sidecar already beside a new file
-    (``scan.json`` for ``scan.nii.gz``) is another file's, never asked about: it is kept, and
-    the save is refused in one line (a ``ValueError``). ``replace=False`` replaces nothing
-    (a ``FileExistsError``).
+    come from the layer metadata, as do a map's ``quantity`` and ``unit`` and the
+    ``inputs_record`` of a prediction from several inputs (the widget's joint maps). napari asked the user
+    before replacing a file, so this overwrites it (a DICOM series' folder only where it holds
+    nothing but ``.dcm`` files); a NIfTI file's sidecar, never asked about, keeps its fields
+    but those of the acquisition, which are written afresh
+    (:func:`~napari_mr_reparam.volume_writing.kept_sidecar`). A sidecar already beside a new
+    file (``scan.json`` for ``scan.nii.gz``) is another file's: it is kept, and the save is
+    refused in one line (a ``ValueError``). ``replace=False`` replaces nothing (a
+    ``FileExistsError``).
     """
     from pathlib import Path
 
@@ -149,9 +152,10 @@ def write_image(path: str, data, meta: dict, replace: bool = True) -> list[str]:
                                 metadata.get("ti2_ms"))
     if metadata.get("quantity"):  # a map layer (the widget's PD, T1, T2): what it holds, in which unit
         extra.update(Quantity=metadata["quantity"], Units=metadata.get("unit") or "relative")
+    extra.update(metadata.get("inputs_record") or {})  # a prediction's inputs (the widget's joint maps)
     written = save_volume(path, data, like=like, te_ms=metadata.get("te_ms"),
                           tr_ms=metadata.get("tr_ms"), model=metadata.get("model"), extra=extra,
-                          overwrite=replace)
+                          overwrite=replace, keep_sidecar=replace)
     return [str(written)]
 
 

@@ -15,7 +15,7 @@ import numpy as np
 from .file_types import MGH_SUFFIXES, NIFTI_SUFFIXES, suffix_of
 from .io import Volume
 from .orientation import ORIENTED_KINDS, check_fits, stack_to_ras, to_original
-from .sidecars import prediction_sidecar, sidecar_path
+from .sidecars import prediction_sidecar, sidecar_path, sidecar_sequence
 
 #: ``.dcm`` is a DICOM series: a folder of that name, one file per slice
 #: (:mod:`.dicom_export`).
@@ -126,7 +126,7 @@ def refuse_existing(paths, overwrite: bool = False) -> None:
 
 def save_volume(path: str | Path, data_zyx: np.ndarray, like: Volume | None = None, *,
                 te_ms: float | None = None, tr_ms: float | None = None, model: str | None = None,
-                extra: dict | None = None, overwrite: bool = False) -> Path:
+                extra: dict | None = None, overwrite: bool = False, keep_sidecar: bool = False) -> Path:
     """Write a stack, by extension, atomically; return the path written.
 
     Parameters
@@ -152,6 +152,10 @@ def save_volume(path: str | Path, data_zyx: np.ndarray, like: Volume | None = No
     overwrite : bool
         Replace existing files (the data file and its sidecar); otherwise
         ``FileExistsError``.
+    keep_sidecar : bool
+        Replacing a NIfTI file, keep the fields of its sidecar that describe no image's
+        acquisition (:func:`kept_sidecar`): napari's writer, whose Save dialog asks about
+        the data file only.
     """
     path = Path(path)
     suffix = check_output_type(path)
@@ -180,6 +184,8 @@ def save_volume(path: str | Path, data_zyx: np.ndarray, like: Volume | None = No
     jobs = [(path, lambda tmp: _WRITERS[suffix](tmp, data, like))]
     if suffix in NIFTI_SUFFIXES:
         meta = prediction_sidecar(te_ms, tr_ms, model, extra)
+        if keep_sidecar and path.exists():
+            meta = kept_sidecar(sidecar_path(path), meta)
         jobs.append((sidecar_path(path), lambda tmp: tmp.write_text(json.dumps(meta, indent=2) + "\n")))
     if not overwrite:
         for target, _ in jobs:
@@ -188,6 +194,42 @@ def save_volume(path: str | Path, data_zyx: np.ndarray, like: Volume | None = No
                                       "command line)")
     _write_atomically(jobs)
     return path
+
+
+#: The sidecar fields of an image's acquisition and of what made it: those the writers
+#: write, and those the reader names the sequence from (:func:`~napari_mr_reparam.sidecars.read_sidecar`).
+ACQUISITION_FIELDS = ("EchoTime", "RepetitionTime", "InversionTime", "InversionTime2", "FlipAngle",
+                      "ScanningSequence", "PulseSequenceType", "GeneratedBy", "Quantity", "Units", "Input",
+                      "Inputs", "Preset")
+#: The scanner's names of its sequence, which the reader reads it from where they are stated.
+SEQUENCE_NAMES = ("SequenceVariant", "SequenceName", "PulseSequenceName")
+
+
+def kept_sidecar(side: Path, meta: dict) -> dict:
+    """``meta`` (a new sidecar's content) with the fields of the sidecar ``side`` (where it
+    exists) that are not :data:`ACQUISITION_FIELDS`: a scanner's, a protocol's. Its
+    :data:`SEQUENCE_NAMES` are kept only where they do not make ``meta``'s acquisition read
+    as another sequence. A sidecar that is not a readable JSON object is a one-line
+    ``ValueError``: its fields cannot be kept."""
+    if not side.exists():
+        return meta
+    old = _json_object(side)
+    if old is None:
+        raise ValueError(f"{side.name} is not a readable BIDS sidecar, so its fields cannot be kept; "
+                         "fix it or move it away first")
+    merged = {**{k: v for k, v in old.items() if k not in ACQUISITION_FIELDS}, **meta}
+    if sidecar_sequence(merged) != sidecar_sequence(meta):
+        merged = {k: v for k, v in merged.items() if k not in SEQUENCE_NAMES}
+    return merged
+
+
+def _json_object(path: Path) -> dict | None:
+    """The JSON object in the file ``path``; None where it holds none or cannot be read."""
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None
 
 
 def _refuse_bad_times(te_ms, tr_ms, extra: dict | None) -> None:
