@@ -337,6 +337,54 @@ def test_voxels_outside_the_further_inputs_fields_of_view_take_the_network_read_
     assert engine.calls == []
 
 
+class _ReadingZeros(_Knowing):
+    """The true maps, but where the image it reads is 0 (NaN read as 0) the short times a
+    network gives a dark background."""
+
+    def compute_maps(self, image, acq, progress=None, **_):
+        maps = super().compute_maps(image, acq, progress)
+        truth = maps.at_input_size()
+        dark = np.asarray(image) == 0
+        truth["t1"], truth["t2"] = np.where(dark, 100.0, truth["t1"]), np.where(dark, 6.0, truth["t2"])
+        return maps
+
+
+def test_voxels_the_network_read_unmeasured_take_no_prior_from_it():
+    # a dual echo whose first input (the one the network reads) has a patch of NaN: there the
+    # second input alone measures, and the network's read of 0 once made T2 6 ms and PD 1e11
+    pd, t1, t2 = random_maps(shape=(1, 24, 24), seed=4)
+    pair = [Acquisition(50, 4500), Acquisition(120, 6000)]
+    images = render_inputs(pair, pd, t1, t2)
+    images[0][:, 10:16, 10:16] = np.nan
+    patch = np.zeros(pd.shape, bool)
+    patch[:, 10:16, 10:16] = True
+    engine = _ReadingZeros(pd, t1, t2)
+    maps = joint_maps(images, pair, engine=engine)
+    assert engine.calls == [(50, 4500)]
+    fitted = patch & (maps.pd > 0)
+    assert fitted.sum() > 0.8 * patch.sum()
+    assert maps.pd[fitted].max() < 3 * 1000 * pd.max() and maps.t2[fitted].min() > 20
+    assert _median_error(maps.t2, t2, (pd > 0) & ~patch) < 0.05  # where both measure, as before
+
+
+def test_an_image_without_noise_is_fitted_as_one_at_the_least_noise():
+    from napari_mr_reparam.fit_information import per_input_noise
+    from napari_mr_reparam.image_noise import MIN_NOISE
+
+    assert per_input_noise([1e-6, 0.02], 2) == [MIN_NOISE, 0.02]
+    # noiseless images, one voxel patch measured by the second input alone: the default
+    # prior, not single precision's roundoff, chooses its times
+    pd, t1, t2 = random_maps(shape=(1, 24, 24), seed=4)
+    pair = [Acquisition(50, 4500), Acquisition(120, 6000)]
+    images = render_inputs(pair, pd, t1, t2)
+    images[0][:, 10:16, 10:16] = np.nan
+    maps = fit_maps(images, pair, noise=1e-6)
+    assert maps.summary()["noise"] == [MIN_NOISE, MIN_NOISE]
+    fitted = maps.pd[:, 10:16, 10:16] > 0
+    assert fitted.mean() > 0.8 and maps.t2[:, 10:16, 10:16][fitted].min() > 20
+    assert np.nanmax(maps.pd) < 3 * 1000 * pd.max()
+
+
 def test_a_pd_prior_settles_what_a_t1_and_a_t2_weighted_image_leave_open():
     pd, t1, t2 = random_maps(seed=5)
     body = pd > 0

@@ -18,7 +18,7 @@ import numpy as np
 
 from . import physics
 from .acquisition import Acquisition
-from .image_noise import DEFAULT_NOISE
+from .image_noise import DEFAULT_NOISE, MIN_NOISE
 
 #: The sequences an input may have (their signal equations have derivatives below).
 FIT_SEQUENCES = ("spin_echo", "inversion_recovery", "gradient_echo", "mprage")
@@ -176,13 +176,14 @@ def determined_for_tissue(acqs, noise, tolerance: float, torch) -> dict:
 
 
 def per_input_noise(noise, n: int) -> list[float]:
-    """``noise`` (one fraction, or one per input) as one fraction per input."""
+    """``noise`` (one fraction, or one per input) as one fraction per input, each at least
+    :data:`~napari_mr_reparam.image_noise.MIN_NOISE`."""
     values = [float(noise)] * n if np.ndim(noise) == 0 else [float(v) for v in noise]
     if len(values) != n:
         raise ValueError(f"{len(values)} noise levels for {n} inputs: give one, or one per input")
     if not all(v > 0 for v in values):
         raise ValueError(f"noise levels must be above 0, got {values}")
-    return values
+    return [max(v, MIN_NOISE) for v in values]
 
 
 def free_parameters(acquisitions, noise=DEFAULT_NOISE, tolerance: float = 0.1) -> dict:

@@ -363,7 +363,8 @@ def _prepared_inputs(arrays, acqs, clipped, noise, smooth, threads, spacing, ech
     complete = np.logical_and.reduce(finite)  # every input measured
     exact = complete if lower is None else complete & ~np.logical_or.reduce(lower)  # and none clipped
     nan = ~np.logical_or.reduce(finite)  # none
-    clean = [np.where(f, a, 0).astype(np.float32, copy=False) for f, a in zip(finite, arrays)]
+    # the fit's own copies, C-ordered (a transposed input gives a transposed np.where)
+    clean = [np.ascontiguousarray(np.where(f, a, 0), dtype=np.float32) for f, a in zip(finite, arrays)]
     peaks = np.array([bright_level(a) for a in clean], np.float32)
     if noise is None:
         noise = estimate_noise(clean) or DEFAULT_NOISE
@@ -599,13 +600,16 @@ def _network_prior(sized, image, acqs, read: int, measured: dict) -> dict:
     tell apart."""
     shape = np.shape(image)
     t1, t2 = sized["t1"].reshape(shape), sized["t2"].reshape(shape)
+    unread = ~np.isfinite(image)  # the network read those voxels as 0: its maps there are no prior
+    if unread.any():
+        t1, t2 = np.where(unread, np.nan, t1), np.where(unread, np.nan, t2)
     prior = {"t1": t1, "t2": t2}
     branches = any(a.sequence == "inversion_recovery" for a in acqs)
     pd_sd = (NETWORK_PD_SD if not (measured["t1"] or measured["t2"])  # e.g. a T1w + T2w pair
              else BRANCH_PD_SD if branches and measured["t1"] and measured["t2"]  # T1w, T2w, FLAIR
              else None)
     if pd_sd is not None:
-        pd = pd_in_input_units(sized["pd"].reshape(shape), t1, t2, image, acqs[read])
+        pd = pd_in_input_units(np.where(unread, np.nan, sized["pd"].reshape(shape)), t1, t2, image, acqs[read])
         prior.update(pd=pd, pd_input=read, pd_sd=pd_sd)
     return prior
 
