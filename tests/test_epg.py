@@ -75,3 +75,20 @@ def test_the_ideal_form_never_raises_a_failed_fit_s_echoes_tenfold_or_more():
     fit = epg.fit_train(good * 1000, numbers, esp)
     ideal = (good * 1000)[:, 0] * epg.ideal_ratio(fit, esp * numbers)[:, 0]
     np.testing.assert_allclose(ideal, ideal[0] * np.exp(-esp * (numbers - 1) / fit["t2"][0]), rtol=5e-3)
+
+
+def test_the_dictionary_is_per_single_spin_echo_so_an_ideal_form_keeps_the_image_scale():
+    # a train of the nominal flip angle: echo 1 is what one spin echo of that slice gives,
+    # so its ideal form (and a render at its TE) keeps the image's scale; later echoes,
+    # raised by stimulated echoes, are brought down to the single echo's decay
+    spacing, t2 = 10.0, 100.0
+    table = epg.train_dictionary(8, spacing)
+    row = int(np.argmin(np.abs(epg.t2_grid() - t2)))
+    col = int(np.argmin(np.abs(epg.scale_grid() - 1.0)))
+    echoes = table[row, col]
+    t2_grid = epg.t2_grid()[row]
+    assert echoes[0] == pytest.approx(np.exp(-spacing / t2_grid), rel=0.01)
+    assert (echoes[1:] > np.exp(-spacing * np.arange(2, 9) / t2_grid)).all()
+    fit = epg.fit_train(1000.0 * echoes[:, None], np.arange(1, 9), spacing)
+    ratio = epg.ideal_ratio(fit, spacing * np.arange(1, 9))
+    assert ratio[0, 0] == pytest.approx(1.0, abs=0.02) and (ratio[1:, 0] < 1).all()
