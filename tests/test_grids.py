@@ -172,3 +172,40 @@ def test_an_input_named_by_a_layer_name_keeps_its_name_in_refusals(tmp_path):
                   source="plate5 TE 8 / TR 2300 ms")
     with pytest.raises(ValueError, match=r"^plate5 TE 8 / TR 2300 ms lies outside the field of view of a.nii.gz"):
         on_one_grid([replace(first, source=str(tmp_path / "a.nii.gz")), far])
+
+
+@pytest.mark.parametrize("tag, value, says", [
+    ("PatientID", "other person", "are scans of different people (their DICOM PatientID differ): joint maps "
+                                  "need images of one subject"),
+    ("FrameOfReferenceUID", "1.2.3.4", "were scanned in different sessions (their DICOM FrameOfReferenceUID "
+                                       "differ), so their affines do not place them together: register them onto "
+                                       "the first (--register; the widget's 'Register onto the first image')"),
+])
+def test_series_of_another_person_or_session_are_not_placed_by_their_affines(tmp_path, tag, value, says):
+    from dataclasses import replace
+
+    from dicom_helpers import AXIAL, write_series
+
+    from napari_mr_reparam.dicom import read_series
+    from napari_mr_reparam.grids import grid_refusal
+
+    def stated(**tags):
+        def edit(ds, echo, k):
+            ds.PatientID, ds.FrameOfReferenceUID = "person", "1.2.3"
+            for key, v in tags.items():
+                setattr(ds, key, v)
+        return edit
+
+    grid = dict(orientation=AXIAL, origin=(-20.0, -20.0, -10.0), row_mm=1.0, col_mm=1.0, step_mm=2.0)
+    image = np.full((4, 16, 16), 500.0, np.float32)
+    write_series(tmp_path / "a", [image], extra=stated(), **grid)
+    write_series(tmp_path / "b", [image], extra=stated(), **grid)
+    write_series(tmp_path / "c", [image], extra=stated(**{tag: value}), **grid)
+    (a,), (b,), (c,) = (read_series(tmp_path / n) for n in "abc")
+    assert (a.extra["patient"], a.extra["frame_of_reference"]) == ("person", "1.2.3")
+    assert grid_refusal([a, b]) is None  # one person, one session
+    with pytest.raises(ValueError) as refused:
+        on_one_grid([a, c])
+    assert str(refused.value) == f"c and a {says}"
+    if tag == "FrameOfReferenceUID":  # registered onto the first, it is placed by its motion
+        assert grid_refusal([a, replace(c, extra={**c.extra, "registered": True})]) is None

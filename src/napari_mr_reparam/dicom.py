@@ -573,6 +573,8 @@ def _acquisition_volume(label: str, members: list) -> Volume:
                "image_type": [str(v) for v in _as_list(first.get("ImageType"))],
                "files": [str(f) for f, _ in members], "series": label, "echo_number": _echo_number(first),
                "series_uid": str(first.get("SeriesInstanceUID", "")), "notices": notices,
+               "patient": str(first.get("PatientID", "") or "").strip() or None,
+               "frame_of_reference": str(first.get("FrameOfReferenceUID", "") or "").strip() or None,
                **{k: np.ascontiguousarray(v) for k, v in saturation.items()}},
     )
 

@@ -215,14 +215,45 @@ def slab_note(volume: Volume) -> str:
 
 def grid_refusal(volumes: list[Volume], reference: int = 0) -> str | None:
     """Why the volumes cannot be brought onto the reference's grid (one of another shape of
-    which one of the two has no placement), else None; reads no voxels."""
+    which one of the two has no placement, or DICOM series of another person or, unless
+    registered, of another session: :func:`frame_refusal`), else None; reads no voxels."""
     ref = volumes[reference]
+    refusal = frame_refusal(volumes, reference)
+    if refusal:
+        return refusal
     for volume in volumes:
         if tuple(volume.data.shape) != tuple(ref.data.shape) and not (is_placed(volume) and is_placed(ref)):
             unplaced = volume if not is_placed(volume) else ref
             return (f"the inputs are on different grids ({_shape(ref)} and {_shape(volume)}) and "
                     f"{_name(unplaced)} has no affine to place it: give co-registered images of one shape, "
                     "or NIfTI / DICOM files, which are resampled onto the first input's grid")
+    return None
+
+
+def frame_refusal(volumes: list[Volume], reference: int = 0) -> str | None:
+    """Why DICOM series cannot be placed by their affines together (their PatientID, or
+    their FrameOfReferenceUID, the scanner's coordinates of one session, differ; a series
+    registered onto the reference, ``extra["registered"]``, is placed by its motion), else
+    None. A series that does not state the tag is not judged by it."""
+    ref = volumes[reference]
+
+    def tag(volume, key):
+        return (volume.extra or {}).get(key)
+
+    for volume in volumes:
+        if volume.source == ref.source:
+            continue  # acquisitions of one series
+        this, first = _name(volume), _name(ref)
+        if this == first:
+            this, first = str(volume.source), str(ref.source)
+        if tag(volume, "patient") and tag(ref, "patient") and tag(volume, "patient") != tag(ref, "patient"):
+            return (f"{this} and {first} are scans of different people (their DICOM PatientID differ): "
+                    "joint maps need images of one subject")
+        frames = tag(volume, "frame_of_reference"), tag(ref, "frame_of_reference")
+        if all(frames) and frames[0] != frames[1] and not tag(volume, "registered"):
+            return (f"{this} and {first} were scanned in different sessions (their DICOM FrameOfReferenceUID "
+                    "differ), so their affines do not place them together: register them onto the first "
+                    "(--register; the widget's 'Register onto the first image')")
     return None
 
 

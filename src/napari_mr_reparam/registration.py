@@ -202,7 +202,7 @@ def moved_back(volume: Volume, motion: Motion) -> Volume:
     """``volume`` with its affine corrected by ``motion``: each voxel placed where the
     reference scan has that anatomy. Its voxels are unchanged."""
     affine = np.linalg.inv(motion.matrix) @ np.asarray(volume.affine, float)
-    return replace(volume, affine=affine)
+    return replace(volume, affine=affine, extra={**(volume.extra or {}), "registered": True})
 
 
 def _series(volume: Volume) -> str | None:
