@@ -68,6 +68,8 @@ def test_bad_inputs_are_refused():
         fit_maps([a, np.ones((4, 5), np.float32)], [Acquisition(15, 3000), Acquisition(90, 3000)])
     with pytest.raises(ValueError, match="2 images but 1 acquisitions"):
         fit_maps([a, a], [Acquisition(15, 3000)])
+    with pytest.raises(ValueError, match="^input 2 holds no image: every voxel is NaN or infinite$"):
+        fit_maps([a, np.full((4, 4), np.nan, np.float32)], [Acquisition(15, 3000), Acquisition(90, 3000)])
     with pytest.raises(ValueError, match="cannot be 'double_inversion_recovery'"):
         fit_maps([a], [AcquisitionValues("double_inversion_recovery", 20, 11000, 3400, None)])
 

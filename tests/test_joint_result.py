@@ -40,3 +40,17 @@ def test_a_slice_of_the_maps_renders_as_that_slice_of_the_volume():
     assert one.pd.shape == (1, 24, 24) and one.averaged.shape == (1, 24, 24) and one.determined["t1"].shape == (1, 24, 24)
     for kw in ({"te_ms": 20, "tr_ms": 6000}, {"te_ms": 120, "tr_ms": 9000, "sequence": "inversion_recovery", "ti_ms": 2500}):
         np.testing.assert_allclose(one.render(**kw), maps.render(**kw)[1:2], rtol=1e-5)
+
+
+def test_a_render_at_impossible_times_or_seconds_is_refused_in_one_line():
+    import pytest
+
+    pd, t1, t2 = random_maps(shape=(1, 16, 16), seed=2)
+    acqs = [Acquisition(15, 3000), Acquisition(100, 3000), Acquisition(15, 500)]
+    maps = fit_maps(render_inputs(acqs, pd, t1, t2), acqs)
+    for args, kwargs, says in [((40, 2.0), {}, "TR 2 looks like seconds"),
+                               ((120, 9000, "inversion_recovery"), {"ti_ms": 2.5}, "TI 2.5 looks like seconds"),
+                               ((40, -2000), {}, "TR must be a positive number of milliseconds"),
+                               ((float("nan"), 2000), {}, "TE must be a positive number of milliseconds")]:
+        with pytest.raises(ValueError, match=says):
+            maps.render(*args, **kwargs)

@@ -131,6 +131,9 @@ def _check_inputs(volumes, acquisitions, fitted: bool = True):
     if len(shapes) > 1:
         listed = ", ".join("x".join(map(str, a.shape)) for a in arrays)
         raise ValueError(f"joint maps need co-registered images of one shape; got {listed}")
+    for i, a in enumerate(arrays, 1):
+        if a.size and not np.isfinite(a).any():
+            raise ValueError(f"input {i} holds no image: every voxel is NaN or infinite")
     return arrays, [checked_values(a) if fitted else acquisition_values(a) for a in acquisitions]
 
 

@@ -142,7 +142,12 @@ class JointMaps:
         inputs measure a long T1 loosely, fit noise lifts single fluid voxels a few per cent
         above their neighbours, and an image shown or scored at its own maximum is scaled
         by the highest of them; a structure brighter than its error explains stays.
+        Impossible values and times that can only be seconds are a one-line ``ValueError``
+        (:class:`~napari_mr_reparam.acquisition.Acquisition`).
         """
+        from .acquisition import Acquisition
+
+        Acquisition(te_ms, tr_ms, sequence, ti_ms, flip_deg, extra.get("ti2"))  # checks the values
         if self.network_maps is not None:  # one input: the engine renders its maps, as the widget does
             if inversion is not None or set(extra) - {"ti2"}:
                 raise ValueError("an inversion efficiency is the inputs' own: renders at one need two or "
