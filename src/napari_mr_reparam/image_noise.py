@@ -23,8 +23,8 @@ MIN_BACKGROUND_VOXELS = 1000
 #: The least noise a fit takes (of each input's bright signal). Its misfit is summed in
 #: single precision: for an image known more finely (a noiseless simulation), roundoff,
 #: not the prior, would choose where the inputs leave a direction open (a voxel only one
-#: input measured took T2 of 5 ms and PD a billion times the image's). Below any scanner's
-#: noise measured here (0.15-0.5 %), and about a 10-bit image's quantization.
+#: input measured took T2 of 5 ms and PD a billion times the image's). At or below every
+#: real scanner's noise measured here (0.10-0.95 %), about a 10-bit image's quantization.
 MIN_NOISE = 1e-3
 #: Standard deviation of Rayleigh noise (a one-coil magnitude background) over its sigma.
 RAYLEIGH_SPREAD = math.sqrt(2 - math.pi / 2)
