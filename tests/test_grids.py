@@ -209,3 +209,4 @@ def test_series_of_another_person_or_session_are_not_placed_by_their_affines(tmp
     assert str(refused.value) == f"c and a {says}"
     if tag == "FrameOfReferenceUID":  # registered onto the first, it is placed by its motion
         assert grid_refusal([a, replace(c, extra={**c.extra, "registered": True})]) is None
+        assert grid_refusal([a, c], registering=True) is None  # about to be registered (the widget's check)

@@ -636,7 +636,7 @@ class ReparamWidget(Container):
             request.target()
             request.given()  # the input's: a TI or flip its sequence needs, TE shorter than TR
             if request.inputs:
-                joint_acquisitions(request.inputs)
+                joint_acquisitions(request.inputs, request.register)
         except ValueError as exc:  # one line in the widget; no layer is touched
             self._refuse(str(exc))
             return

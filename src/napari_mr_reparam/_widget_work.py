@@ -30,7 +30,7 @@ def compute(engines: EngineCache, request: Request, data: np.ndarray, job) -> tu
 
         volumes, clipped, resampled, motions, noise, spacing = joint_inputs(
             request.inputs, request.register, progress=job.advance, cancelled=job.cancelled)
-        maps = joint_maps(volumes, joint_acquisitions(request.inputs), engine=engine, clipped=clipped,
+        maps = joint_maps(volumes, joint_acquisitions(request.inputs, request.register), engine=engine, clipped=clipped,
                           noise=noise, spacing=spacing,
                           scale="per_input" if request.gain_per_input else by_source(input_sources(request.inputs)),
                           engine_options=InferenceOptions(request.consistency, request.flip_average),

@@ -213,12 +213,13 @@ def slab_note(volume: Volume) -> str:
             f"{100 * moved['shared']:.0f} %)")
 
 
-def grid_refusal(volumes: list[Volume], reference: int = 0) -> str | None:
+def grid_refusal(volumes: list[Volume], reference: int = 0, registering: bool = False) -> str | None:
     """Why the volumes cannot be brought onto the reference's grid (one of another shape of
     which one of the two has no placement, or DICOM series of another person or, unless
-    registered, of another session: :func:`frame_refusal`), else None; reads no voxels."""
+    registered or ``registering``, of another session: :func:`frame_refusal`), else None;
+    reads no voxels."""
     ref = volumes[reference]
-    refusal = frame_refusal(volumes, reference)
+    refusal = frame_refusal(volumes, reference, registering)
     if refusal:
         return refusal
     for volume in volumes:
@@ -230,11 +231,12 @@ def grid_refusal(volumes: list[Volume], reference: int = 0) -> str | None:
     return None
 
 
-def frame_refusal(volumes: list[Volume], reference: int = 0) -> str | None:
+def frame_refusal(volumes: list[Volume], reference: int = 0, registering: bool = False) -> str | None:
     """Why DICOM series cannot be placed by their affines together (their PatientID, or
     their FrameOfReferenceUID, the scanner's coordinates of one session, differ; a series
-    registered onto the reference, ``extra["registered"]``, is placed by its motion), else
-    None. A series that does not state the tag is not judged by it."""
+    registered onto the reference, ``extra["registered"]``, or about to be
+    (``registering``), is placed by its motion), else None. A series that does not state
+    the tag is not judged by it."""
     ref = volumes[reference]
 
     def tag(volume, key):
@@ -250,7 +252,7 @@ def frame_refusal(volumes: list[Volume], reference: int = 0) -> str | None:
             return (f"{this} and {first} are scans of different people (their DICOM PatientID differ): "
                     "joint maps need images of one subject")
         frames = tag(volume, "frame_of_reference"), tag(ref, "frame_of_reference")
-        if all(frames) and frames[0] != frames[1] and not tag(volume, "registered"):
+        if all(frames) and frames[0] != frames[1] and not (registering or tag(volume, "registered")):
             return (f"{this} and {first} were scanned in different sessions (their DICOM FrameOfReferenceUID "
                     "differ), so their affines do not place them together: register them onto the first "
                     "(--register; the widget's 'Register onto the first image')")

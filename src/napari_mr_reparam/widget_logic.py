@@ -217,9 +217,10 @@ def guessed_input_preset(layer, model: str):
     return None if preset_refusal(guess.preset, model, inputs=True) else guess
 
 
-def joint_acquisitions(inputs) -> list[Acquisition]:
-    """The inputs' acquisitions, checked: one shape for all, a layer once, every value
-    a sequence needs; else a one-line ValueError."""
+def joint_acquisitions(inputs, register: bool = False) -> list[Acquisition]:
+    """The inputs' acquisitions, checked: one shape for all (or placed by their affines: of
+    one person and, unless they are to be registered, ``register``, one session), a layer
+    once, every value a sequence needs; else a one-line ValueError."""
     if len(inputs) < 2:
         raise ValueError("joint maps need two or more inputs")
     layers = [spec.layer for spec in inputs]
@@ -227,7 +228,7 @@ def joint_acquisitions(inputs) -> list[Acquisition]:
         raise ValueError("each input layer can be given once; choose another layer in the repeated row")
     from .grids import grid_refusal
 
-    refusal = grid_refusal([input_volume(layer) for layer in layers])
+    refusal = grid_refusal([input_volume(layer) for layer in layers], registering=register)
     if refusal:
         raise ValueError(refusal)
     return [spec.acquisition() for spec in inputs]
