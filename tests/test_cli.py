@@ -86,6 +86,13 @@ def test_input_times_given_win_over_a_sidecar_written_in_ms(scan, tiny_weights, 
     (["--te", "100", "--tr", "9000", "--model", "physics", "--ti", "2500"], "--ti applies to"),
     (["--te", "10", "--tr", "500", "--model", "physics", "--sequence", "gradient_echo", "--flip", "400"],
      "between 0 and 180"),
+    (["--te", "25", "--tr", "11000", "--sequence", "double_inversion_recovery", "--ti", "3400"],
+     "error: --sequence double_inversion_recovery needs a second --ti (TI1 TI2)"),
+    (["--te", "3", "--tr", "2300", "--sequence", "mprage", "--ti", "900"], "error: --sequence mprage needs --flip"),
+    (["--te", "100", "--tr", "9000", "--sequence", "inversion_recovery", "--ti", "2500", "600"],
+     "error: a second --ti (TI1 TI2) applies to --sequence double_inversion_recovery only"),
+    (["--te", "25", "--tr", "11000", "--sequence", "double_inversion_recovery", "--ti", "325", "3400"],
+     "error: the second inversion time must be shorter than the first"),
 ])
 def test_bad_parameters_are_one_line_errors(scan, tiny_weights, tmp_path, capsys, extra, message):
     path, _, _ = scan
@@ -1000,7 +1007,10 @@ def test_help_says_what_each_option_takes(capsys):
     with pytest.raises(SystemExit):
         main(["predict", "--help"])
     out = " ".join(capsys.readouterr().out.split())
-    assert "two, TI1 and TI2, for double inversion recovery (--preset DIR)" in out and "--joint --preset" not in out
+    assert "two, TI1 and TI2, for double inversion recovery (--sequence double_inversion_recovery, --preset DIR)" \
+        in out and "--joint --preset" not in out
+    assert ("the others need a physics model: inversion_recovery --ti, gradient_echo --flip, mprage --ti and "
+            "--flip, double_inversion_recovery --ti TI1 TI2") in out
 
 
 def test_plain_predict_reads_an_input_ti_as_joint_does_and_never_drops_a_flip(scan, sequence_weights, tmp_path,
@@ -1137,3 +1147,66 @@ def test_each_readme_example_block_writes_each_output_once_and_never_over_an_inp
         inputs = {i.rstrip("/") for c in commands for i in c.input}
         assert len(outputs) == len(set(outputs)), block
         assert not inputs & set(outputs), block
+
+
+def test_an_input_with_voxels_not_measured_says_how_many_and_what_becomes_of_them(tmp_path, tiny_weights, capsys):
+    data = np.random.default_rng(0).uniform(100, 800, (24, 20, 3)).astype(np.float32)
+    data[2:7, 3:7, 1], data[0, 0, 0] = np.nan, np.inf
+    nib.save(nib.Nifti1Image(data, np.eye(4)), str(tmp_path / "nan.nii.gz"))
+    (tmp_path / "nan.json").write_text(json.dumps({"EchoTime": 0.05, "RepetitionTime": 4.5}))
+    out = tmp_path / "out.nii.gz"
+    assert main(["predict", str(tmp_path / "nan.nii.gz"), "-o", str(out), "--te", "100", "--tr", "3000", "-q"]) == 0
+    assert capsys.readouterr().err.splitlines() == [
+        "notice: nan.nii.gz: 21 voxels are NaN or infinite (not measured): read as 0, NaN in the output"]
+    assert np.isnan(np.asarray(nib.load(out).dataobj)).sum() == 21
+
+
+def test_d2p_says_it_takes_an_input_that_states_no_acquisition_as_its_own(scan, tiny_weights, tmp_path, capsys):
+    path, _, _ = scan
+    args = ["predict", str(path), "--te", "100", "--tr", "3000", "--model", "d2p", "-q"]
+    assert main([*args, "-o", str(tmp_path / "a.nii.gz")]) == 0
+    assert capsys.readouterr().err.splitlines() == [
+        ("notice: scan.nii.gz: no input TE/TR given or in its metadata; taken as TE 50 / TR 4500 ms, the one input "
+         "acquisition d2p reads")]
+    (tmp_path / "scan.json").write_text(json.dumps({"EchoTime": 0.05, "RepetitionTime": 4.5}))
+    assert main([*args, "-o", str(tmp_path / "b.nii.gz")]) == 0
+    assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("given, notice", [
+    (["--input-te", "30", "--input-tr", "2500"],
+     "notice: scan.nii.gz: --input-te and --input-tr replace the TE and TR that its BIDS sidecar states (50, 4500 ms)"),
+    (["--input-te", "50", "--input-tr", "2500"],
+     "notice: scan.nii.gz: --input-tr replaces the TR that its BIDS sidecar states (4500 ms)"),
+    (["--input-te", "50", "--input-tr", "4500"], None),
+])
+def test_input_times_that_replace_the_sidecars_say_so_in_one_line(scan, tiny_weights, tmp_path, capsys, given,
+                                                                  notice):
+    path, _, _ = scan
+    (tmp_path / "scan.json").write_text(json.dumps({"EchoTime": 0.05, "RepetitionTime": 4.5}))
+    assert main(["predict", str(path), "-o", str(tmp_path / "a.nii.gz"), "--te", "100", "--tr", "3000", "-q",
+                 *given]) == 0
+    assert capsys.readouterr().err.splitlines() == ([notice] if notice else [])
+
+
+@pytest.mark.parametrize("sequence, target, name, fields", [
+    ("mprage", ["--te", "3", "--tr", "2300", "--ti", "900", "--flip", "9"], "scan_TE3_TR2300_TI900_FA9",
+     {"PulseSequenceType": "MPRAGE", "InversionTime": 0.9, "FlipAngle": 9.0}),
+    ("double_inversion_recovery", ["--te", "25", "--tr", "11000", "--ti", "3400", "325"],
+     "scan_TE25_TR11000_TI3400-325",
+     {"PulseSequenceType": "double inversion recovery", "InversionTime": 3.4, "InversionTime2": 0.325}),
+])
+def test_sequence_takes_the_mprage_and_double_inversion_recovery_targets(scan, tiny_weights, tmp_path, capsys,
+                                                                         sequence, target, name, fields):
+    path, _, _ = scan
+    args = ["predict", str(path), "--sequence", sequence, *target, "--input-te", "50", "--input-tr", "4500", "-q"]
+    assert main([*args, "-o", str(tmp_path / "out")]) == 0
+    assert np.isfinite(np.asarray(nib.load(tmp_path / "out" / f"{name}.nii.gz").dataobj)).all()
+    sidecar = json.loads((tmp_path / "out" / f"{name}.json").read_text())
+    assert {k: sidecar[k] for k in fields} == fields
+    for model in ("d2p", "p2p"):
+        assert main([*args, "--model", model, "-o", str(tmp_path / model)]) == 2
+        assert capsys.readouterr().err.splitlines()[-1] == (
+            f"error: {model} predicts spin-echo images only; --sequence {sequence} needs the physics model "
+            "(--model physics)")
+        assert not (tmp_path / model).exists()

@@ -283,7 +283,8 @@ def test_joint_dir_takes_both_inversion_times(scans, tmp_path, capsys):
     assert (sidecar["InversionTime"], sidecar["InversionTime2"]) == (3.0, 0.5)
     assert main(["predict", str(paths["pdw"]), "--te", "100", "--tr", "9000", "--sequence", "inversion_recovery",
                  "--ti", "2500", "600", "-o", str(tmp_path / "x.nii.gz")]) == 2
-    assert "--ti takes one value unless --joint" in capsys.readouterr().err
+    assert "error: a second --ti (TI1 TI2) applies to --sequence double_inversion_recovery only" in \
+        capsys.readouterr().err
 
 
 def test_maps_say_when_an_option_replaces_the_times_of_the_tags(tmp_path, capsys):
@@ -536,7 +537,9 @@ def test_maps_help_lists_the_input_sequences_the_fit_reads(capsys):
         main(["maps", "--help"])
     out = " ".join(capsys.readouterr().out.split())
     assert f"--input-sequence SEQ [SEQ ...] {', '.join(FIT_SEQUENCES)} per input" in out
-    assert "input flip angle(s), degrees (gradient_echo, mprage)" in out
+    assert "input flip angle(s), degrees (gradient_echo, mprage): one value, or one per input in order" in out
+    assert ("-o OUTPUT, --output OUTPUT output folder: PD, T1map, T2map, determined (bits: 1 PD, 2 T1, 4 T2 where "
+            "the inputs determine it) and, for a multi-echo train fitted with --echo-train epg, b1") in out
     assert "input inversion time(s), ms (inversion_recovery, mprage)" in out
 
 
@@ -1021,3 +1024,71 @@ def test_a_one_slice_scan_moved_onto_the_first_slice_is_said_and_recorded(tmp_pa
     err = capsys.readouterr().err
     assert "notice: train/plate5.nii.gz: its slice moved 2.9 mm onto the first's: the slabs share 42 %\n" in err
     assert names == [f"{paths[1]} (its slice moved 2.9 mm onto the first's: the slabs share 42 %)"]
+
+
+def _nan_patch(path) -> None:
+    """Twenty voxels of the object in ``path`` made NaN (not measured)."""
+    image = nib.load(path)
+    data = image.get_fdata().astype(np.float32)
+    data[5:10, 5:9, 0] = np.nan
+    nib.save(nib.Nifti1Image(data, image.affine), path)
+
+
+def test_inputs_with_voxels_not_measured_are_named_and_the_share_is_said_truly(scans, tmp_path, capsys):
+    paths, _ = scans
+    _nan_patch(paths["t2w"])
+    times = [*_times("--input-te"), *_times("--input-tr"), "--model", "none", "-q"]
+    assert main(["maps", *map(str, paths.values()), *times, "-o", str(tmp_path / "m")]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert "notice: t2w.nii.gz: 20 voxels are NaN or infinite (not measured): fitted there to the other inputs" in err
+    assert ("notice: 5 % of the object is not measured by every input (NaN or infinite in some input): fitted there "
+            "to the inputs that measure it") in err
+    assert not any("field of view" in line for line in err)
+    assert main(["predict", "--joint", *map(str, paths.values()), *times, "--preset", "T2w",
+                 "-o", str(tmp_path / "j.nii.gz")]) == 0
+    assert "notice: t2w.nii.gz: 20 voxels are NaN or infinite (not measured): fitted there to the other inputs" \
+        in capsys.readouterr().err.splitlines()
+    assert main(["maps", str(paths["t2w"]), "--input-te", "100", "--input-tr", "3000", "--model", "none", "-q",
+                 "-o", str(tmp_path / "one")]) == 0
+    assert capsys.readouterr().err.splitlines() == [
+        "notice: t2w.nii.gz: 20 voxels are NaN or infinite (not measured): NaN in the maps"]
+
+
+def test_an_impossible_input_time_names_its_input(scans, tmp_path, capsys):
+    paths, _ = scans
+    times = ["--input-te", "15", "5000", "15", *_times("--input-tr"), "--model", "none", "-q"]
+    assert main(["maps", *map(str, paths.values()), *times, "-o", str(tmp_path / "m")]) == 2
+    assert capsys.readouterr().err.splitlines()[-1] == "error: t2w.nii.gz: TE (5000 ms) must be shorter than TR (3000 ms)"
+    assert main(["predict", "--joint", *map(str, paths.values()), *times, "--preset", "T2w",
+                 "-o", str(tmp_path / "j.nii.gz")]) == 2
+    assert capsys.readouterr().err.splitlines()[-1] == "error: t2w.nii.gz: TE (5000 ms) must be shorter than TR (3000 ms)"
+
+
+def test_joint_inputs_given_as_single_dicom_files_are_recorded_by_those_files(tmp_path):
+    from dicom_helpers import ramp, write_series
+
+    files = write_series(tmp_path / "plate4", [ramp(1, 16, 16), ramp(1, 16, 16) // 2], te=(15.0, 90.0), tr=3000.0,
+                         shuffle=False)
+    out = tmp_path / "joint.nii.gz"
+    assert main(["predict", "--joint", *map(str, files), "--te", "80", "--tr", "3000", "--model", "none", "-q",
+                 "-o", str(out)]) == 0
+    records = json.loads((tmp_path / "joint.json").read_text())["Inputs"]
+    assert [(r["File"], r.get("Acquisition"), r["EchoTime"]) for r in records] == [
+        ("IM0000", None, 0.015), ("IM0001", None, 0.09)]
+
+
+def test_each_maps_sidecar_says_how_much_of_it_the_inputs_determine(tmp_path):
+    from dicom_helpers import write_series
+
+    t1 = np.exp(np.random.default_rng(3).uniform(np.log(200), np.log(1500), (2, 16, 16)))
+    tis = (100.0, 300.0, 900.0)
+    write_series(tmp_path / "ir", [np.rint(3000 * physics.inversion_recovery(1.0, t1, 80.0, 10.0, 3000.0, ti))
+                                   for ti in tis], te=(10.0,) * 3, tr=3000.0, ti=tis, scanning="IR")
+    out = tmp_path / "maps"
+    assert main(["maps", str(tmp_path / "ir"), "-o", str(out), "--model", "none", "-q"]) == 0
+    summary = json.loads((out / "maps.json").read_text())
+    sidecars = {key: json.loads((out / f"{name}.json").read_text()) for key, name in
+                (("pd", "PD"), ("t1", "T1map"), ("t2", "T2map"))}
+    assert {key: (s["determined_fraction"], s["prior_source"]) for key, s in sidecars.items()} == {
+        key: (summary["determined_fraction"][key], "default") for key in sidecars}
+    assert sidecars["t2"]["determined_fraction"] == 0 and sidecars["t1"]["determined_fraction"] > 0.9

@@ -26,30 +26,49 @@ def input_acquisition(volume, te_ms, tr_ms) -> tuple[float, float, str]:
 
 
 def _targets(args) -> list[tuple[float, float]]:
-    from .acquisition import validate_times
+    from .acquisition import Acquisition
     from .cli_joint import refuse_input_seconds
-    from .units import refuse_seconds
+    from .units import refuse_seconds, seconds_checked_tr
 
     if len(args.te) != len(args.tr):
         raise ValueError(f"give as many --tr as --te values ({len(args.te)} TE, {len(args.tr)} TR)")
-    refuse_seconds(ti=args.ti)
+    refuse_seconds(ti=[t for t in (args.ti, args.ti2) if t is not None] or None)
     refuse_input_seconds(args)
+    _check_sequence(args)
     pairs = list(zip(args.te, args.tr))
     for te, tr in pairs:
-        refuse_seconds(te=te, tr=None if args.sequence == "gradient_echo" else tr)
-        validate_times(te, tr, args.ti)
-    _check_sequence(args)
+        refuse_seconds(te=te, tr=seconds_checked_tr(tr, args.sequence))
+        Acquisition(te, tr, args.sequence, args.ti, args.flip, args.ti2)  # refuses what it cannot be
     return pairs
 
 
+#: What each target sequence needs beyond TE and TR, as the options give it.
+TARGET_OPTIONS = {"ti": "--ti", "ti2": "a second --ti (TI1 TI2)", "flip": "--flip"}
+
+
 def _check_sequence(args) -> None:
-    """--ti belongs to inversion recovery and --flip to gradient echo, each required there."""
-    needs = {"inversion_recovery": ("--ti", args.ti), "gradient_echo": ("--flip", args.flip)}
-    for sequence, (option, value) in needs.items():
-        if args.sequence == sequence and value is None:
-            raise ValueError(f"--sequence {sequence} needs {option}")
-        if args.sequence != sequence and value is not None:
-            raise ValueError(f"{option} applies to --sequence {sequence} only")
+    """--ti and --flip belong to the sequences that read them (a second --ti to double
+    inversion recovery), each required there: a one-line ValueError otherwise."""
+    from .acquisition import SEQUENCE_READS
+
+    reads = SEQUENCE_READS[args.sequence]
+    for key, option in TARGET_OPTIONS.items():
+        given = getattr(args, key) is not None
+        if key in reads and not given:
+            raise ValueError(f"--sequence {args.sequence} needs {option}")
+        if given and key not in reads:
+            readers = [s for s, read in SEQUENCE_READS.items() if key in read]
+            readers = " or ".join(filter(None, [", ".join(readers[:-1]), readers[-1]]))
+            raise ValueError(f"{option} applies to --sequence {readers} only")
+
+
+def _target_inversions(tis) -> tuple:
+    """``--ti``'s values as (TI, TI2): one, or a double inversion recovery's two; more is a
+    one-line ValueError."""
+    tis = tis or [None]
+    if len(tis) > 2:
+        raise ValueError(f"--ti takes one value, or two (TI1 TI2) for double inversion recovery; got {len(tis)}")
+    return tis[0], (tis[1] if len(tis) == 2 else None)
 
 
 def _check_model_inputs(engine, args) -> None:
@@ -274,14 +293,15 @@ def cmd_predict(args) -> int:
 
         return predict_joint_or_preset(args)
     args.sequence = args.sequence or "spin_echo"
-    for name in ("ti", "input_preset", "input_te", "input_tr", "input_ti", "input_flip", "input_sequence"):
+    args.ti, args.ti2 = _target_inversions(args.ti)
+    for name in ("input_preset", "input_te", "input_tr", "input_ti", "input_flip", "input_sequence"):
         setattr(args, name, _single(getattr(args, name), "--" + name.replace("_", "-")))
     if not args.te or not args.tr:
         raise ValueError("give the targets with --te and --tr, or name a --preset")
     targets = _targets(args)
     notices = []
     inputs = _inputs(args.input, args.acquisition, input_times_given(args), notices)
-    tag = (f"_TI{args.ti:g}" if args.ti is not None else "") + (f"_FA{args.flip:g}" if args.flip else "")
+    tag = _target_tag(args)
     outputs = _output_paths(inputs, targets, args.output, args.suffix, tag, label)
     from .cli_joint import folder_files, refuse_inputs_as_outputs
     from .volume_writing import refuse_existing
@@ -290,11 +310,11 @@ def cmd_predict(args) -> int:
     refuse_existing(outputs.values(), overwrite=args.overwrite)
     engine = Reparameterizer(args.model, weights=args.weights, device=args.device,
                              batch_size=args.batch_size)
-    _warn_out_of_range(targets, engine)
     options = engine.resolve(InferenceOptions(consistency=args.consistency,
                                               flip_average=args.flip_average or None,
                                               keep_detail=False if args.no_detail else None))
     _check_model_inputs(engine, args)
+    _warn_out_of_range(targets, engine)
     if engine.task == "p2p":
         _refuse_missing_times(inputs, args)
     for line in notices:
@@ -316,11 +336,19 @@ def cmd_predict(args) -> int:
     return 0 if failures == 0 else 2
 
 
+def _target_tag(args) -> str:
+    """What an output's name says of each target beyond its TE/TR: ``_TI<ms>`` (a double
+    inversion recovery's ``_TI<ms>-<ms>``) and ``_FA<deg>``."""
+    ti = "" if args.ti is None else f"_TI{args.ti:g}" + (f"-{args.ti2:g}" if args.ti2 is not None else "")
+    return ti + (f"_FA{args.flip:g}" if args.flip else "")
+
+
 def _target_words(args) -> str:
-    """What the ok line says of each target beyond its TE/TR: its TI and flip angle, as
-    the command line words acquisitions (``, TI 2500 ms``)."""
-    return (f", TI {args.ti:g} ms" if args.ti is not None else "") + (
-        f", flip {args.flip:g} deg" if args.flip is not None else "")
+    """What the ok line says of each target beyond its TE/TR: its TI (TI1 and TI2) and flip
+    angle, as the command line words acquisitions (``, TI 2500 ms``)."""
+    ti = "" if args.ti is None else (f", TI {args.ti:g} ms" if args.ti2 is None
+                                     else f", TI1 {args.ti:g} / TI2 {args.ti2:g} ms")
+    return ti + (f", flip {args.flip:g} deg" if args.flip is not None else "")
 
 
 def _preset_for_an_image_model(args) -> str | None:
@@ -401,15 +429,21 @@ def _predict_file(engine, path, targets, outputs, args, options) -> list:
     """All targets of one input, by one engine request (maps once for the physics model);
     every target is predicted before any file is written, so a failure writes nothing. Each
     output's sidecar records the input's acquisition as used (``Input``)."""
+    import numpy as np
+
     from .acquisition import Acquisition, out_of_range_warnings
+    from .cli_joint import unmeasured_notice
     from .inference import as_measured
     from .sidecars import acquisition_sidecar
     from .volume_writing import save_volume
 
     volume = _read_input(path, args)
+    unmeasured = unmeasured_notice(path.name, ~np.isfinite(volume.data), "read as 0, NaN in the output")
+    if unmeasured:
+        _notice(unmeasured)
     data = as_measured(volume.data)  # an infinite voxel is one the image does not measure, as NaN
     given, record = _input_used(engine, path, volume, data, args)
-    wanted = [Acquisition(te, tr, args.sequence, args.ti, args.flip) for te, tr in targets]
+    wanted = [Acquisition(te, tr, args.sequence, args.ti, args.flip, args.ti2) for te, tr in targets]
     predictions = engine.predict_many(data, wanted, given, options=options)  # refuses what it cannot read
     if engine.task == "p2p":
         for warning in out_of_range_warnings(given.te_ms, given.tr_ms, engine.trained_ranges["input"]):
@@ -417,7 +451,7 @@ def _predict_file(engine, path, targets, outputs, args, options) -> list:
     predictions = list(predictions)
     from .cli_joint import target_preset_record
 
-    extra = {**acquisition_sidecar(args.sequence, args.ti, args.flip),
+    extra = {**acquisition_sidecar(args.sequence, args.ti, args.flip, args.ti2),
              **target_preset_record(getattr(args, "target_preset", None)), **record}
     return [((te, tr), save_volume(outputs[(path, (te, tr))], pred, like=volume, te_ms=te, tr_ms=tr,
                                    model=engine.info.name, extra=extra, overwrite=args.overwrite))
@@ -442,16 +476,13 @@ def _input_used(engine, path, volume, data, args) -> tuple:
     """``(the input's Acquisition for the engine, or None for its default; the sidecar's
     "Input" record of the acquisition used)``: from the options, the file (sidecar, DICOM
     tags), else the preset its contrast looks like, else the default (with a notice)."""
-    from .acquisition import Acquisition
     from .cli_joint import times_source
     from .volume_writing import input_record
 
     file = _input_file(path, volume)
     if engine.task == "d2p":  # it reads one input acquisition, the default: what the file states must be it
-        _refuse_for_d2p_input(engine, path, volume, args)
-        _refuse_unread(path, "spin_echo", args)
-        return None, input_record(Acquisition.default(), times_source(args.input_te, args.input_tr, volume), **file)
-    if isinstance(path, _SeriesInput) and path.dicom_tags:
+        return _d2p_input_used(engine, path, volume, args, file)
+    if _from_tags(path):
         _dicom_input_times(path, args)
     _refuse_one_time_without_the_other(volume, args)
     guessed = _guessed_input(engine, path, volume, data, args)
@@ -465,8 +496,62 @@ def _input_used(engine, path, volume, data, args) -> tuple:
                 f"{te_in:g} ms / TR {tr_in:g} ms; name its acquisition with --input-preset "
                 f"({', '.join(input_preset_names())}) or --input-te/--input-tr")
     given = _input_sequence(volume, te_in, tr_in, args, path.name)
+    if not _from_tags(path):  # a DICOM input's: _dicom_input_times
+        _notice_replaced_times(path.name, volume, args)
     source = times_source(args.input_te, args.input_tr, volume)
     return given, input_record(given, source, preset=args.input_preset, **file)
+
+
+def _from_tags(path) -> bool:
+    """Whether an input's acquisition is read from DICOM tags (a DICOM series' acquisition)."""
+    return isinstance(path, _SeriesInput) and path.dicom_tags
+
+
+def _d2p_input_used(engine, path, volume, args, file: dict) -> tuple:
+    """:func:`_input_used` for Default-to-Param: None (its default), and the record of the
+    input as that default, once what the file or options state is known to be it; a notice
+    where options replace its sidecar's times, or where nothing states them."""
+    from .acquisition import Acquisition
+    from .cli_joint import times_source
+    from .volume_writing import input_record
+
+    _refuse_for_d2p_input(engine, path, volume, args)
+    _refuse_unread(path, "spin_echo", args)
+    if not _from_tags(path):
+        _notice_replaced_times(path.name, volume, args)
+    source = times_source(args.input_te, args.input_tr, volume)
+    if "default" in source:
+        _notice_d2p_default(engine, path.name, volume, args)
+    return None, input_record(Acquisition.default(), source, **file)
+
+
+def _notice_d2p_default(engine, name: str, volume, args) -> None:
+    """The notice on a Default-to-Param input whose TE or TR nothing states: taken as the
+    one input acquisition it reads, as the widget says."""
+    from . import DEFAULT_TE_MS, DEFAULT_TR_MS
+
+    unknown = "/".join(n.upper() for n in ("te", "tr")
+                       if getattr(args, f"input_{n}") is None and getattr(volume, f"{n}_ms") is None)
+    _notice(f"notice: {name}: no input {unknown} given or in its metadata; taken as TE {DEFAULT_TE_MS:g} / TR "
+            f"{DEFAULT_TR_MS:g} ms, the one input acquisition {engine.info.name} reads")
+
+
+def _notice_replaced_times(name: str, volume, args) -> None:
+    """One notice where the input options (or ``--input-preset``) replace times that the
+    input's sidecar (or FreeSurfer header) states, as ``maps`` and ``--joint`` say it."""
+    replaced = {}
+    for field, what in (("te", "TE"), ("tr", "TR"), ("ti", "TI")):
+        given, own = getattr(args, f"input_{field}"), getattr(volume, f"{field}_ms")
+        if given is not None and own is not None and abs(given - own) > 1e-3:
+            from_preset = f"input_{field}" in getattr(args, "input_preset_fields", set())
+            replaced[what] = (f"--input-preset {args.input_preset}" if from_preset else f"--input-{field}", own)
+    if not replaced:
+        return
+    options = list(dict.fromkeys(option for option, _ in replaced.values()))
+    stated = (volume.extra or {}).get("times_from", "BIDS sidecar")
+    values = ", ".join(f"{own:g}" for _, own in replaced.values())
+    _notice(f"notice: {name}: {' and '.join(options)} replace{'s' if len(options) == 1 else ''} the "
+            f"{' and '.join(replaced)} that its {stated} states ({values} ms)")
 
 
 def _input_file(path, volume) -> dict:
@@ -562,6 +647,7 @@ def cmd_demo(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .acquisition import ACQUISITION_SEQUENCES
     from .physics import INPUT_SEQUENCES
 
     parser, sub = command_parser("napari-mr-reparam",
@@ -580,14 +666,16 @@ def build_parser() -> argparse.ArgumentParser:
                     help="target repetition time(s), ms, paired with --te in order")
     pr.add_argument("--suffix", help="output type in folder mode (default: the input's; .png for a JPEG "
                     "input; .nii.gz for DICOM), e.g. .nii.gz, or .dcm for DICOM series in the input's study")
-    pr.add_argument("--sequence",
-                    choices=["spin_echo", "inversion_recovery", "gradient_echo"],
-                    help="target sequence (default spin_echo); the others need a physics model")
+    pr.add_argument("--sequence", choices=ACQUISITION_SEQUENCES,
+                    help="target sequence (default spin_echo); the others need a physics model: "
+                         "inversion_recovery --ti, gradient_echo --flip, mprage --ti and --flip, "
+                         "double_inversion_recovery --ti TI1 TI2")
     pr.add_argument("--ti", type=_positive_ms, nargs="+", metavar="MS",
-                    help="inversion time, ms (--sequence inversion_recovery, or a --preset's); two, TI1 "
-                         "and TI2, for double inversion recovery (--preset DIR)")
+                    help="inversion time, ms (--sequence inversion_recovery or mprage, or a --preset's); "
+                         "two, TI1 and TI2, for double inversion recovery (--sequence "
+                         "double_inversion_recovery, --preset DIR)")
     pr.add_argument("--flip", type=float, metavar="DEG",
-                    help="flip angle, degrees (--sequence gradient_echo)")
+                    help="flip angle, degrees (--sequence gradient_echo or mprage)")
     pr.add_argument("--input-te", type=_positive_ms, nargs="+",
                     help="input echo time, ms (p2p and physics; d2p reads TE 50 / TR 4500 only; "
                          "with --joint one per input)")

@@ -94,7 +94,8 @@ def add_acquisition_options(parser) -> None:
         parser.add_argument(f"--input-{name}", type=_positive_ms, nargs="+", metavar="MS",
                             help=f"input {what}(s), ms{where}: one value, or one per input in order")
     parser.add_argument("--input-flip", type=float, nargs="+", metavar="DEG",
-                        help="input flip angle(s), degrees (gradient_echo, mprage)")
+                        help="input flip angle(s), degrees (gradient_echo, mprage): one value, or one per input "
+                             "in order")
     parser.add_argument("--input-sequence", nargs="+", metavar="SEQ", choices=INPUT_SEQUENCES,
                         help=f"{', '.join(INPUT_SEQUENCES)} per input (default: the sidecar's or DICOM "
                              "tags', else inversion recovery where a TI is known, else spin echo)")
@@ -110,7 +111,11 @@ def add_maps_command(sub) -> None:
     mp = sub.add_parser("maps", help="PD, T1 and T2 maps from co-registered images of one subject")
     mp.add_argument("input", nargs="+", help="NIfTI or FreeSurfer (.mgz) files, or DICOM series (each DICOM "
                     "acquisition is one input)")
-    mp.add_argument("-o", "--output", required=True, help="output folder (PD, T1map, T2map .nii.gz + maps.json)")
+    mp.add_argument("-o", "--output", required=True,
+                    help="output folder: PD, T1map, T2map, determined (bits: 1 PD, 2 T1, 4 T2 where the inputs "
+                         "determine it) and, for a multi-echo train fitted with --echo-train epg, b1 (the "
+                         "refocusing flip-angle scale), each .nii.gz with its .json sidecar (or of --suffix's "
+                         "type), and maps.json")
     mp.add_argument("--suffix", default=".nii.gz",
                     help="type of the map files (default .nii.gz; .dcm writes each map as a DICOM series, "
                          "in the first input's study where it is DICOM)")
@@ -201,6 +206,8 @@ def load_inputs(paths: list[str], acquisition: int | None = None, times_given=()
             volumes += dicom.choose_acquisition(dicom.read_series(path, left_out=left_out), acquisition)
             for line in left_out:
                 print(f"notice: {line}", file=sys.stderr)
+            for volume in volumes[first:] if path.is_file() else ():
+                volume.extra["input_file"] = str(path)  # the file given, for its record (its source is the folder)
         elif path.is_dir():
             raise no_inputs_in(path, images=False)
         else:
@@ -427,8 +434,14 @@ def acquisitions_of(volumes, args, origins: list | None = None) -> list:
 def input_names(volumes) -> list[str]:
     """Each input's name in messages and records: its path named from where the inputs'
     paths part (:func:`path_names`: ``T1/site4/plate5``, ``T2/site4/plate5``)."""
-    short = path_names([_source(v) for v in volumes])
-    return [short[_source(v)] if v.source else f"input {i}" for i, v in enumerate(volumes, 1)]
+    short = path_names([_given(v) for v in volumes])
+    return [short[_given(v)] if v.source else f"input {i}" for i, v in enumerate(volumes, 1)]
+
+
+def _given(volume) -> str:
+    """What an input was given as: a DICOM file given by itself, else its source
+    (:func:`_source`: the file, or the series' folder)."""
+    return (volume.extra or {}).get("input_file") or _source(volume)
 
 
 def names_nothing(volume, given: dict) -> bool:
@@ -469,7 +482,10 @@ def _acquisition_of(volume, name: str, given: dict, several: bool) -> tuple:
     ti, flip = given["input_ti"] or volume.ti_ms, given["input_flip"] or volume.flip_deg
     sequence = input_sequence(given["input_sequence"], getattr(volume, "sequence", None), ti)
     reads = SEQUENCE_READS.get(sequence, ())
-    acq = make_acquisition(sequence, te, tr, ti if "ti" in reads else None, flip if "flip" in reads else None)
+    try:
+        acq = make_acquisition(sequence, te, tr, ti if "ti" in reads else None, flip if "flip" in reads else None)
+    except ValueError as exc:
+        raise ValueError(f"{name}: {exc}") from None
     return acq, (times_source(given["input_te"], given["input_tr"], volume), given["input_preset"])
 
 
@@ -622,11 +638,11 @@ def inputs_record(volumes, acqs, origins=None) -> dict:
     from .acquisition import Acquisition
     from .volume_writing import input_record
 
-    names, count, seen = input_names(volumes), Counter(_source(v) for v in volumes), Counter()
+    names, count, seen = input_names(volumes), Counter(_given(v) for v in volumes), Counter()
     records = []
     for v, a, name, (source, preset) in zip(volumes, acqs, names, origins or [(None, None)] * len(volumes)):
-        seen[_source(v)] += 1
-        part = f"{(v.extra or {}).get('series', name)}_acq{seen[_source(v)]}" if count[_source(v)] > 1 else None
+        seen[_given(v)] += 1
+        part = f"{(v.extra or {}).get('series', name)}_acq{seen[_given(v)]}" if count[_given(v)] > 1 else None
         records.append(input_record(Acquisition(a.te, a.tr, a.sequence, ti_ms=a.ti, flip_deg=a.flip_deg), source,
                                     file=name if v.source else None, preset=preset, part=part)["Input"])
     return {"Input": records[0]} if len(records) == 1 else {"Inputs": records}
@@ -790,6 +806,7 @@ def fit_inputs(paths, args, model="physics", device="auto", engine=None, volumes
 
     volumes = load_inputs(paths, times_given=input_times_given(args)) if volumes is None else volumes
     acqs = acquisitions_of(volumes, args, origins)  # before registration: an input's times may be missing
+    unmeasured = _notice_unmeasured(volumes, network=engine is not None or model != "none")
     scale = gains_of(volumes, getattr(args, "scale", None) or SCALE_OPTION["default"])
     sources = [_source(v) for v in volumes]
     noise = noise_on_own_grids(volumes)  # before registration or resampling can change it
@@ -812,10 +829,55 @@ def fit_inputs(paths, args, model="physics", device="auto", engine=None, volumes
     if maps.gains_found:
         print(f"notice: {series_gains_note(sources, maps)}", file=sys.stderr)
     if maps.partly_measured > 0:
-        from .joint_fit import partly_measured_note
-
-        print(f"notice: {partly_measured_note(maps.partly_measured, maps.partly_prior == 'network')}", file=sys.stderr)
+        print(f"notice: {_partly_measured_note(maps, unmeasured)}", file=sys.stderr)
     return volumes, maps.acquisitions, maps
+
+
+def unmeasured_notice(name: str, unmeasured, fate: str) -> str | None:
+    """The notice on an input ``name`` with voxels that are NaN or infinite (not measured;
+    ``unmeasured``: where), with what becomes of them (``fate``); None where there are none."""
+    import numpy as np
+
+    count = int(np.count_nonzero(unmeasured))
+    if count == 0:
+        return None
+    voxels = "1 voxel is" if count == 1 else f"{count} voxels are"
+    return f"notice: {name}: {voxels} NaN or infinite (not measured): {fate}"
+
+
+def _notice_unmeasured(volumes, network: bool) -> bool:
+    """A notice per input (:func:`input_names`; the acquisitions of one file or series
+    together) with voxels that are NaN or infinite on its own grid, saying how the maps take
+    them (``network``: one input is read by the network); whether there was any."""
+    import numpy as np
+
+    fate = ("fitted there to the other inputs" if len(volumes) > 1
+            else "read as 0" if network else "NaN in the maps")
+    unmeasured = {}
+    for volume, name in zip(volumes, input_names(volumes)):
+        bad = ~np.isfinite(volume.data)
+        unmeasured[name] = unmeasured[name] | bad if name in unmeasured else bad
+    lines = [unmeasured_notice(name, where, fate) for name, where in unmeasured.items()]
+    for line in filter(None, lines):
+        print(line, file=sys.stderr)
+    return any(lines)
+
+
+def _partly_measured_note(maps, unmeasured: bool) -> str:
+    """One line on the share of the object that only some inputs measured: outside some
+    input's field of view (:func:`~napari_mr_reparam.joint_fit.partly_measured_note`), or,
+    where some input has voxels that are NaN or infinite (``unmeasured``), those too."""
+    from .joint_fit import partly_measured_note
+
+    network = maps.partly_prior == "network"
+    if not unmeasured:
+        return partly_measured_note(maps.partly_measured, network)
+    share = maps.partly_measured
+    amount = f"{100 * share:.0f} %" if share >= 0.005 else "under 1 %"
+    why = "NaN or infinite in some input" + (", or outside some input's field of view" if maps.resampled else "")
+    return (f"{amount} of the object is not measured by every input ({why}): fitted there to the inputs that "
+            "measure it" + (", the network's maps of the first input filling in what they leave open"
+                            if network else ""))
 
 
 def _describe(acq) -> str:
@@ -893,11 +955,16 @@ def _maps_meta(args, acqs, origins, maps, files) -> dict:
 
 def _write_maps(files: dict, maps, like, meta: dict, overwrite: bool) -> list[Path]:
     """Write the maps, ``determined``, ``b1`` where fitted and ``maps.json`` (``meta``);
-    the files written."""
+    the files written. Each map's sidecar gives, as ``maps.json`` does, the fraction of the
+    object the inputs determine it in (``determined_fraction``) and where the rest came
+    from (``prior_source``)."""
     from .volume_writing import save_volume
 
     units = {"pd": pd_units(maps), "t1": "ms", "t2": "ms"}
-    images = {key: (getattr(maps, key), {"Quantity": key.upper(), "Units": units[key]}) for key in MAP_FILES}
+    determined = maps.summary()["determined_fraction"]
+    images = {key: (getattr(maps, key), {"Quantity": key.upper(), "Units": units[key],
+                                         "determined_fraction": determined[key], "prior_source": maps.prior_source})
+              for key in MAP_FILES}
     images["determined"] = (maps.determined_bits.astype("float32"), {"Quantity": "determined", "Units": "bits"})
     if maps.b1 is not None:
         images["b1"] = (maps.b1, {"Quantity": "refocusing flip-angle scale", "Units": "1"})
