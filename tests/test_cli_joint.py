@@ -386,8 +386,8 @@ def test_inputs_on_other_grids_are_resampled_onto_the_first(tmp_path, capsys):
     assert got.shape == (40, 40, 2) and np.allclose(got.affine, np.eye(4))
     assert json.loads((out / "maps.json").read_text())["resampled_onto_first_grid"] == files[1:]
     # --model none: no network fills in where the T1-weighted image does not reach
-    assert ("notice: 10 % of the object lies outside some input's field of view: fitted there to the inputs "
-            "that reach it\n") in err
+    assert ("notice: 10 % of the object is not measured by every input (outside some input's field of view): "
+            "fitted there to the inputs that measure it\n") in err
     assert json.loads((out / "maps.json").read_text())["partly_measured_fraction"] == pytest.approx(0.1)
     centre = np.zeros(t1.shape, bool)
     centre[1::4, :, :] = centre[2::4, :, :] = True  # the 2 x 2 voxels at each block's centre

@@ -957,8 +957,9 @@ def test_scans_of_fewer_slices_leave_the_first_input_and_the_network_there(make_
     viewer, widget, first, second, third = _scans_opened(make_napari_viewer, tmp_path, scans)
     pred = _joint_prediction(qtbot, viewer, widget, [first, second, third], "PDw")
     assert pred.data.shape == first.data.shape and np.isfinite(pred.data).all()
-    assert "of the object lies outside some input's field of view: fitted there to the inputs that reach it, " \
-           "the network's maps of the first input filling in what they leave open" in widget.joint_status.value
+    assert "of the object is not measured by every input (outside some input's field of view, or NaN or " \
+           "infinite in it): fitted there to the inputs that measure it, the network's maps of the first input " \
+           "filling in what they leave open" in widget.joint_status.value
     assert widget.progress.value == widget.progress.max == 2 * 8  # the network's read of the first, the fit
 
 

@@ -161,14 +161,16 @@ def test_joint_maps_are_cached_per_set_of_inputs_and_render_any_preset():
                                             "2.92 (images 6-37); resampled onto the first input's grid by their "
                                             "affines: train TE 8 and 31 more")
     assert determined_line({**network, "scales": [1.0, 2.0, 1.5]}).endswith("first's: 2.00, 1.50")
-    assert "field of view" not in determined_line(maps.summary())  # every input measured every voxel
+    assert "not measured" not in determined_line(maps.summary())  # every input measured every voxel
     few = {**maps.summary(), "partly_measured_fraction": 0.002, "partly_measured_prior": "default"}
-    assert determined_line(few).endswith("; under 1 % of the object lies outside some input's field of view: "
-                                         "fitted there to the inputs that reach it")
+    assert determined_line(few).endswith("; under 1 % of the object is not measured by every input (outside "
+                                         "some input's field of view, or NaN or infinite in it): fitted there to "
+                                         "the inputs that measure it")
     partly = {**maps.summary(), "partly_measured_fraction": 0.213, "partly_measured_prior": "network"}
-    assert determined_line(partly).endswith("; 21 % of the object lies outside some input's field of view: fitted "
-                                            "there to the inputs that reach it, the network's maps of the first "
-                                            "input filling in what they leave open")
+    assert determined_line(partly).endswith("; 21 % of the object is not measured by every input (outside some "
+                                            "input's field of view, or NaN or infinite in it): fitted there to the "
+                                            "inputs that measure it, the network's maps of the first input filling "
+                                            "in what they leave open")
     per_input = Request(pdw, "physics", "cpu", te=60.0, tr=3000.0, inputs=inputs, gain_per_input=True)
     assert cache.get(per_input) is None  # gains of their own: another fit
     dir_ = render_request(None, maps, Request(pdw, "physics", "cpu", te=25.0, tr=11000.0,

@@ -869,15 +869,9 @@ def _partly_measured_note(maps, unmeasured: bool) -> str:
     where some input has voxels that are NaN or infinite (``unmeasured``), those too."""
     from .joint_fit import partly_measured_note
 
-    network = maps.partly_prior == "network"
-    if not unmeasured:
-        return partly_measured_note(maps.partly_measured, network)
-    share = maps.partly_measured
-    amount = f"{100 * share:.0f} %" if share >= 0.005 else "under 1 %"
-    why = "NaN or infinite in some input" + (", or outside some input's field of view" if maps.resampled else "")
-    return (f"{amount} of the object is not measured by every input ({why}): fitted there to the inputs that "
-            "measure it" + (", the network's maps of the first input filling in what they leave open"
-                            if network else ""))
+    why = ("outside some input's field of view" if not unmeasured else
+           "NaN or infinite in some input" + (", or outside some input's field of view" if maps.resampled else ""))
+    return partly_measured_note(maps.partly_measured, maps.partly_prior == "network", why)
 
 
 def _describe(acq) -> str:

@@ -617,12 +617,16 @@ def _network_prior(sized, image, acqs, read: int, measured: dict) -> dict:
     return prior
 
 
-def partly_measured_note(share: float, network: bool) -> str:
-    """One line on the ``share`` of the object that only some inputs measured."""
+#: Why a voxel is not measured by every input, where the caller cannot tell which.
+UNMEASURED_WHY = "outside some input's field of view, or NaN or infinite in it"
+
+
+def partly_measured_note(share: float, network: bool, why: str = UNMEASURED_WHY) -> str:
+    """One line on the ``share`` of the object that only some inputs measured, and ``why``."""
     amount = f"{100 * share:.0f} %" if share >= 0.005 else "under 1 %"
-    return (f"{amount} of the object lies outside some input's field of view: fitted there to the "
-            "inputs that reach it" + (", the network's maps of the first input filling in what they leave open"
-                                      if network else ""))
+    return (f"{amount} of the object is not measured by every input ({why}): fitted there to the inputs "
+            "that measure it" + (", the network's maps of the first input filling in what they leave open"
+                                 if network else ""))
 
 
 def partly_measured(volumes) -> np.ndarray:
