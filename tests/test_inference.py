@@ -168,6 +168,37 @@ def test_a_users_checkpoint_goes_by_its_file_not_the_recipes_set(tiny_weights, t
     assert Reparameterizer("physics", device="cpu").info.name == "physics"
 
 
+def test_weights_that_do_not_fit_the_model_their_card_names_are_one_line(tiny_weights, tmp_path):
+    from napari_mr_reparam.weights import WeightsError, load_weights
+
+    state, card = load_weights("physics")
+    state["head.weight"] = torch.zeros(6, 256)  # another network's head
+    torch.save({"model": state, "card": card}, tmp_path / "other.pt")
+    with pytest.raises(WeightsError) as caught:
+        Reparameterizer(weights=str(tmp_path / "other.pt"), device="cpu")
+    assert str(caught.value) == (f"{tmp_path / 'other.pt'}: its tensors do not fit the physics model its card "
+                                 "names (1 of another shape; first: head.weight is 6x256 in the file, "
+                                 f"{'x'.join(map(str, load_weights('physics')[0]['head.weight'].shape))} "
+                                 "in the model)")
+    del state["head.weight"]
+    state["extra"] = torch.zeros(1)
+    torch.save({"model": state, "card": card}, tmp_path / "other.pt")
+    with pytest.raises(WeightsError, match=r"\(1 missing, 1 unexpected; first: missing head.weight\)$"):
+        Reparameterizer(weights=str(tmp_path / "other.pt"), device="cpu")
+
+
+def test_a_card_that_describes_no_model_names_the_file(tiny_weights, tmp_path):
+    from napari_mr_reparam.weights import WeightsError, load_weights
+
+    state, card = load_weights("d2p")
+    for broken, message in (({"task": None}, "its card gives no 'task'"),
+                            ({"arch": "mystery"}, "unknown architecture 'mystery'")):
+        ckpt = tmp_path / "odd.pt"
+        torch.save({"model": state, "card": {k: v for k, v in dict(card, **broken).items() if v}}, ckpt)
+        with pytest.raises(WeightsError, match=f"^{ckpt}: .*{message}"):
+            Reparameterizer(weights=str(ckpt), device="cpu")
+
+
 def test_per_slice_acquisitions_match_one_request_per_slice(tiny_weights, volume):
     for name in ("physics", "d2p"):
         engine = Reparameterizer(name, device="cpu", batch_size=2)

@@ -48,6 +48,81 @@ def test_tampered_weights_are_refused(tiny_weights):
         load_weights("d2p")
 
 
+def _flip_last_byte(path):
+    blob = bytearray(path.read_bytes())
+    blob[-1] ^= 0xFF
+    path.write_bytes(bytes(blob))
+
+
+def test_a_bundled_card_must_record_its_sha256(tiny_weights):
+    card_file = tiny_weights / "physics.json"
+    card = json.loads(card_file.read_text())
+    del card["sha256"]
+    card_file.write_text(json.dumps(card))
+    _flip_last_byte(tiny_weights / "physics.safetensors")
+    for load in (load_weights, Reparameterizer):
+        with pytest.raises(WeightsError, match="^physics.safetensors: bundled weights whose card records "
+                                               "no sha256; refusing to load$"):
+            load("physics")
+
+
+def test_a_users_card_is_checked_by_the_sha256_it_records(tiny_weights, tmp_path):
+    state, card = load_weights("physics")
+    path = save_weights(state, card, tmp_path / "mine" / "mine.safetensors")
+    _flip_last_byte(path)
+    with pytest.raises(WeightsError, match="mine.safetensors: sha256 does not match its card"):
+        load_weights(path)
+    card.pop("sha256")  # no record to check the file against: taken as it is
+    path.with_suffix(".json").write_text(json.dumps(card))
+    assert load_weights(path)[1]["arch"] == "physics"
+
+
+def _empty(path):
+    path.write_bytes(b"")
+
+
+def _text(path):
+    path.write_text("hello, not a checkpoint\n")
+
+
+def _bad_card(path):
+    save_weights({"w": torch.zeros(2)}, {"arch": "physics"}, path)
+    path.with_suffix(".json").write_text("{not json")
+
+
+def _list_card(path):
+    save_weights({"w": torch.zeros(2)}, {"arch": "physics"}, path)
+    path.with_suffix(".json").write_text("[1, 2]")
+
+
+@pytest.mark.parametrize("name,make,why", [
+    ("empty.pt", _empty, "empty file"),
+    ("empty.safetensors", _empty, "empty file"),
+    ("text.pt", _text, "not a PyTorch checkpoint or safetensors file"),
+    ("x.pt", lambda path: path.write_text("xyz"), "not a PyTorch checkpoint or safetensors file"),
+    ("card.safetensors", _bad_card, "card card.json is not valid JSON: Expecting property name"),
+    ("card.safetensors", _list_card, "card card.json is not a JSON object"),
+    ("tensor.pt", lambda path: torch.save(torch.zeros(2), path), "no model state found"),
+    ("card.pt", lambda path: torch.save({"model": {"w": torch.zeros(2)}, "card": "physics"}, path),
+     "the checkpoint's card is not a mapping"),
+])
+def test_broken_files_are_one_line_naming_the_file_and_why(tmp_path, name, make, why):
+    make(tmp_path / name)
+    with pytest.raises(WeightsError) as caught:
+        load_weights(tmp_path / name)
+    message = str(caught.value)
+    assert message.startswith(f"{name}: {why}") and "\n" not in message and "()" not in message
+
+
+@pytest.mark.parametrize("cut", [lambda blob: blob[:len(blob) // 2], lambda blob: b"PK\x03\x04" + blob[-20:]])
+def test_a_damaged_checkpoint_says_so_in_one_sentence(tmp_path, tiny_weights, cut):
+    state, _ = load_weights("physics")
+    torch.save({"model": state}, tmp_path / "whole.pt")
+    (tmp_path / "cut.pt").write_bytes(cut((tmp_path / "whole.pt").read_bytes()))
+    with pytest.raises(WeightsError, match=r"^cut.pt: not a readable checkpoint, damaged or cut short \([^.]+\)$"):
+        load_weights(tmp_path / "cut.pt")
+
+
 def test_pickles_carrying_code_are_refused_without_running(tmp_path):
     marker = tmp_path / "ran"
 

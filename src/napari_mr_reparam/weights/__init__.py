@@ -3,9 +3,9 @@
 A weight set is two files side by side: ``NAME.safetensors`` (tensors only; no code can
 run while loading it) and ``NAME.json`` (the card: architecture, width, task, training
 recipe and data, measured metrics and the file's sha256). The bundled sets live in
-this folder; :func:`load_weights` refuses a bundled file whose hash does not match its
-card. A user's file may also be a training checkpoint (``.pt``), read with
-``torch.load(weights_only=True)`` so a pickle carrying code is refused, not run.
+this folder; :func:`load_weights` refuses a bundled file whose card records no sha256 or
+one that does not match. A user's file may also be a training checkpoint (``.pt``), read
+with ``torch.load(weights_only=True)`` so a pickle carrying code is refused, not run.
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import pickle
+import struct
 import tempfile
 from pathlib import Path
 
@@ -20,6 +22,11 @@ BUNDLED_DIR = Path(__file__).resolve().parent
 #: Suffixes of training checkpoints, and of every weights file.
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt")
 WEIGHTS_SUFFIXES = (".safetensors", *CHECKPOINT_SUFFIXES)
+#: How a checkpoint begins: a zip archive (``torch.save``) or a pickle (the legacy format).
+CHECKPOINT_STARTS = (b"PK\x03\x04", b"\x80")
+#: What ``torch.load`` raises on a damaged or foreign file besides a refused pickle.
+UNREADABLE_ERRORS = (RuntimeError, OSError, EOFError, ValueError, LookupError, TypeError,
+                     AttributeError, struct.error)
 
 
 class WeightsError(ValueError):
@@ -42,10 +49,9 @@ def bundled_names() -> list[str]:
 
 def bundled_card(name: str) -> dict:
     """The weight card of a bundled set, read without its weights ({} for another name)."""
-    import json
-
-    path = BUNDLED_DIR / f"{name}.json"
-    return json.loads(path.read_text()) if name in bundled_names() else {}
+    if name not in bundled_names():
+        return {}
+    return _read_card(BUNDLED_DIR / f"{name}.safetensors")
 
 
 def shown_name(source: str | Path, card: dict) -> str:
@@ -89,15 +95,21 @@ def save_weights(state_dict: dict, card: dict, path: str | Path) -> Path:
 def load_weights(name_or_path: str | Path) -> tuple[dict, dict]:
     """Load a weight set: a bundled name (``d2p``), a ``.safetensors`` or a ``.pt`` file.
 
-    Returns ``(state_dict, card)``. Bundled sets and any safetensors file with a card
-    are checked against the card's sha256. Raises :class:`WeightsError` on any problem.
+    Returns ``(state_dict, card)``. A bundled set's card must record its file's sha256,
+    and the file must match it. A user's ``.safetensors`` file is checked against the
+    sha256 its card records; a card that records none is taken as it is, as there is no
+    record to check the file against (a safetensors file holds tensors only, so nothing
+    in it can run). A checkpoint's card describes the training run, not the file, and is
+    not checked. Raises :class:`WeightsError`, one line naming the file, on any problem.
     """
     path = _resolve(name_or_path)
+    if path.suffix not in WEIGHTS_SUFFIXES:
+        raise WeightsError(f"{path}: weights must be .safetensors or a .pt checkpoint")
+    if path.stat().st_size == 0:
+        raise WeightsError(f"{path.name}: empty file")
     if path.suffix == ".safetensors":
         return _load_safetensors(path)
-    if path.suffix in CHECKPOINT_SUFFIXES:
-        return _load_checkpoint(path)
-    raise WeightsError(f"{path}: weights must be .safetensors or a .pt checkpoint")
+    return _load_checkpoint(path)
 
 
 def names_a_file(name_or_path: str | Path) -> bool:
@@ -122,16 +134,42 @@ def _resolve(name_or_path) -> Path:
     raise WeightsError(f"no weights {text!r}: not a file, nor a bundled set ({known})")
 
 
+def _is_bundled(path: Path) -> bool:
+    return path.resolve().parent == Path(BUNDLED_DIR).resolve()
+
+
+def _read_card(weights_path: Path) -> dict:
+    """The card beside ``weights_path``; WeightsError where it is not a JSON object."""
+    path = card_path(weights_path)
+    try:
+        card = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as exc:  # bad JSON, or bytes that are not UTF-8 text
+        raise WeightsError(f"{weights_path.name}: card {path.name} is not valid JSON: {exc}") from None
+    if not isinstance(card, dict):
+        raise WeightsError(f"{weights_path.name}: card {path.name} is not a JSON object")
+    return card
+
+
+def _check_hash(path: Path, card: dict) -> None:
+    """Refuse a file that its card's sha256 does not match, and a bundled file whose card
+    records no sha256."""
+    if "sha256" not in card:
+        if _is_bundled(path):
+            raise WeightsError(f"{path.name}: bundled weights whose card records no sha256; refusing to load")
+        return
+    if card["sha256"] != sha256_of(path):
+        raise WeightsError(f"{path.name}: sha256 does not match its card; refusing to load")
+
+
 def _load_safetensors(path: Path) -> tuple[dict, dict]:
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     card = {}
     if card_path(path).is_file():
-        card = json.loads(card_path(path).read_text())
-        if card.get("sha256") and sha256_of(path) != card["sha256"]:
-            raise WeightsError(f"{path.name}: sha256 does not match its card; refusing to load")
-    elif path.parent == BUNDLED_DIR:
+        card = _read_card(path)
+        _check_hash(path, card)
+    elif _is_bundled(path):
         raise WeightsError(f"{path.name}: bundled weights without a card; refusing to load")
     try:
         return load_file(path), card
@@ -140,7 +178,6 @@ def _load_safetensors(path: Path) -> tuple[dict, dict]:
 
 
 def _load_checkpoint(path: Path) -> tuple[dict, dict]:
-    import pickle
     import warnings
 
     import torch
@@ -149,13 +186,33 @@ def _load_checkpoint(path: Path) -> tuple[dict, dict]:
         with warnings.catch_warnings():  # torch's note on the pickle protocol says nothing to a user
             warnings.filterwarnings("ignore", message=".*pickle protocol", category=UserWarning)
             blob = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
-        raise WeightsError(f"{path.name}: refused: the checkpoint holds Python objects besides "
-                           "tensors, which could run code when loaded") from None
-    except (RuntimeError, OSError, EOFError) as exc:
-        raise WeightsError(f"{path.name}: not a readable checkpoint ({exc})") from None
-    if isinstance(blob, dict) and "model" in blob and isinstance(blob["model"], dict):
-        return blob["model"], dict(blob.get("card", {}))
-    if isinstance(blob, dict) and all(hasattr(v, "shape") for v in blob.values()):
-        return blob, {}
-    raise WeightsError(f"{path.name}: no model state found in the checkpoint")
+    except (pickle.UnpicklingError, *UNREADABLE_ERRORS) as exc:
+        raise WeightsError(f"{path.name}: {_why_unreadable(path, exc)}") from None
+    return _model_state(blob, path)
+
+
+def _why_unreadable(path: Path, exc: Exception) -> str:
+    """Why ``torch.load`` failed on ``path``, in a few words."""
+    with open(path, "rb") as fh:
+        start = fh.read(4)
+    if not start.startswith(CHECKPOINT_STARTS):
+        return "not a PyTorch checkpoint or safetensors file"
+    if isinstance(exc, pickle.UnpicklingError):
+        return "refused: the checkpoint holds Python objects besides tensors, which could run code when loaded"
+    reason = str(exc).split(". ")[0].strip() or type(exc).__name__  # torch adds paragraphs of advice
+    return f"not a readable checkpoint, damaged or cut short ({reason})"
+
+
+def _model_state(blob, path: Path) -> tuple[dict, dict]:
+    """The state dict and card of a loaded checkpoint: ``{"model": ..., "card": ...}`` or a
+    bare state dict."""
+    import torch
+
+    state, card = blob, {}
+    if isinstance(blob, dict) and isinstance(blob.get("model"), dict):
+        state, card = blob["model"], blob.get("card", {})
+    if not (isinstance(state, dict) and state and all(isinstance(v, torch.Tensor) for v in state.values())):
+        raise WeightsError(f"{path.name}: no model state found in the checkpoint")
+    if not isinstance(card, dict):
+        raise WeightsError(f"{path.name}: the checkpoint's card is not a mapping")
+    return state, dict(card)
