@@ -67,6 +67,27 @@ def test_export_records_the_external_benchmark_rows_of_the_checkpoint(tmp_path, 
                                 "sample": [{"targets": [{"psnr": 21.0}]}]}
 
 
+def test_export_finds_the_external_rows_of_the_checkpoint_however_its_path_was_written(tmp_path, monkeypatch):
+    import shutil
+
+    from napari_mr_reparam.weights import BUNDLED_DIR
+
+    (tmp_path / "runs").mkdir()
+    shutil.copy(BUNDLED_DIR / "d2p.safetensors", tmp_path / "runs" / "w.safetensors")
+    shutil.copy(BUNDLED_DIR / "d2p.json", tmp_path / "runs" / "w.json")
+    absolute = f"`{tmp_path / 'runs' / 'w.safetensors'}`"  # benchmarked by its absolute path
+    report = {"heldout": {"rows": [{"model": absolute, "what": "default input", "summary": {"psnr_mean": 20.5}},
+                                   {"model": "`other.safetensors`", "what": "default input",
+                                    "summary": {"psnr_mean": 9.0}}]}}
+    (tmp_path / "ext.json").write_text(json.dumps(report))
+    monkeypatch.chdir(tmp_path)
+    for written in ("runs/w.safetensors", "./runs/../runs/w.safetensors"):
+        assert train_main(["export", written, "--name", "w", "--out", "out.safetensors", "--overwrite",
+                           "--external", "ext.json"]) == 0
+        card = json.loads((tmp_path / "out.json").read_text())
+        assert card["external"] == {"heldout": [{"what": "default input", "psnr_mean": 20.5}]}
+
+
 def test_bad_arguments_are_one_line_errors(tmp_path, capsys):
     assert train_main(["simulate", "--phantom", "nowhere", "--out", str(tmp_path)]) == 2
     assert train_main(["simulate", "--phantom", "mrilab:/no/such.npz", "--out", str(tmp_path)]) == 2

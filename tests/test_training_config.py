@@ -140,3 +140,29 @@ def test_settings_out_of_range_are_one_line_naming_them():
                               ("lr_final_fraction", 2, "lr_final_fraction must be between 0 and 1")):
         with pytest.raises(ValueError, match=f"^{words}"):
             load_config(**{key: value})
+
+
+def test_tables_and_lists_of_the_wrong_kind_are_one_line_naming_the_key_and_its_kind():
+    for key, value, words in (("acquisition", 5, r"acquisition must be a table \(\{name = value, \.\.\.\}\), got 5"),
+                              ("acquisition", [0.1], "acquisition must be a table"),
+                              ("phantoms", "mni152", "phantoms must be a list of text"),
+                              ("phantoms", [1], r"phantoms must be a list of text, got \[1\]"),
+                              ("tables", [True], "tables must be a list of text"),
+                              ("input_sequences", "spin_echo", "input_sequences must be a list of text"),
+                              ("acquisition", {"zoom": 5}, r"acquisition zoom must be a list of 2 numbers, got 5"),
+                              ("acquisition", {"normalizations": [1, 2]}, "acquisition normalizations must be a list of 3"),
+                              ("acquisition", {"jpeg": "often"}, "acquisition jpeg must be a number, got 'often'"),
+                              ("acquisition", {"zoom": [1, "x"]}, "acquisition zoom must be a list of 2 numbers")):
+        with pytest.raises(ValueError, match=f"^{words}"):
+            load_config(**{key: value})
+    with pytest.raises(ValueError, match="unknown acquisition effects: bogus"):  # the effects' own check
+        load_config(acquisition={"noise_max": 0.1, "bogus": 1})
+    assert load_config(acquisition={"zoom": [1, 1.5], "jpeg": 0}).acquisition == {"zoom": [1, 1.5], "jpeg": 0}
+
+
+def test_set_of_a_table_of_the_wrong_kind_is_one_line(tmp_path, capsys):
+    from napari_mr_reparam.training.cli import main as train_main
+
+    assert train_main(["physics", "--set", "acquisition=5", "--out", str(tmp_path / "r"), "--steps", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err == "error: acquisition must be a table ({name = value, ...}), got 5\n"

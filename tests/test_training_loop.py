@@ -57,6 +57,13 @@ def test_two_process_data_parallel_ranks_agree(tmp_path, mrilab_spec):
     assert digests[0] == digests[1]
     blob = torch.load(out / "checkpoint.pt", weights_only=True)
     assert blob["step"] == 3 and blob["card"]["world_size"] == 2 and blob["card"]["effective_batch_size"] == 4
+    assert blob["card"]["world_sizes"] == [2]
+    # resumed under torchrun, the run says so once, not once per process
+    result = subprocess.run([*cmd, "--resume", "--steps", "4"], env=env, capture_output=True, text=True,
+                            timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.count("resumed from") == 1
+    assert torch.load(out / "checkpoint.pt", weights_only=True)["card"]["world_sizes"] == [2, 2]
 
 
 def test_sigterm_finishes_the_step_writes_a_checkpoint_and_resume_goes_on(tiny_paramnet_run, tmp_path,

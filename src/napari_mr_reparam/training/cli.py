@@ -194,17 +194,17 @@ def cmd_export(args) -> int:
 
 def _external_rows(path: str, checkpoint: str) -> dict:
     """The rows of a ``benchmarks/bench_external.py --json`` report that score the model
-    given as ``checkpoint`` (labelled by that path there), per row group: each row's input
-    or task and its PSNR figures (overall, brain, T1-like, per target-TE band)."""
+    given as ``checkpoint`` (labelled by its path there, written as it may be: the same
+    file however written, from this folder), per row group: each row's input or task and
+    its PSNR figures (overall, brain, T1-like, per target-TE band)."""
     report = _read_json(path)
-    label = f"`{checkpoint}`"
     out = {}
     for group, result in report.items():
         if not isinstance(result, dict) or not isinstance(result.get("rows"), list):
             continue
         rows = []
         for row in result["rows"]:
-            if row.get("model") not in (checkpoint, label):
+            if not _names_the_model(row.get("model"), checkpoint):
                 continue
             summary = row.get("summary")
             if summary is None:  # the sample head's targets, the template's tissue means
@@ -217,6 +217,23 @@ def _external_rows(path: str, checkpoint: str) -> dict:
     if not out:
         raise ValueError(f"{path}: no rows score {checkpoint}; run the benchmark with --models {checkpoint}")
     return out
+
+
+def _names_the_model(label, checkpoint: str) -> bool:
+    """Whether a benchmark row's model ``label`` (a bundled name, or a file's path as
+    typed there, in backquotes) is ``checkpoint``: the same name, or the same file."""
+    from pathlib import Path
+
+    from ..weights import names_a_file
+
+    if not isinstance(label, str):
+        return False
+    label = label.strip("`")
+    if label == checkpoint:
+        return True
+    if not (names_a_file(label) and names_a_file(checkpoint)):
+        return False
+    return Path(label).expanduser().resolve() == Path(checkpoint).expanduser().resolve()
 
 
 def _read_json(path: str) -> dict:

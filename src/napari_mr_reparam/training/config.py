@@ -244,20 +244,54 @@ def load_config(path: str | Path | None = None, **overrides) -> TrainConfig:
     return TrainConfig(**values)
 
 
-_KINDS = {bool: "true or false", int: "a whole number", float: "a number", str: "text", list: "a list"}
+_KINDS = {bool: "true or false", int: "a whole number", float: "a number", str: "text",
+          list: "a list of text", dict: "a table ({name = value, ...})"}
+#: Fields whose default (None) does not show the kind they take.
+_OPTIONAL_KINDS = {"acquisition": dict}
 
 
 def _check_kinds(values: dict, source) -> None:
-    """A one-line ValueError for a value of the wrong kind (``steps = "two"``), by the kind
-    of its field's default; fields without a default of one of those kinds are left to
+    """A one-line ValueError for a value of the wrong kind (``steps = "two"``,
+    ``acquisition = 5``), by the kind of its field's default (a list holds text), and for
+    an ``acquisition`` effect of the wrong kind; other checks are left to
     :class:`TrainConfig`."""
+    where = f"{source}: " if source is not None else ""
     for f in fields(TrainConfig):
-        default = f.default if f.default_factory is MISSING else f.default_factory()
-        want, value = type(default), values.get(f.name)
-        if f.name not in values or want not in _KINDS:
+        if f.name not in values:
             continue
-        fits = isinstance(value, want) and not (want is int and isinstance(value, bool))
-        fits = fits or (want is float and isinstance(value, int) and not isinstance(value, bool))
-        if not fits:
-            where = f"{source}: " if source is not None else ""
+        default = f.default if f.default_factory is MISSING else f.default_factory()
+        want, value = _OPTIONAL_KINDS.get(f.name, type(default)), values[f.name]
+        if want in _KINDS and not _fits(value, want):
             raise ValueError(f"{where}{f.name} must be {_KINDS[want]}, got {value!r}")
+        if f.name == "acquisition":
+            _check_effect_kinds(value, where)
+
+
+def _fits(value, want: type) -> bool:
+    """Whether ``value`` is of the kind ``want`` (a whole number is a number; a list holds text)."""
+    if want is list:
+        return isinstance(value, list) and all(isinstance(v, str) for v in value)
+    if want is float:
+        return _is_number(value)
+    return isinstance(value, want) and not (want is int and isinstance(value, bool))
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _check_effect_kinds(table: dict, where: str) -> None:
+    """Each acquisition effect the table names holds a number, or a list of as many numbers
+    as its default's range (unknown names are left to the effects' own check)."""
+    from ..acquisition_effects import Effects
+
+    for f in fields(Effects):
+        if f.name not in table:
+            continue
+        value = table[f.name]
+        if isinstance(f.default, tuple):
+            n = len(f.default)
+            if not (isinstance(value, list) and len(value) == n and all(_is_number(v) for v in value)):
+                raise ValueError(f"{where}acquisition {f.name} must be a list of {n} numbers, got {value!r}")
+        elif not _is_number(value):
+            raise ValueError(f"{where}acquisition {f.name} must be a number, got {value!r}")

@@ -5,7 +5,10 @@ written with ``torch.save`` and read back with ``torch.load(weights_only=True)``
 ``torchrun`` every process draws its own batches (seed + rank), gradients are averaged
 by DistributedDataParallel (gloo on CPU, NCCL on GPU), and rank 0 writes the files.
 SIGTERM or Ctrl-C stops a run after the step in progress, with a checkpoint
-(:class:`TrainingStopped`).
+(:class:`TrainingStopped`). A resumed run draws its batches afresh from the step it
+resumes at (seed, rank and that step), not those an unbroken run would have gone on to:
+resuming one checkpoint twice trains alike, but a run stopped and resumed differs from
+one that never stopped.
 """
 
 from __future__ import annotations
@@ -74,11 +77,11 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False) -> Path:
     out = Path(cfg.out)
     start, carried = 0, {}
     if resume and (out / CHECKPOINT).is_file():
-        start, carried = _restore(out / CHECKPOINT, model, optimizer, device, cfg, world)
+        start, carried = _restore(out / CHECKPOINT, model, optimizer, device, cfg, world, show=rank == 0)
         if hasattr(stage.batches, "skip"):
             stage.batches.skip(start)  # a source that counts its own steps moves past the trained ones
     elif cfg.init:
-        _initialize(cfg.init, model)
+        _initialize(cfg.init, model, show=rank == 0)
     if resume and not start and rank == 0:
         print(f"--resume: no checkpoint in {out}; starting the run")
     module = model
@@ -118,8 +121,8 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False) -> Path:
         bar.close()
     if rank == 0 and start >= cfg.steps:
         _save(out / CHECKPOINT, model, optimizer, cfg.steps, cfg, stage, sessions)
+    _record_rank_digest(out, rank, world, model)
     if world > 1:
-        _write_rank_digest(out, rank, model)
         torch.distributed.barrier()
         torch.distributed.destroy_process_group()
     if stop.why is not None and done < cfg.steps:
@@ -149,8 +152,9 @@ class TrainingStopped(Exception):
 class _StopRequest:
     """SIGTERM (``timeout``, a batch scheduler's notice) or Ctrl-C asks the loop to stop:
     the step in progress finishes, a checkpoint is written, and ``--resume`` continues
-    from it (a resumed run draws the batches it would have drawn). Under torchrun every
-    process stops after the same step: each step's flag is the maximum over the ranks."""
+    from it (its batches drawn afresh from that step: see the module's note). Under
+    torchrun every process stops after the same step: each step's flag is the maximum over
+    the ranks."""
 
     def __init__(self):
         import signal
@@ -197,10 +201,18 @@ def weights_digest(model) -> str:
     return digest.hexdigest()
 
 
-def _write_rank_digest(out: Path, rank: int, model) -> None:
-    """Each process records its final weights' digest: ranks in step must agree."""
-    out.mkdir(parents=True, exist_ok=True)
-    (out / f"rank{rank}.sha256").write_text(weights_digest(model) + "\n")
+def _record_rank_digest(out: Path, rank: int, world: int, model) -> None:
+    """Under torchrun each process records its final weights' digest (``rankN.sha256``):
+    ranks in step must agree. The first process removes the digests of processes this
+    session did not have (all of them in a single process), which describe older weights."""
+    if rank == 0:
+        for path in out.glob("rank*.sha256"):
+            number = path.name[len("rank"):-len(".sha256")]
+            if world == 1 or not number.isdigit() or int(number) >= world:
+                path.unlink(missing_ok=True)
+    if world > 1:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / f"rank{rank}.sha256").write_text(weights_digest(model) + "\n")
 
 
 def _progress(cfg: TrainConfig, start: int, show: bool):
@@ -214,7 +226,12 @@ def _progress(cfg: TrainConfig, start: int, show: bool):
 class _Sessions:
     """What a run's checkpoint carries from one session (start or ``--resume``) to the
     next: the latest steps' losses, the training time before this session, and the number
-    of processes (the batch per step is ``batch_size`` times it)."""
+    of processes of every session (the batch per step is ``batch_size`` times it).
+
+    The card records the time over every session and this session's (``train_seconds``,
+    ``train_seconds_this_session``), and likewise the processes: ``world_sizes``, one
+    count per session in order, and ``world_size`` and ``effective_batch_size``, this
+    session's."""
 
     KEPT_LOSSES = 50
 
@@ -222,6 +239,7 @@ class _Sessions:
         self.world = world
         self.losses = [float(v) for v in carried.get("recent_losses", [])]
         self.seconds_before = float(carried.get("train_seconds", 0.0))
+        self.worlds_before = _worlds_before(carried)
         self.started = time.time()
 
     def card(self, cfg: TrainConfig) -> dict:
@@ -229,11 +247,20 @@ class _Sessions:
         recent = self.losses[-self.KEPT_LOSSES:]
         return {"final_loss": float(np.mean(recent)) if recent else None,
                 "train_seconds_this_session": this, "train_seconds": round(self.seconds_before + this, 1),
-                "world_size": self.world, "effective_batch_size": cfg.batch_size * self.world}
+                "world_size": self.world, "world_sizes": [*self.worlds_before, self.world],
+                "effective_batch_size": cfg.batch_size * self.world}
 
     def carried(self, card: dict) -> dict:
         return {"recent_losses": self.losses[-self.KEPT_LOSSES:], "train_seconds": card["train_seconds"],
-                "world_size": self.world}
+                "world_size": self.world, "world_sizes": card["world_sizes"]}
+
+
+def _worlds_before(carried: dict) -> list[int]:
+    """The process count of each earlier session (a checkpoint from before ``world_sizes``
+    were kept: its last session's)."""
+    if "world_sizes" in carried:
+        return [int(n) for n in carried["world_sizes"]]
+    return [int(carried["world_size"])] if "world_size" in carried else []
 
 
 def _save(path: Path, model, optimizer, step: int, cfg: TrainConfig, stage, sessions: _Sessions) -> None:
@@ -246,7 +273,7 @@ def _save(path: Path, model, optimizer, step: int, cfg: TrainConfig, stage, sess
     os.replace(tmp, path)
 
 
-def _initialize(source: str, model) -> None:
+def _initialize(source: str, model, show: bool = True) -> None:
     """Start from the weights ``source`` names (a checkpoint or a weight set): fine-tuning."""
     from ..weights import WeightsError, load_weights
 
@@ -260,16 +287,26 @@ def _initialize(source: str, model) -> None:
     if missing or unexpected:
         raise WeightsError(f"{source}: weights do not fit this network ({len(missing)} missing, "
                            f"{len(unexpected)} unexpected tensors)")
-    print(f"starting from the weights of {source}")
+    if show:
+        print(f"starting from the weights of {source}")
 
 
 def _refuse_other_settings(path: Path, recorded: dict, now: dict) -> None:
-    """A resume whose settings differ from the checkpoint's in :data:`RESUME_KEEPS` is a
-    one-line ValueError naming the first."""
-    for key in RESUME_KEEPS:
-        if key in recorded and key in now and _same(recorded[key]) != _same(now[key]):
-            raise ValueError(f"{path}: that run has {key} = {recorded[key]!r}, this one {now[key]!r}; resume it "
-                             "with its own recipe and options, or start a new run (--overwrite)")
+    """A resume whose settings differ from the checkpoint's in any but
+    :data:`RESUME_MAY_CHANGE` is a one-line ValueError naming each with its recorded value
+    (settings one of the two configs lacks, from another version, are not compared)."""
+    changed = [f"{key} = {recorded[key]!r}, this one {now[key]!r}" for key in sorted(set(recorded) & set(now))
+               if key not in RESUME_MAY_CHANGE and _same(recorded[key]) != _same(now[key])]
+    if changed:
+        raise ValueError(f"{path}: that run has {'; '.join(changed)}; resume it with its own recipe and "
+                         "options, or start a new run (--overwrite)")
+
+
+def _refuse_fewer_steps(path: Path, step: int, steps: int) -> None:
+    """A resume asked to stop before the step its checkpoint is at is a one-line ValueError."""
+    if step > steps:
+        raise ValueError(f"{path}: that run is at step {step}, past steps = {steps}; give more steps to "
+                         "continue it, or --overwrite to start again")
 
 
 def _same(value):
@@ -283,24 +320,59 @@ def _first_mismatch(exc: Exception) -> str:
     return found.split(": copying", 1)[0]
 
 
-#: Settings a resumed run must share with the run it continues: they shape the network or
-#: what a step draws.
-RESUME_KEEPS = ("stage", "task", "variant", "width", "depth", "work_size", "native_input", "data",
-                "batch_size", "input_sequences", "targets_per_input")
+#: Settings a resumed run may give otherwise than the run it continues: the steps to
+#: train to, and what does not change what is trained (the weight-set name, the run folder
+#: it was moved to, the device and CPU threads, the processes that make batches or
+#: subjects, which change which examples are drawn but not what they are drawn from, as a
+#: resume itself does, and how often it logs and writes checkpoints). Every other setting
+#: (the network, the data, the loss, the optimizer, the seed, the starting weights) must
+#: be the run's own.
+RESUME_MAY_CHANGE = frozenset({"steps", "name", "out", "device", "threads", "loader_workers",
+                               "subject_workers", "log_every", "checkpoint_every"})
 
 
 def _restore(path: Path, model, optimizer, device, cfg: TrainConfig | None = None,
-             world: int = 1) -> tuple[int, dict]:
+             world: int = 1, show: bool = True) -> tuple[int, dict]:
     """Load the checkpoint at ``path`` into ``model`` and ``optimizer``; returns its step and
     what the run carries over sessions (:class:`_Sessions`' fields)."""
-    blob = torch.load(path, map_location=device, weights_only=True)
+    blob = read_checkpoint(path, device)
+    step = int(blob["step"])
     if cfg is not None:
         _refuse_other_settings(path, blob.get("config") or {}, cfg.to_dict())
+        _refuse_fewer_steps(path, step, cfg.steps)
     model.load_state_dict(blob["model"])
     optimizer.load_state_dict(blob["optimizer"])
     carried = blob.get("sessions") or {}
-    before, batch = int(carried.get("world_size", world)), int(blob["config"].get("batch_size", 1))
+    before, batch = int(carried.get("world_size", world)), int((blob.get("config") or {}).get("batch_size", 1))
     note = (f" (it ran on {before} process(es), {before * batch} images a step; now {world}, "
             f"{world * batch} a step)" if before != world else "")
-    print(f"resumed from {path} at step {blob['step']}{note}")
-    return int(blob["step"]), carried
+    if show:
+        print(f"resumed from {path} at step {step}{note}")
+    return step, carried
+
+
+def read_checkpoint(path: Path, device="cpu") -> dict:
+    """A run's checkpoint (``model``, ``optimizer``, ``step``, ...), read with
+    ``torch.load(weights_only=True)``: a file that holds Python objects besides tensors is
+    refused, never unpickled, and a damaged one is a one-line ValueError naming it."""
+    import pickle
+    import warnings
+
+    try:
+        with warnings.catch_warnings():  # torch's note on the pickle protocol says nothing to a user
+            warnings.filterwarnings("ignore", message=".*pickle protocol", category=UserWarning)
+            blob = torch.load(path, map_location=device, weights_only=True)
+    except pickle.UnpicklingError:
+        raise ValueError(f"{path}: refused: it holds Python objects besides tensors, which could run "
+                         "code when loaded") from None
+    except Exception as exc:  # a truncated zip, text, an empty file: torch raises many kinds
+        raise ValueError(f"{path}: not a readable checkpoint, truncated or damaged{_reason(exc)}") from None
+    if not (isinstance(blob, dict) and {"model", "optimizer", "step"} <= set(blob)):
+        raise ValueError(f"{path}: not a training checkpoint (no model, optimizer and step)")
+    return blob
+
+
+def _reason(exc: Exception) -> str:
+    """`` (torch's first sentence)`` for an error torch explains, else nothing."""
+    text = str(exc).strip().split(". ")[0].splitlines()[0] if str(exc).strip() else ""
+    return f" ({text})" if isinstance(exc, (RuntimeError, OSError)) and text else ""
