@@ -43,11 +43,13 @@ def _prepare(*values):
 
 
 def _decay(xp, time, constant):
-    """exp(-time / constant), and 0 where ``constant`` <= 0."""
+    """exp(-time / constant), and 0 where ``constant`` <= 0 (or so small a time that the
+    ratio overflows: exp(-inf) is 0, as it should be)."""
     positive = constant > 0
     if xp is np:  # in place, where it applies: two passes over the voxels rather than six
         out = np.zeros(np.broadcast_shapes(np.shape(time), np.shape(constant)), np.result_type(time, constant))
-        np.divide(-np.asarray(time, out.dtype), constant, out=out, where=positive)
+        with np.errstate(over="ignore"):
+            np.divide(-np.asarray(time, out.dtype), constant, out=out, where=positive)
         return np.exp(out, out=out, where=positive)
     safe = xp.where(positive, constant, xp.ones_like(constant))
     return xp.where(positive, xp.exp(-time / safe), xp.zeros_like(safe))
