@@ -112,17 +112,18 @@ def train_dictionary(n_echoes: int, spacing_ms: float, t1_ms: float = T1_MS,
     lo = np.clip(np.floor(where).astype(int), 0, flips.size - 2)
     w = (where - lo)[None, :, :, None]
     averaged = ((1 - w) * table[:, lo] + w * table[:, lo + 1]).mean(axis=2)
-    return (averaged / single_echo_amplitude(profile)).astype(np.float64)
+    single = np.array([single_echo_amplitude(scale * profile) for scale in scales])
+    return (averaged / single[None, :, None]).astype(np.float64)
 
 
 def single_echo_amplitude(profile) -> float:
-    """The slice-averaged amplitude of one spin echo (a 90-degree excitation and one
-    180-degree refocusing pulse at the slice centre, ``profile`` across the slice; per unit
-    magnetization, before T2 decay): ``mean(sin(a) sin^2(b / 2))`` with ``a``, ``b`` the
-    local excitation and refocusing angles. :func:`train_dictionary` is per this amount,
-    so a train's ideal form (:func:`ideal_ratio`) is what single spin echoes of the same
-    slice would give: its first echo at the nominal flip angle as it is, and the later
-    ones without the stimulated echoes that raise them."""
+    """The slice-averaged amplitude of one spin echo (excitation and refocusing angles of
+    ``profile`` times 90 and 180 degrees across the slice; per unit magnetization, before
+    T2 decay): ``mean(sin(a) sin^2(b / 2))`` with ``a``, ``b`` the local angles.
+    :func:`train_dictionary` is per this amount at each flip-angle scale, so a train's
+    ideal form (:func:`ideal_ratio`) is what single spin echoes of the same slice and
+    transmit field would give: its first echo as it is, and the later ones without the
+    stimulated echoes that raise them."""
     half = 0.5 * np.pi * np.asarray(profile, float)  # the excitation's angle; the refocusing's half
     return float(np.mean(np.sin(half) ** 3))
 
