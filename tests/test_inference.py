@@ -445,3 +445,12 @@ def test_a_volume_of_one_value_besides_unmeasured_voxels_says_so():
     data[0, 0, 0] = np.inf
     with pytest.raises(ValueError, match=r"^the volume holds no image: every measured voxel is 100$"):
         require_contrast(data)
+
+
+def test_the_input_preset_classifier_is_no_model_to_predict_with():
+    from napari_mr_reparam.inference import Reparameterizer
+    from napari_mr_reparam.weights import WeightsError
+
+    with pytest.raises(WeightsError, match="^contrast: the input-preset classifier names an image's preset and "
+                                           "predicts no image; models: d2p, p2p, physics"):
+        Reparameterizer("contrast", device="cpu")

@@ -237,8 +237,12 @@ class Reparameterizer:
                 raise ValueError(f"unknown model {model!r}; known: {', '.join(known_models())}") from None
             raise
         if "arch" not in card:
-            raise WeightsError(f"{source}: no card says which model these weights belong to; "
-                               "keep the .json card beside the .safetensors file")
+            keep = ("a checkpoint written by napari-mr-reparam-train carries its card" if str(source).endswith(
+                (".pt", ".pth", ".ckpt")) else "keep the .json card beside the .safetensors file")
+            raise WeightsError(f"{source}: no card says which model these weights belong to; {keep}")
+        if card["arch"] == "contrast":
+            raise WeightsError(f"{source}: the input-preset classifier names an image's preset and predicts "
+                               f"no image; models: {', '.join(known_models())}")
         self.info = ModelInfo(name=shown_name(source, card), arch=card["arch"],
                               task=card.get("task", "d2p"), width=float(card.get("width", 1.0)), card=card)
         self.device = choose_device(device)

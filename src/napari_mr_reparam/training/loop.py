@@ -119,8 +119,8 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False) -> Path:
         stop.restore()
     if bar is not None:
         bar.close()
-    if rank == 0 and start >= cfg.steps:
-        _save(out / CHECKPOINT, model, optimizer, cfg.steps, cfg, stage, sessions)
+    if rank == 0 and start >= cfg.steps:  # resumed at its last step: nothing to train, nothing rewritten
+        print(f"{out / CHECKPOINT} is at step {start} already: nothing to train")
     _record_rank_digest(out, rank, world, model)
     if world > 1:
         torch.distributed.barrier()
