@@ -1052,6 +1052,13 @@ def test_inputs_with_voxels_not_measured_are_named_and_the_share_is_said_truly(s
                  "-o", str(tmp_path / "one")]) == 0
     assert capsys.readouterr().err.splitlines() == [
         "notice: t2w.nii.gz: 20 voxels are NaN or infinite (not measured): NaN in the maps"]
+    for path in paths.values():  # the same patch in every input: no input measures it
+        _nan_patch(path)
+    assert main(["maps", *map(str, paths.values()), *times, "-o", str(tmp_path / "every")]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert "notice: t2w.nii.gz: 20 voxels are NaN or infinite (not measured): no input measures them: NaN in the maps" \
+        in err
+    assert np.isnan(nib.load(tmp_path / "every" / "T2map.nii.gz").get_fdata()).sum() == 20
 
 
 def test_an_impossible_input_time_names_its_input(scans, tmp_path, capsys):

@@ -857,10 +857,26 @@ def _notice_unmeasured(volumes, network: bool) -> bool:
     for volume, name in zip(volumes, input_names(volumes)):
         bad = ~np.isfinite(volume.data)
         unmeasured[name] = unmeasured[name] | bad if name in unmeasured else bad
-    lines = [unmeasured_notice(name, where, fate) for name, where in unmeasured.items()]
+    # on one grid, voxels no input measures stay NaN in the maps
+    nowhere = (np.logical_and.reduce(list(unmeasured.values()))
+               if len(unmeasured) > 1 and len({v.shape for v in unmeasured.values()}) == 1 else None)
+    lines = [unmeasured_notice(name, where, _fate(where, nowhere, fate)) for name, where in unmeasured.items()]
     for line in filter(None, lines):
         print(line, file=sys.stderr)
     return any(lines)
+
+
+def _fate(where, nowhere, fate: str) -> str:
+    """What becomes of an input's unmeasured voxels ``where``: ``fate``, but NaN in the maps
+    for those that no input measures (``nowhere``, where the inputs share one grid)."""
+    import numpy as np
+
+    lost = 0 if nowhere is None else int(np.count_nonzero(where & nowhere))
+    if lost == 0:
+        return fate
+    if lost == int(np.count_nonzero(where)):
+        return "no input measures them: NaN in the maps"
+    return f"{fate}, but {lost} of them no input measures: NaN in the maps"
 
 
 def _partly_measured_note(maps, unmeasured: bool) -> str:
