@@ -197,7 +197,7 @@ def test_series_of_another_person_or_session_are_not_placed_by_their_affines(tmp
         return edit
 
     grid = dict(orientation=AXIAL, origin=(-20.0, -20.0, -10.0), row_mm=1.0, col_mm=1.0, step_mm=2.0)
-    image = np.full((4, 16, 16), 500.0, np.float32)
+    image = np.full((8, 16, 16), 500.0, np.float32)
     write_series(tmp_path / "a", [image], extra=stated(), **grid)
     write_series(tmp_path / "b", [image], extra=stated(), **grid)
     write_series(tmp_path / "c", [image], extra=stated(**{tag: value}), **grid)
@@ -209,4 +209,7 @@ def test_series_of_another_person_or_session_are_not_placed_by_their_affines(tmp
     assert str(refused.value) == f"c and a {says}"
     if tag == "FrameOfReferenceUID":  # registered onto the first, it is placed by its motion
         assert grid_refusal([a, replace(c, extra={**c.extra, "registered": True})]) is None
+        thin = [replace(v, data=v.data[:4]) for v in (a, c)]  # too few slices to register
+        assert grid_refusal(thin).endswith("do not place them together, and registration needs 8 or more "
+                                           "slices: give scans of one session")
         assert grid_refusal([a, c], registering=True) is None  # about to be registered (the widget's check)

@@ -231,6 +231,11 @@ def grid_refusal(volumes: list[Volume], reference: int = 0, registering: bool = 
     return None
 
 
+#: The fewest voxels along every axis of a volume that registration places
+#: (:mod:`~napari_mr_reparam.registration`).
+MIN_REGISTERED_VOXELS = 8
+
+
 def frame_refusal(volumes: list[Volume], reference: int = 0, registering: bool = False) -> str | None:
     """Why DICOM series cannot be placed by their affines together (their PatientID, or
     their FrameOfReferenceUID, the scanner's coordinates of one session, differ; a series
@@ -253,9 +258,12 @@ def frame_refusal(volumes: list[Volume], reference: int = 0, registering: bool =
                     "joint maps need images of one subject")
         frames = tag(volume, "frame_of_reference"), tag(ref, "frame_of_reference")
         if all(frames) and frames[0] != frames[1] and not (registering or tag(volume, "registered")):
+            thin = min(min(np.shape(v.data)) for v in (volume, ref)) < MIN_REGISTERED_VOXELS
+            cure = (f", and registration needs {MIN_REGISTERED_VOXELS} or more slices: give scans of one session"
+                    if thin else ": register them onto the first (--register; the widget's 'Register onto the "
+                                 "first image')")
             return (f"{this} and {first} were scanned in different sessions (their DICOM FrameOfReferenceUID "
-                    "differ), so their affines do not place them together: register them onto the first "
-                    "(--register; the widget's 'Register onto the first image')")
+                    f"differ), so their affines do not place them together{cure}")
     return None
 
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from .cancellation import Cancelled, stop_if_cancelled
+from .grids import MIN_REGISTERED_VOXELS
 from .io import Volume
 from .orientation import stack_affine
 
@@ -36,8 +37,9 @@ COARSER = 1.5
 BINS = 32
 #: Most iterations per level.
 ITERATIONS = 100
-#: Fewest voxels a volume needs along each axis for a 3-D registration.
-MIN_VOXELS = 8
+#: Fewest voxels a volume needs along each axis for a 3-D registration (defined with the
+#: grids, whose refusals name it).
+MIN_VOXELS = MIN_REGISTERED_VOXELS
 #: A turn larger than this, or a shift of the field of view's centre larger than this, is
 #: taken as a failure of the registration, not as a move of the head.
 MOST_ROTATION_DEG = 20.0
