@@ -49,7 +49,7 @@ class InputRow(Container):
         for box in (self.te, self.tr, self.ti, self.flip):  # typed or scrolled: narrow enough for two a line
             box.native.setButtonSymbols(QAbstractSpinBox.ButtonSymbols.NoButtons)
         compact(self.layer, 11)  # most of "head TE20 TR6000"
-        elide_middle(self.layer)  # "plate5 TE…TI 300": the end that tells a series' images apart
+        elide_start(self.layer)  # "…(echo 3) / TR 2000 ms": the end that tells a series' images apart
         compact(self.sequence, 4)  # "Spin e...": the list names it in full
         top = Container(layout="horizontal", labels=False, widgets=[self.layer, self.sequence, self.remove])
         times = Container(layout="horizontal", labels=False, widgets=[self.te, self.tr])
@@ -174,15 +174,17 @@ def compact(combo, chars: int = 8) -> None:
     combo.native.setMinimumContentsLength(chars)
 
 
-def elide_middle(combo) -> None:
-    """A combo box whose current text, where the box is too narrow for it, is cut in the
-    middle (``plate5 TE 10 / T…/ TI 300``), not at its end: the names of one series' images
-    differ at the end (their TI or TE). The list it opens shows the names in full."""
-    combo.native.installEventFilter(_MiddleElided(combo.native))
+def elide_start(combo) -> None:
+    """A combo box whose current text, where the box is too narrow for it, is cut at its
+    start (``…(echo 3) / TR 2000 ms``, ``…TR 1000 ms, TI 300 ms``), not at its end: the names
+    of one series' images share their start (the folder's name) and differ after it (an
+    echo's TE and number sit mid-name, a TI at the end). The list it opens shows the names
+    in full."""
+    combo.native.installEventFilter(_StartElided(combo.native))
 
 
 def shown_text(combo) -> str:
-    """The current text of an :func:`elide_middle` combo box as it shows it."""
+    """The current text of an :func:`elide_start` combo box as it shows it."""
     from qtpy.QtWidgets import QStyle, QStyleOptionComboBox
 
     native = combo.native if hasattr(combo, "native") else combo
@@ -190,10 +192,10 @@ def shown_text(combo) -> str:
     native.initStyleOption(option)
     field = native.style().subControlRect(QStyle.ComplexControl.CC_ComboBox, option,
                                           QStyle.SubControl.SC_ComboBoxEditField, native)
-    return native.fontMetrics().elidedText(option.currentText, Qt.TextElideMode.ElideMiddle, field.width())
+    return native.fontMetrics().elidedText(option.currentText, Qt.TextElideMode.ElideLeft, field.width())
 
 
-class _MiddleElided(QObject):
+class _StartElided(QObject):
     """Paints its combo box as Qt does, with :func:`shown_text` for its current text."""
 
     def eventFilter(self, watched, event) -> bool:
