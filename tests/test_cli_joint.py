@@ -1099,3 +1099,24 @@ def test_each_maps_sidecar_says_how_much_of_it_the_inputs_determine(tmp_path):
     assert {key: (s["determined_fraction"], s["prior_source"]) for key, s in sidecars.items()} == {
         key: (summary["determined_fraction"][key], "default") for key in sidecars}
     assert sidecars["t2"]["determined_fraction"] == 0 and sidecars["t1"]["determined_fraction"] > 0.9
+
+
+def test_series_of_two_people_are_refused_before_any_notice_on_them(tmp_path, capsys):
+    from dicom_helpers import CORONAL, write_series
+
+    def person(name):
+        def edit(ds, echo, k):
+            ds.PatientID = name
+        return edit
+
+    grid = dict(orientation=CORONAL, origin=(-20.0, 0.0, 14.0), row_mm=1.0, col_mm=1.0, step_mm=2.0)
+    image = np.arange(4 * 16 * 16, dtype=np.float32).reshape(4, 16, 16) + 100.0
+    write_series(tmp_path / "a", [image], te=(15.0,), tr=3000.0, extra=person("one"), **grid)
+    write_series(tmp_path / "b", [image * 0.5], te=(90.0,), tr=3000.0, extra=person("two"), **grid)
+    out = tmp_path / "joint.nii.gz"
+    assert main(["predict", "--joint", str(tmp_path / "a"), str(tmp_path / "b"), "--preset", "T2w",
+                 "-o", str(out)]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err[-1] == "error: b and a are scans of different people (their DICOM PatientID differ): joint maps " \
+                      "need images of one subject"
+    assert not any(line.startswith("notice:") for line in err) and not out.exists()

@@ -1147,6 +1147,12 @@ def predict_joint_or_preset(args) -> int:
             outputs = _output_paths(args, stem, targets)
             refuse_inputs_as_outputs(outputs.values(), inputs)
             refuse_existing(outputs.values(), overwrite=args.overwrite)
+            if args.joint:  # inputs that cannot be placed together: refused before any notice on them
+                from .grids import grid_refusal
+
+                refusal = grid_refusal(volumes, registering=bool(getattr(args, "register", False)))
+                if refusal:
+                    raise ValueError(refusal)
             if engine is not None:
                 plane_notice(volumes[0], input_names(volumes)[0] if args.joint else short)
             try:
