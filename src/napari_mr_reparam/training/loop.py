@@ -352,27 +352,13 @@ def _restore(path: Path, model, optimizer, device, cfg: TrainConfig | None = Non
 
 
 def read_checkpoint(path: Path, device="cpu") -> dict:
-    """A run's checkpoint (``model``, ``optimizer``, ``step``, ...), read with
-    ``torch.load(weights_only=True)``: a file that holds Python objects besides tensors is
-    refused, never unpickled, and a damaged one is a one-line ValueError naming it."""
-    import pickle
-    import warnings
+    """A run's checkpoint (``model``, ``optimizer``, ``step``, ...), read as every
+    checkpoint is (:func:`~napari_mr_reparam.weights.read_checkpoint`: Python objects
+    refused, never unpickled; a damaged file one line naming it); one that is no training
+    run's is a one-line ValueError."""
+    from ..weights import read_checkpoint as read_safely
 
-    try:
-        with warnings.catch_warnings():  # torch's note on the pickle protocol says nothing to a user
-            warnings.filterwarnings("ignore", message=".*pickle protocol", category=UserWarning)
-            blob = torch.load(path, map_location=device, weights_only=True)
-    except pickle.UnpicklingError:
-        raise ValueError(f"{path}: refused: it holds Python objects besides tensors, which could run "
-                         "code when loaded") from None
-    except Exception as exc:  # a truncated zip, text, an empty file: torch raises many kinds
-        raise ValueError(f"{path}: not a readable checkpoint, truncated or damaged{_reason(exc)}") from None
+    blob = read_safely(Path(path), map_location=device, name=str(path))
     if not (isinstance(blob, dict) and {"model", "optimizer", "step"} <= set(blob)):
         raise ValueError(f"{path}: not a training checkpoint (no model, optimizer and step)")
     return blob
-
-
-def _reason(exc: Exception) -> str:
-    """`` (torch's first sentence)`` for an error torch explains, else nothing."""
-    text = str(exc).strip().split(". ")[0].splitlines()[0] if str(exc).strip() else ""
-    return f" ({text})" if isinstance(exc, (RuntimeError, OSError)) and text else ""

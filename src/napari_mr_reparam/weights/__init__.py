@@ -178,6 +178,15 @@ def _load_safetensors(path: Path) -> tuple[dict, dict]:
 
 
 def _load_checkpoint(path: Path) -> tuple[dict, dict]:
+    return _model_state(read_checkpoint(path), path)
+
+
+def read_checkpoint(path: Path, map_location="cpu", name: str | None = None):
+    """What a ``.pt`` file holds, read with ``torch.load(weights_only=True)``: a file that
+    holds Python objects besides tensors is refused, never unpickled; it, and a damaged or
+    foreign file, is a one-line :class:`WeightsError` naming the file (``name``, default its
+    file name) and why. Weight sets and training runs (``--resume``) read their checkpoints
+    here."""
     import warnings
 
     import torch
@@ -185,10 +194,9 @@ def _load_checkpoint(path: Path) -> tuple[dict, dict]:
     try:
         with warnings.catch_warnings():  # torch's note on the pickle protocol says nothing to a user
             warnings.filterwarnings("ignore", message=".*pickle protocol", category=UserWarning)
-            blob = torch.load(path, map_location="cpu", weights_only=True)
+            return torch.load(path, map_location=map_location, weights_only=True)
     except (pickle.UnpicklingError, *UNREADABLE_ERRORS) as exc:
-        raise WeightsError(f"{path.name}: {_why_unreadable(path, exc)}") from None
-    return _model_state(blob, path)
+        raise WeightsError(f"{name or path.name}: {_why_unreadable(path, exc)}") from None
 
 
 def _why_unreadable(path: Path, exc: Exception) -> str:
@@ -198,7 +206,7 @@ def _why_unreadable(path: Path, exc: Exception) -> str:
     if not start.startswith(CHECKPOINT_STARTS):
         return "not a PyTorch checkpoint or safetensors file"
     if isinstance(exc, pickle.UnpicklingError):
-        return "refused: the checkpoint holds Python objects besides tensors, which could run code when loaded"
+        return "refused: it holds Python objects besides tensors, which could run code when loaded"
     reason = str(exc).split(". ")[0].strip() or type(exc).__name__  # torch adds paragraphs of advice
     return f"not a readable checkpoint, damaged or cut short ({reason})"
 
