@@ -802,13 +802,9 @@ def test_notices_name_input_paths_from_where_they_part():
     from collections import Counter
     from types import SimpleNamespace
 
-    from napari_mr_reparam.cli_joint import _named_by_source, path_names, series_gains_note
+    from napari_mr_reparam.cli_joint import _named_by_source, series_gains_note
 
     sources = ["data/T1/site4/plate5"] * 3 + ["data/T2/site4/plate5"] * 2
-    assert path_names(sources) == {"data/T1/site4/plate5": "T1/site4/plate5",
-                                   "data/T2/site4/plate5": "T2/site4/plate5"}
-    assert path_names(["/a/t1w.nii", "b/t2w.nii"]) == {"/a/t1w.nii": "t1w.nii", "b/t2w.nii": "t2w.nii"}
-    assert path_names(["scans/t1w.nii"]) == {"scans/t1w.nii": "t1w.nii"}
     volumes = [SimpleNamespace(source=s) for s in sources]
     resampled = _named_by_source(volumes, [3, 4], Counter(sources))
     maps = SimpleNamespace(scales=[1.0, 1.0, 1.0, 2.5, 2.5], gains_found=["misfit"] * 5)
@@ -1120,3 +1116,23 @@ def test_series_of_two_people_are_refused_before_any_notice_on_them(tmp_path, ca
     assert err[-1] == "error: b and a are scans of different people (their DICOM PatientID differ): joint maps " \
                       "need images of one subject"
     assert not any(line.startswith("notice:") for line in err) and not out.exists()
+
+
+def test_joint_targets_take_a_given_sequence_as_given():
+    from types import SimpleNamespace
+
+    from napari_mr_reparam.cli_joint import _targets
+
+    def sequences(**given):
+        args = SimpleNamespace(**{"preset": None, "te": [20], "tr": [9000], "ti": None, "flip": None,
+                                  "sequence": None, **given})
+        return [p.sequence for _, p in _targets(args)]
+
+    assert sequences(ti=[2500]) == ["inversion_recovery"]
+    assert sequences(ti=[2500, 500]) == ["double_inversion_recovery"]
+    assert sequences(flip=20.0) == ["gradient_echo"]
+    assert sequences(sequence="double_inversion_recovery", ti=[2500, 500]) == ["double_inversion_recovery"]
+    with pytest.raises(ValueError, match="has no second inversion"):
+        sequences(sequence="inversion_recovery", ti=[2500, 500])
+    with pytest.raises(ValueError, match="has no inversion"):
+        sequences(sequence="spin_echo", ti=[2500])

@@ -30,3 +30,17 @@ def test_a_short_run_writes_a_classifier_the_package_loads(tmp_path):
     assert net(torch.rand(2, 1, 40, 56)).shape == (2, len(CLASSES))
     with pytest.raises(ValueError, match="p2p stream with acquisition effects"):
         train(tiny_train_config(tmp_path / "p", "mni152", stage="contrast", steps=1), quiet=True)
+
+
+def test_classifier_weights_that_do_not_fit_their_card_are_one_line(tmp_path):
+    from napari_mr_reparam.weights import WeightsError, load_weights, save_weights
+
+    state, card = load_weights("contrast")
+    bad = tmp_path / "wide.safetensors"
+    save_weights(state, {**card, "base": int(card["base"]) * 2}, bad)
+    with pytest.raises(WeightsError, match="do not fit the contrast classifier its card names"):
+        load_classifier(str(bad))
+    unnamed = tmp_path / "unnamed.safetensors"
+    save_weights(state, {key: value for key, value in card.items() if key != "work_size"}, unnamed)
+    with pytest.raises(WeightsError, match="its card gives no 'work_size'"):
+        load_classifier(str(unnamed))

@@ -56,7 +56,7 @@ def inputs_record(inputs) -> dict:
     the fit used it and, where its layer was read from a file, the file's path from where
     the inputs' paths part, as ``predict --joint`` records them
     (:func:`~napari_mr_reparam.cli_joint.inputs_record`)."""
-    from .cli_joint import path_names
+    from .file_types import path_names
     from .volume_writing import input_record
 
     sources = [(getattr(spec.layer, "metadata", None) or {}).get("source") for spec in inputs]

@@ -15,6 +15,7 @@ import json
 import sys
 from pathlib import Path
 
+from .file_types import path_names
 from .command import input_error
 
 #: Map files written by ``maps`` (T1 and T2 in ms).
@@ -433,7 +434,7 @@ def acquisitions_of(volumes, args, origins: list | None = None) -> list:
 
 def input_names(volumes) -> list[str]:
     """Each input's name in messages and records: its path named from where the inputs'
-    paths part (:func:`path_names`: ``T1/site4/plate5``, ``T2/site4/plate5``)."""
+    paths part (:func:`~napari_mr_reparam.file_types.path_names`: ``T1/site4/plate5``, ``T2/site4/plate5``)."""
     short = path_names([_given(v) for v in volumes])
     return [short[_given(v)] if v.source else f"input {i}" for i, v in enumerate(volumes, 1)]
 
@@ -661,27 +662,8 @@ def series_gains_note(sources, maps) -> str:
     return f"one receiver gain per input path, relative to {short[sources[0]]}'s: " + "; ".join(parts)
 
 
-def path_names(sources) -> dict[str, str]:
-    """Each input path named from where the paths part (``T1/site4/plate5`` and
-    ``T2/site4/plate5`` of one parent folder), or by its own name where they share nothing
-    or only one is given."""
-    import os
-
-    unique = list(dict.fromkeys(sources))
-    try:
-        common = os.path.commonpath(unique) if len(unique) > 1 else ""
-    except ValueError:  # relative and absolute paths mixed
-        common = ""
-
-    def short(source):
-        part = os.path.relpath(source, common) if common and source != common else Path(source).name
-        return part if part not in (".", "") else (Path(source).name or source)
-
-    return {source: short(source) for source in unique}
-
-
 def _named_by_source(volumes, chosen, count) -> str:
-    """The inputs ``chosen`` (0-based) named by their source (:func:`path_names`), the
+    """The inputs ``chosen`` (0-based) named by their source (:func:`~napari_mr_reparam.file_types.path_names`), the
     acquisitions of one folder or file together: ``plate5 (inputs 7-38)``."""
     short = path_names([_source(v) for v in volumes])
     groups: dict = {}
@@ -1084,15 +1066,15 @@ def _targets(args) -> list:
         raise ValueError("give the targets with --te and --tr, or name a --preset")
     if len(args.te) != len(args.tr):
         raise ValueError(f"give as many --tr as --te values ({len(args.te)} TE, {len(args.tr)} TR)")
+    # a --sequence given is taken as given (Preset.check refuses the times it does not
+    # read); without one, the times given name it
+    sequence = getattr(args, "sequence", None) or (
+        ("double_inversion_recovery" if len(ti) > 1 else "inversion_recovery") if ti
+        else "gradient_echo" if args.flip is not None else "spin_echo")
     out = []
     for te, tr in zip(args.te, args.tr):
-        sequence = getattr(args, "sequence", None) or "spin_echo"
-        if sequence == "spin_echo":  # the times given name the sequence
-            sequence = "inversion_recovery" if ti else ("gradient_echo" if args.flip is not None else "spin_echo")
         p = Preset("the target", sequence, te=te, tr=tr, ti=ti[0] if ti else None,
                    ti2=ti[1] if len(ti) > 1 else None, flip_deg=args.flip)
-        if p.ti2 is not None:
-            p = Preset("the target", "double_inversion_recovery", te, tr, p.ti, p.ti2, p.flip_deg)
         p.check()
         label = f"TE{te:g}_TR{tr:g}" + (f"_TI{p.ti:g}" if p.ti else "")
         out.append((label, p))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
@@ -22,3 +23,20 @@ def suffix_of(path: str | Path) -> str:
 def readable_files(folder: str | Path) -> list[Path]:
     """The NIfTI and FreeSurfer volumes and 2-D images directly in ``folder``, sorted by name."""
     return sorted(p for p in Path(folder).iterdir() if p.is_file() and suffix_of(p) in VOLUME_SUFFIXES + IMAGE_SUFFIXES)
+
+
+def path_names(sources) -> dict[str, str]:
+    """Each input path named from where the paths part (``T1/site4/plate5`` and
+    ``T2/site4/plate5`` of one parent folder), or by its own name where they share nothing
+    or only one is given."""
+    unique = list(dict.fromkeys(sources))
+    try:
+        common = os.path.commonpath(unique) if len(unique) > 1 else ""
+    except ValueError:  # relative and absolute paths mixed
+        common = ""
+
+    def short(source):
+        part = os.path.relpath(source, common) if common and source != common else Path(source).name
+        return part if part not in (".", "") else (Path(source).name or source)
+
+    return {source: short(source) for source in unique}
