@@ -137,24 +137,17 @@ def read_as(guess: ContrastGuess, voxels_mm=None, reads=None) -> ContrastGuess:
 
 def load_classifier(weights: str | None = None):
     """The classifier and its card (the bundled ``contrast`` weights by default)."""
-    from .inference import first_misfit
+    from .inference import loaded_network
     from .models.contrast_net import ContrastNet
-    from .weights import WeightsError, load_weights
+    from .weights import load_weights
 
     source = weights or "contrast"
     state, card = load_weights(source)
     if card.get("arch") != "contrast":
         raise ValueError(f"{source}: not a contrast classifier (arch {card.get('arch')!r})")
-    try:
-        net = ContrastNet(len(card["classes"]), base=int(card["base"]), work_size=int(card["work_size"]))
-    except KeyError as exc:
-        raise WeightsError(f"{source}: its card gives no {exc.args[0]!r}") from None
-    except (TypeError, ValueError) as exc:
-        raise WeightsError(f"{source}: its card's classes, base or work_size are unusable ({exc})") from None
-    misfit = first_misfit(net.state_dict(), state)
-    if misfit:
-        raise WeightsError(f"{source}: its tensors do not fit the contrast classifier its card names ({misfit})")
-    net.load_state_dict(state)
+    net = loaded_network(lambda: ContrastNet(len(card["classes"]), base=int(card["base"]),
+                                             work_size=int(card["work_size"])),
+                         state, source, "the contrast classifier its card names")
     return net.eval(), card
 
 

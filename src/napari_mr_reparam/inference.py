@@ -133,20 +133,25 @@ def build_model(card: dict):
 
 
 def _loaded_model(card: dict, state: dict, source: str):
-    """The model ``card`` names, holding ``state``; WeightsError naming ``source`` where
-    the card describes no model or the tensors do not fit it."""
+    """The model ``card`` names, holding ``state`` (:func:`loaded_network`)."""
+    return loaded_network(lambda: build_model(card), state, source, f"the {card.get('arch')} model its card names")
+
+
+def loaded_network(build, state: dict, source: str, what: str):
+    """The network ``build()`` makes from a card, holding ``state``; WeightsError naming
+    ``source`` where the card lacks a value or holds an unusable one, or the tensors do
+    not fit the network (``what`` names it in the message)."""
     from .weights import WeightsError
 
     try:
-        net = build_model(card)
+        net = build()
     except KeyError as exc:
         raise WeightsError(f"{source}: its card gives no {exc.args[0]!r}") from None
     except (TypeError, ValueError) as exc:
         raise WeightsError(f"{source}: {exc}") from None
     misfit = first_misfit(net.state_dict(), state)
     if misfit:
-        raise WeightsError(f"{source}: its tensors do not fit the {card['arch']} model its card names "
-                           f"({misfit})")
+        raise WeightsError(f"{source}: its tensors do not fit {what} ({misfit})")
     net.load_state_dict(state)
     return net
 
