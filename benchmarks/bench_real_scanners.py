@@ -93,9 +93,16 @@ def reference(data: Path):
     return module.TEMPLATE_VALUES
 
 
-def series_list(data: Path, sites=None):
+#: The series scored by default: the T2 plate's echo trains, the T1 plate's inversion recovery.
+SERIES_PLATES = (("T2", "plate4"), ("T1", "plate5"))
+#: With ``--plate5-trains``: the T1 plate's echo trains (three sites), whose spheres' T2
+#: values (20-1669 ms at 1.5 T) played no part in choosing the echo-train model.
+PLATE5_TRAINS = (("T2", "plate5"),)
+
+
+def series_list(data: Path, sites=None, plates=SERIES_PLATES):
     out = []
-    for kind, plate in (("T2", "plate4"), ("T1", "plate5")):
+    for kind, plate in plates:
         for folder in sorted((data / kind).glob(f"site*/{plate}")):
             if sites and folder.parent.name not in sites:
                 continue
@@ -283,7 +290,7 @@ def evaluate_series(kind, plate, folder, params, engine, first_echo_input: bool,
     noise = noise_level(images, mask)
     n = len(images)
     key = kind.lower()
-    template_file = folder.parents[2] / "templates" / ("Plate4_T2" if kind == "T2" else "Plate5_T1_signed")
+    template_file = folder.parents[2] / "templates" / f"{plate.capitalize()}_{'T2' if kind == 'T2' else 'T1_signed'}"
     centres, factor = sphere_centres(images, spacing, template_file, params[plate]["sphere_centres_row_col"])
     rims = sphere_rims(mask.shape, centres, factor)
     rows = []
@@ -421,6 +428,9 @@ def main(argv=None) -> int:
                         help="noise level the fits take, a fraction of each image's bright signal (default: "
                              "measured in each fit's inputs, image_noise.estimate_noise)")
     parser.add_argument("--sites", nargs="*", help="only these site folders (e.g. site4_philips)")
+    parser.add_argument("--plate5-trains", action="store_true",
+                        help="instead of the default series: the T1 plate's echo trains (held out from the "
+                             "choice of the echo-train model)")
     parser.add_argument("--two-series", action="store_true",
                         help="instead: joint maps of the T1 plate's two series at each site that has both "
                              "(its inversion-recovery set and its echo train), one gain for both or one each")
@@ -444,7 +454,8 @@ def main(argv=None) -> int:
         engine = Reparameterizer(args.model, device="cpu")
     results = [evaluate_series(kind, plate, folder, params, engine, args.keep_first_echo, args.echo_train,
                                args.inversion, args.noise)
-               for kind, plate, folder in series_list(args.data, args.sites)]
+               for kind, plate, folder in series_list(args.data, args.sites,
+                                                      PLATE5_TRAINS if args.plate5_trains else SERIES_PLATES)]
 
     print("### (a) Held-out images: relative RMS error inside the phantom\n")
     print("| series | field | images | inputs per prediction | joint fit, between inputs: median (max) "

@@ -44,3 +44,22 @@ def test_the_grids_least_cost_is_argmins_first_index_among_ties():
     for columns in (1, 7, 144, 576):
         cost = torch.randint(0, 3, (5000, columns), generator=g).float()  # many equal values per row
         assert torch.equal(_first_minimum(cost), cost.argmin(dim=1))
+
+
+def test_a_time_that_ran_into_its_bound_is_not_determined_whatever_its_standard_error(monkeypatch):
+    import torch
+
+    from napari_mr_reparam import voxel_solver
+    from napari_mr_reparam.joint_fit import fit_maps
+
+    # every standard error tiny: only the bound can take a time's determinedness away
+    monkeypatch.setattr(voxel_solver, "data_errors", lambda hess, *a, **k: [torch.zeros_like(hess[0])] * 3)
+    base = np.zeros((1, 16, 16), np.float32)
+    base[:, 4:12, 4:12] = 1000
+    # the later echo brighter than the first: T2 runs to its upper bound
+    images = [base, base * 1.05, base * 0.5]
+    maps = fit_maps(images, [Acquisition(10, 5000), Acquisition(80, 5000), Acquisition(10, 500)], smooth=False)
+    inside = base > 0
+    assert np.all(maps.t2[inside] > 0.99 * voxel_solver.T2_BOUNDS_MS[1])
+    assert not maps.determined["t2"][inside].any()
+    assert maps.determined["t1"][inside].all() and maps.determined["pd"][inside].all()

@@ -23,6 +23,13 @@ from .fit_information import PARAMETERS, signal_and_slopes, solve3, standard_err
 #: Fit bounds (ms).
 T1_BOUNDS_MS = (5.0, 10000.0)
 T2_BOUNDS_MS = (1.0, 5000.0)
+#: Bounds of (log PD, log T1, log T2) in the fit.
+LOG_BOUNDS = ((-30.0, 30.0), (math.log(T1_BOUNDS_MS[0]), math.log(T1_BOUNDS_MS[1])),
+              (math.log(T2_BOUNDS_MS[0]), math.log(T2_BOUNDS_MS[1])))
+#: A fitted value within this of a bound (in log) has run into it: the data did not hold it
+#: there (a T2 shorter than the first echo, whose echoes alternate, ran to 5000 ms), so it
+#: does not count as determined, whatever its standard error says.
+AT_BOUND_LOG = 1e-3
 #: A voxel whose cost (squared misfit over the noise, plus the prior's) is above this after
 #: the fit's iterations has not settled: the grid's start was in the wrong place (its step
 #: in T2 is a factor of two, and at TE 100 ms a short T2 one step off changes the signal
@@ -243,8 +250,7 @@ def levenberg(s, sigma, acqs, scales, prior_log, prior_sd, torch, iterations, lo
     p1, p12, p2 = prior_precision(prior_sd)
     mu1, mu2 = prior_log["t1"], prior_log["t2"]
     mu0, p0 = prior_log.get("pd"), prior_log.get("pd_precision")
-    bounds = [(-30.0, 30.0), (math.log(T1_BOUNDS_MS[0]), math.log(T1_BOUNDS_MS[1])),
-              (math.log(T2_BOUNDS_MS[0]), math.log(T2_BOUNDS_MS[1]))]
+    bounds = LOG_BOUNDS
 
     def evaluate(x):
         """Cost, gradient (3) and Gauss-Newton matrix (6) at x."""
@@ -354,7 +360,9 @@ def fit_voxels(problem: VoxelProblem, tolerance: float, iterations: int, grid_po
     def store(positions, x, stderr):
         for k, key in enumerate(PARAMETERS):
             out[key][positions] = torch.exp(x[k]).numpy()
-            det[key][positions] = (stderr[k] < tolerance).numpy() & (p.free.get(key, True))
+            low, high = LOG_BOUNDS[k]
+            inside = (x[k] > low + AT_BOUND_LOG) & (x[k] < high - AT_BOUND_LOG)
+            det[key][positions] = (stderr[k] < tolerance).numpy() & inside.numpy() & (p.free.get(key, True))
 
     pending, waiting = [], 0  # unsettled voxels, gathered over chunks for one refit
 
