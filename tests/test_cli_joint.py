@@ -1136,3 +1136,18 @@ def test_joint_targets_take_a_given_sequence_as_given():
         sequences(sequence="inversion_recovery", ti=[2500, 500])
     with pytest.raises(ValueError, match="has no inversion"):
         sequences(sequence="spin_echo", ti=[2500])
+
+
+def test_a_dicom_file_given_with_its_series_folder_is_refused_not_fitted_twice(tmp_path, capsys):
+    from dicom_helpers import ramp, write_series
+
+    files = write_series(tmp_path / "dual", [ramp(1, 8, 8), ramp(1, 8, 8) // 2], te=(15.0, 90.0), tr=3000.0)
+    one = str(files[0])
+    for command in (["maps", str(tmp_path / "dual"), one, "-o", str(tmp_path / "m")],
+                    ["predict", "--joint", str(tmp_path / "dual"), one, "--preset", "T2w",
+                     "-o", str(tmp_path / "j.nii.gz")]):
+        assert main([*command, "--model", "none", "-q"]) == 2
+        assert capsys.readouterr().err.strip().endswith(
+            f"error: {files[0].name} is read twice, in {tmp_path / 'dual'} and in {one}: give the series' folder "
+            "or its files, not both")
+    assert not (tmp_path / "m").exists() and not (tmp_path / "j.nii.gz").exists()

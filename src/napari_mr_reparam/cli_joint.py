@@ -222,7 +222,21 @@ def load_inputs(paths: list[str], acquisition: int | None = None, times_given=()
                 require_contrast(volume.data)
             except ValueError as e:
                 raise ValueError(f"{path.name}: {e}") from None
+    refuse_images_read_twice(volumes)
     return volumes
+
+
+def refuse_images_read_twice(volumes) -> None:
+    """A DICOM file read for two inputs (a series' folder and one of its files, both given)
+    is a one-line ValueError: its image would count twice."""
+    seen = {}
+    for volume in volumes:
+        given = _given(volume)
+        for name in (volume.extra or {}).get("files") or ():
+            other = seen.setdefault(Path(name).resolve(), given)
+            if other != given:
+                raise ValueError(f"{Path(name).name} is read twice, in {other} and in {given}: "
+                                 "give the series' folder or its files, not both")
 
 
 def folder_files(paths: list[str]) -> list[str]:
