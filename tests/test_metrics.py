@@ -84,3 +84,13 @@ def test_a_stack_is_scored_image_by_image_whether_or_not_the_work_is_threaded(mo
         assert threaded["ssim"][k] == metrics.ssim(preds[k], targets[k])
     monkeypatch.setattr(metrics, "SSIM_THREADS_FROM", 10**9)
     np.testing.assert_array_equal(metrics.batch_metrics(preds, targets)["ssim"], threaded["ssim"])
+
+
+def test_a_long_model_name_keeps_the_report_columns_aligned(pair):
+    pred, target = pair
+    report = metrics.evaluation_report(pred, target, target * 0.5)
+    long_name = "runs/a_rather_long_run_folder_name/checkpoint.pt (p2p)"
+    lines = metrics.format_report({long_name: report, "identity": report["identity"]}).splitlines()
+    head, row, identity = lines[0], lines[2], lines[3]
+    assert len(head) == len(row) == len(identity) and row.startswith(long_name)
+    assert [line.rstrip().endswith(str(report["count"])) for line in (row, identity)] == [True, True]

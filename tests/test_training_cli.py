@@ -20,7 +20,11 @@ def test_evaluate_then_export_records_the_metrics(tiny_paramnet_run, mrilab_spec
     report = json.loads(report_file.read_text())
     for key in ("psnr_mean", "psnr_std", "mae_mean", "mae_std", "ssim_mean"):
         assert np.isfinite(report[key]) and np.isfinite(report["identity"][key])
-    assert "identity" in capsys.readouterr().out and report["psnr_by_target_te"]
+    out = capsys.readouterr().out
+    assert "identity" in out and report["psnr_by_target_te"]
+    table = out[out.index("\nmodel"):out.index("\nconvention")].strip("\n").splitlines()
+    assert len({len(line) for line in table}) == 1, table  # the checkpoint's long path keeps the columns
+    assert table[2].startswith(f"{ckpt.name} (d2p) ")
     # export to safetensors with a card carrying the metrics and the hash
     out = tmp_path / "tiny.safetensors"
     assert train_main(["export", str(ckpt), "--name", "tiny", "--out", str(out),
@@ -41,6 +45,35 @@ def test_export_refuses_what_is_not_an_evaluate_report(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("error:") == 4 and "Traceback" not in err and "list.json" in err
     assert not out.exists()
+
+
+def test_export_records_only_reports_that_scored_the_checkpoint(tmp_path, capsys, monkeypatch):
+    import shutil
+
+    from napari_mr_reparam.weights import BUNDLED_DIR
+
+    monkeypatch.chdir(tmp_path)
+    shutil.copy(BUNDLED_DIR / "d2p.safetensors", "w.safetensors")
+    card = json.loads((BUNDLED_DIR / "d2p.json").read_text())
+    (tmp_path / "w.json").write_text(json.dumps(dict(card, name="w")))
+    reports = {"other.json": "physics_mrilab", "unnamed.json": None,  # scored elsewhere, or unsaid
+               "path.json": str(tmp_path / "w.safetensors"), "name.json": "w"}  # as evaluate names w
+    for name, model in reports.items():
+        (tmp_path / name).write_text(json.dumps({"psnr_mean": 30.0, "split": "paper", "task": "d2p",
+                                                 "phantom": name, **({"model": model} if model else {})}))
+    for name in ("other.json", "unnamed.json"):
+        assert train_main(["export", "w.safetensors", "--name", "w", "--out", "out.safetensors",
+                           "--metrics", name]) == 2
+    err = capsys.readouterr().err
+    assert err.splitlines() == [
+        "error: other.json: scores physics_mrilab, not w.safetensors; record a report of evaluate --model w.safetensors",
+        "error: unnamed.json: scores an unnamed model, not w.safetensors; record a report of evaluate --model "
+        "w.safetensors"]
+    assert not (tmp_path / "out.safetensors").exists()
+    assert train_main(["export", "w.safetensors", "--name", "w", "--out", "out.safetensors",
+                       "--metrics", "path.json", "--metrics", "name.json"]) == 0
+    recorded = json.loads((tmp_path / "out.json").read_text())["metrics"]
+    assert recorded["name.json|paper|d2p"]["psnr_mean"] == recorded["path.json|paper|d2p"]["psnr_mean"] == 30.0
 
 
 def test_export_records_the_external_benchmark_rows_of_the_checkpoint(tmp_path, capsys, monkeypatch):
@@ -95,6 +128,22 @@ def test_bad_arguments_are_one_line_errors(tmp_path, capsys):
     assert train_main(["evaluate", "--model", "identity", "--limit", "0"]) == 2
     err = capsys.readouterr().err
     assert err.count("error:") == 4 and "Traceback" not in err and "--limit takes a number" in err
+
+
+def test_steps_below_one_are_one_line_naming_steps_and_write_nothing(tmp_path, capsys):
+    for steps in ("0", "-3"):
+        assert train_main(["physics", "--steps", steps, "--batch-size", "2", "--out", str(tmp_path / "run")]) == 2
+    assert capsys.readouterr().err.splitlines() == ["error: steps must be >= 1, got 0",
+                                                    "error: steps must be >= 1, got -3"]
+    assert not (tmp_path / "run").exists()
+
+
+def test_steps_help_says_it_is_the_total_the_schedule_spans(capsys):
+    with pytest.raises(SystemExit):
+        train_main(["physics", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "the total optimizer steps the run reaches, on --resume too (not steps to add)" in text
+    assert "the learning-rate schedule spans that total" in text
 
 
 def test_set_overrides_any_recipe_value(tmp_path, capsys):

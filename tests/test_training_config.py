@@ -132,7 +132,11 @@ def test_a_setting_of_the_wrong_kind_is_one_line_naming_it():
 
 
 def test_settings_out_of_range_are_one_line_naming_them():
-    for key, value, words in (("checkpoint_every", 0, "checkpoint_every must be >= 1, got 0"),
+    for key, value, words in (("steps", -3, "steps must be >= 1, got -3$"), ("steps", 0, "steps must be >= 1, got 0"),
+                              ("batch_size", 0, "batch_size must be >= 1, got 0$"),
+                              ("width", 0, "width must be above 0, got 0$"),
+                              ("loader_workers", -1, "loader_workers must be >= 0, got -1$"),
+                              ("checkpoint_every", 0, "checkpoint_every must be >= 1, got 0"),
                               ("log_every", 0, "log_every must be >= 1"),
                               ("targets_per_input", 0, "targets_per_input must be >= 1"),
                               ("depth", 0, "depth must be >= 1"), ("work_size", 3, "work_size must be >= 16"),

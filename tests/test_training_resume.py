@@ -116,6 +116,26 @@ def test_the_card_records_the_processes_of_every_session_and_stale_rank_digests_
     assert not list(out.glob("rank*.sha256"))
 
 
+def test_a_sessions_time_counts_its_data_and_network_set_up(run, monkeypatch):
+    from napari_mr_reparam.training import loop
+
+    recipe, out = run
+    build = loop.build_stage
+
+    def slow_build(*args, **kwargs):  # a second of subject loading, say
+        import time
+
+        time.sleep(1.0)
+        return build(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "build_stage", slow_build)
+    before = torch.load(out / CHECKPOINT, weights_only=True)["card"]["train_seconds"]
+    assert _resume(recipe, out, "--steps", "5") == 0
+    card = torch.load(out / CHECKPOINT, weights_only=True)["card"]
+    assert card["train_seconds_this_session"] >= 1.0
+    assert card["train_seconds"] == pytest.approx(before + card["train_seconds_this_session"], abs=0.11)
+
+
 def test_notices_print_on_the_first_process_only(run, tmp_path, monkeypatch, capsys):
     recipe, out = run
     cfg = load_config(recipe, out=str(out), steps=5)

@@ -165,13 +165,14 @@ def evaluation_report(preds, targets, inputs, masks=None) -> dict:
 
 def format_report(reports: dict[str, dict], title: str = "") -> str:
     """A text table in the layout of the paper's Table 1, one row per named report."""
-    head = f"{'model':<22}{'PSNR':>8}{'PSNR sd':>9}{'MAE':>8}{'MAE sd':>8}{'SSIM':>8}{'PSNR brain':>12}{'n':>7}"
+    width = max([22, *(len(name) + 2 for name in reports)])  # the longest model name sets the column
+    head = f"{'model':<{width}}{'PSNR':>8}{'PSNR sd':>9}{'MAE':>8}{'MAE sd':>8}{'SSIM':>8}{'PSNR brain':>12}{'n':>7}"
     lines = [title] if title else []
     lines += [head, "-" * len(head)]
     for name, r in reports.items():
         brain = f"{r['psnr_brain_mean']:.2f}" if "psnr_brain_mean" in r else "-"
         lines.append(
-            f"{name:<22}{r['psnr_mean']:>8.2f}{r['psnr_std']:>9.2f}{r['mae_mean']:>8.2f}"
+            f"{name:<{width}}{r['psnr_mean']:>8.2f}{r['psnr_std']:>9.2f}{r['mae_mean']:>8.2f}"
             f"{r['mae_std']:>8.2f}{r['ssim_mean']:>8.3f}{brain:>12}{r['count']:>7}"
         )
     lines.append(f"convention: {CONVENTION}")

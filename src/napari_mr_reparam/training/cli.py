@@ -111,7 +111,6 @@ def cmd_evaluate(args) -> int:
     from pathlib import Path
 
     from ..inference import InferenceOptions, Reparameterizer
-    from ..metrics import format_report
     from .evaluate import IdentityModel, evaluate
 
     options = None
@@ -131,17 +130,28 @@ def cmd_evaluate(args) -> int:
     task = args.task or engine.task
     report = evaluate(engine, task, args.phantom, split=args.split, dataset_seed=args.seed,
                       limit=args.limit, options=options)
-    title = (f"{engine.info.name} ({task}) on {args.phantom}, split {args.split}, "
-             f"{report['count']} test images")
-    print(format_report({f"{engine.info.name} ({task})": report, "identity": report["identity"]}, title))
-    print("PSNR by target TE: " + ", ".join(
-        f"{b['range'][0]:g}-{b['range'][1]:g} ms {b['mean']:.2f} dB (n={b['count']})"
-        for b in report["psnr_by_target_te"]))
+    _print_report(report, engine.info.name, task, args)
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(report, fh, indent=2)
         print(f"wrote {args.json}")
     return 0
+
+
+def _print_report(report: dict, model: str, task: str, args) -> None:
+    """The evaluate table, the model beside identity, and its PSNR per target-TE band; the
+    table's row names a model file by its name alone (the title gives the path), so that
+    its columns stay aligned."""
+    from pathlib import Path
+
+    from ..metrics import format_report
+
+    title = f"{model} ({task}) on {args.phantom}, split {args.split}, {report['count']} test images"
+    rows = {f"{Path(model).name} ({task})": report, "identity": report["identity"]}
+    print(format_report(rows, title))
+    print("PSNR by target TE: " + ", ".join(
+        f"{b['range'][0]:g}-{b['range'][1]:g} ms {b['mean']:.2f} dB (n={b['count']})"
+        for b in report["psnr_by_target_te"]))
 
 
 # what a card keeps of an evaluate report besides its means and spreads: the baseline,
@@ -168,12 +178,14 @@ def cmd_export(args) -> int:
     from pathlib import Path
 
     from ..volume_writing import refuse_existing
-    from ..weights import BUNDLED_DIR, card_path, load_weights, save_weights
+    from ..weights import BUNDLED_DIR, card_path, load_weights, save_weights, shown_name
 
     state, card = load_weights(args.checkpoint)
+    shown = shown_name(args.checkpoint, card)  # what evaluate calls it
     card = dict(card, name=args.name)
     for metrics_file in args.metrics or []:
         report = _read_report(metrics_file)
+        _refuse_another_models_report(metrics_file, report, args.checkpoint, shown)
         kind, _, where = str(report.get("phantom", "unknown")).partition(":")
         phantom = f"{kind}:{Path(where).name}" if where else kind  # no machine-specific paths
         key = f"{phantom}|{report.get('split')}|{report.get('task')}"
@@ -190,6 +202,15 @@ def cmd_export(args) -> int:
     save_weights(state, card, out)
     print(f"wrote {out} and {out.with_suffix('.json').name}")
     return 0
+
+
+def _refuse_another_models_report(path: str, report: dict, checkpoint: str, shown: str) -> None:
+    """A one-line ValueError for an evaluate report whose ``model`` is not ``checkpoint``
+    (as given, or ``shown``: the name evaluate records for it)."""
+    model = report.get("model")
+    if not (_names_the_model(model, checkpoint) or _names_the_model(model, shown)):
+        raise ValueError(f"{path}: scores {model or 'an unnamed model'}, not {checkpoint}; "
+                         f"record a report of evaluate --model {checkpoint}")
 
 
 def _external_rows(path: str, checkpoint: str) -> dict:
@@ -220,8 +241,9 @@ def _external_rows(path: str, checkpoint: str) -> dict:
 
 
 def _names_the_model(label, checkpoint: str) -> bool:
-    """Whether a benchmark row's model ``label`` (a bundled name, or a file's path as
-    typed there, in backquotes) is ``checkpoint``: the same name, or the same file."""
+    """Whether a benchmark row's or an evaluate report's model ``label`` (a bundled name,
+    or a file's path as typed there, in backquotes or not) is ``checkpoint``: the same
+    name, or the same file."""
     from pathlib import Path
 
     from ..weights import names_a_file
@@ -253,7 +275,9 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help="TOML recipe (see the training/ folder)")
     p.add_argument("--out", help="run folder for checkpoints")
     p.add_argument("--name", help="weight-set name recorded in the card")
-    p.add_argument("--steps", type=int, help="optimizer steps")
+    p.add_argument("--steps", type=int,
+                   help="the total optimizer steps the run reaches, on --resume too (not steps to add); "
+                        "the learning-rate schedule spans that total")
     p.add_argument("--batch-size", type=_positive_int)
     p.add_argument("--width", type=float, help="channel-width multiplier (1.0 = the paper)")
     p.add_argument("--phantom", action="append", help="training phantom spec (repeatable)")

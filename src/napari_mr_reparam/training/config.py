@@ -123,16 +123,17 @@ class TrainConfig:
     checkpoint_every: int = 100
     log_every: int = 10
 
-    #: Settings that must be at least a bound (``lr`` above 0), each said in one line.
-    AT_LEAST = {"checkpoint_every": 1, "log_every": 1, "targets_per_input": 1, "depth": 1, "work_size": 16,
-                "threads": 0}
+    #: Settings that must be at least a bound (``lr`` and ``width`` above 0), each said in one line.
+    AT_LEAST = {"steps": 1, "batch_size": 1, "checkpoint_every": 1, "log_every": 1, "targets_per_input": 1,
+                "depth": 1, "work_size": 16, "threads": 0, "loader_workers": 0}
 
     def _check_ranges(self) -> None:
         for name, low in self.AT_LEAST.items():
             if getattr(self, name) < low:
                 raise ValueError(f"{name} must be >= {low}, got {getattr(self, name)}")
-        if not self.lr > 0:
-            raise ValueError(f"lr must be above 0, got {self.lr}")
+        for name in ("lr", "width"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be above 0, got {getattr(self, name)}")
         if not 0 <= self.lr_final_fraction <= 1:
             raise ValueError(f"lr_final_fraction must be between 0 and 1, got {self.lr_final_fraction}")
 
@@ -148,10 +149,6 @@ class TrainConfig:
             raise ValueError("map_weight needs stage physics, variant maps and native_input")
         if self.keep_detail and not (self.stage == "physics" and self.variant == "maps"):
             raise ValueError("keep_detail needs stage physics and variant maps")
-        if self.width <= 0 or self.steps < 0 or self.batch_size <= 0:
-            raise ValueError("width and batch_size must be positive and steps non-negative")
-        if self.loader_workers < 0:
-            raise ValueError(f"loader_workers must be >= 0, got {self.loader_workers}")
         self._check_ranges()
         if self.acquisition is not None or self.input_sequences:
             from ..physics import INPUT_SEQUENCES

@@ -55,7 +55,7 @@ def _setup(cfg: TrainConfig):
 
 
 def _lr_at(cfg: TrainConfig, step: int) -> float:
-    if cfg.lr_final_fraction >= 1.0 or cfg.steps == 0:
+    if cfg.lr_final_fraction >= 1.0:
         return cfg.lr
     progress = min(1.0, step / cfg.steps)
     floor = cfg.lr * cfg.lr_final_fraction
@@ -68,6 +68,7 @@ def _to_device(batch: dict, device) -> dict:
 
 def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False) -> Path:
     """Run (or resume) a training run; returns the path of the final checkpoint."""
+    started = time.time()  # a session's time counts its data and network set-up too
     rank, world, device = _setup(cfg)
     torch.manual_seed(cfg.seed)  # identical initial weights on every rank
     stage = build_stage(cfg, rank)
@@ -97,7 +98,7 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False) -> Path:
               f"parameters, {world} process(es) on {describe_device(device)}, steps {start}->{cfg.steps}")
     bar = _progress(cfg, start, show)
     getattr(stage, "train_mode", model.train)()
-    sessions = _Sessions(world, carried)
+    sessions = _Sessions(world, carried, started)
     stop, done = _StopRequest(), start
     try:
         for step in range(start, cfg.steps):
@@ -229,18 +230,19 @@ class _Sessions:
     of processes of every session (the batch per step is ``batch_size`` times it).
 
     The card records the time over every session and this session's (``train_seconds``,
-    ``train_seconds_this_session``), and likewise the processes: ``world_sizes``, one
+    ``train_seconds_this_session``: the wall time of :func:`train`, from before its data and
+    network are set up, subjects loaded and datasets simulated included), and likewise the processes: ``world_sizes``, one
     count per session in order, and ``world_size`` and ``effective_batch_size``, this
     session's."""
 
     KEPT_LOSSES = 50
 
-    def __init__(self, world: int, carried: dict):
+    def __init__(self, world: int, carried: dict, started: float):
         self.world = world
         self.losses = [float(v) for v in carried.get("recent_losses", [])]
         self.seconds_before = float(carried.get("train_seconds", 0.0))
         self.worlds_before = _worlds_before(carried)
-        self.started = time.time()
+        self.started = started
 
     def card(self, cfg: TrainConfig) -> dict:
         this = round(time.time() - self.started, 1)
