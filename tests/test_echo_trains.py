@@ -32,3 +32,38 @@ def test_the_ideal_form_makes_a_trains_echoes_decay_as_its_t2():
     assert abs(-1 / slope / t2 - 1) < 0.03  # the raw echoes decay more slowly (stimulated echoes)
     assert abs(np.polyfit(tes, np.log(1000.0 * amplitudes[0]), 1)[0] * -t2 - 1) > 0.05
     assert np.nanmedian(b1) == pytest.approx(0.8, abs=0.05)
+
+
+def _train_beside_inversion_recovery(t1=60.0, flip_scale=1.1, shape=(2, 6, 6)):
+    """A sample of T1 near its T2 (a NiCl2 sphere): an 8-echo train through its phase graph
+    at its own T1, and five inversion times, as images with their acquisitions."""
+    from napari_mr_reparam import epg, physics
+    from napari_mr_reparam.simulate import Acquisition
+
+    it = int(np.abs(epg.t2_grid() - 40.0).argmin())
+    js = int(np.abs(epg.scale_grid() - flip_scale).argmin())
+    t2 = float(epg.t2_grid()[it])
+    body = np.zeros(shape, np.float32)
+    body[:, 1:5, 1:5] = 1
+    train = [body * 1000 * float(a) for a in epg.train_dictionary(8, 10.0, t1)[it, js]]
+    tis = (30, 60, 120, 240, 480)
+    ir = [np.asarray(physics.inversion_recovery(1000 * body, np.full(shape, t1), np.full(shape, t2), 10, 1000, ti),
+                     np.float32) for ti in tis]
+    acqs = [Acquisition(10, 1000, "inversion_recovery", ti) for ti in tis] + \
+        [Acquisition(10.0 * (k + 1), 2000) for k in range(8)]
+    return t2, ir + train, acqs, body > 0
+
+
+def test_a_train_beside_inversion_times_is_fitted_at_the_t1_they_measure():
+    from napari_mr_reparam.joint_fit import fit_maps, joint_work_units
+
+    t2, images, acqs, inside = _train_beside_inversion_recovery()
+    counted = []
+    maps = fit_maps(images, acqs, scale=[0] * 5 + [1] * 8, smooth=False, progress=counted.append)
+    assert np.median(maps.t2[inside]) == pytest.approx(t2, rel=0.02)
+    assert np.median(maps.t1[inside]) == pytest.approx(60.0, rel=0.02)
+    # the two passes count the slices once, and the gain search its trial fits
+    assert sum(counted) == joint_work_units(images[0].shape, series=2)
+    # the train alone leaves T1 open: at the storage T1 of tissue its T2 reads short
+    alone = fit_maps(images[5:], acqs[5:], smooth=False)
+    assert np.median(alone.t2[inside]) < 0.93 * t2

@@ -5,6 +5,14 @@ spacing: :func:`echo_trains`) do not decay as ``exp(-TE/T2)`` where the refocusi
 fall short of 180 degrees. :func:`ideal_form` fits each voxel's train with its extended
 phase graph (:mod:`napari_mr_reparam.epg`) and puts its echoes in the ideal equation's form
 (each echo times ``exp(-TE/T2)`` over the fitted echo), with the flip-angle scale map.
+
+T1 enters the train through its stimulated echoes' storage. Where it is not known it is
+held at :data:`~napari_mr_reparam.epg.T1_MS` (1000 ms), right for tissue whose T1 is many
+times its T2; where the other inputs measure it (``storage_t1``), each voxel's train is
+fitted at its own T1 (the nearest of :data:`STORAGE_T1_GRID`). Samples whose T1 is near
+their T2 (the NiCl2 spheres of a relaxometry phantom's T1 plate) decay almost as the ideal
+equation says, and at 1000 ms their T2 read 10-18 % short (training/RESULTS.md, "Two
+series of one plate").
 """
 
 from __future__ import annotations
@@ -33,11 +41,16 @@ def echo_trains(acquisitions) -> list[tuple[list[int], float, np.ndarray]]:
     return trains
 
 
-def ideal_form(arrays, acqs, body, cancelled=None, chunk_voxels: int = 1 << 16, finite=None):
+#: The storage T1 values (ms) a train is fitted at where its voxels' T1 is known.
+STORAGE_T1_GRID = np.geomspace(10.0, 5000.0, 24)
+
+
+def ideal_form(arrays, acqs, body, cancelled=None, chunk_voxels: int = 1 << 16, finite=None, storage_t1=None):
     """Each train's images in the ideal spin-echo equation's form (per-voxel EPG fit of the
     train), and the flip-angle scale map (None without a train); ``cancelled()`` is asked
     before each chunk of voxels. Voxels where ``finite`` (per input) leaves an echo of the
-    train unmeasured keep their echoes as they are."""
+    train unmeasured keep their echoes as they are. ``storage_t1`` (ms, the inputs' shape;
+    NaN where unknown) is each voxel's T1 where other inputs measure it."""
     trains = echo_trains(acqs)
     if not trains:
         return arrays, None
@@ -51,9 +64,32 @@ def ideal_form(arrays, acqs, body, cancelled=None, chunk_voxels: int = 1 << 16, 
             stop_if_cancelled(cancelled)
             idx = index[start:start + chunk_voxels]
             signals = np.stack([f[idx] for f in flat]).astype(np.float64)
-            fit = epg.fit_train(signals, numbers, spacing)
+            t1 = None if storage_t1 is None else np.asarray(storage_t1, np.float64).reshape(-1)[idx]
+            fit = fit_at_storage_t1(signals, numbers, spacing, t1)
             ratio = epg.ideal_ratio(fit, tes)
             for row, i in enumerate(members):
                 out[i].reshape(-1)[idx] = (signals[row] * ratio[row]).astype(np.float32)
             b1.reshape(-1)[idx] = fit["scale"]
     return out, b1
+
+
+def fit_at_storage_t1(signals, numbers, spacing_ms: float, t1_ms=None) -> dict:
+    """:func:`~napari_mr_reparam.epg.fit_train` of each voxel (columns of ``signals``) at
+    its own storage T1 (``t1_ms``, one per voxel, the nearest of :data:`STORAGE_T1_GRID`;
+    :data:`~napari_mr_reparam.epg.T1_MS` where NaN or not given)."""
+    if t1_ms is None or not np.isfinite(t1_ms).any():
+        return epg.fit_train(signals, numbers, spacing_ms)
+    log_grid = np.log(STORAGE_T1_GRID)
+    known = np.isfinite(t1_ms)
+    nearest = np.full(t1_ms.shape, -1)
+    nearest[known] = np.abs(np.log(np.maximum(t1_ms[known], 1e-3))[:, None] - log_grid).argmin(axis=1)
+    out = {}
+    for g in np.unique(nearest):
+        columns = np.flatnonzero(nearest == g)
+        t1 = epg.T1_MS if g < 0 else float(STORAGE_T1_GRID[g])
+        part = epg.fit_train(signals[:, columns], numbers, spacing_ms, t1_ms=t1)
+        for key, values in part.items():
+            if key not in out:
+                out[key] = np.zeros((signals.shape[1], *values.shape[1:]), values.dtype)
+            out[key][columns] = values
+    return out

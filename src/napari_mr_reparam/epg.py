@@ -15,7 +15,7 @@ averaged over the slice (:func:`slice_profile`), for a grid of T2 and flip-angle
 (:func:`train_dictionary`). Each voxel takes the grid point whose echoes best match its own
 (:func:`fit_train`: amplitude in closed form; between grid points, the vertex of a
 quadratic fitted to the scores around the best one). T1 enters only through the
-stimulated echoes' storage; it is held at :data:`T1_MS`. Times are in milliseconds.
+stimulated echoes' storage: :data:`T1_MS` unless given. Times are in milliseconds.
 """
 
 from __future__ import annotations
@@ -26,7 +26,9 @@ import numpy as np
 
 #: Fewest echoes that count as a train whose flip-angle scale can be fitted.
 MIN_TRAIN_ECHOES = 6
-#: T1 (ms) during the stimulated echoes' storage (its effect on the echoes is small).
+#: T1 (ms) during the stimulated echoes' storage where it is not known: right for tissue whose
+#: T1 is many times its T2; a T1 near T2 takes the stimulated echoes away as fast as the
+#: direct path (:mod:`~napari_mr_reparam.echo_trains` fits at a known T1).
 T1_MS = 1000.0
 #: Time-bandwidth product of the slice profile assumed for excitation and refocusing
 #: (a Hann-windowed sinc); 0 for one flip angle across the slice.
@@ -98,7 +100,7 @@ def cpmg_echoes(n_echoes: int, spacing_ms: float, t2_ms, scale, t1_ms: float = T
     return echoes.reshape(*shape, int(n_echoes))
 
 
-@functools.lru_cache(maxsize=8)
+@functools.lru_cache(maxsize=32)
 def train_dictionary(n_echoes: int, spacing_ms: float, t1_ms: float = T1_MS,
                      profile_tbw: float = PROFILE_TBW) -> np.ndarray:
     """Slice-averaged echo amplitudes, shape (len(t2_grid()), len(scale_grid()), n_echoes)."""

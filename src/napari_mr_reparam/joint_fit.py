@@ -212,7 +212,7 @@ def fit_maps(volumes, acquisitions, prior: dict | None = None, scale: str = "sha
              noise=None, tolerance: float = 0.1, iterations: int = 6,
              grid_points: int = 12, chunk_voxels: int = 1 << 17, threads: int | None = None,
              echo_train: str = "epg", inversion: float | None = None, clipped=None, smooth: bool = True,
-             spacing=None, progress=None, cancelled=None, gains=None) -> JointMaps:
+             spacing=None, progress=None, cancelled=None, gains=None, storage_t1=None) -> JointMaps:
     """Joint PD/T1/T2 maps from co-registered images and their acquisitions (no network).
 
     Parameters
@@ -255,7 +255,11 @@ def fit_maps(volumes, acquisitions, prior: dict | None = None, scale: str = "sha
         the extended phase graph of the train and the refocusing flip angle free (their T2
         is then T2 itself; :attr:`JointMaps.b1` holds the flip-angle scale), or by the ideal
         equation (a train's stimulated echoes make T2 too long). Other inputs always take
-        the ideal equation.
+        the ideal equation. Where the other inputs measure T1 (an inversion-recovery set
+        beside the train), the train is fitted again at each voxel's T1 from the first fit
+        (:mod:`~napari_mr_reparam.echo_trains`), and the maps fitted again.
+    storage_t1 : array, optional
+        Each voxel's T1 (ms; NaN where unknown) for the trains' fit, where known already.
     inversion : float, optional
         Inversion efficiency of the inversion-recovery inputs (1: a perfect inversion).
         Default: estimated from them (:func:`~napari_mr_reparam.inversion.inversion_efficiency`; 1 with fewer than
@@ -291,7 +295,7 @@ def fit_maps(volumes, acquisitions, prior: dict | None = None, scale: str = "sha
     if echo_train not in ECHO_TRAIN_MODELS:
         raise ValueError(f"echo_train must be one of {', '.join(ECHO_TRAIN_MODELS)}, got {echo_train!r}")
     inputs = _prepared_inputs(arrays, acqs, clipped, noise, smooth, threads, spacing, echo_train, inversion,
-                              cancelled)
+                              cancelled, storage_t1)
     prior = prior or {}
     if gains is not None:
         scale = [float(g) for g in gains]
@@ -299,14 +303,28 @@ def fit_maps(volumes, acquisitions, prior: dict | None = None, scale: str = "sha
             raise ValueError(f"{len(scale)} gains but {len(arrays)} images: give one per image")
     problem = _voxel_problem(inputs, prior, "shared" if scale == "series" else scale, tolerance)
     found = ()
+    # a train beside inputs that measure T1: fitted again at the T1 this fit finds
+    again = storage_t1 is None and inputs.b1 is not None and problem.free["t1"]
+    slices = inputs.shape[0] if len(inputs.shape) == 3 else 1
+    first_half, second_half = _halves(progress) if again else (progress, None)
     with _torch_threads(threads):
         if scale == "series":
             gains, found = _series_gains(series, problem, inputs, tolerance, iterations, grid_points, chunk_voxels,
                                          cancelled, progress)
             problem = _voxel_problem(inputs, prior, gains, tolerance)
-        out, det = fit_voxels(problem, tolerance, iterations, grid_points, chunk_voxels, progress, cancelled)
+        out, det = fit_voxels(problem, tolerance, iterations, grid_points, chunk_voxels, first_half, cancelled)
     maps = {key: _in_volume(out[key], problem.index, inputs.shape, np.float32, inputs.nan) for key in PARAMETERS}
     determined = {key: _in_volume(det[key], problem.index, inputs.shape, bool) for key in PARAMETERS}
+    if again and determined["t1"].any():
+        # the gains this fit found or was given, kept (one shared gain is PD's)
+        kept = list(problem.scales) if gains is not None or scale != "shared" else None
+        refit = fit_maps(volumes, acquisitions, prior, "shared", inputs.noise, tolerance, iterations, grid_points,
+                         chunk_voxels, threads, echo_train, inversion, clipped, smooth, spacing, second_half,
+                         cancelled, kept, storage_t1=np.where(determined["t1"], maps["t1"], np.nan))
+        refit.gains_found = tuple(found) or refit.gains_found
+        return refit
+    if second_half is not None:
+        second_half(slices)
     return JointMaps(maps["pd"], maps["t1"], maps["t2"], determined, list(inputs.acqs), problem.scales,
                      problem.free, b1=inputs.b1, echo_train=echo_train if inputs.b1 is not None else "ideal",
                      noise=inputs.noise, sigma=[float(v) for v in inputs.sigma], averaged=inputs.averaged,
@@ -354,8 +372,24 @@ class _Inputs:
     b1: np.ndarray | None
 
 
+def _halves(progress):
+    """Two progress callbacks for two passes over the same slices, which together count
+    them once (each slice of either pass half); (None, None) without ``progress``."""
+    if progress is None:
+        return None, None
+    state = {"counted": 0, "passed": 0}
+
+    def count(n):
+        state["counted"] += n
+        now = state["counted"] // 2
+        if now > state["passed"]:
+            progress(now - state["passed"])
+            state["passed"] = now
+    return count, count
+
+
 def _prepared_inputs(arrays, acqs, clipped, noise, smooth, threads, spacing, echo_train, inversion,
-                     cancelled) -> _Inputs:
+                     cancelled, storage_t1=None) -> _Inputs:
     """The inputs as the solver takes them: unmeasured values set to 0, each input's noise
     (given, or measured), the object, the inputs smoothed among like neighbours, the echoes
     of a train in the ideal equation's form, and the inversion efficiency (given, or
@@ -386,7 +420,8 @@ def _prepared_inputs(arrays, acqs, clipped, noise, smooth, threads, spacing, ech
     b1 = None
     if echo_train == "epg":
         exact_each = finite if lower is None else [f & ~c for f, c in zip(finite, lower)]
-        clean, b1 = ideal_form(clean, acqs, body, cancelled, finite=None if exact.all() else exact_each)
+        clean, b1 = ideal_form(clean, acqs, body, cancelled, finite=None if exact.all() else exact_each,
+                               storage_t1=storage_t1)
     k = float(inversion) if inversion is not None else inversion_efficiency(clean, acqs, body & exact)
     if not 0 < k <= 1.5:
         raise ValueError(f"inversion efficiency must be above 0 and at most 1.5, got {k:g}")
