@@ -1151,3 +1151,20 @@ def test_a_dicom_file_given_with_its_series_folder_is_refused_not_fitted_twice(t
             f"error: {files[0].name} is read twice, in {tmp_path / 'dual'} and in {one}: give the series' folder "
             "or its files, not both")
     assert not (tmp_path / "m").exists() and not (tmp_path / "j.nii.gz").exists()
+
+
+def test_joint_predict_says_when_the_inputs_leave_a_time_open(scans, tmp_path, capsys):
+    paths, _ = scans
+    dual = [str(paths[name]) for name in ("pdw", "t2w")]
+    te = [str(ACQS[name][0]) for name in ("pdw", "t2w")]
+    tr = [str(ACQS[name][1]) for name in ("pdw", "t2w")]
+    common = ["predict", "--joint", *dual, "--input-te", *te, "--input-tr", *tr, "--model", "none", "--preset", "T1w"]
+    assert main([*common, "-o", str(tmp_path / "out_t1w.nii.gz")]) == 0
+    err = capsys.readouterr().err
+    assert "notice: the inputs determine T1 in 0 % of the object; elsewhere T1 comes from a broad default " \
+           "(T1 1000 ms, T2 100 ms)" in err
+    # all three: T1 and T2 both measured, no notice
+    three = ["predict", "--joint", *map(str, paths.values()), *_times("--input-te"), *_times("--input-tr"),
+             "--model", "none", "--preset", "T1w", "-o", str(tmp_path / "out3.nii.gz")]
+    assert main(three) == 0
+    assert "determine" not in capsys.readouterr().err

@@ -16,10 +16,22 @@ def test_reader_claims_only_what_it_can_read(tmp_path):
     (tmp_path / "notes.txt").write_text("hi")
     (tmp_path / "broken.png").write_text("not an image")  # left to napari's own image reader
     (tmp_path / "folder.nii").mkdir()
-    for path in ("notes.txt", "broken.png", "folder.nii", "missing.nii.gz"):
+    for path in ("notes.txt", "broken.png", "missing.nii.gz"):
         assert napari_get_reader(str(tmp_path / path)) is None, path
-    assert napari_get_reader(str(tmp_path)) is None
     assert napari_get_reader([str(tmp_path / "a.nii"), str(tmp_path / "b.nii")]) is None
+
+
+def test_a_folder_without_dicom_says_why_in_one_line(tmp_path):
+    (tmp_path / "notes.txt").write_text("hi")
+    (tmp_path / "empty").mkdir()
+    for name in ("b.nii.gz", "a.nii.gz"):
+        (tmp_path / name).write_bytes(b"")
+    reader = napari_get_reader(str(tmp_path))  # napari asks which reader opens a folder: this one chosen
+    with pytest.raises(ValueError, match=rf"^{tmp_path.name}: no DICOM files found; open its files themselves "
+                                         r"\(a\.nii\.gz, b\.nii\.gz\)$"):
+        reader(str(tmp_path))
+    with pytest.raises(ValueError, match=r"^empty: no DICOM files found; a folder opens here as one DICOM series$"):
+        napari_get_reader(str(tmp_path / "empty"))(str(tmp_path / "empty"))
 
 
 def test_reader_layer_tuple(tmp_path):
@@ -249,7 +261,6 @@ def test_reader_claims_dicom_folders_and_files(tmp_path):
     (tmp_path / "other" / "notes.txt").write_text("hi")
     assert napari_get_reader(str(tmp_path / "series")) is not None
     assert napari_get_reader([str(f) for f in files]) is not None
-    assert napari_get_reader(str(tmp_path / "other")) is None
     assert napari_get_reader([str(files[0]), str(tmp_path / "other" / "notes.txt")]) is None
 
 

@@ -40,8 +40,10 @@ def napari_get_reader(path):
     files), else None.
 
     Only cheap checks run here (extension, file present; for images a readable header
-    of a supported shape; for DICOM the file preamble); other folders and types give
-    None. A NIfTI file is claimed whatever it holds: when it cannot be read (corrupt,
+    of a supported shape; for DICOM the file preamble); other types give None. A folder
+    that holds no DICOM series gets :func:`refuse_folder`, whose one line napari shows
+    (napari asks which reader opens a folder, so this reader was chosen for it). A NIfTI
+    file is claimed whatever it holds: when it cannot be read (corrupt,
     truncated, a long 4-D series), :func:`read_layers` raises one line saying why, which napari shows
     ("Tried opening with napari-mr-reparam, but failed ... Original error ...") instead
     of "no reader found". An image that fails the checks is left to napari's own image
@@ -56,6 +58,8 @@ def napari_get_reader(path):
     if not isinstance(path, (str, os.PathLike)):
         return None
     path = Path(path)
+    if path.is_dir():
+        return refuse_folder
     if suffix_of(path) not in VOLUME_SUFFIXES + IMAGE_SUFFIXES or not path.is_file():
         return None
     if suffix_of(path) in VOLUME_SUFFIXES:
@@ -97,6 +101,15 @@ def read_layers(path) -> list[tuple]:
         del kwargs["colormap"]
         return [(np.rint(data).astype(np.int32), kwargs, "labels")]
     return [(data, kwargs, kind)]
+
+
+def refuse_folder(path) -> list:
+    """A folder without a DICOM series, in one line: what this reader opens a folder as."""
+    path = Path(path[0] if isinstance(path, (list, tuple)) else path)
+    readable = [p.name for p in path.iterdir() if p.is_file() and suffix_of(p) in VOLUME_SUFFIXES + IMAGE_SUFFIXES]
+    hint = f"open its files themselves ({', '.join(sorted(readable)[:3])}{' ...' if len(readable) > 3 else ''})" \
+        if readable else "a folder opens here as one DICOM series"
+    raise ValueError(f"{path.name}: no DICOM files found; {hint}")
 
 
 def _warn_notices(volume: Volume) -> None:

@@ -1165,6 +1165,9 @@ def predict_joint_or_preset(args) -> int:
                                                **inputs_record(volumes, acqs, origins)},
                                         overwrite=args.overwrite)
                     written.append(f"{p.describe()} -> {saved}")
+                note = open_times_note(maps) if args.joint else None
+                if note:
+                    print(f"notice: {note}", file=sys.stderr)
                 print(f"ok {name}: {'; '.join(written)}")
             except (ValueError, OSError) as exc:
                 if args.joint:
@@ -1172,6 +1175,28 @@ def predict_joint_or_preset(args) -> int:
                 failures += 1
                 print(input_error(name, exc), file=sys.stderr)
     return 0 if failures == 0 else 2
+
+
+#: Where a time is determined in less than this share of the object, ``predict --joint``
+#: says that its renders' contrast in that time comes from the prior.
+MOSTLY_OPEN = 0.5
+#: What a fit's ``prior_source`` stands for, in its notices.
+PRIOR_WORDS = {"network": "the network's single-image maps", "given": "the maps given as the prior",
+               "default": "a broad default (T1 1000 ms, T2 100 ms)"}
+
+
+def open_times_note(maps) -> str | None:
+    """A notice where the inputs leave T1 or T2 open in most of the object (a PD/T2 dual
+    echo's T1): the renders' contrast in that time comes from the prior, not the inputs."""
+    fractions = maps.summary()["determined_fraction"]
+    open_times = [key.upper() for key in ("t1", "t2") if fractions[key] < MOSTLY_OPEN]
+    if not open_times:
+        return None
+    shares = ", ".join(f"{key} in {100 * fractions[key.lower()]:.0f} %" for key in open_times)
+    return (f"the inputs determine {shares} of the object; elsewhere "
+            f"{' and '.join(open_times)} {'comes' if len(open_times) == 1 else 'come'} from {PRIOR_WORDS.get(maps.prior_source, maps.prior_source)}, so "
+            f"a target weighted by {' or '.join(open_times)} shows that guess (add an input that measures it: "
+            "maps.json's determined_fraction says which)")
 
 
 def target_preset_record(name: str | None) -> dict:
