@@ -3,10 +3,13 @@
     python benchmarks/bench_real_scanners.py [--data ../shared/real_scans/hazen_relaxometry]
                                              [--model physics] [--keep-first-echo]
                                              [--echo-train epg|ideal] [--sites site4_philips ...]
+                                             [--other-plates]
     python benchmarks/bench_real_scanners.py --two-series [--sites ...]
 
 For every series of the hazen relaxometry set (multi-echo spin echo of the T2 plate,
-inversion-recovery magnitude series of the T1 plate), read with
+inversion-recovery magnitude series of the T1 plate; with ``--other-plates`` the T1 plate's
+echo trains and the T2 plate's inversion-recovery sets instead, which took no part in
+choosing the fits' models), read with
 :func:`napari_mr_reparam.dicom.read_series` (TE/TR/TI from the tags):
 
 (a) **Held-out images.** Every echo (every TI) is predicted from two (three) of the
@@ -95,9 +98,9 @@ def reference(data: Path):
 
 #: The series scored by default: the T2 plate's echo trains, the T1 plate's inversion recovery.
 SERIES_PLATES = (("T2", "plate4"), ("T1", "plate5"))
-#: With ``--plate5-trains``: the T1 plate's echo trains (three sites), whose spheres' T2
-#: values (20-1669 ms at 1.5 T) played no part in choosing the echo-train model.
-PLATE5_TRAINS = (("T2", "plate5"),)
+#: With ``--other-plates``: the T1 plate's echo trains and the T2 plate's inversion-recovery
+#: sets (three sites each), which played no part in choosing the fits' models.
+OTHER_PLATES = (("T2", "plate5"), ("T1", "plate4"))
 
 
 def series_list(data: Path, sites=None, plates=SERIES_PLATES):
@@ -428,9 +431,9 @@ def main(argv=None) -> int:
                         help="noise level the fits take, a fraction of each image's bright signal (default: "
                              "measured in each fit's inputs, image_noise.estimate_noise)")
     parser.add_argument("--sites", nargs="*", help="only these site folders (e.g. site4_philips)")
-    parser.add_argument("--plate5-trains", action="store_true",
-                        help="instead of the default series: the T1 plate's echo trains (held out from the "
-                             "choice of the echo-train model)")
+    parser.add_argument("--other-plates", action="store_true",
+                        help="instead of the default series: the T1 plate's echo trains and the T2 plate's "
+                             "inversion-recovery sets (held out from the choice of the fits' models)")
     parser.add_argument("--two-series", action="store_true",
                         help="instead: joint maps of the T1 plate's two series at each site that has both "
                              "(its inversion-recovery set and its echo train), one gain for both or one each")
@@ -455,7 +458,7 @@ def main(argv=None) -> int:
     results = [evaluate_series(kind, plate, folder, params, engine, args.keep_first_echo, args.echo_train,
                                args.inversion, args.noise)
                for kind, plate, folder in series_list(args.data, args.sites,
-                                                      PLATE5_TRAINS if args.plate5_trains else SERIES_PLATES)]
+                                                      OTHER_PLATES if args.other_plates else SERIES_PLATES)]
 
     print("### (a) Held-out images: relative RMS error inside the phantom\n")
     print("| series | field | images | inputs per prediction | joint fit, between inputs: median (max) "

@@ -140,6 +140,10 @@ def test_output_paths_one_file_or_a_folder_of_named_files(tmp_path):
     assert output_paths(folder, names) == [folder / "a_TE80.nii", folder / "b_TE80.png", folder / "c_T1w.png"]
     assert output_paths(folder, names, "tif") == [folder / f"{stem}.tif" for stem, _ in names]
     assert not folder.exists()  # made when written to
+    # a dotted name ending in a slash, or an existing folder, is a folder
+    assert output_paths(f"{tmp_path}/out.v2/", names[:1]) == [tmp_path / "out.v2" / "a_TE80.nii"]
+    (tmp_path / "run.1").mkdir()
+    assert output_paths(tmp_path / "run.1", names[:1]) == [tmp_path / "run.1" / "a_TE80.nii"]
     with pytest.raises(ValueError, match="^several targets need an output folder for -o, not a file$"):
         output_paths(tmp_path / "x.nii.gz", names[:2], several="several targets")
     with pytest.raises(ValueError, match=r"^x\.mha: unsupported output type"):
