@@ -107,9 +107,9 @@ def test_an_input_without_times_does_not_keep_those_of_the_image_before(demo, mo
     assert "scan without sidecar: no TE/TR in its metadata; taken as TE 50 / TR 4500 ms" in widget.status.value
     half = viewer.add_image(np.asarray(viewer.layers[0].data), name="TE only", metadata={"te_ms": 30.0})
     widget.reset_choices()
-    widget.image.value = half
-    assert (widget.input_te.value, widget.input_tr.value) == (30.0, 4500.0)
-    assert "TE only: no TR in its metadata; taken as TE 30 / TR 4500 ms" in widget.status.value
+    widget.image.value = half  # one time is not guessed from the other (as the command line refuses to)
+    assert (widget.input_te.value, widget.input_tr.value) == (30.0, 0.0) and widget.input_tr.native.text() == "?"
+    assert widget.status.value == "TE only: no TR known for its spin echo acquisition; type it in Input TR"
 
 
 def test_an_mprage_dicom_whose_tr_tag_is_the_readout_spacing_is_read_as_mprage(demo, tmp_path):
@@ -1350,3 +1350,108 @@ def test_rows_of_one_series_show_the_end_of_their_names_under_a_label_at_the_top
     assert label.text() == "More inputs"
     top = widget.inputs.native.mapTo(widget.native, widget.inputs.native.rect().topLeft()).y()
     assert abs(label.mapTo(widget.native, label.rect().topLeft()).y() - top) < 20  # beside the first row
+
+
+def test_a_ground_truth_of_another_shape_leaves_no_figures_of_the_one_before(demo, qtbot):
+    viewer, widget = demo
+    widget.ground_truth.value = viewer.layers["head TE20 TR600"]  # at other times: a hint
+    widget.te.value, widget.tr.value = 120.0, 6000.0
+    widget.run.clicked.emit()
+    _until(qtbot, lambda: _idle(widget) and "volume: PSNR" in widget.metrics.value)
+    assert widget.truth_hint.value and _outputs(viewer, "difference")
+    small = viewer.add_image(_ramp((3, 16, 16)), name="small", metadata={"te_ms": 120.0, "tr_ms": 6000.0})
+    widget.reset_choices()
+    widget.ground_truth.value = small
+    said = ("small: shape (3, 16, 16) differs from the input's (6, 256, 256); choose a ground truth of the "
+            "input's shape")
+    assert widget.metrics.value == said
+    assert widget.truth_hint.value == "" and not _outputs(viewer, "difference")
+    viewer.dims.set_current_step(0, 4)  # another slice: no figures of the ground truth before
+    widget.te.value = 110.0  # a preview of the slice on screen: compared with none
+    _until(qtbot, lambda: _idle(widget) and "TE110" in _outputs(viewer, "prediction")[0].name)
+    assert widget.metrics.value == said and not _outputs(viewer, "difference") and widget.truth_hint.value == ""
+    widget.ground_truth.value = viewer.layers["head TE120 TR6000"]  # of the input's shape: compared again
+    _until(qtbot, lambda: _idle(widget) and "volume: PSNR" in widget.metrics.value)
+    assert len(_outputs(viewer, "difference")) == 1
+
+
+def test_a_refusal_goes_once_the_settings_are_valid_with_live_preview_off(demo):
+    viewer, widget = demo
+    widget.live.value = False
+    widget.input_preset.value = "MPRAGE"  # d2p reads no such input
+    assert widget.status.value.startswith("MPRAGE: only the physics model reads such an input")
+    widget.model.value = "p2p"
+    widget.input_preset.value = "T2w"
+    widget.input_te.value = 33.0
+    assert widget.status.value == "" and widget.input_preset.value == "Custom"
+    widget.tr.value = 50.0  # shorter than TE: refused, then valid again
+    assert widget.status.value == "TE must be shorter than TR"
+    widget.tr.value = 3000.0
+    assert widget.status.value == ""
+    widget.model.value = "d2p"
+    widget.image.value = viewer.layers["head TE20 TR600"]
+    widget.run.clicked.emit()
+    assert widget.status.value.startswith("head TE20 TR600 is at TE 20 / TR 600 ms: Default-to-Param reads")
+    widget.image.value = viewer.layers["head TE50 TR4500"]  # an input it reads: the refusal goes
+    assert widget.status.value == "" and _idle(widget) and not _outputs(viewer, "prediction")
+
+
+@pytest.mark.parametrize("live", [True, False])
+def test_rows_added_say_how_their_joint_maps_are_fitted(demo, qtbot, live):
+    viewer, widget = demo
+    widget.model.value = "physics"
+    widget.live.value = live
+    row = widget.add_input_row()
+    row.layer.value = viewer.layers["head TE20 TR600"]
+    slider = " (or move a slider)" if live else ""
+    hint = f"2 inputs: press Run all slices{slider} to fit their joint maps"
+    assert widget.status.value == hint and _idle(widget)  # as a row's TE changed: nothing runs by itself
+    row.te.value = 0  # "?": the row's TE is to be typed
+    assert widget.status.value == "head TE20 TR600: no TE known; type the value(s) in its row"
+    row.te.value = 20.0
+    assert widget.status.value == hint
+    row.remove.clicked.emit()  # one input: nothing to fit jointly
+    assert widget.status.value == ""
+    widget.add_input_row().layer.value = viewer.layers["head TE20 TR600"]
+    widget.run.clicked.emit()
+    _until(qtbot, lambda: _idle(widget) and _outputs(viewer, "prediction"))
+    assert widget.status.value.startswith("Rendered from the joint maps of 2 inputs")
+
+
+def test_an_input_whose_metadata_lack_its_te_asks_for_it_and_runs_nothing(demo, qtbot):
+    viewer, widget = demo
+    widget.model.value = "physics"
+    no_te = viewer.add_image(np.asarray(viewer.layers[0].data), name="no EchoTime", metadata={"tr_ms": 2000.0})
+    widget.reset_choices()
+    widget.image.value = no_te
+    assert (widget.input_te.value, widget.input_tr.value) == (0.0, 2000.0) and widget.input_te.native.text() == "?"
+    said = "no EchoTime: no TE known for its spin echo acquisition; type it in Input TE"
+    assert widget.status.value == said
+    widget.run.clicked.emit()
+    assert widget.status.value == said and _idle(widget) and not _outputs(viewer, "prediction")
+    widget.model.value = "p2p"
+    widget.run.clicked.emit()
+    assert widget.status.value == said and _idle(widget) and not _outputs(viewer, "prediction")
+    widget.input_te.value = 20.0  # typed: it runs
+    widget.run.clicked.emit()
+    _until(qtbot, lambda: _idle(widget) and _outputs(viewer, "prediction"))
+    assert widget.status.value.startswith("Done (volume)")
+
+
+def test_target_readouts_show_no_needless_decimals_and_the_devices_are_the_command_lines(demo):
+    from napari_mr_reparam._widget_controls import _TrimmedSpinBox
+    from napari_mr_reparam.devices import DEVICE_CHOICES
+
+    _, widget = demo
+    widget.live.value = False
+    readout = widget.te.native.findChild(_TrimmedSpinBox)
+    widget.te.value = 120.0
+    assert readout.text() == "120" and readout.isVisibleTo(widget.native)
+    readout.lineEdit().setText("120.5")  # typed in the readout: sets the slider
+    readout.editingFinished.emit()
+    assert widget.te.value == pytest.approx(120.5)
+    tr = widget.tr.native.findChild(_TrimmedSpinBox)
+    tr.lineEdit().setText("2.3")
+    tr.editingFinished.emit()
+    assert tr.text() == "2.3" and widget.status.value.startswith("TR 2.3 looks like seconds")
+    assert tuple(widget.device.choices) == DEVICE_CHOICES

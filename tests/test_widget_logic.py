@@ -7,8 +7,9 @@ import pytest
 from helpers import below_sustained_peak
 
 from napari_mr_reparam.widget_logic import (
-    CUSTOM, InputSpec, MapsCache, Request, determined_line, input_from_metadata, joint_acquisitions, joint_inputs,
-    layer_names, matching_preset, on_step, preset_choices, preset_controls, preset_refusal, render_request,
+    CUSTOM, InputSpec, MapsCache, Request, determined_line, input_from_metadata, input_times_to_type,
+    joint_acquisitions, joint_inputs, layer_names, matching_preset, on_step, preset_choices, preset_controls,
+    preset_refusal, render_request,
 )
 
 
@@ -50,7 +51,10 @@ def test_input_presets_set_the_input_controls_and_are_found_from_them():
     assert spec.acquisition().ti_ms == 900.0 and spec.acquisition().flip_deg == 9.0
     spec = input_from_metadata(_layer("pd", te_ms=15, tr_ms=3000))
     assert matching_preset({"sequence": spec.sequence, "te": spec.te_ms, "tr": spec.tr_ms}, inputs=True) == "PDw"
-    assert "only the physics model reads such an input" in preset_refusal("MPRAGE", "p2p", inputs=True)
+    assert preset_refusal("MPRAGE", "p2p", inputs=True) == (  # not "MPRAGE is mprage"
+        "MPRAGE: only the physics model reads such an input (the other models read spin-echo inputs)")
+    assert preset_refusal("FLAIR", "d2p", inputs=True).startswith(
+        "FLAIR is inversion recovery: only the physics model reads such an input")
     assert preset_refusal("T1w", "p2p", inputs=True) == preset_refusal("FLAIR", "physics", inputs=True) == ""
 
 
@@ -389,3 +393,25 @@ def test_each_input_layers_source_names_its_series_for_the_gains():
     assert sources[:5] == ["ir", "ir", "train", "train", "train"] and sources[5] == id(plain.layer)
     assert by_source(sources) == sources  # a gain per folder where one brought several images
     assert by_source(input_sources([spec("t1w.nii"), spec("t2w.nii")])) == "shared"
+
+
+def test_an_input_time_the_command_line_would_not_guess_is_to_be_typed():
+    dicom = SimpleNamespace(kind="dicom")
+    assert input_times_to_type(_layer("no EchoTime", tr_ms=2000.0, volume=dicom)) == ["TE"]
+    assert input_times_to_type(_layer("no tags", volume=dicom)) == ["TE", "TR"]
+    assert input_times_to_type(_layer("TE only", te_ms=30.0)) == ["TR"]  # one time is not guessed from the other
+    assert input_times_to_type(_layer("plain")) == []  # names nothing: its look, or the default
+    assert input_times_to_type(_layer("sidecar", te_ms=30.0, tr_ms=3000.0)) == []
+    bravo = _layer("bravo", te_ms=3.2, sequence="mprage", readout_tr_ms=8.2, volume=dicom)
+    assert input_times_to_type(bravo) == []  # its TR is the MPRAGE preset's, said so
+
+
+@pytest.mark.parametrize("te, tr, said", [
+    (0.0, 2000.0, "no TE known for its spin echo acquisition; type it in Input TE"),
+    (30.0, 0.0, "no TR known for its spin echo acquisition; type it in Input TR"),
+    (0.0, 0.0, "no TE or TR known for its spin echo acquisition; type them in Input TE and Input TR"),
+])
+def test_an_input_time_not_known_is_refused_asking_for_it(te, tr, said):
+    request = Request(_layer("scan"), "p2p", "cpu", te=100.0, tr=4000.0, input_te=te, input_tr=tr)
+    with pytest.raises(ValueError, match=f"^scan: {said}$"):
+        request.given()

@@ -53,12 +53,13 @@ from ._widget_controls import (
 )
 from ._widget_outputs import Outputs, map_contrast_limits
 from ._widget_work import compute, with_range
+from .devices import DEVICE_CHOICES
 from .presets import get_input_preset
 from .joint_result import PD_UNITS
 from .units import refuse_seconds
 from .widget_logic import (
     CUSTOM, EngineCache, InputSpec, MapsCache, Request, determined_line, guessed_input_preset,
-    guessed_line, image_refusal, input_from_metadata, input_refusal, joint_acquisitions,
+    guessed_line, image_refusal, input_from_metadata, input_refusal, input_times_to_type, joint_acquisitions,
     joint_job_units, matching_preset, preset_choices, preset_controls, preset_refusal, render_request,
     seconds_hint, target_words,
 )
@@ -102,8 +103,10 @@ class ReparamWidget(Container):
                                       keep_stale=True)
         self._renders = LatestJob(self._show_rendered, self._on_render_error)
         self._applying_preset = False
-        self._said_of_input = False  # the status line is about the input chosen (_say_of_input)
+        self._said_of_input = ""  # what the status line said of the input chosen (_say_of_input)
         self._refusal = ""  # the refusal the status line shows, until a request is taken (_refuse)
+        self._joint_hint = ""  # how to fit the joint maps, as the status line last said it (_say_what_runs)
+        self._adding_rows = False  # a series' rows being added (add_series_rows)
         self._input_layer = None  # the input's layer as last chosen (one closed is told apart)
         self._make_controls()
         # the prediction and difference layers, and the comparison with the ground truth
@@ -126,13 +129,13 @@ class ReparamWidget(Container):
                                              "research T1-weighted scans): sets the input's sequence "
                                              "and times below, each still editable (editing one makes "
                                              "it Custom)")
-        self.input_te = TimeBox(value=DEFAULT_TE_MS, min=SECONDS_FLOOR, max=5000, step=1, label="Input TE (ms)")
-        self.input_tr = TimeBox(value=DEFAULT_TR_MS, min=SECONDS_FLOOR, max=20000, step=10, label="Input TR (ms)")
+        self.input_te = TimeBox(value=DEFAULT_TE_MS, min=0, max=5000, step=1, label="Input TE (ms)")
+        self.input_tr = TimeBox(value=DEFAULT_TR_MS, min=0, max=20000, step=10, label="Input TR (ms)")
         self.input_sequence = ComboBox(choices=INPUT_SEQUENCE_CHOICES, value="spin_echo", label="Input sequence")
         self.input_ti = TimeBox(value=0, min=0, max=20000, step=10, label="Input TI (ms)")
         self.input_flip = FloatSpinBox(value=0, min=0, max=180, step=1, label="Input flip (°)")
-        for box in (self.input_ti, self.input_flip):
-            box.native.setSpecialValueText("?")  # 0: not known yet
+        for box in (self.input_te, self.input_tr, self.input_ti, self.input_flip):
+            box.native.setSpecialValueText("?")  # 0: not known yet (a time the metadata lack, to type)
         self.inputs = Container(labels=False, label="More inputs")
         self.inputs.margins = (0, 0, 0, 0)
         self.add_input = PushButton(text="+ Add another image of this subject",
@@ -178,7 +181,7 @@ class ReparamWidget(Container):
         self.range_warning = NoteLabel(value="", label="")
         self.ground_truth = create_widget(annotation=napari.layers.Image, label="Ground truth",
                                           options={"nullable": True})
-        self.device = ComboBox(choices=["auto", "cpu", "cuda"], value="auto", label="Device")
+        self.device = ComboBox(choices=list(DEVICE_CHOICES), value="auto", label="Device")
         self.live = CheckBox(value=True, text="Live preview while dragging")
         self.run = PushButton(text="Run all slices")
         self.cancel = PushButton(text="Cancel", enabled=False)
@@ -228,7 +231,8 @@ class ReparamWidget(Container):
         for control in (self.input_ti, self.input_flip):
             control.changed.connect(self._on_settings_changed)
         self.add_maps.clicked.connect(self.add_map_layers)
-        for control in (self.input_te, self.input_tr, self.model, self.device, self.consistency,
+        # (the model's change calls it itself, before refusing a preset it cannot read)
+        for control in (self.input_te, self.input_tr, self.device, self.consistency,
                         self.flip_average, self.gain_per_input, self.register):
             control.changed.connect(self._on_settings_changed)
         self.ground_truth.changed.connect(self._outputs.compare_volume)
@@ -284,15 +288,17 @@ class ReparamWidget(Container):
         self.flip_average.visible = self.add_input.visible = physics
         reads = SEQUENCE_READS.get(self.sequence.value, ()) if physics else ()
         self.ti.visible, self.ti2.visible, self.flip.visible = ("ti" in reads), ("ti2" in reads), ("flip" in reads)
-        self._refuse_preset(self.preset)  # a contrast this model cannot render
-        self._refuse_preset(self.input_preset, inputs=True)  # an input this model cannot read
         self._update_range_warning()
-        self._on_inputs_changed()
+        self._on_inputs_changed()  # a refusal that no longer holds goes ...
+        self._refuse_preset(self.preset)  # ... before the model refuses a contrast it cannot render
+        self._refuse_preset(self.input_preset, inputs=True)  # or an input it cannot read
         self._sync_input_preset()
 
     def _on_inputs_changed(self, *_):
         """The input's own sequence, TI and flip are read by the physics model (one input
         or several); the list of further inputs shows once there is one."""
+        if self._adding_rows:  # the rows of a series: taken up once all are added
+            return
         physics = self.model.value == "physics"
         joint = physics and len(self.inputs) > 0
         self.inputs.visible = self.gain_per_input.visible = self.register.visible = joint
@@ -336,14 +342,19 @@ class ReparamWidget(Container):
                                     else f"+ The other {count} images of {whose}")
 
     def add_series_rows(self, *_) -> list:
-        """A row for each other image of the input's series (:meth:`_series_siblings`)."""
+        """A row for each other image of the input's series (:meth:`_series_siblings`); the
+        inputs are taken up once, when all are rows (:meth:`_on_inputs_changed`)."""
         rows = []
-        for layer in self._series_siblings():
-            row = self.add_input_row()
-            row.layer.value = layer
-            row.fill_from_layer()
-            rows.append(row)
-        self._show_series_button()
+        self._adding_rows = True
+        try:
+            for layer in self._series_siblings():
+                row = self.add_input_row()
+                row.layer.value = layer
+                row.fill_from_layer()
+                rows.append(row)
+        finally:
+            self._adding_rows = False
+        self._on_inputs_changed()
         return rows
 
     def reset_choices(self, *args) -> None:
@@ -451,7 +462,7 @@ class ReparamWidget(Container):
 
     def _say_of_input(self, text: str) -> None:
         """A status line about the input chosen, cleared when another is chosen."""
-        self.status.value, self._said_of_input = text, True
+        self.status.value = self._said_of_input = text
 
     def _refuse(self, text: str) -> None:
         """Say in the status line why nothing runs: a job that finishes later keeps it (:meth:`_report`)."""
@@ -468,48 +479,66 @@ class ReparamWidget(Container):
         if before is not None and before is not layer and before not in self._viewer.layers \
                 and self._promote_first_row():
             return  # the input chosen was closed and its choices reset: the first row moved up
-        meta = getattr(layer, "metadata", {}) or {}
         if self._said_of_input:  # what was said of the input chosen before no longer holds
-            self.status.value, self._said_of_input = "", False
+            self.status.value, self._said_of_input = "", ""
         refusal = image_refusal(layer) or self._engines.thin_slices(layer, self.model.value, self.device.value)
         if refusal:  # colour, 4-D, no image in it, too thin: said now, and again if asked to run
             self._say_of_input(refusal)
             self._refusal = refusal
             self._outputs.update_metrics_label()  # the figures of the input before are not its
             return
-        if layer is not None:
-            spec = input_from_metadata(layer)
-            self.input_sequence.value = spec.sequence
-            self.input_ti.value, self.input_flip.value = spec.ti_ms or 0, spec.flip_deg or 0
-        if layer is not None:
-            te, tr = (float(meta[k]) if meta.get(k) else None for k in ("te_ms", "tr_ms"))
-            try:
-                refuse_seconds(input_te=te, input_tr=tr)
-            except ValueError as exc:  # metadata written in seconds: say so, keep the fields
-                self._say_of_input(f"{layer.name}: {exc}")
-                return
-            # a time the metadata lack is the default (said so), not that of the image chosen before
-            readout = meta.get("readout_tr_ms") if tr is None and spec.sequence == "mprage" else None
-            self.input_te.value = te if te is not None else DEFAULT_TE_MS
-            self.input_tr.value = tr if tr is not None else (
-                get_input_preset("MPRAGE").tr if readout else DEFAULT_TR_MS)
-            unknown = "/".join(n for n, v in (("TE", te), ("TR", tr)) if v is None)
-            if readout:  # GE/Philips MPRAGE-type series: the tags hold the readout's pulse spacing
-                self._say_of_input(f"{layer.name}: its DICOM RepetitionTime ({readout:g} ms) is the readout's "
-                                   "pulse spacing; the time from one inversion to the next is not in the "
-                                   f"tags: taken as {self.input_tr.value:g} ms (type it in Input TR)")
-            elif meta.get("sidecar_times_ignored"):  # its sidecar's times can only be ms: the fields' win
-                self._say_of_input(f"{layer.name}: {meta['sidecar_times_ignored']}; type the input's "
-                                   f"TE/TR (now TE {self.input_te.value:g} / TR {self.input_tr.value:g} ms)")
-            elif unknown == "TE/TR" and (guess := guessed_input_preset(layer, self.model.value)) is not None:
-                self.input_preset.value = guess.reading  # fills the input's sequence and times
-                self._say_of_input(guessed_line(layer.name, guess, "change Input preset"))
-            elif unknown:
-                self._say_of_input(f"{layer.name}: no {unknown} in its metadata; taken as TE "
-                                   f"{self.input_te.value:g} / TR {self.input_tr.value:g} ms (name its "
-                                   "acquisition with Input preset)")
+        if layer is not None and not self._fill_input_times(layer):
+            return
         self._sync_input_preset()
         self._outputs.update_metrics_label()
+        # a refusal of the input before goes; a time to type is asked for
+        reads_input = self.model.value in ("p2p", "physics")
+        self._say_what_runs(check=reads_input and layer is not None and bool(input_times_to_type(layer)))
+
+    def _fill_input_times(self, layer) -> bool:
+        """The input's sequence, TE, TR, TI and flip from its layer's metadata. A time they
+        lack is "?", to type, where the command line would not guess it
+        (:func:`input_times_to_type`), else that of the preset the image looks like, or the
+        default (said in the status). False where the metadata's times can only be seconds."""
+        meta = layer.metadata or {}
+        spec = input_from_metadata(layer)
+        self.input_sequence.value = spec.sequence
+        self.input_ti.value, self.input_flip.value = spec.ti_ms or 0, spec.flip_deg or 0
+        te, tr = (float(meta[k]) if meta.get(k) else None for k in ("te_ms", "tr_ms"))
+        try:
+            refuse_seconds(input_te=te, input_tr=tr)
+        except ValueError as exc:  # metadata written in seconds: say so, keep the fields
+            self._say_of_input(f"{layer.name}: {exc}")
+            return False
+        to_type = input_times_to_type(layer)
+        # a time the metadata lack is not that of the image chosen before
+        readout = meta.get("readout_tr_ms") if tr is None and spec.sequence == "mprage" else None
+        self.input_te.value = te if te is not None else 0 if "TE" in to_type else DEFAULT_TE_MS
+        self.input_tr.value = tr if tr is not None else 0 if "TR" in to_type else (
+            get_input_preset("MPRAGE").tr if readout else DEFAULT_TR_MS)
+        unknown = "/".join(n for n, v in (("TE", te), ("TR", tr)) if v is None and n not in to_type)
+        self._say_of_input_times(layer, unknown, readout)
+        return True
+
+    def _say_of_input_times(self, layer, unknown: str, readout) -> None:
+        """Say where the input's times did not come from its metadata (``unknown``: the
+        times taken as a default, ``TE``, ``TR`` or ``TE/TR``; ``readout``: an MPRAGE-type
+        series' RepetitionTime tag, its readout's pulse spacing)."""
+        meta = layer.metadata or {}
+        if readout:  # GE/Philips MPRAGE-type series: the tags hold the readout's pulse spacing
+            self._say_of_input(f"{layer.name}: its DICOM RepetitionTime ({readout:g} ms) is the readout's "
+                               "pulse spacing; the time from one inversion to the next is not in the "
+                               f"tags: taken as {self.input_tr.value:g} ms (type it in Input TR)")
+        elif meta.get("sidecar_times_ignored"):  # its sidecar's times can only be ms: the fields' win
+            self._say_of_input(f"{layer.name}: {meta['sidecar_times_ignored']}; type the input's "
+                               f"TE/TR (now TE {self.input_te.value:g} / TR {self.input_tr.value:g} ms)")
+        elif unknown == "TE/TR" and (guess := guessed_input_preset(layer, self.model.value)) is not None:
+            self.input_preset.value = guess.reading  # fills the input's sequence and times
+            self._say_of_input(guessed_line(layer.name, guess, "change Input preset"))
+        elif unknown:
+            self._say_of_input(f"{layer.name}: no {unknown} in its metadata; taken as TE "
+                               f"{self.input_te.value:g} / TR {self.input_tr.value:g} ms (name its "
+                               "acquisition with Input preset)")
 
     def _seconds_hint(self) -> str:
         """The hint for a time field holding what can only be seconds (shown in the status)."""
@@ -540,6 +569,8 @@ class ReparamWidget(Container):
         if self.live.value and self.image.value is not None:
             self._preview_timer.start()
             self._volume_timer.start()
+        else:
+            self._say_what_runs()
 
     def _update_range_warning(self) -> None:
         """Warn of a target outside the range the model's predictions are bound to (the
@@ -554,6 +585,32 @@ class ReparamWidget(Container):
             return
         if self.live.value and self.image.value is not None and self._outputs.has_prediction():
             self._volume_timer.start()
+        else:
+            self._say_what_runs()
+
+    def _say_what_runs(self, check: bool = False) -> None:
+        """Nothing runs on this change (live preview off, or nothing predicted yet): a
+        refusal shown goes once the settings are valid, or gives way to the one they now
+        call for, as any refusal shows with ``check`` or several inputs; several inputs
+        whose joint maps are not fitted yet get a line that says how to fit them."""
+        if self._joint_hint and self.status.value == self._joint_hint:
+            self.status.value = ""  # said again below while it holds
+        refused = bool(self._refusal) and self.status.value == self._refusal
+        joint = self.model.value == "physics" and len(self.inputs) > 0
+        if self.image.value is None or not (refused or joint or check):
+            return
+        request = self.current_request(whole=True)
+        refusal = self._refusal_of(request)
+        if refusal:
+            self._refuse(refusal)
+            return
+        if refused:
+            self.status.value = self._refusal = ""
+        said_of_input = bool(self._said_of_input) and self.status.value == self._said_of_input  # it stays
+        if joint and not said_of_input and self._maps.get(request) is None:
+            slider = " (or move a slider)" if self.live.value else ""
+            self._joint_hint = f"{len(request.inputs)} inputs: press Run all slices{slider} to fit their joint maps"
+            self.status.value = self._joint_hint
 
     # ------------------------------------------------------------------ requests
     def current_request(self, whole: bool) -> Request | None:
@@ -614,31 +671,36 @@ class ReparamWidget(Container):
         self._volume_timer.stop()
         self._submit(self.current_request(whole=True))
 
-    def _submit(self, request: Request | None) -> None:
-        if request is None:
-            return
+    def _refusal_of(self, request: Request) -> str:
+        """Why ``request`` cannot run, in one line (empty when it can): a layer no model
+        reads, or a paper model that cannot read it; a time that can only be seconds (as the
+        command line says it); an impossible target or input acquisition, a value unknown."""
         refusal = next((why for spec in request.inputs if (why := image_refusal(spec.layer))), "")
         refusal = (image_refusal(request.layer) or refusal
                    or self._engines.thin_slices(request.layer, request.model, request.device)
-                   or input_refusal(request.model, request.layer, self.input_sequence.value))
-        if refusal:  # a layer no model reads, or a paper model that cannot read it: nothing runs
-            self._refuse(refusal)
-            return
-        hint = seconds_hint(request.sequence, te=request.te, tr=request.tr, ti=request.ti,
-                            input_te=request.input_te, input_tr=request.input_tr, input_ti=request.input_ti)
-        if hint:  # one line in the widget, as the command line says it; nothing runs
-            self._refuse(hint)
-            return
+                   or input_refusal(request.model, request.layer, self.input_sequence.value)
+                   or seconds_hint(request.sequence, te=request.te, tr=request.tr, ti=request.ti,
+                                   input_te=request.input_te, input_tr=request.input_tr,
+                                   input_ti=request.input_ti))
+        if refusal:
+            return refusal
         if request.te >= request.tr:
-            self._refuse("TE must be shorter than TR")
-            return
+            return "TE must be shorter than TR"
         try:
             request.target()
             request.given()  # the input's: a TI or flip its sequence needs, TE shorter than TR
             if request.inputs:
                 joint_acquisitions(request.inputs, request.register)
-        except ValueError as exc:  # one line in the widget; no layer is touched
-            self._refuse(str(exc))
+        except ValueError as exc:
+            return str(exc)
+        return ""
+
+    def _submit(self, request: Request | None) -> None:
+        if request is None:
+            return
+        refusal = self._refusal_of(request)
+        if refusal:  # one line in the widget; nothing runs, no layer is touched
+            self._refuse(refusal)
             return
         self._refusal = ""  # taken: what it and the jobs before it report is news again
         maps = self._maps.get(request)

@@ -162,7 +162,33 @@ def target_slider(step: float, **kwargs) -> FloatSlider:
         bar.setSliderPosition(round(value * units))
 
     bar.actionTriggered.connect(snap)
+    _trimmed_readout(slider)
     return slider
+
+
+#: The decimals a target slider's value field keeps.
+READOUT_DECIMALS = 2
+
+
+def _trimmed_readout(slider: FloatSlider) -> None:
+    """The slider's value field without needless decimals (``120``, ``2.3``; not ``120.00``,
+    ``2.29999``, as magicgui's slider holds 2.3): its own field is hidden (``readout`` off)
+    and a :class:`_TrimmedSpinBox` that follows the slider, and sets it when typed in, takes
+    its place."""
+    from qtpy.QtWidgets import QAbstractSpinBox
+
+    box = _TrimmedSpinBox()
+    box.setDecimals(READOUT_DECIMALS)
+    box.setRange(slider.min, slider.max)
+    box.setSingleStep(slider.step)
+    box.setButtonSymbols(QAbstractSpinBox.ButtonSymbols.NoButtons)
+    box.setStyleSheet("background:transparent; border: 0;")
+    box.setAlignment(Qt.AlignmentFlag.AlignRight)
+    box.setValue(slider.value)
+    slider.readout = False
+    slider.native.layout().addWidget(box)
+    slider.changed.connect(lambda value: box.setValue(value))
+    box.editingFinished.connect(lambda: setattr(slider, "value", box.value()))
 
 
 def compact(combo, chars: int = 8) -> None:

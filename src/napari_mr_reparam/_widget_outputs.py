@@ -154,7 +154,10 @@ class Outputs:
             layer.contrast_limits = limits or with_range(pred)[1]
 
     def compare_volume(self, *_) -> None:
-        """The whole volume's comparison (the ground truth chosen changed)."""
+        """The whole volume's comparison (the ground truth chosen changed): the figures and
+        hint of the one before go at once."""
+        self._per_slice = None
+        self._metrics.value = self._truth_hint.value = ""
         self.update_comparison()
 
     def update_comparison(self, slice_index: int | None = None) -> None:
@@ -165,15 +168,12 @@ class Outputs:
             return
         pred_layer = self.find(source, "prediction")
         if pred_layer is None or truth is None:
-            self._metrics.value = self._truth_hint.value = ""
-            self._per_slice = None
-            stale = self.find(source, "difference")
-            if stale is not None:  # no ground truth: no difference to show
-                self._viewer.layers.remove(stale)
+            self._clear_comparison(source)
             return
         pred, gt = np.asarray(pred_layer.data), np.asarray(truth.data)
         if pred.shape != gt.shape:
-            self._metrics.value = f"ground truth shape {gt.shape} differs from the input {pred.shape}"
+            self._clear_comparison(source, f"{truth.name}: shape {gt.shape} differs from the input's {pred.shape}; "
+                                           "choose a ground truth of the input's shape")
             return
         diff_layer = self.find(source, "difference")
         of = (self._per_slice or {}).get("of", (None, None))
@@ -191,6 +191,17 @@ class Outputs:
         # no copy: a preview that writes a slice in place meanwhile drops this comparison, or
         # asks for a newer one, so a result read from a half-written volume is never shown
         self._comparisons.submit(lambda job: compare_volumes(pred, gt), source, truth, pred_layer)
+
+    def _clear_comparison(self, source, why: str = "") -> None:
+        """No comparison (no ground truth, no prediction, or a ground truth that does not fit):
+        no figures, hint or difference layer of one before, and none in flight; ``why`` in
+        the metrics line."""
+        self._comparisons.drop()
+        self._per_slice = None
+        self._metrics.value, self._truth_hint.value = why, ""
+        stale = self.find(source, "difference")
+        if stale is not None:
+            self._viewer.layers.remove(stale)
 
     def _show_comparison(self, result, source, truth, pred_layer) -> None:
         layers = self._viewer.layers
@@ -216,7 +227,8 @@ class Outputs:
         layer = self._image.value
         if not per_slice or layer is None:
             return
-        if per_slice["of"][0] is not layer:  # the figures of another input: not this one's
+        source, truth = per_slice["of"]
+        if source is not layer or truth is not self._ground_truth.value:  # of another input or ground truth
             self._metrics.value = ""
             return
         data = np.asarray(layer.data)

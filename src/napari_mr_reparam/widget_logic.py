@@ -56,13 +56,14 @@ class Request:
     def given(self) -> Acquisition | None:
         """The input's acquisition (None where the model reads no input times); a one-line
         ValueError naming the input where its sequence needs a TI or flip angle not known
-        (0 in its field) or a value is impossible."""
-        if not self.input_te:
+        (0 in its field: the layer's metadata lack it, "?") or a value is impossible."""
+        if self.input_te is None and self.input_tr is None:
             return None
         name = getattr(self.layer, "name", "the input")
-        missing = missing_values(self.input_sequence, ti=self.input_ti, flip=self.input_flip)
+        missing = missing_values(self.input_sequence, te=self.input_te, tr=self.input_tr, ti=self.input_ti,
+                                 flip=self.input_flip)
         if missing:
-            where = " and ".join(f"Input {'TI' if k == 'TI' else 'flip'}" for k in missing)
+            where = " and ".join(f"Input {'flip' if k == 'flip angle' else k}" for k in missing)
             return _raise(f"{name}: no {' or '.join(missing)} known for its {_sequence_words(self.input_sequence)} "
                           f"acquisition; type {'it' if len(missing) == 1 else 'them'} in {where}")
         try:
@@ -142,6 +143,22 @@ def input_from_metadata(layer) -> InputSpec:
     if sequence not in INPUT_SEQUENCES:
         sequence = "inversion_recovery" if ti else "spin_echo"
     return InputSpec(layer, sequence, number("te_ms"), number("tr_ms"), ti, number("flip_deg"))
+
+
+def input_times_to_type(layer) -> list[str]:
+    """The input times (``"TE"``, ``"TR"``) a layer's metadata lack that are to be typed
+    rather than taken as the default, as the command line refuses to guess them: where the
+    metadata state the other time (one is not guessed from the other), or the layer is a
+    DICOM series (its tags are to hold both). An MPRAGE-type series whose RepetitionTime tag
+    is its readout's pulse spacing takes the MPRAGE preset's TR instead (the widget says so).
+    A layer that states neither is read as the preset it looks like, or the default."""
+    meta = getattr(layer, "metadata", None) or {}
+    spec = input_from_metadata(layer)
+    lacking = [name for name, value in (("TE", spec.te_ms), ("TR", spec.tr_ms)) if value is None]
+    if spec.sequence == "mprage" and meta.get("readout_tr_ms") and "TR" in lacking:
+        lacking.remove("TR")
+    dicom = getattr(meta.get("volume"), "kind", None) == "dicom"
+    return lacking if dicom or len(lacking) == 1 else []
 
 
 def _series_key(layer) -> tuple | None:
@@ -422,11 +439,11 @@ def preset_refusal(name: str, model: str, inputs: bool = False) -> str:
     want = preset_controls(name)
     if want is None or want["sequence"] == "spin_echo" or model == "physics":
         return ""
-    kind = want["sequence"].replace("_", " ")
+    kind = _sequence_words(want["sequence"])
+    what = name if kind.lower() == name.lower() else f"{name} is {kind}"  # MPRAGE, FLAIR is inversion recovery
     if inputs:
-        return (f"{name} is {kind}: only the physics model reads such an input "
-                "(the other models read spin-echo inputs)")
-    return f"{name} is {kind}: only the physics model renders it (the other models predict spin-echo images)"
+        return f"{what}: only the physics model reads such an input (the other models read spin-echo inputs)"
+    return f"{what}: only the physics model renders it (the other models predict spin-echo images)"
 
 
 def target_words(request: Request) -> str:
