@@ -532,3 +532,24 @@ def test_a_folder_the_writer_cannot_write_in_is_one_line_naming_the_output(tmp_p
     with pytest.raises(WriteRefused, match=rf"^cannot write {tmp_path}/x\.nii\.gz: read-only file system$"):
         write_single_image(str(tmp_path / "x.nii.gz"), np.ones((2, 5, 6), np.float32), {})
     assert list(tmp_path.iterdir()) == []
+
+
+def test_series_of_one_session_lie_where_the_scanner_placed_them(tmp_path):
+    from dicom_helpers import ramp, write_series
+
+    from napari_mr_reparam import dicom
+    from napari_mr_reparam._reader import read_dicom_layers
+    from napari_mr_reparam.orientation import stack_affine
+
+    write_series(tmp_path / "t1", [ramp(3, 8, 8)], origin=(-30.0, -40.0, 10.0))
+    write_series(tmp_path / "t2", [ramp(3, 8, 8)], origin=(-25.0, -42.5, 13.0))  # another field of view
+
+    def world(layer, index):  # where napari shows a voxel: index x scale + translate
+        return np.asarray(index, float) * np.asarray(layer["scale"]) + np.asarray(layer["translate"])
+
+    [(_, a, _)], [(_, b, _)] = read_dicom_layers(str(tmp_path / "t1")), read_dicom_layers(str(tmp_path / "t2"))
+    va, vb = dicom.read_series(tmp_path / "t1")[0], dicom.read_series(tmp_path / "t2")[0]
+    # b's first voxel, in the scanner, is this voxel of a's grid
+    index_in_a = (np.linalg.inv(stack_affine(va)) @ stack_affine(vb) @ [0, 0, 0, 1])[:3]
+    np.testing.assert_allclose(world(a, index_in_a), world(b, [0, 0, 0]), atol=1e-3)
+    assert not np.allclose(a["translate"], b["translate"])

@@ -12,6 +12,9 @@ Layer metadata (all plain Python, no Qt):
                 readout's pulse spacing: that spacing, with ``tr_ms`` None
 ``field_strength_t``, ``manufacturer``   DICOM only: from the tags
 ``affine``      the file's 4x4 affine (NIfTI) or None
+
+A NIfTI or DICOM layer's ``translate`` is where its first voxel lies along each axis
+(:func:`stack_origin`), so that scans of one session overlap as they lay in the scanner.
 ``header``      the file's nibabel header (NIfTI) or None
 ``volume``      the :class:`~napari_mr_reparam.io.Volume` with an empty ``data`` stub:
                 what the writer needs to restore the original orientation and affine
@@ -30,7 +33,9 @@ import numpy as np
 
 from . import dicom
 from .file_types import IMAGE_SUFFIXES, VOLUME_SUFFIXES, suffix_of
+from .grids import is_placed
 from .io import AXIS_LABELS, Volume, is_label_map, load_volumes, probe
+from .orientation import stack_affine
 from .sidecars import SIDECAR_TIMES
 
 
@@ -163,7 +168,19 @@ def layer_data(volume: Volume) -> tuple:
     }
     kwargs = {"name": name, "scale": tuple(volume.spacing), "metadata": metadata, "colormap": "gray",
               "axis_labels": AXIS_LABELS}
+    if is_placed(volume):
+        kwargs["translate"] = stack_origin(volume)
     return volume.data, kwargs, "image"
+
+
+def stack_origin(volume: Volume) -> tuple[float, float, float]:
+    """Where the stack's first voxel lies along each of its axes (mm; the scanner position
+    projected on the axis): as the layer's ``translate``, layers of scans of one session in
+    one plane lie where the scanner placed them (a T1 and a T2 series of another field of
+    view overlap as the object does), not each at the viewer's origin."""
+    affine = stack_affine(volume)
+    axes = affine[:3, :3] / np.linalg.norm(affine[:3, :3], axis=0)
+    return tuple(round(float(affine[:3, 3] @ axes[:, a]), 3) for a in range(3))
 
 
 def without_data(volume: Volume) -> Volume:

@@ -63,7 +63,8 @@ def output_paths(output: str | Path, names: list[tuple[str, str]], suffix: str |
     output : str or Path
         A file (it has an output type, :func:`check_output_type`) for exactly one output,
         else a folder (:func:`check_output_folder`; a name that ends in a slash, or an
-        existing folder, is one whatever its name).
+        existing folder, is one whatever its name, but for ``.dcm``: one DICOM series,
+        written as a folder of that name).
     names : list of (stem, type)
         Per output, its file name in a folder without the type, and the type it takes
         unless ``suffix`` is given (a FreeSurfer input's ``.mgz`` becomes ``.nii.gz``; any
@@ -76,7 +77,8 @@ def output_paths(output: str | Path, names: list[tuple[str, str]], suffix: str |
     """
     out = Path(output)
     refuse_file_as_folder(out, "-o ")
-    if suffix_of(out) and not str(output).endswith(("/", os.sep)) and not out.is_dir():
+    folder = str(output).endswith(("/", os.sep)) or out.is_dir()
+    if suffix_of(out) == ".dcm" or (suffix_of(out) and not folder):  # a DICOM series' folder is one output
         if len(names) != 1:
             raise ValueError(f"{several} need an output folder for -o, not a file")
         check_output_type(out)
