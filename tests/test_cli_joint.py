@@ -1148,9 +1148,15 @@ def test_a_dicom_file_given_with_its_series_folder_is_refused_not_fitted_twice(t
                      "-o", str(tmp_path / "j.nii.gz")]):
         assert main([*command, "--model", "none", "-q"]) == 2
         assert capsys.readouterr().err.strip().endswith(
-            f"error: {files[0].name} is read twice, in {tmp_path / 'dual'} and in {one}: give the series' folder "
-            "or its files, not both")
-    assert not (tmp_path / "m").exists() and not (tmp_path / "j.nii.gz").exists()
+            f"error: {one} is read in {tmp_path / 'dual'} too: it would be fitted as two images of the subject; "
+            "give the series' folder or its files, not both")
+    # predicted one by one, it would be written twice
+    assert main(["predict", one, str(tmp_path / "dual"), "--te", "100", "--tr", "3000", "--model", "none",
+                 "-o", str(tmp_path / "p")]) == 2
+    assert capsys.readouterr().err.strip().endswith(
+        f"error: {one} is read in {tmp_path / 'dual'} too: both would be written to the same outputs; give the "
+        "series' folder or its files, not both")
+    assert not (tmp_path / "m").exists() and not (tmp_path / "j.nii.gz").exists() and not (tmp_path / "p").exists()
 
 
 def test_joint_predict_says_when_the_inputs_leave_a_time_open(scans, tmp_path, capsys):

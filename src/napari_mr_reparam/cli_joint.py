@@ -222,21 +222,7 @@ def load_inputs(paths: list[str], acquisition: int | None = None, times_given=()
                 require_contrast(volume.data)
             except ValueError as e:
                 raise ValueError(f"{path.name}: {e}") from None
-    refuse_images_read_twice(volumes)
     return volumes
-
-
-def refuse_images_read_twice(volumes) -> None:
-    """A DICOM file read for two inputs (a series' folder and one of its files, both given)
-    is a one-line ValueError: its image would count twice."""
-    seen = {}
-    for volume in volumes:
-        given = _given(volume)
-        for name in (volume.extra or {}).get("files") or ():
-            other = seen.setdefault(Path(name).resolve(), given)
-            if other != given:
-                raise ValueError(f"{Path(name).name} is read twice, in {other} and in {given}: "
-                                 "give the series' folder or its files, not both")
 
 
 def folder_files(paths: list[str]) -> list[str]:
@@ -275,15 +261,25 @@ def refuse_shared_outputs(pairs) -> None:
 def refuse_repeated_inputs(paths: list[str], why: str = "both would be written to the same outputs",
                            expand: bool = True) -> None:
     """An input given twice (itself, or, ``expand``, in a folder given too:
-    :func:`folder_files`) is a one-line ValueError, before any work; ``why`` says what it
-    would do (``predict``: be written twice to the same outputs; ``maps`` and ``--joint``:
-    :data:`FITTED_TWICE`)."""
+    :func:`folder_files`; a DICOM file in a series' folder given too, either way) is a
+    one-line ValueError, before any work; ``why`` says what it would do (``predict``: be
+    written twice to the same outputs; ``maps`` and ``--joint``: :data:`FITTED_TWICE`)."""
+    from . import dicom
+
     seen = {}
     for index, text in enumerate(folder_files(paths) if expand else paths):
         at, first = seen.setdefault(Path(text).resolve(), (index, text))
         if at != index:
             again = "twice" if first == text else f"twice ({first} and {text})"
             raise ValueError(f"{text} is given {again}: {why}; give it once")
+    series = [(Path(text).resolve(), text) for text in paths
+              if Path(text).is_dir() and dicom.looks_like_series(Path(text))]
+    for text in paths:
+        inside = next((folder for resolved, folder in series
+                       if resolved in Path(text).resolve().parents), None)
+        if inside is not None:
+            raise ValueError(f"{text} is read in {inside} too: {why}; give the series' folder or its files, "
+                             "not both")
 
 
 def refuse_inputs_as_outputs(outputs, inputs) -> None:
@@ -789,13 +785,14 @@ def refuse_bad_angles(args) -> None:
 
 
 def fit_inputs(paths, args, model="physics", device="auto", engine=None, volumes=None, progress=None,
-               total=None, origins: list | None = None):
+               total=None, origins: list | None = None, finished=None):
     """Volumes, acquisitions and :class:`~napari_mr_reparam.joint_result.JointMaps` of the inputs
     (voxels a scanner clipped count as lower bounds of their signal). ``engine``: the
     network already loaded for ``model`` (else it is loaded here); ``volumes``: the
     inputs already loaded from ``paths`` (else they are loaded here). ``progress(n)``
-    counts the work done, of which ``total(n)`` is told the whole first. ``origins``: a
-    list that takes where each input's acquisition came from (:func:`acquisitions_of`)."""
+    counts the work done, of which ``total(n)`` is told the whole first, and ``finished()``
+    is called when it is done, before the notices on the fit. ``origins``: a list that takes
+    where each input's acquisition came from (:func:`acquisitions_of`)."""
     from .image_noise import noise_on_own_grids
     from .joint_fit import joint_maps, joint_work_units
     from .series_gains import series_count
@@ -822,6 +819,8 @@ def fit_inputs(paths, args, model="physics", device="auto", engine=None, volumes
                       smooth=not getattr(args, "no_smooth", False), spacing=volumes[0].spacing)
     maps.resampled = tuple(resampled)
     maps.registered = tuple(motions)
+    if finished is not None:  # the progress bar ends before the notices on the fit
+        finished()
     if maps.gains_found:
         print(f"notice: {series_gains_note(sources, maps)}", file=sys.stderr)
     if maps.partly_measured > 0:
@@ -918,8 +917,8 @@ def cmd_maps(args) -> int:
     try:
         volumes, acqs, maps = fit_inputs(
             args.input, args, args.model, args.device, progress=lambda n: bars[0].update(n), volumes=volumes,
-            total=lambda count: bars.append(tqdm(total=count, unit="slice", disable=args.quiet, desc="maps")),
-            origins=origins)
+            total=lambda count: bars.append(tqdm(total=count, unit="step", disable=args.quiet, desc="maps")),
+            origins=origins, finished=lambda: [bar.close() for bar in bars])
     finally:
         for bar in bars:
             bar.close()

@@ -17,9 +17,9 @@ def choose_device(name: str = "auto"):
     if name == "auto":
         return torch.device("cuda" if cuda else "mps" if mps else "cpu")
     if name.startswith("cuda") and not cuda:
-        raise ValueError("CUDA was asked for but no CUDA GPU is available; use --device cpu")
+        raise ValueError("CUDA was asked for but no CUDA GPU is available; choose device cpu or auto")
     if name == "mps" and not mps:
-        raise ValueError("Apple MPS was asked for but is not available; use --device cpu")
+        raise ValueError("Apple MPS was asked for but is not available; choose device cpu or auto")
     return torch.device(name)
 
 
