@@ -726,6 +726,9 @@ class ReparamWidget(Container):
         self._report(line)
 
     def _on_progress(self, done: int) -> None:
+        job = self._predictions.job  # a cancelled job's last steps do not move the bar again
+        if job is not None and job.cancelled():
+            return
         self.progress.value = min(self.progress.value + done, self.progress.max)
 
     def _on_result(self, result, request: Request) -> None:
@@ -851,6 +854,7 @@ class ReparamWidget(Container):
         self._outputs.drop_comparison()
         if self._predictions.cancel():
             self.status.value = "Cancelled"
+            self.progress.value = 0  # not left part-way, as if it would go on
 
 
 def _teardown(viewer, *callbacks):
