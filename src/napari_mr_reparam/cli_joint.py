@@ -15,8 +15,8 @@ import json
 import sys
 from pathlib import Path
 
-from .file_types import path_names
 from .command import input_error
+from .file_types import path_names
 
 #: Map files written by ``maps`` (T1 and T2 in ms).
 MAP_FILES = {"pd": "PD", "t1": "T1map", "t2": "T2map"}
@@ -1192,10 +1192,11 @@ def open_times_note(maps) -> str | None:
     if not open_times:
         return None
     shares = ", ".join(f"{key} in {100 * fractions[key.lower()]:.0f} %" for key in open_times)
-    return (f"the inputs determine {shares} of the object; elsewhere "
-            f"{' and '.join(open_times)} {'comes' if len(open_times) == 1 else 'come'} from {PRIOR_WORDS.get(maps.prior_source, maps.prior_source)}, so "
-            f"a target weighted by {' or '.join(open_times)} shows that guess (add an input that measures it: "
-            "maps.json's determined_fraction says which)")
+    times, verb = " and ".join(open_times), "comes" if len(open_times) == 1 else "come"
+    prior = PRIOR_WORDS.get(maps.prior_source, maps.prior_source)
+    return (f"the inputs determine {shares} of the object; elsewhere {times} {verb} from {prior}, so a "
+            f"target weighted by {' or '.join(open_times)} shows that guess (an input that measures it "
+            "makes it the scan's)")
 
 
 def target_preset_record(name: str | None) -> dict:

@@ -231,9 +231,9 @@ class _Sessions:
 
     The card records the time over every session and this session's (``train_seconds``,
     ``train_seconds_this_session``: the wall time of :func:`train`, from before its data and
-    network are set up, subjects loaded and datasets simulated included), and likewise the processes: ``world_sizes``, one
-    count per session in order, and ``world_size`` and ``effective_batch_size``, this
-    session's."""
+    network are set up, subjects loaded and datasets simulated included), and likewise the
+    processes: ``world_sizes``, one count per session in order, and ``world_size`` and
+    ``effective_batch_size``, this session's."""
 
     KEPT_LOSSES = 50
 
