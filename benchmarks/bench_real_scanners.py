@@ -4,7 +4,7 @@
                                              [--model physics] [--keep-first-echo]
                                              [--echo-train epg|ideal] [--sites site4_philips ...]
                                              [--other-plates]
-    python benchmarks/bench_real_scanners.py --two-series [--sites ...]
+    python benchmarks/bench_real_scanners.py --two-series [--plate plate4] [--sites ...]
 
 For every series of the hazen relaxometry set (multi-echo spin echo of the T2 plate,
 inversion-recovery magnitude series of the T1 plate; with ``--other-plates`` the T1 plate's
@@ -376,14 +376,14 @@ def fit_folders(folders, scale: str):
     return fit_inputs(args.input, args, model="none")[2]
 
 
-def two_series_rows(data: Path, site: str, params) -> list[tuple]:
-    ir, train = data / "T1" / site / "plate5", data / "T2" / site / "plate5"
+def two_series_rows(data: Path, site: str, params, plate: str = "plate5") -> list[tuple]:
+    ir, train = data / "T1" / site / plate, data / "T2" / site / plate
     images, acqs, field, spacing, _ = load(ir)
-    centres, factor = sphere_centres(images, spacing, data / "templates" / "Plate5_T1_signed",
-                                     params["plate5"]["sphere_centres_row_col"])
+    centres, factor = sphere_centres(images, spacing, data / "templates" / f"{plate.capitalize()}_T1_signed",
+                                     params[plate]["sphere_centres_row_col"])
     tes = [a.te for a in load(train)[1]]
     tis = [a.ti for a in acqs]
-    ref = {k: np.asarray(params["plate5"][k]["relax_times"][field], float) for k in ("t1", "t2")}
+    ref = {k: np.asarray(params[plate][k]["relax_times"][field], float) for k in ("t1", "t2")}
     measurable = {"t1": (ref["t1"] >= min(tis)) & (ref["t1"] <= max(tis)),
                   "t2": (ref["t2"] >= sorted(tes)[1]) & (ref["t2"] <= max(tes))}
     fits = {"alone": (fit_folders([ir], "shared"), fit_folders([train], "shared")),
@@ -402,13 +402,13 @@ def two_series_rows(data: Path, site: str, params) -> list[tuple]:
     return rows
 
 
-def print_two_series(data: Path, sites, params) -> None:
+def print_two_series(data: Path, sites, params, plate: str = "plate5") -> None:
     print("| site | gains | T1 median error (worst) | T2 median error (worst) | train's gain "
           "| spheres measurable (T1 / T2) |")
     print("|---|---|---|---|---|---|")
     for site in sites:
         try:
-            rows = two_series_rows(data, site, params)
+            rows = two_series_rows(data, site, params, plate)
         except ValueError as exc:  # what the command line refuses, in its words
             rows = [(site, "-", f"refused: {exc}", "-", "-", "-")]
         for row in rows:
@@ -431,6 +431,9 @@ def main(argv=None) -> int:
                         help="noise level the fits take, a fraction of each image's bright signal (default: "
                              "measured in each fit's inputs, image_noise.estimate_noise)")
     parser.add_argument("--sites", nargs="*", help="only these site folders (e.g. site4_philips)")
+    parser.add_argument("--plate", choices=("plate5", "plate4"), default="plate5",
+                        help="with --two-series: the T1 plate (default) or the T2 plate, each scanned with both "
+                             "series at three sites")
     parser.add_argument("--other-plates", action="store_true",
                         help="instead of the default series: the T1 plate's echo trains and the T2 plate's "
                              "inversion-recovery sets (held out from the choice of the fits' models)")
@@ -448,7 +451,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(1)
     params = reference(args.data)
     if args.two_series:
-        print_two_series(args.data, args.sites or TWO_SERIES_SITES, params)
+        print_two_series(args.data, args.sites or TWO_SERIES_SITES, params, args.plate)
         return 0
     engine = None
     if args.model != "none":
