@@ -441,6 +441,8 @@ def main(argv=None) -> int:
                         help="instead: joint maps of the T1 plate's two series at each site that has both "
                              "(its inversion-recovery set and its echo train), one gain for both or one each")
     args = parser.parse_args(argv)
+    if args.plate != "plate5" and not args.two_series:
+        parser.error("--plate goes with --two-series")
     if args.noise is not None and not 0 < args.noise < 1:
         parser.error(f"--noise must lie between 0 and 1, got {args.noise:g}")
     if not (args.data / "relaxometry_params.py").is_file():

@@ -306,25 +306,25 @@ def fit_maps(volumes, acquisitions, prior: dict | None = None, scale: str = "sha
     # a train beside inputs that measure T1: fitted again at the T1 this fit finds
     again = storage_t1 is None and inputs.b1 is not None and problem.free["t1"]
     slices = inputs.shape[0] if len(inputs.shape) == 3 else 1
-    first_half, second_half = _halves(progress) if again else (progress, None)
+    counting = _halved(progress) if again else progress  # two passes count the slices once
     with _torch_threads(threads):
         if scale == "series":
             gains, found = _series_gains(series, problem, inputs, tolerance, iterations, grid_points, chunk_voxels,
                                          cancelled, progress)
             problem = _voxel_problem(inputs, prior, gains, tolerance)
-        out, det = fit_voxels(problem, tolerance, iterations, grid_points, chunk_voxels, first_half, cancelled)
+        out, det = fit_voxels(problem, tolerance, iterations, grid_points, chunk_voxels, counting, cancelled)
     maps = {key: _in_volume(out[key], problem.index, inputs.shape, np.float32, inputs.nan) for key in PARAMETERS}
     determined = {key: _in_volume(det[key], problem.index, inputs.shape, bool) for key in PARAMETERS}
     if again and determined["t1"].any():
         # the gains this fit found or was given, kept (one shared gain is PD's)
         kept = list(problem.scales) if gains is not None or scale != "shared" else None
         refit = fit_maps(volumes, acquisitions, prior, "shared", inputs.noise, tolerance, iterations, grid_points,
-                         chunk_voxels, threads, echo_train, inversion, clipped, smooth, spacing, second_half,
+                         chunk_voxels, threads, echo_train, inversion, clipped, smooth, spacing, counting,
                          cancelled, kept, storage_t1=np.where(determined["t1"], maps["t1"], np.nan))
         refit.gains_found = tuple(found) or refit.gains_found
         return refit
-    if second_half is not None:
-        second_half(slices)
+    if again and counting is not None:  # no second pass: its half counted at once
+        counting(slices)
     return JointMaps(maps["pd"], maps["t1"], maps["t2"], determined, list(inputs.acqs), problem.scales,
                      problem.free, b1=inputs.b1, echo_train=echo_train if inputs.b1 is not None else "ideal",
                      noise=inputs.noise, sigma=[float(v) for v in inputs.sigma], averaged=inputs.averaged,
@@ -372,11 +372,11 @@ class _Inputs:
     b1: np.ndarray | None
 
 
-def _halves(progress):
-    """Two progress callbacks for two passes over the same slices, which together count
-    them once (each slice of either pass half); (None, None) without ``progress``."""
+def _halved(progress):
+    """A progress callback for two passes over the same slices, which counts each slice of
+    either pass as half (None without ``progress``)."""
     if progress is None:
-        return None, None
+        return None
     state = {"counted": 0, "passed": 0}
 
     def count(n):
@@ -385,7 +385,7 @@ def _halves(progress):
         if now > state["passed"]:
             progress(now - state["passed"])
             state["passed"] = now
-    return count, count
+    return count
 
 
 def _prepared_inputs(arrays, acqs, clipped, noise, smooth, threads, spacing, echo_train, inversion,
