@@ -1457,3 +1457,101 @@ def test_target_readouts_show_no_needless_decimals_and_the_devices_are_the_comma
     tr.editingFinished.emit()
     assert tr.text() == "2.3" and widget.status.value.startswith("TR 2.3 looks like seconds")
     assert tuple(widget.device.choices) == DEVICE_CHOICES
+
+
+@pytest.mark.parametrize("order", ["as napari calls them", "choices reset first"])
+def test_closing_a_further_inputs_layer_removes_its_row(demo, order):
+    from types import SimpleNamespace
+
+    viewer, widget = demo
+    if order == "choices reset first":
+        viewer.layers.events.removed.disconnect(widget._on_layer_removed)
+    widget.model.value = "physics"
+    rows = [widget.add_input_row(), widget.add_input_row()]
+    second, third = (row.layer.value for row in rows)
+    viewer.layers.remove(second)
+    if order == "choices reset first":
+        widget._on_layer_removed(SimpleNamespace(value=second))
+    assert [row.layer.value for row in widget.inputs] == [third]  # not moved onto the first input
+    assert widget.status.value == f"{second.name} was closed: its row among the inputs is removed"
+
+
+def test_closing_the_input_chooses_an_image_not_a_prediction(demo, qtbot):
+    viewer, widget = demo
+    widget.run.clicked.emit()
+    _until(qtbot, lambda: _idle(widget) and _outputs(viewer, "prediction"))
+    (pred,) = _outputs(viewer, "prediction")
+    viewer.layers.move(viewer.layers.index(pred), 0)  # napari's list would fall on it
+    first = widget.image.value
+    viewer.layers.remove(first)
+    assert widget.image.value is not pred and "mr_reparam_role" not in widget.image.value.metadata
+    for layer in [l for l in viewer.layers if l is not pred]:  # only the prediction left
+        viewer.layers.remove(layer)
+    assert widget.image.value is pred
+    assert widget.status.value.endswith("was closed: choose the image to predict from (Input)")
+    before = np.array(pred.data)
+    widget.run.clicked.emit()  # nothing runs from the output napari's list fell on
+    assert _idle(widget) and np.array_equal(pred.data, before) and widget.status.value.endswith("(Input)")
+
+
+def test_the_maps_asked_for_before_they_are_fitted_are_added_when_they_are(demo, qtbot):
+    viewer, widget = demo
+    widget.model.value = "physics"
+    widget.add_maps.clicked.emit()
+    _until(qtbot, lambda: _idle(widget) and len(_maps(viewer)) == 3)
+    assert all(l.metadata["model"] == "physics" for l in _maps(viewer))
+
+
+def test_map_layers_refitted_from_several_inputs_say_so(demo, qtbot):
+    viewer, widget = demo
+    widget.model.value = "physics"
+    widget.run.clicked.emit()
+    _until(qtbot, lambda: _idle(widget) and _outputs(viewer, "prediction"))
+    widget.add_maps.clicked.emit()
+    pd = next(l for l in _maps(viewer) if l.metadata["quantity"] == "PD")
+    assert pd.metadata["model"] == "physics" and "network" in pd.metadata["unit"]
+    widget.add_input_row()
+    widget.add_maps.clicked.emit()
+    _until(qtbot, lambda: _idle(widget) and pd.metadata["model"] == "joint maps")
+    assert "network" not in pd.metadata["unit"] and len(_maps(viewer)) == 3
+
+
+def test_the_metrics_line_follows_the_input_chosen(demo, qtbot):
+    viewer, widget = demo
+    widget.ground_truth.value = viewer.layers["head TE120 TR6000"]
+    head = widget.image.value
+    widget.run.clicked.emit()
+    _until(qtbot, lambda: _idle(widget) and "volume: PSNR" in widget.metrics.value)
+    shown = widget.metrics.value
+    deeper = viewer.add_image(_ramp((9, 32, 32)), name="deeper")
+    widget.reset_choices()
+    widget.image.value = deeper
+    widget.run.clicked.emit()
+    _until(qtbot, lambda: _idle(widget) and "differs from the input's" in widget.metrics.value)
+    widget.image.value = head  # back: its own figures again, not the other's message
+    _until(qtbot, lambda: _idle(widget) and widget.metrics.value == shown)
+
+
+def test_closing_the_viewer_mid_run_delivers_nothing_to_the_deleted_widget(demo, qtbot, monkeypatch):
+    import threading
+
+    from napari_mr_reparam.inference import Reparameterizer
+
+    closed = threading.Event()
+    started, slow = _slow_until(closed, Reparameterizer.predict)
+    monkeypatch.setattr(Reparameterizer, "predict", slow)
+    viewer, widget = demo
+    widget.run.clicked.emit()
+    _until(qtbot, started.is_set)
+    jobs = widget._predictions
+    job = jobs.job
+    widget.close_work()  # as the widget's deletion calls it
+    closed.set()
+    assert job.cancelled() and jobs.closed
+    _until(qtbot, lambda: jobs.job is None)
+    widget.run.clicked.emit()  # nothing starts once closed
+    assert jobs.job is None and not _outputs(viewer, "prediction")
+
+
+def _maps(viewer):
+    return [l for l in viewer.layers if str((l.metadata or {}).get("mr_reparam_role", "")).startswith("map_")]

@@ -34,7 +34,18 @@ class Job:
         return self.cancel.is_set()
 
     def advance(self, n: int) -> None:
-        self.signals.advanced.emit(int(n))
+        if self.cancelled():  # stopped (the widget closed, say): no news to deliver
+            return
+        try:
+            self.signals.advanced.emit(int(n))
+        except RuntimeError:  # its Qt object deleted with the window
+            self.cancel.set()
+
+
+def _deleted(exc: RuntimeError) -> bool:
+    """Whether ``exc`` says a Qt object was deleted (PyQt: "wrapped C/C++ object ... has been
+    deleted"; PySide: "Internal C++ object ... already deleted")."""
+    return "deleted" in str(exc)
 
 
 class LatestJob:
@@ -57,6 +68,7 @@ class LatestJob:
         self._worker = None
         self.job: Job | None = None  # the running request's
         self.running: tuple = ()  # and its context
+        self.closed = False  # its window closed: nothing more is delivered or started
 
     @property
     def idle(self) -> bool:
@@ -68,7 +80,10 @@ class LatestJob:
         return self._worker is not None
 
     def submit(self, compute, *context) -> None:
-        """Run ``compute(job)`` in a worker thread and pass its result with ``context``."""
+        """Run ``compute(job)`` in a worker thread and pass its result with ``context``
+        (nothing, once closed)."""
+        if self.closed:
+            return
         self._serial += 1
         self._pending = (self._serial, compute, context)
         if self._worker is None:
@@ -88,6 +103,12 @@ class LatestJob:
         self.job.cancel.set()
         return True
 
+    def close(self) -> None:
+        """Stop for good (the widget's window closed): the running request is asked to stop,
+        and nothing it or a waiting one would deliver reaches the widget's deleted controls."""
+        self.closed = True
+        self.cancel()
+
     def _start(self) -> None:
         from napari.qt.threading import thread_worker
 
@@ -95,7 +116,7 @@ class LatestJob:
         self._pending = None
         job = Job()
         if self._on_progress is not None:
-            job.signals.advanced.connect(self._on_progress)
+            job.signals.advanced.connect(lambda n: self._call(self._on_progress, n) if not self.closed else None)
 
         @thread_worker(ignore_errors=True)
         def work():
@@ -111,12 +132,23 @@ class LatestJob:
         worker.start()
 
     def _deliver(self, serial: int, slot, *args) -> None:
-        if self._keep_stale or serial == self._serial:
+        if not self.closed and (self._keep_stale or serial == self._serial):
+            self._call(slot, *args)
+
+    def _call(self, slot, *args) -> None:
+        """``slot(*args)``; a widget deleted meanwhile (its window closed) closes this instead."""
+        try:
             slot(*args)
+        except RuntimeError as exc:
+            if not _deleted(exc):
+                raise
+            self.close()
 
     def _finished(self) -> None:
         self._worker, self.job, self.running = None, None, ()
+        if self.closed:
+            return
         if self._on_finished is not None:
-            self._on_finished()
-        if self._pending is not None:
+            self._call(self._on_finished)
+        if self._pending is not None and not self.closed:
             self._start()

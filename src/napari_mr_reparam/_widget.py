@@ -51,7 +51,7 @@ from ._widget_controls import (
     INPUT_SEQUENCE_CHOICES, SEQUENCE_CHOICES, InputRow, NoteLabel, TimeBox, compact, in_scroll_area,
     label_on_top, target_slider, wrap_text,
 )
-from ._widget_outputs import Outputs, map_contrast_limits
+from ._widget_outputs import JOINT_MODEL, Outputs, map_contrast_limits
 from ._widget_work import compute, with_range
 from .devices import DEVICE_CHOICES
 from .presets import get_input_preset
@@ -108,6 +108,8 @@ class ReparamWidget(Container):
         self._joint_hint = ""  # how to fit the joint maps, as the status line last said it (_say_what_runs)
         self._adding_rows = False  # a series' rows being added (add_series_rows)
         self._input_layer = None  # the input's layer as last chosen (one closed is told apart)
+        self._closed_input = ""  # the line saying the input was closed, until another is chosen
+        self._maps_asked = None  # the request whose map layers are added once its maps are fitted
         self._make_controls()
         # the prediction and difference layers, and the comparison with the ground truth
         self._outputs = Outputs(self._viewer, self.image, self.ground_truth, self.metrics, self.truth_hint,
@@ -241,7 +243,7 @@ class ReparamWidget(Container):
         self._viewer.dims.events.current_step.connect(self._outputs.update_metrics_label)
         self._viewer.layers.events.removed.connect(self._on_layer_removed)
         self.native.destroyed.connect(_teardown(self._viewer, self._outputs.update_metrics_label,
-                                                self._on_layer_removed, self.cancel_work))
+                                                self._on_layer_removed, self.close_work))
         self._close_watch = _CloseWatch(self.native, self.cancel_work)  # the dock closed: stop the work
 
     def _on_layer_removed(self, event) -> None:
@@ -252,8 +254,19 @@ class ReparamWidget(Container):
                                     or any(event.value is spec.layer for spec in current.inputs)):
             self.cancel_work()
         self._maps.forget(event.value)
+        self._drop_closed_rows(event.value)
         if event.value is self.image.value:  # its choices not reset yet (else _on_image_changed did this)
             self._promote_first_row()
+
+    def _drop_closed_rows(self, closed) -> None:
+        """Further inputs whose layer was ``closed`` leave the rows (not moved onto another
+        layer by napari's list), with a line that says so."""
+        gone = [row for row in self.inputs if row.chosen is closed]
+        for row in gone:
+            self.inputs.remove(row)
+        if gone:
+            self._on_inputs_changed()
+            self._report(f"{closed.name} was closed: its row among the inputs is removed")
 
     def _promote_first_row(self) -> bool:
         """The first input's layer was closed: the first further input, with its acquisition
@@ -476,24 +489,41 @@ class ReparamWidget(Container):
     def _on_image_changed(self, *_):
         layer = self.image.value
         before, self._input_layer = self._input_layer, layer
-        if before is not None and before is not layer and before not in self._viewer.layers \
-                and self._promote_first_row():
-            return  # the input chosen was closed and its choices reset: the first row moved up
-        if self._said_of_input:  # what was said of the input chosen before no longer holds
+        closed = before is not None and before is not layer and before not in self._viewer.layers
+        if closed and (self._promote_first_row() or self._instead_of_closed(before)):
+            return  # the input chosen was closed: the first row moved up, or an image chosen instead
+        self._closed_input = "" if not closed else self._closed_input
+        if self._said_of_input or self.is_idle():  # what was said of the input before no longer holds
             self.status.value, self._said_of_input = "", ""
         refusal = image_refusal(layer) or self._engines.thin_slices(layer, self.model.value, self.device.value)
         if refusal:  # colour, 4-D, no image in it, too thin: said now, and again if asked to run
             self._say_of_input(refusal)
             self._refusal = refusal
-            self._outputs.update_metrics_label()  # the figures of the input before are not its
+            self._outputs.update_comparison()  # the figures of the input before are not its
             return
         if layer is not None and not self._fill_input_times(layer):
             return
         self._sync_input_preset()
-        self._outputs.update_metrics_label()
-        # a refusal of the input before goes; a time to type is asked for
-        reads_input = self.model.value in ("p2p", "physics")
-        self._say_what_runs(check=reads_input and layer is not None and bool(input_times_to_type(layer)))
+        self._outputs.update_comparison()  # this input's figures, or none
+        # a refusal of the input before goes, and this one's shows
+        self._say_what_runs(check=layer is not None)
+
+    def _instead_of_closed(self, closed) -> bool:
+        """The input chosen was closed and no row moved up. Where napari's list fell on an
+        output of this widget, an image that is none is chosen instead; where there is no
+        such image, the status line says so and nothing runs until an input is chosen."""
+        layer = self.image.value
+        if layer is None or "mr_reparam_role" not in (layer.metadata or {}):
+            return False
+        other = next((c for c in self.image.choices
+                      if c is not None and "mr_reparam_role" not in (c.metadata or {})), None)
+        if other is not None:
+            self.image.value = other  # taken up by _on_image_changed
+            return True
+        self._closed_input = f"{closed.name} was closed: choose the image to predict from (Input)"
+        self._refuse(self._closed_input)
+        self._outputs.update_comparison()
+        return True
 
     def _fill_input_times(self, layer) -> bool:
         """The input's sequence, TE, TR, TI and flip from its layer's metadata. A time they
@@ -676,7 +706,7 @@ class ReparamWidget(Container):
         reads, or a paper model that cannot read it; a time that can only be seconds (as the
         command line says it); an impossible target or input acquisition, a value unknown."""
         refusal = next((why for spec in request.inputs if (why := image_refusal(spec.layer))), "")
-        refusal = (image_refusal(request.layer) or refusal
+        refusal = (self._closed_input or image_refusal(request.layer) or refusal
                    or self._engines.thin_slices(request.layer, request.model, request.device)
                    or input_refusal(request.model, request.layer, self.input_sequence.value)
                    or seconds_hint(request.sequence, te=request.te, tr=request.tr, ti=request.ti,
@@ -744,6 +774,8 @@ class ReparamWidget(Container):
             engine, maps = value
             self._maps.put(request, engine, maps)
             self._show_render(request, (engine, maps))
+            if self._maps_asked is not None and self._maps.get(self._maps_asked) is not None:
+                self.add_map_layers()  # asked for before the maps were fitted
             return
         self._outputs.write_prediction(request, *value)
         self._outputs.update_comparison(request.slice_index)
@@ -814,10 +846,11 @@ class ReparamWidget(Container):
             self.status.value = "Choose the physics model to get quantitative maps"
             return
         cached = self._maps.get(request)
-        if cached is None:
-            self.status.value = "Computing the maps first; press again when done"
+        if cached is None:  # fitted first: the layers follow when the maps come
+            self._maps_asked = request
             self._submit(request)
             return
+        self._maps_asked = None
         engine, maps = cached
         layer = request.layer
         shape = np.shape(layer.data)
@@ -829,21 +862,31 @@ class ReparamWidget(Container):
             name = f"{layer.name} {names[key]}"
             data = data.reshape(shape)
             limits = map_contrast_limits(data)  # robust: a capped T1 map's tissues told apart
-            if name in self._viewer.layers:
-                self._viewer.layers[name].data = data
-                self._viewer.layers[name].contrast_limits = limits
+            unit = "ms" if key != "pd" else PD_UNITS["network" if engine is not None else "joint"]
+            metadata = {**placed, "mr_reparam_role": f"map_{key}", "unit": unit, "quantity": key.upper(),
+                        "model": JOINT_MODEL if request.inputs else request.model}
+            if name in self._viewer.layers:  # refitted (from other inputs, say): what it holds now
+                shown = self._viewer.layers[name]
+                shown.data, shown.contrast_limits = data, limits
+                shown.metadata.update(metadata)
             else:
-                unit = "ms" if key != "pd" else PD_UNITS["network" if engine is not None else "joint"]
                 self._viewer.add_image(data, name=name, scale=layer.scale, translate=layer.translate,
                                        colormap="viridis" if key != "pd" else "gray", visible=False,
-                                       contrast_limits=limits,
-                                       metadata={**placed, "mr_reparam_role": f"map_{key}", "unit": unit,
-                                                 "quantity": key.upper(),
-                                                 "model": "joint maps" if request.inputs else request.model})
+                                       contrast_limits=limits, metadata=metadata)
+        self._report(f"Added the PD, T1 and T2 maps of {layer.name} as layers (hidden: tick their eyes)")
 
     def is_idle(self) -> bool:
         """Whether no prediction, render or comparison is running or waiting."""
         return self._predictions.idle and self._renders.idle and self._outputs.idle
+
+    def close_work(self, *_) -> None:
+        """Stop all work for good (the window closed): the running jobs are asked to stop,
+        and nothing they return reaches the deleted controls."""
+        self._preview_timer.stop()
+        self._volume_timer.stop()
+        for jobs in (self._predictions, self._renders):
+            jobs.close()
+        self._outputs.close()
 
     def cancel_work(self, *_) -> None:
         """Stop the running prediction and drop any waiting one (and any render or
@@ -858,7 +901,7 @@ class ReparamWidget(Container):
 
 
 def _teardown(viewer, *callbacks):
-    """A slot for the widget's ``destroyed`` signal: stop work, leave the viewer's events."""
+    """A slot for the widget's ``destroyed`` signal: stop work for good, leave the viewer's events."""
     on_step, on_removed, cancel = callbacks
 
     def disconnect(*_):

@@ -34,6 +34,7 @@ class InputRow(Container):
         self.margins = (0, 0, 0, 0)
         self.layer = create_widget(annotation=napari.layers.Image, label="Image",
                                    options={"tooltip": "a co-registered image of the same subject"})
+        self.chosen = None  # the layer as last chosen (one closed is told apart)
         self.sequence = ComboBox(choices=INPUT_SEQUENCE_CHOICES, value="spin_echo")
         self.remove = PushButton(text="✕", tooltip="remove this input")
         self.remove.native.setMaximumWidth(28)
@@ -66,6 +67,9 @@ class InputRow(Container):
 
     def fill_from_layer(self, *_) -> None:
         layer = self.layer.value
+        if self.chosen is not None and self.chosen not in self.layer.choices:
+            return  # its layer was closed, and napari's list fell on another: the row goes
+        self.chosen = layer
         if layer is None:
             return
         spec = input_from_metadata(layer)

@@ -83,6 +83,10 @@ class Outputs:
         """Whether no comparison is running or waiting."""
         return self._comparisons.idle
 
+    def close(self) -> None:
+        """Stop for good (the widget's window closed): no comparison is run or shown."""
+        self._comparisons.close()
+
     def drop_comparison(self) -> None:
         """Forget the comparison waiting or in flight: its result is not shown."""
         self._comparisons.drop()
