@@ -153,6 +153,9 @@ def test_joint_maps_are_cached_per_set_of_inputs_and_render_any_preset():
     assert line.endswith("a broad default (T1 1000 ms, T2 100 ms)")  # no engine: no network maps
     network = {**maps.summary(), "prior_source": "network", "prior_parameters": ["pd", "t1", "t2"]}
     assert determined_line(network).endswith("the network's maps (PD, T1 and T2)")  # e.g. a T1w + T2w pair
+    none = {**network, "determined_fraction": {"pd": 0.0, "t1": 0.0, "t2": 0.001}}  # a pair: one line of values
+    assert determined_line(none).startswith("The inputs determine no time of the object alone (fewer images than "
+                                            "unknowns): they tie PD, T1 and T2 together, and the network's maps")
     assert "gain" not in determined_line(maps.summary())  # one gain shared
     assert "registered" not in determined_line(maps.summary())
     assert determined_line(maps.summary(), register=True).endswith(

@@ -318,8 +318,7 @@ class ReparamWidget(Container):
         self.input_sequence.visible = physics
         self.input_ti.visible = physics and self.input_sequence.value in ("inversion_recovery", "mprage")
         self.input_flip.visible = physics and self.input_sequence.value in ("gradient_echo", "mprage")
-        if not joint:
-            self.joint_status.value = ""
+        self.joint_status.value = ""  # it told of the inputs before: the next fit's follows
         self._show_series_button()
         self._fit_width()
         refusal = self._rows_refusal() if joint else ""
