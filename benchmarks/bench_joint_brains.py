@@ -128,6 +128,12 @@ def main(argv=None) -> int:
                         help="how alike neighbours must be (noise levels; edge_smoothing.SMOOTH_RANGE)")
     parser.add_argument("--preset-sets", nargs="*", default=[], metavar="A+B[+C]",
                         help="more rows: inputs named by presets, e.g. MPRAGE+FLAIR T1w+T2w+FLAIR")
+    parser.add_argument("--scale", choices=("shared", "per_input"), default="shared",
+                        help="the fit's receiver gains: one for all inputs (default), or one per input "
+                             "estimated against the network's maps (--scale per-input of the command line)")
+    parser.add_argument("--series-gains", action="store_true",
+                        help="each input after the first stored at a gain of its own, 2 to a power drawn "
+                             "from -1 to 1, as images of separate series are")
     args = parser.parse_args(argv)
     if args.prior_correlation is not None and not -1.0 < args.prior_correlation < 1.0:
         parser.error(f"--prior-correlation must lie between -1 and 1, got {args.prior_correlation:g}")
@@ -174,6 +180,7 @@ def main(argv=None) -> int:
     rng = np.random.default_rng(0)
     extra_rng = np.random.default_rng(1)  # the --t1-prior-error rows: the other rows' draws stay as without them
     preset_rng = np.random.default_rng(2)  # the --preset-sets rows: likewise
+    gain_rng = np.random.default_rng(3)  # the --series-gains factors: the noise draws stay as without them
     rows = []
     if args.tissues == "heldout":
         subjects = heldout_tissue_subjects(args.subjects, args.slices, args.tuning)
@@ -205,10 +212,13 @@ def main(argv=None) -> int:
                 clean = np.abs(np.asarray(physics.render(sequence, pd, t1, t2, kw["te_ms"], kw["tr_ms"],
                                                          ti=kw.get("ti_ms"), flip_deg=kw.get("flip_deg")),
                                           np.float32))
-                images.append(clean + draw.normal(0, args.noise * clean.max(), clean.shape).astype(np.float32))
+                image = clean + draw.normal(0, args.noise * clean.max(), clean.shape).astype(np.float32)
+                if args.series_gains and images:
+                    image = image * np.float32(2.0 ** gain_rng.uniform(-1.0, 1.0))
+                images.append(image)
                 acqs.append(Acquisition(kw["te_ms"], kw["tr_ms"], sequence, kw.get("ti_ms"), kw.get("flip_deg")))
             if t1_error is None:
-                maps = joint_maps(images, acqs, engine=engine, spacing=spacing)
+                maps = joint_maps(images, acqs, engine=engine, spacing=spacing, scale=args.scale)
             else:
                 factor = np.exp(extra_rng.normal(0, t1_error, t1.shape)).astype(np.float32)
                 # a T1 prior alone (the dual echo measures T2): no tie between the two times

@@ -52,7 +52,12 @@ def test_maps_writes_pd_t1_t2_in_ms_with_a_sidecar(scans, tmp_path, capsys):
     assert [a["EchoTime_ms"] for a in meta["acquisitions"]] == [15, 100, 15]
     assert meta["free_parameters"] == {"t1": True, "t2": True}
     assert meta["determined_fraction"]["t2"] > 0.5
-    assert "T1/T2 in ms" in capsys.readouterr().out
+    said = capsys.readouterr()
+    assert "T1/T2 in ms" in said.out
+    assert "the 3 inputs come from files of their own and are fitted at one receiver gain" in said.err
+    assert main(["maps", *map(str, paths.values()), "-o", str(tmp_path / "again"), *_times("--input-te"),
+                 *_times("--input-tr"), "--model", "none", "--scale", "shared"]) == 0
+    assert "one receiver gain" not in capsys.readouterr().err  # asked for: no notice
     pd = json.loads((out / "PD.json").read_text())  # a joint fit's PD: the first input's units
     assert pd["Units"] == "relative (the first input's intensity units)"
     assert pd["GeneratedBy"][0]["Model"] == "joint maps"

@@ -1072,9 +1072,13 @@ def test_what_the_status_said_of_one_input_goes_when_another_is_chosen(demo):
     viewer, widget = demo
     odd = viewer.add_image(_ramp((6, 8, 8)), name="t1_ms",
                            metadata={"sidecar_times_ignored": "the times in t1_ms.json are ignored"})
+    widget.model.value = "physics"
     widget.reset_choices()
     widget.image.value = odd
     assert widget.status.value.startswith("t1_ms: the times in t1_ms.json are ignored")
+    assert widget.input_te.value == 0 and widget.input_tr.value == 0  # "?": typed, not the default
+    widget.run.clicked.emit()
+    assert _idle(widget) and not _outputs(viewer, "prediction")
     widget.image.value = viewer.layers["head TE50 TR4500"]  # its metadata state its TE/TR
     assert widget.status.value == ""
 
@@ -1555,3 +1559,14 @@ def test_closing_the_viewer_mid_run_delivers_nothing_to_the_deleted_widget(demo,
 
 def _maps(viewer):
     return [l for l in viewer.layers if str((l.metadata or {}).get("mr_reparam_role", "")).startswith("map_")]
+
+
+def test_a_preset_chosen_under_a_paper_model_holds_when_physics_is_chosen_again(demo):
+    viewer, widget = demo
+    widget.model.value = "physics"
+    widget.preset.value = "FLAIR"
+    widget.model.value = "d2p"
+    widget.preset.value = "T2w"
+    widget.model.value = "physics"
+    request = widget.current_request(whole=True)
+    assert widget.preset.value == "T2w" and request.sequence == "spin_echo" and request.ti is None

@@ -85,6 +85,10 @@ VOLUME_DELAY_MS = 600     # sliders at rest this long -> whole volume
 ROW_SPACING_PX = 2        # between the rows of the controls
 
 
+#: The end of a status line that asks for the input's times where its metadata's were set aside.
+TIMES_TO_TYPE = "type the input's times in ms where they show ?"
+
+
 class ReparamWidget(Container):
     """Re-parameterize the selected image layer at the TE/TR set by the sliders."""
 
@@ -459,8 +463,8 @@ class ReparamWidget(Container):
         if values is None:
             return
         with self._applying():
-            if self.model.value == "physics":
-                self.sequence.value = values["sequence"]
+            # (hidden for a paper model, which renders spin echo alone: kept in step for physics)
+            self.sequence.value = values["sequence"]
             for key in ("te", "tr", "ti", "ti2", "flip"):
                 if values[key] is not None:
                     slider = getattr(self, key)
@@ -559,8 +563,7 @@ class ReparamWidget(Container):
                                "pulse spacing; the time from one inversion to the next is not in the "
                                f"tags: taken as {self.input_tr.value:g} ms (type it in Input TR)")
         elif meta.get("sidecar_times_ignored"):  # its sidecar's times can only be ms: the fields' win
-            self._say_of_input(f"{layer.name}: {meta['sidecar_times_ignored']}; type the input's "
-                               f"TE/TR (now TE {self.input_te.value:g} / TR {self.input_tr.value:g} ms)")
+            self._say_of_input(f"{layer.name}: {meta['sidecar_times_ignored']}; {TIMES_TO_TYPE}")
         elif unknown == "TE/TR" and (guess := guessed_input_preset(layer, self.model.value)) is not None:
             self.input_preset.value = guess.reading  # fills the input's sequence and times
             self._say_of_input(guessed_line(layer.name, guess, "change Input preset"))
@@ -630,6 +633,9 @@ class ReparamWidget(Container):
             return
         request = self.current_request(whole=True)
         refusal = self._refusal_of(request)
+        if refusal and self.status.value.endswith(TIMES_TO_TYPE):  # it says why they are to be typed
+            self._refusal = self.status.value
+            return
         if refusal:
             self._refuse(refusal)
             return

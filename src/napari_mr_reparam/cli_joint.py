@@ -659,6 +659,15 @@ def inputs_record(volumes, acqs, origins=None) -> dict:
     return {"Input": records[0]} if len(records) == 1 else {"Inputs": records}
 
 
+def one_gain_note(count: int) -> str:
+    """The notice for lone images of several files fitted at one receiver gain (``--scale
+    auto``): right for images of one series saved apart, wrong for scans of separate series."""
+    return (f"the {count} inputs come from files of their own and are fitted at one receiver gain, as images of "
+            "one series saved apart (a dual echo) are; scans of separate series (a T1-weighted and a "
+            "T2-weighted, each stored at its own gain) need --scale per-input, or the renders' contrast "
+            "follows the gains")
+
+
 def series_gains_note(sources, maps) -> str:
     """One line on the receiver gain of each input path (``sources``: each input's) but the
     first, and how it was found."""
@@ -821,6 +830,9 @@ def fit_inputs(paths, args, model="physics", device="auto", engine=None, volumes
     maps.registered = tuple(motions)
     if finished is not None:  # the progress bar ends before the notices on the fit
         finished()
+    if (getattr(args, "scale", None) or SCALE_OPTION["default"]) == "auto" and scale == "shared" \
+            and len(set(sources)) > 1:
+        print(f"notice: {one_gain_note(len(volumes))}", file=sys.stderr)
     if maps.gains_found:
         print(f"notice: {series_gains_note(sources, maps)}", file=sys.stderr)
     if maps.partly_measured > 0:
