@@ -727,6 +727,18 @@ def test_a_flip_angle_outside_0_to_180_degrees_is_one_line_before_any_file_is_re
     assert not list(tmp_path.iterdir())
 
 
+@pytest.mark.parametrize("extra, said", [
+    (["--te", "10", "--tr", "500", "--sequence", "gradient_echo", "--flip", "0.5"],
+     "--flip 0.5 looks like radians (28.6 degrees)"),
+    (["--preset", "T2w", "--input-preset", "MPRAGE", "--input-flip", "0.15"],
+     "--input-flip 0.15 looks like radians (8.6 degrees)"),
+])
+def test_a_flip_angle_in_radians_is_refused_with_its_degrees(tmp_path, capsys, extra, said):
+    missing = tmp_path / "not_read.nii.gz"
+    assert main(["predict", str(missing), "-o", str(tmp_path / "o.nii.gz"), "-q", *extra]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == f"error: {said}; flip angles are given in degrees"
+
+
 @pytest.mark.parametrize("sidecar, extra, message", [
     ({"EchoTime": 0.02, "RepetitionTime": 0.6}, [],
      "scan.nii.gz: d2p reads inputs at TE 50 / TR 4500 ms only; for an input at TE 20 / TR 600 ms (its sidecar) "

@@ -113,6 +113,21 @@ def test_writer_falls_back_to_the_layer_scale(tmp_path):
     assert json.loads((tmp_path / "new.json").read_text())["EchoTime"] == pytest.approx(0.03)
 
 
+@pytest.mark.parametrize("shape, scale, translate", [
+    ((5, 20, 30), (3.0, 1.0, 1.0), (10.0, 20.0, 30.0)),
+    ((4, 6, 8), (2.0, 0.5, 0.75), (-3.0, 1.5, 9.0)),
+])
+def test_a_layer_of_no_file_is_read_back_where_the_viewer_showed_it(tmp_path, shape, scale, translate):
+    from napari_mr_reparam._reader import napari_get_reader
+
+    stack = np.random.default_rng(0).random(shape).astype(np.float32)
+    [path] = write_single_image(str(tmp_path / "placed.nii.gz"), stack,
+                                {"scale": scale, "translate": translate, "metadata": {}})
+    [(data, kwargs, _)] = napari_get_reader(path)(path)
+    assert np.allclose(data, stack) and kwargs["scale"] == pytest.approx(scale)
+    assert kwargs["translate"] == pytest.approx(translate)
+
+
 def test_writer_keeps_a_sidecar_it_was_not_asked_to_replace(tmp_path):
     stack = np.ones((2, 5, 6), np.float32)
     (tmp_path / "new.json").write_text('{"mine": true}')
@@ -236,7 +251,7 @@ def test_a_sidecar_written_in_ms_opens_with_its_times_left_to_the_widget(make_na
     widget.reset_choices()
     widget.model.value = "p2p"
     widget.image.value = layer
-    assert widget.status.value == f"scan: {reason}; type the input's TE/TR (now TE 50 / TR 4500 ms)"
+    assert widget.status.value == f"scan: {reason}; type the input's times in ms where they show ?"
 
 
 def test_an_unreadable_sidecar_opens_the_image_with_a_notice(tmp_path):

@@ -1570,3 +1570,16 @@ def test_a_preset_chosen_under_a_paper_model_holds_when_physics_is_chosen_again(
     widget.model.value = "physics"
     request = widget.current_request(whole=True)
     assert widget.preset.value == "T2w" and request.sequence == "spin_echo" and request.ti is None
+
+
+def test_closing_the_input_while_its_volume_renders_says_so(demo, qtbot):
+    viewer, widget = demo
+    widget.model.value = "physics"
+    widget.run.clicked.emit()
+    _until(qtbot, lambda: _idle(widget) and _outputs(viewer, "prediction"))
+    widget.te.value = 40.0
+    widget._volume_timer.timeout.emit()  # the whole volume rendered in a worker
+    assert widget.status.value.startswith("Rendering the whole volume")
+    viewer.layers.remove(widget.image.value)
+    _until(qtbot, lambda: _idle(widget))
+    assert not widget.status.value.startswith("Rendering")

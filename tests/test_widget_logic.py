@@ -42,6 +42,8 @@ def test_input_presets_set_the_input_controls_and_are_found_from_them():
     for name in preset_choices(inputs=True)[1:]:
         assert matching_preset(preset_controls(name), inputs=True) == name
     assert matching_preset({**values, "te": 4.0}, inputs=True) == CUSTOM  # an edit makes it Custom
+    assert matching_preset({**values, "te": 2.98}, inputs=True) == "MPRAGE"  # a Siemens MPRAGE's tags
+    assert matching_preset({**preset_controls("T2w"), "te": 100.5}) == CUSTOM  # the target's: as given
     assert matching_preset({**values, "flip": None}, inputs=True) == CUSTOM
     assert matching_preset(preset_controls("DIR"), inputs=True) == CUSTOM  # no input preset
     # a layer's metadata (a BIDS sidecar, DICOM tags) names the preset it matches

@@ -829,6 +829,7 @@ class ReparamWidget(Container):
     def _show_rendered(self, rendered: tuple, request: Request, engine_and_maps) -> None:
         """``rendered``: the volume (or slice) and, for a volume, its value range."""
         if request.layer not in self._viewer.layers:
+            self._report("The input was closed; its render is dropped")
             return
         engine, maps = engine_and_maps
         volume, limits = rendered

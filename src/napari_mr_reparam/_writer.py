@@ -123,7 +123,8 @@ def write_image(path: str, data, meta: dict, replace: bool = True) -> list[str]:
 
     When the layer came from this plugin's reader (``metadata['volume']``) and still has
     its shape, the file gets the input's voxel order, affine and header back; otherwise
-    an RAS+ grid with the layer's scale. TE/TR/TI (ms), ``sequence``, ``flip_deg`` and ``model``
+    an RAS+ grid with the layer's scale, its first voxel at the layer's translate. TE/TR/TI
+    (ms), ``sequence``, ``flip_deg`` and ``model``
     come from the layer metadata, as do a map's ``quantity`` and ``unit`` and the
     ``inputs_record`` of a prediction from several inputs (the widget's joint maps). napari asked the user
     before replacing a file, so this overwrites it (a DICOM series' folder only where it holds
@@ -147,7 +148,9 @@ def write_image(path: str, data, meta: dict, replace: bool = True) -> list[str]:
     data = np.asarray(data)
     like = metadata.get("volume")
     if not isinstance(like, Volume) or tuple(like.stack_shape) != _as_stack(data).shape:
-        like = Volume(data=np.empty((0,)), spacing=_spacing(meta.get("scale"), data.ndim), kind="image")
+        origin = _spacing(meta.get("translate"), data.ndim, missing=0.0)  # where the viewer shows it
+        like = Volume(data=np.empty((0,)), spacing=_spacing(meta.get("scale"), data.ndim), kind="image",
+                      extra={"origin_mm": origin})
     extra = acquisition_sidecar(metadata.get("sequence"), metadata.get("ti_ms"), metadata.get("flip_deg"),
                                 metadata.get("ti2_ms"))
     if metadata.get("quantity"):  # a map layer (the widget's PD, T1, T2): what it holds, in which unit
@@ -163,8 +166,8 @@ def _as_stack(data: np.ndarray) -> np.ndarray:
     return data[None] if data.ndim == 2 else data
 
 
-def _spacing(scale, ndim: int) -> tuple:
-    """The layer scale as (z, y, x) mm; 1 where missing."""
+def _spacing(scale, ndim: int, missing: float = 1.0) -> tuple:
+    """The layer's scale (or translate) as (z, y, x) mm; ``missing`` where it has none."""
     values = [float(s) for s in (scale if scale is not None else ())][-3:]
-    values = [1.0] * (3 - len(values)) + values
-    return tuple(values) if ndim >= 3 else (1.0, *values[-2:])
+    values = [missing] * (3 - len(values)) + values
+    return tuple(values) if ndim >= 3 else (missing, *values[-2:])

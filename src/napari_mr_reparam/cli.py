@@ -683,8 +683,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="input repetition time, ms (p2p and physics; with --joint one per input)")
     pr.add_argument("--input-sequence", choices=INPUT_SEQUENCES, nargs="+",
                     help="the input's sequence (default: its BIDS sidecar's or DICOM tags', else "
-                         "spin_echo); physics models trained on other input sequences read them; "
-                         "with --joint one per input")
+                         "inversion_recovery where --input-ti or a sidecar gives a TI, else spin_echo); "
+                         "physics models trained on other input sequences read them; with --joint one "
+                         "per input")
     pr.add_argument("--input-ti", type=_positive_ms, nargs="+",
                     help="input inversion time, ms (inversion_recovery, mprage; with --joint one per input)")
     pr.add_argument("--input-flip", type=float, nargs="+",

@@ -192,6 +192,14 @@ def stack_to_ras(data_zyx: np.ndarray) -> np.ndarray:
     return orn.apply_orientation(data_zyx, _inverse(_STACK_FROM_RAS))
 
 
+def ras_voxel_to_stack(stack_shape) -> np.ndarray:
+    """The affine taking a voxel index of :func:`stack_to_ras`'s file order to the stack's
+    (slice, row, column) for a stack of ``stack_shape``."""
+    from nibabel import orientations as orn
+
+    return orn.inv_ornt_aff(_inverse(_STACK_FROM_RAS), tuple(stack_shape))
+
+
 def _inverse(ornt: np.ndarray) -> np.ndarray:
     """The orientation transform undoing ``ornt`` (for ``apply_orientation``)."""
     inv = np.zeros_like(np.asarray(ornt))

@@ -358,7 +358,25 @@ def _file_order(data: np.ndarray, like: Volume | None) -> tuple[np.ndarray, np.n
     if _placed(like):
         return to_original(like, data), np.asarray(like.affine, float)
     dz, dy, dx = like.spacing if like is not None else (1.0, 1.0, 1.0)
-    return stack_to_ras(data), np.diag([float(dx), float(dy), float(dz), 1.0])
+    affine = np.diag([float(dx), float(dy), float(dz), 1.0])
+    origin = (like.extra or {}).get("origin_mm") if like is not None else None
+    if origin is not None:  # a layer's translate: its first voxel where the viewer shows it
+        affine[:3, 3] = ras_origin(data.shape, affine, origin)
+    return stack_to_ras(data), affine
+
+
+def ras_origin(stack_shape, grid: np.ndarray, origin_mm) -> np.ndarray:
+    """The translation of an RAS+ ``grid`` affine (no translation yet) that puts a stack's
+    first voxel where :func:`~napari_mr_reparam._reader.stack_origin` reads ``origin_mm``
+    (slice, row, column mm, a napari layer's ``translate``) back: each stack axis in the
+    file runs along a world axis, forward or flipped."""
+    from .orientation import ras_voxel_to_stack
+
+    to_stack = np.linalg.inv(ras_voxel_to_stack(stack_shape))  # stack voxel -> file voxel
+    first = grid @ to_stack @ np.array([0.0, 0.0, 0.0, 1.0])  # where the stack's voxel 0 lies now
+    axes = grid[:3, :3] @ to_stack[:3, :3]  # each stack axis' step in mm
+    units = axes / np.linalg.norm(axes, axis=0)
+    return units @ np.asarray(origin_mm, float)[-3:] - first[:3]
 
 
 def _write_npy(path: Path, data: np.ndarray, like) -> None:

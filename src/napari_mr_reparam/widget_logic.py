@@ -426,15 +426,25 @@ def preset_controls(name: str) -> dict | None:
 def matching_preset(values: dict, inputs: bool = False) -> str:
     """The preset whose values the controls hold (``sequence``, ``te``, ``tr``, ``ti``,
     ``ti2``, ``flip``; only those the sequence reads are compared), else Custom. With
-    ``inputs``, among the input presets."""
+    ``inputs``, among the input presets, each value to within :data:`INPUT_PRESET_TOLERANCE`
+    (a scan's tags: a Siemens MPRAGE's TE 2.98 ms is the MPRAGE preset's 3)."""
     for name in preset_choices(inputs)[1:]:
         want = preset_controls(name)
         if want["sequence"] != values.get("sequence"):
             continue
         keys = ("te", "tr", *SEQUENCE_READS.get(want["sequence"], ()))
-        if all(values.get(k) is not None and abs(float(values[k]) - float(want[k])) < 1e-6 for k in keys):
+        if all(values.get(k) is not None and _near(float(values[k]), float(want[k]), inputs) for k in keys):
             return name
     return CUSTOM
+
+
+#: How far an input's times and flip may lie from an input preset's (a share of the preset's)
+#: for the Input preset box to name it.
+INPUT_PRESET_TOLERANCE = 0.05
+
+
+def _near(value: float, wanted: float, loose: bool) -> bool:
+    return abs(value - wanted) <= (INPUT_PRESET_TOLERANCE * abs(wanted) if loose else 1e-6)
 
 
 def preset_refusal(name: str, model: str, inputs: bool = False) -> str:
