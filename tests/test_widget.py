@@ -619,6 +619,9 @@ def test_a_preset_renders_from_the_maps_and_saves(demo, qtbot, tmp_path):
     viewer.layers.save(str(tmp_path / "mprage.nii.gz"), selected=True, plugin="napari-mr-reparam")
     sidecar = json.loads((tmp_path / "mprage.json").read_text())
     assert sidecar["PulseSequenceType"] == "MPRAGE" and sidecar["InversionTime"] == 0.9
+    # the input as the model read it, as predict records it (the demo's head: TE 50 / TR 4500 ms)
+    assert {k: sidecar["Input"][k] for k in ("EchoTime", "RepetitionTime")} == {"EchoTime": 0.05,
+                                                                               "RepetitionTime": 4.5}
 
 
 def test_two_inputs_give_joint_maps_from_one_call_opened_from_the_plugins_menu(

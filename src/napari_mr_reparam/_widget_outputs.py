@@ -65,6 +65,25 @@ def inputs_record(inputs) -> dict:
                        for spec, source in zip(inputs, sources)]}
 
 
+def input_record_of(request: Request) -> dict | None:
+    """The sidecar field ``Input`` of a prediction from one input: its acquisition as the
+    model read it (none for Default-to-Param, which reads none), the input preset it matches
+    and the file its layer was read from, as ``predict`` records them."""
+    from pathlib import Path
+
+    from .volume_writing import input_record
+    from .widget_logic import CUSTOM, matching_preset
+
+    given = request.given()
+    if given is None:
+        return None
+    source = (getattr(request.layer, "metadata", None) or {}).get("source")
+    preset = matching_preset({"sequence": given.sequence, "te": given.te_ms, "tr": given.tr_ms, "ti": given.ti_ms,
+                              "flip": given.flip_deg}, inputs=True)
+    return input_record(given, None, file=Path(source).name if source else None,
+                        preset=None if preset == CUSTOM else preset)
+
+
 class Outputs:
     """The output layers of the input chosen in ``image`` and their comparison with the
     layer chosen in ``ground_truth`` (the widget's layer controls, read for their current
@@ -153,7 +172,8 @@ class Outputs:
                               sequence=request.sequence, ti_ms=request.ti, flip_deg=request.flip_deg,
                               ti2_ms=request.ti2, mr_reparam_names=names,
                               inputs=[spec.layer.name for spec in request.inputs],
-                              inputs_record=inputs_record(request.inputs) if request.inputs else None)
+                              inputs_record=inputs_record(request.inputs) if request.inputs
+                              else input_record_of(request))
         if request.slice_index is None:
             layer.contrast_limits = limits or with_range(pred)[1]
 

@@ -126,7 +126,8 @@ def write_image(path: str, data, meta: dict, replace: bool = True) -> list[str]:
     an RAS+ grid with the layer's scale, its first voxel at the layer's translate. TE/TR/TI
     (ms), ``sequence``, ``flip_deg`` and ``model``
     come from the layer metadata, as do a map's ``quantity`` and ``unit`` and the
-    ``inputs_record`` of a prediction from several inputs (the widget's joint maps). napari asked the user
+    ``inputs_record`` of a prediction (its input's acquisition, or its inputs' for the widget's joint
+    maps). napari asked the user
     before replacing a file, so this overwrites it (a DICOM series' folder only where it holds
     nothing but ``.dcm`` files); a NIfTI file's sidecar, never asked about, keeps its fields
     but those of the acquisition, which are written afresh
@@ -155,7 +156,7 @@ def write_image(path: str, data, meta: dict, replace: bool = True) -> list[str]:
                                 metadata.get("ti2_ms"))
     if metadata.get("quantity"):  # a map layer (the widget's PD, T1, T2): what it holds, in which unit
         extra.update(Quantity=metadata["quantity"], Units=metadata.get("unit") or "relative")
-    extra.update(metadata.get("inputs_record") or {})  # a prediction's inputs (the widget's joint maps)
+    extra.update(metadata.get("inputs_record") or {})  # a prediction's input, or inputs (joint maps)
     written = save_volume(path, data, like=like, te_ms=metadata.get("te_ms"),
                           tr_ms=metadata.get("tr_ms"), model=metadata.get("model"), extra=extra,
                           overwrite=replace, keep_sidecar=replace)
