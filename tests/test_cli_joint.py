@@ -58,6 +58,11 @@ def test_maps_writes_pd_t1_t2_in_ms_with_a_sidecar(scans, tmp_path, capsys):
     assert main(["maps", *map(str, paths.values()), "-o", str(tmp_path / "again"), *_times("--input-te"),
                  *_times("--input-tr"), "--model", "none", "--scale", "shared"]) == 0
     assert "one receiver gain" not in capsys.readouterr().err  # asked for: no notice
+    for number, path in enumerate(paths.values()):  # sidecars that name each scan's series
+        path.with_name(path.name.replace(".nii.gz", ".json")).write_text(json.dumps({"SeriesNumber": number + 3}))
+    from napari_mr_reparam.cli_joint import gains_of, load_inputs
+
+    assert gains_of(load_inputs(list(paths.values())), "auto") == "per_input"
     pd = json.loads((out / "PD.json").read_text())  # a joint fit's PD: the first input's units
     assert pd["Units"] == "relative (the first input's intensity units)"
     assert pd["GeneratedBy"][0]["Model"] == "joint maps"

@@ -104,3 +104,16 @@ def test_the_gain_search_counts_its_trial_fits_in_the_progress():
     assert series_count(labels) == 2 and series_count("shared") == 1
     assert sum(counted) == joint_work_units(pd.shape, series=2) == pd.shape[0] + SEARCH_FITS
     assert counted[:SEARCH_FITS] == [1] * SEARCH_FITS  # the search's fits come first, one unit each
+
+
+def test_scans_whose_sidecars_name_separate_series_take_a_gain_each():
+    from napari_mr_reparam.series_gains import by_source, series_label
+
+    t1w, t2w, e1, e2 = (series_label({"series_id": s}, f"{name}.nii.gz")
+                        for s, name in (("3", "t1w"), ("7", "t2w"), ("5", "dual_e1"), ("5", "dual_e2")))
+    assert by_source([t1w, t2w]) == "per_input"  # lone scans of separate series
+    assert by_source([e1, e2]) == "shared"  # one series' echoes saved apart (dcm2niix)
+    assert by_source([e1, e2, t1w]) == [e1, e2, t1w]  # a gain per series
+    assert by_source(["pdw.nii.gz", "t2w.nii.gz"]) == "shared"  # no sidecar names them: one gain
+    assert by_source([t1w, "t2w.nii.gz"]) == "shared"
+    assert series_label({}, "a.nii.gz") == "a.nii.gz" and series_label(None, "a.nii.gz") == "a.nii.gz"

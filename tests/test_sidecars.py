@@ -160,3 +160,14 @@ def test_a_sidecar_time_left_null_is_unstated_and_an_inversion_time_of_0_is_no_i
     (tmp_path / "a.json").write_text(json.dumps({"EchoTime": 0.01, "RepetitionTime": 3.0, "InversionTime": -1}))
     with pytest.raises(ValueError, match=r"^a\.json: InversionTime -1 is not a time .* --input-ti MS, which"):
         read_sidecar(tmp_path / "a.nii.gz")
+
+
+@pytest.mark.parametrize("fields, series", [
+    ({"SeriesNumber": 7}, "7"),
+    ({"SeriesInstanceUID": "1.2.3", "SeriesNumber": 7}, "1.2.3"),
+    ({"SeriesNumber": True}, None),
+    ({}, None),
+])
+def test_a_sidecar_names_its_scans_series(tmp_path, fields, series):
+    (tmp_path / "scan.json").write_text(json.dumps({"EchoTime": 0.1, "RepetitionTime": 3.0, **fields}))
+    assert read_sidecar(tmp_path / "scan.nii.gz").get("series_id") == series

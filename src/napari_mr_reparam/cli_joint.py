@@ -35,7 +35,8 @@ SCALE_OPTION = {
     "help": "receiver gains: one for all inputs (shared: images of one series), one per input path "
             "(per-series: a DICOM series folder or a multi-volume file each; the gains found by the "
             "fit's misfit), one per input (per-input: estimated against the network's maps); auto "
-            "(the default): per-series where some path brings several images, else shared"}
+            "(the default): per-series where some path brings several images, per-input where each "
+            "image's BIDS sidecar names a series of its own, else shared"}
 
 #: ``--register``: correct the inputs for head motion between them.
 REGISTER_OPTION = {
@@ -664,8 +665,8 @@ def one_gain_note(count: int) -> str:
     auto``): right for images of one series saved apart, wrong for scans of separate series."""
     return (f"the {count} inputs come from files of their own and are fitted at one receiver gain, as images of "
             "one series saved apart (a dual echo) are; scans of separate series (a T1-weighted and a "
-            "T2-weighted, each stored at its own gain) need --scale per-input, or the renders' contrast "
-            "follows the gains")
+            "T2-weighted, each stored at its own gain) need --scale per-input (taken by default where "
+            "BIDS sidecars name each one's series: SeriesNumber), or the renders' contrast follows the gains")
 
 
 def series_gains_note(sources, maps) -> str:
@@ -764,11 +765,11 @@ def gains_of(volumes, choice: str):
     """The ``scale`` :func:`~napari_mr_reparam.joint_fit.fit_maps` takes for ``--scale
     choice``: a series label per input (the file or DICOM folder it came from) for
     ``per-series``; for ``auto``, :func:`~napari_mr_reparam.series_gains.by_source`."""
-    from .series_gains import by_source
+    from .series_gains import by_source, series_label
 
     labels = [v.source for v in volumes]
     if choice == "auto":
-        return by_source(labels)
+        return by_source([series_label(v, v.source) for v in volumes])
     return labels if choice == "per-series" else "per_input" if choice == "per-input" else "shared"
 
 
@@ -815,7 +816,7 @@ def fit_inputs(paths, args, model="physics", device="auto", engine=None, volumes
     where each input's acquisition came from (:func:`acquisitions_of`)."""
     from .image_noise import noise_on_own_grids
     from .joint_fit import joint_maps, joint_work_units
-    from .series_gains import series_count
+    from .series_gains import series_count, series_label
 
     volumes = load_inputs(paths, times_given=input_times_given(args)) if volumes is None else volumes
     acqs = acquisitions_of(volumes, args, origins)  # before registration: an input's times may be missing
@@ -841,8 +842,9 @@ def fit_inputs(paths, args, model="physics", device="auto", engine=None, volumes
     maps.registered = tuple(motions)
     if finished is not None:  # the progress bar ends before the notices on the fit
         finished()
+    unnamed = len({series_label(v, v.source) for v in volumes}) > 1  # no sidecar says they are one series
     if (getattr(args, "scale", None) or SCALE_OPTION["default"]) == "auto" and scale == "shared" \
-            and len(set(sources)) > 1:
+            and len(set(sources)) > 1 and unnamed:
         print(f"notice: {one_gain_note(len(volumes))}", file=sys.stderr)
     if maps.gains_found:
         print(f"notice: {series_gains_note(sources, maps)}", file=sys.stderr)

@@ -185,7 +185,7 @@ def _take_sidecar(volume: Volume, sidecar: dict, path: Path, index: int | None =
     for key, value in sidecar.items():
         if key == "times_ignored":
             volume.extra["sidecar_times_ignored"] = value
-        elif key == "readout_tr_ms":
+        elif key in ("readout_tr_ms", "series_id"):
             volume.extra[key] = value
         else:
             setattr(volume, key, value[index] if isinstance(value, list) else value)

@@ -50,12 +50,26 @@ def series_count(scale) -> int:
 
 def by_source(labels):
     """The gains a fit takes by default for inputs read from the sources ``labels`` (one per
-    input: the file or DICOM folder each came from): a gain per source where there are
-    several and one of them brought several images (an inversion-recovery folder and an
-    echo-train folder); else one for all ("shared"), as lone images of separate series
-    cannot tell their gains apart from a relaxation time."""
+    input: the file or DICOM folder each came from, or :func:`series_label` where a BIDS
+    sidecar names the scan's series): a gain per source where there are several and one of
+    them brought several images (an inversion-recovery folder and an echo-train folder); a
+    gain per image (``"per_input"``, estimated against the prior's times) where each image's
+    sidecar names a series of its own (a T1-weighted and a T2-weighted scan, each stored at
+    its own gain); else one for all ("shared"), as lone images of unnamed series cannot tell
+    their gains apart from a relaxation time, and may be one series' images saved apart."""
     labels = list(labels)
+    named = [isinstance(label, tuple) and label[:1] == ("series",) for label in labels]
+    if len(labels) > 1 and all(named) and len(set(labels)) == len(labels):
+        return "per_input"
     return labels if 1 < len(set(labels)) < len(labels) else "shared"
+
+
+def series_label(volume_or_extra, source):
+    """The label of an input for :func:`by_source`: the series its BIDS sidecar names (a
+    volume's ``extra["series_id"]``), else ``source`` (its file or folder)."""
+    extra = (volume_or_extra if isinstance(volume_or_extra, dict) else getattr(volume_or_extra, "extra", None)) or {}
+    named = extra.get("series_id")
+    return ("series", named) if named else source
 
 
 def misfit(problem, gains, sample, fit) -> float:

@@ -39,7 +39,8 @@ def read_sidecar(path: str | Path, times_given=(), volumes: int | None = None) -
     """Acquisition parameters from the BIDS sidecar beside ``path`` (data file or sidecar).
 
     Returns a dict with those of ``te_ms``, ``tr_ms``, ``ti_ms`` (milliseconds),
-    ``flip_deg`` (degrees) and ``sequence`` (:func:`sidecar_sequence`) that the sidecar
+    ``flip_deg`` (degrees), ``sequence`` (:func:`sidecar_sequence`) and ``series_id`` (its
+    ``SeriesInstanceUID``, else ``SeriesNumber``, as dcm2niix writes it) that the sidecar
     states; empty when there is none. An MPRAGE-type scan whose RepetitionTime is its
     readout's pulse spacing (GE's BRAVO, Philips' 3-D TFE: :func:`mprage_cycle`) has
     ``readout_tr_ms`` instead of ``tr_ms``, as the DICOM reader gives it. A sidecar that
@@ -99,6 +100,9 @@ def read_sidecar(path: str | Path, times_given=(), volumes: int | None = None) -
     sequence = sidecar_sequence(meta)
     if sequence:
         out["sequence"] = sequence
+    series = meta.get("SeriesInstanceUID") or meta.get("SeriesNumber")
+    if isinstance(series, (str, int)) and not isinstance(series, bool) and str(series).strip():
+        out["series_id"] = str(series).strip()  # which series of its session the scan was
     return readout_spacing(out)
 
 

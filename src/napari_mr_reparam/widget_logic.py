@@ -85,9 +85,16 @@ def missing_values(sequence: str, **values) -> list[str]:
 def input_sources(inputs) -> list:
     """Each input's source, for the receiver gains of the joint fit
     (:func:`~napari_mr_reparam.series_gains.by_source`): the file or DICOM folder its layer
-    was read from (its metadata's ``source``), else the layer itself (a layer of no file is
-    its own series)."""
-    return [(getattr(spec.layer, "metadata", None) or {}).get("source") or id(spec.layer) for spec in inputs]
+    was read from (its metadata's ``source``), or the series its BIDS sidecar names
+    (:func:`~napari_mr_reparam.series_gains.series_label`), else the layer itself (a layer of
+    no file is its own series)."""
+    from .series_gains import series_label
+
+    labels = []
+    for spec in inputs:
+        meta = getattr(spec.layer, "metadata", None) or {}
+        labels.append(series_label(getattr(meta.get("volume"), "extra", None), meta.get("source") or id(spec.layer)))
+    return labels
 
 
 @dataclass(frozen=True)
