@@ -31,10 +31,74 @@ def write_table(results: Path, marker: str, table: str) -> None:
     results.write_text(text)
 
 
-def add_output_arguments(parser: argparse.ArgumentParser, marker: str) -> None:
-    """``--marker`` (``''``: print only) and ``--results`` (the file the table goes in)."""
+def read_table(results: Path, marker: str) -> str | None:
+    """The text between the marker comments in ``results`` (None where it has none)."""
+    begin, end = f"<!-- {marker}:begin -->", f"<!-- {marker}:end -->"
+    text = results.read_text() if results.exists() else ""
+    found = re.search(re.escape(begin) + "\n?(.*?)\n?" + re.escape(end), text, flags=re.S)
+    return found.group(1) if found else None
+
+
+def table_header(table: str) -> str:
+    """A Markdown table's header: its first two lines (names, then the rule)."""
+    return "\n".join(table.strip("\n").splitlines()[:2])
+
+
+def merged_table(old: str, header: str, rows: list[str], key_cells: int = 3) -> str:
+    """The table of ``header`` and ``rows`` merged into the ``old`` table of the same
+    header: each old row whose first ``key_cells`` cells (the split, the model, the task)
+    a new row has is replaced by that row, every other old row is kept in its place (the
+    models not measured this time), and the new rows the old table lacks follow."""
+    fresh = {_row_key(row, key_cells): row for row in rows}
+    kept = [fresh.pop(_row_key(line, key_cells), line) for line in old.strip("\n").splitlines()[2:]]
+    added = [row for row in rows if _row_key(row, key_cells) in fresh]
+    return "\n".join([header, *kept, *added])
+
+
+def _row_key(row: str, key_cells: int) -> tuple:
+    return tuple(cell.strip() for cell in row.strip().strip("|").split("|")[:key_cells])
+
+
+def add_output_arguments(parser: argparse.ArgumentParser, marker: str, ask_to_write: bool = False) -> None:
+    """``--marker`` (``''``: print only) and ``--results`` (the file the table goes in);
+    with ``ask_to_write``, ``--write`` too: the table is printed unless it is given
+    (:func:`publish_rows`)."""
     parser.add_argument("--marker", default=marker, help="table marker in the results file ('' prints only)")
     parser.add_argument("--results", default=str(ROOT / "training" / "RESULTS.md"))
+    if ask_to_write:
+        parser.add_argument("--write", action="store_true",
+                            help="put the table in --results between the --marker comments, keeping the rows "
+                                 "there of models this run did not measure (default: print it only)")
+
+
+def refuse_to_write_over_another_table(parser: argparse.ArgumentParser, args: argparse.Namespace,
+                                       header: str) -> None:
+    """Before anything is measured: ``--write`` needs a marker, and the table under it (if
+    any) must have ``header``'s columns, else a one-line ``parser.error``."""
+    if not args.write:
+        return
+    if not args.marker:
+        parser.error("--write needs a --marker: the table in --results to put the rows in")
+    old = read_table(Path(args.results), args.marker)
+    if old is not None and old.strip() and table_header(old) != table_header(header):
+        parser.error(f"the {args.marker} table in {args.results} has other columns than this one; "
+                     "name its own --marker")
+
+
+def publish_rows(args: argparse.Namespace, header: str, rows: list[str]) -> None:
+    """Print the table of ``header`` and ``rows``; with ``args.write``, put it between
+    ``args.marker``'s comments in ``args.results`` instead, merged with the table there
+    (:func:`merged_table`: rows of models not measured in this run are kept)."""
+    table = "\n".join([header, *rows])
+    if not args.write:
+        print(table)
+        return
+    results = Path(args.results)
+    old = read_table(results, args.marker)
+    if old is not None and old.strip():
+        table = merged_table(old, header, rows)
+    write_table(results, args.marker, table)
+    print(f"updated {args.results} ({args.marker})")
 
 
 def publish(args: argparse.Namespace, table: str) -> None:

@@ -175,8 +175,10 @@ def main(argv=None) -> int:
     parser.add_argument("--slices", type=int, default=8)
     parser.add_argument("--no-psnr", action="store_true", help="skip (c), the physics model's PSNR")
     parser.add_argument("--tuning", action="store_true", help="training subjects 01-04 in place of the held-out ones")
-    parser.add_argument("--json", help="also write the results as JSON")
+    parser.add_argument("--json", help="also write the results as JSON (never over an existing file)")
     args = parser.parse_args(argv)
+    if args.json and Path(args.json).exists():
+        parser.error(f"{args.json} exists; not overwriting it")
     classifier = load_classifier(args.weights)
     held = heldout(classifier, args.slices, not args.no_psnr, tuning=args.tuning)
     real = real_images(classifier, args.slices)

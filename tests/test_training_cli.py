@@ -192,3 +192,128 @@ def test_simulate_and_evaluate_keep_what_is_in_their_way_unless_told(tmp_path, c
     assert err.count("exists; pass --overwrite to replace it") == 2
     assert (tmp_path / "dataset.npz").read_bytes() == b"an earlier dataset"
     assert (tmp_path / "report.json").read_text() == "{}"
+
+
+def _tiny_checkpoint(path, spoil: bool = False):
+    """A training checkpoint of a tiny physics network (its first tensor NaN with ``spoil``)."""
+    import torch
+
+    from napari_mr_reparam.models.physics_net import PhysicsNet
+
+    state = PhysicsNet(base=4, depth=3, task="p2p").state_dict()
+    if spoil:
+        next(iter(state.values())).fill_(float("nan"))
+    card = {"arch": "physics", "task": "p2p", "width": 0.03, "base": 4, "depth": 3, "name": "physics"}
+    torch.save({"model": state, "optimizer": {}, "step": 1, "card": card}, path)
+    return str(path)
+
+
+def test_export_takes_a_plain_name_only_and_writes_nothing_outside(tmp_path, capsys, monkeypatch):
+    from napari_mr_reparam import weights
+
+    bundle = tmp_path / "pkg" / "weights"
+    bundle.mkdir(parents=True)
+    monkeypatch.setattr(weights, "BUNDLED_DIR", bundle)
+    ckpt = _tiny_checkpoint(tmp_path / "c.pt")
+    for name in ("../../../../evil", "a/b", "..", ".hidden", "a b", "SHA256SUMS"):
+        assert train_main(["export", ckpt, "--name", name]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 6 and all(line.startswith("error: --name ") for line in err)
+    assert "a plain file name" in err[0] and "record of hashes" in err[-1]
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["c.pt", "pkg", "weights"]
+
+
+def test_export_refuses_a_checkpoint_whose_weights_are_not_finite(tmp_path, capsys):
+    ckpt = _tiny_checkpoint(tmp_path / "nan.pt", spoil=True)
+    assert train_main(["export", ckpt, "--name", "x", "--out", str(tmp_path / "x.safetensors")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: nan.pt: holds values that are not finite (NaN or infinity)") and err.count("\n") == 1
+    assert not (tmp_path / "x.safetensors").exists()
+
+
+def test_export_into_the_bundled_folder_records_the_hashes_of_the_weights_and_card(tmp_path, monkeypatch):
+    from napari_mr_reparam import weights
+
+    monkeypatch.setattr(weights, "BUNDLED_DIR", tmp_path)
+    for name in ("one", "two"):
+        assert train_main(["export", _tiny_checkpoint(tmp_path / f"{name}.pt"), "--name", name]) == 0
+    record = json.loads((tmp_path / weights.HASHES_FILE).read_text())
+    assert set(record) == {"one.safetensors", "one.json", "two.safetensors", "two.json"}
+    assert record["one.json"] == weights.sha256_of(tmp_path / "one.json")
+    assert weights.load_weights("two")[1]["name"] == "two"
+    card = json.loads((tmp_path / "two.json").read_text())
+    (tmp_path / "two.json").write_text(json.dumps(dict(card, task="d2p")))
+    with pytest.raises(weights.WeightsError, match="two.json: sha256 does not match SHA256SUMS.json"):
+        weights.load_weights("two")
+    assert train_main(["export", str(tmp_path / "two.pt"), "--name", "two", "--overwrite"]) == 0
+    assert weights.load_weights("two")[1]["task"] == "p2p"  # exported again: recorded again
+
+
+def test_a_physics_run_into_a_file_is_refused_before_training(tmp_path, capsys, monkeypatch):
+    from napari_mr_reparam.training import loop
+
+    monkeypatch.setattr(loop, "build_stage", lambda *a: pytest.fail("training started"))
+    (tmp_path / "afile").write_text("mine")
+    assert train_main(["physics", "--steps", "2", "--out", str(tmp_path / "afile")]) == 2
+    assert capsys.readouterr().err == (f"error: out: {tmp_path / 'afile'} is a file; the run folder (--out) "
+                                       "must be a folder\n")
+    assert (tmp_path / "afile").read_text() == "mine"
+
+
+def test_a_phantom_file_that_is_no_mrilab_npz_is_one_line_without_numpys_pickle_hint(tmp_path, capsys):
+    (tmp_path / "some.json").write_text("{}")
+    spec = f"mrilab:{tmp_path / 'some.json'}"
+    assert train_main(["physics", "--phantom", spec, "--steps", "1", "--out", str(tmp_path / "run")]) == 2
+    assert train_main(["simulate", "--phantom", spec, "--out", str(tmp_path / "sim")]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 2 and all("not an MRiLab .npz phantom" in line for line in err)
+    assert "pickle" not in " ".join(line.replace("some.json", "") for line in err)
+
+
+def test_unknown_tables_are_refused_listing_the_known_ones(tmp_path, capsys, mrilab_spec):
+    with pytest.raises(SystemExit) as refused:  # a bad option value: argparse's one line, status 2
+        train_main(["simulate", "--phantom", "mni152", "--table", "nope", "--out", str(tmp_path)])
+    assert refused.value.code == 2
+    assert train_main(["simulate", "--phantom", mrilab_spec, "--table", "3t", "--out", str(tmp_path)]) == 2
+    assert train_main(["physics", "--set", 'tables=["nope"]', "--steps", "1", "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith("error: argument --table: unknown tissue table 'nope'; known: brainweb_1.5t, mrilab, 3t")
+    assert "an MRiLab phantom has its own maps" in err[1]
+    assert err[2] == "error: tables: unknown tissue table 'nope'; known: brainweb_1.5t, mrilab, 3t"
+    assert not list(tmp_path.iterdir())
+
+
+def test_evaluate_refuses_a_model_and_weights_together(tmp_path, capsys):
+    ckpt = _tiny_checkpoint(tmp_path / "c.pt")
+    assert train_main(["evaluate", "--model", "physics", "--weights", ckpt]) == 2
+    assert capsys.readouterr().err == (f"error: --model physics and --weights {ckpt} each name the model to score; "
+                                       "give one (--weights scores a file, --model a bundled model or identity)\n")
+
+
+def test_a_recipe_of_an_unknown_stage_suggests_no_command(tmp_path, capsys):
+    (tmp_path / "foo.toml").write_text('stage = "foo"\n')
+    assert train_main(["physics", "--config", str(tmp_path / "foo.toml")]) == 2
+    err = capsys.readouterr().err
+    assert "unknown stage 'foo'; known: autoencoder, paramnet, physics, tissue, contrast" in err
+    assert "napari-mr-reparam-train foo" not in err
+
+
+@pytest.mark.parametrize("command", ["simulate", "evaluate", "physics"])
+def test_the_phantom_help_names_every_kind_the_recipes_use(command, capsys):
+    with pytest.raises(SystemExit):
+        train_main([command, "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "mni152, mrilab:PATH, segmentation:PATH or freesurfer:PATH" in text
+
+
+def test_a_param_net_without_an_autoencoder_or_with_another_widths_is_one_line(tiny_paramnet_run, tmp_path, capsys):
+    _, ae, _ = tiny_paramnet_run  # width 0.0625
+    assert train_main(["paramnet", "--steps", "2", "--out", str(tmp_path / "a")]) == 2
+    assert train_main(["paramnet", "--steps", "1", "--width", "0.125", "--autoencoder", str(ae),
+                       "--device", "cpu", "--out", str(tmp_path / "b")]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 2 and "Traceback" not in " ".join(err)
+    assert err[0].startswith("error: phase 2 (paramnet) trains on the frozen encoder of the autoencoder from phase 1")
+    assert err[1] == (f"error: {ae}: weights do not fit this network (tensors of other shapes: size mismatch for "
+                      "layers.0.0.weight); it is an autoencoder of width 0.0625, this run's width is 0.125")
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()

@@ -1,9 +1,13 @@
 """Training configuration (training/config.py): recipes load, bad values are refused, and
 the stream's options reach it."""
 
+from pathlib import Path
+
 import pytest
 
 from napari_mr_reparam.training.config import TrainConfig, load_config
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_recipe_loading(tmp_path):
@@ -134,16 +138,102 @@ def test_a_setting_of_the_wrong_kind_is_one_line_naming_it():
 def test_settings_out_of_range_are_one_line_naming_them():
     for key, value, words in (("steps", -3, "steps must be >= 1, got -3$"), ("steps", 0, "steps must be >= 1, got 0"),
                               ("batch_size", 0, "batch_size must be >= 1, got 0$"),
-                              ("width", 0, "width must be above 0, got 0$"),
+                              ("width", 0, "width must be above 0 and <= 4, got 0$"),
+                              ("width", 1e9, "width must be above 0 and <= 4, got 1000000000.0$"),
                               ("loader_workers", -1, "loader_workers must be >= 0, got -1$"),
                               ("checkpoint_every", 0, "checkpoint_every must be >= 1, got 0"),
                               ("log_every", 0, "log_every must be >= 1"),
                               ("targets_per_input", 0, "targets_per_input must be >= 1"),
-                              ("depth", 0, "depth must be >= 1"), ("work_size", 3, "work_size must be >= 16"),
+                              ("depth", 0, "depth must be between 1 and 7, got 0$"),
+                              ("depth", 10, "depth must be between 1 and 7, got 10$"),
+                              ("work_size", 3, "work_size must be between 16 and 1024"),
+                              ("size", 0, "size must be between 16 and 2048, got 0$"),
+                              ("pairs", 0, "pairs must be >= 1, got 0$"), ("slices", 0, "slices must be >= 1, got 0$"),
+                              ("seed", -1, "seed must be between 0 and 4294967295, got -1$"),
+                              ("dataset_seed", -1, "dataset_seed must be between 0 and 4294967295, got -1$"),
+                              ("beta1", 1.5, r"beta1 must be >= 0 and below 1, got 1.5$"),
+                              ("beta2", 1.0, r"beta2 must be >= 0 and below 1, got 1.0$"),
+                              ("map_weight", -1, "map_weight must be >= 0, got -1$"),
+                              ("natural_steps", -5, "natural_steps must be >= 0, got -5$"),
                               ("threads", -1, "threads must be >= 0"), ("lr", -1, "lr must be above 0"),
+                              ("lr", 2, "lr must be above 0 and <= 1, got 2$"),
+                              ("lr", float("inf"), "lr must be a finite number above 0 and <= 1, got inf$"),
+                              ("lr", float("nan"), "lr must be a finite number above 0 and <= 1, got nan$"),
+                              ("deform_mm", float("inf"), "deform_mm must be a finite number, got inf$"),
                               ("lr_final_fraction", 2, "lr_final_fraction must be between 0 and 1")):
         with pytest.raises(ValueError, match=f"^{words}"):
             load_config(**{key: value})
+
+
+def test_every_number_setting_has_its_range_where_it_is_defined_or_is_the_streams():
+    """A number setting is checked by the Range of its own field, or (a stream option) by
+    the stream's options, which name it: none goes unchecked."""
+    from dataclasses import fields
+
+    from napari_mr_reparam.stream_options import StreamOptions, SubjectOptions
+    from napari_mr_reparam.training.config import RECIPE_KEYS, Range
+
+    stream = {RECIPE_KEYS.get(f.name, f.name) for kind in (SubjectOptions, StreamOptions) for f in fields(kind)}
+    for f in fields(TrainConfig):
+        if type(f.default) in (int, float):
+            assert isinstance(f.metadata.get("range"), Range) or f.name in stream, f.name
+    assert str(Range(0, 1, below=True)) == ">= 0 and below 1" and str(Range(1)) == ">= 1"
+    assert Range(0, above=True).holds(1e-9) and not Range(0, above=True).holds(0)
+
+
+def test_settings_that_do_not_fit_together_or_name_nothing_are_one_line():
+    for values, words in (({"phantoms": []}, "phantoms must name at least one phantom"),
+                          ({"tables": ["nope"]}, "tables: unknown tissue table 'nope'; known: brainweb_1.5t, "
+                                                 "mrilab, 3t$"),
+                          ({"stage": "paramnet", "size": 200}, "size must be a multiple of 128 for the paper "
+                                                               "networks"),
+                          ({"stage": "physics", "depth": 7, "work_size": 32, "native_input": True},
+                           "depth 7 halves the image 6 times: work_size must be >= 64, got 32$"),
+                          ({"stage": "physics", "depth": 6, "size": 16}, "depth 6 .* work_size and size must be >= 32, got 16$"),
+                          ({"task": "p2p", "pairs": 1}, "task p2p on paper data .* pairs must be >= 2, got 1$"),
+                          ({"data": "disk"}, "unknown data 'disk'; known: paper, stream$"),
+                          ({"split": "half"}, "unknown split 'half'; known: paper, slices$")):
+        with pytest.raises(ValueError, match=f"^{words}"):
+            load_config(**values)
+    assert load_config(stage="physics", depth=5, size=16 * 2).size == 32
+    assert load_config(tables=["3t"], task="d2p", pairs=1).pairs == 1
+
+
+def test_a_recipe_of_an_unknown_stage_names_the_known_stages_not_a_command(tmp_path):
+    recipe = tmp_path / "foo.toml"
+    recipe.write_text('stage = "foo"\n')
+    with pytest.raises(ValueError, match=r"foo\.toml: unknown stage 'foo'; known: autoencoder, paramnet, physics, "
+                                         r"tissue, contrast$"):
+        load_config(recipe, stage="physics")
+
+
+def test_bad_settings_are_refused_before_any_data_is_loaded(tmp_path, monkeypatch, capsys):
+    from napari_mr_reparam.training import loop
+    from napari_mr_reparam.training.cli import main as train_main
+
+    def no_data(*args, **kwargs):
+        raise AssertionError("the stage (its data) was built before the settings were checked")
+
+    monkeypatch.setattr(loop, "build_stage", no_data)
+    recipe = str(ROOT / "training" / "contrast.toml")
+    for setting in ("beta1=1.5", "seed=-1", "map_weight=-1", "natural_steps=-5", "lr=inf", 'tables=["nope"]'):
+        assert train_main(["contrast", "--config", recipe, "--steps", "1", "--set", setting,
+                           "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert [line.split(" ")[1] for line in err] == ["beta1", "seed", "map_weight", "natural_steps", "lr", "tables:"]
+    assert all(line.startswith("error: ") for line in err) and not (tmp_path / "run").exists()
+
+
+def test_a_resumed_runs_recorded_config_is_its_settings_under_the_options_given(tmp_path):
+    from napari_mr_reparam.training.config import resumed_config
+
+    recorded = TrainConfig(stage="physics", lr=0.01, steps=4, out="elsewhere").to_dict()
+    cfg = resumed_config(tmp_path / "run" / "checkpoint.pt", recorded, stage="physics", steps=8,
+                         out=str(tmp_path / "run"), name=None)
+    assert (cfg.lr, cfg.steps, cfg.out, cfg.acquisition) == (0.01, 8, str(tmp_path / "run"), None)
+    with pytest.raises(ValueError, match=r"checkpoint\.pt is a run of the physics stage, not paramnet: "
+                                         r"napari-mr-reparam-train physics --resume --out .*run$"):
+        resumed_config(tmp_path / "run" / "checkpoint.pt", recorded, stage="paramnet")
 
 
 def test_tables_and_lists_of_the_wrong_kind_are_one_line_naming_the_key_and_its_kind():

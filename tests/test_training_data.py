@@ -39,18 +39,28 @@ def test_one_entry_gives_each_stage_its_protocol_batches(mrilab_spec):
     from helpers import tiny_train_config
 
     rng = np.random.default_rng(0)
-    paper = data.training_batches(tiny_train_config("unused", mrilab_spec, stage="paramnet", task="p2p", size=32))
+    paper = data.training_batches(tiny_train_config("unused", mrilab_spec, stage="paramnet", task="p2p", size=128))
     assert isinstance(paper, data.ProtocolBatches)
     batch = paper.next(rng, 3)
-    assert batch["input"].shape == batch["target"].shape == (3, 1, 32, 32) and batch["target_te"].shape == (3,)
+    assert batch["input"].shape == batch["target"].shape == (3, 1, 128, 128) and batch["target_te"].shape == (3,)
     physics = data.training_batches(tiny_train_config("unused", mrilab_spec, stage="physics", task="p2p",
                                                       size=32, targets_per_input=2, depth=3))
     assert isinstance(physics, data.ProtocolTargets)
     batch = physics.next(rng, 3)
     assert batch["input"].shape == (3, 1, 32, 32) and batch["target"].shape == (3, 2, 32, 32)
     assert batch["target_te"].shape == (3, 2)
-    with pytest.raises(ValueError, match="unknown data source"):
+    with pytest.raises(ValueError, match="unknown data 'disk'; known: paper, stream"):  # refused at config time
         data.training_batches(TrainConfig(data="disk"))
+
+
+@pytest.mark.parametrize("stage", ["paramnet", "physics"])
+def test_an_empty_training_split_is_one_line_before_training(stage, mrilab_spec, tmp_path):
+    from helpers import tiny_train_config
+
+    cfg = tiny_train_config("unused", mrilab_spec, stage=stage, task="d2p", pairs=1, slices=1, depth=3)
+    with pytest.raises(ValueError, match=r"^the training split holds no samples: the train part of the paper "
+                                         r"split of 1 pairs x 1 slices is empty; give more pairs or slices$"):
+        data.training_batches(cfg)
 
 
 def test_loader_workers_make_the_streams_batches_ahead_each_worker_its_own(mrilab_spec):

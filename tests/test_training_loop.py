@@ -42,12 +42,14 @@ def test_paramnet_keeps_the_autoencoders_encoder_and_resumes(tiny_paramnet_run, 
     assert torch.load(tmp_path / "run" / ckpt.name, weights_only=True)["step"] == 4
 
 
-def test_two_process_data_parallel_ranks_agree(tmp_path, mrilab_spec):
+def test_two_process_data_parallel_ranks_agree(tmp_path, mrilab_spec, tiny_paramnet_run):
+    _, ae, _ = tiny_paramnet_run
     recipe = tmp_path / "ddp.toml"
     out = tmp_path / "ddp"
     recipe.write_text(
         f'stage = "paramnet"\ntask = "p2p"\nwidth = 0.0625\npairs = 8\nslices = 4\nbatch_size = 2\n'
-        f'steps = 3\nthreads = 1\ndevice = "cpu"\nphantoms = ["{mrilab_spec}"]\nout = "{out}"\n')
+        f'steps = 3\nthreads = 1\ndevice = "cpu"\nphantoms = ["{mrilab_spec}"]\nout = "{out}"\n'
+        f'autoencoder = "{ae}"\n')
     env = dict(os.environ, OMP_NUM_THREADS="1")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            "-m", "napari_mr_reparam.training.cli", "paramnet", "--config", str(recipe)]
@@ -115,3 +117,81 @@ def test_starting_weights_of_other_shapes_are_one_line_naming_the_first_tensor(t
     with pytest.raises(weights.WeightsError, match=r"weights do not fit this network \(tensors of other "
                                                    r"shapes: size mismatch for \S+\)$"):
         _initialize(str(mine), other)
+
+
+def _stage_whose_loss_turns(monkeypatch, at_call: int, value: float):
+    """Make the stage's loss ``value`` (NaN, say) from its ``at_call``-th step on."""
+    from napari_mr_reparam.training import loop, tasks
+
+    build, calls = tasks.build_stage, []
+
+    def build_diverging(*args):
+        stage = build(*args)
+        loss = stage.loss
+
+        def diverging(module, batch):
+            calls.append(1)
+            real = loss(module, batch)
+            return real * value if len(calls) >= at_call else real
+        stage.loss = diverging
+        return stage
+
+    monkeypatch.setattr(loop, "build_stage", build_diverging)
+
+
+def test_a_loss_that_is_not_finite_stops_the_run_naming_the_step_and_keeps_the_last_checkpoint(
+        tiny_paramnet_run, tmp_path, monkeypatch):
+    import pytest
+
+    from napari_mr_reparam.training import loop
+
+    cfg, _, _ = tiny_paramnet_run
+    cfg = dataclasses.replace(cfg, steps=6, checkpoint_every=2, out=str(tmp_path / "run"))
+    _stage_whose_loss_turns(monkeypatch, 3, float("nan"))
+    with pytest.raises(loop.TrainingDiverged, match=r"^the loss is nan at step 3: training stopped without saving "
+                                                    r"these weights \(.*checkpoint\.pt keeps the weights of step 2\); "
+                                                    r"lower lr, or check the data$"):
+        train(cfg, quiet=True)
+    blob = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
+    assert blob["step"] == 2 and all(torch.isfinite(v).all() for v in blob["model"].values() if v.is_floating_point())
+    _stage_whose_loss_turns(monkeypatch, 1, float("inf"))
+    with pytest.raises(loop.TrainingDiverged, match=r"the loss is inf at step 1: .*no checkpoint was written"):
+        train(dataclasses.replace(cfg, out=str(tmp_path / "fresh")), quiet=True)
+    assert not (tmp_path / "fresh" / "checkpoint.pt").exists()
+
+
+def test_weights_that_are_not_finite_are_never_saved(tiny_paramnet_run, tmp_path, monkeypatch):
+    import pytest
+
+    from napari_mr_reparam.training import loop
+
+    cfg, _, _ = tiny_paramnet_run
+    cfg = dataclasses.replace(cfg, steps=2, checkpoint_every=1, out=str(tmp_path / "run"))
+    step = loop._step
+
+    def step_then_spoil(stage, module, optimizer, batch, autocast):
+        loss = step(stage, module, optimizer, batch, autocast)
+        with torch.no_grad():
+            next(p for p in module.parameters() if p.requires_grad).fill_(float("nan"))
+        return loss
+
+    monkeypatch.setattr(loop, "_step", step_then_spoil)
+    with pytest.raises(loop.TrainingDiverged, match=r"^the weights are not finite \(\S+.*\) at step 1: .*no "
+                                                    r"checkpoint was written"):
+        train(cfg, quiet=True)
+    assert not (tmp_path / "run" / "checkpoint.pt").exists()
+
+
+def test_a_run_folder_that_is_a_file_is_refused_before_anything_is_built(tiny_paramnet_run, tmp_path, monkeypatch):
+    import pytest
+
+    from napari_mr_reparam.training import loop
+
+    cfg, _, _ = tiny_paramnet_run
+    monkeypatch.setattr(loop, "build_stage", lambda *a: pytest.fail("the stage was built"))
+    (tmp_path / "afile").write_text("mine")
+    for out, words in ((tmp_path / "afile", r"afile is a file; the run folder \(--out\) must be a folder$"),
+                       (tmp_path / "afile" / "run", r"afile is a file; .* \(.*afile/run lies inside it\)$")):
+        with pytest.raises(ValueError, match=f"^out: .*{words}"):
+            train(dataclasses.replace(cfg, out=str(out)), quiet=True)
+    assert (tmp_path / "afile").read_text() == "mine"

@@ -14,13 +14,14 @@ from napari_mr_reparam.training.loop import CHECKPOINT, train
 
 
 @pytest.fixture(scope="module")
-def recipe(tmp_path_factory, mrilab_spec):
-    """A tiny Param-Net recipe (4 steps, batch 2) and a run of it: (recipe, run folder)."""
+def recipe(tmp_path_factory, mrilab_spec, tiny_paramnet_run):
+    """A tiny Param-Net recipe (4 steps, batch 2, the tiny autoencoder's encoder) and a run
+    of it: (recipe, run folder)."""
     root = tmp_path_factory.mktemp("resume")
     path = root / "tiny.toml"
     path.write_text(f'stage = "paramnet"\ntask = "d2p"\nwidth = 0.0625\npairs = 8\nslices = 4\n'
                     f'batch_size = 2\nsteps = 4\nthreads = 1\ndevice = "cpu"\ncheckpoint_every = 2\n'
-                    f'phantoms = ["{mrilab_spec}"]\n')
+                    f'phantoms = ["{mrilab_spec}"]\nautoencoder = "{tiny_paramnet_run[1]}"\n')
     assert train_main(["paramnet", "--config", str(path), "--out", str(root / "run")]) == 0
     return path, root / "run"
 
@@ -180,3 +181,28 @@ def test_pickles_are_refused_by_the_checkpoint_reader(tmp_path):
     torch.save([1, 2], tmp_path / "d.pt")
     with pytest.raises(ValueError, match=r"d\.pt: not a training checkpoint"):
         read_checkpoint(tmp_path / "d.pt")
+
+
+def test_a_resume_without_its_recipe_takes_the_settings_its_checkpoint_records(run, capsys):
+    recipe, out = run
+    capsys.readouterr()
+    assert train_main(["paramnet", "--out", str(out), "--resume", "--steps", "5"]) == 0
+    assert f"resuming with the settings recorded in {out / CHECKPOINT}" in capsys.readouterr().out
+    blob = torch.load(out / CHECKPOINT, weights_only=True)
+    assert blob["step"] == 5 and blob["config"]["pairs"] == 8 and blob["config"]["autoencoder"]
+    before = (out / CHECKPOINT).read_bytes()
+    # settings given on top are still compared with the run's own, and another stage's command is named
+    assert train_main(["paramnet", "--out", str(out), "--resume", "--steps", "6", "--set", "lr=0.5"]) == 2
+    assert train_main(["physics", "--out", str(out), "--resume", "--steps", "6"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert "that run has lr = 0.001, this one 0.5" in err[0]
+    assert err[1] == (f"error: {out / CHECKPOINT} is a run of the paramnet stage, not physics: "
+                      f"napari-mr-reparam-train paramnet --resume --out {out}")
+    assert (out / CHECKPOINT).read_bytes() == before
+
+
+def test_the_help_says_a_resume_without_config_takes_the_recorded_recipe(capsys):
+    with pytest.raises(SystemExit):
+        train_main(["physics", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "with --resume and no --config, the settings the run's checkpoint records" in text

@@ -182,3 +182,105 @@ def test_engine_predicts_in_input_units_and_keeps_nan(tiny_weights):
     assert np.nanmax(pred[0]) <= np.nanmax(volume[0]) * 1.0001 and pred[2].max() == 0
     with pytest.raises(ValueError, match="2-D image or a 3-D volume"):
         engine.predict_volume(np.zeros((2, 2, 2, 2)), 80, 3000)
+
+
+def test_the_bundled_record_lists_and_matches_every_bundled_weights_file_and_card():
+    record = json.loads((weights.BUNDLED_DIR / weights.HASHES_FILE).read_text())
+    names = weights.bundled_names()
+    assert set(record) == {f"{n}{suffix}" for n in names for suffix in (".safetensors", ".json")}
+    for name in names:
+        for suffix in (".safetensors", ".json"):
+            assert record[f"{name}{suffix}"] == sha256_of(weights.BUNDLED_DIR / f"{name}{suffix}")
+        card = json.loads((weights.BUNDLED_DIR / f"{name}.json").read_text())
+        assert card["sha256"] == record[f"{name}.safetensors"]  # the cards' own hashes kept as they were
+    assert weights.HASHES_FILE.removesuffix(".json") not in names
+
+
+@pytest.fixture
+def recorded_bundle(tmp_path, monkeypatch):
+    """A tiny physics set written into a stand-in bundled folder, so recorded in its hash list."""
+    from napari_mr_reparam.models.physics_net import PhysicsNet
+
+    monkeypatch.setattr(weights, "BUNDLED_DIR", tmp_path)
+    card = {"arch": "physics", "task": "p2p", "width": 0.03, "base": 4, "depth": 3, "name": "physics"}
+    save_weights(PhysicsNet(base=4, depth=3, task="p2p").state_dict(), card, tmp_path / "physics.safetensors")
+    return tmp_path
+
+
+def test_an_edited_bundled_card_is_refused_as_an_edited_weights_file_is(recorded_bundle):
+    record = json.loads((recorded_bundle / weights.HASHES_FILE).read_text())
+    assert set(record) == {"physics.safetensors", "physics.json"}
+    assert load_weights("physics")[1]["task"] == "p2p"
+    card_file = recorded_bundle / "physics.json"
+    original = card_file.read_text()
+    card_file.write_text(original.replace('"task": "p2p"', '"task": "d2p"'))  # the card's own sha256 still right
+    for load in (load_weights, Reparameterizer):
+        with pytest.raises(WeightsError, match=r"^physics\.json: sha256 does not match SHA256SUMS\.json, the "
+                                               r"bundled files' record; refusing to load$"):
+            load("physics")
+    card_file.write_text(original)
+    _flip_last_byte(recorded_bundle / "physics.safetensors")
+    with pytest.raises(WeightsError, match=r"^physics\.safetensors: sha256 does not match SHA256SUMS\.json"):
+        load_weights("physics")
+
+
+def test_a_bundled_set_the_record_does_not_list_is_refused(recorded_bundle, monkeypatch):
+    import shutil
+
+    for suffix in (".safetensors", ".json"):
+        shutil.copy(recorded_bundle / f"physics{suffix}", recorded_bundle / f"copy{suffix}")
+    assert load_weights("copy")  # a stand-in folder (a test's): a set written before its record, card-checked
+    monkeypatch.setattr(weights, "PACKAGE_DIR", recorded_bundle.resolve())  # as the package's own folder
+    with pytest.raises(WeightsError, match=r"^copy\.safetensors: bundled, but not in SHA256SUMS\.json; refusing"):
+        load_weights("copy")
+    record = json.loads((recorded_bundle / weights.HASHES_FILE).read_text())
+    (recorded_bundle / weights.HASHES_FILE).write_text(json.dumps({"copy.safetensors": record["physics.safetensors"],
+                                                                   **record}))
+    with pytest.raises(WeightsError, match=r"^copy\.json: bundled, but not in SHA256SUMS\.json; refusing"):
+        load_weights("copy")
+
+
+def test_the_packages_own_folder_must_hold_its_record(monkeypatch):
+    monkeypatch.setattr(weights, "HASHES_FILE", "missing.json")
+    with pytest.raises(WeightsError, match=r"^d2p\.safetensors: the bundled weights' record of hashes "
+                                           r"\(missing\.json\) is missing; refusing to load$"):
+        load_weights("d2p")
+
+
+def test_weights_saved_outside_the_bundled_folder_write_no_record(tiny_weights, tmp_path):
+    state, card = load_weights("physics")
+    save_weights(state, card, tmp_path / "mine" / "mine.safetensors")
+    assert sorted(p.name for p in (tmp_path / "mine").iterdir()) == ["mine.json", "mine.safetensors"]
+    edited = dict(json.loads((tmp_path / "mine" / "mine.json").read_text()), note="edited")
+    (tmp_path / "mine" / "mine.json").write_text(json.dumps(edited))  # a user's card: its own to edit
+    assert load_weights(tmp_path / "mine" / "mine.safetensors")[1]["note"] == "edited"
+
+
+@pytest.mark.parametrize("suffix", [".safetensors", ".pt"])
+def test_weights_that_are_not_finite_are_refused_in_one_line(tmp_path, suffix):
+    state = {"a.weight": torch.ones(3), "b.weight": torch.tensor([1.0, float("nan")]),
+             "c.bias": torch.tensor([float("inf")]), "n": torch.tensor(3)}
+    path = tmp_path / f"diverged{suffix}"
+    if suffix == ".safetensors":
+        save_weights(state, {"arch": "physics"}, path)
+    else:
+        torch.save({"model": state, "card": {"arch": "physics"}}, path)
+    with pytest.raises(WeightsError, match=rf"^diverged{suffix}: holds values that are not finite \(NaN or "
+                                           r"infinity\) in b\.weight and 1 other tensor\(s\): the weights of a run "
+                                           r"that diverged; refusing to load$"):
+        load_weights(path)
+
+
+def test_weights_that_do_not_fit_are_one_line_naming_what():
+    from napari_mr_reparam.models.physics_net import PhysicsNet
+
+    net = PhysicsNet(base=4, depth=3, task="p2p")
+    for state, words in (({k: v[..., :1] if v.ndim else v for k, v in net.state_dict().items()},
+                          r"tensors of other shapes: size mismatch for \S+\)$"),
+                         ({"x": torch.zeros(1)}, r"missing tensors: \S+, \S+, \S+, \.\.\.\)$")):
+        with pytest.raises(RuntimeError) as failed:
+            net.load_state_dict(state)
+        refused = weights.does_not_fit("w.pt", failed.value)
+        assert isinstance(refused, WeightsError)
+        with pytest.raises(WeightsError, match=rf"^w\.pt: weights do not fit this network \({words}"):
+            raise refused

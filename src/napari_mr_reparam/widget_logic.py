@@ -155,8 +155,8 @@ def input_from_metadata(layer) -> InputSpec:
 def input_times_to_type(layer) -> list[str]:
     """The input times (``"TE"``, ``"TR"``) a layer's metadata lack that are to be typed
     rather than taken as the default, as the command line refuses to guess them: where the
-    metadata state the other time (one is not guessed from the other), or the layer is a
-    DICOM series (its tags are to hold both). An MPRAGE-type series whose RepetitionTime tag
+    metadata state the other time (one is not guessed from the other), the layer is a
+    DICOM series (its tags are to hold both), or its sidecar's times were set aside. An MPRAGE-type series whose RepetitionTime tag
     is its readout's pulse spacing takes the MPRAGE preset's TR instead (the widget says so).
     A layer that states neither is read as the preset it looks like, or the default."""
     meta = getattr(layer, "metadata", None) or {}
@@ -165,7 +165,8 @@ def input_times_to_type(layer) -> list[str]:
     if spec.sequence == "mprage" and meta.get("readout_tr_ms") and "TR" in lacking:
         lacking.remove("TR")
     dicom = getattr(meta.get("volume"), "kind", None) == "dicom"
-    return lacking if dicom or len(lacking) == 1 else []
+    # a sidecar whose times were set aside (they could only be ms) named them: typed, not guessed
+    return lacking if dicom or len(lacking) == 1 or meta.get("sidecar_times_ignored") else []
 
 
 def _series_key(layer) -> tuple | None:

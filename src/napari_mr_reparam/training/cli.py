@@ -7,6 +7,10 @@ import sys
 
 from .. import DEFAULT_CONSISTENCY
 from ..command import command_parser, run_cli
+from .phantom_specs import PHANTOM_SPECS, tissue_table
+
+#: The model ``evaluate`` scores when neither --model nor --weights names one.
+DEFAULT_EVALUATED = "d2p"
 
 
 def _positive_int(text: str) -> int:
@@ -16,19 +20,35 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _seed(text: str) -> int:
+    """An argparse type: a dataset seed, a whole number from 0 to MAX_SEED."""
+    from .config import MAX_SEED
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"must be between 0 and {MAX_SEED}, got {text}")
+    return value
+
+
 def cmd_simulate(args) -> int:
     from pathlib import Path
 
     from tqdm import tqdm
 
     from ..datasets import DATASET_FILE, MANIFEST_FILE, build_protocol_dataset
-    from ..phantoms import load_phantom
     from ..preview import save_preview
     from ..volume_writing import refuse_existing
+    from .phantom_specs import load_phantom_spec
 
+    if args.table is not None and args.phantom.partition(":")[0].strip().lower() == "mrilab":
+        raise ValueError("--table takes a tissue table for a phantom built from tissue classes (mni152, "
+                         "segmentation:PATH, freesurfer:PATH); an MRiLab phantom has its own maps")
     refuse_existing([Path(args.out) / name for name in (DATASET_FILE, MANIFEST_FILE, "preview.png")],
                     overwrite=args.overwrite)
-    phantom = load_phantom(args.phantom, table=args.table)
+    phantom = load_phantom_spec(args.phantom, table=args.table)
     with tqdm(total=args.pairs, desc="simulating", unit="pair") as bar:
         dataset = build_protocol_dataset(
             phantom, seed=args.seed, pairs=args.pairs, slices=args.slices, size=args.size,
@@ -44,7 +64,6 @@ def cmd_simulate(args) -> int:
 
 
 def _train(args, stage: str, **fixed) -> int:
-    from .config import load_config
     from .loop import TrainingStopped, process_rank, train
 
     options = dict(
@@ -57,7 +76,7 @@ def _train(args, stage: str, **fixed) -> int:
         if options.get(key) is not None:
             raise ValueError(f"--set {key} repeats an option given otherwise; give it once")
         options[key] = value
-    cfg = load_config(args.config, **options)
+    cfg = _config(args, options)
     _refuse_replacing_a_run(cfg.out, args)
     try:
         checkpoint = train(cfg, resume=args.resume)
@@ -68,6 +87,26 @@ def _train(args, stage: str, **fixed) -> int:
     if process_rank() == 0:
         print(f"checkpoint: {checkpoint}")
     return 0
+
+
+def _config(args, options: dict):
+    """The run's config: the ``--config`` recipe with ``options`` on top; on ``--resume``
+    without a recipe, the one the run folder's checkpoint records, as it was trained."""
+    from pathlib import Path
+
+    from .config import TrainConfig, load_config, resumed_config
+    from .loop import CHECKPOINT, process_rank, read_checkpoint
+
+    checkpoint = Path(args.out or TrainConfig.out) / CHECKPOINT
+    if args.config is not None or not args.resume or not checkpoint.is_file():
+        return load_config(args.config, **options)
+    recorded = read_checkpoint(checkpoint).get("config")
+    if not isinstance(recorded, dict):
+        raise ValueError(f"{checkpoint}: records no config to resume with; give its recipe with --config")
+    cfg = resumed_config(checkpoint, recorded, **options)
+    if process_rank() == 0:
+        print(f"resuming with the settings recorded in {checkpoint}")
+    return cfg
 
 
 def _settings(items) -> dict:
@@ -120,10 +159,13 @@ def cmd_evaluate(args) -> int:
         refuse_existing([Path(args.json)], overwrite=args.overwrite)
     if args.limit is not None and args.limit < 1:
         raise ValueError(f"--limit takes a number of test images, at least 1; got {args.limit}")
-    if args.model == "identity" and not args.weights:
+    if args.model is not None and args.weights:
+        raise ValueError(f"--model {args.model} and --weights {args.weights} each name the model to score; "
+                         "give one (--weights scores a file, --model a bundled model or identity)")
+    if args.model == "identity":
         engine = IdentityModel(args.task or "d2p")
     else:
-        engine = Reparameterizer(args.model, weights=args.weights, device=args.device,
+        engine = Reparameterizer(args.model or DEFAULT_EVALUATED, weights=args.weights, device=args.device,
                                  batch_size=args.batch_size)
         options = InferenceOptions(consistency=args.consistency, flip_average=args.flip_average or None,
                                    calibrate_peak=False if args.max_peak else None)
@@ -180,7 +222,8 @@ def cmd_export(args) -> int:
     from ..volume_writing import refuse_existing
     from ..weights import BUNDLED_DIR, card_path, load_weights, save_weights, shown_name
 
-    state, card = load_weights(args.checkpoint)
+    _refuse_a_name_that_is_not_plain(args.name)
+    state, card = load_weights(args.checkpoint)  # weights that are not finite are refused there
     shown = shown_name(args.checkpoint, card)  # what evaluate calls it
     card = dict(card, name=args.name)
     for metrics_file in args.metrics or []:
@@ -202,6 +245,27 @@ def cmd_export(args) -> int:
     save_weights(state, card, out)
     print(f"wrote {out} and {out.with_suffix('.json').name}")
     return 0
+
+
+#: What a weight set's name may hold: it names the files ``NAME.safetensors`` and
+#: ``NAME.json`` in the bundled folder, so a plain file name of letters, digits, ``_``
+#: and ``-``, and no path.
+PLAIN_NAME = r"[A-Za-z0-9][A-Za-z0-9_-]*"
+
+
+def _refuse_a_name_that_is_not_plain(name: str) -> None:
+    """A one-line ValueError for an ``export --name`` that is not a plain file name (a
+    path, ``..``) or is the bundled folder's record of hashes."""
+    import re
+    from pathlib import Path
+
+    from ..weights import HASHES_FILE
+
+    if not re.fullmatch(PLAIN_NAME, name):
+        raise ValueError(f"--name {name!r}: a weight set's name is a plain file name (letters, digits, _ and -, "
+                         "no folders); --out writes elsewhere")
+    if name == Path(HASHES_FILE).stem:
+        raise ValueError(f"--name {name!r}: that is the name of the bundled weights' record of hashes")
 
 
 def _refuse_another_models_report(path: str, report: dict, checkpoint: str, shown: str) -> None:
@@ -272,7 +336,9 @@ def _read_json(path: str) -> dict:
 
 
 def _add_train_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", help="TOML recipe (see the training/ folder)")
+    p.add_argument("--config", help="TOML recipe (see the training/ folder); with --resume and no --config, "
+                                    "the settings the run's checkpoint records (--set, --steps and other "
+                                    "options on top)")
     p.add_argument("--out", help="run folder for checkpoints")
     p.add_argument("--name", help="weight-set name recorded in the card")
     p.add_argument("--steps", type=int,
@@ -280,7 +346,7 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
                         "the learning-rate schedule spans that total")
     p.add_argument("--batch-size", type=_positive_int)
     p.add_argument("--width", type=float, help="channel-width multiplier (1.0 = the paper)")
-    p.add_argument("--phantom", action="append", help="training phantom spec (repeatable)")
+    p.add_argument("--phantom", action="append", help=f"training phantom: {PHANTOM_SPECS} (repeatable)")
     p.add_argument("--data", choices=("paper", "stream"), help="fixed protocol datasets or a stream")
     p.add_argument("--seed", type=int)
     p.add_argument("--device", help="auto, cpu, cuda or mps")
@@ -311,11 +377,12 @@ def build_parser() -> argparse.ArgumentParser:
                                  "Simulate training data, train the models and evaluate them (times in ms).")
 
     sim = sub.add_parser("simulate", help="simulate the paper's protocol dataset from a phantom")
-    sim.add_argument("--phantom", default="mni152",
-                     help="mni152, mrilab:PATH or segmentation:PATH (default mni152)")
-    sim.add_argument("--table", default=None, help="tissue table for mni152 (brainweb_1.5t, mrilab, 3t)")
+    sim.add_argument("--phantom", default="mni152", help=f"{PHANTOM_SPECS} (default mni152)")
+    sim.add_argument("--table", default=None, type=tissue_table,
+                     help="tissue table of a phantom built from tissue classes: mni152, segmentation:PATH, "
+                          "freesurfer:PATH (brainweb_1.5t, mrilab, 3t)")
     sim.add_argument("--out", required=True, help="output folder")
-    sim.add_argument("--seed", type=int, default=0)
+    sim.add_argument("--seed", type=_seed, default=0)
     sim.add_argument("--pairs", type=_positive_int, default=200, help="(TE, TR) pairs (default 200)")
     sim.add_argument("--slices", type=_positive_int, default=24, help="axial slices per pair (default 24)")
     sim.add_argument("--size", type=_positive_int, default=256, help="image size in pixels (default 256)")
@@ -346,12 +413,12 @@ def build_parser() -> argparse.ArgumentParser:
     ct.set_defaults(func=cmd_contrast)
 
     ev = sub.add_parser("evaluate", help="score a model on the paper protocol, identity beside it")
-    ev.add_argument("--model", default="d2p", help="bundled model name, or identity (default d2p)")
-    ev.add_argument("--weights", help="a weights file (.safetensors or .pt) instead of a bundled model")
+    ev.add_argument("--model", help=f"bundled model name, or identity (default {DEFAULT_EVALUATED})")
+    ev.add_argument("--weights", help="a weights file (.safetensors or .pt) instead of --model")
     ev.add_argument("--task", choices=("d2p", "p2p"), help="default: the model's own task")
-    ev.add_argument("--phantom", default="mni152", help="mni152, mrilab:PATH or segmentation:PATH")
+    ev.add_argument("--phantom", default="mni152", help=f"{PHANTOM_SPECS} (default mni152)")
     ev.add_argument("--split", choices=("paper", "slices"), default="paper")
-    ev.add_argument("--seed", type=int, default=0, help="dataset seed (the split depends on it)")
+    ev.add_argument("--seed", type=_seed, default=0, help="dataset seed (the split depends on it)")
     ev.add_argument("--limit", type=int, help="score only the first N test images")
     ev.add_argument("--device", default="auto")
     ev.add_argument("--batch-size", type=_positive_int, default=16)
@@ -368,7 +435,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     ex = sub.add_parser("export", help="turn a checkpoint into a safetensors weight set with its card")
     ex.add_argument("checkpoint")
-    ex.add_argument("--name", required=True, help="weight-set name (d2p, p2p, physics)")
+    ex.add_argument("--name", required=True,
+                    help="weight-set name (d2p, p2p, physics): a plain file name (letters, digits, _ and -)")
     ex.add_argument("--metrics", action="append", help="evaluate --json reports to record in the card")
     ex.add_argument("--external", action="append",
                     help="benchmarks/bench_external.py --json reports whose rows for this checkpoint "

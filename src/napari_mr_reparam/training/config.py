@@ -1,7 +1,9 @@
 """Training configuration: one small dataclass, read from a TOML recipe.
 
 A recipe file holds the fields of :class:`TrainConfig` at its top level; command-line
-options override them. The recipes for the bundled weights live in the repository's
+options override them. Each number setting's allowed values are given where it is defined
+(:func:`_within`: a :class:`Range`), and every setting is checked when the config is made,
+before any data is loaded: a bad one is a one-line ValueError naming it and its range. The recipes for the bundled weights live in the repository's
 top-level ``training/`` folder, one file per weight set.
 
 The options of the randomized stream (``data = "stream"``) are defined, with their
@@ -12,6 +14,7 @@ under the same name (three under older names: :data:`RECIPE_KEYS`), and
 
 from __future__ import annotations
 
+import math
 import re
 import sys
 from dataclasses import MISSING, asdict, dataclass, field, fields
@@ -28,6 +31,14 @@ STAGES = ("autoencoder", "paramnet", "physics", "tissue", "contrast")
 TASKS = ("d2p", "p2p")
 VARIANTS = ("maps", "direct", "hybrid")
 IMAGE_LOSSES = ("mse", "log_mse")
+DATA = ("paper", "stream")
+SPLITS = ("paper", "slices")
+#: The stages that train the paper's networks, whose seven stride-2 levels need an image
+#: size that is a multiple of :data:`PAPER_SIZE_STEP`.
+PAPER_STAGES = ("autoencoder", "paramnet")
+PAPER_SIZE_STEP = 128
+#: The largest seed numpy and torch both take.
+MAX_SEED = 2**32 - 1
 
 #: Stream options a recipe names otherwise than :mod:`~napari_mr_reparam.stream_options`
 #: (option: recipe key); every other option has its own name in a recipe.
@@ -37,6 +48,38 @@ RECIPE_KEYS = {"sharpening": "fraction_sharpening", "sharpening_min": "fraction_
 #: Options retired after their experiment measured no gain (docs/experiments.md), with the
 #: value that left them off: a recorded config or recipe holding that value still loads.
 RETIRED = {"input_gain": 0.0, "sulcus_width": 0.0, "fine_brain": False}
+
+
+@dataclass(frozen=True)
+class Range:
+    """The values a number setting takes: from ``low`` to ``high`` (None: unbounded), each
+    bound included unless ``above`` (for ``low``) or ``below`` (for ``high``) says not."""
+
+    low: float | None = None
+    high: float | None = None
+    above: bool = False
+    below: bool = False
+
+    def holds(self, value) -> bool:
+        if self.low is not None and (value <= self.low if self.above else value < self.low):
+            return False
+        return self.high is None or (value < self.high if self.below else value <= self.high)
+
+    def __str__(self) -> str:
+        low, high = (f"{v:g}" if isinstance(v, float) else str(v) for v in (self.low, self.high))
+        if self.low is not None and self.high is not None and not (self.above or self.below):
+            return f"between {low} and {high}"
+        parts = []
+        if self.low is not None:
+            parts.append(f"{'above' if self.above else '>='} {low}")
+        if self.high is not None:
+            parts.append(f"{'below' if self.below else '<='} {high}")
+        return " and ".join(parts)
+
+
+def _within(default, low=None, high=None, *, above: bool = False, below: bool = False):
+    """A number setting's field: its default and the :class:`Range` it must lie in."""
+    return field(default=default, metadata={"range": Range(low, high, above, below)})
 
 
 @dataclass
@@ -49,12 +92,12 @@ class TrainConfig:
     stage: str = "paramnet"            # autoencoder | paramnet | physics | tissue | contrast
     name: str = "run"                  # weight-set name written to the card
     task: str = "d2p"                  # d2p | p2p
-    width: float = 0.125               # channel-width multiplier (1.0 = the paper)
+    width: float = _within(0.125, 0, 4, above=True)  # channel-width multiplier (1.0 = the paper)
     # data
     data: str = "paper"                # paper (fixed protocol datasets) | stream
     phantoms: list[str] = field(default_factory=lambda: ["mni152"])
     split: str = "paper"               # which split's train part to use (paper | slices)
-    dataset_seed: int = 0
+    dataset_seed: int = _within(0, 0, MAX_SEED)
     # stream data: each option is described in stream_options.SubjectOptions (a head's
     # anatomy, tissue values and geometry) and StreamOptions (what is drawn around it)
     tables: list[str] = field(default_factory=lambda: ["brainweb_1.5t", "mrilab", "3t"])
@@ -80,20 +123,20 @@ class TrainConfig:
     # paper's TE/TR without effects, all of them with)
     acquisition: dict | None = None
     input_sequences: list[str] = field(default_factory=list)
-    pairs: int = 200
-    slices: int = 24
-    size: int = 256
+    pairs: int = _within(200, 1)       # (TE, TR) pairs of each protocol dataset
+    slices: int = _within(24, 1)       # slices of each protocol dataset
+    size: int = _within(256, 16, 2048)  # image size (pixels) the data is resized to
     # optimization (the paper: Adam 1e-3, betas 0.5/0.999, batch 8, Xavier init, MSE)
     init: str = ""                     # weights the network starts from (a run's checkpoint.pt or a weight set; "" = random)
-    steps: int = 1000
-    batch_size: int = 8
-    lr: float = 1e-3
-    beta1: float = 0.5
-    beta2: float = 0.999
-    lr_final_fraction: float = 1.0     # cosine decay to lr * this at the last step (1 = constant)
-    seed: int = 0
+    steps: int = _within(1000, 1)
+    batch_size: int = _within(8, 1)
+    lr: float = _within(1e-3, 0, 1, above=True)
+    beta1: float = _within(0.5, 0, 1, below=True)
+    beta2: float = _within(0.999, 0, 1, below=True)
+    lr_final_fraction: float = _within(1.0, 0, 1)  # cosine decay to lr * this at the last step (1 = constant)
+    seed: int = _within(0, 0, MAX_SEED)
     # autoencoder stage: natural-image pretraining, then MR fine-tuning
-    natural_steps: int = 0
+    natural_steps: int = _within(0, 0)
     # physics stage: which network (maps: quantitative maps + signal equation; for
     # comparison, direct: the same FiLM U-Net predicting the target image, and hybrid: the
     # maps' render plus a learned correction), its U-Net levels and working size, and
@@ -101,14 +144,14 @@ class TrainConfig:
     # map_weight > 0 adds direct supervision of the maps by the phantom's own (the
     # simulator knows them), on the phantom's grid, so it needs native_input
     variant: str = "maps"
-    depth: int = 4
-    work_size: int = 128
+    depth: int = _within(4, 1, 7)      # U-Net levels (each halves the image)
+    work_size: int = _within(128, 16, 1024)
     native_input: bool = False         # read (and render) images on their own grid, not at `size`
-    map_weight: float = 0.0            # maps variant: weight of a loss on the maps themselves
+    map_weight: float = _within(0.0, 0)  # maps variant: weight of a loss on the maps themselves
     # maps variant: renders reach the input's size guided by the input, as the engine's
     # renders do (napari_mr_reparam.detail), instead of resized; the loss scores that
     keep_detail: bool = False
-    targets_per_input: int = 4         # rendered targets scored per input image and step
+    targets_per_input: int = _within(4, 1)  # rendered targets scored per input image and step
     # the image term of the loss: mse (over all pixels of the batch) or log_mse (the mean
     # over images of log(MSE + 1e-5): minus the mean PSNR up to a constant, as scored)
     image_loss: str = "mse"
@@ -117,39 +160,63 @@ class TrainConfig:
     # machinery
     device: str = "auto"
     amp: bool = True                   # bf16 autocast on CUDA (ignored on CPU)
-    threads: int = 0                   # torch CPU threads per process (0 = torch default)
-    loader_workers: int = 0            # stream batches made ahead in this many processes (0 = in the training process)
+    threads: int = _within(0, 0)       # torch CPU threads per process (0 = torch default)
+    loader_workers: int = _within(0, 0)  # stream batches made ahead in this many processes (0 = in the training process)
     out: str = "runs/run"
-    checkpoint_every: int = 100
-    log_every: int = 10
-
-    #: Settings that must be at least a bound (``lr`` and ``width`` above 0), each said in one line.
-    AT_LEAST = {"steps": 1, "batch_size": 1, "checkpoint_every": 1, "log_every": 1, "targets_per_input": 1,
-                "depth": 1, "work_size": 16, "threads": 0, "loader_workers": 0}
+    checkpoint_every: int = _within(100, 1)
+    log_every: int = _within(10, 1)
 
     def _check_ranges(self) -> None:
-        for name, low in self.AT_LEAST.items():
-            if getattr(self, name) < low:
-                raise ValueError(f"{name} must be >= {low}, got {getattr(self, name)}")
-        for name in ("lr", "width"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be above 0, got {getattr(self, name)}")
-        if not 0 <= self.lr_final_fraction <= 1:
-            raise ValueError(f"lr_final_fraction must be between 0 and 1, got {self.lr_final_fraction}")
+        """Every number setting is finite and within the :class:`Range` its field gives."""
+        for f in fields(self):
+            value, bounds = getattr(self, f.name), f.metadata.get("range")
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"{f.name} must be a finite number{f' {bounds}' if bounds else ''}, got {value}")
+            if bounds is not None and not bounds.holds(value):
+                raise ValueError(f"{f.name} must be {bounds}, got {value}")
+
+    def _check_choices(self) -> None:
+        for name, known in (("stage", STAGES), ("variant", VARIANTS), ("task", TASKS), ("data", DATA),
+                            ("split", SPLITS), ("image_loss", IMAGE_LOSSES)):
+            if getattr(self, name) not in known:
+                raise ValueError(f"unknown {name} {getattr(self, name)!r}; known: {', '.join(known)}")
+        if not self.phantoms:
+            from .phantom_specs import PHANTOM_SPECS
+
+            raise ValueError(f"phantoms must name at least one phantom ({PHANTOM_SPECS})")
+        from ..tissues import get_table
+
+        for table in self.tables:
+            try:
+                get_table(table)
+            except ValueError as exc:
+                raise ValueError(f"tables: {exc}") from None
+
+    def _check_sizes(self) -> None:
+        """The image sizes the network's levels need, and enough pairs for Param-to-Param inputs."""
+        if self.stage in PAPER_STAGES and self.size % PAPER_SIZE_STEP:
+            raise ValueError(f"size must be a multiple of {PAPER_SIZE_STEP} for the paper networks "
+                             f"({', '.join(PAPER_STAGES)}), got {self.size}")
+        if self.stage in ("physics", "tissue"):
+            smallest = 2 ** (self.depth - 1)
+            grid = self.work_size if self.native_input or self.stage == "tissue" else min(self.size, self.work_size)
+            if grid < smallest:
+                sizes = "work_size" if self.native_input or self.stage == "tissue" else "work_size and size"
+                raise ValueError(f"depth {self.depth} halves the image {self.depth - 1} times: {sizes} must be "
+                                 f">= {smallest}, got {grid}")
+        if self.task == "p2p" and self.data == "paper" and self.pairs < 2:
+            raise ValueError(f"task p2p on paper data reads inputs at another (TE, TR) pair: pairs must be >= 2, "
+                             f"got {self.pairs}")
 
     def __post_init__(self):
-        if self.stage not in STAGES:
-            raise ValueError(f"unknown stage {self.stage!r}; known: {', '.join(STAGES)}")
-        if self.variant not in VARIANTS:
-            raise ValueError(f"unknown variant {self.variant!r}; known: {', '.join(VARIANTS)}")
-        if self.task not in TASKS:
-            raise ValueError(f"unknown task {self.task!r}; known: {', '.join(TASKS)}")
+        self._check_choices()
+        self._check_ranges()
         if self.map_weight > 0 and not (self.stage == "physics" and self.variant == "maps"
                                         and self.native_input):
             raise ValueError("map_weight needs stage physics, variant maps and native_input")
         if self.keep_detail and not (self.stage == "physics" and self.variant == "maps"):
             raise ValueError("keep_detail needs stage physics and variant maps")
-        self._check_ranges()
+        self._check_sizes()
         if self.acquisition is not None or self.input_sequences:
             from ..physics import INPUT_SEQUENCES
 
@@ -161,8 +228,6 @@ class TrainConfig:
             self.stream_options()  # checks every stream option (and the acquisition table)
         except ValueError as exc:
             raise ValueError(_in_recipe_terms(str(exc))) from None
-        if self.image_loss not in IMAGE_LOSSES:
-            raise ValueError(f"unknown image_loss {self.image_loss!r}; known: {', '.join(IMAGE_LOSSES)}")
 
     def stream_options(self) -> StreamOptions:
         """The randomized stream's options, for
@@ -224,19 +289,37 @@ def load_config(path: str | Path | None = None, **overrides) -> TrainConfig:
             values = tomllib.loads(path.read_text())
         except tomllib.TOMLDecodeError as exc:
             raise ValueError(f"{path}: not valid TOML ({exc})") from None
-    values = without_retired(values, path)
+    return _with_overrides(values, path, overrides, "a recipe for", f"--config {path}")
+
+
+def resumed_config(checkpoint: str | Path, recorded: dict, **overrides) -> TrainConfig:
+    """The config of a run resumed without its recipe: the one its ``checkpoint`` records
+    (``recorded``), with ``overrides`` whose value is not None on top."""
+    folder = Path(checkpoint).parent
+    values = {k: v for k, v in recorded.items() if v is not None}  # None: a setting left at its default
+    return _with_overrides(values, checkpoint, overrides, "a run of", f"--resume --out {folder}")
+
+
+def _with_overrides(values: dict, source, overrides: dict, what: str, command: str) -> TrainConfig:
+    """The config of ``values`` (from ``source``: what a recipe or a checkpoint holds) with
+    ``overrides`` whose value is not None on top, each checked; a stage other than the
+    source's is refused, naming the command (``command``, after the stage) that runs it."""
+    values = without_retired(values, source)
     unknown = sorted(set(values) - _FIELDS)
     if unknown:
-        raise ValueError(f"{path}: unknown recipe keys: {', '.join(unknown)}")
+        raise ValueError(f"{source}: unknown recipe keys: {', '.join(unknown)}")
     overrides = without_retired({k: v for k, v in overrides.items() if v is not None}, "settings")
     unknown = sorted(set(overrides) - _FIELDS)
     if unknown:
         raise ValueError(f"unknown settings: {', '.join(unknown)}")
-    _check_kinds(values, path)
+    _check_kinds(values, source)
     _check_kinds(overrides, None)
-    if "stage" in values and overrides.get("stage", values["stage"]) != values["stage"]:
-        raise ValueError(f"{path} is a recipe for the {values['stage']} stage, not {overrides['stage']}: "
-                         f"napari-mr-reparam-train {values['stage']} --config {path}")
+    stage = values.get("stage")
+    if stage is not None and stage not in STAGES:
+        raise ValueError(f"{source}: unknown stage {stage!r}; known: {', '.join(STAGES)}")
+    if stage is not None and overrides.get("stage", stage) != stage:
+        raise ValueError(f"{source} is {what} the {stage} stage, not {overrides['stage']}: "
+                         f"napari-mr-reparam-train {stage} {command}")
     values.update(overrides)
     return TrainConfig(**values)
 

@@ -5,7 +5,9 @@ written with ``torch.save`` and read back with ``torch.load(weights_only=True)``
 ``torchrun`` every process draws its own batches (seed + rank), gradients are averaged
 by DistributedDataParallel (gloo on CPU, NCCL on GPU), and rank 0 writes the files.
 SIGTERM or Ctrl-C stops a run after the step in progress, with a checkpoint
-(:class:`TrainingStopped`). A resumed run draws its batches afresh from the step it
+(:class:`TrainingStopped`). A loss that is not finite (NaN or infinite: a learning rate far
+too high, say) stops a run at that step without writing its weights
+(:class:`TrainingDiverged`), so the last checkpoint keeps the last good ones. A resumed run draws its batches afresh from the step it
 resumes at (seed, rank and that step), not those an unbroken run would have gone on to:
 resuming one checkpoint twice trains alike, but a run stopped and resumed differs from
 one that never stopped.
@@ -69,13 +71,14 @@ def _to_device(batch: dict, device) -> dict:
 def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False) -> Path:
     """Run (or resume) a training run; returns the path of the final checkpoint."""
     started = time.time()  # a session's time counts its data and network set-up too
+    out = Path(cfg.out)
+    _refuse_a_file_as_run_folder(out)
     rank, world, device = _setup(cfg)
     torch.manual_seed(cfg.seed)  # identical initial weights on every rank
     stage = build_stage(cfg, rank)
     model = stage.model.to(device)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
-    out = Path(cfg.out)
     start, carried = 0, {}
     if resume and (out / CHECKPOINT).is_file():
         start, carried = _restore(out / CHECKPOINT, model, optimizer, device, cfg, world, show=rank == 0)
@@ -100,26 +103,32 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False) -> Path:
     getattr(stage, "train_mode", model.train)()
     sessions = _Sessions(world, carried, started)
     stop, done = _StopRequest(), start
+    saved = start if start else None  # the step of the last checkpoint written in this run folder
     try:
         for step in range(start, cfg.steps):
             for group in optimizer.param_groups:
                 group["lr"] = _lr_at(cfg, step)
             batch = _to_device(stage.batches.next(rng, cfg.batch_size), device)
-            sessions.losses.append(_step(stage, module, optimizer, batch, autocast))
+            loss = _step(stage, module, optimizer, batch, autocast)
+            _refuse_divergence(loss, step + 1, world, device, out / CHECKPOINT, saved)
+            sessions.losses.append(loss)
             if bar is not None:
                 bar.update(1)
                 if (step + 1) % cfg.log_every == 0:
                     bar.set_postfix(loss=f"{np.mean(sessions.losses[-cfg.log_every:]):.5f}")
             done = step + 1
             stopping = stop.agreed(world, device)
-            if rank == 0 and ((step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps or stopping):
-                _save(out / CHECKPOINT, model, optimizer, step + 1, cfg, stage, sessions)
+            if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps or stopping:
+                _refuse_non_finite_weights(model, step + 1, out / CHECKPOINT, saved)
+                if rank == 0:
+                    _save(out / CHECKPOINT, model, optimizer, step + 1, cfg, stage, sessions)
+                saved = step + 1
             if stopping:
                 break
     finally:
         stop.restore()
-    if bar is not None:
-        bar.close()
+        if bar is not None:
+            bar.close()
     if rank == 0 and start >= cfg.steps:  # resumed at its last step: nothing to train, nothing rewritten
         print(f"{out / CHECKPOINT} is at step {start} already: nothing to train")
     _record_rank_digest(out, rank, world, model)
@@ -139,6 +148,52 @@ def _step(stage, module, optimizer, batch: dict, autocast) -> float:
     loss.backward()
     optimizer.step()
     return float(loss.detach())
+
+
+class TrainingDiverged(ValueError):
+    """A run whose loss or weights stopped being finite: stopped at that step, its weights
+    not written (the run folder's checkpoint, if any, keeps the last good ones)."""
+
+
+def _diverged(what: str, step: int, checkpoint: Path, saved: int | None) -> TrainingDiverged:
+    kept = (f"{checkpoint} keeps the weights of step {saved}" if saved is not None
+            else "no checkpoint was written")
+    return TrainingDiverged(f"{what} at step {step}: training stopped without saving these weights ({kept}); "
+                            "lower lr, or check the data")
+
+
+def _refuse_divergence(loss: float, step: int, world: int, device, checkpoint: Path, saved: int | None) -> None:
+    """A :class:`TrainingDiverged` naming ``step`` where its loss (on any process, under
+    torchrun) is not finite."""
+    bad = not math.isfinite(loss)
+    if world > 1:
+        flag = torch.tensor([float(bad)], device=device)
+        torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+        bad = bool(flag.item())
+    if bad:
+        shown = f"the loss is {loss}" if not math.isfinite(loss) else "another process's loss is not finite"
+        raise _diverged(shown, step, checkpoint, saved)
+
+
+def _refuse_non_finite_weights(model, step: int, checkpoint: Path, saved: int | None) -> None:
+    """A :class:`TrainingDiverged` where the weights about to be saved at ``step`` hold a
+    value that is not finite (every process holds the same weights, so all stop alike)."""
+    bad = [name for name, t in model.state_dict().items()
+           if t.is_floating_point() and not bool(torch.isfinite(t).all())]
+    if bad:
+        raise _diverged(f"the weights are not finite ({bad[0]}{' and others' if len(bad) > 1 else ''})",
+                        step, checkpoint, saved)
+
+
+def _refuse_a_file_as_run_folder(out: Path) -> None:
+    """A run folder (``out``) that is, or lies inside, a file is a one-line ValueError,
+    before anything is loaded or trained."""
+    for part in (out, *out.parents):
+        if part.exists():
+            if not part.is_dir():
+                raise ValueError(f"out: {part} is a file; the run folder (--out) must be a folder"
+                                 + (f" ({out} lies inside it)" if part != out else ""))
+            return
 
 
 class TrainingStopped(Exception):
@@ -277,15 +332,14 @@ def _save(path: Path, model, optimizer, step: int, cfg: TrainConfig, stage, sess
 
 def _initialize(source: str, model, show: bool = True) -> None:
     """Start from the weights ``source`` names (a checkpoint or a weight set): fine-tuning."""
-    from ..weights import WeightsError, load_weights
+    from ..weights import WeightsError, does_not_fit, load_weights
 
     state, _ = load_weights(source)
     loader = getattr(model, "load_initial_state", None)  # a network that takes another's body
     try:
         missing, unexpected = loader(state) if loader else model.load_state_dict(state, strict=False)
     except RuntimeError as exc:  # tensors of the same names but other shapes (another width, conditioning)
-        raise WeightsError(f"{source}: weights do not fit this network (tensors of other shapes: "
-                           f"{_first_mismatch(exc)})") from None
+        raise does_not_fit(source, exc) from None
     if missing or unexpected:
         raise WeightsError(f"{source}: weights do not fit this network ({len(missing)} missing, "
                            f"{len(unexpected)} unexpected tensors)")
@@ -313,13 +367,6 @@ def _refuse_fewer_steps(path: Path, step: int, steps: int) -> None:
 
 def _same(value):
     return tuple(value) if isinstance(value, list) else value
-
-
-def _first_mismatch(exc: Exception) -> str:
-    """The first "size mismatch for NAME" of torch's load error, or its first line."""
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    found = next((line for line in lines if line.startswith("size mismatch for")), lines[0] if lines else "")
-    return found.split(": copying", 1)[0]
 
 
 #: Settings a resumed run may give otherwise than the run it continues: the steps to

@@ -30,10 +30,20 @@ class AutoencoderStage:
         return {"arch": "autoencoder", "width": self.cfg.width}
 
 
+#: Why a Param-Net run without an autoencoder is refused, and how to get one.
+NEEDS_AUTOENCODER = ("phase 2 (paramnet) trains on the frozen encoder of the autoencoder from phase 1: "
+                     "give its checkpoint with --autoencoder (autoencoder = \"...\" in a recipe); train it "
+                     "first with napari-mr-reparam-train autoencoder --config training/autoencoder.toml")
+
+
 class ParamNetStage:
-    """Phase 2: the Param-Net on the frozen encoder (Default- or Param-to-Param)."""
+    """Phase 2: the Param-Net on the frozen encoder (Default- or Param-to-Param), which
+    comes from phase 1's autoencoder (``autoencoder``) or, fine-tuning, with the rest of a
+    Param-Net's weights (``init``); never a random one."""
 
     def __init__(self, cfg: TrainConfig, rank: int = 0):
+        if not (cfg.autoencoder or cfg.init):
+            raise ValueError(NEEDS_AUTOENCODER)
         self.cfg = cfg
         self.model = ReparamNet(task=cfg.task, width=cfg.width)
         xavier_init_(self.model)
@@ -43,13 +53,19 @@ class ParamNetStage:
         self.batches = training_batches(cfg, rank)
 
     def _load_encoder(self, path: str) -> None:
-        from ..weights import load_weights
+        from ..weights import WeightsError, does_not_fit, load_weights
 
-        state, _ = load_weights(path)
+        state, card = load_weights(path)
         encoder_state = {k[len("encoder."):]: v for k, v in state.items() if k.startswith("encoder.")}
         if not encoder_state:
             raise ValueError(f"{path}: holds no encoder weights")
-        self.model.encoder.load_state_dict(encoder_state)
+        try:
+            self.model.encoder.load_state_dict(encoder_state)
+        except RuntimeError as exc:  # another width's autoencoder, say
+            width = card.get("width")
+            said = (f"; it is an autoencoder of width {width:g}, this run's width is {self.cfg.width:g}"
+                    if isinstance(width, (int, float)) and width != self.cfg.width else "")
+            raise WeightsError(f"{does_not_fit(path, exc)}{said}") from None
 
     def train_mode(self) -> None:
         """Param-Net trains; the frozen encoder keeps its BatchNorm statistics."""

@@ -3,9 +3,14 @@
 A weight set is two files side by side: ``NAME.safetensors`` (tensors only; no code can
 run while loading it) and ``NAME.json`` (the card: architecture, width, task, training
 recipe and data, measured metrics and the file's sha256). The bundled sets live in
-this folder; :func:`load_weights` refuses a bundled file whose card records no sha256 or
-one that does not match. A user's file may also be a training checkpoint (``.pt``), read
-with ``torch.load(weights_only=True)`` so a pickle carrying code is refused, not run.
+this folder, and :data:`HASHES_FILE` beside them records the sha256 of each set's weights
+and of its card, so that an edited card (its task, its work size) is caught as an edited
+file is; :func:`save_weights` into this folder (``napari-mr-reparam-train export``)
+updates that record. :func:`load_weights` refuses a bundled set that the record does not
+list or match, or whose card records no sha256 or one that does not match. A user's file
+may also be a training checkpoint (``.pt``), read with ``torch.load(weights_only=True)``
+so a pickle carrying code is refused, not run. Weights holding a value that is not finite
+(NaN or infinity: a run that diverged) are refused wherever they come from.
 """
 
 from __future__ import annotations
@@ -19,6 +24,12 @@ import tempfile
 from pathlib import Path
 
 BUNDLED_DIR = Path(__file__).resolve().parent
+#: The package's own weights folder: the one whose record of hashes must be there (tests
+#: may stand another folder in for :data:`BUNDLED_DIR`).
+PACKAGE_DIR = BUNDLED_DIR
+#: The record of the bundled files' sha256, in the bundled folder: ``{file name: sha256}``
+#: for each set's ``.safetensors`` and ``.json``. Not a weight set's name.
+HASHES_FILE = "SHA256SUMS.json"
 #: Suffixes of training checkpoints, and of every weights file.
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt")
 WEIGHTS_SUFFIXES = (".safetensors", *CHECKPOINT_SUFFIXES)
@@ -72,7 +83,8 @@ def card_path(weights_path: str | Path) -> Path:
 
 
 def save_weights(state_dict: dict, card: dict, path: str | Path) -> Path:
-    """Write ``path`` (.safetensors) and its card (.json) with the file's sha256."""
+    """Write ``path`` (.safetensors) and its card (.json) with the file's sha256; into the
+    bundled folder, record both files' sha256 in its :data:`HASHES_FILE` too."""
     from safetensors.torch import save_file
 
     path = Path(path)
@@ -89,27 +101,110 @@ def save_weights(state_dict: dict, card: dict, path: str | Path) -> Path:
             os.unlink(tmp)
     card = dict(card, file=path.name, sha256=sha256_of(path))
     card_path(path).write_text(json.dumps(card, indent=2, sort_keys=True) + "\n")
+    if _is_bundled(path):
+        record_hashes(path)
     return path
+
+
+def record_hashes(weights_path: Path) -> None:
+    """Record the sha256 of a bundled set's weights and card in :data:`HASHES_FILE` (the
+    other sets' entries kept)."""
+    record = _read_hashes() or {}
+    for f in (weights_path, card_path(weights_path)):
+        record[f.name] = sha256_of(f)
+    target = BUNDLED_DIR / HASHES_FILE
+    tmp = target.with_name(target.name + ".part")
+    tmp.write_text(json.dumps(dict(sorted(record.items())), indent=2) + "\n")
+    os.replace(tmp, target)
+
+
+def _read_hashes() -> dict | None:
+    """The bundled folder's record of hashes (None where it has none)."""
+    path = BUNDLED_DIR / HASHES_FILE
+    if not path.is_file():
+        return None
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise WeightsError(f"{HASHES_FILE}: the bundled weights' record of hashes is not valid JSON: {exc}") from None
+    if not (isinstance(record, dict) and all(isinstance(v, str) for v in record.values())):
+        raise WeightsError(f"{HASHES_FILE}: the bundled weights' record of hashes is not a map of file names "
+                           "to sha256")
+    return record
+
+
+def _check_recorded(path: Path) -> None:
+    """Refuse a bundled set whose weights or card the folder's record of hashes does not
+    list or match. The package's own folder must hold the record and list every set in
+    it; in another folder standing in for it (a test's), a set the record does not list
+    at all (written there before it stood in) is checked by its card alone."""
+    record = _read_hashes()
+    own = Path(BUNDLED_DIR).resolve() == PACKAGE_DIR
+    if record is None and own:
+        raise WeightsError(f"{path.name}: the bundled weights' record of hashes ({HASHES_FILE}) is missing; "
+                           "refusing to load")
+    if not own and not (record and {path.name, card_path(path).name} & set(record)):
+        return
+    for f in (path, card_path(path)):
+        if f.name not in record:
+            raise WeightsError(f"{f.name}: bundled, but not in {HASHES_FILE}; refusing to load")
+        if record[f.name] != sha256_of(f):
+            raise WeightsError(f"{f.name}: sha256 does not match {HASHES_FILE}, the bundled files' record; "
+                               "refusing to load")
 
 
 def load_weights(name_or_path: str | Path) -> tuple[dict, dict]:
     """Load a weight set: a bundled name (``d2p``), a ``.safetensors`` or a ``.pt`` file.
 
-    Returns ``(state_dict, card)``. A bundled set's card must record its file's sha256,
-    and the file must match it. A user's ``.safetensors`` file is checked against the
+    Returns ``(state_dict, card)``. A bundled set's weights and card must match the
+    sha256 that :data:`HASHES_FILE` records for them, and its card must record its file's
+    sha256, which the file must match. A user's ``.safetensors`` file is checked against the
     sha256 its card records; a card that records none is taken as it is, as there is no
     record to check the file against (a safetensors file holds tensors only, so nothing
     in it can run). A checkpoint's card describes the training run, not the file, and is
-    not checked. Raises :class:`WeightsError`, one line naming the file, on any problem.
+    not checked. Weights holding a value that is not finite are refused. Raises
+    :class:`WeightsError`, one line naming the file, on any problem.
     """
     path = _resolve(name_or_path)
     if path.suffix not in WEIGHTS_SUFFIXES:
         raise WeightsError(f"{path}: weights must be .safetensors or a .pt checkpoint")
     if path.stat().st_size == 0:
         raise WeightsError(f"{path.name}: empty file")
-    if path.suffix == ".safetensors":
-        return _load_safetensors(path)
-    return _load_checkpoint(path)
+    state, card = _load_safetensors(path) if path.suffix == ".safetensors" else _load_checkpoint(path)
+    _refuse_non_finite(state, path)
+    return state, card
+
+
+def _refuse_non_finite(state: dict, path: Path) -> None:
+    """A one-line WeightsError for weights holding NaN or infinity (a run that diverged),
+    which would predict images of nothing."""
+    bad = [k for k, v in state.items() if v.is_floating_point() and not bool(v.isfinite().all())]
+    if bad:
+        more = f" and {len(bad) - 1} other tensor(s)" if len(bad) > 1 else ""
+        raise WeightsError(f"{path.name}: holds values that are not finite (NaN or infinity) in {bad[0]}{more}: "
+                           "the weights of a run that diverged; refusing to load")
+
+
+def does_not_fit(source, exc: Exception) -> WeightsError:
+    """The one-line WeightsError for weights from ``source`` that torch could not load into
+    a network (``exc``, its load error): tensors of other shapes (another width, other
+    conditioning), or of other names."""
+    return WeightsError(f"{source}: weights do not fit this network ({_what_does_not_fit(exc)})")
+
+
+def _what_does_not_fit(exc: Exception) -> str:
+    """The first "size mismatch for NAME" of torch's load error, else its first missing or
+    unexpected tensors, else its first line."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    found = next((line for line in lines if line.startswith("size mismatch for")), None)
+    if found is not None:
+        return "tensors of other shapes: " + found.split(": copying", 1)[0]
+    for line in lines:
+        for words, said in (("Missing key(s)", "missing tensors"), ("Unexpected key(s)", "unexpected tensors")):
+            if line.startswith(words):
+                names = line.partition(": ")[2].rstrip(". ").split(", ")
+                return f"{said}: {', '.join(names[:3])}{', ...' if len(names) > 3 else ''}"
+    return lines[0] if lines else type(exc).__name__
 
 
 def names_a_file(name_or_path: str | Path) -> bool:
@@ -167,6 +262,8 @@ def _load_safetensors(path: Path) -> tuple[dict, dict]:
 
     card = {}
     if card_path(path).is_file():
+        if _is_bundled(path):
+            _check_recorded(path)
         card = _read_card(path)
         _check_hash(path, card)
     elif _is_bundled(path):
