@@ -23,7 +23,14 @@ _MAT_KEYS = {"pd": "Rho", "t1": "T1", "t2": "T2", "t2star": "T2Star"}
 
 
 def _read_npz(path: Path) -> dict[str, np.ndarray]:
-    with np.load(path, allow_pickle=False) as data:
+    try:  # numpy's own refusal of a non-archive suggests allowing pickles: not ours to say
+        data = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError):
+        data = None
+    if not isinstance(data, np.lib.npyio.NpzFile):
+        raise ValueError(f"{path}: not an MRiLab .npz phantom (an .npz archive of PD, T1, T2 and T2star, or "
+                         "MRiLab's .mat file)")
+    with data:
         missing = [k for k in _NPZ_KEYS.values() if k not in data]
         if missing:
             raise ValueError(f"{path}: not an MRiLab phantom (missing {', '.join(missing)})")

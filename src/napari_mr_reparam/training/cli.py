@@ -41,14 +41,14 @@ def cmd_simulate(args) -> int:
     from ..datasets import DATASET_FILE, MANIFEST_FILE, build_protocol_dataset
     from ..preview import save_preview
     from ..volume_writing import refuse_existing
-    from .phantom_specs import load_phantom_spec
+    from ..phantoms import load_phantom
 
     if args.table is not None and args.phantom.partition(":")[0].strip().lower() == "mrilab":
         raise ValueError("--table takes a tissue table for a phantom built from tissue classes (mni152, "
                          "segmentation:PATH, freesurfer:PATH); an MRiLab phantom has its own maps")
     refuse_existing([Path(args.out) / name for name in (DATASET_FILE, MANIFEST_FILE, "preview.png")],
                     overwrite=args.overwrite)
-    phantom = load_phantom_spec(args.phantom, table=args.table)
+    phantom = load_phantom(args.phantom, table=args.table)
     with tqdm(total=args.pairs, desc="simulating", unit="pair") as bar:
         dataset = build_protocol_dataset(
             phantom, seed=args.seed, pairs=args.pairs, slices=args.slices, size=args.size,

@@ -18,8 +18,8 @@ import torch
 
 from .. import DEFAULT_TE_MS, DEFAULT_TR_MS
 from ..datasets import ProtocolDataset, build_protocol_dataset, stack_padded
+from ..phantoms import load_phantom
 from .config import TrainConfig
-from .phantom_specs import load_phantom_spec
 
 
 def training_batches(cfg: TrainConfig, rank: int = 0):
@@ -35,7 +35,7 @@ def training_batches(cfg: TrainConfig, rank: int = 0):
 def protocol_datasets(cfg: TrainConfig) -> list[ProtocolDataset]:
     """The paper-protocol dataset of every phantom in ``cfg.phantoms``, as configured."""
     return [
-        build_protocol_dataset(load_phantom_spec(spec), seed=cfg.dataset_seed, pairs=cfg.pairs,
+        build_protocol_dataset(load_phantom(spec), seed=cfg.dataset_seed, pairs=cfg.pairs,
                                slices=cfg.slices, size=cfg.size)
         for spec in cfg.phantoms
     ]
@@ -86,7 +86,7 @@ class ProtocolTargets:
         self.truth = {}  # dataset index -> the phantom's maps of its slices, (slices, 3, h, w)
         if cfg.map_weight > 0:
             for i, spec in enumerate(cfg.phantoms):
-                ph, idx = load_phantom_spec(spec), self.datasets[i].slice_index
+                ph, idx = load_phantom(spec), self.datasets[i].slice_index
                 self.truth[id(self.datasets[i])] = np.stack([ph.pd[idx], ph.t1[idx], ph.t2[idx]], 1)
         self.by_slice = [(d, s, np.flatnonzero(d.samples(cfg.split, "train")[1] == s))
                          for d in self.datasets for s in range(d.n_slices)]
@@ -129,7 +129,7 @@ class StreamBatches:
 
         per_input = cfg.stage in ("physics", "tissue", "contrast")  # several targets, read on the subject's grid
         self.targets = cfg.targets_per_input if per_input else 1
-        phantoms = [load_phantom_spec(s) for s in cfg.phantoms] if phantoms is None else phantoms
+        phantoms = [load_phantom(s) for s in cfg.phantoms] if phantoms is None else phantoms
         self.seed = cfg.seed * 1000 + rank
         self.sampler = StreamingSampler(phantoms, task=cfg.task,
                                         size=None if per_input and cfg.native_input else cfg.size,
@@ -162,7 +162,7 @@ class WorkerBatches(torch.utils.data.IterableDataset):
         import dataclasses
 
         self.cfg, self.rank = cfg, rank
-        self.phantoms = [load_phantom_spec(s) for s in cfg.phantoms]
+        self.phantoms = [load_phantom(s) for s in cfg.phantoms]
         self.options = dataclasses.replace(cfg.stream_options(), subject_workers=0)
         self._batches = None
         self.start = 0

@@ -19,7 +19,7 @@ from .. import DEFAULT_TE_MS, DEFAULT_TR_MS
 from ..acquisition import Acquisition
 from ..datasets import ProtocolDataset, build_protocol_dataset
 from ..metrics import CONVENTION, band_means, batch_metrics, summarize, to_255
-from .phantom_specs import load_phantom_spec
+from ..phantoms import load_phantom
 from ..resize import resize_slices
 
 CHUNK = 240
@@ -76,7 +76,7 @@ def evaluate(engine, task: str, phantom: str, split: str = "paper", dataset_seed
     if task == "p2p" and engine.task == "d2p":
         raise ValueError("a Default-to-Param model cannot be evaluated on Param-to-Param inputs")
     spec = phantom if isinstance(phantom, str) else phantom.name
-    ds = build_protocol_dataset(load_phantom_spec(phantom) if isinstance(phantom, str) else phantom,
+    ds = build_protocol_dataset(load_phantom(phantom) if isinstance(phantom, str) else phantom,
                                 seed=dataset_seed)
     pairs, slices = ds.samples(split, "test")
     if limit:
