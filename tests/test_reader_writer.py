@@ -128,6 +128,17 @@ def test_a_layer_of_no_file_is_read_back_where_the_viewer_showed_it(tmp_path, sh
     assert kwargs["translate"] == pytest.approx(translate)
 
 
+def test_a_layer_moved_in_the_viewer_is_saved_where_it_was_moved_to(tmp_path):
+    _oblique_nifti(tmp_path / "scan.nii.gz")
+    [(data, kwargs, _)] = napari_get_reader(str(tmp_path / "scan.nii.gz"))(str(tmp_path / "scan.nii.gz"))
+    moved = tuple(np.asarray(kwargs["translate"]) + (0.0, 10.0, -4.5))  # dragged in napari
+    write_single_image(str(tmp_path / "moved.nii.gz"), data, {**kwargs, "translate": moved})
+    write_single_image(str(tmp_path / "kept.nii.gz"), data, kwargs)
+    [(again, placed, _)] = napari_get_reader(str(tmp_path / "moved.nii.gz"))(str(tmp_path / "moved.nii.gz"))
+    assert np.allclose(again, data) and placed["translate"] == pytest.approx(moved, abs=1e-3)
+    assert np.allclose(nib.load(tmp_path / "kept.nii.gz").affine, nib.load(tmp_path / "scan.nii.gz").affine)
+
+
 def test_writer_keeps_a_sidecar_it_was_not_asked_to_replace(tmp_path):
     stack = np.ones((2, 5, 6), np.float32)
     (tmp_path / "new.json").write_text('{"mine": true}')

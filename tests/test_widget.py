@@ -1586,3 +1586,24 @@ def test_closing_the_input_while_its_volume_renders_says_so(demo, qtbot):
     viewer.layers.remove(widget.image.value)
     _until(qtbot, lambda: _idle(widget))
     assert not widget.status.value.startswith("Rendering")
+
+
+def test_a_slider_moved_with_live_preview_off_says_how_to_render(demo, qtbot):
+    viewer, widget = demo
+    widget.live.value = False
+    widget.run.clicked.emit()
+    _until(qtbot, lambda: _idle(widget) and _outputs(viewer, "prediction"))
+    widget.te.value = 60.0
+    assert widget.status.value == "Live preview is off: press Run all slices for spin echo, TE 60 / TR 3000 ms"
+    assert _idle(widget)
+
+
+def test_no_row_is_added_where_only_the_widgets_outputs_are_free(demo, qtbot):
+    viewer, widget = demo
+    widget.model.value = "physics"
+    widget.run.clicked.emit()
+    _until(qtbot, lambda: _idle(widget) and _outputs(viewer, "prediction"))
+    rows = [widget.add_input_row() for _ in range(3)]  # the three other heads
+    assert all(rows) and widget.add_input_row() is None and len(widget.inputs) == 3
+    assert widget.status.value == "No other image to add: open another scan of this subject first"
+    assert not any("mr_reparam_role" in (row.layer.value.metadata or {}) for row in widget.inputs)

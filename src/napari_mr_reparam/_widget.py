@@ -380,15 +380,20 @@ class ReparamWidget(Container):
 
     def add_input_row(self, *_) -> "InputRow":
         """A row for another image of the same subject, pre-filled from its layer's metadata:
-        the first layer not yet an input, an image before this widget's outputs."""
+        the first image layer not yet an input and not one of this widget's outputs (None,
+        and a line saying so, where there is none)."""
+        from napari.layers import Image
+
+        used = {id(self.image.value), *(id(r.layer.value) for r in self.inputs)}
+        free = [layer for layer in self._viewer.layers if isinstance(layer, Image)
+                and id(layer) not in used and "mr_reparam_role" not in (layer.metadata or {})]
+        if not free:  # none but the inputs and this widget's outputs, which are no scans
+            self._report("No other image to add: open another scan of this subject first")
+            return None
         row = InputRow(on_change=self._on_inputs_changed, on_remove=self._remove_input_row)
         self.inputs.append(row)
         row.reset_choices()
-        used = {id(self.image.value), *(id(r.layer.value) for r in self.inputs if r is not row)}
-        free = [c for c in row.layer.choices if c is not None and id(c) not in used]
-        free.sort(key=lambda layer: "mr_reparam_role" in (layer.metadata or {}))
-        if free:
-            row.layer.value = free[0]
+        row.layer.value = free[0]
         row.fill_from_layer()
         self._on_inputs_changed()
         return row
@@ -496,6 +501,8 @@ class ReparamWidget(Container):
         if closed and (self._promote_first_row() or self._instead_of_closed(before)):
             return  # the input chosen was closed: the first row moved up, or an image chosen instead
         self._closed_input = "" if not closed else self._closed_input
+        self._maps_asked = None  # map layers asked for the input before are not this one's
+        self.joint_status.value = ""
         if self._said_of_input or self.is_idle():  # what was said of the input before no longer holds
             self.status.value, self._said_of_input = "", ""
         refusal = image_refusal(layer) or self._engines.thin_slices(layer, self.model.value, self.device.value)
@@ -601,8 +608,12 @@ class ReparamWidget(Container):
         if self.live.value and self.image.value is not None:
             self._preview_timer.start()
             self._volume_timer.start()
-        else:
-            self._say_what_runs()
+            return
+        self._say_what_runs()
+        refused = bool(self._refusal) and self.status.value == self._refusal
+        if self.image.value is not None and not refused and self._outputs.has_prediction():
+            # the prediction shown is of the settings before: say how to render these
+            self._report(f"Live preview is off: press Run all slices for {target_words(self.current_request(True))}")
 
     def _update_range_warning(self) -> None:
         """Warn of a target outside the range the model's predictions are bound to (the
@@ -613,6 +624,7 @@ class ReparamWidget(Container):
         self.range_warning.value = "⚠ " + "; ".join(warnings) if warnings else ""
 
     def _on_settings_changed(self, *_):
+        self.joint_status.value = ""  # it told of the fit before: the next one's follows
         if self._seconds_hint():
             return
         if self.live.value and self.image.value is not None and self._outputs.has_prediction():
@@ -901,6 +913,7 @@ class ReparamWidget(Container):
         self._volume_timer.stop()
         self._renders.drop()
         self._outputs.drop_comparison()
+        self._maps_asked = None
         if self._predictions.cancel():
             self.status.value = "Cancelled"
             self.progress.value = 0  # not left part-way, as if it would go on

@@ -148,7 +148,9 @@ def write_image(path: str, data, meta: dict, replace: bool = True) -> list[str]:
     metadata = meta.get("metadata") or {}
     data = np.asarray(data)
     like = metadata.get("volume")
-    if not isinstance(like, Volume) or tuple(like.stack_shape) != _as_stack(data).shape:
+    if isinstance(like, Volume) and tuple(like.stack_shape) == _as_stack(data).shape:
+        like = _moved(like, meta.get("translate"))
+    else:
         origin = _spacing(meta.get("translate"), data.ndim, missing=0.0)  # where the viewer shows it
         like = Volume(data=np.empty((0,)), spacing=_spacing(meta.get("scale"), data.ndim), kind="image",
                       extra={"origin_mm": origin})
@@ -161,6 +163,26 @@ def write_image(path: str, data, meta: dict, replace: bool = True) -> list[str]:
                           tr_ms=metadata.get("tr_ms"), model=metadata.get("model"), extra=extra,
                           overwrite=replace, keep_sidecar=replace)
     return [str(written)]
+
+
+def _moved(like: Volume, translate) -> Volume:
+    """``like`` with its affine shifted by as far as its layer was moved in the viewer: the
+    layer's ``translate`` against where the reader placed it
+    (:func:`~napari_mr_reparam._reader.stack_origin`); as it was where it was not moved."""
+    from dataclasses import replace
+
+    from ._reader import stack_origin
+    from .orientation import stack_affine
+
+    if translate is None or len(translate) < 3 or like.affine is None or like.ornt is None:
+        return like
+    placed, wanted = np.asarray(stack_origin(like)), np.asarray(translate, float)[-3:]
+    if np.allclose(placed, wanted, atol=1e-3):
+        return like
+    axes = stack_affine(like)[:3, :3]
+    affine = np.array(like.affine, float)
+    affine[:3, 3] += (axes / np.linalg.norm(axes, axis=0)) @ (wanted - placed)
+    return replace(like, affine=affine)
 
 
 def _as_stack(data: np.ndarray) -> np.ndarray:
