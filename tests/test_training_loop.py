@@ -78,21 +78,14 @@ def test_sigterm_finishes_the_step_writes_a_checkpoint_and_resume_goes_on(tiny_p
 
     cfg, _, _ = tiny_paramnet_run
     cfg = dataclasses.replace(cfg, steps=6, checkpoint_every=100, out=str(tmp_path / "run"))
-    build, calls = loop.build_stage, []
+    build = loop.build_stage
 
-    def build_with_a_stop(*args):
-        stage = build(*args)
-        loss = stage.loss
+    def loss_then_stop(call, real):
+        if call == 2:  # as `timeout` or a batch scheduler sends it, mid-step
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real
 
-        def loss_then_stop(module, batch):
-            calls.append(1)
-            if len(calls) == 2:  # as `timeout` or a batch scheduler sends it, mid-step
-                os.kill(os.getpid(), signal.SIGTERM)
-            return loss(module, batch)
-        stage.loss = loss_then_stop
-        return stage
-
-    monkeypatch.setattr(loop, "build_stage", build_with_a_stop)
+    _with_stage_loss(monkeypatch, loss_then_stop)
     before = signal.getsignal(signal.SIGTERM)
     with pytest.raises(loop.TrainingStopped, match="stopped \\(SIGTERM\\) after step 2 of 6") as stopped:
         train(cfg, quiet=True)
@@ -119,24 +112,29 @@ def test_starting_weights_of_other_shapes_are_one_line_naming_the_first_tensor(t
         _initialize(str(mine), other)
 
 
-def _stage_whose_loss_turns(monkeypatch, at_call: int, value: float):
-    """Make the stage's loss ``value`` (NaN, say) from its ``at_call``-th step on."""
+def _with_stage_loss(monkeypatch, change):
+    """Train with the stage's loss passed through ``change(call, loss)`` (``call``: 1 for
+    the first step's, 2 for the second's ...)."""
     from napari_mr_reparam.training import loop, tasks
 
     build, calls = tasks.build_stage, []
 
-    def build_diverging(*args):
+    def build_changed(*args):
         stage = build(*args)
         loss = stage.loss
 
-        def diverging(module, batch):
+        def changed(module, batch):
             calls.append(1)
-            real = loss(module, batch)
-            return real * value if len(calls) >= at_call else real
-        stage.loss = diverging
+            return change(len(calls), loss(module, batch))
+        stage.loss = changed
         return stage
 
-    monkeypatch.setattr(loop, "build_stage", build_diverging)
+    monkeypatch.setattr(loop, "build_stage", build_changed)
+
+
+def _stage_whose_loss_turns(monkeypatch, at_call: int, value: float):
+    """Make the stage's loss ``value`` (NaN, say) from its ``at_call``-th step on."""
+    _with_stage_loss(monkeypatch, lambda call, real: real * value if call >= at_call else real)
 
 
 def test_a_loss_that_is_not_finite_stops_the_run_naming_the_step_and_keeps_the_last_checkpoint(
