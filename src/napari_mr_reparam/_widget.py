@@ -60,8 +60,8 @@ from .units import refuse_seconds
 from .widget_logic import (
     CUSTOM, EngineCache, InputSpec, MapsCache, Request, determined_line, guessed_input_preset,
     guessed_line, image_refusal, input_from_metadata, input_refusal, input_times_to_type, joint_acquisitions,
-    joint_job_units, matching_preset, preset_choices, preset_controls, preset_refusal, render_request,
-    seconds_hint, target_words,
+    joint_job_units, matching_preset, one_gain_hint, preset_choices, preset_controls, preset_refusal,
+    render_request, seconds_hint, target_words,
 )
 
 if TYPE_CHECKING:
@@ -851,7 +851,7 @@ class ReparamWidget(Container):
         self._outputs.update_comparison(request.slice_index)
         where = "" if request.slice_index is None else f", slice {request.slice_index}"
         if engine is None:
-            self.joint_status.value = determined_line(maps.summary(), request.register)
+            self.joint_status.value = determined_line(maps.summary(), request.register) + one_gain_hint(request)
             source = f"the joint maps of {len(request.inputs)} inputs"
         else:
             source = f"the maps on {self._engines.last_device}"

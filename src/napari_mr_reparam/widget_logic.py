@@ -338,6 +338,21 @@ def _gain_runs(gains: list[float]) -> str:
                      for shown, first, last in runs)
 
 
+def one_gain_hint(request) -> str:
+    """What the joint line adds where the inputs of ``request`` are lone scans of several
+    files fitted at one receiver gain (as the command line's notice says): empty otherwise."""
+    from .series_gains import by_source
+
+    if not request.inputs or request.gain_per_input:
+        return ""
+    labels = input_sources(request.inputs)
+    files = [label for label in labels if not isinstance(label, int)]  # an int: a layer of no file
+    if by_source(labels) != "shared" or len(set(files)) < 2:
+        return ""
+    return ("; one gain for all, as images of one series saved apart: tick 'One gain per image' for scans "
+            "of separate series")
+
+
 def determined_line(summary: dict, register: bool = False) -> str:
     """The fit's per-voxel report in one line, e.g. ``the inputs determine PD 100 %, T1 0 %,
     T2 96 % of the object; the rest comes from the network's maps``; with ``register``
