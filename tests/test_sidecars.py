@@ -171,3 +171,14 @@ def test_a_sidecar_time_left_null_is_unstated_and_an_inversion_time_of_0_is_no_i
 def test_a_sidecar_names_its_scans_series(tmp_path, fields, series):
     (tmp_path / "scan.json").write_text(json.dumps({"EchoTime": 0.1, "RepetitionTime": 3.0, **fields}))
     assert read_sidecar(tmp_path / "scan.nii.gz").get("series_id") == series
+
+
+@pytest.mark.parametrize("fields, sequence", [
+    ({"InversionTime": 0.9, "FlipAngle": 9}, "mprage"),  # no ScanningSequence: the small flip tells
+    ({"FlipAngle": 15}, "gradient_echo"),
+    ({"InversionTime": 2.5, "FlipAngle": 90}, None),  # a spin echo's excitation: left to the TI's rule
+    ({"FlipAngle": 9, "ScanningSequence": "SE"}, "spin_echo"),  # what the sidecar names wins
+])
+def test_a_sidecar_that_names_no_sequence_is_read_by_its_flip(tmp_path, fields, sequence):
+    (tmp_path / "scan.json").write_text(json.dumps({"EchoTime": 0.003, "RepetitionTime": 2.3, **fields}))
+    assert read_sidecar(tmp_path / "scan.nii.gz").get("sequence") == sequence

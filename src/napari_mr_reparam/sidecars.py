@@ -39,7 +39,9 @@ def read_sidecar(path: str | Path, times_given=(), volumes: int | None = None) -
     """Acquisition parameters from the BIDS sidecar beside ``path`` (data file or sidecar).
 
     Returns a dict with those of ``te_ms``, ``tr_ms``, ``ti_ms`` (milliseconds),
-    ``flip_deg`` (degrees), ``sequence`` (:func:`sidecar_sequence`) and ``series_id`` (its
+    ``flip_deg`` (degrees), ``sequence`` (:func:`sidecar_sequence`; where it names none, a
+    flip of at most :data:`GRADIENT_ECHO_MAX_FLIP` makes a gradient echo, or an MPRAGE with a
+    TI) and ``series_id`` (its
     ``SeriesInstanceUID``, else ``SeriesNumber``, as dcm2niix writes it) that the sidecar
     states; empty when there is none. An MPRAGE-type scan whose RepetitionTime is its
     readout's pulse spacing (GE's BRAVO, Philips' 3-D TFE: :func:`mprage_cycle`) has
@@ -97,13 +99,27 @@ def read_sidecar(path: str | Path, times_given=(), volumes: int | None = None) -
         out["times_ignored"] = "; ".join(set_aside)
     if _is_number(meta.get("FlipAngle")):
         out["flip_deg"] = float(meta["FlipAngle"])
-    sequence = sidecar_sequence(meta)
+    sequence = sidecar_sequence(meta) or _sequence_of_small_flip(out)
     if sequence:
         out["sequence"] = sequence
     series = meta.get("SeriesInstanceUID") or meta.get("SeriesNumber")
     if isinstance(series, (str, int)) and not isinstance(series, bool) and str(series).strip():
         out["series_id"] = str(series).strip()  # which series of its session the scan was
     return readout_spacing(out)
+
+
+#: The largest flip angle (degrees) that, where a sidecar names no sequence, makes its scan
+#: a gradient echo: spin-echo and inversion-recovery scans excite at 90 degrees.
+GRADIENT_ECHO_MAX_FLIP = 30.0
+
+
+def _sequence_of_small_flip(out: dict) -> str | None:
+    """The sequence a sidecar that names none implies by a small flip angle: an MPRAGE
+    where it states a TI too, else a gradient echo; None for a flip of a spin echo's size."""
+    flip = out.get("flip_deg")
+    if flip is None or not 0 < flip <= GRADIENT_ECHO_MAX_FLIP:
+        return None
+    return "mprage" if out.get("ti_ms") is not None else "gradient_echo"
 
 
 #: The option that gives each time a sidecar states, by :class:`~napari_mr_reparam.io.Volume` field.
