@@ -3,8 +3,9 @@
 A recipe file holds the fields of :class:`TrainConfig` at its top level; command-line
 options override them. Each number setting's allowed values are given where it is defined
 (:func:`_within`: a :class:`Range`), and every setting is checked when the config is made,
-before any data is loaded: a bad one is a one-line ValueError naming it and its range. The recipes for the bundled weights live in the repository's
-top-level ``training/`` folder, one file per weight set.
+before any data is loaded: a bad one is a one-line ValueError naming it and its range. The
+recipes for the bundled weights live in the repository's top-level ``training/`` folder, one
+file per weight set.
 
 The options of the randomized stream (``data = "stream"``) are defined, with their
 defaults and checks, in :mod:`napari_mr_reparam.stream_options`; a recipe holds each
