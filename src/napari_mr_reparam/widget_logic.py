@@ -156,9 +156,10 @@ def input_times_to_type(layer) -> list[str]:
     """The input times (``"TE"``, ``"TR"``) a layer's metadata lack that are to be typed
     rather than taken as the default, as the command line refuses to guess them: where the
     metadata state the other time (one is not guessed from the other), the layer is a
-    DICOM series (its tags are to hold both), or its sidecar's times were set aside. An MPRAGE-type series whose RepetitionTime tag
-    is its readout's pulse spacing takes the MPRAGE preset's TR instead (the widget says so).
-    A layer that states neither is read as the preset it looks like, or the default."""
+    DICOM series (its tags are to hold both), or its sidecar's times were set aside. An
+    MPRAGE-type series whose RepetitionTime tag is its readout's pulse spacing takes the
+    MPRAGE preset's TR instead (the widget says so). A layer that states neither is read as
+    the preset it looks like, or the default."""
     meta = getattr(layer, "metadata", None) or {}
     spec = input_from_metadata(layer)
     lacking = [name for name, value in (("TE", spec.te_ms), ("TR", spec.tr_ms)) if value is None]

@@ -162,7 +162,7 @@ class TrainConfig:
     device: str = "auto"
     amp: bool = True                   # bf16 autocast on CUDA (ignored on CPU)
     threads: int = _within(0, 0)       # torch CPU threads per process (0 = torch default)
-    loader_workers: int = _within(0, 0)  # stream batches made ahead in this many processes (0 = in the training process)
+    loader_workers: int = _within(0, 0)  # processes making stream batches ahead (0: the training process)
     out: str = "runs/run"
     checkpoint_every: int = _within(100, 1)
     log_every: int = _within(10, 1)

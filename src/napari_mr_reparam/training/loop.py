@@ -7,8 +7,9 @@ by DistributedDataParallel (gloo on CPU, NCCL on GPU), and rank 0 writes the fil
 SIGTERM or Ctrl-C stops a run after the step in progress, with a checkpoint
 (:class:`TrainingStopped`). A loss that is not finite (NaN or infinite: a learning rate far
 too high, say) stops a run at that step without writing its weights
-(:class:`TrainingDiverged`), so the last checkpoint keeps the last good ones. A resumed run draws its batches afresh from the step it
-resumes at (seed, rank and that step), not those an unbroken run would have gone on to:
+(:class:`TrainingDiverged`), so the last checkpoint keeps the last good ones. A resumed run
+draws its batches afresh from the step it resumes at (seed, rank and that step), not those
+an unbroken run would have gone on to:
 resuming one checkpoint twice trains alike, but a run stopped and resumed differs from
 one that never stopped.
 """
