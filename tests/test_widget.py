@@ -1607,3 +1607,14 @@ def test_no_row_is_added_where_only_the_widgets_outputs_are_free(demo, qtbot):
     assert all(rows) and widget.add_input_row() is None and len(widget.inputs) == 3
     assert widget.status.value == "No other image to add: open another scan of this subject first"
     assert not any("mr_reparam_role" in (row.layer.value.metadata or {}) for row in widget.inputs)
+
+
+def test_register_ticked_for_layers_of_no_file_is_refused_before_any_work(demo, qtbot):
+    viewer, widget = demo
+    widget.model.value = "physics"
+    widget.add_input_row()
+    widget.register.value = True
+    widget.run.clicked.emit()
+    assert _idle(widget) and not _outputs(viewer, "prediction")
+    assert widget.status.value == ("head TE50 TR4500 was read from no NIfTI or DICOM file: registration needs each "
+                                   "scan's placement; untick 'Register onto the first image'")

@@ -61,7 +61,7 @@ from .widget_logic import (
     CUSTOM, EngineCache, InputSpec, MapsCache, Request, determined_line, guessed_input_preset,
     guessed_line, image_refusal, input_from_metadata, input_refusal, input_times_to_type, joint_acquisitions,
     joint_job_units, matching_preset, one_gain_hint, preset_choices, preset_controls, preset_refusal,
-    render_request, seconds_hint, target_words,
+    registration_refusal, render_request, seconds_hint, target_words,
 )
 
 if TYPE_CHECKING:
@@ -733,6 +733,8 @@ class ReparamWidget(Container):
             return refusal
         if request.te >= request.tr:
             return "TE must be shorter than TR"
+        if request.register and (why := registration_refusal(request.inputs)):
+            return why
         try:
             request.target()
             request.given()  # the input's: a TI or flip its sequence needs, TE shorter than TR

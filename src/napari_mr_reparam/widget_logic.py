@@ -339,6 +339,26 @@ def _gain_runs(gains: list[float]) -> str:
                      for shown, first, last in runs)
 
 
+def registration_refusal(inputs) -> str:
+    """Why the layers of ``inputs`` cannot be registered onto the first (empty when they
+    can), said before any work: each must be a volume read with its placement (NIfTI or
+    DICOM) and of :data:`~napari_mr_reparam.registration.MIN_VOXELS` voxels or more along
+    every axis, as the registration itself refuses otherwise."""
+    from .grids import is_placed
+    from .registration import MIN_VOXELS
+
+    for spec in inputs:
+        layer = spec.layer
+        volume, shape = (getattr(layer, "metadata", None) or {}).get("volume"), np.shape(layer.data)
+        if volume is None or not is_placed(volume):
+            return (f"{layer.name} was read from no NIfTI or DICOM file: registration needs each scan's "
+                    "placement; untick 'Register onto the first image'")
+        if len(shape) != 3 or min(shape) < MIN_VOXELS:
+            return (f"{layer.name} is {'x'.join(map(str, shape))} voxels: registration needs volumes of at least "
+                    f"{MIN_VOXELS} voxels along every axis; untick 'Register onto the first image'")
+    return ""
+
+
 def one_gain_hint(request) -> str:
     """What the joint line adds where the inputs of ``request`` are lone scans of several
     files fitted at one receiver gain (as the command line's notice says): empty otherwise."""
