@@ -1618,3 +1618,24 @@ def test_register_ticked_for_layers_of_no_file_is_refused_before_any_work(demo, 
     assert _idle(widget) and not _outputs(viewer, "prediction")
     assert widget.status.value == ("head TE50 TR4500 was read from no NIfTI or DICOM file: registration needs each "
                                    "scan's placement; untick 'Register onto the first image'")
+
+
+def test_closing_a_rows_layer_mid_fit_keeps_the_line_that_says_so(demo, qtbot, monkeypatch):
+    import threading
+
+    from napari_mr_reparam import joint_fit
+
+    closed = threading.Event()
+    started, slow = _slow_until(closed, joint_fit.joint_maps)
+    monkeypatch.setattr(joint_fit, "joint_maps", slow)
+    viewer, widget = demo
+    widget.model.value = "physics"
+    widget.live.value = False
+    second = widget.add_input_row().layer.value
+    widget.add_input_row()
+    widget.run.clicked.emit()
+    _until(qtbot, started.is_set)
+    viewer.layers.remove(second)
+    closed.set()
+    _until(qtbot, lambda: _idle(widget))
+    assert widget.status.value == f"{second.name} was closed: its row among the inputs is removed"

@@ -806,8 +806,7 @@ class ReparamWidget(Container):
 
         from .cancellation import Cancelled
 
-        if isinstance(exc, Cancelled):
-            self._report("Cancelled")
+        if isinstance(exc, Cancelled):  # cancel_work said so as it cancelled; a line since then stays
             return
         self._report(f"Error: {exc}")
         show_error(f"MR re-parameterization failed: {exc}")
