@@ -19,9 +19,20 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_PHANTOM = "mrilab:" + str(ROOT.parent / "shared/phantoms/mrilab_brain/mrilab_brain_standard.npz")
 
 
+def _markers(marker: str) -> tuple[str, str]:
+    """The comments a table named ``marker`` sits between in the results file."""
+    return f"<!-- {marker}:begin -->", f"<!-- {marker}:end -->"
+
+
+def refuse_existing(parser: argparse.ArgumentParser, path, hint: str = "") -> None:
+    """A one-line ``parser.error`` where the output ``path`` exists: never written over unasked."""
+    if path and Path(path).exists():
+        parser.error(f"{path} exists; not overwriting it{f' ({hint})' if hint else ''}")
+
+
 def write_table(results: Path, marker: str, table: str) -> None:
     """Replace the text between the marker comments (appending them when absent)."""
-    begin, end = f"<!-- {marker}:begin -->", f"<!-- {marker}:end -->"
+    begin, end = _markers(marker)
     text = results.read_text() if results.exists() else ""
     block = f"{begin}\n{table}\n{end}"
     if begin in text:
@@ -33,7 +44,7 @@ def write_table(results: Path, marker: str, table: str) -> None:
 
 def read_table(results: Path, marker: str) -> str | None:
     """The text between the marker comments in ``results`` (None where it has none)."""
-    begin, end = f"<!-- {marker}:begin -->", f"<!-- {marker}:end -->"
+    begin, end = _markers(marker)
     text = results.read_text() if results.exists() else ""
     found = re.search(re.escape(begin) + "\n?(.*?)\n?" + re.escape(end), text, flags=re.S)
     return found.group(1) if found else None

@@ -37,6 +37,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_external as ext  # noqa: E402
+from _common import refuse_existing  # noqa: E402
 
 T1_WEIGHTED = ("T1w", "MPRAGE")
 
@@ -177,8 +178,7 @@ def main(argv=None) -> int:
     parser.add_argument("--tuning", action="store_true", help="training subjects 01-04 in place of the held-out ones")
     parser.add_argument("--json", help="also write the results as JSON (never over an existing file)")
     args = parser.parse_args(argv)
-    if args.json and Path(args.json).exists():
-        parser.error(f"{args.json} exists; not overwriting it")
+    refuse_existing(parser, args.json)
     classifier = load_classifier(args.weights)
     held = heldout(classifier, args.slices, not args.no_psnr, tuning=args.tuning)
     real = real_images(classifier, args.slices)

@@ -82,6 +82,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
+from _common import refuse_existing
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
@@ -1096,8 +1097,7 @@ def main(argv=None) -> int:
     if min(args.slices, args.targets, args.limit) < 1:
         parser.error("--slices, --targets and --limit must be at least 1")
     for out_path in (args.json, args.figure):
-        if out_path and Path(out_path).exists():
-            parser.error(f"{out_path} exists; not overwriting it")
+        refuse_existing(parser, out_path)
     if args.figure and "real_t1" not in args.groups:
         parser.error("--figure draws the real_t1 group: add it to --groups")
     try:

@@ -27,7 +27,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from _common import DEFAULT_PHANTOM, add_output_arguments, publish_rows, refuse_to_write_over_another_table
+from _common import (
+    DEFAULT_PHANTOM, add_output_arguments, publish_rows, refuse_existing, refuse_to_write_over_another_table,
+)
 
 HEADER = ("| split | model | task | PSNR (dB) | PSNR sd | MAE | MAE sd | SSIM | PSNR brain (dB) | images |\n"
           "|---|---|---|---|---|---|---|---|---|---|")
@@ -148,9 +150,7 @@ def main(argv=None) -> int:
     planned = jobs(args.models, args.weights, args.splits, args.device, args.consistency, args.max_peak)
     if args.json_dir is not None and not args.overwrite:
         for split, label, _, task, _ in planned:
-            if json_path(args.json_dir, label, task, split).exists():
-                parser.error(f"{json_path(args.json_dir, label, task, split)} exists; not overwriting it "
-                             "(--overwrite replaces it)")
+            refuse_existing(parser, json_path(args.json_dir, label, task, split), "--overwrite replaces it")
     rows = evaluate_rows(planned, args.phantom, args.json_dir, args.by_te)
     publish_rows(args, header, rows)
     return 0
