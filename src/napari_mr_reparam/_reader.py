@@ -35,7 +35,7 @@ from . import dicom
 from .file_types import IMAGE_SUFFIXES, VOLUME_SUFFIXES, suffix_of
 from .grids import is_placed
 from .io import AXIS_LABELS, Volume, is_label_map, load_volumes, probe
-from .orientation import stack_affine
+from .orientation import axis_directions, stack_affine
 from .sidecars import SIDECAR_TIMES
 
 
@@ -179,7 +179,7 @@ def stack_origin(volume: Volume) -> tuple[float, float, float]:
     one plane lie where the scanner placed them (a T1 and a T2 series of another field of
     view overlap as the object does), not each at the viewer's origin."""
     affine = stack_affine(volume)
-    axes = affine[:3, :3] / np.linalg.norm(affine[:3, :3], axis=0)
+    axes = axis_directions(affine)
     return tuple(round(float(affine[:3, 3] @ axes[:, a]), 3) for a in range(3))
 
 

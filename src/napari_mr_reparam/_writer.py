@@ -172,16 +172,15 @@ def _moved(like: Volume, translate) -> Volume:
     from dataclasses import replace
 
     from ._reader import stack_origin
-    from .orientation import stack_affine
+    from .orientation import axis_directions, stack_affine
 
     if translate is None or len(translate) < 3 or like.affine is None or like.ornt is None:
         return like
     placed, wanted = np.asarray(stack_origin(like)), np.asarray(translate, float)[-3:]
     if np.allclose(placed, wanted, atol=1e-3):
         return like
-    axes = stack_affine(like)[:3, :3]
     affine = np.array(like.affine, float)
-    affine[:3, 3] += (axes / np.linalg.norm(axes, axis=0)) @ (wanted - placed)
+    affine[:3, 3] += axis_directions(stack_affine(like)) @ (wanted - placed)
     return replace(like, affine=affine)
 
 

@@ -192,6 +192,12 @@ def stack_to_ras(data_zyx: np.ndarray) -> np.ndarray:
     return orn.apply_orientation(data_zyx, _inverse(_STACK_FROM_RAS))
 
 
+def axis_directions(affine) -> np.ndarray:
+    """The unit vectors (columns, RAS+) along which an affine's voxel axes run."""
+    steps = np.asarray(affine, float)[:3, :3]
+    return steps / np.linalg.norm(steps, axis=0)
+
+
 def ras_voxel_to_stack(stack_shape) -> np.ndarray:
     """The affine taking a voxel index of :func:`stack_to_ras`'s file order to the stack's
     (slice, row, column) for a stack of ``stack_shape``."""

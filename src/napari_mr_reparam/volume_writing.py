@@ -370,13 +370,11 @@ def ras_origin(stack_shape, grid: np.ndarray, origin_mm) -> np.ndarray:
     first voxel where :func:`~napari_mr_reparam._reader.stack_origin` reads ``origin_mm``
     (slice, row, column mm, a napari layer's ``translate``) back: each stack axis in the
     file runs along a world axis, forward or flipped."""
-    from .orientation import ras_voxel_to_stack
+    from .orientation import axis_directions, ras_voxel_to_stack
 
-    to_stack = np.linalg.inv(ras_voxel_to_stack(stack_shape))  # stack voxel -> file voxel
-    first = grid @ to_stack @ np.array([0.0, 0.0, 0.0, 1.0])  # where the stack's voxel 0 lies now
-    axes = grid[:3, :3] @ to_stack[:3, :3]  # each stack axis' step in mm
-    units = axes / np.linalg.norm(axes, axis=0)
-    return units @ np.asarray(origin_mm, float)[-3:] - first[:3]
+    stack = grid @ np.linalg.inv(ras_voxel_to_stack(stack_shape))  # stack voxel -> mm, voxel 0 at `first`
+    first = stack[:3, 3]
+    return axis_directions(stack) @ np.asarray(origin_mm, float)[-3:] - first
 
 
 def _write_npy(path: Path, data: np.ndarray, like) -> None:
