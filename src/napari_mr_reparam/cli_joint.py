@@ -816,7 +816,7 @@ def fit_inputs(paths, args, model="physics", device="auto", engine=None, volumes
     where each input's acquisition came from (:func:`acquisitions_of`)."""
     from .image_noise import noise_on_own_grids
     from .joint_fit import joint_maps, joint_work_units
-    from .series_gains import series_count, series_label
+    from .series_gains import one_gain_across_files, series_count, series_label
 
     volumes = load_inputs(paths, times_given=input_times_given(args)) if volumes is None else volumes
     acqs = acquisitions_of(volumes, args, origins)  # before registration: an input's times may be missing
@@ -842,9 +842,8 @@ def fit_inputs(paths, args, model="physics", device="auto", engine=None, volumes
     maps.registered = tuple(motions)
     if finished is not None:  # the progress bar ends before the notices on the fit
         finished()
-    unnamed = len({series_label(v, v.source) for v in volumes}) > 1  # no sidecar says they are one series
-    if (getattr(args, "scale", None) or SCALE_OPTION["default"]) == "auto" and scale == "shared" \
-            and len(set(sources)) > 1 and unnamed:
+    if (getattr(args, "scale", None) or SCALE_OPTION["default"]) == "auto" \
+            and one_gain_across_files([series_label(v, v.source) for v in volumes]):
         print(f"notice: {one_gain_note(len(volumes))}", file=sys.stderr)
     if maps.gains_found:
         print(f"notice: {series_gains_note(sources, maps)}", file=sys.stderr)

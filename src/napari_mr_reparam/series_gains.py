@@ -64,6 +64,15 @@ def by_source(labels):
     return labels if 1 < len(set(labels)) < len(labels) else "shared"
 
 
+def one_gain_across_files(labels) -> bool:
+    """Whether inputs of these labels (:func:`series_label`; an int for an image read from
+    no file) take one gain by default (:func:`by_source`) though two or more come from files
+    that no sidecar names as one series: right for one series' images saved apart, wrong for
+    scans of separate series (the command line and the widget say so)."""
+    files = {label for label in labels if not isinstance(label, int)}
+    return by_source(labels) == "shared" and len(files) > 1
+
+
 def series_label(volume_or_extra, source):
     """The label of an input for :func:`by_source`: the series its BIDS sidecar names (a
     volume's ``extra["series_id"]``), else ``source`` (its file or folder)."""

@@ -362,13 +362,9 @@ def registration_refusal(inputs) -> str:
 def one_gain_hint(request) -> str:
     """What the joint line adds where the inputs of ``request`` are lone scans of several
     files fitted at one receiver gain (as the command line's notice says): empty otherwise."""
-    from .series_gains import by_source
+    from .series_gains import one_gain_across_files
 
-    if not request.inputs or request.gain_per_input:
-        return ""
-    labels = input_sources(request.inputs)
-    files = [label for label in labels if not isinstance(label, int)]  # an int: a layer of no file
-    if by_source(labels) != "shared" or len(set(files)) < 2:
+    if not request.inputs or request.gain_per_input or not one_gain_across_files(input_sources(request.inputs)):
         return ""
     return ("; one gain for all, as images of one series saved apart: tick 'One gain per image' for scans "
             "of separate series")
