@@ -7,6 +7,7 @@ import sys
 
 from .. import DEFAULT_CONSISTENCY
 from ..command import command_parser, run_cli
+from ..tissues import TABLES
 from .phantom_specs import PHANTOM_SPECS, tissue_table
 
 #: The model ``evaluate`` scores when neither --model nor --weights names one.
@@ -380,7 +381,7 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--phantom", default="mni152", help=f"{PHANTOM_SPECS} (default mni152)")
     sim.add_argument("--table", default=None, type=tissue_table,
                      help="tissue table of a phantom built from tissue classes: mni152, segmentation:PATH, "
-                          "freesurfer:PATH (brainweb_1.5t, mrilab, 3t)")
+                          f"freesurfer:PATH ({', '.join(TABLES)})")
     sim.add_argument("--out", required=True, help="output folder")
     sim.add_argument("--seed", type=_seed, default=0)
     sim.add_argument("--pairs", type=_positive_int, default=200, help="(TE, TR) pairs (default 200)")
