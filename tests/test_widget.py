@@ -1466,6 +1466,41 @@ def test_target_readouts_show_no_needless_decimals_and_the_devices_are_the_comma
     assert tuple(widget.device.choices) == DEVICE_CHOICES
 
 
+def _type(qtbot, control, text):
+    """Type ``text`` into a field (a slider's readout, a time box) as a person does, then Enter."""
+    from qtpy.QtCore import Qt
+
+    from napari_mr_reparam._widget_controls import _TrimmedSpinBox
+
+    box = control.native if isinstance(control.native, _TrimmedSpinBox) else control.native.findChild(_TrimmedSpinBox)
+    box.setFocus()
+    box.selectAll()
+    qtbot.keyClicks(box, text)
+    qtbot.keyClick(box, Qt.Key.Key_Return)
+
+
+def test_a_number_typed_beyond_a_fields_range_is_taken_as_its_end_and_said(demo, qtbot):
+    _, widget = demo
+    widget.live.value = False
+    widget.model.value = "physics"
+    row = widget.add_input_row()
+    _type(qtbot, widget.tr, "20000")  # Qt's own field kept 2000, without a word
+    assert widget.tr.value == 15000.0
+    assert "TR 20000 ms is above the 0.01-15000 ms this field takes: set to 15000 ms" in widget.range_warning.value
+    _type(qtbot, widget.te, "1e3")  # an exponent is a number too (Qt's field made it 13)
+    assert widget.te.value == 1000.0 and widget.range_warning.value == ""
+    _type(qtbot, widget.input_flip, "200")
+    assert widget.input_flip.value == 180.0 and "Input flip 200° is above the 0-180°" in widget.range_warning.value
+    _type(qtbot, row.tr, "30000")  # a further input's field: the line names it, and only the latest
+    assert row.tr.value == 20000.0 and widget.range_warning.value.count("⚠") == 1
+    assert "TR 30000 ms is above the 0-20000 ms" in widget.range_warning.value
+    held = row.te.value
+    _type(qtbot, row.te, "abc")  # no number: the field keeps what it held
+    assert row.te.value == held and "TR 30000" in widget.range_warning.value
+    _type(qtbot, widget.te, "0.05")  # within range: the seconds hint, as before
+    assert widget.status.value.startswith("TE 0.05 looks like seconds")
+
+
 @pytest.mark.parametrize("order", ["as napari calls them", "choices reset first"])
 def test_closing_a_further_inputs_layer_removes_its_row(demo, order):
     from types import SimpleNamespace

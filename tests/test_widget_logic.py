@@ -434,3 +434,12 @@ def test_lone_scans_of_several_files_fitted_at_one_gain_get_a_hint():
     assert one_gain_hint(request(t1w, t2w, per_input=True)) == ""  # asked for a gain each
     assert one_gain_hint(request(_layer("a"), _layer("b"))) == ""  # made in napari: one unit
     assert one_gain_hint(request(t1w)) == ""
+
+
+def test_a_number_typed_beyond_a_range_is_said_with_the_range_and_what_was_taken():
+    from napari_mr_reparam.widget_logic import typed_beyond_line
+
+    assert typed_beyond_line("TE", "ms", 7000, 1500, 0.01, 1500) == \
+        "TE 7000 ms is above the 0.01-1500 ms this field takes: set to 1500 ms"
+    assert typed_beyond_line("Flip angle", "°", -3, 1, 1, 90) == \
+        "Flip angle -3° is below the 1-90° this field takes: set to 1°"

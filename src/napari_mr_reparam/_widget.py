@@ -41,15 +41,15 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from magicgui.widgets import (
-    CheckBox, ComboBox, Container, FloatSlider, FloatSpinBox, Label, ProgressBar, PushButton, create_widget,
+    CheckBox, ComboBox, Container, FloatSlider, Label, ProgressBar, PushButton, create_widget,
 )
 from qtpy.QtCore import QEvent, QObject, QTimer
 
 from . import DEFAULT_CONSISTENCY, DEFAULT_TE_MS, DEFAULT_TR_MS
 from ._background import LatestJob
 from ._widget_controls import (
-    INPUT_SEQUENCE_CHOICES, SEQUENCE_CHOICES, InputRow, NoteLabel, TimeBox, compact, in_scroll_area,
-    label_on_top, target_slider, wrap_text,
+    INPUT_SEQUENCE_CHOICES, SEQUENCE_CHOICES, InputRow, NoteLabel, NumberBox, compact, in_scroll_area,
+    label_on_top, say_typed_beyond, target_slider, wrap_text,
 )
 from ._widget_outputs import JOINT_MODEL, Outputs, map_contrast_limits
 from ._widget_work import compute, with_range
@@ -135,11 +135,11 @@ class ReparamWidget(Container):
                                              "research T1-weighted scans): sets the input's sequence "
                                              "and times below, each still editable (editing one makes "
                                              "it Custom)")
-        self.input_te = TimeBox(value=DEFAULT_TE_MS, min=0, max=5000, step=1, label="Input TE (ms)")
-        self.input_tr = TimeBox(value=DEFAULT_TR_MS, min=0, max=20000, step=10, label="Input TR (ms)")
+        self.input_te = NumberBox(value=DEFAULT_TE_MS, min=0, max=5000, step=1, label="Input TE (ms)")
+        self.input_tr = NumberBox(value=DEFAULT_TR_MS, min=0, max=20000, step=10, label="Input TR (ms)")
         self.input_sequence = ComboBox(choices=INPUT_SEQUENCE_CHOICES, value="spin_echo", label="Input sequence")
-        self.input_ti = TimeBox(value=0, min=0, max=20000, step=10, label="Input TI (ms)")
-        self.input_flip = FloatSpinBox(value=0, min=0, max=180, step=1, label="Input flip (°)")
+        self.input_ti = NumberBox(value=0, min=0, max=20000, step=10, label="Input TI (ms)")
+        self.input_flip = NumberBox(value=0, min=0, max=180, step=1, label="Input flip (°)")
         for box in (self.input_te, self.input_tr, self.input_ti, self.input_flip):
             box.native.setSpecialValueText("?")  # 0: not known yet (a time the metadata lack, to type)
         self.inputs = Container(labels=False, label="More inputs")
@@ -244,6 +244,10 @@ class ReparamWidget(Container):
         self.ground_truth.changed.connect(self._outputs.compare_volume)
         self.run.clicked.connect(self._start_volume)
         self.cancel.clicked.connect(self.cancel_work)
+        for control in (self.te, self.tr, self.ti, self.ti2, self.flip,
+                        self.input_te, self.input_tr, self.input_ti, self.input_flip):
+            name, unit = control.label.rstrip(")").split(" (")
+            say_typed_beyond(control, name, unit, self._say_typed_beyond)
         self._viewer.dims.events.current_step.connect(self._outputs.update_metrics_label)
         self._viewer.layers.events.removed.connect(self._on_layer_removed)
         self.native.destroyed.connect(_teardown(self._viewer, self._outputs.update_metrics_label,
@@ -390,7 +394,8 @@ class ReparamWidget(Container):
         if not free:  # none but the inputs and this widget's outputs, which are no scans
             self._report("No other image to add: open another scan of this subject first")
             return None
-        row = InputRow(on_change=self._on_inputs_changed, on_remove=self._remove_input_row)
+        row = InputRow(on_change=self._on_inputs_changed, on_remove=self._remove_input_row,
+                       on_typed_beyond=self._say_typed_beyond)
         self.inputs.append(row)
         row.reset_choices()
         row.layer.value = free[0]
@@ -615,13 +620,18 @@ class ReparamWidget(Container):
             # the prediction shown is of the settings before: say how to render these
             self._report(f"Live preview is off: press Run all slices for {target_words(self.current_request(True))}")
 
-    def _update_range_warning(self) -> None:
+    def _say_typed_beyond(self, line: str) -> None:
+        """A number typed beyond its field's range was taken as the range's end: say so on
+        the warning line, after any target warning, until a target changes again."""
+        self._update_range_warning(line)
+
+    def _update_range_warning(self, typed_beyond: str = "") -> None:
         """Warn of a target outside the range the model's predictions are bound to (the
-        paper's networks'; the physics model renders any TE/TR)."""
+        paper's networks'; the physics model renders any TE/TR), and of ``typed_beyond``."""
         from .widget_logic import target_range_warnings
 
-        warnings = target_range_warnings(self.model.value, self.te.value, self.tr.value)
-        self.range_warning.value = "⚠ " + "; ".join(warnings) if warnings else ""
+        warnings = [*target_range_warnings(self.model.value, self.te.value, self.tr.value), typed_beyond]
+        self.range_warning.value = "⚠ " + "; ".join(filter(None, warnings)) if any(warnings) else ""
 
     def _on_settings_changed(self, *_):
         self.joint_status.value = ""  # it told of the fit before: the next one's follows

@@ -4,9 +4,12 @@ the scroll area the controls sit in (:mod:`napari_mr_reparam._widget` lays them 
 
 from __future__ import annotations
 
+import math
+import re
+
 from magicgui.backends._qtpy.widgets import FloatSpinBox as _QtFloatSpinBox
 from magicgui.widgets import (
-    ComboBox, Container, FloatSlider, FloatSpinBox, Label, PushButton, create_widget,
+    ComboBox, Container, FloatSlider, Label, PushButton, create_widget,
 )
 from magicgui.widgets.bases import RangedWidget
 from qtpy.QtCore import QEvent, QObject, QSize, Qt
@@ -27,7 +30,7 @@ class InputRow(Container):
     its sequence and a remove button; TE and TR; TI and flip where the sequence has them
     ("?" when unknown), pre-filled from the layer's metadata and editable."""
 
-    def __init__(self, on_change, on_remove):
+    def __init__(self, on_change, on_remove, on_typed_beyond=None):
         import napari
 
         super().__init__(labels=False)
@@ -41,7 +44,7 @@ class InputRow(Container):
         self.te = _ms_box("TE ", 5000)
         self.tr = _ms_box("TR ", 20000)
         self.ti = _ms_box("TI ", 20000)
-        self.flip = FloatSpinBox(value=0, min=0, max=180, step=1)
+        self.flip = NumberBox(value=0, min=0, max=180, step=1)
         self.flip.native.setPrefix("flip ")
         self.flip.native.setSuffix("°")
         self.flip.native.setSpecialValueText("flip ?")
@@ -63,6 +66,10 @@ class InputRow(Container):
         for control in (self.layer, self.sequence, self.te, self.tr, self.ti, self.flip):
             control.changed.connect(lambda *_: on_change())
         self.remove.clicked.connect(lambda *_: on_remove(self))
+        if on_typed_beyond is not None:
+            for box, name, unit in ((self.te, "TE", "ms"), (self.tr, "TR", "ms"), (self.ti, "TI", "ms"),
+                                    (self.flip, "flip", "°")):
+                say_typed_beyond(box, name, unit, on_typed_beyond)
         self._show_fields()
 
     def fill_from_layer(self, *_) -> None:
@@ -103,16 +110,83 @@ class InputRow(Container):
 TIME_DECIMALS = 6
 
 
+#: What a number field lets be typed: digits, a point and an exponent (``1e3``), each
+#: part possibly still unfinished.
+_TYPED_NUMBER = re.compile(r"[+-]?\d*\.?\d*([eE][+-]?\d*)?")
+
+
 class _TrimmedSpinBox(QDoubleSpinBox):
-    """A number field that shows its value without trailing zeros (``15``, ``38.56``)."""
+    """A number field that shows its value without trailing zeros (``15``, ``38.56``).
+
+    Qt's own field refuses a keystroke that takes the number past its range, so a typed
+    7000 stays 700 (and ``1e3`` becomes 13) without a word. This one lets any number be
+    typed, exponents included, takes one beyond its range as the nearest end when the typing
+    ends, and keeps ``beyond`` (typed, taken) for its owner to say so
+    (:func:`say_typed_beyond`)."""
+
+    beyond: tuple[float, float] | None = None
 
     def textFromValue(self, value: float) -> str:
         text = super().textFromValue(value)
         point = self.locale().decimalPoint()
         return text.rstrip("0").rstrip(point) if point in text else text
 
+    def _typed(self, text: str) -> str:
+        """The typed number's text: without prefix and suffix, with a point for a decimal point."""
+        if self.prefix() and text.startswith(self.prefix()):
+            text = text[len(self.prefix()):]
+        if self.suffix() and text.endswith(self.suffix()):
+            text = text[:-len(self.suffix())]
+        return text.strip().replace(self.locale().decimalPoint(), ".")
 
-class _QtTimeBox(_QtFloatSpinBox):
+    def _number(self, text: str) -> float | None:
+        try:
+            value = float(self._typed(text))
+        except ValueError:
+            return None
+        return value if math.isfinite(value) else None
+
+    def validate(self, text: str, pos: int):
+        from qtpy.QtGui import QValidator
+
+        if self.specialValueText() and text == self.specialValueText():
+            return QValidator.State.Acceptable, text, pos
+        if not _TYPED_NUMBER.fullmatch(self._typed(text)):
+            return QValidator.State.Invalid, text, pos
+        value = self._number(text)
+        within = value is not None and self.minimum() <= value <= self.maximum()
+        return (QValidator.State.Acceptable if within else QValidator.State.Intermediate), text, pos
+
+    def valueFromText(self, text: str) -> float:
+        value = self._number(text)
+        return super().valueFromText(text) if value is None else value
+
+    def fixup(self, text: str) -> str:
+        value = self._number(text)
+        if value is None:
+            return text  # nothing a number: Qt keeps the value before
+        kept = min(max(value, self.minimum()), self.maximum())
+        self.beyond = (value, kept)
+        return self.prefix() + self.textFromValue(kept) + self.suffix()
+
+
+def say_typed_beyond(control, name: str, unit: str, say) -> None:
+    """Once typing in ``control`` (a :class:`NumberBox`, a :func:`target_slider`) ends on a
+    number beyond its range, which it takes as the nearest end, ``say`` the line
+    (:func:`~napari_mr_reparam.widget_logic.typed_beyond_line`) that tells so."""
+    from .widget_logic import typed_beyond_line
+
+    box = control.native if isinstance(control.native, _TrimmedSpinBox) else control.native.findChild(_TrimmedSpinBox)
+
+    def finished():
+        if box.beyond is not None:
+            (typed, kept), box.beyond = box.beyond, None
+            say(typed_beyond_line(name, unit, typed, kept, box.minimum(), box.maximum()))
+
+    box.editingFinished.connect(finished)
+
+
+class _QtNumberBox(_QtFloatSpinBox):
     """magicgui's Qt float field, on :class:`_TrimmedSpinBox` with :data:`TIME_DECIMALS`."""
 
     def __init__(self, **kwargs):
@@ -120,17 +194,18 @@ class _QtTimeBox(_QtFloatSpinBox):
         self._qwidget.setDecimals(TIME_DECIMALS)
 
 
-class TimeBox(RangedWidget):
-    """A float field for a time (ms) that keeps what was typed to :data:`TIME_DECIMALS`
-    decimals and shows it without trailing zeros."""
+class NumberBox(RangedWidget):
+    """A float field for a time (ms) or an angle that keeps what was typed to
+    :data:`TIME_DECIMALS` decimals, shows it without trailing zeros and takes a number
+    typed beyond its range as the nearest end (:class:`_TrimmedSpinBox`)."""
 
     def __init__(self, **kwargs):
-        super().__init__(widget_type=_QtTimeBox, **kwargs)
+        super().__init__(widget_type=_QtNumberBox, **kwargs)
 
 
-def _ms_box(prefix: str, maximum: float) -> TimeBox:
+def _ms_box(prefix: str, maximum: float) -> NumberBox:
     """A compact time field: ``TE 15 ms``, or ``TE ?`` while unknown (0)."""
-    box = TimeBox(value=0, min=0, max=maximum, step=1)
+    box = NumberBox(value=0, min=0, max=maximum, step=1)
     box.native.setPrefix(prefix)
     box.native.setSuffix(" ms")
     box.native.setSpecialValueText(f"{prefix}?")

@@ -520,6 +520,15 @@ def on_step(value: float, step: float, minimum: float, maximum: float) -> float:
     return round(float(np.clip(round(value / step), first, last)) * step, 9)
 
 
+def typed_beyond_line(name: str, unit: str, typed: float, kept: float, low: float, high: float) -> str:
+    """What a field says of a number typed beyond its range, which it takes as its nearest
+    end: e.g. ``TE 7000 ms is above the 0.01-1500 ms this field takes: set to 1500 ms``."""
+    space = "" if unit == "°" else " "
+    side = "above" if typed > high else "below"
+    return (f"{name} {typed:g}{space}{unit} is {side} the {low:g}-{high:g}{space}{unit} this field takes: "
+            f"set to {kept:g}{space}{unit}")
+
+
 def seconds_hint(sequence: str = "spin_echo", **times) -> str:
     """The command line's rule for a time typed in seconds
     (:func:`~napari_mr_reparam.units.refuse_seconds`) as a hint: e.g. ``TR 2.3 looks like
