@@ -1425,6 +1425,12 @@ def test_rows_added_say_how_their_joint_maps_are_fitted(demo, qtbot, live):
     widget.run.clicked.emit()
     _until(qtbot, lambda: _idle(widget) and _outputs(viewer, "prediction"))
     assert widget.status.value.startswith("Rendered from the joint maps of 2 inputs")
+    widget.inputs[0].remove.clicked.emit()  # back to one input: the line of two goes
+    if live:
+        _until(qtbot, lambda: _idle(widget) and widget.status.value.startswith("Rendered from the maps"))
+    else:
+        assert widget.status.value.startswith("Live preview is off: press Run all slices for")
+    assert widget.joint_status.value == ""
 
 
 def test_an_input_whose_metadata_lack_its_te_asks_for_it_and_runs_nothing(demo, qtbot):

@@ -615,9 +615,15 @@ class ReparamWidget(Container):
             self._volume_timer.start()
             return
         self._say_what_runs()
-        refused = bool(self._refusal) and self.status.value == self._refusal
-        if self.image.value is not None and not refused and self._outputs.has_prediction():
-            # the prediction shown is of the settings before: say how to render these
+        self._say_live_off()
+
+    def _say_live_off(self) -> None:
+        """The prediction shown is of the settings before, and live preview is off: say how
+        to render these (unless a refusal or the joint maps' hint is said)."""
+        said = self.status.value
+        if said and said in (self._refusal, self._joint_hint):
+            return
+        if self.image.value is not None and self._outputs.has_prediction():
             self._report(f"Live preview is off: press Run all slices for {target_words(self.current_request(True))}")
 
     def _say_typed_beyond(self, line: str) -> None:
@@ -641,6 +647,7 @@ class ReparamWidget(Container):
             self._volume_timer.start()
         else:
             self._say_what_runs()
+            self._say_live_off()
 
     def _say_what_runs(self, check: bool = False) -> None:
         """Nothing runs on this change (live preview off, or nothing predicted yet): a
