@@ -620,8 +620,8 @@ def test_a_preset_renders_from_the_maps_and_saves(demo, qtbot, tmp_path):
     sidecar = json.loads((tmp_path / "mprage.json").read_text())
     assert sidecar["PulseSequenceType"] == "MPRAGE" and sidecar["InversionTime"] == 0.9
     # the input as the model read it, as predict records it (the demo's head: TE 50 / TR 4500 ms)
-    assert {k: sidecar["Input"][k] for k in ("EchoTime", "RepetitionTime")} == {"EchoTime": 0.05,
-                                                                               "RepetitionTime": 4.5}
+    assert {k: sidecar["Input"][k] for k in ("EchoTime", "RepetitionTime", "Source")} == {
+        "EchoTime": 0.05, "RepetitionTime": 4.5, "Source": "layer metadata"}
 
 
 def test_two_inputs_give_joint_maps_from_one_call_opened_from_the_plugins_menu(
@@ -921,9 +921,26 @@ def test_a_joint_prediction_saves_with_the_sidecar_the_command_line_writes(make_
     cli = json.loads((tmp_path / "out" / "cli.json").read_text())
     assert cli["GeneratedBy"][0]["Model"] == "joint maps" and [r["File"] for r in cli["Inputs"]] == [
         "pdw.nii.gz", "t2w.nii.gz"]
-    # all but where each input's times came from, which the widget's rows do not tell
-    cli["Inputs"] = [{k: v for k, v in record.items() if k != "Source"} for record in cli["Inputs"]]
     assert gui == cli
+
+
+def test_an_inputs_record_says_where_its_times_came_from():
+    from types import SimpleNamespace
+
+    from napari_mr_reparam._widget_outputs import times_source_of
+    from napari_mr_reparam.acquisition import Acquisition
+    from napari_mr_reparam.io import Volume
+
+    acq = Acquisition(20.0, 600.0)
+    dicom = Volume(np.zeros((1, 2, 2), np.float32), kind="dicom")
+    mgz = Volume(np.zeros((1, 2, 2), np.float32), extra={"times_from": "FreeSurfer header"})
+    cases = [({"te_ms": 20.0, "tr_ms": 600.0, "volume": dicom}, "DICOM tags"),
+             ({"te_ms": 20.0, "tr_ms": 600.0, "volume": mgz}, "FreeSurfer header"),
+             ({"te_ms": 20.0, "tr_ms": 600.0, "volume": Volume(np.zeros((1, 2, 2)))}, "BIDS sidecar"),
+             ({"te_ms": 20.0, "tr_ms": 600.0}, "layer metadata"),
+             ({"te_ms": 30.0, "tr_ms": 600.0, "volume": dicom}, "given"),  # typed over the tags
+             ({}, "given")]
+    assert [times_source_of(SimpleNamespace(metadata=meta), acq) for meta, _ in cases] == [s for _, s in cases]
 
 
 def test_the_inputs_record_names_a_file_where_the_layer_was_read_from_one():

@@ -61,14 +61,16 @@ def inputs_record(inputs) -> dict:
 
     sources = [(getattr(spec.layer, "metadata", None) or {}).get("source") for spec in inputs]
     short = path_names([source for source in sources if source])
-    return {"Inputs": [input_record(spec.acquisition(), None, file=short.get(source))["Input"]
-                       for spec, source in zip(inputs, sources)]}
+    acquisitions = [spec.acquisition() for spec in inputs]
+    return {"Inputs": [input_record(acq, times_source_of(spec.layer, acq), file=short.get(source))["Input"]
+                       for spec, acq, source in zip(inputs, acquisitions, sources)]}
 
 
 def input_record_of(request: Request) -> dict | None:
     """The sidecar field ``Input`` of a prediction from one input: its acquisition as the
-    model read it (none for Default-to-Param, which reads none), the input preset it matches
-    and the file its layer was read from, as ``predict`` records them."""
+    model read it (none for Default-to-Param, which reads none), where its times came from
+    (:func:`times_source_of`), the input preset it matches and the file its layer was read
+    from, as ``predict`` records them."""
     from pathlib import Path
 
     from .volume_writing import input_record
@@ -80,8 +82,22 @@ def input_record_of(request: Request) -> dict | None:
     source = (getattr(request.layer, "metadata", None) or {}).get("source")
     preset = matching_preset({"sequence": given.sequence, "te": given.te_ms, "tr": given.tr_ms, "ti": given.ti_ms,
                               "flip": given.flip_deg}, inputs=True)
-    return input_record(given, None, file=Path(source).name if source else None,
+    return input_record(given, times_source_of(request.layer, given), file=Path(source).name if source else None,
                         preset=None if preset == CUSTOM else preset)
+
+
+def times_source_of(layer, given) -> str:
+    """Where the TE and TR a prediction read (``given``, an
+    :class:`~napari_mr_reparam.acquisition.Acquisition`) came from: what states the layer's
+    own (``DICOM tags``, ``BIDS sidecar``, ``FreeSurfer header``, or ``layer metadata`` for a
+    layer of no file) where they are its own, else ``given`` (as the widget's fields held
+    them: typed, or a preset's)."""
+    meta = getattr(layer, "metadata", None) or {}
+    own = (meta.get("te_ms"), meta.get("tr_ms"))
+    if None in own or abs(own[0] - given.te_ms) > 1e-3 or abs(own[1] - given.tr_ms) > 1e-3:
+        return "given"
+    volume = meta.get("volume")
+    return volume.times_stated_by if volume is not None else "layer metadata"
 
 
 class Outputs:

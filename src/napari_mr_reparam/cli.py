@@ -548,7 +548,7 @@ def _notice_replaced_times(name: str, volume, args) -> None:
     if not replaced:
         return
     options = list(dict.fromkeys(option for option, _ in replaced.values()))
-    stated = (volume.extra or {}).get("times_from", "BIDS sidecar")
+    stated = volume.times_stated_by
     values = ", ".join(f"{own:g}" for _, own in replaced.values())
     _notice(f"notice: {name}: {' and '.join(options)} replace{'s' if len(options) == 1 else ''} the "
             f"{' and '.join(replaced)} that its {stated} states ({values} ms)")

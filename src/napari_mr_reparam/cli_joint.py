@@ -540,7 +540,7 @@ def times_source(te_given, tr_given, volume) -> str:
     ``te_given``, ``tr_given``: their values, None where not given), its ``DICOM tags``,
     ``BIDS sidecar`` or ``FreeSurfer header``, ``default``, or two of those (``given and
     BIDS sidecar``)."""
-    own = "DICOM tags" if volume.kind == "dicom" else (volume.extra or {}).get("times_from", "BIDS sidecar")
+    own = volume.times_stated_by
     origins = ["given" if value is not None else own if getattr(volume, f"{n}_ms") is not None else "default"
                for n, value in (("te", te_given), ("tr", tr_given))]
     return " and ".join(dict.fromkeys(origins))

@@ -106,6 +106,12 @@ class Volume:
         return self.ornt
 
     @property
+    def times_stated_by(self) -> str:
+        """What states the volume's own times: its ``DICOM tags``, ``BIDS sidecar`` or
+        ``FreeSurfer header``."""
+        return "DICOM tags" if self.kind == "dicom" else (self.extra or {}).get("times_from", "BIDS sidecar")
+
+    @property
     def stack_shape(self) -> tuple:
         """Shape of the stack this volume's file gives (``data`` may be a stub)."""
         if self.kind not in ORIENTED_KINDS or self.ornt is None:
