@@ -526,10 +526,16 @@ def test_a_long_warning_wraps_instead_of_widening_the_dock(demo):
 def test_input_times_in_seconds_are_refused(demo):
     viewer, widget = demo
     widget.model.value = "p2p"
+    widget.image.value = viewer.layers["head TE120 TR6000"]
     layer = viewer.layers["head TE20 TR600"]
-    layer.metadata.update(te_ms=0.02, tr_ms=0.6)  # seconds written where ms belong
+    layer.metadata.update(te_ms=0.02, tr_ms=0.6)  # seconds written where ms belong (a DICOM tag)
     widget.image.value = layer
-    assert "input TE 0.02 looks like seconds" in widget.status.value and widget.input_te.value != 0.02
+    said = widget.status.value
+    assert "input TE 0.02 looks like seconds" in said and said.startswith("head TE20 TR600: ")
+    # the fields hold what the metadata state, not the image's before (TE 120 / TR 6000), and nothing runs
+    assert (widget.input_te.value, widget.input_tr.value) == (pytest.approx(0.02), pytest.approx(0.6))
+    widget.run.clicked.emit()
+    assert _idle(widget) and not _outputs(viewer, "prediction") and "looks like seconds" in widget.status.value
 
 
 def test_saved_prediction_records_its_sequence(demo, qtbot, tmp_path):

@@ -544,7 +544,8 @@ class ReparamWidget(Container):
         """The input's sequence, TE, TR, TI and flip from its layer's metadata. A time they
         lack is "?", to type, where the command line would not guess it
         (:func:`input_times_to_type`), else that of the preset the image looks like, or the
-        default (said in the status). False where the metadata's times can only be seconds."""
+        default (said in the status). False where the metadata's times can only be seconds:
+        the fields hold them as stated, so that nothing runs until they are typed in ms."""
         meta = layer.metadata or {}
         spec = input_from_metadata(layer)
         self.input_sequence.value = spec.sequence
@@ -552,7 +553,8 @@ class ReparamWidget(Container):
         te, tr = (float(meta[k]) if meta.get(k) else None for k in ("te_ms", "tr_ms"))
         try:
             refuse_seconds(input_te=te, input_tr=tr)
-        except ValueError as exc:  # metadata written in seconds: say so, keep the fields
+        except ValueError as exc:  # metadata written in seconds: the fields hold them, and refuse to run
+            self.input_te.value, self.input_tr.value = te or 0, tr or 0
             self._say_of_input(f"{layer.name}: {exc}")
             return False
         to_type = input_times_to_type(layer)
