@@ -660,12 +660,12 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("-o", "--output", required=True,
                     help="output file (.nii/.nii.gz, .npy, .tif, .png; .dcm: a DICOM series, a folder of "
                          "that name) for one input and one target; else a folder, where files are named "
-                         "INPUT_TE<ms>_TR<ms>")
+                         "INPUT_TE<ms>_TR<ms> (INPUT_<PRESET> with --preset)")
     pr.add_argument("--te", type=_positive_ms, nargs="+", help="target echo time(s), ms")
     pr.add_argument("--tr", type=_positive_ms, nargs="+",
                     help="target repetition time(s), ms, paired with --te in order")
     pr.add_argument("--suffix", help="output type in folder mode (default: the input's; .png for a JPEG "
-                    "input; .nii.gz for DICOM), e.g. .nii.gz, or .dcm for DICOM series in the input's study")
+                    "input; .nii.gz for DICOM and .mgz), e.g. .nii.gz, or .dcm for DICOM series in the input's study")
     pr.add_argument("--sequence", choices=ACQUISITION_SEQUENCES,
                     help="target sequence (default spin_echo); the others need a physics model: "
                          "inversion_recovery --ti, gradient_echo --flip, mprage --ti and --flip, "

@@ -14,6 +14,11 @@ from .phantom_specs import PHANTOM_SPECS, tissue_table
 DEFAULT_EVALUATED = "d2p"
 
 
+#: The ``--task`` option's help, for the stages that take it.
+TASK_HELP = ("the task the run learns: d2p (from the default TE 50 / TR 4500 ms input) or p2p (from an input "
+             "at any TE/TR); default: the recipe's")
+
+
 def _positive_int(text: str) -> int:
     value = int(text)
     if value <= 0:
@@ -396,13 +401,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     pn = sub.add_parser("paramnet", help="phase 2: train the Param-Net on the frozen encoder")
     _add_train_options(pn)
-    pn.add_argument("--task", choices=("d2p", "p2p"))
+    pn.add_argument("--task", choices=("d2p", "p2p"),
+                    help=TASK_HELP)
     pn.add_argument("--autoencoder", help="autoencoder checkpoint or weights whose encoder is used")
     pn.set_defaults(func=cmd_paramnet)
 
     ph = sub.add_parser("physics", help="train the physics-informed (quantitative-map) model")
     _add_train_options(ph)
-    ph.add_argument("--task", choices=("d2p", "p2p"))
+    ph.add_argument("--task", choices=("d2p", "p2p"),
+                    help=TASK_HELP)
     ph.set_defaults(func=cmd_physics)
 
     ts = sub.add_parser("tissue", help="train the tissue network (tissue fractions from one image)")
