@@ -245,6 +245,19 @@ def test_dicom_acquisition_chosen_and_an_option_overrides_a_tag(dual_echo, tiny_
     assert not (tmp_path / "x.nii.gz").exists()
 
 
+def test_a_series_folder_with_a_thumbnail_reads_the_series(tmp_path, tiny_weights, capsys):
+    from dicom_helpers import ramp, write_series
+
+    write_series(tmp_path / "s", [ramp(3, 8, 8)], te=(15.0,), tr=500.0)
+    Image.fromarray(np.full((64, 64), 200, np.uint8)).save(tmp_path / "s" / "thumbnail.png")  # as PACS exports add
+    said = "its DICOM series is read; the image file(s) beside it are left out (thumbnail.png)"
+    out = tmp_path / "out.nii.gz"
+    assert main(["predict", str(tmp_path / "s"), "-o", str(out), "--te", "100", "--tr", "4000", "-q"]) == 0
+    assert said in capsys.readouterr().err and nib.load(out).shape[:2] != (64, 64)
+    assert main(["maps", str(tmp_path / "s"), "-o", str(tmp_path / "maps"), "-q"]) == 0
+    assert said in capsys.readouterr().err and nib.load(tmp_path / "maps" / "T2map.nii.gz").shape[:2] != (64, 64)
+
+
 def test_dicom_without_echo_time_says_which_option_gives_it(tmp_path, tiny_weights, capsys):
     from dicom_helpers import ramp, write_series
 

@@ -153,9 +153,13 @@ class _SeriesInput:
 
 def _dicom_inputs(source, acquisition: int | None, notices=None) -> list:
     """The acquisitions of one series to predict from: all, or the one chosen (1-based)."""
+    from pathlib import Path
+
+    from .cli_joint import images_beside_series_line
     from .dicom import read_series
 
-    left_out = []
+    beside = images_beside_series_line(source) if isinstance(source, Path) else ""
+    left_out = [beside] if beside else []
     volumes = read_series(source, left_out=left_out)
     for line in left_out:
         _tell(f"notice: {line}", notices)

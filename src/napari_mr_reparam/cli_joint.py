@@ -204,7 +204,7 @@ def load_inputs(paths: list[str], acquisition: int | None = None, times_given=()
         if not path.exists():
             raise FileNotFoundError(f"{path}: no such file or folder")
         if dicom.looks_like_series(path):
-            left_out = []
+            left_out = [line] if (line := images_beside_series_line(path)) else []
             volumes += dicom.choose_acquisition(dicom.read_series(path, left_out=left_out), acquisition)
             for line in left_out:
                 print(f"notice: {line}", file=sys.stderr)
@@ -228,8 +228,9 @@ def load_inputs(paths: list[str], acquisition: int | None = None, times_given=()
 
 def folder_files(paths: list[str]) -> list[str]:
     """``paths`` with each folder that holds NIfTI files or images replaced by those files
-    (sorted), as ``predict`` takes several subjects; a DICOM series folder stays one input,
-    and a folder holding neither is a one-line ValueError naming what was expected."""
+    (sorted), as ``predict`` takes several subjects; a DICOM series folder stays one input
+    (images beside the series too: :func:`images_beside_series`), and a folder holding
+    neither is a one-line ValueError naming what was expected."""
     from . import dicom
     from .file_types import readable_files
 
@@ -239,8 +240,31 @@ def folder_files(paths: list[str]) -> list[str]:
         files = readable_files(path) if path.is_dir() else []
         if path.is_dir() and not files and not dicom.looks_like_series(path):
             raise no_inputs_in(path)
+        if images_beside_series(path):  # a series' folder with a thumbnail: the series
+            files = []
         out += [str(p) for p in files] or [text]
     return out
+
+
+def images_beside_series(path: Path) -> list[Path]:
+    """The 2-D images (a PACS export's thumbnail, say) in a folder that holds a DICOM series
+    and no NIfTI or FreeSurfer volume: the series is the folder's input, they are not."""
+    from . import dicom
+    from .file_types import IMAGE_SUFFIXES, readable_files, suffix_of
+
+    files = readable_files(path) if path.is_dir() else []
+    if not files or any(suffix_of(f) not in IMAGE_SUFFIXES for f in files) or not dicom.looks_like_series(path):
+        return []
+    return files
+
+
+def images_beside_series_line(path: Path) -> str:
+    """The notice for :func:`images_beside_series` (empty where there are none)."""
+    images = images_beside_series(path)
+    if not images:
+        return ""
+    names = ", ".join(p.name for p in images[:3]) + (f" and {len(images) - 3} more" if len(images) > 3 else "")
+    return f"{path}: its DICOM series is read; the image file(s) beside it are left out ({names})"
 
 
 def refuse_shared_outputs(pairs) -> None:
