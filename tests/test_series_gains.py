@@ -117,3 +117,24 @@ def test_scans_whose_sidecars_name_separate_series_take_a_gain_each():
     assert by_source(["pdw.nii.gz", "t2w.nii.gz"]) == "shared"  # no sidecar names them: one gain
     assert by_source([t1w, "t2w.nii.gz"]) == "shared"
     assert series_label({}, "a.nii.gz") == "a.nii.gz" and series_label(None, "a.nii.gz") == "a.nii.gz"
+
+
+def test_one_protocols_set_saved_as_series_apart_keeps_one_gain():
+    from napari_mr_reparam.acquisition import Acquisition
+    from napari_mr_reparam.series_gains import by_source, one_gain_across_files, one_protocol, series_label
+
+    # an inversion-recovery set as dcm2niix writes it: each TI its own series, TR following TI
+    tis = [(50, 1000), (100, 1000), (200, 1000), (400, 1260), (600, 1860), (800, 2460)]
+    ir = [Acquisition(12, tr, "inversion_recovery", ti_ms=ti) for ti, tr in tis]
+    labels = [series_label({"series_id": str(k)}, f"ti{ti}.nii.gz") for k, (ti, _) in enumerate(tis)]
+    assert one_protocol(ir) and by_source(labels, ir) == "shared"
+    assert by_source(labels) == "per_input"  # acquisitions not known: as before
+    echoes = [Acquisition(te, 3000) for te in (15, 100)]  # a dual echo's echoes as two series
+    assert one_protocol(echoes) and by_source(labels[:2], echoes) == "shared"
+    pair = [Acquisition(15, 500), Acquisition(100, 4000)]  # T1w and T2w: two protocols
+    assert not one_protocol(pair) and by_source(labels[:2], pair) == "per_input"
+    same_te = [Acquisition(15, 500), Acquisition(15, 3000)]  # T1w and PDw spin echoes: two protocols too
+    assert not one_protocol(same_te) and by_source(labels[:2], same_te) == "per_input"
+    assert not one_protocol([ir[0], Acquisition(12, 1000)])  # two sequences
+    files = [f"ti{ti}.nii.gz" for ti, _ in tis]  # no sidecar names a series: one gain, and no notice for a set
+    assert one_gain_across_files(files) and not one_gain_across_files(files, ir)

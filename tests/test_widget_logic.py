@@ -425,12 +425,13 @@ def test_an_input_time_not_known_is_refused_asking_for_it(te, tr, said):
 def test_lone_scans_of_several_files_fitted_at_one_gain_get_a_hint():
     from napari_mr_reparam.widget_logic import one_gain_hint
 
-    def request(*layers, per_input=False):
-        specs = tuple(InputSpec(layer, te_ms=15.0, tr_ms=3000.0) for layer in layers)
+    def request(*layers, per_input=False, times=((15.0, 500.0), (100.0, 4000.0))):
+        specs = tuple(InputSpec(layer, te_ms=te, tr_ms=tr) for layer, (te, tr) in zip(layers, times))
         return Request(layers[0], "physics", "cpu", te=60.0, tr=3000.0, inputs=specs, gain_per_input=per_input)
 
     t1w, t2w = _layer("t1w", source="t1w.nii.gz"), _layer("t2w", source="t2w.nii.gz")
     assert one_gain_hint(request(t1w, t2w)).startswith("; one gain for all, as images of one series saved apart")
+    assert one_gain_hint(request(t1w, t2w, times=((15.0, 3000.0), (100.0, 3000.0)))) == ""  # a dual echo: one gain
     assert one_gain_hint(request(t1w, t2w, per_input=True)) == ""  # asked for a gain each
     assert one_gain_hint(request(_layer("a"), _layer("b"))) == ""  # made in napari: one unit
     assert one_gain_hint(request(t1w)) == ""

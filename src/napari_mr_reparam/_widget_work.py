@@ -11,8 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from .acquisition import Acquisition
-from .series_gains import by_source
-from .widget_logic import EngineCache, Request, input_sources, joint_acquisitions, joint_inputs
+from .widget_logic import EngineCache, Request, input_gains, joint_acquisitions, joint_inputs
 
 
 def compute(engines: EngineCache, request: Request, data: np.ndarray, job) -> tuple:
@@ -32,7 +31,7 @@ def compute(engines: EngineCache, request: Request, data: np.ndarray, job) -> tu
             request.inputs, request.register, progress=job.advance, cancelled=job.cancelled)
         maps = joint_maps(volumes, joint_acquisitions(request.inputs, request.register), engine=engine, clipped=clipped,
                           noise=noise, spacing=spacing,
-                          scale="per_input" if request.gain_per_input else by_source(input_sources(request.inputs)),
+                          scale="per_input" if request.gain_per_input else input_gains(request.inputs),
                           engine_options=InferenceOptions(request.consistency, request.flip_average),
                           progress=job.advance, cancelled=job.cancelled)
         maps.resampled, maps.registered = tuple(resampled), tuple(motions)

@@ -785,15 +785,16 @@ def refuse_input_seconds(args) -> None:
             raise ValueError(f"{exc}{hint}") from None
 
 
-def gains_of(volumes, choice: str):
+def gains_of(volumes, choice: str, acquisitions=None):
     """The ``scale`` :func:`~napari_mr_reparam.joint_fit.fit_maps` takes for ``--scale
     choice``: a series label per input (the file or DICOM folder it came from) for
-    ``per-series``; for ``auto``, :func:`~napari_mr_reparam.series_gains.by_source`."""
+    ``per-series``; for ``auto``, :func:`~napari_mr_reparam.series_gains.by_source` (of the
+    inputs' ``acquisitions``)."""
     from .series_gains import by_source, series_label
 
     labels = [v.source for v in volumes]
     if choice == "auto":
-        return by_source([series_label(v, v.source) for v in volumes])
+        return by_source([series_label(v, v.source) for v in volumes], acquisitions)
     return labels if choice == "per-series" else "per_input" if choice == "per-input" else "shared"
 
 
@@ -845,7 +846,7 @@ def fit_inputs(paths, args, model="physics", device="auto", engine=None, volumes
     volumes = load_inputs(paths, times_given=input_times_given(args)) if volumes is None else volumes
     acqs = acquisitions_of(volumes, args, origins)  # before registration: an input's times may be missing
     unmeasured = _notice_unmeasured(volumes, network=engine is not None or model != "none")
-    scale = gains_of(volumes, getattr(args, "scale", None) or SCALE_OPTION["default"])
+    scale = gains_of(volumes, getattr(args, "scale", None) or SCALE_OPTION["default"], acqs)
     sources = [_source(v) for v in volumes]
     noise = noise_on_own_grids(volumes)  # before registration or resampling can change it
     motions = []
@@ -867,7 +868,7 @@ def fit_inputs(paths, args, model="physics", device="auto", engine=None, volumes
     if finished is not None:  # the progress bar ends before the notices on the fit
         finished()
     if (getattr(args, "scale", None) or SCALE_OPTION["default"]) == "auto" \
-            and one_gain_across_files([series_label(v, v.source) for v in volumes]):
+            and one_gain_across_files([series_label(v, v.source) for v in volumes], acqs):
         print(f"notice: {one_gain_note(len(volumes))}", file=sys.stderr)
     if maps.gains_found:
         print(f"notice: {series_gains_note(sources, maps)}", file=sys.stderr)

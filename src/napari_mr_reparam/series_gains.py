@@ -48,29 +48,48 @@ def series_count(scale) -> int:
     return 1 if isinstance(scale, str) else len(set(scale))
 
 
-def by_source(labels):
+def by_source(labels, acquisitions=None):
     """The gains a fit takes by default for inputs read from the sources ``labels`` (one per
     input: the file or DICOM folder each came from, or :func:`series_label` where a BIDS
     sidecar names the scan's series): a gain per source where there are several and one of
     them brought several images (an inversion-recovery folder and an echo-train folder); a
     gain per image (``"per_input"``, estimated against the prior's times) where each image's
     sidecar names a series of its own (a T1-weighted and a T2-weighted scan, each stored at
-    its own gain); else one for all ("shared"), as lone images of unnamed series cannot tell
-    their gains apart from a relaxation time, and may be one series' images saved apart."""
+    its own gain) and the images are not one protocol's set (:func:`one_protocol`, of their
+    ``acquisitions``: the TIs of an inversion-recovery set, each saved as a series); else
+    one for all ("shared"), as lone images of unnamed series cannot tell their gains apart
+    from a relaxation time, and may be one series' images saved apart."""
     labels = list(labels)
     named = [isinstance(label, tuple) and label[:1] == ("series",) for label in labels]
-    if len(labels) > 1 and all(named) and len(set(labels)) == len(labels):
+    if len(labels) > 1 and all(named) and len(set(labels)) == len(labels) and not one_protocol(acquisitions):
         return "per_input"
     return labels if 1 < len(set(labels)) < len(labels) else "shared"
 
 
-def one_gain_across_files(labels) -> bool:
+def one_protocol(acquisitions) -> bool:
+    """Whether images are one protocol's set, which a scanner acquires at one receiver gain:
+    inversion-recovery images of one TE (their TIs, each TR following its TI or not), or
+    images of one sequence and one TR (the echoes of a train, the flip angles of a
+    variable-flip set). ``acquisitions``: :class:`~napari_mr_reparam.acquisition.Acquisition`
+    values, or None (not known: not one)."""
+    if not acquisitions or len(acquisitions) < 2 or len({a.sequence for a in acquisitions}) != 1:
+        return False
+
+    def one(values):
+        return max(values) <= 1.01 * min(values)
+
+    ir = acquisitions[0].sequence == "inversion_recovery"
+    return one([a.tr_ms for a in acquisitions]) or (ir and one([a.te_ms for a in acquisitions]))
+
+
+def one_gain_across_files(labels, acquisitions=None) -> bool:
     """Whether inputs of these labels (:func:`series_label`; an int for an image read from
     no file) take one gain by default (:func:`by_source`) though two or more come from files
-    that no sidecar names as one series: right for one series' images saved apart, wrong for
-    scans of separate series (the command line and the widget say so)."""
+    that no sidecar names as one series and they are not one protocol's set
+    (:func:`one_protocol`): right for one series' images saved apart, wrong for scans of
+    separate series (the command line and the widget say so)."""
     files = {label for label in labels if not isinstance(label, int)}
-    return by_source(labels) == "shared" and len(files) > 1
+    return by_source(labels, acquisitions) == "shared" and len(files) > 1 and not one_protocol(acquisitions)
 
 
 def series_label(volume_or_extra, source):

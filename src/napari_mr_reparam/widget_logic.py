@@ -97,6 +97,29 @@ def input_sources(inputs) -> list:
     return labels
 
 
+def input_gains(inputs):
+    """The receiver gains the joint fit takes by default for ``inputs``
+    (:func:`~napari_mr_reparam.series_gains.by_source` of their :func:`input_sources` and
+    acquisitions)."""
+    from .series_gains import by_source
+
+    return by_source(input_sources(inputs), _acquisitions_or_none(inputs))
+
+
+def one_gain_across_layers(inputs) -> bool:
+    """:func:`~napari_mr_reparam.series_gains.one_gain_across_files` for ``inputs``."""
+    from .series_gains import one_gain_across_files
+
+    return one_gain_across_files(input_sources(inputs), _acquisitions_or_none(inputs))
+
+
+def _acquisitions_or_none(inputs):
+    try:
+        return [spec.acquisition() for spec in inputs]
+    except (TypeError, ValueError):  # a time still to be typed
+        return None
+
+
 @dataclass(frozen=True)
 class InputSpec:
     """One input layer and its acquisition as typed (times in ms, flip in degrees;
@@ -289,10 +312,10 @@ def joint_job_units(inputs, register: bool = False, per_input: bool = False) -> 
     ``per_input``) and the fit (:func:`~napari_mr_reparam.joint_fit.joint_work_units`)."""
     from .joint_fit import joint_work_units
     from .registration import work_units
-    from .series_gains import by_source, series_count
+    from .series_gains import series_count
 
     shape = np.shape(inputs[0].layer.data)
-    series = 1 if per_input else series_count(by_source(input_sources(inputs)))
+    series = 1 if per_input else series_count(input_gains(inputs))
     return (joint_work_units(shape, engine=True, series=series)
             + (work_units(shape, len(inputs) - 1) if register else 0))
 
@@ -362,9 +385,7 @@ def registration_refusal(inputs) -> str:
 def one_gain_hint(request) -> str:
     """What the joint line adds where the inputs of ``request`` are lone scans of several
     files fitted at one receiver gain (as the command line's notice says): empty otherwise."""
-    from .series_gains import one_gain_across_files
-
-    if not request.inputs or request.gain_per_input or not one_gain_across_files(input_sources(request.inputs)):
+    if not request.inputs or request.gain_per_input or not one_gain_across_layers(request.inputs):
         return ""
     return ("; one gain for all, as images of one series saved apart: tick 'One gain per image' for scans "
             "of separate series")
