@@ -161,3 +161,22 @@ def write_enhanced(path, volumes, *, te=(20.0,), tr=2000.0, ti=None, flip=90.0, 
     ds.PixelData = np.stack(pixels).tobytes()
     pydicom.dcmwrite(str(path), ds, enforce_file_format=True)
     return path
+
+
+def write_dicomdir(folder, files) -> Path:
+    """Write ``files`` as a DICOM medium in ``folder``, as pydicom's FileSet lays one out: a
+    DICOMDIR indexing them and the files in ``PT000000/ST000000/SE000000``. Returns the DICOMDIR."""
+    import pydicom
+    from pydicom.fileset import FileSet
+
+    needed = {"PatientID": "P1", "StudyInstanceUID": "1.2.826.0.1.3680043.2.1", "StudyDate": "20240101",
+              "StudyTime": "120000", "StudyID": "1", "SeriesNumber": 1}  # what a DICOMDIR's records hold
+    medium = FileSet()
+    for path in files:
+        ds = pydicom.dcmread(str(path))
+        for keyword, value in needed.items():
+            if keyword not in ds:
+                setattr(ds, keyword, value)
+        medium.add(ds)
+    medium.write(str(folder))
+    return Path(folder) / "DICOMDIR"

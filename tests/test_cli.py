@@ -245,6 +245,19 @@ def test_dicom_acquisition_chosen_and_an_option_overrides_a_tag(dual_echo, tiny_
     assert not (tmp_path / "x.nii.gz").exists()
 
 
+def test_a_time_a_dicom_tag_states_wrongly_names_the_option_that_gives_it(tmp_path, tiny_weights, capsys):
+    from dicom_helpers import ramp, write_series
+
+    write_series(tmp_path / "s", [ramp(3, 8, 8)], te=(0.015,), tr=500.0)  # EchoTime written in seconds
+    out = tmp_path / "out.nii.gz"
+    assert main(["predict", str(tmp_path / "s"), "-o", str(out), "--te", "100", "--tr", "4000", "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "TE 0.015 looks like seconds" in err and "give the right value with --input-te or --input-tr" in err
+    assert len(err.strip().splitlines()) == 1 and not out.exists()
+    assert main(["predict", str(tmp_path / "s"), "-o", str(out), "--te", "100", "--tr", "4000", "--input-te", "15",
+                 "-q"]) == 0
+
+
 def test_a_series_folder_with_a_thumbnail_reads_the_series(tmp_path, tiny_weights, capsys):
     from dicom_helpers import ramp, write_series
 

@@ -233,20 +233,37 @@ def test_mixed_geometry_in_one_acquisition(tmp_path, tag, value, word):
     _nothing_written(tmp_path, before)
 
 
-def test_missing_slice_and_repeated_slice(tmp_path, capsys):
-    files = write_series(tmp_path / "gap", [ramp(5, 8, 8)], shuffle=False)
+def test_missing_slice_and_repeated_slice_say_where(tmp_path, capsys):
+    files = write_series(tmp_path / "gap", [ramp(8, 8, 8)], shuffle=False)  # slices at z 10, 13, ... 31 mm
     files[2].unlink()
-    with pytest.raises(ValueError, match=r"do not form one volume \(the slices are unevenly spaced, at steps "
-                                         r"of 3, 6, 3 mm: a slice is missing\)$"):
+    with pytest.raises(ValueError, match=r"do not form one volume \(a slice is missing between IM0001 and IM0003, "
+                                         r"at z 13 to 19 mm: a step of 6 mm where the others are 3 mm\)$"):
         dicom.read_series(tmp_path / "gap")
     assert capsys.readouterr().err == ""  # dicom-numpy's log of the spacings stays off the terminal
+    files[5].unlink()
+    with pytest.raises(ValueError, match=r"\(a slice is missing between IM0001 and IM0003, .*; 1 more uneven step\)$"):
+        dicom.read_series(tmp_path / "gap")
 
     def same_place(ds, echo, k):
         ds.ImagePositionPatient = [-30.0, -40.0, 10.0]
 
     write_series(tmp_path / "dup", [ramp(2, 8, 8)], extra=same_place)
-    with pytest.raises(ValueError, match="two images at the same slice position"):
+    with pytest.raises(ValueError, match=r"\(two images at the same slice position: IM000[01] and IM000[01]\)$"):
         dicom.read_series(tmp_path / "dup")
+
+
+def test_a_copy_of_a_file_is_left_out_with_a_notice(tmp_path):
+    """A file copied beside itself (same SOPInstanceUID) is the same image: read once."""
+    import shutil
+
+    files = write_series(tmp_path / "s", [ramp()], shuffle=False)
+    shutil.copy(files[1], tmp_path / "s" / "IM0001 (1)")
+    left_out = []
+    [vol] = dicom.read_series(tmp_path / "s", left_out=left_out)
+    np.testing.assert_array_equal(vol.data, ramp())
+    assert left_out == ["s: IM0001 (1) left out: a copy of IM0001 (same SOPInstanceUID)"]
+    [again] = dicom.read_series(tmp_path / "s")  # strict reading too
+    assert len(again.extra["files"]) == 4
 
 
 @pytest.mark.parametrize("tag, option", [("EchoTime", "--input-te"), ("RepetitionTime", "--input-tr")])
@@ -598,3 +615,57 @@ def test_a_signed_real_scanner_series_is_read_as_magnitudes():
     volumes = dicom.read_series(folder, left_out=notices)
     assert len(volumes) == 6 and all(float(v.data.min()) >= 0 for v in volumes)
     assert notices == ["plate5: real-valued (signed) voxel values; their magnitude is read"]
+
+
+def test_localizers_are_left_out_with_a_notice(tmp_path):
+    """Scout images (ImageType LOCALIZER or SCOUT) beside a scan, in series of their own or in
+    the scan's, are left out, each series in one line; strict reading leaves them out too."""
+    def localizer(kind, number=1):
+        return lambda ds, e, k: (setattr(ds, "ImageType", ["ORIGINAL", "PRIMARY", kind]),
+                                 setattr(ds, "SeriesNumber", number), setattr(ds, "SeriesDescription", "scout"),
+                                 setattr(ds, "EchoTime", 1.6), setattr(ds, "RepetitionTime", 5.2))
+
+    write_series(tmp_path / "study", [ramp()], series_uid="1.2.3.9", extra=_of_series(5, "1.2.1"))
+    write_series(tmp_path / "study" / "ax", [ramp(1, 32, 32)], step_mm=8.0, extra=localizer("LOCALIZER"))
+    write_series(tmp_path / "study" / "sag", [ramp(5, 32, 32)], orientation=(0.0, 1.0, 0.0, 0.0, 0.0, -1.0),
+                 extra=localizer("SCOUT", 2))
+    write_series(tmp_path / "study" / "in", [ramp(1, 8, 8)], series_uid="1.2.3.9", origin=(0.0, 0.0, 90.0),
+                 extra=lambda ds, e, k: (localizer("LOCALIZER", 5)(ds, e, k), setattr(ds, "StudyInstanceUID", "1.2.1")))
+    left_out = []
+    [vol] = dicom.read_series(tmp_path / "study", left_out=left_out)
+    np.testing.assert_array_equal(vol.data, ramp())
+    assert (vol.te_ms, vol.extra["series_description"]) == (20.0, "test series")
+    assert sorted(left_out) == ["study: IM0000 of series 5 'scout' left out: a localizer (ImageType LOCALIZER)",
+                                "study: series 1 'scout' left out: a localizer (ImageType LOCALIZER)",
+                                "study: series 2 'scout' left out: a localizer (ImageType SCOUT)"]
+    assert len(dicom.read_series(tmp_path / "study")) == 1
+    [alone] = dicom.read_series(tmp_path / "study" / "sag")  # localizers alone are read as given
+    assert alone.data.shape == (5, 32, 32)
+
+
+def test_a_series_this_package_wrote_is_left_out_beside_measured_ones(tmp_path):
+    """A prediction written as a DICOM series into the scan's study folder is not read back as
+    a second measured acquisition; on its own it still opens."""
+    from napari_mr_reparam import dicom_export
+
+    write_series(tmp_path / "study" / "t1", [ramp()], te=(15.0,), tr=500.0)
+    [scan] = dicom.read_series(tmp_path / "study" / "t1")
+    dicom_export.write_series(tmp_path / "study" / "t2_synthetic.dcm", scan.data.transpose(2, 1, 0) * 2,
+                              scan.affine, source_files=scan.extra["files"], te_ms=100.0, tr_ms=4000.0)
+    left_out = []
+    [vol] = dicom.read_series(tmp_path / "study", left_out=left_out)
+    assert (vol.te_ms, vol.tr_ms) == (15.0, 500.0)
+    assert len(left_out) == 1 and left_out[0].startswith("study: series 1000 'synthetic TE 100 TR 4000 from test "
+                                                         "series' left out: written by napari-mr-reparam")
+    [ours] = dicom.read_series(tmp_path / "study" / "t2_synthetic.dcm")
+    assert (ours.te_ms, ours.tr_ms) == (100.0, 4000.0)
+
+
+def test_a_dicomdir_given_reads_the_folder_it_indexes(tmp_path):
+    from dicom_helpers import write_dicomdir
+
+    index = write_dicomdir(tmp_path / "cd", write_series(tmp_path / "src", [ramp(), ramp() // 2], te=(10.0, 80.0)))
+    assert dicom.is_dicomdir(index) and not dicom.is_dicomdir(next((tmp_path / "src").iterdir()))
+    vols = dicom.read_series(index)
+    assert [v.te_ms for v in vols] == [10.0, 80.0] and vols[0].extra["series"] == "cd"
+    np.testing.assert_array_equal(vols[0].data, ramp())

@@ -373,3 +373,16 @@ def test_a_folder_or_dicom_file_given_to_load_volume_points_to_the_dicom_reader(
     for path in (tmp_path / "series", tmp_path / "IM0001.dcm"):
         with pytest.raises(ValueError, match=r"DICOM .*is read by napari_mr_reparam\.dicom\.read_series\)?$"):
             io.load_volume(path)
+
+
+def test_a_gzip_file_named_nii_reads_as_its_nii_gz(tmp_path):
+    """nibabel tells compression by the suffix; a .nii.gz renamed .nii is still read."""
+    data, affine = _oblique_nifti(tmp_path / "scan.nii.gz")
+    (tmp_path / "scan.nii.gz").rename(tmp_path / "renamed.nii")
+    assert probe(tmp_path / "renamed.nii") == data.shape
+    volume = load_volume(tmp_path / "renamed.nii")
+    assert np.array_equal(to_original(volume, volume.data), data)
+    np.testing.assert_allclose(volume.affine, affine)
+    nib.save(nib.Nifti1Image(np.zeros((4, 4, 3, 2), np.float32), np.eye(4)), str(tmp_path / "two.nii.gz"))
+    (tmp_path / "two.nii.gz").rename(tmp_path / "two.nii")
+    assert io.volume_count(tmp_path / "two.nii") == 2 and len(io.load_volumes(tmp_path / "two.nii")) == 2

@@ -579,3 +579,33 @@ def test_series_of_one_session_lie_where_the_scanner_placed_them(tmp_path):
     index_in_a = (np.linalg.inv(stack_affine(va)) @ stack_affine(vb) @ [0, 0, 0, 1])[:3]
     np.testing.assert_allclose(world(a, index_in_a), world(b, [0, 0, 0]), atol=1e-3)
     assert not np.allclose(a["translate"], b["translate"])
+
+
+def test_one_file_of_a_series_opens_its_slice_with_a_notice_to_open_the_folder(tmp_path):
+    """napari opens files given together one layer each: a file of a series says to open the folder."""
+    from dicom_helpers import ramp, write_series
+
+    files = write_series(tmp_path / "dual", [ramp(3, 8, 8), ramp(3, 8, 8) // 2], te=(10.0, 80.0), shuffle=False)
+    [alone] = write_series(tmp_path / "dual" / "one", [ramp(1, 8, 8)])
+    reader = napari_get_reader(str(files[1]))
+    with pytest.warns(UserWarning, match=r"^IM0001 is one of 3 slices of series 'test series' in its folder: "
+                                         r"open the folder for the volume$"):
+        [(stack, _, _)] = reader(str(files[1]))
+    assert stack.shape == (1, 8, 8)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        reader([str(alone)])  # a series of one file: nothing to say
+        reader([str(f) for f in files[:3]])  # the files given together: read as one series
+
+
+def test_a_dicomdir_opens_the_folder_it_indexes(tmp_path):
+    from dicom_helpers import ramp, write_dicomdir, write_series
+
+    from napari_mr_reparam._reader import read_dicom_layers
+
+    index = write_dicomdir(tmp_path / "cd", write_series(tmp_path / "src", [ramp(3, 8, 8)]))
+    assert napari_get_reader(str(index)) is read_dicom_layers
+    [(stack, kwargs, _)] = read_dicom_layers(str(index))
+    assert stack.shape == (3, 8, 8) and kwargs["name"].startswith("cd ")

@@ -139,7 +139,9 @@ def read_dicom_layers(path) -> list[tuple]:
     acquisition's TE/TR/TI/flip and sequence in its metadata. A series that cannot be
     read raises ``ValueError`` with a one-line message, which napari shows the user; in a
     folder of several series, one that forms no volume (a localizer) is left out with a
-    warning, which napari shows too, where another series reads.
+    warning, which napari shows too, where another series reads. One file that is one slice
+    of a series beside it is read as that slice, with a warning to open the folder
+    (:func:`~napari_mr_reparam.dicom.lone_slice`).
     """
     import warnings
 
@@ -150,7 +152,8 @@ def read_dicom_layers(path) -> list[tuple]:
         kwargs["metadata"].update({key: volume.extra.get(key) for key in
                                    ("sequence", "field_strength_t", "manufacturer")})
         layers.append((data, kwargs, kind))
-    for line in left_out:  # another series of the folder (a localizer): napari shows it as a notice
+    lone = dicom.lone_slice(path)  # napari opens files given together one layer each
+    for line in left_out + ([lone] if lone else []):  # napari shows each as a notice
         warnings.warn(line, stacklevel=2)
     return layers
 

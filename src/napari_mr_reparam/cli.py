@@ -229,6 +229,28 @@ def _dicom_input_times(item: _SeriesInput, args) -> None:
     if volume.extra.get("sequence") is None and args.input_sequence is None:  # a named one is read as such
         print(f"notice: {item.name}: the DICOM tags do not name the input's sequence; it is taken as a "
               "spin echo at its TE/TR (--input-sequence names it)", file=sys.stderr)
+    _refuse_tagged_times(volume, args)
+
+
+def _refuse_tagged_times(volume, args) -> None:
+    """A TE or TR that the DICOM tags state wrongly (in seconds, 0, TE not shorter than TR)
+    and no option replaces is a one-line ValueError that names the options: a tag cannot be
+    edited, an option can."""
+    from .acquisition import validate_times
+    from .units import refuse_seconds, seconds_checked_tr
+
+    te = args.input_te if args.input_te is not None else volume.te_ms
+    tr = args.input_tr if args.input_tr is not None else volume.tr_ms
+    tagged = [option for option, given in (("--input-te", args.input_te), ("--input-tr", args.input_tr))
+              if given is None]
+    try:
+        refuse_seconds(input_te=te, input_tr=seconds_checked_tr(tr, args.input_sequence or volume.sequence))
+        validate_times(te, tr)
+    except ValueError as exc:
+        if not tagged:
+            raise
+        raise ValueError(f"{exc}; as the DICOM tags state it: give the right value with "
+                         f"{' or '.join(tagged)}") from None
 
 
 def _output_paths(inputs, targets, output: str, suffix: str | None, tag: str = "", label: str | None = None) -> dict:

@@ -48,6 +48,7 @@ dicom2nifti needs python-gdcm, SimpleITK and itk are large compiled toolkits, ni
 
 from __future__ import annotations
 
+import functools
 import os
 from collections import defaultdict
 from pathlib import Path
@@ -131,7 +132,8 @@ def _files_under(folder: Path):
 
 
 def dicom_files(path) -> list[Path]:
-    """The DICOM files of a folder (recursively; other files are skipped) or of a list.
+    """The DICOM files of a folder (recursively; other files are skipped) or of a list. A
+    DICOMDIR given alone stands for the folder it indexes (:func:`is_dicomdir`).
 
     Raises ``FileNotFoundError`` for a path that does not exist and ``ValueError``
     when no DICOM file is found or a listed file is not DICOM.
@@ -139,6 +141,8 @@ def dicom_files(path) -> list[Path]:
     paths = [Path(p) for p in path] if isinstance(path, (list, tuple)) else [Path(path)]
     if not paths:
         raise ValueError("no DICOM files given")
+    if len(paths) == 1 and paths[0].is_file() and is_dicomdir(paths[0]):
+        paths = [paths[0].parent]
     found: list[Path] = []
     for item in paths:
         if not item.exists():
@@ -152,6 +156,73 @@ def dicom_files(path) -> list[Path]:
     if not found:
         raise ValueError(f"{_label(paths)}: no DICOM files found")
     return found
+
+
+def is_dicomdir(path: str | os.PathLike) -> bool:
+    """True for a DICOMDIR, the index of a DICOM medium's files (named so, or of its SOP
+    class); the images lie in its folder."""
+    from pydicom.filereader import read_file_meta_info
+
+    path = Path(path)
+    if path.name.upper() == "DICOMDIR":
+        return True
+    try:
+        return str(read_file_meta_info(str(path)).get("MediaStorageSOPClassUID", "")) == _DICOMDIR_SOP
+    except Exception:  # no file meta: not a DICOMDIR
+        return False
+
+
+def lone_slice(path) -> str | None:
+    """Where ``path`` is one DICOM file (or a list of one) holding one slice of an acquisition
+    whose other slices are files beside it: a line saying so and to open the folder (napari
+    opens files given together one layer each); else None. Headers only, the folder's read
+    once while it is unchanged."""
+    paths = path if isinstance(path, (list, tuple)) else [path]
+    given = Path(paths[0]) if len(paths) == 1 else None
+    if given is None or not given.is_file():
+        return None
+    header = _header(given)
+    if header is None:
+        return None
+    folder = given.parent
+    count, name = _folder_acquisitions(str(folder), folder.stat().st_mtime_ns).get(_acquisition_key(header), (0, ""))
+    if count < 2:
+        return None
+    return f"{given.name} is one of {count} slices of series {name} in its folder: open the folder for the volume"
+
+
+#: The tags a header is read with to tell its acquisition (:func:`_acquisition_key`).
+_KEY_TAGS = ["SOPClassUID", "SeriesInstanceUID", "SeriesNumber", "SeriesDescription", "ImageType",
+             "EchoNumbers", "NumberOfFrames", *_VOLUME_FIELDS]
+
+
+def _header(path: Path):
+    """A DICOM file's header (the tags of :data:`_KEY_TAGS`) where it holds one image of a
+    series, else None."""
+    import pydicom
+
+    if not is_dicom(path):
+        return None
+    try:
+        ds = pydicom.dcmread(str(path), force=True, stop_before_pixels=True, specific_tags=_KEY_TAGS)
+    except Exception:  # unreadable: said when the file is read
+        return None
+    single = (_number(ds, "NumberOfFrames") or 1) <= 1 and str(ds.get("SOPClassUID", "")) != _DICOMDIR_SOP
+    return ds if single and ds.get("SeriesInstanceUID") else None
+
+
+@functools.lru_cache(maxsize=8)
+def _folder_acquisitions(folder: str, changed_ns: int) -> dict:
+    """The files directly in ``folder`` per acquisition (:func:`_acquisition_key`): their
+    count and series' name (``changed_ns``: the folder's mtime, so a changed folder is
+    read again)."""
+    out: dict[tuple, tuple] = {}
+    for path in sorted(Path(folder).iterdir()):
+        header = _header(path) if path.is_file() and not path.name.startswith(".") else None
+        if header is not None:
+            count, name = out.get(key := _acquisition_key(header), (0, _series_name(header)))
+            out[key] = (count + 1, name)
+    return out
 
 
 def _label(path) -> str:
@@ -169,7 +240,7 @@ def read_series(path, require: tuple[str, ...] = (), left_out: list | None = Non
     Parameters
     ----------
     path : str, Path or list of them
-        A folder (searched recursively) or DICOM files.
+        A folder (searched recursively), DICOM files, or a DICOMDIR (its folder is read).
     require : tags among ``EchoTime``, ``RepetitionTime``, ``InversionTime``,
         ``FlipAngle`` that every acquisition must state.
     left_out : list, optional
@@ -177,6 +248,10 @@ def read_series(path, require: tuple[str, ...] = (), left_out: list | None = Non
         form no volume (a three-plane localizer, say) is left out and a line saying which
         and why is appended here, as long as another series reads; without a list, or
         where an acquisition of a series that otherwise reads fails, it raises as below.
+        Copies of one file (same SOPInstanceUID), localizer images (ImageType LOCALIZER or
+        SCOUT) and series this package wrote (:data:`WRITTEN_HERE`) are left out whether
+        or not a list is given, the last two only beside other images; the list gets a
+        line for each.
         A line on how voxels were read (a real-valued image's magnitude), once per
         series, is appended here too; each volume's ``extra["notices"]`` holds its own.
 
@@ -191,9 +266,15 @@ def read_series(path, require: tuple[str, ...] = (), left_out: list | None = Non
     """
     files = dicom_files(path)
     label = _label(path)
-    images = [(f, frame) for f in files if _is_image(ds := _read_file(f)) for frame in frames(ds, f.name)]
+    notes: list[str] = []
+    stored = _without_copies(label, [(f, ds) for f in files if _is_image(ds := _read_file(f))], notes)
+    images = [(f, frame) for f, ds in stored for frame in frames(ds, f.name)]
     if not images:
         raise ValueError(f"{label}: the DICOM files hold no images")
+    images = _leave_out(label, images, _localizer, notes)
+    images = _leave_out(label, images, _written_here, notes)
+    if left_out is not None:
+        left_out.extend(notes)
     groups: dict[tuple, list] = defaultdict(list)
     for f, ds in images:
         groups[_acquisition_key(ds)].append((f, ds))
@@ -221,6 +302,70 @@ def read_series(path, require: tuple[str, ...] = (), left_out: list | None = Non
     if left_out is not None:  # how the voxels were read, once per series
         left_out.extend(dict.fromkeys(line for v in volumes for line in v.extra["notices"]))
     return volumes
+
+
+def _without_copies(label: str, stored: list, notes: list) -> list:
+    """``stored`` (file, dataset) with one file of each SOPInstanceUID: a file copied beside
+    itself (``IM0010 (1).dcm``) is the same image; the copy (the longer name) is left out,
+    which a line appended to ``notes`` says."""
+    kept: dict[str, tuple] = {}
+    copies = []
+    for item in sorted(stored, key=lambda item: (len(item[0].name), str(item[0]))):
+        uid = str(item[1].get("SOPInstanceUID", "") or "") or str(item[0])
+        if uid in kept:
+            copies.append((item[0], kept[uid][0]))
+        else:
+            kept[uid] = item
+    if copies:
+        (copy, of), more = copies[0], len(copies) - 1
+        what = f"{copy.name} and {more} more left out: copies of other files" if more else \
+            f"{copy.name} left out: a copy of {of.name}"
+        notes.append(f"{label}: {what} (same SOPInstanceUID)")
+    keep = {id(item) for item in kept.values()}
+    return [item for item in stored if id(item) in keep]
+
+
+#: ImageType values of a localizer (scout): images placing the scan, which form no volume.
+LOCALIZER_TYPES = ("LOCALIZER", "SCOUT")
+#: Manufacturer (0008,0070) of the series this package writes (:mod:`.dicom_export`, with
+#: ImageType DERIVED): synthetic images and maps, not measured scans.
+WRITTEN_HERE = "napari-mr-reparam"
+
+
+def _localizer(ds) -> str | None:
+    """Why an image is left out where others are read: a localizer's ImageType, else None."""
+    kind = [str(v).strip().upper() for v in _as_list(ds.get("ImageType"))]
+    named = next((v for v in kind if v in LOCALIZER_TYPES), None)
+    return f"a localizer (ImageType {named})" if named else None
+
+
+def _written_here(ds) -> str | None:
+    """Why an image is left out where measured ones are read: one this package wrote, else None."""
+    kind = [str(v).strip().upper() for v in _as_list(ds.get("ImageType"))]
+    ours = str(ds.get("Manufacturer", "") or "").strip() == WRITTEN_HERE and kind[:1] == ["DERIVED"]
+    return f"written by {WRITTEN_HERE} (a synthetic image or map, not a measured scan)" if ours else None
+
+
+def _leave_out(label: str, images: list, why, notes: list) -> list:
+    """``images`` without those ``why`` gives a reason for, as long as others remain (those
+    alone are read as given); a line per series left out, with the reason, is appended to
+    ``notes``."""
+    reasons = [why(ds) for _, ds in images]
+    if all(reasons) or not any(reasons):
+        return images
+    by_series: dict[str, list] = defaultdict(list)
+    for (f, ds), reason in zip(images, reasons):
+        by_series[str(ds.get("SeriesInstanceUID", ""))].append((f, ds, reason))
+    for members in by_series.values():
+        out = list(dict.fromkeys(f for f, _, reason in members if reason))
+        if not out:
+            continue
+        first, reason = next((ds, reason) for _, ds, reason in members if reason)
+        whole = len(out) == len(dict.fromkeys(f for f, _, _ in members))
+        more = f" and {len(out) - 1} more" if len(out) > 1 else ""
+        what = f"series {_series_name(first)}" if whole else f"{out[0].name}{more} of series {_series_name(first)}"
+        notes.append(f"{label}: {what} left out: {reason}")
+    return [image for image, reason in zip(images, reasons) if not reason]
 
 
 def _refuse_tags_missing_in_part(label: str, images: list) -> None:
@@ -532,12 +677,13 @@ def _acquisition_volume(label: str, members: list) -> Volume:
             raise ValueError(f"{f.name}: no {lacking[0]} tag: the image cannot be placed in space")
     datasets = [ds for _, ds in members]
     _refuse_mixed_orientation(where, members)
+    name_of = {id(ds): f.name for f, ds in members}
     try:
         datasets = dicom_numpy.sort_by_slice_position(datasets)
+        names = [name_of[id(ds)] for ds in datasets]
         positions = np.array([_along_normal(ds) for ds in datasets])
-        if len(positions) > 1 and np.min(np.diff(positions)) < 1e-3:
-            raise ValueError("two images at the same slice position")
-        voxels, ijk_to_lps = _combined(datasets, positions)
+        _refuse_one_position(positions, names)
+        voxels, ijk_to_lps = _combined(datasets, positions, names)
     except (dicom_numpy.DicomImportException, ValueError, TypeError, AttributeError) as exc:
         raise ValueError(f"{where}: the images do not form one volume "
                          f"({first_line(exc)})") from None
@@ -612,10 +758,44 @@ def _refuse_mixed_orientation(where: str, members: list) -> None:
                          "(ImageOrientationPatient) than the rest)")
 
 
-def _combined(datasets, positions):
-    """dicom-numpy's voxels and voxel -> LPS affine of sorted slices. What it logs (slice
-    spacings it finds uneven, direction cosines not quite orthogonal) is kept off the
-    terminal; slices too unevenly spaced to be one grid are a ``ValueError`` saying so."""
+def _refuse_one_position(positions: np.ndarray, names: list[str]) -> None:
+    """A ``ValueError`` naming the two files (or one file's two frames) of the first pair of
+    sorted slices at one position: two different images of one place (copies of one image
+    are left out before, :func:`_without_copies`)."""
+    same = np.flatnonzero(np.diff(positions) < 1e-3)
+    if same.size:
+        a, b = names[same[0]], names[same[0] + 1]
+        which = f"two frames of {a}" if a == b else f"{a} and {b}"
+        more = f"; {same.size - 1} more such pair{'s' if same.size > 2 else ''}" if same.size > 1 else ""
+        raise ValueError(f"two images at the same slice position: {which}{more}")
+
+
+def _uneven_spacing(datasets, positions: np.ndarray, names: list[str]) -> str:
+    """Where sorted slices are unevenly spaced, in one line: the step furthest from the usual
+    one (the most common), between which files and where along the scanner axis nearest the
+    slice normal, and whether whole slices are missing there."""
+    steps = np.diff(positions)
+    values, counts = np.unique(np.round(steps, 2), return_counts=True)
+    usual = float(values[np.argmax(counts)])
+    k = int(np.argmax(np.abs(steps - usual)))
+    step, slices = float(steps[k]), int(round(steps[k] / usual)) - 1 if usual > 0 else 0
+    o = np.asarray(datasets[0].ImageOrientationPatient, float)
+    axis = int(np.argmax(np.abs(np.cross(o[:3], o[3:]))))
+    ras = [(-1.0 if axis < 2 else 1.0) * float(ds.ImagePositionPatient[axis]) for ds in datasets[k:k + 2]]
+    missing = slices >= 1 and abs(step - (slices + 1) * usual) <= 0.1 * usual
+    what = ("a slice is missing" if slices == 1 else f"{slices} slices are missing") if missing \
+        else "the slices are unevenly spaced"
+    others = int(np.count_nonzero(np.abs(steps - usual) > 0.1 * abs(usual))) - 1
+    return (f"{what} between {names[k]} and {names[k + 1]}, at {'xyz'[axis]} {min(ras):g} to {max(ras):g} mm: "
+            f"a step of {step:.3g} mm where the others are {usual:g} mm"
+            + (f"; {others} more uneven step{'s' if others > 1 else ''}" if others > 0 else ""))
+
+
+def _combined(datasets, positions, names):
+    """dicom-numpy's voxels and voxel -> LPS affine of sorted slices (``names``: their files).
+    What it logs (slice spacings it finds uneven, direction cosines not quite orthogonal) is
+    kept off the terminal; slices too unevenly spaced to be one grid are a ``ValueError``
+    saying where (:func:`_uneven_spacing`)."""
     import logging
 
     import dicom_numpy
@@ -628,8 +808,7 @@ def _combined(datasets, positions):
     except dicom_numpy.DicomImportException as exc:
         if "missing slices" not in str(exc):
             raise
-        steps = ", ".join(f"{d:g}" for d in np.round(np.diff(positions), 2))
-        raise ValueError(f"the slices are unevenly spaced, at steps of {steps} mm: a slice is missing") from None
+        raise ValueError(_uneven_spacing(datasets, positions, names)) from None
     finally:
         logger.removeHandler(caught)
         logger.propagate = propagate

@@ -217,7 +217,7 @@ def load_volumes(path: str | Path, times_given=()) -> list[Volume]:
     if suffix_of(path) not in NIFTI_SUFFIXES:
         return [load_volume(path, times_given)]
     with _readable(path, "NIfTI"):
-        img = nib.load(str(path))
+        img = _nib_load(path)
         shape = _without_trailing_ones(img.shape)
     if len(shape) != 4 or not isinstance(img, nib.Nifti1Image) or shape[3] < 2:
         return [load_volume(path, times_given)]
@@ -243,16 +243,38 @@ def volume_count(path: str | Path) -> int:
     """How many images :func:`load_volumes` reads from ``path``: the volumes of a 4-D NIfTI
     file (read from its header alone), else 1. 1 for a file it cannot tell (a missing or
     unreadable file is reported when it is read)."""
-    import nibabel as nib
-
     path = Path(path)
     if suffix_of(path) not in NIFTI_SUFFIXES or not path.is_file():
         return 1
     try:
-        shape = _without_trailing_ones(nib.load(str(path)).shape)
+        shape = _without_trailing_ones(_nib_load(path).shape)
     except Exception:  # reported, one line, when the file is read
         return 1
     return shape[3] if len(shape) == 4 else 1
+
+
+#: The first bytes of a gzip file.
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+def _nib_load(path: Path):
+    """nibabel's image of ``path``. nibabel tells compression by the suffix; a ``.nii`` file
+    that is gzip-compressed (a ``.nii.gz`` renamed) is read from its decompressed bytes."""
+    import nibabel as nib
+
+    path = Path(path)
+    if suffix_of(path) != ".nii" or not _starts_with(path, GZIP_MAGIC):
+        return nib.load(str(path))
+    import gzip
+
+    raw = gzip.decompress(path.read_bytes())
+    kind = nib.Nifti2Image if nib.Nifti2Header.may_contain_header(raw[:540]) else nib.Nifti1Image
+    return kind.from_bytes(raw)
+
+
+def _starts_with(path: Path, magic: bytes) -> bool:
+    with open(path, "rb") as fh:
+        return fh.read(len(magic)) == magic
 
 
 def _without_trailing_ones(shape) -> tuple:
@@ -330,7 +352,7 @@ def _open_nifti(path: Path):
 
     mgh = suffix_of(path) in MGH_SUFFIXES
     with _readable(path, _volume_format(path)):
-        img = nib.load(str(path))
+        img = _nib_load(path)
         if not isinstance(img, nib.MGHImage if mgh else nib.Nifti1Image):  # Nifti2Image is a subclass
             raise ValueError(f"{path.name}: not a {'FreeSurfer MGH' if mgh else 'NIfTI'} file "
                              f"({type(img).__name__})")
@@ -527,7 +549,7 @@ def load_nifti_frames(path: str | Path, max_frames: int) -> tuple[list[np.ndarra
     if suffix_of(path) not in NIFTI_SUFFIXES:
         raise ValueError(f"{path.name}: not a NIfTI file (.nii, .nii.gz)")
     with _readable(path, "NIfTI"):
-        img = nib.load(str(path))
+        img = _nib_load(path)
         if not isinstance(img, nib.Nifti1Image):
             raise ValueError(f"{path.name}: not a NIfTI file ({type(img).__name__})")
         shape = tuple(int(s) for s in img.shape)
