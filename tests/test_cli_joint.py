@@ -1184,3 +1184,17 @@ def test_joint_predict_says_when_the_inputs_leave_a_time_open(scans, tmp_path, c
              "--model", "none", "--preset", "T1w", "-o", str(tmp_path / "out3.nii.gz")]
     assert main(three) == 0
     assert "determine" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("protocols", ["two", "one"])
+def test_a_folder_of_series_of_other_protocols_at_one_gain_gets_a_notice(tmp_path, capsys, protocols):
+    from dicom_helpers import ramp, write_series
+
+    times = [(15.0, 500.0), (100.0, 4000.0)] if protocols == "two" else [(15.0, 3000.0), (100.0, 3000.0)]
+    (tmp_path / "study").mkdir()
+    for name, (te, tr) in zip("ab", times):  # two series in one folder, as a PACS export holds them
+        for path in write_series(tmp_path / name, [ramp(3, 8, 8, scale=1 + (name == "b"))], te=(te,), tr=tr):
+            path.rename(tmp_path / "study" / f"{name}_{path.name}")
+    assert main(["maps", str(tmp_path / "study"), "-o", str(tmp_path / "maps"), "--model", "none", "-q"]) == 0
+    said = "study: its 2 series are fitted at one receiver gain, as one protocol's images are"
+    assert (said in capsys.readouterr().err) == (protocols == "two")

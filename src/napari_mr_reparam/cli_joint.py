@@ -693,6 +693,28 @@ def one_gain_note(count: int) -> str:
             "BIDS sidecars name each one's series: SeriesNumber), or the renders' contrast follows the gains")
 
 
+def series_at_one_gain_note(volumes, acquisitions) -> str:
+    """The notice for a DICOM folder whose images are of several series, not one protocol's
+    set (:func:`~napari_mr_reparam.series_gains.one_protocol`), fitted at the folder's one
+    gain: right where the scanner kept one, wrong for series stored at gains of their own
+    (empty where there is no such folder)."""
+    from collections import defaultdict
+
+    from .series_gains import one_protocol
+
+    folders = defaultdict(list)
+    for volume, acq in zip(volumes, acquisitions):
+        if volume.kind == "dicom":
+            folders[volume.source].append((volume.extra.get("series_uid"), acq))
+    for folder, held in folders.items():
+        count = len({uid for uid, _ in held})
+        if count > 1 and not one_protocol([acq for _, acq in held]):
+            return (f"{Path(folder).name}: its {count} series are fitted at one receiver gain, as one protocol's "
+                    "images are; series of other protocols stored at gains of their own (a T1-weighted and a "
+                    "T2-weighted) need --scale per-input, or the renders' contrast follows the gains")
+    return ""
+
+
 def series_gains_note(sources, maps) -> str:
     """One line on the receiver gain of each input path (``sources``: each input's) but the
     first, and how it was found."""
@@ -870,6 +892,8 @@ def fit_inputs(paths, args, model="physics", device="auto", engine=None, volumes
     if (getattr(args, "scale", None) or SCALE_OPTION["default"]) == "auto" \
             and one_gain_across_files([series_label(v, v.source) for v in volumes], acqs):
         print(f"notice: {one_gain_note(len(volumes))}", file=sys.stderr)
+    if scale != "per_input" and (line := series_at_one_gain_note(volumes, acqs)):
+        print(f"notice: {line}", file=sys.stderr)
     if maps.gains_found:
         print(f"notice: {series_gains_note(sources, maps)}", file=sys.stderr)
     if maps.partly_measured > 0:
