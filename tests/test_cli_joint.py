@@ -1187,7 +1187,7 @@ def test_joint_predict_says_when_the_inputs_leave_a_time_open(scans, tmp_path, c
 
 
 @pytest.mark.parametrize("protocols", ["two", "one"])
-def test_a_folder_of_series_of_other_protocols_at_one_gain_gets_a_notice(tmp_path, capsys, protocols):
+def test_a_folder_of_series_of_other_protocols_takes_a_gain_each_and_says_so(tmp_path, capsys, protocols):
     from dicom_helpers import ramp, write_series
 
     times = [(15.0, 500.0), (100.0, 4000.0)] if protocols == "two" else [(15.0, 3000.0), (100.0, 3000.0)]
@@ -1195,6 +1195,34 @@ def test_a_folder_of_series_of_other_protocols_at_one_gain_gets_a_notice(tmp_pat
     for name, (te, tr) in zip("ab", times):  # two series in one folder, as a PACS export holds them
         for path in write_series(tmp_path / name, [ramp(3, 8, 8, scale=1 + (name == "b"))], te=(te,), tr=tr):
             path.rename(tmp_path / "study" / f"{name}_{path.name}")
-    assert main(["maps", str(tmp_path / "study"), "-o", str(tmp_path / "maps"), "--model", "none", "-q"]) == 0
+    assert main(["maps", str(tmp_path / "study"), "-o", str(tmp_path / "maps"), "-q"]) == 0
+    err = capsys.readouterr().err  # named by their tags: two protocols take a gain each, one protocol one gain
+    assert ("the 2 inputs are series of other protocols (named by their sidecars or DICOM tags), so each is "
+            "fitted at a receiver gain of its own" in err) == (protocols == "two")
+    scales = json.loads((tmp_path / "maps" / "maps.json").read_text())["scales"]
+    assert (scales == [1.0, 1.0]) == (protocols == "one")
+    assert main(["maps", str(tmp_path / "study"), "-o", str(tmp_path / "shared"), "--scale", "shared", "-q"]) == 0
     said = "study: its 2 series are fitted at one receiver gain, as one protocol's images are"
-    assert (said in capsys.readouterr().err) == (protocols == "two")
+    assert (said in capsys.readouterr().err) == (protocols == "two")  # asked for one gain: said it may be wrong
+
+
+def test_an_inversion_set_and_a_train_as_files_of_their_series_take_the_gains_of_their_dicom_folders():
+    from types import SimpleNamespace
+
+    from napari_mr_reparam.acquisition import Acquisition
+    from napari_mr_reparam.cli_joint import _named_by_source, gains_of, series_gains_note
+
+    # as dcm2niix writes them: a file and a SeriesNumber per TI, a file per echo of the train's one series
+    ir = [SimpleNamespace(source=f"ir/{30 + k}.nii.gz", extra={"series_id": str(30 + k)}) for k in range(4)]
+    train = [SimpleNamespace(source=f"train/38_e{k}.nii.gz", extra={"series_id": "38"}) for k in range(1, 9)]
+    acqs = [Acquisition(10, 1000 + ti, "inversion_recovery", ti_ms=ti) for ti in (50, 100, 200, 400)] + \
+        [Acquisition(10 * k, 2000) for k in range(1, 9)]
+    scale = gains_of(ir + train, "auto", acqs)
+    assert len(set(scale)) == 2 and len(set(scale[:4])) == 1 and len(set(scale[4:])) == 1
+    volumes = ir + train
+    maps = SimpleNamespace(scales=[1.0] * 4 + [0.78] * 8, gains_found=("first", "misfit"))
+    assert series_gains_note([v.source for v in volumes], maps, scale) == (
+        "one receiver gain per series, relative to ir (inputs 1-4)'s: train (inputs 5-12) x0.78 (from the fit's misfit)")
+    from collections import Counter
+
+    assert _named_by_source(volumes, list(range(4, 12)), Counter(v.source for v in volumes)) == "train (inputs 5-12)"

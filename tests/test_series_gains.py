@@ -138,3 +138,22 @@ def test_one_protocols_set_saved_as_series_apart_keeps_one_gain():
     assert not one_protocol([ir[0], Acquisition(12, 1000)])  # two sequences
     files = [f"ti{ti}.nii.gz" for ti, _ in tis]  # no sidecar names a series: one gain, and no notice for a set
     assert one_gain_across_files(files) and not one_gain_across_files(files, ir)
+
+
+def test_sources_of_one_protocols_set_take_one_gain_beside_another_series():
+    from napari_mr_reparam.acquisition import Acquisition
+    from napari_mr_reparam.series_gains import by_source, series_label
+
+    ir = [Acquisition(12, 1000 + ti, "inversion_recovery", ti_ms=ti) for ti in (50, 100, 200, 400)]
+    train = [Acquisition(10 * k, 2000) for k in range(1, 7)]
+    acqs = ir + train
+    # dcm2niix: a series per TI, one for the train's echoes: two gains, not five
+    named = [series_label({"series_id": str(k)}, f"ir{k}.nii.gz") for k in range(4)] + \
+        [series_label({"series_id": "9"}, f"train_e{k}.nii.gz") for k in range(6)]
+    assert by_source(named, acqs) == [named[0]] * 4 + [named[4]] * 6
+    # the TIs as files that name no series, beside the train's folder: two gains too
+    files = [f"ir{k}.nii.gz" for k in range(4)] + ["train"] * 6
+    assert by_source(files, acqs) == ["ir0.nii.gz"] * 4 + ["train"] * 6
+    # lone files that name no series, of two protocols: one gain, as before
+    lone = [Acquisition(15, 3000), Acquisition(100, 3000), Acquisition(15, 500)]
+    assert by_source(["pdw.nii", "t2w.nii", "t1w.nii"], lone) == "shared"

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections import Counter
 from pathlib import Path
 
 from .command import input_error
@@ -35,8 +36,9 @@ SCALE_OPTION = {
     "help": "receiver gains: one for all inputs (shared: images of one series), one per input path "
             "(per-series: a DICOM series folder or a multi-volume file each; the gains found by the "
             "fit's misfit), one per input (per-input: estimated against the network's maps); auto "
-            "(the default): per-series where some path brings several images, per-input where each "
-            "image's BIDS sidecar names a series of its own, else shared"}
+            "(the default): a gain per series where some path or series brings several images, per-input "
+            "where each image's sidecar or DICOM tags name a series of a protocol of its own, else shared; "
+            "series of one protocol's set (the TIs of an inversion-recovery set) share one gain"}
 
 #: ``--register``: correct the inputs for head motion between them.
 REGISTER_OPTION = {
@@ -636,8 +638,6 @@ def on_first_grid(volumes, registered: bool = False) -> tuple[list, list[str]]:
     NIfTI and DICOM inputs on other grids resampled by their affines), with a notice
     naming those resampled (``registered``: their affines corrected for motion first), and
     their names."""
-    from collections import Counter
-
     from .grids import on_one_grid, slab_note
 
     out, moved = on_one_grid(volumes)
@@ -669,8 +669,6 @@ def inputs_record(volumes, acqs, origins=None) -> dict:
     acquisitions it is (``SERIES_acqN``) where that holds several, and where its
     acquisition came from and the input preset it was read as (``origins``, from
     :func:`acquisitions_of`): ``Input`` for one, ``Inputs`` (a list) for several."""
-    from collections import Counter
-
     from .acquisition import Acquisition
     from .volume_writing import input_record
 
@@ -691,6 +689,15 @@ def one_gain_note(count: int) -> str:
             "one series saved apart (a dual echo) are; scans of separate series (a T1-weighted and a "
             "T2-weighted, each stored at its own gain) need --scale per-input (taken by default where "
             "BIDS sidecars name each one's series: SeriesNumber), or the renders' contrast follows the gains")
+
+
+def gain_each_note(scales) -> str:
+    """The notice for inputs fitted at a gain each by default (their sidecars or DICOM tags
+    name series of other protocols): the gains the fit took, and how to take one."""
+    gains = ", ".join(f"{g:.3g}" for g in scales)
+    return (f"the {len(scales)} inputs are series of other protocols (named by their sidecars or DICOM tags), so "
+            f"each is fitted at a receiver gain of its own, estimated against the network's maps ({gains}); "
+            "where the scanner kept one gain for all, --scale shared fits them at it")
 
 
 def series_at_one_gain_note(volumes, acquisitions) -> str:
@@ -715,35 +722,66 @@ def series_at_one_gain_note(volumes, acquisitions) -> str:
     return ""
 
 
-def series_gains_note(sources, maps) -> str:
-    """One line on the receiver gain of each input path (``sources``: each input's) but the
-    first, and how it was found."""
-    first = {}
-    for i, source in enumerate(sources):
-        first.setdefault(source, i)
+def series_gains_note(sources, maps, labels=None) -> str:
+    """One line on the receiver gain of each series of inputs but the first, and how it was
+    found. ``sources``: each input's path; ``labels``: each input's series as the fit took
+    it (default: its path), each series named by its inputs' paths
+    (:func:`_named_by_source`)."""
+    from types import SimpleNamespace
+
+    labels = list(sources) if labels is None else list(labels)
+    members: dict = {}
+    for i, label in enumerate(labels):
+        members.setdefault(label, []).append(i)
+    volumes = [SimpleNamespace(source=source) for source in sources]
+    count = Counter(sources)
     how = {"misfit": "from the fit's misfit", "prior": "from the prior's times: the inputs cannot tell it"}
     short = path_names(sources)
-    parts = [f"{short[source]} x{maps.scales[i]:.3g} ({how[found]})"
-             for (source, i), found in zip(list(first.items())[1:], maps.gains_found[1:])]
-    return f"one receiver gain per input path, relative to {short[sources[0]]}'s: " + "; ".join(parts)
+
+    def name(group):  # a whole path by its name, else its inputs
+        held = {sources[i] for i in group}
+        whole = len(held) == 1 and count[sources[group[0]]] == len(group)
+        return short[sources[group[0]]] if whole else _named_by_source(volumes, group, count)
+
+    groups = list(members.values())
+    parts = [f"{name(group)} x{maps.scales[group[0]]:.3g} ({how[found]})"
+             for group, found in zip(groups[1:], maps.gains_found[1:])]
+    what = "input path" if labels == list(sources) else "series"
+    return f"one receiver gain per {what}, relative to {name(groups[0])}'s: " + "; ".join(parts)
 
 
 def _named_by_source(volumes, chosen, count) -> str:
     """The inputs ``chosen`` (0-based) named by their source (:func:`~napari_mr_reparam.file_types.path_names`), the
-    acquisitions of one folder or file together: ``plate5 (inputs 7-38)``."""
-    short = path_names([_source(v) for v in volumes])
+    acquisitions of one folder or file together: ``plate5 (inputs 7-38)``; three or more
+    files of one folder, each one input (the echoes of a train converted to a file each),
+    by their folder: ``T2/plate5 (inputs 7-14)``."""
+    sources = [_source(v) for v in volumes]
+    short = path_names(sources)
+    folder_of = {s: str(Path(s).parent) for s in sources}
+    lone_in = Counter(folder_of[sources[i]] for i in chosen if count[sources[i]] == 1)
     groups: dict = {}
     for i in chosen:
-        groups.setdefault(_source(volumes[i]), []).append(i + 1)
+        source = sources[i]
+        together = count[source] == 1 and lone_in[folder_of[source]] >= 3
+        groups.setdefault(("folder", folder_of[source]) if together else source, []).append(i + 1)
     named = []
-    for source, numbers in groups.items():
-        if count[source] == 1:
-            named.append(short[source])
-        elif numbers == list(range(numbers[0], numbers[-1] + 1)) and len(numbers) > 2:
-            named.append(f"{short[source]} (inputs {numbers[0]}-{numbers[-1]})")
+    for key, numbers in groups.items():
+        if isinstance(key, tuple):
+            first = sources[numbers[0] - 1]
+            folder = str(Path(short[first]).parent)
+            named.append(f"{folder if folder != '.' else Path(key[1]).name} ({_input_numbers(numbers)})")
+        elif count[key] == 1:
+            named.append(short[key])
         else:
-            named.append(f"{short[source]} (input{'s' if len(numbers) > 1 else ''} {', '.join(map(str, numbers))})")
+            named.append(f"{short[key]} ({_input_numbers(numbers)})")
     return ", ".join(named)
+
+
+def _input_numbers(numbers: list[int]) -> str:
+    """``inputs 7-38`` for a run of three or more, else ``input 2`` / ``inputs 4, 5``."""
+    if numbers == list(range(numbers[0], numbers[-1] + 1)) and len(numbers) > 2:
+        return f"inputs {numbers[0]}-{numbers[-1]}"
+    return f"input{'s' if len(numbers) > 1 else ''} {', '.join(map(str, numbers))}"
 
 
 def _engine(model: str, device: str):
@@ -894,8 +932,10 @@ def fit_inputs(paths, args, model="physics", device="auto", engine=None, volumes
         print(f"notice: {one_gain_note(len(volumes))}", file=sys.stderr)
     if scale != "per_input" and (line := series_at_one_gain_note(volumes, acqs)):
         print(f"notice: {line}", file=sys.stderr)
+    if scale == "per_input" and (getattr(args, "scale", None) or SCALE_OPTION["default"]) == "auto":
+        print(f"notice: {gain_each_note(maps.scales)}", file=sys.stderr)
     if maps.gains_found:
-        print(f"notice: {series_gains_note(sources, maps)}", file=sys.stderr)
+        print(f"notice: {series_gains_note(sources, maps, scale)}", file=sys.stderr)
     if maps.partly_measured > 0:
         print(f"notice: {_partly_measured_note(maps, unmeasured)}", file=sys.stderr)
     return volumes, maps.acquisitions, maps

@@ -51,35 +51,59 @@ def series_count(scale) -> int:
 def by_source(labels, acquisitions=None):
     """The gains a fit takes by default for inputs read from the sources ``labels`` (one per
     input: the file or DICOM folder each came from, or :func:`series_label` where a BIDS
-    sidecar names the scan's series): a gain per source where there are several and one of
-    them brought several images (an inversion-recovery folder and an echo-train folder); a
-    gain per image (``"per_input"``, estimated against the prior's times) where each image's
-    sidecar names a series of its own (a T1-weighted and a T2-weighted scan, each stored at
-    its own gain) and the images are not one protocol's set (:func:`one_protocol`, of their
-    ``acquisitions``: the TIs of an inversion-recovery set, each saved as a series); else
-    one for all ("shared"), as lone images of unnamed series cannot tell their gains apart
-    from a relaxation time, and may be one series' images saved apart."""
+    sidecar or the DICOM tags name the scan's series), with sources of one protocol's set
+    taken together (:func:`by_protocol`, of the inputs' ``acquisitions``: the TIs of an
+    inversion-recovery set, each saved as a series, share the scanner's gain): a gain per
+    source where there are several and one of them brought several images (an
+    inversion-recovery folder and an echo-train folder); a gain per image (``"per_input"``,
+    estimated against the prior's times) where each image's series is named and of a
+    protocol of its own (a T1-weighted and a T2-weighted scan, each stored at its own gain);
+    else one for all ("shared"), as lone images of unnamed series cannot tell their gains
+    apart from a relaxation time, and may be one series' images saved apart."""
     labels = list(labels)
-    named = [isinstance(label, tuple) and label[:1] == ("series",) for label in labels]
-    if len(labels) > 1 and all(named) and len(set(labels)) == len(labels) and not one_protocol(acquisitions):
-        return "per_input"
-    return labels if 1 < len(set(labels)) < len(labels) else "shared"
+    several = len(set(labels)) < len(labels)  # a source that brought several images
+    named = all(isinstance(label, tuple) and label[:1] == ("series",) for label in labels)
+    merged = by_protocol(labels, acquisitions)
+    if len(set(merged)) < 2:
+        return "shared"
+    if len(set(merged)) == len(merged):  # lone images, each of a protocol of its own
+        return "per_input" if named else "shared"
+    return merged if named or several else "shared"
+
+
+def by_protocol(labels, acquisitions=None) -> list:
+    """``labels`` with the sources whose images are all of one protocol's set
+    (:func:`protocol_of`) taken as one: each gets the first such source's label. A source
+    of images of several protocols (a folder of several series) keeps its own.
+    ``acquisitions``: one per input, or None (nothing taken together)."""
+    labels = list(labels)
+    if acquisitions is None:
+        return labels
+    protocols: dict = {}
+    for label, acq in zip(labels, acquisitions):
+        protocols.setdefault(label, set()).add(protocol_of(acq))
+    first: dict = {}
+    for label, held in protocols.items():
+        if len(held) == 1:
+            first.setdefault(next(iter(held)), label)
+    return [first.get(next(iter(protocols[label])), label) if len(protocols[label]) == 1 else label
+            for label in labels]
+
+
+def protocol_of(acq) -> tuple:
+    """What images of one protocol's set share: the sequence and TE of an inversion-recovery
+    image (its TI and TR may vary: the TIs of a set), else the sequence and TR (its TE or flip
+    may vary: the echoes of a train, a variable-flip set); times to 0.1 ms."""
+    if acq.sequence == "inversion_recovery":
+        return acq.sequence, "te", round(float(acq.te_ms), 1)
+    return acq.sequence, "tr", round(float(acq.tr_ms), 1)
 
 
 def one_protocol(acquisitions) -> bool:
-    """Whether images are one protocol's set, which a scanner acquires at one receiver gain:
-    inversion-recovery images of one TE (their TIs, each TR following its TI or not), or
-    images of one sequence and one TR (the echoes of a train, the flip angles of a
-    variable-flip set). ``acquisitions``: :class:`~napari_mr_reparam.acquisition.Acquisition`
-    values, or None (not known: not one)."""
-    if not acquisitions or len(acquisitions) < 2 or len({a.sequence for a in acquisitions}) != 1:
-        return False
-
-    def one(values):
-        return max(values) <= 1.01 * min(values)
-
-    ir = acquisitions[0].sequence == "inversion_recovery"
-    return one([a.tr_ms for a in acquisitions]) or (ir and one([a.te_ms for a in acquisitions]))
+    """Whether two or more images are one protocol's set (:func:`protocol_of`), which a
+    scanner acquires at one receiver gain. ``acquisitions``:
+    :class:`~napari_mr_reparam.acquisition.Acquisition` values, or None (not known: not one)."""
+    return bool(acquisitions) and len(acquisitions) > 1 and len({protocol_of(a) for a in acquisitions}) == 1
 
 
 def one_gain_across_files(labels, acquisitions=None) -> bool:
@@ -94,9 +118,10 @@ def one_gain_across_files(labels, acquisitions=None) -> bool:
 
 def series_label(volume_or_extra, source):
     """The label of an input for :func:`by_source`: the series its BIDS sidecar names (a
-    volume's ``extra["series_id"]``), else ``source`` (its file or folder)."""
+    volume's ``extra["series_id"]``) or its DICOM tags do (``extra["series_uid"]``), else
+    ``source`` (its file or folder)."""
     extra = (volume_or_extra if isinstance(volume_or_extra, dict) else getattr(volume_or_extra, "extra", None)) or {}
-    named = extra.get("series_id")
+    named = extra.get("series_id") or extra.get("series_uid")
     return ("series", named) if named else source
 
 
