@@ -386,3 +386,25 @@ def test_a_gzip_file_named_nii_reads_as_its_nii_gz(tmp_path):
     nib.save(nib.Nifti1Image(np.zeros((4, 4, 3, 2), np.float32), np.eye(4)), str(tmp_path / "two.nii.gz"))
     (tmp_path / "two.nii.gz").rename(tmp_path / "two.nii")
     assert io.volume_count(tmp_path / "two.nii") == 2 and len(io.load_volumes(tmp_path / "two.nii")) == 2
+
+
+def test_a_real_valued_image_its_sidecar_names_is_read_as_its_magnitude(tmp_path):
+    """dcm2niix writes an inversion recovery's real-valued reconstruction with ImageType R in
+    its sidecar, as the DICOM series was: read as its magnitude, said; unnamed, refused later."""
+    from napari_mr_reparam.inference import require_magnitude
+
+    signed = np.linspace(-100, 300, 4 * 8 * 8, dtype=np.float32).reshape(8, 8, 4)
+    for name, image_type in (("ir_real", ["ORIGINAL", "PRIMARY", "R", "IR"]), ("ir_text", "ORIGINAL\\PRIMARY\\REAL"),
+                             ("ir", None)):
+        nib.save(nib.Nifti1Image(signed, np.eye(4)), str(tmp_path / f"{name}.nii.gz"))
+        side = {"EchoTime": 0.012, "RepetitionTime": 1.0, "InversionTime": 0.05, "ScanningSequence": "IR"}
+        (tmp_path / f"{name}.json").write_text(json.dumps({**side, **({"ImageType": image_type} if image_type else {})}))
+        volume = load_volume(tmp_path / f"{name}.nii.gz")
+        if image_type:
+            assert float(volume.data.min()) >= 0 and float(volume.data.max()) == 300
+            assert volume.extra["notices"] == [f"{name}.nii.gz: real-valued (signed) voxel values, as its sidecar's "
+                                               "ImageType says; their magnitude is read"]
+            require_magnitude(volume.data)
+        else:
+            with pytest.raises(ValueError, match="signed values"):
+                require_magnitude(volume.data)

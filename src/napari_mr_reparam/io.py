@@ -193,9 +193,20 @@ def _take_sidecar(volume: Volume, sidecar: dict, path: Path, index: int | None =
             volume.extra["sidecar_times_ignored"] = value
         elif key in ("readout_tr_ms", "series_id"):
             volume.extra[key] = value
+        elif key == "real_valued":
+            _magnitude_of_real(volume, path)
         else:
             setattr(volume, key, value[index] if isinstance(value, list) else value)
     volume.source = str(path)
+
+
+def _magnitude_of_real(volume: Volume, path: Path) -> None:
+    """A real-valued image (as its sidecar's ImageType says) with signed voxels is read as
+    its magnitude, as a DICOM series of ImageType R is, which ``extra["notices"]`` says."""
+    if volume.data.size and float(np.nanmin(volume.data)) < 0:
+        volume.data = np.abs(volume.data)
+        volume.extra.setdefault("notices", []).append(
+            f"{path.name}: real-valued (signed) voxel values, as its sidecar's ImageType says; their magnitude is read")
 
 
 #: The most volumes a 4-D NIfTI file may hold to open as one image per volume (the echoes
@@ -234,7 +245,9 @@ def load_volumes(path: str | Path, times_given=()) -> list[Volume]:
     for k in range(shape[3]):
         volume = _nifti_volume(img, data[..., k], shape[:3])
         _take_sidecar(volume, sidecar, path, k)
-        volume.extra.update(series=stem, volume=k + 1, **({"notices": list(notices)} if notices else {}))
+        volume.extra.update(series=stem, volume=k + 1)
+        if notices or volume.extra.get("notices"):
+            volume.extra["notices"] = [*notices, *volume.extra.get("notices", [])]
         out.append(volume)
     return out
 

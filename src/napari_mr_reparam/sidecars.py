@@ -43,7 +43,8 @@ def read_sidecar(path: str | Path, times_given=(), volumes: int | None = None) -
     flip of at most :data:`GRADIENT_ECHO_MAX_FLIP` makes a gradient echo, or an MPRAGE with a
     TI) and ``series_id`` (its
     ``SeriesInstanceUID``, else ``SeriesNumber``, as dcm2niix writes it) that the sidecar
-    states; empty when there is none. An MPRAGE-type scan whose RepetitionTime is its
+    states, and ``real_valued`` where its ``ImageType`` names a real-valued image
+    (:func:`real_valued`); empty when there is none. An MPRAGE-type scan whose RepetitionTime is its
     readout's pulse spacing (GE's BRAVO, Philips' 3-D TFE: :func:`mprage_cycle`) has
     ``readout_tr_ms`` instead of ``tr_ms``, as the DICOM reader gives it. A sidecar that
     is not readable JSON (an object) is a one-line ``ValueError`` naming it, unless
@@ -102,10 +103,20 @@ def read_sidecar(path: str | Path, times_given=(), volumes: int | None = None) -
     sequence = sidecar_sequence(meta) or _sequence_of_small_flip(out)
     if sequence:
         out["sequence"] = sequence
+    if real_valued(meta.get("ImageType")):
+        out["real_valued"] = True
     series = meta.get("SeriesInstanceUID") or meta.get("SeriesNumber")
     if isinstance(series, (str, int)) and not isinstance(series, bool) and str(series).strip():
         out["series_id"] = str(series).strip()  # which series of its session the scan was
     return readout_spacing(out)
+
+
+def real_valued(image_type) -> bool:
+    """Whether a sidecar's ``ImageType`` (a list, or one string with ``\\`` between values,
+    as dcm2niix copies the DICOM tag) names a real-valued image (``R``, ``REAL``): signed
+    voxels, whose magnitude is what the models read."""
+    values = image_type if isinstance(image_type, list) else str(image_type or "").split("\\")
+    return any(str(v).strip().upper() in ("R", "REAL") for v in values)
 
 
 #: The largest flip angle (degrees) that, where a sidecar names no sequence, makes its scan
