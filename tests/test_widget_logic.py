@@ -382,6 +382,11 @@ def test_the_images_of_one_series_are_those_the_reader_read_together():
     for image, ti in zip(timed, (50.0, 100.0, 50.0, 100.0)):
         image.metadata.update(te_ms=10.0, tr_ms=1000.0, ti_ms=ti)
     assert series_siblings(timed[0], timed) == [timed[1]]
+    # a train's echoes written a file each (dcm2niix), their sidecars naming one series
+    echoes = [Image(data=np.zeros((2, 8, 8)), metadata={"source": f"/nii/38_e{k}.nii.gz", "te_ms": 10.0 * k,
+                                                        "volume": NS(extra={"series_id": n})})
+              for k, n in ((1, "38"), (2, "38"), (3, "38"), (1, "39"))]
+    assert series_siblings(echoes[0], echoes) == echoes[1:3]
 
 
 def test_each_input_layers_source_names_its_series_for_the_gains():

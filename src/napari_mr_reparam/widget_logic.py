@@ -197,11 +197,17 @@ def _series_key(layer) -> tuple | None:
     """What names a layer's series: the file or folder it was read from and the series the
     reader named (:func:`~napari_mr_reparam.dicom.read_series` takes a folder's acquisitions
     as one series, as `predict --joint` does, even where each TI was exported as a DICOM
-    series of its own); None for a layer read from nowhere, or an output."""
+    series of its own), or, for a file whose BIDS sidecar names its series, its folder and
+    that series (the echoes of a train that dcm2niix wrote a file each); None for a layer
+    read from nowhere, or an output."""
+    from pathlib import Path
+
     meta = getattr(layer, "metadata", None) or {}
     if not meta.get("source") or "mr_reparam_role" in meta:
         return None
     extra = getattr(meta.get("volume"), "extra", None) or {}
+    if extra.get("series_id"):
+        return str(Path(meta["source"]).parent), ("series", extra["series_id"])
     return meta["source"], extra.get("series")
 
 
