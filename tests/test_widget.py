@@ -1476,7 +1476,7 @@ def test_an_input_whose_metadata_lack_its_te_asks_for_it_and_runs_nothing(demo, 
     assert widget.status.value.startswith("Done (volume)")
 
 
-def test_target_readouts_show_no_needless_decimals_and_the_devices_are_the_command_lines(demo):
+def test_target_readouts_show_no_needless_decimals_and_the_devices_are_the_command_lines(demo, qtbot):
     from napari_mr_reparam._widget_controls import _TrimmedSpinBox
     from napari_mr_reparam.devices import DEVICE_CHOICES
 
@@ -1485,12 +1485,10 @@ def test_target_readouts_show_no_needless_decimals_and_the_devices_are_the_comma
     readout = widget.te.native.findChild(_TrimmedSpinBox)
     widget.te.value = 120.0
     assert readout.text() == "120" and readout.isVisibleTo(widget.native)
-    readout.lineEdit().setText("120.5")  # typed in the readout: sets the slider
-    readout.editingFinished.emit()
+    _type(qtbot, widget.te, "120.5")  # typed in the readout: sets the slider
     assert widget.te.value == pytest.approx(120.5)
+    _type(qtbot, widget.tr, "2.3")
     tr = widget.tr.native.findChild(_TrimmedSpinBox)
-    tr.lineEdit().setText("2.3")
-    tr.editingFinished.emit()
     assert tr.text() == "2.3" and widget.status.value.startswith("TR 2.3 looks like seconds")
     assert tuple(widget.device.choices) == DEVICE_CHOICES
 
@@ -1523,9 +1521,18 @@ def test_a_number_typed_beyond_a_fields_range_is_taken_as_its_end_and_said(demo,
     _type(qtbot, row.tr, "30000")  # a further input's field: the line names it, and only the latest
     assert row.tr.value == 20000.0 and widget.range_warning.value.count("⚠") == 1
     assert "TR 30000 ms is above the 0-20000 ms" in widget.range_warning.value
+    assert widget.range_warning.value.startswith(f"⚠ {row.layer.value.name}: TR 30000 ms")  # the row's image named
     held = row.te.value
     _type(qtbot, row.te, "abc")  # no number: the field keeps what it held
     assert row.te.value == held and "TR 30000" in widget.range_warning.value
+    _type(qtbot, row.tr, "1e3")  # the row's TR typed again within its range: its line goes
+    assert row.tr.value == 1000.0 and widget.range_warning.value == ""
+    widget.te.value = 60.0
+    _type(qtbot, widget.te, "1e")  # an unfinished number keeps the value before (Qt's field made it 1)
+    assert widget.te.value == 60.0
+    _type(qtbot, widget.te, "-5")  # below the range: no time; the value before kept, not 0.01 ms
+    assert widget.te.value == 60.0
+    assert "TE -5 ms is below the 0.01-1500 ms this field takes: kept 60 ms" in widget.range_warning.value
     _type(qtbot, widget.te, "0.05")  # within range: the seconds hint, as before
     assert widget.status.value.startswith("TE 0.05 looks like seconds")
 

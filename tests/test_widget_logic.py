@@ -447,5 +447,5 @@ def test_a_number_typed_beyond_a_range_is_said_with_the_range_and_what_was_taken
 
     assert typed_beyond_line("TE", "ms", 7000, 1500, 0.01, 1500) == \
         "TE 7000 ms is above the 0.01-1500 ms this field takes: set to 1500 ms"
-    assert typed_beyond_line("Flip angle", "°", -3, 1, 1, 90) == \
-        "Flip angle -3° is below the 1-90° this field takes: set to 1°"
+    assert typed_beyond_line("Flip angle", "°", -3, 30, 1, 90) == \
+        "Flip angle -3° is below the 1-90° this field takes: kept 30°"

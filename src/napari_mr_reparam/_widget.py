@@ -109,6 +109,7 @@ class ReparamWidget(Container):
         self._applying_preset = False
         self._said_of_input = ""  # what the status line said of the input chosen (_say_of_input)
         self._refusal = ""  # the refusal the status line shows, until a request is taken (_refuse)
+        self._typed_field = None  # the field whose number typed beyond its range the warning line tells of
         self._joint_hint = ""  # how to fit the joint maps, as the status line last said it (_say_what_runs)
         self._adding_rows = False  # a series' rows being added (add_series_rows)
         self._input_layer = None  # the input's layer as last chosen (one closed is told apart)
@@ -628,9 +629,16 @@ class ReparamWidget(Container):
         if self.image.value is not None and self._outputs.has_prediction():
             self._report(f"Live preview is off: press Run all slices for {target_words(self.current_request(True))}")
 
-    def _say_typed_beyond(self, line: str) -> None:
-        """A number typed beyond its field's range was taken as the range's end: say so on
-        the warning line, after any target warning, until a target changes again."""
+    def _say_typed_beyond(self, line: str, field) -> None:
+        """A number typed beyond a field's range (``line``: what the field took) is said on
+        the warning line, after any target warning, until a target changes again or that
+        field is typed in within its range (``line`` empty)."""
+        if line:
+            self._typed_field = field
+        elif self._typed_field is not field:
+            return
+        else:
+            self._typed_field = None
         self._update_range_warning(line)
 
     def _update_range_warning(self, typed_beyond: str = "") -> None:

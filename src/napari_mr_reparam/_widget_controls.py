@@ -69,7 +69,7 @@ class InputRow(Container):
         if on_typed_beyond is not None:
             for box, name, unit in ((self.te, "TE", "ms"), (self.tr, "TR", "ms"), (self.ti, "TI", "ms"),
                                     (self.flip, "flip", "°")):
-                say_typed_beyond(box, name, unit, on_typed_beyond)
+                say_typed_beyond(box, lambda name=name: self._named(name), unit, on_typed_beyond)
         self._show_fields()
 
     def fill_from_layer(self, *_) -> None:
@@ -89,6 +89,11 @@ class InputRow(Container):
         for box, value in ((self.te, spec.te_ms), (self.tr, spec.tr_ms), (self.ti, spec.ti_ms),
                            (self.flip, spec.flip_deg)):
             box.value = value or 0
+
+    def _named(self, field: str) -> str:
+        """A field of this row named with its image's layer: ``head TE20 TR600: TR``."""
+        layer = self.layer.value
+        return f"{layer.name}: {field}" if layer is not None else field
 
     def _show_fields(self, *_) -> None:
         from .widget_logic import SEQUENCE_READS
@@ -126,6 +131,10 @@ class _TrimmedSpinBox(QDoubleSpinBox):
 
     beyond: tuple[float, float] | None = None
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.setKeyboardTracking(False)  # a number takes effect once typed, not at each keystroke ("7" of 7000)
+
     def textFromValue(self, value: float) -> str:
         text = super().textFromValue(value)
         point = self.locale().decimalPoint()
@@ -159,29 +168,35 @@ class _TrimmedSpinBox(QDoubleSpinBox):
 
     def valueFromText(self, text: str) -> float:
         value = self._number(text)
-        return super().valueFromText(text) if value is None else value
+        return self.value() if value is None else value
 
     def fixup(self, text: str) -> str:
+        """A number above the range is taken as its end; one below it (0, negative, 1e-3: no
+        time or angle) and text that is no number (``1e``) keep the value before."""
         value = self._number(text)
-        if value is None:
-            return text  # nothing a number: Qt keeps the value before
-        kept = min(max(value, self.minimum()), self.maximum())
-        self.beyond = (value, kept)
+        kept = self.value() if value is None or value < self.minimum() else min(value, self.maximum())
+        if value is not None:
+            self.beyond = (value, kept)
         return self.prefix() + self.textFromValue(kept) + self.suffix()
 
 
-def say_typed_beyond(control, name: str, unit: str, say) -> None:
+def say_typed_beyond(control, name, unit: str, say) -> None:
     """Once typing in ``control`` (a :class:`NumberBox`, a :func:`target_slider`) ends on a
-    number beyond its range, which it takes as the nearest end, ``say`` the line
-    (:func:`~napari_mr_reparam.widget_logic.typed_beyond_line`) that tells so."""
+    number beyond its range, ``say(line, box)`` the line
+    (:func:`~napari_mr_reparam.widget_logic.typed_beyond_line`) that tells what the field
+    took; once it ends within the range, ``say("", box)``: a line of this field's no longer
+    holds. ``name``: the field's name, or a callable that gives it (a row's, by its layer)."""
     from .widget_logic import typed_beyond_line
 
     box = control.native if isinstance(control.native, _TrimmedSpinBox) else control.native.findChild(_TrimmedSpinBox)
 
     def finished():
-        if box.beyond is not None:
-            (typed, kept), box.beyond = box.beyond, None
-            say(typed_beyond_line(name, unit, typed, kept, box.minimum(), box.maximum()))
+        if box.beyond is None:
+            say("", box)
+            return
+        (typed, kept), box.beyond = box.beyond, None
+        said = name() if callable(name) else name
+        say(typed_beyond_line(said, unit, typed, kept, box.minimum(), box.maximum()), box)
 
     box.editingFinished.connect(finished)
 

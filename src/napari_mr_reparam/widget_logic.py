@@ -548,12 +548,13 @@ def on_step(value: float, step: float, minimum: float, maximum: float) -> float:
 
 
 def typed_beyond_line(name: str, unit: str, typed: float, kept: float, low: float, high: float) -> str:
-    """What a field says of a number typed beyond its range, which it takes as its nearest
-    end: e.g. ``TE 7000 ms is above the 0.01-1500 ms this field takes: set to 1500 ms``."""
+    """What a field says of a number typed beyond its range: above it, taken as its end
+    (``TE 7000 ms is above the 0.01-1500 ms this field takes: set to 1500 ms``); below it,
+    the value before kept (``TE -5 ms is below ...: kept 60 ms``)."""
     space = "" if unit == "°" else " "
-    side = "above" if typed > high else "below"
+    side, took = ("above", "set to") if typed > high else ("below", "kept")
     return (f"{name} {typed:g}{space}{unit} is {side} the {low:g}-{high:g}{space}{unit} this field takes: "
-            f"set to {kept:g}{space}{unit}")
+            f"{took} {kept:g}{space}{unit}")
 
 
 def seconds_hint(sequence: str = "spin_echo", **times) -> str:
