@@ -258,6 +258,15 @@ def test_a_time_a_dicom_tag_states_wrongly_names_the_option_that_gives_it(tmp_pa
                  "-q"]) == 0
 
 
+def test_one_file_of_a_series_given_alone_says_to_give_its_folder(tmp_path, tiny_weights, capsys):
+    from dicom_helpers import ramp, write_series
+
+    files = write_series(tmp_path / "s", [ramp(4, 8, 8)], te=(15.0,), tr=500.0)
+    out = tmp_path / "out.nii.gz"
+    assert main(["predict", str(files[0]), "-o", str(out), "--te", "100", "--tr", "4000", "-q"]) == 0
+    assert f"{files[0].name} is one of 4 slices of series" in capsys.readouterr().err
+
+
 def test_a_series_folder_with_a_thumbnail_reads_the_series(tmp_path, tiny_weights, capsys):
     from dicom_helpers import ramp, write_series
 

@@ -589,7 +589,7 @@ def test_one_file_of_a_series_opens_its_slice_with_a_notice_to_open_the_folder(t
     [alone] = write_series(tmp_path / "dual" / "one", [ramp(1, 8, 8)])
     reader = napari_get_reader(str(files[1]))
     with pytest.warns(UserWarning, match=r"^IM0001 is one of 3 slices of series 'test series' in its folder: "
-                                         r"open the folder for the volume$"):
+                                         r"give or open its folder for the volume$"):
         [(stack, _, _)] = reader(str(files[1]))
     assert stack.shape == (1, 8, 8)
     import warnings

@@ -152,13 +152,15 @@ class _SeriesInput:
 
 
 def _dicom_inputs(source, acquisition: int | None, notices=None) -> list:
-    """The acquisitions of one series to predict from: all, or the one chosen (1-based)."""
+    """The acquisitions of one series to predict from: all, or the one chosen (1-based);
+    notices on images beside a series' folder, and on one file given of a series whose
+    other slices lie beside it (:func:`~napari_mr_reparam.dicom.lone_slice`)."""
     from pathlib import Path
 
     from .cli_joint import images_beside_series_line
-    from .dicom import read_series
+    from .dicom import lone_slice, read_series
 
-    beside = images_beside_series_line(source) if isinstance(source, Path) else ""
+    beside = images_beside_series_line(source) if isinstance(source, Path) else lone_slice(source)
     left_out = [beside] if beside else []
     volumes = read_series(source, left_out=left_out)
     for line in left_out:

@@ -188,7 +188,7 @@ def lone_slice(path) -> str | None:
     count, name = _folder_acquisitions(str(folder), folder.stat().st_mtime_ns).get(_acquisition_key(header), (0, ""))
     if count < 2:
         return None
-    return f"{given.name} is one of {count} slices of series {name} in its folder: open the folder for the volume"
+    return f"{given.name} is one of {count} slices of series {name} in its folder: give or open its folder for the volume"
 
 
 #: The tags a header is read with to tell its acquisition (:func:`_acquisition_key`).
