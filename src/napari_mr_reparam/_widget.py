@@ -633,12 +633,9 @@ class ReparamWidget(Container):
         """A number typed beyond a field's range (``line``: what the field took) is said on
         the warning line, after any target warning, until a target changes again or that
         field is typed in within its range (``line`` empty)."""
-        if line:
-            self._typed_field = field
-        elif self._typed_field is not field:
-            return
-        else:
-            self._typed_field = None
+        if not line and self._typed_field is not field:
+            return  # another field's line, or none, is shown
+        self._typed_field = field if line else None
         self._update_range_warning(line)
 
     def _update_range_warning(self, typed_beyond: str = "") -> None:
