@@ -408,3 +408,19 @@ def test_a_real_valued_image_its_sidecar_names_is_read_as_its_magnitude(tmp_path
         else:
             with pytest.raises(ValueError, match="signed values"):
                 require_magnitude(volume.data)
+
+
+def test_a_one_slice_file_takes_its_sidecars_slice_thickness_as_its_slab(tmp_path):
+    # dcm2niix writes a one-slice series' SpacingBetweenSlices (40 mm) as the slice's size;
+    # its sidecar's SliceThickness (5 mm) is the slab, as a one-slice DICOM series reads.
+    data = np.ones((8, 6, 1), np.float32)
+    affine = np.diag([1.0, 1.0, 40.0, 1.0])
+    nib.save(nib.Nifti1Image(data, affine), str(tmp_path / "one.nii.gz"))
+    (tmp_path / "one.json").write_text(json.dumps({"EchoTime": 0.01, "RepetitionTime": 2.0,
+                                                   "SliceThickness": 5, "SpacingBetweenSlices": 40}))
+    volume = load_volume(tmp_path / "one.nii.gz")
+    assert np.linalg.norm(volume.affine[:3, 2]) == pytest.approx(5.0)
+    assert volume.spacing[0] == pytest.approx(5.0)
+    nib.save(nib.Nifti1Image(np.ones((8, 6, 3), np.float32), affine), str(tmp_path / "three.nii.gz"))
+    (tmp_path / "three.json").write_text((tmp_path / "one.json").read_text())
+    assert load_volume(tmp_path / "three.nii.gz").spacing[0] == pytest.approx(40.0)  # its slices' spacing

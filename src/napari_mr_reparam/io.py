@@ -195,9 +195,26 @@ def _take_sidecar(volume: Volume, sidecar: dict, path: Path, index: int | None =
             volume.extra[key] = value
         elif key == "real_valued":
             _magnitude_of_real(volume, path)
+        elif key == "slice_thickness_mm":
+            _one_slice_thickness(volume, value)
         else:
             setattr(volume, key, value[index] if isinstance(value, list) else value)
     volume.source = str(path)
+
+
+def _one_slice_thickness(volume: Volume, thickness_mm: float) -> None:
+    """A placed one-slice volume's slab is ``thickness_mm`` (its sidecar's SliceThickness),
+    as a one-slice DICOM series' is; the file's spacing there is no distance between slices
+    (dcm2niix writes the series' SpacingBetweenSlices). Volumes of more slices keep theirs."""
+    shape = volume.file_shape
+    if volume.affine is None or volume.ornt is None or shape.count(1) != 1:
+        return
+    axis = shape.index(1)
+    affine = np.asarray(volume.affine, np.float64).copy()
+    affine[:3, axis] *= thickness_mm / max(float(np.linalg.norm(affine[:3, axis])), 1e-12)
+    volume.affine = affine
+    zooms = [float(np.linalg.norm(affine[:3, k])) for k in range(3)]
+    volume.spacing = stack_spacing(zooms, volume.ornt)
 
 
 def _magnitude_of_real(volume: Volume, path: Path) -> None:
