@@ -387,6 +387,12 @@ def test_the_images_of_one_series_are_those_the_reader_read_together():
                                                         "volume": NS(extra={"series_id": n})})
               for k, n in ((1, "38"), (2, "38"), (3, "38"), (1, "39"))]
     assert series_siblings(echoes[0], echoes) == echoes[1:3]
+    # an inversion-recovery set's TIs, a DICOM series each (dcm2niix: a file and series number each)
+    tis = [Image(data=np.zeros((2, 8, 8)), metadata={
+        "source": f"/nii/{n}.nii.gz", "ti_ms": ti, "volume": NS(extra={"series_id": n}, sequence="inversion_recovery",
+                                                                te_ms=te)})
+        for n, ti, te in (("32", 50.0, 10.0), ("33", 100.0, 10.0), ("34", 200.0, 10.0), ("35", 400.0, 20.0))]
+    assert series_siblings(tis[0], tis) == tis[1:3]
 
 
 def test_each_input_layers_source_names_its_series_for_the_gains():

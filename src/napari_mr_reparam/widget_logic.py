@@ -198,7 +198,9 @@ def _series_key(layer) -> tuple | None:
     reader named (:func:`~napari_mr_reparam.dicom.read_series` takes a folder's acquisitions
     as one series, as `predict --joint` does, even where each TI was exported as a DICOM
     series of its own), or, for a file whose BIDS sidecar names its series, its folder and
-    that series (the echoes of a train that dcm2niix wrote a file each); None for a layer
+    that series (the echoes of a train that dcm2niix wrote a file each) or, for an
+    inversion-recovery image, its folder and TE (the TIs of a set, which dcm2niix writes
+    from a DICOM series each, as the folder's DICOM series read as one); None for a layer
     read from nowhere, or an output."""
     from pathlib import Path
 
@@ -207,6 +209,9 @@ def _series_key(layer) -> tuple | None:
         return None
     extra = getattr(meta.get("volume"), "extra", None) or {}
     if extra.get("series_id"):
+        volume = meta["volume"]
+        if getattr(volume, "sequence", None) == "inversion_recovery" and getattr(volume, "te_ms", None):
+            return str(Path(meta["source"]).parent), ("inversion set", round(float(volume.te_ms), 1))
         return str(Path(meta["source"]).parent), ("series", extra["series_id"])
     return meta["source"], extra.get("series")
 
