@@ -284,11 +284,12 @@ def sphere_values(value_map, centres, factor=1.0):
 # ----------------------------------------------------------------------------- one series
 
 def evaluate_series(kind, plate, folder, params, engine, first_echo_input: bool, echo_train: str = "epg",
-                    inversion=None, fit_noise=None):
+                    inversion=None, fit_noise=None, clipped_as_values: bool = False):
     from napari_mr_reparam.joint_fit import fit_maps
     from napari_mr_reparam.joint_result import network_maps, network_render
 
     images, acqs, field, spacing, clipped = load(folder)
+    bounds = [np.zeros_like(c) for c in clipped] if clipped_as_values else clipped  # what the fits take
     mask = phantom_mask(images)
     noise = noise_level(images, mask)
     n = len(images)
@@ -310,7 +311,7 @@ def evaluate_series(kind, plate, folder, params, engine, first_echo_input: bool,
     errors, rimless, single_errors, with_clipped, fit_noises = {}, {}, {}, {}, []
     for k, inputs in rows:
         maps = fit_maps([images[i] for i in inputs], [acqs[i] for i in inputs],
-                        clipped=[clipped[i] for i in inputs], inversion=inversion, noise=fit_noise)
+                        clipped=[bounds[i] for i in inputs], inversion=inversion, noise=fit_noise)
         fit_noises += maps.summary()["noise"]
         a = acqs[k]
         pred = maps.render(a.te, a.tr, a.sequence, ti_ms=a.ti)
@@ -327,7 +328,7 @@ def evaluate_series(kind, plate, folder, params, engine, first_echo_input: bool,
             single_errors[k] = rel_rms(one, images[k], scored)
     # maps from the whole series (echo 1 left out of ideal T2 fits unless asked)
     used = list(range(n)) if kind == "T1" or first_echo_input or echo_train == "epg" else list(range(1, n))
-    full = fit_maps([images[i] for i in used], [acqs[i] for i in used], clipped=[clipped[i] for i in used],
+    full = fit_maps([images[i] for i in used], [acqs[i] for i in used], clipped=[bounds[i] for i in used],
                     echo_train=echo_train, inversion=inversion, noise=fit_noise)
     ref = np.asarray(params[plate][key]["relax_times"][field], float)
     # measurable: within the TEs of echoes 2..N (1..N with --keep-first-echo) or the TIs
@@ -430,6 +431,9 @@ def main(argv=None) -> int:
     parser.add_argument("--noise", type=float, default=None,
                         help="noise level the fits take, a fraction of each image's bright signal (default: "
                              "measured in each fit's inputs, image_noise.estimate_noise)")
+    parser.add_argument("--clipped-as-values", action="store_true",
+                        help="fit the voxels a scanner clipped as measured values, as a NIfTI input's are "
+                             "(default: lower bounds, as a DICOM input's); scored alike either way")
     parser.add_argument("--sites", nargs="*", help="only these site folders (e.g. site4_philips)")
     parser.add_argument("--plate", choices=("plate5", "plate4"), default="plate5",
                         help="with --two-series: the T1 plate (default) or the T2 plate, each scanned with both "
@@ -461,7 +465,7 @@ def main(argv=None) -> int:
 
         engine = Reparameterizer(args.model, device="cpu")
     results = [evaluate_series(kind, plate, folder, params, engine, args.keep_first_echo, args.echo_train,
-                               args.inversion, args.noise)
+                               args.inversion, args.noise, args.clipped_as_values)
                for kind, plate, folder in series_list(args.data, args.sites,
                                                       OTHER_PLATES if args.other_plates else SERIES_PLATES)]
 
