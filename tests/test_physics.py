@@ -110,6 +110,28 @@ def test_mprage_orders_tissues_as_a_t1_weighted_scan_and_matches_torch():
         physics.render("mprage", 0.8, 900.0, 80.0, 3.0, 2300.0)
 
 
+def _mprage_by_pulses(t1, tr, ti, flip_deg, spacing, readouts, cycles=40):
+    """Mz followed pulse by pulse over many cycles: the signal at the train's centre."""
+    e = lambda t: math.exp(-t / t1)  # noqa: E731
+    c, mz, wait = math.cos(math.radians(flip_deg)), 1.0, ti - readouts / 2 * spacing
+    for _ in range(cycles):
+        mz = 1 - (1 + mz) * e(wait)  # inversion, then the wait
+        for k in range(readouts):
+            if k == readouts // 2:
+                centre = mz
+            mz = 1 - (1 - mz * c) * e(spacing)
+        mz = 1 - (1 - mz) * e(tr - wait - readouts * spacing)
+    return abs(centre * math.sin(math.radians(flip_deg)))
+
+
+@pytest.mark.parametrize("ti, readouts", [(900.0, 176), (300.0, 84), (1900.0, 114)])
+def test_mprage_shortens_a_train_that_does_not_fit_around_its_ti(ti, readouts):
+    # TI 300 ms: 42 pulses fit before it; TR - TI 400 ms: 57 pulses fit after it
+    for t1 in (300.0, 830.0, 4160.0):
+        got = float(physics.mprage(1.0, t1, 1e12, 0.0, 2300.0, ti, 9.0))
+        assert got == pytest.approx(_mprage_by_pulses(t1, 2300.0, ti, 9.0, 7.0, readouts), rel=2e-3)
+
+
 def test_water_mean_time_is_the_water_weighted_geometric_mean_for_numpy_and_torch():
     # a tenth of CSF's water in a grey-matter voxel: the geometric mean, not the plain one
     water = np.array([0.8 * 0.9 + 1.0 * 0.1, 0.0])

@@ -29,11 +29,18 @@ def test_flair_nulls_csf_and_dir_nulls_csf_and_white_matter():
     t2w = get_preset("T2w")
     assert physics.spin_echo(1.0, 4000.0, 2000.0, t2w.te, t2w.tr) > 2 * physics.spin_echo(0.7, 600.0, 70.0, t2w.te, t2w.tr)
     # double inversion recovery: the two inversions chosen for two T1s null both
-    tr, ti1, ti2 = 11000.0, 3400.0, 325.0
+    tr, ti1, ti2 = 11000.0, 3400.0, 400.0
     t1 = np.linspace(100, 5000, 2000)
     signal = physics.double_inversion_recovery(1.0, t1, 100.0, 0.0, tr, ti1, ti2)
     nulls = t1[1:-1][(signal[1:-1] < signal[:-2]) & (signal[1:-1] < signal[2:])]
     assert len(nulls) == 2
+    # the preset with 1.5 T tissue values (Haacke's): grey matter left, CSF and white matter dark
+    from napari_mr_reparam.tissues import get_table
+
+    table, dir_ = get_table("mrilab"), get_preset("DIR")
+    s = {k: float(physics.double_inversion_recovery(table[k].pd, table[k].t1, table[k].t2, dir_.te, dir_.tr,
+                                                    dir_.ti, dir_.ti2)) for k in ("csf", "grey_matter", "white_matter")}
+    assert s["csf"] < s["grey_matter"] / 4 and s["white_matter"] < s["grey_matter"] / 4
 
 
 def _brute_force_trains(t1, tr, tis, flips, spacing=7.0, n=176, cycles=30):
@@ -87,7 +94,7 @@ def test_input_presets_are_those_of_an_input_sequence_and_give_acquisitions():
     assert input_preset_names() == ["T1w", "T2w", "PDw", "FLAIR", "STIR", "MPRAGE"]
     assert get_input_preset("mprage") is PRESETS["MPRAGE"]
     assert get_input_preset("mprage").acquisition() == Acquisition(3, 2300, "mprage", 900, 9)
-    assert get_preset("DIR").acquisition() == Acquisition(25, 11000, "double_inversion_recovery", 3400, None, 325)
+    assert get_preset("DIR").acquisition() == Acquisition(25, 11000, "double_inversion_recovery", 3400, None, 400)
     assert get_preset("FLAIR").acquisition() == Acquisition(120, 9000, "inversion_recovery", 2500)
     with pytest.raises(ValueError, match="DIR .double inversion recovery. is a target only"):
         get_input_preset("dir")

@@ -564,7 +564,7 @@ def test_a_preset_fills_the_sliders_and_editing_makes_it_custom(demo):
     assert (widget.te.value, widget.tr.value, widget.ti.value) == (120.0, 9000.0, 2500.0)
     assert not widget.ti.native.isHidden()  # the preset's values stay visible and editable
     widget.preset.value = "DIR"
-    assert widget.sequence.value == "double_inversion_recovery" and widget.ti2.value == 325.0
+    assert widget.sequence.value == "double_inversion_recovery" and widget.ti2.value == 400.0
     assert not widget.ti2.native.isHidden()
     widget.ti.value = 3000.0
     assert widget.preset.value == "Custom"

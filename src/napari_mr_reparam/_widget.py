@@ -171,7 +171,7 @@ class ReparamWidget(Container):
         self.tr = target_slider(value=3000.0, min=SECONDS_FLOOR, max=15000.0, step=10.0, label="TR (ms)")
         self.sequence = ComboBox(choices=SEQUENCE_CHOICES, value="spin_echo", label="Sequence")
         self.ti = target_slider(value=2500.0, min=SECONDS_FLOOR, max=5000.0, step=10.0, label="TI (ms)")
-        self.ti2 = target_slider(value=325.0, min=10.0, max=5000.0, step=5.0, label="TI2 (ms)",
+        self.ti2 = target_slider(value=400.0, min=10.0, max=5000.0, step=5.0, label="TI2 (ms)",
                                tooltip="Double inversion recovery: the second, shorter inversion time")
         self.flip = target_slider(value=30.0, min=1.0, max=90.0, step=1.0, label="Flip angle (°)")
         self.consistency = FloatSlider(value=DEFAULT_CONSISTENCY, min=0.0, max=1.0, step=0.05,

@@ -121,10 +121,14 @@ def mprage(pd, t1, t2star, te, tr, ti, flip_deg, echo_spacing=MPRAGE_ECHO_SPACIN
     halfway through the readout (linear ordering). Solving the cycle for its steady
     state (Deichmann et al., MRM 2000) gives the longitudinal magnetization at the centre
     ``Mc``; the signal is ``|PD Mc sin(a)| exp(-TE/T2*)``. Typical 3 T settings:
-    TI 900-1100 ms, TR 2000-2500 ms, flip 8-9 degrees, TE 2-4 ms.
+    TI 900-1100 ms, TR 2000-2500 ms, flip 8-9 degrees, TE 2-4 ms. Where half the train does
+    not fit before ``ti`` or after it within ``tr`` (TI below 616 ms, or TR - TI below it,
+    at the defaults), the train is the most pulses that fit (an even number, at least 2),
+    still centred at ``ti``: a shorter TI then inverts the contrast, as it does on a scanner.
     """
     xp, (pd, t1, t2star, te, tr, ti, flip) = _prepare(pd, t1, t2star, te, tr, ti, flip_deg)
     alpha = flip * (math.pi / 180.0)
+    readouts = xp.clip(2 * xp.floor(xp.minimum(ti, tr - ti) / echo_spacing), 2, readouts)
     half = readouts / 2.0
     wait = ti - half * echo_spacing  # inversion to the first readout pulse
     rest = tr - wait - readouts * echo_spacing  # last readout pulse to the next inversion
@@ -146,9 +150,9 @@ def double_inversion_recovery(pd, t1, t2, te, tr, ti1, ti2):
     free relaxation ``Mz -> 1 - (1 - Mz) exp(-t/T1)`` and the excitation leaving
     ``Mz = 0``, in the steady state of repetition time ``tr``, give (Redpath and Smith,
     Br J Radiol 1994) ``|PD (1 - 2 exp(-TI2/T1) + 2 exp(-TI1/T1) - exp(-TR/T1))
-    exp(-TE/T2)|``. Two tissues are nulled at once; the classic brain setting
-    (TR 11000, TI1 3400, TI2 325 ms at 1.5 T) suppresses CSF and white matter, leaving grey
-    matter.
+    exp(-TE/T2)|``. Two tissues are nulled at once; the brain setting of the DIR preset
+    (TR 11000, TI1 3400, TI2 400 ms) nulls T1 near 600 and 4500 ms (white matter and CSF at
+    1.5 T), leaving grey matter.
     """
     xp, (pd, t1, t2, te, tr, ti1, ti2) = _prepare(pd, t1, t2, te, tr, ti1, ti2)
     longitudinal = (t1 > 0) * (1 - 2 * _decay(xp, ti2, t1) + 2 * _decay(xp, ti1, t1) - _decay(xp, tr, t1))

@@ -88,9 +88,11 @@ PRESETS = {p.name: p for p in (
     Preset("FLAIR", "inversion_recovery", te=120, tr=9000, ti=2500,
            what="fluid-attenuated inversion recovery: T2-weighted with CSF nulled"),
     Preset("STIR", "inversion_recovery", te=60, tr=4000, ti=160,
-           what="short-tau inversion recovery: fat nulled"),
-    Preset("DIR", "double_inversion_recovery", te=25, tr=11000, ti=3400, ti2=325,
-           what="double inversion recovery: CSF and white matter nulled, grey matter left"),
+           what="short-tau inversion recovery: TI 160 ms nulls a T1 near 230 ms, fat as 1.5 T scanners "
+                "see it (the tissue tables' fat, T1 350-375 ms, needs TI near 250 ms)"),
+    Preset("DIR", "double_inversion_recovery", te=25, tr=11000, ti=3400, ti2=400,
+           what="double inversion recovery: CSF and white matter nulled, grey matter left (1.5 T: "
+                "white matter T1 600 ms; at 3 T, 830 ms, TI 3700 and TI2 560 ms)"),
     Preset("MPRAGE", "mprage", te=3, tr=2300, ti=900, flip_deg=9,
            what="magnetization-prepared rapid gradient echo: 3-D T1-weighted"),
 )}
