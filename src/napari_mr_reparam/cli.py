@@ -699,7 +699,8 @@ def build_parser() -> argparse.ArgumentParser:
                          "inversion_recovery --ti, gradient_echo --flip, mprage --ti and --flip, "
                          "double_inversion_recovery --ti TI1 TI2")
     pr.add_argument("--ti", type=_positive_ms, nargs="+", metavar="MS",
-                    help="inversion time, ms (--sequence inversion_recovery or mprage, or a --preset's); "
+                    help="inversion time, ms (--sequence inversion_recovery, or mprage: inversion to the "
+                         "centre of k-space, TR then inversion to inversion; or a --preset's); "
                          "two, TI1 and TI2, for double inversion recovery (--sequence "
                          "double_inversion_recovery, --preset DIR)")
     pr.add_argument("--flip", type=float, metavar="DEG",
