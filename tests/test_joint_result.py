@@ -54,3 +54,18 @@ def test_a_render_at_impossible_times_or_seconds_is_refused_in_one_line():
                                ((float("nan"), 2000), {}, "TE must be a positive number of milliseconds")]:
         with pytest.raises(ValueError, match=says):
             maps.render(*args, **kwargs)
+
+
+def test_the_network_reads_voxels_not_measured_nan_or_infinite_as_0():
+    from napari_mr_reparam.joint_result import network_maps
+
+    seen = []
+
+    class Engine:
+        def compute_maps(self, image, acq, **calls):
+            seen.append(image)
+
+    image = np.ones((2, 4, 4), np.float32)
+    image[0, 0, :3] = np.nan, np.inf, -np.inf  # an infinity as the largest float would set the slice's scale
+    network_maps(Engine(), image, Acquisition(20, 600))
+    assert np.array_equal(seen[0][0, 0], [0, 0, 0, 1]) and np.isfinite(image[0, 0, :3]).sum() == 0

@@ -33,7 +33,7 @@ def inversion_efficiency(volumes, acquisitions, body=None, sample: int = 20000) 
     ir = [i for i, a in enumerate(acqs) if a.sequence == "inversion_recovery"]
     if len({acqs[i].ti for i in ir}) < MIN_INVERSION_TIMES:
         return 1.0
-    arrays = [np.nan_to_num(np.asarray(volumes[i], np.float32)).reshape(-1) for i in ir]
+    arrays = [np.nan_to_num(np.asarray(volumes[i], np.float32), posinf=0.0, neginf=0.0).reshape(-1) for i in ir]
     if body is None:
         peak = max(bright_level(a) for a in arrays)
         inside = np.flatnonzero(np.max(arrays, axis=0) > 0.05 * peak)

@@ -206,9 +206,9 @@ class JointMaps:
 def network_maps(engine, image, acq, **calls):
     """The engine's single-image maps of ``image`` at acquisition ``acq``; ``calls`` (the
     engine's ``options``, ``progress``, ``cancelled``) go to its ``compute_maps``. Voxels
-    no input measured (NaN) are read as 0; an image without them is passed as it is."""
+    no input measured (NaN, or infinite) are read as 0; an image without them is passed as it is."""
     if not np.isfinite(image).all():
-        image = np.nan_to_num(image)
+        image = np.nan_to_num(image, nan=0.0, posinf=0.0, neginf=0.0)
     v = acquisition_values(acq)
     given = {k: value for k, value in calls.items() if value is not None}
     return engine.compute_maps(image, make_acquisition(v.sequence, v.te, v.tr, v.ti, v.flip_deg), **given)
