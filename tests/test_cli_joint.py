@@ -1226,3 +1226,39 @@ def test_an_inversion_set_and_a_train_as_files_of_their_series_take_the_gains_of
     from collections import Counter
 
     assert _named_by_source(volumes, list(range(4, 12)), Counter(v.source for v in volumes)) == "train (inputs 5-12)"
+
+
+def test_an_inversion_recovery_input_without_its_ti_is_refused_not_guessed(scans, tmp_path, capsys):
+    paths, _ = scans
+    names = list(paths)
+    ir = paths[names[1]]
+    (tmp_path / f"{names[0]}.json").write_text(json.dumps({"EchoTime": ACQS[names[0]][0] / 1000,
+                                                             "RepetitionTime": ACQS[names[0]][1] / 1000}))
+    (tmp_path / f"{names[1]}.json").write_text(json.dumps({"EchoTime": 0.015, "RepetitionTime": 3.0,
+                                                             "ScanningSequence": "IR"}))
+    for argv in (["maps", str(paths[names[0]]), str(ir), "-o", str(tmp_path / "m")],
+                 ["predict", "--joint", str(paths[names[0]]), str(ir), "--preset", "T2w", "-o", str(tmp_path / "j.nii.gz")],
+                 ["predict", str(ir), "--preset", "T2w", "-o", str(tmp_path / "p.nii.gz")]):
+        assert main([*argv, "--model", "none" if argv[0] == "maps" else "physics", "-q"]) == 2
+        err = capsys.readouterr().err.splitlines()[-1]
+        assert err.endswith(f"{ir.name}: an inversion recovery input needs its inversion time: --input-ti MS, "
+                            "or its sidecar's InversionTime (s)"), err
+    assert not any((tmp_path / n).exists() for n in ("m", "j.nii.gz", "p.nii.gz"))
+
+
+def test_a_rendered_double_inversion_recovery_is_refused_as_an_input(scans, tmp_path, capsys):
+    paths, _ = scans
+    path = next(iter(paths.values()))
+    from napari_mr_reparam.sidecars import sidecar_path
+
+    sidecar_path(path).write_text(json.dumps({"EchoTime": 0.025, "RepetitionTime": 11.0, "InversionTime": 3.4,
+                                              "InversionTime2": 0.4, "ScanningSequence": "IR"}))
+    for argv in (["maps", str(path), "--model", "none"], ["predict", str(path), "--preset", "T2w"],
+                 ["predict", str(path), "--te", "100", "--tr", "4000"]):
+        out = tmp_path / ("m" if argv[0] == "maps" else "out.nii.gz")
+        assert main([*argv, "-o", str(out), "-q"]) == 2
+        last = capsys.readouterr().err.splitlines()[-1]
+        assert last.startswith("error: ") and last.endswith(
+            f"{path.name}: a double inversion recovery image cannot be an input (inputs: spin echo, "
+            "inversion recovery, gradient echo, mprage); if it is one of those, say which with --input-sequence")
+    assert not (tmp_path / "out.nii.gz").exists() and not (tmp_path / "m").exists()

@@ -182,3 +182,10 @@ def test_a_sidecar_names_its_scans_series(tmp_path, fields, series):
 def test_a_sidecar_that_names_no_sequence_is_read_by_its_flip(tmp_path, fields, sequence):
     (tmp_path / "scan.json").write_text(json.dumps({"EchoTime": 0.003, "RepetitionTime": 2.3, **fields}))
     assert read_sidecar(tmp_path / "scan.nii.gz").get("sequence") == sequence
+
+
+def test_a_second_inversion_time_names_a_double_inversion_recovery(tmp_path):
+    # as this package writes a rendered DIR: read back, it is not an inversion recovery at TI1
+    (tmp_path / "dir.json").write_text(json.dumps({"EchoTime": 0.025, "RepetitionTime": 11.0, "InversionTime": 3.4,
+                                                   "InversionTime2": 0.4, "ScanningSequence": "IR"}))
+    assert read_sidecar(tmp_path / "dir.nii.gz")["sequence"] == "double_inversion_recovery"

@@ -243,6 +243,9 @@ def test_a_colour_layer_is_refused():
         "napari-mr-reparam reader (it reads colour as grey levels)")
     scan = SimpleNamespace(name="scan", data=np.arange(16, dtype=np.float32).reshape(1, 4, 4))
     assert image_refusal(scan) == "" and image_refusal(SimpleNamespace(name="g", rgb=False)) == ""
+    rendered = SimpleNamespace(name="dir", data=scan.data, metadata={"sequence": "double_inversion_recovery"})
+    assert image_refusal(rendered) == ("dir is double inversion recovery: no model reads one as its input (spin echo, "
+                                       "inversion recovery, gradient echo, MPRAGE); choose another layer")
 
 
 @pytest.mark.parametrize("data, said", [

@@ -8,6 +8,7 @@ import sys
 from . import DEFAULT_CONSISTENCY
 from .command import positive_ms as _positive_ms
 from .command import command_parser, input_error, positive_int, run_cli
+from .messages import with_article
 
 
 def input_acquisition(volume, te_ms, tr_ms) -> tuple[float, float, str]:
@@ -640,9 +641,9 @@ def _input_sequence(volume, te_in: float, tr_in: float, args, name: str = "the i
     sequence = input_sequence(args.input_sequence, getattr(volume, "sequence", None), ti)
     _refuse_unread(name, sequence, args)
     if sequence in ("inversion_recovery", "mprage") and ti is None:
-        raise ValueError(f"a {sequence.replace('_', ' ')} input needs its inversion time: --input-ti MS")
+        raise ValueError(f"{with_article(sequence.replace('_', ' '))} input needs its inversion time: --input-ti MS")
     if sequence in ("gradient_echo", "mprage") and flip is None:
-        raise ValueError(f"a {sequence.replace('_', ' ')} input needs its flip angle: --input-flip DEG")
+        raise ValueError(f"{with_article(sequence.replace('_', ' '))} input needs its flip angle: --input-flip DEG")
     reads = SEQUENCE_READS[sequence]
     return Acquisition(te_in, tr_in, sequence, ti if "ti" in reads else None, flip if "flip" in reads else None)
 

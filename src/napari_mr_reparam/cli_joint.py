@@ -18,6 +18,7 @@ from pathlib import Path
 
 from .command import input_error
 from .file_types import path_names
+from .messages import with_article
 
 #: Map files written by ``maps`` (T1 and T2 in ms).
 MAP_FILES = {"pd": "PD", "t1": "T1map", "t2": "T2map"}
@@ -464,9 +465,26 @@ def acquisitions_of(volumes, args, origins: list | None = None) -> list:
     refuse_guesses(volumes, each, names)
     found = [_acquisition_of(v, name, own, several=n > 1) for v, name, own in zip(volumes, names, each)]
     refuse_unread_options(args, [acq.sequence for acq, _ in found], names)
+    for volume, name, (acq, _) in zip(volumes, names, found):
+        _refuse_unstated(acq, name, volume.kind == "dicom")
     if origins is not None:
         origins.extend(origin for _, origin in found)
     return [acq for acq, _ in found]
+
+
+def _refuse_unstated(acq, name: str, dicom: bool) -> None:
+    """An input whose sequence reads a TI or flip angle that neither the options nor its
+    sidecar give is a one-line ValueError naming it: either sets the contrast, so neither
+    is guessed."""
+    from .acquisition import SEQUENCE_READS
+
+    reads = SEQUENCE_READS.get(acq.sequence, ())
+    for field, value, option, key in (("ti", acq.ti_ms, "--input-ti MS", "InversionTime (s)"),
+                                      ("flip", acq.flip_deg, "--input-flip DEG", "FlipAngle")):
+        if field in reads and value is None:
+            what = "inversion time" if field == "ti" else "flip angle"
+            raise ValueError(f"{name}: {with_article(acq.sequence.replace('_', ' '))} input needs its {what}: "
+                             f"{option}" + ("" if dicom else f", or its sidecar's {key}"))
 
 
 def input_names(volumes) -> list[str]:
@@ -518,7 +536,10 @@ def _acquisition_of(volume, name: str, given: dict, several: bool) -> tuple:
     if te is None or tr is None:
         raise ValueError(f"{name}: {one_time_missing(te, tr, several=several)}")
     ti, flip = given["input_ti"] or volume.ti_ms, given["input_flip"] or volume.flip_deg
-    sequence = input_sequence(given["input_sequence"], getattr(volume, "sequence", None), ti)
+    try:
+        sequence = input_sequence(given["input_sequence"], getattr(volume, "sequence", None), ti)
+    except ValueError as exc:
+        raise ValueError(f"{name}: {exc}") from None
     reads = SEQUENCE_READS.get(sequence, ())
     try:
         acq = make_acquisition(sequence, te, tr, ti if "ti" in reads else None, flip if "flip" in reads else None)
@@ -530,8 +551,17 @@ def _acquisition_of(volume, name: str, given: dict, several: bool) -> tuple:
 def input_sequence(given: str | None, stated: str | None, ti_ms) -> str:
     """An input's sequence, the one rule of ``predict``, ``predict --joint`` and ``maps``:
     ``given`` (``--input-sequence`` or ``--input-preset``), else ``stated`` (its sidecar's
-    or DICOM tags'), else inversion recovery where its TI is known, else spin echo."""
-    return given or stated or ("inversion_recovery" if ti_ms else "spin_echo")
+    or DICOM tags'), else inversion recovery where its TI is known, else spin echo. A stated
+    sequence no input can have (a double inversion recovery this package rendered) is a
+    one-line ValueError."""
+    from .physics import INPUT_SEQUENCES
+
+    sequence = given or stated or ("inversion_recovery" if ti_ms else "spin_echo")
+    if sequence not in INPUT_SEQUENCES:
+        raise ValueError(f"{with_article(sequence.replace('_', ' '))} image cannot be an input (inputs: "
+                         f"{', '.join(s.replace('_', ' ') for s in INPUT_SEQUENCES)}); if it is one of those, "
+                         "say which with --input-sequence")
+    return sequence
 
 
 #: Input options that only some sequences read: the option, and what it sets

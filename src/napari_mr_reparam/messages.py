@@ -11,3 +11,9 @@ def first_line(exc: BaseException) -> str:
     if not lines:
         return type(exc).__name__
     return f"{lines[0]} {lines[1]}" if lines[0].endswith(":") and len(lines) > 1 else lines[0]
+
+
+def with_article(words: str) -> str:
+    """``words`` after "a" or "an", as its first letter's sound takes: "an inversion
+    recovery", "a spin echo" (the sequences' names and such)."""
+    return ("an " if words[:1].lower() in "aeio" else "a ") + words

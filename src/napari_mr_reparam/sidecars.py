@@ -202,7 +202,11 @@ def sidecar_sequence(meta: dict) -> str | None:
     ``SequenceVariant`` and whether it states an ``InversionTime``. A sidecar without
     ``ScanningSequence`` names none, except Siemens' MPRAGE by its ``SequenceName`` or
     ``PulseSequenceName`` (``*tfl3d1_16ns``) with an inversion time. ``MRAcquisitionType``
-    is not used: 3-D says nothing of the sequence (Siemens' SPACE FLAIR is 3-D)."""
+    is not used: 3-D says nothing of the sequence (Siemens' SPACE FLAIR is 3-D). A second
+    inversion time (``InversionTime2``, as this package writes a double inversion recovery's)
+    names a double inversion recovery."""
+    if any(_is_number(v) and v > 0 for v in _listed(meta.get("InversionTime2"))):
+        return "double_inversion_recovery"
     inverted = any(_is_number(v) and v > 0 for v in _listed(meta.get("InversionTime")))
     scanning = meta.get("ScanningSequence")
     if scanning is None:

@@ -584,8 +584,15 @@ def image_refusal(layer) -> str:
     """Why ``layer`` cannot be an input (empty when it can), in one line that names it: the
     models take grey-level images, not RGB(A) colour ones (napari's own reader opens a
     colour file as such), of two or three dimensions, with an image in them (not empty,
-    all NaN or infinite, or one value)."""
+    all NaN or infinite, or one value), and not of a sequence no input can have (a double
+    inversion recovery this package rendered, as its metadata say)."""
+    from .physics import INPUT_SEQUENCES, TARGET_SEQUENCES
+
     name = getattr(layer, "name", "the input")
+    stated = (getattr(layer, "metadata", None) or {}).get("sequence")
+    if stated in TARGET_SEQUENCES and stated not in INPUT_SEQUENCES:
+        return (f"{name} is {_sequence_words(stated)}: no model reads one as its input "
+                f"({', '.join(map(_sequence_words, INPUT_SEQUENCES))}); choose another layer")
     if getattr(layer, "rgb", False):
         return (f"{name} is an RGB(A) colour image; the models take grey-level "
                 "images: open the file with the napari-mr-reparam reader (it reads colour as grey levels)")
