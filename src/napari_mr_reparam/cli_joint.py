@@ -784,10 +784,13 @@ def _named_by_source(volumes, chosen, count) -> str:
     """The inputs ``chosen`` (0-based) named by their source (:func:`~napari_mr_reparam.file_types.path_names`), the
     acquisitions of one folder or file together: ``plate5 (inputs 7-38)``; three or more
     files of one folder, each one input (the echoes of a train converted to a file each),
-    by their folder: ``T2/plate5 (inputs 7-14)``."""
+    by their folder: ``T2/plate5 (inputs 7-14)``, or where other inputs lie in that folder too
+    (a BIDS ``anat`` folder), by the first file: ``sub-01_echo-1_MESE.nii.gz and 7 more
+    (inputs 7-14)``."""
     sources = [_source(v) for v in volumes]
     short = path_names(sources)
     folder_of = {s: str(Path(s).parent) for s in sources}
+    others = {folder_of[s] for i, s in enumerate(sources) if i not in set(chosen)}
     lone_in = Counter(folder_of[sources[i]] for i in chosen if count[sources[i]] == 1)
     groups: dict = {}
     for i in chosen:
@@ -799,7 +802,10 @@ def _named_by_source(volumes, chosen, count) -> str:
         if isinstance(key, tuple):
             first = sources[numbers[0] - 1]
             folder = str(Path(short[first]).parent)
-            named.append(f"{folder if folder != '.' else Path(key[1]).name} ({_input_numbers(numbers)})")
+            if key[1] in others:  # the folder names no one series
+                named.append(f"{short[first]} and {len(numbers) - 1} more ({_input_numbers(numbers)})")
+            else:
+                named.append(f"{folder if folder != '.' else Path(key[1]).name} ({_input_numbers(numbers)})")
         elif count[key] == 1:
             named.append(short[key])
         else:
