@@ -1570,6 +1570,11 @@ def test_closing_the_input_chooses_an_image_not_a_prediction(demo, qtbot):
     before = np.array(pred.data)
     widget.run.clicked.emit()  # nothing runs from the output napari's list fell on
     assert _idle(widget) and np.array_equal(pred.data, before) and widget.status.value.endswith("(Input)")
+    viewer.layers.remove(pred)  # every layer closed, then a scan opened: it is the input, and runs
+    scan = viewer.add_image(before.copy(), name="scan", metadata={"te_ms": 50.0, "tr_ms": 4500.0})
+    assert widget.image.value is scan and not widget.status.value.endswith("(Input)")
+    widget.run.clicked.emit()
+    _until(qtbot, lambda: _idle(widget) and _outputs(viewer, "prediction"))
 
 
 def test_the_maps_asked_for_before_they_are_fitted_are_added_when_they_are(demo, qtbot):

@@ -506,7 +506,8 @@ class ReparamWidget(Container):
         closed = before is not None and before is not layer and before not in self._viewer.layers
         if closed and (self._promote_first_row() or self._instead_of_closed(before)):
             return  # the input chosen was closed: the first row moved up, or an image chosen instead
-        self._closed_input = "" if not closed else self._closed_input
+        # an image chosen (here none of this widget's outputs) ends the closed input's line
+        self._closed_input = self._closed_input if closed and layer is None else ""
         self._maps_asked = None  # map layers asked for the input before are not this one's
         self.joint_status.value = ""
         if self._said_of_input or self.is_idle():  # what was said of the input before no longer holds
