@@ -203,6 +203,27 @@ def test_cancel_stops_work_and_leaves_the_viewer_usable(demo, qtbot):
     _until(qtbot, lambda: _idle(widget) and _outputs(viewer, "prediction"))
 
 
+def test_cancel_takes_back_slices_previewed_at_a_setting_whose_volume_never_came(demo, qtbot):
+    from napari_mr_reparam.widget_logic import Request
+
+    viewer, widget = demo
+    widget.run.clicked.emit()
+    _until(qtbot, lambda: _idle(widget) and _outputs(viewer, "prediction"))
+    (pred,) = _outputs(viewer, "prediction")
+    volume, name, te = np.array(pred.data), pred.name, pred.metadata["te_ms"]
+    source = widget.image.value
+    preview = Request(source, "physics", "cpu", te=te + 30, tr=pred.metadata["tr_ms"], slice_index=1)
+    widget._outputs.write_prediction(preview, np.ones(volume.shape[1:], np.float32))  # as a slider's preview
+    assert pred.name != name and not np.array_equal(pred.data, volume)
+    widget.cancel_work()  # its whole volume is not to come: the layer holds one setting, as named
+    assert pred.name == name and pred.metadata["te_ms"] == te and np.array_equal(pred.data, volume)
+    viewer.layers.remove(pred)  # a preview that made the layer: the layer goes
+    widget._outputs.write_prediction(preview, np.ones(volume.shape[1:], np.float32))
+    assert len(_outputs(viewer, "prediction")) == 1
+    widget.cancel_work()
+    assert _outputs(viewer, "prediction") == []
+
+
 def test_errors_become_notifications_not_crashes(demo, qtbot, monkeypatch):
     viewer, widget = demo
     widget.model.value = "p2p"

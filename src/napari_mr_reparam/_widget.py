@@ -943,6 +943,7 @@ class ReparamWidget(Container):
         if self._predictions.cancel():
             self.status.value = "Cancelled"
             self.progress.value = 0  # not left part-way, as if it would go on
+        self._outputs.undo_previews()  # slices previewed at a setting whose volume never came
 
 
 def _teardown(viewer, *callbacks):

@@ -112,6 +112,9 @@ class Outputs:
         self._metrics, self._truth_hint = metrics, truth_hint
         self._comparisons = LatestJob(self._show_comparison, on_error)
         self._per_slice = None
+        # per prediction layer a preview wrote slices into since its last whole volume: the
+        # layer, its name and metadata then, and each slice as it was (None: a new layer)
+        self._before_preview: dict = {}
 
     @property
     def idle(self) -> bool:
@@ -173,10 +176,16 @@ class Outputs:
         prediction layer; a volume's contrast limits are ``limits`` (computed off the GUI
         thread, :func:`~napari_mr_reparam._widget_work.with_range`), or its value range."""
         source = request.layer
+        existing = self.find(source, "prediction")
         layer = self.layer(source, "prediction", np.shape(source.data))
         if request.slice_index is None:
+            self._before_preview.pop(id(layer), None)
             layer.data = np.asarray(pred, np.float32)  # a fresh volume: no copy where it is float32
         else:
+            before = self._before_preview.setdefault(
+                id(layer), (layer, layer.name, dict(layer.metadata), {} if existing is not None else None))
+            if before[3] is not None and request.slice_index not in before[3]:
+                before[3][request.slice_index] = np.array(layer.data[request.slice_index])
             layer.data[request.slice_index] = pred.reshape(layer.data.shape[1:])
             layer.refresh()
         model = f"joint({len(request.inputs)})" if request.inputs else request.model
@@ -192,6 +201,25 @@ class Outputs:
                               else input_record_of(request))
         if request.slice_index is None:
             layer.contrast_limits = limits or with_range(pred)[1]
+
+    def undo_previews(self) -> None:
+        """The prediction layers whose whole volume never followed their previewed slices
+        (the work was cancelled) back as they were: their slices, name and metadata, or
+        closed where a preview made them; so that no layer holds two settings under one name."""
+        for layer, name, metadata, slices in self._before_preview.values():
+            if layer not in self._viewer.layers:
+                continue
+            if slices is None:
+                self._viewer.layers.remove(layer)
+                continue
+            for index, data in slices.items():
+                layer.data[index] = data
+            layer.metadata.clear()
+            layer.metadata.update(metadata)
+            layer.name = name
+            layer.refresh()
+        self._before_preview.clear()
+        self.update_comparison()
 
     def compare_volume(self, *_) -> None:
         """The whole volume's comparison (the ground truth chosen changed): the figures and
