@@ -1736,3 +1736,13 @@ def test_closing_a_rows_layer_mid_fit_keeps_the_line_that_says_so(demo, qtbot, m
     closed.set()
     _until(qtbot, lambda: _idle(widget))
     assert widget.status.value == f"{second.name} was closed: its row among the inputs is removed"
+
+
+def test_outputs_lie_on_a_rotated_input(make_napari_viewer):
+    from napari_mr_reparam._widget_outputs import placement
+
+    viewer = make_napari_viewer()
+    source = viewer.add_image(np.random.rand(3, 8, 8).astype(np.float32), scale=(2, 1, 1), translate=(5, 1, 2),
+                              rotate=25)
+    out = viewer.add_image(np.zeros((3, 8, 8), np.float32), **placement(source))
+    np.testing.assert_allclose(out._data_to_world.affine_matrix, source._data_to_world.affine_matrix)

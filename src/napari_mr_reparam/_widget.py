@@ -51,7 +51,7 @@ from ._widget_controls import (
     INPUT_SEQUENCE_CHOICES, SEQUENCE_CHOICES, InputRow, NoteLabel, NumberBox, compact, in_scroll_area,
     label_on_top, say_typed_beyond, target_slider, wrap_text,
 )
-from ._widget_outputs import JOINT_MODEL, Outputs, map_contrast_limits
+from ._widget_outputs import JOINT_MODEL, Outputs, map_contrast_limits, placement
 from ._widget_work import compute, with_range
 from .devices import DEVICE_CHOICES
 from .presets import get_input_preset
@@ -914,7 +914,7 @@ class ReparamWidget(Container):
                 shown.data, shown.contrast_limits = data, limits
                 shown.metadata.update(metadata)
             else:
-                self._viewer.add_image(data, name=name, scale=layer.scale, translate=layer.translate,
+                self._viewer.add_image(data, name=name, **placement(layer),
                                        colormap="viridis" if key != "pd" else "gray", visible=False,
                                        contrast_limits=limits, metadata=metadata)
         self._report(f"Added the PD, T1 and T2 maps of {layer.name} as layers (hidden: tick their eyes)")

@@ -100,6 +100,13 @@ def times_source_of(layer, given) -> str:
     return volume.times_stated_by if volume is not None else "layer metadata"
 
 
+def placement(layer) -> dict:
+    """Where ``layer`` lies in the world, as a new layer's keywords: an output made from it
+    lies on it, rotated, sheared or given an affine in napari too."""
+    return {**{key: np.array(getattr(layer, key)) for key in ("scale", "translate", "rotate", "shear")},
+            "affine": np.array(layer.affine.affine_matrix)}
+
+
 class Outputs:
     """The output layers of the input chosen in ``image`` and their comparison with the
     layer chosen in ``ground_truth`` (the widget's layer controls, read for their current
@@ -146,8 +153,7 @@ class Outputs:
         if layer is not None:
             return layer
         layer = self._viewer.add_image(
-            np.zeros(shape, np.float32), name=role, scale=source.scale,
-            translate=source.translate, colormap="gray" if role == "prediction" else "magma",
+            np.zeros(shape, np.float32), name=role, **placement(source), colormap="gray" if role == "prediction" else "magma",
             metadata={**{k: v for k, v in (source.metadata or {}).items() if k not in ("te_ms", "tr_ms")},
                       "mr_reparam_role": role, "mr_reparam_source": source.data},
         )
