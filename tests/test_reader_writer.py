@@ -476,6 +476,13 @@ def test_an_extension_the_writer_does_not_offer_is_refused_naming_those_it_does(
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_colour_layer_is_refused_not_saved_as_slices_of_its_channels(tmp_path):
+    rgb = np.zeros((32, 48, 3), np.float32)
+    with pytest.raises(WriteRefused, match=r"^photo is an RGB\(A\) colour image; this writer saves grey-level"):
+        write_single_image(str(tmp_path / "photo.nii.gz"), rgb, {"name": "photo", "rgb": True})
+    assert list(tmp_path.iterdir()) == []
+
+
 def _maps(names=("scan PD map (relative)", "scan T1 map (ms)", "scan T2 map (ms)")):
     """Layer data tuples as napari hands several selected map layers to a writer."""
     stack = np.arange(2 * 5 * 6, dtype=np.float32).reshape(2, 5, 6)

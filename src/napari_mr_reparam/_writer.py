@@ -133,14 +133,18 @@ def write_image(path: str, data, meta: dict, replace: bool = True) -> list[str]:
     but those of the acquisition, which are written afresh
     (:func:`~napari_mr_reparam.volume_writing.kept_sidecar`). A sidecar already beside a new
     file (``scan.json`` for ``scan.nii.gz``) is another file's: it is kept, and the save is
-    refused in one line (a ``ValueError``). ``replace=False`` replaces nothing (a
-    ``FileExistsError``).
+    refused in one line (a ``ValueError``), as is an RGB(A) layer. ``replace=False``
+    replaces nothing (a ``FileExistsError``).
     """
     from pathlib import Path
 
     from .file_types import NIFTI_SUFFIXES, suffix_of
     from .sidecars import sidecar_path
 
+    if meta.get("rgb"):  # its colour channels would be written as slices
+        raise ValueError(f"{meta.get('name') or 'the layer'} is an RGB(A) colour image; this writer saves grey-level "
+                         "images: open the file with the napari-mr-reparam reader (grey levels), or save it with "
+                         "napari's own writer")
     side = sidecar_path(path)
     if suffix_of(path) in NIFTI_SUFFIXES and not Path(path).exists() and side.exists():
         raise ValueError(f"{side.name} already exists beside {Path(path).name} and would be replaced by its "
