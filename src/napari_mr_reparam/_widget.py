@@ -114,6 +114,7 @@ class ReparamWidget(Container):
         self._adding_rows = False  # a series' rows being added (add_series_rows)
         self._input_layer = None  # the input's layer as last chosen (one closed is told apart)
         self._closed_input = ""  # the line saying the input was closed, until another is chosen
+        self._read_from: dict = {}  # per prediction job (by its request's id), the input data it reads
         self._maps_asked = None  # the request whose map layers are added once its maps are fitted
         self._make_controls()
         # the prediction and difference layers, and the comparison with the ground truth
@@ -783,6 +784,9 @@ class ReparamWidget(Container):
             return
         # one engine call in a worker thread, after any running one (a newer request
         # replaces this one while it waits)
+        if len(self._read_from) > 16:  # those of jobs replaced while they waited, or failed
+            self._read_from.clear()
+        self._read_from[id(request)] = request.layer.data  # what the job reads
         self._predictions.submit(partial(compute, self._engines, request, np.asarray(request.layer.data)), request)
 
     def _on_started(self, request: Request) -> None:
@@ -811,6 +815,9 @@ class ReparamWidget(Container):
             return
         if request.layer not in self._viewer.layers:
             self._report("The input was closed; its prediction is dropped")
+            return
+        if self._read_from.pop(id(request), request.layer.data) is not request.layer.data:
+            self._report(f"{request.layer.name}'s data changed while it ran; its prediction is dropped: run again")
             return
         kind, value = result
         self.device.tooltip = f"in use: {self._engines.last_device}"
