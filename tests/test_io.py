@@ -424,3 +424,17 @@ def test_a_one_slice_file_takes_its_sidecars_slice_thickness_as_its_slab(tmp_pat
     nib.save(nib.Nifti1Image(np.ones((8, 6, 3), np.float32), affine), str(tmp_path / "three.nii.gz"))
     (tmp_path / "three.json").write_text((tmp_path / "one.json").read_text())
     assert load_volume(tmp_path / "three.nii.gz").spacing[0] == pytest.approx(40.0)  # its slices' spacing
+
+
+def test_a_one_slice_file_written_back_keeps_its_qform_and_sform_codes(tmp_path):
+    data = np.ones((8, 6, 1), np.float32)
+    image = nib.Nifti1Image(data, np.diag([1.0, 1.0, 40.0, 1.0]))
+    image.set_qform(image.affine, code=1)
+    image.set_sform(image.affine, code=1)
+    nib.save(image, str(tmp_path / "one.nii.gz"))
+    (tmp_path / "one.json").write_text(json.dumps({"EchoTime": 0.01, "RepetitionTime": 2.0, "SliceThickness": 5}))
+    volume = load_volume(tmp_path / "one.nii.gz")
+    save_volume(tmp_path / "out.nii.gz", volume.data, volume)
+    out = nib.load(tmp_path / "out.nii.gz")
+    assert (int(out.header["qform_code"]), int(out.header["sform_code"])) == (1, 1)
+    np.testing.assert_allclose(out.affine, np.diag([1.0, 1.0, 5.0, 1.0]), atol=1e-6)

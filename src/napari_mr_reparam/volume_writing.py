@@ -337,6 +337,10 @@ def _write_nifti(path: Path, data: np.ndarray, like: Volume | None) -> None:
         img.header.set_data_dtype(np.float32)
         img.header.set_slope_inter(1.0, 0.0)
         img.header["cal_min"] = img.header["cal_max"] = 0
+        codes = (int(header["qform_code"]), int(header["sform_code"])) if header is not None else (0, 0)
+        if any(codes):  # the file's codes kept where its affine was changed (a one-slice file's slab)
+            img.set_qform(affine, code=codes[0])
+            img.set_sform(affine, code=codes[1])
     else:
         img = nib.Nifti1Image(np.ascontiguousarray(voxels), affine)
         img.header.set_xyzt_units("mm")
