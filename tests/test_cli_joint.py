@@ -349,7 +349,7 @@ def test_preset_on_several_inputs_needs_a_folder(scans, tmp_path, capsys):
     out = tmp_path / "x.nii.gz"
     assert main(["predict", str(paths["pdw"]), str(paths["t2w"]), "--preset", "T1w", "--input-te", "15",
                  "--input-tr", "3000", "-o", str(out)]) == 2
-    assert "several inputs need an output folder for -o, not a file" in capsys.readouterr().err
+    assert "several inputs need an output folder for -o, not a file (" in capsys.readouterr().err
     assert not out.exists()
 
 

@@ -144,7 +144,7 @@ def test_output_paths_one_file_or_a_folder_of_named_files(tmp_path):
     assert output_paths(f"{tmp_path}/out.v2/", names[:1]) == [tmp_path / "out.v2" / "a_TE80.nii"]
     (tmp_path / "run.1").mkdir()
     assert output_paths(tmp_path / "run.1", names[:1]) == [tmp_path / "run.1" / "a_TE80.nii"]
-    with pytest.raises(ValueError, match="^several targets need an output folder for -o, not a file$"):
+    with pytest.raises(ValueError, match=r"^several targets need an output folder for -o, not a file \(\S+\): give a folder$"):
         output_paths(tmp_path / "x.nii.gz", names[:2], several="several targets")
     with pytest.raises(ValueError, match=r"^x\.mha: unsupported output type"):
         output_paths(tmp_path / "x.mha", names[:1])
@@ -275,3 +275,17 @@ def test_a_failure_of_the_system_names_the_output_not_its_temporary_file(tmp_pat
         save_volume("rofs/x.nii.gz", np.ones((2, 3, 3)))
     assert str(info.value) == "cannot write rofs/x.nii.gz: read-only file system"
     assert list((tmp_path / "rofs").iterdir()) == []  # the temporary file removed
+
+
+def test_an_output_where_nothing_can_be_written_is_refused_before_any_work(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    import os
+
+    from napari_mr_reparam.volume_writing import output_paths
+
+    monkeypatch.setattr(os, "access", lambda path, mode: Path(path) != tmp_path)  # as a read-only disk
+    for output in (tmp_path / "pred.nii.gz", tmp_path / "new" / "deeper"):
+        with pytest.raises(OSError, match=rf"^cannot write in {tmp_path} \(read-only, or no permission\): choose"):
+            output_paths(output, [("scan", ".nii.gz")])
+    assert list(tmp_path.iterdir()) == []

@@ -44,6 +44,16 @@ def check_output_folder(path: str | Path) -> Path:
     return path
 
 
+def refuse_unwritable(path: str | Path) -> None:
+    """A one-line ``OSError`` where nothing can be written at ``path``: its nearest folder
+    that exists is not writable (a read-only disk, no permission), said before any work."""
+    folder = Path(path).absolute()
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if folder.is_dir() and not os.access(folder, os.W_OK):
+        raise OSError(f"cannot write in {folder} (read-only, or no permission): choose another -o")
+
+
 def output_suffix(suffix: str | None, option: str = "--suffix") -> str | None:
     """An output type given on its own (``.nii.gz``; the dot may be left out), checked as
     :func:`check_output_type` does; None stays None."""
@@ -77,10 +87,11 @@ def output_paths(output: str | Path, names: list[tuple[str, str]], suffix: str |
     """
     out = Path(output)
     refuse_file_as_folder(out, "-o ")
+    refuse_unwritable(out)
     folder = str(output).endswith(("/", os.sep)) or out.is_dir()
     if suffix_of(out) == ".dcm" or (suffix_of(out) and not folder):  # a DICOM series' folder is one output
         if len(names) != 1:
-            raise ValueError(f"{several} need an output folder for -o, not a file")
+            raise ValueError(f"{several} need an output folder for -o, not a file ({out.name}): give a folder")
         check_output_type(out)
         return [out]
     check_output_folder(out)
