@@ -52,19 +52,4 @@ def inversion_efficiency(volumes, acquisitions, body=None, sample: int = 20000) 
         basis = basis / basis.norm(dim=0, keepdim=True).clamp_min(1e-12)
         best = (s.T @ basis).clamp_min(0).max(dim=1).values
         misfits.append(float((energy - best**2).sum()))
-    return _refined(INVERSION_EFFICIENCIES, misfits)
-
-
-def _refined(values, misfits) -> float:
-    """The value of least misfit: the vertex of the parabola through the grid's least and
-    its two neighbours (within them), or the least where it lies at the grid's end."""
-    i = int(np.argmin(misfits))
-    if not 0 < i < len(values) - 1:
-        return float(values[i])
-    before, at, after = misfits[i - 1], misfits[i], misfits[i + 1]
-    curvature = before - 2 * at + after
-    if not curvature > 0:
-        return float(values[i])
-    step = (values[i + 1] - values[i - 1]) / 2
-    shift = 0.5 * (before - after) / curvature  # in steps, within [-0.5, 0.5] at a least
-    return round(float(values[i] + float(np.clip(shift, -1.0, 1.0)) * step), 4)
+    return float(INVERSION_EFFICIENCIES[int(np.argmin(misfits))])
