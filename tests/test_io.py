@@ -295,6 +295,13 @@ def test_an_integer_scan_of_few_grey_levels_is_an_image_and_a_segmentation_label
     for name, count in (("noisy.nii.gz", 0), ("sub-1_dseg.nii.gz", 4), ("aparc+aseg.nii.gz", 4)):
         nib.save(nib.Nifti1Image(noisy, np.eye(4)), str(tmp_path / name))
         assert io.label_count(load_volume(tmp_path / name)) == count, name
+    # stored as floats (as SynthSeg's training maps 01 and others are): labels by their values and shape alone
+    for name, data, count in (("seg.nii.gz", _segmentation().astype(np.float32), 5),
+                              ("noisy_seg.nii.gz", noisy.astype(np.float32), 0),
+                              ("halves_seg.nii.gz", _segmentation().astype(np.float32) + 0.5, 0),
+                              ("few_levels.nii.gz", scan.astype(np.float32), 0)):
+        nib.save(nib.Nifti1Image(data, np.eye(4)), str(tmp_path / name))
+        assert io.label_count(load_volume(tmp_path / name)) == count, name
 
 
 def test_freesurfer_codes_are_the_label_tables():
@@ -307,7 +314,8 @@ SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 
 
 @pytest.mark.skipif(not (SHARED / "anatomy").is_dir(), reason="needs ../shared/anatomy")
-@pytest.mark.parametrize("name", ["synthseg/training_seg_02.nii.gz", "synthseg/training_seg_17.nii.gz"])
+@pytest.mark.parametrize("name", ["synthseg/training_seg_01.nii.gz", "synthseg/training_seg_02.nii.gz",
+                                  "synthseg/training_seg_17.nii.gz"])  # 01 stores floats
 def test_synthseg_maps_are_label_maps_by_their_values_alone(tmp_path, name):
     import shutil
 

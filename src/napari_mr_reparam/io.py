@@ -496,9 +496,14 @@ def label_count(volume: Volume) -> int:
     FreeSurfer's ``T1.mgz``, stay images) holding 2 to :data:`MAX_LABELS` values, and
     either its file's name says so (:data:`LABEL_NAME_WORDS`) or it looks like a
     segmentation (:func:`looks_segmented`). Few values alone do not make one: a scan
-    digitized at 8 bits and saved as 16-bit integers holds at most 256 grey levels.
+    digitized at 8 bits and saved as 16-bit integers holds at most 256 grey levels. One
+    stored as floats (SynthSeg's training maps) is a label map where its values are whole
+    numbers and it looks like a segmentation, whatever its name.
     """
-    if volume.header is None or volume.kind != "nifti" or not _stored_as_integers(volume.header):
+    if volume.header is None or volume.kind != "nifti":
+        return 0
+    as_integers = _stored_as_integers(volume.header)
+    if not as_integers and np.dtype(volume.header.get_data_dtype()).kind != "f":
         return 0
     flat = volume.data.reshape(-1)
     if np.unique(flat[:: max(1, flat.size // 100_000)]).size > MAX_LABELS:  # most images end here
@@ -506,6 +511,9 @@ def label_count(volume: Volume) -> int:
     values = np.unique(flat)
     if not 1 < values.size <= MAX_LABELS:
         return 0
+    if not as_integers:
+        whole = bool(np.all(np.isfinite(values)) and np.all(values == np.round(values)))
+        return values.size if whole and looks_segmented(volume.data, values) else 0
     named = any(word in Path(volume.source).name.lower() for word in LABEL_NAME_WORDS)
     return values.size if named or looks_segmented(volume.data, values) else 0
 
