@@ -1746,3 +1746,15 @@ def test_outputs_lie_on_a_rotated_input(make_napari_viewer):
                               rotate=25)
     out = viewer.add_image(np.zeros((3, 8, 8), np.float32), **placement(source))
     np.testing.assert_allclose(out._data_to_world.affine_matrix, source._data_to_world.affine_matrix)
+
+
+def test_renaming_a_layer_keeps_what_each_control_chose(demo):
+    viewer, widget = demo
+    widget.model.value = "physics"
+    row = widget.add_input_row()
+    further, image = row.layer.value, widget.image.value
+    truth = next(l for l in viewer.layers if l is not further and l is not image)
+    widget.ground_truth.value = truth
+    for layer in (truth, further, image):
+        layer.name = layer.name + " renamed"
+    assert (widget.ground_truth.value, row.layer.value, widget.image.value) == (truth, further, image)

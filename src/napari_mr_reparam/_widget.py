@@ -380,7 +380,16 @@ class ReparamWidget(Container):
         return rows
 
     def reset_choices(self, *args) -> None:
+        # a layer renamed resets the choices, and magicgui would let a layer still open go
+        # (the ground truth to none): each stays chosen while it is open
+        controls = (getattr(self, "image", None), getattr(self, "ground_truth", None),
+                    *(row.layer for row in getattr(self, "inputs", ())))
+        chosen = [(control, control.value) for control in controls if control is not None]
         super().reset_choices(*args)
+        for control, layer in chosen:
+            if layer is not None and control.value is not layer and layer in self._viewer.layers \
+                    and layer in control.choices:
+                control.value = layer
         if hasattr(self, "add_series"):  # layers added or removed: the series may have changed
             self._show_series_button()
 
