@@ -1262,3 +1262,14 @@ def test_a_rendered_double_inversion_recovery_is_refused_as_an_input(scans, tmp_
             f"{path.name}: a double inversion recovery image cannot be an input (inputs: spin echo, "
             "inversion recovery, gradient echo, mprage); if it is one of those, say which with --input-sequence")
     assert not (tmp_path / "out.nii.gz").exists() and not (tmp_path / "m").exists()
+
+
+def test_joint_targets_in_a_folder_are_named_after_the_first_input(scans, tmp_path):
+    paths, _ = scans
+    first = next(iter(paths.values()))
+    assert main(["predict", "--joint", *map(str, paths.values()), *_times("--input-te"), *_times("--input-tr"),
+                 "--model", "none", "--te", "100", "200", "--tr", "3000", "3000", "-o", str(tmp_path / "out"),
+                 "-q"]) == 0
+    stem = first.name.split(".")[0]
+    assert sorted(p.name for p in (tmp_path / "out").glob("*.nii.gz")) == [
+        f"{stem}_joint_TE100_TR3000.nii.gz", f"{stem}_joint_TE200_TR3000.nii.gz"]

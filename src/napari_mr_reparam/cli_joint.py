@@ -1243,6 +1243,14 @@ def _targets(args) -> list:
     return out
 
 
+def _stem(first, joint: bool) -> str:
+    """The name an input's outputs in a folder start with: its file's (or DICOM folder's)
+    without the suffix; with ``--joint``, the first input's and ``_joint``, so that subjects
+    written to one folder keep theirs apart."""
+    stem = Path(first).name.split(".")[0] or "input"
+    return f"{stem}_joint" if joint else stem
+
+
 def _output_paths(args, stem: str, targets) -> dict:
     """Where each target goes: ``-o`` itself for one, else ``STEM_LABEL`` files in that
     folder (:func:`~napari_mr_reparam.volume_writing.output_paths`; NIfTI unless ``--suffix``)."""
@@ -1267,7 +1275,7 @@ def predict_joint_or_preset(args) -> int:
         refuse_repeated_inputs(args.input, FITTED_TWICE)
     groups = [inputs] if args.joint else [[p] for p in inputs]
     output_paths(args.output, [("", ".nii.gz")] * len(groups), args.suffix, "several inputs")  # before any work
-    stems = [(paths[0], "joint" if args.joint else Path(paths[0]).name.split(".")[0]) for paths in groups]
+    stems = [(paths[0], _stem(paths[0], args.joint)) for paths in groups]
     if not args.joint:
         refuse_shared_outputs((path, _output_paths(args, stem, targets)[targets[0][0]]) for path, stem in stems)
     # those known before the inputs are read (a DICOM series' or 4-D file's: when read)
@@ -1382,7 +1390,7 @@ def _parts(paths, args) -> list[tuple]:
     from .file_types import suffix_of
 
     volumes = load_inputs(paths, args.acquisition, input_times_given(args))
-    stem = "joint" if args.joint else Path(paths[0]).name.split(".")[0]
+    stem = _stem(paths[0], args.joint)
     if args.joint and args.no_detail and len(volumes) > 1:  # one DICOM folder of several acquisitions
         raise ValueError(NO_DETAIL_WITH_JOINT)
     label = (volumes[0].extra or {}).get("series")
