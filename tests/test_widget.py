@@ -1758,3 +1758,12 @@ def test_renaming_a_layer_keeps_what_each_control_chose(demo):
     for layer in (truth, further, image):
         layer.name = layer.name + " renamed"
     assert (widget.ground_truth.value, row.layer.value, widget.image.value) == (truth, further, image)
+
+
+def test_changing_the_model_says_the_prediction_shown_is_the_other_models(demo, qtbot):
+    viewer, widget = demo
+    widget.run.clicked.emit()
+    _until(qtbot, lambda: _idle(widget) and _outputs(viewer, "prediction"))
+    assert widget.status.value.startswith(("Rendered", "Done"))
+    widget.model.value = "p2p" if widget.model.value != "p2p" else "physics"
+    assert widget.status.value == "The model changed: press Run all slices (or move a slider) to predict with it"

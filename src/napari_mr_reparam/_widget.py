@@ -224,6 +224,7 @@ class ReparamWidget(Container):
 
     def _connect(self) -> None:
         self.model.changed.connect(self._on_model_changed)
+        self.model.changed.connect(self._say_model_changed)
         self.image.changed.connect(self._on_image_changed)
         self.image.changed.connect(self._show_series_button)
         for control in (self.te, self.tr, self.ti, self.ti2, self.flip, self.sequence):
@@ -316,6 +317,14 @@ class ReparamWidget(Container):
         self._refuse_preset(self.preset)  # ... before the model refuses a contrast it cannot render
         self._refuse_preset(self.input_preset, inputs=True)  # or an input it cannot read
         self._sync_input_preset()
+
+    def _say_model_changed(self, *_) -> None:
+        """A finished job's news in the status line was of the model before: say how to
+        predict with this one (unless a refusal or the joint maps' hint is said)."""
+        said = self.status.value
+        if self.is_idle() and said and said not in (self._refusal, self._joint_hint) \
+                and self._outputs.has_prediction():
+            self._report("The model changed: press Run all slices (or move a slider) to predict with it")
 
     def _on_inputs_changed(self, *_):
         """The input's own sequence, TI and flip are read by the physics model (one input
