@@ -616,3 +616,22 @@ def test_a_dicomdir_opens_the_folder_it_indexes(tmp_path):
     assert napari_get_reader(str(index)) is read_dicom_layers
     [(stack, kwargs, _)] = read_dicom_layers(str(index))
     assert stack.shape == (3, 8, 8) and kwargs["name"].startswith("cd ")
+
+
+def test_other_files_in_a_dicom_folder_are_named_not_skipped_silently(tmp_path):
+    import warnings
+
+    from dicom_helpers import ramp, write_series
+
+    from napari_mr_reparam._reader import read_dicom_layers
+
+    write_series(tmp_path / "study", [ramp(3, 8, 8)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        read_dicom_layers(str(tmp_path / "study"))  # DICOM alone: nothing to say
+    (tmp_path / "study" / "t1.nii.gz").write_bytes(b"not read here")
+    (tmp_path / "study" / "notes.txt").write_text("scan notes")
+    with pytest.warns(UserWarning, match=r"^study: its DICOM series are read; 2 other files there \(notes\.txt, "
+                                         r"t1\.nii\.gz\) are not: open them on their own$"):
+        [(stack, _, _)] = read_dicom_layers(str(tmp_path / "study"))
+    assert stack.shape == (3, 8, 8)

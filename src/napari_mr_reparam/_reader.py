@@ -141,7 +141,8 @@ def read_dicom_layers(path) -> list[tuple]:
     folder of several series, one that forms no volume (a localizer) is left out with a
     warning, which napari shows too, where another series reads. One file that is one slice
     of a series beside it is read as that slice, with a warning to open the folder
-    (:func:`~napari_mr_reparam.dicom.lone_slice`).
+    (:func:`~napari_mr_reparam.dicom.lone_slice`); other files in a folder (a NIfTI, a PNG)
+    are named in a warning (:func:`~napari_mr_reparam.dicom.files_beside`).
     """
     import warnings
 
@@ -153,7 +154,8 @@ def read_dicom_layers(path) -> list[tuple]:
                                    ("sequence", "field_strength_t", "manufacturer")})
         layers.append((data, kwargs, kind))
     lone = dicom.lone_slice(path)  # napari opens files given together one layer each
-    for line in left_out + ([lone] if lone else []):  # napari shows each as a notice
+    beside = dicom.files_beside(path)  # a NIfTI or PNG in the folder is not read with it
+    for line in left_out + [line for line in (lone, beside) if line]:  # napari shows each as a notice
         warnings.warn(line, stacklevel=2)
     return layers
 

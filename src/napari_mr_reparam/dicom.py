@@ -172,6 +172,21 @@ def is_dicomdir(path: str | os.PathLike) -> bool:
         return False
 
 
+def files_beside(path) -> str | None:
+    """For a folder of DICOM series that also holds other files (a NIfTI, a PNG, notes;
+    not a DICOMDIR), one line naming them, which the series' reading skipped; else None."""
+    if isinstance(path, (list, tuple)) or not Path(path).is_dir():  # files given: those are read
+        return None
+    folder = Path(path)
+    others = [p for p in _files_under(folder) if not is_dicom(p) and not is_dicomdir(p)]
+    if not others:
+        return None
+    names = ", ".join(str(p.relative_to(folder)) for p in others[:3]) + (", ..." if len(others) > 3 else "")
+    return (f"{folder.name}: its DICOM series are read; {len(others)} other file{'s' if len(others) > 1 else ''} "
+            f"there ({names}) {'are' if len(others) > 1 else 'is'} not: open {'them' if len(others) > 1 else 'it'} "
+            f"on {'their' if len(others) > 1 else 'its'} own")
+
+
 def lone_slice(path) -> str | None:
     """Where ``path`` is one DICOM file (or a list of one) holding one slice of an acquisition
     whose other slices are files beside it: a line saying so and to open the folder (napari
