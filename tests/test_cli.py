@@ -165,6 +165,27 @@ def test_folder_of_inputs_several_targets_physics_maps_once(tmp_path, tiny_weigh
     assert "2 of 3 inputs done" in captured.out and "error: " in captured.err and "broken.nii" in captured.err
 
 
+@pytest.mark.parametrize("target", [["--te", "90", "--tr", "4000"], ["--preset", "T2w"]])
+def test_a_batch_run_again_skips_the_inputs_whose_outputs_exist(tmp_path, tiny_weights, capsys, target):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name in ("a", "b"):
+        _oblique_nifti(folder / f"{name}.nii.gz", shape=(30, 28, 2))
+    argv = ["predict", str(folder), "-o", str(tmp_path / "out"), "--model", "physics", *target,
+            "--input-te", "50", "--input-tr", "4500", "-q"]
+    assert main(["predict", str(folder / "a.nii.gz"), *argv[2:]]) == 0  # the run that stopped after a
+    first = sorted(p.name for p in (tmp_path / "out").iterdir())
+    capsys.readouterr()
+    assert main(argv) == 2 and "exists; pass --overwrite" in capsys.readouterr().err  # as before: refused
+    assert main([*argv, "--skip-existing"]) == 0
+    err = capsys.readouterr().err
+    assert f"skipped {folder / 'a.nii.gz'}: its outputs exist" in err
+    assert len(list((tmp_path / "out").iterdir())) == 2 * len(first)  # b's written beside a's
+    assert main([*argv, "--skip-existing"]) == 0 and capsys.readouterr().err.count("skipped") == 2
+    assert main([*argv, "--skip-existing", "--overwrite"]) == 2
+    assert "--skip-existing leaves existing outputs, --overwrite replaces them" in capsys.readouterr().err
+
+
 def test_flip_average_gives_the_mirror_of_the_mirrored_scan(scan, tiny_weights, tmp_path):
     path, _, _ = scan
     image = nib.load(str(path))

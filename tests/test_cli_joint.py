@@ -1264,7 +1264,7 @@ def test_a_rendered_double_inversion_recovery_is_refused_as_an_input(scans, tmp_
     assert not (tmp_path / "out.nii.gz").exists() and not (tmp_path / "m").exists()
 
 
-def test_joint_targets_in_a_folder_are_named_after_the_first_input(scans, tmp_path):
+def test_joint_targets_in_a_folder_are_named_after_the_first_input(scans, tmp_path, capsys):
     paths, _ = scans
     first = next(iter(paths.values()))
     assert main(["predict", "--joint", *map(str, paths.values()), *_times("--input-te"), *_times("--input-tr"),
@@ -1273,3 +1273,6 @@ def test_joint_targets_in_a_folder_are_named_after_the_first_input(scans, tmp_pa
     stem = first.name.split(".")[0]
     assert sorted(p.name for p in (tmp_path / "out").glob("*.nii.gz")) == [
         f"{stem}_joint_TE100_TR3000.nii.gz", f"{stem}_joint_TE200_TR3000.nii.gz"]
+    again = ["predict", "--joint", *map(str, paths.values()), *_times("--input-te"), *_times("--input-tr"),
+             "--model", "none", "--te", "100", "200", "--tr", "3000", "3000", "-o", str(tmp_path / "out"), "-q"]
+    assert main([*again, "--skip-existing"]) == 0 and "its outputs exist" in capsys.readouterr().err

@@ -309,6 +309,8 @@ def cmd_predict(args) -> int:
     from .inference import InferenceOptions, Reparameterizer
 
     refuse_bad_angles(args)
+    if args.skip_existing and args.overwrite:
+        raise ValueError("--skip-existing leaves existing outputs, --overwrite replaces them: give one")
     refuse_acquisition_with_joint(args)
     refuse_joint_options(args)
     refuse_acquisition_without_dicom(args.input, args.acquisition)
@@ -336,7 +338,11 @@ def cmd_predict(args) -> int:
     from .volume_writing import refuse_existing
 
     refuse_inputs_as_outputs(outputs.values(), folder_files(args.input))
-    refuse_existing(outputs.values(), overwrite=args.overwrite)
+    if args.skip_existing:
+        inputs = _without_done(inputs, outputs)
+        if not inputs:
+            return 0
+    refuse_existing([out for (path, _), out in outputs.items() if path in inputs], overwrite=args.overwrite)
     engine = Reparameterizer(args.model, weights=args.weights, device=args.device,
                              batch_size=args.batch_size)
     options = engine.resolve(InferenceOptions(consistency=args.consistency,
@@ -363,6 +369,22 @@ def cmd_predict(args) -> int:
     if len(inputs) > 1:
         print(f"{len(inputs) - failures} of {len(inputs)} inputs done")
     return 0 if failures == 0 else 2
+
+
+def _without_done(inputs, outputs) -> list:
+    """``--skip-existing``: the inputs whose every output (and its sidecar) is not there
+    yet; each left out is said on stderr. One whose outputs are there in part is kept (and
+    refused, unless ``--overwrite``)."""
+    from .volume_writing import written_files
+
+    kept = []
+    for path in inputs:
+        files = [f for (p, _), out in outputs.items() if p == path for f in written_files(out)]
+        if files and all(f.exists() for f in files):
+            print(f"skipped {path}: its outputs exist", file=sys.stderr)
+        else:
+            kept.append(path)
+    return kept
 
 
 def _target_tag(args) -> str:
@@ -743,6 +765,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="physics model: render from the maps alone, without adding back the input's "
                          "own detail beyond them (kept by default)")
     pr.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    pr.add_argument("--skip-existing", action="store_true",
+                    help="leave out, with a line each, inputs whose outputs all exist (a batch run again "
+                         "after it stopped); not with --overwrite")
     pr.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     from .cli_joint import add_maps_command, add_predict_options
 

@@ -1243,6 +1243,18 @@ def _targets(args) -> list:
     return out
 
 
+def _all_written(outputs, name) -> bool:
+    """``--skip-existing``: whether every one of ``outputs`` (and its sidecar) exists; if
+    so, a line on stderr says ``name`` is left out."""
+    from .volume_writing import written_files
+
+    files = [f for out in outputs for f in written_files(out)]
+    if files and all(f.exists() for f in files):
+        print(f"skipped {name}: its outputs exist", file=sys.stderr)
+        return True
+    return False
+
+
 def _stem(first, joint: bool) -> str:
     """The name an input's outputs in a folder start with: its file's (or DICOM folder's)
     without the suffix; with ``--joint``, the first input's and ``_joint``, so that subjects
@@ -1278,6 +1290,12 @@ def predict_joint_or_preset(args) -> int:
     stems = [(paths[0], _stem(paths[0], args.joint)) for paths in groups]
     if not args.joint:
         refuse_shared_outputs((path, _output_paths(args, stem, targets)[targets[0][0]]) for path, stem in stems)
+    if getattr(args, "skip_existing", False):
+        groups = [paths for paths, (_, stem) in zip(groups, stems) if (not args.joint and _several_in(paths[0]))
+                  or not _all_written(_output_paths(args, stem, targets).values(), paths[0])]
+        if not groups:
+            return 0
+        stems = [(paths[0], _stem(paths[0], args.joint)) for paths in groups]
     # those known before the inputs are read (a DICOM series' or 4-D file's: when read)
     known = [out for path, stem in stems if args.joint or not _several_in(path)
              for out in _output_paths(args, stem, targets).values()]
@@ -1297,6 +1315,8 @@ def predict_joint_or_preset(args) -> int:
             continue
         for stem, short, name, volumes in parts:
             outputs = _output_paths(args, stem, targets)
+            if getattr(args, "skip_existing", False) and _all_written(outputs.values(), name):
+                continue
             refuse_inputs_as_outputs(outputs.values(), inputs)
             refuse_existing(outputs.values(), overwrite=args.overwrite)
             if args.joint:  # inputs that cannot be placed together: refused before any notice on them
