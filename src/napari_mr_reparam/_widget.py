@@ -805,7 +805,7 @@ class ReparamWidget(Container):
         if len(self._read_from) > 16:  # those of jobs replaced while they waited, or failed
             self._read_from.clear()
         self._read_from[id(request)] = request.layer.data  # what the job reads
-        self._predictions.submit(partial(compute, self._engines, request, np.asarray(request.layer.data)), request)
+        self._predictions.submit(partial(compute, self._engines, request, request.layer.data), request)
 
     def _on_started(self, request: Request) -> None:
         shape = np.shape(request.layer.data)

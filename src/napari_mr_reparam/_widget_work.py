@@ -14,9 +14,11 @@ from .acquisition import Acquisition
 from .widget_logic import EngineCache, Request, input_gains, joint_acquisitions, joint_inputs
 
 
-def compute(engines: EngineCache, request: Request, data: np.ndarray, job) -> tuple:
+def compute(engines: EngineCache, request: Request, data, job) -> tuple:
     """One engine call for ``request`` (run in a worker thread): ``("maps", (engine, maps))``
     for the physics model or joint maps (``engine`` None), else ``("prediction", volume)``.
+    ``data``: the input layer's array, read here (a lazy one, dask say, off the GUI thread:
+    a slice's preview reads that slice).
     The engine chunks the volume itself; its ``progress`` callback moves the bar (through
     ``job``'s Qt signal, so from the worker thread safely) and its ``cancelled`` hook reads
     ``job``'s cancel flag."""
@@ -38,10 +40,10 @@ def compute(engines: EngineCache, request: Request, data: np.ndarray, job) -> tu
         return ("maps", (None, maps))
     if engine.renders_from_maps:
         options = InferenceOptions(request.consistency, request.flip_average)
-        maps = engine.compute_maps(data, given, options=options, progress=job.advance,
+        maps = engine.compute_maps(np.asarray(data), given, options=options, progress=job.advance,
                                    cancelled=job.cancelled)
         return ("maps", (engine, maps))
-    volume = data if request.slice_index is None else data[request.slice_index]
+    volume = np.asarray(data if request.slice_index is None else data[request.slice_index])
     pred = engine.predict(volume, Acquisition(request.te, request.tr), given,
                           progress=job.advance, cancelled=job.cancelled)
     return ("prediction", with_range(pred) if request.slice_index is None else (pred, None))
