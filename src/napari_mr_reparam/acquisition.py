@@ -106,16 +106,27 @@ def validate_times(te, tr, ti=None) -> None:
             raise ValueError(f"{name} ({short.flat[i]:g} ms) must be shorter than TR ({long_.flat[i]:g} ms)")
 
 
+#: The least flip angle (degrees) taken: below it, a value can only be radians.
+MIN_FLIP_DEG = 1.0
+
+
 def validate_flip(flip_deg, name: str = "flip angle") -> None:
-    """Raise ``ValueError`` with a one-line reason for a flip angle outside (0, 180] degrees
-    (scalars or arrays, checked value by value; None is skipped). ``name`` is what the
-    message calls it (``--flip``)."""
+    """Raise ``ValueError`` with a one-line reason for a flip angle outside (0, 180] degrees,
+    or below :data:`MIN_FLIP_DEG` (radians, as it can only be; a scanner's flip is a degree
+    or more), scalars or arrays, checked value by value; None is skipped. ``name`` is what
+    the message calls it (``--flip``)."""
+    import math
+
     if flip_deg is None:
         return
     values = np.asarray(flip_deg, np.float64).ravel()
     bad = values[~(np.isfinite(values) & (values > 0) & (values <= 180))]
     if bad.size:
         raise ValueError(f"{name} must be between 0 and 180 degrees (more than 0, at most 180), got {bad[0]:g}")
+    small = values[values < MIN_FLIP_DEG]
+    if small.size:
+        raise ValueError(f"{name} {small[0]:g} looks like radians ({math.degrees(small[0]):.1f} degrees); "
+                         "flip angles are given in degrees")
 
 
 def default_input_mismatch(te=None, tr=None, sequence=None, ti=None):

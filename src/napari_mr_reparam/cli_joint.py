@@ -906,24 +906,15 @@ def one_time_missing(te, tr, several: bool = False) -> str:
             f"give it with --input-{lacking} MS{per}, or name the acquisition with --input-preset NAME")
 
 
-#: The least flip angle (degrees) the command line takes: below it, a value is radians.
-MIN_FLIP_DEG = 1.0
-
-
 def refuse_bad_angles(args) -> None:
-    """Flip angles outside (0, 180] degrees (``--flip``, ``--input-flip``), or below
-    :data:`MIN_FLIP_DEG` (radians, as they can only be), are refused before any file is read."""
-    import math
-
+    """Flip angles outside (0, 180] degrees (``--flip``, ``--input-flip``), or below a
+    degree (radians: :func:`~napari_mr_reparam.acquisition.validate_flip`), are refused
+    before any file is read."""
     from .acquisition import validate_flip
 
     for option, given in (("--flip", getattr(args, "flip", None)),
                           ("--input-flip", _listed(getattr(args, "input_flip", None)) or None)):
         validate_flip(given, option)
-        small = [v for v in ([given] if isinstance(given, (int, float)) else given or []) if v < MIN_FLIP_DEG]
-        if small:  # a scanner's flip is a degree or more: radians
-            raise ValueError(f"{option} {small[0]:g} looks like radians ({math.degrees(small[0]):.1f} degrees); "
-                             "flip angles are given in degrees")
 
 
 def fit_inputs(paths, args, model="physics", device="auto", engine=None, volumes=None, progress=None,
