@@ -189,3 +189,21 @@ def test_a_second_inversion_time_names_a_double_inversion_recovery(tmp_path):
     (tmp_path / "dir.json").write_text(json.dumps({"EchoTime": 0.025, "RepetitionTime": 11.0, "InversionTime": 3.4,
                                                    "InversionTime2": 0.4, "ScanningSequence": "IR"}))
     assert read_sidecar(tmp_path / "dir.nii.gz")["sequence"] == "double_inversion_recovery"
+
+
+def test_a_bids_datasets_files_inherit_the_sidecars_above_them(tmp_path):
+    anat = tmp_path / "ds" / "sub-01" / "anat"
+    anat.mkdir(parents=True)
+    scan = anat / "sub-01_T2w.nii.gz"
+    (tmp_path / "ds" / "T2w.json").write_text(json.dumps({"EchoTime": 0.12, "RepetitionTime": 6.0, "FlipAngle": 90}))
+    (tmp_path / "ds" / "acq-fast_T2w.json").write_text(json.dumps({"EchoTime": 0.08}))  # another acquisition's
+    (tmp_path / "ds" / "sub-01" / "sub-01_T1w.json").write_text(json.dumps({"EchoTime": 0.01}))  # another suffix's
+    assert read_sidecar(scan) == {}  # no dataset_description.json: no BIDS dataset, nothing inherited
+    (tmp_path / "ds" / "dataset_description.json").write_text(json.dumps({"Name": "x", "BIDSVersion": "1.9.0"}))
+    assert read_sidecar(scan) == {"te_ms": 120.0, "tr_ms": 6000.0, "flip_deg": 90.0}
+    (tmp_path / "ds" / "sub-01" / "sub-01_T2w.json").write_text(json.dumps({"RepetitionTime": 5.0}))
+    (anat / "sub-01_T2w.json").write_text(json.dumps({"EchoTime": 0.1}))  # its own wins, the nearer next
+    assert read_sidecar(scan) == {"te_ms": 100.0, "tr_ms": 5000.0, "flip_deg": 90.0}
+    (tmp_path / "ds" / "T2w.json").write_text("{not json")
+    with pytest.raises(ValueError, match=r"^T2w\.json: not a readable BIDS sidecar"):
+        read_sidecar(scan)

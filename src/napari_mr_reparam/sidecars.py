@@ -1,6 +1,9 @@
 """BIDS JSON sidecars: the ``<stem>.json`` beside a NIfTI file, with the acquisition's times,
 flip angle and sequence; read into a :class:`~napari_mr_reparam.io.Volume`'s fields and
-written beside NIfTI outputs (:mod:`.volume_writing`).
+written beside NIfTI outputs (:mod:`.volume_writing`). In a BIDS dataset (a folder above
+holding ``dataset_description.json``) a file's fields also come from the sidecars it
+inherits (:func:`inherited_sidecars`: ``T2w.json`` at the dataset's top for every
+``*_T2w.nii.gz``), its own winning.
 
 Times in sidecars are BIDS seconds on disk and milliseconds in
 :class:`~napari_mr_reparam.io.Volume`. The sequence is named by :func:`sequence_of`, which
@@ -31,12 +34,44 @@ def sidecar_path(path: str | Path) -> Path:
     return path.with_name(stem + ".json")
 
 
+def _entities(name: str) -> tuple[dict, str]:
+    """A BIDS file name's key-value entities and its suffix: ``sub-01_echo-1_MESE`` ->
+    ``({"sub": "01", "echo": "1"}, "MESE")``."""
+    parts = name.split("_")
+    pairs = dict(part.split("-", 1) for part in parts[:-1] if "-" in part)
+    return pairs, parts[-1]
+
+
+def inherited_sidecars(path: str | Path) -> list[Path]:
+    """The sidecars a data file inherits by BIDS' inheritance principle, the farthest
+    first: JSON files in the folders from the dataset's top (the nearest folder above that
+    holds ``dataset_description.json``) down to the file's own, whose suffix is the file's
+    and whose entities are all the file's (``T2w.json``, ``sub-01_T2w.json``,
+    ``echo-1_MESE.json``), not the file's own sidecar. Empty outside a BIDS dataset."""
+    path = Path(path).absolute()
+    own = sidecar_path(path)
+    folders = [path.parent, *path.parent.parents]
+    top = next((i for i, f in enumerate(folders) if (f / "dataset_description.json").is_file()), None)
+    if top is None:
+        return []
+    entities, suffix = _entities(own.name[: -len(".json")])
+    found = []
+    for folder in reversed(folders[: top + 1]):
+        for candidate in sorted(folder.glob(f"*{suffix}.json")):
+            pairs, its_suffix = _entities(candidate.name[: -len(".json")])
+            if candidate != own and its_suffix == suffix and pairs.items() <= entities.items():
+                found.append(candidate)
+    return found
+
+
 #: The times a sidecar states, by :class:`~napari_mr_reparam.io.Volume` field.
 SIDECAR_TIMES = {"te_ms": "EchoTime", "tr_ms": "RepetitionTime", "ti_ms": "InversionTime"}
 
 
 def read_sidecar(path: str | Path, times_given=(), volumes: int | None = None) -> dict:
-    """Acquisition parameters from the BIDS sidecar beside ``path`` (data file or sidecar).
+    """Acquisition parameters from the BIDS sidecar beside ``path`` (data file or sidecar),
+    over those of the sidecars it inherits in a BIDS dataset (:func:`inherited_sidecars`;
+    messages name the file a problem is in, else the nearest).
 
     Returns a dict with those of ``te_ms``, ``tr_ms``, ``ti_ms`` (milliseconds),
     ``flip_deg`` (degrees), ``sequence`` (:func:`sidecar_sequence`; where it names none, a
@@ -62,13 +97,19 @@ def read_sidecar(path: str | Path, times_given=(), volumes: int | None = None) -
     ``times_ignored`` says so.
     """
     side = Path(path) if suffix_of(path) == ".json" else sidecar_path(path)
-    if not side.exists():
+    files = ([] if suffix_of(path) == ".json" else inherited_sidecars(path)) + ([side] if side.exists() else [])
+    if not files:
         return {}
-    try:
-        meta = json.loads(side.read_text(encoding="utf-8"))
-        problem = "" if isinstance(meta, dict) else f"it holds a JSON {type(meta).__name__}, not an object"
-    except (OSError, ValueError) as exc:
-        problem = first_line(exc)
+    meta, problem = {}, ""
+    for side in files:  # the farthest first: the file's own last, and winning
+        try:
+            loaded = json.loads(side.read_text(encoding="utf-8"))
+            problem = "" if isinstance(loaded, dict) else f"it holds a JSON {type(loaded).__name__}, not an object"
+        except (OSError, ValueError) as exc:
+            problem = first_line(exc)
+        if problem:
+            break
+        meta.update(loaded)
     if problem:  # its times are unknown: only times known otherwise let the image be read without them
         if {"te_ms", "tr_ms"} <= set(times_given):
             return {"times_ignored": f"{side.name} is ignored (not a readable BIDS sidecar: {problem})"}
