@@ -1767,3 +1767,17 @@ def test_changing_the_model_says_the_prediction_shown_is_the_other_models(demo, 
     assert widget.status.value.startswith(("Rendered", "Done"))
     widget.model.value = "p2p" if widget.model.value != "p2p" else "physics"
     assert widget.status.value == "The model changed: press Run all slices (or move a slider) to predict with it"
+
+
+def test_a_result_whose_inputs_data_was_replaced_while_it_ran_is_dropped(demo, qtbot):
+    viewer, widget = demo
+    widget.model.value = "physics"
+    row = widget.add_input_row()
+    further = row.layer.value
+    widget.run.clicked.emit()
+    further.data = np.asarray(further.data)[:, ::-1] * 0.5  # as a script may, while the joint fit runs
+    _until(qtbot, lambda: _idle(widget))
+    assert widget.status.value == f"{further.name}'s data changed while it ran; its prediction is dropped: run again"
+    assert _outputs(viewer, "prediction") == []
+    widget.run.clicked.emit()  # run again: the new data's maps
+    _until(qtbot, lambda: _idle(widget) and _outputs(viewer, "prediction"))

@@ -61,7 +61,7 @@ from .widget_logic import (
     CUSTOM, EngineCache, InputSpec, MapsCache, Request, determined_line, guessed_input_preset,
     guessed_line, image_refusal, input_from_metadata, input_refusal, input_times_to_type, joint_acquisitions,
     joint_job_units, matching_preset, one_gain_hint, preset_choices, preset_controls, preset_refusal,
-    registration_refusal, render_request, seconds_hint, target_words,
+    read_layers, registration_refusal, render_request, seconds_hint, target_words,
 )
 
 if TYPE_CHECKING:
@@ -804,7 +804,7 @@ class ReparamWidget(Container):
         # replaces this one while it waits)
         if len(self._read_from) > 16:  # those of jobs replaced while they waited, or failed
             self._read_from.clear()
-        self._read_from[id(request)] = request.layer.data  # what the job reads
+        self._read_from[id(request)] = [layer.data for layer in read_layers(request)]  # what the job reads
         self._predictions.submit(partial(compute, self._engines, request, request.layer.data), request)
 
     def _on_started(self, request: Request) -> None:
@@ -834,8 +834,11 @@ class ReparamWidget(Container):
         if request.layer not in self._viewer.layers:
             self._report("The input was closed; its prediction is dropped")
             return
-        if self._read_from.pop(id(request), request.layer.data) is not request.layer.data:
-            self._report(f"{request.layer.name}'s data changed while it ran; its prediction is dropped: run again")
+        read = self._read_from.pop(id(request), None)
+        changed = [] if read is None else [layer for layer, data in zip(read_layers(request), read)
+                                           if layer.data is not data]
+        if changed:
+            self._report(f"{changed[0].name}'s data changed while it ran; its prediction is dropped: run again")
             return
         kind, value = result
         self.device.tooltip = f"in use: {self._engines.last_device}"

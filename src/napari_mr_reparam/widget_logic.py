@@ -701,6 +701,11 @@ class EngineCache:
         return f"{getattr(layer, 'name', 'the input')}: {why}; choose another layer" if why else ""
 
 
+def read_layers(request: Request) -> list:
+    """The layers a request reads: its input and any further inputs."""
+    return [request.layer, *(spec.layer for spec in request.inputs)]
+
+
 class MapsCache:
     """The physics model's maps per input layer, model, device, input acquisition,
     data-consistency weight and flip averaging.
@@ -721,7 +726,7 @@ class MapsCache:
 
     @staticmethod
     def _datas(request: Request) -> tuple:
-        return (request.layer.data, *(spec.layer.data for spec in request.inputs))
+        return tuple(layer.data for layer in read_layers(request))
 
     def get(self, request: Request):
         entry = self._entries.get(self._key(request))
