@@ -288,4 +288,6 @@ def test_an_output_where_nothing_can_be_written_is_refused_before_any_work(tmp_p
     for output in (tmp_path / "pred.nii.gz", tmp_path / "new" / "deeper"):
         with pytest.raises(OSError, match=rf"^cannot write in {tmp_path} \(read-only, or no permission\): choose"):
             output_paths(output, [("scan", ".nii.gz")])
+    with pytest.raises(OSError, match=r"^cannot write in "):
+        volume_writing.check_output_folder(tmp_path / "maps")  # maps' folder, before the fit
     assert list(tmp_path.iterdir()) == []

@@ -34,13 +34,15 @@ def check_output_type(path: str | Path, label: str | None = None) -> str:
 
 def check_output_folder(path: str | Path) -> Path:
     """``path`` as an output folder (made when written to); a one-line ``ValueError`` when
-    it is an existing file or names a file type (``maps.nii.gz``)."""
+    it is an existing file or names a file type (``maps.nii.gz``), an ``OSError`` where
+    nothing can be written there (:func:`refuse_unwritable`)."""
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise ValueError(f"{path}: exists and is not a folder; -o names the output folder here")
     if not path.exists() and suffix_of(path) in OUTPUT_SUFFIXES:
         raise ValueError(f"{path}: -o names the output folder here (several files are written), "
                          "not a file")
+    refuse_unwritable(path)
     return path
 
 
