@@ -205,5 +205,20 @@ def test_a_bids_datasets_files_inherit_the_sidecars_above_them(tmp_path):
     (anat / "sub-01_T2w.json").write_text(json.dumps({"EchoTime": 0.1}))  # its own wins, the nearer next
     assert read_sidecar(scan) == {"te_ms": 100.0, "tr_ms": 5000.0, "flip_deg": 90.0}
     (tmp_path / "ds" / "T2w.json").write_text("{not json")
-    with pytest.raises(ValueError, match=r"^T2w\.json: not a readable BIDS sidecar"):
+    with pytest.raises(ValueError, match=r"^ds/T2w\.json: not a readable BIDS sidecar"):
         read_sidecar(scan)
+
+
+def test_an_unreadable_inherited_sidecar_leaves_the_files_own_read_where_the_times_are_given(tmp_path):
+    anat = tmp_path / "ds" / "sub-01" / "anat"
+    anat.mkdir(parents=True)
+    (tmp_path / "ds" / "dataset_description.json").write_text(json.dumps({"Name": "x"}))
+    (tmp_path / "ds" / "IRT1.json").write_text("{broken")
+    scan = anat / "sub-01_inv-1_IRT1.nii.gz"
+    (anat / "sub-01_inv-1_IRT1.json").write_text(json.dumps({"EchoTime": 0.015, "RepetitionTime": 5.0,
+                                                             "InversionTime": 0.4, "ScanningSequence": "IR"}))
+    with pytest.raises(ValueError, match=r"^ds/IRT1\.json: not a readable BIDS sidecar"):
+        read_sidecar(scan)
+    got = read_sidecar(scan, times_given=("te_ms", "tr_ms"))
+    assert got["sequence"] == "inversion_recovery" and got["ti_ms"] == 400.0
+    assert got["times_ignored"].startswith("ds/IRT1.json is ignored (not a readable BIDS sidecar")

@@ -100,21 +100,25 @@ def read_sidecar(path: str | Path, times_given=(), volumes: int | None = None) -
     files = ([] if suffix_of(path) == ".json" else inherited_sidecars(path)) + ([side] if side.exists() else [])
     if not files:
         return {}
-    meta, problem = {}, ""
-    for side in files:  # the farthest first: the file's own last, and winning
+    meta, read, unread = {}, [], []
+    for file in files:  # the farthest first: the file's own last, and winning
+        named = file.name if file == side else f"{file.parent.name}/{file.name}"  # an inherited one: its folder
         try:
-            loaded = json.loads(side.read_text(encoding="utf-8"))
+            loaded = json.loads(file.read_text(encoding="utf-8"))
             problem = "" if isinstance(loaded, dict) else f"it holds a JSON {type(loaded).__name__}, not an object"
         except (OSError, ValueError) as exc:
             problem = first_line(exc)
-        if problem:
-            break
-        meta.update(loaded)
-    if problem:  # its times are unknown: only times known otherwise let the image be read without them
-        if {"te_ms", "tr_ms"} <= set(times_given):
-            return {"times_ignored": f"{side.name} is ignored (not a readable BIDS sidecar: {problem})"}
-        raise ValueError(f"{side.name}: not a readable BIDS sidecar ({problem}); fix it or move it away, or "
-                         "give the input's times (--input-te and --input-tr) to read the image without it")
+        if not problem:
+            meta.update(loaded)
+            read.append(file)
+        elif {"te_ms", "tr_ms"} <= set(times_given):  # its times are known otherwise: the rest is read
+            unread.append(f"{named} is ignored (not a readable BIDS sidecar: {problem})")
+        else:
+            raise ValueError(f"{named}: not a readable BIDS sidecar ({problem}); fix it or move it away, or "
+                             "give the input's times (--input-te and --input-tr) to read the image without it")
+    if not read:
+        return {"times_ignored": "; ".join(unread)}
+    side = read[-1]  # the nearest read names the times in messages
     out, refused, set_aside = {}, [], []
     for ours, key in SIDECAR_TIMES.items():
         value = meta.get(key)
@@ -139,8 +143,8 @@ def read_sidecar(path: str | Path, times_given=(), volumes: int | None = None) -
                              "which set the sidecar aside")
         out = {"times_ignored": f"the times in {side.name} are ignored ({key} {value:g} can only be "
                                 "milliseconds; BIDS sidecars store seconds)"}
-    elif set_aside:
-        out["times_ignored"] = "; ".join(set_aside)
+    elif set_aside or unread:
+        out["times_ignored"] = "; ".join([*unread, *set_aside])
     if _is_number(meta.get("FlipAngle")):
         out["flip_deg"] = float(meta["FlipAngle"])
     sequence = sidecar_sequence(meta) or _sequence_of_small_flip(out)
