@@ -237,3 +237,14 @@ def test_data_that_do_not_fit_the_source_are_one_line_and_nothing_is_written(tmp
     with pytest.raises(ValueError, match=r"^out\.dcm: data of shape \(2, 12, 10\) do not fit"):
         save_volume(tmp_path / "out.dcm", volume.data[:2], like=volume)
     assert not (tmp_path / "out.dcm").exists()
+
+
+def test_a_double_inversion_recovery_written_as_dicom_reads_back_as_one(tmp_path):
+    volume, _ = _source(tmp_path)
+    out = save_volume(tmp_path / "dir.dcm", volume.data, like=volume, te_ms=25, tr_ms=11000,
+                      extra=acquisition_sidecar("double_inversion_recovery", 3400, None, 400))
+    got = dicom.read_series(out)[0]
+    assert got.sequence == "double_inversion_recovery"  # not an inversion recovery at TI 3400 ms
+    prediction = save_volume(tmp_path / "ir.dcm", volume.data, like=volume, te_ms=25, tr_ms=5000,
+                             extra=acquisition_sidecar("inversion_recovery", 2000))
+    assert dicom.read_series(prediction)[0].sequence == "inversion_recovery"

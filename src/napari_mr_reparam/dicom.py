@@ -644,7 +644,12 @@ def sequence_name(ds) -> str | None:
     """The package's sequence name for a dataset's ScanningSequence, SequenceVariant and
     InversionTime: :func:`~napari_mr_reparam.sidecars.sequence_of`, the rule BIDS sidecars
     share (GR -> ``gradient_echo``, ``mprage`` where magnetization-prepared; IR or an
-    InversionTime -> ``inversion_recovery``; SE -> ``spin_echo``; else None)."""
+    InversionTime -> ``inversion_recovery``; SE -> ``spin_echo``; else None). A double
+    inversion recovery this package wrote names itself in SequenceName."""
+    from .dicom_export import DOUBLE_INVERSION_NAME
+
+    if str(ds.get("SequenceName", "")) == DOUBLE_INVERSION_NAME:
+        return DOUBLE_INVERSION_NAME
     inverted = (_number(ds, "InversionTime") or 0) > 0
     return sequence_of(_as_list(ds.get("ScanningSequence")), _as_list(ds.get("SequenceVariant")), inverted)
 

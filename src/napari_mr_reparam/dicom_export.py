@@ -176,9 +176,16 @@ def _series_attributes(source, te_ms, tr_ms, model, extra) -> dict:
     ti = extra.get("InversionTime")
     if ti is not None:
         meta["InversionTime"] = f"{1000.0 * float(np.ravel(ti)[0]):.6g}"
+    if extra.get("InversionTime2") is not None:  # DICOM has no second TI: the sequence is named instead
+        meta["SequenceName"] = DOUBLE_INVERSION_NAME
     if extra.get("FlipAngle") is not None:
         meta["FlipAngle"] = f"{float(extra['FlipAngle']):.6g}"
     return meta
+
+
+#: The SequenceName a double inversion recovery is written with (DICOM has no tag for its
+#: second inversion time), by which :func:`~napari_mr_reparam.dicom.sequence_name` reads it back.
+DOUBLE_INVERSION_NAME = "double_inversion_recovery"
 
 
 def _series_number(source, folder: Path) -> int:
