@@ -186,6 +186,20 @@ def test_a_batch_run_again_skips_the_inputs_whose_outputs_exist(tmp_path, tiny_w
     assert "--skip-existing leaves existing outputs, --overwrite replaces them" in capsys.readouterr().err
 
 
+def test_a_folder_of_nifti_files_and_a_dicom_series_gives_each_as_an_input(tmp_path, tiny_weights, capsys):
+    from dicom_helpers import ramp, write_series
+
+    folder = tmp_path / "study"
+    write_series(folder, [ramp(3, 28, 30) * 10], te=(50.0,), tr=4500.0)
+    _oblique_nifti(folder / "t2w.nii.gz", shape=(30, 28, 2))
+    assert main(["predict", str(folder), "-o", str(tmp_path / "out"), "--model", "physics", "--te", "90",
+                 "--tr", "4000", "--input-te", "50", "--input-tr", "4500", "-q"]) == 0
+    err = capsys.readouterr().err
+    assert err.count("notice: study: holds DICOM files beside its 1 other image file: each is an input, and the "
+                     "folder's DICOM series too") == 1
+    assert len(list((tmp_path / "out").glob("*.nii.gz"))) == 2  # the NIfTI's and the series'
+
+
 def test_flip_average_gives_the_mirror_of_the_mirrored_scan(scan, tiny_weights, tmp_path):
     path, _, _ = scan
     image = nib.load(str(path))

@@ -115,10 +115,11 @@ def _inputs(paths: list[str], acquisition: int | None = None, times_given=(), no
     from pathlib import Path
 
     from . import dicom
-    from .cli_joint import folder_files
+    from .cli_joint import folder_files, say_mixed_folders
     from .io import load_volumes, volume_count
 
     found, series, dicom_files = [], [], []
+    say_mixed_folders(paths)
     for text in folder_files(paths):  # a folder left is a DICOM series
         path = Path(text)
         if path.is_dir():
