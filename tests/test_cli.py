@@ -184,6 +184,11 @@ def test_a_batch_run_again_skips_the_inputs_whose_outputs_exist(tmp_path, tiny_w
     assert main([*argv, "--skip-existing"]) == 0 and capsys.readouterr().err.count("skipped") == 2
     assert main([*argv, "--skip-existing", "--overwrite"]) == 2
     assert "--skip-existing leaves existing outputs, --overwrite replaces them" in capsys.readouterr().err
+    sidecar = next((tmp_path / "out").glob("a_*.json"))
+    sidecar.unlink()  # a run stopped while it wrote a's
+    assert main([*argv, "--skip-existing"]) == 2
+    assert capsys.readouterr().err.strip().endswith(
+        "exists, but not every output of a.nii.gz does: remove it to predict that input again")
 
 
 def test_a_folder_of_nifti_files_and_a_dicom_series_gives_each_as_an_input(tmp_path, tiny_weights, capsys):

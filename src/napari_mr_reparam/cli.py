@@ -373,19 +373,12 @@ def cmd_predict(args) -> int:
 
 
 def _without_done(inputs, outputs) -> list:
-    """``--skip-existing``: the inputs whose every output (and its sidecar) is not there
-    yet; each left out is said on stderr. One whose outputs are there in part is kept (and
-    refused, unless ``--overwrite``)."""
-    from .volume_writing import written_files
+    """``--skip-existing``: the inputs whose outputs are not there yet, each left out said
+    on stderr (:func:`~napari_mr_reparam.cli_joint.all_written`: one with some of them is
+    refused in one line)."""
+    from .cli_joint import all_written
 
-    kept = []
-    for path in inputs:
-        files = [f for (p, _), out in outputs.items() if p == path for f in written_files(out)]
-        if files and all(f.exists() for f in files):
-            print(f"skipped {path}: its outputs exist", file=sys.stderr)
-        else:
-            kept.append(path)
-    return kept
+    return [path for path in inputs if not all_written([out for (p, _), out in outputs.items() if p == path], path)]
 
 
 def _target_tag(args) -> str:

@@ -1259,15 +1259,20 @@ def _targets(args) -> list:
     return out
 
 
-def _all_written(outputs, name) -> bool:
+def all_written(outputs, name) -> bool:
     """``--skip-existing``: whether every one of ``outputs`` (and its sidecar) exists; if
-    so, a line on stderr says ``name`` is left out."""
+    so, a line on stderr says ``name`` is left out. Some but not all (a run stopped while it
+    wrote them) is a one-line ``FileExistsError`` naming one that exists."""
     from .volume_writing import written_files
 
     files = [f for out in outputs for f in written_files(out)]
-    if files and all(f.exists() for f in files):
+    there = [f for f in files if f.exists()]
+    if files and len(there) == len(files):
         print(f"skipped {name}: its outputs exist", file=sys.stderr)
         return True
+    if there:
+        raise FileExistsError(f"{there[0]} exists, but not every output of {Path(str(name)).name} does: "
+                              "remove it to predict that input again")
     return False
 
 
@@ -1309,7 +1314,7 @@ def predict_joint_or_preset(args) -> int:
         refuse_shared_outputs((path, _output_paths(args, stem, targets)[targets[0][0]]) for path, stem in stems)
     if getattr(args, "skip_existing", False):
         groups = [paths for paths, (_, stem) in zip(groups, stems) if (not args.joint and _several_in(paths[0]))
-                  or not _all_written(_output_paths(args, stem, targets).values(), paths[0])]
+                  or not all_written(_output_paths(args, stem, targets).values(), paths[0])]
         if not groups:
             return 0
         stems = [(paths[0], _stem(paths[0], args.joint)) for paths in groups]
@@ -1332,7 +1337,7 @@ def predict_joint_or_preset(args) -> int:
             continue
         for stem, short, name, volumes in parts:
             outputs = _output_paths(args, stem, targets)
-            if getattr(args, "skip_existing", False) and _all_written(outputs.values(), name):
+            if getattr(args, "skip_existing", False) and all_written(outputs.values(), name):
                 continue
             refuse_inputs_as_outputs(outputs.values(), inputs)
             refuse_existing(outputs.values(), overwrite=args.overwrite)
