@@ -8,7 +8,6 @@ import sys
 from . import DEFAULT_CONSISTENCY
 from .command import positive_ms as _positive_ms
 from .command import command_parser, input_error, positive_int, run_cli
-from .messages import with_article
 
 
 def input_acquisition(volume, te_ms, tr_ms) -> tuple[float, float, str]:
@@ -650,16 +649,13 @@ def _input_sequence(volume, te_in: float, tr_in: float, args, name: str = "the i
     is known, else a spin echo); ``--input-ti`` or ``--input-flip`` that the sequence does
     not read is a one-line ValueError naming the input (``name``)."""
     from .acquisition import SEQUENCE_READS, Acquisition
-    from .cli_joint import input_sequence
+    from .cli_joint import input_sequence, refuse_unstated
 
     ti = args.input_ti if args.input_ti is not None else volume.ti_ms
     flip = args.input_flip if args.input_flip is not None else volume.flip_deg
     sequence = input_sequence(args.input_sequence, getattr(volume, "sequence", None), ti)
     _refuse_unread(name, sequence, args)
-    if sequence in ("inversion_recovery", "mprage") and ti is None:
-        raise ValueError(f"{with_article(sequence.replace('_', ' '))} input needs its inversion time: --input-ti MS")
-    if sequence in ("gradient_echo", "mprage") and flip is None:
-        raise ValueError(f"{with_article(sequence.replace('_', ' '))} input needs its flip angle: --input-flip DEG")
+    refuse_unstated(sequence, ti, flip, getattr(volume, "kind", None) == "dicom")
     reads = SEQUENCE_READS[sequence]
     return Acquisition(te_in, tr_in, sequence, ti if "ti" in reads else None, flip if "flip" in reads else None)
 

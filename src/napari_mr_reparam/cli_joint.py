@@ -491,24 +491,27 @@ def acquisitions_of(volumes, args, origins: list | None = None) -> list:
     found = [_acquisition_of(v, name, own, several=n > 1) for v, name, own in zip(volumes, names, each)]
     refuse_unread_options(args, [acq.sequence for acq, _ in found], names)
     for volume, name, (acq, _) in zip(volumes, names, found):
-        _refuse_unstated(acq, name, volume.kind == "dicom")
+        try:
+            refuse_unstated(acq.sequence, acq.ti_ms, acq.flip_deg, volume.kind == "dicom")
+        except ValueError as exc:
+            raise ValueError(f"{name}: {exc}") from None
     if origins is not None:
         origins.extend(origin for _, origin in found)
     return [acq for acq, _ in found]
 
 
-def _refuse_unstated(acq, name: str, dicom: bool) -> None:
+def refuse_unstated(sequence: str, ti_ms, flip_deg, dicom: bool) -> None:
     """An input whose sequence reads a TI or flip angle that neither the options nor its
-    sidecar give is a one-line ValueError naming it: either sets the contrast, so neither
-    is guessed."""
+    sidecar (or tags: ``dicom``) give is a one-line ValueError: either sets the contrast,
+    so neither is guessed."""
     from .acquisition import SEQUENCE_READS
 
-    reads = SEQUENCE_READS.get(acq.sequence, ())
-    for field, value, option, key in (("ti", acq.ti_ms, "--input-ti MS", "InversionTime (s)"),
-                                      ("flip", acq.flip_deg, "--input-flip DEG", "FlipAngle")):
+    reads = SEQUENCE_READS.get(sequence, ())
+    for field, value, option, key in (("ti", ti_ms, "--input-ti MS", "InversionTime (s)"),
+                                      ("flip", flip_deg, "--input-flip DEG", "FlipAngle")):
         if field in reads and value is None:
             what = "inversion time" if field == "ti" else "flip angle"
-            raise ValueError(f"{name}: {with_article(acq.sequence.replace('_', ' '))} input needs its {what}: "
+            raise ValueError(f"{with_article(sequence.replace('_', ' '))} input needs its {what}: "
                              f"{option}" + ("" if dicom else f", or its sidecar's {key}"))
 
 
