@@ -971,7 +971,8 @@ class ReparamWidget(Container):
         if self._predictions.cancel():
             self.status.value = "Cancelled"
             self.progress.value = 0  # not left part-way, as if it would go on
-        self._outputs.undo_previews()  # slices previewed at a setting whose volume never came
+        if self._outputs.undo_previews():  # slices previewed at a setting whose volume never came
+            self.status.value = "Cancelled: the slices previewed at the new settings are taken back"
 
 
 def _teardown(viewer, *callbacks):

@@ -208,10 +208,12 @@ class Outputs:
         if request.slice_index is None:
             layer.contrast_limits = limits or with_range(pred)[1]
 
-    def undo_previews(self) -> None:
+    def undo_previews(self) -> bool:
         """The prediction layers whose whole volume never followed their previewed slices
         (the work was cancelled) back as they were: their slices, name and metadata, or
-        closed where a preview made them; so that no layer holds two settings under one name."""
+        closed where a preview made them; so that no layer holds two settings under one name.
+        Whether there were any."""
+        undone = bool(self._before_preview)
         for layer, name, metadata, slices in self._before_preview.values():
             if layer not in self._viewer.layers:
                 continue
@@ -226,6 +228,7 @@ class Outputs:
             layer.refresh()
         self._before_preview.clear()
         self.update_comparison()
+        return undone
 
     def compare_volume(self, *_) -> None:
         """The whole volume's comparison (the ground truth chosen changed): the figures and
