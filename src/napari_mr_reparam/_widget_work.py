@@ -44,9 +44,23 @@ def compute(engines: EngineCache, request: Request, data, job) -> tuple:
                                    cancelled=job.cancelled)
         return ("maps", (engine, maps))
     volume = np.asarray(data if request.slice_index is None else data[request.slice_index])
+    if request.slice_index is not None and not holds_an_image(volume):  # an empty edge slice's preview
+        return ("prediction", (np.zeros(volume.shape, np.float32), None))
     pred = engine.predict(volume, Acquisition(request.te, request.tr), given,
                           progress=job.advance, cancelled=job.cancelled)
     return ("prediction", with_range(pred) if request.slice_index is None else (pred, None))
+
+
+def holds_an_image(volume: np.ndarray) -> bool:
+    """Whether ``volume`` has an image in it (not empty, all NaN, or one value:
+    :func:`~napari_mr_reparam.inference.require_contrast`)."""
+    from .inference import require_contrast
+
+    try:
+        require_contrast(volume)
+    except ValueError:
+        return False
+    return True
 
 
 def with_range(volume: np.ndarray) -> tuple:
