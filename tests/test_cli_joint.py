@@ -820,7 +820,7 @@ def test_notices_name_input_paths_from_where_they_part():
     maps = SimpleNamespace(scales=[1.0, 1.0, 1.0, 2.5, 2.5], gains_found=["misfit"] * 5)
     gains = series_gains_note(sources, maps)
     assert resampled == "T2/site4/plate5 (inputs 4, 5)"
-    assert gains == ("one receiver gain per input path, relative to T1/site4/plate5's: T2/site4/plate5 x2.5 "
+    assert gains == ("one receiver gain per input path, relative to the first, T1/site4/plate5: T2/site4/plate5 x2.5 "
                      "(from the fit's misfit)")
 
 
@@ -839,7 +839,7 @@ def test_the_gain_note_names_each_series_from_where_their_paths_part():
 
     maps = SimpleNamespace(scales=[1.0, 1.0, 2.5], gains_found=("first", "misfit"))
     note = series_gains_note(["/d/T1/site/plate5", "/d/T1/site/plate5", "/d/T2/site/plate5"], maps)
-    assert note == ("one receiver gain per input path, relative to T1/site/plate5's: T2/site/plate5 x2.5 "
+    assert note == ("one receiver gain per input path, relative to the first, T1/site/plate5: T2/site/plate5 x2.5 "
                     "(from the fit's misfit)")
 
 
@@ -1222,7 +1222,7 @@ def test_an_inversion_set_and_a_train_as_files_of_their_series_take_the_gains_of
     volumes = ir + train
     maps = SimpleNamespace(scales=[1.0] * 4 + [0.78] * 8, gains_found=("first", "misfit"))
     assert series_gains_note([v.source for v in volumes], maps, scale) == (
-        "one receiver gain per series, relative to ir (inputs 1-4)'s: train (inputs 5-12) x0.78 (from the fit's misfit)")
+        "one receiver gain per series, relative to the first, ir (inputs 1-4): train (inputs 5-12) x0.78 (from the fit's misfit)")
     from collections import Counter
 
     assert _named_by_source(volumes, list(range(4, 12)), Counter(v.source for v in volumes)) == "train (inputs 5-12)"

@@ -805,7 +805,7 @@ def series_gains_note(sources, maps, labels=None) -> str:
     parts = [f"{name(group)} x{maps.scales[group[0]]:.3g} ({how[found]})"
              for group, found in zip(groups[1:], maps.gains_found[1:])]
     what = "input path" if labels == list(sources) else "series"
-    return f"one receiver gain per {what}, relative to {name(groups[0])}'s: " + "; ".join(parts)
+    return f"one receiver gain per {what}, relative to the first, {name(groups[0])}: " + "; ".join(parts)
 
 
 def _named_by_source(volumes, chosen, count) -> str:
