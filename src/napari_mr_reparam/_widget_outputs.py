@@ -247,10 +247,10 @@ class Outputs:
         if pred_layer is None or truth is None:
             self._clear_comparison(source)
             return
-        pred, gt = np.asarray(pred_layer.data), np.asarray(truth.data)
-        if pred.shape != gt.shape:
-            self._clear_comparison(source, f"{truth.name}: shape {gt.shape} differs from the input's {pred.shape}; "
-                                           "choose a ground truth of the input's shape")
+        pred, gt = np.asarray(pred_layer.data), truth.data  # a lazy ground truth is read where it is compared
+        if pred.shape != tuple(np.shape(gt)):
+            self._clear_comparison(source, f"{truth.name}: shape {tuple(np.shape(gt))} differs from the input's "
+                                           f"{pred.shape}; choose a ground truth of the input's shape")
             return
         diff_layer = self.find(source, "difference")
         of = (self._per_slice or {}).get("of", (None, None))
@@ -258,7 +258,7 @@ class Outputs:
         if slice_index is not None and diff_layer is not None and compared:
             self._comparisons.drop()  # a whole-volume comparison in flight is older than this slice
             k = slice(slice_index, slice_index + 1)
-            diff, per_slice = compare_volumes(pred[k], gt[k])
+            diff, per_slice = compare_volumes(pred[k], np.asarray(gt[k]))
             diff_layer.data[slice_index] = diff[0]
             diff_layer.refresh()
             self._per_slice["slices"][slice_index] = per_slice["slices"][0]
@@ -267,7 +267,7 @@ class Outputs:
             return
         # no copy: a preview that writes a slice in place meanwhile drops this comparison, or
         # asks for a newer one, so a result read from a half-written volume is never shown
-        self._comparisons.submit(lambda job: compare_volumes(pred, gt), source, truth, pred_layer)
+        self._comparisons.submit(lambda job: compare_volumes(pred, np.asarray(gt)), source, truth, pred_layer)
 
     def _clear_comparison(self, source, why: str = "") -> None:
         """No comparison (no ground truth, no prediction, or a ground truth that does not fit):
