@@ -458,3 +458,16 @@ def test_a_number_typed_beyond_a_range_is_said_with_the_range_and_what_was_taken
         "TE 7000 ms is above the 0.01-1500 ms this field takes: set to 1500 ms"
     assert typed_beyond_line("Flip angle", "°", -3, 30, 1, 90) == \
         "Flip angle -3° is below the 1-90° this field takes: kept 30°"
+
+
+def test_an_impossible_input_value_names_the_field_it_is_in():
+    from napari_mr_reparam.widget_logic import Request
+
+    layer = SimpleNamespace(name="gr")
+    flip = Request(layer, "physics", "cpu", te=30.0, tr=500.0, input_te=5.0, input_tr=20.0,
+                   input_sequence="gradient_echo", input_flip=0.5)
+    with pytest.raises(ValueError, match=r"^gr's acquisition \(Input flip\): flip angle 0\.5 looks like radians"):
+        flip.given()
+    times = Request(layer, "physics", "cpu", te=30.0, tr=500.0, input_te=50.0, input_tr=40.0)
+    with pytest.raises(ValueError, match=r"^gr's acquisition \(Input TE/TR\): TE \(50 ms\) must be shorter"):
+        times.given()

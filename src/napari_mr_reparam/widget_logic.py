@@ -68,8 +68,9 @@ class Request:
                           f"acquisition; type {'it' if len(missing) == 1 else 'them'} in {where}")
         try:
             return Acquisition(self.input_te, self.input_tr, self.input_sequence, self.input_ti, self.input_flip)
-        except ValueError as exc:
-            return _raise(f"{name}'s acquisition (Input TE/TR): {exc}")
+        except ValueError as exc:  # the field it names: a flip angle, or a time
+            field = "Input flip" if "flip angle" in str(exc) else "Input TI" if "TI" in str(exc) else "Input TE/TR"
+            return _raise(f"{name}'s acquisition ({field}): {exc}")
 
 
 def missing_values(sequence: str, **values) -> list[str]:
