@@ -153,7 +153,8 @@ class Outputs:
         if layer is not None:
             return layer
         layer = self._viewer.add_image(
-            np.zeros(shape, np.float32), name=role, **placement(source), colormap="gray" if role == "prediction" else "magma",
+            np.zeros(shape, np.float32), name=role, **placement(source),
+            colormap="gray" if role == "prediction" else "magma",
             metadata={**{k: v for k, v in (source.metadata or {}).items() if k not in ("te_ms", "tr_ms")},
                       "mr_reparam_role": role, "mr_reparam_source": source.data},
         )
