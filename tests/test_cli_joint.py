@@ -1260,7 +1260,7 @@ def test_a_rendered_double_inversion_recovery_is_refused_as_an_input(scans, tmp_
         last = capsys.readouterr().err.splitlines()[-1]
         assert last.startswith("error: ") and last.endswith(
             f"{path.name}: a double inversion recovery image cannot be an input (inputs: spin echo, "
-            "inversion recovery, gradient echo, mprage); if it is one of those, say which with --input-sequence")
+            "inversion recovery, gradient echo, MPRAGE); if it is one of those, say which with --input-sequence")
     assert not (tmp_path / "out.nii.gz").exists() and not (tmp_path / "m").exists()
 
 

@@ -587,7 +587,8 @@ def input_sequence(given: str | None, stated: str | None, ti_ms) -> str:
     sequence = given or stated or ("inversion_recovery" if ti_ms else "spin_echo")
     if sequence not in INPUT_SEQUENCES:
         raise ValueError(f"{with_article(sequence.replace('_', ' '))} image cannot be an input (inputs: "
-                         f"{', '.join(s.replace('_', ' ') for s in INPUT_SEQUENCES)}); if it is one of those, "
+                         f"{', '.join('MPRAGE' if s == 'mprage' else s.replace('_', ' ') for s in INPUT_SEQUENCES)}); "
+                         "if it is one of those, "
                          "say which with --input-sequence")
     return sequence
 
@@ -818,7 +819,8 @@ def _named_by_source(volumes, chosen, count) -> str:
     sources = [_source(v) for v in volumes]
     short = path_names(sources)
     folder_of = {s: str(Path(s).parent) for s in sources}
-    others = {folder_of[s] for i, s in enumerate(sources) if i not in set(chosen)}
+    picked = set(chosen)
+    others = {folder_of[s] for i, s in enumerate(sources) if i not in picked}
     lone_in = Counter(folder_of[sources[i]] for i in chosen if count[sources[i]] == 1)
     groups: dict = {}
     for i in chosen:
