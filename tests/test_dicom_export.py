@@ -245,6 +245,7 @@ def test_a_double_inversion_recovery_written_as_dicom_reads_back_as_one(tmp_path
                       extra=acquisition_sidecar("double_inversion_recovery", 3400, None, 400))
     got = dicom.read_series(out)[0]
     assert got.sequence == "double_inversion_recovery"  # not an inversion recovery at TI 3400 ms
+    assert len(_one_file(out).SequenceName) <= 16  # a short string (VR SH)
     prediction = save_volume(tmp_path / "ir.dcm", volume.data, like=volume, te_ms=25, tr_ms=5000,
                              extra=acquisition_sidecar("inversion_recovery", 2000))
     assert dicom.read_series(prediction)[0].sequence == "inversion_recovery"

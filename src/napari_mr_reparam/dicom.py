@@ -649,7 +649,7 @@ def sequence_name(ds) -> str | None:
     from .dicom_export import DOUBLE_INVERSION_NAME
 
     if str(ds.get("SequenceName", "")) == DOUBLE_INVERSION_NAME:
-        return DOUBLE_INVERSION_NAME
+        return "double_inversion_recovery"
     inverted = (_number(ds, "InversionTime") or 0) > 0
     return sequence_of(_as_list(ds.get("ScanningSequence")), _as_list(ds.get("SequenceVariant")), inverted)
 

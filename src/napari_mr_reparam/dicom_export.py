@@ -183,9 +183,10 @@ def _series_attributes(source, te_ms, tr_ms, model, extra) -> dict:
     return meta
 
 
-#: The SequenceName a double inversion recovery is written with (DICOM has no tag for its
-#: second inversion time), by which :func:`~napari_mr_reparam.dicom.sequence_name` reads it back.
-DOUBLE_INVERSION_NAME = "double_inversion_recovery"
+#: The SequenceName (a short string: at most 16 characters) a double inversion recovery is
+#: written with (DICOM has no tag for its second inversion time), by which
+#: :func:`~napari_mr_reparam.dicom.sequence_name` reads it back.
+DOUBLE_INVERSION_NAME = "reparam_DIR"
 
 
 def _series_number(source, folder: Path) -> int:
