@@ -347,17 +347,20 @@ LOCALIZER_TYPES = ("LOCALIZER", "SCOUT")
 WRITTEN_HERE = "napari-mr-reparam"
 
 
+def _image_type(ds) -> list[str]:
+    """A dataset's ImageType values, stripped and upper-case (empty where it has none)."""
+    return [str(v).strip().upper() for v in _as_list(ds.get("ImageType"))]
+
+
 def _localizer(ds) -> str | None:
     """Why an image is left out where others are read: a localizer's ImageType, else None."""
-    kind = [str(v).strip().upper() for v in _as_list(ds.get("ImageType"))]
-    named = next((v for v in kind if v in LOCALIZER_TYPES), None)
+    named = next((v for v in _image_type(ds) if v in LOCALIZER_TYPES), None)
     return f"a localizer (ImageType {named})" if named else None
 
 
 def _written_here(ds) -> str | None:
     """Why an image is left out where measured ones are read: one this package wrote, else None."""
-    kind = [str(v).strip().upper() for v in _as_list(ds.get("ImageType"))]
-    ours = str(ds.get("Manufacturer", "") or "").strip() == WRITTEN_HERE and kind[:1] == ["DERIVED"]
+    ours = str(ds.get("Manufacturer", "") or "").strip() == WRITTEN_HERE and _image_type(ds)[:1] == ["DERIVED"]
     return f"written by {WRITTEN_HERE} (a synthetic image or map, not a measured scan)" if ours else None
 
 
@@ -754,7 +757,7 @@ def _as_magnitude(data: np.ndarray, ds, where: str) -> tuple[np.ndarray, list[st
     """``data`` as magnitudes, with the notices of how it was read: a real-valued image's
     absolute value (said), a phase or imaginary one refused in one line (``where``: the
     series' name in both)."""
-    kind = ([str(v).upper() for v in _as_list(ds.get("ImageType"))] + ["", "", ""])[2]
+    kind = (_image_type(ds) + ["", "", ""])[2]
     if kind in _IMAGE_VALUES:
         raise ValueError(f"{where}: a {_IMAGE_VALUES[kind]} image (ImageType {kind}); the models read magnitude "
                          "images: choose the magnitude series")
