@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from .acquisition import SEQUENCE_READS, Acquisition, default_input_mismatch
+from .acquisition import SEQUENCE_READS, Acquisition, default_input_mismatch, validate_flip
 from .metrics import PEAK, batch_metrics
 
 
@@ -67,9 +67,13 @@ class Request:
             return _raise(f"{name}: no {' or '.join(missing)} known for its {_sequence_words(self.input_sequence)} "
                           f"acquisition; type {'it' if len(missing) == 1 else 'them'} in {where}")
         try:
+            validate_flip(self.input_flip)
+        except ValueError as exc:
+            return _raise(f"{name}'s acquisition (Input flip): {exc}")
+        try:
             return Acquisition(self.input_te, self.input_tr, self.input_sequence, self.input_ti, self.input_flip)
-        except ValueError as exc:  # the field it names: a flip angle, or a time
-            field = "Input flip" if "flip angle" in str(exc) else "Input TI" if "TI" in str(exc) else "Input TE/TR"
+        except ValueError as exc:  # validate_times names the time: TE or TI against TR
+            field = "Input TI" if str(exc).startswith("TI") else "Input TE/TR"
             return _raise(f"{name}'s acquisition ({field}): {exc}")
 
 
