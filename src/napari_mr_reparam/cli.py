@@ -114,12 +114,11 @@ def _inputs(paths: list[str], acquisition: int | None = None, times_given=(), no
     from pathlib import Path
 
     from . import dicom
-    from .cli_joint import folder_files, say_mixed_folders
+    from .cli_joint import folder_files
     from .io import load_volumes, volume_count
 
-    found, series, dicom_files = [], [], []
-    say_mixed_folders(paths)
-    for text in folder_files(paths):  # a folder left is a DICOM series
+    found, series, dicom_files, mixed = [], [], [], []
+    for text in folder_files(paths, mixed):  # a folder left is a DICOM series
         path = Path(text)
         if path.is_dir():
             series.append(path)
@@ -130,6 +129,8 @@ def _inputs(paths: list[str], acquisition: int | None = None, times_given=(), no
                                     notices=notices)
         else:
             found.append(path)
+    for line in mixed:  # a folder's files and its DICOM series, all inputs
+        _tell(line, notices)
     for source in series + ([dicom_files] if dicom_files else []):
         found += _dicom_inputs(source, acquisition, notices)
     if not found:

@@ -229,13 +229,13 @@ def load_inputs(paths: list[str], acquisition: int | None = None, times_given=()
     return volumes
 
 
-def folder_files(paths: list[str]) -> list[str]:
+def folder_files(paths: list[str], notes: list | None = None) -> list[str]:
     """``paths`` with each folder that holds NIfTI files or images replaced by those files
     (sorted), as ``predict`` takes several subjects; a DICOM series folder stays one input
     (images beside the series too: :func:`images_beside_series`), and a folder holding
     neither is a one-line ValueError naming what was expected. A folder holding NIfTI files
-    beside DICOM files of its own gives both: each file, and the folder as its DICOM series
-    (:func:`say_mixed_folders` says so)."""
+    beside DICOM files of its own gives both: each file, and the folder as its DICOM series,
+    which a line appended to ``notes`` (where given) says."""
     from . import dicom
     from .file_types import readable_files
 
@@ -248,30 +248,13 @@ def folder_files(paths: list[str]) -> list[str]:
         if images_beside_series(path):  # a series' folder with a thumbnail: the series
             files = []
         out += [str(p) for p in files] or [text]
-        if files and _dicom_beside(path):
+        if files and any(p.is_file() and dicom.is_dicom(p) for p in path.iterdir()):  # DICOM of its own
             out.append(text)
+            if notes is not None:
+                notes.append(f"notice: {path.name}: holds DICOM files beside its {len(files)} other image "
+                             f"file{'s' if len(files) > 1 else ''}: each is an input, and the folder's DICOM "
+                             "series too")
     return out
-
-
-def _dicom_beside(path: Path) -> bool:
-    """Whether a folder holds DICOM files of its own (not in a folder below) beside others."""
-    from . import dicom
-
-    return path.is_dir() and any(p.is_file() and dicom.is_dicom(p) for p in path.iterdir())
-
-
-def say_mixed_folders(paths: list[str]) -> None:
-    """A notice for each folder of ``paths`` whose NIfTI or image files and DICOM series
-    are all inputs (:func:`folder_files`), once, where the inputs are taken."""
-    from .file_types import readable_files
-
-    for text in paths:
-        path = Path(text)
-        files = readable_files(path) if path.is_dir() and not images_beside_series(path) else []
-        if files and _dicom_beside(path):
-            print(f"notice: {path.name}: holds DICOM files beside its {len(files)} other image "
-                  f"file{'s' if len(files) > 1 else ''}: each is an input, and the folder's DICOM series too",
-                  file=sys.stderr)
 
 
 def images_beside_series(path: Path) -> list[Path]:
@@ -1308,8 +1291,10 @@ def predict_joint_or_preset(args) -> int:
 
     targets = _targets(args)
     refuse_input_seconds(args)
-    inputs = folder_files(args.input)
-    say_mixed_folders(args.input)
+    notes: list[str] = []
+    inputs = folder_files(args.input, notes)
+    for line in notes:
+        print(line, file=sys.stderr)
     if args.joint:
         refuse_repeated_inputs(args.input, FITTED_TWICE)
     groups = [inputs] if args.joint else [[p] for p in inputs]
