@@ -1782,3 +1782,40 @@ def test_a_result_whose_inputs_data_was_replaced_while_it_ran_is_dropped(demo, q
     assert _outputs(viewer, "prediction") == []
     widget.run.clicked.emit()  # run again: the new data's maps
     _until(qtbot, lambda: _idle(widget) and _outputs(viewer, "prediction"))
+
+
+def test_lazy_layers_are_not_read_whole_on_the_gui_thread(demo, qtbot):
+    """A dask input and ground truth: the job and the comparison read them in their own
+    threads; the GUI thread reads no more than the slices napari shows (before, the metrics
+    line read the whole input at each comparison and each step of the slice slider)."""
+    import threading
+
+    import dask
+    import dask.array as da
+
+    viewer, widget = demo
+    gui, gui_reads = threading.current_thread(), []
+
+    def counted(block):
+        if threading.current_thread() is gui:
+            gui_reads.append(1)
+        return block
+
+    def lazy(layer, name):
+        data = da.from_array(np.asarray(layer.data), chunks=(1,) + layer.data.shape[1:])
+        return viewer.add_image(data.map_blocks(counted, dtype=data.dtype), name=name,
+                                contrast_limits=layer.contrast_limits, metadata=dict(layer.metadata))
+
+    with dask.config.set(scheduler="synchronous"):  # each chunk read in the thread that asks for it
+        image = lazy(viewer.layers["head TE50 TR4500"], "lazy input")
+        truth = lazy(viewer.layers["head TE120 TR6000"], "lazy truth")
+        widget.reset_choices()
+        widget.image.value, widget.ground_truth.value = image, truth
+        widget.te.value, widget.tr.value = 120.0, 6000.0
+        gui_reads.clear()  # napari has shown a slice of each
+        widget.run.clicked.emit()
+        _until(qtbot, lambda: _idle(widget) and "PSNR" in widget.metrics.value)
+        for k in range(3):  # the metrics line follows the slice on screen
+            viewer.dims.set_current_step(0, k)
+    assert "slice 2" in widget.metrics.value
+    assert len(gui_reads) < image.data.shape[0]  # six slices: never the whole volume

@@ -471,3 +471,22 @@ def test_an_impossible_input_value_names_the_field_it_is_in():
     times = Request(layer, "physics", "cpu", te=30.0, tr=500.0, input_te=50.0, input_tr=40.0)
     with pytest.raises(ValueError, match=r"^gr's acquisition \(Input TE/TR\): TE \(50 ms\) must be shorter"):
         times.given()
+
+
+def test_lazy_layers_are_checked_and_placed_without_reading_their_voxels():
+    """The checks the GUI thread makes as a layer is chosen and before a job (its image,
+    a guess of its preset, the joint inputs' grids) read no voxel of a dask layer."""
+    import dask.array as da
+
+    from napari_mr_reparam.widget_logic import guessed_input_preset, image_refusal
+
+    def unread(block):
+        raise AssertionError("a voxel was read")
+
+    def lazy(name, **meta):
+        data = da.zeros((2, 8, 8), chunks=(1, 8, 8), dtype=np.float32).map_blocks(unread, dtype=np.float32)
+        return SimpleNamespace(name=name, data=data, metadata=meta, scale=(1.0, 1.0, 1.0))
+
+    a, b = lazy("a", te_ms=15, tr_ms=3000), lazy("b", te_ms=100, tr_ms=3000)
+    assert image_refusal(a) == "" and guessed_input_preset(lazy("plain"), "physics") is None
+    assert [x.te_ms for x in joint_acquisitions([input_from_metadata(a), input_from_metadata(b)])] == [15.0, 100.0]

@@ -309,10 +309,10 @@ class Outputs:
         if source is not layer or truth is not self._ground_truth.value:  # of another input or ground truth
             self._metrics.value = ""
             return
-        data = np.asarray(layer.data)
+        shape = np.shape(layer.data)  # not the voxels: a lazy layer would be read on the GUI thread
         k = 0
-        if data.ndim == 3:
-            k = int(np.clip(round(layer.world_to_data(self._viewer.dims.point)[0]), 0, data.shape[0] - 1))
+        if len(shape) == 3:
+            k = int(np.clip(round(layer.world_to_data(self._viewer.dims.point)[0]), 0, shape[0] - 1))
         s = per_slice["slices"][k]
         v = per_slice["volume"]
         volume = (f"volume: PSNR {v['psnr']:.2f} dB, MAE {v['mae']:.2f}, SSIM {v['ssim']:.3f}"

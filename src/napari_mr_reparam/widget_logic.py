@@ -272,10 +272,11 @@ def guessed_input_preset(layer, model: str):
     from .weights import WeightsError
 
     meta = getattr(layer, "metadata", None) or {}
-    if model == "d2p" or any(meta.get(k) for k in ("te_ms", "tr_ms", "ti_ms", "sequence")) or image_refusal(layer):
+    if (model == "d2p" or any(meta.get(k) for k in ("te_ms", "tr_ms", "ti_ms", "sequence")) or image_refusal(layer)
+            or is_lazy(layer)):  # a lazy layer is not read on the GUI thread for a guess
         return None
     try:
-        guess = read_as(guess_input(np.asarray(layer.data)), voxel_mm(input_volume(layer)),
+        guess = read_as(guess_input(np.asarray(layer.data)), voxel_mm(input_volume(layer, read=False)),
                         reads=lambda name: not preset_refusal(name, model, inputs=True))
     except WeightsError:
         return None
@@ -293,22 +294,30 @@ def joint_acquisitions(inputs, register: bool = False) -> list[Acquisition]:
         raise ValueError("each input layer can be given once; choose another layer in the repeated row")
     from .grids import grid_refusal
 
-    refusal = grid_refusal([input_volume(layer) for layer in layers], registering=register)
+    refusal = grid_refusal([input_volume(layer, read=False) for layer in layers], registering=register)
     if refusal:
         raise ValueError(refusal)
     return [spec.acquisition() for spec in inputs]
 
 
-def input_volume(layer):
+def is_lazy(layer) -> bool:
+    """Whether a layer's data are read only when asked (a dask or zarr array, a multiscale
+    pyramid): not to be read on the GUI thread."""
+    return not isinstance(layer.data, np.ndarray)
+
+
+def input_volume(layer, read: bool = True):
     """A layer as a :class:`~napari_mr_reparam.io.Volume` named after it: the reader's
     volume (its geometry and the voxels its scanner clipped, kept in the layer's metadata)
     with the layer's data, where the layer still has that volume's shape; else an image
-    of unknown placement, its voxel spacing the layer's scale."""
+    of unknown placement, its voxel spacing the layer's scale. Not ``read``: the layer's
+    data as they are, unread where they are lazy (for the checks of shape and placement
+    the GUI thread makes)."""
     from dataclasses import replace
 
     from .io import Volume
 
-    data = np.asarray(layer.data)
+    data = np.asarray(layer.data) if read else layer.data
     name = getattr(layer, "name", "") or "input"
     volume = (getattr(layer, "metadata", None) or {}).get("volume")
     if isinstance(volume, Volume) and tuple(volume.stack_shape) == data.shape:
@@ -590,7 +599,8 @@ def image_refusal(layer) -> str:
     models take grey-level images, not RGB(A) colour ones (napari's own reader opens a
     colour file as such), of two or three dimensions, with an image in them (not empty,
     all NaN or infinite, or one value), and not of a sequence no input can have (a double
-    inversion recovery this package rendered, as its metadata say)."""
+    inversion recovery this package rendered, as its metadata say). A lazy layer's voxels
+    are not read here, on the GUI thread: the job checks them as the engine reads them."""
     from .physics import INPUT_SEQUENCES, TARGET_SEQUENCES
 
     name = getattr(layer, "name", "the input")
@@ -610,7 +620,7 @@ def image_refusal(layer) -> str:
                 "split it into volumes (right-click the layer > Split Stack) and choose one")
     if len(shape) < 2:
         return f"{name} has shape {shape}; the models take a 2-D image or a 3-D volume"
-    return _contrast_refusal(name, data)
+    return "" if is_lazy(layer) else _contrast_refusal(name, data)
 
 
 #: Arrays found to hold an image, by id (with a weak reference, so a new array at the same
