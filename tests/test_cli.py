@@ -478,11 +478,9 @@ def test_input_sequence_comes_from_options_or_sidecar(scan, tiny_weights, tmp_pa
     path, _, _ = scan
     args = ["predict", str(path), "--te", "100", "--tr", "3000", "--model", "physics", "-q",
             "--input-te", "3", "--input-tr", "2300"]
-    assert main(args + ["-o", str(tmp_path / "a.nii.gz"), "--input-sequence", "mprage"]) == 2
-    assert "needs its inversion time: --input-ti" in capsys.readouterr().err
-    assert main(args + ["-o", str(tmp_path / "a.nii.gz"), "--input-sequence", "mprage", "--input-ti", "900",
-                        "--input-flip", "9"]) == 2
-    assert "reads spin-echo inputs only" in capsys.readouterr().err  # the tiny physics net is an old one
+    for more in ([], ["--input-ti", "900", "--input-flip", "9"]):  # what it is, before what it lacks
+        assert main(args + ["-o", str(tmp_path / "a.nii.gz"), "--input-sequence", "mprage", *more]) == 2
+        assert "reads spin-echo inputs only" in capsys.readouterr().err  # the tiny physics net is an old one
     (tmp_path / "scan.json").write_text(json.dumps({"EchoTime": 0.003, "RepetitionTime": 2.3,
                                                     "InversionTime": 0.9, "FlipAngle": 9,
                                                     "ScanningSequence": ["GR", "IR"]}))
@@ -599,6 +597,9 @@ def test_models_that_read_spin_echo_only_refuse_other_input_presets(scan, tiny_w
     assert main(common + ["--model", "p2p", "--input-preset", "FLAIR"]) == 2
     assert "scan.nii.gz: p2p reads spin-echo inputs only; the physics model reads inversion recovery" \
         in capsys.readouterr().err
+    ir_without_ti = ["--input-sequence", "inversion_recovery", "--input-te", "100", "--input-tr", "9000"]
+    assert main(common + ["--model", "p2p"] + ir_without_ti) == 2  # refused for what it is, not asked for a TI
+    assert "p2p reads spin-echo inputs only" in capsys.readouterr().err
     assert main(common + ["--model", "d2p", "--input-preset", "T1w"]) == 2
     assert "error: d2p reads inputs at TE 50 / TR 4500 ms only; for an input at TE 15 / TR 500 ms use " \
            "--model p2p or --model physics" in capsys.readouterr().err

@@ -540,7 +540,7 @@ def _input_used(engine, path, volume, data, args) -> tuple:
         _notice(f"notice: {path.name}: no input TE/TR given or in a BIDS sidecar; taking the input to be at TE "
                 f"{te_in:g} ms / TR {tr_in:g} ms; name its acquisition with --input-preset "
                 f"({', '.join(input_preset_names())}) or --input-te/--input-tr")
-    given = _input_sequence(volume, te_in, tr_in, args, path.name)
+    given = _input_sequence(volume, te_in, tr_in, args, path.name, engine)
     if not _from_tags(path):  # a DICOM input's: _dicom_input_times
         _notice_replaced_times(path.name, volume, args)
     source = times_source(args.input_te, args.input_tr, volume)
@@ -642,13 +642,14 @@ def _guessed_input(engine, path, volume, data, args):
     return guessed
 
 
-def _input_sequence(volume, te_in: float, tr_in: float, args, name: str = "the input"):
+def _input_sequence(volume, te_in: float, tr_in: float, args, name: str = "the input", engine=None):
     """The input's Acquisition: its sequence, TI (ms) and flip angle from the options, else
     from its BIDS sidecar (``ScanningSequence``, ``InversionTime``, ``FlipAngle``), by the
     rule ``predict --joint`` and ``maps`` read inputs with
     (:func:`~napari_mr_reparam.cli_joint.input_sequence`: else inversion recovery where a TI
     is known, else a spin echo); ``--input-ti`` or ``--input-flip`` that the sequence does
-    not read is a one-line ValueError naming the input (``name``)."""
+    not read is a one-line ValueError naming the input (``name``), as is a sequence the
+    ``engine`` does not read, before any value it would need is asked for."""
     from .acquisition import SEQUENCE_READS, Acquisition
     from .cli_joint import input_sequence, refuse_unstated
 
@@ -656,6 +657,8 @@ def _input_sequence(volume, te_in: float, tr_in: float, args, name: str = "the i
     flip = args.input_flip if args.input_flip is not None else volume.flip_deg
     sequence = input_sequence(args.input_sequence, getattr(volume, "sequence", None), ti)
     _refuse_unread(name, sequence, args)
+    if engine is not None:
+        engine.refuse_unread_input(sequence)
     refuse_unstated(sequence, ti, flip, getattr(volume, "kind", None) == "dicom")
     reads = SEQUENCE_READS[sequence]
     return Acquisition(te_in, tr_in, sequence, ti if "ti" in reads else None, flip if "flip" in reads else None)

@@ -271,6 +271,12 @@ class Reparameterizer:
         physics weights not trained on other sequences: spin echo only)."""
         return sequence == "spin_echo" or (self.task == "p2p" and bool(getattr(self.net, "input_sequences", False)))
 
+    def refuse_unread_input(self, sequence: str) -> None:
+        """A one-line ValueError where the model does not read an input of ``sequence``."""
+        if not self.reads_input(sequence):
+            raise ValueError(f"{self.info.name} reads spin-echo inputs only; the physics model reads "
+                             f"{sequence.replace('_', ' ')}")
+
     #: The same capability, by its earlier name.
     renders = renders_from_maps
 
@@ -391,9 +397,8 @@ class Reparameterizer:
             return (self.render(maps, target).reshape(data.shape) for target in targets)
         for target in targets:
             _spin_echo_only(self.info.name, target)
-        if input is not None and _as_acquisition(input).sequence != "spin_echo":
-            raise ValueError(f"{self.info.name} reads spin-echo inputs only; the physics model reads "
-                             f"{input.sequence.replace('_', ' ')}")
+        if input is not None:
+            self.refuse_unread_input(_as_acquisition(input).sequence)
         images, scale, nan, _ = _normalized_slices(data)
 
         def one(target):
