@@ -1819,3 +1819,28 @@ def test_lazy_layers_are_not_read_whole_on_the_gui_thread(demo, qtbot):
             viewer.dims.set_current_step(0, k)
     assert "slice 2" in widget.metrics.value
     assert len(gui_reads) < image.data.shape[0]  # six slices: never the whole volume
+
+
+def test_a_job_that_ends_after_the_model_changed_says_which_model_it_ran(demo, qtbot, monkeypatch):
+    import threading
+
+    from napari_mr_reparam import _widget
+
+    viewer, widget = demo  # d2p
+    started, release = threading.Event(), threading.Event()
+    real = _widget.compute
+
+    def held(*args, **kwargs):
+        started.set()
+        release.wait(30)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(_widget, "compute", held)
+    widget.run.clicked.emit()
+    _until(qtbot, started.is_set)
+    widget.model.value = "physics"
+    release.set()
+    _until(qtbot, lambda: _idle(widget) and _outputs(viewer, "prediction"))
+    assert widget.status.value.startswith("Done (volume)")
+    assert widget.status.value.endswith("with d2p; the model is now physics: press Run all slices (or move a "
+                                        "slider) to predict with it")

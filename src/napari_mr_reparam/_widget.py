@@ -852,7 +852,7 @@ class ReparamWidget(Container):
         self._outputs.write_prediction(request, *value)
         self._outputs.update_comparison(request.slice_index)
         where = "volume" if request.slice_index is None else f"slice {request.slice_index}"
-        self._report(f"Done ({where}) on {self._engines.last_device}: {target_words(request)}")
+        self._report_done(f"Done ({where}) on {self._engines.last_device}: {target_words(request)}", request)
 
     def _on_error(self, exc: Exception) -> None:
         from napari.utils.notifications import show_error
@@ -909,7 +909,15 @@ class ReparamWidget(Container):
             source = f"the joint maps of {len(request.inputs)} inputs"
         else:
             source = f"the maps on {self._engines.last_device}"
-        self._report(f"Rendered from {source}: {target_words(request)}{where}")
+        self._report_done(f"Rendered from {source}: {target_words(request)}{where}", request)
+
+    def _report_done(self, line: str, request: Request) -> None:
+        """A finished job's line; where the model was changed while it ran, which model it
+        was and how to predict with the one chosen now."""
+        if request.model != self.model.value:
+            line += (f" with {request.model}; the model is now {self.model.value}: press Run all slices "
+                     "(or move a slider) to predict with it")
+        self._report(line)
 
     def add_map_layers(self, *_) -> None:
         """Add the physics model's PD, T1 and T2 (ms) maps of the input as layers."""
