@@ -1844,3 +1844,15 @@ def test_a_job_that_ends_after_the_model_changed_says_which_model_it_ran(demo, q
     assert widget.status.value.startswith("Done (volume)")
     assert widget.status.value.endswith("with d2p; the model is now physics: press Run all slices (or move a "
                                         "slider) to predict with it")
+
+
+def test_predictions_of_two_inputs_at_one_target_are_named_by_their_input(demo, qtbot):
+    viewer, widget = demo
+    widget.model.value = "p2p"
+    widget.te.value, widget.tr.value = 120.0, 6000.0
+    for name in ("head TE50 TR4500", "head TE20 TR6000"):
+        widget.image.value = viewer.layers[name]
+        widget.run.clicked.emit()
+        _until(qtbot, lambda: _idle(widget) and widget.status.value.startswith("Done"))
+    names = sorted(layer.name for layer in _outputs(viewer, "prediction"))
+    assert names == ["prediction p2p TE120 TR6000", "prediction p2p TE120 TR6000 of head TE20 TR6000"]

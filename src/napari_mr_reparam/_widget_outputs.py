@@ -198,6 +198,8 @@ class Outputs:
         model = f"joint({len(request.inputs)})" if request.inputs else request.model
         names = layer_names(model, request.te, request.tr, request.sequence, request.ti,
                             request.flip_deg, request.ti2)
+        if any(other.name == names["prediction"] and other is not layer for other in self._viewer.layers):
+            names = {role: f"{name} of {source.name}" for role, name in names.items()}  # another input's at it
         layer.name = names["prediction"]
         layer.metadata.update(te_ms=request.te, tr_ms=request.tr,
                               model=JOINT_MODEL if request.inputs else request.model,
