@@ -9,6 +9,8 @@ import sys
 
 import torch
 
+from helpers import tiny_train_config
+
 from napari_mr_reparam.training.loop import train
 
 
@@ -109,7 +111,18 @@ def test_starting_weights_of_other_shapes_are_one_line_naming_the_first_tensor(t
     other = PhysicsNet(base=4, depth=3, task="p2p", input_sequences=True)  # its conditioning reads more
     with pytest.raises(weights.WeightsError, match=r"weights do not fit this network \(tensors of other "
                                                    r"shapes: size mismatch for \S+\)$"):
-        _initialize(str(mine), other)
+        _initialize(str(mine), weights.load_weights(str(mine))[0], other)
+
+
+def test_missing_starting_weights_are_said_before_any_data_are_made(tmp_path, mrilab_spec, monkeypatch):
+    import pytest
+
+    from napari_mr_reparam.training import loop
+
+    cfg = tiny_train_config(tmp_path / "run", mrilab_spec, steps=2, init=str(tmp_path / "none.pt"))
+    monkeypatch.setattr(loop, "build_stage", lambda *a: pytest.fail("the run's data were made"))
+    with pytest.raises(Exception, match="none.pt"):
+        loop.train(cfg, quiet=True)
 
 
 def _with_stage_loss(monkeypatch, change):

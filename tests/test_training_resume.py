@@ -61,7 +61,19 @@ def test_resuming_with_other_data_or_loss_settings_is_refused_naming_their_recor
     assert err.count("\n") == 1 and "Traceback" not in err
     for recorded in ("lr = 0.001, this one 0.5", "seed = 0, this one 9", "phantoms = ['mrilab:"):
         assert recorded in err
+    assert f"--set 'init=\"{out / CHECKPOINT}\"' --out NEW_FOLDER" in err  # the way that keeps the run
     assert (out / CHECKPOINT).read_bytes() == before
+
+
+def test_a_resume_is_refused_or_found_done_before_any_data_are_made(run, monkeypatch, capsys):
+    from napari_mr_reparam.training import loop
+
+    recipe, out = run
+    monkeypatch.setattr(loop, "build_stage", lambda *a: pytest.fail("the run's data were made"))
+    assert _resume(recipe, out, "--steps", "6", "--set", "lr=0.5") == 2
+    assert "lr = 0.001, this one 0.5" in capsys.readouterr().err
+    assert _resume(recipe, out, "--steps", "4") == 0
+    assert "is at step 4 already: nothing to train" in capsys.readouterr().out
 
 
 def test_resuming_may_change_the_steps_and_what_does_not_change_the_training(run):

@@ -75,6 +75,18 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False) -> Path:
     out = Path(cfg.out)
     _refuse_a_file_as_run_folder(out)
     rank, world, device = _setup(cfg)
+    if resume and (out / CHECKPOINT).is_file():  # refused, or found done, before its data are made
+        done = _check_resume(out / CHECKPOINT, cfg)
+        if done >= cfg.steps:  # resumed at its last step: nothing to train, nothing rewritten
+            if rank == 0:
+                print(f"{out / CHECKPOINT} is at step {done} already: nothing to train")
+            _end_processes(world)
+            return out / CHECKPOINT
+    initial = None
+    if cfg.init and not (resume and (out / CHECKPOINT).is_file()):
+        from ..weights import load_weights
+
+        initial, _ = load_weights(cfg.init)  # a missing or damaged file said before the data are made
     torch.manual_seed(cfg.seed)  # identical initial weights on every rank
     stage = build_stage(cfg, rank)
     model = stage.model.to(device)
@@ -82,11 +94,11 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False) -> Path:
     optimizer = torch.optim.Adam(params, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
     start, carried = 0, {}
     if resume and (out / CHECKPOINT).is_file():
-        start, carried = _restore(out / CHECKPOINT, model, optimizer, device, cfg, world, show=rank == 0)
+        start, carried = _restore(out / CHECKPOINT, model, optimizer, device, world, show=rank == 0)
         if hasattr(stage.batches, "skip"):
             stage.batches.skip(start)  # a source that counts its own steps moves past the trained ones
-    elif cfg.init:
-        _initialize(cfg.init, model, show=rank == 0)
+    elif initial is not None:
+        _initialize(cfg.init, initial, model, show=rank == 0)
     if resume and not start and rank == 0:
         print(f"--resume: no checkpoint in {out}; starting the run")
     module = model
@@ -130,12 +142,8 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False) -> Path:
         stop.restore()
         if bar is not None:
             bar.close()
-    if rank == 0 and start >= cfg.steps:  # resumed at its last step: nothing to train, nothing rewritten
-        print(f"{out / CHECKPOINT} is at step {start} already: nothing to train")
     _record_rank_digest(out, rank, world, model)
-    if world > 1:
-        torch.distributed.barrier()
-        torch.distributed.destroy_process_group()
+    _end_processes(world)
     if stop.why is not None and done < cfg.steps:
         raise TrainingStopped(out / CHECKPOINT, done, cfg.steps, stop.why)
     return out / CHECKPOINT
@@ -331,11 +339,11 @@ def _save(path: Path, model, optimizer, step: int, cfg: TrainConfig, stage, sess
     os.replace(tmp, path)
 
 
-def _initialize(source: str, model, show: bool = True) -> None:
-    """Start from the weights ``source`` names (a checkpoint or a weight set): fine-tuning."""
-    from ..weights import WeightsError, does_not_fit, load_weights
+def _initialize(source: str, state: dict, model, show: bool = True) -> None:
+    """Start from the weights ``state`` that ``source`` names (a checkpoint or a weight
+    set): fine-tuning."""
+    from ..weights import WeightsError, does_not_fit
 
-    state, _ = load_weights(source)
     loader = getattr(model, "load_initial_state", None)  # a network that takes another's body
     try:
         missing, unexpected = loader(state) if loader else model.load_state_dict(state, strict=False)
@@ -348,6 +356,23 @@ def _initialize(source: str, model, show: bool = True) -> None:
         print(f"starting from the weights of {source}")
 
 
+def _end_processes(world: int) -> None:
+    """Under torchrun, every process waits for the others, then leaves their group."""
+    if world > 1:
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
+
+
+def _check_resume(path: Path, cfg: TrainConfig) -> int:
+    """The checks of a resume that need only the checkpoint (:func:`_refuse_other_settings`,
+    :func:`_refuse_fewer_steps`), made before a run's subjects are loaded and its data made
+    (half a minute for the generalist's recipes); the step it is at."""
+    blob = read_checkpoint(path)
+    _refuse_other_settings(path, blob.get("config") or {}, cfg.to_dict())
+    _refuse_fewer_steps(path, int(blob["step"]), cfg.steps)
+    return int(blob["step"])
+
+
 def _refuse_other_settings(path: Path, recorded: dict, now: dict) -> None:
     """A resume whose settings differ from the checkpoint's in any but
     :data:`RESUME_MAY_CHANGE` is a one-line ValueError naming each with its recorded value
@@ -356,7 +381,8 @@ def _refuse_other_settings(path: Path, recorded: dict, now: dict) -> None:
                if key not in RESUME_MAY_CHANGE and _same(recorded[key]) != _same(now[key])]
     if changed:
         raise ValueError(f"{path}: that run has {'; '.join(changed)}; resume it with its own recipe and "
-                         "options, or start a new run (--overwrite)")
+                         f"options, or start a new run from its weights in another folder (--set "
+                         f"'init=\"{path}\"' --out NEW_FOLDER), or in its place (--overwrite)")
 
 
 def _refuse_fewer_steps(path: Path, step: int, steps: int) -> None:
@@ -381,15 +407,12 @@ RESUME_MAY_CHANGE = frozenset({"steps", "name", "out", "device", "threads", "loa
                                "subject_workers", "log_every", "checkpoint_every"})
 
 
-def _restore(path: Path, model, optimizer, device, cfg: TrainConfig | None = None,
-             world: int = 1, show: bool = True) -> tuple[int, dict]:
-    """Load the checkpoint at ``path`` into ``model`` and ``optimizer``; returns its step and
-    what the run carries over sessions (:class:`_Sessions`' fields)."""
+def _restore(path: Path, model, optimizer, device, world: int = 1, show: bool = True) -> tuple[int, dict]:
+    """Load the checkpoint at ``path`` (checked against the run's settings by
+    :func:`_check_resume`) into ``model`` and ``optimizer``; returns its step and what the
+    run carries over sessions (:class:`_Sessions`' fields)."""
     blob = read_checkpoint(path, device)
     step = int(blob["step"])
-    if cfg is not None:
-        _refuse_other_settings(path, blob.get("config") or {}, cfg.to_dict())
-        _refuse_fewer_steps(path, step, cfg.steps)
     model.load_state_dict(blob["model"])
     optimizer.load_state_dict(blob["optimizer"])
     carried = blob.get("sessions") or {}
