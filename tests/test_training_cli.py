@@ -66,8 +66,8 @@ def test_export_records_only_reports_that_scored_the_checkpoint(tmp_path, capsys
                            "--metrics", name]) == 2
     err = capsys.readouterr().err
     assert err.splitlines() == [
-        "error: other.json: scores physics_mrilab, not w.safetensors; record a report of evaluate --model w.safetensors",
-        "error: unnamed.json: scores an unnamed model, not w.safetensors; record a report of evaluate --model "
+        "error: other.json: scores physics_mrilab, not w.safetensors; record a report of evaluate --weights w.safetensors",
+        "error: unnamed.json: scores an unnamed model, not w.safetensors; record a report of evaluate --weights "
         "w.safetensors"]
     assert not (tmp_path / "out.safetensors").exists()
     assert train_main(["export", "w.safetensors", "--name", "w", "--out", "out.safetensors",
@@ -227,8 +227,16 @@ def test_export_refuses_a_checkpoint_whose_weights_are_not_finite(tmp_path, caps
     ckpt = _tiny_checkpoint(tmp_path / "nan.pt", spoil=True)
     assert train_main(["export", ckpt, "--name", "x", "--out", str(tmp_path / "x.safetensors")]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: nan.pt: holds values that are not finite (NaN or infinity)") and err.count("\n") == 1
+    assert err.startswith(f"error: {ckpt}: holds values that are not finite (NaN or infinity)") and err.count("\n") == 1
     assert not (tmp_path / "x.safetensors").exists()
+
+
+def test_export_refuses_an_autoencoder_run_which_predicts_no_image(tiny_paramnet_run, tmp_path, capsys):
+    _, autoencoder, _ = tiny_paramnet_run
+    assert train_main(["export", str(autoencoder), "--name", "ae", "--out", str(tmp_path / "ae.safetensors")]) == 2
+    err = capsys.readouterr().err
+    assert "an autoencoder run, the paper models' encoder, predicts no image: give it to paramnet" in err
+    assert err.count("\n") == 1 and not (tmp_path / "ae.safetensors").exists()
 
 
 def test_export_into_the_bundled_folder_records_the_hashes_of_the_weights_and_card(tmp_path, monkeypatch):
@@ -317,3 +325,15 @@ def test_a_param_net_without_an_autoencoder_or_with_another_widths_is_one_line(t
     assert err[1] == (f"error: {ae}: weights do not fit this network (tensors of other shapes: size mismatch for "
                       "layers.0.0.weight); it is an autoencoder of width 0.0625, this run's width is 0.125")
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_simulate_takes_the_image_sizes_training_takes_and_says_when_it_has_fewer_slices(tmp_path, capsys,
+                                                                                          mrilab_spec):
+    with pytest.raises(SystemExit) as refused:
+        train_main(["simulate", "--phantom", mrilab_spec, "--size", "7", "--out", str(tmp_path / "a")])
+    assert refused.value.code == 2
+    assert "--size: must be between 16 and 2048 pixels, as training's size, got 7" in capsys.readouterr().err
+    assert train_main(["simulate", "--phantom", mrilab_spec, "--pairs", "1", "--slices", "500", "--size", "16",
+                       "--out", str(tmp_path / "b")]) == 0
+    err = capsys.readouterr().err
+    assert "fewer than the 500 asked for; the dataset has those" in err

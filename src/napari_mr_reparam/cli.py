@@ -745,7 +745,8 @@ def build_parser() -> argparse.ArgumentParser:
                          "default every acquisition is an input (not with --joint, which fits them all)")
     pr.add_argument("--model", default="physics",
                     help="bundled model: physics (the default), physics_mrilab, d2p or p2p")
-    pr.add_argument("--weights", help="a weights file (.safetensors with its card, or .pt)")
+    pr.add_argument("--weights", help="a weights file (.safetensors with its card, or a training run's "
+                                      "checkpoint.pt), in place of a bundled model")
     pr.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     pr.add_argument("--batch-size", type=positive_int, default=8, help="slices per batch (default 8)")
     pr.add_argument("--consistency", type=float, metavar="W",

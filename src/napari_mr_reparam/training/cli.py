@@ -26,6 +26,20 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _image_size(text: str) -> int:
+    """An argparse type: an image size in pixels, within the range training takes
+    (:class:`~napari_mr_reparam.training.config.TrainConfig`'s ``size``)."""
+    from dataclasses import fields
+
+    from .config import TrainConfig
+
+    value = _positive_int(text)
+    bounds = next(f.metadata["range"] for f in fields(TrainConfig) if f.name == "size")
+    if not bounds.holds(value):
+        raise argparse.ArgumentTypeError(f"must be {bounds} pixels, as training's size, got {text}")
+    return value
+
+
 def _seed(text: str) -> int:
     """An argparse type: a dataset seed, a whole number from 0 to MAX_SEED."""
     from .config import MAX_SEED
@@ -60,6 +74,10 @@ def cmd_simulate(args) -> int:
             phantom, seed=args.seed, pairs=args.pairs, slices=args.slices, size=args.size,
             progress=bar.update,
         )
+    if dataset.n_slices < args.slices:
+        print(f"notice: {args.phantom}: the protocol's span of its brain holds {dataset.n_slices} axial "
+              f"slices, fewer than the {args.slices} asked for; the dataset has those {dataset.n_slices}",
+              file=sys.stderr)
     out = dataset.save(args.out)
     save_preview(phantom, out / "preview.png")
     n_train = int(dataset.train_paper.sum())
@@ -230,6 +248,9 @@ def cmd_export(args) -> int:
 
     _refuse_a_name_that_is_not_plain(args.name)
     state, card = load_weights(args.checkpoint)  # weights that are not finite are refused there
+    if card.get("arch") == "autoencoder":
+        raise ValueError(f"{args.checkpoint}: an autoencoder run, the paper models' encoder, predicts no image: "
+                         "give it to paramnet (--autoencoder PATH) and export the paramnet run")
     shown = shown_name(args.checkpoint, card)  # what evaluate calls it
     card = dict(card, name=args.name)
     for metrics_file in args.metrics or []:
@@ -280,7 +301,7 @@ def _refuse_another_models_report(path: str, report: dict, checkpoint: str, show
     model = report.get("model")
     if not (_names_the_model(model, checkpoint) or _names_the_model(model, shown)):
         raise ValueError(f"{path}: scores {model or 'an unnamed model'}, not {checkpoint}; "
-                         f"record a report of evaluate --model {checkpoint}")
+                         f"record a report of evaluate --weights {checkpoint}")
 
 
 def _external_rows(path: str, checkpoint: str) -> dict:
@@ -356,7 +377,7 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", choices=("paper", "stream"), help="fixed protocol datasets or a stream")
     p.add_argument("--seed", type=int)
     p.add_argument("--device", help="auto, cpu, cuda or mps")
-    p.add_argument("--threads", type=int, help="torch CPU threads per process")
+    p.add_argument("--threads", type=int, help="torch CPU threads per process (0: torch's default, one per core)")
     p.add_argument("--resume", action="store_true",
                    help="continue from the run folder's checkpoint (written every checkpoint_every steps, "
                         "and on SIGTERM or Ctrl-C after the step in progress)")
@@ -391,7 +412,7 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--seed", type=_seed, default=0)
     sim.add_argument("--pairs", type=_positive_int, default=200, help="(TE, TR) pairs (default 200)")
     sim.add_argument("--slices", type=_positive_int, default=24, help="axial slices per pair (default 24)")
-    sim.add_argument("--size", type=_positive_int, default=256, help="image size in pixels (default 256)")
+    sim.add_argument("--size", type=_image_size, default=256, help="image size in pixels (default 256)")
     sim.add_argument("--overwrite", action="store_true", help="replace a dataset already in --out")
     sim.set_defaults(func=cmd_simulate)
 

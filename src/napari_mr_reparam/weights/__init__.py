@@ -141,7 +141,7 @@ def _check_recorded(path: Path) -> None:
     record = _read_hashes()
     own = Path(BUNDLED_DIR).resolve() == PACKAGE_DIR
     if record is None and own:
-        raise WeightsError(f"{path.name}: the bundled weights' record of hashes ({HASHES_FILE}) is missing; "
+        raise WeightsError(f"{shown_path(path)}: the bundled weights' record of hashes ({HASHES_FILE}) is missing; "
                            "refusing to load")
     if not own and not (record and {path.name, card_path(path).name} & set(record)):
         return
@@ -151,6 +151,13 @@ def _check_recorded(path: Path) -> None:
         if record[f.name] != sha256_of(f):
             raise WeightsError(f"{f.name}: sha256 does not match {HASHES_FILE}, the bundled files' record; "
                                "refusing to load")
+
+
+def shown_path(path: Path) -> str:
+    """How a message names a weights file: a bundled one by its name, a user's by its path
+    (every training run's file is ``checkpoint.pt``)."""
+    path = Path(path)
+    return path.name if path.parent.resolve() == Path(BUNDLED_DIR).resolve() else str(path)
 
 
 def load_weights(name_or_path: str | Path) -> tuple[dict, dict]:
@@ -169,7 +176,7 @@ def load_weights(name_or_path: str | Path) -> tuple[dict, dict]:
     if path.suffix not in WEIGHTS_SUFFIXES:
         raise WeightsError(f"{path}: weights must be .safetensors or a .pt checkpoint")
     if path.stat().st_size == 0:
-        raise WeightsError(f"{path.name}: empty file")
+        raise WeightsError(f"{shown_path(path)}: empty file")
     state, card = _load_safetensors(path) if path.suffix == ".safetensors" else _load_checkpoint(path)
     _refuse_non_finite(state, path)
     return state, card
@@ -181,7 +188,7 @@ def _refuse_non_finite(state: dict, path: Path) -> None:
     bad = [k for k, v in state.items() if v.is_floating_point() and not bool(v.isfinite().all())]
     if bad:
         more = f" and {len(bad) - 1} other tensor(s)" if len(bad) > 1 else ""
-        raise WeightsError(f"{path.name}: holds values that are not finite (NaN or infinity) in {bad[0]}{more}: "
+        raise WeightsError(f"{shown_path(path)}: holds values that are not finite (NaN or infinity) in {bad[0]}{more}: "
                            "the weights of a run that diverged; refusing to load")
 
 
@@ -239,9 +246,9 @@ def _read_card(weights_path: Path) -> dict:
     try:
         card = json.loads(path.read_text(encoding="utf-8"))
     except ValueError as exc:  # bad JSON, or bytes that are not UTF-8 text
-        raise WeightsError(f"{weights_path.name}: card {path.name} is not valid JSON: {exc}") from None
+        raise WeightsError(f"{shown_path(weights_path)}: card {path.name} is not valid JSON: {exc}") from None
     if not isinstance(card, dict):
-        raise WeightsError(f"{weights_path.name}: card {path.name} is not a JSON object")
+        raise WeightsError(f"{shown_path(weights_path)}: card {path.name} is not a JSON object")
     return card
 
 
@@ -250,10 +257,10 @@ def _check_hash(path: Path, card: dict) -> None:
     records no sha256."""
     if "sha256" not in card:
         if _is_bundled(path):
-            raise WeightsError(f"{path.name}: bundled weights whose card records no sha256; refusing to load")
+            raise WeightsError(f"{shown_path(path)}: bundled weights whose card records no sha256; refusing to load")
         return
     if card["sha256"] != sha256_of(path):
-        raise WeightsError(f"{path.name}: sha256 does not match its card; refusing to load")
+        raise WeightsError(f"{shown_path(path)}: sha256 does not match its card; refusing to load")
 
 
 def _load_safetensors(path: Path) -> tuple[dict, dict]:
@@ -267,11 +274,11 @@ def _load_safetensors(path: Path) -> tuple[dict, dict]:
         card = _read_card(path)
         _check_hash(path, card)
     elif _is_bundled(path):
-        raise WeightsError(f"{path.name}: bundled weights without a card; refusing to load")
+        raise WeightsError(f"{shown_path(path)}: bundled weights without a card; refusing to load")
     try:
         return load_file(path), card
     except (SafetensorError, OSError, ValueError) as exc:
-        raise WeightsError(f"{path.name}: not a readable safetensors file ({exc})") from None
+        raise WeightsError(f"{shown_path(path)}: not a readable safetensors file ({exc})") from None
 
 
 def _load_checkpoint(path: Path) -> tuple[dict, dict]:
@@ -293,7 +300,7 @@ def read_checkpoint(path: Path, map_location="cpu", name: str | None = None):
             warnings.filterwarnings("ignore", message=".*pickle protocol", category=UserWarning)
             return torch.load(path, map_location=map_location, weights_only=True)
     except (pickle.UnpicklingError, *UNREADABLE_ERRORS) as exc:
-        raise WeightsError(f"{name or path.name}: {_why_unreadable(path, exc)}") from None
+        raise WeightsError(f"{name or shown_path(path)}: {_why_unreadable(path, exc)}") from None
 
 
 def _why_unreadable(path: Path, exc: Exception) -> str:
@@ -317,7 +324,7 @@ def _model_state(blob, path: Path) -> tuple[dict, dict]:
     if isinstance(blob, dict) and isinstance(blob.get("model"), dict):
         state, card = blob["model"], blob.get("card", {})
     if not (isinstance(state, dict) and state and all(isinstance(v, torch.Tensor) for v in state.values())):
-        raise WeightsError(f"{path.name}: no model state found in the checkpoint")
+        raise WeightsError(f"{shown_path(path)}: no model state found in the checkpoint")
     if not isinstance(card, dict):
-        raise WeightsError(f"{path.name}: the checkpoint's card is not a mapping")
+        raise WeightsError(f"{shown_path(path)}: the checkpoint's card is not a mapping")
     return state, dict(card)
