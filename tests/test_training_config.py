@@ -260,3 +260,15 @@ def test_set_of_a_table_of_the_wrong_kind_is_one_line(tmp_path, capsys):
     assert train_main(["physics", "--set", "acquisition=5", "--out", str(tmp_path / "r"), "--steps", "1"]) == 2
     err = capsys.readouterr().err
     assert err == "error: acquisition must be a table ({name = value, ...}), got 5\n"
+
+
+def test_one_entry_of_the_acquisition_table_is_set_keeping_the_rest(tmp_path):
+    recipe = tmp_path / "r.toml"
+    recipe.write_text('stage = "physics"\n[acquisition]\njpeg = 0.2\nringing = 0.5\n')
+    cfg = load_config(recipe, **{"acquisition.jpeg": 0.6})
+    assert cfg.acquisition == {"jpeg": 0.6, "ringing": 0.5}
+    assert load_config(None, **{"acquisition.ringing": 0.3}).acquisition == {"ringing": 0.3}
+    with pytest.raises(ValueError, match="unknown acquisition effects: nope"):
+        load_config(recipe, **{"acquisition.nope": 1.0})
+    with pytest.raises(ValueError, match=r"unknown settings: lr\.x"):
+        load_config(recipe, **{"lr.x": 1.0})

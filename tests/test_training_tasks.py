@@ -49,3 +49,10 @@ def test_an_autoencoder_of_another_width_is_one_line_saying_so(monkeypatch, tmp_
                                            r"size mismatch for \S+\); it is an autoencoder of width 0\.125, "
                                            r"this run's width is 0\.0625$"):
         tasks.build_stage(TrainConfig(stage="paramnet", width=0.0625, autoencoder=ae))
+
+
+def test_a_paramnet_run_whose_autoencoder_checkpoint_is_missing_says_to_train_phase_1(tmp_path):
+    cfg = TrainConfig(stage="paramnet", autoencoder=str(tmp_path / "ae" / "checkpoint.pt"))
+    with pytest.raises(FileNotFoundError, match="no autoencoder checkpoint .*train it first with "
+                                                "napari-mr-reparam-train autoencoder"):
+        tasks.ParamNetStage(cfg)

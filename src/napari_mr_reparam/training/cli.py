@@ -384,7 +384,8 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--overwrite", action="store_true",
                    help="start a new run in a folder that holds another run's checkpoint")
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
-                   help="any other recipe value, e.g. --set map_weight=0.1 (repeatable)")
+                   help="any other recipe value, e.g. --set map_weight=0.1, or one entry of its "
+                        "[acquisition] table, --set acquisition.jpeg=0.5 (repeatable)")
 
 
 def _refuse_replacing_a_run(out: str, args) -> None:

@@ -310,6 +310,7 @@ def _with_overrides(values: dict, source, overrides: dict, what: str, command: s
     if unknown:
         raise ValueError(f"{source}: unknown recipe keys: {', '.join(unknown)}")
     overrides = without_retired({k: v for k, v in overrides.items() if v is not None}, "settings")
+    overrides = _one_entry_overrides(values, overrides)
     unknown = sorted(set(overrides) - _FIELDS)
     if unknown:
         raise ValueError(f"unknown settings: {', '.join(unknown)}")
@@ -323,6 +324,17 @@ def _with_overrides(values: dict, source, overrides: dict, what: str, command: s
                          f"napari-mr-reparam-train {stage} {command}")
     values.update(overrides)
     return TrainConfig(**values)
+
+
+def _one_entry_overrides(values: dict, overrides: dict) -> dict:
+    """Overrides of one entry of a table setting (``acquisition.jpeg = 0.5``) merged into
+    that table as ``values`` (the recipe's) hold it, the rest of the table kept."""
+    out = {k: v for k, v in overrides.items() if "." not in k or k.partition(".")[0] not in _OPTIONAL_KINDS}
+    for key in sorted(set(overrides) - set(out)):
+        head, _, entry = key.partition(".")
+        table = out.get(head, values.get(head))
+        out[head] = {**(table if isinstance(table, dict) else {}), entry: overrides[key]}
+    return out
 
 
 _KINDS = {bool: "true or false", int: "a whole number", float: "a number", str: "text",

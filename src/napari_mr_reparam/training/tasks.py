@@ -53,8 +53,12 @@ class ParamNetStage:
         self.batches = training_batches(cfg, rank)
 
     def _load_encoder(self, path: str) -> None:
+        from pathlib import Path
+
         from ..weights import WeightsError, does_not_fit, load_weights
 
+        if Path(path).suffix and not Path(path).is_file():  # a file named, none there: phase 1 not run
+            raise FileNotFoundError(f"no autoencoder checkpoint {path!r}: {NEEDS_AUTOENCODER}")
         state, card = load_weights(path)
         encoder_state = {k[len("encoder."):]: v for k, v in state.items() if k.startswith("encoder.")}
         if not encoder_state:
