@@ -454,3 +454,28 @@ def test_the_input_preset_classifier_is_no_model_to_predict_with():
     with pytest.raises(WeightsError, match="^contrast: the input-preset classifier names an image's preset and "
                                            "predicts no image; models: d2p, p2p, physics"):
         Reparameterizer("contrast", device="cpu")
+
+
+def test_a_volume_is_read_at_one_level_so_a_bright_voxel_does_not_dim_its_slice():
+    from napari_mr_reparam.inference import _normalized_slices, volume_read
+
+    tissue = np.random.default_rng(0).uniform(0.4, 0.5, (4, 32, 32)).astype(np.float32)
+    tissue[1, 3, 3] = 5.0  # a vessel in one slice: at its own maximum that slice reads dim
+    images, scale, _, _ = _normalized_slices(tissue)
+    assert images[1].mean() < 0.5 * images[0].mean()
+    read, level = volume_read(images, scale)
+    assert 0.45 < level <= 0.5 and read.max() == 1.0  # the tissue's own top, not the vessel's
+    assert abs(read[1].mean() - read[0].mean()) < 0.01  # every slice alike
+
+
+def test_physics_maps_read_the_volume_at_one_level_and_render_at_it(tiny_weights, monkeypatch):
+    engine = Reparameterizer("physics")
+    volume = np.random.default_rng(1).uniform(100, 200, (3, 32, 32)).astype(np.float32)
+    volume[0, 5, 5] = 2000.0
+    seen = []
+    real = engine._maps_batch
+    monkeypatch.setattr(engine, "_maps_batch", lambda chunk, *a: seen.append(chunk.copy()) or real(chunk, *a))
+    maps = engine.compute_maps(volume, Acquisition(50.0, 4500.0))
+    read = np.concatenate(seen)
+    assert read[0].mean() == pytest.approx(read[1].mean(), rel=0.02)  # the bright voxel dims nothing
+    assert np.allclose(maps.scale, maps.scale[0]) and 190 < maps.scale[0] < 200  # one level, input units

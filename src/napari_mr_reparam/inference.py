@@ -4,8 +4,9 @@
 command line, the napari plugin and the evaluation alike. A request is a volume, the
 target :class:`~napari_mr_reparam.acquisition.Acquisition` (or several), the input's
 acquisition and the per-request :class:`InferenceOptions`. The engine chooses the
-device, normalizes each slice as the model was trained (its own maximum -> [0, 1] ->
-[-1, 1] at 256x256), runs batches under ``torch.inference_mode``, and undoes the
+device, normalizes each slice as the model was trained (a paper model: its own maximum
+-> [0, 1] -> [-1, 1] at 256x256; a physics model: the whole volume at one level,
+:func:`volume_read`), runs batches under ``torch.inference_mode``, and undoes the
 normalization so predictions come back in the input's intensity units and size. A model
 that renders from maps (:attr:`Reparameterizer.renders_from_maps`) computes its maps
 once per volume and renders every target from them. Times are in milliseconds.
@@ -65,7 +66,8 @@ class QuantitativeMaps:
     """PD (relative), T1 and T2 (ms) maps of a volume from the physics model.
 
     The maps are stored at the model's working resolution, (z, h, w); ``scale`` holds
-    each input slice's maximum (to return renders in the input's units), ``shape`` the
+    the level each slice was read at (the volume's, :func:`volume_read`: to return renders
+    in the input's units), ``shape`` the
     input's in-plane size, ``nan`` where the input had no value and ``peak_count`` how
     many of each slice's brightest voxels a render is normalized by (1, the maximum,
     unless the input calibrated more: :mod:`napari_mr_reparam.peaks`). With
@@ -372,8 +374,9 @@ class Reparameterizer:
 
         ``input`` is the volume's own acquisition (default: the Default-to-Param input,
         TE 50 ms / TR 4500 ms; Default-to-Param models ignore it). Acquisition times may
-        be scalars or one value per slice. Each slice is scaled by its own maximum as in
-        training, predicted, and scaled back; NaN and infinite voxels (which the image does
+        be scalars or one value per slice. Each slice is scaled as the model reads it (a
+        paper model: by its own maximum; a physics model: the volume at one level,
+        :func:`volume_read`), predicted, and scaled back; NaN and infinite voxels (which the image does
         not measure) are treated as 0 and are NaN in the output.
         """
         return next(self.predict_many(volume, [target], input, options=options, progress=progress,
@@ -439,13 +442,14 @@ class Reparameterizer:
         options = self.resolve(options)
         images, scale, nan, shape = _normalized_slices(volume)
         self._refuse_too_thin(shape)
+        read, level = volume_read(images, scale)
         n = images.shape[0]
         given = _as_acquisition(input).per_slice(n)
         parts, start = [], 0
         while start < n:
             stop_if_cancelled(cancelled)
             sl = slice(start, min(n, start + self.batch_size))
-            maps = self._guarded(self._maps_batch, images[sl], given.take(sl), options)
+            maps = self._guarded(self._maps_batch, read[sl], given.take(sl), options)
             if maps is None:
                 continue  # out of memory: retried with a smaller batch or on the CPU
             parts.append(maps)
@@ -453,7 +457,7 @@ class Reparameterizer:
             if progress is not None:
                 progress(sl.stop - sl.start)
         joined = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-        maps = QuantitativeMaps(**joined, scale=scale[:, 0, 0], shape=shape, nan=nan)
+        maps = QuantitativeMaps(**joined, scale=np.full(n, level, np.float32), shape=shape, nan=nan)
         if options.keep_detail:
             maps.guide = DetailGuide(images, maps.pd.shape[-2:])
         return maps
@@ -503,8 +507,8 @@ class Reparameterizer:
         Each slice is normalized to its peak (its maximum, or the mean of as many of its
         brightest voxels as the input calibrated), as the network's own renders are, brought
         to the input's size with the input's detail when the maps carry a guide
-        (:class:`~napari_mr_reparam.detail.DetailGuide`), and scaled back by the input
-        slice's maximum.
+        (:class:`~napari_mr_reparam.detail.DetailGuide`), and scaled back by the level the
+        input was read at (:func:`volume_read`).
         """
         if not isinstance(target, Acquisition):
             raise TypeError("render takes the target as an Acquisition")
@@ -737,6 +741,28 @@ def as_measured(data: np.ndarray) -> np.ndarray:
     data = np.asarray(data, np.float32)
     infinite = np.isinf(data)
     return np.where(infinite, np.float32(np.nan), data) if infinite.any() else data
+
+
+#: The percentile of a volume's tissue voxels (those above 2 % of its maximum) at which a
+#: physics network reads every slice of it (:func:`volume_read`).
+VOLUME_READ_PERCENTILE = 99.9
+
+
+def volume_read(images: np.ndarray, scale: np.ndarray) -> tuple[np.ndarray, float]:
+    """Slices as a physics network reads them: all at one level, the
+    :data:`VOLUME_READ_PERCENTILE`-th percentile of the volume's tissue, clipped to [0, 1]
+    (training normalizes a share of its images so), rather than each at its own maximum,
+    which a few bright voxels (vessels, fat) set lower in some slices than in others: the
+    same tissue then reads alike from slice to slice. ``images``: the slices at their own
+    maximum, ``scale`` (z, 1, 1) those maxima (:func:`_normalized_slices`). Returns the
+    slices so read and the level (input units)."""
+    absolute = images * scale
+    top = float(absolute.max())
+    tissue = absolute[absolute > 0.02 * top]
+    level = float(np.percentile(tissue, VOLUME_READ_PERCENTILE)) if tissue.size else top
+    if level <= 0:
+        return images, top
+    return np.clip(absolute / level, 0.0, 1.0, out=absolute), level
 
 
 def _normalized_slices(volume: np.ndarray):
