@@ -204,9 +204,9 @@ def test_per_slice_acquisitions_match_one_request_per_slice(tiny_weights, volume
         engine = Reparameterizer(name, device="cpu", batch_size=2)
         te, tr = np.array([30, 60, 90, 120, 200], np.float32), np.array([900, 2000, 3000, 5000, 8000], np.float32)
         together = engine.predict(volume, Acquisition(te, tr))
-        for k in range(len(volume)):
-            alone = engine.predict(volume[k:k + 1], Acquisition(float(te[k]), float(tr[k])))
-            np.testing.assert_allclose(together[k], alone[0], rtol=1e-4, atol=1e-2, equal_nan=True)
+        for k in range(len(volume)):  # the volume, read as a whole (physics: at one level), at slice k's
+            alone = engine.predict(volume, Acquisition(float(te[k]), float(tr[k])))
+            np.testing.assert_allclose(together[k], alone[k], rtol=1e-4, atol=1e-2, equal_nan=True)
 
 
 def test_requests_report_progress_and_can_be_cancelled(tiny_weights, volume):
@@ -479,3 +479,13 @@ def test_physics_maps_read_the_volume_at_one_level_and_render_at_it(tiny_weights
     read = np.concatenate(seen)
     assert read[0].mean() == pytest.approx(read[1].mean(), rel=0.02)  # the bright voxel dims nothing
     assert np.allclose(maps.scale, maps.scale[0]) and 190 < maps.scale[0] < 200  # one level, input units
+
+
+def test_a_slice_with_little_in_it_renders_dark_not_at_the_volumes_level(tiny_weights):
+    engine = Reparameterizer("physics")
+    volume = np.random.default_rng(2).uniform(100, 200, (3, 32, 32)).astype(np.float32)
+    volume[2] = np.random.default_rng(3).uniform(0, 2, (32, 32))  # above the head: noise alone
+    maps = engine.compute_maps(volume, Acquisition(50.0, 4500.0))
+    out = engine.render(maps, Acquisition(100.0, 3000.0))
+    assert np.nanmax(out[2]) < 0.05 * np.nanmax(out[0])  # not its noise at the tissue's level
+    assert maps.scale[0] == maps.scale[1] and maps.scale[2] < 0.05 * maps.scale[0]

@@ -457,7 +457,7 @@ class Reparameterizer:
             if progress is not None:
                 progress(sl.stop - sl.start)
         joined = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-        maps = QuantitativeMaps(**joined, scale=np.full(n, level, np.float32), shape=shape, nan=nan)
+        maps = QuantitativeMaps(**joined, scale=read_scale(read, level), shape=shape, nan=nan)
         if options.keep_detail:
             maps.guide = DetailGuide(images, maps.pd.shape[-2:])
         return maps
@@ -763,6 +763,22 @@ def volume_read(images: np.ndarray, scale: np.ndarray) -> tuple[np.ndarray, floa
     if level <= 0:
         return images, top
     return np.clip(absolute / level, 0.0, 1.0, out=absolute), level
+
+
+#: A slice whose brightest voxel reads below this share of the volume's level holds little
+#: tissue (the first or last of a head): its render, normalized to its own peak as every
+#: slice's is, is scaled down with it (:func:`read_scale`).
+SPARSE_SLICE_SHARE = 0.5
+
+
+def read_scale(read: np.ndarray, level: float) -> np.ndarray:
+    """The scale (z,) a physics render's slices are brought back to the input's units by:
+    the volume's ``level`` (:func:`volume_read`), so that a tissue reads alike in every
+    slice; less for a slice that holds little (its brightest voxel below
+    :data:`SPARSE_SLICE_SHARE` of the level in ``read``), whose noise a render normalized to
+    its peak would otherwise show as bright as tissue."""
+    top = read.reshape(read.shape[0], -1).max(axis=1)
+    return (level * np.minimum(1.0, top / SPARSE_SLICE_SHARE)).astype(np.float32)
 
 
 def _normalized_slices(volume: np.ndarray):
