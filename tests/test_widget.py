@@ -1856,3 +1856,22 @@ def test_predictions_of_two_inputs_at_one_target_are_named_by_their_input(demo, 
         _until(qtbot, lambda: _idle(widget) and widget.status.value.startswith("Done"))
     names = sorted(layer.name for layer in _outputs(viewer, "prediction"))
     assert names == ["prediction p2p TE120 TR6000", "prediction p2p TE120 TR6000 of head TE20 TR6000"]
+
+
+def test_a_duplicated_prediction_stays_as_it_is_and_the_next_run_updates_the_original(demo, qtbot):
+    from napari.layers._layer_actions import _duplicate_layer
+
+    viewer, widget = demo
+    widget.te.value, widget.tr.value = 100.0, 4000.0
+    widget.run.clicked.emit()
+    _until(qtbot, lambda: _idle(widget) and _outputs(viewer, "prediction"))
+    (pred,) = _outputs(viewer, "prediction")
+    viewer.layers.selection = {pred}
+    _duplicate_layer(viewer.layers)  # Layers > Duplicate Layer, as the README says to keep one
+    copy = viewer.layers[-1]
+    viewer.layers.move(viewer.layers.index(copy), 0)  # below the original: found first in the list
+    kept = np.array(copy.data)
+    widget.te.value = 30.0
+    widget.run.clicked.emit()
+    _until(qtbot, lambda: _idle(widget) and "TE30" in pred.name)
+    assert copy.name == "prediction d2p TE100 TR4000 copy" and np.array_equal(copy.data, kept)

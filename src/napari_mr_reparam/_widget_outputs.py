@@ -122,6 +122,9 @@ class Outputs:
         # per prediction layer a preview wrote slices into since its last whole volume: the
         # layer, its name and metadata then, and each slice as it was (None: a new layer)
         self._before_preview: dict = {}
+        # the layer this widget made per (source data, role): a copy of it (Layers >
+        # Duplicate Layer) carries the same metadata, and is the user's to keep
+        self._made: dict = {}
 
     @property
     def idle(self) -> bool:
@@ -137,7 +140,11 @@ class Outputs:
         self._comparisons.drop()
 
     def find(self, source, role: str):
-        """The ``role`` layer made from ``source``, or None."""
+        """The ``role`` layer made from ``source`` (the one this widget made, not a copy of
+        it), or None."""
+        made = self._made.get((id(source.data), role))
+        if made is not None and made in self._viewer.layers and made.metadata.get("mr_reparam_source") is source.data:
+            return made
         for layer in self._viewer.layers:
             meta = layer.metadata or {}
             if meta.get("mr_reparam_role") == role and meta.get("mr_reparam_source") is source.data:
@@ -159,6 +166,7 @@ class Outputs:
                       "mr_reparam_role": role, "mr_reparam_source": source.data},
         )
         self._place(layer, source, above)
+        self._made[(id(source.data), role)] = layer
         return layer
 
     def _place(self, layer, source, above) -> None:
