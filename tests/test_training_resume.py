@@ -218,3 +218,12 @@ def test_the_help_says_a_resume_without_config_takes_the_recorded_recipe(capsys)
         train_main(["physics", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert "with --resume and no --config, the settings the run's checkpoint records" in text
+
+
+def test_a_resume_with_another_acquisition_table_names_the_entries_that_differ(tmp_path):
+    from napari_mr_reparam.training.loop import _refuse_other_settings
+
+    recorded = {"acquisition": {"jpeg": 0.2, "ringing": 0.5}, "lr": 0.001}
+    with pytest.raises(ValueError, match=r"that run has acquisition\.jpeg = 0\.2, this one 0\.5; resume"):
+        _refuse_other_settings(tmp_path / "checkpoint.pt", recorded,
+                               {"acquisition": {"jpeg": 0.5, "ringing": 0.5}, "lr": 0.001})

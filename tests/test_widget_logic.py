@@ -152,11 +152,11 @@ def test_joint_maps_are_cached_per_set_of_inputs_and_render_any_preset():
     assert kept.mean() > 0.5 and np.allclose(rendered[kept], truth[kept], rtol=0.02)
     line = determined_line(maps.summary())  # a dual echo at one TR measures T2, not T1
     assert line.startswith("The inputs determine PD ") and ", T1 0 %, T2 " in line and ", T2 0 %" not in line
-    assert line.endswith("a broad default (T1 1000 ms, T2 100 ms); its T1 everywhere, a default, not a "
+    assert line.endswith("a broad default (T1 1000 ms, T2 100 ms); T1 is the default everywhere, not a "
                          "measurement")  # no engine: no network maps
     network = {**maps.summary(), "prior_source": "network", "prior_parameters": ["pd", "t1", "t2"]}
-    assert determined_line(network).endswith("the network's maps (PD, T1 and T2); its T1 everywhere, an estimate, "
-                                             "not a measurement")  # an echo train, say
+    assert determined_line(network).endswith("the network's maps (PD, T1 and T2); T1 is the network's estimate "
+                                             "everywhere, not a measurement")  # an echo train, say
     none = {**network, "determined_fraction": {"pd": 0.0, "t1": 0.0, "t2": 0.001}}  # a pair: one line of values
     assert determined_line(none).startswith("The inputs determine no time of the object alone (fewer images than "
                                             "unknowns): they tie PD, T1 and T2 together, and the network's maps")

@@ -429,8 +429,8 @@ def determined_line(summary: dict, register: bool = False) -> str:
     line = f"The inputs determine {parts} of the object; the rest comes from {rest}"
     unmeasured = [k.upper() for k in ("t1", "t2") if fractions.get(k, 0.0) < 0.005]
     if unmeasured:  # a map the inputs measure nowhere: say so, as its layer and file do not
-        line += (f"; its {' and '.join(unmeasured)} everywhere, "
-                 f"{'an estimate' if summary.get('prior_source') != 'default' else 'a default'}, not a measurement")
+        source = "the network's estimate" if summary.get("prior_source") != "default" else "the default"
+        line += f"; {' and '.join(unmeasured)} {'are' if len(unmeasured) > 1 else 'is'} {source} everywhere, not a measurement"
     if max(fractions.values(), default=0.0) < 0.005 and summary.get("prior_source") != "default":
         # two images, three unknowns: each time open alone, the inputs still bind them together
         line = ("The inputs determine no time of the object alone (fewer images than unknowns): they tie "

@@ -377,12 +377,21 @@ def _refuse_other_settings(path: Path, recorded: dict, now: dict) -> None:
     """A resume whose settings differ from the checkpoint's in any but
     :data:`RESUME_MAY_CHANGE` is a one-line ValueError naming each with its recorded value
     (settings one of the two configs lacks, from another version, are not compared)."""
-    changed = [f"{key} = {recorded[key]!r}, this one {now[key]!r}" for key in sorted(set(recorded) & set(now))
-               if key not in RESUME_MAY_CHANGE and _same(recorded[key]) != _same(now[key])]
+    changed = [change for key in sorted(set(recorded) & set(now))
+               if key not in RESUME_MAY_CHANGE and _same(recorded[key]) != _same(now[key])
+               for change in _changes(key, recorded[key], now[key])]
     if changed:
         raise ValueError(f"{path}: that run has {'; '.join(changed)}; resume it with its own recipe and "
                          f"options, or start a new run from its weights in another folder (--set "
                          f"'init=\"{path}\"' --out NEW_FOLDER), or in its place (--overwrite)")
+
+
+def _changes(key: str, recorded, now) -> list[str]:
+    """How a setting differs, in words: a table (``acquisition``) by its entries that differ."""
+    if isinstance(recorded, dict) and isinstance(now, dict):
+        return [f"{key}.{entry} = {recorded.get(entry)!r}, this one {now.get(entry)!r}"
+                for entry in sorted(set(recorded) | set(now)) if _same(recorded.get(entry)) != _same(now.get(entry))]
+    return [f"{key} = {recorded!r}, this one {now!r}"]
 
 
 def _refuse_fewer_steps(path: Path, step: int, steps: int) -> None:
