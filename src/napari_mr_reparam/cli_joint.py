@@ -18,7 +18,7 @@ from pathlib import Path
 
 from .command import input_error
 from .file_types import path_names
-from .messages import with_article
+from .messages import sequence_words, with_article
 
 #: Map files written by ``maps`` (T1 and T2 in ms).
 MAP_FILES = {"pd": "PD", "t1": "T1map", "t2": "T2map"}
@@ -494,7 +494,7 @@ def refuse_unstated(sequence: str, ti_ms, flip_deg, dicom: bool) -> None:
                                       ("flip", flip_deg, "--input-flip DEG", "FlipAngle")):
         if field in reads and value is None:
             what = "inversion time" if field == "ti" else "flip angle"
-            raise ValueError(f"{with_article(sequence.replace('_', ' '))} input needs its {what}: "
+            raise ValueError(f"{with_article(sequence_words(sequence))} input needs its {what}: "
                              f"{option}" + ("" if dicom else f", or its sidecar's {key}"))
 
 
@@ -569,8 +569,8 @@ def input_sequence(given: str | None, stated: str | None, ti_ms) -> str:
 
     sequence = given or stated or ("inversion_recovery" if ti_ms else "spin_echo")
     if sequence not in INPUT_SEQUENCES:
-        raise ValueError(f"{with_article(sequence.replace('_', ' '))} image cannot be an input (inputs: "
-                         f"{', '.join('MPRAGE' if s == 'mprage' else s.replace('_', ' ') for s in INPUT_SEQUENCES)}); "
+        raise ValueError(f"{with_article(sequence_words(sequence))} image cannot be an input (inputs: "
+                         f"{', '.join(map(sequence_words, INPUT_SEQUENCES))}); "
                          "if it is one of those, "
                          "say which with --input-sequence")
     return sequence
@@ -1302,12 +1302,12 @@ def predict_joint_or_preset(args) -> int:
     stems = [(paths[0], _stem(paths[0], args.joint)) for paths in groups]
     if not args.joint:
         refuse_shared_outputs((path, _output_paths(args, stem, targets)[targets[0][0]]) for path, stem in stems)
-    if getattr(args, "skip_existing", False):
-        groups = [paths for paths, (_, stem) in zip(groups, stems) if (not args.joint and _several_in(paths[0]))
-                  or not all_written(_output_paths(args, stem, targets).values(), paths[0])]
-        if not groups:
+    if getattr(args, "skip_existing", False):  # a series' outputs are known once read: asked then
+        kept = [(paths, named) for paths, named in zip(groups, stems) if (not args.joint and _several_in(paths[0]))
+                or not all_written(_output_paths(args, named[1], targets).values(), paths[0])]
+        if not kept:
             return 0
-        stems = [(paths[0], _stem(paths[0], args.joint)) for paths in groups]
+        groups, stems = [paths for paths, _ in kept], [named for _, named in kept]
     # those known before the inputs are read (a DICOM series' or 4-D file's: when read)
     known = [out for path, stem in stems if args.joint or not _several_in(path)
              for out in _output_paths(args, stem, targets).values()]

@@ -276,8 +276,10 @@ class Reparameterizer:
     def refuse_unread_input(self, sequence: str) -> None:
         """A one-line ValueError where the model does not read an input of ``sequence``."""
         if not self.reads_input(sequence):
+            from .messages import sequence_words
+
             raise ValueError(f"{self.info.name} reads spin-echo inputs only; the physics model reads "
-                             f"{sequence.replace('_', ' ')}")
+                             f"{sequence_words(sequence)}")
 
     #: The same capability, by its earlier name.
     renders = renders_from_maps

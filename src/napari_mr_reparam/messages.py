@@ -15,5 +15,12 @@ def first_line(exc: BaseException) -> str:
 
 def with_article(words: str) -> str:
     """``words`` after "a" or "an", as its first letter's sound takes: "an inversion
-    recovery", "a spin echo" (the sequences' names and such)."""
-    return ("an " if words[:1].lower() in "aeio" else "a ") + words
+    recovery", "a spin echo", "an MPRAGE" (an initialism said letter by letter)."""
+    first = words.split(" ", 1)[0]
+    initialism = len(first) > 1 and first.isupper()
+    return ("an " if words[:1] in ("AEFHILMNORSX" if initialism else "aeioAEIO") else "a ") + words
+
+
+def sequence_words(sequence: str) -> str:
+    """A sequence as a message names it: ``inversion recovery``, ``MPRAGE``."""
+    return "MPRAGE" if sequence == "mprage" else sequence.replace("_", " ")

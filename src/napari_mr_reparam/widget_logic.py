@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from .acquisition import SEQUENCE_READS, Acquisition, default_input_mismatch, validate_flip
+from .messages import sequence_words
 from .metrics import PEAK, batch_metrics
 
 
@@ -64,7 +65,7 @@ class Request:
                                  flip=self.input_flip)
         if missing:
             where = " and ".join(f"Input {'flip' if k == 'flip angle' else k}" for k in missing)
-            return _raise(f"{name}: no {' or '.join(missing)} known for its {_sequence_words(self.input_sequence)} "
+            return _raise(f"{name}: no {' or '.join(missing)} known for its {sequence_words(self.input_sequence)} "
                           f"acquisition; type {'it' if len(missing) == 1 else 'them'} in {where}")
         try:
             validate_flip(self.input_flip)
@@ -543,7 +544,7 @@ def preset_refusal(name: str, model: str, inputs: bool = False) -> str:
     want = preset_controls(name)
     if want is None or want["sequence"] == "spin_echo" or model == "physics":
         return ""
-    kind = _sequence_words(want["sequence"])
+    kind = sequence_words(want["sequence"])
     what = name if kind.lower() == name.lower() else f"{name} is {kind}"  # MPRAGE, FLAIR is inversion recovery
     if inputs:
         return f"{what}: only the physics model reads such an input (the other models read spin-echo inputs)"
@@ -558,7 +559,7 @@ def target_words(request: Request) -> str:
     name = matching_preset(values)
     times = [f"TE {request.te:g}", f"TR {request.tr:g}"]
     times += [f"{label} {value:g}" for label, value in (("TI", request.ti), ("TI2", request.ti2)) if value is not None]
-    words = f"{name if name != CUSTOM else _sequence_words(request.sequence)}, {' / '.join(times)} ms"
+    words = f"{name if name != CUSTOM else sequence_words(request.sequence)}, {' / '.join(times)} ms"
     return words + (f", flip {request.flip_deg:g}°" if request.flip_deg is not None else "")
 
 
@@ -610,8 +611,8 @@ def image_refusal(layer) -> str:
     name = getattr(layer, "name", "the input")
     stated = (getattr(layer, "metadata", None) or {}).get("sequence")
     if stated in TARGET_SEQUENCES and stated not in INPUT_SEQUENCES:
-        return (f"{name} is {_sequence_words(stated)}: no model reads one as its input "
-                f"({', '.join(map(_sequence_words, INPUT_SEQUENCES))}); choose another layer")
+        return (f"{name} is {sequence_words(stated)}: no model reads one as its input "
+                f"({', '.join(map(sequence_words, INPUT_SEQUENCES))}); choose another layer")
     if getattr(layer, "rgb", False):
         return (f"{name} is an RGB(A) colour image; the models take grey-level "
                 "images: open the file with the napari-mr-reparam reader (it reads colour as grey levels)")
@@ -672,20 +673,15 @@ def input_refusal(model: str, layer, input_sequence: str = "spin_echo") -> str:
         stated = input_from_metadata(layer)  # its sequence, or inversion recovery where a TI is known
         mismatch = default_input_mismatch(stated.te_ms, stated.tr_ms, stated.sequence)
         if mismatch is not None and mismatch[0] == "sequence":
-            return (f"{name} is {_sequence_words(mismatch[1])}: Default-to-Param reads spin-echo inputs "
+            return (f"{name} is {sequence_words(mismatch[1])}: Default-to-Param reads spin-echo inputs "
                     f"at TE {DEFAULT_TE_MS:g} / TR {DEFAULT_TR_MS:g} ms only; choose Physics")
         if mismatch is not None:
             return (f"{name} is at TE {mismatch[1]:g} / TR {mismatch[2]:g} ms: Default-to-Param reads inputs at TE "
                     f"{DEFAULT_TE_MS:g} / TR {DEFAULT_TR_MS:g} ms only; choose Param-to-Param or Physics")
     if model == "p2p" and input_sequence != "spin_echo":
-        return (f"{name} is {_sequence_words(input_sequence)}: Param-to-Param reads spin-echo inputs only; "
+        return (f"{name} is {sequence_words(input_sequence)}: Param-to-Param reads spin-echo inputs only; "
                 "choose Physics (or a spin-echo Input preset, if it is one)")
     return ""
-
-
-def _sequence_words(sequence: str) -> str:
-    """A sequence as a message names it: ``inversion recovery``, ``MPRAGE``."""
-    return "MPRAGE" if sequence == "mprage" else sequence.replace("_", " ")
 
 
 class EngineCache:
@@ -795,7 +791,7 @@ def truth_mismatch(truth_name: str, truth_meta: dict | None, prediction_meta: di
     TE/TR/TI, than the prediction (empty when they agree or the truth's are unknown)."""
     sequences = _stated_sequence(truth_meta), _stated_sequence(prediction_meta)
     if None not in sequences and sequences[0] != sequences[1]:
-        truth_kind, pred_kind = (_sequence_words(s) for s in sequences)
+        truth_kind, pred_kind = (sequence_words(s) for s in sequences)
         return (f"⚠ the ground truth is {truth_kind}, the prediction {pred_kind}: the difference and "
                 "PSNR/SSIM compare different contrasts")
     truth, pred = acquisition_of(truth_name, truth_meta), acquisition_of("", prediction_meta)
