@@ -10,6 +10,8 @@ the slice on screen and of the volume in the widget's ``metrics`` line.
 
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 
 from ._background import LatestJob
@@ -122,8 +124,9 @@ class Outputs:
         # per prediction layer a preview wrote slices into since its last whole volume: the
         # layer, its name and metadata then, and each slice as it was (None: a new layer)
         self._before_preview: dict = {}
-        # the layer this widget made per (source data, role): a copy of it (Layers >
-        # Duplicate Layer) carries the same metadata, and is the user's to keep
+        # the layer this widget made per (source data, role), weakly (a layer closed is
+        # freed): a copy of it (Layers > Duplicate Layer) carries the same metadata, and is
+        # the user's to keep
         self._made: dict = {}
 
     @property
@@ -142,7 +145,8 @@ class Outputs:
     def find(self, source, role: str):
         """The ``role`` layer made from ``source`` (the one this widget made, not a copy of
         it), or None."""
-        made = self._made.get((id(source.data), role))
+        ref = self._made.get((id(source.data), role))
+        made = ref() if ref is not None else None
         if made is not None and made in self._viewer.layers and made.metadata.get("mr_reparam_source") is source.data:
             return made
         for layer in self._viewer.layers:
@@ -166,7 +170,7 @@ class Outputs:
                       "mr_reparam_role": role, "mr_reparam_source": source.data},
         )
         self._place(layer, source, above)
-        self._made[(id(source.data), role)] = layer
+        self._made[(id(source.data), role)] = weakref.ref(layer)
         return layer
 
     def _place(self, layer, source, above) -> None:
