@@ -489,3 +489,12 @@ def test_a_slice_with_little_in_it_renders_dark_not_at_the_volumes_level(tiny_we
     out = engine.render(maps, Acquisition(100.0, 3000.0))
     assert np.nanmax(out[2]) < 0.05 * np.nanmax(out[0])  # not its noise at the tissue's level
     assert maps.scale[0] == maps.scale[1] and maps.scale[2] < 0.05 * maps.scale[0]
+
+
+def test_the_volume_level_is_numpys_percentile():
+    from napari_mr_reparam.inference import _percentile_in_place
+
+    rng = np.random.default_rng(4)
+    for n in (1, 2, 9, 5000):
+        values = rng.random(n).astype(np.float32)
+        assert _percentile_in_place(values.copy(), 99.9) == pytest.approx(float(np.percentile(values, 99.9)))

@@ -760,11 +760,22 @@ def volume_read(images: np.ndarray, scale: np.ndarray) -> tuple[np.ndarray, floa
     slices so read and the level (input units)."""
     absolute = images * scale
     top = float(absolute.max())
-    tissue = absolute[absolute > 0.02 * top]
-    level = float(np.percentile(tissue, VOLUME_READ_PERCENTILE)) if tissue.size else top
+    tissue = absolute[absolute > 0.02 * top]  # a copy: ordered in place for the percentile
+    level = _percentile_in_place(tissue, VOLUME_READ_PERCENTILE) if tissue.size else top
     if level <= 0:
         return images, top
-    return np.clip(absolute / level, 0.0, 1.0, out=absolute), level
+    absolute /= level
+    return np.clip(absolute, 0.0, 1.0, out=absolute), level
+
+
+def _percentile_in_place(values: np.ndarray, q: float) -> float:
+    """``np.percentile(values, q)`` (linear), partly ordering ``values`` in place: a
+    volume's tissue is not copied again (a third of a second for 256x256x180 voxels)."""
+    position = (values.size - 1) * q / 100.0
+    low = int(np.floor(position))
+    high = min(low + 1, values.size - 1)
+    values.partition([low, high])
+    return float(values[low] + (values[high] - values[low]) * (position - low))
 
 
 #: A slice whose brightest voxel reads below this share of the volume's level holds little
