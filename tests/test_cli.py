@@ -165,6 +165,29 @@ def test_folder_of_inputs_several_targets_physics_maps_once(tmp_path, tiny_weigh
     assert "2 of 3 inputs done" in captured.out and "error: " in captured.err and "broken.nii" in captured.err
 
 
+def test_the_progress_bar_stops_short_at_failed_inputs_and_their_errors_come_after_it(tmp_path, tiny_weights,
+                                                                                       capsys):
+    import re
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name in ("a", "c"):
+        _oblique_nifti(folder / f"{name}.nii.gz", shape=(30, 28, 2))
+    nib.save(nib.Nifti1Image(-np.ones((30, 28, 2), np.float32), np.eye(4)), str(folder / "b.nii.gz"))
+    (folder / "d.nii").write_text("nope")
+    assert main(["predict", str(folder), "-o", str(tmp_path / "out"), "--model", "physics", "--te", "90",
+                 "--tr", "4000", "--input-te", "50", "--input-tr", "4500"]) == 2  # the bar drawn: no -q
+    err = capsys.readouterr().err
+    assert re.findall(r"(\d+)/4 \[", err)[-1] == "2" and "4/4" not in err  # closed where the work stopped
+    after_bar = err[err.rindex("2/4 ["):].splitlines()[1:]
+    assert [line.split(":")[0] for line in after_bar] == ["error", "error"]
+    assert "b.nii.gz" in after_bar[0] and "d.nii" in after_bar[1]
+    assert main(["predict", str(folder / "b.nii.gz"), "-o", str(tmp_path / "b"), "--model", "physics",
+                 "--te", "90", "--tr", "4000", "--input-te", "50", "--input-tr", "4500"]) == 2
+    err = capsys.readouterr().err
+    assert "1/1" not in err and err.strip().splitlines()[-1].startswith(f"error: {folder / 'b.nii.gz'}: ")
+
+
 @pytest.mark.parametrize("target", [["--te", "90", "--tr", "4000"], ["--preset", "T2w"]])
 def test_a_batch_run_again_skips_the_inputs_whose_outputs_exist(tmp_path, tiny_weights, capsys, target):
     folder = tmp_path / "in"

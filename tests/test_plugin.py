@@ -88,6 +88,28 @@ def test_npe2_offers_the_reader_for_siemens_ima_files(tmp_path):
     assert layer[0].shape == (2, 8, 8) and layer[1]["metadata"]["te_ms"] == pytest.approx(20.0)
 
 
+def test_npe2_offers_the_reader_for_a_dicom_file_without_an_extension_and_for_no_other_type(tmp_path):
+    import npe2
+
+    from dicom_helpers import ramp, write_series
+
+    from napari_mr_reparam._reader import napari_get_reader
+
+    files = write_series(tmp_path / "series", [ramp(3, 8, 8)], shuffle=False)
+    (tmp_path / "IM0001").write_bytes(files[1].read_bytes())  # one file of the series, copied alone
+    pm = npe2.PluginManager.instance()
+    pm.discover()
+    assert PLUGIN in {r.plugin_name for r in pm.iter_compatible_readers([str(tmp_path / "IM0001")])}
+    (layer,) = npe2.read([str(tmp_path / "IM0001")], stack=False, plugin_name=PLUGIN)
+    assert layer[0].shape == (1, 8, 8) and layer[1]["metadata"]["te_ms"] == pytest.approx(20.0)
+    with pytest.warns(UserWarning, match=r"^IM0001 is one of 3 slices of series .* open its folder"):
+        npe2.read([str(files[1])], stack=False, plugin_name=PLUGIN)  # beside its series: said
+    for name in ("x.npy", "x.pcoraw", "x.zarr", "x.csv"):  # other types are left to their readers
+        assert PLUGIN not in {r.plugin_name for r in pm.iter_compatible_readers([str(tmp_path / name)])}, name
+    (tmp_path / "README").write_text("not DICOM")
+    assert napari_get_reader(str(tmp_path / "README")) is None
+
+
 def test_several_selected_layers_save_as_one_file_each_through_napari_and_npe2(viewer, tmp_path):
     from npe2 import PluginManager
 

@@ -635,3 +635,23 @@ def test_other_files_in_a_dicom_folder_are_named_not_skipped_silently(tmp_path):
                                          r"t1\.nii\.gz\) are not: open them on their own$"):
         [(stack, _, _)] = read_dicom_layers(str(tmp_path / "study"))
     assert stack.shape == (3, 8, 8)
+
+
+def test_a_dicom_folder_is_walked_once_to_read_it_and_name_the_other_files(tmp_path, monkeypatch):
+    from collections import Counter
+
+    from dicom_helpers import ramp, write_series
+
+    from napari_mr_reparam import dicom
+    from napari_mr_reparam._reader import read_dicom_layers
+
+    write_series(tmp_path / "study", [ramp(3, 8, 8)])
+    (tmp_path / "study" / "notes.txt").write_text("scan notes")
+    checked, walks = Counter(), []
+    is_dicom, files_under = dicom.is_dicom, dicom._files_under
+    monkeypatch.setattr(dicom, "is_dicom", lambda p: checked.update([str(p)]) or is_dicom(p))
+    monkeypatch.setattr(dicom, "_files_under", lambda folder: walks.append(folder) or files_under(folder))
+    with pytest.warns(UserWarning, match=r"^study: its DICOM series are read; 1 other file there \(notes\.txt\)"):
+        [(stack, _, _)] = read_dicom_layers(str(tmp_path / "study"))
+    assert stack.shape == (3, 8, 8) and len(walks) == 1
+    assert len(checked) == 4 and set(checked.values()) == {1}  # each file's header looked at once

@@ -1,7 +1,8 @@
 """napari reader: NIfTI and FreeSurfer volumes and 2-D images as axial stacks (see :mod:`.io`;
 a label map such as ``aseg.mgz`` as a labels layer; a 4-D NIfTI file of a few volumes as one
 layer per volume), and
-DICOM series (a folder, ``.dcm`` or Siemens ``.IMA`` files) as one layer per acquisition (see :mod:`.dicom`).
+DICOM series (a folder, ``.dcm`` or Siemens ``.IMA`` files, or files without an extension such as
+``IM0001``, told by their preamble) as one layer per acquisition (see :mod:`.dicom`).
 
 Layer metadata (all plain Python, no Qt):
 
@@ -146,15 +147,15 @@ def read_dicom_layers(path) -> list[tuple]:
     """
     import warnings
 
-    layers, left_out = [], []
-    for volume in dicom.read_series(path, left_out=left_out):
+    layers, left_out, others = [], [], []
+    for volume in dicom.read_series(path, left_out=left_out, others=others):
         data, kwargs, kind = layer_data(volume)
         kwargs["name"] = f"{volume.extra['series']} {dicom.describe(volume)}"
         kwargs["metadata"].update({key: volume.extra.get(key) for key in
                                    ("sequence", "field_strength_t", "manufacturer")})
         layers.append((data, kwargs, kind))
     lone = dicom.lone_slice(path)  # napari opens files given together one layer each
-    beside = dicom.files_beside(path)  # a NIfTI or PNG in the folder is not read with it
+    beside = dicom.files_beside(path, others)  # a NIfTI or PNG in the folder is not read with it
     for line in left_out + [line for line in (lone, beside) if line]:  # napari shows each as a notice
         warnings.warn(line, stacklevel=2)
     return layers

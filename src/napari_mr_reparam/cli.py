@@ -296,8 +296,6 @@ def _refuse_a_file_for_volumes(inputs, targets, output: str) -> None:
 def cmd_predict(args) -> int:
     """Predict every input at every target. A bad input file is reported as ``error: FILE:
     reason`` and skipped; any such file makes the exit status 2, as other bad input does."""
-    from tqdm import tqdm
-
     from .cli_joint import (
         apply_input_preset,
         input_times_given,
@@ -355,21 +353,34 @@ def cmd_predict(args) -> int:
         _refuse_missing_times(inputs, args)
     for line in notices:
         print(line, file=sys.stderr)
-    failures = 0
-    with tqdm(total=len(inputs) * len(targets), unit="image", disable=args.quiet) as bar:
-        for path in inputs:
-            try:
-                written = _predict_file(engine, path, targets, outputs, args, options)
-                summary = "; ".join(f"TE {te:g}/TR {tr:g} ms{_target_words(args)} -> {out}"
-                                    for (te, tr), out in written)
-                tqdm.write(f"ok {as_used(path, args)}: {engine.info.name} on {engine.device.type}: {summary}")
-            except (ValueError, OSError) as exc:
-                failures += 1
-                tqdm.write(input_error(path, exc, path.name), file=sys.stderr)
-            bar.update(len(targets))
+    failures = _predict_all(engine, inputs, targets, outputs, args, options)
     if len(inputs) > 1:
         print(f"{len(inputs) - failures} of {len(inputs)} inputs done")
     return 0 if failures == 0 else 2
+
+
+def _predict_all(engine, inputs, targets, outputs, args, options) -> int:
+    """Predict each input, an ``ok`` line for each done; returns how many failed. The
+    progress bar counts the images written, so a failed input leaves it short of full; the
+    ``error: FILE: reason`` lines follow it once it is closed."""
+    from tqdm import tqdm
+
+    errors: list[str] = []
+    try:
+        with tqdm(total=len(inputs) * len(targets), unit="image", disable=args.quiet) as bar:
+            for path in inputs:
+                try:
+                    written = _predict_file(engine, path, targets, outputs, args, options)
+                    summary = "; ".join(f"TE {te:g}/TR {tr:g} ms{_target_words(args)} -> {out}"
+                                        for (te, tr), out in written)
+                    tqdm.write(f"ok {as_used(path, args)}: {engine.info.name} on {engine.device.type}: {summary}")
+                    bar.update(len(targets))
+                except (ValueError, OSError) as exc:
+                    errors.append(input_error(path, exc, path.name))
+    finally:  # stopped early (Ctrl-C) too: the failures so far are said
+        for line in errors:
+            print(line, file=sys.stderr)
+    return len(errors)
 
 
 def _without_done(inputs, outputs) -> list:

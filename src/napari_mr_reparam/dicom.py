@@ -131,9 +131,17 @@ def _files_under(folder: Path):
                 yield Path(root) / name
 
 
-def dicom_files(path) -> list[Path]:
-    """The DICOM files of a folder (recursively; other files are skipped) or of a list. A
-    DICOMDIR given alone stands for the folder it indexes (:func:`is_dicomdir`).
+def _split(folder: Path) -> tuple[list[Path], list[Path]]:
+    """The files under ``folder`` (:func:`_files_under`), in one walk: the DICOM files and the others."""
+    files = list(_files_under(folder))
+    marks = [is_dicom(p) for p in files]
+    return [p for p, m in zip(files, marks) if m], [p for p, m in zip(files, marks) if not m]
+
+
+def dicom_files(path, others: list | None = None) -> list[Path]:
+    """The DICOM files of a folder (recursively; other files are skipped, and appended to
+    ``others`` where given, for :func:`files_beside`) or of a list. A DICOMDIR given alone
+    stands for the folder it indexes (:func:`is_dicomdir`).
 
     Raises ``FileNotFoundError`` for a path that does not exist and ``ValueError``
     when no DICOM file is found or a listed file is not DICOM.
@@ -148,7 +156,10 @@ def dicom_files(path) -> list[Path]:
         if not item.exists():
             raise FileNotFoundError(f"no such file or folder: {item}")
         if item.is_dir():
-            found += [p for p in _files_under(item) if is_dicom(p)]
+            here, rest = _split(item)
+            found += here
+            if others is not None:
+                others.extend(rest)
         elif is_dicom(item) or item.suffix.lower() == ".dcm":
             found.append(item)
         else:
@@ -172,13 +183,15 @@ def is_dicomdir(path: str | os.PathLike) -> bool:
         return False
 
 
-def files_beside(path) -> str | None:
+def files_beside(path, others: list | None = None) -> str | None:
     """For a folder of DICOM series that also holds other files (a NIfTI, a PNG, notes;
-    not a DICOMDIR), one line naming them, which the series' reading skipped; else None."""
+    not a DICOMDIR), one line naming them, which the series' reading skipped; else None.
+    ``others``: those files where the reading found them (:func:`read_series`), so the
+    folder is not walked again."""
     if isinstance(path, (list, tuple)) or not Path(path).is_dir():  # files given: those are read
         return None
     folder = Path(path)
-    others = [p for p in _files_under(folder) if not is_dicom(p) and not is_dicomdir(p)]
+    others = [p for p in (_split(folder)[1] if others is None else others) if not is_dicomdir(p)]
     if not others:
         return None
     names = ", ".join(str(p.relative_to(folder)) for p in others[:3]) + (", ..." if len(others) > 3 else "")
@@ -249,7 +262,8 @@ def _label(path) -> str:
 # ----------------------------------------------------------------------------- reading
 
 
-def read_series(path, require: tuple[str, ...] = (), left_out: list | None = None) -> list[Volume]:
+def read_series(path, require: tuple[str, ...] = (), left_out: list | None = None,
+                others: list | None = None) -> list[Volume]:
     """Read a DICOM series into one volume per acquisition, sorted by (TI, TE, TR, flip).
 
     Parameters
@@ -269,6 +283,9 @@ def read_series(path, require: tuple[str, ...] = (), left_out: list | None = Non
         line for each.
         A line on how voxels were read (a real-valued image's magnitude), once per
         series, is appended here too; each volume's ``extra["notices"]`` holds its own.
+    others : list, optional
+        Takes the files of a folder that are not DICOM (:func:`dicom_files`), for
+        :func:`files_beside`.
 
     Raises
     ------
@@ -279,7 +296,7 @@ def read_series(path, require: tuple[str, ...] = (), left_out: list | None = Non
         images of one acquisition that do not form one grid (mixed orientation, spacing,
         matrix, missing or repeated slices), a required tag missing.
     """
-    files = dicom_files(path)
+    files = dicom_files(path, others)
     label = _label(path)
     notes: list[str] = []
     stored = _without_copies(label, [(f, ds) for f in files if _is_image(ds := _read_file(f))], notes)
