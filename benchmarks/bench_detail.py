@@ -51,9 +51,8 @@ def score_subjects(engine, paths, slices: int, n_targets: int,
             for keep in (False, True):
                 options = InferenceOptions(consistency=consistency, keep_detail=keep)
                 maps = engine.compute_maps(image, ext._acquisition(inp), options=options)
-                scale = np.maximum(image.max(axis=(1, 2), keepdims=True), 1e-12)
                 for target, truth in zip(targets, truths):
-                    pred = np.clip(engine.render(maps, ext._acquisition(target)) / scale, 0, 1)
+                    pred = ext.own_maximum(engine.render(maps, ext._acquisition(target)))
                     out.setdefault((inp.name, keep), []).append(ext.score(pred, truth, subject.mask)["psnr"])
     return out
 

@@ -255,14 +255,20 @@ def predict(model: Model, images01: np.ndarray, inp: Acq, targets: list[Acq]) ->
     if model.identity:
         return [images01.copy() for _ in targets]
     engine = model.engine
-    scale = np.maximum(images01.max(axis=(1, 2), keepdims=True), 1e-12)
     if _renders(engine):
         maps = _compute_maps(engine, images01, inp)
-        preds = [_render(engine, maps, t) for t in targets]
-    else:
-        preds = [_predict_images(engine, images01, inp, t) if t.sequence == "spin_echo" else None
-                 for t in targets]
+        return [own_maximum(_render(engine, maps, t)) for t in targets]
+    scale = np.maximum(images01.max(axis=(1, 2), keepdims=True), 1e-12)
+    preds = [_predict_images(engine, images01, inp, t) if t.sequence == "spin_echo" else None for t in targets]
     return [None if p is None else np.clip(np.nan_to_num(p) / scale, 0.0, 1.0) for p in preds]
+
+
+def own_maximum(render: np.ndarray) -> np.ndarray:
+    """A physics model's render (input units, one scale for the volume) with each image at
+    its own maximum, as the convention scores images; NaN as 0."""
+    from napari_mr_reparam.simulate import normalize_to_max
+
+    return normalize_to_max(np.nan_to_num(np.asarray(render, np.float32)))
 
 
 def predict_samples(model: Model, images01, inputs: list[Acq], targets: list[Acq]) -> np.ndarray:
@@ -282,10 +288,8 @@ def predict_samples(model: Model, images01, inputs: list[Acq], targets: list[Acq
         if _renders(model.engine):
             by_target = {t: np.flatnonzero([targets[i] == t for i in idx]) for t in wanted}
             maps = _compute_maps(model.engine, np.asarray(images01[idx], np.float32), inp)
-            scale = np.maximum(images01[idx].max(axis=(1, 2)), 1e-12)
             for t, rows in by_target.items():
-                pred = _render(model.engine, _maps_subset(maps, rows), t)
-                out[idx[rows]] = np.clip(pred / scale[rows, None, None], 0, 1)
+                out[idx[rows]] = own_maximum(_render(model.engine, _maps_subset(maps, rows), t))
         else:
             for t in wanted:
                 rows = idx[[targets[i] == t for i in idx]]

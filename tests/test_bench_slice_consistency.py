@@ -15,7 +15,7 @@ def test_an_even_tissue_scores_no_jump_and_no_drift_and_a_ramp_its_own():
     assert bench.wm_profile(np.ones((8, 20, 20)), wm).size == 0
     wm[:, 2:18, 2:18] = True  # 256: counted
     even = bench.wm_profile(np.full((8, 20, 20), 3.0), wm)
-    assert even.size == 8 and bench.consistency(even) == (0.0, 1.0)
+    assert even.size == 8 and bench.consistency(even) == (0.0, 0.0, 1.0)
     ramp = np.arange(1.0, 9.0)[:, None, None] * np.ones((8, 20, 20))  # bottom slices first
-    jump, drift = bench.consistency(bench.wm_profile(ramp, wm))
-    assert jump == 1 / 4.5 and drift == 1.5 / 7.5
+    jump, worst, drift = bench.consistency(bench.wm_profile(ramp, wm))
+    assert jump == worst == 1 / 4.5 and drift == 1.5 / 7.5

@@ -126,7 +126,9 @@ def test_the_peak_the_input_calibrates_reaches_every_render(tiny_weights, volume
     plain = engine.compute_maps(volume, Acquisition(50, 4500), options=InferenceOptions(calibrate_peak=False))
     assert np.all(plain.peak_count == 1)
     by_max = engine.render(plain, Acquisition(80, 2500))
-    assert (np.nanmax(rendered, axis=(1, 2)) > np.nanmax(by_max, axis=(1, 2))).all()  # a lower peak
+    top, top_by_max = np.nanmax(rendered, axis=(1, 2)), np.nanmax(by_max, axis=(1, 2))
+    assert (top <= top_by_max * (1 + 1e-6)).all() and (top < top_by_max).any()  # clipped at a lower peak
+    # a darker contrast (longer TE, shorter TR) than the input's comes out darker: input units
     assert (np.nanmax(rendered, axis=(1, 2)) <= np.nanmax(volume, axis=(1, 2)) * (1 + 1e-4)).all()
     assert not Reparameterizer("d2p", device="cpu").calibrate_peak
     with pytest.raises(ValueError, match="physics model only"):

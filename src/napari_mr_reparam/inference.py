@@ -66,14 +66,15 @@ class QuantitativeMaps:
     """PD (relative), T1 and T2 (ms) maps of a volume from the physics model.
 
     The maps are stored at the model's working resolution, (z, h, w); ``scale`` holds
-    the level each slice was read at (the volume's, :func:`volume_read`: to return renders
-    in the input's units), ``shape`` the
-    input's in-plane size, ``nan`` where the input had no value and ``peak_count`` how
-    many of each slice's brightest voxels a render is normalized by (1, the maximum,
-    unless the input calibrated more: :mod:`napari_mr_reparam.peaks`). With
-    ``keep_detail`` (:class:`InferenceOptions`), ``guide`` holds the input (normalized to
-    its maximum) that brings renders to its resolution
-    (:class:`~napari_mr_reparam.detail.DetailGuide`).
+    the level each slice was read at (the volume's, :func:`volume_read`) and ``gain`` the
+    factor that brings the maps' signal to the read image's units
+    (:func:`~napari_mr_reparam.peaks.input_gain`): together they return renders in the
+    input's units, one scale for the volume. ``shape`` holds the input's in-plane size,
+    ``nan`` where the input had no value and ``peak_count`` how many of each slice's
+    brightest voxels a render is clipped at (1, the maximum, unless the input calibrated
+    more: :mod:`napari_mr_reparam.peaks`). With ``keep_detail`` (:class:`InferenceOptions`),
+    ``guide`` holds the input (normalized to its maximum) that brings renders to its
+    resolution (:class:`~napari_mr_reparam.detail.DetailGuide`).
     """
 
     pd: np.ndarray
@@ -84,6 +85,7 @@ class QuantitativeMaps:
     nan: np.ndarray
     peak_count: np.ndarray | int = 1
     guide: DetailGuide | None = None
+    gain: float = 1.0
 
     def slices(self, rows) -> QuantitativeMaps:
         """The maps of some slices only (``rows``: an index array or slice)."""
@@ -460,6 +462,7 @@ class Reparameterizer:
                 progress(sl.stop - sl.start)
         joined = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
         maps = QuantitativeMaps(**joined, scale=read_scale(read, level), shape=shape, nan=nan)
+        maps.gain = _read_gain(maps, read, given)
         if options.keep_detail:
             maps.guide = DetailGuide(images, maps.pd.shape[-2:])
         return maps
@@ -504,21 +507,22 @@ class Reparameterizer:
         return out
 
     def render(self, maps: QuantitativeMaps, target: Acquisition) -> np.ndarray:
-        """An image volume at ``target`` from :meth:`compute_maps`' maps (input units).
+        """An image volume at ``target`` from :meth:`compute_maps`' maps, in the input's units.
 
-        Each slice is normalized to its peak (its maximum, or the mean of as many of its
-        brightest voxels as the input calibrated), as the network's own renders are, brought
-        to the input's size with the input's detail when the maps carry a guide
-        (:class:`~napari_mr_reparam.detail.DetailGuide`), and scaled back by the level the
-        input was read at (:func:`volume_read`).
+        The maps' signal at ``target`` times the volume's one gain and level (so a tissue
+        reads alike from slice to slice, and a darker contrast comes out darker), each slice
+        clipped at its peak (its maximum, or the mean of as many of its brightest voxels as
+        the input calibrated), brought to the input's size with the input's detail when the
+        maps carry a guide (:class:`~napari_mr_reparam.detail.DetailGuide`).
         """
         if not isinstance(target, Acquisition):
             raise TypeError("render takes the target as an Acquisition")
-        normalized = _normalized_render(maps, target)
+        normalized, peak = _normalized_render(maps, target)
+        top = (maps.scale * maps.gain * peak).astype(np.float32)
         if maps.guide is not None:
-            out = maps.guide.upsample(normalized, maps.scale)
+            out = maps.guide.upsample(normalized, top)
         else:
-            out = np.clip(resize_slices(normalized, maps.shape), 0, 1) * maps.scale[:, None, None]
+            out = np.clip(resize_slices(normalized, maps.shape), 0, 1) * top[:, None, None]
         if maps.nan.any():
             out[maps.nan] = np.nan
         return out
@@ -593,17 +597,40 @@ class Reparameterizer:
         return resize_slices(y, size) if y.shape[-2:] != size else y
 
 
-def _normalized_render(maps: QuantitativeMaps, acquisition: Acquisition) -> np.ndarray:
-    """The maps rendered at ``acquisition`` on their own grid, each slice normalized to
-    the peak of ``maps.peak_count`` voxels."""
-    from . import peaks, physics
+def _signal(maps: QuantitativeMaps, acquisition: Acquisition) -> np.ndarray:
+    """The maps' signal at ``acquisition`` on their own grid (float32)."""
+    from . import physics
 
     te, tr, ti, flip, ti2 = (_per_slice_axes(v) for v in (acquisition.te_ms, acquisition.tr_ms,
                                                             acquisition.ti_ms, acquisition.flip_deg,
                                                             acquisition.ti2_ms))
     signal = physics.render(acquisition.sequence, maps.pd, maps.t1, maps.t2, te, tr, ti=ti, flip_deg=flip,
                             t2star=maps.t2, ti2=ti2)
-    return peaks.normalize(np.asarray(signal, np.float32), maps.peak_count)
+    return np.asarray(signal, np.float32)
+
+
+def _normalized_render(maps: QuantitativeMaps, acquisition: Acquisition) -> tuple[np.ndarray, np.ndarray]:
+    """The maps rendered at ``acquisition`` on their own grid, each slice divided by its
+    peak (of ``maps.peak_count`` voxels), and those peaks (z,)."""
+    from . import peaks
+
+    signal = _signal(maps, acquisition)
+    peak = np.asarray(peaks.peak(signal, maps.peak_count), np.float32).reshape(-1)
+    return peaks.normalize(signal, maps.peak_count), peak
+
+
+def _read_gain(maps: QuantitativeMaps, read: np.ndarray, given: Acquisition) -> float:
+    """The factor from the maps' signal at the input's acquisition ``given`` to ``read``
+    (the input as the network read it), one for the volume, on the maps' grid; voxels
+    the input did not measure left out."""
+    from .peaks import input_gain
+
+    grid = maps.pd.shape[-2:]
+    image = read if read.shape[-2:] == grid else resize_slices(read, grid)
+    if maps.nan.any():
+        unmeasured = resize_slices(maps.nan.astype(np.float32), grid) > 0
+        image = np.where(unmeasured, np.float32(np.nan), image)
+    return input_gain(_signal(maps, given), image)
 
 
 def _input_acquisition(te_ms, tr_ms, sequence: str = "spin_echo", ti_ms=None,
@@ -779,17 +806,17 @@ def _percentile_in_place(values: np.ndarray, q: float) -> float:
 
 
 #: A slice whose brightest voxel reads below this share of the volume's level holds little
-#: tissue (the first or last of a head): its render, normalized to its own peak as every
-#: slice's is, is scaled down with it (:func:`read_scale`).
+#: tissue (the first or last of a head): its render is scaled down with it
+#: (:func:`read_scale`), since the network's maps of noise alone need not be dark.
 SPARSE_SLICE_SHARE = 0.5
 
 
 def read_scale(read: np.ndarray, level: float) -> np.ndarray:
-    """The scale (z,) a physics render's slices are brought back to the input's units by:
-    the volume's ``level`` (:func:`volume_read`), so that a tissue reads alike in every
-    slice; less for a slice that holds little (its brightest voxel below
-    :data:`SPARSE_SLICE_SHARE` of the level in ``read``), whose noise a render normalized to
-    its peak would otherwise show as bright as tissue."""
+    """The level (z,) each slice of a physics render is brought back to the input's units
+    by: the volume's ``level`` (:func:`volume_read`), the same for every slice, so that a
+    tissue reads alike in each; less for a slice that holds little (its brightest voxel
+    below :data:`SPARSE_SLICE_SHARE` of the level in ``read``), whose noise the network
+    may read as tissue."""
     top = read.reshape(read.shape[0], -1).max(axis=1)
     return (level * np.minimum(1.0, top / SPARSE_SLICE_SHARE)).astype(np.float32)
 

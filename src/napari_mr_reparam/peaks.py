@@ -12,9 +12,12 @@ told by the input itself: :func:`calibrated_count` picks the count whose normali
 of the maps' render *at the input's own acquisition* best reproduces the input, and the
 renders at every other acquisition use it too. No target is looked at.
 
-A joint fit's render is given in the inputs' units, not normalized; fit noise lifts a few
-of its voxels above their neighbours, and :func:`clip_overshoot` lowers them by what that
-noise explains, down to the plane's :func:`sustained_peak` at most.
+Renders are given in the input's units: the maps' signal times one factor for the volume,
+:func:`input_gain` (the receiver gain that the maps' signal at the input's own acquisition
+needs to match the input). A single-image render is clipped at each slice's peak; a joint
+fit's is not, but fit noise lifts a few of its voxels above their neighbours, and
+:func:`clip_overshoot` lowers them by what that noise explains, down to the plane's
+:func:`sustained_peak` at most.
 
 The normalization's functions take NumPy arrays or torch tensors and return the same
 kind; :func:`sustained_peak` and :func:`clip_overshoot` take NumPy arrays.
@@ -81,6 +84,23 @@ def normalize(images, count=1):
     if _is_torch(images):
         return images / p.clamp_min(1e-8)
     return np.divide(images, p, out=np.zeros_like(images), where=p > 0)
+
+
+def input_gain(signal, image) -> float:
+    """The one factor that brings ``signal`` (maps rendered at ``image``'s own acquisition,
+    any scale; magnitudes) to ``image``'s units: the median ratio of the image to the
+    signal over the voxels where the signal is above a tenth of its maximum and both are
+    finite (measured), from a sample of at most half a million of them. 0 where there are
+    none. One factor for a whole volume, as one receiver gain is."""
+    signal, image = np.asarray(signal), np.asarray(image)
+    step = max(1, signal.size // 500_000)
+    s = np.abs(signal.reshape(-1)[::step].astype(np.float64))
+    i = image.reshape(-1)[::step].astype(np.float64)
+    known = np.isfinite(s) & np.isfinite(i)  # NaN maps or image: voxels nobody measured
+    if not known.any():
+        return 0.0
+    bright = known & (s > 0.1 * s[known].max())
+    return float(np.median(i[bright] / s[bright])) if bright.any() else 0.0
 
 
 def calibrated_count(rendered_input, image):

@@ -21,6 +21,7 @@ from ..datasets import ProtocolDataset, build_protocol_dataset
 from ..metrics import CONVENTION, band_means, batch_metrics, summarize, to_255
 from ..phantoms import load_phantom
 from ..resize import resize_slices
+from ..simulate import normalize_to_max
 
 CHUNK = 240
 #: Target echo-time bands (ms) of the report's ``psnr_by_target_te``.
@@ -107,8 +108,11 @@ def predict_test_images(engine, images01, target: Acquisition, input: Acquisitio
     """Predictions of test images in [0, 1] (n, h, w), each at its own target and input
     acquisition (times per image): one :meth:`~napari_mr_reparam.inference.Reparameterizer.predict`
     request, the call the command line and the widget make, so the scores are those of
-    what users run. Returns images in [0, 1]."""
+    what users run. Returns images in [0, 1]: a physics model's renders (in the input's
+    units) each at its own maximum, as the protocol scores images."""
     preds = engine.predict(images01, target, input, options=options, progress=progress)
+    if getattr(engine, "renders_from_maps", False):
+        return normalize_to_max(np.nan_to_num(preds))
     return np.clip(preds, 0.0, 1.0)
 
 
