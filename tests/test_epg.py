@@ -95,3 +95,22 @@ def test_the_dictionary_is_per_single_spin_echo_so_an_ideal_form_keeps_the_image
     # pulses 10 % over their angle (a transmit field): echo 1 is still a single echo of them
     over = int(np.argmin(np.abs(epg.scale_grid() - 1.1)))
     assert table[row, over, 0] == pytest.approx(np.exp(-spacing / t2_grid), rel=0.01)
+
+
+def test_train_slopes_are_the_phase_graph_s_own_derivatives_between_grid_points():
+    t2, scale, n, spacing = np.array([35.0, 140.0, 700.0]), np.array([0.83, 0.91, 1.07]), 8, 10.0
+
+    def echoes(t2, scale, t1=epg.T1_MS):  # per single spin echo of the slice, as the dictionary
+        single = np.array([epg.single_echo_amplitude(s * epg.slice_profile()) for s in scale])
+        return np.mean([epg.cpmg_echoes(n, spacing, t2, scale * p, t1) for p in epg.slice_profile()],
+                       axis=0) / single[:, None]
+
+    got = epg.train_slopes(np.arange(1, n + 1), spacing, t2, scale)
+    h = 0.02
+    expected = {"echoes": echoes(t2, scale),
+                "t2": (echoes(t2 * np.exp(h), scale) - echoes(t2 * np.exp(-h), scale)) / (2 * h),
+                "scale": (echoes(t2, scale + h) - echoes(t2, scale - h)) / (2 * h),
+                "t1": (echoes(t2, scale, epg.T1_MS * np.exp(0.1)) - echoes(t2, scale, epg.T1_MS * np.exp(-0.1))) / 0.2}
+    for key, values in expected.items():
+        assert got[key].shape == (3, n)
+        assert np.abs(got[key] - values).max() < 0.02 * np.abs(values).max(), key

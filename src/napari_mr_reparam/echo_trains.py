@@ -13,6 +13,13 @@ fitted at its own T1 (the nearest of :data:`STORAGE_T1_GRID`). Samples whose T1 
 their T2 (the NiCl2 spheres of a relaxometry phantom's T1 plate) decay almost as the ideal
 equation says, and at 1000 ms their T2 read 10-18 % short (training/RESULTS.md, "Two
 series of one plate").
+
+What the fit leaves determined (:func:`train_errors`): the train's echoes through its
+phase graph, with each voxel's flip-angle scale a parameter of its own, and T1 setting
+the stimulated echoes' storage as well as the recovery. Where the refocusing falls short of
+180 degrees (everywhere, across the slice profile) a short train's slow decay is long T2 or
+storage of the stimulated echoes alike; where no input measures T1, the T1 held for the
+storage is a guess, so the train determines such a T2 only if the data pin it whatever T1.
 """
 
 from __future__ import annotations
@@ -73,23 +80,76 @@ def ideal_form(arrays, acqs, body, cancelled=None, chunk_voxels: int = 1 << 16, 
     return out, b1
 
 
+def storage_groups(t1_ms) -> list[tuple[float, np.ndarray]]:
+    """The storage T1 (ms) each voxel's train is fitted at, as (T1, the voxels at it) pairs:
+    the nearest of :data:`STORAGE_T1_GRID` to the voxel's ``t1_ms`` (one per voxel),
+    :data:`~napari_mr_reparam.epg.T1_MS` where that is NaN."""
+    log_grid = np.log(STORAGE_T1_GRID)
+    known = np.isfinite(t1_ms)
+    nearest = np.full(t1_ms.shape, -1)
+    nearest[known] = np.abs(np.log(np.maximum(t1_ms[known], 1e-3))[:, None] - log_grid).argmin(axis=1)
+    return [(epg.T1_MS if g < 0 else float(STORAGE_T1_GRID[g]), np.flatnonzero(nearest == g))
+            for g in np.unique(nearest)]
+
+
 def fit_at_storage_t1(signals, numbers, spacing_ms: float, t1_ms=None) -> dict:
     """:func:`~napari_mr_reparam.epg.fit_train` of each voxel (columns of ``signals``) at
     its own storage T1 (``t1_ms``, one per voxel, the nearest of :data:`STORAGE_T1_GRID`;
     :data:`~napari_mr_reparam.epg.T1_MS` where NaN or not given)."""
     if t1_ms is None or not np.isfinite(t1_ms).any():
         return epg.fit_train(signals, numbers, spacing_ms)
-    log_grid = np.log(STORAGE_T1_GRID)
-    known = np.isfinite(t1_ms)
-    nearest = np.full(t1_ms.shape, -1)
-    nearest[known] = np.abs(np.log(np.maximum(t1_ms[known], 1e-3))[:, None] - log_grid).argmin(axis=1)
     out = {}
-    for g in np.unique(nearest):
-        columns = np.flatnonzero(nearest == g)
-        t1 = epg.T1_MS if g < 0 else float(STORAGE_T1_GRID[g])
+    for t1, columns in storage_groups(t1_ms):
         part = epg.fit_train(signals[:, columns], numbers, spacing_ms, t1_ms=t1)
         for key, values in part.items():
             if key not in out:
                 out[key] = np.zeros((signals.shape[1], *values.shape[1:]), values.dtype)
             out[key][columns] = values
+    return out
+
+
+def train_slopes(acqs, t2_ms, scale, storage_t1=None) -> list[tuple[list[int], dict]]:
+    """Per train among ``acqs`` (:func:`echo_trains`): its input indices, and its echoes
+    per unit amplitude with their slopes at each voxel's T2 (ms) and flip-angle scale
+    (``t2_ms``, ``scale``: (V,)) and at the storage T1 its fit took (``storage_t1``, as
+    :func:`fit_at_storage_t1`): :func:`~napari_mr_reparam.epg.train_slopes`' (V, n) arrays."""
+    t2_ms, scale = np.asarray(t2_ms, float), np.asarray(scale, float)
+    t1_ms = np.full(t2_ms.shape, np.nan) if storage_t1 is None else np.asarray(storage_t1, float)
+    out = []
+    for members, spacing, numbers in echo_trains(acqs):
+        slopes: dict = {}
+        for t1, columns in storage_groups(t1_ms):
+            part = epg.train_slopes(numbers, spacing, t2_ms[columns], scale[columns], t1)
+            for key, values in part.items():
+                slopes.setdefault(key, np.zeros((t2_ms.size, len(members))))[columns] = values
+        out.append((members, slopes))
+    return out
+
+
+def train_errors(acqs, scales, sigma, fitted, b1, storage_t1=None, valid=None, chunk_voxels: int = 1 << 15,
+                 cancelled=None) -> np.ndarray:
+    """Standard errors (3, V) of log PD, log T1 and log T2 at the fitted maps (``fitted``:
+    PD, T1 and T2 (ms), (V,) each) with each train's flip-angle scale left free
+    (:func:`~napari_mr_reparam.fit_information.train_information`,
+    :func:`~napari_mr_reparam.fit_information.marginal_errors`); NaN where no train was
+    fitted (``b1`` NaN). ``scales``, ``sigma``: each input's gain and noise (its own
+    units); ``storage_t1`` (ms, (V,), NaN where unknown) the T1 the trains were fitted at;
+    ``valid`` per input, (V,), its measured voxels (None: all)."""
+    import torch
+
+    from .fit_information import marginal_errors, train_information
+
+    pd, t1, t2 = (np.asarray(v, np.float64) for v in fitted)
+    b1 = np.asarray(b1, np.float64)
+    out = np.full((3, b1.size), np.nan)
+    for start in range(0, b1.size, chunk_voxels):
+        stop_if_cancelled(cancelled)
+        idx = start + np.flatnonzero(np.isfinite(b1[start:start + chunk_voxels]))
+        if not idx.size:
+            continue
+        trains = train_slopes(acqs, t2[idx], b1[idx], None if storage_t1 is None else np.asarray(storage_t1)[idx])
+        maps = [torch.from_numpy(np.ascontiguousarray(v[idx])) for v in (pd, t1, t2)]
+        measured = None if valid is None else [torch.from_numpy(np.asarray(m)[idx]) for m in valid]
+        info = train_information(acqs, scales, sigma, *maps, trains, torch, measured)
+        out[:, idx] = torch.stack(marginal_errors(info, torch)).numpy()
     return out

@@ -15,12 +15,15 @@ averaged over the slice (:func:`slice_profile`), for a grid of T2 and flip-angle
 (:func:`train_dictionary`). Each voxel takes the grid point whose echoes best match its own
 (:func:`fit_train`: amplitude in closed form; between grid points, the vertex of a
 quadratic fitted to the scores around the best one). T1 enters only through the
-stimulated echoes' storage: :data:`T1_MS` unless given. Times are in milliseconds.
+stimulated echoes' storage: :data:`T1_MS` unless given. :func:`train_slopes` gives a
+train's echoes with their derivatives in T2, the flip-angle scale and that T1, for what
+the fit leaves determined. Times are in milliseconds.
 """
 
 from __future__ import annotations
 
 import functools
+import math
 
 import numpy as np
 
@@ -43,6 +46,9 @@ SCALE_STEP = 0.025
 SCALE_RANGE = (0.5, 1.2)
 #: Positions across half the slice (in slice thicknesses, 0 the centre) for the profile.
 PROFILE_POSITIONS = np.linspace(0.0, 1.5, 16)
+#: Step in log T1 of the central difference that gives the echoes' derivative in the T1 of
+#: the stimulated echoes' storage (:func:`slope_tables`).
+STORAGE_T1_STEP = 0.1
 
 
 def echo_numbers(tes_ms) -> tuple[float, np.ndarray] | None:
@@ -228,6 +234,40 @@ def _interpolate(atoms, it, js, dt, ds):
     i1, j1 = np.minimum(i0 + 1, nt - 1), np.minimum(j0 + 1, ns - 1)
     return ((1 - ft) * (1 - fs) * atoms[i0, j0] + ft * (1 - fs) * atoms[i1, j0]
             + (1 - ft) * fs * atoms[i0, j1] + ft * fs * atoms[i1, j1])
+
+
+@functools.lru_cache(maxsize=32)
+def slope_tables(n_echoes: int, spacing_ms: float, t1_ms: float = T1_MS,
+                 profile_tbw: float = PROFILE_TBW) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Derivatives of :func:`train_dictionary`'s echoes, each of its shape: in log T2 and in
+    the flip-angle scale (central differences between its grid points, one-sided at the
+    grid's ends), and in log T1 of the storage (across :data:`STORAGE_T1_STEP`)."""
+    table = train_dictionary(n_echoes, spacing_ms, t1_ms, profile_tbw)
+    log_step = math.log(t2_grid()[1] / t2_grid()[0])
+    up, down = (train_dictionary(n_echoes, spacing_ms, t1_ms * math.exp(sign * STORAGE_T1_STEP), profile_tbw)
+                for sign in (1, -1))
+    return (np.gradient(table, log_step, axis=0), np.gradient(table, SCALE_STEP, axis=1),
+            (up - down) / (2 * STORAGE_T1_STEP))
+
+
+def train_slopes(numbers, spacing_ms: float, t2_ms, scale, t1_ms: float = T1_MS,
+                 profile_tbw: float = PROFILE_TBW) -> dict:
+    """A train's echoes per unit amplitude at each voxel's T2 (ms) and flip-angle scale
+    (``t2_ms``, ``scale``: (V,)), between the dictionary's grid points as :func:`fit_train`
+    takes them, and their derivatives (:func:`slope_tables`). Returns (V, n) arrays, n the
+    echoes ``numbers``: ``echoes``, and their slopes in log T2 (``t2``), the scale
+    (``scale``) and log T1 of the storage (``t1``). Values beyond the grid take its edge's."""
+    numbers = np.asarray(numbers, int)
+    n_max = int(numbers.max())
+    tables = (train_dictionary(n_max, float(spacing_ms), float(t1_ms), float(profile_tbw)),
+              *slope_tables(n_max, float(spacing_ms), float(t1_ms), float(profile_tbw)))
+    log_t2, scales = np.log(t2_grid()), scale_grid()
+    at_t2 = np.clip((np.log(np.asarray(t2_ms, float)) - log_t2[0]) / (log_t2[1] - log_t2[0]), 0, log_t2.size - 1)
+    at_scale = np.clip((np.asarray(scale, float) - scales[0]) / SCALE_STEP, 0, scales.size - 1)
+    it = np.minimum(np.floor(at_t2).astype(int), log_t2.size - 2)
+    js = np.minimum(np.floor(at_scale).astype(int), scales.size - 2)
+    return {key: _interpolate(table[:, :, numbers - 1], it, js, at_t2 - it, at_scale - js)
+            for key, table in zip(("echoes", "t2", "scale", "t1"), tables)}
 
 
 def ideal_ratio(fit: dict, tes_ms) -> np.ndarray:

@@ -4,7 +4,10 @@ The signal per unit PD of each input sequence a joint fit takes, with its deriva
 log T1 and log T2 (:func:`signal_and_slopes`); the Fisher information of a set of inputs
 at given maps and noise (:func:`information`), the standard errors it leaves
 (:func:`standard_errors`), and which relaxation times a set of acquisitions can measure
-for typical tissue (:func:`free_parameters`). An acquisition enters as its values
+for typical tissue (:func:`free_parameters`). Where multi-echo trains are fitted through
+their phase graph, the information takes their echoes as that model, each train's
+flip-angle scale a further parameter (:func:`train_information`), and the errors leave it
+free (:func:`marginal_errors`). An acquisition enters as its values
 (:class:`AcquisitionValues`: ms, degrees, and an inversion recovery's inversion
 efficiency). Times are in milliseconds.
 """
@@ -159,6 +162,51 @@ def standard_errors(info, torch):
     zero = torch.zeros_like(a[0])
     _, inv_diag = solve3(a, (zero, zero, zero))
     return [torch.where(d > 0, d, torch.full_like(d, 1e30)).sqrt() for d in inv_diag]
+
+
+def train_information(acqs, scales, sigma, pd, t1, t2, trains, torch, measured=None):
+    """Fisher information (V, 3 + k, 3 + k) of the data in log PD, log T1, log T2 and the
+    flip-angle scale of each of k multi-echo trains, the noise of input i being ``sigma[i]``.
+
+    ``trains``: per train, its input indices and its echoes per unit amplitude with their
+    slopes ((V, n) arrays: :func:`~napari_mr_reparam.echo_trains.train_slopes`). A train's
+    echo is the spin echo's recovery ``1 - exp(-TR/T1)`` times that echo, whose shape T1
+    sets too (the stimulated echoes' storage); other inputs take the ideal equation
+    (:func:`signal_and_slopes`). ``measured`` (per input, (V,)): its measured voxels.
+    """
+    k = len(trains)
+    at = {i: (n, col) for n, (members, _) in enumerate(trains) for col, i in enumerate(members)}
+    info = torch.zeros((t2.shape[0], 3 + k, 3 + k), dtype=torch.float64)
+    for i, (acq, g, sd) in enumerate(zip(acqs, scales, sigma)):
+        zero = torch.zeros_like(t2, dtype=torch.float64)
+        if i in at:
+            n, col = at[i]
+            echo, d_t2, d_scale, d_t1 = (torch.from_numpy(trains[n][1][key][:, col])
+                                         for key in ("echoes", "t2", "scale", "t1"))
+            lon, dlon, _ = signal_and_slopes(acq._replace(te=0.0), t1, t2, torch)
+            slopes = [lon * echo, dlon * echo + lon * d_t1, lon * d_t2] + [lon * d_scale if m == n else zero
+                                                                             for m in range(k)]
+        else:
+            slopes = [*signal_and_slopes(acq, t1, t2, torch)] + [zero] * k
+        weight = g * pd / float(sd) * (1.0 if measured is None else measured[i].double())
+        j = torch.stack([(weight * d).double() for d in slopes], dim=1)  # (V, 3 + k)
+        info += j[:, :, None] * j[:, None, :]
+    return info
+
+
+def marginal_errors(info, torch):
+    """Standard errors (3 tensors) of log PD, log T1, log T2 from an information (V, P, P)
+    whose further parameters are free too: the diagonal of its inverse (solved in float64,
+    with a relative ridge as :func:`standard_errors`; an unidentifiable parameter gets a
+    huge error)."""
+    a = info.double()
+    diagonal = a.diagonal(dim1=1, dim2=2)
+    ridge = 1e-10 * diagonal.max(dim=1).values.clamp_min(1e-30)
+    a = a + ridge[:, None, None] * torch.eye(a.shape[1], dtype=a.dtype)
+    inverse, failed = torch.linalg.inv_ex(a)
+    d = inverse.diagonal(dim1=1, dim2=2)[:, :3]
+    d = torch.where((d > 0) & (failed == 0)[:, None], d, torch.full_like(d, 1e30))
+    return list(d.sqrt().T)
 
 
 def determined_for_tissue(acqs, noise, tolerance: float, torch) -> dict:

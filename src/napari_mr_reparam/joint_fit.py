@@ -25,7 +25,9 @@ equations of :mod:`napari_mr_reparam.physics`, vectorized over voxels with torch
 4. **What the inputs determine, per voxel** (:attr:`JointMaps.determined`): from the
    Fisher information of the data alone at the fitted values, a parameter counts as
    determined when its standard error is below ``tolerance`` (relative) at the assumed
-   noise level.
+   noise level. Where a multi-echo train was fitted through its phase graph, its echoes
+   enter as that model: each voxel's flip-angle scale is a parameter too, and T1 sets the
+   stimulated echoes' storage (:func:`~napari_mr_reparam.echo_trains.train_errors`).
 
 Scale: images of one series share the receiver gain, so by default one scale is fitted
 (absorbed by PD, which comes back in the first input's intensity units). Images of
@@ -63,7 +65,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .echo_trains import ideal_form
+from .echo_trains import ideal_form, train_errors
 from .edge_smoothing import smooth_inputs
 from .fit_information import (DEFAULT_PRIOR_MS, DEFAULT_PRIOR_SD, PARAMETERS, acquisition_values, checked_values,
                               determined_for_tissue, free_parameters, per_input_noise, signal_and_slopes)
@@ -313,6 +315,8 @@ def fit_maps(volumes, acquisitions, prior: dict | None = None, scale: str = "sha
                                          cancelled, progress)
             problem = _voxel_problem(inputs, prior, gains, tolerance)
         out, det = fit_voxels(problem, tolerance, iterations, grid_points, chunk_voxels, counting, cancelled)
+        if inputs.b1 is not None:
+            _leave_trains_free(det, out, problem, inputs.b1, storage_t1, tolerance, cancelled)
     maps = {key: _in_volume(out[key], problem.index, inputs.shape, np.float32, inputs.nan) for key in PARAMETERS}
     determined = {key: _in_volume(det[key], problem.index, inputs.shape, bool) for key in PARAMETERS}
     if again and determined["t1"].any():
@@ -352,6 +356,23 @@ def _series_gains(series, problem, inputs, tolerance, iterations, grid_points, c
         return float(np.median(_per_input_scales(chosen, acqs, problem.prior_t1, problem.prior_t2, inputs.body)[1:]))
 
     return profile_gains(series, problem, fit, fallback)
+
+
+def _leave_trains_free(det: dict, out: dict, problem: VoxelProblem, b1, storage_t1, tolerance: float,
+                       cancelled=None) -> None:
+    """``det`` (in place) where the trains' own freedom counts too: a parameter stays
+    determined where its standard error is below ``tolerance`` also with each train's
+    flip-angle scale free and T1 shaping its echoes (:func:`~napari_mr_reparam.echo_trains.train_errors`
+    at the fitted maps ``out``; ``b1`` and ``storage_t1`` (ms) over the volume, NaN where
+    no train was fitted or T1 unknown). A short train's long T2 trades off against the
+    stimulated echoes' storage, and where no input measures T1 that storage is a guess."""
+    index = problem.index
+    at = None if storage_t1 is None else np.asarray(storage_t1, np.float64).reshape(-1)[index]
+    valid = None if problem.measured is None else [m[index] for m in problem.measured]
+    errors = train_errors(problem.acqs, problem.scales, problem.sigma, [out[key] for key in PARAMETERS],
+                          np.asarray(b1).reshape(-1)[index], at, valid, cancelled=cancelled)
+    for k, key in enumerate(PARAMETERS):
+        det[key] &= np.isnan(errors[k]) | (errors[k] < tolerance)
 
 
 @dataclass
@@ -528,17 +549,13 @@ def pd_in_input_units(pd, t1, t2, image, acq) -> np.ndarray:
     input, this read the pairs of training subjects 01-04 as well or better
     (training/RESULTS.md, "The sets users bring")."""
     from . import physics
+    from .peaks import input_gain
 
     v = checked_values(acq)
     step = max(1, np.size(pd) // 500_000)  # a median: a sample of the voxels tells it
     sample = [np.asarray(a, np.float32).reshape(-1)[::step] for a in (pd, t1, t2, image)]
-    signal = np.abs(np.asarray(physics.render(v.sequence, *sample[:3], v.te, v.tr, ti=v.ti, flip_deg=v.flip_deg,
-                                              t2star=sample[2]), np.float64))
-    bright = signal > 0.1 * signal.max() if signal.size else signal > 0
-    bright &= np.isfinite(sample[3])  # a voxel the image does not measure (NaN) tells nothing
-    if not bright.any():
-        return np.zeros_like(pd, dtype=np.float32)
-    factor = float(np.median(sample[3][bright].astype(np.float64) / signal[bright]))
+    signal = physics.render(v.sequence, *sample[:3], v.te, v.tr, ti=v.ti, flip_deg=v.flip_deg, t2star=sample[2])
+    factor = input_gain(signal, sample[3])
     return (np.asarray(pd, np.float32) * factor).astype(np.float32)
 
 
