@@ -53,7 +53,9 @@ choosing the fits' models), read with
     the ratio of the pixel sizes, their centroid put on the phantom's, then the shift
     (+-25 template pixels, 33 mm), scale (0.85-1.15) and turn (+-8 degrees) that score
     best, and each centre moved (at most 2 px) to its best pixel. Values are medians in a disc of 2 template
-    pixels (2.6 mm).
+    pixels (2.6 mm). Beside each, the share of the spheres' discs the fit marks as determined
+    (``JointMaps.determined``), for the spheres the series can measure and for the others:
+    what a user's ``determined`` map would say there.
 (c) **One input, single-image model.** The physics network's maps from one image (the
     first input of (a)) and its renders of the held-out image, and its sphere T1/T2.
 
@@ -275,6 +277,11 @@ def sphere_rims(shape, centres, factor=1.0, reach_px: float = RIM_PX):
     return rims
 
 
+def sphere_shares(mask, centres, factor=1.0):
+    """The share of each sphere's disc (as :func:`sphere_values`) that ``mask`` holds."""
+    return np.array([float(mask[_disc(mask.shape, c, DISC_PX * factor)].mean()) for c in centres])
+
+
 def sphere_values(value_map, centres, factor=1.0):
     """Median of a map in a disc of DISC_PX template pixels at each centre."""
     return np.array([float(np.nanmedian(value_map[_disc(value_map.shape, c, DISC_PX * factor)]))
@@ -336,6 +343,7 @@ def evaluate_series(kind, plate, folder, params, engine, first_echo_input: bool,
     times = [acqs[i].te if kind == "T2" else acqs[i].ti for i in span]
     measurable = (ref >= min(times)) & (ref <= max(times))
     measured = sphere_values(getattr(full, key), centres, factor)
+    determined = sphere_shares(full.determined[key], centres, factor)
     b1 = sphere_values(full.b1, centres, factor) if full.b1 is not None else None
     if kind == "T1":
         b1 = np.full(len(centres), full.inversion_efficiency)
@@ -348,7 +356,7 @@ def evaluate_series(kind, plate, folder, params, engine, first_echo_input: bool,
     return {"series": f"{kind} {folder.parent.name}/{plate}", "field": field, "n": n, "noise": noise,
             "fit_noise": (min(fit_noises), max(fit_noises)),
             "errors": errors, "rimless": rimless, "single_errors": single_errors, "with_clipped": with_clipped,
-            "ref": ref, "measured": measured,
+            "ref": ref, "measured": measured, "determined": determined,
             "single_measured": single_measured, "measurable": measurable, "times": (min(times), max(times)),
             "acqs": acqs, "rows": rows, "b1": b1, "model": full.echo_train if kind == "T2" else "ideal"}
 
@@ -516,10 +524,11 @@ def main(argv=None) -> int:
     print("\n### (b, c) Sphere T2 / T1 against the reference (median over measurable spheres)\n")
     print("| series | field | measurable spheres (reference within the TE/TI range) | T2 model | joint fit: median error "
           "| joint fit: worst | T2: flip-angle scale (median over spheres); T1: inversion efficiency "
-          "| one image, network: median error |")
-    print("|---|---|---|---|---|---|---|---|")
+          "| one image, network: median error | marked determined: measurable spheres / the others |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in results:
         m = r["measurable"]
+        marked = " / ".join(_pct(np.mean(r["determined"][part])) if part.any() else "-" for part in (m, ~m))
         err = np.abs(r["measured"][m] / r["ref"][m] - 1)
         single = (np.abs(r["single_measured"][m] / r["ref"][m] - 1) if r["single_measured"] is not None
                   else None)
@@ -529,11 +538,13 @@ def main(argv=None) -> int:
         model = r["model"] if r["series"].startswith("T2") else "-"
         print(f"| {r['series']} | {r['field']} | {m.sum()} ({spheres}; {lo:g}-{hi:g} ms) | {model} "
               f"| {_pct(np.median(err)) if m.any() else '-'} | {_pct(np.max(err)) if m.any() else '-'} | {b1} "
-              f"| {_pct(np.median(single)) if single is not None and m.any() else '-'} |")
+              f"| {_pct(np.median(single)) if single is not None and m.any() else '-'} | {marked} |")
 
-    print("\n<details><summary>Per sphere (reference / joint fit, ms)</summary>\n")
+    print("\n<details><summary>Per sphere (reference / joint fit, ms; share of its disc marked determined; "
+          "* the series cannot measure it)</summary>\n")
     for r in results:
-        cells = ", ".join(f"{i + 1}: {r['ref'][i]:g}/{r['measured'][i]:.4g}" for i in np.flatnonzero(r["measurable"]))
+        cells = ", ".join(f"{i + 1}{'' if r['measurable'][i] else '*'}: {r['ref'][i]:g}/{r['measured'][i]:.4g} "
+                          f"({100 * r['determined'][i]:.0f} %)" for i in range(len(r["ref"])))
         print(f"- {r['series']}: {cells}")
     print("\n</details>")
     return 0
