@@ -5,6 +5,7 @@
                                              [--echo-train epg|ideal] [--sites site4_philips ...]
                                              [--other-plates]
     python benchmarks/bench_real_scanners.py --two-series [--plate plate4] [--sites ...]
+    python benchmarks/bench_real_scanners.py --own-render [--sites ...]
 
 For every series of the hazen relaxometry set (multi-echo spin echo of the T2 plate,
 inversion-recovery magnitude series of the T1 plate; with ``--other-plates`` the T1 plate's
@@ -67,6 +68,11 @@ grid by the affines, ``--model none``), with ``--scale shared`` (one gain for bo
 ``--scale per-series`` (a gain per folder, found by the fit's misfit; what the default
 ``auto`` takes for two folders of several images), and each series alone; sphere T1 and T2
 against the plate's reference as in (b) (T2 within the train's TEs from echo 2).
+
+``--own-render`` instead gives each image of the T1 plate's inversion-recovery series alone
+to the single-image model (``--model``) and renders it at its own acquisition, as a user's
+render at the scan's own settings: the render's mean over the phantom over the image's (1:
+the render in the image's units).
 
 Prints the tables as Markdown.
 """
@@ -424,6 +430,25 @@ def print_two_series(data: Path, sites, params, plate: str = "plate5") -> None:
             print("| " + " | ".join(row) + " |", flush=True)
 
 
+def print_own_renders(data: Path, sites, model: str) -> None:
+    """Per inversion-recovery series, each image's render at its own acquisition over the
+    image, mean over the phantom (``--own-render``)."""
+    from napari_mr_reparam.inference import Reparameterizer
+    from napari_mr_reparam.joint_result import network_maps, network_render
+
+    engine = Reparameterizer(model, device="cpu")
+    print("| series | render / image at its own acquisition, mean over the phantom, per TI |")
+    print("|---|---|")
+    for kind, plate, folder in series_list(data, sites, (("T1", "plate5"),)):
+        images, acqs, field, _, _ = load(folder)
+        mask = phantom_mask(images)
+        cells = []
+        for image, a in zip(images, acqs):
+            render = network_render(engine, network_maps(engine, image[None], a), a.te, a.tr, a.sequence, a.ti)[0]
+            cells.append(f"TI {a.ti:g}: {render[mask].mean() / image[mask].mean():.2f}")
+        print(f"| {kind} {folder.parent.name}/{plate} ({field}) | {', '.join(cells)} |", flush=True)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
@@ -452,6 +477,9 @@ def main(argv=None) -> int:
     parser.add_argument("--two-series", action="store_true",
                         help="instead: joint maps of the T1 plate's two series at each site that has both "
                              "(its inversion-recovery set and its echo train), one gain for both or one each")
+    parser.add_argument("--own-render", action="store_true",
+                        help="instead: each inversion-recovery image rendered by the single-image model at its own "
+                             "acquisition, against the image")
     args = parser.parse_args(argv)
     if args.plate != "plate5" and not args.two_series:
         parser.error("--plate goes with --two-series")
@@ -466,6 +494,9 @@ def main(argv=None) -> int:
     params = reference(args.data)
     if args.two_series:
         print_two_series(args.data, args.sites or TWO_SERIES_SITES, params, args.plate)
+        return 0
+    if args.own_render:
+        print_own_renders(args.data, args.sites, args.model)
         return 0
     engine = None
     if args.model != "none":

@@ -480,7 +480,22 @@ def test_physics_maps_read_the_volume_at_one_level_and_render_at_it(tiny_weights
     maps = engine.compute_maps(volume, Acquisition(50.0, 4500.0))
     read = np.concatenate(seen)
     assert read[0].mean() == pytest.approx(read[1].mean(), rel=0.02)  # the bright voxel dims nothing
-    assert np.allclose(maps.scale, maps.scale[0]) and 190 < maps.scale[0] < 200  # one level, input units
+    # renders in the input's units: at the input's own acquisition, each slice as bright as the input
+    own = engine.render(maps, Acquisition(50.0, 4500.0))
+    for k in range(3):
+        assert np.median(own[k] / volume[k]) == pytest.approx(1.0, rel=0.1)
+
+
+def test_slices_at_the_end_of_a_coil_keep_the_volume_s_scale_and_noise_alone_goes_dark(tiny_weights):
+    from napari_mr_reparam.inference import InferenceOptions
+
+    engine = Reparameterizer("physics")
+    volume = np.random.default_rng(5).uniform(100, 200, (24, 32, 32)).astype(np.float32)
+    volume[12:] *= 0.9 ** np.arange(1, 13)[:, None, None]  # the end of a coil: down to 0.28 of the signal
+    volume[-1] = np.random.default_rng(6).uniform(0, 2, (32, 32))  # beyond the head: noise alone
+    maps = engine.compute_maps(volume, Acquisition(50.0, 4500.0), options=InferenceOptions(keep_detail=False))
+    assert np.all(maps.scale[:-1] == maps.scale[0])  # no step where a slice's brightest falls below half the level
+    assert maps.scale[-1] < 0.05 * maps.scale[0]
 
 
 def test_a_slice_with_little_in_it_renders_dark_not_at_the_volumes_level(tiny_weights):
@@ -490,7 +505,7 @@ def test_a_slice_with_little_in_it_renders_dark_not_at_the_volumes_level(tiny_we
     maps = engine.compute_maps(volume, Acquisition(50.0, 4500.0))
     out = engine.render(maps, Acquisition(100.0, 3000.0))
     assert np.nanmax(out[2]) < 0.05 * np.nanmax(out[0])  # not its noise at the tissue's level
-    assert maps.scale[0] == maps.scale[1] and maps.scale[2] < 0.05 * maps.scale[0]
+    assert maps.scale[2] < 0.05 * maps.scale[0]
 
 
 def test_the_volume_level_is_numpys_percentile():

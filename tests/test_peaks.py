@@ -110,3 +110,14 @@ def test_clip_overshoot_lowers_a_voxel_by_at_most_the_standard_errors_given():
     assert sorted(seen) == [4 * 12 + 4, 8 * 12 + 8]
     assert out[0, 4, 4] == pytest.approx(1.0)  # within what its error allows: down to the level
     assert out[0, 8, 8] == pytest.approx(2.0 - 0.06)
+
+
+def test_the_gain_leaves_out_background_the_maps_read_as_tissue_and_voxels_not_measured():
+    signal = np.ones((3, 20, 20))
+    image = np.full((3, 20, 20), 5.0)
+    image[:, :, :10] = 0.01  # background (an inversion recovery's null, say) the maps hold bright
+    assert peaks.input_gain(signal, image) == 5.0  # not the background's ratio, 0.01
+    assert peaks.gain_voxels(signal, image).sum() == 3 * 20 * 10
+    image[0] = np.nan  # not measured: tells nothing
+    signal[1, :, 10:] = 0.05  # held dark by the maps: tells nothing either
+    assert peaks.input_gain(signal, image) == 5.0 and peaks.gain_voxels(signal, image).sum() == 20 * 10

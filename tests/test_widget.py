@@ -213,7 +213,12 @@ def test_cancel_takes_back_slices_previewed_at_a_setting_whose_volume_never_came
     volume, name, te = np.array(pred.data), pred.name, pred.metadata["te_ms"]
     source = widget.image.value
     preview = Request(source, "physics", "cpu", te=te + 30, tr=pred.metadata["tr_ms"], slice_index=1)
-    widget._outputs.write_prediction(preview, np.ones(volume.shape[1:], np.float32))  # as a slider's preview
+    limits = pred.contrast_limits
+    brighter = np.full(volume.shape[1:], 2 * limits[1], np.float32)
+    widget._outputs.write_prediction(preview, brighter)  # as a slider's preview, brighter than the volume
+    assert pred.contrast_limits == [limits[0], 2 * limits[1]]  # shown, not saturated
+    widget._outputs.write_prediction(preview, np.ones(volume.shape[1:], np.float32))  # darker: limits kept
+    assert pred.contrast_limits == [limits[0], 2 * limits[1]]
     assert pred.name != name and not np.array_equal(pred.data, volume)
     widget.cancel_work()  # its whole volume is not to come: the layer holds one setting, as named
     assert pred.name == name and pred.metadata["te_ms"] == te and np.array_equal(pred.data, volume)

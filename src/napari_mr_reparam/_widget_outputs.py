@@ -28,6 +28,16 @@ MAP_SAMPLE = 1 << 20
 PINNED_SHARE = 0.99
 
 
+def _widen_to(layer, slice_data) -> None:
+    """``layer``'s contrast limits raised to a previewed slice's brightest value where it
+    is brighter (renders come in the input's units, so a brighter contrast than the last
+    whole volume's would show saturated until its volume follows); never lowered here."""
+    top = float(np.nanmax(slice_data)) if np.isfinite(slice_data).any() else None
+    low, high = layer.contrast_limits
+    if top is not None and top > high:
+        layer.contrast_limits = (low, top)
+
+
 def map_contrast_limits(data) -> tuple[float, float]:
     """A map layer's contrast limits: :data:`MAP_PERCENTILES` of its finite, positive
     values, leaving out those pinned at the top (more than one voxel within
@@ -206,6 +216,7 @@ class Outputs:
             if before[3] is not None and request.slice_index not in before[3]:
                 before[3][request.slice_index] = np.array(layer.data[request.slice_index])
             layer.data[request.slice_index] = pred.reshape(layer.data.shape[1:])
+            _widen_to(layer, pred)
             layer.refresh()
         model = f"joint({len(request.inputs)})" if request.inputs else request.model
         names = layer_names(model, request.te, request.tr, request.sequence, request.ti,

@@ -65,11 +65,10 @@ class InferenceOptions:
 class QuantitativeMaps:
     """PD (relative), T1 and T2 (ms) maps of a volume from the physics model.
 
-    The maps are stored at the model's working resolution, (z, h, w); ``scale`` holds
-    the level each slice was read at (the volume's, :func:`volume_read`) and ``gain`` the
-    factor that brings the maps' signal to the read image's units
-    (:func:`~napari_mr_reparam.peaks.input_gain`): together they return renders in the
-    input's units, one scale for the volume. ``shape`` holds the input's in-plane size,
+    The maps are stored at the model's working resolution, (z, h, w); ``scale`` holds,
+    per slice, the factor that brings the maps' signal to the input's units (the gain
+    that makes their signal at the input's acquisition match the input, times the level
+    the volume was read at: :func:`render_scale`). ``shape`` holds the input's in-plane size,
     ``nan`` where the input had no value and ``peak_count`` how many of each slice's
     brightest voxels a render is clipped at (1, the maximum, unless the input calibrated
     more: :mod:`napari_mr_reparam.peaks`). With ``keep_detail`` (:class:`InferenceOptions`),
@@ -85,7 +84,6 @@ class QuantitativeMaps:
     nan: np.ndarray
     peak_count: np.ndarray | int = 1
     guide: DetailGuide | None = None
-    gain: float = 1.0
 
     def slices(self, rows) -> QuantitativeMaps:
         """The maps of some slices only (``rows``: an index array or slice)."""
@@ -461,8 +459,8 @@ class Reparameterizer:
             if progress is not None:
                 progress(sl.stop - sl.start)
         joined = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-        maps = QuantitativeMaps(**joined, scale=read_scale(read, level), shape=shape, nan=nan)
-        maps.gain = _read_gain(maps, read, given)
+        maps = QuantitativeMaps(**joined, scale=np.ones(n, np.float32), shape=shape, nan=nan)
+        maps.scale = render_scale(maps, read, level, given)
         if options.keep_detail:
             maps.guide = DetailGuide(images, maps.pd.shape[-2:])
         return maps
@@ -509,8 +507,8 @@ class Reparameterizer:
     def render(self, maps: QuantitativeMaps, target: Acquisition) -> np.ndarray:
         """An image volume at ``target`` from :meth:`compute_maps`' maps, in the input's units.
 
-        The maps' signal at ``target`` times the volume's one gain and level (so a tissue
-        reads alike from slice to slice, and a darker contrast comes out darker), each slice
+        The maps' signal at ``target`` times each slice's scale (:func:`render_scale`: so
+        a tissue reads alike from slice to slice, and a darker contrast comes out darker), each slice
         clipped at its peak (its maximum, or the mean of as many of its brightest voxels as
         the input calibrated), brought to the input's size with the input's detail when the
         maps carry a guide (:class:`~napari_mr_reparam.detail.DetailGuide`).
@@ -518,7 +516,7 @@ class Reparameterizer:
         if not isinstance(target, Acquisition):
             raise TypeError("render takes the target as an Acquisition")
         normalized, peak = _normalized_render(maps, target)
-        top = (maps.scale * maps.gain * peak).astype(np.float32)
+        top = (maps.scale * peak).astype(np.float32)
         if maps.guide is not None:
             out = maps.guide.upsample(normalized, top)
         else:
@@ -619,18 +617,32 @@ def _normalized_render(maps: QuantitativeMaps, acquisition: Acquisition) -> tupl
     return peaks.normalize(signal, maps.peak_count), peak
 
 
-def _read_gain(maps: QuantitativeMaps, read: np.ndarray, given: Acquisition) -> float:
-    """The factor from the maps' signal at the input's acquisition ``given`` to ``read``
-    (the input as the network read it), one for the volume, on the maps' grid; voxels
-    the input did not measure left out."""
-    from .peaks import input_gain
+#: Fewest voxels of a slice that tell the gain (:func:`~napari_mr_reparam.peaks.gain_voxels`)
+#: for it to be rendered at the volume's; fewer: scaled down as :func:`read_scale` says.
+MIN_GAIN_VOXELS = 100
+
+
+def render_scale(maps: QuantitativeMaps, read: np.ndarray, level: float, given: Acquisition) -> np.ndarray:
+    """Per slice (z,), the factor from the maps' signal to the input's units: the volume's
+    one gain that brings their signal at the input's acquisition ``given`` to ``read`` (the
+    input as the network read it; :func:`~napari_mr_reparam.peaks.input_gain`, on the maps'
+    grid, voxels the input did not measure left out) times the ``level`` it was read at;
+    one scale for every slice, so that a tissue reads alike in each. A slice with fewer
+    than :data:`MIN_GAIN_VOXELS` voxels that tell the gain (noise alone, or little in it)
+    is scaled down as :func:`read_scale` says: the network's maps of noise need not be dark.
+    (A gain per slice, each slice's own median ratio averaged over nine slices, would carry
+    the input's shading from slice to slice, but striped renders more: docs/experiments.md.)"""
+    from .peaks import gain_voxels, input_gain
 
     grid = maps.pd.shape[-2:]
     image = read if read.shape[-2:] == grid else resize_slices(read, grid)
     if maps.nan.any():
         unmeasured = resize_slices(maps.nan.astype(np.float32), grid) > 0
         image = np.where(unmeasured, np.float32(np.nan), image)
-    return input_gain(_signal(maps, given), image)
+    signal = _signal(maps, given)
+    counts = gain_voxels(signal, image).reshape(len(image), -1).sum(axis=1)
+    share = np.where(counts >= MIN_GAIN_VOXELS, 1.0, read_scale(read, 1.0))
+    return (input_gain(signal, image) * level * share).astype(np.float32)
 
 
 def _input_acquisition(te_ms, tr_ms, sequence: str = "spin_echo", ti_ms=None,
@@ -806,17 +818,16 @@ def _percentile_in_place(values: np.ndarray, q: float) -> float:
 
 
 #: A slice whose brightest voxel reads below this share of the volume's level holds little
-#: tissue (the first or last of a head): its render is scaled down with it
-#: (:func:`read_scale`), since the network's maps of noise alone need not be dark.
+#: tissue (the first or last of a head): where few of its voxels tell the gain, its render
+#: is scaled down with it (:func:`read_scale`), since the network's maps of noise need not be dark.
 SPARSE_SLICE_SHARE = 0.5
 
 
 def read_scale(read: np.ndarray, level: float) -> np.ndarray:
-    """The level (z,) each slice of a physics render is brought back to the input's units
-    by: the volume's ``level`` (:func:`volume_read`), the same for every slice, so that a
-    tissue reads alike in each; less for a slice that holds little (its brightest voxel
-    below :data:`SPARSE_SLICE_SHARE` of the level in ``read``), whose noise the network
-    may read as tissue."""
+    """``level`` (z,) for each slice, less for a slice that holds little (its brightest
+    voxel below :data:`SPARSE_SLICE_SHARE` of the level in ``read``), whose noise the
+    network may read as tissue: the scale of a slice in which few voxels tell the gain
+    (:func:`render_scale`)."""
     top = read.reshape(read.shape[0], -1).max(axis=1)
     return (level * np.minimum(1.0, top / SPARSE_SLICE_SHARE)).astype(np.float32)
 

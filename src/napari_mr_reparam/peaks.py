@@ -12,10 +12,10 @@ told by the input itself: :func:`calibrated_count` picks the count whose normali
 of the maps' render *at the input's own acquisition* best reproduces the input, and the
 renders at every other acquisition use it too. No target is looked at.
 
-Renders are given in the input's units: the maps' signal times one factor for the volume,
-:func:`input_gain` (the receiver gain that the maps' signal at the input's own acquisition
-needs to match the input). A single-image render is clipped at each slice's peak; a joint
-fit's is not, but fit noise lifts a few of its voxels above their neighbours, and
+Renders are given in the input's units: the maps' signal times the factor that the maps'
+signal at the input's own acquisition needs to match the input (:func:`input_gain`, one
+for a volume). A single-image render is clipped at each slice's
+peak; a joint fit's is not, but fit noise lifts a few of its voxels above their neighbours, and
 :func:`clip_overshoot` lowers them by what that noise explains, down to the plane's
 :func:`sustained_peak` at most.
 
@@ -86,21 +86,29 @@ def normalize(images, count=1):
     return np.divide(images, p, out=np.zeros_like(images), where=p > 0)
 
 
+def gain_voxels(signal, image) -> np.ndarray:
+    """Where a ratio of ``image`` to ``signal`` (the maps at the image's acquisition; any
+    shapes alike) tells the gain: both finite (measured), the signal above a tenth of its
+    maximum and the image above a tenth of its 99th percentile. The image's condition
+    keeps out background the maps read as tissue (an inversion recovery's noise near its
+    null, say), the signal's voxels the maps hold dark."""
+    s, i = np.abs(np.asarray(signal, np.float64)), np.asarray(image, np.float64)
+    known = np.isfinite(s) & np.isfinite(i)
+    if not known.any():
+        return known
+    return known & (s > 0.1 * s[known].max()) & (i > 0.1 * np.percentile(i[known], 99))
+
+
 def input_gain(signal, image) -> float:
     """The one factor that brings ``signal`` (maps rendered at ``image``'s own acquisition,
-    any scale; magnitudes) to ``image``'s units: the median ratio of the image to the
-    signal over the voxels where the signal is above a tenth of its maximum and both are
-    finite (measured), from a sample of at most half a million of them. 0 where there are
+    any scale) to ``image``'s units: the median ratio of the image to the signal over
+    :func:`gain_voxels`, from a sample of at most half a million voxels. 0 where there are
     none. One factor for a whole volume, as one receiver gain is."""
-    signal, image = np.asarray(signal), np.asarray(image)
-    step = max(1, signal.size // 500_000)
-    s = np.abs(signal.reshape(-1)[::step].astype(np.float64))
-    i = image.reshape(-1)[::step].astype(np.float64)
-    known = np.isfinite(s) & np.isfinite(i)  # NaN maps or image: voxels nobody measured
-    if not known.any():
-        return 0.0
-    bright = known & (s > 0.1 * s[known].max())
-    return float(np.median(i[bright] / s[bright])) if bright.any() else 0.0
+    step = max(1, np.size(signal) // 500_000)
+    s = np.abs(np.asarray(signal).reshape(-1)[::step].astype(np.float64))
+    i = np.asarray(image).reshape(-1)[::step].astype(np.float64)
+    use = gain_voxels(s, i)
+    return float(np.median(i[use] / s[use])) if use.any() else 0.0
 
 
 def calibrated_count(rendered_input, image):
