@@ -95,11 +95,12 @@ def ramp(n=4, h=16, w=16, scale=1.0) -> np.ndarray:
 
 def write_enhanced(path, volumes, *, te=(20.0,), tr=2000.0, ti=None, flip=90.0, orientation=AXIAL,
                    origin=(-30.0, -40.0, 10.0), row_mm=1.5, col_mm=1.25, step_mm=3.0, pulse="SPIN",
-                   inversion="NO", acquisition="2D", shuffle=True, philips_scale=None) -> Path:
+                   inversion="NO", acquisition="2D", shuffle=True, philips_scale=None, rescale=None) -> Path:
     """Write ``volumes[e]`` (arrays (z, y, x)) as one enhanced MR image: one frame per slice and
     echo, position, echo time and inversion time per frame, orientation, pixel measures and
     timing shared, frames in a shuffled order. ``philips_scale``: per volume, Philips' private
-    scale slope, in each frame's private functional group (and Manufacturer Philips)."""
+    scale slope, in each frame's private functional group (and Manufacturer Philips);
+    ``rescale``: (RescaleSlope, RescaleIntercept), shared."""
     import pydicom
     from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
     from pydicom.sequence import Sequence
@@ -129,6 +130,11 @@ def write_enhanced(path, volumes, *, te=(20.0,), tr=2000.0, ti=None, flip=90.0, 
     shared.PlaneOrientationSequence = Sequence([orient])
     shared.PixelMeasuresSequence = Sequence([measures])
     shared.MRTimingAndRelatedParametersSequence = Sequence([timing])
+    if rescale is not None:
+        transform = Dataset()
+        transform.RescaleSlope, transform.RescaleIntercept = rescale
+        transform.RescaleType = "US"
+        shared.PixelValueTransformationSequence = Sequence([transform])
     ds.SharedFunctionalGroupsSequence = Sequence([shared])
     per_frame, pixels = [], []
     for j in order:

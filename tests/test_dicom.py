@@ -492,6 +492,15 @@ def test_an_enhanced_inversion_recovery_image_splits_per_inversion_time(tmp_path
     vols = dicom.read_series(tmp_path / "philips")
     np.testing.assert_allclose(vols[0].data, images[1] / 8.0)
     np.testing.assert_allclose(vols[1].data, images[0] / 2.0)
+    assert [v.extra["display_scale"] for v in vols] == [8.0, 2.0]  # back to what a viewer displays
+
+
+def test_the_display_scale_is_the_slices_common_factor():
+    """One factor takes a volume back to its display values: its slices' (their median where
+    they differ); 1 for a series read as displayed."""
+    assert dicom.display_scale(np.array([0.125, 0.125], np.float32)) == 0.125
+    assert dicom.display_scale(np.array([0.5, 0.5, 2.0], np.float32)) == 0.5
+    assert dicom.display_scale(np.ones(3, np.float32)) == 1.0
 
 
 def test_an_enhanced_image_without_per_frame_groups_gives_one_line(tmp_path):

@@ -100,6 +100,59 @@ def test_maps_keep_their_units_and_signed_values_their_sign(tmp_path):
     np.testing.assert_allclose(got, diff, atol=0.005 + 1e-5)  # stored in hundredths (50 / 32767 < 0.01)
 
 
+def _philips(slope=1.65, intercept=2.5, scale=0.073):
+    """A ``write_series`` edit making a Philips series with the private scale slope."""
+    def edit(ds, echo, k):
+        ds.Manufacturer = "Philips Medical Systems"
+        ds.RescaleSlope, ds.RescaleIntercept = slope, intercept
+        ds.add_new((0x2005, 0x100E), "FL", scale)
+    return edit
+
+
+def _display_values(folder: Path) -> dict:
+    """Per slice position, a series' values as a viewer displays them: stored x RescaleSlope +
+    RescaleIntercept (no private tag)."""
+    shown = {}
+    for path in folder.iterdir():
+        ds = pydicom.dcmread(path)
+        where = tuple(np.round(np.asarray(ds.ImagePositionPatient, float), 2))
+        shown[where] = ds.pixel_array * float(ds.RescaleSlope) + float(ds.RescaleIntercept)
+    return shown
+
+
+def test_an_image_of_a_philips_series_is_written_in_its_display_values(tmp_path):
+    """Read in Philips' floating-point values (DV / (RescaleSlope x scale slope)), an image
+    written as DICOM beside its series shows as the series does; a map keeps its units and
+    a NIfTI file the floating-point values."""
+    volume, _ = _source(tmp_path, extra=_philips())
+    assert volume.extra["display_scale"] == pytest.approx(1.65 * 0.073)
+    out = save_volume(tmp_path / "same.dcm", volume.data, like=volume, te_ms=20, tr_ms=2000)
+    source, written = _display_values(tmp_path / "scan"), _display_values(out)
+    assert written.keys() == source.keys()
+    slope = float(_one_file(out).RescaleSlope)
+    for where, shown in source.items():
+        np.testing.assert_allclose(written[where], shown, atol=slope / 2 + 1e-3)
+    t1 = np.full(volume.data.shape, 1234.5, np.float32)
+    t1_map = save_volume(tmp_path / "T1map.dcm", t1, like=volume, extra={"Quantity": "T1", "Units": "ms"})
+    np.testing.assert_allclose(dicom.read_series(t1_map)[0].data, t1, atol=0.05 + 1e-3)
+    nifti = save_volume(tmp_path / "same.nii.gz", volume.data, like=volume, te_ms=20, tr_ms=2000)
+    np.testing.assert_array_equal(io.load_volume(nifti).data, volume.data)
+
+
+def test_an_enhanced_philips_image_is_written_in_its_display_values(tmp_path):
+    """The scale slope of an enhanced image's frames (in their private functional group) with
+    the shared rescale: the written image displays as the frames do."""
+    from dicom_helpers import write_enhanced
+
+    write_enhanced(tmp_path / "enhanced" / "IM0001", [ramp(4, 12, 10)], philips_scale=(0.25,), rescale=(2.0, 3.0))
+    volume = dicom.read_series(tmp_path / "enhanced")[0]
+    assert volume.extra["display_scale"] == pytest.approx(2.0 * 0.25)
+    np.testing.assert_allclose(volume.data, (ramp(4, 12, 10) * 2.0 + 3.0) / 0.5)
+    out = save_volume(tmp_path / "same.dcm", volume.data, like=volume, te_ms=20, tr_ms=2000)
+    slope = float(_one_file(out).RescaleSlope)
+    np.testing.assert_allclose(dicom.read_series(out)[0].data, ramp(4, 12, 10) * 2.0 + 3.0, atol=slope / 2 + 1e-3)
+
+
 def test_an_existing_folder_is_replaced_only_when_asked_and_only_if_a_series(tmp_path):
     volume, _ = _source(tmp_path)
     out = save_volume(tmp_path / "out.dcm", volume.data, like=volume, te_ms=20, tr_ms=500)

@@ -28,15 +28,19 @@ time. Each acquisition becomes a
   time from one inversion to the next is not in the standard tags;
   :func:`~napari_mr_reparam.sidecars.mprage_cycle`),
   ``field_strength_t``, ``manufacturer``, ``series_description``, ``image_type``,
-  ``files``, ``series_uid``, ``echo_number`` (EchoNumbers where EchoTime is absent, else None), and
+  ``files``, ``series_uid``, ``echo_number`` (EchoNumbers where EchoTime is absent, else None),
   ``saturated`` where the scanner clipped voxels (a boolean array like ``data``: stored
   values at the top of their range, whose true value is higher; the joint fit takes them
-  as lower bounds, :func:`~napari_mr_reparam.joint_fit.fit_maps`'s ``clipped``).
+  as lower bounds, :func:`~napari_mr_reparam.joint_fit.fit_maps`'s ``clipped``), and
+  ``display_scale``: what ``data`` is multiplied by to give the values a DICOM viewer
+  displays (:func:`display_scale`), which an image written as DICOM beside the series
+  takes back (:func:`~napari_mr_reparam.volume_writing.save_volume`).
 
-Pixel values are the stored values with RescaleSlope/RescaleIntercept applied; for
-Philips images carrying the private scale slope (2005,100E) they are divided by
-RescaleSlope x scale slope, Philips' floating-point value, which is the one comparable
-between images whose display scaling differs (inversion times of one series, say).
+Pixel values are the stored values with RescaleSlope/RescaleIntercept applied (the
+display values, DV); for Philips images carrying the private scale slope (2005,100E) they
+are divided by RescaleSlope x scale slope, Philips' floating-point value (FP = DV /
+(RescaleSlope x scale slope), intercept included), which is the one comparable between
+images whose display scaling differs (inversion times of one series, say).
 
 pydicom reads the files (compressed pixel data through pylibjpeg's decoders: JPEG,
 JPEG-LS, JPEG 2000; RLE natively); dicom-numpy checks that each acquisition's slices form one
@@ -727,7 +731,8 @@ def _acquisition_volume(label: str, members: list) -> Volume:
     except (dicom_numpy.DicomImportException, ValueError, TypeError, AttributeError) as exc:
         raise ValueError(f"{where}: the images do not form one volume "
                          f"({first_line(exc)})") from None
-    data = np.asarray(voxels, np.float32) / _philips_factors(datasets)[:, None, None]
+    factors = _philips_factors(datasets)
+    data = np.asarray(voxels, np.float32) / factors[:, None, None]
     data, notices = _as_magnitude(data, first, label)
     affine = np.diag([-1.0, -1.0, 1.0, 1.0]) @ np.asarray(ijk_to_lps, np.float64)  # LPS -> RAS
     slice_step = _slice_step(datasets)
@@ -759,6 +764,7 @@ def _acquisition_volume(label: str, members: list) -> Volume:
                "image_type": [str(v) for v in _as_list(first.get("ImageType"))],
                "files": [str(f) for f, _ in members], "series": label, "echo_number": _echo_number(first),
                "series_uid": str(first.get("SeriesInstanceUID", "")), "notices": notices,
+               "display_scale": display_scale(factors),
                "patient": str(first.get("PatientID", "") or "").strip() or None,
                "frame_of_reference": str(first.get("FrameOfReferenceUID", "") or "").strip() or None,
                **{k: np.ascontiguousarray(v) for k, v in saturation.items()}},
@@ -909,6 +915,15 @@ def _slice_step(datasets) -> float:
         if value is not None and value > 0:
             return value
     return 1.0
+
+
+def display_scale(factors: np.ndarray) -> float:
+    """The factor from a volume's values back to the display values (stored x RescaleSlope +
+    RescaleIntercept) of its slices, whose values were divided by ``factors``
+    (:func:`_philips_factors`): their common factor, their median where slices differ (a
+    render's values, comparable across slices, are taken back on one scale); 1 for a series
+    read as it is displayed."""
+    return float(np.median(factors)) if len(factors) else 1.0
 
 
 def _philips_factors(datasets) -> np.ndarray:

@@ -156,7 +156,8 @@ def save_volume(path: str | Path, data_zyx: np.ndarray, like: Volume | None = No
         ``.npy`` (float32 zyx), ``.tif``/``.tiff`` (float32 stack), ``.png`` (one
         slice, scaled to 8 bits by its maximum) or ``.dcm`` (a DICOM series: a folder of
         that name, one file per slice, :func:`~napari_mr_reparam.dicom_export.write_series`;
-        from a DICOM input, in its patient's study).
+        from a DICOM input, in its patient's study and, for an image, in its display values:
+        :func:`_display_scale`).
     data_zyx : array (z, y, x) or (y, x)
     like : Volume, optional
         The volume the data derive from (same stack shape).
@@ -191,6 +192,7 @@ def save_volume(path: str | Path, data_zyx: np.ndarray, like: Volume | None = No
         from .dicom_export import write_series
 
         voxels, affine = _file_order(data, like)
+        voxels = voxels * _display_scale(like, extra)
         files = like.extra.get("files") if like is not None and like.kind == "dicom" else None
         try:
             return write_series(path, voxels, affine, source_files=files, te_ms=te_ms, tr_ms=tr_ms, model=model,
@@ -210,6 +212,17 @@ def save_volume(path: str | Path, data_zyx: np.ndarray, like: Volume | None = No
                                       "command line)")
     _write_atomically(jobs)
     return path
+
+
+def _display_scale(like: Volume | None, extra: dict | None) -> float:
+    """What an image's values are multiplied by when written as DICOM: ``like``'s
+    ``extra["display_scale"]`` (a Philips series is read in floating-point values, which its
+    viewer displays x RescaleSlope x scale slope, :mod:`.dicom`), so a render shows as
+    bright as the scan beside it; 1 for a map (``extra`` names a ``Quantity``: its own units)
+    and any other input. Other outputs keep the values as they are."""
+    if like is None or (extra or {}).get("Quantity"):
+        return 1.0
+    return float((like.extra or {}).get("display_scale", 1.0))
 
 
 #: The sidecar fields of an image's acquisition and of what made it: those the writers
