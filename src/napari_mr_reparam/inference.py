@@ -609,12 +609,13 @@ def _signal(maps: QuantitativeMaps, acquisition: Acquisition) -> np.ndarray:
 
 def _normalized_render(maps: QuantitativeMaps, acquisition: Acquisition) -> tuple[np.ndarray, np.ndarray]:
     """The maps rendered at ``acquisition`` on their own grid, each slice divided by its
-    peak (of ``maps.peak_count`` voxels), and those peaks (z,)."""
+    peak (of ``maps.peak_count`` voxels; a blank slice stays 0), and those peaks (z,)."""
     from . import peaks
 
     signal = _signal(maps, acquisition)
     peak = np.asarray(peaks.peak(signal, maps.peak_count), np.float32).reshape(-1)
-    return peaks.normalize(signal, maps.peak_count), peak
+    top = peak[:, None, None]
+    return np.divide(signal, top, out=np.zeros_like(signal), where=top > 0), peak
 
 
 #: Fewest voxels of a slice that tell the gain (:func:`~napari_mr_reparam.peaks.gain_voxels`)
