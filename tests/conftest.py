@@ -26,7 +26,8 @@ def tiny_weights(tmp_path, monkeypatch):
     from napari_mr_reparam.models.physics_net import PhysicsNet
 
     net = PhysicsNet(base=4, depth=3, task="p2p")
-    card = {"arch": "physics", "task": "p2p", "width": 0.03, "base": 4, "depth": 3, "name": "physics"}
+    card = {"arch": "physics", "task": "p2p", "width": 0.03, "base": 4, "depth": 3, "name": "physics",
+            "config": {"keep_detail": True}}  # as the bundled generalist: trained on guided renders
     weights.save_weights(net.state_dict(), card, tmp_path / "physics.safetensors")
     monkeypatch.setattr(weights, "BUNDLED_DIR", tmp_path)
     return tmp_path

@@ -284,7 +284,7 @@ def test_inputs_of_other_sequences_reach_a_network_conditioned_on_them(tiny_weig
     net = PhysicsNet(base=4, depth=3, task="p2p", input_sequences=True)
     torch.nn.init.normal_(net.film[-1].weight, std=0.5)  # conditions that change the maps
     card = {"arch": "physics", "task": "p2p", "width": 0.03, "base": 4, "depth": 3, "name": "seq",
-            "input_sequences": True}
+            "input_sequences": True, "config": {"keep_detail": True}}
     path = weights.save_weights(net.state_dict(), card, tmp_path / "seq.safetensors")
     engine = Reparameterizer(weights=str(path), device="cpu")
     target = Acquisition(80, 2500)
@@ -515,3 +515,17 @@ def test_the_volume_level_is_numpys_percentile():
     for n in (1, 2, 9, 5000):
         values = rng.random(n).astype(np.float32)
         assert _percentile_in_place(values.copy(), 99.9) == pytest.approx(float(np.percentile(values, 99.9)))
+
+
+def test_a_physics_model_keeps_the_input_s_detail_by_default_only_if_its_training_rendered_so(tiny_weights,
+                                                                                            tmp_path):
+    from napari_mr_reparam import weights
+    from napari_mr_reparam.models.physics_net import PhysicsNet
+
+    assert Reparameterizer("physics", device="cpu").keep_detail  # trained on guided renders
+    card = {"arch": "physics", "task": "p2p", "width": 0.03, "base": 4, "depth": 3, "name": "plain",
+            "config": {}}  # trained on plainly resized renders, as the MRiLab weights
+    path = weights.save_weights(PhysicsNet(base=4, depth=3, task="p2p").state_dict(), card,
+                                tmp_path / "plain.safetensors")
+    plain = Reparameterizer(weights=str(path), device="cpu")
+    assert not plain.keep_detail and Reparameterizer(weights=str(path), device="cpu", keep_detail=True).keep_detail

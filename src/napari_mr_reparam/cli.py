@@ -769,7 +769,7 @@ def build_parser() -> argparse.ArgumentParser:
                          "(twice the map time; reads unfamiliar anatomy a little better)")
     pr.add_argument("--no-detail", action="store_true",
                     help="physics model: render from the maps alone, without adding back the input's "
-                         "own detail beyond them (kept by default)")
+                         "own detail beyond them (kept by default for weights trained so: the bundled physics)")
     pr.add_argument("--overwrite", action="store_true", help="replace an existing output")
     pr.add_argument("--skip-existing", action="store_true",
                     help="leave out, with a line each, inputs whose outputs all exist (a batch run again "
