@@ -189,6 +189,12 @@ def test_clipped_voxels_are_marked(tmp_path):
     assert "saturated" not in dicom.read_series(tmp_path / "n")[0].extra
 
 
+def test_a_series_is_named_by_its_folder_and_a_file_given_alone_by_its_own_name(tmp_path):
+    [first, *_] = write_series(tmp_path / "t2_tse", [ramp(3, 8, 8)])
+    assert dicom.read_series(tmp_path / "t2_tse")[0].extra["series"] == "t2_tse"
+    assert dicom.read_series(first)[0].extra["series"] == first.name  # IM0000, not its folder
+
+
 def test_single_slice_takes_its_thickness(tmp_path):
     write_series(tmp_path / "one", [ramp(1, 8, 8)], step_mm=5.0)
     [vol] = dicom.read_series(tmp_path / "one")

@@ -258,8 +258,12 @@ def _folder_acquisitions(folder: str, changed_ns: int) -> dict:
 
 
 def _label(path) -> str:
-    """How a series is named in messages and layer names: its folder."""
-    first = Path(path[0] if isinstance(path, (list, tuple)) and path else path)
+    """How a series is named in messages and layer names: its folder (a DICOMDIR's too),
+    or the file given alone (``IM0001``: one file of a folder, named as the user chose it)."""
+    if not isinstance(path, (list, tuple)):
+        given = Path(path)
+        return given.parent.name if given.name.upper() == "DICOMDIR" else given.name
+    first = Path(path[0]) if path else Path(".")
     return first.name if first.is_dir() else (first.parent.name or first.name)
 
 
