@@ -55,8 +55,8 @@ choosing the fits' models), read with
     (+-25 template pixels, 33 mm), scale (0.85-1.15) and turn (+-8 degrees) that score
     best, and each centre moved (at most 2 px) to its best pixel. Values are medians in a disc of 2 template
     pixels (2.6 mm). Beside each, the share of the spheres' discs the fit marks as determined
-    (``JointMaps.determined``), for the spheres the series can measure and for the others:
-    what a user's ``determined`` map would say there.
+    (``JointMaps.determined``), for the spheres the series can measure and for the others,
+    and of the whole object (``determined_fraction``): what a user's ``determined`` map says.
 (c) **One input, single-image model.** The physics network's maps from one image (the
     first input of (a)) and its renders of the held-out image, and its sphere T1/T2.
 
@@ -363,6 +363,7 @@ def evaluate_series(kind, plate, folder, params, engine, first_echo_input: bool,
             "fit_noise": (min(fit_noises), max(fit_noises)),
             "errors": errors, "rimless": rimless, "single_errors": single_errors, "with_clipped": with_clipped,
             "ref": ref, "measured": measured, "determined": determined,
+            "object_determined": full.summary()["determined_fraction"][key],
             "single_measured": single_measured, "measurable": measurable, "times": (min(times), max(times)),
             "acqs": acqs, "rows": rows, "b1": b1, "model": full.echo_train if kind == "T2" else "ideal"}
 
@@ -555,11 +556,12 @@ def main(argv=None) -> int:
     print("\n### (b, c) Sphere T2 / T1 against the reference (median over measurable spheres)\n")
     print("| series | field | measurable spheres (reference within the TE/TI range) | T2 model | joint fit: median error "
           "| joint fit: worst | T2: flip-angle scale (median over spheres); T1: inversion efficiency "
-          "| one image, network: median error | marked determined: measurable spheres / the others |")
+          "| one image, network: median error | marked determined: measurable spheres / the others / the object |")
     print("|---|---|---|---|---|---|---|---|---|")
     for r in results:
         m = r["measurable"]
-        marked = " / ".join(_pct(np.mean(r["determined"][part])) if part.any() else "-" for part in (m, ~m))
+        marked = " / ".join([_pct(np.mean(r["determined"][part])) if part.any() else "-" for part in (m, ~m)]
+                            + [_pct(r["object_determined"])])
         err = np.abs(r["measured"][m] / r["ref"][m] - 1)
         single = (np.abs(r["single_measured"][m] / r["ref"][m] - 1) if r["single_measured"] is not None
                   else None)
