@@ -86,27 +86,40 @@ def normalize(images, count=1):
     return np.divide(images, p, out=np.zeros_like(images), where=p > 0)
 
 
+#: Most voxels :func:`gain_voxels` and :func:`input_gain` read their thresholds and ratios from.
+GAIN_SAMPLE = 500_000
+
+
+def _sampled(x) -> np.ndarray:
+    """``x`` flattened, every n-th voxel so that at most :data:`GAIN_SAMPLE` remain."""
+    flat = np.asarray(x).reshape(-1)
+    return flat[::max(1, flat.size // GAIN_SAMPLE)]
+
+
 def gain_voxels(signal, image) -> np.ndarray:
     """Where a ratio of ``image`` to ``signal`` (the maps at the image's acquisition; any
     shapes alike) tells the gain: both finite (measured), the signal above a tenth of its
-    maximum and the image above a tenth of its 99th percentile. The image's condition
-    keeps out background the maps read as tissue (an inversion recovery's noise near its
-    null, say), the signal's voxels the maps hold dark."""
-    s, i = np.abs(np.asarray(signal, np.float64)), np.asarray(image, np.float64)
-    known = np.isfinite(s) & np.isfinite(i)
-    if not known.any():
-        return known
-    return known & (s > 0.1 * s[known].max()) & (i > 0.1 * np.percentile(i[known], 99))
+    maximum and the image above a tenth of its 99th percentile (both read from a sample of
+    at most :data:`GAIN_SAMPLE` voxels). The image's condition keeps out background the
+    maps read as tissue (an inversion recovery's noise near its null, say), the signal's
+    voxels the maps hold dark."""
+    s, i = np.abs(np.asarray(signal)), np.asarray(image)
+    s_few, i_few = np.abs(_sampled(s)).astype(np.float64), _sampled(i).astype(np.float64)
+    known_few = np.isfinite(s_few) & np.isfinite(i_few)
+    if not known_few.any():
+        return np.zeros(s.shape, bool)
+    s_cut, i_cut = 0.1 * s_few[known_few].max(), 0.1 * np.percentile(i_few[known_few], 99)
+    with np.errstate(invalid="ignore"):  # NaN compares False: not measured
+        return np.isfinite(s) & np.isfinite(i) & (s > s_cut) & (i > i_cut)
 
 
 def input_gain(signal, image) -> float:
     """The one factor that brings ``signal`` (maps rendered at ``image``'s own acquisition,
     any scale) to ``image``'s units: the median ratio of the image to the signal over
-    :func:`gain_voxels`, from a sample of at most half a million voxels. 0 where there are
-    none. One factor for a whole volume, as one receiver gain is."""
-    step = max(1, np.size(signal) // 500_000)
-    s = np.abs(np.asarray(signal).reshape(-1)[::step].astype(np.float64))
-    i = np.asarray(image).reshape(-1)[::step].astype(np.float64)
+    :func:`gain_voxels`, from a sample of at most :data:`GAIN_SAMPLE` voxels (the one its
+    thresholds come from). 0 where there are none. One factor for a whole volume, as one
+    receiver gain is."""
+    s, i = np.abs(_sampled(signal)).astype(np.float64), _sampled(image).astype(np.float64)
     use = gain_voxels(s, i)
     return float(np.median(i[use] / s[use])) if use.any() else 0.0
 
