@@ -222,6 +222,7 @@ def test_cancel_takes_back_slices_previewed_at_a_setting_whose_volume_never_came
     assert pred.name != name and not np.array_equal(pred.data, volume)
     widget.cancel_work()  # its whole volume is not to come: the layer holds one setting, as named
     assert pred.name == name and pred.metadata["te_ms"] == te and np.array_equal(pred.data, volume)
+    assert pred.contrast_limits == list(limits)  # the preview's widening taken back too
     assert widget.status.value == "Cancelled: the slices previewed at the new settings are taken back"
     viewer.layers.remove(pred)  # a preview that made the layer: the layer goes
     widget._outputs.write_prediction(preview, np.ones(volume.shape[1:], np.float32))

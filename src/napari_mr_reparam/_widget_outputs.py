@@ -212,7 +212,8 @@ class Outputs:
             layer.data = np.asarray(pred, np.float32)  # a fresh volume: no copy where it is float32
         else:
             before = self._before_preview.setdefault(
-                id(layer), (layer, layer.name, dict(layer.metadata), {} if existing is not None else None))
+                id(layer), (layer, layer.name, dict(layer.metadata), {} if existing is not None else None,
+                            tuple(layer.contrast_limits)))
             if before[3] is not None and request.slice_index not in before[3]:
                 before[3][request.slice_index] = np.array(layer.data[request.slice_index])
             layer.data[request.slice_index] = pred.reshape(layer.data.shape[1:])
@@ -236,11 +237,11 @@ class Outputs:
 
     def undo_previews(self) -> bool:
         """The prediction layers whose whole volume never followed their previewed slices
-        (the work was cancelled) back as they were: their slices, name and metadata, or
-        closed where a preview made them; so that no layer holds two settings under one name.
+        (the work was cancelled) back as they were: their slices, name, metadata and contrast
+        limits (a preview widens them), or closed where a preview made them; so that no layer holds two settings under one name.
         Whether there were any."""
         undone = bool(self._before_preview)
-        for layer, name, metadata, slices in self._before_preview.values():
+        for layer, name, metadata, slices, limits in self._before_preview.values():
             if layer not in self._viewer.layers:
                 continue
             if slices is None:
@@ -251,6 +252,7 @@ class Outputs:
             layer.metadata.clear()
             layer.metadata.update(metadata)
             layer.name = name
+            layer.contrast_limits = limits
             layer.refresh()
         self._before_preview.clear()
         self.update_comparison()
