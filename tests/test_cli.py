@@ -407,6 +407,20 @@ def test_multi_echo_dicom_without_echo_time_asks_for_it_once(tmp_path, tiny_weig
         assert captured.err == ("error: s: the DICOM files have no EchoTime (0018,0081) tag; give the input value "
                                 "with --input-te MS, or name the input's acquisition with --input-preset NAME\n")
         assert captured.out == "" and not (tmp_path / "out").exists()
+    one_for_both = ("error: s: its 2 acquisitions have no EchoTime tag and differ in nothing else the tags "
+                    "state, so one --input-te cannot be each one's")
+    assert main([*common, "--model", "physics", "-o", str(tmp_path / "out"), "--input-te", "20"]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.startswith(one_for_both) and len(captured.err.splitlines()) == 1
+    assert not (tmp_path / "out").exists()
+    maps = ["maps", str(tmp_path / "s"), "-o", str(tmp_path / "maps"), "--model", "none", "-q"]
+    assert main([*maps, "--input-te", "20"]) == 2  # the joint fit: each echo its own TE, or none
+    assert capsys.readouterr().err.startswith(one_for_both) and not (tmp_path / "maps").exists()
+    assert main([*maps, "--input-te", "10", "30"]) == 0
+    write_series(tmp_path / "ir", [ramp(2, 8, 8), ramp(2, 8, 8) // 2], te=(10.0, 10.0), ti=(100.0, 900.0),
+                 drop=("EchoTime",))  # told apart by their TIs: one TE is each one's
+    assert main(["maps", str(tmp_path / "ir"), "-o", str(tmp_path / "ir_maps"), "--model", "none", "-q",
+                 "--input-te", "10"]) == 0
     out = tmp_path / "echo2.nii.gz"
     assert main([*common, "--model", "p2p", "-o", str(out), "--acquisition", "2", "--input-te", "30"]) == 0
     assert out.exists()

@@ -776,6 +776,16 @@ def test_preset_names_the_acquisition_used_and_its_plane_as_predict_does(tmp_pat
     assert "notice: dual_acq2: its slices are coronal" in captured.err and one.is_file()
 
 
+def test_a_series_plane_is_told_once_not_per_acquisition(tmp_path, tiny_weights, capsys):
+    from dicom_helpers import CORONAL, ramp, write_series
+
+    write_series(tmp_path / "dual", [ramp(3, 16, 16), ramp(3, 16, 16) // 2], te=(15.0, 90.0), tr=3000.0,
+                 orientation=CORONAL)
+    for n, extra in enumerate((["--te", "40", "--tr", "3000"], ["--preset", "T1w"])):
+        assert main(["predict", str(tmp_path / "dual"), *extra, "-o", str(tmp_path / f"out{n}")]) == 0
+        assert capsys.readouterr().err.count("its slices are coronal") == 1
+
+
 def test_a_joint_fits_plane_notice_names_the_first_input(tmp_path, tiny_weights, capsys):
     from dicom_helpers import CORONAL, ramp, write_series
 

@@ -183,7 +183,12 @@ def _series_inputs(volumes, acquisition: int | None, dicom_tags: bool = True, no
     from: all (with a notice listing them), or the one chosen (1-based)."""
     from .dicom import choose_acquisition, describe
 
+    from .cli_joint import plane_line
+
     label = volumes[0].extra["series"]
+    plane = plane_line(volumes[0], label)  # one series, one plane: said once, not per acquisition
+    if plane:
+        _tell(plane, notices)
     if acquisition is not None:
         [chosen] = choose_acquisition(volumes, acquisition)
         return [_SeriesInput(chosen, acquisition, len(volumes), dicom_tags)]
@@ -196,12 +201,18 @@ def _series_inputs(volumes, acquisition: int | None, dicom_tags: bool = True, no
 
 def _refuse_missing_times(inputs, args) -> None:
     """A DICOM input whose tags lack its TE or TR, which no option gives, is a one-line
-    ValueError naming its series, before any is predicted (once, not per acquisition)."""
+    ValueError naming its series, before any is predicted (once, not per acquisition); so is
+    one option's value given for several acquisitions of a series that lack that time and
+    that the tags tell apart by nothing else (the echoes of a train without EchoTime: one
+    ``--input-te`` cannot be each echo's)."""
+    from .cli_joint import refuse_one_time_for_many
+
     for item in inputs:
         if isinstance(item, _SeriesInput) and item.dicom_tags:
             reason = _missing_time(item.volume, args)
             if reason:
                 raise ValueError(f"{item.volume.extra['series']}: {reason}")
+    refuse_one_time_for_many([i.volume for i in inputs if isinstance(i, _SeriesInput) and i.dicom_tags], args)
 
 
 def _missing_time(volume, args) -> str | None:
@@ -524,7 +535,8 @@ def _read_input(path, args):
     refuse_label_map(volume, path.name)
     notice_ignored_sidecar(volume, path.name)
     require_contrast(volume.data)
-    plane_notice(volume, path.name)
+    if not isinstance(path, _SeriesInput):  # a series' plane is told with its acquisitions
+        plane_notice(volume, path.name)
     return volume
 
 

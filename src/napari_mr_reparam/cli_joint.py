@@ -408,17 +408,24 @@ def notice_ignored_sidecar(volume, name: str) -> None:
 
 
 def plane_notice(volume, name: str) -> None:
-    """A notice where the slices a network reads are not axial (a 2-D series of another
-    plane, kept as acquired)."""
+    """:func:`plane_line` printed, clear of the progress bar, where there is one."""
     from tqdm import tqdm
 
+    line = plane_line(volume, name)
+    if line:
+        tqdm.write(line, file=sys.stderr)
+
+
+def plane_line(volume, name: str) -> str | None:
+    """The notice where the slices a network reads are not axial (a 2-D series of another
+    plane, kept as acquired); else None."""
     from .orientation import slice_plane
 
     plane = slice_plane(volume)
-    if plane not in (None, "axial"):
-        tqdm.write(f"notice: {name}: its slices are {plane}; the network was trained on axial slices and "
-                   "reads others 1-3 dB worse (training/RESULTS.md, \"Does the plane of the slices matter\")",
-                   file=sys.stderr)
+    if plane in (None, "axial"):
+        return None
+    return (f"notice: {name}: its slices are {plane}; the network was trained on axial slices and reads others "
+            "1-3 dB worse (training/RESULTS.md, \"Does the plane of the slices matter\")")
 
 
 def used_description(volume, args) -> str:
@@ -467,6 +474,7 @@ def acquisitions_of(volumes, args, origins: list | None = None) -> list:
     n = len(volumes)
     given = {attr: _per_input(_listed(getattr(args, attr, None)) or None, n, option)
              for attr, option in INPUT_OPTIONS.items()}
+    refuse_one_time_for_many(volumes, args)
     _notice_overrides(volumes, {attr: given[attr] for attr in ("input_te", "input_tr", "input_ti")}, args)
     names = input_names(volumes)
     each = [{attr: values[i] for attr, values in given.items()} for i in range(n)]
@@ -481,6 +489,30 @@ def acquisitions_of(volumes, args, origins: list | None = None) -> list:
     if origins is not None:
         origins.extend(origin for _, origin in found)
     return [acq for acq, _ in found]
+
+
+def refuse_one_time_for_many(volumes, args) -> None:
+    """One ``--input-te`` (``--input-tr``) value given for several acquisitions of one
+    DICOM series that lack that tag and that the tags tell apart by no other time (the
+    echoes of a train without EchoTime) is a one-line ValueError naming the series: one
+    value cannot be each one's."""
+    series: dict = {}
+    for volume in volumes:
+        if volume.kind == "dicom":
+            series.setdefault((volume.extra or {}).get("series"), []).append(volume)
+    times = {"te": "te_ms", "tr": "tr_ms", "ti": "ti_ms"}
+    for label, members in series.items():
+        for tag, name in (("EchoTime", "te"), ("RepetitionTime", "tr")):
+            given = _listed(getattr(args, f"input_{name}", None))
+            if len(members) < 2 or len(given) != 1 or any(getattr(v, times[name]) is not None for v in members):
+                continue
+            others = {tuple(getattr(v, f) for key, f in times.items() if key != name) for v in members}
+            if len(others) < len(members):
+                raise ValueError(
+                    f"{label}: its {len(members)} acquisitions have no {tag} tag and differ in nothing else "
+                    f"the tags state, so one --input-{name} cannot be each one's: predict one with "
+                    f"--acquisition N --input-{name} MS, or give each its own (maps, or predict --joint, "
+                    f"with one --input-{name} per image)")
 
 
 def refuse_unstated(sequence: str, ti_ms, flip_deg, dicom: bool) -> None:
@@ -1315,7 +1347,7 @@ def predict_joint_or_preset(args) -> int:
     refuse_existing(known, overwrite=args.overwrite)
     engine = _predict_engine(args)  # an unknown or unfit model is refused before any input is read
     model = engine.info.name if engine is not None else "none"
-    failures = 0
+    failures, told = 0, set()
     for paths in groups:
         try:
             parts = _parts(paths, args)
@@ -1337,7 +1369,9 @@ def predict_joint_or_preset(args) -> int:
                 refusal = grid_refusal(volumes, registering=bool(getattr(args, "register", False)))
                 if refusal:
                     raise ValueError(refusal)
-            if engine is not None:
+            series = (volumes[0].extra or {}).get("series") or short
+            if engine is not None and series not in told:  # a series' acquisitions share its plane
+                told.add(series)
                 plane_notice(volumes[0], input_names(volumes)[0] if args.joint else short)
             try:
                 origins = []
