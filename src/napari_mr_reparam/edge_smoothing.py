@@ -13,6 +13,7 @@ import math
 import numpy as np
 
 from .cancellation import stop_if_cancelled
+from .parallel import in_order, torch_threads
 
 #: Edge-preserving smoothing of the inputs before the fit (:func:`smooth_inputs`): the
 #: in-plane radius (voxels) of the disc of neighbours, and how alike (in noise levels, over
@@ -63,6 +64,8 @@ def smooth_inputs(arrays, sigma, radius: float | None = None, strength: float = 
     chunk of slices. ``weights`` is the sum of each voxel's weights (itself 1), about how
     many voxels its signals were averaged over. With ``overwrite`` the inputs (float32
     arrays the caller owns) are smoothed in place and returned, rather than a copy of them.
+    Chunks are smoothed on torch's count of threads, one torch thread each
+    (:func:`~napari_mr_reparam.parallel.in_order`).
     """
     import torch
 
@@ -99,7 +102,7 @@ def smooth_inputs(arrays, sigma, radius: float | None = None, strength: float = 
             for r, values in zip(region, smoothed):
                 r[first:first + values.shape[0]] = values
 
-    for start in range(0, z, step):
+    def smoothed(start):  # one chunk of slices, on a thread of its own: reads ``region`` only
         stop_if_cancelled(cancelled)
         lo, hi = max(0, start - halo), min(z, start + step + halo)
         x = torch.from_numpy(np.stack([r[lo:hi] for r in region])) * scale
@@ -126,9 +129,14 @@ def smooth_inputs(arrays, sigma, radius: float | None = None, strength: float = 
             den[a[1:]] += w
             den[b[1:]] += w
         own = slice(start - lo, start - lo + min(step, z - start))  # the chunk's slices, without the halo
-        done.append((start, (num[:, own] / den[own] / scale).numpy()))
-        weights[box][start:start + step] = den[own].numpy()
-        write(start + step - halo)  # the next chunk reads from there on
+        return start, (num[:, own] / den[own] / scale).numpy(), den[own].numpy()
+
+    threads = torch.get_num_threads()
+    with torch_threads(1 if threads > 1 else None):
+        for start, values, sums in in_order(smoothed, range(0, z, step), threads):
+            done.append((start, values))
+            weights[box][start:start + step] = sums
+            write(start + step - halo)  # no chunk after this one reads below there
     write(z)
     return [p.reshape(shape) for p in planes], weights.reshape(shape)
 

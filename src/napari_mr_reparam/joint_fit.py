@@ -60,7 +60,6 @@ from __future__ import annotations
 
 import math
 import warnings
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -73,6 +72,7 @@ from .image_noise import DEFAULT_NOISE, background_levels, bright_level, estimat
 from .inversion import inversion_efficiency
 from .joint_result import JointMaps, network_maps
 from .memory import on_ordinary_pages
+from .parallel import torch_threads
 from .series_gains import SEARCH_FITS, profile_gains, series_of
 from .voxel_solver import T1_BOUNDS_MS, T2_BOUNDS_MS, VoxelProblem, fit_voxels
 
@@ -171,20 +171,6 @@ def _per_input_scales(arrays, acqs, prior_t1, prior_t2, body) -> list[float]:
         ratio = (arr[body][ok] / s0[ok]) / (fi.numpy()[ok] / f0.numpy()[ok])
         scales.append(float(np.median(ratio)))
     return scales
-
-
-@contextmanager
-def _torch_threads(threads: int | None):
-    """Torch's CPU threads set to ``threads`` (when given) for the block, then restored."""
-    import torch
-
-    old = torch.get_num_threads()
-    if threads:
-        torch.set_num_threads(int(threads))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
 
 
 def _pd_prior(prior: dict, shape, scales, index) -> tuple[np.ndarray | None, np.ndarray | None]:
@@ -309,7 +295,7 @@ def fit_maps(volumes, acquisitions, prior: dict | None = None, scale: str = "sha
     again = storage_t1 is None and inputs.b1 is not None and problem.free["t1"]
     slices = inputs.shape[0] if len(inputs.shape) == 3 else 1
     counting = _halved(progress) if again else progress  # two passes count the slices once
-    with _torch_threads(threads):
+    with torch_threads(threads):
         if scale == "series":
             gains, found = _series_gains(series, problem, inputs, tolerance, iterations, grid_points, chunk_voxels,
                                          cancelled, progress)
@@ -434,7 +420,7 @@ def _prepared_inputs(arrays, acqs, clipped, noise, smooth, threads, spacing, ech
         body |= a > floor + BODY_NOISE_LEVELS * sd
     averaged = None
     if smooth:
-        with _torch_threads(threads):
+        with torch_threads(threads):
             # in place: ``clean`` holds this fit's own copies of the inputs
             clean, averaged = smooth_inputs(clean, sigma, body=body, keep=exact, cancelled=cancelled,
                                             spacing=spacing, overwrite=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 
 #: The most threads a stack is spread over.
 MAX_WORKERS = 4
@@ -28,3 +29,38 @@ def over_planes(work, count: int, fewest: int = 8) -> list:
     edges = [count * k // (2 * n) for k in range(2 * n + 1)]  # two runs per thread: even loads
     with ThreadPoolExecutor(n) as pool:
         return list(pool.map(lambda k: work(slice(edges[k], edges[k + 1])), range(2 * n)))
+
+
+def in_order(work, items, threads: int):
+    """``work(item)`` for each of ``items`` on ``threads`` threads, the results yielded in
+    the items' order, at most ``threads + 1`` of them held at once. Threads that share no
+    barrier per operation: a core taken by other work delays one item, not every step of
+    all (as a library's own threads, waiting for each other at each operation, are).
+    One thread: in the caller's, one by one."""
+    if threads < 2:
+        yield from map(work, items)
+        return
+    from collections import deque
+
+    with ThreadPoolExecutor(threads) as pool:
+        running = deque()
+        for item in items:
+            running.append(pool.submit(work, item))
+            if len(running) > threads:
+                yield running.popleft().result()
+        while running:
+            yield running.popleft().result()
+
+
+@contextmanager
+def torch_threads(count: int | None):
+    """Torch's CPU threads set to ``count`` (when given) for the block, then restored."""
+    import torch
+
+    old = torch.get_num_threads()
+    if count:
+        torch.set_num_threads(int(count))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)

@@ -340,15 +340,19 @@ class VoxelProblem:
 
 
 def fit_voxels(problem: VoxelProblem, tolerance: float, iterations: int, grid_points: int,
-               chunk_voxels: int, progress=None, cancelled=None) -> tuple[dict, dict]:
+               chunk_voxels: int, progress=None, cancelled=None, threads: int | None = None) -> tuple[dict, dict]:
     """Fit every voxel of ``problem``, ``chunk_voxels`` at a time: a grid's start and
     ``iterations`` Levenberg-Marquardt steps (:func:`fit_chunk`); voxels whose cost stays
     above :data:`UNSETTLED_COST` are gathered over chunks and fitted again (:func:`refit`).
     Returns PD, T1, T2 (flat, in ``index`` order) and whether the data determine each (a
     standard error from the data alone below ``tolerance``, and a time the inputs leave
     free). ``progress(n)`` counts the volume's slices (first axis) as their voxels are done;
-    ``cancelled()`` is asked before each chunk."""
+    ``cancelled()`` is asked before each chunk. Chunks are fitted on ``threads`` threads
+    (default: torch's count), one torch thread each (:func:`~napari_mr_reparam.parallel.in_order`:
+    a core that other work takes slows the fit by its share, not many times over)."""
     import torch
+
+    from .parallel import in_order, torch_threads
 
     p = problem
     out = {k: np.zeros(p.index.size, np.float32) for k in PARAMETERS}
@@ -382,14 +386,21 @@ def fit_voxels(problem: VoxelProblem, tolerance: float, iterations: int, grid_po
         store(positions, x, data_errors(hess, prior, p.spread, torch, p.free))
         pending, waiting = [], 0
 
-    with torch.no_grad():
-        for start in range(0, p.index.size, chunk_voxels):
+    def solved(start):  # one chunk, on a thread of its own
+        with torch.no_grad():
             stop_if_cancelled(cancelled)
             stop = min(start + chunk_voxels, p.index.size)
             s, prior_log, valid, low = p.chunk(start, stop, torch)
             x, cost, hess = fit_chunk(s, sigma, p.acqs, p.scales, p.free, prior_log,
                                       p.spread, torch, iterations, grid_points, valid, low)
-            store(slice(start, stop), x, data_errors(hess, prior_log, p.spread, torch, p.free))
+            return start, stop, s, prior_log, valid, low, x, cost, hess, data_errors(hess, prior_log, p.spread,
+                                                                                     torch, p.free)
+
+    threads = max(1, int(threads or torch.get_num_threads()))
+    with torch.no_grad(), torch_threads(1 if threads > 1 else None):
+        chunks = in_order(solved, range(0, p.index.size, chunk_voxels), threads)
+        for start, stop, s, prior_log, valid, low, x, cost, hess, errors in chunks:
+            store(slice(start, stop), x, errors)
             left = torch.nonzero(cost > UNSETTLED_COST).flatten()
             if left.numel():
                 def part(t):
