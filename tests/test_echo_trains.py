@@ -25,7 +25,7 @@ def test_the_ideal_form_makes_a_trains_echoes_decay_as_its_t2():
     images = [np.full((1, 4, 4), 1000.0 * a, np.float32) for a in amplitudes[0]]
     acqs = [acquisition_values(Acquisition(esp * k, 3000)) for k in range(1, n + 1)]
     body = np.ones((1, 4, 4), bool)
-    out, b1 = ideal_form(images, acqs, body)
+    out, b1, excess = ideal_form(images, acqs, body)
     values = np.array([o[0, 0, 0] for o in out])
     tes = esp * np.arange(1, n + 1)
     slope = np.polyfit(tes, np.log(values), 1)[0]
@@ -34,13 +34,13 @@ def test_the_ideal_form_makes_a_trains_echoes_decay_as_its_t2():
     assert np.nanmedian(b1) == pytest.approx(0.8, abs=0.05)
 
 
-def _train_beside_inversion_recovery(t1=60.0, flip_scale=1.1, shape=(2, 6, 6)):
+def _train_beside_inversion_recovery(t1=60.0, flip_scale=1.1, shape=(2, 6, 6), t2=40.0):
     """A sample of T1 near its T2 (a NiCl2 sphere): an 8-echo train through its phase graph
     at its own T1, and five inversion times, as images with their acquisitions."""
     from napari_mr_reparam import epg, physics
     from napari_mr_reparam.simulate import Acquisition
 
-    it = int(np.abs(epg.t2_grid() - 40.0).argmin())
+    it = int(np.abs(epg.t2_grid() - t2).argmin())
     js = int(np.abs(epg.scale_grid() - flip_scale).argmin())
     t2 = float(epg.t2_grid()[it])
     body = np.zeros(shape, np.float32)
@@ -67,3 +67,23 @@ def test_a_train_beside_inversion_times_is_fitted_at_the_t1_they_measure():
     # the train alone leaves T1 open: at the storage T1 of tissue its T2 reads short
     alone = fit_maps(images[5:], acqs[5:], smooth=False)
     assert np.median(alone.t2[inside]) < 0.93 * t2
+
+
+def test_a_train_that_departs_from_its_phase_graph_more_than_its_noise_leaves_a_long_t2_open():
+    """Long T2 from a short train beside inversion times that measure T1: marked where the
+    echoes follow their phase graph to within the noise; not where they depart from it by
+    many noise levels (GE's train, say), whose T2 the departure, not the noise, limits."""
+    from napari_mr_reparam.echo_trains import misfit_excess
+    from napari_mr_reparam.joint_fit import fit_maps
+
+    t2, images, acqs, inside = _train_beside_inversion_recovery(t1=400.0, t2=300.0)
+    rng = np.random.default_rng(1)
+    marked = {}
+    for departure in (0.0, 0.03):
+        noisy = [a * (1 + departure * (-1) ** k) if k >= 5 else a for k, a in enumerate(images)]
+        noisy = [a + rng.standard_normal(a.shape).astype(np.float32) for a in noisy]  # 0.1 % of 1000
+        maps = fit_maps(noisy, acqs, scale=[0] * 5 + [1] * 8, smooth=False, noise=0.001)
+        marked[departure] = maps.determined["t2"][inside].mean(), maps.determined["t1"][inside].mean()
+    assert marked[0.0] == (1.0, 1.0)
+    assert marked[0.03] == (0.0, 1.0)  # T1, from the inversion times, stays
+    assert misfit_excess(np.zeros(3), np.ones((3, 3)), 0.1).tolist() == [1.0] * 3  # no echo beyond the fit's

@@ -52,21 +52,26 @@ def echo_trains(acquisitions) -> list[tuple[list[int], float, np.ndarray]]:
 STORAGE_T1_GRID = np.geomspace(10.0, 5000.0, 24)
 
 
-def ideal_form(arrays, acqs, body, cancelled=None, chunk_voxels: int = 1 << 16, finite=None, storage_t1=None):
+def ideal_form(arrays, acqs, body, cancelled=None, chunk_voxels: int = 1 << 16, finite=None, storage_t1=None,
+               sigma=None):
     """Each train's images in the ideal spin-echo equation's form (per-voxel EPG fit of the
-    train), and the flip-angle scale map (None without a train); ``cancelled()`` is asked
+    train), the flip-angle scale map (None without a train) and the trains' misfit beyond
+    their noise (:func:`misfit_excess`; NaN where no train was fitted or, without
+    ``sigma``, each input's noise in its own units, unknown); ``cancelled()`` is asked
     before each chunk of voxels. Voxels where ``finite`` (per input) leaves an echo of the
     train unmeasured keep their echoes as they are. ``storage_t1`` (ms, the inputs' shape;
     NaN where unknown) is each voxel's T1 where other inputs measure it."""
     trains = echo_trains(acqs)
     if not trains:
-        return arrays, None
+        return arrays, None, None
     out = [a.copy() for a in arrays]
     b1 = np.full(arrays[0].shape, np.nan, np.float32)
+    excess = np.full(arrays[0].shape, np.nan, np.float32)
     for members, spacing, numbers in trains:
         index = np.flatnonzero(body if finite is None else body & np.logical_and.reduce([finite[i] for i in members]))
         flat = [arrays[i].reshape(-1) for i in members]
         tes = [acqs[i].te for i in members]
+        noise = None if sigma is None else float(np.mean([sigma[i] for i in members]))
         for start in range(0, index.size, chunk_voxels):
             stop_if_cancelled(cancelled)
             idx = index[start:start + chunk_voxels]
@@ -77,7 +82,31 @@ def ideal_form(arrays, acqs, body, cancelled=None, chunk_voxels: int = 1 << 16, 
             for row, i in enumerate(members):
                 out[i].reshape(-1)[idx] = (signals[row] * ratio[row]).astype(np.float32)
             b1.reshape(-1)[idx] = fit["scale"]
-    return out, b1
+            if noise is not None:
+                found = misfit_excess(fit["residual"], signals, noise)
+                here = excess.reshape(-1)[idx]
+                excess.reshape(-1)[idx] = np.fmax(here, found)  # the worst train's, where several
+    return out, b1, excess
+
+
+#: Parameters a train's fit takes per voxel (amplitude, T2, flip-angle scale): its echoes
+#: beyond them measure how far the train departs from its phase graph.
+TRAIN_FIT_PARAMETERS = 3
+
+
+def misfit_excess(residual, signals, noise: float) -> np.ndarray:
+    """How many times the train's noise its fit's misfit is, at least 1 (V,): the root of
+    the reduced chi-square of the echoes (``signals``, (n, V)) about their fitted phase
+    graph (``residual``: the relative RMS misfit :func:`~napari_mr_reparam.epg.fit_train`
+    gives) with ``noise`` (one echo's, in the signals' units); 1 where the train has no
+    echo beyond the fit's parameters. A train that departs from its model more than its
+    noise does measures its times no better than that departure allows."""
+    n = signals.shape[0]
+    dof = n - TRAIN_FIT_PARAMETERS
+    if dof < 1 or not noise > 0:
+        return np.ones(signals.shape[1], np.float32)
+    squares = (np.asarray(residual, np.float64) * np.linalg.norm(signals, axis=0)) ** 2
+    return np.sqrt(np.maximum(squares / (dof * noise**2), 1.0)).astype(np.float32)
 
 
 def storage_groups(t1_ms) -> list[tuple[float, np.ndarray]]:
@@ -127,20 +156,23 @@ def train_slopes(acqs, t2_ms, scale, storage_t1=None) -> list[tuple[list[int], d
 
 
 def train_errors(acqs, scales, sigma, fitted, b1, storage_t1=None, valid=None, chunk_voxels: int = 1 << 15,
-                 cancelled=None) -> np.ndarray:
+                 cancelled=None, excess=None) -> np.ndarray:
     """Standard errors (3, V) of log PD, log T1 and log T2 at the fitted maps (``fitted``:
     PD, T1 and T2 (ms), (V,) each) with each train's flip-angle scale left free
     (:func:`~napari_mr_reparam.fit_information.train_information`,
     :func:`~napari_mr_reparam.fit_information.marginal_errors`); NaN where no train was
     fitted (``b1`` NaN). ``scales``, ``sigma``: each input's gain and noise (its own
     units); ``storage_t1`` (ms, (V,), NaN where unknown) the T1 the trains were fitted at;
-    ``valid`` per input, (V,), its measured voxels (None: all)."""
+    ``valid`` per input, (V,), its measured voxels (None: all); ``excess`` (V,) the trains'
+    misfit in units of their noise (:func:`misfit_excess`), by which their echoes' noise
+    is taken as larger (None or NaN: as measured)."""
     import torch
 
     from .fit_information import marginal_errors, train_information
 
     pd, t1, t2 = (np.asarray(v, np.float64) for v in fitted)
     b1 = np.asarray(b1, np.float64)
+    in_trains = {i for members, _, _ in echo_trains(acqs) for i in members}
     out = np.full((3, b1.size), np.nan)
     for start in range(0, b1.size, chunk_voxels):
         stop_if_cancelled(cancelled)
@@ -150,6 +182,10 @@ def train_errors(acqs, scales, sigma, fitted, b1, storage_t1=None, valid=None, c
         trains = train_slopes(acqs, t2[idx], b1[idx], None if storage_t1 is None else np.asarray(storage_t1)[idx])
         maps = [torch.from_numpy(np.ascontiguousarray(v[idx])) for v in (pd, t1, t2)]
         measured = None if valid is None else [torch.from_numpy(np.asarray(m)[idx]) for m in valid]
-        info = train_information(acqs, scales, sigma, *maps, trains, torch, measured)
+        noise = sigma
+        if excess is not None:
+            times = torch.from_numpy(np.nan_to_num(np.asarray(excess, np.float64)[idx], nan=1.0))
+            noise = [float(sd) * times if i in in_trains else sd for i, sd in enumerate(sigma)]
+        info = train_information(acqs, scales, noise, *maps, trains, torch, measured)
         out[:, idx] = torch.stack(marginal_errors(info, torch)).numpy()
     return out

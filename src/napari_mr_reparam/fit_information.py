@@ -166,7 +166,8 @@ def standard_errors(info, torch):
 
 def train_information(acqs, scales, sigma, pd, t1, t2, trains, torch, measured=None):
     """Fisher information (V, 3 + k, 3 + k) of the data in log PD, log T1, log T2 and the
-    flip-angle scale of each of k multi-echo trains, the noise of input i being ``sigma[i]``.
+    flip-angle scale of each of k multi-echo trains, the noise of input i being ``sigma[i]``
+    (a number, or a tensor (V,) of each voxel's).
 
     ``trains``: per train, its input indices and its echoes per unit amplitude with their
     slopes ((V, n) arrays: :func:`~napari_mr_reparam.echo_trains.train_slopes`). A train's
@@ -188,7 +189,8 @@ def train_information(acqs, scales, sigma, pd, t1, t2, trains, torch, measured=N
                                                                              for m in range(k)]
         else:
             slopes = [*signal_and_slopes(acq, t1, t2, torch)] + [zero] * k
-        weight = g * pd / float(sd) * (1.0 if measured is None else measured[i].double())
+        noise = sd if torch.is_tensor(sd) else float(sd)  # a train's per voxel, with its misfit
+        weight = g * pd / noise * (1.0 if measured is None else measured[i].double())
         j = torch.stack([(weight * d).double() for d in slopes], dim=1)  # (V, 3 + k)
         info += j[:, :, None] * j[:, None, :]
     return info

@@ -302,7 +302,7 @@ def fit_maps(volumes, acquisitions, prior: dict | None = None, scale: str = "sha
             problem = _voxel_problem(inputs, prior, gains, tolerance)
         out, det = fit_voxels(problem, tolerance, iterations, grid_points, chunk_voxels, counting, cancelled)
         if inputs.b1 is not None:
-            _leave_trains_free(det, out, problem, inputs.b1, storage_t1, tolerance, cancelled)
+            _leave_trains_free(det, out, problem, inputs.b1, storage_t1, tolerance, cancelled, inputs.excess)
     maps = {key: _in_volume(out[key], problem.index, inputs.shape, np.float32, inputs.nan) for key in PARAMETERS}
     determined = {key: _in_volume(det[key], problem.index, inputs.shape, bool) for key in PARAMETERS}
     if again and determined["t1"].any():
@@ -345,18 +345,21 @@ def _series_gains(series, problem, inputs, tolerance, iterations, grid_points, c
 
 
 def _leave_trains_free(det: dict, out: dict, problem: VoxelProblem, b1, storage_t1, tolerance: float,
-                       cancelled=None) -> None:
+                       cancelled=None, excess=None) -> None:
     """``det`` (in place) where the trains' own freedom counts too: a parameter stays
     determined where its standard error is below ``tolerance`` also with each train's
     flip-angle scale free and T1 shaping its echoes (:func:`~napari_mr_reparam.echo_trains.train_errors`
     at the fitted maps ``out``; ``b1`` and ``storage_t1`` (ms) over the volume, NaN where
     no train was fitted or T1 unknown). A short train's long T2 trades off against the
-    stimulated echoes' storage, and where no input measures T1 that storage is a guess."""
+    stimulated echoes' storage, and where no input measures T1 that storage is a guess. A
+    train whose echoes depart from its phase graph by more than their noise (``excess``,
+    over the volume) counts as that much noisier: the departure, not the noise, limits it."""
     index = problem.index
     at = None if storage_t1 is None else np.asarray(storage_t1, np.float64).reshape(-1)[index]
     valid = None if problem.measured is None else [m[index] for m in problem.measured]
     errors = train_errors(problem.acqs, problem.scales, problem.sigma, [out[key] for key in PARAMETERS],
-                          np.asarray(b1).reshape(-1)[index], at, valid, cancelled=cancelled)
+                          np.asarray(b1).reshape(-1)[index], at, valid, cancelled=cancelled,
+                          excess=None if excess is None else np.asarray(excess).reshape(-1)[index])
     for k, key in enumerate(PARAMETERS):
         det[key] &= np.isnan(errors[k]) | (errors[k] < tolerance)
 
@@ -377,6 +380,7 @@ class _Inputs:
     body: np.ndarray  # the object: some input a few noise levels above its background's level
     averaged: np.ndarray | None
     b1: np.ndarray | None
+    excess: np.ndarray | None  # the trains' misfit in units of their noise (echo_trains.misfit_excess)
 
 
 def _halved(progress):
@@ -424,16 +428,16 @@ def _prepared_inputs(arrays, acqs, clipped, noise, smooth, threads, spacing, ech
             # in place: ``clean`` holds this fit's own copies of the inputs
             clean, averaged = smooth_inputs(clean, sigma, body=body, keep=exact, cancelled=cancelled,
                                             spacing=spacing, overwrite=True)
-    b1 = None
+    b1 = excess = None
     if echo_train == "epg":
         exact_each = finite if lower is None else [f & ~c for f, c in zip(finite, lower)]
-        clean, b1 = ideal_form(clean, acqs, body, cancelled, finite=None if exact.all() else exact_each,
-                               storage_t1=storage_t1)
+        clean, b1, excess = ideal_form(clean, acqs, body, cancelled, finite=None if exact.all() else exact_each,
+                                       storage_t1=storage_t1, sigma=sigma)
     k = float(inversion) if inversion is not None else inversion_efficiency(clean, acqs, body & exact)
     if not 0 < k <= 1.5:
         raise ValueError(f"inversion efficiency must be above 0 and at most 1.5, got {k:g}")
     acqs = [a._replace(inversion=k) if a.sequence == "inversion_recovery" else a for a in acqs]
-    return _Inputs(clean, acqs, shape, finite, complete, nan, lower, noise, sigma, body, averaged, b1)
+    return _Inputs(clean, acqs, shape, finite, complete, nan, lower, noise, sigma, body, averaged, b1, excess)
 
 
 def _voxel_problem(inputs: _Inputs, prior: dict, scale: str, tolerance: float) -> VoxelProblem:
