@@ -452,23 +452,47 @@ class Reparameterizer:
         read, level = volume_read(images, scale)
         n = images.shape[0]
         given = _as_acquisition(input).per_slice(n)
-        parts, start = [], 0
-        while start < n:
-            stop_if_cancelled(cancelled)
-            sl = slice(start, min(n, start + self.batch_size))
-            maps = self._guarded(self._maps_batch, read[sl], given.take(sl), options)
-            if maps is None:
-                continue  # out of memory: retried with a smaller batch or on the CPU
-            parts.append(maps)
-            start = sl.stop
-            if progress is not None:
-                progress(sl.stop - sl.start)
+        if self.device.type == "cpu":
+            parts = self._cpu_maps(read, given, options, progress, cancelled)
+        else:
+            parts, start = [], 0
+            while start < n:
+                stop_if_cancelled(cancelled)
+                sl = slice(start, min(n, start + self.batch_size))
+                maps = self._guarded(self._maps_batch, read[sl], given.take(sl), options)
+                if maps is None:
+                    continue  # out of memory: retried with a smaller batch or on the CPU
+                parts.append(maps)
+                start = sl.stop
+                if progress is not None:
+                    progress(sl.stop - sl.start)
         joined = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
         maps = QuantitativeMaps(**joined, scale=np.ones(n, np.float32), shape=shape, nan=nan)
         maps.scale = render_scale(maps, read, level, given)
         if options.keep_detail:
             maps.guide = DetailGuide(images, maps.pd.shape[-2:])
         return maps
+
+    def _cpu_maps(self, read: np.ndarray, given: Acquisition, options: InferenceOptions,
+                  progress: Progress | None, cancelled: CancelCheck | None) -> list[dict]:
+        """The maps of each batch of slices on the CPU, batches on torch's count of threads
+        with one torch thread each (:func:`~napari_mr_reparam.parallel.in_order`): where
+        other work holds a core, one batch waits for it, not every operation of each."""
+        from .parallel import in_order, torch_threads
+
+        def batch(start):
+            stop_if_cancelled(cancelled)
+            sl = slice(start, min(len(read), start + self.batch_size))
+            return sl.stop - sl.start, self._maps_batch(read[sl], given.take(sl), options)
+
+        threads = self._torch.get_num_threads()
+        parts = []
+        with torch_threads(1 if threads > 1 else None):
+            for count, maps in in_order(batch, range(0, len(read), self.batch_size), threads):
+                parts.append(maps)
+                if progress is not None:
+                    progress(count)
+        return parts
 
     def _refuse_too_thin(self, shape) -> None:
         """A one-line ValueError where :meth:`thin_slices` finds the slices too thin."""
