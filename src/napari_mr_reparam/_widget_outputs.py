@@ -238,8 +238,8 @@ class Outputs:
     def undo_previews(self) -> bool:
         """The prediction layers whose whole volume never followed their previewed slices
         (the work was cancelled) back as they were: their slices, name, metadata and contrast
-        limits (a preview widens them), or closed where a preview made them; so that no layer holds two settings under one name.
-        Whether there were any."""
+        limits (a preview widens them), or closed where a preview made them; so that no
+        layer holds two settings under one name. Whether there were any."""
         undone = bool(self._before_preview)
         for layer, name, metadata, slices, limits in self._before_preview.values():
             if layer not in self._viewer.layers:

@@ -181,9 +181,8 @@ def _tell(line: str, notices=None) -> None:
 def _series_inputs(volumes, acquisition: int | None, dicom_tags: bool = True, notices=None) -> list:
     """The acquisitions of a DICOM series or the volumes of a 4-D NIfTI file to predict
     from: all (with a notice listing them), or the one chosen (1-based)."""
-    from .dicom import choose_acquisition, describe
-
     from .cli_joint import plane_line
+    from .dicom import choose_acquisition, describe
 
     label = volumes[0].extra["series"]
     plane = plane_line(volumes[0], label)  # one series, one plane: said once, not per acquisition
