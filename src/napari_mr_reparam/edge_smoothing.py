@@ -13,7 +13,7 @@ import math
 import numpy as np
 
 from .cancellation import stop_if_cancelled
-from .parallel import in_order, torch_threads
+from .parallel import chunk_threads, in_order
 
 #: Edge-preserving smoothing of the inputs before the fit (:func:`smooth_inputs`): the
 #: in-plane radius (voxels) of the disc of neighbours, and how alike (in noise levels, over
@@ -64,8 +64,8 @@ def smooth_inputs(arrays, sigma, radius: float | None = None, strength: float = 
     chunk of slices. ``weights`` is the sum of each voxel's weights (itself 1), about how
     many voxels its signals were averaged over. With ``overwrite`` the inputs (float32
     arrays the caller owns) are smoothed in place and returned, rather than a copy of them.
-    Chunks are smoothed on torch's count of threads, one torch thread each
-    (:func:`~napari_mr_reparam.parallel.in_order`).
+    Chunks of slices are smoothed on threads of their own
+    (:func:`~napari_mr_reparam.parallel.chunk_threads`).
     """
     import torch
 
@@ -131,9 +131,8 @@ def smooth_inputs(arrays, sigma, radius: float | None = None, strength: float = 
         own = slice(start - lo, start - lo + min(step, z - start))  # the chunk's slices, without the halo
         return start, (num[:, own] / den[own] / scale).numpy(), den[own].numpy()
 
-    threads = torch.get_num_threads()
-    with torch_threads(1 if threads > 1 else None):
-        for start, values, sums in in_order(smoothed, range(0, z, step), threads):
+    with chunk_threads() as workers:
+        for start, values, sums in in_order(smoothed, range(0, z, step), workers):
             done.append((start, values))
             weights[box][start:start + step] = sums
             write(start + step - halo)  # no chunk after this one reads below there

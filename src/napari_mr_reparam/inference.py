@@ -475,20 +475,19 @@ class Reparameterizer:
 
     def _cpu_maps(self, read: np.ndarray, given: Acquisition, options: InferenceOptions,
                   progress: Progress | None, cancelled: CancelCheck | None) -> list[dict]:
-        """The maps of each batch of slices on the CPU, batches on torch's count of threads
-        with one torch thread each (:func:`~napari_mr_reparam.parallel.in_order`): where
-        other work holds a core, one batch waits for it, not every operation of each."""
-        from .parallel import in_order, torch_threads
+        """The maps of each batch of slices on the CPU, batches on threads of their own
+        (:func:`~napari_mr_reparam.parallel.chunk_threads`): where other work holds a core,
+        one batch waits for it, not every operation of each."""
+        from .parallel import chunk_threads, in_order
 
         def batch(start):
             stop_if_cancelled(cancelled)
             sl = slice(start, min(len(read), start + self.batch_size))
             return sl.stop - sl.start, self._maps_batch(read[sl], given.take(sl), options)
 
-        threads = self._torch.get_num_threads()
         parts = []
-        with torch_threads(1 if threads > 1 else None):
-            for count, maps in in_order(batch, range(0, len(read), self.batch_size), threads):
+        with chunk_threads() as workers:
+            for count, maps in in_order(batch, range(0, len(read), self.batch_size), workers):
                 parts.append(maps)
                 if progress is not None:
                     progress(count)

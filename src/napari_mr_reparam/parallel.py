@@ -64,3 +64,17 @@ def torch_threads(count: int | None):
         yield
     finally:
         torch.set_num_threads(old)
+
+
+@contextmanager
+def chunk_threads(count: int | None = None):
+    """The number of threads :func:`in_order` spreads chunks over (``count``, default
+    torch's count of threads, at most :data:`MAX_WORKERS`: each holds a chunk's memory),
+    with torch's threads shared among them for the block (one each on a machine of up to
+    :data:`MAX_WORKERS` cores)."""
+    import torch
+
+    total = max(1, int(count or torch.get_num_threads()))
+    workers = min(total, MAX_WORKERS)
+    with torch_threads(total // workers if workers > 1 else None):
+        yield workers

@@ -348,11 +348,12 @@ def fit_voxels(problem: VoxelProblem, tolerance: float, iterations: int, grid_po
     standard error from the data alone below ``tolerance``, and a time the inputs leave
     free). ``progress(n)`` counts the volume's slices (first axis) as their voxels are done;
     ``cancelled()`` is asked before each chunk. Chunks are fitted on ``threads`` threads
-    (default: torch's count), one torch thread each (:func:`~napari_mr_reparam.parallel.in_order`:
-    a core that other work takes slows the fit by its share, not many times over)."""
+    (default: torch's count; :func:`~napari_mr_reparam.parallel.chunk_threads`,
+    :func:`~napari_mr_reparam.parallel.in_order`: a core that other work takes slows the
+    fit by its share, not many times over)."""
     import torch
 
-    from .parallel import in_order, torch_threads
+    from .parallel import chunk_threads, in_order
 
     p = problem
     out = {k: np.zeros(p.index.size, np.float32) for k in PARAMETERS}
@@ -396,9 +397,8 @@ def fit_voxels(problem: VoxelProblem, tolerance: float, iterations: int, grid_po
             return start, stop, s, prior_log, valid, low, x, cost, hess, data_errors(hess, prior_log, p.spread,
                                                                                      torch, p.free)
 
-    threads = max(1, int(threads or torch.get_num_threads()))
-    with torch.no_grad(), torch_threads(1 if threads > 1 else None):
-        chunks = in_order(solved, range(0, p.index.size, chunk_voxels), threads)
+    with torch.no_grad(), chunk_threads(threads) as workers:
+        chunks = in_order(solved, range(0, p.index.size, chunk_voxels), workers)
         for start, stop, s, prior_log, valid, low, x, cost, hess, errors in chunks:
             store(slice(start, stop), x, errors)
             left = torch.nonzero(cost > UNSETTLED_COST).flatten()
