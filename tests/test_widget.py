@@ -163,7 +163,8 @@ def test_another_input_that_names_nothing_gets_the_preset_it_looks_like(demo, mo
     row = widget.add_input_row()
     row.layer.value = plain
     assert (row.sequence.value, row.te.value, row.tr.value) == ("spin_echo", 100.0, 4000.0)  # the T2w preset
-    assert "looks like T2w (80 %): read as the T2w preset" in row.layer.tooltip
+    assert "looks like T2w (80 %): read as the T2w preset (edit its row if it is not)" in row.layer.tooltip
+    assert widget.status.value == row.layer.tooltip  # said on the status line too, not only on hovering
     row.layer.value = viewer.layers["head TE20 TR600"]  # its metadata name its times: no guess
     assert (row.te.value, row.tr.value) == (20.0, 600.0) and "looks like" not in row.layer.tooltip
 

@@ -53,6 +53,7 @@ from ._widget_controls import (
 )
 from ._widget_outputs import JOINT_MODEL, Outputs, map_contrast_limits, placement
 from ._widget_work import compute, with_range
+from ._window_room import RoomWatch
 from .devices import DEVICE_CHOICES
 from .presets import get_input_preset
 from .joint_result import PD_UNITS
@@ -98,6 +99,7 @@ class ReparamWidget(Container):
         super().__init__(labels=False)
         self.margins = (0, 0, 0, 0)
         self._viewer = napari_viewer
+        self._room = RoomWatch(self.native)  # once docked: the image keeps its room
         self._engines = EngineCache()
         self._maps = MapsCache()
         # the model's work: a newer request waits (replacing any waiting one); a result it
@@ -415,7 +417,7 @@ class ReparamWidget(Container):
             self._report("No other image to add: open another scan of this subject first")
             return None
         row = InputRow(on_change=self._on_inputs_changed, on_remove=self._remove_input_row,
-                       on_typed_beyond=self._say_typed_beyond)
+                       on_typed_beyond=self._say_typed_beyond, on_guess=self._say_of_input)
         self.inputs.append(row)
         row.reset_choices()
         row.layer.value = free[0]

@@ -30,7 +30,7 @@ class InputRow(Container):
     its sequence and a remove button; TE and TR; TI and flip where the sequence has them
     ("?" when unknown), pre-filled from the layer's metadata and editable."""
 
-    def __init__(self, on_change, on_remove, on_typed_beyond=None):
+    def __init__(self, on_change, on_remove, on_typed_beyond=None, on_guess=None):
         import napari
 
         super().__init__(labels=False)
@@ -38,6 +38,7 @@ class InputRow(Container):
         self.layer = create_widget(annotation=napari.layers.Image, label="Image",
                                    options={"tooltip": "a co-registered image of the same subject"})
         self.chosen = None  # the layer as last chosen (one closed is told apart)
+        self._on_guess = on_guess  # takes the line saying a layer's acquisition was guessed
         self.sequence = ComboBox(choices=INPUT_SEQUENCE_CHOICES, value="spin_echo")
         self.remove = PushButton(text="✕", tooltip="remove this input")
         self.remove.native.setMaximumWidth(28)
@@ -84,7 +85,9 @@ class InputRow(Container):
         if (guess := guessed_input_preset(layer, "physics")) is not None:  # its metadata name nothing
             preset = get_input_preset(guess.reading)
             spec = InputSpec(layer, preset.sequence, preset.te, preset.tr, preset.ti, preset.flip_deg)
-            self.layer.tooltip = guessed_line(layer.name, guess, "edit")
+            self.layer.tooltip = guessed_line(layer.name, guess, "edit its row")
+            if self._on_guess is not None:  # said where it is seen, not only on hovering
+                self._on_guess(self.layer.tooltip)
         self.sequence.value = spec.sequence
         for box, value in ((self.te, spec.te_ms), (self.tr, spec.tr_ms), (self.ti, spec.ti_ms),
                            (self.flip, spec.flip_deg)):
