@@ -1401,6 +1401,9 @@ def test_rows_of_one_series_show_the_end_of_their_names_under_a_label_at_the_top
     shown = [shown_text(row.layer) for row in rows]
     assert all("…" in text for text in shown) and len(set(shown)) == 6  # cut, yet told apart
     assert shown[-1].endswith("TI 1600") and rows[-1].layer.tooltip == "plate5 TE 10 / TR 1000 / TI 1600"
+    widget.image.value = viewer.layers[-1]  # the input's box cuts a name at its start too
+    assert shown_text(widget.image).endswith("TI 1600") or "…" not in shown_text(widget.image)
+    assert [c for c in widget.image.native.children() if type(c).__name__ == "_StartElided"]
     combo = rows[-1].layer.native
     [elider] = [c for c in combo.children() if type(c).__name__ == "_StartElided"]
     painted = _pixels(combo.grab())  # painted as shown_text says, not as Qt cuts it at its end

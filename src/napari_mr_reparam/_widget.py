@@ -48,7 +48,7 @@ from qtpy.QtCore import QEvent, QObject, QTimer
 from . import DEFAULT_CONSISTENCY, DEFAULT_TE_MS, DEFAULT_TR_MS
 from ._background import LatestJob
 from ._widget_controls import (
-    INPUT_SEQUENCE_CHOICES, SEQUENCE_CHOICES, InputRow, NoteLabel, NumberBox, compact, in_scroll_area,
+    INPUT_SEQUENCE_CHOICES, SEQUENCE_CHOICES, InputRow, NoteLabel, NumberBox, compact, elide_start, in_scroll_area,
     label_on_top, say_typed_beyond, target_slider, wrap_text,
 )
 from ._widget_outputs import JOINT_MODEL, Outputs, map_contrast_limits, placement
@@ -133,6 +133,7 @@ class ReparamWidget(Container):
         import napari
 
         self.image = create_widget(annotation=napari.layers.Image, label="Input")
+        elide_start(self.image)  # "…TR 1000 ms, TI 50 ms": the end that tells a series' images apart
         self.model = ComboBox(choices=model_choices(), value="physics", label="Model")
         self.input_preset = ComboBox(choices=preset_choices(inputs=True), value=CUSTOM, label="Input preset",
                                      tooltip="How the input was acquired, by name (MPRAGE for most "
