@@ -88,6 +88,12 @@ def test_clipped_voxels_come_along_and_fields_of_view_that_miss_are_refused(tmp_
     far = _linear_image(tmp_path / "far.nii.gz", (8, 8, 4), _affine((2, 2, 1), (200, 0, 0)))
     with pytest.raises(ValueError, match=r"^far.nii.gz lies outside the field of view of a.nii.gz"):
         on_one_grid([first, far])
+    # known from the affines alone, before any voxel is resampled (the widget says it as a row is chosen)
+    from napari_mr_reparam.grids import grid_refusal
+
+    assert grid_refusal([first, far]).startswith("far.nii.gz lies outside the field of view of a.nii.gz")
+    assert grid_refusal([first, coarse]) is None
+    assert grid_refusal([first, far], registering=True) is None  # registration may move it: judged after
 
 
 def test_an_input_that_cannot_be_placed_must_have_the_reference_shape(tmp_path):

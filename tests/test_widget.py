@@ -930,6 +930,22 @@ def test_scans_on_other_grids_opened_from_files_are_resampled_for_joint_maps(
     assert "resampled onto the first input's grid by their affines: t2w" in widget.joint_status.value
 
 
+def test_a_further_scan_outside_the_inputs_field_of_view_is_refused_as_its_row_is_chosen(
+        make_napari_viewer, tiny_weights, tmp_path):
+    """Slices 40 mm apart: said on the status line when the row is chosen, before any Run."""
+    image = np.tile(np.linspace(10, 1000, 16, dtype=np.float32), (1, 16, 1))
+    far = np.diag([1.0, 1.0, 5.0, 1.0])
+    far[2, 3] = 40.0
+    scans = [("plate5", image, 10, 1000, np.diag([1.0, 1.0, 5.0, 1.0])), ("plate4", image / 2, 25, 2000, far)]
+    viewer, widget, first, second = _scans_opened(make_napari_viewer, tmp_path, scans)
+    widget.reset_choices()
+    widget.image.value = first
+    widget.model.value = "physics"
+    widget.add_input_row().layer.value = second
+    assert widget.status.value.startswith("plate4 lies outside the field of view of plate5 by their affines")
+    assert len(viewer.layers) == 2 and _idle(widget)
+
+
 def test_a_joint_prediction_saves_with_the_sidecar_the_command_line_writes(make_napari_viewer, tiny_weights, qtbot,
                                                                            tmp_path):
     """Two scans opened from files, predicted together in the widget and saved through the

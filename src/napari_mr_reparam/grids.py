@@ -153,11 +153,7 @@ def on_one_grid(volumes: list[Volume], reference: int = 0) -> tuple[list[Volume]
             if not np.isfinite(resampled.data).any() and shift is not None and shift[1] >= LEAST_SHARED_SLAB:
                 resampled = _onto_slab(volume, ref, *shift)
             if not np.isfinite(resampled.data).any():
-                this, first = _name(volume), _name(ref)
-                if this == first:  # acquisitions of one DICOM folder: told apart by their place
-                    this, first = f"{this} (input {i + 1})", f"{first} (input {reference + 1})"
-                raise ValueError(f"{this} lies outside the field of view of {first} by their "
-                                 "affines: none of it falls on the first input's grid")
+                raise ValueError(_outside(volumes, i, reference))
             out.append(resampled)
             moved.append(i)
         else:
@@ -216,8 +212,9 @@ def slab_note(volume: Volume) -> str:
 def grid_refusal(volumes: list[Volume], reference: int = 0, registering: bool = False) -> str | None:
     """Why the volumes cannot be brought onto the reference's grid (one of another shape of
     which one of the two has no placement, or DICOM series of another person or, unless
-    registered or ``registering``, of another session: :func:`frame_refusal`), else None;
-    reads no voxels."""
+    registered or ``registering``, of another session: :func:`frame_refusal`; unless
+    ``registering``, one that lies wholly outside the reference's field of view), else
+    None; reads no voxels."""
     ref = volumes[reference]
     refusal = frame_refusal(volumes, reference, registering)
     if refusal:
@@ -228,7 +225,37 @@ def grid_refusal(volumes: list[Volume], reference: int = 0, registering: bool = 
             return (f"the inputs are on different grids ({_shape(ref)} and {_shape(volume)}) and "
                     f"{_name(unplaced)} has no affine to place it: give co-registered images of one shape, "
                     "or NIfTI / DICOM files, which are resampled onto the first input's grid")
+    if not registering:  # registration moves a series; how far is not known before it runs
+        for i, volume in enumerate(volumes):
+            if i != reference and _wholly_outside(volume, ref):
+                return _outside(volumes, i, reference)
     return None
+
+
+def _wholly_outside(volume: Volume, reference: Volume) -> bool:
+    """Whether ``reference``'s grid lies wholly outside ``volume``'s field of view by their
+    affines, as far as the corners of the two tell (microseconds, from the affines and
+    shapes alone: the exact voxel count follows in :func:`on_one_grid`), and ``volume``'s
+    slice is not one :func:`slab_offset` pairs with the reference's."""
+    if not (is_placed(volume) and is_placed(reference)) or same_grid(volume, reference):
+        return False
+    to_input = np.linalg.inv(np.asarray(volume.affine, float)) @ np.asarray(reference.affine, float)
+    corners = np.array(list(itertools.product(*[(0, n - 1) for n in reference.file_shape])), float)
+    at = corners @ to_input[:3, :3].T + to_input[:3, 3]  # the reference's corner voxels, in input voxels
+    apart = any(at[:, c].max() < -0.5 or at[:, c].min() > n - 0.5 for c, n in enumerate(volume.file_shape))
+    if not apart:
+        return False
+    shift = slab_offset(volume, reference)
+    return shift is None or shift[1] < LEAST_SHARED_SLAB
+
+
+def _outside(volumes: list[Volume], index: int, reference: int) -> str:
+    """The line refusing ``volumes[index]``, which lies outside the reference's field of view."""
+    this, first = _name(volumes[index]), _name(volumes[reference])
+    if this == first:  # acquisitions of one DICOM folder: told apart by their place
+        this, first = f"{this} (input {index + 1})", f"{first} (input {reference + 1})"
+    return (f"{this} lies outside the field of view of {first} by their affines: none of it falls on the "
+            "first input's grid")
 
 
 #: The fewest voxels along every axis of a volume that registration places
