@@ -79,5 +79,10 @@ def test_chunk_threads_share_torchs_threads_and_put_them_back():
         with parallel.chunk_threads(1) as workers:
             assert (workers, torch.get_num_threads()) == (1, 2)
         assert torch.get_num_threads() == 2
+        with parallel.chunk_threads() as outer:  # one inside another (or on another thread) shares the count
+            with parallel.chunk_threads() as inner:
+                assert outer == inner == 2 and torch.get_num_threads() == 1
+            assert torch.get_num_threads() == 1  # the outer block still runs
+        assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)

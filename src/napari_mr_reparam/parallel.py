@@ -7,6 +7,7 @@ runs of planes goes through them on several cores at once, without copies.
 from __future__ import annotations
 
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
@@ -66,15 +67,34 @@ def torch_threads(count: int | None):
         torch.set_num_threads(old)
 
 
+#: Torch's thread count as it was before the first :func:`chunk_threads` block still open
+#: (blocks on several threads, or one inside another, share it), and how many are open.
+_SHARED = {"threads": None, "open": 0}
+_SHARED_LOCK = threading.Lock()
+
+
 @contextmanager
 def chunk_threads(count: int | None = None):
     """The number of threads :func:`in_order` spreads chunks over (``count``, default
-    torch's count of threads, at most :data:`MAX_WORKERS`: each holds a chunk's memory),
-    with torch's threads shared among them for the block (one each on a machine of up to
-    :data:`MAX_WORKERS` cores)."""
+    torch's count of threads as it was before any such block opened, at most
+    :data:`MAX_WORKERS`: each holds a chunk's memory), with torch's threads shared among
+    them for the block (one each on a machine of up to :data:`MAX_WORKERS` cores). Blocks
+    open at once (on several threads, or nested) share one count, and the last to close
+    puts torch's back as it was."""
     import torch
 
-    total = max(1, int(count or torch.get_num_threads()))
-    workers = min(total, MAX_WORKERS)
-    with torch_threads(total // workers if workers > 1 else None):
+    with _SHARED_LOCK:
+        if _SHARED["open"] == 0:
+            _SHARED["threads"] = torch.get_num_threads()
+        _SHARED["open"] += 1
+        total = max(1, int(count or _SHARED["threads"]))
+        workers = min(total, MAX_WORKERS)
+        if workers > 1:
+            torch.set_num_threads(max(1, total // workers))
+    try:
         yield workers
+    finally:
+        with _SHARED_LOCK:
+            _SHARED["open"] -= 1
+            if _SHARED["open"] == 0:
+                torch.set_num_threads(_SHARED["threads"])
