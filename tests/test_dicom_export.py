@@ -82,6 +82,20 @@ def test_a_nifti_input_gives_a_series_of_its_own_at_its_place(tmp_path):
     np.testing.assert_allclose(read, values, atol=float(_one_file(out).RescaleSlope) / 2 + 1e-4)
     ds = _one_file(out)
     assert ds.PatientID == "" and ds.StudyInstanceUID
+    # another series made from the same input joins its study and frame of reference
+    other = _one_file(save_volume(tmp_path / "pred2.dcm", volume.data, like=volume, te_ms=100, tr_ms=3000))
+    assert (other.StudyInstanceUID, other.FrameOfReferenceUID) == (ds.StudyInstanceUID, ds.FrameOfReferenceUID)
+    assert other.SeriesInstanceUID != ds.SeriesInstanceUID
+    nib.save(nib.Nifti1Image(values, affine), tmp_path / "another.nii.gz")
+    apart = io.load_volume(tmp_path / "another.nii.gz")
+    third = _one_file(save_volume(tmp_path / "pred3.dcm", apart.data, like=apart, te_ms=15, tr_ms=500))
+    assert third.StudyInstanceUID != ds.StudyInstanceUID  # another input: a study of its own
+
+
+def test_a_maps_quantity_is_an_image_type_cut_at_a_words_end():
+    assert dicom_export._image_type_code("refocusing flip-angle scale") == "REFOCUSING_FLIP"
+    assert dicom_export._image_type_code("T2") == "T2"
+    assert dicom_export._image_type_code("an_extraordinarily long word") == "AN"
 
 
 def test_maps_keep_their_units_and_signed_values_their_sign(tmp_path):

@@ -531,3 +531,22 @@ def test_a_physics_model_keeps_the_input_s_detail_by_default_only_if_its_trainin
                                 tmp_path / "plain.safetensors")
     plain = Reparameterizer(weights=str(path), device="cpu")
     assert not plain.keep_detail and Reparameterizer(weights=str(path), device="cpu", keep_detail=True).keep_detail
+
+
+def test_a_complex_volume_is_read_as_its_magnitude_with_a_warning(tiny_weights, volume):
+    engine = Reparameterizer("physics", device="cpu")
+    finite = np.nan_to_num(volume)
+    phase = np.exp(1j * np.linspace(0, np.pi, finite.size).reshape(finite.shape))
+    with pytest.warns(UserWarning, match="complex voxel values; their magnitude is read"):
+        got = engine.predict(finite * phase, Acquisition(100, 3000), Acquisition(50, 4500))
+    np.testing.assert_allclose(got, engine.predict(finite, Acquisition(100, 3000), Acquisition(50, 4500)),
+                               rtol=1e-5, atol=1e-4)
+
+
+def test_default_to_param_refuses_an_input_it_would_read_as_its_own(tiny_weights, volume):
+    engine = Reparameterizer("d2p", device="cpu")
+    with pytest.raises(ValueError, match=r"^d2p reads inputs at TE 50 / TR 4500 ms only; for an input at "
+                                         r"TE 15 / TR 3000 ms use the model 'p2p' or 'physics'"):
+        engine.predict_volume(volume, 100, 3000, input_te_ms=15, input_tr_ms=3000)
+    default = engine.predict_volume(volume, 100, 3000)
+    np.testing.assert_array_equal(engine.predict_volume(volume, 100, 3000, 50, 4500), default)

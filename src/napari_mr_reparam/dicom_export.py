@@ -43,7 +43,7 @@ _NUMBERS_GIVEN: dict[tuple[str, str], int] = {}
 
 def write_series(folder: str | Path, voxels: np.ndarray, affine: np.ndarray, *, source_files=None,
                  te_ms: float | None = None, tr_ms: float | None = None, model: str | None = None,
-                 extra: dict | None = None, overwrite: bool = False) -> Path:
+                 extra: dict | None = None, overwrite: bool = False, origin: str | None = None) -> Path:
     """Write a volume as a DICOM series in ``folder``; return the folder.
 
     ``voxels`` (column, row, slice) and ``affine`` (those voxel indices to RAS mm, as
@@ -51,7 +51,10 @@ def write_series(folder: str | Path, voxels: np.ndarray, affine: np.ndarray, *, 
     ``source_files``, the files of a DICOM series the volume derives from, give its patient
     and study. ``te_ms``, ``tr_ms``, ``model`` and ``extra`` (the BIDS fields ``save_volume``
     takes: ``ScanningSequence``, ``InversionTime`` in s, ``FlipAngle``; ``Quantity`` and
-    ``Units`` for a map) fill the acquisition and the description. The files are written in
+    ``Units`` for a map) fill the acquisition and the description. Without a source series,
+    ``origin`` (the input's path, say) names the study and frame of reference: every series
+    made from one input shares them, so a viewer shows its maps and predictions as one
+    study, overlaid on one frame (none: new ones). The files are written in
     a hidden folder beside ``folder`` and moved into place at the end. An existing
     ``folder`` is refused (``FileExistsError``) unless ``overwrite``, and even then unless it
     holds only ``.dcm`` files (an earlier output): a folder of anything else is never replaced.
@@ -65,7 +68,7 @@ def write_series(folder: str | Path, voxels: np.ndarray, affine: np.ndarray, *, 
             raise FileExistsError(f"{folder} exists; overwrite=True replaces it (--overwrite on the command line)")
         refuse_unreplaceable(folder)
     source = _source_dataset(source_files)
-    meta = _series_attributes(source, te_ms, tr_ms, model, extra or {})
+    meta = _series_attributes(source, te_ms, tr_ms, model, extra or {}, origin)
     meta["SeriesNumber"] = _series_number(source, folder)
     finite = volume[np.isfinite(volume)]
     slope, signed = _encoding(finite)
@@ -138,20 +141,24 @@ def refuse_unreplaceable(folder: str | Path) -> None:
                               "write the series under another name")
 
 
-def _series_attributes(source, te_ms, tr_ms, model, extra) -> dict:
+def _series_attributes(source, te_ms, tr_ms, model, extra, origin: str | None = None) -> dict:
     """Attributes every slice of the series shares (``source``: a dataset of the series it
-    derives from, or None)."""
+    derives from, or None; ``origin``: what names the study and frame of reference without
+    one, :func:`write_series`)."""
     from pydicom.uid import generate_uid
 
     from . import __version__
+
+    def named(what):  # the same UID for every series made from one origin
+        return generate_uid(entropy_srcs=["napari-mr-reparam", what, origin]) if origin else generate_uid()
 
     now = datetime.datetime.now()
     meta = {name: source.get(name) for name in KEPT_FROM_SOURCE if source is not None and name in source}
     meta.setdefault("SpecificCharacterSet", "ISO_IR 192")  # UTF-8, where the source names none
     meta.setdefault("PatientName", "")
     meta.setdefault("PatientID", "")
-    meta.setdefault("StudyInstanceUID", generate_uid())
-    meta.setdefault("FrameOfReferenceUID", generate_uid())
+    meta.setdefault("StudyInstanceUID", named("study"))
+    meta.setdefault("FrameOfReferenceUID", named("frame of reference"))
     meta.setdefault("StudyDate", now.strftime("%Y%m%d"))
     meta.setdefault("StudyTime", now.strftime("%H%M%S"))
     quantity = extra.get("Quantity")
@@ -161,8 +168,7 @@ def _series_attributes(source, te_ms, tr_ms, model, extra) -> dict:
         "Modality": "MR", "SeriesInstanceUID": generate_uid(),
         "SeriesDate": now.strftime("%Y%m%d"), "SeriesTime": now.strftime("%H%M%S"),
         "SeriesDescription": _description(te_ms, tr_ms, model, extra, source)[:64],
-        "ImageType": ["DERIVED", "SECONDARY"] + ([re.sub(r"[^A-Z0-9]+", "_", str(quantity).upper())[:16]]
-                                                 if quantity else []),
+        "ImageType": ["DERIVED", "SECONDARY"] + ([_image_type_code(quantity)] if quantity else []),
         "Manufacturer": "napari-mr-reparam", "SoftwareVersions": __version__,
         "DerivationDescription": _derivation(model, extra, source)[:1024],
         "ScanningSequence": codes, "SequenceVariant": _VARIANTS.get(tuple(codes), ["NONE"]),
@@ -181,6 +187,20 @@ def _series_attributes(source, te_ms, tr_ms, model, extra) -> dict:
     if extra.get("FlipAngle") is not None:
         meta["FlipAngle"] = f"{float(extra['FlipAngle']):.6g}"
     return meta
+
+
+def _image_type_code(quantity: str) -> str:
+    """A map's quantity as an ImageType value (a code string: at most 16 capitals, digits
+    and underscores), cut at a word's end: ``REFOCUSING_FLIP`` for "refocusing flip-angle
+    scale", not ``REFOCUSING_FLIP_``."""
+    words = [w for w in re.split(r"[^A-Z0-9]+", str(quantity).upper()) if w]
+    code = ""
+    for word in words:
+        longer = f"{code}_{word}" if code else word
+        if len(longer) > 16:
+            break
+        code = longer
+    return code or (words[0][:16] if words else "MAP")
 
 
 #: The SequenceName (a short string: at most 16 characters) a double inversion recovery is

@@ -281,6 +281,24 @@ class Reparameterizer:
             raise ValueError(f"{self.info.name} reads spin-echo inputs only; the physics model reads "
                              f"{sequence_words(sequence)}")
 
+    def _refuse_other_default_input(self, input: Acquisition) -> None:
+        """A one-line ValueError where a Default-to-Param model is given an input acquired
+        at other times than the one it reads (it would read it as that one), as the command
+        line refuses it."""
+        if self.task != "d2p":
+            return
+        from . import DEFAULT_TE_MS, DEFAULT_TR_MS
+        from .acquisition import default_input_mismatch
+
+        given = _as_acquisition(input)
+        pairs = {(float(te), float(tr)) for te, tr in zip(*np.broadcast_arrays(np.ravel(given.te_ms),
+                                                                               np.ravel(given.tr_ms)))}
+        for te, tr in sorted(pairs):
+            if default_input_mismatch(te, tr) is not None:
+                raise ValueError(f"{self.info.name} reads inputs at TE {DEFAULT_TE_MS:g} / TR {DEFAULT_TR_MS:g} ms "
+                                 f"only; for an input at TE {te:g} / TR {tr:g} ms use the model 'p2p' or "
+                                 "'physics' (or give no input acquisition)")
+
     #: The same capability, by its earlier name.
     renders = renders_from_maps
 
@@ -380,7 +398,7 @@ class Reparameterizer:
         """A (z, y, x) volume (or one 2-D image) at ``target``, in the input's intensity units.
 
         ``input`` is the volume's own acquisition (default: the Default-to-Param input,
-        TE 50 ms / TR 4500 ms; Default-to-Param models ignore it). Acquisition times may
+        TE 50 ms / TR 4500 ms, the one a Default-to-Param model reads: another is refused). Acquisition times may
         be scalars or one value per slice. Each slice is scaled as the model reads it (a
         paper model: by its own maximum; a physics model: the volume at one level,
         :func:`volume_read`), predicted, and scaled back; NaN and infinite voxels (which the image does
@@ -397,7 +415,7 @@ class Reparameterizer:
         A model that renders from maps computes them once, here, and renders each target
         when it is taken from the iterator; other models predict each target in turn.
         """
-        data = np.asarray(volume, np.float32)
+        data = magnitude_of(volume)
         targets = list(targets)
         for what, acquisition in [("the target", t) for t in targets] + [("the input", input)]:
             _refuse_other_slice_count(acquisition, _slice_count(data), what)
@@ -409,6 +427,7 @@ class Reparameterizer:
             _spin_echo_only(self.info.name, target)
         if input is not None:
             self.refuse_unread_input(_as_acquisition(input).sequence)
+            self._refuse_other_default_input(input)
         images, scale, nan, _ = _normalized_slices(data)
 
         def one(target):
@@ -447,7 +466,7 @@ class Reparameterizer:
         if not self.renders_from_maps:
             raise ValueError(f"{self.info.name} is not a physics model; it predicts images, not maps")
         options = self.resolve(options)
-        images, scale, nan, shape = _normalized_slices(volume)
+        images, scale, nan, shape = _normalized_slices(magnitude_of(volume))
         self._refuse_too_thin(shape)
         read, level = volume_read(images, scale)
         n = images.shape[0]
@@ -803,6 +822,16 @@ def require_magnitude(data: np.ndarray) -> None:
         raise ValueError(f"the volume holds signed values ({100 * below:.0f} % of its voxels below "
                          f"-{100 * SIGNED_DEPTH:.0f} % of its bright signal, down to {float(np.nanmin(values)):g}): "
                          "a real-valued reconstruction, not a magnitude image; give the magnitude (absolute value)")
+
+
+def magnitude_of(volume) -> np.ndarray:
+    """A volume as float32; a complex one as its magnitude, with a ``UserWarning`` saying
+    so (as the command line says it of a complex NIfTI file), not its real part."""
+    data = np.asarray(volume)
+    if np.iscomplexobj(data):
+        warnings.warn("complex voxel values; their magnitude is read", UserWarning, stacklevel=3)
+        data = np.abs(data)
+    return np.asarray(data, np.float32)
 
 
 def as_measured(data: np.ndarray) -> np.ndarray:

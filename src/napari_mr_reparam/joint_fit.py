@@ -121,9 +121,9 @@ def _check_inputs(volumes, acquisitions, fitted: bool = True):
         raise ValueError(f"{len(volumes)} images but {len(acquisitions)} acquisitions: give one per image")
     if not volumes:
         raise ValueError("no input images")
-    from .inference import require_magnitude
+    from .inference import magnitude_of, require_magnitude
 
-    arrays = [np.asarray(v, np.float32) for v in volumes]
+    arrays = [magnitude_of(v) for v in volumes]
     for i, a in enumerate(arrays, 1):
         try:
             require_magnitude(a)

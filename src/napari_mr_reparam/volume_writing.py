@@ -194,9 +194,10 @@ def save_volume(path: str | Path, data_zyx: np.ndarray, like: Volume | None = No
         voxels, affine = _file_order(data, like)
         voxels = voxels * _display_scale(like, extra)
         files = like.extra.get("files") if like is not None and like.kind == "dicom" else None
+        origin = str(like.source) if like is not None and like.source else None  # one study per input
         try:
             return write_series(path, voxels, affine, source_files=files, te_ms=te_ms, tr_ms=tr_ms, model=model,
-                                extra=extra, overwrite=overwrite)
+                                extra=extra, overwrite=overwrite, origin=origin)
         except OSError as exc:
             raise cannot_write(path, exc) from None
     jobs = [(path, lambda tmp: _WRITERS[suffix](tmp, data, like))]
