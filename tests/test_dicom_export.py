@@ -316,3 +316,14 @@ def test_a_double_inversion_recovery_written_as_dicom_reads_back_as_one(tmp_path
     prediction = save_volume(tmp_path / "ir.dcm", volume.data, like=volume, te_ms=25, tr_ms=5000,
                              extra=acquisition_sidecar("inversion_recovery", 2000))
     assert dicom.read_series(prediction)[0].sequence == "inversion_recovery"
+
+
+def test_a_series_made_from_one_acquisition_of_a_set_names_it(tmp_path):
+    from dicom_helpers import write_series as write_source
+
+    write_source(tmp_path / "ir", [ramp(2, 8, 8), ramp(2, 8, 8) // 2], te=(10.0, 10.0), ti=(100.0, 800.0),
+                 extra=lambda ds, echo, k: (setattr(ds, "SeriesDescription", "IR set"), setattr(ds, "EchoNumbers", 1)))
+    second = dicom.read_series(tmp_path / "ir")[1]
+    out = save_volume(tmp_path / "flair.dcm", second.data, like=second, te_ms=120, tr_ms=9000,
+                      extra=acquisition_sidecar("inversion_recovery", 2500))
+    assert _one_file(out).SeriesDescription == "synthetic TE 120 TR 9000 TI 2500 from IR set TI 800"

@@ -235,7 +235,24 @@ def _description(te_ms, tr_ms, model, extra, source) -> str:
             times.append(f"TI {1000.0 * float(np.ravel(ti)[0]):g}")
         text = "synthetic " + " ".join(times)
     origin = str(source.get("SeriesDescription", "") or "").strip() if source is not None else ""
+    if origin:  # which of a series' acquisitions it was made from: its echo, its TI
+        origin += _source_acquisition(source)
     return f"{text} from {origin}" if origin else text
+
+
+def _source_acquisition(source) -> str:
+    """`` echo 3``, `` TI 400`` or both: what tells the source image apart among the
+    acquisitions of its series (none stated: empty)."""
+    said = ""
+    echo = source.get("EchoNumbers")
+    try:
+        if echo is not None and int(np.ravel(echo)[0]) > 1:
+            said += f" echo {int(np.ravel(echo)[0])}"
+        if source.get("InversionTime") is not None:
+            said += f" TI {float(source.InversionTime):g}"
+    except (TypeError, ValueError):  # a value that is no number says nothing
+        return ""
+    return said
 
 
 def _derivation(model, extra, source) -> str:
