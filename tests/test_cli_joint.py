@@ -786,6 +786,30 @@ def test_a_series_plane_is_told_once_not_per_acquisition(tmp_path, tiny_weights,
         assert capsys.readouterr().err.count("its slices are coronal") == 1
 
 
+def test_several_presets_are_rendered_from_one_fit(tmp_path, tiny_weights, capsys, monkeypatch):
+    from dicom_helpers import ramp, write_series
+
+    from napari_mr_reparam import cli_joint
+
+    write_series(tmp_path / "pdw", [ramp(3, 16, 16)], te=(15.0,), tr=3000.0)
+    write_series(tmp_path / "t2w", [ramp(3, 16, 16) // 2], te=(90.0,), tr=3000.0)
+    fits = []
+    real = cli_joint.fit_inputs
+    monkeypatch.setattr(cli_joint, "fit_inputs", lambda *a, **k: fits.append(1) or real(*a, **k))
+    out = tmp_path / "out"
+    assert main(["predict", "--joint", str(tmp_path / "pdw"), str(tmp_path / "t2w"), "--preset", "T1w", "FLAIR",
+                 "DIR", "-o", str(out), "-q"]) == 0
+    assert len(fits) == 1 and sorted(p.name for p in out.glob("*.nii.gz")) == [
+        "pdw_joint_DIR.nii.gz", "pdw_joint_FLAIR.nii.gz", "pdw_joint_T1w.nii.gz"]
+    capsys.readouterr()
+    assert main(["predict", "--joint", str(tmp_path / "pdw"), str(tmp_path / "t2w"), "--preset", "T1w", "FLAIR",
+                 "--te", "20", "-o", str(tmp_path / "other"), "-q"]) == 2
+    assert "--te override one --preset's values; with several presets (T1w, FLAIR)" in capsys.readouterr().err
+    assert main(["predict", str(tmp_path / "pdw"), "--model", "p2p", "--preset", "T1w", "T2w",
+                 "-o", str(tmp_path / "p2p"), "-q"]) == 2
+    assert "p2p takes one --preset at a time" in capsys.readouterr().err
+
+
 def test_a_joint_fits_plane_notice_names_the_first_input(tmp_path, tiny_weights, capsys):
     from dicom_helpers import CORONAL, ramp, write_series
 

@@ -428,7 +428,11 @@ def _preset_for_an_image_model(args) -> str | None:
     card = _model_card(args)
     if card is None or card_renders_from_maps(card):
         return None
-    name, preset = card.get("name", args.model), get_preset(args.preset)
+    name, names = card.get("name", args.model), list(dict.fromkeys(args.preset))
+    if len(names) > 1:
+        raise ValueError(f"{name} takes one --preset at a time (one spin-echo target); the physics model "
+                         "renders several from one set of maps")
+    preset = get_preset(names[0])
     if preset.sequence != "spin_echo":
         spin_echo = ", ".join(n for n, p in PRESETS.items() if p.sequence == "spin_echo")
         raise ValueError(f"{name} predicts spin-echo images only, and {preset.name} is "

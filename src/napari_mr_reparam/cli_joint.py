@@ -148,8 +148,9 @@ def add_predict_options(parser) -> None:
     _add(parser, "--joint", action="store_true",
          help="the inputs are images of one subject: fit joint maps and render the targets from "
               "them (without it, several inputs are several subjects)")
-    _add(parser, "--preset", metavar="NAME",
-         help=f"target contrast by name ({', '.join(PRESETS)}); --te/--tr/--ti/--flip override its values")
+    _add(parser, "--preset", metavar="NAME", nargs="+",
+         help=f"target contrast(s) by name ({', '.join(PRESETS)}; several: maps once, a file each); "
+              "--te/--tr/--ti/--flip override one preset's values")
     _add(parser, "--flip", type=float, help="target flip angle, degrees")
     _add(parser, "--input-ti", type=_positive_ms, nargs="+", metavar="MS",
          help="--joint: input inversion time(s), ms, one per input")
@@ -1248,8 +1249,20 @@ def _targets(args) -> list:
     from .presets import Preset, get_preset
 
     ti = _listed(getattr(args, "ti", None))
-    if args.preset:
-        preset = get_preset(args.preset)
+    names = list(dict.fromkeys(_listed(args.preset)))  # a name given twice is one target
+    if len(names) > 1:
+        given = [option for option, value in (("--te", args.te), ("--tr", args.tr), ("--ti", ti),
+                                              ("--flip", args.flip), ("--sequence", getattr(args, "sequence", None)))
+                 if value]
+        if given:
+            raise ValueError(f"{'/'.join(given)} override one --preset's values; with several presets "
+                             f"({', '.join(names)}) give none, or one preset at a time")
+        chosen = [get_preset(name) for name in names]
+        for preset in chosen:
+            print(f"preset {preset.describe()}", file=sys.stderr)
+        return [(preset.name, preset) for preset in chosen]
+    if names:
+        preset = get_preset(names[0])
         if getattr(args, "sequence", None) is not None:
             raise ValueError(f"--sequence and --preset both name the target's sequence ({preset.name} is "
                              f"{preset.sequence.replace('_', ' ')}); leave out --sequence, or --preset")
