@@ -244,9 +244,9 @@ def _render(engine, maps, target: Acq) -> np.ndarray:
 
 
 def _predict_images(engine, images01: np.ndarray, inp: Acq, target: Acq) -> np.ndarray:
-    # d2p reads every input as its one input acquisition (and refuses to be told another)
-    given = None if engine.task == "d2p" else _acquisition(inp)
-    return engine.predict(images01, _acquisition(target), given)
+    from napari_mr_reparam.inference import input_read_by
+
+    return engine.predict(images01, _acquisition(target), input_read_by(engine, _acquisition(inp)))
 
 
 def predict(model: Model, images01: np.ndarray, inp: Acq, targets: list[Acq]) -> list[np.ndarray | None]:

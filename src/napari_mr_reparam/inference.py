@@ -824,6 +824,14 @@ def require_magnitude(data: np.ndarray) -> None:
                          "a real-valued reconstruction, not a magnitude image; give the magnitude (absolute value)")
 
 
+def input_read_by(engine, input: Acquisition | None) -> Acquisition | None:
+    """The input acquisition to state in a request to ``engine`` for images acquired as
+    ``input``: None for a Default-to-Param model, which reads every input as its one
+    acquisition (and refuses to be told another one), ``input`` otherwise. For scoring what
+    each model does with the same images (evaluation, benchmarks)."""
+    return None if getattr(engine, "task", None) == "d2p" else input
+
+
 def magnitude_of(volume) -> np.ndarray:
     """A volume as float32; a complex one as its magnitude, with a ``UserWarning`` saying
     so (as the command line says it of a complex NIfTI file), not its real part."""

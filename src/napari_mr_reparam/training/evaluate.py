@@ -108,9 +108,12 @@ def predict_test_images(engine, images01, target: Acquisition, input: Acquisitio
     """Predictions of test images in [0, 1] (n, h, w), each at its own target and input
     acquisition (times per image): one :meth:`~napari_mr_reparam.inference.Reparameterizer.predict`
     request, the call the command line and the widget make, so the scores are those of
-    what users run. Returns images in [0, 1]: a physics model's renders (in the input's
+    what users run (a Default-to-Param model told no input acquisition: it reads every
+    input as its one). Returns images in [0, 1]: a physics model's renders (in the input's
     units) each at its own maximum, as the protocol scores images."""
-    preds = engine.predict(images01, target, input, options=options, progress=progress)
+    from ..inference import input_read_by
+
+    preds = engine.predict(images01, target, input_read_by(engine, input), options=options, progress=progress)
     if getattr(engine, "renders_from_maps", False):
         return normalize_to_max(np.nan_to_num(preds))
     return np.clip(preds, 0.0, 1.0)
