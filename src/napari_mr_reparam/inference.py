@@ -398,8 +398,8 @@ class Reparameterizer:
         """A (z, y, x) volume (or one 2-D image) at ``target``, in the input's intensity units.
 
         ``input`` is the volume's own acquisition (default: the Default-to-Param input,
-        TE 50 ms / TR 4500 ms, the one a Default-to-Param model reads: another is refused). Acquisition times may
-        be scalars or one value per slice. Each slice is scaled as the model reads it (a
+        TE 50 ms / TR 4500 ms, the one a Default-to-Param model reads: another is refused).
+        Acquisition times may be scalars or one value per slice. Each slice is scaled as the model reads it (a
         paper model: by its own maximum; a physics model: the volume at one level,
         :func:`volume_read`), predicted, and scaled back; NaN and infinite voxels (which the image does
         not measure) are treated as 0 and are NaN in the output.
