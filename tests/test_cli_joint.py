@@ -1005,6 +1005,10 @@ def test_maps_overwrite_removes_the_earlier_runs_outputs_this_run_does_not_write
         "PD.json", "PD.nii.gz", "T1map.json", "T1map.nii.gz", "T2map.json", "T2map.nii.gz", "b1_mine.nii.gz",
         "determined.json", "determined.nii.gz", "maps.json", "notes.txt"]
     assert json.loads((out / "maps.json").read_text())["flip_angle_scale"] is None
+    import nibabel as nib
+
+    bits = nib.load(out / "determined.nii.gz")  # a mask of bits, stored as one
+    assert bits.get_data_dtype() == np.uint8 and set(np.unique(np.asarray(bits.dataobj))) <= set(range(8))
     mine = tmp_path / "mine"  # a folder of the user's own files of map names, no record of a run: all kept
     mine.mkdir()
     (mine / "b1.nii.gz").write_bytes(b"the user's own")

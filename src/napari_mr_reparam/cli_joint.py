@@ -1156,7 +1156,7 @@ def _write_maps(files: dict, maps, like, meta: dict, overwrite: bool) -> list[Pa
     images = {key: (getattr(maps, key), {"Quantity": key.upper(), "Units": units[key],
                                          "determined_fraction": determined[key], "prior_source": maps.prior_source})
               for key in MAP_FILES}
-    images["determined"] = (maps.determined_bits.astype("float32"), {"Quantity": "determined", "Units": "bits"})
+    images["determined"] = (maps.determined_bits.astype("uint8"), {"Quantity": "determined", "Units": "bits"})
     if maps.b1 is not None:
         images["b1"] = (maps.b1, {"Quantity": "refocusing flip-angle scale", "Units": "1"})
     from .volume_writing import cannot_write, written_files

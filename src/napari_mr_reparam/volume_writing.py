@@ -148,7 +148,8 @@ def save_volume(path: str | Path, data_zyx: np.ndarray, like: Volume | None = No
     Parameters
     ----------
     path : str or Path
-        ``.nii``/``.nii.gz`` (float32; with ``like`` from a NIfTI file or a DICOM series:
+        ``.nii``/``.nii.gz`` (float32, or uint8 for uint8 data: a mask of bits; with ``like``
+        from a NIfTI file or a DICOM series:
         in its voxel order, with its affine and header, which
         :func:`~napari_mr_reparam.io.load_volume` reads back as the same stack, axial
         slices or a 2-D acquisition's coronal or sagittal ones where its grid shows them;
@@ -178,7 +179,9 @@ def save_volume(path: str | Path, data_zyx: np.ndarray, like: Volume | None = No
     suffix = check_output_type(path)
     _refuse_bad_times(te_ms, tr_ms, extra)
     refuse_file_as_folder(path)
-    data = np.asarray(data_zyx, dtype=np.float32)
+    data = np.asarray(data_zyx)
+    if not (suffix in NIFTI_SUFFIXES and data.dtype == np.uint8):  # a mask of bits keeps its integers in NIfTI
+        data = data.astype(np.float32, copy=False)
     if data.ndim == 2:
         data = data[None]
     if data.ndim != 3:
@@ -360,8 +363,8 @@ def _write_nifti(path: Path, data: np.ndarray, like: Volume | None) -> None:
     if _placed(like):
         header = like.header.copy() if isinstance(like.header, nib.Nifti1Header) else None
         klass = nib.Nifti2Image if isinstance(header, nib.Nifti2Header) else nib.Nifti1Image
-        img = klass(np.ascontiguousarray(voxels, np.float32), affine, header)
-        img.header.set_data_dtype(np.float32)
+        img = klass(np.ascontiguousarray(voxels), affine, header)
+        img.header.set_data_dtype(voxels.dtype)
         img.header.set_slope_inter(1.0, 0.0)
         img.header["cal_min"] = img.header["cal_max"] = 0
         codes = (int(header["qform_code"]), int(header["sform_code"])) if header is not None else (0, 0)
