@@ -121,3 +121,12 @@ def test_the_gain_leaves_out_background_the_maps_read_as_tissue_and_voxels_not_m
     image[0] = np.nan  # not measured: tells nothing
     signal[1, :, 10:] = 0.05  # held dark by the maps: tells nothing either
     assert peaks.input_gain(signal, image) == 5.0 and peaks.gain_voxels(signal, image).sum() == 20 * 10
+
+
+def test_the_gain_and_its_voxels_together_are_each_alone():
+    rng = np.random.default_rng(3)
+    signal = rng.uniform(0, 1, (30, 150, 150))  # more voxels than the gain's sample
+    image = 4 * signal * rng.uniform(0.9, 1.1, signal.shape)
+    image[:, :20] = 0.001  # background the maps hold bright
+    gain, use = peaks.gain_and_voxels(signal, image)
+    assert gain == peaks.input_gain(signal, image) and np.array_equal(use, peaks.gain_voxels(signal, image))

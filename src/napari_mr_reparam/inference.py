@@ -680,17 +680,17 @@ def render_scale(maps: QuantitativeMaps, read: np.ndarray, level: float, given: 
     is scaled down as :func:`read_scale` says: the network's maps of noise need not be dark.
     (A gain per slice, each slice's own median ratio averaged over nine slices, would carry
     the input's shading from slice to slice, but striped renders more: docs/experiments.md.)"""
-    from .peaks import gain_voxels, input_gain
+    from .peaks import gain_and_voxels
 
     grid = maps.pd.shape[-2:]
     image = read if read.shape[-2:] == grid else resize_slices(read, grid)
     if maps.nan.any():
         unmeasured = resize_slices(maps.nan.astype(np.float32), grid) > 0
         image = np.where(unmeasured, np.float32(np.nan), image)
-    signal = _signal(maps, given)
-    counts = gain_voxels(signal, image).reshape(len(image), -1).sum(axis=1)
+    gain, use = gain_and_voxels(_signal(maps, given), image)
+    counts = use.reshape(len(image), -1).sum(axis=1)
     share = np.where(counts >= MIN_GAIN_VOXELS, 1.0, read_scale(read, 1.0))
-    return (input_gain(signal, image) * level * share).astype(np.float32)
+    return (gain * level * share).astype(np.float32)
 
 
 def _input_acquisition(te_ms, tr_ms, sequence: str = "spin_echo", ti_ms=None,

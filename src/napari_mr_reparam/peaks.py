@@ -120,7 +120,18 @@ def input_gain(signal, image) -> float:
     thresholds come from). 0 where there are none. One factor for a whole volume, as one
     receiver gain is."""
     s, i = np.abs(_sampled(signal)).astype(np.float64), _sampled(image).astype(np.float64)
-    use = gain_voxels(s, i)
+    return _median_ratio(s, i, gain_voxels(s, i))
+
+
+def gain_and_voxels(signal, image) -> tuple[float, np.ndarray]:
+    """:func:`input_gain` and :func:`gain_voxels` of the same arrays, the voxels chosen
+    once (the gain from the sample of them its thresholds come from)."""
+    use = gain_voxels(signal, image)
+    s, i = np.abs(_sampled(signal)).astype(np.float64), _sampled(image).astype(np.float64)
+    return _median_ratio(s, i, _sampled(use)), use
+
+
+def _median_ratio(s: np.ndarray, i: np.ndarray, use: np.ndarray) -> float:
     return float(np.median(i[use] / s[use])) if use.any() else 0.0
 
 
