@@ -58,7 +58,8 @@ choosing the fits' models), read with
     (``JointMaps.determined``), for the spheres the series can measure and for the others,
     and of the whole object (``determined_fraction``): what a user's ``determined`` map says.
 (c) **One input, single-image model.** The physics network's maps from one image (the
-    first input of (a)) and its renders of the held-out image, and its sphere T1/T2.
+    first input of (a)) and its renders of the held-out image, and its sphere T1/T2; beside
+    them, that input returned unchanged (the identity baseline of a single image).
 
 ``--two-series`` instead fits the T1 plate's two series together, at the sites that scanned
 it with both (its inversion-recovery set and its multi-echo train, stored at different
@@ -321,7 +322,7 @@ def evaluate_series(kind, plate, folder, params, engine, first_echo_input: bool,
         tis = [a.ti for a in acqs]
         for k in range(n):
             rows.append((k, ti_inputs(k, tis)))
-    errors, rimless, single_errors, with_clipped, fit_noises = {}, {}, {}, {}, []
+    errors, rimless, single_errors, identity_errors, with_clipped, fit_noises = {}, {}, {}, {}, {}, []
     for k, inputs in rows:
         maps = fit_maps([images[i] for i in inputs], [acqs[i] for i in inputs],
                         clipped=[bounds[i] for i in inputs], inversion=inversion, noise=fit_noise)
@@ -339,6 +340,7 @@ def evaluate_series(kind, plate, folder, params, engine, first_echo_input: bool,
             qmaps = network_maps(engine, images[i][None], acqs[i])
             one = network_render(engine, qmaps, a.te, a.tr, a.sequence, a.ti)[0]
             single_errors[k] = rel_rms(one, images[k], scored)
+            identity_errors[k] = rel_rms(images[i], images[k], scored)  # the same input returned unchanged
     # maps from the whole series (echo 1 left out of ideal T2 fits unless asked)
     used = list(range(n)) if kind == "T1" or first_echo_input or echo_train == "epg" else list(range(1, n))
     full = fit_maps([images[i] for i in used], [acqs[i] for i in used], clipped=[bounds[i] for i in used],
@@ -361,7 +363,8 @@ def evaluate_series(kind, plate, folder, params, engine, first_echo_input: bool,
         single_measured = sphere_values(sized[key][0], centres, factor)
     return {"series": f"{kind} {folder.parent.name}/{plate}", "field": field, "n": n, "noise": noise,
             "fit_noise": (min(fit_noises), max(fit_noises)),
-            "errors": errors, "rimless": rimless, "single_errors": single_errors, "with_clipped": with_clipped,
+            "errors": errors, "rimless": rimless, "single_errors": single_errors,
+            "identity_errors": identity_errors, "with_clipped": with_clipped,
             "ref": ref, "measured": measured, "determined": determined,
             "object_determined": full.summary()["determined_fraction"][key],
             "single_measured": single_measured, "measurable": measurable, "times": (min(times), max(times)),
@@ -512,12 +515,13 @@ def main(argv=None) -> int:
     print("### (a) Held-out images: relative RMS error inside the phantom\n")
     print("| series | field | images | inputs per prediction | joint fit, between inputs: median (max) "
           "| joint fit, beyond inputs: median (max) | without the spheres' rims: between / beyond (median) "
-          "| echo 1 (T2) | one image, network: median | image noise | noise the fits took (of the bright signal) |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+          "| echo 1 (T2) | one image, network: median | one image returned unchanged: median "
+          "| image noise | noise the fits took (of the bright signal) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
         t2 = r["series"].startswith("T2")
         times = [a.te if t2 else a.ti for a in r["acqs"]]
-        inside, outside, single, rimless = [], [], [], ([], [])
+        inside, outside, single, same, rimless = [], [], [], [], ([], [])
         for k, inputs in r["rows"]:
             if t2 and k == 0:
                 continue
@@ -527,6 +531,7 @@ def main(argv=None) -> int:
             rimless[0 if between else 1].append(r["rimless"][k])
             if r["single_errors"]:
                 single.append(r["single_errors"][k])
+                same.append(r["identity_errors"][k])
         first = _pct(r["errors"][0]) if t2 else "-"
 
         def cell(values):
@@ -535,7 +540,8 @@ def main(argv=None) -> int:
         print(f"| {r['series']} | {r['field']} | {r['n']} | {'2 echoes' if t2 else '3 TIs'} "
               f"| {cell(inside)} | {cell(outside)} "
               f"| {' / '.join(_pct(np.median(v)) if v else '-' for v in rimless)} | {first} "
-              f"| {_pct(np.median(single)) if single else '-'} | {_pct(r['noise'])} "
+              f"| {_pct(np.median(single)) if single else '-'} | {_pct(np.median(same)) if same else '-'} "
+              f"| {_pct(r['noise'])} "
               f"| {_pct2(r['fit_noise'][0])}-{_pct2(r['fit_noise'][1])} |")
     print("\n<details><summary>Per held-out image (joint fit: the inputs it was predicted from, error)</summary>\n")
     for r in results:
