@@ -550,3 +550,29 @@ def test_default_to_param_refuses_an_input_it_would_read_as_its_own(tiny_weights
         engine.predict_volume(volume, 100, 3000, input_te_ms=15, input_tr_ms=3000)
     default = engine.predict_volume(volume, 100, 3000)
     np.testing.assert_array_equal(engine.predict_volume(volume, 100, 3000, 50, 4500), default)
+
+
+@pytest.mark.parametrize("given, message", [
+    ({"input_te_ms": 15}, "input_te_ms without input_tr_ms: give the input's TE and TR (ms) both; neither is guessed"),
+    ({"input_tr_ms": 600}, "input_tr_ms without input_te_ms: give the input's TE and TR (ms) both; neither is guessed"),
+    ({"input_sequence": "mprage", "input_ti_ms": 900, "input_flip_deg": 9},
+     "an input_sequence without input_te_ms and input_tr_ms: give the input's TE and TR (ms) both; "
+     "neither is guessed"),
+])
+def test_the_keyword_api_guesses_no_input_time(tiny_weights, volume, given, message):
+    engine = Reparameterizer("physics", device="cpu")
+    with pytest.raises(ValueError) as caught:
+        engine.predict_volume(volume, 100, 3000, **given)
+    assert str(caught.value) == message
+
+
+def test_an_input_without_its_acquisition_is_read_as_the_default_one_with_a_warning(tiny_weights, volume):
+    import warnings
+
+    engine = Reparameterizer("physics", device="cpu")
+    with pytest.warns(UserWarning, match=r"^no input acquisition given: the input is read as TE 50 / TR 4500 ms"):
+        unstated = engine.predict_volume(volume, 100, 3000)
+    np.testing.assert_array_equal(unstated, engine.predict_volume(volume, 100, 3000, 50, 4500))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # Default-to-Param reads every input so: nothing to say
+        Reparameterizer("d2p", device="cpu").predict_volume(volume, 100, 3000)

@@ -454,6 +454,8 @@ class Reparameterizer:
             _check_argument(name, value, count, required=False)
         target = Acquisition(te_ms, tr_ms, sequence, ti_ms, flip_deg)
         given = _input_acquisition(input_te_ms, input_tr_ms, input_sequence, input_ti_ms, input_flip_deg)
+        if given is None and self.task != "d2p":
+            warnings.warn(_UNSTATED_INPUT, UserWarning, stacklevel=2)
         return self.predict(volume, target, given,
                             options=InferenceOptions(consistency, flip_average, calibrate_peak),
                             progress=progress, cancelled=cancelled)
@@ -693,16 +695,25 @@ def render_scale(maps: QuantitativeMaps, read: np.ndarray, level: float, given: 
     return (gain * level * share).astype(np.float32)
 
 
+#: The warning of :meth:`Reparameterizer.predict_volume` where a model that reads any input
+#: is told none: it reads the input as the Default-to-Param one.
+_UNSTATED_INPUT = ("no input acquisition given: the input is read as TE 50 / TR 4500 ms (the "
+                   "Default-to-Param input); give input_te_ms and input_tr_ms (and the input's sequence)")
+
+
 def _input_acquisition(te_ms, tr_ms, sequence: str = "spin_echo", ti_ms=None,
                        flip_deg=None) -> Acquisition | None:
     """The input's acquisition from optional TE/TR (ms) and its sequence, TI (ms) and flip
-    angle; None when neither time is given to a spin echo."""
-    from . import DEFAULT_TE_MS, DEFAULT_TR_MS
-
+    angle; None when neither time is given to a spin echo. One time without the other, or
+    a sequence without its times, is a one-line ``ValueError``: neither is guessed."""
     if te_ms is None and tr_ms is None and sequence == "spin_echo":
         return None
-    return Acquisition(DEFAULT_TE_MS if te_ms is None else te_ms, DEFAULT_TR_MS if tr_ms is None else tr_ms,
-                       sequence, ti_ms, flip_deg)
+    missing = [name for name, value in (("input_te_ms", te_ms), ("input_tr_ms", tr_ms)) if value is None]
+    if missing:
+        given = "an input_sequence" if len(missing) == 2 else ("input_tr_ms" if te_ms is None else "input_te_ms")
+        raise ValueError(f"{given} without {' and '.join(missing)}: give the input's TE and TR (ms) both; "
+                         "neither is guessed")
+    return Acquisition(te_ms, tr_ms, sequence, ti_ms, flip_deg)
 
 
 def _sequence_conditions(given: Acquisition) -> tuple:
