@@ -157,6 +157,20 @@ def test_an_input_that_names_nothing_gets_the_preset_it_looks_like(demo, monkeyp
     assert widget.input_sequence.value == "spin_echo" and "looks like" not in widget.status.value
 
 
+def test_a_prediction_from_a_guessed_input_records_it_as_guessed(demo, monkeypatch):
+    from napari_mr_reparam._widget_outputs import input_record_of
+
+    viewer, widget = demo
+    plain = _plain_layer_that_looks_like(demo, monkeypatch, "MPRAGE", 0.7, "template")
+    widget.image.value = plain
+    record = input_record_of(widget.current_request(whole=True))["Input"]
+    assert (record["Source"], record["Preset"]) == ("guessed", "MPRAGE")  # as predict records a guess
+    widget.input_te.value = 4.0  # typed: the acquisition is the user's own now
+    assert input_record_of(widget.current_request(whole=True))["Input"]["Source"] == "given"
+    widget.image.value = viewer.layers[0]  # its metadata state its times
+    assert input_record_of(widget.current_request(whole=True))["Input"]["Source"] == "layer metadata"
+
+
 def test_another_input_that_names_nothing_gets_the_preset_it_looks_like(demo, monkeypatch):
     viewer, widget = demo
     plain = _plain_layer_that_looks_like(demo, monkeypatch, "T2w", 0.8, "scan without sidecar")
@@ -165,8 +179,12 @@ def test_another_input_that_names_nothing_gets_the_preset_it_looks_like(demo, mo
     assert (row.sequence.value, row.te.value, row.tr.value) == ("spin_echo", 100.0, 4000.0)  # the T2w preset
     assert "looks like T2w (80 %): read as the T2w preset (edit its row if it is not)" in row.layer.tooltip
     assert widget.status.value == row.layer.tooltip  # said on the status line too, not only on hovering
+    assert row.spec().guessed == "T2w"  # recorded as guessed in a prediction's sidecar
+    row.te.value = 90.0
+    assert row.spec().guessed is None  # edited: the user's own
     row.layer.value = viewer.layers["head TE20 TR600"]  # its metadata name its times: no guess
     assert (row.te.value, row.tr.value) == (20.0, 600.0) and "looks like" not in row.layer.tooltip
+    assert row.spec().guessed is None
 
 
 def test_out_of_range_warning_and_bad_times(demo):
@@ -1006,6 +1024,8 @@ def test_the_inputs_record_names_a_file_where_the_layer_was_read_from_one():
              InputSpec(SimpleNamespace(metadata={}), "spin_echo", 20.0, 600.0)]  # a layer of no file
     records = inputs_record(specs)["Inputs"]
     assert [r.get("File") for r in records] == ["T1/site4/plate5", "T2/site4/plate5", None]
+    guessed = inputs_record([InputSpec(layers[1], "spin_echo", 100.0, 4000.0, guessed="T2w")])["Inputs"][0]
+    assert (guessed["Source"], guessed["Preset"]) == ("guessed", "T2w")
     assert (records[0]["InversionTime"], records[1]["EchoTime"], records[2]["RepetitionTime"]) == (0.9, 0.08, 0.6)
 
 

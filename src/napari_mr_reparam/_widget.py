@@ -110,6 +110,7 @@ class ReparamWidget(Container):
         self._renders = LatestJob(self._show_rendered, self._on_render_error)
         self._applying_preset = False
         self._said_of_input = ""  # what the status line said of the input chosen (_say_of_input)
+        self._guessed_input = (None, None)  # (layer, input preset) its times were guessed as, by its look
         self._refusal = ""  # the refusal the status line shows, until a request is taken (_refuse)
         self._typed_field = None  # the field whose number typed beyond its range the warning line tells of
         self._joint_hint = ""  # how to fit the joint maps, as the status line last said it (_say_what_runs)
@@ -604,6 +605,7 @@ class ReparamWidget(Container):
             self._say_of_input(f"{layer.name}: {meta['sidecar_times_ignored']}; {TIMES_TO_TYPE}")
         elif unknown == "TE/TR" and (guess := guessed_input_preset(layer, self.model.value)) is not None:
             self.input_preset.value = guess.reading  # fills the input's sequence and times
+            self._guessed_input = (layer, guess.reading)
             self._say_of_input(guessed_line(layer.name, guess, "change Input preset"))
         elif unknown:
             self._say_of_input(f"{layer.name}: no {unknown} in its metadata; taken as TE "
@@ -720,10 +722,12 @@ class ReparamWidget(Container):
 
         reads = SEQUENCE_READS.get(sequence, ())
         inputs = ()
+        guessed_layer, guessed = self._guessed_input  # its times still those of a guess by its look
+        guessed = guessed if guessed_layer is layer and self.input_preset.value == guessed else None
         if physics and len(self.inputs):
             own = InputSpec(layer, self.input_sequence.value, float(self.input_te.value),
                             float(self.input_tr.value), float(self.input_ti.value) or None,
-                            float(self.input_flip.value) or None)
+                            float(self.input_flip.value) or None, guessed=guessed)
             inputs = (own, *(row.spec() for row in self.inputs))
         return Request(layer=layer, model=self.model.value, device=self.device.value,
                        te=float(self.te.value), tr=float(self.tr.value),
@@ -739,7 +743,8 @@ class ReparamWidget(Container):
                        register=bool(self.register.value) and bool(inputs),
                        input_sequence=self.input_sequence.value if physics else "spin_echo",
                        input_ti=(float(self.input_ti.value) or None) if physics else None,
-                       input_flip=(float(self.input_flip.value) or None) if physics else None)
+                       input_flip=(float(self.input_flip.value) or None) if physics else None,
+                       input_guessed=guessed if given_input else None)
 
     def _slice_on_screen(self, layer) -> int | None:
         """The index of ``layer``'s slice the viewer shows (None for a 2-D layer)."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import replace
 
 from magicgui.backends._qtpy.widgets import FloatSpinBox as _QtFloatSpinBox
 from magicgui.widgets import (
@@ -38,6 +39,7 @@ class InputRow(Container):
         self.layer = create_widget(annotation=napari.layers.Image, label="Image",
                                    options={"tooltip": "a co-registered image of the same subject"})
         self.chosen = None  # the layer as last chosen (one closed is told apart)
+        self._guessed = None  # (input preset, its values) the layer's acquisition was guessed as
         self._on_guess = on_guess  # takes the line saying a layer's acquisition was guessed
         self.sequence = ComboBox(choices=INPUT_SEQUENCE_CHOICES, value="spin_echo")
         self.remove = PushButton(text="✕", tooltip="remove this input")
@@ -78,6 +80,7 @@ class InputRow(Container):
         if self.chosen is not None and self.chosen not in self.layer.choices:
             return  # its layer was closed, and napari's list fell on another: the row goes
         self.chosen = layer
+        self._guessed = None
         if layer is None:
             return
         spec = input_from_metadata(layer)
@@ -85,6 +88,7 @@ class InputRow(Container):
         if (guess := guessed_input_preset(layer, "physics")) is not None:  # its metadata name nothing
             preset = get_input_preset(guess.reading)
             spec = InputSpec(layer, preset.sequence, preset.te, preset.tr, preset.ti, preset.flip_deg)
+            self._guessed = (guess.reading, self._values(spec))
             self.layer.tooltip = guessed_line(layer.name, guess, "edit its row")
             if self._on_guess is not None:  # said where it is seen, not only on hovering
                 self._on_guess(self.layer.tooltip)
@@ -109,8 +113,15 @@ class InputRow(Container):
         def known(box):
             return float(box.value) or None
 
-        return InputSpec(self.layer.value, self.sequence.value, known(self.te), known(self.tr),
+        spec = InputSpec(self.layer.value, self.sequence.value, known(self.te), known(self.tr),
                          known(self.ti), known(self.flip))
+        if self._guessed is not None and self._guessed[1] == self._values(spec):  # not edited since
+            spec = replace(spec, guessed=self._guessed[0])
+        return spec
+
+    @staticmethod
+    def _values(spec: InputSpec) -> tuple:
+        return spec.sequence, *(float(v or 0) for v in (spec.te_ms, spec.tr_ms, spec.ti_ms, spec.flip_deg))
 
 
 #: The decimals a time field keeps: a time typed in seconds (TE 0.03856) keeps its digits,

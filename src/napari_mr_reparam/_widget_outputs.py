@@ -74,7 +74,8 @@ def inputs_record(inputs) -> dict:
     sources = [(getattr(spec.layer, "metadata", None) or {}).get("source") for spec in inputs]
     short = path_names([source for source in sources if source])
     acquisitions = [spec.acquisition() for spec in inputs]
-    return {"Inputs": [input_record(acq, times_source_of(spec.layer, acq), file=short.get(source))["Input"]
+    return {"Inputs": [input_record(acq, "guessed" if spec.guessed else times_source_of(spec.layer, acq),
+                                    file=short.get(source), preset=spec.guessed)["Input"]
                        for spec, acq, source in zip(inputs, acquisitions, sources)]}
 
 
@@ -94,7 +95,8 @@ def input_record_of(request: Request) -> dict | None:
     source = (getattr(request.layer, "metadata", None) or {}).get("source")
     preset = matching_preset({"sequence": given.sequence, "te": given.te_ms, "tr": given.tr_ms, "ti": given.ti_ms,
                               "flip": given.flip_deg}, inputs=True)
-    return input_record(given, times_source_of(request.layer, given), file=Path(source).name if source else None,
+    source_of_times = "guessed" if request.input_guessed else times_source_of(request.layer, given)
+    return input_record(given, source_of_times, file=Path(source).name if source else None,
                         preset=None if preset == CUSTOM else preset)
 
 

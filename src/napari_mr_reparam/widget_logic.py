@@ -45,6 +45,9 @@ class Request:
     gain_per_input: bool = False
     #: Joint maps: register each further input onto the first (head motion) before the fit.
     register: bool = False
+    #: The input preset the input's acquisition was guessed as from the image's look (its
+    #: metadata name none), where the fields still hold it; None where given.
+    input_guessed: str | None = None
 
     @property
     def joint(self) -> bool:
@@ -137,6 +140,9 @@ class InputSpec:
     tr_ms: float | None = None
     ti_ms: float | None = None
     flip_deg: float | None = None
+    #: The input preset these values were guessed as from the image's look (its metadata
+    #: name none), where they still are that preset's; None where given.
+    guessed: str | None = None
 
     def acquisition(self) -> Acquisition:
         """The checked acquisition, or a one-line ValueError naming the layer and what is missing."""
