@@ -138,9 +138,30 @@ def test_rgb_becomes_luminance(tmp_path):
     rgb[:, :3, 0] = 255  # red half, green half
     rgb[:, 3:, 1] = 255
     Image.fromarray(rgb).save(tmp_path / "rg.png")
-    data = load_volume(tmp_path / "rg.png").data[0]
+    volume = load_volume(tmp_path / "rg.png")
+    data = volume.data[0]
     assert np.allclose(data[:, :3], 0.2125 * 255, atol=0.01)
     assert np.allclose(data[:, 3:], 0.7154 * 255, atol=0.01)
+    # a colour picture is said to be one: its luminance is not the scanner's grey values
+    assert volume.extra["notices"] == [
+        "rg.png: a colour picture (its red, green and blue differ in 100.0 % of its pixels): read as its "
+        "luminance; a colour map or an annotation is not the scanner's grey values, so give the grey image "
+        "where there is one"]
+
+
+def test_a_grey_picture_in_rgb_is_read_without_a_notice(tmp_path):
+    import tifffile
+    from PIL import Image
+
+    gray = np.add.outer(np.arange(48), np.arange(64)).astype(np.uint8) * 2
+    Image.fromarray(np.stack([gray] * 3, -1)).save(tmp_path / "g.jpg", quality=75)  # JPEG's rounding
+    tifffile.imwrite(str(tmp_path / "g.tif"), np.stack([gray] * 3, -1), photometric="rgb")
+    for name in ("g.jpg", "g.tif"):
+        assert "notices" not in load_volume(tmp_path / name).extra, name
+    marked = np.stack([gray] * 3, -1)
+    marked[10:20, 10:20] = (255, 0, 0)  # a red annotation
+    tifffile.imwrite(str(tmp_path / "marked.tif"), marked, photometric="rgb")
+    assert "differ in 3.3 % of its pixels" in load_volume(tmp_path / "marked.tif").extra["notices"][0]
 
 
 @pytest.mark.parametrize("dtype", [np.int16, np.float64, np.uint8])

@@ -729,7 +729,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "(.png, .jpg, .tif), or folders of them; or a DICOM series (a folder, or .dcm files), "
                     "read as one input per acquisition (echo, inversion time) with TE/TR from its tags")
     pr.add_argument("-o", "--output", required=True,
-                    help="output file (.nii/.nii.gz, .npy, .tif, .png; .dcm: a DICOM series, a folder of "
+                    help="output file (.nii/.nii.gz, .npy, .tif: values in the input's units; .png: an 8-bit "
+                         "picture stretched to its own maximum; .dcm: a DICOM series, a folder of "
                          "that name) for one input and one target; else a folder, where files are named "
                          "INPUT_TE<ms>_TR<ms> (INPUT_<PRESET> with --preset)")
     pr.add_argument("--te", type=_positive_ms, nargs="+", help="target echo time(s), ms")

@@ -604,17 +604,42 @@ def load_nifti_frames(path: str | Path, max_frames: int) -> tuple[list[np.ndarra
 
 
 def _load_image(path: Path) -> Volume:
+    notices: list[str] = []
     if suffix_of(path) in (".tif", ".tiff"):
-        data = _read_tiff(path)
+        data = _read_tiff(path, notices)
     else:
-        data = _read_pil(path)
+        data = _read_pil(path, notices)
     data = np.asarray(data, np.float32)
     if data.ndim == 2:
         data = data[None]
-    return Volume(data=np.ascontiguousarray(data), kind="image", original_shape=data.shape)
+    volume = Volume(data=np.ascontiguousarray(data), kind="image", original_shape=data.shape)
+    if notices:
+        volume.extra["notices"] = notices
+    return volume
 
 
-def _read_tiff(path: Path) -> np.ndarray:
+#: An RGB picture is a colour one (a colour map, an annotation) where more than
+#: :data:`COLOUR_SHARE` of its pixels have channels apart by more than :data:`COLOUR_SPREAD`
+#: of its range: well beyond what JPEG's rounding leaves on a grey picture.
+COLOUR_SPREAD, COLOUR_SHARE = 0.02, 0.001
+
+
+def _luminance(rgb: np.ndarray, path: Path, notices: list) -> np.ndarray:
+    """An RGB(A) picture (channels last) as grey: its luminance. Where its channels differ
+    (:data:`COLOUR_SPREAD`), a notice says so: a colour map or an annotation is not the
+    scanner's grey values."""
+    rgb = np.asarray(rgb, np.float32)[..., :3]
+    spread = rgb.max(axis=-1) - rgb.min(axis=-1)
+    top = float(rgb.max()) if rgb.size else 0.0
+    share = float(np.mean(spread > COLOUR_SPREAD * top)) if top > 0 else 0.0
+    if share > COLOUR_SHARE:
+        notices.append(f"{path.name}: a colour picture (its red, green and blue differ in {100 * share:.1f} % of "
+                       "its pixels): read as its luminance; a colour map or an annotation is not the scanner's "
+                       "grey values, so give the grey image where there is one")
+    return rgb @ _LUMA
+
+
+def _read_tiff(path: Path, notices: list) -> np.ndarray:
     import tifffile
 
     with _readable(path, "TIFF"), tifffile.TiffFile(str(path)) as tif:
@@ -622,7 +647,7 @@ def _read_tiff(path: Path) -> np.ndarray:
         samples, shape = _tiff_layout(path, series)
         data = series.asarray()
     if samples is not None:
-        data = np.moveaxis(data, samples, -1)[..., :3].astype(np.float32) @ _LUMA
+        data = _luminance(np.moveaxis(data, samples, -1), path, notices)
     return data.reshape(shape)
 
 
@@ -641,7 +666,7 @@ def _without_ones(shape: tuple) -> tuple:
     return kept if len(kept) >= 2 else shape[-2:]
 
 
-def _read_pil(path: Path) -> np.ndarray:
+def _read_pil(path: Path, notices: list) -> np.ndarray:
     from PIL import Image
 
     with _readable(path, "image"), Image.open(path) as im:
@@ -650,4 +675,4 @@ def _read_pil(path: Path) -> np.ndarray:
         if im.mode in ("1", "L", "I", "F") or im.mode.startswith("I;16"):
             return np.asarray(im, dtype=np.float32)
         rgb = np.asarray(im.convert("RGB"), dtype=np.float32)
-    return rgb @ _LUMA
+    return _luminance(rgb, path, notices)
