@@ -14,11 +14,24 @@ PLUGIN = "napari-mr-reparam"
 
 def test_reader_claims_only_what_it_can_read(tmp_path):
     (tmp_path / "notes.txt").write_text("hi")
-    (tmp_path / "broken.png").write_text("not an image")  # left to napari's own image reader
     (tmp_path / "folder.nii").mkdir()
-    for path in ("notes.txt", "broken.png", "missing.nii.gz"):
+    for path in ("notes.txt", "missing.nii.gz"):
         assert napari_get_reader(str(tmp_path / path)) is None, path
     assert napari_get_reader([str(tmp_path / "a.nii"), str(tmp_path / "b.nii")]) is None
+
+
+def test_a_picture_file_that_holds_no_picture_says_why(tmp_path, make_napari_viewer):
+    import gzip
+
+    (tmp_path / "broken.png").write_text("not an image")
+    (tmp_path / "scan.png").write_bytes(gzip.compress(b"\x5c\x01" + bytes(400)))  # a .nii.gz renamed
+    for name in ("broken.png", "scan.png"):
+        with pytest.raises(ValueError, match=rf"^{name}: not a readable image file \(cannot identify image file"):
+            napari_get_reader(str(tmp_path / name))(str(tmp_path / name))
+    viewer = make_napari_viewer()
+    with pytest.raises(ValueError, match=r"scan.png: not a readable image file"):  # as napari opens it
+        viewer.open(str(tmp_path / "scan.png"), plugin=PLUGIN)
+    assert len(viewer.layers) == 0
 
 
 def test_a_folder_without_dicom_says_why_in_one_line(tmp_path):

@@ -52,8 +52,11 @@ def napari_get_reader(path):
     file is claimed whatever it holds: when it cannot be read (corrupt,
     truncated, a long 4-D series), :func:`read_layers` raises one line saying why, which napari shows
     ("Tried opening with napari-mr-reparam, but failed ... Original error ...") instead
-    of "no reader found". An image that fails the checks is left to napari's own image
-    reader, which takes the same extensions and reads more layouts (RGB, 4-D TIFF).
+    of "no reader found". An image of a layout this reader does not take is left to napari's
+    own image reader, which takes the same extensions and reads more layouts (RGB, 4-D
+    TIFF); a file of an image's extension that holds no picture its library can read (a
+    NIfTI file renamed ``.png``, say), which napari's reader cannot open either, gets a
+    function that raises one line saying so.
     """
     if _is_dicom_input(path):
         return read_dicom_layers
@@ -72,9 +75,19 @@ def napari_get_reader(path):
         return read_layers
     try:
         probe(path)
-    except (ValueError, OSError):
+    except (ValueError, OSError) as exc:
+        if str(exc).startswith(f"{path.name}: not a readable"):  # no picture at all: no reader opens it
+            return _refusal(str(exc))
         return None
     return read_layers
+
+
+def _refusal(message: str):
+    """A reader function that says ``message`` (one line, which napari shows) and adds no layer."""
+    def refuse(path) -> list:
+        raise ValueError(message)
+
+    return refuse
 
 
 def read_layers(path) -> list[tuple]:
