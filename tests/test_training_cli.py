@@ -155,6 +155,31 @@ def test_set_overrides_any_recipe_value(tmp_path, capsys):
         load_config(None, **_settings(["mapweight=1"]))
     assert train_main(["physics", "--set", "nonsense", "--out", str(tmp_path)]) == 2
     assert "KEY=VALUE" in capsys.readouterr().err
+    with pytest.raises(ValueError, match=r"^--set lr is given twice; give it once$"):
+        _settings(["lr=0.1", "lr=0.2"])
+    assert train_main(["physics", "--set", "stage=tissue", "--out", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "error: --set stage: the stage is the command's (physics); run napari-mr-reparam-train tissue for another")
+
+
+def test_resume_without_a_checkpoint_or_a_recipe_starts_nothing(tmp_path, capsys):
+    typo = tmp_path / "typo"
+    assert train_main(["physics", "--resume", "--out", str(typo)]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"error: --resume: no checkpoint in {typo} and no --config: nothing to resume; give the run's folder "
+        "(--out), or its recipe to start it")
+    assert train_main(["physics", "--resume", "--set", f'out="{typo}"']) == 2  # --set out is looked in too
+    assert f"no checkpoint in {typo}" in capsys.readouterr().err
+    assert not typo.exists()
+
+
+def test_a_relative_data_path_that_is_missing_says_where_it_was_looked_for(tmp_path, monkeypatch):
+    from napari_mr_reparam.messages import not_found
+
+    monkeypatch.chdir(tmp_path)
+    assert not_found("segmentation", "../shared/seg.nii.gz") == (
+        f"segmentation not found: ../shared/seg.nii.gz (relative to the current folder: {tmp_path}/../shared/seg.nii.gz)")
+    assert not_found("recipe", "/abs/r.toml") == "recipe not found: /abs/r.toml"
 
 
 

@@ -24,3 +24,14 @@ def with_article(words: str) -> str:
 def sequence_words(sequence: str) -> str:
     """A sequence as a message names it: ``inversion recovery``, ``MPRAGE``."""
     return "MPRAGE" if sequence == "mprage" else sequence.replace("_", " ")
+
+
+def not_found(what: str, path) -> str:
+    """The one line for a file ``what`` (``segmentation``) not at ``path``; a relative path
+    is also given as found from the current folder, which it is taken from (a recipe's
+    ``../shared/...`` run from another folder than the repository's root)."""
+    from pathlib import Path
+
+    path = Path(path)
+    where = "" if path.is_absolute() else f" (relative to the current folder: {path.absolute()})"
+    return f"{what} not found: {path}{where}"

@@ -38,6 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..messages import not_found
 from ..tissues import TISSUES, get_table
 from .base import Phantom
 from .mixture import mixture_of
@@ -100,7 +101,7 @@ def read_labels(path: str | Path) -> tuple[np.ndarray, tuple[float, float, float
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"segmentation not found: {path}")
+        raise FileNotFoundError(not_found("segmentation", path))
     name = path.name.lower()
     if not name.endswith(SUFFIXES):
         raise ValueError(f"{path.name}: a FreeSurfer segmentation is .mgz, .nii, .nii.gz or an .npz "
@@ -262,7 +263,7 @@ def load_freesurfer(path: str | Path, table: str = "brainweb_1.5t", *, voxel_mm:
     path = Path(path).expanduser()
     tissue_table = get_table(table)
     if not path.is_file():
-        raise FileNotFoundError(f"segmentation not found: {path}")
+        raise FileNotFoundError(not_found("segmentation", path))
     brain, extra = _classes(str(path.resolve()), path.stat().st_mtime, float(voxel_mm))
     if skull_strip:
         extra = {}

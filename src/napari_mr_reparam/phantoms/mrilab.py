@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..messages import not_found
 from ..units import s_to_ms
 from .base import Phantom
 
@@ -63,7 +64,7 @@ def load_mrilab(path: str | Path) -> Phantom:
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"MRiLab phantom not found: {path}")
+        raise FileNotFoundError(not_found("MRiLab phantom", path))
     maps = _read_mat(path) if path.suffix.lower() == ".mat" else _read_npz(path)
     for key in ("t1", "t2", "t2star"):
         maps[key] = s_to_ms(maps[key]).astype(np.float32)

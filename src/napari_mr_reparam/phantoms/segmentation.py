@@ -37,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..messages import not_found
 from ..tissues import LABELS, TISSUES, get_table
 from .base import Phantom
 from .mixture import mixture_of
@@ -114,7 +115,7 @@ def _brain_of(fractions: dict[str, np.ndarray]) -> np.ndarray:
 def _read(path: Path) -> tuple[dict[str, np.ndarray], tuple[float, float, float]]:
     """Fractions per present tissue and the voxel size (z, y, x), checked."""
     if not path.is_file():
-        raise FileNotFoundError(f"segmentation not found: {path}")
+        raise FileNotFoundError(not_found("segmentation", path))
     from ..file_types import NIFTI_SUFFIXES, suffix_of
 
     if suffix_of(path) == ".npz":

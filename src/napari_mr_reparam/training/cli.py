@@ -97,11 +97,18 @@ def _train(args, stage: str, **fixed) -> int:
         task=getattr(args, "task", None), batch_size=args.batch_size, name=args.name, **fixed,
     )
     for key, value in _settings(args.set).items():
+        if key == "stage":
+            raise ValueError(f"--set stage: the stage is the command's ({stage}); run napari-mr-reparam-train "
+                             f"{value} for another")
         if options.get(key) is not None:
             raise ValueError(f"--set {key} repeats an option given otherwise; give it once")
         options[key] = value
     cfg = _config(args, options)
     _refuse_replacing_a_run(cfg.out, args)
+    if cfg.stage == "autoencoder" and cfg.steps <= cfg.natural_steps and process_rank() == 0:
+        print(f"notice: steps {cfg.steps} <= natural_steps {cfg.natural_steps}: every step is on natural images "
+              "and none fine-tunes the encoder on MR slices (a later --resume with more steps does)",
+              file=sys.stderr)
     try:
         checkpoint = train(cfg, resume=args.resume)
     except TrainingStopped as stopped:
@@ -121,8 +128,12 @@ def _config(args, options: dict):
     from .config import TrainConfig, load_config, resumed_config
     from .loop import CHECKPOINT, process_rank, read_checkpoint
 
-    checkpoint = Path(args.out or TrainConfig.out) / CHECKPOINT
-    if args.config is not None or not args.resume or not checkpoint.is_file():
+    folder = options.get("out") or TrainConfig.out  # --out, or --set out
+    checkpoint = Path(folder) / CHECKPOINT
+    if args.resume and args.config is None and not checkpoint.is_file():
+        raise ValueError(f"--resume: no checkpoint in {folder} and no --config: nothing to resume; give the run's "
+                         "folder (--out), or its recipe to start it")
+    if args.config is not None or not args.resume:
         return load_config(args.config, **options)
     recorded = read_checkpoint(checkpoint).get("config")
     if not isinstance(recorded, dict):
@@ -142,6 +153,8 @@ def _settings(items) -> dict:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise ValueError(f"--set wants KEY=VALUE, got {item!r}")
+        if key.strip() in out:
+            raise ValueError(f"--set {key.strip()} is given twice; give it once")
         try:
             out[key.strip()] = tomllib.loads(f"v = {value}")["v"]
         except tomllib.TOMLDecodeError:

@@ -21,6 +21,7 @@ import sys
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 
+from ..messages import not_found
 from ..stream_options import StreamOptions, SubjectOptions
 
 if sys.version_info >= (3, 11):
@@ -285,7 +286,7 @@ def load_config(path: str | Path | None = None, **overrides) -> TrainConfig:
     if path is not None:
         path = Path(path)
         if not path.is_file():
-            raise FileNotFoundError(f"recipe not found: {path}")
+            raise FileNotFoundError(not_found("recipe", path))
         try:
             values = tomllib.loads(path.read_text())
         except tomllib.TOMLDecodeError as exc:
