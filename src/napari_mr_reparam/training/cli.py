@@ -463,7 +463,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--split", choices=("paper", "slices"), default="paper")
     ev.add_argument("--seed", type=_seed, default=0, help="dataset seed (the split depends on it)")
     ev.add_argument("--limit", type=int, help="score only the first N test images")
-    ev.add_argument("--device", default="auto")
+    ev.add_argument("--device", default="auto", help="auto (a GPU where there is one), cpu, cuda or mps (default auto)")
     ev.add_argument("--batch-size", type=_positive_int, default=16)
     ev.add_argument("--consistency", type=float, metavar="W",
                     help=f"physics model: data-consistency weight, 0-1 (default {DEFAULT_CONSISTENCY:g})")
@@ -485,7 +485,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="benchmarks/bench_external.py --json reports whose rows for this checkpoint "
                          "the card records")
     ex.add_argument("--out", help="output .safetensors (default: the package's bundled weights)")
-    ex.add_argument("--overwrite", action="store_true")
+    ex.add_argument("--overwrite", action="store_true", help="replace the weight file and its card if they exist")
     ex.set_defaults(func=cmd_export)
     return parser
 
