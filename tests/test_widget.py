@@ -1416,6 +1416,7 @@ def test_rows_of_an_echo_train_show_the_echo_that_tells_them_apart(demo, qtbot):
 
 
 def test_rows_of_one_series_show_the_end_of_their_names_under_a_label_at_the_top(demo, qtbot):
+    from qtpy.QtCore import Qt
     from qtpy.QtWidgets import QApplication
 
     from napari_mr_reparam._widget_controls import shown_text
@@ -1439,9 +1440,9 @@ def test_rows_of_one_series_show_the_end_of_their_names_under_a_label_at_the_top
     assert shown[-1].endswith("TI 1600") and rows[-1].layer.tooltip == "plate5 TE 10 / TR 1000 / TI 1600"
     widget.image.value = viewer.layers[-1]  # the input's box cuts a name at its start too
     assert shown_text(widget.image).endswith("TI 1600") or "…" not in shown_text(widget.image)
-    assert [c for c in widget.image.native.children() if type(c).__name__ == "_StartElided"]
+    assert [c for c in widget.image.native.children() if type(c).__name__ == "_Elided"]
     combo = rows[-1].layer.native
-    [elider] = [c for c in combo.children() if type(c).__name__ == "_StartElided"]
+    [elider] = [c for c in combo.children() if type(c).__name__ == "_Elided"]
     painted = _pixels(combo.grab())  # painted as shown_text says, not as Qt cuts it at its end
     combo.removeEventFilter(elider)
     assert (_pixels(combo.grab()) != painted).any()
@@ -1450,6 +1451,11 @@ def test_rows_of_one_series_show_the_end_of_their_names_under_a_label_at_the_top
     assert label.text() == "More inputs"
     top = widget.inputs.native.mapTo(widget.native, widget.inputs.native.rect().topLeft()).y()
     assert abs(label.mapTo(widget.native, label.rect().topLeft()).y() - top) < 20  # beside the first row
+    sequence = rows[0].sequence  # cut with an ellipsis ("Inversi…"), not mid-letter
+    sequence.native.resize(sequence.native.minimumSizeHint())
+    text, full = shown_text(sequence, Qt.TextElideMode.ElideRight), sequence.native.currentText()
+    assert full == "Inversion recovery" and text.endswith("…") and full.startswith(text[:-1]), text
+    assert [c for c in sequence.native.children() if type(c).__name__ == "_Elided"]
 
 
 def test_a_ground_truth_of_another_shape_leaves_no_figures_of_the_one_before(demo, qtbot):

@@ -57,7 +57,8 @@ class InputRow(Container):
             box.native.setButtonSymbols(QAbstractSpinBox.ButtonSymbols.NoButtons)
         compact(self.layer, 11)  # most of "head TE20 TR6000"
         elide_start(self.layer)  # "…(echo 3) / TR 2000 ms": the end that tells a series' images apart
-        compact(self.sequence, 4)  # "Spin e...": the list names it in full
+        compact(self.sequence, 4)  # "Spin e…": the list names it in full
+        elide_end(self.sequence)
         top = Container(layout="horizontal", labels=False, widgets=[self.layer, self.sequence, self.remove])
         times = Container(layout="horizontal", labels=False, widgets=[self.te, self.tr])
         self._more = Container(layout="horizontal", labels=False, widgets=[self.ti, self.flip])
@@ -314,11 +315,18 @@ def elide_start(combo) -> None:
     of one series' images share their start (the folder's name) and differ after it (an
     echo's TE and number sit mid-name, a TI at the end). The list it opens shows the names
     in full."""
-    combo.native.installEventFilter(_StartElided(combo.native))
+    combo.native.installEventFilter(_Elided(combo.native, Qt.TextElideMode.ElideLeft))
 
 
-def shown_text(combo) -> str:
-    """The current text of an :func:`elide_start` combo box as it shows it."""
+def elide_end(combo) -> None:
+    """A combo box whose current text, where the box is too narrow for it, ends in an
+    ellipsis (``Spin e…``) rather than being cut mid-letter."""
+    combo.native.installEventFilter(_Elided(combo.native, Qt.TextElideMode.ElideRight))
+
+
+def shown_text(combo, mode=Qt.TextElideMode.ElideLeft) -> str:
+    """The current text of an :func:`elide_start` (``mode`` ElideLeft) or :func:`elide_end`
+    (ElideRight) combo box as it shows it."""
     from qtpy.QtWidgets import QStyle, QStyleOptionComboBox
 
     native = combo.native if hasattr(combo, "native") else combo
@@ -326,11 +334,15 @@ def shown_text(combo) -> str:
     native.initStyleOption(option)
     field = native.style().subControlRect(QStyle.ComplexControl.CC_ComboBox, option,
                                           QStyle.SubControl.SC_ComboBoxEditField, native)
-    return native.fontMetrics().elidedText(option.currentText, Qt.TextElideMode.ElideLeft, field.width())
+    return native.fontMetrics().elidedText(option.currentText, mode, field.width())
 
 
-class _StartElided(QObject):
+class _Elided(QObject):
     """Paints its combo box as Qt does, with :func:`shown_text` for its current text."""
+
+    def __init__(self, parent, mode):
+        super().__init__(parent)
+        self._mode = mode
 
     def eventFilter(self, watched, event) -> bool:
         if event.type() != QEvent.Type.Paint:
@@ -341,7 +353,7 @@ class _StartElided(QObject):
         watched.initStyleOption(option)
         painter = QStylePainter(watched)
         painter.drawComplexControl(QStyle.ComplexControl.CC_ComboBox, option)
-        option.currentText = shown_text(watched)
+        option.currentText = shown_text(watched, self._mode)
         painter.drawControl(QStyle.ControlElement.CE_ComboBoxLabel, option)
         painter.end()
         return True
