@@ -34,6 +34,23 @@ def test_a_picture_file_that_holds_no_picture_says_why(tmp_path, make_napari_vie
     assert len(viewer.layers) == 0
 
 
+def test_a_picture_opens_as_a_2d_layer_seen_beside_a_volume_and_saves_as_one_slice(tmp_path, make_napari_viewer):
+    import nibabel as nib
+    from PIL import Image
+
+    picture = (np.add.outer(np.arange(40), np.arange(30)) * 3).astype(np.uint8)
+    Image.fromarray(picture).save(tmp_path / "slice.png")
+    nib.save(nib.Nifti1Image(np.ones((30, 40, 12), np.float32), np.eye(4)), str(tmp_path / "vol.nii.gz"))
+    viewer = make_napari_viewer()
+    viewer.open(str(tmp_path / "vol.nii.gz"), plugin=PLUGIN)
+    [layer] = viewer.open(str(tmp_path / "slice.png"), plugin=PLUGIN)
+    assert layer.data.ndim == 2 and layer.axis_labels == ("y", "x")  # napari shows it on every slice
+    np.testing.assert_array_equal(layer.data, picture)
+    viewer.layers.selection = {layer}
+    viewer.layers.save(str(tmp_path / "copy.nii.gz"), selected=True, plugin=PLUGIN)
+    assert nib.load(str(tmp_path / "copy.nii.gz")).shape[2] == 1  # one slice, as a picture is
+
+
 def test_a_folder_without_dicom_says_why_in_one_line(tmp_path):
     (tmp_path / "notes.txt").write_text("hi")
     (tmp_path / "empty").mkdir()

@@ -1295,6 +1295,28 @@ def test_closing_the_dock_mid_run_stops_the_work_and_adds_no_layer(make_napari_v
     assert [l.name for l in viewer.layers] == ["head TE50 TR4500"]
 
 
+def test_closing_the_only_image_mid_run_says_it_was_closed(make_napari_viewer, tiny_weights, qtbot, monkeypatch):
+    import threading
+
+    from napari_mr_reparam.inference import Reparameterizer
+
+    closed = threading.Event()
+    started, slow = _slow_until(closed, Reparameterizer.compute_maps)
+    monkeypatch.setattr(Reparameterizer, "compute_maps", slow)
+    viewer = make_napari_viewer()
+    _, widget = viewer.window.add_plugin_dock_widget("napari-mr-reparam", "MR Re-parameterization")
+    scan = viewer.add_image(make_sample_all()[0][0][:6], **make_sample_all()[0][1])
+    widget.reset_choices()
+    widget.image.value = scan
+    widget.run.clicked.emit()
+    _until(qtbot, started.is_set)
+    viewer.layers.remove(scan)  # the Input box falls on nothing
+    closed.set()
+    _until(qtbot, lambda: _idle(widget))
+    assert widget.image.value is None and not _outputs(viewer, "prediction")
+    assert widget.status.value == "head TE50 TR4500 was closed: choose the image to predict from (Input)"
+
+
 def test_a_job_that_finishes_after_a_refusal_leaves_the_refusal_shown(demo, qtbot, monkeypatch):
     import threading
 
@@ -1813,12 +1835,35 @@ def test_renaming_a_layer_keeps_what_each_control_chose(demo):
     assert (widget.ground_truth.value, row.layer.value, widget.image.value) == (truth, further, image)
 
 
-def test_changing_the_model_says_the_prediction_shown_is_the_other_models(demo, qtbot):
+def test_a_renamed_prediction_is_kept_and_the_next_setting_gets_a_new_layer(demo, qtbot):
+    viewer, widget = demo
+    widget.model.value = "physics"
+    widget.run.clicked.emit()
+    _until(qtbot, lambda: _idle(widget) and _outputs(viewer, "prediction"))
+    (pred,) = _outputs(viewer, "prediction")
+    kept = np.array(pred.data)
+    pred.name = "KEEP this T2"
+    widget.preset.value = "T1w"
+    _until(qtbot, lambda: _idle(widget) and len(_outputs(viewer, "prediction")) == 2)
+    assert pred.name == "KEEP this T2" and np.array_equal(pred.data, kept)
+    new = next(layer for layer in _outputs(viewer, "prediction") if layer is not pred)
+    assert new.name.startswith("prediction physics") and not np.array_equal(new.data, kept)
+
+
+def test_changing_the_model_predicts_with_it_live_or_says_how(demo, qtbot):
     viewer, widget = demo
     widget.run.clicked.emit()
     _until(qtbot, lambda: _idle(widget) and _outputs(viewer, "prediction"))
     assert widget.status.value.startswith(("Rendered", "Done"))
-    widget.model.value = "p2p" if widget.model.value != "p2p" else "physics"
+    widget.model.value = "d2p"  # live preview: the volume follows, not a line asking for Run
+    assert "press Run all slices" not in widget.status.value
+    widget.preset.value = "FLAIR"  # refused while the volume is due: the run that follows leaves it said
+    refusal = "FLAIR is inversion recovery: only the physics model renders it (the other models predict spin-echo images)"
+    assert widget.status.value == refusal
+    _until(qtbot, lambda: _idle(widget) and "d2p" in _outputs(viewer, "prediction")[0].name)
+    assert widget.status.value == refusal
+    widget.live.value = False
+    widget.model.value = "p2p"
     assert widget.status.value == "The model changed: press Run all slices (or move a slider) to predict with it"
 
 

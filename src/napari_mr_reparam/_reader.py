@@ -189,6 +189,9 @@ def layer_data(volume: Volume) -> tuple:
               "axis_labels": AXIS_LABELS}
     if is_placed(volume):
         kwargs["translate"] = stack_origin(volume)
+    if volume.kind == "image" and volume.data.shape[0] == 1:  # a picture: 2-D, shown on every slice
+        kwargs.update(scale=kwargs["scale"][1:], axis_labels=AXIS_LABELS[1:])  # of the volumes beside it
+        return volume.data[0], kwargs, "image"
     return volume.data, kwargs, "image"
 
 

@@ -112,6 +112,7 @@ class ReparamWidget(Container):
         self._said_of_input = ""  # what the status line said of the input chosen (_say_of_input)
         self._guessed_input = (None, None)  # (layer, input preset) its times were guessed as, by its look
         self._refusal = ""  # the refusal the status line shows, until a request is taken (_refuse)
+        self._refused_while_due = ""  # a preset's refusal said while a run was due: that run keeps it
         self._typed_field = None  # the field whose number typed beyond its range the warning line tells of
         self._joint_hint = ""  # how to fit the joint maps, as the status line last said it (_say_what_runs)
         self._adding_rows = False  # a series' rows being added (add_series_rows)
@@ -270,8 +271,13 @@ class ReparamWidget(Container):
             self.cancel_work()
         self._maps.forget(event.value)
         self._drop_closed_rows(event.value)
-        if event.value is self.image.value:  # its choices not reset yet (else _on_image_changed did this)
-            self._promote_first_row()
+        if event.value is self.image.value or event.value is self._input_layer:  # (else _on_image_changed did)
+            if self._promote_first_row():
+                return
+            self.image.reset_choices()  # another image becomes the input (_on_image_changed), or none:
+            if self.image.value is None:  # which the list does without a word
+                self._input_layer = None
+                self._instead_of_closed(event.value)
 
     def _drop_closed_rows(self, closed) -> None:
         """Further inputs whose layer was ``closed`` leave the rows (not moved onto another
@@ -326,6 +332,8 @@ class ReparamWidget(Container):
         """A finished job's news in the status line was of the model before: say how to
         predict with this one (unless a refusal or the joint maps' hint is said)."""
         said = self.status.value
+        if self._volume_timer.isActive():
+            return  # live preview: the volume follows, and says so
         if self.is_idle() and said and said not in (self._refusal, self._joint_hint) \
                 and self._outputs.has_prediction():
             self._report("The model changed: press Run all slices (or move a slider) to predict with it")
@@ -456,6 +464,8 @@ class ReparamWidget(Container):
         if refusal:
             self._set_preset(CUSTOM, combo)
             self._refuse(refusal)
+            due = self._volume_timer.isActive() or self._preview_timer.isActive()
+            self._refused_while_due = refusal if due else ""  # the run due (the model's change) keeps it
         return bool(refusal)
 
     def _chosen_preset(self, combo, inputs: bool = False) -> dict | None:
@@ -551,10 +561,11 @@ class ReparamWidget(Container):
     def _instead_of_closed(self, closed) -> bool:
         """The input chosen was closed and no row moved up. Where napari's list fell on an
         output of this widget, an image that is none is chosen instead; where there is no
-        such image, the status line says so and nothing runs until an input is chosen."""
+        such image, or the list fell on none, the status line says so (after a run the
+        closing cancelled) and nothing runs until an input is chosen."""
         layer = self.image.value
-        if layer is None or "mr_reparam_role" not in (layer.metadata or {}):
-            return False
+        if layer is not None and "mr_reparam_role" not in (layer.metadata or {}):
+            return False  # napari's list fell on another image: the input now
         other = next((c for c in self.image.choices
                       if c is not None and "mr_reparam_role" not in (c.metadata or {})), None)
         if other is not None:
@@ -803,7 +814,9 @@ class ReparamWidget(Container):
         if refusal:  # one line in the widget; nothing runs, no layer is touched
             self._refuse(refusal)
             return
-        self._refusal = ""  # taken: what it and the jobs before it report is news again
+        if self._refusal != self._refused_while_due:  # a preset refused as this run was due stays said
+            self._refusal = ""  # taken: what it and the jobs before it report is news again
+        self._refused_while_due = ""
         maps = self._maps.get(request)
         if maps is not None:  # physics: the maps exist, rendering is instant
             self._show_render(request, maps)
@@ -984,11 +997,11 @@ class ReparamWidget(Container):
         self._renders.drop()
         self._outputs.drop_comparison()
         self._maps_asked = None
-        if self._predictions.cancel():
-            self.status.value = "Cancelled"
+        if self._predictions.cancel():  # (a refusal shown, the input closed say, stays: _report)
+            self._report("Cancelled")
             self.progress.value = 0  # not left part-way, as if it would go on
         if self._outputs.undo_previews():  # slices previewed at a setting whose volume never came
-            self.status.value = "Cancelled: the slices previewed at the new settings are taken back"
+            self._report("Cancelled: the slices previewed at the new settings are taken back")
 
 
 def _teardown(viewer, *callbacks):

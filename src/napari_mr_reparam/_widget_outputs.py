@@ -156,16 +156,19 @@ class Outputs:
 
     def find(self, source, role: str):
         """The ``role`` layer made from ``source`` (the one this widget made, not a copy of
-        it), or None."""
+        it, nor one the user renamed: that one is kept as it is, and the next prediction goes
+        to a new layer), or None."""
+        def ours(layer) -> bool:
+            meta = layer.metadata or {}
+            given = meta.get("mr_reparam_given_name")
+            return (meta.get("mr_reparam_role") == role and meta.get("mr_reparam_source") is source.data
+                    and (given is None or layer.name == given))
+
         ref = self._made.get((id(source.data), role))
         made = ref() if ref is not None else None
-        if made is not None and made in self._viewer.layers and made.metadata.get("mr_reparam_source") is source.data:
+        if made is not None and made in self._viewer.layers and ours(made):
             return made
-        for layer in self._viewer.layers:
-            meta = layer.metadata or {}
-            if meta.get("mr_reparam_role") == role and meta.get("mr_reparam_source") is source.data:
-                return layer
-        return None
+        return next((layer for layer in self._viewer.layers if ours(layer)), None)
 
     def layer(self, source, role: str, shape: tuple, above=None):
         """The ``role`` layer made from ``source`` (a new one of ``shape``, float32). In a
@@ -227,7 +230,8 @@ class Outputs:
         if any(other.name == names["prediction"] and other is not layer for other in self._viewer.layers):
             names = {role: f"{name} of {source.name}" for role, name in names.items()}  # another input's at it
         layer.name = names["prediction"]
-        layer.metadata.update(te_ms=request.te, tr_ms=request.tr,
+        layer.metadata.update(mr_reparam_given_name=layer.name,  # as napari took it: one renamed is kept
+                              te_ms=request.te, tr_ms=request.tr,
                               model=JOINT_MODEL if request.inputs else request.model,
                               sequence=request.sequence, ti_ms=request.ti, flip_deg=request.flip_deg,
                               ti2_ms=request.ti2, mr_reparam_names=names,
