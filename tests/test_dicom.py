@@ -242,12 +242,13 @@ def test_mixed_geometry_in_one_acquisition(tmp_path, tag, value, word):
 def test_missing_slice_and_repeated_slice_say_where(tmp_path, capsys):
     files = write_series(tmp_path / "gap", [ramp(8, 8, 8)], shuffle=False)  # slices at z 10, 13, ... 31 mm
     files[2].unlink()
-    with pytest.raises(ValueError, match=r"do not form one volume \(a slice is missing between IM0001 and IM0003, "
-                                         r"at z 13 to 19 mm: a step of 6 mm where the others are 3 mm\)$"):
+    with pytest.raises(ValueError, match=r"do not form one volume \(a slice is missing between IM0001 and IM0003 "
+                                         r"\(ImagePositionPatient z 13 and 19 mm\): a step of 6 mm where the others "
+                                         r"are 3 mm\)$"):
         dicom.read_series(tmp_path / "gap")
     assert capsys.readouterr().err == ""  # dicom-numpy's log of the spacings stays off the terminal
     files[5].unlink()
-    with pytest.raises(ValueError, match=r"\(a slice is missing between IM0001 and IM0003, .*; 1 more uneven step\)$"):
+    with pytest.raises(ValueError, match=r"\(a slice is missing between IM0001 and IM0003 .*; 1 more uneven step\)$"):
         dicom.read_series(tmp_path / "gap")
 
     def same_place(ds, echo, k):
@@ -620,6 +621,45 @@ def test_real_valued_images_are_read_as_their_magnitude_and_phase_images_are_ref
     with pytest.raises(ValueError, match=r"^phase: a phase image \(ImageType P\); the models read magnitude images: "
                                          r"choose the magnitude series$"):
         dicom.read_series(tmp_path / "phase")
+
+
+def test_a_monochrome1_image_is_read_as_the_signal_shown(tmp_path):
+    image = ramp(n=2)
+
+    def monochrome1(ds, echo, k):  # stored inverted: its lowest value shown white
+        ds.PhotometricInterpretation = "MONOCHROME1"
+
+    write_series(tmp_path / "m1", [image.max() + 100 - image], extra=monochrome1)
+    notices = []
+    (volume,) = dicom.read_series(tmp_path / "m1", left_out=notices)
+    np.testing.assert_allclose(volume.data, image - image.min())  # bright stays bright
+    assert notices == [f"m1: MONOCHROME1 (its lowest value shown white): read as its maximum "
+                       f"({image.max() + 100 - image.min():g}) less each value, so that bright tissue reads "
+                       "high, as the models take it"]
+
+
+def test_pixel_spacings_that_differ_by_their_rounding_are_one_spacing(tmp_path):
+    def rounded(ds, echo, k):  # one image's spacing written to fewer decimals
+        if k == 1:
+            ds.PixelSpacing = [f"{float(v) * (1 + 3e-7):.9g}" for v in ds.PixelSpacing]
+
+    write_series(tmp_path / "s", [ramp(n=3)], extra=rounded)
+    (volume,) = dicom.read_series(tmp_path / "s")
+    assert volume.spacing[1:] == pytest.approx((1.5, 1.25))
+
+    def other(ds, echo, k):
+        if k == 1:
+            ds.PixelSpacing = [1.6, 1.25]
+
+    write_series(tmp_path / "o", [ramp(n=3)], extra=other)
+    with pytest.raises(ValueError, match="the images do not form one volume"):
+        dicom.read_series(tmp_path / "o")
+
+
+def test_an_inversion_recovery_without_its_inversion_time_is_labelled_with_one_to_give(tmp_path):
+    write_series(tmp_path / "ir", [ramp(n=2)], scanning=["SE", "IR"], drop=("InversionTime",))
+    (volume,) = dicom.read_series(tmp_path / "ir")
+    assert volume.extra["sequence"] == "inversion_recovery" and dicom.describe(volume) == "TE 20 / TR 2000 ms, TI ?"
 
 
 def test_a_signed_real_scanner_series_is_read_as_magnitudes():

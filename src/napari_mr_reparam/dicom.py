@@ -702,6 +702,8 @@ def describe(volume: Volume) -> str:
     text = f"TE {ms(volume.te_ms)}{f' (echo {echo})' if echo is not None else ''} / TR {ms(volume.tr_ms)} ms"
     if volume.ti_ms is not None:
         text += f", TI {volume.ti_ms:g} ms"
+    elif (volume.extra or {}).get("sequence") in ("inversion_recovery", "mprage"):  # its TI not in the tags
+        text += ", TI ?"
     if volume.flip_deg is not None and volume.extra.get("sequence") in ("gradient_echo", None):
         text += f", flip {volume.flip_deg:g}°"
     return text
@@ -737,7 +739,9 @@ def _acquisition_volume(label: str, members: list) -> Volume:
                          f"({first_line(exc)})") from None
     factors = _philips_factors(datasets)
     data = np.asarray(voxels, np.float32) / factors[:, None, None]
+    data, inverted = _as_monochrome2(data, first, label)
     data, notices = _as_magnitude(data, first, label)
+    notices = inverted + notices
     affine = np.diag([-1.0, -1.0, 1.0, 1.0]) @ np.asarray(ijk_to_lps, np.float64)  # LPS -> RAS
     slice_step = _slice_step(datasets)
     if len(datasets) == 1:  # dicom-numpy takes SpacingBetweenSlices; one slice is as thick as it is
@@ -778,6 +782,17 @@ def _acquisition_volume(label: str, members: list) -> Volume:
 #: ImageType's third value: what a voxel holds. Magnitude (M) is what the models read; a
 #: real-valued image (R: an inversion recovery's signed one) is read as its magnitude.
 _IMAGE_VALUES = {"P": "phase", "I": "imaginary"}
+
+
+def _as_monochrome2(data: np.ndarray, ds, where: str) -> tuple[np.ndarray, list[str]]:
+    """A MONOCHROME1 image (its lowest value shown white) as the signal MONOCHROME2 would
+    hold, the brightest shown highest: the volume's maximum less each value, said in a
+    notice; else ``data`` as it is."""
+    if str(ds.get("PhotometricInterpretation", "")).strip().upper() != "MONOCHROME1":
+        return data, []
+    top = float(np.nanmax(data)) if data.size else 0.0
+    return top - data, [f"{where}: MONOCHROME1 (its lowest value shown white): read as its maximum ({top:g}) "
+                        "less each value, so that bright tissue reads high, as the models take it"]
 
 
 def _as_magnitude(data: np.ndarray, ds, where: str) -> tuple[np.ndarray, list[str]]:
@@ -823,7 +838,8 @@ def _refuse_one_position(positions: np.ndarray, names: list[str]) -> None:
 def _uneven_spacing(datasets, positions: np.ndarray, names: list[str]) -> str:
     """Where sorted slices are unevenly spaced, in one line: the step furthest from the usual
     one (the most common), between which files and where along the scanner axis nearest the
-    slice normal, and whether whole slices are missing there."""
+    slice normal (the two files' ImagePositionPatient there, as their tags hold it), and
+    whether whole slices are missing there."""
     steps = np.diff(positions)
     values, counts = np.unique(np.round(steps, 2), return_counts=True)
     usual = float(values[np.argmax(counts)])
@@ -831,12 +847,13 @@ def _uneven_spacing(datasets, positions: np.ndarray, names: list[str]) -> str:
     step, slices = float(steps[k]), int(round(steps[k] / usual)) - 1 if usual > 0 else 0
     o = np.asarray(datasets[0].ImageOrientationPatient, float)
     axis = int(np.argmax(np.abs(np.cross(o[:3], o[3:]))))
-    ras = [(-1.0 if axis < 2 else 1.0) * float(ds.ImagePositionPatient[axis]) for ds in datasets[k:k + 2]]
+    at = [float(ds.ImagePositionPatient[axis]) for ds in datasets[k:k + 2]]  # as the tags hold it (LPS)
     missing = slices >= 1 and abs(step - (slices + 1) * usual) <= 0.1 * usual
     what = ("a slice is missing" if slices == 1 else f"{slices} slices are missing") if missing \
         else "the slices are unevenly spaced"
     others = int(np.count_nonzero(np.abs(steps - usual) > 0.1 * abs(usual))) - 1
-    return (f"{what} between {names[k]} and {names[k + 1]}, at {'xyz'[axis]} {min(ras):g} to {max(ras):g} mm: "
+    return (f"{what} between {names[k]} and {names[k + 1]} (ImagePositionPatient {'xyz'[axis]} {at[0]:g} and "
+            f"{at[1]:g} mm): "
             f"a step of {step:.3g} mm where the others are {usual:g} mm"
             + (f"; {others} more uneven step{'s' if others > 1 else ''}" if others > 0 else ""))
 
@@ -853,6 +870,7 @@ def _combined(datasets, positions, names):
     logger, caught = logging.getLogger("dicom_numpy"), logging.NullHandler()  # not Python's last resort
     propagate, logger.propagate = logger.propagate, False
     logger.addHandler(caught)
+    _one_pixel_spacing(datasets)
     try:
         return dicom_numpy.combine_slices(datasets, rescale=True, skip_sorting=True, c_order_axes=True)
     except dicom_numpy.DicomImportException as exc:
@@ -862,6 +880,23 @@ def _combined(datasets, positions, names):
     finally:
         logger.removeHandler(caught)
         logger.propagate = propagate
+
+
+#: PixelSpacing values of one series' images that differ by at most this share are one
+#: spacing written to other precisions (an anonymizer or a PACS re-encoding its decimals).
+SPACING_ROUNDING = 1e-5
+
+
+def _one_pixel_spacing(datasets) -> None:
+    """Give every image the first's PixelSpacing where theirs differ from it only by
+    :data:`SPACING_ROUNDING` (dicom-numpy compares them exactly); spacings further apart
+    are left for it to refuse."""
+    first = np.asarray(datasets[0].PixelSpacing, np.float64)
+    for ds in datasets[1:]:
+        spacing = np.asarray(ds.PixelSpacing, np.float64)
+        if spacing.shape == first.shape and not np.array_equal(spacing, first) \
+                and np.allclose(spacing, first, rtol=SPACING_ROUNDING, atol=0):
+            ds.PixelSpacing = datasets[0].PixelSpacing
 
 
 #: Voxels no more than this many times longer along one axis than another count as a
