@@ -244,6 +244,10 @@ def test_one_mprage_input_named_by_its_preset_renders_a_target_preset(scans, tmp
     assert "input preset MPRAGE: mprage" in err and "preset T2w: spin echo" in err
     image = np.asarray(nib.load(out).dataobj)
     assert image.shape == (20, 20, 2) and np.isfinite(image).all() and image.max() > 0
+    assert "t1w.nii.gz: 100%" in err and "2/2" in err  # the maps' progress, by slice
+    assert main(["predict", str(paths["t1w"]), "--input-preset", "MPRAGE", "--preset", "T2w", "-q", "--overwrite",
+                 "-o", str(out)]) == 0
+    assert "%|" not in capsys.readouterr().err  # --quiet: no bar
 
 
 def test_preset_on_several_inputs_reports_a_bad_one_as_an_error_and_exits_2(scans, tmp_path, capsys):

@@ -46,3 +46,22 @@ def test_a_command_line_error_is_one_line_with_status_2(capsys):
         assert stop.value.code == 2
         err = capsys.readouterr().err
         assert err.startswith(message) and len(err.strip().splitlines()) == 1 and "usage" not in err
+
+
+def test_running_out_of_memory_is_one_line_and_another_fault_its_traceback(capsys):
+    import pytest
+
+    from napari_mr_reparam.command import command_parser, run_cli
+
+    torch_says = RuntimeError("[enforce fail at alloc_cpu.cpp:127] data. DefaultCPUAllocator: can't allocate memory: "
+                              "you tried to allocate 15998976 bytes. Error code 12 (Cannot allocate memory)")
+    parser, sub = command_parser("tool", "Does one thing.")
+    for name, exc in (("torch", torch_says), ("numpy", MemoryError()), ("bug", RuntimeError("a bug"))):
+        sub.add_parser(name).set_defaults(func=lambda args, exc=exc: (_ for _ in ()).throw(exc))
+    assert run_cli(parser, ["torch"]) == 2
+    assert capsys.readouterr().err == (
+        "error: out of memory (a block of 15 MB more was asked for): close other programs, give fewer or smaller "
+        "inputs (fewer slices, a crop), or run on a machine with more memory\n")
+    assert run_cli(parser, ["numpy"]) == 2 and capsys.readouterr().err.startswith("error: out of memory: close")
+    with pytest.raises(RuntimeError, match="a bug"):
+        run_cli(parser, ["bug"])

@@ -514,11 +514,15 @@ def _predict_file(engine, path, targets, outputs, args, options) -> list:
     data = as_measured(volume.data)  # an infinite voxel is one the image does not measure, as NaN
     given, record = _input_used(engine, path, volume, data, args)
     wanted = [Acquisition(te, tr, args.sequence, args.ti, args.flip, args.ti2) for te, tr in targets]
-    predictions = engine.predict_many(data, wanted, given, options=options)  # refuses what it cannot read
+    from tqdm import tqdm
+
+    slices = (data.shape[0] if data.ndim == 3 else 1) * (1 if engine.renders_from_maps else len(wanted))
+    with tqdm(total=slices, unit="slice", desc=path.name, leave=False, disable=args.quiet, position=1) as bar:
+        # the maps once (physics), or each target's slices: the bar of images moves once they are written
+        predictions = list(engine.predict_many(data, wanted, given, options=options, progress=bar.update))
     if engine.task == "p2p":
         for warning in out_of_range_warnings(given.te_ms, given.tr_ms, engine.trained_ranges["input"]):
             print(f"warning: {path.name}: input {warning}", file=sys.stderr)
-    predictions = list(predictions)
     from .cli_joint import target_preset_record
 
     extra = {**acquisition_sidecar(args.sequence, args.ti, args.flip, args.ti2),

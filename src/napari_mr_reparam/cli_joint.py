@@ -1080,11 +1080,16 @@ def _describe(acq) -> str:
     return text
 
 
+def _bar(count: int, args, desc: str = "maps"):
+    """The progress bar of a fit's (or one image's maps') ``count`` steps."""
+    from tqdm import tqdm
+
+    return tqdm(total=count, unit="step", disable=getattr(args, "quiet", False), desc=desc)
+
+
 # ----------------------------------------------------------------------------- maps
 
 def cmd_maps(args) -> int:
-    from tqdm import tqdm
-
     from .volume_writing import check_output_folder, output_suffix, refuse_existing
 
     refuse_bad_angles(args)
@@ -1103,7 +1108,7 @@ def cmd_maps(args) -> int:
     try:
         volumes, acqs, maps = fit_inputs(
             args.input, args, args.model, args.device, progress=lambda n: bars[0].update(n), volumes=volumes,
-            total=lambda count: bars.append(tqdm(total=count, unit="step", disable=args.quiet, desc="maps")),
+            total=lambda count: bars.append(_bar(count, args)),
             origins=origins, finished=lambda: [bar.close() for bar in bars])
     finally:
         for bar in bars:
@@ -1387,9 +1392,16 @@ def predict_joint_or_preset(args) -> int:
                 told.add(series)
                 plane_notice(volumes[0], input_names(volumes)[0] if args.joint else short)
             try:
-                origins = []
-                volumes, acqs, maps = fit_inputs(paths, args, model=model, device=args.device,
-                                                 engine=engine, volumes=volumes, origins=origins)
+                origins, bars = [], []  # the progress bar, once the inputs are read and the work is known
+                try:
+                    volumes, acqs, maps = fit_inputs(
+                        paths, args, model=model, device=args.device, engine=engine, volumes=volumes,
+                        origins=origins, progress=lambda n: bars[0].update(n),
+                        total=lambda count: bars.append(_bar(count, args, name)),
+                        finished=lambda: [bar.close() for bar in bars])
+                finally:
+                    for bar in bars:
+                        bar.close()
                 written = []
                 for label, p in targets:
                     image = maps.render(**p.render_arguments()).reshape(volumes[0].data.shape)

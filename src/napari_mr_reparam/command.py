@@ -64,7 +64,8 @@ def run_cli(parser: argparse.ArgumentParser, argv=None) -> int:
 
     Sub-commands set ``func`` (taking the parsed namespace, returning an exit status).
     Bad input (``ValueError``, ``FileNotFoundError``, ``FileExistsError``, ``OSError``)
-    prints ``error: ...`` on stderr and returns 2; Ctrl-C returns 130.
+    prints ``error: ...`` on stderr and returns 2, as does running out of memory
+    (:func:`out_of_memory`); Ctrl-C returns 130.
     """
     args = parser.parse_args(argv)
     if not hasattr(args, "func"):
@@ -79,3 +80,24 @@ def run_cli(parser: argparse.ArgumentParser, argv=None) -> int:
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"error: {message}", file=sys.stderr)
         return 2
+    except (MemoryError, RuntimeError) as exc:
+        line = out_of_memory(exc)
+        if line is None:
+            raise  # a fault of the program's own: its traceback is what to report
+        print(f"error: {line}", file=sys.stderr)
+        return 2
+
+
+def out_of_memory(exc: BaseException) -> str | None:
+    """The one line for running out of memory (numpy's ``MemoryError``, torch's allocators'
+    ``RuntimeError``: "can't allocate memory", "out of memory"), with the block it asked
+    for where the message says; None for any other error."""
+    import re
+
+    text = str(exc)
+    if not (isinstance(exc, MemoryError) or "can't allocate memory" in text or "out of memory" in text.lower()):
+        return None
+    asked = re.search(r"allocate (\d+) bytes", text)
+    block = f" (a block of {int(asked.group(1)) / 2**20:.0f} MB more was asked for)" if asked else ""
+    return (f"out of memory{block}: close other programs, give fewer or smaller inputs (fewer slices, "
+            "a crop), or run on a machine with more memory")
