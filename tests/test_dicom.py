@@ -638,6 +638,24 @@ def test_a_monochrome1_image_is_read_as_the_signal_shown(tmp_path):
                        "high, as the models take it"]
 
 
+def test_values_stored_above_bits_stored_are_read_whole(tmp_path):
+    image = ramp(n=2) * 4  # up to 5548: above 12 bits
+
+    def twelve_bits(ds, echo, k):
+        ds.BitsStored, ds.HighBit = 12, 11
+
+    write_series(tmp_path / "b12", [image], extra=twelve_bits)
+    notices = []
+    (volume,) = dicom.read_series(tmp_path / "b12", left_out=notices)
+    np.testing.assert_array_equal(volume.data, image)  # not 5548 & 4095
+    assert notices == [f"b12: 1 image stores values above their BitsStored (12 bits), up to {image.max():g}: read as "
+                       "stored, whole (with those bits dropped the brightest voxels would read dark)"]
+    write_series(tmp_path / "fits", [ramp(n=2)], extra=twelve_bits)  # within 12 bits: nothing to say
+    notices = []
+    (volume,) = dicom.read_series(tmp_path / "fits", left_out=notices)
+    assert notices == [] and volume.data.max() == ramp(n=2).max()
+
+
 def test_pixel_spacings_that_differ_by_their_rounding_are_one_spacing(tmp_path):
     def rounded(ds, echo, k):  # one image's spacing written to fewer decimals
         if k == 1:

@@ -733,6 +733,7 @@ def _acquisition_volume(label: str, members: list) -> Volume:
         names = [name_of[id(ds)] for ds in datasets]
         positions = np.array([_along_normal(ds) for ds in datasets])
         _refuse_one_position(positions, names)
+        whole = _whole_stored_values(datasets, label)  # before decoding: which bits are the values
         voxels, ijk_to_lps = _combined(datasets, positions, names)
     except (dicom_numpy.DicomImportException, ValueError, TypeError, AttributeError) as exc:
         raise ValueError(f"{where}: the images do not form one volume "
@@ -741,7 +742,7 @@ def _acquisition_volume(label: str, members: list) -> Volume:
     data = np.asarray(voxels, np.float32) / factors[:, None, None]
     data, inverted = _as_monochrome2(data, first, label)
     data, notices = _as_magnitude(data, first, label)
-    notices = inverted + notices
+    notices = whole + inverted + notices
     affine = np.diag([-1.0, -1.0, 1.0, 1.0]) @ np.asarray(ijk_to_lps, np.float64)  # LPS -> RAS
     slice_step = _slice_step(datasets)
     if len(datasets) == 1:  # dicom-numpy takes SpacingBetweenSlices; one slice is as thick as it is
@@ -782,6 +783,39 @@ def _acquisition_volume(label: str, members: list) -> Volume:
 #: ImageType's third value: what a voxel holds. Magnitude (M) is what the models read; a
 #: real-valued image (R: an inversion recovery's signed one) is read as its magnitude.
 _IMAGE_VALUES = {"P": "phase", "I": "imaginary"}
+
+
+def _whole_stored_values(datasets, where: str) -> list[str]:
+    """Uncompressed unsigned images whose stored values exceed their BitsStored (a scanner
+    that wrote 12 bits but stored its brightest voxels whole) are read whole, as stored,
+    rather than with the bits above BitsStored dropped (which turns the brightest voxels
+    dark), unless an overlay is declared in those bits; a notice says so (empty else)."""
+    count, top, bits = 0, 0, None
+    for ds in datasets:
+        allocated, stored = int(ds.get("BitsAllocated", 0) or 0), int(ds.get("BitsStored", 0) or 0)
+        syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+        if (not 0 < stored < allocated or allocated not in (8, 16) or int(ds.get("PixelRepresentation", 0) or 0)
+                or syntax is None or syntax.is_compressed or "PixelData" not in ds or _overlay_in_pixels(ds)):
+            continue
+        raw = np.frombuffer(ds.PixelData, np.uint8 if allocated == 8 else np.dtype("<u2"))
+        if raw.size and int(raw.max()) >> stored:
+            count, top, bits = count + 1, max(top, int(raw.max())), stored
+            ds.BitsStored, ds.HighBit = allocated, allocated - 1
+    if not count:
+        return []
+    images = f"{count} images store" if count > 1 else "1 image stores"
+    return [f"{where}: {images} values above their BitsStored ({bits} bits), up to {top}: read as stored, whole "
+            "(with those bits dropped the brightest voxels would read dark)"]
+
+
+def _overlay_in_pixels(ds) -> bool:
+    """Whether ``ds`` declares an overlay plane in its pixel data's bits (retired, but
+    possible: an OverlayBitPosition above 0 without OverlayData)."""
+    for group in range(0x6000, 0x6020, 2):
+        position = ds.get((group, 0x0102))
+        if position is not None and int(position.value or 0) > 0 and (group, 0x3000) not in ds:
+            return True
+    return False
 
 
 def _as_monochrome2(data: np.ndarray, ds, where: str) -> tuple[np.ndarray, list[str]]:
