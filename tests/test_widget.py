@@ -1295,6 +1295,27 @@ def test_closing_the_dock_mid_run_stops_the_work_and_adds_no_layer(make_napari_v
     assert [l.name for l in viewer.layers] == ["head TE50 TR4500"]
 
 
+def test_a_preset_chosen_fits_the_maps_once_though_the_preview_and_the_volume_both_ask(demo, qtbot, monkeypatch):
+    import threading
+
+    from napari_mr_reparam._widget import VOLUME_DELAY_MS
+    from napari_mr_reparam.inference import Reparameterizer
+
+    viewer, widget = demo
+    fitted = threading.Event()
+    started, slow = _slow_until(fitted, Reparameterizer.compute_maps)
+    calls = []
+    monkeypatch.setattr(Reparameterizer, "compute_maps", lambda *a, **k: calls.append(1) or slow(*a, **k))
+    widget.model.value = "physics"
+    widget.preset.value = "T2w"  # live preview: the slice preview asks for the maps, then the volume
+    _until(qtbot, started.is_set)
+    qtbot.wait(VOLUME_DELAY_MS + 300)  # the volume's request made while the maps are being fitted
+    fitted.set()
+    _until(qtbot, lambda: _idle(widget) and _outputs(viewer, "prediction"))
+    (pred,) = _outputs(viewer, "prediction")
+    assert len(calls) == 1 and (pred.metadata["te_ms"], pred.metadata["tr_ms"]) == (100.0, 4000.0)
+
+
 def test_closing_the_only_image_mid_run_says_it_was_closed(make_napari_viewer, tiny_weights, qtbot, monkeypatch):
     import threading
 

@@ -113,6 +113,7 @@ class ReparamWidget(Container):
         self._guessed_input = (None, None)  # (layer, input preset) its times were guessed as, by its look
         self._refusal = ""  # the refusal the status line shows, until a request is taken (_refuse)
         self._refused_while_due = ""  # a preset's refusal said while a run was due: that run keeps it
+        self._render_when_fitted = None  # a request of the maps being fitted, at newer targets
         self._typed_field = None  # the field whose number typed beyond its range the warning line tells of
         self._joint_hint = ""  # how to fit the joint maps, as the status line last said it (_say_what_runs)
         self._adding_rows = False  # a series' rows being added (add_series_rows)
@@ -821,6 +822,12 @@ class ReparamWidget(Container):
         if maps is not None:  # physics: the maps exist, rendering is instant
             self._show_render(request, maps)
             return
+        running = self._predictions.running[0] if self._predictions.running else None
+        if running is not None and self._maps.same(running, request):  # these maps are being fitted:
+            self._predictions.drop()  # no second fit waits; this target renders from them (_on_result)
+            self._render_when_fitted = request
+            return
+        self._render_when_fitted = None  # this request comes after it, with maps of its own
         # one engine call in a worker thread, after any running one (a newer request
         # replaces this one while it waits)
         if len(self._read_from) > 16:  # those of jobs replaced while they waited, or failed
@@ -866,7 +873,10 @@ class ReparamWidget(Container):
         if kind == "maps":
             engine, maps = value
             self._maps.put(request, engine, maps)
-            self._show_render(request, (engine, maps))
+            newer, self._render_when_fitted = self._render_when_fitted, None
+            if newer is not None and self._maps.get(newer) is None:
+                newer = None  # its inputs or options have changed since: a request of its own follows
+            self._show_render(newer or request, (engine, maps))
             if self._maps_asked is not None and self._maps.get(self._maps_asked) is not None:
                 self.add_map_layers()  # asked for before the maps were fitted
             return
@@ -882,6 +892,7 @@ class ReparamWidget(Container):
 
         if isinstance(exc, Cancelled):  # cancel_work said so as it cancelled; a line since then stays
             return
+        self._render_when_fitted = None  # the maps it waited for did not come
         self._report(f"Error: {exc}")
         show_error(f"MR re-parameterization failed: {exc}")
 
@@ -997,6 +1008,7 @@ class ReparamWidget(Container):
         self._renders.drop()
         self._outputs.drop_comparison()
         self._maps_asked = None
+        self._render_when_fitted = None
         if self._predictions.cancel():  # (a refusal shown, the input closed say, stays: _report)
             self._report("Cancelled")
             self.progress.value = 0  # not left part-way, as if it would go on

@@ -758,6 +758,12 @@ class MapsCache:
     def put(self, request: Request, engine, maps) -> None:
         self._entries[self._key(request)] = (self._datas(request), (engine, maps))
 
+    def same(self, request: Request, other: Request) -> bool:
+        """Whether two physics requests take the same maps (the same inputs, their data and
+        acquisitions, and options), whatever the targets they render."""
+        return (request.model == other.model == "physics" and self._key(request) == self._key(other)
+                and all(a is b for a, b in zip(self._datas(request), self._datas(other))))
+
     def forget(self, layer) -> None:
         """Drop every entry ``layer`` is an input of."""
         self._entries = {k: v for k, v in self._entries.items()
