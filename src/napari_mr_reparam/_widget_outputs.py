@@ -74,7 +74,7 @@ def inputs_record(inputs) -> dict:
     sources = [(getattr(spec.layer, "metadata", None) or {}).get("source") for spec in inputs]
     short = path_names([source for source in sources if source])
     acquisitions = [spec.acquisition() for spec in inputs]
-    return {"Inputs": [input_record(acq, "guessed" if spec.guessed else times_source_of(spec.layer, acq),
+    return {"Inputs": [input_record(acq, times_source_of(spec.layer, acq, spec.guessed),
                                     file=short.get(source), preset=spec.guessed)["Input"]
                        for spec, acq, source in zip(inputs, acquisitions, sources)]}
 
@@ -95,17 +95,20 @@ def input_record_of(request: Request) -> dict | None:
     source = (getattr(request.layer, "metadata", None) or {}).get("source")
     preset = matching_preset({"sequence": given.sequence, "te": given.te_ms, "tr": given.tr_ms, "ti": given.ti_ms,
                               "flip": given.flip_deg}, inputs=True)
-    source_of_times = "guessed" if request.input_guessed else times_source_of(request.layer, given)
-    return input_record(given, source_of_times, file=Path(source).name if source else None,
+    return input_record(given, times_source_of(request.layer, given, request.input_guessed),
+                        file=Path(source).name if source else None,
                         preset=None if preset == CUSTOM else preset)
 
 
-def times_source_of(layer, given) -> str:
+def times_source_of(layer, given, guessed: str | None = None) -> str:
     """Where the TE and TR a prediction read (``given``, an
-    :class:`~napari_mr_reparam.acquisition.Acquisition`) came from: what states the layer's
-    own (``DICOM tags``, ``BIDS sidecar``, ``FreeSurfer header``, or ``layer metadata`` for a
-    layer of no file) where they are its own, else ``given`` (as the widget's fields held
+    :class:`~napari_mr_reparam.acquisition.Acquisition`) came from: ``guessed`` where they
+    are the input preset ``guessed`` from the image's look; what states the layer's own
+    (``DICOM tags``, ``BIDS sidecar``, ``FreeSurfer header``, or ``layer metadata`` for a
+    layer of no file) where they are its own; else ``given`` (as the widget's fields held
     them: typed, or a preset's)."""
+    if guessed:
+        return "guessed"
     meta = getattr(layer, "metadata", None) or {}
     own = (meta.get("te_ms"), meta.get("tr_ms"))
     if None in own or abs(own[0] - given.te_ms) > 1e-3 or abs(own[1] - given.tr_ms) > 1e-3:

@@ -1080,11 +1080,22 @@ def _describe(acq) -> str:
     return text
 
 
-def _bar(count: int, args, desc: str = "maps"):
-    """The progress bar of a fit's (or one image's maps') ``count`` steps."""
+def fit_with_bar(paths, args, desc: str, **options):
+    """:func:`fit_inputs` with a progress bar named ``desc`` (none with ``--quiet``), shown
+    once the inputs are read and the work is known, and closed before the fit's notices."""
     from tqdm import tqdm
 
-    return tqdm(total=count, unit="step", disable=getattr(args, "quiet", False), desc=desc)
+    bars = []
+
+    def total(count):
+        bars.append(tqdm(total=count, unit="step", disable=getattr(args, "quiet", False), desc=desc))
+
+    try:
+        return fit_inputs(paths, args, progress=lambda n: bars[0].update(n), total=total,
+                          finished=lambda: [bar.close() for bar in bars], **options)
+    finally:
+        for bar in bars:
+            bar.close()
 
 
 # ----------------------------------------------------------------------------- maps
@@ -1104,15 +1115,9 @@ def cmd_maps(args) -> int:
     slices = volumes[0].data.shape[0]
     if files["pd"].name.endswith(".png") and slices != 1:  # before the fit, as every other refusal
         raise ValueError(f"a PNG holds one slice, the maps have {slices}; use --suffix .nii.gz, .tif or .npy")
-    bars, origins = [], []  # the progress bar, once the inputs are read and the work is known
-    try:
-        volumes, acqs, maps = fit_inputs(
-            args.input, args, args.model, args.device, progress=lambda n: bars[0].update(n), volumes=volumes,
-            total=lambda count: bars.append(_bar(count, args)),
-            origins=origins, finished=lambda: [bar.close() for bar in bars])
-    finally:
-        for bar in bars:
-            bar.close()
+    origins = []
+    volumes, acqs, maps = fit_with_bar(args.input, args, "maps", model=args.model, device=args.device,
+                                       volumes=volumes, origins=origins)
     for acq, path in zip(acqs, args.input if len(args.input) == len(acqs) else [None] * len(acqs)):
         print(f"input: {_describe(acq)}" + (f" ({path})" if path else ""))
     earlier = earlier_outputs(files["sidecar"])  # what a run before wrote here, by its record
@@ -1392,16 +1397,9 @@ def predict_joint_or_preset(args) -> int:
                 told.add(series)
                 plane_notice(volumes[0], input_names(volumes)[0] if args.joint else short)
             try:
-                origins, bars = [], []  # the progress bar, once the inputs are read and the work is known
-                try:
-                    volumes, acqs, maps = fit_inputs(
-                        paths, args, model=model, device=args.device, engine=engine, volumes=volumes,
-                        origins=origins, progress=lambda n: bars[0].update(n),
-                        total=lambda count: bars.append(_bar(count, args, name)),
-                        finished=lambda: [bar.close() for bar in bars])
-                finally:
-                    for bar in bars:
-                        bar.close()
+                origins = []
+                volumes, acqs, maps = fit_with_bar(paths, args, name, model=model, device=args.device,
+                                                   engine=engine, volumes=volumes, origins=origins)
                 written = []
                 for label, p in targets:
                     image = maps.render(**p.render_arguments()).reshape(volumes[0].data.shape)
