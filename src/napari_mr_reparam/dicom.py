@@ -745,8 +745,10 @@ def _acquisition_volume(label: str, members: list) -> Volume:
     notices = whole + inverted + notices
     affine = np.diag([-1.0, -1.0, 1.0, 1.0]) @ np.asarray(ijk_to_lps, np.float64)  # LPS -> RAS
     slice_step = _slice_step(datasets)
-    if len(datasets) == 1:  # dicom-numpy takes SpacingBetweenSlices; one slice is as thick as it is
-        affine[:3, 2] = _unit_normal(affine) * slice_step
+    # dicom-numpy steps by the median spacing from the first slice; slices a scanner placed a
+    # little unevenly (within its 10 %) get the step that puts the first and the last where
+    # their tags say, and one slice its thickness
+    affine[:3, 2] = _unit_normal(affine) * slice_step
     row_mm, col_mm = (float(v) for v in datasets[0].PixelSpacing)
     shape_ijk = (data.shape[2], data.shape[1], data.shape[0])
     header = nib.Nifti1Header()
@@ -980,9 +982,12 @@ def _unit_normal(affine: np.ndarray) -> np.ndarray:
 
 
 def _slice_step(datasets) -> float:
-    """Distance between slice centres (mm); a single slice: its thickness."""
+    """Distance between slice centres (mm) of sorted slices: the first to the last over the
+    steps between them (each end where its tags put it, slices placed a little unevenly
+    included); a single slice: its thickness."""
     if len(datasets) > 1:
-        return float(np.median(np.diff([_along_normal(ds) for ds in datasets])))
+        ends = [_along_normal(ds) for ds in (datasets[0], datasets[-1])]
+        return float((ends[1] - ends[0]) / (len(datasets) - 1))
     for tag in ("SliceThickness", "SpacingBetweenSlices"):
         value = _number(datasets[0], tag, 6)
         if value is not None and value > 0:
