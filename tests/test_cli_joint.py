@@ -1318,3 +1318,21 @@ def test_joint_targets_in_a_folder_are_named_after_the_first_input(scans, tmp_pa
     again = ["predict", "--joint", *map(str, paths.values()), *_times("--input-te"), *_times("--input-tr"),
              "--model", "none", "--te", "100", "200", "--tr", "3000", "3000", "-o", str(tmp_path / "out"), "-q"]
     assert main([*again, "--skip-existing"]) == 0 and "its outputs exist" in capsys.readouterr().err
+
+
+def test_maps_and_predict_warn_before_a_job_the_memory_cannot_hold(scans, tmp_path, capsys, monkeypatch):
+    from napari_mr_reparam import memory
+
+    paths, _ = scans
+    monkeypatch.setattr(memory, "available_bytes", lambda: 1e8)  # less than the program itself takes
+    assert main(["maps", *map(str, paths.values()), "-o", str(tmp_path / "maps"), *_times("--input-te"),
+                 *_times("--input-tr"), "--model", "none"]) == 0
+    err = capsys.readouterr().err
+    assert "warning: this needs about 0.3 GB of memory and 0.1 GB is available" in err
+    assert main(["predict", str(paths["t2w"]), "-o", str(tmp_path / "p.nii.gz"), "--te", "50", "--tr", "3000",
+                 "--input-te", "100", "--input-tr", "3000", "-q"]) == 0
+    assert "warning: t2w.nii.gz: this needs about" in capsys.readouterr().err
+    monkeypatch.setattr(memory, "available_bytes", lambda: 64e9)
+    assert main(["maps", *map(str, paths.values()), "-o", str(tmp_path / "maps2"), *_times("--input-te"),
+                 *_times("--input-tr"), "--model", "none"]) == 0
+    assert "GB of memory" not in capsys.readouterr().err

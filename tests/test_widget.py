@@ -1993,3 +1993,22 @@ def test_a_duplicated_prediction_stays_as_it_is_and_the_next_run_updates_the_ori
     widget.run.clicked.emit()
     _until(qtbot, lambda: _idle(widget) and "TE30" in pred.name)
     assert copy.name == "prediction d2p TE100 TR4000 copy" and np.array_equal(copy.data, kept)
+
+
+def test_a_volume_larger_than_the_memory_available_is_told_as_it_starts(demo, qtbot, monkeypatch):
+    from napari_mr_reparam import memory
+
+    viewer, widget = demo
+    said, report = [], ReparamWidget._report
+    monkeypatch.setattr(ReparamWidget, "_report", lambda self, line: (said.append(line), report(self, line)))
+    monkeypatch.setattr(memory, "available_bytes", lambda: 1e8)
+    widget.run.clicked.emit()
+    _until(qtbot, lambda: _idle(widget) and _outputs(viewer, "prediction"))
+    assert any(line.startswith("Predicting whole volume") and "This needs about 0.3 GB of memory and 0.1 GB is "
+               "available: the system may stop it" in line for line in said)
+    said.clear()
+    monkeypatch.setattr(memory, "available_bytes", lambda: 64e9)
+    widget.te.value = 30.0
+    widget.run.clicked.emit()
+    _until(qtbot, lambda: _idle(widget) and "TE30" in _outputs(viewer, "prediction")[0].name)
+    assert said and not any("GB of memory" in line for line in said)

@@ -57,6 +57,7 @@ from ._window_room import RoomWatch
 from .devices import DEVICE_CHOICES
 from .presets import get_input_preset
 from .joint_result import PD_UNITS
+from .memory import shortage
 from .units import refuse_seconds
 from .widget_logic import (
     CUSTOM, EngineCache, InputSpec, MapsCache, Request, determined_line, guessed_input_preset,
@@ -847,6 +848,8 @@ class ReparamWidget(Container):
         if request.inputs:
             first = "Registering the inputs onto the first, then fitting" if request.register else "Fitting"
             line = f"{first} joint maps to {len(request.inputs)} inputs..."
+        if request.slice_index is None and (short := shortage(int(np.prod(shape)), joint=bool(request.inputs))):
+            line = f"{line} {short[0].upper()}{short[1:]}"  # before the system stops it, the user knows why
         self._report(line)
 
     def _on_progress(self, done: int) -> None:

@@ -516,6 +516,11 @@ def _predict_file(engine, path, targets, outputs, args, options) -> list:
     wanted = [Acquisition(te, tr, args.sequence, args.ti, args.flip, args.ti2) for te, tr in targets]
     from tqdm import tqdm
 
+    from .memory import shortage
+
+    if short := shortage(data.size, joint=False, name=path.name):
+        print(f"warning: {short}", file=sys.stderr)
+
     slices = engine.work_units(data.shape[0] if data.ndim == 3 else 1, len(wanted))
     with tqdm(total=slices, unit="slice", desc=path.name, leave=False, disable=args.quiet, position=1) as bar:
         # the maps once (physics), or each target's slices: the bar of images moves once they are written

@@ -977,6 +977,10 @@ def fit_inputs(paths, args, model="physics", device="auto", engine=None, volumes
     from .series_gains import one_gain_across_files, series_count, series_label
 
     volumes = load_inputs(paths, times_given=input_times_given(args)) if volumes is None else volumes
+    from .memory import shortage
+
+    if short := shortage(volumes[0].data.size, joint=len(volumes) > 1):  # the inputs go onto the first's grid
+        print(f"warning: {short}", file=sys.stderr)
     acqs = acquisitions_of(volumes, args, origins)  # before registration: an input's times may be missing
     unmeasured = _notice_unmeasured(volumes, network=engine is not None or model != "none")
     scale = gains_of(volumes, getattr(args, "scale", None) or SCALE_OPTION["default"], acqs)
