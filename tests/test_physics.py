@@ -153,3 +153,13 @@ def test_float32_maps_render_in_float32_and_plain_numbers_in_float64():
     assert np.asarray(physics.spin_echo(1.0, 900.0, 80.0, 20, 600)).dtype == np.float64
     np.testing.assert_allclose(physics.spin_echo(*maps, 20, 600),
                                physics.spin_echo(*[m.astype(np.float64) for m in maps], 20, 600), rtol=1e-6)
+
+
+def test_a_gradient_echo_is_a_magnitude_and_the_ernst_angle_needs_positive_times():
+    pd, t1, t2 = np.array([1.0]), np.array([800.0]), np.array([80.0])
+    assert physics.gradient_echo(pd, t1, t2, 5, 20, 180.0)[0] == pytest.approx(0.0, abs=1e-12)
+    assert physics.gradient_echo(pd, t1, t2, 5, 20, 180.0)[0] >= 0
+    assert physics.gradient_echo(pd, t1, t2, 5, 20, -30.0)[0] == pytest.approx(
+        physics.gradient_echo(pd, t1, t2, 5, 20, 30.0)[0])
+    with pytest.raises(ValueError, match="needs TR and T1 above 0 ms"):
+        physics.ernst_angle_deg(10, 0)

@@ -48,11 +48,13 @@ class Acquisition:
         if self.sequence not in ACQUISITION_SEQUENCES:
             raise ValueError(f"unknown sequence {self.sequence!r}; known: {', '.join(ACQUISITION_SEQUENCES)}")
         # a spoiled gradient echo's TR can be a few ms, so only its TE and TI are checked
-        refuse_seconds(te=self.te_ms, tr=seconds_checked_tr(self.tr_ms, self.sequence), ti=self.ti_ms)
-        validate_times(self.te_ms, self.tr_ms, self.ti_ms)
+        refuse_seconds(te=self.te_ms, tr=seconds_checked_tr(self.tr_ms, self.sequence), ti=self.ti_ms,
+                       ti2=self.ti2_ms)
+        validate_times(self.te_ms, self.tr_ms, self.ti_ms, self.ti2_ms)
         validate_flip(self.flip_deg)
         if self.ti2_ms is not None and not np.all(np.less(self.ti2_ms, self.ti_ms if self.ti_ms is not None else 0)):
             raise ValueError("the second inversion time must be shorter than the first")
+        _refuse_echo_after_cycle(self)
 
     @classmethod
     def default(cls) -> "Acquisition":
@@ -86,17 +88,26 @@ def sample_te_tr(rng: np.random.Generator, count: int) -> tuple[np.ndarray, np.n
     return np.round(te, 1), np.round(tr, 1)
 
 
-def validate_times(te, tr, ti=None) -> None:
-    """Raise ``ValueError`` with a one-line reason for impossible TE/TR/TI (ms; scalars
-    or arrays, checked value by value)."""
-    for name, value in (("TE", te), ("TR", tr), ("TI", ti)):
+#: The longest time (ms) taken for a TE, TR or TI: no scan's is near it (a longer value is a
+#: slip of the keyboard, and renders nothing).
+MAX_TIME_MS = 1e6
+
+
+def validate_times(te, tr, ti=None, ti2=None) -> None:
+    """Raise ``ValueError`` with a one-line reason for impossible TE/TR/TI/TI2 (ms; scalars
+    or arrays, checked value by value): each positive, at most :data:`MAX_TIME_MS`, TE
+    and the TIs shorter than TR."""
+    for name, value in (("TE", te), ("TR", tr), ("TI", ti), ("TI2", ti2)):
         if value is None:
             continue
         values = np.asarray(value, np.float64).ravel()
         bad = values[~(np.isfinite(values) & (values > 0))]
         if bad.size:
             raise ValueError(f"{name} must be a positive number of milliseconds, got {bad[0]:g}")
-    for name, value in (("TE", te), ("TI", ti)):
+        if values.max() > MAX_TIME_MS:
+            raise ValueError(f"{name} {values.max():g} ms is beyond any scan (at most {MAX_TIME_MS:g} ms, "
+                             f"{MAX_TIME_MS / 1000:g} s)")
+    for name, value in (("TE", te), ("TI", ti), ("TI2", ti2)):
         if value is None:
             continue
         short, long_ = np.broadcast_arrays(np.asarray(value, np.float64), np.asarray(tr, np.float64))
@@ -104,6 +115,25 @@ def validate_times(te, tr, ti=None) -> None:
         if wrong.size:
             i = wrong[0]
             raise ValueError(f"{name} ({short.flat[i]:g} ms) must be shorter than TR ({long_.flat[i]:g} ms)")
+
+
+def _refuse_echo_after_cycle(acq: "Acquisition") -> None:
+    """An inversion recovery (or double inversion recovery) whose echo comes after the next
+    inversion (TI + TE not shorter than TR), or an MPRAGE whose TE does not fit between the
+    readout's pulses: a ``ValueError`` saying so."""
+    from .physics import MPRAGE_ECHO_SPACING_MS
+
+    te, tr, ti = (np.asarray(v, np.float64) if v is not None else None for v in (acq.te_ms, acq.tr_ms, acq.ti_ms))
+    if acq.sequence in ("inversion_recovery", "double_inversion_recovery") and ti is not None:
+        late = np.broadcast_arrays(ti + te >= tr, ti, te, tr)
+        if late[0].any():
+            i = int(np.flatnonzero(late[0].ravel())[0])
+            first = "first " if acq.sequence == "double_inversion_recovery" else ""
+            raise ValueError(f"TI + TE ({late[1].flat[i]:g} + {late[2].flat[i]:g} ms) must be shorter than TR "
+                             f"({late[3].flat[i]:g} ms): the echo would come after the next {first}inversion")
+    if acq.sequence == "mprage" and np.any(te >= MPRAGE_ECHO_SPACING_MS):
+        raise ValueError(f"an MPRAGE's TE ({float(np.max(te)):g} ms) must be shorter than its readout's pulse "
+                         f"spacing ({MPRAGE_ECHO_SPACING_MS:g} ms); MPRAGE TEs are 2-4 ms")
 
 
 #: The least flip angle (degrees) taken: below it, a value can only be radians.

@@ -21,8 +21,10 @@ INPUT_SEQUENCES = (*SEQUENCES, "mprage")
 #: (one per partition of a 176-partition 1 mm volume), as in common 3 T protocols.
 MPRAGE_ECHO_SPACING_MS = 7.0
 MPRAGE_READOUTS = 176
-#: Sequences an image can be rendered at: the inputs' and double inversion recovery
-#: (:func:`double_inversion_recovery`) and MP2RAGE (:func:`mp2rage`).
+#: Sequences the signal equations render (:func:`render`): the inputs' and double inversion
+#: recovery (:func:`double_inversion_recovery`) and MP2RAGE (:func:`mp2rage`, two images
+#: of one T1 map, here only; the command line, the widget and ``Acquisition`` take the
+#: others, as ``napari_mr_reparam.acquisition.ACQUISITION_SEQUENCES`` lists them).
 TARGET_SEQUENCES = (*INPUT_SEQUENCES, "double_inversion_recovery", "mp2rage")
 
 
@@ -72,6 +74,11 @@ def water_mean_time(water, water_log_time, floor=1e-6):
 def spin_echo(pd, t1, t2, te, tr):
     """Spin-echo (90-180) signal: ``PD (1 - exp(-TR/T1)) exp(-TE/T2)``.
 
+    The short form, as the paper renders it: the refocusing pulse's term (``1 - 2
+    exp(-(TR - TE/2)/T1) + exp(-TR/T1)`` in place of ``1 - exp(-TR/T1)``) is left out, which
+    reads a T1-weighted setting (TE 15 / TR 500 ms) up to about 3 % bright and a setting of
+    long TR alike.
+
     Parameters
     ----------
     pd, t1, t2 : array or tensor
@@ -87,7 +94,8 @@ def spin_echo(pd, t1, t2, te, tr):
 def inversion_recovery(pd, t1, t2, te, tr, ti, efficiency=1.0):
     """Inversion-recovery (180-90-180) magnitude signal.
 
-    ``|PD (1 - 2 exp(-TI/T1) + exp(-TR/T1)) exp(-TE/T2)|``; a tissue is nulled at
+    ``|PD (1 - 2 exp(-TI/T1) + exp(-TR/T1)) exp(-TE/T2)|`` (the readout's refocusing term
+    left out, as in :func:`spin_echo`); a tissue is nulled at
     ``TI = T1 ln 2`` when TR >> T1 (FLAIR nulls CSF this way). An inversion pulse that
     leaves ``-k Mz`` (``efficiency`` k below 1: a real pulse's slice profile and
     transmit field) gives ``|PD (1 - (1 + k) exp(-TI/T1) + k exp(-TR/T1)) exp(-TE/T2)|``.
@@ -99,16 +107,16 @@ def inversion_recovery(pd, t1, t2, te, tr, ti, efficiency=1.0):
 
 
 def gradient_echo(pd, t1, t2star, te, tr, flip_deg):
-    """Spoiled gradient-echo (FLASH) signal.
+    """Spoiled gradient-echo (FLASH) magnitude signal.
 
-    ``PD sin(a) (1 - E1) / (1 - cos(a) E1) exp(-TE/T2*)`` with ``E1 = exp(-TR/T1)``
-    and the flip angle ``a`` in degrees.
+    ``|PD sin(a) (1 - E1) / (1 - cos(a) E1)| exp(-TE/T2*)`` with ``E1 = exp(-TR/T1)``
+    and the flip angle ``a`` in degrees (180 degrees: no signal).
     """
     xp, (pd, t1, t2star, te, tr, flip) = _prepare(pd, t1, t2star, te, tr, flip_deg)
     alpha = flip * (math.pi / 180.0)
     e1 = _decay(xp, tr, t1)
     steady = (t1 > 0) * xp.sin(alpha) * (1 - e1) / (1 - xp.cos(alpha) * e1)
-    return pd * steady * _decay(xp, te, t2star)
+    return xp.abs(pd * steady) * _decay(xp, te, t2star)
 
 
 def mprage(pd, t1, t2star, te, tr, ti, flip_deg, echo_spacing=MPRAGE_ECHO_SPACING_MS,
@@ -151,7 +159,7 @@ def double_inversion_recovery(pd, t1, t2, te, tr, ti1, ti2):
     ``Mz = 0``, in the steady state of repetition time ``tr``, give (Redpath and Smith,
     Br J Radiol 1994) ``|PD (1 - 2 exp(-TI2/T1) + 2 exp(-TI1/T1) - exp(-TR/T1))
     exp(-TE/T2)|``. Two tissues are nulled at once; the brain setting of the DIR preset
-    (TR 11000, TI1 3400, TI2 400 ms) nulls T1 near 600 and 4500 ms (white matter and CSF at
+    (TR 11000, TI1 3400, TI2 400 ms) nulls T1 of 582 and 4212 ms (white matter and CSF at
     1.5 T), leaving grey matter.
     """
     xp, (pd, t1, t2, te, tr, ti1, ti2) = _prepare(pd, t1, t2, te, tr, ti1, ti2)
@@ -209,6 +217,8 @@ def _prepared_trains(t1, tr, tis, flips, echo_spacing, readouts):
 
 def ernst_angle_deg(tr, t1):
     """Flip angle (degrees) that maximizes spoiled gradient-echo signal."""
+    if not (float(tr) > 0 and float(t1) > 0):
+        raise ValueError(f"the Ernst angle needs TR and T1 above 0 ms, got TR {float(tr):g}, T1 {float(t1):g}")
     return float(np.degrees(np.arccos(np.exp(-float(tr) / float(t1)))))
 
 

@@ -1,7 +1,8 @@
 """Contrasts a radiologist names, with their acquisition parameters: one table.
 
 Each preset is a sequence of :data:`~napari_mr_reparam.physics.TARGET_SEQUENCES` and its
-parameters (times in ms, flip angles in degrees), typical of clinical 1.5 T protocols.
+parameters (times in ms, flip angles in degrees), typical of clinical 1.5 T protocols (MPRAGE's
+of 3 T research protocols).
 The command line (``--preset NAME``, each value overridable) and the widget read them
 from :data:`PRESETS`. A preset whose sequence an input can have (all but double
 inversion recovery: :func:`input_preset_names`) also names an input's acquisition
@@ -89,7 +90,7 @@ PRESETS = {p.name: p for p in (
            what="fluid-attenuated inversion recovery: T2-weighted with CSF nulled"),
     Preset("STIR", "inversion_recovery", te=60, tr=4000, ti=160,
            what="short-tau inversion recovery: TI 160 ms nulls a T1 near 230 ms, fat as 1.5 T scanners "
-                "see it (the tissue tables' fat, T1 350-375 ms, needs TI near 250 ms)"),
+                "see it (the tissue tables' fat, T1 300-375 ms, needs TI 210-260 ms)"),
     Preset("DIR", "double_inversion_recovery", te=25, tr=11000, ti=3400, ti2=400,
            what="double inversion recovery: CSF and white matter nulled, grey matter left (1.5 T: "
                 "white matter T1 600 ms; at 3 T, 830 ms, TI 3700 and TI2 560 ms)"),

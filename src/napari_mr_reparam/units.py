@@ -23,13 +23,13 @@ def ms_to_s(milliseconds):
 
 #: Times (ms) below which a value can only have been typed in seconds: no MR scan has a
 #: TE under 1 ms, a TR under 10 ms or a TI under 10 ms in the sequences this package renders.
-SECONDS_BELOW_MS = {"TE": 1.0, "TR": 10.0, "TI": 10.0}
+SECONDS_BELOW_MS = {"TE": 1.0, "TR": 10.0, "TI": 10.0, "TI2": 10.0}
 
 
 def refuse_seconds(**times) -> None:
     """Raise ``ValueError`` when a time given in ms can only be seconds.
 
-    Keywords are ``te``, ``tr``, ``ti`` and ``input_te``/``input_tr`` (ms; scalars or
+    Keywords are ``te``, ``tr``, ``ti``, ``ti2`` and ``input_te``/``input_tr`` (ms; scalars or
     arrays; None is skipped). The message names the value and suggests the ms reading,
     e.g. ``TE 0.1 looks like seconds; times are in milliseconds (did you mean 100 ms?)``.
     """
