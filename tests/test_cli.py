@@ -1335,3 +1335,16 @@ def test_sequence_takes_the_mprage_and_double_inversion_recovery_targets(scan, t
             f"error: {model} predicts spin-echo images only; --sequence {sequence} needs the physics model "
             "(--model physics)")
         assert not (tmp_path / model).exists()
+
+
+def test_an_input_that_fails_is_named_with_the_times_it_was_read_at(dual_echo, tiny_weights, tmp_path, capsys,
+                                                                    monkeypatch):
+    import napari_mr_reparam.volume_writing as writing
+
+    def refused(*args, **kwargs):
+        raise OSError("cannot write there: read-only file system")
+
+    monkeypatch.setattr(writing, "save_volume", refused)
+    assert main(["predict", str(dual_echo), "-o", str(tmp_path / "one.nii.gz"), "--te", "40", "--tr", "3000",
+                 "--acquisition", "2", "--input-te", "80", "-q"]) == 2
+    assert "error: dual_acq2 (TE 80 / TR 3000 ms): cannot write there" in capsys.readouterr().err

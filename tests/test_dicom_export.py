@@ -327,3 +327,18 @@ def test_a_series_made_from_one_acquisition_of_a_set_names_it(tmp_path):
     out = save_volume(tmp_path / "flair.dcm", second.data, like=second, te_ms=120, tr_ms=9000,
                       extra=acquisition_sidecar("inversion_recovery", 2500))
     assert _one_file(out).SeriesDescription == "synthetic TE 120 TR 9000 TI 2500 from IR set TI 800"
+
+
+def test_slices_thinner_than_their_spacing_keep_their_thickness(tmp_path):
+    def thinner(ds, echo, k):
+        ds.SliceThickness, ds.SpacingBetweenSlices = 2.5, 3.0  # a 0.5 mm gap between 2.5 mm slices
+
+    volume, _ = _source(tmp_path, extra=thinner)
+    out = save_volume(tmp_path / "gap.dcm", volume.data, like=volume, te_ms=100, tr_ms=4000, model="physics")
+    ds = _one_file(out)
+    assert (float(ds.SliceThickness), float(ds.SpacingBetweenSlices)) == (2.5, 3.0)
+    nifti = tmp_path / "n.nii.gz"  # no source series: the spacing is all there is to say
+    nib.save(nib.Nifti1Image(ramp(4, 12, 10).transpose(2, 1, 0), np.diag([1.0, 1.0, 4.0, 1.0])), nifti)
+    volume = io.load_volume(nifti)
+    ds = _one_file(save_volume(tmp_path / "n.dcm", volume.data, like=volume, te_ms=100, tr_ms=4000))
+    assert float(ds.SliceThickness) == float(ds.SpacingBetweenSlices) == 4.0

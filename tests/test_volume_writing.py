@@ -291,3 +291,8 @@ def test_an_output_where_nothing_can_be_written_is_refused_before_any_work(tmp_p
     with pytest.raises(OSError, match=r"^cannot write in "):
         volume_writing.check_output_folder(tmp_path / "maps")  # maps' folder, before the fit
     assert list(tmp_path.iterdir()) == []
+    monkeypatch.setattr(os, "access", lambda path, mode: True)
+    (tmp_path / "pred.nii.gz").write_bytes(b"an earlier output")  # to be replaced (--overwrite) ...
+    monkeypatch.setattr(os, "access", lambda path, mode: Path(path) != tmp_path)  # ... in a read-only folder
+    with pytest.raises(OSError, match=rf"^cannot write in {tmp_path} \(read-only, or no permission\): choose"):
+        output_paths(tmp_path / "pred.nii.gz", [("scan", ".nii.gz")])

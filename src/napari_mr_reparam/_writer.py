@@ -95,10 +95,12 @@ def _refuse_clashes(targets: list, names: list) -> None:
 
 
 def writer_path(path: str) -> str:
-    """``path`` as the writer saves it: a name without extension gets ``.nii.gz`` (as napari
-    gives it when the plugin is named, not from its Save dialog); a one-line ValueError for
-    an extension it does not offer, or a file the extension names that napari did not ask
-    about replacing."""
+    """``path`` as the writer saves it: a name without extension gets ``.nii.gz`` (napari's
+    Save dialog passes a name as typed); a one-line ValueError for an extension it does not
+    offer, or a file the extension names that napari did not ask about replacing. (In
+    Python, ``viewer.layers.save(path, plugin=...)`` completes a name without extension
+    itself before the writer sees it, and a file of the completed name is replaced, as
+    napari's own writers replace it.)"""
     from pathlib import Path
 
     from .file_types import suffix_of

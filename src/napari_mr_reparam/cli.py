@@ -386,7 +386,7 @@ def _predict_all(engine, inputs, targets, outputs, args, options) -> int:
                     tqdm.write(f"ok {as_used(path, args)}: {engine.info.name} on {engine.device.type}: {summary}")
                     bar.update(len(targets))
                 except (ValueError, OSError) as exc:
-                    errors.append(input_error(path, exc, path.name))
+                    errors.append(input_error(as_used(path, args), exc, path.name))  # times as used
     finally:  # stopped early (Ctrl-C) too: the failures so far are said
         for line in errors:
             print(line, file=sys.stderr)

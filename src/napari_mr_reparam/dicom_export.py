@@ -175,6 +175,8 @@ def _series_attributes(source, te_ms, tr_ms, model, extra, origin: str | None = 
         "ScanOptions": "", "MRAcquisitionType": str(source.get("MRAcquisitionType", "")) if source is not None else "",
         "EchoTrainLength": 1, "BurnedInAnnotation": "NO",
     })
+    if source is not None and source.get("SliceThickness") is not None:
+        meta["SliceThickness"] = source.SliceThickness
     if te_ms is not None:
         meta["EchoTime"] = f"{float(te_ms):.6g}"
     if tr_ms is not None:
@@ -293,7 +295,9 @@ def _write_slice(path: Path, pixels: np.ndarray, affine: np.ndarray, k: int, met
     ds.ImagePositionPatient = [_ds(v) for v in position[:3]]
     ds.ImageOrientationPatient = [_ds(v) for v in np.concatenate([_unit(along_row), _unit(along_column)])]
     ds.PixelSpacing = [_ds(np.linalg.norm(along_column)), _ds(np.linalg.norm(along_row))]
-    ds.SliceThickness = ds.SpacingBetweenSlices = _ds(np.linalg.norm(normal))
+    ds.SpacingBetweenSlices = _ds(np.linalg.norm(normal))
+    if "SliceThickness" not in meta:  # the source series' own where there is one (a gap between slices kept)
+        ds.SliceThickness = ds.SpacingBetweenSlices
     ds.SliceLocation = _ds(np.dot(_unit(np.cross(along_row, along_column)), position[:3]))
     ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
     ds.Rows, ds.Columns = int(stored.shape[0]), int(stored.shape[1])

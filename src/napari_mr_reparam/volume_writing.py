@@ -50,6 +50,8 @@ def refuse_unwritable(path: str | Path) -> None:
     """A one-line ``OSError`` where nothing can be written at ``path``: its nearest folder
     that exists is not writable (a read-only disk, no permission), said before any work."""
     folder = Path(path).absolute()
+    if folder.exists() and not folder.is_dir():  # a file to replace (--overwrite): its folder is written
+        folder = folder.parent
     while not folder.exists() and folder != folder.parent:
         folder = folder.parent
     if folder.is_dir() and not os.access(folder, os.W_OK):
