@@ -41,7 +41,7 @@ def test_a_job_larger_than_the_memory_available_is_told_in_one_line(monkeypatch)
     assert memory.need_bytes(voxels, joint=True) > memory.need_bytes(voxels, joint=False) > 2e9
     monkeypatch.setattr(memory, "available_bytes", lambda: 3e9)
     line = memory.shortage(voxels, joint=True, name="t1.nii.gz")
-    assert line.startswith("t1.nii.gz: this needs about 4.9 GB of memory and 3.0 GB is available")
+    assert line.startswith("t1.nii.gz: this needs about 5.8 GB of memory and 3.0 GB is available")
     assert "\n" not in line and memory.shortage(256 * 256 * 20, joint=True) is None
     monkeypatch.setattr(memory, "available_bytes", lambda: None)  # the system cannot say: nothing to tell
     assert memory.shortage(voxels, joint=True) is None

@@ -46,11 +46,12 @@ def on_ordinary_pages(func):
 
 
 #: Peak memory of a job per voxel of the grid it works on (bytes), beyond what the program
-#: takes before it reads an image (:data:`BASE_BYTES`). Measured as peak resident memory on
-#: 2 CPU cores (``/usr/bin/time``, the command line): one input's maps and renders (physics)
-#: 65 B a voxel at 256x256x180 and 43 B at 512x512x176; a joint fit 100 B (two inputs,
-#: 256x256x180) and 71 B (three inputs, 512x512x176). The larger of each, rounded up.
-PER_VOXEL_BYTES = {"one": 70, "joint": 100}
+#: takes before it reads an image (:data:`BASE_BYTES`). Measured as peak resident memory of
+#: the command line's jobs (``python benchmarks/bench_memory.py``, 256x256x180 inputs): one
+#: input's maps and renders (physics) 54 B a voxel for one target, 79 B for three presets;
+#: the maps of two inputs 111 B, of three 71 B (QA runs at 512x512x176: 43 B and 71 B). The
+#: largest of each, rounded up.
+PER_VOXEL_BYTES = {"one": 85, "joint": 120}
 #: What the program holds before it reads an image (torch and the package imported): 0.23 GB measured.
 BASE_BYTES = 0.3e9
 
