@@ -166,8 +166,11 @@ def test_folder_of_inputs_several_targets_physics_maps_once(tmp_path, tiny_weigh
 
 
 def test_the_progress_bar_stops_short_at_failed_inputs_and_their_errors_come_after_it(tmp_path, tiny_weights,
-                                                                                       capsys):
+                                                                                       capsys, monkeypatch):
     import re
+    import sys
+
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)  # a terminal: the bar is drawn
 
     folder = tmp_path / "in"
     folder.mkdir()
@@ -209,9 +212,13 @@ def test_a_batch_run_again_skips_the_inputs_whose_outputs_exist(tmp_path, tiny_w
     assert "--skip-existing leaves existing outputs, --overwrite replaces them" in capsys.readouterr().err
     sidecar = next((tmp_path / "out").glob("a_*.json"))
     sidecar.unlink()  # a run stopped while it wrote a's
+    for output in (tmp_path / "out").glob("b_*"):
+        output.unlink()  # b's not written yet either
     assert main([*argv, "--skip-existing"]) == 2
-    assert capsys.readouterr().err.strip().endswith(
+    said = capsys.readouterr()
+    assert said.err.count("error: ") == 1 and said.err.strip().endswith(
         "exists, but not every output of a.nii.gz does: remove it to predict that input again")
+    assert len(list((tmp_path / "out").glob("b_*"))) == len(first) and "1 of 2 inputs done" in said.out  # b goes on
 
 
 def test_a_folder_of_nifti_files_and_a_dicom_series_gives_each_as_an_input(tmp_path, tiny_weights, capsys):
@@ -1348,3 +1355,43 @@ def test_an_input_that_fails_is_named_with_the_times_it_was_read_at(dual_echo, t
     assert main(["predict", str(dual_echo), "-o", str(tmp_path / "one.nii.gz"), "--te", "40", "--tr", "3000",
                  "--acquisition", "2", "--input-te", "80", "-q"]) == 2
     assert "error: dual_acq2 (TE 80 / TR 3000 ms): cannot write there" in capsys.readouterr().err
+
+
+def test_a_folder_of_files_names_its_subfolders_left_unread_and_a_link_to_nothing_fails(tmp_path, tiny_weights,
+                                                                                       capsys):
+    from dicom_helpers import ramp, write_series
+
+    folder = tmp_path / "in"
+    (folder / "sub").mkdir(parents=True)
+    _oblique_nifti(folder / "a.nii.gz", shape=(30, 28, 2))
+    write_series(folder / "series", [ramp(3, 28, 30) * 10], te=(50.0,), tr=4500.0)
+    _oblique_nifti(folder / "sub" / "b.nii.gz", shape=(30, 28, 2))
+    (folder / "gone.nii.gz").symlink_to(tmp_path / "nowhere.nii.gz")
+    times = ["--te", "90", "--tr", "4000", "--input-te", "50", "--input-tr", "4500", "-q"]
+    assert main(["predict", str(folder), "-o", str(tmp_path / "out"), *times]) == 2
+    err = capsys.readouterr().err
+    assert (f"notice: {folder}: its subfolders series, sub are not read (the files in it are): give each as an "
+            "input of its own") in err
+    assert "error: " in err and "gone.nii.gz" in err
+    assert [p.name for p in (tmp_path / "out").glob("*.nii.gz")] == ["a_TE90_TR4000.nii.gz"]
+    # a subfolder the folder does not read is an input of its own beside it, not one read twice
+    assert main(["predict", str(folder / "a.nii.gz"), str(folder / "series"), "-o", str(tmp_path / "two"),
+                 *times]) == 0
+    assert main(["predict", str(folder / "a.nii.gz"), str(folder / "sub"), "-o", str(tmp_path / "three"),
+                 *times]) == 0
+
+
+def test_a_quoted_tilde_is_the_home_folder(scan, tiny_weights, tmp_path, monkeypatch):
+    path, _, _ = scan
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "home").mkdir()
+    assert main(["predict", str(path), "-o", "~/pred.nii.gz", "--te", "100", "--tr", "3000", "-q"]) == 0
+    assert (tmp_path / "home" / "pred.nii.gz").is_file() and not (tmp_path / "~").exists()
+
+
+def test_a_log_file_gets_no_progress_bar(scan, tiny_weights, tmp_path, capsys):
+    path, _, _ = scan  # capsys's stderr is no terminal, as a log file is not
+    assert main(["predict", str(path), "-o", str(tmp_path / "p.nii.gz"), "--te", "100", "--tr", "3000"]) == 0
+    said = capsys.readouterr()
+    assert "%|" not in said.err and "ok " in said.out

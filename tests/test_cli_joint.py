@@ -236,8 +236,11 @@ def test_input_presets_one_per_input_and_options_override_them(scans, tmp_path, 
     assert not (tmp_path / "n").exists()
 
 
-def test_one_mprage_input_named_by_its_preset_renders_a_target_preset(scans, tmp_path, capsys):
+def test_one_mprage_input_named_by_its_preset_renders_a_target_preset(scans, tmp_path, capsys, monkeypatch):
+    import sys
+
     paths, _ = scans
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)  # a terminal: the bar is drawn
     out = tmp_path / "as_t2w.nii.gz"
     assert main(["predict", str(paths["t1w"]), "--input-preset", "MPRAGE", "--preset", "T2w", "-o", str(out)]) == 0
     err = capsys.readouterr().err
@@ -578,8 +581,11 @@ def test_maps_refuses_an_existing_map_sidecar_before_fitting(scans, tmp_path, ca
     assert [p.name for p in out.iterdir()] == ["T1map.json"]
 
 
-def test_maps_shows_its_progress_unless_quiet(scans, tmp_path, capsys):
+def test_maps_shows_its_progress_unless_quiet(scans, tmp_path, capsys, monkeypatch):
+    import sys
+
     paths, _ = scans
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)  # a terminal: the bar is drawn
     common = ["maps", *map(str, paths.values()), *_times("--input-te"), *_times("--input-tr"), "--model", "none"]
     assert main(common + ["-o", str(tmp_path / "a")]) == 0
     assert "maps: 100%" in capsys.readouterr().err
@@ -1336,3 +1342,21 @@ def test_maps_and_predict_warn_before_a_job_the_memory_cannot_hold(scans, tmp_pa
     assert main(["maps", *map(str, paths.values()), "-o", str(tmp_path / "maps2"), *_times("--input-te"),
                  *_times("--input-tr"), "--model", "none"]) == 0
     assert "GB of memory" not in capsys.readouterr().err
+
+
+def test_presets_of_several_inputs_keep_each_input_type_and_end_with_a_count(tmp_path, capsys):
+    from PIL import Image
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    Image.fromarray((np.arange(24 * 20).reshape(24, 20) % 200 + 20).astype(np.uint8)).save(folder / "d.png")
+    nib.save(nib.Nifti1Image(_ramp_volume(), np.eye(4)), folder / "e.nii.gz")
+    assert main(["predict", str(folder), "--input-preset", "T1w", "--preset", "T2w", "-o", str(tmp_path / "out"),
+                 "-q"]) == 0
+    assert sorted(p.name for p in (tmp_path / "out").iterdir() if p.suffix != ".json") == [
+        "d_T2w.png", "e_T2w.nii.gz"]  # as --te/--tr names them: the input's own type
+    assert "2 of 2 inputs done" in capsys.readouterr().out
+
+
+def _ramp_volume():
+    return (np.arange(20 * 20 * 2, dtype=np.float32).reshape(20, 20, 2) % 37 + 5) * 10

@@ -65,3 +65,33 @@ def test_running_out_of_memory_is_one_line_and_another_fault_its_traceback(capsy
     assert run_cli(parser, ["numpy"]) == 2 and capsys.readouterr().err.startswith("error: out of memory: close")
     with pytest.raises(RuntimeError, match="a bug"):
         run_cli(parser, ["bug"])
+
+
+def test_sigterm_and_ctrl_c_stop_with_their_status_after_the_clean_up_runs(capsys):
+    import os
+    import signal
+    import time
+
+    from napari_mr_reparam.command import command_parser, run_cli
+
+    cleaned = []
+
+    def stopped_by(sig):
+        def job(args):
+            try:
+                os.kill(os.getpid(), sig)
+                time.sleep(5)  # the signal's handler raises before this ends
+                return 0
+            finally:
+                cleaned.append(sig)  # as a half-written output's temporary file is removed
+        return job
+
+    parser, sub = command_parser("tool", "Does one thing.")
+    sub.add_parser("term").set_defaults(func=stopped_by(signal.SIGTERM))
+    sub.add_parser("int").set_defaults(func=stopped_by(signal.SIGINT))
+    before = signal.getsignal(signal.SIGTERM)
+    assert run_cli(parser, ["term"]) == 143
+    assert capsys.readouterr().err == "error: terminated (SIGTERM); what was not finished was not written\n"
+    assert run_cli(parser, ["int"]) == 130
+    assert capsys.readouterr().err == "error: interrupted (Ctrl-C); what was not finished was not written\n"
+    assert cleaned == [signal.SIGTERM, signal.SIGINT] and signal.getsignal(signal.SIGTERM) is before

@@ -296,3 +296,9 @@ def test_an_output_where_nothing_can_be_written_is_refused_before_any_work(tmp_p
     monkeypatch.setattr(os, "access", lambda path, mode: Path(path) != tmp_path)  # ... in a read-only folder
     with pytest.raises(OSError, match=rf"^cannot write in {tmp_path} \(read-only, or no permission\): choose"):
         output_paths(tmp_path / "pred.nii.gz", [("scan", ".nii.gz")])
+
+
+def test_a_name_as_long_as_the_file_system_takes_is_written(tmp_path):
+    name = "s" * (255 - len(".nii.gz")) + ".nii.gz"  # 255 characters: most file systems' limit
+    out = save_volume(tmp_path / name, np.ones((2, 4, 4), np.float32), te_ms=20, tr_ms=600)
+    assert out.is_file() and sorted(p.name for p in tmp_path.iterdir()) == sorted([name, name[:-7] + ".json"])

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from . import DEFAULT_CONSISTENCY
 from .command import positive_ms as _positive_ms
-from .command import command_parser, input_error, positive_int, run_cli
+from .command import bar_off, command_parser, input_error, positive_int, run_cli
 
 
 def input_acquisition(volume, te_ms, tr_ms) -> tuple[float, float, str]:
@@ -347,10 +348,13 @@ def cmd_predict(args) -> int:
     from .volume_writing import refuse_existing
 
     refuse_inputs_as_outputs(outputs.values(), folder_files(args.input))
+    partial = []  # --skip-existing: inputs with some of their outputs, each refused in one line
     if args.skip_existing:
-        inputs = _without_done(inputs, outputs)
+        inputs, partial = _without_done(inputs, outputs)
+        for line in partial:
+            print(line, file=sys.stderr)
         if not inputs:
-            return 0
+            return 2 if partial else 0
     refuse_existing([out for (path, _), out in outputs.items() if path in inputs], overwrite=args.overwrite)
     engine = Reparameterizer(args.model, weights=args.weights, device=args.device,
                              batch_size=args.batch_size)
@@ -363,9 +367,9 @@ def cmd_predict(args) -> int:
         _refuse_missing_times(inputs, args)
     for line in notices:
         print(line, file=sys.stderr)
-    failures = _predict_all(engine, inputs, targets, outputs, args, options)
-    if len(inputs) > 1:
-        print(f"{len(inputs) - failures} of {len(inputs)} inputs done")
+    failures = _predict_all(engine, inputs, targets, outputs, args, options) + len(partial)
+    if len(inputs) + len(partial) > 1:
+        print(f"{len(inputs) + len(partial) - failures} of {len(inputs) + len(partial)} inputs done")
     return 0 if failures == 0 else 2
 
 
@@ -377,7 +381,7 @@ def _predict_all(engine, inputs, targets, outputs, args, options) -> int:
 
     errors: list[str] = []
     try:
-        with tqdm(total=len(inputs) * len(targets), unit="image", disable=args.quiet) as bar:
+        with tqdm(total=len(inputs) * len(targets), unit="image", disable=bar_off(args)) as bar:
             for path in inputs:
                 try:
                     written = _predict_file(engine, path, targets, outputs, args, options)
@@ -393,13 +397,21 @@ def _predict_all(engine, inputs, targets, outputs, args, options) -> int:
     return len(errors)
 
 
-def _without_done(inputs, outputs) -> list:
+def _without_done(inputs, outputs) -> tuple[list, list[str]]:
     """``--skip-existing``: the inputs whose outputs are not there yet, each left out said
-    on stderr (:func:`~napari_mr_reparam.cli_joint.all_written`: one with some of them is
-    refused in one line)."""
+    on stderr (:func:`~napari_mr_reparam.cli_joint.all_written`), and the ``error:`` lines
+    of those with some of them (a run stopped between an input's targets), each refused
+    alone so that the others go on and one rerun after their removal finishes the batch."""
     from .cli_joint import all_written
 
-    return [path for path in inputs if not all_written([out for (p, _), out in outputs.items() if p == path], path)]
+    kept, partial = [], []
+    for path in inputs:
+        try:
+            if not all_written([out for (p, _), out in outputs.items() if p == path], path):
+                kept.append(path)
+        except FileExistsError as exc:
+            partial.append(input_error(path, exc, path.name))
+    return kept, partial
 
 
 def _target_tag(args) -> str:
@@ -522,7 +534,8 @@ def _predict_file(engine, path, targets, outputs, args, options) -> list:
         print(f"warning: {short}", file=sys.stderr)
 
     slices = engine.work_units(data.shape[0] if data.ndim == 3 else 1, len(wanted))
-    with tqdm(total=slices, unit="slice", desc=path.name, leave=False, disable=args.quiet, position=1) as bar:
+    with tqdm(total=slices, unit="slice", desc=path.name, leave=False, disable=bar_off(args),
+              position=1) as bar:
         # the maps once (physics), or each target's slices: the bar of images moves once they are written
         predictions = list(engine.predict_many(data, wanted, given, options=options, progress=bar.update))
     if engine.task == "p2p":
@@ -734,10 +747,11 @@ def build_parser() -> argparse.ArgumentParser:
                                  "Predict how an MR scan would look at another TE/TR (times in ms).")
 
     pr = sub.add_parser("predict", help="predict volumes or images at new TE/TR settings")
-    pr.add_argument("input", nargs="+", help="NIfTI (.nii, .nii.gz), FreeSurfer (.mgz) or 2-D images "
+    pr.add_argument("input", nargs="+", type=os.path.expanduser,
+                    help="NIfTI (.nii, .nii.gz), FreeSurfer (.mgz) or 2-D images "
                     "(.png, .jpg, .tif), or folders of them; or a DICOM series (a folder, or .dcm files), "
                     "read as one input per acquisition (echo, inversion time) with TE/TR from its tags")
-    pr.add_argument("-o", "--output", required=True,
+    pr.add_argument("-o", "--output", required=True, type=os.path.expanduser,
                     help="output file (.nii/.nii.gz, .npy, .tif: values in the input's units; .png: an 8-bit "
                          "picture stretched to its own maximum; .dcm: a DICOM series, a folder of "
                          "that name) for one input and one target; else a folder, where files are named "
@@ -781,8 +795,9 @@ def build_parser() -> argparse.ArgumentParser:
                          "default every acquisition is an input (not with --joint, which fits them all)")
     pr.add_argument("--model", default="physics",
                     help="bundled model: physics (the default), physics_mrilab, d2p or p2p")
-    pr.add_argument("--weights", help="a weights file (.safetensors with its card, or a training run's "
-                                      "checkpoint.pt), in place of a bundled model")
+    pr.add_argument("--weights", type=os.path.expanduser,
+                    help="a weights file (.safetensors with its card, or a training run's "
+                         "checkpoint.pt), in place of a bundled model")
     pr.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     pr.add_argument("--batch-size", type=positive_int, default=8, help="slices per batch (default 8)")
     pr.add_argument("--consistency", type=float, metavar="W",

@@ -12,11 +12,12 @@ or BIDS sidecar.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections import Counter
 from pathlib import Path
 
-from .command import input_error
+from .command import bar_off, input_error
 from .file_types import path_names
 from .messages import sequence_words, with_article
 
@@ -114,9 +115,10 @@ def add_acquisition_options(parser) -> None:
 def add_maps_command(sub) -> None:
     """The ``maps`` sub-command."""
     mp = sub.add_parser("maps", help="PD, T1 and T2 maps from co-registered images of one subject")
-    mp.add_argument("input", nargs="+", help="NIfTI or FreeSurfer (.mgz) files, or DICOM series (each DICOM "
+    mp.add_argument("input", nargs="+", type=os.path.expanduser,
+                    help="NIfTI or FreeSurfer (.mgz) files, or DICOM series (each DICOM "
                     "acquisition is one input)")
-    mp.add_argument("-o", "--output", required=True,
+    mp.add_argument("-o", "--output", required=True, type=os.path.expanduser,
                     help="output folder: PD, T1map, T2map, determined (bits: 1 PD, 2 T1, 4 T2 where the inputs "
                          "determine it) and, for a multi-echo train fitted with --echo-train epg, b1 (the "
                          "refocusing flip-angle scale), each .nii.gz with its .json sidecar (or of --suffix's "
@@ -249,13 +251,56 @@ def folder_files(paths: list[str], notes: list | None = None) -> list[str]:
         if images_beside_series(path):  # a series' folder with a thumbnail: the series
             files = []
         out += [str(p) for p in files] or [text]
-        if files and any(p.is_file() and dicom.is_dicom(p) for p in path.iterdir()):  # DICOM of its own
+        own_series = bool(files) and any(p.is_file() and dicom.is_dicom(p) for p in path.iterdir())
+        if own_series:  # DICOM of its own
             out.append(text)
             if notes is not None:
                 notes.append(f"notice: {path.name}: holds DICOM files beside its {len(files)} other image "
                              f"file{'s' if len(files) > 1 else ''}: each is an input, and the folder's DICOM "
                              "series too")
+        if files:
+            out += [str(p) for p in _links_to_nothing(path)]  # each an input that fails in one line
+            if not own_series and notes is not None and (line := _subfolders_left_line(path)):
+                notes.append(line)
     return out
+
+
+def _links_to_nothing(folder: Path) -> list[Path]:
+    """Links in ``folder`` named as an input file would be, whose target does not exist."""
+    from .file_types import IMAGE_SUFFIXES, VOLUME_SUFFIXES, suffix_of
+
+    return sorted(p for p in folder.iterdir()
+                  if p.is_symlink() and not p.exists() and suffix_of(p) in VOLUME_SUFFIXES + IMAGE_SUFFIXES)
+
+
+def _subfolders_left_line(folder: Path) -> str:
+    """The notice on the subfolders of an input folder of files that hold something to read
+    (files, or a DICOM series): they are not inputs unless given as such. Empty where none."""
+    from . import dicom
+    from .file_types import readable_files
+
+    left = sorted(p.name for p in folder.iterdir()
+                  if p.is_dir() and not p.name.startswith(".") and (readable_files(p) or dicom.looks_like_series(p)))
+    if not left:
+        return ""
+    names = ", ".join(left[:4]) + (f" and {len(left) - 4} more" if len(left) > 4 else "")
+    return (f"notice: {folder}: its subfolder{'s' if len(left) > 1 else ''} {names} "
+            f"{'are' if len(left) > 1 else 'is'} not read (the files in it are): give "
+            f"{'each' if len(left) > 1 else 'it'} as an input of its own")
+
+
+def read_as_series(path: Path) -> bool:
+    """Whether :func:`folder_files` reads the folder ``path`` as a DICOM series (recursively):
+    a folder holding a series and no other image files (a thumbnail beside it aside), or
+    DICOM files directly beside its image files."""
+    from . import dicom
+    from .file_types import readable_files
+
+    if not path.is_dir() or not dicom.looks_like_series(path):
+        return False
+    files = readable_files(path)
+    return not files or bool(images_beside_series(path)) or any(p.is_file() and dicom.is_dicom(p)
+                                                                  for p in path.iterdir())
 
 
 def images_beside_series(path: Path) -> list[Path]:
@@ -301,7 +346,6 @@ def refuse_repeated_inputs(paths: list[str], why: str = "both would be written t
     :func:`folder_files`; a DICOM file in a series' folder given too, either way) is a
     one-line ValueError, before any work; ``why`` says what it would do (``predict``: be
     written twice to the same outputs; ``maps`` and ``--joint``: :data:`FITTED_TWICE`)."""
-    from . import dicom
 
     seen = {}
     for index, text in enumerate(folder_files(paths) if expand else paths):
@@ -309,8 +353,7 @@ def refuse_repeated_inputs(paths: list[str], why: str = "both would be written t
         if at != index:
             again = "twice" if first == text else f"twice ({first} and {text})"
             raise ValueError(f"{text} is given {again}: {why}; give it once")
-    series = [(Path(text).resolve(), text) for text in paths
-              if Path(text).is_dir() and dicom.looks_like_series(Path(text))]
+    series = [(Path(text).resolve(), text) for text in paths if read_as_series(Path(text))]
     for text in paths:
         inside = next((folder for resolved, folder in series
                        if resolved in Path(text).resolve().parents), None)
@@ -1085,14 +1128,15 @@ def _describe(acq) -> str:
 
 
 def fit_with_bar(paths, args, desc: str, **options):
-    """:func:`fit_inputs` with a progress bar named ``desc`` (none with ``--quiet``), shown
+    """:func:`fit_inputs` with a progress bar named ``desc`` (none with ``--quiet``, nor where
+    stderr is no terminal: :func:`~napari_mr_reparam.command.bar_off`), shown
     once the inputs are read and the work is known, and closed before the fit's notices."""
     from tqdm import tqdm
 
     bars = []
 
     def total(count):
-        bars.append(tqdm(total=count, unit="step", disable=getattr(args, "quiet", False), desc=desc))
+        bars.append(tqdm(total=count, unit="step", disable=bar_off(args), desc=desc))
 
     try:
         return fit_inputs(paths, args, progress=lambda n: bars[0].update(n), total=total,
@@ -1309,7 +1353,7 @@ def _targets(args) -> list:
 def all_written(outputs, name) -> bool:
     """``--skip-existing``: whether every one of ``outputs`` (and its sidecar) exists; if
     so, a line on stderr says ``name`` is left out. Some but not all (a run stopped while it
-    wrote them) is a one-line ``FileExistsError`` naming one that exists."""
+    wrote them) is a one-line ``FileExistsError`` naming every one that exists."""
     from .volume_writing import written_files
 
     files = [f for out in outputs for f in written_files(out)]
@@ -1318,8 +1362,10 @@ def all_written(outputs, name) -> bool:
         print(f"skipped {name}: its outputs exist", file=sys.stderr)
         return True
     if there:
-        raise FileExistsError(f"{there[0]} exists, but not every output of {Path(str(name)).name} does: "
-                              "remove it to predict that input again")
+        listed = ", ".join(str(f) for f in there[:4]) + (f" and {len(there) - 4} more" if len(there) > 4 else "")
+        raise FileExistsError(f"{listed} {'exist' if len(there) > 1 else 'exists'}, but not every output of "
+                              f"{Path(str(name)).name} does: remove {'them' if len(there) > 1 else 'it'} to predict "
+                              "that input again")
     return False
 
 
@@ -1331,12 +1377,13 @@ def _stem(first, joint: bool) -> str:
     return f"{stem}_joint" if joint else stem
 
 
-def _output_paths(args, stem: str, targets) -> dict:
+def _output_paths(args, stem: str, targets, kind: str = ".nii.gz") -> dict:
     """Where each target goes: ``-o`` itself for one, else ``STEM_LABEL`` files in that
-    folder (:func:`~napari_mr_reparam.volume_writing.output_paths`; NIfTI unless ``--suffix``)."""
+    folder (:func:`~napari_mr_reparam.volume_writing.output_paths`; of type ``kind``, the
+    input's own for one file, :func:`_own_type`, unless ``--suffix``)."""
     from .volume_writing import output_paths
 
-    names = [(f"{stem}_{label}", ".nii.gz") for label, _ in targets]
+    names = [(f"{stem}_{label}", kind) for label, _ in targets]
     return dict(zip([label for label, _ in targets], output_paths(args.output, names, args.suffix,
                                                                   "several targets")))
 
@@ -1359,34 +1406,56 @@ def predict_joint_or_preset(args) -> int:
     groups = [inputs] if args.joint else [[p] for p in inputs]
     output_paths(args.output, [("", ".nii.gz")] * len(groups), args.suffix, "several inputs")  # before any work
     stems = [(paths[0], _stem(paths[0], args.joint)) for paths in groups]
+    kinds = {str(path): _own_type(path, args.joint) for path, _ in stems}
     if not args.joint:
-        refuse_shared_outputs((path, _output_paths(args, stem, targets)[targets[0][0]]) for path, stem in stems)
+        refuse_shared_outputs((path, _output_paths(args, stem, targets, kinds[str(path)])[targets[0][0]])
+                              for path, stem in stems)
+    partial = []  # inputs with some of their outputs (a run stopped between targets), each refused in one line
     if getattr(args, "skip_existing", False):  # a series' outputs are known once read: asked then
-        kept = [(paths, named) for paths, named in zip(groups, stems) if (not args.joint and _several_in(paths[0]))
-                or not all_written(_output_paths(args, named[1], targets).values(), paths[0])]
+        kept = []
+        for paths, named in zip(groups, stems):
+            try:
+                if (not args.joint and _several_in(paths[0])) or not all_written(
+                        _output_paths(args, named[1], targets, kinds[str(named[0])]).values(), paths[0]):
+                    kept.append((paths, named))
+            except FileExistsError as exc:
+                if args.joint:
+                    raise
+                partial.append(input_error(paths[0], exc))
+        for line in partial:
+            print(line, file=sys.stderr)
         if not kept:
-            return 0
+            return 2 if partial else 0
         groups, stems = [paths for paths, _ in kept], [named for _, named in kept]
     # those known before the inputs are read (a DICOM series' or 4-D file's: when read)
     known = [out for path, stem in stems if args.joint or not _several_in(path)
-             for out in _output_paths(args, stem, targets).values()]
+             for out in _output_paths(args, stem, targets, kinds[str(path)]).values()]
     refuse_inputs_as_outputs(known, inputs)
     refuse_existing(known, overwrite=args.overwrite)
     engine = _predict_engine(args)  # an unknown or unfit model is refused before any input is read
     model = engine.info.name if engine is not None else "none"
-    failures, told = 0, set()
+    failures, told, tried = len(partial), set(), len(partial)
     for paths in groups:
         try:
             parts = _parts(paths, args)
         except (ValueError, OSError) as exc:
             if args.joint:
                 raise
-            failures += 1
+            failures, tried = failures + 1, tried + 1
             print(input_error(paths[0], exc), file=sys.stderr)
             continue
         for stem, short, name, volumes in parts:
-            outputs = _output_paths(args, stem, targets)
-            if getattr(args, "skip_existing", False) and all_written(outputs.values(), name):
+            outputs = _output_paths(args, stem, targets, kinds[str(paths[0])] if len(parts) == 1 else ".nii.gz")
+            tried += 1
+            try:
+                if getattr(args, "skip_existing", False) and all_written(outputs.values(), name):
+                    tried -= 1
+                    continue
+            except FileExistsError as exc:
+                if args.joint:
+                    raise
+                failures += 1
+                print(input_error(name, exc), file=sys.stderr)
                 continue
             refuse_inputs_as_outputs(outputs.values(), inputs)
             refuse_existing(outputs.values(), overwrite=args.overwrite)
@@ -1423,6 +1492,8 @@ def predict_joint_or_preset(args) -> int:
                     raise
                 failures += 1
                 print(input_error(name, exc), file=sys.stderr)
+    if not args.joint and tried > 1:  # as plain predict ends a batch
+        print(f"{tried - failures} of {tried} inputs done")
     return 0 if failures == 0 else 2
 
 
@@ -1453,6 +1524,18 @@ def target_preset_record(name: str | None) -> dict:
     """The sidecar field that names the target preset an output renders (``Preset``), or
     nothing without one."""
     return {"Preset": name} if name else {}
+
+
+def _own_type(path, joint: bool) -> str:
+    """The output type of an input's renders in a folder (as plain ``predict`` names them):
+    the input file's own (an FreeSurfer or JPEG input's becomes NIfTI or PNG in
+    :func:`~napari_mr_reparam.volume_writing.output_paths`); NIfTI for joint maps, a DICOM
+    series and a 4-D file's volumes."""
+    from .file_types import suffix_of
+
+    if joint or Path(path).is_dir() or _several_in(path):
+        return ".nii.gz"
+    return suffix_of(path) or ".nii.gz"
 
 
 def _several_in(path) -> bool:

@@ -4,6 +4,7 @@ failures into one line. Shared by ``napari-mr-reparam`` and ``napari-mr-reparam-
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 
 
@@ -27,6 +28,12 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be 1 or more, got {text}")
     return value
+
+
+def bar_off(args) -> bool | None:
+    """tqdm's ``disable`` for a command's progress bars: True with ``--quiet``, else None,
+    which tqdm takes as "where the stream is no terminal" (a log file gets no bar updates)."""
+    return True if getattr(args, "quiet", False) else None
 
 
 def input_error(label, exc: BaseException, name: str | None = None) -> str:
@@ -72,10 +79,14 @@ def run_cli(parser: argparse.ArgumentParser, argv=None) -> int:
         parser.print_help()
         return 2
     try:
-        return int(args.func(args) or 0)
+        with _terminate_as_interrupt():
+            return int(args.func(args) or 0)
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        print("error: interrupted (Ctrl-C); what was not finished was not written", file=sys.stderr)
         return 130
+    except Terminated:
+        print("error: terminated (SIGTERM); what was not finished was not written", file=sys.stderr)
+        return 143
     except (ValueError, OSError, KeyError) as exc:
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"error: {message}", file=sys.stderr)
@@ -86,6 +97,33 @@ def run_cli(parser: argparse.ArgumentParser, argv=None) -> int:
             raise  # a fault of the program's own: its traceback is what to report
         print(f"error: {line}", file=sys.stderr)
         return 2
+
+
+class Terminated(BaseException):
+    """Raised where SIGTERM arrives (a job scheduler's stop, ``kill``), so that the clean-up
+    of half-written outputs runs as it does for Ctrl-C; not an ``Exception``, which a
+    handler of bad input would take for one."""
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt():
+    """SIGTERM raises :class:`Terminated` inside the block (in the main thread; elsewhere,
+    where no handler can be set, it stops the process as it would)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum, frame):
+        raise Terminated
+
+    before = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before)
 
 
 def out_of_memory(exc: BaseException) -> str | None:

@@ -346,10 +346,12 @@ def cannot_write(path: str | Path, exc: OSError) -> OSError:
 
 
 def _new_temp(target: Path) -> str:
-    """Create an empty hidden file beside ``target`` (same extension, umask-respecting mode)."""
+    """Create an empty hidden file beside ``target`` (same extension, umask-respecting mode),
+    named from the first 100 characters of its name: a name as long as a file system takes
+    gets a temporary it takes too."""
     target.parent.mkdir(parents=True, exist_ok=True)
     for _ in range(100):
-        tmp = target.with_name(f".{target.name}.{secrets.token_hex(4)}{suffix_of(target)}")
+        tmp = target.with_name(f".{target.name[:100]}.{secrets.token_hex(4)}{suffix_of(target)}")
         try:
             os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
         except FileExistsError:
