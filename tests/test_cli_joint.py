@@ -1360,3 +1360,23 @@ def test_presets_of_several_inputs_keep_each_input_type_and_end_with_a_count(tmp
 
 def _ramp_volume():
     return (np.arange(20 * 20 * 2, dtype=np.float32).reshape(20, 20, 2) % 37 + 5) * 10
+
+
+def test_maps_stopped_part_way_leave_no_half_set_and_run_again(scans, tmp_path, capsys, monkeypatch):
+    import napari_mr_reparam.volume_writing as writing
+
+    paths, _ = scans
+    argv = ["maps", *map(str, paths.values()), "-o", str(tmp_path / "m"), *_times("--input-te"),
+            *_times("--input-tr"), "--model", "none", "-q"]
+    save, calls = writing.save_volume, []
+
+    def stopped_at_the_third(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt  # Ctrl-C while T2map is written
+        return save(*args, **kwargs)
+
+    monkeypatch.setattr(writing, "save_volume", stopped_at_the_third)
+    assert main(argv) == 130 and list((tmp_path / "m").iterdir()) == []
+    monkeypatch.setattr(writing, "save_volume", save)
+    assert main(argv) == 0 and (tmp_path / "m" / "maps.json").is_file()

@@ -1223,10 +1223,17 @@ def _write_maps(files: dict, maps, like, meta: dict, overwrite: bool) -> list[Pa
         files["sidecar"].parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise cannot_write(files["sidecar"].parent, exc) from None
-    written = [save_volume(files[key], data, like=like, model=maps_model(maps), extra=extra, overwrite=overwrite)
-               for key, (data, extra) in images.items()]
-    meta = {**meta, "outputs": [p.name for w in written for p in written_files(w)]}  # what --overwrite may clear
-    files["sidecar"].write_text(json.dumps(meta, indent=2) + "\n")
+    written = []
+    try:
+        for key, (data, extra) in images.items():
+            written.append(save_volume(files[key], data, like=like, model=maps_model(maps), extra=extra,
+                                       overwrite=overwrite))
+        meta = {**meta, "outputs": [p.name for w in written for p in written_files(w)]}  # what --overwrite may clear
+        files["sidecar"].write_text(json.dumps(meta, indent=2) + "\n")
+    except BaseException:  # stopped (Ctrl-C, SIGTERM) or failed part-way: no set of maps half written
+        for path in [p for w in written for p in written_files(w)] + [files["sidecar"]]:
+            path.unlink(missing_ok=True)
+        raise
     return [*written, files["sidecar"]]
 
 
