@@ -286,3 +286,20 @@ def test_weights_that_do_not_fit_are_one_line_naming_what():
         assert isinstance(refused, WeightsError)
         with pytest.raises(WeightsError, match=rf"^w\.pt: weights do not fit this network \({words}"):
             raise refused
+
+
+def test_a_checkpoint_with_one_byte_changed_is_refused_by_its_checksum(tmp_path, tiny_weights):
+    state, _ = load_weights("physics")
+    torch.save({"model": state}, tmp_path / "whole.pt")
+    blob = bytearray((tmp_path / "whole.pt").read_bytes())
+    import zipfile
+
+    with zipfile.ZipFile(tmp_path / "whole.pt") as archive:  # a byte inside the largest tensor's data
+        info = max(archive.infolist(), key=lambda i: i.file_size)
+    start = info.header_offset + 30 + len(info.filename.encode()) + len(info.extra)
+    blob[start + info.file_size // 2] ^= 0x40
+    (tmp_path / "flipped.pt").write_bytes(bytes(blob))
+    with pytest.raises(WeightsError, match=r"^flipped\.pt: damaged: its part .* does not match the checksum written "
+                                           r"with it \(a byte changed since it was saved\); use an intact copy$"):
+        load_weights(tmp_path / "flipped.pt")
+    assert load_weights(tmp_path / "whole.pt")[0].keys() == state.keys()

@@ -295,12 +295,33 @@ def read_checkpoint(path: Path, map_location="cpu", name: str | None = None):
 
     import torch
 
+    _refuse_damaged_archive(path, name)
     try:
         with warnings.catch_warnings():  # torch's note on the pickle protocol says nothing to a user
             warnings.filterwarnings("ignore", message=".*pickle protocol", category=UserWarning)
             return torch.load(path, map_location=map_location, weights_only=True)
     except (pickle.UnpicklingError, *UNREADABLE_ERRORS) as exc:
         raise WeightsError(f"{name or shown_path(path)}: {_why_unreadable(path, exc)}") from None
+
+
+def _refuse_damaged_archive(path: Path, name: str | None = None) -> None:
+    """A checkpoint written by ``torch.save`` is a zip archive whose every part carries a
+    checksum (CRC-32), which ``torch.load`` does not check: a part that no longer matches it
+    (a byte changed on disk or in a copy) is a one-line :class:`WeightsError` naming the
+    file, before its weights could be read as numbers they never were."""
+    import zipfile
+
+    try:
+        if not zipfile.is_zipfile(path):
+            return  # torch's legacy format, or no checkpoint at all: torch.load says which
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+    except (OSError, zipfile.BadZipFile, EOFError, RuntimeError) as exc:
+        raise WeightsError(f"{name or shown_path(path)}: not a readable checkpoint, damaged or cut short "
+                           f"({exc})") from None
+    if bad is not None:
+        raise WeightsError(f"{name or shown_path(path)}: damaged: its part {bad} does not match the checksum "
+                           "written with it (a byte changed since it was saved); use an intact copy")
 
 
 def _why_unreadable(path: Path, exc: Exception) -> str:
