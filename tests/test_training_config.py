@@ -272,3 +272,18 @@ def test_one_entry_of_the_acquisition_table_is_set_keeping_the_rest(tmp_path):
         load_config(recipe, **{"acquisition.nope": 1.0})
     with pytest.raises(ValueError, match=r"unknown settings: lr\.x"):
         load_config(recipe, **{"lr.x": 1.0})
+
+
+def test_a_record_from_before_an_option_reads_with_the_value_its_run_had(tmp_path):
+    import json
+
+    from napari_mr_reparam.training.config import config_from_record, resumed_config
+    from napari_mr_reparam.weights import BUNDLED_DIR
+
+    card = json.loads((BUNDLED_DIR / "contrast.json").read_text())["config"]
+    assert "partial_volume" not in card  # trained before the option: on the tissue times' mixture
+    assert config_from_record(card).partial_volume == "times"
+    assert TrainConfig().partial_volume == "signals"  # today's default, which that run never had
+    assert resumed_config(tmp_path / "checkpoint.pt", card).partial_volume == "times"
+    physics = json.loads((BUNDLED_DIR / "physics.json").read_text())["config"]
+    assert config_from_record(physics).partial_volume == physics["partial_volume"] == "signals"

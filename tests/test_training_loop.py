@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 
+import pytest
 import torch
 
 from helpers import tiny_train_config
@@ -67,7 +68,18 @@ def test_two_process_data_parallel_ranks_agree(tmp_path, mrilab_spec, tiny_param
                             timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.count("resumed from") == 1
-    assert torch.load(out / "checkpoint.pt", weights_only=True)["card"]["world_sizes"] == [2, 2]
+    blob = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert blob["card"]["world_sizes"] == [2, 2]
+    # an error is said once, by the first process
+    result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode != 0 and result.stderr.count("checkpoint.pt exists") == 1, result.stderr[-2000:]
+    # the loss recorded is both processes': rank 0 alone draws what one process of the same seed draws
+    from napari_mr_reparam.training.cli import main
+
+    single = tmp_path / "single"
+    assert main(["paramnet", "--config", str(recipe), "--out", str(single), "--steps", "1"]) == 0
+    first = torch.load(single / "checkpoint.pt", weights_only=True)["sessions"]["recent_losses"][0]
+    assert blob["sessions"]["recent_losses"][0] != pytest.approx(first, rel=1e-6)
 
 
 def test_sigterm_finishes_the_step_writes_a_checkpoint_and_resume_goes_on(tiny_paramnet_run, tmp_path,

@@ -66,14 +66,19 @@ def command_parser(prog: str, description: str):
     return parser, parser.add_subparsers(title="commands", metavar="COMMAND")
 
 
-def run_cli(parser: argparse.ArgumentParser, argv=None) -> int:
+def run_cli(parser: argparse.ArgumentParser, argv=None, say_errors: bool = True) -> int:
     """Parse ``argv``, run the chosen sub-command, and turn expected failures into one line.
 
     Sub-commands set ``func`` (taking the parsed namespace, returning an exit status).
     Bad input (``ValueError``, ``FileNotFoundError``, ``FileExistsError``, ``OSError``)
     prints ``error: ...`` on stderr and returns 2, as does running out of memory
-    (:func:`out_of_memory`); Ctrl-C returns 130.
+    (:func:`out_of_memory`); Ctrl-C returns 130, SIGTERM 143. ``say_errors`` False: the
+    same statuses, the lines unsaid (the other processes of a torchrun job, whose first
+    says them once).
     """
+    if not say_errors:
+        with contextlib.redirect_stderr(_Unsaid()):
+            return run_cli(parser, argv)
     args = parser.parse_args(argv)
     if not hasattr(args, "func"):
         parser.print_help()
@@ -97,6 +102,16 @@ def run_cli(parser: argparse.ArgumentParser, argv=None) -> int:
             raise  # a fault of the program's own: its traceback is what to report
         print(f"error: {line}", file=sys.stderr)
         return 2
+
+
+class _Unsaid:
+    """A stream that keeps nothing: where a process's error lines go when another says them."""
+
+    def write(self, text):
+        return len(text)
+
+    def flush(self):
+        pass
 
 
 class Terminated(BaseException):

@@ -494,7 +494,9 @@ def main(argv=None) -> int:
     from ..devices import keep_freed_memory
 
     keep_freed_memory()  # every command here allocates and frees large arrays step after step
-    return run_cli(build_parser(), argv)
+    from .loop import process_rank
+
+    return run_cli(build_parser(), argv, say_errors=process_rank() == 0)  # under torchrun: said once
 
 
 if __name__ == "__main__":

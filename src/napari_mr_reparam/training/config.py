@@ -50,6 +50,12 @@ RECIPE_KEYS = {"sharpening": "fraction_sharpening", "sharpening_min": "fraction_
 #: Options retired after their experiment measured no gain (docs/experiments.md), with the
 #: value that left them off: a recorded config or recipe holding that value still loads.
 RETIRED = {"input_gain": 0.0, "sulcus_width": 0.0, "fine_brain": False}
+#: Options added after runs had been recorded, with the value every run recorded before
+#: them had (their code then knew no other): a recorded config without one is read with it,
+#: not with today's default (``partial_volume``: the tissue times' mixture of the earlier
+#: simulator, on which the bundled ``contrast``, ``d2p``, ``p2p`` and ``physics_mrilab``
+#: weights were trained).
+INTRODUCED = {"partial_volume": "times"}
 
 
 @dataclass(frozen=True)
@@ -274,10 +280,17 @@ def without_retired(values: dict, source) -> dict:
     return {k: v for k, v in values.items() if k not in RETIRED}
 
 
+def with_introduced(recorded: dict) -> dict:
+    """A recorded config with each :data:`INTRODUCED` option it predates set to the value
+    its run had."""
+    return {**{k: v for k, v in INTRODUCED.items() if k not in recorded}, **recorded}
+
+
 def config_from_record(config: dict) -> TrainConfig:
     """The :class:`TrainConfig` a checkpoint's or weight card's ``config`` records
-    (options retired since are dropped when they were off)."""
-    return TrainConfig(**without_retired(dict(config), "recorded config"))
+    (options retired since are dropped when they were off; options added since take the
+    value its run had, :data:`INTRODUCED`)."""
+    return TrainConfig(**without_retired(with_introduced(dict(config)), "recorded config"))
 
 
 def load_config(path: str | Path | None = None, **overrides) -> TrainConfig:
@@ -298,7 +311,7 @@ def resumed_config(checkpoint: str | Path, recorded: dict, **overrides) -> Train
     """The config of a run resumed without its recipe: the one its ``checkpoint`` records
     (``recorded``), with ``overrides`` whose value is not None on top."""
     folder = Path(checkpoint).parent
-    values = {k: v for k, v in recorded.items() if v is not None}  # None: a setting left at its default
+    values = {k: v for k, v in with_introduced(recorded).items() if v is not None}  # None: left at its default
     return _with_overrides(values, checkpoint, overrides, "a run of", f"--resume --out {folder}")
 
 

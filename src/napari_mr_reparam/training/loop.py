@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from ..devices import choose_device, describe_device
-from .config import TrainConfig
+from .config import TrainConfig, with_introduced
 from .tasks import build_stage
 
 CHECKPOINT = "checkpoint.pt"
@@ -123,7 +123,7 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False) -> Path:
                 group["lr"] = _lr_at(cfg, step)
             batch = _to_device(stage.batches.next(rng, cfg.batch_size), device)
             loss = _step(stage, module, optimizer, batch, autocast)
-            _refuse_divergence(loss, step + 1, world, device, out / CHECKPOINT, saved)
+            loss = _mean_loss(loss, step + 1, world, device, out / CHECKPOINT, saved)
             sessions.losses.append(loss)
             if bar is not None:
                 bar.update(1)
@@ -171,17 +171,20 @@ def _diverged(what: str, step: int, checkpoint: Path, saved: int | None) -> Trai
                             "lower lr, or check the data")
 
 
-def _refuse_divergence(loss: float, step: int, world: int, device, checkpoint: Path, saved: int | None) -> None:
-    """A :class:`TrainingDiverged` naming ``step`` where its loss (on any process, under
-    torchrun) is not finite."""
+def _mean_loss(loss: float, step: int, world: int, device, checkpoint: Path, saved: int | None) -> float:
+    """The step's loss averaged over the processes (under torchrun each has its own batch:
+    the loss logged and recorded in the card is all of theirs, in one collective), or a
+    :class:`TrainingDiverged` naming ``step`` where it is not finite on any of them."""
     bad = not math.isfinite(loss)
     if world > 1:
-        flag = torch.tensor([float(bad)], device=device)
-        torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
-        bad = bool(flag.item())
+        both = torch.tensor([float(bad), 0.0 if bad else loss], device=device, dtype=torch.float32)
+        torch.distributed.all_reduce(both, op=torch.distributed.ReduceOp.SUM)
+        bad, mean = bool(both[0].item() > 0), float(both[1].item()) / world
+        loss = loss if bad else mean
     if bad:
         shown = f"the loss is {loss}" if not math.isfinite(loss) else "another process's loss is not finite"
         raise _diverged(shown, step, checkpoint, saved)
+    return loss
 
 
 def _refuse_non_finite_weights(model, step: int, checkpoint: Path, saved: int | None) -> None:
@@ -368,7 +371,7 @@ def _check_resume(path: Path, cfg: TrainConfig) -> int:
     :func:`_refuse_fewer_steps`), made before a run's subjects are loaded and its data made
     (half a minute for the generalist's recipes); the step it is at."""
     blob = read_checkpoint(path)
-    _refuse_other_settings(path, blob.get("config") or {}, cfg.to_dict())
+    _refuse_other_settings(path, with_introduced(blob.get("config") or {}), cfg.to_dict())
     _refuse_fewer_steps(path, int(blob["step"]), cfg.steps)
     return int(blob["step"])
 
@@ -376,7 +379,9 @@ def _check_resume(path: Path, cfg: TrainConfig) -> int:
 def _refuse_other_settings(path: Path, recorded: dict, now: dict) -> None:
     """A resume whose settings differ from the checkpoint's in any but
     :data:`RESUME_MAY_CHANGE` is a one-line ValueError naming each with its recorded value
-    (settings one of the two configs lacks, from another version, are not compared)."""
+    (settings one of the two configs lacks, from another version, are not compared; one
+    added since the checkpoint was written is compared at the value it had then,
+    :data:`~napari_mr_reparam.training.config.INTRODUCED`)."""
     changed = [change for key in sorted(set(recorded) & set(now))
                if key not in RESUME_MAY_CHANGE and _same(recorded[key]) != _same(now[key])
                for change in _changes(key, recorded[key], now[key])]
