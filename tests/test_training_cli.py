@@ -2,6 +2,7 @@
 the figures, --set overrides a recipe, bad input is a one-line error."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -31,6 +32,7 @@ def test_evaluate_then_export_records_the_metrics(tiny_paramnet_run, mrilab_spec
                        "--metrics", str(report_file)]) == 0
     card = json.loads(out.with_suffix(".json").read_text())
     assert card["sha256"] and card["task"] == "d2p"
+    assert not Path(card["config"]["out"]).is_absolute()  # the run's folder by its name, not this machine's path
     (recorded,) = card["metrics"].values()
     assert recorded["count"] == report["count"] and recorded["identity"] == report["identity"]
     assert recorded["psnr_mean"] == report["psnr_mean"] and "convention" not in recorded

@@ -266,6 +266,9 @@ def cmd_export(args) -> int:
                          "give it to paramnet (--autoencoder PATH) and export the paramnet run")
     shown = shown_name(args.checkpoint, card)  # what evaluate calls it
     card = dict(card, name=args.name)
+    config = card.get("config")
+    if isinstance(config, dict) and Path(str(config.get("out", ""))).is_absolute():
+        card["config"] = {**config, "out": Path(config["out"]).name}  # no machine-specific paths
     for metrics_file in args.metrics or []:
         report = _read_report(metrics_file)
         _refuse_another_models_report(metrics_file, report, args.checkpoint, shown)
