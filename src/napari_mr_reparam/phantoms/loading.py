@@ -18,7 +18,10 @@ def load_phantom(spec: str = "mni152", table: str | None = None) -> Phantom:
         or ``freesurfer:PATH`` (``aseg.mgz``, SynthSeg output: :mod:`~napari_mr_reparam.phantoms.freesurfer`).
     table : str, optional
         Tissue table for phantoms built from tissue classes (``mni152``, segmentations);
-        the default is ``brainweb_1.5t``. Ignored for voxel-map phantoms such as MRiLab's.
+        the default is ``brainweb_1.5t``, whose CSF (T1 2569 ms, T2 329 ms) is BrainWeb's,
+        not the literature's: a FLAIR or DIR preset (TI 2500, 3400 ms) leaves it bright and
+        long-TE images show it dark. ``3t`` (CSF T1 4160 ms, T2 1650 ms; the demo's head) or
+        ``mrilab`` give fluid as scans show it. Ignored for voxel-map phantoms such as MRiLab's.
     """
     name, _, arg = spec.partition(":")
     name = name.strip().lower()
