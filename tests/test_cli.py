@@ -907,16 +907,29 @@ def test_acquisition_for_an_input_that_is_not_dicom_is_refused(scan, dual_echo, 
 
 
 @pytest.mark.parametrize("form", [["--te", "100", "--tr", "3000"], ["--preset", "T2w"]])
-def test_two_inputs_of_one_file_name_are_refused_before_anything_is_computed(tmp_path, capsys, monkeypatch,
-                                                                             form):
+def test_inputs_of_one_file_name_are_told_apart_by_their_folders(tmp_path, tiny_weights, capsys, form):
+    for folder in ("subj01", "subj02"):  # each subject's mri/scan.nii.gz, as FreeSurfer lays them out
+        (tmp_path / folder / "mri").mkdir(parents=True)
+        _oblique_nifti(tmp_path / folder / "mri" / "scan.nii.gz", shape=(16, 16, 2))
+    out = tmp_path / "out"
+    first, second = tmp_path / "subj01" / "mri" / "scan.nii.gz", tmp_path / "subj02" / "mri" / "scan.nii.gz"
+    assert main(["predict", str(first), str(second), "-o", str(out), "-q", "--input-te", "50", "--input-tr",
+                 "4500", *form]) == 0
+    tag = "T2w" if "--preset" in form else "TE100_TR3000"
+    assert sorted(p.name for p in out.glob("*.nii.gz")) == [f"subj01_mri_scan_{tag}.nii.gz",
+                                                             f"subj02_mri_scan_{tag}.nii.gz"]
+
+
+@pytest.mark.parametrize("form", [["--te", "100", "--tr", "3000"], ["--preset", "T2w"]])
+def test_two_inputs_that_one_name_cannot_tell_apart_are_refused_before_anything_is_computed(tmp_path, capsys,
+                                                                                           monkeypatch, form):
     from napari_mr_reparam.inference import Reparameterizer
 
     monkeypatch.setattr(Reparameterizer, "__init__", lambda *a, **k: pytest.fail("nothing is computed"))
-    for folder in ("a", "b"):
-        (tmp_path / folder).mkdir()
-        _oblique_nifti(tmp_path / folder / "scan.nii.gz", shape=(16, 16, 2))
+    first, second = tmp_path / "scan.nii", tmp_path / "scan.nii.gz"
+    for path in (first, second):
+        _oblique_nifti(path, shape=(16, 16, 2))
     out = tmp_path / "out"
-    first, second = tmp_path / "a" / "scan.nii.gz", tmp_path / "b" / "scan.nii.gz"
     assert main(["predict", str(first), str(second), "-o", str(out), "-q", *form]) == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err.startswith(f"error: {first} and {second} would both be written to {out / 'scan_'}")

@@ -274,14 +274,15 @@ def _output_paths(inputs, targets, output: str, suffix: str | None, tag: str = "
     files (``INPUT_<label>``: a preset's name). Two inputs that would write one file (an
     output or its sidecar) are a one-line ValueError, before any work."""
     from .cli_joint import refuse_shared_outputs
-    from .file_types import suffix_of
+    from .file_types import output_stems, suffix_of
     from .volume_writing import output_paths
 
     _refuse_a_file_for_volumes(inputs, targets, output)
     keys, names = [], []
+    stems = output_stems([path for path in inputs if not isinstance(path, _SeriesInput)])
     for path in inputs:
         from_series = isinstance(path, _SeriesInput)  # written as NIfTI, named after the acquisition
-        stem = path.name if from_series else path.name[: -len(suffix_of(path))]
+        stem = path.name if from_series else stems[str(path)]
         for te, tr in targets:
             keys.append((path, (te, tr)))
             name = f"{stem}_{label}" if label else f"{stem}_TE{te:g}_TR{tr:g}{tag}"

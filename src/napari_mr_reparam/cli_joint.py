@@ -1376,12 +1376,16 @@ def all_written(outputs, name) -> bool:
     return False
 
 
-def _stem(first, joint: bool) -> str:
-    """The name an input's outputs in a folder start with: its file's (or DICOM folder's)
-    without the suffix; with ``--joint``, the first input's and ``_joint``, so that subjects
-    written to one folder keep theirs apart."""
-    stem = Path(first).name.split(".")[0] or "input"
-    return f"{stem}_joint" if joint else stem
+def _stems(groups, joint: bool) -> list[tuple]:
+    """``(first input, the name its outputs in a folder start with)`` of each group of
+    inputs: its file's (or DICOM folder's) name without the type, told apart from others of
+    that name by their folders (:func:`~napari_mr_reparam.file_types.output_stems`, as plain
+    ``predict`` names them); with ``--joint``, the first input's and ``_joint``, so that
+    subjects written to one folder keep theirs apart."""
+    from .file_types import output_stems
+
+    named = output_stems([paths[0] for paths in groups])
+    return [(paths[0], f"{named[str(paths[0])]}_joint" if joint else named[str(paths[0])]) for paths in groups]
 
 
 def _output_paths(args, stem: str, targets, kind: str = ".nii.gz") -> dict:
@@ -1412,7 +1416,7 @@ def predict_joint_or_preset(args) -> int:
         refuse_repeated_inputs(args.input, FITTED_TWICE)
     groups = [inputs] if args.joint else [[p] for p in inputs]
     output_paths(args.output, [("", ".nii.gz")] * len(groups), args.suffix, "several inputs")  # before any work
-    stems = [(paths[0], _stem(paths[0], args.joint)) for paths in groups]
+    stems = _stems(groups, args.joint)
     kinds = {str(path): _own_type(path, args.joint) for path, _ in stems}
     if not args.joint:
         refuse_shared_outputs((path, _output_paths(args, stem, targets, kinds[str(path)])[targets[0][0]])
@@ -1442,9 +1446,9 @@ def predict_joint_or_preset(args) -> int:
     engine = _predict_engine(args)  # an unknown or unfit model is refused before any input is read
     model = engine.info.name if engine is not None else "none"
     failures, told, tried = len(partial), set(), len(partial)
-    for paths in groups:
+    for paths, (_, stem) in zip(groups, stems):
         try:
-            parts = _parts(paths, args)
+            parts = _parts(paths, args, stem)
         except (ValueError, OSError) as exc:
             if args.joint:
                 raise
@@ -1565,15 +1569,15 @@ def needs_a_folder(volume, count: int) -> str:
             "file, or choose one with --acquisition N")
 
 
-def _parts(paths, args) -> list[tuple]:
-    """(output stem, short name, name in messages, volumes) of each prediction from ``paths``:
+def _parts(paths, args, stem: str) -> list[tuple]:
+    """(output stem, short name, name in messages, volumes) of each prediction from ``paths``
+    (whose outputs' names start with ``stem``, :func:`_stems`):
     all of them together with --joint; else each input alone, and each acquisition of a
     DICOM series or volume of a 4-D NIfTI file alone, named as ``predict`` without a preset
     names them (``SERIES_acqN``), with the times used (``--acquisition N``: that one)."""
     from .file_types import suffix_of
 
     volumes = load_inputs(paths, args.acquisition, input_times_given(args))
-    stem = _stem(paths[0], args.joint)
     if args.joint and args.no_detail and len(volumes) > 1:  # one DICOM folder of several acquisitions
         raise ValueError(NO_DETAIL_WITH_JOINT)
     label = (volumes[0].extra or {}).get("series")

@@ -40,3 +40,20 @@ def path_names(sources) -> dict[str, str]:
         return part if part not in (".", "") else (Path(source).name or source)
 
     return {source: short(source) for source in unique}
+
+
+def output_stems(paths) -> dict[str, str]:
+    """The name each input's outputs start with, by its path: the file's name without its
+    type (a folder's name as it is). Inputs of one such name from different folders (each
+    subject's ``mri/orig.mgz``) are told apart by the folders where their paths part
+    (``subj01_mri_orig``, :func:`path_names`); where that tells them apart too little, they
+    keep their one name (the outputs' clash is refused where they are named)."""
+    def stem(name: str) -> str:
+        type_ = suffix_of(name)
+        return (name[: -len(type_)] if type_ else name) or "input"
+
+    stems = {str(p): stem(Path(p).name) for p in paths}
+    clashes = [p for p in stems if list(stems.values()).count(stems[p]) > 1]
+    for source, name in path_names(clashes).items():
+        stems[source] = stem(name).replace(os.sep, "_").replace("/", "_")
+    return stems
