@@ -77,7 +77,9 @@ def run_cli(parser: argparse.ArgumentParser, argv=None, say_errors: bool = True)
     says them once).
     """
     if not say_errors:
-        with contextlib.redirect_stderr(_Unsaid()):
+        import os
+
+        with open(os.devnull, "w") as unsaid, contextlib.redirect_stderr(unsaid):
             return run_cli(parser, argv)
     args = parser.parse_args(argv)
     if not hasattr(args, "func"):
@@ -102,16 +104,6 @@ def run_cli(parser: argparse.ArgumentParser, argv=None, say_errors: bool = True)
             raise  # a fault of the program's own: its traceback is what to report
         print(f"error: {line}", file=sys.stderr)
         return 2
-
-
-class _Unsaid:
-    """A stream that keeps nothing: where a process's error lines go when another says them."""
-
-    def write(self, text):
-        return len(text)
-
-    def flush(self):
-        pass
 
 
 class Terminated(BaseException):
