@@ -73,13 +73,7 @@ def test_a_nifti_input_gives_a_series_of_its_own_at_its_place(tmp_path):
     volume = io.load_volume(tmp_path / "scan.nii.gz")
     out = save_volume(tmp_path / "pred.dcm", volume.data, like=volume, te_ms=15, tr_ms=500)
     got = dicom.read_series(out)[0]
-    read = to_original(got, got.data)
-    if not np.allclose(got.affine, affine, atol=1e-4):  # the same grid, its slices in the other order
-        affine[:3, 3] += 4 * affine[:3, 2]
-        affine[:3, 2] *= -1
-        values = values[:, :, ::-1]
-    np.testing.assert_allclose(got.affine, affine, atol=1e-4)
-    np.testing.assert_allclose(read, values, atol=float(_one_file(out).RescaleSlope) / 2 + 1e-4)
+    _assert_same_voxels_at_same_places(got, values, affine, float(_one_file(out).RescaleSlope) / 2 + 1e-4)
     ds = _one_file(out)
     assert ds.PatientID == "" and ds.StudyInstanceUID
     # another series made from the same input joins its study and frame of reference
@@ -342,3 +336,28 @@ def test_slices_thinner_than_their_spacing_keep_their_thickness(tmp_path):
     volume = io.load_volume(nifti)
     ds = _one_file(save_volume(tmp_path / "n.dcm", volume.data, like=volume, te_ms=100, tr_ms=4000))
     assert float(ds.SliceThickness) == float(ds.SpacingBetweenSlices) == 4.0
+
+
+def _assert_same_voxels_at_same_places(got, values, affine, atol):
+    """Every voxel of the series read back (``got``) holds the value the NIfTI ``values``
+    hold at its place (``affine``): the same grid, its axes in any order or direction."""
+    read = to_original(got, got.data)
+    ijk = np.stack(np.meshgrid(*[np.arange(n) for n in read.shape], indexing="ij"), -1).reshape(-1, 3)
+    there = (np.linalg.inv(affine) @ got.affine @ np.c_[ijk, np.ones(len(ijk))].T)[:3].T
+    np.testing.assert_allclose(there, np.round(there), atol=1e-3)  # on the NIfTI's own voxels
+    np.testing.assert_allclose(read.reshape(-1), values[tuple(np.round(there).astype(int).T)], atol=atol)
+
+
+@pytest.mark.parametrize("plane, affine", [
+    ("axial", np.diag([1.0, 1.0, 3.0, 1.0])),  # RAS: a series of it would show the head upside down
+    ("coronal", np.array([[-1.0, 0, 0, 0], [0, 0, 3.0, 0], [0, 1.0, 0, 0], [0, 0, 0, 1]])),
+])
+def test_a_nifti_input_is_written_in_the_order_scanners_write(tmp_path, plane, affine):
+    values = np.random.default_rng(2).uniform(0, 900, (12, 10, 4)).astype(np.float32)
+    nib.save(nib.Nifti1Image(values, affine), tmp_path / "scan.nii.gz")
+    volume = io.load_volume(tmp_path / "scan.nii.gz")
+    out = save_volume(tmp_path / "pred.dcm", volume.data, like=volume, te_ms=15, tr_ms=500)
+    ds = _one_file(out)
+    expected = {"axial": [1, 0, 0, 0, 1, 0], "coronal": [1, 0, 0, 0, 0, -1]}[plane]
+    assert [round(float(v)) for v in ds.ImageOrientationPatient] == expected  # anterior or superior at the top
+    _assert_same_voxels_at_same_places(dicom.read_series(out)[0], values, affine, float(ds.RescaleSlope) / 2 + 1e-4)

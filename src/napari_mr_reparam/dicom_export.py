@@ -68,6 +68,8 @@ def write_series(folder: str | Path, voxels: np.ndarray, affine: np.ndarray, *, 
             raise FileExistsError(f"{folder} exists; overwrite=True replaces it (--overwrite on the command line)")
         refuse_unreplaceable(folder)
     source = _source_dataset(source_files)
+    if source is None:  # a source series keeps its own order; others are written as scanners write them
+        volume, affine = _conventional_order(volume, affine)
     meta = _series_attributes(source, te_ms, tr_ms, model, extra or {}, origin)
     meta["SeriesNumber"] = _series_number(source, folder)
     finite = volume[np.isfinite(volume)]
@@ -90,6 +92,29 @@ def write_series(folder: str | Path, voxels: np.ndarray, affine: np.ndarray, *, 
         if temp.exists():
             shutil.rmtree(temp)
     return folder
+
+
+#: The patient direction (LPS) each image axis of a conventional series runs along, by the
+#: axis of the patient it is nearest: columns to the left (x), rows to the back (y) and,
+#: for coronal and sagittal images, downward (-z): anterior or superior at the top of the
+#: image and the patient's right on the viewer's left, as scanners write them.
+CONVENTIONAL_SIGN = (1.0, 1.0, -1.0)
+
+
+def _conventional_order(voxels: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``voxels`` (column, row, slice) and their voxel -> RAS ``affine`` with the columns
+    and rows reversed where they run against :data:`CONVENTIONAL_SIGN`: the same voxels at
+    the same places, which a viewer that shows the stored pixels (most do) shows upright."""
+    lps = np.diag([-1.0, -1.0, 1.0, 1.0]) @ affine
+    affine = affine.copy()
+    for axis in (0, 1):
+        direction = lps[:3, axis]
+        nearest = int(np.argmax(np.abs(direction)))
+        if np.sign(direction[nearest]) != CONVENTIONAL_SIGN[nearest]:
+            voxels = np.flip(voxels, axis)
+            affine[:, 3] += affine[:, axis] * (voxels.shape[axis] - 1)
+            affine[:, axis] *= -1
+    return np.ascontiguousarray(voxels), affine
 
 
 def _encoding(finite: np.ndarray) -> tuple[float, bool]:
