@@ -72,6 +72,10 @@ def test_bad_inputs_are_refused():
         fit_maps([a, np.full((4, 4), np.nan, np.float32)], [Acquisition(15, 3000), Acquisition(90, 3000)])
     with pytest.raises(ValueError, match="cannot be 'double_inversion_recovery'"):
         fit_maps([a], [AcquisitionValues("double_inversion_recovery", 20, 11000, 3400, None)])
+    with pytest.raises(ValueError, match="^input 1 holds no image: no voxel is above 0$"):  # an empty scan
+        fit_maps([np.zeros_like(a), a], [Acquisition(15, 3000), Acquisition(90, 3000)])
+    with pytest.raises(ValueError, match="^input 1 has 4 dimensions, shape \\(1, 1, 4, 4\\): joint maps take"):
+        fit_maps([a[None, None], a[None, None]], [Acquisition(15, 3000), Acquisition(90, 3000)])
 
 
 def test_single_input_gives_the_network_maps_as_today():
@@ -88,7 +92,7 @@ def test_single_input_gives_the_network_maps_as_today():
     assert not maps.determined["t1"].any()
     # a double inversion recovery from one input, as the widget renders it
     dir_target = Acquisition(25, 11000, "double_inversion_recovery", 3400, None, 325)
-    assert np.array_equal(maps.render(25, 11000, "double_inversion_recovery", 3400, ti2=325),
+    assert np.array_equal(maps.render(25, 11000, "double_inversion_recovery", 3400, ti2_ms=325),
                           engine.render(today, dir_target).reshape(image.shape))
     with pytest.raises(ValueError, match="need two or more inversion-recovery inputs"):
         maps.render(20, 3000, "inversion_recovery", 300, inversion=0.9)

@@ -69,3 +69,10 @@ def test_the_network_reads_voxels_not_measured_nan_or_infinite_as_0():
     image[0, 0, :3] = np.nan, np.inf, -np.inf  # an infinity as the largest float would set the slice's scale
     network_maps(Engine(), image, Acquisition(20, 600))
     assert np.array_equal(seen[0][0, 0], [0, 0, 0, 1]) and np.isfinite(image[0, 0, :3]).sum() == 0
+
+
+def test_joint_maps_say_what_they_hold_in_a_line_not_their_arrays():
+    pd, t1, t2 = random_maps(shape=(2, 16, 16), seed=3)
+    acqs = [Acquisition(15, 3000), Acquisition(100, 3000), Acquisition(15, 500)]
+    text = repr(fit_maps(render_inputs(acqs, pd, t1, t2), acqs))
+    assert text.startswith("JointMaps(shape (2, 16, 16), 3 input(s)") and len(text) < 300 and "\n" not in text

@@ -29,3 +29,19 @@ def test_the_docstrings_way_to_a_prediction_and_to_joint_maps_runs():
     render = maps.render(flair.te_ms, flair.tr_ms, flair.sequence, ti_ms=flair.ti_ms)
     truth = physics.render(flair.sequence, pd, t1, t2, flair.te_ms, flair.tr_ms, ti=flair.ti_ms)
     assert np.allclose(render, truth, rtol=0.02, atol=0.01)  # fluid near its null: 0.027 against 0.032
+
+
+def test_a_double_inversion_recovery_from_python_and_a_target_that_is_no_acquisition(tiny_weights):
+    import numpy as np
+    import pytest
+
+    import napari_mr_reparam as m
+
+    engine = m.Reparameterizer("physics", device="cpu")
+    image = (np.arange(2 * 32 * 32, dtype=np.float32).reshape(2, 32, 32) % 53 + 10) * 10
+    dir_preset = m.get_preset("DIR")
+    out = engine.predict_volume(image, dir_preset.te, dir_preset.tr, 15, 500, sequence=dir_preset.sequence,
+                                ti_ms=dir_preset.ti, ti2_ms=dir_preset.ti2)
+    np.testing.assert_array_equal(out, engine.predict(image, dir_preset.acquisition(), m.Acquisition(15, 500)))
+    with pytest.raises(TypeError, match=r"^predict takes each target as an Acquisition"):
+        engine.predict(image, (100, 3000))

@@ -16,7 +16,8 @@ def test_every_preset_renders_and_is_described():
         preset.check()
         args = preset.render_arguments()
         signal = physics.render(args.pop("sequence"), pd, t1, t2, args.pop("te_ms"), args.pop("tr_ms"),
-                                ti=args.pop("ti_ms"), flip_deg=args.pop("flip_deg"), **args)
+                                ti=args.pop("ti_ms"), flip_deg=args.pop("flip_deg"), ti2=args.pop("ti2_ms"))
+        assert not args  # every keyword JointMaps.render takes is accounted for
         assert np.all(np.isfinite(signal)) and np.all(np.asarray(signal) >= 0)
         assert preset.name in preset.describe() and f"TE {preset.te:g}" in preset.describe()
 

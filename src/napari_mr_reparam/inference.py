@@ -415,8 +415,11 @@ class Reparameterizer:
         A model that renders from maps computes them once, here, and renders each target
         when it is taken from the iterator; other models predict each target in turn.
         """
-        data = magnitude_of(volume)
         targets = list(targets)
+        if not all(isinstance(t, Acquisition) for t in targets):
+            raise TypeError("predict takes each target as an Acquisition (Acquisition(te_ms, tr_ms, sequence, ...)); "
+                            "predict_volume takes the times as numbers")
+        data = magnitude_of(volume)
         for what, acquisition in [("the target", t) for t in targets] + [("the input", input)]:
             _refuse_other_slice_count(acquisition, _slice_count(data), what)
         options = self.resolve(options)
@@ -441,18 +444,20 @@ class Reparameterizer:
                        sequence: str = "spin_echo", ti_ms=None, flip_deg=None, consistency=None,
                        flip_average=None, calibrate_peak=None, progress: Progress | None = None,
                        cancelled: CancelCheck | None = None, input_sequence: str = "spin_echo",
-                       input_ti_ms=None, input_flip_deg=None) -> np.ndarray:
+                       input_ti_ms=None, input_flip_deg=None, ti2_ms=None) -> np.ndarray:
         """:meth:`predict` with the acquisitions and options given as keywords (times in ms;
-        the input's sequence, TI and flip angle as ``input_sequence``, ``input_ti_ms`` and
-        ``input_flip_deg``). A time or angle that is not a number, or one per slice, is a
-        one-line ``TypeError`` or ``ValueError`` naming its parameter."""
+        a double inversion recovery's second TI as ``ti2_ms``; the input's sequence, TI and
+        flip angle as ``input_sequence``, ``input_ti_ms`` and ``input_flip_deg``). A time or
+        angle that is not a number, or one per slice, is a one-line ``TypeError`` or
+        ``ValueError`` naming its parameter."""
         count = _slice_count(volume)
         for name, value in (("te_ms", te_ms), ("tr_ms", tr_ms)):
             _check_argument(name, value, count, required=True)
         for name, value in (("input_te_ms", input_te_ms), ("input_tr_ms", input_tr_ms), ("ti_ms", ti_ms),
-                            ("flip_deg", flip_deg), ("input_ti_ms", input_ti_ms), ("input_flip_deg", input_flip_deg)):
+                            ("flip_deg", flip_deg), ("input_ti_ms", input_ti_ms), ("input_flip_deg", input_flip_deg),
+                            ("ti2_ms", ti2_ms)):
             _check_argument(name, value, count, required=False)
-        target = Acquisition(te_ms, tr_ms, sequence, ti_ms, flip_deg)
+        target = Acquisition(te_ms, tr_ms, sequence, ti_ms, flip_deg, ti2_ms)
         given = _input_acquisition(input_te_ms, input_tr_ms, input_sequence, input_ti_ms, input_flip_deg)
         if given is None and self.task != "d2p":
             warnings.warn(_UNSTATED_INPUT, UserWarning, stacklevel=2)

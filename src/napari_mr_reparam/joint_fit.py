@@ -125,6 +125,9 @@ def _check_inputs(volumes, acquisitions, fitted: bool = True):
 
     arrays = [magnitude_of(v) for v in volumes]
     for i, a in enumerate(arrays, 1):
+        if a.ndim not in (2, 3):
+            raise ValueError(f"input {i} has {a.ndim} dimensions, shape {a.shape}: joint maps take 2-D images or "
+                             "(z, y, x) volumes")
         try:
             require_magnitude(a)
         except ValueError as exc:
@@ -133,9 +136,11 @@ def _check_inputs(volumes, acquisitions, fitted: bool = True):
     if len(shapes) > 1:
         listed = ", ".join("x".join(map(str, a.shape)) for a in arrays)
         raise ValueError(f"joint maps need co-registered images of one shape; got {listed}")
-    for i, a in enumerate(arrays, 1):
+    for i, a in enumerate(arrays, 1):  # one value is a fit still (a voxel's echoes); no signal at all is not
         if a.size and not np.isfinite(a).any():
             raise ValueError(f"input {i} holds no image: every voxel is NaN or infinite")
+        if a.size and not (np.nan_to_num(a, nan=0.0, posinf=0.0, neginf=0.0) > 0).any():
+            raise ValueError(f"input {i} holds no image: no voxel is above 0")
     return arrays, [checked_values(a) if fitted else acquisition_values(a) for a in acquisitions]
 
 

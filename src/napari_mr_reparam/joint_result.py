@@ -23,7 +23,7 @@ PD_UNITS = {"network": "fraction of water's proton density (the network's estima
             "joint": "relative (the first input's intensity units)"}
 
 
-@dataclass
+@dataclass(repr=False)  # its arrays would fill a terminal: __repr__ says what it holds
 class JointMaps:
     """PD, T1 and T2 (ms) maps of one subject; PD in the first input's intensity units, or,
     of one input, the network's fraction of water's proton density (:data:`PD_UNITS`).
@@ -127,10 +127,19 @@ class JointMaps:
                   if getattr(a, "sequence", None) == "inversion_recovery" and hasattr(a, "inversion")]
         return float(values[0]) if values else None
 
+    def __repr__(self) -> str:
+        determined = ", ".join(f"{k.upper()} {100 * float(np.mean(v)):.0f} %" for k, v in self.determined.items())
+        return (f"JointMaps(shape {np.shape(self.pd)}, {len(self.acquisitions)} input(s), PD, T1, T2 (ms) maps; "
+                f"determined by the inputs in {determined or 'none'} of the voxels; prior {self.prior_source})")
+
     def render(self, te_ms: float, tr_ms: float, sequence: str = "spin_echo",
                ti_ms: float | None = None, flip_deg: float | None = None,
-               inversion: float | None = None, clip_overshoot: bool = True, **extra) -> np.ndarray:
-        """The image at any acquisition, in the first input's intensity units.
+               inversion: float | None = None, clip_overshoot: bool = True, *, ti2_ms: float | None = None,
+               **extra) -> np.ndarray:
+        """The image at any acquisition, in the first input's intensity units (times in ms;
+        ``ti2_ms``, a double inversion recovery's second inversion time, as
+        :class:`~napari_mr_reparam.acquisition.Acquisition` names them; ``extra``: further
+        keywords of :func:`~napari_mr_reparam.physics.render`).
 
         An inversion recovery is rendered with the inversion efficiency ``inversion``;
         by default the one the inversion-recovery inputs were fitted with (the scanner's
@@ -147,19 +156,22 @@ class JointMaps:
         """
         from .acquisition import Acquisition
 
-        Acquisition(te_ms, tr_ms, sequence, ti_ms, flip_deg, extra.get("ti2"))  # checks the values
+        Acquisition(te_ms, tr_ms, sequence, ti_ms, flip_deg, ti2_ms)  # checks the values
         if self.network_maps is not None:  # one input: the engine renders its maps, as the widget does
-            if inversion is not None or set(extra) - {"ti2"}:
+            if inversion is not None:
                 raise ValueError("an inversion efficiency is the inputs' own: renders at one need two or "
                                  "more inversion-recovery inputs (joint maps)")
+            if extra:
+                raise ValueError(f"{', '.join(sorted(extra))}: the engine renders one input's maps at an "
+                                 "Acquisition's values only (TE, TR, sequence, TI, TI2, flip angle)")
             return network_render(self.engine, self.network_maps, te_ms, tr_ms, sequence, ti_ms,
-                                  flip_deg, extra.get("ti2")).reshape(self.pd.shape)
+                                  flip_deg, ti2_ms).reshape(self.pd.shape)
         if inversion is None:
             inversion = self.inversion_efficiency or 1.0
 
         def at(pd, t1, t2):
             return np.asarray(physics.render(sequence, pd, t1, t2, te_ms, tr_ms, ti=ti_ms, flip_deg=flip_deg,
-                                             inversion_efficiency=inversion, **extra))
+                                             ti2=ti2_ms, inversion_efficiency=inversion, **extra))
 
         signal = np.empty(np.shape(self.pd), np.float32)
 

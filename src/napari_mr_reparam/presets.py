@@ -73,12 +73,11 @@ class Preset:
         return Acquisition(self.te, self.tr, self.sequence, self.ti, self.flip_deg, self.ti2)
 
     def render_arguments(self) -> dict:
-        """Keywords for :func:`napari_mr_reparam.physics.render` / ``JointMaps.render``."""
-        out = {"te_ms": self.te, "tr_ms": self.tr, "sequence": self.sequence, "ti_ms": self.ti,
-               "flip_deg": self.flip_deg}
-        if self.ti2 is not None:
-            out["ti2"] = self.ti2
-        return out
+        """Keywords for :meth:`~napari_mr_reparam.joint_result.JointMaps.render` (times in
+        ms); ``acquisition()`` gives the same values as an ``Acquisition``, which the engine's
+        ``predict`` takes."""
+        return {"te_ms": self.te, "tr_ms": self.tr, "sequence": self.sequence, "ti_ms": self.ti,
+                "flip_deg": self.flip_deg, "ti2_ms": self.ti2}
 
 
 #: The presets, by name (times in ms).

@@ -168,7 +168,11 @@ def save_volume(path: str | Path, data_zyx: np.ndarray, like: Volume | None = No
         For the BIDS sidecar written beside NIfTI outputs (times given in ms, stored in
         seconds; a time that can only be seconds is a one-line ``ValueError``; no
         ``Model`` when ``model`` is None); a DICOM series takes them into its tags.
-        :func:`input_record` makes the ``extra`` that records the input's acquisition.
+        :func:`input_record` makes the ``extra`` that records the input's acquisition;
+        :func:`~napari_mr_reparam.sidecars.acquisition_sidecar` (``sequence, ti_ms,
+        flip_deg, ti2_ms``) the fields of a target beyond TE and TR (an inversion
+        recovery's ``InversionTime``, a gradient echo's ``FlipAngle``, its sequence), which a
+        FLAIR's sidecar needs to read back as one.
     overwrite : bool
         Replace existing files (the data file and its sidecar); otherwise
         ``FileExistsError``.

@@ -470,8 +470,8 @@ def render_request(engine, maps, request: Request) -> np.ndarray:
     if request.slice_index is not None:
         maps = maps.slices(slice(request.slice_index, request.slice_index + 1))
     if engine is None:  # joint maps
-        extra = {"ti2": target.ti2_ms} if target.ti2_ms is not None else {}
-        return maps.render(target.te_ms, target.tr_ms, target.sequence, target.ti_ms, target.flip_deg, **extra)
+        return maps.render(target.te_ms, target.tr_ms, target.sequence, target.ti_ms, target.flip_deg,
+                           ti2_ms=target.ti2_ms)
     return engine.render(maps, target)
 
 
