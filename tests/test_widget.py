@@ -2012,3 +2012,20 @@ def test_a_volume_larger_than_the_memory_available_is_told_as_it_starts(demo, qt
     widget.run.clicked.emit()
     _until(qtbot, lambda: _idle(widget) and "TE30" in _outputs(viewer, "prediction")[0].name)
     assert said and not any("GB of memory" in line for line in said)
+
+
+def test_a_model_that_cannot_render_the_contrast_shown_runs_nothing_when_chosen(demo, qtbot):
+    viewer, widget = demo
+    widget.model.value = "physics"
+    widget.preset.value = "FLAIR"
+    widget.run.clicked.emit()
+    _until(qtbot, lambda: _idle(widget) and _outputs(viewer, "prediction"))
+    (flair,) = _outputs(viewer, "prediction")
+    name, data = flair.name, np.array(flair.data)
+    widget.model.value = "d2p"  # live preview: before, a spin echo at FLAIR's TE/TR replaced it
+    qtbot.wait(1500)  # past the volume's delay
+    _until(qtbot, lambda: _idle(widget))
+    assert widget.preset.value == "Custom" and "only the physics model renders it" in widget.status.value
+    assert flair.name == name and np.array_equal(flair.data, data)
+    widget.preset.value = "T2w"  # a contrast it renders: it runs
+    _until(qtbot, lambda: _idle(widget) and "d2p" in _outputs(viewer, "prediction")[0].name)

@@ -326,7 +326,10 @@ class ReparamWidget(Container):
         self.ti.visible, self.ti2.visible, self.flip.visible = ("ti" in reads), ("ti2" in reads), ("flip" in reads)
         self._update_range_warning()
         self._on_inputs_changed()  # a refusal that no longer holds goes ...
-        self._refuse_preset(self.preset)  # ... before the model refuses a contrast it cannot render
+        if self._refuse_preset(self.preset):  # ... before the model refuses a contrast it cannot render:
+            self._preview_timer.stop()  # nothing runs on its change (it would put a spin echo in the
+            self._volume_timer.stop()  # refused contrast's place), until a setting asks for one
+            self._refused_while_due = ""
         self._refuse_preset(self.input_preset, inputs=True)  # or an input it cannot read
         self._sync_input_preset()
 
