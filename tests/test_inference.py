@@ -576,3 +576,17 @@ def test_an_input_without_its_acquisition_is_read_as_the_default_one_with_a_warn
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # Default-to-Param reads every input so: nothing to say
         Reparameterizer("d2p", device="cpu").predict_volume(volume, 100, 3000)
+
+
+def test_voxels_stored_without_signal_render_none_as_a_joint_fits_background_does(tiny_weights, volume):
+    data = np.nan_to_num(volume) + 100.0
+    data[:, :6, :] = 0.0  # air, or outside a skull-stripped brain's mask: stored 0
+    data[1, :3, :3] = np.nan  # not measured: stays NaN
+    engine = Reparameterizer("physics", device="cpu")
+    maps = engine.compute_maps(data, Acquisition(50, 4500))
+    for target in (Acquisition(15, 500), Acquisition(3, 2300, "mprage", 900, 9)):
+        out = engine.render(maps, target)
+        assert np.isnan(out[1, :3, :3]).all() and (out[1, 3:6] == 0).all() and (out[[0, 2, 3, 4], :6] == 0).all()
+        assert (out[:, 6:] > 0).mean() > 0.9
+        one = engine.render(maps.slices(slice(2, 3)), target)  # the slice a slider previews
+        np.testing.assert_array_equal(one[0], out[2])

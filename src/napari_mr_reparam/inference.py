@@ -69,7 +69,9 @@ class QuantitativeMaps:
     per slice, the factor that brings the maps' signal to the input's units (the gain
     that makes their signal at the input's acquisition match the input, times the level
     the volume was read at: :func:`render_scale`). ``shape`` holds the input's in-plane size,
-    ``nan`` where the input had no value and ``peak_count`` how many of each slice's
+    ``nan`` where the input had no value, ``empty`` where it held no signal (stored 0:
+    air outside a head, outside a skull-stripped brain's mask; rendered 0, as a joint fit's
+    background is) and ``peak_count`` how many of each slice's
     brightest voxels a render is clipped at (1, the maximum, unless the input calibrated
     more: :mod:`napari_mr_reparam.peaks`). With ``keep_detail`` (:class:`InferenceOptions`),
     ``guide`` holds the input (normalized to its maximum) that brings renders to its
@@ -84,12 +86,14 @@ class QuantitativeMaps:
     nan: np.ndarray
     peak_count: np.ndarray | int = 1
     guide: DetailGuide | None = None
+    empty: np.ndarray | None = None
 
     def slices(self, rows) -> QuantitativeMaps:
         """The maps of some slices only (``rows``: an index array or slice)."""
         from dataclasses import replace
 
         pick = {k: getattr(self, k)[rows] for k in ("pd", "t1", "t2", "scale", "nan")}
+        pick["empty"] = None if self.empty is None else self.empty[rows]
         pick["peak_count"] = self.peak_count[rows] if np.ndim(self.peak_count) else self.peak_count
         pick["guide"] = None if self.guide is None else self.guide.slices(rows)
         return replace(self, **pick)
@@ -493,7 +497,9 @@ class Reparameterizer:
                 if progress is not None:
                     progress(sl.stop - sl.start)
         joined = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-        maps = QuantitativeMaps(**joined, scale=np.ones(n, np.float32), shape=shape, nan=nan)
+        empty = (images <= 0) & ~nan  # no signal stored: none rendered (NaN were read as 0)
+        maps = QuantitativeMaps(**joined, scale=np.ones(n, np.float32), shape=shape, nan=nan,
+                                empty=empty if empty.any() else None)
         maps.scale = render_scale(maps, read, level, given)
         if options.keep_detail:
             maps.guide = DetailGuide(images, maps.pd.shape[-2:])
@@ -575,6 +581,8 @@ class Reparameterizer:
             out = maps.guide.upsample(normalized, top)
         else:
             out = np.clip(resize_slices(normalized, maps.shape), 0, 1) * top[:, None, None]
+        if maps.empty is not None:
+            out[maps.empty] = 0.0
         if maps.nan.any():
             out[maps.nan] = np.nan
         return out
