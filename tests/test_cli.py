@@ -92,7 +92,7 @@ def test_input_times_given_win_over_a_sidecar_written_in_ms(scan, tiny_weights, 
     (["--te", "100", "--tr", "9000", "--sequence", "inversion_recovery", "--ti", "2500", "600"],
      "error: a second --ti (TI1 TI2) applies to --sequence double_inversion_recovery only"),
     (["--te", "25", "--tr", "11000", "--sequence", "double_inversion_recovery", "--ti", "325", "3400"],
-     "error: the second inversion time must be shorter than the first"),
+     "error: TI2 (3400 ms), the second inversion time, must be shorter than TI (325 ms)"),
 ])
 def test_bad_parameters_are_one_line_errors(scan, tiny_weights, tmp_path, capsys, extra, message):
     path, _, _ = scan

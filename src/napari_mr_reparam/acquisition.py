@@ -53,7 +53,9 @@ class Acquisition:
         validate_times(self.te_ms, self.tr_ms, self.ti_ms, self.ti2_ms)
         validate_flip(self.flip_deg)
         if self.ti2_ms is not None and not np.all(np.less(self.ti2_ms, self.ti_ms if self.ti_ms is not None else 0)):
-            raise ValueError("the second inversion time must be shorter than the first")
+            first = "no first inversion time" if self.ti_ms is None else f"TI ({float(np.max(self.ti_ms)):g} ms)"
+            raise ValueError(f"TI2 ({float(np.max(self.ti2_ms)):g} ms), the second inversion time, must be shorter "
+                             f"than {first}")
         _refuse_echo_after_cycle(self)
 
     @classmethod
