@@ -1334,7 +1334,7 @@ def test_maps_and_predict_warn_before_a_job_the_memory_cannot_hold(scans, tmp_pa
     assert main(["maps", *map(str, paths.values()), "-o", str(tmp_path / "maps"), *_times("--input-te"),
                  *_times("--input-tr"), "--model", "none"]) == 0
     err = capsys.readouterr().err
-    assert "warning: this needs about 0.3 GB of memory and 0.1 GB is available" in err
+    assert "warning: this needs about 300 MB of memory and 100 MB is available" in err
     assert main(["predict", str(paths["t2w"]), "-o", str(tmp_path / "p.nii.gz"), "--te", "50", "--tr", "3000",
                  "--input-te", "100", "--input-tr", "3000", "-q"]) == 0
     assert "warning: t2w.nii.gz: this needs about" in capsys.readouterr().err

@@ -227,6 +227,18 @@ def test_absurd_header_is_refused_before_allocating(tmp_path):
         load_volume(path)
 
 
+def test_a_volume_larger_than_the_memory_available_is_refused_before_it_is_read(tmp_path, monkeypatch):
+    from napari_mr_reparam import memory
+
+    _oblique_nifti(tmp_path / "scan.nii.gz", shape=(40, 36, 3))  # 17 KB as float32
+    monkeypatch.setattr(memory, "available_bytes", lambda: 1e4)
+    with pytest.raises(ValueError, match=r"^scan\.nii\.gz: its shape \(40, 36, 3\) needs 17 KB of memory to read "
+                                         r"and 10 KB is available; crop it, or free memory$"):
+        load_volume(tmp_path / "scan.nii.gz")
+    monkeypatch.setattr(memory, "available_bytes", lambda: None)  # the system cannot say: read
+    assert load_volume(tmp_path / "scan.nii.gz").data.shape == (3, 36, 40)
+
+
 def test_a_freesurfer_volume_reads_as_the_nifti_of_its_grid_does_and_writes_back_as_nifti(tmp_path):
     data, affine = _oblique_nifti(tmp_path / "scan.nii.gz")
     nib.save(nib.MGHImage(data, affine), str(tmp_path / "orig.mgz"))

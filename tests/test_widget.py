@@ -2004,7 +2004,8 @@ def test_a_volume_larger_than_the_memory_available_is_told_as_it_starts(demo, qt
     monkeypatch.setattr(memory, "available_bytes", lambda: 1e8)
     widget.run.clicked.emit()
     _until(qtbot, lambda: _idle(widget) and _outputs(viewer, "prediction"))
-    assert any(line.startswith("Predicting whole volume") and "This needs about 0.3 GB of memory and 0.1 GB is "
+    need = memory.size_text(memory.need_bytes(np.prod(viewer.layers[0].data.shape), joint=False))
+    assert any(line.startswith("Predicting whole volume") and f"This needs about {need} of memory and 100 MB is "
                "available: the system may stop it" in line for line in said)
     said.clear()
     monkeypatch.setattr(memory, "available_bytes", lambda: 64e9)

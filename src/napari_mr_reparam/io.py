@@ -367,6 +367,12 @@ def _check_size(path: Path, shape: tuple, volumes_along_4th: bool = False) -> tu
         raise ValueError(f"{path.name}: holds no voxels (shape {shape})")
     if np.prod(kept, dtype=np.float64) > MAX_VOXELS:
         raise ValueError(f"{path.name}: the header claims shape {shape}, too large to load")
+    from .memory import available_bytes, size_text
+
+    need, have = 4.0 * float(np.prod(kept, dtype=np.float64)), available_bytes()  # read as float32
+    if have is not None and need > have:
+        raise ValueError(f"{path.name}: its shape {shape} needs {size_text(need)} of memory to read and "
+                         f"{size_text(have)} is available; crop it, or free memory")
     return kept
 
 

@@ -73,6 +73,13 @@ def available_bytes() -> float | None:
         return None
 
 
+def size_text(nbytes: float) -> str:
+    """A memory size as a person reads it: ``4.2 GB``; ``350 MB``, ``17 KB`` below those."""
+    if nbytes >= 1e9:
+        return f"{nbytes / 1e9:.1f} GB"
+    return f"{nbytes / 1e6:.0f} MB" if nbytes >= 1e6 else f"{nbytes / 1e3:.0f} KB"
+
+
 def shortage(voxels: int, joint: bool, name: str | None = None) -> str | None:
     """One line where a job on ``voxels`` voxels (:func:`need_bytes`) needs more memory than
     the system has available, saying what to do before it runs out; None where it fits."""
@@ -80,5 +87,5 @@ def shortage(voxels: int, joint: bool, name: str | None = None) -> str | None:
     if have is None or need <= have:
         return None
     what = f"{name}: " if name else ""
-    return (f"{what}this needs about {need / 1e9:.1f} GB of memory and {have / 1e9:.1f} GB is available: "
+    return (f"{what}this needs about {size_text(need)} of memory and {size_text(have)} is available: "
             "the system may stop it; close other programs, or give a crop or fewer slices")
