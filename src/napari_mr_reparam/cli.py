@@ -400,18 +400,18 @@ def _predict_all(engine, inputs, targets, outputs, args, options) -> int:
 
 def _without_done(inputs, outputs) -> tuple[list, list[str]]:
     """``--skip-existing``: the inputs whose outputs are not there yet, each left out said
-    on stderr (:func:`~napari_mr_reparam.cli_joint.all_written`), and the ``error:`` lines
+    on stderr (:func:`~napari_mr_reparam.cli_joint.skip_state`), and the ``error:`` lines
     of those with some of them (a run stopped between an input's targets), each refused
     alone so that the others go on and one rerun after their removal finishes the batch."""
-    from .cli_joint import all_written
+    from .cli_joint import skip_state
 
     kept, partial = [], []
     for path in inputs:
-        try:
-            if not all_written([out for (p, _), out in outputs.items() if p == path], path):
-                kept.append(path)
-        except FileExistsError as exc:
-            partial.append(input_error(path, exc, path.name))
+        done, refusal = skip_state([out for (p, _), out in outputs.items() if p == path], path)
+        if refusal:
+            partial.append(input_error(path, refusal, path.name))
+        elif not done:
+            kept.append(path)
     return kept, partial
 
 

@@ -346,7 +346,6 @@ def refuse_repeated_inputs(paths: list[str], why: str = "both would be written t
     :func:`folder_files`; a DICOM file in a series' folder given too, either way) is a
     one-line ValueError, before any work; ``why`` says what it would do (``predict``: be
     written twice to the same outputs; ``maps`` and ``--joint``: :data:`FITTED_TWICE`)."""
-
     seen = {}
     for index, text in enumerate(folder_files(paths) if expand else paths):
         at, first = seen.setdefault(Path(text).resolve(), (index, text))
@@ -1017,11 +1016,10 @@ def fit_inputs(paths, args, model="physics", device="auto", engine=None, volumes
     where each input's acquisition came from (:func:`acquisitions_of`)."""
     from .image_noise import noise_on_own_grids
     from .joint_fit import joint_maps, joint_work_units
+    from .memory import shortage
     from .series_gains import one_gain_across_files, series_count, series_label
 
     volumes = load_inputs(paths, times_given=input_times_given(args)) if volumes is None else volumes
-    from .memory import shortage
-
     if short := shortage(volumes[0].data.size, joint=len(volumes) > 1):  # the inputs go onto the first's grid
         print(f"warning: {short}", file=sys.stderr)
     acqs = acquisitions_of(volumes, args, origins)  # before registration: an input's times may be missing
@@ -1357,23 +1355,24 @@ def _targets(args) -> list:
     return out
 
 
-def all_written(outputs, name) -> bool:
-    """``--skip-existing``: whether every one of ``outputs`` (and its sidecar) exists; if
-    so, a line on stderr says ``name`` is left out. Some but not all (a run stopped while it
-    wrote them) is a one-line ``FileExistsError`` naming every one that exists."""
+def skip_state(outputs, name) -> tuple[bool, str]:
+    """``--skip-existing``: ``(whether every one of outputs and its sidecar exists, why the
+    input is refused)``. All there: a line on stderr says ``name`` is left out. Some but not
+    all (a run stopped between its targets): the reason names every one there, for the
+    caller's ``error:`` line (that input refused alone; never written over unasked)."""
     from .volume_writing import written_files
 
     files = [f for out in outputs for f in written_files(out)]
     there = [f for f in files if f.exists()]
     if files and len(there) == len(files):
         print(f"skipped {name}: its outputs exist", file=sys.stderr)
-        return True
-    if there:
-        listed = ", ".join(str(f) for f in there[:4]) + (f" and {len(there) - 4} more" if len(there) > 4 else "")
-        raise FileExistsError(f"{listed} {'exist' if len(there) > 1 else 'exists'}, but not every output of "
-                              f"{Path(str(name)).name} does: remove {'them' if len(there) > 1 else 'it'} to predict "
-                              "that input again")
-    return False
+        return True, ""
+    if not there:
+        return False, ""
+    listed = ", ".join(str(f) for f in there[:4]) + (f" and {len(there) - 4} more" if len(there) > 4 else "")
+    return False, (f"{listed} {'exist' if len(there) > 1 else 'exists'}, but not every output of "
+                   f"{Path(str(name)).name} does: remove {'them' if len(there) > 1 else 'it'} to predict that "
+                   "input again")
 
 
 def _stems(groups, joint: bool) -> list[tuple]:
@@ -1425,14 +1424,17 @@ def predict_joint_or_preset(args) -> int:
     if getattr(args, "skip_existing", False):  # a series' outputs are known once read: asked then
         kept = []
         for paths, named in zip(groups, stems):
-            try:
-                if (not args.joint and _several_in(paths[0])) or not all_written(
-                        _output_paths(args, named[1], targets, kinds[str(named[0])]).values(), paths[0]):
-                    kept.append((paths, named))
-            except FileExistsError as exc:
-                if args.joint:
-                    raise
-                partial.append(input_error(paths[0], exc))
+            if not args.joint and _several_in(paths[0]):
+                kept.append((paths, named))
+                continue
+            done, refusal = skip_state(_output_paths(args, named[1], targets, kinds[str(named[0])]).values(),
+                                       paths[0])
+            if refusal and args.joint:
+                raise FileExistsError(refusal)
+            if refusal:
+                partial.append(input_error(paths[0], refusal))
+            elif not done:
+                kept.append((paths, named))
         for line in partial:
             print(line, file=sys.stderr)
         if not kept:
@@ -1457,16 +1459,15 @@ def predict_joint_or_preset(args) -> int:
             continue
         for stem, short, name, volumes in parts:
             outputs = _output_paths(args, stem, targets, kinds[str(paths[0])] if len(parts) == 1 else ".nii.gz")
+            done, refusal = skip_state(outputs.values(), name) if getattr(args, "skip_existing", False) else (False, "")
+            if done:
+                continue
             tried += 1
-            try:
-                if getattr(args, "skip_existing", False) and all_written(outputs.values(), name):
-                    tried -= 1
-                    continue
-            except FileExistsError as exc:
-                if args.joint:
-                    raise
+            if refusal and args.joint:
+                raise FileExistsError(refusal)
+            if refusal:
                 failures += 1
-                print(input_error(name, exc), file=sys.stderr)
+                print(input_error(name, refusal), file=sys.stderr)
                 continue
             refuse_inputs_as_outputs(outputs.values(), inputs)
             refuse_existing(outputs.values(), overwrite=args.overwrite)
