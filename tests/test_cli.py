@@ -1390,6 +1390,10 @@ def test_a_folder_of_files_names_its_subfolders_left_unread_and_a_link_to_nothin
     # a subfolder the folder does not read is an input of its own beside it, not one read twice
     assert main(["predict", str(folder / "a.nii.gz"), str(folder / "series"), "-o", str(tmp_path / "two"),
                  *times]) == 0
+    (folder / "gone.nii.gz").unlink()
+    assert main(["predict", str(folder), str(folder / "sub"), "-o", str(tmp_path / "four"), *times]) == 0
+    assert f"notice: {folder}: its subfolder series is not read (the files in it are): give it as an input of " \
+           "its own" in capsys.readouterr().err  # sub, given, is read
     assert main(["predict", str(folder / "a.nii.gz"), str(folder / "sub"), "-o", str(tmp_path / "three"),
                  *times]) == 0
 

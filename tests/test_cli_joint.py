@@ -1378,5 +1378,15 @@ def test_maps_stopped_part_way_leave_no_half_set_and_run_again(scans, tmp_path, 
 
     monkeypatch.setattr(writing, "save_volume", stopped_at_the_third)
     assert main(argv) == 130 and list((tmp_path / "m").iterdir()) == []
+
+    def stopped_once_placed(*args, **kwargs):  # Ctrl-C once the last map is in place, before it returns
+        calls.append(1)
+        save(*args, **kwargs)
+        if len(calls) == 7:
+            raise KeyboardInterrupt
+        return args[0]
+
+    monkeypatch.setattr(writing, "save_volume", stopped_once_placed)
+    assert main(argv) == 130 and list((tmp_path / "m").iterdir()) == []
     monkeypatch.setattr(writing, "save_volume", save)
     assert main(argv) == 0 and (tmp_path / "m" / "maps.json").is_file()

@@ -302,3 +302,20 @@ def test_a_name_as_long_as_the_file_system_takes_is_written(tmp_path):
     name = "s" * (255 - len(".nii.gz")) + ".nii.gz"  # 255 characters: most file systems' limit
     out = save_volume(tmp_path / name, np.ones((2, 4, 4), np.float32), te_ms=20, tr_ms=600)
     assert out.is_file() and sorted(p.name for p in tmp_path.iterdir()) == sorted([name, name[:-7] + ".json"])
+
+
+def test_a_stop_between_an_image_and_its_sidecar_keeps_neither(tmp_path, monkeypatch):
+    import os
+
+    real, moves = os.replace, []
+
+    def stopped_at_the_sidecar(src, dst):
+        moves.append(dst)
+        if len(moves) == 2:
+            raise KeyboardInterrupt  # Ctrl-C after the image is in place, before its sidecar
+        return real(src, dst)
+
+    monkeypatch.setattr(os, "replace", stopped_at_the_sidecar)
+    with pytest.raises(KeyboardInterrupt):
+        save_volume(tmp_path / "x.nii.gz", np.ones((2, 4, 4), np.float32), te_ms=20, tr_ms=600)
+    assert list(tmp_path.iterdir()) == []  # neither the image nor a temporary file

@@ -260,7 +260,8 @@ def folder_files(paths: list[str], notes: list | None = None) -> list[str]:
                              "series too")
         if files:
             out += [str(p) for p in _links_to_nothing(path)]  # each an input that fails in one line
-            if not own_series and notes is not None and (line := _subfolders_left_line(path)):
+            given = {Path(p).resolve() for p in paths}  # a subfolder given as an input of its own is read
+            if not own_series and notes is not None and (line := _subfolders_left_line(path, given)):
                 notes.append(line)
     return out
 
@@ -273,14 +274,16 @@ def _links_to_nothing(folder: Path) -> list[Path]:
                   if p.is_symlink() and not p.exists() and suffix_of(p) in VOLUME_SUFFIXES + IMAGE_SUFFIXES)
 
 
-def _subfolders_left_line(folder: Path) -> str:
+def _subfolders_left_line(folder: Path, given=frozenset()) -> str:
     """The notice on the subfolders of an input folder of files that hold something to read
-    (files, or a DICOM series): they are not inputs unless given as such. Empty where none."""
+    (files, or a DICOM series): they are not inputs unless given as such (``given``: the
+    resolved paths given). Empty where none."""
     from . import dicom
     from .file_types import readable_files
 
     left = sorted(p.name for p in folder.iterdir()
-                  if p.is_dir() and not p.name.startswith(".") and (readable_files(p) or dicom.looks_like_series(p)))
+                  if p.is_dir() and not p.name.startswith(".") and p.resolve() not in given
+                  and (readable_files(p) or dicom.looks_like_series(p)))
     if not left:
         return ""
     names = ", ".join(left[:4]) + (f" and {len(left) - 4} more" if len(left) > 4 else "")
@@ -1229,8 +1232,8 @@ def _write_maps(files: dict, maps, like, meta: dict, overwrite: bool) -> list[Pa
         meta = {**meta, "outputs": [p.name for w in written for p in written_files(w)]}  # what --overwrite may clear
         files["sidecar"].write_text(json.dumps(meta, indent=2) + "\n")
     except BaseException:  # stopped (Ctrl-C, SIGTERM) or failed part-way: no set of maps half written
-        for path in [p for w in written for p in written_files(w)] + [files["sidecar"]]:
-            path.unlink(missing_ok=True)
+        for path in [p for key in images for p in written_files(files[key])] + [files["sidecar"]]:
+            path.unlink(missing_ok=True)  # each this run writes (one it was writing included)
         raise
     return [*written, files["sidecar"]]
 

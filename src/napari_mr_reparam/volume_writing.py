@@ -322,7 +322,7 @@ def _write_atomically(jobs: list[tuple[Path, Callable[[Path], None]]]) -> None:
     """Write every file to a temporary beside it, then move all into place; no partial files.
     A failure of the system (a read-only or full disk, no permission) is one line naming the
     output being written (:func:`cannot_write`), and no temporary file is left."""
-    temps = []
+    temps, placed = [], []
     target = jobs[0][0] if jobs else None
     try:
         for target, write in jobs:
@@ -330,8 +330,14 @@ def _write_atomically(jobs: list[tuple[Path, Callable[[Path], None]]]) -> None:
             write(Path(temps[-1]))
         for (target, _), tmp in zip(jobs, temps):
             os.replace(tmp, target)
-    except OSError as exc:
-        raise cannot_write(target, exc) from None
+            placed.append(target)
+    except BaseException as exc:  # a failure, Ctrl-C or SIGTERM between the moves: no image without its sidecar
+        if len(placed) < len(jobs):
+            for done in placed:
+                Path(done).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise cannot_write(target, exc) from None
+        raise
     finally:
         for tmp in temps:
             if os.path.exists(tmp):
