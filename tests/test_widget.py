@@ -2030,3 +2030,12 @@ def test_a_model_that_cannot_render_the_contrast_shown_runs_nothing_when_chosen(
     assert flair.name == name and np.array_equal(flair.data, data)
     widget.preset.value = "T2w"  # a contrast it renders: it runs
     _until(qtbot, lambda: _idle(widget) and "d2p" in _outputs(viewer, "prediction")[0].name)
+
+
+def test_a_widget_just_opened_says_what_to_do(make_napari_viewer, tiny_weights):
+    from napari_mr_reparam._widget import FIRST_HINT
+
+    viewer = make_napari_viewer()
+    viewer.add_image(_ramp((4, 32, 32)), name="scan", metadata={"te_ms": 50.0, "tr_ms": 4500.0})
+    _, widget = viewer.window.add_plugin_dock_widget("napari-mr-reparam", "MR Re-parameterization")
+    assert widget.status.value == FIRST_HINT and "Run all slices" in FIRST_HINT

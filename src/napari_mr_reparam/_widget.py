@@ -87,6 +87,9 @@ VOLUME_DELAY_MS = 600     # sliders at rest this long -> whole volume
 ROW_SPACING_PX = 2        # between the rows of the controls
 
 
+#: The status line of a widget just opened, before anything else is said.
+FIRST_HINT = ("Choose the Input, then a Preset or TE/TR: a slider move predicts the slice on screen, "
+              "Run all slices the volume")
 #: The end of a status line that asks for the input's times where its metadata's were set aside.
 TIMES_TO_TYPE = "type the input's times in ms where they show ?"
 
@@ -131,6 +134,8 @@ class ReparamWidget(Container):
         self._connect()
         self._on_model_changed()
         self._on_image_changed()
+        if not self.status.value:  # the first view: what to do, until anything else is said
+            self.status.value = FIRST_HINT
 
     # ------------------------------------------------------------------ controls
     def _make_controls(self) -> None:
