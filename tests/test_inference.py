@@ -590,3 +590,16 @@ def test_voxels_stored_without_signal_render_none_as_a_joint_fits_background_doe
         assert (out[:, 6:] > 0).mean() > 0.9
         one = engine.render(maps.slices(slice(2, 3)), target)  # the slice a slider previews
         np.testing.assert_array_equal(one[0], out[2])
+
+
+def test_dark_tissue_a_windowed_picture_stores_as_0_inside_the_head_is_rendered_from_its_maps(tiny_weights):
+    from napari_mr_reparam.inference import empty_outside
+
+    image = np.zeros((2, 40, 40), np.float32)
+    image[:, 5:35, 5:35] = 500.0  # the head
+    image[:, 15:25, 15:25] = 0.0  # a ventricle windowed to 0, enclosed by brighter tissue
+    empty = empty_outside(image, np.zeros(image.shape, bool))
+    assert empty[:, :5].all() and not empty[:, 15:25, 15:25].any() and not empty[:, 5:35, 5:35].any()
+    engine = Reparameterizer("physics", device="cpu")
+    out = engine.predict(image, Acquisition(100, 4000), Acquisition(15, 500))
+    assert (out[:, :5] == 0).all() and (out[:, 15:25, 15:25] > 0).any()

@@ -69,9 +69,9 @@ class QuantitativeMaps:
     per slice, the factor that brings the maps' signal to the input's units (the gain
     that makes their signal at the input's acquisition match the input, times the level
     the volume was read at: :func:`render_scale`). ``shape`` holds the input's in-plane size,
-    ``nan`` where the input had no value, ``empty`` where it held no signal (stored 0:
-    air outside a head, outside a skull-stripped brain's mask; rendered 0, as a joint fit's
-    background is) and ``peak_count`` how many of each slice's
+    ``nan`` where the input had no value, ``empty`` where it held no signal around the
+    object (:func:`empty_outside`; rendered 0, as a joint fit's background is) and
+    ``peak_count`` how many of each slice's
     brightest voxels a render is clipped at (1, the maximum, unless the input calibrated
     more: :mod:`napari_mr_reparam.peaks`). With ``keep_detail`` (:class:`InferenceOptions`),
     ``guide`` holds the input (normalized to its maximum) that brings renders to its
@@ -497,7 +497,7 @@ class Reparameterizer:
                 if progress is not None:
                     progress(sl.stop - sl.start)
         joined = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-        empty = (images <= 0) & ~nan  # no signal stored: none rendered (NaN were read as 0)
+        empty = empty_outside(images, nan)
         maps = QuantitativeMaps(**joined, scale=np.ones(n, np.float32), shape=shape, nan=nan,
                                 empty=empty if empty.any() else None)
         maps.scale = render_scale(maps, read, level, given)
@@ -920,6 +920,25 @@ def read_scale(read: np.ndarray, level: float) -> np.ndarray:
     (:func:`render_scale`)."""
     top = read.reshape(read.shape[0], -1).max(axis=1)
     return (level * np.minimum(1.0, top / SPARSE_SLICE_SHARE)).astype(np.float32)
+
+
+def empty_outside(images: np.ndarray, nan: np.ndarray) -> np.ndarray:
+    """The voxels of slices ``images`` (z, h, w) stored without signal (0 or below; NaN read
+    as 0 aside) that reach a slice's edge through other such voxels: air stored as 0 around
+    a head, the outside of a skull-stripped brain's mask. Dark tissue that an 8-bit or
+    windowed image stores as 0 inside the head (CSF in a T1-weighted picture) is enclosed by
+    brighter voxels, and is not among them: its render comes from its maps."""
+    from scipy import ndimage
+
+    zero = (images <= 0) & ~nan
+    if not zero.any():
+        return zero
+    in_plane = np.zeros((3, 3, 3), bool)
+    in_plane[1] = ndimage.generate_binary_structure(2, 1)
+    labels, _ = ndimage.label(zero, structure=in_plane)
+    edge = np.unique(np.concatenate([labels[:, 0].ravel(), labels[:, -1].ravel(), labels[:, :, 0].ravel(),
+                                     labels[:, :, -1].ravel()]))
+    return np.isin(labels, edge[edge > 0])
 
 
 def _normalized_slices(volume: np.ndarray):
