@@ -33,7 +33,7 @@ def test_a_flip_angle_below_a_degree_is_radians_in_python_as_on_the_command_line
     ((120, 9000, "inversion_recovery", 8950), r"^TI \+ TE \(8950 \+ 120 ms\) must be shorter than TR \(9000 ms\): "
                                               r"the echo would come after the next inversion$"),
     ((25, 11000, "double_inversion_recovery", 10990, None, 400), r"after the next first inversion"),
-    ((50, 2300, "mprage", 900, 9), r"^an MPRAGE's TE \(50 ms\) must be shorter than its readout's pulse spacing"),
+    ((50, 2300, "mprage", 900, 9), r"^an MPRAGE's TE \(50 ms\) lies between two pulses of its readout, at most 15"),
     ((1e30, 1e31), r"^TE 1e\+30 ms is beyond any scan \(at most 1e\+06 ms, 1000 s\)$"),
 ])
 def test_impossible_acquisitions_are_one_line_refusals(args, message):
@@ -43,4 +43,5 @@ def test_impossible_acquisitions_are_one_line_refusals(args, message):
         Acquisition(*args)
     Acquisition(120, 9000, "inversion_recovery", 2500)  # the FLAIR preset, as it is, is taken
     Acquisition(3, 2300, "mprage", 900, 9)
+    Acquisition(7.22, 2530, "mprage", 1200, 7)  # a multi-echo MPRAGE's last echo
     Acquisition(25, 11000, "double_inversion_recovery", 3400, None, 400)

@@ -119,12 +119,16 @@ def validate_times(te, tr, ti=None, ti2=None) -> None:
             raise ValueError(f"{name} ({short.flat[i]:g} ms) must be shorter than TR ({long_.flat[i]:g} ms)")
 
 
+#: The longest TE (ms) an MPRAGE takes: its echo lies between two pulses of its readout,
+#: spaced 5-15 ms apart on scanners (a multi-echo MPRAGE's last echo near 7 ms, a
+#: low-bandwidth readout's longer).
+MPRAGE_MAX_TE_MS = 15.0
+
+
 def _refuse_echo_after_cycle(acq: "Acquisition") -> None:
     """An inversion recovery (or double inversion recovery) whose echo comes after the next
-    inversion (TI + TE not shorter than TR), or an MPRAGE whose TE does not fit between the
-    readout's pulses: a ``ValueError`` saying so."""
-    from .physics import MPRAGE_ECHO_SPACING_MS
-
+    inversion (TI + TE not shorter than TR), or an MPRAGE whose TE cannot lie between the
+    readout's pulses (:data:`MPRAGE_MAX_TE_MS`): a ``ValueError`` saying so."""
     te, tr, ti = (np.asarray(v, np.float64) if v is not None else None for v in (acq.te_ms, acq.tr_ms, acq.ti_ms))
     if acq.sequence in ("inversion_recovery", "double_inversion_recovery") and ti is not None:
         late = np.broadcast_arrays(ti + te >= tr, ti, te, tr)
@@ -133,9 +137,9 @@ def _refuse_echo_after_cycle(acq: "Acquisition") -> None:
             first = "first " if acq.sequence == "double_inversion_recovery" else ""
             raise ValueError(f"TI + TE ({late[1].flat[i]:g} + {late[2].flat[i]:g} ms) must be shorter than TR "
                              f"({late[3].flat[i]:g} ms): the echo would come after the next {first}inversion")
-    if acq.sequence == "mprage" and np.any(te >= MPRAGE_ECHO_SPACING_MS):
-        raise ValueError(f"an MPRAGE's TE ({float(np.max(te)):g} ms) must be shorter than its readout's pulse "
-                         f"spacing ({MPRAGE_ECHO_SPACING_MS:g} ms); MPRAGE TEs are 2-4 ms")
+    if acq.sequence == "mprage" and np.any(te > MPRAGE_MAX_TE_MS):
+        raise ValueError(f"an MPRAGE's TE ({float(np.max(te)):g} ms) lies between two pulses of its readout, "
+                         f"at most {MPRAGE_MAX_TE_MS:g} ms; MPRAGE TEs are 2-8 ms")
 
 
 #: The least flip angle (degrees) taken: below it, a value can only be radians.
