@@ -45,3 +45,21 @@ def test_a_double_inversion_recovery_from_python_and_a_target_that_is_no_acquisi
     np.testing.assert_array_equal(out, engine.predict(image, dir_preset.acquisition(), m.Acquisition(15, 500)))
     with pytest.raises(TypeError, match=r"^predict takes each target as an Acquisition"):
         engine.predict(image, (100, 3000))
+
+
+def test_a_ti_given_to_a_spin_echo_is_said_not_dropped(tiny_weights):
+    import numpy as np
+    import pytest
+
+    import napari_mr_reparam as m
+
+    engine = m.Reparameterizer("physics", device="cpu")
+    image = (np.arange(2 * 32 * 32, dtype=np.float32).reshape(2, 32, 32) % 53 + 10) * 10
+    with pytest.raises(ValueError, match=r"^ti_ms is given but sequence 'spin_echo' reads no TI: name the sequence "
+                                         r"that does \(sequence='inversion_recovery'\), or leave it out$"):
+        engine.predict_volume(image, 120, 9000, 15, 500, ti_ms=2500)  # a FLAIR meant, its sequence forgotten
+    with pytest.raises(ValueError, match=r"^input_flip_deg is given but input_sequence 'spin_echo' reads no flip"):
+        engine.predict_volume(image, 120, 9000, 15, 500, input_flip_deg=9)
+    maps = m.joint_maps([image], [m.Acquisition(15, 500)], engine=engine)
+    with pytest.raises(ValueError, match="^flip_deg is given but sequence 'spin_echo' reads no flip angle"):
+        maps.render(100, 3000, flip_deg=90)

@@ -119,6 +119,30 @@ def validate_times(te, tr, ti=None, ti2=None) -> None:
             raise ValueError(f"{name} ({short.flat[i]:g} ms) must be shorter than TR ({long_.flat[i]:g} ms)")
 
 
+def refuse_unread(sequence: str, prefix: str = "", **values) -> None:
+    """A ``ValueError`` where a keyword of the Python API gives a value ``sequence`` does
+    not read (``ti_ms``, ``ti2_ms``, ``flip_deg``, with ``prefix`` as the caller names them:
+    ``input_``): given to a spin echo, a TI means an inversion recovery that was not named,
+    which would otherwise be rendered as a spin echo without a word."""
+    reads = SEQUENCE_READS.get(sequence, ())
+    unread = [key for key, value in values.items() if value is not None and _READ_AS[key][0] not in reads]
+    if unread:
+        key = unread[0]
+        parameter, words = _READ_AS[key]
+        raise ValueError(f"{prefix}{key} is given but {prefix}sequence {sequence!r} reads no {words}: name the "
+                         f"sequence that does ({prefix}sequence='{_reader_of(parameter)}'), or leave it out")
+
+
+#: The API's keywords of the parameters beyond TE and TR: what :data:`SEQUENCE_READS` calls
+#: each, and what a message calls it.
+_READ_AS = {"ti_ms": ("ti", "TI"), "ti2_ms": ("ti2", "second TI"), "flip_deg": ("flip", "flip angle")}
+
+
+def _reader_of(parameter: str) -> str:
+    """The first sequence that reads ``parameter`` (``ti``, ``ti2``, ``flip``)."""
+    return next(name for name, reads in SEQUENCE_READS.items() if parameter in reads)
+
+
 #: The longest TE (ms) an MPRAGE takes: its echo lies between two pulses of its readout,
 #: spaced 5-15 ms apart on scanners (a multi-echo MPRAGE's last echo near 7 ms, a
 #: low-bandwidth readout's longer).

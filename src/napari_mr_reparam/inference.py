@@ -21,7 +21,7 @@ from typing import Callable
 
 import numpy as np
 
-from .acquisition import TRAINED_RANGE_MS, Acquisition, out_of_range_warnings  # noqa: F401
+from .acquisition import TRAINED_RANGE_MS, Acquisition, out_of_range_warnings, refuse_unread  # noqa: F401
 from .cancellation import Cancelled, stop_if_cancelled  # noqa: F401  (Cancelled: part of this module's API)
 from .detail import DetailGuide
 from .resize import resize_slices
@@ -461,6 +461,8 @@ class Reparameterizer:
                             ("flip_deg", flip_deg), ("input_ti_ms", input_ti_ms), ("input_flip_deg", input_flip_deg),
                             ("ti2_ms", ti2_ms)):
             _check_argument(name, value, count, required=False)
+        refuse_unread(sequence, ti_ms=ti_ms, ti2_ms=ti2_ms, flip_deg=flip_deg)
+        refuse_unread(input_sequence, "input_", ti_ms=input_ti_ms, flip_deg=input_flip_deg)
         target = Acquisition(te_ms, tr_ms, sequence, ti_ms, flip_deg, ti2_ms)
         given = _input_acquisition(input_te_ms, input_tr_ms, input_sequence, input_ti_ms, input_flip_deg)
         if given is None and self.task != "d2p":

@@ -154,8 +154,9 @@ class JointMaps:
         Impossible values and times that can only be seconds are a one-line ``ValueError``
         (:class:`~napari_mr_reparam.acquisition.Acquisition`).
         """
-        from .acquisition import Acquisition
+        from .acquisition import Acquisition, refuse_unread
 
+        refuse_unread(sequence, ti_ms=ti_ms, ti2_ms=ti2_ms, flip_deg=flip_deg)  # a TI for a spin echo: said
         Acquisition(te_ms, tr_ms, sequence, ti_ms, flip_deg, ti2_ms)  # checks the values
         if self.network_maps is not None:  # one input: the engine renders its maps, as the widget does
             if inversion is not None:
