@@ -1341,7 +1341,7 @@ def test_maps_and_predict_warn_before_a_job_the_memory_cannot_hold(scans, tmp_pa
     monkeypatch.setattr(memory, "available_bytes", lambda: 64e9)
     assert main(["maps", *map(str, paths.values()), "-o", str(tmp_path / "maps2"), *_times("--input-te"),
                  *_times("--input-tr"), "--model", "none"]) == 0
-    assert "GB of memory" not in capsys.readouterr().err
+    assert "of memory and" not in capsys.readouterr().err
 
 
 def test_presets_of_several_inputs_keep_each_input_type_and_end_with_a_count(tmp_path, capsys):
