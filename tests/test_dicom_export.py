@@ -101,6 +101,11 @@ def test_maps_keep_their_units_and_signed_values_their_sign(tmp_path):
     assert float(ds.RescaleSlope) == pytest.approx(0.1)
     assert ds.pixel_array.max() * float(ds.RescaleSlope) == pytest.approx(1234.5)
     assert "T1 map (ms)" in ds.SeriesDescription and list(ds.ImageType)[-1] == "T1"
+    (mapping,) = ds.RealWorldValueMappingSequence  # the unit where viewers of parametric maps read it
+    assert mapping.MeasurementUnitsCodeSequence[0].CodeValue == "ms"
+    assert mapping.MeasurementUnitsCodeSequence[0].CodingSchemeDesignator == "UCUM"
+    assert float(mapping.RealWorldValueSlope) == pytest.approx(0.1) and float(mapping.RealWorldValueIntercept) == 0
+    assert "RealWorldValueMappingSequence" not in _one_file(save_volume(tmp_path / "t2w.dcm", t1, like=volume))
     diff = np.linspace(-50, 50, volume.data.size, dtype=np.float32).reshape(volume.data.shape)
     signed = save_volume(tmp_path / "diff.dcm", diff, like=volume)
     got = dicom.read_series(signed)[0].data

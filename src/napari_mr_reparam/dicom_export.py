@@ -75,6 +75,9 @@ def write_series(folder: str | Path, voxels: np.ndarray, affine: np.ndarray, *, 
     finite = volume[np.isfinite(volume)]
     slope, signed = _encoding(finite)
     meta.update(_window(finite))
+    units = _real_world_units((extra or {}).get("Quantity"), (extra or {}).get("Units"), slope, signed)
+    if units is not None:
+        meta["RealWorldValueMappingSequence"] = units
     folder.parent.mkdir(parents=True, exist_ok=True)
     temp = folder.with_name(f".{folder.name}.{secrets.token_hex(4)}")
     temp.mkdir()
@@ -115,6 +118,31 @@ def _conventional_order(voxels: np.ndarray, affine: np.ndarray) -> tuple[np.ndar
             affine[:, 3] += affine[:, axis] * (voxels.shape[axis] - 1)
             affine[:, axis] *= -1
     return np.ascontiguousarray(voxels), affine
+
+
+#: A map's units as UCUM codes (DICOM's units of measurement): what a viewer names its values.
+UCUM_UNITS = {"ms": ("ms", "millisecond"), "1": ("1", "no units")}
+
+
+def _real_world_units(quantity: str | None, units: str | None, slope: float, signed: bool):
+    """The Real World Value Mapping of a map whose units UCUM names (T1 and T2 in ms, a
+    flip-angle scale of 1): stored value x ``slope`` is the value in those units, which
+    viewers that read the mapping (as DICOM parametric maps have it) show with its unit;
+    None for other images (their RescaleType stays unspecified)."""
+    if not quantity or units not in UCUM_UNITS:
+        return None
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence
+
+    code = Dataset()
+    code.CodeValue, code.CodeMeaning = UCUM_UNITS[units]
+    code.CodingSchemeDesignator = "UCUM"
+    item = Dataset()
+    item.RealWorldValueFirstValueMapped, item.RealWorldValueLastValueMapped = (-32768, 32767) if signed else (0, 65535)
+    item.RealWorldValueIntercept, item.RealWorldValueSlope = 0.0, float(slope)
+    item.LUTLabel, item.LUTExplanation = str(quantity)[:16], f"{quantity} ({units})"[:64]
+    item.MeasurementUnitsCodeSequence = Sequence([code])
+    return Sequence([item])
 
 
 def _encoding(finite: np.ndarray) -> tuple[float, bool]:
