@@ -366,3 +366,17 @@ def test_a_nifti_input_is_written_in_the_order_scanners_write(tmp_path, plane, a
     expected = {"axial": [1, 0, 0, 0, 1, 0], "coronal": [1, 0, 0, 0, 0, -1]}[plane]
     assert [round(float(v)) for v in ds.ImageOrientationPatient] == expected  # anterior or superior at the top
     _assert_same_voxels_at_same_places(dicom.read_series(out)[0], values, affine, float(ds.RescaleSlope) / 2 + 1e-4)
+
+
+def test_a_second_run_into_the_same_folder_numbers_its_series_past_the_first_runs(tmp_path):
+    def numbered(ds, echo, k):
+        ds.SeriesNumber = 7
+
+    volume, _ = _source(tmp_path, extra=numbered)
+    first = save_volume(tmp_path / "out" / "t2w.dcm", volume.data, like=volume, te_ms=100, tr_ms=4000)
+    dicom_export._NUMBERS_GIVEN.clear()  # another run: a process of its own
+    second = save_volume(tmp_path / "out" / "pd.dcm", volume.data, like=volume, te_ms=15, tr_ms=4000)
+    assert _one_file(first).SeriesNumber == 1007 and _one_file(second).SeriesNumber == 1008
+    dicom_export._NUMBERS_GIVEN.clear()  # written again by a third run: it keeps its number
+    save_volume(first, volume.data * 2, like=volume, te_ms=100, tr_ms=4000, overwrite=True)
+    assert _one_file(first).SeriesNumber == 1007

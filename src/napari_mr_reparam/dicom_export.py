@@ -37,8 +37,8 @@ _VARIANTS = {("GR",): ["SP"], ("GR", "IR"): ["SK", "SP", "MP"]}
 #: Series numbers of derived series: the source's plus this, plus one for each series made
 #: from that source before it in this session (:func:`_series_number`).
 SERIES_NUMBER_OFFSET = 1000
-#: The numbers given so far, by (source series UID, output folder).
-_NUMBERS_GIVEN: dict[tuple[str, str], int] = {}
+#: The numbers given so far, by (source series UID, output folder, study UID).
+_NUMBERS_GIVEN: dict[tuple[str, str, str], int] = {}
 
 
 def write_series(folder: str | Path, voxels: np.ndarray, affine: np.ndarray, *, source_files=None,
@@ -71,7 +71,7 @@ def write_series(folder: str | Path, voxels: np.ndarray, affine: np.ndarray, *, 
     if source is None:  # a source series keeps its own order; others are written as scanners write them
         volume, affine = _conventional_order(volume, affine)
     meta = _series_attributes(source, te_ms, tr_ms, model, extra or {}, origin)
-    meta["SeriesNumber"] = _series_number(source, folder)
+    meta["SeriesNumber"] = _series_number(source, folder, str(meta.get("StudyInstanceUID", "")))
     finite = volume[np.isfinite(volume)]
     slope, signed = _encoding(finite)
     meta.update(_window(finite))
@@ -264,17 +264,45 @@ def _image_type_code(quantity: str) -> str:
 DOUBLE_INVERSION_NAME = "reparam_DIR"
 
 
-def _series_number(source, folder: Path) -> int:
+def _series_number(source, folder: Path, study: str = "") -> int:
     """The derived series' number: the source's plus :data:`SERIES_NUMBER_OFFSET`, plus
     one for each other series made from the same source before it in this session (the
     PD, T1 and T2 maps of one scan, or its predictions at several targets, so that a viewer
-    lists them apart); a folder written again keeps its number."""
+    lists them apart), and past the numbers that series of the same ``study`` beside it on
+    disk already hold (those an earlier run wrote to the same folder); a folder written
+    again keeps its number."""
     number = int(source.get("SeriesNumber") or 0) if source is not None else 0
     uid = str(source.get("SeriesInstanceUID", "")) if source is not None else ""
-    key = (uid, str(folder.resolve()))
+    key = (uid, str(folder.resolve()), study)
     if key not in _NUMBERS_GIVEN:
-        _NUMBERS_GIVEN[key] = number + SERIES_NUMBER_OFFSET + sum(k[0] == uid for k in _NUMBERS_GIVEN)
+        own = _numbers_beside(folder, study, own=True)
+        taken = _numbers_beside(folder, study) | {n for k, n in _NUMBERS_GIVEN.items() if k[2] == study}
+        wanted = number + SERIES_NUMBER_OFFSET + sum(k[0] == uid for k in _NUMBERS_GIVEN)
+        while not own and wanted in taken:
+            wanted += 1
+        _NUMBERS_GIVEN[key] = own.pop() if own else wanted
     return _NUMBERS_GIVEN[key]
+
+
+def _numbers_beside(folder: Path, study: str, own: bool = False) -> set[int]:
+    """The SeriesNumbers of the DICOM series (folders named ``*.dcm``) of ``study`` beside
+    ``folder`` (with ``own``: of ``folder`` itself, written before), from each one's first
+    file's header."""
+    import pydicom
+
+    places = [folder] if own else [p for p in folder.parent.glob(f"*{SERIES_SUFFIX}") if p != folder]
+    numbers = set()
+    for place in places:
+        first = next(iter(sorted(place.glob(f"*{SERIES_SUFFIX}"))), None) if place.is_dir() else None
+        if first is None:
+            continue
+        try:
+            ds = pydicom.dcmread(first, stop_before_pixels=True, specific_tags=["SeriesNumber", "StudyInstanceUID"])
+        except Exception:  # noqa: BLE001 - not a readable series: it holds no number
+            continue
+        if str(ds.get("StudyInstanceUID", "")) == study and ds.get("SeriesNumber") is not None:
+            numbers.add(int(ds.SeriesNumber))
+    return numbers
 
 
 def _description(te_ms, tr_ms, model, extra, source) -> str:
