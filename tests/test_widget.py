@@ -672,6 +672,7 @@ def test_a_preset_renders_from_the_maps_and_saves(demo, qtbot, tmp_path):
     viewer.layers.save(str(tmp_path / "mprage.nii.gz"), selected=True, plugin="napari-mr-reparam")
     sidecar = json.loads((tmp_path / "mprage.json").read_text())
     assert sidecar["PulseSequenceType"] == "MPRAGE" and sidecar["InversionTime"] == 0.9
+    assert sidecar["Preset"] == "MPRAGE"  # the target preset, as predict --preset names it
     # the input as the model read it, as predict records it (the demo's head: TE 50 / TR 4500 ms)
     assert {k: sidecar["Input"][k] for k in ("EchoTime", "RepetitionTime", "Source")} == {
         "EchoTime": 0.05, "RepetitionTime": 4.5, "Source": "layer metadata"}
@@ -985,8 +986,8 @@ def test_a_joint_prediction_saves_with_the_sidecar_the_command_line_writes(make_
     viewer.layers.selection = {pred}
     viewer.layers.save(str(tmp_path / "out" / "gui.nii.gz"), selected=True, plugin="napari-mr-reparam")
     gui = json.loads((tmp_path / "out" / "gui.json").read_text())
-    assert main(["predict", "--joint", str(tmp_path / "pdw.nii.gz"), str(tmp_path / "t2w.nii.gz"), "--te", "15",
-                 "--tr", "500", "-o", str(tmp_path / "out" / "cli.nii.gz")]) == 0
+    assert main(["predict", "--joint", str(tmp_path / "pdw.nii.gz"), str(tmp_path / "t2w.nii.gz"), "--preset",
+                 "T1w", "-o", str(tmp_path / "out" / "cli.nii.gz")]) == 0  # the preset the widget rendered
     cli = json.loads((tmp_path / "out" / "cli.json").read_text())
     assert cli["GeneratedBy"][0]["Model"] == "joint maps" and [r["File"] for r in cli["Inputs"]] == [
         "pdw.nii.gz", "t2w.nii.gz"]
@@ -2042,3 +2043,19 @@ def test_a_widget_just_opened_says_what_to_do(make_napari_viewer, tiny_weights):
     viewer.add_image(_ramp((4, 32, 32)), name="scan", metadata={"te_ms": 50.0, "tr_ms": 4500.0})
     _, widget = viewer.window.add_plugin_dock_widget("napari-mr-reparam", "MR Re-parameterization")
     assert widget.status.value == FIRST_HINT and "Run all slices" in FIRST_HINT
+
+
+def test_an_input_preset_chosen_after_a_guess_is_given_and_reads_no_hidden_value(demo, qtbot, monkeypatch):
+    viewer, widget = demo
+    widget.model.value = "physics"
+    widget.image.value = _plain_layer_that_looks_like(demo, monkeypatch, "T2w", 0.7, "template")
+    guessed = widget.input_preset.value
+    assert guessed == "T2w" and widget.current_request(whole=True).input_guessed == guessed
+    widget.input_preset.value = "MPRAGE"  # TI 900 ms and flip 9 filled ...
+    widget.input_preset.value = "T1w"  # ... then a spin echo at TR 500: the hidden TI is not read
+    request = widget.current_request(whole=True)
+    assert (request.input_sequence, request.input_ti, request.input_flip, request.input_guessed) == (
+        "spin_echo", None, None, None)
+    assert widget._refusal_of(request) == ""
+    widget.input_preset.value = guessed  # chosen by hand, though it is the guess: given
+    assert widget.current_request(whole=True).input_guessed is None

@@ -488,6 +488,7 @@ class ReparamWidget(Container):
     def _on_input_preset_changed(self, *_):
         """An input preset sets the input's sequence, TE, TR, TI and flip (still editable);
         a model that cannot read such an input refuses it with a message."""
+        self._guessed_input = (None, None)  # chosen, not guessed (a guess sets its own after this)
         values = self._chosen_preset(self.input_preset, inputs=True)
         if values is None:
             return
@@ -742,13 +743,15 @@ class ReparamWidget(Container):
         from .widget_logic import SEQUENCE_READS
 
         reads = SEQUENCE_READS.get(sequence, ())
+        input_reads = SEQUENCE_READS.get(self.input_sequence.value, ()) if physics else ()  # a hidden field's
+        input_ti = (float(self.input_ti.value) or None) if "ti" in input_reads else None  # value (an earlier
+        input_flip = (float(self.input_flip.value) or None) if "flip" in input_reads else None  # preset's): unread
         inputs = ()
         guessed_layer, guessed = self._guessed_input  # its times still those of a guess by its look
         guessed = guessed if guessed_layer is layer and self.input_preset.value == guessed else None
         if physics and len(self.inputs):
             own = InputSpec(layer, self.input_sequence.value, float(self.input_te.value),
-                            float(self.input_tr.value), float(self.input_ti.value) or None,
-                            float(self.input_flip.value) or None, guessed=guessed)
+                            float(self.input_tr.value), input_ti, input_flip, guessed=guessed)
             inputs = (own, *(row.spec() for row in self.inputs))
         return Request(layer=layer, model=self.model.value, device=self.device.value,
                        te=float(self.te.value), tr=float(self.tr.value),
@@ -763,9 +766,9 @@ class ReparamWidget(Container):
                        gain_per_input=bool(self.gain_per_input.value) and bool(inputs),
                        register=bool(self.register.value) and bool(inputs),
                        input_sequence=self.input_sequence.value if physics else "spin_echo",
-                       input_ti=(float(self.input_ti.value) or None) if physics else None,
-                       input_flip=(float(self.input_flip.value) or None) if physics else None,
-                       input_guessed=guessed if given_input else None)
+                       input_ti=input_ti, input_flip=input_flip,
+                       input_guessed=guessed if given_input else None,
+                       preset=None if self.preset.value == CUSTOM else self.preset.value)
 
     def _slice_on_screen(self, layer) -> int | None:
         """The index of ``layer``'s slice the viewer shows (None for a 2-D layer)."""

@@ -16,6 +16,7 @@ import numpy as np
 
 from ._background import LatestJob
 from ._widget_work import with_range
+from .sidecars import target_preset_record
 from .widget_logic import Request, compare_volumes, layer_names, truth_mismatch
 
 
@@ -239,8 +240,9 @@ class Outputs:
                               sequence=request.sequence, ti_ms=request.ti, flip_deg=request.flip_deg,
                               ti2_ms=request.ti2, mr_reparam_names=names,
                               inputs=[spec.layer.name for spec in request.inputs],
-                              inputs_record=inputs_record(request.inputs) if request.inputs
-                              else input_record_of(request))
+                              inputs_record={**((inputs_record(request.inputs) if request.inputs
+                                                 else input_record_of(request)) or {}),
+                                             **target_preset_record(request.preset)})
         if request.slice_index is None:
             layer.contrast_limits = limits or with_range(pred)[1]
 

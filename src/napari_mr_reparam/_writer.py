@@ -129,7 +129,7 @@ def write_image(path: str, data, meta: dict, replace: bool = True) -> list[str]:
     (ms), ``sequence``, ``flip_deg`` and ``model``
     come from the layer metadata, as do a map's ``quantity`` and ``unit`` and the
     ``inputs_record`` of a prediction (its input's acquisition, or its inputs' for the widget's joint
-    maps). napari asked the user
+    maps, and the target preset it renders). napari asked the user
     before replacing a file, so this overwrites it (a DICOM series' folder only where it holds
     nothing but ``.dcm`` files); a NIfTI file's sidecar, never asked about, keeps its fields
     but those of the acquisition, which are written afresh

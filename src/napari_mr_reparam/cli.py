@@ -542,7 +542,7 @@ def _predict_file(engine, path, targets, outputs, args, options) -> list:
     if engine.task == "p2p":
         for warning in out_of_range_warnings(given.te_ms, given.tr_ms, engine.trained_ranges["input"]):
             print(f"warning: {path.name}: input {warning}", file=sys.stderr)
-    from .cli_joint import target_preset_record
+    from .sidecars import target_preset_record
 
     extra = {**acquisition_sidecar(args.sequence, args.ti, args.flip, args.ti2),
              **target_preset_record(getattr(args, "target_preset", None)), **record}

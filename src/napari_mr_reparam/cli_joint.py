@@ -19,6 +19,7 @@ from pathlib import Path
 
 from .command import bar_off, input_error
 from .file_types import path_names
+from .sidecars import target_preset_record
 from .messages import sequence_words, with_article
 
 #: Map files written by ``maps`` (T1 and T2 in ms).
@@ -1533,12 +1534,6 @@ def open_times_note(maps) -> str | None:
     return (f"the inputs determine {shares} of the object; elsewhere {times} {verb} from {prior}, so a "
             f"target weighted by {' or '.join(open_times)} shows that guess (an input that measures it "
             "makes it the scan's)")
-
-
-def target_preset_record(name: str | None) -> dict:
-    """The sidecar field that names the target preset an output renders (``Preset``), or
-    nothing without one."""
-    return {"Preset": name} if name else {}
 
 
 def _own_type(path, joint: bool) -> str:

@@ -328,6 +328,12 @@ def prediction_sidecar(te_ms, tr_ms, model, extra) -> dict:
     return meta
 
 
+def target_preset_record(name: str | None) -> dict:
+    """The sidecar field that names the target preset an output renders (``Preset``), or
+    nothing without one (the command line's ``--preset``, the widget's Preset)."""
+    return {"Preset": name} if name else {}
+
+
 #: BIDS ``ScanningSequence`` codes (DICOM 0018,0020) and readable names of our sequences.
 SEQUENCE_CODES = {"spin_echo": ("SE", "spin echo"), "inversion_recovery": ("IR", "inversion recovery"),
                   "gradient_echo": ("GR", "gradient echo"), "mprage": (["GR", "IR"], "MPRAGE"),

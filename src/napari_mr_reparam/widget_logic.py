@@ -48,6 +48,8 @@ class Request:
     #: The input preset the input's acquisition was guessed as from the image's look (its
     #: metadata name none), where the fields still hold it; None where given.
     input_guessed: str | None = None
+    #: The target preset the sliders hold (None: Custom), which the output's sidecar names.
+    preset: str | None = None
 
     @property
     def joint(self) -> bool:
