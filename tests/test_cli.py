@@ -24,7 +24,7 @@ def test_predict_nifti_keeps_geometry(scan, tiny_weights, tmp_path, capsys):
     pred = np.asarray(img.dataobj)
     assert pred.dtype == np.float32 and np.isfinite(pred).all() and pred.max() <= data.max() * 1.0001
     assert json.loads((tmp_path / "pred.json").read_text())["EchoTime"] == 0.1
-    assert "TE 100/TR 3000 ms" in capsys.readouterr().out
+    assert "TE 100 / TR 3000 ms" in capsys.readouterr().out
 
 
 def test_predict_png_and_npy(tmp_path, tiny_weights):
@@ -1247,10 +1247,10 @@ def test_the_ok_line_words_a_targets_ti_and_flip(scan, tiny_weights, tmp_path, c
     path, _, _ = scan
     assert main(["predict", str(path), "-o", str(tmp_path / "ir.nii.gz"), "--sequence", "inversion_recovery",
                  "--te", "100", "--tr", "9000", "--ti", "2500", "-q"]) == 0
-    assert "TE 100/TR 9000 ms, TI 2500 ms -> " in capsys.readouterr().out
+    assert "TE 100 / TR 9000 ms, TI 2500 ms -> " in capsys.readouterr().out
     assert main(["predict", str(path), "-o", str(tmp_path / "gre.nii.gz"), "--sequence", "gradient_echo",
                  "--te", "4", "--tr", "20", "--flip", "15", "-q"]) == 0
-    assert "TE 4/TR 20 ms, flip 15 deg -> " in capsys.readouterr().out
+    assert "TE 4 / TR 20 ms, flip 15 deg -> " in capsys.readouterr().out
 
 
 def test_a_file_output_for_a_4d_niftis_volumes_says_it_holds_them(tmp_path, capsys):

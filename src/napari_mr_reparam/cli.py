@@ -386,7 +386,7 @@ def _predict_all(engine, inputs, targets, outputs, args, options) -> int:
             for path in inputs:
                 try:
                     written = _predict_file(engine, path, targets, outputs, args, options)
-                    summary = "; ".join(f"TE {te:g}/TR {tr:g} ms{_target_words(args)} -> {out}"
+                    summary = "; ".join(f"TE {te:g} / TR {tr:g} ms{_target_words(args)} -> {out}"
                                         for (te, tr), out in written)
                     tqdm.write(f"ok {as_used(path, args)}: {engine.info.name} on {engine.device.type}: {summary}")
                     bar.update(len(targets))

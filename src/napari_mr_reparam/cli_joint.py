@@ -67,7 +67,7 @@ def input_preset_option() -> dict:
                     f"e.g. {mprage.describe()}, as most research T1-weighted scans): sets its sequence, "
                     "TE, TR, TI and flip; any of --input-sequence, --input-te, --input-tr, --input-ti, "
                     "--input-flip given as well overrides that value. Like those options it wins over "
-                    "DICOM tags and a BIDS sidecar. One for all inputs, or (--joint, maps) one per input"}
+                    "DICOM tags and a BIDS sidecar. One for all inputs, or one per input (predict --joint, and maps)"}
 
 
 def apply_input_preset(args) -> None:
