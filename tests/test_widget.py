@@ -726,7 +726,13 @@ def test_two_inputs_give_joint_maps_from_one_call_opened_from_the_plugins_menu(
     widget.gain_per_input.value = True
     widget.run.clicked.emit()
     _until(qtbot, lambda: _idle(widget) and len(calls) == 2)
-    assert calls[1][2]["scale"] == "per_input"
+    assert calls[1][2]["scale"] == "per_input" and calls[1][2]["echo_train"] == "epg"
+    # echo trains as exponentials, as predict --echo-train ideal: a new fit
+    assert not widget.ideal_echoes.native.isHidden()
+    widget.ideal_echoes.value = True
+    widget.run.clicked.emit()
+    _until(qtbot, lambda: _idle(widget) and len(calls) == 3)
+    assert calls[2][2]["echo_train"] == "ideal"
 
 
 def test_joint_maps_job_can_be_cancelled(demo, qtbot, monkeypatch):

@@ -176,6 +176,11 @@ class ReparamWidget(Container):
                                  tooltip="The head moved between the scans: each further image is "
                                          "registered rigidly onto the first (mutual information, a "
                                          "few seconds each; NIfTI or DICOM volumes of 8 slices or more)")
+        self.ideal_echoes = CheckBox(value=False, text="Echo trains as ideal exponentials",
+                                     tooltip="Echoes of a multi-echo train are fitted with its phase graph "
+                                             "(stimulated echoes, refocusing angle free) unless checked: "
+                                             "then as exponentials, as predict --echo-train ideal does "
+                                             "(on relaxometry phantoms whose T1 is near T2, the nearer fit)")
         self.joint_status = NoteLabel(value="", label="")
         self.preset = ComboBox(choices=preset_choices(), value=CUSTOM, label="Preset",
                                tooltip="A named contrast: sets the sequence and times below, each "
@@ -213,7 +218,7 @@ class ReparamWidget(Container):
         self.body.extend([self.image, self.model, self.input_preset, self.input_te, self.input_tr, self.input_sequence,
                      self.input_ti, self.input_flip, self.inputs, self.add_input, self.add_series,
                      self.gain_per_input,
-                     self.register, self.joint_status,
+                     self.register, self.ideal_echoes, self.joint_status,
                      self.preset, self.sequence, self.te, self.tr, self.ti, self.ti2, self.flip,
                      self.consistency, self.flip_average, self.range_warning, self.ground_truth,
                      self.device, self.live, self.run, self.cancel, self.add_maps, self.progress,
@@ -254,7 +259,7 @@ class ReparamWidget(Container):
         self.add_maps.clicked.connect(self.add_map_layers)
         # (the model's change calls it itself, before refusing a preset it cannot read)
         for control in (self.input_te, self.input_tr, self.device, self.consistency,
-                        self.flip_average, self.gain_per_input, self.register):
+                        self.flip_average, self.gain_per_input, self.register, self.ideal_echoes):
             control.changed.connect(self._on_settings_changed)
         self.ground_truth.changed.connect(self._outputs.compare_volume)
         self.run.clicked.connect(self._start_volume)
@@ -356,6 +361,7 @@ class ReparamWidget(Container):
         physics = self.model.value == "physics"
         joint = physics and len(self.inputs) > 0
         self.inputs.visible = self.gain_per_input.visible = self.register.visible = joint
+        self.ideal_echoes.visible = joint
         self.input_sequence.visible = physics
         self.input_ti.visible = physics and self.input_sequence.value in ("inversion_recovery", "mprage")
         self.input_flip.visible = physics and self.input_sequence.value in ("gradient_echo", "mprage")
@@ -765,6 +771,7 @@ class ReparamWidget(Container):
                        flip_average=bool(self.flip_average.value) and physics, inputs=inputs,
                        gain_per_input=bool(self.gain_per_input.value) and bool(inputs),
                        register=bool(self.register.value) and bool(inputs),
+                       echo_train="ideal" if self.ideal_echoes.value and inputs else "epg",
                        input_sequence=self.input_sequence.value if physics else "spin_echo",
                        input_ti=input_ti, input_flip=input_flip,
                        input_guessed=guessed if given_input else None,

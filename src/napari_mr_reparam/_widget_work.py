@@ -34,6 +34,7 @@ def compute(engines: EngineCache, request: Request, data, job) -> tuple:
         maps = joint_maps(volumes, joint_acquisitions(request.inputs, request.register), engine=engine, clipped=clipped,
                           noise=noise, spacing=spacing,
                           scale="per_input" if request.gain_per_input else input_gains(request.inputs),
+                          echo_train=request.echo_train,
                           engine_options=InferenceOptions(request.consistency, request.flip_average),
                           progress=job.advance, cancelled=job.cancelled)
         maps.resampled, maps.registered = tuple(resampled), tuple(motions)

@@ -45,6 +45,9 @@ class Request:
     gain_per_input: bool = False
     #: Joint maps: register each further input onto the first (head motion) before the fit.
     register: bool = False
+    #: Joint maps: how a multi-echo train's echoes are fitted (``epg`` or ``ideal``, as
+    #: ``--echo-train``).
+    echo_train: str = "epg"
     #: The input preset the input's acquisition was guessed as from the image's look (its
     #: metadata name none), where the fields still hold it; None where given.
     input_guessed: str | None = None
@@ -745,6 +748,7 @@ class MapsCache:
         return (id(request.layer), request.model, request.device, request.input_te, request.input_tr,
                 request.input_sequence, request.input_ti, request.input_flip,
                 request.consistency, request.flip_average, request.gain_per_input, request.register,
+                request.echo_train,
                 tuple(spec.key() for spec in request.inputs))
 
     @staticmethod
