@@ -685,3 +685,13 @@ def test_a_dicom_folder_is_walked_once_to_read_it_and_name_the_other_files(tmp_p
         [(stack, _, _)] = read_dicom_layers(str(tmp_path / "study"))
     assert stack.shape == (3, 8, 8) and len(walks) == 1
     assert len(checked) == 4 and set(checked.values()) == {1}  # each file's header looked at once
+
+
+def test_a_map_written_as_dicom_reopens_named_by_what_it_holds(tmp_path):
+    from napari_mr_reparam._reader import read_dicom_layers
+    from napari_mr_reparam.volume_writing import save_volume
+
+    t2 = np.full((3, 8, 8), 80.0, np.float32)
+    save_volume(tmp_path / "T2map.dcm", t2, model="joint maps", extra={"Quantity": "T2", "Units": "ms"})
+    ((_, kwargs, _),) = read_dicom_layers(tmp_path / "T2map.dcm")
+    assert "T2 map (ms)" in kwargs["name"] and "TE ?" not in kwargs["name"]

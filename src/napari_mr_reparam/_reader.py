@@ -163,7 +163,7 @@ def read_dicom_layers(path) -> list[tuple]:
     layers, left_out, others = [], [], []
     for volume in dicom.read_series(path, left_out=left_out, others=others):
         data, kwargs, kind = layer_data(volume)
-        kwargs["name"] = f"{volume.extra['series']} {dicom.describe(volume)}"
+        kwargs["name"] = f"{volume.extra['series']} {_acquisition_words(volume)}"
         kwargs["metadata"].update({key: volume.extra.get(key) for key in
                                    ("sequence", "field_strength_t", "manufacturer")})
         layers.append((data, kwargs, kind))
@@ -172,6 +172,17 @@ def read_dicom_layers(path) -> list[tuple]:
     for line in left_out + [line for line in (lone, beside) if line]:  # napari shows each as a notice
         warnings.warn(line, stacklevel=2)
     return layers
+
+
+def _acquisition_words(volume: Volume) -> str:
+    """What a DICOM layer's name says after its series: its acquisition (``TE 20 / TR 600
+    ms``), or, for a derived image with neither time (a map this plugin or another wrote),
+    its SeriesDescription (``T2 map (ms) from ...``) rather than ``TE ? / TR ?``."""
+    described = (volume.extra or {}).get("series_description")
+    if volume.te_ms is None and volume.tr_ms is None and described \
+            and "DERIVED" in [str(v).upper() for v in (volume.extra or {}).get("image_type") or []]:
+        return described
+    return dicom.describe(volume)
 
 
 def layer_data(volume: Volume) -> tuple:
