@@ -1,4 +1,10 @@
-"""How the fits' large arrays take their memory.
+"""Memory: how much a job will need, against what the system has, and how the fits' large
+arrays take it.
+
+:func:`shortage` says, before a job starts, where its measured need (:func:`need_bytes`,
+per voxel: ``benchmarks/bench_memory.py``) is more than the system has available; the
+command line prints it as a warning and the widget in its status line (a process that
+runs out is stopped by the system without a word). :func:`size_text` words a size.
 
 numpy asks Linux to back arrays of 4 MB and more with huge pages (``madvise``). Where the
 kernel serves such a request slowly (a virtual machine whose host backs it with small
