@@ -7,6 +7,7 @@ from PIL import Image
 from test_io import _oblique_nifti
 
 from napari_mr_reparam.cli import main
+from napari_mr_reparam.weights import sha256_of
 
 
 @pytest.fixture
@@ -1122,6 +1123,7 @@ def test_the_paper_models_render_spin_echo_presets(scan, tiny_weights, tmp_path,
         assert "preset T2w: spin echo, TE 100 / TR 4000 ms" in capsys.readouterr().err
         meta = json.loads((tmp_path / f"{model}_T2w.json").read_text())
         assert (meta["EchoTime"], meta["RepetitionTime"], meta["GeneratedBy"][0]["Model"]) == (0.1, 4.0, model)
+        assert meta["GeneratedBy"][0]["WeightsSHA256"] == sha256_of(tiny_weights / f"{model}.safetensors")
     # a value overridden; a folder names the output after the preset, as for the physics model
     assert main(["predict", str(path), "--preset", "PDw", "--tr", "2500", "--model", "d2p", "-o",
                  str(tmp_path / "folder"), "-q"]) == 0

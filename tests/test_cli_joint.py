@@ -66,6 +66,7 @@ def test_maps_writes_pd_t1_t2_in_ms_with_a_sidecar(scans, tmp_path, capsys):
     pd = json.loads((out / "PD.json").read_text())  # a joint fit's PD: the first input's units
     assert pd["Units"] == "relative (the first input's intensity units)"
     assert pd["GeneratedBy"][0]["Model"] == "joint maps"
+    assert "WeightsSHA256" not in pd["GeneratedBy"][0]  # --model none: no network took part
     # nothing replaced unasked
     assert main(["maps", *map(str, paths.values()), "-o", str(out), *_times("--input-te"),
                  *_times("--input-tr"), "--model", "none"]) == 2
@@ -718,6 +719,10 @@ def test_maps_of_one_input_are_the_networks_and_their_sidecars_say_so(scans, tmp
     assert pd["Units"] == "fraction of water's proton density (the network's estimate)"
     assert {json.loads((out / f"{name}.json").read_text())["GeneratedBy"][0]["Model"]
             for name in ("PD", "T1map", "T2map", "determined")} == {"physics"}
+    from napari_mr_reparam.weights import sha256_of
+
+    assert {json.loads((out / f"{name}.json").read_text())["GeneratedBy"][0]["WeightsSHA256"]
+            for name in ("PD", "T1map", "T2map")} == {sha256_of(tiny_weights / "physics.safetensors")}
 
 
 def test_maps_say_when_the_times_given_replace_a_sidecars(scans, tmp_path, capsys):

@@ -693,5 +693,12 @@ def test_a_map_written_as_dicom_reopens_named_by_what_it_holds(tmp_path):
 
     t2 = np.full((3, 8, 8), 80.0, np.float32)
     save_volume(tmp_path / "T2map.dcm", t2, model="joint maps", extra={"Quantity": "T2", "Units": "ms"})
-    ((_, kwargs, _),) = read_dicom_layers(tmp_path / "T2map.dcm")
+    ((data, kwargs, _),) = read_dicom_layers(tmp_path / "T2map.dcm")
     assert "T2 map (ms)" in kwargs["name"] and "TE ?" not in kwargs["name"]
+    # what it holds is in its metadata, so that saved again its sidecar says so
+    assert (kwargs["metadata"]["quantity"], kwargs["metadata"]["unit"]) == ("T2", "ms")
+    from napari_mr_reparam._writer import write_image
+
+    write_image(str(tmp_path / "again.nii.gz"), data, {"metadata": kwargs["metadata"]})
+    again = json.loads((tmp_path / "again.json").read_text())
+    assert (again["Quantity"], again["Units"]) == ("T2", "ms") and "EchoTime" not in again

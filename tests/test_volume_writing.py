@@ -174,6 +174,15 @@ def test_times_that_can_only_be_seconds_are_refused_and_an_unknown_model_is_not_
     assert "Model" not in made and made["Name"] == "napari-mr-reparam"
     save_volume(tmp_path / "p.nii.gz", stack, te_ms=100, tr_ms=3000, model="physics")
     assert json.loads((tmp_path / "p.json").read_text())["GeneratedBy"][0]["Model"] == "physics"
+    assert "WeightsSHA256" not in json.loads((tmp_path / "p.json").read_text())["GeneratedBy"][0]
+    # the weights that made it, by their file's hash: in the sidecar, and in a DICOM series' derivation
+    save_volume(tmp_path / "w.nii.gz", stack, te_ms=100, tr_ms=3000, model="physics", weights_sha256="ab" * 32)
+    assert json.loads((tmp_path / "w.json").read_text())["GeneratedBy"][0]["WeightsSHA256"] == "ab" * 32
+    import pydicom
+
+    save_volume(tmp_path / "w.dcm", stack, te_ms=100, tr_ms=3000, model="physics", weights_sha256="ab" * 32)
+    first = pydicom.dcmread(sorted((tmp_path / "w.dcm").iterdir())[0])
+    assert f"physics (weights sha256 {'ab' * 32})" in first.DerivationDescription
 
 
 def test_an_existing_output_names_the_keyword_that_replaces_it(tmp_path):

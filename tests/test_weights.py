@@ -303,3 +303,12 @@ def test_a_checkpoint_with_one_byte_changed_is_refused_by_its_checksum(tmp_path,
                                            r"with it \(a byte changed since it was saved\); use an intact copy$"):
         load_weights(tmp_path / "flipped.pt")
     assert load_weights(tmp_path / "whole.pt")[0].keys() == state.keys()
+
+
+def test_an_engine_names_the_sha256_of_the_file_it_read(tmp_path, tiny_weights):
+    bundled = Reparameterizer("p2p")
+    assert bundled.info.sha256 == weights.bundled_sha256("p2p") == sha256_of(weights.BUNDLED_DIR / "p2p.safetensors")
+    state, card = load_weights("p2p")
+    torch.save({"model": state, "card": card}, tmp_path / "ckpt.pt")  # a run's card: it records no file's hash
+    assert Reparameterizer(weights=str(tmp_path / "ckpt.pt")).info.sha256 == sha256_of(tmp_path / "ckpt.pt")
+    assert weights.bundled_sha256("nope") is None

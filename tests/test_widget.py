@@ -320,6 +320,9 @@ def test_a_map_layer_saves_with_its_quantity_and_unit(demo, qtbot, tmp_path):
     viewer.layers.save(str(tmp_path / "t1.nii.gz"), selected=True, plugin="napari-mr-reparam")
     sidecar = json.loads((tmp_path / "t1.json").read_text())
     assert (sidecar["Quantity"], sidecar["Units"], sidecar["GeneratedBy"][0]["Model"]) == ("T1", "ms", "physics")
+    from napari_mr_reparam.weights import bundled_sha256
+
+    assert sidecar["GeneratedBy"][0]["WeightsSHA256"] == bundled_sha256("physics")  # the very weights
     viewer.layers.save(str(tmp_path / "t1.dcm"), selected=True, plugin="napari-mr-reparam")
     first = pydicom.dcmread(sorted((tmp_path / "t1.dcm").iterdir())[0])
     assert first.SeriesDescription == "T1 map (ms)" and "EchoTime" not in first

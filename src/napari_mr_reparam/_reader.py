@@ -166,6 +166,8 @@ def read_dicom_layers(path) -> list[tuple]:
         kwargs["name"] = f"{volume.extra['series']} {_acquisition_words(volume)}"
         kwargs["metadata"].update({key: volume.extra.get(key) for key in
                                    ("sequence", "field_strength_t", "manufacturer")})
+        if volume.extra.get("quantity"):  # a map: saved again, its sidecar says what it holds
+            kwargs["metadata"].update(quantity=volume.extra["quantity"], unit=volume.extra.get("unit"))
         layers.append((data, kwargs, kind))
     lone = dicom.lone_slice(path)  # napari opens files given together one layer each
     beside = dicom.files_beside(path, others)  # a NIfTI or PNG in the folder is not read with it

@@ -997,7 +997,8 @@ class ReparamWidget(Container):
             limits = map_contrast_limits(data)  # robust: a capped T1 map's tissues told apart
             unit = "ms" if key != "pd" else PD_UNITS["network" if engine is not None else "joint"]
             metadata = {**placed, "mr_reparam_role": f"map_{key}", "unit": unit, "quantity": key.upper(),
-                        "model": JOINT_MODEL if request.inputs else request.model}
+                        "model": JOINT_MODEL if request.inputs else request.model,
+                        "weights_sha256": engine.info.sha256 if engine is not None else maps.weights_sha256}
             if name in self._viewer.layers:  # refitted (from other inputs, say): what it holds now
                 shown = self._viewer.layers[name]
                 shown.data, shown.contrast_limits = data, limits

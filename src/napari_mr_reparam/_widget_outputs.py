@@ -17,6 +17,7 @@ import numpy as np
 from ._background import LatestJob
 from ._widget_work import with_range
 from .sidecars import target_preset_record
+from .weights import bundled_sha256
 from .widget_logic import Request, compare_volumes, layer_names, truth_mismatch
 
 
@@ -237,6 +238,7 @@ class Outputs:
         layer.metadata.update(mr_reparam_given_name=layer.name,  # as napari took it: one renamed is kept
                               te_ms=request.te, tr_ms=request.tr,
                               model=JOINT_MODEL if request.inputs else request.model,
+                              weights_sha256=None if request.inputs else bundled_sha256(request.model),
                               sequence=request.sequence, ti_ms=request.ti, flip_deg=request.flip_deg,
                               ti2_ms=request.ti2, mr_reparam_names=names,
                               inputs=[spec.layer.name for spec in request.inputs],

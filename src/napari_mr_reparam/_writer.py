@@ -126,7 +126,7 @@ def write_image(path: str, data, meta: dict, replace: bool = True) -> list[str]:
     When the layer came from this plugin's reader (``metadata['volume']``) and still has
     its shape, the file gets the input's voxel order, affine and header back; otherwise
     an RAS+ grid with the layer's scale, its first voxel at the layer's translate. TE/TR/TI
-    (ms), ``sequence``, ``flip_deg`` and ``model``
+    (ms), ``sequence``, ``flip_deg``, ``model`` and ``weights_sha256``
     come from the layer metadata, as do a map's ``quantity`` and ``unit`` and the
     ``inputs_record`` of a prediction (its input's acquisition, or its inputs' for the widget's joint
     maps, and the target preset it renders). napari asked the user
@@ -167,7 +167,7 @@ def write_image(path: str, data, meta: dict, replace: bool = True) -> list[str]:
     extra.update(metadata.get("inputs_record") or {})  # a prediction's input, or inputs (joint maps)
     written = save_volume(path, data, like=like, te_ms=metadata.get("te_ms"),
                           tr_ms=metadata.get("tr_ms"), model=metadata.get("model"), extra=extra,
-                          overwrite=replace, keep_sidecar=replace)
+                          overwrite=replace, keep_sidecar=replace, weights_sha256=metadata.get("weights_sha256"))
     return [str(written)]
 
 

@@ -547,7 +547,8 @@ def _predict_file(engine, path, targets, outputs, args, options) -> list:
     extra = {**acquisition_sidecar(args.sequence, args.ti, args.flip, args.ti2),
              **target_preset_record(getattr(args, "target_preset", None)), **record}
     return [((te, tr), save_volume(outputs[(path, (te, tr))], pred, like=volume, te_ms=te, tr_ms=tr,
-                                   model=engine.info.name, extra=extra, overwrite=args.overwrite))
+                                   model=engine.info.name, extra=extra, overwrite=args.overwrite,
+                                   weights_sha256=engine.info.sha256))
             for (te, tr), pred in zip(targets, predictions)]
 
 

@@ -1229,7 +1229,7 @@ def _write_maps(files: dict, maps, like, meta: dict, overwrite: bool) -> list[Pa
     try:
         for key, (data, extra) in images.items():
             written.append(save_volume(files[key], data, like=like, model=maps_model(maps), extra=extra,
-                                       overwrite=overwrite))
+                                       overwrite=overwrite, weights_sha256=maps.weights_sha256))
         meta = {**meta, "outputs": [p.name for w in written for p in written_files(w)]}  # what --overwrite may clear
         files["sidecar"].write_text(json.dumps(meta, indent=2) + "\n")
     except BaseException:  # stopped (Ctrl-C, SIGTERM) or failed part-way: no set of maps half written
@@ -1497,7 +1497,7 @@ def predict_joint_or_preset(args) -> int:
                                         extra={**acquisition_sidecar(p.sequence, p.ti, p.flip_deg, p.ti2),
                                                **target_preset_record(args.preset and p.name),
                                                **inputs_record(volumes, acqs, origins)},
-                                        overwrite=args.overwrite)
+                                        overwrite=args.overwrite, weights_sha256=maps.weights_sha256)
                     written.append(f"{p.describe()} -> {saved}")
                 note = open_times_note(maps) if args.joint else None
                 if note:

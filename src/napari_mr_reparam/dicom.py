@@ -772,7 +772,7 @@ def _acquisition_volume(label: str, members: list) -> Volume:
         extra={"sequence": sequence, "readout_tr_ms": readout, "field_strength_t": _number(first, "MagneticFieldStrength"),
                "manufacturer": str(first.get("Manufacturer", "")) or None,
                "series_description": str(first.get("SeriesDescription", "")) or None,
-               "image_type": [str(v) for v in _as_list(first.get("ImageType"))],
+               "image_type": [str(v) for v in _as_list(first.get("ImageType"))], **mapped_quantity(first),
                "files": [str(f) for f, _ in members], "series": label, "echo_number": _echo_number(first),
                "series_uid": str(first.get("SeriesInstanceUID", "")), "notices": notices,
                "display_scale": display_scale(factors),
@@ -780,6 +780,19 @@ def _acquisition_volume(label: str, members: list) -> Volume:
                "frame_of_reference": str(first.get("FrameOfReferenceUID", "") or "").strip() or None,
                **{k: np.ascontiguousarray(v) for k, v in saturation.items()}},
     )
+
+
+def mapped_quantity(ds) -> dict:
+    """``{"quantity": ..., "unit": ...}`` of a map whose Real World Value Mapping names what
+    its values are and in which units (``T1``, ``ms``: a map this plugin or a scanner's
+    parametric-map software wrote); {} for an image without one."""
+    for item in _as_list(ds.get("RealWorldValueMappingSequence")):
+        label = str(item.get("LUTLabel", "") or "").strip()
+        codes = _as_list(item.get("MeasurementUnitsCodeSequence"))
+        unit = str(codes[0].get("CodeValue", "") or "").strip() if codes else ""
+        if label:
+            return {"quantity": label, "unit": unit or None}
+    return {}
 
 
 #: ImageType's third value: what a voxel holds. Magnitude (M) is what the models read; a

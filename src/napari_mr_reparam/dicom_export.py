@@ -43,7 +43,8 @@ _NUMBERS_GIVEN: dict[tuple[str, str, str], int] = {}
 
 def write_series(folder: str | Path, voxels: np.ndarray, affine: np.ndarray, *, source_files=None,
                  te_ms: float | None = None, tr_ms: float | None = None, model: str | None = None,
-                 extra: dict | None = None, overwrite: bool = False, origin: str | None = None) -> Path:
+                 extra: dict | None = None, overwrite: bool = False, origin: str | None = None,
+                 weights_sha256: str | None = None) -> Path:
     """Write a volume as a DICOM series in ``folder``; return the folder.
 
     ``voxels`` (column, row, slice) and ``affine`` (those voxel indices to RAS mm, as
@@ -70,7 +71,7 @@ def write_series(folder: str | Path, voxels: np.ndarray, affine: np.ndarray, *, 
     source = _source_dataset(source_files)
     if source is None:  # a source series keeps its own order; others are written as scanners write them
         volume, affine = _conventional_order(volume, affine)
-    meta = _series_attributes(source, te_ms, tr_ms, model, extra or {}, origin)
+    meta = _series_attributes(source, te_ms, tr_ms, model, extra or {}, origin, weights_sha256)
     meta["SeriesNumber"] = _series_number(source, folder, str(meta.get("StudyInstanceUID", "")))
     finite = volume[np.isfinite(volume)]
     slope, signed = _encoding(finite)
@@ -194,7 +195,8 @@ def refuse_unreplaceable(folder: str | Path) -> None:
                               "write the series under another name")
 
 
-def _series_attributes(source, te_ms, tr_ms, model, extra, origin: str | None = None) -> dict:
+def _series_attributes(source, te_ms, tr_ms, model, extra, origin: str | None = None,
+                       weights_sha256: str | None = None) -> dict:
     """Attributes every slice of the series shares (``source``: a dataset of the series it
     derives from, or None; ``origin``: what names the study and frame of reference without
     one, :func:`write_series`)."""
@@ -223,7 +225,7 @@ def _series_attributes(source, te_ms, tr_ms, model, extra, origin: str | None = 
         "SeriesDescription": _description(te_ms, tr_ms, model, extra, source)[:64],
         "ImageType": ["DERIVED", "SECONDARY"] + ([_image_type_code(quantity)] if quantity else []),
         "Manufacturer": "napari-mr-reparam", "SoftwareVersions": __version__,
-        "DerivationDescription": _derivation(model, extra, source)[:1024],
+        "DerivationDescription": _derivation(model, extra, source, weights_sha256)[:1024],
         "ScanningSequence": codes, "SequenceVariant": _VARIANTS.get(tuple(codes), ["NONE"]),
         "ScanOptions": "", "MRAcquisitionType": str(source.get("MRAcquisitionType", "")) if source is not None else "",
         "EchoTrainLength": 1, "BurnedInAnnotation": "NO",
@@ -338,10 +340,12 @@ def _source_acquisition(source) -> str:
     return said
 
 
-def _derivation(model, extra, source) -> str:
+def _derivation(model, extra, source, weights_sha256: str | None = None) -> str:
     from . import __version__
 
     made = f"napari-mr-reparam {__version__}" + (f", {model}" if model else "")
+    if weights_sha256:
+        made += f" (weights sha256 {weights_sha256})"
     if extra.get("Quantity"):
         made += f": {extra['Quantity']} in {extra.get('Units', 'arbitrary units')}"
     else:

@@ -115,6 +115,7 @@ class ModelInfo:
     task: str
     width: float
     card: dict
+    sha256: str = ""  # of the weights file; a sidecar's GeneratedBy records it
 
 
 def known_models() -> list[str]:
@@ -238,7 +239,7 @@ class Reparameterizer:
         import torch
 
         from .devices import choose_device
-        from .weights import WeightsError, load_weights, names_a_file, shown_name
+        from .weights import WeightsError, load_weights, names_a_file, shown_name, weights_sha256
 
         source = weights or model
         try:
@@ -255,7 +256,8 @@ class Reparameterizer:
             raise WeightsError(f"{source}: the input-preset classifier names an image's preset and predicts "
                                f"no image; models: {', '.join(known_models())}")
         self.info = ModelInfo(name=shown_name(source, card), arch=card["arch"],
-                              task=card.get("task", "d2p"), width=float(card.get("width", 1.0)), card=card)
+                              task=card.get("task", "d2p"), width=float(card.get("width", 1.0)), card=card,
+                              sha256=weights_sha256(source, card))
         self.device = choose_device(device)
         self.batch_size = max(1, int(batch_size))
         net = _loaded_model(card, state, source)

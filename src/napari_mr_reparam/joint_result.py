@@ -127,6 +127,14 @@ class JointMaps:
                   if getattr(a, "sequence", None) == "inversion_recovery" and hasattr(a, "inversion")]
         return float(values[0]) if values else None
 
+    @property
+    def weights_sha256(self) -> str | None:
+        """The sha256 of the network weights that went into the maps (its maps of one input,
+        or its prior where the inputs leave a parameter open), for an output's records; None
+        for a fit the network took no part in."""
+        used = self.network_maps is not None or "network" in (self.prior_source, self.partly_prior)
+        return (self.engine.info.sha256 or None) if used and self.engine is not None else None
+
     def __repr__(self) -> str:
         determined = ", ".join(f"{k.upper()} {100 * float(np.mean(v)):.0f} %" for k, v in self.determined.items())
         return (f"JointMaps(shape {np.shape(self.pd)}, {len(self.acquisitions)} input(s), PD, T1, T2 (ms) maps; "

@@ -312,9 +312,9 @@ def _seconds(ms) -> float:
     return round(float(ms_to_s(ms)), 9)
 
 
-def prediction_sidecar(te_ms, tr_ms, model, extra) -> dict:
+def prediction_sidecar(te_ms, tr_ms, model, extra, weights_sha256: str | None = None) -> dict:
     """BIDS sidecar content: times in seconds, and what generated the image (the model
-    where one is named)."""
+    where one is named, and the sha256 of its weights file where given)."""
     from . import __version__
 
     meta: dict = {}
@@ -323,7 +323,11 @@ def prediction_sidecar(te_ms, tr_ms, model, extra) -> dict:
     if tr_ms is not None:
         meta["RepetitionTime"] = _seconds(tr_ms)
     made = {"Name": "napari-mr-reparam", "Version": __version__}
-    meta["GeneratedBy"] = [made if model is None else {**made, "Model": model}]
+    if model is not None:
+        made["Model"] = model
+    if weights_sha256:
+        made["WeightsSHA256"] = weights_sha256
+    meta["GeneratedBy"] = [made]
     meta.update(extra or {})
     return meta
 

@@ -144,7 +144,8 @@ def refuse_existing(paths, overwrite: bool = False) -> None:
 
 def save_volume(path: str | Path, data_zyx: np.ndarray, like: Volume | None = None, *,
                 te_ms: float | None = None, tr_ms: float | None = None, model: str | None = None,
-                extra: dict | None = None, overwrite: bool = False, keep_sidecar: bool = False) -> Path:
+                extra: dict | None = None, overwrite: bool = False, keep_sidecar: bool = False,
+                weights_sha256: str | None = None) -> Path:
     """Write a stack, by extension, atomically; return the path written.
 
     Parameters
@@ -168,6 +169,11 @@ def save_volume(path: str | Path, data_zyx: np.ndarray, like: Volume | None = No
         For the BIDS sidecar written beside NIfTI outputs (times given in ms, stored in
         seconds; a time that can only be seconds is a one-line ``ValueError``; no
         ``Model`` when ``model`` is None); a DICOM series takes them into its tags.
+    weights_sha256 : str, optional
+        The sha256 of the weights file the model read (``Reparameterizer.info.sha256``):
+        the sidecar's ``GeneratedBy`` records it as ``WeightsSHA256``, a DICOM series'
+        DerivationDescription as ``weights sha256``, so that an output names the exact
+        weights that made it.
         :func:`input_record` makes the ``extra`` that records the input's acquisition;
         :func:`~napari_mr_reparam.sidecars.acquisition_sidecar` (``sequence, ti_ms,
         flip_deg, ti2_ms``) the fields of a target beyond TE and TR (an inversion
@@ -206,12 +212,12 @@ def save_volume(path: str | Path, data_zyx: np.ndarray, like: Volume | None = No
         origin = str(like.source) if like is not None and like.source else None  # one study per input
         try:
             return write_series(path, voxels, affine, source_files=files, te_ms=te_ms, tr_ms=tr_ms, model=model,
-                                extra=extra, overwrite=overwrite, origin=origin)
+                                extra=extra, overwrite=overwrite, origin=origin, weights_sha256=weights_sha256)
         except OSError as exc:
             raise cannot_write(path, exc) from None
     jobs = [(path, lambda tmp: _WRITERS[suffix](tmp, data, like))]
     if suffix in NIFTI_SUFFIXES:
-        meta = prediction_sidecar(te_ms, tr_ms, model, extra)
+        meta = prediction_sidecar(te_ms, tr_ms, model, extra, weights_sha256)
         if keep_sidecar and path.exists():
             meta = kept_sidecar(sidecar_path(path), meta)
         jobs.append((sidecar_path(path), lambda tmp: tmp.write_text(json.dumps(meta, indent=2) + "\n")))

@@ -52,6 +52,16 @@ def sha256_of(path: str | Path) -> str:
     return digest.hexdigest()
 
 
+def weights_sha256(name_or_path: str | Path, card: dict) -> str:
+    """The sha256 of the file a weight set is read from, for the records of what made an
+    output: what a ``.safetensors`` file's card records (loading checked the file against
+    it), else the file's own (a checkpoint, or a card that records none)."""
+    path = _resolve(name_or_path)
+    if path.suffix == ".safetensors" and card.get("sha256"):
+        return str(card["sha256"])
+    return sha256_of(path)
+
+
 def bundled_names() -> list[str]:
     """Names of the weight sets shipped with the package (those with a card and a file)."""
     return sorted(p.stem for p in BUNDLED_DIR.glob("*.json")
@@ -63,6 +73,11 @@ def bundled_card(name: str) -> dict:
     if name not in bundled_names():
         return {}
     return _read_card(BUNDLED_DIR / f"{name}.safetensors")
+
+
+def bundled_sha256(name: str) -> str | None:
+    """The sha256 its card records for a bundled set's file (None for another name)."""
+    return bundled_card(name).get("sha256")
 
 
 def shown_name(source: str | Path, card: dict) -> str:
