@@ -657,6 +657,16 @@ def test_an_input_preset_fills_the_input_controls_and_editing_makes_it_custom(de
     widget.reset_choices()
     widget.image.value = viewer.layers["pd scan"]
     assert (widget.input_te.value, widget.input_tr.value) == (15.0, 3000.0) and widget.input_preset.value == "PDw"
+    # a preset chosen over the times the file states says which it replaces, and Custom takes them back
+    widget.input_preset.value = "T2w"
+    assert (widget.input_te.value, widget.input_tr.value) == (100.0, 4000.0)
+    assert widget.status.value == ("pd scan: Input preset T2w replaces what its file states (TE 15 -> 100 ms, "
+                                   "TR 3000 -> 4000 ms); Input preset Custom takes the file's values back")
+    widget.input_preset.value = "Custom"
+    assert (widget.input_te.value, widget.input_tr.value) == (15.0, 3000.0) and widget.input_preset.value == "PDw"
+    assert widget.status.value == "pd scan: the acquisition its file states is back in the Input fields"
+    widget.input_preset.value = "PDw"  # what the file states: nothing to say
+    assert "replaces" not in widget.status.value
     widget.model.value = "d2p"
     assert widget.input_preset.native.isHidden()
 

@@ -9,7 +9,7 @@ from helpers import below_sustained_peak
 from napari_mr_reparam.widget_logic import (
     CUSTOM, InputSpec, MapsCache, Request, determined_line, input_from_metadata, input_times_to_type,
     joint_acquisitions, joint_inputs, layer_names, matching_preset, on_step, preset_choices, preset_controls,
-    preset_refusal, render_request,
+    preset_over_stated, preset_refusal, render_request,
 )
 
 
@@ -492,3 +492,13 @@ def test_lazy_layers_are_checked_and_placed_without_reading_their_voxels():
     a, b = lazy("a", te_ms=15, tr_ms=3000), lazy("b", te_ms=100, tr_ms=3000)
     assert image_refusal(a) == "" and guessed_input_preset(lazy("plain"), "physics") is None
     assert [x.te_ms for x in joint_acquisitions([input_from_metadata(a), input_from_metadata(b)])] == [15.0, 100.0]
+
+
+def test_an_input_preset_over_what_a_file_states_names_each_value_it_replaces():
+    flair = _layer("flair", te_ms=120.0, tr_ms=9000.0, ti_ms=2500.0, sequence="inversion_recovery")
+    assert preset_over_stated(flair, "FLAIR", {**preset_controls("FLAIR"), "te": 120.0, "tr": 9000.0,
+                                               "ti": 2500.0}) is None  # the same acquisition
+    assert preset_over_stated(flair, "T2w", preset_controls("T2w")) == (
+        "flair: Input preset T2w replaces what its file states (inversion recovery -> spin echo, TE 120 -> 100 ms, "
+        "TR 9000 -> 4000 ms); Input preset Custom takes the file's values back")
+    assert preset_over_stated(_layer("plain"), "T2w", preset_controls("T2w")) is None  # nothing stated

@@ -62,8 +62,8 @@ from .units import refuse_seconds
 from .widget_logic import (
     CUSTOM, EngineCache, InputSpec, MapsCache, Request, determined_line, guessed_input_preset,
     guessed_line, image_refusal, input_from_metadata, input_refusal, input_times_to_type, joint_acquisitions,
-    joint_job_units, matching_preset, one_gain_hint, preset_choices, preset_controls, preset_refusal,
-    read_layers, registration_refusal, render_request, seconds_hint, target_words,
+    joint_job_units, matching_preset, one_gain_hint, preset_choices, preset_controls, preset_over_stated,
+    preset_refusal, read_layers, registration_refusal, render_request, seconds_hint, target_words,
 )
 
 if TYPE_CHECKING:
@@ -493,8 +493,12 @@ class ReparamWidget(Container):
 
     def _on_input_preset_changed(self, *_):
         """An input preset sets the input's sequence, TE, TR, TI and flip (still editable);
-        a model that cannot read such an input refuses it with a message."""
+        a model that cannot read such an input refuses it with a message. Custom, chosen,
+        takes back the acquisition the input's file states (DICOM tags, a sidecar)."""
         self._guessed_input = (None, None)  # chosen, not guessed (a guess sets its own after this)
+        if self.input_preset.value == CUSTOM and not self._applying_preset:
+            self._take_stated_input()
+            return
         values = self._chosen_preset(self.input_preset, inputs=True)
         if values is None:
             return
@@ -504,7 +508,25 @@ class ReparamWidget(Container):
                              ("flip", self.input_flip)):
                 if values[key] is not None:
                     box.value = min(max(float(values[key]), box.min), box.max)
+        layer = self.image.value
+        over = layer is not None and preset_over_stated(layer, self.input_preset.value, values)
         self._on_settings_changed()
+        if over:  # said after the settings' own news: the times the file states are not silently lost
+            self._say_of_input(over)
+
+    def _take_stated_input(self) -> None:
+        """The input's fields back to the acquisition its layer's file states, where it
+        states its times (a preset chosen over them is undone)."""
+        layer = self.image.value
+        spec = input_from_metadata(layer) if layer is not None else None
+        if spec is None or (spec.te_ms is None and spec.tr_ms is None):
+            return
+        with self._applying():
+            if not self._fill_input_times(layer):
+                return
+        self._sync_input_preset()
+        self._on_settings_changed()
+        self._say_of_input(f"{layer.name}: the acquisition its file states is back in the Input fields")
 
     def _sync_input_preset(self, *_):
         """Name the input preset the input's controls hold, else Custom."""

@@ -192,6 +192,26 @@ def input_from_metadata(layer) -> InputSpec:
     return InputSpec(layer, sequence, number("te_ms"), number("tr_ms"), ti, number("flip_deg"))
 
 
+def preset_over_stated(layer, preset: str, values: dict) -> str | None:
+    """The status line for an input preset chosen over the acquisition the layer's file
+    states (DICOM tags, a sidecar): which stated values the preset's ``values``
+    (:func:`preset_controls`) replace, and how to get them back; None where the file states
+    no time, or the preset keeps what it states."""
+    spec = input_from_metadata(layer)
+    if spec.te_ms is None and spec.tr_ms is None:  # nothing stated: a preset names the acquisition
+        return None
+    stated = (("TE", spec.te_ms, "te", "ms"), ("TR", spec.tr_ms, "tr", "ms"), ("TI", spec.ti_ms, "ti", "ms"),
+              ("flip", spec.flip_deg, "flip", "deg"))
+    changed = [f"{name} {was:g} -> {float(values[key]):g} {unit}" for name, was, key, unit in stated
+               if was is not None and values.get(key) is not None and abs(float(values[key]) - was) > 1e-6 * was]
+    if values.get("sequence") not in (None, spec.sequence):
+        changed.insert(0, f"{spec.sequence.replace('_', ' ')} -> {values['sequence'].replace('_', ' ')}")
+    if not changed:
+        return None
+    return (f"{getattr(layer, 'name', 'the input')}: Input preset {preset} replaces what its file states "
+            f"({', '.join(changed)}); Input preset Custom takes the file's values back")
+
+
 def input_times_to_type(layer) -> list[str]:
     """The input times (``"TE"``, ``"TR"``) a layer's metadata lack that are to be typed
     rather than taken as the default, as the command line refuses to guess them: where the
