@@ -1190,8 +1190,9 @@ def test_what_the_status_said_of_one_input_goes_when_another_is_chosen(demo):
     assert widget.input_te.value == 0 and widget.input_tr.value == 0  # "?": typed, not the default
     widget.run.clicked.emit()
     assert _idle(widget) and not _outputs(viewer, "prediction")
-    widget.image.value = viewer.layers["head TE50 TR4500"]  # its metadata state its TE/TR
-    assert widget.status.value == ""
+    widget.image.value = viewer.layers["head TE50 TR4500"]  # its metadata state its TE/TR: what it is read as
+    assert widget.status.value == ("head TE50 TR4500: read as spin echo, TE 50 / TR 4500 ms (from its metadata); "
+                                   "a Preset or TE/TR predicts from it")
 
 
 @pytest.mark.parametrize("data, said", [
@@ -1558,8 +1559,9 @@ def test_a_refusal_goes_once_the_settings_are_valid_with_live_preview_off(demo):
     assert widget.status.value.startswith("MPRAGE: only the physics model reads such an input")
     widget.model.value = "p2p"
     widget.input_preset.value = "T2w"
-    widget.input_te.value = 33.0
-    assert widget.status.value == "" and widget.input_preset.value == "Custom"
+    widget.input_te.value = 33.0  # no refusal: what was said of the input stays
+    assert widget.status.value.startswith("head TE50 TR4500: Input preset T2w replaces what its file states")
+    assert widget.input_preset.value == "Custom"
     widget.tr.value = 50.0  # shorter than TE: refused, then valid again
     assert widget.status.value == "TE must be shorter than TR"
     widget.tr.value = 3000.0
@@ -2078,3 +2080,16 @@ def test_an_input_preset_chosen_after_a_guess_is_given_and_reads_no_hidden_value
     assert widget._refusal_of(request) == ""
     widget.input_preset.value = guessed  # chosen by hand, though it is the guess: given
     assert widget.current_request(whole=True).input_guessed is None
+
+
+def test_an_input_closed_with_other_images_open_says_which_is_the_input_now(demo):
+    viewer, widget = demo
+    widget.model.value = "physics"
+    mine = viewer.add_image(viewer.layers[0].data, name="mine", metadata={"te_ms": 15.0, "tr_ms": 500.0})
+    widget.reset_choices()
+    widget.image.value = mine
+    assert widget.status.value.startswith("mine: read as spin echo, TE 15 / TR 500 ms (from its metadata)")
+    viewer.layers.remove(mine)
+    now = widget.image.value
+    assert now is not None and now is not mine and now.name.startswith("head")
+    assert widget.status.value.startswith(f"mine was closed: the Input is now {now.name}")

@@ -63,7 +63,8 @@ from .widget_logic import (
     CUSTOM, EngineCache, InputSpec, MapsCache, Request, determined_line, guessed_input_preset,
     guessed_line, image_refusal, input_from_metadata, input_refusal, input_times_to_type, joint_acquisitions,
     joint_job_units, matching_preset, one_gain_hint, preset_choices, preset_controls, preset_over_stated,
-    preset_refusal, read_layers, registration_refusal, render_request, seconds_hint, target_words,
+    preset_refusal, read_layers, registration_refusal, render_request, seconds_hint, stated_input_line,
+    target_words,
 )
 
 if TYPE_CHECKING:
@@ -123,6 +124,7 @@ class ReparamWidget(Container):
         self._adding_rows = False  # a series' rows being added (add_series_rows)
         self._input_layer = None  # the input's layer as last chosen (one closed is told apart)
         self._closed_input = ""  # the line saying the input was closed, until another is chosen
+        self._closed_for = ""  # the name of an input closed, another image taking its place
         self._read_from: dict = {}  # per prediction job (by its request's id), the input data it reads
         self._maps_asked = None  # the request whose map layers are added once its maps are fitted
         self._make_controls()
@@ -133,7 +135,7 @@ class ReparamWidget(Container):
         self._volume_timer = self._timer(VOLUME_DELAY_MS, self._start_volume)
         self._connect()
         self._on_model_changed()
-        self._on_image_changed()
+        self._take_image()
         if not self.status.value:  # the first view: what to do, until anything else is said
             self.status.value = FIRST_HINT
 
@@ -573,6 +575,24 @@ class ReparamWidget(Container):
             self.status.value = text
 
     def _on_image_changed(self, *_):
+        try:
+            self._take_image()
+            layer = self.image.value
+            if layer is not None and not self.status.value:  # what it is read as, from its file
+                self._say_of_input(stated_input_line(layer, self.model.value))
+        finally:
+            self._say_input_replaced()
+
+    def _say_input_replaced(self) -> None:
+        """After the input chosen was closed and another image taken up in its place, the
+        status line says so before what it says of the new input."""
+        closed, self._closed_for = self._closed_for, ""
+        layer = self.image.value
+        if closed and layer is not None:
+            said = self.status.value
+            self._say_of_input(f"{closed} was closed: the Input is now {layer.name}" + (f". {said}" if said else ""))
+
+    def _take_image(self) -> None:
         layer = self.image.value
         before, self._input_layer = self._input_layer, layer
         closed = before is not None and before is not layer and before not in self._viewer.layers
@@ -604,10 +624,12 @@ class ReparamWidget(Container):
         closing cancelled) and nothing runs until an input is chosen."""
         layer = self.image.value
         if layer is not None and "mr_reparam_role" not in (layer.metadata or {}):
+            self._closed_for = closed.name
             return False  # napari's list fell on another image: the input now
         other = next((c for c in self.image.choices
                       if c is not None and "mr_reparam_role" not in (c.metadata or {})), None)
         if other is not None:
+            self._closed_for = closed.name
             self.image.value = other  # taken up by _on_image_changed
             return True
         self._closed_input = f"{closed.name} was closed: choose the image to predict from (Input)"

@@ -212,6 +212,27 @@ def preset_over_stated(layer, preset: str, values: dict) -> str | None:
             f"({', '.join(changed)}); Input preset Custom takes the file's values back")
 
 
+def stated_input_line(layer, model: str) -> str:
+    """The status line for an input chosen whose file states its acquisition (DICOM tags,
+    a sidecar, a reopened prediction): what the model reads it as, and what predicts from
+    it; empty where the file states no TE and TR, or the model reads no input's times
+    (Default-to-Param)."""
+    from .messages import sequence_words
+
+    spec = input_from_metadata(layer)
+    if model == "d2p" or spec.te_ms is None or spec.tr_ms is None:
+        return ""
+    sequence = spec.sequence if model == "physics" else "spin_echo"  # Param-to-Param reads spin echo
+    reads = SEQUENCE_READS.get(sequence, ())
+    times = [f"TE {spec.te_ms:g}", f"TR {spec.tr_ms:g}"] + ([f"TI {spec.ti_ms:g}"] if spec.ti_ms and "ti" in reads
+                                                            else [])
+    flip = f", flip {spec.flip_deg:g}°" if spec.flip_deg and "flip" in reads else ""
+    volume = (getattr(layer, "metadata", None) or {}).get("volume")
+    source = "its DICOM tags" if getattr(volume, "kind", None) == "dicom" else "its metadata"
+    return (f"{getattr(layer, 'name', 'the input')}: read as {sequence_words(sequence)}, {' / '.join(times)} ms"
+            f"{flip} (from {source}); a Preset or TE/TR predicts from it")
+
+
 def input_times_to_type(layer) -> list[str]:
     """The input times (``"TE"``, ``"TR"``) a layer's metadata lack that are to be typed
     rather than taken as the default, as the command line refuses to guess them: where the
