@@ -505,6 +505,18 @@ def test_demo_without_a_display_says_how_to_run_it(monkeypatch, capsys):
     assert "no display found" in err and "xvfb-run -a napari-mr-reparam demo" in err
 
 
+def test_demo_without_a_qt_binding_says_which_to_install(monkeypatch, capsys):
+    import sys
+
+    from napari_mr_reparam import demo
+
+    monkeypatch.setitem(sys.modules, "qtpy", None)  # as if no binding were installed: its import fails
+    monkeypatch.setattr(demo, "run_demo", lambda **kw: pytest.fail("the window opened"))
+    assert main(["demo"]) == 2
+    assert capsys.readouterr().err == ("error: no Qt binding is installed, which napari's window needs: install "
+                                       "one, e.g. pip install 'napari-mr-reparam[qt]' (PyQt6)\n")
+
+
 @pytest.mark.parametrize("extra, message", [(["--device", "cuda"], "error: CUDA was asked for but no CUDA GPU"),
                                             (["--model", "gan"], "error: unknown model 'gan'; known: ")])
 def test_demo_refuses_a_device_or_model_it_cannot_use_before_opening_a_window(monkeypatch, capsys, extra, message):

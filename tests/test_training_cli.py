@@ -184,6 +184,13 @@ def test_a_relative_data_path_that_is_missing_says_where_it_was_looked_for(tmp_p
     assert not_found("recipe", "/abs/r.toml") == "recipe not found: /abs/r.toml"
 
 
+def test_a_missing_recipe_says_where_the_bundled_weights_recipes_are(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # outside a clone, as an installed package is run
+    assert train_main(["physics", "--config", "training/physics_general.toml", "--steps", "1"]) == 2
+    assert capsys.readouterr().err.strip().endswith(
+        "; the bundled weights' recipes are in the repository's training/ folder, run from its root")
+
+
 
 
 def test_a_run_folder_with_a_checkpoint_is_resumed_or_overwritten_never_replaced_unasked(tmp_path, capsys):
@@ -282,6 +289,21 @@ def test_export_into_the_bundled_folder_records_the_hashes_of_the_weights_and_ca
         weights.load_weights("two")
     assert train_main(["export", str(tmp_path / "two.pt"), "--name", "two", "--overwrite"]) == 0
     assert weights.load_weights("two")[1]["task"] == "p2p"  # exported again: recorded again
+
+
+def test_export_into_an_installed_packages_folder_is_refused_for_a_file_of_ones_own(tmp_path, capsys, monkeypatch):
+    from napari_mr_reparam import weights
+
+    installed = tmp_path / "lib" / "site-packages" / "napari_mr_reparam" / "weights"
+    installed.mkdir(parents=True)
+    monkeypatch.setattr(weights, "BUNDLED_DIR", installed)
+    assert train_main(["export", _tiny_checkpoint(tmp_path / "mine.pt"), "--name", "mine"]) == 2
+    assert capsys.readouterr().err.startswith("error: the package is installed, not a clone: weights written into "
+                                              f"its folder ({installed}) are lost on its next upgrade; give --out")
+    assert list(installed.iterdir()) == []
+    assert train_main(["export", str(tmp_path / "mine.pt"), "--name", "mine", "--out",
+                       str(tmp_path / "mine.safetensors")]) == 0
+    assert weights.load_weights(tmp_path / "mine.safetensors")[1]["name"] == "mine"
 
 
 def test_a_physics_run_into_a_file_is_refused_before_training(tmp_path, capsys, monkeypatch):

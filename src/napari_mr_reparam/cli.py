@@ -723,8 +723,11 @@ def _refuse_unread(name, sequence: str, args) -> None:
 
 
 def cmd_demo(args) -> int:
-    from .demo import missing_display, run_demo
+    from .demo import missing_display, missing_qt, run_demo
 
+    if missing_qt():
+        print(f"error: {missing_qt()}", file=sys.stderr)
+        return 2
     if missing_display():
         print("error: no display found (neither DISPLAY nor WAYLAND_DISPLAY is set); the demo opens "
               "a window. On a machine without a screen run it under a virtual one: "

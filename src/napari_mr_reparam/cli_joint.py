@@ -472,7 +472,7 @@ def plane_line(volume, name: str) -> str | None:
     if plane in (None, "axial"):
         return None
     return (f"notice: {name}: its slices are {plane}; the network was trained on axial slices and reads others "
-            "1-3 dB worse (training/RESULTS.md, \"Does the plane of the slices matter\")")
+            "1-3 dB worse (the repository's training/RESULTS.md, \"Does the plane of the slices matter\")")
 
 
 def used_description(volume, args) -> str:

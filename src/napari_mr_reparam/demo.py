@@ -28,6 +28,17 @@ def missing_display() -> bool:
     return not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
+def missing_qt() -> str:
+    """Why napari cannot open a window where no Qt binding is installed (the package's
+    plain install carries none: its ``[qt]`` extra does), as one line; empty where one is."""
+    try:
+        import qtpy  # noqa: F401 - raises where it finds no binding
+    except ImportError:
+        return ("no Qt binding is installed, which napari's window needs: install one, e.g. "
+                "pip install 'napari-mr-reparam[qt]' (PyQt6)")
+    return ""
+
+
 def open_demo(viewer=None, model: str = "physics", device: str = "auto", run: bool = True):
     """Load the sample data into ``viewer`` (a new one when None) and dock the widget.
 

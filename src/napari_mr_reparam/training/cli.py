@@ -280,6 +280,10 @@ def cmd_export(args) -> int:
             if k.endswith(("_mean", "_std")) or k in CARD_REPORT_KEYS}
     for report_file in args.external or []:
         card.setdefault("external", {}).update(_external_rows(report_file, args.checkpoint))
+    if not args.out and installed_package(BUNDLED_DIR):
+        raise ValueError(f"the package is installed, not a clone: weights written into its folder ({BUNDLED_DIR}) "
+                         "are lost on its next upgrade; give --out FILE.safetensors, and predict with "
+                         "--weights FILE")
     out = Path(args.out) if args.out else BUNDLED_DIR / f"{args.name}.safetensors"
     if out.suffix != ".safetensors":
         raise ValueError(f"{out.name}: export writes safetensors weights; name the output NAME.safetensors")
@@ -288,6 +292,14 @@ def cmd_export(args) -> int:
     save_weights(state, card, out)
     print(f"wrote {out} and {out.with_suffix('.json').name}")
     return 0
+
+
+def installed_package(folder) -> bool:
+    """Whether ``folder`` (the bundled weights') lies in an installed package, which pip
+    replaces on upgrade and removes on uninstall, rather than in a clone of the repository."""
+    from pathlib import Path
+
+    return any(part in ("site-packages", "dist-packages") for part in Path(folder).resolve().parts)
 
 
 #: What a weight set's name may hold: it names the files ``NAME.safetensors`` and
@@ -379,7 +391,8 @@ def _read_json(path: str) -> dict:
 
 
 def _add_train_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", help="TOML recipe (see the training/ folder); with --resume and no --config, "
+    p.add_argument("--config", help="TOML recipe (the repository's training/ folder holds the bundled "
+                                    "weights' recipes); with --resume and no --config, "
                                     "the settings the run's checkpoint records (--set, --steps and other "
                                     "options on top)")
     p.add_argument("--out", help="run folder for checkpoints")

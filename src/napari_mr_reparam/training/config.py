@@ -299,7 +299,9 @@ def load_config(path: str | Path | None = None, **overrides) -> TrainConfig:
     if path is not None:
         path = Path(path)
         if not path.is_file():
-            raise FileNotFoundError(not_found("recipe", path))
+            hint = ("; the bundled weights' recipes are in the repository's training/ folder, run from "
+                    "its root" if path.suffix == ".toml" or not path.suffix else "")
+            raise FileNotFoundError(not_found("recipe", path) + hint)
         try:
             values = tomllib.loads(path.read_text())
         except tomllib.TOMLDecodeError as exc:
