@@ -1522,6 +1522,10 @@ def test_rows_of_one_series_show_the_end_of_their_names_under_a_label_at_the_top
     assert label.text() == "More inputs"
     top = widget.inputs.native.mapTo(widget.native, widget.inputs.native.rect().topLeft()).y()
     assert abs(label.mapTo(widget.native, label.rect().topLeft()).y() - top) < 20  # beside the first row
+    # however far the rows push the controls, Run and the status line stay out of the scroll area, in sight
+    assert widget._scroll.isAncestorOf(widget.te.native) and widget._scroll.isAncestorOf(widget.inputs.native)
+    assert not any(widget._scroll.isAncestorOf(w.native) for w in (widget.run, widget.cancel, widget.status,
+                                                                    widget.metrics))
     sequence = rows[0].sequence  # cut with an ellipsis ("Inversi…"), not mid-letter
     sequence.native.resize(sequence.native.minimumSizeHint())
     text, full = shown_text(sequence, Qt.TextElideMode.ElideRight), sequence.native.currentText()

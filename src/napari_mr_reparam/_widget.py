@@ -100,7 +100,8 @@ class ReparamWidget(Container):
 
     def __init__(self, napari_viewer: napari.viewer.Viewer):
         # napari passes the viewer to a parameter of this name (Plugins menu, npe2)
-        # the controls sit in a scroll area (``body``), so a dock taller than the window scrolls
+        # the controls sit in a scroll area (``body``), so a dock taller than the window scrolls;
+        # Run, Cancel, progress, status and metrics (``footer``) stay below it, always in sight
         super().__init__(labels=False)
         self.margins = (0, 0, 0, 0)
         self._viewer = napari_viewer
@@ -125,6 +126,7 @@ class ReparamWidget(Container):
         self._input_layer = None  # the input's layer as last chosen (one closed is told apart)
         self._closed_input = ""  # the line saying the input was closed, until another is chosen
         self._closed_for = ""  # the name of an input closed, another image taking its place
+        self._stated = ""  # the line saying what the input's file states it is (gives way to a joint hint)
         self._read_from: dict = {}  # per prediction job (by its request's id), the input data it reads
         self._maps_asked = None  # the request whose map layers are added once its maps are fitted
         self._make_controls()
@@ -223,9 +225,13 @@ class ReparamWidget(Container):
                      self.register, self.ideal_echoes, self.joint_status,
                      self.preset, self.sequence, self.te, self.tr, self.ti, self.ti2, self.flip,
                      self.consistency, self.flip_average, self.range_warning, self.ground_truth,
-                     self.device, self.live, self.run, self.cancel, self.add_maps, self.progress,
-                     self.status, self.metrics, self.truth_hint])
-        self.body.native.layout().setSpacing(ROW_SPACING_PX)  # rows close, so a laptop's dock shows the metrics
+                     self.device, self.live, self.add_maps])
+        # Run, Cancel, the progress and what is said stay in sight below the controls, however
+        # far they scroll (several inputs' rows push the target's controls down)
+        self.footer = Container(labels=True)
+        self.footer.extend([self.run, self.cancel, self.progress, self.status, self.metrics, self.truth_hint])
+        for part in (self.body, self.footer):
+            part.native.layout().setSpacing(ROW_SPACING_PX)  # rows close, so a laptop's dock shows the metrics
         for label in (self.range_warning, self.joint_status, self.status, self.metrics, self.truth_hint):
             wrap_text(label)
         for combo in (self.image, self.ground_truth):
@@ -233,6 +239,8 @@ class ReparamWidget(Container):
         label_on_top(self.inputs)  # "More inputs" at the first row, not halfway down a dozen
         self.append(self.body)
         self._scroll = in_scroll_area(self.body)
+        self.append(self.footer)
+        self.native.layout().addStretch()  # room to spare goes below, not between them
 
     def _timer(self, delay_ms: int, slot) -> QTimer:
         timer = QTimer()
@@ -579,7 +587,8 @@ class ReparamWidget(Container):
             self._take_image()
             layer = self.image.value
             if layer is not None and not self.status.value:  # what it is read as, from its file
-                self._say_of_input(stated_input_line(layer, self.model.value))
+                self._stated = stated_input_line(layer, self.model.value)
+                self._say_of_input(self._stated)
         finally:
             self._say_input_replaced()
 
@@ -774,7 +783,8 @@ class ReparamWidget(Container):
             return
         if refused:
             self.status.value = self._refusal = ""
-        said_of_input = bool(self._said_of_input) and self.status.value == self._said_of_input  # it stays
+        said_of_input = (bool(self._said_of_input) and self.status.value == self._said_of_input  # it stays,
+                         and self.status.value != self._stated)  # but for what a file states: news only
         if joint and not said_of_input and self._maps.get(request) is None:
             slider = " (or move a slider)" if self.live.value else ""
             self._joint_hint = f"{len(request.inputs)} inputs: press Run all slices{slider} to fit their joint maps"

@@ -396,14 +396,22 @@ def in_scroll_area(container: Container) -> QScrollArea:
 
 
 class _ControlsScrollArea(QScrollArea):
-    """Scrolls up and down only, so it is at least as wide as the controls need."""
+    """Scrolls up and down only, so it is at least as wide as the controls need; as tall
+    as they are where there is room (what follows it in the dock sits right below them),
+    shorter, and scrolled, where there is not."""
 
     def __init__(self, inner):
+        from qtpy.QtWidgets import QSizePolicy
+
         super().__init__()
         self.setWidgetResizable(True)
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.setFrameShape(QFrame.Shape.NoFrame)
         self.setWidget(inner)
+        self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Preferred)
+
+    def sizeHint(self) -> QSize:
+        return QSize(self.minimumSizeHint().width(), self.widget().sizeHint().height())
 
     def minimumSizeHint(self) -> QSize:
         width = self.widget().minimumSizeHint().width() + self.verticalScrollBar().sizeHint().width()
