@@ -2097,3 +2097,25 @@ def test_an_input_closed_with_other_images_open_says_which_is_the_input_now(demo
     now = widget.image.value
     assert now is not None and now is not mine and now.name.startswith("head")
     assert widget.status.value.startswith(f"mine was closed: the Input is now {now.name}")
+
+
+def test_an_input_chosen_off_screen_is_brought_into_view(demo):
+    viewer, widget = demo
+    far = viewer.add_image(np.ones((5, 16, 16), np.float32), name="far", translate=(300.0, 400.0, 400.0),
+                           scale=(4.0, 1.0, 1.0), metadata={"te_ms": 15.0, "tr_ms": 500.0})
+    viewer.dims.set_point(0, 0.0)
+    widget.reset_choices()
+    widget.image.value = far  # a scan at its scanner position, far from the head on screen
+    assert 300.0 <= viewer.dims.point[0] <= 316.0
+    assert all(400.0 <= c <= 415.0 for c in viewer.camera.center[-2:])
+    head = viewer.layers[0]
+    widget.image.value = head  # off screen now: the view goes back to it
+    lo, hi = np.asarray(head.extent.world)
+    assert lo[0] <= viewer.dims.point[0] <= hi[0]
+    near = viewer.add_image(np.ones(head.data.shape, np.float32), name="near", scale=head.scale,
+                            translate=head.translate, metadata={"te_ms": 15.0, "tr_ms": 500.0})
+    viewer.dims.set_point(0, lo[0] + head.scale[0])  # a slice of the person's choosing, on both
+    shown = (viewer.dims.point, tuple(viewer.camera.center))
+    widget.reset_choices()
+    widget.image.value = near  # on screen already: the view is left as it is
+    assert (viewer.dims.point, tuple(viewer.camera.center)) == shown

@@ -51,7 +51,7 @@ from ._widget_controls import (
     INPUT_SEQUENCE_CHOICES, SEQUENCE_CHOICES, InputRow, NoteLabel, NumberBox, compact, elide_start, in_scroll_area,
     label_on_top, say_typed_beyond, target_slider, wrap_text,
 )
-from ._widget_outputs import JOINT_MODEL, Outputs, map_contrast_limits, placement
+from ._widget_outputs import JOINT_MODEL, Outputs, bring_into_view, map_contrast_limits, placement
 from ._widget_work import compute, with_range
 from ._window_room import RoomWatch
 from .devices import DEVICE_CHOICES
@@ -586,6 +586,8 @@ class ReparamWidget(Container):
         try:
             self._take_image()
             layer = self.image.value
+            if layer is not None:
+                bring_into_view(self._viewer, layer)  # an input chosen off screen is shown
             if layer is not None and not self.status.value:  # what it is read as, from its file
                 self._stated = stated_input_line(layer, self.model.value)
                 self._say_of_input(self._stated)

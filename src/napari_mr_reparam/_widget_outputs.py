@@ -64,6 +64,29 @@ def map_contrast_limits(data) -> tuple[float, float]:
 JOINT_MODEL = "joint maps"
 
 
+def bring_into_view(viewer, layer) -> bool:
+    """Where none of ``layer`` is on screen (scans open at their scanner position, a
+    phantom's far from the sample head's), move the viewer's slice into its slices and the
+    view's centre onto it; whether anything moved. A layer partly on screen, one of fewer
+    dimensions than the viewer's, and a 3-D view are left as they are."""
+    dims = viewer.dims
+    if dims.ndisplay != 2 or getattr(layer, "ndim", 0) != dims.ndim:
+        return False
+    lo, hi = np.asarray(layer.extent.world, float)
+    half = np.asarray(layer.scale, float) / 2  # a slice's reach about its centre
+    moved = False
+    for axis in dims.not_displayed:
+        if not lo[axis] - half[axis] <= dims.point[axis] <= hi[axis] + half[axis]:
+            dims.set_point(axis, (lo[axis] + hi[axis]) / 2)
+            moved = True
+    shown = list(dims.displayed)
+    centre = np.asarray(viewer.camera.center, float)[-len(shown):]
+    if any(not lo[a] - half[a] <= c <= hi[a] + half[a] for a, c in zip(shown, centre)):
+        viewer.camera.center = tuple((lo[a] + hi[a]) / 2 for a in shown)
+        moved = True
+    return moved
+
+
 def inputs_record(inputs) -> dict:
     """The sidecar field ``Inputs`` of a prediction from the joint maps of ``inputs``
     (:class:`~napari_mr_reparam.widget_logic.InputSpec` values): each one's acquisition as
