@@ -686,6 +686,9 @@ def test_a_preset_renders_from_the_maps_and_saves(demo, qtbot, tmp_path):
     sidecar = json.loads((tmp_path / "mprage.json").read_text())
     assert sidecar["PulseSequenceType"] == "MPRAGE" and sidecar["InversionTime"] == 0.9
     assert sidecar["Preset"] == "MPRAGE"  # the target preset, as predict --preset names it
+    from napari_mr_reparam.weights import bundled_sha256
+
+    assert sidecar["GeneratedBy"][0]["WeightsSHA256"] == bundled_sha256("physics")  # the weights that made it
     # the input as the model read it, as predict records it (the demo's head: TE 50 / TR 4500 ms)
     assert {k: sidecar["Input"][k] for k in ("EchoTime", "RepetitionTime", "Source")} == {
         "EchoTime": 0.05, "RepetitionTime": 4.5, "Source": "layer metadata"}

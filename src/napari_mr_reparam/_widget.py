@@ -59,6 +59,7 @@ from .presets import get_input_preset
 from .joint_result import PD_UNITS
 from .memory import shortage
 from .units import refuse_seconds
+from .weights import bundled_sha256
 from .widget_logic import (
     CUSTOM, EngineCache, InputSpec, MapsCache, Request, determined_line, guessed_input_preset,
     guessed_line, image_refusal, input_from_metadata, input_refusal, input_times_to_type, joint_acquisitions,
@@ -957,7 +958,7 @@ class ReparamWidget(Container):
             if self._maps_asked is not None and self._maps.get(self._maps_asked) is not None:
                 self.add_map_layers()  # asked for before the maps were fitted
             return
-        self._outputs.write_prediction(request, *value)
+        self._outputs.write_prediction(request, *value, weights_sha256=bundled_sha256(request.model))
         self._outputs.update_comparison(request.slice_index)
         where = "volume" if request.slice_index is None else f"slice {request.slice_index}"
         self._report_done(f"Done ({where}) on {self._engines.last_device}: {target_words(request)}", request)
@@ -1010,7 +1011,8 @@ class ReparamWidget(Container):
         volume, limits = rendered
         shape = np.shape(request.layer.data)
         self._outputs.write_prediction(
-            request, volume.reshape(shape if request.slice_index is None else shape[1:]), limits)
+            request, volume.reshape(shape if request.slice_index is None else shape[1:]), limits,
+            weights_sha256=engine.info.sha256 if engine is not None else maps.weights_sha256)
         self._outputs.update_comparison(request.slice_index)
         where = "" if request.slice_index is None else f", slice {request.slice_index}"
         if engine is None:

@@ -17,7 +17,6 @@ import numpy as np
 from ._background import LatestJob
 from ._widget_work import with_range
 from .sidecars import target_preset_record
-from .weights import bundled_sha256
 from .widget_logic import Request, compare_volumes, layer_names, truth_mismatch
 
 
@@ -233,10 +232,13 @@ class Outputs:
         return layer is not None and any(
             (l.metadata or {}).get("mr_reparam_source") is layer.data for l in self._viewer.layers)
 
-    def write_prediction(self, request: Request, pred: np.ndarray, limits: tuple | None = None) -> None:
+    def write_prediction(self, request: Request, pred: np.ndarray, limits: tuple | None = None,
+                         weights_sha256: str | None = None) -> None:
         """Write ``pred`` (the volume, or the slice ``request.slice_index``) into the
         prediction layer; a volume's contrast limits are ``limits`` (computed off the GUI
-        thread, :func:`~napari_mr_reparam._widget_work.with_range`), or its value range."""
+        thread, :func:`~napari_mr_reparam._widget_work.with_range`), or its value range.
+        ``weights_sha256``, of the weights that made it, goes into its metadata for the
+        writer's sidecar (None: a joint fit the network took no part in)."""
         source = request.layer
         existing = self.find(source, "prediction")
         layer = self.layer(source, "prediction", np.shape(source.data))
@@ -261,7 +263,7 @@ class Outputs:
         layer.metadata.update(mr_reparam_given_name=layer.name,  # as napari took it: one renamed is kept
                               te_ms=request.te, tr_ms=request.tr,
                               model=JOINT_MODEL if request.inputs else request.model,
-                              weights_sha256=None if request.inputs else bundled_sha256(request.model),
+                              weights_sha256=weights_sha256,
                               sequence=request.sequence, ti_ms=request.ti, flip_deg=request.flip_deg,
                               ti2_ms=request.ti2, mr_reparam_names=names,
                               inputs=[spec.layer.name for spec in request.inputs],
