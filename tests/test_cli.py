@@ -1426,3 +1426,13 @@ def test_a_log_file_gets_no_progress_bar(scan, tiny_weights, tmp_path, capsys):
     assert main(["predict", str(path), "-o", str(tmp_path / "p.nii.gz"), "--te", "100", "--tr", "3000"]) == 0
     said = capsys.readouterr()
     assert "%|" not in said.err and "ok " in said.out
+
+
+def test_a_preset_target_from_a_series_without_an_echo_time_names_the_series_once(tmp_path, tiny_weights, capsys):
+    from dicom_helpers import ramp, write_series
+
+    write_series(tmp_path / "noTE", [ramp(2, 8, 8)], tr=2000.0, drop=("EchoTime",))
+    assert main(["predict", str(tmp_path / "noTE"), "--preset", "T2w", "-o", str(tmp_path / "a.nii.gz"), "-q"]) == 2
+    [line] = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert line.startswith("error: noTE (TE ? (echo 1) / TR 2000 ms): the input's TR is known (2000 ms) but not its TE")
+    assert not (tmp_path / "a.nii.gz").exists()

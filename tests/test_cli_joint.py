@@ -53,7 +53,7 @@ def test_maps_writes_pd_t1_t2_in_ms_with_a_sidecar(scans, tmp_path, capsys):
     assert meta["free_parameters"] == {"t1": True, "t2": True}
     assert meta["determined_fraction"]["t2"] > 0.5
     said = capsys.readouterr()
-    assert "T1/T2 in ms" in said.out
+    assert "T1/T2 in ms); determined by the inputs in: PD " in said.out
     assert "the 3 inputs come from files of their own and are fitted at one receiver gain" in said.err
     assert main(["maps", *map(str, paths.values()), "-o", str(tmp_path / "again"), *_times("--input-te"),
                  *_times("--input-tr"), "--model", "none", "--scale", "shared"]) == 0
@@ -711,10 +711,13 @@ def _four_d(scans, tmp_path):
     return four
 
 
-def test_maps_of_one_input_are_the_networks_and_their_sidecars_say_so(scans, tmp_path, tiny_weights):
+def test_maps_of_one_input_are_the_networks_and_their_sidecars_say_so(scans, tmp_path, tiny_weights, capsys):
     paths, _ = scans
     out = tmp_path / "one"
     assert main(["maps", str(paths["pdw"]), "--input-te", "15", "--input-tr", "3000", "-o", str(out), "-q"]) == 0
+    assert capsys.readouterr().out.strip().endswith(  # not "determined ... 0 %": what they are
+        "PD, T1, T2 maps (T1/T2 in ms); the physics network's reading of one image (one image measures none of "
+        "them: give two or three images of the subject to measure them)")
     pd = json.loads((out / "PD.json").read_text())
     assert pd["Units"] == "fraction of water's proton density (the network's estimate)"
     assert {json.loads((out / f"{name}.json").read_text())["GeneratedBy"][0]["Model"]

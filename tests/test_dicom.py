@@ -151,6 +151,14 @@ def test_mprage_series_siemens_and_ge_conventions(tmp_path):
     assert "readout's pulse spacing" in dicom.unknown_cycle(vol) and "--input-tr MS" in dicom.unknown_cycle(vol)
     with pytest.raises(ValueError, match=r"RepetitionTime tag \(8.2 ms\) is the readout's pulse spacing"):
         dicom.read_series(tmp_path / "ge", require=("RepetitionTime",))
+    # a Siemens series whose RepetitionTime was written in seconds: not a readout's spacing, a hint
+    write_series(tmp_path / "seconds", [ramp(2, 8, 8)], te=(3.0,), tr=2.3, ti=(900.0,), flip=9.0,
+                 scanning=["GR", "IR"], variant=["SK", "SP", "MP"],
+                 extra=lambda ds, echo, k: setattr(ds, "Manufacturer", "SIEMENS"))
+    [vol] = dicom.read_series(tmp_path / "seconds")
+    assert dicom.unknown_cycle(vol) == (
+        "its RepetitionTime tag (2.3) can only be seconds: Siemens store the time from one inversion to the next "
+        "there; did you mean 2300 ms? give it with --input-tr 2300 (Input TR in the widget)")
 
 
 def test_a_list_of_files_and_other_files_in_the_folder(tmp_path):

@@ -1174,9 +1174,19 @@ def cmd_maps(args) -> int:
     written = _write_maps(files, maps, volumes[0], _maps_meta(args, acqs, origins, maps, files), args.overwrite)
     if args.overwrite:
         remove_stale_maps(out, written, args.input, earlier)
-    fractions = ", ".join(f"{k.upper()} {100 * v:.0f} %" for k, v in maps.summary()["determined_fraction"].items())
-    print(f"ok {out}: PD, T1, T2 maps (T1/T2 in ms); determined by the inputs in: {fractions} of the object")
+    print(f"ok {out}: PD, T1, T2 maps (T1/T2 in ms); {maps_source_words(maps)}")
     return 0
+
+
+def maps_source_words(maps) -> str:
+    """Where a set of maps came from, for the line that reports them: the network's reading
+    of one image (which measures none of PD, T1 and T2 by itself), else the share of the
+    object in which the inputs determine each."""
+    if maps.network_maps is not None:
+        return (f"the {maps.engine.info.name} network's reading of one image (one image measures none of "
+                "them: give two or three images of the subject to measure them)")
+    fractions = ", ".join(f"{k.upper()} {100 * v:.0f} %" for k, v in maps.summary()["determined_fraction"].items())
+    return f"determined by the inputs in: {fractions} of the object"
 
 
 #: Why an input given twice to ``maps`` or ``predict --joint`` is refused.
@@ -1507,7 +1517,7 @@ def predict_joint_or_preset(args) -> int:
                 if args.joint:
                     raise
                 failures += 1
-                print(input_error(name, exc), file=sys.stderr)
+                print(input_error(name, exc, short), file=sys.stderr)
     if not args.joint and tried > 1:  # as plain predict ends a batch
         print(f"{tried - failures} of {tried} inputs done")
     return 0 if failures == 0 else 2

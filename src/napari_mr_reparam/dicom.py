@@ -688,6 +688,11 @@ def unknown_cycle(volume: Volume) -> str | None:
     readout = (volume.extra or {}).get("readout_tr_ms")
     if volume.tr_ms is not None or readout is None:
         return None
+    siemens = "SIEMENS" in str((volume.extra or {}).get("manufacturer") or "").upper()
+    if siemens and readout <= 10:  # Siemens store the cycle there: a time written in seconds
+        return (f"its RepetitionTime tag ({readout:g}) can only be seconds: Siemens store the time from one "
+                f"inversion to the next there; did you mean {readout * 1000:g} ms? give it with --input-tr "
+                f"{readout * 1000:g} (Input TR in the widget)")
     return (f"its RepetitionTime tag ({readout:g} ms) is the readout's pulse spacing of an MPRAGE-type "
             "series; the time from one inversion to the next is not in the standard DICOM tags: give "
             "it with --input-tr MS (Input TR in the widget; typically 2000-3000 ms)")
