@@ -497,6 +497,8 @@ def test_preset_and_joint_forms_honour_the_engine_options_as_the_plain_form(scan
                  "--input-tr", "3000", "3000", "--preset", "T1w", "-o", str(tmp_path / "j.nii.gz"), "-q",
                  *options]) == 0
     assert seen[-1][:2] == ("mine", 1) and seen[-1][2].consistency == 0.2
+    made = json.loads((tmp_path / "j.json").read_text())["GeneratedBy"][0]
+    assert (made["Model"], made["WeightsSHA256"]) == ("joint maps", weights.sha256_of(mine))  # its prior's weights
 
 
 @pytest.mark.parametrize("extra, message", [
@@ -1398,3 +1400,18 @@ def test_maps_stopped_part_way_leave_no_half_set_and_run_again(scans, tmp_path, 
     assert main(argv) == 130 and list((tmp_path / "m").iterdir()) == []
     monkeypatch.setattr(writing, "save_volume", save)
     assert main(argv) == 0 and (tmp_path / "m" / "maps.json").is_file()
+
+
+def test_a_map_given_as_an_input_is_refused_in_one_line(scans, tmp_path, capsys):
+    paths, _ = scans
+    out = tmp_path / "maps"
+    assert main(["maps", *map(str, paths.values()), "-o", str(out), *_times("--input-te"), *_times("--input-tr"),
+                 "--model", "none", "-q"]) == 0
+    for command in (["maps", str(out / "T1map.nii.gz"), "-o", str(tmp_path / "again")],
+                    ["predict", str(out / "T1map.nii.gz"), "--preset", "T2w", "-o", str(tmp_path / "p.nii.gz")]):
+        capsys.readouterr()
+        assert main(command + ["-q"]) == 2
+        [line] = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+        assert line.endswith("T1map.nii.gz: holds a T1 map (ms), not a scan; give an image acquired at a TE and TR")
+        assert line.count("T1map") == 1  # named once
+    assert not (tmp_path / "again").exists() and not (tmp_path / "p.nii.gz").exists()

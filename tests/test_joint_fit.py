@@ -455,6 +455,14 @@ def test_the_network_is_run_only_where_the_inputs_leave_a_parameter_open():
     maps = joint_maps(render_inputs(three[:2], pd, t1, t2), three[:2], engine=engine)
     assert engine.calls == [(100, 3000)]
     assert maps.summary()["prior_source"] == "network"
+    # the network took part: the maps name it, so an output records its weights
+    from types import SimpleNamespace
+
+    assert maps.engine is engine
+    engine.info = SimpleNamespace(sha256="ab" * 32)
+    assert maps.weights_sha256 == "ab" * 32
+    three_maps = joint_maps(render_inputs(three, pd, t1, t2), three, engine=engine)
+    assert three_maps.engine is None and three_maps.weights_sha256 is None  # no network in these
 
 
 def test_the_network_pd_is_a_prior_only_where_the_inputs_measure_neither_time(monkeypatch):

@@ -702,3 +702,14 @@ def test_a_map_written_as_dicom_reopens_named_by_what_it_holds(tmp_path):
     write_image(str(tmp_path / "again.nii.gz"), data, {"metadata": kwargs["metadata"]})
     again = json.loads((tmp_path / "again.json").read_text())
     assert (again["Quantity"], again["Units"]) == ("T2", "ms") and "EchoTime" not in again
+    from napari_mr_reparam._reader import read_layers
+
+    [(_, nifti, _)] = read_layers(str(tmp_path / "again.nii.gz"))  # and the NIfTI map, by its sidecar
+    assert (nifti["metadata"]["quantity"], nifti["metadata"]["unit"]) == ("T2", "ms")
+    # a PD map, in units without a UCUM code, the same way
+    pd = np.full((3, 8, 8), 0.7, np.float32)
+    save_volume(tmp_path / "PD.dcm", pd, model="physics", extra={"Quantity": "PD", "Units": "relative (the first "
+                                                                                 "input's intensity units)"})
+    ((_, kwargs, _),) = read_dicom_layers(tmp_path / "PD.dcm")
+    assert (kwargs["metadata"]["quantity"], kwargs["metadata"]["unit"]) == (
+        "PD", "relative (the first input's intensity units)")

@@ -665,6 +665,12 @@ def test_an_input_preset_fills_the_input_controls_and_editing_makes_it_custom(de
     widget.input_preset.value = "Custom"
     assert (widget.input_te.value, widget.input_tr.value) == (15.0, 3000.0) and widget.input_preset.value == "PDw"
     assert widget.status.value == "pd scan: the acquisition its file states is back in the Input fields"
+    widget.model.value = "physics"  # (p2p reads one input only)
+    widget.input_preset.value = "T2w"
+    widget.input_preset.value = "Custom"
+    widget.add_input_row()  # news of the input's file gives way to what several inputs need
+    assert widget.status.value.startswith("2 inputs: press Run all slices")
+    widget._remove_input_row(widget.inputs[0])
     widget.input_preset.value = "PDw"  # what the file states: nothing to say
     assert "replaces" not in widget.status.value
     widget.model.value = "d2p"
@@ -2122,3 +2128,14 @@ def test_an_input_chosen_off_screen_is_brought_into_view(demo):
     widget.reset_choices()
     widget.image.value = near  # on screen already: the view is left as it is
     assert (viewer.dims.point, tuple(viewer.camera.center)) == shown
+
+
+def test_closing_the_first_input_with_further_rows_says_which_is_the_input_now(demo):
+    viewer, widget = demo
+    widget.model.value = "physics"
+    rows = [widget.add_input_row(), widget.add_input_row()]
+    first, second = widget.image.value, rows[0].layer.value
+    viewer.layers.remove(first)
+    assert widget.image.value is second and len(widget.inputs) == 1  # the first row moved up
+    assert widget.status.value.startswith(f"{first.name} was closed: the Input is now {second.name}. ")
+    assert "2 inputs: press Run all slices" in widget.status.value

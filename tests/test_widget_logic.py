@@ -248,6 +248,8 @@ def test_a_colour_layer_is_refused():
     rendered = SimpleNamespace(name="dir", data=scan.data, metadata={"sequence": "double_inversion_recovery"})
     assert image_refusal(rendered) == ("dir is double inversion recovery: no model reads one as its input (spin echo, "
                                        "inversion recovery, gradient echo, MPRAGE); choose another layer")
+    t1 = SimpleNamespace(name="T1map", data=scan.data, metadata={"quantity": "T1", "unit": "ms"})
+    assert image_refusal(t1) == "T1map: holds a T1 map (ms), not a scan; give an image acquired at a TE and TR"
 
 
 @pytest.mark.parametrize("data, said", [

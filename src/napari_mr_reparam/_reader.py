@@ -166,8 +166,6 @@ def read_dicom_layers(path) -> list[tuple]:
         kwargs["name"] = f"{volume.extra['series']} {_acquisition_words(volume)}"
         kwargs["metadata"].update({key: volume.extra.get(key) for key in
                                    ("sequence", "field_strength_t", "manufacturer")})
-        if volume.extra.get("quantity"):  # a map: saved again, its sidecar says what it holds
-            kwargs["metadata"].update(quantity=volume.extra["quantity"], unit=volume.extra.get("unit"))
         layers.append((data, kwargs, kind))
     lone = dicom.lone_slice(path)  # napari opens files given together one layer each
     beside = dicom.files_beside(path, others)  # a NIfTI or PNG in the folder is not read with it
@@ -198,6 +196,8 @@ def layer_data(volume: Volume) -> tuple:
         "sidecar_times_ignored": volume.extra.get("sidecar_times_ignored"), "sequence": volume.sequence,
         "readout_tr_ms": volume.extra.get("readout_tr_ms"),
     }
+    if volume.extra.get("quantity"):  # a map (DICOM, or a sidecar's Quantity): saved again, it says what it holds
+        metadata.update(quantity=volume.extra["quantity"], unit=volume.extra.get("unit"))
     kwargs = {"name": name, "scale": tuple(volume.spacing), "metadata": metadata, "colormap": "gray",
               "axis_labels": AXIS_LABELS}
     if is_placed(volume):

@@ -295,7 +295,7 @@ class ReparamWidget(Container):
         self._maps.forget(event.value)
         self._drop_closed_rows(event.value)
         if event.value is self.image.value or event.value is self._input_layer:  # (else _on_image_changed did)
-            if self._promote_first_row():
+            if self._promote_first_row(event.value):
                 return
             self.image.reset_choices()  # another image becomes the input (_on_image_changed), or none:
             if self.image.value is None:  # which the list does without a word
@@ -312,10 +312,11 @@ class ReparamWidget(Container):
             self._on_inputs_changed()
             self._report(f"{closed.name} was closed: its row among the inputs is removed")
 
-    def _promote_first_row(self) -> bool:
-        """The first input's layer was closed: the first further input, with its acquisition
-        as its row gave it, becomes the first input and leaves the rows (rather than the
-        Input box falling on a layer that is also a row). False where there is none."""
+    def _promote_first_row(self, closed) -> bool:
+        """The first input's layer (``closed``) was closed: the first further input, with its
+        acquisition as its row gave it, becomes the first input and leaves the rows (rather
+        than the Input box falling on a layer that is also a row), which the status line
+        says. False where there is none."""
         if not len(self.inputs) or self.inputs[0].layer.value not in self._viewer.layers:
             return False
         row = self.inputs[0]
@@ -332,6 +333,9 @@ class ReparamWidget(Container):
             if value:  # what the row knew; the layer's own (or the default) where it knew nothing
                 box.value = value
         self._on_inputs_changed()
+        said = self.status.value
+        now = f"{closed.name} was closed: the Input is now {spec.layer.name}"
+        self._say_of_input(now + (f". {said}" if said else ""))
         return True
 
     # ------------------------------------------------------------------ events
@@ -537,7 +541,8 @@ class ReparamWidget(Container):
                 return
         self._sync_input_preset()
         self._on_settings_changed()
-        self._say_of_input(f"{layer.name}: the acquisition its file states is back in the Input fields")
+        self._stated = f"{layer.name}: the acquisition its file states is back in the Input fields"
+        self._say_of_input(self._stated)  # news only: a joint hint takes its place
 
     def _sync_input_preset(self, *_):
         """Name the input preset the input's controls hold, else Custom."""
@@ -608,7 +613,7 @@ class ReparamWidget(Container):
         layer = self.image.value
         before, self._input_layer = self._input_layer, layer
         closed = before is not None and before is not layer and before not in self._viewer.layers
-        if closed and (self._promote_first_row() or self._instead_of_closed(before)):
+        if closed and (self._promote_first_row(before) or self._instead_of_closed(before)):
             return  # the input chosen was closed: the first row moved up, or an image chosen instead
         # an image chosen (here none of this widget's outputs) ends the closed input's line
         self._closed_input = self._closed_input if closed and layer is None else ""

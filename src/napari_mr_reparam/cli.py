@@ -556,10 +556,11 @@ def _read_input(path, args):
     """The volume of one input, refused in one line where it is a label map or holds no image."""
     from .cli_joint import input_times_given, notice_ignored_sidecar, plane_notice
     from .inference import require_contrast
-    from .io import load_volume, refuse_label_map
+    from .io import load_volume, refuse_label_map, refuse_map
 
     volume = path.volume if isinstance(path, _SeriesInput) else load_volume(path, input_times_given(args))
     refuse_label_map(volume, path.name)
+    refuse_map(volume, path.name)
     notice_ignored_sidecar(volume, path.name)
     require_contrast(volume.data)
     if not isinstance(path, _SeriesInput):  # a series' plane is told with its acquisitions

@@ -203,7 +203,7 @@ def load_inputs(paths: list[str], acquisition: int | None = None, times_given=()
     its file, before any work."""
     from . import dicom
     from .inference import require_contrast
-    from .io import load_volumes, refuse_label_map
+    from .io import load_volumes, refuse_label_map, refuse_map
 
     volumes = []
     for text in paths:
@@ -226,6 +226,7 @@ def load_inputs(paths: list[str], acquisition: int | None = None, times_given=()
             volumes += dicom.choose_acquisition(found, acquisition) if len(found) > 1 else found
             notice_ignored_sidecar(found[0], path.name)
         for volume in volumes[first:]:
+            refuse_map(volume, path.name)  # a map (PD, T1, T2) reopened is no scan to fit
             try:
                 require_contrast(volume.data)
             except ValueError as e:

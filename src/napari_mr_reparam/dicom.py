@@ -790,13 +790,20 @@ def _acquisition_volume(label: str, members: list) -> Volume:
 def mapped_quantity(ds) -> dict:
     """``{"quantity": ..., "unit": ...}`` of a map whose Real World Value Mapping names what
     its values are and in which units (``T1``, ``ms``: a map this plugin or a scanner's
-    parametric-map software wrote); {} for an image without one."""
+    parametric-map software wrote), or, for a map this plugin wrote in units without a UCUM
+    code (PD), whose DerivationDescription says so; {} for any other image."""
     for item in _as_list(ds.get("RealWorldValueMappingSequence")):
         label = str(item.get("LUTLabel", "") or "").strip()
         codes = _as_list(item.get("MeasurementUnitsCodeSequence"))
         unit = str(codes[0].get("CodeValue", "") or "").strip() if codes else ""
         if label:
             return {"quantity": label, "unit": unit or None}
+    if str(ds.get("Manufacturer", "") or "") == "napari-mr-reparam":  # a map in units UCUM has no code for (PD)
+        import re
+
+        said = re.search(r": (\w+) in (.+?)(?:; from series |$)", str(ds.get("DerivationDescription", "") or ""))
+        if said:
+            return {"quantity": said.group(1), "unit": said.group(2)}
     return {}
 
 

@@ -191,7 +191,7 @@ def _take_sidecar(volume: Volume, sidecar: dict, path: Path, index: int | None =
     for key, value in sidecar.items():
         if key == "times_ignored":
             volume.extra["sidecar_times_ignored"] = value
-        elif key in ("readout_tr_ms", "series_id"):
+        elif key in ("readout_tr_ms", "series_id", "quantity", "unit"):
             volume.extra[key] = value
         elif key == "real_valued":
             _magnitude_of_real(volume, path)
@@ -568,6 +568,21 @@ def refuse_label_map(volume: Volume, name: str) -> None:
     if count := label_count(volume):
         raise ValueError(f"{name}: holds {count} integer labels (a segmentation, "
                          "such as aseg.mgz), not an MR image; give the scan itself")
+
+
+def map_refusal(name: str, quantity: str | None, unit: str | None = None) -> str:
+    """Why an image holding a map (``quantity``: PD, T1, T2, as a sidecar's ``Quantity`` or a
+    DICOM map's Real World Value Mapping names it) is no input, in one line; empty for none."""
+    if not quantity:
+        return ""
+    return (f"{name}: holds a {quantity} map{f' ({unit})' if unit else ''}, not a scan; give an image acquired "
+            "at a TE and TR")
+
+
+def refuse_map(volume: Volume, name: str) -> None:
+    """A one-line ``ValueError`` where ``volume`` holds a map (:func:`map_refusal`)."""
+    if refusal := map_refusal(name, volume.extra.get("quantity"), volume.extra.get("unit")):
+        raise ValueError(refusal)
 
 
 def _stack_spacing(img, to_ras: np.ndarray) -> tuple[float, float, float]:

@@ -631,6 +631,7 @@ def joint_maps(volumes, acquisitions, engine=None, prior_input: int | None = Non
     maps = fit_maps(arrays, acqs, prior=prior, progress=progress, cancelled=cancelled, **options)
     if prior is not None:
         maps.prior_source = "network"
+        maps.engine = engine_given  # what an output's record names (its weights' sha256)
     body = maps.pd > 0
     maps.partly_measured = round(float((part & body).sum()) / max(int(body.sum()), 1), 4)
     if fill:
@@ -731,6 +732,7 @@ def _refit_partly_measured(maps: JointMaps, arrays, part, acqs, engine, read_fir
             fitted[key][where] = getattr(fit, key)[where]
             determined[key][where] = fit.determined[key][where]
         maps.partly_prior = "network"
+        maps.engine = engine
     for key in PARAMETERS:
         getattr(maps, key).reshape(shape)[rows] = fitted[key]
         maps.determined[key].reshape(shape)[rows] = determined[key]

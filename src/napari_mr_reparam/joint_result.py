@@ -50,7 +50,8 @@ class JointMaps:
     weights, :func:`edge_smoothing.smooth_inputs`; None without smoothing). Background
     voxels (no input signal) have PD, T1 and T2 of 0 and render as 0. From a single input
     the maps are the network's (``network_maps`` holds them, and renders go through the
-    engine as before).
+    engine as before); ``engine`` is the network's wherever it took part (one input, or the
+    prior), so that an output names its weights (:attr:`weights_sha256`).
     """
 
     pd: np.ndarray

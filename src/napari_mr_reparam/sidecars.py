@@ -80,7 +80,8 @@ def read_sidecar(path: str | Path, times_given=(), volumes: int | None = None) -
     ``SeriesInstanceUID``, else ``SeriesNumber``, as dcm2niix writes it) that the sidecar
     states, and ``real_valued`` where its ``ImageType`` names a real-valued image
     (:func:`real_valued`) and ``slice_thickness_mm`` (its ``SliceThickness``, which a
-    one-slice image takes as its slab: dcm2niix writes its SpacingBetweenSlices there); empty
+    one-slice image takes as its slab: dcm2niix writes its SpacingBetweenSlices there), and
+    ``quantity`` and ``unit`` of a map (its ``Quantity`` and ``Units``); empty
     when there is none. An MPRAGE-type scan whose RepetitionTime is its
     readout's pulse spacing (GE's BRAVO, Philips' 3-D TFE: :func:`mprage_cycle`) has
     ``readout_tr_ms`` instead of ``tr_ms``, as the DICOM reader gives it. A sidecar that
@@ -154,6 +155,9 @@ def read_sidecar(path: str | Path, times_given=(), volumes: int | None = None) -
         out["real_valued"] = True
     if _is_number(meta.get("SliceThickness")) and float(meta["SliceThickness"]) > 0:
         out["slice_thickness_mm"] = float(meta["SliceThickness"])
+    if isinstance(meta.get("Quantity"), str) and meta["Quantity"].strip():  # a map (this plugin's PD, T1, T2)
+        out["quantity"] = meta["Quantity"].strip()
+        out["unit"] = meta["Units"] if isinstance(meta.get("Units"), str) else None
     series = meta.get("SeriesInstanceUID") or meta.get("SeriesNumber")
     if isinstance(series, (str, int)) and not isinstance(series, bool) and str(series).strip():
         out["series_id"] = str(series).strip()  # which series of its session the scan was

@@ -656,12 +656,18 @@ def image_refusal(layer) -> str:
     models take grey-level images, not RGB(A) colour ones (napari's own reader opens a
     colour file as such), of two or three dimensions, with an image in them (not empty,
     all NaN or infinite, or one value), and not of a sequence no input can have (a double
-    inversion recovery this package rendered, as its metadata say). A lazy layer's voxels
+    inversion recovery this package rendered, as its metadata say), nor a map (PD, T1, T2: its
+    metadata's ``quantity``). A lazy layer's voxels
     are not read here, on the GUI thread: the job checks them as the engine reads them."""
     from .physics import INPUT_SEQUENCES, TARGET_SEQUENCES
 
     name = getattr(layer, "name", "the input")
-    stated = (getattr(layer, "metadata", None) or {}).get("sequence")
+    meta = getattr(layer, "metadata", None) or {}
+    if meta.get("quantity"):  # a PD, T1 or T2 map reopened: no acquisition made it
+        from .io import map_refusal
+
+        return map_refusal(name, meta["quantity"], meta.get("unit"))
+    stated = meta.get("sequence")
     if stated in TARGET_SEQUENCES and stated not in INPUT_SEQUENCES:
         return (f"{name} is {sequence_words(stated)}: no model reads one as its input "
                 f"({', '.join(map(sequence_words, INPUT_SEQUENCES))}); choose another layer")
