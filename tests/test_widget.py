@@ -2116,7 +2116,7 @@ def test_an_input_chosen_off_screen_is_brought_into_view(demo):
     widget.reset_choices()
     widget.image.value = far  # a scan at its scanner position, far from the head on screen
     assert 300.0 <= viewer.dims.point[0] <= 316.0
-    assert all(400.0 <= c <= 415.0 for c in viewer.camera.center[-2:])
+    assert all(400.0 <= c <= 415.0 for c in viewer.scene.camera.center[-2:])
     head = viewer.layers[0]
     widget.image.value = head  # off screen now: the view goes back to it
     lo, hi = np.asarray(head.extent.world)
@@ -2124,10 +2124,10 @@ def test_an_input_chosen_off_screen_is_brought_into_view(demo):
     near = viewer.add_image(np.ones(head.data.shape, np.float32), name="near", scale=head.scale,
                             translate=head.translate, metadata={"te_ms": 15.0, "tr_ms": 500.0})
     viewer.dims.set_point(0, lo[0] + head.scale[0])  # a slice of the person's choosing, on both
-    shown = (viewer.dims.point, tuple(viewer.camera.center))
+    shown = (viewer.dims.point, tuple(viewer.scene.camera.center))
     widget.reset_choices()
     widget.image.value = near  # on screen already: the view is left as it is
-    assert (viewer.dims.point, tuple(viewer.camera.center)) == shown
+    assert (viewer.dims.point, tuple(viewer.scene.camera.center)) == shown
 
 
 def test_closing_the_first_input_with_further_rows_says_which_is_the_input_now(demo):

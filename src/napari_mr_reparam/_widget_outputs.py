@@ -79,9 +79,9 @@ def bring_into_view(viewer, layer) -> bool:
             dims.set_point(axis, (lo[axis] + hi[axis]) / 2)
             moved = True
     shown = list(dims.displayed)
-    centre = np.asarray(viewer.camera.center, float)[-len(shown):]
+    centre = np.asarray(viewer.scene.camera.center, float)[-len(shown):]
     if any(not lo[a] - half[a] <= c <= hi[a] + half[a] for a, c in zip(shown, centre)):
-        viewer.camera.center = tuple((lo[a] + hi[a]) / 2 for a in shown)
+        viewer.scene.camera.center = tuple((lo[a] + hi[a]) / 2 for a in shown)
         moved = True
     return moved
 
