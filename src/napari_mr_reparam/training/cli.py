@@ -260,6 +260,10 @@ def cmd_export(args) -> int:
     from ..weights import BUNDLED_DIR, card_path, load_weights, save_weights, shown_name
 
     _refuse_a_name_that_is_not_plain(args.name)
+    if not args.out and installed_package(BUNDLED_DIR):  # before any file is read
+        raise ValueError(f"the package is installed, not a clone: weights written into its folder ({BUNDLED_DIR}) "
+                         "are lost on its next upgrade; give --out FILE.safetensors, and predict with "
+                         "--weights FILE")
     state, card = load_weights(args.checkpoint)  # weights that are not finite are refused there
     if card.get("arch") == "autoencoder":
         raise ValueError(f"{args.checkpoint}: an autoencoder run, the paper models' encoder, predicts no image: "
@@ -280,10 +284,6 @@ def cmd_export(args) -> int:
             if k.endswith(("_mean", "_std")) or k in CARD_REPORT_KEYS}
     for report_file in args.external or []:
         card.setdefault("external", {}).update(_external_rows(report_file, args.checkpoint))
-    if not args.out and installed_package(BUNDLED_DIR):
-        raise ValueError(f"the package is installed, not a clone: weights written into its folder ({BUNDLED_DIR}) "
-                         "are lost on its next upgrade; give --out FILE.safetensors, and predict with "
-                         "--weights FILE")
     out = Path(args.out) if args.out else BUNDLED_DIR / f"{args.name}.safetensors"
     if out.suffix != ".safetensors":
         raise ValueError(f"{out.name}: export writes safetensors weights; name the output NAME.safetensors")
