@@ -5,7 +5,7 @@ import pytest
 from test_io import _oblique_nifti
 
 from napari_mr_reparam.io import load_volume
-from napari_mr_reparam.sidecars import acquisition_sidecar, read_sidecar, sidecar_path
+from napari_mr_reparam.sidecars import acquisition_sidecar, inherited_sidecars, read_sidecar, sidecar_path
 from napari_mr_reparam.volume_writing import save_volume
 
 
@@ -207,6 +207,20 @@ def test_a_bids_datasets_files_inherit_the_sidecars_above_them(tmp_path):
     (tmp_path / "ds" / "T2w.json").write_text("{not json")
     with pytest.raises(ValueError, match=r"^ds/T2w\.json: not a readable BIDS sidecar"):
         read_sidecar(scan)
+
+
+def test_a_derivative_datasets_files_inherit_nothing_of_the_raw_dataset(tmp_path):
+    ds = tmp_path / "ds"
+    (ds / "derivatives" / "mrreparam").mkdir(parents=True)
+    (ds / "dataset_description.json").write_text(json.dumps({"Name": "x", "BIDSVersion": "1.9.0"}))
+    (ds / "T1w.json").write_text(json.dumps({"EchoTime": 0.003, "RepetitionTime": 2.3, "InversionTime": 0.9}))
+    out = ds / "derivatives" / "mrreparam" / "sub-02_T2w_T1w.nii.gz"  # a prediction named _T1w
+    out.with_name("sub-02_T2w_T1w.json").write_text(json.dumps({"EchoTime": 0.015, "RepetitionTime": 0.5}))
+    assert read_sidecar(out) == {"te_ms": 15.0, "tr_ms": 500.0}  # its own only: no TI from the raw data's
+    assert inherited_sidecars(out) == []
+    (ds / "derivatives" / "mrreparam" / "dataset_description.json").write_text(json.dumps({"Name": "d"}))
+    (ds / "derivatives" / "mrreparam" / "T1w.json").write_text(json.dumps({"FlipAngle": 8}))
+    assert inherited_sidecars(out) == [ds / "derivatives" / "mrreparam" / "T1w.json"]  # its own dataset's
 
 
 def test_an_unreadable_inherited_sidecar_leaves_the_files_own_read_where_the_times_are_given(tmp_path):

@@ -47,12 +47,16 @@ def inherited_sidecars(path: str | Path) -> list[Path]:
     first: JSON files in the folders from the dataset's top (the nearest folder above that
     holds ``dataset_description.json``) down to the file's own, whose suffix is the file's
     and whose entities are all the file's (``T2w.json``, ``sub-01_T2w.json``,
-    ``echo-1_MESE.json``), not the file's own sidecar. Empty outside a BIDS dataset."""
+    ``echo-1_MESE.json``), not the file's own sidecar. Empty outside a BIDS dataset, and in
+    a derivative dataset (``derivatives/NAME/``) that holds no description of its own: it is
+    a dataset of its own, whose files do not inherit the raw data's acquisitions (this
+    package's outputs written there, say)."""
     path = Path(path).absolute()
     own = sidecar_path(path)
     folders = [path.parent, *path.parent.parents]
-    top = next((i for i, f in enumerate(folders) if (f / "dataset_description.json").is_file()), None)
-    if top is None:
+    top = next((i for i, f in enumerate(folders) if (f / "dataset_description.json").is_file()
+                or f.parent.name == "derivatives"), None)  # a derivative dataset inherits nothing of the raw one
+    if top is None or not (folders[top] / "dataset_description.json").is_file():
         return []
     entities, suffix = _entities(own.name[: -len(".json")])
     found = []
