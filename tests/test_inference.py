@@ -576,6 +576,15 @@ def test_an_input_without_its_acquisition_is_read_as_the_default_one_with_a_warn
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # Default-to-Param reads every input so: nothing to say
         Reparameterizer("d2p", device="cpu").predict_volume(volume, 100, 3000)
+    from napari_mr_reparam import Acquisition
+
+    for call in (lambda: engine.predict(volume, Acquisition(100, 3000)),  # the other entries say it too, once,
+                 lambda: engine.compute_maps(volume)):  # and point at the script that called them
+        with warnings.catch_warnings(record=True) as said:
+            warnings.simplefilter("always")
+            call()
+        [one] = [w for w in said if "no input acquisition given" in str(w.message)]
+        assert one.filename == __file__
 
 
 def test_voxels_stored_without_signal_render_none_as_a_joint_fits_background_does(tiny_weights, volume):

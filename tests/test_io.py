@@ -479,3 +479,19 @@ def test_a_one_slice_file_written_back_keeps_its_qform_and_sform_codes(tmp_path)
     out = nib.load(tmp_path / "out.nii.gz")
     assert (int(out.header["qform_code"]), int(out.header["sform_code"])) == (1, 1)
     np.testing.assert_allclose(out.affine, np.diag([1.0, 1.0, 5.0, 1.0]), atol=1e-6)
+
+
+def test_a_volume_states_its_acquisition_as_predict_takes_it(tmp_path):
+    import json
+
+    import nibabel as nib
+
+    from napari_mr_reparam import Acquisition
+    from napari_mr_reparam.io import load_volume
+
+    path = tmp_path / "flair.nii.gz"
+    nib.save(nib.Nifti1Image(np.random.default_rng(0).random((8, 8, 3)).astype(np.float32), np.eye(4)), path)
+    assert load_volume(path).acquisition() is None  # nothing stated: to be named
+    path.with_name("flair.json").write_text(json.dumps({"EchoTime": 0.12, "RepetitionTime": 9.0,
+                                                         "InversionTime": 2.5, "FlipAngle": 90}))
+    assert load_volume(path).acquisition() == Acquisition(120.0, 9000.0, "inversion_recovery", 2500.0)

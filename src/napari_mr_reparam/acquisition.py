@@ -119,6 +119,12 @@ def validate_times(te, tr, ti=None, ti2=None) -> None:
             raise ValueError(f"{name} ({short.flat[i]:g} ms) must be shorter than TR ({long_.flat[i]:g} ms)")
 
 
+def stated_sequence(stated: str | None, ti_ms) -> str:
+    """The sequence of an image whose file names ``stated`` (or none): that one, else an
+    inversion recovery where its TI is known, else a spin echo."""
+    return stated or ("inversion_recovery" if ti_ms else "spin_echo")
+
+
 def refuse_unread(sequence: str, prefix: str = "", **values) -> None:
     """A ``ValueError`` where a keyword of the Python API gives a value ``sequence`` does
     not read (``ti_ms``, ``ti2_ms``, ``flip_deg``, with ``prefix`` as the caller names them:

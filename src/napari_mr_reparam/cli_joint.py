@@ -645,9 +645,10 @@ def input_sequence(given: str | None, stated: str | None, ti_ms) -> str:
     or DICOM tags'), else inversion recovery where its TI is known, else spin echo. A stated
     sequence no input can have (a double inversion recovery this package rendered) is a
     one-line ValueError."""
+    from .acquisition import stated_sequence
     from .physics import INPUT_SEQUENCES
 
-    sequence = given or stated or ("inversion_recovery" if ti_ms else "spin_echo")
+    sequence = given or stated_sequence(stated, ti_ms)
     if sequence not in INPUT_SEQUENCES:
         raise ValueError(f"{with_article(sequence_words(sequence))} image cannot be an input (inputs: "
                          f"{', '.join(map(sequence_words, INPUT_SEQUENCES))}); "

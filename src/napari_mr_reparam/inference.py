@@ -432,6 +432,7 @@ class Reparameterizer:
         if self.renders_from_maps:
             maps = self.compute_maps(data, input, options=options, progress=progress, cancelled=cancelled)
             return (self.render(maps, target).reshape(data.shape) for target in targets)
+        self._warn_unstated(input)
         for target in targets:
             _spin_echo_only(self.info.name, target)
         if input is not None:
@@ -467,8 +468,6 @@ class Reparameterizer:
         refuse_unread(input_sequence, "input_", ti_ms=input_ti_ms, flip_deg=input_flip_deg)
         target = Acquisition(te_ms, tr_ms, sequence, ti_ms, flip_deg, ti2_ms)
         given = _input_acquisition(input_te_ms, input_tr_ms, input_sequence, input_ti_ms, input_flip_deg)
-        if given is None and self.task != "d2p":
-            warnings.warn(_UNSTATED_INPUT, UserWarning, stacklevel=2)
         return self.predict(volume, target, given,
                             options=InferenceOptions(consistency, flip_average, calibrate_peak),
                             progress=progress, cancelled=cancelled)
@@ -480,6 +479,7 @@ class Reparameterizer:
         """Run a model that renders from maps once over a (z, y, x) volume (or 2-D image)."""
         if not self.renders_from_maps:
             raise ValueError(f"{self.info.name} is not a physics model; it predicts images, not maps")
+        self._warn_unstated(input)
         options = self.resolve(options)
         images, scale, nan, shape = _normalized_slices(magnitude_of(volume))
         self._refuse_too_thin(shape)
@@ -528,6 +528,18 @@ class Reparameterizer:
                 if progress is not None:
                     progress(count)
         return parts
+
+    def _warn_unstated(self, input: Acquisition | None) -> None:
+        """A model that reads its input's acquisition, given none, reads the Default-to-Param
+        input: said as a warning (pointing at the caller of the public method), as the
+        command line says it in a notice, so that a script's result is not silently another's."""
+        if input is None and self.task != "d2p":
+            import sys
+
+            frame, depth = sys._getframe(1), 2
+            while frame is not None and frame.f_code.co_filename == __file__:
+                frame, depth = frame.f_back, depth + 1
+            warnings.warn(_UNSTATED_INPUT, UserWarning, stacklevel=depth)
 
     def _refuse_too_thin(self, shape) -> None:
         """A one-line ValueError where :meth:`thin_slices` finds the slices too thin."""

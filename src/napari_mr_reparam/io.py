@@ -105,6 +105,22 @@ class Volume:
         """Alias of :attr:`ornt`: file voxel axes -> RAS+."""
         return self.ornt
 
+    def acquisition(self):
+        """The acquisition the volume's file states (its sidecar, DICOM tags or FreeSurfer
+        header), as the :class:`~napari_mr_reparam.acquisition.Acquisition` that
+        ``Reparameterizer.predict`` takes for its input; None where it states no TE or no TR
+        (name it then: ``get_input_preset(NAME).acquisition()``). The sequence is a spin echo
+        where the file names none, or an inversion recovery where it states a TI, as the
+        command line reads it; the values a sequence does not read are left out."""
+        from .acquisition import SEQUENCE_READS, Acquisition, stated_sequence
+
+        if self.te_ms is None or self.tr_ms is None:
+            return None
+        sequence = stated_sequence(self.sequence, self.ti_ms)
+        reads = SEQUENCE_READS.get(sequence, ())
+        return Acquisition(self.te_ms, self.tr_ms, sequence, self.ti_ms if "ti" in reads else None,
+                           self.flip_deg if "flip" in reads else None)
+
     @property
     def times_stated_by(self) -> str:
         """What states the volume's own times: its ``DICOM tags``, ``BIDS sidecar`` or

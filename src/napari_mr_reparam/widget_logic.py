@@ -185,10 +185,11 @@ def input_from_metadata(layer) -> InputSpec:
 
     from .physics import INPUT_SEQUENCES
 
+    from .acquisition import stated_sequence
+
     ti = number("ti_ms")
-    sequence = meta.get("sequence")
-    if sequence not in INPUT_SEQUENCES:
-        sequence = "inversion_recovery" if ti else "spin_echo"
+    stated = meta.get("sequence")
+    sequence = stated_sequence(stated if stated in INPUT_SEQUENCES else None, ti)
     return InputSpec(layer, sequence, number("te_ms"), number("tr_ms"), ti, number("flip_deg"))
 
 
