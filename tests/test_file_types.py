@@ -15,3 +15,6 @@ def test_input_paths_are_named_from_where_they_part():
                                    "data/T2/site4/plate5": "T2/site4/plate5"}
     assert path_names(["/a/t1w.nii", "b/t2w.nii"]) == {"/a/t1w.nii": "t1w.nii", "b/t2w.nii": "t2w.nii"}
     assert path_names(["scans/t1w.nii"]) == {"scans/t1w.nii": "t1w.nii"}
+    # relative paths of no folder in common part where they do from the current folder
+    assert path_names(["ds/sub-01/t1w.nii", "ds2/sub-01/t1w.nii"]) == {
+        "ds/sub-01/t1w.nii": "ds/sub-01/t1w.nii", "ds2/sub-01/t1w.nii": "ds2/sub-01/t1w.nii"}

@@ -30,13 +30,18 @@ def path_names(sources) -> dict[str, str]:
     ``T2/site4/plate5`` of one parent folder), or by its own name where they share nothing
     or only one is given."""
     unique = list(dict.fromkeys(sources))
+    # as absolute paths: relative ones of no folder in common (ds/... and ds2/...) part too
+    absolute = {source: os.path.abspath(source) for source in unique}
     try:
-        common = os.path.commonpath(unique) if len(unique) > 1 else ""
-    except ValueError:  # relative and absolute paths mixed
+        common = os.path.commonpath(list(absolute.values())) if len(unique) > 1 else ""
+    except ValueError:  # on two drives
+        common = ""
+    if common and os.path.dirname(common) == common:  # the root alone: they share nothing
         common = ""
 
     def short(source):
-        part = os.path.relpath(source, common) if common and source != common else Path(source).name
+        whole = absolute[source]
+        part = os.path.relpath(whole, common) if common and whole != common else Path(source).name
         return part if part not in (".", "") else (Path(source).name or source)
 
     return {source: short(source) for source in unique}
