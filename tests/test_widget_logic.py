@@ -216,6 +216,25 @@ def test_one_input_carries_its_sequence_to_the_engine_and_the_maps_cache():
     assert cache.get(flair) is None and cache.get(spin) == ("engine", "spin-echo maps")
 
 
+
+def test_the_maps_cache_keeps_the_most_recently_used_sets_only():
+    from dataclasses import replace
+
+    from napari_mr_reparam.widget_logic import MAX_CACHED_MAPS, MapsCache
+
+    layer = SimpleNamespace(data=np.zeros((2, 4, 4)))
+    tried = [Request(layer, "physics", "cpu", te=20.0, tr=600.0, input_te=15.0, input_tr=500.0, consistency=c)
+             for c in (0.0, 0.25, 0.5, 0.75, 1.0)]  # each weight tried is a set of maps (200 MB on a big volume)
+    cache = MapsCache()
+    for k, request in enumerate(tried[:MAX_CACHED_MAPS]):
+        cache.put(request, "engine", k)
+    assert cache.get(tried[0]) == ("engine", 0)  # used: kept over the ones after it
+    cache.put(tried[MAX_CACHED_MAPS], "engine", "new")
+    assert cache.get(tried[1]) is None and cache.get(tried[0]) == ("engine", 0)
+    assert cache.get(replace(tried[MAX_CACHED_MAPS], te=100.0)) == ("engine", "new")  # any target of it
+    assert len(cache._entries) == MAX_CACHED_MAPS
+
+
 def test_a_paper_model_refuses_an_input_it_cannot_read():
     from napari_mr_reparam.widget_logic import input_refusal
 

@@ -780,16 +780,22 @@ def read_layers(request: Request) -> list:
     return [request.layer, *(spec.layer for spec in request.inputs)]
 
 
+#: How many sets of maps the widget keeps (the most recently used): a 256x256x180 volume's
+#: take about 200 MB, and each data-consistency weight or input acquisition tried is a set.
+MAX_CACHED_MAPS = 3
+
+
 class MapsCache:
     """The physics model's maps per input layer, model, device, input acquisition,
-    data-consistency weight and flip averaging.
+    data-consistency weight and flip averaging; the :data:`MAX_CACHED_MAPS` most recently
+    used, the others dropped.
 
     Entries hold the layer's data array, so a layer whose data is replaced, or another
     layer, never gets another volume's maps.
     """
 
     def __init__(self):
-        self._entries: dict[tuple, tuple] = {}
+        self._entries: dict[tuple, tuple] = {}  # in order of use, the latest last
 
     @staticmethod
     def _key(request: Request) -> tuple:
@@ -804,13 +810,19 @@ class MapsCache:
         return tuple(layer.data for layer in read_layers(request))
 
     def get(self, request: Request):
-        entry = self._entries.get(self._key(request))
+        key = self._key(request)
+        entry = self._entries.get(key)
         if entry is None or any(a is not b for a, b in zip(entry[0], self._datas(request))):
             return None
+        self._entries[key] = self._entries.pop(key)  # used: the latest
         return entry[1]
 
     def put(self, request: Request, engine, maps) -> None:
-        self._entries[self._key(request)] = (self._datas(request), (engine, maps))
+        key = self._key(request)
+        self._entries.pop(key, None)
+        self._entries[key] = (self._datas(request), (engine, maps))
+        while len(self._entries) > MAX_CACHED_MAPS:
+            del self._entries[next(iter(self._entries))]  # the least recently used
 
     def same(self, request: Request, other: Request) -> bool:
         """Whether two physics requests take the same maps (the same inputs, their data and
