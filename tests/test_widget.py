@@ -2139,3 +2139,23 @@ def test_closing_the_first_input_with_further_rows_says_which_is_the_input_now(d
     assert widget.image.value is second and len(widget.inputs) == 1  # the first row moved up
     assert widget.status.value.startswith(f"{first.name} was closed: the Input is now {second.name}. ")
     assert "2 inputs: press Run all slices" in widget.status.value
+
+
+def test_run_pressed_right_after_cancel_fits_anew(demo, qtbot, monkeypatch):
+    import threading
+
+    from napari_mr_reparam.inference import Reparameterizer
+
+    release = threading.Event()
+    started, slow = _slow_until(release, Reparameterizer.compute_maps)
+    calls = []
+    monkeypatch.setattr(Reparameterizer, "compute_maps", lambda *a, **k: calls.append(1) or slow(*a, **k))
+    viewer, widget = demo
+    widget.model.value = "physics"
+    widget.run.clicked.emit()
+    _until(qtbot, started.is_set)
+    widget.cancel.clicked.emit()
+    widget.run.clicked.emit()  # before the cancelled fit has stopped: not taken for its maps
+    release.set()
+    _until(qtbot, lambda: _idle(widget) and _outputs(viewer, "prediction"))
+    assert len(calls) == 2 and not widget.status.value.startswith("Cancelled")

@@ -904,6 +904,9 @@ class ReparamWidget(Container):
             self._show_render(request, maps)
             return
         running = self._predictions.running[0] if self._predictions.running else None
+        job = self._predictions.job
+        if job is not None and job.cancelled():  # stopping (Cancel): its maps will not come
+            running = None
         if running is not None and self._maps.same(running, request):  # these maps are being fitted:
             self._predictions.drop()  # no second fit waits; this target renders from them (_on_result)
             self._render_when_fitted = request
