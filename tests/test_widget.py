@@ -2159,3 +2159,18 @@ def test_run_pressed_right_after_cancel_fits_anew(demo, qtbot, monkeypatch):
     release.set()
     _until(qtbot, lambda: _idle(widget) and _outputs(viewer, "prediction"))
     assert len(calls) == 2 and not widget.status.value.startswith("Cancelled")
+
+
+def test_a_refusal_of_the_model_before_goes_when_the_model_changes_back(demo, qtbot):
+    viewer, widget = demo
+    widget.model.value = "physics"
+    widget.run.clicked.emit()
+    _until(qtbot, lambda: _idle(widget) and _outputs(viewer, "prediction"))
+    widget.model.value = "d2p"
+    widget.input_preset.value = "MPRAGE"  # Default-to-Param reads no such input: refused, with the reason
+    said = widget.status.value
+    assert said.startswith("MPRAGE: only the physics model reads such an input") and said == widget._refusal
+    widget.model.value = "physics"  # the refusal was the other model's; live preview: the volume follows
+    assert widget.status.value != said
+    _until(qtbot, lambda: _idle(widget) and not widget._volume_timer.isActive())
+    assert widget.status.value != said

@@ -342,6 +342,10 @@ class ReparamWidget(Container):
     def _on_model_changed(self, *_):
         from .widget_logic import SEQUENCE_READS
 
+        # a refusal shown was of the model before (its preset, its input): judged again below
+        again = bool(self._refusal) and self.status.value == self._refusal and self._refusal != self._closed_input
+        if again:
+            self.status.value = self._refusal = ""
         physics = self.model.value == "physics"
         reads_input = self.model.value in ("p2p", "physics")
         self.input_preset.visible = self.input_te.visible = self.input_tr.visible = reads_input
@@ -357,6 +361,8 @@ class ReparamWidget(Container):
             self._refused_while_due = ""
         self._refuse_preset(self.input_preset, inputs=True)  # or an input it cannot read
         self._sync_input_preset()
+        if again and not self.status.value and self.image.value is not None:
+            self._say_what_runs(check=True)  # what still holds is said again
 
     def _say_model_changed(self, *_) -> None:
         """A finished job's news in the status line was of the model before: say how to
