@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from .acquisition import SEQUENCE_READS, Acquisition, default_input_mismatch, validate_flip
+from .acquisition import SEQUENCE_READS, Acquisition, default_input_mismatch, stated_sequence, validate_flip
 from .messages import sequence_words
 from .metrics import PEAK, batch_metrics
 
@@ -185,8 +185,6 @@ def input_from_metadata(layer) -> InputSpec:
 
     from .physics import INPUT_SEQUENCES
 
-    from .acquisition import stated_sequence
-
     ti = number("ti_ms")
     stated = meta.get("sequence")
     sequence = stated_sequence(stated if stated in INPUT_SEQUENCES else None, ti)
@@ -206,7 +204,7 @@ def preset_over_stated(layer, preset: str, values: dict) -> str | None:
     changed = [f"{name} {was:g} -> {float(values[key]):g} {unit}" for name, was, key, unit in stated
                if was is not None and values.get(key) is not None and abs(float(values[key]) - was) > 1e-6 * was]
     if values.get("sequence") not in (None, spec.sequence):
-        changed.insert(0, f"{spec.sequence.replace('_', ' ')} -> {values['sequence'].replace('_', ' ')}")
+        changed.insert(0, f"{sequence_words(spec.sequence)} -> {sequence_words(values['sequence'])}")
     if not changed:
         return None
     return (f"{getattr(layer, 'name', 'the input')}: Input preset {preset} replaces what its file states "
@@ -218,8 +216,6 @@ def stated_input_line(layer, model: str) -> str:
     a sidecar, a reopened prediction): what the model reads it as, and what predicts from
     it; empty where the file states no TE and TR, or the model reads no input's times
     (Default-to-Param)."""
-    from .messages import sequence_words
-
     spec = input_from_metadata(layer)
     if model == "d2p" or spec.te_ms is None or spec.tr_ms is None:
         return ""
