@@ -333,9 +333,7 @@ class ReparamWidget(Container):
             if value:  # what the row knew; the layer's own (or the default) where it knew nothing
                 box.value = value
         self._on_inputs_changed()
-        said = self.status.value
-        now = f"{closed.name} was closed: the Input is now {spec.layer.name}"
-        self._say_of_input(now + (f". {said}" if said else ""))
+        self._say_input_now(closed.name, spec.layer)
         return True
 
     # ------------------------------------------------------------------ events
@@ -610,10 +608,14 @@ class ReparamWidget(Container):
         """After the input chosen was closed and another image taken up in its place, the
         status line says so before what it says of the new input."""
         closed, self._closed_for = self._closed_for, ""
-        layer = self.image.value
-        if closed and layer is not None:
-            said = self.status.value
-            self._say_of_input(f"{closed} was closed: the Input is now {layer.name}" + (f". {said}" if said else ""))
+        if closed and self.image.value is not None:
+            self._say_input_now(closed, self.image.value)
+
+    def _say_input_now(self, closed: str, layer) -> None:
+        """``closed`` (a name) was closed and ``layer`` is the Input now: said before what the
+        status line says of it."""
+        said = self.status.value
+        self._say_of_input(f"{closed} was closed: the Input is now {layer.name}" + (f". {said}" if said else ""))
 
     def _take_image(self) -> None:
         layer = self.image.value
