@@ -2174,3 +2174,27 @@ def test_a_refusal_of_the_model_before_goes_when_the_model_changes_back(demo, qt
     assert widget.status.value != said
     _until(qtbot, lambda: _idle(widget) and not widget._volume_timer.isActive())
     assert widget.status.value != said
+
+
+def test_a_result_of_a_model_left_while_it_ran_does_not_replace_the_chosen_models(demo, qtbot, monkeypatch):
+    import threading
+
+    from napari_mr_reparam.inference import Reparameterizer
+
+    viewer, widget = demo
+    widget.model.value = "physics"
+    widget.run.clicked.emit()
+    _until(qtbot, lambda: _idle(widget) and _outputs(viewer, "prediction"))
+    release = threading.Event()
+    started, slow = _slow_until(release, Reparameterizer.predict)
+    monkeypatch.setattr(Reparameterizer, "predict", slow)
+    widget.model.value = "d2p"
+    widget.run.clicked.emit()
+    _until(qtbot, started.is_set)
+    widget.model.value = "physics"  # back, while d2p runs: its cached maps render at once
+    _until(qtbot, lambda: not widget._volume_timer.isActive())
+    release.set()
+    _until(qtbot, lambda: _idle(widget))
+    qtbot.wait(200)
+    (pred,) = _outputs(viewer, "prediction")
+    assert pred.metadata["model"] == "physics"

@@ -974,6 +974,10 @@ class ReparamWidget(Container):
             if self._maps_asked is not None and self._maps.get(self._maps_asked) is not None:
                 self.add_map_layers()  # asked for before the maps were fitted
             return
+        shown = self._outputs.find(request.layer, "prediction")
+        if request.model != self.model.value and shown is not None \
+                and (shown.metadata or {}).get("model") == self.model.value:
+            return  # the model was changed back while it ran, and the chosen one's prediction shows: it stays
         self._outputs.write_prediction(request, *value, weights_sha256=bundled_sha256(request.model))
         self._outputs.update_comparison(request.slice_index)
         where = "volume" if request.slice_index is None else f"slice {request.slice_index}"

@@ -727,7 +727,8 @@ def render_scale(maps: QuantitativeMaps, read: np.ndarray, level: float, given: 
 #: The warning of :meth:`Reparameterizer.predict_volume` where a model that reads any input
 #: is told none: it reads the input as the Default-to-Param one.
 _UNSTATED_INPUT = ("no input acquisition given: the input is read as TE 50 / TR 4500 ms (the "
-                   "Default-to-Param input); give input_te_ms and input_tr_ms (and the input's sequence)")
+                   "Default-to-Param input); give it (predict's input=Acquisition(...), Volume.acquisition() "
+                   "where its file states it; predict_volume's input_te_ms and input_tr_ms)")
 
 
 def _input_acquisition(te_ms, tr_ms, sequence: str = "spin_echo", ti_ms=None,
