@@ -128,6 +128,7 @@ class ReparamWidget(Container):
         self._closed_input = ""  # the line saying the input was closed, until another is chosen
         self._closed_for = ""  # the name of an input closed, another image taking its place
         self._stated = ""  # the line saying what the input's file states it is (gives way to a joint hint)
+        self._preset_refused = ""  # the line refusing a preset the model cannot render or read
         self._read_from: dict = {}  # per prediction job (by its request's id), the input data it reads
         self._maps_asked = None  # the request whose map layers are added once its maps are fitted
         self._make_controls()
@@ -340,8 +341,8 @@ class ReparamWidget(Container):
     def _on_model_changed(self, *_):
         from .widget_logic import SEQUENCE_READS
 
-        # a refusal shown was of the model before (its preset, its input): judged again below
-        again = bool(self._refusal) and self.status.value == self._refusal and self._refusal != self._closed_input
+        # a preset refused shown was the model before's: judged again below
+        again = bool(self._preset_refused) and self.status.value == self._preset_refused == self._refusal
         if again:
             self.status.value = self._refusal = ""
         physics = self.model.value == "physics"
@@ -497,6 +498,7 @@ class ReparamWidget(Container):
         input acquired with it), put ``combo`` back to Custom and say why; True if so."""
         refusal = preset_refusal(combo.value, self.model.value, inputs=inputs)
         if refusal:
+            self._preset_refused = refusal  # the model's: judged again when another is chosen
             self._set_preset(CUSTOM, combo)
             self._refuse(refusal)
             due = self._volume_timer.isActive() or self._preview_timer.isActive()
