@@ -727,7 +727,7 @@ def test_maps_of_one_input_are_the_networks_and_their_sidecars_say_so(scans, tmp
     from napari_mr_reparam.weights import sha256_of
 
     assert {json.loads((out / f"{name}.json").read_text())["GeneratedBy"][0]["WeightsSHA256"]
-            for name in ("PD", "T1map", "T2map")} == {sha256_of(tiny_weights / "physics.safetensors")}
+            for name in ("PD", "T1map", "T2map", "maps")} == {sha256_of(tiny_weights / "physics.safetensors")}
 
 
 def test_maps_say_when_the_times_given_replace_a_sidecars(scans, tmp_path, capsys):

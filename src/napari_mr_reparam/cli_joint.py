@@ -1204,9 +1204,13 @@ def map_outputs(out: Path, kind: str) -> dict:
 
 
 def _maps_meta(args, acqs, origins, maps, files) -> dict:
-    """``maps.json``: the inputs, each's acquisition and where it came from, the options and
+    """``maps.json``: what made the maps (``GeneratedBy``, as each map's sidecar), the inputs,
+    each's acquisition and where it came from, the options and
     :meth:`~napari_mr_reparam.joint_result.JointMaps.summary`."""
-    return {"inputs": [str(p) for p in args.input],
+    from .sidecars import prediction_sidecar
+
+    made = prediction_sidecar(None, None, maps_model(maps), None, maps.weights_sha256)["GeneratedBy"]
+    return {"GeneratedBy": made, "inputs": [str(p) for p in args.input],
             "acquisitions": [{"sequence": a.sequence, "EchoTime_ms": a.te, "RepetitionTime_ms": a.tr,
                               "InversionTime_ms": a.ti, "FlipAngle_deg": a.flip_deg, "source": source,
                               "input_preset": preset} for a, (source, preset) in zip(acqs, origins)],
