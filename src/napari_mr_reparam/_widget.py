@@ -360,8 +360,8 @@ class ReparamWidget(Container):
             self._refused_while_due = ""
         self._refuse_preset(self.input_preset, inputs=True)  # or an input it cannot read
         self._sync_input_preset()
-        if again and not self.status.value and self.image.value is not None:
-            self._say_what_runs(check=True)  # what still holds is said again
+        if not self.status.value and self.image.value is not None and self.model.value != "d2p":
+            self._say_what_runs(check=True)  # what holds for this model is said (input times to type, say)
 
     def _say_model_changed(self, *_) -> None:
         """A finished job's news in the status line was of the model before: say how to
