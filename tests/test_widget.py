@@ -1197,6 +1197,10 @@ def test_what_the_status_said_of_one_input_goes_when_another_is_chosen(demo):
     widget.image.value = odd
     assert widget.status.value.startswith("t1_ms: the times in t1_ms.json are ignored")
     assert widget.input_te.value == 0 and widget.input_tr.value == 0  # "?": typed, not the default
+    widget.model.value = "d2p"  # reads no input times
+    widget.model.value = "p2p"  # they are still "?": said, not a blank line until Run
+    assert "t1_ms" in widget.status.value and "type" in widget.status.value
+    widget.model.value = "physics"
     widget.run.clicked.emit()
     assert _idle(widget) and not _outputs(viewer, "prediction")
     widget.image.value = viewer.layers["head TE50 TR4500"]  # its metadata state its TE/TR: what it is read as
@@ -2199,15 +2203,3 @@ def test_a_result_of_a_model_left_while_it_ran_does_not_replace_the_chosen_model
     (pred,) = _outputs(viewer, "prediction")
     assert pred.metadata["model"] == "physics"
 
-
-def test_times_to_type_are_said_again_when_a_model_that_reads_them_is_chosen(demo):
-    viewer, widget = demo
-    odd = viewer.add_image(_ramp((6, 8, 8)), name="t1_ms",
-                           metadata={"sidecar_times_ignored": "the times in t1_ms.json are ignored"})
-    widget.model.value = "p2p"
-    widget.reset_choices()
-    widget.image.value = odd
-    assert widget.status.value.startswith("t1_ms: the times in t1_ms.json are ignored")
-    widget.model.value = "d2p"  # reads no input times
-    widget.model.value = "p2p"  # they are still "?": said, not a blank line until Run
-    assert "t1_ms" in widget.status.value and "type" in widget.status.value
