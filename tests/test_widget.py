@@ -2203,3 +2203,17 @@ def test_a_result_of_a_model_left_while_it_ran_does_not_replace_the_chosen_model
     (pred,) = _outputs(viewer, "prediction")
     assert pred.metadata["model"] == "physics"
 
+
+
+def test_a_paper_models_prediction_saves_with_the_sha256_of_its_weights(demo, qtbot, tiny_weights, tmp_path):
+    import json
+
+    from napari_mr_reparam.weights import sha256_of
+
+    viewer, widget = demo  # Default-to-Param
+    widget.run.clicked.emit()
+    _until(qtbot, lambda: _idle(widget) and _outputs(viewer, "prediction"))
+    viewer.layers.selection = set(_outputs(viewer, "prediction"))
+    viewer.layers.save(str(tmp_path / "out" / "pred.nii.gz"), selected=True, plugin="napari-mr-reparam")
+    made = json.loads((tmp_path / "out" / "pred.json").read_text())["GeneratedBy"][0]
+    assert (made["Model"], made["WeightsSHA256"]) == ("d2p", sha256_of(tiny_weights / "d2p.safetensors"))

@@ -59,7 +59,6 @@ from .presets import get_input_preset
 from .joint_result import PD_UNITS
 from .memory import shortage
 from .units import refuse_seconds
-from .weights import bundled_sha256
 from .widget_logic import (
     CUSTOM, EngineCache, InputSpec, MapsCache, Request, determined_line, guessed_input_preset,
     guessed_line, image_refusal, input_from_metadata, input_refusal, input_times_to_type, joint_acquisitions,
@@ -980,7 +979,8 @@ class ReparamWidget(Container):
         if request.model != self.model.value and shown is not None \
                 and (shown.metadata or {}).get("model") == self.model.value:
             return  # the model was changed back while it ran, and the chosen one's prediction shows: it stays
-        self._outputs.write_prediction(request, *value, weights_sha256=bundled_sha256(request.model))
+        engine = self._engines.loaded(request.model, request.device)  # the one that predicted it
+        self._outputs.write_prediction(request, *value, weights_sha256=engine.info.sha256 if engine else None)
         self._outputs.update_comparison(request.slice_index)
         where = "volume" if request.slice_index is None else f"slice {request.slice_index}"
         self._report_done(f"Done ({where}) on {self._engines.last_device}: {target_words(request)}", request)

@@ -759,11 +759,15 @@ class EngineCache:
             self.last_device = describe_device(engine.device)
             return engine
 
+    def loaded(self, model: str, device: str):
+        """The engine of ``model`` on ``device`` where it is loaded already, else None (no load)."""
+        with self._lock:
+            return self._engines.get((model, device))
+
     def thin_slices(self, layer, model: str, device: str) -> str:
         """Why ``layer``'s slices are too thin for ``model`` (empty when they are not, or when
         the model is not loaded yet: a pick does not wait for a load; the run says it then)."""
-        with self._lock:
-            engine = self._engines.get((model, device))
+        engine = self.loaded(model, device)
         shape = np.shape(getattr(layer, "data", None))
         if engine is None or len(shape) < 2:
             return ""
