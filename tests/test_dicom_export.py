@@ -76,6 +76,7 @@ def test_a_nifti_input_gives_a_series_of_its_own_at_its_place(tmp_path):
     _assert_same_voxels_at_same_places(got, values, affine, float(_one_file(out).RescaleSlope) / 2 + 1e-4)
     ds = _one_file(out)
     assert ds.PatientID == "" and ds.StudyInstanceUID
+    assert "SourceImageSequence" not in ds  # no source image to name
     # another series made from the same input joins its study and frame of reference
     other = _one_file(save_volume(tmp_path / "pred2.dcm", volume.data, like=volume, te_ms=100, tr_ms=3000))
     assert (other.StudyInstanceUID, other.FrameOfReferenceUID) == (ds.StudyInstanceUID, ds.FrameOfReferenceUID)
@@ -380,3 +381,18 @@ def test_a_second_run_into_the_same_folder_numbers_its_series_past_the_first_run
     dicom_export._NUMBERS_GIVEN.clear()  # written again by a third run: it keeps its number
     save_volume(first, volume.data * 2, like=volume, te_ms=100, tr_ms=4000, overwrite=True)
     assert _one_file(first).SeriesNumber == 1007
+
+
+def test_each_derived_image_names_the_source_image_it_was_made_from(tmp_path):
+    volume, _ = _source(tmp_path, orientation=oblique(25))
+    out = save_volume(tmp_path / "synth.dcm", volume.data, like=volume, te_ms=100, tr_ms=4000)
+    by_position = {}
+    for file in volume.extra["files"]:
+        ds = pydicom.dcmread(file, stop_before_pixels=True)
+        by_position[tuple(round(float(v), 3) for v in ds.ImagePositionPatient)] = ds.SOPInstanceUID
+    for file in sorted(out.iterdir()):
+        ds = pydicom.dcmread(file, stop_before_pixels=True)
+        (item,) = ds.SourceImageSequence
+        assert item.ReferencedSOPClassUID == dicom_export.MR_IMAGE_STORAGE
+        assert item.ReferencedSOPInstanceUID == by_position[tuple(round(float(v), 3) for v in ds.ImagePositionPatient)]
+

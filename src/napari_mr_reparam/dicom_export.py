@@ -2,7 +2,8 @@
 
 A result derived from a DICOM series keeps that series' patient, study and frame of
 reference, so that a viewer or PACS files it beside the scans it came from; it is a new
-series (new UIDs), marked ``DERIVED\\SECONDARY``. A result of a NIfTI file or an image gets
+series (new UIDs), marked ``DERIVED\\SECONDARY``, each image naming the source image it was
+made from (``SourceImageSequence``). A result of a NIfTI file or an image gets
 an empty patient and a study of its own. Slice positions, orientation and spacing come from
 the volume's affine (LPS, as DICOM states them); the values are stored as 16-bit integers
 with a power-of-ten ``RescaleSlope``, so a viewer reads each voxel's value (a T1 map's
@@ -73,6 +74,7 @@ def write_series(folder: str | Path, voxels: np.ndarray, affine: np.ndarray, *, 
         volume, affine = _conventional_order(volume, affine)
     meta = _series_attributes(source, te_ms, tr_ms, model, extra or {}, origin, weights_sha256)
     meta["SeriesNumber"] = _series_number(source, folder, str(meta.get("StudyInstanceUID", "")))
+    sources = _source_images(source_files, affine, volume.shape[2]) if source is not None else {}
     finite = volume[np.isfinite(volume)]
     slope, signed = _encoding(finite)
     meta.update(_window(finite))
@@ -84,7 +86,8 @@ def write_series(folder: str | Path, voxels: np.ndarray, affine: np.ndarray, *, 
     temp.mkdir()
     try:
         for k in range(volume.shape[2]):
-            _write_slice(temp / f"IM{k + 1:04d}{SERIES_SUFFIX}", volume[:, :, k].T, affine, k, meta, slope, signed)
+            _write_slice(temp / f"IM{k + 1:04d}{SERIES_SUFFIX}", volume[:, :, k].T, affine, k,
+                         {**meta, **sources.get(k, {})}, slope, signed)
         old = None
         if folder.exists():
             old = folder.with_name(f".{folder.name}.old.{secrets.token_hex(4)}")
@@ -179,6 +182,36 @@ def _source_dataset(files):
         return pydicom.dcmread(files[0], stop_before_pixels=True, force=True)
     except (OSError, ValueError):
         return None  # moved or unreadable since: the series gets a patient and study of its own
+
+
+def _source_images(files, affine: np.ndarray, slices: int) -> dict[int, dict]:
+    """Per slice ``k`` of the derived series, the ``SourceImageSequence`` that names the
+    source image it was made from: the one of ``files`` whose ImagePositionPatient lies
+    within half a slice step of slice ``k``'s position (``affine``: voxel -> RAS), so that
+    a viewer or PACS can go from each derived image to its scan. A slice with no such source
+    image (a file unreadable since, or one without a position) names none."""
+    import pydicom
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence
+
+    lps = np.diag([-1.0, -1.0, 1.0, 1.0]) @ affine
+    wanted = [lps @ np.array([0.0, 0.0, float(k), 1.0]) for k in range(slices)]
+    reach = 0.5 * float(np.linalg.norm(lps[:3, 2]))
+    found: dict[int, dict] = {}
+    for file in files or ():
+        try:
+            ds = pydicom.dcmread(file, stop_before_pixels=True, specific_tags=[
+                "SOPClassUID", "SOPInstanceUID", "ImagePositionPatient"])
+            position = np.array([float(v) for v in ds.ImagePositionPatient])
+            item = Dataset()
+            item.ReferencedSOPClassUID, item.ReferencedSOPInstanceUID = ds.SOPClassUID, ds.SOPInstanceUID
+        except (OSError, ValueError, TypeError, AttributeError):
+            continue  # says nothing of where it lies: named by no slice
+        distances = [float(np.linalg.norm(at[:3] - position)) for at in wanted]
+        k = int(np.argmin(distances))
+        if distances[k] <= reach and k not in found:
+            found[k] = {"SourceImageSequence": Sequence([item])}
+    return found
 
 
 def refuse_unreplaceable(folder: str | Path) -> None:
