@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pytest
 from test_io import _oblique_nifti, _plate_nifti
@@ -328,3 +330,22 @@ def test_a_stop_between_an_image_and_its_sidecar_keeps_neither(tmp_path, monkeyp
     with pytest.raises(KeyboardInterrupt):
         save_volume(tmp_path / "x.nii.gz", np.ones((2, 4, 4), np.float32), te_ms=20, tr_ms=600)
     assert list(tmp_path.iterdir()) == []  # neither the image nor a temporary file
+
+
+def test_an_output_in_a_derivative_dataset_describes_the_dataset_once(tmp_path):
+    from napari_mr_reparam import __version__
+
+    dataset = tmp_path / "ds" / "derivatives" / "reparam"
+    data = np.ones((2, 4, 4), np.float32)
+    save_volume(dataset / "sub-01" / "anat" / "a.nii.gz", data, te_ms=20, tr_ms=600)
+    described = json.loads((dataset / "dataset_description.json").read_text())
+    assert described["DatasetType"] == "derivative" and described["Name"] == "reparam"
+    assert described["BIDSVersion"] and described["GeneratedBy"][0]["Version"] == __version__
+    (dataset / "dataset_description.json").write_text('{"Name": "mine"}')
+    save_volume(dataset / "b.dcm", data, te_ms=20, tr_ms=600)  # a DICOM series too; the user's own kept
+    assert json.loads((dataset / "dataset_description.json").read_text()) == {"Name": "mine"}
+    save_volume(tmp_path / "out" / "c.nii.gz", data, te_ms=20, tr_ms=600)  # no derivative dataset: none
+    assert not list(tmp_path.glob("out/*description*"))
+    (dataset / "dataset_description.json").unlink()
+    save_volume(dataset / "d.dcm", data, te_ms=20, tr_ms=600)
+    assert (dataset / "dataset_description.json").is_file()

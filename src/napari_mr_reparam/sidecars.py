@@ -68,6 +68,26 @@ def inherited_sidecars(path: str | Path) -> list[Path]:
     return found
 
 
+#: The BIDS version the derivative datasets' descriptions this package writes follow.
+BIDS_VERSION = "1.10.0"
+
+
+def derivative_dataset(path: str | Path) -> Path | None:
+    """The derivative dataset an output at ``path`` lies in: the ``NAME`` folder of the
+    nearest ``derivatives/NAME/`` above it, or None outside one."""
+    path = Path(path).absolute()
+    return next((f for f in path.parents if f.parent.name == "derivatives"), None)
+
+
+def derivative_description(name: str) -> dict:
+    """The ``dataset_description.json`` of a derivative dataset named ``name`` that this
+    package's outputs start: BIDS' required fields and what generated it."""
+    from . import __version__
+
+    return {"Name": name, "BIDSVersion": BIDS_VERSION, "DatasetType": "derivative",
+            "GeneratedBy": [{"Name": "napari-mr-reparam", "Version": __version__}]}
+
+
 #: The times a sidecar states, by :class:`~napari_mr_reparam.io.Volume` field.
 SIDECAR_TIMES = {"te_ms": "EchoTime", "tr_ms": "RepetitionTime", "ti_ms": "InversionTime"}
 

@@ -15,7 +15,7 @@ import numpy as np
 from .file_types import MGH_SUFFIXES, NIFTI_SUFFIXES, suffix_of
 from .io import Volume
 from .orientation import ORIENTED_KINDS, check_fits, stack_to_ras, to_original
-from .sidecars import prediction_sidecar, sidecar_path, sidecar_sequence
+from .sidecars import derivative_dataset, derivative_description, prediction_sidecar, sidecar_path, sidecar_sequence
 
 #: ``.dcm`` is a DICOM series: a folder of that name, one file per slice
 #: (:mod:`.dicom_export`).
@@ -211,10 +211,12 @@ def save_volume(path: str | Path, data_zyx: np.ndarray, like: Volume | None = No
         files = like.extra.get("files") if like is not None and like.kind == "dicom" else None
         origin = str(like.source) if like is not None and like.source else None  # one study per input
         try:
-            return write_series(path, voxels, affine, source_files=files, te_ms=te_ms, tr_ms=tr_ms, model=model,
-                                extra=extra, overwrite=overwrite, origin=origin, weights_sha256=weights_sha256)
+            write_series(path, voxels, affine, source_files=files, te_ms=te_ms, tr_ms=tr_ms, model=model,
+                         extra=extra, overwrite=overwrite, origin=origin, weights_sha256=weights_sha256)
         except OSError as exc:
             raise cannot_write(path, exc) from None
+        describe_derivative(path)
+        return path
     jobs = [(path, lambda tmp: _WRITERS[suffix](tmp, data, like))]
     if suffix in NIFTI_SUFFIXES:
         meta = prediction_sidecar(te_ms, tr_ms, model, extra, weights_sha256)
@@ -227,7 +229,23 @@ def save_volume(path: str | Path, data_zyx: np.ndarray, like: Volume | None = No
                 raise FileExistsError(f"{target} exists; overwrite=True replaces it (--overwrite on the "
                                       "command line)")
     _write_atomically(jobs)
+    describe_derivative(path)
     return path
+
+
+def describe_derivative(path: str | Path) -> Path | None:
+    """An output written into a BIDS derivative dataset (``derivatives/NAME/...``) whose
+    ``dataset_description.json`` is not there yet gets one
+    (:func:`~napari_mr_reparam.sidecars.derivative_description`), so that BIDS tools take
+    the folder for the dataset it is; an existing description is never replaced. Returns
+    the file written, or None."""
+    dataset = derivative_dataset(path)
+    if dataset is None or (dataset / "dataset_description.json").exists():
+        return None
+    target = dataset / "dataset_description.json"
+    text = json.dumps(derivative_description(dataset.name), indent=2) + "\n"
+    _write_atomically([(target, lambda tmp: tmp.write_text(text))])
+    return target
 
 
 def _display_scale(like: Volume | None, extra: dict | None) -> float:
