@@ -82,6 +82,33 @@ def test_dragging_previews_the_current_slice_and_keeps_the_newest(demo, qtbot):
     assert pred.name == "prediction d2p TE200 TR3000"
 
 
+@pytest.mark.parametrize("view", ["transposed", "3d"])
+def test_a_slider_drag_previews_no_axial_slice_where_the_view_shows_none(demo, qtbot, view):
+    viewer, widget = demo
+    widget.model.value = "d2p"
+    widget.run.clicked.emit()
+    _until(qtbot, lambda: _idle(widget) and _outputs(viewer, "prediction"))
+    if view == "3d":
+        viewer.dims.ndisplay = 3
+    else:
+        viewer.dims.order = (2, 0, 1)  # sagittal planes on screen: no one axial slice is
+    before = np.array(_outputs(viewer, "prediction")[0].data)
+    widget.te.value = 60.0
+    widget._preview_timer.timeout.emit()
+    assert _idle(widget) and np.array_equal(_outputs(viewer, "prediction")[0].data, before)  # no stripe
+    widget._volume_timer.timeout.emit()  # the sliders at rest: the whole volume
+    _until(qtbot, lambda: _idle(widget) and _outputs(viewer, "prediction")[0].metadata.get("te_ms") == 60.0)
+    assert all(not np.array_equal(a, b) for a, b in zip(_outputs(viewer, "prediction")[0].data, before))
+    widget.model.value = "physics"  # maps at hand: a preview renders the whole volume, the plane on screen with it
+    widget.run.clicked.emit()
+    _until(qtbot, lambda: _idle(widget) and _outputs(viewer, "prediction")[0].metadata.get("model") == "physics")
+    before = np.array(_outputs(viewer, "prediction")[0].data)
+    widget.te.value = 90.0
+    widget._preview_timer.timeout.emit()
+    _until(qtbot, lambda: _idle(widget) and _outputs(viewer, "prediction")[0].metadata.get("te_ms") == 90.0)
+    assert all(not np.array_equal(a, b) for a, b in zip(_outputs(viewer, "prediction")[0].data, before))
+
+
 def test_param_to_param_reads_input_times_from_metadata(demo):
     viewer, widget = demo
     widget.model.value = "p2p"

@@ -849,15 +849,21 @@ class ReparamWidget(Container):
                        preset=None if self.preset.value == CUSTOM else self.preset.value)
 
     def _slice_on_screen(self, layer) -> int | None:
-        """The index of ``layer``'s slice the viewer shows (None for a 2-D layer)."""
+        """The index of ``layer``'s slice the viewer shows (None for a 2-D layer, and where
+        the view shows no one slice of its first axis: in 3-D, or with the dims' order
+        changed to show another plane)."""
         shape = np.shape(layer.data)
-        if len(shape) != 3:
+        dims = self._viewer.dims
+        if len(shape) != 3 or dims.ndisplay == 3 or dims.ndim - 3 in dims.displayed:
             return None
         point = layer.world_to_data(self._viewer.dims.point)
         return int(np.clip(round(point[0]), 0, shape[0] - 1))
 
     def _start_preview(self):
         request = self.current_request(whole=False)
+        if request is not None and request.model != "physics" and np.ndim(request.layer.data) == 3 \
+                and request.slice_index is None:
+            return  # no one slice of the network's on screen (3-D, another plane): the volume follows at rest
         if request is not None and request.slice_index is None and self._maps.get(request) is not None:
             # physics with its maps at hand: while a slider moves, the slice on screen (a
             # render of the whole volume follows when the sliders rest)
