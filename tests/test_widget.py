@@ -1932,16 +1932,21 @@ def test_renaming_a_layer_keeps_what_each_control_chose(demo):
 def test_a_renamed_prediction_is_kept_and_the_next_setting_gets_a_new_layer(demo, qtbot):
     viewer, widget = demo
     widget.model.value = "physics"
+    widget.ground_truth.value = viewer.layers["head TE20 TR600"]
     widget.run.clicked.emit()
-    _until(qtbot, lambda: _idle(widget) and _outputs(viewer, "prediction"))
-    (pred,) = _outputs(viewer, "prediction")
-    kept = np.array(pred.data)
-    pred.name = "KEEP this T2"
+    _until(qtbot, lambda: _idle(widget) and _outputs(viewer, "prediction") and _outputs(viewer, "difference"))
+    (pred,), (diff,) = _outputs(viewer, "prediction"), _outputs(viewer, "difference")
+    kept, kept_diff = np.array(pred.data), np.array(diff.data)
+    pred.name, diff.name = "KEEP this T2", "its difference"  # the difference goes with it, as the user named it
     widget.preset.value = "T1w"
-    _until(qtbot, lambda: _idle(widget) and len(_outputs(viewer, "prediction")) == 2)
+    _until(qtbot, lambda: _idle(widget) and len(_outputs(viewer, "prediction")) == 2
+           and len(_outputs(viewer, "difference")) == 2)
     assert pred.name == "KEEP this T2" and np.array_equal(pred.data, kept)
+    assert diff.name == "its difference" and np.array_equal(diff.data, kept_diff)
     new = next(layer for layer in _outputs(viewer, "prediction") if layer is not pred)
     assert new.name.startswith("prediction physics") and not np.array_equal(new.data, kept)
+    new_diff = next(layer for layer in _outputs(viewer, "difference") if layer is not diff)
+    assert new_diff.name.startswith("|difference| physics")
 
 
 def test_changing_the_model_predicts_with_it_live_or_says_how(demo, qtbot):

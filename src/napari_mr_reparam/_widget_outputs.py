@@ -361,6 +361,7 @@ class Outputs:
 
     def _name_comparison(self, diff_layer, truth, pred_layer) -> None:
         diff_layer.name = pred_layer.metadata.get("mr_reparam_names", {}).get("difference", "difference")
+        diff_layer.metadata.update(mr_reparam_given_name=diff_layer.name)  # one renamed is kept, as a prediction
         self._truth_hint.value = truth_mismatch(truth.name, truth.metadata, pred_layer.metadata)
         self.update_metrics_label()
 
