@@ -1760,6 +1760,14 @@ def test_closing_the_input_chooses_an_image_not_a_prediction(demo, qtbot):
     before = np.array(pred.data)
     widget.run.clicked.emit()  # nothing runs from the output napari's list fell on
     assert _idle(widget) and np.array_equal(pred.data, before) and widget.status.value.endswith("(Input)")
+    widget.image.native.activated.emit(widget.image.native.currentIndex())  # picked by hand: chosen
+    assert not widget.status.value.endswith("(Input)")
+    assert "Default-to-Param reads inputs at TE 50 / TR 4500 ms only" in widget.status.value  # its own refusal
+    widget.model.value = "physics"
+    widget.run.clicked.emit()
+    _until(qtbot, lambda: _idle(widget) and len(_outputs(viewer, "prediction")) == 2)
+    for layer in [l for l in viewer.layers if l is not pred]:
+        viewer.layers.remove(layer)
     viewer.layers.remove(pred)  # every layer closed, then a scan opened: it is the input, and runs
     scan = viewer.add_image(before.copy(), name="scan", metadata={"te_ms": 50.0, "tr_ms": 4500.0})
     assert widget.image.value is scan and not widget.status.value.endswith("(Input)")

@@ -255,6 +255,7 @@ class ReparamWidget(Container):
         self.model.changed.connect(self._say_model_changed)
         self.image.changed.connect(self._on_image_changed)
         self.image.changed.connect(self._show_series_button)
+        self.image.native.activated.connect(self._on_image_picked)  # picked, though it is the one shown
         for control in (self.te, self.tr, self.ti, self.ti2, self.flip, self.sequence):
             control.changed.connect(self._on_slider_changed)
         self.sequence.changed.connect(self._on_model_changed)
@@ -662,6 +663,16 @@ class ReparamWidget(Container):
         self._refuse(self._closed_input)
         self._outputs.update_comparison()
         return True
+
+    def _on_image_picked(self, *_) -> None:
+        """The layer napari's list fell on after the input was closed (an output of this
+        widget, :meth:`_instead_of_closed`) picked in the Input list by hand: it is chosen,
+        though the list's value did not change."""
+        if self._closed_input and self.image.value is not None:
+            self._closed_input = ""
+            if self.status.value == self._refusal:
+                self.status.value = self._refusal = ""
+            self._take_image()
 
     def _fill_input_times(self, layer) -> bool:
         """The input's sequence, TE, TR, TI and flip from its layer's metadata. A time they
