@@ -109,6 +109,22 @@ def test_a_slider_drag_previews_no_axial_slice_where_the_view_shows_none(demo, q
     assert all(not np.array_equal(a, b) for a, b in zip(_outputs(viewer, "prediction")[0].data, before))
 
 
+@pytest.mark.parametrize("model", ["d2p", "physics"])
+def test_an_input_with_nan_voxels_says_they_are_nan_in_the_result(demo, qtbot, model):
+    viewer, widget = demo
+    data = np.array(viewer.layers[0].data, np.float32)
+    data[:, 10:20, 10:20] = np.nan
+    holed = viewer.add_image(data, name="holed", metadata=dict(viewer.layers[0].metadata))
+    widget.reset_choices()
+    widget.image.value, widget.model.value = holed, model
+    widget.run.clicked.emit()
+    _until(qtbot, lambda: _idle(widget) and any(l.metadata.get("mr_reparam_source") is holed.data
+                                                 for l in _outputs(viewer, "prediction")))
+    count = data.shape[0] * 100
+    assert widget.status.value.endswith(f"holed: {count} voxels NaN or infinite (not measured): read as 0, "
+                                        "NaN in the result")
+
+
 def test_param_to_param_reads_input_times_from_metadata(demo):
     viewer, widget = demo
     widget.model.value = "p2p"

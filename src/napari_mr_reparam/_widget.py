@@ -64,7 +64,7 @@ from .widget_logic import (
     guessed_line, image_refusal, input_from_metadata, input_refusal, input_times_to_type, joint_acquisitions,
     joint_job_units, matching_preset, one_gain_hint, preset_choices, preset_controls, preset_over_stated,
     preset_refusal, read_layers, registration_refusal, render_request, seconds_hint, stated_input_line,
-    target_words,
+    target_words, unmeasured_words,
 )
 
 if TYPE_CHECKING:
@@ -1067,6 +1067,8 @@ class ReparamWidget(Container):
         if request.model != self.model.value:
             line += (f" with {request.model}; the model is now {self.model.value}: press Run all slices "
                      "(or move a slider) to predict with it")
+        elif unmeasured := unmeasured_words(request.layer):  # as the command line's notice
+            line += f". {unmeasured}"
         self._report(line)
 
     def add_map_layers(self, *_) -> None:

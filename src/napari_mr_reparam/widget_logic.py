@@ -712,6 +712,35 @@ def _contrast_refusal(name: str, data) -> str:
     return ""
 
 
+#: Per array (by id, with a weak reference, as :data:`_HOLD_AN_IMAGE`): how many of its
+#: voxels are NaN or infinite.
+_UNMEASURED: dict[int, tuple[Any, int]] = {}
+
+
+def unmeasured_words(layer) -> str:
+    """What a result's line says of an input ``layer`` with NaN or infinite voxels (not
+    measured: read as 0, NaN in the result), as the command line's notice does; empty
+    without any, or for a lazy layer (not read on the GUI thread)."""
+    import weakref
+
+    if is_lazy(layer):
+        return ""
+    data = layer.data
+    known = _UNMEASURED.get(id(data))
+    if known is None or known[0]() is not data:
+        count = int(np.size(data) - np.count_nonzero(np.isfinite(data)))
+        with contextlib.suppress(TypeError):
+            _UNMEASURED[id(data)] = (weakref.ref(data), count)
+            for key in [k for k, (ref, _) in _UNMEASURED.items() if ref() is None]:
+                del _UNMEASURED[key]
+    else:
+        count = known[1]
+    if count == 0:
+        return ""
+    voxels = "1 voxel" if count == 1 else f"{count} voxels"
+    return f"{layer.name}: {voxels} NaN or infinite (not measured): read as 0, NaN in the result"
+
+
 def input_refusal(model: str, layer, input_sequence: str = "spin_echo") -> str:
     """Why a paper model cannot read the input ``layer`` (empty when it can).
 
