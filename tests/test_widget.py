@@ -1346,7 +1346,7 @@ def _slow_until(event, real):
     return started, slow
 
 
-@pytest.mark.parametrize("close", ["the ✕ button", "the dock closed"])
+@pytest.mark.parametrize("close", ["the ✕ button", "the dock closed", "the window closed"])
 def test_closing_the_dock_mid_run_stops_the_work_and_adds_no_layer(make_napari_viewer, tiny_weights, qtbot,
                                                                   monkeypatch, close):
     import threading
@@ -1364,6 +1364,13 @@ def test_closing_the_dock_mid_run_stops_the_work_and_adds_no_layer(make_napari_v
     widget.run.clicked.emit()
     _until(qtbot, started.is_set)
     job = widget._predictions.job
+    if close == "the window closed":  # napari quitting: the work is stopped and its thread waited for
+        from qtpy.QtCore import QThreadPool
+
+        threading.Timer(0.3, closed.set).start()
+        viewer.window._qt_window.close()
+        assert job.cancelled() and QThreadPool.globalInstance().activeThreadCount() == 0
+        return
     dock.destroyOnClose() if close == "the ✕ button" else dock.close()
     closed.set()
     assert job.cancelled()

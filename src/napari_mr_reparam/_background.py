@@ -109,6 +109,16 @@ class LatestJob:
         self.closed = True
         self.cancel()
 
+    def wait(self, msecs: int = 3000) -> None:
+        """Block until the running request's thread has ended, at most ``msecs`` (its
+        window closing: a thread that outlived it would signal through deleted Qt objects).
+        Cancel it first: the engine stops at its next step."""
+        if self._worker is None:
+            return
+        from qtpy.QtCore import QThreadPool
+
+        QThreadPool.globalInstance().waitForDone(msecs)  # napari's workers run in the global pool
+
     def _start(self) -> None:
         from napari.qt.threading import thread_worker
 

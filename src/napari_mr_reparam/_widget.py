@@ -284,7 +284,7 @@ class ReparamWidget(Container):
         self._viewer.layers.events.removed.connect(self._on_layer_removed)
         self.native.destroyed.connect(_teardown(self._viewer, self._outputs.update_metrics_label,
                                                 self._on_layer_removed, self.close_work))
-        self._close_watch = _CloseWatch(self.native, self.cancel_work)  # the dock closed: stop the work
+        self._close_watch = _CloseWatch(self.native, self.cancel_work, self._stop_on_close)  # closed: stop
 
     def _on_layer_removed(self, event) -> None:
         """Closing an input layer mid-run cancels the work for it; closing the first input
@@ -1121,6 +1121,13 @@ class ReparamWidget(Container):
             jobs.close()
         self._outputs.close()
 
+    def _stop_on_close(self) -> None:
+        """The window holding the dock closed (napari quitting): the work is cancelled, and
+        its threads are waited for, so that none signals after the window's Qt objects are gone."""
+        self.cancel_work()
+        for jobs in (self._predictions, self._renders):
+            jobs.wait()
+
     def cancel_work(self, *_) -> None:
         """Stop the running prediction and drop any waiting one (and any render or
         comparison in flight: its result is not shown)."""
@@ -1158,34 +1165,43 @@ def _teardown(viewer, *callbacks):
 
 class _CloseWatch(QObject):
     """Calls ``on_close`` when ``widget`` is closed: taken out of its dock (napari's ✕
-    removes the dock) or its dock closed (hidden: it comes back from the Window menu)."""
+    removes the dock) or its dock closed (hidden: it comes back from the Window menu);
+    ``on_window_close`` when the window that holds the dock closes (napari quitting)."""
 
-    def __init__(self, widget, on_close):
+    def __init__(self, widget, on_close, on_window_close):
         super().__init__(widget)
-        self._widget, self._on_close, self._dock = widget, on_close, None
+        self._widget, self._on_close, self._on_window_close, self._watched = widget, on_close, on_window_close, ()
         widget.installEventFilter(self)
 
     def eventFilter(self, watched, event) -> bool:
         kind = event.type()
+        held = [ref() for ref in self._watched]  # weakly: the window holds this, not the reverse
         if watched is self._widget and kind == QEvent.Type.ParentChange:
             self._watch_dock()
             if self._widget.parent() is None:
                 self._on_close()
-        elif watched is self._dock and kind == QEvent.Type.Close:
-            self._on_close()
+        elif kind == QEvent.Type.Close and any(watched is w for w in held):
+            self._on_close() if watched is held[0] else self._on_window_close()
+        elif kind == QEvent.Type.ParentChange and held and watched is held[0]:
+            self._watch_dock()  # the dock placed in its window (or taken out of it)
         return False
 
     def _watch_dock(self) -> None:
-        """Watch the dock the widget is now in (none: it left its dock)."""
+        """Watch the dock the widget is now in and the window that holds it (none: it left
+        its dock)."""
+        import weakref
+
         from qtpy.QtWidgets import QDockWidget
 
         dock = self._widget.parentWidget()
         while dock is not None and not isinstance(dock, QDockWidget):
             dock = dock.parentWidget()
-        if dock is not self._dock:
-            if self._dock is not None:
-                with contextlib.suppress(RuntimeError):  # that dock already deleted
-                    self._dock.removeEventFilter(self)
-            if dock is not None:
-                dock.installEventFilter(self)
-            self._dock = dock
+        watched = () if dock is None else (dock, *([dock.parentWidget()] if dock.parentWidget() else []))
+        if list(watched) != [ref() for ref in self._watched]:
+            for old in (ref() for ref in self._watched):
+                if old is not None:
+                    with contextlib.suppress(RuntimeError):  # already deleted
+                        old.removeEventFilter(self)
+            for new in watched:
+                new.installEventFilter(self)
+            self._watched = tuple(weakref.ref(w) for w in watched)
