@@ -125,6 +125,25 @@ def test_an_input_with_nan_voxels_says_they_are_nan_in_the_result(demo, qtbot, m
                                         "NaN in the result")
 
 
+def test_runs_at_many_settings_keep_no_more_maps_alive_than_the_cache_holds(demo, qtbot):
+    """napari keeps every worker it made: what a run held is let go once it ends."""
+    import gc
+
+    from napari_mr_reparam.inference import QuantitativeMaps
+    from napari_mr_reparam.widget_logic import MAX_CACHED_MAPS
+
+    viewer, widget = demo
+    widget.model.value, widget.live.value = "physics", False
+    for k in range(MAX_CACHED_MAPS + 3):
+        widget.consistency.value = 0.05 * (k + 1)
+        widget.run.clicked.emit()
+        _until(qtbot, lambda: _idle(widget) and widget.status.value.startswith("Rendered"))
+    qtbot.wait(50)
+    gc.collect()
+    alive = [o for o in gc.get_objects() if isinstance(o, QuantitativeMaps)]
+    assert len(alive) <= MAX_CACHED_MAPS + 1
+
+
 def test_param_to_param_reads_input_times_from_metadata(demo):
     viewer, widget = demo
     widget.model.value = "p2p"

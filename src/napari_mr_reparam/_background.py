@@ -128,13 +128,19 @@ class LatestJob:
         if self._on_progress is not None:
             job.signals.advanced.connect(lambda n: self._call(self._on_progress, n) if not self.closed else None)
 
+        # napari keeps every worker it made (its task list, for the activity dock) for good:
+        # what the run holds (the request, its volume, the maps rendered from) is let go
+        # when it ends, after its result was delivered (``finished`` comes after it)
+        run = {"compute": compute, "context": context}
+
         @thread_worker(ignore_errors=True)
         def work():
-            return compute(job)
+            return run["compute"](job)
 
         worker = work()
-        worker.returned.connect(lambda result: self._deliver(serial, self._on_done, result, *context))
+        worker.returned.connect(lambda result: self._deliver(serial, self._on_done, result, *run["context"]))
         worker.errored.connect(lambda exc: self._deliver(serial, self._on_error, exc))
+        worker.finished.connect(run.clear)
         worker.finished.connect(self._finished)
         self._worker, self.job, self.running = worker, job, context
         if self._on_start is not None:
