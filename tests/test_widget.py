@@ -144,6 +144,18 @@ def test_runs_at_many_settings_keep_no_more_maps_alive_than_the_cache_holds(demo
     assert len(alive) <= MAX_CACHED_MAPS + 1
 
 
+def test_choosing_an_input_for_default_to_param_says_what_it_reads_it_as(demo):
+    viewer, widget = demo
+    widget.model.value = "d2p"
+    plain = viewer.add_image(np.asarray(viewer.layers[0].data), name="plain scan")
+    widget.reset_choices()
+    widget.image.value = plain
+    assert widget.status.value == ("plain scan: Default-to-Param reads every input as a spin echo at "
+                                   "TE 50 / TR 4500 ms; a Preset or TE/TR predicts from it")
+    widget.image.value = viewer.layers["head TE20 TR600"]  # stated otherwise: refused, as before
+    assert "Default-to-Param reads inputs at TE 50 / TR 4500 ms only" in widget.status.value
+
+
 def test_param_to_param_reads_input_times_from_metadata(demo):
     viewer, widget = demo
     widget.model.value = "p2p"

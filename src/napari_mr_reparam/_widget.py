@@ -716,6 +716,8 @@ class ReparamWidget(Container):
             self.input_preset.value = guess.reading  # fills the input's sequence and times
             self._guessed_input = (layer, guess.reading)
             self._say_of_input(guessed_line(layer.name, guess, "change Input preset"))
+        elif unknown and self.model.value == "d2p":  # it reads no input's times (Input preset hidden)
+            self._say_of_input(stated_input_line(layer, "d2p"))
         elif unknown:
             self._say_of_input(f"{layer.name}: no {unknown} in its metadata; taken as TE "
                                f"{self.input_te.value:g} / TR {self.input_tr.value:g} ms (name its "

@@ -214,10 +214,16 @@ def preset_over_stated(layer, preset: str, values: dict) -> str | None:
 def stated_input_line(layer, model: str) -> str:
     """The status line for an input chosen whose file states its acquisition (DICOM tags,
     a sidecar, a reopened prediction): what the model reads it as, and what predicts from
-    it; empty where the file states no TE and TR, or the model reads no input's times
-    (Default-to-Param)."""
+    it; empty where the file states no TE and TR. Default-to-Param reads no input's times:
+    what it takes every input for is said instead (an input stated otherwise is refused
+    before this is asked)."""
+    from . import DEFAULT_TE_MS, DEFAULT_TR_MS
+
     spec = input_from_metadata(layer)
-    if model == "d2p" or spec.te_ms is None or spec.tr_ms is None:
+    if model == "d2p":
+        return (f"{getattr(layer, 'name', 'the input')}: Default-to-Param reads every input as a spin echo at "
+                f"TE {DEFAULT_TE_MS:g} / TR {DEFAULT_TR_MS:g} ms; a Preset or TE/TR predicts from it")
+    if spec.te_ms is None or spec.tr_ms is None:
         return ""
     sequence = spec.sequence if model == "physics" else "spin_echo"  # Param-to-Param reads spin echo
     reads = SEQUENCE_READS.get(sequence, ())
