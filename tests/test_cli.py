@@ -1436,3 +1436,25 @@ def test_a_preset_target_from_a_series_without_an_echo_time_names_the_series_onc
     [line] = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
     assert line.startswith("error: noTE (TE ? (echo 1) / TR 2000 ms): the input's TR is known (2000 ms) but not its TE")
     assert not (tmp_path / "a.nii.gz").exists()
+
+
+def test_outputs_in_a_derivative_dataset_go_to_their_subjects_folders(tmp_path, tiny_weights):
+    ds = tmp_path / "ds"
+    ds.mkdir()
+    (ds / "dataset_description.json").write_text(json.dumps({"Name": "raw", "BIDSVersion": "1.10.0"}))
+    scans = []
+    for sub in ("01", "02"):
+        anat = ds / f"sub-{sub}" / "anat"
+        anat.mkdir(parents=True)
+        _oblique_nifti(anat / f"sub-{sub}_T2w.nii.gz", shape=(40, 36, 3))
+        (anat / f"sub-{sub}_T2w.json").write_text(json.dumps({"EchoTime": 0.1, "RepetitionTime": 4.0}))
+        scans.append(str(anat / f"sub-{sub}_T2w.nii.gz"))
+    out = ds / "derivatives" / "reparam"
+    assert main(["predict", *scans, "--te", "20", "--tr", "600", "-o", f"{out}/", "-q"]) == 0
+    for sub in ("01", "02"):
+        assert (out / f"sub-{sub}" / "anat" / f"sub-{sub}_T2w_TE20_TR600.nii.gz").is_file()
+    assert json.loads((out / "dataset_description.json").read_text())["DatasetType"] == "derivative"
+    assert main(["predict", scans[0], "--preset", "FLAIR", "-o", f"{out}/", "-q"]) == 0
+    assert (out / "sub-01" / "anat" / "sub-01_T2w_FLAIR.nii.gz").is_file()
+    assert main(["predict", scans[0], "--te", "20", "--tr", "600", "-o", f"{tmp_path / 'flat'}/", "-q"]) == 0
+    assert (tmp_path / "flat" / "sub-01_T2w_TE20_TR600.nii.gz").is_file()  # not a derivative dataset: flat

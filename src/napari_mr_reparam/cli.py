@@ -271,10 +271,13 @@ def _refuse_tagged_times(volume, args) -> None:
 def _output_paths(inputs, targets, output: str, suffix: str | None, tag: str = "", label: str | None = None) -> dict:
     """Where each (input, target) goes: ``output`` itself for one of each, else a folder
     (:func:`~napari_mr_reparam.volume_writing.output_paths`) with ``INPUT_TE<ms>_TR<ms><tag>``
-    files (``INPUT_<label>``: a preset's name). Two inputs that would write one file (an
-    output or its sidecar) are a one-line ValueError, before any work."""
+    files (``INPUT_<label>``: a preset's name; in a derivative dataset of the inputs' BIDS
+    dataset, in their subjects' folders: :func:`~napari_mr_reparam.sidecars.derivative_place`).
+    Two inputs that would write one file (an output or its sidecar) are a one-line
+    ValueError, before any work."""
     from .cli_joint import refuse_shared_outputs
     from .file_types import output_stems, suffix_of
+    from .sidecars import derivative_place
     from .volume_writing import output_paths
 
     _refuse_a_file_for_volumes(inputs, targets, output)
@@ -282,7 +285,7 @@ def _output_paths(inputs, targets, output: str, suffix: str | None, tag: str = "
     stems = output_stems([path for path in inputs if not isinstance(path, _SeriesInput)])
     for path in inputs:
         from_series = isinstance(path, _SeriesInput)  # written as NIfTI, named after the acquisition
-        stem = path.name if from_series else stems[str(path)]
+        stem = path.name if from_series else derivative_place(path, output) + stems[str(path)]
         for te, tr in targets:
             keys.append((path, (te, tr)))
             name = f"{stem}_{label}" if label else f"{stem}_TE{te:g}_TR{tr:g}{tag}"

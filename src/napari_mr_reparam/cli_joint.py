@@ -1395,16 +1395,20 @@ def skip_state(outputs, name) -> tuple[bool, str]:
                    "input again")
 
 
-def _stems(groups, joint: bool) -> list[tuple]:
+def _stems(groups, joint: bool, output: str) -> list[tuple]:
     """``(first input, the name its outputs in a folder start with)`` of each group of
     inputs: its file's (or DICOM folder's) name without the type, told apart from others of
     that name by their folders (:func:`~napari_mr_reparam.file_types.output_stems`, as plain
-    ``predict`` names them); with ``--joint``, the first input's and ``_joint``, so that
-    subjects written to one folder keep theirs apart."""
+    ``predict`` names them), in its subject's folders where ``output`` is a derivative
+    dataset of its BIDS dataset (:func:`~napari_mr_reparam.sidecars.derivative_place`);
+    with ``--joint``, the first input's and ``_joint``, so that subjects written to one
+    folder keep theirs apart."""
     from .file_types import output_stems
+    from .sidecars import derivative_place
 
     named = output_stems([paths[0] for paths in groups])
-    return [(paths[0], f"{named[str(paths[0])]}_joint" if joint else named[str(paths[0])]) for paths in groups]
+    stems = [derivative_place(paths[0], output) + named[str(paths[0])] for paths in groups]
+    return [(paths[0], f"{stem}_joint" if joint else stem) for paths, stem in zip(groups, stems)]
 
 
 def _output_paths(args, stem: str, targets, kind: str = ".nii.gz") -> dict:
@@ -1435,7 +1439,7 @@ def predict_joint_or_preset(args) -> int:
         refuse_repeated_inputs(args.input, FITTED_TWICE)
     groups = [inputs] if args.joint else [[p] for p in inputs]
     output_paths(args.output, [("", ".nii.gz")] * len(groups), args.suffix, "several inputs")  # before any work
-    stems = _stems(groups, args.joint)
+    stems = _stems(groups, args.joint, args.output)
     kinds = {str(path): _own_type(path, args.joint) for path, _ in stems}
     if not args.joint:
         refuse_shared_outputs((path, _output_paths(args, stem, targets, kinds[str(path)])[targets[0][0]])

@@ -79,6 +79,23 @@ def derivative_dataset(path: str | Path) -> Path | None:
     return next((f for f in path.parents if f.parent.name == "derivatives"), None)
 
 
+def derivative_place(source: str | Path, output: str | Path) -> str:
+    """Where an output of the input ``source`` goes in the folder ``output``: where
+    ``output`` is a derivative dataset (``ds/derivatives/NAME``) of the BIDS dataset
+    ``source`` lies in, the subject's folders of ``source`` below the dataset's top
+    (``sub-01/anat/``, ``sub-01/ses-1/anat/``), as BIDS lays derivatives out; else empty
+    (the outputs go in ``output`` itself)."""
+    out, source = Path(output).absolute(), Path(source).absolute()
+    root = out.parent.parent
+    if out.parent.name != "derivatives" or not (root / "dataset_description.json").is_file():
+        return ""
+    try:
+        folders = source.parent.relative_to(root).parts
+    except ValueError:  # an input of another dataset
+        return ""
+    return "/".join(folders) + "/" if folders and folders[0].startswith("sub-") else ""
+
+
 def derivative_description(name: str) -> dict:
     """The ``dataset_description.json`` of a derivative dataset named ``name`` that this
     package's outputs start: BIDS' required fields and what generated it."""
