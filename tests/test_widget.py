@@ -156,6 +156,18 @@ def test_choosing_an_input_for_default_to_param_says_what_it_reads_it_as(demo):
     assert "Default-to-Param reads inputs at TE 50 / TR 4500 ms only" in widget.status.value
 
 
+def test_tab_reaches_an_added_inputs_row_where_it_shows(demo):
+    viewer, widget = demo
+    widget.model.value = "physics"
+    row = widget.add_input_row()
+    passed, step = [], widget.input_sequence.native
+    while step is not widget.add_input.native and len(passed) < 500:
+        step = step.nextInFocusChain()
+        passed.append(step)
+    assert row.layer.native in passed and row.te.native in passed  # between Input sequence and + Add
+    assert widget.run.native not in passed
+
+
 def test_param_to_param_reads_input_times_from_metadata(demo):
     viewer, widget = demo
     widget.model.value = "p2p"
@@ -1760,6 +1772,10 @@ def test_a_number_typed_beyond_a_fields_range_is_taken_as_its_end_and_said(demo,
     assert "TR 20000 ms is above the 0.01-15000 ms this field takes: set to 15000 ms" in widget.range_warning.value
     _type(qtbot, widget.te, "1e3")  # an exponent is a number too (Qt's field made it 13)
     assert widget.te.value == 1000.0 and widget.range_warning.value == ""
+    _type(qtbot, widget.te, "12,5")  # a comma decimal, as typed in a comma locale (Qt's field made it 125)
+    assert widget.te.value == 12.5
+    _type(qtbot, widget.input_te, "2,5")
+    assert widget.input_te.value == 2.5
     _type(qtbot, widget.input_flip, "200")
     assert widget.input_flip.value == 180.0 and "Input flip 200° is above the 0-180°" in widget.range_warning.value
     _type(qtbot, row.tr, "30000")  # a further input's field: the line names it, and only the latest

@@ -49,7 +49,7 @@ from . import DEFAULT_CONSISTENCY, DEFAULT_TE_MS, DEFAULT_TR_MS
 from ._background import LatestJob
 from ._widget_controls import (
     INPUT_SEQUENCE_CHOICES, SEQUENCE_CHOICES, InputRow, NoteLabel, NumberBox, compact, elide_start, in_scroll_area,
-    label_on_top, say_typed_beyond, target_slider, wrap_text,
+    label_on_top, say_typed_beyond, tab_in_layout_order, target_slider, wrap_text,
 )
 from ._widget_outputs import JOINT_MODEL, Outputs, bring_into_view, map_contrast_limits, placement
 from ._widget_work import compute, with_range
@@ -388,6 +388,7 @@ class ReparamWidget(Container):
         self.joint_status.value = ""  # it told of the inputs before: the next fit's follows
         self._show_series_button()
         self._fit_width()
+        tab_in_layout_order(self.native)  # a row added: Tab reaches it where it shows
         refusal = self._rows_refusal() if joint else ""
         if refusal:  # a further input no model reads: said as it is chosen, and again if asked to run
             self._refuse(refusal)

@@ -156,12 +156,14 @@ class _TrimmedSpinBox(QDoubleSpinBox):
         return text.rstrip("0").rstrip(point) if point in text else text
 
     def _typed(self, text: str) -> str:
-        """The typed number's text: without prefix and suffix, with a point for a decimal point."""
+        """The typed number's text: without prefix and suffix, with a point for a decimal point
+        (the locale's, and a comma: ``12,5`` is 12.5 ms, as a person in a comma locale types it,
+        not 125)."""
         if self.prefix() and text.startswith(self.prefix()):
             text = text[len(self.prefix()):]
         if self.suffix() and text.endswith(self.suffix()):
             text = text[:-len(self.suffix())]
-        return text.strip().replace(self.locale().decimalPoint(), ".")
+        return text.strip().replace(self.locale().decimalPoint(), ".").replace(",", ".")
 
     def _number(self, text: str) -> float | None:
         try:
@@ -424,3 +426,34 @@ def wrap_text(label: Label) -> None:
 
     label.native.setWordWrap(True)
     label.native.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+
+
+def tab_in_layout_order(root) -> None:
+    """Tab (and Shift+Tab) moves through ``root``'s controls in the order its layouts show
+    them, a scrolled area's included: Qt's own order is the order of their making, so the
+    controls of a row added later (another input) came after everything else, Run included."""
+    from qtpy.QtWidgets import QWidget
+
+    order = [w for w in _in_layout_order(root) if w is not root]
+    for first, then in zip(order, order[1:]):
+        QWidget.setTabOrder(first, then)
+
+
+def _in_layout_order(widget) -> list:
+    """``widget`` where Tab stops on it, then what its layout holds (or its scrolled area's
+    widget), in the layout's order."""
+    found = [widget] if widget.focusPolicy() & Qt.FocusPolicy.TabFocus else []
+    if isinstance(widget, QScrollArea):
+        return (_in_layout_order(widget.widget()) if widget.widget() is not None else [])
+    return found + (_layout_order(widget.layout()) if widget.layout() is not None else [])
+
+
+def _layout_order(layout) -> list:
+    found = []
+    for i in range(layout.count()):
+        item = layout.itemAt(i)
+        if item.widget() is not None:
+            found += _in_layout_order(item.widget())
+        elif item.layout() is not None:
+            found += _layout_order(item.layout())
+    return found
