@@ -1681,7 +1681,9 @@ def test_a_refusal_goes_once_the_settings_are_valid_with_live_preview_off(demo):
     widget.run.clicked.emit()
     assert widget.status.value.startswith("head TE20 TR600 is at TE 20 / TR 600 ms: Default-to-Param reads")
     widget.image.value = viewer.layers["head TE50 TR4500"]  # an input it reads: the refusal goes
-    assert widget.status.value == "" and _idle(widget) and not _outputs(viewer, "prediction")
+    assert widget.status.value.endswith("Default-to-Param reads every input as a spin echo at TE 50 / TR 4500 ms; "
+                                        "a Preset or TE/TR predicts from it")
+    assert _idle(widget) and not _outputs(viewer, "prediction")
 
 
 @pytest.mark.parametrize("live", [True, False])

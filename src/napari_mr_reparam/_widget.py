@@ -70,7 +70,8 @@ from .widget_logic import (
 if TYPE_CHECKING:
     import napari
 
-MODEL_LABELS = {"d2p": "Default-to-Param", "p2p": "Param-to-Param", "physics": "Physics (quantitative maps)"}
+MODEL_LABELS = {"d2p": "Default-to-Param", "p2p": "Param-to-Param", "physics": "Physics (quantitative maps)",
+                "physics_mrilab": "Physics, trained on the MRiLab phantom"}
 
 
 def model_choices() -> list[tuple[str, str]]:
@@ -80,6 +81,8 @@ def model_choices() -> list[tuple[str, str]]:
     names = known_models() or ["d2p", "p2p"]
     order = [n for n in MODEL_LABELS if n in names] + [n for n in names if n not in MODEL_LABELS]
     return [(MODEL_LABELS.get(n, n), n) for n in order]
+
+
 #: The time fields' least value (ms): low enough to type a time in seconds (TR 2.3), which
 #: gets the hint the command line gives (:func:`~napari_mr_reparam.widget_logic.seconds_hint`).
 SECONDS_FLOOR = 0.01
@@ -88,9 +91,14 @@ VOLUME_DELAY_MS = 600     # sliders at rest this long -> whole volume
 ROW_SPACING_PX = 2        # between the rows of the controls
 
 
+#: The Input list's tooltip (after the name of the layer chosen, which the list may cut).
+INPUT_TIP = "The scan to predict from (an image layer: a volume or one slice)"
+#: The Device list's tooltip (and, after a run, what ran it).
+DEVICE_TIP = "Where the model runs: auto takes the GPU when there is one"
+
 #: The status line of a widget just opened, before anything else is said.
-FIRST_HINT = ("Choose the Input, then a Preset or TE/TR: a slider move predicts the slice on screen, "
-              "Run all slices the volume")
+FIRST_HINT = ("Choose the Input, then a Preset or TE/TR: a slider move predicts the slice on screen; "
+              "Run all slices predicts the whole volume")
 #: The end of a status line that asks for the input's times where its metadata's were set aside.
 TIMES_TO_TYPE = "type the input's times in ms where they show ?"
 
@@ -219,6 +227,7 @@ class ReparamWidget(Container):
         self.status = Label(value="", label="Status")
         self.metrics = Label(value="", label="Metrics")
         self.truth_hint = NoteLabel(value="", label="")
+        self._add_tooltips()
         self.body = Container(labels=True)
         self.body.extend([self.image, self.model, self.input_preset, self.input_te, self.input_tr, self.input_sequence,
                      self.input_ti, self.input_flip, self.inputs, self.add_input, self.add_series,
@@ -599,6 +608,7 @@ class ReparamWidget(Container):
         try:
             self._take_image()
             layer = self.image.value
+            self.image.tooltip = INPUT_TIP if layer is None else f"{layer.name}\n{INPUT_TIP}"  # the list cuts it
             if layer is not None:
                 bring_into_view(self._viewer, layer)  # an input chosen off screen is shown
             if layer is not None and not self.status.value:  # what it is read as, from its file
@@ -664,6 +674,34 @@ class ReparamWidget(Container):
         self._refuse(self._closed_input)
         self._outputs.update_comparison()
         return True
+
+    def _add_tooltips(self) -> None:
+        """What each control without one of its own does, on hovering it."""
+        tips = {
+            self.image: INPUT_TIP,
+            self.model: "Physics: reads PD, T1 and T2 maps from the input, then renders any contrast "
+                        "through the signal equations (the default). Default-to-Param and "
+                        "Param-to-Param: the paper's networks, spin-echo targets only",
+            self.input_sequence: "How the input was acquired: the physics model reads its maps through "
+                                 "this sequence's signal equation",
+            self.sequence: "The contrast to render: spin echo (TE, TR), inversion recovery (FLAIR, "
+                           "STIR: TI), gradient echo (flip angle), MPRAGE, double inversion recovery",
+            self.te: "Echo time of the contrast to render, in ms",
+            self.tr: "Repetition time of the contrast to render, in ms",
+            self.ti: "Inversion time of the contrast to render, in ms",
+            self.flip: "Flip angle of the contrast to render, in degrees",
+            self.add_maps: "Add the input's proton density, T1 (ms) and T2 (ms) maps as layers (hidden "
+                           "at first: tick their eyes)",
+            self.ground_truth: "A real image of the subject at the target's TE/TR, if you have one: "
+                               "the difference layer and the PSNR/SSIM compare the prediction with it",
+            self.device: DEVICE_TIP,
+            self.live: "Re-render as a slider moves: the slice on screen at once, the whole volume "
+                       "once the sliders rest",
+            self.run: "Predict every slice of the input at these settings",
+            self.cancel: "Stop the running prediction; nothing it made is added",
+        }
+        for control, tip in tips.items():
+            control.tooltip = tip
 
     def _on_image_picked(self, *_) -> None:
         """The layer napari's list fell on after the input was closed (an output of this
@@ -984,7 +1022,7 @@ class ReparamWidget(Container):
             self._report(f"{changed[0].name}'s data changed while it ran; its prediction is dropped: run again")
             return
         kind, value = result
-        self.device.tooltip = f"in use: {self._engines.last_device}"
+        self.device.tooltip = f"{DEVICE_TIP}; in use: {self._engines.last_device}"
         if kind == "maps":
             engine, maps = value
             self._maps.put(request, engine, maps)
