@@ -158,8 +158,8 @@ def test_joint_maps_are_cached_per_set_of_inputs_and_render_any_preset():
     assert determined_line(network).endswith("the network's maps (PD, T1 and T2); T1 is the network's estimate "
                                              "everywhere, not a measurement")  # an echo train, say
     none = {**network, "determined_fraction": {"pd": 0.0, "t1": 0.0, "t2": 0.001}}  # a pair: one line of values
-    assert determined_line(none).startswith("The inputs determine no time of the object alone (fewer images than "
-                                            "unknowns): they tie PD, T1 and T2 together, and the network's maps")
+    assert determined_line(none).startswith("Fewer images than unknowns (PD, T1, T2): the images fix how the "
+                                            "three relate, and the network's maps (PD, T1 and T2) pick the values")
     assert "gain" not in determined_line(maps.summary())  # one gain shared
     assert "registered" not in determined_line(maps.summary())
     assert determined_line(maps.summary(), register=True).endswith(

@@ -489,8 +489,8 @@ def determined_line(summary: dict, register: bool = False) -> str:
         line += f"; {' and '.join(unmeasured)} {'are' if len(unmeasured) > 1 else 'is'} {source} everywhere, not a measurement"
     if max(fractions.values(), default=0.0) < 0.005 and summary.get("prior_source") != "default":
         # two images, three unknowns: each time open alone, the inputs still bind them together
-        line = ("The inputs determine no time of the object alone (fewer images than unknowns): they tie "
-                f"PD, T1 and T2 together, and {rest} choose among the values they allow")
+        line = (f"Fewer images than unknowns (PD, T1, T2): the images fix how the three relate, and {rest} "
+                "pick the values")
     gains = [float(g) for g in summary.get("scales", [])[1:]]
     if any(abs(g - 1.0) > 1e-6 for g in gains):  # one gain per image (or series) was estimated
         line += f"; each further image's gain over the first's: {_gain_runs(gains)}"
