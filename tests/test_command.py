@@ -99,3 +99,26 @@ def test_sigterm_and_ctrl_c_stop_with_their_status_after_the_clean_up_runs(capsy
         signal.signal(signal.SIGINT, interrupt)
     assert capsys.readouterr().err == "error: interrupted (Ctrl-C); what was not finished was not written\n"
     assert cleaned == [signal.SIGTERM, signal.SIGINT] and signal.getsignal(signal.SIGTERM) is before
+
+
+def test_every_example_in_the_help_parses():
+    import shlex
+
+    from napari_mr_reparam.cli import PREDICT_EXAMPLES, build_parser
+    from napari_mr_reparam.cli_joint import MAPS_EXAMPLES
+
+    parser = build_parser()
+    for example in (*PREDICT_EXAMPLES, *MAPS_EXAMPLES):
+        argv = shlex.split(example)
+        assert argv[0] == "napari-mr-reparam"
+        assert callable(parser.parse_args(argv[1:]).func), example
+    assert "examples:\n  napari-mr-reparam predict scan.nii.gz" in parser._subparsers._group_actions[0].choices[
+        "predict"].format_help()
+    from napari_mr_reparam.training.cli import build_parser as train_parser
+
+    train = train_parser()
+    for name, command in train._subparsers._group_actions[0].choices.items():
+        for line in (command.epilog or "").splitlines()[1:]:
+            argv = shlex.split(line)
+            argv = argv[argv.index(name):]  # after the program (napari-mr-reparam-train, or torchrun's module)
+            assert callable(train.parse_args(argv).func), line

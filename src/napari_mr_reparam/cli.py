@@ -8,7 +8,7 @@ import sys
 
 from . import DEFAULT_CONSISTENCY
 from .command import positive_ms as _positive_ms
-from .command import bar_off, command_parser, input_error, positive_int, run_cli
+from .command import DEVICE_OPTION, bar_off, command_parser, examples, input_error, positive_int, run_cli
 
 
 def input_acquisition(volume, te_ms, tr_ms) -> tuple[float, float, str]:
@@ -748,6 +748,17 @@ def cmd_demo(args) -> int:
     return run_demo(model=args.model, device=args.device)
 
 
+#: ``predict --help``'s examples (a test parses each).
+PREDICT_EXAMPLES = (
+    "napari-mr-reparam predict scan.nii.gz -o pred.nii.gz --te 100 --tr 3000",
+    "napari-mr-reparam predict t1.nii.gz --input-preset MPRAGE --preset T2w FLAIR -o out/",
+    "napari-mr-reparam predict scans/ -o out/ --te 20 100 --tr 600 6000 --suffix .nii.gz",
+    "napari-mr-reparam predict T1_series/ -o synthetic/ --preset FLAIR --suffix .dcm",
+    "napari-mr-reparam predict --joint pdw.nii.gz t2w.nii.gz --input-te 15 100 --input-tr 3000 3000 "
+    "--preset FLAIR -o flair.nii.gz",
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .acquisition import ACQUISITION_SEQUENCES
     from .physics import INPUT_SEQUENCES
@@ -755,7 +766,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser, sub = command_parser("napari-mr-reparam",
                                  "Predict how an MR scan would look at another TE/TR (times in ms).")
 
-    pr = sub.add_parser("predict", help="predict volumes or images at new TE/TR settings")
+    pr = sub.add_parser("predict", help="predict volumes or images at new TE/TR settings",
+                        description="Predict how each input would look at other acquisitions (TE, TR, TI in "
+                                    "ms; flip angle in degrees), or render the joint maps of several images "
+                                    "of one subject (--joint).",
+                        **examples(*PREDICT_EXAMPLES))
     pr.add_argument("input", nargs="+", type=os.path.expanduser,
                     help="NIfTI (.nii, .nii.gz), FreeSurfer (.mgz) or 2-D images "
                     "(.png, .jpg, .tif), or folders of them; or a DICOM series (a folder, or .dcm files), "
@@ -781,19 +796,19 @@ def build_parser() -> argparse.ArgumentParser:
                          "double_inversion_recovery, --preset DIR)")
     pr.add_argument("--flip", type=float, metavar="DEG",
                     help="flip angle, degrees (--sequence gradient_echo or mprage)")
-    pr.add_argument("--input-te", type=_positive_ms, nargs="+",
+    pr.add_argument("--input-te", type=_positive_ms, nargs="+", metavar="MS",
                     help="input echo time, ms (p2p and physics; d2p reads TE 50 / TR 4500 only; "
                          "with --joint one per input)")
-    pr.add_argument("--input-tr", type=_positive_ms, nargs="+",
+    pr.add_argument("--input-tr", type=_positive_ms, nargs="+", metavar="MS",
                     help="input repetition time, ms (p2p and physics; with --joint one per input)")
     pr.add_argument("--input-sequence", choices=INPUT_SEQUENCES, nargs="+",
                     help="the input's sequence (default: its BIDS sidecar's or DICOM tags', else "
                          "inversion_recovery where --input-ti or a sidecar gives a TI, else spin_echo); "
                          "physics models trained on other input sequences read them; with --joint one "
                          "per input")
-    pr.add_argument("--input-ti", type=_positive_ms, nargs="+",
+    pr.add_argument("--input-ti", type=_positive_ms, nargs="+", metavar="MS",
                     help="input inversion time, ms (inversion_recovery, mprage; with --joint one per input)")
-    pr.add_argument("--input-flip", type=float, nargs="+",
+    pr.add_argument("--input-flip", type=float, nargs="+", metavar="DEG",
                     help="input flip angle, degrees (gradient_echo, mprage; with --joint one per input)")
     from .cli_joint import input_preset_option
 
@@ -807,7 +822,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--weights", type=os.path.expanduser,
                     help="a weights file (.safetensors with its card, or a training run's "
                          "checkpoint.pt), in place of a bundled model")
-    pr.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    pr.add_argument("--device", **DEVICE_OPTION)
     pr.add_argument("--batch-size", type=positive_int, default=8, help="slices per batch (default 8)")
     pr.add_argument("--consistency", type=float, metavar="W",
                     help="physics model: weight (0-1) with which the maps are pulled toward "
@@ -830,12 +845,14 @@ def build_parser() -> argparse.ArgumentParser:
     pr.set_defaults(func=cmd_predict)
     add_maps_command(sub)
 
-    demo = sub.add_parser("demo", help="open napari with the sample head and the widget")
+    demo = sub.add_parser("demo", help="open napari with the sample head and the widget",
+                          description="Open napari with the sample head (its input and ground truths) and "
+                                      "the re-parameterization widget docked.",
+                          **examples("napari-mr-reparam demo", "napari-mr-reparam demo --model p2p --device cpu"))
     demo.add_argument("--model", default="physics",
                       help="bundled model the widget starts with: physics (the default), physics_mrilab, d2p "
                            "or p2p")
-    demo.add_argument("--device", default="auto", help="auto (the default: CUDA, then MPS, then CPU), cpu, "
-                                                       "cuda or mps")
+    demo.add_argument("--device", **DEVICE_OPTION)
     demo.set_defaults(func=cmd_demo)
     return parser
 

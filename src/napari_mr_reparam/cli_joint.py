@@ -17,7 +17,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from .command import bar_off, input_error
+from .command import DEVICE_OPTION, bar_off, examples, input_error
 from .file_types import path_names
 from .sidecars import target_preset_record
 from .messages import sequence_words, with_article
@@ -113,9 +113,22 @@ def add_acquisition_options(parser) -> None:
     parser.add_argument("--register", **REGISTER_OPTION)
 
 
+#: ``maps --help``'s examples (a test parses each).
+MAPS_EXAMPLES = (
+    "napari-mr-reparam maps pdw.nii.gz t2w.nii.gz t1w.nii.gz -o maps/ --input-te 15 100 15 "
+    "--input-tr 3000 3000 500",
+    "napari-mr-reparam maps dicom_multi_echo_series/ -o maps_dicom/",
+    "napari-mr-reparam maps t1w.nii.gz -o maps_one/ --input-preset MPRAGE",
+)
+
+
 def add_maps_command(sub) -> None:
     """The ``maps`` sub-command."""
-    mp = sub.add_parser("maps", help="PD, T1 and T2 maps from co-registered images of one subject")
+    mp = sub.add_parser("maps", help="PD, T1 and T2 maps from co-registered images of one subject",
+                        description="Write proton density, T1 (ms) and T2 (ms) maps of one subject, fitted to "
+                                    "its images (each with its own TE, TR, TI, flip angle), and which of "
+                                    "them the images determine.",
+                        **examples(*MAPS_EXAMPLES))
     mp.add_argument("input", nargs="+", type=os.path.expanduser,
                     help="NIfTI or FreeSurfer (.mgz) files, or DICOM series (each DICOM "
                     "acquisition is one input)")
@@ -131,7 +144,7 @@ def add_maps_command(sub) -> None:
     mp.add_argument("--model", default="physics",
                     help="network whose single-image maps start and tie the fit (default physics; "
                          "'none' for a fit without it)")
-    mp.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    mp.add_argument("--device", **DEVICE_OPTION)
     mp.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     mp.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     mp.set_defaults(func=cmd_maps)

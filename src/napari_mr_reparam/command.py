@@ -66,6 +66,27 @@ def command_parser(prog: str, description: str):
     return parser, parser.add_subparsers(title="commands", metavar="COMMAND")
 
 
+#: The ``--device`` option of every command that runs a model.
+DEVICE_OPTION = {"default": "auto", "help": "auto (the default: CUDA, then MPS, then CPU), cpu, cuda or mps"}
+
+
+class _ExamplesFormatter(argparse.HelpFormatter):
+    """Help wrapped as argparse wraps it, but for an ``examples:`` section: one command a
+    line, as written, to copy."""
+
+    def _fill_text(self, text, width, indent):
+        if text.startswith("examples:"):
+            return "".join(indent + line for line in text.splitlines(keepends=True))
+        return super()._fill_text(text, width, indent)
+
+
+def examples(*commands: str) -> dict:
+    """A sub-command parser's keywords for an ``examples:`` section at the end of its
+    ``--help`` (:class:`_ExamplesFormatter`)."""
+    return {"epilog": "examples:\n" + "\n".join(f"  {c}" for c in commands),
+            "formatter_class": _ExamplesFormatter}
+
+
 def run_cli(parser: argparse.ArgumentParser, argv=None, say_errors: bool = True) -> int:
     """Parse ``argv``, run the chosen sub-command, and turn expected failures into one line.
 

@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from .. import DEFAULT_CONSISTENCY
-from ..command import command_parser, run_cli
+from ..command import command_parser, examples, run_cli
 from ..tissues import TABLES
 from .phantom_specs import PHANTOM_SPECS, tissue_table
 
@@ -457,7 +457,11 @@ def build_parser() -> argparse.ArgumentParser:
     pn.add_argument("--autoencoder", help="autoencoder checkpoint or weights whose encoder is used")
     pn.set_defaults(func=cmd_paramnet)
 
-    ph = sub.add_parser("physics", help="train the physics-informed (quantitative-map) model")
+    ph = sub.add_parser("physics", help="train the physics-informed (quantitative-map) model",
+                        **examples("napari-mr-reparam-train physics --config training/physics.toml",
+                                   "napari-mr-reparam-train physics --config training/physics.toml --resume",
+                                   "torchrun --standalone --nproc_per_node 2 -m napari_mr_reparam.training.cli "
+                                   "physics --config training/physics.toml"))
     _add_train_options(ph)
     ph.add_argument("--task", choices=("d2p", "p2p"),
                     help=TASK_HELP)
@@ -471,7 +475,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train_options(ct)
     ct.set_defaults(func=cmd_contrast)
 
-    ev = sub.add_parser("evaluate", help="score a model on the paper protocol, identity beside it")
+    ev = sub.add_parser("evaluate", help="score a model on the paper protocol, identity beside it",
+                        **examples("napari-mr-reparam-train evaluate --model physics --limit 200",
+                                   "napari-mr-reparam-train evaluate --weights runs/physics/checkpoint.pt "
+                                   "--json runs/physics/eval.json"))
     ev.add_argument("--model", help=f"bundled model name, or identity (default {DEFAULT_EVALUATED})")
     ev.add_argument("--weights", help="a weights file (.safetensors or .pt) instead of --model")
     ev.add_argument("--task", choices=("d2p", "p2p"), help="default: the model's own task")
@@ -492,7 +499,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--overwrite", action="store_true", help="replace the --json file if it exists")
     ev.set_defaults(func=cmd_evaluate)
 
-    ex = sub.add_parser("export", help="turn a checkpoint into a safetensors weight set with its card")
+    ex = sub.add_parser("export", help="turn a checkpoint into a safetensors weight set with its card",
+                        **examples("napari-mr-reparam-train export runs/physics/checkpoint.pt --name physics "
+                                   "--out runs/physics/physics.safetensors"))
     ex.add_argument("checkpoint")
     ex.add_argument("--name", required=True,
                     help="weight-set name (d2p, p2p, physics): a plain file name (letters, digits, _ and -)")
