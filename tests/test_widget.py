@@ -171,6 +171,25 @@ def test_tab_reaches_an_added_inputs_row_where_it_shows(demo):
     assert widget.run.native not in passed
 
 
+def test_with_live_preview_off_settings_moved_back_say_the_prediction_shown_is_theirs(demo, qtbot):
+    viewer, widget = demo
+    widget.live.value = False
+    widget.model.value = "physics"
+    widget.run.clicked.emit()
+    _until(qtbot, lambda: _idle(widget) and _outputs(viewer, "prediction"))
+    current = "The prediction shown is at these settings: spin echo, TE 100 / TR 3000 ms"
+    widget.model.value = "d2p"
+    assert widget.status.value.startswith("The model changed: press Run all slices")
+    widget.model.value = "physics"  # back to the model whose prediction shows: nothing to run
+    assert widget.status.value == current
+    widget.te.value = 50.0
+    assert widget.status.value.startswith("Live preview is off: press Run all slices for spin echo, TE 50")
+    widget.te.value = 100.0
+    assert widget.status.value == current
+    widget.consistency.value = 0.9  # an option of the maps: not what the prediction shown was made with
+    assert widget.status.value.startswith("Live preview is off: press Run all slices")
+
+
 def test_param_to_param_reads_input_times_from_metadata(demo):
     viewer, widget = demo
     widget.model.value = "p2p"

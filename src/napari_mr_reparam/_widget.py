@@ -380,7 +380,17 @@ class ReparamWidget(Container):
             return  # live preview: the volume follows, and says so
         if self.is_idle() and said and said not in (self._refusal, self._joint_hint) \
                 and self._outputs.has_prediction():
-            self._report("The model changed: press Run all slices (or move a slider) to predict with it")
+            if not self._say_shown_is_current():
+                self._report("The model changed: press Run all slices (or move a slider) to predict with it")
+
+    def _say_shown_is_current(self) -> bool:
+        """Where the prediction shown is the one the controls ask for (a model chosen back,
+        a setting moved back, with live preview off), say so; whether it is."""
+        request = self.current_request(whole=True)
+        if request is None or not self._outputs.shows(request):
+            return False
+        self._report(f"The prediction shown is at these settings: {target_words(request)}")
+        return True
 
     def _on_inputs_changed(self, *_):
         """The input's own sequence, TI and flip are read by the physics model (one input
@@ -801,7 +811,7 @@ class ReparamWidget(Container):
         said = self.status.value
         if said and said in (self._refusal, self._joint_hint):
             return
-        if self.image.value is not None and self._outputs.has_prediction():
+        if self.image.value is not None and self._outputs.has_prediction() and not self._say_shown_is_current():
             self._report(f"Live preview is off: press Run all slices for {target_words(self.current_request(True))}")
 
     def _say_typed_beyond(self, line: str, field) -> None:

@@ -11,6 +11,7 @@ the slice on screen and of the volume in the widget's ``metrics`` line.
 from __future__ import annotations
 
 import weakref
+from dataclasses import replace
 
 import numpy as np
 
@@ -61,6 +62,12 @@ def map_contrast_limits(data) -> tuple[float, float]:
 #: What made a prediction from several inputs, as its sidecar's ``Model`` names it (as
 #: ``predict --joint`` does).
 JOINT_MODEL = "joint maps"
+
+
+def made_key(request: Request) -> str:
+    """What tells the whole-volume results of two requests apart: the request without its
+    slice (its layers named by their identity, as its text shows them)."""
+    return repr(replace(request, slice_index=None))
 
 
 def bring_into_view(viewer, layer) -> bool:
@@ -270,8 +277,16 @@ class Outputs:
                               inputs_record={**((inputs_record(request.inputs) if request.inputs
                                                  else input_record_of(request)) or {}),
                                              **target_preset_record(request.preset)})
+        # what made the whole volume shown (a previewed slice leaves it of no one request)
+        layer.metadata["mr_reparam_made"] = made_key(request) if request.slice_index is None else None
         if request.slice_index is None:
             layer.contrast_limits = limits or with_range(pred)[1]
+
+    def shows(self, request: Request) -> bool:
+        """Whether the prediction shown for ``request``'s input is the whole volume that
+        ``request`` (its model, target and options) made."""
+        layer = self.find(request.layer, "prediction")
+        return layer is not None and (layer.metadata or {}).get("mr_reparam_made") == made_key(request)
 
     def undo_previews(self) -> bool:
         """The prediction layers whose whole volume never followed their previewed slices
