@@ -1444,6 +1444,33 @@ def test_closing_the_dock_mid_run_stops_the_work_and_adds_no_layer(make_napari_v
     assert [l.name for l in viewer.layers] == ["head TE50 TR4500"]
 
 
+def test_a_render_done_while_newer_maps_are_fitted_says_they_are(demo, qtbot, monkeypatch):
+    import threading
+
+    from napari_mr_reparam import DEFAULT_CONSISTENCY
+    from napari_mr_reparam.inference import Reparameterizer
+
+    viewer, widget = demo
+    widget.live.value = False
+    widget.model.value = "physics"
+    widget.run.clicked.emit()
+    _until(qtbot, lambda: _idle(widget) and widget.status.value.startswith("Rendered"))
+    release = threading.Event()
+    started, slow = _slow_until(release, Reparameterizer.compute_maps)
+    monkeypatch.setattr(Reparameterizer, "compute_maps", slow)
+    try:
+        widget.consistency.value = 0.9
+        widget.run.clicked.emit()  # newer maps: their fit waits
+        _until(qtbot, started.is_set)
+        widget.consistency.value = DEFAULT_CONSISTENCY  # the maps at hand: rendered while the other fit runs
+        widget.run.clicked.emit()
+        _until(qtbot, lambda: widget.status.value.startswith("Rendered"))
+        assert widget.status.value.endswith("; the maps of other settings are still being fitted...")
+    finally:
+        release.set()
+    _until(qtbot, lambda: _idle(widget))
+
+
 def test_a_preset_chosen_fits_the_maps_once_though_the_preview_and_the_volume_both_ask(demo, qtbot, monkeypatch):
     import threading
 

@@ -1110,6 +1110,10 @@ class ReparamWidget(Container):
             source = f"the joint maps of {len(request.inputs)} inputs"
         else:
             source = f"the maps on {self._engines.last_device}"
+        if self._predictions.busy and not self._predictions.job.cancelled():  # other settings' maps being fitted
+            self._report(f"Rendered from {source}: {target_words(request)}{where}; the maps of other settings "
+                         "are still being fitted...")
+            return
         self._report_done(f"Rendered from {source}: {target_words(request)}{where}", request)
 
     def _report_done(self, line: str, request: Request) -> None:
