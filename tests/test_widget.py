@@ -845,7 +845,8 @@ def test_two_inputs_give_joint_maps_from_one_call_opened_from_the_plugins_menu(
     assert not widget.gain_per_input.native.isHidden()
     (pred,) = _outputs(viewer, "prediction")
     assert pred.name == "prediction joint(2) TE100 TR4000" and np.isfinite(pred.data).all()
-    assert "The inputs determine" in widget.joint_status.value and "T2" in widget.joint_status.value
+    assert widget.joint_status.value.startswith(("The inputs determine", "Fewer images than unknowns"))
+    assert "T2" in widget.joint_status.value
     assert [l.name for l in viewer.layers if l is not pred] == before
     # every slider move re-renders from the joint maps, with no new fit
     widget.preset.value = "FLAIR"
