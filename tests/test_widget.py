@@ -155,6 +155,11 @@ def test_choosing_an_input_for_default_to_param_says_what_it_reads_it_as(demo):
     widget.image.value = plain
     assert widget.status.value == ("plain scan: Default-to-Param reads every input as a spin echo at "
                                    "TE 50 / TR 4500 ms; a Preset or TE/TR predicts from it")
+    widget.model.value = "physics"  # the line said how the model before read it: this one's follows
+    assert widget.status.value == ("plain scan: no TE/TR in its metadata; taken as TE 50 / TR 4500 ms (name its "
+                                   "acquisition with Input preset)")
+    widget.model.value = "d2p"
+    assert widget.status.value.startswith("plain scan: Default-to-Param reads every input")
     widget.image.value = viewer.layers["head TE20 TR600"]  # stated otherwise: refused, as before
     assert "Default-to-Param reads inputs at TE 50 / TR 4500 ms only" in widget.status.value
 

@@ -350,6 +350,9 @@ class ReparamWidget(Container):
     def _on_model_changed(self, *_):
         from .widget_logic import SEQUENCE_READS
 
+        said_before = self.status.value  # a line of how the model before reads the input is said again below
+        of_input = bool(said_before) and said_before in (FIRST_HINT, self._said_of_input, self._stated) \
+            and said_before != self._refusal
         # a preset refused shown was the model before's: judged again below
         again = bool(self._preset_refused) and self.status.value == self._preset_refused == self._refusal
         if again:
@@ -369,8 +372,22 @@ class ReparamWidget(Container):
             self._refused_while_due = ""
         self._refuse_preset(self.input_preset, inputs=True)  # or an input it cannot read
         self._sync_input_preset()
+        if of_input and self.status.value == said_before and self.image.value is not None:
+            self.status.value = self._said_of_input = ""
+            if line := self._reading_line(self.image.value):
+                self._stated = line
+                self._say_of_input(line)
         if not self.status.value and self.image.value is not None and self.model.value != "d2p":
             self._say_what_runs(check=True)  # what holds for this model is said (input times to type, say)
+
+    def _reading_line(self, layer) -> str:
+        """How the model chosen reads ``layer``: as its file states (or, for
+        Default-to-Param, as its one input acquisition), else at the input times shown."""
+        line = stated_input_line(layer, self.model.value)
+        if line or self.model.value == "d2p" or not self.input_te.value or not self.input_tr.value:
+            return line
+        return (f"{layer.name}: no TE/TR in its metadata; taken as TE {self.input_te.value:g} / TR "
+                f"{self.input_tr.value:g} ms (name its acquisition with Input preset)")
 
     def _say_model_changed(self, *_) -> None:
         """A finished job's news in the status line was of the model before: say how to
