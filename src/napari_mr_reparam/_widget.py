@@ -386,7 +386,12 @@ class ReparamWidget(Container):
         line = stated_input_line(layer, self.model.value)
         if line or self.model.value == "d2p" or not self.input_te.value or not self.input_tr.value:
             return line
-        return (f"{layer.name}: no TE/TR in its metadata; taken as TE {self.input_te.value:g} / TR "
+        return self._taken_as_line(layer)
+
+    def _taken_as_line(self, layer, unknown: str = "TE/TR") -> str:
+        """The line for an input whose metadata lack ``unknown`` (``TE``, ``TR`` or both):
+        the times it is taken at, and how to name its acquisition instead."""
+        return (f"{layer.name}: no {unknown} in its metadata; taken as TE {self.input_te.value:g} / TR "
                 f"{self.input_tr.value:g} ms (name its acquisition with Input preset)")
 
     def _say_model_changed(self, *_) -> None:
@@ -783,11 +788,9 @@ class ReparamWidget(Container):
             self._guessed_input = (layer, guess.reading)
             self._say_of_input(guessed_line(layer.name, guess, "change Input preset"))
         elif unknown and self.model.value == "d2p":  # it reads no input's times (Input preset hidden)
-            self._say_of_input(stated_input_line(layer, "d2p"))
+            self._say_of_input(self._reading_line(layer))
         elif unknown:
-            self._say_of_input(f"{layer.name}: no {unknown} in its metadata; taken as TE "
-                               f"{self.input_te.value:g} / TR {self.input_tr.value:g} ms (name its "
-                               "acquisition with Input preset)")
+            self._say_of_input(self._taken_as_line(layer, unknown))
 
     def _seconds_hint(self) -> str:
         """The hint for a time field holding what can only be seconds (shown in the status)."""
